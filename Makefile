@@ -1,0 +1,31 @@
+# `make quickstart` and `make test` each create .venv when it is missing, install the package, then run.
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+
+.PHONY: quickstart test test-slow venv clean
+
+$(VPY):
+	$(PY) -m venv $(VENV)
+
+# torch is installed only when it is not importable already: torch==2.13.0 is the CPU wheel on this machine.
+$(STAMP): $(VPY) pyproject.toml
+	$(VPY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+	$(VPY) -c "import torch" 2>/dev/null || $(VPY) -m pip install -q torch==2.13.0
+	$(VPY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+quickstart: $(STAMP)
+	$(VPY) -m posetokens.quickstart
+
+test: $(STAMP)
+	$(VPY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(VPY) -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info

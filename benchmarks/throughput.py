@@ -1,0 +1,138 @@
+"""Throughput of pruned models against their unpruned twins, in one run, appended to benchmarks/RESULTS.md.
+
+    python benchmarks/throughput.py                 # PPT-S vs TokenPose-S, PPT-B vs TokenPose-B, batch 1 and 32
+    python benchmarks/throughput.py --pairs s --batches 1 --rounds 3
+
+Each pair shares one set of random weights. Three execution paths are timed for every model:
+
+* ``eager``: the model as built (fused SDPA attention, BatchNorm separate, NCHW);
+* ``optimized``: ``optimize_for_inference`` (conv-BN folded, channels-last), the inference path of the library;
+* ``explicit-attn``: ``optimized`` with attention written out as softmax(q k^T) v, the way the official
+  TokenPose/PPT code computes it with two einsums (the hand-written baseline).
+
+Timing: the host may be shared, so the robust figure is the CPU time of the calling thread with a fixed
+number of intra-op threads (default 1), the median over interleaved rounds (every variant once per round).
+Wall-clock medians are reported beside it. Speed claims are ratios inside one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import posetokens
+from posetokens.layers import optimize_for_inference, use_fused_attn
+
+PAIRS = {"s": ("tokenpose_s_coco_256x192", "ppt_s_coco_256x192"), "b": ("tokenpose_b_coco_256x192", "ppt_b_coco_256x192")}
+VARIANTS = ("eager", "optimized", "explicit-attn")
+
+
+def cpu_name() -> str:
+    """CPU model name from /proc/cpuinfo (or the platform string)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def time_once(model: torch.nn.Module, x: torch.Tensor, variant: str) -> tuple[float, float]:
+    """(thread CPU seconds, wall seconds) of one forward pass."""
+    with torch.inference_mode(), use_fused_attn(variant != "explicit-attn"):
+        c0, w0 = time.thread_time(), time.perf_counter()
+        model(x)
+        return time.thread_time() - c0, time.perf_counter() - w0
+
+
+def bench_pair(key: str, batch: int, rounds: int) -> list[dict]:
+    """Time both models of a pair in every variant, interleaved; return one row per (model, variant)."""
+    base_name, pruned_name = PAIRS[key]
+    torch.manual_seed(0)
+    base = posetokens.create_model(base_name).eval()
+    pruned = posetokens.create_model(pruned_name).eval()
+    pruned.load_state_dict(base.state_dict())
+    models = {
+        (name, v): (optimize_for_inference(m) if v != "eager" else m)
+        for name, m in ((base_name, base), (pruned_name, pruned))
+        for v in VARIANTS
+    }
+    x = torch.randn(batch, 3, *base.input_size)
+    xs = {v: (x.contiguous(memory_format=torch.channels_last) if v != "eager" else x) for v in VARIANTS}
+    for (name, v), m in models.items():  # warm-up
+        time_once(m, xs[v], v)
+    samples: dict[tuple[str, str], list[tuple[float, float]]] = {k: [] for k in models}
+    for _ in range(rounds):
+        for (name, v), m in models.items():
+            samples[(name, v)].append(time_once(m, xs[v], v))
+    rows = []
+    for (name, v), s in samples.items():
+        cpu = statistics.median(t[0] for t in s)
+        wall = statistics.median(t[1] for t in s)
+        rows.append({"pair": key, "model": name, "variant": v, "batch": batch, "cpu_s": cpu, "wall_s": wall,
+                     "img_s": batch / cpu})
+    return rows
+
+
+def report(rows: list[dict], threads: int, rounds: dict[int, int]) -> str:
+    """Markdown section with machine, date, the raw table and the ratios."""
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"## throughput.py — {now}",
+        "",
+        f"Machine: {cpu_name()}, {torch.get_num_threads()} intra-op thread(s) (requested {threads}), "
+        f"{platform.system()} {platform.machine()}, torch {torch.__version__}, CPU. "
+        f"Median over interleaved rounds ({', '.join(f'batch {b}: {r}' for b, r in rounds.items())}); "
+        "img/s from the calling thread's CPU time.",
+        "",
+        "| model | path | batch | CPU ms/batch | wall ms/batch | img/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['variant']} | {r['batch']} | {r['cpu_s'] * 1e3:.1f} | "
+                     f"{r['wall_s'] * 1e3:.1f} | {r['img_s']:.1f} |")
+    lines += ["", "| pair | batch | path | pruned / unpruned speed | pruned optimized vs pruned explicit-attn |",
+              "|---|---|---|---|---|"]
+    by = {(r["pair"], r["batch"], r["model"], r["variant"]): r for r in rows}
+    for key, (base_name, pruned_name) in PAIRS.items():
+        for batch in sorted({r["batch"] for r in rows if r["pair"] == key}):
+            for v in VARIANTS:
+                b, p = by[(key, batch, base_name, v)], by[(key, batch, pruned_name, v)]
+                e = by[(key, batch, pruned_name, "explicit-attn")]
+                o = by[(key, batch, pruned_name, "optimized")]
+                lines.append(f"| {pruned_name} / {base_name} | {batch} | {v} | {b['cpu_s'] / p['cpu_s']:.2f}x | "
+                             f"{e['cpu_s'] / o['cpu_s']:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Run the benchmark and append its report."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
+    ap.add_argument("--batches", nargs="+", type=int, default=[1, 32])
+    ap.add_argument("--rounds", type=int, default=0, help="rounds per batch size (default: 9 at batch 1, 3 above)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    rows, rounds = [], {}
+    for batch in args.batches:
+        rounds[batch] = args.rounds or (9 if batch == 1 else 3)
+        for key in args.pairs:
+            rows += bench_pair(key, batch, rounds[batch])
+            print(f"done: pair {key}, batch {batch}", flush=True)
+    text = report(rows, args.threads, rounds)
+    print(text)
+    with args.out.open("a") as f:
+        f.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()

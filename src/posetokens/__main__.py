@@ -1,0 +1,7 @@
+"""``python -m posetokens``."""
+
+import sys
+
+from posetokens.cli import main
+
+sys.exit(main())

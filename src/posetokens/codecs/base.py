@@ -1,0 +1,36 @@
+"""Codec interface: one object both builds training targets and decodes outputs."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BaseKeypointCodec"]
+
+
+class BaseKeypointCodec(ABC):
+    """Pairs ``encode`` (keypoints -> targets) with ``decode`` (outputs -> keypoints).
+
+    Coordinates on both ends are in *input-crop* pixels (the codec owns the
+    mapping to its own target space). Subclasses list the keys ``encode`` returns
+    in :attr:`label_keys`.
+    """
+
+    label_keys: tuple[str, ...] = ()
+
+    @abstractmethod
+    def encode(self, keypoints: np.ndarray, keypoints_visible: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Encode (N, K, 2) keypoints and (N, K) visibility into named target arrays."""
+
+    @abstractmethod
+    def decode(self, outputs: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Decode network outputs into ``(keypoints (N, K, 2), scores (N, K))``."""
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self._repr_fields().items())
+        return f"{type(self).__name__}({fields})"
+
+    def _repr_fields(self) -> dict[str, Any]:
+        return {}

@@ -1,0 +1,96 @@
+"""Loading weights into zoo models: unwrap containers, convert official layouts, load strictly.
+
+Each family's ``checkpoint_filter_fn`` (beside its model) maps an official state dict to ours; this module
+unwraps the containers the official repos save (``state_dict``, ``best_state_dict``, ``module.`` prefixes)
+and refuses any checkpoint that does not fit, naming the missing, unexpected and mis-shaped keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from posetokens.engine.checkpoint import atomic_save, load_file
+from posetokens.registry import create_model, get_entry, get_family
+
+# Containers, in order of preference, that hold a state dict inside a saved dict.
+_CONTAINER_KEYS = ("state_dict_ema", "ema", "best_state_dict", "state_dict", "model", "net", "params")
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint whose keys or shapes do not fit the model."""
+
+
+def unwrap_state_dict(obj: Any, source: str = "checkpoint", prefer: tuple[str, ...] = _CONTAINER_KEYS) -> dict[str, Tensor]:
+    """Find the tensor state dict inside a saved object and strip ``module.`` prefixes."""
+    if isinstance(obj, Mapping) and obj and all(isinstance(v, Tensor) for v in obj.values()):
+        sd = dict(obj)
+    elif isinstance(obj, Mapping):
+        for key in prefer:
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, Tensor) for v in inner.values()):
+                sd = dict(inner)
+                break
+        else:
+            raise CheckpointMismatchError(
+                f"{source}: no state dict found; expected a dict of tensors or one under any of {list(prefer)}, "
+                f"got keys {list(obj)[:10]}"
+            )
+    else:
+        raise CheckpointMismatchError(f"{source}: expected a dict of tensors, got {type(obj).__name__}")
+    if all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def _fmt(keys: list[str], limit: int = 12) -> str:
+    more = f" ... (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def strict_load(model: nn.Module, state_dict: Mapping[str, Tensor], source: str = "checkpoint") -> None:
+    """Load ``state_dict`` into ``model``; any missing, unexpected or mis-shaped key raises, by name."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state_dict.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        name = getattr(model, "zoo_name", type(model).__name__)
+        parts = [f"{source} does not fit model {name}:"]
+        if missing:
+            parts.append(f"  missing keys ({len(missing)}): {_fmt(missing)}")
+        if unexpected:
+            parts.append(f"  unexpected keys ({len(unexpected)}): {_fmt(unexpected)}")
+        if shapes:
+            parts.append(f"  shape mismatches ({len(shapes)}): {_fmt(shapes, 6)}")
+        raise CheckpointMismatchError("\n".join(parts))
+    model.load_state_dict(state_dict, strict=True)
+
+
+def load_weights(model: nn.Module, weights: str | Path | Mapping[str, Any], family: str, source: str = "") -> nn.Module:
+    """Load ours or an official checkpoint of ``family`` into ``model`` (converted, strict)."""
+    source = source or str(weights)
+    obj = load_file(weights) if isinstance(weights, (str, Path)) else weights
+    sd = unwrap_state_dict(obj, source)
+    strict_load(model, get_family(family).convert(sd, model), source)
+    return model
+
+
+def convert_checkpoint(name: str, official: str | Path, out: str | Path) -> Path:
+    """Convert the official checkpoint ``official`` for zoo model ``name`` and save it to ``out``.
+
+    The saved file holds ``{"model": name, "state_dict": ..., "converted_from": ...}`` and loads with
+    ``create_model(name, weights=out)``.
+    """
+    model = create_model(name)
+    load_weights(model, official, get_entry(name).family)
+    payload = {"model": name, "state_dict": model.state_dict(), "converted_from": str(official)}
+    return atomic_save(payload, out)

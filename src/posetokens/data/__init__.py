@@ -1,0 +1,1 @@
+"""Datasets, metainfo, transforms and the synthetic data generator."""

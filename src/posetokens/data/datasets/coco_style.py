@@ -1,0 +1,376 @@
+"""Top-down datasets over COCO-format keypoint json files (COCO, COCO-WholeBody, CrowdPose, custom).
+
+The classes here only parse annotations into per-instance dicts and load images; cropping, flipping
+and target encoding belong to the ``transform`` callable given in.
+
+Item dict (what :meth:`TopDownDataset.get_data_info` returns; ``__getitem__`` adds ``img`` (H, W, 3)
+uint8 **RGB** and ``img_shape`` (h, w), then applies ``transform``):
+
+=====================  =========================================================================
+``img_path``           str, image file
+``img_id``             int, COCO image id
+``id``                 int, annotation id (GT boxes) or running index of the detection (det boxes)
+``category_id``        int
+``bbox``               float32 (4,), **xywh** in pixels
+``bbox_score``         float (1.0 for GT boxes, the detector score otherwise)
+``keypoints``          float32 (K, 2), pixels, 0-based
+``keypoints_visible``  float32 (K,), ``min(1, v)`` of the COCO visibility (0 = not labelled)
+``area``               float (GT ``area``; ``w*h`` of the box when the json has none / detections)
+``num_keypoints``      int, labelled joints after the out-of-image marking below
+``ori_shape``          (h, w) from the json's image entry
+``crowd_index``        float, only when the image entry has ``crowdIndex`` (CrowdPose)
+=====================  =========================================================================
+
+Documented cleaning (every case is counted in ``dataset.skipped`` / ``dataset.marked`` and logged once):
+
+* train mode, GT boxes: skip ``iscrowd`` annotations (``'crowd'``), boxes with zero width or height
+  after clipping to the image (``'zero_area_bbox'``), and annotations with no labelled joint left
+  (``'no_visible_keypoints'``).
+* test mode without a detection file: GT boxes; skip ``'crowd'`` and ``'zero_area_bbox'`` only.
+* test mode with detections: keep detections with ``score >= det_score_thr`` (``'low_score_detection'``
+  counts the others), of category ``det_category_id`` (``'other_category'``) and with a positive box
+  (``'zero_area_bbox'``).
+* GT boxes are clipped to ``[0, W-1] × [0, H-1]`` (as MMPose does); detection boxes are not.
+* A labelled joint outside ``[0, W) × [0, H)`` keeps its coordinates but gets ``keypoints_visible = 0``;
+  ``marked['keypoints_outside_image']`` counts such joints.
+* With ``skip_bad_images=True`` a missing/corrupt image is counted once per file in
+  ``skipped['bad_image']`` and the next item is returned instead. (With DataLoader workers each worker
+  counts in its own copy.)
+
+CrowdPose is ``CocoStyleDataset(ann_file, img_dir, 'crowdpose')``: its json has no ``area``, so
+``area`` falls back to the box area.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from posetokens.fileio import read_json
+from torch.utils.data import Dataset
+
+__all__ = [
+    "COCO_WHOLEBODY_FIELDS",
+    "CocoStyleDataset",
+    "TopDownDataset",
+    "load_image",
+    "read_json",
+]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike
+COCO_WHOLEBODY_FIELDS = ("keypoints", "foot_kpts", "face_kpts", "lefthand_kpts", "righthand_kpts")
+
+
+# -------------------------------------------------------------------------------------------- I/O
+def load_image(path: PathLike) -> np.ndarray:
+    """Read an image with OpenCV and return it as ``(H, W, 3)`` uint8 **RGB**.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: OpenCV cannot decode it (corrupt, truncated or not an image).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"image file not found: {p}")
+    img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        raise ValueError(f"cannot decode image (corrupt, truncated or not an image): {p}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _numeric(value: Any, where: str, field: str, size: int | None = None) -> np.ndarray:
+    """``value`` as a finite float64 vector (of ``size`` values), else ``ValueError`` naming the field."""
+    try:
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: field '{field}' is not numeric ({e})") from e
+    if size is not None and arr.size != size:
+        raise ValueError(f"{where}: field '{field}' has {arr.size} values, expected {size}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{where}: field '{field}' contains NaN or inf")
+    return arr
+
+
+def _require(d: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
+    if not isinstance(d, Mapping):
+        raise ValueError(f"{where}: expected a JSON object, got {type(d).__name__}")
+    for k in keys:
+        if k not in d:
+            raise ValueError(f"{where}: missing field '{k}'")
+
+
+def _resolve_metainfo(metainfo: Any) -> Any:
+    if isinstance(metainfo, str):
+        from posetokens.data.metainfo import get_metainfo
+
+        return get_metainfo(metainfo)
+    if not hasattr(metainfo, "num_keypoints"):
+        raise TypeError(f"metainfo must be a name or a PoseMetaInfo, got {type(metainfo).__name__}")
+    return metainfo
+
+
+# ------------------------------------------------------------------------------------------- base
+class TopDownDataset(Dataset):
+    """Shared base: a list of instance dicts, lazy image loading, bad-image skipping, skip counters."""
+
+    def __init__(self, transform: Callable[[dict[str, Any]], Any] | None, skip_bad_images: bool) -> None:
+        self.transform = transform
+        self.skip_bad_images = skip_bad_images
+        self.data_list: list[dict[str, Any]] = []
+        self.skipped: dict[str, int] = {}
+        self.marked: dict[str, int] = {}
+        self._bad_paths: set[str] = set()
+
+    def _count(self, table: dict[str, int], key: str, n: int = 1) -> None:
+        table[key] = table.get(key, 0) + n
+
+    def _log_summary(self, source: PathLike) -> None:
+        if self.skipped or self.marked:
+            logger.warning(
+                "%s: %d items; skipped %s; marked %s",
+                source,
+                len(self.data_list),
+                dict(self.skipped),
+                dict(self.marked),
+            )
+
+    def __len__(self) -> int:
+        return len(self.data_list)
+
+    def get_data_info(self, idx: int) -> dict[str, Any]:
+        """The item dict without the image (arrays are copies)."""
+        info = self.data_list[idx]
+        return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in info.items()}
+
+    def __getitem__(self, idx: int) -> Any:
+        n = len(self.data_list)
+        if not -n <= idx < n:
+            raise IndexError(f"index {idx} out of range for {type(self).__name__} of length {n}")
+        j = idx % n
+        for _ in range(n):
+            info = self.get_data_info(j)
+            if info["img_path"] in self._bad_paths:  # known bad: do not retry every epoch
+                j = (j + 1) % n
+                continue
+            try:
+                img = load_image(info["img_path"])
+            except (FileNotFoundError, ValueError) as err:
+                if not self.skip_bad_images:
+                    raise
+                if info["img_path"] not in self._bad_paths:
+                    self._bad_paths.add(info["img_path"])
+                    self._count(self.skipped, "bad_image")
+                    logger.warning("skipping unreadable image: %s", err)
+                j = (j + 1) % n
+                continue
+            info["img"] = img
+            info["img_shape"] = img.shape[:2]
+            return self.transform(info) if self.transform is not None else info
+        raise RuntimeError(f"{type(self).__name__}: no readable image among all {n} items")
+
+
+# ------------------------------------------------------------------------------------ COCO style
+class CocoStyleDataset(TopDownDataset):
+    """Top-down instances from any COCO-format keypoint json (see the module doc for the item dict).
+
+    Args:
+        ann_file: COCO-format json with ``images`` and ``annotations``.
+        img_dir: folder joined with each image's ``file_name``.
+        metainfo: a ``PoseMetaInfo`` or a name for ``get_metainfo`` (``'coco'``, ``'crowdpose'`` ...).
+        mode: ``'train'`` (GT boxes, cleaned) or ``'test'`` (detections, or GT boxes when ``det_file``
+            is ``None``).
+        det_file: COCO detection results json (a list of ``image_id, bbox, score[, category_id]``).
+        det_score_thr: keep detections with ``score >= det_score_thr``.
+        det_category_id: keep detections of this category (``None`` keeps all).
+        transform: callable applied to each item dict (after the image is loaded).
+        skip_bad_images: count-and-skip unreadable images instead of raising.
+        keypoint_fields: annotation fields concatenated into the K keypoints; default ``('keypoints',)``,
+            or :data:`COCO_WHOLEBODY_FIELDS` for the ``coco_wholebody`` metainfo.
+
+    Raises:
+        FileNotFoundError: missing ``ann_file``/``det_file``.
+        ValueError: malformed json, missing keys, keypoint arrays of the wrong length, NaN values,
+            unknown image ids; the message names the file, the entry and the field.
+    """
+
+    def __init__(
+        self,
+        ann_file: PathLike,
+        img_dir: PathLike,
+        metainfo: Any,
+        mode: str = "train",
+        det_file: PathLike | None = None,
+        det_score_thr: float = 0.0,
+        det_category_id: int | None = 1,
+        transform: Callable[[dict[str, Any]], Any] | None = None,
+        skip_bad_images: bool = False,
+        keypoint_fields: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(transform, skip_bad_images)
+        if mode not in ("train", "test"):
+            raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+        self.ann_file = str(ann_file)
+        self.img_dir = str(img_dir)
+        self.metainfo = _resolve_metainfo(metainfo)
+        self.mode = mode
+        self.det_file = None if det_file is None else str(det_file)
+        self.det_score_thr = float(det_score_thr)
+        if keypoint_fields is None:
+            wholebody = getattr(self.metainfo, "name", "") == "coco_wholebody"
+            keypoint_fields = COCO_WHOLEBODY_FIELDS if wholebody else ("keypoints",)
+        self.keypoint_fields = tuple(keypoint_fields)
+        self.num_keypoints = int(self.metainfo.num_keypoints)
+
+        self.images = self._parse_images(read_json(self.ann_file))
+        if mode == "test" and det_file is not None:
+            self._load_detections(read_json(det_file, "detection"), det_category_id)
+        else:
+            self._load_gt()
+        self._log_summary(self.det_file or self.ann_file)
+
+    # ---------------------------------------------------------------------------------- parsing
+    def _parse_images(self, data: Any) -> dict[int, dict[str, Any]]:
+        src = self.ann_file
+        if not isinstance(data, dict):
+            raise ValueError(f"{src}: top level must be a JSON object with 'images' and 'annotations'")
+        for key in ("images", "annotations"):
+            if key not in data:
+                raise ValueError(f"{src}: missing top-level key '{key}'")
+            if not isinstance(data[key], list):
+                raise ValueError(f"{src}: top-level key '{key}' must be a list")
+        self._annotations = data["annotations"]
+        images: dict[int, dict[str, Any]] = {}
+        for i, img in enumerate(data["images"]):
+            where = f"{src}: images[{i}]"
+            _require(img, ("id", "file_name"), where)
+            images[int(img["id"])] = img
+        return images
+
+    def _image_fields(self, img: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "img_path": os.path.join(self.img_dir, img["file_name"]),
+            "img_id": int(img["id"]),
+            "ori_shape": (int(img["height"]), int(img["width"])) if "height" in img and "width" in img else None,
+        }
+        if "crowdIndex" in img:
+            out["crowd_index"] = float(img["crowdIndex"])
+        return out
+
+    def _keypoints(self, ann: Mapping[str, Any], where: str) -> np.ndarray:
+        parts = []
+        for f in self.keypoint_fields:
+            if f not in ann:
+                raise ValueError(f"{where}: missing field '{f}'")
+            arr = _numeric(ann[f], where, f)
+            if len(self.keypoint_fields) > 1 and arr.size % 3:
+                raise ValueError(f"{where}: field '{f}' has {arr.size} values, not a multiple of 3")
+            parts.append(arr)
+        k = np.concatenate(parts)
+        if k.size != 3 * self.num_keypoints:
+            fields = "+".join(self.keypoint_fields)
+            raise ValueError(
+                f"{where}: field '{fields}' has {k.size} values, expected {3 * self.num_keypoints} "
+                f"({self.num_keypoints} keypoints x [x, y, v] for metainfo "
+                f"'{getattr(self.metainfo, 'name', '?')}')"
+            )
+        return k.reshape(-1, 3)
+
+    def _clip_box(self, bbox: np.ndarray, shape: tuple[int, int] | None) -> np.ndarray:
+        if shape is None:
+            return bbox
+        h, w = shape
+        x1, y1 = np.clip(bbox[0], 0, w - 1), np.clip(bbox[1], 0, h - 1)
+        x2, y2 = np.clip(bbox[0] + bbox[2], 0, w - 1), np.clip(bbox[1] + bbox[3], 0, h - 1)
+        return np.array([x1, y1, x2 - x1, y2 - y1])
+
+    def _load_gt(self) -> None:
+        src = self.ann_file
+        train = self.mode == "train"
+        for i, ann in enumerate(self._annotations):
+            where = f"{src}: annotations[{i}] (id={ann.get('id') if isinstance(ann, Mapping) else '?'})"
+            _require(ann, ("id", "image_id", "bbox"), where)
+            if int(ann["image_id"]) not in self.images:
+                raise ValueError(f"{where}: field 'image_id' = {ann['image_id']} is not in 'images'")
+            kpts = self._keypoints(ann, where)
+            bbox = _numeric(ann["bbox"], where, "bbox", 4)
+            if ann.get("iscrowd", 0):
+                self._count(self.skipped, "crowd")
+                continue
+            img_fields = self._image_fields(self.images[int(ann["image_id"])])
+            bbox = self._clip_box(bbox, img_fields["ori_shape"])
+            if bbox[2] <= 0 or bbox[3] <= 0:
+                self._count(self.skipped, "zero_area_bbox")
+                continue
+            visible = np.minimum(1.0, np.maximum(kpts[:, 2], 0.0))
+            if img_fields["ori_shape"] is not None:
+                h, w = img_fields["ori_shape"]
+                x, y = kpts[:, 0], kpts[:, 1]
+                outside = (visible > 0) & ((x < 0) | (y < 0) | (x >= w) | (y >= h))
+                if outside.any():
+                    self._count(self.marked, "keypoints_outside_image", int(outside.sum()))
+                    visible = np.where(outside, 0.0, visible)
+            if train and not (visible > 0).any():
+                self._count(self.skipped, "no_visible_keypoints")
+                continue
+            area = float(_numeric(ann["area"], where, "area", 1)[0]) if "area" in ann else float(bbox[2] * bbox[3])
+            self.data_list.append(
+                {
+                    **img_fields,
+                    "id": int(ann["id"]),
+                    "category_id": int(ann.get("category_id", 1)),
+                    "bbox": bbox.astype(np.float32),
+                    "bbox_score": 1.0,
+                    "keypoints": kpts[:, :2].astype(np.float32),
+                    "keypoints_visible": visible.astype(np.float32),
+                    "area": area,
+                    "num_keypoints": int((visible > 0).sum()),
+                }
+            )
+
+    def _load_detections(self, dets: Any, category_id: int | None) -> None:
+        src = self.det_file
+        if not isinstance(dets, list):
+            raise ValueError(f"{src}: expected a JSON list of detections, got {type(dets).__name__}")
+        zeros_k = np.zeros((self.num_keypoints, 2), dtype=np.float32)
+        zeros_v = np.zeros(self.num_keypoints, dtype=np.float32)
+        for i, det in enumerate(dets):
+            where = f"{src}: entry [{i}]"
+            _require(det, ("image_id", "bbox", "score"), where)
+            iid = det["image_id"]
+            if not isinstance(iid, (int, np.integer)) or int(iid) not in self.images:
+                raise ValueError(
+                    f"{where}: field 'image_id' = {iid!r} is not an image of the ground truth {self.ann_file}"
+                )
+            bbox = _numeric(det["bbox"], where, "bbox", 4)
+            score = float(_numeric(det["score"], where, "score", 1)[0])
+            if category_id is not None and int(det.get("category_id", category_id)) != category_id:
+                self._count(self.skipped, "other_category")
+                continue
+            if score < self.det_score_thr:
+                self._count(self.skipped, "low_score_detection")
+                continue
+            if bbox[2] <= 0 or bbox[3] <= 0:
+                self._count(self.skipped, "zero_area_bbox")
+                continue
+            self.data_list.append(
+                {
+                    **self._image_fields(self.images[int(iid)]),
+                    "id": i,
+                    "category_id": int(det.get("category_id", 1)),
+                    "bbox": bbox.astype(np.float32),
+                    "bbox_score": score,
+                    "keypoints": zeros_k.copy(),
+                    "keypoints_visible": zeros_v.copy(),
+                    "area": float(bbox[2] * bbox[3]),
+                    "num_keypoints": 0,
+                }
+            )

@@ -1,0 +1,1 @@
+"""Training, checkpoints, schedules and counting."""

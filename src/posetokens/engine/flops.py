@@ -1,0 +1,66 @@
+"""FLOP and parameter counting: true MACs, and the counters the papers used for their tables.
+
+* :func:`true_macs` counts every multiply-accumulate, attention matmuls included, with
+  ``torch.utils.flop_counter.FlopCounterMode`` (total / 2). Attention is switched to its explicit path
+  while counting, because the counter does not see the fused CPU SDPA kernel.
+* :func:`hrnet_summary_gflops` reproduces the HRNet-era ``get_model_summary`` used by the TokenPose and PPT
+  repos for their tables: only Conv and Linear modules are counted (so the attention einsums are not), a
+  Conv costs ``weight.numel() * output spatial size`` and a Linear ``output.numel() * input.size(1)``
+  (for (B, N, C) tokens that is N, not C), and the sum is divided by ``1024 ** 3``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from posetokens.layers import use_fused_attn
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (fixed buffers such as the sine PE are not parameters here)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+@torch.no_grad()
+def true_macs(model: nn.Module, inputs: Sequence[Tensor]) -> int:
+    """Every multiply-accumulate of one forward pass on ``inputs``, attention matmuls included."""
+    was_training = model.training
+    model.eval()
+    try:
+        with use_fused_attn(False), FlopCounterMode(display=False) as counter:
+            model(*inputs)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() // 2
+
+
+@torch.no_grad()
+def hrnet_summary_gflops(model: nn.Module, inputs: Sequence[Tensor]) -> float:
+    """The TokenPose/PPT repos' "GFLOPs" (really a Conv/Linear multiply-add estimate, see module doc)."""
+    total = 0
+
+    def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Linear):
+            total += output.numel() * args[0].size(1)
+        elif "Conv" in type(module).__name__ and getattr(module, "weight", None) is not None:
+            total += module.weight.numel() * output[0, 0].numel()
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if m is not model and not isinstance(m, (nn.Sequential, nn.ModuleList))
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        model(*inputs)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return total / 1024**3

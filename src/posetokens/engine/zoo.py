@@ -1,0 +1,42 @@
+"""Efficiency figures of zoo models: params, true GMACs and the paper-convention GFLOPs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from posetokens.engine.flops import count_params, true_macs
+from posetokens.registry import create_model, get_entry, get_family
+
+
+def model_figures(name: str) -> dict[str, Any]:
+    """``{"model", "params_m", "gmacs", "paper_gflops"}`` for one zoo model at its input size (batch 1).
+
+    ``params_m`` counts parameters (the fixed sine PE is a buffer, as the papers count); ``gmacs`` counts
+    every multiply-accumulate; ``paper_gflops`` is counted the way the family's paper table counted.
+    """
+    model = create_model(name).eval()
+    entry = get_entry(name)
+    return {
+        "model": name,
+        "params_m": round(count_params(model) / 1e6, 4),
+        "gmacs": round(true_macs(model, model.dummy_inputs(1)) / 1e9, 4),
+        "paper_gflops": round(get_family(entry.family).paper_flops(model), 4),
+    }
+
+
+def efficiency_table(names: list[str]) -> str:
+    """A Markdown table of our figures beside the paper's."""
+    rows = [
+        "| model | params (M) | paper params | GMACs (all) | GFLOPs, paper convention | paper GFLOPs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        f, p = model_figures(name), get_entry(name).paper
+
+        def _s(v: float | None) -> str:
+            return "—" if v is None else f"{v:g}"
+
+        rows.append(
+            f"| {name} | {f['params_m']:.3f} | {_s(p.params_m)} | {f['gmacs']:.3f} | {f['paper_gflops']:.3f} | {_s(p.gflops)} |"
+        )
+    return "\n".join(rows)

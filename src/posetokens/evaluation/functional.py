@@ -1,0 +1,382 @@
+"""Pure-numpy keypoint evaluation: OKS, OKS-NMS, rescoring, PCK and MPII PCKh.
+
+Everything here is stateless and takes plain arrays; the stateful metrics in :mod:`.coco` and
+:mod:`.pck` accumulate predictions and call these functions.
+
+Conventions
+-----------
+* OKS follows COCO: ``e_k = d_k**2 / (2 * s**2 * (2*sigma_k)**2)`` with ``s**2`` the object area, and the
+  OKS is the mean of ``exp(-e_k)`` over the counted joints.
+* PCK (:func:`pck_accuracy`) follows MMPose: a joint is correct when its normalised distance is
+  *strictly below* ``thr``; joints without any valid sample get ``-1``.
+* PCKh (:func:`pckh`) follows the MPII evaluation script: correct when the head-normalised distance is
+  ``<= thr``; values are reported in **percent**.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "MPII_REPORT_GROUPS",
+    "compute_oks",
+    "head_size_from_boxes",
+    "instance_area",
+    "oks_matrix",
+    "oks_nms",
+    "oks_nms_arrays",
+    "pck_accuracy",
+    "pckh",
+    "pckh_per_joint",
+    "rescore",
+]
+
+_EPS = np.spacing(1)
+
+# MPII-16 joint order: 0 r_ankle, 1 r_knee, 2 r_hip, 3 l_hip, 4 l_knee, 5 l_ankle, 6 pelvis, 7 thorax,
+# 8 upper_neck, 9 head_top, 10 r_wrist, 11 r_elbow, 12 r_shoulder, 13 l_shoulder, 14 l_elbow, 15 l_wrist.
+MPII_REPORT_GROUPS: dict[str, tuple[int, ...]] = {
+    "Head": (9,),
+    "Shoulder": (12, 13),
+    "Elbow": (11, 14),
+    "Wrist": (10, 15),
+    "Hip": (2, 3),
+    "Knee": (1, 4),
+    "Ankle": (0, 5),
+}
+# The MPII "Mean" (and "Mean@0.1") leaves out pelvis and thorax, as the official script does.
+_MPII_MEAN_EXCLUDED = (6, 7)
+
+
+# ----------------------------------------------------------------------------------------------- OKS
+def compute_oks(
+    kpts_a: ArrayLike,
+    kpts_b: ArrayLike,
+    area: float,
+    sigmas: ArrayLike,
+    vis_thr: float | None = None,
+) -> float | np.ndarray:
+    """OKS of prediction(s) ``kpts_a`` against one reference instance ``kpts_b``.
+
+    Args:
+        kpts_a: predictions, ``(K, 2|3)`` or batched ``(N, K, 2|3)``; a third column is a score.
+        kpts_b: the reference, ``(K, 3)`` with ``x, y, v``; joints with ``v > 0`` are counted (COCO GT).
+        area: the reference object's area (COCO ``area``), the ``s**2`` in the OKS formula.
+        sigmas: ``(K,)`` per-joint sigmas (e.g. COCO ``.026 ... .089``).
+        vis_thr: if given (and ``kpts_a`` has scores), a joint is counted only when both its reference
+            ``v`` and its predicted score exceed ``vis_thr``.
+
+    Returns:
+        A float for a single prediction, else an ``(N,)`` array. An instance with no counted joint scores 0.
+    """
+    a = np.asarray(kpts_a, dtype=np.float64)
+    b = np.asarray(kpts_b, dtype=np.float64)
+    sig = np.asarray(sigmas, dtype=np.float64)
+    single = a.ndim == 2
+    a = a[None] if single else a
+    if b.ndim != 2 or b.shape[1] < 3:
+        raise ValueError(f"compute_oks: kpts_b must be (K, 3) with visibility, got shape {b.shape}")
+    if a.shape[1] != b.shape[0] or sig.shape != (b.shape[0],):
+        raise ValueError(
+            f"compute_oks: keypoint counts differ: kpts_a {a.shape}, kpts_b {b.shape}, sigmas {sig.shape}"
+        )
+    d2 = ((a[..., :2] - b[None, :, :2]) ** 2).sum(-1)  # (N, K)
+    e = d2 / ((2.0 * sig) ** 2) / (float(area) + _EPS) / 2.0
+    mask = np.broadcast_to(b[None, :, 2] > 0, d2.shape)
+    if vis_thr is not None:
+        mask = mask & (b[None, :, 2] > vis_thr)
+        if a.shape[-1] >= 3:
+            mask = mask & (a[..., 2] > vis_thr)
+    n = mask.sum(-1)
+    oks = np.where(n > 0, (np.exp(-e) * mask).sum(-1) / np.maximum(n, 1), 0.0)
+    return float(oks[0]) if single else oks
+
+
+def oks_matrix(
+    keypoints: ArrayLike,
+    areas: ArrayLike,
+    sigmas: ArrayLike,
+    vis_thr: float | None = None,
+) -> np.ndarray:
+    """Pairwise OKS between ``N`` instances of one image, as used by OKS-NMS (MMPose ``oks_iou``).
+
+    The scale of a pair is the mean of the two areas. All joints are counted, or, when ``vis_thr`` is
+    given, only the joints whose scores exceed it in both instances.
+
+    Args:
+        keypoints: ``(N, K, 3)`` ``x, y, score``.
+        areas: ``(N,)`` instance areas.
+        sigmas: ``(K,)`` per-joint sigmas.
+        vis_thr: optional score threshold for counting a joint.
+
+    Returns:
+        ``(N, N)`` symmetric OKS matrix (pairs with no counted joint get 0).
+    """
+    k = np.asarray(keypoints, dtype=np.float64)
+    ar = np.asarray(areas, dtype=np.float64).reshape(-1)
+    sig = np.asarray(sigmas, dtype=np.float64)
+    if k.ndim != 3 or k.shape[-1] < 3 or k.shape[1] != sig.shape[0] or ar.shape[0] != k.shape[0]:
+        raise ValueError(
+            f"oks_matrix: expected keypoints (N, K, 3), areas (N,), sigmas (K,); got {k.shape}, "
+            f"{ar.shape}, {sig.shape}"
+        )
+    d2 = ((k[:, None, :, :2] - k[None, :, :, :2]) ** 2).sum(-1)  # (N, N, K)
+    scale = (ar[:, None] + ar[None, :]) / 2.0 + _EPS
+    e = d2 / ((2.0 * sig) ** 2) / scale[..., None] / 2.0
+    if vis_thr is None:
+        return np.exp(-e).mean(-1)
+    vis = k[..., 2] > vis_thr
+    mask = vis[:, None, :] & vis[None, :, :]
+    n = mask.sum(-1)
+    return np.where(n > 0, (np.exp(-e) * mask).sum(-1) / np.maximum(n, 1), 0.0)
+
+
+def oks_nms_arrays(
+    keypoints: ArrayLike,
+    scores: ArrayLike,
+    areas: ArrayLike,
+    sigmas: ArrayLike,
+    thr: float = 0.9,
+    vis_thr: float | None = None,
+) -> np.ndarray:
+    """Greedy OKS-NMS over the instances of ONE image.
+
+    Instances are visited by decreasing score (ties: original order); each kept instance suppresses
+    every remaining instance whose OKS with it is ``> thr``.
+
+    Args:
+        keypoints: ``(N, K, 3)``; scores: ``(N,)``; areas: ``(N,)``; sigmas: ``(K,)``.
+        thr: OKS above which an instance is a duplicate (MMPose default 0.9).
+        vis_thr: optional per-joint score threshold, see :func:`oks_matrix`.
+
+    Returns:
+        Indices of the kept instances, ``int64``, in decreasing-score order.
+    """
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if s.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    oks = oks_matrix(keypoints, areas, sigmas, vis_thr)
+    order = np.argsort(-s, kind="stable")
+    suppressed = np.zeros(s.size, dtype=bool)
+    keep: list[int] = []
+    for i in order:
+        if suppressed[i]:
+            continue
+        keep.append(int(i))
+        suppressed |= oks[i] > thr
+    return np.asarray(keep, dtype=np.int64)
+
+
+def instance_area(inst: Mapping[str, Any], keypoints: np.ndarray | None = None) -> float:
+    """The area used for OKS-NMS of a prediction dict.
+
+    ``inst['area']`` if given, else ``w*h`` of ``inst['bbox']`` (xywh), else the area of the keypoints'
+    bounding box (COCO's convention for results without a box).
+    """
+    if inst.get("area") is not None:
+        return float(inst["area"])
+    if inst.get("bbox") is not None:
+        b = np.asarray(inst["bbox"], dtype=np.float64).reshape(-1)
+        return float(b[2] * b[3])
+    k = np.asarray(inst["keypoints"] if keypoints is None else keypoints, dtype=np.float64)
+    k = k.reshape(-1, 3) if k.ndim == 1 else k
+    return float(np.ptp(k[:, 0]) * np.ptp(k[:, 1]))
+
+
+def _instance_keypoints(inst: Mapping[str, Any]) -> np.ndarray:
+    k = np.asarray(inst["keypoints"], dtype=np.float64)
+    if k.ndim == 1:
+        k = k.reshape(-1, 3)
+    if k.shape[-1] == 2:
+        sc = inst.get("keypoint_scores")
+        sc = np.ones(k.shape[0]) if sc is None else np.asarray(sc, dtype=np.float64).reshape(-1)
+        k = np.concatenate([k, sc[:, None]], axis=1)
+    return k
+
+
+def oks_nms(
+    instances: Sequence[Mapping[str, Any]],
+    sigmas: ArrayLike,
+    thr: float = 0.9,
+    vis_thr: float | None = None,
+) -> np.ndarray:
+    """OKS-NMS over a list of instance dicts of ONE image (MMPose ``oks_nms`` interface).
+
+    Each instance has ``keypoints`` (``(K, 3)`` or flat ``3K``, or ``(K, 2)`` plus ``keypoint_scores``),
+    ``score``, and optionally ``area``/``bbox`` (see :func:`instance_area`).
+
+    Returns:
+        Indices of the kept instances in decreasing-score order.
+    """
+    if len(instances) == 0:
+        return np.zeros(0, dtype=np.int64)
+    kpts = np.stack([_instance_keypoints(x) for x in instances])
+    scores = np.asarray([float(x["score"]) for x in instances])
+    areas = np.asarray([instance_area(x, k) for x, k in zip(instances, kpts)])
+    return oks_nms_arrays(kpts, scores, areas, sigmas, thr=thr, vis_thr=vis_thr)
+
+
+def rescore(keypoint_scores: ArrayLike, bbox_score: ArrayLike, thr: float = 0.2) -> np.ndarray | float:
+    """MMPose ``bbox_keypoint`` rescoring: box score × mean of the keypoint scores above ``thr``.
+
+    Args:
+        keypoint_scores: ``(K,)`` or ``(N, K)``.
+        bbox_score: scalar or ``(N,)``.
+        thr: joints with score ``> thr`` enter the mean; an instance with none gets score 0.
+
+    Returns:
+        A float for one instance, else ``(N,)``.
+    """
+    s = np.asarray(keypoint_scores, dtype=np.float64)
+    single = s.ndim == 1
+    s = s[None] if single else s
+    mask = s > thr
+    n = mask.sum(-1)
+    kpt = np.where(n > 0, (s * mask).sum(-1) / np.maximum(n, 1), 0.0)
+    out = kpt * np.asarray(bbox_score, dtype=np.float64).reshape(-1)
+    return float(out[0]) if single else out
+
+
+# ----------------------------------------------------------------------------------------------- PCK
+def _normalized_distances(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, norm: ArrayLike) -> np.ndarray:
+    """``||(pred - gt) / norm||`` per joint, ``(N, K)``; ``-1`` where masked out or ``norm`` is 0."""
+    n, k = mask.shape
+    nrm = np.asarray(norm, dtype=np.float64)
+    if nrm.ndim == 0:
+        nrm = np.full((n, 2), float(nrm))
+    elif nrm.ndim == 1:
+        nrm = np.repeat(nrm.reshape(n, 1), 2, axis=1)
+    nrm = nrm.reshape(n, 2)
+    valid = mask & np.all(nrm > 0, axis=1, keepdims=True)
+    safe = np.where(nrm > 0, nrm, 1.0)
+    d = np.linalg.norm((pred - gt) / safe[:, None, :], axis=-1)
+    return np.where(valid, d, -1.0)
+
+
+def pck_accuracy(
+    pred: ArrayLike,
+    gt: ArrayLike,
+    mask: ArrayLike,
+    thr: float,
+    norm: ArrayLike,
+) -> tuple[np.ndarray, float, int]:
+    """PCK: per-joint and mean fraction of joints within ``thr`` × normaliser (MMPose semantics).
+
+    Args:
+        pred, gt: ``(N, K, 2)`` keypoints.
+        mask: ``(N, K)`` bool, joints to evaluate.
+        thr: threshold on the normalised distance (strictly below counts as correct).
+        norm: normaliser, scalar, ``(N,)`` (same for x and y) or ``(N, 2)`` (per axis), e.g. the bbox
+            size for PCK@bbox or the head size for PCKh. Samples with a zero normaliser are skipped.
+
+    Returns:
+        ``(per_joint (K,), mean, count)``: per-joint accuracy in [0, 1] with ``-1`` for joints without a
+        valid sample; the mean over joints that have one (0 if none); the number of valid joints.
+    """
+    p = np.asarray(pred, dtype=np.float64)
+    g = np.asarray(gt, dtype=np.float64)
+    m = np.asarray(mask, dtype=bool)
+    d = _normalized_distances(p, g, m, norm)
+    valid = d >= 0
+    n_valid = valid.sum(0)
+    correct = ((d < thr) & valid).sum(0)
+    acc = np.where(n_valid > 0, correct / np.maximum(n_valid, 1), -1.0)
+    has = acc >= 0
+    mean = float(acc[has].mean()) if has.any() else 0.0
+    return acc, mean, int(has.sum())
+
+
+def head_size_from_boxes(head_boxes: ArrayLike, sc_bias: float = 0.6) -> np.ndarray:
+    """MPII head-size normaliser: ``sc_bias`` × diagonal of the head box.
+
+    Args:
+        head_boxes: ``(N, 4)`` ``x1, y1, x2, y2`` or ``(N, 2, 2)`` ``[[x1, y1], [x2, y2]]``.
+        sc_bias: 0.6 in the official MPII evaluation.
+
+    Returns:
+        ``(N,)`` head sizes.
+    """
+    hb = np.asarray(head_boxes, dtype=np.float64).reshape(-1, 2, 2)
+    return np.linalg.norm(hb[:, 1] - hb[:, 0], axis=-1) * sc_bias
+
+
+def pckh_per_joint(
+    pred: ArrayLike,
+    gt: ArrayLike,
+    mask: ArrayLike,
+    head_size: ArrayLike,
+    thr: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-joint PCKh in percent, MPII-script semantics (correct when ``d / head_size <= thr``).
+
+    Args:
+        pred, gt: ``(N, K, 2)``; mask: ``(N, K)`` labelled joints; head_size: ``(N,)``.
+        thr: threshold on the head-normalised distance (0.5 for PCKh@0.5).
+
+    Returns:
+        ``(pckh (K,), count (K,))``: percent correct per joint (``-1`` where ``count`` is 0) and the number
+        of evaluated joints. Samples with a non-positive head size are skipped.
+    """
+    p = np.asarray(pred, dtype=np.float64)
+    g = np.asarray(gt, dtype=np.float64)
+    m = np.asarray(mask, dtype=bool)
+    hs = np.asarray(head_size, dtype=np.float64).reshape(-1)
+    d = _normalized_distances(p, g, m, hs)
+    valid = d >= 0
+    count = valid.sum(0)
+    correct = ((d <= thr) & valid).sum(0)
+    return np.where(count > 0, 100.0 * correct / np.maximum(count, 1), -1.0), count
+
+
+def _mpii_report(pck: np.ndarray, count: np.ndarray) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, idx in MPII_REPORT_GROUPS.items():
+        vals = [pck[i] for i in idx if count[i] > 0]
+        out[name] = float(np.mean(vals)) if vals else -1.0
+    w = count.astype(np.float64).copy()
+    w[list(_MPII_MEAN_EXCLUDED)] = 0.0
+    out["Mean"] = float((np.where(w > 0, pck, 0.0) * w).sum() / w.sum()) if w.sum() > 0 else -1.0
+    return out
+
+
+def pckh(
+    pred: ArrayLike,
+    gt: ArrayLike,
+    mask: ArrayLike,
+    head_size: ArrayLike | None = None,
+    head_boxes: ArrayLike | None = None,
+    thr: float = 0.5,
+    sc_bias: float = 0.6,
+) -> dict[str, float]:
+    """MPII PCKh report (percent): Head, Shoulder, Elbow, Wrist, Hip, Knee, Ankle, Mean, Mean@0.1.
+
+    Groups are the mean of the left/right joints (a side without labelled joints is left out). ``Mean`` is
+    the count-weighted mean over all joints except pelvis (6) and thorax (7), as in the official MPII
+    script; ``Mean@0.1`` is the same at threshold 0.1. A group with no labelled joint reports ``-1``.
+
+    Args:
+        pred, gt: ``(N, 16, 2)`` in the MPII joint order; mask: ``(N, 16)`` labelled joints.
+        head_size: ``(N,)`` normaliser; or ``head_boxes`` (``(N, 4)``/``(N, 2, 2)``), from which
+            ``sc_bias`` × diagonal is used.
+        thr: threshold for the main report (0.5).
+
+    Returns:
+        A dict of floats (percent), plus ``"PCKh"`` (= ``Mean``).
+    """
+    if head_size is None:
+        if head_boxes is None:
+            raise ValueError("pckh: give head_size or head_boxes")
+        head_size = head_size_from_boxes(head_boxes, sc_bias)
+    k = np.asarray(gt).shape[1]
+    if k != 16:
+        raise ValueError(f"pckh: the MPII report needs the 16 MPII joints, got K={k}; use pckh_per_joint")
+    pck, count = pckh_per_joint(pred, gt, mask, head_size, thr)
+    out = _mpii_report(pck, count)
+    out["PCKh"] = out["Mean"]
+    pck01, count01 = pckh_per_joint(pred, gt, mask, head_size, 0.1)
+    out["Mean@0.1"] = _mpii_report(pck01, count01)["Mean"]
+    return out

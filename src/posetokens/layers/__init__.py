@@ -1,0 +1,20 @@
+"""Model-agnostic building blocks (torch only, no pose knowledge)."""
+
+from .attention import Attention, Block, Mlp, fused_attn_enabled, use_fused_attn
+from .fuse import fuse_conv_bn, optimize_for_inference
+from .pos_embed import sine_pos_embed_2d
+from .pruning import (
+    PruneCfg,
+    gather_tokens,
+    keep_count,
+    keep_counts,
+    keypoint_attention_score,
+    prune_topk,
+    topk_indices,
+)
+
+__all__ = [
+    "Attention", "Block", "Mlp", "fused_attn_enabled", "use_fused_attn", "sine_pos_embed_2d", "fuse_conv_bn", "optimize_for_inference", "PruneCfg",
+    "gather_tokens", "keep_count", "keep_counts", "keypoint_attention_score", "prune_topk",
+    "topk_indices",
+]

@@ -1,0 +1,143 @@
+"""The one attention block of the package: multi-head self-attention, MLP and the pre-norm transformer block.
+
+Attention runs through ``F.scaled_dot_product_attention`` (fused) unless the caller needs part of the
+attention map. A pruning layer needs only the rows of a few query tokens (the keypoint tokens), so
+:meth:`Attention.forward_scored` computes the fused output plus the softmax rows of just those queries.
+
+``use_fused_attn(False)`` switches every block to the explicit ``softmax(q k^T) v`` path. FLOP counting
+uses it, because ``torch.utils.flop_counter`` does not see the fused CPU kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+_FUSED = True
+
+
+def fused_attn_enabled() -> bool:
+    """Whether attention uses the fused SDPA kernel."""
+    return _FUSED
+
+
+@contextlib.contextmanager
+def use_fused_attn(enabled: bool) -> Iterator[None]:
+    """Context manager that turns the fused SDPA path on or off for every :class:`Attention`."""
+    global _FUSED
+    old, _FUSED = _FUSED, enabled
+    try:
+        yield
+    finally:
+        _FUSED = old
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with a fused QKV projection.
+
+    ``scale`` defaults to ``head_dim ** -0.5``; TokenPose-S uses ``dim ** -0.5`` and passes it in.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        qkv_bias: bool = False,
+        proj_bias: bool = True,
+        scale: float | None = None,
+    ) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"Attention: dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = float(scale) if scale is not None else self.head_dim**-0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+
+    def _qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return qkv[0], qkv[1], qkv[2]
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        if _FUSED:
+            return F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        attn = (q @ k.transpose(-2, -1)) * self.scale
+        return attn.softmax(dim=-1) @ v
+
+    def _merge(self, out: Tensor) -> Tensor:
+        b, h, n, d = out.shape
+        return self.proj(out.transpose(1, 2).reshape(b, n, h * d))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Self-attention over (B, N, C) tokens."""
+        q, k, v = self._qkv(x)
+        return self._merge(self._attend(q, k, v))
+
+    def forward_scored(self, x: Tensor, num_queries: int) -> tuple[Tensor, Tensor]:
+        """Self-attention that also returns the post-softmax attention rows of the first ``num_queries`` tokens.
+
+        Returns ``(out, attn)`` with ``attn`` of shape (B, heads, num_queries, N), softmax over all N keys.
+        """
+        q, k, v = self._qkv(x)
+        rows = ((q[:, :, :num_queries] @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+        return self._merge(self._attend(q, k, v)), rows
+
+
+class Mlp(nn.Module):
+    """Two-layer feed-forward network with GELU."""
+
+    def __init__(self, dim: int, hidden: int, out_dim: int | None = None) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, out_dim or dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply fc1, GELU, fc2."""
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: ``x + attn(ln(x))`` then ``x + mlp(ln(x))``.
+
+    The two halves are exposed separately (:meth:`attend`, :meth:`feed`) because token pruning happens
+    between them, after the attention residual and before the FFN.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_hidden: int,
+        qkv_bias: bool = False,
+        scale: float | None = None,
+        eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, scale=scale)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = Mlp(dim, mlp_hidden)
+
+    def attend(self, x: Tensor) -> Tensor:
+        """Attention half with its residual."""
+        return x + self.attn(self.norm1(x))
+
+    def attend_scored(self, x: Tensor, num_queries: int) -> tuple[Tensor, Tensor]:
+        """Attention half with its residual, plus the attention rows of the first ``num_queries`` tokens."""
+        out, rows = self.attn.forward_scored(self.norm1(x), num_queries)
+        return x + out, rows
+
+    def feed(self, x: Tensor) -> Tensor:
+        """Feed-forward half with its residual."""
+        return x + self.mlp(self.norm2(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Full block."""
+        return self.feed(self.attend(x))

@@ -1,0 +1,128 @@
+"""Parity against fixtures made with the official code (``shared/parity/<name>/``).
+
+A fixture folder holds ``config.json``, ``checkpoint.pth`` (official layout), ``inputs.pt`` and
+``outputs.pt``. :func:`run_parity` picks the family handler that recognises the config, builds the model
+the config describes (sizes come from the config, never from the folder name), converts the checkpoint,
+runs the inputs in eval mode and compares every saved output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from posetokens.engine.checkpoint import load_file
+
+
+@dataclass
+class Comparison:
+    """One compared output: the max abs difference (or mismatch count for indices) and its tolerance."""
+
+    name: str
+    value: float
+    tol: float
+    kind: str = "max_abs_diff"  # or "mismatched_indices"
+
+    @property
+    def ok(self) -> bool:
+        """Whether the value is within tolerance (NaN never is)."""
+        return bool(self.value <= self.tol)
+
+
+@dataclass
+class ParityReport:
+    """All comparisons of one fixture."""
+
+    fixture: str
+    family: str
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """True when every comparison is within tolerance and at least one ran."""
+        return bool(self.comparisons) and all(c.ok for c in self.comparisons)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "fixture": self.fixture,
+            "family": self.family,
+            "passed": self.passed,
+            "results": {c.name: {c.kind: c.value, "tol": c.tol, "ok": c.ok} for c in self.comparisons},
+        }
+
+    def table(self) -> str:
+        """Human-readable summary."""
+        w = max(len(c.name) for c in self.comparisons) if self.comparisons else 10
+        lines = [f"parity {self.fixture} ({self.family})"]
+        for c in self.comparisons:
+            lines.append(f"  {c.name:<{w}}  {c.kind}={c.value:.3g}  tol={c.tol:g}  {'ok' if c.ok else 'FAIL'}")
+        lines.append("PASSED" if self.passed else "FAILED")
+        return "\n".join(lines)
+
+
+def max_abs_diff(a: Tensor, b: Tensor, name: str) -> float:
+    """Max abs difference of two tensors of the same shape; NaN anywhere gives NaN."""
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"output {name!r}: shape {tuple(a.shape)} vs official {tuple(b.shape)}")
+    return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
+
+
+def index_set_mismatch(a: Tensor, b: Tensor, name: str) -> float:
+    """Number of elements by which two (B, K) index tensors differ when each row is compared as a set."""
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"output {name!r}: shape {tuple(a.shape)} vs official {tuple(b.shape)}")
+    return float((a.sort(dim=-1).values != b.sort(dim=-1).values).sum())
+
+
+Handler = Callable[[Path, dict, dict, dict, float], tuple[str, list[Comparison]]]
+_HANDLERS: list[tuple[Callable[[dict], bool], Handler]] = []
+
+
+def register_handler(matches: Callable[[dict], bool]) -> Callable[[Handler], Handler]:
+    """Register a fixture handler for configs where ``matches(config)`` is true."""
+
+    def deco(fn: Handler) -> Handler:
+        _HANDLERS.append((matches, fn))
+        return fn
+
+    return deco
+
+
+def _read_fixture(folder: Path) -> tuple[dict, dict, dict]:
+    for name in ("config.json", "checkpoint.pth", "inputs.pt", "outputs.pt"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"parity fixture {folder}: missing {name}")
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{folder / 'config.json'}: malformed JSON ({e})") from e
+    inputs, outputs = load_file(folder / "inputs.pt"), load_file(folder / "outputs.pt")
+    for fname, d in (("inputs.pt", inputs), ("outputs.pt", outputs)):
+        if not isinstance(d, dict):
+            raise ValueError(f"{folder / fname}: expected a dict of tensors, got {type(d).__name__}")
+    return config, inputs, outputs
+
+
+def run_parity(folder: str | Path, atol: float = 1e-4) -> ParityReport:
+    """Run the official-output comparison of one fixture folder."""
+    from . import tokenpose  # noqa: F401  (registers handlers)
+
+    folder = Path(folder)
+    config, inputs, outputs = _read_fixture(folder)
+    for matches, handler in _HANDLERS:
+        if matches(config):
+            torch.manual_seed(0)
+            with torch.no_grad():
+                family, comps = handler(folder, config, inputs, outputs, atol)
+            return ParityReport(config.get("fixture", folder.name), family, comps)
+    raise ValueError(
+        f"{folder / 'config.json'}: no parity handler recognises this fixture "
+        f"(official_model_name={config.get('official_model_name')!r})"
+    )

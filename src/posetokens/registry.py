@@ -1,0 +1,118 @@
+"""Model zoo registry: every named config maps to one family builder plus its paper row.
+
+A family (``tokenpose``, later ``gtpt``, ``pct``, ``hot`` ...) registers once with :func:`register_family`:
+how to build a model from a config, how to convert an official checkpoint, and how the family's papers
+counted FLOPs. A variant is then a few lines with :func:`register_model`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    """A model's row in its paper table, and the figures measured from the official code (spec)."""
+
+    params_m: float | None = None  # as printed in the paper
+    gflops: float | None = None  # as printed in the paper, in the paper's convention
+    official_params_m: float | None = None  # measured from the official code (specs), total incl. buffers
+    official_gflops: float | None = None  # the official code's own counter, measured (specs)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Family:
+    """How to build, convert and count one architecture family."""
+
+    name: str
+    build: Callable[[Any], nn.Module]
+    convert: Callable[[Mapping[str, torch.Tensor], nn.Module], dict[str, torch.Tensor]]
+    paper_flops: Callable[[nn.Module], float]  # GFLOPs in the family's paper convention
+    convention: str = ""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A named zoo config."""
+
+    name: str
+    family: str
+    cfg: Any
+    paper: PaperRow = field(default_factory=PaperRow)
+    description: str = ""
+
+
+_FAMILIES: dict[str, Family] = {}
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_family(family: Family) -> Family:
+    """Register an architecture family."""
+    _FAMILIES[family.name] = family
+    return family
+
+
+def register_model(name: str, family: str, cfg: Any, paper: PaperRow | None = None, description: str = "") -> None:
+    """Register a named config of ``family``."""
+    if name in _MODELS:
+        raise ValueError(f"model name {name!r} is registered twice")
+    _MODELS[name] = ModelEntry(name, family, cfg, paper or PaperRow(), description)
+
+
+def _ensure_loaded() -> None:
+    import posetokens.models  # noqa: F401  (registers every family and variant)
+
+
+def list_models(pattern: str = "") -> list[str]:
+    """Sorted names of all registered models containing ``pattern``."""
+    _ensure_loaded()
+    return sorted(n for n in _MODELS if pattern in n)
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry for ``name``; an unknown name raises ``KeyError`` suggesting close names."""
+    _ensure_loaded()
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, list(_MODELS), n=5, cutoff=0.4)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise KeyError(f"unknown model {name!r}.{hint} Run `posetokens models` for the full list.")
+    return _MODELS[name]
+
+
+def get_family(name: str) -> Family:
+    """The family registered as ``name``."""
+    _ensure_loaded()
+    if name not in _FAMILIES:
+        raise KeyError(f"unknown model family {name!r}; known: {sorted(_FAMILIES)}")
+    return _FAMILIES[name]
+
+
+def build_from_cfg(family: str, cfg: Any) -> nn.Module:
+    """Build a model of ``family`` from a config object (used by parity fixtures with reduced sizes)."""
+    return get_family(family).build(cfg)
+
+
+def create_model(name: str, weights: str | Path | None = None, **overrides: Any) -> nn.Module:
+    """Build the zoo model ``name``; ``overrides`` replace config fields; ``weights`` loads a checkpoint.
+
+    ``weights`` may be one of ours (a state dict, or a training checkpoint holding ``model``/``ema``) or an
+    official release of the family, which is converted on the fly. Loading is strict: missing or
+    unexpected keys and shape mismatches raise an error that names them.
+    """
+    entry = get_entry(name)
+    cfg = replace(entry.cfg, **overrides) if overrides else entry.cfg
+    model = get_family(entry.family).build(cfg)
+    model.zoo_name = name  # type: ignore[attr-defined]
+    if weights is not None:
+        from posetokens.convert import load_weights
+
+        load_weights(model, weights, family=entry.family, source=str(weights))
+    return model

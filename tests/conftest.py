@@ -1,0 +1,36 @@
+"""Shared test fixtures: where the shared data and the official parity fixtures live."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("POSETOKENS_SHARED", REPO.parent / "shared"))
+PARITY = SHARED / "parity"
+DATA = SHARED / "data"
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def parity_fixtures(prefix: str) -> list[Path]:
+    """Fixture folders whose config names an official model starting with ``prefix``."""
+    if not PARITY.is_dir():
+        return []
+    out = []
+    for cfg in sorted(PARITY.glob("*/config.json")):
+        if str(json.loads(cfg.read_text()).get("official_model_name", "")).startswith(prefix):
+            out.append(cfg.parent)
+    return out
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real sample data folder (skips when absent)."""
+    if not DATA.is_dir():
+        pytest.skip(f"shared data not found at {DATA}")
+    return DATA

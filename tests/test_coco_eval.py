@@ -1,0 +1,301 @@
+"""COCO keypoint evaluation: parity with pycocotools called directly, OKS/OKS-NMS/rescoring by hand,
+and validation errors."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from posetokens.evaluation import (
+    COCO_KEYPOINT_METRICS,
+    CROWDPOSE_METRICS,
+    CocoMetric,
+    compute_oks,
+    evaluate_coco,
+    load_coco_results,
+    oks_matrix,
+    oks_nms,
+    oks_nms_arrays,
+    prepare_coco_results,
+    rescore,
+    to_coco_results,
+    validate_coco_results,
+    write_coco_results,
+)
+
+DATA = Path("/work/shared/data")
+GT_COCO = DATA / "coco" / "test_coco.json"
+GT_CROWD = DATA / "crowdpose" / "test_crowdpose.json"
+COCO_SIGMAS = np.array(
+    [.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107, .107, .087, .087, .089, .089]
+)
+CROWD_SIGMAS = np.array([.079, .079, .072, .072, .062, .062, .107, .107, .087, .087, .089, .089, .079, .079])
+
+
+def _gt_annotations(path: Path = GT_COCO) -> list[dict]:
+    return json.loads(path.read_text())["annotations"]
+
+
+def _direct_cocoeval(results: list[dict], sigmas: np.ndarray, gt_path: Path = GT_COCO) -> np.ndarray:
+    """pycocotools, called the textbook way (loadRes mutates its input, hence the deep copy)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_path))
+        dt = gt.loadRes(copy.deepcopy(results))
+        ev = COCOeval(gt, dt, "keypoints")
+        ev.params.kpt_oks_sigmas = sigmas
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return np.asarray(ev.stats, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------- (a) GT as preds
+def test_gt_as_predictions_matches_direct_pycocotools() -> None:
+    preds = [
+        {"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+        for a in _gt_annotations()
+    ]
+    ours = evaluate_coco(GT_COCO, preds, COCO_SIGMAS, rescore=False, nms_thr=None)
+    direct = _direct_cocoeval(preds, COCO_SIGMAS)
+    assert list(ours) == list(COCO_KEYPOINT_METRICS)
+    np.testing.assert_allclose([ours[k] for k in COCO_KEYPOINT_METRICS], direct, rtol=0, atol=1e-12)
+    # Sanity bound, not a golden: pycocotools keeps the two all-zero predictions made for the two
+    # 0-keypoint GT annotations (xtcocotools drops them and reports 1.0). They match nothing (their GT is
+    # ignored) and, with score 1, they rank among the true positives, so AP drops to ~0.894 while AR
+    # stays 1.0.
+    assert 0.85 < ours["AP"] < 0.95
+    assert ours["AR"] == pytest.approx(1.0)
+
+
+def test_gt_as_predictions_accepts_coco_object_and_leaves_it_untouched() -> None:
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(GT_COCO))
+    before = copy.deepcopy(gt.dataset)
+    preds = [
+        {"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+        for a in _gt_annotations()
+        if a["num_keypoints"] > 0
+    ]
+    ours = evaluate_coco(gt, preds, COCO_SIGMAS, rescore=False, nms_thr=None)
+    assert ours["AP"] == pytest.approx(1.0)  # without the two all-zero predictions, pycocotools gives 1.0
+    assert gt.dataset == before
+
+
+# ------------------------------------------------------------------------- (b) perturbed + NMS
+def _perturbed_predictions() -> tuple[list[dict], int]:
+    """x*0.98, y*1.02, score v*0.8, box score 0.98 (MMPose's golden-test recipe), plus a near-duplicate
+    (+0.5 px, box score 0.5) of every third instance so that OKS-NMS has something to remove."""
+    preds, n_dup = [], 0
+    for i, a in enumerate(_gt_annotations()):
+        k = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3)
+        k[:, 0] *= 0.98
+        k[:, 1] *= 1.02
+        k[:, 2] *= 0.8
+        preds.append({"image_id": a["image_id"], "category_id": 1, "keypoints": k.ravel().tolist(),
+                      "score": 0.98, "bbox": a["bbox"]})
+        if i % 3 == 0 and a["num_keypoints"] > 0:
+            d = k.copy()
+            d[:, :2] += 0.5
+            preds.append({"image_id": a["image_id"], "category_id": 1, "keypoints": d.ravel().tolist(),
+                          "score": 0.5, "bbox": a["bbox"]})
+            n_dup += 1
+    return preds, n_dup
+
+
+def _reference_rescore_nms(preds: list[dict], sigmas: np.ndarray, thr: float = 0.9) -> list[dict]:
+    """Plain-loop re-implementation of bbox_keypoint rescoring + greedy OKS-NMS (MMPose semantics)."""
+    per_image: dict[int, list[dict]] = defaultdict(list)
+    for p in preds:
+        per_image[p["image_id"]].append(p)
+    out = []
+    for iid, insts in per_image.items():
+        scored = []
+        for p in insts:
+            k = np.asarray(p["keypoints"]).reshape(-1, 3)
+            good = [s for s in k[:, 2] if s > 0.2]
+            kpt_score = sum(good) / len(good) if good else 0.0
+            scored.append((p["score"] * kpt_score, k, p["bbox"][2] * p["bbox"][3]))
+        order = sorted(range(len(scored)), key=lambda j: -scored[j][0])  # stable for ties
+        kept: list[int] = []
+        removed: set[int] = set()
+        for j in order:
+            if j in removed:
+                continue
+            kept.append(j)
+            for m in order:
+                if m in removed or m in kept:
+                    continue
+                kj, km = scored[j][1], scored[m][1]
+                area = (scored[j][2] + scored[m][2]) / 2
+                oks = 0.0
+                for t in range(len(sigmas)):
+                    d2 = (kj[t, 0] - km[t, 0]) ** 2 + (kj[t, 1] - km[t, 1]) ** 2
+                    oks += math.exp(-d2 / (2 * sigmas[t]) ** 2 / (area + np.spacing(1)) / 2)
+                if oks / len(sigmas) > thr:
+                    removed.add(m)
+        for j in kept:
+            out.append({"image_id": iid, "category_id": 1, "keypoints": scored[j][1].ravel().tolist(),
+                        "score": scored[j][0]})
+    return out
+
+
+def test_perturbed_with_rescoring_and_nms_matches_direct_pycocotools() -> None:
+    preds, n_dup = _perturbed_predictions()
+    reference = _reference_rescore_nms(preds, COCO_SIGMAS, 0.9)
+    assert n_dup > 0 and len(reference) == len(preds) - n_dup  # every duplicate, and only those, removed
+
+    ours_prepared = prepare_coco_results(preds, COCO_SIGMAS, rescore=True, nms_thr=0.9)
+    assert len(ours_prepared) == len(reference)
+    # scores may differ in the last bit (different summation order), so sort on rounded scores
+    key = lambda r: (r["image_id"], -round(r["score"], 9), tuple(r["keypoints"]))  # noqa: E731
+    for a, b in zip(sorted(ours_prepared, key=key), sorted(reference, key=key)):
+        assert a["image_id"] == b["image_id"]
+        assert a["score"] == pytest.approx(b["score"], abs=1e-15)
+        np.testing.assert_array_equal(a["keypoints"], b["keypoints"])
+
+    ours = evaluate_coco(GT_COCO, preds, COCO_SIGMAS, rescore=True, nms_thr=0.9)
+    direct = _direct_cocoeval(ours_prepared, COCO_SIGMAS)
+    np.testing.assert_allclose([ours[k] for k in COCO_KEYPOINT_METRICS], direct, rtol=0, atol=1e-12)
+    # Most instances get the SAME rescored score (0.98 x 1.6), so AP/AP75/APL depend on how those ties
+    # are ranked, down to the last bit of the rescored mean (numpy's pairwise sum vs the plain loop
+    # above). The reference list scores AP 0.5301 through pycocotools, ours 0.5320. Recall does not
+    # depend on the ranking, so the AR numbers must agree whatever the tie order; AP50 and APM happen to
+    # be tie-insensitive on this data too.
+    ref = dict(zip(COCO_KEYPOINT_METRICS, _direct_cocoeval(reference, COCO_SIGMAS)))
+    for k in ("AP50", "APM", "AR", "AR50", "AR75", "ARM", "ARL"):
+        assert ours[k] == pytest.approx(ref[k], abs=1e-12), k
+    # MMPose's (xtcocotools) golden for this recipe: AP50 0.90429, AR 0.58333; those two agree here.
+    assert ours["AP50"] == pytest.approx(0.90429, abs=1e-5)
+    assert ours["AR"] == pytest.approx(0.58333, abs=1e-5)
+
+    # Without NMS the duplicates stay and are false positives: AP must not go up.
+    no_nms = evaluate_coco(GT_COCO, preds, COCO_SIGMAS, rescore=True, nms_thr=None)
+    assert no_nms["AP"] <= ours["AP"]
+
+
+def test_coco_metric_accumulates_and_writes(tmp_path: Path) -> None:
+    preds, _ = _perturbed_predictions()
+    metric = CocoMetric(GT_COCO, COCO_SIGMAS, outfile=tmp_path / "res.json")
+    metric.update(preds[:7])
+    metric.update(preds[7:])
+    assert metric.compute() == evaluate_coco(GT_COCO, preds, COCO_SIGMAS)
+    assert len(load_coco_results(tmp_path / "res.json", 17)) == len(preds)
+    metric.reset()
+    assert metric.results == []
+
+
+def test_to_coco_results_round_trip() -> None:
+    anns = [a for a in _gt_annotations() if a["num_keypoints"] > 0]
+    k = np.stack([np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3) for a in anns])
+    res = to_coco_results([a["image_id"] for a in anns], k[..., :2], k[..., 2], np.ones(len(anns)))
+    validate_coco_results(res, 17)
+    np.testing.assert_array_equal(res[0]["keypoints"], anns[0]["keypoints"])
+
+
+def test_crowdpose_emulation() -> None:
+    anns = _gt_annotations(GT_CROWD)
+    preds = [{"image_id": a["image_id"], "keypoints": a["keypoints"], "score": 1.0} for a in anns]
+    out = evaluate_coco(GT_CROWD, preds, CROWD_SIGMAS, iou_type="keypoints_crowd", use_area=False,
+                        rescore=False, nms_thr=None)
+    assert list(out) == list(CROWDPOSE_METRICS)
+    assert out["AR"] == pytest.approx(1.0)
+    # both images have crowdIndex in [0.2, 0.8): only the medium split has data
+    assert out["APE"] == -1.0 and out["APH"] == -1.0
+    assert out["APM"] == pytest.approx(out["AP"], abs=1e-4)
+    with pytest.raises(ValueError, match="'area'"):  # CrowdPose has no area: use_area=True must fail clearly
+        evaluate_coco(GT_CROWD, preds, CROWD_SIGMAS, use_area=True)
+
+
+# ---------------------------------------------------------------------------- (c) hand-computed
+def test_oks_hand_computed() -> None:
+    gt = np.array([[0.0, 0.0, 2], [10.0, 0.0, 2], [0.0, 10.0, 0]])  # third joint unlabelled
+    pred = np.array([[1.0, 0.0], [10.0, 2.0], [50.0, 50.0]])
+    # e = d^2 / (2σ)^2 / area / 2 with σ = 0.1, area = 50 -> d^2 / 4: e1 = 1/4, e2 = 4/4
+    # OKS = (exp(-0.25) + exp(-1)) / 2 = (0.7788007831 + 0.3678794412) / 2 = 0.5733401121
+    oks = compute_oks(pred, gt, 50.0, [0.1, 0.1, 0.1])
+    assert oks == pytest.approx(0.5733401121, abs=1e-10)
+    batched = compute_oks(np.stack([pred, gt[:, :2]]), gt, 50.0, [0.1, 0.1, 0.1])
+    np.testing.assert_allclose(batched, [0.5733401121, 1.0], atol=1e-10)
+    assert compute_oks(pred, np.zeros((3, 3)), 50.0, [0.1, 0.1, 0.1]) == 0.0  # nothing labelled
+
+
+def test_oks_nms_hand_computed() -> None:
+    base = np.array([[0.0, 0.0, 1.0], [10.0, 10.0, 1.0]])
+    shift = lambda dx: base + [dx, 0.0, 0.0]  # noqa: E731
+    insts = [
+        {"keypoints": base, "score": 0.9, "area": 100.0},                  # 0: kept (best)
+        {"keypoints": shift(0.1), "score": 0.8, "area": 100.0},            # 1: dup of 0, suppressed
+        {"keypoints": shift(0.2).ravel(), "score": 0.85, "area": 100.0},   # 2: dup of 0, suppressed
+        {"keypoints": base + [100.0, 100.0, 0.0], "score": 0.7, "area": 100.0},  # 3: far away, kept
+        {"keypoints": shift(1.1), "score": 0.6, "area": 100.0},            # 4: just below thr, kept
+    ]
+    # σ = 0.1, mean area 100: e = d^2 / (0.04 * 100 * 2) = d^2 / 8 for both joints.
+    # OKS(0,1) = exp(-0.01/8) = 0.99875; OKS(0,2) = exp(-0.04/8) = 0.99501  -> > 0.9, suppressed
+    # OKS(0,4) = exp(-1.21/8) = 0.85963 -> <= 0.9, kept; OKS(0,3) ~ 0 -> kept
+    keep = oks_nms(insts, sigmas=[0.1, 0.1], thr=0.9)
+    np.testing.assert_array_equal(keep, [0, 3, 4])
+    m = oks_matrix(np.stack([np.asarray(i["keypoints"]).reshape(-1, 3) for i in insts]), [100.0] * 5, [0.1, 0.1])
+    assert m[0, 1] == pytest.approx(math.exp(-0.01 / 8))
+    assert m[0, 4] == pytest.approx(math.exp(-1.21 / 8))
+    np.testing.assert_allclose(m, m.T)
+    assert oks_nms_arrays(np.zeros((0, 2, 3)), [], [], [0.1, 0.1]).size == 0
+
+
+def test_rescore_hand_computed() -> None:
+    # joints above 0.2: 0.5 and 0.9 -> mean 0.7; × box 0.5 = 0.35. A joint at exactly 0.2 is left out.
+    assert rescore([0.1, 0.5, 0.9, 0.2], 0.5) == pytest.approx(0.35)
+    np.testing.assert_allclose(rescore([[0.1, 0.5, 0.9, 0.2], [0.1, 0.1, 0.0, 0.2]], [0.5, 1.0]), [0.35, 0.0])
+
+
+# ---------------------------------------------------------------------------- (d) validation
+def _valid_pred(**overrides: object) -> dict:
+    a = _gt_annotations()[0]
+    p = {"image_id": a["image_id"], "category_id": 1, "keypoints": list(a["keypoints"]), "score": 0.9}
+    p.update(overrides)
+    return p
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        (_valid_pred(keypoints=[float("nan")] + _valid_pred()["keypoints"][1:]), "'keypoints'"),
+        (_valid_pred(keypoints=_valid_pred()["keypoints"][:-3]), "'keypoints'"),
+        (_valid_pred(image_id=123456789), "'image_id'"),
+        ({k: v for k, v in _valid_pred().items() if k != "image_id"}, "'image_id'"),
+        (_valid_pred(score=float("inf")), "'score'"),
+        ({k: v for k, v in _valid_pred().items() if k != "score"}, "'score'"),
+    ],
+)
+def test_validation_errors_name_the_field(bad: dict, field: str, tmp_path: Path) -> None:
+    preds = [_valid_pred(), bad]
+    with pytest.raises(ValueError, match=field) as e:
+        evaluate_coco(GT_COCO, preds, COCO_SIGMAS)
+    assert "entry [1]" in str(e.value)
+    path = tmp_path / "preds.json"
+    path.write_text(json.dumps(preds))  # json writes NaN/Infinity literals, which json.load reads back
+    with pytest.raises(ValueError, match=field) as e:
+        evaluate_coco(GT_COCO, path, COCO_SIGMAS)
+    assert str(path) in str(e.value) and "entry [1]" in str(e.value)
+
+
+def test_results_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        load_coco_results(tmp_path / "missing.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"image_id": 785,')
+    with pytest.raises(ValueError, match="broken.json"):
+        load_coco_results(broken)
+    with pytest.raises(ValueError, match="'keypoints'"):
+        write_coco_results(tmp_path / "w.json", [_valid_pred(keypoints=[1.0, 2.0])])
+    out = write_coco_results(tmp_path / "sub" / "w.json", [_valid_pred(keypoints=np.zeros((17, 3)))], 17)
+    assert load_coco_results(out, 17)[0]["keypoints"] == [0.0] * 51

@@ -1,0 +1,253 @@
+"""Datasets on the real samples (counts after the documented cleaning) and every bad-input case."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from posetokens.data.datasets import CocoStyleDataset, MpiiDataset, load_image
+
+DATA = Path("/work/shared/data")
+COCO_JSON = DATA / "coco" / "test_coco.json"
+COCO_DET = DATA / "coco" / "test_coco_det_AP_H_56.json"
+CROWD_JSON = DATA / "crowdpose" / "test_crowdpose.json"
+CROWD_DET = DATA / "crowdpose" / "test_crowdpose_det_AP_40.json"
+MPII_JSON = DATA / "mpii" / "test_mpii.json"
+
+
+def _coco() -> dict:
+    return json.loads(COCO_JSON.read_text())
+
+
+def _write(tmp_path: Path, obj: object, name: str = "ann.json") -> Path:
+    p = tmp_path / name
+    p.write_text(json.dumps(obj))  # NaN is written as the NaN literal, which json.load accepts
+    return p
+
+
+# ------------------------------------------------------------------------------------ real samples
+def test_coco_train_counts_and_item() -> None:
+    ds = CocoStyleDataset(COCO_JSON, DATA / "coco", "coco")
+    # 14 annotations, none crowd, all boxes positive; the two with 0 labelled keypoints are skipped
+    assert len(ds) == 12
+    assert ds.skipped == {"no_visible_keypoints": 2}
+    assert ds.marked == {}
+    ids = {ds.get_data_info(i)["id"] for i in range(len(ds))}
+    assert not ids & {1202706, 508900}
+    info = ds.get_data_info(0)
+    assert info["id"] == 442619 and info["img_id"] == 785
+    assert info["bbox"].dtype == np.float32 and info["bbox"].shape == (4,)
+    np.testing.assert_allclose(info["bbox"], [280.79, 44.73, 218.7, 346.68], rtol=1e-6)
+    assert info["keypoints"].shape == (17, 2) and info["keypoints_visible"].shape == (17,)
+    assert info["area"] == pytest.approx(27789.11055) and info["bbox_score"] == 1.0
+    assert info["ori_shape"] == (425, 640)
+
+
+def test_getitem_loads_rgb_and_applies_transform() -> None:
+    seen = []
+    ds = CocoStyleDataset(COCO_JSON, DATA / "coco", "coco", transform=lambda d: seen.append(d) or "done")
+    assert ds[0] == "done"
+    item = seen[0]
+    bgr = cv2.imread(str(DATA / "coco" / "000000000785.jpg"))
+    np.testing.assert_array_equal(item["img"], bgr[..., ::-1])
+    assert item["img_shape"] == (425, 640)
+
+
+def test_coco_test_mode_counts() -> None:
+    assert len(CocoStyleDataset(COCO_JSON, DATA / "coco", "coco", mode="test")) == 14  # GT boxes, no skips
+    dets = json.loads(COCO_DET.read_text())
+    ds = CocoStyleDataset(COCO_JSON, DATA / "coco", "coco", mode="test", det_file=COCO_DET)
+    assert len(ds) == 118 and ds.skipped == {}
+    ds = CocoStyleDataset(COCO_JSON, DATA / "coco", "coco", mode="test", det_file=COCO_DET, det_score_thr=0.5)
+    n_keep = sum(d["score"] >= 0.5 for d in dets)
+    assert n_keep == 18 and len(ds) == 18 and ds.skipped == {"low_score_detection": 100}
+    info = ds.get_data_info(0)
+    assert info["bbox_score"] >= 0.5 and info["keypoints_visible"].sum() == 0
+
+
+def test_coco_wholebody_concatenates_parts() -> None:
+    ds = CocoStyleDataset(DATA / "coco" / "test_coco_wholebody.json", DATA / "coco", "coco_wholebody")
+    assert len(ds) == 12
+    assert ds.get_data_info(0)["keypoints"].shape == (133, 2)
+
+
+def test_crowdpose_loads() -> None:
+    ds = CocoStyleDataset(CROWD_JSON, DATA / "crowdpose", "crowdpose")
+    assert len(ds) == 4 and ds.skipped == {"no_visible_keypoints": 1}  # annotation 131039 has none
+    info = ds.get_data_info(0)
+    assert info["keypoints"].shape == (14, 2)
+    assert info["crowd_index"] == pytest.approx(0.33)
+    assert info["area"] == pytest.approx(float(info["bbox"][2]) * float(info["bbox"][3]), rel=1e-6)  # no 'area'
+    det = CocoStyleDataset(CROWD_JSON, DATA / "crowdpose", "crowdpose", mode="test", det_file=CROWD_DET)
+    assert len(det) == 6
+
+
+def test_mpii_centre_convention() -> None:
+    raw = json.loads(MPII_JSON.read_text())
+    ds = MpiiDataset(MPII_JSON, DATA / "mpii")
+    assert len(ds) == 5 and ds.skipped == {}
+    for i, r in enumerate(raw):
+        info = ds.get_data_info(i)
+        s = r["scale"]
+        # centre: 1-based -> -1; y moved down by 15/200 * (s*200) = 15*s px; square box of side 200*s
+        centre = np.array([r["center"][0] - 1, r["center"][1] + 15 * s - 1])
+        np.testing.assert_allclose(info["bbox_center"], centre, rtol=1e-6)
+        np.testing.assert_allclose(info["bbox"][:2] + info["bbox"][2:] / 2, centre, rtol=1e-5)
+        np.testing.assert_allclose(info["bbox"][2:], [200 * s, 200 * s], rtol=1e-6)
+        np.testing.assert_allclose(info["bbox_scale"], [200 * s, 200 * s], rtol=1e-6)
+        np.testing.assert_allclose(info["keypoints"], np.asarray(r["joints"]) - 1, rtol=1e-6)
+        np.testing.assert_array_equal(info["keypoints_visible"], r["joints_vis"])
+        assert info["img_id"] == int(r["image"].split(".")[0])
+    # the two samples with unlabelled ankles keep them, invisible
+    assert ds.get_data_info(2)["keypoints_visible"][[0, 5]].tolist() == [0.0, 0.0]
+
+
+# ------------------------------------------------------------------------------------- bad input
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        CocoStyleDataset(tmp_path / "nope.json", tmp_path, "coco")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"images": [')
+    with pytest.raises(ValueError, match="bad.json.*malformed"):
+        CocoStyleDataset(bad, tmp_path, "coco")
+    with pytest.raises(FileNotFoundError, match="nodet.json"):
+        CocoStyleDataset(COCO_JSON, tmp_path, "coco", mode="test", det_file=tmp_path / "nodet.json")
+    with pytest.raises(ValueError, match="bad.json.*malformed"):
+        MpiiDataset(bad, tmp_path)
+
+
+def _mutate_first_annotation(**changes: object) -> dict:
+    d = _coco()
+    for k, v in changes.items():
+        if v is None:
+            del d["annotations"][0][k]
+        else:
+            d["annotations"][0][k] = v
+    return d
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({k: v for k, v in _coco().items() if k != "annotations"}, "'annotations'"),
+        ({k: v for k, v in _coco().items() if k != "images"}, "'images'"),
+        (_mutate_first_annotation(keypoints=None), "'keypoints'"),
+        (_mutate_first_annotation(bbox=None), "'bbox'"),
+        (_mutate_first_annotation(image_id=None), "'image_id'"),
+        (_mutate_first_annotation(image_id=999), "'image_id'"),
+        (_mutate_first_annotation(keypoints=[0.0] * 50), "'keypoints' has 50 values, expected 51"),
+        (_mutate_first_annotation(keypoints=[float("nan")] + [0.0] * 50), "'keypoints' contains NaN"),
+        (_mutate_first_annotation(bbox=[1.0, 2.0, float("nan"), 4.0]), "'bbox' contains NaN"),
+        (_mutate_first_annotation(bbox=[1.0, 2.0, 3.0]), "'bbox' has 3 values"),
+    ],
+)
+def test_bad_annotation_names_file_and_field(tmp_path: Path, data: dict, field: str) -> None:
+    path = _write(tmp_path, data)
+    with pytest.raises(ValueError, match=field) as e:
+        CocoStyleDataset(path, tmp_path, "coco")
+    assert str(path) in str(e.value)
+
+
+def test_wrong_metainfo_is_a_length_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"'keypoints' has 51 values, expected 42.*crowdpose"):
+        CocoStyleDataset(COCO_JSON, tmp_path, "crowdpose")
+
+
+@pytest.mark.parametrize(
+    ("det", "field"),
+    [
+        ({"image_id": 12345, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9}, "'image_id'"),
+        ({"category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9}, "'image_id'"),
+        ({"image_id": 785, "category_id": 1, "bbox": [0, 0, 10, 10]}, "'score'"),
+        ({"image_id": 785, "category_id": 1, "bbox": [0, 0, float("nan"), 10], "score": 0.9}, "'bbox'"),
+    ],
+)
+def test_bad_detection_names_file_and_field(tmp_path: Path, det: dict, field: str) -> None:
+    ok = {"image_id": 785, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9}
+    path = _write(tmp_path, [ok, det], "dets.json")
+    with pytest.raises(ValueError, match=field) as e:
+        CocoStyleDataset(COCO_JSON, tmp_path, "coco", mode="test", det_file=path)
+    assert str(path) in str(e.value) and "entry [1]" in str(e.value)
+
+
+def test_counted_skips_and_out_of_image_marking(tmp_path: Path) -> None:
+    d = _coco()
+    anns = d["annotations"]
+    anns[0]["iscrowd"] = 1                      # 785: crowd -> skipped
+    anns[1]["bbox"] = [600.0, 20.0, 0.0, 30.0]  # zero width -> skipped
+    anns[2]["bbox"] = [-50.0, -50.0, 10.0, 10.0]  # entirely left/above the image: zero after clipping
+    k = np.asarray(anns[4]["keypoints"], dtype=np.float64).reshape(-1, 3)
+    labelled = np.flatnonzero(k[:, 2] > 0)
+    k[labelled[0], 0] = 5000.0                  # labelled joint outside the 640-px-wide image
+    anns[4]["keypoints"] = k.ravel().tolist()
+    ds = CocoStyleDataset(_write(tmp_path, d), DATA / "coco", "coco")
+    assert ds.skipped == {"crowd": 1, "zero_area_bbox": 2, "no_visible_keypoints": 2}
+    assert ds.marked == {"keypoints_outside_image": 1}
+    assert len(ds) == 14 - 5
+    info = next(ds.get_data_info(i) for i in range(len(ds)) if ds.get_data_info(i)["id"] == anns[4]["id"])
+    assert info["keypoints_visible"][labelled[0]] == 0.0      # marked invisible...
+    assert info["keypoints"][labelled[0], 0] == 5000.0        # ...but kept
+    assert info["num_keypoints"] == len(labelled) - 1
+    # test mode with GT boxes keeps the no-keypoint annotations
+    assert CocoStyleDataset(_write(tmp_path, d), DATA / "coco", "coco", mode="test").skipped == {
+        "crowd": 1, "zero_area_bbox": 2}
+
+
+def test_bad_images(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="missing.jpg"):
+        load_image(tmp_path / "missing.jpg")
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    with pytest.raises(ValueError, match="corrupt.jpg"):
+        load_image(tmp_path / "corrupt.jpg")
+
+    shutil.copy(DATA / "coco" / "000000000785.jpg", tmp_path / "good.jpg")
+    d = _coco()
+    d["images"] = d["images"][:2]
+    d["images"][0]["file_name"] = "corrupt.jpg"   # image 785
+    d["images"][1]["file_name"] = "good.jpg"      # image 40083 (size mismatch is irrelevant here)
+    d["annotations"] = [a for a in d["annotations"] if a["image_id"] in (785, 40083)]
+    ann = _write(tmp_path, d)
+    strict = CocoStyleDataset(ann, tmp_path, "coco")
+    with pytest.raises(ValueError, match="corrupt.jpg"):
+        strict[0]
+    lenient = CocoStyleDataset(ann, tmp_path, "coco", skip_bad_images=True)
+    item = lenient[0]
+    assert item["img_path"].endswith("good.jpg") and item["img"].shape == (425, 640, 3)
+    lenient[0]
+    assert lenient.skipped["bad_image"] == 1  # counted once per file
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"joints": [[1.0, 2.0]] * 15}, "'joints' has 30 values, expected 32"),
+        ({"center": [float("nan"), 3.0]}, "'center' contains NaN"),
+        ({"scale": None}, "'scale'"),
+        ({"joints_vis": [1] * 10}, "'joints_vis' has 10 values"),
+    ],
+)
+def test_bad_mpii_names_file_and_field(tmp_path: Path, change: dict, field: str) -> None:
+    raw = json.loads(MPII_JSON.read_text())
+    for k, v in change.items():
+        if v is None:
+            del raw[1][k]
+        else:
+            raw[1][k] = v
+    path = _write(tmp_path, raw)
+    with pytest.raises(ValueError, match=field) as e:
+        MpiiDataset(path, DATA / "mpii")
+    assert str(path) in str(e.value) and "entry [1]" in str(e.value)
+
+
+def test_mpii_counted_skips(tmp_path: Path) -> None:
+    raw = json.loads(MPII_JSON.read_text())
+    raw[0]["joints_vis"] = [0] * 16
+    raw[1]["scale"] = 0.0
+    ds = MpiiDataset(_write(tmp_path, raw), DATA / "mpii")
+    assert len(ds) == 3 and ds.skipped == {"no_visible_keypoints": 1, "zero_area_bbox": 1}
+    assert len(MpiiDataset(_write(tmp_path, raw), DATA / "mpii", mode="test")) == 5

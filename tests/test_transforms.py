@@ -1,0 +1,181 @@
+"""Top-down geometry: box conversion, affine (standard + UDP), flips, half-body, RNG."""
+
+import numpy as np
+import pytest
+
+from posetokens.codecs import HeatmapCodec
+from posetokens.data.metainfo import COCO
+from posetokens.data.transforms import (
+    TopdownAugConfig,
+    TopdownPipeline,
+    affine_keypoints,
+    bbox_xywh_to_center_scale,
+    get_affine_transform,
+    get_udp_warp_matrix,
+    half_body_transform,
+    invert_affine,
+    normalize_image,
+    random_bbox_transform,
+    random_flip,
+    warp_crop,
+)
+
+OUT = (192, 256)
+
+
+def test_bbox_to_center_scale():
+    c, s = bbox_xywh_to_center_scale([10, 20, 30, 80], aspect_ratio=0.75)
+    np.testing.assert_allclose(c, [25, 60])
+    np.testing.assert_allclose(s, [75, 100])  # width grown to 60 = 0.75 * 80, then x1.25
+    c, s = bbox_xywh_to_center_scale(np.array([[0, 0, 100, 10], [10, 20, 30, 80]]), 0.75, padding=1.0,
+                                     pixel_aligned=True)
+    np.testing.assert_allclose(c, [[49.5, 4.5], [24.5, 59.5]])
+    np.testing.assert_allclose(s, [[100, 100 / 0.75], [60, 80]])
+    with pytest.raises(ValueError, match=r"\(4,\) or \(N, 4\)"):
+        bbox_xywh_to_center_scale([1, 2, 3], 0.75)
+
+
+def test_affine_hand_computed():
+    c, s = np.array([100.0, 80.0]), np.array([60.0, 80.0])
+    m = get_affine_transform(c, s, 0.0, OUT)
+    np.testing.assert_allclose(m, [[3.2, 0, -224], [0, 3.2, -128]], atol=1e-9)
+    pts = affine_keypoints([[100, 80], [70, 40], [130, 120]], m)
+    np.testing.assert_allclose(pts, [[96, 128], [0, 0], [192, 256]], atol=1e-9)
+    # shift moves the source centre by shift * scale
+    ms = get_affine_transform(c, s, 0.0, OUT, shift=(0.5, 0.0))
+    np.testing.assert_allclose(affine_keypoints([130, 80], ms), [96, 128], atol=1e-9)
+    # UDP: centre -> ((w-1)/2, (h-1)/2), corners -> (0, 0) and (w-1, h-1)
+    mu = get_udp_warp_matrix(c, s, 0.0, OUT)
+    np.testing.assert_allclose(affine_keypoints([[100, 80], [70, 40], [130, 120]], mu),
+                               [[95.5, 127.5], [0, 0], [191, 255]], atol=1e-9)
+    # rotation by +90: a point right of the centre goes straight up (counter-clockwise), both matrices
+    m90 = get_affine_transform(c, s, 90.0, OUT)
+    np.testing.assert_allclose(affine_keypoints([110, 80], m90), [96, 128 - 32], atol=1e-9)
+    u90 = get_udp_warp_matrix(c, s, 90.0, OUT)
+    p = affine_keypoints([110, 80], u90)
+    assert p[0] == pytest.approx(95.5) and p[1] < 127.5 - 30
+
+
+@pytest.mark.parametrize("udp", [False, True])
+def test_inverse_affine_round_trip(udp):
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(-50, 700, (50, 2))
+    for rot in (0.0, 37.5, -80.0):
+        c, s = rng.uniform(100, 400, 2), rng.uniform(50, 300, 2)
+        if udp:
+            m, mi = get_udp_warp_matrix(c, s, rot, OUT), get_udp_warp_matrix(c, s, rot, OUT, inv=True)
+        else:
+            m = get_affine_transform(c, s, rot, OUT, shift=(0.1, -0.2))
+            mi = get_affine_transform(c, s, rot, OUT, shift=(0.1, -0.2), inv=True)
+        back = affine_keypoints(affine_keypoints(pts, m), mi)
+        assert np.abs(back - pts).max() < 1e-4
+        np.testing.assert_allclose(mi, invert_affine(m), atol=1e-9)
+
+
+def test_warp_crop_moves_pixels_like_keypoints():
+    img = np.zeros((300, 400, 3), np.uint8)
+    img[160, 120] = 255
+    crop, m = warp_crop(img, center=(100, 150), scale=OUT, rot=0.0, output_size=OUT)
+    assert crop.shape == (256, 192, 3)
+    x, y = affine_keypoints([120, 160], m)
+    assert (x, y) == (116, 138) and crop[138, 116, 0] == 255 and crop.sum() == 255 * 3
+
+
+def test_random_flip_twice_is_identity_and_swaps_sides():
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    kps = rng.uniform(0, 59, (17, 2))
+    vis = (rng.random(17) > 0.3).astype(np.float32)
+    fi = COCO.flip_indices
+    i1, c1, k1, v1, f1 = random_flip(img, (20.0, 10.0), kps, vis, fi, rng, prob=1.0)
+    assert f1 and c1[0] == pytest.approx(60 - 1 - 20.0)
+    np.testing.assert_allclose(k1[5], [59 - kps[6, 0], kps[6, 1]])  # left shoulder <- mirrored right
+    assert v1[5] == vis[6] and v1[0] == vis[0]
+    np.testing.assert_array_equal(i1[:, 0], img[:, -1])
+    i2, c2, k2, v2, _ = random_flip(i1, c1, k1, v1, fi, rng, prob=1.0)
+    np.testing.assert_array_equal(i2, img)
+    np.testing.assert_allclose(c2, [20.0, 10.0])
+    np.testing.assert_allclose(k2, kps)
+    np.testing.assert_array_equal(v2, vis)
+    _, _, k3, _, f3 = random_flip(img, (20.0, 10.0), kps, vis, fi, rng, prob=0.0)
+    assert not f3 and k3 is kps
+
+
+def test_half_body_needs_enough_joints():
+    rng = np.random.default_rng(2)
+    kps = np.stack([np.linspace(10, 50, 17), np.linspace(0, 160, 17)], -1)
+    vis = np.zeros(17)
+    vis[:8] = 1  # 8 visible: never
+    up, lo = COCO.upper_body_ids, COCO.lower_body_ids
+    assert all(half_body_transform(kps, vis, up, lo, 0.75, rng, prob=1.0) is None for _ in range(20))
+    vis[:9] = 1  # 9 visible: always with prob 1 (lower half has 0 -> upper)
+    for _ in range(5):
+        res = half_body_transform(kps, vis, up, lo, 0.75, rng, prob=1.0)
+        assert res is not None
+        c, s = res
+        sel = kps[:9]
+        np.testing.assert_allclose(c, sel.mean(0))
+        assert s[0] / s[1] == pytest.approx(0.75)
+        ext = sel.max(0) - sel.min(0)
+        assert (s >= ext * 1.5 - 1e-9).all()
+    assert half_body_transform(kps, vis, up, lo, 0.75, rng, prob=0.0) is None
+
+
+def test_random_bbox_transform_ranges():
+    rng = np.random.default_rng(3)
+    c0, s0 = np.array([50.0, 60.0]), np.array([30.0, 40.0])
+    rots, ratios = [], []
+    for _ in range(300):
+        c, s, r = random_bbox_transform(c0, s0, rng)
+        rots.append(r)
+        ratios.append(s[0] / s0[0])
+        assert np.all(np.abs(c - c0) <= 0.16 * s0 + 1e-9)
+    assert max(abs(x) for x in rots) <= 80 and 0.2 < np.mean(np.array(rots) != 0) < 0.9
+    assert 0.5 <= min(ratios) and max(ratios) <= 1.5
+    cfg = TopdownAugConfig.tokenpose_coco()
+    for _ in range(100):
+        _, s, r = random_bbox_transform(c0, s0, rng, cfg.shift_factor, cfg.shift_prob, cfg.scale_range,
+                                        cfg.scale_std, cfg.scale_prob, cfg.rotate_limit, cfg.rotate_std,
+                                        cfg.rotate_prob)
+        assert abs(r) <= 90 and 0.65 - 1e-9 <= s[0] / s0[0] <= 1.35 + 1e-9
+
+
+def test_normalize_image():
+    img = np.zeros((2, 2, 3), np.uint8)
+    img[..., 0] = 255  # blue in BGR
+    out = normalize_image(img)
+    assert out.shape == (3, 2, 2) and out.dtype == np.float32
+    np.testing.assert_allclose(out[:, 0, 0], [-123.675 / 58.395, -116.28 / 57.12, (255 - 103.53) / 57.375],
+                               rtol=1e-6)
+
+
+def _sample(rng):
+    img = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    kps = np.stack([rng.uniform(110, 210, 17), rng.uniform(40, 200, 17)], -1)
+    return img, [100, 30, 120, 180], kps, np.ones(17, np.float32)
+
+
+def test_pipeline_reproducible_with_seeded_generator():
+    img, box, kps, vis = _sample(np.random.default_rng(4))
+    codec = HeatmapCodec(OUT, (48, 64), unbiased=True, udp=True)
+    pipe = TopdownPipeline(OUT, "coco", codec=codec, train=True, use_udp=True)
+    a = pipe(img, box, kps, vis, rng=np.random.default_rng(7))
+    b = pipe(img, box, kps, vis, rng=np.random.default_rng(7))
+    for k in ("image", "keypoints", "heatmaps", "keypoint_weights", "warp_matrix"):
+        np.testing.assert_array_equal(a[k], b[k])
+    assert a["rotation"] == b["rotation"] and a["flipped"] == b["flipped"]
+    outs = [pipe(img, box, kps, vis, rng=np.random.default_rng(s))["warp_matrix"] for s in range(4)]
+    assert any(not np.allclose(outs[0], o) for o in outs[1:])
+    with pytest.raises(ValueError, match="rng"):
+        pipe(img, box, kps, vis)
+
+
+def test_pipeline_val_decode_maps_back_to_image():
+    img, box, kps, vis = _sample(np.random.default_rng(5))
+    codec = HeatmapCodec(OUT, (48, 64), unbiased=True, udp=True, decode="dark")
+    pipe = TopdownPipeline(OUT, COCO, codec=codec, use_udp=True)
+    out = pipe(img, box, kps, vis)
+    assert out["image"].shape == (3, 256, 192) and out["heatmaps"].shape == (17, 64, 48)
+    dec, _ = codec.decode(out["heatmaps"])
+    back = affine_keypoints(dec[0], invert_affine(out["warp_matrix"]))
+    assert np.abs(back - kps).max() < 0.1 * out["scale"][0] / (OUT[0] - 1)  # < 0.1 crop px
