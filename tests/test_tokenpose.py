@@ -218,3 +218,21 @@ def test_ppt_l_d6_prunes_three_times() -> None:
     model = posetokens.create_model("ppt_l_d6_coco_256x192")
     assert len(model.cfg.prune.layers) == 3 and model.token_counts() == [180, 126, 89]
     assert math.isclose(model.keep_ratio, 0.7)
+
+
+@pytest.mark.parametrize("fixture", TOKENPOSE_FIXTURES, ids=lambda p: p.name)
+def test_optimized_inference_copy_matches_official_outputs(fixture: Path) -> None:
+    from posetokens.convert import load_weights
+    from posetokens.layers import optimize_for_inference
+    from posetokens.models.tokenpose import TokenPose
+    from posetokens.parity.tokenpose import cfg_from_fixture
+
+    model = TokenPose(cfg_from_fixture(json.loads((fixture / "config.json").read_text()))).eval()
+    load_weights(model, fixture / "checkpoint.pth", "tokenpose")
+    fast = optimize_for_inference(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    images = torch.load(fixture / "inputs.pt", weights_only=True)["images"]
+    ref = torch.load(fixture / "outputs.pt", weights_only=True)["ppt_heatmaps"]
+    with torch.no_grad():
+        out = fast(images.contiguous(memory_format=torch.channels_last))
+    assert (out - ref).abs().max() < 1e-4

@@ -1,4 +1,4 @@
-"""The ``posetokens`` command line: models, flops, convert, parity."""
+"""The ``posetokens`` command line: models, flops, convert, parity, train, test, evaluate."""
 
 from __future__ import annotations
 
@@ -42,6 +42,57 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def _load_cfg(args: argparse.Namespace):
+    from posetokens.engine.config import load_config
+
+    overrides = list(args.set or [])
+    if getattr(args, "work_dir", None):
+        overrides.append(f"work_dir={args.work_dir}")
+    return load_config(args.config, overrides)
+
+
+def _print_metrics(metrics: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(metrics))
+        return
+    names = list(metrics)
+    print("| " + " | ".join(names) + " |")
+    print("|" + "---|" * len(names))
+    print("| " + " | ".join(f"{metrics[n]:.4f}" for n in names) + " |")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import logging
+
+    from posetokens.engine.trainer import train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    metrics = train(_load_cfg(args), resume=args.resume)
+    if metrics:
+        _print_metrics(metrics, False)
+    return 0
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    from posetokens.engine.trainer import test
+
+    metrics = test(_load_cfg(args), args.weights, args.out)
+    _print_metrics(metrics, args.json)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from posetokens.data.metainfo import get_metainfo
+    from posetokens.evaluation.coco import evaluate_coco
+
+    meta = get_metainfo(args.dataset)
+    nms = None if str(args.nms_thr).lower() == "none" else float(args.nms_thr)
+    metrics = evaluate_coco(args.gt, args.pred, meta.sigmas_array, iou_type=meta.eval_iou_type,
+                            use_area=meta.eval_use_area, rescore=not args.no_rescore, nms_thr=nms)
+    _print_metrics(metrics, args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``posetokens`` command."""
     p = argparse.ArgumentParser(prog="posetokens", description="Efficient token-based human pose estimation.")
@@ -67,6 +118,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--atol", type=float, default=1e-4, help="max abs difference allowed (default 1e-4)")
     s.set_defaults(fn=_cmd_parity)
+
+    s = sub.add_parser("train", help="train a recipe (torchrun-ready)")
+    s.add_argument("config", help="YAML recipe, e.g. configs/ppt_s_coco_256x192.yaml")
+    s.add_argument("--work-dir", help="output folder (overrides work_dir)")
+    s.add_argument("--resume", action="store_true", help="continue exactly from WORK_DIR/last.pth")
+    s.add_argument("--set", action="append", metavar="A.B=VALUE", help="override a config field (repeatable)")
+    s.set_defaults(fn=_cmd_train)
+
+    s = sub.add_parser("test", help="evaluate weights on the recipe's val/test set")
+    s.add_argument("config")
+    s.add_argument("--weights", required=True, help="checkpoint: ours (any trainer output) or official")
+    s.add_argument("--out", help="predictions json (COCO results format); default WORK_DIR/test_predictions.json")
+    s.add_argument("--work-dir")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--set", action="append", metavar="A.B=VALUE")
+    s.set_defaults(fn=_cmd_test)
+
+    s = sub.add_parser("evaluate", help="score a COCO-results predictions file against COCO-format GT")
+    s.add_argument("--gt", required=True, help="COCO-format keypoint ground truth json")
+    s.add_argument("--pred", required=True, help="predictions json in the COCO results format")
+    s.add_argument("--dataset", default="coco", choices=["coco", "crowdpose", "mpii"],
+                   help="selects the OKS sigmas and the COCOeval mode")
+    s.add_argument("--no-rescore", action="store_true", help="keep the given scores (no box x keypoint rescoring)")
+    s.add_argument("--nms-thr", default="0.9", help="OKS-NMS threshold, or 'none' (default 0.9)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=_cmd_evaluate)
     return p
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,26 @@ def build_from_cfg(family: str, cfg: Any) -> nn.Module:
     return get_family(family).build(cfg)
 
 
+def replace_nested(cfg: Any, overrides: Mapping[str, Any], where: str = "config") -> Any:
+    """A copy of the frozen dataclass ``cfg`` with ``overrides`` applied; a dict reaches a nested dataclass.
+
+    Lists become tuples. An unknown field raises ``ValueError`` naming it and the known fields.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise ValueError(f"{where}: unknown model config field {key!r}; known: {sorted(fields)}")
+        current = getattr(cfg, key)
+        if isinstance(value, Mapping) and dataclasses.is_dataclass(current):
+            changes[key] = replace_nested(current, value, f"{where}.{key}")
+        elif isinstance(value, list):
+            changes[key] = tuple(value)
+        else:
+            changes[key] = value
+    return dataclasses.replace(cfg, **changes)
+
+
 def create_model(name: str, weights: str | Path | None = None, **overrides: Any) -> nn.Module:
     """Build the zoo model ``name``; ``overrides`` replace config fields; ``weights`` loads a checkpoint.
 
@@ -108,7 +129,7 @@ def create_model(name: str, weights: str | Path | None = None, **overrides: Any)
     unexpected keys and shape mismatches raise an error that names them.
     """
     entry = get_entry(name)
-    cfg = replace(entry.cfg, **overrides) if overrides else entry.cfg
+    cfg = replace_nested(entry.cfg, overrides, name) if overrides else entry.cfg
     model = get_family(entry.family).build(cfg)
     model.zoo_name = name  # type: ignore[attr-defined]
     if weights is not None:

@@ -468,8 +468,8 @@ class TopdownPipeline:
         pixel_aligned_box: TokenPose's ``x + (w-1)/2`` box centre.
         normalize: return a normalised float (3, H, W) image; else the uint8 crop.
 
-    Call with ``(image, bbox_xywh, keypoints=None, keypoints_visible=None, rng=None)``;
-    ``rng`` is required when ``train``. Returns a dict with ``image``, ``center``,
+    Call with ``(image, bbox_xywh, keypoints=None, keypoints_visible=None, rng=None)``, ``image`` an
+    (H, W, 3) uint8 **RGB** array as the datasets load it; ``rng`` is required when ``train``. Returns a dict with ``image``, ``center``,
     ``scale``, ``rotation``, ``flipped``, ``warp_matrix`` (image -> crop) and, when
     keypoints are given, crop-space ``keypoints`` (K, 2), ``keypoints_visible`` (K,)
     plus the codec's targets (leading N=1 squeezed).
@@ -539,7 +539,7 @@ class TopdownPipeline:
         scale = fix_aspect_ratio(scale, self.aspect_ratio)
         crop, m = warp_crop(image, center, scale, rot, self.input_size, self.use_udp)
         out: dict[str, Any] = {
-            "image": normalize_image(crop) if self.normalize else crop,
+            "image": normalize_image(crop, bgr_to_rgb=False) if self.normalize else crop,  # input is RGB already
             "center": center, "scale": scale, "rotation": rot, "flipped": flipped,
             "warp_matrix": m,
         }

@@ -1,0 +1,291 @@
+"""The training loop, read top to bottom (nanoGPT style).
+
+``train(cfg)`` runs unchanged on one process or under ``torchrun`` (DDP: nccl on GPU, gloo on CPU).
+Order: distributed setup -> model -> data -> optimiser -> resume -> loop -> checkpoint/eval per epoch.
+
+Exact resume: a checkpoint holds the model, optimiser, grad scaler, EMA, the step counters and every RNG
+state; the learning rate and PPT keep ratio are pure functions of the step, the data order of the
+(seed, epoch) pair, and augmentation of (seed, epoch, index). A run stopped after k steps and resumed
+therefore ends with the weights of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
+
+from posetokens.data.metainfo import get_metainfo
+from posetokens.engine.checkpoint import atomic_save, load_file
+from posetokens.engine.config import TrainCfg, config_to_dict
+from posetokens.engine.data import StepSampler, build_codec, build_samples, make_loader
+from posetokens.engine.evaluate import coco_metrics, predict_coco
+from posetokens.engine.losses import joints_mse
+from posetokens.engine.schedule import keep_ratio_at, lr_factor
+from posetokens.evaluation.coco import write_coco_results
+from posetokens.registry import create_model
+
+logger = logging.getLogger(__name__)
+
+
+class ModelEMA:
+    """Exponential moving average of a model's weights (buffers are copied)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """``ema = decay * ema + (1 - decay) * model`` for parameters; buffers copied."""
+        for e, p in zip(self.module.parameters(), model.parameters()):
+            e.lerp_(p.detach(), 1.0 - self.decay)
+        for e, b in zip(self.module.buffers(), model.buffers()):
+            e.copy_(b)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tensorboard(work_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional: scalars also go to log.jsonl
+        return None
+    return SummaryWriter(str(work_dir / "tb"))
+
+
+def build_model(cfg: TrainCfg) -> nn.Module:
+    """The recipe's model (zoo name + overrides, optional initial weights)."""
+    return create_model(cfg.model.name, weights=cfg.model.weights, **cfg.model.overrides)
+
+
+def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
+    """Train ``cfg``; returns the last evaluation metrics (empty when none ran)."""
+    # ---- distributed setup (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK)
+    ddp = int(os.environ.get("RANK", -1)) != -1
+    if ddp:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+        rank, world = dist.get_rank(), dist.get_world_size()
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    else:
+        rank, world, local_rank = 0, 1, 0
+    master = rank == 0
+    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    use_amp = cfg.amp and device.type == "cuda"
+    amp_ctx = torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()
+    work_dir = Path(cfg.work_dir)
+    if master:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        (work_dir / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=1))
+
+    # ---- model (same seed on every rank; DDP also broadcasts rank 0's weights)
+    torch.manual_seed(cfg.seed)
+    raw_model = build_model(cfg).to(device)
+    mcfg = raw_model.cfg
+    target_ratio = getattr(raw_model, "keep_ratio", 1.0)
+
+    # ---- data
+    metainfo = get_metainfo(cfg.data.dataset)
+    if metainfo.num_keypoints != mcfg.num_keypoints:
+        raise ValueError(f"config: model {cfg.model.name} predicts {mcfg.num_keypoints} keypoints but "
+                         f"data.dataset={cfg.data.dataset!r} has {metainfo.num_keypoints}")
+    codec = build_codec(cfg.data, mcfg.image_size, mcfg.heatmap_size)
+    train_set = build_samples(cfg.data, "train", mcfg.image_size, codec, cfg.seed)
+    sampler = StepSampler(len(train_set), cfg.data.batch_size, world, rank, cfg.optim.grad_accum, cfg.seed)
+    loader = make_loader(train_set, cfg.data.batch_size, sampler, cfg.data.num_workers)
+    steps_per_epoch = sampler.steps_per_epoch
+
+    # ---- optimiser, scaler, EMA
+    opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(cfg.optim.name)
+    if opt_cls is None:
+        raise ValueError(f"config: optim.name must be 'adam' or 'adamw', got {cfg.optim.name!r}")
+    optimizer = opt_cls(raw_model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
+                        weight_decay=cfg.optim.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    ema = ModelEMA(raw_model, cfg.optim.ema_decay) if cfg.optim.ema_decay else None
+
+    # ---- resume
+    epoch, step_in_epoch, step, best = 0, 0, 0, {}
+    ckpt_path = work_dir / "last.pth"
+    if resume:
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        ckpt = load_file(ckpt_path, weights_only=False)
+        raw_model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        if ema is not None:
+            ema.module.load_state_dict(ckpt["ema"])
+        epoch, step_in_epoch, step, best = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["step"], ckpt.get("best", {})
+        _set_rng_state(ckpt["rng"][min(rank, len(ckpt["rng"]) - 1)])
+        if master:
+            logger.info("resumed from %s at epoch %d, step %d", ckpt_path, epoch, step)
+    model: nn.Module = DDP(raw_model) if ddp else raw_model
+
+    def save(epoch_: int, step_in_epoch_: int) -> None:
+        rngs = [_rng_state()]
+        if ddp:
+            rngs = [None] * world
+            dist.all_gather_object(rngs, _rng_state())
+        if master:
+            atomic_save({
+                "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                "ema": ema.module.state_dict() if ema else None, "epoch": epoch_, "step_in_epoch": step_in_epoch_,
+                "step": step, "best": best, "rng": rngs, "config": config_to_dict(cfg), "zoo_name": cfg.model.name,
+            }, ckpt_path)
+
+    def evaluate() -> dict[str, float]:
+        eval_model = ema.module if ema else raw_model
+        val_set = build_samples(cfg.data, "val", mcfg.image_size, codec)
+        val_loader = make_loader(val_set, cfg.data.val_batch_size, None, cfg.data.num_workers)
+        results = predict_coco(eval_model, val_loader, codec, metainfo, cfg.data.flip_test, device)
+        write_coco_results(work_dir / "val_predictions.json", results)
+        return coco_metrics(cfg.data.val_ann, results, metainfo)
+
+    # ---- the loop
+    writer = _tensorboard(work_dir) if master else None
+    log_file = (work_dir / "log.jsonl").open("a") if master else None
+    metrics: dict[str, float] = {}
+    accum = cfg.optim.grad_accum
+    stop = False
+    model.train()
+    while epoch < cfg.schedule.epochs and not stop:
+        sampler.set_epoch(epoch, step_in_epoch)
+        train_set.set_epoch(epoch)
+        bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch}", disable=not master,
+                   leave=False, dynamic_ncols=True)
+        micro, t0 = 0, time.perf_counter()
+        for batch in loader:
+            lr = cfg.optim.lr * lr_factor(step, steps_per_epoch, cfg.schedule)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            ratio = keep_ratio_at(step, steps_per_epoch, target_ratio, cfg.schedule.prune_start_epoch,
+                                  cfg.schedule.prune_decay_epochs)
+            if hasattr(raw_model, "set_keep_ratio"):
+                raw_model.set_keep_ratio(ratio)
+            last_micro = micro == accum - 1
+            sync = contextlib.nullcontext() if (not ddp or last_micro) else model.no_sync()
+            with sync:
+                with amp_ctx:
+                    out = model(batch["image"].to(device, non_blocking=True))
+                    loss = joints_mse(out.float(), batch["heatmaps"].to(device), batch["keypoint_weights"].to(device))
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {step}: check the data "
+                                             "(NaN keypoints or images) and the learning rate")
+                scaler.scale(loss / accum).backward()
+            micro += 1
+            if not last_micro:
+                continue
+            micro = 0
+            if cfg.optim.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.optim.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(raw_model)
+            step += 1
+            step_in_epoch += 1
+            bar.update(1)
+            if master and (step % cfg.log_interval == 0 or step_in_epoch == steps_per_epoch):
+                loss_v = loss.item()
+                bar.set_postfix(loss=f"{loss_v:.3g}", lr=f"{lr:.2e}", keep=f"{ratio:.3f}")
+                rec = {"step": step, "epoch": epoch, "loss": loss_v, "lr": lr, "keep_ratio": ratio,
+                       "sec_per_step": (time.perf_counter() - t0) / max(1, step_in_epoch)}
+                log_file.write(json.dumps(rec) + "\n")
+                log_file.flush()
+                if writer:
+                    for k in ("loss", "lr", "keep_ratio"):
+                        writer.add_scalar(f"train/{k}", rec[k], step)
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                stop = True
+                break
+        bar.close()
+        skipped = dict(getattr(train_set.base, "skipped", {}) or {})
+        if master and skipped:  # documented skips (unreadable images, ...), counted per epoch
+            logger.warning("epoch %d: skipped samples %s", epoch, skipped)
+            log_file.write(json.dumps({"epoch": epoch, "skipped": skipped}) + "\n")
+        if stop:
+            save(epoch, step_in_epoch)
+            break
+        epoch, step_in_epoch = epoch + 1, 0
+        save(epoch, 0)
+        if cfg.eval_interval and (epoch % cfg.eval_interval == 0 or epoch == cfg.schedule.epochs) and cfg.data.val_ann:
+            if master:
+                if hasattr(raw_model, "set_keep_ratio"):
+                    raw_model.set_keep_ratio(target_ratio)
+                metrics = evaluate()
+                logger.info("epoch %d: %s", epoch, metrics)
+                log_file.write(json.dumps({"epoch": epoch, "eval": metrics}) + "\n")
+                if writer:
+                    for k, v in metrics.items():
+                        writer.add_scalar(f"val/{k}", v, step)
+                if metrics.get("AP", -1) > best.get("AP", -1):
+                    best = dict(metrics, epoch=epoch)
+                    atomic_save({"model": cfg.model.name, "state_dict": (ema.module if ema else raw_model).state_dict()},
+                                work_dir / "best.pth")
+            if ddp:
+                dist.barrier()
+    if hasattr(raw_model, "set_keep_ratio"):
+        raw_model.set_keep_ratio(target_ratio)
+    if master:
+        if not stop:  # only a completed run has final weights; an interrupted one resumes from last.pth
+            atomic_save({"model": cfg.model.name, "state_dict": (ema.module if ema else raw_model).state_dict()},
+                        work_dir / "final.pth")
+        log_file.close()
+        if writer:
+            writer.close()
+    if ddp:
+        dist.barrier()
+        dist.destroy_process_group()
+    return metrics
+
+
+def test(cfg: TrainCfg, weights: str, out: str | None = None) -> dict[str, float]:
+    """Evaluate ``weights`` on the recipe's val/test set; write COCO-format predictions to ``out``."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model = create_model(cfg.model.name, weights=weights, **cfg.model.overrides).to(device).eval()
+    metainfo = get_metainfo(cfg.data.dataset)
+    codec = build_codec(cfg.data, model.cfg.image_size, model.cfg.heatmap_size)
+    val_set = build_samples(cfg.data, "val", model.cfg.image_size, codec)
+    loader = make_loader(val_set, cfg.data.val_batch_size, None, cfg.data.num_workers)
+    results = predict_coco(model, loader, codec, metainfo, cfg.data.flip_test, device)
+    out_path = Path(out) if out else Path(cfg.work_dir) / "test_predictions.json"
+    write_coco_results(out_path, results)
+    return coco_metrics(cfg.data.val_ann, results, metainfo)

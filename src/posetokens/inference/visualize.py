@@ -1,0 +1,201 @@
+"""The library's one home for drawing: skeletons over images and PPT-style kept-token figures (numpy + cv2).
+
+* :func:`draw_skeleton`: predicted (or ground-truth) people drawn with the dataset's links and colours.
+* :func:`draw_kept_tokens`: the PPT paper's figure for one example: the input crop, then the crop at each
+  pruning layer with the kept visual tokens (patches) at full brightness and the pruned ones dimmed.
+* :func:`tile_images` and :func:`put_caption`: small helpers to compose pictures into one file.
+
+Colours in metainfo are RGB; every function takes the image's channel order (``"bgr"``, OpenCV's, or
+``"rgb"``) and returns an image in that same order. Inputs are never modified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from posetokens.data.metainfo import PoseMetaInfo, get_metainfo
+
+__all__ = ["draw_skeleton", "draw_kept_tokens", "tile_images", "put_caption", "denormalize_image"]
+
+
+def _as_uint8_rgb3(image: np.ndarray) -> np.ndarray:
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) or (H, W) image, got shape {img.shape}")
+    if img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(img)
+
+
+def _colour(rgb: Sequence[int], channel_order: str) -> tuple[int, int, int]:
+    r, g, b = (int(c) for c in rgb)
+    return (b, g, r) if channel_order == "bgr" else (r, g, b)
+
+
+def _check_order(channel_order: str) -> None:
+    if channel_order not in ("bgr", "rgb"):
+        raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
+
+
+def denormalize_image(chw: np.ndarray, mean: Sequence[float] = (123.675, 116.28, 103.53),
+                      std: Sequence[float] = (58.395, 57.12, 57.375)) -> np.ndarray:
+    """A model input (3, H, W), normalised with ImageNet statistics, back to an (H, W, 3) uint8 image
+    in the same channel order (RGB for the library's pipeline)."""
+    x = np.asarray(chw, np.float32).transpose(1, 2, 0) * np.asarray(std, np.float32) + np.asarray(mean, np.float32)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def draw_skeleton(
+    image: np.ndarray,
+    keypoints: np.ndarray,
+    scores: np.ndarray | None,
+    metainfo: PoseMetaInfo | str,
+    kpt_thr: float = 0.3,
+    radius: int | None = None,
+    thickness: int | None = None,
+    channel_order: str = "bgr",
+) -> np.ndarray:
+    """Draw people's keypoints and skeleton links on a copy of ``image``.
+
+    Args:
+        image: (H, W, 3) uint8 image (``channel_order``), or (H, W) grey.
+        keypoints: (N, K, 2) pixel coordinates (a single (K, 2) person is accepted).
+        scores: (N, K) confidences; a keypoint (and any link touching it) is drawn only when its score is
+            at least ``kpt_thr``. ``None`` draws everything.
+        metainfo: the keypoint definition (its ``skeleton``, ``keypoint_colors`` and ``link_colors``).
+        kpt_thr: score threshold.
+        radius, thickness: keypoint radius and link width in pixels (default: from the image size).
+        channel_order: ``"bgr"`` or ``"rgb"``, the order of ``image`` and of the result.
+    Returns:
+        The (H, W, 3) uint8 image with anti-aliased drawings.
+    """
+    _check_order(channel_order)
+    meta = get_metainfo(metainfo)
+    canvas = _as_uint8_rgb3(image).copy()
+    kpts = np.asarray(keypoints, np.float64)
+    if kpts.ndim == 2:
+        kpts = kpts[None]
+    if kpts.ndim != 3 or kpts.shape[-1] < 2 or kpts.shape[1] != meta.num_keypoints:
+        raise ValueError(f"keypoints must be (N, {meta.num_keypoints}, 2), got {np.shape(keypoints)}")
+    sc = np.ones(kpts.shape[:2]) if scores is None else np.asarray(scores, np.float64).reshape(kpts.shape[:2])
+    h, w = canvas.shape[:2]
+    unit = max(1.0, min(h, w) / 160.0)
+    radius = int(radius if radius is not None else max(2, round(2 * unit)))
+    thickness = int(thickness if thickness is not None else max(1, round(1.5 * unit)))
+    shift = 4  # sub-pixel precision for cv2's anti-aliased primitives
+    mult = 1 << shift
+    kcol = [_colour(c, channel_order) for c in meta.keypoint_colors]
+    lcol = [_colour(c, channel_order) for c in meta.link_colors]
+    for person, conf in zip(kpts, sc):
+        ok = np.isfinite(person[:, :2]).all(axis=1) & (conf >= kpt_thr)
+        fixed = np.round(np.nan_to_num(person[:, :2]) * mult).astype(np.int64)
+        for (a, b), col in zip(meta.skeleton, lcol):
+            if ok[a] and ok[b]:
+                cv2.line(canvas, tuple(int(v) for v in fixed[a]), tuple(int(v) for v in fixed[b]), col,
+                         thickness, cv2.LINE_AA, shift)
+        for k in np.flatnonzero(ok):
+            centre = tuple(int(v) for v in fixed[k])
+            cv2.circle(canvas, centre, radius * mult, kcol[k], -1, cv2.LINE_AA, shift)
+            cv2.circle(canvas, centre, radius * mult, (255, 255, 255), 1, cv2.LINE_AA, shift)
+    return canvas
+
+
+def _patch_box(pid: int, grid: tuple[int, int], size_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    gh, gw = grid
+    h, w = size_hw
+    r, c = divmod(int(pid), gw)
+    return (round(c * w / gw), round(r * h / gh), round((c + 1) * w / gw), round((r + 1) * h / gh))
+
+
+def draw_kept_tokens(
+    crop: np.ndarray,
+    patch_grid: tuple[int, int],
+    kept_patch_ids: Sequence[np.ndarray],
+    layer_names: Sequence[str] | None = None,
+    scale: int = 2,
+    dim: float = 0.25,
+    grid_colour: tuple[int, int, int] = (255, 255, 255),
+    pad: int = 4,
+    caption: bool = True,
+) -> np.ndarray:
+    """PPT's kept-token figure for one example, as one row of panels.
+
+    The first panel is the input crop; panel ``i + 1`` shows the crop with the patches kept after
+    pruning layer ``i`` at full brightness (outlined) and the pruned ones dimmed.
+
+    Args:
+        crop: (H, W, 3) uint8 model input crop (any channel order; returned in the same order).
+        patch_grid: (rows, cols) of visual tokens; patch ``p`` covers row ``p // cols``, column ``p % cols``.
+        kept_patch_ids: one 1-D array of original patch ids per pruning layer (e.g. ``pruned[i].patch_idx[b]``).
+        layer_names: captions of the pruned panels (default ``"layer L"`` numbered from 1, no layer index known).
+        scale: integer upscaling of every panel (model crops are small).
+        dim: brightness factor of pruned patches (0 black, 1 unchanged).
+        grid_colour: outline colour of kept patches (in the image's channel order).
+        pad: white gap between panels, pixels.
+        caption: write a caption (token count) under every panel.
+    Returns:
+        (H * scale [+ caption band], n_panels * W * scale + gaps, 3) uint8 image.
+    """
+    base = _as_uint8_rgb3(crop)
+    if scale > 1:
+        base = cv2.resize(base, (base.shape[1] * scale, base.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+    gh, gw = (int(v) for v in patch_grid)
+    n = gh * gw
+    h, w = base.shape[:2]
+    names = list(layer_names) if layer_names is not None else [f"prune {i + 1}" for i in range(len(kept_patch_ids))]
+    if len(names) != len(kept_patch_ids):
+        raise ValueError(f"{len(names)} layer names for {len(kept_patch_ids)} pruning layers")
+    panels = [put_caption(base, f"input ({n} tokens)") if caption else base]
+    dimmed = (base.astype(np.float32) * dim + 255.0 * 0.15 * (1 - dim)).clip(0, 255).astype(np.uint8)
+    for ids, name in zip(kept_patch_ids, names):
+        ids = np.asarray(ids).reshape(-1).astype(np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= n):
+            raise ValueError(f"patch ids must be in [0, {n}), got range [{ids.min()}, {ids.max()}]")
+        mask = np.zeros((gh, gw), bool)
+        mask.flat[ids] = True
+        full = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        panel = np.where(full[..., None], base, dimmed)
+        for pid in ids:
+            x0, y0, x1, y1 = _patch_box(int(pid), (gh, gw), (h, w))
+            cv2.rectangle(panel, (x0, y0), (x1 - 1, y1 - 1), grid_colour, 1, cv2.LINE_4)
+        panels.append(put_caption(panel, f"{name}: {ids.size}") if caption else panel)
+    return tile_images(panels, cols=len(panels), pad=pad)
+
+
+def put_caption(image: np.ndarray, text: str, height: int = 18, colour: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """``image`` with a white band of ``height`` pixels below it holding ``text`` (anti-aliased)."""
+    img = _as_uint8_rgb3(image)
+    band = np.full((height, img.shape[1], 3), 255, np.uint8)
+    font_scale = 0.4 * height / 18
+    (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+    while tw > img.shape[1] - 4 and font_scale > 0.2:
+        font_scale *= 0.9
+        (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+    cv2.putText(band, text, (max(2, (img.shape[1] - tw) // 2), int(height * 0.72)), cv2.FONT_HERSHEY_SIMPLEX,
+                font_scale, colour, 1, cv2.LINE_AA)
+    return np.concatenate([img, band], axis=0)
+
+
+def tile_images(images: Sequence[np.ndarray], cols: int, pad: int = 4, background: int = 255) -> np.ndarray:
+    """Tile (H, W, 3) uint8 images row-major into a grid with ``pad`` pixels between cells.
+
+    Cells are as large as the largest image; smaller images sit at the cell's top-left.
+    """
+    if not images:
+        raise ValueError("tile_images needs at least one image")
+    imgs = [_as_uint8_rgb3(i) for i in images]
+    cols = max(1, min(int(cols), len(imgs)))
+    rows = -(-len(imgs) // cols)
+    ch = max(i.shape[0] for i in imgs)
+    cw = max(i.shape[1] for i in imgs)
+    out = np.full((rows * ch + (rows - 1) * pad, cols * cw + (cols - 1) * pad, 3), background, np.uint8)
+    for k, img in enumerate(imgs):
+        r, c = divmod(k, cols)
+        y, x = r * (ch + pad), c * (cw + pad)
+        out[y:y + img.shape[0], x:x + img.shape[1]] = img
+    return out

@@ -1,0 +1,203 @@
+"""Trainer: exact resume, DDP equivalence, schedules, loss, configs and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from posetokens.cli import main as cli
+from posetokens.data.synthetic import generate_splits
+from posetokens.engine.config import ScheduleCfg, load_config
+from posetokens.engine.data import StepSampler
+from posetokens.engine.losses import joints_mse
+from posetokens.engine.schedule import keep_ratio_at, lr_factor
+from posetokens.engine.trainer import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A tiny PPT: 64x48 input, 8x6 patches of 2x2, 2 layers, pruning after layer 0.
+TINY = [
+    "model.name=ppt_s_coco_256x192",
+    "model.overrides={image_size: [64, 48], dim: 32, depth: 2, heads: 2, patch_size: [2, 2], head_hidden: 64, "
+    "prune: {layers: [0], keep_ratio: 0.7}, backbone: {stem_channels: 16, num_blocks: [1, 4, 4, 4]}}",
+    "data.batch_size=4", "data.val_batch_size=16", "data.aug=tokenpose_coco", "eval_interval=0",
+    "schedule.epochs=3", "schedule.kind=cosine", "schedule.warmup_iters=3", "schedule.prune_start_epoch=1",
+    "schedule.prune_decay_epochs=1", "optim.grad_clip=1.0", "optim.ema_decay=0.9", "threads=1", "log_interval=1",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return generate_splits(tmp_path_factory.mktemp("syn"), num_train=12, num_val=4, seed=3, image_size=(96, 96))
+
+
+def _cfg(data: dict, work_dir: Path, *extra: str):
+    paths = [f"data.train_ann={data['train_ann']}", f"data.train_img_dir={data['train_img_dir']}",
+             f"data.val_ann={data['val_ann']}", f"data.val_img_dir={data['val_img_dir']}", f"work_dir={work_dir}"]
+    return load_config(None, TINY + paths + list(extra))
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def test_resume_ends_with_identical_weights(tiny_data: dict, tmp_path: Path) -> None:
+    train(_cfg(tiny_data, tmp_path / "full"))
+    full = _weights(tmp_path / "full" / "final.pth")
+    steps = json.loads((tmp_path / "full" / "log.jsonl").read_text().splitlines()[-1])["step"]
+    assert steps > 4
+    # stop in the middle of epoch 1 (after the keep-ratio schedule started), then resume
+    train(_cfg(tiny_data, tmp_path / "split", f"max_steps={steps // 2 + 1}"))
+    assert (tmp_path / "split" / "last.pth").is_file()
+    assert not (tmp_path / "split" / "final.pth").is_file()  # an interrupted run leaves no final weights
+    train(_cfg(tiny_data, tmp_path / "split"), resume=True)
+    resumed = _weights(tmp_path / "split" / "final.pth")
+    assert full.keys() == resumed.keys()
+    for k in full:
+        assert torch.equal(full[k], resumed[k]), k
+    ckpt = torch.load(tmp_path / "split" / "last.pth", weights_only=False)
+    assert {"model", "optimizer", "scaler", "ema", "rng", "epoch", "step"} <= set(ckpt)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_processes_match_one_process_with_same_global_batch(tiny_data: dict, tmp_path: Path) -> None:
+    common = ["schedule.epochs=1", "optim.ema_decay=null", "data.batch_size=2"]
+    # one process, global batch 4 as 2 accumulated micro-batches of 2 (BatchNorm sees 2 samples either way)
+    train(_cfg(tiny_data, tmp_path / "single", *common, "optim.grad_accum=2"))
+    cfg_file = tmp_path / "ddp.yaml"
+    cfg_file.write_text("{}\n")
+    paths = [f"data.train_ann={tiny_data['train_ann']}", f"data.train_img_dir={tiny_data['train_img_dir']}",
+             f"work_dir={tmp_path / 'ddp'}"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", "-m", "posetokens", "train", str(cfg_file)]
+    for item in TINY + paths + common:
+        cmd += ["--set", item]
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single, ddp = _weights(tmp_path / "single" / "final.pth"), _weights(tmp_path / "ddp" / "final.pth")
+    params = [k for k in single if "running_" not in k and "num_batches" not in k]
+    worst = max(float((single[k] - ddp[k]).abs().max()) for k in params)
+    assert worst < 1e-5, worst
+
+
+def test_step_sampler_splits_global_batches_identically() -> None:
+    one = list(StepSampler(20, batch=2, world=1, rank=0, accum=2, seed=1))
+    r0 = list(StepSampler(20, batch=2, world=2, rank=0, accum=1, seed=1))
+    r1 = list(StepSampler(20, batch=2, world=2, rank=1, accum=1, seed=1))
+    assert len(one) == 20 and len(r0) == len(r1) == 10
+    for step in range(5):  # step s: micro-batch 0 == rank 0, micro-batch 1 == rank 1
+        assert one[4 * step:4 * step + 2] == r0[2 * step:2 * step + 2]
+        assert one[4 * step + 2:4 * step + 4] == r1[2 * step:2 * step + 2]
+    s = StepSampler(20, batch=2, seed=1)
+    s.set_epoch(0, start_step=3)
+    assert list(s) == list(StepSampler(20, batch=2, seed=1))[6:]
+
+
+def test_lr_schedules_hand_computed() -> None:
+    ms = ScheduleCfg(epochs=300, kind="multistep", milestones=(200, 260), gamma=0.1)
+    assert lr_factor(199 * 10, 10, ms) == 1.0
+    assert math.isclose(lr_factor(200 * 10, 10, ms), 0.1)
+    assert math.isclose(lr_factor(265 * 10, 10, ms), 0.01)
+    cos = ScheduleCfg(epochs=10, kind="cosine", warmup_iters=10, warmup_ratio=0.0)
+    assert lr_factor(0, 10, cos) == 0.0
+    assert math.isclose(lr_factor(5, 10, cos), 0.5 * 0.5 * (1 + math.cos(math.pi * 5 / 100)))
+    assert math.isclose(lr_factor(50, 10, cos), 0.5)  # half-way through the cosine
+    assert lr_factor(100, 10, cos) == 0.0
+
+
+def test_keep_ratio_schedule_matches_ppt() -> None:
+    # PPT/EViT: 1.0 for epochs 0-9, cosine from 1 to 0.7 over 100 epochs, then 0.7
+    assert keep_ratio_at(9 * 100 + 99, 100, 0.7, 10, 100) == 1.0
+    assert keep_ratio_at(10 * 100, 100, 0.7, 10, 100) == 1.0
+    assert math.isclose(keep_ratio_at(60 * 100, 100, 0.7, 10, 100), 0.85)
+    assert math.isclose(keep_ratio_at(110 * 100, 100, 0.7, 10, 100), 0.7)
+    assert math.isclose(keep_ratio_at(299 * 100, 100, 0.7, 10, 100), 0.7)
+
+
+def test_joints_mse_hand_computed() -> None:
+    pred = torch.zeros(1, 2, 2, 2)
+    target = torch.ones(1, 2, 2, 2)
+    weight = torch.tensor([[1.0, 0.0]])
+    # joint 0: 0.5 * mean(1) = 0.5; joint 1 weighted out: 0; mean over joints = 0.25
+    assert math.isclose(float(joints_mse(pred, target, weight)), 0.25)
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim:\n  lrr: 0.1\n")
+    with pytest.raises(ValueError, match=r"bad.yaml.optim: unknown key\(s\) \['lrr'\]"):
+        load_config(bad)
+    with pytest.raises(ValueError, match="schedule.epochs: expected int"):
+        load_config(None, ["schedule.epochs=many"])
+    with pytest.raises(ValueError, match="unknown model config field 'dimm'"):
+        train(load_config(None, ["model.overrides={dimm: 3}", "data.train_ann=x"]))
+
+
+def test_corrupt_image_is_skipped_and_counted_not_fatal(tiny_data: dict, tmp_path: Path) -> None:
+    data = dict(tiny_data)
+    img_dir = tmp_path / "imgs"
+    img_dir.mkdir()
+    for f in Path(tiny_data["train_img_dir"]).iterdir():
+        (img_dir / f.name).write_bytes(f.read_bytes())
+    victim = sorted(img_dir.iterdir())[0]
+    victim.write_bytes(b"not a jpeg")
+    data["train_img_dir"] = str(img_dir)
+    train(_cfg(data, tmp_path / "run", "schedule.epochs=1"))
+    assert (tmp_path / "run" / "final.pth").is_file()
+    logs = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any(rec.get("skipped", {}).get("bad_image") == 1 for rec in logs)
+
+
+def test_cli_evaluate_matches_pycocotools(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt_file = shared_data / "coco" / "test_coco.json"
+    gt = json.loads(gt_file.read_text())
+    preds = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+             for a in gt["annotations"]]
+    pred_file = tmp_path / "pred.json"
+    pred_file.write_text(json.dumps(preds))
+    assert cli(["evaluate", "--gt", str(gt_file), "--pred", str(pred_file), "--no-rescore", "--nms-thr", "none",
+                "--json"]) == 0
+    ours = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    coco = COCO(str(gt_file))
+    ev = COCOeval(coco, coco.loadRes(str(pred_file)), "keypoints")
+    ev.evaluate(), ev.accumulate(), ev.summarize()
+    assert math.isclose(ours["AP"], ev.stats[0], abs_tol=1e-12)
+    assert math.isclose(ours["AR"], ev.stats[5], abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_recipe_loads_and_names_a_zoo_model(path: Path) -> None:
+    import posetokens
+
+    cfg = load_config(path)
+    assert cfg.model.name in posetokens.list_models()
+
+
+def test_mpii_format_trains_on_real_sample(shared_data: Path, tmp_path: Path) -> None:
+    cfg = load_config(REPO / "configs" / "ppt_s_mpii_256x256.yaml", [
+        f"data.train_ann={shared_data / 'mpii' / 'test_mpii.json'}", f"data.train_img_dir={shared_data / 'mpii'}",
+        "model.overrides={image_size: [64, 64], dim: 32, depth: 2, heads: 2, patch_size: [2, 2], head_hidden: 64, "
+        "prune: {layers: [0]}, backbone: {stem_channels: 16, num_blocks: [1, 4, 4, 4]}}",
+        "data.batch_size=2", "schedule.epochs=1", f"work_dir={tmp_path}", "threads=1",
+    ])
+    train(cfg)
+    assert (tmp_path / "final.pth").is_file()
