@@ -64,3 +64,28 @@ def hrnet_summary_gflops(model: nn.Module, inputs: Sequence[Tensor]) -> float:
         for h in handles:
             h.remove()
     return total / 1024**3
+
+
+@torch.no_grad()
+def linear_gflops(model: nn.Module, inputs: Sequence[Tensor]) -> float:
+    """HoT's convention: 2 x MACs of every ``nn.Linear`` and ``nn.Conv1d`` call (attention matmuls and
+    everything else excluded), for one forward pass on ``inputs`` (one clip), in GFLOPs (1e9)."""
+    total = 0
+
+    def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Linear):
+            total += 2 * module.in_features * output.numel()
+        elif isinstance(module, nn.Conv1d):
+            total += 2 * module.weight[0].numel() * output.numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d))]
+    was_training = model.training
+    model.eval()
+    try:
+        model(*inputs)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return total / 1e9

@@ -1,6 +1,6 @@
 """Model-agnostic building blocks (torch only, no pose knowledge)."""
 
-from .attention import Attention, Block, Mlp, fused_attn_enabled, use_fused_attn
+from .attention import Attention, Block, CrossAttention, Mlp, fused_attn_enabled, use_fused_attn
 from .fuse import fuse_conv_bn, optimize_for_inference
 from .pos_embed import sine_pos_embed_2d
 from .pruning import (
@@ -11,10 +11,19 @@ from .pruning import (
     keypoint_attention_score,
     prune_topk,
     topk_indices,
+    FramePruneCfg,
+    TokenRecoveryAttention,
+    choose_frames,
+    dpc_knn_score,
+    motion_score,
+    recover_by_interpolation,
+    select_frames,
+    uniform_frame_indices,
 )
 
 __all__ = [
-    "Attention", "Block", "Mlp", "fused_attn_enabled", "use_fused_attn", "sine_pos_embed_2d", "fuse_conv_bn", "optimize_for_inference", "PruneCfg",
+    "Attention", "Block", "CrossAttention", "FramePruneCfg", "choose_frames", "TokenRecoveryAttention", "dpc_knn_score", "motion_score",
+    "recover_by_interpolation", "select_frames", "uniform_frame_indices", "Mlp", "fused_attn_enabled", "use_fused_attn", "sine_pos_embed_2d", "fuse_conv_bn", "optimize_for_inference", "PruneCfg",
     "gather_tokens", "keep_count", "keep_counts", "keypoint_attention_score", "prune_topk",
     "topk_indices",
 ]

@@ -79,6 +79,13 @@ class Attention(nn.Module):
         q, k, v = self._qkv(x)
         return self._merge(self._attend(q, k, v))
 
+    def forward_received(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Self-attention that also returns the attention each token receives: the post-softmax map
+        averaged over heads and queries, shape (B, N). Materialises the full map (explicit path)."""
+        q, k, v = self._qkv(x)
+        attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+        return self._merge(attn @ v), attn.mean(dim=(1, 2))
+
     def forward_scored(self, x: Tensor, num_queries: int) -> tuple[Tensor, Tensor]:
         """Self-attention that also returns the post-softmax attention rows of the first ``num_queries`` tokens.
 
@@ -87,6 +94,36 @@ class Attention(nn.Module):
         q, k, v = self._qkv(x)
         rows = ((q[:, :, :num_queries] @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
         return self._merge(self._attend(q, k, v)), rows
+
+
+class CrossAttention(nn.Module):
+    """Multi-head cross-attention with separate q/k/v projections (HoT's token recovering attention)."""
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False, scale: float | None = None) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"CrossAttention: dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = float(scale) if scale is not None else self.head_dim**-0.5
+        self.linear_q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.linear_k = nn.Linear(dim, dim, bias=qkv_bias)
+        self.linear_v = nn.Linear(dim, dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def _heads(self, x: Tensor) -> Tensor:
+        b, n, _ = x.shape
+        return x.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+        """``query`` (B, Nq, C) attends to ``key``/``value`` (B, Nk, C); returns (B, Nq, C)."""
+        q, k, v = self._heads(self.linear_q(query)), self._heads(self.linear_k(key)), self._heads(self.linear_v(value))
+        if _FUSED:
+            out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        else:
+            out = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1) @ v
+        b, h, n, d = out.shape
+        return self.proj(out.transpose(1, 2).reshape(b, n, h * d))
 
 
 class Mlp(nn.Module):

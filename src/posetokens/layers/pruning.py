@@ -81,3 +81,190 @@ def prune_topk(
     idx = topk_indices(score, keep_count(x.shape[1] - num_prefix, keep_ratio))
     kept = torch.cat((x[:, :num_prefix], gather_tokens(x[:, num_prefix:], idx)), dim=1)
     return kept, idx, tuple(gather_tokens(c, idx) for c in carry)
+
+
+# ------------------------------------------------------------------------------------------------ HoT
+# Frame pruning for video pose transformers (HoT, CVPR'24): choose T representative frames out of F
+# (token pruning cluster, or the ablation's uniform / attention / motion choices), then recover F frames
+# (token recovering attention, or nearest / linear interpolation along time).
+
+
+def dpc_knn_score(x: Tensor, k: int = 2, noise: Tensor | None = None) -> Tensor:
+    """Density-peak score ``gamma = rho * delta`` of each token of ``x`` (B, N, C), shape (B, N).
+
+    ``rho_i = exp(-mean of squared distances to the k nearest tokens)`` (the token itself is one of them),
+    ``delta_i`` = distance to the nearest denser token (the densest gets its sample's largest distance).
+    Distances are Euclidean over sqrt(C).
+
+    Two modes:
+
+    * ``noise`` given (B, N): the official numerics, for parity. float32 ``torch.cdist`` (its matmul path
+      leaves a small self-distance), ``rho + noise * 1e-6``, and density ties left to that noise.
+    * ``noise`` None (the library default): deterministic. Exact float64 distances, and exact density
+      ties broken by frame index: of two equally dense tokens, the earlier one counts as denser.
+    """
+    b, n, c = x.shape
+    if noise is not None:
+        dist = torch.cdist(x, x) / c**0.5
+        near = dist.topk(k, dim=-1, largest=False).values
+        density = (-(near**2).mean(dim=-1)).exp() + noise.to(dist.dtype) * 1e-6
+        denser = (density[:, None, :] > density[:, :, None]).to(dist.dtype)
+    else:
+        xd = x.double()
+        dist = torch.cdist(xd, xd, compute_mode="donot_use_mm_for_euclid_dist") / c**0.5
+        near = dist.topk(k, dim=-1, largest=False).values
+        density = (-(near**2).mean(dim=-1)).exp()
+        idx = torch.arange(n, device=x.device)
+        earlier = idx[None, :] < idx[:, None]  # [i, j]: j comes before i
+        gt = density[:, None, :] > density[:, :, None]
+        eq = density[:, None, :] == density[:, :, None]
+        denser = (gt | (eq & earlier)).to(dist.dtype)
+    dist_max = dist.flatten(1).max(dim=-1).values[:, None, None]
+    delta = (dist * denser + dist_max * (1 - denser)).min(dim=-1).values
+    return (delta * density).to(x.dtype if noise is not None else torch.float64)
+
+
+def select_frames(score: Tensor, keep: int, center: int | None = None) -> Tensor:
+    """Indices (B, keep) of the highest scores, sorted ascending (temporal order).
+
+    With ``center`` (seq2frame TPC), that frame is always kept: its score is excluded, the top
+    ``keep - 1`` are taken and the centre is appended before sorting. Equal scores keep the earlier frame.
+    """
+    if center is not None:
+        score = score.clone()
+        score[:, center] = float("-inf")
+        top = torch.sort(score, dim=-1, descending=True, stable=True).indices[:, : keep - 1]
+        top = torch.cat((top, torch.full_like(top[:, :1], center)), dim=1)
+    else:
+        top = torch.sort(score, dim=-1, descending=True, stable=True).indices[:, :keep]
+    return top.sort(dim=-1).values
+
+
+def uniform_frame_indices(num_frames: int, keep: int, batch: int = 1, device: torch.device | None = None) -> Tensor:
+    """``keep`` evenly spaced frame indices of ``num_frames`` (first and last included), (batch, keep)."""
+    idx = torch.linspace(0, num_frames - 1, keep, device=device).round().long()
+    return idx.expand(batch, -1)
+
+
+def motion_score(poses: Tensor) -> Tensor:
+    """How much each frame's pose changes from its neighbours: (B, F, J, D) -> (B, F).
+
+    The mean joint displacement to the previous frame plus that to the next (edges use their one neighbour).
+    """
+    step = (poses[:, 1:] - poses[:, :-1]).norm(dim=-1).mean(dim=-1)  # (B, F-1)
+    pad = torch.zeros_like(step[:, :1])
+    return torch.cat((pad, step), dim=1) + torch.cat((step, pad), dim=1)
+
+
+def recover_by_interpolation(tokens: Tensor, idx: Tensor, num_frames: int, mode: str = "linear") -> Tensor:
+    """Fill ``num_frames`` frames from tokens kept at sorted frame indices ``idx`` (B, T), tokens (B, T, ...).
+
+    ``nearest`` copies the closest kept frame (ties to the earlier); ``linear`` interpolates between the
+    kept frames around each frame and holds the end values outside them. Vectorised over frames.
+    """
+    b, t = idx.shape
+    frames = torch.arange(num_frames, device=idx.device).expand(b, -1).contiguous()
+    right = torch.searchsorted(idx.contiguous(), frames).clamp(max=t - 1)  # first kept >= f
+    left = (right - 1).clamp(min=0)
+    right_f, left_f = idx.gather(1, right), idx.gather(1, left)
+    exact_or_before = right_f <= frames  # f is at/after the last kept frame, or exactly kept
+    left = torch.where(exact_or_before, right, left)
+    left_f = torch.where(exact_or_before, right_f, left_f)
+    span = (right_f - left_f).clamp(min=1).to(tokens.dtype)
+    w = ((frames - left_f).to(tokens.dtype) / span).clamp(0, 1)
+    w = torch.where(frames <= left_f, torch.zeros_like(w), w)
+    if mode == "nearest":
+        w = (w > 0.5).to(tokens.dtype)
+    elif mode != "linear":
+        raise ValueError(f"recover_by_interpolation: mode must be 'nearest' or 'linear', got {mode!r}")
+    shape = (b, num_frames) + (1,) * (tokens.dim() - 2)
+    lo, hi = gather_tokens(tokens, left), gather_tokens(tokens, right)
+    return lo + (hi - lo) * w.reshape(shape)
+
+
+class TokenRecoveryAttention(torch.nn.Module):
+    """HoT's token recovering attention: ``num_frames`` learnable queries cross-attend to the kept tokens.
+
+    ``forward(x)`` maps (B', T, C) to (B', num_frames, C) as ``queries + CrossAttention(queries, x, x)``;
+    the queries are shared over the batch (and joints). Official key layout: ``x_token`` (the queries) and
+    ``cross_attention.{linear_q,linear_k,linear_v,proj}``.
+    """
+
+    def __init__(self, num_frames: int, dim: int, num_heads: int = 8, qkv_bias: bool = True) -> None:
+        from .attention import CrossAttention
+
+        super().__init__()
+        self.queries = torch.nn.Parameter(torch.zeros(1, num_frames, dim))
+        self.attn = CrossAttention(dim, num_heads, qkv_bias=qkv_bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Recover the full-length sequence from the kept tokens."""
+        q = self.queries.expand(x.shape[0], -1, -1)
+        return q + self.attn(q, x, x)
+
+
+@dataclass(frozen=True)
+class FramePruneCfg:
+    """Where and how a video transformer keeps T of its F frames, and how it recovers them (HoT).
+
+    ``strategy``: ``none`` | ``cluster`` (token pruning cluster, DPC-kNN) | ``uniform`` | ``attention``
+    (frames receiving the most attention in the block before the pruning point) | ``motion`` (frames whose
+    input pose changes most). ``recovery``: ``attention`` (token recovering attention) | ``nearest`` |
+    ``linear`` | ``none`` (seq2frame: the model outputs the kept frames; the centre frame is always kept).
+    """
+
+    strategy: str = "none"
+    keep: int = 81
+    layer: int = 3  # prune before this block / level
+    k: int = 2
+    recovery: str = "attention"
+    pos_embed: bool = True  # learnable positional embedding for the kept tokens (HoT; not TPC-only)
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("none", "cluster", "uniform", "attention", "motion"):
+            raise ValueError(f"FramePruneCfg.strategy: unknown {self.strategy!r}")
+        if self.recovery not in ("attention", "nearest", "linear", "none"):
+            raise ValueError(f"FramePruneCfg.recovery: unknown {self.recovery!r}")
+
+    @property
+    def active(self) -> bool:
+        """Whether frames are pruned at all."""
+        return self.strategy != "none"
+
+
+def choose_frames(
+    cfg: FramePruneCfg,
+    tokens: Tensor,
+    *,
+    poses: Tensor | None = None,
+    attn_received: Tensor | None = None,
+    noise: Tensor | None = None,
+    center: int | None = None,
+) -> Tensor:
+    """Sorted indices (B, keep) of the frames ``cfg.strategy`` keeps.
+
+    ``tokens`` (B, F, C) are the per-frame tokens at the pruning point (cluster); ``poses`` (B, F, J, D) the
+    input poses (motion); ``attn_received`` (B, F) the attention each frame received (attention);
+    ``noise`` (B, F) switches the cluster to the official numerics (see :func:`dpc_knn_score`);
+    ``center`` keeps that frame (seq2frame).
+    """
+    with torch.no_grad():
+        if cfg.strategy == "cluster":
+            score = dpc_knn_score(tokens, cfg.k, noise)
+        elif cfg.strategy == "motion":
+            if poses is None:
+                raise ValueError("choose_frames: strategy 'motion' needs the input poses")
+            score = motion_score(poses)
+        elif cfg.strategy == "attention":
+            if attn_received is None:
+                raise ValueError("choose_frames: strategy 'attention' needs the attention each frame received")
+            score = attn_received
+        elif cfg.strategy == "uniform":
+            b, f = tokens.shape[:2]
+            idx = uniform_frame_indices(f, cfg.keep, b, tokens.device)
+            if center is not None and not bool((idx == center).any()):
+                idx = torch.cat((idx[:, :-1], torch.full_like(idx[:, :1], center)), 1).sort(dim=1).values
+            return idx
+        else:
+            raise ValueError("choose_frames: strategy 'none' keeps every frame")
+        return select_frames(score, cfg.keep, center)

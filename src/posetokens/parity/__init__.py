@@ -112,7 +112,11 @@ def _read_fixture(folder: Path) -> tuple[dict, dict, dict]:
 
 def run_parity(folder: str | Path, atol: float = 1e-4) -> ParityReport:
     """Run the official-output comparison of one fixture folder."""
-    from . import tokenpose  # noqa: F401  (registers handlers)
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):  # every module here registers its family's handler
+        importlib.import_module(f"{__name__}.{info.name}")
 
     folder = Path(folder)
     config, inputs, outputs = _read_fixture(folder)
