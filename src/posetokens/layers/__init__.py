@@ -14,6 +14,7 @@ from .pruning import (
     FramePruneCfg,
     TokenRecoveryAttention,
     choose_frames,
+    read_center_frame,
     dpc_knn_score,
     motion_score,
     recover_by_interpolation,
@@ -22,7 +23,7 @@ from .pruning import (
 )
 
 __all__ = [
-    "Attention", "Block", "CrossAttention", "FramePruneCfg", "choose_frames", "TokenRecoveryAttention", "dpc_knn_score", "motion_score",
+    "Attention", "Block", "CrossAttention", "FramePruneCfg", "choose_frames", "read_center_frame", "TokenRecoveryAttention", "dpc_knn_score", "motion_score",
     "recover_by_interpolation", "select_frames", "uniform_frame_indices", "Mlp", "fused_attn_enabled", "use_fused_attn", "sine_pos_embed_2d", "fuse_conv_bn", "optimize_for_inference", "PruneCfg",
     "gather_tokens", "keep_count", "keep_counts", "keypoint_attention_score", "prune_topk",
     "topk_indices",

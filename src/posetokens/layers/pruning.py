@@ -268,3 +268,13 @@ def choose_frames(
         else:
             raise ValueError("choose_frames: strategy 'none' keeps every frame")
         return select_frames(score, cfg.keep, center)
+
+
+def read_center_frame(out: Tensor, index: Tensor, center: int) -> Tensor:
+    """The prediction for frame ``center`` from a seq2frame output over the kept frames.
+
+    ``out`` (B, T, ...) is indexed like the sorted kept frames ``index`` (B, T), which contain ``center``;
+    returns (B, 1, ...).
+    """
+    pos = (index < center).sum(dim=1, keepdim=True)  # sorted, so the centre sits after the earlier ones
+    return gather_tokens(out, pos)
