@@ -192,12 +192,41 @@ def test_every_recipe_loads_and_names_a_zoo_model(path: Path) -> None:
     assert cfg.model.name in posetokens.list_models()
 
 
-def test_mpii_format_trains_on_real_sample(shared_data: Path, tmp_path: Path) -> None:
+def test_mpii_format_trains_and_evaluates_on_real_sample(shared_data: Path, tmp_path: Path) -> None:
+    np.save(tmp_path / "heads.npy", np.tile(np.array([[[0.0, 0.0], [30.0, 40.0]]]), (5, 1, 1)))
     cfg = load_config(REPO / "configs" / "ppt_s_mpii_256x256.yaml", [
         f"data.train_ann={shared_data / 'mpii' / 'test_mpii.json'}", f"data.train_img_dir={shared_data / 'mpii'}",
+        f"data.val_ann={shared_data / 'mpii' / 'test_mpii.json'}", f"data.val_img_dir={shared_data / 'mpii'}",
+        f"data.mpii_headboxes={tmp_path / 'heads.npy'}", "eval_interval=1",
         "model.overrides={image_size: [64, 64], dim: 32, depth: 2, heads: 2, patch_size: [2, 2], head_hidden: 64, "
         "prune: {layers: [0]}, backbone: {stem_channels: 16, num_blocks: [1, 4, 4, 4]}}",
         "data.batch_size=2", "schedule.epochs=1", f"work_dir={tmp_path}", "threads=1",
     ])
-    train(cfg)
+    metrics = train(cfg)
     assert (tmp_path / "final.pth").is_file()
+    assert {"Head", "Wrist", "Mean", "PCKh"} <= set(metrics) and 0.0 <= metrics["PCKh"] <= 100.0
+
+
+def test_mpii_pckh_hand_computed(shared_data: Path, tmp_path: Path) -> None:
+    from posetokens.data.datasets import MpiiDataset
+    from posetokens.engine.evaluate import mpii_metrics
+
+    ds = MpiiDataset(shared_data / "mpii" / "test_mpii.json", shared_data / "mpii", "mpii", mode="test")
+    gt = np.stack([ds.get_data_info(i)["keypoints"] for i in range(len(ds))])
+    vis = np.stack([ds.get_data_info(i)["keypoints_visible"] for i in range(len(ds))]) > 0
+    # head box 30 x 40 -> diagonal 50 -> head size 0.6 * 50 = 30 px -> PCKh@0.5 radius 15 px
+    boxes = np.tile(np.array([[[0.0, 0.0], [30.0, 40.0]]]), (len(ds), 1, 1))
+    np.save(tmp_path / "heads.npy", boxes)
+    pred = gt.copy()
+    pred[:, :, 0] += 10.0  # 10 px: correct ...
+    pred[:, 10:, 0] += 10.0  # ... except the six arm joints (10-15), now 20 px off
+    m = mpii_metrics(ds, pred, str(tmp_path / "heads.npy"))
+    assert m["Head"] == 100.0 and m["Hip"] == 100.0 and m["Knee"] == 100.0
+    assert m["Shoulder"] == 0.0 and m["Elbow"] == 0.0 and m["Wrist"] == 0.0
+    # Mean: labelled joints other than pelvis/thorax; correct = legs, hips, neck, head top
+    counted = vis.copy()
+    counted[:, [6, 7]] = False
+    expected = 100.0 * counted[:, :10].sum() / counted.sum()
+    assert math.isclose(m["Mean"], expected)
+    with pytest.raises(ValueError, match="mpii_headboxes"):
+        mpii_metrics(ds, pred, None)

@@ -37,6 +37,7 @@ class DataCfg:
     val_img_dir: str = ""
     val_det: str | None = None  # COCO-results detections json for testing; GT boxes when absent
     det_score_thr: float = 0.0
+    mpii_headboxes: str | None = None  # MPII PCKh: gt_valid.mat (headboxes_src) or an (N, 2, 2) .npy
     sigma: float = 2.0
     unbiased: bool = True  # DARK-style unbiased targets and decoding (TokenPose/PPT)
     udp: bool = True  # TokenPose's "(size-1)" alignment

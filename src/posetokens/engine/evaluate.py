@@ -33,28 +33,69 @@ def predict_heatmaps(model: nn.Module, images: torch.Tensor, flip_indices: list[
 
 
 @torch.no_grad()
-def predict_coco(model: nn.Module, loader: DataLoader, codec: HeatmapCodec, metainfo: PoseMetaInfo,
-                 flip_test: bool, device: torch.device) -> list[dict[str, Any]]:
-    """COCO-results dicts (keypoints in image pixels, per-joint scores, ``bbox_score``) for every sample."""
+def predict_keypoints(model: nn.Module, loader: DataLoader, codec: HeatmapCodec, metainfo: PoseMetaInfo,
+                      flip_test: bool, device: torch.device) -> dict[str, np.ndarray]:
+    """Image-space keypoints (N, K, 2), scores (N, K), image ids and box scores, in loader order."""
     was_training = model.training
     model.eval()
-    results: list[dict[str, Any]] = []
     flip = list(metainfo.flip_indices) if flip_test else None
+    out: dict[str, list] = {"keypoints": [], "scores": [], "img_id": [], "bbox_score": []}
     try:
         for batch in loader:
             heatmaps = predict_heatmaps(model, batch["image"].to(device), flip).float().cpu().numpy()
             kpts, scores = codec.decode(heatmaps)
-            kpts = crop_to_image(np.asarray(kpts, np.float64), batch["warp_matrix"].numpy())
-            for i in range(len(kpts)):  # per instance: building the output records, not model work
-                flat = np.concatenate([kpts[i], np.asarray(scores[i], np.float64)[:, None]], axis=1)
-                results.append({
-                    "image_id": int(batch["img_id"][i]), "category_id": 1,
-                    "keypoints": flat.reshape(-1).tolist(), "score": float(batch["bbox_score"][i]),
-                    "bbox_score": float(batch["bbox_score"][i]),
-                })
+            out["keypoints"].append(crop_to_image(np.asarray(kpts, np.float64), batch["warp_matrix"].numpy()))
+            out["scores"].append(np.asarray(scores, np.float64))
+            out["img_id"].append(batch["img_id"].numpy())
+            out["bbox_score"].append(batch["bbox_score"].numpy().astype(np.float64))
     finally:
         model.train(was_training)
-    return results
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def predict_coco(model: nn.Module, loader: DataLoader, codec: HeatmapCodec, metainfo: PoseMetaInfo,
+                 flip_test: bool, device: torch.device) -> list[dict[str, Any]]:
+    """COCO-results dicts (keypoints in image pixels, per-joint scores, ``bbox_score``) for every sample."""
+    pred = predict_keypoints(model, loader, codec, metainfo, flip_test, device)
+    flat = np.concatenate([pred["keypoints"], pred["scores"][..., None]], axis=2).reshape(len(pred["scores"]), -1)
+    return [
+        {"image_id": int(i), "category_id": 1, "keypoints": k.tolist(), "score": float(s), "bbox_score": float(s)}
+        for i, k, s in zip(pred["img_id"], flat, pred["bbox_score"])
+    ]
+
+
+def load_mpii_headboxes(path: str) -> np.ndarray:
+    """MPII head boxes (N, 2, 2) as [[x1, y1], [x2, y2]] from the official ``gt_valid.mat``
+    (``headboxes_src``, needs scipy) or a ``.npy`` of that shape."""
+    if path.endswith(".mat"):
+        try:
+            from scipy.io import loadmat
+        except ImportError as e:
+            raise ImportError(f"reading {path} needs scipy (pip install scipy), or convert it to .npy") from e
+        mat = loadmat(path)
+        if "headboxes_src" not in mat:
+            raise ValueError(f"{path}: no 'headboxes_src' field (expected MPII's gt_valid.mat)")
+        boxes = np.asarray(mat["headboxes_src"], np.float64).transpose(2, 0, 1)  # (corner, xy, N) -> (N, corner, xy)
+    else:
+        boxes = np.load(path).astype(np.float64)
+    if boxes.ndim != 3 or boxes.shape[1:] != (2, 2):
+        raise ValueError(f"{path}: head boxes must have shape (N, 2, 2), got {boxes.shape}")
+    return boxes
+
+
+def mpii_metrics(dataset: Any, keypoints: np.ndarray, headboxes_file: str | None) -> dict[str, float]:
+    """PCKh@0.5 report of image-space predictions against an MPII dataset's joints (same order)."""
+    from posetokens.evaluation.functional import pckh
+
+    if not headboxes_file:
+        raise ValueError("config: MPII PCKh needs data.mpii_headboxes (gt_valid.mat or an (N, 2, 2) .npy)")
+    boxes = load_mpii_headboxes(headboxes_file)
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    if len(boxes) != len(infos):
+        raise ValueError(f"{headboxes_file}: {len(boxes)} head boxes for {len(infos)} MPII samples")
+    gt = np.stack([i["keypoints"] for i in infos])
+    vis = np.stack([i["keypoints_visible"] for i in infos]) > 0
+    return pckh(keypoints, gt, vis, head_boxes=boxes)
 
 
 def coco_metrics(gt_file: str, results: list[dict[str, Any]], metainfo: PoseMetaInfo) -> dict[str, float]:

@@ -32,7 +32,7 @@ from posetokens.data.metainfo import get_metainfo
 from posetokens.engine.checkpoint import atomic_save, load_file
 from posetokens.engine.config import TrainCfg, config_to_dict
 from posetokens.engine.data import StepSampler, build_codec, build_samples, make_loader
-from posetokens.engine.evaluate import coco_metrics, predict_coco
+from posetokens.engine.evaluate import coco_metrics, mpii_metrics, predict_coco, predict_keypoints
 from posetokens.engine.losses import joints_mse
 from posetokens.engine.schedule import keep_ratio_at, lr_factor
 from posetokens.evaluation.coco import write_coco_results
@@ -168,12 +168,7 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
             }, ckpt_path)
 
     def evaluate() -> dict[str, float]:
-        eval_model = ema.module if ema else raw_model
-        val_set = build_samples(cfg.data, "val", mcfg.image_size, codec)
-        val_loader = make_loader(val_set, cfg.data.val_batch_size, None, cfg.data.num_workers)
-        results = predict_coco(eval_model, val_loader, codec, metainfo, cfg.data.flip_test, device)
-        write_coco_results(work_dir / "val_predictions.json", results)
-        return coco_metrics(cfg.data.val_ann, results, metainfo)
+        return evaluate_topdown(ema.module if ema else raw_model, cfg, codec, device, work_dir / "val_predictions.json")
 
     # ---- the loop
     writer = _tensorboard(work_dir) if master else None
@@ -254,7 +249,8 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
                 if writer:
                     for k, v in metrics.items():
                         writer.add_scalar(f"val/{k}", v, step)
-                if metrics.get("AP", -1) > best.get("AP", -1):
+                key = "PCKh" if "PCKh" in metrics else "AP"
+                if metrics.get(key, -1) > best.get(key, -1):
                     best = dict(metrics, epoch=epoch)
                     atomic_save({"model": cfg.model.name, "state_dict": (ema.module if ema else raw_model).state_dict()},
                                 work_dir / "best.pth")
@@ -275,17 +271,26 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
     return metrics
 
 
+def evaluate_topdown(model: nn.Module, cfg: TrainCfg, codec: Any, device: torch.device, out: Path) -> dict[str, float]:
+    """Predict the recipe's val/test set and score it: COCO AP (predictions written to ``out`` in the COCO
+    results format) or, for MPII, PCKh@0.5."""
+    metainfo = get_metainfo(cfg.data.dataset)
+    val_set = build_samples(cfg.data, "val", model.cfg.image_size, codec)
+    loader = make_loader(val_set, cfg.data.val_batch_size, None, cfg.data.num_workers)
+    if cfg.data.format == "mpii":
+        pred = predict_keypoints(model, loader, codec, metainfo, cfg.data.flip_test, device)
+        return mpii_metrics(val_set.base, pred["keypoints"], cfg.data.mpii_headboxes)
+    results = predict_coco(model, loader, codec, metainfo, cfg.data.flip_test, device)
+    write_coco_results(out, results)
+    return coco_metrics(cfg.data.val_ann, results, metainfo)
+
+
 def test(cfg: TrainCfg, weights: str, out: str | None = None) -> dict[str, float]:
-    """Evaluate ``weights`` on the recipe's val/test set; write COCO-format predictions to ``out``."""
+    """Evaluate ``weights`` on the recipe's val/test set (COCO AP, or PCKh for MPII)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model = create_model(cfg.model.name, weights=weights, **cfg.model.overrides).to(device).eval()
-    metainfo = get_metainfo(cfg.data.dataset)
     codec = build_codec(cfg.data, model.cfg.image_size, model.cfg.heatmap_size)
-    val_set = build_samples(cfg.data, "val", model.cfg.image_size, codec)
-    loader = make_loader(val_set, cfg.data.val_batch_size, None, cfg.data.num_workers)
-    results = predict_coco(model, loader, codec, metainfo, cfg.data.flip_test, device)
     out_path = Path(out) if out else Path(cfg.work_dir) / "test_predictions.json"
-    write_coco_results(out_path, results)
-    return coco_metrics(cfg.data.val_ann, results, metainfo)
+    return evaluate_topdown(model, cfg, codec, device, out_path)
