@@ -15,6 +15,15 @@ PARITY = SHARED / "parity"
 DATA = SHARED / "data"
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+_THREADS = torch.get_num_threads()
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """Training code sets torch's global thread count (``threads:`` in a recipe); restore it after each
+    test so numerics that depend on the thread count (official-parity token selection) do not leak."""
+    yield
+    torch.set_num_threads(_THREADS)
 
 
 def parity_fixtures(prefix: str) -> list[Path]:

@@ -1,7 +1,7 @@
 """Loading weights into zoo models: unwrap containers, convert official layouts, load strictly.
 
 Each family's ``checkpoint_filter_fn`` (beside its model) maps an official state dict to ours; this module
-unwraps the containers the official repos save (``state_dict``, ``best_state_dict``, ``module.`` prefixes)
+unwraps the containers the official repos save (``state_dict``, ``best_state_dict``, ``model_pos``, ``module.`` prefixes)
 and refuses any checkpoint that does not fit, naming the missing, unexpected and mis-shaped keys.
 """
 
@@ -18,7 +18,7 @@ from posetokens.engine.checkpoint import atomic_save, load_file
 from posetokens.registry import create_model, get_entry, get_family
 
 # Containers, in order of preference, that hold a state dict inside a saved dict.
-_CONTAINER_KEYS = ("state_dict_ema", "ema", "best_state_dict", "state_dict", "model", "net", "params")
+_CONTAINER_KEYS = ("state_dict_ema", "ema", "best_state_dict", "state_dict", "model", "model_pos", "net", "params")
 
 
 class CheckpointMismatchError(ValueError):

@@ -1,20 +1,366 @@
-"""``make quickstart``: the library's main job.
+"""``make quickstart``: the library's main job, on CPU in under 15 minutes.
 
-Until the 2-D training quickstart lands (issue: 2D top-down pipeline), it prints the efficiency table of
-the TokenPose/PPT zoo: our parameter and MAC counts beside the paper's figures.
+``python -m posetokens.quickstart [--out DIR] [--model ppt] [--fast]``
+
+1. generate a synthetic train/val set of people (deterministic seed);
+2. train a small pruned model (PPT) and its unpruned twin (TokenPose) from two recipes in ``configs/`` that
+   differ only in ``model.overrides.prune``: same model otherwise, same schedule, seed and data;
+3. evaluate both with pycocotools (COCO AP, flip test) on the held-out synthetic val set;
+4. print AP, GMACs and images/s (both models timed in this process, interleaved rounds);
+5. write two pictures to ``DIR``: predicted skeletons on val images, and the kept visual tokens at each
+   pruning layer (the PPT paper's figure);
+6. end with one JSON line ``{"ppt": {"ap", "gmacs", "img_per_s"}, "tokenpose": {...}}``.
+
+The two trainings run as two processes side by side (one intra-op thread each, ``--jobs 2``) or one after
+the other with two threads each (``--jobs 1``). ``--fast`` is a tiny run that only checks the mechanics.
+``--table`` prints the zoo efficiency table instead (the paper's figures beside ours).
+
+A pair is a :class:`Quickstart` in :data:`QUICKSTARTS`, so another pruning method joins with its own two
+recipes (e.g. ``--model gtpt_t``).
 """
 
 from __future__ import annotations
 
-from posetokens.engine.zoo import efficiency_table
-from posetokens.registry import list_models
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-def main() -> None:
-    """Print the zoo efficiency table."""
+@dataclass(frozen=True)
+class Quickstart:
+    """A pruned model and its unpruned twin: labels (the JSON keys) and their recipe files."""
+
+    pruned: str
+    pruned_config: str
+    twin: str
+    twin_config: str
+    seed: int = 0
+    num_train: int = 2400  # synthetic images (1-3 people each)
+    num_val: int = 200
+    image_size: tuple[int, int] = (320, 320)  # synthetic image (w, h)
+
+
+QUICKSTARTS: dict[str, Quickstart] = {
+    "ppt": Quickstart("ppt", "quickstart_ppt.yaml", "tokenpose", "quickstart_tokenpose.yaml"),
+}
+
+# --fast: a tiny run that checks the mechanics only (data, both trainings, eval, timing, pictures, JSON)
+FAST = dict(num_train=24, num_val=8, overrides=["schedule.epochs=1", "schedule.warmup_iters=2", "data.batch_size=8",
+                                                 "schedule.prune_start_epoch=0", "schedule.prune_decay_epochs=1"])
+
+
+_T0 = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    """Progress line on stdout, stamped with the seconds since start (the last stdout line is the JSON)."""
+    print(f"[{time.perf_counter() - _T0:5.0f}s] {msg}" if msg else "", flush=True)
+
+
+def find_config(name: str) -> Path:
+    """A recipe in the repository's ``configs/`` folder (or ``./configs`` when installed elsewhere)."""
+    for root in (REPO_CONFIGS, Path.cwd() / "configs"):
+        if (root / name).is_file():
+            return root / name
+    raise FileNotFoundError(f"quickstart recipe {name} not found in {REPO_CONFIGS} or ./configs")
+
+
+# ------------------------------------------------------------------------------------------------- data
+def make_data(qs: Quickstart, root: Path, num_train: int, num_val: int, workers: int) -> dict[str, str]:
+    """Generate (or reuse, when the same arguments made it) the synthetic splits under ``root``."""
+    from posetokens.data.synthetic import generate_splits
+
+    stamp = {"seed": qs.seed, "num_train": num_train, "num_val": num_val, "image_size": list(qs.image_size)}
+    stamp_file = root / "quickstart_data.json"
+    keys = ("train_ann", "train_img_dir", "val_ann", "val_img_dir", "val_det")
+    if stamp_file.is_file() and json.loads(stamp_file.read_text()).get("stamp") == stamp:
+        paths = json.loads(stamp_file.read_text())["paths"]
+        if all(Path(paths[k]).exists() for k in keys):
+            log(f"data: reusing {root} ({num_train} train / {num_val} val images)")
+            return paths
+    if root.exists():
+        shutil.rmtree(root)
+    t0 = time.perf_counter()
+    out = generate_splits(root, num_train, num_val, qs.seed, image_size=qs.image_size, workers=workers)
+    paths = {k: str(out[k]) for k in keys}
+    stamp_file.write_text(json.dumps({"stamp": stamp, "paths": paths}))
+    log(f"data: {num_train} train / {num_val} val synthetic images in {time.perf_counter() - t0:.0f}s -> {root}")
+    return paths
+
+
+def data_overrides(paths: dict[str, str]) -> list[str]:
+    """``--set`` overrides pointing a recipe at the generated data."""
+    return [f"data.{k}={v}" for k, v in paths.items()]
+
+
+# --------------------------------------------------------------------------------------------- training
+def _train_child(config: str, overrides: list[str], log_path: str, result_path: str) -> None:
+    """Body of a training process: output to ``log_path``, metrics to ``result_path``."""
+    with open(log_path, "w") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+    sys.stdout = os.fdopen(1, "w", buffering=1)
+    sys.stderr = os.fdopen(2, "w", buffering=1)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+    try:
+        from posetokens.engine.config import load_config
+        from posetokens.engine.trainer import train
+
+        cfg = load_config(config, overrides)
+        t0 = time.perf_counter()
+        metrics = train(cfg)
+        result = {"metrics": metrics, "train_s": time.perf_counter() - t0}
+    except BaseException:  # report any failure to the parent
+        traceback.print_exc()
+        result = {"error": traceback.format_exc()}
+    Path(result_path).write_text(json.dumps(result))
+
+
+def _progress(work_dir: Path) -> str:
+    log_file = work_dir / "log.jsonl"
+    if not log_file.is_file():
+        return "starting"
+    last = None
+    for line in log_file.read_text().splitlines():
+        rec = json.loads(line)
+        if "step" in rec:
+            last = rec
+    if last is None:
+        return "starting"
+    return f"epoch {last['epoch']} step {last['step']} loss {last['loss']:.4g} keep {last['keep_ratio']:.2f}"
+
+
+def train_pair(runs: list[dict[str, Any]], jobs: int, poll_s: float = 60.0) -> None:
+    """Train every run (``config``, ``overrides``, ``work_dir``) in child processes, ``jobs`` at a time."""
+    ctx = mp.get_context("spawn")
+    pending = list(runs)
+    active: list[tuple[dict[str, Any], Any]] = []
+    last_poll = time.perf_counter()
+    while pending or active:
+        while pending and len(active) < jobs:
+            run = pending.pop(0)
+            wd = Path(run["work_dir"])
+            if wd.exists():
+                shutil.rmtree(wd)
+            wd.mkdir(parents=True)
+            run["result"] = str(wd / "quickstart_result.json")
+            p = ctx.Process(target=_train_child, args=(run["config"], run["overrides"], str(wd / "train.log"),
+                                                       run["result"]))
+            p.start()
+            run["t0"] = time.perf_counter()
+            active.append((run, p))
+            log(f"train {run['label']}: started ({run['config'].name}, log {wd / 'train.log'})")
+        time.sleep(1.0)
+        for run, p in list(active):
+            if p.is_alive():
+                continue
+            p.join()
+            active.remove((run, p))
+            res = json.loads(Path(run["result"]).read_text()) if Path(run["result"]).is_file() else {}
+            if "metrics" not in res:
+                raise RuntimeError(f"training {run['label']} failed (exit code {p.exitcode}); see "
+                                   f"{Path(run['work_dir']) / 'train.log'}\n{res.get('error', '')}")
+            run["metrics"], run["train_s"] = res["metrics"], res["train_s"]
+            log(f"train {run['label']}: done in {run['train_s']:.0f}s, AP {run['metrics'].get('AP', float('nan')):.4f}")
+        if active and time.perf_counter() - last_poll >= poll_s:
+            last_poll = time.perf_counter()
+            log("  " + " | ".join(f"{r['label']}: {_progress(Path(r['work_dir']))}" for r, _ in active))
+
+
+# ------------------------------------------------------------------------------------- cost and timing
+def measure(models: dict[str, Any], batch: int, rounds: int, threads: int) -> dict[str, dict[str, float]]:
+    """GMACs (batch 1) and inference images/s (``optimize_for_inference`` copies, ``batch``, ``threads``
+    intra-op threads, median wall time over ``rounds`` interleaved rounds after one warm-up)."""
+    import torch
+
+    from posetokens.engine.flops import true_macs
+    from posetokens.layers import optimize_for_inference
+
+    torch.set_num_threads(threads)
+    out: dict[str, dict[str, float]] = {}
+    fast: dict[str, Any] = {}
+    for label, model in models.items():
+        out[label] = {"gmacs": true_macs(model, model.dummy_inputs(1)) / 1e9}
+        fast[label] = optimize_for_inference(model)
+    x = next(iter(models.values())).dummy_inputs(batch)[0].contiguous(memory_format=torch.channels_last)
+    times: dict[str, list[float]] = {k: [] for k in models}
+    with torch.inference_mode():
+        for m in fast.values():  # warm-up
+            m(x)
+        for _ in range(rounds):
+            for label, m in fast.items():
+                t0 = time.perf_counter()
+                m(x)
+                times[label].append(time.perf_counter() - t0)
+    for label in models:
+        out[label]["img_per_s"] = batch / statistics.median(times[label])
+    return out
+
+
+# --------------------------------------------------------------------------------------------- pictures
+def skeleton_grid(pred_file: Path, val_ann: str, img_dir: str, out: Path, num: int = 8, cols: int = 4,
+                  title: str = "") -> None:
+    """Predicted skeletons over the first ``num`` val images with a person, as one PNG grid."""
+    import cv2
+    import numpy as np
+
+    from posetokens.data.metainfo import get_metainfo
+    from posetokens.inference import draw_skeleton, put_caption, tile_images
+
+    meta = get_metainfo("coco")
+    images = {im["id"]: im for im in json.loads(Path(val_ann).read_text())["images"]}
+    preds: dict[int, list[dict[str, Any]]] = {}
+    for p in json.loads(pred_file.read_text()):
+        preds.setdefault(int(p["image_id"]), []).append(p)
+    tiles = []
+    for img_id in sorted(preds)[:num]:
+        img = cv2.imread(str(Path(img_dir) / images[img_id]["file_name"]), cv2.IMREAD_COLOR)
+        k = np.asarray([p["keypoints"] for p in preds[img_id]], np.float64).reshape(len(preds[img_id]), -1, 3)
+        drawn = draw_skeleton(img, k[..., :2], k[..., 2], meta, kpt_thr=0.3, channel_order="bgr")
+        n = len(preds[img_id])
+        tiles.append(put_caption(drawn, f"{title}, val image {img_id}: {n} {'person' if n == 1 else 'people'}"))
+    cv2.imwrite(str(out), tile_images(tiles, cols=cols, pad=6))
+
+
+def kept_tokens_figure(model: Any, cfg: Any, out: Path, num: int = 4) -> None:
+    """PPT's figure: for ``num`` val crops, the crop and the patches kept at each pruning layer."""
+    import cv2
+    import numpy as np
+    import torch
+
+    from posetokens.engine.data import build_codec, build_samples
+    from posetokens.inference import denormalize_image, draw_kept_tokens, tile_images
+
+    mcfg = model.cfg
+    codec = build_codec(cfg.data, mcfg.image_size, mcfg.heatmap_size)
+    val = build_samples(cfg.data, "val", mcfg.image_size, codec)
+    step = max(1, len(val) // num)
+    picks = [val[i] for i in range(0, len(val), step)][:num]
+    images = torch.stack([p["image"] for p in picks])
+    model.eval()
+    with torch.inference_mode():
+        _, pruned = model.forward_tokens(images)
+    rows = []
+    for b, p in enumerate(picks):
+        crop = cv2.cvtColor(denormalize_image(p["image"].numpy()), cv2.COLOR_RGB2BGR)
+        kept = [rec.patch_idx[b].numpy() for rec in pruned]
+        names = [f"after layer {rec.layer}" for rec in pruned]
+        rows.append(draw_kept_tokens(crop, mcfg.patch_grid, kept, names, scale=2))
+    cv2.imwrite(str(out), tile_images(rows, cols=1, pad=8))
+
+
+# ------------------------------------------------------------------------------------------------- main
+def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool = False, jobs: int = 2,
+        bench_batch: int = 32, bench_rounds: int = 7, bench_threads: int = 2) -> dict[str, dict[str, float]]:
+    """The whole quickstart; returns the summary that the last stdout line prints as JSON."""
+    import torch
+
+    from posetokens.engine.config import load_config
+    from posetokens.engine.trainer import build_model
+
+    t_start = time.perf_counter()
+    qs = QUICKSTARTS[model]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    num_train, num_val = (FAST["num_train"], FAST["num_val"]) if fast else (qs.num_train, qs.num_val)
+    extra = list(FAST["overrides"]) if fast else []
+    if fast:
+        bench_batch, bench_rounds = 4, 1
+    cpu_count = os.cpu_count() or 1
+    paths = make_data(qs, out / ("data_fast" if fast else "data"), num_train, num_val, workers=min(2, cpu_count))
+
+    threads = max(1, cpu_count // jobs) if jobs > 1 else min(2, cpu_count)
+    runs = []
+    for label, config in ((qs.pruned, qs.pruned_config), (qs.twin, qs.twin_config)):
+        overrides = data_overrides(paths) + extra + [f"work_dir={out / label}", f"threads={min(threads, 2)}"]
+        runs.append({"label": label, "config": find_config(config), "overrides": overrides, "work_dir": str(out / label)})
+    log(f"training {qs.pruned} and {qs.twin}: {jobs} process(es) at a time, {min(threads, 2)} thread(s) each")
+    train_pair(runs, jobs=jobs, poll_s=10.0 if fast else 60.0)
+
+    # models back from their final weights; cost and speed measured here, both interleaved
+    cfgs = {r["label"]: load_config(r["config"], r["overrides"]) for r in runs}
+    models = {}
+    for r in runs:
+        cfg = cfgs[r["label"]]
+        cfg.model.weights = str(Path(r["work_dir"]) / "final.pth")
+        models[r["label"]] = build_model(cfg).eval()
+    log("measuring GMACs and images/s")
+    bench = measure(models, bench_batch, bench_rounds, min(bench_threads, cpu_count))
+    log("drawing pictures")
+    metrics = {r["label"]: r["metrics"] for r in runs}
+
+    # pictures
+    skel_png, tokens_png = out / "skeletons.png", out / "kept_tokens.png"
+    skeleton_grid(Path(runs[0]["work_dir"]) / "val_predictions.json", paths["val_ann"], paths["val_img_dir"],
+                  skel_png, num=8, title=qs.pruned.upper())
+    kept_tokens_figure(models[qs.pruned], cfgs[qs.pruned], tokens_png, num=4)
+
+    # report
+    summary = {label: {"ap": round(float(metrics[label].get("AP", float("nan"))), 4),
+                       "gmacs": round(bench[label]["gmacs"], 4),
+                       "img_per_s": round(bench[label]["img_per_s"], 1)} for label in (qs.pruned, qs.twin)}
+    width = max(len(k) for k in summary) + 2
+    log("")
+    log(f"{'model':<{width}}{'AP':>8}{'AP50':>8}{'AP75':>8}{'GMACs':>9}{'img/s':>9}{'train s':>9}")
+    for r in runs:
+        label, m = r["label"], metrics[r["label"]]
+        log(f"{label:<{width}}{m.get('AP', math.nan):>8.4f}{m.get('AP50', math.nan):>8.4f}{m.get('AP75', math.nan):>8.4f}"
+            f"{bench[label]['gmacs']:>9.4f}{bench[label]['img_per_s']:>9.1f}{r['train_s']:>9.0f}")
+    flip = "on" if cfgs[qs.pruned].data.flip_test else "off"
+    log(f"(COCO AP on {num_val} synthetic val images, detected boxes, flip test {flip}; GMACs: true MACs at batch 1; "
+        f"img/s: batch {bench_batch}, {min(bench_threads, cpu_count)} threads, conv-BN fused + channels-last, "
+        f"median of {bench_rounds} interleaved rounds, torch {torch.__version__})")
+    p, t = summary[qs.pruned], summary[qs.twin]
+    if not fast:
+        checks = {f"{qs.pruned} AP >= 0.5": p["ap"] >= 0.5, f"|AP gap| <= 0.03": abs(p["ap"] - t["ap"]) <= 0.03,
+                  "fewer GMACs": p["gmacs"] < t["gmacs"], "more img/s": p["img_per_s"] > t["img_per_s"]}
+        log("acceptance: " + ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items()))
+    log(f"pictures: {skel_png}, {tokens_png}")
+    log(f"total wall time {time.perf_counter() - t_start:.0f}s")
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry (see the module docstring)."""
+    ap = argparse.ArgumentParser(prog="python -m posetokens.quickstart", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="outputs/quickstart", help="output folder (data, runs, pictures)")
+    ap.add_argument("--model", default="ppt", choices=sorted(QUICKSTARTS), help="which pruned/unpruned pair")
+    ap.add_argument("--fast", action="store_true", help="tiny run that checks the mechanics only")
+    ap.add_argument("--jobs", type=int, default=2, choices=(1, 2),
+                    help="trainings at a time: 2 = side by side, 1 thread each; 1 = in turn, 2 threads")
+    ap.add_argument("--table", action="store_true", help="print the zoo efficiency table and exit")
+    args = ap.parse_args(argv)
+    if args.table:
+        print_zoo_table()
+        return 0
+    summary = run(args.model, args.out, fast=args.fast, jobs=args.jobs)
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+def print_zoo_table() -> None:
+    """Print the zoo efficiency table: our parameter and MAC counts beside the paper's figures."""
+    from posetokens.engine.zoo import efficiency_table
+    from posetokens.registry import list_models
+
     print("posetokens zoo: TokenPose / PPT (batch 1, input at the model's size)\n")
     print(efficiency_table(list_models("tokenpose") + list_models("ppt")))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -36,7 +36,7 @@ class Family:
     name: str
     build: Callable[[Any], nn.Module]
     convert: Callable[[Mapping[str, torch.Tensor], nn.Module], dict[str, torch.Tensor]]
-    paper_flops: Callable[[nn.Module], float]  # GFLOPs in the family's paper convention
+    paper_counter: str  # how the family's paper counted GFLOPs: a key of engine.flops.PAPER_COUNTERS
     convention: str = ""
 
 

@@ -37,6 +37,13 @@ class DataCfg:
     val_img_dir: str = ""
     val_det: str | None = None  # COCO-results detections json for testing; GT boxes when absent
     det_score_thr: float = 0.0
+    # 2D->3D lifting (format h36m: VideoPose3D npz files; h36m_mmpose: the MMPose-layout npz)
+    keypoints_3d: str = ""  # data_3d_h36m.npz, or the MMPose-layout npz
+    keypoints_2d: str = ""  # data_2d_h36m_cpn_ft_h36m_dbb.npz or data_2d_h36m_gt.npz
+    cameras: str = ""  # cameras.pkl (MMPose) or a VideoPose3D-style cameras.json
+    train_subjects: tuple[str, ...] = ()  # default S1, S5, S6, S7, S8
+    test_subjects: tuple[str, ...] = ()  # default S9, S11
+    flip_augment: bool = True  # lifting: every training window also flipped (HoT)
     mpii_headboxes: str | None = None  # MPII PCKh: gt_valid.mat (headboxes_src) or an (N, 2, 2) .npy
     sigma: float = 2.0
     unbiased: bool = True  # DARK-style unbiased targets and decoding (TokenPose/PPT)
@@ -58,6 +65,7 @@ class OptimCfg:
     lr: float = 1e-3
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
+    amsgrad: bool = False  # MHFormer trains with Adam(amsgrad=True)
     grad_clip: float | None = None  # max global grad norm
     ema_decay: float | None = None  # keep an EMA copy of the weights and evaluate it
     grad_accum: int = 1  # micro-batches per optimiser step
@@ -68,7 +76,7 @@ class ScheduleCfg:
     """Learning-rate schedule (per iteration) and PPT's keep-ratio schedule."""
 
     epochs: int = 300
-    kind: str = "multistep"  # multistep or cosine
+    kind: str = "multistep"  # multistep, cosine, or exponential (x gamma per epoch: HoT 0.99)
     milestones: tuple[int, ...] = (200, 260)  # epochs
     gamma: float = 0.1
     warmup_iters: int = 0
@@ -92,6 +100,7 @@ class TrainCfg:
     eval_interval: int = 10  # epochs; 0 disables evaluation during training
     log_interval: int = 50  # iterations
     max_steps: int | None = None  # stop (and checkpoint) after this many optimiser steps
+    loss: str = "auto"  # auto: joints_mse (heatmaps); lifting: hot (MixSTE family), motionbert, mpjpe (MHFormer)
     threads: int | None = None  # torch intra-op threads on CPU
 
 

@@ -27,13 +27,22 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
 
 @torch.no_grad()
 def true_macs(model: nn.Module, inputs: Sequence[Tensor]) -> int:
-    """Every multiply-accumulate of one forward pass on ``inputs``, attention matmuls included."""
+    """Every multiply-accumulate of one forward pass on ``inputs``, attention matmuls included.
+
+    Parameters are frozen while counting: under ``no_grad`` a view of a trainable parameter (HoT's expanded
+    recovery queries) still requires grad but has no grad_fn, which the counter's module tracker rejects.
+    """
     was_training = model.training
+    frozen = [p for p in model.parameters() if p.requires_grad]
     model.eval()
     try:
+        for p in frozen:
+            p.requires_grad_(False)
         with use_fused_attn(False), FlopCounterMode(display=False) as counter:
             model(*inputs)
     finally:
+        for p in frozen:
+            p.requires_grad_(True)
         model.train(was_training)
     return counter.get_total_flops() // 2
 
@@ -89,3 +98,16 @@ def linear_gflops(model: nn.Module, inputs: Sequence[Tensor]) -> float:
         for h in handles:
             h.remove()
     return total / 1e9
+
+
+PAPER_COUNTERS = {
+    "hrnet_summary": hrnet_summary_gflops,  # TokenPose / PPT tables
+    "linear": linear_gflops,  # HoT table (MixSTE, MotionBERT, MHFormer)
+}
+
+
+def paper_gflops(model: nn.Module, counter: str, inputs: Sequence[Tensor] | None = None) -> float:
+    """GFLOPs of ``model`` counted the way a family's paper counted (``counter``), at its input size."""
+    if counter not in PAPER_COUNTERS:
+        raise KeyError(f"unknown FLOPs counter {counter!r}; known: {sorted(PAPER_COUNTERS)}")
+    return PAPER_COUNTERS[counter](model, inputs if inputs is not None else model.dummy_inputs(1))

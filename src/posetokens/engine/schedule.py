@@ -16,11 +16,13 @@ def lr_factor(step: int, steps_per_epoch: int, cfg: ScheduleCfg) -> float:
     epoch = step / max(1, steps_per_epoch)
     if cfg.kind == "multistep":
         return w * cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+    if cfg.kind == "exponential":
+        return w * cfg.gamma ** math.floor(epoch)
     if cfg.kind == "cosine":
         total = max(1, cfg.epochs * steps_per_epoch)
         t = min(1.0, step / total)
         return w * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
-    raise ValueError(f"schedule.kind must be 'multistep' or 'cosine', got {cfg.kind!r}")
+    raise ValueError(f"schedule.kind must be 'multistep', 'cosine' or 'exponential', got {cfg.kind!r}")
 
 
 def keep_ratio_at(step: int, steps_per_epoch: int, target: float, start_epoch: int, decay_epochs: int) -> float:

@@ -33,6 +33,7 @@ from posetokens.engine.checkpoint import atomic_save, load_file
 from posetokens.engine.config import TrainCfg, config_to_dict
 from posetokens.engine.data import StepSampler, build_codec, build_samples, make_loader
 from posetokens.engine.evaluate import coco_metrics, mpii_metrics, predict_coco, predict_keypoints
+from posetokens.engine.lifting import build_lifting_set, evaluate_lifting, lifting_loss
 from posetokens.engine.losses import joints_mse
 from posetokens.engine.schedule import keep_ratio_at, lr_factor
 from posetokens.evaluation.coco import write_coco_results
@@ -60,7 +61,11 @@ class ModelEMA:
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG state, as tensors and plain Python values (so ``torch.load(weights_only=True)`` reads it)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+    state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -68,7 +73,8 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -80,6 +86,32 @@ def _tensorboard(work_dir: Path) -> Any:
     except ImportError:  # tensorboard is optional: scalars also go to log.jsonl
         return None
     return SummaryWriter(str(work_dir / "tb"))
+
+
+class TrainStep(nn.Module):
+    """Model + loss in one module, so DDP wraps (and syncs) exactly what a training step runs.
+
+    Top-down models regress heatmaps (JointsMSE); lifting models (those with ``forward_frames``) use the
+    lifting loss of the recipe.
+    """
+
+    def __init__(self, model: nn.Module, loss: str) -> None:
+        super().__init__()
+        self.model = model
+        self.lifting = hasattr(model, "forward_frames")
+        if loss == "auto":
+            loss = {"MHFormer": "mpjpe", "DSTformer": "motionbert"}.get(type(model).__name__, "hot") if self.lifting else "joints_mse"
+        self.loss = loss
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The loss of one batch."""
+        device = next(self.model.parameters()).device
+        if self.lifting:
+            return lifting_loss(self.model, batch, device, self.loss)
+        if self.loss != "joints_mse":
+            raise ValueError(f"config: loss {self.loss!r} does not apply to heatmap models (use auto or joints_mse)")
+        out = self.model(batch["image"].to(device, non_blocking=True))
+        return joints_mse(out.float(), batch["heatmaps"].to(device), batch["keypoint_weights"].to(device))
 
 
 def build_model(cfg: TrainCfg) -> nn.Module:
@@ -117,13 +149,18 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
     mcfg = raw_model.cfg
     target_ratio = getattr(raw_model, "keep_ratio", 1.0)
 
-    # ---- data
-    metainfo = get_metainfo(cfg.data.dataset)
-    if metainfo.num_keypoints != mcfg.num_keypoints:
-        raise ValueError(f"config: model {cfg.model.name} predicts {mcfg.num_keypoints} keypoints but "
-                         f"data.dataset={cfg.data.dataset!r} has {metainfo.num_keypoints}")
-    codec = build_codec(cfg.data, mcfg.image_size, mcfg.heatmap_size)
-    train_set = build_samples(cfg.data, "train", mcfg.image_size, codec, cfg.seed)
+    # ---- data: top-down crops with heatmap targets, or lifting windows
+    step_module = TrainStep(raw_model, cfg.loss)
+    codec = None
+    if step_module.lifting:
+        train_set = build_lifting_set(cfg.data, "train", raw_model)
+    else:
+        metainfo = get_metainfo(cfg.data.dataset)
+        if metainfo.num_keypoints != mcfg.num_keypoints:
+            raise ValueError(f"config: model {cfg.model.name} predicts {mcfg.num_keypoints} keypoints but "
+                             f"data.dataset={cfg.data.dataset!r} has {metainfo.num_keypoints}")
+        codec = build_codec(cfg.data, mcfg.image_size, mcfg.heatmap_size)
+        train_set = build_samples(cfg.data, "train", mcfg.image_size, codec, cfg.seed)
     sampler = StepSampler(len(train_set), cfg.data.batch_size, world, rank, cfg.optim.grad_accum, cfg.seed)
     loader = make_loader(train_set, cfg.data.batch_size, sampler, cfg.data.num_workers)
     steps_per_epoch = sampler.steps_per_epoch
@@ -133,7 +170,7 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
     if opt_cls is None:
         raise ValueError(f"config: optim.name must be 'adam' or 'adamw', got {cfg.optim.name!r}")
     optimizer = opt_cls(raw_model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
-                        weight_decay=cfg.optim.weight_decay)
+                        weight_decay=cfg.optim.weight_decay, amsgrad=cfg.optim.amsgrad)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     ema = ModelEMA(raw_model, cfg.optim.ema_decay) if cfg.optim.ema_decay else None
 
@@ -143,7 +180,7 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
     if resume:
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        ckpt = load_file(ckpt_path, weights_only=False)
+        ckpt = load_file(ckpt_path)
         raw_model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
@@ -153,7 +190,7 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
         _set_rng_state(ckpt["rng"][min(rank, len(ckpt["rng"]) - 1)])
         if master:
             logger.info("resumed from %s at epoch %d, step %d", ckpt_path, epoch, step)
-    model: nn.Module = DDP(raw_model) if ddp else raw_model
+    model: nn.Module = DDP(step_module) if ddp else step_module
 
     def save(epoch_: int, step_in_epoch_: int) -> None:
         rngs = [_rng_state()]
@@ -168,7 +205,10 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
             }, ckpt_path)
 
     def evaluate() -> dict[str, float]:
-        return evaluate_topdown(ema.module if ema else raw_model, cfg, codec, device, work_dir / "val_predictions.json")
+        eval_model = ema.module if ema else raw_model
+        if step_module.lifting:
+            return evaluate_lifting(eval_model, cfg.data, device, cfg.data.val_batch_size)
+        return evaluate_topdown(eval_model, cfg, codec, device, work_dir / "val_predictions.json")
 
     # ---- the loop
     writer = _tensorboard(work_dir) if master else None
@@ -179,7 +219,8 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
     model.train()
     while epoch < cfg.schedule.epochs and not stop:
         sampler.set_epoch(epoch, step_in_epoch)
-        train_set.set_epoch(epoch)
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)
         bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch}", disable=not master,
                    leave=False, dynamic_ncols=True)
         micro, t0 = 0, time.perf_counter()
@@ -195,8 +236,7 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
             sync = contextlib.nullcontext() if (not ddp or last_micro) else model.no_sync()
             with sync:
                 with amp_ctx:
-                    out = model(batch["image"].to(device, non_blocking=True))
-                    loss = joints_mse(out.float(), batch["heatmaps"].to(device), batch["keypoint_weights"].to(device))
+                    loss = model(batch)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {step}: check the data "
                                              "(NaN keypoints or images) and the learning rate")
@@ -230,7 +270,7 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
                 stop = True
                 break
         bar.close()
-        skipped = dict(getattr(train_set.base, "skipped", {}) or {})
+        skipped = dict(getattr(getattr(train_set, "base", None), "skipped", {}) or {})
         if master and skipped:  # documented skips (unreadable images, ...), counted per epoch
             logger.warning("epoch %d: skipped samples %s", epoch, skipped)
             log_file.write(json.dumps({"epoch": epoch, "skipped": skipped}) + "\n")
@@ -239,7 +279,8 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
             break
         epoch, step_in_epoch = epoch + 1, 0
         save(epoch, 0)
-        if cfg.eval_interval and (epoch % cfg.eval_interval == 0 or epoch == cfg.schedule.epochs) and cfg.data.val_ann:
+        has_val = bool(cfg.data.val_ann) or step_module.lifting
+        if cfg.eval_interval and (epoch % cfg.eval_interval == 0 or epoch == cfg.schedule.epochs) and has_val:
             if master:
                 if hasattr(raw_model, "set_keep_ratio"):
                     raw_model.set_keep_ratio(target_ratio)
@@ -249,8 +290,9 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
                 if writer:
                     for k, v in metrics.items():
                         writer.add_scalar(f"val/{k}", v, step)
-                key = "PCKh" if "PCKh" in metrics else "AP"
-                if metrics.get(key, -1) > best.get(key, -1):
+                key = next(k for k in ("MPJPE", "PCKh", "AP") if k in metrics)
+                sign = -1.0 if key == "MPJPE" else 1.0  # lower MPJPE is better
+                if key not in best or sign * metrics[key] > sign * best[key]:
                     best = dict(metrics, epoch=epoch)
                     atomic_save({"model": cfg.model.name, "state_dict": (ema.module if ema else raw_model).state_dict()},
                                 work_dir / "best.pth")
@@ -291,6 +333,8 @@ def test(cfg: TrainCfg, weights: str, out: str | None = None) -> dict[str, float
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model = create_model(cfg.model.name, weights=weights, **cfg.model.overrides).to(device).eval()
+    if hasattr(model, "forward_frames"):
+        return evaluate_lifting(model, cfg.data, device, cfg.data.val_batch_size)
     codec = build_codec(cfg.data, model.cfg.image_size, model.cfg.heatmap_size)
     out_path = Path(out) if out else Path(cfg.work_dir) / "test_predictions.json"
     return evaluate_topdown(model, cfg, codec, device, out_path)

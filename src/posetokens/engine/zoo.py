@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from posetokens.engine.flops import count_params, true_macs
+from posetokens.engine.flops import count_params, paper_gflops, true_macs
 from posetokens.registry import create_model, get_entry, get_family
 
 
@@ -20,7 +20,7 @@ def model_figures(name: str) -> dict[str, Any]:
         "model": name,
         "params_m": round(count_params(model) / 1e6, 4),
         "gmacs": round(true_macs(model, model.dummy_inputs(1)) / 1e9, 4),
-        "paper_gflops": round(get_family(entry.family).paper_flops(model), 4),
+        "paper_gflops": round(paper_gflops(model, get_family(entry.family).paper_counter), 4),
     }
 
 

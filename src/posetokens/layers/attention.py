@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .drop import DropPath
+
 _FUSED = True
 
 
@@ -155,25 +157,33 @@ class Block(nn.Module):
         qkv_bias: bool = False,
         scale: float | None = None,
         eps: float = 1e-5,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, scale=scale)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, mlp_hidden)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()  # stochastic depth, both halves
 
     def attend(self, x: Tensor) -> Tensor:
         """Attention half with its residual."""
-        return x + self.attn(self.norm1(x))
+        return x + self.drop_path(self.attn(self.norm1(x)))
 
     def attend_scored(self, x: Tensor, num_queries: int) -> tuple[Tensor, Tensor]:
         """Attention half with its residual, plus the attention rows of the first ``num_queries`` tokens."""
         out, rows = self.attn.forward_scored(self.norm1(x), num_queries)
-        return x + out, rows
+        return x + self.drop_path(out), rows
+
+    def attend_received(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Attention half with its residual, plus the attention each token receives (B, N)
+        (see :meth:`Attention.forward_received`)."""
+        out, received = self.attn.forward_received(self.norm1(x))
+        return x + self.drop_path(out), received
 
     def feed(self, x: Tensor) -> Tensor:
         """Feed-forward half with its residual."""
-        return x + self.mlp(self.norm2(x))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def forward(self, x: Tensor) -> Tensor:
         """Full block."""

@@ -287,18 +287,12 @@ def _check_official_pos_embed(pos: Tensor, model: TokenPose) -> None:
 
 
 # ----------------------------------------------------------------------------------------- family + zoo
-def _paper_flops(model: nn.Module) -> float:
-    from posetokens.engine.flops import hrnet_summary_gflops
-
-    return hrnet_summary_gflops(model, model.dummy_inputs(1))
-
-
 register_family(
     Family(
         name="tokenpose",
         build=TokenPose,
         convert=checkpoint_filter_fn,
-        paper_flops=_paper_flops,
+        paper_counter="hrnet_summary",
         convention="the official repos' HRNet get_model_summary: Conv/Linear modules only (attention "
         "matmuls skipped), Linear = output elements x input.size(1), over 1024**3",
     )

@@ -81,6 +81,16 @@ def index_set_mismatch(a: Tensor, b: Tensor, name: str) -> float:
     return float((a.sort(dim=-1).values != b.sort(dim=-1).values).sum())
 
 
+def weights_mismatch(model: torch.nn.Module, converted: dict[str, Tensor]) -> float:
+    """Number of converted official tensors not bitwise equal to the model tensor of the same name.
+
+    Output comparisons cannot see every tensor (a key bias cancels in softmax), so handlers also compare
+    the loaded weights tensor by tensor.
+    """
+    own = model.state_dict()
+    return float(sum(k not in own or not torch.equal(own[k], v.to(own[k].dtype)) for k, v in converted.items()))
+
+
 Handler = Callable[[Path, dict, dict, dict, float], tuple[str, list[Comparison]]]
 _HANDLERS: list[tuple[Callable[[dict], bool], Handler]] = []
 
@@ -125,7 +135,8 @@ def run_parity(folder: str | Path, atol: float = 1e-4) -> ParityReport:
             torch.manual_seed(0)
             with torch.no_grad():
                 family, comps = handler(folder, config, inputs, outputs, atol)
-            return ParityReport(config.get("fixture", folder.name), family, comps)
+            name = config.get("fixture")  # some fixtures store a dict of generation settings there
+            return ParityReport(name if isinstance(name, str) else folder.name, family, comps)
     raise ValueError(
         f"{folder / 'config.json'}: no parity handler recognises this fixture "
         f"(official_model_name={config.get('official_model_name')!r})"

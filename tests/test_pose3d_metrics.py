@@ -1,0 +1,183 @@
+"""3D metrics (MPJPE, P-MPJPE, N-MPJPE, MPJVE, per-action protocol) and the HoT lifting losses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from posetokens.engine.losses import (
+    H36M_LIFTING_JOINT_WEIGHTS,
+    hot_lifting_loss,
+    joints_mse,
+    mpjve_loss,
+    temporal_consistency,
+    weighted_mpjpe,
+)
+from posetokens.evaluation.pose3d import (
+    ActionErrorAccumulator,
+    action_average,
+    mpjpe,
+    mpjve,
+    n_mpjpe,
+    p_mpjpe,
+    procrustes_align,
+)
+
+
+def _random_rotation(rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+# ----------------------------------------------------------------------------- MPJPE
+def test_mpjpe_known_offset_metres_to_mm() -> None:
+    gt = np.random.default_rng(0).normal(size=(5, 17, 3))
+    pred = gt + np.array([0.003, 0.004, 0.0])  # every joint 5 mm off
+    assert mpjpe(pred, gt) == pytest.approx(5.0, abs=1e-9)
+    assert mpjpe(pred, gt, scale=1.0) == pytest.approx(0.005, abs=1e-12)
+
+
+def test_mpjpe_hand_computed_and_per_frame() -> None:
+    gt = np.zeros((2, 2, 3))
+    pred = np.array([[[1.0, 0, 0], [0, 3.0, 0]], [[0, 0, 2.0], [0, 0, 0]]])
+    # frame 0: (1 + 3) / 2 = 2; frame 1: (2 + 0) / 2 = 1; mean 1.5
+    assert mpjpe(pred, gt, scale=1) == pytest.approx(1.5)
+    np.testing.assert_allclose(mpjpe(pred, gt, scale=1, reduction="none"), [2.0, 1.0])
+    # torch tensors are accepted
+    assert mpjpe(torch.tensor(pred), torch.tensor(gt), scale=1) == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="shapes differ"):
+        mpjpe(pred, gt[:1])
+
+
+# ----------------------------------------------------------------------------- P-MPJPE
+def test_p_mpjpe_similarity_copy_is_zero() -> None:
+    rng = np.random.default_rng(1)
+    gt = rng.normal(size=(6, 17, 3))
+    pred = np.empty_like(gt)
+    for i in range(len(gt)):  # a different rotation, scale and shift per frame
+        pred[i] = rng.uniform(0.3, 3.0) * gt[i] @ _random_rotation(rng) + rng.normal(size=3)
+    assert mpjpe(pred, gt) > 100.0
+    assert p_mpjpe(pred, gt) < 1e-6
+    np.testing.assert_allclose(procrustes_align(pred, gt), gt, atol=1e-9)
+
+
+def test_p_mpjpe_two_joint_hand_case() -> None:
+    gt = np.array([[[-1.0, 0, 0], [1.0, 0, 0]]])
+    pred = np.array([[[5.0, -2.0, 1.0], [5.0, 2.0, 1.0]]])  # rotated 90 deg, scaled x2, shifted
+    assert p_mpjpe(pred, gt, scale=1) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_p_mpjpe_reflection_is_not_allowed() -> None:
+    gt = np.array([[[0.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]])  # non-planar
+    mirrored = gt * np.array([-1.0, 1.0, 1.0])
+    err = p_mpjpe(mirrored, gt, scale=1)
+    assert err > 0.05  # only a reflection could align it
+    assert err <= mpjpe(mirrored, gt, scale=1) + 1e-12
+
+
+def test_procrustes_is_optimal_under_perturbation() -> None:
+    rng = np.random.default_rng(2)
+    gt, pred = rng.normal(size=(1, 17, 3)), rng.normal(size=(1, 17, 3))
+    aligned = procrustes_align(pred, gt)[0]
+    base = np.sum((aligned - gt[0]) ** 2)
+    mu = aligned.mean(0)
+    for _ in range(50):  # any nearby similarity transform of the aligned pose is no better
+        w = 0.02 * rng.normal(size=3)
+        theta = np.linalg.norm(w)
+        k = np.array([[0, -w[2], w[1]], [w[2], 0, -w[0]], [-w[1], w[0], 0]]) / theta
+        rot = np.eye(3) + np.sin(theta) * k + (1 - np.cos(theta)) * k @ k  # Rodrigues
+        moved = (1 + 0.02 * rng.normal()) * (aligned - mu) @ rot + mu + 0.01 * rng.normal(size=3)
+        assert np.sum((moved - gt[0]) ** 2) >= base - 1e-12
+
+
+# ----------------------------------------------------------------------------- N-MPJPE, MPJVE
+def test_n_mpjpe_hand_computed() -> None:
+    gt = np.array([[[1.0, 0, 0], [0, 1.0, 0]]])
+    pred = np.array([[[1.0, 0, 0], [0, 0, 0]]])  # s = <p,t>/<p,p> = 1 -> errors 0 and 1
+    assert n_mpjpe(pred, gt, scale=1) == pytest.approx(0.5)
+    assert n_mpjpe(2.5 * gt, gt, scale=1) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_mpjve_hand_computed() -> None:
+    gt = np.zeros((3, 1, 3))
+    gt[:, 0, 0] = [0, 1, 2]
+    pred = np.zeros((3, 1, 3))
+    pred[:, 0, 0] = [0, 2, 4]
+    assert mpjve(pred, gt, scale=1) == pytest.approx(1.0)
+    assert mpjve(gt + 7.0, gt) == pytest.approx(0.0)  # constant offsets have no velocity error
+    # (B, T, J, 3) with time on axis -3
+    assert mpjve(pred[None].repeat(2, 0), gt[None].repeat(2, 0), scale=1) == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------- per-action protocol
+def _clip(err: float, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    gt = np.zeros((1, frames, 1, 3))
+    pred = gt.copy()
+    pred[..., 0] = err
+    return pred, gt
+
+
+def test_action_accumulator_hand_computed() -> None:
+    acc = ActionErrorAccumulator(metrics=("mpjpe",), scale=1.0, zero_root=False)
+    acc.update(*_clip(1.0, 1), ["Walking 1"])
+    acc.update(*_clip(3.0, 1), ["Walking 2"])
+    acc.update(*_clip(10.0, 3), ["Eating"])
+    out = acc.compute()
+    assert out["mpjpe/Walking"] == pytest.approx(2.0)  # (1 + 3) / 2 clips
+    assert out["mpjpe/Eating"] == pytest.approx(10.0)
+    assert out["mpjpe"] == pytest.approx(6.0)  # (2 + 10) / 2 actions, equal weight
+    assert out["mpjpe_frames"] == pytest.approx((1 + 3 + 3 * 10) / 5)  # frame average
+    assert acc.num_clips == 3
+    acc.reset()
+    assert acc.compute() == {}
+
+
+def test_action_average_and_zero_root() -> None:
+    mean, per = action_average([1.0, 2.0, 6.0], ["A 1", "A 2", "B"])
+    assert per == {"A": 1.5, "B": 6.0} and mean == pytest.approx(3.75)
+    gt = np.random.default_rng(3).normal(size=(2, 4, 17, 3))
+    gt[..., 0, :] = 0.0
+    pred = gt.copy()
+    pred[..., 0, :] = 5.0  # only the predicted root is off: HoT zeroes it before scoring
+    acc = ActionErrorAccumulator(metrics=("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve"))
+    acc.update(pred, gt, ["Sitting 1", "Sitting 2"])
+    out = acc.compute()
+    for m in ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve"):
+        assert out[m] == pytest.approx(0.0, abs=1e-6), m
+    with pytest.raises(ValueError, match="unknown metrics"):
+        ActionErrorAccumulator(metrics=("pck",))
+
+
+# ----------------------------------------------------------------------------- losses
+def test_lifting_losses_hand_computed() -> None:
+    w = torch.tensor(H36M_LIFTING_JOINT_WEIGHTS)
+    assert w.shape == (17,) and float(w.sum()) == pytest.approx(36.5)
+    target = torch.zeros(2, 4, 17, 3)
+    pred = target + torch.tensor([0.3, 0.4, 0.0])
+    assert float(weighted_mpjpe(pred, target)) == pytest.approx(0.5 * 36.5 / 17)
+    assert float(temporal_consistency(pred)) == pytest.approx(0.0)
+    assert float(mpjve_loss(pred, target)) == pytest.approx(0.0)
+    # joint 12 moves 0.1 m in x per frame: tc = w12 * 0.01 / (3 * 17 * 3) per element mean
+    moving = target.clone()
+    moving[:, :, 12, 0] = 0.1 * torch.arange(4.0)
+    assert float(temporal_consistency(moving)) == pytest.approx(4.0 * 0.01 / (17 * 3))
+    assert float(mpjve_loss(moving, target)) == pytest.approx(0.1 / 17)
+    total = hot_lifting_loss(moving, target)
+    expect = weighted_mpjpe(moving, target) + 0.5 * temporal_consistency(moving) + 2.0 * mpjve_loss(moving, target)
+    assert float(total) == pytest.approx(float(expect))
+    single = hot_lifting_loss(pred[:, :1], target[:, :1])  # one frame: no temporal terms, no NaN
+    assert torch.isfinite(single) and float(single) == pytest.approx(0.5 * 36.5 / 17)
+
+
+def test_hot_loss_backward_and_joints_mse_unchanged() -> None:
+    pred = torch.randn(2, 5, 17, 3, requires_grad=True)
+    hot_lifting_loss(pred, torch.randn(2, 5, 17, 3)).backward()
+    assert pred.grad is not None and torch.isfinite(pred.grad).all()
+    with pytest.raises(ValueError, match="joint weights"):
+        weighted_mpjpe(torch.zeros(1, 16, 3), torch.zeros(1, 16, 3))
+    h = torch.ones(1, 2, 3, 3)
+    assert float(joints_mse(h, torch.zeros_like(h), torch.tensor([[1.0, 0.0]]))) == pytest.approx(0.25)

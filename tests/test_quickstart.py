@@ -1,0 +1,98 @@
+"""The quickstart: drawing helpers, the ``--fast`` mechanics, and (slow) the full run's acceptance numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from posetokens.data.metainfo import get_metainfo
+from posetokens.inference import draw_kept_tokens, draw_skeleton, tile_images
+
+REPO = Path(__file__).resolve().parents[1]
+KEYS = {"ap", "gmacs", "img_per_s"}
+
+
+def _run_quickstart(args: list[str], timeout: float) -> tuple[str, dict]:
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-m", "posetokens.quickstart", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    return proc.stdout, json.loads(lines[-1])
+
+
+def _not_blank(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert img is not None, f"{path} is not a readable picture"
+    assert img.shape[0] > 50 and img.shape[1] > 50
+    assert float(img.std()) > 10.0, f"{path} looks blank"
+    return img
+
+
+def test_draw_skeleton_shape_and_ink() -> None:
+    meta = get_metainfo("coco")
+    img = np.full((120, 90, 3), 40, np.uint8)
+    rng = np.random.default_rng(0)
+    kpts = rng.uniform(10, 80, (2, meta.num_keypoints, 2))
+    scores = np.ones((2, meta.num_keypoints))
+    out = draw_skeleton(img, kpts, scores, meta)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert (out != img).any(axis=2).mean() > 0.05  # ink on the picture
+    assert (img == 40).all()  # the input is not modified
+    # below the threshold nothing is drawn
+    np.testing.assert_array_equal(draw_skeleton(img, kpts, scores * 0.1, meta, kpt_thr=0.3), img)
+    # one person as (K, 2), rgb order
+    assert draw_skeleton(img, kpts[0], None, "coco", channel_order="rgb").shape == img.shape
+
+
+def test_draw_kept_tokens_shape_and_dimming() -> None:
+    crop = np.full((128, 96, 3), 200, np.uint8)
+    grid = (16, 12)
+    kept = [np.arange(0, 135), np.arange(0, 95)]
+    fig = draw_kept_tokens(crop, grid, kept, ["layer 1", "layer 3"], scale=2, pad=4, caption=True)
+    h, w = 128 * 2, 96 * 2
+    assert fig.shape[0] > h and fig.shape[1] == 3 * w + 2 * 4
+    panel = fig[:h, 2 * (w + 4):3 * (w + 4) - 4]
+    gh, gw = h // grid[0], w // grid[1]
+    kept_px = panel[gh * 2 + 3, 3]  # row 2 is kept (ids 24..35), away from the outline
+    pruned_px = panel[h - 3, w - 3]  # the last patch (191) is pruned
+    assert kept_px.mean() > pruned_px.mean() + 50
+    bare = draw_kept_tokens(crop, grid, kept, scale=1, caption=False)
+    assert bare.shape == (128, 3 * 96 + 2 * 4, 3)
+    with pytest.raises(ValueError):
+        draw_kept_tokens(crop, grid, [np.array([192])])
+    assert tile_images([crop, crop, crop], cols=2, pad=2).shape == (2 * 128 + 2, 2 * 96 + 2, 3)
+
+
+def test_quickstart_fast(tmp_path: Path) -> None:
+    out = tmp_path / "qs"
+    stdout, summary = _run_quickstart(["--fast", "--out", str(out)], timeout=300)
+    assert set(summary) == {"ppt", "tokenpose"}
+    for label in summary:
+        assert set(summary[label]) == KEYS
+        assert all(isinstance(v, (int, float)) for v in summary[label].values())
+    assert summary["ppt"]["gmacs"] < summary["tokenpose"]["gmacs"]
+    assert "img/s" in stdout
+    _not_blank(out / "skeletons.png")
+    _not_blank(out / "kept_tokens.png")
+
+
+@pytest.mark.slow
+def test_quickstart_full_acceptance(tmp_path: Path) -> None:
+    """The real quickstart (about 12 minutes on 2 CPU cores): the acceptance numbers of the issue."""
+    out = tmp_path / "qs"
+    _, s = _run_quickstart(["--out", str(out)], timeout=1800)
+    ppt, tp = s["ppt"], s["tokenpose"]
+    assert ppt["ap"] >= 0.5, s
+    assert abs(ppt["ap"] - tp["ap"]) <= 0.03, s
+    assert ppt["gmacs"] < tp["gmacs"], s
+    assert ppt["img_per_s"] > tp["img_per_s"], s
+    _not_blank(out / "skeletons.png")
+    _not_blank(out / "kept_tokens.png")
