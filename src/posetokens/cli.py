@@ -81,12 +81,30 @@ def _cmd_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_part_table(metrics: dict[str, dict[str, float]]) -> None:
+    """One row per body part, one column per metric."""
+    names = list(next(iter(metrics.values())))
+    print("| part | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for part, m in metrics.items():
+        print(f"| {part} | " + " | ".join(f"{m[n]:.4f}" for n in names) + " |")
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from posetokens.data.metainfo import get_metainfo
     from posetokens.evaluation.coco import evaluate_coco
 
-    meta = get_metainfo(args.dataset)
     nms = None if str(args.nms_thr).lower() == "none" else float(args.nms_thr)
+    if args.dataset == "wholebody":
+        from posetokens.evaluation.wholebody import evaluate_wholebody
+
+        parts = evaluate_wholebody(args.gt, args.pred, rescore=not args.no_rescore, nms_thr=nms)
+        if args.json:
+            print(json.dumps(parts))
+        else:
+            _print_part_table(parts)
+        return 0
+    meta = get_metainfo(args.dataset)
     metrics = evaluate_coco(args.gt, args.pred, meta.sigmas_array, iou_type=meta.eval_iou_type,
                             use_area=meta.eval_use_area, rescore=not args.no_rescore, nms_thr=nms)
     _print_metrics(metrics, args.json)
@@ -138,8 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="score a COCO-results predictions file against COCO-format GT")
     s.add_argument("--gt", required=True, help="COCO-format keypoint ground truth json")
     s.add_argument("--pred", required=True, help="predictions json in the COCO results format")
-    s.add_argument("--dataset", default="coco", choices=["coco", "crowdpose", "mpii"],
-                   help="selects the OKS sigmas and the COCOeval mode")
+    s.add_argument("--dataset", default="coco", choices=["coco", "crowdpose", "mpii", "wholebody"],
+                   help="selects the OKS sigmas and the COCOeval mode; 'wholebody' = COCO-WholeBody, "
+                        "AP/AR per part (body, foot, face, left/right hand, hand = their mean, whole body)")
     s.add_argument("--no-rescore", action="store_true", help="keep the given scores (no box x keypoint rescoring)")
     s.add_argument("--nms-thr", default="0.9", help="OKS-NMS threshold, or 'none' (default 0.9)")
     s.add_argument("--json", action="store_true")

@@ -121,3 +121,23 @@ def evaluate_lifting(model: nn.Module, cfg: DataCfg, device: torch.device, batch
 def make_loader(dataset: Any, batch: int, sampler: Any, num_workers: int) -> DataLoader:
     """A DataLoader over lifting windows."""
     return DataLoader(dataset, batch_size=batch, sampler=sampler, shuffle=False, num_workers=num_workers)
+
+
+def mean_pose_baseline(cfg: DataCfg, num_frames: int = 1) -> dict[str, float]:
+    """The zero-motion baseline: predict the training set's mean root-relative pose for every test frame.
+
+    Returns MPJPE / P-MPJPE in mm under the same per-action protocol as :func:`evaluate_lifting`; a
+    lifting model that learned anything beats it by a wide margin.
+    """
+    import numpy as np
+
+    train = H36MLiftingDataset(load_clips(cfg, "train"), frames=num_frames, mode="seq2seq")
+    mean_pose = np.concatenate(train._x3d).mean(axis=0)  # (J, 3), root stays 0
+    test = H36MLiftingDataset(load_clips(cfg, "test"), frames=num_frames, mode="seq2seq")
+    acc = ActionErrorAccumulator(metrics=("mpjpe", "p_mpjpe"))
+    for i in range(len(test)):
+        item = test[i]
+        target = item["target_3d"].numpy()[None]
+        acc.update(np.broadcast_to(mean_pose, target.shape).copy(), target, [item["action"]])
+    res = acc.compute()
+    return {"MPJPE": float(res["mpjpe"]), "P-MPJPE": float(res["p_mpjpe"])}

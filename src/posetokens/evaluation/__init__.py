@@ -1,4 +1,4 @@
-"""Evaluation: pure-numpy functions (:mod:`.functional`) and stateful metrics (:mod:`.coco`, :mod:`.pck`)."""
+"""Evaluation: pure-numpy functions (:mod:`.functional`) and stateful metrics (:mod:`.coco`, :mod:`.wholebody`, :mod:`.pck`)."""
 
 from .coco import (
     COCO_KEYPOINT_METRICS,
@@ -25,6 +25,7 @@ from .functional import (
     rescore,
 )
 from .pck import MpiiPCKh, PCKAccuracy, bbox_size_norm
+from .wholebody import WHOLEBODY_PARTS, WHOLEBODY_REPORT_PARTS, evaluate_wholebody
 
 __all__ = [
     "COCO_KEYPOINT_METRICS",
@@ -33,9 +34,12 @@ __all__ = [
     "CocoMetric",
     "MpiiPCKh",
     "PCKAccuracy",
+    "WHOLEBODY_PARTS",
+    "WHOLEBODY_REPORT_PARTS",
     "bbox_size_norm",
     "compute_oks",
     "evaluate_coco",
+    "evaluate_wholebody",
     "head_size_from_boxes",
     "instance_area",
     "load_coco_results",
