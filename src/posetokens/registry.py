@@ -38,6 +38,7 @@ class Family:
     convert: Callable[[Mapping[str, torch.Tensor], nn.Module], dict[str, torch.Tensor]]
     paper_counter: str  # how the family's paper counted GFLOPs: a key of engine.flops.PAPER_COUNTERS
     convention: str = ""
+    param_counter: str = "all"  # how the paper counted params: a key of engine.flops.PARAM_COUNTERS
 
 
 @dataclass(frozen=True)

@@ -100,9 +100,63 @@ def linear_gflops(model: nn.Module, inputs: Sequence[Tensor]) -> float:
     return total / 1e9
 
 
+@torch.no_grad()
+def thop_style_macs(model: nn.Module, inputs: Sequence[Tensor]) -> float:
+    """``thop.profile``'s count (GTPT's table), in G (1e9): MACs of nn.Module calls only.
+
+    Conv: output elements x (in_channels / groups) x kernel area (bias not counted); Linear: output
+    elements x in_features; BatchNorm / LayerNorm with affine: 4 x input elements (thop's
+    ``count_normalization``: 2 x numel, doubled for affine). Activations, PixelShuffle and the attention
+    einsums / matmuls are not modules thop counts, so they are left out.
+    """
+    total = 0
+
+    def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            total += output.numel() * (module.in_channels // module.groups) * module.weight[0, 0].numel()
+        elif isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+        elif isinstance(module, (nn.BatchNorm2d, nn.LayerNorm)):
+            affine = getattr(module, "affine", False) or getattr(module, "elementwise_affine", False)
+            total += 2 * args[0].numel() * (2 if affine else 1)
+
+    kinds = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.LayerNorm)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
+    was_training = model.training
+    model.eval()
+    try:
+        model(*inputs)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return total / 1e9
+
+
+def thop_style_params(model: nn.Module) -> int:
+    """``thop.profile``'s parameter count: parameters of leaf modules only, so free tensors held by
+    container modules (learned tokens) and buffers (fixed sine tables) are left out."""
+    return sum(p.numel() for m in model.modules() if not list(m.children()) for p in m.parameters(recurse=False))
+
+
+PARAM_COUNTERS = {
+    "all": count_params,
+    "thop": thop_style_params,  # GTPT table
+}
+
+
+def paper_params(model: nn.Module, counter: str = "all") -> int:
+    """Parameters of ``model`` counted the way a family's paper counted (``counter``)."""
+    if counter not in PARAM_COUNTERS:
+        raise KeyError(f"unknown parameter counter {counter!r}; known: {sorted(PARAM_COUNTERS)}")
+    return PARAM_COUNTERS[counter](model)
+
+
 PAPER_COUNTERS = {
     "hrnet_summary": hrnet_summary_gflops,  # TokenPose / PPT tables
     "linear": linear_gflops,  # HoT table (MixSTE, MotionBERT, MHFormer)
+    "thop": thop_style_macs,  # GTPT table (thop MACs, called GFLOPs)
 }
 
 

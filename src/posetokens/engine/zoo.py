@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from posetokens.engine.flops import count_params, paper_gflops, true_macs
+from posetokens.engine.flops import paper_gflops, paper_params, true_macs
 from posetokens.registry import create_model, get_entry, get_family
 
 
 def model_figures(name: str) -> dict[str, Any]:
     """``{"model", "params_m", "gmacs", "paper_gflops"}`` for one zoo model at its input size (batch 1).
 
-    ``params_m`` counts parameters (the fixed sine PE is a buffer, as the papers count); ``gmacs`` counts
+    ``params_m`` counts parameters the way the family's paper did (``Family.param_counter``; the fixed
+    sine PE is a buffer, as the papers count); ``gmacs`` counts
     every multiply-accumulate; ``paper_gflops`` is counted the way the family's paper table counted.
     """
     model = create_model(name).eval()
     entry = get_entry(name)
+    family = get_family(entry.family)
     return {
         "model": name,
-        "params_m": round(count_params(model) / 1e6, 4),
+        "params_m": round(paper_params(model, family.param_counter) / 1e6, 4),
         "gmacs": round(true_macs(model, model.dummy_inputs(1)) / 1e9, 4),
-        "paper_gflops": round(paper_gflops(model, get_family(entry.family).paper_counter), 4),
+        "paper_gflops": round(paper_gflops(model, family.paper_counter), 4),
     }
 
 

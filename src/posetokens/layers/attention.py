@@ -97,6 +97,48 @@ class Attention(nn.Module):
         rows = ((q[:, :, :num_queries] @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
         return self._merge(self._attend(q, k, v)), rows
 
+    def forward_logits(self, x: Tensor, num_queries: int) -> tuple[Tensor, Tensor]:
+        """Self-attention that also returns the pre-softmax scaled logits ``q k^T * scale`` of the first
+        ``num_queries`` tokens against all N keys, shape (B, heads, num_queries, N) (GTPT scores from logits)."""
+        q, k, v = self._qkv(x)
+        logits = (q[:, :, :num_queries] @ k.transpose(-2, -1)) * self.scale
+        return self._merge(self._attend(q, k, v)), logits
+
+    def forward_grouped(
+        self, x: Tensor, num_shared: int, key_valid: Tensor | None = None, return_logits: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """Grouped attention over (B, G, L, C): G groups of L tokens whose first ``num_shared`` are shared.
+
+        Every query of group g attends to the shared tokens of *all* groups (G * num_shared keys) plus the
+        other ``L - num_shared`` tokens of its own group only, with every head in every group (GTPT's
+        multi-head group attention). ``key_valid`` (G * num_shared,) bool marks usable shared keys
+        (False: masked with ``-finfo.max``). Vectorised over groups. Returns ``(out, logits)``; with
+        ``return_logits`` the masked pre-softmax logits (B, heads, G, L, G * num_shared + L - num_shared).
+        """
+        b, g, n, c = x.shape
+        s = num_shared
+        qkv = self.qkv(x).reshape(b, g, n, 3, self.num_heads, self.head_dim).permute(3, 0, 4, 1, 2, 5)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # (B, H, G, L, d)
+
+        def keys(t: Tensor) -> Tensor:
+            shared = t[:, :, :, :s].flatten(2, 3)[:, :, None].expand(-1, -1, g, -1, -1)
+            return torch.cat((shared, t[:, :, :, s:]), dim=3)
+
+        kk, vv = keys(k), keys(v)
+        valid = None
+        if key_valid is not None:
+            valid = torch.cat((key_valid.to(torch.bool), key_valid.new_ones(n - s, dtype=torch.bool)))
+        logits = None
+        if _FUSED and not return_logits:
+            out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=valid, scale=self.scale)
+        else:
+            logits = (q @ kk.transpose(-2, -1)) * self.scale
+            if valid is not None:
+                logits = logits.masked_fill(~valid, -torch.finfo(logits.dtype).max)
+            out = logits.softmax(dim=-1) @ vv
+        out = out.permute(0, 2, 3, 1, 4).reshape(b, g, n, c)
+        return self.proj(out), logits
+
 
 class CrossAttention(nn.Module):
     """Multi-head cross-attention with separate q/k/v projections (HoT's token recovering attention)."""
@@ -180,6 +222,18 @@ class Block(nn.Module):
         (see :meth:`Attention.forward_received`)."""
         out, received = self.attn.forward_received(self.norm1(x))
         return x + self.drop_path(out), received
+
+    def attend_logits(self, x: Tensor, num_queries: int) -> tuple[Tensor, Tensor]:
+        """Attention half with its residual, plus the pre-softmax logits of the first ``num_queries`` tokens."""
+        out, logits = self.attn.forward_logits(self.norm1(x), num_queries)
+        return x + self.drop_path(out), logits
+
+    def attend_grouped(
+        self, x: Tensor, num_shared: int, key_valid: Tensor | None = None, return_logits: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """Grouped attention half (B, G, L, C) with its residual (see :meth:`Attention.forward_grouped`)."""
+        out, logits = self.attn.forward_grouped(self.norm1(x), num_shared, key_valid, return_logits)
+        return x + self.drop_path(out), logits
 
     def feed(self, x: Tensor) -> Tensor:
         """Feed-forward half with its residual."""

@@ -8,6 +8,7 @@ the same indices, and tools (parity, the kept-token pictures) can read them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -81,6 +82,60 @@ def prune_topk(
     idx = topk_indices(score, keep_count(x.shape[1] - num_prefix, keep_ratio))
     kept = torch.cat((x[:, :num_prefix], gather_tokens(x[:, num_prefix:], idx)), dim=1)
     return kept, idx, tuple(gather_tokens(c, idx) for c in carry)
+
+
+# ----------------------------------------------------------------------------------------------- GTPT
+def softmax_pool(logits: Tensor, dim: int, valid: Tensor | None = None) -> Tensor:
+    """Smooth max over ``dim``: ``sum(softmax(l) * l)`` (GTPT's score from pre-softmax attention logits).
+
+    ``valid`` (broadcastable to ``logits``) excludes entries: they get zero weight and contribute nothing.
+    """
+    if valid is None:
+        return (logits.softmax(dim) * logits).sum(dim)
+    masked = logits.masked_fill(~valid, float("-inf"))
+    weight = masked.softmax(dim)
+    return (weight * logits.masked_fill(~valid, 0.0)).sum(dim)
+
+
+def group_topk(score: Tensor, keep: Sequence[int]) -> Tensor:
+    """Per-group top-k with a different k per group, vectorised.
+
+    ``score`` (B, G, N). Returns indices (B, G, max(keep)) in descending score order; group g uses its first
+    ``keep[g]`` entries. Pair with :func:`group_slot_index` to lay out slots of equal length per group.
+    """
+    if len(keep) != score.shape[1]:
+        raise ValueError(f"group_topk: {len(keep)} keep counts for {score.shape[1]} groups")
+    if min(keep) < 0 or max(keep) > score.shape[-1]:
+        raise ValueError(f"group_topk: keep counts {list(keep)} out of range for {score.shape[-1]} tokens")
+    return score.topk(max(keep), dim=-1, largest=True, sorted=True).indices
+
+
+def group_slot_index(
+    idx: Tensor, fixed_start: Sequence[int], fixed_count: Sequence[int], offset: int, num_slots: int
+) -> Tensor:
+    """Source indices (B, G, num_slots) of per-group slots: ``fixed_count[g]`` fixed tokens, then top-k ones.
+
+    Slot s of group g takes source ``fixed_start[g] + s`` when ``s < fixed_count[g]`` (never-pruned tokens,
+    e.g. GTPT's dense whole-body keypoint tokens), else ``offset + idx[b, g, s - fixed_count[g]]`` (the
+    kept candidates from :func:`group_topk`, in its order). Gather the sources with :func:`gather_tokens`
+    per group (flatten B and G).
+    """
+    b, g, _ = idx.shape
+    dev = idx.device
+    slots = torch.arange(num_slots, device=dev)[None, :]  # (1, S)
+    fc = torch.as_tensor(list(fixed_count), device=dev)[:, None]  # (G, 1)
+    fs = torch.as_tensor(list(fixed_start), device=dev)[:, None]
+    is_fixed = slots < fc  # (G, S)
+    pick = (slots - fc).clamp(0, idx.shape[-1] - 1).expand(g, -1)
+    cand = offset + idx.gather(2, pick[None].expand(b, -1, -1))
+    return torch.where(is_fixed[None], (fs + slots)[None].expand(b, -1, -1), cand)
+
+
+def gather_group_tokens(x: Tensor, idx: Tensor) -> Tensor:
+    """Gather (B, G, N, ...) along dim 2 with indices (B, G, K) into (B, G, K, ...)."""
+    b, g = idx.shape[:2]
+    out = gather_tokens(x.flatten(0, 1), idx.flatten(0, 1))
+    return out.reshape(b, g, *out.shape[1:])
 
 
 # ------------------------------------------------------------------------------------------------ HoT

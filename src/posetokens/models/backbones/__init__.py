@@ -25,3 +25,7 @@ __all__ = [
     "hrnet_w48",
     "hrnet_w48_truncated",
 ]
+
+from .shufflenet import InvertedResidual, ShuffleStem, ShuffleStemCfg, channel_shuffle  # noqa: E402
+
+__all__ += ["InvertedResidual", "ShuffleStem", "ShuffleStemCfg", "channel_shuffle"]

@@ -1,0 +1,124 @@
+"""ShuffleNetV2-style stems (GTPT): a 3x3 stride-2 conv, then stages of inverted-residual blocks.
+
+One stage gives GTPT-T/S's stride-4 stem; several stages plus an upsampling path give GTPT-B's U-shaped
+multi-scale stem (1x1 conv to 4C, PixelShuffle(2), BN, ReLU; concat with the skip; 1x1 fuse; blocks).
+Module names follow the official layout closely (``conv1``, ``branch1``/``branch2`` indices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class ShuffleStemCfg:
+    """Channels of the stride-2 conv and of each down stage (stride 4, 8, ...); ``up_blocks`` per up stage."""
+
+    stem_channels: int = 64
+    stage_channels: tuple[int, ...] = (128,)
+    blocks_per_stage: int = 4
+    up_blocks: int = 2
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the stride-4 output."""
+        return self.stage_channels[0]
+
+
+def channel_shuffle(x: Tensor, groups: int) -> Tensor:
+    """Interleave the channels of ``groups`` groups (ShuffleNet)."""
+    b, c, h, w = x.shape
+    return x.reshape(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+class InvertedResidual(nn.Module):
+    """ShuffleNetV2 block: stride 2 = two branches concatenated; stride 1 = split, transform half, concat."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.stride = stride
+        mid = out_channels // 2
+        if stride == 1 and in_channels != out_channels:
+            raise ValueError(f"InvertedResidual: stride 1 needs in == out channels, got {in_channels}, {out_channels}")
+        if stride > 1:
+            self.branch1 = nn.Sequential(
+                nn.Conv2d(in_channels, in_channels, 3, stride, 1, groups=in_channels),
+                nn.BatchNorm2d(in_channels),
+                nn.Conv2d(in_channels, mid, 1),
+                nn.BatchNorm2d(mid),
+                nn.ReLU(inplace=True),
+            )
+        self.branch2 = nn.Sequential(
+            nn.Conv2d(in_channels if stride > 1 else mid, mid, 1),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, mid, 3, stride, 1, groups=mid),
+            nn.BatchNorm2d(mid),
+            nn.Conv2d(mid, mid, 1),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, C_in, H, W) -> (B, C_out, H / stride, W / stride)."""
+        if self.stride > 1:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        else:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        return channel_shuffle(out, 2)
+
+
+class ShuffleStem(nn.Module):
+    """ShuffleNetV2-style stem to a stride-4 map of ``cfg.out_channels`` channels."""
+
+    def __init__(self, cfg: ShuffleStemCfg) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c0 = cfg.stem_channels
+        self.conv1 = nn.Sequential(nn.Conv2d(3, c0, 3, 2, 1), nn.BatchNorm2d(c0), nn.ReLU(inplace=True))
+        self.down = nn.ModuleList()
+        cin = c0
+        for c in cfg.stage_channels:
+            blocks = [InvertedResidual(cin if i == 0 else c, c, 2 if i == 0 else 1) for i in range(cfg.blocks_per_stage)]
+            self.down.append(nn.Sequential(*blocks))
+            cin = c
+        # up path, deepest first: stage_channels[i+1] -> stage_channels[i]
+        self.upsample = nn.ModuleList()
+        self.up_layers = nn.ModuleList()
+        for i in reversed(range(len(cfg.stage_channels) - 1)):
+            hi, lo = cfg.stage_channels[i + 1], cfg.stage_channels[i]
+            self.upsample.append(
+                nn.Sequential(nn.Conv2d(hi, lo * 4, 1), nn.PixelShuffle(2), nn.BatchNorm2d(lo), nn.ReLU(inplace=True))
+            )
+            fuse = nn.Sequential(nn.Conv2d(lo * 2, lo, 1), nn.BatchNorm2d(lo), nn.ReLU(inplace=True))
+            self.up_layers.append(nn.Sequential(fuse, *(InvertedResidual(lo, lo, 1) for _ in range(cfg.up_blocks))))
+        self._init_weights()
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the output map."""
+        return self.cfg.out_channels
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, std=0.001)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, 3, H, W) -> (B, C, H / 4, W / 4)."""
+        x = self.conv1(x)
+        feats = []
+        for stage in self.down:
+            x = stage(x)
+            feats.append(x)
+        x = feats[-1]
+        for j, i in enumerate(reversed(range(len(feats) - 1))):
+            x = self.up_layers[j](torch.cat((feats[i], self.upsample[j](x)), dim=1))
+        return x

@@ -1,0 +1,96 @@
+"""GTPT: official parity (COCO, whole-body), zoo FLOPs/params rows, shapes, token counts, bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from posetokens.cli import main as cli
+from posetokens.engine.flops import paper_gflops, paper_params
+from posetokens.layers import group_slot_index, group_topk, softmax_pool
+from posetokens.registry import create_model, get_entry, get_family
+
+PARITY = Path("/work/shared/parity")
+NAMES = [
+    "gtpt_t_coco_256x192", "gtpt_s_coco_256x192", "gtpt_b_coco_256x192",
+    "gtpt_t_wholebody_256x192", "gtpt_s_wholebody_256x192", "gtpt_b_wholebody_256x192",
+]
+# thop-style params (M) from the spec, measured from the official code
+THOP_PARAMS = {"t": 2.371, "s": 5.426, "b": 8.315}
+
+
+@pytest.mark.parametrize("fixture", ["gtpt_t_coco_256x192", "gtpt_t_wholebody_256x192"])
+def test_parity_cli(fixture: str, capsys: pytest.CaptureFixture) -> None:
+    folder = PARITY / fixture
+    if not folder.is_dir():
+        pytest.skip(f"fixture {folder} not present")
+    rc = cli(["parity", str(folder), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0 and report["passed"], report
+    assert report["family"] == "gtpt"
+    keys = set(torch.load(folder / "outputs.pt", weights_only=True))
+    assert keys <= set(report["results"])  # every official output compared
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_zoo_rows_flops_params_and_shapes(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    fam, row = get_family("gtpt"), get_entry(name).paper
+    gflops = paper_gflops(model, fam.paper_counter)
+    assert round(gflops, 1) == row.gflops
+    assert abs(gflops - row.official_gflops) / row.official_gflops < 0.01
+    params = paper_params(model, fam.param_counter) / 1e6
+    assert abs(params - THOP_PARAMS[name.split("_")[1]]) / THOP_PARAMS[name.split("_")[1]] < 0.01
+    k = model.cfg.num_keypoints
+    assert k == (17 if "coco" in name else 133)
+    with torch.no_grad():
+        x, y = model(torch.randn(1, 3, 256, 192))
+    assert x.shape == (1, k, 384) and y.shape == (1, k, 512)
+    assert model.input_size == (256, 192) and model.dummy_inputs(3)[0].shape == (3, 3, 256, 192)
+
+
+def test_token_counts_and_switch() -> None:
+    """Spec §2: COCO 256 -> 179 -> 3x76 -> 3x25; whole-body 3 x (dense + image) = 128 then 76 slots."""
+    torch.manual_seed(0)
+    img = torch.randn(1, 3, 256, 192)
+    coco = create_model("gtpt_t_coco_256x192").eval()
+    with torch.no_grad():
+        out = coco.forward_tokens(img)
+    assert [tuple(r.keep_idx.shape[1:]) for r in out.pruned] == [(179,), (3, 76), (3, 25)]
+    assert [r.block for r in out.pruned] == [3, 6, 9]
+    coco.set_pruning(False)
+    with torch.no_grad():
+        full = coco.forward_tokens(img)
+    assert full.pruned == [] and full.simcc_x.shape == (1, 17, 384)
+    wb = create_model("gtpt_t_wholebody_256x192").eval()
+    with torch.no_grad():
+        out = wb.forward_tokens(img)
+    assert out.pruned[1].counts == (60, 86, 122) and out.pruned[2].counts == (8, 34, 70)
+    assert bool((out.pruned[1].patch_idx[:, 0, :60] >= 0).all())
+    (a, b), (c, d) = wb.forward_train(img)  # train path: pruned and unpruned branches from one stem pass
+    assert a.shape == c.shape == (1, 133, 384) and b.shape == d.shape == (1, 133, 512)
+
+
+def test_pruning_helpers() -> None:
+    logits = torch.tensor([[[1.0, 5.0], [3.0, -2.0]]])  # (1, Q=2, N=2)
+    valid = torch.tensor([True, False])[None, :, None]
+    assert torch.allclose(softmax_pool(logits, 1, valid), logits[:, 0])
+    score = torch.tensor([[[0.1, 0.9, 0.5], [0.3, 0.2, 0.8]]])
+    idx = group_topk(score, [1, 2])
+    assert idx.tolist() == [[[1, 2], [2, 0]]]
+    slot = group_slot_index(idx, fixed_start=[0, 4], fixed_count=[2, 1], offset=10, num_slots=3)
+    assert slot.tolist() == [[[0, 1, 11], [4, 12, 10]]]
+
+
+def test_bad_inputs() -> None:
+    model = create_model("gtpt_t_coco_256x192").eval()
+    with pytest.raises(ValueError, match="expects images of shape"):
+        model(torch.randn(1, 3, 256, 256))
+    with pytest.raises(ValueError, match="expects images of shape"):
+        model(torch.randn(3, 256, 192))
+    with pytest.raises(ValueError, match="keep_rate"):
+        create_model("gtpt_t_coco_256x192", keep_rate=(1.0, 0.5))
