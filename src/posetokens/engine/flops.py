@@ -20,6 +20,19 @@ from torch.utils.flop_counter import FlopCounterMode
 from posetokens.layers import use_fused_attn
 
 
+def _run_with_hooks(model: nn.Module, inputs: Sequence[Tensor], modules: list[nn.Module], hook) -> None:
+    """One eval-mode forward pass with ``hook`` on ``modules`` as a forward hook; restores everything."""
+    handles = [m.register_forward_hook(hook) for m in modules]
+    was_training = model.training
+    model.eval()
+    try:
+        model(*inputs)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+
+
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (fixed buffers such as the sine PE are not parameters here)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
@@ -59,19 +72,7 @@ def hrnet_summary_gflops(model: nn.Module, inputs: Sequence[Tensor]) -> float:
         elif "Conv" in type(module).__name__ and getattr(module, "weight", None) is not None:
             total += module.weight.numel() * output[0, 0].numel()
 
-    handles = [
-        m.register_forward_hook(hook)
-        for m in model.modules()
-        if m is not model and not isinstance(m, (nn.Sequential, nn.ModuleList))
-    ]
-    was_training = model.training
-    model.eval()
-    try:
-        model(*inputs)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    _run_with_hooks(model, inputs, [m for m in model.modules() if m is not model and not isinstance(m, (nn.Sequential, nn.ModuleList))], hook)
     return total / 1024**3
 
 
@@ -88,15 +89,7 @@ def linear_gflops(model: nn.Module, inputs: Sequence[Tensor]) -> float:
         elif isinstance(module, nn.Conv1d):
             total += 2 * module.weight[0].numel() * output.numel()
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d))]
-    was_training = model.training
-    model.eval()
-    try:
-        model(*inputs)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    _run_with_hooks(model, inputs, [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d))], hook)
     return total / 1e9
 
 
@@ -122,15 +115,7 @@ def thop_style_macs(model: nn.Module, inputs: Sequence[Tensor]) -> float:
             total += 2 * args[0].numel() * (2 if affine else 1)
 
     kinds = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.LayerNorm)
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
-    was_training = model.training
-    model.eval()
-    try:
-        model(*inputs)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    _run_with_hooks(model, inputs, [m for m in model.modules() if isinstance(m, kinds)], hook)
     return total / 1e9
 
 
