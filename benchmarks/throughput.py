@@ -60,7 +60,7 @@ def time_once(model: torch.nn.Module, x: torch.Tensor, variant: str) -> tuple[fl
         return time.thread_time() - c0, time.perf_counter() - w0
 
 
-def bench_pair(key: str, batch: int, rounds: int) -> list[dict]:
+def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) -> list[dict]:
     """Time both models of a pair in every variant, interleaved; return one row per (model, variant)."""
     base_name, pruned_name = PAIRS[key]
     torch.manual_seed(0)
@@ -68,7 +68,7 @@ def bench_pair(key: str, batch: int, rounds: int) -> list[dict]:
     pruned = posetokens.create_model(pruned_name).eval()
     pruned.load_state_dict(base.state_dict(), strict=False)  # shared weights; the pruned model's extras stay
     video = not hasattr(base, "input_size")
-    variants = VIDEO_VARIANTS if video else VARIANTS
+    variants = tuple(v for v in (VIDEO_VARIANTS if video else VARIANTS) if not only or v in only)
     models = {
         (name, v): (optimize_for_inference(m) if v == "optimized" or (v == "explicit-attn" and not video) else m)
         for name, m in ((base_name, base), (pruned_name, pruned))
@@ -118,10 +118,10 @@ def report(rows: list[dict], threads: int, rounds: dict[int, int]) -> str:
             fused = "optimized" if "optimized" in variants else "eager"
             for v in variants:
                 b, p = by[(key, batch, base_name, v)], by[(key, batch, pruned_name, v)]
-                e = by[(key, batch, pruned_name, "explicit-attn")]
-                o = by[(key, batch, pruned_name, fused)]
-                lines.append(f"| {pruned_name} / {base_name} | {batch} | {v} | {b['cpu_s'] / p['cpu_s']:.2f}x | "
-                             f"{e['cpu_s'] / o['cpu_s']:.2f}x |")
+                e = by.get((key, batch, pruned_name, "explicit-attn"))
+                o = by.get((key, batch, pruned_name, fused))
+                vs = f"{e['cpu_s'] / o['cpu_s']:.2f}x" if e and o else "—"
+                lines.append(f"| {pruned_name} / {base_name} | {batch} | {v} | {b['cpu_s'] / p['cpu_s']:.2f}x | {vs} |")
     return "\n".join(lines) + "\n"
 
 
@@ -132,6 +132,7 @@ def main() -> None:
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 32])
     ap.add_argument("--rounds", type=int, default=0, help="rounds per batch size (default: 9 at batch 1, 3 above)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--variants", nargs="+", default=[], choices=list(VARIANTS), help="only these execution paths")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -139,7 +140,7 @@ def main() -> None:
     for batch in args.batches:
         rounds[batch] = args.rounds or (9 if batch == 1 else 3)
         for key in args.pairs:
-            rows += bench_pair(key, batch, rounds[batch])
+            rows += bench_pair(key, batch, rounds[batch], tuple(args.variants))
             print(f"done: pair {key}, batch {batch}", flush=True)
     text = report(rows, args.threads, rounds)
     print(text)
