@@ -96,12 +96,14 @@ def predict_windows(model: nn.Module, x2d: Tensor, flip_test: bool) -> Tensor:
 
 @torch.no_grad()
 def evaluate_lifting(model: nn.Module, cfg: DataCfg, device: torch.device, batch_size: int = 8) -> dict[str, float]:
-    """MPJPE (P1) and P-MPJPE (P2) in mm on the test subjects, per action then averaged with equal weight."""
+    """MPJPE (P1), P-MPJPE (P2), N-MPJPE and, for seq2seq models, MPJVE, in mm on the test subjects: per
+    action, then the actions averaged with equal weight. ``MPJPE/<action>`` gives each action's P1."""
     was_training = model.training
     model.eval()
     dataset = build_lifting_set(cfg, "test", model)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=cfg.num_workers)
-    acc = ActionErrorAccumulator(metrics=("mpjpe", "p_mpjpe"))
+    names = ("mpjpe", "p_mpjpe", "n_mpjpe") + (() if model.is_seq2frame else ("mpjve",))
+    acc = ActionErrorAccumulator(metrics=names)
     try:
         for batch in loader:
             pred = predict_windows(model, batch["input_2d"].to(device), cfg.flip_test).float().cpu()
@@ -113,7 +115,9 @@ def evaluate_lifting(model: nn.Module, cfg: DataCfg, device: torch.device, batch
     finally:
         model.train(was_training)
     res = acc.compute()
-    out = {"MPJPE": float(res["mpjpe"]), "P-MPJPE": float(res["p_mpjpe"])}
+    out = {"MPJPE": float(res["mpjpe"]), "P-MPJPE": float(res["p_mpjpe"]), "N-MPJPE": float(res["n_mpjpe"])}
+    if "mpjve" in res:
+        out["MPJVE"] = float(res["mpjve"])
     out.update({k.replace("mpjpe/", "MPJPE/"): float(v) for k, v in res.items() if k.startswith("mpjpe/")})
     return out
 
