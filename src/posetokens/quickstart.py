@@ -3,17 +3,20 @@
 ``python -m posetokens.quickstart [--out DIR] [--model ppt] [--fast]``
 
 1. generate a synthetic train/val set of people (deterministic seed);
-2. train a small pruned model (PPT) and its unpruned twin (TokenPose) from two recipes in ``configs/`` that
-   differ only in ``model.overrides.prune``: same model otherwise, same schedule, seed and data;
-3. evaluate both with pycocotools (COCO AP, flip test) on the held-out synthetic val set;
+2. warm-start the CNN backbone as a heatmap CNN (shared initial weights), then train a small pruned model
+   (PPT) and its unpruned twin (TokenPose) from two recipes in ``configs/`` that differ only in
+   ``model.overrides.prune``: same model otherwise, same initial weights, schedule, seed and data;
+3. evaluate both with pycocotools (COCO AP; flip test as the recipe says) on the held-out synthetic val set;
 4. print AP, GMACs and images/s (both models timed in this process, interleaved rounds);
 5. write two pictures to ``DIR``: predicted skeletons on val images, and the kept visual tokens at each
    pruning layer (the PPT paper's figure);
 6. end with one JSON line ``{"ppt": {"ap", "gmacs", "img_per_s"}, "tokenpose": {...}}``.
 
 The two trainings run as two processes side by side (one intra-op thread each, ``--jobs 2``) or one after
-the other with two threads each (``--jobs 1``). ``--fast`` is a tiny run that only checks the mechanics.
-``--table`` prints the zoo efficiency table instead (the paper's figures beside ours).
+the other with two threads each (``--jobs 1``). Everything else uses one thread: on a 2-core host shared
+with other work, 2-thread torch ops run several times slower than 1-thread ones (they wait on the busier
+core). ``--fast`` is a tiny run that only checks the mechanics. ``--table`` prints the zoo efficiency table
+instead (the paper's figures beside ours).
 
 A pair is a :class:`Quickstart` in :data:`QUICKSTARTS`, so another pruning method joins with its own two
 recipes (e.g. ``--model gtpt_t``).
@@ -48,9 +51,10 @@ class Quickstart:
     twin: str
     twin_config: str
     seed: int = 0
-    num_train: int = 2400  # synthetic images (1-3 people each)
+    num_train: int = 2000  # synthetic images (1-3 people each, about 1.75 per image)
     num_val: int = 200
     image_size: tuple[int, int] = (320, 320)  # synthetic image (w, h)
+    warmup_steps: int = 1500  # backbone warm start: steps of the CNN as a heatmap model (0: from scratch)
 
 
 QUICKSTARTS: dict[str, Quickstart] = {
@@ -58,10 +62,11 @@ QUICKSTARTS: dict[str, Quickstart] = {
 }
 
 # --fast: a tiny run that checks the mechanics only (data, both trainings, eval, timing, pictures, JSON)
-FAST = dict(num_train=24, num_val=8, overrides=["schedule.epochs=1", "schedule.warmup_iters=2", "data.batch_size=8",
-                                                 "schedule.prune_start_epoch=0", "schedule.prune_decay_epochs=1"])
-
-
+FAST: dict[str, Any] = dict(
+    num_train=24, num_val=8, warmup_steps=3,
+    overrides=["schedule.epochs=1", "schedule.warmup_iters=2", "data.batch_size=8", "schedule.prune_start_epoch=0",
+               "schedule.prune_decay_epochs=1"],
+)
 _T0 = time.perf_counter()
 
 
@@ -104,6 +109,65 @@ def make_data(qs: Quickstart, root: Path, num_train: int, num_val: int, workers:
 def data_overrides(paths: dict[str, str]) -> list[str]:
     """``--set`` overrides pointing a recipe at the generated data."""
     return [f"data.{k}={v}" for k, v in paths.items()]
+
+
+# ------------------------------------------------------------------------------------ backbone warm start
+def warm_start(cfg: Any, steps: int, out_file: Path, threads: int) -> Path:
+    """The shared initial checkpoint of both models: the recipe's model at its seed, with the CNN backbone
+    first trained for ``steps`` steps as a heatmap CNN (backbone + 1x1 conv to K heatmaps) on the train split.
+
+    TokenPose's keypoint tokens reach the visual tokens only through attention, so from a random CNN the
+    model sits for thousands of steps on the mean pose; TokenPose-B/L and PPT-B/L start from a pretrained
+    HRNet for the same reason. Same data pipeline, loss, optimiser and learning rate as the recipe.
+    """
+    import dataclasses
+
+    import torch
+
+    from posetokens.data.metainfo import get_metainfo
+    from posetokens.engine.data import StepSampler, build_codec, build_samples, make_loader
+    from posetokens.engine.losses import joints_mse
+    from posetokens.engine.schedule import lr_factor
+    from posetokens.engine.trainer import build_model
+    from posetokens.models.backbones.hrnet import HRNet
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg)  # the recipe's model at its seed: what train() would build
+    k = get_metainfo(cfg.data.dataset).num_keypoints
+    cnn = HRNet(dataclasses.replace(model.cfg.backbone, final_conv=k))
+    if steps > 0:
+        mcfg = model.cfg
+        codec = build_codec(cfg.data, mcfg.image_size, mcfg.heatmap_size)
+        samples = build_samples(cfg.data, "train", mcfg.image_size, codec, cfg.seed)
+        sampler = StepSampler(len(samples), cfg.data.batch_size, seed=cfg.seed)
+        loader = make_loader(samples, cfg.data.batch_size, sampler, cfg.data.num_workers)
+        sched = dataclasses.replace(cfg.schedule, epochs=max(1, math.ceil(steps / sampler.steps_per_epoch)))
+        opt = torch.optim.Adam(cnn.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas)
+        cnn.train()
+        step, epoch, t0 = 0, 0, time.perf_counter()
+        while step < steps:
+            sampler.set_epoch(epoch)
+            samples.set_epoch(epoch)
+            for batch in loader:
+                for g in opt.param_groups:
+                    g["lr"] = cfg.optim.lr * lr_factor(step, sampler.steps_per_epoch, sched)
+                loss = joints_mse(cnn(batch["image"]), batch["heatmaps"], batch["keypoint_weights"])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                if step % 200 == 0 or step == steps:
+                    log(f"  backbone warm start: step {step}/{steps} loss {loss.item():.4g} "
+                        f"({time.perf_counter() - t0:.0f}s)")
+                if step >= steps:
+                    break
+            epoch += 1
+    state = {k_: v for k_, v in cnn.state_dict().items() if not k_.startswith("final_layer.")}
+    model.backbone.load_state_dict(state)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": cfg.model.name, "state_dict": model.state_dict()}, out_file)
+    return out_file
 
 
 # --------------------------------------------------------------------------------------------- training
@@ -266,7 +330,8 @@ def kept_tokens_figure(model: Any, cfg: Any, out: Path, num: int = 4) -> None:
 
 # ------------------------------------------------------------------------------------------------- main
 def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool = False, jobs: int = 2,
-        bench_batch: int = 32, bench_rounds: int = 7, bench_threads: int = 2) -> dict[str, dict[str, float]]:
+        warmup_steps: int | None = None, overrides: Sequence[str] = (), bench_batch: int = 32,
+        bench_rounds: int = 7, bench_threads: int = 1) -> dict[str, dict[str, float]]:
     """The whole quickstart; returns the summary that the last stdout line prints as JSON."""
     import torch
 
@@ -278,18 +343,30 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     num_train, num_val = (FAST["num_train"], FAST["num_val"]) if fast else (qs.num_train, qs.num_val)
-    extra = list(FAST["overrides"]) if fast else []
+    extra = (list(FAST["overrides"]) if fast else []) + list(overrides)  # applied to both recipes alike
     if fast:
         bench_batch, bench_rounds = 4, 1
     cpu_count = os.cpu_count() or 1
     paths = make_data(qs, out / ("data_fast" if fast else "data"), num_train, num_val, workers=min(2, cpu_count))
 
-    threads = max(1, cpu_count // jobs) if jobs > 1 else min(2, cpu_count)
+    # one initial checkpoint for both models
+    warm_steps = FAST["warmup_steps"] if fast else qs.warmup_steps
+    if warmup_steps is not None:
+        warm_steps = warmup_steps
+    base_cfg = load_config(find_config(qs.pruned_config), data_overrides(paths) + extra)
+    t0 = time.perf_counter()
+    init = warm_start(base_cfg, warm_steps, out / "init.pth", threads=1)
+    log(f"initial weights for both models: {init} (backbone warm start {warm_steps} steps, "
+        f"{time.perf_counter() - t0:.0f}s)")
+
+    # one intra-op thread per process: on a shared 2-core host, 2-thread torch ops wait on the busier core
+    threads = 1 if jobs > 1 else min(2, cpu_count)
     runs = []
     for label, config in ((qs.pruned, qs.pruned_config), (qs.twin, qs.twin_config)):
-        overrides = data_overrides(paths) + extra + [f"work_dir={out / label}", f"threads={min(threads, 2)}"]
+        overrides = data_overrides(paths) + extra + [f"model.weights={init}", f"work_dir={out / label}",
+                                                     f"threads={threads}"]
         runs.append({"label": label, "config": find_config(config), "overrides": overrides, "work_dir": str(out / label)})
-    log(f"training {qs.pruned} and {qs.twin}: {jobs} process(es) at a time, {min(threads, 2)} thread(s) each")
+    log(f"training {qs.pruned} and {qs.twin}: {jobs} process(es) at a time, {threads} thread(s) each")
     train_pair(runs, jobs=jobs, poll_s=10.0 if fast else 60.0)
 
     # models back from their final weights; cost and speed measured here, both interleaved
@@ -323,7 +400,7 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
             f"{bench[label]['gmacs']:>9.4f}{bench[label]['img_per_s']:>9.1f}{r['train_s']:>9.0f}")
     flip = "on" if cfgs[qs.pruned].data.flip_test else "off"
     log(f"(COCO AP on {num_val} synthetic val images, detected boxes, flip test {flip}; GMACs: true MACs at batch 1; "
-        f"img/s: batch {bench_batch}, {min(bench_threads, cpu_count)} threads, conv-BN fused + channels-last, "
+        f"img/s: batch {bench_batch}, {min(bench_threads, cpu_count)} intra-op thread(s), conv-BN fused + channels-last, "
         f"median of {bench_rounds} interleaved rounds, torch {torch.__version__})")
     p, t = summary[qs.pruned], summary[qs.twin]
     if not fast:
@@ -343,12 +420,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--fast", action="store_true", help="tiny run that checks the mechanics only")
     ap.add_argument("--jobs", type=int, default=2, choices=(1, 2),
                     help="trainings at a time: 2 = side by side, 1 thread each; 1 = in turn, 2 threads")
+    ap.add_argument("--warmup-steps", type=int, default=None,
+                    help="backbone warm-start steps (default: the pair's; 0 trains from a random CNN)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override applied to both recipes alike, e.g. --set schedule.epochs=4 (repeatable)")
     ap.add_argument("--table", action="store_true", help="print the zoo efficiency table and exit")
     args = ap.parse_args(argv)
     if args.table:
         print_zoo_table()
         return 0
-    summary = run(args.model, args.out, fast=args.fast, jobs=args.jobs)
+    summary = run(args.model, args.out, fast=args.fast, jobs=args.jobs, warmup_steps=args.warmup_steps,
+                  overrides=args.set)
     print(json.dumps(summary), flush=True)
     return 0
 

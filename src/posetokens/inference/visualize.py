@@ -118,7 +118,8 @@ def draw_kept_tokens(
     kept_patch_ids: Sequence[np.ndarray],
     layer_names: Sequence[str] | None = None,
     scale: int = 2,
-    dim: float = 0.25,
+    dim: float = 0.3,
+    outline: bool = False,
     grid_colour: tuple[int, int, int] = (255, 255, 255),
     pad: int = 4,
     caption: bool = True,
@@ -126,7 +127,7 @@ def draw_kept_tokens(
     """PPT's kept-token figure for one example, as one row of panels.
 
     The first panel is the input crop; panel ``i + 1`` shows the crop with the patches kept after
-    pruning layer ``i`` at full brightness (outlined) and the pruned ones dimmed.
+    pruning layer ``i`` as they are and the pruned ones dimmed and greyed.
 
     Args:
         crop: (H, W, 3) uint8 model input crop (any channel order; returned in the same order).
@@ -135,7 +136,7 @@ def draw_kept_tokens(
         layer_names: captions of the pruned panels (default ``"layer L"`` numbered from 1, no layer index known).
         scale: integer upscaling of every panel (model crops are small).
         dim: brightness factor of pruned patches (0 black, 1 unchanged).
-        grid_colour: outline colour of kept patches (in the image's channel order).
+        outline: also outline every kept patch, in ``grid_colour`` (the image's channel order).
         pad: white gap between panels, pixels.
         caption: write a caption (token count) under every panel.
     Returns:
@@ -151,7 +152,8 @@ def draw_kept_tokens(
     if len(names) != len(kept_patch_ids):
         raise ValueError(f"{len(names)} layer names for {len(kept_patch_ids)} pruning layers")
     panels = [put_caption(base, f"input ({n} tokens)") if caption else base]
-    dimmed = (base.astype(np.float32) * dim + 255.0 * 0.15 * (1 - dim)).clip(0, 255).astype(np.uint8)
+    grey = base.astype(np.float32).mean(axis=2, keepdims=True)
+    dimmed = ((0.5 * base + 0.5 * grey) * dim + 255.0 * 0.1 * (1 - dim)).clip(0, 255).astype(np.uint8)
     for ids, name in zip(kept_patch_ids, names):
         ids = np.asarray(ids).reshape(-1).astype(np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= n):
@@ -160,7 +162,7 @@ def draw_kept_tokens(
         mask.flat[ids] = True
         full = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
         panel = np.where(full[..., None], base, dimmed)
-        for pid in ids:
+        for pid in ids if outline else ():
             x0, y0, x1, y1 = _patch_box(int(pid), (gh, gw), (h, w))
             cv2.rectangle(panel, (x0, y0), (x1 - 1, y1 - 1), grid_colour, 1, cv2.LINE_4)
         panels.append(put_caption(panel, f"{name}: {ids.size}") if caption else panel)
