@@ -133,7 +133,7 @@ def draw_kept_tokens(
         crop: (H, W, 3) uint8 model input crop (any channel order; returned in the same order).
         patch_grid: (rows, cols) of visual tokens; patch ``p`` covers row ``p // cols``, column ``p % cols``.
         kept_patch_ids: one 1-D array of original patch ids per pruning layer (e.g. ``pruned[i].patch_idx[b]``).
-        layer_names: captions of the pruned panels (default ``"layer L"`` numbered from 1, no layer index known).
+        layer_names: captions of the pruned panels (default ``"prune 1"``, ``"prune 2"``, ...).
         scale: integer upscaling of every panel (model crops are small).
         dim: brightness factor of pruned patches (0 black, 1 unchanged).
         outline: also outline every kept patch, in ``grid_colour`` (the image's channel order).
@@ -169,7 +169,8 @@ def draw_kept_tokens(
     return tile_images(panels, cols=len(panels), pad=pad)
 
 
-def put_caption(image: np.ndarray, text: str, height: int = 18, colour: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+def put_caption(image: np.ndarray, text: str, height: int = 18,
+                colour: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
     """``image`` with a white band of ``height`` pixels below it holding ``text`` (anti-aliased)."""
     img = _as_uint8_rgb3(image)
     band = np.full((height, img.shape[1], 3), 255, np.uint8)

@@ -36,6 +36,7 @@ from posetokens.layers import (
     gather_tokens,
     recover_by_interpolation,
 )
+from posetokens.layers.init import init_transformer_weights
 from posetokens.models._lifting import LiftOutput, check_clip
 from posetokens.registry import Family, PaperRow, register_family, register_model
 
@@ -185,14 +186,7 @@ class DSTformer(nn.Module):
     def _init_weights(self) -> None:
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.temp_embed, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_transformer_weights(self.modules())
         if self.ts_attn is not None:  # fusion starts as an even mix
             for lin in self.ts_attn:
                 nn.init.zeros_(lin.weight)

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from posetokens.layers import Block, PruneCfg, keep_counts, keypoint_attention_score, prune_topk, sine_pos_embed_2d
+from posetokens.layers.init import init_transformer_weights
 from posetokens.models.backbones.hrnet import HRNet, HRNetCfg, hrnet_stem, hrnet_w32_truncated, hrnet_w48_truncated
 from posetokens.registry import Family, PaperRow, register_family, register_model
 
@@ -125,14 +126,7 @@ class TokenPose(nn.Module):
 
     def _init_weights(self) -> None:
         nn.init.trunc_normal_(self.keypoint_token, std=0.02)
-        for m in [self.patch_embed, *self.blocks.modules(), *self.head.modules()]:
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_transformer_weights([self.patch_embed, *self.blocks.modules(), *self.head.modules()])
 
     # -- public API
     @property
