@@ -365,7 +365,8 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
     for label, config in ((qs.pruned, qs.pruned_config), (qs.twin, qs.twin_config)):
         overrides = data_overrides(paths) + extra + [f"model.weights={init}", f"work_dir={out / label}",
                                                      f"threads={threads}"]
-        runs.append({"label": label, "config": find_config(config), "overrides": overrides, "work_dir": str(out / label)})
+        runs.append({"label": label, "config": find_config(config), "overrides": overrides,
+                     "work_dir": str(out / label)})
     log(f"training {qs.pruned} and {qs.twin}: {jobs} process(es) at a time, {threads} thread(s) each")
     train_pair(runs, jobs=jobs, poll_s=10.0 if fast else 60.0)
 
@@ -396,12 +397,13 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
     log(f"{'model':<{width}}{'AP':>8}{'AP50':>8}{'AP75':>8}{'GMACs':>9}{'img/s':>9}{'train s':>9}")
     for r in runs:
         label, m = r["label"], metrics[r["label"]]
-        log(f"{label:<{width}}{m.get('AP', math.nan):>8.4f}{m.get('AP50', math.nan):>8.4f}{m.get('AP75', math.nan):>8.4f}"
-            f"{bench[label]['gmacs']:>9.4f}{bench[label]['img_per_s']:>9.1f}{r['train_s']:>9.0f}")
+        ap_cols = "".join(f"{m.get(k, math.nan):>8.4f}" for k in ("AP", "AP50", "AP75"))
+        b = bench[label]
+        log(f"{label:<{width}}{ap_cols}{b['gmacs']:>9.4f}{b['img_per_s']:>9.1f}{r['train_s']:>9.0f}")
     flip = "on" if cfgs[qs.pruned].data.flip_test else "off"
-    log(f"(COCO AP on {num_val} synthetic val images, detected boxes, flip test {flip}; GMACs: true MACs at batch 1; "
-        f"img/s: batch {bench_batch}, {min(bench_threads, cpu_count)} intra-op thread(s), conv-BN fused + channels-last, "
-        f"median of {bench_rounds} interleaved rounds, torch {torch.__version__})")
+    log(f"(COCO AP on {num_val} synthetic val images, detected boxes, flip test {flip}; GMACs: true MACs at "
+        f"batch 1; img/s: batch {bench_batch}, {min(bench_threads, cpu_count)} intra-op thread(s), conv-BN fused + "
+        f"channels-last copies, median of {bench_rounds} interleaved rounds, torch {torch.__version__})")
     p, t = summary[qs.pruned], summary[qs.twin]
     if not fast:
         checks = {f"{qs.pruned} AP >= 0.5": p["ap"] >= 0.5, f"|AP gap| <= 0.03": abs(p["ap"] - t["ap"]) <= 0.03,
