@@ -3,8 +3,11 @@
     python benchmarks/throughput.py                 # PPT-S vs TokenPose-S, PPT-B vs TokenPose-B, batch 1 and 32
     python benchmarks/throughput.py --pairs s --batches 1 --rounds 3
     python benchmarks/throughput.py --pairs hot_mixste hot_motionbert --batches 1 8   # frames/s of HoT
+    python benchmarks/throughput.py --pairs gtpt_coco gtpt_wholebody --variants optimized   # GTPT (issue 7)
 
-Each pair shares one set of random weights (the pruned model's extra parameters stay random). Image models
+A group is a reference model and the models compared with it (``PAIRS``; a model is a zoo name, or a name
+with config overrides such as GTPT with every keep rate 1). Models of one family share one set of random
+weights (the pruned model's extra parameters stay random); other families get their own. Image models
 report images/s, video lifters frames/s (clips x frames). Execution paths timed for every model:
 
 * ``eager``: the model as built (fused SDPA attention, BatchNorm separate, NCHW);
@@ -25,18 +28,43 @@ import platform
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 import posetokens
 from posetokens.layers import optimize_for_inference, use_fused_attn
 
-PAIRS = {
+_NO_PRUNING = {"keep_rate": (1.0,) * 12}  # GTPT with every keep rate 1: its unpruned branch
+PAIRS: dict[str, tuple] = {  # reference first, then the models compared with it
     "s": ("tokenpose_s_coco_256x192", "ppt_s_coco_256x192"),
     "b": ("tokenpose_b_coco_256x192", "ppt_b_coco_256x192"),
     "hot_mixste": ("mixste_h36m_243", "hot_mixste_h36m_243"),
     "hot_motionbert": ("motionbert_h36m_243", "hot_motionbert_h36m_243"),
+    "gtpt_coco": ("tokenpose_s_coco_256x192", "ppt_s_coco_256x192", "gtpt_t_coco_256x192", "gtpt_s_coco_256x192",
+                  "gtpt_b_coco_256x192"),
+    "gtpt_wholebody": tuple(x for v in "tsb" for x in ((f"gtpt_{v}_wholebody_256x192", _NO_PRUNING),
+                                                       f"gtpt_{v}_wholebody_256x192")),
 }
+
+
+def _spec(entry: Any) -> tuple[str, dict]:
+    """(zoo name, overrides) of a ``PAIRS`` entry."""
+    return (entry, {}) if isinstance(entry, str) else (entry[0], dict(entry[1]))
+
+
+def _label(entry: Any) -> str:
+    name, over = _spec(entry)
+    return name + (" (unpruned)" if over == _NO_PRUNING else "")
+
+
+def _comparisons(key: str) -> list[tuple[Any, Any]]:
+    """(reference, model) pairs reported for a group: unpruned/pruned twins pairwise when the group lists
+    twins (``gtpt_wholebody``), else every model against the first."""
+    group = PAIRS[key]
+    if key == "gtpt_wholebody":
+        return [(group[i], group[i + 1]) for i in range(0, len(group), 2)]
+    return [(group[0], m) for m in group[1:]] + [(group[1], m) for m in group[2:]]
 VARIANTS = ("eager", "optimized", "explicit-attn")
 VIDEO_VARIANTS = ("eager", "explicit-attn")  # no convolutions to fold in the lifters
 
@@ -61,17 +89,26 @@ def time_once(model: torch.nn.Module, x: torch.Tensor, variant: str) -> tuple[fl
 
 
 def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) -> list[dict]:
-    """Time both models of a pair in every variant, interleaved; return one row per (model, variant)."""
-    base_name, pruned_name = PAIRS[key]
-    torch.manual_seed(0)
-    base = posetokens.create_model(base_name).eval()
-    pruned = posetokens.create_model(pruned_name).eval()
-    pruned.load_state_dict(base.state_dict(), strict=False)  # shared weights; the pruned model's extras stay
+    """Time every model of a group in every variant, interleaved; return one row per (model, variant)."""
+    built: dict[str, torch.nn.Module] = {}
+    first_by_family: dict[str, torch.nn.Module] = {}
+    for entry in PAIRS[key]:
+        name, over = _spec(entry)
+        torch.manual_seed(0)
+        m = posetokens.create_model(name, **over).eval()
+        ref = first_by_family.setdefault(type(m).__name__, m)
+        if ref is not m:
+            try:  # shared weights within a family; the pruned model's extras stay random
+                m.load_state_dict(ref.state_dict(), strict=False)
+            except RuntimeError:  # sizes differ (another variant of the family): its own random weights
+                pass
+        built[_label(entry)] = m
+    base = next(iter(built.values()))
     video = not hasattr(base, "input_size")
     variants = tuple(v for v in (VIDEO_VARIANTS if video else VARIANTS) if not only or v in only)
     models = {
         (name, v): (optimize_for_inference(m) if v == "optimized" or (v == "explicit-attn" and not video) else m)
-        for name, m in ((base_name, base), (pruned_name, pruned))
+        for name, m in built.items()
         for v in variants
     }
     (x,) = base.dummy_inputs(batch)
@@ -109,19 +146,21 @@ def report(rows: list[dict], threads: int, rounds: dict[int, int]) -> str:
     for r in rows:
         lines.append(f"| {r['model']} | {r['variant']} | {r['batch']} | {r['cpu_s'] * 1e3:.1f} | "
                      f"{r['wall_s'] * 1e3:.1f} | {r['img_s']:.1f} {r['unit']} |")
-    lines += ["", "| pair | batch | path | pruned / unpruned speed | pruned fused vs pruned explicit-attn |",
+    lines += ["", "| model / reference | batch | path | speed-up over the reference | model fused vs model explicit-attn |",
               "|---|---|---|---|---|"]
     by = {(r["pair"], r["batch"], r["model"], r["variant"]): r for r in rows}
-    for key, (base_name, pruned_name) in PAIRS.items():
+    for key in PAIRS:
         for batch in sorted({r["batch"] for r in rows if r["pair"] == key}):
-            variants = [v for v in VARIANTS if (key, batch, base_name, v) in by]
-            fused = "optimized" if "optimized" in variants else "eager"
-            for v in variants:
-                b, p = by[(key, batch, base_name, v)], by[(key, batch, pruned_name, v)]
-                e = by.get((key, batch, pruned_name, "explicit-attn"))
-                o = by.get((key, batch, pruned_name, fused))
-                vs = f"{e['cpu_s'] / o['cpu_s']:.2f}x" if e and o else "—"
-                lines.append(f"| {pruned_name} / {base_name} | {batch} | {v} | {b['cpu_s'] / p['cpu_s']:.2f}x | {vs} |")
+            for ref_entry, entry in _comparisons(key):
+                base_name, pruned_name = _label(ref_entry), _label(entry)
+                variants = [v for v in VARIANTS if (key, batch, base_name, v) in by]
+                fused = "optimized" if "optimized" in variants else "eager"
+                for v in variants:
+                    b, p = by[(key, batch, base_name, v)], by[(key, batch, pruned_name, v)]
+                    e = by.get((key, batch, pruned_name, "explicit-attn"))
+                    o = by.get((key, batch, pruned_name, fused))
+                    vs = f"{e['cpu_s'] / o['cpu_s']:.2f}x" if e and o else "—"
+                    lines.append(f"| {pruned_name} / {base_name} | {batch} | {v} | {b['cpu_s'] / p['cpu_s']:.2f}x | {vs} |")
     return "\n".join(lines) + "\n"
 
 

@@ -94,3 +94,36 @@ def test_bad_inputs() -> None:
         model(torch.randn(3, 256, 192))
     with pytest.raises(ValueError, match="keep_rate"):
         create_model("gtpt_t_coco_256x192", keep_rate=(1.0, 0.5))
+
+
+def test_concat_shuffle_equals_cat_then_shuffle_in_both_layouts() -> None:
+    from posetokens.models.backbones.shufflenet import channel_shuffle, concat_shuffle
+
+    torch.manual_seed(0)
+    a, b = torch.randn(2, 6, 5, 4), torch.randn(2, 6, 5, 4)
+    ref = channel_shuffle(torch.cat((a, b), 1), 2)
+    assert torch.equal(concat_shuffle(a, b), ref)
+    cl = torch.channels_last
+    x1, _ = torch.cat((a, b), 1).contiguous(memory_format=cl).chunk(2, 1)  # a chunk view, as in a stride-1 block
+    out = concat_shuffle(x1, b.contiguous(memory_format=cl))
+    assert torch.equal(out, ref) and out.is_contiguous(memory_format=cl)
+
+
+def test_stem_inference_rewrites_keep_outputs() -> None:
+    # conv-BN folding (including BN after PixelShuffle in GTPT-B's up path) and channels-last: same stem output
+    from posetokens.layers import optimize_for_inference
+
+    torch.manual_seed(0)
+    model = create_model("gtpt_b_coco_256x192", image_size=(64, 48)).eval()
+    for mod in model.stem.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):  # non-trivial statistics, so a wrong fold shows
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.5, 2.0)
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.uniform_(-0.2, 0.2)
+    fast = optimize_for_inference(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.stem.modules())
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        ref, out = model.stem(x), fast.stem(x.contiguous(memory_format=torch.channels_last))
+    assert (ref - out).abs().max().item() < 1e-5 * max(1.0, ref.abs().max().item())

@@ -3,4 +3,13 @@
 from posetokens.registry import create_model, get_entry, list_models
 
 __version__ = "0.1.0"
-__all__ = ["create_model", "get_entry", "list_models", "__version__"]
+__all__ = ["PoseEstimator", "create_model", "get_entry", "list_models", "__version__"]
+
+
+def __getattr__(name: str):
+    """Lazy ``posetokens.PoseEstimator`` (keeps ``import posetokens`` free of OpenCV)."""
+    if name == "PoseEstimator":
+        from posetokens.inference.api import PoseEstimator
+
+        return PoseEstimator
+    raise AttributeError(f"module 'posetokens' has no attribute {name!r}")

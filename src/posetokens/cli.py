@@ -1,4 +1,4 @@
-"""The ``posetokens`` command line: models, flops, convert, parity, train, test, evaluate."""
+"""The ``posetokens`` command line: models, flops, convert, parity, train, test, evaluate, infer, lift, export."""
 
 from __future__ import annotations
 
@@ -111,6 +111,76 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _random_weights_note(weights: str | None, what: str) -> None:
+    if not weights:
+        print(f"posetokens: note: no {what} given, using random weights (predictions are meaningless)", file=sys.stderr)
+
+
+def _boxes_arg(args: argparse.Namespace):
+    if args.boxes and args.detector:
+        raise ValueError("give either --boxes (a detections json) or --detector (an ONNX model), not both")
+    if args.detector:
+        from posetokens.inference.detector import ONNXDetector
+
+        size = args.detector_size
+        return ONNXDetector(args.detector, score_thr=args.bbox_thr, input_size=(size, size))
+    return args.boxes
+
+
+def _cmd_infer(args: argparse.Namespace) -> int:
+    from posetokens.inference.api import PoseEstimator
+
+    _random_weights_note(args.weights, "--weights")
+    est = PoseEstimator(args.model, args.weights, device=args.device, flip_test=args.flip_test,
+                        batch_size=args.batch_size)
+    summary = est.infer(args.input, args.out, boxes=_boxes_arg(args), bbox_thr=args.bbox_thr, kpt_thr=args.kpt_thr,
+                        show_tokens=args.show_tokens, draw=not args.no_draw)
+    print(f"{summary['frames']} frame(s), {summary['instances']} person instance(s) -> {args.out}")
+    return 0
+
+
+def _cmd_lift(args: argparse.Namespace) -> int:
+    from posetokens.inference.lifting import lift
+
+    _random_weights_note(args.weights, "--weights")
+    size = None
+    if args.image_size:
+        try:
+            size = tuple(int(v) for v in args.image_size.lower().split("x"))
+        except ValueError:
+            size = ()
+        if len(size) != 2:
+            raise ValueError(f"--image-size must be WIDTHxHEIGHT, e.g. 1280x720, got {args.image_size!r}")
+    summary = lift(args.input, args.model, args.out, weights=args.weights, pose2d=args.pose2d,
+                   pose2d_weights=args.pose2d_weights, boxes=_boxes_arg(args), bbox_thr=args.bbox_thr,
+                   layout=args.layout, image_size=size, flip_test=args.flip_test, device=args.device,
+                   draw=not args.no_draw, kpt_thr=args.kpt_thr)
+    print(f"{summary['frames']} frame(s), {summary['frames_with_person']} with a person -> {args.out}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from posetokens.export import export_onnx
+
+    res = export_onnx(args.name, args.onnx, weights=args.weights, opset=args.opset, check=not args.no_check,
+                      atol=args.atol)
+    diffs = ", ".join(f"{k} {v:.2g}" for k, v in res.max_abs_diff.items())
+    print(f"exported {args.name} -> {res.path} ({res.seconds:.1f} s)" + (f"; onnxruntime vs PyTorch max |diff|: {diffs}" if diffs else ""))
+    return 0
+
+
+def _add_box_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--boxes", help="person boxes: a COCO-results detections json (image_id from the file name; "
+                                   "videos: the 0-based frame index)")
+    s.add_argument("--detector", help="person boxes from an ONNX detector (contract: posetokens.inference.detector)")
+    s.add_argument("--detector-size", type=int, default=640, help="detector input side for dynamic-size models")
+    s.add_argument("--bbox-thr", type=float, default=0.3, help="minimum box score (default 0.3)")
+    s.add_argument("--kpt-thr", type=float, default=0.3, help="minimum keypoint score drawn (default 0.3)")
+    s.add_argument("--flip-test", action="store_true", help="average with the prediction on the mirrored input")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--no-draw", action="store_true", help="write the json only, no pictures")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``posetokens`` command."""
     p = argparse.ArgumentParser(prog="posetokens", description="Efficient token-based human pose estimation.")
@@ -163,6 +233,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--nms-thr", default="0.9", help="OKS-NMS threshold, or 'none' (default 0.9)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_cmd_evaluate)
+
+    s = sub.add_parser("infer", help="2D poses on an image, a folder of images or a video (json + pictures)")
+    s.add_argument("input", help="an image, a folder of images, or a video")
+    s.add_argument("--model", required=True, help="2D zoo model name")
+    s.add_argument("--weights", help="checkpoint (ours or official); none: random weights")
+    s.add_argument("--out", required=True, help="output folder")
+    _add_box_args(s)
+    s.add_argument("--batch-size", type=int, default=16, help="crops per forward pass")
+    s.add_argument("--show-tokens", action="store_true", help="also draw the tokens kept at each pruning layer")
+    s.set_defaults(fn=_cmd_infer)
+
+    s = sub.add_parser("lift", help="3D poses from a video (through a 2D model) or a 2D-keypoint json")
+    s.add_argument("input", help="a video, or a json written by `posetokens infer`")
+    s.add_argument("--model", required=True, help="lifting zoo model, e.g. hot_mixste_h36m_243")
+    s.add_argument("--weights", help="lifting checkpoint; none: random weights")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--pose2d", default="tokenpose_s_coco_256x192", help="COCO-17 2D model for video input")
+    s.add_argument("--pose2d-weights", help="2D model checkpoint")
+    s.add_argument("--layout", default="coco", choices=["coco", "h36m"], help="keypoint layout of a json input")
+    s.add_argument("--image-size", help="WIDTHxHEIGHT of the frames, for a json without width/height")
+    _add_box_args(s)
+    s.set_defaults(fn=_cmd_lift)
+
+    s = sub.add_parser("export", help="export a zoo model to ONNX and check it with onnxruntime")
+    s.add_argument("name", help="zoo model name")
+    s.add_argument("--weights", help="checkpoint; none: random weights")
+    s.add_argument("--onnx", required=True, help="output .onnx file")
+    s.add_argument("--opset", type=int, default=18)
+    s.add_argument("--atol", type=float, default=1e-4, help="max |onnxruntime - PyTorch| allowed (default 1e-4)")
+    s.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
+    s.set_defaults(fn=_cmd_export)
     return p
 
 

@@ -25,6 +25,7 @@ recipes (e.g. ``--model gtpt_t``).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import multiprocessing as mp
@@ -59,6 +60,8 @@ class Quickstart:
 
 QUICKSTARTS: dict[str, Quickstart] = {
     "ppt": Quickstart("ppt", "quickstart_ppt.yaml", "tokenpose", "quickstart_tokenpose.yaml"),
+    # GTPT's stem is warm-started the same way (from scratch both twins sat on the mean pose: AP 0.002)
+    "gtpt_t": Quickstart("gtpt_t", "quickstart_gtpt_t.yaml", "gtpt_t_unpruned", "quickstart_gtpt_t_unpruned.yaml"),
 }
 
 # --fast: a tiny run that checks the mechanics only (data, both trainings, eval, timing, pictures, JSON)
@@ -113,16 +116,18 @@ def data_overrides(paths: dict[str, str]) -> list[str]:
 
 # ------------------------------------------------------------------------------------ backbone warm start
 def warm_start(cfg: Any, steps: int, out_file: Path, threads: int) -> Path:
-    """The shared initial checkpoint of both models: the recipe's model at its seed, with the CNN backbone
-    first trained for ``steps`` steps as a heatmap CNN (backbone + 1x1 conv to K heatmaps) on the train split.
+    """The shared initial checkpoint of both models: the recipe's model at its seed, with its CNN (HRNet
+    ``backbone`` or ShuffleNet ``stem``) first trained for ``steps`` steps as a heatmap CNN (CNN + 1x1 conv to
+    K heatmaps at stride 4) on the train split.
 
-    TokenPose's keypoint tokens reach the visual tokens only through attention, so from a random CNN the
-    model sits for thousands of steps on the mean pose; TokenPose-B/L and PPT-B/L start from a pretrained
+    TokenPose's and GTPT's keypoint tokens reach the visual tokens only through attention, so from a random CNN
+    the model sits for thousands of steps on the mean pose; TokenPose-B/L and PPT-B/L start from a pretrained
     HRNet for the same reason. Same data pipeline, loss, optimiser and learning rate as the recipe.
     """
     import dataclasses
 
     import torch
+    from torch import nn
 
     from posetokens.data.metainfo import get_metainfo
     from posetokens.engine.data import StepSampler, build_codec, build_samples, make_loader
@@ -135,10 +140,17 @@ def warm_start(cfg: Any, steps: int, out_file: Path, threads: int) -> Path:
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)  # the recipe's model at its seed: what train() would build
     k = get_metainfo(cfg.data.dataset).num_keypoints
-    cnn = HRNet(dataclasses.replace(model.cfg.backbone, final_conv=k))
+    mcfg = model.cfg
+    if isinstance(getattr(model, "backbone", None), HRNet):
+        target, cnn = model.backbone, HRNet(dataclasses.replace(mcfg.backbone, final_conv=k))
+    elif hasattr(model, "stem") and hasattr(model.stem, "out_channels"):  # GTPT: stride-4 stem + 1x1 conv
+        target = model.stem
+        cnn = nn.Sequential(copy.deepcopy(model.stem), nn.Conv2d(model.stem.out_channels, k, 1))
+    else:
+        target, cnn, steps = None, None, 0
     if steps > 0:
-        mcfg = model.cfg
-        codec = build_codec(cfg.data, mcfg.image_size, mcfg.heatmap_size)
+        heatmap_hw = getattr(mcfg, "heatmap_size", None) or (mcfg.image_size[0] // 4, mcfg.image_size[1] // 4)
+        codec = build_codec(dataclasses.replace(cfg.data, codec="heatmap"), mcfg.image_size, heatmap_hw)
         samples = build_samples(cfg.data, "train", mcfg.image_size, codec, cfg.seed)
         sampler = StepSampler(len(samples), cfg.data.batch_size, seed=cfg.seed)
         loader = make_loader(samples, cfg.data.batch_size, sampler, cfg.data.num_workers)
@@ -163,8 +175,9 @@ def warm_start(cfg: Any, steps: int, out_file: Path, threads: int) -> Path:
                 if step >= steps:
                     break
             epoch += 1
-    state = {k_: v for k_, v in cnn.state_dict().items() if not k_.startswith("final_layer.")}
-    model.backbone.load_state_dict(state)
+        trained = cnn[0] if isinstance(cnn, nn.Sequential) else cnn
+        state = {k_: v for k_, v in trained.state_dict().items() if not k_.startswith("final_layer.")}
+        target.load_state_dict(state)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": cfg.model.name, "state_dict": model.state_dict()}, out_file)
     return out_file
@@ -301,6 +314,18 @@ def skeleton_grid(pred_file: Path, val_ann: str, img_dir: str, out: Path, num: i
     cv2.imwrite(str(out), tile_images(tiles, cols=cols, pad=6))
 
 
+def kept_patches(rec: Any, b: int) -> Any:
+    """Patch ids kept by one pruning record for example ``b``: PPT's (B, K) row, or the union of GTPT's
+    per-group rows (``counts[g]`` valid entries in row ``g``)."""
+    import numpy as np
+
+    idx = rec.patch_idx[b].numpy()
+    if idx.ndim == 1:
+        return idx
+    counts = getattr(rec, "counts", ()) or (idx.shape[-1],) * idx.shape[0]
+    return np.unique(np.concatenate([row[:n] for row, n in zip(idx, counts)]))
+
+
 def kept_tokens_figure(model: Any, cfg: Any, out: Path, num: int = 4) -> None:
     """PPT's figure: for ``num`` val crops, the crop and the patches kept at each pruning layer."""
     import cv2
@@ -311,19 +336,20 @@ def kept_tokens_figure(model: Any, cfg: Any, out: Path, num: int = 4) -> None:
     from posetokens.inference import denormalize_image, draw_kept_tokens, tile_images
 
     mcfg = model.cfg
-    codec = build_codec(cfg.data, mcfg.image_size, mcfg.heatmap_size)
+    codec = build_codec(cfg.data, mcfg.image_size, getattr(mcfg, "heatmap_size", None),
+                        getattr(model, "output_kind", "heatmap"))
     val = build_samples(cfg.data, "val", mcfg.image_size, codec)
     step = max(1, len(val) // num)
     picks = [val[i] for i in range(0, len(val), step)][:num]
     images = torch.stack([p["image"] for p in picks])
     model.eval()
     with torch.inference_mode():
-        _, pruned = model.forward_tokens(images)
+        pruned = model.forward_tokens(images)[-1]  # the records of every pruning step
     rows = []
     for b, p in enumerate(picks):
         crop = cv2.cvtColor(denormalize_image(p["image"].numpy()), cv2.COLOR_RGB2BGR)
-        kept = [rec.patch_idx[b].numpy() for rec in pruned]
-        names = [f"after layer {rec.layer}" for rec in pruned]
+        kept = [kept_patches(rec, b) for rec in pruned]
+        names = [f"after layer {rec.layer}" if hasattr(rec, "layer") else f"after block {rec.block}" for rec in pruned]
         rows.append(draw_kept_tokens(crop, mcfg.patch_grid, kept, names, scale=2))
     cv2.imwrite(str(out), tile_images(rows, cols=1, pad=8))
 

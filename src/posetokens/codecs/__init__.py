@@ -3,6 +3,7 @@ network outputs (``decode``) with one shared coordinate convention.
 """
 
 from .base import BaseKeypointCodec
+from .coordinate import CoordinateCodec
 from .heatmap import HeatmapCodec
 from .simcc import SimCCCodec
 from .utils import (
@@ -18,6 +19,7 @@ from .utils import (
 
 __all__ = [
     "BaseKeypointCodec",
+    "CoordinateCodec",
     "HeatmapCodec",
     "SimCCCodec",
     "flip_heatmaps",

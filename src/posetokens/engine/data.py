@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from posetokens.codecs import HeatmapCodec
+from posetokens.codecs import CoordinateCodec, HeatmapCodec, SimCCCodec
+from posetokens.codecs.base import BaseKeypointCodec
 from posetokens.data.datasets import CocoStyleDataset, MpiiDataset
 from posetokens.data.metainfo import PoseMetaInfo, get_metainfo
 from posetokens.data.transforms import TopdownAugConfig, TopdownPipeline
@@ -22,14 +23,17 @@ _AUG = {
     "tokenpose_coco": TopdownAugConfig.tokenpose_coco,
     "tokenpose_mpii": TopdownAugConfig.tokenpose_mpii,
     "mmpose": TopdownAugConfig,
+    # PCT (mmpose 0.x): clipped-normal rotation sigma 40 (limit 80) @ 0.6, scale 0.5-1.5, upper body if randn < 0.5
+    "pct_coco": lambda: TopdownAugConfig(half_body_upper_prob=0.6915, rotate_limit=80.0, rotate_std=40.0),
 }
 
 
 class TopDownSamples(Dataset):
     """Top-down crops with targets: one dict of tensors and metadata per instance."""
 
-    def __init__(self, base: Dataset, pipeline: TopdownPipeline, seed: int = 0) -> None:
+    def __init__(self, base: Dataset, pipeline: TopdownPipeline, seed: int = 0, poses_only: bool = False) -> None:
         self.base, self.pipeline, self.seed, self.epoch = base, pipeline, seed, 0
+        self.poses_only = poses_only  # no image read (PCT stage 1): boxes and joints only, no "image" key
 
     def set_epoch(self, epoch: int) -> None:
         """Select the augmentation draws of ``epoch``."""
@@ -39,20 +43,30 @@ class TopDownSamples(Dataset):
         return len(self.base)
 
     def __getitem__(self, idx: int) -> dict[str, Any]:
-        item = self.base[idx]
+        item = self.base.get_data_info(idx) if self.poses_only else self.base[idx]
+        img = _blank_image(item) if self.poses_only else item["img"]
         rng = np.random.default_rng([self.seed, self.epoch, idx]) if self.pipeline.train else None
-        out = self.pipeline(item["img"], item["bbox"], item.get("keypoints"), item.get("keypoints_visible"), rng)
+        out = self.pipeline(img, item["bbox"], item.get("keypoints"), item.get("keypoints_visible"), rng)
         sample = {
-            "image": torch.from_numpy(np.ascontiguousarray(out["image"], dtype=np.float32)),
             "warp_matrix": torch.from_numpy(np.asarray(out["warp_matrix"], dtype=np.float64)),
             "img_id": int(item.get("img_id", -1)),
             "bbox_score": float(item.get("bbox_score", 1.0)),
             "index": idx,
         }
-        if "heatmaps" in out:
-            sample["heatmaps"] = torch.from_numpy(np.asarray(out["heatmaps"], dtype=np.float32))
-            sample["keypoint_weights"] = torch.from_numpy(np.asarray(out["keypoint_weights"], dtype=np.float32))
+        codec = self.pipeline.codec
+        for key in codec.label_keys if codec is not None else ():  # the codec's targets (heatmaps or SimCC labels)
+            if key in out:
+                sample[key] = torch.from_numpy(np.asarray(out[key], dtype=np.float32))
+        if not self.poses_only:
+            sample["image"] = torch.from_numpy(np.ascontiguousarray(out["image"], dtype=np.float32))
         return sample
+
+
+def _blank_image(item: dict[str, Any]) -> np.ndarray:
+    """A 1x1 stand-in image for poses-only samples. Crop-space joints do not depend on the image: a flip
+    mirrors the joints and the box centre about the same axis, so the crop coordinates are the same
+    whatever the width used for it."""
+    return np.zeros((1, 1, 3), np.uint8)
 
 
 class StepSampler(Sampler[int]):
@@ -94,10 +108,23 @@ class StepSampler(Sampler[int]):
         return (self.steps_per_epoch - self.start_step) * self.accum * self.batch
 
 
-def build_codec(cfg: DataCfg, input_size_hw: tuple[int, int], heatmap_size_hw: tuple[int, int]) -> HeatmapCodec:
-    """The heatmap codec of a recipe (sizes given as (h, w), the codec takes (w, h))."""
+def build_codec(cfg: DataCfg, input_size_hw: tuple[int, int], heatmap_size_hw: tuple[int, int] | None = None,
+                kind: str = "heatmap") -> BaseKeypointCodec:
+    """The codec of a recipe: ``kind`` is the model's output (``heatmap`` or ``simcc``), unless
+    ``data.codec`` names one. Sizes are given as (h, w); the codecs take (w, h)."""
+    kind = kind if cfg.codec == "auto" else cfg.codec
+    size_wh = (input_size_hw[1], input_size_hw[0])
+    if kind == "coords":  # PCT: joints in crop pixels; the model decodes coordinates itself
+        return CoordinateCodec(size_wh)
+    if kind == "simcc":  # GTPT / SA-SimDR: Gaussian labels at the exact sub-bin position, softmax-peak scores
+        return SimCCCodec(size_wh, split_ratio=cfg.simcc_split, sigma=cfg.simcc_sigma, normalize=True,
+                          round_labels=False, softmax_scores=True)
+    if kind != "heatmap":
+        raise ValueError(f"config: data.codec must be 'auto', 'heatmap', 'simcc' or 'coords', got {cfg.codec!r}")
+    if heatmap_size_hw is None:
+        raise ValueError("config: a heatmap codec needs the model's heatmap_size")
     return HeatmapCodec(
-        input_size=(input_size_hw[1], input_size_hw[0]), heatmap_size=(heatmap_size_hw[1], heatmap_size_hw[0]),
+        input_size=size_wh, heatmap_size=(heatmap_size_hw[1], heatmap_size_hw[0]),
         sigma=cfg.sigma, unbiased=cfg.unbiased, udp=cfg.udp, decode=cfg.decode,
     )
 
@@ -118,9 +145,9 @@ def build_dataset(cfg: DataCfg, split: str) -> Dataset:
                             det_score_thr=cfg.det_score_thr, skip_bad_images=cfg.skip_bad_images)
 
 
-def build_samples(cfg: DataCfg, split: str, input_size_hw: tuple[int, int], codec: HeatmapCodec,
-                  seed: int = 0) -> TopDownSamples:
-    """Dataset + pipeline for ``split`` (random augmentation only for train)."""
+def build_samples(cfg: DataCfg, split: str, input_size_hw: tuple[int, int], codec: BaseKeypointCodec | None,
+                  seed: int = 0, poses_only: bool = False) -> TopDownSamples:
+    """Dataset + pipeline for ``split`` (random augmentation only for train); ``poses_only`` skips images."""
     train = split == "train"
     metainfo: PoseMetaInfo = get_metainfo(cfg.dataset)
     if train and cfg.aug not in _AUG and cfg.aug != "none":
@@ -129,8 +156,9 @@ def build_samples(cfg: DataCfg, split: str, input_size_hw: tuple[int, int], code
     pipeline = TopdownPipeline(
         (input_size_hw[1], input_size_hw[0]), metainfo, codec=codec if train else None, train=train and aug is not None,
         aug=aug, use_udp=cfg.udp, pixel_aligned_box=cfg.udp,
+        bbox_padding=cfg.bbox_padding if train or cfg.test_bbox_padding is None else cfg.test_bbox_padding,
     )
-    return TopDownSamples(build_dataset(cfg, split), pipeline, seed)
+    return TopDownSamples(build_dataset(cfg, split), pipeline, seed, poses_only)
 
 
 def make_loader(samples: TopDownSamples, batch: int, sampler: Sampler | None, num_workers: int) -> DataLoader:

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from posetokens.codecs import HeatmapCodec, flip_heatmaps
+from posetokens.codecs import flip_heatmaps, flip_simcc
+from posetokens.codecs.base import BaseKeypointCodec
 from posetokens.data.metainfo import PoseMetaInfo
 from posetokens.evaluation.coco import evaluate_coco
 
@@ -33,7 +34,28 @@ def predict_heatmaps(model: nn.Module, images: torch.Tensor, flip_indices: list[
 
 
 @torch.no_grad()
-def predict_keypoints(model: nn.Module, loader: DataLoader, codec: HeatmapCodec, metainfo: PoseMetaInfo,
+def predict_simcc(model: nn.Module, images: torch.Tensor, flip_indices: list[int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """SimCC logits ``(x, y)`` of a batch; with ``flip_indices``, averaged (as logits) with the mirrored
+    images' prediction flipped back with GTPT's one-bin x shift."""
+    x, y = model(images)
+    if flip_indices is not None:
+        fx, fy = flip_simcc(*model(images.flip(-1)), flip_indices, shift=True)
+        x, y = 0.5 * (x + fx), 0.5 * (y + fy)
+    return x, y
+
+
+def predict_outputs(model: nn.Module, images: torch.Tensor, flip_indices: list[int] | None) -> Any:
+    """The model's decodable output for a batch, as numpy: heatmaps, SimCC ``(x, y)`` logits, or
+    crop-pixel ``(keypoints, scores)`` of a coordinate-output model."""
+    if getattr(model, "output_kind", "heatmap") == "coords":  # PCT: keypoints and scores, flip test inside
+        return tuple(t.float().cpu().numpy() for t in model.predict(images, flip_indices))
+    if getattr(model, "output_kind", "heatmap") == "simcc":
+        return tuple(t.float().cpu().numpy() for t in predict_simcc(model, images, flip_indices))
+    return predict_heatmaps(model, images, flip_indices).float().cpu().numpy()
+
+
+@torch.no_grad()
+def predict_keypoints(model: nn.Module, loader: DataLoader, codec: BaseKeypointCodec, metainfo: PoseMetaInfo,
                       flip_test: bool, device: torch.device) -> dict[str, np.ndarray]:
     """Image-space keypoints (N, K, 2), scores (N, K), image ids and box scores, in loader order."""
     was_training = model.training
@@ -42,8 +64,7 @@ def predict_keypoints(model: nn.Module, loader: DataLoader, codec: HeatmapCodec,
     out: dict[str, list] = {"keypoints": [], "scores": [], "img_id": [], "bbox_score": []}
     try:
         for batch in loader:
-            heatmaps = predict_heatmaps(model, batch["image"].to(device), flip).float().cpu().numpy()
-            kpts, scores = codec.decode(heatmaps)
+            kpts, scores = codec.decode(predict_outputs(model, batch["image"].to(device), flip))
             out["keypoints"].append(crop_to_image(np.asarray(kpts, np.float64), batch["warp_matrix"].numpy()))
             out["scores"].append(np.asarray(scores, np.float64))
             out["img_id"].append(batch["img_id"].numpy())
@@ -53,7 +74,7 @@ def predict_keypoints(model: nn.Module, loader: DataLoader, codec: HeatmapCodec,
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def predict_coco(model: nn.Module, loader: DataLoader, codec: HeatmapCodec, metainfo: PoseMetaInfo,
+def predict_coco(model: nn.Module, loader: DataLoader, codec: BaseKeypointCodec, metainfo: PoseMetaInfo,
                  flip_test: bool, device: torch.device) -> list[dict[str, Any]]:
     """COCO-results dicts (keypoints in image pixels, per-joint scores, ``bbox_score``) for every sample."""
     pred = predict_keypoints(model, loader, codec, metainfo, flip_test, device)

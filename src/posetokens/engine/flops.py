@@ -93,6 +93,14 @@ def linear_gflops(model: nn.Module, inputs: Sequence[Tensor]) -> float:
     return total / 1e9
 
 
+def _conv_linear_macs(module: nn.Module, output: Tensor) -> int:
+    """MACs of one ``nn.Conv2d`` (output elements x in_channels / groups x kernel area) or ``nn.Linear``
+    (output elements x in_features) call, bias not counted."""
+    if isinstance(module, nn.Conv2d):
+        return output.numel() * (module.in_channels // module.groups) * module.weight[0, 0].numel()
+    return output.numel() * module.in_features
+
+
 @torch.no_grad()
 def thop_style_macs(model: nn.Module, inputs: Sequence[Tensor]) -> float:
     """``thop.profile``'s count (GTPT's table), in G (1e9): MACs of nn.Module calls only.
@@ -106,16 +114,30 @@ def thop_style_macs(model: nn.Module, inputs: Sequence[Tensor]) -> float:
 
     def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
         nonlocal total
-        if isinstance(module, nn.Conv2d):
-            total += output.numel() * (module.in_channels // module.groups) * module.weight[0, 0].numel()
-        elif isinstance(module, nn.Linear):
-            total += output.numel() * module.in_features
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            total += _conv_linear_macs(module, output)
         elif isinstance(module, (nn.BatchNorm2d, nn.LayerNorm)):
             affine = getattr(module, "affine", False) or getattr(module, "elementwise_affine", False)
             total += 2 * args[0].numel() * (2 if affine else 1)
 
     kinds = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.LayerNorm)
     _run_with_hooks(model, inputs, [m for m in model.modules() if isinstance(m, kinds)], hook)
+    return total / 1e9
+
+
+@torch.no_grad()
+def linear_conv_macs(model: nn.Module, inputs: Sequence[Tensor]) -> float:
+    """An mmcv/fvcore-style hook count (PCT's table), in G (1e9): MACs of ``nn.Linear`` and ``nn.Conv2d``
+    module calls only (Linear: output elements x in_features; Conv: output elements x in_channels /
+    groups x kernel area). Functional calls (Swin V2's q/k/v projection with its q/v-only bias) and every
+    matmul (attention, codebook mixing) are not module calls, so they are left out."""
+    total = 0
+
+    def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
+        nonlocal total
+        total += _conv_linear_macs(module, output)
+
+    _run_with_hooks(model, inputs, [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))], hook)
     return total / 1e9
 
 
@@ -142,6 +164,7 @@ PAPER_COUNTERS = {
     "hrnet_summary": hrnet_summary_gflops,  # TokenPose / PPT tables
     "linear": linear_gflops,  # HoT table (MixSTE, MotionBERT, MHFormer)
     "thop": thop_style_macs,  # GTPT table (thop MACs, called GFLOPs)
+    "linear_conv": linear_conv_macs,  # PCT table (Linear/Conv2d module calls, MACs called GFLOPs)
 }
 
 

@@ -18,6 +18,36 @@ def joints_mse(pred: Tensor, target: Tensor, weight: Tensor) -> Tensor:
     return 0.5 * ((pred - target) * w).square().mean()
 
 
+
+def _bin_mean_kl(log_q: Tensor, p: Tensor, weight: Tensor) -> Tensor:
+    """``sum_k w_k * mean_bins p * (log p - log q)`` / K, averaged over the batch (0 * log 0 = 0)."""
+    kl = torch.where(p > 0, p * (p.clamp_min(1e-30).log() - log_q), torch.zeros_like(p)).mean(-1)
+    return (kl * weight).sum(-1).mean() / p.shape[-2]
+
+
+def simcc_kl(pred: tuple[Tensor, Tensor], labels: tuple[Tensor, Tensor], weight: Tensor) -> Tensor:
+    """GTPT's ``KLDiscretGlobalPerceivedLoss``: per joint and axis KL(label || softmax(logits)) averaged over
+    bins, times the joint weight, summed over x and y, divided by K, averaged over the batch.
+
+    ``pred``/``labels``: x (B, K, Wx) and y (B, K, Wy); ``weight`` (B, K).
+    """
+    w = weight.to(pred[0].dtype)
+    return sum(_bin_mean_kl(q.float().log_softmax(-1), p.float(), w) for q, p in zip(pred, labels))
+
+
+def simcc_distill(student: tuple[Tensor, Tensor], teacher: tuple[Tensor, Tensor], weight: Tensor) -> Tensor:
+    """GTPT's distillation term: KL(softmax(teacher, stop-grad) || softmax(student)), temperature 1, the same
+    bin mean and joint weighting as :func:`simcc_kl`."""
+    w = weight.to(student[0].dtype)
+    return sum(_bin_mean_kl(s.float().log_softmax(-1), t.detach().float().softmax(-1), w)
+               for s, t in zip(student, teacher))
+
+
+def gtpt_loss(pruned: tuple[Tensor, Tensor], unpruned: tuple[Tensor, Tensor], labels: tuple[Tensor, Tensor],
+              weight: Tensor) -> Tensor:
+    """GTPT's three terms, all weight 1: unpruned vs labels + pruned vs labels + unpruned -> pruned."""
+    return simcc_kl(unpruned, labels, weight) + simcc_kl(pruned, labels, weight) + simcc_distill(pruned, unpruned, weight)
+
 # ----------------------------------------------------------------------------- 2D -> 3D lifting
 # The official HoT / MixSTE lifting objective (HoT ``main_mixste*.py``, following MixSTE's run.py):
 # loss = weighted MPJPE + 0.5 * temporal consistency + 2.0 * MPJVE, with the H36M-17 joint weights

@@ -34,7 +34,9 @@ from posetokens.engine.config import TrainCfg, config_to_dict
 from posetokens.engine.data import StepSampler, build_codec, build_samples, make_loader
 from posetokens.engine.evaluate import coco_metrics, mpii_metrics, predict_coco, predict_keypoints
 from posetokens.engine.lifting import build_lifting_set, evaluate_lifting, lifting_loss
-from posetokens.engine.losses import joints_mse
+from posetokens.engine.multiview import build_multiview_set, evaluate_multiview, multiview_loss
+from posetokens.engine.losses import gtpt_loss, joints_mse, simcc_kl
+from posetokens.engine.pct import evaluate_tokenizer, pct_loss
 from posetokens.engine.schedule import keep_ratio_at, lr_factor
 from posetokens.evaluation.coco import write_coco_results
 from posetokens.registry import create_model
@@ -91,27 +93,53 @@ def _tensorboard(work_dir: Path) -> Any:
 class TrainStep(nn.Module):
     """Model + loss in one module, so DDP wraps (and syncs) exactly what a training step runs.
 
-    Top-down models regress heatmaps (JointsMSE); lifting models (those with ``forward_frames``) use the
-    lifting loss of the recipe.
+    Top-down heatmap models regress heatmaps (JointsMSE); SimCC models (``output_kind == "simcc"``) classify
+    coordinates (GTPT: pruned and unpruned branches plus distillation, when the model has ``forward_train``);
+    lifting models (those with ``forward_frames``) use the lifting loss of the recipe.
     """
 
     def __init__(self, model: nn.Module, loss: str) -> None:
         super().__init__()
         self.model = model
         self.lifting = hasattr(model, "forward_frames")
+        self.multiview = hasattr(model, "num_views")  # multi-view PPT: (B, V, ...) batches, JointsMSE over views
+        self.output_kind = getattr(model, "output_kind", "heatmap")
         if loss == "auto":
-            loss = {"MHFormer": "mpjpe", "DSTformer": "motionbert"}.get(type(model).__name__, "hot") if self.lifting else "joints_mse"
+            if self.lifting:
+                loss = {"MHFormer": "mpjpe", "DSTformer": "motionbert"}.get(type(model).__name__, "hot")
+            elif self.output_kind == "simcc":
+                # GTPT trains its pruned and unpruned branches together; an unpruned config has one branch
+                loss = "gtpt" if hasattr(model, "forward_train") and getattr(model, "prunes", True) else "simcc_kl"
+            elif self.output_kind == "coords":
+                loss = "pct"  # PCT: stage-1 reconstruction + commitment, or stage-2 token CE + joint loss
+            else:
+                loss = "joints_mse"
         self.loss = loss
+        self.last_stats: dict[str, float] = {}  # extra scalars of the last step for the log (PCT codebook use)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """The loss of one batch."""
         device = next(self.model.parameters()).device
         if self.lifting:
             return lifting_loss(self.model, batch, device, self.loss)
+        if self.multiview:
+            return multiview_loss(self.model, batch, device)
+        if self.output_kind == "coords":
+            loss, self.last_stats = pct_loss(self.model, batch, device)
+            return loss
+        image = batch["image"].to(device, non_blocking=True)
+        weight = batch["keypoint_weights"].to(device)
+        if self.output_kind == "simcc":
+            labels = (batch["keypoint_x_labels"].to(device), batch["keypoint_y_labels"].to(device))
+            if self.loss == "gtpt":
+                pruned, unpruned = self.model.forward_train(image)
+                return gtpt_loss(pruned, unpruned, labels, weight)
+            if self.loss == "simcc_kl":
+                return simcc_kl(self.model(image), labels, weight)
+            raise ValueError(f"config: loss {self.loss!r} does not apply to SimCC models (use auto, gtpt or simcc_kl)")
         if self.loss != "joints_mse":
             raise ValueError(f"config: loss {self.loss!r} does not apply to heatmap models (use auto or joints_mse)")
-        out = self.model(batch["image"].to(device, non_blocking=True))
-        return joints_mse(out.float(), batch["heatmaps"].to(device), batch["keypoint_weights"].to(device))
+        return joints_mse(self.model(image).float(), batch["heatmaps"].to(device), weight)
 
 
 def build_model(cfg: TrainCfg) -> nn.Module:
@@ -154,13 +182,16 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
     codec = None
     if step_module.lifting:
         train_set = build_lifting_set(cfg.data, "train", raw_model)
+    elif step_module.multiview:
+        train_set = build_multiview_set(cfg.data, "train", raw_model)
     else:
         metainfo = get_metainfo(cfg.data.dataset)
         if metainfo.num_keypoints != mcfg.num_keypoints:
             raise ValueError(f"config: model {cfg.model.name} predicts {mcfg.num_keypoints} keypoints but "
                              f"data.dataset={cfg.data.dataset!r} has {metainfo.num_keypoints}")
-        codec = build_codec(cfg.data, mcfg.image_size, mcfg.heatmap_size)
-        train_set = build_samples(cfg.data, "train", mcfg.image_size, codec, cfg.seed)
+        codec = build_codec(cfg.data, mcfg.image_size, getattr(mcfg, "heatmap_size", None), step_module.output_kind)
+        train_set = build_samples(cfg.data, "train", mcfg.image_size, codec, cfg.seed,
+                                  poses_only=not getattr(raw_model, "needs_images", True))
     sampler = StepSampler(len(train_set), cfg.data.batch_size, world, rank, cfg.optim.grad_accum, cfg.seed)
     loader = make_loader(train_set, cfg.data.batch_size, sampler, cfg.data.num_workers)
     steps_per_epoch = sampler.steps_per_epoch
@@ -208,6 +239,11 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
         eval_model = ema.module if ema else raw_model
         if step_module.lifting:
             return evaluate_lifting(eval_model, cfg.data, device, cfg.data.val_batch_size)
+        if step_module.multiview:
+            return evaluate_multiview(eval_model, build_multiview_set(cfg.data, "val", eval_model), device,
+                                      cfg.data.val_batch_size)
+        if getattr(eval_model, "is_tokenizer", False):
+            return evaluate_tokenizer(eval_model, cfg, device)
         return evaluate_topdown(eval_model, cfg, codec, device, work_dir / "val_predictions.json")
 
     # ---- the loop
@@ -260,11 +296,11 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
                 loss_v = loss.item()
                 bar.set_postfix(loss=f"{loss_v:.3g}", lr=f"{lr:.2e}", keep=f"{ratio:.3f}")
                 rec = {"step": step, "epoch": epoch, "loss": loss_v, "lr": lr, "keep_ratio": ratio,
-                       "sec_per_step": (time.perf_counter() - t0) / max(1, step_in_epoch)}
+                       "sec_per_step": (time.perf_counter() - t0) / max(1, step_in_epoch), **step_module.last_stats}
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
                 if writer:
-                    for k in ("loss", "lr", "keep_ratio"):
+                    for k in ("loss", "lr", "keep_ratio", *step_module.last_stats):
                         writer.add_scalar(f"train/{k}", rec[k], step)
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 stop = True
@@ -290,8 +326,8 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
                 if writer:
                     for k, v in metrics.items():
                         writer.add_scalar(f"val/{k}", v, step)
-                key = next(k for k in ("MPJPE", "PCKh", "AP") if k in metrics)
-                sign = -1.0 if key == "MPJPE" else 1.0  # lower MPJPE is better
+                key = next(k for k in ("MPJPE", "PCKh", "AP", "recon_px", "jdr") if k in metrics)
+                sign = -1.0 if key in ("MPJPE", "recon_px") else 1.0  # lower errors are better
                 if key not in best or sign * metrics[key] > sign * best[key]:
                     best = dict(metrics, epoch=epoch)
                     atomic_save({"model": cfg.model.name, "state_dict": (ema.module if ema else raw_model).state_dict()},
@@ -335,6 +371,11 @@ def test(cfg: TrainCfg, weights: str, out: str | None = None) -> dict[str, float
     model = create_model(cfg.model.name, weights=weights, **cfg.model.overrides).to(device).eval()
     if hasattr(model, "forward_frames"):
         return evaluate_lifting(model, cfg.data, device, cfg.data.val_batch_size)
-    codec = build_codec(cfg.data, model.cfg.image_size, model.cfg.heatmap_size)
+    if hasattr(model, "num_views"):  # multi-view PPT: JDR and triangulated MPJPE
+        return evaluate_multiview(model, build_multiview_set(cfg.data, "val", model), device, cfg.data.val_batch_size)
+    if getattr(model, "is_tokenizer", False):  # PCT stage 1: reconstruction error and codebook usage
+        return evaluate_tokenizer(model, cfg, device)
+    codec = build_codec(cfg.data, model.cfg.image_size, getattr(model.cfg, "heatmap_size", None),
+                        getattr(model, "output_kind", "heatmap"))
     out_path = Path(out) if out else Path(cfg.work_dir) / "test_predictions.json"
     return evaluate_topdown(model, cfg, codec, device, out_path)

@@ -18,12 +18,21 @@ def model_figures(name: str) -> dict[str, Any]:
     model = create_model(name).eval()
     entry = get_entry(name)
     family = get_family(entry.family)
-    return {
+    out: dict[str, Any] = {
         "model": name,
         "params_m": round(paper_params(model, family.param_counter) / 1e6, 4),
         "gmacs": round(true_macs(model, model.dummy_inputs(1)) / 1e9, 4),
         "paper_gflops": round(paper_gflops(model, family.paper_counter), 4),
     }
+    views = getattr(model, "num_views", None)
+    if views:  # multi-view models: gmacs / paper_gflops above are for one sample of all views together
+        out |= {
+            "num_views": views,
+            "gmacs_per_view": round(out["gmacs"] / views, 4),
+            "paper_gflops_per_view": round(out["paper_gflops"] / views, 4),
+            "per_view_note": f"gmacs and paper_gflops count one sample of all {views} views; *_per_view divide by {views}",
+        }
+    return out
 
 
 def efficiency_table(names: list[str]) -> str:

@@ -166,7 +166,10 @@ def dpc_knn_score(x: Tensor, k: int = 2, noise: Tensor | None = None) -> Tensor:
         denser = (density[:, None, :] > density[:, :, None]).to(dist.dtype)
     else:
         xd = x.double()
-        dist = torch.cdist(xd, xd, compute_mode="donot_use_mm_for_euclid_dist") / c**0.5
+        if _exporting():  # ONNX has no cdist: the same exact distances, summed explicitly
+            dist = (xd[:, :, None] - xd[:, None]).square().sum(dim=-1).sqrt() / c**0.5
+        else:
+            dist = torch.cdist(xd, xd, compute_mode="donot_use_mm_for_euclid_dist") / c**0.5
         near = dist.topk(k, dim=-1, largest=False).values
         density = (-(near**2).mean(dim=-1)).exp()
         idx = torch.arange(n, device=x.device)
@@ -179,6 +182,19 @@ def dpc_knn_score(x: Tensor, k: int = 2, noise: Tensor | None = None) -> Tensor:
     return (delta * density).to(x.dtype if noise is not None else torch.float64)
 
 
+def _exporting() -> bool:
+    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
+
+
+def _top_desc(score: Tensor, k: int) -> Tensor:
+    """Indices of the ``k`` highest scores, equal scores in index order (a stable descending sort).
+
+    Exported graphs use ONNX TopK, whose spec puts the lower index first among equal values."""
+    if _exporting():
+        return score.topk(k, dim=-1, largest=True, sorted=True).indices
+    return torch.sort(score, dim=-1, descending=True, stable=True).indices[:, :k]
+
+
 def select_frames(score: Tensor, keep: int, center: int | None = None) -> Tensor:
     """Indices (B, keep) of the highest scores, sorted ascending (temporal order).
 
@@ -188,10 +204,12 @@ def select_frames(score: Tensor, keep: int, center: int | None = None) -> Tensor
     if center is not None:
         score = score.clone()
         score[:, center] = float("-inf")
-        top = torch.sort(score, dim=-1, descending=True, stable=True).indices[:, : keep - 1]
+        top = _top_desc(score, keep - 1)
         top = torch.cat((top, torch.full_like(top[:, :1], center)), dim=1)
     else:
-        top = torch.sort(score, dim=-1, descending=True, stable=True).indices[:, :keep]
+        top = _top_desc(score, keep)
+    if _exporting():
+        return top.topk(top.shape[1], dim=-1, largest=False, sorted=True).values
     return top.sort(dim=-1).values
 
 

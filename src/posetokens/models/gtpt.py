@@ -182,6 +182,8 @@ class GTPTOutput(NamedTuple):
 class GTPT(nn.Module):
     """GTPT-T/S/B for COCO or COCO-WholeBody (config :class:`GTPTCfg`)."""
 
+    output_kind = "simcc"  # the trainer and evaluation pick the SimCC codec, loss and flip test from this
+
     def __init__(self, cfg: GTPTCfg) -> None:
         super().__init__()
         cfg.validate()
@@ -267,6 +269,11 @@ class GTPT(nn.Module):
     def dummy_inputs(self, batch: int = 1) -> tuple[Tensor]:
         """A random input batch of the model's size."""
         return (torch.randn(batch, 3, *self.cfg.image_size),)
+
+    @property
+    def prunes(self) -> bool:
+        """Whether the config drops any visual token (some keep rate below 1)."""
+        return any(r < 1.0 for r in self.cfg.keep_rate)
 
     def set_pruning(self, enabled: bool) -> None:
         """Turn pruning on (the deployed path) or off (the unpruned teacher path of training, all rates 1)."""

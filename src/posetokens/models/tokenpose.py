@@ -174,34 +174,54 @@ class TokenPose(nn.Module):
         x = feat.reshape(b, c, gh, ph, gw, pw).permute(0, 2, 4, 3, 5, 1)
         return x.reshape(b, gh * gw, ph * pw * c)
 
-    def _forward(self, img: Tensor, record: bool) -> TokenPoseOutput:
+    def embed(self, img: Tensor) -> tuple[Tensor, Tensor]:
+        """Images (B, 3, H, W) to the input sequence [J keypoint tokens ; N visual tokens + PE] (B, J+N, C),
+        and the sine PE of the visual tokens (B, N, C)."""
         self._check_input(img)
-        cfg, j = self.cfg, self.cfg.num_keypoints
         x = self.patch_embed(self.patchify(self.backbone(img)))
         b = x.shape[0]
         pos = self.pos_embed.expand(b, -1, -1)
-        x = torch.cat((self.keypoint_token.expand(b, -1, -1), x + pos), dim=1)
+        return torch.cat((self.keypoint_token.expand(b, -1, -1), x + pos), dim=1), pos
+
+    def run_layers(
+        self, x: Tensor, pos: Tensor, layers: range, patch_ids: Tensor | None = None, carry: tuple[Tensor, ...] = ()
+    ) -> tuple[Tensor, Tensor, Tensor | None, tuple[Tensor, ...], list[PrunedTokens], list[Tensor]]:
+        """Run transformer ``layers`` on (B, J+N, C) tokens: sine-full PE re-add, PPT pruning, FFN.
+
+        ``pos`` (B, N, C), ``patch_ids`` (B, N) (given: record every pruning step) and every ``carry`` tensor
+        (B, N, ...) are gathered with the kept indices. Returns ``(x, pos, patch_ids, carry, pruned,
+        keypoint_outs)``; ``keypoint_outs`` holds the keypoint tokens at the end of each block.
+        """
+        cfg, j = self.cfg, self.cfg.num_keypoints
         prune = self.keep_ratio < 1.0
-        patch_ids = torch.arange(self.num_patches, device=x.device).expand(b, -1) if record else None
+        record = patch_ids is not None
         pruned: list[PrunedTokens] = []
         keypoint_outs = []
-        for layer, blk in enumerate(self.blocks):
+        for layer in layers:
+            blk = self.blocks[layer]
             if layer % cfg.depth:  # sine-full: re-add the PE before every layer but a block's first
                 x = torch.cat((x[:, :j], x[:, j:] + pos), dim=1)
             if prune and layer in self._prune_layers:
                 x, rows = blk.attend_scored(x, j)
                 score = keypoint_attention_score(rows, j)
-                carry = (pos, patch_ids) if record else (pos,)
-                x, idx, carried = prune_topk(x, score, j, self.keep_ratio, carry)
-                pos = carried[0]
+                x, idx, carried = prune_topk(x, score, j, self.keep_ratio, (pos, *carry, *((patch_ids,) if record else ())))
+                pos, carry = carried[0], carried[1 : 1 + len(carry)]
                 if record:
-                    patch_ids = carried[1]
+                    patch_ids = carried[-1]
                     pruned.append(PrunedTokens(layer, idx, patch_ids, score))
             else:
                 x = blk.attend(x)
             x = blk.feed(x)
             if (layer + 1) % cfg.depth == 0:
                 keypoint_outs.append(x[:, :j])
+        return x, pos, patch_ids, carry, pruned, keypoint_outs
+
+    def _forward(self, img: Tensor, record: bool) -> TokenPoseOutput:
+        cfg, j = self.cfg, self.cfg.num_keypoints
+        x, pos = self.embed(img)
+        b = x.shape[0]
+        patch_ids = torch.arange(self.num_patches, device=x.device).expand(b, -1) if record else None
+        _, _, _, _, pruned, keypoint_outs = self.run_layers(x, pos, range(len(self.blocks)), patch_ids)
         tokens = keypoint_outs[0] if len(keypoint_outs) == 1 else torch.cat(keypoint_outs, dim=2)
         heatmaps = self.head(tokens).reshape(b, j, *cfg.heatmap_size)
         return TokenPoseOutput(heatmaps, pruned)

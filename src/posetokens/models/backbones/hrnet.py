@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from posetokens.layers.init import init_conv_bn
+
 __all__ = [
     "BN_MOMENTUM",
     "BasicBlock",
@@ -328,14 +330,7 @@ class HRNet(nn.Module):
 
     def init_weights(self) -> None:
         """Official HRNet/TokenPose init: conv weights N(0, 0.001), conv biases 0, BN weight 1 / bias 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, std=0.001)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self.modules(), std=0.001, zero_conv_bias=True)
 
     @staticmethod
     def _transit(transition: nn.ModuleList, xs: list[Tensor]) -> list[Tensor]:

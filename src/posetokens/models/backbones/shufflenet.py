@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from posetokens.layers.init import init_conv_bn
+
 
 @dataclass(frozen=True)
 class ShuffleStemCfg:
@@ -32,6 +34,15 @@ def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     """Interleave the channels of ``groups`` groups (ShuffleNet)."""
     b, c, h, w = x.shape
     return x.reshape(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+def concat_shuffle(a: Tensor, b: Tensor) -> Tensor:
+    """``channel_shuffle(cat((a, b), 1), 2)`` in one copy: channel ``2i`` is ``a[:, i]``, ``2i + 1`` is
+    ``b[:, i]``. Channels-last inputs give a channels-last output (no layout round trip)."""
+    if b.is_contiguous(memory_format=torch.channels_last) and not b.is_contiguous():  # the branch output's layout
+        nhwc = torch.stack((a.permute(0, 2, 3, 1), b.permute(0, 2, 3, 1)), dim=-1)  # (B, H, W, C/2, 2)
+        return nhwc.flatten(3).permute(0, 3, 1, 2)
+    return torch.stack((a, b), dim=2).flatten(1, 2)
 
 
 class InvertedResidual(nn.Module):
@@ -65,11 +76,9 @@ class InvertedResidual(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(B, C_in, H, W) -> (B, C_out, H / stride, W / stride)."""
         if self.stride > 1:
-            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
-        else:
-            x1, x2 = x.chunk(2, dim=1)
-            out = torch.cat((x1, self.branch2(x2)), dim=1)
-        return channel_shuffle(out, 2)
+            return concat_shuffle(self.branch1(x), self.branch2(x))
+        x1, x2 = x.chunk(2, dim=1)
+        return concat_shuffle(x1, self.branch2(x2))
 
 
 class ShuffleStem(nn.Module):
@@ -104,12 +113,7 @@ class ShuffleStem(nn.Module):
         return self.cfg.out_channels
 
     def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, std=0.001)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self.modules(), std=0.001)  # official GTPT: convs N(0, 0.001), BN 1 / 0
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, 3, H, W) -> (B, C, H / 4, W / 4)."""

@@ -1,0 +1,65 @@
+"""PCT in the trainer: the two stages' training step and the stage-1 (tokenizer) evaluation.
+
+Stage 1 reads only poses (``TopDownSamples(poses_only=True)``) unless its encoder is image-guided;
+its evaluation reconstructs the val poses (GT boxes, no augmentation) and reports the mean pixel error
+over labelled joints in the input crop plus codebook usage. Stage 2 is scored by the COCO path
+(``model.predict`` gives crop-pixel keypoints and the official pose score).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from posetokens.codecs import CoordinateCodec
+from posetokens.engine.config import TrainCfg
+from posetokens.engine.data import build_samples, make_loader
+
+
+def pct_loss(model: nn.Module, batch: dict[str, Any], device: torch.device) -> tuple[Tensor, dict[str, float]]:
+    """The loss of one PCT batch (either stage) and its detached statistics for the log."""
+    if "joints" not in batch:
+        raise ValueError("PCT training needs crop-pixel joints in the batch (data.codec must be auto or coords)")
+    joints = batch["joints"].to(device)
+    img = batch["image"].to(device, non_blocking=True) if "image" in batch else None
+    out = model.forward_train(joints, img)
+    stats = {k: float(v) for k, v in out.items() if k != "loss"}
+    return out["loss"], stats
+
+
+@torch.no_grad()
+def evaluate_tokenizer(model: nn.Module, cfg: TrainCfg, device: torch.device) -> dict[str, float]:
+    """Stage-1 metrics on the val set (GT boxes): ``recon_px`` (mean Euclidean error over labelled joints,
+    crop pixels), ``recon_px_median``, ``codes_in_use`` (distinct codes over all val tokens),
+    ``codebook_usage`` (their fraction of the codebook) and ``perplexity`` of the code histogram."""
+    data = dataclasses.replace(cfg.data, val_det=None)
+    size = model.cfg.image_size
+    samples = build_samples(data, "val", size, None, poses_only=not model.needs_images)
+    samples.pipeline.codec = CoordinateCodec((size[1], size[0]))  # crop joints for every val instance
+    loader = make_loader(samples, cfg.data.val_batch_size, None, cfg.data.num_workers)
+    was_training = model.training
+    model.eval()
+    errors, counts = [], None
+    v = model.cfg.tokenizer.codebook_size
+    try:
+        counts = torch.zeros(v, dtype=torch.long, device=device)
+        for batch in loader:
+            joints = batch["joints"].to(device)
+            img = batch["image"].to(device) if "image" in batch else None
+            out = model.tokenize(joints, img)
+            err = (out.joints - joints[..., :2]).norm(dim=-1)
+            errors.append(err[joints[..., 2] > 0].cpu())
+            counts += torch.bincount(out.indices.flatten(), minlength=v)
+    finally:
+        model.train(was_training)
+    if not errors:
+        raise ValueError(f"{cfg.data.val_ann}: no val instances to evaluate the tokenizer on")
+    err = torch.cat(errors)
+    p = counts.double() / counts.sum()
+    perplexity = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
+    used = int((counts > 0).sum())
+    return {"recon_px": float(err.mean()), "recon_px_median": float(err.median()), "codes_in_use": float(used),
+            "codebook_usage": used / v, "perplexity": perplexity}

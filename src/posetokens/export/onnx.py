@@ -1,0 +1,150 @@
+"""ONNX export of every 2D and 3D zoo model (``posetokens export``), with an onnxruntime check.
+
+What the graph holds: the network only, with a dynamic batch axis on every input. Pre-processing (the
+affine crop, ImageNet normalisation, width normalisation of 2D poses) and decoding stay outside, as in
+MMDeploy. Per kind of model:
+
+=============================  =================================  ==============================================
+model                          inputs                             outputs
+=============================  =================================  ==============================================
+TokenPose / PPT (heatmaps)     ``images`` (B, 3, H, W)            ``heatmaps`` (B, K, H/4, W/4)
+GTPT (SimCC)                   ``images``                         ``simcc_x`` (B, K, 2W), ``simcc_y`` (B, K, 2H)
+PCT (coordinates)              ``images``                         ``keypoints`` (B, K, 2) crop px, ``scores``
+multi-view PPT                 ``images`` (B, V, 3, H, W), rays   ``heatmaps`` (B, V, K, H/4, W/4)
+lifting, seq2seq               ``keypoints_2d`` (B, F, 17, C)     ``keypoints_3d`` (B, F, 17, 3)
+lifting, seq2frame (TPC)       ``keypoints_2d``                   ``keypoints_3d`` (B, T, 17, 3), ``kept_frames``
+=============================  =================================  ==============================================
+
+Pruning exports as static top-k gathers (the kept counts are fixed by the config), so the batch stays
+dynamic. Attention is written out (``softmax(q k^T) v``) in the graph; HoT's frame cluster uses exact
+pairwise distances and ONNX TopK, whose lower-index-first rule for ties matches the eager stable sort.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = ["ExportResult", "check_onnx", "export_onnx", "io_names"]
+
+
+class _Deployed(nn.Module):
+    """The deployment forward of a zoo model: plain tensors in, a tuple of tensors out."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
+        m = self.model
+        if hasattr(m, "forward_frames"):
+            out, index = m.forward_frames(*inputs)
+            return (out, index) if index is not None and m.is_seq2frame else (out,)
+        if getattr(m, "output_kind", "") == "coords" and not getattr(m, "is_tokenizer", False):
+            return tuple(m.predict(*inputs))
+        out = m(*inputs)
+        return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def io_names(model: nn.Module) -> tuple[list[str], list[str]]:
+    """Input and output names of the exported graph of ``model`` (see the module table)."""
+    n_in = len(model.dummy_inputs(1))
+    if hasattr(model, "forward_frames"):
+        outs = ["keypoints_3d", "kept_frames"] if model.is_seq2frame and getattr(model.cfg.prune, "active", False) else ["keypoints_3d"]
+        return ["keypoints_2d"], outs
+    if getattr(model, "is_tokenizer", False):
+        return ["joints", "images"][:n_in], ["joints_out", "token_indices"]
+    kind = getattr(model, "output_kind", "heatmap")
+    outs = {"heatmap": ["heatmaps"], "simcc": ["simcc_x", "simcc_y"], "coords": ["keypoints", "scores"]}[kind]
+    return ["images", "rays"][:n_in], outs
+
+
+@dataclass
+class ExportResult:
+    """What ``export_onnx`` wrote and how well onnxruntime matched PyTorch."""
+
+    path: Path
+    inputs: list[str]
+    outputs: list[str]
+    seconds: float
+    max_abs_diff: dict[str, float] = field(default_factory=dict)  # per output, max over the checked batches
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {"path": str(self.path), "inputs": self.inputs, "outputs": self.outputs,
+                "seconds": round(self.seconds, 2), "max_abs_diff": self.max_abs_diff}
+
+
+def _model(model: str | nn.Module, weights: str | Path | None, overrides: dict[str, Any]) -> nn.Module:
+    from posetokens.registry import create_model
+
+    if isinstance(model, str):
+        return create_model(model, weights=weights, **overrides)
+    if weights is not None or overrides:
+        raise ValueError("export_onnx: weights and overrides apply to a zoo name, not to a built model")
+    return model
+
+
+def export_onnx(model: str | nn.Module, out: str | Path, weights: str | Path | None = None, opset: int = 18,
+                check: bool = True, atol: float = 1e-4, check_batches: tuple[int, ...] = (1, 3),
+                **overrides: Any) -> ExportResult:
+    """Export a zoo model (name or built) to ONNX at ``out`` with a dynamic batch axis; with ``check``,
+    compare onnxruntime (CPU) with PyTorch on random inputs of each of ``check_batches`` and raise
+    ``ValueError`` if any output differs by more than ``atol`` (integer outputs must match exactly)."""
+    from posetokens.layers.attention import use_fused_attn
+
+    m = _model(model, weights, overrides).eval()
+    names_in, names_out = io_names(m)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    example = tuple(t.cpu() for t in m.dummy_inputs(2))
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    wrapper = _Deployed(m.cpu()).eval()
+    start = time.perf_counter()
+    with warnings.catch_warnings(), use_fused_attn(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, example, str(out), input_names=names_in, output_names=names_out, opset_version=opset,
+                          dynamo=True, dynamic_shapes=(tuple({0: batch} for _ in example),), optimize=True,
+                          verbose=False)
+    res = ExportResult(out, names_in, names_out, time.perf_counter() - start)
+    if check:
+        res.max_abs_diff = check_onnx(m, out, check_batches, atol)
+    return res
+
+
+@torch.no_grad()
+def check_onnx(model: nn.Module, path: str | Path, batches: tuple[int, ...] = (1, 3), atol: float = 1e-4,
+               seed: int = 0) -> dict[str, float]:
+    """Max abs difference per output between onnxruntime (CPU) and PyTorch eager on random inputs of each
+    batch size; raises ``ValueError`` naming the output when it exceeds ``atol``."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names_in = [i.name for i in sess.get_inputs()]
+    names_out = [o.name for o in sess.get_outputs()]
+    wrapper = _Deployed(model).eval()
+    worst: dict[str, float] = {n: 0.0 for n in names_out}
+    for b in batches:
+        torch.manual_seed(seed + b)
+        inputs = tuple(t.cpu() for t in model.dummy_inputs(b))
+        ref = wrapper(*inputs)
+        got = sess.run(None, {n: t.numpy() for n, t in zip(names_in, inputs)})
+        for name, r, g in zip(names_out, ref, got):
+            r = r.numpy()
+            if r.shape != g.shape:
+                raise ValueError(f"{path}: output {name!r} has shape {g.shape} in onnxruntime, {r.shape} in PyTorch "
+                                 f"(batch {b})")
+            exact = not np.issubdtype(r.dtype, np.floating)
+            diff = float(np.abs(r.astype(np.float64) - g.astype(np.float64)).max()) if r.size else 0.0
+            worst[name] = max(worst[name], diff)
+            if (exact and diff != 0) or diff > atol or not np.isfinite(diff):
+                raise ValueError(f"{path}: onnxruntime differs from PyTorch on output {name!r} by {diff:.3g} "
+                                 f"(batch {b}; allowed {0 if exact else atol})")
+    return worst

@@ -1,0 +1,195 @@
+"""Deployment: ONNX export checked with onnxruntime against PyTorch (1e-4, dynamic batch), and ``convert``
+of the official release layouts of every family (fixtures made with the official code in shared/parity).
+
+The export tests use one small config per family (full-size zoo models: the ``slow`` sweep at the end).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import posetokens
+from posetokens.cli import main as cli
+from posetokens.convert import convert_checkpoint
+from posetokens.export import check_onnx, export_onnx, io_names
+
+from conftest import PARITY
+
+onnxruntime = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+# one small config per family; the pruned ones keep their top-k (PPT, GTPT) or frame cluster (HoT, TPC)
+SMALL = {
+    "tokenpose": ("tokenpose_s_coco_256x192", dict(image_size=(64, 48), dim=32, depth=2, heads=4)),
+    "ppt": ("ppt_s_coco_256x192", dict(image_size=(64, 48), dim=32, depth=3, heads=4,
+                                       prune={"layers": (1, 2), "keep_ratio": 0.7})),
+    "gtpt": ("gtpt_t_coco_256x192", dict(image_size=(128, 96), dim=32, heads=4)),
+    "hot_mixste": ("hot_mixste_h36m_243", dict(num_frames=27, dim=32, depth=4, heads=4, mlp_hidden=64,
+                                               prune={"keep": 9, "layer": 2})),
+    "tpc_mixste": ("tpc_mixste_h36m_243", dict(num_frames=27, dim=32, depth=3, heads=4, mlp_hidden=64,
+                                               prune={"keep": 9, "layer": 2})),
+    "hot_motionbert": ("hot_motionbert_h36m_243", dict(num_frames=27, dim=32, depth=2, heads=4, dim_rep=32,
+                                                       prune={"keep": 9, "layer": 1})),
+    "tpc_mhformer": ("tpc_mhformer_h36m_351", dict(num_frames=27, channel=32, d_hid=64, mhg_depth=1, mhg_heads=3,
+                                                   prune={"keep": 9})),
+}
+if "pct_base_coco_256x256" in posetokens.list_models():
+    from posetokens.models.backbones.swin_v2 import SwinV2Cfg
+
+    _SWIN = SwinV2Cfg(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), window_size=(8, 8, 8, 4),
+                      pretrain_window_size=(8, 8, 8, 4), cpb_hidden=32)
+    SMALL["pct"] = ("pct_base_coco_256x256", dict(backbone=_SWIN, in_channels=_SWIN.num_features, image_size=(128, 128),
+                                                  tokenizer={"guide_ratio": 0.0}))
+if "ppt_multiview_h36m_256x256" in posetokens.list_models():
+    SMALL["ppt_multiview"] = ("ppt_multiview_h36m_256x256", dict(image_size=(64, 48), dim=32, depth=3, heads=4, num_views=2,
+                                                                 num_fusion_layers=1, prune={"layers": (1,), "keep_ratio": 0.7}))
+
+
+def _onnx_outputs(path: Path) -> list[str]:
+    sess = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return [o.name for o in sess.get_outputs()]
+
+
+@pytest.mark.parametrize("family", list(SMALL))
+def test_export_small_model_matches_pytorch(family: str, tmp_path: Path) -> None:
+    name, overrides = SMALL[family]
+    torch.manual_seed(0)
+    res = export_onnx(name, tmp_path / f"{family}.onnx", check_batches=(1, 3), **overrides)
+    assert res.path.is_file() and res.outputs == _onnx_outputs(res.path)
+    assert all(v <= 1e-4 for v in res.max_abs_diff.values()), res.max_abs_diff
+    model = posetokens.create_model(name, **overrides).eval()
+    assert io_names(model)[1] == res.outputs
+    sess = onnxruntime.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
+    shape = sess.get_inputs()[0].shape
+    assert not isinstance(shape[0], int)  # a symbolic (dynamic) batch axis
+
+
+def test_pruned_export_keeps_the_topk_counts(tmp_path: Path) -> None:
+    """The PPT graph holds static top-k gathers: kept counts ceil(N * 0.7) per pruning layer."""
+    import onnx
+
+    name, overrides = SMALL["ppt"]
+    res = export_onnx(name, tmp_path / "ppt.onnx", check=False, **overrides)
+    graph = onnx.load(str(res.path)).graph
+    ks = sorted(int(onnx.numpy_helper.to_array(i).reshape(-1)[0]) for i in graph.initializer
+                if any(n.op_type == "TopK" and n.input[1] == i.name for n in graph.node))
+    consts = [n for n in graph.node if n.op_type == "TopK"]
+    assert len(consts) == 2  # one per pruning layer
+    # 16 patches (4x4 grid) -> ceil(16 * 0.7) = 12 -> ceil(12 * 0.7) = 9, when the k's are initializers
+    assert ks in ([], [9, 12])
+
+
+def test_tpc_exports_kept_frames_exactly(tmp_path: Path) -> None:
+    name, overrides = SMALL["tpc_mixste"]
+    res = export_onnx(name, tmp_path / "tpc.onnx", **overrides)
+    assert res.outputs == ["keypoints_3d", "kept_frames"] and res.max_abs_diff["kept_frames"] == 0.0
+    sess = onnxruntime.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
+    x = torch.zeros(2, 27, 17, 2)  # identical frames: every density ties; ties go to the earlier frame
+    kept = sess.run(["kept_frames"], {"keypoints_2d": x.numpy()})[0]
+    model = posetokens.create_model(name, **overrides).eval()
+    with torch.no_grad():
+        np.testing.assert_array_equal(kept, model.forward_frames(x).index.numpy())
+
+
+def test_check_onnx_catches_a_wrong_graph(tmp_path: Path) -> None:
+    name, overrides = SMALL["tokenpose"]
+    res = export_onnx(name, tmp_path / "a.onnx", check=False, **overrides)
+    other = posetokens.create_model(name, **overrides).eval()  # different random weights
+    with pytest.raises(ValueError, match="onnxruntime differs from PyTorch on output 'heatmaps'"):
+        check_onnx(other, res.path)
+
+
+def test_cli_export_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli(["export", "tokenpose_s_coco_255", "--onnx", str(tmp_path / "x.onnx")]) == 2
+    assert "unknown model" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in posetokens.list_models() if "tokenizer" not in n])
+def test_export_full_size_zoo_model(name: str, tmp_path: Path) -> None:
+    assert cli(["export", name, "--onnx", str(tmp_path / f"{name}.onnx")]) == 0
+
+
+# --------------------------------------------------------------------------------------------- convert
+def _fixture(name: str) -> Path:
+    path = PARITY / name
+    if not (path / "checkpoint.pth").is_file():
+        pytest.skip(f"parity fixture {name} not found")
+    return path
+
+
+def _cfg(fixture: Path) -> dict:
+    return json.loads((fixture / "config.json").read_text())
+
+
+def test_convert_ppt_resume_file_with_module_prefix(tmp_path: Path) -> None:
+    """HowieMa/PPT and TokenPose save ``checkpoint.pth`` as {epoch, state_dict: module.*, best_state_dict}."""
+    fx = _fixture("tokenpose_ppt_s_coco_256x192")
+    sd = torch.load(fx / "checkpoint.pth", weights_only=True)
+    resume = {"epoch": 3, "model": "pose_tokenpose_s", "perf": 0.7, "optimizer": {},
+              "state_dict": {f"module.{k}": v for k, v in sd.items()}}
+    src = tmp_path / "checkpoint.pth"
+    torch.save(resume, src)
+    out = convert_checkpoint("ppt_s_coco_256x192", src, tmp_path / "ppt_s.pth")
+    model = posetokens.create_model("ppt_s_coco_256x192", weights=out).eval()
+    images = torch.load(fx / "inputs.pt", weights_only=True)["images"]
+    ref = torch.load(fx / "outputs.pt", weights_only=True)["ppt_heatmaps"]
+    with torch.no_grad():
+        assert (model(images) - ref).abs().max() < 1e-4
+
+
+def test_convert_gtpt_picks_the_ema_copy(tmp_path: Path) -> None:
+    fx = _fixture("gtpt_t_coco_256x192")
+    sd = torch.load(fx / "checkpoint.pth", weights_only=True)
+    assert any(k.startswith("ema_") for k in sd) and any(k.startswith("features.") for k in sd)
+    src = tmp_path / "checkpoint.pth"  # the official resume-file layout
+    torch.save({"epoch": 1, "model": "gtpt", "state_dict": {f"module.{k}": v for k, v in sd.items()},
+                "best_state_dict": sd, "perf": 0.5, "optimizer": {}}, src)
+    assert cli(["convert", "--model", "gtpt_t_coco_256x192", "--official", str(src), "--out", str(tmp_path / "g.pth")]) == 0
+    ours = torch.load(tmp_path / "g.pth", weights_only=True)["state_dict"]
+    assert torch.equal(ours["head_x.1.weight"], sd["ema_mlp_head_x.1.weight"])
+    assert not torch.equal(ours["head_x.1.weight"], sd["mlp_head_x.1.weight"])
+    assert torch.equal(ours["blocks.0.attn.qkv.weight"], sd["ema_features.transformer.layers.0.0.fn.fn.to_qkv.weight"])
+
+
+@pytest.mark.parametrize("fixture,zoo", [("hot_mixste_t81", "hot_mixste_h36m_243"),
+                                         ("hot_motionbert_t243", "hot_motionbert_h36m_243"),
+                                         ("mixste_t81", "mixste_h36m_243"),
+                                         ("motionbert_t243", "motionbert_h36m_243")])
+@pytest.mark.parametrize("wrap", ["model_pos_module"])  # flat files: the parity tests of each family
+def test_convert_hot_release_layouts(fixture: str, zoo: str, wrap: str, tmp_path: Path) -> None:
+    """HoT saves flat state dicts; the MixSTE / MotionBERT repos save {"model_pos": {"module.<key>"}}."""
+    from posetokens.parity import run_parity
+
+    fx = _fixture(fixture)
+    sd = torch.load(fx / "checkpoint.pth", weights_only=True)
+    obj = sd if wrap == "flat" else {"epoch": 9, "lr": 1e-4, "optimizer": {}, "model_pos": {f"module.{k}": v for k, v in sd.items()}}
+    work = tmp_path / fixture
+    work.mkdir()
+    for f in ("config.json", "inputs.pt", "outputs.pt"):
+        (work / f).write_bytes((fx / f).read_bytes())
+    torch.save(obj, work / "checkpoint.pth")
+    assert run_parity(work).passed  # the wrapped release converts to the official function (reduced size)
+    with pytest.raises(ValueError, match="does not fit model"):  # reduced fixture sizes do not fit the zoo size
+        convert_checkpoint(zoo, work / "checkpoint.pth", tmp_path / "out.pth")
+
+
+def test_convert_pct_official_layouts(tmp_path: Path) -> None:
+    from posetokens.parity import run_parity
+
+    fx = _fixture("pct_head")
+    sd = torch.load(fx / "checkpoint.pth", weights_only=True)
+    sd = sd.get("state_dict", sd) if isinstance(sd, dict) else sd
+    work = tmp_path / "pct_head"
+    work.mkdir()
+    for f in fx.iterdir():
+        if f.is_file() and f.name != "checkpoint.pth":
+            (work / f.name).write_bytes(f.read_bytes())
+    torch.save({"meta": {"epoch": 210}, "state_dict": {f"module.{k}": v for k, v in sd.items()}}, work / "checkpoint.pth")
+    report = run_parity(work)
+    assert report.passed, report.table()

@@ -1,0 +1,249 @@
+"""2D inference end to end on the real sample data (random weights): ``PoseEstimator`` and ``posetokens infer``.
+
+Expected numbers come from outside the code under test: detection counts and boxes from the detections
+file itself, frame counts from decoding the video with OpenCV, token counts from the PPT paper (256 ->
+180 -> 126 -> 89 at keep ratio 0.7), letterbox geometry computed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from posetokens.cli import main as cli
+from posetokens.convert import CheckpointMismatchError
+from posetokens.inference.api import DetectionsFile, PoseEstimator, image_id_from_name, open_input
+from posetokens.inference.detector import DetectorContractError, ONNXDetector
+
+from conftest import video_frames
+
+# a PPT with TokenPose-S geometry (256x192 input, 16x16 patches) and a short, narrow transformer
+SMALL_PPT = dict(dim=64, depth=4, heads=4, prune={"layers": (1, 2, 3), "keep_ratio": 0.7})
+# a tiny input for the long video: 64x48 crops, 4x4 patches
+TINY = dict(image_size=(64, 48), dim=32, depth=2, heads=4)
+
+
+def _check_record(rec: dict, k: int = 17) -> None:
+    assert set(rec) >= {"frame_id", "img_path", "width", "height", "instances"}
+    for inst in rec["instances"]:
+        assert set(inst) == {"keypoints", "keypoint_scores", "bbox", "bbox_score"}
+        kp, sc = np.asarray(inst["keypoints"]), np.asarray(inst["keypoint_scores"])
+        assert kp.shape == (k, 2) and sc.shape == (k,) and len(inst["bbox"]) == 4
+        assert np.isfinite(kp).all() and np.isfinite(sc).all() and np.isfinite(inst["bbox_score"])
+
+
+def _not_blank(img: np.ndarray) -> bool:
+    return img is not None and img.size > 0 and float(img.std()) > 5.0
+
+
+# ------------------------------------------------------------------------------------------- COCO images
+def test_cli_infer_coco_images_with_detections(shared_data: Path, tmp_path: Path) -> None:
+    coco = shared_data / "coco"
+    dets = json.loads((coco / "test_coco_det_AP_H_56.json").read_text())
+    thr = 0.5
+    out = tmp_path / "out"
+    torch.manual_seed(0)  # random weights: fixed, so the keypoint-range check below is deterministic
+    rc = cli(["infer", str(coco), "--model", "ppt_s_coco_256x192", "--out", str(out),
+              "--boxes", str(coco / "test_coco_det_AP_H_56.json"), "--bbox-thr", str(thr), "--kpt-thr", "0"])
+    assert rc == 0
+    images = sorted(coco.glob("*.jpg"))
+    assert len(images) == 4
+    total = 0
+    for img_path in images:
+        rec = json.loads((out / f"{img_path.stem}.json").read_text())
+        _check_record(rec)
+        src = cv2.imread(str(img_path))
+        assert (rec["height"], rec["width"]) == src.shape[:2]
+        want = [d for d in dets if d["image_id"] == int(img_path.stem) and d["score"] >= thr]
+        assert len(rec["instances"]) == len(want)
+        total += len(want)
+        got = sorted(tuple(np.round(i["bbox"], 2)) for i in rec["instances"])
+        expect = sorted(tuple(np.round([x, y, x + w, y + h], 2)) for x, y, w, h in (d["bbox"] for d in want))
+        np.testing.assert_allclose(got, expect, atol=1e-2)
+        for inst in rec["instances"]:  # keypoints of a crop stay near its box (crop = box x 1.25, aspect-fixed)
+            x1, y1, x2, y2 = inst["bbox"]
+            kp = np.asarray(inst["keypoints"])
+            pad = 0.5 * max(x2 - x1, (y2 - y1) * 0.75) * 1.25 + 2
+            assert (kp[:, 0] >= (x1 + x2) / 2 - pad).all() and (kp[:, 0] <= (x1 + x2) / 2 + pad).all()
+        drawn = cv2.imread(str(out / f"{img_path.stem}.png"))
+        assert drawn.shape == src.shape and _not_blank(drawn)
+        if want:
+            assert np.abs(drawn.astype(int) - src.astype(int)).sum() > 0  # the overlay is there
+    assert total == 18  # the data README: 18 of the 118 boxes score above 0.5
+
+
+def test_show_tokens_counts_follow_ppt(shared_data: Path, tmp_path: Path) -> None:
+    est = PoseEstimator("ppt_s_coco_256x192", **SMALL_PPT)
+    img = cv2.imread(str(shared_data / "coco" / "000000000785.jpg"))
+    res = est.predict(img, bboxes=np.array([[280.0, 40.0, 500.0, 400.0]]), show_tokens=True)
+    assert res.keypoints.shape == (1, 17, 2) and np.isfinite(res.keypoints).all()
+    assert [len(k) for k in res.kept_tokens[0]] == [180, 126, 89]  # PPT paper, 256 tokens at keep 0.7
+    assert all(set(a) >= set(b) for a, b in zip(res.kept_tokens[0], res.kept_tokens[0][1:]))  # nested
+    fig = est.tokens_figure(res)
+    assert fig.ndim == 3 and _not_blank(fig)
+    summary = est.infer(shared_data / "coco" / "000000000785.jpg", tmp_path, show_tokens=True)
+    assert (tmp_path / "000000000785_tokens.png").is_file() and summary["instances"] == 1
+
+
+def test_flip_test_and_batching_do_not_change_shapes(shared_data: Path) -> None:
+    img = cv2.imread(str(shared_data / "coco" / "000000040083.jpg"))
+    boxes = np.array([[10.0, 20.0, 200.0, 320.0], [150.0, 30.0, 400.0, 330.0], [0.0, 0.0, 500.0, 333.0]])
+    torch.manual_seed(0)
+    a = PoseEstimator("tokenpose_s_coco_256x192", batch_size=1, **TINY)
+    b = PoseEstimator(a.model, batch_size=8)
+    ra, rb = a.predict(img, boxes), b.predict(img, boxes)
+    np.testing.assert_allclose(ra.keypoints, rb.keypoints, atol=1e-4)  # batch size must not matter
+    f = PoseEstimator(a.model, flip_test=True).predict(img, boxes)
+    assert f.keypoints.shape == (3, 17, 2) and np.isfinite(f.keypoints).all()
+
+
+def test_gtpt_simcc_model_runs(shared_data: Path) -> None:
+    est = PoseEstimator("gtpt_t_coco_256x192", dim=64, heads=4)
+    img = cv2.imread(str(shared_data / "coco" / "000000196141.jpg"))
+    res = est.predict(img, np.array([[100.0, 50.0, 300.0, 400.0]]), show_tokens=True)
+    assert res.keypoints.shape == (1, 17, 2) and np.isfinite(res.keypoints).all()
+    assert ((res.keypoint_scores >= 0) & (res.keypoint_scores <= 1)).all()  # softmax peaks
+    assert len(res.kept_tokens[0]) >= 1
+
+
+# ------------------------------------------------------------------------------------------------- video
+def test_video_whole_frame(shared_data: Path, tmp_path: Path) -> None:
+    video = shared_data / "video" / "sample_video.mp4"
+    n_frames = len(video_frames(video))
+    assert n_frames == 185  # the data README: OpenCV decodes 185 of the 207 frames the container claims
+    est = PoseEstimator("tokenpose_s_coco_256x192", batch_size=32, **TINY)
+    summary = est.infer(video, tmp_path, kpt_thr=0.0, progress=False)
+    records = json.loads((tmp_path / "sample_video.json").read_text())
+    assert summary["frames"] == len(records) == n_frames
+    assert [r["frame_id"] for r in records] == list(range(n_frames))
+    for r in records[:: 20]:
+        _check_record(r)
+        assert (r["width"], r["height"]) == (1280, 720) and len(r["instances"]) == 1
+        assert r["instances"][0]["bbox"] == [0.0, 0.0, 1280.0, 720.0]
+    drawn = video_frames(tmp_path / "sample_video.mp4")
+    assert len(drawn) == n_frames and drawn[0].shape == (720, 1280, 3) and _not_blank(drawn[n_frames // 2])
+
+
+def test_h36m_frames_with_gt_boxes(shared_data: Path) -> None:
+    h36m = shared_data / "h36m"
+    coco_style = json.loads((h36m / "h36m_coco.json").read_text())
+    est = PoseEstimator("tokenpose_s_coco_256x192", **TINY)
+    for img_info, ann in zip(coco_style["images"], coco_style["annotations"]):
+        assert img_info["id"] == ann["image_id"]
+        path = next(h36m.rglob(Path(img_info["file_name"]).name))
+        img = cv2.imread(str(path))
+        assert img.shape[:2] == (img_info["height"], img_info["width"])
+        x, y, w, h = ann["bbox"]
+        res = est.predict(img, np.array([[x, y, x + w, y + h]]))
+        _check_record(res.to_dict())
+        assert len(res.to_dict()["instances"]) == 1
+
+
+# ------------------------------------------------------------------------------------------------ errors
+def test_missing_image_path_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nope.jpg"):
+        open_input(tmp_path / "nope.jpg")
+    assert cli(["infer", str(tmp_path / "nope.jpg"), "--model", "tokenpose_s_coco_256x192", "--out", str(tmp_path)]) == 2
+
+
+def test_unreadable_video_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x01 this is not a video" * 100)
+    with pytest.raises(ValueError, match="broken.mp4: cannot decode"):
+        open_input(bad)
+    assert cli(["infer", str(bad), "--model", "tokenpose_s_coco_256x192", "--out", str(tmp_path / "o")]) == 2
+    assert "broken.mp4" in capsys.readouterr().err
+
+
+def test_corrupt_image_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "000000000001.jpg"
+    bad.write_bytes(b"not a jpeg")
+    est = PoseEstimator("tokenpose_s_coco_256x192", **TINY)
+    with pytest.raises(ValueError, match="cannot read image"):
+        list(est(bad))
+
+
+def test_detections_for_other_image_ids(shared_data: Path, tmp_path: Path) -> None:
+    other = tmp_path / "dets.json"
+    other.write_text(json.dumps([{"image_id": 12345, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9}]))
+    est = PoseEstimator("tokenpose_s_coco_256x192", **TINY)
+    with pytest.raises(ValueError, match=r"dets.json: no detection matches.*'image_id'.*\[12345\].*785"):
+        list(est(shared_data / "coco", boxes=other))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"image_id": 785, "bbox": [0, 0, 10], "score": 0.9}]))
+    with pytest.raises(ValueError, match=r"bad.json: item 0 'bbox' must be \[x, y, w, h\]"):
+        DetectionsFile(bad)
+    assert image_id_from_name("000000000785.jpg") == 785
+
+
+def test_weights_for_a_different_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import posetokens
+
+    ckpt = tmp_path / "gtpt.pth"
+    torch.save({"model": "gtpt_t_coco_256x192", "state_dict": posetokens.create_model("gtpt_t_coco_256x192").state_dict()}, ckpt)
+    with pytest.raises(CheckpointMismatchError, match="does not fit model tokenpose_s_coco_256x192"):
+        PoseEstimator("tokenpose_s_coco_256x192", weights=ckpt)
+    img = tmp_path / "000000000001.png"
+    cv2.imwrite(str(img), np.zeros((32, 32, 3), np.uint8))
+    assert cli(["infer", str(img), "--model", "tokenpose_s_coco_256x192", "--weights", str(ckpt), "--out", str(tmp_path)]) == 2
+    assert "missing keys" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- detector
+def _onnx_detector(path: Path, outputs: dict[str, np.ndarray], size: int = 640) -> Path:
+    """A constant ONNX 'detector': input images (1, 3, size, size), the given outputs (times 1 + 0 * mean)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0),
+             helper.make_node("Mul", ["m", "zero"], ["z"])]
+    inits = [numpy_helper.from_array(np.zeros((), np.float32), "zero")]
+    outs = []
+    for name, value in outputs.items():
+        inits.append(numpy_helper.from_array(value.astype(np.float32), f"{name}_c"))
+        nodes.append(helper.make_node("Add", [f"{name}_c", "z"], [name]))
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape)))
+    graph = helper.make_graph(nodes, "det", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+                              outs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_onnx_detector_contract(shared_data: Path, tmp_path: Path) -> None:
+    det_out = np.array([[[64.0, 32.0, 320.0, 384.0, 0.9], [0.0, 0.0, 5.0, 5.0, 0.1]]])  # (1, N, 5)
+    det = ONNXDetector(_onnx_detector(tmp_path / "det.onnx", {"dets": det_out}), score_thr=0.3)
+    img = cv2.imread(str(shared_data / "coco" / "000000040083.jpg"))  # 500 x 333: letterbox scale 640 / 500
+    boxes, scores = det(img)
+    r = 640 / 500
+    np.testing.assert_allclose(boxes, [[64 / r, 32 / r, 320 / r, min(384 / r, 333)]], atol=1e-4)
+    np.testing.assert_allclose(scores, [0.9], atol=1e-6)
+    two = ONNXDetector(_onnx_detector(tmp_path / "det2.onnx", {"boxes": det_out[0, :, :4], "scores": det_out[0, :, 4]}))
+    np.testing.assert_allclose(two(img)[0], boxes, atol=1e-4)
+    est = PoseEstimator("tokenpose_s_coco_256x192", **TINY)
+    res = next(iter(est(shared_data / "coco" / "000000040083.jpg", boxes=det)))
+    assert len(res.bboxes) == 1
+    assert cli(["infer", str(shared_data / "coco" / "000000040083.jpg"), "--model", "tokenpose_s_coco_256x192",
+                "--detector", str(tmp_path / "det.onnx"), "--out", str(tmp_path / "o")]) == 0
+    rec = json.loads((tmp_path / "o" / "000000040083.json").read_text())
+    np.testing.assert_allclose(rec["instances"][0]["bbox"], boxes[0], atol=1e-2)
+
+
+def test_onnx_detector_with_unexpected_outputs(tmp_path: Path) -> None:
+    bad = _onnx_detector(tmp_path / "bad.onnx", {"heat": np.zeros((1, 7, 3))})
+    det = ONNXDetector(bad)
+    with pytest.raises(DetectorContractError, match=r"bad.onnx: output shapes \[\[1, 7, 3\]\]; expected one float32 input"):
+        det(np.zeros((100, 100, 3), np.uint8))
+    three = _onnx_detector(tmp_path / "three.onnx", {"a": np.zeros((1, 4)), "b": np.zeros((1,)), "c": np.zeros((1,))})
+    with pytest.raises(DetectorContractError, match="three.onnx: outputs are"):
+        ONNXDetector(three)
+    not_onnx = tmp_path / "x.onnx"
+    not_onnx.write_bytes(b"garbage")
+    with pytest.raises(DetectorContractError, match="x.onnx: onnxruntime cannot load it"):
+        ONNXDetector(not_onnx)

@@ -1,0 +1,151 @@
+"""2D->3D lifting of videos and 2D-keypoint json (random weights): joint mapping, windows, ``posetokens lift``.
+
+Independent expectations: the COCO->H36M mapping checked on hand-made joints against the documented rules
+(MMPose's conversion), the windows with a stub model that echoes its input frame (so every output frame
+must carry its own input), frame counts from OpenCV decoding, the H36M sample's own 2D detections.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from posetokens.cli import main as cli
+from posetokens.data.h36m import normalize_screen_coordinates
+from posetokens.inference.lifting import coco_to_h36m, fill_missing, lift, lift_sequence, main_person
+
+from conftest import video_frames
+
+TINY_2D = dict(image_size=(64, 48), dim=32, depth=2, heads=4)
+
+
+# ---------------------------------------------------------------------------------------- joint mapping
+def test_coco_to_h36m_follows_the_documented_rules() -> None:
+    rng = np.random.default_rng(0)
+    coco = rng.uniform(0, 500, (17, 2))
+    scores = rng.uniform(0, 1, 17)
+    h, s = coco_to_h36m(coco, scores)
+    names = ["nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_sho", "r_sho", "l_elb", "r_elb", "l_wri", "r_wri",
+             "l_hip", "r_hip", "l_knee", "r_knee", "l_ank", "r_ank"]
+    c = {n: coco[i] for i, n in enumerate(names)}
+    pelvis = (c["l_hip"] + c["r_hip"]) / 2
+    thorax = (c["l_sho"] + c["r_sho"]) / 2
+    expect = [pelvis, c["r_hip"], c["r_knee"], c["r_ank"], c["l_hip"], c["l_knee"], c["l_ank"],
+              (pelvis + thorax) / 2, thorax, c["nose"], (c["l_eye"] + c["r_eye"]) / 2,
+              c["l_sho"], c["l_elb"], c["l_wri"], c["r_sho"], c["r_elb"], c["r_wri"]]
+    np.testing.assert_allclose(h, np.stack(expect), atol=1e-9)
+    assert s[0] == pytest.approx((scores[11] + scores[12]) / 2) and s[9] == pytest.approx(scores[0])
+    batch, _ = coco_to_h36m(np.stack([coco, coco + 1]), np.stack([scores, scores]))
+    np.testing.assert_allclose(batch[1], h + 1, atol=1e-9)
+    with pytest.raises(ValueError, match=r"COCO-17 keypoints \(\.\.\., 17, 2\)"):
+        coco_to_h36m(np.zeros((16, 2)))
+
+
+def test_fill_missing_and_main_person() -> None:
+    v = np.array([[0.0], [np.nan], [np.nan], [3.0], [np.nan]])
+    ok = np.array([True, False, False, True, False])
+    np.testing.assert_allclose(fill_missing(v, ok)[:, 0], [0, 1, 2, 3, 3])
+    with pytest.raises(ValueError, match="no person found in any frame"):
+        fill_missing(v, np.zeros(5, bool))
+    inst = lambda x, s, b: {"keypoints": [[x, x]] * 17, "keypoint_scores": [s] * 17, "bbox_score": b}  # noqa: E731
+    kp, sc, valid = main_person([{"instances": [inst(1, 0.9, 0.5), inst(2, 0.5, 1.0)]}, {"instances": []}])
+    assert valid.tolist() == [True, False] and kp[0, 0, 0] == 2.0  # box x keypoint score: 0.5 x 1.0 > 0.9 x 0.5
+
+
+# -------------------------------------------------------------------------------------------- windowing
+class EchoLifter(nn.Module):
+    """A stand-in lifter whose 3D output is its own 2D input (z = 0): each output frame shows what it saw."""
+
+    def __init__(self, frames: int, seq2frame: bool) -> None:
+        super().__init__()
+        self.cfg = SimpleNamespace(num_frames=frames, in_channels=2)
+        self.is_seq2frame = seq2frame
+
+    def forward_frames(self, x: torch.Tensor, keep_index: torch.Tensor | None = None):
+        return torch.cat((x[..., :2], torch.zeros_like(x[..., :1])), dim=-1), None
+
+
+@pytest.mark.parametrize("seq2frame,frames,length", [(False, 5, 12), (False, 7, 3), (True, 5, 12), (True, 9, 4)])
+def test_windows_put_every_frame_back_in_place(seq2frame: bool, frames: int, length: int) -> None:
+    rng = np.random.default_rng(frames + length)
+    kp = rng.uniform(0, 640, (length, 17, 2))
+    out = lift_sequence(EchoLifter(frames, seq2frame), kp, np.ones((length, 17)), 640, 480)
+    expect = normalize_screen_coordinates(kp, 640, 480)
+    assert out.shape == (length, 17, 3)
+    np.testing.assert_allclose(out[:, 1:, :2], expect[:, 1:], atol=1e-5)  # root zeroed by the lifting head
+    assert (out[:, 0] == 0).all()
+
+
+# -------------------------------------------------------------------------------------------- end to end
+def test_lift_sample_video(shared_data: Path, tmp_path: Path) -> None:
+    video = shared_data / "video" / "sample_video.mp4"
+    summary = lift(video, "hot_mixste_h36m_243", tmp_path, pose2d="tokenpose_s_coco_256x192",
+                   pose2d_overrides=TINY_2D, kpt_thr=0.0, progress=False)
+    n = len(video_frames(video))
+    res = json.loads((tmp_path / "sample_video_3d.json").read_text())
+    assert summary["frames"] == len(res["frames"]) == n == 185
+    assert res["units"] == "metres" and res["root_relative"] and len(res["joint_names"]) == 17
+    p3 = np.asarray([f["keypoints_3d"] for f in res["frames"]])
+    assert p3.shape == (n, 17, 3) and np.isfinite(p3).all()
+    assert (p3[:, 0] == 0).all() and np.abs(p3).max() > 0
+    assert len(json.loads((tmp_path / "sample_video.json").read_text())) == n  # the 2D results
+    side = video_frames(tmp_path / "sample_video_3d.mp4")
+    assert len(side) == n
+    assert side[0].shape[:2] == (480, 854 + 480)  # the 2D panel (1280x720 scaled to 480 high) beside a square 3D one
+    right = side[n // 2][:, 854:]
+    assert float(right.std()) > 5.0 and float(side[n // 2][:, :854].std()) > 5.0  # neither panel is blank
+
+
+def test_lift_json_with_frames_without_person(shared_data: Path, tmp_path: Path) -> None:
+    det = np.load(shared_data / "h36m" / "test_h36m_2d_detection.npy")  # (4, 17, 3) H36M layout
+    records = [{"frame_id": i, "width": 1000, "height": 1002,
+                "instances": [] if i == 2 else [{"keypoints": d[:, :2].tolist(), "keypoint_scores": d[:, 2].tolist(),
+                                                 "bbox": [0, 0, 1000, 1002], "bbox_score": 1.0}]}
+               for i, d in enumerate(det)]
+    src = tmp_path / "h36m_2d.json"
+    src.write_text(json.dumps(records))
+    out = tmp_path / "out"
+    assert cli(["lift", str(src), "--model", "hot_motionbert_h36m_243", "--layout", "h36m", "--out", str(out)]) == 0
+    res = json.loads((out / "h36m_2d_3d.json").read_text())
+    assert [f["person"] for f in res["frames"]] == [True, True, False, True]
+    assert res["frames"][2]["keypoints_3d"] is None
+    for f in (res["frames"][i] for i in (0, 1, 3)):
+        p = np.asarray(f["keypoints_3d"])
+        assert p.shape == (17, 3) and np.isfinite(p).all() and (p[0] == 0).all()
+    np.testing.assert_allclose(res["frames"][0]["keypoints_2d"], det[0, :, :2], atol=0.01)
+    assert len(video_frames(out / "h36m_2d_3d.mp4")) == 4
+
+
+def test_lift_seq2frame_model_on_coco_json(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    records = [{"frame_id": i, "instances": [{"keypoints": rng.uniform(100, 300, (17, 2)).tolist(),
+                                              "keypoint_scores": [0.9] * 17, "bbox": [0, 0, 400, 400], "bbox_score": 0.9}]}
+               for i in range(6)]
+    src = tmp_path / "coco_2d.json"
+    src.write_text(json.dumps(records))
+    with pytest.raises(ValueError, match="--image-size"):
+        lift(src, "tpc_mixste_h36m_243", tmp_path, num_frames=27, dim=32, depth=4, heads=4, mlp_hidden=64,
+             prune={"keep": 9, "layer": 2})
+    summary = lift(src, "tpc_mixste_h36m_243", tmp_path, image_size=(400, 400), draw=False, num_frames=27, dim=32,
+                   depth=4, heads=4, mlp_hidden=64, prune={"keep": 9, "layer": 2})
+    res = json.loads((tmp_path / "coco_2d_3d.json").read_text())
+    assert summary["frames"] == 6 and all(np.isfinite(f["keypoints_3d"]).all() for f in res["frames"])
+
+
+def test_lift_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="missing.mp4"):
+        lift(tmp_path / "missing.mp4", "hot_mixste_h36m_243", tmp_path)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"frame_id": 0}]))
+    assert cli(["lift", str(bad), "--model", "hot_mixste_h36m_243", "--out", str(tmp_path)]) == 2
+    with pytest.raises(ValueError, match="no 'instances' list"):
+        lift(bad, "hot_mixste_h36m_243", tmp_path)
+    with pytest.raises(ValueError, match="not a 2D->3D lifting model"):
+        lift(bad, "tokenpose_s_coco_256x192", tmp_path)

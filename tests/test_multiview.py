@@ -1,0 +1,392 @@
+"""Multi-view PPT: official parity, one view = PPT, triangulation on the real H36M cameras, JDR, FLOPs,
+the multi-view H36M dataset and bad-input errors."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import posetokens
+from posetokens.cli import main as cli
+from posetokens.data.h36m import H36M_CAMERA_IDS, load_mmpose_cameras
+from posetokens.evaluation.multiview import JDR_THRESHOLD_PX, joint_detection_rate, triangulated_mpjpe
+from posetokens.geometry import (
+    camera_from_h36m,
+    check_intrinsics,
+    intrinsic_matrix,
+    patch_rays,
+    project,
+    projection_matrix,
+    triangulate_dlt,
+    triangulate_ransac,
+)
+from posetokens.models.tokenpose import TokenPose
+from posetokens.models.tokenpose_mv import MultiViewPPT
+from posetokens.parity.multiview import _is_multiview, mv_cfg_from_fixture
+
+from conftest import DATA, PARITY, REPO
+
+MV_FIXTURES = [c.parent for c in sorted(PARITY.glob("*/config.json")) if _is_multiview(json.loads(c.read_text()))]
+H36M = DATA / "h36m"
+
+
+def _need_fixture() -> Path:
+    if not MV_FIXTURES:
+        pytest.skip("no multi-view PPT fixture")
+    return MV_FIXTURES[0]
+
+
+# ----------------------------------------------------------------------------------- official parity
+@pytest.mark.parametrize("fixture", MV_FIXTURES, ids=lambda p: p.name)
+def test_parity_cli_on_official_fixture(fixture: Path, capsys: pytest.CaptureFixture) -> None:
+    rc = cli(["parity", str(fixture), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0, report
+    assert report["family"] == "tokenpose_mv"
+    names = set(report["results"])
+    assert {"fused_heatmaps", "independent_heatmaps", "ray_directions_from_cameras"} <= names
+    assert {f"fused_keep_patch_idx_layer{i}" for i in (3, 6, 9)} <= names
+
+
+def test_parity_does_not_depend_on_folder_name(tmp_path: Path) -> None:
+    dst = tmp_path / "another_multiview_fixture"
+    shutil.copytree(_need_fixture(), dst)
+    assert cli(["parity", str(dst)]) == 0
+
+
+def test_parity_fails_on_wrong_outputs(tmp_path: Path) -> None:
+    dst = tmp_path / "broken"
+    shutil.copytree(_need_fixture(), dst)
+    out = torch.load(dst / "outputs.pt", weights_only=True)
+    out["fused_heatmaps"] = out["fused_heatmaps"] + 1e-3
+    torch.save(out, dst / "outputs.pt")
+    assert cli(["parity", str(dst)]) == 1
+
+
+# ------------------------------------------------------------------------------ one view reduces to PPT
+def _reduced_pair(num_views: int) -> tuple[TokenPose, MultiViewPPT]:
+    """A reduced PPT-S (fixture sizes) and a multi-view PPT with the same weights."""
+    import dataclasses
+
+    fx = _need_fixture()
+    cfg = dataclasses.replace(mv_cfg_from_fixture(json.loads((fx / "config.json").read_text())), num_views=num_views)
+    base = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(posetokens.models.tokenpose.TokenPoseCfg)}
+    torch.manual_seed(0)
+    ppt = TokenPose(posetokens.models.tokenpose.TokenPoseCfg(**base)).eval()
+    mv = MultiViewPPT(cfg).eval()
+    missing, unexpected = mv.load_state_dict(ppt.state_dict(), strict=False)
+    assert sorted(missing) == ["pos_3d.bias", "pos_3d.weight"] and not unexpected
+    return ppt, mv
+
+
+def test_one_view_without_rays_is_ppt() -> None:
+    ppt, mv = _reduced_pair(1)
+    x = torch.randn(2, 3, *ppt.cfg.image_size)
+    with torch.no_grad():
+        ref = ppt.forward_tokens(x)
+        out = mv.forward_tokens(x[:, None])
+    assert torch.allclose(out.heatmaps[:, 0], ref.heatmaps, atol=1e-6, rtol=0)
+    for a, b in zip(out.pruned, ref.pruned):
+        assert torch.equal(a.patch_idx[:, 0], b.patch_idx)
+
+
+def test_one_view_with_zero_ray_encoding_is_ppt_and_rays_matter() -> None:
+    ppt, mv = _reduced_pair(1)
+    x = torch.randn(2, 1, 3, *ppt.cfg.image_size)
+    rays = torch.randn(2, 1, mv.num_patches, 3)
+    with torch.no_grad():
+        with_rays = mv(x, rays)
+        torch.nn.init.zeros_(mv.pos_3d.weight)
+        torch.nn.init.zeros_(mv.pos_3d.bias)
+        assert torch.allclose(mv(x, rays)[:, 0], ppt(x[:, 0]), atol=1e-6, rtol=0)
+    assert not torch.allclose(with_rays[:, 0], ppt(x[:, 0]), atol=1e-4)
+
+
+def test_views_are_fused_and_order_equivariant() -> None:
+    from posetokens.convert import load_weights
+
+    _, mv = _reduced_pair(3)
+    load_weights(mv, _need_fixture() / "checkpoint.pth", "tokenpose_mv")  # official random weights, any V
+    x = torch.randn(1, 3, 3, *mv.cfg.image_size)
+    rays = torch.randn(1, 3, mv.num_patches, 3)
+    perm = [2, 0, 1]
+    with torch.no_grad():
+        out = mv(x, rays)
+        out_perm = mv(x[:, perm], rays[:, perm])
+        alone = mv.forward_independent(x).heatmaps
+    assert torch.allclose(out[:, perm], out_perm, atol=1e-5)  # no view embedding: permuting views permutes outputs
+    assert ((out - alone).flatten(2).abs().amax(-1) > 1e-2).all()  # fusion changes every view
+
+
+# ------------------------------------------------------------------ triangulation on the real H36M cameras
+def _real_scene(frame: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """World joints (17, 3) in metres of one sample frame and the 4 cameras of its subject as P (4, 3, 4)."""
+    if not H36M.is_dir():
+        pytest.skip("shared H36M sample missing")
+    ann = json.loads((H36M / "h36m_coco.json").read_text())
+    subject = ann["images"][frame]["file_name"].split("_")[0]
+    world = np.asarray(ann["annotations"][frame]["keypoints_3d"], np.float64).reshape(17, 4)[:, :3]
+    K, R, C = (np.stack(a) for a in zip(*(camera_from_h36m(c) for c in load_mmpose_cameras(H36M / "cameras.pkl")[subject])))
+    return world, projection_matrix(K, R, C)
+
+
+def test_projection_reproduces_the_sample_2d_joints() -> None:
+    world, P = _real_scene(0)
+    ann = json.loads((H36M / "h36m_coco.json").read_text())
+    cam_index = H36M_CAMERA_IDS.index(ann["images"][0]["file_name"].split(".")[1].split("_")[0])
+    gt2d = np.asarray(ann["annotations"][0]["keypoints"], np.float64).reshape(17, 3)[:, :2]
+    # shared/data/README.md: distortion-free projection reproduces `part` to within 1.2-2.4 px
+    assert np.abs(project(world, P)[cam_index] - gt2d).max() < 2.5
+
+
+@pytest.mark.parametrize("frame", [0, 1, 2, 3])
+def test_dlt_recovers_projected_joints_under_1mm(frame: int) -> None:
+    world, P = _real_scene(frame)
+    recovered = triangulate_dlt(project(world, P), P)
+    assert np.linalg.norm(recovered - world, axis=-1).max() * 1000 < 1.0
+    error, _ = triangulated_mpjpe(project(world, P), P, world, scale=1000.0)
+    assert error < 1.0
+
+
+def test_dlt_batched_over_samples_matches_one_by_one() -> None:
+    scenes = [_real_scene(i) for i in range(4)]
+    pts = np.stack([project(w, P) for w, P in scenes])
+    Ps = np.stack([P for _, P in scenes])
+    batched = triangulate_dlt(pts, Ps)
+    for i, (w, _) in enumerate(scenes):
+        assert np.allclose(batched[i], w, atol=1e-6)
+
+
+def test_dlt_with_2px_noise_is_bounded() -> None:
+    world, P = _real_scene(0)
+    rng = np.random.default_rng(0)
+    errors = []
+    for _ in range(20):
+        noisy = project(world, P) + rng.normal(0.0, 2.0, (4, 17, 2))
+        errors.append(np.linalg.norm(triangulate_dlt(noisy, P) - world, axis=-1).mean() * 1000)
+    mean_mm = float(np.mean(errors))
+    print(f"DLT, 4 real H36M cameras, 2 px Gaussian noise per coordinate: MPJPE {mean_mm:.2f} mm")
+    # Bound from the cameras alone: a 2-px-per-axis error moves one view's ray by 2*sqrt(2)*Z/f at depth Z;
+    # 4 views must do no worse than the farthest single view.
+    depth = np.linalg.norm(world[None] - np.array([-np.linalg.solve(p[:, :3], p[:, 3]) for p in P])[:, None], axis=-1)
+    focal = min(c.f.min() for c in load_mmpose_cameras(H36M / "cameras.pkl")["S1"])
+    assert mean_mm < 2 * np.sqrt(2) * depth.max() / focal * 1000
+
+
+def test_weighted_dlt_and_ransac_reject_a_wrong_view() -> None:
+    world, P = _real_scene(1)
+    pts = project(world, P)
+    pts[2, 5] += 150.0  # view 2 misplaces joint 5 by 212 px
+    plain = np.linalg.norm(triangulate_dlt(pts, P) - world, axis=-1)[5] * 1000
+    assert plain > 100.0
+    weights = np.ones((4, 17))
+    weights[2, 5] = 0.0
+    assert np.linalg.norm(triangulate_dlt(pts, P, weights) - world, axis=-1).max() * 1000 < 1.0
+    robust, inliers = triangulate_ransac(pts, P, threshold=JDR_THRESHOLD_PX)
+    assert np.linalg.norm(robust - world, axis=-1).max() * 1000 < 1.0
+    assert not inliers[2, 5] and inliers.sum() == 4 * 17 - 1
+
+
+# ------------------------------------------------------------------------------------------------ JDR
+def test_jdr_hand_computed() -> None:
+    gt = np.zeros((2, 2, 3, 2))  # 2 samples x 2 views x 3 joints
+    pred = gt.copy()
+    pred[0, 0, 0] = (12.8, 0.0)  # exactly on the threshold: detected (<=)
+    pred[0, 1, 0] = (9.0, 9.1)  # 12.80 px... sqrt(81 + 82.81) = 12.799: detected
+    pred[1, 0, 0] = (10.0, 8.0)  # 12.81 px: missed
+    pred[1, 1, 1] = (0.0, 13.0)  # missed
+    pred[0, 0, 2] = (3.0, 4.0)  # 5 px: detected
+    per_joint, mean = joint_detection_rate(pred, gt)
+    # joint 0: 3 of 4 detected; joint 1: 3 of 4; joint 2: 4 of 4
+    assert np.allclose(per_joint, [0.75, 0.75, 1.0])
+    assert mean == pytest.approx((0.75 + 0.75 + 1.0) / 3)
+    mask = np.ones((2, 2, 3), bool)
+    mask[1, 1, 1] = False  # the miss of joint 1 is unlabelled: 3 of 3
+    assert np.allclose(joint_detection_rate(pred, gt, mask=mask)[0], [0.75, 1.0, 1.0])
+    assert JDR_THRESHOLD_PX == pytest.approx(12.8)
+
+
+# ------------------------------------------------------------------------------------------ FLOPs
+def test_flops_cli_reports_per_view_and_paper_figures(capsys: pytest.CaptureFixture) -> None:
+    assert cli(["flops", "ppt_multiview_h36m_256x256", "--json"]) == 0
+    fig = json.loads(capsys.readouterr().out)
+    assert fig["num_views"] == 4
+    # PPT paper, multi-view H36M table: 9.7 G for a sample of 4 views (thop-style MACs; per view 9.7 / 4)
+    assert abs(fig["paper_gflops"] / 9.7 - 1) < 0.03
+    assert abs(fig["paper_gflops_per_view"] / (9.7 / 4) - 1) < 0.03
+    # spec s.1: official multi-view PPT-S, 4 views, true GMACs 10.45 fused
+    assert abs(fig["gmacs"] / 10.45 - 1) < 0.005
+    assert fig["gmacs_per_view"] == pytest.approx(fig["gmacs"] / 4, abs=1e-3)
+    # spec s.1: 7.811M total including the 49,152-value sine PE buffer
+    assert abs(fig["params_m"] - (7.811 - 0.049152)) < 0.002
+
+
+def test_flops_tokenpose_multiview_baseline(capsys: pytest.CaptureFixture) -> None:
+    assert cli(["flops", "tokenpose_multiview_h36m_256x256", "--json"]) == 0
+    fig = json.loads(capsys.readouterr().out)
+    assert abs(fig["paper_gflops"] / 11.5 - 1) < 0.03  # the paper's TokenPose + cross-view transformers
+
+
+# ------------------------------------------------------------------------------------ dataset
+def _toolbox_pickle(tmp_path: Path, with_camera: bool = True, images: list[str] | None = None) -> Path:
+    """A one-instant H36M-Toolbox pickle from the real S1 frame and the real S1 cameras (mm)."""
+    world, P = _real_scene(0)
+    cams = load_mmpose_cameras(H36M / "cameras.pkl")["S1"]
+    pts = project(world, P)
+    image = "S1/S1_Directions_1.54138969/S1_Directions_1.54138969_000001.jpg"
+    db = []
+    for v, cam in enumerate(cams):
+        lo, hi = pts[v].min(0), pts[v].max(0)
+        rec = dict(subject=1, action=2, subaction=1, image_id=1, camera_id=v, image=(images or [image] * 4)[v],
+                   joints_2d=pts[v], joints_vis=np.ones((17, 3)), joints_3d=world * 1000.0,
+                   center=(lo + hi) / 2, scale=np.full(2, (hi - lo).max() * 1.25 / 200))
+        if with_camera:
+            rec["camera"] = dict(R=cam.R.T, T=cam.T.reshape(3, 1) * 1000.0, fx=cam.f[0], fy=cam.f[1], cx=cam.c[0], cy=cam.c[1],
+                                 k=cam.k, p=cam.p)
+        db.append(rec)
+    path = tmp_path / "h36m_validation.pkl"
+    path.write_bytes(pickle.dumps(db))
+    return path
+
+
+def test_dataset_sample_geometry_and_targets(tmp_path: Path) -> None:
+    from posetokens.data.datasets.h36m_multiview import MultiViewH36M
+
+    ds = MultiViewH36M(_toolbox_pickle(tmp_path), H36M)
+    s = ds[0]
+    assert len(ds) == 1 and s["images"].shape == (4, 3, 256, 256) and s["heatmaps"].shape == (4, 17, 64, 64)
+    assert s["rays"].shape == (4, 256, 3) and torch.allclose(s["rays"].norm(dim=-1), torch.ones(4, 256))
+    # P from the pickle's cameras re-projects the world joints (mm) onto the stored 2D joints
+    assert np.abs(project(s["joints_3d"].numpy(), s["P"].numpy()) - s["joints_2d"].numpy()).max() < 1e-6
+    # the ray through the patch centre nearest the root points at the root
+    root_dir = s["joints_3d"][0].numpy() - np.linalg.solve(s["P"][0, :, :3].numpy(), -s["P"][0, :, 3].numpy())
+    root_dir /= np.linalg.norm(root_dir)
+    assert float((s["rays"][0].double().numpy() @ root_dir).max()) > np.cos(np.radians(2.0))
+    # the heatmap peaks are the joints mapped into the 64x64 map, from the crop affine
+    peaks = s["heatmaps"].flatten(2).argmax(-1)
+    crop = (s["joints_2d"].numpy() - s["crop_to_image"][..., 2][:, None].numpy()) @ np.linalg.inv(
+        s["crop_to_image"][..., :2].numpy()).transpose(0, 2, 1)
+    expect = np.floor(crop / 4 + 0.5).astype(int)
+    assert (peaks.numpy() == expect[..., 1] * 64 + expect[..., 0]).all()
+
+
+def test_dataset_cameras_from_cameras_pkl_match_the_record_cameras(tmp_path: Path) -> None:
+    from posetokens.data.datasets.h36m_multiview import MultiViewH36M
+
+    a = MultiViewH36M(_toolbox_pickle(tmp_path), H36M)[0]
+    (tmp_path / "b").mkdir()
+    b = MultiViewH36M(_toolbox_pickle(tmp_path / "b", with_camera=False), H36M, cameras_pkl=H36M / "cameras.pkl")[0]
+    assert torch.allclose(a["P"], b["P"]) and torch.allclose(a["rays"], b["rays"])
+
+
+# ------------------------------------------------------------------------------------------ bad input
+def test_missing_camera_is_named(tmp_path: Path) -> None:
+    from posetokens.data.datasets.h36m_multiview import MultiViewH36M
+
+    ds = MultiViewH36M(_toolbox_pickle(tmp_path, with_camera=False), H36M)
+    with pytest.raises(KeyError, match="missing camera"):
+        ds[0]
+    db = pickle.loads((tmp_path / "h36m_validation.pkl").read_bytes())
+    (tmp_path / "three.pkl").write_bytes(pickle.dumps(db[:3]))  # camera 3 absent from the only instant
+    with pytest.raises(ValueError, match=r"no instant is seen by all cameras \[0, 1, 2, 3\]"):
+        MultiViewH36M(tmp_path / "three.pkl", H36M)
+
+
+def test_non_invertible_intrinsics_are_refused(tmp_path: Path) -> None:
+    from posetokens.data.datasets.h36m_multiview import MultiViewH36M
+
+    with pytest.raises(ValueError, match="not invertible"):
+        intrinsic_matrix([0.0, 1145.0], [512.0, 515.0])
+    with pytest.raises(ValueError, match="not invertible"):
+        check_intrinsics(np.zeros((2, 3, 3)))
+    path = _toolbox_pickle(tmp_path)
+    db = pickle.loads(path.read_bytes())
+    db[1]["camera"]["fy"] = 0.0
+    path.write_bytes(pickle.dumps(db))
+    with pytest.raises(ValueError, match="camera 1.*not invertible"):
+        MultiViewH36M(path, H36M)[0]
+
+
+def test_views_with_mismatched_image_sizes_are_refused(tmp_path: Path) -> None:
+    from posetokens.data.datasets.h36m_multiview import MultiViewH36M
+
+    s8 = "S8/S8_WalkDog_1.55011271/S8_WalkDog_1.55011271_000026.jpg"  # 1000 rows; S1's frame has 1002
+    s1 = "S1/S1_Directions_1.54138969/S1_Directions_1.54138969_000001.jpg"
+    path = _toolbox_pickle(tmp_path, images=[s1, s8, s8, s8])
+    with pytest.raises(ValueError, match="different image sizes"):
+        MultiViewH36M(path, H36M, max_rows=None)[0]
+    assert MultiViewH36M(path, H36M)[0]["images"].shape[0] == 4  # cut to 1000 rows, as the official code
+    model = posetokens.create_model("ppt_multiview_h36m_256x256", num_views=2)
+    with pytest.raises(ValueError, match="mismatched sizes: view 1 is"):
+        model([torch.randn(1, 3, 256, 256), torch.randn(1, 3, 256, 192)])
+    with pytest.raises(ValueError, match="num_views=2, got 3 views"):
+        model(torch.randn(1, 3, 3, 256, 256))
+
+
+# ------------------------------------------------------------------------------------------ training
+def test_train_step_on_a_dataset_sample(tmp_path: Path) -> None:
+    from posetokens.data.datasets.h36m_multiview import MultiViewH36M
+    from posetokens.engine.losses import joints_mse
+
+    batch = torch.utils.data.default_collate([MultiViewH36M(_toolbox_pickle(tmp_path), H36M)[0]])
+    model = posetokens.create_model("ppt_multiview_h36m_256x256").train()
+    out = model(batch["images"], batch["rays"])
+    assert out.shape == batch["heatmaps"].shape
+    loss = joints_mse(out.flatten(0, 1), batch["heatmaps"].flatten(0, 1), batch["target_weight"].flatten(0, 1))
+    loss.backward()
+    assert torch.isfinite(loss) and model.pos_3d.weight.grad is not None and model.pos_3d.weight.grad.abs().sum() > 0
+
+
+def test_multiview_loss_and_evaluation_on_a_dataset_sample(tmp_path: Path) -> None:
+    from posetokens.data.datasets.h36m_multiview import MultiViewH36M
+    from posetokens.engine.multiview import evaluate_multiview, multiview_loss
+
+    ds = MultiViewH36M(_toolbox_pickle(tmp_path), H36M)
+    batch = torch.utils.data.default_collate([ds[0]])
+    model = posetokens.create_model("ppt_multiview_h36m_256x256").train()
+    loss = multiview_loss(model, batch, torch.device("cpu"))
+    loss.backward()
+    assert torch.isfinite(loss) and model.pos_3d.weight.grad.abs().sum() > 0
+
+    class Oracle(torch.nn.Module):  # returns the ground-truth targets: decoding + JDR + triangulation must agree
+        def forward(self, images: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
+            return batch["heatmaps"]
+
+    metrics = evaluate_multiview(Oracle(), ds, torch.device("cpu"))
+    assert metrics["jdr"] == 1.0
+    # Rounded targets put the peak within half a heatmap cell of the joint and the quarter shift moves it by
+    # a quarter cell: <= 0.75 cell = 3 crop px per axis, i.e. 3 * box / 256 image px. Through the cameras that
+    # is at most (that error) * depth / focal in 3D.
+    box = max(float(r["scale"][0]) * 200 for r in pickle.loads((tmp_path / "h36m_validation.pkl").read_bytes()))
+    px = 3 * box / 256 * np.sqrt(2)
+    world, P = _real_scene(0)
+    centres = np.array([-np.linalg.solve(p[:, :3], p[:, 3]) for p in P])
+    depth = np.linalg.norm(world[None] - centres[:, None], axis=-1).max() * 1000
+    focal = min(c.f.min() for c in load_mmpose_cameras(H36M / "cameras.pkl")["S1"])
+    print(f"oracle heatmaps: triangulated MPJPE {metrics['mpjpe_mm']:.1f} mm, bound {px * depth / focal:.1f} mm")
+    assert metrics["mpjpe_mm"] < px * depth / focal
+
+
+def test_trainer_trains_and_tests_multiview_ppt_on_a_toolbox_pickle(tmp_path: Path) -> None:
+    # the shared trainer routes the multi-view model: (B, V, ...) batches from MultiViewH36M, JointsMSE over
+    # views, then JDR and triangulated MPJPE on the val pickle; `test` reports the same figures.
+    from posetokens.engine.config import load_config
+    from posetokens.engine.trainer import test, train
+
+    pkl = _toolbox_pickle(tmp_path)
+    cfg = load_config(REPO / "configs" / "ppt_multiview_h36m_256x256.yaml", [
+        f"data.train_ann={pkl}", f"data.val_ann={pkl}", f"data.train_img_dir={H36M}", f"data.val_img_dir={H36M}",
+        f"data.cameras={H36M / 'cameras.pkl'}", "data.batch_size=1", "data.val_batch_size=1",
+        "data.mv_train_every=1", "data.mv_val_every=1",
+        "schedule.epochs=1", "eval_interval=1", "threads=1", f"work_dir={tmp_path / 'run'}"])
+    metrics = train(cfg)
+    assert 0.0 <= metrics["jdr"] <= 1.0 and np.isfinite(metrics["mpjpe_mm"])
+    assert len([k for k in metrics if k.startswith("jdr/")]) == 17
+    again = test(cfg, str(tmp_path / "run" / "final.pth"))
+    assert again["jdr"] == pytest.approx(metrics["jdr"]) and again["mpjpe_mm"] == pytest.approx(metrics["mpjpe_mm"])

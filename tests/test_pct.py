@@ -1,0 +1,305 @@
+"""PCT: official parity (tokenizer, head), converter, FLOPs/params rows, EMA codebook, both training
+stages through the trainer, flip test, stage-2 checkpoint checks and the slow synthetic stage-1 run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from posetokens.cli import main as cli
+from posetokens.engine.config import load_config
+from posetokens.engine.flops import paper_gflops, paper_params, true_macs
+from posetokens.engine.trainer import train
+from posetokens.models.pct import PCT, PCTCfg, TokenizerCfg, codebook_usage
+from posetokens.registry import create_model, get_entry, get_family
+
+REPO = Path(__file__).resolve().parents[1]
+PARITY = Path("/work/shared/parity")
+TOKENIZER_FX, HEAD_FX = PARITY / "pct_tokenizer", PARITY / "pct_head"
+TINY_SWIN = {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]}
+TINY_TOKENIZER = {"token_dim": 16, "codebook_size": 64, "encoder": {"hidden": 32, "hidden_inter": 32}}
+
+
+def _pct_fixtures() -> list[Path]:
+    if not PARITY.is_dir():
+        return []
+    return [c.parent for c in sorted(PARITY.glob("*/config.json"))
+            if str(json.loads(c.read_text()).get("model", "")).startswith("PCT")]
+
+
+# ------------------------------------------------------------------------------------------ parity
+@pytest.mark.parametrize("folder", _pct_fixtures(), ids=lambda p: p.name)
+def test_parity_cli(folder: Path, capsys: pytest.CaptureFixture) -> None:
+    rc = cli(["parity", str(folder), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0 and report["passed"], report
+    assert report["family"] == "pct"
+    assert set(torch.load(folder / "outputs.pt", weights_only=True)) <= set(report["results"])
+
+
+def test_both_fixtures_present() -> None:
+    if not PARITY.is_dir():
+        pytest.skip("shared parity fixtures not present")
+    assert {TOKENIZER_FX, HEAD_FX} <= set(_pct_fixtures())
+
+
+def _official_tokenizer_ckpt(tmp_path: Path) -> Path:
+    """The tokenizer fixture's weights in a released mmpose container (``keypoint_head.tokenizer.*``)."""
+    sd = torch.load(TOKENIZER_FX / "checkpoint.pth", weights_only=True)
+    path = tmp_path / "official_tokenizer.pth"
+    torch.save({"meta": {}, "state_dict": {f"keypoint_head.tokenizer.{k}": v for k, v in sd.items()},
+                "optimizer": {}}, path)
+    return path
+
+
+def test_convert_mmpose_container_and_stage2_load(tmp_path: Path) -> None:
+    """An official mmpose checkpoint converts through the CLI; stage 2 loads it as its tokenizer."""
+    if not TOKENIZER_FX.is_dir():
+        pytest.skip("tokenizer fixture not present")
+    official = _official_tokenizer_ckpt(tmp_path)
+    out = tmp_path / "ours.pth"
+    assert cli(["convert", "--model", "pct_tokenizer_base_woimgguide", "--official", str(official), "--out", str(out)]) == 0
+    ref = torch.load(TOKENIZER_FX / "outputs.pt", weights_only=True)
+    joints = torch.load(TOKENIZER_FX / "inputs.pt", weights_only=True)["joints"]
+    for weights in (out, official):
+        model = create_model("pct_tokenizer_base_woimgguide", weights=str(weights)).eval()
+        with torch.no_grad():
+            rec, idx = model(joints)
+        assert float((rec - ref["recovered_joints"]).abs().max()) < 1e-4
+        assert torch.equal(idx.flatten(), ref["encoding_indices"])
+    # stage 2 (tiny backbone / head) takes the official stage-1 file by path; its tokenizer is frozen
+    model = create_model("pct_base_woimgguide_coco_256x256", backbone=TINY_SWIN, in_channels=64,
+                         head={"conv_channels": 8, "mixer": {"hidden": 16, "hidden_inter": 32}},
+                         tokenizer_ckpt=str(official)).eval()
+    with torch.no_grad():
+        assert torch.equal(model.tokenizer.codebook, torch.load(TOKENIZER_FX / "checkpoint.pth", weights_only=True)["codebook"])
+        rec, _ = model.tokenize(joints)[:2]
+    assert float((rec - ref["recovered_joints"]).abs().max()) < 1e-4
+    assert not any(p.requires_grad for p in model.tokenizer.parameters())
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+
+
+def test_stage2_checkpoint_mismatch_names_sizes(tmp_path: Path) -> None:
+    small = PCT(PCTCfg(stage="tokenizer", backbone=None, tokenizer=TokenizerCfg(guide_ratio=0.0, codebook_size=1024)))
+    path = tmp_path / "tok1024.pth"
+    torch.save({"state_dict": small.state_dict()}, path)
+    with pytest.raises(ValueError, match=r"codebook is 1024 x 512 .* codebook_size 2048"):
+        create_model("pct_base_woimgguide_coco_256x256", backbone=TINY_SWIN, in_channels=64, tokenizer_ckpt=str(path))
+    fourteen = PCT(PCTCfg(stage="tokenizer", backbone=None, tokenizer=TokenizerCfg(guide_ratio=0.0, num_joints=14)))
+    torch.save(fourteen.state_dict(), path)
+    with pytest.raises(ValueError, match=r"trained for 14 joints .* num_joints 17"):
+        create_model("pct_base_woimgguide_coco_256x256", backbone=TINY_SWIN, in_channels=64, tokenizer_ckpt=str(path))
+    with pytest.raises(FileNotFoundError, match="tokenizer checkpoint .*missing.pth does not exist"):
+        create_model("pct_base_woimgguide_coco_256x256", backbone=TINY_SWIN, in_channels=64,
+                     tokenizer_ckpt=str(tmp_path / "missing.pth"))
+
+
+# --------------------------------------------------------------------------------------- zoo rows
+def test_base_row_flops_params() -> None:
+    """Paper: 15.2 GFLOPs (hook convention); official code: 128.1 M parameters (spec §0)."""
+    torch.manual_seed(0)
+    model = create_model("pct_base_coco_256x256").eval()
+    fam, row = get_family("pct"), get_entry("pct_base_coco_256x256").paper
+    gflops = paper_gflops(model, fam.paper_counter)
+    assert abs(gflops - 15.2) / 15.2 < 0.03
+    assert abs(gflops - row.official_gflops) / row.official_gflops < 0.005  # 15.32, measured from the official code
+    params = paper_params(model, fam.param_counter) / 1e6
+    assert abs(params - 128.1) / 128.1 < 0.01
+    assert model.tokenizer.codebook.shape == (2048, 512) and not model.tokenizer.codebook.requires_grad
+
+
+@pytest.mark.slow
+def test_base_true_macs() -> None:
+    """Spec §0: every MAC of PCT-B at 256x256 is 22.22 G."""
+    model = create_model("pct_base_coco_256x256").eval()
+    assert abs(true_macs(model, model.dummy_inputs(1)) / 1e9 - 22.22) / 22.22 < 0.01
+
+
+def test_large_huge_params() -> None:
+    """Spec §0: PCT-L 195.2 M + 41.5 M head, PCT-H 649.5 M + 41.8 M head (official code)."""
+    for name, total in (("pct_large_coco_256x256", 195.2 + 41.5), ("pct_huge_coco_256x256", 649.5 + 41.8)):
+        with torch.device("meta"):
+            model = create_model(name)
+        assert abs(sum(p.numel() for p in model.parameters()) / 1e6 - total) / total < 0.01
+
+
+# ------------------------------------------------------------------------------------ the tokenizer
+def test_ema_update_hand_computed() -> None:
+    """One EMA step, V=4 codes of D=2 (decay 0.9, Laplace 1e-5), in a single process (no all-reduce)."""
+    cfg = PCTCfg(stage="tokenizer", backbone=None,
+                 tokenizer=TokenizerCfg(guide_ratio=0.0, codebook_size=4, token_dim=2, num_tokens=3, drop_rate=0.0))
+    tok = PCT(cfg).tokenizer
+    w0 = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0], [-1.0, -1.0]])
+    tok.ema_w.copy_(w0)
+    tok.codebook.copy_(w0)
+    enc = torch.tensor([[[1.0, 0.2], [0.8, 0.0], [0.1, 1.1]]])
+    idx = tok.quantize(enc)
+    assert idx.tolist() == [[0, 0, 1]]
+    tok._ema_update(enc, idx)
+    n = 0.3  # 0.1 * counts (2, 1, 0, 0)
+    size = [(c + 1e-5) / (n + 4e-5) * n for c in (0.2, 0.1, 0.0, 0.0)]
+    ema_w = [[0.9 * 1 + 0.1 * 1.8, 0.1 * 0.2], [0.1 * 0.1, 0.9 + 0.1 * 1.1], [1.8, 1.8], [-0.9, -0.9]]
+    assert torch.allclose(tok.ema_cluster_size, torch.tensor(size), rtol=1e-5)
+    assert torch.allclose(tok.ema_w, torch.tensor(ema_w), atol=1e-6)
+    assert torch.allclose(tok.codebook, torch.tensor(ema_w) / torch.tensor(size)[:, None], rtol=1e-5)
+
+
+def test_tokenizer_training_step() -> None:
+    torch.manual_seed(0)
+    model = create_model("pct_tokenizer_base_woimgguide", tokenizer=TINY_TOKENIZER).train()
+    joints = torch.cat((torch.rand(8, 17, 2) * 256, (torch.rand(8, 17, 1) > 0.2).float()), dim=-1)
+    before = model.tokenizer.codebook.clone()
+    out = model.forward_train(joints)
+    out["loss"].backward()
+    assert set(out) >= {"loss", "joint_loss", "commitment_loss", "perplexity", "codes_in_use"}
+    assert model.tokenizer.start_embed.weight.grad.abs().sum() > 0  # straight-through reaches the encoder
+    assert model.tokenizer.codebook.grad is None and not torch.equal(before, model.tokenizer.codebook)
+    assert 1 <= float(out["codes_in_use"]) <= 8 * 34
+    usage = codebook_usage(torch.tensor([0, 0, 1, 1]), 8)  # two equiprobable codes: perplexity 2
+    assert math.isclose(float(usage["perplexity"]), 2.0, rel_tol=1e-6) and float(usage["codes_in_use"]) == 2
+    model.eval()  # eval: no random drop, no codebook update
+    after = model.tokenizer.codebook.clone()
+    a, b = model(joints), model(joints)
+    assert torch.equal(a[0], b[0]) and torch.equal(after, model.tokenizer.codebook)
+
+
+def test_guided_tokenizer_and_classifier_step() -> None:
+    """Image-guided stage 1 reads the backbone feature at each joint; stage 2 trains only the head."""
+    torch.manual_seed(0)
+    img = torch.randn(2, 3, 256, 256)
+    joints = torch.cat((torch.rand(2, 17, 2) * 256, torch.ones(2, 17, 1)), dim=-1)
+    tok = create_model("pct_tokenizer_base", backbone=TINY_SWIN, in_channels=64, tokenizer=TINY_TOKENIZER)
+    assert tok.needs_images and tok.tokenizer.start_img_embed.in_features == 64
+    out = tok.forward_train(joints, img)
+    out["loss"].backward()
+    assert tok.tokenizer.start_img_embed.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in tok.backbone.parameters())
+    cls = create_model("pct_base_coco_256x256", backbone=TINY_SWIN, in_channels=64, tokenizer=TINY_TOKENIZER,
+                       head={"conv_channels": 8, "mixer": {"hidden": 16, "hidden_inter": 32}})
+    out = cls.forward_train(joints, img)
+    out["loss"].backward()
+    assert set(out) >= {"token_loss", "joint_loss", "top1_acc"}
+    assert cls.head.cls_pred.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in cls.tokenizer.parameters()) and all(p.grad is None for p in cls.backbone.parameters())
+    assert not cls.tokenizer.training and not cls.backbone.training and cls.head.training
+
+
+def test_flip_test_rule() -> None:
+    """Flip test: the mirrored prediction is re-indexed and mapped by x -> W - 1 - x, then averaged; the
+    score is the mean top-1 logit of each pass, averaged."""
+    torch.manual_seed(0)
+    model = create_model("pct_base_woimgguide_coco_256x256", backbone=TINY_SWIN, in_channels=64,
+                         tokenizer=TINY_TOKENIZER, head={"conv_channels": 8, "mixer": {"hidden": 16, "hidden_inter": 32}}).eval()
+    img = torch.randn(1, 3, 256, 256)
+    flip = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+    kpts, scores = model.predict(img, flip)
+    with torch.no_grad():
+        j, _ = model(img)
+        fj, _ = model(img.flip(-1))
+        lg = model.logits(model.features(img))
+        fl = model.logits(model.features(img.flip(-1)))
+    fj = fj[:, flip]
+    expect_x = (j[..., 0] + 255 - fj[..., 0]) / 2
+    expect_y = (j[..., 1] + fj[..., 1]) / 2
+    assert torch.allclose(kpts[..., 0], expect_x) and torch.allclose(kpts[..., 1], expect_y)
+    s = (lg.max(-1).values.mean() + fl.max(-1).values.mean()) / 2
+    assert scores.shape == (1, 17) and torch.allclose(scores, s.expand(1, 17))
+    with pytest.raises(ValueError, match="expects images of shape"):
+        model(torch.randn(1, 3, 256, 192))
+
+
+# ------------------------------------------------------------------------------- trainer, both stages
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from posetokens.data.synthetic import generate_splits
+
+    return generate_splits(tmp_path_factory.mktemp("pct_syn"), num_train=10, num_val=3, seed=5, image_size=(96, 96))
+
+
+def _paths(data: dict) -> list[str]:
+    return [f"data.train_ann={data['train_ann']}", f"data.train_img_dir={data['train_img_dir']}",
+            f"data.val_ann={data['val_ann']}", f"data.val_img_dir={data['val_img_dir']}"]
+
+
+def test_train_both_stages(tiny_data: dict, tmp_path: Path) -> None:
+    """Stage 1 on poses only (synthetic people), its own metrics; stage 2 loads it by path and is scored by COCO AP."""
+    s1 = load_config(REPO / "configs" / "pct_tokenizer_synthetic.yaml", _paths(tiny_data) + [
+        f"work_dir={tmp_path / 's1'}", f"model.overrides={{tokenizer: {json.dumps(TINY_TOKENIZER)}}}",
+        "data.batch_size=4", "data.val_batch_size=8", "data.num_workers=0", "schedule.epochs=2", "schedule.warmup_iters=2",
+        "eval_interval=2", "log_interval=1"])
+    metrics = train(s1)
+    assert set(metrics) >= {"recon_px", "codes_in_use", "codebook_usage", "perplexity"}
+    assert math.isfinite(metrics["recon_px"]) and 1 <= metrics["codes_in_use"] <= 64
+    log = [json.loads(line) for line in (tmp_path / "s1" / "log.jsonl").read_text().splitlines()]
+    assert all({"perplexity", "codes_in_use", "joint_loss"} <= set(r) for r in log if "step" in r)
+    s2 = load_config(REPO / "configs" / "pct_base_coco_256x256.yaml", _paths(tiny_data) + [
+        f"work_dir={tmp_path / 's2'}", "model.name=pct_base_woimgguide_coco_256x256",
+        "model.overrides={backbone: " + json.dumps(TINY_SWIN) + ", in_channels: 64, tokenizer: " + json.dumps(TINY_TOKENIZER)
+        + ", head: {conv_channels: 8, mixer: {hidden: 16, hidden_inter: 32}}, backbone_ckpt: null, "
+        f"tokenizer_ckpt: {tmp_path / 's1' / 'final.pth'}}}",
+        "data.val_det=null", "data.batch_size=2", "data.val_batch_size=4", "schedule.epochs=1", "schedule.warmup_iters=1",
+        "eval_interval=1", "log_interval=1", "amp=false", "threads=1"])
+    metrics = train(s2)
+    assert "AP" in metrics and 0.0 <= metrics["AP"] <= 1.0
+    preds = json.loads((tmp_path / "s2" / "val_predictions.json").read_text())
+    assert preds and len(preds[0]["keypoints"]) == 51
+
+
+# ---------------------------------------------------------------------------------- the long run
+@pytest.mark.slow
+def test_synthetic_stage1_reaches_2px(tmp_path: Path) -> None:
+    """README recipe: the tokenizer on synthetic poses reconstructs held-out poses to < 2 px (256x256 crops)
+    with > 30 % of the 2048 codes in use."""
+    from posetokens.data.synthetic import generate_splits
+
+    data = generate_splits(tmp_path / "syn", num_train=3000, num_val=300, seed=0, workers=2)  # as the README command
+    cfg = load_config(REPO / "configs" / "pct_tokenizer_synthetic.yaml", _paths(data) + [f"work_dir={tmp_path / 'run'}"])
+    metrics = train(cfg)
+    assert metrics["recon_px"] < 2.0, metrics
+    assert metrics["codebook_usage"] > 0.30, metrics
+
+
+def _ema_worker(rank: int, world: int, port: int, enc: torch.Tensor, out: str) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        tok = _ema_tokenizer()
+        half = enc[rank * 2:(rank + 1) * 2]
+        tok._ema_update(half, tok.quantize(half))
+        if rank == 0:
+            torch.save({"codebook": tok.codebook, "size": tok.ema_cluster_size}, out)
+    finally:
+        dist.destroy_process_group()
+
+
+def _ema_tokenizer():
+    torch.manual_seed(0)
+    cfg = PCTCfg(stage="tokenizer", backbone=None,
+                 tokenizer=TokenizerCfg(guide_ratio=0.0, codebook_size=16, token_dim=4, num_tokens=3, drop_rate=0.0))
+    return PCT(cfg).tokenizer
+
+
+def test_ema_sums_across_processes(tmp_path: Path) -> None:
+    """Two gloo processes with half the batch each end with the codebook of one process with all of it."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    enc = torch.randn(4, 3, 4, generator=torch.Generator().manual_seed(1))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ema_worker, args=(2, port, enc, str(tmp_path / "ddp.pt")), nprocs=2, join=True)
+    ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    single = _ema_tokenizer()
+    single._ema_update(enc, single.quantize(enc))
+    assert torch.allclose(ddp["size"], single.ema_cluster_size, atol=1e-6)
+    assert torch.allclose(ddp["codebook"], single.codebook, atol=1e-5)

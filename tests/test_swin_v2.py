@@ -1,0 +1,121 @@
+"""Swin V2 backbone (PCT's SwinV2TransformerRPE2FC): official outputs, key layout, sizes, bias table.
+
+``fixtures/swin_v2_official_tiny.pt`` was made by running the official Gengzigang/PCT @ 6f356f6
+``models/pct_swin_v2.py`` (CPU, float32, eval) with PCT's settings (windows 16-16-16-8, pretrain windows
+12-12-12-6, shift in stages 1-2, cosine attention, CPB "norm8_log_bylayer", post-norm) at a reduced width
+(embed 8, depths 2-2-2-2, heads 1-2-2-4) and random weights, on a (2, 3, 96, 128) input: the stage-1 map
+(24 x 32) is padded to the 32 x 32 window grid and shifted, stages 3-4 are padded single windows. The
+state dict is the official one (relative-position-index buffers of stages 1-3 left out to keep it small).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from posetokens.convert import strict_load
+from posetokens.layers import use_fused_attn
+from posetokens.models.backbones.swin_v2 import (
+    SWIN_V2_B,
+    SWIN_V2_H,
+    SWIN_V2_L,
+    SwinV2,
+    SwinV2Cfg,
+    convert_official_swin_v2,
+    log_spaced_coords_table,
+    relative_position_index,
+)
+
+FIXTURE = Path(__file__).parent / "fixtures" / "swin_v2_official_tiny.pt"
+PCT_HEAD_README = Path("/work/shared/parity/pct_head/README.md")
+
+
+def _tiny() -> tuple[SwinV2, dict]:
+    fx = torch.load(FIXTURE, weights_only=True)
+    c = fx["config"]
+    cfg = SwinV2Cfg(embed_dim=c["embed_dim"], depths=tuple(c["depths"]), num_heads=tuple(c["num_heads"]),
+                    window_size=tuple(c["window_size"]), pretrain_window_size=tuple(c["pretrain_window_size"]),
+                    drop_path_rate=0.0)
+    return SwinV2(cfg).eval(), fx
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_official_outputs(fused: bool) -> None:
+    model, fx = _tiny()
+    sd = convert_official_swin_v2(fx["state_dict"], model)
+    strict_load(model, sd, "official tiny Swin V2")
+    with torch.no_grad(), use_fused_attn(fused):
+        out = model(fx["input"])
+    assert out.shape == fx["output"].shape == (2, 64, 3, 4)
+    assert float((out - fx["output"]).abs().max()) < 1e-4
+
+
+def test_buffer_mismatch_is_named() -> None:
+    model, fx = _tiny()
+    sd = dict(fx["state_dict"])
+    sd["layers.3.blocks.0.attn.relative_coords_table"] = sd["layers.3.blocks.0.attn.relative_coords_table"] * 2
+    with pytest.raises(ValueError, match="relative_coords_table .* window 8 / pretrain window 6"):
+        convert_official_swin_v2(sd, model)
+
+
+def _readme_keys() -> dict[str, tuple[int, ...]]:
+    """Official Swin V2-B state-dict keys and shapes from the PCT head fixture README's table."""
+    keys: dict[str, tuple[int, ...]] = {}
+    row = re.compile(r"^\| `([^`]+)`(?: \(i = (\d+)\.\.(\d+)\))? \| \[([\d, ]*)\] \| (\w+) \| (\w+) \|$")
+    for line in PCT_HEAD_README.read_text().splitlines():
+        m = row.match(line)
+        if not m or m.group(5) not in ("float32", "int64"):
+            continue
+        pattern, lo, hi, shape = m.group(1), m.group(2), m.group(3), tuple(int(s) for s in m.group(4).split(","))
+        for i in range(int(lo), int(hi) + 1) if lo else [None]:
+            keys[pattern.replace("{i}", str(i)) if i is not None else pattern] = shape
+    return keys
+
+
+def test_official_b_layout_and_params() -> None:
+    """Every key of the documented official Swin V2-B layout maps onto ours (471 entries, 86,893,816 params)."""
+    if not PCT_HEAD_README.is_file():
+        pytest.skip("pct_head fixture README not present")
+    keys = _readme_keys()
+    assert len(keys) == 471
+    with torch.device("meta"):
+        model = SwinV2(SWIN_V2_B)
+    assert sum(p.numel() for p in model.parameters()) == 86_893_816
+    official = {k: torch.empty(s) for k, s in keys.items()}
+    mapped = convert_official_swin_v2(official)  # buffers dropped, names mapped
+    own = model.state_dict()
+    assert set(mapped) == set(own)
+    assert all(tuple(mapped[k].shape) == tuple(own[k].shape) for k in own)
+
+
+def test_l_h_params() -> None:
+    """Spec §3: Swin V2-L 195.2 M and -H 649.5 M parameters (official code, measured)."""
+    with torch.device("meta"):
+        n_l = sum(p.numel() for p in SwinV2(SWIN_V2_L).parameters())
+        n_h = sum(p.numel() for p in SwinV2(SWIN_V2_H).parameters())
+    assert round(n_l / 1e6, 1) == 195.2 and round(n_h / 1e6, 1) == 649.5
+    assert SWIN_V2_B.num_features == 1024 and SWIN_V2_L.num_features == 1536 and SWIN_V2_H.num_features == 2048
+
+
+def test_log_spaced_table_hand_computed() -> None:
+    """window 16, pretrain 12: offset 15 -> 15/11*8 = 10.909 -> log2(11.909)/3; offset -1 -> -log2(1+8/11)/3."""
+    t = log_spaced_coords_table(16, 12)
+    assert t.shape == (1, 31, 31, 2)
+    assert math.isclose(float(t[0, 30, 15, 0]), math.log2(1 + 15 / 11 * 8) / 3, rel_tol=1e-6)
+    assert math.isclose(float(t[0, 15, 14, 1]), -math.log2(1 + 8 / 11) / 3, rel_tol=1e-6)
+    assert float(t[0, 15, 15].abs().sum()) == 0.0
+    idx = relative_position_index(2)  # 2x2 window: (dy+1)*3 + (dx+1)
+    assert idx.tolist() == [[4, 3, 1, 0], [5, 4, 2, 1], [7, 6, 4, 3], [8, 7, 5, 4]]
+
+
+def test_shape_and_bad_cfg() -> None:
+    torch.manual_seed(0)
+    model = SwinV2(SwinV2Cfg(embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), drop_path_rate=0.1)).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 256, 256)).shape == (1, 64, 8, 8)
+    with pytest.raises(ValueError, match="num_heads needs 4 entries"):
+        SwinV2(SwinV2Cfg(num_heads=(4, 8)))
