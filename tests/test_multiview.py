@@ -92,6 +92,7 @@ def test_one_view_without_rays_is_ppt() -> None:
         ref = ppt.forward_tokens(x)
         out = mv.forward_tokens(x[:, None])
     assert torch.allclose(out.heatmaps[:, 0], ref.heatmaps, atol=1e-6, rtol=0)
+    assert len(out.pruned) == len(ref.pruned) > 0
     for a, b in zip(out.pruned, ref.pruned):
         assert torch.equal(a.patch_idx[:, 0], b.patch_idx)
 
@@ -353,9 +354,11 @@ def test_multiview_loss_and_evaluation_on_a_dataset_sample(tmp_path: Path) -> No
     loss = multiview_loss(model, batch, torch.device("cpu"))
     loss.backward()
     assert torch.isfinite(loss) and model.pos_3d.weight.grad.abs().sum() > 0
+    evaluate_multiview(model, ds, torch.device("cpu"))
+    assert model.training  # evaluation hands the model back in training mode (the trainer relies on it)
 
     class Oracle(torch.nn.Module):  # returns the ground-truth targets: decoding + JDR + triangulation must agree
-        def forward(self, images: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
+        def forward(self, images: torch.Tensor, rays: torch.Tensor | None = None) -> torch.Tensor:
             return batch["heatmaps"]
 
     metrics = evaluate_multiview(Oracle(), ds, torch.device("cpu"))

@@ -22,7 +22,7 @@ from posetokens.evaluation.multiview import JDR_THRESHOLD_PX, joint_detection_ra
 
 def multiview_loss(model: nn.Module, batch: dict[str, Any], device: torch.device) -> Tensor:
     """Sum over views of JointsMSE for one (B, V, ...) batch."""
-    out = model(batch["images"].to(device, non_blocking=True), batch["rays"].to(device, non_blocking=True))
+    out = model(*_model_inputs(model, batch, device))
     target, weight = batch["heatmaps"].to(device), batch["target_weight"].to(device)
     return out.shape[1] * joints_mse(out.flatten(0, 1), target.flatten(0, 1), weight.flatten(0, 1))
 
@@ -40,21 +40,44 @@ def decode_views(heatmaps: Tensor, crop_to_image: Tensor, codec: HeatmapCodec) -
 def evaluate_multiview(
     model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 8, ransac_threshold: float | None = None
 ) -> dict[str, float]:
-    """``{"jdr": mean, "jdr/<joint index>": ..., "mpjpe_mm": ...}`` of ``model`` on a multi-view dataset."""
+    """``{"jdr": mean, "jdr/<joint index>": ..., "mpjpe_mm": ...}`` of ``model`` on a multi-view dataset
+    (``mpjpe_mm`` only when the dataset has 3D ground truth). The model's train/eval mode is restored."""
+    was_training = model.training
     model.eval()
+    try:
+        return _evaluate_multiview(model, dataset, device, batch_size, ransac_threshold)
+    finally:
+        model.train(was_training)
+
+
+def _model_inputs(model: nn.Module, batch: dict[str, Any], device: torch.device) -> tuple[Tensor, ...]:
+    """(images,) or (images, rays): rays only for a model with the 3D ray encoding (``ray_pe``)."""
+    images = batch["images"].to(device, non_blocking=True)
+    if getattr(model, "pos_3d", None) is None:
+        return (images,)
+    return images, batch["rays"].to(device, non_blocking=True)
+
+
+def _evaluate_multiview(
+    model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int, ransac_threshold: float | None
+) -> dict[str, float]:
     preds, gts, vis, Ps, gt3d = [], [], [], [], []
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        out = model(batch["images"].to(device), batch["rays"].to(device))
+        out = model(*_model_inputs(model, batch, device))
         kps, _ = decode_views(out, batch["crop_to_image"], dataset.codec)
         preds.append(kps)
         gts.append(batch["joints_2d"].numpy())
         vis.append(batch["joints_vis"].numpy() > 0)
         Ps.append(batch["P"].numpy())
-        gt3d.append(batch["joints_3d"].numpy())
+        if "joints_3d" in batch:
+            gt3d.append(batch["joints_3d"].numpy())
     pred, gt = np.concatenate(preds), np.concatenate(gts)
     per_joint, mean = joint_detection_rate(pred, gt, JDR_THRESHOLD_PX, np.concatenate(vis))
-    error, _ = triangulated_mpjpe(pred, np.concatenate(Ps), np.concatenate(gt3d), ransac_threshold=ransac_threshold)
-    return {"jdr": mean, **{f"jdr/{j}": float(r) for j, r in enumerate(per_joint)}, "mpjpe_mm": error}
+    metrics = {"jdr": mean, **{f"jdr/{j}": float(r) for j, r in enumerate(per_joint)}}
+    if len(gt3d) == len(preds):  # every record has 3D ground truth: MPJPE of the triangulated joints
+        metrics["mpjpe_mm"], _ = triangulated_mpjpe(pred, np.concatenate(Ps), np.concatenate(gt3d),
+                                                    ransac_threshold=ransac_threshold)
+    return metrics
 
 
 def build_multiview_set(cfg: Any, split: str, model: nn.Module) -> Dataset:

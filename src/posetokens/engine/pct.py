@@ -19,14 +19,15 @@ from posetokens.engine.config import TrainCfg
 from posetokens.engine.data import build_samples, make_loader
 
 
-def pct_loss(model: nn.Module, batch: dict[str, Any], device: torch.device) -> tuple[Tensor, dict[str, float]]:
-    """The loss of one PCT batch (either stage) and its detached statistics for the log."""
+def pct_loss(model: nn.Module, batch: dict[str, Any], device: torch.device) -> tuple[Tensor, dict[str, Tensor]]:
+    """The loss of one PCT batch (either stage) and its detached statistics for the log (tensors: the trainer
+    turns them into numbers only on the steps it logs, so training does not sync every step)."""
     if "joints" not in batch:
         raise ValueError("PCT training needs crop-pixel joints in the batch (data.codec must be auto or coords)")
     joints = batch["joints"].to(device)
     img = batch["image"].to(device, non_blocking=True) if "image" in batch else None
     out = model.forward_train(joints, img)
-    stats = {k: float(v) for k, v in out.items() if k != "loss"}
+    stats = {k: torch.as_tensor(v).detach() for k, v in out.items() if k != "loss"}
     return out["loss"], stats
 
 

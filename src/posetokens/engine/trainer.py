@@ -115,7 +115,7 @@ class TrainStep(nn.Module):
             else:
                 loss = "joints_mse"
         self.loss = loss
-        self.last_stats: dict[str, float] = {}  # extra scalars of the last step for the log (PCT codebook use)
+        self.last_stats: dict[str, torch.Tensor] = {}  # extra scalars of the last step for the log (PCT codebook use)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """The loss of one batch."""
@@ -296,7 +296,8 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
                 loss_v = loss.item()
                 bar.set_postfix(loss=f"{loss_v:.3g}", lr=f"{lr:.2e}", keep=f"{ratio:.3f}")
                 rec = {"step": step, "epoch": epoch, "loss": loss_v, "lr": lr, "keep_ratio": ratio,
-                       "sec_per_step": (time.perf_counter() - t0) / max(1, step_in_epoch), **step_module.last_stats}
+                       "sec_per_step": (time.perf_counter() - t0) / max(1, step_in_epoch),
+                       **{k: float(v) for k, v in step_module.last_stats.items()}}
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
                 if writer:

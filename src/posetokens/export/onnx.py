@@ -22,6 +22,7 @@ pairwise distances and ONNX TopK, whose lower-index-first rule for ties matches 
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -106,7 +107,7 @@ def export_onnx(model: str | nn.Module, out: str | Path, weights: str | Path | N
     out.parent.mkdir(parents=True, exist_ok=True)
     example = tuple(t.cpu() for t in m.dummy_inputs(2))
     batch = torch.export.Dim("batch", min=1, max=4096)
-    wrapper = _Deployed(m.cpu()).eval()
+    wrapper = _Deployed(copy.deepcopy(m).cpu()).eval()  # a copy: the caller's model stays on its device
     start = time.perf_counter()
     with warnings.catch_warnings(), use_fused_attn(False), torch.no_grad():
         warnings.simplefilter("ignore")

@@ -183,7 +183,8 @@ def dpc_knn_score(x: Tensor, k: int = 2, noise: Tensor | None = None) -> Tensor:
 
 
 def _exporting() -> bool:
-    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
+    """True while torch.export / ONNX export traces the model (``is_exporting`` exists from torch 2.6)."""
+    return getattr(torch.compiler, "is_exporting", lambda: False)() or torch.onnx.is_in_onnx_export()
 
 
 def _top_desc(score: Tensor, k: int) -> Tensor:

@@ -187,5 +187,6 @@ class MultiViewH36M(Dataset):
         out = {k: torch.from_numpy(np.stack([v[k] for v in views])) for k in views[0] if k != "image_hw"}
         out["images"] = out.pop("image")
         j3d = self.db[recs[0]].get("joints_3d")
-        out["joints_3d"] = torch.from_numpy(np.zeros((out["joints_2d"].shape[1], 3)) if j3d is None else np.asarray(j3d, np.float64).reshape(-1, 3))
+        if j3d is not None:  # absent: no triangulation error can be reported (evaluate_multiview leaves it out)
+            out["joints_3d"] = torch.from_numpy(np.asarray(j3d, np.float64).reshape(-1, 3))
         return out
