@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from posetokens.data.transforms import affine_keypoints
+
 __all__ = [
     "camera_from_h36m",
     "check_intrinsics",
@@ -127,7 +129,7 @@ def patch_rays(
     """
     K, R, A = check_intrinsics(K), _f64(R), _f64(crop_to_image)
     uv = patch_centers(image_size, patch_grid, patch_stride)  # (N, 2)
-    img = uv @ np.swapaxes(A[..., :2], -1, -2) + A[..., None, :, 2]  # (..., N, 2)
+    img = affine_keypoints(uv, A)  # (..., N, 2)
     pix = np.concatenate([img, np.ones((*img.shape[:-1], 1))], axis=-1)
     cam = pix @ np.swapaxes(np.linalg.inv(K), -1, -2)  # (..., N, 3), z = 1
     world = cam @ R  # R^T applied to row vectors

@@ -198,21 +198,26 @@ def get_udp_warp_matrix(
 
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
-    """Inverse of a (2, 3) affine matrix."""
+    """Inverse of a (2, 3) affine matrix, or of each in a batch (..., 2, 3)."""
     m = np.asarray(matrix, dtype=np.float64)
-    if m.shape != (2, 3):
+    if m.shape[-2:] != (2, 3):
         raise ValueError(f"expected a (2, 3) affine matrix, got {m.shape}")
-    lin_inv = np.linalg.inv(m[:, :2])
-    return np.concatenate([lin_inv, -(lin_inv @ m[:, 2])[:, None]], axis=1)
+    lin_inv = np.linalg.inv(m[..., :2])
+    return np.concatenate([lin_inv, -(lin_inv @ m[..., 2:])], axis=-1)
 
 
 def affine_keypoints(keypoints: Any, matrix: np.ndarray) -> np.ndarray:
-    """Apply a (2, 3) affine to points of shape (..., 2); returns float64."""
+    """Apply a (2, 3) affine, or a batch (..., 2, 3) of them, to points (..., N, 2) (or (N, 2) shared by the
+    batch); returns float64."""
     kps = np.asarray(keypoints, dtype=np.float64)
     if kps.shape[-1] != 2:
         raise ValueError(f"keypoints must have shape (..., 2), got {kps.shape}")
     m = np.asarray(matrix, dtype=np.float64)
-    return kps @ m[:, :2].T + m[:, 2]
+    if m.shape[-2:] != (2, 3):
+        raise ValueError(f"affine matrix must have shape (..., 2, 3), got {m.shape}")
+    if m.ndim == 2:  # one matrix: any point shape, a single (2,) point included
+        return kps @ m[:, :2].T + m[:, 2]
+    return kps @ np.swapaxes(m[..., :2], -1, -2) + m[..., None, :, 2]
 
 
 def warp_crop(

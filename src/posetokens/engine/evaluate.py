@@ -12,14 +12,13 @@ from torch.utils.data import DataLoader
 from posetokens.codecs import flip_heatmaps, flip_simcc
 from posetokens.codecs.base import BaseKeypointCodec
 from posetokens.data.metainfo import PoseMetaInfo
+from posetokens.data.transforms import affine_keypoints, invert_affine
 from posetokens.evaluation.coco import evaluate_coco
 
 
 def crop_to_image(keypoints: np.ndarray, warp: np.ndarray) -> np.ndarray:
     """Map crop-space keypoints (B, K, 2) back to the image with the inverse of each (B, 2, 3) warp."""
-    a, t = warp[:, :, :2], warp[:, :, 2:]
-    inv_a = np.linalg.inv(a)
-    return np.einsum("bij,bkj->bki", inv_a, keypoints - t.transpose(0, 2, 1))
+    return affine_keypoints(keypoints, invert_affine(warp))
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from posetokens.codecs.heatmap import HeatmapCodec
+from posetokens.data.transforms import affine_keypoints
 from posetokens.engine.losses import joints_mse
 from posetokens.evaluation.multiview import JDR_THRESHOLD_PX, joint_detection_rate, triangulated_mpjpe
 
@@ -31,8 +32,7 @@ def decode_views(heatmaps: Tensor, crop_to_image: Tensor, codec: HeatmapCodec) -
     """Heatmaps (B, V, J, h, w) to keypoints (B, V, J, 2) in original-image pixels and scores (B, V, J)."""
     b, v = heatmaps.shape[:2]
     kps, scores = codec.decode(heatmaps.flatten(0, 1).float().cpu().numpy())
-    A = crop_to_image.double().cpu().numpy().reshape(b * v, 2, 3)
-    img = np.einsum("nkj,nij->nki", kps, A[:, :, :2]) + A[:, None, :, 2]
+    img = affine_keypoints(kps, crop_to_image.double().cpu().numpy().reshape(b * v, 2, 3))
     return img.reshape(b, v, *img.shape[1:]), scores.reshape(b, v, -1)
 
 

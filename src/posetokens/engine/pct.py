@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from posetokens.codecs import CoordinateCodec
 from posetokens.engine.config import TrainCfg
 from posetokens.engine.data import build_samples, make_loader
+from posetokens.models.pct import codebook_usage_from_counts
 
 
 def pct_loss(model: nn.Module, batch: dict[str, Any], device: torch.device) -> tuple[Tensor, dict[str, Tensor]]:
@@ -59,8 +60,7 @@ def evaluate_tokenizer(model: nn.Module, cfg: TrainCfg, device: torch.device) ->
     if not errors:
         raise ValueError(f"{cfg.data.val_ann}: no val instances to evaluate the tokenizer on")
     err = torch.cat(errors)
-    p = counts.double() / counts.sum()
-    perplexity = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
-    used = int((counts > 0).sum())
-    return {"recon_px": float(err.mean()), "recon_px_median": float(err.median()), "codes_in_use": float(used),
-            "codebook_usage": used / v, "perplexity": perplexity}
+    usage = codebook_usage_from_counts(counts)
+    used = float(usage["codes_in_use"])
+    return {"recon_px": float(err.mean()), "recon_px_median": float(err.median()), "codes_in_use": used,
+            "codebook_usage": used / v, "perplexity": float(usage["perplexity"])}

@@ -506,7 +506,12 @@ class PCT(nn.Module):
 
 def codebook_usage(indices: Tensor, codebook_size: int) -> dict[str, Tensor]:
     """Perplexity of the token-index histogram and the number of distinct codes among ``indices``."""
-    counts = torch.bincount(indices.flatten(), minlength=codebook_size).float()
+    return codebook_usage_from_counts(torch.bincount(indices.flatten(), minlength=codebook_size))
+
+
+def codebook_usage_from_counts(counts: Tensor) -> dict[str, Tensor]:
+    """Perplexity and the number of codes in use of a code-count histogram (V,)."""
+    counts = counts.float()
     p = counts / counts.sum().clamp(min=1)
     perplexity = torch.exp(-(p * torch.log(p.clamp(min=1e-12))).sum())
     return {"perplexity": perplexity, "codes_in_use": (counts > 0).sum().float()}
