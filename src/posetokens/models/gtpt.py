@@ -30,6 +30,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from posetokens.layers.checks import check_image_batch
 from posetokens.layers import (
     Block,
     gather_group_tokens,
@@ -307,12 +308,7 @@ class GTPT(nn.Module):
 
     # -- internals
     def _check_input(self, img: Tensor) -> None:
-        h, w = self.cfg.image_size
-        if img.dim() != 4 or img.shape[1] != 3 or img.shape[2] != h or img.shape[3] != w:
-            raise ValueError(
-                f"{type(self).__name__} expects images of shape (B, 3, {h}, {w}) (RGB, height {h}, width {w}); "
-                f"got {tuple(img.shape)}"
-            )
+        check_image_batch(img, self.cfg.image_size, type(self).__name__)
 
     def _forward(self, img: Tensor, record: bool) -> GTPTOutput:
         rates = self.cfg.keep_rate if self.pruning else (1.0,) * len(self.cfg.keep_rate)

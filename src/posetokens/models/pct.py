@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from posetokens.layers import Mlp
+from posetokens.layers.checks import check_image_batch
 from posetokens.layers.init import init_conv_bn
 from posetokens.models.backbones.hrnet import BasicBlock
 from posetokens.models.backbones.swin_v2 import (
@@ -498,10 +499,7 @@ class PCT(nn.Module):
                 "joint_loss": joint.detach(), "top1_acc": acc}
 
     def _check_images(self, img: Tensor) -> None:
-        h, w = self.cfg.image_size
-        if img.dim() != 4 or img.shape[1] != 3 or tuple(img.shape[2:]) != (h, w):
-            raise ValueError(f"PCT expects images of shape (B, 3, {h}, {w}) (the head's spatial FC fixes the size); "
-                             f"got {tuple(img.shape)}")
+        check_image_batch(img, self.cfg.image_size, "PCT", why="the head's spatial FC fixes the size")
 
 
 def codebook_usage(indices: Tensor, codebook_size: int) -> dict[str, Tensor]:

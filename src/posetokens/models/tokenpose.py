@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from posetokens.layers import Block, PruneCfg, keep_counts, keypoint_attention_score, prune_topk, sine_pos_embed_2d
+from posetokens.layers.checks import check_image_batch
 from posetokens.layers.init import init_transformer_weights
 from posetokens.models.backbones.hrnet import HRNet, HRNetCfg, hrnet_stem, hrnet_w32_truncated, hrnet_w48_truncated
 from posetokens.registry import Family, PaperRow, register_family, register_model
@@ -160,12 +161,7 @@ class TokenPose(nn.Module):
 
     # -- internals
     def _check_input(self, img: Tensor) -> None:
-        h, w = self.cfg.image_size
-        if img.dim() != 4 or img.shape[1] != 3 or img.shape[2] != h or img.shape[3] != w:
-            raise ValueError(
-                f"{type(self).__name__} expects images of shape (B, 3, {h}, {w}) (RGB, height {h}, width {w}); "
-                f"got {tuple(img.shape)}"
-            )
+        check_image_batch(img, self.cfg.image_size, type(self).__name__)
 
     def patchify(self, feat: Tensor) -> Tensor:
         """(B, C, H, W) feature map to (B, N, ph*pw*C) patches in TokenPose's (p1, p2, c) order."""
