@@ -140,6 +140,24 @@ def test_random_bbox_transform_ranges():
         assert abs(r) <= 90 and 0.65 - 1e-9 <= s[0] / s0[0] <= 1.35 + 1e-9
 
 
+def test_synthetic_preset_never_flips_or_rotates():
+    """The quickstart's preset: every crop is shifted (<= 5% of the box) and scaled (x0.85-1.15), never flipped,
+    rotated or cut to half a body (the synthetic people's left/right cues must keep matching their labels)."""
+    img, box, kps, vis = _sample(np.random.default_rng(6))
+    pipe = TopdownPipeline(OUT, "coco", train=True, aug=TopdownAugConfig.synthetic())
+    plain = TopdownPipeline(OUT, "coco", train=False)(img, box)
+    c0, s0 = np.asarray(plain["center"]), np.asarray(plain["scale"])
+    shifted = 0
+    for seed in range(200):
+        out = pipe(img, box, kps, vis, rng=np.random.default_rng(seed))
+        assert not out["flipped"] and out["rotation"] == 0.0
+        ratio = np.asarray(out["scale"]) / s0
+        assert 0.85 - 1e-9 <= ratio[0] <= 1.15 + 1e-9 and ratio[0] == pytest.approx(ratio[1])
+        assert np.all(np.abs(np.asarray(out["center"]) - c0) <= 0.05 * s0 + 1e-9)
+        shifted += bool(np.any(np.asarray(out["center"]) != c0))
+    assert shifted == 200
+
+
 def test_normalize_image():
     img = np.zeros((2, 2, 3), np.uint8)
     img[..., 0] = 255  # blue in BGR

@@ -453,6 +453,14 @@ class TopdownAugConfig:
                    scale_std=0.35, rotate_limit=90.0, rotate_std=45.0, rotate_prob=0.6)
 
     @classmethod
+    def synthetic(cls) -> "TopdownAugConfig":
+        """The synthetic people (quickstart): no flip (their left/right cues would contradict mirrored labels),
+        no half body, no rotation (it slows a few-epoch run down); a small shift and scale, so the model
+        tolerates detected boxes."""
+        return cls(flip_prob=0.0, half_body_prob=0.0, shift_factor=0.05, shift_prob=1.0, scale_range=(0.85, 1.15),
+                   scale_std=0.1, rotate_prob=0.0)
+
+    @classmethod
     def tokenpose_mpii(cls) -> "TopdownAugConfig":
         """TokenPose MPII recipe: rotation 30, scale 0.25, no half-body."""
         return dataclasses.replace(cls.tokenpose_coco(), half_body_prob=0.0, scale_range=(0.75, 1.25),

@@ -54,7 +54,7 @@ class DataCfg:
     unbiased: bool = True  # DARK-style unbiased targets and decoding (TokenPose/PPT)
     udp: bool = True  # TokenPose's "(size-1)" alignment
     decode: str = "dark"  # dark or argmax_quarter
-    aug: str = "tokenpose_coco"  # tokenpose_coco, tokenpose_mpii, mmpose, none
+    aug: str = "tokenpose_coco"  # tokenpose_coco, tokenpose_mpii, mmpose, pct_coco, synthetic, none
     bbox_padding: float = 1.25  # GT box -> crop padding (training and, by default, testing)
     test_bbox_padding: float | None = None  # val/test box padding when it differs (PCT: 1.12)
     flip_test: bool = True

@@ -25,6 +25,7 @@ _AUG = {
     "mmpose": TopdownAugConfig,
     # PCT (mmpose 0.x): clipped-normal rotation sigma 40 (limit 80) @ 0.6, scale 0.5-1.5, upper body if randn < 0.5
     "pct_coco": lambda: TopdownAugConfig(half_body_upper_prob=0.6915, rotate_limit=80.0, rotate_std=40.0),
+    "synthetic": TopdownAugConfig.synthetic,
 }
 
 

@@ -271,9 +271,10 @@ class TokenRecoveryAttention(torch.nn.Module):
         self.queries = torch.nn.Parameter(torch.zeros(1, num_frames, dim))
         self.attn = CrossAttention(dim, num_heads, qkv_bias=qkv_bias)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Recover the full-length sequence from the kept tokens."""
-        q = self.queries.expand(x.shape[0], -1, -1)
+    def forward(self, x: Tensor, num_frames: int | None = None) -> Tensor:
+        """Recover the full-length sequence from the kept tokens: (B', T, C) -> (B', F, C), ``F`` the first
+        ``num_frames`` queries (default all)."""
+        q = (self.queries if num_frames is None else self.queries[:, :num_frames]).expand(x.shape[0], -1, -1)
         return q + self.attn(q, x, x)
 
 

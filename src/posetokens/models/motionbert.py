@@ -259,8 +259,7 @@ class DSTformer(nn.Module):
         b, t, j, c = h.shape
         kv = h.transpose(1, 2).reshape(b * j, t, c)
         # the shared TokenRecoveryAttention, with its queries cut to the clip's F frames (as temp_embed)
-        q = self.recovery.queries[:, :f].expand(b * j, -1, -1)
-        out = q + self.recovery.attn(q, kv, kv)
+        out = self.recovery(kv, f)
         return out.reshape(b, j, f, c).transpose(1, 2)
 
     def _forward(self, x: Tensor, keep_index: Tensor | None, noise: Tensor | None, trace: bool) -> DSTTrace:
