@@ -8,7 +8,8 @@ counted FLOPs. A variant is then a few lines with :func:`register_model`.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,15 @@ class ModelEntry:
 
 _FAMILIES: dict[str, Family] = {}
 _MODELS: dict[str, ModelEntry] = {}
+
+
+def rename_by_rules(key: str, rules: Sequence[tuple[re.Pattern[str], str]]) -> str:
+    """A checkpoint key rewritten by the first ``(pattern, replacement)`` rule that matches it (converters'
+    rename tables), or unchanged when none does."""
+    for pat, repl in rules:
+        if pat.match(key):
+            return pat.sub(repl, key, count=1)
+    return key
 
 
 def register_family(family: Family) -> Family:

@@ -42,7 +42,7 @@ from posetokens.layers import (
     topk_indices,
 )
 from posetokens.models.backbones.shufflenet import ShuffleStem, ShuffleStemCfg
-from posetokens.registry import Family, PaperRow, register_family, register_model
+from posetokens.registry import Family, PaperRow, register_family, register_model, rename_by_rules
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -491,11 +491,7 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: GTPT, branch: 
             blk = int(m.group(2)) + (n_coarse if m.group(1) == "group_layers" else 0)
             out[f"blocks.{blk}.{_LAYER_MAP[(m.group(3), m.group(4))]}"] = value
             continue
-        for pat, repl in _RENAMES:
-            if pat.match(rest):
-                rest = pat.sub(repl, rest, count=1)
-                break
-        out[rest] = value
+        out[rename_by_rules(rest, _RENAMES)] = value
     return out
 
 

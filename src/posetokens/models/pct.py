@@ -46,7 +46,7 @@ from posetokens.models.backbones.swin_v2 import (
     convert_official_swin_v2,
     is_official_swin_v2,
 )
-from posetokens.registry import Family, PaperRow, register_family, register_model
+from posetokens.registry import Family, PaperRow, register_family, register_model, rename_by_rules
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -560,13 +560,7 @@ def convert_official_head(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]
     out = {}
     for key, value in state_dict.items():
         new = _convert_mixer_key(key)
-        if new is None:
-            new = key
-            for pat, repl in _HEAD_RENAMES:
-                if pat.match(key):
-                    new = pat.sub(repl, key, count=1)
-                    break
-        out[new] = value
+        out[new if new is not None else rename_by_rules(key, _HEAD_RENAMES)] = value
     return out
 
 

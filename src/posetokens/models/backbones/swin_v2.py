@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from posetokens.layers import DropPath, Mlp, fused_attn_enabled
+from posetokens.registry import rename_by_rules
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -333,11 +334,7 @@ def convert_official_swin_v2(state_dict: Mapping[str, Tensor], model: SwinV2 | N
             if model is not None:
                 _check_buffer(model, int(m.group(1)), int(m.group(2)), m.group(3), value, key)
             continue
-        for pat, repl in _OFFICIAL_RENAMES:
-            if pat.match(key):
-                key = pat.sub(repl, key, count=1)
-                break
-        out[key] = value
+        out[rename_by_rules(key, _OFFICIAL_RENAMES)] = value
     return out
 
 
