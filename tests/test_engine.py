@@ -25,14 +25,14 @@ from posetokens.engine.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
 
-# A tiny PPT: 64x48 input, 8x6 patches of 2x2, 2 layers, pruning after layer 0.
+# A tiny PPT: 64x48 input, 8x6 patches of 2x2, 2 layers, pruning after layer 0; EMA decay ramped 0.9 -> 0.99.
 TINY = [
     "model.name=ppt_s_coco_256x192",
     "model.overrides={image_size: [64, 48], dim: 32, depth: 2, heads: 2, patch_size: [2, 2], head_hidden: 64, "
     "prune: {layers: [0], keep_ratio: 0.7}, backbone: {stem_channels: 16, num_blocks: [1, 4, 4, 4]}}",
     "data.batch_size=4", "data.val_batch_size=16", "data.aug=tokenpose_coco", "eval_interval=0",
     "schedule.epochs=3", "schedule.kind=cosine", "schedule.warmup_iters=3", "schedule.prune_start_epoch=1",
-    "schedule.prune_decay_epochs=1", "optim.grad_clip=1.0", "optim.ema_decay=0.9", "threads=1", "log_interval=1",
+    "schedule.prune_decay_epochs=1", "optim.grad_clip=1.0", "optim.ema_decay=0.9", "optim.ema_decay_end=0.99", "threads=1", "log_interval=1",
 ]
 
 
@@ -76,7 +76,7 @@ def _free_port() -> int:
 
 
 def test_ddp_two_processes_match_one_process_with_same_global_batch(tiny_data: dict, tmp_path: Path) -> None:
-    common = ["schedule.epochs=1", "optim.ema_decay=null", "data.batch_size=2"]
+    common = ["schedule.epochs=1", "optim.ema_decay=null", "optim.ema_decay_end=null", "data.batch_size=2"]
     # one process, global batch 4 as 2 accumulated micro-batches of 2 (BatchNorm sees 2 samples either way)
     train(_cfg(tiny_data, tmp_path / "single", *common, "optim.grad_accum=2"))
     cfg_file = tmp_path / "ddp.yaml"

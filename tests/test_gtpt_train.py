@@ -16,7 +16,8 @@ from posetokens.engine.config import load_config
 from posetokens.engine.data import build_codec
 from posetokens.engine.evaluate import predict_simcc
 from posetokens.engine.losses import gtpt_loss, simcc_distill, simcc_kl
-from posetokens.engine.trainer import TrainStep, train
+from posetokens.engine.schedule import ema_decay_at
+from posetokens.engine.trainer import ModelEMA, TrainStep, train
 from posetokens.registry import create_model
 
 
@@ -81,6 +82,32 @@ def test_trainer_picks_simcc_codec_and_gtpt_loss() -> None:
     codec = build_codec(cfg.data, (256, 192), None, "simcc")
     assert codec.num_bins == (384, 512)  # split 2 on 192 x 256 (spec)
     assert tuple(codec.sigma) == (4.0, 4.0)
+
+
+def test_ema_momentum_cosine_ramp_hand_computed() -> None:
+    # GTPT (spec section 7): per-iteration cosine ramp of the EMA momentum, 0.996 -> 1.0 over the run
+    assert ema_decay_at(0, 1000, 0.996, 1.0) == pytest.approx(0.996, abs=1e-15)
+    assert ema_decay_at(500, 1000, 0.996, 1.0) == pytest.approx(0.998, abs=1e-15)
+    assert ema_decay_at(250, 1000, 0.996, 1.0) == pytest.approx(1 - 0.004 * (1 + math.sqrt(0.5)) / 2, abs=1e-15)
+    assert ema_decay_at(1000, 1000, 0.996, 1.0) == 1.0
+    assert ema_decay_at(5000, 1000, 0.996, 1.0) == 1.0  # clamped after the run
+    assert ema_decay_at(123, 1000, 0.99) == 0.99  # no end: constant
+    # one update with an explicit decay: 0.75 * 2 + 0.25 * 6 = 3
+    src, dst = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
+    nn.init.constant_(src.weight, 6.0)
+    nn.init.constant_(dst.weight, 2.0)
+    ema = ModelEMA(dst, decay=0.5)
+    ema.update(src, decay=0.75)
+    assert ema.module.weight.item() == 3.0
+
+
+def test_ema_ramp_config_errors() -> None:
+    cfg = load_config(None, ["model.name=gtpt_t_coco_256x192", "optim.ema_decay=null", "optim.ema_decay_end=1.0"])
+    with pytest.raises(ValueError, match="ema_decay_end needs optim.ema_decay"):
+        train(cfg)
+    cfg = load_config(None, ["model.name=gtpt_t_coco_256x192", "optim.ema_decay=0.996", "optim.ema_decay_end=1.5"])
+    with pytest.raises(ValueError, match=r"optim.ema_decay_end must be in \[0, 1\]"):
+        train(cfg)
 
 
 @pytest.fixture(scope="module")

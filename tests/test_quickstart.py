@@ -100,3 +100,25 @@ def test_quickstart_full_acceptance(tmp_path: Path) -> None:
     assert ppt["img_per_s"] > tp["img_per_s"], s
     _not_blank(out / "skeletons.png")
     _not_blank(out / "kept_tokens.png")
+
+
+def test_quickstart_fast_gtpt(tmp_path: Path) -> None:
+    """``--model gtpt_t``: GTPT-T (group pruning) beside its unpruned twin, the same mechanics and outputs."""
+    out = tmp_path / "qs"
+    stdout, summary = _run_quickstart(["--fast", "--model", "gtpt_t", "--out", str(out)], timeout=300)
+    assert set(summary) == {"gtpt_t", "gtpt_t_unpruned"}
+    for label in summary:
+        assert set(summary[label]) == KEYS
+    assert summary["gtpt_t"]["gmacs"] < summary["gtpt_t_unpruned"]["gmacs"]
+    assert "img/s" in stdout
+    _not_blank(out / "skeletons.png")
+    _not_blank(out / "kept_tokens.png")
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue GTPT: quickstart --model gtpt_t is below AP 0.5 (see README, GTPT "
+                   "quickstart); remove this marker when it passes")
+def test_quickstart_gtpt_acceptance(tmp_path: Path) -> None:
+    """The issue's line for GTPT: ``quickstart --model gtpt_t`` reaches AP >= 0.5 on the synthetic val set."""
+    _, s = _run_quickstart(["--model", "gtpt_t", "--out", str(tmp_path / "qs")], timeout=3 * 3600)
+    assert s["gtpt_t"]["ap"] >= 0.5, s

@@ -222,3 +222,21 @@ def test_cli_wholebody(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("| part | AP | AP50") and len(table) == 2 + 7
     assert table[7].startswith("| hand |")
+
+
+def test_training_evaluation_reports_every_part(tmp_path: Path) -> None:
+    """The trainer's COCO-format evaluation (engine.evaluate.coco_metrics) of a whole-body recipe reports the
+    whole-body AP/AR and every part: on the GT each defined number is 1 (pycocotools), faces have no medium."""
+    from posetokens.engine.evaluate import coco_metrics
+
+    raw = _raw()
+    preds = _perturbed_predictions(raw)
+    got = coco_metrics(str(GT_PATH), preds, get_metainfo("coco_wholebody"))
+    ref = evaluate_wholebody(str(GT_PATH), preds, rescore=True, nms_thr=0.9)
+    assert got["AP"] == ref["wholebody"]["AP"] and got["AR"] == ref["wholebody"]["AR"]
+    assert 0.0 < got["AP"] < got["body_AP"] < 1.0  # the perturbation shows in the figures
+    perfect = coco_metrics(str(GT_PATH), _gt_as_predictions(raw), get_metainfo("coco_wholebody"))
+    for part in ("body", "foot", "face", "lefthand", "righthand", "hand", "wholebody"):
+        assert perfect[f"{part}_AP"] == pytest.approx(1.0, abs=1e-12), part
+        assert perfect[f"{part}_AR"] == pytest.approx(1.0, abs=1e-12), part
+    assert perfect["AP"] == 1.0

@@ -75,6 +75,7 @@ class OptimCfg:
     amsgrad: bool = False  # MHFormer trains with Adam(amsgrad=True)
     grad_clip: float | None = None  # max global grad norm
     ema_decay: float | None = None  # keep an EMA copy of the weights and evaluate it
+    ema_decay_end: float | None = None  # cosine-ramp the decay from ema_decay to this over the run (GTPT: 1.0)
     grad_accum: int = 1  # micro-batches per optimiser step
 
 

@@ -14,6 +14,7 @@ from posetokens.codecs.base import BaseKeypointCodec
 from posetokens.data.metainfo import PoseMetaInfo
 from posetokens.data.transforms import affine_keypoints, invert_affine
 from posetokens.evaluation.coco import evaluate_coco
+from posetokens.evaluation.wholebody import evaluate_wholebody
 
 
 def crop_to_image(keypoints: np.ndarray, warp: np.ndarray) -> np.ndarray:
@@ -119,6 +120,14 @@ def mpii_metrics(dataset: Any, keypoints: np.ndarray, headboxes_file: str | None
 
 
 def coco_metrics(gt_file: str, results: list[dict[str, Any]], metainfo: PoseMetaInfo) -> dict[str, float]:
-    """AP/AR with the dataset's sigmas, box x keypoint rescoring and OKS-NMS at 0.9."""
+    """AP/AR with the dataset's sigmas, box x keypoint rescoring and OKS-NMS at 0.9.
+
+    COCO-WholeBody: ``AP``/``AR`` are the whole-body figures, plus ``{part}_{metric}`` for body, foot, face,
+    left/right hand and hand (their mean), from :func:`~posetokens.evaluation.wholebody.evaluate_wholebody`.
+    """
+    if metainfo.name == "coco_wholebody":
+        parts = evaluate_wholebody(gt_file, results, rescore=True, nms_thr=0.9)
+        flat = {f"{part}_{k}": v for part, stats in parts.items() for k, v in stats.items()}
+        return {**parts["wholebody"], **flat}
     return evaluate_coco(gt_file, results, metainfo.sigmas_array, iou_type=metainfo.eval_iou_type,
                          use_area=metainfo.eval_use_area, rescore=True, nms_thr=0.9)

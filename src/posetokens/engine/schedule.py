@@ -1,4 +1,4 @@
-"""Per-iteration schedules: learning rate and PPT's keep ratio. Pure functions of the step."""
+"""Per-iteration schedules: learning rate, PPT's keep ratio and the EMA decay. Pure functions of the step."""
 
 from __future__ import annotations
 
@@ -36,3 +36,12 @@ def keep_ratio_at(step: int, steps_per_epoch: int, target: float, start_epoch: i
     span = max(1, decay_epochs * steps_per_epoch)
     t = min(1.0, (step - start) / span)
     return target + (1.0 - target) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def ema_decay_at(step: int, total_steps: int, start: float, end: float | None = None) -> float:
+    """EMA decay at optimiser step ``step``: ``start`` throughout when ``end`` is None, else the per-iteration
+    cosine ramp ``end - (end - start) * (1 + cos(pi * step / total_steps)) / 2`` (GTPT: 0.996 -> 1.0 over the run)."""
+    if end is None:
+        return start
+    t = min(1.0, step / max(1, total_steps))
+    return end - (end - start) * 0.5 * (1 + math.cos(math.pi * t))

@@ -37,7 +37,7 @@ from posetokens.engine.lifting import build_lifting_set, evaluate_lifting, lifti
 from posetokens.engine.multiview import build_multiview_set, evaluate_multiview, multiview_loss
 from posetokens.engine.losses import gtpt_loss, joints_mse, simcc_kl
 from posetokens.engine.pct import evaluate_tokenizer, pct_loss
-from posetokens.engine.schedule import keep_ratio_at, lr_factor
+from posetokens.engine.schedule import ema_decay_at, keep_ratio_at, lr_factor
 from posetokens.evaluation.coco import write_coco_results
 from posetokens.registry import create_model
 
@@ -54,10 +54,12 @@ class ModelEMA:
             p.requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """``ema = decay * ema + (1 - decay) * model`` for parameters; buffers copied."""
+    def update(self, model: nn.Module, decay: float | None = None) -> None:
+        """``ema = decay * ema + (1 - decay) * model`` for parameters (``decay`` default ``self.decay``);
+        buffers copied."""
+        d = self.decay if decay is None else decay
         for e, p in zip(self.module.parameters(), model.parameters()):
-            e.lerp_(p.detach(), 1.0 - self.decay)
+            e.lerp_(p.detach(), 1.0 - d)
         for e, b in zip(self.module.buffers(), model.buffers()):
             e.copy_(b)
 
@@ -149,6 +151,12 @@ def build_model(cfg: TrainCfg) -> nn.Module:
 
 def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
     """Train ``cfg``; returns the last evaluation metrics (empty when none ran)."""
+    for name in ("ema_decay", "ema_decay_end"):
+        v = getattr(cfg.optim, name)
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise ValueError(f"config: optim.{name} must be in [0, 1], got {v}")
+    if cfg.optim.ema_decay_end is not None and not cfg.optim.ema_decay:
+        raise ValueError("config: optim.ema_decay_end needs optim.ema_decay (the start of the ramp)")
     # ---- distributed setup (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK)
     ddp = int(os.environ.get("RANK", -1)) != -1
     if ddp:
@@ -288,7 +296,8 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             if ema is not None:
-                ema.update(raw_model)
+                ema.update(raw_model, ema_decay_at(step, cfg.schedule.epochs * steps_per_epoch, cfg.optim.ema_decay,
+                                                   cfg.optim.ema_decay_end))
             step += 1
             step_in_epoch += 1
             bar.update(1)
