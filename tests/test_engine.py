@@ -32,7 +32,8 @@ TINY = [
     "prune: {layers: [0], keep_ratio: 0.7}, backbone: {stem_channels: 16, num_blocks: [1, 4, 4, 4]}}",
     "data.batch_size=4", "data.val_batch_size=16", "data.aug=tokenpose_coco", "eval_interval=0",
     "schedule.epochs=3", "schedule.kind=cosine", "schedule.warmup_iters=3", "schedule.prune_start_epoch=1",
-    "schedule.prune_decay_epochs=1", "optim.grad_clip=1.0", "optim.ema_decay=0.9", "optim.ema_decay_end=0.99", "threads=1", "log_interval=1",
+    "schedule.prune_decay_epochs=1", "optim.grad_clip=1.0", "optim.ema_decay=0.9", "optim.ema_decay_end=0.99",
+    "threads=1", "log_interval=1",
 ]
 
 

@@ -224,9 +224,9 @@ def test_cli_wholebody(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert table[7].startswith("| hand |")
 
 
-def test_training_evaluation_reports_every_part(tmp_path: Path) -> None:
+def test_training_evaluation_reports_every_part() -> None:
     """The trainer's COCO-format evaluation (engine.evaluate.coco_metrics) of a whole-body recipe reports the
-    whole-body AP/AR and every part: on the GT each defined number is 1 (pycocotools), faces have no medium."""
+    whole-body AP/AR and every part: on the GT every part's AP and AR is 1 (pycocotools)."""
     from posetokens.engine.evaluate import coco_metrics
 
     raw = _raw()

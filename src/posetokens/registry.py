@@ -57,7 +57,7 @@ _FAMILIES: dict[str, Family] = {}
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def rename_by_rules(key: str, rules: Sequence[tuple[re.Pattern[str], str]]) -> str:
+def rename_by_rules(key: str, rules: Sequence[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]]) -> str:
     """A checkpoint key rewritten by the first ``(pattern, replacement)`` rule that matches it (converters'
     rename tables), or unchanged when none does."""
     for pat, repl in rules:
