@@ -181,3 +181,19 @@ def test_flip_test_consistency():
     ref = sim.encode(kps)
     np.testing.assert_allclose(bx[..., :-1], ref["keypoint_x_labels"][..., :-1], atol=1e-6)
     np.testing.assert_allclose(by, ref["keypoint_y_labels"], atol=1e-6)
+
+
+def test_score_scale_is_the_best_reachable_score() -> None:
+    """Drawing thresholds are fractions of ``score_scale``: 1 for heatmap maxima; for SimCC softmax peaks the
+    label's own peak, 1 / (4 sqrt(2 pi)) = 0.099736 for sigma 4 bins (hand-computed), which a model that
+    outputs the log of its label reaches exactly."""
+    hm = HeatmapCodec(input_size=(192, 256), heatmap_size=(48, 64), sigma=2.0)
+    assert hm.score_scale == 1.0
+    sc = SimCCCodec((192, 256), split_ratio=2.0, sigma=4.0, softmax_scores=True)
+    assert sc.score_scale == pytest.approx(0.099736, abs=1e-6)
+    lab = sc.encode(np.array([[[96.0, 128.0]]]))  # on a bin centre: the Gaussian peaks on one bin
+    _, scores = sc.decode((np.log(lab["keypoint_x_labels"] + 1e-30), np.log(lab["keypoint_y_labels"] + 1e-30)))
+    assert scores[0, 0] == pytest.approx(sc.score_scale, rel=1e-3)
+    assert SimCCCodec((192, 256), sigma=(4.0, 6.0), softmax_scores=True).score_scale == pytest.approx(
+        1 / (6 * math.sqrt(2 * math.pi)))
+    assert SimCCCodec((192, 256), softmax_scores=False).score_scale == 1.0  # raw logits: no fixed scale

@@ -109,6 +109,9 @@ def test_gtpt_simcc_model_runs(shared_data: Path) -> None:
     assert res.keypoints.shape == (1, 17, 2) and np.isfinite(res.keypoints).all()
     assert ((res.keypoint_scores >= 0) & (res.keypoint_scores <= 1)).all()  # softmax peaks
     assert len(res.kept_tokens[0]) >= 1
+    # softmax peaks top out near 0.1 (GTPT spec): the default drawing threshold is 0.3 of that, not 0.3
+    assert est.default_kpt_thr == pytest.approx(0.3 / (4 * np.sqrt(2 * np.pi)), rel=1e-6)
+    assert PoseEstimator("tokenpose_s_coco_256x192", dim=64, depth=1, heads=4).default_kpt_thr == 0.3
 
 
 # ------------------------------------------------------------------------------------------------- video

@@ -116,9 +116,9 @@ def test_quickstart_fast_gtpt(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue GTPT: quickstart --model gtpt_t is below AP 0.5 (see README, GTPT "
-                   "quickstart); remove this marker when it passes")
 def test_quickstart_gtpt_acceptance(tmp_path: Path) -> None:
-    """The issue's line for GTPT: ``quickstart --model gtpt_t`` reaches AP >= 0.5 on the synthetic val set."""
+    """The issue's line for GTPT: ``quickstart --model gtpt_t`` reaches AP >= 0.5 on the synthetic val set
+    (pycocotools AP; about 80 minutes on 2 cores), with fewer GMACs than its unpruned twin."""
     _, s = _run_quickstart(["--model", "gtpt_t", "--out", str(tmp_path / "qs")], timeout=3 * 3600)
     assert s["gtpt_t"]["ap"] >= 0.5, s
+    assert s["gtpt_t"]["gmacs"] < s["gtpt_t_unpruned"]["gmacs"], s

@@ -175,7 +175,9 @@ def _add_box_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--detector", help="person boxes from an ONNX detector (contract: posetokens.inference.detector)")
     s.add_argument("--detector-size", type=int, default=640, help="detector input side for dynamic-size models")
     s.add_argument("--bbox-thr", type=float, default=0.3, help="minimum box score (default 0.3)")
-    s.add_argument("--kpt-thr", type=float, default=0.3, help="minimum keypoint score drawn (default 0.3)")
+    s.add_argument("--kpt-thr", type=float, default=None,
+                   help="minimum keypoint score drawn (default 0.3 of the model's best score: 0.3 for heatmap "
+                        "models, about 0.03 for GTPT's SimCC softmax peaks)")
     s.add_argument("--flip-test", action="store_true", help="average with the prediction on the mirrored input")
     s.add_argument("--device", default="cpu")
     s.add_argument("--no-draw", action="store_true", help="write the json only, no pictures")

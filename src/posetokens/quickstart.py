@@ -62,8 +62,10 @@ class Quickstart:
 
 QUICKSTARTS: dict[str, Quickstart] = {
     "ppt": Quickstart("ppt", "quickstart_ppt.yaml", "tokenpose", "quickstart_tokenpose.yaml"),
-    # GTPT's ShuffleNet stem is warm-started the same way (from scratch both twins sat on the mean pose)
-    "gtpt_t": Quickstart("gtpt_t", "quickstart_gtpt_t.yaml", "gtpt_t_unpruned", "quickstart_gtpt_t_unpruned.yaml"),
+    # GTPT's ShuffleNet stem is warm-started the same way (from scratch both twins sat on the mean pose), and
+    # twice as long: its small receptive field learns slower than the HRNet (README, Training GTPT)
+    "gtpt_t": Quickstart("gtpt_t", "quickstart_gtpt_t.yaml", "gtpt_t_unpruned", "quickstart_gtpt_t_unpruned.yaml",
+                         warmup_steps=7000),
 }
 
 # --fast: a tiny run that checks the mechanics only (data, both trainings, eval, timing, pictures, JSON)
@@ -295,8 +297,9 @@ def measure(models: dict[str, Any], batch: int, rounds: int, threads: int) -> di
 
 # --------------------------------------------------------------------------------------------- pictures
 def skeleton_grid(pred_file: Path, val_ann: str, img_dir: str, out: Path, num: int = 8, cols: int = 4,
-                  title: str = "") -> None:
-    """Predicted skeletons over the first ``num`` val images with a person, as one PNG grid."""
+                  title: str = "", kpt_thr: float = 0.3) -> None:
+    """Predicted skeletons over the first ``num`` val images with a person, as one PNG grid (keypoints scored at
+    least ``kpt_thr``)."""
     import cv2
     import numpy as np
 
@@ -312,7 +315,7 @@ def skeleton_grid(pred_file: Path, val_ann: str, img_dir: str, out: Path, num: i
     for img_id in sorted(preds)[:num]:
         img = cv2.imread(str(Path(img_dir) / images[img_id]["file_name"]), cv2.IMREAD_COLOR)
         k = np.asarray([p["keypoints"] for p in preds[img_id]], np.float64).reshape(len(preds[img_id]), -1, 3)
-        drawn = draw_skeleton(img, k[..., :2], k[..., 2], meta, kpt_thr=0.3, channel_order="bgr")
+        drawn = draw_skeleton(img, k[..., :2], k[..., 2], meta, kpt_thr=kpt_thr, channel_order="bgr")
         n = len(preds[img_id])
         tiles.append(put_caption(drawn, f"{title}, val image {img_id}: {n} {'person' if n == 1 else 'people'}"))
     cv2.imwrite(str(out), tile_images(tiles, cols=cols, pad=6))
@@ -366,6 +369,7 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
     import torch
 
     from posetokens.engine.config import load_config
+    from posetokens.engine.data import build_codec
     from posetokens.engine.trainer import build_model
 
     t_start = time.perf_counter()
@@ -415,8 +419,11 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
 
     # pictures
     skel_png, tokens_png = out / "skeletons.png", out / "kept_tokens.png"
+    pcfg, pmodel = cfgs[qs.pruned], models[qs.pruned]
+    codec = build_codec(pcfg.data, pmodel.cfg.image_size, getattr(pmodel.cfg, "heatmap_size", None),
+                        getattr(pmodel, "output_kind", "heatmap"))  # the one that decoded val_predictions.json
     skeleton_grid(Path(runs[0]["work_dir"]) / "val_predictions.json", paths["val_ann"], paths["val_img_dir"],
-                  skel_png, num=8, title=qs.pruned.upper())
+                  skel_png, num=8, title=qs.pruned.upper(), kpt_thr=0.3 * codec.score_scale)
     kept_tokens_figure(models[qs.pruned], cfgs[qs.pruned], tokens_png, num=4)
 
     # report

@@ -28,6 +28,12 @@ class BaseKeypointCodec(ABC):
     def decode(self, outputs: Any) -> tuple[np.ndarray, np.ndarray]:
         """Decode network outputs into ``(keypoints (N, K, 2), scores (N, K))``."""
 
+    @property
+    def score_scale(self) -> float:
+        """The keypoint score of a confident, exact prediction (1.0 for a heatmap maximum); drawing
+        thresholds are fractions of it, so one default suits every codec."""
+        return 1.0
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self._repr_fields().items())
         return f"{type(self).__name__}({fields})"

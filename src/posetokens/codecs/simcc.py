@@ -69,6 +69,15 @@ class SimCCCodec(BaseKeypointCodec):
         self.softmax_scores = bool(softmax_scores)
         self.num_bins = (int(round(iw * self.split_ratio)), int(round(ih * self.split_ratio)))
 
+    @property
+    def score_scale(self) -> float:
+        """With ``softmax_scores``, the peak of the normalised label, ``1 / (sigma sqrt(2 pi))`` on the wider axis
+        (0.0997 for sigma 4 bins): a model that matches its labels reaches it, so softmax-peak scores stay far below
+        1 (GTPT spec, section 5). Otherwise 1.0 (raw logits have no fixed scale)."""
+        if not self.softmax_scores:
+            return 1.0
+        return float(1.0 / (self.sigma.max() * np.sqrt(2 * np.pi)))
+
     def _repr_fields(self) -> dict[str, Any]:
         return dict(input_size=self.input_size, split_ratio=self.split_ratio,
                     sigma=tuple(self.sigma.tolist()), normalize=self.normalize,

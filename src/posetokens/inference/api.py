@@ -307,6 +307,12 @@ class PoseEstimator:
                                         bbox_padding=bbox_padding, normalize=False)
 
     @property
+    def default_kpt_thr(self) -> float:
+        """The drawing threshold when none is given: 0.3 of the codec's best score (0.3 for heatmaps, 0.03 for
+        GTPT's SimCC softmax peaks, whose best is about 0.1)."""
+        return 0.3 * self.codec.score_scale
+
+    @property
     def can_show_tokens(self) -> bool:
         """Whether the model prunes visual tokens and reports which it kept (PPT, GTPT)."""
         return hasattr(self.model, "forward_tokens")
@@ -411,12 +417,14 @@ class PoseEstimator:
         return self.run_frames(frames, box_fn, show_tokens)
 
     def infer(self, source: str | Path, out_dir: str | Path, boxes: BoxFn | str | Path | None = None,
-              bbox_thr: float = 0.3, kpt_thr: float = 0.3, show_tokens: bool = False, draw: bool = True,
+              bbox_thr: float = 0.3, kpt_thr: float | None = None, show_tokens: bool = False, draw: bool = True,
               progress: bool | None = None, tokens_every: int = 25) -> dict[str, Any]:
         """Run on ``source`` and write results to ``out_dir``: ``<stem>.json`` per image (one record) or per video
         (a list of records, one per decoded frame); with ``draw`` the overlays ``<stem>.png`` / ``<stem>.mp4``;
         with ``show_tokens`` ``<stem>_tokens.png`` (videos: ``<stem>_tokens/frame_NNNNNN.png`` every
-        ``tokens_every`` frames). Returns a summary: written files and frame / instance counts."""
+        ``tokens_every`` frames). ``kpt_thr`` (the least keypoint score drawn) defaults to
+        :attr:`default_kpt_thr`. Returns a summary: written files and frame / instance counts."""
+        kpt_thr = self.default_kpt_thr if kpt_thr is None else kpt_thr
         src = open_input(source)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

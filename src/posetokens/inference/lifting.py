@@ -202,14 +202,15 @@ def render_pose3d(pose: np.ndarray | None, size: int = 400, limit: float = 1.0) 
 def lift(source: str | Path, model: str | nn.Module, out_dir: str | Path, weights: str | Path | None = None,
          pose2d: str | nn.Module = "tokenpose_s_coco_256x192", pose2d_weights: str | Path | None = None,
          boxes: Any = None, bbox_thr: float = 0.3, layout: str = "coco", image_size: tuple[int, int] | None = None,
-         flip_test: bool = False, device: str = "cpu", draw: bool = True, kpt_thr: float = 0.3,
+         flip_test: bool = False, device: str = "cpu", draw: bool = True, kpt_thr: float | None = None,
          progress: bool | None = None, pose2d_overrides: dict[str, Any] | None = None,
          **overrides: Any) -> dict[str, Any]:
     """Lift a video (through the 2D model ``pose2d``) or a 2D-keypoint json to 3D; write to ``out_dir``:
     ``<stem>_3d.json`` (3D per frame), for videos also ``<stem>.json`` (the 2D results) and, with ``draw``,
     ``<stem>_3d.mp4`` (2D overlay beside the 3D skeleton). ``layout`` is the json's keypoint layout
     (``coco`` or ``h36m``); ``image_size`` (w, h) is needed for a json whose records carry no width/height.
-    Returns a summary (files, frames, frames with a person)."""
+    ``kpt_thr`` (least 2D score drawn) defaults to the 2D model's (``PoseEstimator.default_kpt_thr``), or 0.3
+    for a json. Returns a summary (files, frames, frames with a person)."""
     from posetokens.inference.api import PoseEstimator, _write_json, load_results, open_input, stack_instances
     from posetokens.registry import create_model
 
@@ -241,10 +242,12 @@ def lift(source: str | Path, model: str | nn.Module, out_dir: str | Path, weight
         est = PoseEstimator(pose2d, pose2d_weights, device=device, **(pose2d_overrides or {}))
         if est.metainfo.num_keypoints != 17 or est.metainfo.name != "coco":
             raise ValueError(f"the 2D model {est.name} must predict COCO-17 keypoints, it predicts {est.metainfo.name}")
+        kpt_thr = est.default_kpt_thr if kpt_thr is None else kpt_thr
         res2d = est.infer(src, out, boxes=boxes, bbox_thr=bbox_thr, draw=False, kpt_thr=kpt_thr, progress=progress)
         files.append(res2d["files"][0])
         records = load_results(res2d["files"][0])
         w, h, fps = video.width, video.height, video.fps  # type: ignore[union-attr]
+    kpt_thr = 0.3 if kpt_thr is None else kpt_thr
     kp, sc, valid = main_person(records)
     if layout == "coco":
         kp, sc = coco_to_h36m(kp, sc)
