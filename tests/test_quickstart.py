@@ -72,14 +72,18 @@ def test_draw_kept_tokens_shape_and_dimming() -> None:
     assert tile_images([crop, crop, crop], cols=2, pad=2).shape == (2 * 128 + 2, 2 * 96 + 2, 3)
 
 
-def test_quickstart_fast(tmp_path: Path) -> None:
+@pytest.mark.parametrize("model, pruned, twin", [("ppt", "ppt", "tokenpose"),
+                                                 ("gtpt_t", "gtpt_t", "gtpt_t_unpruned")])
+def test_quickstart_fast(tmp_path: Path, model: str, pruned: str, twin: str) -> None:
+    """``--fast`` for each pair (PPT / TokenPose, GTPT-T / unpruned): data, both trainings, evaluation, timing,
+    pictures and the JSON line all run; the pruned model costs fewer GMACs than its twin."""
     out = tmp_path / "qs"
-    stdout, summary = _run_quickstart(["--fast", "--out", str(out)], timeout=300)
-    assert set(summary) == {"ppt", "tokenpose"}
+    stdout, summary = _run_quickstart(["--fast", "--model", model, "--out", str(out)], timeout=300)
+    assert set(summary) == {pruned, twin}
     for label in summary:
         assert set(summary[label]) == KEYS
         assert all(isinstance(v, (int, float)) for v in summary[label].values())
-    assert summary["ppt"]["gmacs"] < summary["tokenpose"]["gmacs"]
+    assert summary[pruned]["gmacs"] < summary[twin]["gmacs"]
     assert "img/s" in stdout
     _not_blank(out / "skeletons.png")
     _not_blank(out / "kept_tokens.png")
@@ -98,19 +102,6 @@ def test_quickstart_full_acceptance(tmp_path: Path) -> None:
     assert abs(ppt["ap"] - tp["ap"]) <= 0.03, s
     assert ppt["gmacs"] < tp["gmacs"], s
     assert ppt["img_per_s"] > tp["img_per_s"], s
-    _not_blank(out / "skeletons.png")
-    _not_blank(out / "kept_tokens.png")
-
-
-def test_quickstart_fast_gtpt(tmp_path: Path) -> None:
-    """``--model gtpt_t``: GTPT-T (group pruning) beside its unpruned twin, the same mechanics and outputs."""
-    out = tmp_path / "qs"
-    stdout, summary = _run_quickstart(["--fast", "--model", "gtpt_t", "--out", str(out)], timeout=300)
-    assert set(summary) == {"gtpt_t", "gtpt_t_unpruned"}
-    for label in summary:
-        assert set(summary[label]) == KEYS
-    assert summary["gtpt_t"]["gmacs"] < summary["gtpt_t_unpruned"]["gmacs"]
-    assert "img/s" in stdout
     _not_blank(out / "skeletons.png")
     _not_blank(out / "kept_tokens.png")
 

@@ -371,6 +371,7 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
     from posetokens.engine.config import load_config
     from posetokens.engine.data import build_codec
     from posetokens.engine.trainer import build_model
+    from posetokens.inference import default_kpt_thr
 
     t_start = time.perf_counter()
     qs = QUICKSTARTS[model]
@@ -423,7 +424,7 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
     codec = build_codec(pcfg.data, pmodel.cfg.image_size, getattr(pmodel.cfg, "heatmap_size", None),
                         getattr(pmodel, "output_kind", "heatmap"))  # the one that decoded val_predictions.json
     skeleton_grid(Path(runs[0]["work_dir"]) / "val_predictions.json", paths["val_ann"], paths["val_img_dir"],
-                  skel_png, num=8, title=qs.pruned.upper(), kpt_thr=0.3 * codec.score_scale)
+                  skel_png, num=8, title=qs.pruned.upper(), kpt_thr=default_kpt_thr(codec.score_scale))
     kept_tokens_figure(models[qs.pruned], cfgs[qs.pruned], tokens_png, num=4)
 
     # report

@@ -1,5 +1,5 @@
 """Inference helpers: drawing of predictions and of PPT's kept tokens."""
 
-from .visualize import denormalize_image, draw_kept_tokens, draw_skeleton, put_caption, tile_images
+from .visualize import default_kpt_thr, denormalize_image, draw_kept_tokens, draw_skeleton, put_caption, tile_images
 
-__all__ = ["denormalize_image", "draw_kept_tokens", "draw_skeleton", "put_caption", "tile_images"]
+__all__ = ["default_kpt_thr", "denormalize_image", "draw_kept_tokens", "draw_skeleton", "put_caption", "tile_images"]

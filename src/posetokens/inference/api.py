@@ -32,6 +32,7 @@ from torch import nn
 from posetokens.data.metainfo import PoseMetaInfo, get_metainfo
 from posetokens.data.transforms import TopdownPipeline
 from posetokens.fileio import read_json
+from posetokens.inference.visualize import default_kpt_thr
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -308,9 +309,8 @@ class PoseEstimator:
 
     @property
     def default_kpt_thr(self) -> float:
-        """The drawing threshold when none is given: 0.3 of the codec's best score (0.3 for heatmaps, 0.03 for
-        GTPT's SimCC softmax peaks, whose best is about 0.1)."""
-        return 0.3 * self.codec.score_scale
+        """The drawing threshold when none is given, from the codec's score scale (:func:`default_kpt_thr`)."""
+        return default_kpt_thr(self.codec.score_scale)
 
     @property
     def can_show_tokens(self) -> bool:

@@ -26,6 +26,7 @@ from torch import nn
 
 from posetokens.data.h36m import normalize_screen_coordinates, seq2frame_indices, seq2seq_indices, seq2seq_starts
 from posetokens.data.metainfo import H36M
+from posetokens.inference.visualize import default_kpt_thr
 
 __all__ = [
     "COCO_TO_H36M",
@@ -247,7 +248,7 @@ def lift(source: str | Path, model: str | nn.Module, out_dir: str | Path, weight
         files.append(res2d["files"][0])
         records = load_results(res2d["files"][0])
         w, h, fps = video.width, video.height, video.fps  # type: ignore[union-attr]
-    kpt_thr = 0.3 if kpt_thr is None else kpt_thr
+    kpt_thr = default_kpt_thr() if kpt_thr is None else kpt_thr
     kp, sc, valid = main_person(records)
     if layout == "coco":
         kp, sc = coco_to_h36m(kp, sc)

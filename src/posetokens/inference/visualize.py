@@ -4,6 +4,7 @@
 * :func:`draw_kept_tokens`: the PPT paper's figure for one example: the input crop, then the crop at each
   pruning layer with the kept visual tokens (patches) at full brightness and the pruned ones dimmed.
 * :func:`tile_images` and :func:`put_caption`: small helpers to compose pictures into one file.
+* :func:`default_kpt_thr`: the least keypoint score drawn when none is given, relative to the codec's scores.
 
 Colours in metainfo are RGB; every function takes the image's channel order (``"bgr"``, OpenCV's, or
 ``"rgb"``) and returns an image in that same order. Inputs are never modified.
@@ -18,7 +19,14 @@ import numpy as np
 
 from posetokens.data.metainfo import PoseMetaInfo, get_metainfo
 
-__all__ = ["draw_skeleton", "draw_kept_tokens", "tile_images", "put_caption", "denormalize_image"]
+__all__ = ["default_kpt_thr", "draw_skeleton", "draw_kept_tokens", "tile_images", "put_caption",
+           "denormalize_image"]
+
+
+def default_kpt_thr(score_scale: float = 1.0) -> float:
+    """The default drawing threshold: 0.3 of the best score a codec gives (``codec.score_scale``), so 0.3 for
+    heatmap maxima and about 0.03 for GTPT's SimCC softmax peaks (whose best is about 0.1)."""
+    return 0.3 * score_scale
 
 
 def _as_uint8_rgb3(image: np.ndarray) -> np.ndarray:
