@@ -21,7 +21,7 @@ import torch
 import posetokens
 from posetokens.layers import optimize_for_inference
 
-from throughput import cpu_name
+from throughput import append_report, cpu_name, setup_allocator
 
 MODELS = ("tokenpose_s_coco_256x192", "ppt_s_coco_256x192")
 PARTS = ("backbone", "patch embedding", "layers", "head", "total")
@@ -54,8 +54,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--system-malloc", action="store_true", help="keep glibc's defaults (throughput.py doc)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    allocator = setup_allocator(args.system_malloc)
     torch.manual_seed(0)
     ref = posetokens.create_model(MODELS[0]).eval()
     models = {}
@@ -75,17 +77,15 @@ def main() -> None:
     med = {n: {p: statistics.median(v) * 1e3 for p, v in parts.items()} for n, parts in samples.items()}
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"## ppt_breakdown.py — {stamp}", "",
-             f"Machine: {cpu_name()}, 1 intra-op thread, torch {torch.__version__}. Batch {args.batch}, optimized path, "
+             f"Machine: {cpu_name()}, 1 intra-op thread, torch {torch.__version__}, {allocator}. "
+             f"Batch {args.batch}, optimized path, "
              f"median CPU ms of the calling thread over {args.rounds} interleaved rounds.", "",
              "| model | " + " | ".join(PARTS) + " |", "|---|" + "---|" * len(PARTS)]
     lines += [f"| {n} | " + " | ".join(f"{med[n][p]:.0f}" for p in PARTS) + " |" for n in MODELS]
     fixed = med[MODELS[1]]["backbone"] + med[MODELS[1]]["patch embedding"] + med[MODELS[1]]["head"]
     lines += ["", f"Ratio of totals {med[MODELS[0]]['total'] / med[MODELS[1]]['total']:.2f}x; the parts pruning "
               f"cannot touch (backbone + patch embedding + head) take {fixed:.0f} ms of PPT-S's batch.", ""]
-    text = "\n".join(lines)
-    print(text)
-    with args.out.open("a") as f:
-        f.write("\n" + text)
+    append_report("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

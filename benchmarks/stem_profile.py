@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from throughput import cpu_name, time_once  # noqa: E402
+from throughput import append_report, cpu_name, setup_allocator, time_once  # noqa: E402
 
 import posetokens  # noqa: E402
 from posetokens.layers import optimize_for_inference  # noqa: E402
@@ -67,14 +67,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--system-malloc", action="store_true", help="keep glibc's defaults (throughput.py doc)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    allocator = setup_allocator(args.system_malloc)
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"## stem_profile.py — {now}",
         "",
         f"Machine: {cpu_name()}, {torch.get_num_threads()} intra-op thread(s), {platform.system()} "
-        f"{platform.machine()}, torch {torch.__version__}, CPU. Batch {args.batch}, median of {args.rounds} "
+        f"{platform.machine()}, torch {torch.__version__}, CPU, {allocator}. Batch {args.batch}, median of {args.rounds} "
         "interleaved rounds, calling-thread CPU ms per batch. Model = the `optimize_for_inference` copy.",
         "",
         "| model | stem eager | stem fused | stem fused+channels-last | whole model | stem share | stem speed-up |",
@@ -87,10 +89,7 @@ def main() -> None:
                      f"{t['fused+channels-last'] * 1e3:.1f} | {t['model'] * 1e3:.1f} | "
                      f"{t['fused+channels-last'] / t['model']:.0%} | {t['eager'] / best:.2f}x |")
         print(f"done: {name}", flush=True)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with args.out.open("a") as f:
-        f.write("\n" + text)
+    append_report("\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":

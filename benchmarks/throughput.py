@@ -13,7 +13,13 @@ report images/s, video lifters frames/s (clips x frames). Execution paths timed 
 * ``eager``: the model as built (fused SDPA attention, BatchNorm separate, NCHW);
 * ``optimized``: ``optimize_for_inference`` (conv-BN folded, channels-last), the inference path of the library;
 * ``explicit-attn``: ``optimized`` with attention written out as softmax(q k^T) v, the way the official
-  TokenPose/PPT code computes it with two einsums (the hand-written baseline).
+  TokenPose/PPT code computes it with two einsums (the hand-written baseline);
+* ``optimized-bf16`` (only when asked for with ``--variants``): ``optimized`` cast to bfloat16, input too.
+  It is fast on CPUs with AVX512-BF16 or AMX; its accuracy is not checked here.
+
+The process first calls ``posetokens.runtime.retain_freed_memory`` (glibc keeps freed memory instead of
+unmapping every buffer over 32 MiB), the setting the library's train/test/infer commands use; pass
+``--system-malloc`` to time glibc's defaults instead.
 
 Timing: the host may be shared, so the robust figure is the CPU time of the calling thread with a fixed
 number of intra-op threads (default 1), the median over interleaved rounds (every variant once per round).
@@ -26,6 +32,7 @@ import argparse
 import datetime as dt
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,7 @@ import torch
 
 import posetokens
 from posetokens.layers import optimize_for_inference, use_fused_attn
+from posetokens.runtime import retain_freed_memory
 
 _NO_PRUNING = {"keep_rate": (1.0,) * 12}  # GTPT with every keep rate 1: its unpruned branch
 PAIRS: dict[str, tuple] = {  # reference first, then the models compared with it
@@ -65,7 +73,8 @@ def _comparisons(key: str) -> list[tuple[Any, Any]]:
     if key == "gtpt_wholebody":
         return [(group[i], group[i + 1]) for i in range(0, len(group), 2)]
     return [(group[0], m) for m in group[1:]] + [(group[1], m) for m in group[2:]]
-VARIANTS = ("eager", "optimized", "explicit-attn")
+VARIANTS = ("eager", "optimized", "explicit-attn", "optimized-bf16")
+DEFAULT_VARIANTS = VARIANTS[:3]
 VIDEO_VARIANTS = ("eager", "explicit-attn")  # no convolutions to fold in the lifters
 
 
@@ -78,6 +87,20 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def setup_allocator(system_malloc: bool) -> str:
+    """Apply ``retain_freed_memory`` unless ``system_malloc``; a phrase naming the allocator setting."""
+    if not system_malloc and retain_freed_memory():
+        return "glibc malloc with freed memory retained (posetokens.runtime)"
+    return "glibc malloc defaults" if sys.platform.startswith("linux") else "the system allocator"
+
+
+def append_report(text: str, out: Path) -> None:
+    """Print a benchmark's markdown report and append it to ``out`` (benchmarks/RESULTS.md by default)."""
+    print(text)
+    with out.open("a") as f:
+        f.write("\n" + text)
 
 
 def time_once(model: torch.nn.Module, x: torch.Tensor, variant: str) -> tuple[float, float]:
@@ -105,15 +128,22 @@ def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) ->
         built[_label(entry)] = m
     base = next(iter(built.values()))
     video = not hasattr(base, "input_size")
-    variants = tuple(v for v in (VIDEO_VARIANTS if video else VARIANTS) if not only or v in only)
-    models = {
-        (name, v): (optimize_for_inference(m) if v == "optimized" or (v == "explicit-attn" and not video) else m)
-        for name, m in built.items()
-        for v in variants
-    }
+    default = VIDEO_VARIANTS if video else DEFAULT_VARIANTS
+    variants = tuple(v for v in (VARIANTS if only else default)
+                     if (not only or v in only) and not (video and v.startswith("optimized")))
+
+    def prepare(m: torch.nn.Module, v: str) -> torch.nn.Module:
+        if v == "eager" or video:
+            return m
+        fast = optimize_for_inference(m)
+        return fast.to(torch.bfloat16) if v == "optimized-bf16" else fast
+
+    models = {(name, v): prepare(m, v) for name, m in built.items() for v in variants}
     (x,) = base.dummy_inputs(batch)
     per_item = base.cfg.num_frames if video else 1
     xs = {v: (x.contiguous(memory_format=torch.channels_last) if v != "eager" and not video else x) for v in variants}
+    if "optimized-bf16" in xs:
+        xs["optimized-bf16"] = xs["optimized-bf16"].to(torch.bfloat16)
     for (name, v), m in models.items():  # warm-up
         time_once(m, xs[v], v)
     samples: dict[tuple[str, str], list[tuple[float, float]]] = {k: [] for k in models}
@@ -129,14 +159,14 @@ def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) ->
     return rows
 
 
-def report(rows: list[dict], threads: int, rounds: dict[int, int]) -> str:
+def report(rows: list[dict], threads: int, rounds: dict[int, int], allocator: str = "") -> str:
     """Markdown section with machine, date, the raw table and the ratios."""
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"## throughput.py — {now}",
         "",
         f"Machine: {cpu_name()}, {torch.get_num_threads()} intra-op thread(s) (requested {threads}), "
-        f"{platform.system()} {platform.machine()}, torch {torch.__version__}, CPU. "
+        f"{platform.system()} {platform.machine()}, torch {torch.__version__}, CPU, {allocator or 'default allocator'}. "
         f"Median over interleaved rounds ({', '.join(f'batch {b}: {r}' for b, r in rounds.items())}); "
         "img/s from the calling thread's CPU time.",
         "",
@@ -171,20 +201,20 @@ def main() -> None:
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 32])
     ap.add_argument("--rounds", type=int, default=0, help="rounds per batch size (default: 9 at batch 1, 3 above)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--variants", nargs="+", default=[], choices=list(VARIANTS), help="only these execution paths")
+    ap.add_argument("--variants", nargs="+", default=[], choices=list(VARIANTS),
+                    help=f"only these execution paths (default: {' '.join(DEFAULT_VARIANTS)})")
+    ap.add_argument("--system-malloc", action="store_true", help="keep glibc's defaults (see the module doc)")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    allocator = setup_allocator(args.system_malloc)
     rows, rounds = [], {}
     for batch in args.batches:
         rounds[batch] = args.rounds or (9 if batch == 1 else 3)
         for key in args.pairs:
             rows += bench_pair(key, batch, rounds[batch], tuple(args.variants))
             print(f"done: pair {key}, batch {batch}", flush=True)
-    text = report(rows, args.threads, rounds)
-    print(text)
-    with args.out.open("a") as f:
-        f.write("\n" + text)
+    append_report(report(rows, args.threads, rounds, allocator), args.out)
 
 
 if __name__ == "__main__":

@@ -238,3 +238,23 @@ def test_optimized_inference_copy_matches_official_outputs(fixture: Path) -> Non
     with torch.no_grad():
         out = fast(images.contiguous(memory_format=torch.channels_last))
     assert (out - ref).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
+def test_patch_embed_matches_a_hand_flattened_patch(channels_last: bool) -> None:
+    """Every token is W @ (the patch flattened row, column, channel) + b, in both execution layouts."""
+    from posetokens.layers import PatchEmbed
+
+    torch.manual_seed(0)
+    embed = PatchEmbed(5, (4, 3), 7).double()
+    feat = torch.randn(2, 5, 8, 9, dtype=torch.float64)
+    if channels_last:
+        feat = feat.contiguous(memory_format=torch.channels_last)
+    out = embed(feat)
+    assert out.shape == (2, 2 * 3, 7)
+    for b in range(2):
+        for r in range(2):
+            for c in range(3):
+                patch = feat[b, :, 4 * r:4 * r + 4, 3 * c:3 * c + 3].permute(1, 2, 0).reshape(-1)
+                want = embed.weight @ patch + embed.bias
+                assert torch.allclose(out[b, r * 3 + c], want, atol=1e-12)

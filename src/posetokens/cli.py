@@ -272,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit 2."""
     args = build_parser().parse_args(argv)
+    if args.command in ("infer", "lift"):  # train/test apply it in the trainer
+        from posetokens.runtime import retain_freed_memory
+
+        retain_freed_memory()
     try:
         return args.fn(args)
     except (KeyError, ValueError, FileNotFoundError) as e:

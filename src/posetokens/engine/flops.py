@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from posetokens.layers import use_fused_attn
+from posetokens.layers import PatchEmbed, use_fused_attn
 
 
 def _run_with_hooks(model: nn.Module, inputs: Sequence[Tensor], modules: list[nn.Module], hook) -> None:
@@ -67,8 +67,9 @@ def hrnet_summary_gflops(model: nn.Module, inputs: Sequence[Tensor]) -> float:
 
     def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
         nonlocal total
-        if isinstance(module, nn.Linear):
-            total += output.numel() * args[0].size(1)
+        if isinstance(module, nn.Linear):  # the repos call it on (B, N, C): size(1) is the token count N
+            tokens = output.size(1) if isinstance(module, PatchEmbed) else args[0].size(1)
+            total += output.numel() * tokens
         elif "Conv" in type(module).__name__ and getattr(module, "weight", None) is not None:
             total += module.weight.numel() * output[0, 0].numel()
 

@@ -40,6 +40,7 @@ from posetokens.engine.pct import evaluate_tokenizer, pct_loss
 from posetokens.engine.schedule import ema_decay_at, keep_ratio_at, lr_factor
 from posetokens.evaluation.coco import write_coco_results
 from posetokens.registry import create_model
+from posetokens.runtime import retain_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +173,8 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
         torch.cuda.set_device(device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if device.type == "cpu":
+        retain_freed_memory()  # about 1.4x faster CPU steps (posetokens.runtime)
     use_amp = cfg.amp and device.type == "cuda"
     amp_ctx = torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()
     work_dir = Path(cfg.work_dir)
@@ -378,6 +381,8 @@ def test(cfg: TrainCfg, weights: str, out: str | None = None) -> dict[str, float
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if device.type == "cpu":
+        retain_freed_memory()
     model = create_model(cfg.model.name, weights=weights, **cfg.model.overrides).to(device).eval()
     if hasattr(model, "forward_frames"):
         return evaluate_lifting(model, cfg.data, device, cfg.data.val_batch_size)

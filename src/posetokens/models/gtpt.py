@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from posetokens.layers.checks import check_image_batch
 from posetokens.layers import (
     Block,
+    PatchEmbed,
     gather_group_tokens,
     gather_tokens,
     group_slot_index,
@@ -194,7 +195,7 @@ class GTPT(nn.Module):
         self.stem = ShuffleStem(cfg.stem)
         self.patch_norm = nn.BatchNorm2d(cfg.stem.out_channels)
         ph, pw = cfg.patch_size
-        self.patch_embed = nn.Linear(cfg.stem.out_channels * ph * pw, c)
+        self.patch_embed = PatchEmbed(cfg.stem.out_channels, (ph, pw), c)
         self.register_buffer("pos_embed", sine_pos_embed_2d(*cfg.patch_grid, c), persistent=False)
         self.human_token = nn.Parameter(torch.zeros(1, 1, c))
         self.keypoint_token = nn.Parameter(torch.zeros(1, cfg.num_body, c))
@@ -300,10 +301,8 @@ class GTPT(nn.Module):
         """Stem and patch embedding: (B, 3, H, W) -> (B, 1 + N, C), human token first, PE added."""
         self._check_input(img)
         feat = self.patch_norm(self.stem(img))
-        b, ch = feat.shape[:2]
-        (ph, pw), (gh, gw) = self.cfg.patch_size, self.cfg.patch_grid
-        patches = feat.reshape(b, ch, gh, ph, gw, pw).permute(0, 2, 4, 3, 5, 1).reshape(b, gh * gw, ph * pw * ch)
-        x = self.patch_embed(patches) + self.pos_embed
+        b = feat.shape[0]
+        x = self.patch_embed(feat) + self.pos_embed
         return torch.cat((self.human_token.expand(b, -1, -1), x), dim=1)
 
     # -- internals

@@ -24,7 +24,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from posetokens.layers import Block, PruneCfg, keep_counts, keypoint_attention_score, prune_topk, sine_pos_embed_2d
+from posetokens.layers import (
+    Block, PatchEmbed, PruneCfg, keep_counts, keypoint_attention_score, prune_topk, sine_pos_embed_2d,
+)
 from posetokens.layers.checks import check_image_batch
 from posetokens.layers.init import init_transformer_weights
 from posetokens.models.backbones.hrnet import HRNet, HRNetCfg, hrnet_stem, hrnet_w32_truncated, hrnet_w48_truncated
@@ -104,7 +106,7 @@ class TokenPose(nn.Module):
         ph, pw = cfg.patch_size
         gh, gw = cfg.patch_grid
         self.num_patches = gh * gw
-        self.patch_embed = nn.Linear(self.backbone.out_channels * ph * pw, cfg.dim)
+        self.patch_embed = PatchEmbed(self.backbone.out_channels, (ph, pw), cfg.dim)
         self.keypoint_token = nn.Parameter(torch.zeros(1, cfg.num_keypoints, cfg.dim))
         self.register_buffer("pos_embed", sine_pos_embed_2d(gh, gw, cfg.dim), persistent=False)
         scale = None if cfg.scale_with_head else cfg.dim**-0.5
@@ -163,18 +165,11 @@ class TokenPose(nn.Module):
     def _check_input(self, img: Tensor) -> None:
         check_image_batch(img, self.cfg.image_size, type(self).__name__)
 
-    def patchify(self, feat: Tensor) -> Tensor:
-        """(B, C, H, W) feature map to (B, N, ph*pw*C) patches in TokenPose's (p1, p2, c) order."""
-        b, c, _, _ = feat.shape
-        (ph, pw), (gh, gw) = self.cfg.patch_size, self.cfg.patch_grid
-        x = feat.reshape(b, c, gh, ph, gw, pw).permute(0, 2, 4, 3, 5, 1)
-        return x.reshape(b, gh * gw, ph * pw * c)
-
     def embed(self, img: Tensor) -> tuple[Tensor, Tensor]:
         """Images (B, 3, H, W) to the input sequence [J keypoint tokens ; N visual tokens + PE] (B, J+N, C),
         and the sine PE of the visual tokens (B, N, C)."""
         self._check_input(img)
-        x = self.patch_embed(self.patchify(self.backbone(img)))
+        x = self.patch_embed(self.backbone(img))
         b = x.shape[0]
         pos = self.pos_embed.expand(b, -1, -1)
         return torch.cat((self.keypoint_token.expand(b, -1, -1), x + pos), dim=1), pos

@@ -1,0 +1,40 @@
+"""Linear embedding of non-overlapping feature-map patches (torch only)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class PatchEmbed(nn.Linear):
+    """Embed the non-overlapping ``(ph, pw)`` patches of a (B, C, H, W) map as (B, N, D) tokens, row-major.
+
+    Each patch is flattened in (row, col, channel) order, the TokenPose/GTPT layout, and multiplied by
+    ``weight`` (D, ph*pw*C). The parameters are those of an ``nn.Linear``, so checkpoints keep the keys
+    ``weight``/``bias``. A channels-last input (what ``optimize_for_inference`` feeds) runs as one strided
+    convolution, which reads the map in place instead of copying it into patches; any other input runs as
+    reshape + matmul. Both compute the same sums.
+    """
+
+    def __init__(self, in_channels: int, patch_size: tuple[int, int], dim: int) -> None:
+        ph, pw = patch_size
+        super().__init__(in_channels * ph * pw, dim)
+        self.in_channels = in_channels
+        self.patch_size = (ph, pw)
+
+    def forward(self, feat: Tensor) -> Tensor:  # type: ignore[override]
+        """(B, C, H, W) feature map, H and W multiples of the patch size, to (B, H/ph * W/pw, D) tokens."""
+        b, c, h, w = feat.shape
+        ph, pw = self.patch_size
+        gh, gw = h // ph, w // pw
+        if feat.is_contiguous(memory_format=torch.channels_last) and not feat.is_contiguous():
+            weight = self.weight.view(-1, ph, pw, c).permute(0, 3, 1, 2)
+            out = F.conv2d(feat, weight, self.bias, stride=(ph, pw))  # (B, D, gh, gw), channels-last
+            return out.permute(0, 2, 3, 1).reshape(b, gh * gw, -1)
+        x = feat.reshape(b, c, gh, ph, gw, pw).permute(0, 2, 4, 3, 5, 1).reshape(b, gh * gw, ph * pw * c)
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_channels={self.in_channels}, patch_size={self.patch_size}, dim={self.out_features}"
+

@@ -1,0 +1,40 @@
+"""posetokens.runtime: glibc keeps freed memory once retain_freed_memory has run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+# Bytes glibc holds in mmap-ed blocks (mallinfo2().hblkhd) before and after a 64 MiB tensor is allocated.
+_PROBE = """
+import ctypes, torch
+from posetokens.runtime import retain_freed_memory
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                              "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+applied = retain_freed_memory()
+before = libc.mallinfo2().hblkhd
+x = torch.ones(64 << 20, dtype=torch.uint8)
+print(applied, libc.mallinfo2().hblkhd - before)
+"""
+
+
+def _probe(env: dict[str, str]) -> tuple[str, int]:
+    out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=env, check=True)
+    applied, grown = out.stdout.split()
+    return applied, int(grown)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+def test_large_blocks_come_from_the_heap_once_applied() -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "POSETOKENS_SYSTEM_MALLOC"}
+    applied, grown = _probe(env)
+    assert applied == "True" and grown == 0  # served from the heap, so freeing it keeps it for reuse
+    applied, grown = _probe({**env, "POSETOKENS_SYSTEM_MALLOC": "1"})
+    assert applied == "False" and grown >= 64 << 20  # glibc's default: a fresh mmap, unmapped on free
