@@ -25,7 +25,7 @@ from pathlib import Path
 from throughput import append_report, cpu_name
 
 
-def child(model_name: str, infer_batch: int, train_batch: int) -> dict[str, float]:
+def child(model_name: str, infer_batch: int, train_batch: int) -> dict[str, float | bool]:
     """Body of a child process: seconds of one inference batch and one training step."""
     import torch
 

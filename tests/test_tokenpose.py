@@ -258,3 +258,5 @@ def test_patch_embed_matches_a_hand_flattened_patch(channels_last: bool) -> None
                 patch = feat[b, :, 4 * r:4 * r + 4, 3 * c:3 * c + 3].permute(1, 2, 0).reshape(-1)
                 want = embed.weight @ patch + embed.bias
                 assert torch.allclose(out[b, r * 3 + c], want, atol=1e-12)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        embed(feat[:, :, :7])

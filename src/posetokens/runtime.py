@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import os
 import sys
@@ -20,18 +19,23 @@ def retain_freed_memory() -> bool:
     glibc serves every allocation above 32 MiB with a fresh ``mmap`` and unmaps it on free. A CNN stem at
     batch 32 allocates such buffers at every layer (one 256-channel 64x48 map is 100 MB), so each forward
     pass page-faults its activations in again: a 64->256 1x1 convolution spends half its time in the
-    kernel zeroing pages. With ``mmap`` off and trimming disabled the freed blocks stay in the heap and
-    the next pass reuses them. This is the effect of the jemalloc/tcmalloc switch that PyTorch's CPU
-    performance guide recommends, without a preload. The cost is that the process keeps its peak heap.
-    Does nothing (returns False) off Linux/glibc, or when the environment sets
-    ``POSETOKENS_SYSTEM_MALLOC=1``. Applied once per process; later calls return the first result.
+    kernel zeroing pages. With ``mmap`` off and the trim threshold raised to 2 GiB, freed blocks stay in the
+    heap and the next pass reuses them. This is the effect of the jemalloc/tcmalloc switch that PyTorch's CPU
+    performance guide recommends, without a preload.
+
+    Costs and limits: the setting is process-wide and permanent. The process keeps its heap, which can grow
+    above the true peak, because PyTorch's 64-byte-aligned requests do not always fit a freed block of the
+    same size (about 3% above the peak for TokenPose-S inference at mixed batch sizes). It acts on the main
+    thread's heap; other threads' arenas still mmap blocks over 64 MiB. It says nothing about a preloaded
+    jemalloc/tcmalloc, which already reuses memory. Does nothing (returns False) off Linux/glibc, or when the
+    environment sets ``POSETOKENS_SYSTEM_MALLOC=1``. Applied once per process; later calls return the first
+    result.
     """
     if not sys.platform.startswith("linux") or os.environ.get("POSETOKENS_SYSTEM_MALLOC") == "1":
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and other libcs have no mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the libc this process already uses
+    except (OSError, AttributeError):  # a libc without mallopt
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     ok_trim = mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1

@@ -27,6 +27,9 @@ class PatchEmbed(nn.Linear):
         """(B, C, H, W) feature map, H and W multiples of the patch size, to (B, H/ph * W/pw, D) tokens."""
         b, c, h, w = feat.shape
         ph, pw = self.patch_size
+        if c != self.in_channels or h % ph or w % pw:
+            raise ValueError(f"PatchEmbed: expected (B, {self.in_channels}, H, W) with H a multiple of {ph} and W of "
+                             f"{pw}, got {tuple(feat.shape)}")
         gh, gw = h // ph, w // pw
         if feat.is_contiguous(memory_format=torch.channels_last) and not feat.is_contiguous():
             weight = self.weight.view(-1, ph, pw, c).permute(0, 3, 1, 2)
@@ -36,5 +39,6 @@ class PatchEmbed(nn.Linear):
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
+        """Shown by ``print(module)``."""
         return f"in_channels={self.in_channels}, patch_size={self.patch_size}, dim={self.out_features}"
 
