@@ -7,7 +7,9 @@ Every model is exported with ``posetokens.export.export_onnx`` (checked against 
 inputs), then timed on one fixed random input: PyTorch eager (the model as built, fused attention) and an
 onnxruntime CPU session (all graph optimisations), both with ``--threads`` intra-op threads. The host may be
 shared, so the robust figure is the CPU time of the calling thread (with one thread both run there), the
-median over interleaved rounds; wall-clock medians are reported beside it.
+median over interleaved rounds; wall-clock medians are reported beside it. Like ``throughput.py``, the process
+first calls ``posetokens.runtime.retain_freed_memory`` (the setting of the library's own commands) unless
+``--system-malloc`` is given.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import torch
 
 import posetokens
 from posetokens.export import export_onnx, io_names
+
+from throughput import append_report, cpu_name, setup_allocator
 
 DEFAULT = ("tokenpose_s_coco_256x192", "ppt_s_coco_256x192", "gtpt_t_coco_256x192", "mixste_h36m_243",
            "hot_mixste_h36m_243", "motionbert_h36m_243", "hot_motionbert_h36m_243")
@@ -71,7 +75,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--results", default=str(Path(__file__).with_name("RESULTS.md")))
+    p.add_argument("--system-malloc", action="store_true", help="keep glibc's allocator defaults")
     args = p.parse_args()
+    allocator = setup_allocator(args.system_malloc)
     import onnxruntime as ort
 
     rows = []
@@ -83,10 +89,10 @@ def main() -> None:
                   flush=True)
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"\n## onnx_latency.py — {now}\n",
-        f"Machine: {platform.processor() or platform.machine()}, {args.threads} intra-op thread(s), "
+        f"## onnx_latency.py — {now}\n",
+        f"Machine: {cpu_name()}, {args.threads} intra-op thread(s), "
         f"{platform.system()} {platform.machine()}, torch {torch.__version__}, onnxruntime {ort.__version__} "
-        f"(CPUExecutionProvider, ORT_ENABLE_ALL). Batch {args.batch}; median of {args.rounds} rounds; "
+        f"(CPUExecutionProvider, ORT_ENABLE_ALL), {allocator}. Batch {args.batch}; median of {args.rounds} rounds; "
         "ms per batch from the calling thread's CPU time (wall in brackets). Export checked: max |ORT - PyTorch|.\n",
         "| model | PyTorch eager ms | onnxruntime ms | ORT speed-up | max abs diff | export s |",
         "|---|---|---|---|---|---|",
@@ -95,10 +101,7 @@ def main() -> None:
         (ec, ew), (oc, ow) = r["eager"], r["onnx"]
         lines.append(f"| {r['model']} | {ec:.1f} ({ew:.1f}) | {oc:.1f} ({ow:.1f}) | {ec / oc:.2f}x | "
                      f"{r['max_abs_diff']:.1e} | {r['export_s']:.0f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with open(args.results, "a", encoding="utf-8") as f:
-        f.write(text)
+    append_report("\n".join(lines) + "\n", Path(args.results))
 
 
 if __name__ == "__main__":

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ import torch
 
 import posetokens
 from posetokens.layers import optimize_for_inference, use_fused_attn
-from posetokens.runtime import retain_freed_memory
+from posetokens.runtime import malloc_is_glibc, retain_freed_memory
 
 _NO_PRUNING = {"keep_rate": (1.0,) * 12}  # GTPT with every keep rate 1: its unpruned branch
 PAIRS: dict[str, tuple] = {  # reference first, then the models compared with it
@@ -93,7 +93,10 @@ def setup_allocator(system_malloc: bool) -> str:
     """Apply ``retain_freed_memory`` unless ``system_malloc``; a phrase naming the allocator setting."""
     if not system_malloc and retain_freed_memory():
         return "glibc malloc with freed memory retained (posetokens.runtime)"
-    return "glibc malloc defaults" if sys.platform.startswith("linux") else "the system allocator"
+    if malloc_is_glibc():
+        return "glibc malloc defaults"
+    preload = os.environ.get("LD_PRELOAD", "")
+    return f"a preloaded allocator (LD_PRELOAD={preload})" if preload else "the system allocator"
 
 
 def append_report(text: str, out: Path) -> None:

@@ -19,6 +19,7 @@ from posetokens.cli import main as cli
 from posetokens.convert import CheckpointMismatchError
 from posetokens.inference.api import DetectionsFile, PoseEstimator, image_id_from_name, open_input
 from posetokens.inference.detector import DetectorContractError, ONNXDetector
+from posetokens.registry import create_model
 
 from conftest import video_frames
 
@@ -100,6 +101,27 @@ def test_flip_test_and_batching_do_not_change_shapes(shared_data: Path) -> None:
     np.testing.assert_allclose(ra.keypoints, rb.keypoints, atol=1e-4)  # batch size must not matter
     f = PoseEstimator(a.model, flip_test=True).predict(img, boxes)
     assert f.keypoints.shape == (3, 17, 2) and np.isfinite(f.keypoints).all()
+
+
+def test_estimator_predicts_with_an_optimized_copy(shared_data: Path) -> None:
+    torch.manual_seed(0)
+    model = create_model("tokenpose_s_coco_256x192", **TINY).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):  # real statistics, so folding them changes the conv weights
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    fast, plain = PoseEstimator(model), PoseEstimator(model, optimize=False)
+    assert fast.model is model and plain.net is model and fast.net is not model
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.net.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(fast.net(x), model(x), rtol=1e-4, atol=1e-5)
+    img = cv2.imread(str(shared_data / "coco" / "000000040083.jpg"))
+    boxes = np.array([[10.0, 20.0, 200.0, 320.0], [150.0, 30.0, 400.0, 330.0]])
+    # the decoder's sub-pixel step turns the heatmaps' float rounding into ~1e-5 relative keypoint differences
+    np.testing.assert_allclose(fast.predict(img, boxes).keypoints, plain.predict(img, boxes).keypoints, rtol=1e-4)
 
 
 def test_gtpt_simcc_model_runs(shared_data: Path) -> None:

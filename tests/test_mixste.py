@@ -74,6 +74,31 @@ def test_params_and_paper_flops_match_hot_table(name: str, params_m: float, gflo
     assert abs(paper_gflops(model, get_family("mixste").paper_counter) / gflops - 1) < 0.01
 
 
+def test_recovery_projects_its_shared_queries_once() -> None:
+    # Hand count for S sequences of T kept tokens recovered to F frames, width C: the shared (F, C) queries are
+    # projected once (F C^2), keys and values per sequence (2 S T C^2), q k^T and attn v (2 S F T C), the output
+    # projection (S F C^2). HoT's table (2 x Linear MACs) counts the official code's per-sequence query
+    # projection instead: 2 (S F C^2 + 2 S T C^2 + S F C^2).
+    from posetokens.engine.flops import linear_gflops, true_macs
+    from posetokens.layers import TokenRecoveryAttention
+
+    s, t, f, c, h = 6, 4, 10, 16, 2
+    tra = TokenRecoveryAttention(f, c, num_heads=h)
+    torch.nn.init.normal_(tra.queries)
+    x = torch.randn(s, t, c)
+    assert true_macs(tra, (x,)) == f * c * c + 2 * s * t * c * c + 2 * s * f * t * c + s * f * c * c
+    assert linear_gflops(tra, (x,)) * 1e9 == pytest.approx(2 * (s * f * c * c + 2 * s * t * c * c + s * f * c * c))
+
+    def heads(y: torch.Tensor) -> torch.Tensor:
+        return y.reshape(s, -1, h, c // h).transpose(1, 2)
+
+    # the output equals projecting the queries for every sequence, as the official code does
+    a, q = tra.attn, tra.queries.expand(s, -1, -1)
+    attn = (heads(a.linear_q(q)) @ heads(a.linear_k(x)).transpose(-2, -1) * (c // h) ** -0.5).softmax(-1)
+    ref = q + a.proj((attn @ heads(a.linear_v(x))).transpose(1, 2).reshape(s, f, c))
+    torch.testing.assert_close(tra(x), ref)
+
+
 # ------------------------------------------------------------------------------ strategies, recovery
 @pytest.mark.parametrize("recovery", ["attention", "nearest", "linear", "none"])
 @pytest.mark.parametrize("strategy", ["cluster", "uniform", "attention", "motion"])

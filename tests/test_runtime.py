@@ -42,3 +42,27 @@ def test_large_blocks_come_from_the_heap_once_applied() -> None:
     assert applied == "True" and grown == 0  # served from the heap, so freeing it keeps it for reuse
     applied, grown = _probe({**env, "POSETOKENS_SYSTEM_MALLOC": "1"})
     assert applied == "False" and grown >= 64 << 20  # glibc's default: a fresh mmap, unmapped on free
+
+
+_SHIM = "#include <stddef.h>\nextern void *__libc_malloc(size_t);\nvoid *malloc(size_t n) { return __libc_malloc(n); }\n"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+def test_a_preloaded_malloc_is_left_alone(tmp_path) -> None:
+    # An LD_PRELOAD library that defines malloc (as jemalloc and tcmalloc do) takes over the process's
+    # allocations; glibc's settings would then label a benchmark wrongly and do nothing, so none are applied.
+    import shutil
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build an interposing malloc")
+    (tmp_path / "shim.c").write_text(_SHIM)
+    lib = tmp_path / "libshim.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(lib), str(tmp_path / "shim.c")], check=True)
+    code = "from posetokens.runtime import malloc_is_glibc, retain_freed_memory; print(malloc_is_glibc(), retain_freed_memory())"
+    env = {k: v for k, v in os.environ.items() if k != "POSETOKENS_SYSTEM_MALLOC"}
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert plain.stdout.split() == ["True", "True"]
+    shimmed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**env, "LD_PRELOAD": str(lib)})
+    assert shimmed.stdout.split() == ["False", "False"]

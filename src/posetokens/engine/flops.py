@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from posetokens.layers import PatchEmbed, use_fused_attn
+from posetokens.layers import PatchEmbed, TokenRecoveryAttention, use_fused_attn
 
 
 def _run_with_hooks(model: nn.Module, inputs: Sequence[Tensor], modules: list[nn.Module], hook) -> None:
@@ -80,7 +80,12 @@ def hrnet_summary_gflops(model: nn.Module, inputs: Sequence[Tensor]) -> float:
 @torch.no_grad()
 def linear_gflops(model: nn.Module, inputs: Sequence[Tensor]) -> float:
     """HoT's convention: 2 x MACs of every ``nn.Linear`` and ``nn.Conv1d`` call (attention matmuls and
-    everything else excluded), for one forward pass on ``inputs`` (one clip), in GFLOPs (1e9)."""
+    everything else excluded), for one forward pass on ``inputs`` (one clip), in GFLOPs (1e9).
+
+    The official token recovering attention projects its learnable queries once per sequence (clip x
+    joint); ours projects them once per call (:class:`~posetokens.layers.TokenRecoveryAttention`), so the
+    count adds the official code's B' - 1 further projections of the (F, C) queries.
+    """
     total = 0
 
     def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
@@ -89,8 +94,12 @@ def linear_gflops(model: nn.Module, inputs: Sequence[Tensor]) -> float:
             total += 2 * module.in_features * output.numel()
         elif isinstance(module, nn.Conv1d):
             total += 2 * module.weight[0].numel() * output.numel()
+        elif isinstance(module, TokenRecoveryAttention):  # output (B', F, C); the hook above saw (1, F, C)
+            q = module.attn.linear_q
+            total += 2 * q.in_features * q.out_features * output.shape[1] * (output.shape[0] - 1)
 
-    _run_with_hooks(model, inputs, [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d))], hook)
+    kinds = (nn.Linear, nn.Conv1d, TokenRecoveryAttention)
+    _run_with_hooks(model, inputs, [m for m in model.modules() if isinstance(m, kinds)], hook)
     return total / 1e9
 
 

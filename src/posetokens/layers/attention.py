@@ -160,8 +160,17 @@ class CrossAttention(nn.Module):
         return x.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2)
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
-        """``query`` (B, Nq, C) attends to ``key``/``value`` (B, Nk, C); returns (B, Nq, C)."""
-        q, k, v = self._heads(self.linear_q(query)), self._heads(self.linear_k(key)), self._heads(self.linear_v(value))
+        """``query`` (B, Nq, C) attends to ``key``/``value`` (B, Nk, C); returns (B, Nq, C).
+
+        A ``query`` of batch 1 is shared by every key sequence: it is projected once and broadcast (HoT's
+        recovery queries are the same for every clip and joint).
+        """
+        k, v = self._heads(self.linear_k(key)), self._heads(self.linear_v(value))
+        q = self._heads(self.linear_q(query))
+        if q.shape[0] != k.shape[0]:
+            if q.shape[0] != 1:
+                raise ValueError(f"CrossAttention: query batch {q.shape[0]} is neither 1 nor the key batch {k.shape[0]}")
+            q = q.expand(k.shape[0], -1, -1, -1)
         if _FUSED:
             out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
         else:

@@ -259,8 +259,10 @@ def recover_by_interpolation(tokens: Tensor, idx: Tensor, num_frames: int, mode:
 class TokenRecoveryAttention(torch.nn.Module):
     """HoT's token recovering attention: ``num_frames`` learnable queries cross-attend to the kept tokens.
 
-    ``forward(x)`` maps (B', T, C) to (B', num_frames, C) as ``queries + CrossAttention(queries, x, x)``;
-    the queries are shared over the batch (and joints). Official key layout: ``x_token`` (the queries) and
+    ``forward(x)`` maps (B', T, C) to (B', num_frames, C) as ``queries + CrossAttention(queries, x, x)``.
+    The queries are shared over the batch (and joints), so their projection is computed once per call; the
+    official code projects them for every sequence, which the HoT FLOPs convention counts (see
+    ``engine.flops.linear_gflops``). Official key layout: ``x_token`` (the queries) and
     ``cross_attention.{linear_q,linear_k,linear_v,proj}``.
     """
 
@@ -274,8 +276,8 @@ class TokenRecoveryAttention(torch.nn.Module):
     def forward(self, x: Tensor, num_frames: int | None = None) -> Tensor:
         """Recover the full-length sequence from the kept tokens: (B', T, C) -> (B', F, C), ``F`` the first
         ``num_frames`` queries (default all)."""
-        q = (self.queries if num_frames is None else self.queries[:, :num_frames]).expand(x.shape[0], -1, -1)
-        return q + self.attn(q, x, x)
+        q = self.queries if num_frames is None else self.queries[:, :num_frames]  # (1, F, C)
+        return q + self.attn(q, x, x)  # broadcast over the B' sequences
 
 
 @dataclass(frozen=True)
@@ -336,10 +338,10 @@ def choose_frames(
             score = attn_received
         elif cfg.strategy == "uniform":
             b, f = tokens.shape[:2]
-            idx = uniform_frame_indices(f, cfg.keep, b, tokens.device)
+            idx = uniform_frame_indices(f, cfg.keep)  # built on the CPU: a constant of the config, no device sync
             if center is not None and not bool((idx == center).any()):
                 idx = torch.cat((idx[:, :-1], torch.full_like(idx[:, :1], center)), 1).sort(dim=1).values
-            return idx
+            return idx.to(tokens.device).expand(b, -1)
         else:
             raise ValueError("choose_frames: strategy 'none' keeps every frame")
         return select_frames(score, cfg.keep, center)
