@@ -81,8 +81,13 @@ def test_cli_infer_coco_images_with_detections(shared_data: Path, tmp_path: Path
 def test_show_tokens_counts_follow_ppt(shared_data: Path, tmp_path: Path) -> None:
     est = PoseEstimator("ppt_s_coco_256x192", **SMALL_PPT)
     img = cv2.imread(str(shared_data / "coco" / "000000000785.jpg"))
-    res = est.predict(img, bboxes=np.array([[280.0, 40.0, 500.0, 400.0]]), show_tokens=True)
-    assert res.keypoints.shape == (1, 17, 2) and np.isfinite(res.keypoints).all()
+    calls = []
+    est.net.register_forward_pre_hook(lambda m, args: calls.append(args[0].shape[0]))
+    boxes = np.array([[280.0, 40.0, 500.0, 400.0]])
+    res = est.predict(img, bboxes=boxes, show_tokens=True)
+    assert calls == [] and res.keypoints.shape == (1, 17, 2) and np.isfinite(res.keypoints).all()
+    np.testing.assert_allclose(res.keypoints, est.predict(img, bboxes=boxes).keypoints)  # same pass, same answer
+    assert calls == [1]  # the record came from forward_tokens, not from a second forward
     assert [len(k) for k in res.kept_tokens[0]] == [180, 126, 89]  # PPT paper, 256 tokens at keep 0.7
     assert all(set(a) >= set(b) for a, b in zip(res.kept_tokens[0], res.kept_tokens[0][1:]))  # nested
     fig = est.tokens_figure(res)

@@ -259,6 +259,26 @@ def kept_patch_ids(record: Any, b: int) -> np.ndarray:
     return np.unique(ids[ids >= 0])
 
 
+class _RecordTokens(nn.Module):
+    """A pruning model whose first call runs ``forward_tokens``, keeps its pruning record in ``pruned`` and
+    returns what ``forward`` would; later calls (the flip test's mirrored pass) run ``forward``. So the kept
+    tokens of a batch cost no extra forward pass."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.output_kind = getattr(model, "output_kind", "heatmap")
+        self.pruned: list | None = None
+
+    def forward(self, x: torch.Tensor) -> Any:
+        """The model's prediction for ``x``; the first call also records the kept tokens."""
+        if self.pruned is not None:
+            return self.model(x)
+        out = self.model.forward_tokens(x)
+        self.pruned = out.pruned
+        return out.prediction
+
+
 class PoseEstimator:
     """A 2D zoo model ready for images and videos.
 
@@ -352,12 +372,12 @@ class PoseEstimator:
         for s in range(0, len(crops), self.batch_size):
             x = torch.from_numpy(crops[s:s + self.batch_size]).to(self.device).permute(0, 3, 1, 2).float()
             x = (x - mean) / std
-            kp, sc = self.codec.decode(predict_outputs(self.net, x, flip))
+            net = _RecordTokens(self.net) if show_tokens else self.net
+            kp, sc = self.codec.decode(predict_outputs(net, x, flip))
             kpts.append(np.asarray(kp, np.float64))
             scores.append(np.asarray(sc, np.float64))
             if show_tokens:
-                pruned = self.net.forward_tokens(x).pruned
-                tokens += [[kept_patch_ids(rec, b) for rec in pruned] for b in range(x.shape[0])]
+                tokens += [[kept_patch_ids(rec, b) for rec in net.pruned] for b in range(x.shape[0])]
         kp_img = crop_to_image(np.concatenate(kpts), warps)
         sc = np.concatenate(scores)
         if not (np.isfinite(kp_img).all() and np.isfinite(sc).all()):

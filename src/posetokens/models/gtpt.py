@@ -179,6 +179,11 @@ class GTPTOutput(NamedTuple):
     simcc_y: Tensor
     pruned: list[PruneRecord]
 
+    @property
+    def prediction(self) -> tuple[Tensor, Tensor]:
+        """What :meth:`GTPT.forward` returns: the SimCC logits ``(x, y)``."""
+        return self.simcc_x, self.simcc_y
+
 
 # ---------------------------------------------------------------------------------------------- model
 class GTPT(nn.Module):
@@ -283,8 +288,7 @@ class GTPT(nn.Module):
 
     def forward(self, img: Tensor) -> tuple[Tensor, Tensor]:
         """Images (B, 3, H, W) to SimCC logits ``(x (B, K, W*r), y (B, K, H*r))``."""
-        out = self._forward(img, record=False)
-        return out.simcc_x, out.simcc_y
+        return self._forward(img, record=False).prediction
 
     def forward_tokens(self, img: Tensor) -> GTPTOutput:
         """Like :meth:`forward`, also returning every pruning step's kept indices and scores."""

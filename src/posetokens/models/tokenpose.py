@@ -92,6 +92,11 @@ class TokenPoseOutput(NamedTuple):
     heatmaps: Tensor
     pruned: list[PrunedTokens]
 
+    @property
+    def prediction(self) -> Tensor:
+        """What :meth:`TokenPose.forward` returns: the heatmaps."""
+        return self.heatmaps
+
 
 # ---------------------------------------------------------------------------------------------- model
 class TokenPose(nn.Module):
@@ -155,7 +160,7 @@ class TokenPose(nn.Module):
 
     def forward(self, img: Tensor) -> Tensor:
         """Images (B, 3, H, W), ImageNet-normalised RGB, to heatmaps (B, J, H/4, W/4)."""
-        return self._forward(img, record=False).heatmaps
+        return self._forward(img, record=False).prediction
 
     def forward_tokens(self, img: Tensor) -> TokenPoseOutput:
         """Like :meth:`forward`, also returning the kept-token indices and scores of every pruning layer."""
