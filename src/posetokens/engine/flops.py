@@ -42,7 +42,7 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
 def true_macs(model: nn.Module, inputs: Sequence[Tensor]) -> int:
     """Every multiply-accumulate of one forward pass on ``inputs``, attention matmuls included.
 
-    Parameters are frozen while counting: under ``no_grad`` a view of a trainable parameter (HoT's expanded
+    Parameters are frozen while counting: under ``no_grad`` a view of a trainable parameter (a slice of HoT's
     recovery queries) still requires grad but has no grad_fn, which the counter's module tracker rejects.
     """
     was_training = model.training

@@ -292,7 +292,8 @@ class PoseEstimator:
         bbox_padding: box -> crop padding (default 1.25, the top-down convention; 1.12 for PCT, its test setting).
         optimize: predict with :func:`posetokens.layers.optimize_for_inference`'s copy (conv-BN folded,
             channels-last convolutions; equal outputs to float rounding, about 1.1x faster on CPU). ``model``
-            stays the original; the copy, ``net``, costs one more set of weights.
+            stays the original; the copy, ``net``, costs one more set of weights and is made once, here: after
+            changing ``model`` (weights, device), build a new estimator.
         **overrides: model config fields to replace (as in :func:`posetokens.create_model`).
     """
 

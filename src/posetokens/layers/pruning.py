@@ -338,10 +338,11 @@ def choose_frames(
             score = attn_received
         elif cfg.strategy == "uniform":
             b, f = tokens.shape[:2]
-            idx = uniform_frame_indices(f, cfg.keep)  # built on the CPU: a constant of the config, no device sync
-            if center is not None and not bool((idx == center).any()):
-                idx = torch.cat((idx[:, :-1], torch.full_like(idx[:, :1], center)), 1).sort(dim=1).values
-            return idx.to(tokens.device).expand(b, -1)
+            idx = uniform_frame_indices(f, cfg.keep, b, tokens.device)
+            if center is not None:  # the last frame gives way to the centre unless it is kept already
+                swapped = torch.cat((idx[:, :-1], torch.full_like(idx[:, :1], center)), 1).sort(dim=1).values
+                idx = torch.where((idx == center).any(dim=1, keepdim=True), idx, swapped)  # no host sync
+            return idx
         else:
             raise ValueError("choose_frames: strategy 'none' keeps every frame")
         return select_frames(score, cfg.keep, center)
