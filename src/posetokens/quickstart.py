@@ -339,12 +339,11 @@ def kept_tokens_figure(model: Any, cfg: Any, out: Path, num: int = 4) -> None:
     import numpy as np
     import torch
 
-    from posetokens.engine.data import build_codec, build_samples
+    from posetokens.engine.data import build_samples, model_codec
     from posetokens.inference import denormalize_image, draw_kept_tokens, tile_images
 
     mcfg = model.cfg
-    codec = build_codec(cfg.data, mcfg.image_size, getattr(mcfg, "heatmap_size", None),
-                        getattr(model, "output_kind", "heatmap"))
+    codec = model_codec(cfg.data, model)
     val = build_samples(cfg.data, "val", mcfg.image_size, codec)
     step = max(1, len(val) // num)
     picks = [val[i] for i in range(0, len(val), step)][:num]
@@ -369,7 +368,7 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
     import torch
 
     from posetokens.engine.config import load_config
-    from posetokens.engine.data import build_codec
+    from posetokens.engine.data import model_codec
     from posetokens.engine.trainer import build_model
     from posetokens.inference import default_kpt_thr
 
@@ -420,9 +419,7 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
 
     # pictures
     skel_png, tokens_png = out / "skeletons.png", out / "kept_tokens.png"
-    pcfg, pmodel = cfgs[qs.pruned], models[qs.pruned]
-    codec = build_codec(pcfg.data, pmodel.cfg.image_size, getattr(pmodel.cfg, "heatmap_size", None),
-                        getattr(pmodel, "output_kind", "heatmap"))  # the one that decoded val_predictions.json
+    codec = model_codec(cfgs[qs.pruned].data, models[qs.pruned])  # the one that decoded val_predictions.json
     skeleton_grid(Path(runs[0]["work_dir"]) / "val_predictions.json", paths["val_ann"], paths["val_img_dir"],
                   skel_png, num=8, title=qs.pruned.upper(), kpt_thr=default_kpt_thr(codec.score_scale))
     kept_tokens_figure(models[qs.pruned], cfgs[qs.pruned], tokens_png, num=4)

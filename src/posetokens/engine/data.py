@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from posetokens.codecs import CoordinateCodec, HeatmapCodec, SimCCCodec
@@ -128,6 +129,12 @@ def build_codec(cfg: DataCfg, input_size_hw: tuple[int, int], heatmap_size_hw: t
         input_size=size_wh, heatmap_size=(heatmap_size_hw[1], heatmap_size_hw[0]),
         sigma=cfg.sigma, unbiased=cfg.unbiased, udp=cfg.udp, decode=cfg.decode,
     )
+
+
+def model_codec(cfg: DataCfg, model: nn.Module) -> BaseKeypointCodec:
+    """The codec of a recipe for a built 2D model: its input and heatmap sizes and its ``output_kind``."""
+    mcfg = model.cfg
+    return build_codec(cfg, mcfg.image_size, getattr(mcfg, "heatmap_size", None), getattr(model, "output_kind", "heatmap"))
 
 
 def build_dataset(cfg: DataCfg, split: str) -> Dataset:

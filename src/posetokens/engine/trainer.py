@@ -31,7 +31,7 @@ from tqdm import tqdm
 from posetokens.data.metainfo import get_metainfo
 from posetokens.engine.checkpoint import atomic_save, load_file
 from posetokens.engine.config import TrainCfg, config_to_dict
-from posetokens.engine.data import StepSampler, build_codec, build_samples, make_loader
+from posetokens.engine.data import StepSampler, build_codec, build_samples, make_loader, model_codec
 from posetokens.engine.evaluate import coco_metrics, mpii_metrics, predict_coco, predict_keypoints
 from posetokens.engine.lifting import build_lifting_set, evaluate_lifting, lifting_loss
 from posetokens.engine.multiview import build_multiview_set, evaluate_multiview, multiview_loss
@@ -390,7 +390,6 @@ def test(cfg: TrainCfg, weights: str, out: str | None = None) -> dict[str, float
         return evaluate_multiview(model, build_multiview_set(cfg.data, "val", model), device, cfg.data.val_batch_size)
     if getattr(model, "is_tokenizer", False):  # PCT stage 1: reconstruction error and codebook usage
         return evaluate_tokenizer(model, cfg, device)
-    codec = build_codec(cfg.data, model.cfg.image_size, getattr(model.cfg, "heatmap_size", None),
-                        getattr(model, "output_kind", "heatmap"))
+    codec = model_codec(cfg.data, model)
     out_path = Path(out) if out else Path(cfg.work_dir) / "test_predictions.json"
     return evaluate_topdown(model, cfg, codec, device, out_path)

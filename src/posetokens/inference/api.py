@@ -301,7 +301,7 @@ class PoseEstimator:
                  flip_test: bool = False, batch_size: int = 16, metainfo: PoseMetaInfo | str | None = None,
                  bbox_padding: float | None = None, optimize: bool = True, **overrides: Any) -> None:
         from posetokens.engine.config import DataCfg
-        from posetokens.engine.data import build_codec
+        from posetokens.engine.data import model_codec
         from posetokens.registry import create_model
 
         if isinstance(model, str):
@@ -327,7 +327,7 @@ class PoseEstimator:
         self.metainfo = get_metainfo(metainfo) if metainfo is not None else metainfo_for(model)
         h, w = model.cfg.image_size
         kind = getattr(model, "output_kind", "heatmap")
-        self.codec = build_codec(DataCfg(), (h, w), getattr(model.cfg, "heatmap_size", None), kind)
+        self.codec = model_codec(DataCfg(), model)
         if bbox_padding is None:
             bbox_padding = 1.12 if kind == "coords" else 1.25
         self.pipeline = TopdownPipeline((w, h), self.metainfo, use_udp=True, pixel_aligned_box=True,
