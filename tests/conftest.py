@@ -10,9 +10,20 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("POSETOKENS_SHARED", REPO.parent / "shared"))
+SHARED = Path(os.environ.get("POSETOKENS_SHARED", REPO.parent / "shared"))  # the one way every test finds shared/
 PARITY = SHARED / "parity"
 DATA = SHARED / "data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Without the shared folder the official comparisons cannot run: stop at once, naming the folder (a green
+    run must prove they ran)."""
+    missing = [p for p in (SHARED, PARITY, DATA) if not p.is_dir()]
+    if missing:
+        raise pytest.UsageError(
+            f"posetokens tests: shared folder not found: {missing[0]} (expected ../shared beside the repo, holding "
+            "parity/ and data/; set POSETOKENS_SHARED to its path)"
+        )
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 _THREADS = torch.get_num_threads()
@@ -39,9 +50,9 @@ def parity_fixtures(prefix: str) -> list[Path]:
 
 @pytest.fixture
 def shared_data() -> Path:
-    """The real sample data folder (skips when absent)."""
+    """The real sample data folder (a failure when absent)."""
     if not DATA.is_dir():
-        pytest.skip(f"shared data not found at {DATA}")
+        pytest.fail(f"shared data not found at {DATA}")
     return DATA
 
 

@@ -4,6 +4,7 @@ and validation errors."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import copy
 import io
 import json
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -33,7 +35,6 @@ from posetokens.evaluation import (
     write_coco_results,
 )
 
-DATA = Path("/work/shared/data")
 GT_COCO = DATA / "coco" / "test_coco.json"
 GT_CROWD = DATA / "crowdpose" / "test_crowdpose.json"
 COCO_SIGMAS = np.array(
@@ -299,3 +300,65 @@ def test_results_file_errors(tmp_path: Path) -> None:
         write_coco_results(tmp_path / "w.json", [_valid_pred(keypoints=[1.0, 2.0])])
     out = write_coco_results(tmp_path / "sub" / "w.json", [_valid_pred(keypoints=np.zeros((17, 3)))], 17)
     assert load_coco_results(out, 17)[0]["keypoints"] == [0.0] * 51
+
+
+# ------------------------------------------------------------------------ (e) the protocol entry point
+def test_evaluate_keypoints_dispatch_and_keys() -> None:
+    """evaluate_keypoints takes every setting from the rule and the metainfo: COCO -> evaluate_coco with
+    the rule's threshold/NMS/area/backend; CrowdPose -> keypoints_crowd without area; MPII -> an error."""
+    from posetokens.evaluation import evaluate_keypoints
+    from posetokens.protocols import EvalRule, get_protocol
+
+    preds, _ = _perturbed_predictions()
+    for p in preds:
+        p["area"] = 1.25 ** 2 * p["bbox"][2] * p["bbox"][3]  # a padded-box area for the official NMS rule
+    rule = get_protocol("tokenpose").eval
+    got = evaluate_keypoints(GT_COCO, preds, "coco", rule)
+    assert list(got) == list(COCO_KEYPOINT_METRICS)
+    assert got == evaluate_coco(GT_COCO, preds, COCO_SIGMAS, rescore_thr=0.2, nms_thr=0.9, nms_area="box")
+    assert evaluate_keypoints(GT_COCO, preds, "coco", get_protocol("tokenpose")) == got  # a Protocol works too
+    # no rescoring (rescore_thr None) keeps the given scores
+    assert evaluate_keypoints(GT_COCO, preds, "coco", dataclasses.replace(rule, rescore_thr=None)) == \
+        evaluate_coco(GT_COCO, preds, COCO_SIGMAS, rescore=False, nms_thr=0.9, nms_area="box")
+
+    crowd = [{"image_id": a["image_id"], "keypoints": a["keypoints"], "score": 1.0} for a in _gt_annotations(GT_CROWD)]
+    out = evaluate_keypoints(GT_CROWD, crowd, "crowdpose", EvalRule(nms_thr=None))
+    assert list(out) == list(CROWDPOSE_METRICS) and out["AR"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="PCKh"):
+        evaluate_keypoints(GT_COCO, preds, "mpii", rule)
+    with pytest.raises(TypeError, match="EvalRule"):
+        evaluate_keypoints(GT_COCO, preds, "coco", {"rescore_thr": 0.2})
+
+
+def test_xtcocotools_backend_drops_zero_score_predictions() -> None:
+    """xtcocotools' COCOeval skips detections without a positive keypoint score (pycocotools counts them):
+    the GT fed back as predictions scores AP 1.0 with the emulated xtcocotools, 0.894 with pycocotools."""
+    preds = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+             for a in _gt_annotations()]
+    xt = evaluate_coco(GT_COCO, preds, COCO_SIGMAS, rescore=False, nms_thr=None, coco_backend="xtcocotools")
+    assert xt["AP"] == pytest.approx(1.0) and xt["AR"] == pytest.approx(1.0)
+    assert evaluate_coco(GT_COCO, preds, COCO_SIGMAS, rescore=False, nms_thr=None)["AP"] < 0.95
+    with pytest.raises(ValueError, match="coco_backend"):
+        evaluate_coco(GT_COCO, preds, COCO_SIGMAS, coco_backend="nope")
+    with pytest.raises(ValueError, match="nms_area"):
+        evaluate_coco(GT_COCO, preds, COCO_SIGMAS, nms_area="nope")
+
+
+def test_results_carry_area_center_scale(tmp_path: Path) -> None:
+    """The prediction-writing path carries the OKS-NMS 'area' and the official 'center'/'scale'; the
+    validator checks them; results handed to COCOeval drop them (no bbox/area, as the official writes)."""
+    anns = [a for a in _gt_annotations() if a["num_keypoints"] > 0]
+    k = np.stack([np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3) for a in anns])
+    n = len(anns)
+    centers, scales = np.full((n, 2), 100.0), np.tile([150.0, 200.0], (n, 1))
+    res = to_coco_results([a["image_id"] for a in anns], k[..., :2], k[..., 2], np.ones(n),
+                          areas=scales.prod(1), centers=centers, scales=scales)
+    assert res[0]["area"] == 30000.0 and res[0]["center"] == [100.0, 100.0] and res[0]["scale"] == [150.0, 200.0]
+    path = write_coco_results(tmp_path / "r.json", res, 17)
+    assert load_coco_results(path, 17) == res
+    with pytest.raises(ValueError, match=r"entry \[0\]: field 'center' must be 2 finite numbers"):
+        validate_coco_results([{**res[0], "center": [1.0, float("nan")]}], 17)
+    with pytest.raises(ValueError, match=r"entry \[0\]: field 'scale' must be 2 finite numbers"):
+        validate_coco_results([{**res[0], "scale": [1.0, 2.0, 3.0]}], 17)
+    prepared = prepare_coco_results(res, COCO_SIGMAS, nms_area="box")
+    assert all(set(r) == {"image_id", "category_id", "keypoints", "score"} for r in prepared)

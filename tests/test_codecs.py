@@ -197,3 +197,31 @@ def test_score_scale_is_the_best_reachable_score() -> None:
     assert SimCCCodec((192, 256), sigma=(4.0, 6.0), softmax_scores=True).score_scale == pytest.approx(
         1 / (6 * math.sqrt(2 * math.pi)))
     assert SimCCCodec((192, 256), softmax_scores=False).score_scale == 1.0  # raw logits: no fixed scale
+
+
+def test_heatmap_codec_mapping_and_rule_arguments() -> None:
+    """``udp=True`` is the per-axis (size-1) mapping; the new keyword rules are checked by name."""
+    assert HeatmapCodec(IN, HM, udp=True).mapping == "per_axis_size_minus_one"
+    assert HeatmapCodec(IN, HM).mapping == "stride" and HeatmapCodec(IN, HM).weight_rule == "floor_box"
+    with pytest.raises(ValueError, match="mapping"):
+        HeatmapCodec(IN, HM, udp=True, mapping="isotropic_size_minus_one")
+    with pytest.raises(ValueError, match="weight_rule"):
+        HeatmapCodec(IN, HM, weight_rule="int_box_input_px")
+    with pytest.raises(ValueError, match="weight_rule"):
+        SimCCCodec(IN, weight_rule="msra")
+    # the isotropic mapping: ratio (w-1)/(W-1) = 47/191 on both axes about the centres
+    iso = HeatmapCodec(IN, HM, mapping="isotropic_size_minus_one")
+    np.testing.assert_allclose(iso.input_to_heatmap([95.5, 127.5]), [23.5, 31.5])
+    np.testing.assert_allclose(iso.input_to_heatmap([191.0, 0.0]), [47.0, 31.5 - 127.5 * 47 / 191])
+
+
+def test_refine_quarter_border_rules() -> None:
+    """``inside``: 0 < x < W-1; ``hrnet`` (get_final_preds): 1 < x < W-1, both axes at once."""
+    from posetokens.codecs.utils import refine_keypoints_quarter
+
+    hm = np.zeros((1, 2, 6, 6))
+    hm[0, 0, 3, 1], hm[0, 0, 3, 2] = 1.0, 0.5  # peak at x = 1
+    hm[0, 1, 3, 3], hm[0, 1, 3, 2], hm[0, 1, 2, 3] = 1.0, 0.5, 0.25  # peak at (3, 3): -0.25 x, -0.25 y
+    locs = np.array([[[1.0, 3.0], [3.0, 3.0]]])
+    np.testing.assert_allclose(refine_keypoints_quarter(locs, hm, "inside"), [[[1.25, 3.0], [2.75, 2.75]]])
+    np.testing.assert_allclose(refine_keypoints_quarter(locs, hm, "hrnet"), [[[1.0, 3.0], [2.75, 2.75]]])

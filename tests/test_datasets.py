@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from posetokens.data.datasets import CocoStyleDataset, MpiiDataset, load_image
+from conftest import DATA
+from posetokens.data.datasets import CocoStyleDataset, MpiiDataset, clean_gt_bbox, load_image
 
-DATA = Path("/work/shared/data")
 COCO_JSON = DATA / "coco" / "test_coco.json"
 COCO_DET = DATA / "coco" / "test_coco_det_AP_H_56.json"
 CROWD_JSON = DATA / "crowdpose" / "test_crowdpose.json"
@@ -41,7 +41,7 @@ def test_coco_train_counts_and_item() -> None:
     assert not ids & {1202706, 508900}
     info = ds.get_data_info(0)
     assert info["id"] == 442619 and info["img_id"] == 785
-    assert info["bbox"].dtype == np.float32 and info["bbox"].shape == (4,)
+    assert info["bbox"].dtype == np.float64 and info["bbox"].shape == (4,)  # full json precision
     np.testing.assert_allclose(info["bbox"], [280.79, 44.73, 218.7, 346.68], rtol=1e-6)
     assert info["keypoints"].shape == (17, 2) and info["keypoints_visible"].shape == (17,)
     assert info["area"] == pytest.approx(27789.11055) and info["bbox_score"] == 1.0
@@ -251,3 +251,86 @@ def test_mpii_counted_skips(tmp_path: Path) -> None:
     ds = MpiiDataset(_write(tmp_path, raw), DATA / "mpii")
     assert len(ds) == 3 and ds.skipped == {"no_visible_keypoints": 1, "zero_area_bbox": 1}
     assert len(MpiiDataset(_write(tmp_path, raw), DATA / "mpii", mode="test")) == 5
+
+
+# ------------------------------------------------------------------------- protocol GT cleaning (spec §1.2)
+@pytest.mark.parametrize(
+    ("rule", "bbox", "want"),
+    [
+        # a box past the right edge of a 640 x 425 image (x2 = min(639, x1 + w - 1) for the HRNet rules)
+        ("hrnet", [600.5, 10.0, 50.0, 30.0], [600.5, 10.0, 39.5, 30.0]),
+        ("hrnet_w_minus_1", [600.5, 10.0, 50.0, 30.0], [600.5, 10.0, 38.5, 29.0]),
+        ("mmpose0", [600.5, 10.0, 50.0, 30.0], [600.5, 10.0, 38.5, 30.0]),
+        ("mmpose", [600.5, 10.0, 50.0, 30.0], [600.5, 10.0, 38.5, 30.0]),
+        ("none", [600.5, 10.0, 50.0, 30.0], [600.5, 10.0, 50.0, 30.0]),
+        # left of the image: the official rules move x1 to 0 and keep w (x2 from the clipped x1); MMPose 1.x cuts
+        ("hrnet", [-5.0, 10.0, 20.0, 30.0], [0.0, 10.0, 20.0, 30.0]),
+        ("hrnet_w_minus_1", [-5.0, 10.0, 20.0, 30.0], [0.0, 10.0, 19.0, 29.0]),
+        ("mmpose0", [-5.0, 10.0, 20.0, 30.0], [0.0, 10.0, 20.0, 30.0]),
+        ("mmpose", [-5.0, 10.0, 20.0, 30.0], [0.0, 10.0, 15.0, 30.0]),
+        # zero width: HRNet keeps it (x2 = x1, so w = 1 / 0), mmpose 0.x and 1.x need x2 > x1
+        ("hrnet", [5.0, 10.0, 0.0, 30.0], [5.0, 10.0, 1.0, 30.0]),
+        ("hrnet_w_minus_1", [5.0, 10.0, 0.0, 30.0], [5.0, 10.0, 0.0, 29.0]),
+        ("mmpose0", [5.0, 10.0, 0.0, 30.0], None),
+        ("mmpose", [5.0, 10.0, 0.0, 30.0], None),
+    ],
+)
+def test_clean_gt_bbox_hand_computed(rule: str, bbox: list, want: list | None) -> None:
+    got = clean_gt_bbox(bbox, (425, 640), rule, area=100.0)
+    if want is None:
+        assert got is None
+    else:
+        np.testing.assert_allclose(got, want)
+
+
+def test_clean_gt_bbox_needs_positive_area_for_official_rules() -> None:
+    for rule in ("hrnet", "hrnet_w_minus_1", "mmpose0"):
+        assert clean_gt_bbox([5, 10, 20, 30], (425, 640), rule, area=0.0) is None
+    assert clean_gt_bbox([5, 10, 20, 30], (425, 640), "mmpose", area=0.0) is not None
+    with pytest.raises(ValueError, match="gt_clean rule must be one of"):
+        clean_gt_bbox([5, 10, 20, 30], (425, 640), "hrnet2")
+
+
+@pytest.mark.parametrize(("rule", "dw"), [("hrnet", 0.0), ("hrnet_w_minus_1", -1.0), ("mmpose0", 0.0)])
+def test_coco_official_rules_on_the_sample(rule: str, dw: float) -> None:
+    """12 of 14 annotations kept (the two with all-zero keypoints skipped, spec §1.2); boxes inside the image keep
+    w (TokenPose, PCT) or get w - 1 (GTPT)."""
+    ds = CocoStyleDataset(COCO_JSON, DATA / "coco", "coco", gt_clean=rule)
+    assert len(ds) == 12 and ds.skipped == {"no_visible_keypoints": 2}
+    info = ds.get_data_info(0)
+    assert info["id"] == 442619
+    np.testing.assert_allclose(info["bbox"], [280.79, 44.73, 218.7 + dw, 346.68 + dw], rtol=1e-12)
+
+
+def test_official_rules_keep_labelled_joints_outside_the_image(tmp_path: Path) -> None:
+    """The official loaders take min(v, 1) and never mark joints outside the image (MMPose-1.x-style marking is
+    posetokens' default rule only)."""
+    d = _coco()
+    k = np.asarray(d["annotations"][4]["keypoints"], dtype=np.float64).reshape(-1, 3)
+    j = int(np.flatnonzero(k[:, 2] > 0)[0])
+    k[j, 0] = 5000.0
+    d["annotations"][4]["keypoints"] = k.ravel().tolist()
+    ds = CocoStyleDataset(_write(tmp_path, d), DATA / "coco", "coco", gt_clean="hrnet")
+    assert ds.marked == {}
+    info = next(ds.get_data_info(i) for i in range(len(ds)) if ds.get_data_info(i)["id"] == d["annotations"][4]["id"])
+    assert info["keypoints_visible"][j] == 1.0 and info["keypoints"][j, 0] == 5000.0
+    with pytest.raises(ValueError, match="gt_clean must be one of"):
+        CocoStyleDataset(COCO_JSON, DATA / "coco", "coco", gt_clean="bogus")
+
+
+@pytest.mark.parametrize("proto", ["tokenpose", "gtpt", "mmpose"])
+def test_mpii_box_centre_through_the_protocol_pipeline(proto: str) -> None:
+    """Spec §1.1: c_y += 15 s, then s x 1.25, then c -= 1, square box -- whatever the protocol's centre offset for
+    [x, y, w, h] boxes (the stored centre is used as is)."""
+    from posetokens.protocols import get_protocol
+    from posetokens.protocols.topdown import build_pipeline
+
+    raw = json.loads(MPII_JSON.read_text())
+    ds = MpiiDataset(MPII_JSON, DATA / "mpii")
+    pipe = build_pipeline(get_protocol(proto), (256, 256), "mpii")
+    blank = np.zeros((8, 8, 3), np.uint8)
+    for i, r in enumerate(raw):
+        out = pipe.run_item(ds.get_data_info(i), image=blank)
+        s = r["scale"]
+        np.testing.assert_allclose(out["box_center"], [r["center"][0] - 1, r["center"][1] + 15 * s - 1], atol=1e-9)
+        np.testing.assert_allclose(out["box_scale"], [200 * s * 1.25] * 2, rtol=1e-12)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -146,7 +145,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         load_config(bad)
     with pytest.raises(ValueError, match="schedule.epochs: expected int"):
         load_config(None, ["schedule.epochs=many"])
-    with pytest.raises(ValueError, match="unknown model config field 'dimm'"):
+    with pytest.raises(ValueError, match="unknown config field 'dimm'"):
         train(load_config(None, ["model.overrides={dimm: 3}", "data.train_ann=x"]))
 
 
@@ -211,6 +210,7 @@ def test_mpii_format_trains_and_evaluates_on_real_sample(shared_data: Path, tmp_
 def test_mpii_pckh_hand_computed(shared_data: Path, tmp_path: Path) -> None:
     from posetokens.data.datasets import MpiiDataset
     from posetokens.engine.evaluate import mpii_metrics
+    from posetokens.protocols import get_protocol
 
     ds = MpiiDataset(shared_data / "mpii" / "test_mpii.json", shared_data / "mpii", "mpii", mode="test")
     gt = np.stack([ds.get_data_info(i)["keypoints"] for i in range(len(ds))])
@@ -221,7 +221,8 @@ def test_mpii_pckh_hand_computed(shared_data: Path, tmp_path: Path) -> None:
     pred = gt.copy()
     pred[:, :, 0] += 10.0  # 10 px: correct ...
     pred[:, 10:, 0] += 10.0  # ... except the six arm joints (10-15), now 20 px off
-    m = mpii_metrics(ds, pred, str(tmp_path / "heads.npy"))
+    rule = get_protocol("tokenpose").eval
+    m = mpii_metrics(ds, pred, str(tmp_path / "heads.npy"), rule)
     assert m["Head"] == 100.0 and m["Hip"] == 100.0 and m["Knee"] == 100.0
     assert m["Shoulder"] == 0.0 and m["Elbow"] == 0.0 and m["Wrist"] == 0.0
     # Mean: labelled joints other than pelvis/thorax; correct = legs, hips, neck, head top
@@ -230,4 +231,4 @@ def test_mpii_pckh_hand_computed(shared_data: Path, tmp_path: Path) -> None:
     expected = 100.0 * counted[:, :10].sum() / counted.sum()
     assert math.isclose(m["Mean"], expected)
     with pytest.raises(ValueError, match="mpii_headboxes"):
-        mpii_metrics(ds, pred, None)
+        mpii_metrics(ds, pred, None, rule)

@@ -119,7 +119,7 @@ def test_export_full_size_zoo_model(name: str, tmp_path: Path) -> None:
 def _fixture(name: str) -> Path:
     path = PARITY / name
     if not (path / "checkpoint.pth").is_file():
-        pytest.skip(f"parity fixture {name} not found")
+        pytest.fail(f"parity fixture {name} not found")
     return path
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ from posetokens.engine.flops import paper_gflops, paper_params
 from posetokens.layers import group_slot_index, group_topk, softmax_pool
 from posetokens.registry import create_model, get_entry, get_family
 
-PARITY = Path("/work/shared/parity")
+from conftest import PARITY  # the one way to find shared/ (POSETOKENS_SHARED overrides)
 NAMES = [
     "gtpt_t_coco_256x192", "gtpt_s_coco_256x192", "gtpt_b_coco_256x192",
     "gtpt_t_wholebody_256x192", "gtpt_s_wholebody_256x192", "gtpt_b_wholebody_256x192",
@@ -26,7 +25,7 @@ THOP_PARAMS = {"t": 2.371, "s": 5.426, "b": 8.315}
 def test_parity_cli(fixture: str, capsys: pytest.CaptureFixture) -> None:
     folder = PARITY / fixture
     if not folder.is_dir():
-        pytest.skip(f"fixture {folder} not present")
+        pytest.fail(f"fixture {folder} not present")
     rc = cli(["parity", str(folder), "--json"])
     report = json.loads(capsys.readouterr().out)
     assert rc == 0 and report["passed"], report

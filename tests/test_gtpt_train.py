@@ -13,8 +13,9 @@ from torch import nn
 
 from posetokens.data.synthetic import generate_splits
 from posetokens.engine.config import load_config
-from posetokens.engine.data import build_codec
-from posetokens.engine.evaluate import predict_simcc
+from posetokens.engine.data import data_protocol, model_codec
+from posetokens.protocols import get_protocol
+from posetokens.protocols.predict import predict_outputs
 from posetokens.engine.losses import gtpt_loss, simcc_distill, simcc_kl
 from posetokens.engine.schedule import ema_decay_at
 from posetokens.engine.trainer import ModelEMA, TrainStep, train
@@ -70,7 +71,7 @@ def test_flip_test_one_bin_shift_is_exact() -> None:
     img = torch.zeros(3, 3, 8, 6)
     for i, c in enumerate((0, 2, 5)):
         img[i, :, 4, c] = 1.0
-    x, _ = predict_simcc(_PeakAtColumn(), img, flip_indices=[0])
+    x, _ = predict_outputs(_PeakAtColumn(), img, get_protocol("gtpt").test, flip_indices=[0])
     assert x.argmax(-1).flatten().tolist() == [0, 4, 10]
 
 
@@ -79,7 +80,7 @@ def test_trainer_picks_simcc_codec_and_gtpt_loss() -> None:
     step = TrainStep(model, "auto")
     assert (step.output_kind, step.loss) == ("simcc", "gtpt")
     cfg = load_config(None, ["model.name=gtpt_t_coco_256x192"])
-    codec = build_codec(cfg.data, (256, 192), None, "simcc")
+    codec = model_codec(data_protocol(cfg.data, create_model("gtpt_t_coco_256x192")), create_model("gtpt_t_coco_256x192"))
     assert codec.num_bins == (384, 512)  # split 2 on 192 x 256 (spec)
     assert tuple(codec.sigma) == (4.0, 4.0)
 

@@ -27,6 +27,7 @@ from posetokens.data.h36m import (
     seq2frame_indices,
     seq2seq_indices,
     seq2seq_starts,
+    split_clips,
 )
 from posetokens.data.metainfo import H36M
 
@@ -140,6 +141,49 @@ def test_seq2seq_windows_hand_made() -> None:
         assert abs(-raw.min() - (raw.max() - length + 1)) <= 1  # centred: pads differ by <= 1
     with pytest.raises(ValueError, match=">= 1"):
         seq2seq_indices(0, 3)
+
+
+def test_seq2seq_windows_with_a_stride() -> None:
+    """HoT's generator_stride: n = ceil((L - F)/stride + 1), start_k = k*stride - ((n-1)*stride + F - L)//2."""
+    np.testing.assert_array_equal(seq2seq_starts(10, 4, 2), [0, 2, 4, 6])
+    np.testing.assert_array_equal(seq2seq_starts(11, 4, 3), [-1, 2, 5, 8])
+    np.testing.assert_array_equal(seq2seq_indices(11, 4, 2)[-1], [8, 9, 10, 10])
+    np.testing.assert_array_equal(seq2seq_starts(251, 243, 243), [-117, 126])  # the HoT fixture's first sequence
+    for length in (1, 100, 243, 500):  # stride F is the default
+        np.testing.assert_array_equal(seq2seq_starts(length, 243, 243), seq2seq_starts(length, 243))
+    with pytest.raises(ValueError, match="stride"):
+        seq2seq_starts(10, 4, 0)
+
+
+def test_split_clips_hand_made() -> None:
+    """MotionBERT's split_clips: clips from each video's start, trailing remainder dropped; a short video in
+    the middle is resampled, the last one is not; a video id that already gave a clip gets no resampled one."""
+    src = ["a"] * 7 + ["b"] * 3 + ["c"] * 5 + ["d"] * 2
+    np.testing.assert_array_equal(split_clips(src, 3, 3), [[0, 1, 2], [3, 4, 5], [7, 8, 9], [10, 11, 12]])
+    np.testing.assert_array_equal(split_clips(src, 3, 2), [[0, 1, 2], [2, 3, 4], [4, 5, 6], [7, 8, 9],
+                                                           [10, 11, 12], [12, 13, 14]])
+    np.testing.assert_array_equal(split_clips(["a"] * 7, 3, 3, tail="end"), [[0, 1, 2], [3, 4, 5], [4, 5, 6]])
+    # a 2-frame video before another: resampled to linspace(0, 2, 3, endpoint=False) = [0, 0.67, 1.33] -> [0, 0, 1]
+    np.testing.assert_array_equal(split_clips(["a"] * 2 + ["b"] * 3, 3, 3), [[0, 0, 1], [2, 3, 4]])
+    np.testing.assert_array_equal(split_clips(["a"] * 4 + ["b"] + ["a"] * 2 + ["c"] * 3, 3, 3),
+                                  [[0, 1, 2], [4, 4, 4], [7, 8, 9]])
+    jitter = split_clips(["a"] * 5 + ["b"] * 9, 9, 9, rng=np.random.default_rng(0))
+    assert jitter.shape == (2, 9) and np.all(np.diff(jitter[0]) >= 0) and jitter[0].max() <= 4
+    assert np.all(np.abs(jitter[0] - np.linspace(0, 5, 9, endpoint=False)) < 1)
+    assert split_clips([], 3, 3).shape == (0, 3)
+    with pytest.raises(ValueError, match="tail"):
+        split_clips(src, 3, 3, tail="pad")
+
+
+def test_dataset_clips_mode() -> None:
+    clips = [_clip(7), _clip(5, action="Eating 2", seed=1)]
+    ds = H36MLiftingDataset(clips, frames=3, mode="clips")
+    assert len(ds) == 3
+    got = [(ds[i]["clip"], ds[i]["frame_indices"].tolist()) for i in range(3)]
+    assert got == [(0, [0, 1, 2]), (0, [3, 4, 5]), (1, [0, 1, 2])]
+    np.testing.assert_allclose(ds[1]["target_3d"][0, 1], clips[0].keypoints_3d[3, 1] - clips[0].keypoints_3d[3, 0],
+                               atol=1e-6)
+    assert len(H36MLiftingDataset(clips, frames=3, mode="clips", stride=1)) == 5 + 3
 
 
 def test_seq2frame_windows_hand_made() -> None:

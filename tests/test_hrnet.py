@@ -17,7 +17,7 @@ from posetokens.models.backbones.hrnet import (
     hrnet_w48_truncated,
 )
 
-PARITY = Path("/work/shared/parity")
+from conftest import PARITY  # the one way to find shared/ (POSETOKENS_SHARED overrides)
 B_CKPT = PARITY / "tokenpose_ppt_b_w16_d128_coco_256x192" / "checkpoint.pth"
 S_CKPT = PARITY / "tokenpose_ppt_s_coco_256x192" / "checkpoint.pth"
 STEM_KEYS = ("conv1.", "bn1.", "conv2.", "bn2.", "layer1.")
@@ -25,7 +25,7 @@ STEM_KEYS = ("conv1.", "bn1.", "conv2.", "bn2.", "layer1.")
 
 def _backbone_sd(path: Path, prefix: str) -> dict[str, torch.Tensor]:
     if not path.exists():
-        pytest.skip(f"parity fixture {path} not available")
+        pytest.fail(f"parity fixture {path} not available")
     sd = torch.load(path, weights_only=True)
     out = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
     return {k: v for k, v in out.items() if k.startswith(STEM_KEYS + ("transition", "stage"))}

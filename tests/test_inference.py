@@ -214,13 +214,19 @@ def test_detections_for_other_image_ids(shared_data: Path, tmp_path: Path) -> No
 def test_weights_for_a_different_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     import posetokens
 
+    # a checkpoint of ours names its model: asking for another one is refused by name
     ckpt = tmp_path / "gtpt.pth"
     torch.save({"model": "gtpt_t_coco_256x192", "state_dict": posetokens.create_model("gtpt_t_coco_256x192").state_dict()}, ckpt)
-    with pytest.raises(CheckpointMismatchError, match="does not fit model tokenpose_s_coco_256x192"):
+    with pytest.raises(ValueError, match="holds 'gtpt_t_coco_256x192' but 'tokenpose_s_coco_256x192'"):
         PoseEstimator("tokenpose_s_coco_256x192", weights=ckpt)
+    # a bare state dict of another model (as an official release would be) fails the strict load, by key
+    bare = tmp_path / "bare.pth"
+    torch.save(posetokens.create_model("gtpt_t_coco_256x192").state_dict(), bare)
+    with pytest.raises(CheckpointMismatchError, match="does not fit model tokenpose_s_coco_256x192"):
+        PoseEstimator("tokenpose_s_coco_256x192", weights=bare)
     img = tmp_path / "000000000001.png"
     cv2.imwrite(str(img), np.zeros((32, 32, 3), np.uint8))
-    assert cli(["infer", str(img), "--model", "tokenpose_s_coco_256x192", "--weights", str(ckpt), "--out", str(tmp_path)]) == 2
+    assert cli(["infer", str(img), "--model", "tokenpose_s_coco_256x192", "--weights", str(bare), "--out", str(tmp_path)]) == 2
     assert "missing keys" in capsys.readouterr().err
 
 

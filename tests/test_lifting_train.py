@@ -1,16 +1,24 @@
-"""Lifting through the shared trainer: a fast mechanics test, and the slow synthetic-motion run."""
+"""Lifting through the shared trainer: a fast mechanics test, the slow synthetic-motion run, the flip test's
+values and the evaluation protocol a LiftRule selects."""
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from torch import nn
 
+import posetokens.engine.lifting as lifting
+from posetokens.data.h36m import H36MClip
 from posetokens.data.synthetic_motion import generate_dataset
-from posetokens.engine.config import load_config
+from posetokens.engine.config import DataCfg, load_config
 from posetokens.engine.lifting import mean_pose_baseline
 from posetokens.engine.trainer import test as run_test
 from posetokens.engine.trainer import train
+from posetokens.protocols import get_protocol
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,3 +54,69 @@ def test_hot_mixste_on_synthetic_motion_beats_the_zero_motion_baseline(tmp_path:
     metrics = train(cfg)
     baseline = mean_pose_baseline(cfg.data)
     assert metrics["MPJPE"] < 0.5 * baseline["MPJPE"], (metrics, baseline)
+
+
+# ----------------------------------------------------------------------------- flip test and protocol choice
+# the official pairs (HoT test / MotionBERT flip_data): [4,5,6,11,12,13] <-> [1,2,3,14,15,16]
+_PERM = np.arange(17)
+_PERM[[4, 5, 6, 11, 12, 13, 1, 2, 3, 14, 15, 16]] = [1, 2, 3, 14, 15, 16, 4, 5, 6, 11, 12, 13]
+
+
+class _Stub(nn.Module):
+    """A seq2seq 'lifter' with a known, mirror-asymmetric output: joint j -> (x_j + j, y_j, 10 j), or zeros."""
+
+    is_seq2frame = False
+
+    def __init__(self, frames: int, zeros: bool = False) -> None:
+        super().__init__()
+        self.cfg = types.SimpleNamespace(num_frames=frames, in_channels=2)
+        self.zeros = zeros
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward_frames(self, x: torch.Tensor, keep_index: object = None) -> tuple[torch.Tensor, None]:
+        if self.zeros:
+            return torch.zeros(*x.shape[:-1], 3), None
+        j = torch.arange(17.0).expand_as(x[..., 0])
+        return torch.stack((x[..., 0] + j, x[..., 1], 10 * j), dim=-1), None
+
+
+def test_predict_windows_flip_merge_values() -> None:
+    """Plain output P_j = (x_j + j, y_j, 10j); on the mirrored input Q_j = (-x_p(j) + j, y_p(j), 10j); flipped
+    back Q'_j = (x_j - p(j), y_j, 10 p(j)); merged (x_j + (j - p(j))/2, y_j, 5 (j + p(j))), joint 0 zeroed."""
+    x = torch.tensor(np.random.default_rng(0).normal(size=(2, 3, 17, 2)), dtype=torch.float32)
+    j = np.arange(17)
+    z = np.broadcast_to(5.0 * (j + _PERM), x.shape[:-1])
+    want = np.stack([x[..., 0].numpy() + (j - _PERM) / 2, x[..., 1].numpy(), z], -1)
+    want[..., 0, :] = 0.0
+    got = lifting.predict_windows(_Stub(3), x, flip_test=True).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    plain = lifting.predict_windows(_Stub(3), x, flip_test=False).numpy()
+    np.testing.assert_allclose(plain[..., 1:, 0], x[..., 1:, 0].numpy() + j[1:], atol=1e-6)
+    assert np.all(plain[..., 0, :] == 0)
+
+
+def _clips_with_known_error(length: int, action: str) -> list[H36MClip]:
+    """One clip whose frame t, predicted as all zeros, has MPJPE (t + 1) * 16/17 mm (16 joints 1 mm x (t+1))."""
+    k3 = np.zeros((length, 17, 3))
+    k3[:, 0] = [0.1, 0.2, 5.0]
+    k3[:, 1:] = k3[:, :1] + np.array([0.001, 0.0, 0.0]) * (np.arange(length) + 1)[:, None, None]
+    k2 = np.full((length, 17, 2), 500.0)
+    return [H36MClip(subject="S9", action=action, camera=0, keypoints_2d=k2, keypoints_3d=k3, width=1000, height=1000)]
+
+
+def test_evaluate_lifting_takes_the_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
+    """10 frames, windows of 4. HoT: windows [0,0,1,2] [3,4,5,6] [7,8,9,9] (centred, edge-padded) with means
+    1.75, 5.5, 9.25 (x 16/17 mm), action mean 5.5 x 16/17, overall over 15 classes. MotionBERT: clips [0..3],
+    [4..7], frames 8, 9 dropped: per-frame mean 4.5 x 16/17."""
+    monkeypatch.setattr(lifting, "load_clips", lambda cfg, split: _clips_with_known_error(10, "Walking 1"))
+    model, cfg, cpu = _Stub(4, zeros=True), DataCfg(), torch.device("cpu")
+    unit = 16 / 17
+    hot = lifting.evaluate_lifting(model, cfg, cpu, 2)  # the trainer's call: no protocol -> hot for a stub model
+    assert hot["MPJPE/Walking"] == pytest.approx(5.5 * unit) and hot["MPJPE"] == pytest.approx(5.5 * unit / 15)
+    mb = lifting.evaluate_lifting(model, cfg, cpu, 3, protocol=get_protocol("motionbert"))
+    assert mb["MPJPE/Walking"] == pytest.approx(4.5 * unit) and mb["MPJPE"] == pytest.approx(4.5 * unit)
+    assert lifting.evaluate_lifting(model, cfg, cpu, 1, protocol="motionbert") == pytest.approx(mb)
+    lift, flip = lifting.lifting_protocol(get_protocol("motionbert").replace({"test": {"flip_test": False}}), cfg)
+    assert lift.h36m == "motionbert" and not flip
+    with pytest.raises(ValueError, match="no lifting rule"):
+        lifting.evaluate_lifting(model, cfg, cpu, 2, protocol="tokenpose")

@@ -53,7 +53,7 @@ def test_parity_cli_on_official_fixture(fixture: Path, capsys: pytest.CaptureFix
 
 def test_parity_fails_on_wrong_output_and_unknown_key(tmp_path: Path) -> None:
     if not TPC_FIXTURES:
-        pytest.skip("no TPC-MHFormer fixture")
+        pytest.fail("no TPC-MHFormer fixture")
     dst = tmp_path / "renamed"
     shutil.copytree(TPC_FIXTURES[0], dst)
     out = torch.load(dst / "outputs.pt", weights_only=True)
@@ -166,7 +166,7 @@ def test_converter_maps_output_invariant_tensors_by_name() -> None:
 
 def test_converter_is_strict_and_unwraps_containers() -> None:
     if not FIXTURES:
-        pytest.skip("no MHFormer fixture")
+        pytest.fail("no MHFormer fixture")
     from posetokens.parity.mhformer import cfg_from_fixture
 
     sd = torch.load(FIXTURES[0] / "checkpoint.pth", weights_only=True)

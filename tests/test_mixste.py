@@ -13,7 +13,7 @@ import torch
 from conftest import PARITY
 from posetokens.cli import main as cli
 from posetokens.convert import CheckpointMismatchError, load_weights
-from posetokens.engine.checkpoint import load_file
+from posetokens.checkpoint import load_file
 from posetokens.engine.flops import count_params
 from posetokens.layers import FramePruneCfg, choose_frames, dpc_knn_score, read_center_frame
 from posetokens.models._lifting import LiftOutput
@@ -51,7 +51,7 @@ def test_parity_cli_on_official_fixture(fixture: Path, capsys: pytest.CaptureFix
 def test_parity_refuses_unknown_outputs(tmp_path: Path) -> None:
     src = PARITY / "tpc_mixste_t81"
     if not src.is_dir():
-        pytest.skip("tpc_mixste_t81 fixture not found")
+        pytest.fail("tpc_mixste_t81 fixture not found")
     for name in ("config.json", "checkpoint.pth", "inputs.pt"):
         (tmp_path / name).symlink_to(src / name)
     outputs = load_file(src / "outputs.pt")
@@ -155,7 +155,7 @@ def test_density_ties_break_by_frame_index() -> None:
 def test_official_checkpoint_in_containers_and_strict_refusal() -> None:
     src = PARITY / "hot_mixste_t81"
     if not src.is_dir():
-        pytest.skip("hot_mixste_t81 fixture not found")
+        pytest.fail("hot_mixste_t81 fixture not found")
     from posetokens.parity.mixste import cfg_from_fixture
 
     cfg = cfg_from_fixture(json.loads((src / "config.json").read_text()))

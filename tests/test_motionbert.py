@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -53,7 +52,7 @@ def test_parity_cli_on_official_fixture(fixture: Path, capsys: pytest.CaptureFix
 
 def test_parity_rejects_unknown_output_key(tmp_path: Path) -> None:
     if not MB_FIXTURES:
-        pytest.skip("no MotionBERT fixture")
+        pytest.fail("no MotionBERT fixture")
     dst = tmp_path / "fx"
     dst.mkdir()
     for name in ("config.json", "inputs.pt", "checkpoint.pth"):

@@ -87,7 +87,11 @@ def test_mpii_report_hand_computed() -> None:
     # l_knee(s1) -> 24 / 26. At 0.1 the head_top of sample 0 also fails -> 23 / 26.
     assert out["Mean"] == pytest.approx(100 * 24 / 26)
     assert out["PCKh"] == out["Mean"]
-    assert out["Mean@0.1"] == pytest.approx(100 * 23 / 26)
+    # the exact 0.1 reading, under its own key and (by default) as Mean@0.1
+    assert out["Mean@0.10"] == pytest.approx(100 * 23 / 26)
+    assert out["Mean@0.1"] == out["Mean@0.10"]
+    # the head_top error 0.3 fails at 0.11 too: both readings agree on this case
+    assert out["Mean@0.11"] == pytest.approx(100 * 23 / 26)
     # head boxes give the same report: a 3-4-5 box with diagonal d = 10 / 0.6 -> head size 10
     d = 10 / 0.6
     boxes = np.array([[0.0, 0.0, 0.6 * d, 0.8 * d]] * 2)
@@ -113,3 +117,45 @@ def test_stateful_metrics_match_one_shot() -> None:
     out = p.compute()
     assert out["PCK"] == pytest.approx(0.375)
     np.testing.assert_allclose(out["per_joint"], [0.5, 0.5, 0.5, 0.0])
+
+
+def test_mpii_mean01_both_readings() -> None:
+    """The official HRNet/TokenPose/PPT "Mean@0.1" is pckAll[11] of arange(0, 0.51, 0.01), i.e. threshold
+    0.11; GTPT and MMPose read 0.10. A joint at 0.105 head sizes separates the two readings."""
+    pred, gt, mask, hs = _mpii_case()
+    pred[1, 12, 0] = 1.05  # sample 1 r_shoulder: 1.05 / 10 = 0.105 -> wrong at 0.10, right at 0.11
+    pred[1, 13, 0] = 1.15  # sample 1 l_shoulder: 0.115 -> wrong at both
+    # Mean over 26 counted joints: @0.5 still 24 right; @0.10: 24 - head_top(s0) - 2 shoulders(s1) = 21;
+    # @0.11: only the l_shoulder and head_top fail on top of the two @0.5 misses -> 22
+    out = pckh(pred, gt, mask, head_size=hs)
+    assert out["Mean"] == pytest.approx(100 * 24 / 26)
+    assert out["Mean@0.10"] == pytest.approx(100 * 21 / 26)
+    assert out["Mean@0.11"] == pytest.approx(100 * 22 / 26)
+    assert out["Mean@0.1"] == out["Mean@0.10"]  # default: exact 0.1
+    official = pckh(pred, gt, mask, head_size=hs, mean01_thr=0.11)
+    assert official["Mean@0.1"] == official["Mean@0.11"] == out["Mean@0.11"]
+    assert {k: v for k, v in official.items() if k != "Mean@0.1"} == {k: v for k, v in out.items() if k != "Mean@0.1"}
+    # any other threshold is computed on the spot: at 0.2 only head_top (0.3) fails on top of the two misses
+    assert pckh(pred, gt, mask, head_size=hs, mean01_thr=0.2)["Mean@0.1"] == pytest.approx(100 * 23 / 26)
+    # the protocols choose: TokenPose (official script) 0.11, GTPT 0.10
+    from posetokens.protocols import get_protocol
+
+    assert get_protocol("tokenpose").eval.pckh_mean01_thr == 0.11
+    assert get_protocol("gtpt").eval.pckh_mean01_thr == 0.10
+    m = MpiiPCKh(mean01_thr=0.11)
+    m.update(pred, gt, mask, head_size=hs)
+    assert m.compute() == pytest.approx(official)
+    m.reset()
+    assert m.mean01_thr == 0.11  # reset keeps the settings
+
+
+def test_pckh_threshold_ring_counts_as_official() -> None:
+    """On a threshold ring the last bit decides. The official script takes the error norm, then divides by
+    the head size: here that gives 0.5000000000000001 (> 0.5, wrong), while dividing each component first
+    would give exactly 0.5 (right). PCKh must follow the official order."""
+    hs = np.array([6.0])
+    pred = np.array([[[1.0, 2.8284271247461903]]])  # (1, sqrt(8)) in float64: |pred| = 3 up to the last bit
+    gt = np.zeros((1, 1, 2))
+    assert np.linalg.norm(pred[0, 0]) / hs[0] > 0.5 and np.linalg.norm(pred[0, 0] / hs[0]) <= 0.5
+    pck, count = pckh_per_joint(pred, gt, np.ones((1, 1), bool), hs, thr=0.5)
+    assert pck[0] == 0.0 and count[0] == 1

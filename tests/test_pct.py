@@ -18,7 +18,7 @@ from posetokens.models.pct import PCT, PCTCfg, TokenizerCfg, codebook_usage
 from posetokens.registry import create_model, get_entry, get_family
 
 REPO = Path(__file__).resolve().parents[1]
-PARITY = Path("/work/shared/parity")
+from conftest import PARITY  # the one way to find shared/ (POSETOKENS_SHARED overrides)
 TOKENIZER_FX, HEAD_FX = PARITY / "pct_tokenizer", PARITY / "pct_head"
 TINY_SWIN = {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]}
 TINY_TOKENIZER = {"token_dim": 16, "codebook_size": 64, "encoder": {"hidden": 32, "hidden_inter": 32}}
@@ -43,7 +43,7 @@ def test_parity_cli(folder: Path, capsys: pytest.CaptureFixture) -> None:
 
 def test_both_fixtures_present() -> None:
     if not PARITY.is_dir():
-        pytest.skip("shared parity fixtures not present")
+        pytest.fail("shared parity fixtures not present")
     assert {TOKENIZER_FX, HEAD_FX} <= set(_pct_fixtures())
 
 
@@ -59,7 +59,7 @@ def _official_tokenizer_ckpt(tmp_path: Path) -> Path:
 def test_convert_mmpose_container_and_stage2_load(tmp_path: Path) -> None:
     """An official mmpose checkpoint converts through the CLI; stage 2 loads it as its tokenizer."""
     if not TOKENIZER_FX.is_dir():
-        pytest.skip("tokenizer fixture not present")
+        pytest.fail("tokenizer fixture not present")
     official = _official_tokenizer_ckpt(tmp_path)
     out = tmp_path / "ours.pth"
     assert cli(["convert", "--model", "pct_tokenizer_base_woimgguide", "--official", str(official), "--out", str(out)]) == 0

@@ -1,4 +1,5 @@
-"""3D metrics (MPJPE, P-MPJPE, N-MPJPE, MPJVE, per-action protocol) and the HoT lifting losses."""
+"""3D metrics (MPJPE, P-MPJPE, N-MPJPE, MPJVE, per-action protocol), the lifting flip merge and the HoT
+lifting losses."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from posetokens.engine.losses import (
     temporal_consistency,
     weighted_mpjpe,
 )
+from posetokens.evaluation.h36m_protocol import flip_indices_from_pairs, flip_merge
 from posetokens.evaluation.pose3d import (
     ActionErrorAccumulator,
     action_average,
@@ -150,6 +152,29 @@ def test_action_average_and_zero_root() -> None:
         assert out[m] == pytest.approx(0.0, abs=1e-6), m
     with pytest.raises(ValueError, match="unknown metrics"):
         ActionErrorAccumulator(metrics=("pck",))
+
+
+# ----------------------------------------------------------------------------- flip merge
+def test_flip_merge_hand_computed() -> None:
+    """Only the flipped output's r_hip (joint 1) is (2, 3, 4): flipped back it lands on l_hip (joint 4) with
+    x negated, and the average halves it. The plain output's root (7, 7, 7) is zeroed."""
+    out = np.zeros((1, 2, 17, 3))
+    out[..., 0, :] = 7.0
+    out_f = np.zeros_like(out)
+    out_f[..., 1, :] = [2.0, 3.0, 4.0]
+    want = np.zeros_like(out)
+    want[..., 4, :] = [-1.0, 1.5, 2.0]
+    np.testing.assert_array_equal(flip_merge(out, out_f), want)
+    got = flip_merge(torch.tensor(out, dtype=torch.float32), torch.tensor(out_f, dtype=torch.float32))
+    np.testing.assert_array_equal(got.numpy(), want)
+    # the official pairs give the same permutation as the H36M metainfo
+    perm = flip_indices_from_pairs([4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16])
+    assert perm == [0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13]
+    np.testing.assert_array_equal(flip_merge(out, out_f, perm), want)
+    kept = flip_merge(out, out_f, root=None)
+    assert np.all(kept[..., 0, :] == 3.5)  # root=None keeps the averaged root
+    with pytest.raises(ValueError, match="differ"):
+        flip_merge(out, out_f[:, :1])
 
 
 # ----------------------------------------------------------------------------- losses

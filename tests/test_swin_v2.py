@@ -31,7 +31,9 @@ from posetokens.models.backbones.swin_v2 import (
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "swin_v2_official_tiny.pt"
-PCT_HEAD_README = Path("/work/shared/parity/pct_head/README.md")
+from conftest import PARITY
+
+PCT_HEAD_README = PARITY / "pct_head" / "README.md"
 
 
 def _tiny() -> tuple[SwinV2, dict]:
@@ -79,7 +81,7 @@ def _readme_keys() -> dict[str, tuple[int, ...]]:
 def test_official_b_layout_and_params() -> None:
     """Every key of the documented official Swin V2-B layout maps onto ours (471 entries, 86,893,816 params)."""
     if not PCT_HEAD_README.is_file():
-        pytest.skip("pct_head fixture README not present")
+        pytest.fail("pct_head fixture README not present")
     keys = _readme_keys()
     assert len(keys) == 471
     with torch.device("meta"):

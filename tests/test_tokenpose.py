@@ -13,7 +13,6 @@ import torch
 import posetokens
 from posetokens.cli import main as cli
 from posetokens.convert import CheckpointMismatchError
-from posetokens.engine.zoo import model_figures
 from posetokens.layers import Attention, keep_counts, keypoint_attention_score, prune_topk, sine_pos_embed_2d, use_fused_attn
 
 from conftest import parity_fixtures
@@ -36,7 +35,7 @@ def test_parity_cli_on_official_fixture(fixture: Path, capsys: pytest.CaptureFix
 
 def test_parity_does_not_depend_on_folder_name(tmp_path: Path) -> None:
     if not TOKENPOSE_FIXTURES:
-        pytest.skip("no TokenPose fixture")
+        pytest.fail("no TokenPose fixture")
     src = TOKENPOSE_FIXTURES[0]
     dst = tmp_path / "some_other_fixture"
     shutil.copytree(src, dst)
@@ -45,7 +44,7 @@ def test_parity_does_not_depend_on_folder_name(tmp_path: Path) -> None:
 
 def test_parity_fails_on_wrong_outputs(tmp_path: Path) -> None:
     if not TOKENPOSE_FIXTURES:
-        pytest.skip("no TokenPose fixture")
+        pytest.fail("no TokenPose fixture")
     dst = tmp_path / "broken"
     shutil.copytree(TOKENPOSE_FIXTURES[0], dst)
     out = torch.load(dst / "outputs.pt", weights_only=True)
@@ -57,7 +56,7 @@ def test_parity_fails_on_wrong_outputs(tmp_path: Path) -> None:
 def test_convert_cli_then_create_model(tmp_path: Path) -> None:
     fx = next((f for f in TOKENPOSE_FIXTURES if json.loads((f / "config.json").read_text())["dim"] == 192), None)
     if fx is None:
-        pytest.skip("no full-size PPT-S fixture")
+        pytest.fail("no full-size PPT-S fixture")
     out = tmp_path / "ppt_s.pth"
     assert cli(["convert", "--model", "ppt_s_coco_256x192", "--official", str(fx / "checkpoint.pth"), "--out", str(out)]) == 0
     model = posetokens.create_model("ppt_s_coco_256x192", weights=out).eval()
@@ -69,7 +68,7 @@ def test_convert_cli_then_create_model(tmp_path: Path) -> None:
 
 def test_sine_pe_matches_official_tensor() -> None:
     if not TOKENPOSE_FIXTURES:
-        pytest.skip("no TokenPose fixture")
+        pytest.fail("no TokenPose fixture")
     sd = torch.load(TOKENPOSE_FIXTURES[0] / "checkpoint.pth", weights_only=True)
     official = next(v for k, v in sd.items() if k.endswith("pos_embedding"))
     ours = sine_pos_embed_2d(16, 16, official.shape[-1])
@@ -199,7 +198,7 @@ def test_wrong_checkpoint_is_refused_by_name(tmp_path: Path) -> None:
 def test_official_checkpoint_of_other_model_is_refused() -> None:
     fx = next((f for f in TOKENPOSE_FIXTURES if "_b_" in f.name), None)
     if fx is None:
-        pytest.skip("no PPT-B fixture")
+        pytest.fail("no PPT-B fixture")
     with pytest.raises(ValueError, match="does not fit|pos_embedding"):
         posetokens.create_model("ppt_b_coco_256x192", weights=fx / "checkpoint.pth")
 

@@ -197,3 +197,102 @@ def test_pipeline_val_decode_maps_back_to_image():
     dec, _ = codec.decode(out["heatmaps"])
     back = affine_keypoints(dec[0], invert_affine(out["warp_matrix"]))
     assert np.abs(back - kps).max() < 0.1 * out["scale"][0] / (OUT[0] - 1)  # < 0.1 crop px
+
+
+# ------------------------------------------------------------------ protocol pipelines (spec §1.3-1.4)
+def _official_points(c, s_px, rot, out_wh, minus_one):
+    """The official get_affine_transform's three point pairs, built as spec §1.3 says (float32 arrays)."""
+    off = 1.0 if minus_one else 0.0
+    src_w = np.float32(np.float32(s_px) - np.float32(off))
+    rad = np.pi * rot / 180
+    sn, cs = np.sin(rad), np.cos(rad)
+    d = np.array([0.0, float(src_w) * -0.5])
+    src_dir = np.array([d[0] * cs - d[1] * sn, d[0] * sn + d[1] * cs])
+    w, h = out_wh
+    src, dst = np.zeros((3, 2), np.float32), np.zeros((3, 2), np.float32)
+    src[0], src[1] = c, np.asarray(c) + src_dir
+    dst[0] = [(w - off) * 0.5, (h - off) * 0.5]
+    dst[1] = np.array([(w - off) * 0.5, (h - off) * 0.5]) + np.array([0.0, (w - off) * -0.5])
+    for p in (src, dst):
+        e = p[0] - p[1]
+        p[2] = p[1] + np.array([-e[1], e[0]], np.float32)
+    return src, dst
+
+
+@pytest.mark.parametrize("kind", ["standard", "size_minus_one"])
+def test_warp_matrix_equals_cv2_on_official_float32_points(kind):
+    import cv2
+
+    from posetokens.data.transforms import get_warp_matrix
+
+    for c, s, rot in (((123.37, 211.91), 157.3, 37.2), ((51.2, 300.0), 96.47, -84.836), ((400.5, 99.1), 800.1, 0.0)):
+        src, dst = _official_points(c, s, rot, OUT, kind == "size_minus_one")
+        want = cv2.getAffineTransform(src, dst)
+        np.testing.assert_allclose(get_warp_matrix(c, (s, s / 0.75), rot, OUT, kind), want, atol=1e-9)
+        np.testing.assert_allclose(get_warp_matrix(c, (s, s / 0.75), rot, OUT, kind, inv=True),
+                                   cv2.getAffineTransform(dst, src), atol=1e-9)
+
+
+def _person():
+    kps = np.array([[50, 20], [52, 18], [48, 18], [55, 19], [45, 19], [60, 35], [40, 35], [65, 50], [35, 50],
+                    [68, 62], [32, 62], [57, 70], [43, 70], [58, 90], [42, 90], [59, 110], [41, 110]], float)
+    return np.zeros((130, 100, 3), np.uint8), kps, np.ones(17, np.float32)
+
+
+@pytest.mark.parametrize(("proto", "plus"), [("tokenpose", 1.0), ("gtpt", 0.0)])
+def test_hrnet_half_body_then_flip_hand_computed(proto, plus):
+    """Half body on the unflipped joints, then the flip mirrors its centre c_x -> W-1-c_x (spec §1.4)."""
+    from posetokens.data.transforms import AugDraws
+    from posetokens.protocols import get_protocol
+    from posetokens.protocols.topdown import build_pipeline
+
+    img, kps, vis = _person()
+    pipe = build_pipeline(get_protocol(proto), (256, 192), "coco", train=True)
+    out = pipe(img, [30, 10, 40, 105], kps, vis, draws=AugDraws("upper", 1.2, 0.0, True))
+    up = kps[:11]  # COCO upper body 0-10, all visible
+    mean = up.mean(0)
+    np.testing.assert_allclose(out["center"], [99 - mean[0], mean[1]], rtol=1e-6)
+    w, h = up.max(0) - up.min(0) + plus  # 36 (+1) x 44 (+1)
+    w, h = (w, w / 0.75) if w > 0.75 * h else (h * 0.75, h)
+    np.testing.assert_allclose(out["scale"], [w * 1.5 * 1.2, h * 1.5 * 1.2], rtol=1e-6)
+    assert out["half_body"] == "upper" and out["flipped"]
+    # the flipped crop joints: left/right swapped, x mirrored, then the warp
+    m = out["warp_matrix"]
+    flipped = kps[COCO.flip_indices].copy()
+    flipped[:, 0] = 99 - flipped[:, 0]
+    np.testing.assert_allclose(out["keypoints"], affine_keypoints(flipped, m), atol=1e-4)
+
+
+def test_official_invisible_joints_stay_and_flip_zeroes_them():
+    """HRNet-era: only visible joints are transformed; invisible keep their coordinates, a flip multiplies them
+    by 0 (spec §1.3-1.4). MMPose 1.x transforms all."""
+    from posetokens.data.transforms import AugDraws
+    from posetokens.protocols import get_protocol
+    from posetokens.protocols.topdown import build_pipeline
+
+    img, kps, vis = _person()
+    kps[3], vis[3] = (5.0, 7.0), 0.0
+    pipe = build_pipeline(get_protocol("tokenpose"), (256, 192), "coco")
+    out = pipe(img, [30, 10, 40, 105], kps, vis)
+    np.testing.assert_allclose(out["keypoints"][3], [5, 7])
+    out = pipe(img, [30, 10, 40, 105], kps, vis, draws=AugDraws(flip=True))
+    np.testing.assert_allclose(out["keypoints"][4], [0, 0])  # joint 3 swapped into slot 4, zeroed
+    assert out["keypoints_visible"][4] == 0
+    mm = build_pipeline(get_protocol("mmpose"), (256, 192), "coco")(img, [30, 10, 40, 105], kps, vis)
+    np.testing.assert_allclose(mm["keypoints"][3], affine_keypoints([5.0, 7.0], mm["warp_matrix"]), atol=1e-4)
+
+
+def test_mmpose0_shift_before_flip_and_test_padding():
+    """PCT: the shift moves the box centre by shift * box size before the flip; test boxes are padded 1.12."""
+    from posetokens.data.transforms import AugDraws
+    from posetokens.protocols import get_protocol
+    from posetokens.protocols.topdown import build_pipeline
+
+    img, kps, vis = _person()
+    proto = get_protocol("pct")
+    train = build_pipeline(proto, (256, 256), "coco", train=True)
+    out = train(img, [30, 10, 40, 100], kps, vis, draws=AugDraws(None, 1.0, 0.0, True, (0.1, -0.05)))
+    c0, s0 = np.array([50.0, 60.0]), np.array([100.0, 100.0]) * 1.25  # x + w/2; square input: 100 x 100
+    np.testing.assert_allclose(out["center"], [99 - (c0[0] + 0.1 * s0[0]), c0[1] - 0.05 * s0[1]])
+    test = build_pipeline(proto, (256, 256), "coco")(img, [30, 10, 40, 100])
+    np.testing.assert_allclose(test["scale"], [112.0, 112.0])

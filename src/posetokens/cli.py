@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -45,6 +46,10 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 def _load_cfg(args: argparse.Namespace):
     from posetokens.engine.config import load_config
 
+    if args.config is None:  # test --weights W alone: the recipe stored in the checkpoint
+        if args.set or getattr(args, "work_dir", None):
+            raise ValueError("--set and --work-dir need a CONFIG (without one, the checkpoint's recipe is used as is)")
+        return None
     overrides = list(args.set or [])
     if getattr(args, "work_dir", None):
         overrides.append(f"work_dir={args.work_dir}")
@@ -92,21 +97,30 @@ def _print_part_table(metrics: dict[str, dict[str, float]]) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from posetokens.data.metainfo import get_metainfo
-    from posetokens.evaluation.coco import evaluate_coco
+    from posetokens.evaluation.coco import evaluate_keypoints
+    from posetokens.protocols import get_protocol
 
-    nms = None if str(args.nms_thr).lower() == "none" else float(args.nms_thr)
-    if args.dataset == "wholebody":
-        from posetokens.evaluation.wholebody import evaluate_wholebody
-
-        parts = evaluate_wholebody(args.gt, args.pred, rescore=not args.no_rescore, nms_thr=nms)
-        if args.json:
-            print(json.dumps(parts))
-        else:
-            _print_part_table(parts)
+    rule = get_protocol(args.protocol).eval
+    changes: dict = {}
+    if args.rescore_thr is not None:
+        changes["rescore_thr"] = args.rescore_thr
+    if args.nms_area is not None:
+        changes["nms_area"] = args.nms_area
+    if args.nms_thr is not None:
+        changes["nms_thr"] = None if str(args.nms_thr).lower() == "none" else float(args.nms_thr)
+    if args.no_rescore:
+        changes["rescore_thr"] = None
+    rule = dataclasses.replace(rule, **changes)
+    meta = get_metainfo("coco_wholebody" if args.dataset == "wholebody" else args.dataset)
+    metrics = evaluate_keypoints(args.gt, args.pred, meta, rule)
+    if args.dataset == "wholebody" and not args.json:
+        parts: dict[str, dict[str, float]] = {}
+        for key, v in metrics.items():
+            if "_" in key:
+                part, name = key.rsplit("_", 1)
+                parts.setdefault(part, {})[name] = v
+        _print_part_table(parts)
         return 0
-    meta = get_metainfo(args.dataset)
-    metrics = evaluate_coco(args.gt, args.pred, meta.sigmas_array, iou_type=meta.eval_iou_type,
-                            use_area=meta.eval_use_area, rescore=not args.no_rescore, nms_thr=nms)
     _print_metrics(metrics, args.json)
     return 0
 
@@ -132,9 +146,9 @@ def _cmd_infer(args: argparse.Namespace) -> int:
 
     _random_weights_note(args.weights, "--weights")
     est = PoseEstimator(args.model, args.weights, device=args.device, flip_test=args.flip_test,
-                        batch_size=args.batch_size)
+                        batch_size=args.batch_size, protocol=args.protocol)
     summary = est.infer(args.input, args.out, boxes=_boxes_arg(args), bbox_thr=args.bbox_thr, kpt_thr=args.kpt_thr,
-                        show_tokens=args.show_tokens, draw=not args.no_draw)
+                        show_tokens=args.show_tokens, draw=not args.no_draw, coco_results=args.coco_results)
     print(f"{summary['frames']} frame(s), {summary['instances']} person instance(s) -> {args.out}")
     return 0
 
@@ -165,7 +179,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     res = export_onnx(args.name, args.onnx, weights=args.weights, opset=args.opset, check=not args.no_check,
                       atol=args.atol)
     diffs = ", ".join(f"{k} {v:.2g}" for k, v in res.max_abs_diff.items())
-    print(f"exported {args.name} -> {res.path} ({res.seconds:.1f} s)" + (f"; onnxruntime vs PyTorch max |diff|: {diffs}" if diffs else ""))
+    print(f"exported {args.name or args.weights} -> {res.path} ({res.seconds:.1f} s)" + (f"; onnxruntime vs PyTorch max |diff|: {diffs}" if diffs else ""))
     return 0
 
 
@@ -204,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_convert)
 
     s = sub.add_parser("parity", help="compare against a fixture made with the official code")
-    s.add_argument("dir", help="fixture folder with config.json, checkpoint.pth, inputs.pt, outputs.pt")
+    s.add_argument("dir", help="fixture folder: a model fixture (config.json, checkpoint.pth, inputs.pt, outputs.pt) "
+                               "or a pipeline fixture (inputs.json with kind and method)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--atol", type=float, default=1e-4, help="max abs difference allowed (default 1e-4)")
     s.set_defaults(fn=_cmd_parity)
@@ -217,8 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_train)
 
     s = sub.add_parser("test", help="evaluate weights on the recipe's val/test set")
-    s.add_argument("config")
-    s.add_argument("--weights", required=True, help="checkpoint: ours (any trainer output) or official")
+    s.add_argument("config", nargs="?", help="YAML recipe; optional for checkpoints we wrote (they carry theirs)")
+    s.add_argument("--weights", required=True, help="checkpoint: ours (any trainer output) or official (needs CONFIG)")
     s.add_argument("--out", help="predictions json (COCO results format); default WORK_DIR/test_predictions.json")
     s.add_argument("--work-dir")
     s.add_argument("--json", action="store_true")
@@ -231,15 +246,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", default="coco", choices=["coco", "crowdpose", "mpii", "wholebody"],
                    help="selects the OKS sigmas and the COCOeval mode; 'wholebody' = COCO-WholeBody, "
                         "AP/AR per part (body, foot, face, left/right hand, hand = their mean, whole body)")
+    s.add_argument("--protocol", default="tokenpose",
+                   help="whose rescoring, OKS-NMS and COCOeval: tokenpose (default: thr 0.2, pycocotools), gtpt "
+                        "(thr 0.01), pct or mmpose (thr 0.2, xtcocotools rules); all use OKS-NMS 0.9 on the padded "
+                        "box area that each result's 'area' carries")
+    s.add_argument("--rescore-thr", type=float, help="keypoint-score threshold of the box x keypoint rescoring")
+    s.add_argument("--nms-area", choices=["box", "keypoints"],
+                   help="OKS-NMS area: 'box' (each result's 'area', the padded box; official) or 'keypoints' "
+                        "(the keypoint extent, for results without 'area')")
     s.add_argument("--no-rescore", action="store_true", help="keep the given scores (no box x keypoint rescoring)")
-    s.add_argument("--nms-thr", default="0.9", help="OKS-NMS threshold, or 'none' (default 0.9)")
+    s.add_argument("--nms-thr", default=None, help="OKS-NMS threshold, or 'none' (default: the protocol's, 0.9)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_cmd_evaluate)
 
     s = sub.add_parser("infer", help="2D poses on an image, a folder of images or a video (json + pictures)")
     s.add_argument("input", help="an image, a folder of images, or a video")
-    s.add_argument("--model", required=True, help="2D zoo model name")
+    s.add_argument("--model", help="2D zoo model name (optional with --weights of ours: they name their model)")
     s.add_argument("--weights", help="checkpoint (ours or official); none: random weights")
+    s.add_argument("--protocol", help="crop, decoding and flip rule (default: the checkpoint's, else the model's "
+                                      "official protocol)")
+    s.add_argument("--coco-results", help="also write every person as COCO keypoint results (json) that "
+                                          "`posetokens evaluate` scores")
     s.add_argument("--out", required=True, help="output folder")
     _add_box_args(s)
     s.add_argument("--batch-size", type=int, default=16, help="crops per forward pass")
@@ -248,10 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("lift", help="3D poses from a video (through a 2D model) or a 2D-keypoint json")
     s.add_argument("input", help="a video, or a json written by `posetokens infer`")
-    s.add_argument("--model", required=True, help="lifting zoo model, e.g. hot_mixste_h36m_243")
+    s.add_argument("--model", help="lifting zoo model, e.g. hot_mixste_h36m_243 (optional with --weights of ours)")
     s.add_argument("--weights", help="lifting checkpoint; none: random weights")
     s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--pose2d", default="tokenpose_s_coco_256x192", help="COCO-17 2D model for video input")
+    s.add_argument("--pose2d", help="COCO-17 2D model for video input (default: the one --pose2d-weights names, "
+                                    "else tokenpose_s_coco_256x192)")
     s.add_argument("--pose2d-weights", help="2D model checkpoint")
     s.add_argument("--layout", default="coco", choices=["coco", "h36m"], help="keypoint layout of a json input")
     s.add_argument("--image-size", help="WIDTHxHEIGHT of the frames, for a json without width/height")
@@ -259,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_lift)
 
     s = sub.add_parser("export", help="export a zoo model to ONNX and check it with onnxruntime")
-    s.add_argument("name", help="zoo model name")
+    s.add_argument("name", nargs="?", help="zoo model name (optional with --weights of ours: they name their model)")
     s.add_argument("--weights", help="checkpoint; none: random weights")
     s.add_argument("--onnx", required=True, help="output .onnx file")
     s.add_argument("--opset", type=int, default=18)

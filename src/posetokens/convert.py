@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from posetokens.engine.checkpoint import atomic_save, load_file
+from posetokens.checkpoint import atomic_save, load_file
 from posetokens.registry import create_model, get_entry, get_family
 
 # Containers, in order of preference, that hold a state dict inside a saved dict.
@@ -87,10 +86,18 @@ def load_weights(model: nn.Module, weights: str | Path | Mapping[str, Any], fami
 def convert_checkpoint(name: str, official: str | Path, out: str | Path) -> Path:
     """Convert the official checkpoint ``official`` for zoo model ``name`` and save it to ``out``.
 
-    The saved file holds ``{"model": name, "state_dict": ..., "converted_from": ...}`` and loads with
-    ``create_model(name, weights=out)``.
+    The saved file describes itself (:func:`posetokens.checkpoint.describe`: zoo name, the zoo model's official
+    protocol, its metainfo, the package version) beside ``state_dict`` and ``converted_from``, so ``test``,
+    ``infer``, ``lift`` and ``export`` need only ``--weights``; ``create_model(name, weights=out)`` loads it too.
     """
+    from posetokens.checkpoint import describe
+    from posetokens.data.metainfo import metainfo_for_model
+    from posetokens.protocols import get_protocol
+    from posetokens.registry import default_protocol
+
     model = create_model(name)
     load_weights(model, official, get_entry(name).family)
-    payload = {"model": name, "state_dict": model.state_dict(), "converted_from": str(official)}
+    metainfo = None if model.task == "lifting" else metainfo_for_model(model.cfg.num_keypoints, name)
+    payload = {**describe(name, {}, get_protocol(default_protocol(name)), metainfo),
+               "state_dict": model.state_dict(), "converted_from": str(official)}
     return atomic_save(payload, out)

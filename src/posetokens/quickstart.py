@@ -135,9 +135,10 @@ def warm_start(cfg: Any, steps: int, out_file: Path, threads: int, lr: float | N
     from torch import nn
 
     from posetokens.data.metainfo import get_metainfo
-    from posetokens.engine.data import StepSampler, build_codec, build_samples, make_loader
+    from posetokens.engine.data import StepSampler, build_samples, data_protocol, make_loader
     from posetokens.engine.losses import joints_mse
     from posetokens.engine.schedule import lr_factor
+    from posetokens.protocols.codec import build_codec
     from posetokens.engine.trainer import build_model
     from posetokens.models.backbones.hrnet import HRNet
 
@@ -155,8 +156,12 @@ def warm_start(cfg: Any, steps: int, out_file: Path, threads: int, lr: float | N
         target, cnn, steps = None, None, 0
     if steps > 0:
         heatmap_hw = (mcfg.image_size[0] // 4, mcfg.image_size[1] // 4)  # the CNN's stride-4 output
-        codec = build_codec(dataclasses.replace(cfg.data, codec="heatmap"), mcfg.image_size, heatmap_hw)
-        samples = build_samples(cfg.data, "train", mcfg.image_size, codec, cfg.seed)
+        protocol = data_protocol(cfg.data, model)
+        if protocol.target.codec != "heatmap":  # GTPT's stem learns heatmaps here, at the stem's stride
+            protocol = protocol.replace({"target": {"codec": "heatmap", "heatmap_mapping": "stride",
+                                                    "weight_rule": "floor_box"}, "test": {"decode": "dark"}})
+        codec = build_codec(protocol, mcfg.image_size, heatmap_hw)
+        samples = build_samples(cfg.data, "train", mcfg.image_size, protocol, codec, cfg.seed)
         sampler = StepSampler(len(samples), cfg.data.batch_size, seed=cfg.seed)
         loader = make_loader(samples, cfg.data.batch_size, sampler, workers)
         lr = cfg.optim.lr if lr is None else lr
@@ -336,15 +341,14 @@ def kept_patches(rec: Any, b: int) -> Any:
 def kept_tokens_figure(model: Any, cfg: Any, out: Path, num: int = 4) -> None:
     """PPT's figure: for ``num`` val crops, the crop and the patches kept at each pruning layer."""
     import cv2
-    import numpy as np
     import torch
 
-    from posetokens.engine.data import build_samples, model_codec
+    from posetokens.engine.data import build_samples, data_protocol, model_codec
     from posetokens.inference import denormalize_image, draw_kept_tokens, tile_images
 
     mcfg = model.cfg
-    codec = model_codec(cfg.data, model)
-    val = build_samples(cfg.data, "val", mcfg.image_size, codec)
+    protocol = data_protocol(cfg.data, model)
+    val = build_samples(cfg.data, "val", mcfg.image_size, protocol, model_codec(protocol, model))
     step = max(1, len(val) // num)
     picks = [val[i] for i in range(0, len(val), step)][:num]
     images = torch.stack([p["image"] for p in picks])
@@ -368,7 +372,7 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
     import torch
 
     from posetokens.engine.config import load_config
-    from posetokens.engine.data import model_codec
+    from posetokens.engine.data import data_protocol, model_codec
     from posetokens.engine.trainer import build_model
     from posetokens.inference import default_kpt_thr
 
@@ -419,7 +423,8 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
 
     # pictures
     skel_png, tokens_png = out / "skeletons.png", out / "kept_tokens.png"
-    codec = model_codec(cfgs[qs.pruned].data, models[qs.pruned])  # the one that decoded val_predictions.json
+    proto = data_protocol(cfgs[qs.pruned].data, models[qs.pruned])
+    codec = model_codec(proto, models[qs.pruned])  # the one that decoded val_predictions.json
     skeleton_grid(Path(runs[0]["work_dir"]) / "val_predictions.json", paths["val_ann"], paths["val_img_dir"],
                   skel_png, num=8, title=qs.pruned.upper(), kpt_thr=default_kpt_thr(codec.score_scale))
     kept_tokens_figure(models[qs.pruned], cfgs[qs.pruned], tokens_png, num=4)
@@ -436,7 +441,7 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
         ap_cols = "".join(f"{m.get(k, math.nan):>8.4f}" for k in ("AP", "AP50", "AP75"))
         b = bench[label]
         log(f"{label:<{width}}{ap_cols}{b['gmacs']:>9.4f}{b['img_per_s']:>9.1f}{r['train_s']:>9.0f}")
-    flip = "on" if cfgs[qs.pruned].data.flip_test else "off"
+    flip = "on" if proto.test.flip_test else "off"
     log(f"(COCO AP on {num_val} synthetic val images, detected boxes, flip test {flip}; GMACs: true MACs at "
         f"batch 1; img/s: batch {bench_batch}, {min(bench_threads, cpu_count)} intra-op thread(s), conv-BN fused + "
         f"channels-last copies, median of {bench_rounds} interleaved rounds, torch {torch.__version__})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import typing
 from collections.abc import Callable, Mapping, Sequence
 import dataclasses
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class Family:
     paper_counter: str  # how the family's paper counted GFLOPs: a key of engine.flops.PAPER_COUNTERS
     convention: str = ""
     param_counter: str = "all"  # how the paper counted params: a key of engine.flops.PARAM_COUNTERS
+    protocol: str = "mmpose"  # the official pipeline of the family's variants: a name in posetokens.protocols
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class ModelEntry:
     cfg: Any
     paper: PaperRow = field(default_factory=PaperRow)
     description: str = ""
+    protocol: str | None = None  # overrides the family's protocol (HoT-MotionBERT follows the HoT repo's)
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -72,11 +75,18 @@ def register_family(family: Family) -> Family:
     return family
 
 
-def register_model(name: str, family: str, cfg: Any, paper: PaperRow | None = None, description: str = "") -> None:
-    """Register a named config of ``family``."""
+def register_model(name: str, family: str, cfg: Any, paper: PaperRow | None = None, description: str = "",
+                   protocol: str | None = None) -> None:
+    """Register a named config of ``family`` (``protocol`` only where it differs from the family's)."""
     if name in _MODELS:
         raise ValueError(f"model name {name!r} is registered twice")
-    _MODELS[name] = ModelEntry(name, family, cfg, paper or PaperRow(), description)
+    _MODELS[name] = ModelEntry(name, family, cfg, paper or PaperRow(), description, protocol)
+
+
+def default_protocol(name: str) -> str:
+    """The name of the official protocol (``posetokens.protocols``) of the zoo model ``name``."""
+    entry = get_entry(name)
+    return entry.protocol or get_family(entry.family).protocol
 
 
 def _ensure_loaded() -> None:
@@ -115,14 +125,20 @@ def build_from_cfg(family: str, cfg: Any) -> nn.Module:
 def replace_nested(cfg: Any, overrides: Mapping[str, Any], where: str = "config") -> Any:
     """A copy of the frozen dataclass ``cfg`` with ``overrides`` applied; a dict reaches a nested dataclass.
 
-    Lists become tuples. An unknown field raises ``ValueError`` naming it and the known fields.
+    Lists become tuples. An unknown field raises ``ValueError`` naming it and the known fields. A mapping for a
+    field that is ``None`` builds its declared dataclass type (``Optional[Cfg]``) from the mapping.
     """
     fields = {f.name: f for f in dataclasses.fields(cfg)}
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
         if key not in fields:
-            raise ValueError(f"{where}: unknown model config field {key!r}; known: {sorted(fields)}")
+            raise ValueError(f"{where}: unknown config field {key!r}; known: {sorted(fields)}")
         current = getattr(cfg, key)
+        if isinstance(value, Mapping) and current is None:
+            hint = typing.get_type_hints(type(cfg))[key]
+            tp = next((a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)), hint)
+            if dataclasses.is_dataclass(tp):
+                current = tp()
         if isinstance(value, Mapping) and dataclasses.is_dataclass(current):
             changes[key] = replace_nested(current, value, f"{where}.{key}")
         elif isinstance(value, list):

@@ -8,6 +8,7 @@ from .heatmap import HeatmapCodec
 from .simcc import SimCCCodec
 from .utils import (
     flip_heatmaps,
+    flip_indices_from_pairs,
     flip_keypoints,
     flip_simcc,
     gaussian_blur_keep_max,
@@ -23,6 +24,7 @@ __all__ = [
     "HeatmapCodec",
     "SimCCCodec",
     "flip_heatmaps",
+    "flip_indices_from_pairs",
     "flip_keypoints",
     "flip_simcc",
     "gaussian_blur_keep_max",

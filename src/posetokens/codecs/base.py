@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,12 @@ class BaseKeypointCodec(ABC):
     @abstractmethod
     def decode(self, outputs: Any) -> tuple[np.ndarray, np.ndarray]:
         """Decode network outputs into ``(keypoints (N, K, 2), scores (N, K))``."""
+
+    def merge_flip(self, outputs: Any, flipped_outputs: Any, flip_indices: Sequence[int]) -> Any:
+        """The flip test's merge of the outputs on a crop with those on its mirror image (as the network returns
+        them), in the codec's own output space; ``decode`` takes the result. Heatmap and SimCC codecs implement
+        it; a coordinate model flips inside its own ``predict``."""
+        raise NotImplementedError(f"{type(self).__name__} has no flip-test merge (the model's predict does it)")
 
     @property
     def score_scale(self) -> float:

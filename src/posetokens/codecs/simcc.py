@@ -7,18 +7,35 @@ optionally scaled by ``1 / (sigma * sqrt(2 pi))`` (``normalize``; GTPT/MMPose
 default) and never renormalised. GTPT/SimDR place the Gaussian at the sub-bin
 position; MMPose rounds it to an integer bin (``round_labels=True``).
 
+Weights (``weight_rule``; visibility clipped to [0, 1], set to 0 when the box misses the range):
+
+- ``bins`` (alias ``floor_box``; the default): ``[mu - 3 sigma, mu + 3 sigma + 1)`` in bins must overlap
+  ``[0, Wx)`` (MMPose ``SimCCLabel``); for 192 px, split 2, sigma 4 this is ``x in [-6.5, 198)`` px;
+- ``int_box``: the official ``adjust_target_weight`` in bins, ``int(mu - r) >= Wx or int(mu + r + 1) < 0``;
+- ``int_box_input_px``: GTPT's ``generate_sa_simdr``: the same ``int()`` test done on the INPUT-pixel joint
+  against the input size, with the radius ``r = 3 sigma`` taken from the sigma in bins: weight 1 iff
+  ``x in (-r - 2, W + r)`` px, ``(-14, 204) x (-14, 268)`` for 192x256 and sigma 4;
+- ``visibility``: no box test.
+
 Decoding: argmax bin / split_ratio; score = ``min(max_x, max_y)`` (MMPose and
 GTPT), optionally of the softmax of the logits (``softmax_scores=True``, GTPT).
+
+Flip test (:meth:`merge_flip`): the mirrored crop's logits are flipped back (x bins reversed, pairs swapped on both
+axes; ``flip_shift``: GTPT's one-bin left shift ``x[..., :-1] = x[..., 1:]``, the last bin keeping its value) and
+averaged with the plain ones AS LOGITS; ``decode`` then softmaxes (``softmax_scores``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .base import BaseKeypointCodec
-from .utils import check_keypoints, get_simcc_maximum, softmax, to_numpy
+from .utils import check_keypoints, flip_simcc, get_simcc_maximum, softmax, to_numpy
+
+WEIGHT_RULES = ("bins", "floor_box", "int_box", "int_box_input_px", "visibility")
 
 __all__ = ["SimCCCodec"]
 
@@ -35,11 +52,13 @@ class SimCCCodec(BaseKeypointCodec):
             the exact sub-bin position (SimDR/GTPT).
         softmax_scores: in ``decode``, softmax each axis before taking maxima
             (GTPT: scores are softmax peaks). Argmax is unaffected.
+        weight_rule: ``bins`` (default), ``int_box``, ``int_box_input_px`` (GTPT) or ``visibility``
+            (module docstring).
+        flip_shift: :meth:`merge_flip` shifts the flipped-back x logits one bin left (GTPT ``SHIFT_HEATMAP``).
 
     ``encode`` returns ``keypoint_x_labels`` (N, K, Wx), ``keypoint_y_labels``
     (N, K, Wy) float32 and ``keypoint_weights`` (N, K) float32 (visibility clipped
-    to [0, 1], 0 when
-    the ``mu +- 3 sigma`` window lies entirely outside the bins).
+    to [0, 1], 0 by ``weight_rule``); labels are zero where the weight is 0.
     """
 
     label_keys = ("keypoint_x_labels", "keypoint_y_labels", "keypoint_weights")
@@ -52,6 +71,9 @@ class SimCCCodec(BaseKeypointCodec):
         normalize: bool = True,
         round_labels: bool = False,
         softmax_scores: bool = False,
+        *,
+        weight_rule: str = "bins",
+        flip_shift: bool = False,
     ) -> None:
         iw, ih = (int(v) for v in input_size)
         if iw < 1 or ih < 1:
@@ -67,6 +89,10 @@ class SimCCCodec(BaseKeypointCodec):
         self.normalize = bool(normalize)
         self.round_labels = bool(round_labels)
         self.softmax_scores = bool(softmax_scores)
+        if weight_rule not in WEIGHT_RULES:
+            raise ValueError(f"SimCCCodec: weight_rule must be one of {list(WEIGHT_RULES)}, got {weight_rule!r}")
+        self.weight_rule = "bins" if weight_rule == "floor_box" else weight_rule
+        self.flip_shift = bool(flip_shift)
         self.num_bins = (int(round(iw * self.split_ratio)), int(round(ih * self.split_ratio)))
 
     @property
@@ -81,7 +107,8 @@ class SimCCCodec(BaseKeypointCodec):
     def _repr_fields(self) -> dict[str, Any]:
         return dict(input_size=self.input_size, split_ratio=self.split_ratio,
                     sigma=tuple(self.sigma.tolist()), normalize=self.normalize,
-                    round_labels=self.round_labels, softmax_scores=self.softmax_scores)
+                    round_labels=self.round_labels, softmax_scores=self.softmax_scores,
+                    weight_rule=self.weight_rule, flip_shift=self.flip_shift)
 
     def encode(self, keypoints: np.ndarray, keypoints_visible: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Build 1-D Gaussian x/y labels.
@@ -95,15 +122,21 @@ class SimCCCodec(BaseKeypointCodec):
         """
         kps, vis = check_keypoints(keypoints, keypoints_visible, where="SimCCCodec.encode")
         wx, wy = self.num_bins
+        finite = np.isfinite(kps).all(axis=-1)
+        kps = np.where(finite[..., None], kps, 0.0)
         mu = kps * self.split_ratio
         if self.round_labels:
             mu = np.round(mu)
-        finite = np.isfinite(mu).all(axis=-1)
-        mu = np.where(finite[..., None], mu, 0.0)
         radius = 3 * self.sigma
-        lo = mu - radius
-        hi = mu + radius + 1
-        outside = (lo[..., 0] >= wx) | (lo[..., 1] >= wy) | (hi[..., 0] < 0) | (hi[..., 1] < 0)
+        if self.weight_rule == "int_box_input_px":  # GTPT: input px against the input size, radius from bins
+            lo, hi, size = np.trunc(kps - radius), np.trunc(kps + radius + 1), self.input_size
+        elif self.weight_rule == "int_box":
+            lo, hi, size = np.trunc(mu - radius), np.trunc(mu + radius + 1), self.num_bins
+        else:
+            lo, hi, size = mu - radius, mu + radius + 1, self.num_bins
+        outside = (lo[..., 0] >= size[0]) | (lo[..., 1] >= size[1]) | (hi[..., 0] < 0) | (hi[..., 1] < 0)
+        if self.weight_rule == "visibility":
+            outside = np.zeros_like(outside)
         weights = np.where((vis > 0) & ~outside & finite, np.minimum(vis, 1.0), 0.0).astype(np.float32)
         bx = np.arange(wx, dtype=np.float64)
         by = np.arange(wy, dtype=np.float64)
@@ -118,6 +151,14 @@ class SimCCCodec(BaseKeypointCodec):
             "keypoint_y_labels": (ly * keep).astype(np.float32),
             "keypoint_weights": weights,
         }
+
+    def merge_flip(self, outputs: Any, flipped_outputs: Any, flip_indices: Sequence[int]) -> tuple[Any, Any]:
+        """The flip test's merge of ``(simcc_x, simcc_y)`` logits with those of the mirrored crop (as the network
+        returns them): flip back (``flip_simcc`` with ``flip_shift``) and average, ``(a + b) * 0.5`` per axis, in
+        the outputs' dtype. The softmax comes after, in :meth:`decode`. numpy or torch."""
+        x, y = outputs
+        fx, fy = flip_simcc(flipped_outputs[0], flipped_outputs[1], flip_indices, shift=self.flip_shift)
+        return (x + fx) * 0.5, (y + fy) * 0.5
 
     def decode(self, outputs: Any) -> tuple[np.ndarray, np.ndarray]:
         """Decode SimCC outputs to keypoints.

@@ -13,7 +13,9 @@ import numpy as np
 
 __all__ = [
     "check_keypoints",
+    "dark_derivatives",
     "flip_heatmaps",
+    "flip_indices_from_pairs",
     "flip_keypoints",
     "flip_simcc",
     "gaussian_blur_keep_max",
@@ -173,22 +175,28 @@ def _gather(hm: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.take_along_axis(flat, (yi * w + xi)[..., None], axis=-1)[..., 0]
 
 
-def refine_keypoints_quarter(keypoints: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
-    """Move integer maxima a quarter pixel toward the higher neighbour (HRNet/MMPose).
+def refine_keypoints_quarter(keypoints: np.ndarray, heatmaps: np.ndarray, rule: str = "inside") -> np.ndarray:
+    """Move integer maxima a quarter pixel toward the higher neighbour, on both axes at once.
 
-    Applied where ``0 < x < W-1`` and ``0 < y < H-1``.
+    ``rule`` says where the step applies: ``"inside"`` where ``0 < x < W-1`` and ``0 < y < H-1``;
+    ``"hrnet"`` where ``1 < x < W-1`` and ``1 < y < H-1`` (HRNet ``get_final_preds``: ``1 < floor(x + 0.5) < W-1``,
+    used by GTPT's heatmap baselines and multi-view PPT). ``np.sign`` of a zero difference gives no step.
 
     Args:
         keypoints: (N, K, 2) integer maxima in heatmap pixels.
         heatmaps: (N, K, H, W).
+        rule: ``"inside"`` or ``"hrnet"``.
     Returns:
         refined (N, K, 2) float64.
     """
+    if rule not in ("inside", "hrnet"):
+        raise ValueError(f"refine_keypoints_quarter: rule must be 'inside' or 'hrnet', got {rule!r}")
     h, w = heatmaps.shape[-2:]
     out = keypoints.astype(np.float64).copy()
-    x = keypoints[..., 0].astype(np.int64)
-    y = keypoints[..., 1].astype(np.int64)
-    inside = (x > 0) & (x < w - 1) & (y > 0) & (y < h - 1)
+    x = np.floor(keypoints[..., 0] + 0.5).astype(np.int64)
+    y = np.floor(keypoints[..., 1] + 0.5).astype(np.int64)
+    lo = 1 if rule == "hrnet" else 0
+    inside = (x > lo) & (x < w - 1) & (y > lo) & (y < h - 1)
     dx = _gather(heatmaps, x + 1, y) - _gather(heatmaps, x - 1, y)
     dy = _gather(heatmaps, x, y + 1) - _gather(heatmaps, x, y - 1)
     out[..., 0] += np.where(inside, np.sign(dx) * 0.25, 0.0)
@@ -196,22 +204,17 @@ def refine_keypoints_quarter(keypoints: np.ndarray, heatmaps: np.ndarray) -> np.
     return out
 
 
-def refine_keypoints_dark(
+def dark_derivatives(
     keypoints: np.ndarray, heatmaps: np.ndarray, blur_kernel_size: int = 11
-) -> np.ndarray:
-    """DARK refinement (Zhang et al., CVPR 2020): blur keeping the max, take the
-    log, then one Newton step ``-H^{-1} g`` from the integer maximum.
+) -> dict[str, np.ndarray]:
+    """The derivatives DARK's Newton step uses, at the integer maxima ``(int(x), int(y))``.
 
-    Derivatives are central differences on the log map; the step is applied only
-    where ``1 < x < W-2`` and ``1 < y < H-2`` (inside the 2-pixel border) and the
-    Hessian is invertible.
+    The maps are blurred keeping the max (:func:`gaussian_blur_keep_max`) and logged with the floor
+    ``log(max(hm, 1e-10))``. First derivatives are central +-1 differences, the second and mixed ones +-2
+    differences with factor 0.25 (the official ``taylor``).
 
-    Args:
-        keypoints: (N, K, 2) integer maxima in heatmap pixels.
-        heatmaps: (N, K, H, W) raw heatmaps.
-        blur_kernel_size: odd Gaussian kernel size (11 for 64x48 maps with sigma 2).
     Returns:
-        refined (N, K, 2) float64.
+        ``gx, gy, hxx, hyy, hxy`` (N, K) and ``inside`` (N, K) bool: ``1 < x < W-2`` and ``1 < y < H-2``.
     """
     h, w = heatmaps.shape[-2:]
     hm = gaussian_blur_keep_max(heatmaps, blur_kernel_size)
@@ -223,14 +226,37 @@ def refine_keypoints_dark(
         return _gather(hm, x + dx, y + dy)
 
     c = g(0, 0)
-    gx = 0.5 * (g(1, 0) - g(-1, 0))
-    gy = 0.5 * (g(0, 1) - g(0, -1))
-    hxx = 0.25 * (g(2, 0) - 2 * c + g(-2, 0))
-    hyy = 0.25 * (g(0, 2) - 2 * c + g(0, -2))
-    hxy = 0.25 * (g(1, 1) - g(-1, 1) - g(1, -1) + g(-1, -1))
+    return {
+        "gx": 0.5 * (g(1, 0) - g(-1, 0)),
+        "gy": 0.5 * (g(0, 1) - g(0, -1)),
+        "hxx": 0.25 * (g(2, 0) - 2 * c + g(-2, 0)),
+        "hyy": 0.25 * (g(0, 2) - 2 * c + g(0, -2)),
+        "hxy": 0.25 * (g(1, 1) - g(-1, 1) - g(1, -1) + g(-1, -1)),
+        "inside": (x > 1) & (x < w - 2) & (y > 1) & (y < h - 2),
+    }
+
+
+def refine_keypoints_dark(
+    keypoints: np.ndarray, heatmaps: np.ndarray, blur_kernel_size: int = 11
+) -> np.ndarray:
+    """DARK refinement (Zhang et al., CVPR 2020): blur keeping the max, take the
+    log, then one Newton step ``-H^{-1} g`` from the integer maximum.
+
+    As the official ``taylor`` (TokenPose/PPT ``lib/core/inference.py``; spec 1.6): derivatives from
+    :func:`dark_derivatives`; the step is applied only where ``1 < x < W-2`` and ``1 < y < H-2``
+    and the Hessian determinant is nonzero (no threshold: a near-singular Hessian takes its step).
+
+    Args:
+        keypoints: (N, K, 2) integer maxima in heatmap pixels.
+        heatmaps: (N, K, H, W) raw heatmaps.
+        blur_kernel_size: odd Gaussian kernel size (11 for 64x48 maps with sigma 2).
+    Returns:
+        refined (N, K, 2) float64.
+    """
+    d = dark_derivatives(keypoints, heatmaps, blur_kernel_size)
+    gx, gy, hxx, hyy, hxy = d["gx"], d["gy"], d["hxx"], d["hyy"], d["hxy"]
     det = hxx * hyy - hxy**2
-    inside = (x > 1) & (x < w - 2) & (y > 1) & (y < h - 2)
-    ok = inside & (np.abs(det) > 1e-12)
+    ok = d["inside"] & (det != 0)
     safe = np.where(ok, det, 1.0)
     # offset = -H^{-1} g with H^{-1} = [[hyy, -hxy], [-hxy, hxx]] / det
     ox = -(hyy * gx - hxy * gy) / safe
@@ -256,6 +282,18 @@ def _check_flip_indices(flip_indices: Sequence[int], k: int, where: str) -> list
     idx = [int(i) for i in flip_indices]
     if len(idx) != k:
         raise ValueError(f"{where}: flip_indices has {len(idx)} entries but the input has {k} keypoints")
+    return idx
+
+
+def flip_indices_from_pairs(pairs: Sequence[Sequence[int]], num_keypoints: int) -> list[int]:
+    """Partner index of each of ``num_keypoints`` joints from left/right ``pairs`` (joints in no pair map to
+    themselves), e.g. the official ``flip_pairs`` ``[[1, 2], [3, 4], ...]``."""
+    idx = list(range(int(num_keypoints)))
+    for pair in pairs:
+        a, b = (int(v) for v in pair)
+        if not (0 <= a < num_keypoints and 0 <= b < num_keypoints):
+            raise ValueError(f"flip pair {list(pair)} is out of range for {num_keypoints} keypoints")
+        idx[a], idx[b] = b, a
     return idx
 
 

@@ -19,7 +19,9 @@ Conventions (see ``shared/specs/hot.md`` sections 3-4)
   space (:func:`action_class`).
 * **Windows.** seq2seq: ``ceil(L/F)`` non-overlapping windows of F frames, centred on the sequence and
   edge-padded at both ends (HoT's ``generator_stride``); seq2frame: one edge-padded window of F (odd)
-  frames centred on every frame. Padding is index clipping, no per-frame Python loops.
+  frames centred on every frame; clips: MotionBERT's ``split_clips`` (F consecutive frames from the start of
+  each sequence at a stride, the trailing remainder dropped, :func:`split_clips`). Padding is index clipping,
+  no per-frame Python loops.
 
 Files holding pickled objects (VideoPose3D npz, ``cameras.pkl``) are read with pickle enabled:
 load only files you trust.
@@ -75,6 +77,7 @@ __all__ = [
     "seq2frame_indices",
     "seq2seq_indices",
     "seq2seq_starts",
+    "split_clips",
     "subjects_for",
     "world_to_camera",
 ]
@@ -730,19 +733,80 @@ def _check_window_args(length: int, frames: int) -> None:
         raise ValueError(f"sequence length must be >= 1, got {length}")
 
 
-def seq2seq_starts(length: int, frames: int) -> np.ndarray:
-    """First (possibly negative) frame of each seq2seq window: ``ceil(L/F)`` windows centred on the
-    sequence, ``starts = k*F - (n*F - L)//2``. (n,) int64."""
+def seq2seq_starts(length: int, frames: int, stride: int | None = None) -> np.ndarray:
+    """First (possibly negative) frame of each seq2seq window (HoT's ``generator_stride``), (n,) int64:
+    ``n = ceil((L - F)/stride + 1)`` windows (at least 1), ``start_k = k*stride - ((n-1)*stride + F - L)//2``.
+    With the default ``stride = F`` (HoT's test) this is ``ceil(L/F)`` windows centred on the sequence."""
     _check_window_args(length, frames)
-    n = -(-int(length) // int(frames))
-    offset = (n * frames - length) // 2
-    return np.arange(n, dtype=np.int64) * frames - offset
+    length, frames = int(length), int(frames)
+    stride = frames if stride is None else int(stride)
+    if stride < 1:
+        raise ValueError(f"window stride must be >= 1, got {stride}")
+    n = max(-((frames - length - stride) // stride), 1)  # ceil((L - F + stride) / stride)
+    offset = ((n - 1) * stride + frames - length) // 2
+    return np.arange(n, dtype=np.int64) * stride - offset
 
 
-def seq2seq_indices(length: int, frames: int) -> np.ndarray:
+def seq2seq_indices(length: int, frames: int, stride: int | None = None) -> np.ndarray:
     """Frame indices (n, F) of the seq2seq windows, edge-padded (indices clipped to [0, L-1])."""
-    starts = seq2seq_starts(length, frames)
+    starts = seq2seq_starts(length, frames, stride)
     return np.clip(starts[:, None] + np.arange(frames), 0, length - 1)
+
+
+def _resample(length: int, target: int, rng: np.random.Generator | None) -> np.ndarray:
+    """MotionBERT's ``resample`` of a ``length``-frame video to ``target`` frame indices: with ``rng``, its
+    random jitter (each even position rounded down or up at random when upsampling, a uniform offset
+    within the interval when downsampling); without, its deterministic ``linspace`` branch."""
+    even = np.linspace(0, length, num=target, endpoint=False)
+    if rng is None:
+        return even.astype(np.int64)  # linspace(..., dtype=int): truncation
+    if length < target:
+        sel = rng.integers(2, size=even.shape)
+        out = np.sort(sel * np.floor(even) + (1 - sel) * np.ceil(even))
+    else:
+        out = rng.random(even.shape) * (even[1] - even[0] if target > 1 else length) + even
+    return np.clip(out, 0, length - 1).astype(np.int64)
+
+
+def split_clips(sources: Sequence[Any] | np.ndarray, clip_len: int, stride: int, *, tail: str = "drop",
+                rng: np.random.Generator | None = None) -> np.ndarray:
+    """MotionBERT's ``split_clips`` (``lib/utils/utils_data.py``): global frame indices (N, clip_len) int64.
+
+    ``sources`` is the per-frame video id; a video is a run of equal ids. Each video of ``L >= clip_len``
+    frames gives clips ``[s, s + clip_len)`` for ``s = 0, stride, ...`` with ``s + clip_len <= L``: the
+    trailing remainder is **dropped** (``tail="drop"``, official); ``tail="end"`` adds one more clip aligned
+    to the video's end when a remainder is left (covers every frame; not official). A shorter video is
+    resampled to ``clip_len`` indices (:func:`_resample`; ``rng=None`` takes the official code's
+    deterministic branch instead of its random jitter), except, as in the official loop, the **last** video of
+    the list and a video whose id already gave a clip.
+    """
+    if tail not in ("drop", "end"):
+        raise ValueError(f"split_clips: tail must be 'drop' or 'end', got {tail!r}")
+    clip_len, stride = int(clip_len), int(stride)
+    if clip_len < 1 or stride < 1:
+        raise ValueError(f"split_clips: clip_len and stride must be >= 1, got {clip_len} and {stride}")
+    src = np.asarray(sources)
+    if src.ndim != 1:
+        raise ValueError(f"split_clips: sources must be one id per frame (F,), got shape {src.shape}")
+    if not len(src):
+        return np.zeros((0, clip_len), np.int64)
+    change = np.flatnonzero(src[1:] != src[:-1]) + 1
+    starts, ends = np.r_[0, change], np.r_[change, len(src)]
+    window = np.arange(clip_len, dtype=np.int64)
+    out: list[np.ndarray] = []
+    saved: set[Any] = set()
+    for k, (s, e) in enumerate(zip(starts.tolist(), ends.tolist())):  # a loop over videos
+        length, name = e - s, src[s].item()
+        if length >= clip_len:
+            first = s + np.arange(0, length - clip_len + 1, stride, dtype=np.int64)
+            if tail == "end" and first[-1] + clip_len < e:
+                first = np.append(first, e - clip_len)
+            out.append(first[:, None] + window)
+            saved.add(name)
+        elif k < len(starts) - 1 and name not in saved:
+            out.append(s + _resample(length, clip_len, rng)[None])
+            saved.add(name)
+    return np.concatenate(out) if out else np.zeros((0, clip_len), np.int64)
 
 
 def seq2frame_indices(length: int, frames: int) -> np.ndarray:
@@ -766,11 +830,15 @@ class H36MLiftingDataset(Dataset):
     Args:
         clips: from :func:`load_videopose3d` / :func:`load_mmpose_h36m`.
         frames: window length F (odd for seq2frame).
-        mode: ``"seq2seq"`` (non-overlapping centred windows) or ``"seq2frame"`` (one per frame).
+        mode: ``"seq2seq"`` (centred, edge-padded windows, HoT), ``"seq2frame"`` (one per frame) or
+            ``"clips"`` (MotionBERT's :func:`split_clips`: F consecutive frames, trailing remainder dropped).
         flip_augment: also yield every window flipped (indices ``[n, 2n)``), as HoT's training does:
             x negated and left/right swapped in 2D and 3D. Deterministic, no randomness.
         subjects: optional filter (``"train"``, ``"test"`` or a list).
         metainfo: layout giving the flip indices (default H36M).
+        stride: window step of ``seq2seq`` and ``clips`` (default F; MotionBERT trains on clips at 81).
+        resample_seed: ``clips`` only: the seed of the random jitter with which a clip shorter than F is
+            resampled (MotionBERT's ``resample``); None takes the deterministic even spacing.
     """
 
     def __init__(
@@ -781,9 +849,11 @@ class H36MLiftingDataset(Dataset):
         flip_augment: bool = False,
         subjects: str | Sequence[str] | None = None,
         metainfo: PoseMetaInfo = H36M,
+        stride: int | None = None,
+        resample_seed: int | None = None,
     ) -> None:
-        if mode not in ("seq2seq", "seq2frame"):
-            raise ValueError(f"mode must be 'seq2seq' or 'seq2frame', got {mode!r}")
+        if mode not in ("seq2seq", "seq2frame", "clips"):
+            raise ValueError(f"mode must be 'seq2seq', 'seq2frame' or 'clips', got {mode!r}")
         if mode == "seq2frame" and frames % 2 != 1:
             raise ValueError(f"seq2frame windows need an odd length, got {frames}")
         if frames < 1:
@@ -801,10 +871,21 @@ class H36MLiftingDataset(Dataset):
         self._x2d = [p[0] for p in prepared]
         self._x3d = [p[1] for p in prepared]
         self._lengths = np.array([c.length for c in self.clips], dtype=np.int64)
+        self.stride = self.frames if stride is None else int(stride)
+        self._index: np.ndarray | None = None  # clips mode: (N, F) frame indices within the sequence
         if mode == "seq2seq":
-            starts = [seq2seq_starts(int(n), self.frames) for n in self._lengths]
+            starts = [seq2seq_starts(int(n), self.frames, self.stride) for n in self._lengths]
             counts = np.array([len(s) for s in starts], dtype=np.int64)
             self._start = np.concatenate(starts)
+        elif mode == "clips":
+            rng = None if resample_seed is None else np.random.default_rng(resample_seed)
+            seq = np.repeat(np.arange(len(self.clips), dtype=np.int64), self._lengths)
+            glob = split_clips(seq, self.frames, self.stride, rng=rng)
+            offsets = np.cumsum(self._lengths) - self._lengths
+            clip_of = seq[glob[:, 0]]
+            self._index = glob - offsets[clip_of][:, None]
+            self._start = self._index[:, 0].copy()
+            counts = np.bincount(clip_of, minlength=len(self.clips)).astype(np.int64)
         else:
             counts = self._lengths
             offsets = np.repeat(np.cumsum(counts) - counts, counts)
@@ -824,6 +905,8 @@ class H36MLiftingDataset(Dataset):
         """(clip index, (F,) source frame indices) of window ``index`` (flip copies included)."""
         j = int(index) % self.num_windows
         c = int(self._clip[j])
+        if self._index is not None:
+            return c, self._index[j]
         return c, np.clip(self._start[j] + self._window, 0, self._lengths[c] - 1)
 
     def __getitem__(self, index: int) -> dict[str, Any]:

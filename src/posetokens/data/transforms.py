@@ -13,8 +13,10 @@ Conventions:
 * every random function takes a ``numpy.random.Generator``; nothing touches the
   global RNG.
 
-Train order (MMPose / ecosystem spec): box -> centre/scale, random flip, half-body,
-random box shift/scale/rotation, affine warp, target encoding.
+Train order: ``TopdownAugConfig.order`` -- ``mmpose`` (MMPose 1.x: flip, half body, shift/scale/rotation),
+``hrnet`` (TokenPose/PPT/GTPT ``JointsDataset``: half body, scale, rotation, flip) or ``mmpose0`` (mmpose 0.x, PCT:
+shift, flip, half body, scale/rotation); then the affine warp and target encoding. :func:`draw_augmentation`
+draws one instance's values (:class:`AugDraws`) in that order; :class:`TopdownPipeline` applies them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, Sequence
 
 import cv2
@@ -33,13 +36,19 @@ from .metainfo import PoseMetaInfo, get_metainfo
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "AugDraws",
     "TopdownAugConfig",
     "TopdownPipeline",
     "affine_keypoints",
     "bbox_xywh_to_center_scale",
+    "check_aug_config",
+    "draw_augmentation",
     "fix_aspect_ratio",
     "get_affine_transform",
     "get_udp_warp_matrix",
+    "get_warp_matrix",
+    "half_body_box",
+    "half_body_part_ids",
     "half_body_transform",
     "invert_affine",
     "normalize_image",
@@ -51,6 +60,7 @@ __all__ = [
 
 IMAGENET_MEAN: tuple[float, float, float] = (123.675, 116.28, 103.53)  # RGB, 0-255
 IMAGENET_STD: tuple[float, float, float] = (58.395, 57.12, 57.375)
+PIXEL_STD = 200.0  # the official HRNet-era scale unit (scale = box size / 200)
 
 
 def _vec2(v: Any, name: str) -> np.ndarray:
@@ -105,7 +115,7 @@ def _rotate(pt: np.ndarray, rad: float) -> np.ndarray:
 
 def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     d = a - b
-    return b + np.array([-d[1], d[0]])
+    return b + np.array([-d[1], d[0]], dtype=a.dtype)
 
 
 def get_affine_transform(
@@ -115,8 +125,13 @@ def get_affine_transform(
     output_size: Sequence[int],
     shift: Sequence[float] = (0.0, 0.0),
     inv: bool = False,
+    size_minus_one: bool = False,
+    float32_points: bool = True,
 ) -> np.ndarray:
     """The standard HRNet 3-point affine from a box to an output crop.
+
+    With ``size_minus_one`` it is TokenPose/PPT's variant instead: the centre maps to ``((w-1)/2, (h-1)/2)``
+    and both axes scale by ``(w-1)/(scale[0]-1)`` (isotropic, from the width).
 
     The box centre (plus ``shift * scale``) maps to ``output_size / 2`` and the box
     width ``scale[0]`` maps to the output width (isotropic; fix the aspect ratio
@@ -129,6 +144,9 @@ def get_affine_transform(
         output_size: ``(w, h)`` of the crop.
         shift: centre shift as a fraction of the box size.
         inv: return the crop -> image matrix instead.
+        float32_points: build the three point pairs in float32, as the official ``get_affine_transform`` does
+            (a float32 box width, ``np.float32`` point arrays and third points into ``cv2.getAffineTransform``,
+            which solves in double); the matrix then matches the official one to ~1e-12 instead of ~1e-5 px.
     Returns:
         (2, 3) float64 matrix.
     """
@@ -136,18 +154,24 @@ def get_affine_transform(
     s = _vec2(scale, "scale")
     out_w, out_h = (float(v) for v in output_size)
     sh = _vec2(shift, "shift")
-    src_w = s[0]
-    rad = math.radians(rot)
+    off = 1.0 if size_minus_one else 0.0
+    src_w = float(np.float32(np.float32(s[0]) - np.float32(off))) if float32_points else s[0] - off
+    if src_w <= 0:
+        raise ValueError(f"scale width must be > {off:g}, got {s[0]}")
+    rad = math.pi * rot / 180  # as the official code writes it
     src_dir = _rotate(np.array([0.0, -0.5 * src_w]), rad)
-    dst_dir = np.array([0.0, -0.5 * out_w])
-    src = np.zeros((3, 2))
-    dst = np.zeros((3, 2))
+    dst_dir = np.array([0.0, -0.5 * (out_w - off)])
+    dt = np.float32 if float32_points else np.float64
+    src = np.zeros((3, 2), dt)
+    dst = np.zeros((3, 2), dt)
     src[0] = c + s * sh
-    src[1] = src[0] + src_dir
-    dst[0] = (0.5 * out_w, 0.5 * out_h)
-    dst[1] = dst[0] + dst_dir
+    src[1] = c + src_dir + s * sh
+    dst[0] = (0.5 * (out_w - off), 0.5 * (out_h - off))
+    dst[1] = dst[0].astype(np.float64) + dst_dir
+    # the third points from the (rounded) first two, in the arrays' precision, as the official get_3rd_point
     src[2] = _third_point(src[0], src[1])
     dst[2] = _third_point(dst[0], dst[1])
+    src, dst = src.astype(np.float64), dst.astype(np.float64)
     if inv:
         src, dst = dst, src
     return _solve_affine(src, dst)
@@ -197,6 +221,22 @@ def get_udp_warp_matrix(
     return invert_affine(m) if inv else m
 
 
+WARP_KINDS = ("standard", "size_minus_one", "udp")
+
+
+def get_warp_matrix(center: Any, scale: Any, rot: float, output_size: Sequence[int], kind: str = "standard",
+                    inv: bool = False) -> np.ndarray:
+    """The image -> crop affine (or crop -> image with ``inv``) of a protocol's warp ``kind``: ``standard``
+    (HRNet; GTPT, PCT, multi-view PPT), ``size_minus_one`` (TokenPose/PPT, isotropic) or ``udp`` (MMPose UDP)."""
+    if kind == "standard":
+        return get_affine_transform(center, scale, rot, output_size, inv=inv)
+    if kind == "size_minus_one":
+        return get_affine_transform(center, scale, rot, output_size, inv=inv, size_minus_one=True)
+    if kind == "udp":
+        return get_udp_warp_matrix(center, scale, rot, output_size, inv=inv)
+    raise ValueError(f"warp kind must be one of {list(WARP_KINDS)}, got {kind!r}")
+
+
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
     """Inverse of a (2, 3) affine matrix, or of each in a batch (..., 2, 3)."""
     m = np.asarray(matrix, dtype=np.float64)
@@ -228,23 +268,22 @@ def warp_crop(
     output_size: Sequence[int],
     use_udp: bool = False,
     border_value: float = 0.0,
+    warp: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Crop (and rotate) a box out of an image with bilinear interpolation.
+    """Crop (and rotate) a box out of an image with bilinear interpolation (``cv2.warpAffine``, constant border).
 
     Args:
         image: (H, W) or (H, W, C) array.
         center, scale: box centre and size in pixels (fix the aspect ratio first).
         rot: degrees; output_size: ``(w, h)``; use_udp: UDP matrix.
+        warp: a :func:`get_warp_matrix` kind; overrides ``use_udp``.
     Returns:
         ``(crop (h, w[, C]), matrix (2, 3) image -> crop)``.
     """
     if image.ndim not in (2, 3):
         raise ValueError(f"image must be (H, W) or (H, W, C), got {image.shape}")
     w, h = (int(v) for v in output_size)
-    if use_udp:
-        m = get_udp_warp_matrix(center, scale, rot, (w, h))
-    else:
-        m = get_affine_transform(center, scale, rot, (w, h))
+    m = get_warp_matrix(center, scale, rot, (w, h), warp if warp is not None else ("udp" if use_udp else "standard"))
     crop = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
     return crop, m
@@ -429,8 +468,20 @@ def normalize_image(
 # ------------------------------------------------------------------- pipeline
 @dataclass(frozen=True)
 class TopdownAugConfig:
-    """Random top-down augmentation settings (defaults: MMPose COCO)."""
+    """Random top-down augmentation settings (defaults: MMPose COCO).
 
+    ``order``: ``mmpose`` (flip, half body, shift/scale/rotation; MMPose 1.x), ``hrnet`` (half body, scale,
+    rotation, then flip; TokenPose/PPT/GTPT ``JointsDataset``), ``mmpose0`` (shift, flip, half body,
+    scale/rotation; mmpose 0.x, PCT). ``sampler``: ``truncated`` normals (MMPose 1.x, resampled) or
+    ``clipped`` normals (``clip(randn * std, lo, hi)``, the official HRNet-era code). ``shift_sampler``:
+    ``truncated`` normal or ``uniform`` in [-1, 1] (mmpose 0.x). ``half_body_extent_offset`` is added to the
+    half-body joints' extent (TokenPose/PPT: +1).
+    """
+
+    order: str = "mmpose"
+    sampler: str = "truncated"
+    shift_sampler: str = "truncated"
+    half_body_extent_offset: float = 0.0
     flip_prob: float = 0.5
     half_body_prob: float = 0.3
     half_body_min_keypoints: int = 9
@@ -467,6 +518,200 @@ class TopdownAugConfig:
                                    scale_std=0.25, rotate_limit=60.0, rotate_std=30.0)
 
 
+AUG_ORDERS = ("mmpose", "hrnet", "mmpose0")
+AUG_SAMPLERS = ("truncated", "clipped")
+SHIFT_SAMPLERS = ("truncated", "uniform")
+
+
+def check_aug_config(aug: TopdownAugConfig) -> TopdownAugConfig:
+    """``aug`` itself, after checking its ``order`` / ``sampler`` / ``shift_sampler`` names (``ValueError`` naming the
+    field and the allowed values otherwise)."""
+    for value, allowed, what in ((aug.order, AUG_ORDERS, "order"), (aug.sampler, AUG_SAMPLERS, "sampler"),
+                                 (aug.shift_sampler, SHIFT_SAMPLERS, "shift_sampler")):
+        if value not in allowed:
+            raise ValueError(f"TopdownAugConfig.{what} must be one of {list(allowed)}, got {value!r}")
+    lo, hi = aug.scale_range
+    if not 0 < lo <= hi:
+        raise ValueError(f"TopdownAugConfig.scale_range must satisfy 0 < low <= high, got {aug.scale_range}")
+    return aug
+
+
+@dataclass(frozen=True)
+class AugDraws:
+    """One instance's augmentation values: what the random draws decided, or what a caller fixes.
+
+    ``half_body``: ``None``, ``"upper"`` or ``"lower"`` (the part selected; fewer than 2 visible joints in it
+    leaves the box unchanged); ``scale_factor`` multiplies the box size; ``rotation`` in degrees (positive turns
+    the content counter-clockwise in the crop); ``flip`` mirrors the image; ``shift`` moves the box centre by
+    ``shift * box size`` (per axis; MMPose's and mmpose 0.x's random centre shift).
+    """
+
+    half_body: str | None = None
+    scale_factor: float = 1.0
+    rotation: float = 0.0
+    flip: bool = False
+    shift: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        if self.half_body not in (None, "upper", "lower"):
+            raise ValueError(f"AugDraws.half_body must be None, 'upper' or 'lower', got {self.half_body!r}")
+        if not self.scale_factor > 0:
+            raise ValueError(f"AugDraws.scale_factor must be positive, got {self.scale_factor}")
+
+
+def _normal_factor(rng: np.random.Generator, sampler: str, mean: float, std: float, lo: float, hi: float) -> float:
+    """``mean + N(0, 1) * std`` restricted to ``[lo, hi]``: ``clipped`` (one draw, mass at the bounds; the official
+    HRNet-era / mmpose 0.x code) or ``truncated`` (resampled, MMPose 1.x)."""
+    if sampler == "clipped":
+        return float(np.clip(rng.standard_normal() * std + mean, lo, hi))
+    bound = max(hi - mean, mean - lo) / std if std > 0 else 0.0
+    if std <= 0:
+        return float(np.clip(mean, lo, hi))
+    return float(np.clip(mean + float(truncated_normal(rng, 1, bound)[0]) * std, lo, hi))
+
+
+def _scale_params(aug: TopdownAugConfig) -> tuple[float, float, float, float]:
+    lo, hi = aug.scale_range
+    mid = (lo + hi) * 0.5
+    std = (hi - lo) * 0.5 if aug.scale_std is None else aug.scale_std
+    return mid, std, lo, hi
+
+
+def _draw_rotation(rng: np.random.Generator, aug: TopdownAugConfig) -> float:
+    std = aug.rotate_limit if aug.rotate_std is None else aug.rotate_std
+    return _normal_factor(rng, aug.sampler, 0.0, std, -aug.rotate_limit, aug.rotate_limit)
+
+
+def _upper_threshold(upper_prob: float) -> float:
+    """The ``randn < t`` threshold with ``P = upper_prob`` (the official ``randn < 0.5`` is P 0.6915)."""
+    if not 0.0 < upper_prob < 1.0:
+        return math.inf if upper_prob >= 1.0 else -math.inf
+    return NormalDist().inv_cdf(upper_prob)
+
+
+def half_body_part_ids(metainfo: PoseMetaInfo, order: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(upper, lower)`` joint indices of the half-body augmentation. The official HRNet-era and mmpose 0.x code
+    (orders ``hrnet`` / ``mmpose0``) puts every joint that is not a lower-body joint in the upper body (whole-body:
+    0-10 and 23-132); MMPose 1.x (``mmpose``) uses the metainfo's two lists."""
+    k = metainfo.num_keypoints
+    lower = np.asarray(metainfo.lower_body_ids, dtype=np.int64)
+    if order == "mmpose":
+        upper = np.asarray(metainfo.upper_body_ids, dtype=np.int64)
+    else:
+        upper = np.setdiff1d(np.arange(k), lower)
+    return upper, lower
+
+
+def draw_augmentation(
+    aug: TopdownAugConfig,
+    rng: np.random.Generator,
+    metainfo: PoseMetaInfo | str,
+    keypoints_visible: np.ndarray | None = None,
+) -> AugDraws:
+    """Draw one instance's augmentation in the order and with the samplers of ``aug`` (what a training
+    :class:`TopdownPipeline` uses; the draws depend on the instance only through which joints are visible).
+
+    ``aug.order``:
+
+    * ``hrnet`` (TokenPose / PPT / GTPT ``JointsDataset.__getitem__``): half body (a ``rand < prob`` only when at
+      least ``half_body_min_keypoints`` joints are visible, then ``randn < Phi^-1(upper_prob)``: upper if it has
+      ``>= half_body_min_part_keypoints`` visible, else lower if that has, else upper); scale ``randn``; rotation
+      ``rand <= rotate_prob`` then ``randn``; flip ``rand <= flip_prob``.
+    * ``mmpose0`` (mmpose 0.x, PCT): shift ``rand < shift_prob`` then ``uniform(-1, 1, 2) * shift_factor``; flip
+      ``rand <= flip_prob``; half body as above (on the flipped joints); scale ``randn``; rotation ``randn`` then
+      ``rand <= rotate_prob``.
+    * ``mmpose`` (MMPose 1.x; posetokens' former default): flip ``rand < flip_prob``; half body (``rand < prob`` then
+      ``rand < upper_prob``); shift, scale and rotation each behind a ``rand < prob``.
+
+    ``aug.sampler``: ``clipped`` is ``clip(randn * std + mean, lo, hi)`` (the official HRNet-era code, mass at the
+    bounds), ``truncated`` resamples out-of-range draws (MMPose 1.x).
+
+    Args:
+        aug: the settings; rng: the generator (a scripted object with ``random``, ``standard_normal`` and
+            ``uniform`` works too); metainfo: joint layout; keypoints_visible: (K,), ``None`` skips the half body.
+    """
+    check_aug_config(aug)
+    meta = get_metainfo(metainfo)
+    vis = None if keypoints_visible is None else np.asarray(keypoints_visible, np.float64).reshape(-1) > 0
+    upper_ids, lower_ids = half_body_part_ids(meta, aug.order)
+    mid, sstd, lo, hi = _scale_params(aug)
+
+    def half_body(v: np.ndarray | None) -> str | None:
+        if v is None or v.sum() < aug.half_body_min_keypoints:
+            return None
+        if not rng.random() < aug.half_body_prob:
+            return None
+        n_up, n_lo = int(v[upper_ids].sum()), int(v[lower_ids].sum())
+        need = aug.half_body_min_part_keypoints
+        if aug.order == "mmpose":
+            pick_upper = rng.random() < aug.half_body_upper_prob
+            if pick_upper and n_up < need:
+                pick_upper = False
+            elif not pick_upper and n_lo < need:
+                pick_upper = True
+            return "upper" if pick_upper else "lower"
+        if rng.standard_normal() < _upper_threshold(aug.half_body_upper_prob) and n_up >= need:
+            return "upper"
+        return "lower" if n_lo >= need else "upper"
+
+    if aug.order == "hrnet":
+        hb = half_body(vis)
+        scale = 1.0 if aug.scale_prob < 1.0 and not rng.random() < aug.scale_prob else \
+            _normal_factor(rng, aug.sampler, mid, sstd, lo, hi)
+        rot = _draw_rotation(rng, aug) if rng.random() <= aug.rotate_prob else 0.0
+        flip = bool(aug.flip_prob > 0 and rng.random() <= aug.flip_prob)
+        return AugDraws(hb, scale, rot, flip)
+    if aug.order == "mmpose0":
+        shift = (0.0, 0.0)
+        if aug.shift_prob > 0 and rng.random() < aug.shift_prob:
+            u = (rng.uniform(-1.0, 1.0, 2) if aug.shift_sampler == "uniform" else truncated_normal(rng, 2))
+            shift = (float(u[0] * aug.shift_factor), float(u[1] * aug.shift_factor))
+        flip = bool(aug.flip_prob > 0 and rng.random() <= aug.flip_prob)
+        v = None if vis is None else (vis[np.asarray(meta.flip_indices)] if flip else vis)
+        hb = half_body(v)
+        scale = 1.0 if aug.scale_prob < 1.0 and not rng.random() < aug.scale_prob else \
+            _normal_factor(rng, aug.sampler, mid, sstd, lo, hi)
+        r = _draw_rotation(rng, aug)
+        rot = r if rng.random() <= aug.rotate_prob else 0.0
+        return AugDraws(hb, scale, rot, flip, shift)
+    # mmpose (1.x): the draws of posetokens' former pipeline, one for one
+    flip = bool(rng.random() < aug.flip_prob)
+    v = None if vis is None else (vis[np.asarray(meta.flip_indices)] if flip else vis)
+    hb = half_body(v) if aug.half_body_prob > 0 else None
+    shift = (0.0, 0.0)
+    if rng.random() < aug.shift_prob:
+        t = (rng.uniform(-1.0, 1.0, 2) if aug.shift_sampler == "uniform" else truncated_normal(rng, 2))
+        shift = (float(t[0] * aug.shift_factor), float(t[1] * aug.shift_factor))
+    scale = _normal_factor(rng, aug.sampler, mid, sstd, lo, hi) if rng.random() < aug.scale_prob else 1.0
+    rot = _draw_rotation(rng, aug) if rng.random() < aug.rotate_prob else 0.0
+    return AugDraws(hb, scale, rot, flip, shift)
+
+
+def half_body_box(
+    keypoints: np.ndarray,
+    keypoints_visible: np.ndarray,
+    part_ids: Sequence[int] | np.ndarray,
+    aspect_ratio: float,
+    padding: float = 1.5,
+    extent_offset: float = 0.0,
+    float32: bool = False,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The half-body box of the visible joints among ``part_ids``: centre = their mean, size = their extent
+    ``+ extent_offset`` (TokenPose/PPT +1, GTPT/mmpose 0 none) grown to ``aspect_ratio``, times ``padding`` (1.5; the
+    box padding is not applied again). ``None`` when fewer than 2 such joints are visible. ``float32``: the mean
+    and the extent in float32, as the official ``half_body_transform`` (``np.array(selected, np.float32)``)."""
+    kps = np.asarray(keypoints, dtype=np.float64)
+    vis = np.asarray(keypoints_visible).reshape(-1) > 0
+    ids = np.asarray(part_ids, dtype=np.int64)
+    sel = kps[ids[vis[ids]]]
+    if len(sel) < 2:
+        return None
+    if float32:
+        sel = sel.astype(np.float32)
+    size = (sel.max(axis=0) - sel.min(axis=0)).astype(np.float64) + extent_offset
+    return sel.mean(axis=0).astype(np.float64), fix_aspect_ratio(size, aspect_ratio) * padding
+
+
 class TopdownPipeline:
     """Box -> (augmented) affine crop -> normalised image and codec targets.
 
@@ -474,18 +719,33 @@ class TopdownPipeline:
         input_size: crop ``(w, h)``.
         metainfo: a :class:`PoseMetaInfo` or a built-in name.
         codec: optional codec; its ``encode`` outputs are merged into the result.
-        train: apply the random augmentations of ``aug``.
-        aug: augmentation settings.
-        use_udp: UDP warp matrix (pair it with a ``udp=True`` heatmap codec).
+        train: apply random augmentation drawn from ``aug`` (:func:`draw_augmentation`).
+        aug: augmentation settings (order, samplers, probabilities).
+        use_udp: UDP warp matrix (pair it with a ``udp=True`` heatmap codec); ``warp`` overrides it.
         bbox_padding: box padding (1.25).
-        pixel_aligned_box: TokenPose's ``x + (w-1)/2`` box centre.
+        pixel_aligned_box: TokenPose's ``x + (w - 1) / 2`` box centre; ``center_offset`` overrides it.
         normalize: return a normalised float (3, H, W) image; else the uint8 crop.
+        warp: ``standard``, ``size_minus_one`` (TokenPose/PPT) or ``udp`` (:func:`get_warp_matrix`).
+        center_offset: box centre ``xy + (wh - center_offset) / 2`` (``BoxRule.center_offset``).
+        transform_invisible: map invisible joints through the affine too (MMPose 1.x). ``False`` is the official
+            HRNet-era / mmpose 0.x rule: only joints with visibility > 0 are transformed, the others keep their
+            input coordinates (COCO's unlabelled (0, 0)), and a flip multiplies them by 0.
+        float32_box: keep a box given as ``bbox_xywh`` the way the official HRNet-era ``JointsDataset`` does, in
+            float32: the centre (until a half body replaces it, also through the flip) and the scale in units of
+            200 px (padding, half body and scale factor applied in float32). Centres and scales stay exact
+            multiples of those float32 values, so crops and targets match the official ones to ~1e-9 px instead
+            of ~1e-4. A box given by ``center``/``scale`` (MPII, float64 officially) is not rounded.
 
-    Call with ``(image, bbox_xywh, keypoints=None, keypoints_visible=None, rng=None)``, ``image`` an
-    (H, W, 3) uint8 **RGB** array as the datasets load it; ``rng`` is required when ``train``. Returns a dict with ``image``, ``center``,
-    ``scale``, ``rotation``, ``flipped``, ``warp_matrix`` (image -> crop) and, when
-    keypoints are given, crop-space ``keypoints`` (K, 2), ``keypoints_visible`` (K,)
-    plus the codec's targets (leading N=1 squeezed).
+    Build it from a :class:`~posetokens.protocols.Protocol` with :func:`posetokens.protocols.topdown.build_pipeline`.
+
+    Call with ``(image, bbox_xywh, keypoints=None, keypoints_visible=None, rng=None)``, ``image`` an (H, W, 3) uint8
+    **RGB** array as the datasets load it; ``rng`` is required when ``train`` and no ``draws`` are given. Keyword
+    ``draws`` (:class:`AugDraws`) fixes the augmentation instead of drawing it (also with ``train=False``);
+    ``center``/``scale`` give the box centre and its unpadded size in px instead of ``bbox_xywh`` (MPII's stored
+    centre). Returns a dict with ``image``, ``box_center``/``box_scale`` (before augmentation, padded),
+    ``center``, ``scale``, ``rotation``, ``flipped``, ``half_body`` (the part applied or None), ``warp_matrix``
+    (image -> crop) and, when keypoints are given, crop-space ``keypoints`` (K, 2), ``keypoints_visible`` (K,) plus
+    the codec's targets (leading N=1 squeezed). Centres and scales are in pixels.
     """
 
     def __init__(
@@ -499,21 +759,94 @@ class TopdownPipeline:
         bbox_padding: float = 1.25,
         pixel_aligned_box: bool = False,
         normalize: bool = True,
+        warp: str | None = None,
+        center_offset: float | None = None,
+        transform_invisible: bool = True,
+        float32_box: bool = False,
     ) -> None:
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.metainfo = get_metainfo(metainfo)
         self.codec = codec
         self.train = bool(train)
-        self.aug = aug or TopdownAugConfig()
-        self.use_udp = bool(use_udp)
+        self.aug = check_aug_config(aug or TopdownAugConfig())
+        self.warp = warp if warp is not None else ("udp" if use_udp else "standard")
+        if self.warp not in WARP_KINDS:
+            raise ValueError(f"TopdownPipeline: warp must be one of {list(WARP_KINDS)}, got {self.warp!r}")
+        self.use_udp = self.warp == "udp"
         self.bbox_padding = float(bbox_padding)
-        self.pixel_aligned_box = bool(pixel_aligned_box)
+        self.center_offset = float(center_offset if center_offset is not None else (1.0 if pixel_aligned_box else 0.0))
+        self.pixel_aligned_box = self.center_offset == 1.0
         self.normalize = bool(normalize)
+        self.transform_invisible = bool(transform_invisible)
+        self.float32_box = bool(float32_box)
 
     @property
     def aspect_ratio(self) -> float:
         """Crop ``w / h``."""
         return self.input_size[0] / self.input_size[1]
+
+    def box_center_scale(self, bbox_xywh: Any = None, center: Any = None, scale: Any = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """The padded, aspect-fixed box (centre, size) in px, from ``[x, y, w, h]`` with this pipeline's centre
+        offset, or from a given centre and unpadded size."""
+        if center is not None:
+            if scale is None:
+                raise ValueError("TopdownPipeline: a box given by center also needs its scale (unpadded size, px)")
+            return _vec2(center, "center").copy(), fix_aspect_ratio(_vec2(scale, "scale"), self.aspect_ratio) \
+                * self.bbox_padding
+        if bbox_xywh is None:
+            raise ValueError("TopdownPipeline: give bbox_xywh or center/scale")
+        b = np.asarray(bbox_xywh, dtype=np.float64).reshape(-1)
+        if b.shape != (4,):
+            raise ValueError(f"bbox must be [x, y, w, h], got shape {np.shape(bbox_xywh)}")
+        c = b[:2] + (b[2:] - self.center_offset) * 0.5
+        if self.float32_box:
+            c = c.astype(np.float32).astype(np.float64)
+        return c, self._pad(fix_aspect_ratio(b[2:], self.aspect_ratio), self.bbox_padding)
+
+    def _pad(self, size: np.ndarray, factor: float, rounded: bool | None = None) -> np.ndarray:
+        """``size * factor`` (px); with ``float32_box`` in the official float32 /200 units."""
+        if not (self.float32_box if rounded is None else rounded):
+            return size * factor
+        s200 = (np.asarray(size, np.float64) / PIXEL_STD).astype(np.float32)
+        return (s200 * np.float32(factor)).astype(np.float64) * PIXEL_STD
+
+    def draw(self, rng: np.random.Generator, keypoints_visible: np.ndarray | None = None) -> AugDraws:
+        """One instance's random augmentation (:func:`draw_augmentation` with this pipeline's settings)."""
+        return draw_augmentation(self.aug, rng, self.metainfo, keypoints_visible)
+
+    def run_item(self, item: dict[str, Any], rng: np.random.Generator | None = None,
+                 draws: AugDraws | None = None, image: np.ndarray | None = None) -> dict[str, Any]:
+        """Run on a dataset item dict (``img``, ``bbox`` or ``bbox_center``/``bbox_scale``, ``keypoints``,
+        ``keypoints_visible``); a stored ``bbox_center`` (MPII) is used as is, so no centre offset applies."""
+        img = item["img"] if image is None else image
+        if item.get("bbox_center") is not None:
+            return self(img, None, item.get("keypoints"), item.get("keypoints_visible"), rng, draws=draws,
+                        center=item["bbox_center"], scale=item["bbox_scale"])
+        return self(img, item["bbox"], item.get("keypoints"), item.get("keypoints_visible"), rng, draws=draws)
+
+    def _flip(self, image: np.ndarray, center: np.ndarray, kps: np.ndarray | None, vis: np.ndarray | None,
+              center_f32: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        width = image.shape[1]
+        image = np.ascontiguousarray(image[:, ::-1])
+        cx = width - 1 - center[0]
+        center = np.array([float(np.float32(cx)) if center_f32 else cx, center[1]])
+        if kps is not None:
+            kps, vis = flip_keypoints(kps, vis, width, self.metainfo.flip_indices)
+            if not self.transform_invisible:  # official fliplr_joints: joints * joints_vis
+                kps = kps * (vis > 0)[:, None]
+        return image, center, kps, vis
+
+    def _half_body(self, part: str | None, center: np.ndarray, scale: np.ndarray, kps: np.ndarray | None,
+                   vis: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, str | None]:
+        if part is None or kps is None or vis is None:
+            return center, scale, None
+        upper, lower = half_body_part_ids(self.metainfo, self.aug.order)
+        hb = half_body_box(kps, vis, upper if part == "upper" else lower, self.aspect_ratio, 1.0,
+                           self.aug.half_body_extent_offset, self.float32_box)
+        if hb is None:
+            return center, scale, None
+        return hb[0], self._pad(hb[1], self.aug.half_body_padding), part
 
     def __call__(
         self,
@@ -522,42 +855,59 @@ class TopdownPipeline:
         keypoints: np.ndarray | None = None,
         keypoints_visible: np.ndarray | None = None,
         rng: np.random.Generator | None = None,
+        *,
+        draws: AugDraws | None = None,
+        center: Any = None,
+        scale: Any = None,
     ) -> dict[str, Any]:
         """Run the pipeline on one instance (see class docstring)."""
-        if self.train and rng is None:
-            raise ValueError("TopdownPipeline(train=True) needs rng=np.random.Generator")
-        center, scale = bbox_xywh_to_center_scale(
-            bbox_xywh, self.aspect_ratio, self.bbox_padding, self.pixel_aligned_box)
-        kps = None if keypoints is None else np.asarray(keypoints, dtype=np.float64)[..., :2]
+        if self.train and draws is None and rng is None:
+            raise ValueError("TopdownPipeline(train=True) needs rng=np.random.Generator (or fixed draws=AugDraws)")
+        box_c, box_s = self.box_center_scale(bbox_xywh, center, scale)
+        c, s = box_c.copy(), box_s.copy()
+        kps = None if keypoints is None else np.asarray(keypoints, dtype=np.float64)[..., :2].copy()
         vis = None
         if kps is not None:
             vis = (np.ones(kps.shape[0], np.float32) if keypoints_visible is None
                    else np.asarray(keypoints_visible, np.float32).reshape(-1))
-        rot, flipped = 0.0, False
-        if self.train:
+        if draws is None and self.train:
             assert rng is not None
-            a = self.aug
-            image, center, kps, vis, flipped = random_flip(
-                image, center, kps, vis, self.metainfo.flip_indices, rng, a.flip_prob)
-            if kps is not None and a.half_body_prob > 0:
-                hb = half_body_transform(
-                    kps, vis, self.metainfo.upper_body_ids, self.metainfo.lower_body_ids,
-                    self.aspect_ratio, rng, a.half_body_prob, a.half_body_min_keypoints,
-                    a.half_body_min_part_keypoints, a.half_body_upper_prob, a.half_body_padding)
-                if hb is not None:
-                    center, scale = hb
-            center, scale, rot = random_bbox_transform(
-                center, scale, rng, a.shift_factor, a.shift_prob, a.scale_range, a.scale_std,
-                a.scale_prob, a.rotate_limit, a.rotate_std, a.rotate_prob)
-        scale = fix_aspect_ratio(scale, self.aspect_ratio)
-        crop, m = warp_crop(image, center, scale, rot, self.input_size, self.use_udp)
+            draws = self.draw(rng, vis)
+        rot, flipped, part = 0.0, False, None
+        f32 = self.float32_box and center is None  # the official float32 box (a given centre/scale is float64)
+        if draws is not None:
+            order = self.aug.order
+            if order == "hrnet":  # half body, scale, rotation, then the flip (of the possibly half-body centre)
+                c, s, part = self._half_body(draws.half_body, c, s, kps, vis)
+                s = self._pad(s, draws.scale_factor, f32)
+                if draws.flip:  # the official centre is a float32 array (db box or half body)
+                    image, c, kps, vis = self._flip(image, c, kps, vis, f32)
+            elif order == "mmpose0":  # shift, flip, half body, scale/rotation
+                c = c + np.asarray(draws.shift, np.float64) * s
+                if draws.flip:
+                    image, c, kps, vis = self._flip(image, c, kps, vis)
+                c, s, part = self._half_body(draws.half_body, c, s, kps, vis)
+                s = s * draws.scale_factor
+            else:  # mmpose 1.x: flip, half body, shift/scale/rotation
+                if draws.flip:
+                    image, c, kps, vis = self._flip(image, c, kps, vis)
+                c, s, part = self._half_body(draws.half_body, c, s, kps, vis)
+                c = c + np.asarray(draws.shift, np.float64) * s
+                s = s * draws.scale_factor
+            rot, flipped = float(draws.rotation), bool(draws.flip)
+        s = fix_aspect_ratio(s, self.aspect_ratio) if not f32 else s  # (the official code does not refit it)
+        crop, m = warp_crop(image, c, s, rot, self.input_size, warp=self.warp)
         out: dict[str, Any] = {
             "image": normalize_image(crop, bgr_to_rgb=False) if self.normalize else crop,  # input is RGB already
-            "center": center, "scale": scale, "rotation": rot, "flipped": flipped,
+            "box_center": box_c, "box_scale": box_s,
+            "center": c, "scale": s, "rotation": rot, "flipped": flipped, "half_body": part,
             "warp_matrix": m,
         }
         if kps is not None:
+            assert vis is not None
             crop_kps = affine_keypoints(kps, m)
+            if not self.transform_invisible:  # official: only joints with visibility > 0 are transformed
+                crop_kps = np.where((vis > 0)[:, None], crop_kps, kps)
             out["keypoints"] = crop_kps.astype(np.float32)
             out["keypoints_visible"] = vis
             if self.codec is not None:

@@ -47,17 +47,12 @@ class DataCfg:
     mv_train_every: int = 5  # multi-view H36M: every n-th instant for training (official: 5)
     mv_val_every: int = 64  # ... and for validation (official: 64)
     mpii_headboxes: str | None = None  # MPII PCKh: gt_valid.mat (headboxes_src) or an (N, 2, 2) .npy
-    codec: str = "auto"  # auto (the model's output_kind), heatmap or simcc
-    sigma: float = 2.0  # heatmap Gaussian std (pixels of the heatmap)
-    simcc_split: float = 2.0  # SimCC bins per pixel (GTPT: 2)
-    simcc_sigma: float = 4.0  # SimCC 1-D Gaussian std in bins (GTPT: 4)
-    unbiased: bool = True  # DARK-style unbiased targets and decoding (TokenPose/PPT)
-    udp: bool = True  # TokenPose's "(size-1)" alignment
-    decode: str = "dark"  # dark or argmax_quarter
-    aug: str = "tokenpose_coco"  # tokenpose_coco, tokenpose_mpii, mmpose, pct_coco, synthetic, none
-    bbox_padding: float = 1.25  # GT box -> crop padding (training and, by default, testing)
-    test_bbox_padding: float | None = None  # val/test box padding when it differs (PCT: 1.12)
-    flip_test: bool = True
+    # How images become crops and outputs become numbers: a protocol of posetokens.protocols ("auto": the zoo
+    # model's official one), with nested overrides, e.g. {eval: {rescore_thr: 0.01}, target: {sigma: 3}}
+    protocol: str = "auto"
+    protocol_overrides: dict[str, Any] = field(default_factory=dict)
+    aug: str = "protocol"  # the protocol's draws, or a preset of posetokens.protocols.AUG_PRESETS (synthetic, none, ...)
+    flip_test: bool | None = None  # None: the protocol's test.flip_test
     batch_size: int = 32  # per process
     val_batch_size: int = 64
     num_workers: int = 0
@@ -194,6 +189,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for item in overrides or []:
         _set_dotted(tree, item, "--set")
     return _from_dict(TrainCfg, tree, source)
+
+
+def load_config_dict(tree: dict, source: str = "config") -> TrainCfg:
+    """A recipe from an already-parsed dict (e.g. the ``config`` a checkpoint stores), validated like a file."""
+    return _from_dict(TrainCfg, dict(tree), source)
 
 
 def config_to_dict(cfg: Any) -> dict:

@@ -6,6 +6,7 @@ epoch is the same whatever the worker count, process count or resume point.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -13,22 +14,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from posetokens.codecs import CoordinateCodec, HeatmapCodec, SimCCCodec
 from posetokens.codecs.base import BaseKeypointCodec
 from posetokens.data.datasets import CocoStyleDataset, MpiiDataset
 from posetokens.data.metainfo import PoseMetaInfo, get_metainfo
-from posetokens.data.transforms import TopdownAugConfig, TopdownPipeline
+from posetokens.data.transforms import TopdownPipeline
 from posetokens.engine.config import DataCfg
-
-_AUG = {
-    "tokenpose_coco": TopdownAugConfig.tokenpose_coco,
-    "tokenpose_mpii": TopdownAugConfig.tokenpose_mpii,
-    "mmpose": TopdownAugConfig,
-    # PCT (mmpose 0.x): clipped-normal rotation sigma 40 (limit 80) @ 0.6, scale 0.5-1.5, upper body if randn < 0.5
-    "pct_coco": lambda: TopdownAugConfig(half_body_upper_prob=0.6915, rotate_limit=80.0, rotate_std=40.0),
-    "synthetic": TopdownAugConfig.synthetic,
-}
-
+from posetokens.protocols import Protocol, aug_preset, resolve_protocol
+from posetokens.protocols.codec import build_codec
+from posetokens.protocols.topdown import build_pipeline
+from posetokens.registry import default_protocol
 
 class TopDownSamples(Dataset):
     """Top-down crops with targets: one dict of tensors and metadata per instance."""
@@ -48,9 +42,11 @@ class TopDownSamples(Dataset):
         item = self.base.get_data_info(idx) if self.poses_only else self.base[idx]
         img = _blank_image(item) if self.poses_only else item["img"]
         rng = np.random.default_rng([self.seed, self.epoch, idx]) if self.pipeline.train else None
-        out = self.pipeline(img, item["bbox"], item.get("keypoints"), item.get("keypoints_visible"), rng)
+        out = self.pipeline.run_item(item, rng, image=img)
         sample = {
             "warp_matrix": torch.from_numpy(np.asarray(out["warp_matrix"], dtype=np.float64)),
+            "center": torch.from_numpy(np.asarray(out["center"], dtype=np.float64)),  # the (padded) box, pixels:
+            "scale": torch.from_numpy(np.asarray(out["scale"], dtype=np.float64)),  # its area is OKS-NMS's area
             "img_id": int(item.get("img_id", -1)),
             "bbox_score": float(item.get("bbox_score", 1.0)),
             "index": idx,
@@ -110,63 +106,50 @@ class StepSampler(Sampler[int]):
         return (self.steps_per_epoch - self.start_step) * self.accum * self.batch
 
 
-def build_codec(cfg: DataCfg, input_size_hw: tuple[int, int], heatmap_size_hw: tuple[int, int] | None = None,
-                kind: str = "heatmap") -> BaseKeypointCodec:
-    """The codec of a recipe: ``kind`` is the model's output (``heatmap`` or ``simcc``), unless
-    ``data.codec`` names one. Sizes are given as (h, w); the codecs take (w, h)."""
-    kind = kind if cfg.codec == "auto" else cfg.codec
-    size_wh = (input_size_hw[1], input_size_hw[0])
-    if kind == "coords":  # PCT: joints in crop pixels; the model decodes coordinates itself
-        return CoordinateCodec(size_wh)
-    if kind == "simcc":  # GTPT / SA-SimDR: Gaussian labels at the exact sub-bin position, softmax-peak scores
-        return SimCCCodec(size_wh, split_ratio=cfg.simcc_split, sigma=cfg.simcc_sigma, normalize=True,
-                          round_labels=False, softmax_scores=True)
-    if kind != "heatmap":
-        raise ValueError(f"config: data.codec must be 'auto', 'heatmap', 'simcc' or 'coords', got {cfg.codec!r}")
-    if heatmap_size_hw is None:
-        raise ValueError("config: a heatmap codec needs the model's heatmap_size")
-    return HeatmapCodec(
-        input_size=size_wh, heatmap_size=(heatmap_size_hw[1], heatmap_size_hw[0]),
-        sigma=cfg.sigma, unbiased=cfg.unbiased, udp=cfg.udp, decode=cfg.decode,
-    )
+def data_protocol(cfg: DataCfg, model: nn.Module) -> Protocol:
+    """The protocol a recipe trains and tests ``model`` with: ``data.protocol`` (``auto``: the zoo model's
+    official one, :func:`posetokens.registry.default_protocol`) with ``data.protocol_overrides``, then the
+    ``data.aug`` preset and ``data.flip_test`` when set."""
+    default = default_protocol(model.zoo_name) if hasattr(model, "zoo_name") else None
+    proto = resolve_protocol(cfg.protocol, default=default, overrides=cfg.protocol_overrides, where="config: data.protocol")
+    if cfg.aug != "protocol":
+        proto = dataclasses.replace(proto, aug=aug_preset(cfg.aug))
+    if cfg.flip_test is not None:
+        proto = proto.replace({"test": {"flip_test": cfg.flip_test}})
+    return proto
 
 
-def model_codec(cfg: DataCfg, model: nn.Module) -> BaseKeypointCodec:
-    """The codec of a recipe for a built 2D model: its input and heatmap sizes and its ``output_kind``."""
+def model_codec(protocol: Protocol, model: nn.Module) -> BaseKeypointCodec:
+    """The codec of a built top-down model under ``protocol``: its input and heatmap sizes."""
     mcfg = model.cfg
-    return build_codec(cfg, mcfg.image_size, getattr(mcfg, "heatmap_size", None), getattr(model, "output_kind", "heatmap"))
+    return build_codec(protocol, mcfg.image_size, getattr(mcfg, "heatmap_size", None))
 
 
-def build_dataset(cfg: DataCfg, split: str) -> Dataset:
-    """The raw dataset of ``split`` (train uses GT boxes; val uses detections when ``val_det`` is set)."""
+def build_dataset(cfg: DataCfg, split: str, protocol: Protocol) -> Dataset:
+    """The raw dataset of ``split`` (train uses GT boxes cleaned by the protocol's rule; val uses detections
+    when ``val_det`` is set)."""
     metainfo = get_metainfo(cfg.dataset)
     ann, img_dir = (cfg.train_ann, cfg.train_img_dir) if split == "train" else (cfg.val_ann, cfg.val_img_dir)
     if not ann:
         raise ValueError(f"config: data.{split}_ann is empty; set it in the recipe or with --set data.{split}_ann=...")
+    mode = "train" if split == "train" else "test"
     if cfg.format == "mpii":
-        return MpiiDataset(ann, img_dir, metainfo, mode="train" if split == "train" else "test",
-                           skip_bad_images=cfg.skip_bad_images)
+        return MpiiDataset(ann, img_dir, metainfo, mode=mode, skip_bad_images=cfg.skip_bad_images)
     if cfg.format != "coco":
         raise ValueError(f"config: data.format must be 'coco' or 'mpii', got {cfg.format!r}")
     det = cfg.val_det if split != "train" else None
-    return CocoStyleDataset(ann, img_dir, metainfo, mode="train" if split == "train" else "test", det_file=det,
-                            det_score_thr=cfg.det_score_thr, skip_bad_images=cfg.skip_bad_images)
+    return CocoStyleDataset(ann, img_dir, metainfo, mode=mode, det_file=det, det_score_thr=cfg.det_score_thr,
+                            skip_bad_images=cfg.skip_bad_images, gt_clean=protocol.box.gt_clean)
 
 
-def build_samples(cfg: DataCfg, split: str, input_size_hw: tuple[int, int], codec: BaseKeypointCodec | None,
-                  seed: int = 0, poses_only: bool = False) -> TopDownSamples:
-    """Dataset + pipeline for ``split`` (random augmentation only for train); ``poses_only`` skips images."""
+def build_samples(cfg: DataCfg, split: str, input_size_hw: tuple[int, int], protocol: Protocol,
+                  codec: BaseKeypointCodec | None, seed: int = 0, poses_only: bool = False) -> TopDownSamples:
+    """Dataset + the protocol's pipeline for ``split`` (random augmentation only for train); ``poses_only``
+    skips images."""
     train = split == "train"
     metainfo: PoseMetaInfo = get_metainfo(cfg.dataset)
-    if train and cfg.aug not in _AUG and cfg.aug != "none":
-        raise ValueError(f"config: data.aug must be one of {sorted(_AUG) + ['none']}, got {cfg.aug!r}")
-    aug = _AUG[cfg.aug]() if train and cfg.aug in _AUG else None
-    pipeline = TopdownPipeline(
-        (input_size_hw[1], input_size_hw[0]), metainfo, codec=codec if train else None, train=train and aug is not None,
-        aug=aug, use_udp=cfg.udp, pixel_aligned_box=cfg.udp,
-        bbox_padding=cfg.bbox_padding if train or cfg.test_bbox_padding is None else cfg.test_bbox_padding,
-    )
-    return TopDownSamples(build_dataset(cfg, split), pipeline, seed, poses_only)
+    pipeline = build_pipeline(protocol, input_size_hw, metainfo, codec=codec if train else None, train=train)
+    return TopDownSamples(build_dataset(cfg, split, protocol), pipeline, seed, poses_only)
 
 
 def make_loader(samples: TopDownSamples, batch: int, sampler: Sampler | None, num_workers: int) -> DataLoader:

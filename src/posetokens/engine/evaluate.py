@@ -1,4 +1,4 @@
-"""Top-down prediction over a loader (with flip test) and its COCO-style evaluation."""
+"""Top-down prediction over a loader (with the protocol's flip test) and its COCO-style or PCKh evaluation."""
 
 from __future__ import annotations
 
@@ -9,79 +9,47 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from posetokens.codecs import flip_heatmaps, flip_simcc
 from posetokens.codecs.base import BaseKeypointCodec
 from posetokens.data.metainfo import PoseMetaInfo
-from posetokens.data.transforms import affine_keypoints, invert_affine
-from posetokens.evaluation.coco import evaluate_coco
-from posetokens.evaluation.wholebody import evaluate_wholebody
-
-
-def crop_to_image(keypoints: np.ndarray, warp: np.ndarray) -> np.ndarray:
-    """Map crop-space keypoints (B, K, 2) back to the image with the inverse of each (B, 2, 3) warp."""
-    return affine_keypoints(keypoints, invert_affine(warp))
-
-
-@torch.no_grad()
-def predict_heatmaps(model: nn.Module, images: torch.Tensor, flip_indices: list[int] | None) -> torch.Tensor:
-    """Heatmaps of a batch, averaged with the flipped-back prediction on mirrored images when
-    ``flip_indices`` is given (TokenPose/PPT: no one-pixel shift)."""
-    heatmaps = model(images)
-    if flip_indices is not None:
-        flipped = model(images.flip(-1))
-        heatmaps = 0.5 * (heatmaps + flip_heatmaps(flipped, flip_indices, shift=False))
-    return heatmaps
-
-
-@torch.no_grad()
-def predict_simcc(model: nn.Module, images: torch.Tensor, flip_indices: list[int] | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """SimCC logits ``(x, y)`` of a batch; with ``flip_indices``, averaged (as logits) with the mirrored
-    images' prediction flipped back with GTPT's one-bin x shift."""
-    x, y = model(images)
-    if flip_indices is not None:
-        fx, fy = flip_simcc(*model(images.flip(-1)), flip_indices, shift=True)
-        x, y = 0.5 * (x + fx), 0.5 * (y + fy)
-    return x, y
-
-
-def predict_outputs(model: nn.Module, images: torch.Tensor, flip_indices: list[int] | None) -> Any:
-    """The model's decodable output for a batch, as numpy: heatmaps, SimCC ``(x, y)`` logits, or
-    crop-pixel ``(keypoints, scores)`` of a coordinate-output model."""
-    if getattr(model, "output_kind", "heatmap") == "coords":  # PCT: keypoints and scores, flip test inside
-        return tuple(t.float().cpu().numpy() for t in model.predict(images, flip_indices))
-    if getattr(model, "output_kind", "heatmap") == "simcc":
-        return tuple(t.float().cpu().numpy() for t in predict_simcc(model, images, flip_indices))
-    return predict_heatmaps(model, images, flip_indices).float().cpu().numpy()
+from posetokens.evaluation.coco import evaluate_keypoints
+from posetokens.protocols import EvalRule, Protocol
+from posetokens.protocols.predict import crop_to_image, predict_outputs
 
 
 @torch.no_grad()
 def predict_keypoints(model: nn.Module, loader: DataLoader, codec: BaseKeypointCodec, metainfo: PoseMetaInfo,
-                      flip_test: bool, device: torch.device) -> dict[str, np.ndarray]:
-    """Image-space keypoints (N, K, 2), scores (N, K), image ids and box scores, in loader order."""
+                      protocol: Protocol, device: torch.device) -> dict[str, np.ndarray]:
+    """Image-space keypoints (N, K, 2), scores (N, K), image ids, box scores and the padded boxes' centres and
+    sizes (N, 2), in loader order, with the protocol's flip test."""
     was_training = model.training
     model.eval()
-    flip = list(metainfo.flip_indices) if flip_test else None
-    out: dict[str, list] = {"keypoints": [], "scores": [], "img_id": [], "bbox_score": []}
+    flip = list(metainfo.flip_indices)
+    out: dict[str, list] = {"keypoints": [], "scores": [], "img_id": [], "bbox_score": [], "center": [], "scale": []}
     try:
         for batch in loader:
-            kpts, scores = codec.decode(predict_outputs(model, batch["image"].to(device), flip))
+            kpts, scores = codec.decode(predict_outputs(model, batch["image"].to(device), protocol.test, flip))
             out["keypoints"].append(crop_to_image(np.asarray(kpts, np.float64), batch["warp_matrix"].numpy()))
             out["scores"].append(np.asarray(scores, np.float64))
             out["img_id"].append(batch["img_id"].numpy())
             out["bbox_score"].append(batch["bbox_score"].numpy().astype(np.float64))
+            out["center"].append(batch["center"].numpy())
+            out["scale"].append(batch["scale"].numpy())
     finally:
         model.train(was_training)
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
 def predict_coco(model: nn.Module, loader: DataLoader, codec: BaseKeypointCodec, metainfo: PoseMetaInfo,
-                 flip_test: bool, device: torch.device) -> list[dict[str, Any]]:
-    """COCO-results dicts (keypoints in image pixels, per-joint scores, ``bbox_score``) for every sample."""
-    pred = predict_keypoints(model, loader, codec, metainfo, flip_test, device)
+                 protocol: Protocol, device: torch.device) -> list[dict[str, Any]]:
+    """COCO-results dicts for every sample: keypoints in image pixels with per-joint scores, ``score`` and
+    ``bbox_score`` (the box score; rescoring happens at evaluation), and ``area``, ``center``, ``scale`` of the
+    padded box (the area OKS-NMS uses under the official protocols)."""
+    pred = predict_keypoints(model, loader, codec, metainfo, protocol, device)
     flat = np.concatenate([pred["keypoints"], pred["scores"][..., None]], axis=2).reshape(len(pred["scores"]), -1)
     return [
-        {"image_id": int(i), "category_id": 1, "keypoints": k.tolist(), "score": float(s), "bbox_score": float(s)}
-        for i, k, s in zip(pred["img_id"], flat, pred["bbox_score"])
+        {"image_id": int(i), "category_id": 1, "keypoints": k.tolist(), "score": float(s), "bbox_score": float(s),
+         "area": float(np.prod(sc)), "center": c.tolist(), "scale": sc.tolist()}
+        for i, k, s, c, sc in zip(pred["img_id"], flat, pred["bbox_score"], pred["center"], pred["scale"])
     ]
 
 
@@ -104,8 +72,10 @@ def load_mpii_headboxes(path: str) -> np.ndarray:
     return boxes
 
 
-def mpii_metrics(dataset: Any, keypoints: np.ndarray, headboxes_file: str | None) -> dict[str, float]:
-    """PCKh@0.5 report of image-space predictions against an MPII dataset's joints (same order)."""
+def mpii_metrics(dataset: Any, keypoints: np.ndarray, headboxes_file: str | None, rule: EvalRule) -> dict[str, float]:
+    """PCKh@0.5 report of image-space predictions against an MPII dataset's joints (same order); ``Mean@0.1``
+    reads the protocol's threshold (``rule.pckh_mean01_thr``: 0.11 in the official TokenPose/PPT code), and
+    ``Mean@0.10`` / ``Mean@0.11`` give both readings."""
     from posetokens.evaluation.functional import pckh
 
     if not headboxes_file:
@@ -116,18 +86,12 @@ def mpii_metrics(dataset: Any, keypoints: np.ndarray, headboxes_file: str | None
         raise ValueError(f"{headboxes_file}: {len(boxes)} head boxes for {len(infos)} MPII samples")
     gt = np.stack([i["keypoints"] for i in infos])
     vis = np.stack([i["keypoints_visible"] for i in infos]) > 0
-    return pckh(keypoints, gt, vis, head_boxes=boxes)
+    return pckh(keypoints, gt, vis, head_boxes=boxes, mean01_thr=rule.pckh_mean01_thr)
 
 
-def coco_metrics(gt_file: str, results: list[dict[str, Any]], metainfo: PoseMetaInfo) -> dict[str, float]:
-    """AP/AR with the dataset's sigmas, box x keypoint rescoring and OKS-NMS at 0.9.
+def coco_metrics(gt_file: str, results: list[dict[str, Any]], metainfo: PoseMetaInfo, rule: EvalRule) -> dict[str, float]:
+    """AP/AR under the protocol's evaluation rule (rescoring threshold, OKS-NMS and its area, COCOeval).
 
-    COCO-WholeBody: ``AP``/``AR`` are the whole-body figures, plus ``{part}_{metric}`` for body, foot, face,
-    left/right hand and hand (their mean), from :func:`~posetokens.evaluation.wholebody.evaluate_wholebody`.
+    COCO-WholeBody: ``AP``/``AR`` are the whole-body figures, plus ``{part}_{metric}`` for every part.
     """
-    if metainfo.name == "coco_wholebody":
-        parts = evaluate_wholebody(gt_file, results, rescore=True, nms_thr=0.9)
-        flat = {f"{part}_{k}": v for part, stats in parts.items() for k, v in stats.items()}
-        return {**parts["wholebody"], **flat}
-    return evaluate_coco(gt_file, results, metainfo.sigmas_array, iou_type=metainfo.eval_iou_type,
-                         use_area=metainfo.eval_use_area, rescore=True, nms_thr=0.9)
+    return evaluate_keypoints(gt_file, results, metainfo, rule)

@@ -1,24 +1,46 @@
-"""2D->3D lifting on Human3.6M-layout data: clips, windows, loss and per-action MPJPE evaluation.
+"""2D->3D lifting on Human3.6M-layout data: clips, windows, loss and the H36M evaluation protocols.
 
 Used by the trainer for every model with ``forward_frames`` (MixSTE, MotionBERT, MHFormer and their
-HoT/TPC variants). seq2seq models score every frame of every window (padded duplicates included, as the
-official protocol does); seq2frame models score the centre frame of a window per frame.
+HoT/TPC variants). :func:`evaluate_lifting` scores the test subjects under the lifting rule of a
+:class:`~posetokens.protocols.Protocol` (``LiftRule.h36m``, :mod:`posetokens.evaluation.h36m_protocol`):
+
+* ``hot`` (HoT repo: MixSTE, HoT-*, MHFormer, TPC): seq2seq models score every frame of every centred,
+  edge-padded window (padded duplicates included), seq2frame models the centre frame of the window of
+  every frame; P1 per window, P2 with HoT's batch-mean quirk over ``p2_batch_size`` windows, the overall the
+  mean over HoT's 15 classes (an absent class counts 0), or over the classes present when the test set holds
+  a class outside the 15 (synthetic data).
+* ``motionbert``: MotionBERT's clips (``split_clips``: window-length clips at a stride of the window length,
+  trailing remainder dropped), per-frame MPJPE / P-MPJPE averaged over the clips covering each frame, per
+  action the mean over frames. Our loaders give camera-space metres, so the prediction is scored in mm
+  directly (MotionBERT's 2.5D-factor GT belongs to its own pickle, which these loaders do not read), and
+  the block list (``LiftRule.skip_sources``, MotionBERT video ids) cannot match our clips.
+
+The flip test of evaluation and inference is one function, :func:`posetokens.evaluation.h36m_protocol.flip_merge`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from posetokens.data.h36m import H36MLiftingDataset, flip_keypoints, load_mmpose_h36m, load_videopose3d
-from posetokens.data.metainfo import get_metainfo
+from posetokens.data.h36m import H36MLiftingDataset, load_mmpose_h36m, load_videopose3d
 from posetokens.engine.config import DataCfg
 from posetokens.engine.losses import hot_lifting_loss, motionbert_lifting_loss
+from posetokens.evaluation.h36m_protocol import (
+    HOT_ACTIONS,
+    HotProtocolAccumulator,
+    MotionBERTFrameAccumulator,
+    hot_action_key,
+)
 from posetokens.evaluation.pose3d import ActionErrorAccumulator
-from posetokens.layers import gather_tokens, read_center_frame
+from posetokens.layers import gather_tokens
+from posetokens.protocols import LiftRule, Protocol, get_protocol, resolve_protocol
+from posetokens.protocols.predict import model_input, predict_windows  # noqa: F401 (the one home; re-exported)
 
 
 def load_clips(cfg: DataCfg, split: str) -> list:
@@ -40,14 +62,6 @@ def build_lifting_set(cfg: DataCfg, split: str, model: nn.Module) -> H36MLifting
     mode = "seq2frame" if model.is_seq2frame else "seq2seq"
     return H36MLiftingDataset(load_clips(cfg, split), frames=model.cfg.num_frames, mode=mode,
                               flip_augment=cfg.flip_augment and split == "train")
-
-
-def model_input(model: nn.Module, x2d: Tensor) -> Tensor:
-    """Width-normalised 2D (B, F, J, 2) to the model's input: a confidence channel of 1 for 3-channel
-    models (MotionBERT) when the 2D has none."""
-    if getattr(model.cfg, "in_channels", 2) == 3 and x2d.shape[-1] == 2:
-        x2d = torch.cat((x2d, torch.ones_like(x2d[..., :1])), dim=-1)
-    return x2d
 
 
 def lifting_loss(model: nn.Module, batch: dict[str, Any], device: torch.device, kind: str) -> Tensor:
@@ -72,54 +86,111 @@ def lifting_loss(model: nn.Module, batch: dict[str, Any], device: torch.device, 
     raise ValueError(f"config: loss must be 'auto', 'hot', 'mpjpe' or 'motionbert' for lifting, got {kind!r}")
 
 
-@torch.no_grad()
-def predict_windows(model: nn.Module, x2d: Tensor, flip_test: bool) -> Tensor:
-    """Root-zeroed 3D for windows (B, F, J, 2): every frame for seq2seq, the centre frame (B, 1, J, 3) for
-    seq2frame. The flip test averages with the un-flipped prediction on mirrored input (the seq2frame
-    flip pass reuses the plain pass's kept frames, as the official TPC code does)."""
-    flip = list(get_metainfo("h36m").flip_indices)
-    x = model_input(model, x2d)
-    out, index = model.forward_frames(x)
-    if flip_test:
-        out_f, _ = model.forward_frames(flip_keypoints(x, flip), keep_index=index)
-        out = 0.5 * (out + flip_keypoints(out_f, flip))
-    if model.is_seq2frame:
-        centre = x2d.shape[1] // 2
-        if index is not None:  # TPC: the output covers the kept frames, the centre among them
-            out = read_center_frame(out, index, centre)
-        elif out.shape[1] != 1:
-            out = out[:, centre:centre + 1]
-    out = out.clone()
-    out[..., 0, :] = 0.0
-    return out
+def lifting_protocol(protocol: Protocol | LiftRule | str | Mapping[str, Any] | None, cfg: DataCfg,
+                     model: nn.Module | None = None) -> tuple[LiftRule, bool]:
+    """The lifting rule and the flip-test switch for an evaluation.
+
+    ``protocol``: a :class:`Protocol` (what the trainer passes: ``engine.data.data_protocol(cfg.data, model)``),
+    its ``LiftRule``, a protocol name or stored dict, or None: ``data.protocol`` resolved for the zoo model
+    (``auto`` = its official one), falling back to ``hot`` for a model that names no protocol. The flip test
+    is on when the rule's ``test_flip`` and the protocol's ``test.flip_test`` are; ``data.flip_test``, when
+    set, decides.
+    """
+    if protocol is None:
+        name = getattr(model, "zoo_name", None)
+        value, overrides = getattr(cfg, "protocol", "auto"), getattr(cfg, "protocol_overrides", None)
+        if value == "auto" and name is None:
+            protocol = get_protocol("hot").replace(overrides or None, "config: data.protocol")
+        else:
+            from posetokens.registry import default_protocol
+
+            protocol = resolve_protocol(value, default=default_protocol(name) if name else None,
+                                        overrides=overrides, where="config: data.protocol")
+    elif isinstance(protocol, (str, Mapping)):
+        protocol = resolve_protocol(protocol, where="evaluate_lifting(protocol=...)")
+    if isinstance(protocol, Protocol):
+        if protocol.lift is None:
+            raise ValueError(f"protocol {protocol.name!r} has no lifting rule (lift=None); lifting models need "
+                             "a lifting protocol such as 'hot' or 'motionbert'")
+        lift, flip = protocol.lift, protocol.lift.test_flip and protocol.test.flip_test
+    elif isinstance(protocol, LiftRule):
+        lift, flip = protocol, protocol.test_flip
+    else:
+        raise TypeError(f"protocol must be a Protocol, LiftRule, name or dict, got {type(protocol).__name__}")
+    if getattr(cfg, "flip_test", None) is not None:
+        flip = bool(cfg.flip_test)
+    return lift, flip
+
+
+def build_test_windows(cfg: DataCfg, frames: int, seq2frame: bool, lift: LiftRule) -> H36MLiftingDataset:
+    """The test windows a lifting rule scores: HoT's seq2seq / seq2frame windows, or MotionBERT's clips."""
+    clips = load_clips(cfg, "test")
+    if lift.h36m == "motionbert":
+        if seq2frame:
+            raise ValueError("the motionbert protocol scores seq2seq clips; this model outputs one frame per window")
+        return H36MLiftingDataset(clips, frames=frames, mode="clips")
+    return H36MLiftingDataset(clips, frames=frames, mode="seq2frame" if seq2frame else "seq2seq")
+
+
+class _ProtocolScorer:
+    """Feeds (prediction, batch) pairs of a test set to the protocol's accumulator, plus the N-MPJPE /
+    MPJVE extras (per window, actions averaged with equal weight; not part of either official protocol)."""
+
+    def __init__(self, dataset: H36MLiftingDataset, lift: LiftRule, extras: tuple[str, ...]) -> None:
+        self.lift = lift
+        self.extras = ActionErrorAccumulator(metrics=extras) if extras else None
+        classes = {hot_action_key(c.action_class) for c in dataset.clips}
+        if lift.h36m == "motionbert":
+            lengths = np.array([c.length for c in dataset.clips], np.int64)
+            self.offsets = np.cumsum(lengths) - lengths
+            actions = np.repeat(np.array([c.action_class for c in dataset.clips], dtype=str), lengths)
+            self.acc: Any = MotionBERTFrameAccumulator(actions, lift.skip_sources, scale=1000.0)
+        else:  # HoT's 15 classes, or the classes present when the data has others (synthetic motion)
+            self.acc = HotProtocolAccumulator(lift.p2_batch_size, HOT_ACTIONS if classes <= set(HOT_ACTIONS) else None)
+
+    def update(self, pred: np.ndarray, batch: dict[str, Any]) -> None:
+        target = batch["target_3d"].numpy()
+        if pred.shape[1] != target.shape[1]:  # seq2frame: the centre frame
+            c = target.shape[1] // 2
+            target = target[:, c:c + 1]
+        actions = list(batch["action"])
+        if self.lift.h36m == "motionbert":
+            frames = self.offsets[batch["clip"].numpy()][:, None] + batch["frame_indices"].numpy()
+            self.acc.update(pred, target, frames)  # metres, scored x 1000; our clips carry no MotionBERT ids
+        else:
+            self.acc.update(pred, target, actions)
+        if self.extras is not None:
+            self.extras.update(pred, target, actions)
+
+    def compute(self) -> dict[str, float]:
+        out = self.acc.compute().metrics()
+        if self.extras is not None:
+            res = self.extras.compute()
+            names = {"n_mpjpe": "N-MPJPE", "mpjve": "MPJVE"}
+            out.update({names[m]: float(res[m]) for m in self.extras.metrics if m in res})
+        return out
 
 
 @torch.no_grad()
-def evaluate_lifting(model: nn.Module, cfg: DataCfg, device: torch.device, batch_size: int = 8) -> dict[str, float]:
-    """MPJPE (P1), P-MPJPE (P2), N-MPJPE and, for seq2seq models, MPJVE, in mm on the test subjects: per
-    action, then the actions averaged with equal weight. ``MPJPE/<action>`` gives each action's P1."""
+def evaluate_lifting(model: nn.Module, cfg: DataCfg, device: torch.device, batch_size: int = 8,
+                     protocol: Protocol | LiftRule | str | None = None) -> dict[str, float]:
+    """MPJPE (P1) and P-MPJPE (P2) in mm on the test subjects under the lifting ``protocol``
+    (:func:`lifting_protocol`; None: the model's official one, see the module docstring), with
+    ``MPJPE/<action>`` and ``P-MPJPE/<action>`` per class, plus N-MPJPE and, for seq2seq models, MPJVE
+    (per window, actions averaged). The result does not depend on ``batch_size``."""
+    lift, flip = lifting_protocol(protocol, cfg, model)
     was_training = model.training
     model.eval()
-    dataset = build_lifting_set(cfg, "test", model)
+    dataset = build_test_windows(cfg, model.cfg.num_frames, bool(model.is_seq2frame), lift)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=cfg.num_workers)
-    names = ("mpjpe", "p_mpjpe", "n_mpjpe") + (() if model.is_seq2frame else ("mpjve",))
-    acc = ActionErrorAccumulator(metrics=names)
+    scorer = _ProtocolScorer(dataset, lift, ("n_mpjpe",) + (() if model.is_seq2frame else ("mpjve",)))
     try:
         for batch in loader:
-            pred = predict_windows(model, batch["input_2d"].to(device), cfg.flip_test).float().cpu()
-            target = batch["target_3d"]
-            if pred.shape[1] != target.shape[1]:
-                c = target.shape[1] // 2
-                target = target[:, c:c + 1]
-            acc.update(pred.numpy(), target.numpy(), list(batch["action"]))
+            pred = predict_windows(model, batch["input_2d"].to(device), flip).float().cpu().numpy()
+            scorer.update(pred, batch)
     finally:
         model.train(was_training)
-    res = acc.compute()
-    out = {"MPJPE": float(res["mpjpe"]), "P-MPJPE": float(res["p_mpjpe"]), "N-MPJPE": float(res["n_mpjpe"])}
-    if "mpjve" in res:
-        out["MPJVE"] = float(res["mpjve"])
-    out.update({k.replace("mpjpe/", "MPJPE/"): float(v) for k, v in res.items() if k.startswith("mpjpe/")})
-    return out
+    return scorer.compute()
 
 
 def make_loader(dataset: Any, batch: int, sampler: Any, num_workers: int) -> DataLoader:
@@ -127,21 +198,21 @@ def make_loader(dataset: Any, batch: int, sampler: Any, num_workers: int) -> Dat
     return DataLoader(dataset, batch_size=batch, sampler=sampler, shuffle=False, num_workers=num_workers)
 
 
-def mean_pose_baseline(cfg: DataCfg, num_frames: int = 1) -> dict[str, float]:
+def mean_pose_baseline(cfg: DataCfg, num_frames: int = 1,
+                       protocol: Protocol | LiftRule | str | None = None) -> dict[str, float]:
     """The zero-motion baseline: predict the training set's mean root-relative pose for every test frame.
 
-    Returns MPJPE / P-MPJPE in mm under the same per-action protocol as :func:`evaluate_lifting`; a
-    lifting model that learned anything beats it by a wide margin.
+    Returns MPJPE / P-MPJPE in mm scored like :func:`evaluate_lifting` under ``protocol`` (default:
+    ``data.protocol``, ``hot`` when that is ``auto``) on windows of ``num_frames``; a lifting model that
+    learned anything beats it by a wide margin.
     """
-    import numpy as np
-
+    lift, _ = lifting_protocol(protocol, cfg, None)
     train = H36MLiftingDataset(load_clips(cfg, "train"), frames=num_frames, mode="seq2seq")
     mean_pose = np.concatenate(train._x3d).mean(axis=0)  # (J, 3), root stays 0
-    test = H36MLiftingDataset(load_clips(cfg, "test"), frames=num_frames, mode="seq2seq")
-    acc = ActionErrorAccumulator(metrics=("mpjpe", "p_mpjpe"))
-    for i in range(len(test)):
-        item = test[i]
-        target = item["target_3d"].numpy()[None]
-        acc.update(np.broadcast_to(mean_pose, target.shape).copy(), target, [item["action"]])
-    res = acc.compute()
-    return {"MPJPE": float(res["mpjpe"]), "P-MPJPE": float(res["p_mpjpe"])}
+    test = build_test_windows(cfg, num_frames, False, lift)
+    scorer = _ProtocolScorer(test, lift, ())
+    for batch in DataLoader(test, batch_size=256, shuffle=False):
+        target = batch["target_3d"].numpy()
+        scorer.update(np.broadcast_to(mean_pose, target.shape).astype(np.float32), batch)
+    res = scorer.compute()
+    return {"MPJPE": float(res["MPJPE"]), "P-MPJPE": float(res["P-MPJPE"])}

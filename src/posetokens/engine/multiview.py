@@ -17,6 +17,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from posetokens.codecs.heatmap import HeatmapCodec
 from posetokens.data.transforms import affine_keypoints
+from posetokens.engine.data import data_protocol
+from posetokens.protocols.codec import build_codec
 from posetokens.engine.losses import joints_mse
 from posetokens.evaluation.multiview import JDR_THRESHOLD_PX, joint_detection_rate, triangulated_mpjpe
 
@@ -93,6 +95,6 @@ def build_multiview_set(cfg: Any, split: str, model: nn.Module) -> Dataset:
     return MultiViewH36M(
         ann, img_dir, cameras=tuple(range(mcfg.num_views)), cameras_pkl=cfg.cameras or None,
         image_size=mcfg.image_size, heatmap_size=mcfg.heatmap_size, patch_grid=(gh, gw), patch_stride=(h // gh, w // gw),
-        sigma=cfg.sigma, every=cfg.mv_train_every if split == "train" else cfg.mv_val_every,
+        codec=build_codec(data_protocol(cfg, model), mcfg.image_size, mcfg.heatmap_size), every=cfg.mv_train_every if split == "train" else cfg.mv_val_every,
     )
 

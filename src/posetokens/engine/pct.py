@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from posetokens.codecs import CoordinateCodec
 from posetokens.engine.config import TrainCfg
-from posetokens.engine.data import build_samples, make_loader
+from posetokens.engine.data import build_samples, data_protocol, make_loader
 from posetokens.models.pct import codebook_usage_from_counts
 
 
@@ -24,7 +24,7 @@ def pct_loss(model: nn.Module, batch: dict[str, Any], device: torch.device) -> t
     """The loss of one PCT batch (either stage) and its detached statistics for the log (tensors: the trainer
     turns them into numbers only on the steps it logs, so training does not sync every step)."""
     if "joints" not in batch:
-        raise ValueError("PCT training needs crop-pixel joints in the batch (data.codec must be auto or coords)")
+        raise ValueError("PCT training needs crop-pixel joints in the batch (a protocol whose target codec is coords)")
     joints = batch["joints"].to(device)
     img = batch["image"].to(device, non_blocking=True) if "image" in batch else None
     out = model.forward_train(joints, img)
@@ -39,7 +39,7 @@ def evaluate_tokenizer(model: nn.Module, cfg: TrainCfg, device: torch.device) ->
     ``codebook_usage`` (their fraction of the codebook) and ``perplexity`` of the code histogram."""
     data = dataclasses.replace(cfg.data, val_det=None)
     size = model.cfg.image_size
-    samples = build_samples(data, "val", size, None, poses_only=not model.needs_images)
+    samples = build_samples(data, "val", size, data_protocol(data, model), None, poses_only=not model.needs_images)
     samples.pipeline.codec = CoordinateCodec((size[1], size[0]))  # crop joints for every val instance
     loader = make_loader(samples, cfg.data.val_batch_size, None, cfg.data.num_workers)
     was_training = model.training

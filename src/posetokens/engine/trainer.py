@@ -28,10 +28,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
+from posetokens.checkpoint import atomic_save, describe, load_file, load_trained, read_description
 from posetokens.data.metainfo import get_metainfo
-from posetokens.engine.checkpoint import atomic_save, load_file
-from posetokens.engine.config import TrainCfg, config_to_dict
-from posetokens.engine.data import StepSampler, build_codec, build_samples, make_loader, model_codec
+from posetokens.engine.config import TrainCfg, config_to_dict, load_config_dict
+from posetokens.engine.data import StepSampler, build_samples, data_protocol, make_loader, model_codec
 from posetokens.engine.evaluate import coco_metrics, mpii_metrics, predict_coco, predict_keypoints
 from posetokens.engine.lifting import build_lifting_set, evaluate_lifting, lifting_loss
 from posetokens.engine.multiview import build_multiview_set, evaluate_multiview, multiview_loss
@@ -39,6 +39,7 @@ from posetokens.engine.losses import gtpt_loss, joints_mse, simcc_kl
 from posetokens.engine.pct import evaluate_tokenizer, pct_loss
 from posetokens.engine.schedule import ema_decay_at, keep_ratio_at, lr_factor
 from posetokens.evaluation.coco import write_coco_results
+from posetokens.protocols import Protocol
 from posetokens.registry import create_model
 from posetokens.runtime import retain_freed_memory
 
@@ -96,17 +97,19 @@ def _tensorboard(work_dir: Path) -> Any:
 class TrainStep(nn.Module):
     """Model + loss in one module, so DDP wraps (and syncs) exactly what a training step runs.
 
-    Top-down heatmap models regress heatmaps (JointsMSE); SimCC models (``output_kind == "simcc"``) classify
-    coordinates (GTPT: pruned and unpruned branches plus distillation, when the model has ``forward_train``);
-    lifting models (those with ``forward_frames``) use the lifting loss of the recipe.
+    The model declares what it is: ``task`` (topdown, multiview, lifting, tokenizer) and, for top-down models,
+    ``output_kind``. Heatmap models regress heatmaps (JointsMSE); SimCC models classify coordinates (GTPT: pruned
+    and unpruned branches plus distillation, when the model has ``forward_train``); coordinate models are PCT's
+    two stages; lifting models use the lifting loss of the recipe.
     """
 
     def __init__(self, model: nn.Module, loss: str) -> None:
         super().__init__()
         self.model = model
-        self.lifting = hasattr(model, "forward_frames")
-        self.multiview = hasattr(model, "num_views")  # multi-view PPT: (B, V, ...) batches, JointsMSE over views
-        self.output_kind = getattr(model, "output_kind", "heatmap")
+        self.task = model.task
+        self.lifting = self.task == "lifting"
+        self.multiview = self.task == "multiview"  # multi-view PPT: (B, V, ...) batches, JointsMSE over views
+        self.output_kind = getattr(model, "output_kind", None)  # top-down and tokenizer models declare it
         if loss == "auto":
             if self.lifting:
                 loss = {"MHFormer": "mpjpe", "DSTformer": "motionbert"}.get(type(model).__name__, "hot")
@@ -188,8 +191,9 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
     mcfg = raw_model.cfg
     target_ratio = getattr(raw_model, "keep_ratio", 1.0)
 
-    # ---- data: top-down crops with heatmap targets, or lifting windows
+    # ---- data: top-down crops with the protocol's targets, or lifting windows
     step_module = TrainStep(raw_model, cfg.loss)
+    protocol = data_protocol(cfg.data, raw_model)
     codec = None
     if step_module.lifting:
         train_set = build_lifting_set(cfg.data, "train", raw_model)
@@ -200,8 +204,8 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
         if metainfo.num_keypoints != mcfg.num_keypoints:
             raise ValueError(f"config: model {cfg.model.name} predicts {mcfg.num_keypoints} keypoints but "
                              f"data.dataset={cfg.data.dataset!r} has {metainfo.num_keypoints}")
-        codec = build_codec(cfg.data, mcfg.image_size, getattr(mcfg, "heatmap_size", None), step_module.output_kind)
-        train_set = build_samples(cfg.data, "train", mcfg.image_size, codec, cfg.seed,
+        codec = model_codec(protocol, raw_model)
+        train_set = build_samples(cfg.data, "train", mcfg.image_size, protocol, codec, cfg.seed,
                                   poses_only=not getattr(raw_model, "needs_images", True))
     sampler = StepSampler(len(train_set), cfg.data.batch_size, world, rank, cfg.optim.grad_accum, cfg.seed)
     loader = make_loader(train_set, cfg.data.batch_size, sampler, cfg.data.num_workers)
@@ -233,6 +237,9 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
         if master:
             logger.info("resumed from %s at epoch %d, step %d", ckpt_path, epoch, step)
     model: nn.Module = DDP(step_module) if ddp else step_module
+    # what every checkpoint says about itself: test/infer/lift/export rebuild the model from it alone
+    description = {**describe(cfg.model.name, cfg.model.overrides, protocol, _metainfo_of(cfg, raw_model)),
+                   "config": config_to_dict(cfg)}
 
     def save(epoch_: int, step_in_epoch_: int) -> None:
         rngs = [_rng_state()]
@@ -243,19 +250,12 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
             atomic_save({
                 "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                 "ema": ema.module.state_dict() if ema else None, "epoch": epoch_, "step_in_epoch": step_in_epoch_,
-                "step": step, "best": best, "rng": rngs, "config": config_to_dict(cfg), "zoo_name": cfg.model.name,
+                "step": step, "best": best, "rng": rngs, **description,
             }, ckpt_path)
 
     def evaluate() -> dict[str, float]:
         eval_model = ema.module if ema else raw_model
-        if step_module.lifting:
-            return evaluate_lifting(eval_model, cfg.data, device, cfg.data.val_batch_size)
-        if step_module.multiview:
-            return evaluate_multiview(eval_model, build_multiview_set(cfg.data, "val", eval_model), device,
-                                      cfg.data.val_batch_size)
-        if getattr(eval_model, "is_tokenizer", False):
-            return evaluate_tokenizer(eval_model, cfg, device)
-        return evaluate_topdown(eval_model, cfg, codec, device, work_dir / "val_predictions.json")
+        return evaluate_model(eval_model, cfg, protocol, device, work_dir / "val_predictions.json")
 
     # ---- the loop
     writer = _tensorboard(work_dir) if master else None
@@ -343,7 +343,7 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
                 sign = -1.0 if key in ("MPJPE", "recon_px") else 1.0  # lower errors are better
                 if key not in best or sign * metrics[key] > sign * best[key]:
                     best = dict(metrics, epoch=epoch)
-                    atomic_save({"model": cfg.model.name, "state_dict": (ema.module if ema else raw_model).state_dict()},
+                    atomic_save({**description, "state_dict": (ema.module if ema else raw_model).state_dict()},
                                 work_dir / "best.pth")
             if ddp:
                 dist.barrier()
@@ -351,7 +351,7 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
         raw_model.set_keep_ratio(target_ratio)
     if master:
         if not stop:  # only a completed run has final weights; an interrupted one resumes from last.pth
-            atomic_save({"model": cfg.model.name, "state_dict": (ema.module if ema else raw_model).state_dict()},
+            atomic_save({**description, "state_dict": (ema.module if ema else raw_model).state_dict()},
                         work_dir / "final.pth")
         log_file.close()
         if writer:
@@ -362,34 +362,58 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
     return metrics
 
 
-def evaluate_topdown(model: nn.Module, cfg: TrainCfg, codec: Any, device: torch.device, out: Path) -> dict[str, float]:
-    """Predict the recipe's val/test set and score it: COCO AP (predictions written to ``out`` in the COCO
-    results format) or, for MPII, PCKh@0.5."""
+def _metainfo_of(cfg: TrainCfg, model: nn.Module) -> Any:
+    """The keypoint definition a checkpoint records: the recipe's dataset (none for lifting models)."""
+    return None if model.task == "lifting" else get_metainfo(cfg.data.dataset)
+
+
+def evaluate_model(model: nn.Module, cfg: TrainCfg, protocol: Protocol, device: torch.device, out: Path) -> dict[str, float]:
+    """Score ``model`` on the recipe's val/test set the way its task and protocol say."""
+    if model.task == "lifting":
+        return evaluate_lifting(model, cfg.data, device, cfg.data.val_batch_size, protocol)
+    if model.task == "multiview":  # multi-view PPT: JDR and triangulated MPJPE
+        return evaluate_multiview(model, build_multiview_set(cfg.data, "val", model), device, cfg.data.val_batch_size)
+    if model.task == "tokenizer":  # PCT stage 1: reconstruction error and codebook usage
+        return evaluate_tokenizer(model, cfg, device)
+    return evaluate_topdown(model, cfg, protocol, device, out)
+
+
+def evaluate_topdown(model: nn.Module, cfg: TrainCfg, protocol: Protocol, device: torch.device, out: Path) -> dict[str, float]:
+    """Predict the recipe's val/test set with the protocol's pipeline and score it: COCO AP (predictions
+    written to ``out`` in the COCO results format, with the padded-box ``area``) or, for MPII, PCKh."""
     metainfo = get_metainfo(cfg.data.dataset)
-    val_set = build_samples(cfg.data, "val", model.cfg.image_size, codec)
+    codec = model_codec(protocol, model)
+    val_set = build_samples(cfg.data, "val", model.cfg.image_size, protocol, codec)
     loader = make_loader(val_set, cfg.data.val_batch_size, None, cfg.data.num_workers)
     if cfg.data.format == "mpii":
-        pred = predict_keypoints(model, loader, codec, metainfo, cfg.data.flip_test, device)
-        return mpii_metrics(val_set.base, pred["keypoints"], cfg.data.mpii_headboxes)
-    results = predict_coco(model, loader, codec, metainfo, cfg.data.flip_test, device)
+        pred = predict_keypoints(model, loader, codec, metainfo, protocol, device)
+        return mpii_metrics(val_set.base, pred["keypoints"], cfg.data.mpii_headboxes, protocol.eval)
+    results = predict_coco(model, loader, codec, metainfo, protocol, device)
     write_coco_results(out, results)
-    return coco_metrics(cfg.data.val_ann, results, metainfo)
+    return coco_metrics(cfg.data.val_ann, results, metainfo, protocol.eval)
 
 
-def test(cfg: TrainCfg, weights: str, out: str | None = None) -> dict[str, float]:
-    """Evaluate ``weights`` on the recipe's val/test set (COCO AP, or PCKh for MPII)."""
+def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str, float]:
+    """Evaluate ``weights`` on a val/test set (COCO AP, PCKh, MPJPE, JDR...). A checkpoint we wrote rebuilds its
+    model, protocol and (without ``cfg``) its recipe by itself; an official one needs ``cfg`` for the zoo name."""
+    meta = read_description(weights) or {}
+    given = cfg is not None
+    if cfg is None:
+        if "config" not in meta:
+            raise ValueError(f"{weights}: this checkpoint carries no training recipe; give the config too "
+                             "(posetokens test CONFIG --weights W)")
+        cfg = load_config_dict(meta["config"], f"{weights}: config")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if device.type == "cpu":
         retain_freed_memory()
-    model = create_model(cfg.model.name, weights=weights, **cfg.model.overrides).to(device).eval()
-    if hasattr(model, "forward_frames"):
-        return evaluate_lifting(model, cfg.data, device, cfg.data.val_batch_size)
-    if hasattr(model, "num_views"):  # multi-view PPT: JDR and triangulated MPJPE
-        return evaluate_multiview(model, build_multiview_set(cfg.data, "val", model), device, cfg.data.val_batch_size)
-    if getattr(model, "is_tokenizer", False):  # PCT stage 1: reconstruction error and codebook usage
-        return evaluate_tokenizer(model, cfg, device)
-    codec = model_codec(cfg.data, model)
+    trained = load_trained(weights, cfg.model.name if given else None, cfg.model.overrides if given else None)
+    model = trained.model.to(device).eval()
+    # the recipe's own protocol choices win over the checkpoint's only when the recipe states them
+    protocol = trained.protocol if cfg.data.protocol == "auto" and not cfg.data.protocol_overrides \
+        else data_protocol(cfg.data, model)
+    if cfg.data.flip_test is not None:
+        protocol = protocol.replace({"test": {"flip_test": cfg.data.flip_test}})
     out_path = Path(out) if out else Path(cfg.work_dir) / "test_predictions.json"
-    return evaluate_topdown(model, cfg, codec, device, out_path)
+    return evaluate_model(model, cfg, protocol, device, out_path)

@@ -1,21 +1,28 @@
 """Evaluation: pure-numpy functions (:mod:`.functional`) and stateful metrics (:mod:`.coco`, :mod:`.wholebody`, :mod:`.pck`)."""
 
 from .coco import (
+    COCO_BACKENDS,
     COCO_KEYPOINT_METRICS,
     CROWDPOSE_METRICS,
     CocoMetric,
     evaluate_coco,
+    evaluate_keypoints,
     load_coco_results,
     prepare_coco_results,
+    select_instances,
     to_coco_results,
     validate_coco_results,
     write_coco_results,
 )
 from .functional import (
+    MPII_PCKH_THRESHOLDS,
     MPII_REPORT_GROUPS,
+    NMS_AREA_MODES,
     compute_oks,
     head_size_from_boxes,
     instance_area,
+    keypoint_extent_area,
+    nms_areas,
     oks_matrix,
     oks_nms,
     oks_nms_arrays,
@@ -28,9 +35,12 @@ from .pck import MpiiPCKh, PCKAccuracy, bbox_size_norm
 from .wholebody import WHOLEBODY_PARTS, WHOLEBODY_REPORT_PARTS, evaluate_wholebody
 
 __all__ = [
+    "COCO_BACKENDS",
     "COCO_KEYPOINT_METRICS",
     "CROWDPOSE_METRICS",
+    "MPII_PCKH_THRESHOLDS",
     "MPII_REPORT_GROUPS",
+    "NMS_AREA_MODES",
     "CocoMetric",
     "MpiiPCKh",
     "PCKAccuracy",
@@ -39,10 +49,13 @@ __all__ = [
     "bbox_size_norm",
     "compute_oks",
     "evaluate_coco",
+    "evaluate_keypoints",
     "evaluate_wholebody",
     "head_size_from_boxes",
     "instance_area",
+    "keypoint_extent_area",
     "load_coco_results",
+    "nms_areas",
     "oks_matrix",
     "oks_nms",
     "oks_nms_arrays",
@@ -51,6 +64,7 @@ __all__ = [
     "pckh_per_joint",
     "prepare_coco_results",
     "rescore",
+    "select_instances",
     "to_coco_results",
     "validate_coco_results",
     "write_coco_results",

@@ -1,15 +1,25 @@
-"""COCO-style keypoint AP/AR through **pycocotools** ``COCOeval``, with MMPose's pre-processing.
+"""COCO-style keypoint AP/AR through **pycocotools** ``COCOeval``, with the official pre-processing.
 
 :func:`evaluate_coco` takes COCO result dicts, groups them per image, optionally rescores them
-(MMPose ``bbox_keypoint``) and applies OKS-NMS, then runs ``COCOeval`` with the dataset's sigmas
-(``params.kpt_oks_sigmas``). pycocotools' printing is captured (logged at DEBUG level) and the numbers
-are returned in a dict.
+(official ``box score × mean(joint scores > thr)``) and applies OKS-NMS, then runs ``COCOeval`` with the
+dataset's sigmas (``params.kpt_oks_sigmas``). pycocotools' printing is captured (logged at DEBUG level)
+and the numbers are returned in a dict. :func:`select_instances` is the rescoring + OKS-NMS step alone
+(rescored scores and kept indices), :func:`prepare_coco_results` turns its choice into ``loadRes`` input.
+The protocol-driven entry point is :func:`posetokens.evaluation.protocol.evaluate_keypoints`.
+
+The official order (HRNet ``COCODataset.evaluate``, spec ``pipeline.md`` §1.7): images in order of first
+appearance; within an image, the OKS-NMS visiting order (``np.argsort(score)[::-1]``); results handed to
+COCOeval carry no ``bbox``/``area``, so ``loadRes`` gives each the keypoint extent as its area (which only
+selects the M/L area ranges). The OKS-NMS area is the padded box ``prod(scale)`` (``nms_area='box'``),
+read from each result's ``area`` field.
 
 pycocotools vs xtcocotools (MMPose uses xtcocotools)
 ----------------------------------------------------
-* xtcocotools drops predictions whose keypoint scores are all 0; pycocotools keeps them. Feeding the
-  GT of ``test_coco.json`` back as predictions therefore gives AP 1.0 with xtcocotools and 0.894 with
-  pycocotools (the two zero-keypoint annotations become false positives). We do not hide this.
+* xtcocotools drops predictions whose keypoint scores are all ``<= 0`` (``COCOeval._prepare``); pycocotools
+  keeps them. Feeding the GT of ``test_coco.json`` back as predictions therefore gives AP 1.0 with
+  xtcocotools and 0.894 with pycocotools (the two zero-keypoint annotations become false positives).
+  ``coco_backend='xtcocotools'`` (PCT, MMPose) reproduces xtcocotools by dropping those predictions
+  before pycocotools runs; ``'pycocotools'`` (TokenPose, PPT, GTPT COCO) keeps them.
 * ``use_area=False`` (CrowdPose, AIC): xtcocotools takes the object scale as ``0.53 × bbox w × h`` of
   the GT box, both for the OKS and for the area ranges. We reproduce that by writing
   ``area = 0.53 * w * h`` into a private copy of the GT annotations before calling pycocotools.
@@ -31,22 +41,29 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from posetokens.fileio import read_json
 
-from .functional import instance_area, oks_nms_arrays, rescore as _rescore
+if TYPE_CHECKING:
+    from posetokens.data.metainfo import PoseMetaInfo
+    from posetokens.protocols import EvalRule, Protocol
+
+from .functional import NMS_AREA_MODES, nms_areas, oks_nms_arrays, rescore as _rescore
 
 __all__ = [
+    "COCO_BACKENDS",
     "COCO_KEYPOINT_METRICS",
     "CROWDPOSE_METRICS",
     "CocoMetric",
     "evaluate_coco",
+    "evaluate_keypoints",
     "load_coco_results",
     "prepare_coco_results",
+    "select_instances",
     "to_coco_results",
     "validate_coco_results",
     "write_coco_results",
@@ -58,6 +75,7 @@ COCO_KEYPOINT_METRICS = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75
 CROWDPOSE_METRICS = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "APE", "APM", "APH")
 _CROWD_SPLITS = (0.2, 0.8)  # xtcocotools get_type_result(first=0.2, second=0.8)
 _NO_AREA_FACTOR = 0.53  # xtcocotools' object scale when use_area=False
+COCO_BACKENDS = ("pycocotools", "xtcocotools")
 
 PathLike = str | os.PathLike
 
@@ -106,8 +124,9 @@ def validate_coco_results(
     """Check a list of COCO keypoint result dicts; raise ``ValueError`` naming source, index and field.
 
     Required per entry: ``image_id`` (int), ``keypoints`` (``3K`` numbers, flat or ``(K, 3)``, finite),
-    ``score`` (finite number). Optional, checked when present: ``bbox`` (4 finite numbers), ``area``,
-    ``bbox_score`` (finite numbers).
+    ``score`` (finite number). Optional, checked when present: ``bbox`` (4 finite numbers), ``area``
+    (the padded-box area OKS-NMS uses), ``bbox_score`` (finite numbers), ``center`` and ``scale`` (2 finite
+    numbers each; the official results carry them, they are not used by the evaluation).
 
     Args:
         results: the parsed predictions.
@@ -149,10 +168,15 @@ def validate_coco_results(
         for key in ("score", "bbox_score", "area"):
             if key in r and r[key] is not None and (not _is_number(r[key]) or not math.isfinite(r[key])):
                 raise ValueError(f"{where}: field '{key}' must be a finite number, got {r[key]!r}")
-        if r.get("bbox") is not None:
-            b = np.asarray(r["bbox"], dtype=np.float64).reshape(-1)
-            if b.size != 4 or not np.all(np.isfinite(b)):
-                raise ValueError(f"{where}: field 'bbox' must be 4 finite numbers [x, y, w, h]")
+        for key, n, what in (("bbox", 4, "[x, y, w, h]"), ("center", 2, "[x, y]"), ("scale", 2, "[w, h]")):
+            if r.get(key) is None:
+                continue
+            try:
+                b = np.asarray(r[key], dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                b = np.zeros(0)
+            if b.size != n or not np.all(np.isfinite(b)):
+                raise ValueError(f"{where}: field '{key}' must be {n} finite numbers {what}, got {r[key]!r}")
 
 
 def load_coco_results(
@@ -208,11 +232,15 @@ def to_coco_results(
     bboxes: ArrayLike | None = None,
     areas: ArrayLike | None = None,
     category_id: int = 1,
+    centers: ArrayLike | None = None,
+    scales: ArrayLike | None = None,
 ) -> list[dict[str, Any]]:
     """Build COCO result dicts from arrays: ``keypoints (N, K, 2)``, ``keypoint_scores (N, K)``.
 
     ``score`` and ``bbox_score`` are both set to the box score (rescoring happens in
-    :func:`evaluate_coco`); ``bboxes`` (xywh) and ``areas`` are stored when given (used for OKS-NMS).
+    :func:`evaluate_coco`). Stored when given: ``bboxes`` (xywh), ``areas`` ``(N,)`` — the OKS-NMS area,
+    officially the padded, aspect-fixed box ``prod(scale)`` in px² (``prod(s * 200)`` in the /200 unit) —
+    and ``centers``/``scales`` ``(N, 2)`` (written by the official code, informational).
     """
     k = np.asarray(keypoints, dtype=np.float64)
     s = np.asarray(keypoint_scores, dtype=np.float64)
@@ -232,11 +260,76 @@ def to_coco_results(
             r["bbox"] = np.asarray(bboxes, dtype=np.float64)[n].tolist()
         if areas is not None:
             r["area"] = float(np.asarray(areas, dtype=np.float64).reshape(-1)[n])
+        if centers is not None:
+            r["center"] = np.asarray(centers, dtype=np.float64).reshape(-1, 2)[n].tolist()
+        if scales is not None:
+            r["scale"] = np.asarray(scales, dtype=np.float64).reshape(-1, 2)[n].tolist()
         out.append(r)
     return out
 
 
 # ------------------------------------------------------------------------------------ preparation
+def _check_modes(nms_area: str, coco_backend: str, fn: str) -> None:
+    if nms_area not in NMS_AREA_MODES:
+        raise ValueError(f"{fn}: nms_area must be one of {list(NMS_AREA_MODES)}, got {nms_area!r}")
+    if coco_backend not in COCO_BACKENDS:
+        raise ValueError(f"{fn}: coco_backend must be one of {list(COCO_BACKENDS)}, got {coco_backend!r}")
+
+
+def select_instances(
+    predictions: Sequence[Mapping[str, Any]],
+    sigmas: ArrayLike,
+    rescore: bool = True,
+    rescore_thr: float = 0.2,
+    nms_thr: float | None = 0.9,
+    nms_vis_thr: float | None = None,
+    nms_area: str = "box",
+    source: str = "predictions",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rescoring and OKS-NMS of the official evaluation (spec §1.7), as indices into ``predictions``.
+
+    * grouping: per (image, category), groups in order of first appearance;
+    * rescoring (``rescore=True``): ``score = bbox_score × mean(keypoint scores > rescore_thr)``, 0 when
+      no joint passes; ``bbox_score`` is the entry's ``bbox_score`` if present, else its ``score``;
+    * OKS-NMS (``nms_thr`` not ``None``) per group, over all K joints (``nms_vis_thr=None``, official),
+      in the order ``np.argsort(score)[::-1]``; areas by ``nms_area`` (:func:`~.functional.nms_areas`:
+      ``box`` = each entry's ``area``, an error naming the entry when missing; ``keypoints`` = keypoint
+      extent; ``auto`` = ``area``, else ``bbox`` w×h, else keypoint extent). Without NMS every instance
+      is kept, in input order within its group (COCOeval ranks them itself, ties in that order).
+
+    Returns:
+        ``(scores (N,), keep (M,))``: the (re)scored score of every entry in input order, and the kept
+        entries' indices in the official results order (groups in order of first appearance, then the
+        NMS visiting order, i.e. decreasing score; input order when NMS is off).
+    """
+    sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, r in enumerate(predictions):
+        groups[(int(r["image_id"]), int(r.get("category_id", 1)))].append(i)
+    n = len(predictions)
+    kpts_all = [np.asarray(r["keypoints"], dtype=np.float64).reshape(-1, 3) for r in predictions]
+    scores = np.zeros(n, dtype=np.float64)
+    keep_all: list[np.ndarray] = []
+    for idx in groups.values():
+        ids = np.asarray(idx, dtype=np.int64)
+        kpts = np.stack([kpts_all[i] for i in idx])
+        if rescore:
+            box = np.asarray([float(predictions[i].get("bbox_score", predictions[i]["score"])) for i in idx])
+            s = np.asarray(_rescore(kpts[..., 2], box, rescore_thr), dtype=np.float64).reshape(-1)
+        else:
+            s = np.asarray([float(predictions[i]["score"]) for i in idx], dtype=np.float64)
+        scores[ids] = s
+        if nms_thr is not None:
+            areas = nms_areas([predictions[i] for i in idx], kpts, nms_area,
+                              where=[f"{source}: entry [{i}]" for i in idx])
+            keep = oks_nms_arrays(kpts, s, areas, sig, thr=nms_thr, vis_thr=nms_vis_thr)
+        else:
+            keep = np.arange(len(idx))  # no NMS (MMPose nms_mode='none'): input order, COCOeval ranks
+        keep_all.append(ids[keep])
+    keep_out = np.concatenate(keep_all) if keep_all else np.zeros(0, dtype=np.int64)
+    return scores, keep_out.astype(np.int64)
+
+
 def prepare_coco_results(
     predictions: Sequence[Mapping[str, Any]],
     sigmas: ArrayLike,
@@ -244,42 +337,30 @@ def prepare_coco_results(
     rescore_thr: float = 0.2,
     nms_thr: float | None = 0.9,
     nms_vis_thr: float | None = None,
+    nms_area: str = "auto",
+    source: str = "predictions",
 ) -> list[dict[str, Any]]:
-    """Group per (image, category), rescore and OKS-NMS; returns plain result dicts for ``loadRes``.
+    """Group per (image, category), rescore and OKS-NMS (:func:`select_instances`); plain result dicts
+    for ``loadRes``.
 
-    * rescoring (``rescore=True``): ``score = bbox_score × mean(keypoint scores > rescore_thr)``, where
-      ``bbox_score`` is the entry's ``bbox_score`` if present, else its ``score``;
-    * OKS-NMS (``nms_thr`` not ``None``) per image with areas from :func:`~.functional.instance_area`.
-
-    Output entries hold only ``image_id, category_id, keypoints, score``, ordered by image then
-    decreasing score. (``bbox``/``area`` are dropped on purpose: pycocotools' ``loadRes`` treats results
-    with a ``bbox`` as box results and would then take the box area instead of the keypoint extent.)
+    Output entries hold only ``image_id, category_id, keypoints, score``, in the official results order
+    (images in order of first appearance, then decreasing score). ``bbox``/``area`` are dropped on
+    purpose, as the official code writes its results: pycocotools' ``loadRes`` treats results with a
+    ``bbox`` as box results and would then take the box area instead of the keypoint extent.
+    ``nms_area`` defaults to ``auto`` (the behaviour before protocols); the official rule is ``box``.
     """
-    sig = np.asarray(sigmas, dtype=np.float64)
-    groups: dict[tuple[int, int], list[Mapping[str, Any]]] = defaultdict(list)
-    for r in predictions:
-        groups[(int(r["image_id"]), int(r.get("category_id", 1)))].append(r)
+    _check_modes(nms_area, COCO_BACKENDS[0], "prepare_coco_results")
+    scores, keep = select_instances(predictions, sigmas, rescore, rescore_thr, nms_thr, nms_vis_thr,
+                                    nms_area, source)
     out: list[dict[str, Any]] = []
-    for (iid, cid), insts in groups.items():
-        kpts = np.stack([np.asarray(r["keypoints"], dtype=np.float64).reshape(-1, 3) for r in insts])
-        if rescore:
-            box = np.asarray([float(r.get("bbox_score", r["score"])) for r in insts])
-            scores = np.asarray(_rescore(kpts[..., 2], box, rescore_thr), dtype=np.float64).reshape(-1)
-        else:
-            scores = np.asarray([float(r["score"]) for r in insts])
-        if nms_thr is not None:
-            areas = np.asarray([instance_area(r, k) for r, k in zip(insts, kpts)])
-            keep = oks_nms_arrays(kpts, scores, areas, sig, thr=nms_thr, vis_thr=nms_vis_thr)
-        else:
-            keep = np.argsort(-scores, kind="stable")
-        for i in keep:
-            d: dict[str, Any] = {
-                "image_id": iid,
-                "category_id": cid,
-                "keypoints": kpts[i].reshape(-1).tolist(),
-                "score": float(scores[i]),
-            }
-            out.append(d)
+    for i in keep:
+        r = predictions[int(i)]
+        out.append({
+            "image_id": int(r["image_id"]),
+            "category_id": int(r.get("category_id", 1)),
+            "keypoints": np.asarray(r["keypoints"], dtype=np.float64).reshape(-1).tolist(),
+            "score": float(scores[i]),
+        })
     return out
 
 
@@ -304,8 +385,13 @@ def evaluate_coco(
     rescore_thr: float = 0.2,
     nms_thr: float | None = 0.9,
     nms_vis_thr: float | None = None,
+    nms_area: str = "auto",
+    coco_backend: str = "pycocotools",
 ) -> dict[str, float]:
-    """COCO keypoint AP/AR with pycocotools, after MMPose-style rescoring and OKS-NMS.
+    """COCO keypoint AP/AR with pycocotools, after the official rescoring and OKS-NMS.
+
+    For a method's official settings use :func:`posetokens.evaluation.protocol.evaluate_keypoints`, which
+    calls this with a protocol's ``EvalRule``.
 
     Args:
         gt: a COCO-format GT json path, a pycocotools ``COCO`` object or a GT dict (never modified).
@@ -315,10 +401,15 @@ def evaluate_coco(
         sigmas: ``(K,)`` per-joint sigmas, passed as ``params.kpt_oks_sigmas``.
         iou_type: ``'keypoints'`` or ``'keypoints_crowd'`` (CrowdPose, emulated; see the module doc).
         use_area: use the GT ``area``; ``False`` uses ``0.53 × bbox w × h`` (xtcocotools' convention).
-        rescore: apply ``bbox_keypoint`` rescoring (see :func:`prepare_coco_results`).
-        rescore_thr: keypoint-score threshold of the rescoring (0.2).
+        rescore: apply ``bbox_keypoint`` rescoring (see :func:`select_instances`).
+        rescore_thr: keypoint-score threshold of the rescoring (0.2; GTPT 0.01).
         nms_thr: OKS-NMS threshold (0.9), ``None`` disables NMS.
-        nms_vis_thr: optional per-joint score threshold inside OKS-NMS.
+        nms_vis_thr: optional per-joint score threshold inside OKS-NMS (official: ``None``).
+        nms_area: the OKS-NMS area, ``'box'`` (official: each result's ``area``, the padded box; a result
+            without one is an error), ``'keypoints'`` (keypoint extent) or ``'auto'`` (``area``, else
+            ``bbox`` w×h, else the keypoint extent: the default, as before protocols existed).
+        coco_backend: ``'pycocotools'`` or ``'xtcocotools'`` (emulated: predictions whose keypoint scores
+            are all ``<= 0`` are dropped before COCOeval, as xtcocotools does).
 
     Returns:
         ``{'AP', 'AP50', 'AP75', 'APM', 'APL', 'AR', 'AR50', 'AR75', 'ARM', 'ARL'}`` for ``'keypoints'``,
@@ -330,6 +421,7 @@ def evaluate_coco(
 
     if iou_type not in ("keypoints", "keypoints_crowd"):
         raise ValueError(f"evaluate_coco: iou_type must be 'keypoints' or 'keypoints_crowd', got {iou_type!r}")
+    _check_modes(nms_area, coco_backend, "evaluate_coco")
     sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)
     data, gt_name = _load_gt(gt)
     for i, ann in enumerate(data["annotations"]):
@@ -352,10 +444,13 @@ def evaluate_coco(
 
     if isinstance(predictions, (str, os.PathLike)):
         preds = load_coco_results(predictions, sig.size, image_ids)
+        source = str(predictions)
     else:
         validate_coco_results(predictions, sig.size, image_ids)
-        preds = list(predictions)
-    results = prepare_coco_results(preds, sig, rescore, rescore_thr, nms_thr, nms_vis_thr)
+        preds, source = list(predictions), "predictions"
+    results = prepare_coco_results(preds, sig, rescore, rescore_thr, nms_thr, nms_vis_thr, nms_area, source)
+    if coco_backend == "xtcocotools":  # xtcocotools COCOeval._prepare skips detections without a positive score
+        results = [r for r in results if np.any(np.asarray(r["keypoints"][2::3]) > 0)]
     names = COCO_KEYPOINT_METRICS if iou_type == "keypoints" else CROWDPOSE_METRICS
     if not results:
         logger.warning("evaluate_coco: no prediction left to evaluate; reporting 0.0")
@@ -408,6 +503,70 @@ def evaluate_coco(
                 stats[key] = round(float(np.mean(ev.eval["precision"][:, :, :, 0, :])), 4) if ids else -1.0
     logger.debug("pycocotools output:\n%s", buf.getvalue())
     return stats
+
+
+def evaluate_keypoints(
+    gt: Any,
+    results: Sequence[Mapping[str, Any]] | PathLike,
+    metainfo: PoseMetaInfo | str,
+    rule: EvalRule | Protocol,
+) -> dict[str, float]:
+    """AP/AR of per-box predictions under a protocol's evaluation rule: the one entry point for
+    ``posetokens evaluate``/``test`` and training-time validation of COCO-style datasets.
+
+    The rule supplies the rescoring threshold (``rescore_thr``; ``None``: keep the given scores, no
+    rescoring), OKS-NMS (``nms_thr``, ``None``: off) and
+    its area (``nms_area``: ``'box'`` reads each result's ``area`` — the padded box ``prod(scale)``, see
+    :func:`to_coco_results` — and a result without it is an error; ``'keypoints'`` uses the keypoint
+    extent), and the COCOeval flavour (``coco_backend``). Dispatch on ``metainfo``:
+
+    * ``coco_wholebody`` (133 keypoints): rescoring and OKS-NMS on all 133 joints with the 133 sigmas,
+      then one evaluation per part with that part's sigmas and ``use_area=True``
+      (:func:`~.wholebody.evaluate_wholebody`; always xtcocotools' per-part semantics, the only
+      whole-body evaluator, whatever ``coco_backend`` says);
+    * every other dataset with sigmas (COCO, CrowdPose, custom COCO-style layouts): :func:`evaluate_coco`
+      with the metainfo's sigmas, ``eval_iou_type`` and ``eval_use_area``.
+
+    MPII is not COCO-style: use :func:`~.functional.pckh` with ``mean01_thr=rule.pckh_mean01_thr``.
+
+    Args:
+        gt: GT json path, COCO object or dict (never modified).
+        results: COCO result dicts (``image_id, category_id, keypoints (3K), score``, ``bbox_score``,
+            ``area``; optional ``bbox``, ``center``, ``scale``) or a results json path.
+        metainfo: a :class:`~posetokens.data.metainfo.PoseMetaInfo` or its name.
+        rule: an :class:`~posetokens.protocols.EvalRule`, or a :class:`~posetokens.protocols.Protocol`
+            (its ``eval`` rule is used).
+
+    Returns:
+        COCO: ``AP, AP50, AP75, APM, APL, AR, AR50, AR75, ARM, ARL``. CrowdPose (``keypoints_crowd``):
+        ``AP, AP50, AP75, AR, AR50, AR75, APE, APM, APH``. COCO-WholeBody: the ten COCO keys holding the
+        whole-body figures, plus ``{part}_{metric}`` for every part of ``body, foot, face, lefthand,
+        righthand, hand, wholebody`` (``hand`` = mean of left and right) and each of the ten metrics.
+    """
+    from posetokens.data.metainfo import get_metainfo
+
+    meta = get_metainfo(metainfo) if isinstance(metainfo, str) else metainfo
+    ev = getattr(rule, "eval", rule)
+    for name in ("rescore_thr", "nms_thr", "nms_area", "coco_backend"):
+        if not hasattr(ev, name):
+            raise TypeError(f"evaluate_keypoints: rule must be an EvalRule or a Protocol, got {type(rule).__name__}")
+    if meta.name == "mpii":
+        raise ValueError("evaluate_keypoints: MPII is evaluated with PCKh, not COCOeval; use "
+                         "posetokens.evaluation.pckh(..., mean01_thr=rule.pckh_mean01_thr)")
+    if meta.sigmas is None:
+        raise ValueError(f"evaluate_keypoints: metainfo {meta.name!r} has no OKS sigmas, so no COCO-style evaluation")
+    rescore = ev.rescore_thr is not None
+    thr = float(ev.rescore_thr) if rescore else 0.0
+    if meta.name == "coco_wholebody":
+        from .wholebody import evaluate_wholebody
+
+        parts = evaluate_wholebody(gt, results, rescore=rescore, nms_thr=ev.nms_thr, rescore_thr=thr,
+                                   nms_area=ev.nms_area)
+        flat = {f"{part}_{k}": v for part, stats in parts.items() for k, v in stats.items()}
+        return {**parts["wholebody"], **flat}
+    return evaluate_coco(gt, results, meta.sigmas_array, iou_type=meta.eval_iou_type, use_area=meta.eval_use_area,
+                         rescore=rescore, rescore_thr=thr, nms_thr=ev.nms_thr, nms_area=ev.nms_area,
+                         coco_backend=ev.coco_backend)
 
 
 class CocoMetric:

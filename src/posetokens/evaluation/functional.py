@@ -11,6 +11,11 @@ Conventions
   *strictly below* ``thr``; joints without any valid sample get ``-1``.
 * PCKh (:func:`pckh`) follows the MPII evaluation script: correct when the head-normalised distance is
   ``<= thr``; values are reported in **percent**.
+* Rescoring and OKS-NMS follow the official HRNet-family code (``lib/dataset/coco.py``, ``lib/nms/nms.py``;
+  spec ``pipeline.md`` §1.7): the rescored score is ``box score × mean(joint scores > thr)`` (0 when none
+  passes), summed in joint order; OKS-NMS visits instances in ``np.argsort(scores)[::-1]`` order (numpy's
+  default sort, reversed, so tied scores are *not* kept in input order: the later instance comes first),
+  counts all K joints and takes each instance's area from the caller (the padded box ``prod(scale)``).
 """
 
 from __future__ import annotations
@@ -22,10 +27,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = [
+    "MPII_PCKH_THRESHOLDS",
     "MPII_REPORT_GROUPS",
+    "NMS_AREA_MODES",
     "compute_oks",
     "head_size_from_boxes",
     "instance_area",
+    "keypoint_extent_area",
+    "nms_areas",
     "oks_matrix",
     "oks_nms",
     "oks_nms_arrays",
@@ -50,6 +59,13 @@ MPII_REPORT_GROUPS: dict[str, tuple[int, ...]] = {
 }
 # The MPII "Mean" (and "Mean@0.1") leaves out pelvis and thorax, as the official script does.
 _MPII_MEAN_EXCLUDED = (6, 7)
+#: the thresholds of the official MPII script's ``pckAll`` table, ``np.arange(0, 0.51, 0.01)``; its
+#: "Mean@0.1" reads row 11 (0.11) in HRNet/TokenPose/PPT, row 10 (0.10) in GTPT (spec §1.8)
+MPII_PCKH_THRESHOLDS: np.ndarray = np.arange(0, 0.5 + 0.01, 0.01)
+#: how OKS-NMS gets each instance's area: ``box`` the result's ``area`` field (official: the padded box
+#: ``prod(scale)``), ``keypoints`` the keypoint extent, ``auto`` the ``area`` field, else ``bbox`` w×h, else
+#: the keypoint extent (the behaviour before protocols existed)
+NMS_AREA_MODES = ("box", "keypoints", "auto")
 
 
 # ----------------------------------------------------------------------------------------------- OKS
@@ -145,8 +161,10 @@ def oks_nms_arrays(
 ) -> np.ndarray:
     """Greedy OKS-NMS over the instances of ONE image.
 
-    Instances are visited by decreasing score (ties: original order); each kept instance suppresses
-    every remaining instance whose OKS with it is ``> thr``.
+    Instances are visited in the official order ``np.argsort(scores)[::-1]`` (numpy's default sort,
+    reversed: decreasing score, and tied scores not in input order, e.g. of two equal scores the later
+    instance comes first); each kept instance suppresses every remaining instance whose OKS with it is
+    ``> thr`` (official ``oks_nms``).
 
     Args:
         keypoints: ``(N, K, 3)``; scores: ``(N,)``; areas: ``(N,)``; sigmas: ``(K,)``.
@@ -154,13 +172,13 @@ def oks_nms_arrays(
         vis_thr: optional per-joint score threshold, see :func:`oks_matrix`.
 
     Returns:
-        Indices of the kept instances, ``int64``, in decreasing-score order.
+        Indices of the kept instances, ``int64``, in visiting (decreasing-score) order.
     """
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if s.size == 0:
         return np.zeros(0, dtype=np.int64)
     oks = oks_matrix(keypoints, areas, sigmas, vis_thr)
-    order = np.argsort(-s, kind="stable")
+    order = np.argsort(s)[::-1]  # the official order, ties included (do not make this stable)
     suppressed = np.zeros(s.size, dtype=bool)
     keep: list[int] = []
     for i in order:
@@ -171,8 +189,16 @@ def oks_nms_arrays(
     return np.asarray(keep, dtype=np.int64)
 
 
+def keypoint_extent_area(keypoints: ArrayLike) -> np.ndarray | float:
+    """Area of the keypoints' bounding box over all joints, ``ptp(x) * ptp(y)`` (what pycocotools' ``loadRes``
+    gives a result without ``bbox``). ``(K, 2|3)`` gives a float, ``(N, K, 2|3)`` an ``(N,)`` array."""
+    k = np.asarray(keypoints, dtype=np.float64)
+    out = np.ptp(k[..., 0], axis=-1) * np.ptp(k[..., 1], axis=-1)
+    return float(out) if k.ndim == 2 else out
+
+
 def instance_area(inst: Mapping[str, Any], keypoints: np.ndarray | None = None) -> float:
-    """The area used for OKS-NMS of a prediction dict.
+    """The ``auto`` OKS-NMS area of a prediction dict (see :data:`NMS_AREA_MODES`).
 
     ``inst['area']`` if given, else ``w*h`` of ``inst['bbox']`` (xywh), else the area of the keypoints'
     bounding box (COCO's convention for results without a box).
@@ -184,7 +210,48 @@ def instance_area(inst: Mapping[str, Any], keypoints: np.ndarray | None = None) 
         return float(b[2] * b[3])
     k = np.asarray(inst["keypoints"] if keypoints is None else keypoints, dtype=np.float64)
     k = k.reshape(-1, 3) if k.ndim == 1 else k
-    return float(np.ptp(k[:, 0]) * np.ptp(k[:, 1]))
+    return float(keypoint_extent_area(k[:, :2]))
+
+
+def nms_areas(
+    instances: Sequence[Mapping[str, Any]],
+    keypoints: np.ndarray,
+    nms_area: str = "box",
+    where: Sequence[str] | None = None,
+) -> np.ndarray:
+    """The OKS-NMS area of each instance under ``nms_area`` (one of :data:`NMS_AREA_MODES`).
+
+    Args:
+        instances: result dicts; ``nms_area='box'`` reads their ``area`` field (the official padded-box area
+            ``prod(scale)``, e.g. from :func:`~.coco.to_coco_results` ``areas=``).
+        keypoints: ``(N, K, 2|3)`` their keypoints (for ``keypoints`` / ``auto``).
+        nms_area: ``box``, ``keypoints`` or ``auto``.
+        where: a label per instance for error messages (e.g. ``"predictions: entry [3]"``).
+
+    Raises:
+        ValueError: under ``box``, for the first instance without a finite positive ``area``, naming the
+            entry and the field, with the hint to pass ``nms_area='keypoints'``.
+    """
+    if nms_area not in NMS_AREA_MODES:
+        raise ValueError(f"nms_area must be one of {list(NMS_AREA_MODES)}, got {nms_area!r}")
+    k = np.asarray(keypoints, dtype=np.float64)
+    if nms_area == "keypoints":
+        return np.asarray(keypoint_extent_area(k[..., :2]), dtype=np.float64).reshape(-1)
+    if nms_area == "auto":
+        return np.asarray([instance_area(r, kk) for r, kk in zip(instances, k)], dtype=np.float64)
+    out = np.empty(len(instances), dtype=np.float64)
+    for i, r in enumerate(instances):
+        a = r.get("area")
+        if a is None or not np.isfinite(float(a)) or float(a) <= 0:
+            label = where[i] if where is not None else f"instance [{i}]"
+            got = "missing" if a is None else f"{a!r}"
+            raise ValueError(
+                f"{label}: field 'area' is {got}; OKS-NMS with nms_area='box' (the official rule) takes each "
+                "result's padded-box area prod(scale) from 'area' (to_coco_results(areas=...)); pass "
+                "nms_area='keypoints' to use the keypoint extent instead"
+            )
+        out[i] = float(a)
+    return out
 
 
 def _instance_keypoints(inst: Mapping[str, Any]) -> np.ndarray:
@@ -221,12 +288,17 @@ def oks_nms(
 
 
 def rescore(keypoint_scores: ArrayLike, bbox_score: ArrayLike, thr: float = 0.2) -> np.ndarray | float:
-    """MMPose ``bbox_keypoint`` rescoring: box score × mean of the keypoint scores above ``thr``.
+    """Official (HRNet ``COCODataset.evaluate``; MMPose ``bbox_keypoint``) rescoring: box score × mean of the
+    keypoint scores above ``thr``, or 0 when no joint passes.
+
+    The sum runs in joint order in float64, as the official Python loop adds them (so equal inputs give
+    bit-equal scores and the tie order of OKS-NMS is the official one).
 
     Args:
         keypoint_scores: ``(K,)`` or ``(N, K)``.
         bbox_score: scalar or ``(N,)``.
-        thr: joints with score ``> thr`` enter the mean; an instance with none gets score 0.
+        thr: joints with score ``> thr`` enter the mean (TokenPose/PCT/MMPose 0.2, GTPT 0.01:
+            ``EvalRule.rescore_thr``).
 
     Returns:
         A float for one instance, else ``(N,)``.
@@ -236,7 +308,8 @@ def rescore(keypoint_scores: ArrayLike, bbox_score: ArrayLike, thr: float = 0.2)
     s = s[None] if single else s
     mask = s > thr
     n = mask.sum(-1)
-    kpt = np.where(n > 0, (s * mask).sum(-1) / np.maximum(n, 1), 0.0)
+    total = np.cumsum(np.where(mask, s, 0.0), axis=-1)[..., -1] if s.shape[-1] else np.zeros(s.shape[:-1])
+    kpt = np.where(n > 0, total / np.maximum(n, 1), 0.0)
     out = kpt * np.asarray(bbox_score, dtype=np.float64).reshape(-1)
     return float(out[0]) if single else out
 
@@ -304,6 +377,16 @@ def head_size_from_boxes(head_boxes: ArrayLike, sc_bias: float = 0.6) -> np.ndar
     return np.linalg.norm(hb[:, 1] - hb[:, 0], axis=-1) * sc_bias
 
 
+def _head_normalized_errors(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, head_size: np.ndarray) -> np.ndarray:
+    """``||pred - gt|| / head_size`` per joint, ``(N, K)``, in the official script's order of operations
+    (norm first, then the division, so joints placed exactly on a threshold ring count as the official
+    code counts them); ``-1`` where masked out or the head size is not positive."""
+    valid = mask & (head_size[:, None] > 0)
+    safe = np.where(head_size > 0, head_size, 1.0)
+    d = np.linalg.norm(pred - gt, axis=-1) / safe[:, None]
+    return np.where(valid, d, -1.0)
+
+
 def pckh_per_joint(
     pred: ArrayLike,
     gt: ArrayLike,
@@ -311,21 +394,25 @@ def pckh_per_joint(
     head_size: ArrayLike,
     thr: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-joint PCKh in percent, MPII-script semantics (correct when ``d / head_size <= thr``).
+    """Per-joint PCKh in percent, MPII-script semantics (correct when ``||pred - gt|| / head_size <= thr``).
 
     Args:
-        pred, gt: ``(N, K, 2)``; mask: ``(N, K)`` labelled joints; head_size: ``(N,)``.
+        pred, gt: ``(N, K, 2)`` in the same pixel convention (the official script adds 1 to 0-based
+            predictions to compare them with the 1-based Matlab GT; only rounding depends on it);
+            mask: ``(N, K)`` labelled joints; head_size: ``(N,)``.
         thr: threshold on the head-normalised distance (0.5 for PCKh@0.5).
 
     Returns:
         ``(pckh (K,), count (K,))``: percent correct per joint (``-1`` where ``count`` is 0) and the number
         of evaluated joints. Samples with a non-positive head size are skipped.
     """
-    p = np.asarray(pred, dtype=np.float64)
-    g = np.asarray(gt, dtype=np.float64)
+    p = np.asarray(pred, dtype=np.float64)[..., :2]
+    g = np.asarray(gt, dtype=np.float64)[..., :2]
     m = np.asarray(mask, dtype=bool)
     hs = np.asarray(head_size, dtype=np.float64).reshape(-1)
-    d = _normalized_distances(p, g, m, hs)
+    if p.shape != g.shape or m.shape != p.shape[:2] or hs.shape != p.shape[:1]:
+        raise ValueError(f"pckh: shapes differ: pred {p.shape}, gt {g.shape}, mask {m.shape}, head_size {hs.shape}")
+    d = _head_normalized_errors(p, g, m, hs)
     valid = d >= 0
     count = valid.sum(0)
     correct = ((d <= thr) & valid).sum(0)
@@ -337,10 +424,15 @@ def _mpii_report(pck: np.ndarray, count: np.ndarray) -> dict[str, float]:
     for name, idx in MPII_REPORT_GROUPS.items():
         vals = [pck[i] for i in idx if count[i] > 0]
         out[name] = float(np.mean(vals)) if vals else -1.0
+    out["Mean"] = _mpii_mean(pck, count)
+    return out
+
+
+def _mpii_mean(pck: np.ndarray, count: np.ndarray) -> float:
+    """Count-weighted mean over the joints, pelvis and thorax masked (official ``jnt_ratio``)."""
     w = count.astype(np.float64).copy()
     w[list(_MPII_MEAN_EXCLUDED)] = 0.0
-    out["Mean"] = float((np.where(w > 0, pck, 0.0) * w).sum() / w.sum()) if w.sum() > 0 else -1.0
-    return out
+    return float((np.where(w > 0, pck, 0.0) * w).sum() / w.sum()) if w.sum() > 0 else -1.0
 
 
 def pckh(
@@ -351,18 +443,31 @@ def pckh(
     head_boxes: ArrayLike | None = None,
     thr: float = 0.5,
     sc_bias: float = 0.6,
+    mean01_thr: float = 0.1,
 ) -> dict[str, float]:
     """MPII PCKh report (percent): Head, Shoulder, Elbow, Wrist, Hip, Knee, Ankle, Mean, Mean@0.1.
 
     Groups are the mean of the left/right joints (a side without labelled joints is left out). ``Mean`` is
     the count-weighted mean over all joints except pelvis (6) and thorax (7), as in the official MPII
-    script; ``Mean@0.1`` is the same at threshold 0.1. A group with no labelled joint reports ``-1``.
+    script. A group with no labelled joint reports ``-1``.
+
+    The "Mean@0.1" of the official script is ``pckAll[11]`` of ``np.arange(0, 0.51, 0.01)``, i.e. the
+    threshold **0.11** (HRNet/TokenPose/PPT; GTPT's copy and MMPose read 0.10). Both readings are
+    reported under their own keys, and ``mean01_thr`` (a protocol's ``EvalRule.pckh_mean01_thr``) selects
+    which one is reported as ``Mean@0.1``:
+
+    * ``Mean@0.10``: the Mean at threshold exactly 0.1;
+    * ``Mean@0.11``: the Mean at 0.11, the official HRNet-family reading of "Mean@0.1";
+    * ``Mean@0.1``: the Mean at ``mean01_thr``.
 
     Args:
-        pred, gt: ``(N, 16, 2)`` in the MPII joint order; mask: ``(N, 16)`` labelled joints.
+        pred, gt: ``(N, 16, 2)`` in the MPII joint order, same pixel convention; mask: ``(N, 16)``
+            labelled joints.
         head_size: ``(N,)`` normaliser; or ``head_boxes`` (``(N, 4)``/``(N, 2, 2)``), from which
             ``sc_bias`` × diagonal is used.
         thr: threshold for the main report (0.5).
+        mean01_thr: the threshold reported as ``Mean@0.1`` (0.1 exact by default; 0.11 for the official
+            TokenPose/PPT number).
 
     Returns:
         A dict of floats (percent), plus ``"PCKh"`` (= ``Mean``).
@@ -377,6 +482,10 @@ def pckh(
     pck, count = pckh_per_joint(pred, gt, mask, head_size, thr)
     out = _mpii_report(pck, count)
     out["PCKh"] = out["Mean"]
-    pck01, count01 = pckh_per_joint(pred, gt, mask, head_size, 0.1)
-    out["Mean@0.1"] = _mpii_report(pck01, count01)["Mean"]
+    readings = {"Mean@0.10": float(MPII_PCKH_THRESHOLDS[10]), "Mean@0.11": float(MPII_PCKH_THRESHOLDS[11])}
+    for key, t in readings.items():
+        out[key] = _mpii_mean(*pckh_per_joint(pred, gt, mask, head_size, t))
+    chosen = next((key for key, t in readings.items() if t == float(mean01_thr)), None)
+    out["Mean@0.1"] = (out[chosen] if chosen is not None
+                       else _mpii_mean(*pckh_per_joint(pred, gt, mask, head_size, float(mean01_thr))))
     return out

@@ -25,8 +25,8 @@ class _Accumulator:
         self._norm: list[np.ndarray] = []
 
     def reset(self) -> None:
-        """Drop everything accumulated."""
-        self.__init__()  # type: ignore[misc]
+        """Drop everything accumulated (the settings stay)."""
+        self._pred, self._gt, self._mask, self._norm = [], [], [], []
 
     def _add(self, pred: ArrayLike, gt: ArrayLike, mask: ArrayLike, norm: np.ndarray) -> None:
         p = np.asarray(pred, dtype=np.float64)[..., :2]
@@ -76,17 +76,21 @@ class PCKAccuracy(_Accumulator):
 
 
 class MpiiPCKh(_Accumulator):
-    """MPII PCKh (percent): Head ... Ankle, Mean, Mean@0.1; see :func:`~.functional.pckh`.
+    """MPII PCKh (percent): Head ... Ankle, Mean, Mean@0.1 (plus both readings ``Mean@0.10`` and
+    ``Mean@0.11``); see :func:`~.functional.pckh`.
 
     Args:
         thr: 0.5 for PCKh@0.5.
         sc_bias: head size = ``sc_bias`` × head-box diagonal (0.6) when boxes are given.
+        mean01_thr: the threshold reported as ``Mean@0.1``: a protocol's ``EvalRule.pckh_mean01_thr``
+            (0.11 for the official TokenPose/PPT script, 0.10 for GTPT/MMPose).
     """
 
-    def __init__(self, thr: float = 0.5, sc_bias: float = 0.6) -> None:
+    def __init__(self, thr: float = 0.5, sc_bias: float = 0.6, mean01_thr: float = 0.1) -> None:
         super().__init__()
         self.thr = thr
         self.sc_bias = sc_bias
+        self.mean01_thr = mean01_thr
 
     def update(
         self,
@@ -106,4 +110,4 @@ class MpiiPCKh(_Accumulator):
     def compute(self) -> dict[str, float]:
         """The MPII report over everything accumulated."""
         p, g, m, hs = self._cat()
-        return pckh(p, g, m, head_size=hs[:, 0], thr=self.thr)
+        return pckh(p, g, m, head_size=hs[:, 0], thr=self.thr, mean01_thr=self.mean01_thr)

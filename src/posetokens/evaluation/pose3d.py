@@ -17,9 +17,11 @@ Torch tensors are accepted (converted with ``.detach().cpu().numpy()``); nothing
 ``reduction="mean"`` returns a float; ``"none"`` returns the per-frame values (the joint mean, shape
 ``(...)``; for MPJVE one value per frame transition).
 
-:class:`ActionErrorAccumulator` implements the HoT/VideoPose3D protocol: one value per clip (window)
-= its mean over frames and joints; clip values averaged within each action class; the action means
-averaged with equal weight. It also reports the plain frame average.
+:class:`ActionErrorAccumulator` is the plain per-action average: one value per clip (window) = its mean
+over frames and joints; clip values averaged within each action class; the action means averaged with
+equal weight over the classes present. It also reports the plain frame average. It is HoT's P1, but not
+the official P2 (HoT's batch-mean quirk) nor its 15-class overall, and not MotionBERT's per-frame protocol:
+those are in :mod:`posetokens.evaluation.h36m_protocol`, which the lifting evaluation uses.
 """
 
 from __future__ import annotations
@@ -154,7 +156,7 @@ def action_average(
 
 
 class ActionErrorAccumulator:
-    """Per-action 3D error accumulator (the official H36M protocol, plus the frame average).
+    """Per-action 3D error accumulator (per-window values, actions averaged; plus the frame average).
 
     Args:
         metrics: any of ``"mpjpe"``, ``"p_mpjpe"``, ``"n_mpjpe"``, ``"mpjve"``.

@@ -45,10 +45,10 @@ class _Deployed(nn.Module):
 
     def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
         m = self.model
-        if hasattr(m, "forward_frames"):
+        if m.task == "lifting":
             out, index = m.forward_frames(*inputs)
             return (out, index) if index is not None and m.is_seq2frame else (out,)
-        if getattr(m, "output_kind", "") == "coords" and not getattr(m, "is_tokenizer", False):
+        if m.task == "topdown" and m.output_kind == "coords":
             return tuple(m.predict(*inputs))
         out = m(*inputs)
         return tuple(out) if isinstance(out, (tuple, list)) else (out,)
@@ -57,13 +57,12 @@ class _Deployed(nn.Module):
 def io_names(model: nn.Module) -> tuple[list[str], list[str]]:
     """Input and output names of the exported graph of ``model`` (see the module table)."""
     n_in = len(model.dummy_inputs(1))
-    if hasattr(model, "forward_frames"):
+    if model.task == "lifting":
         outs = ["keypoints_3d", "kept_frames"] if model.is_seq2frame and getattr(model.cfg.prune, "active", False) else ["keypoints_3d"]
         return ["keypoints_2d"], outs
-    if getattr(model, "is_tokenizer", False):
+    if model.task == "tokenizer":
         return ["joints", "images"][:n_in], ["joints_out", "token_indices"]
-    kind = getattr(model, "output_kind", "heatmap")
-    outs = {"heatmap": ["heatmaps"], "simcc": ["simcc_x", "simcc_y"], "coords": ["keypoints", "scores"]}[kind]
+    outs = {"heatmap": ["heatmaps"], "simcc": ["simcc_x", "simcc_y"], "coords": ["keypoints", "scores"]}[model.output_kind]
     return ["images", "rays"][:n_in], outs
 
 
@@ -83,25 +82,41 @@ class ExportResult:
                 "seconds": round(self.seconds, 2), "max_abs_diff": self.max_abs_diff}
 
 
-def _model(model: str | nn.Module, weights: str | Path | None, overrides: dict[str, Any]) -> nn.Module:
-    from posetokens.registry import create_model
+def _model(model: str | nn.Module | None, weights: str | Path | None, overrides: dict[str, Any]) -> tuple[nn.Module, dict]:
+    """The model to export and what the ONNX file will say about it (zoo name, overrides, protocol, metainfo)."""
+    from posetokens.checkpoint import describe, load_trained
+    from posetokens.data.metainfo import metainfo_for_model
+    from posetokens.protocols import get_protocol
+    from posetokens.registry import create_model, default_protocol
 
-    if isinstance(model, str):
-        return create_model(model, weights=weights, **overrides)
-    if weights is not None or overrides:
-        raise ValueError("export_onnx: weights and overrides apply to a zoo name, not to a built model")
-    return model
+    if isinstance(model, nn.Module):
+        if weights is not None or overrides:
+            raise ValueError("export_onnx: weights and overrides apply to a zoo name, not to a built model")
+        name = getattr(model, "zoo_name", None)
+        return model, describe(name, {}, get_protocol(default_protocol(name)) if name else None, None) if name else {}
+    if weights is not None:
+        trained = load_trained(weights, model, overrides or None)
+        m = trained.model
+        return m, describe(m.zoo_name, trained.meta.get("model_overrides", overrides), trained.protocol, trained.metainfo)
+    if model is None:
+        raise ValueError("export: give a zoo model name, or weights of ours that name their model")
+    m = create_model(model, **overrides)
+    mi = None if m.task == "lifting" else metainfo_for_model(m.cfg.num_keypoints, model)
+    return m, describe(model, overrides, get_protocol(default_protocol(model)), mi)
 
 
-def export_onnx(model: str | nn.Module, out: str | Path, weights: str | Path | None = None, opset: int = 18,
+def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | Path | None = None, opset: int = 18,
                 check: bool = True, atol: float = 1e-4, check_batches: tuple[int, ...] = (1, 3),
                 **overrides: Any) -> ExportResult:
-    """Export a zoo model (name or built) to ONNX at ``out`` with a dynamic batch axis; with ``check``,
+    """Export a zoo model (name, built, or None with ``weights`` of ours, which name their model) to ONNX at
+    ``out`` with a dynamic batch axis; the file's ``metadata_props`` carry ``posetokens.zoo_name``,
+    ``posetokens.protocol`` and the rest of the checkpoint description (JSON). With ``check``,
     compare onnxruntime (CPU) with PyTorch on random inputs of each of ``check_batches`` and raise
     ``ValueError`` if any output differs by more than ``atol`` (integer outputs must match exactly)."""
     from posetokens.layers.attention import use_fused_attn
 
-    m = _model(model, weights, overrides).eval()
+    m, description = _model(model, weights, overrides)
+    m.eval()
     names_in, names_out = io_names(m)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +129,16 @@ def export_onnx(model: str | nn.Module, out: str | Path, weights: str | Path | N
         torch.onnx.export(wrapper, example, str(out), input_names=names_in, output_names=names_out, opset_version=opset,
                           dynamo=True, dynamic_shapes=(tuple({0: batch} for _ in example),), optimize=True,
                           verbose=False)
+    if description:  # the pipeline around the graph travels with it (metadata_props, JSON values)
+        import json
+
+        import onnx
+
+        proto = onnx.load(str(out))
+        for key, value in description.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = f"posetokens.{key}", json.dumps(value)
+        onnx.save(proto, str(out))
     res = ExportResult(out, names_in, names_out, time.perf_counter() - start)
     if check:
         res.max_abs_diff = check_onnx(m, out, check_batches, atol)

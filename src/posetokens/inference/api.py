@@ -29,11 +29,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from posetokens.data.metainfo import PoseMetaInfo, get_metainfo
-from posetokens.data.transforms import TopdownPipeline
+from posetokens.checkpoint import load_trained
+from posetokens.data.metainfo import PoseMetaInfo, get_metainfo, metainfo_for_model
 from posetokens.fileio import read_json
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
+from posetokens.protocols import Protocol, resolve_protocol
+from posetokens.protocols.codec import build_codec
+from posetokens.protocols.predict import crop_to_image, predict_outputs
+from posetokens.protocols.topdown import build_pipeline
+from posetokens.registry import create_model, default_protocol
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -238,17 +243,6 @@ class FrameResult:
 
 
 # -------------------------------------------------------------------------------------------------- model
-def metainfo_for(model: nn.Module) -> PoseMetaInfo:
-    """The dataset metainfo of a 2D model, from its keypoint count (17 COCO, 16 MPII, 133 COCO-WholeBody)."""
-    k = int(model.cfg.num_keypoints)
-    if k == 17 and "h36m" in str(getattr(model, "zoo_name", "")):
-        return get_metainfo("h36m")
-    by_count = {17: "coco", 16: "mpii", 133: "coco_wholebody", 14: "crowdpose"}
-    if k not in by_count:
-        raise ValueError(f"no built-in metainfo has {k} keypoints; pass metainfo=... to PoseEstimator")
-    return get_metainfo(by_count[k])
-
-
 def kept_patch_ids(record: Any, b: int) -> np.ndarray:
     """Patch ids kept by one pruning record for sample ``b``: PPT's (B, K) rows, or the union of GTPT's
     per-group (B, G, K) rows (the first ``counts[g]`` of group g)."""
@@ -267,7 +261,7 @@ class _RecordTokens(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        self.output_kind = getattr(model, "output_kind", "heatmap")
+        self.output_kind = model.output_kind
         self.pruned: list | None = None
 
     def forward(self, x: torch.Tensor) -> Any:
@@ -280,16 +274,20 @@ class _RecordTokens(nn.Module):
 
 
 class PoseEstimator:
-    """A 2D zoo model ready for images and videos.
+    """A 2D top-down model ready for images and videos, with its protocol's crop, flip test and decoding.
 
     Args:
-        model: a zoo name (``posetokens models``) or a built model.
+        model: a zoo name (``posetokens models``), a built model, or None with ``weights`` of ours (a checkpoint
+            we wrote names its model, overrides, protocol and metainfo).
         weights: checkpoint to load (ours or an official release); None keeps random weights.
         device: torch device.
-        flip_test: average with the prediction on the mirrored crop.
+        flip_test: average with the prediction on the mirrored crop (None: the protocol's setting is not used for
+            speed; False by default, as before).
         batch_size: crops per forward pass (crops of consecutive frames share a batch).
-        metainfo: keypoint definition for drawing (default: from the keypoint count).
-        bbox_padding: box -> crop padding (default 1.25, the top-down convention; 1.12 for PCT, its test setting).
+        metainfo: keypoint definition (default: the checkpoint's, else from the keypoint count).
+        protocol: a protocol name or object (default: the checkpoint's, else the zoo model's official one): it
+            fixes the crop geometry, padding, decoding and flip rule.
+        bbox_padding: box -> crop padding (default: the protocol's test padding, 1.25; PCT 1.12).
         optimize: predict with :func:`posetokens.layers.optimize_for_inference`'s copy (conv-BN folded,
             channels-last convolutions; equal outputs to float rounding, about 1.1x faster on CPU). ``model``
             stays the original; the copy, ``net``, costs one more set of weights and is made once, here: after
@@ -297,41 +295,51 @@ class PoseEstimator:
         **overrides: model config fields to replace (as in :func:`posetokens.create_model`).
     """
 
-    def __init__(self, model: str | nn.Module, weights: str | Path | None = None, device: str | torch.device = "cpu",
-                 flip_test: bool = False, batch_size: int = 16, metainfo: PoseMetaInfo | str | None = None,
+    def __init__(self, model: str | nn.Module | None = None, weights: str | Path | None = None,
+                 device: str | torch.device = "cpu", flip_test: bool = False, batch_size: int = 16,
+                 metainfo: PoseMetaInfo | str | None = None, protocol: Protocol | str | None = None,
                  bbox_padding: float | None = None, optimize: bool = True, **overrides: Any) -> None:
-        from posetokens.engine.config import DataCfg
-        from posetokens.engine.data import model_codec
-        from posetokens.registry import create_model
-
-        if isinstance(model, str):
-            model = create_model(model, weights=weights, **overrides)
+        stored_protocol, stored_metainfo = None, None
+        if model is None or isinstance(model, str):
+            if weights is None and model is None:
+                raise ValueError("PoseEstimator: give a zoo model name, or weights of ours that name their model")
+            if weights is not None:
+                trained = load_trained(weights, model, overrides or None)
+                model, stored_protocol, stored_metainfo = trained.model, trained.protocol, trained.metainfo
+            else:
+                model = create_model(model, **overrides)
         elif weights is not None:
             raise ValueError("PoseEstimator: pass weights with a zoo name, or load them into the model yourself")
-        if not hasattr(model, "cfg") or not hasattr(model.cfg, "image_size") or hasattr(model, "forward_frames"):
-            raise ValueError(f"PoseEstimator needs a top-down 2D model (image crops in), got {type(model).__name__}")
-        if hasattr(model, "num_views"):
-            raise ValueError(f"{getattr(model, 'zoo_name', type(model).__name__)} is a multi-view model (synchronised "
-                             "views and camera rays in): call it directly, PoseEstimator runs single-view models")
-        if getattr(model, "is_tokenizer", False):
-            raise ValueError(f"{getattr(model, 'zoo_name', type(model).__name__)} is a PCT tokenizer (joints in, "
-                             "joints out): use a pct_*_coco model for images")
+        name = getattr(model, "zoo_name", type(model).__name__)
+        task = getattr(model, "task", None)
+        if task != "topdown":
+            hint = {"multiview": " (synchronised views and camera rays in): call it directly",
+                    "tokenizer": " (a PCT tokenizer, joints in and out): use a pct_*_coco model for images",
+                    "lifting": " (2D keypoints in): use posetokens lift"}.get(str(task), "")
+            raise ValueError(f"PoseEstimator needs a top-down 2D model (image crops in); {name} is a {task} model{hint}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.net = optimize_for_inference(self.model) if optimize else self.model  # what predictions run
-        self.name = getattr(model, "zoo_name", type(model).__name__)
-        self.flip_test = bool(flip_test)
+        self.name = name
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
-        self.metainfo = get_metainfo(metainfo) if metainfo is not None else metainfo_for(model)
-        h, w = model.cfg.image_size
-        kind = getattr(model, "output_kind", "heatmap")
-        self.codec = model_codec(DataCfg(), model)
-        if bbox_padding is None:
-            bbox_padding = 1.12 if kind == "coords" else 1.25
-        self.pipeline = TopdownPipeline((w, h), self.metainfo, use_udp=True, pixel_aligned_box=True,
-                                        bbox_padding=bbox_padding, normalize=False)
+        if metainfo is not None:
+            self.metainfo = get_metainfo(metainfo)
+        else:
+            self.metainfo = stored_metainfo or metainfo_for_model(model.cfg.num_keypoints, str(getattr(model, "zoo_name", "")))
+        default = default_protocol(model.zoo_name) if hasattr(model, "zoo_name") else "mmpose"
+        self.protocol = resolve_protocol(protocol if protocol is not None else stored_protocol, default=default)
+        self.protocol = self.protocol.replace({"test": {"flip_test": bool(flip_test)}})
+        if bbox_padding is not None:
+            self.protocol = self.protocol.replace({"box": {"test_padding": float(bbox_padding)}})
+        self.codec = build_codec(self.protocol, model.cfg.image_size, getattr(model.cfg, "heatmap_size", None))
+        self.pipeline = build_pipeline(self.protocol, model.cfg.image_size, self.metainfo, normalize=False)
+
+    @property
+    def flip_test(self) -> bool:
+        """Whether predictions average with the mirrored crop's (the protocol's test rule)."""
+        return self.protocol.test.flip_test
 
     @property
     def default_kpt_thr(self) -> float:
@@ -359,7 +367,6 @@ class PoseEstimator:
         """Image-pixel keypoints (N, K, 2), scores (N, K) and (with ``show_tokens``) kept patch ids of uint8
         RGB crops (N, h, w, 3) with their image->crop warps (N, 2, 3); runs in batches of ``batch_size``."""
         from posetokens.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-        from posetokens.engine.evaluate import crop_to_image, predict_outputs
 
         k = self.metainfo.num_keypoints
         if len(crops) == 0:
@@ -368,13 +375,13 @@ class PoseEstimator:
             raise ValueError(f"{self.name} has no token pruning to show (--show-tokens needs a PPT or GTPT model)")
         mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
-        flip = list(self.metainfo.flip_indices) if self.flip_test else None
+        flip = list(self.metainfo.flip_indices)
         kpts, scores, tokens = [], [], []
         for s in range(0, len(crops), self.batch_size):
             x = torch.from_numpy(crops[s:s + self.batch_size]).to(self.device).permute(0, 3, 1, 2).float()
             x = (x - mean) / std
             net = _RecordTokens(self.net) if show_tokens else self.net
-            kp, sc = self.codec.decode(predict_outputs(net, x, flip))
+            kp, sc = self.codec.decode(predict_outputs(net, x, self.protocol.test, flip))
             kpts.append(np.asarray(kp, np.float64))
             scores.append(np.asarray(sc, np.float64))
             if show_tokens:
@@ -442,14 +449,29 @@ class PoseEstimator:
             frames = tqdm(frames, total=len(src) or None, unit="frame", desc=src.path.name)
         return self.run_frames(frames, box_fn, show_tokens)
 
+    def coco_results(self, res: FrameResult, image_id: int) -> list[dict[str, Any]]:
+        """One frame's people as COCO keypoint results (``posetokens evaluate`` scores them): keypoints with
+        per-joint scores, ``score`` and ``bbox_score`` (the box score; evaluation rescores), ``bbox`` (xywh) and
+        ``area``, the padded box the protocol's OKS-NMS uses."""
+        out = []
+        for k, s, (x1, y1, x2, y2), bs in zip(res.keypoints, res.keypoint_scores, res.bboxes, res.bbox_scores):
+            _, scale = self.pipeline.box_center_scale([x1, y1, x2 - x1, y2 - y1])
+            out.append({"image_id": int(image_id), "category_id": 1,
+                        "keypoints": np.concatenate([k, s[:, None]], axis=1).reshape(-1).tolist(),
+                        "score": float(bs), "bbox_score": float(bs), "bbox": [x1, y1, x2 - x1, y2 - y1],
+                        "area": float(np.prod(scale))})
+        return out
+
     def infer(self, source: str | Path, out_dir: str | Path, boxes: BoxFn | str | Path | None = None,
               bbox_thr: float = 0.3, kpt_thr: float | None = None, show_tokens: bool = False, draw: bool = True,
-              progress: bool | None = None, tokens_every: int = 25) -> dict[str, Any]:
+              progress: bool | None = None, tokens_every: int = 25,
+              coco_results: str | Path | None = None) -> dict[str, Any]:
         """Run on ``source`` and write results to ``out_dir``: ``<stem>.json`` per image (one record) or per video
         (a list of records, one per decoded frame); with ``draw`` the overlays ``<stem>.png`` / ``<stem>.mp4``;
         with ``show_tokens`` ``<stem>_tokens.png`` (videos: ``<stem>_tokens/frame_NNNNNN.png`` every
-        ``tokens_every`` frames). ``kpt_thr`` (the least keypoint score drawn) defaults to
-        :attr:`default_kpt_thr`. Returns a summary: written files and frame / instance counts."""
+        ``tokens_every`` frames); with ``coco_results`` every person in the COCO results format
+        (:meth:`coco_results`), which ``posetokens evaluate`` scores. ``kpt_thr`` (the least keypoint score drawn)
+        defaults to :attr:`default_kpt_thr`. Returns a summary: written files and frame / instance counts."""
         kpt_thr = self.default_kpt_thr if kpt_thr is None else kpt_thr
         src = open_input(source)
         out = Path(out_dir)
@@ -461,10 +483,17 @@ class PoseEstimator:
         frames = instances = 0
         writer: VideoWriter | None = None
         records: list[dict[str, Any]] = []
+        coco: list[dict[str, Any]] = []
         try:
             for res in self(src, boxes, bbox_thr, show_tokens, progress):
                 frames += 1
                 instances += len(res.bboxes)
+                if coco_results is not None:
+                    iid = res.frame_id if src.kind == "video" else image_id_from_name(Path(res.img_path).name)
+                    if iid is None:
+                        raise ValueError(f"{res.img_path}: COCO results need an image id in the file name "
+                                         "(e.g. 000000000785.jpg)")
+                    coco += self.coco_results(res, iid)
                 if src.kind == "images":
                     stem = Path(res.img_path).stem
                     _write_json(out / f"{stem}.json", res.to_dict())
@@ -494,6 +523,10 @@ class PoseEstimator:
             written.insert(0, str(out / f"{src.path.stem}.json"))
             if writer is not None:
                 written.insert(1, str(writer.path))
+        if coco_results is not None:
+            from posetokens.evaluation.coco import write_coco_results
+
+            written.append(str(write_coco_results(coco_results, coco, self.metainfo.num_keypoints)))
         return {"input": str(src.path), "kind": src.kind, "frames": frames, "instances": instances, "files": written}
 
     def tokens_figure(self, res: FrameResult, max_people: int = 6) -> np.ndarray:

@@ -121,7 +121,7 @@ def lift_sequence(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray, w
                   flip_test: bool = False, batch_size: int = 4, device: str | torch.device = "cpu") -> np.ndarray:
     """3D poses (L, 17, 3), root-relative metres in camera axes, of H36M-17 pixel keypoints (L, 17, 2)
     in a ``width x height`` frame. Models with 3 input channels (MotionBERT) get the scores as the third."""
-    from posetokens.engine.lifting import predict_windows
+    from posetokens.protocols.predict import predict_windows
 
     kp = np.asarray(keypoints, np.float64)
     if kp.ndim != 3 or kp.shape[1:] != (17, 2):
@@ -200,8 +200,8 @@ def render_pose3d(pose: np.ndarray | None, size: int = 400, limit: float = 1.0) 
 
 
 # ---------------------------------------------------------------------------------------------- pipeline
-def lift(source: str | Path, model: str | nn.Module, out_dir: str | Path, weights: str | Path | None = None,
-         pose2d: str | nn.Module = "tokenpose_s_coco_256x192", pose2d_weights: str | Path | None = None,
+def lift(source: str | Path, model: str | nn.Module | None, out_dir: str | Path, weights: str | Path | None = None,
+         pose2d: str | nn.Module | None = None, pose2d_weights: str | Path | None = None,
          boxes: Any = None, bbox_thr: float = 0.3, layout: str = "coco", image_size: tuple[int, int] | None = None,
          flip_test: bool = False, device: str = "cpu", draw: bool = True, kpt_thr: float | None = None,
          progress: bool | None = None, pose2d_overrides: dict[str, Any] | None = None,
@@ -211,7 +211,10 @@ def lift(source: str | Path, model: str | nn.Module, out_dir: str | Path, weight
     ``<stem>_3d.mp4`` (2D overlay beside the 3D skeleton). ``layout`` is the json's keypoint layout
     (``coco`` or ``h36m``); ``image_size`` (w, h) is needed for a json whose records carry no width/height.
     ``kpt_thr`` (least 2D score drawn) defaults to the 2D model's (``PoseEstimator.default_kpt_thr``), or 0.3
-    for a json. Returns a summary (files, frames, frames with a person)."""
+    for a json. Returns a summary (files, frames, frames with a person). ``model`` may be None when ``weights``
+    is a checkpoint of ours (it names its model); ``pose2d`` None takes the model ``pose2d_weights`` names, else
+    ``tokenpose_s_coco_256x192``."""
+    from posetokens.checkpoint import load_trained
     from posetokens.inference.api import PoseEstimator, _write_json, load_results, open_input, stack_instances
     from posetokens.registry import create_model
 
@@ -220,9 +223,17 @@ def lift(source: str | Path, model: str | nn.Module, out_dir: str | Path, weight
         raise FileNotFoundError(f"input not found: {src} (expected a video or a 2D-keypoint json)")
     if layout not in ("coco", "h36m"):
         raise ValueError(f"layout must be 'coco' or 'h36m', got {layout!r}")
-    lifter = create_model(model, weights=weights, **overrides) if isinstance(model, str) else model
-    if not hasattr(lifter, "forward_frames"):
-        raise ValueError(f"{getattr(lifter, 'zoo_name', type(lifter).__name__)} is not a 2D->3D lifting model")
+    if isinstance(model, nn.Module):
+        lifter = model
+    elif weights is not None:
+        lifter = load_trained(weights, model, overrides or None).model
+    elif model is None:
+        raise ValueError("lift: give a lifting zoo model (--model), or weights of ours that name their model")
+    else:
+        lifter = create_model(model, **overrides)
+    if lifter.task != "lifting":
+        raise ValueError(f"{getattr(lifter, 'zoo_name', type(lifter).__name__)} is not a 2D->3D lifting model "
+                         f"(it is a {lifter.task} model)")
     lifter = lifter.to(device).eval()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -240,6 +251,8 @@ def lift(source: str | Path, model: str | nn.Module, out_dir: str | Path, weight
         video = source_in.video
         if layout != "coco":
             raise ValueError("layout applies to json input; a video goes through a COCO-17 2D model")
+        if pose2d is None and pose2d_weights is None:
+            pose2d = "tokenpose_s_coco_256x192"
         est = PoseEstimator(pose2d, pose2d_weights, device=device, **(pose2d_overrides or {}))
         if est.metainfo.num_keypoints != 17 or est.metainfo.name != "coco":
             raise ValueError(f"the 2D model {est.name} must predict COCO-17 keypoints, it predicts {est.metainfo.name}")

@@ -189,6 +189,7 @@ class GTPTOutput(NamedTuple):
 class GTPT(nn.Module):
     """GTPT-T/S/B for COCO or COCO-WholeBody (config :class:`GTPTCfg`)."""
 
+    task = "topdown"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
     output_kind = "simcc"  # the trainer and evaluation pick the SimCC codec, loss and flip test from this
 
     def __init__(self, cfg: GTPTCfg) -> None:
@@ -511,6 +512,7 @@ def _check_pos(pos: Tensor, model: GTPT) -> None:
 register_family(
     Family(
         name="gtpt",
+        protocol="gtpt",
         build=GTPT,
         convert=checkpoint_filter_fn,
         paper_counter="thop",

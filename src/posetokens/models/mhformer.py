@@ -232,6 +232,7 @@ class MHFormer(nn.Module):
     """MHFormer, and TPC w. MHFormer when ``cfg.prune`` is active (seq2frame: the centre frame is scored)."""
 
     is_seq2frame = True
+    task = "lifting"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
 
     def __init__(self, cfg: MHFormerCfg) -> None:
         super().__init__()
@@ -430,6 +431,7 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: MHFormer) -> d
 register_family(
     Family(
         name="mhformer",
+        protocol="hot",
         build=MHFormer,
         convert=checkpoint_filter_fn,
         paper_counter="linear",

@@ -94,6 +94,8 @@ class MixSTETrace(NamedTuple):
 class MixSTE(nn.Module):
     """MixSTE, and HoT / TPC with MixSTE when ``cfg.prune`` is active (see the module doc)."""
 
+    task = "lifting"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
+
     def __init__(self, cfg: MixSTECfg) -> None:
         super().__init__()
         self.cfg = cfg
@@ -268,6 +270,7 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: MixSTE) -> dic
 register_family(
     Family(
         name="mixste",
+        protocol="hot",
         build=MixSTE,
         convert=checkpoint_filter_fn,
         paper_counter="linear",

@@ -158,6 +158,9 @@ class DSTformer(nn.Module):
     (or (B, T, J, 3) on the kept frames for the seq2frame variant, recovery ``none``).
     """
 
+    task = "lifting"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
+
+
     def __init__(self, cfg: DSTformerCfg) -> None:
         super().__init__()
         cfg.validate()
@@ -329,6 +332,7 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: DSTformer) -> 
 register_family(
     Family(
         name="motionbert",
+        protocol="motionbert",
         build=DSTformer,
         convert=checkpoint_filter_fn,
         paper_counter="linear",
@@ -346,4 +350,5 @@ for _name, _kw, _paper, _desc in [
     ("hot_motionbert_h36m_243", {"prune": _HOT}, PaperRow(16.35, 63.21, 16.35, 63.21, _SRC),
      "HoT w. MotionBERT: 81 of 243 frames kept before level 1, token recovering attention"),
 ]:
-    register_model(_name, "motionbert", DSTformerCfg(**_kw), _paper, _desc)
+    # HoT-MotionBERT is evaluated with the HoT repo's test (spec pipeline.md section 6), MotionBERT with its own
+    register_model(_name, "motionbert", DSTformerCfg(**_kw), _paper, _desc, protocol="hot" if "prune" in _kw else None)

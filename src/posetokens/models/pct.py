@@ -388,6 +388,11 @@ class PCT(nn.Module):
 
     output_kind = "coords"  # the trainer/evaluator see crop-pixel joints, not heatmaps
 
+    @property
+    def task(self) -> str:
+        """``tokenizer`` (stage 1: joints in, joints out) or ``topdown`` (stage 2: images to joints)."""
+        return "tokenizer" if self.cfg.stage == "tokenizer" else "topdown"
+
     # -- public API
     @property
     def input_size(self) -> tuple[int, int]:
@@ -604,7 +609,7 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: PCT) -> dict[s
 
 def _read_state_dict(path: str | Path, what: str) -> dict[str, Tensor]:
     from posetokens.convert import unwrap_state_dict  # lazy: convert imports the registry
-    from posetokens.engine.checkpoint import load_file
+    from posetokens.checkpoint import load_file
 
     p = Path(path)
     if not p.is_file():
@@ -660,6 +665,7 @@ def load_backbone(backbone: SwinV2, path: str | Path) -> None:
 register_family(
     Family(
         name="pct",
+        protocol="pct",
         build=PCT,
         convert=checkpoint_filter_fn,
         paper_counter="linear_conv",

@@ -102,6 +102,9 @@ class TokenPoseOutput(NamedTuple):
 class TokenPose(nn.Module):
     """TokenPose, and PPT when ``cfg.prune`` names layers and a keep ratio below 1."""
 
+    task = "topdown"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
+    output_kind = "heatmap"  # what its forward returns: the codec, loss and flip test follow it
+
     def __init__(self, cfg: TokenPoseCfg) -> None:
         super().__init__()
         cfg.validate()
@@ -300,6 +303,7 @@ def _check_official_pos_embed(pos: Tensor, model: TokenPose) -> None:
 register_family(
     Family(
         name="tokenpose",
+        protocol="tokenpose",
         build=TokenPose,
         convert=checkpoint_filter_fn,
         paper_counter="hrnet_summary",

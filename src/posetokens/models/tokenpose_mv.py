@@ -97,6 +97,8 @@ class MultiViewPPT(TokenPose):
     PPT state dict loads into it with only ``pos_3d.*`` missing.
     """
 
+    task = "multiview"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
+
     cfg: MultiViewPPTCfg
 
     def __init__(self, cfg: MultiViewPPTCfg) -> None:
@@ -215,6 +217,7 @@ def mv_checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: MultiViewPP
 register_family(
     Family(
         name="tokenpose_mv",
+        protocol="multiview_ppt",
         build=MultiViewPPT,
         convert=mv_checkpoint_filter_fn,
         paper_counter="thop",

@@ -1,9 +1,10 @@
 """Parity against fixtures made with the official code (``shared/parity/<name>/``).
 
-A fixture folder holds ``config.json``, ``checkpoint.pth`` (official layout), ``inputs.pt`` and
+A model fixture folder holds ``config.json``, ``checkpoint.pth`` (official layout), ``inputs.pt`` and
 ``outputs.pt``. :func:`run_parity` picks the family handler that recognises the config, builds the model
 the config describes (sizes come from the config, never from the folder name), converts the checkpoint,
-runs the inputs in eval mode and compares every saved output.
+runs the inputs in eval mode and compares every saved output. A pipeline fixture (``inputs.json`` with
+``kind`` and ``method``; :mod:`posetokens.parity.pipeline`) is dispatched to the handler of its kind.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from posetokens.engine.checkpoint import load_file
+from posetokens.checkpoint import load_file
 
 
 @dataclass
@@ -120,15 +121,42 @@ def _read_fixture(folder: Path) -> tuple[dict, dict, dict]:
     return config, inputs, outputs
 
 
-def run_parity(folder: str | Path, atol: float = 1e-4) -> ParityReport:
-    """Run the official-output comparison of one fixture folder."""
+def _load_handlers() -> None:
     import importlib
     import pkgutil
 
     for info in pkgutil.iter_modules(__path__):  # every module here registers its family's handler
         importlib.import_module(f"{__name__}.{info.name}")
 
+
+def has_handler(folder: str | Path) -> bool:
+    """Whether some handler recognises the fixture in ``folder`` (model or pipeline), without running it."""
+    _load_handlers()
     folder = Path(folder)
+    from posetokens.parity.pipeline import handler_for, is_pipeline_fixture
+
+    if is_pipeline_fixture(folder):
+        try:
+            handler_for(folder)
+        except ValueError:
+            return False
+        return True
+    if not (folder / "config.json").is_file():
+        return False
+    config = json.loads((folder / "config.json").read_text())
+    return any(matches(config) for matches, _ in _HANDLERS)
+
+
+def run_parity(folder: str | Path, atol: float = 1e-4) -> ParityReport:
+    """Run the official-output comparison of one fixture folder."""
+    _load_handlers()
+    folder = Path(folder)
+    from posetokens.parity.pipeline import handler_for, is_pipeline_fixture
+
+    if is_pipeline_fixture(folder):  # shared/parity/pipeline/*: official pipeline functions, no model
+        family, handler, spec = handler_for(folder)
+        comps = handler(folder, spec)
+        return ParityReport(folder.name, family, comps)
     config, inputs, outputs = _read_fixture(folder)
     for matches, handler in _HANDLERS:
         if matches(config):

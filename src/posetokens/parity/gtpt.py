@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from posetokens.convert import strict_load, unwrap_state_dict
-from posetokens.engine.checkpoint import load_file
+from posetokens.checkpoint import load_file
 from posetokens.models.backbones.shufflenet import ShuffleStemCfg
 from posetokens.models.gtpt import (
     COCO_GROUPS,

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from posetokens.convert import load_weights, unwrap_state_dict
-from posetokens.engine.checkpoint import load_file
+from posetokens.checkpoint import load_file
 from posetokens.layers import FramePruneCfg, choose_frames, dpc_knn_score, use_fused_attn
 from posetokens.models.mhformer import NUM_HYPOTHESES, MHFormer, MHFormerCfg, checkpoint_filter_fn
 

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from posetokens.convert import load_weights, unwrap_state_dict
-from posetokens.engine.checkpoint import load_file
+from posetokens.checkpoint import load_file
 from posetokens.layers import FramePruneCfg, choose_frames, read_center_frame, use_fused_attn
 from posetokens.models.mixste import MixSTE, MixSTECfg
 

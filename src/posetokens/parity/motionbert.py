@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
 from posetokens.convert import load_weights, unwrap_state_dict
-from posetokens.engine.checkpoint import load_file
+from posetokens.checkpoint import load_file
 from posetokens.layers import FramePruneCfg, choose_frames
 from posetokens.models.motionbert import DSTformer, DSTformerCfg, checkpoint_filter_fn
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from posetokens.convert import load_weights
-from posetokens.engine.checkpoint import load_file
+from posetokens.checkpoint import load_file
 from posetokens.data.transforms import get_affine_transform
 from posetokens.geometry import intrinsic_matrix, patch_rays
 from posetokens.models.tokenpose_mv import MultiViewOutput, MultiViewPPT, MultiViewPPTCfg

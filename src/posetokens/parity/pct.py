@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from posetokens.convert import strict_load, unwrap_state_dict
-from posetokens.engine.checkpoint import load_file
+from posetokens.checkpoint import load_file
 from posetokens.models.pct import PCT, HeadCfg, MixerCfg, PCTCfg, TokenizerCfg, TokenizerOutput, checkpoint_filter_fn
 
 from . import Comparison, max_abs_diff, register_handler, weights_mismatch

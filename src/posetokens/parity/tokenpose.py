@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from posetokens.convert import load_weights, unwrap_state_dict
-from posetokens.engine.checkpoint import load_file
+from posetokens.checkpoint import load_file
 from posetokens.layers import PruneCfg
 from posetokens.models.backbones.hrnet import HRNetCfg, hrnet_stem
 from posetokens.models.tokenpose import TokenPose, TokenPoseCfg

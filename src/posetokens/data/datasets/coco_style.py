@@ -11,9 +11,10 @@ uint8 **RGB** and ``img_shape`` (h, w), then applies ``transform``):
 ``img_id``             int, COCO image id
 ``id``                 int, annotation id (GT boxes) or running index of the detection (det boxes)
 ``category_id``        int
-``bbox``               float32 (4,), **xywh** in pixels
+``bbox``               float64 (4,), **xywh** in pixels (float64, as the official loaders: float32 moves a
+                       box centre by up to 1e-4 px on a 2000-px image)
 ``bbox_score``         float (1.0 for GT boxes, the detector score otherwise)
-``keypoints``          float32 (K, 2), pixels, 0-based
+``keypoints``          float64 (K, 2), pixels, 0-based
 ``keypoints_visible``  float32 (K,), ``min(1, v)`` of the COCO visibility (0 = not labelled)
 ``area``               float (GT ``area``; ``w*h`` of the box when the json has none / detections)
 ``num_keypoints``      int, labelled joints after the out-of-image marking below
@@ -23,16 +24,23 @@ uint8 **RGB** and ``img_shape`` (h, w), then applies ``transform``):
 
 Documented cleaning (every case is counted in ``dataset.skipped`` / ``dataset.marked`` and logged once):
 
-* train mode, GT boxes: skip ``iscrowd`` annotations (``'crowd'``), boxes with zero width or height
-  after clipping to the image (``'zero_area_bbox'``), and annotations with no labelled joint left
-  (``'no_visible_keypoints'``).
-* test mode without a detection file: GT boxes; skip ``'crowd'`` and ``'zero_area_bbox'`` only.
+* GT boxes are cleaned by the rule ``gt_clean`` (a protocol's ``BoxRule.gt_clean``; :func:`clean_gt_bbox`):
+  ``mmpose`` (the default; MMPose 1.x) clips to ``[0, W-1] × [0, H-1]``, ``hrnet`` (TokenPose/PPT) and
+  ``hrnet_w_minus_1`` (GTPT) are the official HRNet-era ``x2 = min(W-1, x1 + max(0, w-1))`` clip, ``mmpose0``
+  (PCT) mmpose 0.x's ``x2 = min(W-1, x1 + max(0, w))``, ``none`` keeps the raw box. A box the rule rejects is
+  skipped (``'zero_area_bbox'``). Detection boxes are never cleaned.
+* train mode, GT boxes: skip ``iscrowd`` annotations (``'crowd'``), rejected boxes, and annotations without
+  keypoints (``'no_visible_keypoints'``): with ``mmpose``/``none``, no labelled joint left after the marking below;
+  with the official rules (``hrnet``, ``hrnet_w_minus_1``, ``mmpose0``) all keypoint values 0 (``mmpose0`` also
+  ``num_keypoints == 0``), which the official loaders apply to GT boxes at test time too.
+* test mode without a detection file: GT boxes; skip ``'crowd'`` and rejected boxes (and, with an official rule,
+  annotations without keypoints).
 * test mode with detections: keep detections with ``score >= det_score_thr`` (``'low_score_detection'``
   counts the others), of category ``det_category_id`` (``'other_category'``) and with a positive box
   (``'zero_area_bbox'``).
-* GT boxes are clipped to ``[0, W-1] × [0, H-1]`` (as MMPose does); detection boxes are not.
-* A labelled joint outside ``[0, W) × [0, H)`` keeps its coordinates but gets ``keypoints_visible = 0``;
-  ``marked['keypoints_outside_image']`` counts such joints.
+* Visibility is ``min(v, 1)``. With ``mmpose``/``none`` a labelled joint outside ``[0, W) × [0, H)`` keeps its
+  coordinates but gets ``keypoints_visible = 0``; ``marked['keypoints_outside_image']`` counts such joints. The
+  official rules keep it visible, as the official loaders do.
 * With ``skip_bad_images=True`` a missing/corrupt image is counted once per file in
   ``skipped['bad_image']`` and the next item is returned instead. (With DataLoader workers each worker
   counts in its own copy.)
@@ -43,8 +51,8 @@ CrowdPose is ``CocoStyleDataset(ann_file, img_dir, 'crowdpose')``: its json has 
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -58,8 +66,10 @@ from torch.utils.data import Dataset
 
 __all__ = [
     "COCO_WHOLEBODY_FIELDS",
+    "GT_CLEAN_RULES",
     "CocoStyleDataset",
     "TopDownDataset",
+    "clean_gt_bbox",
     "load_image",
     "read_json",
 ]
@@ -68,6 +78,60 @@ logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
 COCO_WHOLEBODY_FIELDS = ("keypoints", "foot_kpts", "face_kpts", "lefthand_kpts", "righthand_kpts")
+
+
+GT_CLEAN_RULES = ("hrnet", "hrnet_w_minus_1", "mmpose0", "mmpose", "none")
+_OFFICIAL_RULES = ("hrnet", "hrnet_w_minus_1", "mmpose0")
+
+
+def clean_gt_bbox(bbox: Any, image_size_hw: tuple[int, int] | None, rule: str = "mmpose",
+                  area: float | None = None) -> np.ndarray | None:
+    """Clean a GT ``[x, y, w, h]`` box by a protocol's ``BoxRule.gt_clean`` rule; ``None`` when it rejects the box.
+
+    * ``hrnet`` (TokenPose/PPT ``COCODataset._load_coco_keypoint_annotation_kernal``): ``x1 = max(0, x)``,
+      ``y1 = max(0, y)``, ``x2 = min(W-1, x1 + max(0, w-1))``, ``y2 = min(H-1, y1 + max(0, h-1))``; kept if
+      ``area > 0`` and ``x2 >= x1`` and ``y2 >= y1``; box ``[x1, y1, x2-x1+1, y2-y1+1]`` (``w`` unchanged inside
+      the image).
+    * ``hrnet_w_minus_1`` (GTPT): the same clip, box ``[x1, y1, x2-x1, y2-y1]`` (``w - 1``).
+    * ``mmpose0`` (mmpose 0.x, PCT): ``x2 = min(W-1, x1 + max(0, w))``, box ``[x1, y1, x2-x1, y2-y1]``; kept if
+      ``area > 0`` and ``x2 > x1`` and ``y2 > y1``.
+    * ``mmpose`` (MMPose 1.x): ``x1 = clip(x, 0, W-1)``, ``x2 = clip(x + w, 0, W-1)``, box ``[x1, y1, x2-x1,
+      y2-y1]``; kept if both sides are positive.
+    * ``none``: the raw box, kept if both sides are positive.
+
+    Args:
+        bbox: (4,) ``[x, y, w, h]``.
+        image_size_hw: ``(H, W)`` of the image; ``None`` (unknown) leaves the far sides unclipped.
+        rule: one of :data:`GT_CLEAN_RULES`.
+        area: the annotation's ``area`` (the official rules need ``area > 0``); ``None`` uses ``w * h``.
+    Returns:
+        float64 (4,) box, or ``None``.
+    """
+    if rule not in GT_CLEAN_RULES:
+        raise ValueError(f"gt_clean rule must be one of {list(GT_CLEAN_RULES)}, got {rule!r}")
+    b = np.asarray(bbox, dtype=np.float64).reshape(-1)
+    if b.shape != (4,):
+        raise ValueError(f"bbox must be [x, y, w, h], got shape {np.shape(bbox)}")
+    x, y, w, h = (float(v) for v in b)
+    if rule == "none":
+        return b.copy() if w > 0 and h > 0 else None
+    H, W = (math.inf, math.inf) if image_size_hw is None else (float(image_size_hw[0]), float(image_size_hw[1]))
+    if rule == "mmpose":
+        if image_size_hw is None:  # nothing to clip to
+            return b.copy() if w > 0 and h > 0 else None
+        x1, y1 = min(max(x, 0.0), W - 1), min(max(y, 0.0), H - 1)
+        x2, y2 = min(max(x + w, 0.0), W - 1), min(max(y + h, 0.0), H - 1)
+        return np.array([x1, y1, x2 - x1, y2 - y1]) if x2 > x1 and y2 > y1 else None
+    a = w * h if area is None else float(area)
+    x1, y1 = max(0.0, x), max(0.0, y)
+    if rule == "mmpose0":
+        x2, y2 = min(W - 1, x1 + max(0.0, w)), min(H - 1, y1 + max(0.0, h))
+        return np.array([x1, y1, x2 - x1, y2 - y1]) if a > 0 and x2 > x1 and y2 > y1 else None
+    x2, y2 = min(W - 1, x1 + max(0.0, w - 1)), min(H - 1, y1 + max(0.0, h - 1))
+    if not (a > 0 and x2 >= x1 and y2 >= y1):
+        return None
+    plus = 1.0 if rule == "hrnet" else 0.0
+    return np.array([x1, y1, x2 - x1 + plus, y2 - y1 + plus])
 
 
 # -------------------------------------------------------------------------------------------- I/O
@@ -195,6 +259,8 @@ class CocoStyleDataset(TopDownDataset):
         skip_bad_images: count-and-skip unreadable images instead of raising.
         keypoint_fields: annotation fields concatenated into the K keypoints; default ``('keypoints',)``,
             or :data:`COCO_WHOLEBODY_FIELDS` for the ``coco_wholebody`` metainfo.
+        gt_clean: how GT boxes are cleaned and which annotations are skipped (a protocol's
+            ``BoxRule.gt_clean``; :func:`clean_gt_bbox` and the module doc). Default ``'mmpose'``.
 
     Raises:
         FileNotFoundError: missing ``ann_file``/``det_file``.
@@ -214,10 +280,14 @@ class CocoStyleDataset(TopDownDataset):
         transform: Callable[[dict[str, Any]], Any] | None = None,
         skip_bad_images: bool = False,
         keypoint_fields: Sequence[str] | None = None,
+        gt_clean: str = "mmpose",
     ) -> None:
         super().__init__(transform, skip_bad_images)
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+        if gt_clean not in GT_CLEAN_RULES:
+            raise ValueError(f"gt_clean must be one of {list(GT_CLEAN_RULES)}, got {gt_clean!r}")
+        self.gt_clean = gt_clean
         self.ann_file = str(ann_file)
         self.img_dir = str(img_dir)
         self.metainfo = _resolve_metainfo(metainfo)
@@ -284,14 +354,6 @@ class CocoStyleDataset(TopDownDataset):
             )
         return k.reshape(-1, 3)
 
-    def _clip_box(self, bbox: np.ndarray, shape: tuple[int, int] | None) -> np.ndarray:
-        if shape is None:
-            return bbox
-        h, w = shape
-        x1, y1 = np.clip(bbox[0], 0, w - 1), np.clip(bbox[1], 0, h - 1)
-        x2, y2 = np.clip(bbox[0] + bbox[2], 0, w - 1), np.clip(bbox[1] + bbox[3], 0, h - 1)
-        return np.array([x1, y1, x2 - x1, y2 - y1])
-
     def _load_gt(self) -> None:
         src = self.ann_file
         train = self.mode == "train"
@@ -306,30 +368,37 @@ class CocoStyleDataset(TopDownDataset):
                 self._count(self.skipped, "crowd")
                 continue
             img_fields = self._image_fields(self.images[int(ann["image_id"])])
-            bbox = self._clip_box(bbox, img_fields["ori_shape"])
-            if bbox[2] <= 0 or bbox[3] <= 0:
+            official = self.gt_clean in _OFFICIAL_RULES
+            ann_area = float(_numeric(ann["area"], where, "area", 1)[0]) if "area" in ann else None
+            cleaned = clean_gt_bbox(bbox, img_fields["ori_shape"], self.gt_clean, ann_area)
+            if cleaned is None:
                 self._count(self.skipped, "zero_area_bbox")
                 continue
+            bbox = cleaned
             visible = np.minimum(1.0, np.maximum(kpts[:, 2], 0.0))
-            if img_fields["ori_shape"] is not None:
+            if official:  # the official loaders: max(keypoints) == 0 (mmpose 0.x also num_keypoints == 0)
+                if kpts.max() == 0 or (self.gt_clean == "mmpose0" and ann.get("num_keypoints", 1) == 0):
+                    self._count(self.skipped, "no_visible_keypoints")
+                    continue
+            elif img_fields["ori_shape"] is not None:
                 h, w = img_fields["ori_shape"]
                 x, y = kpts[:, 0], kpts[:, 1]
                 outside = (visible > 0) & ((x < 0) | (y < 0) | (x >= w) | (y >= h))
                 if outside.any():
                     self._count(self.marked, "keypoints_outside_image", int(outside.sum()))
                     visible = np.where(outside, 0.0, visible)
-            if train and not (visible > 0).any():
+            if train and not official and not (visible > 0).any():
                 self._count(self.skipped, "no_visible_keypoints")
                 continue
-            area = float(_numeric(ann["area"], where, "area", 1)[0]) if "area" in ann else float(bbox[2] * bbox[3])
+            area = ann_area if ann_area is not None else float(bbox[2] * bbox[3])
             self.data_list.append(
                 {
                     **img_fields,
                     "id": int(ann["id"]),
                     "category_id": int(ann.get("category_id", 1)),
-                    "bbox": bbox.astype(np.float32),
+                    "bbox": bbox.astype(np.float64),
                     "bbox_score": 1.0,
-                    "keypoints": kpts[:, :2].astype(np.float32),
+                    "keypoints": kpts[:, :2].astype(np.float64),
                     "keypoints_visible": visible.astype(np.float32),
                     "area": area,
                     "num_keypoints": int((visible > 0).sum()),
@@ -340,7 +409,7 @@ class CocoStyleDataset(TopDownDataset):
         src = self.det_file
         if not isinstance(dets, list):
             raise ValueError(f"{src}: expected a JSON list of detections, got {type(dets).__name__}")
-        zeros_k = np.zeros((self.num_keypoints, 2), dtype=np.float32)
+        zeros_k = np.zeros((self.num_keypoints, 2), dtype=np.float64)
         zeros_v = np.zeros(self.num_keypoints, dtype=np.float32)
         for i, det in enumerate(dets):
             where = f"{src}: entry [{i}]"
@@ -366,7 +435,7 @@ class CocoStyleDataset(TopDownDataset):
                     **self._image_fields(self.images[int(iid)]),
                     "id": i,
                     "category_id": int(det.get("category_id", 1)),
-                    "bbox": bbox.astype(np.float32),
+                    "bbox": bbox.astype(np.float64),
                     "bbox_score": score,
                     "keypoints": zeros_k.copy(),
                     "keypoints_visible": zeros_v.copy(),

@@ -97,6 +97,7 @@ class MultiViewH36M(Dataset):
         every: int = 1,
         drop_damaged: bool = True,
         max_rows: int | None = 1000,
+        codec: HeatmapCodec | None = None,
     ) -> None:
         self.ann_file = str(ann_file)
         self.image_root = Path(image_root)
@@ -111,8 +112,10 @@ class MultiViewH36M(Dataset):
         self.image_size, self.heatmap_size = tuple(image_size), tuple(heatmap_size)
         self.patch_grid, self.patch_stride = tuple(patch_grid), tuple(patch_stride)
         self.max_rows = max_rows
-        self.codec = HeatmapCodec((image_size[1], image_size[0]), (heatmap_size[1], heatmap_size[0]), sigma=sigma,
-                                  unbiased=False, udp=False, decode="argmax_quarter")
+        # the multi-view PPT protocol's codec (engine passes build_codec(protocol, ...)): MSRA targets, HRNet decoding
+        self.codec = codec if codec is not None else HeatmapCodec(
+            (image_size[1], image_size[0]), (heatmap_size[1], heatmap_size[0]), sigma=sigma, unbiased=False,
+            decode="argmax_quarter", weight_rule="msra", invalid="zero", quarter_rule="hrnet")
 
     def __len__(self) -> int:
         return len(self.groups)

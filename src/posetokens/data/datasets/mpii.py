@@ -6,8 +6,10 @@ height / 200):
 * ``centre_y += 15 / 200 × (scale × 200)`` = ``15 × scale`` px (moved down so the feet are not cut off;
   skipped when ``centre_x == -1``), then ``centre -= 1`` (1-based → 0-based);
 * the box is a square of side ``scale × 200`` px around that centre: ``bbox`` (xywh) and
-  ``bbox_center`` / ``bbox_scale`` (``(2,)`` px, **unpadded**). The usual top-down transform pads it by
-  1.25, so the crop side is ``scale × 200 × 1.25`` as in MMPose.
+  ``bbox_center`` / ``bbox_scale`` (``(2,)`` px, **unpadded**, float64 as the official loader). The usual top-down
+  transform pads it by 1.25, so the crop side is ``scale × 200 × 1.25`` as in HRNet/TokenPose and MMPose (spec
+  §1.1). Crop with :meth:`~posetokens.data.transforms.TopdownPipeline.run_item`, which takes ``bbox_center`` as
+  is: re-deriving the centre from ``bbox`` with TokenPose's ``x + (w - 1) / 2`` would move it by 0.5 px.
 * The joints are shifted by -1 as well, so keypoints and box share 0-based pixel coordinates (HRNet /
   MMPose 0.x do this; MMPose 1.x leaves the joints 1-based). To compare with MPII's 1-based
   ``gt_valid.mat`` add 1 to predictions. Unlabelled joints (``[-1, -1]``, vis 0) keep their (meaningless)
@@ -105,11 +107,11 @@ class MpiiDataset(TopDownDataset):
                     "img_id": int(stem) if stem.isdigit() else i,
                     "id": i,
                     "category_id": 1,
-                    "bbox": np.array([c[0] - side / 2, c[1] - side / 2, side, side], dtype=np.float32),
-                    "bbox_center": c.astype(np.float32),
-                    "bbox_scale": np.array([side, side], dtype=np.float32),
+                    "bbox": np.array([c[0] - side / 2, c[1] - side / 2, side, side], dtype=np.float64),
+                    "bbox_center": c.astype(np.float64),
+                    "bbox_scale": np.array([side, side], dtype=np.float64),
                     "bbox_score": 1.0,
-                    "keypoints": joints.astype(np.float32),
+                    "keypoints": joints.astype(np.float64),
                     "keypoints_visible": visible.astype(np.float32),
                     "area": float(side * side),
                     "num_keypoints": int((visible > 0).sum()),

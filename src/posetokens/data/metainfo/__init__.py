@@ -67,3 +67,15 @@ def get_metainfo(name: str | PoseMetaInfo) -> PoseMetaInfo:
         f"unknown metainfo {name!r}.{hint} Available: {', '.join(available_metainfo())}; "
         "for a custom COCO-format dataset use from_coco_categories(...)."
     )
+
+
+def metainfo_for_model(num_keypoints: int, zoo_name: str = "") -> PoseMetaInfo:
+    """The built-in metainfo of a zoo model, from its keypoint count (17 COCO, or H36M for an ``h36m`` model;
+    16 MPII, 133 COCO-WholeBody, 14 CrowdPose)."""
+    k = int(num_keypoints)
+    if k == 17 and "h36m" in zoo_name:
+        return get_metainfo("h36m")
+    by_count = {17: "coco", 16: "mpii", 133: "coco_wholebody", 14: "crowdpose"}
+    if k not in by_count:
+        raise ValueError(f"no built-in metainfo has {k} keypoints; pass a metainfo explicitly")
+    return get_metainfo(by_count[k])

@@ -1,0 +1,145 @@
+"""Checkpoint files: atomic writes, reading with clear errors, and self-describing checkpoints.
+
+Every checkpoint we write (``train``'s ``last.pth``/``best.pth``/``final.pth``, ``convert``'s output) carries
+:func:`describe`: the zoo name, the model overrides, the protocol, the metainfo and the package version, so
+``test``, ``infer``, ``lift`` and ``export`` rebuild the trained model from ``--weights`` alone
+(:func:`load_trained`). Official releases still load by zoo name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then rename it over ``path``.
+
+    A crash mid-write leaves the previous file intact; readers never see a half-written checkpoint.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_file(path: str | Path, weights_only: bool = True) -> Any:
+    """``torch.load`` on CPU with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as e:  # pickle, zip and unpickling-policy errors all mean "not a checkpoint we can read"
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint: {type(e).__name__}: {e}") from e
+
+
+# ------------------------------------------------------------------------------ self-describing checkpoints
+CHECKPOINT_FORMAT = "posetokens.checkpoint/1"
+
+
+def describe(name: str, overrides: Mapping[str, Any] | None, protocol: Any, metainfo: Any = None) -> dict[str, Any]:
+    """What a checkpoint we write says about itself: the zoo name, every model override, the protocol
+    (:meth:`posetokens.protocols.Protocol.to_dict`), the metainfo (``to_dict()``; None for lifting models whose
+    joints are the model's own) and the package version. :func:`load_trained` rebuilds the model from it."""
+    from posetokens import __version__
+
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "zoo_name": name,
+        "model_overrides": _plain(dict(overrides or {})),
+        "protocol": protocol.to_dict() if hasattr(protocol, "to_dict") else protocol,
+        "metainfo": metainfo.to_dict() if hasattr(metainfo, "to_dict") else metainfo,
+        "posetokens_version": __version__,
+    }
+
+
+def _plain(v: Any) -> Any:
+    """JSON-ready: dataclass configs become dicts (``create_model`` reads a dict into a nested config)."""
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return _plain(dataclasses.asdict(v))
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+@dataclass
+class Trained:
+    """A model rebuilt from a checkpoint, with the pipeline it was trained and is tested with."""
+
+    model: nn.Module
+    protocol: Any  # posetokens.protocols.Protocol
+    metainfo: Any  # PoseMetaInfo, or None (lifting)
+    meta: dict[str, Any]  # the checkpoint's description (see describe); {} for a bare/official checkpoint
+
+
+def read_description(path: str | Path) -> dict[str, Any] | None:
+    """The description stored in a checkpoint of ours (new or older layout; plus the training recipe, ``config``,
+    when ``train`` wrote it), or None for a bare state dict or an official release. Older checkpoints of ours
+    carry only the zoo name (and a training config)."""
+    obj = load_file(path)
+    if not isinstance(obj, Mapping):
+        return None
+    if obj.get("format") == CHECKPOINT_FORMAT:
+        return {k: obj[k] for k in ("format", "zoo_name", "model_overrides", "protocol", "metainfo",
+                                    "posetokens_version", "config") if k in obj}
+    name = obj.get("zoo_name") or (obj["model"] if isinstance(obj.get("model"), str) else None)
+    if name is None:
+        return None
+    cfg = obj.get("config") if isinstance(obj.get("config"), Mapping) else {}
+    overrides = cfg.get("model", {}).get("overrides", {}) if cfg else {}
+    return {"zoo_name": name, "model_overrides": dict(overrides)}
+
+
+def load_trained(weights: str | Path, name: str | None = None, overrides: Mapping[str, Any] | None = None) -> Trained:
+    """Rebuild a model from ``weights`` alone: a checkpoint we wrote names its zoo model, overrides, protocol
+    and metainfo. An official release (or a bare state dict) needs ``name``, and gets the zoo model's official
+    protocol. ``name``/``overrides`` given with one of our checkpoints must agree with what it stores.
+    """
+    from posetokens.data.metainfo import get_metainfo
+    from posetokens.protocols import resolve_protocol
+    from posetokens.registry import create_model, default_protocol
+
+    path = Path(weights)
+    meta = read_description(path) or {}
+    stored = meta.get("zoo_name")
+    if stored is None and name is None:
+        raise ValueError(f"{path}: this checkpoint does not name its model (an official release or a bare state "
+                         "dict); pass the zoo name (--model NAME)")
+    if stored is not None and name is not None and name != stored:
+        raise ValueError(f"{path}: the checkpoint holds {stored!r} but {name!r} was asked for")
+    zoo = stored or name
+    kw = dict(meta.get("model_overrides") or {})
+    if overrides:
+        for k, v in overrides.items():
+            if k in kw and _plain(kw[k]) != _plain(v):
+                raise ValueError(f"{path}: model override {k}={v!r} differs from the checkpoint's {kw[k]!r}")
+            kw[k] = v
+    model = create_model(zoo, weights=path, **kw)
+    protocol = resolve_protocol(meta.get("protocol"), default=default_protocol(zoo), where=f"{path}: protocol")
+    mi = meta.get("metainfo")
+    metainfo = None
+    if isinstance(mi, Mapping):
+        metainfo = get_metainfo(str(mi.get("name")))
+        if list(metainfo.keypoint_names) != list(mi.get("keypoint_names", metainfo.keypoint_names)):
+            raise ValueError(f"{path}: stored metainfo {mi.get('name')!r} has other keypoints than the built-in one")
+    return Trained(model, protocol, metainfo, meta)
