@@ -51,22 +51,54 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
 
 
+def _step_records(work_dir: Path) -> list[dict]:
+    """The per-step records of ``log.jsonl`` (every step with ``log_interval=1``), in the order written."""
+    lines = (work_dir / "log.jsonl").read_text().splitlines()
+    return [rec for rec in map(json.loads, lines) if "step" in rec]
+
+
+def _adam_steps(ckpt: dict) -> set[int]:
+    """The step counts held in an Adam state dict (one per parameter with state)."""
+    return {int(s["step"]) for s in ckpt["optimizer"]["state"].values()}
+
+
 def test_resume_ends_with_identical_weights(tiny_data: dict, tmp_path: Path) -> None:
+    """A run stopped after k of n steps and resumed CONTINUES at step k + 1 (the log's step numbers, the
+    checkpoint's step counter and Adam's per-parameter step count say so), does only the n - k remaining steps
+    with the uninterrupted run's losses, and ends with its weights bit for bit. (A resume that silently starts
+    over also ends with these weights: the step checks are what catch it.)"""
     train(_cfg(tiny_data, tmp_path / "full"))
     full = _weights(tmp_path / "full" / "final.pth")
-    steps = json.loads((tmp_path / "full" / "log.jsonl").read_text().splitlines()[-1])["step"]
-    assert steps > 4
+    full_log = _step_records(tmp_path / "full")
+    n = full_log[-1]["step"]
+    per_epoch = sum(r["epoch"] == 0 for r in full_log)
+    assert [r["step"] for r in full_log] == list(range(1, n + 1)) and n == 3 * per_epoch > 4
     # stop in the middle of epoch 1 (after the keep-ratio schedule started), then resume
-    train(_cfg(tiny_data, tmp_path / "split", f"max_steps={steps // 2 + 1}"))
+    k = n // 2 + 1
+    train(_cfg(tiny_data, tmp_path / "split", f"max_steps={k}"))
     assert (tmp_path / "split" / "last.pth").is_file()
     assert not (tmp_path / "split" / "final.pth").is_file()  # an interrupted run leaves no final weights
+    assert [r["step"] for r in _step_records(tmp_path / "split")] == list(range(1, k + 1))
+    mid = torch.load(tmp_path / "split" / "last.pth", weights_only=False)
+    assert (mid["epoch"], mid["step_in_epoch"], mid["step"]) == (1, k - per_epoch, k)
+    assert _adam_steps(mid) == {k}, "the interrupted run's optimiser state should hold k Adam steps"
+
     train(_cfg(tiny_data, tmp_path / "split"), resume=True)
+    resumed_log = _step_records(tmp_path / "split")[k:]  # log.jsonl is appended to: the resumed run's records
+    assert [r["step"] for r in resumed_log] == list(range(k + 1, n + 1)), (
+        f"the resumed run should log steps {k + 1}..{n} only (it continues from step {k}); it logged "
+        f"{[r['step'] for r in resumed_log]}")
+    assert [r["epoch"] for r in resumed_log] == [r["epoch"] for r in full_log[k:]]
+    assert [r["lr"] for r in resumed_log] == [r["lr"] for r in full_log[k:]]
+    assert [r["loss"] for r in resumed_log] == [r["loss"] for r in full_log[k:]]  # the same steps, bit for bit
+    end = torch.load(tmp_path / "split" / "last.pth", weights_only=False)
+    assert end["step"] == n
+    assert _adam_steps(end) == {n}, "Adam's step count should continue from k (the optimiser state was loaded)"
     resumed = _weights(tmp_path / "split" / "final.pth")
     assert full.keys() == resumed.keys()
-    for k in full:
-        assert torch.equal(full[k], resumed[k]), k
-    ckpt = torch.load(tmp_path / "split" / "last.pth", weights_only=False)
-    assert {"model", "optimizer", "scaler", "ema", "rng", "epoch", "step"} <= set(ckpt)
+    for key in full:
+        assert torch.equal(full[key], resumed[key]), key
+    assert {"model", "optimizer", "scaler", "ema", "rng", "epoch", "step"} <= set(end)
 
 
 def _free_port() -> int:

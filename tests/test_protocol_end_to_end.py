@@ -141,6 +141,16 @@ def test_quickstart_checkpoint_runs_test_infer_lift_export(quickstart_checkpoint
     assert np.asarray(rec["instances"][0]["keypoints"]).shape == (17, 2)
     assert len(json.loads((tmp_path / "coco.json").read_text())[0]["keypoints"]) == 51
     assert "random weights" not in capsys.readouterr().err
+    # infer writes COCO results that evaluate scores: the real sample with its 118 detection boxes
+    coco_dir, results = DATA / "coco", tmp_path / "coco_sample.json"
+    assert cli(["infer", str(coco_dir), "--weights", w, "--out", str(tmp_path / "infer_coco"), "--no-draw",
+                "--boxes", str(coco_dir / "test_coco_det_AP_H_56.json"), "--bbox-thr", "0",
+                "--coco-results", str(results)]) == 0
+    written = json.loads(results.read_text())
+    assert len(written) == 118 and all(r["area"] > r["bbox"][2] * r["bbox"][3] for r in written)  # padded box
+    capsys.readouterr()
+    assert cli(["evaluate", "--gt", str(coco_dir / "test_coco.json"), "--pred", str(results), "--json"]) == 0
+    assert 0.0 <= json.loads(capsys.readouterr().out.strip().splitlines()[-1])["AP"] <= 1.0
     # lift: the quickstart model is the 2D stage of a video (the lifting model itself keeps random weights)
     video = DATA / "video" / "sample_video.mp4"
     assert cli(["lift", str(video), "--model", "hot_mixste_h36m_243", "--pose2d-weights", w,

@@ -527,7 +527,8 @@ def evaluate_keypoints(
     * every other dataset with sigmas (COCO, CrowdPose, custom COCO-style layouts): :func:`evaluate_coco`
       with the metainfo's sigmas, ``eval_iou_type`` and ``eval_use_area``.
 
-    MPII is not COCO-style: use :func:`~.functional.pckh` with ``mean01_thr=rule.pckh_mean01_thr``.
+    MPII's reported metric is PCKh (:func:`~.functional.pckh` with ``mean01_thr=rule.pckh_mean01_thr``); here a
+    COCO-format MPII file gets an OKS AP with MPII's sigmas.
 
     Args:
         gt: GT json path, COCO object or dict (never modified).
@@ -550,9 +551,8 @@ def evaluate_keypoints(
     for name in ("rescore_thr", "nms_thr", "nms_area", "coco_backend"):
         if not hasattr(ev, name):
             raise TypeError(f"evaluate_keypoints: rule must be an EvalRule or a Protocol, got {type(rule).__name__}")
-    if meta.name == "mpii":
-        raise ValueError("evaluate_keypoints: MPII is evaluated with PCKh, not COCOeval; use "
-                         "posetokens.evaluation.pckh(..., mean01_thr=rule.pckh_mean01_thr)")
+    # MPII's reported metric is PCKh (posetokens.evaluation.pckh, as `test` and training use); COCO-format MPII
+    # results still get an OKS AP here with MPII's sigmas, as `posetokens evaluate --dataset mpii` always gave
     if meta.sigmas is None:
         raise ValueError(f"evaluate_keypoints: metainfo {meta.name!r} has no OKS sigmas, so no COCO-style evaluation")
     rescore = ev.rescore_thr is not None
