@@ -112,7 +112,47 @@ def test_bare_state_dict_needs_a_name(tmp_path: Path) -> None:
     model = create_model("tokenpose_s_coco_256x192", dim=48, depth=1, heads=2)
     path = atomic_save(model.state_dict(), tmp_path / "bare.pth")
     assert read_description(path) is None
-    with pytest.raises(ValueError, match="--model"):
+    with pytest.raises(ValueError, match="does not name its model"):
         load_trained(path)
     trained = load_trained(path, name="tokenpose_s_coco_256x192", overrides={"dim": 48, "depth": 1, "heads": 2})
     assert trained.protocol == get_protocol("tokenpose")  # an official release gets the zoo model's protocol
+
+
+def test_override_values_are_type_checked() -> None:
+    with pytest.raises(ValueError, match=r"eval.rescore_thr: expected float \| None, got 'abc'"):
+        get_protocol("gtpt").replace({"eval": {"rescore_thr": "abc"}})
+    with pytest.raises(ValueError, match="target.sigma"):
+        get_protocol("tokenpose").replace({"target": {"sigma": [1, 2]}})
+
+
+def test_protocol_must_fit_the_model() -> None:
+    from posetokens.protocols import check_model_protocol
+
+    ppt = create_model("tokenpose_s_coco_256x192", dim=48, depth=1, heads=2)
+    with pytest.raises(ValueError, match="decodes simcc outputs, but tokenpose_s_coco_256x192 outputs heatmap"):
+        check_model_protocol(ppt, get_protocol("gtpt"))
+    with pytest.raises(ValueError, match="lifting protocol"):
+        check_model_protocol(ppt, get_protocol("hot"))
+    check_model_protocol(ppt, get_protocol("mmpose"))  # another heatmap protocol is fine
+
+
+def test_recipe_overrides_refine_an_aug_preset_and_a_checkpoint_protocol() -> None:
+    from posetokens.engine.config import load_config
+    from posetokens.engine.data import data_protocol
+
+    model = create_model("tokenpose_s_coco_256x192", dim=48, depth=1, heads=2)
+    cfg = load_config(None, ["data.aug=synthetic", "data.protocol_overrides={aug: {flip_prob: 0.25}}"])
+    p = data_protocol(cfg.data, model)
+    assert p.aug.flip_prob == 0.25 and p.aug.scale_range == (0.85, 1.15)  # the preset, refined
+    trained = get_protocol("tokenpose").replace({"box": {"test_padding": 1.5}})
+    cfg = load_config(None, ["data.protocol_overrides={eval: {nms_thr: 0.95}}"])
+    p = data_protocol(cfg.data, model, base=trained)
+    assert p.box.test_padding == 1.5 and p.eval.nms_thr == 0.95  # the checkpoint's protocol is kept and refined
+    with pytest.raises(ValueError, match="config: data.protocol: unknown protocol 'tokenpos'"):
+        data_protocol(load_config(None, ["data.protocol=tokenpos"]).data, model)
+
+
+def test_initial_weight_files_are_not_needed_to_rebuild(tmp_path: Path) -> None:
+    """PCT's tokenizer_ckpt / backbone_ckpt name files the saved state dict already holds."""
+    meta = describe("tokenpose_s_coco_256x192", {"dim": 48, "tokenizer_ckpt": "gone.pth"}, get_protocol("tokenpose"))
+    assert meta["model_overrides"] == {"dim": 48}

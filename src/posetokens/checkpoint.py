@@ -53,6 +53,9 @@ def load_file(path: str | Path, weights_only: bool = True) -> Any:
 
 # ------------------------------------------------------------------------------ self-describing checkpoints
 CHECKPOINT_FORMAT = "posetokens.checkpoint/1"
+# model config fields that only name files to initialise from (PCT's tokenizer_ckpt, backbone_ckpt): the saved
+# state dict already holds what they loaded, so a description leaves them out and a rebuild never needs the files
+INIT_ONLY_SUFFIX = "_ckpt"
 
 
 def describe(name: str, overrides: Mapping[str, Any] | None, protocol: Any, metainfo: Any = None) -> dict[str, Any]:
@@ -61,10 +64,11 @@ def describe(name: str, overrides: Mapping[str, Any] | None, protocol: Any, meta
     joints are the model's own) and the package version. :func:`load_trained` rebuilds the model from it."""
     from posetokens import __version__
 
+    overrides = {k: v for k, v in (overrides or {}).items() if not k.endswith(INIT_ONLY_SUFFIX)}
     return {
         "format": CHECKPOINT_FORMAT,
         "zoo_name": name,
-        "model_overrides": _plain(dict(overrides or {})),
+        "model_overrides": _plain(overrides),
         "protocol": protocol.to_dict() if hasattr(protocol, "to_dict") else protocol,
         "metainfo": metainfo.to_dict() if hasattr(metainfo, "to_dict") else metainfo,
         "posetokens_version": __version__,
@@ -107,7 +111,7 @@ def read_description(path: str | Path) -> dict[str, Any] | None:
         return None
     cfg = obj.get("config") if isinstance(obj.get("config"), Mapping) else {}
     overrides = cfg.get("model", {}).get("overrides", {}) if cfg else {}
-    return {"zoo_name": name, "model_overrides": dict(overrides)}
+    return {"zoo_name": name, "model_overrides": dict(overrides), **({"config": dict(cfg)} if cfg else {})}
 
 
 def load_trained(weights: str | Path, name: str | None = None, overrides: Mapping[str, Any] | None = None) -> Trained:
@@ -124,13 +128,15 @@ def load_trained(weights: str | Path, name: str | None = None, overrides: Mappin
     stored = meta.get("zoo_name")
     if stored is None and name is None:
         raise ValueError(f"{path}: this checkpoint does not name its model (an official release or a bare state "
-                         "dict); pass the zoo name (--model NAME)")
+                         "dict); give its zoo model name as well")
     if stored is not None and name is not None and name != stored:
         raise ValueError(f"{path}: the checkpoint holds {stored!r} but {name!r} was asked for")
     zoo = stored or name
-    kw = dict(meta.get("model_overrides") or {})
+    kw = {k: v for k, v in (meta.get("model_overrides") or {}).items() if not k.endswith(INIT_ONLY_SUFFIX)}
     if overrides:
         for k, v in overrides.items():
+            if k.endswith(INIT_ONLY_SUFFIX):
+                continue  # initial-weight files: the checkpoint's own state dict replaces what they would load
             if k in kw and _plain(kw[k]) != _plain(v):
                 raise ValueError(f"{path}: model override {k}={v!r} differs from the checkpoint's {kw[k]!r}")
             kw[k] = v

@@ -100,14 +100,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from posetokens.evaluation.coco import evaluate_keypoints
     from posetokens.protocols import get_protocol
 
-    rule = get_protocol(args.protocol).eval
+    proto = get_protocol(args.protocol)
+    if proto.task != "topdown":
+        raise ValueError(f"--protocol {args.protocol}: a {proto.task} protocol has no COCO-style evaluation; use one of "
+                         "tokenpose, gtpt, pct, mmpose")
+    rule = proto.eval
     changes: dict = {}
     if args.rescore_thr is not None:
         changes["rescore_thr"] = args.rescore_thr
     if args.nms_area is not None:
         changes["nms_area"] = args.nms_area
     if args.nms_thr is not None:
-        changes["nms_thr"] = None if str(args.nms_thr).lower() == "none" else float(args.nms_thr)
+        try:
+            changes["nms_thr"] = None if str(args.nms_thr).lower() == "none" else float(args.nms_thr)
+        except ValueError:
+            raise ValueError(f"--nms-thr: expected a number or 'none', got {args.nms_thr!r}") from None
     if args.no_rescore:
         changes["rescore_thr"] = None
     rule = dataclasses.replace(rule, **changes)

@@ -19,7 +19,7 @@ from posetokens.data.datasets import CocoStyleDataset, MpiiDataset
 from posetokens.data.metainfo import PoseMetaInfo, get_metainfo
 from posetokens.data.transforms import TopdownPipeline
 from posetokens.engine.config import DataCfg
-from posetokens.protocols import Protocol, aug_preset, resolve_protocol
+from posetokens.protocols import Protocol, aug_preset, check_model_protocol, resolve_protocol
 from posetokens.protocols.codec import build_codec
 from posetokens.protocols.topdown import build_pipeline
 from posetokens.registry import default_protocol
@@ -106,16 +106,28 @@ class StepSampler(Sampler[int]):
         return (self.steps_per_epoch - self.start_step) * self.accum * self.batch
 
 
-def data_protocol(cfg: DataCfg, model: nn.Module) -> Protocol:
-    """The protocol a recipe trains and tests ``model`` with: ``data.protocol`` (``auto``: the zoo model's
-    official one, :func:`posetokens.registry.default_protocol`) with ``data.protocol_overrides``, then the
-    ``data.aug`` preset and ``data.flip_test`` when set."""
-    default = default_protocol(model.zoo_name) if hasattr(model, "zoo_name") else None
-    proto = resolve_protocol(cfg.protocol, default=default, overrides=cfg.protocol_overrides, where="config: data.protocol")
+def data_protocol(cfg: DataCfg, model: nn.Module, base: Protocol | None = None) -> Protocol:
+    """The protocol a recipe trains and tests ``model`` with: ``data.protocol`` (``auto``: ``base`` when given --
+    the protocol a checkpoint was trained with -- else the zoo model's official one,
+    :func:`posetokens.registry.default_protocol`), then the ``data.aug`` preset, ``data.protocol_overrides`` (so
+    they refine a preset too) and ``data.flip_test`` when set. The protocol must fit the model's output."""
+    if cfg.protocol == "auto" and base is not None:
+        proto = base
+    else:
+        default = default_protocol(model.zoo_name) if hasattr(model, "zoo_name") else None
+        try:
+            proto = resolve_protocol(cfg.protocol, default=default, where="config: data.protocol")
+        except KeyError as e:
+            raise ValueError(f"config: data.protocol: {e.args[0]}") from None
     if cfg.aug != "protocol":
-        proto = dataclasses.replace(proto, aug=aug_preset(cfg.aug))
+        try:
+            proto = dataclasses.replace(proto, aug=aug_preset(cfg.aug))
+        except ValueError as e:
+            raise ValueError(f"config: data.aug: {e}") from None
+    proto = proto.replace(cfg.protocol_overrides, "config: data.protocol_overrides")
     if cfg.flip_test is not None:
         proto = proto.replace({"test": {"flip_test": cfg.flip_test}})
+    check_model_protocol(model, proto)
     return proto
 
 

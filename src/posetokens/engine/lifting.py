@@ -20,6 +20,8 @@ The flip test of evaluation and inference is one function, :func:`posetokens.eva
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,6 +44,8 @@ from posetokens.layers import gather_tokens
 from posetokens.protocols import LiftRule, Protocol, get_protocol, resolve_protocol
 from posetokens.protocols.predict import model_input, predict_windows  # noqa: F401 (the one home; re-exported)
 
+logger = logging.getLogger(__name__)
+
 
 def load_clips(cfg: DataCfg, split: str) -> list:
     """Clips of ``split`` (``train``: S1/5/6/7/8, ``test``: S9/11, or ``data.<split>_subjects``)."""
@@ -58,8 +62,17 @@ def load_clips(cfg: DataCfg, split: str) -> list:
 
 
 def build_lifting_set(cfg: DataCfg, split: str, model: nn.Module) -> H36MLiftingDataset:
-    """Windows for ``model``: seq2seq or seq2frame by the model, flip augmentation for training."""
+    """Windows for ``model``: seq2seq or seq2frame by the model, flip augmentation for training (HoT's rule:
+    every window plain and flipped, ``data.flip_augment``). MotionBERT's official random flip (p 0.5,
+    ``LiftRule.train_flip == 'random'``) is not implemented: such a protocol trains with HoT's copies, and says so."""
     mode = "seq2frame" if model.is_seq2frame else "seq2seq"
+    if split == "train" and cfg.flip_augment:
+        from posetokens.engine.data import data_protocol
+
+        lift = data_protocol(cfg, model).lift
+        if lift is not None and lift.train_flip == "random":
+            logger.warning("protocol %s: MotionBERT's random training flip (p 0.5) is not implemented; every "
+                           "window is used plain and flipped (HoT's rule)", lift.h36m)
     return H36MLiftingDataset(load_clips(cfg, split), frames=model.cfg.num_frames, mode=mode,
                               flip_augment=cfg.flip_augment and split == "train")
 

@@ -410,10 +410,7 @@ def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str
         retain_freed_memory()
     trained = load_trained(weights, cfg.model.name if given else None, cfg.model.overrides if given else None)
     model = trained.model.to(device).eval()
-    # the recipe's own protocol choices win over the checkpoint's only when the recipe states them
-    protocol = trained.protocol if cfg.data.protocol == "auto" and not cfg.data.protocol_overrides \
-        else data_protocol(cfg.data, model)
-    if cfg.data.flip_test is not None:
-        protocol = protocol.replace({"test": {"flip_test": cfg.data.flip_test}})
+    # the checkpoint's protocol (what it was trained with), refined by what the recipe states on top of it
+    protocol = data_protocol(cfg.data, model, base=trained.protocol)
     out_path = Path(out) if out else Path(cfg.work_dir) / "test_predictions.json"
     return evaluate_model(model, cfg, protocol, device, out_path)

@@ -5,7 +5,7 @@
 dataset's sigmas (``params.kpt_oks_sigmas``). pycocotools' printing is captured (logged at DEBUG level)
 and the numbers are returned in a dict. :func:`select_instances` is the rescoring + OKS-NMS step alone
 (rescored scores and kept indices), :func:`prepare_coco_results` turns its choice into ``loadRes`` input.
-The protocol-driven entry point is :func:`posetokens.evaluation.protocol.evaluate_keypoints`.
+The protocol-driven entry point is :func:`posetokens.evaluation.coco.evaluate_keypoints`.
 
 The official order (HRNet ``COCODataset.evaluate``, spec ``pipeline.md`` §1.7): images in order of first
 appearance; within an image, the OKS-NMS visiting order (``np.argsort(score)[::-1]``); results handed to
@@ -390,7 +390,7 @@ def evaluate_coco(
 ) -> dict[str, float]:
     """COCO keypoint AP/AR with pycocotools, after the official rescoring and OKS-NMS.
 
-    For a method's official settings use :func:`posetokens.evaluation.protocol.evaluate_keypoints`, which
+    For a method's official settings use :func:`posetokens.evaluation.coco.evaluate_keypoints`, which
     calls this with a protocol's ``EvalRule``.
 
     Args:

@@ -134,7 +134,7 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
 
         import onnx
 
-        proto = onnx.load(str(out))
+        proto = onnx.load(str(out), load_external_data=False)  # the weights stay where the exporter put them
         for key, value in description.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = f"posetokens.{key}", json.dumps(value)

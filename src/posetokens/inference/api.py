@@ -34,7 +34,7 @@ from posetokens.data.metainfo import PoseMetaInfo, get_metainfo, metainfo_for_mo
 from posetokens.fileio import read_json
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
-from posetokens.protocols import Protocol, resolve_protocol
+from posetokens.protocols import Protocol, check_model_protocol, resolve_protocol
 from posetokens.protocols.codec import build_codec
 from posetokens.protocols.predict import crop_to_image, predict_outputs
 from posetokens.protocols.topdown import build_pipeline
@@ -331,6 +331,7 @@ class PoseEstimator:
         default = default_protocol(model.zoo_name) if hasattr(model, "zoo_name") else "mmpose"
         self.protocol = resolve_protocol(protocol if protocol is not None else stored_protocol, default=default)
         self.protocol = self.protocol.replace({"test": {"flip_test": bool(flip_test)}})
+        check_model_protocol(model, self.protocol)
         if bbox_padding is not None:
             self.protocol = self.protocol.replace({"box": {"test_padding": float(bbox_padding)}})
         self.codec = build_codec(self.protocol, model.cfg.image_size, getattr(model.cfg, "heatmap_size", None))

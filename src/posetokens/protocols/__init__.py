@@ -16,6 +16,7 @@ Protocols know no engine and no inference code: they are plain frozen dataclasse
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ __all__ = [
     "TargetRule",
     "TestRule",
     "aug_preset",
+    "check_model_protocol",
     "get_protocol",
     "list_protocols",
     "register_protocol",
@@ -63,6 +65,8 @@ class BoxRule:
     gt_clean: str = "mmpose"
     padding: float = 1.25  # training
     test_padding: float = 1.25  # val/test (PCT: 1.12)
+    float32: bool = False  # keep centre and scale in float32, as the HRNet-era JointsDataset does (TokenPose, GTPT)
+    move_invisible_joints: bool = True  # False: the official code moves only visible joints through the affine
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,6 @@ class TestRule:
     blur_kernel: int = 11  # DARK
     decode_convention: str = "hrnet"  # hrnet: an empty map decodes to (0, 0), quarter step inside 1 < x < w-1;
     # mmpose: -1 and MMPose 1.x's quarter border
-    use_gt_bbox: bool = False  # the official test commands use detection boxes
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ class Protocol:
         ):
             if value not in allowed:
                 raise ValueError(f"protocol {self.name!r}: {what} must be one of {list(allowed)}, got {value!r}")
+        _check_types(self, f"protocol {self.name!r}")
         if self.lift is not None and self.lift.h36m not in H36M_PROTOCOLS:
             raise ValueError(f"protocol {self.name!r}: lift.h36m must be one of {list(H36M_PROTOCOLS)}, got {self.lift.h36m!r}")
 
@@ -175,6 +179,46 @@ class Protocol:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is Any:
+        return True
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_type_ok(v, args[0]) for v in value)
+        return len(args) == len(value) and all(_type_ok(v, a) for v, a in zip(value, args))
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def _check_types(obj: Any, where: str) -> None:
+    """Every field of ``obj`` and of its nested rules has its declared type; else ``ValueError`` naming the field
+    (an override typo is caught when the protocol is made, not at the end of a training run)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_types(value, f"{where}.{f.name}")
+        elif not _type_ok(value, hints[f.name]):
+            raise ValueError(f"{where}.{f.name}: expected {_type_name(hints[f.name])}, got {value!r}")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
 def _jsonable(v: Any) -> Any:
     if isinstance(v, tuple):
         return [_jsonable(x) for x in v]
@@ -186,7 +230,7 @@ def _jsonable(v: Any) -> Any:
 def _field_type(cls: type, name: str) -> Any:
     hint = typing.get_type_hints(cls)[name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if typing.get_origin(hint) in (typing.Union, __import__("types").UnionType) and args else hint
+    return args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) and args else hint
 
 
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
@@ -263,7 +307,8 @@ register_protocol(Protocol(
     description="TokenPose / PPT single view: 'size-1' isotropic crop, full-grid Gaussian heatmaps at 47/191, "
                 "int() weights, flip without shift, DARK k11, rescoring 0.2, OKS-NMS 0.9 on the padded box",
     warp="size_minus_one",
-    box=BoxRule(center_offset=1.0, gt_clean="hrnet", padding=1.25, test_padding=1.25),
+    box=BoxRule(center_offset=1.0, gt_clean="hrnet", padding=1.25, test_padding=1.25, float32=True,
+                move_invisible_joints=False),
     aug=TopdownAugConfig(**_HRNET_AUG, half_body_extent_offset=1.0),
     target=TargetRule(codec="heatmap", heatmap_mapping="isotropic_size_minus_one", full_gaussian=True, sigma=2.0,
                       weight_rule="int_box"),
@@ -280,7 +325,8 @@ register_protocol(Protocol(
     description="GTPT: standard crop, x+w/2 boxes (GT w-1), SA-SimDR labels (split 2, sigma 4 bins) with the weight "
                 "tested in input px, flip with a one-bin shift and logit average, softmax peaks, rescoring 0.01",
     warp="standard",
-    box=BoxRule(center_offset=0.0, gt_clean="hrnet_w_minus_1", padding=1.25, test_padding=1.25),
+    box=BoxRule(center_offset=0.0, gt_clean="hrnet_w_minus_1", padding=1.25, test_padding=1.25, float32=True,
+                move_invisible_joints=False),
     aug=TopdownAugConfig(**_HRNET_AUG, half_body_extent_offset=0.0),
     target=TargetRule(codec="simcc", simcc_split=2.0, simcc_sigma=4.0, weight_rule="int_box_input_px"),
     test=TestRule(flip_test=True, flip_shift=True, decode="simcc_softmax"),
@@ -295,7 +341,7 @@ register_protocol(Protocol(
     description="PCT (mmpose 0.29): x+w/2 boxes padded 1.25 (train) / 1.12 (test), standard crop, shift-flip-half body-"
                 "scale/rotation draws, crop-pixel joint targets, averaged flip coordinates, rescoring 0.2 on logit scores",
     warp="standard",
-    box=BoxRule(center_offset=0.0, gt_clean="mmpose0", padding=1.25, test_padding=1.12),
+    box=BoxRule(center_offset=0.0, gt_clean="mmpose0", padding=1.25, test_padding=1.12, move_invisible_joints=False),
     aug=TopdownAugConfig(order="mmpose0", sampler="clipped", flip_prob=0.5, half_body_prob=0.3,
                          half_body_min_keypoints=9, half_body_min_part_keypoints=3, half_body_upper_prob=0.6915,
                          half_body_padding=1.5, half_body_extent_offset=0.0, shift_factor=0.16, shift_prob=0.3,
@@ -314,7 +360,7 @@ register_protocol(Protocol(
     description="Multi-view PPT (H36M): given centre/scale, standard crop, no augmentation, MSRA heatmaps, "
                 "argmax + quarter offset, no flip test; JDR at 12.8 px and triangulated MPJPE",
     warp="standard",
-    box=BoxRule(center_offset=0.0, gt_clean="none", padding=1.0, test_padding=1.0),
+    box=BoxRule(center_offset=0.0, gt_clean="none", padding=1.0, test_padding=1.0, move_invisible_joints=False),
     aug=None,
     target=TargetRule(codec="heatmap", heatmap_mapping="stride", full_gaussian=False, sigma=2.0, weight_rule="msra"),
     test=TestRule(flip_test=False, decode="argmax_quarter"),
@@ -382,10 +428,29 @@ AUG_PRESETS: dict[str, TopdownAugConfig | None] = {
 
 
 def aug_preset(name: str) -> TopdownAugConfig | None:
-    """The augmentation of a named preset (:data:`AUG_PRESETS`) or of the protocol ``name``."""
+    """The augmentation of a named preset (:data:`AUG_PRESETS`) or of the top-down protocol ``name``."""
     if name in AUG_PRESETS:
         return AUG_PRESETS[name]
-    if name in _PROTOCOLS:
+    if name in _PROTOCOLS and _PROTOCOLS[name].aug is not None:
         return _PROTOCOLS[name].aug
-    raise ValueError(f"unknown augmentation {name!r}; known: {sorted(AUG_PRESETS) + list_protocols()} "
-                     "('protocol' keeps the protocol's own)")
+    known = sorted(AUG_PRESETS) + [n for n in list_protocols() if _PROTOCOLS[n].aug is not None]
+    raise ValueError(f"unknown augmentation {name!r}; known: {known} ('protocol' keeps the protocol's own)")
+
+
+# what each model output needs from a protocol's target codec
+_CODEC_OF_OUTPUT = {"heatmap": "heatmap", "simcc": "simcc", "coords": "coords"}
+
+
+def check_model_protocol(model: Any, protocol: Protocol) -> None:
+    """Refuse a protocol that cannot serve ``model``: a task other than the model's, or a codec that cannot
+    decode its output (a SimCC protocol on a heatmap model). One line naming both."""
+    name = getattr(model, "zoo_name", type(model).__name__)
+    task = model.task
+    ok_tasks = {"topdown": ("topdown",), "tokenizer": ("topdown",), "multiview": ("multiview",), "lifting": ("lifting",)}
+    if protocol.task not in ok_tasks.get(task, (task,)):
+        raise ValueError(f"protocol {protocol.name!r} is a {protocol.task} protocol; {name} is a {task} model")
+    kind = getattr(model, "output_kind", None)
+    if task == "topdown" and kind in _CODEC_OF_OUTPUT and protocol.target.codec != _CODEC_OF_OUTPUT[kind]:
+        raise ValueError(f"protocol {protocol.name!r} decodes {protocol.target.codec} outputs, but {name} outputs "
+                         f"{kind}; choose a {kind} protocol (e.g. "
+                         f"{[n for n in list_protocols() if _PROTOCOLS[n].target.codec == _CODEC_OF_OUTPUT[kind]]})")

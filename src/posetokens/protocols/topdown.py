@@ -40,10 +40,10 @@ def build_pipeline(
     ``posetokens.protocols.codec.build_codec(protocol, input_size_hw, heatmap_size_hw)``) makes the targets;
     ``normalize=False`` returns uint8 RGB crops (inference normalises on the device).
 
-    Invisible joints: MMPose 1.x (``aug.order == 'mmpose'``) maps every joint through the affine; the official
+    Invisible joints: MMPose 1.x (``box.move_invisible_joints``) maps every joint through the affine; the official
     HRNet-era and mmpose 0.x code (every other protocol) moves only joints with visibility > 0 and zeroes the
-    others on a flip. The HRNet-era ``JointsDataset`` protocols (``aug.order == 'hrnet'``: TokenPose/PPT, GTPT) also
-    keep the box centre and scale in float32 as the official code does (``TopdownPipeline(float32_box=True)``).
+    others on a flip. The HRNet-era ``JointsDataset`` protocols (TokenPose/PPT, GTPT: ``box.float32``) keep the box
+    centre and scale in float32 as the official code does (``TopdownPipeline(float32_box=True)``).
     """
     if protocol.task not in ("topdown", "multiview"):
         raise ValueError(f"protocol {protocol.name!r} is a {protocol.task!r} protocol, not a top-down one")
@@ -55,8 +55,7 @@ def build_pipeline(
         (w, h), metainfo, codec=codec, train=bool(train) and aug is not None, aug=aug,
         bbox_padding=protocol.box.padding if train else protocol.box.test_padding,
         normalize=normalize, warp=protocol.warp, center_offset=protocol.box.center_offset,
-        transform_invisible=aug is not None and aug.order == "mmpose",
-        float32_box=aug is not None and aug.order == "hrnet",
+        transform_invisible=protocol.box.move_invisible_joints, float32_box=protocol.box.float32,
     )
 
 
