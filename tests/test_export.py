@@ -49,10 +49,37 @@ if "ppt_multiview_h36m_256x256" in posetokens.list_models():
     SMALL["ppt_multiview"] = ("ppt_multiview_h36m_256x256", dict(image_size=(64, 48), dim=32, depth=3, heads=4, num_views=2,
                                                                  num_fusion_layers=1, prune={"layers": (1,), "keep_ratio": 0.7}))
 
+# the graph outputs each family must have (export/onnx.py module table): every one of them is compared
+GRAPH_OUTPUTS = {"tokenpose": ["heatmaps"], "ppt": ["heatmaps"], "gtpt": ["simcc_x", "simcc_y"],
+                 "hot_mixste": ["keypoints_3d"], "hot_motionbert": ["keypoints_3d"],
+                 "tpc_mixste": ["keypoints_3d", "kept_frames"], "tpc_mhformer": ["keypoints_3d", "kept_frames"],
+                 "pct": ["keypoints", "scores"], "ppt_multiview": ["heatmaps"]}
+
 
 def _onnx_outputs(path: Path) -> list[str]:
     sess = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return [o.name for o in sess.get_outputs()]
+
+
+def _own_max_abs_diff(model: torch.nn.Module, path: Path, batches: tuple[int, ...], seed: int = 0) -> dict[str, float]:
+    """The test's own comparison of onnxruntime with PyTorch eager (the deployment forward), on the inputs
+    ``check_onnx`` draws (``torch.manual_seed(seed + b)``, then ``dummy_inputs(b)``): max abs difference per output."""
+    from posetokens.export.onnx import _Deployed
+
+    sess = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names_in, names_out = [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()]
+    worst = {n: 0.0 for n in names_out}
+    for b in batches:
+        torch.manual_seed(seed + b)
+        inputs = model.dummy_inputs(b)
+        with torch.no_grad():
+            ref = _Deployed(model).eval()(*inputs)
+        got = sess.run(None, {n: t.numpy() for n, t in zip(names_in, inputs)})
+        assert len(ref) == len(got) == len(names_out)
+        for n, r, g in zip(names_out, ref, got):
+            assert g.shape[0] == b  # the dynamic batch axis
+            worst[n] = max(worst[n], float(np.abs(r.numpy().astype(np.float64) - g.astype(np.float64)).max()))
+    return worst
 
 
 @pytest.mark.parametrize("family", list(SMALL))
@@ -61,12 +88,24 @@ def test_export_small_model_matches_pytorch(family: str, tmp_path: Path) -> None
     torch.manual_seed(0)
     res = export_onnx(name, tmp_path / f"{family}.onnx", check_batches=(1, 3), **overrides)
     assert res.path.is_file() and res.outputs == _onnx_outputs(res.path)
-    assert all(v <= 1e-4 for v in res.max_abs_diff.values()), res.max_abs_diff
-    model = posetokens.create_model(name, **overrides).eval()
-    assert io_names(model)[1] == res.outputs
+    torch.manual_seed(0)
+    model = posetokens.create_model(name, **overrides).eval()  # the exported weights (same seed)
+    outputs = io_names(model)[1]
+    assert outputs == res.outputs
+    # the check compared every output of the graph, by name (an empty or partial report is a comparison that
+    # did not run), and reports what an independent comparison on the same inputs finds
+    assert list(res.max_abs_diff) == outputs == GRAPH_OUTPUTS[family]
+    own = _own_max_abs_diff(model, res.path, (1, 3))
+    for out in outputs:
+        assert res.max_abs_diff[out] == pytest.approx(own[out], rel=1e-9, abs=1e-12), (out, res.max_abs_diff, own)
+    assert all(v <= 1e-4 for v in own.values()), own
     sess = onnxruntime.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
     shape = sess.get_inputs()[0].shape
     assert not isinstance(shape[0], int)  # a symbolic (dynamic) batch axis
+    # the check refuses a graph that does not compute the model: the same family with other weights
+    other = posetokens.create_model(name, **overrides).eval()
+    with pytest.raises(ValueError, match=f"onnxruntime differs from PyTorch on output '{outputs[0]}'"):
+        check_onnx(other, res.path)
 
 
 def test_pruned_export_keeps_the_topk_counts(tmp_path: Path) -> None:

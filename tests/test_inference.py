@@ -96,7 +96,16 @@ def test_show_tokens_counts_follow_ppt(shared_data: Path, tmp_path: Path) -> Non
     assert (tmp_path / "000000000785_tokens.png").is_file() and summary["instances"] == 1
 
 
-def test_flip_test_and_batching_do_not_change_shapes(shared_data: Path) -> None:
+def _mirrored(img: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The image mirrored left-right and its boxes (x1, y1, x2, y2) mirrored so that each box's centre
+    ``x1 + (w - 1) / 2`` (TokenPose) lands on the mirror pixel ``W - 1 - c``: x1' = W - x2, x2' = W - x1."""
+    w = img.shape[1]
+    mb = boxes.copy()
+    mb[:, 0], mb[:, 2] = w - boxes[:, 2], w - boxes[:, 0]
+    return np.ascontiguousarray(img[:, ::-1]), mb
+
+
+def test_flip_test_values_and_batching(shared_data: Path) -> None:
     img = cv2.imread(str(shared_data / "coco" / "000000040083.jpg"))
     boxes = np.array([[10.0, 20.0, 200.0, 320.0], [150.0, 30.0, 400.0, 330.0], [0.0, 0.0, 500.0, 333.0]])
     torch.manual_seed(0)
@@ -104,8 +113,26 @@ def test_flip_test_and_batching_do_not_change_shapes(shared_data: Path) -> None:
     b = PoseEstimator(a.model, batch_size=8)
     ra, rb = a.predict(img, boxes), b.predict(img, boxes)
     np.testing.assert_allclose(ra.keypoints, rb.keypoints, atol=1e-4)  # batch size must not matter
-    f = PoseEstimator(a.model, flip_test=True).predict(img, boxes)
-    assert f.keypoints.shape == (3, 17, 2) and np.isfinite(f.keypoints).all()
+    f = PoseEstimator(a.model, flip_test=True)
+    rf = f.predict(img, boxes)
+    assert rf.keypoints.shape == (3, 17, 2) and np.isfinite(rf.keypoints).all()
+    # The flip test's values, by hand: it merges H(crop) with flip_back(H(mirrored crop)); flip_back (reverse W,
+    # swap the COCO left/right pairs) is its own inverse, so the merged map of the mirrored image is exactly the
+    # flip_back of the merged map of the image, and its keypoints are the mirrored keypoints (x -> W - 1 - x)
+    # with left and right swapped. A flip test that averages without flipping back gives the SAME crop
+    # keypoints for both images instead; the network alone (random weights) is nowhere near mirror-symmetric.
+    swap = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]  # COCO: nose, then (left, right) pairs
+    mimg, mboxes = _mirrored(img, boxes)
+
+    def mirror_gap(est: PoseEstimator) -> float:
+        plain, mirrored = est.predict(img, boxes), est.predict(mimg, mboxes)
+        want = plain.keypoints[:, swap].copy()
+        want[..., 0] = img.shape[1] - 1 - want[..., 0]
+        return float(np.abs(mirrored.keypoints - want).max())
+
+    assert mirror_gap(f) < 1e-3  # measured 2.5e-5 px (bilinear crop rounding)
+    assert mirror_gap(a) > 10.0  # without the flip test: not mirror-equivariant (the check has teeth)
+    np.testing.assert_allclose(f.predict(mimg, mboxes).keypoint_scores, rf.keypoint_scores[:, swap], atol=1e-6)
 
 
 def test_estimator_predicts_with_an_optimized_copy(shared_data: Path) -> None:

@@ -3,6 +3,9 @@ the multi-view H36M dataset and bad-input errors."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import json
 import pickle
 import shutil
@@ -179,6 +182,20 @@ def test_dlt_with_2px_noise_is_bounded() -> None:
     assert mean_mm < 2 * np.sqrt(2) * depth.max() / focal * 1000
 
 
+@pytest.mark.xfail(strict=True, reason="KNOWN GAP: triangulate_dlt scales every DLT row to unit norm; the official "
+                   "evaluation triangulates with pymvg (spec pipeline.md §5), whose find3d stacks the rows unscaled, "
+                   "which weighs the views differently on noisy points (~1% MPJPE at 2 px noise)")
+def test_dlt_matches_pymvg_on_noisy_points() -> None:
+    world, P = _real_scene(0)
+    noisy = project(world, P) + np.random.default_rng(0).normal(0.0, 2.0, (4, 17, 2))
+    ref = []
+    for j in range(17):  # pymvg MultiCameraSystem.find3d: rows x P3 - P1, y P3 - P2 of every view; last right
+        A = np.concatenate([[noisy[v, j, 0] * P[v, 2] - P[v, 0], noisy[v, j, 1] * P[v, 2] - P[v, 1]] for v in range(4)])
+        vt = np.linalg.svd(A)[2]  # singular vector, dehomogenised
+        ref.append(vt[-1, :3] / vt[-1, 3])
+    assert np.abs(triangulate_dlt(noisy, P) - np.array(ref)).max() * 1000 < 1e-6  # mm
+
+
 def test_weighted_dlt_and_ransac_reject_a_wrong_view() -> None:
     world, P = _real_scene(1)
     pts = project(world, P)
@@ -213,13 +230,21 @@ def test_jdr_hand_computed() -> None:
 
 
 # ------------------------------------------------------------------------------------------ FLOPs
-def test_flops_cli_reports_per_view_and_paper_figures(capsys: pytest.CaptureFixture) -> None:
-    assert cli(["flops", "ppt_multiview_h36m_256x256", "--json"]) == 0
-    fig = json.loads(capsys.readouterr().out)
+@functools.cache
+def _flops(name: str) -> dict:
+    """``posetokens flops NAME --json`` (full-size 4-view models: run once per module)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli(["flops", name, "--json"]) == 0
+    return json.loads(out.getvalue())
+
+
+def test_flops_cli_reports_per_view_and_paper_figures() -> None:
+    fig = _flops("ppt_multiview_h36m_256x256")
     assert fig["num_views"] == 4
-    # PPT paper, multi-view H36M table: 9.7 G for a sample of 4 views (thop-style MACs; per view 9.7 / 4)
-    assert abs(fig["paper_gflops"] / 9.7 - 1) < 0.03
-    assert abs(fig["paper_gflops_per_view"] / (9.7 / 4) - 1) < 0.03
+    # PPT paper, multi-view H36M table: 9.7 G for a sample of 4 views (thop-style MACs), printed to 0.1 G
+    assert abs(fig["paper_gflops"] - 9.7) <= 0.05, fig["paper_gflops"]
+    assert fig["paper_gflops_per_view"] == pytest.approx(fig["paper_gflops"] / 4, abs=1e-4)  # (--json: 4 decimals)
     # spec s.1: official multi-view PPT-S, 4 views, true GMACs 10.45 fused
     assert abs(fig["gmacs"] / 10.45 - 1) < 0.005
     assert fig["gmacs_per_view"] == pytest.approx(fig["gmacs"] / 4, abs=1e-3)
@@ -227,10 +252,31 @@ def test_flops_cli_reports_per_view_and_paper_figures(capsys: pytest.CaptureFixt
     assert abs(fig["params_m"] - (7.811 - 0.049152)) < 0.002
 
 
-def test_flops_tokenpose_multiview_baseline(capsys: pytest.CaptureFixture) -> None:
-    assert cli(["flops", "tokenpose_multiview_h36m_256x256", "--json"]) == 0
-    fig = json.loads(capsys.readouterr().out)
-    assert abs(fig["paper_gflops"] / 11.5 - 1) < 0.03  # the paper's TokenPose + cross-view transformers
+# thop-style MACs per token of one PPT-S layer (dim 192, MLP 576), spec §2/§5: LayerNorm 4 x 192 (thop counts
+# 2 x elements, doubled for the affine), to_qkv 192 x 576, proj 192 x 192 | LayerNorm, MLP 192 x 576 + 576 x 192
+_ATTN_PART = 4 * 192 + 192 * 576 + 192 * 192
+_MLP_PART = 4 * 192 + 192 * 576 + 576 * 192
+
+
+def test_flops_tokenpose_multiview_baseline() -> None:
+    """The multi-view TokenPose baseline counts 11.29 G where the PPT paper prints 11.5 G: a documented gap.
+
+    What pruning removes is counted by hand (spec §5): 17 keypoint + 256 visual tokens per view; PPT prunes in
+    layers 3, 6, 9 (attention on all tokens, then the MLP on the kept ones) to 180, 126, 89 visual tokens; the
+    last 2 layers fuse the 4 views' kept tokens. The convention that gives PPT's own row at its printed digit
+    (9.73 -> 9.7, test above) therefore puts the unpruned baseline at 9.7 +- 0.05 + 1.558 = 11.21..11.31 G, never
+    11.5: the paper's baseline figure was not counted like its PPT row (or is not this layout), and the spec has
+    no official count of it. We assert our count and keep the gap in view instead of a 3% tolerance."""
+    tp, ppt = _flops("tokenpose_multiview_h36m_256x256"), _flops("ppt_multiview_h36m_256x256")
+    attn_tokens = [273] * 4 + [197] * 3 + [143] * 3 + [106] * 2  # per view, PPT, layers 0-11
+    mlp_tokens = [273] * 3 + [197] * 3 + [143] * 3 + [106] * 3
+    removed = 4 * sum((273 - a) * _ATTN_PART + (273 - m) * _MLP_PART for a, m in zip(attn_tokens, mlp_tokens))
+    assert removed == 1_557_894_144
+    assert tp["paper_gflops"] - ppt["paper_gflops"] == pytest.approx(removed / 1e9, abs=1e-4)  # (4-decimal JSON)
+    # PPT paper, multi-view H36M table: "TokenPose + cross-view transformers" 11.5 G (4 views, printed to 0.1 G).
+    # KNOWN GAP (-1.8%): our count rounds to 11.3, not 11.5 (see the docstring).
+    assert round(tp["paper_gflops"], 1) == 11.3 != 11.5
+    assert tp["paper_gflops"] == pytest.approx(11.2923, abs=1e-4)  # regression guard: our own count (README FLOPs)
 
 
 # ------------------------------------------------------------------------------------ dataset
@@ -391,4 +437,52 @@ def test_trainer_trains_and_tests_multiview_ppt_on_a_toolbox_pickle(tmp_path: Pa
     assert 0.0 <= metrics["jdr"] <= 1.0 and np.isfinite(metrics["mpjpe_mm"])
     assert len([k for k in metrics if k.startswith("jdr/")]) == 17
     again = test(cfg, str(tmp_path / "run" / "final.pth"))
-    assert again["jdr"] == pytest.approx(metrics["jdr"]) and again["mpjpe_mm"] == pytest.approx(metrics["mpjpe_mm"])
+    # the values, from outside the evaluation code: the final weights' JDR and MPJPE written out by hand
+    jdr, per_joint, mpjpe_mm = _hand_jdr_and_mpjpe(tmp_path / "run" / "final.pth", cfg)
+    for got in (again, metrics):  # `test` from the checkpoint alone, and training's own evaluation
+        assert got["jdr"] == pytest.approx(jdr, abs=1e-12)
+        assert [got[f"jdr/{j}"] for j in range(17)] == pytest.approx(per_joint, abs=1e-12)
+        assert got["mpjpe_mm"] == pytest.approx(mpjpe_mm, rel=1e-9)
+
+
+def _hand_jdr_and_mpjpe(weights: Path, cfg: object) -> tuple[float, list[float], float]:
+    """JDR and triangulated MPJPE of ``weights`` on the recipe's val set, as the spec describes the official
+    evaluation (pipeline.md §5, tokenpose_ppt.md §5): HRNet argmax (coordinates zeroed where the maximum is
+    <= 0) plus a quarter pixel towards the higher neighbour inside the border, heatmap px x 4 (the stride) into
+    the crop, the crop -> image affine; JDR: share of labelled (instant, view) pairs within 12.8 px, per joint,
+    then the mean over joints; 3D: DLT over all 4 views (``triangulate_dlt``, checked on the real cameras
+    above), MPJPE in world mm without root alignment. The crops, cameras and affines come from the dataset
+    (its geometry is checked in test_dataset_sample_geometry_and_targets)."""
+    from posetokens.checkpoint import load_trained
+    from posetokens.engine.multiview import build_multiview_set
+
+    model = load_trained(str(weights)).model.eval()
+    ds = build_multiview_set(cfg.data, "val", model)
+    hits, labelled, errors = np.zeros(17), np.zeros(17), []
+    for i in range(len(ds)):
+        s = ds[i]
+        inputs = (s["images"][None], s["rays"][None]) if getattr(model, "pos_3d", None) is not None else (s["images"][None],)
+        with torch.no_grad():
+            hm = model(*inputs)[0].double().numpy()  # (V, J, h, w)
+        v, j, h, w = hm.shape
+        flat = hm.reshape(v, j, -1)
+        idx, peak = flat.argmax(-1), flat.max(-1)
+        xy = np.stack([idx % w, idx // w], -1).astype(np.float64)
+        xy[peak <= 0] = 0.0
+        for a in range(v):
+            for b in range(j):
+                px, py = int(xy[a, b, 0]), int(xy[a, b, 1])
+                if 1 < px < w - 1 and 1 < py < h - 1:
+                    xy[a, b, 0] += 0.25 * np.sign(hm[a, b, py, px + 1] - hm[a, b, py, px - 1])
+                    xy[a, b, 1] += 0.25 * np.sign(hm[a, b, py + 1, px] - hm[a, b, py - 1, px])
+        crop = xy * 4.0
+        m = s["crop_to_image"].double().numpy()  # (V, 2, 3)
+        img = np.einsum("vij,vkj->vki", m[:, :, :2], crop) + m[:, None, :, 2]
+        vis = s["joints_vis"].numpy() > 0
+        near = np.linalg.norm(img - s["joints_2d"].numpy(), axis=-1) <= 12.8
+        hits += (near & vis).sum(0)
+        labelled += vis.sum(0)
+        world = triangulate_dlt(img, s["P"].double().numpy())
+        errors.append(np.linalg.norm(world - s["joints_3d"].double().numpy(), axis=-1))
+    per_joint = (hits / labelled).tolist()
+    return float(np.mean(per_joint)), per_joint, float(np.mean(errors))

@@ -15,7 +15,7 @@ from posetokens.engine.config import load_config
 from posetokens.engine.flops import paper_gflops, paper_params, true_macs
 from posetokens.engine.trainer import train
 from posetokens.models.pct import PCT, PCTCfg, TokenizerCfg, codebook_usage
-from posetokens.registry import create_model, get_entry, get_family
+from posetokens.registry import create_model, get_family
 
 REPO = Path(__file__).resolve().parents[1]
 from conftest import PARITY  # the one way to find shared/ (POSETOKENS_SHARED overrides)
@@ -103,12 +103,15 @@ def test_base_row_flops_params() -> None:
     """Paper: 15.2 GFLOPs (hook convention); official code: 128.1 M parameters (spec §0)."""
     torch.manual_seed(0)
     model = create_model("pct_base_coco_256x256").eval()
-    fam, row = get_family("pct"), get_entry("pct_base_coco_256x256").paper
+    fam = get_family("pct")
     gflops = paper_gflops(model, fam.paper_counter)
-    assert abs(gflops - 15.2) / 15.2 < 0.03
-    assert abs(gflops - row.official_gflops) / row.official_gflops < 0.005  # 15.32, measured from the official code
+    # spec §0: the official code counts 15.32 G this way (hook-style), printed to 2 decimals
+    assert abs(gflops - 15.32) <= 0.005, gflops
+    # the paper prints 15.2 (to 0.1 G); the official code's own count is 0.12 G above it (spec §0: "agrees with
+    # the hook-style count (15.3)"), a gap in the paper, not ours: bounded by that gap
+    assert abs(gflops - 15.2) <= 0.125, gflops
     params = paper_params(model, fam.param_counter) / 1e6
-    assert abs(params - 128.1) / 128.1 < 0.01
+    assert abs(params - 128.1) <= 0.05, params  # spec §0, printed to 0.1 M
     assert model.tokenizer.codebook.shape == (2048, 512) and not model.tokenizer.codebook.requires_grad
 
 
@@ -124,7 +127,8 @@ def test_large_huge_params() -> None:
     for name, total in (("pct_large_coco_256x256", 195.2 + 41.5), ("pct_huge_coco_256x256", 649.5 + 41.8)):
         with torch.device("meta"):
             model = create_model(name)
-        assert abs(sum(p.numel() for p in model.parameters()) / 1e6 - total) / total < 0.01
+        # two figures printed to 0.1 M each: tolerance 0.1 M on their sum
+        assert abs(sum(p.numel() for p in model.parameters()) / 1e6 - total) <= 0.1
 
 
 # ------------------------------------------------------------------------------------ the tokenizer

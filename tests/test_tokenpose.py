@@ -150,13 +150,15 @@ def test_flops_and_params_match_paper(name: str, capsys: pytest.CaptureFixture) 
     fig = json.loads(capsys.readouterr().out)
     assert set(fig) == {"model", "params_m", "gmacs", "paper_gflops"}
     official_params, paper_gflops, official_counter, official_gmacs = PAPER[name]
-    assert abs(fig["params_m"] / official_params - 1) < 0.01
+    # params_m counts trainable parameters: the official total less the frozen sine PE (49,152 values, spec §1);
+    # the official figure is printed to 3 decimals (0.0005), the JSON to 4 (0.00005)
+    assert abs(fig["params_m"] - (official_params - 0.049152)) <= 0.00055, fig["params_m"]
     if "coco" in name:  # the paper prints params to 0.1 M, counting trainable parameters
         assert round(fig["params_m"], 1) == PAPER_PARAMS[name.split("_")[1]]
-    if paper_gflops is not None:
-        assert abs(fig["paper_gflops"] / paper_gflops - 1) < 0.03
-    if official_counter is not None:
-        assert abs(fig["paper_gflops"] - official_counter) < 0.002
+    if paper_gflops is not None:  # printed to 0.1 G
+        assert abs(fig["paper_gflops"] - paper_gflops) <= 0.05, fig["paper_gflops"]
+    if official_counter is not None:  # the repo counter, printed to 3 decimals (+ the JSON's 4-decimal rounding)
+        assert abs(fig["paper_gflops"] - official_counter) <= 0.00055, fig["paper_gflops"]
     # true MACs count everything; the pruning layers' keypoint rows add ~0.1%
     assert abs(fig["gmacs"] / official_gmacs - 1) < 0.005
 

@@ -304,8 +304,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def user_error_message(e: BaseException) -> str | None:
+    """The one-line message of an error a user can cause (bad input, a file that cannot be read or written), or
+    None for anything else: those are our bugs and keep their traceback. The one place the CLI decides this."""
+    import zipfile
+
+    if isinstance(e, KeyError):
+        return str(e.args[0]) if e.args else "unknown key"
+    if isinstance(e, OSError) and not isinstance(e, (BlockingIOError, ConnectionError)) and \
+            (e.filename is not None or isinstance(e, FileNotFoundError)):
+        what = e.strerror or str(e)
+        where = f": {e.filename}" if e.filename is not None else ""
+        return str(e) if not where or str(e.filename) in what else f"{what}{where}"
+    if isinstance(e, zipfile.BadZipFile):
+        return f"not a readable npz/zip file ({e})"
+    if isinstance(e, (ValueError, FileNotFoundError)):  # ValueError includes JSON and Unicode decoding errors
+        return str(e)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; user errors print one clear line and exit 2."""
+    """Entry point; user errors print one clear line and exit 2 (:func:`user_error_message`)."""
     args = build_parser().parse_args(argv)
     if args.command in ("infer", "lift"):  # train/test apply it in the trainer
         from posetokens.runtime import retain_freed_memory
@@ -313,8 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         retain_freed_memory()
     try:
         return args.fn(args)
-    except (KeyError, ValueError, FileNotFoundError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    except Exception as e:  # noqa: BLE001 (re-raised unless it is a user error)
+        msg = user_error_message(e)
+        if msg is None:
+            raise
         print(f"posetokens {args.command}: error: {msg}", file=sys.stderr)
         return 2
 
