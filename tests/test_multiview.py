@@ -182,10 +182,8 @@ def test_dlt_with_2px_noise_is_bounded() -> None:
     assert mean_mm < 2 * np.sqrt(2) * depth.max() / focal * 1000
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN GAP: triangulate_dlt scales every DLT row to unit norm; the official "
-                   "evaluation triangulates with pymvg (spec pipeline.md §5), whose find3d stacks the rows unscaled, "
-                   "which weighs the views differently on noisy points (~1% MPJPE at 2 px noise)")
 def test_dlt_matches_pymvg_on_noisy_points() -> None:
+    """The official evaluation triangulates with pymvg (spec pipeline.md section 5): rows stacked unscaled."""
     world, P = _real_scene(0)
     noisy = project(world, P) + np.random.default_rng(0).normal(0.0, 2.0, (4, 17, 2))
     ref = []
@@ -194,6 +192,8 @@ def test_dlt_matches_pymvg_on_noisy_points() -> None:
         vt = np.linalg.svd(A)[2]  # singular vector, dehomogenised
         ref.append(vt[-1, :3] / vt[-1, 3])
     assert np.abs(triangulate_dlt(noisy, P) - np.array(ref)).max() * 1000 < 1e-6  # mm
+    scaled = triangulate_dlt(noisy, P, unit_rows=True)  # the better-conditioned variant differs on noisy points
+    assert np.abs(scaled - np.array(ref)).max() * 1000 > 0.1
 
 
 def test_weighted_dlt_and_ransac_reject_a_wrong_view() -> None:
