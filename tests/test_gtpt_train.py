@@ -103,12 +103,18 @@ def test_ema_momentum_cosine_ramp_hand_computed() -> None:
 
 
 def test_ema_ramp_config_errors() -> None:
-    cfg = load_config(None, ["model.name=gtpt_t_coco_256x192", "optim.ema_decay=null", "optim.ema_decay_end=1.0"])
+    """Refused when the recipe is read (naming --set) and, for a recipe built in Python, by train()."""
+    import dataclasses
+
+    good = load_config(None, ["model.name=gtpt_t_coco_256x192"])
+    with pytest.raises(ValueError, match="--set: optim.ema_decay_end needs optim.ema_decay"):
+        load_config(None, ["model.name=gtpt_t_coco_256x192", "optim.ema_decay=null", "optim.ema_decay_end=1.0"])
     with pytest.raises(ValueError, match="ema_decay_end needs optim.ema_decay"):
-        train(cfg)
-    cfg = load_config(None, ["model.name=gtpt_t_coco_256x192", "optim.ema_decay=0.996", "optim.ema_decay_end=1.5"])
+        train(dataclasses.replace(good, optim=dataclasses.replace(good.optim, ema_decay=None, ema_decay_end=1.0)))
+    with pytest.raises(ValueError, match=r"--set: optim.ema_decay_end must be in \[0, 1\]"):
+        load_config(None, ["model.name=gtpt_t_coco_256x192", "optim.ema_decay=0.996", "optim.ema_decay_end=1.5"])
     with pytest.raises(ValueError, match=r"optim.ema_decay_end must be in \[0, 1\]"):
-        train(cfg)
+        train(dataclasses.replace(good, optim=dataclasses.replace(good.optim, ema_decay=0.996, ema_decay_end=1.5)))
 
 
 @pytest.fixture(scope="module")

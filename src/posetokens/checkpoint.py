@@ -9,6 +9,7 @@ Every checkpoint we write (``train``'s ``last.pth``/``best.pth``/``final.pth``, 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import tempfile
 from collections.abc import Mapping
@@ -23,9 +24,14 @@ from torch import nn
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to a temporary file in the same folder, then rename it over ``path``.
 
-    A crash mid-write leaves the previous file intact; readers never see a half-written checkpoint.
+    A crash mid-write leaves the previous file intact; readers never see a half-written checkpoint. The file gets
+    the umask's permissions (``0o666 & ~umask``, like ``open(path, "w")``), not ``mkstemp``'s private 0600.
     """
+    from posetokens.fileio import _umask
+
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "cannot write a checkpoint over a folder", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -33,6 +39,7 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -41,12 +48,19 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
 
 
 def load_file(path: str | Path, weights_only: bool = True) -> Any:
-    """``torch.load`` on CPU with errors that name the file."""
+    """``torch.load`` on CPU with errors that name the file (a folder, a missing or unreadable file, not a
+    checkpoint)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"checkpoint {path} is a directory, expected a checkpoint file (.pth)")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except OSError as e:
+        if e.filename is None:  # torch reports some read errors without the file
+            e.filename = str(path)
+        raise
     except Exception as e:  # pickle, zip and unpickling-policy errors all mean "not a checkpoint we can read"
         raise ValueError(f"{path} is not a readable PyTorch checkpoint: {type(e).__name__}: {e}") from e
 

@@ -72,7 +72,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from posetokens.engine.trainer import train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    metrics = train(_load_cfg(args), resume=args.resume)
+    metrics = train(_load_cfg(args), resume=args.resume, overwrite=args.overwrite,
+                    allow_config_change=args.allow_config_change)
     if metrics:
         _print_metrics(metrics, False)
     return 0
@@ -151,19 +152,20 @@ def _boxes_arg(args: argparse.Namespace):
 def _cmd_infer(args: argparse.Namespace) -> int:
     from posetokens.inference.api import PoseEstimator
 
-    _random_weights_note(args.weights, "--weights")
-    est = PoseEstimator(args.model, args.weights, device=args.device, flip_test=args.flip_test,
+    est = PoseEstimator(args.model, args.weights, device=args.device, flip_test=args.flip_test,  # notes random weights
                         batch_size=args.batch_size, protocol=args.protocol)
     summary = est.infer(args.input, args.out, boxes=_boxes_arg(args), bbox_thr=args.bbox_thr, kpt_thr=args.kpt_thr,
-                        show_tokens=args.show_tokens, draw=not args.no_draw, coco_results=args.coco_results)
-    print(f"{summary['frames']} frame(s), {summary['instances']} person instance(s) -> {args.out}")
+                        show_tokens=args.show_tokens, draw=not args.no_draw, coco_results=args.coco_results,
+                        strict=args.strict)
+    skipped = summary["skipped"]
+    print(f"{summary['frames']} frame(s), {summary['instances']} person instance(s) -> {args.out}"
+          + (f"; skipped {len(skipped)} unreadable image(s): " + ", ".join(s["file"] for s in skipped) if skipped else ""))
     return 0
 
 
 def _cmd_lift(args: argparse.Namespace) -> int:
-    from posetokens.inference.lifting import lift
+    from posetokens.inference.lifting import lift  # notes each model that runs with random weights
 
-    _random_weights_note(args.weights, "--weights")
     size = None
     if args.image_size:
         try:
@@ -235,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", help="YAML recipe, e.g. configs/ppt_s_coco_256x192.yaml")
     s.add_argument("--work-dir", help="output folder (overrides work_dir)")
     s.add_argument("--resume", action="store_true", help="continue exactly from WORK_DIR/last.pth")
+    s.add_argument("--overwrite", action="store_true",
+                   help="start a new run in a WORK_DIR that holds one: its files move to WORK_DIR/archive/<time>/")
+    s.add_argument("--allow-config-change", action="store_true",
+                   help="--resume under a config that differs from the stored one (the changes are logged)")
     s.add_argument("--set", action="append", metavar="A.B=VALUE", help="override a config field (repeatable)")
     s.set_defaults(fn=_cmd_train)
 
@@ -278,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_box_args(s)
     s.add_argument("--batch-size", type=int, default=16, help="crops per forward pass")
     s.add_argument("--show-tokens", action="store_true", help="also draw the tokens kept at each pruning layer")
+    s.add_argument("--strict", action="store_true", help="stop at the first unreadable or truncated image (default: "
+                                                         "skip it, count it and name it in the summary)")
     s.set_defaults(fn=_cmd_infer)
 
     s = sub.add_parser("lift", help="3D poses from a video (through a 2D model) or a 2D-keypoint json")
@@ -288,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pose2d", help="COCO-17 2D model for video input (default: the one --pose2d-weights names, "
                                     "else tokenpose_s_coco_256x192)")
     s.add_argument("--pose2d-weights", help="2D model checkpoint")
-    s.add_argument("--layout", default="coco", choices=["coco", "h36m"], help="keypoint layout of a json input")
+    s.add_argument("--layout", default=None, choices=["coco", "h36m"],
+                   help="keypoint layout of a json input (default: the one the json records, else coco)")
     s.add_argument("--image-size", help="WIDTHxHEIGHT of the frames, for a json without width/height")
     _add_box_args(s)
     s.set_defaults(fn=_cmd_lift)
@@ -332,6 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         retain_freed_memory()
     try:
         return args.fn(args)
+    except KeyboardInterrupt as e:  # SIGINT, or SIGTERM during a run (posetokens.runtime.Interrupted): files finished
+        print(f"posetokens {args.command}: {str(e) or 'interrupted'}", file=sys.stderr)
+        return int(getattr(e, "exit_code", 130))
     except Exception as e:  # noqa: BLE001 (re-raised unless it is a user error)
         msg = user_error_message(e)
         if msg is None:

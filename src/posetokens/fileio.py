@@ -1,9 +1,13 @@
-"""Small file helpers shared by data loading and evaluation (standard library only)."""
+"""Small file helpers shared by data loading, evaluation and inference (standard library only): reading JSON
+with clear errors, atomic writes (a temporary file renamed over the target), a streamed JSON array that an
+interrupted run leaves readable, and checks that an output never overwrites an input."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,3 +26,258 @@ def read_json(path: PathLike, what: str = "annotation") -> Any:
         raise ValueError(f"{p}: malformed JSON ({e})") from e
     except UnicodeDecodeError as e:
         raise ValueError(f"{p}: not a UTF-8 text/JSON file ({e})") from e
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    Readers see the old file or the new one, never a half-written one; a failure (or an interrupt) removes the
+    temporary file and leaves ``path`` as it was. The file gets the umask's permissions, like ``open(path, "w")``.
+    """
+    import tempfile
+
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(21, "cannot write a file over a folder", str(p))
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def atomic_write_text(path: PathLike, text: str) -> Path:
+    """:func:`atomic_write_bytes` of UTF-8 text."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: PathLike, obj: Any) -> Path:
+    """``json.dump`` through :func:`atomic_write_bytes` (the object is serialised before anything is written)."""
+    return atomic_write_text(path, json.dumps(obj))
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux reports it (``/proc/self/status``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back at once
+    os.umask(mask)
+    return mask
+
+
+_umask = current_umask  # the name checkpoint.atomic_save imports
+
+
+class TempBeside:
+    """A temporary file beside ``path`` with the same suffix, for a writer that takes a path and picks the format
+    by its suffix (``cv2.VideoWriter``, ``cv2.imwrite``): :meth:`commit` renames it over ``path``, :meth:`discard`
+    removes it."""
+
+    def __init__(self, path: PathLike) -> None:
+        import tempfile
+
+        self.path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".partial{self.path.suffix}",
+                                   dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+
+    def commit(self) -> Path:
+        """Move the finished file to ``path`` (with the umask's permissions, as a plain write would give)."""
+        os.chmod(self.tmp, 0o666 & ~current_umask())
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file."""
+        self.tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a writer that takes a path: renamed over ``path`` when the block
+    succeeds, removed when it fails (``path`` is then as it was)."""
+    temp = TempBeside(path)
+    try:
+        yield temp.tmp
+    except BaseException:
+        temp.discard()
+        raise
+    temp.commit()
+
+
+class JsonArrayWriter:
+    """A JSON array written one element at a time, flushed after each, so an interrupted run keeps every finished
+    element. The format is a plain JSON array with one element per line::
+
+        [
+        {...element 0...},
+        {...element 1...}
+        ]
+
+    Elements go to ``<name>.<random>.partial`` beside ``path``; :meth:`close` writes the closing ``]`` and renames
+    it to ``path`` (readers never see a half-written ``path``). A process killed outright (SIGKILL, power loss)
+    leaves the ``.partial`` file without its ``]``: :func:`read_json_array` reads its complete lines.
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        import tempfile
+
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise IsADirectoryError(21, "cannot write a file over a folder", str(self.path))
+        fd, tmp = tempfile.mkstemp(prefix=f"{self.path.name}.", suffix=".partial", dir=self.path.parent)
+        os.chmod(tmp, 0o666 & ~current_umask())
+        self.tmp = Path(tmp)
+        self._f = os.fdopen(fd, "w", encoding="utf-8")
+        self._f.write("[")
+        self._f.flush()
+        self.count = 0
+        self.closed = False
+
+    def append(self, obj: Any) -> None:
+        """Write one element (serialised first, so a bad element writes nothing) and flush it to the file."""
+        line = json.dumps(obj)
+        self._f.write(("," if self.count else "") + "\n" + line)
+        self._f.flush()
+        self.count += 1
+
+    def close(self) -> Path:
+        """Finish the array and move it to ``path``; returns ``path``. Safe to call twice."""
+        if not self.closed:
+            self._f.write("\n]\n")
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            os.replace(self.tmp, self.path)
+            self.closed = True
+        return self.path
+
+    def discard(self) -> None:
+        """Drop the file (nothing was worth keeping)."""
+        if not self.closed:
+            self._f.close()
+            self.tmp.unlink(missing_ok=True)
+            self.closed = True
+
+
+def read_json_array_lines(path: PathLike, what: str = "results") -> tuple[list[Any], bool]:
+    """The complete elements of a JSON array written by :class:`JsonArrayWriter` that lacks its closing ``]``
+    (a killed run's ``.partial`` file), and whether anything was dropped (an incomplete last line).
+    Raises ``ValueError`` naming the file when it is not such a file."""
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{p}: not a UTF-8 text/JSON file ({e})") from e
+    if not lines or lines[0].strip() != "[":
+        raise ValueError(f"{p}: malformed {what} JSON (not a JSON array)")
+    out, dropped = [], False
+    for i, line in enumerate(lines[1:], start=2):
+        s = line.strip().removesuffix(",")
+        if not s or s == "]":
+            continue
+        try:
+            out.append(json.loads(s))
+        except json.JSONDecodeError as e:
+            if i == len(lines) or all(not t.strip() for t in lines[i:]):
+                dropped = True  # the last line was cut mid-write
+                break
+            raise ValueError(f"{p}: malformed {what} JSON at line {i} ({e})") from e
+    return out, dropped
+
+
+# ------------------------------------------------------------------------------------------- checking paths
+def require_file(path: PathLike, what: str) -> Path:
+    """``path`` as a Path when it is an existing file; ``FileNotFoundError`` when missing, ``ValueError`` when it
+    names a folder (``what`` says which argument, e.g. ``"--weights"``)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{what} {p} is a folder; expected a file")
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} {p} does not exist")
+    return p
+
+
+def writable_dir(path: PathLike, what: str = "output folder") -> Path:
+    """Create the folder ``path`` if needed and check that a file can be created in it, before any work is done.
+
+    A path that is a file gives ``ValueError``; a folder we cannot write (or create) gives ``PermissionError``
+    naming it.
+    """
+    import tempfile
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{what} {p} is a file; expected a folder (it is created if missing)")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{what} {p}: {parent} is a file, not a folder")
+            break
+    p.mkdir(parents=True, exist_ok=True)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".posetokens-write-check.", dir=p)
+    except OSError as e:
+        raise PermissionError(e.errno, f"{what} is not writable ({e.strerror})", str(p)) from None
+    os.close(fd)
+    os.unlink(probe)
+    return p
+
+
+def _identity(p: Path) -> tuple[str, tuple[int, int] | None]:
+    """The resolved absolute path of ``p`` and, when it exists, its (device, inode)."""
+    key = os.path.normcase(os.path.abspath(p.resolve()))
+    try:
+        st = os.stat(p)
+        return key, (st.st_dev, st.st_ino)
+    except OSError:
+        return key, None
+
+
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """Whether two paths name the same file (the same resolved path, or the same inode when both exist)."""
+    ka, ia = _identity(Path(a))
+    kb, ib = _identity(Path(b))
+    return ka == kb or (ia is not None and ia == ib)
+
+
+def check_no_overwrite(inputs: dict[str, PathLike | None] | list[tuple[str, PathLike | None]],
+                       outputs: dict[str, PathLike] | list[tuple[str, PathLike]]) -> None:
+    """Refuse (``ValueError`` naming both) an output path that is one of the inputs, or two outputs sharing a path.
+
+    ``inputs`` and ``outputs`` are (description, path) pairs (or dicts), e.g. ``("input image", "a.png")``; None
+    inputs are ignored. Paths are compared resolved (symbolic links followed) and by inode when they exist.
+    """
+    by_path: dict[str, tuple[str, Path]] = {}
+    by_inode: dict[tuple[int, int], tuple[str, Path]] = {}
+    for what, src in (inputs.items() if isinstance(inputs, dict) else inputs):
+        if src is None:
+            continue
+        key, ino = _identity(Path(src))
+        by_path[key] = (what, Path(src))
+        if ino is not None:
+            by_inode[ino] = (what, Path(src))
+    seen: dict[str, tuple[str, Path]] = {}
+    for what, out in (outputs.items() if isinstance(outputs, dict) else outputs):
+        out = Path(out)
+        key, ino = _identity(out)
+        hit = by_path.get(key) or (by_inode.get(ino) if ino is not None else None)
+        if hit is not None:
+            raise ValueError(f"the {what} {out} would overwrite the {hit[0]} {hit[1]}; choose another output "
+                             "location (--out)")
+        if key in seen:
+            raise ValueError(f"two outputs would share one path: the {seen[key][0]} and the {what} are both {out}")
+        seen[key] = (what, out)

@@ -1,11 +1,17 @@
-"""Process-level CPU settings for inference, benchmarks and CPU training."""
+"""Process-level settings for inference, benchmarks and CPU training: the malloc setting, device checks, the
+random-weights note, and turning SIGINT/SIGTERM into an exception that a run finishes its files on."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -55,3 +61,127 @@ def retain_freed_memory() -> bool:
     ok_trim = mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
     ok_mmap = mallopt(_M_MMAP_MAX, 0) == 1
     return ok_trim and ok_mmap
+
+
+# ------------------------------------------------------------------------------------------------- devices
+def check_device(device: Any, what: str = "--device") -> Any:
+    """``device`` as a ``torch.device`` when this build and machine can use it; otherwise ``ValueError`` with one
+    line saying why (no CUDA in this PyTorch build, no GPU visible, an index past the last GPU, a bad name)."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{what} {device!r} is not a device (expected cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda":
+        if not torch.backends.cuda.is_built():
+            raise ValueError(f"{what} {device}: this PyTorch build has no CUDA support (a CPU build); use --device cpu "
+                             "or install a CUDA build of PyTorch")
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ValueError(f"{what} {device}: no CUDA GPU is visible (check the driver and CUDA_VISIBLE_DEVICES); "
+                             "use --device cpu")
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"{what} {device}: only {n} CUDA GPU(s) visible (cuda:0..cuda:{n - 1})")
+    elif dev.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError(f"{what} {device}: Apple MPS is not available here; use --device cpu")
+    elif dev.type != "cpu":
+        raise ValueError(f"{what} {device}: unsupported device type {dev.type!r} (expected cpu, cuda, cuda:N or mps)")
+    return dev
+
+
+# ------------------------------------------------------------------------------------ notes and warnings
+def warn(message: str) -> None:
+    """One ``posetokens: warning: ...`` line on stderr (a counted skip, a partial detections file, ...)."""
+    print(f"posetokens: warning: {message}", file=sys.stderr, flush=True)
+
+
+def note_random_weights(model: str, role: str = "model") -> None:
+    """Say on stderr that ``model`` (e.g. ``"the 2D model tokenpose_s_coco_256x192"``) runs with random weights."""
+    print(f"posetokens: note: {role} {model} has no weights given: it runs with random weights "
+          "(predictions are meaningless)", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- interrupts
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT (Ctrl-C) or SIGTERM after finishing its files. ``exit_code`` is the shell's
+    convention, 128 + the signal number (130 for SIGINT, 143 for SIGTERM); ``str()`` is a one-line account of
+    what was kept. A ``KeyboardInterrupt``, so ``except Exception`` never swallows it."""
+
+    def __init__(self, signum: int = signal.SIGINT, message: str = "") -> None:
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
+        super().__init__(message or f"interrupted by {signal_name(self.signum)}")
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def signal_name(signum: int) -> str:
+    """``"SIGINT"``, ``"SIGTERM"``, ... for a signal number."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+_deferring = 0  # depth of signals_deferred blocks
+_pending: list[int] = []  # signals that arrived inside one
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    if _deferring:
+        _pending.append(signum)
+        return
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` (in the main thread), so ``finally`` clauses
+    close writers and finish files instead of the process dying mid-write. Previous handlers come back on exit.
+    Outside the main thread (where handlers cannot be set) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, _raise_interrupted)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def signals_deferred(discard: bool = False) -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back during the block (a step that must not be cut in half, like writing one frame
+    to both the video and its JSON): one that arrives meanwhile takes effect when the block ends (``discard``: is
+    dropped, for the clean-up after an interrupt). Python runs signal handlers in the main thread between
+    bytecodes whichever thread the kernel picked, so the deferral is done there, not with a signal mask (which a
+    worker thread of OpenMP or FFmpeg would not share)."""
+    global _deferring
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    ours = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    outside = {s: h for s, h in ours.items() if h is not _raise_interrupted}
+    for s in outside:
+        signal.signal(s, _raise_interrupted)
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        for s, h in outside.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+        if not _deferring and _pending:
+            signum = _pending[0]
+            _pending.clear()
+            if not discard:
+                if signum in outside:  # the handler from before the block decides (default: KeyboardInterrupt / exit)
+                    os.kill(os.getpid(), signum)
+                else:
+                    raise Interrupted(signum)

@@ -32,6 +32,8 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import zipfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,7 +312,11 @@ def load_mmpose_cameras(path: str | Path) -> _CameraSet:
     """
     path = Path(path)
     with open(path, "rb") as fh:
-        raw = pickle.load(fh)
+        try:
+            raw = pickle.load(fh)
+        except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError, IndexError) as e:
+            raise ValueError(f"{path}: not a readable cameras.pkl (truncated or corrupt? "
+                             f"{type(e).__name__}: {e})") from None
     if not isinstance(raw, Mapping):
         raise ValueError(f"{path}: expected a dict keyed by (subject, camera_id), got {type(raw).__name__}")
     out: dict[str, list[Camera]] = {}
@@ -477,6 +483,25 @@ class H36MClip:
         return action_class(self.action)
 
 
+def _load_arrays(path: Path, keys: Sequence[str], allow_pickle: bool, what: str = "npz") -> dict[str, Any]:
+    """``{key: value}`` of an ``.npz`` (``_npz_get`` per key; missing keys are a ``KeyError`` naming the file) or,
+    with ``keys=()``, ``{"": array}`` of an ``.npy``. A truncated or corrupt file is a ``ValueError`` naming it;
+    a missing or unreadable one keeps its ``OSError`` (which names it)."""
+    try:
+        if not keys:
+            return {"": np.load(path, allow_pickle=allow_pickle)}
+        z = np.load(path, allow_pickle=allow_pickle)
+        if hasattr(z, "files"):
+            with z:
+                return {k: _npz_get(z, k, path) for k in keys}
+    except (FileNotFoundError, PermissionError, IsADirectoryError, KeyError):
+        raise
+    except (zipfile.BadZipFile, EOFError, zlib.error, pickle.UnpicklingError, ValueError, OSError) as e:
+        raise ValueError(f"{path}: not a readable {what} file (truncated or corrupt? "
+                         f"{type(e).__name__}: {e})") from None
+    raise ValueError(f"{path}: a single array (.npy), expected an .npz archive with keys {list(keys)}")
+
+
 def _npz_get(data: Any, key: str, path: Path) -> Any:
     if key not in data:
         raise KeyError(f"{path}: missing key {key!r} (keys found: {sorted(data.keys())})")
@@ -527,11 +552,9 @@ def load_videopose3d(
         ValueError: wrong joint counts, 2D shorter than 3D, camera-count mismatch, NaN keypoints.
     """
     p3, p2 = Path(path_3d), Path(path_2d)
-    with np.load(p3, allow_pickle=True) as z:
-        pos3d = _npz_get(z, "positions_3d", p3)
-    with np.load(p2, allow_pickle=True) as z:
-        pos2d = _npz_get(z, "positions_2d", p2)
-        meta = _npz_get(z, "metadata", p2)
+    pos3d = _load_arrays(p3, ["positions_3d"], allow_pickle=True)["positions_3d"]
+    got = _load_arrays(p2, ["positions_2d", "metadata"], allow_pickle=True)
+    pos2d, meta = got["positions_2d"], got["metadata"]
     sym = _sub(meta, "keypoints_symmetry", p2, "metadata")
     try:
         pairs = {frozenset((int(a), int(b))) for a, b in zip(sym[0], sym[1], strict=True)}
@@ -625,14 +648,14 @@ def load_mmpose_h36m(
         subjects: ``"train"``, ``"test"``, a list, or None for all.
     """
     path = Path(path)
-    with np.load(path, allow_pickle=False) as z:
-        names = _npz_get(z, "imgname", path)
-        S = np.asarray(_npz_get(z, "S", path))
-        part = np.asarray(_npz_get(z, "part", path)) if keypoints_2d is None else None
+    got = _load_arrays(path, ["imgname", "S"] + (["part"] if keypoints_2d is None else []), allow_pickle=False)
+    names, S = got["imgname"], np.asarray(got["S"])
+    part = np.asarray(got["part"]) if keypoints_2d is None else None
     det_src = str(path)
     if keypoints_2d is not None:
         det_src = str(keypoints_2d) if isinstance(keypoints_2d, (str, Path)) else "<keypoints_2d>"
-        part = np.load(keypoints_2d) if isinstance(keypoints_2d, (str, Path)) else np.asarray(keypoints_2d)
+        part = (np.asarray(_load_arrays(Path(keypoints_2d), (), allow_pickle=False, what="npy")[""])
+                if isinstance(keypoints_2d, (str, Path)) else np.asarray(keypoints_2d))
     assert part is not None
     n = len(names)
     if S.ndim != 3 or S.shape[0] != n or S.shape[1] != NUM_JOINTS or S.shape[2] not in (3, 4):

@@ -7,6 +7,7 @@ differs. Unknown keys are errors that name the file and the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -108,27 +109,72 @@ class TrainCfg:
 
 
 # ------------------------------------------------------------------------------------------- parsing
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Convert YAML ``value`` to the annotated type ``tp`` (dataclasses, tuples, optionals, scalars)."""
+@dataclass(frozen=True)
+class _Source:
+    """Where each value of a recipe came from, for messages: the YAML file (or ``defaults``, or a checkpoint's
+    stored config), unless a ``--set`` override set that field or a field above it."""
+
+    file: str = "config"
+    set_keys: tuple[str, ...] = ()
+
+    def from_set(self, path: str) -> bool:
+        """Whether the dotted field ``path`` was given by ``--set`` (itself or a mapping above it)."""
+        return any(path == k or path.startswith(k + ".") for k in self.set_keys)
+
+    def where(self, path: str, blame: str | None = None) -> str:
+        """The message prefix for the dotted field ``path`` (blamed on ``--set`` or on the file by ``blame``)."""
+        if self.from_set(blame if blame is not None else path):
+            return f"--set {path}" if path else "--set"
+        return f"{self.file}.{path}" if path else self.file
+
+    def origin(self, path: str) -> str:
+        """``--set`` or the file: who gave the dotted field ``path``."""
+        return "--set" if self.from_set(path) else self.file
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _coerce(value: Any, tp: Any, where: str | _Source, path: str = "") -> Any:
+    """Convert YAML ``value`` to the annotated type ``tp`` (dataclasses, tuples, optionals, scalars, literals).
+
+    ``where`` is the source (a file name or a :class:`_Source`), ``path`` the dotted field; errors name both."""
+    src = where if isinstance(where, _Source) else _Source(where)
+    loc = src.where(path)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _coerce(value, args[0], where)
+        if len(args) > 1:  # e.g. str | int: the first type that takes the value
+            for a in args:
+                try:
+                    return _coerce(value, a, src, path)
+                except ValueError:
+                    pass
+        return _coerce(value, args[0], src, path)
+    if origin is typing.Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise ValueError(f"{loc}: expected one of {list(typing.get_args(tp))}, got {value!r}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ValueError(f"{where}: expected a mapping, got {value!r}")
-        return _from_dict(tp, value, where)
+            raise ValueError(f"{loc}: expected a mapping, got {value!r}")
+        return _from_dict(tp, value, src, path)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
+            raise ValueError(f"{loc}: expected a list, got {value!r}")
         args = typing.get_args(tp)
-        inner = args[0] if args else Any
-        return tuple(_coerce(v, inner, where) for v in value)
+        if not args or (len(args) == 2 and args[1] is Ellipsis):
+            inner = args[0] if args else Any
+            return tuple(_coerce(v, inner, src, path) for v in value)
+        if len(value) != len(args):
+            raise ValueError(f"{loc}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, src, path) for v, a in zip(value, args, strict=True))
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise ValueError(f"{where}: expected a mapping, got {value!r}")
+            raise ValueError(f"{loc}: expected a mapping, got {value!r}")
         return dict(value)
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
@@ -143,57 +189,271 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return value
     if tp is str and isinstance(value, str):
         return value
-    if tp is Any:
-        return value
-    raise ValueError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+    if tp is Any or not isinstance(tp, type) or tp not in (int, float, bool, str):
+        return value  # Any, or a type we do not check here (the consumer does)
+    raise ValueError(f"{loc}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
 
 
-def _from_dict(cls: type, data: dict, where: str) -> Any:
+def _from_dict(cls: type, data: dict, where: str | _Source, path: str = "") -> Any:
+    src = where if isinstance(where, _Source) else _Source(where)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
-    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()})
+        from_set = [k for k in unknown if src.from_set(_join(path, k))]
+        blamed = from_set or unknown
+        raise ValueError(f"{src.where(path, _join(path, blamed[0]))}: unknown key(s) {blamed}; known: {sorted(names)}")
+    return cls(**{k: _coerce(v, hints[k], src, _join(path, k)) for k, v in data.items()})
 
 
-def _set_dotted(tree: dict, dotted: str, source: str) -> None:
+def _set_dotted(tree: dict, dotted: str, source: str) -> str:
+    """Apply one ``a.b=value`` override to ``tree``; returns the dotted key it set."""
     if "=" not in dotted:
         raise ValueError(f"{source}: override {dotted!r} must look like a.b=value")
     key, raw = dotted.split("=", 1)
-    value = yaml.safe_load(raw)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ValueError(f"{source} {key}: the value {raw!r} is not valid YAML ({e})") from None
     node = tree
-    parts = key.strip().split(".")
+    parts = key.split(".")
+    if not all(parts):
+        raise ValueError(f"{source}: override {dotted!r} must look like a.b=value")
     for p in parts[:-1]:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ValueError(f"{source}: override {key!r} goes through a non-mapping value")
     node[parts[-1]] = value
+    return key
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainCfg:
-    """Read a YAML recipe (or the defaults), apply ``a.b=value`` overrides, and validate every key."""
+    """Read a YAML recipe (or the defaults), apply ``a.b=value`` overrides, and validate every key by type and
+    range (:func:`validate_config`). Errors name the file, or ``--set`` for a field an override gave."""
     tree: dict = {}
     source = "defaults"
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"config {path} is a directory, expected a YAML file")
         if not path.is_file():
             raise FileNotFoundError(f"config {path} does not exist")
         try:
-            tree = yaml.safe_load(path.read_text()) or {}
+            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             raise ValueError(f"{path}: malformed YAML ({e})") from e
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not a UTF-8 text/YAML file ({e})") from e
         if not isinstance(tree, dict):
             raise ValueError(f"{path}: the top level must be a mapping")
         source = str(path)
-    for item in overrides or []:
-        _set_dotted(tree, item, "--set")
-    return _from_dict(TrainCfg, tree, source)
+    set_keys = tuple(_set_dotted(tree, item, "--set") for item in overrides or [])
+    src = _Source(source, set_keys)
+    return validate_config(_from_dict(TrainCfg, tree, src), src)
 
 
 def load_config_dict(tree: dict, source: str = "config") -> TrainCfg:
     """A recipe from an already-parsed dict (e.g. the ``config`` a checkpoint stores), validated like a file."""
-    return _from_dict(TrainCfg, dict(tree), source)
+    return validate_config(_from_dict(TrainCfg, dict(tree), source), source)
+
+
+# ------------------------------------------------------------------------------------------ validation
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+_POSITIVE = (lambda v: _num(v) and v > 0, "a number > 0")
+_NON_NEGATIVE = (lambda v: _num(v) and v >= 0, "a number >= 0")
+_UNIT = (lambda v: _num(v) and 0 <= v <= 1, "in [0, 1]")
+_COUNT = (lambda v: _int(v) and v >= 1, "an integer >= 1")
+_INDEX = (lambda v: _int(v) and v >= 0, "an integer >= 0")
+
+
+def _optional(rule: tuple[Any, str]) -> tuple[Any, str]:
+    test, text = rule
+    return (lambda v: v is None or test(v), f"{text} or null")
+
+
+def _one_of(*names: str) -> tuple[Any, str]:
+    return (lambda v: v in names, "one of " + ", ".join(repr(n) for n in names))
+
+
+LOSSES = ("auto", "joints_mse", "simcc_kl", "gtpt", "pct", "hot", "mpjpe", "motionbert")
+DATA_FORMATS = ("coco", "mpii", "h36m", "h36m_mmpose", "h36m_multiview")
+
+# the range of every field where one exists (types are checked when the recipe is read); validate_config applies
+# them in this order, before any model is built
+RANGES: dict[str, tuple[Any, str]] = {
+    "optim.name": _one_of("adam", "adamw"),
+    "optim.lr": _POSITIVE,
+    "optim.weight_decay": _NON_NEGATIVE,
+    "optim.betas": (lambda v: len(v) == 2 and all(_num(b) and 0 <= b < 1 for b in v), "two numbers in [0, 1)"),
+    "optim.grad_clip": _optional(_POSITIVE),
+    "optim.ema_decay": _optional(_UNIT),
+    "optim.ema_decay_end": _optional(_UNIT),
+    "optim.grad_accum": _COUNT,
+    "data.format": _one_of(*DATA_FORMATS),
+    "data.det_score_thr": _UNIT,
+    "data.batch_size": _COUNT,
+    "data.val_batch_size": _COUNT,
+    "data.num_workers": _INDEX,
+    "data.mv_train_every": _COUNT,
+    "data.mv_val_every": _COUNT,
+    "schedule.epochs": _COUNT,
+    "schedule.kind": _one_of("multistep", "cosine", "exponential"),
+    "schedule.milestones": (lambda v: all(_int(m) and m >= 0 for m in v), "a list of integers >= 0"),
+    "schedule.gamma": _POSITIVE,
+    "schedule.warmup_iters": _INDEX,
+    "schedule.warmup_ratio": _UNIT,
+    "schedule.min_lr_ratio": _UNIT,
+    "schedule.prune_start_epoch": _INDEX,
+    "schedule.prune_decay_epochs": _INDEX,
+    "seed": _INDEX,
+    "work_dir": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty folder name"),
+    "eval_interval": _INDEX,
+    "log_interval": _COUNT,
+    "max_steps": _optional(_COUNT),
+    "loss": _one_of(*LOSSES),
+    "threads": _optional(_COUNT),
+}
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def validate_config(cfg: TrainCfg, source: str | _Source = "config") -> TrainCfg:
+    """Check every value of ``cfg`` by type and range (:data:`RANGES`), the zoo model name and its
+    ``model.overrides`` (field names and types of the model's config), the dataset name and the protocol with its
+    overrides, all before any model is built. Raises ``ValueError`` naming the source (the YAML file, or
+    ``--set`` when an override gave the field), the dotted field, what was expected and what was given.
+    Returns ``cfg`` unchanged."""
+    src = source if isinstance(source, _Source) else _Source(source)
+    _from_dict(TrainCfg, config_to_dict(cfg), src)  # types: a recipe built in Python gets the same checks
+    for dotted, (test, text) in RANGES.items():
+        value = _get(cfg, dotted)
+        try:
+            ok = bool(test(value))
+        except TypeError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{src.origin(dotted)}: {dotted} must be {text}, got {value!r}")
+    if cfg.optim.ema_decay_end is not None and not cfg.optim.ema_decay:
+        raise ValueError(f"{src.origin('optim.ema_decay_end')}: optim.ema_decay_end needs optim.ema_decay (the start "
+                         "of the ramp)")
+    _check_model(cfg, src)
+    _check_dataset_and_protocol(cfg, src)
+    return cfg
+
+
+def _check_model(cfg: TrainCfg, src: _Source) -> None:
+    """The zoo name exists and ``model.overrides`` name fields of its config with values of their types."""
+    from posetokens.registry import get_entry
+
+    try:
+        entry = get_entry(cfg.model.name)
+    except KeyError as e:
+        raise ValueError(f"{src.where('model.name')}: {e.args[0]}") from None
+    _check_overrides(entry.cfg, cfg.model.overrides, "model.overrides", src)
+
+
+def _check_overrides(model_cfg: Any, overrides: dict[str, Any], path: str, src: _Source) -> None:
+    """Field names and value types of ``overrides`` against the (nested) model config dataclass ``model_cfg``."""
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{src.where(path)}: expected a mapping, got {overrides!r}")
+    fields = {f.name for f in dataclasses.fields(model_cfg)}
+    try:
+        hints = typing.get_type_hints(type(model_cfg))
+    except Exception:  # noqa: BLE001 (a config whose annotations do not resolve: names only, the builder checks)
+        hints = {}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise ValueError(f"{src.where(path)}: unknown config field {key!r}; known: {sorted(fields)}")
+        current = getattr(model_cfg, key)
+        hint = hints.get(key, Any)
+        if isinstance(value, dict):
+            sub = current
+            if sub is None:
+                sub = next((a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)), None)
+                sub = sub() if sub is not None else None
+            if dataclasses.is_dataclass(sub):
+                _check_overrides(sub, value, _join(path, key), src)
+                continue
+        _coerce(value, hint, src, _join(path, key))
+
+
+def _check_dataset_and_protocol(cfg: TrainCfg, src: _Source) -> None:
+    """``data.dataset`` is a known keypoint definition; ``data.protocol``, ``data.aug`` and
+    ``data.protocol_overrides`` resolve (the trainer later checks the protocol against the built model)."""
+    from posetokens.data.metainfo import get_metainfo
+    from posetokens.protocols import aug_preset, resolve_protocol
+    from posetokens.registry import default_protocol
+
+    try:
+        get_metainfo(cfg.data.dataset)
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"{src.where('data.dataset')}: {e.args[0] if e.args else e}") from None
+    try:
+        proto = resolve_protocol(cfg.data.protocol, default=default_protocol(cfg.model.name))
+        if cfg.data.aug != "protocol":
+            proto = dataclasses.replace(proto, aug=aug_preset(cfg.data.aug))
+    except (KeyError, ValueError):
+        return  # an unknown protocol or aug preset: data_protocol names it ("config: data.protocol: ...")
+    where = src.where("data.protocol_overrides")
+    try:
+        proto.replace(cfg.data.protocol_overrides, where)
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+
+
+# ---------------------------------------------------------------------------------------- resume checks
+# fields a resumed run may change without --allow-config-change: they change neither the weights a run ends with
+# nor its metrics (where the run writes, how often it logs, CPU threads and loader workers, the evaluation batch
+# size, and max_steps, the point where a run is stopped to be resumed)
+RESUME_FREE_FIELDS = ("work_dir", "log_interval", "threads", "data.num_workers", "data.val_batch_size", "max_steps")
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict) and (tree or not prefix):
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flatten(v, _join(prefix, str(k))))
+        return out
+    if isinstance(tree, tuple):
+        tree = list(tree)
+    return {prefix: tree}
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any],
+                   free: tuple[str, ...] = RESUME_FREE_FIELDS) -> list[tuple[str, Any, Any]]:
+    """The dotted fields whose value differs between two config dicts (:func:`config_to_dict`), as
+    ``(field, old, new)`` sorted by field; a missing field reads as ``<absent>``, ``free`` fields are ignored."""
+    a, b = _flatten(config_to_dict_plain(old)), _flatten(config_to_dict_plain(new))
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if any(key == f or key.startswith(f + ".") for f in free):
+            continue
+        va, vb = a.get(key, "<absent>"), b.get(key, "<absent>")
+        if va != vb:
+            out.append((key, va, vb))
+    return out
+
+
+def config_to_dict_plain(tree: Any) -> Any:
+    """Lists for tuples, recursively, so stored (JSON/pickle) and fresh configs compare equal."""
+    if isinstance(tree, (list, tuple)):
+        return [config_to_dict_plain(x) for x in tree]
+    if isinstance(tree, dict):
+        return {k: config_to_dict_plain(v) for k, v in tree.items()}
+    return tree
 
 
 def config_to_dict(cfg: Any) -> dict:

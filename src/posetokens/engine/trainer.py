@@ -30,7 +30,8 @@ from tqdm import tqdm
 
 from posetokens.checkpoint import atomic_save, describe, load_file, load_trained, read_description
 from posetokens.data.metainfo import get_metainfo
-from posetokens.engine.config import TrainCfg, config_to_dict, load_config_dict
+from posetokens.engine.config import (RESUME_FREE_FIELDS, TrainCfg, config_changes, config_to_dict,
+                                      load_config_dict, validate_config)
 from posetokens.engine.data import StepSampler, build_samples, data_protocol, make_loader, model_codec
 from posetokens.engine.evaluate import coco_metrics, mpii_metrics, predict_coco, predict_keypoints
 from posetokens.engine.lifting import build_lifting_set, evaluate_lifting, lifting_loss
@@ -39,6 +40,7 @@ from posetokens.engine.losses import gtpt_loss, joints_mse, simcc_kl
 from posetokens.engine.pct import evaluate_tokenizer, pct_loss
 from posetokens.engine.schedule import ema_decay_at, keep_ratio_at, lr_factor
 from posetokens.evaluation.coco import write_coco_results
+from posetokens.fileio import atomic_write_text, read_json
 from posetokens.protocols import Protocol
 from posetokens.registry import create_model
 from posetokens.runtime import retain_freed_memory
@@ -153,14 +155,17 @@ def build_model(cfg: TrainCfg) -> nn.Module:
     return create_model(cfg.model.name, weights=cfg.model.weights, **cfg.model.overrides)
 
 
-def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
-    """Train ``cfg``; returns the last evaluation metrics (empty when none ran)."""
-    for name in ("ema_decay", "ema_decay_end"):
-        v = getattr(cfg.optim, name)
-        if v is not None and not 0.0 <= v <= 1.0:
-            raise ValueError(f"config: optim.{name} must be in [0, 1], got {v}")
-    if cfg.optim.ema_decay_end is not None and not cfg.optim.ema_decay:
-        raise ValueError("config: optim.ema_decay_end needs optim.ema_decay (the start of the ramp)")
+def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
+          allow_config_change: bool = False) -> dict[str, Any]:
+    """Train ``cfg``; returns the last evaluation metrics (empty when none ran).
+
+    The work dir is checked before anything is built or written (:func:`check_work_dir`): one that holds a run
+    is refused unless ``resume`` (continue it from ``last.pth``, with the config it was trained with unless
+    ``allow_config_change``) or ``overwrite`` (its files are moved to ``WORK_DIR/archive/<time>/`` when the
+    first new file is written)."""
+    validate_config(cfg)  # types and ranges, before any model is built
+    work_dir = Path(cfg.work_dir)
+    ckpt, changes = check_work_dir(cfg, resume, overwrite, allow_config_change)  # last.pth when resuming
     # ---- distributed setup (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK)
     ddp = int(os.environ.get("RANK", -1)) != -1
     if ddp:
@@ -180,10 +185,6 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
         retain_freed_memory()  # about 1.4x faster CPU steps (posetokens.runtime)
     use_amp = cfg.amp and device.type == "cuda"
     amp_ctx = torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()
-    work_dir = Path(cfg.work_dir)
-    if master:
-        work_dir.mkdir(parents=True, exist_ok=True)
-        (work_dir / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=1))
 
     # ---- model (same seed on every rank; DDP also broadcasts rank 0's weights)
     torch.manual_seed(cfg.seed)
@@ -223,11 +224,12 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
     # ---- resume
     epoch, step_in_epoch, step, best = 0, 0, 0, {}
     ckpt_path = work_dir / "last.pth"
-    if resume:
-        if not ckpt_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        ckpt = load_file(ckpt_path)
-        raw_model.load_state_dict(ckpt["model"])
+    if ckpt is not None:
+        try:
+            raw_model.load_state_dict(ckpt["model"])
+        except RuntimeError as e:  # only after --allow-config-change of the model
+            raise ValueError(f"--resume: the weights in {ckpt_path} do not fit the changed model "
+                             f"({str(e).splitlines()[0]})") from None
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
         if ema is not None:
@@ -257,6 +259,10 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
         eval_model = ema.module if ema else raw_model
         return evaluate_model(eval_model, cfg, protocol, device, work_dir / "val_predictions.json")
 
+    # ---- the first file written: an --overwrite run archives the old run now, a resumed one logs its changes
+    if master:
+        start_work_dir(cfg, overwrite, changes, step)
+    del ckpt
     # ---- the loop
     writer = _tensorboard(work_dir) if master else None
     log_file = (work_dir / "log.jsonl").open("a") if master else None
@@ -360,6 +366,108 @@ def train(cfg: TrainCfg, resume: bool = False) -> dict[str, Any]:
         dist.barrier()
         dist.destroy_process_group()
     return metrics
+
+
+# ------------------------------------------------------------------------------------------ work dirs
+# what a run writes into its work dir; the first five mean "this folder holds a run"
+RUN_MARKERS = ("last.pth", "final.pth", "best.pth", "log.jsonl", "config.json")
+RUN_FILES = (*RUN_MARKERS, "val_predictions.json", "test_predictions.json", "tb")
+
+
+def _short(v: Any, n: int = 60) -> str:
+    text = repr(v)
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
+def check_work_dir(cfg: TrainCfg, resume: bool, overwrite: bool,
+                   allow_config_change: bool) -> tuple[dict[str, Any] | None, list[tuple[str, Any, Any]]]:
+    """Refuse, before anything is built or written, a work dir that cannot take this run. Reads only; returns the
+    loaded ``last.pth`` when resuming (else None) and the config changes a resume was allowed (field, old, new).
+
+    * ``WORK_DIR`` must be a folder (or not exist yet) that we can write in;
+    * a folder holding a run (any of :data:`RUN_MARKERS`) needs ``resume`` or ``overwrite`` (not both);
+    * ``resume`` needs ``last.pth``, the config it stores (else ``config.json``) must equal ``cfg`` except for
+      :data:`~posetokens.engine.config.RESUME_FREE_FIELDS` unless ``allow_config_change``, and there must be steps
+      left to train.
+    """
+    work_dir = Path(cfg.work_dir)
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite exclude each other: --resume continues the run in "
+                         f"{work_dir}, --overwrite starts a new one there")
+    if work_dir.exists() and not work_dir.is_dir():
+        raise ValueError(f"work_dir {work_dir} is a file; expected a folder (it is created if missing)")
+    existing = next((p for p in (work_dir, *work_dir.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise ValueError(f"work_dir {work_dir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(13, "work dir is not writable", str(existing))
+    found = [name for name in RUN_MARKERS if (work_dir / name).exists()]
+    if not resume:
+        if found and not overwrite:
+            raise ValueError(f"work_dir {work_dir} already holds a run ({', '.join(found)}); pass --resume to "
+                             f"continue it, --overwrite to start a new one (the old run's files are moved to "
+                             f"{work_dir / 'archive'}/<time>/), or choose another --work-dir")
+        return None, []
+    ckpt_path = work_dir / "last.pth"
+    if not ckpt_path.is_file():
+        have = f" (it holds {', '.join(found)})" if found else ""
+        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}{have}")
+    ckpt = load_file(ckpt_path)
+    if not isinstance(ckpt, dict) or not {"model", "optimizer", "epoch", "step"} <= set(ckpt):
+        raise ValueError(f"{ckpt_path}: not a training checkpoint (no model/optimizer/epoch/step state) to resume")
+    stored, where, changes = ckpt.get("config"), str(ckpt_path), []
+    if not isinstance(stored, dict) and (work_dir / "config.json").is_file():
+        stored, where = read_json(work_dir / "config.json", "config"), str(work_dir / "config.json")
+    if not isinstance(stored, dict):
+        logger.warning("--resume: %s stores no config; cannot check that the run continues under the same one",
+                       ckpt_path)
+    else:
+        try:  # fill fields added since the run started with their defaults, so only real differences count
+            stored = config_to_dict(load_config_dict(stored, f"{where}: config"))
+        except ValueError:
+            pass
+        changes = config_changes(stored, config_to_dict(cfg))
+        if changes and not allow_config_change:
+            listed = "; ".join(f"{k}: {_short(a)} -> {_short(b)}" for k, a, b in changes)
+            raise ValueError(f"--resume: the config differs from the one {where} was trained with ({listed}); "
+                             "resume with the same config, or pass --allow-config-change to continue under the new "
+                             f"values (fields free to change: {', '.join(RESUME_FREE_FIELDS)})")
+    step, epoch = int(ckpt["step"]), int(ckpt["epoch"])
+    if cfg.max_steps is not None and cfg.max_steps <= step:
+        raise ValueError(f"--resume: {ckpt_path} is at step {step} already; max_steps={cfg.max_steps} leaves "
+                         "nothing to train (raise max_steps or drop it)")
+    if epoch >= cfg.schedule.epochs and (work_dir / "final.pth").is_file():
+        raise ValueError(f"--resume: the run in {work_dir} has finished ({epoch} of schedule.epochs="
+                         f"{cfg.schedule.epochs} epochs, final.pth written): nothing to train; to train longer, "
+                         "raise schedule.epochs and pass --allow-config-change")
+    return ckpt, changes
+
+
+def start_work_dir(cfg: TrainCfg, overwrite: bool, changes: list[tuple[str, Any, Any]], step: int) -> None:
+    """The first writes of a run (rank 0), once the model and the data are built: create ``WORK_DIR``, move an old
+    run's files to ``WORK_DIR/archive/<time>/`` (``overwrite``), write ``config.json`` atomically and record the
+    config changes a resumed run was allowed (``log.jsonl``: ``{"config_changes": {field: [old, new]}}``)."""
+    work_dir = Path(cfg.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        present = [name for name in RUN_FILES if (work_dir / name).exists()]
+        if present:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            dest = work_dir / "archive" / stamp
+            n = 1
+            while dest.exists():
+                dest, n = work_dir / "archive" / f"{stamp}-{n}", n + 1
+            dest.mkdir(parents=True)
+            for name in present:
+                os.replace(work_dir / name, dest / name)
+            logger.warning("--overwrite: moved the previous run's files (%s) to %s", ", ".join(present), dest)
+    if changes:
+        logger.warning("--resume --allow-config-change: continuing after step %d under changed fields: %s", step,
+                       "; ".join(f"{k}: {_short(a)} -> {_short(b)}" for k, a, b in changes))
+        with (work_dir / "log.jsonl").open("a") as f:
+            f.write(json.dumps({"at_step": int(step),
+                                "config_changes": {k: [a, b] for k, a, b in changes}}) + "\n")
+    atomic_write_text(work_dir / "config.json", json.dumps(config_to_dict(cfg), indent=1))
 
 
 def _metainfo_of(cfg: TrainCfg, model: nn.Module) -> Any:

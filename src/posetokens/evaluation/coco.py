@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from posetokens.fileio import read_json
+from posetokens.fileio import atomic_write_text, read_json
 
 if TYPE_CHECKING:
     from posetokens.data.metainfo import PoseMetaInfo
@@ -66,6 +66,7 @@ __all__ = [
     "select_instances",
     "to_coco_results",
     "validate_coco_results",
+    "warn_prediction_coverage",
     "write_coco_results",
 ]
 
@@ -101,18 +102,60 @@ def _load_gt(gt: Any) -> tuple[dict[str, Any], str]:
             raise ValueError(f"{name}: missing top-level key '{key}'")
     data.setdefault("categories", [{"id": 1, "name": "person"}])
     for i, img in enumerate(data["images"]):
+        if not isinstance(img, Mapping):
+            raise ValueError(f"{name}: images[{i}]: expected an object, got {type(img).__name__}")
         if "id" not in img:
             raise ValueError(f"{name}: images[{i}]: missing field 'id'")
+        if not _is_int(img["id"]):  # pycocotools matches ids by equality: "785" would fail with an assertion
+            raise ValueError(f"{name}: images[{i}]: field 'id' must be an integer, got {img['id']!r}")
     for i, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, Mapping):
+            raise ValueError(f"{name}: annotations[{i}]: expected an object, got {type(ann).__name__}")
         for key in ("image_id", "keypoints", "bbox"):
             if key not in ann:
                 raise ValueError(f"{name}: annotations[{i}] (id={ann.get('id')}): missing field '{key}'")
+        if not _is_int(ann["image_id"]):
+            raise ValueError(f"{name}: annotations[{i}] (id={ann.get('id')}): field 'image_id' must be an integer, "
+                             f"got {ann['image_id']!r}")
     return data, name
+
+
+def warn_prediction_coverage(data: Mapping[str, Any], predictions: Sequence[Mapping[str, Any]],
+                             source: str = "predictions") -> int:
+    """Warn (log) when ``predictions`` is empty or leaves ground-truth images with annotated people without any
+    prediction (they count as missed people: a detections file or an inference run that covered only part of
+    the set). Returns the number of such images."""
+    people = {int(a["image_id"]) for a in data["annotations"]
+              if not a.get("iscrowd", 0) and _labelled(a)}
+    covered = {int(r["image_id"]) for r in predictions}
+    missing = sorted(people - covered)
+    if not predictions:
+        logger.warning("%s: 0 predictions (an empty results file); every metric is 0.0 (%d ground-truth images "
+                       "with annotated people)", source, len(people))
+    elif missing:
+        shown = ", ".join(str(i) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        logger.warning("%s: %d of %d ground-truth images with annotated people have no prediction (image ids %s); "
+                       "their people count as missed", source, len(missing), len(people), shown)
+    return len(missing)
+
+
+def _labelled(ann: Mapping[str, Any]) -> bool:
+    """Whether a GT annotation has a labelled keypoint (``num_keypoints``, else the visibility flags)."""
+    if "num_keypoints" in ann:
+        return bool(ann["num_keypoints"])
+    try:
+        return bool(np.any(np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)[:, 2] > 0))
+    except (TypeError, ValueError):
+        return True
 
 
 # ------------------------------------------------------------------------------------- validation
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _is_int(x: Any) -> bool:
+    return _is_number(x) and math.isfinite(x) and int(x) == x
 
 
 def validate_coco_results(
@@ -205,7 +248,8 @@ def _to_jsonable(x: Any) -> Any:
 
 
 def write_coco_results(path: PathLike, preds: Sequence[Mapping[str, Any]], num_keypoints: int | None = None) -> Path:
-    """Validate and write COCO keypoint results as JSON (numpy values are converted; keypoints flattened).
+    """Validate and write COCO keypoint results as JSON, atomically (numpy values are converted; keypoints
+    flattened).
 
     Returns:
         The written path (parent folders are created).
@@ -219,9 +263,7 @@ def write_coco_results(path: PathLike, preds: Sequence[Mapping[str, Any]], num_k
     validate_coco_results(out, num_keypoints, source=str(path))
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    with open(p, "w", encoding="utf-8") as f:
-        json.dump(out, f)
-    return p
+    return atomic_write_text(p, json.dumps(out))  # readers never see half a file; an interrupt keeps the old one
 
 
 def to_coco_results(
@@ -448,12 +490,15 @@ def evaluate_coco(
     else:
         validate_coco_results(predictions, sig.size, image_ids)
         preds, source = list(predictions), "predictions"
+    warn_prediction_coverage(data, preds, source)
     results = prepare_coco_results(preds, sig, rescore, rescore_thr, nms_thr, nms_vis_thr, nms_area, source)
     if coco_backend == "xtcocotools":  # xtcocotools COCOeval._prepare skips detections without a positive score
         results = [r for r in results if np.any(np.asarray(r["keypoints"][2::3]) > 0)]
     names = COCO_KEYPOINT_METRICS if iou_type == "keypoints" else CROWDPOSE_METRICS
     if not results:
-        logger.warning("evaluate_coco: no prediction left to evaluate; reporting 0.0")
+        if preds:  # (an empty file was reported above)
+            logger.warning("%s: no prediction left to evaluate (%d given, none with a keypoint score > 0 under "
+                           "the xtcocotools rule); every metric is 0.0", source, len(preds))
         return dict.fromkeys(names, 0.0)
 
     buf = io.StringIO()

@@ -59,7 +59,8 @@ from typing import Any
 
 import numpy as np
 
-from .coco import COCO_KEYPOINT_METRICS, _load_gt, load_coco_results, prepare_coco_results, validate_coco_results
+from .coco import (COCO_KEYPOINT_METRICS, _load_gt, load_coco_results, prepare_coco_results, validate_coco_results,
+                   warn_prediction_coverage)
 
 __all__ = [
     "WHOLEBODY_GT_KEYS",
@@ -295,6 +296,7 @@ def evaluate_wholebody(
         raw, src = predictions, "predictions"
     preds = _normalise_predictions(raw)  # type: ignore[arg-type]
     validate_coco_results(preds, NUM_WHOLEBODY_KEYPOINTS, image_ids, source=src)
+    warn_prediction_coverage(data, preds, src)
     results = prepare_coco_results(preds, sigmas, rescore, rescore_thr, nms_thr, nms_vis_thr, nms_area, src)
 
     if use_xt:

@@ -86,6 +86,8 @@ def _model(model: str | nn.Module | None, weights: str | Path | None, overrides:
     """The model to export and what the ONNX file will say about it (zoo name, overrides, protocol, metainfo)."""
     from posetokens.checkpoint import describe, load_trained
     from posetokens.data.metainfo import metainfo_for_model
+    from posetokens.fileio import require_file
+    from posetokens.runtime import note_random_weights
     from posetokens.protocols import get_protocol
     from posetokens.registry import create_model, default_protocol
 
@@ -95,12 +97,14 @@ def _model(model: str | nn.Module | None, weights: str | Path | None, overrides:
         name = getattr(model, "zoo_name", None)
         return model, describe(name, {}, get_protocol(default_protocol(name)) if name else None, None) if name else {}
     if weights is not None:
+        require_file(weights, "--weights")
         trained = load_trained(weights, model, overrides or None)
         m = trained.model
         return m, describe(m.zoo_name, trained.meta.get("model_overrides", overrides), trained.protocol, trained.metainfo)
     if model is None:
         raise ValueError("export: give a zoo model name, or weights of ours that name their model")
     m = create_model(model, **overrides)
+    note_random_weights(model, "the model")
     mi = None if m.task == "lifting" else metainfo_for_model(m.cfg.num_keypoints, model)
     return m, describe(model, overrides, get_protocol(default_protocol(model)), mi)
 
@@ -112,14 +116,21 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     ``out`` with a dynamic batch axis; the file's ``metadata_props`` carry ``posetokens.zoo_name``,
     ``posetokens.protocol`` and the rest of the checkpoint description (JSON). With ``check``,
     compare onnxruntime (CPU) with PyTorch on random inputs of each of ``check_batches`` and raise
-    ``ValueError`` if any output differs by more than ``atol`` (integer outputs must match exactly)."""
+    ``ValueError`` if any output differs by more than ``atol`` (integer outputs must match exactly). A zoo model
+    built without ``weights`` says on stderr that it exports random weights; an ``out`` that is a folder, or the
+    ``weights`` file itself, is refused before anything is built."""
     from posetokens.layers.attention import use_fused_attn
 
+    from posetokens.fileio import check_no_overwrite, writable_dir
+
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--onnx {out} is a folder; expected the path of the .onnx file to write")
+    check_no_overwrite([("--weights", weights)], [("ONNX file", out)])
+    writable_dir(out.parent, "folder of --onnx")
     m, description = _model(model, weights, overrides)
     m.eval()
     names_in, names_out = io_names(m)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     example = tuple(t.cpu() for t in m.dummy_inputs(2))
     batch = torch.export.Dim("batch", min=1, max=4096)
     wrapper = _Deployed(copy.deepcopy(m).cpu()).eval()  # a copy: the caller's model stays on its device

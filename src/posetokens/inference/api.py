@@ -13,12 +13,21 @@ Results follow the MMPose convention, one record per image or video frame::
 
 ``keypoints`` are image pixels (pixel centres at integer coordinates), K of them in the order of the
 model's dataset metainfo (COCO-17 for the COCO models); ``bbox`` is the person box the crop was made from.
+Records written by :meth:`PoseEstimator.infer` also carry ``"model"`` (the zoo name) and ``"keypoint_layout"``
+(the metainfo name, e.g. ``"coco"``), which ``lift`` checks against its ``--layout``.
+
+Safety (see the README's "Errors and safety"): outputs never overwrite an input (refused, naming both paths);
+every JSON and picture is written atomically (a temporary file renamed over the target); a video's per-frame JSON
+is streamed (a JSON array, one record per line, flushed per frame) and its overlay mp4 is closed properly on
+SIGINT/SIGTERM, so an interrupted run keeps every finished frame and raises
+:class:`~posetokens.runtime.Interrupted`; unreadable and truncated images are skipped and counted (``strict``
+stops at the first); images, boxes and scores given to :meth:`PoseEstimator.predict` are checked.
 """
 
 from __future__ import annotations
 
-import json
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +40,9 @@ from torch import nn
 
 from posetokens.checkpoint import load_trained
 from posetokens.data.metainfo import PoseMetaInfo, get_metainfo, metainfo_for_model
-from posetokens.fileio import read_json
+from posetokens.fileio import (JsonArrayWriter, TempBeside, atomic_path, atomic_write_bytes, atomic_write_json,
+                               check_no_overwrite, read_json, read_json_array_lines, require_file, same_file,
+                               writable_dir)
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
 from posetokens.protocols import Protocol, check_model_protocol, resolve_protocol
@@ -39,6 +50,8 @@ from posetokens.protocols.codec import build_codec
 from posetokens.protocols.predict import crop_to_image, predict_outputs
 from posetokens.protocols.topdown import build_pipeline
 from posetokens.registry import create_model, default_protocol
+from posetokens.runtime import (Interrupted, check_device, interruptible, note_random_weights, signal_name,
+                                signals_deferred, warn)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -48,7 +61,10 @@ __all__ = [
     "PoseEstimator",
     "VideoReader",
     "draw_frame",
+    "image_problem",
+    "load_results",
     "open_input",
+    "read_image",
     "whole_frame_boxes",
 ]
 
@@ -114,17 +130,85 @@ class InputSource:
     def __len__(self) -> int:
         return len(self.images) if self.kind == "images" else max(self.video.frame_count, 0)  # type: ignore[union-attr]
 
-    def frames(self) -> Iterator[Frame]:
-        """Decoded frames in order (images: sorted file names)."""
+    def frames(self, on_skip: Callable[[Path, str], None] | None = None) -> Iterator[Frame]:
+        """Decoded frames in order (images: sorted file names). An unreadable or truncated image raises
+        ``ValueError`` naming it, or, with ``on_skip``, is passed to ``on_skip(path, reason)`` and skipped
+        (``on_skip`` returns False to end the frames there). Frame ids stay the image's index in the sorted list."""
         if self.kind == "video":
             assert self.video is not None
             yield from self.video
             return
         for i, p in enumerate(self.images):
-            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-            if img is None:
-                raise ValueError(f"{p}: cannot read image (corrupt or not an image)")
+            try:
+                img = read_image(p)
+            except (ValueError, OSError) as e:
+                if on_skip is None:
+                    raise
+                if on_skip(p, str(e)) is False:
+                    return
+                continue
             yield Frame(i, p.name, img)
+
+
+def image_problem(data: bytes) -> str | None:
+    """Why encoded image bytes cannot be trusted, or None. JPEGs are walked marker by marker from start-of-image
+    to end-of-image (OpenCV decodes a truncated JPEG without an error, its missing part grey); other formats are
+    left to the decoder, which refuses truncated PNG, BMP, TIFF and WebP files."""
+    n = len(data)
+    if n < 4 or data[:2] != b"\xff\xd8":
+        return None  # not a JPEG
+    i = 2
+    while True:
+        if i >= n:
+            return "truncated JPEG (the file ends before its end-of-image marker)"
+        if data[i] != 0xFF:
+            return f"corrupt JPEG (byte {i} is not a marker)"
+        while i < n and data[i] == 0xFF:  # fill bytes before a marker
+            i += 1
+        if i >= n:
+            continue
+        marker = data[i]
+        i += 1
+        if marker == 0xD9:  # EOI
+            return None
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a segment
+            continue
+        if i + 2 > n:
+            i = n
+            continue
+        length = (data[i] << 8) | data[i + 1]
+        if length < 2:
+            return f"corrupt JPEG (segment 0xFF{marker:02X} at byte {i - 2} has length {length})"
+        i += length
+        if marker != 0xDA:
+            continue
+        while True:  # SOS: entropy-coded data runs to the next marker other than a stuffed 0xFF00 or RSTn
+            j = data.find(b"\xff", i)
+            if j < 0 or j + 1 >= n:
+                i = n
+                break
+            nxt = data[j + 1]
+            if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
+                i = j + 2
+            elif nxt == 0xFF:
+                i = j + 1
+            else:
+                i = j
+                break
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 BGR; ``ValueError`` naming the file when it is unreadable, not an image,
+    or truncated (:func:`image_problem`)."""
+    p = Path(path)
+    data = p.read_bytes()
+    problem = image_problem(data)
+    if problem is not None:
+        raise ValueError(f"{p}: {problem}")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if img is None:
+        raise ValueError(f"{p}: cannot read image (corrupt, truncated or not an image)")
+    return img
 
 
 def open_input(path: str | Path) -> InputSource:
@@ -163,7 +247,9 @@ class DetectionsFile:
     """Person boxes from a COCO-results detections json: a list of ``{image_id, category_id, bbox [x, y, w, h],
     score}``. Images are matched by the id in their file name, video frames by their 0-based index.
 
-    Boxes below ``score_thr`` and of other categories than ``category_id`` are dropped.
+    Every item is checked when the file is read (an integer ``image_id``, four finite numbers in ``bbox`` with
+    ``w > 0`` and ``h > 0``, a finite ``score``); a bad item is a ``ValueError`` naming the file, the item and the
+    field. Boxes below ``score_thr`` and of other categories than ``category_id`` are dropped.
     """
 
     def __init__(self, path: str | Path, score_thr: float = 0.3, category_id: int = 1) -> None:
@@ -171,24 +257,43 @@ class DetectionsFile:
         data = read_json(self.path, "detections")
         if not isinstance(data, list):
             raise ValueError(f"{self.path}: a detections file must be a JSON list of "
-                             "{image_id, category_id, bbox, score}, got a {type(data).__name__}")
+                             f"{{image_id, category_id, bbox, score}}, got a {type(data).__name__}")
         self.boxes: dict[int, list[tuple[list[float], float]]] = {}
+        self.ids: set[int] = set()
         for i, det in enumerate(data):
             if not isinstance(det, dict):
-                raise ValueError(f"{self.path}: item {i} is not an object")
+                raise ValueError(f"{self.path}: item {i} is not an object (expected {{image_id, bbox, score}})")
             for key in ("image_id", "bbox", "score"):
                 if key not in det:
                     raise ValueError(f"{self.path}: item {i} has no {key!r} field (expected image_id, bbox, score)")
+            iid = det["image_id"]
+            if isinstance(iid, bool) or not isinstance(iid, (int, float, str)) or not re.fullmatch(
+                    r"\s*\d+(\.0*)?\s*", str(iid)):
+                raise ValueError(f"{self.path}: item {i} 'image_id' must be a non-negative integer (the digits of "
+                                 f"the image's file name, or a video's frame index), got {iid!r}")
+            iid = int(float(iid))
             bbox = det["bbox"]
-            if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+            if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
                 raise ValueError(f"{self.path}: item {i} 'bbox' must be [x, y, w, h] numbers, got {bbox!r}")
-            if det.get("category_id", category_id) != category_id or float(det["score"]) < score_thr:
+            if not all(np.isfinite(bbox)):
+                raise ValueError(f"{self.path}: item {i} 'bbox' {bbox!r} is not finite (expected [x, y, w, h] numbers)")
+            if bbox[2] <= 0 or bbox[3] <= 0:
+                raise ValueError(f"{self.path}: item {i} 'bbox' {bbox!r} has zero or negative width/height "
+                                 "(expected [x, y, w, h] with w > 0 and h > 0)")
+            score = det["score"]
+            if not _is_number(score) or not np.isfinite(score):
+                raise ValueError(f"{self.path}: item {i} 'score' must be a finite number, got {score!r}")
+            self.ids.add(iid)
+            if det.get("category_id", category_id) != category_id or float(score) < score_thr:
                 continue
-            self.boxes.setdefault(int(det["image_id"]), []).append((bbox, float(det["score"])))
-        self.ids = {int(d["image_id"]) for d in data}
+            self.boxes.setdefault(iid, []).append(([float(v) for v in bbox], float(score)))
+        self.uncovered: list[str] = []  # frames seen whose id has no entry in the file (they get no person)
+        self.seen = 0
+        self._unit = "images"
 
     def check_covers(self, source: InputSource) -> None:
-        """Raise ``ValueError`` when no input image (or frame) has an id in this file."""
+        """Raise ``ValueError`` when no input image (or frame) has an id in this file. (Inputs that only some
+        cover are counted as they run, :attr:`uncovered`, and reported by :meth:`warn_uncovered`.)"""
         if source.kind == "video":
             wanted = set(range(max(len(source), 1)))
             what = "frame indices 0.."
@@ -207,11 +312,77 @@ class DetectionsFile:
     def __call__(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (N, 4) as ``[x1, y1, x2, y2]`` and scores (N,) of one frame."""
         key = frame.frame_id if frame.video else image_id_from_name(frame.name)
+        self.seen += 1
+        self._unit = "frames" if frame.video else "images"
+        if key is None or key not in self.ids:
+            self.uncovered.append(f"frame {frame.frame_id}" if frame.video else frame.name)
         dets = self.boxes.get(key, []) if key is not None else []
         if not dets:
             return np.zeros((0, 4)), np.zeros(0)
         xywh = np.asarray([d[0] for d in dets], np.float64)
         return np.concatenate((xywh[:, :2], xywh[:, :2] + xywh[:, 2:]), axis=1), np.asarray([d[1] for d in dets])
+
+    def warn_uncovered(self) -> int:
+        """One warning line when some of the frames seen had no entry in the file (they got no person); returns
+        how many."""
+        n = len(self.uncovered)
+        if n:
+            warn(f"{self.path} covers only some inputs: {n} of {self.seen} "
+                 f"{self._unit} have no entry in it and got no "
+                 f"person ({', '.join(self.uncovered[:5])}{' ...' if n > 5 else ''})")
+        return n
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_image(image: Any, where: str = "image") -> np.ndarray:
+    """``image`` when it is an (H, W, 3) uint8 BGR array; otherwise ``ValueError`` saying what was expected (no
+    guessing: a float image in [0, 1] and one in [0, 255] look alike, so neither is converted)."""
+    want = "expected an (H, W, 3) uint8 BGR image with values 0-255 (as cv2.imread gives)"
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"{where}: got a {type(image).__name__}; {want}")
+    if image.dtype != np.uint8:
+        hint = {"f": "; for floats in [0, 1] convert with (img * 255).round().astype(np.uint8)",
+                "u": "; for 16-bit images convert with (img // 257).astype(np.uint8)"}.get(image.dtype.kind, "")
+        raise ValueError(f"{where}: dtype {image.dtype}; {want}{hint}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        hint = {2: "; for a grey image use cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)"}.get(image.ndim, "")
+        if image.ndim == 3 and image.shape[2] == 4:
+            hint = "; for BGRA use cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)"
+        raise ValueError(f"{where}: shape {image.shape}; {want}{hint}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"{where}: empty image of shape {image.shape}; {want}")
+    return image
+
+
+def check_boxes(boxes: Any, scores: Any, where: str = "bboxes") -> tuple[np.ndarray, np.ndarray]:
+    """Person boxes as (N, 4) ``[x1, y1, x2, y2]`` float64 and scores (N,) (None: all 1). Refused with a
+    ``ValueError`` naming the item: another shape, a box and score count that differ, a non-finite value, or a
+    box with zero or negative width or height."""
+    b = np.asarray(boxes, np.float64)
+    if b.ndim == 1 and b.shape[0] == 4:
+        b = b[None]
+    if b.ndim != 2 or b.shape[1] != 4:
+        if b.size == 0:
+            b = b.reshape(0, 4)
+        else:
+            raise ValueError(f"{where}: shape {np.shape(boxes)}, expected (N, 4) boxes [x1, y1, x2, y2]")
+    s = np.ones(len(b)) if scores is None else np.asarray(scores, np.float64).reshape(-1)
+    if len(s) != len(b):
+        raise ValueError(f"{where}: {len(b)} box(es) but {len(s)} box score(s); expected one score per box")
+    bad = np.flatnonzero(~np.isfinite(b).all(axis=1))
+    if len(bad):
+        raise ValueError(f"{where}[{bad[0]}] = {b[bad[0]].tolist()} is not finite; expected [x1, y1, x2, y2] numbers")
+    bad = np.flatnonzero(~np.isfinite(s))
+    if len(bad):
+        raise ValueError(f"{where}: box score {bad[0]} is {s[bad[0]]}; expected a finite number")
+    bad = np.flatnonzero((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1]))
+    if len(bad):
+        raise ValueError(f"{where}[{bad[0]}] = {b[bad[0]].tolist()} has zero or negative width/height; expected "
+                         "[x1, y1, x2, y2] with x2 > x1 and y2 > y1")
+    return b, s
 
 
 # ------------------------------------------------------------------------------------------------ results
@@ -300,6 +471,8 @@ class PoseEstimator:
                  metainfo: PoseMetaInfo | str | None = None, protocol: Protocol | str | None = None,
                  bbox_padding: float | None = None, optimize: bool = True, **overrides: Any) -> None:
         stored_protocol, stored_metainfo = None, None
+        self.device = check_device(device)
+        self.weights = None if weights is None else require_file(weights, "--weights")
         if model is None or isinstance(model, str):
             if weights is None and model is None:
                 raise ValueError("PoseEstimator: give a zoo model name, or weights of ours that name their model")
@@ -307,7 +480,9 @@ class PoseEstimator:
                 trained = load_trained(weights, model, overrides or None)
                 model, stored_protocol, stored_metainfo = trained.model, trained.protocol, trained.metainfo
             else:
-                model = create_model(model, **overrides)
+                zoo = model
+                model = create_model(zoo, **overrides)
+                note_random_weights(zoo, "the 2D model")
         elif weights is not None:
             raise ValueError("PoseEstimator: pass weights with a zoo name, or load them into the model yourself")
         name = getattr(model, "zoo_name", type(model).__name__)
@@ -317,7 +492,6 @@ class PoseEstimator:
                     "tokenizer": " (a PCT tokenizer, joints in and out): use a pct_*_coco model for images",
                     "lifting": " (2D keypoints in): use posetokens lift"}.get(str(task), "")
             raise ValueError(f"PoseEstimator needs a top-down 2D model (image crops in); {name} is a {task} model{hint}")
-        self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.net = optimize_for_inference(self.model) if optimize else self.model  # what predictions run
         self.name = name
@@ -395,11 +569,18 @@ class PoseEstimator:
 
     def predict(self, image: np.ndarray, bboxes: np.ndarray | None = None, bbox_scores: np.ndarray | None = None,
                 show_tokens: bool = False) -> FrameResult:
-        """People in one BGR image: ``bboxes`` (N, 4) ``[x1, y1, x2, y2]``, or the whole image when None."""
-        frame = Frame(0, "image", np.asarray(image))
-        boxes = (lambda f: (np.asarray(bboxes, np.float64).reshape(-1, 4),
-                            np.ones(len(bboxes)) if bbox_scores is None else np.asarray(bbox_scores, np.float64))
-                 ) if bboxes is not None else whole_frame_boxes
+        """People in one image: ``image`` (H, W, 3) uint8 BGR (as ``cv2.imread`` gives; other dtypes are refused,
+        not guessed), ``bboxes`` (N, 4) ``[x1, y1, x2, y2]`` (or one box (4,)) with optional ``bbox_scores`` (N,),
+        or the whole image when None. Non-finite or empty boxes and a score count that differs from the box count
+        are refused with a ``ValueError`` naming the box."""
+        frame = Frame(0, "image", check_image(image, "predict: image"))
+        if bboxes is not None:
+            b, s = check_boxes(bboxes, bbox_scores, "predict: bboxes")
+            boxes: BoxFn = lambda f: (b, s)  # noqa: E731
+        elif bbox_scores is not None:
+            raise ValueError("predict: bbox_scores given without bboxes")
+        else:
+            boxes = whole_frame_boxes
         return next(self.run_frames([frame], boxes, show_tokens=show_tokens))
 
     # -- streams
@@ -409,10 +590,9 @@ class PoseEstimator:
         pending: list[tuple[Frame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         count = 0
         for frame in frames:
-            if frame.image is None or frame.image.ndim != 3 or frame.image.shape[2] != 3:
-                raise ValueError(f"{frame.name}: expected an (H, W, 3) BGR image")
-            b, s = boxes(frame)
-            b, s = np.asarray(b, np.float64).reshape(-1, 4), np.asarray(s, np.float64).reshape(-1)
+            where = f"{frame.name} frame {frame.frame_id}" if frame.video else frame.name
+            check_image(frame.image, where)
+            b, s = check_boxes(*boxes(frame), where=f"{where}: boxes")
             c, w = self.crops(np.ascontiguousarray(frame.image[..., ::-1]), b)
             pending.append((frame, b, s, c, w))
             count += len(b)
@@ -466,69 +646,163 @@ class PoseEstimator:
     def infer(self, source: str | Path, out_dir: str | Path, boxes: BoxFn | str | Path | None = None,
               bbox_thr: float = 0.3, kpt_thr: float | None = None, show_tokens: bool = False, draw: bool = True,
               progress: bool | None = None, tokens_every: int = 25,
-              coco_results: str | Path | None = None) -> dict[str, Any]:
+              coco_results: str | Path | None = None, strict: bool = False) -> dict[str, Any]:
         """Run on ``source`` and write results to ``out_dir``: ``<stem>.json`` per image (one record) or per video
         (a list of records, one per decoded frame); with ``draw`` the overlays ``<stem>.png`` / ``<stem>.mp4``;
         with ``show_tokens`` ``<stem>_tokens.png`` (videos: ``<stem>_tokens/frame_NNNNNN.png`` every
         ``tokens_every`` frames); with ``coco_results`` every person in the COCO results format
-        (:meth:`coco_results`), which ``posetokens evaluate`` scores. ``kpt_thr`` (the least keypoint score drawn)
-        defaults to :attr:`default_kpt_thr`. Returns a summary: written files and frame / instance counts."""
+        (:meth:`coco_results`), which ``posetokens evaluate`` scores. Images of a folder that share a stem
+        (``a.jpg``, ``a.png``) get ``<stem>_<ext>`` names instead. ``kpt_thr`` (the least keypoint score drawn)
+        defaults to :attr:`default_kpt_thr`.
+
+        Nothing is lost: an output that would overwrite an input (the image, video, detections file, detector or
+        weights) is refused before anything runs; every file is written atomically; unreadable or truncated images
+        are skipped, counted and named (``strict``: a ``ValueError`` at the first, after writing the earlier
+        images' results); a video's JSON is streamed (a JSON array, one record per line) and, on SIGINT/SIGTERM,
+        the JSON and the mp4 are finished for the frames done before :class:`~posetokens.runtime.Interrupted` is
+        raised. Returns a summary: written files, frame / instance counts and ``skipped`` (``{file, reason}``)."""
         kpt_thr = self.default_kpt_thr if kpt_thr is None else kpt_thr
         src = open_input(source)
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         if show_tokens and not self.can_show_tokens:
             raise ValueError(f"{self.name} has no token pruning to show (--show-tokens needs a PPT or GTPT model)")
+        out = Path(out_dir)
+        if src.kind == "images" and src.path.is_dir() and same_file(src.path, out):
+            raise ValueError(f"the output folder {out} is the input folder {src.path}: its overlays would overwrite "
+                             "input pictures of the same name and be read as inputs by the next run; choose another "
+                             "--out")
+        stems = _output_stems(src)
+        outputs: list[tuple[str, Path]] = []
+        if src.kind == "images":
+            for img in src.images:
+                outputs.append(("result json", out / f"{stems[img]}.json"))
+                if draw:
+                    outputs.append(("overlay picture", out / f"{stems[img]}.png"))
+                if show_tokens:
+                    outputs.append(("tokens picture", out / f"{stems[img]}_tokens.png"))
+        else:
+            outputs.append(("result json", out / f"{src.path.stem}.json"))
+            if draw:
+                outputs.append(("overlay video", out / f"{src.path.stem}.mp4"))
+            if show_tokens:
+                outputs.append(("tokens folder", out / f"{src.path.stem}_tokens"))
+        if coco_results is not None:
+            if Path(coco_results).is_dir():
+                raise ValueError(f"--coco-results {coco_results} is a folder; expected a json file path")
+            outputs.append(("COCO results file", Path(coco_results)))
+        inputs: list[tuple[str, Any]] = [("input image", p) for p in src.images] if src.kind == "images" else \
+            [("input video", src.path)]
+        inputs += [("detections file", boxes if isinstance(boxes, (str, Path)) else None),
+                   ("detector", getattr(boxes, "path", None)), ("weights", self.weights)]
+        check_no_overwrite(inputs, outputs)
+        box_fn = _box_fn(boxes, src, bbox_thr)  # a bad detections file is refused before any folder is made
+        writable_dir(out)
+        if coco_results is not None:
+            writable_dir(Path(coco_results).parent, "folder of --coco-results")
         progress = src.kind == "video" if progress is None else progress
         written: list[str] = []
+        skipped: list[dict[str, str]] = []
         frames = instances = 0
         writer: VideoWriter | None = None
-        records: list[dict[str, Any]] = []
+        stream: JsonArrayWriter | None = None
         coco: list[dict[str, Any]] = []
-        try:
-            for res in self(src, boxes, bbox_thr, show_tokens, progress):
-                frames += 1
-                instances += len(res.bboxes)
-                if coco_results is not None:
-                    iid = res.frame_id if src.kind == "video" else image_id_from_name(Path(res.img_path).name)
-                    if iid is None:
-                        raise ValueError(f"{res.img_path}: COCO results need an image id in the file name "
-                                         "(e.g. 000000000785.jpg)")
-                    coco += self.coco_results(res, iid)
-                if src.kind == "images":
-                    stem = Path(res.img_path).stem
-                    _write_json(out / f"{stem}.json", res.to_dict())
-                    written.append(str(out / f"{stem}.json"))
-                    if draw:
-                        cv2.imwrite(str(out / f"{stem}.png"), draw_frame(res, self.metainfo, kpt_thr))
-                        written.append(str(out / f"{stem}.png"))
-                    if show_tokens and len(res.bboxes):
-                        cv2.imwrite(str(out / f"{stem}_tokens.png"), self.tokens_figure(res))
-                        written.append(str(out / f"{stem}_tokens.png"))
-                    continue
-                records.append(res.to_dict())
-                if draw:
-                    if writer is None:
-                        writer = VideoWriter(out / f"{src.path.stem}.mp4", src.video.fps, (res.width, res.height))  # type: ignore[union-attr]
-                    writer.write(draw_frame(res, self.metainfo, kpt_thr))
-                if show_tokens and len(res.bboxes) and res.frame_id % max(1, tokens_every) == 0:
-                    tdir = out / f"{src.path.stem}_tokens"
-                    tdir.mkdir(exist_ok=True)
-                    cv2.imwrite(str(tdir / f"frame_{res.frame_id:06d}.png"), self.tokens_figure(res))
-                    written.append(str(tdir / f"frame_{res.frame_id:06d}.png"))
-        finally:
-            if writer is not None:
-                writer.close()
-        if src.kind == "video":
-            _write_json(out / f"{src.path.stem}.json", records)
-            written.insert(0, str(out / f"{src.path.stem}.json"))
-            if writer is not None:
-                written.insert(1, str(writer.path))
-        if coco_results is not None:
-            from posetokens.evaluation.coco import write_coco_results
+        tag = {"model": self.name, "keypoint_layout": self.metainfo.name}
 
-            written.append(str(write_coco_results(coco_results, coco, self.metainfo.num_keypoints)))
-        return {"input": str(src.path), "kind": src.kind, "frames": frames, "instances": instances, "files": written}
+        stop: list[ValueError] = []
+
+        def on_skip(path: Path, why: str) -> bool:
+            if strict:  # stop reading; what came before is still written, then the error is raised
+                stop.append(ValueError(f"{why} (--strict stops at the first unreadable image)"))
+                return False
+            skipped.append({"file": str(path), "reason": why})
+            warn(f"skipped {why}")
+            return True
+
+        stopped: BaseException | None = None
+        with interruptible():
+            try:
+                if src.kind == "video":
+                    stream = JsonArrayWriter(out / f"{src.path.stem}.json")
+                stream_frames = src.frames(on_skip)
+                if progress:
+                    from tqdm import tqdm
+
+                    stream_frames = tqdm(stream_frames, total=len(src) or None, unit="frame", desc=src.path.name)
+                for res in self.run_frames(stream_frames, box_fn, show_tokens):
+                    record = {**res.to_dict(), **tag}
+                    if coco_results is not None:
+                        iid = res.frame_id if src.kind == "video" else image_id_from_name(Path(res.img_path).name)
+                        if iid is None:
+                            raise ValueError(f"{res.img_path}: COCO results need an image id in the file name "
+                                             "(e.g. 000000000785.jpg)")
+                        people = self.coco_results(res, iid)
+                    if src.kind == "images":
+                        stem = stems[src.images[res.frame_id]]
+                        pictures = []
+                        if draw:
+                            pictures.append((out / f"{stem}.png", draw_frame(res, self.metainfo, kpt_thr)))
+                        if show_tokens and len(res.bboxes):
+                            pictures.append((out / f"{stem}_tokens.png", self.tokens_figure(res)))
+                        with signals_deferred():  # one image's files are written (and counted) together
+                            atomic_write_json(out / f"{stem}.json", record)
+                            written.append(str(out / f"{stem}.json"))
+                            for path, picture in pictures:
+                                write_image(path, picture)
+                                written.append(str(path))
+                            frames, instances = frames + 1, instances + len(res.bboxes)
+                            if coco_results is not None:
+                                coco += people
+                    else:
+                        drawn = draw_frame(res, self.metainfo, kpt_thr) if draw else None
+                        if drawn is not None and writer is None:
+                            fps = src.video.fps  # type: ignore[union-attr]
+                            writer = VideoWriter(out / f"{src.path.stem}.mp4", fps, (res.width, res.height))
+                        with signals_deferred():  # the mp4 and the json hold the same frames, all counted
+                            if drawn is not None:
+                                writer.write(drawn)  # type: ignore[union-attr]
+                            stream.append(record)  # type: ignore[union-attr]
+                            frames, instances = frames + 1, instances + len(res.bboxes)
+                            if coco_results is not None:
+                                coco += people
+                        if show_tokens and len(res.bboxes) and res.frame_id % max(1, tokens_every) == 0:
+                            tdir = out / f"{src.path.stem}_tokens"
+                            tdir.mkdir(exist_ok=True)
+                            write_image(tdir / f"frame_{res.frame_id:06d}.png", self.tokens_figure(res))
+                            written.append(str(tdir / f"frame_{res.frame_id:06d}.png"))
+            except BaseException as e:  # noqa: BLE001 (finish the files of what was done, then raise it again)
+                stopped = e
+            with signals_deferred(discard=isinstance(stopped, KeyboardInterrupt)):  # a second Ctrl-C waits
+                if writer is not None:
+                    writer.close()
+                if stream is not None:
+                    if stream.count or stopped is None:
+                        written.insert(0, str(stream.close()))
+                    else:
+                        stream.discard()
+                if writer is not None and writer.frames:
+                    written.insert(1, str(writer.path))
+                if coco_results is not None and (coco or stopped is None):
+                    from posetokens.evaluation.coco import write_coco_results
+
+                    with atomic_path(Path(coco_results)) as tmp:
+                        write_coco_results(tmp, coco, self.metainfo.num_keypoints)
+                    written.append(str(coco_results))
+        if isinstance(stopped, KeyboardInterrupt):
+            signum = getattr(stopped, "signum", 2)
+            kept = f"the results of {frames} finished frame(s) are in {out}" if frames else "no frame was finished"
+            raise Interrupted(signum, f"interrupted by {signal_name(signum)}: {kept}") from None
+        if stopped is not None:
+            raise stopped
+        if stop:
+            raise ValueError(f"{stop[0]}; the results of the {frames} image(s) before it are in {out}")
+        if skipped and not frames:
+            raise ValueError(f"none of the {len(skipped)} input image(s) could be read: "
+                             + "; ".join(s["reason"] for s in skipped[:3]) + (" ..." if len(skipped) > 3 else ""))
+        uncovered = box_fn.warn_uncovered() if isinstance(box_fn, DetectionsFile) else 0
+        if skipped:
+            warn(f"skipped {len(skipped)} of {len(src.images)} image(s) that could not be read: "
+                 + ", ".join(Path(s["file"]).name for s in skipped))
+        return {"input": str(src.path), "kind": src.kind, "frames": frames, "instances": instances, "files": written,
+                "skipped": skipped, "uncovered": uncovered}
 
     def tokens_figure(self, res: FrameResult, max_people: int = 6) -> np.ndarray:
         """One row per person (up to ``max_people``): the crop, then the patches kept at each pruning layer
@@ -555,21 +829,47 @@ def _box_fn(boxes: BoxFn | str | Path | None, src: InputSource, bbox_thr: float)
 
 
 # ---------------------------------------------------------------------------------------------- writing
+def _output_stems(src: InputSource) -> dict[Path, str]:
+    """The output stem of every input image: its own stem, or ``<stem>_<ext>`` when images of the folder share
+    a stem (``a.jpg`` and ``a.png`` would both write ``a.json``)."""
+    if src.kind != "images":
+        return {}
+    count = Counter(p.stem for p in src.images)
+    return {p: p.stem if count[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}" for p in src.images}
+
+
 def _write_json(path: Path, obj: Any) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f)
+    atomic_write_json(path, obj)
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Encode ``image`` (BGR) by the file extension and write it atomically (temporary file, then rename)."""
+    p = Path(path)
+    ok, buf = cv2.imencode(p.suffix or ".png", np.ascontiguousarray(image))
+    if not ok:
+        raise ValueError(f"{p}: OpenCV cannot encode a {p.suffix!r} picture")
+    return atomic_write_bytes(p, buf.tobytes())
 
 
 class VideoWriter:
-    """An MP4 (``mp4v``) writer that refuses to start silently broken."""
+    """An MP4 (``mp4v``) writer that refuses to start silently broken. Frames go to a temporary
+    ``.<stem>.partial.mp4`` beside ``path``; :meth:`close` finishes the file (its index, so it plays) and renames it
+    to ``path``, so a run stopped by SIGINT/SIGTERM (which closes it) leaves a playable video of the frames done.
+    A writer closed without a frame leaves no file."""
 
     def __init__(self, path: str | Path, fps: float, size_wh: tuple[int, int]) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise IsADirectoryError(21, "cannot write a video over a folder", str(self.path))
         self.size = (int(size_wh[0]) // 2 * 2, int(size_wh[1]) // 2 * 2)  # even: mp4v drops an odd row or column
-        self._w = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), self.size)
+        self._temp = TempBeside(self.path)
+        self.tmp = self._temp.tmp
+        self._w = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), self.size)
         if not self._w.isOpened():
+            self._temp.discard()
             raise ValueError(f"{self.path}: OpenCV cannot open an mp4v video writer here")
         self.frames = 0
+        self.closed = False
 
     def write(self, frame_bgr: np.ndarray) -> None:
         """Append one (H, W, 3) uint8 BGR frame of the writer's size."""
@@ -579,8 +879,15 @@ class VideoWriter:
         self.frames += 1
 
     def close(self) -> None:
-        """Finish the file."""
+        """Finish the file and move it to ``path`` (no file when no frame was written). Safe to call twice."""
+        if self.closed:
+            return
         self._w.release()
+        self.closed = True
+        if self.frames:
+            self._temp.commit()
+        else:
+            self._temp.discard()
 
 
 def draw_frame(res: FrameResult, metainfo: PoseMetaInfo | str, kpt_thr: float = 0.3,
@@ -601,8 +908,20 @@ def draw_frame(res: FrameResult, metainfo: PoseMetaInfo | str, kpt_thr: float = 
 
 
 def load_results(path: str | Path) -> list[dict[str, Any]]:
-    """Frame records from a results json written by ``infer`` (a list, or one image's record), checked."""
-    data = read_json(path, "2D keypoints")
+    """Frame records from a results json written by ``infer`` (a list, or one image's record), checked. A video's
+    ``.partial`` file left by a killed run (a JSON array without its closing ``]``) gives its complete records,
+    with a warning."""
+    try:
+        data = read_json(path, "2D keypoints")
+    except ValueError:
+        try:
+            data, dropped = read_json_array_lines(path, "2D keypoints")
+        except ValueError:
+            data = None
+        if not data:
+            raise
+        warn(f"{path}: an unfinished results file (a run that was killed?): read its {len(data)} complete "
+             f"record(s){'; dropped a half-written last line' if dropped else ''}")
     records = [data] if isinstance(data, dict) else data
     if not isinstance(records, list) or not records:
         raise ValueError(f"{path}: expected a list of {{frame_id, instances}} records (or one record)")
@@ -610,6 +929,9 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
         if not isinstance(r, dict) or "instances" not in r or not isinstance(r["instances"], list):
             raise ValueError(f"{path}: record {i} has no 'instances' list (expected {{frame_id, instances: [...]}})")
         for j, inst in enumerate(r["instances"]):
+            if not isinstance(inst, dict):
+                raise ValueError(f"{path}: record {i} instance {j} is not an object (expected {{keypoints, "
+                                 "keypoint_scores, bbox, bbox_score}})")
             for key in ("keypoints", "keypoint_scores"):
                 if key not in inst:
                     raise ValueError(f"{path}: record {i} instance {j} has no {key!r} field")

@@ -7,7 +7,9 @@
 * :func:`default_kpt_thr`: the least keypoint score drawn when none is given, relative to the codec's scores.
 
 Colours in metainfo are RGB; every function takes the image's channel order (``"bgr"``, OpenCV's, or
-``"rgb"``) and returns an image in that same order. Inputs are never modified.
+``"rgb"``) and returns an image in that same order. Inputs are never modified. Images are uint8; another dtype is
+accepted only when its values are plainly 0-255 levels, and refused (``ValueError``) when ambiguous, e.g. floats in
+[0, 1] or 16-bit levels.
 """
 
 from __future__ import annotations
@@ -36,8 +38,26 @@ def _as_uint8_rgb3(image: np.ndarray) -> np.ndarray:
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) or (H, W) image, got shape {img.shape}")
     if img.dtype != np.uint8:
-        img = np.clip(img, 0, 255).astype(np.uint8)
+        img = _to_uint8(img)
     return np.ascontiguousarray(img)
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    """A non-uint8 image whose values are unambiguous 0-255 levels (integers or floats within [0, 255], above 1
+    somewhere), rounded to uint8; anything else (floats in [0, 1], 16-bit levels, NaN) is refused: clipping it
+    would draw a black or white picture without a word."""
+    if img.dtype == bool or not np.issubdtype(img.dtype, np.number):
+        raise ValueError(f"expected a uint8 image with values 0-255, got dtype {img.dtype}")
+    if img.size == 0:
+        return img.astype(np.uint8)
+    lo, hi = float(np.min(img)), float(np.max(img))
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi > 255:
+        raise ValueError(f"expected a uint8 image with values 0-255, got dtype {img.dtype} with values in "
+                         f"[{lo:g}, {hi:g}] (16-bit levels: img // 257)")
+    if np.issubdtype(img.dtype, np.floating) and hi <= 1.0:
+        raise ValueError(f"expected a uint8 image with values 0-255, got dtype {img.dtype} with values in "
+                         f"[{lo:g}, {hi:g}]: convert an image in [0, 1] with (img * 255).round().astype(np.uint8)")
+    return np.rint(img).astype(np.uint8)
 
 
 def _colour(rgb: Sequence[int], channel_order: str) -> tuple[int, int, int]:

@@ -1,0 +1,601 @@
+"""Bad inputs on the inference side (``infer``, ``PoseEstimator.predict``, ``lift``, ``export``): one table of cases.
+
+Each case builds its inputs in a fresh folder, runs one command line (in process, through ``posetokens.cli.main``)
+or one API call, and asserts, from outside the code under test:
+
+* the exit code (or the exception type) and a regex on the message the user sees;
+* that named files are unchanged (SHA-256 before and after: an input is never overwritten);
+* that named outputs exist or do not, and that nothing under the case's output folders is half-written
+  (no temporary or ``.partial`` file is left, every ``.json`` parses, every ``.png`` and ``.mp4`` decodes).
+
+Interrupted runs are tested with real subprocesses sent SIGINT / SIGTERM mid-video. Small models throughout
+(checkpoints of ours with 64x48 crops and one transformer layer), so the file runs in well under 90 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from posetokens.cli import main as cli
+
+from conftest import DATA, REPO
+
+NAME_2D = "tokenpose_s_coco_256x192"
+TINY_2D = {"image_size": [64, 48], "dim": 32, "depth": 1, "heads": 4}
+NAME_3D = "hot_mixste_h36m_243"
+TINY_3D = {"num_frames": 27, "depth": 2, "dim": 32, "prune": {"keep": 9, "layer": 1}}
+VIDEO = DATA / "video" / "sample_video.mp4"
+CUDA_BUILD = torch.backends.cuda.is_built() and torch.cuda.is_available()
+
+
+# ---------------------------------------------------------------------------------------------- assets
+@dataclass
+class Assets:
+    """Inputs shared by every case (never written by a case: the table checks their hashes where it matters)."""
+
+    root: Path
+    w2d: Path  # a checkpoint of ours: tiny TokenPose-S (names its model, overrides, protocol, metainfo)
+    w3d: Path  # a checkpoint of ours: tiny HoT-MixSTE
+    jpgs: list[Path]  # two small COCO-named jpgs
+    clip: Path  # a 6-frame 96x64 mp4
+    infer_json: Path  # what `infer` wrote for one image (records carry model and keypoint_layout)
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
+    from posetokens.checkpoint import atomic_save, describe
+    from posetokens.data.metainfo import get_metainfo
+    from posetokens.protocols import get_protocol
+    from posetokens.registry import create_model, default_protocol
+
+    root = tmp_path_factory.mktemp("assets")
+    torch.manual_seed(0)
+    w2d = atomic_save({**describe(NAME_2D, TINY_2D, get_protocol(default_protocol(NAME_2D)), get_metainfo("coco")),
+                       "state_dict": create_model(NAME_2D, **TINY_2D).state_dict()}, root / "tiny2d.pth")
+    w3d = atomic_save({**describe(NAME_3D, TINY_3D, get_protocol(default_protocol(NAME_3D))),
+                       "state_dict": create_model(NAME_3D, **TINY_3D).state_dict()}, root / "tiny3d.pth")
+    jpgs = []
+    for i, src in enumerate(sorted((DATA / "coco").glob("*.jpg"))[:2], start=1):
+        img = cv2.resize(cv2.imread(str(src)), (160, 112), interpolation=cv2.INTER_AREA)
+        jpgs.append(root / "images" / f"{i:012d}.jpg")
+        jpgs[-1].parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(jpgs[-1]), img)
+    clip = root / "clip.mp4"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (96, 64))
+    for t in range(6):
+        w.write(np.full((64, 96, 3), 40 * t, np.uint8))
+    w.release()
+    assert cli(["infer", str(jpgs[0]), "--weights", str(w2d), "--out", str(root / "infer"), "--no-draw"]) == 0
+    return Assets(root, w2d, w3d, jpgs, clip, root / "infer" / f"{jpgs[0].stem}.json")
+
+
+# ------------------------------------------------------------------------------------------------ cases
+@dataclass
+class Run:
+    """What one case runs and expects (paths are made under the case's own folder)."""
+
+    argv: list[str] | None = None  # a command line (without "posetokens"), or ``call``
+    rc: int | type[BaseException] = 0  # exit code, or the exception the call must raise
+    message: str = ""  # regex searched in stderr + stdout (CLI) / in the exception text and stderr (API)
+    call: Callable[[], Any] | None = None  # an API call
+    unchanged: list[Path] = field(default_factory=list)  # files (or folders) whose bytes must not change
+    exist: list[Path] = field(default_factory=list)
+    absent: list[Path] = field(default_factory=list)
+    not_in_output: str | None = None  # a regex that must NOT appear (e.g. work done before a refusal)
+    check: Callable[[], None] | None = None  # extra assertions after the run
+
+
+def _image(path: Path, src: Path, ext: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = cv2.imread(str(src))
+    if ext is None:
+        shutil.copy(src, path)
+    else:
+        cv2.imwrite(str(path), img)
+    return path
+
+
+def _json(path: Path, obj: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+    return path
+
+
+def case_infer_folder_onto_itself(a: Assets, d: Path) -> Run:
+    _image(d / "in" / "000000000001.png", a.jpgs[0], ".png")
+    _image(d / "in" / "000000000002.jpg", a.jpgs[1])
+    return Run(["infer", str(d / "in"), "--weights", str(a.w2d), "--out", str(d / "in") + "/"], 2,
+               r"the output folder .*in/? is the input folder .*in: its overlays would overwrite input pictures",
+               unchanged=[d / "in"], absent=[d / "in" / "000000000001.json", d / "in" / "000000000002.json"])
+
+
+def case_infer_image_overlay_onto_itself(a: Assets, d: Path) -> Run:
+    img = _image(d / "in" / "000000000001.png", a.jpgs[0], ".png")
+    return Run(["infer", str(img), "--weights", str(a.w2d), "--out", str(d / "in")], 2,
+               r"overlay picture .*000000000001\.png would overwrite the input image .*in/000000000001\.png",
+               unchanged=[d / "in"], absent=[d / "in" / "000000000001.json"])
+
+
+def case_infer_video_onto_itself(a: Assets, d: Path) -> Run:
+    video = d / "out" / "clip.mp4"
+    video.parent.mkdir()
+    shutil.copy(a.clip, video)
+    return Run(["infer", str(video), "--weights", str(a.w2d), "--out", str(d / "out")], 2,
+               r"overlay video .*out/clip\.mp4 would overwrite the input video .*out/clip\.mp4",
+               unchanged=[video], absent=[d / "out" / "clip.json"])
+
+
+def case_infer_coco_results_over_boxes(a: Assets, d: Path) -> Run:
+    dets = _json(d / "dets.json", [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 80], "score": 0.9}])
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(d / "out"), "--boxes", str(dets),
+                "--coco-results", str(dets)], 2,
+               r"COCO results file .*dets\.json would overwrite the detections file .*dets\.json", unchanged=[dets])
+
+
+def case_infer_same_stem_images(a: Assets, d: Path) -> Run:
+    _image(d / "in" / "000000000001.jpg", a.jpgs[0])
+    _image(d / "in" / "000000000001.png", a.jpgs[0], ".png")
+    out = d / "out"
+    return Run(["infer", str(d / "in"), "--weights", str(a.w2d), "--out", str(out)], 0, r"2 frame\(s\)",
+               unchanged=[d / "in"],
+               exist=[out / f"000000000001_{e}.{k}" for e in ("jpg", "png") for k in ("json", "png")],
+               absent=[out / "000000000001.json"])
+
+
+def case_infer_out_is_a_file(a: Assets, d: Path) -> Run:
+    f = d / "results.txt"
+    f.write_text("my notes")
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(f)], 2,
+               r"output folder .*results\.txt is a file; expected a folder", unchanged=[f])
+
+
+def _folder_with_bad_images(a: Assets, d: Path) -> Path:
+    folder = d / "in"
+    _image(folder / "000000000001.jpg", a.jpgs[0])
+    data = a.jpgs[1].read_bytes()
+    (folder / "000000000002.jpg").write_bytes(data[: len(data) // 2])  # OpenCV decodes it, its lower half grey
+    (folder / "000000000003.jpg").write_bytes(b"not an image at all")
+    _image(folder / "000000000004.jpg", a.jpgs[1])
+    return folder
+
+
+def case_infer_skips_unreadable_images(a: Assets, d: Path) -> Run:
+    folder, out = _folder_with_bad_images(a, d), d / "out"
+    return Run(["infer", str(folder), "--weights", str(a.w2d), "--out", str(out)], 0,
+               r"(?s)000000000002\.jpg: truncated JPEG.*2 frame\(s\).*skipped 2 unreadable image\(s\): "
+               r".*000000000002\.jpg, .*000000000003\.jpg",
+               unchanged=[folder], exist=[out / "000000000001.json", out / "000000000004.json"],
+               absent=[out / "000000000002.json", out / "000000000003.json"])
+
+
+def case_infer_strict_stops_at_first(a: Assets, d: Path) -> Run:
+    folder, out = _folder_with_bad_images(a, d), d / "out"
+    return Run(["infer", str(folder), "--weights", str(a.w2d), "--out", str(out), "--strict", "--batch-size", "16"],
+               2, r"000000000002\.jpg: truncated JPEG .*--strict stops at the first.*the results of the 1 image",
+               unchanged=[folder], exist=[out / "000000000001.json", out / "000000000001.png"],
+               absent=[out / "000000000004.json"])
+
+
+def case_infer_weights_is_a_folder(a: Assets, d: Path) -> Run:
+    (d / "ckpts").mkdir()
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(d / "ckpts"), "--out", str(d / "out")], 2,
+               r"--weights .*ckpts is a folder; expected a file", not_in_output="does not exist")
+
+
+def case_infer_device_cuda_on_cpu(a: Assets, d: Path) -> Run:
+    if CUDA_BUILD:
+        pytest.skip("a CUDA device is present")
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(d / "out"), "--device", "cuda"], 2,
+               r"--device cuda: (this PyTorch build has no CUDA support|no CUDA GPU is visible)")
+
+
+def case_infer_random_weights_note(a: Assets, d: Path) -> Run:
+    return Run(["infer", str(a.jpgs[0]), "--model", NAME_2D, "--out", str(d / "out"), "--no-draw"], 0,
+               rf"the 2D model {NAME_2D} has no weights given: it runs with random weights")
+
+
+def case_infer_partial_detections(a: Assets, d: Path) -> Run:
+    dets = _json(d / "dets.json", [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 80], "score": 0.9}])
+    out = d / "out"
+
+    def check() -> None:
+        assert len(json.loads((out / "000000000002.json").read_text())["instances"]) == 0
+        assert len(json.loads((out / "000000000001.json").read_text())["instances"]) == 1
+
+    return Run(["infer", str(a.jpgs[0].parent), "--weights", str(a.w2d), "--out", str(out), "--boxes", str(dets)], 0,
+               r"dets\.json covers only some inputs: 1 of 2 images have no entry in it and got no person "
+               r"\(000000000002\.jpg\)", unchanged=[dets], check=check)
+
+
+def _bad_dets(item: dict, pattern: str) -> Callable[[Assets, Path], Run]:
+    def case(a: Assets, d: Path) -> Run:
+        det = {"image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 80], "score": 0.9, **item}
+        dets = d / "dets.json"
+        dets.write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5], "score": 0.5}, det]))
+        return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(d / "out"), "--boxes", str(dets)],
+                   2, r"dets\.json: item 1 " + pattern, unchanged=[dets], absent=[d / "out" / "000000000001.json"])
+
+    return case
+
+
+def case_detections_not_a_list(a: Assets, d: Path) -> Run:
+    dets = _json(d / "dets.json", {"annotations": []})
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(d / "out"), "--boxes", str(dets)], 2,
+               r"dets\.json: a detections file must be a JSON list of \{image_id, category_id, bbox, score\}, "
+               r"got a dict", not_in_output=r"type\(data\)")
+
+
+def case_infer_coco_results_is_a_folder(a: Assets, d: Path) -> Run:
+    (d / "res").mkdir()
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(d / "out"),
+                "--coco-results", str(d / "res")], 2, r"--coco-results .*res is a folder; expected a json file")
+
+
+def case_infer_unwritable_out(a: Assets, d: Path) -> Run:
+    target = Path("/sys/kernel/posetokens_out")  # read-only even for root
+    if not Path("/sys/kernel").is_dir() or _can_create(Path("/sys/kernel")):
+        pytest.skip("no unwritable folder to test with")
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(target)], 2,
+               r"(Permission denied|Operation not permitted|not writable).*posetokens_out|posetokens_out.*(Permission|"
+               r"not permitted|not writable)")
+
+
+def _can_create(folder: Path) -> bool:
+    try:
+        (folder / ".probe").mkdir()
+    except OSError:
+        return False
+    (folder / ".probe").rmdir()
+    return True
+
+
+# -- PoseEstimator.predict
+@pytest.fixture(scope="module")
+def estimator(assets: Assets):
+    from posetokens.inference.api import PoseEstimator
+
+    return PoseEstimator(weights=assets.w2d)
+
+
+_IMG = np.full((96, 128, 3), 127, np.uint8)
+_BOX = np.array([[10.0, 10.0, 60.0, 90.0]])
+
+
+def _predict(image: Any = _IMG, bboxes: Any = _BOX, scores: Any = None) -> Callable[[Assets, Path], Run]:
+    def case(a: Assets, d: Path) -> Run:
+        from posetokens.inference.api import PoseEstimator
+
+        est = PoseEstimator(weights=a.w2d)
+        return Run(call=lambda: est.predict(image, bboxes, scores))
+
+    return case
+
+
+def _predict_case(image: Any, bboxes: Any, scores: Any, message: str) -> Callable[[Assets, Path], Run]:
+    def case(a: Assets, d: Path) -> Run:
+        run = _predict(image, bboxes, scores)(a, d)
+        run.rc, run.message = ValueError, message
+        return run
+
+    return case
+
+
+def _draw_case(image: np.ndarray, message: str) -> Callable[[Assets, Path], Run]:
+    def case(a: Assets, d: Path) -> Run:
+        from posetokens.inference.visualize import draw_skeleton
+
+        return Run(call=lambda: draw_skeleton(image, np.full((17, 2), 20.0), None, "coco"), rc=ValueError,
+                   message=message)
+
+    return case
+
+
+# -- lift
+def case_lift_unwritable_out_before_computing(a: Assets, d: Path) -> Run:
+    if not Path("/sys/kernel").is_dir() or _can_create(Path("/sys/kernel")):
+        pytest.skip("no unwritable folder to test with")
+    return Run(["lift", str(a.clip), "--weights", str(a.w3d), "--out", "/sys/kernel/posetokens_lift"], 2,
+               r"posetokens_lift", not_in_output=r"the 2D model|frame")  # refused before the 2D model was built
+
+
+def case_lift_layout_mismatch(a: Assets, d: Path) -> Run:
+    return Run(["lift", str(a.infer_json), "--weights", str(a.w3d), "--out", str(d / "out"), "--layout", "h36m",
+                "--image-size", "160x112"], 2,
+               rf"the 2D keypoints are in the 'coco' layout \(written by {NAME_2D}\), but --layout h36m was given",
+               unchanged=[a.infer_json], absent=[d / "out" / f"{a.infer_json.stem}_3d.json"])
+
+
+def case_lift_layout_from_json(a: Assets, d: Path) -> Run:
+    out = d / "out"
+
+    def check() -> None:
+        res = json.loads((out / f"{a.infer_json.stem}_3d.json").read_text())
+        assert res["input_layout"] == "coco" and len(res["frames"]) == 1
+
+    return Run(["lift", str(a.infer_json), "--weights", str(a.w3d), "--out", str(out), "--no-draw"], 0,
+               r"1 frame\(s\), 1 with a person", unchanged=[a.infer_json], not_in_output="random weights", check=check)
+
+
+def case_lift_weights_without_pose2d_weights(a: Assets, d: Path) -> Run:
+    out = d / "out"
+    return Run(["lift", str(a.clip), "--weights", str(a.w3d), "--out", str(out), "--no-draw"], 0,
+               rf"the 2D model {NAME_2D} has no weights given: it runs with random weights",
+               not_in_output="the lifting model", unchanged=[a.clip], exist=[out / "clip.json", out / "clip_3d.json"])
+
+
+def case_lift_without_weights(a: Assets, d: Path) -> Run:
+    from posetokens.inference.lifting import lift
+
+    return Run(call=lambda: lift(a.infer_json, NAME_3D, d / "out", draw=False, **TINY_3D), rc=0,
+               message=rf"the lifting model {NAME_3D} has no weights given: it runs with random weights")
+
+
+def case_lift_weights_is_a_folder(a: Assets, d: Path) -> Run:
+    (d / "ckpts").mkdir()
+    return Run(["lift", str(a.infer_json), "--weights", str(d / "ckpts"), "--out", str(d / "out")], 2,
+               r"--weights .*ckpts is a folder; expected a file", not_in_output="does not exist")
+
+
+def case_lift_out_is_a_file(a: Assets, d: Path) -> Run:
+    f = d / "out.json"
+    f.write_text("{}")
+    return Run(["lift", str(a.infer_json), "--weights", str(a.w3d), "--out", str(f)], 2,
+               r"output folder .*out\.json is a file; expected a folder", unchanged=[f])
+
+
+def case_lift_device_cuda_on_cpu(a: Assets, d: Path) -> Run:
+    if CUDA_BUILD:
+        pytest.skip("a CUDA device is present")
+    return Run(["lift", str(a.infer_json), "--weights", str(a.w3d), "--out", str(d / "out"), "--device", "cuda"], 2,
+               r"--device cuda: (this PyTorch build has no CUDA support|no CUDA GPU is visible)")
+
+
+def case_lift_reads_a_killed_runs_partial_file(a: Assets, d: Path) -> Run:
+    rec = json.loads(a.infer_json.read_text())
+    lines = ["["] + [json.dumps({**rec, "frame_id": i}) + "," for i in range(3)] + [json.dumps(rec)[:40]]
+    part = d / "clip.json.x1.partial"
+    part.write_text("\n".join(lines))  # what a SIGKILL mid-write leaves: no closing bracket, a cut last line
+    out = d / "out"
+
+    def check() -> None:
+        assert len(json.loads((out / "clip_3d.json").read_text())["frames"]) == 3
+
+    return Run(["lift", str(part), "--weights", str(a.w3d), "--out", str(out), "--no-draw", "--image-size", "160x112"],
+               0, r"unfinished results file .* read its 3 complete record\(s\); dropped a half-written last line",
+               unchanged=[part], check=check)
+
+
+def case_lift_follows_one_person(a: Assets, d: Path) -> Run:
+    """Two people, the better-scoring one alternating every frame: the lifted person must stay the same one."""
+    rng = np.random.default_rng(0)
+    left, right = rng.uniform(100, 200, (17, 2)), rng.uniform(600, 700, (17, 2))
+    records = []
+    for t in range(9):
+        sa, sb = (0.9, 0.6) if t % 2 == 0 else (0.6, 0.9)  # left wins 5 frames, right 4: left is the main person
+        people = [{"keypoints": (left + t).tolist(), "keypoint_scores": [sa] * 17, "bbox": [90, 90, 210, 210],
+                   "bbox_score": 1.0},
+                  {"keypoints": (right - t).tolist(), "keypoint_scores": [sb] * 17, "bbox": [590, 90, 710, 210],
+                   "bbox_score": 1.0}]
+        records.append({"frame_id": t, "width": 800, "height": 400, "keypoint_layout": "h36m",
+                        "instances": people[::-1] if t % 3 else people})  # the order in the list does not matter
+    src = _json(d / "two.json", records)
+    out = d / "out"
+
+    def check() -> None:
+        frames = json.loads((out / "two_3d.json").read_text())["frames"]
+        assert all(f["person"] for f in frames)
+        kp2d = np.asarray([f["keypoints_2d"] for f in frames])
+        np.testing.assert_allclose(kp2d, np.stack([left + t for t in range(9)]), atol=0.01)  # always the left one
+
+    return Run(["lift", str(src), "--weights", str(a.w3d), "--out", str(out), "--no-draw"], 0, r"9 frame\(s\), 9 with",
+               unchanged=[src], check=check)
+
+
+# -- export
+def case_export_onnx_over_weights(a: Assets, d: Path) -> Run:
+    w = d / "w.pth"
+    shutil.copy(a.w2d, w)
+    return Run(["export", "--weights", str(w), "--onnx", str(w), "--no-check"], 2,
+               r"ONNX file .*w\.pth would overwrite the --weights .*w\.pth", unchanged=[w])
+
+
+def case_export_weights_is_a_folder(a: Assets, d: Path) -> Run:
+    (d / "ckpts").mkdir()
+    return Run(["export", "--weights", str(d / "ckpts"), "--onnx", str(d / "m.onnx"), "--no-check"], 2,
+               r"--weights .*ckpts is a folder; expected a file", absent=[d / "m.onnx"])
+
+
+def case_export_onnx_is_a_folder(a: Assets, d: Path) -> Run:
+    (d / "m.onnx").mkdir()
+    return Run(["export", NAME_2D, "--onnx", str(d / "m.onnx"), "--no-check"], 2,
+               r"--onnx .*m\.onnx is a folder", not_in_output="random weights")
+
+
+def case_export_random_weights_note(a: Assets, d: Path) -> Run:
+    from posetokens.export.onnx import _model  # the model export_onnx builds: the full export is slow on CPU
+
+    return Run(call=lambda: _model(NAME_2D, None, dict(TINY_2D)), rc=0,
+               message=rf"the model {NAME_2D} has no weights given: it runs with random weights")
+
+
+CASES: list[Any] = [
+    pytest.param(case_infer_folder_onto_itself, id="infer-folder-onto-itself"),
+    pytest.param(case_infer_image_overlay_onto_itself, id="infer-image-overlay-onto-itself"),
+    pytest.param(case_infer_video_onto_itself, id="infer-video-onto-itself"),
+    pytest.param(case_infer_coco_results_over_boxes, id="infer-coco-results-over-boxes"),
+    pytest.param(case_infer_same_stem_images, id="infer-same-stem-images-get-distinct-names"),
+    pytest.param(case_infer_out_is_a_file, id="infer-out-is-a-file"),
+    pytest.param(case_infer_skips_unreadable_images, id="infer-skips-truncated-and-unreadable"),
+    pytest.param(case_infer_strict_stops_at_first, id="infer-strict"),
+    pytest.param(case_infer_weights_is_a_folder, id="infer-weights-is-a-folder"),
+    pytest.param(case_infer_device_cuda_on_cpu, id="infer-device-cuda"),
+    pytest.param(case_infer_random_weights_note, id="infer-random-weights-note"),
+    pytest.param(case_infer_partial_detections, id="infer-partial-detections-warning"),
+    pytest.param(case_detections_not_a_list, id="detections-not-a-list"),
+    pytest.param(_bad_dets({"bbox": [10, 10, float("nan"), 80]}, r"'bbox' \[10, 10, nan, 80\] is not finite"),
+                 id="detections-nan-bbox"),
+    pytest.param(_bad_dets({"bbox": [10, 10, 0, 80]}, r"'bbox' \[10, 10, 0, 80\] has zero or negative width/height"),
+                 id="detections-zero-area"),
+    pytest.param(_bad_dets({"image_id": "img_a"}, r"'image_id' must be a non-negative integer .*'img_a'"),
+                 id="detections-string-image-id"),
+    pytest.param(_bad_dets({"score": "high"}, r"'score' must be a finite number, got 'high'"),
+                 id="detections-string-score"),
+    pytest.param(case_infer_coco_results_is_a_folder, id="infer-coco-results-is-a-folder"),
+    pytest.param(case_infer_unwritable_out, id="infer-unwritable-out"),
+    pytest.param(_predict_case(_IMG.astype(np.uint16) * 257, _BOX, None,
+                               r"dtype uint16; expected an \(H, W, 3\) uint8 BGR image .*16-bit"), id="predict-uint16"),
+    pytest.param(_predict_case(_IMG.astype(np.float32) / 255, _BOX, None,
+                               r"dtype float32; expected an \(H, W, 3\) uint8 BGR image .*\[0, 1\]"),
+                 id="predict-float-0-1"),
+    pytest.param(_predict_case(_IMG[..., 0], _BOX, None, r"shape \(96, 128\); .*COLOR_GRAY2BGR"), id="predict-grey"),
+    pytest.param(_predict_case(np.dstack([_IMG, _IMG[..., :1]]), _BOX, None, r"shape \(96, 128, 4\); .*BGRA"),
+                 id="predict-bgra"),
+    pytest.param(_predict_case(_IMG, np.concatenate([_BOX, _BOX]), [0.9],
+                               r"2 box\(es\) but 1 box score\(s\); expected one score per box"),
+                 id="predict-2-boxes-1-score"),
+    pytest.param(_predict_case(_IMG, [[10, 10, 60, 90], [0, 0, np.nan, 5]], None,
+                               r"bboxes\[1\] = \[0\.0, 0\.0, nan, 5\.0\] is not finite"), id="predict-nan-box"),
+    pytest.param(_predict_case(_IMG, [[10, 10, 10, 90]], None, r"bboxes\[0\] .* zero or negative width/height"),
+                 id="predict-zero-area-box"),
+    pytest.param(_predict_case(_IMG, [1, 2, 3, 4, 5, 6], None, r"shape \(6,\), expected \(N, 4\)"),
+                 id="predict-box-shape"),
+    pytest.param(_draw_case(np.full((40, 40, 3), 0.5, np.float32), r"float32 with values in \[0\.5, 0\.5\]: convert"),
+                 id="draw-float-0-1"),
+    pytest.param(_draw_case(np.full((40, 40, 3), 4000, np.uint16), r"uint16 with values in \[4000, 4000\]"),
+                 id="draw-uint16"),
+    pytest.param(case_lift_unwritable_out_before_computing, id="lift-unwritable-out-before-computing"),
+    pytest.param(case_lift_layout_mismatch, id="lift-layout-mismatch"),
+    pytest.param(case_lift_layout_from_json, id="lift-layout-from-json"),
+    pytest.param(case_lift_weights_without_pose2d_weights, id="lift-note-2d-model-random"),
+    pytest.param(case_lift_without_weights, id="lift-note-lifting-model-random"),
+    pytest.param(case_lift_weights_is_a_folder, id="lift-weights-is-a-folder"),
+    pytest.param(case_lift_out_is_a_file, id="lift-out-is-a-file"),
+    pytest.param(case_lift_device_cuda_on_cpu, id="lift-device-cuda"),
+    pytest.param(case_lift_reads_a_killed_runs_partial_file, id="lift-reads-partial-json"),
+    pytest.param(case_lift_follows_one_person, id="lift-follows-one-person"),
+    pytest.param(case_export_onnx_over_weights, id="export-onnx-over-weights"),
+    pytest.param(case_export_weights_is_a_folder, id="export-weights-is-a-folder"),
+    pytest.param(case_export_onnx_is_a_folder, id="export-onnx-is-a-folder"),
+    pytest.param(case_export_random_weights_note, id="export-random-weights-note"),
+]
+
+
+# ------------------------------------------------------------------------------------------------ runner
+def _digest(path: Path) -> dict[str, str]:
+    """SHA-256 of a file, or of every file under a folder (by relative path)."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {str(p.relative_to(path.parent)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def assert_nothing_half_written(folder: Path) -> None:
+    """No temporary or partial file is left under ``folder``; every json parses, every png and mp4 decodes."""
+    if not folder.is_dir():
+        return
+    for p in folder.rglob("*"):
+        if not p.is_file():
+            continue
+        assert not re.search(r"\.partial|\.tmp$|posetokens-write-check", p.name), f"left behind: {p}"
+        if p.suffix == ".json":
+            json.loads(p.read_text())
+        elif p.suffix == ".png":
+            assert cv2.imread(str(p)) is not None, f"unreadable picture {p}"
+        elif p.suffix == ".mp4":
+            cap = cv2.VideoCapture(str(p))
+            assert cap.isOpened() and cap.read()[0], f"unplayable video {p}"
+            cap.release()
+
+
+@pytest.mark.parametrize("make", CASES)
+def test_bad_input(make: Callable[[Assets, Path], Run], assets: Assets, tmp_path: Path,
+                   capsys: pytest.CaptureFixture) -> None:
+    run = make(assets, tmp_path)
+    before = {p: _digest(p) for p in run.unchanged}
+    capsys.readouterr()
+    if run.argv is not None:
+        rc = cli(run.argv)
+        cap = capsys.readouterr()
+        seen = cap.err + cap.out
+        assert rc == run.rc, f"exit {rc}, expected {run.rc}; output:\n{seen}"
+        if rc == 2:  # a user error: exactly one line, no traceback
+            errors = [line for line in cap.err.splitlines() if "error:" in line]
+            assert len(errors) == 1 and "Traceback" not in cap.err, cap.err
+    else:
+        assert run.call is not None
+        if isinstance(run.rc, type):
+            with pytest.raises(run.rc) as info:
+                run.call()
+            seen = str(info.value) + capsys.readouterr().err
+        else:
+            run.call()
+            seen = capsys.readouterr().err
+    assert re.search(run.message, seen), f"{run.message!r} not found in:\n{seen}"
+    if run.not_in_output:
+        assert not re.search(run.not_in_output, seen), f"{run.not_in_output!r} found in:\n{seen}"
+    for p, digest in before.items():
+        assert p.exists() and _digest(p) == digest, f"{p} changed"
+    for p in run.exist:
+        assert p.is_file(), f"{p} missing"
+    for p in run.absent:
+        assert not p.exists(), f"{p} should not have been written"
+    for folder in [tmp_path, assets.root]:
+        for out in folder.glob("out*"):
+            assert_nothing_half_written(out)
+    if run.check is not None:
+        run.check()
+
+
+# ------------------------------------------------------------------------------------------- interrupts
+@pytest.mark.parametrize("sig,code,name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_interrupted_video_keeps_finished_frames(sig: int, code: int, name: str, assets: Assets,
+                                                 tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    before = _digest(VIDEO)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "posetokens", "infer", str(VIDEO), "--weights", str(assets.w2d),
+                             "--out", str(out), "--batch-size", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, text=True)
+    seen, deadline = 0, time.monotonic() + 60
+    try:
+        while seen < 8:  # wait until the streamed json holds 8 finished frames, then interrupt
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it was interrupted"
+            partial = list(out.glob("sample_video.json.*.partial")) if out.is_dir() else []
+            seen = partial[0].read_text().count("\n") - 1 if partial else 0
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(rf"posetokens infer: interrupted by {name}: the results of (\d+) finished frame\(s\) are in "
+                        rf"{re.escape(str(out))}", last), err
+    n = int(re.search(r"results of (\d+)", last).group(1))
+    records = json.loads((out / "sample_video.json").read_text())
+    assert len(records) == n >= seen and n < 185  # every finished frame, and the run was cut short
+    assert [r["frame_id"] for r in records] == list(range(n))
+    cap = cv2.VideoCapture(str(out / "sample_video.mp4"))
+    frames = 0
+    while cap.read()[0]:
+        frames += 1
+    cap.release()
+    assert frames == n  # a playable mp4 holding the same frames as the json
+    assert_nothing_half_written(out)
+    assert _digest(VIDEO) == before

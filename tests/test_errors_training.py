@@ -1,0 +1,303 @@
+"""Issue 18, the training side: work dirs, resume, config values, checkpoints and evaluation inputs.
+
+One table of hostile command lines (:data:`CASES`). Each row gives the arguments, the exit code, a regex the
+one-line message (or the logged warning) must match, and whether every file of the sandbox must stay as it was:
+a refused command leaves every byte where it was (hashed before and after) and creates nothing, not even the
+work dir. The expected messages are written here from the issue's cases, not copied from the code.
+
+Runs in-process through ``posetokens.cli.main`` (the CLI's one place for user errors), on a 64x48 PPT trained once
+for one epoch on 12 synthetic images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import DATA
+
+from posetokens.checkpoint import atomic_save
+from posetokens.cli import main as cli
+from posetokens.data.synthetic import generate_splits
+
+REPO = Path(__file__).resolve().parents[1]
+GT_COCO = DATA / "coco" / "test_coco.json"
+
+# the recipe of tests/test_engine.py's TINY, for one epoch: 12 images, batch 4
+TINY_YAML = """\
+model:
+  name: ppt_s_coco_256x192
+  overrides: {{image_size: [64, 48], dim: 32, depth: 2, heads: 2, patch_size: [2, 2], head_hidden: 64,
+              prune: {{layers: [0], keep_ratio: 0.7}}, backbone: {{stem_channels: 16, num_blocks: [1, 4, 4, 4]}}}}
+data:
+  train_ann: {train_ann}
+  train_img_dir: {train_img_dir}
+  val_ann: {val_ann}
+  val_img_dir: {val_img_dir}
+  batch_size: 4
+  val_batch_size: 16
+  aug: tokenpose_coco
+schedule: {{epochs: 1, kind: cosine, warmup_iters: 2}}
+optim: {{grad_clip: 1.0}}
+eval_interval: 0
+threads: 1
+log_interval: 1
+"""
+
+
+def _digest(root: Path) -> dict[str, str]:
+    """relative path -> sha256 of every file under ``root`` (folders by their files)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The shared inputs: synthetic data, the recipe (and two broken copies), a finished run (trained under umask
+    022), a truncated npz, predictions files and a GT with string ids."""
+    root = tmp_path_factory.mktemp("world")
+    data = generate_splits(root / "syn", num_train=12, num_val=4, seed=3, image_size=(96, 96))
+    recipe = root / "tiny.yaml"
+    recipe.write_text(TINY_YAML.format(**{k: data[k] for k in ("train_ann", "train_img_dir", "val_ann",
+                                                                "val_img_dir")}))
+    (root / "bad_type.yaml").write_text(recipe.read_text().replace("schedule: {epochs: 1,", "schedule: {epochs: ten,"))
+    (root / "bad_range.yaml").write_text(recipe.read_text().replace("optim: {grad_clip: 1.0}",
+                                                                    "optim: {grad_clip: 1.0, lr: -0.001}"))
+    old = os.umask(0o022)
+    try:
+        assert cli(["train", str(recipe), "--work-dir", str(root / "finished")]) == 0
+    finally:
+        os.umask(old)
+    # predictions: the GT itself (all 4 images), only the first image, none, and one with a string image id
+    gt = json.loads(GT_COCO.read_text())
+    preds = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+             for a in gt["annotations"]]
+    (root / "empty.json").write_text("[]")
+    first = preds[0]["image_id"]
+    (root / "partial.json").write_text(json.dumps([p for p in preds if p["image_id"] == first]))
+    bad = [dict(p) for p in preds]
+    bad[1]["image_id"] = str(bad[1]["image_id"])
+    (root / "string_id.json").write_text(json.dumps(bad))
+    (root / "all.json").write_text(json.dumps(preds))
+    gt_str = json.loads(json.dumps(gt))
+    for img in gt_str["images"]:
+        img["id"] = str(img["id"])
+    for ann in gt_str["annotations"]:
+        ann["image_id"] = str(ann["image_id"])
+    (root / "gt_string_ids.json").write_text(json.dumps(gt_str))
+    buf = root / "full.npz"
+    np.savez_compressed(buf, positions_3d=np.zeros((50, 17, 3)), noise=np.random.default_rng(0).random(4000))
+    (root / "truncated.npz").write_bytes(buf.read_bytes()[: buf.stat().st_size // 2])
+    (root / "a_file").write_text("not a folder")
+    return {"root": root, "recipe": recipe, "finished": root / "finished"}
+
+
+@dataclass
+class Case:
+    """One hostile command line: ``args`` with ``{recipe}``, ``{run}`` (a copy of the finished run), ``{fresh}``
+    (a folder that does not exist), ``{root}`` (the shared inputs) and ``{gt}``; the exit code; a regex for the
+    message (stderr, or a logged warning); whether the sandbox must be left byte for byte (a refusal)."""
+
+    id: str
+    args: list[str]
+    code: int
+    message: str
+    untouched: bool = True
+    check: Callable[[Path, dict[str, Path], dict[str, str]], None] | None = field(default=None, repr=False)
+
+
+LIFT_TINY = "{num_frames: 9, dim: 16, depth: 2, heads: 2, mlp_hidden: 32, prune: {keep: 3, layer: 1}}"
+E = r"^posetokens (train|test|evaluate): error: "  # the one line of a user error
+
+
+def _overwrite_archived(sandbox: Path, world: dict[str, Path], before: dict[str, str]) -> None:
+    run = sandbox / "run"
+    archives = list((run / "archive").iterdir())
+    assert len(archives) == 1, archives
+    old = {k.removeprefix("run/"): v for k, v in before.items() if k.startswith("run/")}
+    assert _digest(archives[0]) == old, "--overwrite must move the old run's files, unchanged, into archive/<time>/"
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "step" in r] == [1, 2, 3, 4, 5]  # a new log, not the old one continued
+    assert {"final.pth", "last.pth", "config.json"} <= {p.name for p in run.iterdir()}
+
+
+def _resumed_under_change(sandbox: Path, world: dict[str, Path], before: dict[str, str]) -> None:
+    run = sandbox / "run"
+    assert not (run / "archive").exists()
+    old_log = (world["finished"] / "log.jsonl").read_text()
+    log = (run / "log.jsonl").read_text()
+    assert log.startswith(old_log), "the resumed run must append to the log, not replace it"
+    records = [json.loads(line) for line in log.splitlines()]
+    assert [r for r in records if "config_changes" in r] == [
+        {"at_step": 5, "config_changes": {"schedule.epochs": [1, 2]}}]
+    assert [r["step"] for r in records if "step" in r] == list(range(1, 11))  # steps 1-5 kept, 6-10 appended
+    assert torch.load(run / "last.pth", weights_only=False)["step"] == 10
+    assert json.loads((run / "config.json").read_text())["schedule"]["epochs"] == 2
+
+
+CASES = [
+    # ---- work dirs
+    Case("finished-run-without-resume", ["train", "{recipe}", "--work-dir", "{run}"], 2,
+         E + r"work_dir \S+ already holds a run \(last.pth, final.pth, log.jsonl, config.json\); pass --resume .* "
+         r"--overwrite"),
+    Case("resume-and-overwrite", ["train", "{recipe}", "--work-dir", "{run}", "--resume", "--overwrite"], 2,
+         E + r"--resume and --overwrite exclude each other"),
+    Case("resume-nothing-there", ["train", "{recipe}", "--work-dir", "{fresh}", "--resume"], 2,
+         E + r"--resume: no checkpoint at \S+last.pth"),
+    Case("resume-finished-run", ["train", "{recipe}", "--work-dir", "{run}", "--resume"], 2,
+         E + r"--resume: the run in \S+ has finished .*nothing to train"),
+    Case("work-dir-is-a-file", ["train", "{recipe}", "--work-dir", "{root}/a_file"], 2,
+         E + r"work_dir \S+a_file is a file; expected a folder"),
+    Case("overwrite-bad-config", ["train", "{recipe}", "--work-dir", "{run}", "--overwrite", "--set",
+                                  "schedule.epochs=0"], 2, E + r"--set: schedule.epochs must be an integer >= 1"),
+    # an error found after the model is built: the old run is still in place, not archived
+    Case("overwrite-missing-data", ["train", "{recipe}", "--work-dir", "{run}", "--overwrite", "--set",
+                                    "data.train_ann={root}/missing.json"], 2, E + r".*\S+missing.json$"),
+    Case("late-error-fresh-dir", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.protocol=tokenpos"], 2,
+         E + r"config: data.protocol: unknown protocol 'tokenpos'"),  # a late error creates no work dir either
+    Case("overwrite-archives", ["train", "{recipe}", "--work-dir", "{run}", "--overwrite"], 0,
+         r"--overwrite: moved the previous run's files \(last.pth, final.pth, log.jsonl, config.json, tb\) to "
+         r"\S+archive/", untouched=False, check=_overwrite_archived),
+    # ---- resume under another config
+    Case("resume-batch-size", ["train", "{recipe}", "--work-dir", "{run}", "--resume", "--set", "data.batch_size=8"],
+         2, E + r"--resume: the config differs from the one \S+last.pth was trained with \(data.batch_size: 4 -> 8\)"
+         r".*--allow-config-change"),
+    Case("resume-schedule", ["train", "{recipe}", "--work-dir", "{run}", "--resume", "--set", "schedule.epochs=3",
+                             "--set", "schedule.kind=multistep", "--set", "log_interval=7"], 2,  # log_interval: free
+         E + r"--resume: the config differs from the one \S+last.pth was trained with "
+         r"\(schedule.epochs: 1 -> 3; schedule.kind: 'cosine' -> 'multistep'\)"),
+    Case("resume-model", ["train", "{recipe}", "--work-dir", "{run}", "--resume", "--set",
+                          ("model.overrides={image_size: [64, 48], dim: 48, depth: 2, heads: 2, patch_size: [2, 2], "
+                           "head_hidden: 64, prune: {layers: [0], keep_ratio: 0.7}, backbone: {stem_channels: 16, "
+                           "num_blocks: [1, 4, 4, 4]}}")], 2,
+         E + r"--resume: the config differs from the one \S+last.pth was trained with "
+         r"\(model.overrides.dim: 32 -> 48\)"),
+    Case("resume-allowed-change", ["train", "{recipe}", "--work-dir", "{run}", "--resume", "--set", "schedule.epochs=2",
+                                   "--allow-config-change"], 0,
+         r"continuing after step 5 under changed fields: schedule.epochs: 1 -> 2", untouched=False,
+         check=_resumed_under_change),
+    # ---- config values: type and range, before any model is built, naming --set or the file and the field
+    Case("epochs-0", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "schedule.epochs=0"], 2,
+         E + r"--set: schedule.epochs must be an integer >= 1, got 0$"),
+    Case("max-steps-0", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "max_steps=0"], 2,
+         E + r"--set: max_steps must be an integer >= 1 or null, got 0$"),
+    Case("lr-string", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "optim.lr=fast"], 2,
+         E + r"--set optim.lr: expected float, got 'fast'$"),
+    Case("lr-negative", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "optim.lr=-1e-3"], 2,
+         E + r"--set: optim.lr must be a number > 0, got -0.001$"),
+    Case("lr-nan", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "optim.lr=.nan"], 2,
+         E + r"--set: optim.lr must be a number > 0, got nan$"),
+    Case("batch-size-0", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.batch_size=0"], 2,
+         E + r"--set: data.batch_size must be an integer >= 1, got 0$"),
+    Case("batch-size-float", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.batch_size=2.5"], 2,
+         E + r"--set data.batch_size: expected int, got 2.5$"),
+    Case("grad-accum-0", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "optim.grad_accum=0"], 2,
+         E + r"--set: optim.grad_accum must be an integer >= 1, got 0$"),
+    Case("log-interval-0", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "log_interval=0"], 2,
+         E + r"--set: log_interval must be an integer >= 1, got 0$"),
+    Case("ratio-above-1", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.det_score_thr=1.5"], 2,
+         E + r"--set: data.det_score_thr must be in \[0, 1\], got 1.5$"),
+    Case("ratio-below-0", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "schedule.warmup_ratio=-0.1"], 2,
+         E + r"--set: schedule.warmup_ratio must be in \[0, 1\], got -0.1$"),
+    Case("ema-above-1", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "optim.ema_decay=1.5"], 2,
+         E + r"--set: optim.ema_decay must be in \[0, 1\] or null, got 1.5$"),
+    Case("unknown-set-key", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "foo=1"], 2,
+         E + r"--set: unknown key\(s\) \['foo'\]"),
+    Case("unknown-nested-set-key", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "optim.lrr=0.1"], 2,
+         E + r"--set optim: unknown key\(s\) \['lrr'\]"),
+    Case("model-override-string", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
+                                   "model.overrides={prune: {keep_ratio: most}}"], 2,
+         E + r"--set model.overrides.prune.keep_ratio: expected float, got 'most'$"),
+    Case("model-override-unknown", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "model.overrides={dimm: 3}"],
+         2, E + r"--set model.overrides: unknown config field 'dimm'"),
+    Case("protocol-override-string", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
+                                      "data.protocol_overrides={target: {sigma: wide}}"], 2,
+         E + r"--set data.protocol_overrides: .*target.sigma: expected float, got 'wide'$"),
+    Case("yaml-string-number", ["train", "{root}/bad_type.yaml", "--work-dir", "{fresh}"], 2,
+         E + r"\S+bad_type.yaml.schedule.epochs: expected int, got 'ten'$"),
+    Case("yaml-negative-lr", ["train", "{root}/bad_range.yaml", "--work-dir", "{fresh}"], 2,
+         E + r"\S+bad_range.yaml: optim.lr must be a number > 0, got -0.001$"),
+    Case("set-not-blamed-on-yaml", ["train", "{root}/bad_range.yaml", "--work-dir", "{fresh}", "--set", "optim.lr=0.1",
+                                    "--set", "schedule.gamma=-2"], 2,
+         E + r"--set: schedule.gamma must be a number > 0, got -2.0$"),
+    # ---- inputs that are not what they claim
+    Case("truncated-npz", ["train", str(REPO / "configs" / "hot_mixste_synthetic_27.yaml"), "--work-dir", "{fresh}",
+                           "--set", f"model.overrides={LIFT_TINY}", "--set", "data.keypoints_3d={root}/truncated.npz",
+                           "--set", "data.keypoints_2d={root}/truncated.npz", "--set", "data.cameras={root}/a_file"],
+         2, E + r"\S+truncated.npz: not a readable npz file \(truncated or corrupt\?"),
+    Case("weights-directory", ["test", "--weights", "{run}"], 2,
+         E + r"checkpoint \S+run is a directory, expected a checkpoint file"),
+    # ---- evaluation inputs
+    Case("empty-predictions", ["evaluate", "--gt", "{gt}", "--pred", "{root}/empty.json"], 0,
+         r"empty.json: 0 predictions \(an empty results file\); every metric is 0.0"),
+    Case("partial-predictions", ["evaluate", "--gt", "{gt}", "--pred", "{root}/partial.json", "--nms-area",
+                                 "keypoints"], 0,
+         r"partial.json: 3 of 4 ground-truth images with annotated people have no prediction"),
+    Case("string-image-id-prediction", ["evaluate", "--gt", "{gt}", "--pred", "{root}/string_id.json"], 2,
+         E + r"\S+string_id.json: entry \[1\]: field 'image_id' must be an integer, got '40083'$"),
+    Case("string-image-id-gt", ["evaluate", "--gt", "{root}/gt_string_ids.json", "--pred", "{root}/all.json"], 2,
+         E + r"\S+gt_string_ids.json: images\[0\]: field 'id' must be an integer, got '785'$"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_refused_or_reported(case: Case, world: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture,
+                             caplog: pytest.LogCaptureFixture) -> None:
+    sandbox = tmp_path / "sandbox"
+    shutil.copytree(world["finished"], sandbox / "run")
+    names = {"recipe": world["recipe"], "run": sandbox / "run", "fresh": sandbox / "fresh", "root": world["root"],
+             "gt": GT_COCO}
+    args = list(case.args)
+    for key, value in names.items():
+        args = [a.replace("{" + key + "}", str(value)) for a in args]
+    before, inputs = _digest(sandbox), _digest(world["root"])
+    caplog.set_level("INFO")
+    code = cli(args)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("posetokens ")]
+    said = "\n".join(lines + [r.getMessage() for r in caplog.records])
+    assert code == case.code, f"exit {code}, expected {case.code}; stderr:\n{err[-2000:]}"
+    assert re.search(case.message, said, re.MULTILINE), f"no match for {case.message!r} in:\n{said}"
+    if code == 2:
+        assert len(lines) == 1 and "Traceback" not in err, err  # one line, no traceback
+    assert _digest(world["root"]) == inputs, "an input file changed"
+    if case.untouched:
+        assert _digest(sandbox) == before, "a refused command changed or created a file"
+        assert not (sandbox / "fresh").exists(), "a refused run created its work dir"
+    if case.check is not None:
+        case.check(sandbox, world, before)
+
+
+def test_checkpoints_honour_the_umask(world: dict[str, Path], tmp_path: Path) -> None:
+    """Trained under umask 022, every checkpoint is 0644 (mkstemp alone gives 0600); and atomic_save follows
+    the umask of the moment."""
+    for name in ("last.pth", "final.pth", "config.json"):
+        assert (world["finished"] / name).stat().st_mode & 0o777 == 0o644, name
+    for mask, mode in ((0o027, 0o640), (0o002, 0o664)):
+        old = os.umask(mask)
+        try:
+            path = atomic_save({"x": torch.zeros(1)}, tmp_path / f"m{mask:o}.pth")
+        finally:
+            os.umask(old)
+        assert path.stat().st_mode & 0o777 == mode, (oct(mask), oct(path.stat().st_mode))
+
+
+def test_empty_predictions_warning_reaches_a_real_terminal(world: dict[str, Path]) -> None:
+    """Outside pytest's log capture: the warning is on stderr of the real command."""
+    proc = subprocess.run([sys.executable, "-m", "posetokens", "evaluate", "--gt", str(GT_COCO), "--pred",
+                           str(world["root"] / "empty.json")], capture_output=True, text=True, timeout=120, check=False,
+                          env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"empty.json: 0 predictions", proc.stderr), proc.stderr
+    assert "| 0.0000 |" in proc.stdout
