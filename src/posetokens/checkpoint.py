@@ -9,9 +9,6 @@ Every checkpoint we write (``train``'s ``last.pth``/``best.pth``/``final.pth``, 
 from __future__ import annotations
 
 import dataclasses
-import errno
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,24 +24,12 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     A crash mid-write leaves the previous file intact; readers never see a half-written checkpoint. The file gets
     the umask's permissions (``0o666 & ~umask``, like ``open(path, "w")``), not ``mkstemp``'s private 0600.
     """
-    from posetokens.fileio import _umask
+    from posetokens.fileio import atomic_write
 
     path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "cannot write a checkpoint over a folder", str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    if not path.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda f: torch.save(obj, f), "a checkpoint")
 
 
 def load_file(path: str | Path, weights_only: bool = True) -> Any:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 PathLike = str | os.PathLike
 
@@ -29,8 +29,9 @@ def read_json(path: PathLike, what: str = "annotation") -> Any:
 
 
 # ------------------------------------------------------------------------------------------------ writing
-def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], Any], what: str = "a file") -> Path:
+    """Call ``write(f)`` on a temporary file beside ``path``, then rename it over ``path``: the one home of
+    atomic writes (JSON, pictures, checkpoints).
 
     Readers see the old file or the new one, never a half-written one; a failure (or an interrupt) removes the
     temporary file and leaves ``path`` as it was. The file gets the umask's permissions, like ``open(path, "w")``.
@@ -39,11 +40,11 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
 
     p = Path(path)
     if p.is_dir():
-        raise IsADirectoryError(21, "cannot write a file over a folder", str(p))
+        raise IsADirectoryError(21, f"cannot write {what} over a folder", str(p))
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~current_umask())
@@ -52,6 +53,11 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
+    """:func:`atomic_write` of ``data``."""
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: PathLike, text: str) -> Path:
@@ -77,7 +83,6 @@ def current_umask() -> int:
     return mask
 
 
-_umask = current_umask  # the name checkpoint.atomic_save imports
 
 
 class TempBeside:
