@@ -94,7 +94,11 @@ def test_lift_sample_video(shared_data: Path, tmp_path: Path) -> None:
     p3 = np.asarray([f["keypoints_3d"] for f in res["frames"]])
     assert p3.shape == (n, 17, 3) and np.isfinite(p3).all()
     assert (p3[:, 0] == 0).all() and np.abs(p3).max() > 0
-    assert len(json.loads((tmp_path / "sample_video.json").read_text())) == n  # the 2D results
+    two_d = json.loads((tmp_path / "sample_video.json").read_text())
+    assert len(two_d) == n  # the 2D results, each instance with the track id the 3D json uses
+    ids_2d = {inst["track_id"] for r in two_d for inst in r["instances"]}
+    assert {q["track_id"] for f in res["frames"] for q in f["people"]} <= ids_2d
+    assert all(isinstance(inst["track_id"], int) for r in two_d for inst in r["instances"])
     side = video_frames(tmp_path / "sample_video_3d.mp4")
     assert len(side) == n
     assert side[0].shape[:2] == (480, 854 + 480)  # the 2D panel (1280x720 scaled to 480 high) beside a square 3D one

@@ -150,13 +150,14 @@ def _boxes_arg(args: argparse.Namespace):
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
-    from posetokens.inference.api import PoseEstimator
+    from posetokens.inference.api import PoseEstimator, open_input
 
+    source = open_input(args.input, loop=args.loop)  # a bad input fails before the model is built
     est = PoseEstimator(args.model, args.weights, device=args.device, flip_test=args.flip_test,  # notes random weights
                         batch_size=args.batch_size, protocol=args.protocol)
-    summary = est.infer(args.input, args.out, boxes=_boxes_arg(args), bbox_thr=args.bbox_thr, kpt_thr=args.kpt_thr,
+    summary = est.infer(source, args.out, boxes=_boxes_arg(args), bbox_thr=args.bbox_thr, kpt_thr=args.kpt_thr,
                         show_tokens=args.show_tokens, draw=not args.no_draw, coco_results=args.coco_results,
-                        strict=args.strict)
+                        strict=args.strict, progress=args.progress)
     skipped = summary["skipped"]
     print(f"{summary['frames']} frame(s), {summary['instances']} person instance(s) -> {args.out}"
           + (f"; skipped {len(skipped)} unreadable image(s): " + ", ".join(s["file"] for s in skipped) if skipped else ""))
@@ -164,6 +165,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
 
 
 def _cmd_lift(args: argparse.Namespace) -> int:
+    from posetokens.inference.filters import filter_from_args
     from posetokens.inference.lifting import lift  # notes each model that runs with random weights
 
     size = None
@@ -174,11 +176,16 @@ def _cmd_lift(args: argparse.Namespace) -> int:
             size = ()
         if len(size) != 2:
             raise ValueError(f"--image-size must be WIDTHxHEIGHT, e.g. 1280x720, got {args.image_size!r}")
+    extra = {"smooth": filter_from_args(args), "online": args.online, "lookahead": args.lookahead}  # One-Euro default
     summary = lift(args.input, args.model, args.out, weights=args.weights, pose2d=args.pose2d,
                    pose2d_weights=args.pose2d_weights, boxes=_boxes_arg(args), bbox_thr=args.bbox_thr,
                    layout=args.layout, image_size=size, flip_test=args.flip_test, device=args.device,
-                   draw=not args.no_draw, kpt_thr=args.kpt_thr)
-    print(f"{summary['frames']} frame(s), {summary['frames_with_person']} with a person -> {args.out}")
+                   draw=not args.no_draw, kpt_thr=args.kpt_thr, min_track_frames=args.min_track_frames,
+                   progress=args.progress, loop=args.loop, **extra)
+    short = summary["tracks_skipped"]
+    print(f"{summary['frames']} frame(s), {summary['frames_with_person']} with a person; {summary['tracks']} "
+          f"track(s) lifted" + (f", {short} shorter than {summary['min_track_frames']} frames skipped" if short else "")
+          + f" -> {args.out}")
     return 0
 
 
@@ -204,6 +211,22 @@ def _add_box_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--flip-test", action="store_true", help="average with the prediction on the mirrored input")
     s.add_argument("--device", default="cpu")
     s.add_argument("--no-draw", action="store_true", help="write the json only, no pictures")
+    s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: on when stderr is a terminal)")
+
+
+def _add_filter_args(s: argparse.ArgumentParser, default: str) -> None:
+    """Temporal filter flags (posetokens.inference.filters) and online lifting."""
+    s.add_argument("--filter", choices=["off", "one_euro", "savgol"], default=None,
+                   help=f"temporal filter of the 2D and 3D keypoints (default: {default}; off: bit-identical outputs)")
+    s.add_argument("--filter-min-cutoff", type=float, help="One-Euro minimum cutoff, Hz (default 1.0)")
+    s.add_argument("--filter-beta", type=float, help="One-Euro speed coefficient (default 20; speed in metres, "
+                                                     "or half frame widths for 2D, per second)")
+    s.add_argument("--filter-d-cutoff", type=float, help="One-Euro cutoff of the speed, Hz (default 1.0)")
+    s.add_argument("--filter-window", type=int, help="Savitzky-Golay window, odd number of frames (default 9)")
+    s.add_argument("--filter-order", type=int, help="Savitzky-Golay polynomial order (default 2)")
+    s.add_argument("--filter-gap", choices=["restart", "hold"],
+                   help="at frames without the person: restart the filter after the gap (default) or hold its state")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_evaluate)
 
     s = sub.add_parser("infer", help="2D poses on an image, a folder of images or a video (json + pictures)")
-    s.add_argument("input", help="an image, a folder of images, or a video")
+    s.add_argument("input", help="an image, a folder of images, a video, a webcam index (0) or a stream URL "
+                                 "(rtsp://, http(s)://, udp://, ...)")
     s.add_argument("--model", help="2D zoo model name (optional with --weights of ours: they name their model)")
     s.add_argument("--weights", help="checkpoint (ours or official); none: random weights")
     s.add_argument("--protocol", help="crop, decoding and flip rule (default: the checkpoint's, else the model's "
@@ -284,12 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_box_args(s)
     s.add_argument("--batch-size", type=int, default=16, help="crops per forward pass")
     s.add_argument("--show-tokens", action="store_true", help="also draw the tokens kept at each pruning layer")
+    s.add_argument("--loop", type=int, default=None, metavar="N",
+                   help="read the input video as a live stream (frame by frame, no known length), N times over "
+                        "(0: until Ctrl-C); stands in for a webcam or stream URL")
     s.add_argument("--strict", action="store_true", help="stop at the first unreadable or truncated image (default: "
                                                          "skip it, count it and name it in the summary)")
     s.set_defaults(fn=_cmd_infer)
 
     s = sub.add_parser("lift", help="3D poses from a video (through a 2D model) or a 2D-keypoint json")
-    s.add_argument("input", help="a video, or a json written by `posetokens infer`")
+    s.add_argument("input", help="a video, a json written by `posetokens infer`, a webcam index (0) or a stream URL")
     s.add_argument("--model", help="lifting zoo model, e.g. hot_mixste_h36m_243 (optional with --weights of ours)")
     s.add_argument("--weights", help="lifting checkpoint; none: random weights")
     s.add_argument("--out", required=True, help="output folder")
@@ -299,7 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layout", default=None, choices=["coco", "h36m"],
                    help="keypoint layout of a json input (default: the one the json records, else coco)")
     s.add_argument("--image-size", help="WIDTHxHEIGHT of the frames, for a json without width/height")
+    s.add_argument("--min-track-frames", type=int, default=None,
+                   help="lift every tracked person seen in at least this many frames (default 30, at most half "
+                        "the clip); shorter tracks are skipped and counted")
+    s.add_argument("--loop", type=int, default=None, metavar="N",
+                   help="read the input video as a live stream, N times over (0: until Ctrl-C)")
     _add_box_args(s)
+    _add_filter_args(s, "one_euro")
+    s.add_argument("--online", action="store_true", help="lift frame by frame with causal windows (as a live stream "
+                                                         "would; prints the latency in frames)")
+    s.add_argument("--lookahead", type=int, default=0, help="online: frames of the future each 3D waits for "
+                                                            "(the latency; default 0)")
     s.set_defaults(fn=_cmd_lift)
 
     s = sub.add_parser("export", help="export a zoo model to ONNX and check it with onnxruntime")

@@ -14,7 +14,14 @@ Results follow the MMPose convention, one record per image or video frame::
 ``keypoints`` are image pixels (pixel centres at integer coordinates), K of them in the order of the
 model's dataset metainfo (COCO-17 for the COCO models); ``bbox`` is the person box the crop was made from.
 Records written by :meth:`PoseEstimator.infer` also carry ``"model"`` (the zoo name) and ``"keypoint_layout"``
-(the metainfo name, e.g. ``"coco"``), which ``lift`` checks against its ``--layout``.
+(the metainfo name, e.g. ``"coco"``), which ``lift`` checks against its ``--layout``, and ``"keypoint_names"``
+(every image's record; a video's first record).
+
+Inputs: an image, a folder of images, a video file, or a live stream (a webcam index such as ``0``, or a stream
+URL: ``rtsp://``, ``http(s)://``, ``udp://``, ...; or a video file read as a stream with ``loop``), which is read
+frame by frame with no known length until it ends or is interrupted. Videos are written as H.264 (``yuv420p``, which
+browsers play) through PyAV (``pip install 'posetokens[video]'``) when it has an H.264 encoder, else as OpenCV's
+``mp4v``, said once on stderr (:class:`VideoWriter`).
 
 Safety (see the README's "Errors and safety"): outputs never overwrite an input (refused, naming both paths);
 every JSON and picture is written atomically (a temporary file renamed over the target); a video's per-frame JSON
@@ -27,6 +34,7 @@ stops at the first); images, boxes and scores given to :meth:`PoseEstimator.pred
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -59,9 +67,12 @@ __all__ = [
     "DetectionsFile",
     "FrameResult",
     "PoseEstimator",
+    "StreamReader",
     "VideoReader",
+    "VideoWriter",
     "draw_frame",
     "image_problem",
+    "is_stream",
     "load_results",
     "open_input",
     "read_image",
@@ -118,23 +129,203 @@ class VideoReader:
             cap.release()
 
 
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+_STREAM_URL = re.compile(rf"^({'|'.join(STREAM_SCHEMES)})://\S+$", re.IGNORECASE)
+
+
+def is_stream(source: Any) -> bool:
+    """Whether ``source`` names a live source rather than a file: a webcam index (``0``, or ``"0"``) or a stream
+    URL (``rtsp://``, ``rtsps://``, ``rtmp://``, ``http(s)://``, ``udp://``, ``tcp://``, ``srt://``)."""
+    if isinstance(source, int) and not isinstance(source, bool):
+        return source >= 0
+    if not isinstance(source, str):
+        return False
+    return source.isdigit() or bool(_STREAM_URL.match(source.strip()))
+
+
+def stream_stem(source: int | str | Path) -> str:
+    """A file-name stem for a live source's outputs: ``webcam0``; ``stream_<host>_<last path part>`` for a URL
+    (characters other than letters, digits, ``-`` and ``_`` become ``_``); a file read as a stream keeps its stem."""
+    if isinstance(source, Path):
+        return source.stem
+    s = str(source).strip()
+    if s.isdigit():
+        return f"webcam{int(s)}"
+    rest = s.split("://", 1)[-1].split("?", 1)[0].split("#", 1)[0]
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
+    last = rest.split("/", 1)[1].rstrip("/").rsplit("/", 1)[-1] if "/" in rest else ""
+    last = last.rsplit(".", 1)[0] if "." in last else last
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", "_".join(x for x in ("stream", host, last) if x)).strip("_")[:80]
+
+
+def _redact(source: str) -> str:
+    """A stream URL without its password (``rtsp://user:secret@host`` -> ``rtsp://user:***@host``), for messages."""
+    return re.sub(r"(://[^/:@]+:)[^/@]*@", r"\1***@", source)
+
+
+class StreamReader:
+    """A live source read one frame at a time through ``cv2.VideoCapture``: a webcam (an index), a stream URL, or a
+    video file read as if it were a stream ``loop`` times over (``loop=0``: until interrupted), which is how a
+    looping file stands in for a camera in tests and demos. Its length is unknown (:attr:`frame_count` 0); frame
+    ids count from 0 across loops. The source is opened, and its first frame read, on construction, so an
+    unreachable camera or URL fails at once with a ``ValueError`` naming it; a live source can be iterated once
+    (a file read as a stream, any number of times). With ``replay`` a live source's frames are also recorded, as
+    they are read, to a temporary H.264 (else mp4v) file, and a second iteration plays that recording back (same
+    frame ids), for a command that reads its input twice (``lift``: the 2D pass, then the drawing);
+    :meth:`close` removes it."""
+
+    def __init__(self, source: int | str | Path, loop: int = 1, replay: bool = False) -> None:
+        if isinstance(source, str) and source.strip().isdigit():
+            source = int(source.strip())
+        self.source = source
+        self.loop = int(loop)
+        if self.loop < 0:
+            raise ValueError(f"loop must be >= 0 (0: until interrupted), got {loop}")
+        self.label = f"webcam {source}" if isinstance(source, int) else (
+            str(source) if isinstance(source, Path) else _redact(source))
+        self.name = stream_stem(source) if not isinstance(source, Path) else source.name
+        if isinstance(source, Path) and not source.is_file():
+            raise FileNotFoundError(f"video not found: {source}")
+        cap = self._open()
+        ok, first = cap.read() if cap.isOpened() else (False, None)
+        if not ok or first is None:
+            cap.release()
+            what = ("no camera at that index, or it is busy" if isinstance(source, int) else
+                    "not a video, corrupt, or an unsupported codec" if isinstance(source, Path) else
+                    "unreachable, not a video stream, or an unsupported codec")
+            raise ValueError(f"{self.label}: cannot read a frame ({what})")
+        self.height, self.width = first.shape[:2]
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
+        self.fps = fps if np.isfinite(fps) and 0 < fps <= 240 else 25.0  # RTSP may report 90000 (its clock rate)
+        self.frame_count = 0  # unknown
+        self._cap: Any = cap
+        self._first: np.ndarray | None = first
+        self.frames_read = 0
+        self.replay = bool(replay) and self.live
+        self._recording: Path | None = None
+
+    def _open(self) -> Any:
+        src = str(self.source) if isinstance(self.source, Path) else self.source
+        return cv2.VideoCapture(src)
+
+    @property
+    def live(self) -> bool:
+        """A camera or a URL (read once), not a file read as a stream."""
+        return not isinstance(self.source, Path)
+
+    def __iter__(self) -> Iterator[Frame]:
+        cap, img = self._cap, self._first
+        self._cap = self._first = None
+        if cap is None:
+            if self._recording is not None:
+                yield from self._play_back()
+                return
+            if self.live:
+                raise ValueError(f"{self.label}: a live stream can be read only once (open it with replay=True "
+                                 "to read it again)")
+            cap = self._open()
+        i = passes = 0
+        record: VideoWriter | None = None
+        if self.replay:
+            import tempfile
+
+            self._recording = Path(tempfile.mkdtemp(prefix="posetokens-stream-")) / "replay.mp4"
+            record = VideoWriter(self._recording, self.fps, (self.width, self.height), crf=17, quiet=True)
+        try:
+            while True:
+                if img is None:
+                    ok, img = cap.read()
+                    if not ok or img is None:
+                        cap.release()
+                        passes += 1
+                        if self.live or (self.loop and passes >= self.loop):
+                            return
+                        cap = self._open()  # a file read as a stream: start it over
+                        ok, img = cap.read()
+                        if not ok or img is None:
+                            return
+                self.frames_read = i + 1
+                if record is not None:
+                    if (img.shape[1], img.shape[0]) != (self.width, self.height):
+                        img = cv2.resize(img, (self.width, self.height), interpolation=cv2.INTER_AREA)
+                    record.write(img)
+                yield Frame(i, self.name, img, video=True)
+                img = None
+                i += 1
+        finally:
+            cap.release()
+            if record is not None:
+                record.close()
+
+    def _play_back(self) -> Iterator[Frame]:
+        """The recorded frames of a live source read with ``replay`` (resized back to the source's size when the
+        recording had to make it even)."""
+        assert self._recording is not None
+        if not self._recording.is_file():  # read, but no frame recorded
+            return
+        cap = cv2.VideoCapture(str(self._recording))
+        try:
+            i = 0
+            while True:
+                ok, img = cap.read()
+                if not ok or img is None:
+                    return
+                if (img.shape[1], img.shape[0]) != (self.width, self.height):
+                    img = cv2.resize(img, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+                yield Frame(i, self.name, img, video=True)
+                i += 1
+        finally:
+            cap.release()
+
+    def close(self) -> None:
+        """Release the source if it was opened and never read; remove a replay recording."""
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = self._first = None
+        if self._recording is not None:
+            import shutil
+
+            shutil.rmtree(self._recording.parent, ignore_errors=True)
+            self._recording = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001, S110 (interpreter shutdown)
+            pass
+
+
 @dataclass
 class InputSource:
-    """What ``open_input`` found: image files (``kind="images"``) or one video (``kind="video"``)."""
+    """What ``open_input`` found: image files (``kind="images"``), one video file (``kind="video"``), or a live
+    source of unknown length (``kind="stream"``: a webcam, a URL, or a file read as a stream, a
+    :class:`StreamReader` in :attr:`video`)."""
 
     kind: str
     path: Path
     images: list[Path] = field(default_factory=list)
-    video: VideoReader | None = None
+    video: VideoReader | StreamReader | None = None
 
     def __len__(self) -> int:
         return len(self.images) if self.kind == "images" else max(self.video.frame_count, 0)  # type: ignore[union-attr]
+
+    @property
+    def stem(self) -> str:
+        """The stem of a video's or stream's output files (``<stem>.json``, ``<stem>.mp4``)."""
+        if self.kind == "stream":
+            return stream_stem(self.video.source)  # type: ignore[union-attr]
+        return self.path.stem
+
+    @property
+    def label(self) -> str:
+        """How messages and progress bars name the input."""
+        return self.video.label if self.kind == "stream" else self.path.name  # type: ignore[union-attr]
 
     def frames(self, on_skip: Callable[[Path, str], None] | None = None) -> Iterator[Frame]:
         """Decoded frames in order (images: sorted file names). An unreadable or truncated image raises
         ``ValueError`` naming it, or, with ``on_skip``, is passed to ``on_skip(path, reason)`` and skipped
         (``on_skip`` returns False to end the frames there). Frame ids stay the image's index in the sorted list."""
-        if self.kind == "video":
+        if self.kind in ("video", "stream"):
             assert self.video is not None
             yield from self.video
             return
@@ -211,23 +402,47 @@ def read_image(path: str | Path) -> np.ndarray:
     return img
 
 
-def open_input(path: str | Path) -> InputSource:
-    """An image, a folder of images, or a video, recognised by extension; a clear error otherwise."""
+def open_input(path: str | Path | int, loop: int | None = None, replay: bool = False) -> InputSource:
+    """An image, a folder of images, or a video, recognised by extension; a webcam index (``0``) or a stream URL
+    (:func:`is_stream`) as a live stream (``replay``: recorded as read, so it can be read twice, see
+    :class:`StreamReader`); with ``loop`` a video file read as a stream ``loop`` times over (0: until
+    interrupted). A clear error otherwise."""
+    if is_stream(path):
+        if loop is not None:
+            raise ValueError(f"--loop applies to a video file, not to a live stream ({path})")
+        reader = StreamReader(path, replay=replay)  # type: ignore[arg-type]
+        return InputSource("stream", Path(reader.name), video=reader)
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"input not found: {p} (expected an image, a folder of images or a video)")
+        raise FileNotFoundError(f"input not found: {p} (expected an image, a folder of images, a video, a webcam "
+                                "index or a stream URL such as rtsp://...)")
+    ext = p.suffix.lower()
+    if loop is not None:
+        if p.is_dir() or ext not in VIDEO_EXTENSIONS:
+            raise ValueError(f"{p}: --loop reads a video file as a stream; expected a video "
+                             f"({', '.join(VIDEO_EXTENSIONS)})")
+        return InputSource("stream", p, video=StreamReader(p, loop=loop))
     if p.is_dir():
         imgs = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
         if not imgs:
             raise ValueError(f"{p}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         return InputSource("images", p, images=imgs)
-    ext = p.suffix.lower()
     if ext in IMAGE_EXTENSIONS:
         return InputSource("images", p, images=[p])
     if ext in VIDEO_EXTENSIONS:
         return InputSource("video", p, video=VideoReader(p))
     raise ValueError(f"{p}: unknown input type {ext!r}; expected an image ({', '.join(IMAGE_EXTENSIONS)}), "
-                     f"a video ({', '.join(VIDEO_EXTENSIONS)}) or a folder")
+                     f"a video ({', '.join(VIDEO_EXTENSIONS)}), a folder, a webcam index or a stream URL")
+
+
+def show_progress(progress: bool | None) -> bool:
+    """Whether a video command shows a progress bar: as asked, else when stderr is a terminal."""
+    if progress is not None:
+        return bool(progress)
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 # ------------------------------------------------------------------------------------------------- boxes
@@ -294,6 +509,8 @@ class DetectionsFile:
     def check_covers(self, source: InputSource) -> None:
         """Raise ``ValueError`` when no input image (or frame) has an id in this file. (Inputs that only some
         cover are counted as they run, :attr:`uncovered`, and reported by :meth:`warn_uncovered`.)"""
+        if source.kind == "stream":
+            return  # unknown length: frames without an entry are counted as they run
         if source.kind == "video":
             wanted = set(range(max(len(source), 1)))
             what = "frame indices 0.."
@@ -627,7 +844,7 @@ class PoseEstimator:
         if progress:
             from tqdm import tqdm
 
-            frames = tqdm(frames, total=len(src) or None, unit="frame", desc=src.path.name)
+            frames = tqdm(frames, total=len(src) or None, unit="frame", desc=src.label)
         return self.run_frames(frames, box_fn, show_tokens)
 
     def coco_results(self, res: FrameResult, image_id: int) -> list[dict[str, Any]]:
@@ -643,7 +860,8 @@ class PoseEstimator:
                         "area": float(np.prod(scale))})
         return out
 
-    def infer(self, source: str | Path, out_dir: str | Path, boxes: BoxFn | str | Path | None = None,
+    def infer(self, source: str | Path | int | InputSource, out_dir: str | Path,
+              boxes: BoxFn | str | Path | None = None,
               bbox_thr: float = 0.3, kpt_thr: float | None = None, show_tokens: bool = False, draw: bool = True,
               progress: bool | None = None, tokens_every: int = 25,
               coco_results: str | Path | None = None, strict: bool = False) -> dict[str, Any]:
@@ -660,9 +878,16 @@ class PoseEstimator:
         are skipped, counted and named (``strict``: a ``ValueError`` at the first, after writing the earlier
         images' results); a video's JSON is streamed (a JSON array, one record per line) and, on SIGINT/SIGTERM,
         the JSON and the mp4 are finished for the frames done before :class:`~posetokens.runtime.Interrupted` is
-        raised. Returns a summary: written files, frame / instance counts and ``skipped`` (``{file, reason}``)."""
+        raised. Returns a summary: written files, frame / instance counts and ``skipped`` (``{file, reason}``).
+
+        ``source`` may also be a live stream (a webcam index or a stream URL, :func:`is_stream`) or an
+        :class:`InputSource` from :func:`open_input` (``loop=N``: a video file read as a stream): read frame by frame
+        until it ends or SIGINT/SIGTERM, written like a video under :attr:`InputSource.stem` (``webcam0.json``).
+        ``progress`` (a bar on stderr; for streams, without a total) defaults to on for videos and streams when
+        stderr is a terminal."""
         kpt_thr = self.default_kpt_thr if kpt_thr is None else kpt_thr
-        src = open_input(source)
+        src = source if isinstance(source, InputSource) else open_input(source)
+        video_like = src.kind in ("video", "stream")
         if show_tokens and not self.can_show_tokens:
             raise ValueError(f"{self.name} has no token pruning to show (--show-tokens needs a PPT or GTPT model)")
         out = Path(out_dir)
@@ -680,17 +905,17 @@ class PoseEstimator:
                 if show_tokens:
                     outputs.append(("tokens picture", out / f"{stems[img]}_tokens.png"))
         else:
-            outputs.append(("result json", out / f"{src.path.stem}.json"))
+            outputs.append(("result json", out / f"{src.stem}.json"))
             if draw:
-                outputs.append(("overlay video", out / f"{src.path.stem}.mp4"))
+                outputs.append(("overlay video", out / f"{src.stem}.mp4"))
             if show_tokens:
-                outputs.append(("tokens folder", out / f"{src.path.stem}_tokens"))
+                outputs.append(("tokens folder", out / f"{src.stem}_tokens"))
         if coco_results is not None:
             if Path(coco_results).is_dir():
                 raise ValueError(f"--coco-results {coco_results} is a folder; expected a json file path")
             outputs.append(("COCO results file", Path(coco_results)))
         inputs: list[tuple[str, Any]] = [("input image", p) for p in src.images] if src.kind == "images" else \
-            [("input video", src.path)]
+            [("input video", src.path if src.kind == "video" or not src.video.live else None)]  # type: ignore
         inputs += [("detections file", boxes if isinstance(boxes, (str, Path)) else None),
                    ("detector", getattr(boxes, "path", None)), ("weights", self.weights)]
         check_no_overwrite(inputs, outputs)
@@ -698,7 +923,7 @@ class PoseEstimator:
         writable_dir(out)
         if coco_results is not None:
             writable_dir(Path(coco_results).parent, "folder of --coco-results")
-        progress = src.kind == "video" if progress is None else progress
+        progress = video_like and show_progress(progress)
         written: list[str] = []
         skipped: list[dict[str, str]] = []
         frames = instances = 0
@@ -706,6 +931,7 @@ class PoseEstimator:
         stream: JsonArrayWriter | None = None
         coco: list[dict[str, Any]] = []
         tag = {"model": self.name, "keypoint_layout": self.metainfo.name}
+        names = {"keypoint_names": list(self.metainfo.keypoint_names)}  # every image's record; a video's first
 
         stop: list[ValueError] = []
 
@@ -720,17 +946,17 @@ class PoseEstimator:
         stopped: BaseException | None = None
         with interruptible():
             try:
-                if src.kind == "video":
-                    stream = JsonArrayWriter(out / f"{src.path.stem}.json")
+                if video_like:
+                    stream = JsonArrayWriter(out / f"{src.stem}.json")
                 stream_frames = src.frames(on_skip)
                 if progress:
                     from tqdm import tqdm
 
-                    stream_frames = tqdm(stream_frames, total=len(src) or None, unit="frame", desc=src.path.name)
+                    stream_frames = tqdm(stream_frames, total=len(src) or None, unit="frame", desc=src.label)
                 for res in self.run_frames(stream_frames, box_fn, show_tokens):
-                    record = {**res.to_dict(), **tag}
+                    record = {**res.to_dict(), **tag, **(names if src.kind == "images" or not frames else {})}
                     if coco_results is not None:
-                        iid = res.frame_id if src.kind == "video" else image_id_from_name(Path(res.img_path).name)
+                        iid = res.frame_id if video_like else image_id_from_name(Path(res.img_path).name)
                         if iid is None:
                             raise ValueError(f"{res.img_path}: COCO results need an image id in the file name "
                                              "(e.g. 000000000785.jpg)")
@@ -755,7 +981,7 @@ class PoseEstimator:
                         drawn = draw_frame(res, self.metainfo, kpt_thr) if draw else None
                         if drawn is not None and writer is None:
                             fps = src.video.fps  # type: ignore[union-attr]
-                            writer = VideoWriter(out / f"{src.path.stem}.mp4", fps, (res.width, res.height))
+                            writer = VideoWriter(out / f"{src.stem}.mp4", fps, (res.width, res.height))
                         with signals_deferred():  # the mp4 and the json hold the same frames, all counted
                             if drawn is not None:
                                 writer.write(drawn)  # type: ignore[union-attr]
@@ -764,7 +990,7 @@ class PoseEstimator:
                             if coco_results is not None:
                                 coco += people
                         if show_tokens and len(res.bboxes) and res.frame_id % max(1, tokens_every) == 0:
-                            tdir = out / f"{src.path.stem}_tokens"
+                            tdir = out / f"{src.stem}_tokens"
                             tdir.mkdir(exist_ok=True)
                             write_image(tdir / f"frame_{res.frame_id:06d}.png", self.tokens_figure(res))
                             written.append(str(tdir / f"frame_{res.frame_id:06d}.png"))
@@ -801,7 +1027,8 @@ class PoseEstimator:
         if skipped:
             warn(f"skipped {len(skipped)} of {len(src.images)} image(s) that could not be read: "
                  + ", ".join(Path(s["file"]).name for s in skipped))
-        return {"input": str(src.path), "kind": src.kind, "frames": frames, "instances": instances, "files": written,
+        return {"input": src.label if src.kind == "stream" else str(src.path), "kind": src.kind,
+                "frames": frames, "instances": instances, "files": written,
                 "skipped": skipped, "uncovered": uncovered}
 
     def tokens_figure(self, res: FrameResult, max_people: int = 6) -> np.ndarray:
@@ -851,43 +1078,149 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     return atomic_write_bytes(p, buf.tobytes())
 
 
-class VideoWriter:
-    """An MP4 (``mp4v``) writer that refuses to start silently broken. Frames go to a temporary
-    ``.<stem>.partial.mp4`` beside ``path``; :meth:`close` finishes the file (its index, so it plays) and renames it
-    to ``path``, so a run stopped by SIGINT/SIGTERM (which closes it) leaves a playable video of the frames done.
-    A writer closed without a frame leaves no file."""
+_H264_UNAVAILABLE: list[str] = []  # why H.264 could not be written here, once known (said once per process)
 
-    def __init__(self, path: str | Path, fps: float, size_wh: tuple[int, int]) -> None:
+
+def h264_unavailable() -> str | None:
+    """Why this installation cannot write H.264 through PyAV (``pip install 'posetokens[video]'``), or None when it
+    can. Probed once per process: PyAV importable and an H.264 encoder (libx264, else OpenH264) present."""
+    if _H264_UNAVAILABLE:
+        return _H264_UNAVAILABLE[0] or None
+    why = ""
+    try:
+        import av
+    except ImportError as e:
+        why = f"PyAV is not installed ({e}; pip install 'posetokens[video]')"
+    else:
+        if _h264_encoder() is None:
+            why = f"PyAV {av.__version__} has no H.264 encoder (neither libx264 nor libopenh264)"
+    _H264_UNAVAILABLE.append(why)
+    return why or None
+
+
+def _h264_encoder() -> str | None:
+    import av
+
+    for name in ("libx264", "libopenh264"):
+        try:
+            av.codec.Codec(name, "w")
+        except Exception:  # noqa: BLE001, S112 (av raises its own errors for an unknown codec)
+            continue
+        return name
+    return None
+
+
+class VideoWriter:
+    """An MP4 writer browsers play: H.264 (``yuv420p``, ``+faststart``) through PyAV when it is installed with an
+    H.264 encoder, else OpenCV's ``mp4v`` (MPEG-4 Part 2, which browsers do not play), said once per process on
+    stderr ("H.264 unavailable: ..."). ``codec`` forces one (``"h264"``: an error when unavailable; ``"mp4v"``).
+    :attr:`codec` says which is used. Frames go to a temporary ``.<stem>.<random>.partial.mp4`` beside ``path``;
+    :meth:`close` finishes the file (its index, so it plays) and renames it to ``path``, so a run stopped by
+    SIGINT/SIGTERM (which closes it) leaves a playable video of the frames done. A writer closed without a frame
+    leaves no file. Sizes are made even (``yuv420p`` and ``mp4v`` need them); frames of another size are resized.
+    ``crf``: the H.264 quality (lower: better, larger); ``quiet``: no fallback warning (an internal file)."""
+
+    def __init__(self, path: str | Path, fps: float, size_wh: tuple[int, int], codec: str = "auto",
+                 crf: int = 23, quiet: bool = False) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise IsADirectoryError(21, "cannot write a video over a folder", str(self.path))
-        self.size = (int(size_wh[0]) // 2 * 2, int(size_wh[1]) // 2 * 2)  # even: mp4v drops an odd row or column
-        self._temp = TempBeside(self.path)
-        self.tmp = self._temp.tmp
-        self._w = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), self.size)
-        if not self._w.isOpened():
-            self._temp.discard()
-            raise ValueError(f"{self.path}: OpenCV cannot open an mp4v video writer here")
+        if codec not in ("auto", "h264", "mp4v"):
+            raise ValueError(f"{self.path}: video codec must be 'auto', 'h264' or 'mp4v', got {codec!r}")
+        self.size = (max(2, int(size_wh[0]) // 2 * 2), max(2, int(size_wh[1]) // 2 * 2))
+        fps = float(fps) if np.isfinite(fps) and fps > 0 else 25.0
+        self.fps = fps
         self.frames = 0
         self.closed = False
+        self._container: Any = None
+        self._stream: Any = None
+        self._w: Any = None
+        self._temp = TempBeside(self.path)
+        self.tmp = self._temp.tmp
+        why = h264_unavailable() if codec != "mp4v" else "mp4v asked for"
+        if why is None:
+            try:
+                self._open_h264(fps, crf)
+            except Exception as e:  # noqa: BLE001 (an encoder that refuses to open: fall back, saying why)
+                self._close_av()
+                why = f"PyAV could not open the H.264 encoder ({type(e).__name__}: {e})"
+        if why is not None and codec == "h264":
+            self._temp.discard()
+            raise ValueError(f"{self.path}: H.264 unavailable: {why}")
+        if self._container is None:
+            if codec == "auto" and why and why not in _WARNED_FALLBACK and not quiet:
+                _WARNED_FALLBACK.add(why)
+                warn(f"H.264 unavailable: {why}; writing mp4v videos (MPEG-4 Part 2), which browsers do not play")
+            self._w = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)
+            if not self._w.isOpened():
+                self._temp.discard()
+                raise ValueError(f"{self.path}: OpenCV cannot open an mp4v video writer here")
+            self.codec = "mp4v"
+
+    def _open_h264(self, fps: float, crf: int) -> None:
+        from fractions import Fraction
+
+        import av
+
+        encoder = _h264_encoder()
+        rate = Fraction(fps).limit_denominator(1001)
+        self._container = av.open(str(self.tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
+        opts = {"crf": str(int(crf)), "preset": "veryfast"} if encoder == "libx264" else {}
+        stream = self._container.add_stream(encoder, rate=rate, options=opts)
+        stream.width, stream.height = self.size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = 1 / rate
+        self._stream = stream
+        self.codec = "h264"
+        self.encoder = encoder
+
+    def _close_av(self) -> None:
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001, S110 (closing a container that failed to start)
+                pass
+        self._container = self._stream = None
 
     def write(self, frame_bgr: np.ndarray) -> None:
-        """Append one (H, W, 3) uint8 BGR frame of the writer's size."""
+        """Append one (H, W, 3) uint8 BGR frame (resized to the writer's size when it differs)."""
+        if self.closed:
+            raise ValueError(f"{self.path}: write after close")
         if (frame_bgr.shape[1], frame_bgr.shape[0]) != self.size:
             frame_bgr = cv2.resize(frame_bgr, self.size, interpolation=cv2.INTER_AREA)
-        self._w.write(np.ascontiguousarray(frame_bgr))
+        frame_bgr = np.ascontiguousarray(frame_bgr)
+        if self._stream is not None:
+            import av
+
+            vf = av.VideoFrame.from_ndarray(frame_bgr, format="bgr24")
+            vf.pts = self.frames
+            self._container.mux(self._stream.encode(vf))
+        else:
+            self._w.write(frame_bgr)
         self.frames += 1
 
     def close(self) -> None:
         """Finish the file and move it to ``path`` (no file when no frame was written). Safe to call twice."""
         if self.closed:
             return
-        self._w.release()
         self.closed = True
+        try:
+            if self._stream is not None:
+                if self.frames:
+                    self._container.mux(self._stream.encode(None))  # flush the encoder's delayed frames
+                self._close_av()
+            elif self._w is not None:
+                self._w.release()
+        except BaseException:
+            self._temp.discard()
+            raise
         if self.frames:
             self._temp.commit()
         else:
             self._temp.discard()
+
+
+_WARNED_FALLBACK: set[str] = set()
 
 
 def draw_frame(res: FrameResult, metainfo: PoseMetaInfo | str, kpt_thr: float = 0.3,

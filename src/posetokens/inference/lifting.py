@@ -1,18 +1,22 @@
 """2D -> 3D lifting of a video or a 2D-keypoint json (``posetokens lift``).
 
-Steps: 2D keypoints per frame (from a 2D model run on the video, or from an ``infer`` json) -> ONE person
-followed through the clip (:func:`main_person`: people are linked frame to frame by box IoU into tracks, and
-the track with the highest summed box score x mean keypoint score is lifted; frames where it is missing count
-as frames without a person) -> COCO-17 converted to H36M-17
-(:func:`coco_to_h36m`) -> frames without a person filled by linear interpolation in time -> pixel
+Steps: 2D keypoints per frame (from a 2D model run on the video, or from an ``infer`` json) -> people
+followed through the clip (:func:`person_tracks`: the json's own ``track_id`` when every instance has one,
+else the tracker of :mod:`posetokens.inference.tracking`) -> EVERY track seen in at least ``min_track_frames``
+frames (default :func:`default_min_track_frames`: 30, at most half the clip; shorter tracks are counted and
+listed as skipped) is lifted on its own, over its span from first to last sighting -> COCO-17 converted to
+H36M-17 (:func:`coco_to_h36m`) -> frames of the span where the track is missing filled by linear
+interpolation in time (within the track only) -> pixel
 coordinates normalised by the frame width (the H36M training convention,
 :func:`~posetokens.data.h36m.normalize_screen_coordinates`) -> windows of the model's F frames,
 edge-padded (seq2seq models: ``ceil(L/F)`` centred windows; seq2frame models: one window centred on
 every frame) -> 3D per frame.
 
 The 3D joints are **root-relative** (pelvis at 0) and in **metres**, in the **camera's axes** the H36M
-models are trained in: x to the right of the image, y down, z away from the camera (depth). Frames
-without a detected person get ``null``.
+models are trained in: x to the right of the image, y down, z away from the camera (depth). The 3D json
+lists per frame the ``people`` lifted there by ``track_id`` (the same ids are written into the 2D json that
+``lift`` makes of a video); each frame's own ``person``/``keypoints_2d``/``keypoints_3d`` are the main track's
+(the highest summed box score x mean keypoint score), ``null`` where it is not detected.
 
 Checks before any computing: the output folder is writable, no output overwrites an input, ``--weights`` and
 ``--pose2d-weights`` name files, the device exists, and a json's recorded ``keypoint_layout`` (written by
@@ -21,6 +25,8 @@ finished work are completed and :class:`~posetokens.runtime.Interrupted` is rais
 """
 
 from __future__ import annotations
+
+import sys
 
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,8 +46,11 @@ __all__ = [
     "coco_to_h36m",
     "fill_missing",
     "lift_sequence",
+    "default_min_track_frames",
     "main_person",
     "person_tracks",
+    "track_arrays",
+    "track_score",
     "render_pose3d",
     "lift",
 ]
@@ -90,90 +99,62 @@ def coco_to_h36m(keypoints: np.ndarray, scores: np.ndarray | None = None) -> tup
     return np.einsum("jk,...kc->...jc", _MAP, k), np.einsum("jk,...k->...j", _MAP, s)
 
 
-def _instance_boxes(instances: Sequence[dict[str, Any]]) -> np.ndarray:
-    """(N, 4) ``[x1, y1, x2, y2]`` of instances: their ``bbox`` when it is a finite box with area, else the extent
-    of their keypoints (grown to at least 1 pixel)."""
-    out = np.zeros((len(instances), 4))
-    for i, inst in enumerate(instances):
-        b = np.asarray(inst.get("bbox", ()), np.float64).reshape(-1)
-        if b.shape == (4,) and np.isfinite(b).all() and b[2] > b[0] and b[3] > b[1]:
-            out[i] = b
-            continue
-        k = np.asarray(inst["keypoints"], np.float64).reshape(-1, 2)
-        k = k[np.isfinite(k).all(axis=1)]
-        lo, hi = (k.min(axis=0), k.max(axis=0)) if len(k) else (np.zeros(2), np.zeros(2))
-        centre, half = (lo + hi) / 2, np.maximum((hi - lo) / 2, 0.5)
-        out[i] = np.concatenate((centre - half, centre + half))
-    return out
+def person_tracks(records: Sequence[dict[str, Any]], path: str = "records",
+                  **tracker_args: Any) -> tuple[dict[int, dict[int, int]], str]:
+    """The people of the records as tracks ``{track id: {frame index: instance index}}`` and how they were found:
+    the records' own ``track_id`` when every instance carries one (``"track_id"``), else the tracker of
+    :mod:`posetokens.inference.tracking` (box IoU + OKS, constant velocity, Hungarian assignment;
+    ``tracker_args`` go to :class:`~posetokens.inference.tracking.Tracker`)."""
+    from posetokens.inference.tracking import track_records, tracks_of
+
+    insts = [inst for r in records for inst in r["instances"]]
+    if insts and all(isinstance(inst.get("track_id"), int) and not isinstance(inst.get("track_id"), bool)
+                     for inst in insts):
+        ids = [[int(inst["track_id"]) for inst in r["instances"]] for r in records]
+        for t, frame_ids in enumerate(ids):
+            if len(set(frame_ids)) != len(frame_ids):
+                raise ValueError(f"{path}: record {t}: 'track_id' {sorted(frame_ids)} repeats an id within one frame; "
+                                 "expected one instance per track and frame")
+        return tracks_of(ids), "track_id"
+    return tracks_of(track_records(records, **tracker_args)), "tracker"
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU (A, B) of ``[x1, y1, x2, y2]`` boxes (A, 4) and (B, 4)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=-1)  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def person_tracks(records: Sequence[dict[str, Any]], iou_thr: float = 0.3, max_gap: int = 30) -> list[dict[int, int]]:
-    """Link the people of consecutive frames into tracks: each frame's instances are matched greedily (highest IoU
-    first) to the tracks seen within the last ``max_gap`` frames, by the IoU of their boxes with the track's last
-    box (at least ``iou_thr``); the rest start new tracks. Returns per track ``{frame index: instance index}``."""
-    tracks: list[dict[int, int]] = []
-    last_box: list[np.ndarray] = []
-    last_seen: list[int] = []
-    for t, r in enumerate(records):
-        insts = r["instances"]
-        if not insts:
-            continue
-        boxes = _instance_boxes(insts)
-        active = [k for k in range(len(tracks)) if t - last_seen[k] <= max_gap]
-        taken: set[int] = set()
-        if active:
-            iou = box_iou(np.stack([last_box[k] for k in active]), boxes)
-            done: set[int] = set()
-            for flat in np.argsort(-iou, axis=None, kind="stable"):
-                a, i = divmod(int(flat), len(insts))
-                if iou[a, i] < iou_thr:
-                    break
-                if a in done or i in taken:
-                    continue
-                k = active[a]
-                tracks[k][t], last_box[k], last_seen[k] = i, boxes[i], t
-                done.add(a)
-                taken.add(i)
-        for i in range(len(insts)):
-            if i not in taken:
-                tracks.append({t: i})
-                last_box.append(boxes[i])
-                last_seen.append(t)
-    return tracks
-
-
-def main_person(records: Sequence[dict[str, Any]], num_keypoints: int = 17, iou_thr: float = 0.3,
-                max_gap: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The one person to lift, followed through the clip: of the tracks of :func:`person_tracks`, the one with
-    the highest sum over its frames of ``bbox_score x mean keypoint score`` (a person seen longer and more surely).
-    Returns its keypoints (L, K, 2), scores (L, K) and the frames it is found in (L,); other frames hold zeros
-    (another person there is not taken: the lifted pose never jumps between people)."""
+def track_arrays(records: Sequence[dict[str, Any]], track: dict[int, int],
+                 num_keypoints: int = 17) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keypoints (L, K, 2), scores (L, K) and the frames it is found in (L,) of one track over all L records;
+    other frames hold zeros."""
     n = len(records)
     kpts, scores, valid = np.zeros((n, num_keypoints, 2)), np.zeros((n, num_keypoints)), np.zeros(n, bool)
-    tracks = person_tracks(records, iou_thr, max_gap)
-    if not tracks:
-        return kpts, scores, valid
-
-    def rank(t: int, i: int) -> float:
-        inst = records[t]["instances"][i]
-        return float(inst.get("bbox_score", 1.0)) * float(np.mean(inst["keypoint_scores"]))
-
-    totals = [sum(rank(t, i) for t, i in tr.items()) for tr in tracks]
-    best = tracks[int(np.argmax(totals))]
-    for t, i in best.items():
+    for t, i in track.items():
         inst = records[t]["instances"][i]
         kpts[t], scores[t], valid[t] = inst["keypoints"], inst["keypoint_scores"], True
     return kpts, scores, valid
+
+
+def track_score(records: Sequence[dict[str, Any]], track: dict[int, int]) -> float:
+    """Sum over a track's frames of ``bbox_score x mean keypoint score`` (a person seen longer and more surely)."""
+    return float(sum(float(records[t]["instances"][i].get("bbox_score", 1.0))
+                     * float(np.mean(records[t]["instances"][i]["keypoint_scores"])) for t, i in track.items()))
+
+
+def main_person(records: Sequence[dict[str, Any]], num_keypoints: int = 17,
+                **tracker_args: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The main person, followed through the clip: of the tracks of :func:`person_tracks`, the one with the
+    highest :func:`track_score`. Returns its keypoints (L, K, 2), scores (L, K) and the frames it is found in
+    (L,); other frames hold zeros (another person there is not taken)."""
+    tracks, _ = person_tracks(records, **tracker_args)
+    if not tracks:
+        n = len(records)
+        return np.zeros((n, num_keypoints, 2)), np.zeros((n, num_keypoints)), np.zeros(n, bool)
+    best = max(tracks.values(), key=lambda tr: track_score(records, tr))
+    return track_arrays(records, best, num_keypoints)
+
+
+def default_min_track_frames(num_frames: int) -> int:
+    """Frames a track needs to be lifted when ``--min-track-frames`` is not given: 30 (1.2 s at 25 fps; shorter
+    tracks are mostly detector flicker or people brushing the edge of the view), but at most half the clip, so a
+    clip shorter than 60 frames still lifts the people seen in half of it."""
+    return max(1, min(30, (num_frames + 1) // 2))
 
 
 def fill_missing(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -280,35 +261,57 @@ def render_pose3d(pose: np.ndarray | None, size: int = 400, limit: float = 1.0) 
 
 
 # ---------------------------------------------------------------------------------------------- pipeline
-def lift(source: str | Path, model: str | nn.Module | None, out_dir: str | Path, weights: str | Path | None = None,
+def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir: str | Path, weights: str | Path | None = None,
          pose2d: str | nn.Module | None = None, pose2d_weights: str | Path | None = None,
          boxes: Any = None, bbox_thr: float = 0.3, layout: str | None = None,
          image_size: tuple[int, int] | None = None, flip_test: bool = False, device: str = "cpu", draw: bool = True,
          kpt_thr: float | None = None, progress: bool | None = None, pose2d_overrides: dict[str, Any] | None = None,
-         **overrides: Any) -> dict[str, Any]:
+         min_track_frames: int | None = None, loop: int | None = None, smooth: Any = None, online: bool = False,
+         lookahead: int = 0, **overrides: Any) -> dict[str, Any]:
     """Lift a video (through the 2D model ``pose2d``) or a 2D-keypoint json to 3D; write to ``out_dir``:
     ``<stem>_3d.json`` (3D per frame), for videos also ``<stem>.json`` (the 2D results) and, with ``draw``,
     ``<stem>_3d.mp4`` (2D overlay beside the 3D skeleton). ``layout`` is the json's keypoint layout
     (``coco`` or ``h36m``; None: the ``keypoint_layout`` the json records, else ``coco``; one that differs from
     the recorded layout is refused); ``image_size`` (w, h) is needed for a json whose records carry no
     width/height. ``kpt_thr`` (least 2D score drawn) defaults to the 2D model's
-    (``PoseEstimator.default_kpt_thr``), or 0.3 for a json. Returns a summary (files, frames, frames with the
-    person). ``model`` may be None when ``weights`` is a checkpoint of ours (it names its model); ``pose2d`` None
-    takes the model ``pose2d_weights`` names, else ``tokenpose_s_coco_256x192``. Everything that can be checked is
-    checked before the first model runs (see the module doc)."""
+    (``PoseEstimator.default_kpt_thr``), or 0.3 for a json. ``min_track_frames``: frames a track needs to be
+    lifted (None: :func:`default_min_track_frames`). ``smooth`` (a :class:`~posetokens.inference.filters.FilterConfig`;
+    None: off) filters each track's 2D (in units of half the frame width) before lifting and its 3D after.
+    ``online`` lifts with causal windows (:func:`posetokens.inference.online.lift_online`; ``lookahead`` frames
+    of latency) and prints the latency and FPS. Returns a summary (files, frames, frames with a detected
+    lifted person, tracks lifted and skipped, the main track). ``model`` may be None when ``weights`` is a
+    checkpoint of ours (it names its model); ``pose2d`` None takes the model ``pose2d_weights`` names, else
+    ``tokenpose_s_coco_256x192``. Everything that can be checked is checked before the first model runs (see
+    the module doc). ``source`` may also be a live stream (a webcam index or a stream URL), an ``InputSource`` of
+    :func:`~posetokens.inference.api.open_input`, or, with ``loop``, a video file read as a stream ``loop`` times
+    over; a live stream is recorded as it is read (for the drawing) and its outputs are named by its stem
+    (``webcam0_3d.json``)."""
+    from posetokens.inference.filters import FilterConfig
+    from posetokens.inference.online import lift_online
+
+    smooth = smooth if smooth is not None else FilterConfig()  # off: bit-identical
     from posetokens.checkpoint import load_trained
     from posetokens.fileio import check_no_overwrite, require_file, writable_dir
     from posetokens.inference.api import PoseEstimator, _write_json, load_results, open_input, stack_instances
     from posetokens.registry import create_model
     from posetokens.runtime import Interrupted, check_device, interruptible, note_random_weights, signal_name
 
-    src = Path(source)
-    if not src.exists():
-        raise FileNotFoundError(f"input not found: {src} (expected a video or a 2D-keypoint json)")
-    if src.is_dir():
+    from posetokens.inference.api import InputSource, is_stream, show_progress
+
+    source_in = source if isinstance(source, InputSource) else None
+    if source_in is None and (is_stream(source) or loop is not None):  # a webcam, a stream URL, a looped file
+        source_in = open_input(source, loop=loop, replay=draw)  # replay: the drawing reads the frames again
+    live = source_in is not None and source_in.kind == "stream" and source_in.video.live  # type: ignore[union-attr]
+    src = Path(source_in.stem) if live else (source_in.path if source_in is not None else Path(source))
+    if source_in is None and not src.exists():
+        raise FileNotFoundError(f"input not found: {src} (expected a video, a 2D-keypoint json, a webcam index or a "
+                                "stream URL)")
+    if source_in is None and src.is_dir():
         raise ValueError(f"input {src} is a folder; lift takes a video or a 2D-keypoint json written by infer")
     if layout not in (None, "coco", "h36m"):
         raise ValueError(f"layout must be 'coco' or 'h36m', got {layout!r}")
+    if min_track_frames is not None and int(min_track_frames) < 1:
+        raise ValueError(f"--min-track-frames must be at least 1 frame, got {min_track_frames}")
     dev = check_device(device)
     for flag, path in (("--weights", weights), ("--pose2d-weights", pose2d_weights)):
         if path is not None:
@@ -321,7 +324,7 @@ def lift(source: str | Path, model: str | nn.Module | None, out_dir: str | Path,
                                                                                   out / f"{stem}_3d.json")]
     if draw:
         outputs.append(("side-by-side video", out / f"{stem}_3d.mp4"))
-    check_no_overwrite([("input", src), ("--weights", weights), ("--pose2d-weights", pose2d_weights),
+    check_no_overwrite([("input", None if live else src), ("--weights", weights), ("--pose2d-weights", pose2d_weights),
                         ("detections file", boxes if isinstance(boxes, (str, Path)) else None),
                         ("detector", getattr(boxes, "path", None))], outputs)
     writable_dir(out)  # before any computing: an unwritable folder fails now, not after the 2D and 3D passes
@@ -352,8 +355,8 @@ def lift(source: str | Path, model: str | nn.Module | None, out_dir: str | Path,
     if records is not None:
         fps = 25.0
     else:
-        source_in = open_input(src)
-        if source_in.kind != "video":
+        source_in = open_input(src) if source_in is None else source_in
+        if source_in.kind not in ("video", "stream"):
             raise ValueError(f"{src}: lift takes a video or a 2D-keypoint json, not images")
         video = source_in.video
         layout = "coco"
@@ -363,50 +366,109 @@ def lift(source: str | Path, model: str | nn.Module | None, out_dir: str | Path,
         if est.metainfo.num_keypoints != 17 or est.metainfo.name != "coco":
             raise ValueError(f"the 2D model {est.name} must predict COCO-17 keypoints, it predicts {est.metainfo.name}")
         kpt_thr = est.default_kpt_thr if kpt_thr is None else kpt_thr
-        res2d = est.infer(src, out, boxes=boxes, bbox_thr=bbox_thr, draw=False, kpt_thr=kpt_thr, progress=progress)
+        res2d = est.infer(source_in, out, boxes=boxes, bbox_thr=bbox_thr, draw=False, kpt_thr=kpt_thr, progress=progress)
         files.append(res2d["files"][0])
         records = load_results(res2d["files"][0])
         w, h, fps = video.width, video.height, video.fps  # type: ignore[union-attr]
     kpt_thr = default_kpt_thr() if kpt_thr is None else kpt_thr
-    kp, sc, valid = main_person(records)
-    if layout == "coco":
-        kp, sc = coco_to_h36m(kp, sc)
-    kp = fill_missing(kp, valid)
-    sc = fill_missing(sc, valid)
+    tracks, tracked_by = person_tracks(records, str(src))
+    if not tracks:
+        raise ValueError(f"{src}: no person found in any frame: nothing to lift")
+    need = default_min_track_frames(len(records)) if min_track_frames is None else int(min_track_frames)
+    lifted = {tid: tr for tid, tr in tracks.items() if len(tr) >= need}
+    skipped = {tid: len(tr) for tid, tr in tracks.items() if len(tr) < need}
+    if not lifted:
+        raise ValueError(f"{src}: no track of at least {need} frames (the longest has "
+                         f"{max(len(tr) for tr in tracks.values())}): nothing to lift; lower --min-track-frames")
+    if files:  # our own 2D json of the video: give every instance its track id, the ids of the 3D json
+        for tid, tr in tracks.items():
+            for t, i in tr.items():
+                records[t]["instances"][i]["track_id"] = tid
+        _write_json(Path(files[0]), list(records))
+    per_track: dict[int, dict[str, Any]] = {}
     with interruptible():
         try:
-            pose3d = lift_sequence(lifter, kp, sc, w, h, flip_test=flip_test, device=dev)
+            for tid, tr in lifted.items():
+                first, last = min(tr), max(tr)
+                kp, sc, valid = (a[first:last + 1] for a in track_arrays(records, tr))
+                if layout == "coco":
+                    kp, sc = coco_to_h36m(kp, sc)
+                kp = smooth(kp, valid, fps=fps, scale=w / 2)  # 2D pixels; frames without the person unchanged
+                if online:
+                    pose3d, ol = lift_online(lifter, kp, sc, w, h, valid=valid, flip_test=flip_test, device=dev,
+                                             lookahead=lookahead)
+                    print(f"online lifting (track {tid}): causal windows, latency {ol.latency_frames} frame(s), "
+                          f"{ol.fps:.1f} FPS", file=sys.stderr)
+                    kp = fill_missing(kp, valid)
+                else:
+                    kp, sc = fill_missing(kp, valid), fill_missing(sc, valid)  # gaps within the track only
+                    pose3d = lift_sequence(lifter, kp, sc, w, h, flip_test=flip_test, device=dev)
+                pose3d = smooth(pose3d, valid, fps=fps)  # 3D metres
+                if not np.isfinite(pose3d[valid]).all():
+                    raise ValueError(f"{getattr(lifter, 'zoo_name', 'the lifting model')} produced non-finite 3D "
+                                     f"joints (track {tid})")
+                per_track[tid] = dict(first=first, kp=kp, sc=sc, valid=valid, pose3d=pose3d,
+                                      score=track_score(records, tr))
         except KeyboardInterrupt as e:
             signum = getattr(e, "signum", 2)
             kept = f"; the 2D results are in {files[0]}" if files else ""
             raise Interrupted(signum, f"interrupted by {signal_name(signum)} while lifting{kept}") from None
-    if not np.isfinite(pose3d).all():
-        raise ValueError(f"{getattr(lifter, 'zoo_name', 'the lifting model')} produced non-finite 3D joints")
+    main_id = max(per_track, key=lambda k: per_track[k]["score"])
     name = getattr(lifter, "zoo_name", type(lifter).__name__)
+    frame_ids = [int(r.get("frame_id", i)) for i, r in enumerate(records)]
+    frames_out: list[dict[str, Any]] = [{"frame_id": f, "person": False, "keypoints_2d": None, "keypoints_3d": None,
+                                         "people": []} for f in frame_ids]
+    for tid, d in per_track.items():
+        tr = lifted[tid]
+        for j, (v, k, p) in enumerate(zip(d["valid"], d["kp"], d["pose3d"])):
+            t = d["first"] + j
+            frames_out[t]["people"].append({
+                "track_id": tid, "instance": tr.get(t), "filled": not bool(v),
+                "keypoints_2d": np.round(k, 2).tolist(), "keypoints_3d": np.round(p, 5).tolist()})
+            if tid == main_id and v:
+                frames_out[t].update(person=True, keypoints_2d=np.round(k, 2).tolist(),
+                                     keypoints_3d=np.round(p, 5).tolist())
     payload = {
         "model": name, "units": "metres", "root_relative": True, "root": "pelvis (joint 0)",
         "axes": "camera: x right, y down, z away from the camera", "keypoint_layout": "h36m",
-        "input_layout": layout, "person": "one person followed through the clip (box IoU tracking)",
+        "input_layout": layout,
+        "person": ("every track of at least min_track_frames frames, lifted on its own 2D sequence (gaps within "
+                   "the track filled by interpolation: 'filled'); per frame 'people' lists them by track_id (the "
+                   "'track_id' of the 2D json, 'instance' indexes its instances); the frame's own 'person', "
+                   "'keypoints_2d' and 'keypoints_3d' are those of the main track (the highest summed box x "
+                   "keypoint score) where it is detected"),
+        "tracking": ("the input's track_id" if tracked_by == "track_id"
+                     else "posetokens.inference.tracking (box IoU + OKS, constant velocity, Hungarian)"),
+        "min_track_frames": need, "main_track": main_id,
+        "tracks": [{"track_id": tid, "first_frame": frame_ids[d["first"]],
+                    "last_frame": frame_ids[d["first"] + len(d["valid"]) - 1],
+                    "frames_detected": int(d["valid"].sum()), "frames_filled": int((~d["valid"]).sum()),
+                    "score": round(d["score"], 4)} for tid, d in per_track.items()],
+        "tracks_skipped": [{"track_id": tid, "frames_detected": n} for tid, n in skipped.items()],
         "joint_names": list(H36M.keypoint_names), "fps": fps, "width": w, "height": h,
-        "frames": [
-            {"frame_id": int(r.get("frame_id", i)), "person": bool(v),
-             "keypoints_2d": np.round(k, 2).tolist() if v else None,
-             "keypoints_3d": np.round(p, 5).tolist() if v else None}
-            for i, (r, v, k, p) in enumerate(zip(records, valid, kp, pose3d))
-        ],
+        "filter": smooth.describe(), "online": bool(online),
+        "frames": frames_out,
     }
     _write_json(out / f"{stem}_3d.json", payload)
     files.append(str(out / f"{stem}_3d.json"))
+    m = per_track[main_id]
+    n = len(records)  # the main track over the whole clip, for the side-by-side video
+    kp, sc, valid, pose3d = np.zeros((n, 17, 2)), np.zeros((n, 17)), np.zeros(n, bool), np.zeros((n, 17, 3))
+    span = slice(m["first"], m["first"] + len(m["valid"]))
+    kp[span], sc[span], valid[span], pose3d[span] = m["kp"], m["sc"], m["valid"], m["pose3d"]
     if draw:
         with interruptible():
             try:
                 files.append(str(_side_by_side(out / f"{stem}_3d.mp4", video, records, kp, sc, valid, pose3d, w, h,
-                                               fps, kpt_thr)))
+                                               fps, kpt_thr, show_progress(progress))))
             except KeyboardInterrupt as e:
                 signum = getattr(e, "signum", 2)
                 raise Interrupted(signum, f"interrupted by {signal_name(signum)} while drawing: the 3D results are "
                                           f"in {files[-1]}; {out / f'{stem}_3d.mp4'} holds the frames drawn") from None
-    return {"input": str(src), "frames": len(records), "frames_with_person": int(valid.sum()), "files": files}
+    return {"input": str(src), "frames": len(records),
+            "frames_with_person": sum(any(not q["filled"] for q in f["people"]) for f in frames_out),
+            "tracks": len(per_track), "tracks_skipped": len(skipped), "min_track_frames": need,
+            "main_track": main_id, "files": files}
 
 
 def _json_layout(records: Sequence[dict[str, Any]], layout: str | None, src: Path) -> str:
@@ -439,7 +501,8 @@ def _frame_size(records: Sequence[dict[str, Any]], image_size: tuple[int, int] |
 
 
 def _side_by_side(path: Path, video: Any, records: Sequence[dict], kp: np.ndarray, sc: np.ndarray,
-                  valid: np.ndarray, pose3d: np.ndarray, w: int, h: int, fps: float, kpt_thr: float) -> Path:
+                  valid: np.ndarray, pose3d: np.ndarray, w: int, h: int, fps: float, kpt_thr: float,
+                  progress: bool = False) -> Path:
     """Write the 2D overlay (H36M-17 input of the lifter) beside the matplotlib 3D skeleton."""
     from tqdm import tqdm
 
@@ -455,7 +518,7 @@ def _side_by_side(path: Path, video: Any, records: Sequence[dict], kp: np.ndarra
     writer = VideoWriter(path, fps, (left_w + panel, panel))
     frames = iter(video) if video is not None else None
     try:
-        for i in tqdm(range(len(records)), disable=len(records) < 200, unit="frame", desc=path.name):
+        for i in tqdm(range(len(records)), disable=not progress, unit="frame", desc=path.name):
             img = next(frames).image if frames is not None else np.full((h, w, 3), 255, np.uint8)
             if valid[i]:
                 img = draw_skeleton(img, kp[i], sc[i], H36M, kpt_thr=kpt_thr, channel_order="bgr")

@@ -1,0 +1,234 @@
+"""Multi-person tracking: people keep an identity across frames.
+
+Each track carries a **constant-velocity box model** (centre and size, velocities smoothed by an alpha-beta
+update) and its last keypoints. Every frame, the tracks' boxes (and keypoints, shifted by the box motion) are
+predicted to the frame; the similarity of a track and a detection is the **box IoU**, averaged with the
+**OKS** of their keypoints when both have keypoints. Pairs below ``match_thr`` are gated out, the rest are
+assigned by the **Hungarian algorithm** (:func:`scipy.optimize.linear_sum_assignment`) on ``1 - similarity``.
+A track not matched for more than ``max_age`` frames ends (so it survives short occlusions, coasting on its
+velocity); an unmatched detection starts a new track. Cost matrices are computed for all pairs at once.
+
+Why our own (about 150 lines) rather than a tracking library: the trackers in libraries (SORT/ByteTrack
+ports, ``motpy``, ``norfair``) match boxes only or pull in heavy dependencies; this one adds OKS, needs only
+scipy, and works both frame by frame (:class:`Tracker`, online) and on a whole list of frame records as
+``infer`` writes them (:func:`track_records`, offline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+__all__ = ["COCO_SIGMAS", "Tracker", "box_iou", "instance_boxes", "oks_matrix", "track_records", "tracks_of"]
+
+#: COCO-17 OKS sigmas (the COCO keypoint evaluation's).
+COCO_SIGMAS: tuple[float, ...] = (0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
+                                  0.107, 0.107, 0.087, 0.087, 0.089, 0.089)
+_DEFAULT_SIGMA = 0.07  # layouts without OKS sigmas (H36M): about the mean COCO sigma
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU (A, B) of ``[x1, y1, x2, y2]`` boxes (A, 4) and (B, 4)."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=-1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=-1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def oks_matrix(kp_a: np.ndarray, kp_b: np.ndarray, areas_b: np.ndarray, sigmas: np.ndarray,
+               vis_a: np.ndarray | None = None, vis_b: np.ndarray | None = None) -> np.ndarray:
+    """Pairwise object keypoint similarity (A, B) of keypoints (A, K, 2) and (B, K, 2), the scale taken from
+    the areas (B,) of the ``b`` boxes (COCO's ``exp(-d^2 / (2 s^2 (2 sigma)^2))`` averaged over the keypoints
+    visible in both; 0 where none is)."""
+    d2 = np.sum((kp_a[:, None] - kp_b[None, :]) ** 2, axis=-1)  # (A, B, K)
+    var = (2 * np.asarray(sigmas, np.float64)) ** 2
+    e = np.exp(-d2 / (2 * np.maximum(areas_b, 1.0)[None, :, None] * var))
+    both = np.isfinite(d2)
+    if vis_a is not None:
+        both &= vis_a[:, None, :]
+    if vis_b is not None:
+        both &= vis_b[None, :, :]
+    n = both.sum(-1)
+    return np.where(n > 0, np.where(both, e, 0.0).sum(-1) / np.maximum(n, 1), 0.0)
+
+
+def _to_cxcywh(b: np.ndarray) -> np.ndarray:
+    return np.concatenate(((b[..., :2] + b[..., 2:]) / 2, b[..., 2:] - b[..., :2]), axis=-1)
+
+
+def _to_xyxy(s: np.ndarray) -> np.ndarray:
+    return np.concatenate((s[..., :2] - s[..., 2:] / 2, s[..., :2] + s[..., 2:] / 2), axis=-1)
+
+
+@dataclass
+class _Track:
+    track_id: int
+    state: np.ndarray  # (4,) cx, cy, w, h
+    velocity: np.ndarray  # (4,) per frame
+    keypoints: np.ndarray | None  # (K, 2) at the last match
+    visible: np.ndarray | None  # (K,) bool
+    last_frame: int
+    hits: int = 1
+    history: list[int] = field(default_factory=list)
+
+
+class Tracker:
+    """Online multi-person tracker (see the module doc). Call :meth:`update` once per frame, in order.
+
+    ``match_thr``: least similarity of a match (IoU, or the mean of IoU and OKS); ``max_age``: frames a track
+    survives without a match; ``smoothing``: weight of a new velocity measurement (alpha-beta filter);
+    ``sigmas``: per-keypoint OKS sigmas (default: COCO's for 17 keypoints in the ``coco`` layout, else 0.07);
+    ``kpt_thr``: least keypoint score for a keypoint to count in OKS.
+    """
+
+    def __init__(self, match_thr: float = 0.3, max_age: int = 30, smoothing: float = 0.5,
+                 sigmas: Sequence[float] | None = None, kpt_thr: float = 0.0, layout: str = "coco") -> None:
+        if not 0 <= match_thr <= 1:
+            raise ValueError(f"match_thr must be in [0, 1], got {match_thr}")
+        if max_age < 0:
+            raise ValueError(f"max_age must be >= 0 frames, got {max_age}")
+        self.match_thr, self.max_age, self.smoothing, self.kpt_thr = match_thr, max_age, smoothing, kpt_thr
+        self.sigmas = None if sigmas is None else np.asarray(sigmas, np.float64)
+        self.layout = layout
+        self.tracks: list[_Track] = []
+        self.frame = -1
+        self._next_id = 1
+
+    def _sigmas(self, k: int) -> np.ndarray:
+        if self.sigmas is not None:
+            if len(self.sigmas) != k:
+                raise ValueError(f"tracker: {len(self.sigmas)} OKS sigmas for {k} keypoints")
+            return self.sigmas
+        if k == 17 and self.layout == "coco":
+            return np.asarray(COCO_SIGMAS)
+        return np.full(k, _DEFAULT_SIGMA)
+
+    def predict(self, frame: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The live tracks' boxes (T, 4) at ``frame`` under constant velocity, and their keypoints moved by the
+        same centre shift (T, K, 2) (None when a track has no keypoints)."""
+        if not self.tracks:
+            return np.zeros((0, 4)), None
+        dt = np.array([frame - t.last_frame for t in self.tracks], np.float64)[:, None]
+        state = np.stack([t.state for t in self.tracks]) + dt * np.stack([t.velocity for t in self.tracks])
+        state[:, 2:] = np.maximum(state[:, 2:], 1.0)
+        kps = [t.keypoints for t in self.tracks]
+        if any(k is None for k in kps) or len({k.shape for k in kps}) != 1:  # type: ignore[union-attr]
+            return _to_xyxy(state), None
+        shift = state[:, :2] - np.stack([t.state[:2] for t in self.tracks])
+        return _to_xyxy(state), np.stack(kps) + shift[:, None, :]  # type: ignore[arg-type]
+
+    def similarity(self, boxes: np.ndarray, keypoints: np.ndarray | None = None,
+                   keypoint_scores: np.ndarray | None = None, frame: int | None = None) -> np.ndarray:
+        """Similarity (T, N) of the live tracks, predicted to ``frame`` (default: the next one), and N detections."""
+        frame = self.frame + 1 if frame is None else frame
+        pred_boxes, pred_kp = self.predict(frame)
+        sim = box_iou(pred_boxes, boxes)
+        if keypoints is not None and pred_kp is not None and len(boxes) and pred_kp.shape[1:] == keypoints.shape[1:]:
+            vis_b = None if keypoint_scores is None else keypoint_scores > self.kpt_thr
+            vis_a = np.stack([t.visible for t in self.tracks])  # type: ignore[misc]
+            areas = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=-1)
+            oks = oks_matrix(pred_kp, keypoints, areas, self._sigmas(keypoints.shape[1]), vis_a, vis_b)
+            sim = (sim + oks) / 2
+        return sim
+
+    def update(self, boxes: np.ndarray, keypoints: np.ndarray | None = None,
+               keypoint_scores: np.ndarray | None = None) -> np.ndarray:
+        """Track one frame's detections: boxes (N, 4) ``[x1, y1, x2, y2]``, optional keypoints (N, K, 2) and
+        scores (N, K). Returns the track id (N,) of every detection (ids start at 1, never reused)."""
+        self.frame += 1
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        n = len(boxes)
+        kp = None if keypoints is None else np.asarray(keypoints, np.float64).reshape(n, -1, 2)
+        sc = None if keypoint_scores is None or kp is None else np.asarray(keypoint_scores, np.float64).reshape(n, -1)
+        ids = np.zeros(n, np.int64)
+        matched_det: set[int] = set()
+        if self.tracks and n:
+            sim = self.similarity(boxes, kp, sc, self.frame)
+            cost = np.where(sim >= self.match_thr, 1.0 - sim, 1e6)
+            rows, cols = linear_sum_assignment(cost)
+            for r, c in zip(rows, cols):
+                if sim[r, c] >= self.match_thr:
+                    self._correct(self.tracks[r], boxes[c], None if kp is None else kp[c],
+                                  None if kp is None else (np.ones(kp.shape[1], bool) if sc is None
+                                                           else sc[c] > self.kpt_thr))
+                    ids[c] = self.tracks[r].track_id
+                    matched_det.add(int(c))
+        for c in range(n):
+            if c not in matched_det:
+                vis = None if kp is None else (np.ones(kp.shape[1], bool) if sc is None else sc[c] > self.kpt_thr)
+                self.tracks.append(_Track(self._next_id, _to_cxcywh(boxes[c]), np.zeros(4),
+                                          None if kp is None else kp[c].copy(), vis, self.frame, 1, [self.frame]))
+                ids[c] = self._next_id
+                self._next_id += 1
+        self.tracks = [t for t in self.tracks if self.frame - t.last_frame <= self.max_age]
+        return ids
+
+    def _correct(self, t: _Track, box: np.ndarray, kp: np.ndarray | None, vis: np.ndarray | None) -> None:
+        """Alpha-beta update of a matched track: the box is the detection's, the velocity a smoothed
+        finite difference over the frames since the last match."""
+        new = _to_cxcywh(box)
+        dt = max(self.frame - t.last_frame, 1)
+        measured = (new - t.state) / dt
+        a = self.smoothing if t.hits > 1 else 1.0  # the second sighting sets the first velocity
+        t.velocity = a * measured + (1 - a) * t.velocity
+        t.velocity[2:] *= 0.5  # sizes change slowly: damp their drift while coasting
+        t.state, t.last_frame, t.hits = new, self.frame, t.hits + 1
+        if kp is not None:
+            t.keypoints, t.visible = kp.copy(), vis
+        t.history.append(self.frame)
+
+
+def instance_boxes(instances: Sequence[dict[str, Any]]) -> np.ndarray:
+    """(N, 4) ``[x1, y1, x2, y2]`` of ``infer`` instances: their ``bbox`` when it is a finite box with area, else
+    the extent of their keypoints (grown to at least 1 pixel)."""
+    out = np.zeros((len(instances), 4))
+    for i, inst in enumerate(instances):
+        b = np.asarray(inst.get("bbox", ()), np.float64).reshape(-1)
+        if b.shape == (4,) and np.isfinite(b).all() and b[2] > b[0] and b[3] > b[1]:
+            out[i] = b
+            continue
+        k = np.asarray(inst["keypoints"], np.float64).reshape(-1, 2)
+        k = k[np.isfinite(k).all(axis=1)]
+        lo, hi = (k.min(axis=0), k.max(axis=0)) if len(k) else (np.zeros(2), np.zeros(2))
+        centre, half = (lo + hi) / 2, np.maximum((hi - lo) / 2, 0.5)
+        out[i] = np.concatenate((centre - half, centre + half))
+    return out
+
+
+def track_records(records: Sequence[dict[str, Any]], use_keypoints: bool = True, **tracker_args: Any) -> list[list[int]]:
+    """Track the people of frame records (``infer``'s json: ``{"instances": [{"bbox", "keypoints",
+    "keypoint_scores"}, ...]}`` per frame, in frame order). Returns, per frame, the track id of each instance.
+    ``tracker_args`` go to :class:`Tracker` (``layout`` defaults to the records' ``keypoint_layout``)."""
+    if "layout" not in tracker_args:
+        layouts = {r.get("keypoint_layout") for r in records} - {None}
+        tracker_args["layout"] = layouts.pop() if len(layouts) == 1 else "coco"
+    tracker = Tracker(**tracker_args)
+    out: list[list[int]] = []
+    for r in records:
+        insts = r["instances"]
+        boxes = instance_boxes(insts)
+        kp = sc = None
+        if use_keypoints and insts:
+            kp = np.stack([np.asarray(i["keypoints"], np.float64) for i in insts])
+            sc = np.stack([np.asarray(i["keypoint_scores"], np.float64) for i in insts]) \
+                if all("keypoint_scores" in i for i in insts) else None
+        out.append(tracker.update(boxes, kp, sc).tolist())
+    return out
+
+
+def tracks_of(ids: Sequence[Sequence[int]]) -> dict[int, dict[int, int]]:
+    """Per-frame instance ids (from :func:`track_records`) to ``{track id: {frame index: instance index}}``,
+    tracks in order of their first frame."""
+    tracks: dict[int, dict[int, int]] = {}
+    for t, frame_ids in enumerate(ids):
+        for i, tid in enumerate(frame_ids):
+            tracks.setdefault(int(tid), {})[t] = i
+    return tracks
