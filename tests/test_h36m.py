@@ -360,3 +360,33 @@ def test_mmpose_missing_key_and_nan(shared_data: Path, tmp_path: Path) -> None:
     np.savez(tmp_path / "nan.npz", **z)
     with pytest.raises(ValueError, match=r"nan\.npz.*NaN.*'S7'.*'Greeting'.*frame 0 \(original frame 396\)"):
         load_mmpose_h36m(tmp_path / "nan.npz")
+
+
+def test_random_flip_mode_is_motionberts_and_reproducible() -> None:
+    """MotionBERT flips each training clip with p 0.5 (spec pipeline.md section 7); the draw is a function of
+    (seed, epoch, index), so a resumed run sees the same flips; HoT's copies keep every window twice."""
+    clips = [_clip(400, seed=s) for s in range(3)]
+    ds = H36MLiftingDataset(clips, frames=9, mode="clips", flip_augment=True, flip_mode="random", seed=5)
+    assert len(ds) == ds.num_windows  # no copies
+    flips = np.array([ds[i]["flipped"] for i in range(len(ds))])
+    assert 0.35 < flips.mean() < 0.65  # 132 clips, p 0.5
+    again = H36MLiftingDataset(clips, frames=9, mode="clips", flip_augment=True, flip_mode="random", seed=5)
+    assert [again[i]["flipped"] for i in range(len(ds))] == flips.tolist()
+    ds.set_epoch(1)
+    assert [ds[i]["flipped"] for i in range(len(ds))] != flips.tolist()
+    i = int(np.argmax(flips))
+    ds.set_epoch(0)
+    plain = H36MLiftingDataset(clips, frames=9, mode="clips")[i]
+    swap = [0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13]  # H36M left/right pairs
+    np.testing.assert_allclose(ds[i]["input_2d"][:, :, 0], -plain["input_2d"][:, swap, 0])
+    np.testing.assert_allclose(ds[i]["input_2d"][:, :, 1], plain["input_2d"][:, swap, 1])
+    copies = H36MLiftingDataset(clips, frames=9, mode="clips", flip_augment=True)
+    assert len(copies) == 2 * copies.num_windows
+
+
+def test_motionbert_protocol_trains_on_clips_at_stride_81() -> None:
+    from posetokens.protocols import get_protocol
+
+    mb, hot = get_protocol("motionbert").lift, get_protocol("hot").lift
+    assert (mb.train_windows, mb.train_stride, mb.train_flip) == ("clips", 81, "random")  # spec section 7
+    assert (hot.train_windows, hot.train_flip) == ("seq2seq", "copies")  # spec section 6

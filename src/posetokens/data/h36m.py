@@ -855,8 +855,12 @@ class H36MLiftingDataset(Dataset):
         frames: window length F (odd for seq2frame).
         mode: ``"seq2seq"`` (centred, edge-padded windows, HoT), ``"seq2frame"`` (one per frame) or
             ``"clips"`` (MotionBERT's :func:`split_clips`: F consecutive frames, trailing remainder dropped).
-        flip_augment: also yield every window flipped (indices ``[n, 2n)``), as HoT's training does:
-            x negated and left/right swapped in 2D and 3D. Deterministic, no randomness.
+        flip_augment: flip windows as training augmentation (x negated, left/right swapped in 2D and 3D).
+        flip_mode: ``"copies"``: every window also appears flipped (indices ``[n, 2n)``), as HoT's training
+            does, deterministic; ``"random"``: each window is flipped with probability 0.5 (MotionBERT), drawn
+            from ``numpy.random.default_rng([seed, epoch, index])`` (:meth:`set_epoch`), so a resumed run sees
+            the same draws.
+        seed: the run's seed for ``flip_mode="random"``.
         subjects: optional filter (``"train"``, ``"test"`` or a list).
         metainfo: layout giving the flip indices (default H36M).
         stride: window step of ``seq2seq`` and ``clips`` (default F; MotionBERT trains on clips at 81).
@@ -874,7 +878,11 @@ class H36MLiftingDataset(Dataset):
         metainfo: PoseMetaInfo = H36M,
         stride: int | None = None,
         resample_seed: int | None = None,
+        flip_mode: str = "copies",
+        seed: int = 0,
     ) -> None:
+        if flip_mode not in ("copies", "random"):
+            raise ValueError(f"flip_mode must be 'copies' or 'random', got {flip_mode!r}")
         if mode not in ("seq2seq", "seq2frame", "clips"):
             raise ValueError(f"mode must be 'seq2seq', 'seq2frame' or 'clips', got {mode!r}")
         if mode == "seq2frame" and frames % 2 != 1:
@@ -889,6 +897,7 @@ class H36MLiftingDataset(Dataset):
         self.frames = int(frames)
         self.mode = mode
         self.flip_augment = bool(flip_augment)
+        self.flip_mode, self.seed, self.epoch = flip_mode, int(seed), 0
         self.flip_indices = metainfo.flip_indices
         prepared = [prepare_clip(c) for c in self.clips]
         self._x2d = [p[0] for p in prepared]
@@ -922,7 +931,11 @@ class H36MLiftingDataset(Dataset):
         return int(len(self._start))
 
     def __len__(self) -> int:
-        return self.num_windows * (2 if self.flip_augment else 1)
+        return self.num_windows * (2 if self.flip_augment and self.flip_mode == "copies" else 1)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the random flips of ``epoch`` (``flip_mode="random"``)."""
+        self.epoch = int(epoch)
 
     def window_indices(self, index: int) -> tuple[int, np.ndarray]:
         """(clip index, (F,) source frame indices) of window ``index`` (flip copies included)."""
@@ -936,7 +949,10 @@ class H36MLiftingDataset(Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} windows")
         index = int(index) % len(self)
-        flipped = index >= self.num_windows
+        if self.flip_augment and self.flip_mode == "random":
+            flipped = bool(np.random.default_rng([self.seed, self.epoch, index]).random() < 0.5)
+        else:
+            flipped = index >= self.num_windows
         c, idx = self.window_indices(index)
         x2d, x3d = self._x2d[c][idx], self._x3d[c][idx]
         if flipped:

@@ -20,7 +20,6 @@ The flip test of evaluation and inference is one function, :func:`posetokens.eva
 
 from __future__ import annotations
 
-import logging
 
 from collections.abc import Mapping
 from typing import Any
@@ -44,7 +43,6 @@ from posetokens.layers import gather_tokens
 from posetokens.protocols import LiftRule, Protocol, get_protocol, resolve_protocol
 from posetokens.protocols.predict import model_input, predict_windows  # noqa: F401 (the one home; re-exported)
 
-logger = logging.getLogger(__name__)
 
 
 def load_clips(cfg: DataCfg, split: str) -> list:
@@ -61,20 +59,20 @@ def load_clips(cfg: DataCfg, split: str) -> list:
     raise ValueError(f"config: data.format must be 'h36m' or 'h36m_mmpose' for lifting, got {cfg.format!r}")
 
 
-def build_lifting_set(cfg: DataCfg, split: str, model: nn.Module) -> H36MLiftingDataset:
-    """Windows for ``model``: seq2seq or seq2frame by the model, flip augmentation for training (HoT's rule:
-    every window plain and flipped, ``data.flip_augment``). MotionBERT's official random flip (p 0.5,
-    ``LiftRule.train_flip == 'random'``) is not implemented: such a protocol trains with HoT's copies, and says so."""
-    mode = "seq2frame" if model.is_seq2frame else "seq2seq"
-    if split == "train" and cfg.flip_augment:
-        from posetokens.engine.data import data_protocol
+def build_lifting_set(cfg: DataCfg, split: str, model: nn.Module, seed: int = 0) -> H36MLiftingDataset:
+    """Training windows for ``model`` under its protocol's ``LiftRule``: seq2frame windows for seq2frame models;
+    otherwise ``train_windows`` (HoT: seq2seq windows; MotionBERT: consecutive clips at ``train_stride`` 81, the
+    trailing remainder dropped), and the flip augmentation ``train_flip`` when ``data.flip_augment`` is on (HoT:
+    every window plain and flipped; MotionBERT: each flipped with p 0.5, drawn from ``(seed, epoch, index)``).
+    The test split is built by :func:`build_test_windows`."""
+    from posetokens.engine.data import data_protocol
 
-        lift = data_protocol(cfg, model).lift
-        if lift is not None and lift.train_flip == "random":
-            logger.warning("protocol %s: MotionBERT's random training flip (p 0.5) is not implemented; every "
-                           "window is used plain and flipped (HoT's rule)", lift.h36m)
+    lift = data_protocol(cfg, model).lift or get_protocol("hot").lift
+    mode = "seq2frame" if model.is_seq2frame else lift.train_windows
+    train = split == "train"
     return H36MLiftingDataset(load_clips(cfg, split), frames=model.cfg.num_frames, mode=mode,
-                              flip_augment=cfg.flip_augment and split == "train")
+                              flip_augment=cfg.flip_augment and train, flip_mode=lift.train_flip,
+                              stride=(lift.train_stride or None) if train and mode != "seq2frame" else None, seed=seed)
 
 
 def lifting_loss(model: nn.Module, batch: dict[str, Any], device: torch.device, kind: str) -> Tensor:

@@ -197,7 +197,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     protocol = data_protocol(cfg.data, raw_model)
     codec = None
     if step_module.lifting:
-        train_set = build_lifting_set(cfg.data, "train", raw_model)
+        train_set = build_lifting_set(cfg.data, "train", raw_model, cfg.seed)
     elif step_module.multiview:
         train_set = build_multiview_set(cfg.data, "train", raw_model)
     else:

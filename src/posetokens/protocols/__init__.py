@@ -121,6 +121,8 @@ class LiftRule:
 
     h36m: str = "hot"
     train_flip: str = "copies"  # copies: every window plain and flipped (HoT); random: flip with p 0.5 (MotionBERT)
+    train_windows: str = "seq2seq"  # seq2seq: centred edge-padded windows (HoT); clips: consecutive, tail dropped
+    train_stride: int = 0  # training window step; 0: the window length (HoT 243; MotionBERT 81)
     test_flip: bool = True
     p2_batch_size: int = 4  # HoT's test batch, over which the P2 quirk averages; 0: per window
     skip_sources: tuple[str, ...] = ()  # videos (MotionBERT source[:-6]) whose clips are not scored: its S9 block list
@@ -158,6 +160,10 @@ class Protocol:
             if value not in allowed:
                 raise ValueError(f"protocol {self.name!r}: {what} must be one of {list(allowed)}, got {value!r}")
         _check_types(self, f"protocol {self.name!r}")
+        if self.lift is not None and (self.lift.train_flip not in ("copies", "random")
+                                      or self.lift.train_windows not in ("seq2seq", "clips")):
+            raise ValueError(f"protocol {self.name!r}: lift.train_flip must be copies or random and lift.train_windows "
+                             f"seq2seq or clips, got {self.lift.train_flip!r}, {self.lift.train_windows!r}")
         if self.lift is not None and self.lift.h36m not in H36M_PROTOCOLS:
             raise ValueError(f"protocol {self.name!r}: lift.h36m must be one of {list(H36M_PROTOCOLS)}, got {self.lift.h36m!r}")
 
@@ -391,7 +397,8 @@ register_protocol(Protocol(
     target=TargetRule(codec="none", weight_rule="visibility"),
     test=TestRule(flip_test=True, decode="none"),
     eval=EvalRule(nms_thr=None),
-    lift=LiftRule(h36m="motionbert", train_flip="random", test_flip=True, p2_batch_size=0,
+    lift=LiftRule(h36m="motionbert", train_flip="random", train_windows="clips", train_stride=81, test_flip=True,
+                  p2_batch_size=0,
                   skip_sources=("s_09_act_05_subact_02", "s_09_act_10_subact_02", "s_09_act_13_subact_01")),
     sources=("MotionBERT train.py evaluate", "lib/data/datareader_h36m.py", "lib/utils/utils_data.py"),
 ))
