@@ -1,10 +1,10 @@
-# `make quickstart` and `make test` each create .venv when it is missing, install the package, then run.
+# `make quickstart`, `make test` and `make mutate` each create .venv when it is missing, install the package, then run.
 PY      ?= python3
 VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: quickstart test test-slow venv clean
+.PHONY: quickstart test test-slow mutate venv clean
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(VPY) -m pytest -q -m slow
+
+# one planted bug per claim, each in a throw-away copy; the fast tests that guard the claim must fail (docs/testing.md)
+mutate: $(STAMP)
+	$(VPY) scripts/mutate.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

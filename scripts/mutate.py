@@ -1,0 +1,348 @@
+"""``make mutate``: plant one bug per claim in a throw-away copy of the repository and require the fast tests
+that guard the claim to FAIL.
+
+Each mutant is a named list of exact-text replacements in one file under ``src/``. Every anchor must occur
+exactly once in the file, so a refactor that moves or rewrites the code stops this script (fix the anchor)
+instead of silently turning the mutant into a no-op. The script copies ``src/``, ``tests/``, ``configs/`` and
+``pyproject.toml`` into a temporary folder once (the working tree is never modified), runs every selected test
+there without a mutant (they must pass, or a failure under a mutant would prove nothing), then for each mutant
+
+1. writes the mutated file into the copy (it must compile);
+2. runs ``python -m pytest -x -m "not slow"`` on the mutant's selected fast tests in the copy, with
+   ``PYTHONPATH`` set to the copy's ``src`` (ahead of the editable install) and a small plugin that stops the
+   run unless ``posetokens`` is imported from the copy;
+3. counts the mutant **caught** when pytest exits 1 (tests ran and failed), **SURVIVED** when it exits 0, and
+   **ERROR** otherwise (collection error, timeout, guard plugin refused);
+4. restores the original file.
+
+Output: one line per mutant (status, seconds, the first failing test), then ``N passed, N failed`` alone on a
+line (a caught mutant is a pass). Exit status 0 only when every mutant is caught.
+
+``python scripts/mutate.py [--list] [--only NAME ...] [--no-baseline] [--keep] [--timeout S]``;
+``--only NAME --tests NODE ...`` runs other tests (all of them, no ``-x``) against a mutant, to see which catch it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COPIED = ("src", "tests", "configs", "pyproject.toml")
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "*.egg-info")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A planted bug: exact-text ``patches`` (old, new) applied to ``path`` and the fast ``tests`` that must fail."""
+
+    name: str
+    claim: str
+    path: str
+    patches: tuple[tuple[str, str], ...]
+    tests: tuple[str, ...]
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
+        "src/posetokens/engine/trainer.py",
+        (("    if ckpt is not None:\n        try:\n            raw_model.load_state_dict(ckpt[\"model\"])",
+          "    if False:\n        try:\n            raw_model.load_state_dict(ckpt[\"model\"])"),),
+        ("tests/test_engine.py::test_resume_ends_with_identical_weights",),
+    ),
+    Mutant(
+        "onnx-check-skipped", "export compares onnxruntime with PyTorch on every output",
+        "src/posetokens/export/onnx.py",
+        (("        res.max_abs_diff = check_onnx(m, out, check_batches, atol)", "        res.max_abs_diff = {}"),),
+        ("tests/test_export.py::test_export_small_model_matches_pytorch[tokenpose]",  # one 2D, one lifting family
+         "tests/test_export.py::test_export_small_model_matches_pytorch[hot_mixste]"),
+    ),
+    Mutant(
+        "gtpt-rescore-0.2", "pipeline parity: GTPT rescoring threshold 0.01 (official), not the old 0.2",
+        "src/posetokens/protocols/__init__.py",
+        (("    eval=EvalRule(rescore_thr=0.01, nms_thr=0.9,", "    eval=EvalRule(rescore_thr=0.2, nms_thr=0.9,"),),
+        ("tests/test_pipeline_eval.py::test_fixture_passes",
+         "tests/test_protocol_end_to_end.py::test_evaluate_and_training_path_give_the_official_numbers"),
+    ),
+    Mutant(
+        "pipeline-handler-compares-nothing", "a pipeline fixture passes only when its comparisons ran",
+        "src/posetokens/parity/__init__.py",
+        (("        comps = handler(folder, spec)\n", "        comps = []\n"),
+         ("        return bool(self.comparisons) and all(c.ok for c in self.comparisons)",
+          "        return all(c.ok for c in self.comparisons)")),
+        ("tests/test_pipeline_crop.py::test_crop_target_fixture_passes",),
+    ),
+    Mutant(
+        "eval-crop-coordinates", "training/test evaluation scores image-space keypoints (crop -> image mapping)",
+        "src/posetokens/engine/evaluate.py",
+        (('out["keypoints"].append(crop_to_image(np.asarray(kpts, np.float64), batch["warp_matrix"].numpy()))',
+          'out["keypoints"].append(np.asarray(kpts, np.float64))'),),
+        ("tests/test_engine_eval.py",),
+    ),
+    Mutant(
+        "heatmap-flip-not-flipped-back", "the heatmap flip test flips the mirrored output back before averaging",
+        "src/posetokens/protocols/codec.py",
+        (("    return (outputs + flip_heatmaps(flipped_outputs, flip_indices, shift=rule.flip_shift)) * 0.5",
+          "    return (outputs + flipped_outputs) * 0.5"),),
+        ("tests/test_pipeline_codec.py::test_fixture_passes",
+         "tests/test_pipeline_codec.py::test_flip_merge_heatmap_values_by_hand"),
+    ),
+    Mutant(
+        "oks-nms-keypoint-area", "OKS-NMS uses each result's padded-box area (official), not the keypoint extent",
+        "src/posetokens/evaluation/functional.py",
+        (("        out[i] = float(a)\n    return out",
+          "        out[i] = float(keypoint_extent_area(k[i, :, :2]))\n    return out"),),
+        ("tests/test_pipeline_eval.py::test_fixture_passes",
+         "tests/test_pipeline_eval.py::test_nms_area_decides_suppression"),
+    ),
+    Mutant(
+        "pruning-keeps-lowest", "PPT keeps the visual tokens with the HIGHEST keypoint-attention scores",
+        "src/posetokens/layers/pruning.py",
+        ((('    """Indices (B, k) of the ``k`` highest scores per row, in descending score order."""\n'
+           "    return score.topk(k, dim=-1, largest=True, sorted=True).indices"),
+          ('    """Indices (B, k) of the ``k`` highest scores per row, in descending score order."""\n'
+           "    return score.topk(k, dim=-1, largest=False, sorted=True).indices")),),
+        ("tests/test_tokenpose.py::test_prune_topk_keeps_prefix_and_gathers_carry",
+         "tests/test_tokenpose.py::test_parity_cli_on_official_fixture"),
+    ),
+    Mutant(
+        "true-macs-counts-flops", "GMACs are multiply-accumulates (FlopCounterMode counts 2 FLOPs per MAC)",
+        "src/posetokens/engine/flops.py",
+        (("    return counter.get_total_flops() // 2\n", "    return counter.get_total_flops()\n"),),
+        ("tests/test_tokenpose.py::test_flops_and_params_match_paper",),
+    ),
+    Mutant(
+        "h36m-flip-not-flipped-back", "the H36M flip test negates x and swaps left/right before averaging",
+        "src/posetokens/evaluation/h36m_protocol.py",
+        (("    merged = (out + flip_keypoints(out_flipped, flip_indices)) / 2",
+          "    merged = (out + out_flipped) / 2"),),
+        ("tests/test_pipeline_h36m.py::test_fixture_passes",
+         "tests/test_lifting_train.py::test_predict_windows_flip_merge_values"),
+    ),
+    Mutant(
+        "h36m-p2-per-window", "HoT's P2 is the mean over its test batch of windows (the official quirk)",
+        "src/posetokens/evaluation/h36m_protocol.py",
+        (("    if int(batch_size) <= 0:\n        return s / n", "    if True:\n        return s / n"),),
+        ("tests/test_pipeline_h36m.py::test_fixture_passes",
+         "tests/test_pipeline_h36m.py::test_hot_p2_batch_quirk_hand_computed"),
+    ),
+    Mutant(
+        "loader-accepts-missing-keys", "a checkpoint missing weights is refused, naming the missing keys",
+        "src/posetokens/convert.py",
+        (("    missing = [k for k in own if k not in state_dict]", "    missing = []"),
+         ("    model.load_state_dict(state_dict, strict=True)", "    model.load_state_dict(state_dict, strict=False)")),
+        ("tests/test_tokenpose.py::test_wrong_checkpoint_is_refused_by_name",
+         "tests/test_inference.py::test_weights_for_a_different_model",
+         "tests/test_mhformer.py::test_converter_is_strict_and_unwraps_containers"),
+    ),
+    Mutant(
+        "results-accept-wrong-keypoint-count", "COCO results with the wrong number of keypoints are refused",
+        "src/posetokens/evaluation/coco.py",
+        (("        if num_keypoints is not None and k.size != 3 * num_keypoints:",
+          "        if num_keypoints is not None and k.size % 3:"),),
+        ("tests/test_coco_eval.py::test_validation_errors_name_the_field",
+         "tests/test_wholebody_eval.py::test_malformed_predictions"),
+    ),
+)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def shared_folder() -> Path:
+    """The shared folder the tests read (``POSETOKENS_SHARED`` or ``../shared``), as tests/conftest.py finds it."""
+    path = Path(os.environ.get("POSETOKENS_SHARED", REPO.parent / "shared")).resolve()
+    if not (path / "parity").is_dir() or not (path / "data").is_dir():
+        raise SystemExit(f"mutate: shared folder not found: {path} (expected ../shared beside the repo, holding "
+                         "parity/ and data/; set POSETOKENS_SHARED to its path)")
+    return path
+
+
+def mutated_text(m: Mutant, text: str) -> str:
+    """``text`` with every patch of ``m`` applied; each anchor must occur exactly once."""
+    for old, new in m.patches:
+        n = text.count(old)
+        if n != 1:
+            raise SystemExit(f"mutate: mutant {m.name}: anchor found {n} times in {m.path} (expected once; the code "
+                             f"changed, update the anchor):\n{old}")
+        text = text.replace(old, new)
+    return text
+
+
+def check_mutants(mutants: tuple[Mutant, ...]) -> None:
+    """Every anchor exactly once in the working tree's file; every selected test file exists; names unique."""
+    names = [m.name for m in mutants]
+    if len(set(names)) != len(names):
+        raise SystemExit(f"mutate: duplicate mutant names in {names}")
+    for m in mutants:
+        mutated_text(m, (REPO / m.path).read_text())
+        for t in m.tests:
+            if not (REPO / t.split("::")[0]).is_file():
+                raise SystemExit(f"mutate: mutant {m.name}: test file {t.split('::')[0]} does not exist")
+
+
+GUARD = '''"""pytest plugin of scripts/mutate.py: refuse to run unless posetokens comes from the mutated copy."""
+import os
+
+import pytest
+
+
+def pytest_configure(config):
+    import posetokens
+
+    root = os.environ["POSETOKENS_MUTATE_ROOT"]
+    where = os.path.realpath(posetokens.__file__)
+    if not where.startswith(root + os.sep):
+        raise pytest.UsageError(f"mutate: posetokens imported from {where}, not from the mutated copy {root}")
+'''
+
+
+def make_copy(root: Path) -> None:
+    """Copy what the tests need into ``root``; write the guard plugin beside it."""
+    for name in COPIED:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, root / name, ignore=IGNORED)
+        else:
+            shutil.copy2(src, root / name)
+    (root / "_mutate_plugin").mkdir()
+    (root / "_mutate_plugin" / "_mutate_guard.py").write_text(GUARD)
+
+
+def first_failure(output: str) -> str:
+    """The first ``FAILED``/``ERROR`` node of pytest's short summary, or the last output line."""
+    for line in output.splitlines():
+        if re.match(r"^(FAILED|ERROR) ", line):
+            return line.split(" - ")[0]
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def run_pytest(root: Path, shared: Path, args: list[str], timeout: float) -> tuple[int | None, str]:
+    """``python -m pytest -q ARGS`` in the copy at ``root`` importing the copy's ``posetokens``; returns (exit code,
+    output), exit code None on timeout."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root / "src"), str(root / "_mutate_plugin")]),
+               POSETOKENS_SHARED=str(shared), POSETOKENS_MUTATE_ROOT=str(root.resolve()), PYTHONDONTWRITEBYTECODE="1")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider", "-p", "_mutate_guard",
+           *args]
+    try:
+        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        return None, out + f"\n(timed out after {timeout:.0f} s)"
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def last_line(output: str) -> str:
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def run_mutant(m: Mutant, root: Path, shared: Path, timeout: float,
+               explore: bool = False) -> tuple[str, float, str, str]:
+    """Apply ``m`` in the copy at ``root``, run its tests, restore; returns (status, seconds, detail, output).
+    ``explore``: run every selected test (no ``-x``) and print each failure and the slowest durations."""
+    target = root / m.path
+    original = target.read_text()
+    mutated = mutated_text(m, original)
+    t0 = time.perf_counter()
+    try:
+        compile(mutated, str(target), "exec")  # a mutant that does not compile would be "caught" for nothing
+    except SyntaxError as e:
+        return "ERROR", 0.0, f"the mutated {m.path} does not compile: {e}", ""
+    target.write_text(mutated)
+    try:
+        rc, output = run_pytest(root, shared, [*(["-rf", "--durations=15"] if explore else ["-x"]), *m.tests], timeout)
+    finally:
+        target.write_text(original)
+    status = {1: "caught", 0: "SURVIVED"}.get(rc, "ERROR")  # 1: tests ran and failed; 2-5: no verdict
+    detail = first_failure(output) if status == "caught" else last_line(output)
+    if status == "ERROR":
+        detail = f"pytest exit {rc}: {detail}"
+    return status, time.perf_counter() - t0, detail, output
+
+
+def run_baseline(mutants: tuple[Mutant, ...], root: Path, shared: Path, timeout: float) -> bool:
+    """Every selected test, unmutated, in the copy: they must pass, or a failure under a mutant proves nothing."""
+    tests = list(dict.fromkeys(t for m in mutants for t in m.tests))
+    t0 = time.perf_counter()
+    rc, output = run_pytest(root, shared, tests, timeout)
+    ok = rc == 0
+    print(f"{'ok' if ok else 'BROKEN':<8} {'baseline (no mutant)':<{max(len(m.name) for m in mutants)}} "
+          f"{time.perf_counter() - t0:6.1f} s  {last_line(output)}", flush=True)
+    if not ok:
+        print(output[-4000:], flush=True)
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry (see the module docstring)."""
+    ap = argparse.ArgumentParser(prog="python scripts/mutate.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--list", action="store_true", help="list the mutants and their tests, then exit")
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutants")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary copy (its path is printed)")
+    ap.add_argument("--no-baseline", action="store_true",
+                    help="skip the first run of every selected test without a mutant (it must pass)")
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant before it counts as ERROR")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print pytest's output of every mutant")
+    ap.add_argument("--tests", nargs="+", metavar="NODE",
+                    help="explore: run these tests (all, no -x) against the --only mutants instead of their own")
+    args = ap.parse_args(argv)
+
+    mutants = MUTANTS
+    if args.tests:
+        if not args.only:
+            ap.error("--tests needs --only")
+        mutants = tuple(dataclasses.replace(m, tests=tuple(args.tests)) for m in MUTANTS)
+    check_mutants(mutants if not args.only else tuple(m for m in mutants if m.name in args.only))
+    if args.only:
+        unknown = sorted(set(args.only) - {m.name for m in MUTANTS})
+        if unknown:
+            ap.error(f"unknown mutant(s) {unknown}; known: {[m.name for m in MUTANTS]}")
+        mutants = tuple(m for m in mutants if m.name in args.only)
+    width = max(len(m.name) for m in mutants)
+    if args.list:
+        for m in mutants:
+            print(f"{m.name:<{width}}  {m.path}: {m.claim}\n{'':<{width}}  tests: {' '.join(m.tests)}")
+        return 0
+
+    shared = shared_folder()
+    root = Path(tempfile.mkdtemp(prefix="posetokens-mutate-"))
+    t_all = time.perf_counter()
+    results: list[tuple[Mutant, str]] = []
+    try:
+        make_copy(root)
+        print(f"mutate: {len(mutants)} mutants in a copy at {root} (shared: {shared})", flush=True)
+        if not args.tests and not args.no_baseline and not run_baseline(mutants, root, shared, args.timeout):
+            print("mutate: the selected tests fail without a mutant; fix them first")
+            print(f"0 passed, {len(mutants)} failed")
+            return 1
+        for m in mutants:
+            status, seconds, detail, output = run_mutant(m, root, shared, args.timeout, explore=bool(args.tests))
+            results.append((m, status))
+            print(f"{status:<8} {m.name:<{width}} {seconds:6.1f} s  {detail}", flush=True)
+            if args.verbose or args.tests or status == "ERROR":
+                print(output[-4000:], flush=True)
+    finally:
+        if args.keep:
+            print(f"mutate: copy kept at {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    caught = sum(s == "caught" for _, s in results)
+    missed = [m.name for m, s in results if s != "caught"]
+    print(f"mutate: {caught}/{len(results)} mutants caught in {time.perf_counter() - t_all:.0f} s"
+          + (f"; not caught: {', '.join(missed)}" if missed else ""))
+    print(f"{caught} passed, {len(results) - caught} failed")
+    return 0 if not missed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
