@@ -232,3 +232,19 @@ def test_convert_pct_official_layouts(tmp_path: Path) -> None:
     torch.save({"meta": {"epoch": 210}, "state_dict": {f"module.{k}": v for k, v in sd.items()}}, work / "checkpoint.pth")
     report = run_parity(work)
     assert report.passed, report.table()
+
+
+def test_failed_export_leaves_the_earlier_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export that fails (or is interrupted) keeps the earlier ONNX file as it was and leaves no temporary files."""
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"earlier export")
+
+    def broken(*args, **kwargs):
+        Path(args[2]).write_bytes(b"half")  # the exporter got as far as writing something
+        raise RuntimeError("exporter crashed")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with pytest.raises(RuntimeError, match="exporter crashed"):
+        export_onnx("tokenpose_s_coco_256x192", out, check=False, dim=48, depth=1, heads=2)
+    assert out.read_bytes() == b"earlier export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]

@@ -23,6 +23,8 @@ pairwise distances and ONNX TopK, whose lower-index-first rule for ties matches 
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -135,21 +137,30 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     batch = torch.export.Dim("batch", min=1, max=4096)
     wrapper = _Deployed(copy.deepcopy(m).cpu()).eval()  # a copy: the caller's model stays on its device
     start = time.perf_counter()
-    with warnings.catch_warnings(), use_fused_attn(False), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, example, str(out), input_names=names_in, output_names=names_out, opset_version=opset,
-                          dynamo=True, dynamic_shapes=(tuple({0: batch} for _ in example),), optimize=True,
-                          verbose=False)
-    if description:  # the pipeline around the graph travels with it (metadata_props, JSON values)
-        import json
+    # written in a temporary folder beside ``out`` under its final name (the graph names its external-data file),
+    # then moved into place: an interrupted or failed export leaves any earlier file as it was
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
+        staged = Path(tmp) / out.name
+        with warnings.catch_warnings(), use_fused_attn(False), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapper, example, str(staged), input_names=names_in, output_names=names_out,
+                              opset_version=opset, dynamo=True, dynamic_shapes=(tuple({0: batch} for _ in example),),
+                              optimize=True, verbose=False)
+        if description:  # the pipeline around the graph travels with it (metadata_props, JSON values)
+            import json
 
-        import onnx
+            import onnx
 
-        proto = onnx.load(str(out), load_external_data=False)  # the weights stay where the exporter put them
-        for key, value in description.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = f"posetokens.{key}", json.dumps(value)
-        onnx.save(proto, str(out))
+            proto = onnx.load(str(staged), load_external_data=False)  # the weights stay in their data file
+            for key, value in description.items():
+                entry = proto.metadata_props.add()
+                entry.key, entry.value = f"posetokens.{key}", json.dumps(value)
+            onnx.save(proto, str(staged))
+        from posetokens.fileio import current_umask
+
+        for f in sorted(Path(tmp).iterdir(), key=lambda p: p == staged):  # the graph last: its data is in place first
+            os.chmod(f, 0o666 & ~current_umask())
+            os.replace(f, out.parent / f.name)
     res = ExportResult(out, names_in, names_out, time.perf_counter() - start)
     if check:
         res.max_abs_diff = check_onnx(m, out, check_batches, atol)
