@@ -133,11 +133,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _random_weights_note(weights: str | None, what: str) -> None:
-    if not weights:
-        print(f"posetokens: note: no {what} given, using random weights (predictions are meaningless)", file=sys.stderr)
-
-
 def _boxes_arg(args: argparse.Namespace):
     if args.boxes and args.detector:
         raise ValueError("give either --boxes (a detections json) or --detector (an ONNX model), not both")
