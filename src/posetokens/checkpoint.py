@@ -47,7 +47,8 @@ def load_file(path: str | Path, weights_only: bool = True) -> Any:
             e.filename = str(path)
         raise
     except Exception as e:  # pickle, zip and unpickling-policy errors all mean "not a checkpoint we can read"
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint: {type(e).__name__}: {e}") from e
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
+                         f"{str(e).strip().splitlines()[0][:160] if str(e).strip() else 'no detail'})") from e
 
 
 # ------------------------------------------------------------------------------ self-describing checkpoints
