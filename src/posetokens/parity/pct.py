@@ -92,7 +92,6 @@ def pct_parity(folder: Path, config: dict, inputs: dict, outputs: dict, atol: fl
     captured: list[torch.Tensor] = []
     hook = model.tokenizer.feature_embed.register_forward_hook(lambda m, a, o: captured.append(o))
     with torch.no_grad():
-        joints = inputs["joints"]
         tok = _tokenize(model, inputs)
         if cfg.stage == "tokenizer":
             ours.update(recovered_joints=tok.joints, encoding_indices=tok.indices.flatten(),
