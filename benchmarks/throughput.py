@@ -3,6 +3,7 @@
     python benchmarks/throughput.py                 # PPT-S vs TokenPose-S, PPT-B vs TokenPose-B, batch 1 and 32
     python benchmarks/throughput.py --pairs s --batches 1 --rounds 3
     python benchmarks/throughput.py --pairs hot_mixste hot_motionbert --batches 1 8   # frames/s of HoT
+    python benchmarks/throughput.py --pairs hot_motionagformer --batches 1 --rounds 5   # HoT w. MotionAGFormer-B
     python benchmarks/throughput.py --pairs gtpt_coco gtpt_wholebody --variants optimized   # GTPT (issue 7)
 
 A group is a reference model and the models compared with it (``PAIRS``; a model is a zoo name, or a name
@@ -49,6 +50,7 @@ PAIRS: dict[str, tuple] = {  # reference first, then the models compared with it
     "b": ("tokenpose_b_coco_256x192", "ppt_b_coco_256x192"),
     "hot_mixste": ("mixste_h36m_243", "hot_mixste_h36m_243"),
     "hot_motionbert": ("motionbert_h36m_243", "hot_motionbert_h36m_243"),
+    "hot_motionagformer": ("motionagformer_b_h36m_243", "hot_motionagformer_b_h36m_243"),
     "gtpt_coco": ("tokenpose_s_coco_256x192", "ppt_s_coco_256x192", "gtpt_t_coco_256x192", "gtpt_s_coco_256x192",
                   "gtpt_b_coco_256x192"),
     "gtpt_wholebody": tuple(x for v in "tsb" for x in ((f"gtpt_{v}_wholebody_256x192", _NO_PRUNING),
@@ -168,10 +170,10 @@ def report(rows: list[dict], threads: int, rounds: dict[int, int], allocator: st
     lines = [
         f"## throughput.py — {now}",
         "",
-        f"Machine: {cpu_name()}, {torch.get_num_threads()} intra-op thread(s) (requested {threads}), "
-        f"{platform.system()} {platform.machine()}, torch {torch.__version__}, CPU, {allocator or 'default allocator'}. "
-        f"Median over interleaved rounds ({', '.join(f'batch {b}: {r}' for b, r in rounds.items())}); "
-        "img/s from the calling thread's CPU time.",
+        (f"Machine: {cpu_name()}, {torch.get_num_threads()} intra-op thread(s) (requested {threads}), "
+         f"{platform.system()} {platform.machine()}, torch {torch.__version__}, CPU, {allocator or 'default allocator'}. "
+         f"Median over interleaved rounds ({', '.join(f'batch {b}: {r}' for b, r in rounds.items())}); "
+         "img/s from the calling thread's CPU time."),
         "",
         "| model | path | batch | CPU ms/batch | wall ms/batch | throughput |",
         "|---|---|---|---|---|---|",

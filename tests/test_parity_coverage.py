@@ -9,9 +9,9 @@ from conftest import PARITY
 
 from posetokens.parity import has_handler
 
-# Fixtures whose model is not built yet (the Lifting zoo issue: MotionAGFormer and HoT w. MotionAGFormer). Strict
-# xfail: the day a handler lands, this list must shrink or the run fails.
-NOT_BUILT_YET = {"motionagformer_xs_t27", "hot_motionagformer_d64_t243"}
+# Fixtures whose model is not built yet. Strict xfail: the day a handler lands, this list must shrink or the run
+# fails. (Empty since MotionAGFormer and HoT w. MotionAGFormer landed, issue 23.)
+NOT_BUILT_YET: set[str] = set()
 
 
 def _fixture_folders() -> list[Path]:
