@@ -42,14 +42,13 @@ import types
 from pathlib import Path
 
 import torch
+from throughput import append_report, cpu_name, setup_allocator
 from torch import nn
 
 import posetokens
 from posetokens.convert import load_weights
 from posetokens.parity.mixste import README_ATOL as TOLERANCE
 from posetokens.registry import get_entry
-
-from throughput import append_report, cpu_name, setup_allocator
 
 # pair -> (official base file, official HoT file, our base model, our HoT model)
 PAIRS = {
@@ -65,7 +64,7 @@ OFFICIAL_ARGS = argparse.Namespace(layers=8, channel=512, d_hid=1024, frames=243
 def _stand_in_timm() -> None:
     """Register ``timm.models.layers`` with DropPath (identity) and trunc_normal_ when timm is missing."""
     try:
-        import timm.models.layers  # noqa: F401
+        import timm.models.layers
         return
     except ImportError:
         pass
@@ -129,7 +128,7 @@ def repo_commit(repo: Path) -> str:
     """The checkout's short commit, or "commit unknown" (an exported tree, or a folder inside another repository)."""
     try:
         out = subprocess.run(["git", "-C", str(repo), "rev-parse", "--show-toplevel", "--short", "HEAD"],
-                             capture_output=True, text=True)
+                             check=False, capture_output=True, text=True)
     except OSError:
         return "commit unknown"
     lines = out.stdout.split()
@@ -171,10 +170,10 @@ def report(results: list[dict], repo: Path, rounds: int, allocator: str) -> str:
     lines = [
         f"## official_hot.py — {now}",
         "",
-        f"Machine: {cpu_name()}, {torch.get_num_threads()} intra-op thread, {platform.system()} {platform.machine()}, "
+        (f"Machine: {cpu_name()}, {torch.get_num_threads()} intra-op thread, {platform.system()} {platform.machine()}, "
         f"torch {torch.__version__}, CPU, {allocator}. Official code: NationalGAILab/HoT model files at {repo} "
         f"({repo_commit(repo)}). Median calling-thread CPU time over {rounds} interleaved rounds; "
-        "both code bases run the same weights on the same input.",
+        "both code bases run the same weights on the same input."),
         "",
         "| model | batch | official s/batch | ours s/batch | ours faster by | max abs output diff |",
         "|---|---|---|---|---|---|",
