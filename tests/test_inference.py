@@ -32,7 +32,7 @@ TINY = dict(image_size=(64, 48), dim=32, depth=2, heads=4)
 def _check_record(rec: dict, k: int = 17) -> None:
     assert set(rec) >= {"frame_id", "img_path", "width", "height", "instances"}
     for inst in rec["instances"]:
-        assert set(inst) == {"keypoints", "keypoint_scores", "bbox", "bbox_score"}
+        assert set(inst) - {"track_id"} == {"keypoints", "keypoint_scores", "bbox", "bbox_score"}  # videos: tracked
         kp, sc = np.asarray(inst["keypoints"]), np.asarray(inst["keypoint_scores"])
         assert kp.shape == (k, 2) and sc.shape == (k,) and len(inst["bbox"]) == 4
         assert np.isfinite(kp).all() and np.isfinite(sc).all() and np.isfinite(inst["bbox_score"])
@@ -182,6 +182,7 @@ def test_video_whole_frame(shared_data: Path, tmp_path: Path) -> None:
         _check_record(r)
         assert (r["width"], r["height"]) == (1280, 720) and len(r["instances"]) == 1
         assert r["instances"][0]["bbox"] == [0.0, 0.0, 1280.0, 720.0]
+        assert r["instances"][0]["track_id"] == 1  # the whole frame: one person, one track
     drawn = video_frames(tmp_path / "sample_video.mp4")
     assert len(drawn) == n_frames and drawn[0].shape == (720, 1280, 3) and _not_blank(drawn[n_frames // 2])
 

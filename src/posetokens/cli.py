@@ -149,14 +149,27 @@ def _cmd_infer(args: argparse.Namespace) -> int:
 
     source = open_input(args.input, loop=args.loop)  # a bad input fails before the model is built
     est = PoseEstimator(args.model, args.weights, device=args.device, flip_test=args.flip_test,  # notes random weights
-                        batch_size=args.batch_size, protocol=args.protocol)
+                        batch_size=args.batch_size, protocol=args.protocol, precision=args.precision,
+                        runtime=args.runtime)
     summary = est.infer(source, args.out, boxes=_boxes_arg(args), bbox_thr=args.bbox_thr, kpt_thr=args.kpt_thr,
                         show_tokens=args.show_tokens, draw=not args.no_draw, coco_results=args.coco_results,
-                        strict=args.strict, progress=args.progress)
+                        strict=args.strict, progress=args.progress, det_every=args.det_every,
+                        mmpose_preds=args.mmpose_preds, max_frames=args.max_frames)
     skipped = summary["skipped"]
     print(f"{summary['frames']} frame(s), {summary['instances']} person instance(s) -> {args.out}"
           + (f"; skipped {len(skipped)} unreadable image(s): " + ", ".join(s["file"] for s in skipped) if skipped else ""))
+    _print_stages(args, summary)
     return 0
+
+
+def _print_stages(args: argparse.Namespace, summary: dict) -> None:
+    """The per-stage time table of a video command run with --progress."""
+    from posetokens.inference.api import show_progress
+    from posetokens.inference.stages import stage_table
+
+    if summary.get("stages", {}).get("frames") and summary.get("kind", "video") != "images" \
+            and show_progress(args.progress):
+        print(stage_table(summary["stages"]))
 
 
 def _cmd_lift(args: argparse.Namespace) -> int:
@@ -172,15 +185,18 @@ def _cmd_lift(args: argparse.Namespace) -> int:
         if len(size) != 2:
             raise ValueError(f"--image-size must be WIDTHxHEIGHT, e.g. 1280x720, got {args.image_size!r}")
     extra = {"smooth": filter_from_args(args), "online": args.online, "lookahead": args.lookahead}  # One-Euro default
+    extra.update(precision=args.precision, runtime=args.runtime)
     summary = lift(args.input, args.model, args.out, weights=args.weights, pose2d=args.pose2d,
                    pose2d_weights=args.pose2d_weights, boxes=_boxes_arg(args), bbox_thr=args.bbox_thr,
                    layout=args.layout, image_size=size, flip_test=args.flip_test, device=args.device,
                    draw=not args.no_draw, kpt_thr=args.kpt_thr, min_track_frames=args.min_track_frames,
-                   progress=args.progress, loop=args.loop, **extra)
+                   progress=args.progress, loop=args.loop, det_every=args.det_every, max_frames=args.max_frames,
+                   max_panels=args.max_panels, **extra)
     short = summary["tracks_skipped"]
     print(f"{summary['frames']} frame(s), {summary['frames_with_person']} with a person; {summary['tracks']} "
           f"track(s) lifted" + (f", {short} shorter than {summary['min_track_frames']} frames skipped" if short else "")
           + f" -> {args.out}")
+    _print_stages(args, summary)
     return 0
 
 
@@ -188,6 +204,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from posetokens.export import export_onnx
 
     res = export_onnx(args.name, args.onnx, weights=args.weights, opset=args.opset, check=not args.no_check,
+                      precision=args.precision,
                       atol=args.atol)
     diffs = ", ".join(f"{k} {v:.2g}" for k, v in res.max_abs_diff.items())
     print(f"exported {args.name or args.weights} -> {res.path} ({res.seconds:.1f} s)" + (f"; onnxruntime vs PyTorch max |diff|: {diffs}" if diffs else ""))
@@ -207,7 +224,27 @@ def _add_box_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--device", default="cpu")
     s.add_argument("--no-draw", action="store_true", help="write the json only, no pictures")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar on stderr (default: on when stderr is a terminal)")
+                   help="progress bar on stderr with the time of each stage (decode, detector, 2D model, tracking, "
+                        "lifting, drawing, encode), and the per-stage table at the end (default: on when stderr is "
+                        "a terminal)")
+    s.add_argument("--det-every", type=int, default=1, metavar="N",
+                   help="videos: person boxes (detector, --boxes or the whole frame) on every N-th frame only; in "
+                        "between each tracked person's box is carried from their pose (default 1: every frame)")
+    s.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames (or images)")
+
+
+def _add_precision_args(s: argparse.ArgumentParser, export: bool = False) -> None:
+    """--precision (and, but for export, --runtime): the choice of posetokens.inference.precision (its names are
+    checked there, so building the parser imports no torch)."""
+    if export:
+        s.add_argument("--precision", default="fp32", help="fp32 (default) or int8-dynamic (onnxruntime's dynamic "
+                                                           "int8 quantisation of the MatMul/Gemm weights)")
+        return
+    s.add_argument("--precision", default=None, help="number format of the models: fp32, bf16 or int8-dynamic "
+                                                     "(default: the measured default, fp32; bf16 needs AVX512-BF16/AMX "
+                                                     "or a GPU; outputs are float32 either way; docs/speed.md)")
+    s.add_argument("--runtime", default=None, help="what runs them: torch (default), compile (torch.compile, at the "
+                                                   "first batch) or onnxruntime (exports the model first)")
 
 
 def _add_filter_args(s: argparse.ArgumentParser, default: str) -> None:
@@ -299,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "official protocol)")
     s.add_argument("--coco-results", help="also write every person as COCO keypoint results (json) that "
                                           "`posetokens evaluate` scores")
+    s.add_argument("--mmpose-preds", help="also write an MMPose-style prediction file (json: meta_info and "
+                                          "instance_info per frame, with track ids), as MMPose's demo writes")
     s.add_argument("--out", required=True, help="output folder")
     _add_box_args(s)
     s.add_argument("--batch-size", type=int, default=16, help="crops per forward pass")
@@ -308,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(0: until Ctrl-C); stands in for a webcam or stream URL")
     s.add_argument("--strict", action="store_true", help="stop at the first unreadable or truncated image (default: "
                                                          "skip it, count it and name it in the summary)")
+    _add_precision_args(s)
     s.set_defaults(fn=_cmd_infer)
 
     s = sub.add_parser("lift", help="3D poses from a video (through a 2D model) or a 2D-keypoint json")
@@ -332,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "would; prints the latency in frames)")
     s.add_argument("--lookahead", type=int, default=0, help="online: frames of the future each 3D waits for "
                                                             "(the latency; default 0)")
+    s.add_argument("--max-panels", type=int, default=4, metavar="N",
+                   help="video: at most N 3D panels, one per lifted person (the N best-scored tracks; default 4)")
+    _add_precision_args(s)
     s.set_defaults(fn=_cmd_lift)
 
     s = sub.add_parser("export", help="export a zoo model to ONNX and check it with onnxruntime")
@@ -339,8 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", help="checkpoint; none: random weights")
     s.add_argument("--onnx", required=True, help="output .onnx file")
     s.add_argument("--opset", type=int, default=18)
-    s.add_argument("--atol", type=float, default=1e-4, help="max |onnxruntime - PyTorch| allowed (default 1e-4)")
+    s.add_argument("--atol", type=float, default=None, help="max |onnxruntime - PyTorch| allowed (default 1e-4; "
+                                                            "int8-dynamic: a quarter of the largest output)")
     s.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
+    _add_precision_args(s, export=True)
     s.set_defaults(fn=_cmd_export)
     return p
 

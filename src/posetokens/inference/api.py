@@ -33,6 +33,8 @@ stops at the first); images, boxes and scores given to :meth:`PoseEstimator.pred
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
 import sys
 from collections import Counter
@@ -74,6 +76,9 @@ __all__ = [
     "image_problem",
     "is_stream",
     "load_results",
+    "mmpose_frame",
+    "mmpose_meta_info",
+    "mmpose_predictions",
     "open_input",
     "read_image",
     "whole_frame_boxes",
@@ -618,14 +623,19 @@ class FrameResult:
     image: np.ndarray | None = None  # BGR frame
     crops: np.ndarray | None = None  # (N, h, w, 3) RGB model crops, with ``show_tokens``
     kept_tokens: list[list[np.ndarray]] | None = None  # per instance, per pruning layer: kept patch ids
+    track_ids: np.ndarray | None = None  # (N,) track id of each person (videos and streams)
 
     def to_dict(self, decimals: int = 3) -> dict[str, Any]:
-        """The JSON record ``{frame_id, img_path, width, height, instances: [...]}``."""
+        """The JSON record ``{frame_id, img_path, width, height, instances: [...]}`` (each instance with its
+        ``track_id`` when the frame was tracked)."""
         r = lambda a: np.round(np.asarray(a, np.float64), decimals).tolist()  # noqa: E731
         instances = [
             {"keypoints": r(k), "keypoint_scores": r(s), "bbox": r(b), "bbox_score": round(float(bs), decimals)}
             for k, s, b, bs in zip(self.keypoints, self.keypoint_scores, self.bboxes, self.bbox_scores)
         ]
+        if self.track_ids is not None:
+            for inst, tid in zip(instances, self.track_ids):
+                inst["track_id"] = int(tid)
         return {"frame_id": self.frame_id, "img_path": self.img_path, "width": self.width, "height": self.height,
                 "instances": instances}
 
@@ -680,15 +690,23 @@ class PoseEstimator:
             channels-last convolutions; equal outputs to float rounding, about 1.1x faster on CPU). ``model``
             stays the original; the copy, ``net``, costs one more set of weights and is made once, here: after
             changing ``model`` (weights, device), build a new estimator.
+        precision, runtime: number format (``fp32``, ``bf16``, ``int8-dynamic``) and runtime (``torch``,
+            ``compile``, ``onnxruntime``) of ``net`` (:mod:`posetokens.inference.precision`; None: its measured
+            default); outputs stay float32. A choice the device cannot run is a one-line ``ValueError``.
         **overrides: model config fields to replace (as in :func:`posetokens.create_model`).
     """
 
     def __init__(self, model: str | nn.Module | None = None, weights: str | Path | None = None,
                  device: str | torch.device = "cpu", flip_test: bool = False, batch_size: int = 16,
                  metainfo: PoseMetaInfo | str | None = None, protocol: Protocol | str | None = None,
-                 bbox_padding: float | None = None, optimize: bool = True, **overrides: Any) -> None:
+                 bbox_padding: float | None = None, optimize: bool = True, precision: str | None = None,
+                 runtime: str | None = None, **overrides: Any) -> None:
+        from posetokens.inference.precision import check_choice, parse_choice, prepare
+
         stored_protocol, stored_metainfo = None, None
         self.device = check_device(device)
+        self.choice = parse_choice(precision, runtime)  # a bad or unsupported choice fails before any loading
+        check_choice(self.choice, self.device)
         self.weights = None if weights is None else require_file(weights, "--weights")
         if model is None or isinstance(model, str):
             if weights is None and model is None:
@@ -711,6 +729,7 @@ class PoseEstimator:
             raise ValueError(f"PoseEstimator needs a top-down 2D model (image crops in); {name} is a {task} model{hint}")
         self.model = model.to(self.device).eval()
         self.net = optimize_for_inference(self.model) if optimize else self.model  # what predictions run
+        self.net = prepare(self.net, self.choice, self.device)  # float32 eager: unchanged; else a copy
         self.name = name
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -802,36 +821,62 @@ class PoseEstimator:
 
     # -- streams
     def run_frames(self, frames: Iterable[Frame], boxes: BoxFn = whole_frame_boxes, show_tokens: bool = False,
-                   keep_images: bool = True) -> Iterator[FrameResult]:
-        """Results for ``frames`` in order; crops of consecutive frames are batched together."""
+                   keep_images: bool = True, timer: Any = None) -> Iterator[FrameResult]:
+        """Results for ``frames`` in order; crops of consecutive frames are batched together. ``boxes`` may be a
+        :class:`~posetokens.inference.tracking.PoseTracker`: every result then carries its people's track ids
+        (poses it drops as duplicates are left out), and with its detector every N frames each frame is finished
+        before the next one's boxes are carried from its poses. ``timer``: a
+        :class:`~posetokens.inference.stages.StageTimer` that gets the detector, 2D model and tracking times."""
+        from posetokens.inference.tracking import PoseTracker
+
+        tracker = boxes if isinstance(boxes, PoseTracker) else None
+        each_frame = tracker is not None and tracker.needs_feedback
+        clock = timer.stage if timer is not None else _no_stage
         pending: list[tuple[Frame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         count = 0
         for frame in frames:
             where = f"{frame.name} frame {frame.frame_id}" if frame.video else frame.name
             check_image(frame.image, where)
-            b, s = check_boxes(*boxes(frame), where=f"{where}: boxes")
-            c, w = self.crops(np.ascontiguousarray(frame.image[..., ::-1]), b)
+            with clock("detector"):
+                b, s = check_boxes(*boxes(frame), where=f"{where}: boxes")
+            with clock("2D model"):
+                c, w = self.crops(np.ascontiguousarray(frame.image[..., ::-1]), b)
             pending.append((frame, b, s, c, w))
             count += len(b)
-            if count >= self.batch_size:
-                yield from self._flush(pending, show_tokens, keep_images)
+            if count >= self.batch_size or each_frame:
+                yield from self._flush(pending, show_tokens, keep_images, tracker, clock)
                 pending, count = [], 0
-        yield from self._flush(pending, show_tokens, keep_images)
+        yield from self._flush(pending, show_tokens, keep_images, tracker, clock)
 
-    def _flush(self, pending: list, show_tokens: bool, keep_images: bool) -> Iterator[FrameResult]:
+    def _flush(self, pending: list, show_tokens: bool, keep_images: bool, tracker: Any = None,
+               clock: Callable[[str], Any] | None = None) -> Iterator[FrameResult]:
         if not pending:
             return
+        clock = clock or _no_stage
         n = [len(p[1]) for p in pending]
         crops = np.concatenate([p[3] for p in pending])
-        kp, sc, tok = self.predict_crops(crops, np.concatenate([p[4] for p in pending]), show_tokens)
+        with clock("2D model"):
+            kp, sc, tok = self.predict_crops(crops, np.concatenate([p[4] for p in pending]), show_tokens)
         ends = np.cumsum(n)
         for (frame, b, s, c, _), e, m in zip(pending, ends, n):
             h, w = frame.image.shape[:2]
-            yield FrameResult(
+            res = FrameResult(
                 frame.frame_id, frame.name, w, h,
                 kp[e - m:e], sc[e - m:e], b, s, frame.image if keep_images else None,
                 c if show_tokens else None, tok[e - m:e] if tok is not None else None,
             )
+            if tracker is not None:
+                with clock("tracking"):
+                    ids, keep = tracker.update(res.bboxes, res.keypoints, res.keypoint_scores, res.bbox_scores)
+                if not keep.all():
+                    res.keypoints, res.keypoint_scores = res.keypoints[keep], res.keypoint_scores[keep]
+                    res.bboxes, res.bbox_scores = res.bboxes[keep], res.bbox_scores[keep]
+                    if res.crops is not None:
+                        res.crops = res.crops[keep]
+                    if res.kept_tokens is not None:
+                        res.kept_tokens = [t for t, k in zip(res.kept_tokens, keep) if k]
+                res.track_ids = ids[keep]
+            yield res
 
     def __call__(self, source: str | Path | InputSource, boxes: BoxFn | str | Path | None = None,
                  bbox_thr: float = 0.3, show_tokens: bool = False, progress: bool = False) -> Iterator[FrameResult]:
@@ -864,7 +909,9 @@ class PoseEstimator:
               boxes: BoxFn | str | Path | None = None,
               bbox_thr: float = 0.3, kpt_thr: float | None = None, show_tokens: bool = False, draw: bool = True,
               progress: bool | None = None, tokens_every: int = 25,
-              coco_results: str | Path | None = None, strict: bool = False) -> dict[str, Any]:
+              coco_results: str | Path | None = None, strict: bool = False, det_every: int = 1,
+              mmpose_preds: str | Path | None = None, max_frames: int | None = None,
+              timer: Any = None) -> dict[str, Any]:
         """Run on ``source`` and write results to ``out_dir``: ``<stem>.json`` per image (one record) or per video
         (a list of records, one per decoded frame); with ``draw`` the overlays ``<stem>.png`` / ``<stem>.mp4``;
         with ``show_tokens`` ``<stem>_tokens.png`` (videos: ``<stem>_tokens/frame_NNNNNN.png`` every
@@ -884,8 +931,22 @@ class PoseEstimator:
         :class:`InputSource` from :func:`open_input` (``loop=N``: a video file read as a stream): read frame by frame
         until it ends or SIGINT/SIGTERM, written like a video under :attr:`InputSource.stem` (``webcam0.json``).
         ``progress`` (a bar on stderr; for streams, without a total) defaults to on for videos and streams when
-        stderr is a terminal."""
+        stderr is a terminal; with it, the time of every stage is shown as it runs
+        (:class:`~posetokens.inference.stages.StageTimer`; ``timer``: one to add to, as ``lift`` does) and the
+        summary's ``stages`` holds the final figures.
+
+        Videos and streams are tracked (:class:`~posetokens.inference.tracking.PoseTracker`): every instance gets
+        a ``track_id``; ``det_every=N`` runs the person boxes (detector, detections file or whole frame) on frames
+        0, N, 2N, ... only and carries each person's box from their pose in between. ``mmpose_preds``: also write
+        an MMPose-style prediction file (:func:`mmpose_predictions`). ``max_frames``: stop after that many frames
+        (images or video frames)."""
+        from posetokens.inference.stages import StageTimer
+        from posetokens.inference.tracking import PoseTracker
+
         kpt_thr = self.default_kpt_thr if kpt_thr is None else kpt_thr
+        if max_frames is not None and (isinstance(max_frames, bool) or int(max_frames) != max_frames
+                                       or max_frames < 1):
+            raise ValueError(f"--max-frames must be an integer >= 1, got {max_frames}")
         src = source if isinstance(source, InputSource) else open_input(source)
         video_like = src.kind in ("video", "stream")
         if show_tokens and not self.can_show_tokens:
@@ -914,16 +975,29 @@ class PoseEstimator:
             if Path(coco_results).is_dir():
                 raise ValueError(f"--coco-results {coco_results} is a folder; expected a json file path")
             outputs.append(("COCO results file", Path(coco_results)))
+        if mmpose_preds is not None:
+            if Path(mmpose_preds).is_dir():
+                raise ValueError(f"--mmpose-preds {mmpose_preds} is a folder; expected a json file path")
+            outputs.append(("MMPose prediction file", Path(mmpose_preds)))
         inputs: list[tuple[str, Any]] = [("input image", p) for p in src.images] if src.kind == "images" else \
             [("input video", src.path if src.kind == "video" or not src.video.live else None)]  # type: ignore
         inputs += [("detections file", boxes if isinstance(boxes, (str, Path)) else None),
                    ("detector", getattr(boxes, "path", None)), ("weights", self.weights)]
         check_no_overwrite(inputs, outputs)
-        box_fn = _box_fn(boxes, src, bbox_thr)  # a bad detections file is refused before any folder is made
+        base_fn = _box_fn(boxes, src, bbox_thr)  # a bad detections file is refused before any folder is made
+        if det_every != 1 and not video_like:
+            raise ValueError(f"--det-every applies to videos and streams; {src.path} is {src.kind}")
+        box_fn: Any = PoseTracker(base_fn, det_every, kpt_thr=kpt_thr, layout=self.metainfo.name) \
+            if video_like else base_fn
         writable_dir(out)
         if coco_results is not None:
             writable_dir(Path(coco_results).parent, "folder of --coco-results")
+        if mmpose_preds is not None:
+            writable_dir(Path(mmpose_preds).parent, "folder of --mmpose-preds")
         progress = video_like and show_progress(progress)
+        timer = timer if timer is not None else StageTimer(live=progress)
+        mm_frames: list[dict[str, Any]] = []  # with mmpose_preds only
+        track_ids: set[int] = set()
         written: list[str] = []
         skipped: list[dict[str, str]] = []
         frames = instances = 0
@@ -948,13 +1022,19 @@ class PoseEstimator:
             try:
                 if video_like:
                     stream = JsonArrayWriter(out / f"{src.stem}.json")
-                stream_frames = src.frames(on_skip)
+                stream_frames = timer.timed(itertools.islice(src.frames(on_skip), max_frames), "decode")
                 if progress:
                     from tqdm import tqdm
 
-                    stream_frames = tqdm(stream_frames, total=len(src) or None, unit="frame", desc=src.label)
-                for res in self.run_frames(stream_frames, box_fn, show_tokens):
+                    total = min(len(src) or max_frames or 0, max_frames or len(src)) or None
+                    stream_frames = tqdm(stream_frames, total=total, unit="frame", desc=src.label)
+                    timer.attach(stream_frames)
+                for res in self.run_frames(stream_frames, box_fn, show_tokens, timer=timer):
                     record = {**res.to_dict(), **tag, **(names if src.kind == "images" or not frames else {})}
+                    if res.track_ids is not None:
+                        track_ids.update(int(i) for i in res.track_ids)
+                    mm_record = mmpose_frame(record, 1 + res.frame_id, not video_like) \
+                        if mmpose_preds is not None else None
                     if coco_results is not None:
                         iid = res.frame_id if video_like else image_id_from_name(Path(res.img_path).name)
                         if iid is None:
@@ -975,20 +1055,29 @@ class PoseEstimator:
                                 write_image(path, picture)
                                 written.append(str(path))
                             frames, instances = frames + 1, instances + len(res.bboxes)
+                            if mm_record is not None:
+                                mm_frames.append(mm_record)
                             if coco_results is not None:
                                 coco += people
                     else:
-                        drawn = draw_frame(res, self.metainfo, kpt_thr) if draw else None
+                        drawn = None
+                        if draw:
+                            with timer.stage("drawing"):
+                                drawn = draw_frame(res, self.metainfo, kpt_thr)
                         if drawn is not None and writer is None:
                             fps = src.video.fps  # type: ignore[union-attr]
                             writer = VideoWriter(out / f"{src.stem}.mp4", fps, (res.width, res.height))
                         with signals_deferred():  # the mp4 and the json hold the same frames, all counted
                             if drawn is not None:
-                                writer.write(drawn)  # type: ignore[union-attr]
+                                with timer.stage("encode"):
+                                    writer.write(drawn)  # type: ignore[union-attr]
                             stream.append(record)  # type: ignore[union-attr]
                             frames, instances = frames + 1, instances + len(res.bboxes)
+                            if mm_record is not None:
+                                mm_frames.append(mm_record)
                             if coco_results is not None:
                                 coco += people
+                        timer.frame_done()
                         if show_tokens and len(res.bboxes) and res.frame_id % max(1, tokens_every) == 0:
                             tdir = out / f"{src.stem}_tokens"
                             tdir.mkdir(exist_ok=True)
@@ -1012,6 +1101,9 @@ class PoseEstimator:
                     with atomic_path(Path(coco_results)) as tmp:
                         write_coco_results(tmp, coco, self.metainfo.num_keypoints)
                     written.append(str(coco_results))
+                if mmpose_preds is not None and (mm_frames or stopped is None):
+                    atomic_write_json(Path(mmpose_preds), mmpose_predictions(self.metainfo, mm_frames))
+                    written.append(str(mmpose_preds))
         if isinstance(stopped, KeyboardInterrupt):
             signum = getattr(stopped, "signum", 2)
             kept = f"the results of {frames} finished frame(s) are in {out}" if frames else "no frame was finished"
@@ -1023,13 +1115,15 @@ class PoseEstimator:
         if skipped and not frames:
             raise ValueError(f"none of the {len(skipped)} input image(s) could be read: "
                              + "; ".join(s["reason"] for s in skipped[:3]) + (" ..." if len(skipped) > 3 else ""))
-        uncovered = box_fn.warn_uncovered() if isinstance(box_fn, DetectionsFile) else 0
+        uncovered = base_fn.warn_uncovered() if isinstance(base_fn, DetectionsFile) else 0
         if skipped:
             warn(f"skipped {len(skipped)} of {len(src.images)} image(s) that could not be read: "
                  + ", ".join(Path(s["file"]).name for s in skipped))
         return {"input": src.label if src.kind == "stream" else str(src.path), "kind": src.kind,
                 "frames": frames, "instances": instances, "files": written,
-                "skipped": skipped, "uncovered": uncovered}
+                "skipped": skipped, "uncovered": uncovered, "stages": timer.summary(),
+                "tracks": len(track_ids),
+                "detector_frames": box_fn.detector_frames if isinstance(box_fn, PoseTracker) else frames}
 
     def tokens_figure(self, res: FrameResult, max_people: int = 6) -> np.ndarray:
         """One row per person (up to ``max_people``): the crop, then the patches kept at each pruning layer
@@ -1041,6 +1135,52 @@ class PoseEstimator:
         grid = tuple(self.model.cfg.patch_grid)
         rows = [draw_kept_tokens(c, grid, kept, scale=2) for c, kept in zip(res.crops[:max_people], res.kept_tokens)]
         return np.ascontiguousarray(tile_images(rows, cols=1)[..., ::-1])
+
+
+def mmpose_frame(record: dict[str, Any], frame_id: int, keep_path: bool = False) -> dict[str, Any]:
+    """One frame of an MMPose-style prediction file: ``{"frame_id", "instances": [{"keypoints",
+    "keypoint_scores", "bbox": [[x1, y1, x2, y2]], "bbox_score"(, "track_id")}]}`` (``bbox`` is a list holding
+    one box, as MMPose's ``split_instances`` writes it); ``keep_path``: also the record's ``img_path`` (images)."""
+    insts = [{"keypoints": i["keypoints"], "keypoint_scores": i["keypoint_scores"], "bbox": [i["bbox"]],
+              "bbox_score": i["bbox_score"], **({"track_id": i["track_id"]} if "track_id" in i else {})}
+             for i in record["instances"]]
+    out: dict[str, Any] = {"frame_id": int(frame_id), "instances": insts}
+    if keep_path and "img_path" in record:
+        out["img_path"] = record["img_path"]
+    return out
+
+
+def mmpose_meta_info(meta: PoseMetaInfo) -> dict[str, Any]:
+    """The dataset metainfo as MMPose's ``parse_pose_metainfo`` gives it (``dataset_name``, ``num_keypoints``,
+    ``keypoint_id2name``, ``keypoint_name2id``, ``upper_body_ids``, ``lower_body_ids``, ``flip_indices``,
+    ``flip_pairs``, ``keypoint_colors``, ``num_skeleton_links``, ``skeleton_links``, ``skeleton_link_colors``,
+    ``dataset_keypoint_weights``, ``sigmas``), arrays as plain lists; colours RGB."""
+    names = list(meta.keypoint_names)
+    sig = meta.sigmas_array
+    return {"dataset_name": meta.name, "num_keypoints": meta.num_keypoints,
+            "keypoint_id2name": {str(i): n for i, n in enumerate(names)},
+            "keypoint_name2id": {n: i for i, n in enumerate(names)},
+            "upper_body_ids": list(meta.upper_body_ids), "lower_body_ids": list(meta.lower_body_ids),
+            "flip_indices": list(meta.flip_indices), "flip_pairs": [list(p) for p in meta.flip_pairs],
+            "keypoint_colors": [list(c) for c in meta.keypoint_colors], "num_skeleton_links": len(meta.skeleton),
+            "skeleton_links": [list(p) for p in meta.skeleton],
+            "skeleton_link_colors": [list(c) for c in meta.link_colors],
+            "dataset_keypoint_weights": [1.0] * meta.num_keypoints if meta.joint_weights is None
+            else np.asarray(meta.joint_weights, np.float64).round(6).tolist(),
+            "sigmas": [] if sig is None else np.asarray(sig, np.float64).round(6).tolist()}
+
+
+def mmpose_predictions(meta: PoseMetaInfo, frames: list[dict[str, Any]]) -> dict[str, Any]:
+    """An MMPose-style prediction file, as MMPose 1.x's ``demo/topdown_demo_with_mmdet.py --save-predictions``
+    writes it: ``{"meta_info": mmpose_meta_info(meta), "instance_info": [mmpose_frame(...), ...]}``; video frame
+    ids count from 1, as that demo counts them (our per-frame json counts from 0)."""
+    return {"meta_info": mmpose_meta_info(meta), "instance_info": frames}
+
+
+@contextlib.contextmanager
+def _no_stage(name: str) -> Iterator[None]:
+    """A stage clock that times nothing (no :class:`~posetokens.inference.stages.StageTimer` given)."""
+    yield
 
 
 def _box_fn(boxes: BoxFn | str | Path | None, src: InputSource, bbox_thr: float) -> BoxFn:
@@ -1225,18 +1365,24 @@ _WARNED_FALLBACK: set[str] = set()
 
 def draw_frame(res: FrameResult, metainfo: PoseMetaInfo | str, kpt_thr: float = 0.3,
                boxes: bool = True) -> np.ndarray:
-    """The frame (BGR) with every person's box and skeleton (links and colours from ``metainfo``)."""
-    from posetokens.inference.visualize import draw_skeleton
+    """The frame (BGR) with every person's box and skeleton (links and colours from ``metainfo``); a tracked
+    person's box is drawn in their track's colour, with their id."""
+    from posetokens.inference.visualize import draw_skeleton, draw_track_label, track_colour
 
     if res.image is None:
         raise ValueError("draw_frame needs the frame image (keep_images=True)")
     canvas = res.image.copy()
     t = max(1, round(min(res.width, res.height) / 300))
+    colours = [(0, 200, 0)] * len(res.bboxes) if res.track_ids is None else \
+        [track_colour(int(i), "bgr") for i in res.track_ids]
     if boxes:
-        for x1, y1, x2, y2 in np.round(res.bboxes).astype(int):
-            cv2.rectangle(canvas, (int(x1), int(y1)), (int(x2), int(y2)), (0, 200, 0), t, cv2.LINE_AA)
+        for (x1, y1, x2, y2), c in zip(np.round(res.bboxes).astype(int), colours):
+            cv2.rectangle(canvas, (int(x1), int(y1)), (int(x2), int(y2)), c, t, cv2.LINE_AA)
     if len(res.keypoints):
         canvas = draw_skeleton(canvas, res.keypoints, res.keypoint_scores, metainfo, kpt_thr=kpt_thr, channel_order="bgr")
+    if res.track_ids is not None:
+        for b, tid, c in zip(res.bboxes, res.track_ids, colours):
+            canvas = draw_track_label(canvas, np.array([[(b[0] + b[2]) / 2, b[1] + 14]]), f"id {int(tid)}", c)
     return canvas
 
 

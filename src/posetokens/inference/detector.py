@@ -25,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["ONNXDetector", "DetectorContractError"]
+__all__ = ["DetectorContractError", "ONNXDetector"]
 
 
 class DetectorContractError(ValueError):

@@ -27,7 +27,7 @@ finished work are completed and :class:`~posetokens.runtime.Interrupted` is rais
 from __future__ import annotations
 
 import sys
-
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,22 +37,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from posetokens.data.h36m import normalize_screen_coordinates, seq2frame_indices, seq2seq_indices, seq2seq_starts
+from posetokens.data.h36m import (
+    normalize_screen_coordinates,
+    seq2frame_indices,
+    seq2seq_indices,
+    seq2seq_starts,
+)
 from posetokens.data.metainfo import H36M
 from posetokens.inference.visualize import default_kpt_thr
 
 __all__ = [
     "COCO_TO_H36M",
+    "TrackPanels",
     "coco_to_h36m",
-    "fill_missing",
-    "lift_sequence",
     "default_min_track_frames",
+    "fill_missing",
+    "lift",
+    "lift_sequence",
     "main_person",
+    "panel_layout",
     "person_tracks",
+    "render_pose3d",
     "track_arrays",
     "track_score",
-    "render_pose3d",
-    "lift",
 ]
 
 #: H36M-17 joint <- COCO-17 joints averaged (MMPose's conversion; see the module doc).
@@ -217,7 +224,8 @@ class Pose3DRenderer:
     Plotted axes: camera x to the right, depth z into the picture, camera -y up (an upright person).
     """
 
-    def __init__(self, size: int, limit: float = 1.0, title: str = "3D (m, root-relative)") -> None:
+    def __init__(self, size: int, limit: float = 1.0, title: str = "3D (m, root-relative)",
+                 colour: tuple[int, int, int] | None = None) -> None:
         import matplotlib
 
         matplotlib.use("Agg", force=False)
@@ -226,7 +234,7 @@ class Pose3DRenderer:
 
         self.fig = Figure(figsize=(size / 100, size / 100), dpi=100)
         self.canvas = FigureCanvasAgg(self.fig)
-        self.fig.subplots_adjust(left=0.0, right=1.0, bottom=0.0, top=0.95)
+        self.fig.subplots_adjust(left=0.0, right=1.0, bottom=0.0, top=0.95 if size >= 300 else 0.9)
         self.ax = self.fig.add_subplot(111, projection="3d")
         ax = self.ax
         ax.set_xlim(-limit, limit)
@@ -236,10 +244,20 @@ class Pose3DRenderer:
         ax.set_ylabel("z (depth)")
         ax.set_zlabel("-y (up)")
         ax.view_init(elev=15.0, azim=-70.0)
-        ax.set_title(title, fontsize=9)
-        colours = [tuple(c / 255 for c in rgb) for rgb in H36M.link_colors]
+        small = size < 300  # a panel among several: no axis labels and ticks, the title in the track's colour
+        if small:
+            ax.set_xlabel("")
+            ax.set_ylabel("")
+            ax.set_zlabel("")
+            ax.set_xticklabels([])
+            ax.set_yticklabels([])
+            ax.set_zticklabels([])
+        ax.set_title(title, fontsize=9 if not small else 8, color=None if colour is None else
+                     tuple(c / 255 for c in colour), fontweight="bold" if colour is not None else None)
+        colours = [tuple(c / 255 for c in (colour or rgb)) for rgb in H36M.link_colors]
         self.lines = [ax.plot([0, 0], [0, 0], [0, 0], color=c, lw=2)[0] for c in colours]
         self.text = ax.text2D(0.02, 0.02, "", transform=ax.transAxes, fontsize=8)
+        self._background: Any = None
 
     def render(self, pose: np.ndarray | None, caption: str = "") -> np.ndarray:
         """(size, size, 3) BGR image of one (17, 3) pose (None: an empty panel with the caption)."""
@@ -250,7 +268,18 @@ class Pose3DRenderer:
                 p = pose[[a, b]]
                 line.set_data_3d(p[:, 0], p[:, 2], -p[:, 1])
         self.text.set_text(caption)
-        self.canvas.draw()
+        if self._background is None:  # the axes, drawn once; later frames draw only the bones and the caption
+            artists = [*self.lines, self.text]
+            for art in artists:
+                art.set_visible(False)
+            self.canvas.draw()
+            self._background = self.canvas.copy_from_bbox(self.fig.bbox)
+            for art in artists:
+                art.set_visible(True)
+        self.canvas.restore_region(self._background)
+        for line in self.lines:
+            self.ax.draw_artist(line)
+        self.ax.draw_artist(self.text)
         rgba = np.asarray(self.canvas.buffer_rgba())
         return np.ascontiguousarray(rgba[..., 2::-1])
 
@@ -267,36 +296,62 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
          image_size: tuple[int, int] | None = None, flip_test: bool = False, device: str = "cpu", draw: bool = True,
          kpt_thr: float | None = None, progress: bool | None = None, pose2d_overrides: dict[str, Any] | None = None,
          min_track_frames: int | None = None, loop: int | None = None, smooth: Any = None, online: bool = False,
-         lookahead: int = 0, **overrides: Any) -> dict[str, Any]:
+         lookahead: int = 0, det_every: int = 1, max_frames: int | None = None, max_panels: int = 4,
+         precision: str | None = None, runtime: str | None = None,
+         **overrides: Any) -> dict[str, Any]:
     """Lift a video (through the 2D model ``pose2d``) or a 2D-keypoint json to 3D; write to ``out_dir``:
     ``<stem>_3d.json`` (3D per frame), for videos also ``<stem>.json`` (the 2D results) and, with ``draw``,
-    ``<stem>_3d.mp4`` (2D overlay beside the 3D skeleton). ``layout`` is the json's keypoint layout
-    (``coco`` or ``h36m``; None: the ``keypoint_layout`` the json records, else ``coco``; one that differs from
+    ``<stem>_3d.mp4`` (every lifted person in 2D, a 3D panel per person beside the frame). ``layout`` is the
+    json's keypoint layout (``coco`` or ``h36m``; None: the ``keypoint_layout`` the json records, else ``coco``; one that differs from
     the recorded layout is refused); ``image_size`` (w, h) is needed for a json whose records carry no
     width/height. ``kpt_thr`` (least 2D score drawn) defaults to the 2D model's
     (``PoseEstimator.default_kpt_thr``), or 0.3 for a json. ``min_track_frames``: frames a track needs to be
     lifted (None: :func:`default_min_track_frames`). ``smooth`` (a :class:`~posetokens.inference.filters.FilterConfig`;
     None: off) filters each track's 2D (in units of half the frame width) before lifting and its 3D after.
     ``online`` lifts with causal windows (:func:`posetokens.inference.online.lift_online`; ``lookahead`` frames
-    of latency) and prints the latency and FPS. Returns a summary (files, frames, frames with a detected
-    lifted person, tracks lifted and skipped, the main track). ``model`` may be None when ``weights`` is a
-    checkpoint of ours (it names its model); ``pose2d`` None takes the model ``pose2d_weights`` names, else
-    ``tokenpose_s_coco_256x192``. Everything that can be checked is checked before the first model runs (see
-    the module doc). ``source`` may also be a live stream (a webcam index or a stream URL), an ``InputSource`` of
+    of latency) and prints the latency and FPS. ``precision``/``runtime``: the number format and runtime of both
+    models (:mod:`posetokens.inference.precision`; None: its measured default; outputs stay float32). Returns a
+    summary (files, frames, frames with a detected lifted person, tracks lifted and skipped, the main track).
+    ``model`` may be None when ``weights`` is a checkpoint of ours (it names its model); ``pose2d`` None takes
+    the model ``pose2d_weights`` names, else ``tokenpose_s_coco_256x192``. Everything that can be checked is
+    checked before the first model runs (see the module doc). ``source`` may also be a live stream (a webcam
+    index or a stream URL), an ``InputSource`` of
     :func:`~posetokens.inference.api.open_input`, or, with ``loop``, a video file read as a stream ``loop`` times
     over; a live stream is recorded as it is read (for the drawing) and its outputs are named by its stem
-    (``webcam0_3d.json``)."""
+    (``webcam0_3d.json``).
+
+    The video shows every lifted person's 2D skeleton and id in their track's colour and, beside the frame, one
+    3D panel per person in that colour (:class:`TrackPanels`) for the ``max_panels`` best-scored tracks (the
+    summary's ``panels`` lists their ids; the others are named on stderr). ``det_every`` and ``max_frames`` go
+    to the 2D pass (:meth:`~posetokens.inference.api.PoseEstimator.infer`; ``max_frames`` also cuts a json).
+    With ``progress`` the time of every stage is shown as it runs and returned in the summary's ``stages``."""
     from posetokens.inference.filters import FilterConfig
     from posetokens.inference.online import lift_online
+    from posetokens.inference.stages import StageTimer
 
     smooth = smooth if smooth is not None else FilterConfig()  # off: bit-identical
+    if isinstance(max_panels, bool) or int(max_panels) != max_panels or max_panels < 1:
+        raise ValueError(f"--max-panels must be an integer >= 1, got {max_panels}")
     from posetokens.checkpoint import load_trained
     from posetokens.fileio import check_no_overwrite, require_file, writable_dir
-    from posetokens.inference.api import PoseEstimator, _write_json, load_results, open_input, stack_instances
+    from posetokens.inference.api import (
+        InputSource,
+        PoseEstimator,
+        _write_json,
+        is_stream,
+        load_results,
+        open_input,
+        show_progress,
+        stack_instances,
+    )
     from posetokens.registry import create_model
-    from posetokens.runtime import Interrupted, check_device, interruptible, note_random_weights, signal_name
-
-    from posetokens.inference.api import InputSource, is_stream, show_progress
+    from posetokens.runtime import (
+        Interrupted,
+        check_device,
+        interruptible,
+        note_random_weights,
+        signal_name,
+    )
 
     source_in = source if isinstance(source, InputSource) else None
     if source_in is None and (is_stream(source) or loop is not None):  # a webcam, a stream URL, a looped file
@@ -313,6 +368,10 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     if min_track_frames is not None and int(min_track_frames) < 1:
         raise ValueError(f"--min-track-frames must be at least 1 frame, got {min_track_frames}")
     dev = check_device(device)
+    from posetokens.inference.precision import check_choice, parse_choice, prepare
+
+    choice = parse_choice(precision, runtime)  # both models run under it (posetokens.inference.precision)
+    check_choice(choice, dev)
     for flag, path in (("--weights", weights), ("--pose2d-weights", pose2d_weights)):
         if path is not None:
             require_file(path, flag)
@@ -341,10 +400,16 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                          f"(it is a {getattr(lifter, 'task', None)} model)")
     if isinstance(model, str) and weights is None:
         note_random_weights(model, "the lifting model")
-    lifter = lifter.to(dev).eval()
+    lifter = prepare(lifter.to(dev).eval(), choice, dev)  # float32 eager: the model itself
     records: list[dict[str, Any]] | None = None
     if is_json:  # read and check the 2D input before any model runs
+        if det_every != 1:
+            raise ValueError(f"--det-every applies to a video or a stream (its 2D pass); {src} is a 2D-keypoint json")
         records = load_results(src)
+        if max_frames is not None:
+            if isinstance(max_frames, bool) or int(max_frames) != max_frames or max_frames < 1:
+                raise ValueError(f"--max-frames must be an integer >= 1, got {max_frames}")
+            records = records[:int(max_frames)]
         layout = _json_layout(records, layout, src)
         stack_instances(records, 17, str(src))
         w, h = _frame_size(records, image_size, src)
@@ -352,6 +417,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         raise ValueError("layout applies to json input; a video goes through a COCO-17 2D model")
     files: list[str] = []
     video = None
+    timer = StageTimer(live=show_progress(progress))
     if records is not None:
         fps = 25.0
     else:
@@ -362,11 +428,13 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         layout = "coco"
         if pose2d is None and pose2d_weights is None:
             pose2d = "tokenpose_s_coco_256x192"
-        est = PoseEstimator(pose2d, pose2d_weights, device=dev, **(pose2d_overrides or {}))
+        est = PoseEstimator(pose2d, pose2d_weights, device=dev, precision=choice.precision, runtime=choice.runtime,
+                            **(pose2d_overrides or {}))
         if est.metainfo.num_keypoints != 17 or est.metainfo.name != "coco":
             raise ValueError(f"the 2D model {est.name} must predict COCO-17 keypoints, it predicts {est.metainfo.name}")
         kpt_thr = est.default_kpt_thr if kpt_thr is None else kpt_thr
-        res2d = est.infer(source_in, out, boxes=boxes, bbox_thr=bbox_thr, draw=False, kpt_thr=kpt_thr, progress=progress)
+        res2d = est.infer(source_in, out, boxes=boxes, bbox_thr=bbox_thr, draw=False, kpt_thr=kpt_thr, progress=progress,
+                          det_every=det_every, max_frames=max_frames, timer=timer)
         files.append(res2d["files"][0])
         records = load_results(res2d["files"][0])
         w, h, fps = video.width, video.height, video.fps  # type: ignore[union-attr]
@@ -389,6 +457,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     with interruptible():
         try:
             for tid, tr in lifted.items():
+                tic = time.perf_counter()
                 first, last = min(tr), max(tr)
                 kp, sc, valid = (a[first:last + 1] for a in track_arrays(records, tr))
                 if layout == "coco":
@@ -407,13 +476,16 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                 if not np.isfinite(pose3d[valid]).all():
                     raise ValueError(f"{getattr(lifter, 'zoo_name', 'the lifting model')} produced non-finite 3D "
                                      f"joints (track {tid})")
-                per_track[tid] = dict(first=first, kp=kp, sc=sc, valid=valid, pose3d=pose3d,
-                                      score=track_score(records, tr))
+                per_track[tid] = {"first": first, "kp": kp, "sc": sc, "valid": valid, "pose3d": pose3d,
+                                  "score": track_score(records, tr)}
+                timer.add("lifting", time.perf_counter() - tic)
         except KeyboardInterrupt as e:
             signum = getattr(e, "signum", 2)
             kept = f"; the 2D results are in {files[0]}" if files else ""
             raise Interrupted(signum, f"interrupted by {signal_name(signum)} while lifting{kept}") from None
     main_id = max(per_track, key=lambda k: per_track[k]["score"])
+    ranked = sorted(per_track, key=lambda k: -per_track[k]["score"])
+    shown = ranked[:int(max_panels)]  # the tracks with a 3D panel in the video
     name = getattr(lifter, "zoo_name", type(lifter).__name__)
     frame_ids = [int(r.get("frame_id", i)) for i, r in enumerate(records)]
     frames_out: list[dict[str, Any]] = [{"frame_id": f, "person": False, "keypoints_2d": None, "keypoints_3d": None,
@@ -437,7 +509,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                    "'track_id' of the 2D json, 'instance' indexes its instances); the frame's own 'person', "
                    "'keypoints_2d' and 'keypoints_3d' are those of the main track (the highest summed box x "
                    "keypoint score) where it is detected"),
-        "tracking": ("the input's track_id" if tracked_by == "track_id"
+        "tracking": ("the input's track_id" if tracked_by == "track_id" and not files
                      else "posetokens.inference.tracking (box IoU + OKS, constant velocity, Hungarian)"),
         "min_track_frames": need, "main_track": main_id,
         "tracks": [{"track_id": tid, "first_frame": frame_ids[d["first"]],
@@ -446,29 +518,39 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                     "score": round(d["score"], 4)} for tid, d in per_track.items()],
         "tracks_skipped": [{"track_id": tid, "frames_detected": n} for tid, n in skipped.items()],
         "joint_names": list(H36M.keypoint_names), "fps": fps, "width": w, "height": h,
-        "filter": smooth.describe(), "online": bool(online),
+        "filter": smooth.describe(), "online": bool(online), "video_panels": shown if draw else [],
         "frames": frames_out,
     }
     _write_json(out / f"{stem}_3d.json", payload)
     files.append(str(out / f"{stem}_3d.json"))
-    m = per_track[main_id]
-    n = len(records)  # the main track over the whole clip, for the side-by-side video
-    kp, sc, valid, pose3d = np.zeros((n, 17, 2)), np.zeros((n, 17)), np.zeros(n, bool), np.zeros((n, 17, 3))
-    span = slice(m["first"], m["first"] + len(m["valid"]))
-    kp[span], sc[span], valid[span], pose3d[span] = m["kp"], m["sc"], m["valid"], m["pose3d"]
+    n = len(records)
     if draw:
+        whole = {}  # each lifted track over the whole clip, for the video
+        for tid in sorted(per_track):
+            d = per_track[tid]
+            kp, sc, valid, pose3d = np.zeros((n, 17, 2)), np.zeros((n, 17)), np.zeros(n, bool), np.zeros((n, 17, 3))
+            span = slice(d["first"], d["first"] + len(d["valid"]))
+            kp[span], sc[span], valid[span], pose3d[span] = d["kp"], d["sc"], d["valid"], d["pose3d"]
+            whole[tid] = (kp, sc, valid, pose3d)
+        if len(ranked) > len(shown):
+            print(f"posetokens: note: 3D panels for {len(shown)} of {len(ranked)} lifted people (ids "
+                  f"{', '.join(map(str, shown))}; not shown: {', '.join(map(str, ranked[len(shown):]))}); "
+                  "--max-panels to show more", file=sys.stderr, flush=True)
         with interruptible():
             try:
-                files.append(str(_side_by_side(out / f"{stem}_3d.mp4", video, records, kp, sc, valid, pose3d, w, h,
-                                               fps, kpt_thr, show_progress(progress))))
+                panels = TrackPanels(whole, shown, w, h, kpt_thr)
+                files.append(str(_render_video(out / f"{stem}_3d.mp4", video, n, panels, w, h, fps,
+                                               show_progress(progress), timer)))
             except KeyboardInterrupt as e:
                 signum = getattr(e, "signum", 2)
                 raise Interrupted(signum, f"interrupted by {signal_name(signum)} while drawing: the 3D results are "
                                           f"in {files[-1]}; {out / f'{stem}_3d.mp4'} holds the frames drawn") from None
+    if timer.frames == 0:
+        timer.frames = n
     return {"input": str(src), "frames": len(records),
             "frames_with_person": sum(any(not q["filled"] for q in f["people"]) for f in frames_out),
             "tracks": len(per_track), "tracks_skipped": len(skipped), "min_track_frames": need,
-            "main_track": main_id, "files": files}
+            "main_track": main_id, "files": files, "panels": shown if draw else [], "stages": timer.summary()}
 
 
 def _json_layout(records: Sequence[dict[str, Any]], layout: str | None, src: Path) -> str:
@@ -500,32 +582,86 @@ def _frame_size(records: Sequence[dict[str, Any]], image_size: tuple[int, int] |
     raise ValueError(f"{src}: records carry no 'width'/'height'; give the frame size (--image-size WxH)")
 
 
-def _side_by_side(path: Path, video: Any, records: Sequence[dict], kp: np.ndarray, sc: np.ndarray,
-                  valid: np.ndarray, pose3d: np.ndarray, w: int, h: int, fps: float, kpt_thr: float,
-                  progress: bool = False) -> Path:
-    """Write the 2D overlay (H36M-17 input of the lifter) beside the matplotlib 3D skeleton."""
+def panel_layout(panels: int, height: int) -> tuple[int, int, int]:
+    """Rows, columns and side (pixels, even) of ``panels`` square 3D panels beside a frame ``height`` pixels high
+    (a multiple of 4): one panel of the full height, else two rows of half height."""
+    if panels <= 1:
+        return 1, 1, height
+    rows = 2
+    return rows, -(-panels // rows), height // rows
+
+
+class TrackPanels:
+    """Frames of the ``lift`` video: the frame (scaled to ``height``) with each lifted person's H36M-17 2D
+    skeleton and id in their track colour, and beside it one small 3D panel per shown track, in that same colour
+    (:func:`panel_layout`; the tracks in ``shown`` order, row by row). ``tracks``: ``{track id: (kp (L, 17, 2),
+    sc (L, 17), valid (L,), pose3d (L, 17, 3))}`` over the whole clip (frames outside a track's span: not valid)."""
+
+    def __init__(self, tracks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], shown: Sequence[int],
+                 width: int, height: int, kpt_thr: float, panel_height: int | None = None) -> None:
+        from posetokens.inference.visualize import track_colour
+
+        self.tracks, self.shown = tracks, list(shown)
+        self.kpt_thr = kpt_thr
+        hp = panel_height or int(min(max(height, 240), 480))
+        self.height = max(4, hp // 4 * 4)
+        self.scale = self.height / height
+        self.left_w = 2 * round(width * self.scale / 2)  # even widths: mp4v drops an odd column
+        self.rows, self.cols, self.side = panel_layout(len(self.shown), self.height)
+        self.width = self.left_w + self.cols * self.side
+        poses = [np.where((v[:, None, None] & np.isfinite(p)), p, 0) for _, _, v, p in tracks.values()]
+        top = max((float(np.abs(p).max()) for p in poses if p.size), default=0.0)
+        limit = float(np.clip(top * 1.1, 0.5, 10.0))
+        many = len(self.shown) > 1
+        self.renderers = {tid: Pose3DRenderer(self.side, limit, f"id {tid}" if many else f"id {tid}: 3D (m, "
+                                              "root-relative)", track_colour(tid)) for tid in self.shown}
+        self.colours = {tid: track_colour(tid, "bgr") for tid in tracks}
+
+    def render(self, i: int, image: np.ndarray) -> np.ndarray:
+        """The video frame (height, width, 3) BGR of frame ``i`` drawn over ``image`` (the video frame, BGR)."""
+        from posetokens.inference.visualize import draw_skeleton, draw_track_label
+
+        img = image
+        for tid, (kp, sc, valid, _) in self.tracks.items():
+            if valid[i]:
+                img = draw_skeleton(img, kp[i], sc[i], H36M, kpt_thr=self.kpt_thr, channel_order="bgr",
+                                    colour=self.colours[tid][::-1])
+                img = draw_track_label(img, kp[i], f"id {tid}", self.colours[tid], sc[i], self.kpt_thr)
+        out = np.full((self.height, self.width, 3), 255, np.uint8)
+        out[:, :self.left_w] = cv2.resize(img, (self.left_w, self.height), interpolation=cv2.INTER_AREA)
+        for k, tid in enumerate(self.shown):
+            r, c = divmod(k, self.cols)
+            _, _, valid, pose3d = self.tracks[tid]
+            panel = self.renderers[tid].render(pose3d[i] if valid[i] else None,
+                                               f"frame {i}" + ("" if valid[i] else ": not seen"))
+            x = self.left_w + c * self.side
+            out[r * self.side:(r + 1) * self.side, x:x + self.side] = panel
+        return out
+
+
+def _render_video(path: Path, video: Any, n: int, panels: TrackPanels, w: int, h: int, fps: float,
+                  progress: bool = False, timer: Any = None) -> Path:
+    """Write the ``lift`` video of ``n`` frames (:class:`TrackPanels` over the video's frames, or white frames
+    for a json input)."""
     from tqdm import tqdm
 
     from posetokens.inference.api import VideoWriter
-    from posetokens.inference.visualize import draw_skeleton
+    from posetokens.inference.stages import StageTimer
 
-    panel = int(min(max(h, 240), 480))
-    scale = panel / h
-    left_w = 2 * int(round(w * scale / 2))  # even widths: mp4v drops an odd column
-    ok = valid[:, None, None] & np.isfinite(pose3d)
-    limit = float(np.clip(np.abs(np.where(ok, pose3d, 0)).max() * 1.1, 0.5, 10.0))
-    renderer = Pose3DRenderer(panel, limit)
-    writer = VideoWriter(path, fps, (left_w + panel, panel))
-    frames = iter(video) if video is not None else None
+    timer = timer if timer is not None else StageTimer()
+    count = timer.frames == 0  # a json input: no 2D pass counted the frames
+    writer = VideoWriter(path, fps, (panels.width, panels.height))
+    frames = timer.timed(iter(video), "decode") if video is not None else None
     try:
-        for i in tqdm(range(len(records)), disable=not progress, unit="frame", desc=path.name):
+        bar = tqdm(range(n), disable=not progress, unit="frame", desc=path.name)
+        timer.attach(bar)
+        for i in bar:
             img = next(frames).image if frames is not None else np.full((h, w, 3), 255, np.uint8)
-            if valid[i]:
-                img = draw_skeleton(img, kp[i], sc[i], H36M, kpt_thr=kpt_thr, channel_order="bgr")
-            left = cv2.resize(img, (left_w, panel), interpolation=cv2.INTER_AREA)
-            right = renderer.render(pose3d[i] if valid[i] else None,
-                                    f"frame {i}" + ("" if valid[i] else ": no person"))
-            writer.write(np.concatenate((left, right), axis=1))
+            with timer.stage("drawing"):
+                frame = panels.render(i, img)
+            with timer.stage("encode"):
+                writer.write(frame)
+            timer.frame_done(count)
     finally:
         writer.close()
     return path

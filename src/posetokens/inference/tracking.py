@@ -12,6 +12,13 @@ Why our own (about 150 lines) rather than a tracking library: the trackers in li
 ports, ``motpy``, ``norfair``) match boxes only or pull in heavy dependencies; this one adds OKS, needs only
 scipy, and works both frame by frame (:class:`Tracker`, online) and on a whole list of frame records as
 ``infer`` writes them (:func:`track_records`, offline).
+
+:class:`PoseTracker` adds the **detector every N frames** of rtmlib's ``det_frequency``: the person detector
+runs on frames 0, N, 2N, ...; on the frames between, each person's box is carried from their pose of the
+previous frame (:func:`pose_boxes`: the extent of the joints scored at least ``kpt_thr``, grown 1.25x about
+its centre, rtmlib's ``pose_to_bbox`` factor, and moved by the track's velocity), so the 2D model still runs
+on every frame. Two carried boxes that find the same person (their poses' boxes overlap by IoU
+``dedup_iou`` or more) keep only the better-scored pose.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["COCO_SIGMAS", "Tracker", "box_iou", "instance_boxes", "oks_matrix", "track_records", "tracks_of"]
+__all__ = ["COCO_SIGMAS", "PoseTracker", "Tracker", "box_iou", "instance_boxes", "oks_matrix", "pose_boxes",
+           "track_records", "tracks_of"]
 
 #: COCO-17 OKS sigmas (the COCO keypoint evaluation's).
 COCO_SIGMAS: tuple[float, ...] = (0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
@@ -146,7 +154,7 @@ class Tracker:
         self.frame += 1
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         n = len(boxes)
-        kp = None if keypoints is None else np.asarray(keypoints, np.float64).reshape(n, -1, 2)
+        kp = None if keypoints is None or n == 0 else np.asarray(keypoints, np.float64).reshape(n, -1, 2)
         sc = None if keypoint_scores is None or kp is None else np.asarray(keypoint_scores, np.float64).reshape(n, -1)
         ids = np.zeros(n, np.int64)
         matched_det: set[int] = set()
@@ -184,6 +192,97 @@ class Tracker:
         if kp is not None:
             t.keypoints, t.visible = kp.copy(), vis
         t.history.append(self.frame)
+
+
+def pose_boxes(keypoints: np.ndarray, scores: np.ndarray | None = None, kpt_thr: float = 0.0,
+               expansion: float = 1.25, min_joints: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (N, 4) ``[x1, y1, x2, y2]`` of poses (N, K, 2): the extent of the joints scored at least ``kpt_thr``
+    (all joints when ``scores`` is None), grown ``expansion`` times about its centre (rtmlib's ``pose_to_bbox``
+    uses 1.25). Also returns which poses had at least ``min_joints`` such joints (N,) bool; the others get a
+    zero box."""
+    kp = np.asarray(keypoints, np.float64).reshape(len(keypoints), -1, 2)
+    ok = np.isfinite(kp).all(-1)
+    if scores is not None:
+        ok &= np.asarray(scores, np.float64).reshape(kp.shape[:2]) >= kpt_thr
+    enough = ok.sum(-1) >= min_joints
+    lo = np.where(ok[..., None], kp, np.inf).min(axis=1)
+    hi = np.where(ok[..., None], kp, -np.inf).max(axis=1)
+    lo, hi = np.where(enough[:, None], lo, 0.0), np.where(enough[:, None], hi, 0.0)
+    centre, half = (lo + hi) / 2, np.maximum((hi - lo) / 2, 0.5) * expansion
+    boxes = np.where(enough[:, None], np.concatenate((centre - half, centre + half), axis=1), 0.0)
+    return boxes, enough
+
+
+class PoseTracker:
+    """A :class:`Tracker` fed by a person detector that runs every ``det_every`` frames (see the module doc).
+
+    Per frame, in order: :meth:`boxes` (the detector's boxes on frames 0, N, 2N, ..., else the boxes carried
+    from the previous frame's poses), then the 2D model on those boxes, then :meth:`update` with its poses,
+    which returns each person's track id and which poses to keep (all of them on detector frames; on carried
+    frames, duplicates of one person dropped). ``detector(frame) -> (boxes (N, 4), scores (N,))``;
+    ``kpt_thr``: least joint score that counts in a carried box; ``expansion``: the carried box's growth
+    factor; ``tracker_args`` go to :class:`Tracker`.
+    """
+
+    def __init__(self, detector: Any, det_every: int = 1, kpt_thr: float = 0.3, expansion: float = 1.25,
+                 dedup_iou: float = 0.6, **tracker_args: Any) -> None:
+        if isinstance(det_every, bool) or int(det_every) != det_every or det_every < 1:
+            raise ValueError(f"--det-every must be an integer >= 1 (1: the detector on every frame), got {det_every}")
+        self.detector, self.det_every = detector, int(det_every)
+        self.kpt_thr, self.expansion, self.dedup_iou = float(kpt_thr), float(expansion), float(dedup_iou)
+        self.tracker = Tracker(**tracker_args)
+        self.frames = 0  # frames whose boxes were asked for
+        self.detector_frames = 0
+        self.carried = False  # whether the current frame's boxes were carried
+        self._carry: tuple[np.ndarray, np.ndarray] | None = None  # boxes and box scores for the next frame
+
+    @property
+    def needs_feedback(self) -> bool:
+        """Whether a frame's boxes depend on the previous frame's poses (``det_every > 1``): the 2D model must
+        then finish each frame before the next frame's boxes are made."""
+        return self.det_every > 1
+
+    def boxes(self, frame: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The person boxes (N, 4) and scores (N,) of the next frame."""
+        n = self.frames
+        self.frames += 1
+        self.carried = n % self.det_every != 0 and self._carry is not None
+        if not self.carried:
+            self.detector_frames += 1
+            return self.detector(frame)
+        return self._carry  # type: ignore[return-value]
+
+    __call__ = boxes
+
+    def update(self, boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
+               box_scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Track one frame's poses (N, K, 2) with scores (N, K), found in ``boxes`` (N, 4). Returns the track id
+        (N,) of every pose (0 for a dropped one) and the poses kept (N,) bool."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        if len(boxes) == 0:  # nobody in this frame: the tracks age, nothing to carry
+            self.tracker.update(boxes)
+            self._carry = (np.zeros((0, 4)), np.zeros(0))
+            return np.zeros(0, np.int64), np.zeros(0, bool)
+        kp = np.asarray(keypoints, np.float64).reshape(len(boxes), -1, 2)
+        sc = np.asarray(scores, np.float64).reshape(kp.shape[:2])
+        bs = np.ones(len(boxes)) if box_scores is None else np.asarray(box_scores, np.float64).reshape(-1)
+        keep = np.ones(len(boxes), bool)
+        if self.carried and len(boxes) > 1:  # two carried boxes that found one person: keep the better pose
+            pb, _ = pose_boxes(kp, sc, self.kpt_thr, 1.0)
+            iou = box_iou(pb, pb)
+            for i in np.argsort(-np.mean(sc, axis=1), kind="stable"):
+                if keep[i]:
+                    dup = (iou[i] >= self.dedup_iou) & keep
+                    dup[i] = False
+                    keep &= ~dup
+        ids = np.zeros(len(boxes), np.int64)
+        ids[keep] = self.tracker.update(boxes[keep], kp[keep], sc[keep])
+        carry, found = pose_boxes(kp[keep], sc[keep], self.kpt_thr, self.expansion)
+        vel = {t.track_id: t.velocity[:2] for t in self.tracker.tracks}
+        shift = np.array([vel.get(int(i), np.zeros(2)) for i in ids[keep]]).reshape(-1, 2)
+        carry = carry + np.concatenate((shift, shift), axis=1)
+        self._carry = (carry[found], bs[keep][found])
+        return ids, keep
 
 
 def instance_boxes(instances: Sequence[dict[str, Any]]) -> np.ndarray:

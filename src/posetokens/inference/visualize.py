@@ -5,6 +5,8 @@
   pruning layer with the kept visual tokens (patches) at full brightness and the pruned ones dimmed.
 * :func:`tile_images` and :func:`put_caption`: small helpers to compose pictures into one file.
 * :func:`default_kpt_thr`: the least keypoint score drawn when none is given, relative to the codec's scores.
+* :func:`track_colour` and :func:`draw_track_label`: one colour per tracked person (its 2D skeleton, its id and
+  its 3D panel share it).
 
 Colours in metainfo are RGB; every function takes the image's channel order (``"bgr"``, OpenCV's, or
 ``"rgb"``) and returns an image in that same order. Inputs are never modified. Images are uint8; another dtype is
@@ -21,8 +23,48 @@ import numpy as np
 
 from posetokens.data.metainfo import PoseMetaInfo, get_metainfo
 
-__all__ = ["default_kpt_thr", "draw_skeleton", "draw_kept_tokens", "tile_images", "put_caption",
-           "denormalize_image"]
+__all__ = [
+    "TRACK_COLOURS",
+    "default_kpt_thr",
+    "denormalize_image",
+    "draw_kept_tokens",
+    "draw_skeleton",
+    "draw_track_label",
+    "put_caption",
+    "tile_images",
+    "track_colour",
+]
+
+#: RGB colours of tracked people (Tableau 10, well apart from each other); id ``i`` gets ``TRACK_COLOURS[(i - 1) % 10]``.
+TRACK_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+    (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+
+
+def track_colour(track_id: int, channel_order: str = "rgb") -> tuple[int, int, int]:
+    """The colour of track ``track_id`` (ids from 1), in ``channel_order``."""
+    _check_order(channel_order)
+    return _colour(TRACK_COLOURS[(int(track_id) - 1) % len(TRACK_COLOURS)], channel_order)
+
+
+def draw_track_label(image: np.ndarray, keypoints: np.ndarray, text: str, colour: tuple[int, int, int],
+                     scores: np.ndarray | None = None, kpt_thr: float = 0.0) -> np.ndarray:
+    """``image`` (a copy) with ``text`` on a ``colour`` tag just above the top of a pose's confident keypoints
+    (K, 2); ``colour`` in the image's channel order."""
+    img = _as_uint8_rgb3(image).copy()
+    kp = np.asarray(keypoints, np.float64).reshape(-1, 2)
+    ok = np.isfinite(kp).all(axis=1) & (np.ones(len(kp), bool) if scores is None
+                                       else np.asarray(scores, np.float64).reshape(-1) >= kpt_thr)
+    if not ok.any():
+        return img
+    h, w = img.shape[:2]
+    scale = max(0.4, min(h, w) / 900)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x = int(np.clip(kp[ok, 0].mean() - tw / 2, 0, max(0, w - tw - 4)))
+    y = int(np.clip(kp[ok, 1].min() - 8, th + base + 2, h - 2))
+    cv2.rectangle(img, (x, y - th - base - 2), (x + tw + 4, y + 2), tuple(int(c) for c in colour), -1)
+    cv2.putText(img, text, (x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return img
 
 
 def default_kpt_thr(score_scale: float = 1.0) -> float:
@@ -87,6 +129,7 @@ def draw_skeleton(
     radius: int | None = None,
     thickness: int | None = None,
     channel_order: str = "bgr",
+    colour: tuple[int, int, int] | None = None,
 ) -> np.ndarray:
     """Draw people's keypoints and skeleton links on a copy of ``image``.
 
@@ -99,6 +142,7 @@ def draw_skeleton(
         kpt_thr: score threshold.
         radius, thickness: keypoint radius and link width in pixels (default: from the image size).
         channel_order: ``"bgr"`` or ``"rgb"``, the order of ``image`` and of the result.
+        colour: one RGB colour for every link and keypoint (a tracked person's), instead of the metainfo's.
     Returns:
         The (H, W, 3) uint8 image with anti-aliased drawings.
     """
@@ -119,6 +163,9 @@ def draw_skeleton(
     mult = 1 << shift
     kcol = [_colour(c, channel_order) for c in meta.keypoint_colors]
     lcol = [_colour(c, channel_order) for c in meta.link_colors]
+    if colour is not None:
+        kcol = [_colour(colour, channel_order)] * len(kcol)
+        lcol = [_colour(colour, channel_order)] * len(lcol)
     for person, conf in zip(kpts, sc):
         ok = np.isfinite(person[:, :2]).all(axis=1) & (conf >= kpt_thr)
         fixed = np.round(np.nan_to_num(person[:, :2]) * mult).astype(np.int64)
