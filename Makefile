@@ -1,10 +1,10 @@
-# `make quickstart`, `make test` and `make mutate` each create .venv when it is missing, install the package, then run.
+# `make quickstart`, `make test`, `make mutate` and `make docs` each create .venv when it is missing, install the package, then run.
 PY      ?= python3
 VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: quickstart test test-slow mutate venv clean
+.PHONY: quickstart test test-slow mutate docs venv clean
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(VPY):
 $(STAMP): $(VPY) pyproject.toml
 	$(VPY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 	$(VPY) -c "import torch" 2>/dev/null || $(VPY) -m pip install -q torch==2.13.0
-	$(VPY) -m pip install -q -e ".[dev]"
+	$(VPY) -m pip install -q -e ".[dev,docs]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -30,6 +30,11 @@ test-slow: $(STAMP)
 # one planted bug per claim, each in a throw-away copy; the fast tests that guard the claim must fail (docs/testing.md)
 mutate: $(STAMP)
 	$(VPY) scripts/mutate.py
+
+# the documentation site (mkdocs.yml) into build/site; strict: a broken link, a page left out of the navigation
+# or an API name that no longer exists fails the build (docs/contributing.md)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VPY) -m mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
