@@ -252,8 +252,10 @@ class Pose3DRenderer:
             ax.set_xticklabels([])
             ax.set_yticklabels([])
             ax.set_zticklabels([])
-        ax.set_title(title, fontsize=9 if not small else 8, color=None if colour is None else
-                     tuple(c / 255 for c in colour), fontweight="bold" if colour is not None else None)
+        # a figure-level title, top-aligned inside the canvas: a 3D axes' own title sits above its box and is cut off
+        self.fig.text(0.5, 0.995, title, ha="center", va="top", fontsize=9 if not small else 8,
+                      color=None if colour is None else tuple(c / 255 for c in colour),
+                      fontweight="bold" if colour is not None else None)
         colours = [tuple(c / 255 for c in (colour or rgb)) for rgb in H36M.link_colors]
         self.lines = [ax.plot([0, 0], [0, 0], [0, 0], color=c, lw=2)[0] for c in colours]
         self.text = ax.text2D(0.02, 0.02, "", transform=ax.transAxes, fontsize=8)
