@@ -164,7 +164,10 @@ def test_bone_ratios_across_dataset(dataset: tuple[Path, dict]) -> None:
 
 def test_generate_splits_and_cli(tmp_path: Path) -> None:
     paths = syn.generate_splits(tmp_path / "d", num_train=4, num_val=3, seed=2, image_size=(128, 128))
-    assert json.loads(paths["train_ann"].read_text())["images"][0]["file_name"] == "000000.jpg"
+    images = json.loads(paths["train_ann"].read_text())["images"]
+    assert images[0]["file_name"] == "000001.jpg"
+    # COCO's convention, which infer's image_id_from_name relies on: a file's digits are its image id
+    assert all(int(Path(im["file_name"]).stem) == im["id"] for im in images)
     assert len(list(paths["train_img_dir"].glob("*.jpg"))) == 4
     assert len(list(paths["val_img_dir"].glob("*.jpg"))) == 3
     gt = COCO(str(paths["val_ann"]))
@@ -193,6 +196,27 @@ def test_parallel_generation_matches_serial(tmp_path: Path) -> None:
     a = syn.generate_dataset(tmp_path / "serial", 4, seed=9, image_size=(128, 128), workers=1)
     b = syn.generate_dataset(tmp_path / "parallel", 4, seed=9, image_size=(128, 128), workers=2)
     assert a.read_bytes() == b.read_bytes()
-    for name in ("000000.jpg", "000003.jpg"):
+    for name in ("000001.jpg", "000004.jpg"):
         serial = (tmp_path / "serial" / "train" / name).read_bytes()
         assert serial == (tmp_path / "parallel" / "train" / name).read_bytes()
+
+
+def test_infer_gives_each_synthetic_image_its_own_boxes(tmp_path: Path) -> None:
+    """``infer --boxes`` on the synthetic val split: the boxes drawn on each image file are the ones the
+    detections file gives to that file's ``image_id`` in the ground truth (a file named from 0 while ids count
+    from 1 gave each image the next one's boxes)."""
+    from posetokens.cli import main as cli
+
+    paths = syn.generate_splits(tmp_path / "d", num_train=1, num_val=4, seed=3, image_size=(128, 128))
+    dets = json.loads(paths["val_det"].read_text())
+    by_image: dict[int, list[list[float]]] = {}
+    for d in dets:
+        by_image.setdefault(d["image_id"], []).append(d["bbox"])
+    out = tmp_path / "out"
+    assert cli(["infer", str(paths["val_img_dir"]), "--model", "tokenpose_s_coco_256x192", "--boxes",
+                str(paths["val_det"]), "--bbox-thr", "0", "--out", str(out), "--no-draw"]) == 0
+    for im in json.loads(paths["val_ann"].read_text())["images"]:
+        rec = json.loads((out / f"{Path(im['file_name']).stem}.json").read_text())
+        got = sorted(tuple(np.round(i["bbox"], 2)) for i in rec["instances"])
+        want = sorted(tuple(np.round([x, y, x + w, y + h], 2)) for x, y, w, h in by_image.get(im["id"], []))
+        assert len(got) == len(want) and np.allclose(got, want, atol=0.02), im["file_name"]

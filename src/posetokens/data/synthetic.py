@@ -1017,7 +1017,8 @@ def generate_dataset(
     """Write ``num_images`` images to ``out_dir/<split_name>/`` and their COCO keypoint json.
 
     The annotation file is ``out_dir/<split_name>.json`` (its ``file_name`` fields are
-    relative to the image folder); its path is returned.  The same arguments always give a
+    relative to the image folder; the digits of each file name are its ``image_id``, counted from 1, so
+    ``infer --boxes`` and COCO tools agree on which image a box belongs to); its path is returned.  The same arguments always give a
     byte-identical json and identical images.  ``workers > 1`` renders in processes.
     """
     out_dir = Path(out_dir)
@@ -1025,7 +1026,7 @@ def generate_dataset(
     img_dir.mkdir(parents=True, exist_ok=True)
     ext = ext.lower().lstrip(".")
     size = (int(image_size[0]), int(image_size[1]))
-    names = [f"{i:06d}.{ext}" for i in range(num_images)]
+    names = [f"{i + 1:06d}.{ext}" for i in range(num_images)]  # the digits are the image id, as in COCO
     jobs = [(int(seed), i, size, split_name, str(img_dir / names[i]), ext) for i in range(num_images)]
     if workers > 1 and num_images > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:

@@ -208,7 +208,7 @@ class SyntheticClip:
         rendered = rendered if rendered is not None else [self.render_frame(t) for t in frames]
         images, anns = [], []
         for t, rf in zip(frames, rendered):
-            images.append({"id": t + 1, "file_name": f"{t:06d}.png", "width": self.width, "height": self.height})
+            images.append({"id": t + 1, "file_name": f"{t + 1:06d}.png", "width": self.width, "height": self.height})
             for p in range(len(self.ids)):
                 num = int(np.count_nonzero(rf.keypoints_coco[p, :, 2]))
                 if num == 0 or rf.areas[p] <= 0:
