@@ -7,8 +7,9 @@ the same indices, and tools (parity, the kept-token pictures) can read them.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -158,7 +159,7 @@ def dpc_knn_score(x: Tensor, k: int = 2, noise: Tensor | None = None) -> Tensor:
     * ``noise`` None (the library default): deterministic. Exact float64 distances, and exact density
       ties broken by frame index: of two equally dense tokens, the earlier one counts as denser.
     """
-    b, n, c = x.shape
+    n, c = x.shape[1:]
     if noise is not None:
         dist = torch.cdist(x, x) / c**0.5
         near = dist.topk(k, dim=-1, largest=False).values
@@ -196,13 +197,18 @@ def _top_desc(score: Tensor, k: int) -> Tensor:
     return torch.sort(score, dim=-1, descending=True, stable=True).indices[:, :k]
 
 
-def select_frames(score: Tensor, keep: int, center: int | None = None) -> Tensor:
+def select_frames(score: Tensor, keep: int, center: int | Tensor | None = None) -> Tensor:
     """Indices (B, keep) of the highest scores, sorted ascending (temporal order).
 
     With ``center`` (seq2frame TPC), that frame is always kept: its score is excluded, the top
-    ``keep - 1`` are taken and the centre is appended before sorting. Equal scores keep the earlier frame.
+    ``keep - 1`` are taken and the centre is appended before sorting (an int, or one per row (B,) or (B, 1)).
+    Equal scores keep the earlier frame.
     """
-    if center is not None:
+    if isinstance(center, Tensor):  # one centre per row (a later stage: its position among the present frames)
+        col = center.reshape(-1, 1).to(torch.long).expand(score.shape[0], 1)
+        top = _top_desc(score.scatter(1, col, float("-inf")), keep - 1)
+        top = torch.cat((top, col), dim=1)
+    elif center is not None:
         score = score.clone()
         score[:, center] = float("-inf")
         top = _top_desc(score, keep - 1)
@@ -280,6 +286,39 @@ class TokenRecoveryAttention(torch.nn.Module):
         return q + self.attn(q, x, x)  # broadcast over the B' sequences
 
 
+FRAME_STRATEGIES = ("cluster", "uniform", "attention", "motion")
+
+
+@dataclass(frozen=True)
+class PruneStage:
+    """One frame-pruning stage: before block ``layer``, keep ``keep`` of the frames still present, chosen by
+    ``strategy`` (``cluster`` | ``uniform`` | ``attention`` | ``motion``, as in :class:`FramePruneCfg`)."""
+
+    layer: int
+    keep: int
+    strategy: str = "cluster"
+
+    def __post_init__(self) -> None:
+        if self.strategy not in FRAME_STRATEGIES:
+            raise ValueError(f"PruneStage.strategy: unknown {self.strategy!r}; known: {list(FRAME_STRATEGIES)}")
+        if self.keep < 1 or self.layer < 0:
+            raise ValueError(f"PruneStage: keep must be >= 1 and layer >= 0, got keep={self.keep}, layer={self.layer}")
+
+
+def _as_stage(value: object, where: str) -> PruneStage:
+    """A :class:`PruneStage` from itself, a mapping ``{layer, keep, strategy}`` or a (layer, keep[, strategy])."""
+    if isinstance(value, PruneStage):
+        return value
+    try:
+        if isinstance(value, Mapping):
+            return PruneStage(**value)
+        if isinstance(value, (list, tuple)) and 2 <= len(value) <= 3:
+            return PruneStage(*value)
+    except TypeError as e:
+        raise ValueError(f"{where}: {e}") from None
+    raise ValueError(f"{where}: expected a stage {{layer, keep, strategy}}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class FramePruneCfg:
     """Where and how a video transformer keeps T of its F frames, and how it recovers them (HoT).
@@ -288,6 +327,12 @@ class FramePruneCfg:
     (frames receiving the most attention in the block before the pruning point) | ``motion`` (frames whose
     input pose changes most). ``recovery``: ``attention`` (token recovering attention) | ``nearest`` |
     ``linear`` | ``none`` (seq2frame: the model outputs the kept frames; the centre frame is always kept).
+
+    Multi-stage (H2OT-style) schedules: ``(strategy, keep, layer)`` is the first stage and ``extra_stages``
+    the later ones (:class:`PruneStage`, or mappings / (layer, keep, strategy) tuples), each at a later layer
+    keeping fewer of the frames still present; one recovery follows the last. :meth:`from_stages` builds one
+    from the whole list, :attr:`stages` reads it back. A later stage chooses among the frames the previous
+    one kept (``motion`` scores the input poses of those frames as a sequence; seq2frame keeps the centre).
     """
 
     strategy: str = "none"
@@ -295,18 +340,58 @@ class FramePruneCfg:
     layer: int = 3  # prune before this block / level
     k: int = 2
     recovery: str = "attention"
-    pos_embed: bool = True  # learnable positional embedding for the kept tokens (HoT; not TPC-only)
+    pos_embed: bool = True  # learnable positional embedding for the kept tokens (HoT; not TPC-only), per stage
+    extra_stages: tuple[PruneStage, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.strategy not in ("none", "cluster", "uniform", "attention", "motion"):
+        if self.strategy not in ("none", *FRAME_STRATEGIES):
             raise ValueError(f"FramePruneCfg.strategy: unknown {self.strategy!r}")
         if self.recovery not in ("attention", "nearest", "linear", "none"):
             raise ValueError(f"FramePruneCfg.recovery: unknown {self.recovery!r}")
+        if isinstance(self.extra_stages, (PruneStage, Mapping)):
+            raise ValueError(f"FramePruneCfg.extra_stages: expected a list of stages, got {self.extra_stages!r}")  # noqa: TRY004
+        extra = tuple(_as_stage(s, f"FramePruneCfg.extra_stages[{i}]") for i, s in enumerate(self.extra_stages))
+        object.__setattr__(self, "extra_stages", extra)  # normalised (YAML and checkpoints give mappings)
+        if extra and not self.active:
+            raise ValueError("FramePruneCfg.extra_stages: strategy 'none' has no first stage for them to follow")
+        stages = self.stages
+        if any(b.layer <= a.layer for a, b in itertools.pairwise(stages)):
+            raise ValueError(f"FramePruneCfg: stage layers must increase, got {[s.layer for s in stages]}")
+        if any(b.keep >= a.keep for a, b in itertools.pairwise(stages)):
+            raise ValueError(f"FramePruneCfg: kept frames must decrease from stage to stage, got {[s.keep for s in stages]}")
+
+    @classmethod
+    def from_stages(cls, stages: Sequence[PruneStage | Mapping | Sequence], **kwargs: object) -> FramePruneCfg:
+        """A schedule from its whole list of stages, e.g. ``from_stages([(3, 81, "cluster"), (5, 27, "cluster")])``;
+        ``kwargs`` set the other fields (``recovery``, ``k``, ``pos_embed``)."""
+        if not stages:
+            raise ValueError("FramePruneCfg.from_stages: give at least one stage")
+        first, *rest = (_as_stage(s, f"FramePruneCfg.from_stages[{i}]") for i, s in enumerate(stages))
+        return cls(strategy=first.strategy, keep=first.keep, layer=first.layer, extra_stages=tuple(rest), **kwargs)
 
     @property
     def active(self) -> bool:
         """Whether frames are pruned at all."""
         return self.strategy != "none"
+
+    @property
+    def stages(self) -> tuple[PruneStage, ...]:
+        """Every pruning stage in order, the first from ``(layer, keep, strategy)``; () when nothing is pruned."""
+        if not self.active:
+            return ()
+        return (PruneStage(self.layer, self.keep, self.strategy), *self.extra_stages)
+
+    @property
+    def final_keep(self) -> int:
+        """Frames present after the last stage: what the recovery reads, or the seq2frame output length."""
+        return self.extra_stages[-1].keep if self.extra_stages else self.keep
+
+
+def _center_column(center: int | Tensor, like: Tensor) -> Tensor:
+    """The centre frame(s) as a (B, 1) column of ``like``'s dtype: an int for every row, or (B,) / (B, 1)."""
+    if isinstance(center, Tensor):
+        return center.reshape(-1, 1).to(like.dtype).expand(like.shape[0], 1)
+    return torch.full_like(like[:, :1], center)
 
 
 def choose_frames(
@@ -316,36 +401,111 @@ def choose_frames(
     poses: Tensor | None = None,
     attn_received: Tensor | None = None,
     noise: Tensor | None = None,
-    center: int | None = None,
+    center: int | Tensor | None = None,
+    stage: int = 0,
+    include: Tensor | None = None,
 ) -> Tensor:
-    """Sorted indices (B, keep) of the frames ``cfg.strategy`` keeps.
+    """Sorted indices (B, keep) of the frames stage ``stage`` of ``cfg`` keeps (the first stage by default).
 
     ``tokens`` (B, F, C) are the per-frame tokens at the pruning point (cluster); ``poses`` (B, F, J, D) the
     input poses (motion); ``attn_received`` (B, F) the attention each frame received (attention);
     ``noise`` (B, F) switches the cluster to the official numerics (see :func:`dpc_knn_score`);
-    ``center`` keeps that frame (seq2frame).
+    ``center`` keeps that frame (seq2frame; an int, or one per row (B,) as at later stages);
+    ``include`` (B, F) bool marks frames that must be kept (the rest is filled by the strategy's ranking).
     """
+    if not cfg.active:
+        raise ValueError("choose_frames: strategy 'none' keeps every frame")
+    if not 0 <= stage < len(cfg.stages):
+        raise ValueError(f"choose_frames: stage {stage} out of range for {len(cfg.stages)} stage(s)")
+    strategy, keep = cfg.stages[stage].strategy, cfg.stages[stage].keep
     with torch.no_grad():
-        if cfg.strategy == "cluster":
+        if strategy == "cluster":
             score = dpc_knn_score(tokens, cfg.k, noise)
-        elif cfg.strategy == "motion":
+        elif strategy == "motion":
             if poses is None:
                 raise ValueError("choose_frames: strategy 'motion' needs the input poses")
             score = motion_score(poses)
-        elif cfg.strategy == "attention":
+        elif strategy == "attention":
             if attn_received is None:
                 raise ValueError("choose_frames: strategy 'attention' needs the attention each frame received")
             score = attn_received
-        elif cfg.strategy == "uniform":
+        else:  # uniform
             b, f = tokens.shape[:2]
-            idx = uniform_frame_indices(f, cfg.keep, b, tokens.device)
-            if center is not None:  # the last frame gives way to the centre unless it is kept already
-                swapped = torch.cat((idx[:, :-1], torch.full_like(idx[:, :1], center)), 1).sort(dim=1).values
-                idx = torch.where((idx == center).any(dim=1, keepdim=True), idx, swapped)  # no host sync
-            return idx
-        else:
-            raise ValueError("choose_frames: strategy 'none' keeps every frame")
-        return select_frames(score, cfg.keep, center)
+            idx = uniform_frame_indices(f, keep, b, tokens.device)
+            if include is not None:  # the grid frames rank first after the forced ones
+                score = torch.zeros(b, f, device=tokens.device).scatter(1, idx, 1.0)
+            else:
+                if center is not None:  # the last frame gives way to the centre unless it is kept already
+                    col = _center_column(center, idx)
+                    swapped = torch.cat((idx[:, :-1], col), 1).sort(dim=1).values
+                    idx = torch.where((idx == col).any(dim=1, keepdim=True), idx, swapped)  # no host sync
+                return idx
+        if include is not None:  # forced frames first (the centre is among them when it must be kept)
+            return select_frames(score.masked_fill(include, float("inf")), keep)
+        return select_frames(score, keep, center)
+
+
+def prune_step(
+    cfg: FramePruneCfg,
+    stage: int,
+    tokens: Tensor | None,
+    index: Tensor | None,
+    *,
+    poses: Tensor | None = None,
+    attn_received: Tensor | None = None,
+    noise: Tensor | None = None,
+    center: int | None = None,
+    forced: Tensor | Sequence[Tensor] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Run stage ``stage`` of ``cfg`` on the frames still present; returns ``(local, index)``.
+
+    ``tokens`` (B, T, C) hold one token per present frame (the cluster scores them), ``index`` (B, T) the
+    original frame of each (None at the first stage: all F frames in order); ``attn_received`` (B, T) is over
+    the present frames. ``poses`` (B, F, J, D), ``noise`` (B, F) and ``center`` refer to the original frames
+    and are gathered here. ``local`` (B, T') are the positions to gather from the present tokens, ``index``
+    (B, T') their original frames, both ascending.
+
+    ``forced`` fixes the choice: one (B, T_s) tensor of original frames per stage (every stage forced), or one
+    tensor of the final kept frames (B, T_last) (the last stage keeps exactly those; an earlier one keeps
+    them plus the best-ranked others, so a flip pass can reuse a plain pass's output frames). Forced frames
+    must be among those present. With one stage, a forced tensor is used as given (as HoT's flip pass).
+    """
+    last = stage == len(cfg.stages) - 1
+    target: Tensor | None = None
+    if isinstance(forced, Tensor):
+        target = forced if last else None
+    elif forced is not None:
+        target = forced[stage]
+    if target is not None:
+        if index is None:
+            return target, target
+        return torch.searchsorted(index, target), target
+    if index is not None:
+        poses = gather_tokens(poses, index) if poses is not None else None
+        noise = noise.gather(1, index) if noise is not None else None
+        center = (index < center).sum(dim=1, keepdim=True) if center is not None else None  # its position
+    include = None
+    if isinstance(forced, Tensor):  # an earlier stage of a forced multi-stage pass
+        present = index if index is not None else torch.arange(tokens.shape[1], device=forced.device)[None]
+        include = (present[:, :, None] == forced[:, None, :]).any(dim=-1)
+        center = None  # the centre is among the forced final frames
+    local = choose_frames(
+        cfg, tokens, poses=poses, attn_received=attn_received, noise=noise, center=center, stage=stage, include=include
+    )
+    return local, (local if index is None else index.gather(1, local))
+
+
+def check_stage_index(cfg: FramePruneCfg, keep_index: Sequence[Tensor], batch: int, name: str) -> tuple[Tensor, ...]:
+    """Validate per-stage forced frames (one (B, T_s) integer tensor per stage of ``cfg``); sorted, as int64."""
+    want = [(batch, s.keep) for s in cfg.stages]
+    got = [(tuple(t.shape), t.dtype) if isinstance(t, Tensor) else type(t).__name__ for t in keep_index]
+    ok = len(got) == len(want) and all(
+        isinstance(t, Tensor) and tuple(t.shape) == w and t.dtype in (torch.int64, torch.int32)
+        for t, w in zip(keep_index, want)
+    )
+    if not ok:
+        raise ValueError(f"{name}: keep_index per stage must be integer tensors of shapes {want}, got {got}")
+    return tuple(t.long().sort(dim=1).values for t in keep_index)
 
 
 def read_center_frame(out: Tensor, index: Tensor, center: int) -> Tensor:

@@ -15,7 +15,8 @@ TPC (``cfg.prune``): before SHR block ``prune.layer`` the model keeps ``prune.ke
 centre always among them) and regresses only those (seq2frame; no recovery). ``forward_frames`` returns
 every output frame (all F for MHFormer, as the official model and its all-frame training loss; the T kept
 ones for TPC) with the kept indices; ``forward`` the centre frame (MHFormer) or the kept frames (TPC);
-``forward_center`` the centre frame of either.
+``forward_center`` the centre frame of either. Multi-stage schedules (``prune.extra_stages``, H2OT-style)
+prune again before later SHR blocks (or the CHI block), the centre kept at every stage.
 
 Sections: config -> blocks -> model -> official checkpoint conversion -> family registration -> variants.
 """
@@ -37,9 +38,10 @@ from posetokens.layers import (
     CrossAttention,
     FramePruneCfg,
     Mlp,
-    choose_frames,
+    check_stage_index,
     drop_path,
     gather_tokens,
+    prune_step,
     read_center_frame,
 )
 from posetokens.models._lifting import LiftOutput, check_clip
@@ -120,6 +122,11 @@ class MHFormerCfg:
             )
         if p.strategy == "attention" and p.layer == 0:
             raise ValueError("MHFormerCfg.prune: strategy 'attention' needs an SHR block before the pruning point (layer >= 1)")
+        if p.extra_stages and p.extra_stages[-1].layer > self.shr_depth:
+            raise ValueError(
+                f"MHFormerCfg.prune.extra_stages: layer {p.extra_stages[-1].layer} must be in [1, {self.shr_depth}] "
+                f"(before an SHR block, or {self.shr_depth} for before the CHI block)"
+            )
 
 
 class MHFormerTrace(NamedTuple):
@@ -127,7 +134,8 @@ class MHFormerTrace(NamedTuple):
 
     out: Tensor  # (B, F, J', 3), or (B, T, J', 3) over the kept frames
     index: Tensor | None  # (B, T) kept frames, ascending; None without pruning
-    tokens: Tensor | None  # (B, F, 3C) concatenated hypotheses at the pruning point; None without pruning
+    tokens: Tensor | None  # (B, F, 3C) concatenated hypotheses at the (first) pruning point; None without pruning
+    stage_index: tuple[Tensor, ...] | None = None  # kept frames after each stage (index is the last)
 
 
 # --------------------------------------------------------------------------------------------- blocks
@@ -147,7 +155,7 @@ class MHGEncoder(nn.Module):
         f = cfg.num_frames
         self.drop, self.dpr = cfg.drop_rate, torch.linspace(0, cfg.drop_path_rate, cfg.mhg_depth).tolist()
         self.pos_embed = nn.Parameter(torch.zeros(1, 2 * cfg.num_joints, f))
-        hidden = int(round(f * cfg.mhg_mlp_ratio))
+        hidden = round(f * cfg.mhg_mlp_ratio)
         self.blocks = nn.ModuleList(
             Block(f, cfg.mhg_heads, hidden, qkv_bias=True, eps=1e-6) for _ in range(cfg.mhg_depth)
         )
@@ -253,6 +261,11 @@ class MHFormer(nn.Module):
         self.pruned_pos_embed = (
             nn.Parameter(torch.zeros(1, p.keep, NUM_HYPOTHESES * c)) if p.active and p.pos_embed else None
         )
+        self.stage_pos_embeds = (  # one per later stage (multi-stage schedules only)
+            nn.ParameterList(nn.Parameter(torch.zeros(1, st.keep, NUM_HYPOTHESES * c)) for st in p.extra_stages)
+            if p.extra_stages and p.pos_embed
+            else None
+        )
         dpr = torch.linspace(0, cfg.drop_path_rate, cfg.shr_depth + cfg.chi_depth).tolist()
         self.shr_blocks = nn.ModuleList(
             SHRBlock(c, cfg.heads, cfg.d_hid, cfg.drop_rate, dpr[i]) for i in range(cfg.shr_depth)
@@ -293,12 +306,13 @@ class MHFormer(nn.Module):
         """Every output frame: MHFormer (B, F, J', 3) with ``index`` None; TPC (B, T, J', 3) over the kept
         frames ``index`` (B, T), ascending, centre included.
 
-        ``keep_index`` (B, T) forces the kept frames (the official flip pass reuses the plain pass's);
+        ``keep_index`` (B, T) forces the kept frames (the official flip pass reuses the plain pass's; with a
+        multi-stage schedule the final frames, or a tuple of one (B, T_s) per stage);
         ``noise`` (B, F) U[0,1) switches the cluster to the official numerics (see ``dpc_knn_score``; unused
         with ``keep_index``); without it the selection is deterministic (ties broken by frame index).
         """
-        out, index, _ = self._forward(x, keep_index, noise, trace=False)
-        return LiftOutput(out, index)
+        res = self._forward(x, keep_index, noise, trace=False)
+        return LiftOutput(res.out, res.index)
 
     def forward_trace(self, x: Tensor, keep_index: Tensor | None = None, noise: Tensor | None = None) -> MHFormerTrace:
         """Like :meth:`forward_frames`, also returning the tokens the frame pruner scored."""
@@ -312,11 +326,15 @@ class MHFormer(nn.Module):
         if keep_index is not None:
             if not p.active:
                 raise ValueError("MHFormer.forward: keep_index needs a pruning config (cfg.prune)")
-            if keep_index.dim() != 2 or tuple(keep_index.shape) != (b, p.keep) or keep_index.is_floating_point():
+            if isinstance(keep_index, (tuple, list)):
+                keep_index = check_stage_index(p, keep_index, b, "MHFormer.forward")
+            elif keep_index.dim() != 2 or tuple(keep_index.shape) != (b, p.final_keep) or keep_index.is_floating_point():
                 raise ValueError(
-                    f"MHFormer.forward: keep_index must be integer (B={b}, T={p.keep}), got "
+                    f"MHFormer.forward: keep_index must be integer (B={b}, T={p.final_keep}), got "
                     f"{tuple(keep_index.shape)} {keep_index.dtype}"
                 )
+            elif p.extra_stages:
+                keep_index = keep_index.long().sort(dim=1).values  # prune_step's forced frames are ascending
         if noise is not None:
             if p.strategy != "cluster":
                 raise ValueError(f"MHFormer.forward: noise is only used by the cluster strategy, not {p.strategy!r}")
@@ -335,31 +353,43 @@ class MHFormer(nn.Module):
         index: Tensor | None = None
         tokens: Tensor | None = None
         received: Tensor | None = None
-        want_received = p.strategy == "attention" and keep_index is None
-        for i, blk in enumerate(self.shr_blocks):
-            if p.active and i == p.layer:
-                tokens = x if trace else None
-                x, index = self._prune(x, poses, received, keep_index, noise)
-            x, received = blk(x, received=want_received and i == p.layer - 1)
-        if p.active and p.layer == len(self.shr_blocks):
-            tokens = x if trace else None
-            x, index = self._prune(x, poses, received, keep_index, noise)
+        stages = p.stages
+        at = {st.layer: n for n, st in enumerate(stages)}
+        # stages that rank frames themselves: all without keep_index, the earlier ones when only the last is forced
+        scored = [keep_index is None or (isinstance(keep_index, Tensor) and n < len(stages) - 1) for n in range(len(stages))]
+        record_at = {st.layer - 1 for n, st in enumerate(stages) if st.strategy == "attention" and scored[n]}
+        kept: list[Tensor] = []
+        for i in range(len(self.shr_blocks) + 1):
+            n = at.get(i)
+            if n is not None:
+                if n == 0:
+                    tokens = x if trace else None
+                x, index = self._prune(x, poses, received, keep_index, noise, n, index)
+                kept.append(index)
+            if i < len(self.shr_blocks):
+                x, received = self.shr_blocks[i](x, received=i in record_at)
         for blk in self.chi_blocks:
             x = blk(x)
         x = self.head(self.norm(x).transpose(1, 2))  # (B, 3J', N), channel 3j + c
         out = x.reshape(b, cfg.num_out_joints, 3, -1).permute(0, 3, 1, 2)
-        return MHFormerTrace(out, index, tokens)
+        return MHFormerTrace(out, index, tokens, tuple(kept) or None)
 
     def _prune(
-        self, x: Tensor, poses: Tensor, received: Tensor | None, keep_index: Tensor | None, noise: Tensor | None
+        self, x: Tensor, poses: Tensor, received: Tensor | None, keep_index: Tensor | tuple[Tensor, ...] | None,
+        noise: Tensor | None, stage: int = 0, index: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        p = self.cfg.prune
-        if keep_index is None:
-            keep_index = choose_frames(p, x, poses=poses, attn_received=received, noise=noise, center=self.center)
-        x = gather_tokens(x, keep_index)
-        if self.pruned_pos_embed is not None:
-            x = x + self.pruned_pos_embed
-        return x, keep_index
+        """Stage ``stage`` on the present frame tokens ``x`` (B, T, 3C) of original frames ``index`` (None: all)."""
+        local, index = prune_step(
+            self.cfg.prune, stage, x, index, poses=poses, attn_received=received, noise=noise, center=self.center,
+            forced=keep_index,
+        )
+        x = gather_tokens(x, local)
+        pos = self.pruned_pos_embed if stage == 0 else (
+            self.stage_pos_embeds[stage - 1] if self.stage_pos_embeds is not None else None
+        )
+        if pos is not None:
+            x = x + pos
+        return x, index
 
 
 # ------------------------------------------------------------------------- official checkpoint conversion

@@ -11,6 +11,8 @@ Layout of a forward pass (spec: ``shared/specs/hot.md``), on a clip x (B, F, J, 
 3. HoT / TPC: before step ``prune.layer`` the model keeps T of the F frames (``FramePruneCfg.strategy``:
    the token pruning cluster on the joint-mean frame tokens, uniform, attention received in the previous
    temporal block, or input motion); HoT adds a learnable (1, T, C) embedding to every joint's kept sequence.
+   Multi-stage schedules (``prune.extra_stages``, H2OT-style) prune again before later steps, each stage with
+   its own embedding, and recover once at the end.
 4. Recovery (seq2seq): token recovering attention from F learnable queries (HoT), or nearest / linear
    interpolation along time. ``recovery='none'`` is TPC's seq2frame mode: the centre frame is always kept
    and the model outputs the T kept frames.
@@ -28,8 +30,15 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from posetokens.layers import Block, FramePruneCfg, TokenRecoveryAttention, choose_frames, gather_tokens
-from posetokens.layers import recover_by_interpolation
+from posetokens.layers import (
+    Block,
+    FramePruneCfg,
+    TokenRecoveryAttention,
+    check_stage_index,
+    gather_tokens,
+    prune_step,
+    recover_by_interpolation,
+)
 from posetokens.models._lifting import LiftOutput, check_clip
 from posetokens.registry import Family, PaperRow, register_family, register_model
 
@@ -69,6 +78,11 @@ class MixSTECfg:
                 )
             if not 1 <= p.keep <= self.num_frames:
                 raise ValueError(f"MixSTECfg.prune.keep {p.keep} must be in [1, {self.num_frames}]")
+            if p.extra_stages and p.extra_stages[-1].layer >= self.depth:
+                raise ValueError(
+                    f"MixSTECfg.prune.extra_stages: layer {p.extra_stages[-1].layer} out of range: frames are pruned "
+                    f"before a step 1..{self.depth - 1}"
+                )
 
     @property
     def seq2frame(self) -> bool:
@@ -83,11 +97,13 @@ class MixSTECfg:
 
 class MixSTETrace(NamedTuple):
     """A forward pass with what the frame selection saw: ``tokens`` (B, F, C), the joint-mean frame tokens
-    entering the pruning step (None when nothing is pruned)."""
+    entering the (first) pruning step (None when nothing is pruned); ``stage_index`` the original frames kept
+    after each stage (``index`` is the last; pass them as ``keep_index`` to force every stage)."""
 
     out: Tensor
     index: Tensor | None
     tokens: Tensor | None
+    stage_index: tuple[Tensor, ...] | None = None
 
 
 # ---------------------------------------------------------------------------------------------- model
@@ -113,6 +129,11 @@ class MixSTE(nn.Module):
         self.spatial_norm = nn.LayerNorm(c, eps=1e-6)  # one LN shared by every spatial block (official quirk)
         self.temporal_norm = nn.LayerNorm(c, eps=1e-6)
         self.pruned_pos_embed = nn.Parameter(torch.zeros(1, p.keep, c)) if p.active and p.pos_embed else None
+        self.stage_pos_embeds = (  # one per later stage (multi-stage schedules only)
+            nn.ParameterList(nn.Parameter(torch.zeros(1, st.keep, c)) for st in p.extra_stages)
+            if p.extra_stages and p.pos_embed
+            else None
+        )
         self.recovery = (
             TokenRecoveryAttention(cfg.num_frames, c, cfg.heads, cfg.qkv_bias)
             if p.active and p.recovery == "attention"
@@ -141,23 +162,28 @@ class MixSTE(nn.Module):
     def forward(self, x: Tensor, keep_index: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
         """2D clip (B, F, J, C_in) to 3D (B, F, J, 3), or (B, T, J, 3) over the kept frames if seq2frame.
 
-        ``keep_index`` (B, T) forces the kept frames (the TPC flip pass reuses the un-flipped ones);
-        ``noise`` (B, F) in [0, 1) switches the cluster to the official numerics with that density noise.
+        ``keep_index`` (B, T) forces the kept frames (the TPC flip pass reuses the un-flipped ones); with a
+        multi-stage schedule it is the final frames, or a tuple of one (B, T_s) per stage (see
+        :func:`~posetokens.layers.prune_step`). ``noise`` (B, F) in [0, 1) switches the cluster to the official
+        numerics with that density noise.
         """
         return self._forward(x, keep_index, noise, False).out
 
     def forward_frames(self, x: Tensor, keep_index: Tensor | None = None, noise: Tensor | None = None) -> LiftOutput:
         """Like :meth:`forward`, also returning the sorted kept frames (B, T) (None when nothing is pruned)."""
-        out, index, _ = self._forward(x, keep_index, noise, False)
-        return LiftOutput(out, index)
+        res = self._forward(x, keep_index, noise, False)
+        return LiftOutput(res.out, res.index)
 
     def forward_trace(self, x: Tensor, keep_index: Tensor | None = None, noise: Tensor | None = None) -> MixSTETrace:
         """Like :meth:`forward_frames`, also returning the frame tokens the selection saw (parity, analysis)."""
         return self._forward(x, keep_index, noise, True)
 
     # -- internals
-    def _check_keep_index(self, keep_index: Tensor, batch: int) -> Tensor:
-        want = (batch, self.cfg.prune.keep)
+    def _check_keep_index(self, keep_index: Tensor | tuple[Tensor, ...], batch: int) -> Tensor | tuple[Tensor, ...]:
+        if isinstance(keep_index, (tuple, list)):
+            stages = check_stage_index(self.cfg.prune, keep_index, batch, type(self).__name__)
+            return tuple(t.to(self.joint_embed.weight.device) for t in stages)
+        want = (batch, self.cfg.prune.final_keep)
         if tuple(keep_index.shape) != want or keep_index.dtype not in (torch.int64, torch.int32):
             raise ValueError(
                 f"{type(self).__name__}: keep_index must be an integer tensor of shape {want}, "
@@ -182,7 +208,9 @@ class MixSTE(nn.Module):
         s = self.temporal_norm(s)
         return s.reshape(b, j, t, c).transpose(1, 2), received
 
-    def _forward(self, x: Tensor, keep_index: Tensor | None, noise: Tensor | None, trace: bool) -> MixSTETrace:
+    def _forward(
+        self, x: Tensor, keep_index: Tensor | tuple[Tensor, ...] | None, noise: Tensor | None, trace: bool
+    ) -> MixSTETrace:
         cfg, p = self.cfg, self.cfg.prune
         check_clip(x, cfg.num_frames, cfg.num_joints, cfg.in_channels, type(self).__name__, exact=p.active)
         b, f = x.shape[:2]
@@ -193,28 +221,42 @@ class MixSTE(nn.Module):
         if noise is not None and tuple(noise.shape) != (b, f):
             raise ValueError(f"{type(self).__name__}: noise must have shape {(b, f)} (batch, frames), got {tuple(noise.shape)}")
         h = self.joint_embed(x) + self.spatial_pos_embed  # (B, F, J, C)
-        index, received, tokens = None, None, None
-        want_attn = p.active and p.strategy == "attention" and keep_index is None
+        index, received, tokens, kept = None, None, None, []
+        stages = p.stages
+        at = {st.layer: n for n, st in enumerate(stages)}
+        # stages that rank frames themselves: all without keep_index, the earlier ones when only the last is forced
+        scored = [keep_index is None or (isinstance(keep_index, Tensor) and n < len(stages) - 1) for n in range(len(stages))]
+        record = {st.layer - 1 for n, st in enumerate(stages) if st.strategy == "attention" and scored[n]}
+        center = cfg.center if cfg.seq2frame else None
         for i in range(cfg.depth):
-            if p.active and i == p.layer:
-                if trace or keep_index is None:
-                    tokens = h.mean(dim=2)  # (B, F, C): one token per frame
-                if keep_index is None:
-                    center = cfg.center if cfg.seq2frame else None
-                    keep_index = choose_frames(p, tokens, poses=x, attn_received=received, noise=noise, center=center)
-                index = keep_index
-                h = gather_tokens(h, index)
-                if self.pruned_pos_embed is not None:
-                    h = h + self.pruned_pos_embed.unsqueeze(2)  # (1, T, 1, C): every joint's kept sequence
-            h, received = self._step(i, h, want_attn and i == p.layer - 1)
+            n = at.get(i)
+            if n is not None:
+                frame_tokens = h.mean(dim=2) if trace or scored[n] else None  # (B, T, C): one token per frame
+                if n == 0:
+                    tokens = frame_tokens
+                local, index = prune_step(
+                    p, n, frame_tokens, index, poses=x, attn_received=received, noise=noise, center=center,
+                    forced=keep_index,
+                )
+                h = gather_tokens(h, local)
+                pos = self.pruned_pos_embed if n == 0 else (
+                    self.stage_pos_embeds[n - 1] if self.stage_pos_embeds is not None else None
+                )
+                if pos is not None:
+                    h = h + pos.unsqueeze(2)  # (1, T, 1, C): every joint's kept sequence
+                kept.append(index)
+            h, received = self._step(i, h, i in record)
+        stage_index = tuple(kept) or None
         if index is not None and not cfg.seq2frame:
             if self.recovery is not None:
                 c, j = h.shape[-1], h.shape[2]
-                s = self.recovery(h.transpose(1, 2).reshape(b * j, -1, c))
-                h = s.reshape(b, j, f, c).transpose(1, 2)
-            else:
-                h = recover_by_interpolation(h, index, f, p.recovery)
-        return MixSTETrace(self.head(self.head_norm(h)), index, tokens if trace else None)
+                s = self.recovery(h.transpose(1, 2).reshape(b * j, -1, c))  # (B*J, F, C), joint-major
+                # the per-token head runs in the recovery's own layout and only the 3-channel output is
+                # transposed: a LayerNorm on the (B, F, J, C) transposed view would first copy all F frames
+                out = self.head(self.head_norm(s)).reshape(b, j, f, 3).transpose(1, 2).contiguous()
+                return MixSTETrace(out, index, tokens if trace else None, stage_index)
+            h = recover_by_interpolation(h, index, f, p.recovery)
+        return MixSTETrace(self.head(self.head_norm(h)), index, tokens if trace else None, stage_index)
 
 
 # ------------------------------------------------------------------------- official checkpoint conversion

@@ -12,6 +12,8 @@ Layout of a forward pass (spec: ``shared/specs/hot.md``), on a clip (B, F, J, 3)
    the joint-mean tokens, or the uniform / attention / motion ablations) and a learnable (1, T, C)
    embedding is added; after the final norm the F frames are recovered (token recovering attention, or
    nearest / linear interpolation), or, with recovery ``none``, the kept frames are the output (seq2frame).
+   Multi-stage schedules (``prune.extra_stages``, H2OT-style) prune again before later levels, each stage with
+   its own embedding, and recover once at the end.
 4. Final LN, ``pre_logits`` Linear(C -> dim_rep) + tanh, ``head`` Linear(dim_rep -> 3).
 
 Sections: config -> blocks -> model -> official checkpoint conversion -> family registration -> variants.
@@ -31,9 +33,10 @@ from posetokens.layers import (
     FramePruneCfg,
     Mlp,
     TokenRecoveryAttention,
-    choose_frames,
+    check_stage_index,
     drop_path,
     gather_tokens,
+    prune_step,
     recover_by_interpolation,
 )
 from posetokens.layers.init import init_transformer_weights
@@ -85,6 +88,10 @@ class DSTformerCfg:
                 raise ValueError("DSTformerCfg.prune: strategy 'attention' needs a level before the pruning point")
             if not 1 <= p.keep <= self.num_frames:
                 raise ValueError(f"DSTformerCfg.prune.keep {p.keep} must be in [1, num_frames={self.num_frames}]")
+            if p.extra_stages and p.extra_stages[-1].layer >= self.depth:
+                raise ValueError(
+                    f"DSTformerCfg.prune.extra_stages: layer {p.extra_stages[-1].layer} out of range for depth {self.depth}"
+                )
 
 
 class DSTTrace(NamedTuple):
@@ -92,7 +99,8 @@ class DSTTrace(NamedTuple):
 
     out: Tensor
     index: Tensor | None  # (B, T) kept frames, ascending; None without pruning
-    tokens: Tensor | None  # (B, F, C) joint-mean tokens at the pruning point; None when not computed
+    tokens: Tensor | None  # (B, F, C) joint-mean tokens at the (first) pruning point; None when not computed
+    stage_index: tuple[Tensor, ...] | None = None  # kept frames after each stage (index is the last)
 
 
 # --------------------------------------------------------------------------------------------- blocks
@@ -177,6 +185,11 @@ class DSTformer(nn.Module):
         self.norm = nn.LayerNorm(c, eps=cfg.norm_eps)
         p = cfg.prune
         self.kept_pos_embed = nn.Parameter(torch.zeros(1, p.keep, c)) if p.active and p.pos_embed else None
+        self.stage_pos_embeds = (  # one per later stage (multi-stage schedules only)
+            nn.ParameterList(nn.Parameter(torch.zeros(1, st.keep, c)) for st in p.extra_stages)
+            if p.extra_stages and p.pos_embed
+            else None
+        )
         self.recovery = (
             TokenRecoveryAttention(cfg.num_frames, c, cfg.heads, cfg.qkv_bias)
             if p.active and p.recovery == "attention"
@@ -208,7 +221,8 @@ class DSTformer(nn.Module):
     def forward(self, x: Tensor, keep_index: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
         """Clip (B, F, J, in_channels) to root-relative 3D poses (B, F, J, out_channels).
 
-        ``keep_index`` (B, T) forces the kept frames; ``noise`` (B, F) in [0, 1) reproduces the official
+        ``keep_index`` (B, T) forces the kept frames (multi-stage: the final ones, or a tuple of one (B, T_s)
+        per stage, see :func:`~posetokens.layers.prune_step`); ``noise`` (B, F) in [0, 1) reproduces the official
         cluster's density noise (without it the selection is deterministic, ties broken by frame index;
         other strategies ignore it).
         """
@@ -216,8 +230,8 @@ class DSTformer(nn.Module):
 
     def forward_frames(self, x: Tensor, keep_index: Tensor | None = None, noise: Tensor | None = None) -> LiftOutput:
         """Like :meth:`forward`, also returning the kept frame indices (B, T), ascending (None unpruned)."""
-        out, index, _ = self._forward(x, keep_index, noise, False)
-        return LiftOutput(out, index)
+        res = self._forward(x, keep_index, noise, False)
+        return LiftOutput(res.out, res.index)
 
     def forward_trace(self, x: Tensor, keep_index: Tensor | None = None, noise: Tensor | None = None) -> DSTTrace:
         """Like :meth:`forward_frames`, also returning the joint-mean tokens the frame pruner scored."""
@@ -230,26 +244,31 @@ class DSTformer(nn.Module):
         alpha = self.ts_attn[level](torch.cat((x_st, x_ts), dim=-1)).softmax(dim=-1)
         return x_st * alpha[..., 0:1] + x_ts * alpha[..., 1:2]
 
-    def _select(
-        self, h: Tensor, x: Tensor, keep_index: Tensor | None, noise: Tensor | None, received: Tensor | None, trace: bool
-    ) -> tuple[Tensor, Tensor | None]:
-        """Kept frames (B, T) at the pruning point, and (when needed) the joint-mean tokens (B, F, C)."""
+    def _check_keep_index(self, keep_index: Tensor | tuple[Tensor, ...], b: int) -> Tensor | tuple[Tensor, ...]:
         p = self.cfg.prune
-        b, f = h.shape[:2]
-        tokens = h.mean(dim=2) if trace or (keep_index is None and p.strategy == "cluster") else None
-        if keep_index is not None:
-            if keep_index.shape != (b, p.keep) or keep_index.dtype not in (torch.int64, torch.int32):
-                raise ValueError(
-                    f"{type(self).__name__}: keep_index must be an integer tensor of shape ({b}, {p.keep}), "
-                    f"got {keep_index.dtype} {tuple(keep_index.shape)}"
-                )
-            return keep_index.long().sort(dim=1).values, tokens
-        if noise is not None and noise.shape != (b, f):
-            raise ValueError(f"{type(self).__name__}: noise must have shape ({b}, {f}), got {tuple(noise.shape)}")
-        center = (f - 1) // 2 if p.recovery == "none" else None
+        if isinstance(keep_index, (tuple, list)):
+            return check_stage_index(p, keep_index, b, type(self).__name__)
+        if keep_index.shape != (b, p.final_keep) or keep_index.dtype not in (torch.int64, torch.int32):
+            raise ValueError(
+                f"{type(self).__name__}: keep_index must be an integer tensor of shape ({b}, {p.final_keep}), "
+                f"got {keep_index.dtype} {tuple(keep_index.shape)}"
+            )
+        return keep_index.long().sort(dim=1).values
+
+    def _select(
+        self, h: Tensor, x: Tensor, stage: int, index: Tensor | None, keep_index: Tensor | tuple[Tensor, ...] | None,
+        noise: Tensor | None, received: Tensor | None, scored: bool, trace: bool,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Stage ``stage``: positions to gather (B, T'), their original frames (B, T'), and (when needed) the
+        joint-mean tokens (B, T, C) it scored."""
+        p = self.cfg.prune
+        tokens = h.mean(dim=2) if trace or (scored and p.stages[stage].strategy == "cluster") else None
+        center = (x.shape[1] - 1) // 2 if p.recovery == "none" else None
         pooled = tokens if tokens is not None else h[:, :, 0]  # only the cluster reads the tokens
-        idx = choose_frames(p, pooled, poses=x[..., :2], attn_received=received, noise=noise, center=center)
-        return idx, tokens
+        local, index = prune_step(
+            p, stage, pooled, index, poses=x[..., :2], attn_received=received, noise=noise, center=center, forced=keep_index
+        )
+        return local, index, tokens
 
     def _recover(self, h: Tensor, index: Tensor, f: int) -> Tensor:
         """Kept-frame features (B, T, J, C) back to (B, F, J, C)."""
@@ -263,9 +282,11 @@ class DSTformer(nn.Module):
         kv = h.transpose(1, 2).reshape(b * j, t, c)
         # the shared TokenRecoveryAttention, with its queries cut to the clip's F frames (as temp_embed)
         out = self.recovery(kv, f)
-        return out.reshape(b, j, f, c).transpose(1, 2)
+        return out.reshape(b, j, f, c).transpose(1, 2)  # a view: _forward runs the head on the joint-major data
 
-    def _forward(self, x: Tensor, keep_index: Tensor | None, noise: Tensor | None, trace: bool) -> DSTTrace:
+    def _forward(
+        self, x: Tensor, keep_index: Tensor | tuple[Tensor, ...] | None, noise: Tensor | None, trace: bool
+    ) -> DSTTrace:
         cfg, p = self.cfg, self.cfg.prune
         check_clip(x, cfg.num_frames, cfg.num_joints, cfg.in_channels, type(self).__name__)
         b, f = x.shape[:2]
@@ -273,17 +294,33 @@ class DSTformer(nn.Module):
             raise ValueError(f"{type(self).__name__}: keep_index given, but this config prunes no frames")
         if p.active and f < p.keep:
             raise ValueError(f"{type(self).__name__}: a clip of {f} frames is shorter than the {p.keep} kept frames")
+        if keep_index is not None:
+            keep_index = self._check_keep_index(keep_index, b)
+        elif noise is not None and noise.shape != (b, f):
+            raise ValueError(f"{type(self).__name__}: noise must have shape ({b}, {f}), got {tuple(noise.shape)}")
         h = self.joints_embed(x) + self.pos_embed[:, None]
         h = h + self.temp_embed[:, :f]
-        want_attn = p.active and p.strategy == "attention" and keep_index is None
+        stages = p.stages
+        at = {st.layer: n for n, st in enumerate(stages)}
+        # stages that rank frames themselves: all without keep_index, the earlier ones when only the last is forced
+        scored = [keep_index is None or (isinstance(keep_index, Tensor) and n < len(stages) - 1) for n in range(len(stages))]
+        record_at = {st.layer - 1 for n, st in enumerate(stages) if st.strategy == "attention" and scored[n]}
         index = tokens = received = None
+        kept = []
         for level, (blk_st, blk_ts) in enumerate(zip(self.blocks_st, self.blocks_ts)):
-            if p.active and level == p.layer:
-                index, tokens = self._select(h, x, keep_index, noise, received, trace)
-                h = gather_tokens(h, index)
-                if self.kept_pos_embed is not None:
-                    h = h + self.kept_pos_embed[:, :, None]
-            record = want_attn and level == p.layer - 1
+            n = at.get(level)
+            if n is not None:
+                local, index, tok = self._select(h, x, n, index, keep_index, noise, received, scored[n], trace)
+                if n == 0:
+                    tokens = tok
+                h = gather_tokens(h, local)
+                pos = self.kept_pos_embed if n == 0 else (
+                    self.stage_pos_embeds[n - 1] if self.stage_pos_embeds is not None else None
+                )
+                if pos is not None:
+                    h = h + pos[:, :, None]
+                kept.append(index)
+            record = level in record_at
             x_st, r_st = blk_st(h, record)
             x_ts, r_ts = blk_ts(h, record)
             if record:
@@ -292,7 +329,13 @@ class DSTformer(nn.Module):
         h = self.norm(h)
         if index is not None:
             h = self._recover(h, index, f)
-        return DSTTrace(self.head(torch.tanh(self.pre_logits(h))), index, tokens)
+        if not h.is_contiguous():  # recovered by attention: (B, F, J, C) is a transposed view of (B, J, F, C)
+            # the per-token head runs on the contiguous joint-major data and only the 3-channel output is
+            # transposed back (a Linear on the strided view costs a strided copy of every frame's features)
+            out = self.head(torch.tanh(self.pre_logits(h.transpose(1, 2)))).transpose(1, 2).contiguous()
+        else:
+            out = self.head(torch.tanh(self.pre_logits(h)))
+        return DSTTrace(out, index, tokens, tuple(kept) or None)
 
 
 # ------------------------------------------------------------------------- official checkpoint conversion

@@ -1,0 +1,220 @@
+"""Multi-stage (H2OT-style) frame pruning: the stage API, pruning at every named stage on each lifting backbone
+(token counts observed with hooks on the blocks), one recovery to all frames, forcing, hand-counted FLOPs, the
+trainer and checkpoint round trip, and (slow) training on synthetic motion against the zero-motion baseline."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from posetokens.engine.flops import linear_gflops, true_macs
+from posetokens.layers import FramePruneCfg, PruneStage, select_frames
+from posetokens.models.mhformer import MHFormer, MHFormerCfg
+from posetokens.models.mixste import MixSTE, MixSTECfg
+from posetokens.models.motionbert import DSTformer, DSTformerCfg
+from posetokens.registry import create_model
+
+REPO = Path(__file__).resolve().parents[1]
+F, J = 27, 5
+
+
+def _x(c: int = 2, b: int = 2, seed: int = 0) -> torch.Tensor:
+    return torch.randn(b, F, J, c, generator=torch.Generator().manual_seed(seed))
+
+
+def _mixste(prune: FramePruneCfg) -> MixSTE:
+    torch.manual_seed(0)
+    cfg = MixSTECfg(num_frames=F, num_joints=J, dim=16, depth=5, heads=2, mlp_hidden=32, prune=prune)
+    return MixSTE(cfg).eval()
+
+
+def _motionbert(prune: FramePruneCfg) -> DSTformer:
+    torch.manual_seed(0)
+    cfg = DSTformerCfg(num_frames=F, num_joints=J, dim=16, depth=5, heads=2, mlp_hidden=32, dim_rep=24, prune=prune)
+    return DSTformer(cfg).eval()
+
+
+def _mhformer(prune: FramePruneCfg) -> MHFormer:
+    torch.manual_seed(0)
+    cfg = MHFormerCfg(num_frames=F, num_joints=J, channel=16, d_hid=32, mhg_depth=1, heads=2, shr_depth=3,
+                      embed_norm=False, prune=prune)
+    return MHFormer(cfg).eval()
+
+
+def _tokens_per_block(model: nn.Module, x: torch.Tensor, **kw: object) -> tuple[list[int], object]:
+    """Frames each temporal block of ``model`` sees in one pass, read from its input with forward pre-hooks."""
+    b = x.shape[0]
+    if isinstance(model, MixSTE):  # spatial block input (B*T, J, C)
+        blocks, frames = list(model.spatial_blocks), lambda t: t.shape[0] // b
+    elif isinstance(model, DSTformer):  # level input (B, T, J, C)
+        blocks, frames = list(model.blocks_st), lambda t: t.shape[1]
+    else:  # SHR blocks, then the CHI block: (B, T, 3C)
+        blocks, frames = [*model.shr_blocks, *model.chi_blocks], lambda t: t.shape[1]
+    seen: list[int] = []
+    handles = [blk.register_forward_pre_hook(lambda m, a: seen.append(frames(a[0]))) for blk in blocks]
+    try:
+        with torch.no_grad():
+            res = model.forward_trace(x, **kw)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen, res
+
+
+# ---------------------------------------------------------------------------------------------- config
+def test_stage_api_round_trips_and_validates() -> None:
+    cfg = FramePruneCfg.from_stages([(1, 13, "cluster"), {"layer": 2, "keep": 7, "strategy": "uniform"},
+                                     PruneStage(4, 3, "motion")], recovery="linear")
+    assert (cfg.strategy, cfg.keep, cfg.layer) == ("cluster", 13, 1)  # the first stage is the single-stage fields
+    assert cfg.stages == (PruneStage(1, 13, "cluster"), PruneStage(2, 7, "uniform"), PruneStage(4, 3, "motion"))
+    assert cfg.final_keep == 3 and cfg.recovery == "linear"
+    assert FramePruneCfg(**dataclasses.asdict(cfg)) == cfg  # a checkpoint's plain dict rebuilds it
+    single = FramePruneCfg(strategy="cluster", keep=81, layer=3)
+    assert single.stages == (PruneStage(3, 81, "cluster"),) and single.final_keep == 81
+    assert FramePruneCfg().stages == ()
+    with pytest.raises(ValueError, match="stage layers must increase"):
+        FramePruneCfg.from_stages([(2, 9), (2, 5)])
+    with pytest.raises(ValueError, match="kept frames must decrease"):
+        FramePruneCfg.from_stages([(1, 9), (2, 9)])
+    with pytest.raises(ValueError, match="no first stage"):
+        FramePruneCfg(extra_stages=((2, 5),))
+    with pytest.raises(ValueError, match=r"extra_stages\[0\]: expected a stage"):
+        FramePruneCfg(strategy="cluster", keep=9, layer=1, extra_stages=(5,))
+    with pytest.raises(ValueError, match="PruneStage.strategy: unknown 'random'"):
+        FramePruneCfg.from_stages([(1, 9), (2, 5, "random")])
+    with pytest.raises(ValueError, match="MixSTECfg.prune.extra_stages: layer 5 out of range"):
+        MixSTECfg(num_frames=F, depth=5, prune=FramePruneCfg.from_stages([(1, 9), (5, 3)]))
+
+
+def test_zoo_overrides_take_stages_as_mappings() -> None:
+    model = create_model("hot_mixste_h36m_243", num_frames=F, num_joints=J, dim=16, depth=4, heads=2, mlp_hidden=32,
+                         prune={"keep": 9, "layer": 1, "extra_stages": [{"layer": 3, "keep": 3}]})
+    assert model.cfg.prune.stages == (PruneStage(1, 9, "cluster"), PruneStage(3, 3, "cluster"))
+    assert model.forward_frames(_x()).index.shape == (2, 3)
+
+
+# ------------------------------------------------------------------------------- every stage it names
+SCHEDULE = [(1, 13, "cluster"), (2, 7, "attention"), (4, 3, "uniform")]  # three strategies, three stages
+SEEN = [F, 13, 7, 7, 3]  # frames entering blocks 0..4 under SCHEDULE, by hand
+
+
+@pytest.mark.parametrize("recovery", ["attention", "linear", "nearest"])
+@pytest.mark.parametrize("build, channels", [(_mixste, 2), (_motionbert, 3)], ids=["mixste", "motionbert"])
+def test_seq2seq_prunes_at_every_stage_and_recovers_all_frames(build, channels: int, recovery: str) -> None:
+    model = build(FramePruneCfg.from_stages(SCHEDULE, recovery=recovery))
+    x = _x(channels)
+    seen, res = _tokens_per_block(model, x)
+    assert seen == SEEN
+    assert res.out.shape == (2, F, J, 3) and bool(res.out.isfinite().all())  # one recovery back to all F frames
+    assert [tuple(i.shape) for i in res.stage_index] == [(2, 13), (2, 7), (2, 3)]
+    for outer, inner in zip(res.stage_index, res.stage_index[1:]):  # each stage keeps a subset, in time order
+        assert bool((inner.diff(dim=1) > 0).all())
+        assert bool((inner[:, :, None] == outer[:, None, :]).any(-1).all())
+    assert torch.equal(res.index, res.stage_index[-1])
+    # forcing every stage, or only the final frames, reproduces the pass (the earlier stages rank the rest)
+    torch.testing.assert_close(model(x, keep_index=res.stage_index), res.out)  # the recording pass computes attention explicitly
+    forced = model.forward_trace(x, keep_index=res.index)
+    assert all(torch.equal(a, b) for a, b in zip(forced.stage_index, res.stage_index))
+    torch.testing.assert_close(forced.out, res.out)  # the recording pass computes attention explicitly
+
+
+def test_later_stage_uniform_keeps_evenly_spaced_present_frames() -> None:
+    model = _mixste(FramePruneCfg.from_stages([(1, 14, "uniform"), (3, 4, "uniform")], recovery="linear"))
+    res = model.forward_trace(_x())
+    # 14 of 27 evenly: frames 0, 2, ..., 26; then 4 of those 14 at positions linspace(0, 13, 4) = 0, 4.33, 8.67, 13,
+    # rounded 0, 4, 9, 13: frames 0, 8, 18, 26
+    assert torch.equal(res.stage_index[0], torch.arange(0, 27, 2).expand(2, -1))
+    assert res.stage_index[1].tolist() == [[0, 8, 18, 26]] * 2
+
+
+@pytest.mark.parametrize("build", [_mixste, _mhformer], ids=["mixste", "mhformer"])
+def test_seq2frame_keeps_the_centre_at_every_stage(build) -> None:
+    schedule = [(1, 13, "cluster"), (2, 7, "motion"), (3, 3, "cluster")]
+    model = build(FramePruneCfg.from_stages(schedule, recovery="none", pos_embed=False))
+    seen, res = _tokens_per_block(model, _x(seed=3))
+    assert seen[:4] == [F, 13, 7, 3]  # MHFormer: SHR 0..2, then CHI; MixSTE: temporal blocks 0..3
+    assert res.out.shape == (2, 3, J, 3)
+    for idx in res.stage_index:
+        assert bool((idx == model.center).any(dim=1).all())
+    torch.testing.assert_close(model(_x(seed=3), keep_index=res.index), res.out)  # the recording pass computes attention explicitly
+
+
+def test_later_centre_is_a_position_per_row() -> None:
+    # at a later stage the centre's position among the present frames differs per sample: excluded from the
+    # ranking and appended, per row (row 0: centre 4, top two of the rest 0 and 1; row 1: centre 1, then 5, 4)
+    score = torch.tensor([[5.0, 4, 3, 2, 1, 0], [0, 1, 2, 3, 4, 5]])
+    assert select_frames(score, 3, torch.tensor([4, 1])).tolist() == [[0, 1, 4], [1, 4, 5]]
+
+
+# ---------------------------------------------------------------------------------------- FLOPs by hand
+def test_multi_stage_flops_by_hand() -> None:
+    """MixSTE width C, MLP H, J joints, F frames, stages keep 5 then 3 before steps 1 and 3, recovery attention.
+
+    Per step with T frames, Linear MACs: spatial and temporal blocks each (4 C^2 + 2 C H) per token, T J tokens.
+    Attention matmuls (q k^T and attn v): spatial 2 T J^2 C, temporal 2 J T^2 C. Embedding F J Cin C, head
+    F J C 3. Recovery over S = J sequences of T = 3 kept tokens: queries once F C^2, keys and values 2 S T C^2,
+    matmuls 2 S F T C, output S F C^2; HoT's convention counts the query projection per sequence (S F C^2)."""
+    f, j, cin, c, h = 9, 3, 2, 8, 16
+    prune = FramePruneCfg.from_stages([(1, 5, "uniform"), (3, 3, "uniform")], recovery="attention")
+    model = MixSTE(MixSTECfg(num_frames=f, num_joints=j, in_channels=cin, dim=c, depth=4, heads=2, mlp_hidden=h,
+                             prune=prune)).eval()
+    frames = [9, 5, 5, 3]
+    blocks_linear = sum(2 * t * j * (4 * c * c + 2 * c * h) for t in frames)
+    attn = sum(2 * t * j * j * c + 2 * j * t * t * c for t in frames)
+    s, t = j, 3
+    edges = f * j * cin * c + f * j * c * 3
+    tra_true = f * c * c + 2 * s * t * c * c + 2 * s * f * t * c + s * f * c * c
+    tra_hot = s * f * c * c + 2 * s * t * c * c + s * f * c * c
+    x = torch.randn(1, f, j, cin)
+    assert true_macs(model, (x,)) == edges + blocks_linear + attn + tra_true
+    assert linear_gflops(model, (x,)) * 1e9 == pytest.approx(2 * (edges + blocks_linear + tra_hot))
+
+
+# ------------------------------------------------------------------------------------ trainer round trip
+def test_multi_stage_trains_resumes_and_tests_through_the_trainer(tmp_path: Path) -> None:
+    from posetokens.checkpoint import load_trained
+    from posetokens.data.synthetic_motion import generate_dataset
+    from posetokens.engine.config import load_config
+    from posetokens.engine.trainer import test as run_test
+    from posetokens.engine.trainer import train
+
+    data = tmp_path / "motion"
+    generate_dataset(data, subjects=("S1", "S9"), seed=0, frames=40, sequences_per_action=1)
+    overrides = ("{num_frames: 9, dim: 16, depth: 3, heads: 2, mlp_hidden: 32, prune: {keep: 5, layer: 1, "
+                 "extra_stages: [{layer: 2, keep: 3, strategy: uniform}]}}")
+    common = [f"model.overrides={overrides}", "data.train_subjects=[S1]", "data.test_subjects=[S9]",
+              "data.batch_size=8", "threads=1", "eval_interval=1", "schedule.epochs=1",
+              f"data.keypoints_3d={data / 'data_3d_h36m.npz'}", f"data.keypoints_2d={data / 'data_2d_h36m_gt.npz'}",
+              f"data.cameras={data / 'cameras.json'}"]
+    cfg_path = REPO / "configs" / "hot_mixste_h36m_243.yaml"
+    metrics = train(load_config(cfg_path, [*common, f"work_dir={tmp_path / 'run'}"]))
+    model = load_trained(str(tmp_path / "run" / "final.pth")).model
+    assert model.cfg.prune.stages == (PruneStage(1, 5, "cluster"), PruneStage(2, 3, "uniform"))
+    again = run_test(load_config(cfg_path, common), str(tmp_path / "run" / "final.pth"))
+    assert again["MPJPE"] == pytest.approx(metrics["MPJPE"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_multi_stage_hot_mixste_on_synthetic_motion_beats_the_zero_motion_baseline(tmp_path: Path) -> None:
+    """The HoT-MixSTE synthetic recipe with a three-stage schedule (27 -> 13 -> 9 -> 5 frames before steps 1, 2, 3)."""
+    from posetokens.data.synthetic_motion import generate_dataset
+    from posetokens.engine.config import load_config
+    from posetokens.engine.lifting import mean_pose_baseline
+    from posetokens.engine.trainer import train
+
+    data = tmp_path / "motion"
+    generate_dataset(data, subjects=("S1", "S5", "S6", "S7", "S8", "S9", "S11"), seed=0)
+    overrides = ("{num_frames: 27, dim: 64, depth: 4, heads: 4, mlp_hidden: 128, prune: {keep: 13, layer: 1, "
+                 "extra_stages: [{layer: 2, keep: 9}, {layer: 3, keep: 5}]}}")
+    cfg = load_config(REPO / "configs" / "hot_mixste_synthetic_27.yaml",
+                      [f"model.overrides={overrides}", f"data.keypoints_3d={data / 'data_3d_h36m.npz'}",
+                       f"data.keypoints_2d={data / 'data_2d_h36m_gt.npz'}", f"data.cameras={data / 'cameras.json'}",
+                       f"work_dir={tmp_path / 'run'}", "threads=1"])
+    assert cfg.model.overrides["prune"]["extra_stages"][1] == {"layer": 3, "keep": 5}
+    metrics = train(cfg)
+    baseline = mean_pose_baseline(cfg.data)
+    assert metrics["MPJPE"] < 0.5 * baseline["MPJPE"], (metrics, baseline)
