@@ -62,7 +62,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
 
     def _qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        b, n, c = x.shape
+        b, n, _ = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         return qkv[0], qkv[1], qkv[2]
 
@@ -116,18 +116,20 @@ class Attention(nn.Module):
         ``return_logits`` the masked pre-softmax logits (B, heads, G, L, G * num_shared + L - num_shared).
         """
         b, g, n, c = x.shape
-        s = num_shared
-        qkv = self.qkv(x).reshape(b, g, n, 3, self.num_heads, self.head_dim).permute(3, 0, 4, 1, 2, 5)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # (B, H, G, L, d)
+        s, h = num_shared, self.num_heads
+        # (B, G, H, L, d) views; groups are folded into the batch of every attention call, because SDPA's
+        # fast CPU kernel takes 4-D input only (5-D, or a 1-D mask, falls back to the slow math path)
+        qkv = self.qkv(x).reshape(b, g, n, 3, h, self.head_dim).permute(3, 0, 1, 4, 2, 5)
+        q, k, v = qkv[0], qkv[1], qkv[2]
 
-        def keys(t: Tensor) -> Tensor:
-            shared = t[:, :, :, :s].flatten(2, 3)[:, :, None].expand(-1, -1, g, -1, -1)
-            return torch.cat((shared, t[:, :, :, s:]), dim=3)
+        def keys(t: Tensor) -> Tensor:  # (B * G, H, G * s + L - s, d): every group's shared, then its own
+            shared = t[:, :, :, :s].transpose(1, 2).flatten(2, 3)[:, None].expand(-1, g, -1, -1, -1)
+            return torch.cat((shared, t[:, :, :, s:]), dim=3).flatten(0, 1)
 
-        kk, vv = keys(k), keys(v)
+        q, kk, vv = q.flatten(0, 1), keys(k), keys(v)
         valid = None
-        if key_valid is not None:
-            valid = torch.cat((key_valid.to(torch.bool), key_valid.new_ones(n - s, dtype=torch.bool)))
+        if key_valid is not None:  # (1, keys): broadcast over queries, heads and groups
+            valid = torch.cat((key_valid.to(torch.bool), key_valid.new_ones(n - s, dtype=torch.bool)))[None]
         logits = None
         if _FUSED and not return_logits:
             out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=valid, scale=self.scale)
@@ -136,7 +138,8 @@ class Attention(nn.Module):
             if valid is not None:
                 logits = logits.masked_fill(~valid, -torch.finfo(logits.dtype).max)
             out = logits.softmax(dim=-1) @ vv
-        out = out.permute(0, 2, 3, 1, 4).reshape(b, g, n, c)
+            logits = logits.unflatten(0, (b, g)).transpose(1, 2)  # (B, H, G, L, keys), a view
+        out = out.transpose(1, 2).reshape(b, g, n, c)
         return self.proj(out), logits
 
 

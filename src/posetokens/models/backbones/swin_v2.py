@@ -19,6 +19,7 @@ official key layout (``layers.{i}.blocks.{j}.attn.rpe_mlp``, ``norm3``) to ours 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -123,6 +124,10 @@ def shift_window_mask(hp: int, wp: int, window: int, shift: int, device: torch.d
     return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
 
 
+# the mask depends on sizes only: built once per (size, window, shift, device), shared read-only by the blocks
+_shift_window_mask_cached = functools.lru_cache(maxsize=16)(shift_window_mask)
+
+
 def window_partition(x: Tensor, window: int) -> Tensor:
     """(B, H, W, C) -> (B, nW, w*w, C), windows in row-major order."""
     b, h, w, c = x.shape
@@ -156,7 +161,10 @@ class WindowAttention(nn.Module):
         """(heads, N, N) continuous position bias, ``16 * sigmoid(cpb_mlp(table))``."""
         n = self.window * self.window
         table = self.cpb_mlp(self.coords_table).reshape(-1, self.num_heads).float()
-        return 16 * torch.sigmoid(table[self.rel_index.reshape(-1)].reshape(n, n, -1).permute(2, 0, 1))
+        # elementwise, so squashing the (2w-1)^2 table before the gather gives the same values N^2 / (2w-1)^2
+        # times cheaper; gathering along the rows of the transposed table writes (h, N, N) contiguously
+        table = (16 * torch.sigmoid(table)).t().contiguous()
+        return table.index_select(1, self.rel_index.reshape(-1)).reshape(-1, n, n)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Attention within windows: x (B, nW, N, C), mask (nW, N, N) or None -> (B, nW, N, C)."""
@@ -167,12 +175,23 @@ class WindowAttention(nn.Module):
         scale = torch.clamp(self.logit_scale, max=math.log(100.0)).exp().float()
         q = F.normalize(q.float(), dim=-1) * scale
         k = F.normalize(k.float(), dim=-1)
-        attn_bias = self.position_bias()[None, None]  # (1, 1, h, N, N)
-        if mask is not None:
-            attn_bias = attn_bias + mask[None, :, None]
+        pos = self.position_bias()  # (h, N, N)
         if fused_attn_enabled():
-            out = F.scaled_dot_product_attention(q, k, v.float(), attn_mask=attn_bias, scale=1.0)
+            # SDPA's fast CPU kernel takes 4-D input only (5-D falls back to the slow math path): one bias
+            # for every window folds the windows into the batch (views); a per-window shift mask folds
+            # them into the heads, with the bias and mask combined once per call.
+            h, v = self.num_heads, v.float()
+            if mask is None:
+                out = F.scaled_dot_product_attention(
+                    q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), attn_mask=pos[None], scale=1.0
+                )
+            else:
+                attn_bias = (pos[None] + mask[:, None]).reshape(1, nw * h, n, n)
+                q, k, v = (t.reshape(b, nw * h, n, -1) for t in (q, k, v))
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, scale=1.0)
+            out = out.reshape(b, nw, h, n, -1)
         else:
+            attn_bias = pos[None, None] if mask is None else pos[None, None] + mask[None, :, None]
             out = ((q @ k.transpose(-2, -1)) + attn_bias).softmax(dim=-1) @ v.float()
         out = out.type_as(x).transpose(2, 3).reshape(b, nw, n, c)
         return self.proj(out)
@@ -242,7 +261,7 @@ class SwinV2Stage(nn.Module):
         _, h, w, _ = x.shape
         pad_b, pad_r = (-h) % self.window, (-w) % self.window
         y = F.pad(x, (0, 0, 0, pad_r, 0, pad_b)) if pad_b or pad_r else x
-        mask = shift_window_mask(h + pad_b, w + pad_r, self.window, self.shift, x.device) if self.shift else None
+        mask = _shift_window_mask_cached(h + pad_b, w + pad_r, self.window, self.shift, x.device) if self.shift else None
         for blk in self.blocks:
             if pad_b or pad_r:  # each block sees the zero-padded map, as the official code does
                 y = F.pad(y[:, :h, :w], (0, 0, 0, pad_r, 0, pad_b))
