@@ -201,6 +201,30 @@ def test_keep_index_noise_and_backward() -> None:
     assert train.layers[0].graph_temporal.mixer.U.weight.grad is not None
 
 
+@pytest.mark.parametrize("recovery", ["attention", "linear"])
+def test_multi_stage_schedule_prunes_at_every_stage(recovery: str) -> None:
+    """27 -> 13 (cluster, before layer 1) -> 5 (uniform, before layer 3) on a 4-layer model: each layer's temporal
+    BatchNorm has the slots of the hand-worked schedule, each layer is fed that many frames (forward pre-hooks),
+    later stages choose among the frames still present, and one recovery restores all 27."""
+    cfg = MotionAGFormerCfg(**{**TINY, "depth": 4}, prune=FramePruneCfg.from_stages(
+        [(1, 13, "cluster"), (3, 5, "uniform")], recovery=recovery))
+    model = MotionAGFormer(cfg).eval()
+    want = [27, 13, 13, 5]
+    assert [lay.graph_temporal.mixer.batch_norm.num_features for lay in model.layers] == want
+    seen: list[int] = []
+    hooks = [lay.register_forward_pre_hook(lambda m, a: seen.append(a[0].shape[1])) for lay in model.layers]
+    x = clip()
+    out, index = model.forward_frames(x)
+    for hk in hooks:
+        hk.remove()
+    assert seen == want and out.shape == (2, 27, 17, 3) and index.shape == (2, 5)
+    assert torch.equal(model.forward_trace(x).index, index)
+    forced = model.forward_frames(x, keep_index=index)  # the final frames forced reproduce the output
+    torch.testing.assert_close(forced.out, out)
+    with pytest.raises(ValueError, match="extra_stages"):
+        MotionAGFormerCfg(**TINY, prune=FramePruneCfg.from_stages([(1, 13), (3, 5)])).validate()  # layer 3 of 3
+
+
 # ------------------------------------------------------------------------------------------ conversion
 def _hot_official(model: MotionAGFormer) -> dict[str, torch.Tensor]:
     """Our HoT state dict renamed to the official HoT layout."""

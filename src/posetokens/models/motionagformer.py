@@ -41,9 +41,10 @@ from posetokens.layers import (
     FramePruneCfg,
     Mlp,
     TokenRecoveryAttention,
-    choose_frames,
+    check_stage_index,
     drop_path,
     gather_tokens,
+    prune_step,
     recover_by_interpolation,
 )
 from posetokens.models._lifting import LiftOutput, check_clip
@@ -98,8 +99,11 @@ class MotionAGFormerCfg:
 
     def frames_at(self, layer: int) -> int:
         """Frames (temporal BatchNorm slots) seen by ``layer``."""
-        p = self.prune
-        return p.keep if p.active and layer >= p.layer else self.num_frames
+        frames = self.num_frames
+        for st in self.prune.stages:  # each stage at or before this layer narrows it (multi-stage: H2OT-style)
+            if layer >= st.layer:
+                frames = st.keep
+        return frames
 
     def validate(self) -> None:
         """Raise ``ValueError`` for sizes that cannot build a model."""
@@ -120,16 +124,18 @@ class MotionAGFormerCfg:
             raise ValueError(f"{name}.joint_graph: every joint must receive from at least one joint")
         p = self.prune
         if p.active:
-            if p.strategy not in ("cluster", "uniform", "motion"):
-                raise ValueError(f"{name}.prune.strategy must be cluster, uniform or motion, got {p.strategy!r}")
             if p.recovery not in ("attention", "nearest", "linear"):
                 raise ValueError(f"{name}.prune.recovery must be attention, nearest or linear, got {p.recovery!r}")
-            if not 1 <= p.layer < self.depth:
-                raise ValueError(f"{name}.prune.layer {p.layer} out of range: prune before a layer 1..{self.depth - 1}")
-            if not self.neighbours <= p.keep <= self.num_frames:
-                raise ValueError(
-                    f"{name}.prune.keep {p.keep} must be in [neighbours={self.neighbours}, num_frames={self.num_frames}]"
-                )
+            for n, st in enumerate(p.stages):  # the first stage is (strategy, keep, layer); then extra_stages
+                what = f"{name}.prune" if n == 0 else f"{name}.prune.extra_stages[{n - 1}]"
+                if st.strategy not in ("cluster", "uniform", "motion"):
+                    raise ValueError(f"{what}.strategy must be cluster, uniform or motion, got {st.strategy!r}")
+                if not 1 <= st.layer < self.depth:
+                    raise ValueError(f"{what}.layer {st.layer} out of range: prune before a layer 1..{self.depth - 1}")
+                if not self.neighbours <= st.keep <= self.num_frames:
+                    raise ValueError(
+                        f"{what}.keep {st.keep} must be in [neighbours={self.neighbours}, num_frames={self.num_frames}]"
+                    )
 
 
 class MotionAGFormerTrace(NamedTuple):
@@ -305,6 +311,11 @@ class MotionAGFormer(nn.Module):
         self.layers = nn.ModuleList(MotionAGFormerLayer(cfg, cfg.frames_at(i), cfg.drop_path) for i in range(cfg.depth))
         self.norm = nn.LayerNorm(c, eps=cfg.norm_eps)
         self.kept_pos_embed = nn.Parameter(torch.zeros(1, p.keep, c)) if p.active and p.pos_embed else None
+        self.stage_pos_embeds = (  # one per later stage (multi-stage schedules only)
+            nn.ParameterList(nn.Parameter(torch.zeros(1, st.keep, c)) for st in p.extra_stages)
+            if p.extra_stages and p.pos_embed
+            else None
+        )
         self.recovery = (
             TokenRecoveryAttention(cfg.num_frames, c, cfg.heads, cfg.qkv_bias)
             if p.active and p.recovery == "attention"
@@ -352,22 +363,18 @@ class MotionAGFormer(nn.Module):
         return self._forward(x, keep_index, noise, neighbours, True)
 
     # -- internals
-    def _select(self, h: Tensor, x: Tensor, keep_index: Tensor | None, noise: Tensor | None,
-                trace: bool) -> tuple[Tensor, Tensor | None]:
-        p = self.cfg.prune
-        b, f = h.shape[:2]
-        tokens = h.mean(dim=2) if trace or keep_index is None else None  # (B, T, C)
-        if keep_index is not None:
-            if tuple(keep_index.shape) != (b, p.keep) or keep_index.dtype not in (torch.int64, torch.int32):
-                raise ValueError(
-                    f"{type(self).__name__}: keep_index must be an integer tensor of shape ({b}, {p.keep}), "
-                    f"got {keep_index.dtype} {tuple(keep_index.shape)}"
-                )
-            return keep_index.to(h.device, torch.long).sort(dim=1).values, tokens
-        if noise is not None and tuple(noise.shape) != (b, f):
-            raise ValueError(f"{type(self).__name__}: noise must have shape ({b}, {f}), got {tuple(noise.shape)}")
-        assert tokens is not None
-        return choose_frames(p, tokens, poses=x[..., :2], noise=noise), tokens
+    def _check_keep_index(self, keep_index: Tensor | Sequence[Tensor], batch: int) -> Tensor | tuple[Tensor, ...]:
+        """Forced frames: one (B, T_s) tensor per stage, or the final kept frames (B, T_last); sorted, int64."""
+        dev = self.joints_embed.weight.device
+        if isinstance(keep_index, (tuple, list)):
+            return tuple(t.to(dev) for t in check_stage_index(self.cfg.prune, keep_index, batch, type(self).__name__))
+        want = (batch, self.cfg.prune.final_keep)
+        if tuple(keep_index.shape) != want or keep_index.dtype not in (torch.int64, torch.int32):
+            raise ValueError(
+                f"{type(self).__name__}: keep_index must be an integer tensor of shape {want}, "
+                f"got {keep_index.dtype} {tuple(keep_index.shape)}"
+            )
+        return keep_index.to(dev, torch.long).sort(dim=1).values
 
     def _forced(self, neighbours: Sequence[Tensor | None] | None, layer: int, graphs: int, frames: int,
                 device: torch.device) -> Tensor | None:
@@ -387,17 +394,32 @@ class MotionAGFormer(nn.Module):
         cfg, p = self.cfg, self.cfg.prune
         check_clip(x, cfg.num_frames, cfg.num_joints, cfg.in_channels, type(self).__name__, exact=True)
         b, f, j = x.shape[:3]
-        if keep_index is not None and not p.active:
-            raise ValueError(f"{type(self).__name__}: keep_index given, but this config prunes no frames")
+        if keep_index is not None:
+            if not p.active:
+                raise ValueError(f"{type(self).__name__}: keep_index given, but this config prunes no frames")
+            keep_index = self._check_keep_index(keep_index, b)
+        if noise is not None and tuple(noise.shape) != (b, f):
+            raise ValueError(f"{type(self).__name__}: noise must have shape ({b}, {f}), got {tuple(noise.shape)}")
         h = self.joints_embed(x) + self.pos_embed
         index = tokens = None
         record: list[Tensor] | None = [] if trace else None
+        stages = p.stages
+        at = {st.layer: n for n, st in enumerate(stages)}
         for i, layer in enumerate(self.layers):
-            if p.active and i == p.layer:
-                index, tokens = self._select(h, x, keep_index, noise, trace)
-                h = gather_tokens(h, index)
-                if self.kept_pos_embed is not None:
-                    h = h + self.kept_pos_embed[:, :, None]
+            n = at.get(i)
+            if n is not None:
+                # a stage ranks frames itself unless every stage is forced, or this is the last and it is forced
+                scored = keep_index is None or (isinstance(keep_index, Tensor) and n < len(stages) - 1)
+                frame_tokens = h.mean(dim=2) if trace or scored else None  # (B, T, C): one token per frame
+                if n == 0:
+                    tokens = frame_tokens
+                local, index = prune_step(p, n, frame_tokens, index, poses=x[..., :2], noise=noise, forced=keep_index)
+                h = gather_tokens(h, local)
+                pos = self.kept_pos_embed if n == 0 else (
+                    self.stage_pos_embeds[n - 1] if self.stage_pos_embeds is not None else None
+                )
+                if pos is not None:
+                    h = h + pos[:, :, None]
             h = layer(h, self._forced(neighbours, i, b * j, h.shape[1], h.device), record)
         h = self.norm(h)
         if index is not None:
