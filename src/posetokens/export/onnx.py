@@ -23,6 +23,7 @@ pairwise distances and ONNX TopK, whose lower-index-first rule for ties matches 
 from __future__ import annotations
 
 import copy
+import math
 import os
 import tempfile
 import time
@@ -112,19 +113,29 @@ def _model(model: str | nn.Module | None, weights: str | Path | None, overrides:
 
 
 def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | Path | None = None, opset: int = 18,
-                check: bool = True, atol: float = 1e-4, check_batches: tuple[int, ...] = (1, 3),
-                **overrides: Any) -> ExportResult:
+                check: bool = True, atol: float | None = None, check_batches: tuple[int, ...] = (1, 3),
+                precision: str = "fp32", **overrides: Any) -> ExportResult:
     """Export a zoo model (name, built, or None with ``weights`` of ours, which name their model) to ONNX at
     ``out`` with a dynamic batch axis; the file's ``metadata_props`` carry ``posetokens.zoo_name``,
     ``posetokens.protocol`` and the rest of the checkpoint description (JSON). With ``check``,
     compare onnxruntime (CPU) with PyTorch on random inputs of each of ``check_batches`` and raise
     ``ValueError`` if any output differs by more than ``atol`` (integer outputs must match exactly). A zoo model
     built without ``weights`` says on stderr that it exports random weights; an ``out`` that is a folder, or the
-    ``weights`` file itself, is refused before anything is built."""
+    ``weights`` file itself, is refused before anything is built.
+
+    ``precision``: ``fp32`` (default), or ``int8-dynamic``: onnxruntime's dynamic quantisation of the graph's
+    MatMul/Gemm weights to int8 (one self-contained file, ``posetokens.precision`` in its metadata); its check
+    is a sanity bound (``atol`` default: a quarter of the largest PyTorch output), not an accuracy figure
+    (``benchmarks/precision.py`` measures that). ``bf16`` is refused (onnxruntime's CPU kernels have none).
+    ``atol`` None: 1e-4 for fp32."""
+    from posetokens.fileio import check_no_overwrite, writable_dir
+    from posetokens.inference.precision import parse_choice
     from posetokens.layers.attention import use_fused_attn
 
-    from posetokens.fileio import check_no_overwrite, writable_dir
-
+    precision = parse_choice(precision).precision
+    if precision == "bf16":
+        raise ValueError("export --precision bf16: onnxruntime's CPU kernels have no bfloat16; export fp32 (or "
+                         "int8-dynamic) and run bfloat16 in PyTorch (infer --precision bf16)")
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"--onnx {out} is a folder; expected the path of the .onnx file to write")
@@ -146,6 +157,25 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
             torch.onnx.export(wrapper, example, str(staged), input_names=names_in, output_names=names_out,
                               opset_version=opset, dynamo=True, dynamic_shapes=(tuple({0: batch} for _ in example),),
                               optimize=True, verbose=False)
+        if precision == "int8-dynamic":  # one self-contained file: int8 weights are small
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantized = Path(tmp) / "quantized" / out.name
+            quantized.parent.mkdir()
+            import logging
+
+            logging.disable(logging.WARNING)  # onnxruntime's advice to pre-process, said on the root logger
+            try:
+                quantize_dynamic(str(staged), str(quantized), weight_type=QuantType.QInt8,
+                                 op_types_to_quantize=["MatMul", "Gemm"])
+            finally:
+                logging.disable(logging.NOTSET)
+            for f in Path(tmp).iterdir():
+                if f.is_file():
+                    f.unlink()
+            os.replace(quantized, staged)
+            quantized.parent.rmdir()
+            description = {**description, "precision": precision}
         if description:  # the pipeline around the graph travels with it (metadata_props, JSON values)
             import json
 
@@ -163,15 +193,16 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
             os.replace(f, out.parent / f.name)
     res = ExportResult(out, names_in, names_out, time.perf_counter() - start)
     if check:
-        res.max_abs_diff = check_onnx(m, out, check_batches, atol)
+        res.max_abs_diff = check_onnx(m, out, check_batches, 1e-4 if atol is None and precision == "fp32" else atol)
     return res
 
 
 @torch.no_grad()
-def check_onnx(model: nn.Module, path: str | Path, batches: tuple[int, ...] = (1, 3), atol: float = 1e-4,
+def check_onnx(model: nn.Module, path: str | Path, batches: tuple[int, ...] = (1, 3), atol: float | None = 1e-4,
                seed: int = 0) -> dict[str, float]:
     """Max abs difference per output between onnxruntime (CPU) and PyTorch eager on random inputs of each
-    batch size; raises ``ValueError`` naming the output when it exceeds ``atol``."""
+    batch size; raises ``ValueError`` naming the output when it exceeds ``atol`` (None, for a quantised graph:
+    a quarter of the largest PyTorch value of that output, and integer outputs such as kept frames may differ)."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -192,7 +223,8 @@ def check_onnx(model: nn.Module, path: str | Path, batches: tuple[int, ...] = (1
             exact = not np.issubdtype(r.dtype, np.floating)
             diff = float(np.abs(r.astype(np.float64) - g.astype(np.float64)).max()) if r.size else 0.0
             worst[name] = max(worst[name], diff)
-            if (exact and diff != 0) or diff > atol or not np.isfinite(diff):
+            bound = atol if atol is not None else (math.inf if exact else 0.25 * float(np.abs(r).max()))
+            if (exact and atol is not None and diff != 0) or diff > bound or not np.isfinite(diff):
                 raise ValueError(f"{path}: onnxruntime differs from PyTorch on output {name!r} by {diff:.3g} "
-                                 f"(batch {b}; allowed {0 if exact else atol})")
+                                 f"(batch {b}; allowed {0 if exact else bound:.3g})")
     return worst

@@ -1,0 +1,395 @@
+"""Number format and runtime of inference: the one home of the choice (``infer``, ``lift``, ``export`` and
+:class:`~posetokens.inference.api.PoseEstimator` all take it from here).
+
+A choice is a precision and a runtime:
+
+==================  =====================================================================================
+precision           what runs
+==================  =====================================================================================
+``fp32``            float32 weights and activations (exact to float rounding)
+``bf16``            bfloat16 weights and activations (``model.to(torch.bfloat16)``); needs a CPU with
+                    AVX512-BF16 or AMX (the oneDNN kernels), or a CUDA GPU with bfloat16 support
+``int8-dynamic``    ``torch.ao`` dynamic quantisation of the ``nn.Linear`` layers (int8 weights, activations
+                    quantised per batch); convolutions stay float32. CPU only
+==================  =====================================================================================
+
+==================  =====================================================================================
+runtime             what runs
+==================  =====================================================================================
+``torch``           PyTorch eager
+``compile``         ``torch.compile`` of the forward (Inductor; needs a C++ compiler on CPU). Compiled at the
+                    first call of each method; a compile that fails falls back to eager, said once on stderr
+                    and counted in :attr:`PreparedModel.fallbacks`
+``onnxruntime``     the model exported by :func:`posetokens.export.export_onnx` (float32, or with
+                    ``int8-dynamic`` onnxruntime's dynamic quantisation of its MatMuls) run by an onnxruntime
+                    CPU session
+==================  =====================================================================================
+
+Whatever runs inside, the prepared model takes float32 inputs and returns float32 outputs, and keeps the
+attributes and methods the library calls (``output_kind``, ``cfg``, ``forward_tokens``, ``forward_frames``,
+``predict``, ...), so the flip test, decoding and scoring around it are unchanged.
+
+Unsupported combinations are refused with one line (:func:`check_choice`): ``bf16`` on a CPU without bfloat16
+kernels, ``int8-dynamic`` or ``onnxruntime`` on a GPU, ``bf16`` through onnxruntime, ``int8-dynamic`` through
+torch.compile; and at run time the flip test of a pruned lifter through onnxruntime. ``benchmarks/precision.py``
+measures every choice's speed-up and accuracy change against float32 on trained models; :data:`DEFAULT` says
+what was chosen from it and why (docs/speed.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import functools
+import inspect
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "DEFAULT",
+    "PRECISIONS",
+    "RUNTIMES",
+    "Choice",
+    "PreparedModel",
+    "bf16_supported",
+    "check_choice",
+    "parse_choice",
+    "prepare",
+    "to_float32",
+]
+
+PRECISIONS = ("fp32", "bf16", "int8-dynamic")
+RUNTIMES = ("torch", "compile", "onnxruntime")
+_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "int8": "int8-dynamic", "ort": "onnxruntime",
+            "eager": "torch", "torch.compile": "compile"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """A precision (:data:`PRECISIONS`) and a runtime (:data:`RUNTIMES`)."""
+
+    precision: str = "fp32"
+    runtime: str = "torch"
+
+    def __str__(self) -> str:
+        return f"{self.precision}/{self.runtime}"
+
+    @property
+    def exact(self) -> bool:
+        """Whether outputs equal float32 eager's to float rounding (fp32 through any runtime)."""
+        return self.precision == "fp32"
+
+
+#: The default of PoseEstimator, ``infer`` and ``lift``: float32 eager (docs/speed.md, benchmarks/precision.py).
+#: Measured 2026-12-02 on the quickstart PPT and TokenPose and a HoT-MixSTE trained on synthetic motion: bf16
+#: moves TokenPose's AP by -0.11 point and HoT's MPJPE by +0.13 mm, int8-dynamic by -0.23 and +2.75: both miss
+#: the bars (0.1 point, 0.1 mm). The choices within them are exact: fp32/compile (1.11x) and fp32/onnxruntime
+#: (1.3-1.4x on PPT and TokenPose at batch 32; refused for a pruned lifter under the flip test). Both pay a one-off
+#: cost at start (a compile per input shape, an export of 10-50 s) that a short run does not earn back, and
+#: onnxruntime is an optional dependency, so they are opt-in (--runtime compile / onnxruntime).
+DEFAULT = Choice("fp32", "torch")
+
+
+def parse_choice(precision: str | None = None, runtime: str | None = None) -> Choice:
+    """A :class:`Choice` from names (None: :data:`DEFAULT`'s); ``ValueError`` with one line for a name that is
+    neither a precision nor a runtime. Aliases: float32, bfloat16, int8, ort, eager, torch.compile."""
+    p = DEFAULT.precision if precision is None else _ALIASES.get(str(precision).lower(), str(precision).lower())
+    r = DEFAULT.runtime if runtime is None else _ALIASES.get(str(runtime).lower(), str(runtime).lower())
+    if p not in PRECISIONS:
+        raise ValueError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if r not in RUNTIMES:
+        raise ValueError(f"--runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
+    return Choice(p, r)
+
+
+@functools.cache
+def _cpu_bf16() -> bool:
+    """Whether this CPU has bfloat16 kernels (AVX512-BF16 or AMX tiles, as oneDNN uses them)."""
+    cpu = getattr(torch, "cpu", None)
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        fn = getattr(cpu, probe, None)
+        try:
+            if fn is not None and fn():
+                return True
+        except RuntimeError:  # a build without the probe's backend
+            continue
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def bf16_supported(device: str | torch.device = "cpu") -> tuple[bool, str]:
+    """(whether bfloat16 inference is fast and supported on ``device``, why not when it is not)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        ok = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        return ok, "" if ok else "this GPU has no bfloat16 support"
+    if dev.type == "cpu":
+        why = "this CPU has neither AVX512-BF16 nor AMX (bfloat16 would be emulated, slower than float32)"
+        return (True, "") if _cpu_bf16() else (False, why)
+    return False, f"bfloat16 inference is not offered on {dev.type}"
+
+
+def check_choice(choice: Choice, device: str | torch.device = "cpu") -> None:
+    """``ValueError`` with one line when ``choice`` cannot run on ``device`` (see the module doc)."""
+    dev = torch.device(device)
+    where = f"--precision {choice.precision} --runtime {choice.runtime} on {dev}"
+    if choice.precision == "bf16":
+        ok, why = bf16_supported(dev)
+        if not ok:
+            raise ValueError(f"{where}: {why}; use --precision fp32")
+        if choice.runtime == "onnxruntime":
+            raise ValueError(f"{where}: onnxruntime's CPU kernels have no bfloat16; use --runtime torch or compile")
+    if choice.precision == "int8-dynamic" and dev.type != "cpu":
+        raise ValueError(f"{where}: dynamic int8 quantisation runs on the CPU only; use --precision fp32 or bf16")
+    if choice.precision == "int8-dynamic" and choice.runtime == "compile":
+        raise ValueError(f"{where}: torch.compile does not take dynamically quantised layers; use --runtime torch")
+    if choice.runtime == "onnxruntime" and dev.type != "cpu":
+        raise ValueError(f"{where}: the onnxruntime runtime runs a CPU session; use --runtime torch or compile")
+
+
+# ------------------------------------------------------------------------------------------------ outputs
+def to_float32(obj: Any) -> Any:
+    """``obj`` with every floating tensor cast to float32 (tensors, tuples, lists, named tuples, dicts)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.float() if obj.is_floating_point() and obj.dtype != torch.float32 else obj
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(to_float32(v) for v in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(to_float32(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: to_float32(v) for k, v in obj.items()}
+    return obj
+
+
+def _cast_inputs(args: tuple, kwargs: dict, dtype: torch.dtype | None) -> tuple[tuple, dict]:
+    if dtype is None:
+        return args, kwargs
+    def cast(v: Any) -> Any:
+        return v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+
+    return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
+
+
+# ------------------------------------------------------------------------------------------------- models
+_METHODS = ("forward_tokens", "forward_frames", "predict")
+
+
+class PreparedModel(nn.Module):
+    """A model run under a :class:`Choice`: float32 in, float32 out, its methods and attributes passed through.
+
+    ``model`` is the module that runs (already cast or quantised); ``dtype`` the floating type its inputs are
+    cast to (None: as given); ``compiled`` whether methods go through ``torch.compile``; ``session`` an
+    onnxruntime session that replaces the network's deployment forward. :attr:`fallbacks` counts calls that a
+    failed compile sent to eager. A bfloat16 model whose own code casts some tensors to float32 (PCT's Swin
+    attention) fails its first call with a dtype mismatch; that call and every later one then run under
+    ``torch.autocast`` (:attr:`mixed`), which joins the two."""
+
+    def __init__(self, model: nn.Module, choice: Choice, dtype: torch.dtype | None = None, compiled: bool = False,
+                 session: Any = None) -> None:
+        super().__init__()
+        self.model = model
+        self.choice = choice
+        self.dtype = dtype
+        self.compiled = compiled
+        self.session = session
+        self.fallbacks = 0
+        self.mixed = False  # bf16 under autocast: a model whose code casts parts to float32 (see _run)
+        self._compiled: dict[str, Callable[..., Any]] = {}
+        self._failed: dict[str, str] = {}
+
+    def __getattr__(self, name: str) -> Any:  # the wrapped model's config, flags and plain attributes
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name in _METHODS or name.startswith("__"):
+                raise
+            return getattr(self._modules["model"], name)
+
+    def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        args, kwargs = _cast_inputs(args, kwargs, self.dtype)
+        fn = getattr(self.model, method) if method != "forward" else self.model
+        if self.compiled and method not in self._failed:
+            compiled = self._compiled.get(method)
+            if compiled is None:
+                compiled = self._compiled[method] = torch.compile(fn)
+            try:
+                return to_float32(compiled(*args, **kwargs))
+            except Exception as e:  # noqa: BLE001 (any compiler failure: eager instead, said once)
+                self._failed[method] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                print(f"posetokens: warning: torch.compile of {type(self.model).__name__}.{method} failed "
+                      f"({self._failed[method][:200]}); running it eager", file=sys.stderr, flush=True)
+        if self.compiled:
+            self.fallbacks += 1
+        with self._mixed_context():
+            try:
+                return to_float32(fn(*args, **kwargs))
+            except RuntimeError as e:
+                if self.dtype is None or self.mixed or not _dtype_mismatch(e):
+                    raise
+        # the model runs some parts in float32 on purpose (PCT's Swin attention): autocast joins the two from now on
+        self.mixed = True
+        with self._mixed_context():
+            return to_float32(fn(*args, **kwargs))
+
+    def _mixed_context(self) -> Any:
+        if not self.mixed:
+            return contextlib.nullcontext()
+        device = next((p.device.type for p in self.model.parameters()), "cpu")
+        return torch.autocast(device, dtype=self.dtype)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The model's forward under the choice (float32 outputs)."""
+        if self.session is not None:
+            return self.session.forward(*args)
+        return self._run("forward", *args, **kwargs)
+
+    def forward_tokens(self, *args: Any, **kwargs: Any) -> Any:
+        """The model's ``forward_tokens`` (prediction and pruning record) under the choice."""
+        if self.session is not None:
+            raise ValueError(f"{self.choice}: the ONNX graph returns predictions only, not the kept tokens "
+                             "(--show-tokens needs --runtime torch or compile)")
+        if not hasattr(self.model, "forward_tokens"):
+            raise AttributeError("forward_tokens")
+        return self._run("forward_tokens", *args, **kwargs)
+
+    def forward_frames(self, *args: Any, **kwargs: Any) -> Any:
+        """A lifter's ``forward_frames`` (3D and kept frame indices) under the choice."""
+        if self.session is not None:
+            return self.session.forward_frames(*args, **kwargs)
+        return self._run("forward_frames", *args, **kwargs)
+
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        """A coordinate model's ``predict`` (PCT) under the choice."""
+        if self.session is not None:
+            return self.session.predict(*args, **kwargs)
+        return self._run("predict", *args, **kwargs)
+
+
+def _dtype_mismatch(e: RuntimeError) -> bool:
+    """Whether ``e`` is PyTorch's refusal to mix float32 and bfloat16 operands."""
+    text = str(e)
+    return "scalar type" in text or "same dtype" in text or "dtype" in text and "BFloat16" in text
+
+
+def _reads_weight(parent: nn.Module, name: str) -> bool:
+    """Whether ``parent``'s code reads ``self.<name>.weight`` directly (a quantised layer has no such tensor)."""
+    try:
+        src = inspect.getsource(type(parent))
+    except (OSError, TypeError):
+        return True
+    return f"self.{name}.weight" in src
+
+
+def quantize_linear_dynamic(model: nn.Module, min_features: int = 16) -> nn.Module:
+    """A copy of ``model`` with every plain ``nn.Linear`` (at least ``min_features`` inputs, and not read as a
+    weight tensor by its parent's code) replaced by a dynamically quantised int8 linear (``torch.ao``)."""
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+    names = {}
+    for parent_name, parent in model.named_modules():
+        for name, child in parent.named_children():
+            if type(child) is nn.Linear and child.in_features >= min_features and not _reads_weight(parent, name):
+                names[f"{parent_name}.{name}" if parent_name else name] = default_dynamic_qconfig
+    if not names:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear layer that int8-dynamic can quantise")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notice
+        return quantize_dynamic(copy.deepcopy(model), names, dtype=torch.qint8)
+
+
+_KEPT_IN_GRAPH = object()  # a pruned lifter's kept frames, chosen inside the graph and not returned
+
+
+class OrtSession:
+    """An onnxruntime CPU session of a model exported by :func:`posetokens.export.export_onnx`, called like the
+    model: ``forward`` (heatmaps / SimCC), ``predict`` (PCT, no flip), ``forward_frames`` (lifters). The ONNX
+    file lives in a temporary folder removed with the session."""
+
+    def __init__(self, model: nn.Module, threads: int | None = None, int8: bool = False) -> None:
+        import onnxruntime as ort
+
+        from posetokens.export import export_onnx
+
+        self._dir = tempfile.TemporaryDirectory(prefix="posetokens-ort-")
+        path = Path(self._dir.name) / "model.onnx"
+        res = export_onnx(copy.deepcopy(model).cpu().eval(), path, check=False,
+                          precision="int8-dynamic" if int8 else "fp32")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads or torch.get_num_threads())
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.inputs, self.outputs = res.inputs, res.outputs
+        self.task = model.task
+        self.output_kind = getattr(model, "output_kind", None)
+        self.prunes = bool(getattr(getattr(model.cfg, "prune", None), "active", False))
+
+    def _call(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        feed = {n: t.detach().float().cpu().numpy() for n, t in zip(self.inputs, inputs)}
+        return [torch.from_numpy(a) for a in self.session.run(None, feed)]
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        """The network's output as the model returns it (a tensor, or SimCC's pair)."""
+        out = self._call(*inputs)
+        return tuple(out) if len(out) > 1 else out[0]
+
+    def predict(self, images: torch.Tensor, flip_indices: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """PCT's crop-pixel keypoints and scores (the ONNX graph holds no flip test)."""
+        if flip_indices is not None:
+            raise ValueError("--runtime onnxruntime: the PCT graph has no flip test; drop --flip-test or use "
+                             "--runtime torch")
+        k, s = self._call(images)
+        return k, s
+
+    def forward_frames(self, x: torch.Tensor, keep_index: Any = None) -> tuple[torch.Tensor, Any]:
+        """A lifter's 3D and its kept frames: the graph's ``kept_frames`` (TPC), or for another pruned lifter
+        (HoT) a marker that they exist but the graph does not give them. The flip test's second pass reuses the
+        first pass's kept frames, which the graph cannot take, so it is refused (one line) rather than run with a
+        selection of its own."""
+        if keep_index is not None:
+            raise ValueError("--runtime onnxruntime: the flip test's mirrored pass of a pruned lifter reuses the "
+                             "frames the first pass kept, which the ONNX graph cannot take; drop --flip-test or use "
+                             "--runtime torch")
+        out = self._call(x)
+        return out[0], (out[1] if len(out) > 1 else _KEPT_IN_GRAPH if self.prunes else None)
+
+
+def prepare(model: nn.Module, choice: Choice | str | None = None, device: str | torch.device | None = None,
+            threads: int | None = None) -> nn.Module:
+    """``model`` (eval mode, on ``device``) ready to run under ``choice``: the model itself for float32 eager,
+    else a :class:`PreparedModel` (a copy; ``model`` is not changed). ``choice``: a :class:`Choice`, a
+    ``"precision/runtime"`` string, or None (:data:`DEFAULT`). ``threads``: onnxruntime's intra-op threads
+    (default torch's). Raises ``ValueError`` (one line) for a choice the device cannot run."""
+    if choice is None or isinstance(choice, str):
+        parts = (choice or str(DEFAULT)).split("/")
+        choice = parse_choice(parts[0], parts[1] if len(parts) > 1 else None)
+    dev = torch.device(device) if device is not None else next(
+        (p.device for p in model.parameters()), torch.device("cpu"))
+    check_choice(choice, dev)
+    model = model.eval()
+    if choice == Choice("fp32", "torch"):
+        return model
+    if choice.runtime == "onnxruntime":
+        session = OrtSession(model, threads, int8=choice.precision == "int8-dynamic")
+        return PreparedModel(model, choice, session=session).eval()
+    dtype = None
+    net = model
+    if choice.precision == "bf16":
+        net, dtype = copy.deepcopy(model).to(torch.bfloat16), torch.bfloat16
+    elif choice.precision == "int8-dynamic":
+        net = quantize_linear_dynamic(model.cpu())
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return PreparedModel(net.eval(), choice, dtype=dtype, compiled=choice.runtime == "compile").eval()

@@ -1,0 +1,50 @@
+"""benchmarks/gpu.py in its tiny CPU mode, so the GPU script does not rot between GPU runs: every section runs
+(inference per variant, the largest-batch search, the training steps through the trainer's loss, the data
+loaders) and the report has one row per model, variant and batch."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def gpu_script(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    sys.modules.pop("gpu", None)
+    import gpu
+
+    return gpu
+
+
+def test_tiny_cpu_mode_runs_every_section(gpu_script, tmp_path: Path) -> None:
+    from posetokens.inference.precision import bf16_supported
+
+    out = tmp_path / "RESULTS.md"
+    assert gpu_script.main(["--device", "cpu", "--tiny", "--max-batch", "2", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("\n## gpu.py --tiny") and "(CPU)" in text
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and not line.startswith("| model")
+            and not line.startswith("| training")]
+    inference = [r for r in rows if len(r) == 6]
+    training = [r for r in rows if len(r) == 7]
+    variants = ["fp32"] + (["bf16"] if bf16_supported("cpu")[0] else [])
+    for name in gpu_script.TINY:
+        for v in variants:  # batch 1 and the largest tried (2): the doubling search ran
+            assert [r[2] for r in inference if r[0] == f"| {name}" and r[1] == v] == ["1", "2"], (name, v, text)
+    assert [r[0] for r in training] == [f"| {n}" for n in gpu_script.TRAIN_MODELS]
+    assert all(float(r[3]) > 0 for r in training)  # step ms measured
+
+
+def test_refuses_a_missing_gpu_in_one_line(gpu_script, tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    with pytest.raises(ValueError, match=r"--device cuda: ") as e:
+        gpu_script.main(["--out", str(tmp_path / "r.md")])
+    assert "\n" not in str(e.value) and not (tmp_path / "r.md").exists()

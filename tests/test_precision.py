@@ -1,0 +1,235 @@
+"""The precision/runtime choice (posetokens.inference.precision): outputs of every choice against a float64 run
+of the same weights (the reference is computed outside the code under test), and the one-line refusals."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from posetokens.cli import main as cli
+from posetokens.inference import precision
+from posetokens.inference.precision import Choice, check_choice, parse_choice, prepare
+from posetokens.registry import create_model
+
+# unpruned tiny models: a changed token selection would not measure number formats (the pruned ones run below)
+TOKENPOSE = ("tokenpose_s_coco_256x192", {"image_size": [64, 48], "dim": 32, "depth": 2, "heads": 2,
+                                          "patch_size": [2, 2], "head_hidden": 64,
+                                          "backbone": {"stem_channels": 16, "num_blocks": [1, 4, 4, 4]}})
+GTPT = ("gtpt_t_coco_256x192", {"image_size": [64, 48], "keep_rate": [1.0] * 12})
+MIXSTE = ("mixste_h36m_243", {"num_frames": 27, "depth": 2, "dim": 32})
+PPT = ("ppt_s_coco_256x192", {**TOKENPOSE[1], "prune": {"layers": [0], "keep_ratio": 0.7}})
+HOT = ("hot_mixste_h36m_243", {**MIXSTE[1], "prune": {"keep": 9, "layer": 1}})
+
+# max |choice - float64| / max |float64| allowed. bfloat16 keeps 8 significant bits (unit roundoff 2^-8 = 0.0039):
+# a few layers of it stay within 3%; int8 weights and activations (scale per tensor / per batch) within 10%;
+# float32 through another runtime to float rounding.
+TOLERANCE = {"fp32": 1e-5, "bf16": 0.03, "int8-dynamic": 0.1}
+HAS_BF16 = precision.bf16_supported("cpu")[0]
+
+
+def _build(spec: tuple[str, dict]) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model(spec[0], **spec[1]).eval()
+
+
+def _run(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        out = net.forward_frames(x)[0] if net.task == "lifting" else net(x)
+    return torch.cat([t.flatten(1) for t in out], 1) if isinstance(out, tuple) else out
+
+
+def _relative_error(model: torch.nn.Module, choice: str, net: torch.nn.Module | None = None) -> tuple[float, torch.dtype]:
+    (x,) = model.dummy_inputs(2)
+    ref = _run(copy.deepcopy(model).double(), x.double())  # float64: the reference, outside the choice's code
+    got = _run(prepare(model, choice, "cpu") if net is None else net, x)
+    return float((got.double() - ref).abs().max() / ref.abs().max()), got.dtype
+
+
+def _torch_choices() -> list[str]:
+    return ["fp32/torch", "int8-dynamic/torch"] + (["bf16/torch"] if HAS_BF16 else [])
+
+
+@pytest.mark.parametrize("spec", [TOKENPOSE, GTPT, MIXSTE], ids=lambda s: s[0])
+@pytest.mark.parametrize("choice", _torch_choices())
+def test_choice_outputs_within_tolerance_of_float64(spec: tuple[str, dict], choice: str) -> None:
+    err, dtype = _relative_error(_build(spec), choice)
+    assert dtype == torch.float32  # outputs are float32 whatever ran inside
+    assert err <= TOLERANCE[parse_choice(*choice.split("/")).precision], (choice, err)
+    if not choice.startswith("fp32"):
+        assert err > 1e-5, err  # it really ran in the reduced format
+
+
+def test_fp32_torch_is_the_model_itself_and_other_choices_copy_it() -> None:
+    model = _build(TOKENPOSE)
+    assert prepare(model, "fp32/torch") is model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    net = prepare(model, "int8-dynamic/torch")
+    assert net.model is not model and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert net.output_kind == model.output_kind and net.cfg == model.cfg  # attributes pass through
+
+
+@pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bfloat16 kernels")
+def test_bf16_runs_pruned_models_and_their_methods() -> None:
+    """The pruned models run under bf16 through every method the library calls (forward_tokens with its
+    pruning record, forward_frames with its kept frames), float32 out."""
+    ppt = prepare(_build(PPT), "bf16/torch")
+    (x,) = ppt.dummy_inputs(2)
+    with torch.no_grad():
+        out = ppt.forward_tokens(x)
+    assert out.prediction.dtype == torch.float32 and out.pruned
+    hot = prepare(_build(HOT), "bf16/torch")
+    (x,) = hot.dummy_inputs(2)
+    with torch.no_grad():
+        y, _ = hot.forward_frames(x)
+    assert y.dtype == torch.float32 and y.shape == (2, 27, 17, 3) and torch.isfinite(y).all()
+
+
+class _CastsToFloat(torch.nn.Module):
+    """A model whose own code runs a part in float32 (as PCT's Swin attention does)."""
+
+    task, output_kind = "topdown", "heatmap"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(8, 16), torch.nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(x)).float())
+
+
+@pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bfloat16 kernels")
+def test_bf16_of_a_model_that_casts_to_float32_runs_under_autocast() -> None:
+    torch.manual_seed(0)
+    model, x = _CastsToFloat().eval(), torch.randn(5, 8)
+    net = prepare(model, "bf16/torch")
+    with torch.no_grad():
+        ref = model(x).double()  # float32 eager (its float32 part would refuse float64)
+        out = net(x)
+    assert net.mixed and out.dtype == torch.float32
+    assert float((out.double() - ref).abs().max() / ref.abs().max()) <= TOLERANCE["bf16"]
+
+
+def test_pose_estimator_predicts_under_a_choice() -> None:
+    from posetokens.inference.api import PoseEstimator
+
+    model = _build(TOKENPOSE)
+    ref = PoseEstimator(copy.deepcopy(model))
+    est = PoseEstimator(model, precision="int8-dynamic")
+    assert est.choice == Choice("int8-dynamic", "torch") and isinstance(est.net, precision.PreparedModel)
+    img = np.random.default_rng(0).integers(0, 255, (96, 80, 3), dtype=np.uint8)
+    a, b = ref.predict(img), est.predict(img)
+    assert b.keypoints.shape == a.keypoints.shape and np.isfinite(b.keypoints).all()
+    assert b.keypoints.dtype == np.float64
+
+
+def test_compile_failure_falls_back_to_eager_once_and_counts(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    def broken(fn: object) -> object:
+        def run(*a: object, **k: object) -> None:
+            raise RuntimeError("no C++ compiler\nsecond line")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    model = _build(TOKENPOSE)
+    net = prepare(model, "fp32/compile")
+    (x,) = model.dummy_inputs(2)
+    with torch.no_grad():
+        ref = model(x)
+        outs = [net(x) for _ in range(3)]
+    err = capsys.readouterr().err
+    assert err.count(f"torch.compile of {type(model).__name__}.forward failed (RuntimeError: no C++ compiler)") == 1
+    assert net.fallbacks == 3 and all(torch.equal(o, ref) for o in outs)
+
+
+# ------------------------------------------------------------------------------------------------ refusals
+@pytest.mark.parametrize("args, message", [
+    (("fp16", None), "--precision 'fp16': expected one of fp32, bf16, int8-dynamic"),
+    ((None, "tensorrt"), "--runtime 'tensorrt': expected one of torch, compile, onnxruntime"),
+])
+def test_unknown_names_are_refused(args: tuple, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_choice(*args)
+
+
+def test_aliases_and_default() -> None:
+    assert parse_choice("bfloat16", "ort") == Choice("bf16", "onnxruntime")
+    assert parse_choice() == precision.DEFAULT
+
+
+@pytest.mark.parametrize("choice, device, message", [
+    (Choice("bf16", "torch"), "cpu", "this CPU has neither AVX512-BF16 nor AMX"),
+    (Choice("int8-dynamic", "torch"), "cuda", "dynamic int8 quantisation runs on the CPU only"),
+    (Choice("fp32", "onnxruntime"), "cuda", "the onnxruntime runtime runs a CPU session"),
+    (Choice("int8-dynamic", "compile"), "cpu", "torch.compile does not take dynamically quantised layers"),
+])
+def test_unsupported_combinations_give_one_line(choice: Choice, device: str, message: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(precision, "_cpu_bf16", lambda: False)  # a CPU without bfloat16 kernels
+    with pytest.raises(ValueError, match=re.escape(message)) as e:
+        check_choice(choice, device)
+    assert "\n" not in str(e.value)
+
+
+def test_bf16_through_onnxruntime_is_refused() -> None:
+    if not HAS_BF16:
+        pytest.skip("this CPU has no bfloat16 kernels (refused earlier, for that)")
+    with pytest.raises(ValueError, match="onnxruntime's CPU kernels have no bfloat16"):
+        check_choice(Choice("bf16", "onnxruntime"), "cpu")
+
+
+def test_cli_refuses_a_bad_choice_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import cv2
+
+    img = tmp_path / "000000000001.jpg"
+    cv2.imwrite(str(img), np.zeros((32, 32, 3), np.uint8))
+    assert cli(["infer", str(img), "--model", TOKENPOSE[0], "--out", str(tmp_path / "o"), "--precision", "fp16"]) == 2
+    assert capsys.readouterr().err.strip() == ("posetokens infer: error: --precision 'fp16': expected one of fp32, "
+                                               "bf16, int8-dynamic")
+    monkeypatch.setattr(precision, "_cpu_bf16", lambda: False)
+    assert cli(["infer", str(img), "--model", TOKENPOSE[0], "--out", str(tmp_path / "o"), "--precision", "bf16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("posetokens infer: error: --precision bf16 --runtime torch on cpu: this CPU has neither")
+    assert "\n" not in err and not (tmp_path / "o").exists()  # refused before any model was built
+    assert cli(["export", TOKENPOSE[0], "--onnx", str(tmp_path / "m.onnx"), "--precision", "bf16"]) == 2
+    assert "onnxruntime's CPU kernels have no bfloat16" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------- onnxruntime
+def test_onnxruntime_runtime_matches_float64_and_refuses_tokens() -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    model = _build(TOKENPOSE)
+    net = prepare(model, "fp32/onnxruntime")
+    err, dtype = _relative_error(model, "fp32/onnxruntime", net)
+    assert dtype == torch.float32 and err <= TOLERANCE["fp32"]
+    with pytest.raises(ValueError, match="the ONNX graph returns predictions only"):
+        net.forward_tokens(model.dummy_inputs(1)[0])
+
+
+@pytest.mark.slow
+def test_int8_onnx_export_and_runtime(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    import json
+
+    import onnx
+
+    model = _build(MIXSTE)
+    err, _ = _relative_error(model, "int8-dynamic/onnxruntime")
+    assert err <= TOLERANCE["int8-dynamic"]
+    from posetokens.export import export_onnx
+    from posetokens.protocols.predict import predict_windows
+
+    hot = prepare(_build(HOT), "fp32/onnxruntime")  # the flip pass would need the kept frames back in the graph
+    predict_windows(hot, hot.dummy_inputs(2)[0], flip_test=False)
+    with pytest.raises(ValueError, match="reuses the frames the first pass kept"):
+        predict_windows(hot, hot.dummy_inputs(2)[0], flip_test=True)
+    res = export_onnx(TOKENPOSE[0], tmp_path / "m.onnx", precision="int8-dynamic", **TOKENPOSE[1])
+    meta = {p.key: p.value for p in onnx.load(str(res.path)).metadata_props}
+    assert json.loads(meta["posetokens.precision"]) == "int8-dynamic"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["m.onnx"]  # self-contained
