@@ -495,6 +495,14 @@ def prune_step(
     return local, (local if index is None else index.gather(1, local))
 
 
+def stage_pos_embeds(cfg: FramePruneCfg, dim: int) -> torch.nn.ParameterList | None:
+    """One zero-initialised (1, keep, dim) position embedding per later stage of a multi-stage schedule (the
+    first stage's is the model's own); None for a single-stage schedule or ``pos_embed=False``."""
+    if not (cfg.extra_stages and cfg.pos_embed):
+        return None
+    return torch.nn.ParameterList(torch.nn.Parameter(torch.zeros(1, st.keep, dim)) for st in cfg.extra_stages)
+
+
 def check_stage_index(cfg: FramePruneCfg, keep_index: Sequence[Tensor], batch: int, name: str) -> tuple[Tensor, ...]:
     """Validate per-stage forced frames (one (B, T_s) integer tensor per stage of ``cfg``); sorted, as int64."""
     want = [(batch, s.keep) for s in cfg.stages]

@@ -43,6 +43,7 @@ from posetokens.layers import (
     gather_tokens,
     prune_step,
     read_center_frame,
+    stage_pos_embeds,
 )
 from posetokens.models._lifting import LiftOutput, check_clip
 from posetokens.registry import Family, PaperRow, register_family, register_model
@@ -261,11 +262,7 @@ class MHFormer(nn.Module):
         self.pruned_pos_embed = (
             nn.Parameter(torch.zeros(1, p.keep, NUM_HYPOTHESES * c)) if p.active and p.pos_embed else None
         )
-        self.stage_pos_embeds = (  # one per later stage (multi-stage schedules only)
-            nn.ParameterList(nn.Parameter(torch.zeros(1, st.keep, NUM_HYPOTHESES * c)) for st in p.extra_stages)
-            if p.extra_stages and p.pos_embed
-            else None
-        )
+        self.stage_pos_embeds = stage_pos_embeds(p, NUM_HYPOTHESES * c)  # one per later stage (multi-stage schedules only)
         dpr = torch.linspace(0, cfg.drop_path_rate, cfg.shr_depth + cfg.chi_depth).tolist()
         self.shr_blocks = nn.ModuleList(
             SHRBlock(c, cfg.heads, cfg.d_hid, cfg.drop_rate, dpr[i]) for i in range(cfg.shr_depth)

@@ -38,6 +38,7 @@ from posetokens.layers import (
     gather_tokens,
     prune_step,
     recover_by_interpolation,
+    stage_pos_embeds,
 )
 from posetokens.models._lifting import LiftOutput, check_clip
 from posetokens.registry import Family, PaperRow, register_family, register_model
@@ -129,11 +130,7 @@ class MixSTE(nn.Module):
         self.spatial_norm = nn.LayerNorm(c, eps=1e-6)  # one LN shared by every spatial block (official quirk)
         self.temporal_norm = nn.LayerNorm(c, eps=1e-6)
         self.pruned_pos_embed = nn.Parameter(torch.zeros(1, p.keep, c)) if p.active and p.pos_embed else None
-        self.stage_pos_embeds = (  # one per later stage (multi-stage schedules only)
-            nn.ParameterList(nn.Parameter(torch.zeros(1, st.keep, c)) for st in p.extra_stages)
-            if p.extra_stages and p.pos_embed
-            else None
-        )
+        self.stage_pos_embeds = stage_pos_embeds(p, c)  # one per later stage (multi-stage schedules only)
         self.recovery = (
             TokenRecoveryAttention(cfg.num_frames, c, cfg.heads, cfg.qkv_bias)
             if p.active and p.recovery == "attention"
