@@ -217,12 +217,13 @@ def test_no_picture_from_random_weights_is_shown() -> None:
     exists (issue 20: pictures come from trained models or ground truth)."""
     for page in doc_pages():
         text = page.read_text()
-        for m in re.finditer(r"!\[[^\]]*\]\(([^)\s]+)\)", text):
-            caption = text[m.end():m.end() + 500].split("\n\n![")[0]
+        for m in re.finditer(r"!\[([^\]]*)\]\(([^)\s]+)\)", text):
+            # the caption: the alt text and the paragraph that follows the picture (not the rest of the page)
+            caption = m.group(1) + " " + re.split(r"\n\s*\n", text[m.end():].strip() + "\n\n")[0]
             assert "random weights" not in caption and "random-weight" not in caption, (
-                f"{page.name}: {m.group(1)} is captioned as drawn with random weights")
+                f"{page.name}: {m.group(2)} is captioned as drawn with random weights")
             base = page.parent if page.parent == DOCS else ROOT
-            assert (base / m.group(1)).exists(), f"{page.name} shows {m.group(1)}, which does not exist"
+            assert (base / m.group(2)).exists(), f"{page.name} shows {m.group(2)}, which does not exist"
 
 
 # ----------------------------------------------------------------------------------------- API reference
