@@ -275,6 +275,34 @@ def test_infer_writes_track_ids_and_an_mmpose_prediction_file(two_walkers, w2d: 
         PoseEstimator(weights=w2d).infer(video, out, mmpose_preds=tmp_path)
 
 
+def test_infer_smooths_each_track_causally_and_off_is_untouched(two_walkers, w2d: Path, tmp_path: Path) -> None:
+    """``infer`` on a video filters each track's 2D with One-Euro by default (the issue: on by default for the
+    video commands): equal to the offline reference filter (``filters.one_euro``, checked by hand in
+    test_filters) run on that track's unfiltered keypoints; ``--filter off`` writes the unfiltered ones;
+    Savitzky-Golay, which needs future frames, is refused in one line."""
+    from posetokens.inference.filters import VIDEO_DEFAULT, one_euro
+
+    video, dets = two_walkers
+    args = ["infer", str(video), "--weights", str(w2d), "--boxes", str(dets), "--no-draw", "--no-progress",
+            "--kpt-thr", "0"]
+    assert cli([*args, "--out", str(tmp_path / "off"), "--filter", "off"]) == 0
+    assert cli([*args, "--out", str(tmp_path / "on")]) == 0
+    raw = json.loads((tmp_path / "off" / "walk.json").read_text())
+    smooth = json.loads((tmp_path / "on" / "walk.json").read_text())
+
+    def track(records: list, tid: int) -> np.ndarray:
+        return np.stack([np.asarray(next(i for i in r["instances"] if i["track_id"] == tid)["keypoints"])
+                         for r in records])
+
+    for tid in (1, 2):
+        x, got = track(raw, tid), track(smooth, tid)
+        want = one_euro(x, 10.0, VIDEO_DEFAULT.min_cutoff, VIDEO_DEFAULT.beta, VIDEO_DEFAULT.d_cutoff,
+                        None, VIDEO_DEFAULT.gap, 320 / 2)
+        np.testing.assert_allclose(got, want, atol=2e-3)
+        assert np.abs(got - x).max() > 0.01  # it did smooth
+    assert cli([*args, "--out", str(tmp_path / "sg"), "--filter", "savgol"]) == 2
+
+
 def test_infer_det_every_runs_the_boxes_on_every_nth_frame(two_walkers, w2d: Path, tmp_path: Path) -> None:
     from posetokens.inference.api import DetectionsFile, PoseEstimator
 
@@ -518,3 +546,16 @@ def test_infer_and_lift_on_the_shared_videos(name: str, frames: int, w2d: Path, 
     assert n == frames + 3 and (codec == "h264") == h264
     records = json.loads((out / f"{stem}.json").read_text())
     assert [r["frame_id"] for r in records] == list(range(frames + 3))  # counted on across the loop
+
+
+def test_online_lift_refuses_a_filter_that_needs_the_future(two_walkers, w2d: Path, w3d: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    """``lift --online`` is causal: Savitzky-Golay (window // 2 future frames) is refused in one line, before
+    anything is written."""
+    video, dets = two_walkers
+    out = tmp_path / "out"
+    assert cli(["lift", str(video), "--weights", str(w3d), "--pose2d-weights", str(w2d), "--boxes", str(dets),
+                "--out", str(out), "--online", "--filter", "savgol", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any("Savitzky-Golay filter needs 4 future frames" in line for line in err)
+    assert not out.exists() or not any(out.iterdir())

@@ -146,6 +146,7 @@ def _boxes_arg(args: argparse.Namespace):
 
 def _cmd_infer(args: argparse.Namespace) -> int:
     from posetokens.inference.api import PoseEstimator, open_input
+    from posetokens.inference.filters import filter_from_args
 
     source = open_input(args.input, loop=args.loop)  # a bad input fails before the model is built
     est = PoseEstimator(args.model, args.weights, device=args.device, flip_test=args.flip_test,  # notes random weights
@@ -154,7 +155,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     summary = est.infer(source, args.out, boxes=_boxes_arg(args), bbox_thr=args.bbox_thr, kpt_thr=args.kpt_thr,
                         show_tokens=args.show_tokens, draw=not args.no_draw, coco_results=args.coco_results,
                         strict=args.strict, progress=args.progress, det_every=args.det_every,
-                        mmpose_preds=args.mmpose_preds, max_frames=args.max_frames)
+                        mmpose_preds=args.mmpose_preds, max_frames=args.max_frames,
+                        smooth=filter_from_args(args) if source.kind in ("video", "stream") else None)
     skipped = summary["skipped"]
     print(f"{summary['frames']} frame(s), {summary['instances']} person instance(s) -> {args.out}"
           + (f"; skipped {len(skipped)} unreadable image(s): " + ", ".join(s["file"] for s in skipped) if skipped else ""))
@@ -347,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(0: until Ctrl-C); stands in for a webcam or stream URL")
     s.add_argument("--strict", action="store_true", help="stop at the first unreadable or truncated image (default: "
                                                          "skip it, count it and name it in the summary)")
+    _add_filter_args(s, "one_euro on videos and streams")
     _add_precision_args(s)
     s.set_defaults(fn=_cmd_infer)
 

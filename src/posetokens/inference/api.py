@@ -911,14 +911,17 @@ class PoseEstimator:
               progress: bool | None = None, tokens_every: int = 25,
               coco_results: str | Path | None = None, strict: bool = False, det_every: int = 1,
               mmpose_preds: str | Path | None = None, max_frames: int | None = None,
-              timer: Any = None) -> dict[str, Any]:
+              timer: Any = None, smooth: Any = None) -> dict[str, Any]:
         """Run on ``source`` and write results to ``out_dir``: ``<stem>.json`` per image (one record) or per video
         (a list of records, one per decoded frame); with ``draw`` the overlays ``<stem>.png`` / ``<stem>.mp4``;
         with ``show_tokens`` ``<stem>_tokens.png`` (videos: ``<stem>_tokens/frame_NNNNNN.png`` every
         ``tokens_every`` frames); with ``coco_results`` every person in the COCO results format
         (:meth:`coco_results`), which ``posetokens evaluate`` scores. Images of a folder that share a stem
         (``a.jpg``, ``a.png``) get ``<stem>_<ext>`` names instead. ``kpt_thr`` (the least keypoint score drawn)
-        defaults to :attr:`default_kpt_thr`.
+        defaults to :attr:`default_kpt_thr`. ``smooth`` (a :class:`~posetokens.inference.filters.FilterConfig`;
+        None or ``off``: untouched, bit-identical) filters each track's 2D keypoints of a video or stream frame by
+        frame (causal One-Euro, speed in half frame widths per second; joints scored below ``kpt_thr`` follow the
+        filter's ``gap`` rule) before they are drawn and written; Savitzky-Golay needs future frames and is refused.
 
         Nothing is lost: an output that would overwrite an input (the image, video, detections file, detector or
         weights) is refused before anything runs; every file is written atomically; unreadable or truncated images
@@ -989,6 +992,14 @@ class PoseEstimator:
             raise ValueError(f"--det-every applies to videos and streams; {src.path} is {src.kind}")
         box_fn: Any = PoseTracker(base_fn, det_every, kpt_thr=kpt_thr, layout=self.metainfo.name) \
             if video_like else base_fn
+        if smooth is not None and not smooth.is_off:
+            if not video_like:
+                raise ValueError(f"a temporal filter applies to videos and streams; {src.path} is {src.kind} "
+                                 "(use --filter off)")
+            smooth.stream(fps=25.0)  # refuses Savitzky-Golay (it needs the future) before anything runs
+        else:
+            smooth = None
+        track_filters: dict[int, Any] = {}  # track id -> its causal One-Euro filter
         writable_dir(out)
         if coco_results is not None:
             writable_dir(Path(coco_results).parent, "folder of --coco-results")
@@ -1030,6 +1041,13 @@ class PoseEstimator:
                     stream_frames = tqdm(stream_frames, total=total, unit="frame", desc=src.label)
                     timer.attach(stream_frames)
                 for res in self.run_frames(stream_frames, box_fn, show_tokens, timer=timer):
+                    if smooth is not None and res.track_ids is not None and len(res.track_ids):
+                        thr = self.default_kpt_thr if kpt_thr is None else kpt_thr
+                        res.keypoints = np.stack([
+                            track_filters.setdefault(int(tid), smooth.stream(fps=src.video.fps,  # type: ignore[union-attr]
+                                                                             scale=res.width / 2)).step(kp, sc >= thr)
+                            for tid, kp, sc in zip(res.track_ids, res.keypoints, res.keypoint_scores)
+                        ]).astype(res.keypoints.dtype)
                     record = {**res.to_dict(), **tag, **(names if src.kind == "images" or not frames else {})}
                     if res.track_ids is not None:
                         track_ids.update(int(i) for i in res.track_ids)

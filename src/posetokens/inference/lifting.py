@@ -332,6 +332,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     from posetokens.inference.stages import StageTimer
 
     smooth = smooth if smooth is not None else FilterConfig()  # off: bit-identical
+    if online:
+        smooth.stream(fps=25.0)  # online is causal: refuses Savitzky-Golay, which needs future frames
     if isinstance(max_panels, bool) or int(max_panels) != max_panels or max_panels < 1:
         raise ValueError(f"--max-panels must be an integer >= 1, got {max_panels}")
     from posetokens.checkpoint import load_trained
