@@ -133,6 +133,15 @@ def case_infer_image_overlay_onto_itself(a: Assets, d: Path) -> Run:
                unchanged=[d / "in"], absent=[d / "in" / "000000000001.json"])
 
 
+def case_infer_weights_under_another_name(a: Assets, d: Path) -> Run:
+    """Our checkpoint of a TokenPose-S named as PPT-S (what a quickstart PPT, saved as TokenPose-S plus a prune
+    override, meets): one line naming what it holds and its overrides, and saying to leave the name out."""
+    return Run(["infer", str(a.jpgs[0]), "--model", "ppt_s_coco_256x192", "--weights", str(a.w2d),
+                "--out", str(d / "o")], 2,
+               r"the checkpoint holds 'tokenpose_s_coco_256x192' with overrides \{\"image_size\": \[64, 48\].* but "
+               r"'ppt_s_coco_256x192' was asked for; leave out the model name", absent=[d / "o"])
+
+
 def case_infer_video_onto_itself(a: Assets, d: Path) -> Run:
     video = d / "out" / "clip.mp4"
     video.parent.mkdir()
@@ -441,6 +450,7 @@ CASES: list[Any] = [
     pytest.param(case_infer_folder_onto_itself, id="infer-folder-onto-itself"),
     pytest.param(case_infer_image_overlay_onto_itself, id="infer-image-overlay-onto-itself"),
     pytest.param(case_infer_video_onto_itself, id="infer-video-onto-itself"),
+    pytest.param(case_infer_weights_under_another_name, id="infer-weights-under-another-name"),
     pytest.param(case_infer_coco_results_over_boxes, id="infer-coco-results-over-boxes"),
     pytest.param(case_infer_same_stem_images, id="infer-same-stem-images-get-distinct-names"),
     pytest.param(case_infer_out_is_a_file, id="infer-out-is-a-file"),

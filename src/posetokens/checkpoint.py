@@ -9,6 +9,7 @@ Every checkpoint we write (``train``'s ``last.pth``/``best.pth``/``final.pth``, 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +131,10 @@ def load_trained(weights: str | Path, name: str | None = None, overrides: Mappin
         raise ValueError(f"{path}: this checkpoint does not name its model (an official release or a bare state "
                          "dict); give its zoo model name as well")
     if stored is not None and name is not None and name != stored:
-        raise ValueError(f"{path}: the checkpoint holds {stored!r} but {name!r} was asked for")
+        held = {k: v for k, v in (meta.get("model_overrides") or {}).items() if not k.endswith(INIT_ONLY_SUFFIX)}
+        raise ValueError(f"{path}: the checkpoint holds {stored!r}"
+                         + (f" with overrides {json.dumps(held, default=str)}" if held else "")
+                         + f" but {name!r} was asked for; leave out the model name (our checkpoints name their own)")
     zoo = stored or name
     kw = {k: v for k, v in (meta.get("model_overrides") or {}).items() if not k.endswith(INIT_ONLY_SUFFIX)}
     if overrides:
