@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("POSETOKENS_SHARED", REPO.parent / "shared"))  # the one way every test finds shared/
@@ -69,3 +71,19 @@ def video_frames(path: Path) -> list:
         frames.append(frame)
     cap.release()
     return frames
+
+
+class EchoLifter(nn.Module):
+    """A stand-in lifter whose 3D output is its own 2D input (z = 0), root-zeroed by the pipeline: the
+    tracking and lift tests check where each track goes without a trained model."""
+
+    task = "lifting"
+    zoo_name = "echo"
+
+    def __init__(self, frames: int = 9) -> None:
+        super().__init__()
+        self.cfg = SimpleNamespace(num_frames=frames, in_channels=2)
+        self.is_seq2frame = False
+
+    def forward_frames(self, x: torch.Tensor, keep_index: torch.Tensor | None = None):
+        return torch.cat((x[..., :2], torch.zeros_like(x[..., :1])), dim=-1), None

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
+from conftest import EchoLifter
 
 from posetokens.cli import main as cli
 from posetokens.data.h36m import normalize_screen_coordinates
@@ -121,19 +119,6 @@ def test_tracking_on_the_synthetic_clip(seed: int, noise_px: float, drop: float)
 
 
 # ------------------------------------------------------------------------------------------- lifting tracks
-class EchoLifter(nn.Module):
-    """A stand-in lifter whose 3D output is its own 2D input (z = 0), root-zeroed by the pipeline."""
-
-    task = "lifting"
-    zoo_name = "echo"
-
-    def __init__(self, frames: int = 9) -> None:
-        super().__init__()
-        self.cfg = SimpleNamespace(num_frames=frames, in_channels=2)
-        self.is_seq2frame = False
-
-    def forward_frames(self, x: torch.Tensor, keep_index: torch.Tensor | None = None):
-        return torch.cat((x[..., :2], torch.zeros_like(x[..., :1])), dim=-1), None
 
 
 def test_lift_every_track_of_two_crossing_people(tmp_path: Path) -> None:

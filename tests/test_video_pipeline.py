@@ -14,13 +14,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from conftest import EchoLifter
 
 from posetokens.cli import main as cli
 from posetokens.data.synthetic_video import make_clip
@@ -329,19 +328,6 @@ def test_infer_det_every_runs_the_boxes_on_every_nth_frame(two_walkers, w2d: Pat
 
 
 # -------------------------------------------------------------------------------------- 3D panel per person
-class EchoLifter(nn.Module):
-    """A stand-in lifter whose 3D output is its own 2D input (z = 0)."""
-
-    task = "lifting"
-    zoo_name = "echo"
-
-    def __init__(self, frames: int = 9) -> None:
-        super().__init__()
-        self.cfg = SimpleNamespace(num_frames=frames, in_channels=2)
-        self.is_seq2frame = False
-
-    def forward_frames(self, x: torch.Tensor, keep_index: torch.Tensor | None = None):
-        return torch.cat((x[..., :2], torch.zeros_like(x[..., :1])), dim=-1), None
 
 
 def test_panel_layout() -> None:
