@@ -142,6 +142,13 @@ def case_infer_weights_under_another_name(a: Assets, d: Path) -> Run:
                r"'ppt_s_coco_256x192' was asked for; leave out the model name", absent=[d / "o"])
 
 
+def case_infer_image_with_a_temporal_filter(a: Assets, d: Path) -> Run:
+    """A temporal filter named on a single image is refused in one line, not silently ignored."""
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--filter", "savgol", "--out", str(d / "o")], 2,
+               r"a temporal filter applies to videos and streams; .*000000000001\.jpg is images \(use --filter off\)",
+               absent=[d / "o"])
+
+
 def case_infer_video_onto_itself(a: Assets, d: Path) -> Run:
     video = d / "out" / "clip.mp4"
     video.parent.mkdir()
@@ -451,6 +458,7 @@ CASES: list[Any] = [
     pytest.param(case_infer_image_overlay_onto_itself, id="infer-image-overlay-onto-itself"),
     pytest.param(case_infer_video_onto_itself, id="infer-video-onto-itself"),
     pytest.param(case_infer_weights_under_another_name, id="infer-weights-under-another-name"),
+    pytest.param(case_infer_image_with_a_temporal_filter, id="infer-image-with-a-temporal-filter"),
     pytest.param(case_infer_coco_results_over_boxes, id="infer-coco-results-over-boxes"),
     pytest.param(case_infer_same_stem_images, id="infer-same-stem-images-get-distinct-names"),
     pytest.param(case_infer_out_is_a_file, id="infer-out-is-a-file"),

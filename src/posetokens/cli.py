@@ -156,7 +156,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
                         show_tokens=args.show_tokens, draw=not args.no_draw, coco_results=args.coco_results,
                         strict=args.strict, progress=args.progress, det_every=args.det_every,
                         mmpose_preds=args.mmpose_preds, max_frames=args.max_frames,
-                        smooth=filter_from_args(args) if source.kind in ("video", "stream") else None)
+                        # images: only a filter asked for by name reaches the API, which refuses it in one line
+                        smooth=filter_from_args(args) if source.kind in ("video", "stream") or args.filter else None)
     skipped = summary["skipped"]
     print(f"{summary['frames']} frame(s), {summary['instances']} person instance(s) -> {args.out}"
           + (f"; skipped {len(skipped)} unreadable image(s): " + ", ".join(s["file"] for s in skipped) if skipped else ""))
