@@ -108,6 +108,23 @@ def test_export_small_model_matches_pytorch(family: str, tmp_path: Path) -> None
         check_onnx(other, res.path)
 
 
+def test_channels_last_gtpt_exports_without_scatter(tmp_path: Path) -> None:
+    """The inference path's GTPT (conv-BN folded, channels-last, as PoseEstimator and the onnxruntime runtime
+    export it) interleaves its ShuffleNet branches with two strided copies in eager; exported, those became
+    ScatterND nodes that made onnxruntime 2.5x slower than PyTorch. The graph must hold none and still match."""
+    import onnx
+
+    from posetokens.layers import optimize_for_inference
+
+    name, overrides = SMALL["gtpt"]
+    torch.manual_seed(0)
+    model = optimize_for_inference(posetokens.create_model(name, **overrides).eval())
+    res = export_onnx(model, tmp_path / "gtpt.onnx", check_batches=(1, 2))
+    ops = {n.op_type for n in onnx.load(str(res.path)).graph.node}
+    assert not ops & {"ScatterND", "ScatterElements"}, sorted(ops)
+    assert all(v <= 1e-4 for v in res.max_abs_diff.values()), res.max_abs_diff
+
+
 def test_pruned_export_keeps_the_topk_counts(tmp_path: Path) -> None:
     """The PPT graph holds static top-k gathers: kept counts ceil(N * 0.7) per pruning layer."""
     import onnx

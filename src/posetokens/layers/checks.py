@@ -1,8 +1,15 @@
-"""Input checks shared by the image models (torch only)."""
+"""Input checks and tracing state shared by the models (torch only)."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
+
+
+def exporting() -> bool:
+    """True while torch.export / ONNX export traces the model (``is_exporting`` exists from torch 2.6): code that
+    takes an eager-only fast path (an in-place strided copy, cdist) takes its exportable form instead."""
+    return getattr(torch.compiler, "is_exporting", lambda: False)() or torch.onnx.is_in_onnx_export()
 
 
 def check_image_batch(img: Tensor, size_hw: tuple[int, int], owner: str, why: str = "RGB") -> None:

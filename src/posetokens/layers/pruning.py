@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from posetokens.layers.checks import exporting
+
 
 @dataclass(frozen=True)
 class PruneCfg:
@@ -167,7 +169,7 @@ def dpc_knn_score(x: Tensor, k: int = 2, noise: Tensor | None = None) -> Tensor:
         denser = (density[:, None, :] > density[:, :, None]).to(dist.dtype)
     else:
         xd = x.double()
-        if _exporting():  # ONNX has no cdist: the same exact distances, summed explicitly
+        if exporting():  # ONNX has no cdist: the same exact distances, summed explicitly
             dist = (xd[:, :, None] - xd[:, None]).square().sum(dim=-1).sqrt() / c**0.5
         else:
             dist = torch.cdist(xd, xd, compute_mode="donot_use_mm_for_euclid_dist") / c**0.5
@@ -183,16 +185,11 @@ def dpc_knn_score(x: Tensor, k: int = 2, noise: Tensor | None = None) -> Tensor:
     return (delta * density).to(x.dtype if noise is not None else torch.float64)
 
 
-def _exporting() -> bool:
-    """True while torch.export / ONNX export traces the model (``is_exporting`` exists from torch 2.6)."""
-    return getattr(torch.compiler, "is_exporting", lambda: False)() or torch.onnx.is_in_onnx_export()
-
-
 def _top_desc(score: Tensor, k: int) -> Tensor:
     """Indices of the ``k`` highest scores, equal scores in index order (a stable descending sort).
 
     Exported graphs use ONNX TopK, whose spec puts the lower index first among equal values."""
-    if _exporting():
+    if exporting():
         return score.topk(k, dim=-1, largest=True, sorted=True).indices
     return torch.sort(score, dim=-1, descending=True, stable=True).indices[:, :k]
 
@@ -215,7 +212,7 @@ def select_frames(score: Tensor, keep: int, center: int | Tensor | None = None) 
         top = torch.cat((top, torch.full_like(top[:, :1], center)), dim=1)
     else:
         top = _top_desc(score, keep)
-    if _exporting():
+    if exporting():
         return top.topk(top.shape[1], dim=-1, largest=False, sorted=True).values
     return top.sort(dim=-1).values
 
