@@ -31,8 +31,11 @@ official state dict goes into our model through the library's converter (``poset
 and before timing the two outputs on the timed input must agree within the parity README's tolerance (1e-4 for
 the image models, 1e-5 for the lifters), or the run stops.
 
-Our side runs the library's default inference path: image models through ``optimize_for_inference`` (conv-BN
-folded, channels-last), 4-D inputs in channels-last memory, as ``PoseEstimator`` does; the lifters as built.
+Our side runs the library's inference path: image models through ``optimize_for_inference`` (conv-BN folded,
+channels-last), 4-D inputs in channels-last memory, as ``PoseEstimator`` does; the lifters as built; then every
+model through ``posetokens.inference.precision.prepare`` under ``--precision/--runtime`` (default ``fp32/auto``,
+the library's default: onnxruntime where it serves the model, one thread, the graph exported once and cached;
+``--runtime torch`` times PyTorch eager). The report names what each model ran under.
 Timing is ``throughput.py``'s: one intra-op thread, the calling thread's CPU time (robust on a shared host),
 every model once per round, interleaved, the order rotated by one each round, the median over rounds, and
 ``retain_freed_memory`` for the whole process (both code bases) unless ``--system-malloc``. Images/s (frames/s
@@ -279,9 +282,23 @@ def ours_from(official_state: dict, zoo: str, source: str) -> nn.Module:
     return model
 
 
+CHOICE = {"ours": "fp32/auto"}  # --precision/--runtime of our side (main sets it)
+RAN: dict[str, str] = {}  # zoo name -> the choice our side ran under (auto resolved)
+
+
 def fast(model: nn.Module) -> nn.Module:
-    """The library's default inference copy (``optimize_for_inference``)."""
-    return optimize_for_inference(model)
+    """The library's inference copy (``optimize_for_inference``) under the chosen precision/runtime."""
+    return run_as(optimize_for_inference(model))
+
+
+def run_as(model: nn.Module) -> nn.Module:
+    """``model`` prepared as PoseEstimator/lift prepare it (:func:`posetokens.inference.precision.prepare`), with
+    one onnxruntime thread; records what it runs under."""
+    from posetokens.inference.precision import prepare
+
+    net = prepare(model, CHOICE["ours"], "cpu", threads=1)
+    RAN[getattr(model, "zoo_name", type(model).__name__)] = str(getattr(net, "choice", "fp32/torch"))
+    return net
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -438,7 +455,7 @@ def build_hot(repos: dict[str, Path], batch: int) -> list[Case]:
     for files_and_names in oh.PAIRS.values():
         for rel, zoo in zip(files_and_names[:2], files_and_names[2:]):
             official, module = oh.official_model(repos["HoT"], rel)
-            ours = ours_from(official.state_dict(), zoo, f"HoT/{rel}")
+            ours = run_as(ours_from(official.state_dict(), zoo, f"HoT/{rel}"))
             (x,) = ours.dummy_inputs(batch)
             twin = files_and_names[2] if zoo == files_and_names[3] else None
             cases.append(Case(zoo, lambda m=official, x=x: m(x), lambda m=ours, x=x: m(x),
@@ -558,24 +575,25 @@ def report(family: str, results: list[tuple[int, list[Case], dict, dict]], repos
         f"the figures are calling-thread CPU time, so the ratios hold). Ours: {ours_line()}. Official code: "
         f"{repo_line(repos, REPOS[family])}. Weights: {WEIGHTS[family]}. Median over interleaved, rotated rounds "
         f"({', '.join(f'batch {b}: {r}' for b, r in rounds.items())}); same weights and input on both sides, "
-        "ours on the library's default inference path."),
+        f"ours on the library's inference path under `{CHOICE['ours']}` (the column 'ours runs')."),
         "",
-        "| model | batch | official s/batch | ours s/batch | official | ours | ours faster by | max abs output diff (tol) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | ours runs | batch | official s/batch | ours s/batch | official | ours | ours faster by | max abs output diff (tol) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     twins = []
     for batch, cases, gaps, t in results:
         for c in cases:
             o, u = t[(c.label, "official")], t[(c.label, "ours")]
-            lines.append(f"| {c.label} | {batch} | {o:.3f} | {u:.3f} | {c.items / o:.1f} {c.unit} | "
+            lines.append(f"| {c.label} | {RAN.get(c.label, '?')} | {batch} | {o:.3f} | {u:.3f} | {c.items / o:.1f} {c.unit} | "
                          f"{c.items / u:.1f} {c.unit} | {o / u:.2f}x | {gaps[c.label]:.1e} ({c.tol:g}) |")
             if c.twin is not None:
                 twins.append((batch, c.twin, c.label, t))
     if twins:
         lines += ["", "| pruned / unpruned | batch | speed-up, official code | speed-up, ours |", "|---|---|---|---|"]
         for batch, base, pruned, t in twins:
+            ran = "" if RAN.get(base) == RAN.get(pruned) else f" ({RAN.get(pruned)} / {RAN.get(base)}: not one runtime)"
             lines.append(f"| {pruned} / {base} | {batch} | {t[(base, 'official')] / t[(pruned, 'official')]:.2f}x | "
-                         f"{t[(base, 'ours')] / t[(pruned, 'ours')]:.2f}x |")
+                         f"{t[(base, 'ours')] / t[(pruned, 'ours')]:.2f}x{ran} |")
     return "\n".join(lines) + "\n"
 
 
@@ -604,8 +622,12 @@ def main() -> None:
     ap.add_argument("--profile", type=int, default=0, metavar="BATCH",
                     help="instead of timing, print the aten ops taking most thread CPU time on both sides at this batch")
     ap.add_argument("--system-malloc", action="store_true", help="keep glibc's defaults (see throughput.py)")
+    ap.add_argument("--precision", default="fp32", help="our side's precision (default fp32)")
+    ap.add_argument("--runtime", default="auto", help="our side's runtime: auto (default: the library's), torch, "
+                                                      "compile or onnxruntime (posetokens.inference.precision)")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     args = ap.parse_args()
+    CHOICE["ours"] = f"{args.precision}/{args.runtime}"
     for mod in ("einops", "yacs", "yaml"):
         if importlib.util.find_spec(mod) is None:
             raise SystemExit(f"the official model files or configs import {mod}: pip install {mod}")

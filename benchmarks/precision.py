@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import os
 import platform
 import statistics
 import sys
@@ -38,7 +39,7 @@ import torch
 from throughput import append_report, cpu_name, setup_allocator
 
 ALL_CHOICES = ("fp32/torch", "bf16/torch", "int8-dynamic/torch", "fp32/compile", "bf16/compile", "fp32/onnxruntime",
-               "int8-dynamic/onnxruntime")
+               "int8-dynamic/onnxruntime", "fp32/auto")
 AP_BAR, MPJPE_BAR = 0.1, 0.1  # points, mm
 
 
@@ -219,8 +220,9 @@ def report(acc: dict[str, dict[str, dict]], speed: dict[str, dict[int, dict[str,
 
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = (f"Machine: {cpu_name()}, 1 intra-op thread, {platform.system()} {platform.machine()}, torch "
-               f"{torch.__version__}, onnxruntime {ort.__version__}, CPU, {allocator}; the 2 cores were shared with "
-               "other jobs (loaded), so speed is the calling thread's CPU time, median of "
+               f"{torch.__version__}, onnxruntime {ort.__version__}, CPU, {allocator}; load average (1/5/15 min) "
+               f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} at the end; speed is the calling thread's CPU "
+               "time, median of "
                f"{rounds} interleaved rounds, every choice in one process. Speed-up: fp32/torch time / choice time. "
                "ΔAP in points (COCO AP x 100, pycocotools, the recipe's detected boxes); ΔMPJPE in mm (HoT's P1); "
                "shift: mean (max) distance of each keypoint from fp32/torch's (2D: image pixels, 3D: mm).")

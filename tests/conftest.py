@@ -27,6 +27,15 @@ def pytest_configure(config: pytest.Config) -> None:
             "parity/ and data/; set POSETOKENS_SHARED to its path)"
         )
 
+# the tests run PyTorch eager unless they name a runtime (the default, auto, exports every model to ONNX once)
+os.environ.setdefault("POSETOKENS_RUNTIME", "torch")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Graphs a test exports go to a throw-away cache, never the user's (posetokens.inference.precision.cache_dir)."""
+    os.environ["POSETOKENS_CACHE"] = str(tmp_path_factory.mktemp("posetokens-cache"))
+
 torch.set_num_threads(min(2, torch.get_num_threads()))
 _THREADS = torch.get_num_threads()
 

@@ -149,16 +149,22 @@ def test_compile_failure_falls_back_to_eager_once_and_counts(monkeypatch: pytest
 # ------------------------------------------------------------------------------------------------ refusals
 @pytest.mark.parametrize("args, message", [
     (("fp16", None), "--precision 'fp16': expected one of fp32, bf16, int8-dynamic"),
-    ((None, "tensorrt"), "--runtime 'tensorrt': expected one of torch, compile, onnxruntime"),
+    ((None, "tensorrt"), "--runtime 'tensorrt': expected one of auto, torch, compile, onnxruntime"),
 ])
 def test_unknown_names_are_refused(args: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         parse_choice(*args)
 
 
-def test_aliases_and_default() -> None:
+def test_aliases_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parse_choice("bfloat16", "ort") == Choice("bf16", "onnxruntime")
-    assert parse_choice() == precision.DEFAULT
+    monkeypatch.delenv("POSETOKENS_RUNTIME", raising=False)
+    assert parse_choice() == precision.DEFAULT == Choice("fp32", "auto")
+    monkeypatch.setenv("POSETOKENS_RUNTIME", "eager")  # the environment replaces auto when no runtime is named
+    assert parse_choice() == Choice("fp32", "torch") and parse_choice(None, "auto") == Choice("fp32", "auto")
+    monkeypatch.setenv("POSETOKENS_RUNTIME", "tensorrt")
+    with pytest.raises(ValueError, match=re.escape("POSETOKENS_RUNTIME 'tensorrt': expected one of auto, torch")):
+        parse_choice()
 
 
 @pytest.mark.parametrize("choice, device, message", [
@@ -233,3 +239,97 @@ def test_int8_onnx_export_and_runtime(tmp_path: Path) -> None:
     meta = {p.key: p.value for p in onnx.load(str(res.path)).metadata_props}
     assert json.loads(meta["posetokens.precision"]) == "int8-dynamic"
     assert sorted(f.name for f in tmp_path.iterdir()) == ["m.onnx"]  # self-contained
+
+
+# ---------------------------------------------------------------------------------------------------- auto
+def test_auto_picks_onnxruntime_on_the_cpu_and_torch_where_it_cannot_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``auto`` stands for, model by model (the table in precision's module doc)."""
+    from posetokens.inference.precision import resolve
+
+    auto = Choice("fp32", "auto")
+    tokenpose, mixste, hot = _build(TOKENPOSE), _build(MIXSTE), _build(HOT)
+    assert resolve(tokenpose, auto, "cpu")[0] == resolve(mixste, auto, "cpu")[0] == Choice("fp32", "onnxruntime")
+    assert resolve(tokenpose, Choice("int8-dynamic", "auto"))[0] == Choice("int8-dynamic", "onnxruntime")
+    assert resolve(tokenpose, auto, "cuda") == (Choice("fp32", "torch"), "the onnxruntime runtime is CPU-only (cuda)")
+    assert resolve(tokenpose, Choice("bf16", "auto"))[0] == Choice("bf16", "torch")
+    choice, why = resolve(hot, auto)  # the flip test's second pass needs the kept frames back
+    assert choice == Choice("fp32", "torch") and "kept frames" in why
+    assert resolve(tokenpose, Choice("fp32", "compile")) == (Choice("fp32", "compile"), "named")
+    real = precision.importlib.util.find_spec
+    monkeypatch.setattr(precision.importlib.util, "find_spec", lambda m: None if m == "onnxscript" else real(m))
+    choice, why = resolve(tokenpose, auto)
+    assert choice == Choice("fp32", "torch") and why.startswith("onnxscript is not installed")
+
+
+def test_auto_exports_once_matches_float64_and_reuses_the_cached_graph(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    monkeypatch.delenv("POSETOKENS_RUNTIME")
+    monkeypatch.setenv("POSETOKENS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(precision, "_SAID", set())
+    model = _build(TOKENPOSE)
+    net = prepare(model)  # the default: auto
+    assert isinstance(net, precision.PreparedModel) and net.choice == Choice("fp32", "onnxruntime")
+    assert net.session.exported_s > 0 and net.session.path.parent.parent == tmp_path / "cache" / "onnx"
+    err = capsys.readouterr().err
+    assert err.count("posetokens: runtime onnxruntime: exporting") == 1 and str(net.session.path.parent) in err
+    got, _ = _relative_error(model, "fp32/auto", net)
+    assert got <= TOLERANCE["fp32"]
+    (x,) = model.dummy_inputs(1)
+    with torch.no_grad():  # a call the graph cannot serve runs eager under auto (it is refused under onnxruntime)
+        assert torch.equal(net.forward_tokens(x).prediction, model.forward_tokens(x).prediction)
+    again = prepare(copy.deepcopy(model))  # same code and weights: the cached graph, no second export
+    assert again.session.exported_s == 0 and again.session.path == net.session.path
+    assert "exporting" not in capsys.readouterr().err
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        next(other.parameters()).add_(1e-3)
+    assert precision.graph_key(other) != precision.graph_key(model)  # other weights: another graph
+
+
+def test_auto_falls_back_to_eager_in_one_line_when_the_export_fails(monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    def broken(*a: object, **k: object) -> None:
+        raise RuntimeError("unsupported operator aten::foo\ndetails")
+
+    monkeypatch.setattr(precision, "OrtSession", broken)
+    monkeypatch.setattr(precision, "_onnx_missing", lambda: "")
+    monkeypatch.setattr(precision, "_SAID", set())
+    model = _build(TOKENPOSE)
+    assert prepare(model, "fp32/auto") is model  # float32 eager: the model itself
+    err = capsys.readouterr().err.strip()
+    assert err == ("posetokens: runtime auto: onnxruntime could not take tokenpose_s_coco_256x192 (RuntimeError: "
+                   "unsupported operator aten::foo); running PyTorch eager")
+    with pytest.raises(RuntimeError, match="aten::foo"):  # named, it is not hidden
+        prepare(model, "fp32/onnxruntime")
+
+
+class _PredictOnly(torch.nn.Module):
+    task = "topdown"
+
+    def predict(self, x: torch.Tensor, flip_indices: object = None) -> torch.Tensor:
+        return x * (2 if flip_indices is None else 3)
+
+
+class _NoFlipSession:
+    def predict(self, x: torch.Tensor, flip_indices: object = None) -> torch.Tensor:
+        if flip_indices is not None:
+            raise precision.OrtUnsupported("the graph has no flip test", "with the flip test")
+        return x * 2
+
+
+def test_a_call_the_graph_cannot_serve_runs_eager_under_auto_only(monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(precision, "_SAID", set())
+    x = torch.ones(2)
+    auto = precision.PreparedModel(_PredictOnly(), Choice("fp32", "onnxruntime"), session=_NoFlipSession(),
+                                   eager_otherwise=True)
+    assert torch.equal(auto.predict(x), x * 2) and torch.equal(auto.predict(x, [0]), x * 3)
+    assert torch.equal(auto.predict(x, [0]), x * 3)
+    assert capsys.readouterr().err.strip() == ("posetokens: runtime auto: _PredictOnly.predict with the flip test "
+                                               "runs in PyTorch eager (the ONNX graph cannot)")  # said once
+    named = precision.PreparedModel(_PredictOnly(), Choice("fp32", "onnxruntime"), session=_NoFlipSession())
+    with pytest.raises(ValueError, match="no flip test"):
+        named.predict(x, [0])

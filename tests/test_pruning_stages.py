@@ -175,6 +175,20 @@ def test_multi_stage_flops_by_hand() -> None:
 
 
 # ------------------------------------------------------------------------------------ trainer round trip
+class _Cluster(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from posetokens.layers import dpc_knn_score
+
+        return dpc_knn_score(x)
+
+
+def test_true_macs_count_the_clusters_pairwise_distances() -> None:
+    """HoT's deterministic DPC-kNN takes exact distances off torch.cdist's matmul path, which the FLOP counter
+    does not see by itself: one multiply-accumulate per pair of tokens and feature, by hand B * N * N * C."""
+    b, n, c = 2, 10, 6
+    assert true_macs(_Cluster(), (torch.randn(b, n, c),)) == b * n * n * c
+
+
 def test_multi_stage_trains_resumes_and_tests_through_the_trainer(tmp_path: Path) -> None:
     from posetokens.checkpoint import load_trained
     from posetokens.data.synthetic_motion import generate_dataset

@@ -246,8 +246,10 @@ def _add_precision_args(s: argparse.ArgumentParser, export: bool = False) -> Non
     s.add_argument("--precision", default=None, help="number format of the models: fp32, bf16 or int8-dynamic "
                                                      "(default: the measured default, fp32; bf16 needs AVX512-BF16/AMX "
                                                      "or a GPU; outputs are float32 either way; docs/speed.md)")
-    s.add_argument("--runtime", default=None, help="what runs them: torch (default), compile (torch.compile, at the "
-                                                   "first batch) or onnxruntime (exports the model first)")
+    s.add_argument("--runtime", default=None, help="what runs them: auto (default: onnxruntime on the CPU where it "
+                                                   "is installed and can, exported once and cached; else torch), "
+                                                   "torch (PyTorch eager), compile (torch.compile, at the first "
+                                                   "batch) or onnxruntime")
 
 
 def _add_filter_args(s: argparse.ArgumentParser, default: str) -> None:

@@ -2,7 +2,9 @@
 
 * :func:`true_macs` counts every multiply-accumulate, attention matmuls included, with
   ``torch.utils.flop_counter.FlopCounterMode`` (total / 2). Attention is switched to its explicit path
-  while counting, because the counter does not see the fused CPU SDPA kernel.
+  while counting, because the counter does not see the fused CPU SDPA kernel; pairwise distances
+  (``torch.cdist`` off its matmul path: HoT's deterministic frame clustering) are added to the counter at
+  one multiply-accumulate per pair and feature, which it does not count by itself.
 * :func:`hrnet_summary_gflops` reproduces the HRNet-era ``get_model_summary`` used by the TokenPose and PPT
   repos for their tables: only Conv and Linear modules are counted (so the attention einsums are not), a
   Conv costs ``weight.numel() * output spatial size`` and a Linear ``output.numel() * input.size(1)``
@@ -39,6 +41,18 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+def _cdist_flop(x1_shape: Sequence[int], x2_shape: Sequence[int], *args: object, out_shape: object = None,
+                **kwargs: object) -> int:
+    """FLOPs of ``aten._cdist_forward`` (B, P, M) x (B, R, M): a squared difference summed per pair and feature,
+    counted as one multiply-accumulate (2 FLOPs), as a matmul's."""
+    *batch, p, m = x1_shape
+    r = x2_shape[-2]
+    n = 1
+    for d in batch:
+        n *= int(d)
+    return 2 * n * int(p) * int(r) * int(m)
+
+
 @torch.no_grad()
 def true_macs(model: nn.Module, inputs: Sequence[Tensor]) -> int:
     """Every multiply-accumulate of one forward pass on ``inputs``, attention matmuls included.
@@ -52,7 +66,8 @@ def true_macs(model: nn.Module, inputs: Sequence[Tensor]) -> int:
     try:
         for p in frozen:
             p.requires_grad_(False)
-        with use_fused_attn(False), FlopCounterMode(display=False) as counter:
+        with use_fused_attn(False), FlopCounterMode(display=False, custom_mapping={
+                torch.ops.aten._cdist_forward: _cdist_flop}) as counter:
             model(*inputs)
     finally:
         for p in frozen:

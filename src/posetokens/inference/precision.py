@@ -16,14 +16,24 @@ precision           what runs
 ==================  =====================================================================================
 runtime             what runs
 ==================  =====================================================================================
+``auto``            the default: the fastest runtime measured for the model and precision that keeps its
+                    outputs (:func:`resolve`): ``onnxruntime`` on the CPU for the image models, unpruned
+                    lifters and ``int8-dynamic``; ``torch`` on a GPU, for ``bf16``, for the pruned lifters
+                    (their flip test reuses the first pass's kept frames), and where onnxruntime is not
+                    installed or the export fails (said once on stderr). A call the ONNX graph cannot serve
+                    (``forward_tokens``, PCT's flip test) runs eager. The export is made once per model and
+                    weights and kept in the cache folder (:func:`cache_dir`)
 ``torch``           PyTorch eager
 ``compile``         ``torch.compile`` of the forward (Inductor; needs a C++ compiler on CPU). Compiled at the
                     first call of each method; a compile that fails falls back to eager, said once on stderr
                     and counted in :attr:`PreparedModel.fallbacks`
 ``onnxruntime``     the model exported by :func:`posetokens.export.export_onnx` (float32, or with
                     ``int8-dynamic`` onnxruntime's dynamic quantisation of its MatMuls) run by an onnxruntime
-                    CPU session
+                    CPU session; the graph is cached as under ``auto``
 ==================  =====================================================================================
+
+``POSETOKENS_RUNTIME`` (an environment variable) replaces ``auto`` as the runtime used when none is named
+(the test suite sets ``torch``); ``POSETOKENS_CACHE`` moves the cache folder.
 
 Whatever runs inside, the prepared model takes float32 inputs and returns float32 outputs, and keeps the
 attributes and methods the library calls (``output_kind``, ``cfg``, ``forward_tokens``, ``forward_frames``,
@@ -42,7 +52,10 @@ import contextlib
 import copy
 import dataclasses
 import functools
+import hashlib
+import importlib.util
 import inspect
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -59,14 +72,16 @@ __all__ = [
     "Choice",
     "PreparedModel",
     "bf16_supported",
+    "cache_dir",
     "check_choice",
     "parse_choice",
     "prepare",
+    "resolve",
     "to_float32",
 ]
 
 PRECISIONS = ("fp32", "bf16", "int8-dynamic")
-RUNTIMES = ("torch", "compile", "onnxruntime")
+RUNTIMES = ("auto", "torch", "compile", "onnxruntime")
 _ALIASES = {"float32": "fp32", "bfloat16": "bf16", "int8": "int8-dynamic", "ort": "onnxruntime",
             "eager": "torch", "torch.compile": "compile"}
 
@@ -87,25 +102,31 @@ class Choice:
         return self.precision == "fp32"
 
 
-#: The default of PoseEstimator, ``infer`` and ``lift``: float32 eager (docs/speed.md, benchmarks/precision.py).
-#: Measured 2026-12-02 on the quickstart PPT and TokenPose and a HoT-MixSTE trained on synthetic motion: bf16
-#: moves TokenPose's AP by -0.11 point and HoT's MPJPE by +0.13 mm, int8-dynamic by -0.23 and +2.75: both miss
-#: the bars (0.1 point, 0.1 mm). The choices within them are exact: fp32/compile (1.11x) and fp32/onnxruntime
-#: (1.3-1.4x on PPT and TokenPose at batch 32; refused for a pruned lifter under the flip test). Both pay a one-off
-#: cost at start (a compile per input shape, an export of 10-50 s) that a short run does not earn back, and
-#: onnxruntime is an optional dependency, so they are opt-in (--runtime compile / onnxruntime).
-DEFAULT = Choice("fp32", "torch")
+#: The default of PoseEstimator, ``infer`` and ``lift``: float32, the fastest runtime for the model (``auto``;
+#: docs/speed.md, benchmarks/precision.py). Measured 2026-12-02 on the quickstart PPT and TokenPose and a
+#: HoT-MixSTE trained on synthetic motion: bf16 moves TokenPose's AP by -0.11 point and HoT's MPJPE by +0.13 mm,
+#: int8-dynamic by -0.23 and +2.75: both miss the bars (0.1 point, 0.1 mm). The choices within them are exact
+#: (float32 through another runtime): onnxruntime is the fastest of them on the image models (1.3-2x over eager)
+#: and refused for a pruned lifter under the flip test, which ``auto`` runs eager.
+DEFAULT = Choice("fp32", "auto")
+
+
+def _default_runtime() -> str:
+    """``auto``, or the runtime named by ``POSETOKENS_RUNTIME``."""
+    return os.environ.get("POSETOKENS_RUNTIME", "").strip() or DEFAULT.runtime
 
 
 def parse_choice(precision: str | None = None, runtime: str | None = None) -> Choice:
     """A :class:`Choice` from names (None: :data:`DEFAULT`'s); ``ValueError`` with one line for a name that is
     neither a precision nor a runtime. Aliases: float32, bfloat16, int8, ort, eager, torch.compile."""
     p = DEFAULT.precision if precision is None else _ALIASES.get(str(precision).lower(), str(precision).lower())
-    r = DEFAULT.runtime if runtime is None else _ALIASES.get(str(runtime).lower(), str(runtime).lower())
+    named = _default_runtime() if runtime is None else runtime
+    r = _ALIASES.get(str(named).lower(), str(named).lower())
     if p not in PRECISIONS:
         raise ValueError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if r not in RUNTIMES:
-        raise ValueError(f"--runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
+        where = "--runtime" if runtime is not None else "POSETOKENS_RUNTIME"
+        raise ValueError(f"{where} {named!r}: expected one of {', '.join(RUNTIMES)}")
     return Choice(p, r)
 
 
@@ -143,6 +164,12 @@ def check_choice(choice: Choice, device: str | torch.device = "cpu") -> None:
     """``ValueError`` with one line when ``choice`` cannot run on ``device`` (see the module doc)."""
     dev = torch.device(device)
     where = f"--precision {choice.precision} --runtime {choice.runtime} on {dev}"
+    if choice.runtime == "auto":  # any precision the device runs; the runtime is chosen by resolve()
+        choice = Choice(choice.precision, "torch" if choice.precision == "bf16" or dev.type != "cpu" else "onnxruntime")
+        if choice.precision == "int8-dynamic" and dev.type != "cpu":
+            raise ValueError(f"{where}: dynamic int8 quantisation runs on the CPU only; use --precision fp32 or bf16")
+        if choice.precision != "bf16":
+            return
     if choice.precision == "bf16":
         ok, why = bf16_supported(dev)
         if not ok:
@@ -195,13 +222,14 @@ class PreparedModel(nn.Module):
     ``torch.autocast`` (:attr:`mixed`), which joins the two."""
 
     def __init__(self, model: nn.Module, choice: Choice, dtype: torch.dtype | None = None, compiled: bool = False,
-                 session: Any = None) -> None:
+                 session: Any = None, eager_otherwise: bool = False) -> None:
         super().__init__()
         self.model = model
         self.choice = choice
         self.dtype = dtype
         self.compiled = compiled
         self.session = session
+        self.eager_otherwise = eager_otherwise  # ``auto``: a call the graph cannot serve runs ``model`` eager
         self.fallbacks = 0
         self.mixed = False  # bf16 under autocast: a model whose code casts parts to float32 (see _run)
         self._compiled: dict[str, Callable[..., Any]] = {}
@@ -247,6 +275,16 @@ class PreparedModel(nn.Module):
         device = next((p.device.type for p in self.model.parameters()), "cpu")
         return torch.autocast(device, dtype=self.dtype)
 
+    def _session_or_eager(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.session, method)(*args, **kwargs)
+        except OrtUnsupported as e:
+            if not self.eager_otherwise:
+                raise
+            _say_once(f"posetokens: runtime auto: {type(self.model).__name__}.{method} {e.call} runs in PyTorch "
+                      "eager (the ONNX graph cannot)")
+        return self._run(method, *args, **kwargs)
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The model's forward under the choice (float32 outputs)."""
         if self.session is not None:
@@ -255,23 +293,23 @@ class PreparedModel(nn.Module):
 
     def forward_tokens(self, *args: Any, **kwargs: Any) -> Any:
         """The model's ``forward_tokens`` (prediction and pruning record) under the choice."""
-        if self.session is not None:
-            raise ValueError(f"{self.choice}: the ONNX graph returns predictions only, not the kept tokens "
-                             "(--show-tokens needs --runtime torch or compile)")
         if not hasattr(self.model, "forward_tokens"):
             raise AttributeError("forward_tokens")
+        if self.session is not None and not self.eager_otherwise:
+            raise ValueError(f"{self.choice}: the ONNX graph returns predictions only, not the kept tokens "
+                             "(--show-tokens needs --runtime torch or compile)")
         return self._run("forward_tokens", *args, **kwargs)
 
     def forward_frames(self, *args: Any, **kwargs: Any) -> Any:
         """A lifter's ``forward_frames`` (3D and kept frame indices) under the choice."""
         if self.session is not None:
-            return self.session.forward_frames(*args, **kwargs)
+            return self._session_or_eager("forward_frames", *args, **kwargs)
         return self._run("forward_frames", *args, **kwargs)
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
         """A coordinate model's ``predict`` (PCT) under the choice."""
         if self.session is not None:
-            return self.session.predict(*args, **kwargs)
+            return self._session_or_eager("predict", *args, **kwargs)
         return self._run("predict", *args, **kwargs)
 
 
@@ -310,28 +348,91 @@ def quantize_linear_dynamic(model: nn.Module, min_features: int = 16) -> nn.Modu
 
 
 _KEPT_IN_GRAPH = object()  # a pruned lifter's kept frames, chosen inside the graph and not returned
+_SAID: set[str] = set()
+
+
+def _say_once(line: str) -> None:
+    if line not in _SAID:
+        _SAID.add(line)
+        print(line, file=sys.stderr, flush=True)
+
+
+class OrtUnsupported(ValueError):
+    """A call the ONNX graph cannot serve (``call`` names it); ``auto`` runs it eager instead."""
+
+    def __init__(self, message: str, call: str) -> None:
+        super().__init__(message)
+        self.call = call
+
+
+def cache_dir() -> Path:
+    """Where exported ONNX graphs are kept: ``$POSETOKENS_CACHE``, else ``$XDG_CACHE_HOME/posetokens``, else
+    ``~/.cache/posetokens`` (each graph in ``onnx/<key>/``, the key a hash of the code, model and weights)."""
+    if os.environ.get("POSETOKENS_CACHE"):
+        return Path(os.environ["POSETOKENS_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "posetokens"
+
+
+@functools.cache
+def _code_digest() -> str:
+    """A hash of what shapes an exported graph: the model, layer and export code, and torch's version."""
+    h = hashlib.sha256(torch.__version__.encode())
+    root = Path(__file__).resolve().parents[1]
+    for sub in ("models", "layers", "export"):
+        for f in sorted((root / sub).rglob("*.py")):
+            h.update(f.relative_to(root).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def graph_key(model: nn.Module, int8: bool = False) -> str:
+    """The cache key of ``model``'s exported graph: code, module tree, config, every parameter and buffer."""
+    h = hashlib.sha256(_code_digest().encode())
+    h.update(f"{type(model).__qualname__}|{int8}|{getattr(model, 'cfg', None)!r}|{model!r}".encode())
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:32]
 
 
 class OrtSession:
     """An onnxruntime CPU session of a model exported by :func:`posetokens.export.export_onnx`, called like the
-    model: ``forward`` (heatmaps / SimCC), ``predict`` (PCT, no flip), ``forward_frames`` (lifters). The ONNX
-    file lives in a temporary folder removed with the session."""
+    model: ``forward`` (heatmaps / SimCC), ``predict`` (PCT, no flip), ``forward_frames`` (lifters). The graph is
+    exported once per model and weights into :func:`cache_dir` (written atomically; a cache folder that cannot
+    be written: a temporary folder removed with the session). :attr:`exported_s` is the export's time (0 when
+    the cached graph was used)."""
 
     def __init__(self, model: nn.Module, threads: int | None = None, int8: bool = False) -> None:
         import onnxruntime as ort
 
         from posetokens.export import export_onnx
 
-        self._dir = tempfile.TemporaryDirectory(prefix="posetokens-ort-")
-        path = Path(self._dir.name) / "model.onnx"
-        res = export_onnx(copy.deepcopy(model).cpu().eval(), path, check=False,
-                          precision="int8-dynamic" if int8 else "fp32")
+        model = model.cpu().eval()
+        folder = cache_dir() / "onnx" / graph_key(model, int8)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            self._dir = tempfile.TemporaryDirectory(prefix="posetokens-ort-")
+            folder = Path(self._dir.name)
+        path = folder / "model.onnx"
+        self.path, self.exported_s = path, 0.0
+        name = getattr(model, "zoo_name", type(model).__name__)
+        if path.is_file():
+            from posetokens.export.onnx import io_names
+
+            names_in, names_out = io_names(model)
+        else:
+            _say_once(f"posetokens: runtime onnxruntime: exporting {name} to ONNX once (10-60 s; kept in {folder})")
+            res = export_onnx(copy.deepcopy(model), path, check=False, precision="int8-dynamic" if int8 else "fp32")
+            names_in, names_out, self.exported_s = res.inputs, res.outputs, res.seconds
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads or torch.get_num_threads())
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.inputs, self.outputs = res.inputs, res.outputs
+        self.inputs, self.outputs = names_in, names_out
         self.task = model.task
         self.output_kind = getattr(model, "output_kind", None)
         self.prunes = bool(getattr(getattr(model.cfg, "prune", None), "active", False))
@@ -348,8 +449,8 @@ class OrtSession:
     def predict(self, images: torch.Tensor, flip_indices: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
         """PCT's crop-pixel keypoints and scores (the ONNX graph holds no flip test)."""
         if flip_indices is not None:
-            raise ValueError("--runtime onnxruntime: the PCT graph has no flip test; drop --flip-test or use "
-                             "--runtime torch")
+            raise OrtUnsupported("--runtime onnxruntime: the PCT graph has no flip test; drop --flip-test or use "
+                                 "--runtime torch", "with the flip test")
         k, s = self._call(images)
         return k, s
 
@@ -359,31 +460,74 @@ class OrtSession:
         first pass's kept frames, which the graph cannot take, so it is refused (one line) rather than run with a
         selection of its own."""
         if keep_index is not None:
-            raise ValueError("--runtime onnxruntime: the flip test's mirrored pass of a pruned lifter reuses the "
-                             "frames the first pass kept, which the ONNX graph cannot take; drop --flip-test or use "
-                             "--runtime torch")
+            raise OrtUnsupported("--runtime onnxruntime: the flip test's mirrored pass of a pruned lifter reuses the "
+                                 "frames the first pass kept, which the ONNX graph cannot take; drop --flip-test or "
+                                 "use --runtime torch", "with given kept frames")
         out = self._call(x)
         return out[0], (out[1] if len(out) > 1 else _KEPT_IN_GRAPH if self.prunes else None)
+
+
+def _onnx_missing() -> str:
+    """The first of the packages the onnxruntime runtime needs that is not installed ('' when all are)."""
+    return next((m for m in ("onnxruntime", "onnx", "onnxscript") if importlib.util.find_spec(m) is None), "")
+
+
+def resolve(model: nn.Module, choice: Choice, device: str | torch.device = "cpu") -> tuple[Choice, str]:
+    """The runtime ``auto`` stands for, for ``model`` on ``device`` (any other choice: itself), and why, in a
+    few words. Measured (benchmarks/precision.py): onnxruntime's float32 is exact and the fastest on the CPU;
+    torch where it cannot run or would refuse the model's recipe."""
+    if choice.runtime != "auto":
+        return choice, "named"
+    dev = torch.device(device)
+    torch_ = Choice(choice.precision, "torch")
+    if dev.type != "cpu":
+        return torch_, f"the onnxruntime runtime is CPU-only ({dev})"
+    if choice.precision == "bf16":
+        return torch_, "onnxruntime's CPU kernels have no bfloat16"
+    if getattr(model, "task", None) == "lifting" and getattr(getattr(model.cfg, "prune", None), "active", False):
+        return torch_, "a pruned lifter's flip test reuses the first pass's kept frames, which the graph cannot take"
+    missing = _onnx_missing()
+    if missing:
+        return torch_, f"{missing} is not installed (pip install 'posetokens[onnx]' for 1.3-2x on the CPU)"
+    return Choice(choice.precision, "onnxruntime"), "the fastest exact runtime on the CPU"
 
 
 def prepare(model: nn.Module, choice: Choice | str | None = None, device: str | torch.device | None = None,
             threads: int | None = None) -> nn.Module:
     """``model`` (eval mode, on ``device``) ready to run under ``choice``: the model itself for float32 eager,
     else a :class:`PreparedModel` (a copy; ``model`` is not changed). ``choice``: a :class:`Choice`, a
-    ``"precision/runtime"`` string, or None (:data:`DEFAULT`). ``threads``: onnxruntime's intra-op threads
-    (default torch's). Raises ``ValueError`` (one line) for a choice the device cannot run."""
+    ``"precision/runtime"`` string, or None (:data:`DEFAULT`, or ``POSETOKENS_RUNTIME``). ``auto`` becomes the
+    runtime :func:`resolve` gives; where that is not torch it is said once on stderr, and an export that fails
+    falls back to torch, said in one line. ``threads``: onnxruntime's intra-op threads (default torch's). Raises
+    ``ValueError`` (one line) for a choice the device cannot run."""
     if choice is None or isinstance(choice, str):
-        parts = (choice or str(DEFAULT)).split("/")
+        parts = (choice or f"{DEFAULT.precision}/{_default_runtime()}").split("/")
         choice = parse_choice(parts[0], parts[1] if len(parts) > 1 else None)
     dev = torch.device(device) if device is not None else next(
         (p.device for p in model.parameters()), torch.device("cpu"))
     check_choice(choice, dev)
     model = model.eval()
+    auto = choice.runtime == "auto"
+    name = getattr(model, "zoo_name", type(model).__name__)
+    if auto:
+        choice, why = resolve(model, choice, dev)
+        if choice.runtime == "torch" and choice.precision == "fp32" and "not installed" in why:
+            _say_once(f"posetokens: runtime auto: PyTorch eager for {name}: {why}")
     if choice == Choice("fp32", "torch"):
         return model
     if choice.runtime == "onnxruntime":
-        session = OrtSession(model, threads, int8=choice.precision == "int8-dynamic")
-        return PreparedModel(model, choice, session=session).eval()
+        int8 = choice.precision == "int8-dynamic"
+        try:
+            session = OrtSession(model, threads, int8=int8)
+        except Exception as e:  # noqa: BLE001 (auto: any export or session failure runs eager instead, said)
+            if not auto:
+                raise
+            first = str(e).splitlines()[0] if str(e) else ""
+            _say_once(f"posetokens: runtime auto: onnxruntime could not take {name} ({type(e).__name__}: "
+                      f"{first[:200]}); running PyTorch eager")
+            return prepare(model, Choice(choice.precision, "torch"), dev, threads)
+        eager = quantize_linear_dynamic(model.cpu()) if int8 else model
+        return PreparedModel(eager, choice, session=session, eager_otherwise=auto).eval()
     dtype = None
     net = model
     if choice.precision == "bf16":
