@@ -249,7 +249,9 @@ def test_auto_picks_onnxruntime_on_the_cpu_and_torch_where_it_cannot_serve(monke
     auto = Choice("fp32", "auto")
     tokenpose, mixste, hot = _build(TOKENPOSE), _build(MIXSTE), _build(HOT)
     assert resolve(tokenpose, auto, "cpu")[0] == resolve(mixste, auto, "cpu")[0] == Choice("fp32", "onnxruntime")
-    assert resolve(tokenpose, Choice("int8-dynamic", "auto"))[0] == Choice("int8-dynamic", "onnxruntime")
+    # int8 stays in PyTorch: onnxruntime's int8 differs from PyTorch's, which forward_tokens would run
+    assert resolve(tokenpose, Choice("int8-dynamic", "auto"))[0] == Choice("int8-dynamic", "torch")
+    assert resolve(tokenpose, auto, trained=False) == (Choice("fp32", "torch"), "random weights (a new graph every run)")
     assert resolve(tokenpose, auto, "cuda") == (Choice("fp32", "torch"), "the onnxruntime runtime is CPU-only (cuda)")
     assert resolve(tokenpose, Choice("bf16", "auto"))[0] == Choice("bf16", "torch")
     choice, why = resolve(hot, auto)  # the flip test's second pass needs the kept frames back
@@ -272,21 +274,56 @@ def test_auto_exports_once_matches_float64_and_reuses_the_cached_graph(tmp_path:
     model = _build(TOKENPOSE)
     net = prepare(model)  # the default: auto
     assert isinstance(net, precision.PreparedModel) and net.choice == Choice("fp32", "onnxruntime")
-    assert net.session.exported_s > 0 and net.session.path.parent.parent == tmp_path / "cache" / "onnx"
-    err = capsys.readouterr().err
-    assert err.count("posetokens: runtime onnxruntime: exporting") == 1 and str(net.session.path.parent) in err
-    got, _ = _relative_error(model, "fp32/auto", net)
-    assert got <= TOLERANCE["fp32"]
     (x,) = model.dummy_inputs(1)
     with torch.no_grad():  # a call the graph cannot serve runs eager under auto (it is refused under onnxruntime)
         assert torch.equal(net.forward_tokens(x).prediction, model.forward_tokens(x).prediction)
+    assert net.session is None  # --show-tokens alone never pays for an export
+    assert "forward_tokens (the kept tokens, --show-tokens) runs in PyTorch eager" in capsys.readouterr().err
+    got, _ = _relative_error(model, "fp32/auto", net)  # the first call that needs the graph exports it
+    assert got <= TOLERANCE["fp32"]
+    assert net.session.exported_s > 0 and net.session.path.parent.parent == tmp_path / "cache" / "onnx"
+    err = capsys.readouterr().err
+    assert err.count("posetokens: runtime auto: exporting") == 1 and str(net.session.path.parent) in err
     again = prepare(copy.deepcopy(model))  # same code and weights: the cached graph, no second export
+    with torch.no_grad():
+        assert torch.allclose(again(x), model(x), atol=1e-5)
     assert again.session.exported_s == 0 and again.session.path == net.session.path
     assert "exporting" not in capsys.readouterr().err
+    net.session.path.write_bytes(b"not a graph")  # a damaged cached graph is exported again, not kept
+    fixed = prepare(copy.deepcopy(model))
+    with torch.no_grad():
+        assert torch.allclose(fixed(x), model(x), atol=1e-5)
+    assert fixed.session.exported_s > 0 and "cannot be loaded; exporting again" in capsys.readouterr().err
     other = copy.deepcopy(model)
     with torch.no_grad():
         next(other.parameters()).add_(1e-3)
     assert precision.graph_key(other) != precision.graph_key(model)  # other weights: another graph
+    other = copy.deepcopy(model)
+    name, buf = next((n, b) for n, b in other.named_buffers() if n not in other.state_dict())
+    buf.mul_(0.5)  # a non-persistent buffer (not in the state dict) is in the graph too
+    assert precision.graph_key(other) != precision.graph_key(model), name
+
+
+def test_an_unwritable_cache_exports_for_the_run_and_touches_nothing_else(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("POSETOKENS_CACHE", str(tmp_path / "afile"))  # a file: no folder can be made under it
+    monkeypatch.setattr(precision, "_SAID", set())
+    monkeypatch.setattr(precision, "_trim_cache", lambda *a, **k: pytest.fail("trimmed outside the cache"))
+    model = _build(MIXSTE)
+    net = prepare(model, "fp32/auto")
+    (x,) = model.dummy_inputs(2)
+    with torch.no_grad():
+        y = net.forward_frames(x)[0]
+        assert torch.allclose(y, model.forward_frames(x)[0], atol=1e-5)
+        short = x[:, :20]  # the graph was exported for 27 frames: another length runs eager under auto
+        assert torch.equal(net.forward_frames(short)[0], model.forward_frames(short)[0])
+    err = capsys.readouterr().err
+    assert "cannot be written" in err and "exporting MixSTE" not in err and "for this run" in err
+    assert "on inputs of another shape runs in PyTorch eager" in err
 
 
 def test_auto_falls_back_to_eager_in_one_line_when_the_export_fails(monkeypatch: pytest.MonkeyPatch,
@@ -298,7 +335,10 @@ def test_auto_falls_back_to_eager_in_one_line_when_the_export_fails(monkeypatch:
     monkeypatch.setattr(precision, "_onnx_missing", lambda: "")
     monkeypatch.setattr(precision, "_SAID", set())
     model = _build(TOKENPOSE)
-    assert prepare(model, "fp32/auto") is model  # float32 eager: the model itself
+    net = prepare(model, "fp32/auto")
+    (x,) = model.dummy_inputs(1)
+    with torch.no_grad():  # the export is tried at the first call, once; that call and the rest run eager
+        assert torch.equal(net(x), model(x)) and torch.equal(net(x), model(x)) and net.session is None
     err = capsys.readouterr().err.strip()
     assert err == ("posetokens: runtime auto: onnxruntime could not take tokenpose_s_coco_256x192 (RuntimeError: "
                    "unsupported operator aten::foo); running PyTorch eager")
@@ -333,3 +373,23 @@ def test_a_call_the_graph_cannot_serve_runs_eager_under_auto_only(monkeypatch: p
     named = precision.PreparedModel(_PredictOnly(), Choice("fp32", "onnxruntime"), session=_NoFlipSession())
     with pytest.raises(ValueError, match="no flip test"):
         named.predict(x, [0])
+
+
+def test_the_cache_keeps_the_most_recently_used_graphs(tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "onnx"
+    folders = []
+    for i in range(precision.CACHE_GRAPHS + 4):
+        f = root / f"{i:032d}"
+        f.mkdir(parents=True)
+        os.utime(f, (1000 + i, 1000 + i))
+        folders.append(f)
+    (root / "not-a-graph").mkdir()
+    new = root / ("f" * 32)
+    new.mkdir()
+    os.utime(new, (0, 0))  # the graph just written is kept whatever its time
+    precision._trim_cache(root, keep=new)
+    left = sorted(p.name for p in root.iterdir())
+    newest = [f.name for f in folders[-(precision.CACHE_GRAPHS - 1):]]
+    assert left == sorted(newest + ["not-a-graph", new.name])

@@ -23,6 +23,7 @@ pairwise distances and ONNX TopK, whose lower-index-first rule for ties matches 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import tempfile
@@ -132,7 +133,7 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     from posetokens.inference.precision import parse_choice
     from posetokens.layers.attention import use_fused_attn
 
-    precision = parse_choice(precision).precision
+    precision = parse_choice(precision, "torch").precision  # the runtime is not this function's
     if precision == "bf16":
         raise ValueError("export --precision bf16: onnxruntime's CPU kernels have no bfloat16; export fp32 (or "
                          "int8-dynamic) and run bfloat16 in PyTorch (infer --precision bf16)")
@@ -152,18 +153,22 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     # then moved into place: an interrupted or failed export leaves any earlier file as it was
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
         staged = Path(tmp) / out.name
+        registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+        level = registration.level
+        registration.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping torchvision::nms", x4
         with warnings.catch_warnings(), use_fused_attn(False), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(wrapper, example, str(staged), input_names=names_in, output_names=names_out,
-                              opset_version=opset, dynamo=True, dynamic_shapes=(tuple({0: batch} for _ in example),),
-                              optimize=True, verbose=False)
+            try:
+                torch.onnx.export(wrapper, example, str(staged), input_names=names_in, output_names=names_out,
+                                  opset_version=opset, dynamo=True, dynamic_shapes=(tuple({0: batch} for _ in example),),
+                                  optimize=True, verbose=False)
+            finally:
+                registration.setLevel(level)
         if precision == "int8-dynamic":  # one self-contained file: int8 weights are small
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             quantized = Path(tmp) / "quantized" / out.name
             quantized.parent.mkdir()
-            import logging
-
             logging.disable(logging.WARNING)  # onnxruntime's advice to pre-process, said on the root logger
             try:
                 quantize_dynamic(str(staged), str(quantized), weight_type=QuantType.QInt8,

@@ -705,7 +705,7 @@ class PoseEstimator:
                  runtime: str | None = None, **overrides: Any) -> None:
         from posetokens.inference.precision import check_choice, parse_choice, prepare
 
-        stored_protocol, stored_metainfo = None, None
+        stored_protocol, stored_metainfo, random_weights = None, None, False
         self.device = check_device(device)
         self.choice = parse_choice(precision, runtime)  # a bad or unsupported choice fails before any loading
         check_choice(self.choice, self.device)
@@ -720,6 +720,7 @@ class PoseEstimator:
                 zoo = model
                 model = create_model(zoo, **overrides)
                 note_random_weights(zoo, "the 2D model")
+                random_weights = True
         elif weights is not None:
             raise ValueError("PoseEstimator: pass weights with a zoo name, or load them into the model yourself")
         name = getattr(model, "zoo_name", type(model).__name__)
@@ -731,7 +732,8 @@ class PoseEstimator:
             raise ValueError(f"PoseEstimator needs a top-down 2D model (image crops in); {name} is a {task} model{hint}")
         self.model = model.to(self.device).eval()
         self.net = optimize_for_inference(self.model) if optimize else self.model  # what predictions run
-        self.net = prepare(self.net, self.choice, self.device)  # float32 eager: unchanged; else a copy
+        # float32 eager: unchanged; else a copy (auto: onnxruntime's session made at the first prediction)
+        self.net = prepare(self.net, self.choice, self.device, trained=not random_weights)
         self.name = name
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")

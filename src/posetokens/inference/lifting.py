@@ -404,7 +404,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                          f"(it is a {getattr(lifter, 'task', None)} model)")
     if isinstance(model, str) and weights is None:
         note_random_weights(model, "the lifting model")
-    lifter = prepare(lifter.to(dev).eval(), choice, dev)  # float32 eager: the model itself
+    trained = not (isinstance(model, str) and weights is None)  # auto keeps random weights in PyTorch
+    lifter = prepare(lifter.to(dev).eval(), choice, dev, trained=trained)  # float32 eager: the model itself
     records: list[dict[str, Any]] | None = None
     if is_json:  # read and check the 2D input before any model runs
         if det_every != 1:

@@ -222,7 +222,8 @@ class PreparedModel(nn.Module):
     ``torch.autocast`` (:attr:`mixed`), which joins the two."""
 
     def __init__(self, model: nn.Module, choice: Choice, dtype: torch.dtype | None = None, compiled: bool = False,
-                 session: Any = None, eager_otherwise: bool = False) -> None:
+                 session: Any = None, eager_otherwise: bool = False,
+                 session_factory: Callable[[], Any] | None = None) -> None:
         super().__init__()
         self.model = model
         self.choice = choice
@@ -230,6 +231,7 @@ class PreparedModel(nn.Module):
         self.compiled = compiled
         self.session = session
         self.eager_otherwise = eager_otherwise  # ``auto``: a call the graph cannot serve runs ``model`` eager
+        self._factory = session_factory  # ``auto``: the session is made at the first call that uses it
         self.fallbacks = 0
         self.mixed = False  # bf16 under autocast: a model whose code casts parts to float32 (see _run)
         self._compiled: dict[str, Callable[..., Any]] = {}
@@ -275,42 +277,48 @@ class PreparedModel(nn.Module):
         device = next((p.device.type for p in self.model.parameters()), "cpu")
         return torch.autocast(device, dtype=self.dtype)
 
+    def _ort(self) -> Any:
+        """The onnxruntime session (made now, under ``auto``, at the first call that needs it), or None."""
+        if self.session is None and self._factory is not None:
+            factory, self._factory = self._factory, None
+            self.session = factory()  # None when the export failed (said there): eager from now on
+        return self.session
+
     def _session_or_eager(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.session, method)(*args, **kwargs)
-        except OrtUnsupported as e:
-            if not self.eager_otherwise:
-                raise
-            _say_once(f"posetokens: runtime auto: {type(self.model).__name__}.{method} {e.call} runs in PyTorch "
-                      "eager (the ONNX graph cannot)")
+        session = self._ort()
+        if session is not None:
+            try:
+                return getattr(session, method)(*args, **kwargs)
+            except OrtUnsupported as e:
+                if not self.eager_otherwise:
+                    raise
+                _say_once(f"posetokens: runtime auto: {type(self.model).__name__}.{method} {e.call} runs in "
+                          "PyTorch eager (the ONNX graph cannot)")
         return self._run(method, *args, **kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The model's forward under the choice (float32 outputs)."""
-        if self.session is not None:
-            return self.session.forward(*args)
-        return self._run("forward", *args, **kwargs)
+        return self._session_or_eager("forward", *args, **kwargs)
 
     def forward_tokens(self, *args: Any, **kwargs: Any) -> Any:
         """The model's ``forward_tokens`` (prediction and pruning record) under the choice."""
         if not hasattr(self.model, "forward_tokens"):
             raise AttributeError("forward_tokens")
-        if self.session is not None and not self.eager_otherwise:
-            raise ValueError(f"{self.choice}: the ONNX graph returns predictions only, not the kept tokens "
-                             "(--show-tokens needs --runtime torch or compile)")
+        if self.choice.runtime == "onnxruntime":
+            if not self.eager_otherwise:
+                raise ValueError(f"{self.choice}: the ONNX graph returns predictions only, not the kept tokens "
+                                 "(--show-tokens needs --runtime torch or compile)")
+            _say_once(f"posetokens: runtime auto: {type(self.model).__name__}.forward_tokens (the kept tokens, "
+                      "--show-tokens) runs in PyTorch eager (the ONNX graph returns predictions only)")
         return self._run("forward_tokens", *args, **kwargs)
 
     def forward_frames(self, *args: Any, **kwargs: Any) -> Any:
         """A lifter's ``forward_frames`` (3D and kept frame indices) under the choice."""
-        if self.session is not None:
-            return self._session_or_eager("forward_frames", *args, **kwargs)
-        return self._run("forward_frames", *args, **kwargs)
+        return self._session_or_eager("forward_frames", *args, **kwargs)
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
         """A coordinate model's ``predict`` (PCT) under the choice."""
-        if self.session is not None:
-            return self._session_or_eager("predict", *args, **kwargs)
-        return self._run("predict", *args, **kwargs)
+        return self._session_or_eager("predict", *args, **kwargs)
 
 
 def _dtype_mismatch(e: RuntimeError) -> bool:
@@ -365,9 +373,13 @@ class OrtUnsupported(ValueError):
         self.call = call
 
 
+CACHE_GRAPHS = 16  # graphs kept in the cache; the least recently used beyond this are removed after an export
+
+
 def cache_dir() -> Path:
     """Where exported ONNX graphs are kept: ``$POSETOKENS_CACHE``, else ``$XDG_CACHE_HOME/posetokens``, else
-    ``~/.cache/posetokens`` (each graph in ``onnx/<key>/``, the key a hash of the code, model and weights)."""
+    ``~/.cache/posetokens`` (each graph in ``onnx/<key>/``, the key a hash of the code, model and weights; the
+    :data:`CACHE_GRAPHS` most recently used are kept)."""
     if os.environ.get("POSETOKENS_CACHE"):
         return Path(os.environ["POSETOKENS_CACHE"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -376,8 +388,16 @@ def cache_dir() -> Path:
 
 @functools.cache
 def _code_digest() -> str:
-    """A hash of what shapes an exported graph: the model, layer and export code, and torch's version."""
+    """A hash of what shapes an exported graph: the model, layer and export code, and the versions of torch and
+    of the packages that export, optimise and (int8) quantise it."""
+    from importlib import metadata
+
     h = hashlib.sha256(torch.__version__.encode())
+    for pkg in ("onnx", "onnxscript", "onnxruntime", "onnx-ir"):
+        try:
+            h.update(f"{pkg}={metadata.version(pkg)}".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{pkg}=none".encode())
     root = Path(__file__).resolve().parents[1]
     for sub in ("models", "layers", "export"):
         for f in sorted((root / sub).rglob("*.py")):
@@ -387,14 +407,28 @@ def _code_digest() -> str:
 
 
 def graph_key(model: nn.Module, int8: bool = False) -> str:
-    """The cache key of ``model``'s exported graph: code, module tree, config, every parameter and buffer."""
+    """The cache key of ``model``'s exported graph: code, module tree, config, every parameter and buffer (the
+    non-persistent ones too: a position table, an index buffer)."""
     h = hashlib.sha256(_code_digest().encode())
     h.update(f"{type(model).__qualname__}|{int8}|{getattr(model, 'cfg', None)!r}|{model!r}".encode())
-    for name, t in model.state_dict().items():
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
         t = t.detach().cpu().contiguous().reshape(-1)
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:32]
+
+
+def _trim_cache(root: Path, keep: Path) -> None:
+    """Remove the least recently used graph folders of ``root`` beyond :data:`CACHE_GRAPHS` (never ``keep``)."""
+    import shutil
+
+    try:
+        folders = sorted((p for p in root.iterdir() if p.is_dir() and p != keep and len(p.name) == 32),
+                         key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for old in folders[CACHE_GRAPHS - 1:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 class OrtSession:
@@ -404,40 +438,71 @@ class OrtSession:
     be written: a temporary folder removed with the session). :attr:`exported_s` is the export's time (0 when
     the cached graph was used)."""
 
-    def __init__(self, model: nn.Module, threads: int | None = None, int8: bool = False) -> None:
+    def __init__(self, model: nn.Module, threads: int | None = None, int8: bool = False, said_as: str = "onnxruntime") -> None:
+        import shutil
+
         import onnxruntime as ort
 
         from posetokens.export import export_onnx
+        from posetokens.export.onnx import io_names
 
         model = model.cpu().eval()
-        folder = cache_dir() / "onnx" / graph_key(model, int8)
+        cache = cache_dir() / "onnx"
+        folder = cache / graph_key(model, int8)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-        except OSError:
+            cached = True
+        except OSError as e:
             self._dir = tempfile.TemporaryDirectory(prefix="posetokens-ort-")
-            folder = Path(self._dir.name)
+            folder, cached = Path(self._dir.name), False
+            _say_once(f"posetokens: runtime {said_as}: the cache folder {cache} cannot be written ({e.strerror or e}); "
+                      "the graph is exported for this run only (POSETOKENS_CACHE moves the cache)")
         path = folder / "model.onnx"
         self.path, self.exported_s = path, 0.0
         name = getattr(model, "zoo_name", type(model).__name__)
-        if path.is_file():
-            from posetokens.export.onnx import io_names
-
-            names_in, names_out = io_names(model)
-        else:
-            _say_once(f"posetokens: runtime onnxruntime: exporting {name} to ONNX once (10-60 s; kept in {folder})")
-            res = export_onnx(copy.deepcopy(model), path, check=False, precision="int8-dynamic" if int8 else "fp32")
-            names_in, names_out, self.exported_s = res.inputs, res.outputs, res.seconds
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads or torch.get_num_threads())
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        opts.log_severity_level = 4  # a graph it cannot load is an exception here, not onnxruntime's own log line
+        session = None
+        if path.is_file():
+            try:
+                session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+                names_in, names_out = io_names(model)
+                with contextlib.suppress(OSError):
+                    os.utime(folder)  # most recently used
+            except Exception:  # noqa: BLE001 (a damaged or partial cached graph: exported again below)
+                _say_once(f"posetokens: runtime {said_as}: the cached graph {path} cannot be loaded; exporting again")
+                session = None
+                for f in folder.iterdir():
+                    if f.is_file():
+                        f.unlink()
+                    else:
+                        shutil.rmtree(f, ignore_errors=True)
+        if session is None:
+            where = f"cached in {folder}" if cached else "for this run"
+            _say_once(f"posetokens: runtime {said_as}: exporting {name} to ONNX once (10-60 s; {where}; "
+                      "--runtime torch skips this)")
+            res = export_onnx(copy.deepcopy(model), path, check=False, precision="int8-dynamic" if int8 else "fp32")
+            names_in, names_out, self.exported_s = res.inputs, res.outputs, res.seconds
+            if cached:
+                _trim_cache(cache, keep=folder)
+            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = session
         self.inputs, self.outputs = names_in, names_out
+        # the fixed (non-batch) sizes of each input, as exported: other sizes are refused before onnxruntime
+        self.shapes = [tuple(d if isinstance(d, int) else None for d in i.shape) for i in session.get_inputs()]
         self.task = model.task
         self.output_kind = getattr(model, "output_kind", None)
         self.prunes = bool(getattr(getattr(model.cfg, "prune", None), "active", False))
 
     def _call(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        for name, t, shape in zip(self.inputs, inputs, self.shapes):
+            if t.dim() != len(shape) or any(e is not None and e != g for e, g in zip(shape, t.shape)):
+                want = "(" + ", ".join("B" if e is None else str(e) for e in shape) + ")"
+                raise OrtUnsupported(f"--runtime onnxruntime: input {name} of shape {tuple(t.shape)}: the graph was "
+                                     f"exported for {want}; use --runtime torch", "on inputs of another shape")
         feed = {n: t.detach().float().cpu().numpy() for n, t in zip(self.inputs, inputs)}
         return [torch.from_numpy(a) for a in self.session.run(None, feed)]
 
@@ -472,18 +537,25 @@ def _onnx_missing() -> str:
     return next((m for m in ("onnxruntime", "onnx", "onnxscript") if importlib.util.find_spec(m) is None), "")
 
 
-def resolve(model: nn.Module, choice: Choice, device: str | torch.device = "cpu") -> tuple[Choice, str]:
+def resolve(model: nn.Module, choice: Choice, device: str | torch.device = "cpu",
+            trained: bool = True) -> tuple[Choice, str]:
     """The runtime ``auto`` stands for, for ``model`` on ``device`` (any other choice: itself), and why, in a
     few words. Measured (benchmarks/precision.py): onnxruntime's float32 is exact and the fastest on the CPU;
-    torch where it cannot run or would refuse the model's recipe."""
+    torch where it cannot run, would refuse the model's recipe, or would not be the same numbers on every call.
+    ``trained`` False (a zoo model built without weights) keeps torch: random weights change with every run,
+    so each would export a new graph."""
     if choice.runtime != "auto":
         return choice, "named"
     dev = torch.device(device)
     torch_ = Choice(choice.precision, "torch")
     if dev.type != "cpu":
         return torch_, f"the onnxruntime runtime is CPU-only ({dev})"
-    if choice.precision == "bf16":
-        return torch_, "onnxruntime's CPU kernels have no bfloat16"
+    if choice.precision != "fp32":
+        return torch_, ("auto takes onnxruntime for float32 only: its int8 differs from PyTorch's, which the calls "
+                        "the graph cannot serve would use" if choice.precision == "int8-dynamic" else
+                        "onnxruntime's CPU kernels have no bfloat16")
+    if not trained:
+        return torch_, "random weights (a new graph every run)"
     if getattr(model, "task", None) == "lifting" and getattr(getattr(model.cfg, "prune", None), "active", False):
         return torch_, "a pruned lifter's flip test reuses the first pass's kept frames, which the graph cannot take"
     missing = _onnx_missing()
@@ -493,13 +565,14 @@ def resolve(model: nn.Module, choice: Choice, device: str | torch.device = "cpu"
 
 
 def prepare(model: nn.Module, choice: Choice | str | None = None, device: str | torch.device | None = None,
-            threads: int | None = None) -> nn.Module:
+            threads: int | None = None, trained: bool = True) -> nn.Module:
     """``model`` (eval mode, on ``device``) ready to run under ``choice``: the model itself for float32 eager,
     else a :class:`PreparedModel` (a copy; ``model`` is not changed). ``choice``: a :class:`Choice`, a
     ``"precision/runtime"`` string, or None (:data:`DEFAULT`, or ``POSETOKENS_RUNTIME``). ``auto`` becomes the
-    runtime :func:`resolve` gives; where that is not torch it is said once on stderr, and an export that fails
-    falls back to torch, said in one line. ``threads``: onnxruntime's intra-op threads (default torch's). Raises
-    ``ValueError`` (one line) for a choice the device cannot run."""
+    runtime :func:`resolve` gives (``trained``: see there); its onnxruntime session is made at the first call
+    that needs it (an export is said on stderr; a cached graph is not), and an export that fails runs eager,
+    said in one line. ``threads``: onnxruntime's intra-op threads (default torch's). Raises ``ValueError`` (one
+    line) for a choice the device cannot run."""
     if choice is None or isinstance(choice, str):
         parts = (choice or f"{DEFAULT.precision}/{_default_runtime()}").split("/")
         choice = parse_choice(parts[0], parts[1] if len(parts) > 1 else None)
@@ -510,24 +583,25 @@ def prepare(model: nn.Module, choice: Choice | str | None = None, device: str | 
     auto = choice.runtime == "auto"
     name = getattr(model, "zoo_name", type(model).__name__)
     if auto:
-        choice, why = resolve(model, choice, dev)
+        choice, why = resolve(model, choice, dev, trained)
         if choice.runtime == "torch" and choice.precision == "fp32" and "not installed" in why:
             _say_once(f"posetokens: runtime auto: PyTorch eager for {name}: {why}")
     if choice == Choice("fp32", "torch"):
         return model
+    if choice.runtime == "onnxruntime" and auto:  # float32 (resolve): exported at the first call that needs it
+        def session() -> OrtSession | None:
+            try:
+                return OrtSession(model, threads, said_as="auto")
+            except Exception as e:  # noqa: BLE001 (any export or session failure runs eager instead, said)
+                first = str(e).splitlines()[0] if str(e) else ""
+                _say_once(f"posetokens: runtime auto: onnxruntime could not take {name} ({type(e).__name__}: "
+                          f"{first[:200]}); running PyTorch eager")
+                return None
+
+        return PreparedModel(model, choice, eager_otherwise=True, session_factory=session).eval()
     if choice.runtime == "onnxruntime":
         int8 = choice.precision == "int8-dynamic"
-        try:
-            session = OrtSession(model, threads, int8=int8)
-        except Exception as e:  # noqa: BLE001 (auto: any export or session failure runs eager instead, said)
-            if not auto:
-                raise
-            first = str(e).splitlines()[0] if str(e) else ""
-            _say_once(f"posetokens: runtime auto: onnxruntime could not take {name} ({type(e).__name__}: "
-                      f"{first[:200]}); running PyTorch eager")
-            return prepare(model, Choice(choice.precision, "torch"), dev, threads)
-        eager = quantize_linear_dynamic(model.cpu()) if int8 else model
-        return PreparedModel(eager, choice, session=session, eager_otherwise=auto).eval()
+        return PreparedModel(model, choice, session=OrtSession(model, threads, int8=int8)).eval()
     dtype = None
     net = model
     if choice.precision == "bf16":
