@@ -246,8 +246,9 @@ def _add_precision_args(s: argparse.ArgumentParser, export: bool = False) -> Non
     s.add_argument("--precision", default=None, help="number format of the models: fp32, bf16 or int8-dynamic "
                                                      "(default: the measured default, fp32; bf16 needs AVX512-BF16/AMX "
                                                      "or a GPU; outputs are float32 either way; docs/speed.md)")
-    s.add_argument("--runtime", default=None, help="what runs them: auto (default: onnxruntime on the CPU where it "
-                                                   "is installed and can, exported once and cached; else torch), "
+    s.add_argument("--runtime", default=None, help="what runs them: auto (default: float32 image models through "
+                                                   "onnxruntime on the CPU where it is installed, exported once and "
+                                                   "cached; else torch), "
                                                    "torch (PyTorch eager), compile (torch.compile, at the first "
                                                    "batch) or onnxruntime")
 

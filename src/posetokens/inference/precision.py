@@ -16,13 +16,13 @@ precision           what runs
 ==================  =====================================================================================
 runtime             what runs
 ==================  =====================================================================================
-``auto``            the default: the fastest runtime measured for the model and precision that keeps its
-                    outputs (:func:`resolve`): ``onnxruntime`` on the CPU for the image models, unpruned
-                    lifters and ``int8-dynamic``; ``torch`` on a GPU, for ``bf16``, for the pruned lifters
-                    (their flip test reuses the first pass's kept frames), and where onnxruntime is not
-                    installed or the export fails (said once on stderr). A call the ONNX graph cannot serve
-                    (``forward_tokens``, PCT's flip test) runs eager. The export is made once per model and
-                    weights and kept in the cache folder (:func:`cache_dir`)
+``auto``            the default: the fastest runtime measured for the model that keeps its outputs
+                    (:func:`resolve`): ``onnxruntime`` for float32 image models on the CPU; ``torch`` on a
+                    GPU, for ``bf16`` and ``int8-dynamic``, for lifters, for random weights, and where
+                    onnxruntime is not installed or the export fails (said once on stderr). A call the ONNX
+                    graph cannot serve (``forward_tokens``, PCT's flip test, another input size) runs eager.
+                    The graph is exported at the first call that needs it, once per code and weights, and
+                    kept in the cache folder (:func:`cache_dir`)
 ``torch``           PyTorch eager
 ``compile``         ``torch.compile`` of the forward (Inductor; needs a C++ compiler on CPU). Compiled at the
                     first call of each method; a compile that fails falls back to eager, said once on stderr
@@ -556,8 +556,10 @@ def resolve(model: nn.Module, choice: Choice, device: str | torch.device = "cpu"
                         "onnxruntime's CPU kernels have no bfloat16")
     if not trained:
         return torch_, "random weights (a new graph every run)"
-    if getattr(model, "task", None) == "lifting" and getattr(getattr(model.cfg, "prune", None), "active", False):
-        return torch_, "a pruned lifter's flip test reuses the first pass's kept frames, which the graph cannot take"
+    if getattr(model, "task", None) == "lifting":
+        return torch_, ("lifters run in PyTorch: a pruned one's flip test reuses the first pass's kept frames, which "
+                        "the graph cannot take, and the unpruned MixSTE ran slower through onnxruntime at 6x the "
+                        "memory (docs/speed.md)")
     missing = _onnx_missing()
     if missing:
         return torch_, f"{missing} is not installed (pip install 'posetokens[onnx]' for 1.3-2x on the CPU)"
