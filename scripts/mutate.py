@@ -117,6 +117,19 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_tokenpose.py::test_parity_cli_on_official_fixture"),
     ),
     Mutant(
+        "shuffle-exports-as-scatter", "the inference GTPT exports without ScatterND (onnxruntime ran it 2.5x slower)",
+        "src/posetokens/models/backbones/shufflenet.py",
+        (("        if exporting():  # ONNX turns", "        if False:  # ONNX turns"),),
+        ("tests/test_export.py::test_channels_last_gtpt_exports_without_scatter",),
+    ),
+    Mutant(
+        "onnx-cache-key-misses-buffers", "the runtime's graph cache key covers every parameter and buffer",
+        "src/posetokens/inference/precision.py",
+        (("    for name, t in [*model.named_parameters(), *model.named_buffers()]:",
+          "    for name, t in model.state_dict().items():"),),
+        ("tests/test_precision.py::test_auto_exports_once_matches_float64_and_reuses_the_cached_graph",),
+    ),
+    Mutant(
         "true-macs-counts-flops", "GMACs are multiply-accumulates (FlopCounterMode counts 2 FLOPs per MAC)",
         "src/posetokens/engine/flops.py",
         (("    return counter.get_total_flops() // 2\n", "    return counter.get_total_flops()\n"),),
