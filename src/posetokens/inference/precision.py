@@ -103,11 +103,10 @@ class Choice:
 
 
 #: The default of PoseEstimator, ``infer`` and ``lift``: float32, the fastest runtime for the model (``auto``;
-#: docs/speed.md, benchmarks/precision.py). Measured 2026-12-02 on the quickstart PPT and TokenPose and a
-#: HoT-MixSTE trained on synthetic motion: bf16 moves TokenPose's AP by -0.11 point and HoT's MPJPE by +0.13 mm,
-#: int8-dynamic by -0.23 and +2.75: both miss the bars (0.1 point, 0.1 mm). The choices within them are exact
-#: (float32 through another runtime): onnxruntime is the fastest of them on the image models (1.3-2x over eager)
-#: and refused for a pruned lifter under the flip test, which ``auto`` runs eager.
+#: docs/speed.md, benchmarks/precision.py). Measured 2026-12-02 14:18 on trained PPT, TokenPose, GTPT-T and
+#: HoT-MixSTE: bf16 moves GTPT-T's AP by +0.19 point and HoT's MPJPE by -0.20 mm, int8-dynamic by up to -0.34 and
+#: +1.64: both miss the bars (0.1 point, 0.1 mm). The choices within them are exact; the fastest, ``fp32/auto``
+#: (1.27x over eager, geometric mean), runs the image models through onnxruntime and the lifters eager.
 DEFAULT = Choice("fp32", "auto")
 
 
@@ -164,12 +163,8 @@ def check_choice(choice: Choice, device: str | torch.device = "cpu") -> None:
     """``ValueError`` with one line when ``choice`` cannot run on ``device`` (see the module doc)."""
     dev = torch.device(device)
     where = f"--precision {choice.precision} --runtime {choice.runtime} on {dev}"
-    if choice.runtime == "auto":  # any precision the device runs; the runtime is chosen by resolve()
-        choice = Choice(choice.precision, "torch" if choice.precision == "bf16" or dev.type != "cpu" else "onnxruntime")
-        if choice.precision == "int8-dynamic" and dev.type != "cpu":
-            raise ValueError(f"{where}: dynamic int8 quantisation runs on the CPU only; use --precision fp32 or bf16")
-        if choice.precision != "bf16":
-            return
+    if choice.runtime == "auto":  # resolve() falls back to torch wherever onnxruntime cannot run: torch's rules
+        choice = Choice(choice.precision, "torch")
     if choice.precision == "bf16":
         ok, why = bf16_supported(dev)
         if not ok:
