@@ -619,3 +619,20 @@ def test_interrupted_video_keeps_finished_frames(sig: int, code: int, name: str,
     assert frames == n  # a playable mp4 holding the same frames as the json
     assert_nothing_half_written(out)
     assert _digest(VIDEO) == before
+
+
+def test_weights_of_another_kind_are_named_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """An image given as --weights: one line naming the file and what a checkpoint is (torch's own message about
+    weights_only is about pickles and does not apply); a real but truncated checkpoint keeps torch's detail."""
+    img = tmp_path / "000001.jpg"
+    cv2.imwrite(str(img), np.zeros((32, 32, 3), np.uint8))
+    assert cli(["infer", str(img), "--weights", str(img), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"posetokens infer: error: {img} is not a PyTorch checkpoint: expected a .pth file written by "
+                   "torch.save (a zip archive or a pickle), got another kind of file")
+    ckpt = tmp_path / "cut.pth"
+    torch.save({"w": torch.zeros(1000)}, ckpt)
+    ckpt.write_bytes(ckpt.read_bytes()[:300])  # a zip, cut short
+    assert cli(["infer", str(img), "--weights", str(ckpt), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"posetokens infer: error: {ckpt} is not a readable PyTorch checkpoint (") and "\n" not in err

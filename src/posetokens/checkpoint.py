@@ -48,6 +48,11 @@ def load_file(path: str | Path, weights_only: bool = True) -> Any:
             e.filename = str(path)
         raise
     except Exception as e:  # pickle, zip and unpickling-policy errors all mean "not a checkpoint we can read"
+        with open(path, "rb") as f:
+            head = f.read(2)
+        if head != b"PK" and head[:1] != b"\x80":  # neither torch.save's zip nor a legacy pickle, by their magic
+            raise ValueError(f"{path} is not a PyTorch checkpoint: expected a .pth file written by torch.save (a zip "
+                             "archive or a pickle), got another kind of file") from e
         raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
                          f"{str(e).strip().splitlines()[0][:160] if str(e).strip() else 'no detail'})") from e
 
