@@ -117,6 +117,12 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_tokenpose.py::test_parity_cli_on_official_fixture"),
     ),
     Mutant(
+        "cluster-rows-by-tile", "identical tokens get identical rows of the cluster's GEMM distances",
+        "src/posetokens/layers/pruning.py",
+        (("    first = _identical_first(x)\n", "    first = torch.arange(n, device=x.device).expand(xd.shape[0], n)\n"),),
+        ("tests/test_pruning_stages.py::test_pairwise_distances_give_identical_tokens_identical_rows",),
+    ),
+    Mutant(
         "shuffle-exports-as-scatter", "the inference GTPT exports without ScatterND (onnxruntime ran it 2.5x slower)",
         "src/posetokens/models/backbones/shufflenet.py",
         (("        if exporting():  # ONNX turns", "        if False:  # ONNX turns"),),

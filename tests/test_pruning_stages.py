@@ -183,10 +183,46 @@ class _Cluster(nn.Module):
 
 
 def test_true_macs_count_the_clusters_pairwise_distances() -> None:
-    """HoT's deterministic DPC-kNN takes exact distances off torch.cdist's matmul path, which the FLOP counter
-    does not see by itself: one multiply-accumulate per pair of tokens and feature, by hand B * N * N * C."""
+    """HoT's deterministic DPC-kNN: a Gram matrix, one multiply-accumulate per pair of tokens and feature
+    (B * N * N * C), and four exact keys per token over the 2 C 16-bit pieces of its float32 values
+    (B * N * 2C * 4), by hand."""
     b, n, c = 2, 10, 6
-    assert true_macs(_Cluster(), (torch.randn(b, n, c),)) == b * n * n * c
+    assert true_macs(_Cluster(), (torch.randn(b, n, c),)) == b * n * n * c + b * n * 2 * c * 4
+
+
+def test_pairwise_distances_give_identical_tokens_identical_rows() -> None:
+    """The cluster's float64 GEMM distances against torch.cdist's exact path (the squared differences summed):
+    equal to 1e-9, and, as exact distances, identical rows for identical tokens with zero between them. At
+    (4, 243, 256) the GEMM alone rounds one duplicate pair's rows differently on this CPU (tile position)."""
+    from posetokens.layers.pruning import _identical_first, pairwise_distances
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 243, 256, generator=g)
+    x[:, 1::2] = x[:, 0:242:2]  # frames 2i and 2i+1 identical
+    d = pairwise_distances(x)
+    xd = x.double()
+    exact = torch.cdist(xd, xd, compute_mode="donot_use_mm_for_euclid_dist")
+    torch.testing.assert_close(d, exact, rtol=0, atol=1e-9)
+    assert torch.equal(d[:, 0:242:2], d[:, 1:243:2]) and torch.equal(d, d.mT)
+    assert bool((d[:, range(0, 242, 2), range(1, 243, 2)] == 0).all())
+    # the keys: -0.0 equals 0.0; one ulp apart is another token
+    y = torch.zeros(1, 4, 3)
+    y[0, 1, 0] = -0.0
+    y[0, 2, 1] = torch.nextafter(torch.tensor(0.0), torch.tensor(1.0))
+    y[0, 3] = y[0, 2]
+    assert _identical_first(y).tolist() == _identical_first(y.double()).tolist() == [[0, 0, 2, 2]]
+
+
+class _Cdist(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def test_true_macs_count_cdist() -> None:
+    """torch.cdist off its matmul path (the cluster under the official numerics at small N), which the FLOP
+    counter does not see by itself: one multiply-accumulate per pair and feature, B * N * N * C by hand."""
+    b, n, c = 2, 10, 6
+    assert true_macs(_Cdist(), (torch.randn(b, n, c),)) == b * n * n * c
 
 
 def test_multi_stage_trains_resumes_and_tests_through_the_trainer(tmp_path: Path) -> None:

@@ -2,9 +2,9 @@
 
 * :func:`true_macs` counts every multiply-accumulate, attention matmuls included, with
   ``torch.utils.flop_counter.FlopCounterMode`` (total / 2). Attention is switched to its explicit path
-  while counting, because the counter does not see the fused CPU SDPA kernel; pairwise distances
-  (``torch.cdist`` off its matmul path: HoT's deterministic frame clustering) are added to the counter at
-  one multiply-accumulate per pair and feature, which it does not count by itself.
+  while counting, because the counter does not see the fused CPU SDPA kernel; ``torch.cdist`` (HoT's cluster
+  under the official numerics) is added to the counter at one multiply-accumulate per pair and feature,
+  which it does not count by itself.
 * :func:`hrnet_summary_gflops` reproduces the HRNet-era ``get_model_summary`` used by the TokenPose and PPT
   repos for their tables: only Conv and Linear modules are counted (so the attention einsums are not), a
   Conv costs ``weight.numel() * output spatial size`` and a Linear ``output.numel() * input.size(1)``

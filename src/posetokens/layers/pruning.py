@@ -147,6 +147,52 @@ def gather_group_tokens(x: Tensor, idx: Tensor) -> Tensor:
 # (token recovering attention, or nearest / linear interpolation along time).
 
 
+def _identical_first(x: Tensor) -> Tensor:
+    """For each token of ``x`` (B, N, C), the index (B, N) of its first bitwise-equal copy (-0.0 equals 0.0).
+
+    Tokens are compared by four exact integer keys: the bits of each value (float32 as they are, other dtypes
+    as float64) are cut into 16-bit pieces and the pieces are summed with fixed integer weights below 2**20.
+    Every product and partial sum stays below 2**53, so the float64 GEMV is exact whatever its summation
+    order. Distinct tokens share all four keys with probability about 2**-80 per pair.
+    """
+    x = (x if x.dtype == torch.float32 else x.double()) + 0.0
+    bits = x.view(torch.int32)  # (B, N, C) or (B, N, 2C): float64 as two halves
+    m = 2 * bits.shape[-1]
+    if m >= 2**17:
+        raise ValueError(f"pairwise_distances: {x.shape[-1]} channels is too many for the exact token keys")
+    pieces = torch.cat((bits >> 16 & 0xFFFF, bits & 0xFFFF), dim=-1).to(torch.float64)  # (B, N, m), < 2**16
+    gen = torch.Generator().manual_seed(20240617)
+    weights = torch.randint(1, 2**20, (m, 4), generator=gen).to(x.device, torch.float64)
+    keys = (pieces @ weights).mT  # (B, 4, N), exact integers
+    same = keys[:, 0, :, None] == keys[:, 0, None, :]  # (B, N, N)
+    for j in range(1, 4):
+        same &= keys[:, j, :, None] == keys[:, j, None, :]
+    return same.to(torch.uint8).argmax(dim=-1)  # the first True: the earliest copy (itself if none before)
+
+
+def pairwise_distances(x: Tensor) -> Tensor:
+    """Euclidean distances (B, N, N) between the tokens of ``x`` (B, N, C), in float64, deterministic for ties.
+
+    Computed as ``|a|^2 + |b|^2 - 2 a.b`` with one float64 GEMM: the squared distances carry a rounding of
+    about 1e-16 of the squared norms, and cost a quarter of summing squared differences on the CPU. The
+    result is made bitwise symmetric. A GEMM can round two equal dot products differently by their tile
+    position, so every token takes the row and column of its first bitwise-identical copy: identical tokens
+    get identical rows and exactly zero distance between them, as exact distances would give. Exported graphs
+    sum the squared differences explicitly (ONNX has no bit casts for the keys).
+    """
+    xd = x.double()
+    if exporting():
+        return (xd[:, :, None] - xd[:, None]).square().sum(dim=-1).sqrt()
+    n = xd.shape[1]
+    gram = xd @ xd.mT
+    sq = gram.diagonal(dim1=1, dim2=2)
+    d2 = sq[:, :, None] + sq[:, None, :] - 2 * gram
+    d2 = (d2 + d2.mT) / 2  # bitwise symmetric; the diagonal is exactly 0
+    first = _identical_first(x)
+    d2 = d2.gather(1, first[:, :, None].expand(-1, -1, n)).gather(2, first[:, None, :].expand(-1, n, -1))
+    return d2.clamp_min(0).sqrt()
+
+
 def dpc_knn_score(x: Tensor, k: int = 2, noise: Tensor | None = None) -> Tensor:
     """Density-peak score ``gamma = rho * delta`` of each token of ``x`` (B, N, C), shape (B, N).
 
@@ -158,8 +204,9 @@ def dpc_knn_score(x: Tensor, k: int = 2, noise: Tensor | None = None) -> Tensor:
 
     * ``noise`` given (B, N): the official numerics, for parity. float32 ``torch.cdist`` (its matmul path
       leaves a small self-distance), ``rho + noise * 1e-6``, and density ties left to that noise.
-    * ``noise`` None (the library default): deterministic. Exact float64 distances, and exact density
-      ties broken by frame index: of two equally dense tokens, the earlier one counts as denser.
+    * ``noise`` None (the library default): deterministic. Float64 distances (:func:`pairwise_distances`:
+      identical tokens get identical rows), and exact density ties broken by frame index: of two equally
+      dense tokens, the earlier one counts as denser.
     """
     n, c = x.shape[1:]
     if noise is not None:
@@ -168,11 +215,7 @@ def dpc_knn_score(x: Tensor, k: int = 2, noise: Tensor | None = None) -> Tensor:
         density = (-(near**2).mean(dim=-1)).exp() + noise.to(dist.dtype) * 1e-6
         denser = (density[:, None, :] > density[:, :, None]).to(dist.dtype)
     else:
-        xd = x.double()
-        if exporting():  # ONNX has no cdist: the same exact distances, summed explicitly
-            dist = (xd[:, :, None] - xd[:, None]).square().sum(dim=-1).sqrt() / c**0.5
-        else:
-            dist = torch.cdist(xd, xd, compute_mode="donot_use_mm_for_euclid_dist") / c**0.5
+        dist = pairwise_distances(x) / c**0.5
         near = dist.topk(k, dim=-1, largest=False).values
         density = (-(near**2).mean(dim=-1)).exp()
         idx = torch.arange(n, device=x.device)
