@@ -112,9 +112,15 @@ def test_concat_shuffle_equals_cat_then_shuffle_in_both_layouts() -> None:
     ref = channel_shuffle(torch.cat((a, b), 1), 2)
     assert torch.equal(concat_shuffle(a, b), ref)
     cl = torch.channels_last
-    x1, _ = torch.cat((a, b), 1).contiguous(memory_format=cl).chunk(2, 1)  # a chunk view, as in a stride-1 block
-    out = concat_shuffle(x1, b.contiguous(memory_format=cl))
-    assert torch.equal(out, ref) and out.is_contiguous(memory_format=cl)
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):  # the complex-interleave path, and the copies
+        x1, _ = torch.cat((a, b), 1).to(dtype).contiguous(memory_format=cl).chunk(2, 1)  # a stride-1 block's chunk
+        out = concat_shuffle(x1, b.to(dtype).contiguous(memory_format=cl))
+        assert torch.equal(out, ref.to(dtype)) and out.is_contiguous(memory_format=cl) and out.dtype == dtype
+    # gradients reach both inputs unchanged (each output channel is one input channel)
+    ga, gb = a.contiguous(memory_format=cl).requires_grad_(), b.contiguous(memory_format=cl).requires_grad_()
+    weight = torch.randn(2, 12, 5, 4)
+    (concat_shuffle(ga, gb) * weight).sum().backward()
+    assert torch.equal(ga.grad, weight[:, 0::2]) and torch.equal(gb.grad, weight[:, 1::2])
 
 
 def test_stem_inference_rewrites_keep_outputs() -> None:
