@@ -17,6 +17,10 @@ report images/s, video lifters frames/s (clips x frames). Execution paths timed 
   TokenPose/PPT code computes it with two einsums (the hand-written baseline);
 * ``optimized-bf16`` (only when asked for with ``--variants``): ``optimized`` cast to bfloat16, input too.
   It is fast on CPUs with AVX512-BF16 or AMX; its accuracy is not checked here.
+* ``onnxruntime`` (only when asked for; image models): ``optimized`` exported once and run by onnxruntime
+  with the intra-op thread count of the run (``prepare(..., "fp32/onnxruntime")``), which is what the
+  library's default runtime ``fp32/auto`` runs for an image model with trained weights on the CPU. The graph
+  is cached where the library caches it (``POSETOKENS_CACHE``).
 
 The process first calls ``posetokens.runtime.retain_freed_memory`` (glibc keeps freed memory instead of
 unmapping every buffer over 32 MiB), the setting the library's train/test/infer commands use; pass
@@ -41,6 +45,7 @@ from typing import Any
 import torch
 
 import posetokens
+from posetokens.inference.precision import prepare as prepare_runtime
 from posetokens.layers import optimize_for_inference, use_fused_attn
 from posetokens.runtime import malloc_is_glibc, retain_freed_memory
 
@@ -76,9 +81,10 @@ def _comparisons(key: str) -> list[tuple[Any, Any]]:
     if key == "gtpt_wholebody":
         return [(group[i], group[i + 1]) for i in range(0, len(group), 2)]
     return [(group[0], m) for m in group[1:]] + [(group[1], m) for m in group[2:]]
-VARIANTS = ("eager", "optimized", "explicit-attn", "optimized-bf16")
+VARIANTS = ("eager", "optimized", "explicit-attn", "optimized-bf16", "onnxruntime")
 DEFAULT_VARIANTS = VARIANTS[:3]
 VIDEO_VARIANTS = ("eager", "explicit-attn")  # no convolutions to fold in the lifters
+IMAGE_ONLY = ("optimized", "optimized-bf16", "onnxruntime")
 
 
 def cpu_name() -> str:
@@ -136,12 +142,14 @@ def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) ->
     video = not hasattr(base, "input_size")
     default = VIDEO_VARIANTS if video else DEFAULT_VARIANTS
     variants = tuple(v for v in (VARIANTS if only else default)
-                     if (not only or v in only) and not (video and v.startswith("optimized")))
+                     if (not only or v in only) and not (video and v in IMAGE_ONLY))
 
     def prepare(m: torch.nn.Module, v: str) -> torch.nn.Module:
         if v == "eager" or video:
             return m
         fast = optimize_for_inference(m)
+        if v == "onnxruntime":
+            return prepare_runtime(fast, "fp32/onnxruntime", "cpu", threads=torch.get_num_threads())
         return fast.to(torch.bfloat16) if v == "optimized-bf16" else fast
 
     models = {(name, v): prepare(m, v) for name, m in built.items() for v in variants}
