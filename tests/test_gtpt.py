@@ -84,9 +84,9 @@ def test_token_counts_and_switch() -> None:
 
 
 def test_pruning_helpers() -> None:
-    logits = torch.tensor([[[1.0, 5.0], [3.0, -2.0]]])  # (1, Q=2, N=2)
+    logits = torch.tensor([[[1.0, 5.0], [40.0, 45.0]]])  # (1, Q=2, N=2); the excluded query's logits are large
     valid = torch.tensor([True, False])[None, :, None]
-    assert torch.allclose(softmax_pool(logits, 1, valid), logits[:, 0])
+    assert torch.equal(softmax_pool(logits, 1, valid), logits[:, 0])  # all weight on the one valid query
     score = torch.tensor([[[0.1, 0.9, 0.5], [0.3, 0.2, 0.8]]])
     idx = group_topk(score, [1, 2])
     assert idx.tolist() == [[[1, 2], [2, 0]]]
@@ -116,6 +116,10 @@ def test_concat_shuffle_equals_cat_then_shuffle_in_both_layouts() -> None:
         x1, _ = torch.cat((a, b), 1).to(dtype).contiguous(memory_format=cl).chunk(2, 1)  # a stride-1 block's chunk
         out = concat_shuffle(x1, b.to(dtype).contiguous(memory_format=cl))
         assert torch.equal(out, ref.to(dtype)) and out.is_contiguous(memory_format=cl) and out.dtype == dtype
+    # inputs of two dtypes: the output takes the second's, as the strided copies give
+    x1, _ = torch.cat((a, b), 1).contiguous(memory_format=cl).chunk(2, 1)
+    out = concat_shuffle(x1, b.double().contiguous(memory_format=cl))
+    assert out.dtype == torch.float64 and torch.equal(out, ref.double())
     # gradients reach both inputs unchanged (each output channel is one input channel)
     ga, gb = a.contiguous(memory_format=cl).requires_grad_(), b.contiguous(memory_format=cl).requires_grad_()
     weight = torch.randn(2, 12, 5, 4)

@@ -213,6 +213,35 @@ def test_pairwise_distances_give_identical_tokens_identical_rows() -> None:
     assert _identical_first(y).tolist() == _identical_first(y.double()).tolist() == [[0, 0, 2, 2]]
 
 
+def test_pairwise_distances_edge_inputs() -> None:
+    """Near-duplicates, other dtypes and layouts, tokens too wide for the keys, and no autograd."""
+    from posetokens.layers import dpc_knn_score
+    from posetokens.layers.pruning import _identical_first, pairwise_distances
+
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(1, 1, 256, generator=g) * 10).repeat(1, 20, 1)
+    for i in range(1, 20):  # each frame one float32 ulp above the one before, in 3 channels
+        x[0, i, :3] = torch.nextafter(x[0, i - 1, :3], torch.full((3,), float("inf")))
+    d = pairwise_distances(x)
+    assert bool(torch.isfinite(d).all()) and bool((d >= 0).all())  # GEMM rounding goes below 0 here: clamped
+    assert _identical_first(x).tolist() == [list(range(20))]  # near is not identical
+    # float64 tokens closer than float32 precision are still distinct; a float64 transposed view works
+    y = torch.randn(1, 4, 8, generator=g, dtype=torch.float64)
+    y[0, 1] = y[0, 0] + 1e-12
+    assert _identical_first(y).tolist() == [[0, 1, 2, 3]]
+    yt = y.mT.contiguous().mT  # same values, last dim not stride 1
+    assert torch.equal(pairwise_distances(yt), pairwise_distances(y))
+    assert torch.equal(dpc_knn_score(yt.bfloat16()), dpc_knn_score(y.bfloat16().contiguous()))
+    # over 65535 float32 channels the keys would not be exact: the summed squared differences instead
+    w = torch.randn(1, 3, 2**16, generator=g)
+    w[0, 2] = w[0, 0]
+    exact = torch.cdist(w.double(), w.double(), compute_mode="donot_use_mm_for_euclid_dist")
+    assert torch.equal(pairwise_distances(w), exact)
+    # a score for a discrete choice: no graph, so no NaN gradient from the zero self-distances
+    z = torch.randn(2, 9, 16, generator=g, requires_grad=True)
+    assert not dpc_knn_score(z).requires_grad
+
+
 class _Cdist(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")

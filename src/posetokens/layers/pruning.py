@@ -148,19 +148,26 @@ def gather_group_tokens(x: Tensor, idx: Tensor) -> Tensor:
 # (token recovering attention, or nearest / linear interpolation along time).
 
 
+_MAX_PIECES = 2**17 - 2  # 16-bit pieces per token whose weighted sum stays below 2**53 (weights < 2**20)
+
+
+def _key_pieces(x: Tensor) -> int:
+    """How many 16-bit pieces :func:`_identical_first` cuts one token of ``x`` into."""
+    return x.shape[-1] * (2 if x.dtype == torch.float32 else 4)
+
+
 def _identical_first(x: Tensor) -> Tensor:
     """For each token of ``x`` (B, N, C), the index (B, N) of its first bitwise-equal copy (-0.0 equals 0.0).
 
     Tokens are compared by four exact integer keys: the bits of each value (float32 as they are, other dtypes
     as float64) are cut into 16-bit pieces and the pieces are summed with fixed integer weights below 2**20.
     Every product and partial sum stays below 2**53, so the float64 GEMV is exact whatever its summation
-    order. Distinct tokens share all four keys with probability about 2**-80 per pair.
+    order (at most ``_MAX_PIECES`` pieces). Two distinct tokens of natural data share all four keys with
+    probability about 2**-80 (the weights are fixed, so a collision can be constructed on purpose).
     """
-    x = (x if x.dtype == torch.float32 else x.double()) + 0.0
+    x = ((x if x.dtype == torch.float32 else x.double()) + 0.0).contiguous()
     bits = x.view(torch.int32)  # (B, N, C) or (B, N, 2C): float64 as two halves
     m = 2 * bits.shape[-1]
-    if m >= 2**17:
-        raise ValueError(f"pairwise_distances: {x.shape[-1]} channels is too many for the exact token keys")
     pieces = torch.cat((bits >> 16 & 0xFFFF, bits & 0xFFFF), dim=-1).to(torch.float64)  # (B, N, m), < 2**16
     gen = torch.Generator().manual_seed(20240617)
     weights = torch.randint(1, 2**20, (m, 4), generator=gen).to(x.device, torch.float64)
@@ -179,11 +186,17 @@ def pairwise_distances(x: Tensor) -> Tensor:
     result is made bitwise symmetric. A GEMM can round two equal dot products differently by their tile
     position, so every token takes the row and column of its first bitwise-identical copy: identical tokens
     get identical rows and exactly zero distance between them, as exact distances would give. Exported graphs
-    sum the squared differences explicitly (ONNX has no bit casts for the keys).
+    sum the squared differences explicitly (ONNX has no bit casts for the keys), as do tokens too wide for the
+    exact keys (over 65535 float32 channels).
+
+    Two tokens closer than about 1e-8 of their norms get distances of rounding size (0 after the clamp), so
+    such near-duplicates are ordered by rounding; exact duplicates are not.
     """
     xd = x.double()
     if exporting():
         return (xd[:, :, None] - xd[:, None]).square().sum(dim=-1).sqrt()
+    if _key_pieces(x) > _MAX_PIECES:
+        return torch.cdist(xd, xd, compute_mode="donot_use_mm_for_euclid_dist")
     n = xd.shape[1]
     gram = xd @ xd.mT
     sq = gram.diagonal(dim1=1, dim2=2)
@@ -208,7 +221,15 @@ def dpc_knn_score(x: Tensor, k: int = 2, noise: Tensor | None = None) -> Tensor:
     * ``noise`` None (the library default): deterministic. Float64 distances (:func:`pairwise_distances`:
       identical tokens get identical rows), and exact density ties broken by frame index: of two equally
       dense tokens, the earlier one counts as denser.
+
+    The score ranks frames for a discrete choice: it is computed without autograd (a token's zero distance
+    to itself has no derivative).
     """
+    with torch.no_grad():
+        return _dpc_knn_score(x, k, noise)
+
+
+def _dpc_knn_score(x: Tensor, k: int, noise: Tensor | None) -> Tensor:
     n, c = x.shape[1:]
     if noise is not None:
         dist = torch.cdist(x, x) / c**0.5
