@@ -59,6 +59,8 @@ PAIRS: dict[str, tuple] = {  # reference first, then the models compared with it
     "gtpt_coco": ("tokenpose_s_coco_256x192", "ppt_s_coco_256x192", "gtpt_t_coco_256x192", "gtpt_s_coco_256x192",
                   "gtpt_b_coco_256x192"),
     "gtpt_t": (("gtpt_t_coco_256x192", _NO_PRUNING), "gtpt_t_coco_256x192"),  # GTPT-T over its unpruned twin
+    "gtpt_s": (("gtpt_s_coco_256x192", _NO_PRUNING), "gtpt_s_coco_256x192"),
+    "gtpt_b": (("gtpt_b_coco_256x192", _NO_PRUNING), "gtpt_b_coco_256x192"),
     "gtpt_wholebody": tuple(x for v in "tsb" for x in ((f"gtpt_{v}_wholebody_256x192", _NO_PRUNING),
                                                        f"gtpt_{v}_wholebody_256x192")),
 }
