@@ -38,6 +38,7 @@ import datetime as dt
 import os
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -111,10 +112,19 @@ def setup_allocator(system_malloc: bool) -> str:
 
 
 def append_report(text: str, out: Path) -> None:
-    """Print a benchmark's markdown report and append it to ``out`` (benchmarks/RESULTS.md by default)."""
+    """Print a benchmark's markdown report and append it to ``out`` (benchmarks/RESULTS.md by default).
+
+    An ``out`` that cannot be written ends the run with one line, after the report is printed and kept in a
+    file of the temporary folder: a long run is never lost to a mistyped path."""
     print(text)
-    with out.open("a") as f:
-        f.write("\n" + text)
+    try:
+        with out.open("a") as f:
+            f.write("\n" + text)
+    except OSError as e:
+        keep = Path(tempfile.gettempdir()) / f"posetokens-report-{dt.datetime.now():%Y%m%d-%H%M%S}.md"
+        keep.write_text(text)
+        raise SystemExit(f"benchmark: cannot append to {out} ({e.strerror or e}); the report is printed above "
+                         f"and kept in {keep}") from None
 
 
 def time_once(model: torch.nn.Module, x: torch.Tensor, variant: str) -> tuple[float, float]:

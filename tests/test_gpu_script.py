@@ -48,3 +48,23 @@ def test_refuses_a_missing_gpu_in_one_line(gpu_script, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"--device cuda: ") as e:
         gpu_script.main(["--out", str(tmp_path / "r.md")])
     assert "\n" not in str(e.value) and not (tmp_path / "r.md").exists()
+
+
+def test_a_report_that_cannot_be_written_is_kept(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Every benchmark appends through throughput.append_report: a bad --out ends in one line naming the path,
+    and the report survives in the temporary folder."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    from throughput import append_report
+
+    with pytest.raises(SystemExit) as e:
+        append_report("## a report\n", tmp_path / "missing" / "RESULTS.md")
+    line = str(e.value)
+    assert "\n" not in line and str(tmp_path / "missing" / "RESULTS.md") in line
+    kept = list(tmp_path.glob("posetokens-report-*.md"))
+    assert len(kept) == 1 and kept[0].read_text() == "## a report\n" and str(kept[0]) in line
+    assert "## a report" in capsys.readouterr().out
