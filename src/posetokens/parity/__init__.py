@@ -29,6 +29,7 @@ class Comparison:
     value: float
     tol: float
     kind: str = "max_abs_diff"  # or "mismatched_indices"
+    note: str = ""  # what was not compared because of this value, and why
 
     @property
     def ok(self) -> bool:
@@ -55,7 +56,8 @@ class ParityReport:
             "fixture": self.fixture,
             "family": self.family,
             "passed": self.passed,
-            "results": {c.name: {c.kind: c.value, "tol": c.tol, "ok": c.ok} for c in self.comparisons},
+            "results": {c.name: {c.kind: c.value, "tol": c.tol, "ok": c.ok, **({"note": c.note} if c.note else {})}
+                        for c in self.comparisons},
         }
 
     def table(self) -> str:
@@ -63,7 +65,8 @@ class ParityReport:
         w = max(len(c.name) for c in self.comparisons) if self.comparisons else 10
         lines = [f"parity {self.fixture} ({self.family})"]
         for c in self.comparisons:
-            lines.append(f"  {c.name:<{w}}  {c.kind}={c.value:.3g}  tol={c.tol:g}  {'ok' if c.ok else 'FAIL'}")
+            note = f"  ({c.note})" if c.note else ""
+            lines.append(f"  {c.name:<{w}}  {c.kind}={c.value:.3g}  tol={c.tol:g}  {'ok' if c.ok else 'FAIL'}{note}")
         lines.append("PASSED" if self.passed else "FAILED")
         return "\n".join(lines)
 

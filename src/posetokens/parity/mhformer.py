@@ -157,7 +157,10 @@ def mhformer_parity(folder: Path, config: dict, inputs: dict, outputs: dict, ato
         trace = model.forward_trace(x, noise=noise)
     same_tokens = "tpc_tokens" in outputs and torch.equal(trace.tokens, outputs["tpc_tokens"].float())
     if "tpc_tokens" in outputs:
-        comps.append(Comparison("e2e/tpc_tokens", max_abs_diff(trace.tokens, outputs["tpc_tokens"], "tpc_tokens"), atol))
+        note = "" if same_tokens else ("not bitwise the official tokens on this CPU, so e2e/index and e2e/out are not "
+                                       "compared: the official selection is decided by float rounding (fixture README)")
+        comps.append(Comparison("e2e/tpc_tokens", max_abs_diff(trace.tokens, outputs["tpc_tokens"], "tpc_tokens"), atol,
+                                note=note))
     if same_tokens:  # bitwise the official tokens: the selection must be the official one
         comps.append(Comparison("e2e/index", index_set_mismatch(trace.index, ref_index, "index"), 0.0, kind))
         comps.append(Comparison("e2e/out", max_abs_diff(trace.out, outputs["out"], "out"), atol))
