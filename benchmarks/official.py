@@ -283,7 +283,13 @@ def ours_from(official_state: dict, zoo: str, source: str) -> nn.Module:
 
 
 CHOICE = {"ours": "fp32/auto"}  # --precision/--runtime of our side (main sets it)
-RAN: dict[str, str] = {}  # zoo name -> the choice our side ran under (auto resolved)
+RAN: dict[str, nn.Module] = {}  # zoo name -> our side's prepared net (its choice is read after the run: auto
+                                # settles between onnxruntime and eager at the first call)
+
+
+def ran(label: str) -> str:
+    """The choice our side of ``label`` ran under ("?" when it was not prepared here)."""
+    return str(getattr(RAN[label], "choice", "fp32/torch")) if label in RAN else "?"
 
 
 def fast(model: nn.Module) -> nn.Module:
@@ -297,7 +303,7 @@ def run_as(model: nn.Module) -> nn.Module:
     from posetokens.inference.precision import prepare
 
     net = prepare(model, CHOICE["ours"], "cpu", threads=1)
-    RAN[getattr(model, "zoo_name", type(model).__name__)] = str(getattr(net, "choice", "fp32/torch"))
+    RAN[getattr(model, "zoo_name", type(model).__name__)] = net
     return net
 
 
@@ -584,16 +590,16 @@ def report(family: str, results: list[tuple[int, list[Case], dict, dict]], repos
     for batch, cases, gaps, t in results:
         for c in cases:
             o, u = t[(c.label, "official")], t[(c.label, "ours")]
-            lines.append(f"| {c.label} | {RAN.get(c.label, '?')} | {batch} | {o:.3f} | {u:.3f} | {c.items / o:.1f} {c.unit} | "
+            lines.append(f"| {c.label} | {ran(c.label)} | {batch} | {o:.3f} | {u:.3f} | {c.items / o:.1f} {c.unit} | "
                          f"{c.items / u:.1f} {c.unit} | {o / u:.2f}x | {gaps[c.label]:.1e} ({c.tol:g}) |")
             if c.twin is not None:
                 twins.append((batch, c.twin, c.label, t))
     if twins:
         lines += ["", "| pruned / unpruned | batch | speed-up, official code | speed-up, ours |", "|---|---|---|---|"]
         for batch, base, pruned, t in twins:
-            ran = "" if RAN.get(base) == RAN.get(pruned) else f" ({RAN.get(pruned)} / {RAN.get(base)}: not one runtime)"
+            mixed = "" if ran(base) == ran(pruned) else f" ({ran(pruned)} / {ran(base)}: not one runtime)"
             lines.append(f"| {pruned} / {base} | {batch} | {t[(base, 'official')] / t[(pruned, 'official')]:.2f}x | "
-                         f"{t[(base, 'ours')] / t[(pruned, 'ours')]:.2f}x{ran} |")
+                         f"{t[(base, 'ours')] / t[(pruned, 'ours')]:.2f}x{mixed} |")
     return "\n".join(lines) + "\n"
 
 

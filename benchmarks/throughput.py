@@ -19,7 +19,8 @@ report images/s, video lifters frames/s (clips x frames). Execution paths timed 
   It is fast on CPUs with AVX512-BF16 or AMX; its accuracy is not checked here.
 * ``onnxruntime`` (only when asked for; image models): ``optimized`` exported once and run by onnxruntime
   with the intra-op thread count of the run (``prepare(..., "fp32/onnxruntime")``), which is what the
-  library's default runtime ``fp32/auto`` runs for an image model with trained weights on the CPU. The graph
+  library's default runtime ``fp32/auto`` runs for an image model with trained weights on a CPU where it beats
+  eager (auto races the two at the first call). The graph
   is cached where the library caches it (``POSETOKENS_CACHE``).
 
 The process first calls ``posetokens.runtime.retain_freed_memory`` (glibc keeps freed memory instead of

@@ -173,6 +173,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_coco_eval.py::test_validation_errors_name_the_field",
          "tests/test_wholebody_eval.py::test_malformed_predictions"),
     ),
+    Mutant(
+        "auto-keeps-a-slower-onnxruntime", "auto keeps onnxruntime only where it beats eager on this CPU",
+        "src/posetokens/inference/precision.py",
+        (('            verdict = "onnxruntime" if t_ort < t_eager else "torch"',
+          '            verdict = "onnxruntime"'),),
+        ("tests/test_precision.py::test_auto_keeps_onnxruntime_only_where_it_wins_on_this_cpu",),
+    ),
 )
 
 

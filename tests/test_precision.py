@@ -4,6 +4,7 @@ of the same weights (the reference is computed outside the code under test), and
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -272,6 +273,7 @@ def test_auto_exports_once_matches_float64_and_reuses_the_cached_graph(tmp_path:
     monkeypatch.delenv("POSETOKENS_RUNTIME")
     monkeypatch.setenv("POSETOKENS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(precision, "_SAID", set())
+    monkeypatch.setattr(precision, "_race_times", lambda ort, eager: (1.0, 2.0))  # onnxruntime wins (tested below)
     model = _build(TOKENPOSE)
     net = prepare(model)  # the default: auto
     assert isinstance(net, precision.PreparedModel) and net.choice == Choice("fp32", "onnxruntime")
@@ -314,6 +316,7 @@ def test_an_unwritable_cache_exports_for_the_run_and_touches_nothing_else(tmp_pa
     monkeypatch.setenv("POSETOKENS_CACHE", str(tmp_path / "afile"))  # a file: no folder can be made under it
     monkeypatch.setattr(precision, "_SAID", set())
     monkeypatch.setattr(precision, "_trim_cache", lambda *a, **k: pytest.fail("trimmed outside the cache"))
+    monkeypatch.setattr(precision, "_race_times", lambda ort, eager: (1.0, 2.0))
     model = _build(TOKENPOSE)
     net = prepare(model, "fp32/auto")
     (x,) = model.dummy_inputs(2)
@@ -321,6 +324,62 @@ def test_an_unwritable_cache_exports_for_the_run_and_touches_nothing_else(tmp_pa
         assert torch.allclose(net(x), model(x), atol=1e-5)
     err = capsys.readouterr().err
     assert "cannot be written" in err and "for this run" in err and "cached in" not in err
+    assert "so onnxruntime runs it (measured for this run)" in err and net.session is not None
+
+
+def test_auto_keeps_onnxruntime_only_where_it_wins_on_this_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    """onnxruntime ran image models at 0.50-0.92x PyTorch's speed on an Intel Xeon, 1.4-2.6x on an AMD EPYC: ``auto``
+    races the two at its first call, keeps the winner, and keeps the verdict beside the graph, per CPU."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    monkeypatch.delenv("POSETOKENS_RUNTIME")
+    monkeypatch.setenv("POSETOKENS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(precision, "_SAID", set())
+    raced: list[tuple] = []
+
+    def ort_loses(ort: object, eager: object) -> tuple[float, float]:
+        raced.append((ort(), eager()))  # both really run, on the first RACE_BATCH inputs
+        return 2.0, 1.0
+
+    monkeypatch.setattr(precision, "_race_times", ort_loses)
+    model = _build(TOKENPOSE)
+    (x,) = model.dummy_inputs(precision.RACE_BATCH + 2)
+    net = prepare(model)
+    with torch.no_grad():
+        assert torch.allclose(net(x), model(x), atol=1e-5)  # the raced call itself: onnxruntime's output
+        assert torch.equal(net(x), model(x))  # from then on PyTorch eager, exactly
+    assert len(raced) == 1 and all(len(t) == precision.RACE_BATCH for t in raced[0])
+    assert net.session is None and net.choice == Choice("fp32", "torch")
+    err = capsys.readouterr().err
+    assert ("tokenpose_s_coco_256x192 on this CPU: onnxruntime 2000 ms, PyTorch eager 1000 ms a call, so PyTorch "
+            "eager runs it (measured once, kept in ") in err
+    (kept,) = (tmp_path / "cache" / "onnx").glob("*/race-*.json")
+    record = json.loads(kept.read_text())
+    assert record["verdict"] == "torch" and record["inputs"] == precision.RACE_BATCH
+    assert record["host"] == precision.host_key(torch.get_num_threads())
+    # the same graph on the same CPU: the kept verdict, eager from the first call, no second race
+    monkeypatch.setattr(precision, "_race_times", lambda *a: pytest.fail("raced twice on one CPU"))
+    again = prepare(copy.deepcopy(model))
+    with torch.no_grad():
+        assert torch.equal(again(x), model(x))
+    assert again.session is None and "runs it" not in capsys.readouterr().err
+    # another CPU races again, and there onnxruntime wins; a damaged verdict is raced again, not trusted
+    this_cpu = precision._cpu_identity
+    monkeypatch.setattr(precision, "_cpu_identity", lambda: "another CPU")
+    monkeypatch.setattr(precision, "_race_times", lambda ort, eager: (1.0, 3.0))
+    other = prepare(copy.deepcopy(model))
+    with torch.no_grad():
+        assert torch.allclose(other(x), model(x), atol=1e-5)
+    assert other.session is not None and other.choice == Choice("fp32", "onnxruntime")
+    assert len(list((tmp_path / "cache" / "onnx").glob("*/race-*.json"))) == 2
+    kept.write_text("{not json")
+    monkeypatch.setattr(precision, "_cpu_identity", this_cpu)
+    monkeypatch.setattr(precision, "_race_times", lambda ort, eager: (1.0, 3.0))
+    fixed = prepare(copy.deepcopy(model))
+    with torch.no_grad():
+        fixed(x)
+    assert fixed.session is not None and json.loads(kept.read_text())["verdict"] == "onnxruntime"
 
 
 def test_other_input_sizes_run_eager_under_auto_and_are_refused_in_one_line_when_named(

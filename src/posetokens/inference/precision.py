@@ -16,13 +16,14 @@ precision           what runs
 ==================  =====================================================================================
 runtime             what runs
 ==================  =====================================================================================
-``auto``            the default: the fastest runtime measured for the model that keeps its outputs
-                    (:func:`resolve`): ``onnxruntime`` for float32 image models on the CPU; ``torch`` on a
-                    GPU, for ``bf16`` and ``int8-dynamic``, for lifters, for random weights, and where
-                    onnxruntime is not installed or the export fails (said once on stderr). A call the ONNX
-                    graph cannot serve (``forward_tokens``, PCT's flip test, another input size) runs eager.
-                    The graph is exported at the first call that needs it, once per code and weights, and
-                    kept in the cache folder (:func:`cache_dir`)
+``auto``            the default: the fastest runtime for the model that keeps its outputs (:func:`resolve`):
+                    for float32 image models on the CPU, ``onnxruntime`` against ``torch`` raced on this
+                    CPU at the first call (the winner kept, the verdict cached beside the graph per CPU,
+                    said once on stderr); ``torch`` on a GPU, for ``bf16`` and ``int8-dynamic``, for lifters,
+                    for random weights, and where onnxruntime is not installed or the export fails (said once
+                    on stderr). A call the ONNX graph cannot serve (``forward_tokens``, PCT's flip test,
+                    another input size) runs eager. The graph is exported at the first call that needs it,
+                    once per code and weights, and kept in the cache folder (:func:`cache_dir`)
 ``torch``           PyTorch eager
 ``compile``         ``torch.compile`` of the forward (Inductor; needs a C++ compiler on CPU). Compiled at the
                     first call of each method; a compile that fails falls back to eager, said once on stderr
@@ -55,9 +56,12 @@ import functools
 import hashlib
 import importlib.util
 import inspect
+import json
 import os
+import platform
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -218,7 +222,7 @@ class PreparedModel(nn.Module):
 
     def __init__(self, model: nn.Module, choice: Choice, dtype: torch.dtype | None = None, compiled: bool = False,
                  session: Any = None, eager_otherwise: bool = False,
-                 session_factory: Callable[[], Any] | None = None) -> None:
+                 session_factory: Callable[[], Any] | None = None, race: bool = False) -> None:
         super().__init__()
         self.model = model
         self.choice = choice
@@ -227,6 +231,7 @@ class PreparedModel(nn.Module):
         self.session = session
         self.eager_otherwise = eager_otherwise  # ``auto``: a call the graph cannot serve runs ``model`` eager
         self._factory = session_factory  # ``auto``: the session is made at the first call that uses it
+        self.race = race  # ``auto``: the session is kept only if it beats eager on this CPU (:meth:`_race`)
         self.fallbacks = 0
         self.mixed = False  # bf16 under autocast: a model whose code casts parts to float32 (see _run)
         self._compiled: dict[str, Callable[..., Any]] = {}
@@ -283,6 +288,8 @@ class PreparedModel(nn.Module):
         session = self._ort()
         if session is not None:
             try:
+                if self.race:
+                    return self._race(session, method, args, kwargs)
                 return getattr(session, method)(*args, **kwargs)
             except OrtUnsupported as e:
                 if not self.eager_otherwise:
@@ -290,6 +297,36 @@ class PreparedModel(nn.Module):
                 _say_once(f"posetokens: runtime auto: {type(self.model).__name__}.{method} {e.call} runs in "
                           "PyTorch eager (the ONNX graph cannot)")
         return self._run(method, *args, **kwargs)
+
+    def _race(self, session: Any, method: str, args: tuple, kwargs: dict) -> Any:
+        """``auto``'s first call that the graph serves: onnxruntime against PyTorch eager on this CPU, on at most
+        :data:`RACE_BATCH` of the call's inputs (a warm-up and :data:`RACE_ROUNDS` interleaved rounds each, the
+        fastest round of each). The loser is dropped for good; the verdict is kept beside the graph, one file per
+        host (:func:`host_key`), so each graph races once per CPU. Returns the call's output."""
+        host = host_key(session.threads)
+        path = session.path.parent / f"race-{hashlib.sha256(host.encode()).hexdigest()[:12]}.json"
+        verdict, out = _read_verdict(path), None
+        if verdict is None:
+            out = getattr(session, method)(*args, **kwargs)  # a call the graph cannot serve raises before timing
+            small = tuple(a[:RACE_BATCH] if isinstance(a, torch.Tensor) and a.dim() else a for a in args)
+            with torch.no_grad():
+                t_ort, t_eager = _race_times(lambda: getattr(session, method)(*small, **kwargs),
+                                             lambda: self._run(method, *small, **kwargs))
+            verdict = "onnxruntime" if t_ort < t_eager else "torch"
+            record = {"verdict": verdict, "onnxruntime_s": t_ort, "torch_s": t_eager, "host": host,
+                      "inputs": next((int(a.shape[0]) for a in small if isinstance(a, torch.Tensor) and a.dim()), 1),
+                      "measured": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+            kept = session.cached and _write_verdict(path, record)
+            name = getattr(self.model, "zoo_name", type(self.model).__name__)
+            _say_once(f"posetokens: runtime auto: {name} on this CPU: onnxruntime {t_ort * 1e3:.0f} ms, PyTorch eager "
+                      f"{t_eager * 1e3:.0f} ms a call, so "
+                      f"{'onnxruntime' if verdict == 'onnxruntime' else 'PyTorch eager'} runs it "
+                      f"({f'measured once, kept in {path}' if kept else 'measured for this run'})")
+        self.race = False
+        if verdict == "onnxruntime":
+            return out if out is not None else getattr(session, method)(*args, **kwargs)
+        self.session, self.choice = None, Choice(self.choice.precision, "torch")
+        return out if out is not None else self._run(method, *args, **kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The model's forward under the choice (float32 outputs)."""
@@ -366,6 +403,63 @@ class OrtUnsupported(ValueError):
     def __init__(self, message: str, call: str) -> None:
         super().__init__(message)
         self.call = call
+
+
+RACE_BATCH = 8  # auto's race times the first call on at most this many of its inputs
+RACE_ROUNDS = 3  # interleaved timed rounds per runtime (after one warm-up each); the fastest round counts
+
+
+@functools.cache
+def _cpu_identity() -> str:
+    """This CPU as /proc/cpuinfo names it (model name, family, model, stepping, flags), else ``platform``'s."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+    except OSError:
+        lines = []
+    fields = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in lines)}
+    parts = [fields.get(k, "") for k in ("model name", "cpu family", "model", "stepping", "flags")]
+    return "|".join(parts) if any(parts) else f"{platform.processor()}|{platform.machine()}"
+
+
+def host_key(ort_threads: int) -> str:
+    """What ``auto``'s race verdict holds for: this CPU (:func:`_cpu_identity`), torch's intra-op threads and
+    onnxruntime's."""
+    return f"{_cpu_identity()}|torch threads {torch.get_num_threads()}|onnxruntime threads {ort_threads}"
+
+
+def _race_times(ort: Callable[[], Any], eager: Callable[[], Any]) -> tuple[float, float]:
+    """Seconds of the fastest of :data:`RACE_ROUNDS` interleaved calls of each (after one warm-up each)."""
+    ort()
+    eager()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(RACE_ROUNDS):
+        for fn, t in ((ort, times[0]), (eager, times[1])):
+            start = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - start)
+    return min(times[0]), min(times[1])
+
+
+def _read_verdict(path: Path) -> str | None:
+    """The runtime a kept race verdict names, or None (no file, or one that cannot be read: raced again)."""
+    try:
+        verdict = json.loads(path.read_text()).get("verdict")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return verdict if verdict in ("onnxruntime", "torch") else None
+
+
+def _write_verdict(path: Path, record: dict) -> bool:
+    """Write a race verdict atomically; False when the folder cannot be written (the race then holds for this run)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return False
 
 
 CACHE_GRAPHS = 16  # graphs kept in the cache; the least recently used beyond this are removed after an export
@@ -453,10 +547,10 @@ class OrtSession:
             _say_once(f"posetokens: runtime {said_as}: the cache folder {cache} cannot be written ({e.strerror or e}); "
                       "the graph is exported for this run only (POSETOKENS_CACHE moves the cache)")
         path = folder / "model.onnx"
-        self.path, self.exported_s = path, 0.0
+        self.path, self.exported_s, self.cached = path, 0.0, cached
         name = getattr(model, "zoo_name", type(model).__name__)
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads or torch.get_num_threads())
+        self.threads = opts.intra_op_num_threads = int(threads or torch.get_num_threads())
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 4  # a graph it cannot load is an exception here, not onnxruntime's own log line
@@ -535,8 +629,10 @@ def _onnx_missing() -> str:
 def resolve(model: nn.Module, choice: Choice, device: str | torch.device = "cpu",
             trained: bool = True) -> tuple[Choice, str]:
     """The runtime ``auto`` stands for, for ``model`` on ``device`` (any other choice: itself), and why, in a
-    few words. Measured (benchmarks/precision.py): onnxruntime's float32 is exact and the fastest on the CPU;
-    torch where it cannot run, would refuse the model's recipe, or would not be the same numbers on every call.
+    few words. Measured (benchmarks/precision.py): onnxruntime's float32 is exact, and the faster of the two on
+    some CPUs only, so where it is chosen here, the prepared model still races it against eager at its first
+    call (:meth:`PreparedModel._race`); torch where it cannot run, would refuse the model's recipe, or would not
+    be the same numbers on every call.
     ``trained`` False (a zoo model built without weights) keeps torch: random weights change with every run,
     so each would export a new graph."""
     if choice.runtime != "auto":
@@ -558,7 +654,7 @@ def resolve(model: nn.Module, choice: Choice, device: str | torch.device = "cpu"
     missing = _onnx_missing()
     if missing:
         return torch_, f"{missing} is not installed (pip install 'posetokens[onnx]' for 1.3-2x on the CPU)"
-    return Choice(choice.precision, "onnxruntime"), "the fastest exact runtime on the CPU"
+    return Choice(choice.precision, "onnxruntime"), "exact, and raced against eager on this CPU at the first call"
 
 
 def prepare(model: nn.Module, choice: Choice | str | None = None, device: str | torch.device | None = None,
@@ -595,7 +691,7 @@ def prepare(model: nn.Module, choice: Choice | str | None = None, device: str | 
                           f"{first[:200]}); running PyTorch eager")
                 return None
 
-        return PreparedModel(model, choice, eager_otherwise=True, session_factory=session).eval()
+        return PreparedModel(model, choice, eager_otherwise=True, session_factory=session, race=True).eval()
     if choice.runtime == "onnxruntime":
         int8 = choice.precision == "int8-dynamic"
         return PreparedModel(model, choice, session=OrtSession(model, threads, int8=int8)).eval()
