@@ -665,4 +665,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from throughput import run
+
+    run(main)

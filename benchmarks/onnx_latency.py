@@ -28,7 +28,7 @@ import torch
 import posetokens
 from posetokens.export import export_onnx, io_names
 
-from throughput import append_report, cpu_name, setup_allocator
+from throughput import append_report, cpu_name, run, setup_allocator
 
 DEFAULT = ("tokenpose_s_coco_256x192", "ppt_s_coco_256x192", "gtpt_t_coco_256x192", "mixste_h36m_243",
            "hot_mixste_h36m_243", "motionbert_h36m_243", "hot_motionbert_h36m_243")
@@ -106,4 +106,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     np.set_printoptions(precision=3)
-    main()
+    run(main)

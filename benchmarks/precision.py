@@ -28,7 +28,6 @@ import math
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -330,5 +329,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from throughput import run
+
     with tempfile.TemporaryDirectory():
-        sys.exit(main())
+        run(main)

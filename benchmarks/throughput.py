@@ -39,8 +39,10 @@ import datetime as dt
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,14 +94,31 @@ IMAGE_ONLY = ("optimized", "optimized-bf16", "onnxruntime")
 
 
 def cpu_name() -> str:
-    """CPU model name from /proc/cpuinfo (or the platform string)."""
+    """CPU model name from /proc/cpuinfo with its family, model and stepping numbers (a virtual machine often
+    names only the vendor line, "AMD EPYC", for CPUs that run these benchmarks at different speeds); else the
+    platform string."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        first = ""
+    fields = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in first.splitlines())}
+    name = fields.get("model name")
+    if not name:
+        return platform.processor() or platform.machine()
+    numbers = ", ".join(f"{k} {fields[k]}" for k in ("cpu family", "model", "stepping") if fields.get(k))
+    return f"{name} ({numbers})" if numbers else name
+
+
+def run(main: Callable[[], int | None]) -> None:
+    """Run a benchmark's ``main`` as the script's entry point: Ctrl-C ends it in one line (exit 130), saying
+    that reports printed above were appended and the one in progress was not."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print("\nbenchmark: interrupted; reports printed above were appended, the one in progress was not",
+              file=sys.stderr)
+        raise SystemExit(130) from None
+    raise SystemExit(code or 0)
 
 
 def setup_allocator(system_malloc: bool) -> str:
@@ -245,4 +264,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -68,3 +68,26 @@ def test_a_report_that_cannot_be_written_is_kept(monkeypatch: pytest.MonkeyPatch
     kept = list(tmp_path.glob("posetokens-report-*.md"))
     assert len(kept) == 1 and kept[0].read_text() == "## a report\n" and str(kept[0]) in line
     assert "## a report" in capsys.readouterr().out
+
+
+def test_an_interrupted_benchmark_ends_in_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Every benchmark's entry point is throughput.run: Ctrl-C gives one line and exit 130, not a traceback."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    from throughput import run
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as e:
+        run(interrupted)
+    assert e.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "benchmark: interrupted; reports printed above were appended, the one in progress was not"
+    with pytest.raises(SystemExit) as e:
+        run(lambda: 2)
+    assert e.value.code == 2
+    for script in BENCH.glob("*.py"):  # no script keeps its own bare entry point
+        text = script.read_text()
+        if '__name__ == "__main__"' in text:
+            assert "run(main)" in text, script.name
