@@ -32,7 +32,8 @@ and before timing the two outputs on the timed input must agree within the parit
 the image models, 1e-5 for the lifters), or the run stops.
 
 Our side runs the library's inference path: image models through ``optimize_for_inference`` (conv-BN folded,
-channels-last), 4-D inputs in channels-last memory, as ``PoseEstimator`` does; the lifters as built; then every
+channels-last, fused Linear layers), 4-D inputs in channels-last memory, as ``PoseEstimator`` does; the lifters
+through ``optimize_for_inference(..., channels_last=False)``, as ``lift`` does; then every
 model through ``posetokens.inference.precision.prepare`` under ``--precision/--runtime`` (default ``fp32/auto``,
 the library's default: onnxruntime where it serves the model, one thread, the graph exported once and cached;
 ``--runtime torch`` times PyTorch eager). The report names what each model ran under.
@@ -461,7 +462,9 @@ def build_hot(repos: dict[str, Path], batch: int) -> list[Case]:
     for files_and_names in oh.PAIRS.values():
         for rel, zoo in zip(files_and_names[:2], files_and_names[2:]):
             official, module = oh.official_model(repos["HoT"], rel)
-            ours = run_as(ours_from(official.state_dict(), zoo, f"HoT/{rel}"))
+            # the inference copy `lift` runs (fused Linear layers), then the chosen runtime
+            ours = run_as(optimize_for_inference(ours_from(official.state_dict(), zoo, f"HoT/{rel}"),
+                                                 channels_last=False))
             (x,) = ours.dummy_inputs(batch)
             twin = files_and_names[2] if zoo == files_and_names[3] else None
             cases.append(Case(zoo, lambda m=official, x=x: m(x), lambda m=ours, x=x: m(x),

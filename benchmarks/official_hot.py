@@ -47,6 +47,7 @@ from torch import nn
 
 import posetokens
 from posetokens.convert import load_weights
+from posetokens.layers import optimize_for_inference
 from posetokens.parity.mixste import README_ATOL as TOLERANCE
 from posetokens.registry import get_entry
 
@@ -146,6 +147,7 @@ def bench(repo: Path, pair: str, batch: int, rounds: int) -> dict:
         official, modules[name] = official_model(repo, rel)
         ours = posetokens.create_model(name).eval()
         load_weights(ours, official.state_dict(), get_entry(name).family, source=f"{repo.name}/{rel}")
+        ours = optimize_for_inference(ours, channels_last=False)  # what `lift` runs: fused Linear layers
         models[f"official {name}"], models[f"ours {name}"] = official, ours
     (x,) = posetokens.create_model(files_and_names[2]).dummy_inputs(batch)
     diffs, samples = {}, {k: [] for k in models}

@@ -10,8 +10,9 @@ is scored: the quickstart's synthetic val set for the 2D models, held-out synthe
 choice (:mod:`posetokens.inference.precision`), the model prepared by ``prepare`` is scored by the library's own
 evaluation (COCO AP by pycocotools on the recipe's detected boxes; HoT's MPJPE protocol) and compared with
 float32 eager on the same inputs: ΔAP in points (x100), ΔMPJPE in mm, and the mean keypoint shift (2D: crop
-pixels of the decoded image keypoints; 3D: mm). The 2D float32 reference is the inference path of
-``PoseEstimator`` (``optimize_for_inference``: conv-BN folded, channels-last).
+pixels of the decoded image keypoints; 3D: mm). The float32 reference is the inference path of
+``PoseEstimator`` and ``lift`` (``optimize_for_inference``: conv-BN folded, channels-last for images, fused
+Linear layers).
 
 Speed: every choice of a model timed in one process on one fixed input, interleaved rounds (every choice once
 per round), the median of the calling thread's CPU time with one intra-op thread (onnxruntime's session also
@@ -162,11 +163,12 @@ def accuracy_3d(model: torch.nn.Module, cfg: Any, protocol: Any, nets: dict[str,
 
 
 def prepare_all(model: torch.nn.Module, choices: list[str]) -> dict[str, torch.nn.Module]:
-    """Every choice's prepared net of ``model`` (2D: from its ``optimize_for_inference`` copy)."""
+    """Every choice's prepared net of ``model``, from its ``optimize_for_inference`` copy as ``PoseEstimator`` and
+    ``lift`` make it (lifters without channels-last)."""
     from posetokens.inference.precision import prepare
     from posetokens.layers import optimize_for_inference
 
-    base = optimize_for_inference(model) if model.task == "topdown" else model
+    base = optimize_for_inference(model, channels_last=model.task == "topdown")
     nets = {}
     for c in choices:
         t0 = time.perf_counter()

@@ -53,6 +53,21 @@ def _cdist_flop(x1_shape: Sequence[int], x2_shape: Sequence[int], *args: object,
     return 2 * n * int(p) * int(r) * int(m)
 
 
+def _linear_pointwise_flop(x_shape: Sequence[int], w_shape: Sequence[int], *args: object, out_shape: object = None,
+                           **kwargs: object) -> int:
+    """FLOPs of oneDNN's fused linear (an inference copy's ``FusedLinear``): the matmul's, as ``aten.addmm``'s
+    (its bias and GELU, like addmm's bias, are not multiply-accumulates)."""
+    n = 1
+    for d in x_shape[:-1]:
+        n *= int(d)
+    return 2 * n * int(w_shape[0]) * int(w_shape[1])
+
+
+_MAPPING = {torch.ops.aten._cdist_forward: _cdist_flop}
+if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+    _MAPPING[torch.ops.mkldnn._linear_pointwise] = _linear_pointwise_flop
+
+
 @torch.no_grad()
 def true_macs(model: nn.Module, inputs: Sequence[Tensor]) -> int:
     """Every multiply-accumulate of one forward pass on ``inputs``, attention matmuls included.
@@ -66,8 +81,7 @@ def true_macs(model: nn.Module, inputs: Sequence[Tensor]) -> int:
     try:
         for p in frozen:
             p.requires_grad_(False)
-        with use_fused_attn(False), FlopCounterMode(display=False, custom_mapping={
-                torch.ops.aten._cdist_forward: _cdist_flop}) as counter:
+        with use_fused_attn(False), FlopCounterMode(display=False, custom_mapping=_MAPPING) as counter:
             model(*inputs)
     finally:
         for p in frozen:

@@ -45,6 +45,7 @@ from posetokens.data.h36m import (
 )
 from posetokens.data.metainfo import H36M
 from posetokens.inference.visualize import default_kpt_thr
+from posetokens.layers import optimize_for_inference
 
 __all__ = [
     "COCO_TO_H36M",
@@ -405,7 +406,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     if isinstance(model, str) and weights is None:
         note_random_weights(model, "the lifting model")
     trained = not (isinstance(model, str) and weights is None)  # auto keeps random weights in PyTorch
-    lifter = prepare(lifter.to(dev).eval(), choice, dev, trained=trained)  # float32 eager: the model itself
+    # the inference copy (fused Linear layers), then the precision/runtime choice; the given model is not changed
+    lifter = prepare(optimize_for_inference(lifter.to(dev).eval(), channels_last=False), choice, dev, trained=trained)
     records: list[dict[str, Any]] | None = None
     if is_json:  # read and check the 2D input before any model runs
         if det_every != 1:

@@ -373,6 +373,9 @@ def quantize_linear_dynamic(model: nn.Module, min_features: int = 16) -> nn.Modu
     weight tensor by its parent's code) replaced by a dynamically quantised int8 linear (``torch.ao``)."""
     from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
 
+    from posetokens.layers.fuse import unfuse_linear
+
+    model = unfuse_linear(copy.deepcopy(model))  # an inference copy's fused layers are Linear layers again
     names = {}
     for parent_name, parent in model.named_modules():
         for name, child in parent.named_children():
@@ -384,7 +387,7 @@ def quantize_linear_dynamic(model: nn.Module, min_features: int = 16) -> nn.Modu
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's deprecation notice
-        return quantize_dynamic(copy.deepcopy(model), names, dtype=torch.qint8)
+        return quantize_dynamic(model, names, dtype=torch.qint8)
 
 
 _KEPT_IN_GRAPH = object()  # a pruned lifter's kept frames, chosen inside the graph and not returned

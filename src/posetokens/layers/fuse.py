@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -52,13 +53,82 @@ def _fuse_conv_shuffle_bn(conv: nn.Conv2d, group: int, bn: nn.BatchNorm2d) -> nn
     return fused
 
 
+_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+class FusedLinear(nn.Linear):
+    """An inference ``nn.Linear`` whose bias, and with ``gelu`` the GELU after it, run inside one oneDNN matmul
+    on the CPU (``torch.ops.mkldnn._linear_pointwise``, the kernel Inductor uses), instead of PyTorch's
+    ``addmm`` (which first copies the bias into the whole output) and a separate GELU pass. Same parameters and
+    state-dict keys as the ``nn.Linear`` it replaces; outputs equal to float rounding.
+
+    Where the fused kernel does not apply it runs ``F.linear`` (+ GELU): on other devices, for dtypes other than
+    float32, when autograd needs the graph, and while tracing, compiling or exporting (ONNX sees a plain Linear).
+    """
+
+    gelu: str = ""  # "" (no activation), or the GELU's ``approximate`` ("none" | "tanh") fused after the bias
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, gelu: str = "") -> FusedLinear:
+        """A :class:`FusedLinear` sharing ``linear``'s parameters (``gelu``: the fused GELU's approximation)."""
+        fused = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, device="meta")
+        fused.weight, fused.bias, fused.gelu = linear.weight, linear.bias, gelu
+        return fused
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``gelu(x @ W^T + b)`` (or without the GELU), one oneDNN call where it applies."""
+        if (_ONEDNN_LINEAR and x.device.type == "cpu" and x.dtype == self.weight.dtype == torch.float32
+                and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
+                and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+                and not torch.onnx.is_in_onnx_export()):
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "gelu" if self.gelu else "none",
+                                                      [], self.gelu)
+        y = F.linear(x, self.weight, self.bias)
+        return F.gelu(y, approximate=self.gelu) if self.gelu else y
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", gelu={self.gelu!r}" if self.gelu else "")
+
+
+def fuse_linear(module: nn.Module) -> nn.Module:
+    """Replace every ``nn.Linear`` of ``module`` by a :class:`FusedLinear`, in place, and fold each
+    :class:`~posetokens.layers.attention.Mlp`'s GELU into its ``fc1`` (its ``act`` becomes ``nn.Identity``);
+    returns ``module``. :func:`unfuse_linear` undoes it."""
+    from .attention import Mlp
+
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Linear:
+                gelu = ""
+                if isinstance(parent, Mlp) and name == "fc1" and type(parent.act) is nn.GELU:
+                    gelu = parent.act.approximate
+                    parent.act = nn.Identity()
+                setattr(parent, name, FusedLinear.from_linear(child, gelu))
+    return module
+
+
+def unfuse_linear(module: nn.Module) -> nn.Module:
+    """Undo :func:`fuse_linear` in place (plain ``nn.Linear`` layers and ``nn.GELU`` activations, the same
+    parameters): what code that swaps layers by type, such as dynamic quantisation, expects."""
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, FusedLinear):
+                linear = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None, device="meta")
+                linear.weight, linear.bias = child.weight, child.bias
+                setattr(parent, name, linear)
+                if child.gelu:
+                    parent.act = nn.GELU(approximate=child.gelu)
+    return module
+
+
 def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
-    """An eval-mode copy of ``model`` with conv-BN folded and convolutions in channels-last layout.
+    """An eval-mode copy of ``model`` with conv-BN folded, convolutions in channels-last layout, and every
+    ``nn.Linear`` a :class:`FusedLinear` (bias and an MLP's GELU inside one oneDNN matmul on the CPU).
 
     Outputs equal the original's to float rounding (about 1e-5 relative). The copy's state dict no longer
     matches the checkpoint layout, so keep the original for saving and training.
     """
-    fast = fuse_conv_bn(copy.deepcopy(model).eval())
+    fast = fuse_linear(fuse_conv_bn(copy.deepcopy(model).eval()))
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)
     for p in fast.parameters():

@@ -1,0 +1,111 @@
+"""The inference copy's fused Linear layers (posetokens.layers.fuse): values against a float64 reference computed
+here, which kernel runs when, and that training, export and quantisation still see plain Linear layers."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from posetokens.engine.flops import true_macs
+from posetokens.inference.precision import quantize_linear_dynamic
+from posetokens.layers import FusedLinear, Mlp, fuse_linear, optimize_for_inference, unfuse_linear
+from posetokens.registry import create_model
+
+ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+class _Ops(TorchDispatchMode):
+    """The names of the operators a call runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        self.names.append(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
+
+
+def _reference(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, gelu: str) -> torch.Tensor:
+    """x @ W^T + b, then GELU, in float64 from the definitions (erf, or the tanh approximation)."""
+    x, w = x.detach().double(), w.detach().double()
+    y = x @ w.T + (b.detach().double() if b is not None else 0.0)
+    if gelu == "none":
+        return 0.5 * y * (1 + torch.erf(y / math.sqrt(2)))
+    if gelu == "tanh":
+        return 0.5 * y * (1 + torch.tanh(math.sqrt(2 / math.pi) * (y + 0.044715 * y**3)))
+    return y
+
+
+@pytest.mark.parametrize("gelu", ["", "none", "tanh"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_values_against_float64_and_the_kernel_that_runs(gelu: str, bias: bool) -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(48, 80, bias=bias)
+    fused = FusedLinear.from_linear(linear, gelu)
+    assert fused.weight is linear.weight and fused.bias is linear.bias  # shared, not copied
+    x = torch.randn(3, 7, 48).transpose(0, 1)  # a strided 3-D input, as attention reshapes give
+    ref = _reference(x, linear.weight, linear.bias, gelu)
+    with torch.no_grad(), _Ops() as ops:
+        got = fused(x)
+    assert got.shape == (7, 3, 80) and got.dtype == torch.float32
+    assert float((got.double() - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
+    if ONEDNN:  # one oneDNN call: no addmm (which copies the bias first) and no separate GELU pass
+        assert ops.names == ["mkldnn._linear_pointwise"], ops.names
+
+
+def test_autograd_and_other_dtypes_take_the_plain_path() -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(16, 32)
+    fused = FusedLinear.from_linear(linear, "none")
+    x = torch.randn(5, 16, requires_grad=True)
+    with _Ops() as ops:
+        y = fused(x)
+    assert "mkldnn._linear_pointwise" not in ops.names and "aten.gelu" in ops.names
+    y.sum().backward()  # the fused kernel has no backward: training must never reach it
+    assert x.grad is not None and linear.weight.grad is not None
+    half = copy.deepcopy(fused).to(torch.bfloat16)
+    with torch.no_grad(), _Ops() as ops:
+        out = half(x.detach().to(torch.bfloat16))
+    assert out.dtype == torch.bfloat16 and "mkldnn._linear_pointwise" not in ops.names
+
+
+def test_fuse_and_unfuse_keep_parameters_and_keys() -> None:
+    torch.manual_seed(0)
+    mlp = nn.Sequential(Mlp(16, 64), nn.Linear(16, 4))
+    keys = list(mlp.state_dict())
+    x = torch.randn(6, 16)
+    with torch.no_grad():
+        want = mlp(x)
+        fuse_linear(mlp)
+        assert isinstance(mlp[0].act, nn.Identity) and mlp[0].fc1.gelu == "none" and mlp[0].fc2.gelu == ""
+        assert type(mlp[1]) is FusedLinear and list(mlp.state_dict()) == keys
+        assert torch.allclose(mlp(x), want, atol=1e-5)
+        unfuse_linear(mlp)
+        assert type(mlp[0].fc1) is nn.Linear and type(mlp[0].act) is nn.GELU and type(mlp[1]) is nn.Linear
+        assert torch.equal(mlp(x), want) and list(mlp.state_dict()) == keys
+
+
+def test_inference_copy_of_a_lifter_and_its_int8_copy() -> None:
+    torch.manual_seed(0)
+    model = create_model("motionbert_h36m_243", num_frames=27, depth=2, dim=32, dim_rep=64).eval()
+    (x,) = model.dummy_inputs(2)
+    fast = optimize_for_inference(model, channels_last=False)
+    assert not any(type(m) is nn.Linear for m in fast.modules())  # every Linear fused
+    assert all(type(m) is nn.Linear for m in model.modules() if isinstance(m, nn.Linear))  # the model is unchanged
+    with torch.no_grad():
+        ref = copy.deepcopy(model).double()(x.double())
+        got = fast(x)
+    assert float((got.double() - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
+    assert true_macs(fast, (x,)) == true_macs(model, (x,))  # the fused kernel's MACs are counted like addmm's
+
+    def int8_layers(m: nn.Module) -> int:
+        return sum(type(q).__name__ == "Linear" and "quantized" in type(q).__module__ for q in m.modules())
+
+    # dynamic quantisation swaps layers by type: the inference copy's fused layers are quantised like plain ones
+    assert int8_layers(quantize_linear_dynamic(fast)) == int8_layers(quantize_linear_dynamic(model)) > 0
