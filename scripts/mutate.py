@@ -184,8 +184,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "auto-keeps-a-slower-onnxruntime", "auto keeps onnxruntime only where it beats eager on this CPU",
         "src/posetokens/inference/precision.py",
-        (('            verdict = "onnxruntime" if t_ort < t_eager else "torch"',
-          '            verdict = "onnxruntime"'),),
+        (('                verdict = "onnxruntime" if t_ort < t_eager else "torch"',
+          '                verdict = "onnxruntime"'),),
         ("tests/test_precision.py::test_auto_keeps_onnxruntime_only_where_it_wins_on_this_cpu",),
     ),
 )

@@ -324,62 +324,85 @@ def test_an_unwritable_cache_exports_for_the_run_and_touches_nothing_else(tmp_pa
         assert torch.allclose(net(x), model(x), atol=1e-5)
     err = capsys.readouterr().err
     assert "cannot be written" in err and "for this run" in err and "cached in" not in err
-    assert "so onnxruntime runs it (measured for this run)" in err and net.session is not None
+    assert "so onnxruntime runs them (measured for this run)" in err and net.session is not None
 
 
 def test_auto_keeps_onnxruntime_only_where_it_wins_on_this_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                 capsys: pytest.CaptureFixture) -> None:
-    """onnxruntime ran image models at 0.50-0.92x PyTorch's speed on an Intel Xeon, 1.4-2.6x on an AMD EPYC: ``auto``
-    races the two at its first call, keeps the winner, and keeps the verdict beside the graph, per CPU."""
+    """onnxruntime ran image models at 0.50-0.92x PyTorch's speed on an Intel Xeon; on an AMD EPYC it won at batch 1
+    and 8 and lost at batch 32. ``auto`` races the two at the first call of each batch bucket (1, up to 8, more),
+    runs each bucket's winner, and keeps the verdicts beside the graph, per CPU."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     monkeypatch.delenv("POSETOKENS_RUNTIME")
     monkeypatch.setenv("POSETOKENS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(precision, "_SAID", set())
+    ort_calls: list[int] = []
+    real_forward = precision.OrtSession.forward
+
+    def counted(self: object, *inputs: torch.Tensor) -> object:
+        ort_calls.append(int(inputs[0].shape[0]))
+        return real_forward(self, *inputs)
+
+    monkeypatch.setattr(precision.OrtSession, "forward", counted)
     raced: list[tuple] = []
 
     def ort_loses(ort: object, eager: object) -> tuple[float, float]:
-        raced.append((ort(), eager()))  # both really run, on the first RACE_BATCH inputs
+        raced.append((ort(), eager()))  # both really run, on the bucket's inputs
         return 2.0, 1.0
 
     monkeypatch.setattr(precision, "_race_times", ort_loses)
     model = _build(TOKENPOSE)
-    (x,) = model.dummy_inputs(precision.RACE_BATCH + 2)
+    big = precision.RACE_BUCKETS[-1]
+    n = big + 2
+    (x,) = model.dummy_inputs(n)
     net = prepare(model)
     with torch.no_grad():
         assert torch.allclose(net(x), model(x), atol=1e-5)  # the raced call itself: onnxruntime's output
         assert torch.equal(net(x), model(x))  # from then on PyTorch eager, exactly
-    assert len(raced) == 1 and all(len(t) == precision.RACE_BATCH for t in raced[0])
-    assert net.session is None and net.choice == Choice("fp32", "torch")
+    assert ort_calls == [n, big]  # the call, then the race on the bucket's size of its first inputs
+    assert len(raced) == 1 and all(len(t) == big for t in raced[0])
+    assert net.choice == Choice("fp32", "torch") and net.verdicts == {big: "torch"}
     err = capsys.readouterr().err
-    assert ("tokenpose_s_coco_256x192 on this CPU: onnxruntime 2000 ms, PyTorch eager 1000 ms a call, so PyTorch "
-            "eager runs it (measured once, kept in ") in err
-    (kept,) = (tmp_path / "cache" / "onnx").glob("*/race-*.json")
+    assert (f"tokenpose_s_coco_256x192 on this CPU, batches of more than 8 (timed on {big}): "
+            "onnxruntime 2000 ms, PyTorch eager 1000 ms a call, so PyTorch eager runs them (measured once, kept in ") in err
+    (kept,) = (tmp_path / "cache" / "onnx").glob(f"*/race-*-b{big}.json")
     record = json.loads(kept.read_text())
-    assert record["verdict"] == "torch" and record["inputs"] == precision.RACE_BATCH
+    assert record["verdict"] == "torch" and record["inputs"] == big
     assert record["host"] == precision.host_key(torch.get_num_threads())
-    # the same graph on the same CPU: the kept verdict, eager from the first call, no second race
+    # one input is its own bucket: raced on its own, and here onnxruntime wins it; the larger batches stay eager
+    monkeypatch.setattr(precision, "_race_times", lambda ort, eager: (1.0, 3.0))
+    ort_calls.clear()
+    with torch.no_grad():
+        net(x[:1])
+        net(x[:1])
+        assert torch.equal(net(x), model(x))
+    assert ort_calls == [1, 1] and net.verdicts == {big: "torch", 1: "onnxruntime"}
+    assert "one input: onnxruntime 1000 ms, PyTorch eager 3000 ms a call, so onnxruntime runs them" in capsys.readouterr().err
+    assert [precision.race_bucket((torch.zeros(k),)) for k in (1, 2, 8, 9, 100)] == [1, 8, 8, 32, 32]
+    # the same graph on the same CPU: the kept verdicts, no second race
     monkeypatch.setattr(precision, "_race_times", lambda *a: pytest.fail("raced twice on one CPU"))
     again = prepare(copy.deepcopy(model))
+    ort_calls.clear()
     with torch.no_grad():
         assert torch.equal(again(x), model(x))
-    assert again.session is None and "runs it" not in capsys.readouterr().err
-    # another CPU races again, and there onnxruntime wins; a damaged verdict is raced again, not trusted
+        again(x[:1])
+    assert ort_calls == [1] and again.verdicts == net.verdicts and "runs them" not in capsys.readouterr().err
+    # another CPU races again; a damaged verdict is raced again, not trusted
     this_cpu = precision._cpu_identity
     monkeypatch.setattr(precision, "_cpu_identity", lambda: "another CPU")
     monkeypatch.setattr(precision, "_race_times", lambda ort, eager: (1.0, 3.0))
     other = prepare(copy.deepcopy(model))
     with torch.no_grad():
         assert torch.allclose(other(x), model(x), atol=1e-5)
-    assert other.session is not None and other.choice == Choice("fp32", "onnxruntime")
-    assert len(list((tmp_path / "cache" / "onnx").glob("*/race-*.json"))) == 2
+    assert other.choice == Choice("fp32", "onnxruntime")
+    assert len(list((tmp_path / "cache" / "onnx").glob("*/race-*.json"))) == 3
     kept.write_text("{not json")
     monkeypatch.setattr(precision, "_cpu_identity", this_cpu)
-    monkeypatch.setattr(precision, "_race_times", lambda ort, eager: (1.0, 3.0))
     fixed = prepare(copy.deepcopy(model))
     with torch.no_grad():
         fixed(x)
-    assert fixed.session is not None and json.loads(kept.read_text())["verdict"] == "onnxruntime"
+    assert fixed.verdicts == {big: "onnxruntime"} and json.loads(kept.read_text())["verdict"] == "onnxruntime"
 
 
 def test_other_input_sizes_run_eager_under_auto_and_are_refused_in_one_line_when_named(

@@ -18,8 +18,8 @@ runtime             what runs
 ==================  =====================================================================================
 ``auto``            the default: the fastest runtime for the model that keeps its outputs (:func:`resolve`):
                     for float32 image models on the CPU, ``onnxruntime`` against ``torch`` raced on this
-                    CPU at the first call (the winner kept, the verdict cached beside the graph per CPU,
-                    said once on stderr); ``torch`` on a GPU, for ``bf16`` and ``int8-dynamic``, for lifters,
+                    CPU at the first call of each batch bucket, 1, up to 8, more (the winner runs that
+                    bucket, the verdict is cached beside the graph per CPU, said once on stderr); ``torch`` on a GPU, for ``bf16`` and ``int8-dynamic``, for lifters,
                     for random weights, and where onnxruntime is not installed or the export fails (said once
                     on stderr). A call the ONNX graph cannot serve (``forward_tokens``, PCT's flip test,
                     another input size) runs eager. The graph is exported at the first call that needs it,
@@ -231,7 +231,8 @@ class PreparedModel(nn.Module):
         self.session = session
         self.eager_otherwise = eager_otherwise  # ``auto``: a call the graph cannot serve runs ``model`` eager
         self._factory = session_factory  # ``auto``: the session is made at the first call that uses it
-        self.race = race  # ``auto``: the session is kept only if it beats eager on this CPU (:meth:`_race`)
+        self.race = race  # ``auto``: onnxruntime runs a call only where it beat eager on this CPU (:meth:`_race`)
+        self.verdicts: dict[int, str] = {}  # ``auto``: the race's winner per batch bucket (:func:`race_bucket`)
         self.fallbacks = 0
         self.mixed = False  # bf16 under autocast: a model whose code casts parts to float32 (see _run)
         self._compiled: dict[str, Callable[..., Any]] = {}
@@ -299,34 +300,41 @@ class PreparedModel(nn.Module):
         return self._run(method, *args, **kwargs)
 
     def _race(self, session: Any, method: str, args: tuple, kwargs: dict) -> Any:
-        """``auto``'s first call that the graph serves: onnxruntime against PyTorch eager on this CPU, on at most
-        :data:`RACE_BATCH` of the call's inputs (a warm-up and :data:`RACE_ROUNDS` interleaved rounds each, the
-        fastest round of each). The loser is dropped for good; the verdict is kept beside the graph, one file per
-        host (:func:`host_key`), so each graph races once per CPU. Returns the call's output."""
-        host = host_key(session.threads)
-        path = session.path.parent / f"race-{hashlib.sha256(host.encode()).hexdigest()[:12]}.json"
-        verdict, out = _read_verdict(path), None
+        """``auto``: a call the graph serves runs in the runtime that won the race for its batch bucket
+        (:func:`race_bucket`: one input, up to 8, more). The first call of a bucket races onnxruntime against
+        PyTorch eager on this CPU, on at most the bucket's size of its inputs (a warm-up and :data:`RACE_ROUNDS`
+        interleaved rounds each, the fastest round of each); the verdict is kept beside the graph, one file per
+        host (:func:`host_key`) and bucket, so each graph races once per CPU and bucket. :attr:`choice` names the
+        runtime of the latest call. Returns the call's output."""
+        bucket = race_bucket(args)
+        verdict, out = self.verdicts.get(bucket), None
         if verdict is None:
-            out = getattr(session, method)(*args, **kwargs)  # a call the graph cannot serve raises before timing
-            small = tuple(a[:RACE_BATCH] if isinstance(a, torch.Tensor) and a.dim() else a for a in args)
-            with torch.no_grad():
-                t_ort, t_eager = _race_times(lambda: getattr(session, method)(*small, **kwargs),
-                                             lambda: self._run(method, *small, **kwargs))
-            verdict = "onnxruntime" if t_ort < t_eager else "torch"
-            record = {"verdict": verdict, "onnxruntime_s": t_ort, "torch_s": t_eager, "host": host,
-                      "inputs": next((int(a.shape[0]) for a in small if isinstance(a, torch.Tensor) and a.dim()), 1),
-                      "measured": time.strftime("%Y-%m-%d %H:%M:%S %z")}
-            kept = session.cached and _write_verdict(path, record)
-            name = getattr(self.model, "zoo_name", type(self.model).__name__)
-            _say_once(f"posetokens: runtime auto: {name} on this CPU: onnxruntime {t_ort * 1e3:.0f} ms, PyTorch eager "
-                      f"{t_eager * 1e3:.0f} ms a call, so "
-                      f"{'onnxruntime' if verdict == 'onnxruntime' else 'PyTorch eager'} runs it "
-                      f"({f'measured once, kept in {path}' if kept else 'measured for this run'})")
-        self.race = False
+            host = host_key(session.threads)
+            path = session.path.parent / f"race-{hashlib.sha256(host.encode()).hexdigest()[:12]}-b{bucket}.json"
+            verdict = _read_verdict(path)
+            if verdict is None:
+                out = getattr(session, method)(*args, **kwargs)  # a call the graph cannot serve raises before timing
+                small = tuple(a[:bucket] if isinstance(a, torch.Tensor) and a.dim() else a for a in args)
+                with torch.no_grad():
+                    t_ort, t_eager = _race_times(lambda: getattr(session, method)(*small, **kwargs),
+                                                 lambda: self._run(method, *small, **kwargs))
+                verdict = "onnxruntime" if t_ort < t_eager else "torch"
+                inputs = next((int(a.shape[0]) for a in small if isinstance(a, torch.Tensor) and a.dim()), 1)
+                record = {"verdict": verdict, "onnxruntime_s": t_ort, "torch_s": t_eager, "host": host,
+                          "inputs": inputs, "measured": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+                kept = session.cached and _write_verdict(path, record)
+                name = getattr(self.model, "zoo_name", type(self.model).__name__)
+                _say_once(f"posetokens: runtime auto: {name} on this CPU, {_bucket_words(bucket, inputs)}: onnxruntime {t_ort * 1e3:.0f} ms, "
+                          f"PyTorch eager {t_eager * 1e3:.0f} ms a call, so "
+                          f"{'onnxruntime' if verdict == 'onnxruntime' else 'PyTorch eager'} runs them "
+                          f"({f'measured once, kept in {path}' if kept else 'measured for this run'})")
+            self.verdicts[bucket] = verdict
+        self.choice = Choice(self.choice.precision, verdict)
+        if out is not None:
+            return out
         if verdict == "onnxruntime":
-            return out if out is not None else getattr(session, method)(*args, **kwargs)
-        self.session, self.choice = None, Choice(self.choice.precision, "torch")
-        return out if out is not None else self._run(method, *args, **kwargs)
+            return getattr(session, method)(*args, **kwargs)
+        return self._run(method, *args, **kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The model's forward under the choice (float32 outputs)."""
@@ -408,7 +416,26 @@ class OrtUnsupported(ValueError):
         self.call = call
 
 
-RACE_BATCH = 8  # auto's race times the first call on at most this many of its inputs
+RACE_BUCKETS = (1, 8, 32)  # auto's batch buckets: calls of up to 1, 8 and more inputs; a bucket's race times at
+                           # most this many of its first call's inputs
+
+
+def race_bucket(args: tuple) -> int:
+    """``auto``'s batch bucket of a call (:data:`RACE_BUCKETS`): 1 for one input, 8 for up to 8, else 32.
+    Which runtime wins moves with the batch: on one CPU onnxruntime won at batch 1 and 8 (its lower overhead
+    per op) and PyTorch at batch 32."""
+    n = next((int(a.shape[0]) for a in args if isinstance(a, torch.Tensor) and a.dim()), 1)
+    return next((b for b in RACE_BUCKETS[:-1] if n <= b), RACE_BUCKETS[-1])
+
+
+def _bucket_words(bucket: int, inputs: int) -> str:
+    """A bucket of :data:`RACE_BUCKETS` in words, with the number of inputs its race timed."""
+    i = RACE_BUCKETS.index(bucket)
+    if i == 0:
+        return "one input" if bucket == 1 else f"batches of up to {bucket}"
+    low = RACE_BUCKETS[i - 1] + 1
+    words = f"batches of {low} to {bucket}" if i < len(RACE_BUCKETS) - 1 else f"batches of more than {low - 1}"
+    return f"{words} (timed on {inputs})"
 RACE_ROUNDS = 3  # interleaved timed rounds per runtime (after one warm-up each); the fastest round counts
 
 
@@ -633,8 +660,8 @@ def resolve(model: nn.Module, choice: Choice, device: str | torch.device = "cpu"
             trained: bool = True) -> tuple[Choice, str]:
     """The runtime ``auto`` stands for, for ``model`` on ``device`` (any other choice: itself), and why, in a
     few words. Measured (benchmarks/precision.py): onnxruntime's float32 is exact, and the faster of the two on
-    some CPUs only, so where it is chosen here, the prepared model still races it against eager at its first
-    call (:meth:`PreparedModel._race`); torch where it cannot run, would refuse the model's recipe, or would not
+    some CPUs and batch sizes only, so where it is chosen here, the prepared model still races it against eager
+    at the first call of each batch bucket (:meth:`PreparedModel._race`); torch where it cannot run, would refuse the model's recipe, or would not
     be the same numbers on every call.
     ``trained`` False (a zoo model built without weights) keeps torch: random weights change with every run,
     so each would export a new graph."""
