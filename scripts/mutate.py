@@ -176,8 +176,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "fused-linear-drops-gelu", "the inference copy's fused fc1 applies the MLP's GELU inside the oneDNN call",
         "src/posetokens/layers/fuse.py",
-        (('torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "gelu" if self.gelu else "none",',
-          'torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none",'),),
+        (('"gelu" if self.gelu else "none", [], self.gelu)', '"none", [], self.gelu)'),),
         ("tests/test_fused_linear.py::test_values_against_float64_and_the_kernel_that_runs",
          "tests/test_fused_linear.py::test_inference_copy_of_a_lifter_and_its_int8_copy"),
     ),

@@ -59,6 +59,19 @@ def test_values_against_float64_and_the_kernel_that_runs(gelu: str, bias: bool) 
         assert ops.names == ["mkldnn._linear_pointwise"], ops.names
 
 
+def test_a_strided_bias_gives_the_right_values() -> None:
+    """oneDNN reads the bias as contiguous: a user's sliced bias parameter must not give wrong outputs."""
+    torch.manual_seed(0)
+    linear = nn.Linear(16, 8)
+    linear.bias = nn.Parameter(torch.randn(8, 3)[:, 1], requires_grad=False)  # stride 3
+    fused = FusedLinear.from_linear(linear)
+    x = torch.randn(5, 16)
+    with torch.no_grad():
+        got = fused(x)
+    ref = _reference(x, linear.weight, linear.bias, "")
+    assert float((got.double() - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
+
+
 def test_autograd_and_other_dtypes_take_the_plain_path() -> None:
     torch.manual_seed(0)
     linear = nn.Linear(16, 32)
@@ -69,6 +82,12 @@ def test_autograd_and_other_dtypes_take_the_plain_path() -> None:
     assert "mkldnn._linear_pointwise" not in ops.names and "aten.gelu" in ops.names
     y.sum().backward()  # the fused kernel has no backward: training must never reach it
     assert x.grad is not None and linear.weight.grad is not None
+    bias_only = FusedLinear.from_linear(nn.Linear(16, 32))
+    bias_only.weight.requires_grad_(False)  # only the bias trains: its gradient must still arrive
+    bias_only(torch.randn(5, 16)).sum().backward()
+    assert bias_only.bias.grad is not None
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # autocast's dtype, as nn.Linear gives
+        assert fused(x.detach()).dtype == nn.Linear(16, 32)(x.detach()).dtype == torch.bfloat16
     half = copy.deepcopy(fused).to(torch.bfloat16)
     with torch.no_grad(), _Ops() as ops:
         out = half(x.detach().to(torch.bfloat16))
@@ -89,6 +108,9 @@ def test_fuse_and_unfuse_keep_parameters_and_keys() -> None:
         unfuse_linear(mlp)
         assert type(mlp[0].fc1) is nn.Linear and type(mlp[0].act) is nn.GELU and type(mlp[1]) is nn.Linear
         assert torch.equal(mlp(x), want) and list(mlp.state_dict()) == keys
+    lone = nn.Sequential(FusedLinear.from_linear(nn.Linear(16, 4), "none"))  # a GELU with no act to return to
+    with pytest.raises(ValueError, match=r"unfuse_linear: 0 fuses a GELU outside an Mlp's fc1"):
+        unfuse_linear(lone)
 
 
 def test_inference_copy_of_a_lifter_and_its_int8_copy() -> None:

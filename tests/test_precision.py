@@ -380,6 +380,16 @@ def test_auto_keeps_onnxruntime_only_where_it_wins_on_this_cpu(tmp_path: Path, m
     assert ort_calls == [1, 1] and net.verdicts == {big: "torch", 1: "onnxruntime"}
     assert "one input: onnxruntime 1000 ms, PyTorch eager 3000 ms a call, so onnxruntime runs them" in capsys.readouterr().err
     assert [precision.race_bucket((torch.zeros(k),)) for k in (1, 2, 8, 9, 100)] == [1, 8, 8, 32, 32]
+    # a first call smaller than its bucket races on its inputs repeated up to the bucket's size; an empty batch
+    # races nothing and runs eager
+    raced.clear()
+    monkeypatch.setattr(precision, "_race_times", ort_loses)
+    ort_calls.clear()
+    with torch.no_grad():
+        net(x[:3])
+        assert net(x[:0]).shape[0] == 0
+    assert ort_calls == [3, 8] and all(len(t) == 8 for t in raced[0]) and 0 not in net.verdicts
+    assert "batches of 2 to 8 (timed on 8)" in capsys.readouterr().err
     # the same graph on the same CPU: the kept verdicts, no second race
     monkeypatch.setattr(precision, "_race_times", lambda *a: pytest.fail("raced twice on one CPU"))
     again = prepare(copy.deepcopy(model))
@@ -387,7 +397,8 @@ def test_auto_keeps_onnxruntime_only_where_it_wins_on_this_cpu(tmp_path: Path, m
     with torch.no_grad():
         assert torch.equal(again(x), model(x))
         again(x[:1])
-    assert ort_calls == [1] and again.verdicts == net.verdicts and "runs them" not in capsys.readouterr().err
+    assert ort_calls == [1] and again.verdicts == {big: "torch", 1: "onnxruntime"}
+    assert "runs them" not in capsys.readouterr().err
     # another CPU races again; a damaged verdict is raced again, not trusted
     this_cpu = precision._cpu_identity
     monkeypatch.setattr(precision, "_cpu_identity", lambda: "another CPU")
@@ -396,7 +407,7 @@ def test_auto_keeps_onnxruntime_only_where_it_wins_on_this_cpu(tmp_path: Path, m
     with torch.no_grad():
         assert torch.allclose(other(x), model(x), atol=1e-5)
     assert other.choice == Choice("fp32", "onnxruntime")
-    assert len(list((tmp_path / "cache" / "onnx").glob("*/race-*.json"))) == 3
+    assert len(list((tmp_path / "cache" / "onnx").glob("*/race-*.json"))) == 4  # b1, b8, b32 here; b32 there
     kept.write_text("{not json")
     monkeypatch.setattr(precision, "_cpu_identity", this_cpu)
     fixed = prepare(copy.deepcopy(model))

@@ -302,10 +302,14 @@ class PreparedModel(nn.Module):
     def _race(self, session: Any, method: str, args: tuple, kwargs: dict) -> Any:
         """``auto``: a call the graph serves runs in the runtime that won the race for its batch bucket
         (:func:`race_bucket`: one input, up to 8, more). The first call of a bucket races onnxruntime against
-        PyTorch eager on this CPU, on at most the bucket's size of its inputs (a warm-up and :data:`RACE_ROUNDS`
-        interleaved rounds each, the fastest round of each); the verdict is kept beside the graph, one file per
-        host (:func:`host_key`) and bucket, so each graph races once per CPU and bucket. :attr:`choice` names the
-        runtime of the latest call. Returns the call's output."""
+        PyTorch eager on this CPU, on the bucket's size of its inputs (repeated when it has fewer; a warm-up and
+        :data:`RACE_ROUNDS` interleaved rounds each, the fastest round of each); the verdict is kept beside the
+        graph, one file per host (:func:`host_key`) and bucket, so each graph races once per CPU and bucket.
+        :attr:`choice` names the runtime of the latest call. An empty batch runs eager and races nothing. Returns
+        the call's output."""
+        n = next((int(a.shape[0]) for a in args if isinstance(a, torch.Tensor) and a.dim()), 1)
+        if n == 0:  # nothing to time: no verdict, and eager returns the empty outputs
+            return self._run(method, *args, **kwargs)
         bucket = race_bucket(args)
         verdict, out = self.verdicts.get(bucket), None
         if verdict is None:
@@ -314,7 +318,10 @@ class PreparedModel(nn.Module):
             verdict = _read_verdict(path)
             if verdict is None:
                 out = getattr(session, method)(*args, **kwargs)  # a call the graph cannot serve raises before timing
-                small = tuple(a[:bucket] if isinstance(a, torch.Tensor) and a.dim() else a for a in args)
+                # the bucket's size of inputs, repeated when the call has fewer: a first call of 9 must not
+                # decide for batches of 32 on 9
+                take = torch.arange(bucket) % n
+                small = tuple(a[take] if isinstance(a, torch.Tensor) and a.dim() else a for a in args)
                 with torch.no_grad():
                     t_ort, t_eager = _race_times(lambda: getattr(session, method)(*small, **kwargs),
                                                  lambda: self._run(method, *small, **kwargs))
@@ -416,8 +423,8 @@ class OrtUnsupported(ValueError):
         self.call = call
 
 
-RACE_BUCKETS = (1, 8, 32)  # auto's batch buckets: calls of up to 1, 8 and more inputs; a bucket's race times at
-                           # most this many of its first call's inputs
+RACE_BUCKETS = (1, 8, 32)  # auto's batch buckets: calls of up to 1, 8 and more inputs; a bucket's race times this
+                           # many inputs (its first call's, repeated when it has fewer)
 
 
 def race_bucket(args: tuple) -> int:
@@ -441,13 +448,15 @@ RACE_ROUNDS = 3  # interleaved timed rounds per runtime (after one warm-up each)
 
 @functools.cache
 def _cpu_identity() -> str:
-    """This CPU as /proc/cpuinfo names it (model name, family, model, stepping, flags), else ``platform``'s."""
+    """This CPU as /proc/cpuinfo names it (x86: model name, family, model, stepping, flags; Arm: implementer,
+    architecture, part, features), else ``platform``'s."""
     try:
         lines = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
     except OSError:
         lines = []
     fields = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in lines)}
-    parts = [fields.get(k, "") for k in ("model name", "cpu family", "model", "stepping", "flags")]
+    parts = [fields.get(k, "") for k in ("model name", "cpu family", "model", "stepping", "flags",  # x86
+                                         "CPU implementer", "CPU architecture", "CPU part", "Features")]  # Arm
     return "|".join(parts) if any(parts) else f"{platform.processor()}|{platform.machine()}"
 
 

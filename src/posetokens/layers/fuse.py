@@ -63,7 +63,8 @@ class FusedLinear(nn.Linear):
     state-dict keys as the ``nn.Linear`` it replaces; outputs equal to float rounding.
 
     Where the fused kernel does not apply it runs ``F.linear`` (+ GELU): on other devices, for dtypes other than
-    float32, when autograd needs the graph, and while tracing, compiling or exporting (ONNX sees a plain Linear).
+    float32, when autograd needs the graph (input, weight or bias), under ``torch.autocast``, and under
+    ``torch.jit.trace``, ``torch.compile``, ``torch.export`` and ONNX export (which see a plain Linear).
     """
 
     gelu: str = ""  # "" (no activation), or the GELU's ``approximate`` ("none" | "tanh") fused after the bias
@@ -77,12 +78,15 @@ class FusedLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``gelu(x @ W^T + b)`` (or without the GELU), one oneDNN call where it applies."""
+        bias = self.bias
         if (_ONEDNN_LINEAR and x.device.type == "cpu" and x.dtype == self.weight.dtype == torch.float32
-                and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
-                and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
-                and not torch.onnx.is_in_onnx_export()):
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "gelu" if self.gelu else "none",
-                                                      [], self.gelu)
+                and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad
+                                                      or (bias is not None and bias.requires_grad)))
+                and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
+                and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export()):
+            # oneDNN reads the bias as contiguous: a strided one (a user's sliced parameter) is copied first
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, None if bias is None else bias.contiguous(),
+                                                      "gelu" if self.gelu else "none", [], self.gelu)
         y = F.linear(x, self.weight, self.bias)
         return F.gelu(y, approximate=self.gelu) if self.gelu else y
 
@@ -109,10 +113,17 @@ def fuse_linear(module: nn.Module) -> nn.Module:
 
 def unfuse_linear(module: nn.Module) -> nn.Module:
     """Undo :func:`fuse_linear` in place (plain ``nn.Linear`` layers and ``nn.GELU`` activations, the same
-    parameters): what code that swaps layers by type, such as dynamic quantisation, expects."""
-    for parent in list(module.modules()):
+    parameters): what code that swaps layers by type, such as dynamic quantisation, expects. A GELU fused outside
+    an :class:`~posetokens.layers.attention.Mlp`'s ``fc1`` has no ``act`` to return to: ``ValueError``."""
+    from .attention import Mlp
+
+    for parent_name, parent in list(module.named_modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, FusedLinear):
+                if child.gelu and not (isinstance(parent, Mlp) and name == "fc1"):
+                    where = f"{parent_name}.{name}" if parent_name else name
+                    raise ValueError(f"unfuse_linear: {where} fuses a GELU outside an Mlp's fc1; there is no "
+                                     "activation module to restore it to")
                 linear = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None, device="meta")
                 linear.weight, linear.bias = child.weight, child.bias
                 setattr(parent, name, linear)
