@@ -307,7 +307,7 @@ class PreparedModel(nn.Module):
         graph, one file per host (:func:`host_key`) and bucket, so each graph races once per CPU and bucket.
         :attr:`choice` names the runtime of the latest call. An empty batch runs eager and races nothing. Returns
         the call's output."""
-        n = next((int(a.shape[0]) for a in args if isinstance(a, torch.Tensor) and a.dim()), 1)
+        n = _batch_size(args)
         if n == 0:  # nothing to time: no verdict, and eager returns the empty outputs
             return self._run(method, *args, **kwargs)
         bucket = race_bucket(args)
@@ -326,12 +326,11 @@ class PreparedModel(nn.Module):
                     t_ort, t_eager = _race_times(lambda: getattr(session, method)(*small, **kwargs),
                                                  lambda: self._run(method, *small, **kwargs))
                 verdict = "onnxruntime" if t_ort < t_eager else "torch"
-                inputs = next((int(a.shape[0]) for a in small if isinstance(a, torch.Tensor) and a.dim()), 1)
                 record = {"verdict": verdict, "onnxruntime_s": t_ort, "torch_s": t_eager, "host": host,
-                          "inputs": inputs, "measured": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+                          "inputs": bucket, "measured": time.strftime("%Y-%m-%d %H:%M:%S %z")}
                 kept = session.cached and _write_verdict(path, record)
                 name = getattr(self.model, "zoo_name", type(self.model).__name__)
-                _say_once(f"posetokens: runtime auto: {name} on this CPU, {_bucket_words(bucket, inputs)}: onnxruntime {t_ort * 1e3:.0f} ms, "
+                _say_once(f"posetokens: runtime auto: {name} on this CPU, {_bucket_words(bucket)}: onnxruntime {t_ort * 1e3:.0f} ms, "
                           f"PyTorch eager {t_eager * 1e3:.0f} ms a call, so "
                           f"{'onnxruntime' if verdict == 'onnxruntime' else 'PyTorch eager'} runs them "
                           f"({f'measured once, kept in {path}' if kept else 'measured for this run'})")
@@ -431,18 +430,23 @@ def race_bucket(args: tuple) -> int:
     """``auto``'s batch bucket of a call (:data:`RACE_BUCKETS`): 1 for one input, 8 for up to 8, else 32.
     Which runtime wins moves with the batch: on one CPU onnxruntime won at batch 1 and 8 (its lower overhead
     per op) and PyTorch at batch 32."""
-    n = next((int(a.shape[0]) for a in args if isinstance(a, torch.Tensor) and a.dim()), 1)
+    n = _batch_size(args)
     return next((b for b in RACE_BUCKETS[:-1] if n <= b), RACE_BUCKETS[-1])
 
 
-def _bucket_words(bucket: int, inputs: int) -> str:
-    """A bucket of :data:`RACE_BUCKETS` in words, with the number of inputs its race timed."""
+def _batch_size(args: tuple) -> int:
+    """The batch of a call: the first dimension of its first tensor argument with one (1 when there is none)."""
+    return next((int(a.shape[0]) for a in args if isinstance(a, torch.Tensor) and a.dim()), 1)
+
+
+def _bucket_words(bucket: int) -> str:
+    """A bucket of :data:`RACE_BUCKETS` in words, with the number of inputs its race times (the bucket's size)."""
     i = RACE_BUCKETS.index(bucket)
     if i == 0:
         return "one input" if bucket == 1 else f"batches of up to {bucket}"
     low = RACE_BUCKETS[i - 1] + 1
     words = f"batches of {low} to {bucket}" if i < len(RACE_BUCKETS) - 1 else f"batches of more than {low - 1}"
-    return f"{words} (timed on {inputs})"
+    return f"{words} (timed on {bucket})"
 RACE_ROUNDS = 3  # interleaved timed rounds per runtime (after one warm-up each); the fastest round counts
 
 
