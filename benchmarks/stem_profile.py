@@ -7,7 +7,7 @@ inference rewrites buy the stem. Appends a report to benchmarks/RESULTS.md.
 Stem layouts timed, interleaved, per model:
 
 * ``eager``: as built (conv, BatchNorm and ReLU separate, NCHW);
-* ``fused``: conv-BN folded (``fuse_conv_bn``), NCHW;
+* ``fused``: conv-BN folded and each ReLU run inside its conv (``fuse_conv_bn``, ``fuse_conv_relu``), NCHW;
 * ``fused+channels-last``: folded and channels-last, what ``optimize_for_inference`` returns.
 
 The whole model is timed on its ``optimize_for_inference`` copy, so ``stem share`` is the fraction of the
@@ -32,7 +32,7 @@ from throughput import append_report, cpu_name, setup_allocator, time_once  # no
 
 import posetokens  # noqa: E402
 from posetokens.layers import optimize_for_inference  # noqa: E402
-from posetokens.layers.fuse import fuse_conv_bn  # noqa: E402
+from posetokens.layers.fuse import fuse_conv_bn, fuse_conv_relu  # noqa: E402
 
 MODELS = ("gtpt_t_coco_256x192", "gtpt_s_coco_256x192", "gtpt_b_coco_256x192")
 
@@ -41,7 +41,7 @@ def profile(name: str, batch: int, rounds: int) -> dict[str, float]:
     """CPU seconds per batch of the stem in each layout and of the whole deployed model."""
     torch.manual_seed(0)
     model = posetokens.create_model(name).eval()
-    fused = fuse_conv_bn(copy.deepcopy(model.stem))
+    fused = fuse_conv_relu(fuse_conv_bn(copy.deepcopy(model.stem)))
     runs = {
         "eager": (model.stem, model.dummy_inputs(batch)[0]),
         "fused": (fused, model.dummy_inputs(batch)[0]),

@@ -181,6 +181,25 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_fused_linear.py::test_inference_copy_of_a_lifter_and_its_int8_copy"),
     ),
     Mutant(
+        "fused-conv-drops-relu", "the inference copy's fused convolution applies the ReLU after it inside oneDNN",
+        "src/posetokens/layers/fuse.py",
+        (('"relu" if self.relu else "none", [], "")', '"none", [], "")'),),
+        ("tests/test_fused_linear.py::test_conv_relu_against_float64_and_the_kernel_that_runs",),
+    ),
+    Mutant(
+        "gather-tokens-ignores-the-sample", "pruning gathers each sample's kept tokens from that sample",
+        "src/posetokens/layers/pruning.py",
+        (("torch.arange(b, device=idx.device).unsqueeze(1) * n", "torch.arange(b, device=idx.device).unsqueeze(1) * 0"),),
+        ("tests/test_tokenpose.py::test_gather_tokens_copies_whole_tokens_as_torch_gather_does",
+         "tests/test_tokenpose.py::test_prune_topk_keeps_prefix_and_gathers_carry"),
+    ),
+    Mutant(
+        "group-score-without-dense-queries", "GTPT's group-wise score pools over the sparse and the dense keypoint queries",
+        "src/posetokens/models/gtpt.py",
+        (("nq = s + max(fixed)", "nq = s"),),
+        ("tests/test_gtpt.py::test_parity_cli[gtpt_t_wholebody_256x192]",),
+    ),
+    Mutant(
         "auto-keeps-a-slower-onnxruntime", "auto keeps onnxruntime only where it beats eager on this CPU",
         "src/posetokens/inference/precision.py",
         (('                verdict = "onnxruntime" if t_ort < t_eager else "torch"',

@@ -13,10 +13,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from posetokens.engine.flops import true_macs
 from posetokens.inference.precision import quantize_linear_dynamic
-from posetokens.layers import FusedLinear, Mlp, fuse_linear, optimize_for_inference, unfuse_linear
+from posetokens.layers import FusedConv2d, FusedLinear, Mlp, fuse_conv_bn, fuse_conv_relu, fuse_linear, optimize_for_inference, unfuse_linear
 from posetokens.registry import create_model
 
 ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+ONEDNN_CONV = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
 
 
 class _Ops(TorchDispatchMode):
@@ -131,3 +132,88 @@ def test_inference_copy_of_a_lifter_and_its_int8_copy() -> None:
 
     # dynamic quantisation swaps layers by type: the inference copy's fused layers are quantised like plain ones
     assert int8_layers(quantize_linear_dynamic(fast)) == int8_layers(quantize_linear_dynamic(model)) > 0
+
+
+# ---------------------------------------------------------------------------------------------- FusedConv2d
+def _conv_reference(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """relu(conv2d(x)) in float64, summed tap by tap from the definition (zero padding, groups, stride)."""
+    x, w = x.detach().double(), conv.weight.detach().double()
+    (ph, pw), (sh, sw), g = conv.padding, conv.stride, conv.groups
+    xp = torch.nn.functional.pad(x, (pw, pw, ph, ph))
+    n, cin, hp, wp = xp.shape
+    cout, cin_g, kh, kw = w.shape
+    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    out = torch.zeros(n, cout, ho, wo, dtype=torch.float64)
+    for o in range(cout):
+        grp = o // (cout // g)
+        for c in range(cin_g):
+            for i in range(kh):
+                for j in range(kw):
+                    patch = xp[:, grp * cin_g + c, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
+                    out[:, o] += w[o, c, i, j] * patch
+    if conv.bias is not None:
+        out += conv.bias.detach().double()[None, :, None, None]
+    return out.clamp_min(0)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("kind", ["dense", "depthwise-stride2", "pointwise-no-bias"])
+def test_conv_relu_against_float64_and_the_kernel_that_runs(kind: str, channels_last: bool) -> None:
+    torch.manual_seed(0)
+    conv = {"dense": nn.Conv2d(3, 8, 3, 1, 1), "depthwise-stride2": nn.Conv2d(8, 8, 3, 2, 1, groups=8),
+            "pointwise-no-bias": nn.Conv2d(8, 6, 1, bias=False)}[kind]
+    fused = FusedConv2d.from_conv(conv)
+    assert fused.weight is conv.weight and fused.bias is conv.bias  # shared, not copied
+    x = torch.randn(2, conv.in_channels, 9, 7)
+    if channels_last:
+        x, fused = x.contiguous(memory_format=torch.channels_last), fused.to(memory_format=torch.channels_last)
+    ref = _conv_reference(x, conv)
+    with torch.no_grad(), _Ops() as ops:
+        got = fused(x)
+    assert got.shape == ref.shape and bool((got >= 0).all())
+    assert float((got.double() - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
+    if ONEDNN_CONV:  # one oneDNN call: no separate ReLU pass over the output
+        assert ops.names == ["mkldnn._convolution_pointwise"], ops.names
+        assert got.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def test_conv_relu_plain_path_for_training_and_odd_inputs() -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 5, 3, padding=1)
+    fused = FusedConv2d.from_conv(conv)
+    x = torch.randn(2, 4, 6, 6, requires_grad=True)
+    with _Ops() as ops:
+        y = fused(x)
+    assert "mkldnn._convolution_pointwise" not in ops.names and "aten.relu" in ops.names
+    y.sum().backward()  # the fused kernel has no backward: training must never reach it
+    assert x.grad is not None and conv.weight.grad is not None
+    reflect = FusedConv2d.from_conv(nn.Conv2d(4, 5, 3, padding=1, padding_mode="reflect"))
+    unbatched = torch.randn(4, 6, 6)
+    with torch.no_grad(), _Ops() as ops:
+        want = torch.relu(nn.Conv2d.forward(reflect, x.detach()))
+        assert torch.equal(reflect(x.detach()), want)  # reflect padding is not oneDNN's zero padding
+        assert fused(unbatched).shape == (5, 6, 6)  # unbatched input, as nn.Conv2d takes it
+    assert "mkldnn._convolution_pointwise" not in ops.names
+
+
+def test_fuse_conv_relu_folds_only_a_relu_after_a_conv() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True),  # folds
+                        nn.Conv2d(8, 8, 1), nn.Sigmoid(), nn.ReLU(),  # a ReLU after something else stays
+                        nn.Conv2d(8, 4, 1))  # a conv with no ReLU after it stays a plain conv
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-1, 1)
+        net[1].running_var.uniform_(0.5, 2)
+    keys = list(net.state_dict())
+    x = torch.randn(2, 3, 10, 8)
+    with torch.no_grad():
+        want = net.eval()(x)
+        fuse_conv_relu(fuse_conv_bn(net))
+        assert [type(m).__name__ for m in net] == ["FusedConv2d", "Identity", "Identity", "Conv2d", "Sigmoid",
+                                                   "ReLU", "Conv2d"]
+        assert net[0].relu and torch.allclose(net(x), want, atol=1e-5)
+    assert [k for k in keys if not k.startswith("1.")] == list(net.state_dict())  # the BN's keys went with it
+    # MACs of the fused convolution, counted like aten.convolution's: 2 * 10 * 8 * (8 * 3 * 3 * 3) for the first
+    plain = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+    fused = fuse_conv_relu(copy.deepcopy(plain).eval())
+    assert true_macs(fused, (x,)) == true_macs(plain, (x,)) == 2 * 10 * 8 * 8 * 3 * 3 * 3

@@ -9,7 +9,7 @@ import torch
 
 from posetokens.cli import main as cli
 from posetokens.engine.flops import paper_gflops, paper_params
-from posetokens.layers import group_slot_index, group_topk, softmax_pool
+from posetokens.layers import Attention, group_slot_index, group_topk, softmax_pool, use_fused_attn
 from posetokens.registry import create_model, get_family
 
 from conftest import PARITY  # the one way to find shared/ (POSETOKENS_SHARED overrides)
@@ -92,6 +92,29 @@ def test_pruning_helpers() -> None:
     assert idx.tolist() == [[[1, 2], [2, 0]]]
     slot = group_slot_index(idx, fixed_start=[0, 4], fixed_count=[2, 1], offset=10, num_slots=3)
     assert slot.tolist() == [[[0, 1, 11], [4, 12, 10]]]
+
+
+def test_grouped_attention_returns_the_scores_block_of_the_logits() -> None:
+    """The logits GTPT's group-wise pruning scores (each group's first queries against its own keys) from the
+    fused path equal the explicit path's and a float64 q.k from the weights; the outputs agree."""
+    torch.manual_seed(0)
+    attn = Attention(32, num_heads=4, qkv_bias=True).eval()
+    b, g, s, n, nq = 2, 3, 2, 7, 4
+    x = torch.randn(b, g, n, 32)
+    key_valid = torch.tensor([True, False, True, True, True, True])  # (G * s,): one padded shared token
+    with torch.no_grad():
+        out, lg = attn.forward_grouped(x, s, key_valid, score_queries=nq)
+        with use_fused_attn(False):
+            out_e, lg_e = attn.forward_grouped(x, s, key_valid, score_queries=nq)
+        _, none = attn.forward_grouped(x, s, key_valid)
+    assert none is None and lg.shape == lg_e.shape == (b, 4, g, nq, n - s)
+    qkv = (x.double() @ attn.qkv.weight.detach().double().T + attn.qkv.bias.detach().double()).reshape(b, g, n, 3, 4, 8)
+    q, k = qkv[..., 0, :, :], qkv[..., 1, :, :]  # (B, G, L, H, d)
+    ref = torch.einsum("bgqhd,bgkhd->bhgqk", q[:, :, :nq], k[:, :, s:]) * attn.scale
+    assert float((lg.double() - ref).abs().max()) < 1e-5 and float((lg_e.double() - ref).abs().max()) < 1e-5
+    assert torch.allclose(out, out_e, atol=1e-5)
+    with pytest.raises(ValueError, match=r"score_queries 8 outside \[0, 7\]"):
+        attn.forward_grouped(x, s, key_valid, score_queries=8)
 
 
 def test_bad_inputs() -> None:

@@ -13,7 +13,7 @@ import torch
 import posetokens
 from posetokens.cli import main as cli
 from posetokens.convert import CheckpointMismatchError
-from posetokens.layers import Attention, keep_counts, keypoint_attention_score, prune_topk, sine_pos_embed_2d, use_fused_attn
+from posetokens.layers import Attention, gather_tokens, keep_counts, keypoint_attention_score, prune_topk, sine_pos_embed_2d, use_fused_attn
 
 from conftest import parity_fixtures
 
@@ -98,6 +98,20 @@ def test_prune_topk_keeps_prefix_and_gathers_carry() -> None:
     assert idx.tolist() == [[1, 2], [0, 3]]
     assert ids_kept.tolist() == [[1, 2], [0, 3]]
     assert kept[0, :, 0].tolist() == [0, 1, 3, 4] and kept[1, :, 0].tolist() == [6, 7, 8, 11]
+
+
+@pytest.mark.filterwarnings("ignore:.*torch.jit.trace. is deprecated:DeprecationWarning")
+def test_gather_tokens_copies_whole_tokens_as_torch_gather_does() -> None:
+    """gather_tokens takes whole tokens per sample (one index_select over B * N tokens): the same values as an
+    element-wise torch.gather, for a strided slice and 4-D tokens, and under tracing (its exportable form)."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 9, 4, 5)[:, 2:]  # (B, 7, 4, 5), a slice along the token axis as prune_topk passes
+    idx = torch.tensor([[6, 0, 3], [1, 1, 5], [2, 4, 0]])  # repeats allowed
+    want = x.gather(1, idx[:, :, None, None].expand(-1, -1, 4, 5))
+    assert torch.equal(gather_tokens(x, idx), want)
+    assert torch.equal(gather_tokens(x[:, :, 0, 0], idx), x[:, :, 0, 0].gather(1, idx))  # (B, N) scores, ids
+    traced = torch.jit.trace(gather_tokens, (x, idx), check_trace=False)
+    assert torch.equal(traced(x, idx), want)
 
 
 def test_scored_attention_rows_equal_explicit_softmax() -> None:

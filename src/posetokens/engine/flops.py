@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from posetokens.layers import PatchEmbed, TokenRecoveryAttention, use_fused_attn
 
@@ -63,9 +63,18 @@ def _linear_pointwise_flop(x_shape: Sequence[int], w_shape: Sequence[int], *args
     return 2 * n * int(w_shape[0]) * int(w_shape[1])
 
 
+def _convolution_pointwise_flop(x_shape: Sequence[int], w_shape: Sequence[int], *args: object,
+                                out_shape: Sequence[int] | None = None, **kwargs: object) -> int:
+    """FLOPs of oneDNN's fused convolution (an inference copy's ``FusedConv2d``): the convolution's, as
+    ``aten.convolution``'s (its bias and ReLU are not multiply-accumulates)."""
+    return conv_flop_count(list(x_shape), list(w_shape), list(out_shape or ()))
+
+
 _MAPPING = {torch.ops.aten._cdist_forward: _cdist_flop}
 if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
     _MAPPING[torch.ops.mkldnn._linear_pointwise] = _linear_pointwise_flop
+if hasattr(torch.ops.mkldnn, "_convolution_pointwise"):
+    _MAPPING[torch.ops.mkldnn._convolution_pointwise] = _convolution_pointwise_flop
 
 
 @torch.no_grad()

@@ -54,6 +54,17 @@ def _fuse_conv_shuffle_bn(conv: nn.Conv2d, group: int, bn: nn.BatchNorm2d) -> nn
 
 
 _ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+_ONEDNN_CONV = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
+def _onednn_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Whether a fused layer may call its oneDNN kernel: a float32 CPU input, no autograd graph to record (input,
+    weight or bias), no autocast, and no tracer, compiler or exporter watching (they must see the plain op)."""
+    return (x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                                  or (bias is not None and bias.requires_grad)))
+            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
+            and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export())
 
 
 class FusedLinear(nn.Linear):
@@ -79,11 +90,7 @@ class FusedLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``gelu(x @ W^T + b)`` (or without the GELU), one oneDNN call where it applies."""
         bias = self.bias
-        if (_ONEDNN_LINEAR and x.device.type == "cpu" and x.dtype == self.weight.dtype == torch.float32
-                and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad
-                                                      or (bias is not None and bias.requires_grad)))
-                and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
-                and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export()):
+        if _ONEDNN_LINEAR and _onednn_applies(x, self.weight, bias):
             # oneDNN reads the bias as contiguous: a strided one (a user's sliced parameter) is copied first
             return torch.ops.mkldnn._linear_pointwise(x, self.weight, None if bias is None else bias.contiguous(),
                                                       "gelu" if self.gelu else "none", [], self.gelu)
@@ -92,6 +99,60 @@ class FusedLinear(nn.Linear):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", gelu={self.gelu!r}" if self.gelu else "")
+
+
+class FusedConv2d(nn.Conv2d):
+    """An inference ``nn.Conv2d`` whose ReLU runs inside its oneDNN convolution on the CPU
+    (``torch.ops.mkldnn._convolution_pointwise``, the kernel Inductor uses) instead of a second pass over the
+    output. Same parameters and state-dict keys as the ``nn.Conv2d`` it replaces; outputs equal to float
+    rounding. Falls back to ``conv2d`` + ReLU where :class:`FusedLinear` does (and for non-zero padding modes,
+    string padding and unbatched input).
+    """
+
+    relu: bool = False
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, relu: bool = True) -> FusedConv2d:
+        """A :class:`FusedConv2d` sharing ``conv``'s parameters, with the ReLU after it when ``relu``."""
+        fused = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,  # type: ignore[arg-type]
+                    conv.dilation, conv.groups, bias=conv.bias is not None, padding_mode=conv.padding_mode,
+                    device="meta")
+        fused.weight, fused.bias, fused.relu = conv.weight, conv.bias, relu
+        return fused
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``relu(conv2d(x))`` (or without the ReLU), one oneDNN call where it applies."""
+        if (_ONEDNN_CONV and x.dim() == 4 and self.padding_mode == "zeros" and not isinstance(self.padding, str)
+                and _onednn_applies(x, self.weight, self.bias)):
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups,
+                "relu" if self.relu else "none", [], "")
+        y = self._conv_forward(x, self.weight, self.bias)
+        return F.relu(y) if self.relu else y
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", relu=True" if self.relu else "")
+
+
+def fuse_conv_relu(module: nn.Module) -> nn.Module:
+    """Fold each ``nn.ReLU`` that follows an ``nn.Conv2d`` in an ``nn.Sequential`` (``nn.Identity`` items, such
+    as a BatchNorm already folded by :func:`fuse_conv_bn`, may sit between them) into a :class:`FusedConv2d`,
+    in place; the ReLU becomes ``nn.Identity``. Returns ``module``. Eval-time only: the result keeps the
+    parameters but not the modules a training script may look for."""
+    for seq in list(module.modules()):
+        if not isinstance(seq, nn.Sequential):
+            continue
+        items = list(seq)
+        for i, conv in enumerate(items):
+            if type(conv) is not nn.Conv2d:
+                continue
+            j = i + 1
+            while j < len(items) and type(items[j]) is nn.Identity:
+                j += 1
+            if j < len(items) and type(items[j]) is nn.ReLU:
+                seq[i] = FusedConv2d.from_conv(conv)
+                seq[j] = nn.Identity()
+    return module
 
 
 def fuse_linear(module: nn.Module) -> nn.Module:
@@ -133,13 +194,14 @@ def unfuse_linear(module: nn.Module) -> nn.Module:
 
 
 def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
-    """An eval-mode copy of ``model`` with conv-BN folded, convolutions in channels-last layout, and every
-    ``nn.Linear`` a :class:`FusedLinear` (bias and an MLP's GELU inside one oneDNN matmul on the CPU).
+    """An eval-mode copy of ``model`` with conv-BN folded, a ReLU after a conv run inside it
+    (:class:`FusedConv2d`), convolutions in channels-last layout, and every ``nn.Linear`` a :class:`FusedLinear`
+    (bias and an MLP's GELU inside one oneDNN matmul on the CPU).
 
     Outputs equal the original's to float rounding (about 1e-5 relative). The copy's state dict no longer
     matches the checkpoint layout, so keep the original for saving and training.
     """
-    fast = fuse_linear(fuse_conv_bn(copy.deepcopy(model).eval()))
+    fast = fuse_linear(fuse_conv_relu(fuse_conv_bn(copy.deepcopy(model).eval())))
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)
     for p in fast.parameters():

@@ -394,15 +394,18 @@ class GTPT(nn.Module):
             target = int(n_all * rates[i])
             keep = [target - d for d in fixed]
             prune = any(kk != m - d for kk, d in zip(keep, fixed))
-            x, lg = blk.attend_grouped(x, s, self._key_valid, return_logits=prune)
+            # the score's queries are the group's keypoint tokens: its S sparse ones and its fixed (dense) slots;
+            # the image slots after them are masked out of the score, so their logits are never computed
+            nq = s + max(fixed)
+            x, lg = blk.attend_grouped(x, s, self._key_valid, score_queries=nq if prune else 0)
             if prune:
-                own = lg[..., g * s:]  # (B, H, G, S + M, M): all queries vs own slots
+                own = lg  # (B, H, G, nq, M): the first nq queries vs own slots
                 slot_r = torch.arange(m, device=x.device)
                 fc = torch.as_tensor(fixed, device=x.device)[:, None]
-                qv = torch.cat((self._key_valid.reshape(g, s), slot_r[None] < fc), dim=1)  # (G, S+M) queries
+                qv = torch.cat((self._key_valid.reshape(g, s), slot_r[None, : nq - s] < fc), dim=1)  # (G, nq)
                 img_key = slot_r[None] >= fc  # (G, M)
                 heads = own.shape[1]
-                own = own.permute(0, 2, 1, 3, 4).flatten(2, 3)  # (B, G, H*(S+M), M)
+                own = own.permute(0, 2, 1, 3, 4).flatten(2, 3)  # (B, G, H*nq, M)
                 qvalid = qv[:, None, :].expand(-1, heads, -1).flatten(1, 2)[None, :, :, None]
                 score = softmax_pool(own, dim=2, valid=qvalid)  # (B, G, M)
                 score = score.masked_fill(~img_key[None], float("-inf"))
