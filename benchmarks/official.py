@@ -284,13 +284,24 @@ def ours_from(official_state: dict, zoo: str, source: str) -> nn.Module:
 
 
 CHOICE = {"ours": "fp32/auto"}  # --precision/--runtime of our side (main sets it)
-RAN: dict[str, nn.Module] = {}  # zoo name -> our side's prepared net (its choice is read after the run: auto
-                                # settles between onnxruntime and eager at the first call)
+RAN: dict[str, list[nn.Module]] = {}  # zoo name -> our side's prepared nets, one per batch (what each ran under is
+                                      # read after the run: auto races onnxruntime against eager per batch bucket)
 
 
-def ran(label: str) -> str:
-    """The choice our side of ``label`` ran under ("?" when it was not prepared here)."""
-    return str(getattr(RAN[label], "choice", "fp32/torch")) if label in RAN else "?"
+def ran(label: str, batch: int) -> str:
+    """The choice our side of ``label`` ran under at ``batch`` ("?" when it was not prepared here): under ``auto``
+    the verdict of that batch's bucket (``choice`` names only the latest call's runtime)."""
+    if not RAN.get(label):
+        return "?"
+    from posetokens.inference.precision import Choice, race_bucket
+
+    bucket = race_bucket((torch.empty(batch),))
+    for net in reversed(RAN[label]):  # each batch builds its own
+        choice = getattr(net, "choice", None)
+        verdict = getattr(net, "verdicts", {}).get(bucket)
+        if choice is not None and verdict:
+            return str(Choice(choice.precision, verdict))
+    return str(getattr(RAN[label][-1], "choice", "fp32/torch"))
 
 
 def fast(model: nn.Module) -> nn.Module:
@@ -304,7 +315,7 @@ def run_as(model: nn.Module) -> nn.Module:
     from posetokens.inference.precision import prepare
 
     net = prepare(model, CHOICE["ours"], "cpu", threads=1)
-    RAN[getattr(model, "zoo_name", type(model).__name__)] = net
+    RAN.setdefault(getattr(model, "zoo_name", type(model).__name__), []).append(net)
     return net
 
 
@@ -593,14 +604,14 @@ def report(family: str, results: list[tuple[int, list[Case], dict, dict]], repos
     for batch, cases, gaps, t in results:
         for c in cases:
             o, u = t[(c.label, "official")], t[(c.label, "ours")]
-            lines.append(f"| {c.label} | {ran(c.label)} | {batch} | {o:.3f} | {u:.3f} | {c.items / o:.1f} {c.unit} | "
+            lines.append(f"| {c.label} | {ran(c.label, batch)} | {batch} | {o:.3f} | {u:.3f} | {c.items / o:.1f} {c.unit} | "
                          f"{c.items / u:.1f} {c.unit} | {o / u:.2f}x | {gaps[c.label]:.1e} ({c.tol:g}) |")
             if c.twin is not None:
                 twins.append((batch, c.twin, c.label, t))
     if twins:
         lines += ["", "| pruned / unpruned | batch | speed-up, official code | speed-up, ours |", "|---|---|---|---|"]
         for batch, base, pruned, t in twins:
-            mixed = "" if ran(base) == ran(pruned) else f" ({ran(pruned)} / {ran(base)}: not one runtime)"
+            mixed = "" if ran(base, batch) == ran(pruned, batch) else f" ({ran(pruned, batch)} / {ran(base, batch)}: not one runtime)"
             lines.append(f"| {pruned} / {base} | {batch} | {t[(base, 'official')] / t[(pruned, 'official')]:.2f}x | "
                          f"{t[(base, 'ours')] / t[(pruned, 'ours')]:.2f}x{mixed} |")
     return "\n".join(lines) + "\n"

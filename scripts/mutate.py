@@ -200,6 +200,12 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_gtpt.py::test_parity_cli[gtpt_t_wholebody_256x192]",),
     ),
     Mutant(
+        "swin-mask-cached-while-tracing", "an export leaves no fake tensor in Swin V2's shifted-window mask cache",
+        "src/posetokens/models/backbones/swin_v2.py",
+        (("build = shift_window_mask if traced else _shift_window_mask_cached", "build = _shift_window_mask_cached"),),
+        ("tests/test_export.py::test_export_leaves_no_traced_tensor_in_the_model",),
+    ),
+    Mutant(
         "auto-keeps-a-slower-onnxruntime", "auto keeps onnxruntime only where it beats eager on this CPU",
         "src/posetokens/inference/precision.py",
         (('                verdict = "onnxruntime" if t_ort < t_eager else "torch"',

@@ -6,6 +6,7 @@ The export tests use one small config per family (full-size zoo models: the ``sl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -265,3 +266,27 @@ def test_failed_export_leaves_the_earlier_file(tmp_path: Path, monkeypatch: pyte
         export_onnx("tokenpose_s_coco_256x192", out, check=False, dim=48, depth=1, heads=2)
     assert out.read_bytes() == b"earlier export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+@pytest.mark.skipif("pct" not in SMALL, reason="PCT not registered")
+def test_export_leaves_no_traced_tensor_in_the_model(tmp_path: Path) -> None:
+    """An export traces the model with fake tensors: nothing it builds may outlive it. Swin V2's shifted-window
+    mask is cached per size; built first inside an export it was a FakeTensor, and every later eager call of any
+    PCT in the process computed on fakes (no numbers at all, 6x 'faster'): what `auto` did when its race
+    ran eager after the export."""
+    from posetokens.models.backbones import swin_v2
+
+    name, overrides = SMALL["pct"]
+    swin = dataclasses.replace(overrides["backbone"], depths=(2, 2, 1, 1))  # two blocks: the second one shifts
+    torch.manual_seed(0)
+    model = posetokens.create_model(name, **{**overrides, "backbone": swin}).eval()
+    (x,) = model.dummy_inputs(2)
+    swin_v2._shift_window_mask_cached.cache_clear()  # the export is the first call at this size
+    export_onnx(model, tmp_path / "pct.onnx", check=False)
+    with torch.no_grad():
+        after = model(x)
+        swin_v2._shift_window_mask_cached.cache_clear()
+        fresh = model(x)
+    assert all(type(t) is torch.Tensor for t in after), [type(t).__name__ for t in after]
+    for a, b in zip(after, fresh):
+        assert torch.equal(a, b)

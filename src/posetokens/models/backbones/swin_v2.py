@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from posetokens.layers import DropPath, Mlp, fused_attn_enabled
+from posetokens.layers.checks import exporting
 from posetokens.registry import rename_by_rules
 
 
@@ -124,7 +125,8 @@ def shift_window_mask(hp: int, wp: int, window: int, shift: int, device: torch.d
     return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
 
 
-# the mask depends on sizes only: built once per (size, window, shift, device), shared read-only by the blocks
+# the mask depends on sizes only: built once per (size, window, shift, device), shared read-only by the blocks;
+# only outside tracing: a mask built inside an export is a fake tensor, and every later call would compute on it
 _shift_window_mask_cached = functools.lru_cache(maxsize=16)(shift_window_mask)
 
 
@@ -261,7 +263,11 @@ class SwinV2Stage(nn.Module):
         _, h, w, _ = x.shape
         pad_b, pad_r = (-h) % self.window, (-w) % self.window
         y = F.pad(x, (0, 0, 0, pad_r, 0, pad_b)) if pad_b or pad_r else x
-        mask = _shift_window_mask_cached(h + pad_b, w + pad_r, self.window, self.shift, x.device) if self.shift else None
+        mask = None
+        if self.shift:  # a tracer's tensors (export, compile, jit) must not enter the process-wide cache
+            traced = exporting() or torch.compiler.is_compiling() or torch.jit.is_tracing()
+            build = shift_window_mask if traced else _shift_window_mask_cached
+            mask = build(h + pad_b, w + pad_r, self.window, self.shift, x.device)
         for blk in self.blocks:
             if pad_b or pad_r:  # each block sees the zero-padded map, as the official code does
                 y = F.pad(y[:, :h, :w], (0, 0, 0, pad_r, 0, pad_b))
