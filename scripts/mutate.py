@@ -189,7 +189,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "gather-tokens-ignores-the-sample", "pruning gathers each sample's kept tokens from that sample",
         "src/posetokens/layers/pruning.py",
-        (("torch.arange(b, device=idx.device).unsqueeze(1) * n", "torch.arange(b, device=idx.device).unsqueeze(1) * 0"),),
+        (("flat = idx + torch.arange(b, device=idx.device).unsqueeze(1) * n", "flat = idx + torch.arange(b, device=idx.device).unsqueeze(1) * 0"),),
         ("tests/test_tokenpose.py::test_gather_tokens_copies_whole_tokens_as_torch_gather_does",
          "tests/test_tokenpose.py::test_prune_topk_keeps_prefix_and_gathers_carry"),
     ),

@@ -187,6 +187,10 @@ def test_conv_relu_plain_path_for_training_and_odd_inputs() -> None:
     assert "mkldnn._convolution_pointwise" not in ops.names and "aten.relu" in ops.names
     y.sum().backward()  # the fused kernel has no backward: training must never reach it
     assert x.grad is not None and conv.weight.grad is not None
+    strided = nn.Conv2d(4, 5, 3, padding=1)
+    strided.bias = nn.Parameter(torch.randn(10)[::2], requires_grad=False)  # oneDNN must get it contiguous
+    with torch.no_grad():
+        assert torch.allclose(FusedConv2d.from_conv(strided)(x.detach()), torch.relu(strided(x.detach())), atol=1e-5)
     reflect = FusedConv2d.from_conv(nn.Conv2d(4, 5, 3, padding=1, padding_mode="reflect"))
     unbatched = torch.randn(4, 6, 6)
     with torch.no_grad(), _Ops() as ops:

@@ -112,6 +112,9 @@ def test_gather_tokens_copies_whole_tokens_as_torch_gather_does() -> None:
     assert torch.equal(gather_tokens(x[:, :, 0, 0], idx), x[:, :, 0, 0].gather(1, idx))  # (B, N) scores, ids
     traced = torch.jit.trace(gather_tokens, (x, idx), check_trace=False)
     assert torch.equal(traced(x, idx), want)
+    for bad in (7, -1):  # out of range raises, as torch.gather does, instead of reading a neighbour's token
+        with pytest.raises((IndexError, RuntimeError)):
+            gather_tokens(x, idx.clone().index_fill_(1, torch.tensor([0]), bad))
 
 
 def test_scored_attention_rows_equal_explicit_softmax() -> None:

@@ -124,8 +124,9 @@ class FusedConv2d(nn.Conv2d):
         """``relu(conv2d(x))`` (or without the ReLU), one oneDNN call where it applies."""
         if (_ONEDNN_CONV and x.dim() == 4 and self.padding_mode == "zeros" and not isinstance(self.padding, str)
                 and _onednn_applies(x, self.weight, self.bias)):
+            bias = None if self.bias is None else self.bias.contiguous()  # oneDNN reads it as contiguous
             return torch.ops.mkldnn._convolution_pointwise(
-                x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups,
+                x, self.weight, bias, self.padding, self.stride, self.dilation, self.groups,
                 "relu" if self.relu else "none", [], "")
         y = self._conv_forward(x, self.weight, self.bias)
         return F.relu(y) if self.relu else y

@@ -65,8 +65,8 @@ def topk_indices(score: Tensor, k: int) -> Tensor:
 
 
 def gather_tokens(x: Tensor, idx: Tensor) -> Tensor:
-    """Gather tokens ``x`` (B, N, ...) along dim 1 with indices (B, K) into (B, K, ...); every index in [0, N)
-    (``topk`` indices are: an index of N or more would read the next sample's token, not raise)."""
+    """Gather tokens ``x`` (B, N, ...) along dim 1 with indices (B, K) into (B, K, ...). An index outside [0, N)
+    raises, as ``torch.gather`` does (it is sent past the end of the flat tokens, not into another sample)."""
     if x.dim() == 2:
         return x.gather(1, idx)
     if exporting() or torch.jit.is_tracing():  # one GatherElements node, whatever the batch size
@@ -75,8 +75,9 @@ def gather_tokens(x: Tensor, idx: Tensor) -> Tensor:
     # whole tokens: one index_select over the (B * N) tokens copies each kept token in one block, where
     # torch.gather reads an index per element (GTPT-T's 196 of 256 tokens at batch 32: 0.34 against 3.7 ms)
     b, n = x.shape[:2]
-    flat = (idx + torch.arange(b, device=idx.device).unsqueeze(1) * n).flatten()
-    return x.flatten(0, 1).index_select(0, flat).unflatten(0, tuple(idx.shape))
+    flat = idx + torch.arange(b, device=idx.device).unsqueeze(1) * n
+    flat = flat.masked_fill((idx < 0) | (idx >= n), b * n)  # out of range: index_select raises (no host sync)
+    return x.flatten(0, 1).index_select(0, flat.flatten()).unflatten(0, tuple(idx.shape))
 
 
 def prune_topk(
