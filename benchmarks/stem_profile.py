@@ -69,6 +69,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     ap.add_argument("--system-malloc", action="store_true", help="keep glibc's defaults (throughput.py doc)")
     args = ap.parse_args()
+    unknown = [m for m in args.models if m not in posetokens.list_models()]
+    if unknown:
+        ap.error(f"--models: unknown {', '.join(unknown)} (`posetokens models` lists them)")
     torch.set_num_threads(args.threads)
     allocator = setup_allocator(args.system_malloc)
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

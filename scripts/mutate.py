@@ -202,7 +202,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "swin-mask-cached-while-tracing", "an export leaves no fake tensor in Swin V2's shifted-window mask cache",
         "src/posetokens/models/backbones/swin_v2.py",
-        (("build = shift_window_mask if traced else _shift_window_mask_cached", "build = _shift_window_mask_cached"),),
+        (("build = shift_window_mask if tracing() else _shift_window_mask_cached", "build = _shift_window_mask_cached"),),
         ("tests/test_export.py::test_export_leaves_no_traced_tensor_in_the_model",),
     ),
     Mutant(

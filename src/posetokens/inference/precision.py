@@ -424,6 +424,7 @@ class OrtUnsupported(ValueError):
 
 RACE_BUCKETS = (1, 8, 32)  # auto's batch buckets: calls of up to 1, 8 and more inputs; a bucket's race times this
                            # many inputs (its first call's, repeated when it has fewer)
+RACE_ROUNDS = 3  # interleaved timed rounds per runtime (after one warm-up each); the fastest round counts
 
 
 def race_bucket(args: tuple) -> int:
@@ -447,7 +448,6 @@ def _bucket_words(bucket: int) -> str:
     low = RACE_BUCKETS[i - 1] + 1
     words = f"batches of {low} to {bucket}" if i < len(RACE_BUCKETS) - 1 else f"batches of more than {low - 1}"
     return f"{words} (timed on {bucket})"
-RACE_ROUNDS = 3  # interleaved timed rounds per runtime (after one warm-up each); the fastest round counts
 
 
 @functools.cache

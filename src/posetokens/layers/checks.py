@@ -12,6 +12,12 @@ def exporting() -> bool:
     return getattr(torch.compiler, "is_exporting", lambda: False)() or torch.onnx.is_in_onnx_export()
 
 
+def tracing() -> bool:
+    """True while any tracer runs the model: an export (:func:`exporting`), ``torch.compile`` or
+    ``torch.jit.trace``. Their tensors are not real: eager-only kernels and caches stay out of the way."""
+    return exporting() or torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def check_image_batch(img: Tensor, size_hw: tuple[int, int], owner: str, why: str = "RGB") -> None:
     """Raise ``ValueError`` naming ``owner`` and the expected shape unless ``img`` is (B, 3, H, W) at ``size_hw``."""
     h, w = size_hw

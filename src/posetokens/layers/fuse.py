@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from .checks import tracing
+
 
 def fuse_conv_bn(module: nn.Module) -> nn.Module:
     """Fold every BatchNorm2d into the Conv2d before it, in place; returns ``module``.
@@ -63,8 +65,7 @@ def _onednn_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     return (x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                                   or (bias is not None and bias.requires_grad)))
-            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
-            and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export())
+            and not torch.is_autocast_enabled("cpu") and not tracing())
 
 
 class FusedLinear(nn.Linear):

@@ -399,13 +399,12 @@ class GTPT(nn.Module):
             nq = s + max(fixed)
             x, lg = blk.attend_grouped(x, s, self._key_valid, score_queries=nq if prune else 0)
             if prune:
-                own = lg  # (B, H, G, nq, M): the first nq queries vs own slots
                 slot_r = torch.arange(m, device=x.device)
                 fc = torch.as_tensor(fixed, device=x.device)[:, None]
                 qv = torch.cat((self._key_valid.reshape(g, s), slot_r[None, : nq - s] < fc), dim=1)  # (G, nq)
                 img_key = slot_r[None] >= fc  # (G, M)
-                heads = own.shape[1]
-                own = own.permute(0, 2, 1, 3, 4).flatten(2, 3)  # (B, G, H*nq, M)
+                heads = lg.shape[1]
+                own = lg.permute(0, 2, 1, 3, 4).flatten(2, 3)  # (B, G, H*nq, M): the first nq queries vs own slots
                 qvalid = qv[:, None, :].expand(-1, heads, -1).flatten(1, 2)[None, :, :, None]
                 score = softmax_pool(own, dim=2, valid=qvalid)  # (B, G, M)
                 score = score.masked_fill(~img_key[None], float("-inf"))

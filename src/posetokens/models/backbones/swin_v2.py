@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from posetokens.layers import DropPath, Mlp, fused_attn_enabled
-from posetokens.layers.checks import exporting
+from posetokens.layers.checks import tracing
 from posetokens.registry import rename_by_rules
 
 
@@ -265,8 +265,7 @@ class SwinV2Stage(nn.Module):
         y = F.pad(x, (0, 0, 0, pad_r, 0, pad_b)) if pad_b or pad_r else x
         mask = None
         if self.shift:  # a tracer's tensors (export, compile, jit) must not enter the process-wide cache
-            traced = exporting() or torch.compiler.is_compiling() or torch.jit.is_tracing()
-            build = shift_window_mask if traced else _shift_window_mask_cached
+            build = shift_window_mask if tracing() else _shift_window_mask_cached
             mask = build(h + pad_b, w + pad_r, self.window, self.shift, x.device)
         for blk in self.blocks:
             if pad_b or pad_r:  # each block sees the zero-padded map, as the official code does
