@@ -194,6 +194,12 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_tokenpose.py::test_prune_topk_keeps_prefix_and_gathers_carry"),
     ),
     Mutant(
+        "keep-index-past-the-clip", "a forced frame must lie in the clip, [0, frames)",
+        "src/posetokens/layers/pruning.py",
+        (("any(bool(((t < 0) | (t >= frames)).any()) for t in stages)", "any(bool(((t < 0) | (t > frames)).any()) for t in stages)"),),
+        ("tests/test_pruning_stages.py::test_forced_frames_outside_the_clip_are_refused_in_one_line",),
+    ),
+    Mutant(
         "group-score-without-dense-queries", "GTPT's group-wise score pools over the sparse and the dense keypoint queries",
         "src/posetokens/models/gtpt.py",
         (("nq = s + max(fixed)", "nq = s"),),

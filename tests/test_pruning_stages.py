@@ -15,6 +15,7 @@ from posetokens.engine.flops import linear_gflops, true_macs
 from posetokens.layers import FramePruneCfg, PruneStage, select_frames
 from posetokens.models.mhformer import MHFormer, MHFormerCfg
 from posetokens.models.mixste import MixSTE, MixSTECfg
+from posetokens.models.motionagformer import MotionAGFormer, MotionAGFormerCfg
 from posetokens.models.motionbert import DSTformer, DSTformerCfg
 from posetokens.registry import create_model
 
@@ -141,6 +142,34 @@ def test_seq2frame_keeps_the_centre_at_every_stage(build) -> None:
     for idx in res.stage_index:
         assert bool((idx == model.center).any(dim=1).all())
     torch.testing.assert_close(model(_x(seed=3), keep_index=res.index), res.out)  # the recording pass computes attention explicitly
+
+
+def _motionagformer(prune: FramePruneCfg) -> MotionAGFormer:
+    torch.manual_seed(0)
+    cfg = MotionAGFormerCfg(num_frames=F, dim=16, depth=3, heads=2, mlp_hidden=32, dim_rep=24, prune=prune)  # 17 joints
+    return MotionAGFormer(cfg).eval()
+
+
+@pytest.mark.parametrize("build, channels, recovery",
+                         [(_mixste, 2, "attention"), (_motionbert, 3, "attention"), (_mhformer, 2, "none"),
+                          (_motionagformer, 3, "attention")],
+                         ids=["mixste", "motionbert", "mhformer", "motionagformer"])
+def test_forced_frames_outside_the_clip_are_refused_in_one_line(build, channels: int, recovery: str) -> None:
+    # frame 27 of a 27-frame clip (or -1) would index past the clip; each lifter names the range instead
+    model = build(FramePruneCfg.from_stages([(1, 13, "uniform"), (2, 7, "uniform")], recovery=recovery))
+    x = torch.randn(2, F, model.cfg.num_joints, channels, generator=torch.Generator().manual_seed(0))
+    good = model.forward_frames(x).index  # (2, 7) final kept frames
+    final = good.clone()
+    final[1, -1] = F
+    with pytest.raises(ValueError, match=r"keep_index holds a frame outside \[0, 27\)"):
+        model(x, keep_index=final)
+    first = torch.arange(0, 26, 2).expand(2, -1).clone()  # (2, 13) for the first stage
+    first[0, 0] = -1
+    with pytest.raises(ValueError, match=r"keep_index holds a frame outside \[0, 27\)"):
+        model(x, keep_index=(first, good))
+    with pytest.raises(ValueError, match=r"keep_index must be integer, of shape \(2, 7\)"):
+        model(x, keep_index=good.float())
+    torch.testing.assert_close(model(x, keep_index=good), model(x))  # in range: the pass it forced
 
 
 def test_later_centre_is_a_position_per_row() -> None:

@@ -21,7 +21,7 @@ from .pruning import (
     PruneStage,
     TokenRecoveryAttention,
     choose_frames,
-    check_stage_index,
+    check_keep_index,
     prune_step,
     stage_pos_embeds,
     read_center_frame,
@@ -33,7 +33,7 @@ from .pruning import (
 )
 
 __all__ = [
-    "Attention", "Block", "PatchEmbed", "DropPath", "drop_path", "CrossAttention", "FramePruneCfg", "PruneStage", "choose_frames", "prune_step", "check_stage_index", "stage_pos_embeds", "read_center_frame", "TokenRecoveryAttention", "dpc_knn_score", "motion_score",
+    "Attention", "Block", "PatchEmbed", "DropPath", "drop_path", "CrossAttention", "FramePruneCfg", "PruneStage", "choose_frames", "prune_step", "check_keep_index", "stage_pos_embeds", "read_center_frame", "TokenRecoveryAttention", "dpc_knn_score", "motion_score",
     "recover_by_interpolation", "select_frames", "uniform_frame_indices", "Mlp", "fused_attn_enabled", "use_fused_attn", "sine_pos_embed_2d", "fuse_conv_bn", "optimize_for_inference", "FusedLinear", "fuse_linear", "unfuse_linear", "FusedConv2d", "fuse_conv_relu", "PruneCfg",
     "gather_tokens", "keep_count", "keep_counts", "keypoint_attention_score", "prune_topk", "softmax_pool", "group_topk", "group_slot_index", "gather_group_tokens",
     "topk_indices",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from posetokens.layers.checks import exporting
+from posetokens.layers.checks import exporting, tracing
 
 
 @dataclass(frozen=True)
@@ -573,17 +573,38 @@ def stage_pos_embeds(cfg: FramePruneCfg, dim: int) -> torch.nn.ParameterList | N
     return torch.nn.ParameterList(torch.nn.Parameter(torch.zeros(1, st.keep, dim)) for st in cfg.extra_stages)
 
 
-def check_stage_index(cfg: FramePruneCfg, keep_index: Sequence[Tensor], batch: int, name: str) -> tuple[Tensor, ...]:
-    """Validate per-stage forced frames (one (B, T_s) integer tensor per stage of ``cfg``); sorted, as int64."""
-    want = [(batch, s.keep) for s in cfg.stages]
-    got = [(tuple(t.shape), t.dtype) if isinstance(t, Tensor) else type(t).__name__ for t in keep_index]
-    ok = len(got) == len(want) and all(
-        isinstance(t, Tensor) and tuple(t.shape) == w and t.dtype in (torch.int64, torch.int32)
-        for t, w in zip(keep_index, want)
-    )
-    if not ok:
-        raise ValueError(f"{name}: keep_index per stage must be integer tensors of shapes {want}, got {got}")
-    return tuple(t.long().sort(dim=1).values for t in keep_index)
+def check_keep_index(
+    cfg: FramePruneCfg, keep_index: Tensor | Sequence[Tensor], batch: int, frames: int, name: str, sort: bool = True
+) -> Tensor | tuple[Tensor, ...]:
+    """Validate forced kept frames: the final ones, one (B, T_last) integer tensor, or one (B, T_s) per stage of
+    ``cfg``; every frame in [0, ``frames``). Returns them as int64 on their device, each row sorted unless
+    ``sort`` is False (a single tensor only; stages are always sorted). One-line ``ValueError`` otherwise."""
+    if isinstance(keep_index, (tuple, list)):
+        want = [(batch, s.keep) for s in cfg.stages]
+        got = [(tuple(t.shape), t.dtype) if isinstance(t, Tensor) else type(t).__name__ for t in keep_index]
+        ok = len(got) == len(want) and all(
+            isinstance(t, Tensor) and tuple(t.shape) == w and t.dtype in (torch.int64, torch.int32)
+            for t, w in zip(keep_index, want)
+        )
+        if not ok:
+            raise ValueError(f"{name}: keep_index per stage must be integer tensors of shapes {want}, got {got}")
+        stages = tuple(keep_index)
+    else:
+        want = (batch, cfg.final_keep)
+        if not isinstance(keep_index, Tensor) or tuple(keep_index.shape) != want or keep_index.dtype not in (
+            torch.int64, torch.int32
+        ):
+            got = (f"{keep_index.dtype} {tuple(keep_index.shape)}" if isinstance(keep_index, Tensor)
+                   else type(keep_index).__name__)
+            raise ValueError(f"{name}: keep_index must be integer, of shape {want} (batch, kept frames), got {got}")
+        stages = (keep_index,)
+    # a user's frame outside the clip would otherwise surface as an indexing error deep in the model; tracers
+    # see no values, and the check's one host sync is paid only when frames are forced
+    if not tracing() and any(bool(((t < 0) | (t >= frames)).any()) for t in stages):
+        raise ValueError(f"{name}: keep_index holds a frame outside [0, {frames}) (the clip's frames)")
+    if isinstance(keep_index, (tuple, list)):
+        return tuple(t.long().sort(dim=1).values for t in stages)
+    return keep_index.long().sort(dim=1).values if sort else keep_index.long()
 
 
 def read_center_frame(out: Tensor, index: Tensor, center: int) -> Tensor:

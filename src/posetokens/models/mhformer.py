@@ -38,7 +38,7 @@ from posetokens.layers import (
     CrossAttention,
     FramePruneCfg,
     Mlp,
-    check_stage_index,
+    check_keep_index,
     drop_path,
     gather_tokens,
     prune_step,
@@ -323,15 +323,10 @@ class MHFormer(nn.Module):
         if keep_index is not None:
             if not p.active:
                 raise ValueError("MHFormer.forward: keep_index needs a pruning config (cfg.prune)")
-            if isinstance(keep_index, (tuple, list)):
-                keep_index = check_stage_index(p, keep_index, b, "MHFormer.forward")
-            elif keep_index.dim() != 2 or tuple(keep_index.shape) != (b, p.final_keep) or keep_index.is_floating_point():
-                raise ValueError(
-                    f"MHFormer.forward: keep_index must be integer (B={b}, T={p.final_keep}), got "
-                    f"{tuple(keep_index.shape)} {keep_index.dtype}"
-                )
-            elif p.extra_stages:
-                keep_index = keep_index.long().sort(dim=1).values  # prune_step's forced frames are ascending
+            # prune_step's forced frames are ascending; a single stage takes them in the caller's order
+            keep_index = check_keep_index(
+                p, keep_index, b, cfg.num_frames, "MHFormer.forward", sort=bool(p.extra_stages)
+            )
         if noise is not None:
             if p.strategy != "cluster":
                 raise ValueError(f"MHFormer.forward: noise is only used by the cluster strategy, not {p.strategy!r}")

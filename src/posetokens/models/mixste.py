@@ -34,7 +34,7 @@ from posetokens.layers import (
     Block,
     FramePruneCfg,
     TokenRecoveryAttention,
-    check_stage_index,
+    check_keep_index,
     gather_tokens,
     prune_step,
     recover_by_interpolation,
@@ -176,18 +176,6 @@ class MixSTE(nn.Module):
         return self._forward(x, keep_index, noise, True)
 
     # -- internals
-    def _check_keep_index(self, keep_index: Tensor | tuple[Tensor, ...], batch: int) -> Tensor | tuple[Tensor, ...]:
-        if isinstance(keep_index, (tuple, list)):
-            stages = check_stage_index(self.cfg.prune, keep_index, batch, type(self).__name__)
-            return tuple(t.to(self.joint_embed.weight.device) for t in stages)
-        want = (batch, self.cfg.prune.final_keep)
-        if tuple(keep_index.shape) != want or keep_index.dtype not in (torch.int64, torch.int32):
-            raise ValueError(
-                f"{type(self).__name__}: keep_index must be an integer tensor of shape {want}, "
-                f"got {keep_index.dtype} {tuple(keep_index.shape)}"
-            )
-        return keep_index.to(self.joint_embed.weight.device, torch.long).sort(dim=1).values
-
     def _step(self, i: int, h: Tensor, want_received: bool) -> tuple[Tensor, Tensor | None]:
         """One spatial + temporal step on h (B, T, J, C); optionally the attention each frame received."""
         b, t, j, c = h.shape
@@ -214,7 +202,7 @@ class MixSTE(nn.Module):
         if keep_index is not None:
             if not p.active:
                 raise ValueError(f"{type(self).__name__}: keep_index given, but this config prunes no frames")
-            keep_index = self._check_keep_index(keep_index, b)
+            keep_index = check_keep_index(p, keep_index, b, f, type(self).__name__)
         if noise is not None and tuple(noise.shape) != (b, f):
             raise ValueError(f"{type(self).__name__}: noise must have shape {(b, f)} (batch, frames), got {tuple(noise.shape)}")
         h = self.joint_embed(x) + self.spatial_pos_embed  # (B, F, J, C)

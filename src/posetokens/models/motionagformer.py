@@ -41,7 +41,7 @@ from posetokens.layers import (
     FramePruneCfg,
     Mlp,
     TokenRecoveryAttention,
-    check_stage_index,
+    check_keep_index,
     drop_path,
     gather_tokens,
     prune_step,
@@ -360,19 +360,6 @@ class MotionAGFormer(nn.Module):
         return self._forward(x, keep_index, noise, neighbours, True)
 
     # -- internals
-    def _check_keep_index(self, keep_index: Tensor | Sequence[Tensor], batch: int) -> Tensor | tuple[Tensor, ...]:
-        """Forced frames: one (B, T_s) tensor per stage, or the final kept frames (B, T_last); sorted, int64."""
-        dev = self.joints_embed.weight.device
-        if isinstance(keep_index, (tuple, list)):
-            return tuple(t.to(dev) for t in check_stage_index(self.cfg.prune, keep_index, batch, type(self).__name__))
-        want = (batch, self.cfg.prune.final_keep)
-        if tuple(keep_index.shape) != want or keep_index.dtype not in (torch.int64, torch.int32):
-            raise ValueError(
-                f"{type(self).__name__}: keep_index must be an integer tensor of shape {want}, "
-                f"got {keep_index.dtype} {tuple(keep_index.shape)}"
-            )
-        return keep_index.to(dev, torch.long).sort(dim=1).values
-
     def _forced(self, neighbours: Sequence[Tensor | None] | None, layer: int, graphs: int, frames: int,
                 device: torch.device) -> Tensor | None:
         if neighbours is None:
@@ -394,7 +381,7 @@ class MotionAGFormer(nn.Module):
         if keep_index is not None:
             if not p.active:
                 raise ValueError(f"{type(self).__name__}: keep_index given, but this config prunes no frames")
-            keep_index = self._check_keep_index(keep_index, b)
+            keep_index = check_keep_index(p, keep_index, b, f, type(self).__name__)
         if noise is not None and tuple(noise.shape) != (b, f):
             raise ValueError(f"{type(self).__name__}: noise must have shape ({b}, {f}), got {tuple(noise.shape)}")
         h = self.joints_embed(x) + self.pos_embed

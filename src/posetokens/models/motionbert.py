@@ -33,7 +33,7 @@ from posetokens.layers import (
     FramePruneCfg,
     Mlp,
     TokenRecoveryAttention,
-    check_stage_index,
+    check_keep_index,
     drop_path,
     gather_tokens,
     prune_step,
@@ -241,17 +241,6 @@ class DSTformer(nn.Module):
         alpha = self.ts_attn[level](torch.cat((x_st, x_ts), dim=-1)).softmax(dim=-1)
         return x_st * alpha[..., 0:1] + x_ts * alpha[..., 1:2]
 
-    def _check_keep_index(self, keep_index: Tensor | tuple[Tensor, ...], b: int) -> Tensor | tuple[Tensor, ...]:
-        p = self.cfg.prune
-        if isinstance(keep_index, (tuple, list)):
-            return check_stage_index(p, keep_index, b, type(self).__name__)
-        if keep_index.shape != (b, p.final_keep) or keep_index.dtype not in (torch.int64, torch.int32):
-            raise ValueError(
-                f"{type(self).__name__}: keep_index must be an integer tensor of shape ({b}, {p.final_keep}), "
-                f"got {keep_index.dtype} {tuple(keep_index.shape)}"
-            )
-        return keep_index.long().sort(dim=1).values
-
     def _select(
         self, h: Tensor, x: Tensor, stage: int, index: Tensor | None, keep_index: Tensor | tuple[Tensor, ...] | None,
         noise: Tensor | None, received: Tensor | None, scored: bool, trace: bool,
@@ -292,7 +281,7 @@ class DSTformer(nn.Module):
         if p.active and f < p.keep:
             raise ValueError(f"{type(self).__name__}: a clip of {f} frames is shorter than the {p.keep} kept frames")
         if keep_index is not None:
-            keep_index = self._check_keep_index(keep_index, b)
+            keep_index = check_keep_index(p, keep_index, b, f, type(self).__name__)
         elif noise is not None and noise.shape != (b, f):
             raise ValueError(f"{type(self).__name__}: noise must have shape ({b}, {f}), got {tuple(noise.shape)}")
         h = self.joints_embed(x) + self.pos_embed[:, None]
