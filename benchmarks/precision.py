@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from throughput import append_report, cpu_name, setup_allocator
 
-ALL_CHOICES = ("fp32/torch", "bf16/torch", "int8-dynamic/torch", "fp32/compile", "bf16/compile", "fp32/onnxruntime",
+ALL_CHOICES = ("fp32/torch", "bf16/torch", "bf16-backbone/torch", "int8-dynamic/torch", "fp32/compile", "bf16/compile",
+               "bf16-backbone/compile", "fp32/onnxruntime",
                "int8-dynamic/onnxruntime", "fp32/auto")
 AP_BAR, MPJPE_BAR = 0.1, 0.1  # points, mm
 

@@ -200,6 +200,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_pruning_stages.py::test_forced_frames_outside_the_clip_are_refused_in_one_line",),
     ),
     Mutant(
+        "bf16-backbone-casts-the-callers-model", "bf16-backbone runs a copy; the caller's model stays float32",
+        "src/posetokens/inference/precision.py",
+        (("    net = copy.deepcopy(model)\n    setattr(net, attr, InBfloat16(getattr(net, attr)))",
+          "    net = model\n    setattr(net, attr, InBfloat16(getattr(net, attr)))"),),
+        ("tests/test_precision.py::test_bf16_backbone_runs_the_cnn_in_bfloat16_and_the_rest_float32",),
+    ),
+    Mutant(
         "group-score-without-dense-queries", "GTPT's group-wise score pools over the sparse and the dense keypoint queries",
         "src/posetokens/models/gtpt.py",
         (("nq = s + max(fixed)", "nq = s"),),

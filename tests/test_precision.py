@@ -15,6 +15,7 @@ import torch
 from posetokens.cli import main as cli
 from posetokens.inference import precision
 from posetokens.inference.precision import Choice, check_choice, parse_choice, prepare
+from posetokens.models.backbones.swin_v2 import SwinV2Cfg
 from posetokens.registry import create_model
 
 # unpruned tiny models: a changed token selection would not measure number formats (the pruned ones run below)
@@ -25,6 +26,10 @@ GTPT = ("gtpt_t_coco_256x192", {"image_size": [64, 48], "keep_rate": [1.0] * 12}
 MIXSTE = ("mixste_h36m_243", {"num_frames": 27, "depth": 2, "dim": 32})
 PPT = ("ppt_s_coco_256x192", {**TOKENPOSE[1], "prune": {"layers": [0], "keep_ratio": 0.7}})
 HOT = ("hot_mixste_h36m_243", {**MIXSTE[1], "prune": {"keep": 9, "layer": 1}})
+SMALL_PCT = ("pct_base_coco_256x256", {"backbone": SwinV2Cfg(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4),
+                                                              window_size=(8, 8, 8, 4), pretrain_window_size=(8, 8, 8, 4),
+                                                              cpb_hidden=32),
+                                        "in_channels": 128, "image_size": (128, 128), "tokenizer": {"guide_ratio": 0.0}})
 
 # max |choice - float64| / max |float64| allowed. bfloat16 keeps 8 significant bits (unit roundoff 2^-8 = 0.0039):
 # a few layers of it stay within 3%; int8 weights and activations (scale per tensor / per batch) within 10%;
@@ -149,7 +154,7 @@ def test_compile_failure_falls_back_to_eager_once_and_counts(monkeypatch: pytest
 
 # ------------------------------------------------------------------------------------------------ refusals
 @pytest.mark.parametrize("args, message", [
-    (("fp16", None), "--precision 'fp16': expected one of fp32, bf16, int8-dynamic"),
+    (("fp16", None), "--precision 'fp16': expected one of fp32, bf16, bf16-backbone, int8-dynamic"),
     ((None, "tensorrt"), "--runtime 'tensorrt': expected one of auto, torch, compile, onnxruntime"),
 ])
 def test_unknown_names_are_refused(args: tuple, message: str) -> None:
@@ -170,6 +175,7 @@ def test_aliases_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("choice, device, message", [
     (Choice("bf16", "torch"), "cpu", "this CPU has neither AVX512-BF16 nor AMX"),
+    (Choice("bf16-backbone", "auto"), "cpu", "this CPU has neither AVX512-BF16 nor AMX"),
     (Choice("int8-dynamic", "torch"), "cuda", "dynamic int8 quantisation runs on the CPU only"),
     (Choice("fp32", "onnxruntime"), "cuda", "the onnxruntime runtime runs a CPU session"),
     (Choice("int8-dynamic", "compile"), "cpu", "torch.compile does not take dynamically quantised layers"),
@@ -182,11 +188,63 @@ def test_unsupported_combinations_give_one_line(choice: Choice, device: str, mes
     assert "\n" not in str(e.value)
 
 
-def test_bf16_through_onnxruntime_is_refused() -> None:
+@pytest.mark.parametrize("precision_name", ["bf16", "bf16-backbone"])
+def test_bf16_through_onnxruntime_is_refused(precision_name: str, tmp_path: Path) -> None:
+    from posetokens.export import export_onnx
+
+    with pytest.raises(ValueError, match=f"export --precision {precision_name}: onnxruntime's CPU kernels have no "):
+        export_onnx(_build(TOKENPOSE), tmp_path / "m.onnx", precision=precision_name)
+    assert not any(tmp_path.iterdir())
     if not HAS_BF16:
         pytest.skip("this CPU has no bfloat16 kernels (refused earlier, for that)")
     with pytest.raises(ValueError, match="onnxruntime's CPU kernels have no bfloat16"):
-        check_choice(Choice("bf16", "onnxruntime"), "cpu")
+        check_choice(Choice(precision_name, "onnxruntime"), "cpu")
+
+
+@pytest.mark.parametrize("spec, backbone", [(TOKENPOSE, "backbone"), (PPT, "backbone"), (GTPT, "stem")],
+                         ids=["tokenpose", "ppt", "gtpt"])
+def test_bf16_backbone_runs_the_cnn_in_bfloat16_and_the_rest_float32(spec: tuple[str, dict], backbone: str) -> None:
+    """The reference: the float32 model with its backbone's output replaced, by a hook, with that of a plain
+    bfloat16 copy of the backbone (``nn.Module.to``) on the bfloat16-rounded image; everything after it float32.
+    The copy is made on any CPU (bfloat16 is emulated where it has no kernels); ``prepare`` where it has."""
+    model = _build(spec)
+    assert model.image_backbone == backbone  # what the model declares
+    inner = precision.backbone_in_bfloat16(model)
+    cnn = copy.deepcopy(getattr(model, backbone)).to(torch.bfloat16)
+    hook = getattr(model, backbone).register_forward_hook(lambda m, a, out: cnn(a[0].to(torch.bfloat16)).float())
+    (x,) = model.dummy_inputs(2)
+    try:
+        with torch.no_grad():
+            ref, got = _run(model, x), _run(inner, x)
+    finally:
+        hook.remove()
+    assert got.dtype == torch.float32 and torch.equal(got, ref)
+    assert {p.dtype for n, p in inner.named_parameters() if n.startswith(f"{backbone}.")} == {torch.bfloat16}
+    assert {p.dtype for n, p in inner.named_parameters() if not n.startswith(f"{backbone}.")} == {torch.float32}
+    assert {p.dtype for p in model.parameters()} == {torch.float32}  # the caller's model is not changed
+    with torch.no_grad():  # the backbone's features: bfloat16's, not float32's (a random head may hide them)
+        feat, feat32 = getattr(inner, backbone)(x), getattr(model, backbone)(x)
+        assert torch.equal(feat, cnn(x.to(torch.bfloat16)).float()) and not torch.equal(feat, feat32)
+    err, _ = _relative_error(model, "bf16-backbone/torch", inner)
+    assert err <= TOLERANCE["bf16"], err
+    if HAS_BF16:
+        net = prepare(model, "bf16-backbone/torch", "cpu")
+        with torch.no_grad():
+            assert torch.equal(_run(net, x), got)
+
+
+@pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bfloat16 kernels")
+def test_bf16_backbone_of_a_model_without_one_runs_float32_and_says_so(capsys: pytest.CaptureFixture) -> None:
+    for spec, why in ((MIXSTE, "a lifter has no image backbone"), (SMALL_PCT, "it declares no image backbone")):
+        model = _build(spec)
+        flags = [p.requires_grad for p in model.parameters()]
+        net = prepare(model, "bf16-backbone/auto", "cpu")
+        assert net.choice == Choice("bf16-backbone", "torch") and net.model is model
+        assert [p.requires_grad for p in model.parameters()] == flags  # nothing of the caller's model changed
+        (x,) = model.dummy_inputs(2)
+        with torch.no_grad():
+            assert torch.equal(_run(net, x), _run(model, x))
+        assert f"--precision bf16-backbone: {spec[0]} runs float32 ({why})" in capsys.readouterr().err
 
 
 def test_cli_refuses_a_bad_choice_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
@@ -197,7 +255,7 @@ def test_cli_refuses_a_bad_choice_in_one_line(tmp_path: Path, capsys: pytest.Cap
     cv2.imwrite(str(img), np.zeros((32, 32, 3), np.uint8))
     assert cli(["infer", str(img), "--model", TOKENPOSE[0], "--out", str(tmp_path / "o"), "--precision", "fp16"]) == 2
     assert capsys.readouterr().err.strip() == ("posetokens infer: error: --precision 'fp16': expected one of fp32, "
-                                               "bf16, int8-dynamic")
+                                               "bf16, bf16-backbone, int8-dynamic")
     monkeypatch.setattr(precision, "_cpu_bf16", lambda: False)
     assert cli(["infer", str(img), "--model", TOKENPOSE[0], "--out", str(tmp_path / "o"), "--precision", "bf16"]) == 2
     err = capsys.readouterr().err.strip()

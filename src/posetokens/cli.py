@@ -243,7 +243,8 @@ def _add_precision_args(s: argparse.ArgumentParser, export: bool = False) -> Non
         s.add_argument("--precision", default="fp32", help="fp32 (default) or int8-dynamic (onnxruntime's dynamic "
                                                            "int8 quantisation of the MatMul/Gemm weights)")
         return
-    s.add_argument("--precision", default=None, help="number format of the models: fp32, bf16 or int8-dynamic "
+    s.add_argument("--precision", default=None, help="number format of the models: fp32, bf16, bf16-backbone (the "
+                                                     "image backbone in bfloat16, the rest float32) or int8-dynamic "
                                                      "(default: the measured default, fp32; bf16 needs AVX512-BF16/AMX "
                                                      "or a GPU; outputs are float32 either way; docs/speed.md)")
     s.add_argument("--runtime", default=None, help="what runs them: auto (default: float32 image models through "

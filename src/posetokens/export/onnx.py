@@ -127,16 +127,17 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     ``precision``: ``fp32`` (default), or ``int8-dynamic``: onnxruntime's dynamic quantisation of the graph's
     MatMul/Gemm weights to int8 (one self-contained file, ``posetokens.precision`` in its metadata); its check
     is a sanity bound (``atol`` default: a quarter of the largest PyTorch output), not an accuracy figure
-    (``benchmarks/precision.py`` measures that). ``bf16`` is refused (onnxruntime's CPU kernels have none).
+    (``benchmarks/precision.py`` measures that). ``bf16`` and ``bf16-backbone`` are refused (onnxruntime's CPU
+    kernels have no bfloat16).
     ``atol`` None: 1e-4 for fp32."""
     from posetokens.fileio import check_no_overwrite, writable_dir
     from posetokens.inference.precision import parse_choice
     from posetokens.layers.attention import use_fused_attn
 
     precision = parse_choice(precision, "torch").precision  # the runtime is not this function's
-    if precision == "bf16":
-        raise ValueError("export --precision bf16: onnxruntime's CPU kernels have no bfloat16; export fp32 (or "
-                         "int8-dynamic) and run bfloat16 in PyTorch (infer --precision bf16)")
+    if precision in ("bf16", "bf16-backbone"):
+        raise ValueError(f"export --precision {precision}: onnxruntime's CPU kernels have no bfloat16; export fp32 "
+                         f"(or int8-dynamic) and run bfloat16 in PyTorch (infer --precision {precision})")
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"--onnx {out} is a folder; expected the path of the .onnx file to write")

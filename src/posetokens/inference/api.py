@@ -690,8 +690,8 @@ class PoseEstimator:
             channels-last convolutions; equal outputs to float rounding, about 1.1x faster on CPU). ``model``
             stays the original; the copy, ``net``, costs one more set of weights and is made once, here: after
             changing ``model`` (weights, device), build a new estimator.
-        precision, runtime: number format (``fp32``, ``bf16``, ``int8-dynamic``) and runtime (``auto``,
-            ``torch``, ``compile``, ``onnxruntime``) of ``net`` (:mod:`posetokens.inference.precision`; None: its
+        precision, runtime: number format (``fp32``, ``bf16``, ``bf16-backbone``, ``int8-dynamic``) and
+            runtime (``auto``, ``torch``, ``compile``, ``onnxruntime``) of ``net`` (:mod:`posetokens.inference.precision`; None: its
             measured default, float32 through ``auto``: onnxruntime on the CPU where installed, the graph exported
             once here and cached). Outputs stay float32. A choice the device cannot run is a one-line
             ``ValueError``.

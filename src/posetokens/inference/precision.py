@@ -9,6 +9,10 @@ precision           what runs
 ``fp32``            float32 weights and activations (exact to float rounding)
 ``bf16``            bfloat16 weights and activations (``model.to(torch.bfloat16)``); needs a CPU with
                     AVX512-BF16 or AMX (the oneDNN kernels), or a CUDA GPU with bfloat16 support
+``bf16-backbone``   the image backbone (the CNN before the tokens, which the model declares as
+                    ``image_backbone``: TokenPose/PPT's HRNet, GTPT's stem) in bfloat16, the transformer and
+                    heads float32; same hardware as ``bf16``. A model that declares none (PCT, the lifters)
+                    runs float32, said once on stderr
 ``int8-dynamic``    ``torch.ao`` dynamic quantisation of the ``nn.Linear`` layers (int8 weights, activations
                     quantised per batch); convolutions stay float32. CPU only
 ==================  =====================================================================================
@@ -75,6 +79,8 @@ __all__ = [
     "RUNTIMES",
     "Choice",
     "PreparedModel",
+    "InBfloat16",
+    "backbone_in_bfloat16",
     "bf16_supported",
     "cache_dir",
     "check_choice",
@@ -84,7 +90,7 @@ __all__ = [
     "to_float32",
 ]
 
-PRECISIONS = ("fp32", "bf16", "int8-dynamic")
+PRECISIONS = ("fp32", "bf16", "bf16-backbone", "int8-dynamic")
 RUNTIMES = ("auto", "torch", "compile", "onnxruntime")
 _ALIASES = {"float32": "fp32", "bfloat16": "bf16", "int8": "int8-dynamic", "ort": "onnxruntime",
             "eager": "torch", "torch.compile": "compile"}
@@ -169,7 +175,7 @@ def check_choice(choice: Choice, device: str | torch.device = "cpu") -> None:
     where = f"--precision {choice.precision} --runtime {choice.runtime} on {dev}"
     if choice.runtime == "auto":  # resolve() falls back to torch wherever onnxruntime cannot run: torch's rules
         choice = Choice(choice.precision, "torch")
-    if choice.precision == "bf16":
+    if choice.precision in ("bf16", "bf16-backbone"):
         ok, why = bf16_supported(dev)
         if not ok:
             raise ValueError(f"{where}: {why}; use --precision fp32")
@@ -365,6 +371,34 @@ class PreparedModel(nn.Module):
     def predict(self, *args: Any, **kwargs: Any) -> Any:
         """A coordinate model's ``predict`` (PCT) under the choice."""
         return self._session_or_eager("predict", *args, **kwargs)
+
+
+class InBfloat16(nn.Module):
+    """``module`` run in bfloat16 inside a float32 model: its weights cast once, its floating inputs cast to
+    bfloat16 and its outputs back to float32 at every call (``--precision bf16-backbone``)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module.to(torch.bfloat16)
+
+    def forward(self, *args: Any) -> Any:
+        """The module's output for bfloat16 copies of ``args``, as float32."""
+        return to_float32(self.module(*_cast_inputs(args, {}, torch.bfloat16)[0]))
+
+
+def backbone_in_bfloat16(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose declared image backbone (``model.image_backbone``, an attribute name) runs in
+    bfloat16 (:class:`InBfloat16`), the rest float32; ``model`` itself, said once on stderr, for a lifter or an
+    image model that declares none (PCT)."""
+    name = getattr(model, "zoo_name", type(model).__name__)
+    attr = None if model.task == "lifting" else model.image_backbone
+    if attr is None:
+        what = "a lifter has no image backbone" if model.task == "lifting" else "it declares no image backbone"
+        _say_once(f"posetokens: --precision bf16-backbone: {name} runs float32 ({what})")
+        return model
+    net = copy.deepcopy(model)
+    setattr(net, attr, InBfloat16(getattr(net, attr)))
+    return net
 
 
 def _dtype_mismatch(e: RuntimeError) -> bool:
@@ -742,8 +776,10 @@ def prepare(model: nn.Module, choice: Choice | str | None = None, device: str | 
     net = model
     if choice.precision == "bf16":
         net, dtype = copy.deepcopy(model).to(torch.bfloat16), torch.bfloat16
+    elif choice.precision == "bf16-backbone":
+        net = backbone_in_bfloat16(model)
     elif choice.precision == "int8-dynamic":
         net = quantize_linear_dynamic(model.cpu())
-    for p in net.parameters():
+    for p in net.parameters() if net is not model else ():  # a copy; the caller's model is left as it is
         p.requires_grad_(False)
     return PreparedModel(net.eval(), choice, dtype=dtype, compiled=choice.runtime == "compile").eval()

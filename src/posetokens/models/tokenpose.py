@@ -104,6 +104,7 @@ class TokenPose(nn.Module):
 
     task = "topdown"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
     output_kind = "heatmap"  # what its forward returns: the codec, loss and flip test follow it
+    image_backbone = "backbone"  # the CNN before the tokens: what --precision bf16-backbone runs in bfloat16
 
     def __init__(self, cfg: TokenPoseCfg) -> None:
         super().__init__()
