@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from throughput import append_report, cpu_name
+from throughput import append_report, cpu_name, report_path
 
 
 def child(model_name: str, infer_batch: int, train_batch: int) -> dict[str, float | bool]:
@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--infer-batch", type=int, default=32)
     ap.add_argument("--train-batch", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--out", type=report_path, default=Path(__file__).with_name("RESULTS.md"))
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

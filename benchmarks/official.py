@@ -74,7 +74,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from throughput import append_report, cpu_name, setup_allocator
+from throughput import append_report, cpu_name, report_path, setup_allocator
 from torch import nn
 
 import posetokens
@@ -100,6 +100,10 @@ WEIGHTS = {  # where each family's weights and timed input come from (the module
     "hot": "the official initialisation (torch.manual_seed(0)), the zoo model's dummy input",
 }
 IMAGE_TOL = 1e-4  # the TokenPose/PPT, GTPT, PCT and multi-view fixture READMEs' tolerance for a re-implementation
+# a choice that is not float32 (bf16, bf16-backbone, int8-dynamic) cannot meet those: its outputs are checked
+# against the official ones relative to their largest magnitude, within bfloat16's bound of the tests
+# (tests/test_precision.py: a few layers of 8-bit significands stay within 3%), which still catches other weights
+REDUCED_REL_TOL = 0.03
 
 
 @dataclass
@@ -324,13 +328,21 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
+def reduced() -> bool:
+    """Whether our side runs a choice that is not float32 (its output check is relative: :data:`REDUCED_REL_TOL`)."""
+    return not CHOICE["ours"].startswith("fp32/")
+
+
 def gap(a: Any, b: Any) -> float:
-    """Max abs difference over matching tensors of two outputs (tensors or tuples of tensors)."""
+    """Max abs difference over matching tensors of two outputs (tensors or tuples of tensors); under a reduced
+    choice (:func:`reduced`), relative to the largest magnitude of ``a`` (the official output)."""
     a = a if isinstance(a, (tuple, list)) else (a,)
     b = b if isinstance(b, (tuple, list)) else (b,)
     if len(a) != len(b):
         raise ValueError(f"outputs differ in length: {len(a)} vs {len(b)}")
-    return max(float((x.double() - y.double()).abs().max()) for x, y in zip(a, b))
+    rel = reduced()
+    return max(float((x.double() - y.double()).abs().max() / (x.double().abs().max() if rel else 1.0))
+               for x, y in zip(a, b))
 
 
 def tiled(x: torch.Tensor, batch: int) -> torch.Tensor:
@@ -498,6 +510,8 @@ def bench(cases: list[Case], rounds: int) -> tuple[dict[str, float], dict[tuple[
     samples: dict[tuple[str, str], list[float]] = {k: [] for k, _ in runs}
     with torch.inference_mode():
         for c in cases:
+            if reduced() and c.tol == IMAGE_TOL:
+                c.tol = REDUCED_REL_TOL
             gaps[c.label] = c.gap()
             if not gaps[c.label] <= c.tol:
                 raise RuntimeError(f"{c.label}: official and our outputs differ by {gaps[c.label]:.2e} (> {c.tol:g})")
@@ -597,7 +611,8 @@ def report(family: str, results: list[tuple[int, list[Case], dict, dict]], repos
         f"({', '.join(f'batch {b}: {r}' for b, r in rounds.items())}); same weights and input on both sides, "
         f"ours on the library's inference path under `{CHOICE['ours']}` (the column 'ours runs')."),
         "",
-        "| model | ours runs | batch | official s/batch | ours s/batch | official | ours | ours faster by | max abs output diff (tol) |",
+        "| model | ours runs | batch | official s/batch | ours s/batch | official | ours | ours faster by | "
+        f"{'max rel' if reduced() else 'max abs'} output diff (tol) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     twins = []
@@ -645,7 +660,7 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32", help="our side's precision (default fp32)")
     ap.add_argument("--runtime", default="auto", help="our side's runtime: auto (default: the library's), torch, "
                                                       "compile or onnxruntime (posetokens.inference.precision)")
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--out", type=report_path, default=Path(__file__).with_name("RESULTS.md"))
     args = ap.parse_args()
     CHOICE["ours"] = f"{args.precision}/{args.runtime}"
     for mod in ("einops", "yacs", "yaml"):

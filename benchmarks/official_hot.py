@@ -42,7 +42,7 @@ import types
 from pathlib import Path
 
 import torch
-from throughput import append_report, cpu_name, setup_allocator
+from throughput import append_report, cpu_name, report_path, setup_allocator
 from torch import nn
 
 import posetokens
@@ -201,7 +201,7 @@ def main() -> None:
     ap.add_argument("--batches", nargs="+", type=int, default=[8])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--system-malloc", action="store_true", help="keep glibc's defaults (see throughput.py)")
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--out", type=report_path, default=Path(__file__).with_name("RESULTS.md"))
     args = ap.parse_args()
     if importlib.util.find_spec("einops") is None:
         raise SystemExit("the official HoT model files import einops: pip install einops")

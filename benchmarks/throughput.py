@@ -132,6 +132,20 @@ def setup_allocator(system_malloc: bool) -> str:
     return f"a preloaded allocator (LD_PRELOAD={preload})" if preload else "the system allocator"
 
 
+def report_path(text: str) -> Path:
+    """``--out``'s type: the markdown file a report is appended to, checked before a long run rather than after
+    it (argparse turns the ``ArgumentTypeError`` into one usage line)."""
+    out = Path(text).expanduser()
+    if out.is_dir():
+        raise argparse.ArgumentTypeError(f"{out} is a folder; expected the markdown file to append the report to")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{out}: the folder {folder} does not exist")
+    if not os.access(out if out.exists() else folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{out}: cannot be written (permissions)")
+    return out
+
+
 def append_report(text: str, out: Path) -> None:
     """Print a benchmark's markdown report and append it to ``out`` (benchmarks/RESULTS.md by default).
 
@@ -251,7 +265,7 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=[], choices=list(VARIANTS),
                     help=f"only these execution paths (default: {' '.join(DEFAULT_VARIANTS)})")
     ap.add_argument("--system-malloc", action="store_true", help="keep glibc's defaults (see the module doc)")
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--out", type=report_path, default=Path(__file__).with_name("RESULTS.md"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     allocator = setup_allocator(args.system_malloc)
