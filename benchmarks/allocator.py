@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--infer-batch", type=int, default=32)
     ap.add_argument("--train-batch", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--out", type=report_path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--out", type=report_path, default=str(Path(__file__).with_name("RESULTS.md")))
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

@@ -201,7 +201,7 @@ def main() -> None:
     ap.add_argument("--batches", nargs="+", type=int, default=[8])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--system-malloc", action="store_true", help="keep glibc's defaults (see throughput.py)")
-    ap.add_argument("--out", type=report_path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--out", type=report_path, default=str(Path(__file__).with_name("RESULTS.md")))
     args = ap.parse_args()
     if importlib.util.find_spec("einops") is None:
         raise SystemExit("the official HoT model files import einops: pip install einops")

@@ -286,7 +286,7 @@ def main() -> None:
     ap.add_argument("--zoo-rounds", type=int, default=3)
     ap.add_argument("--note", action="append", default=[], help="a line for the report (e.g. a missing model)")
     ap.add_argument("--no-accuracy", action="store_true", help="speed only")
-    ap.add_argument("--out", type=report_path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--out", type=report_path, default=str(Path(__file__).with_name("RESULTS.md")))
     args = ap.parse_args()
     torch.set_num_threads(1)
     allocator = setup_allocator(False)

@@ -66,7 +66,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=report_path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--out", type=report_path, default=str(Path(__file__).with_name("RESULTS.md")))
     ap.add_argument("--system-malloc", action="store_true", help="keep glibc's defaults (throughput.py doc)")
     args = ap.parse_args()
     unknown = [m for m in args.models if m not in posetokens.list_models()]

@@ -134,11 +134,12 @@ def setup_allocator(system_malloc: bool) -> str:
 
 def report_path(text: str) -> Path:
     """``--out``'s type: the markdown file a report is appended to, checked before a long run rather than after
-    it (argparse turns the ``ArgumentTypeError`` into one usage line)."""
+    it (argparse turns the ``ArgumentTypeError`` into one usage line; the default is a string, so it is checked
+    too)."""
     out = Path(text).expanduser()
     if out.is_dir():
         raise argparse.ArgumentTypeError(f"{out} is a folder; expected the markdown file to append the report to")
-    folder = out.parent if str(out.parent) else Path(".")
+    folder = out.parent
     if not folder.is_dir():
         raise argparse.ArgumentTypeError(f"{out}: the folder {folder} does not exist")
     if not os.access(out if out.exists() else folder, os.W_OK):
@@ -265,7 +266,7 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=[], choices=list(VARIANTS),
                     help=f"only these execution paths (default: {' '.join(DEFAULT_VARIANTS)})")
     ap.add_argument("--system-malloc", action="store_true", help="keep glibc's defaults (see the module doc)")
-    ap.add_argument("--out", type=report_path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--out", type=report_path, default=str(Path(__file__).with_name("RESULTS.md")))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     allocator = setup_allocator(args.system_malloc)

@@ -97,7 +97,7 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int, default=None, help="frames per video (default: all)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-append", action="store_true", help="print the table only")
-    ap.add_argument("--out", type=report_path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--out", type=report_path, default=str(Path(__file__).with_name("RESULTS.md")))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     retain_freed_memory()

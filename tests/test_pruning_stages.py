@@ -169,7 +169,30 @@ def test_forced_frames_outside_the_clip_are_refused_in_one_line(build, channels:
         model(x, keep_index=(first, good))
     with pytest.raises(ValueError, match=r"keep_index must be integer, of shape \(2, 7\)"):
         model(x, keep_index=good.float())
+    # stage 1 forcing frame 1, which stage 0 (the even frames) dropped: refused, not a different selection
+    odd = torch.arange(1, 15, 2).expand(2, -1)
+    with pytest.raises(ValueError, match="keep_index stage 1 holds a frame that stage 0 did not keep"):
+        model(x, keep_index=(torch.arange(0, 26, 2).expand(2, -1), odd))
     torch.testing.assert_close(model(x, keep_index=good), model(x))  # in range: the pass it forced
+
+
+@pytest.mark.parametrize("build, channels, recovery",
+                         [(_mixste, 2, "attention"), (_motionbert, 3, "attention"), (_mhformer, 2, "none"),
+                          (_motionagformer, 3, "attention")],
+                         ids=["mixste", "motionbert", "mhformer", "motionagformer"])
+def test_forced_frames_follow_the_input_to_its_device(build, channels: int, recovery: str) -> None:
+    # a model and clip on another device (meta: shapes only) with the forced frames left on the CPU, as a user
+    # passes them: moved to the input's device, per stage too
+    model = build(FramePruneCfg.from_stages([(1, 13, "uniform"), (2, 7, "uniform")], recovery=recovery))
+    x = torch.randn(2, F, model.cfg.num_joints, channels)
+    final = model.forward_frames(x).index
+    # stage 0: the final frames and the earliest others, 13 in all (each stage keeps a subset of the previous)
+    first = torch.tensor([sorted(r + [f for f in range(F) if f not in r][: 13 - len(r)]) for r in final.tolist()])
+    stages = (first, final)
+    model = model.to("meta")
+    for forced in (final, stages):
+        out, index = model.forward_frames(x.to("meta"), keep_index=forced)
+        assert out.device.type == "meta" and index.device.type == "meta"
 
 
 def test_later_centre_is_a_position_per_row() -> None:

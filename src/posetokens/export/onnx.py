@@ -131,11 +131,11 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     kernels have no bfloat16).
     ``atol`` None: 1e-4 for fp32."""
     from posetokens.fileio import check_no_overwrite, writable_dir
-    from posetokens.inference.precision import parse_choice
+    from posetokens.inference.precision import BF16_PRECISIONS, parse_choice
     from posetokens.layers.attention import use_fused_attn
 
     precision = parse_choice(precision, "torch").precision  # the runtime is not this function's
-    if precision in ("bf16", "bf16-backbone"):
+    if precision in BF16_PRECISIONS:
         raise ValueError(f"export --precision {precision}: onnxruntime's CPU kernels have no bfloat16; export fp32 "
                          f"(or int8-dynamic) and run bfloat16 in PyTorch (infer --precision {precision})")
     out = Path(out)

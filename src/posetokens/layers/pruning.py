@@ -574,12 +574,15 @@ def stage_pos_embeds(cfg: FramePruneCfg, dim: int) -> torch.nn.ParameterList | N
 
 
 def check_keep_index(
-    cfg: FramePruneCfg, keep_index: Tensor | Sequence[Tensor], batch: int, frames: int, name: str, sort: bool = True
+    cfg: FramePruneCfg, keep_index: Tensor | Sequence[Tensor], batch: int, frames: int, name: str,
+    device: torch.device | str | None = None, sort: bool = True,
 ) -> Tensor | tuple[Tensor, ...]:
     """Validate forced kept frames: the final ones, one (B, T_last) integer tensor, or one (B, T_s) per stage of
-    ``cfg``; every frame in [0, ``frames``). Returns them as int64 on their device, each row sorted unless
-    ``sort`` is False (a single tensor only; stages are always sorted). One-line ``ValueError`` otherwise."""
-    if isinstance(keep_index, (tuple, list)):
+    ``cfg``, each stage's frames among the previous stage's; every frame in [0, ``frames``). Returns them as int64
+    on ``device`` (the input's; None: where they are), each row sorted unless ``sort`` is False (a single tensor
+    only; stages are always sorted). One-line ``ValueError`` otherwise."""
+    staged = isinstance(keep_index, (tuple, list))
+    if staged:
         want = [(batch, s.keep) for s in cfg.stages]
         got = [(tuple(t.shape), t.dtype) if isinstance(t, Tensor) else type(t).__name__ for t in keep_index]
         ok = len(got) == len(want) and all(
@@ -598,13 +601,20 @@ def check_keep_index(
                    else type(keep_index).__name__)
             raise ValueError(f"{name}: keep_index must be integer, of shape {want} (batch, kept frames), got {got}")
         stages = (keep_index,)
-    # a user's frame outside the clip would otherwise surface as an indexing error deep in the model; tracers
-    # see no values, and the check's one host sync is paid only when frames are forced
-    if not tracing() and any(bool(((t < 0) | (t >= frames)).any()) for t in stages):
-        raise ValueError(f"{name}: keep_index holds a frame outside [0, {frames}) (the clip's frames)")
-    if isinstance(keep_index, (tuple, list)):
-        return tuple(t.long().sort(dim=1).values for t in stages)
-    return keep_index.long().sort(dim=1).values if sort else keep_index.long()
+    # a user's frame outside the clip, or one an earlier stage dropped, would otherwise surface as an indexing
+    # error deep in the model or a silently different selection; tracers see no values, and the checks' host
+    # syncs are paid only when frames are forced (checked where the caller's tensors are, then moved)
+    if not tracing():
+        if any(bool(((t < 0) | (t >= frames)).any()) for t in stages):
+            raise ValueError(f"{name}: keep_index holds a frame outside [0, {frames}) (the clip's frames)")
+        for s, (outer, inner) in enumerate(zip(stages, stages[1:]), start=1):
+            if not bool((inner[:, :, None] == outer[:, None, :]).any(dim=-1).all()):
+                raise ValueError(f"{name}: keep_index stage {s} holds a frame that stage {s - 1} did not keep "
+                                 "(each stage keeps a subset of the previous one)")
+    stages = tuple(t.to(device, torch.long) for t in stages)
+    if staged or sort:
+        stages = tuple(t.sort(dim=1).values for t in stages)
+    return stages if staged else stages[0]
 
 
 def read_center_frame(out: Tensor, index: Tensor, center: int) -> Tensor:

@@ -325,7 +325,7 @@ class MHFormer(nn.Module):
                 raise ValueError("MHFormer.forward: keep_index needs a pruning config (cfg.prune)")
             # prune_step's forced frames are ascending; a single stage takes them in the caller's order
             keep_index = check_keep_index(
-                p, keep_index, b, cfg.num_frames, "MHFormer.forward", sort=bool(p.extra_stages)
+                p, keep_index, b, cfg.num_frames, "MHFormer.forward", x.device, sort=bool(p.extra_stages)
             )
         if noise is not None:
             if p.strategy != "cluster":

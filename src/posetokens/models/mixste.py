@@ -202,7 +202,7 @@ class MixSTE(nn.Module):
         if keep_index is not None:
             if not p.active:
                 raise ValueError(f"{type(self).__name__}: keep_index given, but this config prunes no frames")
-            keep_index = check_keep_index(p, keep_index, b, f, type(self).__name__)
+            keep_index = check_keep_index(p, keep_index, b, f, type(self).__name__, x.device)
         if noise is not None and tuple(noise.shape) != (b, f):
             raise ValueError(f"{type(self).__name__}: noise must have shape {(b, f)} (batch, frames), got {tuple(noise.shape)}")
         h = self.joint_embed(x) + self.spatial_pos_embed  # (B, F, J, C)

@@ -381,7 +381,7 @@ class MotionAGFormer(nn.Module):
         if keep_index is not None:
             if not p.active:
                 raise ValueError(f"{type(self).__name__}: keep_index given, but this config prunes no frames")
-            keep_index = check_keep_index(p, keep_index, b, f, type(self).__name__)
+            keep_index = check_keep_index(p, keep_index, b, f, type(self).__name__, x.device)
         if noise is not None and tuple(noise.shape) != (b, f):
             raise ValueError(f"{type(self).__name__}: noise must have shape ({b}, {f}), got {tuple(noise.shape)}")
         h = self.joints_embed(x) + self.pos_embed

@@ -281,7 +281,7 @@ class DSTformer(nn.Module):
         if p.active and f < p.keep:
             raise ValueError(f"{type(self).__name__}: a clip of {f} frames is shorter than the {p.keep} kept frames")
         if keep_index is not None:
-            keep_index = check_keep_index(p, keep_index, b, f, type(self).__name__)
+            keep_index = check_keep_index(p, keep_index, b, f, type(self).__name__, x.device)
         elif noise is not None and noise.shape != (b, f):
             raise ValueError(f"{type(self).__name__}: noise must have shape ({b}, {f}), got {tuple(noise.shape)}")
         h = self.joints_embed(x) + self.pos_embed[:, None]
