@@ -6,7 +6,8 @@ benchmarks/RESULTS.md with the device name (issue 22).
     python benchmarks/gpu.py --device cpu --tiny --out /tmp/gpu.md   # seconds: the CI check that it still runs
 
 Inference, per zoo model (random weights: speed does not depend on them) and per variant: ``fp32`` (eager,
-TF32 off, as PyTorch's default for matmuls), ``bf16`` and ``compile`` (float32 through ``torch.compile``), the
+TF32 off, as PyTorch's default for matmuls), ``bf16``, ``bf16-backbone`` (image models only) and ``compile``
+(float32 through ``torch.compile``), the
 choices of :mod:`posetokens.inference.precision`; 2D models in their inference path (``optimize_for_inference``:
 conv-BN folded, channels-last). At batch 1 and at the largest batch that fits (doubling up to ``--max-batch``
 until CUDA runs out of memory). Images/s for image models, frames/s for lifters (clips x frames). torch.compile
@@ -45,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 TRAIN_MODELS = ("ppt_s_coco_256x192", "gtpt_t_coco_256x192", "hot_mixste_h36m_243")
-VARIANTS = ("fp32", "bf16", "compile")
+VARIANTS = ("fp32", "bf16", "bf16-backbone", "compile")
 # --tiny: small versions of the three trained families (the CI check), with their recipes' data pipelines
 TINY = {
     "ppt_s_coco_256x192": {"image_size": [64, 48], "dim": 32, "depth": 2, "heads": 2, "patch_size": [2, 2],
@@ -102,7 +103,7 @@ def inference_rows(name: str, overrides: dict, device: torch.device, variants: l
                    max_batch: int, iters: int) -> list[dict]:
     """Throughput of one zoo model per variant at batch 1 and at the largest batch that fits."""
     import posetokens
-    from posetokens.inference.precision import bf16_supported, prepare
+    from posetokens.inference.precision import bf16_supported, image_backbone, prepare
     from posetokens.layers import optimize_for_inference
 
     torch.manual_seed(0)
@@ -118,10 +119,14 @@ def inference_rows(name: str, overrides: dict, device: torch.device, variants: l
     for v in variants:
         if v == "compile" and not compile_it:
             continue
-        if v == "bf16" and not bf16_supported(device)[0]:
+        if v in ("bf16", "bf16-backbone") and not bf16_supported(device)[0]:
             rows.append({"model": name, "variant": v, "batch": "—", "note": bf16_supported(device)[1]})
             continue
-        choice = {"fp32": "fp32/torch", "bf16": "bf16/torch", "compile": "fp32/compile"}[v]
+        if v == "bf16-backbone" and image_backbone(model) is None:
+            rows.append({"model": name, "variant": v, "batch": "—", "note": "no image backbone (the fp32 rows)"})
+            continue
+        choice = {"fp32": "fp32/torch", "bf16": "bf16/torch", "bf16-backbone": "bf16-backbone/torch",
+                  "compile": "fp32/compile"}[v]
         net = prepare(base, choice, device)
         call = _caller(net, task, kind)
         fits = 0
@@ -294,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args.max_batch = args.max_batch or (4 if args.tiny else 1024)
     args.iters = args.iters or (1 if args.tiny else 20)
-    args.variants = args.variants or (["fp32", "bf16"] if args.tiny else list(VARIANTS))
+    args.variants = args.variants or (["fp32", "bf16", "bf16-backbone"] if args.tiny else list(VARIANTS))
     workers = args.workers if args.workers is not None else (0 if args.tiny else min(8, os.cpu_count() or 1))
     models = args.models if args.models is not None else (list(TINY) if args.tiny else posetokens.list_models())
     compile_all = "all" in args.compile_models
