@@ -142,6 +142,17 @@ def test_deterministic_tpc_same_index_twice() -> None:
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("x, k, noise, match", [
+    (torch.randn(2, 8), 2, None, r"expects tokens \(B, N, C\) and 1 <= k <= N, got \(2, 8\) with k=2"),
+    (torch.randn(2, 8, 4), 9, None, r"got \(2, 8, 4\) with k=9"),
+    (torch.randn(2, 8, 4), 2, torch.rand(2, 7), r"noise must have shape \(2, 8\) \(B, N\), got \(2, 7\)"),
+])
+def test_dpc_knn_score_refuses_bad_shapes_in_one_line(x, k: int, noise, match: str) -> None:
+    with pytest.raises(ValueError, match=match) as e:
+        dpc_knn_score(x, k, noise)
+    assert "\n" not in str(e.value)
+
+
 def test_density_ties_break_by_frame_index() -> None:
     g = torch.Generator().manual_seed(0)
     distinct = torch.randn(2, 8, 16, generator=g)

@@ -233,6 +233,10 @@ def dpc_knn_score(x: Tensor, k: int = 2, noise: Tensor | None = None) -> Tensor:
     The score ranks frames for a discrete choice: it is computed without autograd (a token's zero distance
     to itself has no derivative).
     """
+    if x.dim() != 3 or not 1 <= k <= x.shape[1]:
+        raise ValueError(f"dpc_knn_score: expects tokens (B, N, C) and 1 <= k <= N, got {tuple(x.shape)} with k={k}")
+    if noise is not None and tuple(noise.shape) != tuple(x.shape[:2]):
+        raise ValueError(f"dpc_knn_score: noise must have shape {tuple(x.shape[:2])} (B, N), got {tuple(noise.shape)}")
     with torch.no_grad():
         return _dpc_knn_score(x, k, noise)
 
