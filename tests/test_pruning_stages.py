@@ -150,10 +150,14 @@ def _motionagformer(prune: FramePruneCfg) -> MotionAGFormer:
     return MotionAGFormer(cfg).eval()
 
 
-@pytest.mark.parametrize("build, channels, recovery",
-                         [(_mixste, 2, "attention"), (_motionbert, 3, "attention"), (_mhformer, 2, "none"),
-                          (_motionagformer, 3, "attention")],
-                         ids=["mixste", "motionbert", "mhformer", "motionagformer"])
+# each lifter with its input channels and a recovery it takes (MHFormer is seq2frame: none)
+EACH_LIFTER = pytest.mark.parametrize("build, channels, recovery",
+                                      [(_mixste, 2, "attention"), (_motionbert, 3, "attention"),
+                                       (_mhformer, 2, "none"), (_motionagformer, 3, "attention")],
+                                      ids=["mixste", "motionbert", "mhformer", "motionagformer"])
+
+
+@EACH_LIFTER
 def test_forced_frames_outside_the_clip_are_refused_in_one_line(build, channels: int, recovery: str) -> None:
     # frame 27 of a 27-frame clip (or -1) would index past the clip; each lifter names the range instead
     model = build(FramePruneCfg.from_stages([(1, 13, "uniform"), (2, 7, "uniform")], recovery=recovery))
@@ -176,10 +180,7 @@ def test_forced_frames_outside_the_clip_are_refused_in_one_line(build, channels:
     torch.testing.assert_close(model(x, keep_index=good), model(x))  # in range: the pass it forced
 
 
-@pytest.mark.parametrize("build, channels, recovery",
-                         [(_mixste, 2, "attention"), (_motionbert, 3, "attention"), (_mhformer, 2, "none"),
-                          (_motionagformer, 3, "attention")],
-                         ids=["mixste", "motionbert", "mhformer", "motionagformer"])
+@EACH_LIFTER
 def test_forced_frames_follow_the_input_to_its_device(build, channels: int, recovery: str) -> None:
     # a model and clip on another device (meta: shapes only) with the forced frames left on the CPU, as a user
     # passes them: moved to the input's device, per stage too
