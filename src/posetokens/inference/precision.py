@@ -795,6 +795,6 @@ def prepare(model: nn.Module, choice: Choice | str | None = None, device: str | 
         net = backbone_in_bfloat16(model)
     elif choice.precision == "int8-dynamic":
         net = quantize_linear_dynamic(model.cpu())
-    for p in net.parameters():  # a copy: the caller's model is left as it is
+    for p in net.parameters():  # a copy, but for fp32/compile, where ``net`` is the caller's model itself
         p.requires_grad_(False)
     return PreparedModel(net.eval(), choice, dtype=dtype, compiled=choice.runtime == "compile").eval()
