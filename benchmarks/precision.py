@@ -288,6 +288,10 @@ def main() -> None:
     ap.add_argument("--no-accuracy", action="store_true", help="speed only")
     ap.add_argument("--out", type=report_path, default=str(Path(__file__).with_name("RESULTS.md")))
     args = ap.parse_args()
+    for flag in ("ppt", "tokenpose", "gtpt", "hot"):  # before any model is built or timed
+        path = getattr(args, flag)
+        if path and not Path(path).is_file():
+            ap.error(f"--{flag} {path}: no such checkpoint file (expected a .pth written by posetokens train)")
     torch.set_num_threads(1)
     allocator = setup_allocator(False)
     import torch._dynamo.config as dynamo_config
@@ -305,7 +309,10 @@ def main() -> None:
                            ("HoT-MixSTE (synthetic motion)", args.hot)):
         if not weights:
             continue
-        model, cfg, protocol = load(weights)
+        try:
+            model, cfg, protocol = load(weights)
+        except ValueError as e:  # not a checkpoint of ours: the library's one line
+            raise SystemExit(f"precision.py: {e}") from None
         label = f"{label}: {Path(weights)}"
         print(f"{label}: preparing", flush=True)
         nets = prepare_all(model, choices)
