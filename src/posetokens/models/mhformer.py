@@ -363,7 +363,7 @@ class MHFormer(nn.Module):
         for blk in self.chi_blocks:
             x = blk(x)
         x = self.head(self.norm(x).transpose(1, 2))  # (B, 3J', N), channel 3j + c
-        out = x.reshape(b, cfg.num_out_joints, 3, -1).permute(0, 3, 1, 2)
+        out = x.reshape(b, cfg.num_out_joints, 3, x.shape[-1]).permute(0, 3, 1, 2)
         return MHFormerTrace(out, index, tokens, tuple(kept) or None)
 
     def _prune(

@@ -235,7 +235,7 @@ class MixSTE(nn.Module):
         if index is not None and not cfg.seq2frame:
             if self.recovery is not None:
                 c, j = h.shape[-1], h.shape[2]
-                s = self.recovery(h.transpose(1, 2).reshape(b * j, -1, c))  # (B*J, F, C), joint-major
+                s = self.recovery(h.transpose(1, 2).reshape(b * j, h.shape[1], c))  # (B*J, F, C), joint-major
                 # the per-token head runs in the recovery's own layout and only the 3-channel output is
                 # transposed: a LayerNorm on the (B, F, J, C) transposed view would first copy all F frames
                 out = self.head(self.head_norm(s)).reshape(b, j, f, 3).transpose(1, 2).contiguous()

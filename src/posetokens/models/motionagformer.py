@@ -409,7 +409,7 @@ class MotionAGFormer(nn.Module):
         if index is not None:
             if self.recovery is not None:
                 c = h.shape[-1]
-                r = self.recovery(h.transpose(1, 2).reshape(b * j, -1, c))
+                r = self.recovery(h.transpose(1, 2).reshape(b * j, h.shape[1], c))
                 h = r.reshape(b, j, f, c).transpose(1, 2)
             else:
                 h = recover_by_interpolation(h, index, f, p.recovery)

@@ -351,7 +351,7 @@ class PCTClassifierHead(nn.Module):
         b = feat.shape[0]
         x = self.conv_blocks(self.conv_trans(feat))
         x = self.mixer_trans(x.flatten(2).transpose(1, 2).flatten(1))  # (h, w, c) order, c fastest
-        x = self.mixer(x.reshape(b, self.num_tokens, -1))
+        x = self.mixer(x.reshape(b, self.num_tokens, x.shape[-1] // self.num_tokens))
         return self.cls_pred(self.mixer_norm(x))
 
 

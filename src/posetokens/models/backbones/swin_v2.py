@@ -172,7 +172,7 @@ class WindowAttention(nn.Module):
         """Attention within windows: x (B, nW, N, C), mask (nW, N, N) or None -> (B, nW, N, C)."""
         b, nw, n, c = x.shape
         bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
-        qkv = F.linear(x, self.qkv.weight, bias).reshape(b, nw, n, 3, self.num_heads, -1).permute(3, 0, 1, 4, 2, 5)
+        qkv = F.linear(x, self.qkv.weight, bias).reshape(b, nw, n, 3, self.num_heads, c // self.num_heads).permute(3, 0, 1, 4, 2, 5)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B, nW, h, N, d)
         scale = torch.clamp(self.logit_scale, max=math.log(100.0)).exp().float()
         q = F.normalize(q.float(), dim=-1) * scale
@@ -189,9 +189,9 @@ class WindowAttention(nn.Module):
                 )
             else:
                 attn_bias = (pos[None] + mask[:, None]).reshape(1, nw * h, n, n)
-                q, k, v = (t.reshape(b, nw * h, n, -1) for t in (q, k, v))
+                q, k, v = (t.reshape(b, nw * h, n, c // h) for t in (q, k, v))
                 out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, scale=1.0)
-            out = out.reshape(b, nw, h, n, -1)
+            out = out.reshape(b, nw, h, n, c // h)
         else:
             attn_bias = pos[None, None] if mask is None else pos[None, None] + mask[None, :, None]
             out = ((q @ k.transpose(-2, -1)) + attn_bias).softmax(dim=-1) @ v.float()
