@@ -7,6 +7,7 @@ import copy
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -386,6 +387,23 @@ def test_an_unwritable_cache_exports_for_the_run_and_touches_nothing_else(tmp_pa
     err = capsys.readouterr().err
     assert "cannot be written" in err and "for this run" in err and "cached in" not in err
     assert "so onnxruntime runs them (measured for this run)" in err and net.session is not None
+
+
+def test_an_interrupted_export_leaves_no_graph_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    import posetokens.export
+
+    monkeypatch.setenv("POSETOKENS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(precision, "_SAID", set())
+    (tmp_path / "cache" / "onnx" / ("0" * 32)).mkdir(parents=True)  # another graph's folder is not touched
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(posetokens.export, "export_onnx", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        precision.OrtSession(_build(TOKENPOSE))
+    assert [p.name for p in (tmp_path / "cache" / "onnx").iterdir()] == ["0" * 32]
 
 
 def test_auto_keeps_onnxruntime_only_where_it_wins_on_this_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -660,7 +660,13 @@ class OrtSession:
             where = f"cached in {folder}" if cached else "for this run"
             _say_once(f"posetokens: runtime {said_as}: exporting {name} to ONNX once (10-60 s; {where}; "
                       "--runtime torch skips this)")
-            res = export_onnx(copy.deepcopy(model), path, check=False, precision="int8-dynamic" if int8 else "fp32")
+            try:
+                res = export_onnx(copy.deepcopy(model), path, check=False, precision="int8-dynamic" if int8 else "fp32")
+            except BaseException:  # failed or interrupted: no empty graph folder is left in the cache
+                if cached:
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()  # only when empty: the graph is written atomically, so nothing of it is there
+                raise
             names_in, names_out, self.exported_s = res.inputs, res.outputs, res.seconds
             if cached:
                 _trim_cache(cache, keep=folder)
