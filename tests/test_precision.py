@@ -234,6 +234,22 @@ def test_bf16_backbone_runs_the_cnn_in_bfloat16_and_the_rest_float32(spec: tuple
             assert torch.equal(_run(net, x), got)
 
 
+@pytest.mark.parametrize("choice", ["fp32/compile", "bf16/torch", "bf16-backbone/torch", "int8-dynamic/torch"])
+def test_no_choice_changes_the_callers_model(choice: str) -> None:
+    """``prepare`` wraps a copy, or for fp32/compile the caller's model itself: it puts the model in eval mode
+    (documented) and changes nothing else: values, dtypes, gradient flags (compile once turned them off)."""
+    if choice.startswith("bf16") and not HAS_BF16:
+        pytest.skip("this CPU has no bfloat16 kernels")
+    model = _build(TOKENPOSE)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    prepare(model, choice, "cpu")
+    assert all(p.requires_grad for p in model.parameters())
+    after = model.state_dict()
+    assert before.keys() == after.keys() and all(
+        after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items()
+    )
+
+
 @pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bfloat16 kernels")
 def test_bf16_backbone_of_a_model_without_one_runs_as_fp32_and_says_so(capsys: pytest.CaptureFixture) -> None:
     for spec, why in ((MIXSTE, "a lifter has no image backbone"), (SMALL_PCT, "it declares no image backbone")):

@@ -752,8 +752,9 @@ def resolve(model: nn.Module, choice: Choice, device: str | torch.device = "cpu"
 
 def prepare(model: nn.Module, choice: Choice | str | None = None, device: str | torch.device | None = None,
             threads: int | None = None, trained: bool = True) -> nn.Module:
-    """``model`` (eval mode, on ``device``) ready to run under ``choice``: the model itself for float32 eager,
-    else a :class:`PreparedModel` (a copy; ``model`` is not changed). ``choice``: a :class:`Choice`, a
+    """``model`` (put in eval mode, on ``device``) ready to run under ``choice``: the model itself for float32
+    eager, else a :class:`PreparedModel` of a copy (of the model itself for fp32/compile); nothing else of
+    ``model`` is changed. ``choice``: a :class:`Choice`, a
     ``"precision/runtime"`` string, or None (:data:`DEFAULT`, or ``POSETOKENS_RUNTIME``). ``auto`` becomes the
     runtime :func:`resolve` gives (``trained``: see there); its onnxruntime session is made at the first call
     that needs it (an export is said on stderr; a cached graph is not), and an export that fails runs eager,
@@ -801,6 +802,7 @@ def prepare(model: nn.Module, choice: Choice | str | None = None, device: str | 
         net = backbone_in_bfloat16(model)
     elif choice.precision == "int8-dynamic":
         net = quantize_linear_dynamic(model.cpu())
-    for p in net.parameters():  # a copy, but for fp32/compile, where ``net`` is the caller's model itself
-        p.requires_grad_(False)
+    if net is not model:  # a copy of ours; fp32/compile wraps the caller's model itself, which stays as it was
+        for p in net.parameters():
+            p.requires_grad_(False)
     return PreparedModel(net.eval(), choice, dtype=dtype, compiled=choice.runtime == "compile").eval()
