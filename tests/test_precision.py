@@ -297,6 +297,29 @@ def test_onnxruntime_runtime_matches_float64_and_refuses_tokens() -> None:
         net.forward_tokens(model.dummy_inputs(1)[0])
 
 
+def test_pct_flip_test_runs_through_onnxruntime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PCT's flip test (official ``forward_test``): the mirrored crop's keypoints, put back in the plain order
+    and frame (x -> W - 1 - x), averaged with the plain ones; the scores averaged as they are (one per crop,
+    repeated per keypoint); merged here by hand."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from posetokens.data.metainfo import get_metainfo
+
+    monkeypatch.setenv("POSETOKENS_CACHE", str(tmp_path / "cache"))
+    model = _build(SMALL_PCT)
+    flip = list(get_metainfo("coco").flip_indices)
+    (x,) = model.dummy_inputs(2)
+    with torch.no_grad():
+        (k, s), (fk, fs) = model(x), model(x.flip(-1))
+    w = x.shape[-1]
+    want_k = torch.stack([(k[:, j, 0] + w - 1 - fk[:, flip[j], 0]) / 2 for j in range(len(flip))], dim=1)
+    want_k = torch.stack((want_k, (k[..., 1] + fk[:, flip, 1]) / 2), dim=-1)
+    want_s = (s + fs) / 2
+    session = precision.OrtSession(model)
+    for got_k, got_s in (model.predict(x, flip), session.predict(x, flip)):
+        assert torch.allclose(got_k, want_k, atol=1e-4) and torch.allclose(got_s, want_s, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_int8_onnx_export_and_runtime(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")

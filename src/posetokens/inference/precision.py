@@ -25,8 +25,8 @@ runtime             what runs
                     CPU at the first call of each batch bucket, 1, up to 8, more (the winner runs that
                     bucket, the verdict is cached beside the graph per CPU, said once on stderr); ``torch`` on a GPU, for ``bf16`` and ``int8-dynamic``, for lifters,
                     for random weights, and where onnxruntime is not installed or the export fails (said once
-                    on stderr). A call the ONNX graph cannot serve (``forward_tokens``, PCT's flip test,
-                    another input size) runs eager. The graph is exported at the first call that needs it,
+                    on stderr). A call the ONNX graph cannot serve (``forward_tokens``, another input
+                    size) runs eager. The graph is exported at the first call that needs it,
                     once per code and weights, and kept in the cache folder (:func:`cache_dir`)
 ``torch``           PyTorch eager
 ``compile``         ``torch.compile`` of the forward (Inductor; needs a C++ compiler on CPU). Compiled at the
@@ -694,11 +694,13 @@ class OrtSession:
         return tuple(out) if len(out) > 1 else out[0]
 
     def predict(self, images: torch.Tensor, flip_indices: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """PCT's crop-pixel keypoints and scores (the ONNX graph holds no flip test)."""
-        if flip_indices is not None:
-            raise OrtUnsupported("--runtime onnxruntime: the PCT graph has no flip test; drop --flip-test or use "
-                                 "--runtime torch", "with the flip test")
+        """PCT's crop-pixel keypoints and scores; with ``flip_indices`` the graph runs on the mirrored images
+        too and the two are merged as :meth:`PCT.predict <posetokens.models.pct.PCT.predict>` does."""
+        from posetokens.models.pct import merge_flipped
+
         k, s = self._call(images)
+        if flip_indices is not None:
+            k, s = merge_flipped(k, s, *self._call(images.flip(-1)), flip_indices, images.shape[-1])
         return k, s
 
     def forward_frames(self, x: torch.Tensor, keep_index: Any = None) -> tuple[torch.Tensor, Any]:

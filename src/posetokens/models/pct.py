@@ -478,10 +478,7 @@ class PCT(nn.Module):
         mirrored image's prediction is un-flipped (``x -> W - 1 - x``) and averaged, scores too."""
         joints, score = self(img)
         if flip_indices is not None:
-            fj, fs = self(img.flip(-1))
-            fj = fj[:, list(flip_indices)]
-            fj = torch.stack((img.shape[-1] - 1 - fj[..., 0], fj[..., 1]), dim=-1)
-            joints, score = (joints + fj) / 2, (score + fs) / 2
+            joints, score = merge_flipped(joints, score, *self(img.flip(-1)), flip_indices, img.shape[-1])
         return joints, score
 
     def forward_train(self, joints: Tensor, img: Tensor | None = None) -> dict[str, Tensor]:
@@ -508,6 +505,16 @@ class PCT(nn.Module):
 
     def _check_images(self, img: Tensor) -> None:
         check_image_batch(img, self.cfg.image_size, "PCT", why="the head's spatial FC fixes the size")
+
+
+def merge_flipped(joints: Tensor, score: Tensor, flipped_joints: Tensor, flipped_score: Tensor,
+                  flip_indices: Sequence[int], width: int) -> tuple[Tensor, Tensor]:
+    """PCT's flip test: the mirrored image's keypoints (B, K, 2) put back in the plain image's order and frame
+    (``x -> width - 1 - x``) and averaged with the plain ones, scores (B, K) too. One home for the eager model
+    and the onnxruntime session."""
+    fj = flipped_joints[:, list(flip_indices)]
+    fj = torch.stack((width - 1 - fj[..., 0], fj[..., 1]), dim=-1)
+    return (joints + fj) / 2, (score + flipped_score) / 2
 
 
 def codebook_usage(indices: Tensor, codebook_size: int) -> dict[str, Tensor]:
