@@ -225,6 +225,19 @@ MUTANTS: tuple[Mutant, ...] = (
           '                verdict = "onnxruntime"'),),
         ("tests/test_precision.py::test_auto_keeps_onnxruntime_only_where_it_wins_on_this_cpu",),
     ),
+    Mutant(
+        "pct-flip-not-mirrored", "PCT's flip test mirrors the flipped crop's x back (x -> W - 1 - x) before averaging",
+        "src/posetokens/models/pct.py",
+        (("    fj = torch.stack((width - 1 - fj[..., 0], fj[..., 1]), dim=-1)",
+          "    fj = torch.stack((fj[..., 0], fj[..., 1]), dim=-1)"),),
+        ("tests/test_precision.py::test_pct_flip_test_runs_through_onnxruntime",),
+    ),
+    Mutant(
+        "compile-freezes-the-callers-model", "fp32/compile leaves the caller's model's gradient flags as they were",
+        "src/posetokens/inference/precision.py",
+        (("    if net is not model:  # a copy of ours", "    if True:  # a copy of ours"),),
+        ("tests/test_precision.py::test_no_choice_changes_the_callers_model",),
+    ),
 )
 
 
