@@ -52,7 +52,7 @@ import torch
 import posetokens
 from posetokens.inference.precision import prepare as prepare_runtime
 from posetokens.layers import optimize_for_inference, use_fused_attn
-from posetokens.runtime import malloc_is_glibc, retain_freed_memory
+from posetokens.runtime import cpu_fields, malloc_is_glibc, retain_freed_memory
 
 _NO_PRUNING = {"keep_rate": (1.0,) * 12}  # GTPT with every keep rate 1: its unpruned branch
 PAIRS: dict[str, tuple] = {  # reference first, then the models compared with it
@@ -98,11 +98,7 @@ def cpu_name() -> str:
     """CPU model name from /proc/cpuinfo with its family, model and stepping numbers (a virtual machine often
     names only the vendor line, "AMD EPYC", for CPUs that run these benchmarks at different speeds); else the
     platform string."""
-    try:
-        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
-    except OSError:
-        first = ""
-    fields = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in first.splitlines())}
+    fields = cpu_fields()
     name = fields.get("model name")
     if not name:
         return platform.processor() or platform.machine()

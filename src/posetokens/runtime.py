@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 # glibc mallopt parameters (malloc.h)
@@ -19,6 +20,17 @@ _M_MMAP_MAX = -4
 
 
 @functools.cache
+@functools.cache
+def cpu_fields() -> dict[str, str]:
+    """The first processor's fields in ``/proc/cpuinfo`` ("model name", "cpu family", "flags", ... on x86;
+    "CPU implementer", "Features", ... on Arm), or ``{}`` where there is no such file. Read once."""
+    try:
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    except OSError:
+        return {}
+    return {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in first.splitlines())}
+
+
 def malloc_is_glibc() -> bool:
     """Whether this process's ``malloc`` is glibc's own, not one interposed by a preloaded library (jemalloc,
     tcmalloc via ``LD_PRELOAD``). False off Linux or where libc.so.6 cannot be opened."""

@@ -73,6 +73,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from posetokens.runtime import cpu_fields
+
 __all__ = [
     "DEFAULT",
     "PRECISIONS",
@@ -153,11 +155,8 @@ def _cpu_bf16() -> bool:
                 return True
         except RuntimeError:  # a build without the probe's backend
             continue
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+    flags = cpu_fields().get("flags", "").split()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def bf16_supported(device: str | torch.device = "cpu") -> tuple[bool, str]:
@@ -498,11 +497,7 @@ def _bucket_words(bucket: int) -> str:
 def _cpu_identity() -> str:
     """This CPU as /proc/cpuinfo names it (x86: model name, family, model, stepping, flags; Arm: implementer,
     architecture, part, features), else ``platform``'s."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-    except OSError:
-        lines = []
-    fields = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in lines)}
+    fields = cpu_fields()
     parts = [fields.get(k, "") for k in ("model name", "cpu family", "model", "stepping", "flags",  # x86
                                          "CPU implementer", "CPU architecture", "CPU part", "Features")]  # Arm
     return "|".join(parts) if any(parts) else f"{platform.processor()}|{platform.machine()}"
