@@ -268,6 +268,41 @@ def test_failed_export_leaves_the_earlier_file(tmp_path: Path, monkeypatch: pyte
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
 
+def test_a_graph_that_fails_its_check_is_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The onnxruntime check runs before the graph is moved into place: a failing graph never replaces an
+    earlier export, and the message names the user's path, not the staging folder."""
+    import posetokens.export.onnx as onnx_export
+
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"earlier export")
+    (tmp_path / "m.onnx.data").write_bytes(b"earlier weights")
+    checked = []
+
+    def failing(model, path, *args, **kwargs):
+        checked.append(Path(path))
+        raise ValueError(f"{path}: onnxruntime differs from PyTorch on output 'heatmaps' by 0.5")
+
+    monkeypatch.setattr(onnx_export, "check_onnx", failing)
+    name, overrides = SMALL["tokenpose"]
+    with pytest.raises(ValueError) as e:
+        export_onnx(name, out, **overrides)
+    assert checked and checked[0] != out  # the staged graph was checked
+    assert str(e.value) == (f"{out}: onnxruntime differs from PyTorch on output 'heatmaps' by 0.5; the graph was not "
+                            f"kept ({out} is the earlier file, unchanged)")
+    assert out.read_bytes() == b"earlier export" and (tmp_path / "m.onnx.data").read_bytes() == b"earlier weights"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
+
+
+def test_export_refuses_weights_where_its_data_file_goes(tmp_path: Path) -> None:
+    name, overrides = SMALL["tokenpose"]
+    weights = tmp_path / "m.onnx.data"
+    torch.save(posetokens.create_model(name, **overrides).state_dict(), weights)
+    before = weights.read_bytes()
+    with pytest.raises(ValueError, match=r"the ONNX data file .*m\.onnx\.data would overwrite the --weights"):
+        export_onnx(name, tmp_path / "m.onnx", weights=weights, **overrides)
+    assert weights.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx.data"]
+
+
 @pytest.mark.skipif("pct" not in SMALL, reason="PCT not registered")
 def test_export_leaves_no_traced_tensor_in_the_model(tmp_path: Path) -> None:
     """An export traces the model with fake tensors: nothing it builds may outlive it. Swin V2's shifted-window

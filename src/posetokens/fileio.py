@@ -281,8 +281,8 @@ def check_no_overwrite(inputs: dict[str, PathLike | None] | list[tuple[str, Path
         key, ino = _identity(out)
         hit = by_path.get(key) or (by_inode.get(ino) if ino is not None else None)
         if hit is not None:
-            raise ValueError(f"the {what} {out} would overwrite the {hit[0]} {hit[1]}; choose another output "
-                             "location (--out)")
+            raise ValueError(f"the {what} {out} would overwrite the {hit[0]} {hit[1]}; choose another path for "
+                             f"the {what}")
         if key in seen:
             raise ValueError(f"two outputs would share one path: the {seen[key][0]} and the {what} are both {out}")
         seen[key] = (what, out)

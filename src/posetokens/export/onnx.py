@@ -141,7 +141,8 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"--onnx {out} is a folder; expected the path of the .onnx file to write")
-    check_no_overwrite([("--weights", weights)], [("ONNX file", out)])
+    # the graph's weights go beside it in <name>.data (the exporter's external-data file): an input there is refused too
+    check_no_overwrite([("--weights", weights)], [("ONNX file", out), ("ONNX data file", out.with_name(out.name + ".data"))])
     writable_dir(out.parent, "folder of --onnx")
     m, description = _model(model, weights, overrides)
     m.eval()
@@ -192,15 +193,20 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
                 entry = proto.metadata_props.add()
                 entry.key, entry.value = f"posetokens.{key}", json.dumps(value)
             onnx.save(proto, str(staged))
+        seconds = time.perf_counter() - start
+        diffs = None
+        if check:  # on the staged graph: one that fails is not kept, and an earlier file at ``out`` stays
+            try:
+                diffs = check_onnx(m, staged, check_batches, 1e-4 if atol is None and precision == "fp32" else atol)
+            except ValueError as e:
+                raise ValueError(str(e).replace(str(staged), str(out)) + "; the graph was not kept"
+                                 + (f" ({out} is the earlier file, unchanged)" if out.exists() else "")) from None
         from posetokens.fileio import current_umask
 
         for f in sorted(Path(tmp).iterdir(), key=lambda p: p == staged):  # the graph last: its data is in place first
             os.chmod(f, 0o666 & ~current_umask())
             os.replace(f, out.parent / f.name)
-    res = ExportResult(out, names_in, names_out, time.perf_counter() - start)
-    if check:
-        res.max_abs_diff = check_onnx(m, out, check_batches, 1e-4 if atol is None and precision == "fp32" else atol)
-    return res
+    return ExportResult(out, names_in, names_out, seconds, diffs or {})
 
 
 @torch.no_grad()
