@@ -426,12 +426,33 @@ def case_lift_follows_one_person(a: Assets, d: Path) -> Run:
                unchanged=[src], check=check)
 
 
+def case_infer_detector_size_zero(a: Assets, d: Path) -> Run:
+    """A detector side of 0 once found nobody with exit 0 (a division by zero); -5 gave NumPy's bare message."""
+    return Run(["infer", str(a.clip), "--weights", str(a.w2d), "--detector", str(d / "det.onnx"),
+                "--detector-size", "0", "--out", str(d / "o")], 2,
+               r"argument --detector-size: expected an integer >= 1, got '0'", absent=[d / "o"],
+               not_in_output="random weights")
+
+
+def case_infer_bbox_thr_above_one(a: Assets, d: Path) -> Run:
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--bbox-thr", "30", "--out", str(d / "o")], 2,
+               r"argument --bbox-thr: expected a number in \[0, 1\], got '30'", absent=[d / "o"])
+
+
 # -- export
 def case_export_onnx_over_weights(a: Assets, d: Path) -> Run:
     w = d / "w.pth"
     shutil.copy(a.w2d, w)
     return Run(["export", "--weights", str(w), "--onnx", str(w), "--no-check"], 2,
                r"ONNX file .*w\.pth would overwrite the --weights .*w\.pth", unchanged=[w])
+
+
+def case_export_weights_where_the_data_file_goes(a: Assets, d: Path) -> Run:
+    w = d / "m.onnx.data"
+    shutil.copy(a.w2d, w)
+    return Run(["export", "--weights", str(w), "--onnx", str(d / "m.onnx"), "--no-check"], 2,
+               r"ONNX data file .*m\.onnx\.data would overwrite the --weights .*m\.onnx\.data; choose another path "
+               r"for the ONNX data file", unchanged=[w], absent=[d / "m.onnx"])
 
 
 def case_export_weights_is_a_folder(a: Assets, d: Path) -> Run:
@@ -479,6 +500,8 @@ CASES: list[Any] = [
                  id="detections-string-score"),
     pytest.param(case_infer_coco_results_is_a_folder, id="infer-coco-results-is-a-folder"),
     pytest.param(case_infer_unwritable_out, id="infer-unwritable-out"),
+    pytest.param(case_infer_detector_size_zero, id="infer-detector-size-zero"),
+    pytest.param(case_infer_bbox_thr_above_one, id="infer-bbox-thr-above-one"),
     pytest.param(_predict_case(_IMG.astype(np.uint16) * 257, _BOX, None,
                                r"dtype uint16; expected an \(H, W, 3\) uint8 BGR image .*16-bit"), id="predict-uint16"),
     pytest.param(_predict_case(_IMG.astype(np.float32) / 255, _BOX, None,
@@ -512,6 +535,7 @@ CASES: list[Any] = [
     pytest.param(case_lift_follows_one_person, id="lift-follows-one-person"),
     pytest.param(case_export_onnx_over_weights, id="export-onnx-over-weights"),
     pytest.param(case_export_weights_is_a_folder, id="export-weights-is-a-folder"),
+    pytest.param(case_export_weights_where_the_data_file_goes, id="export-weights-where-the-data-file-goes"),
     pytest.param(case_export_onnx_is_a_folder, id="export-onnx-is-a-folder"),
     pytest.param(case_export_random_weights_note, id="export-random-weights-note"),
 ]

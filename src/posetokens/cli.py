@@ -214,17 +214,40 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    """argparse type: a number in [0, 1] (a score threshold)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
 def _add_box_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--boxes", help="person boxes: a COCO-results detections json (image_id from the file name; "
                                    "videos: the 0-based frame index)")
     s.add_argument("--detector", help="person boxes from an ONNX detector (contract: posetokens.inference.detector)")
-    s.add_argument("--detector-size", type=int, default=640, help="detector input side for dynamic-size models")
-    s.add_argument("--bbox-thr", type=float, default=0.3, help="minimum box score (default 0.3)")
-    s.add_argument("--kpt-thr", type=float, default=None,
+    s.add_argument("--detector-size", type=_positive_int, default=640,
+                   help="detector input side in pixels for dynamic-size models (default 640)")
+    s.add_argument("--bbox-thr", type=_unit_float, default=0.3, help="minimum box score (default 0.3)")
+    s.add_argument("--kpt-thr", type=_unit_float, default=None,
                    help="minimum keypoint score drawn (default 0.3 of the model's best score: 0.3 for heatmap "
                         "models, about 0.03 for GTPT's SimCC softmax peaks)")
     s.add_argument("--flip-test", action="store_true", help="average with the prediction on the mirrored input")
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--device", default="cpu", help="where the models run: cpu (default), cuda, cuda:1, ...")
     s.add_argument("--no-draw", action="store_true", help="write the json only, no pictures")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr with the time of each stage (decode, detector, 2D model, tracking, "
@@ -419,7 +442,10 @@ def user_error_message(e: BaseException) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit 2 (:func:`user_error_message`)."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse said why (usage line and one error line on stderr); --help exits 0
+        return e.code if isinstance(e.code, int) else 2
     if args.command in ("infer", "lift"):  # train/test apply it in the trainer
         from posetokens.runtime import retain_freed_memory
 

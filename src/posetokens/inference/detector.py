@@ -62,6 +62,8 @@ class ONNXDetector:
         shape = inputs[0].shape
         if isinstance(shape[1], int) and shape[1] != 3:
             raise DetectorContractError(f"{self.path}: input {inputs[0].name} has {shape[1]} channels; {_CONTRACT}")
+        if len(input_size) != 2 or min(int(v) for v in input_size) < 1:
+            raise ValueError(f"{self.path}: input_size must be two sides >= 1 pixel (width, height), got {input_size}")
         h = shape[2] if isinstance(shape[2], int) else int(input_size[1])
         w = shape[3] if isinstance(shape[3], int) else int(input_size[0])
         self.input_name, self.input_hw = inputs[0].name, (h, w)
