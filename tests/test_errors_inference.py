@@ -349,6 +349,19 @@ def case_lift_layout_from_json(a: Assets, d: Path) -> Run:
                r"1 frame\(s\), 1 with a person", unchanged=[a.infer_json], not_in_output="random weights", check=check)
 
 
+def case_lift_json_with_a_nan_keypoint(a: Assets, d: Path) -> Run:
+    """Non-finite 2D once surfaced as the temporal filter's or lift_sequence's own words, naming no file and an
+    H36M joint instead of the JSON's keypoint."""
+    records = json.loads(a.infer_json.read_text())
+    records = records if isinstance(records, list) else [records]
+    records[0]["instances"][0]["keypoints"][2][0] = float("nan")
+    src = d / "nan.json"
+    src.write_text(json.dumps(records))
+    return Run(["lift", str(src), "--weights", str(a.w3d), "--out", str(d / "out"), "--no-draw"], 2,
+               r"nan\.json: record 0 instance 0: 'keypoints'\[2\] = \[nan, -?[0-9.]+\] is not finite", unchanged=[src],
+               absent=[d / "out" / "nan_3d.json"])
+
+
 def case_lift_weights_without_pose2d_weights(a: Assets, d: Path) -> Run:
     out = d / "out"
     return Run(["lift", str(a.clip), "--weights", str(a.w3d), "--out", str(out), "--no-draw"], 0,
@@ -535,6 +548,7 @@ CASES: list[Any] = [
     pytest.param(case_lift_follows_one_person, id="lift-follows-one-person"),
     pytest.param(case_export_onnx_over_weights, id="export-onnx-over-weights"),
     pytest.param(case_export_weights_is_a_folder, id="export-weights-is-a-folder"),
+    pytest.param(case_lift_json_with_a_nan_keypoint, id="lift-json-with-a-nan-keypoint"),
     pytest.param(case_export_weights_where_the_data_file_goes, id="export-weights-where-the-data-file-goes"),
     pytest.param(case_export_onnx_is_a_folder, id="export-onnx-is-a-folder"),
     pytest.param(case_export_random_weights_note, id="export-random-weights-note"),

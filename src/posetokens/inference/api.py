@@ -1440,7 +1440,8 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
 
 
 def stack_instances(records: Sequence[dict[str, Any]], num_keypoints: int, path: str = "results") -> list[dict]:
-    """Validate keypoint shapes of every instance: (K, 2) keypoints and (K,) scores."""
+    """Validate every instance: (K, 2) keypoints and (K,) scores, all finite (one line naming the record, the
+    instance and the first keypoint that is not)."""
     for i, r in enumerate(records):
         for j, inst in enumerate(r["instances"]):
             k = np.asarray(inst["keypoints"], np.float64)
@@ -1448,4 +1449,10 @@ def stack_instances(records: Sequence[dict[str, Any]], num_keypoints: int, path:
             if k.shape != (num_keypoints, 2) or s.shape != (num_keypoints,):
                 raise ValueError(f"{path}: record {i} instance {j}: keypoints {k.shape} / keypoint_scores {s.shape}, "
                                  f"expected ({num_keypoints}, 2) / ({num_keypoints},)")
+            for field, bad in (("keypoints", ~np.isfinite(k).all(axis=1)), ("keypoint_scores", ~np.isfinite(s))):
+                if bad.any():
+                    n = int(bad.argmax())
+                    raise ValueError(f"{path}: record {i} instance {j}: '{field}'[{n}] = "
+                                     f"{np.asarray(inst[field], np.float64)[n].tolist()} is not finite; expected "
+                                     "finite numbers (a joint that was not found keeps its position with a low score)")
     return list(records)
