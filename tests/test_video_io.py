@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import DATA, REPO
 
 from posetokens.cli import main as cli
 from posetokens.inference import api
@@ -391,3 +391,36 @@ def test_lift_on_a_stream_url(monkeypatch: pytest.MonkeyPatch, clip: Path, w2d: 
     assert opened == [url]  # read once; the drawing plays back the recording
     check_lift_outputs(out, "stream_cam_invalid_live", CLIP_FRAMES)
     assert set(Path(tempfile.gettempdir()).glob("posetokens-stream-*")) <= before  # the recording is removed
+
+
+def test_a_truncated_video_is_said_and_a_whole_one_is_not(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A recording cut off mid-file (the header, written first, declares 40 frames) decodes fewer frames: the run
+    uses them and says so in one line; the whole file, and the shipped sample (whose MP4 edit list makes its frame
+    count 207 against the 185 frames of its 7.4 s), say nothing."""
+    av = pytest.importorskip("av")
+    whole = tmp_path / "whole.mp4"
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as c:  # the moov header before the frames
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        rng = np.random.default_rng(0)  # noise: every frame has a size of its own, so half the bytes is a cut clip
+        for _ in range(40):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (48, 64, 3), np.uint8), format="rgb24")
+            c.mux(s.encode(frame))
+        c.mux(s.encode())
+    cut = tmp_path / "cut.mp4"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    n_cut = decoded_frames(cut)
+    assert 0 < n_cut < 39 and decoded_frames(whole) == 40  # the premise, by OpenCV itself
+    capsys.readouterr()
+    for path, frames in ((whole, 40), (cut, n_cut), (DATA / "video" / "sample_video.mp4", 185)):
+        reader = api.VideoReader(path)
+        assert sum(1 for _ in reader) == frames == reader.decoded_frames
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("posetokens: warning:")]
+    assert warnings == [f"posetokens: warning: {cut}: the video ended after {n_cut} of the 40 frames its container "
+                        "declares (a truncated or damaged file); the frames decoded were used"]
+    reader = api.VideoReader(cut)  # a pass stopped early (--max-frames) says nothing
+    for i, _ in enumerate(reader):
+        if i == 2:
+            break
+    assert reader.decoded_frames is None and "warning" not in capsys.readouterr().err

@@ -119,6 +119,8 @@ class VideoReader:
         self.fps = fps if np.isfinite(fps) and fps > 0 else 25.0
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))  # the container's claim; may exceed decodable
         cap.release()
+        self.declared_frames = declared_frames(self.path)
+        self.decoded_frames: int | None = None  # set when a pass reaches the end of the video
 
     def __iter__(self) -> Iterator[Frame]:
         cap = cv2.VideoCapture(str(self.path))
@@ -132,6 +134,32 @@ class VideoReader:
                 i += 1
         finally:
             cap.release()
+        self.decoded_frames = i  # only a pass that was not stopped early gets here
+        if self.declared_frames is not None and i < self.declared_frames - 1:
+            from posetokens.runtime import warn
+
+            warn(f"{self.path}: the video ended after {i} of the {self.declared_frames} frames its container "
+                 "declares (a truncated or damaged file); the frames decoded were used")
+
+
+def declared_frames(path: Path) -> int | None:
+    """The frames a video's container declares, when its frame count and its duration times its frame rate agree
+    on at least that many (the smaller of the two; an MP4 edit list can make the count exceed what plays), or
+    None: PyAV is not installed, or the container declares neither. Headers only: nothing is decoded."""
+    try:
+        import av
+    except ImportError:
+        return None
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            seconds = (float(stream.duration * stream.time_base) if stream.duration
+                       else (container.duration or 0) / 1e6)
+            by_time = round(seconds * float(stream.average_rate)) if stream.average_rate else 0
+            counts = [n for n in (int(stream.frames or 0), by_time) if n > 0]
+    except Exception:  # noqa: BLE001 (PyAV cannot read what OpenCV decodes: no claim to check against)
+        return None
+    return min(counts) if counts else None
 
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
