@@ -142,6 +142,41 @@ def test_lift_seq2frame_model_on_coco_json(tmp_path: Path) -> None:
     assert summary["frames"] == 6 and all(np.isfinite(f["keypoints_3d"]).all() for f in res["frames"])
 
 
+def test_lift_of_an_infer_json_keeps_the_clips_frame_rate(shared_data: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    """mmpose_demo.mp4 plays at 5 fps (OpenCV reads it so): lifting infer's json of it runs the One-Euro filter and
+    writes the 3D json and video at 5, as lifting the video does (it once assumed 25 for every json)."""
+    import cv2
+
+    video = shared_data / "video" / "mmpose_demo.mp4"
+    cap = cv2.VideoCapture(str(video))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    assert fps == 5.0
+    assert cli(["infer", str(video), "--model", "tokenpose_s_coco_256x192", "--out", str(tmp_path / "2d"),
+                "--no-draw"]) == 0
+    src = tmp_path / "2d" / "mmpose_demo.json"
+    assert {r["fps"] for r in json.loads(src.read_text())} == {5.0}
+    lifter = ["--model", "hot_mixste_h36m_243", "--no-draw", "--min-track-frames", "2"]
+    assert cli(["lift", str(src), *lifter, "--out", str(tmp_path / "a")]) == 0
+    res = json.loads((tmp_path / "a" / "mmpose_demo_3d.json").read_text())
+    assert res["fps"] == 5.0 and res["filter"]["name"] == "one_euro" and res["filter"]["fps"] == 5.0
+    assert cli(["lift", str(src), *lifter, "--fps", "30", "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "mmpose_demo_3d.json").read_text())["fps"] == 30.0
+    records = json.loads(src.read_text())
+    for r in records:
+        del r["fps"]
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(records))
+    capsys.readouterr()
+    assert cli(["lift", str(bare), *lifter, "--out", str(tmp_path / "c")]) == 0
+    assert json.loads((tmp_path / "c" / "bare_3d.json").read_text())["fps"] == 25.0
+    assert f"posetokens: warning: {bare}: the records carry no 'fps'; 25 frames per second assumed" in \
+        capsys.readouterr().err
+    assert cli(["lift", str(video), *lifter, "--fps", "30", "--out", str(tmp_path / "d")]) == 2
+    assert "--fps applies to a 2D-keypoint json" in capsys.readouterr().err
+
+
 def test_lift_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="missing.mp4"):
         lift(tmp_path / "missing.mp4", "hot_mixste_h36m_243", tmp_path)

@@ -191,7 +191,7 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     extra.update(precision=args.precision, runtime=args.runtime)
     summary = lift(args.input, args.model, args.out, weights=args.weights, pose2d=args.pose2d,
                    pose2d_weights=args.pose2d_weights, boxes=_boxes_arg(args), bbox_thr=args.bbox_thr,
-                   layout=args.layout, image_size=size, flip_test=args.flip_test, device=args.device,
+                   layout=args.layout, image_size=size, fps=args.fps, flip_test=args.flip_test, device=args.device,
                    draw=not args.no_draw, kpt_thr=args.kpt_thr, min_track_frames=args.min_track_frames,
                    progress=args.progress, loop=args.loop, det_every=args.det_every, max_frames=args.max_frames,
                    max_panels=args.max_panels, **extra)
@@ -392,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layout", default=None, choices=["coco", "h36m"],
                    help="keypoint layout of a json input (default: the one the json records, else coco)")
     s.add_argument("--image-size", help="WIDTHxHEIGHT of the frames, for a json without width/height")
+    s.add_argument("--fps", type=float, default=None,
+                   help="frame rate of a json's frames, for one without 'fps' (infer writes a video's; default 25)")
     s.add_argument("--min-track-frames", type=int, default=None,
                    help="lift every tracked person seen in at least this many frames (default 30, at most half "
                         "the clip); shorter tracks are skipped and counted")

@@ -1048,6 +1048,8 @@ class PoseEstimator:
         stream: JsonArrayWriter | None = None
         coco: list[dict[str, Any]] = []
         tag = {"model": self.name, "keypoint_layout": self.metainfo.name}
+        if video_like and src.video is not None:  # what `lift` of this json runs its filter and video at
+            tag["fps"] = float(src.video.fps)
         names = {"keypoint_names": list(self.metainfo.keypoint_names)}  # every image's record; a video's first
 
         stop: list[ValueError] = []

@@ -26,6 +26,7 @@ finished work are completed and :class:`~posetokens.runtime.Interrupted` is rais
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -46,6 +47,7 @@ from posetokens.data.h36m import (
 from posetokens.data.metainfo import H36M
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
+from posetokens.runtime import warn
 
 __all__ = [
     "COCO_TO_H36M",
@@ -300,14 +302,15 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
          kpt_thr: float | None = None, progress: bool | None = None, pose2d_overrides: dict[str, Any] | None = None,
          min_track_frames: int | None = None, loop: int | None = None, smooth: Any = None, online: bool = False,
          lookahead: int = 0, det_every: int = 1, max_frames: int | None = None, max_panels: int = 4,
-         precision: str | None = None, runtime: str | None = None,
+         precision: str | None = None, runtime: str | None = None, fps: float | None = None,
          **overrides: Any) -> dict[str, Any]:
     """Lift a video (through the 2D model ``pose2d``) or a 2D-keypoint json to 3D; write to ``out_dir``:
     ``<stem>_3d.json`` (3D per frame), for videos also ``<stem>.json`` (the 2D results) and, with ``draw``,
     ``<stem>_3d.mp4`` (every lifted person in 2D, a 3D panel per person beside the frame). ``layout`` is the
     json's keypoint layout (``coco`` or ``h36m``; None: the ``keypoint_layout`` the json records, else ``coco``; one that differs from
     the recorded layout is refused); ``image_size`` (w, h) is needed for a json whose records carry no
-    width/height. ``kpt_thr`` (least 2D score drawn) defaults to the 2D model's
+    width/height, ``fps`` for one whose records carry no ``fps`` (``infer`` writes it for videos; else 25, said
+    on stderr). ``kpt_thr`` (least 2D score drawn) defaults to the 2D model's
     (``PoseEstimator.default_kpt_thr``), or 0.3 for a json. ``min_track_frames``: frames a track needs to be
     lifted (None: :func:`default_min_track_frames`). ``smooth`` (a :class:`~posetokens.inference.filters.FilterConfig`;
     None: off) filters each track's 2D (in units of half the frame width) before lifting and its 3D after.
@@ -420,14 +423,15 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         layout = _json_layout(records, layout, src)
         stack_instances(records, 17, str(src))
         w, h = _frame_size(records, image_size, src)
+        fps = _frame_rate(records, fps, src)
+    elif fps is not None:
+        raise ValueError(f"--fps applies to a 2D-keypoint json; {src} is a video or a stream (its own frame rate)")
     elif layout not in (None, "coco"):
         raise ValueError("layout applies to json input; a video goes through a COCO-17 2D model")
     files: list[str] = []
     video = None
     timer = StageTimer(live=show_progress(progress))
-    if records is not None:
-        fps = 25.0
-    else:
+    if records is None:
         source_in = open_input(src) if source_in is None else source_in
         if source_in.kind not in ("video", "stream"):
             raise ValueError(f"{src}: lift takes a video or a 2D-keypoint json, not images")
@@ -525,7 +529,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                     "score": round(d["score"], 4)} for tid, d in per_track.items()],
         "tracks_skipped": [{"track_id": tid, "frames_detected": n} for tid, n in skipped.items()],
         "joint_names": list(H36M.keypoint_names), "fps": fps, "width": w, "height": h,
-        "filter": smooth.describe(), "online": bool(online), "video_panels": shown if draw else [],
+        "filter": {**smooth.describe(), **({"fps": fps} if smooth.name == "one_euro" and smooth.fps is None else {})}, "online": bool(online), "video_panels": shown if draw else [],
         "frames": frames_out,
     }
     _write_json(out / f"{stem}_3d.json", payload)
@@ -587,6 +591,19 @@ def _frame_size(records: Sequence[dict[str, Any]], image_size: tuple[int, int] |
     if "width" in r and "height" in r:
         return int(r["width"]), int(r["height"])
     raise ValueError(f"{src}: records carry no 'width'/'height'; give the frame size (--image-size WxH)")
+
+
+def _frame_rate(records: Sequence[dict[str, Any]], fps: float | None, src: Path) -> float:
+    """The frame rate of a json's frames: ``fps`` when given, else the one its records carry (``infer`` writes
+    a video's), else 25 (said on stderr: the One-Euro filter and the 3D video run at it)."""
+    if fps is None:
+        fps = records[0].get("fps") if records else None
+        if fps is None:
+            warn(f"{src}: the records carry no 'fps'; 25 frames per second assumed (give the clip's with --fps)")
+            return 25.0
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"{src}: frame rate {fps!r}: expected a positive number of frames per second")
+    return float(fps)
 
 
 def panel_layout(panels: int, height: int) -> tuple[int, int, int]:
