@@ -165,6 +165,25 @@ def case_infer_coco_results_over_boxes(a: Assets, d: Path) -> Run:
                r"COCO results file .*dets\.json would overwrite the detections file .*dets\.json", unchanged=[dets])
 
 
+def case_infer_coco_results_image_without_id(a: Assets, d: Path) -> Run:
+    """Once found at that image, after the earlier ones were written: now refused before anything runs."""
+    _image(d / "in" / "000000000001.jpg", a.jpgs[0])
+    _image(d / "in" / "person.jpg", a.jpgs[1])
+    return Run(["infer", str(d / "in"), "--weights", str(a.w2d), "--out", str(d / "out"),
+                "--coco-results", str(d / "coco.json")], 2,
+               r"person\.jpg: COCO results need an image id in the file name", unchanged=[d / "in"],
+               absent=[d / "out", d / "coco.json"], not_in_output="random weights")
+
+
+def case_infer_coco_results_two_images_one_id(a: Assets, d: Path) -> Run:
+    _image(d / "in" / "000000000001.jpg", a.jpgs[0])
+    _image(d / "in" / "img_1.png", a.jpgs[1], ".png")
+    return Run(["infer", str(d / "in"), "--weights", str(a.w2d), "--out", str(d / "out"),
+                "--coco-results", str(d / "coco.json")], 2,
+               r"img_1\.png and .*000000000001\.jpg both name image id 1: their COCO results would merge",
+               unchanged=[d / "in"], absent=[d / "out", d / "coco.json"])
+
+
 def case_infer_same_stem_images(a: Assets, d: Path) -> Run:
     _image(d / "in" / "000000000001.jpg", a.jpgs[0])
     _image(d / "in" / "000000000001.png", a.jpgs[0], ".png")
@@ -494,6 +513,8 @@ CASES: list[Any] = [
     pytest.param(case_infer_weights_under_another_name, id="infer-weights-under-another-name"),
     pytest.param(case_infer_image_with_a_temporal_filter, id="infer-image-with-a-temporal-filter"),
     pytest.param(case_infer_coco_results_over_boxes, id="infer-coco-results-over-boxes"),
+    pytest.param(case_infer_coco_results_image_without_id, id="infer-coco-results-image-without-id"),
+    pytest.param(case_infer_coco_results_two_images_one_id, id="infer-coco-results-two-images-one-id"),
     pytest.param(case_infer_same_stem_images, id="infer-same-stem-images-get-distinct-names"),
     pytest.param(case_infer_out_is_a_file, id="infer-out-is-a-file"),
     pytest.param(case_infer_skips_unreadable_images, id="infer-skips-truncated-and-unreadable"),

@@ -1010,6 +1010,17 @@ class PoseEstimator:
             if Path(coco_results).is_dir():
                 raise ValueError(f"--coco-results {coco_results} is a folder; expected a json file path")
             outputs.append(("COCO results file", Path(coco_results)))
+            if src.kind == "images":  # every image needs its own id, checked before anything runs
+                ids: dict[int, Path] = {}
+                for p in src.images:
+                    iid = image_id_from_name(p.name)
+                    if iid is None:
+                        raise ValueError(f"{p}: COCO results need an image id in the file name (e.g. "
+                                         "000000000785.jpg)")
+                    if iid in ids:
+                        raise ValueError(f"{p} and {ids[iid]} both name image id {iid}: their COCO results would "
+                                         "merge; rename one")
+                    ids[iid] = p
         if mmpose_preds is not None:
             if Path(mmpose_preds).is_dir():
                 raise ValueError(f"--mmpose-preds {mmpose_preds} is a folder; expected a json file path")
@@ -1089,9 +1100,6 @@ class PoseEstimator:
                         if mmpose_preds is not None else None
                     if coco_results is not None:
                         iid = res.frame_id if video_like else image_id_from_name(Path(res.img_path).name)
-                        if iid is None:
-                            raise ValueError(f"{res.img_path}: COCO results need an image id in the file name "
-                                             "(e.g. 000000000785.jpg)")
                         people = self.coco_results(res, iid)
                     if src.kind == "images":
                         stem = stems[src.images[res.frame_id]]
