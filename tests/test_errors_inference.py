@@ -184,6 +184,21 @@ def case_infer_coco_results_two_images_one_id(a: Assets, d: Path) -> Run:
                unchanged=[d / "in"], absent=[d / "out", d / "coco.json"])
 
 
+def case_infer_empty_detections_file(a: Assets, d: Path) -> Run:
+    """A detector that found nobody writes []: no person in any frame, said (it was refused)."""
+    dets = _json(d / "dets.json", [])
+    return Run(["infer", str(a.clip), "--weights", str(a.w2d), "--out", str(d / "out"), "--boxes", str(dets),
+                "--no-draw"], 0, r"warning: .*dets\.json holds no detection: no person in any input(.|\n)*"
+               r"6 frame\(s\), 0 person instance\(s\)", unchanged=[dets], exist=[d / "out" / "clip.json"])
+
+
+def case_infer_detections_for_other_frames(a: Assets, d: Path) -> Run:
+    dets = _json(d / "dets.json", [{"image_id": 999, "category_id": 1, "bbox": [10, 10, 50, 40], "score": 0.9}])
+    return Run(["infer", str(a.clip), "--weights", str(a.w2d), "--out", str(d / "out"), "--boxes", str(dets)], 2,
+               r"no detection matches the input .*clip\.mp4: the file's 'image_id' values are \[999\], the inputs' "
+               r"frame indices 0\.\.5$", unchanged=[dets])
+
+
 def case_infer_same_stem_images(a: Assets, d: Path) -> Run:
     _image(d / "in" / "000000000001.jpg", a.jpgs[0])
     _image(d / "in" / "000000000001.png", a.jpgs[0], ".png")
@@ -515,6 +530,8 @@ CASES: list[Any] = [
     pytest.param(case_infer_coco_results_over_boxes, id="infer-coco-results-over-boxes"),
     pytest.param(case_infer_coco_results_image_without_id, id="infer-coco-results-image-without-id"),
     pytest.param(case_infer_coco_results_two_images_one_id, id="infer-coco-results-two-images-one-id"),
+    pytest.param(case_infer_empty_detections_file, id="infer-empty-detections-file"),
+    pytest.param(case_infer_detections_for_other_frames, id="infer-detections-for-other-frames"),
     pytest.param(case_infer_same_stem_images, id="infer-same-stem-images-get-distinct-names"),
     pytest.param(case_infer_out_is_a_file, id="infer-out-is-a-file"),
     pytest.param(case_infer_skips_unreadable_images, id="infer-skips-truncated-and-unreadable"),

@@ -136,8 +136,6 @@ class VideoReader:
             cap.release()
         self.decoded_frames = i  # only a pass that was not stopped early gets here
         if self.declared_frames is not None and i < self.declared_frames - 1:
-            from posetokens.runtime import warn
-
             warn(f"{self.path}: the video ended after {i} of the {self.declared_frames} frames its container "
                  "declares (a truncated or damaged file); the frames decoded were used")
 
@@ -544,19 +542,21 @@ class DetectionsFile:
         cover are counted as they run, :attr:`uncovered`, and reported by :meth:`warn_uncovered`.)"""
         if source.kind == "stream":
             return  # unknown length: frames without an entry are counted as they run
+        if not self.ids:  # a detector that found nobody writes an empty list: no person anywhere, said
+            warn(f"{self.path} holds no detection: no person in any input")
+            return
         if source.kind == "video":
             wanted = set(range(max(len(source), 1)))
-            what = "frame indices 0.."
+            what = f"frame indices 0..{max(len(source), 1) - 1}"
         else:
             wanted = {i for i in (image_id_from_name(p.name) for p in source.images) if i is not None}
-            what = "image ids from the file names "
+            have = sorted(wanted)[:8]
+            what = f"image ids from the file names {have}{' ...' if len(wanted) > 8 else ''}"
         if not wanted & self.ids:
             some = sorted(self.ids)[:8]
-            have = sorted(wanted)[:8]
             raise ValueError(
                 f"{self.path}: no detection matches the input {source.path}: the file's 'image_id' values are "
-                f"{some}{' ...' if len(self.ids) > 8 else ''}, the inputs' {what}{have}"
-                f"{' ...' if len(wanted) > 8 else ''}"
+                f"{some}{' ...' if len(self.ids) > 8 else ''}, the inputs' {what}"
             )
 
     def __call__(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
