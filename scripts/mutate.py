@@ -233,6 +233,12 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_precision.py::test_pct_flip_test_runs_through_onnxruntime",),
     ),
     Mutant(
+        "cli-hides-key-error-bugs", "only a UserKeyError is a one-line user error; any other KeyError keeps its traceback",
+        "src/posetokens/cli.py",
+        (("    if isinstance(e, UserKeyError):", "    if isinstance(e, KeyError):"),),
+        ("tests/test_errors_inference.py::test_only_a_users_key_error_is_a_one_line_error",),
+    ),
+    Mutant(
         "compile-freezes-the-callers-model", "fp32/compile leaves the caller's model's gradient flags as they were",
         "src/posetokens/inference/precision.py",
         (("    if net is not model:  # a copy of ours", "    if True:  # a copy of ours"),),

@@ -712,3 +712,16 @@ def test_weights_of_another_kind_are_named_in_one_line(tmp_path: Path, capsys: p
     assert cli(["infer", str(img), "--weights", str(ckpt), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"posetokens infer: error: {ckpt} is not a readable PyTorch checkpoint (") and "\n" not in err
+
+
+def test_only_a_users_key_error_is_a_one_line_error(capsys: pytest.CaptureFixture) -> None:
+    """An unknown name is the user's (one line, exit 2); a bare KeyError from inside is a bug of ours and keeps
+    its traceback (every KeyError was once printed as a one-line user error, hiding such bugs)."""
+    from posetokens.cli import user_error_message
+    from posetokens.runtime import UserKeyError
+
+    assert user_error_message(UserKeyError("unknown model 'x'")) == "unknown model 'x'"
+    assert user_error_message(KeyError("instances")) is None
+    assert cli(["flops", "tokenpose_s_coco_255"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("posetokens flops: error: unknown model 'tokenpose_s_coco_255'") and "Traceback" not in err

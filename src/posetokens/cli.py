@@ -428,8 +428,10 @@ def user_error_message(e: BaseException) -> str | None:
     None for anything else: those are our bugs and keep their traceback. The one place the CLI decides this."""
     import zipfile
 
-    if isinstance(e, KeyError):
-        return str(e.args[0]) if e.args else "unknown key"
+    from posetokens.runtime import UserKeyError
+
+    if isinstance(e, UserKeyError):  # any other KeyError is a bug of ours: its traceback stays
+        return str(e)
     if isinstance(e, OSError) and not isinstance(e, (BlockingIOError, ConnectionError)) and \
             (e.filename is not None or isinstance(e, FileNotFoundError)):
         what = e.strerror or str(e)

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from posetokens.runtime import UserKeyError
+
 
 @dataclass(frozen=True)
 class PaperRow:
@@ -105,7 +107,7 @@ def get_entry(name: str) -> ModelEntry:
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=5, cutoff=0.4)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise KeyError(f"unknown model {name!r}.{hint} Run `posetokens models` for the full list.")
+        raise UserKeyError(f"unknown model {name!r}.{hint} Run `posetokens models` for the full list.")
     return _MODELS[name]
 
 
@@ -113,7 +115,7 @@ def get_family(name: str) -> Family:
     """The family registered as ``name``."""
     _ensure_loaded()
     if name not in _FAMILIES:
-        raise KeyError(f"unknown model family {name!r}; known: {sorted(_FAMILIES)}")
+        raise UserKeyError(f"unknown model family {name!r}; known: {sorted(_FAMILIES)}")
     return _FAMILIES[name]
 
 

@@ -19,7 +19,15 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 
 
-@functools.cache
+class UserKeyError(KeyError):
+    """A ``KeyError`` the user caused: an unknown name (a model, a protocol, a counter) or a key missing from a
+    file of theirs. The CLI prints its message in one line; any other ``KeyError`` is a bug of ours and keeps
+    its traceback."""
+
+    def __str__(self) -> str:  # the message itself, not KeyError's repr of it
+        return str(self.args[0]) if self.args else "unknown key"
+
+
 @functools.cache
 def cpu_fields() -> dict[str, str]:
     """The first processor's fields in ``/proc/cpuinfo`` ("model name", "cpu family", "flags", ... on x86;
@@ -31,6 +39,7 @@ def cpu_fields() -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in first.splitlines())}
 
 
+@functools.cache
 def malloc_is_glibc() -> bool:
     """Whether this process's ``malloc`` is glibc's own, not one interposed by a preloaded library (jemalloc,
     tcmalloc via ``LD_PRELOAD``). False off Linux or where libc.so.6 cannot be opened."""

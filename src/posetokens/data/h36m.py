@@ -43,6 +43,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from posetokens.runtime import UserKeyError
+
 from .metainfo import H36M, PoseMetaInfo
 
 __all__ = [
@@ -274,10 +276,10 @@ class Camera:
         where = f"{source}: " if source else ""
         for key in ("center", "focal_length", "res_w", "res_h"):
             if key not in intrinsic:
-                raise KeyError(f"{where}camera intrinsics {intrinsic.get('id', '?')!r} miss key {key!r}")
+                raise UserKeyError(f"{where}camera intrinsics {intrinsic.get('id', '?')!r} miss key {key!r}")
         for key in ("orientation", "translation"):
             if key not in extrinsic:
-                raise KeyError(f"{where}camera extrinsics for {intrinsic.get('id', '?')!r} miss key {key!r}")
+                raise UserKeyError(f"{where}camera extrinsics for {intrinsic.get('id', '?')!r} miss key {key!r}")
         return cls(
             R=quaternion_to_matrix(extrinsic["orientation"]),
             T=_f64(extrinsic["translation"]) / 1000.0,
@@ -326,11 +328,11 @@ def load_mmpose_cameras(path: str | Path) -> _CameraSet:
         subject, cam_id = str(key[0]), str(key[1])
         for fld in ("R", "T", "f", "c"):
             if fld not in d:
-                raise KeyError(f"{path}: camera {key!r} misses field {fld!r}")
+                raise UserKeyError(f"{path}: camera {key!r} misses field {fld!r}")
         w, h = H36M_CAMERA_RESOLUTION.get(cam_id, (None, None))
         w, h = d.get("w", w), d.get("h", h)
         if w is None or h is None:
-            raise KeyError(f"{path}: camera {key!r} misses field 'w'/'h' (image size)")
+            raise UserKeyError(f"{path}: camera {key!r} misses field 'w'/'h' (image size)")
         cam = Camera(
             R=d["R"], T=d["T"], f=d["f"], c=d["c"], k=d.get("k", np.zeros(3)), p=d.get("p", np.zeros(2)),
             w=int(np.asarray(w)), h=int(np.asarray(h)), id=str(np.asarray(d.get("id", cam_id))),
@@ -350,7 +352,7 @@ def load_videopose3d_cameras(path: str | Path) -> _CameraSet:
     data = json.loads(path.read_text())
     for key in ("intrinsics", "extrinsics"):
         if key not in data:
-            raise KeyError(f"{path}: missing key {key!r}")
+            raise UserKeyError(f"{path}: missing key {key!r}")
     intr = data["intrinsics"]
     out: _CameraSet = {}
     for subject, extr in data["extrinsics"].items():
@@ -504,7 +506,7 @@ def _load_arrays(path: Path, keys: Sequence[str], allow_pickle: bool, what: str 
 
 def _npz_get(data: Any, key: str, path: Path) -> Any:
     if key not in data:
-        raise KeyError(f"{path}: missing key {key!r} (keys found: {sorted(data.keys())})")
+        raise UserKeyError(f"{path}: missing key {key!r} (keys found: {sorted(data.keys())})")
     value = data[key]
     if isinstance(value, np.ndarray) and value.dtype == object and value.shape == ():
         value = value.item()
@@ -514,7 +516,7 @@ def _npz_get(data: Any, key: str, path: Path) -> Any:
 def _sub(mapping: Any, key: str, path: Path, where: str) -> Any:
     if not isinstance(mapping, Mapping) or key not in mapping:
         have = sorted(mapping) if isinstance(mapping, Mapping) else type(mapping).__name__
-        raise KeyError(f"{path}: missing key {where}[{key!r}] (found: {have})")
+        raise UserKeyError(f"{path}: missing key {where}[{key!r}] (found: {have})")
     return mapping[key]
 
 
@@ -574,13 +576,13 @@ def load_videopose3d(
     if isinstance(subjects, str) and subjects in SPLITS:  # a split name keeps the subjects present
         subject_list = [s for s in subject_list if s in pos3d]
         if not subject_list:
-            raise KeyError(f"{p3}: no {subjects} subjects {SPLITS[subjects]} in positions_3d (found: {sorted(pos3d)})")
+            raise UserKeyError(f"{p3}: no {subjects} subjects {SPLITS[subjects]} in positions_3d (found: {sorted(pos3d)})")
     clips: list[H36MClip] = []
     for subject in subject_list:
         acts3 = _sub(pos3d, subject, p3, "positions_3d")
         acts2 = _sub(pos2d, subject, p2, "positions_2d")
         if subject not in cams:
-            raise KeyError(f"{cam_src}: no cameras for subject {subject!r} (found: {sorted(cams)})")
+            raise UserKeyError(f"{cam_src}: no cameras for subject {subject!r} (found: {sorted(cams)})")
         subj_cams = cams[subject]
         for action, world in acts3.items():
             world = np.asarray(world)
@@ -689,7 +691,7 @@ def load_mmpose_h36m(
         elif cam_id in H36M_CAMERA_RESOLUTION:
             ci, (w, h) = H36M_CAMERA_IDS.index(cam_id), H36M_CAMERA_RESOLUTION[cam_id]
         else:
-            raise KeyError(f"{path}: unknown camera {cam_id!r} for subject {subject!r}; pass cameras=...")
+            raise UserKeyError(f"{path}: unknown camera {cam_id!r} for subject {subject!r}; pass cameras=...")
         check_finite(S[rows, :, :3], str(path), subject, action, cam_id, frame_no[rows])
         check_finite(part[rows, :, :2], det_src, subject, action, cam_id, frame_no[rows])
         clips.append(

@@ -21,6 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from posetokens.layers import PatchEmbed, TokenRecoveryAttention, use_fused_attn
+from posetokens.runtime import UserKeyError
 
 
 def _run_with_hooks(model: nn.Module, inputs: Sequence[Tensor], modules: list[nn.Module], hook) -> None:
@@ -250,7 +251,7 @@ PARAM_COUNTERS = {
 def paper_params(model: nn.Module, counter: str = "all") -> int:
     """Parameters of ``model`` counted the way a family's paper counted (``counter``)."""
     if counter not in PARAM_COUNTERS:
-        raise KeyError(f"unknown parameter counter {counter!r}; known: {sorted(PARAM_COUNTERS)}")
+        raise UserKeyError(f"unknown parameter counter {counter!r}; known: {sorted(PARAM_COUNTERS)}")
     return PARAM_COUNTERS[counter](model)
 
 
@@ -266,5 +267,5 @@ PAPER_COUNTERS = {
 def paper_gflops(model: nn.Module, counter: str, inputs: Sequence[Tensor] | None = None) -> float:
     """GFLOPs of ``model`` counted the way a family's paper counted (``counter``), at its input size."""
     if counter not in PAPER_COUNTERS:
-        raise KeyError(f"unknown FLOPs counter {counter!r}; known: {sorted(PAPER_COUNTERS)}")
+        raise UserKeyError(f"unknown FLOPs counter {counter!r}; known: {sorted(PAPER_COUNTERS)}")
     return PAPER_COUNTERS[counter](model, inputs if inputs is not None else model.dummy_inputs(1))

@@ -24,6 +24,7 @@ from typing import Any
 
 from posetokens.data.transforms import TopdownAugConfig
 from posetokens.registry import replace_nested
+from posetokens.runtime import UserKeyError
 
 __all__ = [
     "BoxRule",
@@ -278,7 +279,7 @@ def list_protocols() -> list[str]:
 def get_protocol(name: str) -> Protocol:
     """The registered protocol ``name``; an unknown name raises ``KeyError`` listing the known ones."""
     if name not in _PROTOCOLS:
-        raise KeyError(f"unknown protocol {name!r}; known: {list_protocols()}")
+        raise UserKeyError(f"unknown protocol {name!r}; known: {list_protocols()}")
     return _PROTOCOLS[name]
 
 

@@ -36,6 +36,7 @@ from posetokens.data.datasets.coco_style import load_image
 from posetokens.data.h36m import H36M_CAMERA_IDS, load_mmpose_cameras
 from posetokens.data.transforms import get_affine_transform, normalize_image, warp_crop
 from posetokens.geometry import intrinsic_matrix, patch_rays, projection_matrix
+from posetokens.runtime import UserKeyError
 
 __all__ = ["DAMAGED_S9", "MultiViewH36M", "group_records", "load_toolbox_pickle"]
 
@@ -56,7 +57,7 @@ def load_toolbox_pickle(path: str | Path) -> list[dict[str, Any]]:
     for i, rec in enumerate(db):
         missing = [k for k in _KEYS if k not in rec]
         if missing:
-            raise KeyError(f"{path}: record {i} misses field(s) {missing}; expected {list(_KEYS)}")
+            raise UserKeyError(f"{path}: record {i} misses field(s) {missing}; expected {list(_KEYS)}")
     return db
 
 
@@ -133,16 +134,16 @@ class MultiViewH36M(Dataset):
         if cam is not None:
             for k in ("R", "T", "fx", "fy", "cx", "cy"):
                 if k not in cam:
-                    raise KeyError(f"{where}: camera misses field {k!r}")
+                    raise UserKeyError(f"{where}: camera misses field {k!r}")
             f = np.array([np.ravel(cam["fx"])[0], np.ravel(cam["fy"])[0]], dtype=np.float64)
             c = np.array([np.ravel(cam["cx"])[0], np.ravel(cam["cy"])[0]], dtype=np.float64)
             return intrinsic_matrix(f, c, where), np.asarray(cam["R"], np.float64).reshape(3, 3), np.asarray(cam["T"], np.float64).reshape(3)
         if self._mmpose is None:
-            raise KeyError(f"{where}: no 'camera' in the record and no cameras_pkl given: missing camera")
+            raise UserKeyError(f"{where}: no 'camera' in the record and no cameras_pkl given: missing camera")
         subject, serial = f"S{int(rec['subject'])}", H36M_CAMERA_IDS[int(rec["camera_id"])]
         cams = {c.id: c for c in self._mmpose.get(subject, ())}
         if serial not in cams:
-            raise KeyError(f"{where}: cameras_pkl has no camera {serial} for subject {subject}: missing camera")
+            raise UserKeyError(f"{where}: cameras_pkl has no camera {serial} for subject {subject}: missing camera")
         cam = cams[serial]
         return intrinsic_matrix(cam.f, cam.c, where), cam.R.T, cam.T * 1000.0
 
