@@ -9,6 +9,7 @@ its 2D input, so every 3D track must carry the ground-truth 2D of the one synthe
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from posetokens.cli import main as cli
 from posetokens.data.h36m import normalize_screen_coordinates
 from posetokens.data.synthetic_video import make_clip
 from posetokens.inference.lifting import lift
-from posetokens.inference.tracking import Tracker, box_iou, track_records
+from posetokens.inference.tracking import PoseTracker, Tracker, box_iou, track_records
 
 mm = pytest.importorskip("motmetrics")
 
@@ -67,6 +68,73 @@ def test_keypoints_separate_overlapping_boxes() -> None:
     first = tr.update(box, np.stack([a, b]))
     for _ in range(3):
         assert tr.update(box, np.stack([b + 0.5, a - 0.5])).tolist() == first[::-1].tolist()
+
+
+# A standing person in the box [100, 100, 300, 600]: head and arms (joints 0-10) in x 145..255, y 125..350, legs
+# (11-16) down to y 580. With the legs scored below kpt_thr, the box carried from this pose covers the upper body
+# only (grown 1.25x: 137.5x281.25 against the detector's 200x500).
+STANDING = np.array([[200, 130], [195, 125], [205, 125], [185, 130], [215, 130], [160, 200], [240, 200], [150, 280],
+                     [250, 280], [145, 350], [255, 350], [175, 380], [225, 380], [170, 480], [230, 480], [170, 580],
+                     [230, 580]], float)
+
+
+def _run_carried(people: list[Callable[[int], float]], frames: int, legs: float) -> tuple[list[list[int]], PoseTracker]:
+    """A PoseTracker with the detector every 5 frames on people standing as STANDING moved ``x(t)`` pixels right,
+    the stand-in 2D model returning, for each box, the pose of the person nearest its centre (joints 0-10 scored
+    0.9, the legs ``legs``). Returns the ids per frame and the tracker."""
+    def truth(t: int) -> np.ndarray:
+        return np.stack([STANDING + [x(t), 0] for x in people])
+
+    def detector(t: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([[100 + x(t), 100, 300 + x(t), 600] for x in people]), np.full(len(people), 0.9)
+
+    pt = PoseTracker(detector, det_every=5, kpt_thr=0.3)
+    sc = np.full(17, 0.9)
+    sc[11:] = legs
+    out = []
+    for t in range(frames):
+        boxes, scores = pt.boxes(t)
+        poses = truth(t)
+        near = np.argmin(np.abs((boxes[:, None, 0] + boxes[:, None, 2]) / 2 - poses[None, :, :, 0].mean(-1)), axis=1)
+        ids, keep = pt.update(boxes, poses[near], np.tile(sc, (len(boxes), 1)), scores)
+        assert keep.all()
+        out.append(ids.tolist())
+    return out, pt
+
+
+@pytest.mark.parametrize("legs", [0.9, 0.1])
+def test_a_still_person_keeps_one_id_across_carried_frames(legs: float) -> None:
+    """One person standing still, the detector's box [100, 100, 300, 600] on frames 0, 5, 10, 15 and the boxes
+    carried from the pose between: one id throughout, also when the legs score below kpt_thr (the carried box is
+    then 137.5x281.25, the detector's 200x500). The carried boxes do not measure the track's box: it stays the
+    detector's, with no velocity, so the detector box on frame 5 meets a like-sized track box."""
+    ids, pt = _run_carried([lambda t: 0.0], 20, legs)
+    assert ids == [[1]] * 20
+    box, _ = pt.tracker.predict(pt.tracker.frame)
+    np.testing.assert_allclose(box, [[100, 100, 300, 600]])
+    np.testing.assert_allclose(pt.tracker.tracks[0].velocity, 0, atol=1e-9)
+
+
+def test_two_people_apart_keep_their_ids_across_carried_frames() -> None:
+    """Two people 400 px apart walking right at 4 and 6 px per frame (their boxes never overlap), legs scored
+    below kpt_thr: each keeps its own id on every frame, and each track's box follows its person on the
+    detector's velocity (on the last frame, a carried one, the detector's box of that frame: x from 100 + 4t and
+    500 + 6t, still 200x500)."""
+    ids, pt = _run_carried([lambda t: 4.0 * t, lambda t: 400 + 6.0 * t], 24, 0.1)
+    assert ids == [[1, 2]] * 24
+    box, _ = pt.tracker.predict(23)
+    np.testing.assert_allclose(box, [[100 + 4 * 23, 100, 300 + 4 * 23, 600], [500 + 6 * 23, 100, 700 + 6 * 23, 600]],
+                               atol=1e-6)
+
+
+def test_a_person_turning_back_between_detector_frames_keeps_the_id() -> None:
+    """A person walking right at 12 px per frame turns back at frame 5 (a detector frame: the track's velocity is
+    +12) and walks left at 12 px per frame. The track's box coasts on that velocity through the carried frames,
+    while the poses found in the boxes carried from it match it and give it their keypoints. On frame 10 the
+    detector's box is 120 px from the coasted one (IoU 0.25, below the gate alone); the keypoints of frame 9,
+    moved 12 px, match it: one id on every frame."""
+    ids, _ = _run_carried([lambda t: 12.0 * min(t, 10 - t)], 15, 0.1)
+    assert ids == [[1]] * 15
 
 
 # ----------------------------------------------------------------------------------------- synthetic clip

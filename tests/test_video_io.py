@@ -172,6 +172,14 @@ def test_is_stream(source: object, stream: bool) -> None:
     assert is_stream(source) is stream
 
 
+def test_a_folder_named_by_digits_is_the_folder_not_a_webcam(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert is_stream("2024")
+    (tmp_path / "2024").mkdir()
+    cv2.imwrite(str(tmp_path / "2024" / "000000000001.jpg"), np.zeros((32, 32, 3), np.uint8))
+    assert not is_stream("2024") and open_input("2024").kind == "images"
+
+
 def test_stream_stem() -> None:
     assert stream_stem("0") == "webcam0"
     assert stream_stem(1) == "webcam1"

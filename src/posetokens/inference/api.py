@@ -165,13 +165,15 @@ _STREAM_URL = re.compile(rf"^({'|'.join(STREAM_SCHEMES)})://\S+$", re.IGNORECASE
 
 
 def is_stream(source: Any) -> bool:
-    """Whether ``source`` names a live source rather than a file: a webcam index (``0``, or ``"0"``) or a stream
-    URL (``rtsp://``, ``rtsps://``, ``rtmp://``, ``http(s)://``, ``udp://``, ``tcp://``, ``srt://``)."""
+    """Whether ``source`` names a live source rather than a file: a webcam index (``0``, or ``"0"`` where no file
+    or folder of that name exists) or a stream URL (``rtsp://``, ``rtsps://``, ``rtmp://``, ``http(s)://``, ``udp://``, ``tcp://``, ``srt://``)."""
     if isinstance(source, int) and not isinstance(source, bool):
         return source >= 0
     if not isinstance(source, str):
         return False
-    return source.isdigit() or bool(_STREAM_URL.match(source.strip()))
+    if source.isdigit():  # a file or folder of that name here is the user's: it wins over a webcam index
+        return not Path(source).exists()
+    return bool(_STREAM_URL.match(source.strip()))
 
 
 def stream_stem(source: int | str | Path) -> str:

@@ -18,7 +18,12 @@ runs on frames 0, N, 2N, ...; on the frames between, each person's box is carrie
 previous frame (:func:`pose_boxes`: the extent of the joints scored at least ``kpt_thr``, grown 1.25x about
 its centre, rtmlib's ``pose_to_bbox`` factor, and moved by the track's velocity), so the 2D model still runs
 on every frame. Two carried boxes that find the same person (their poses' boxes overlap by IoU
-``dedup_iou`` or more) keep only the better-scored pose.
+``dedup_iou`` or more) keep only the better-scored pose. The poses of carried frames are matched to the tracks
+like a detector frame's, but a carried box is not a measurement of the person's box: it covers the joints scored
+at least ``kpt_thr`` (only the upper body when the legs score low), and taking it as one would alternate
+pose-sized and detector-sized boxes and send the size velocity swinging until the gate fails. So only detector boxes update a track's box model; on carried frames the track
+takes the pose's keypoints (:meth:`Tracker._follow`) and its box coasts on the velocity the detector boxes gave
+it, and the next detector box is compared with a like-sized predicted box.
 """
 
 from __future__ import annotations
@@ -84,8 +89,9 @@ class _Track:
     keypoints: np.ndarray | None  # (K, 2) at the last match
     visible: np.ndarray | None  # (K,) bool
     last_frame: int
-    hits: int = 1
+    hits: int = 1  # boxes measured (poses found in carried boxes do not count)
     history: list[int] = field(default_factory=list)
+    box_frame: int = 0  # frame of the last measured box, which ``state`` holds (last_frame: of the keypoints)
 
 
 class Tracker:
@@ -120,17 +126,19 @@ class Tracker:
         return np.full(k, _DEFAULT_SIGMA)
 
     def predict(self, frame: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """The live tracks' boxes (T, 4) at ``frame`` under constant velocity, and their keypoints moved by the
-        same centre shift (T, K, 2) (None when a track has no keypoints)."""
+        """The live tracks' boxes (T, 4) at ``frame`` under constant velocity from their last measured box, and
+        their keypoints moved on by the centre velocity from their own frame (T, K, 2) (None when a track has no
+        keypoints)."""
         if not self.tracks:
             return np.zeros((0, 4)), None
-        dt = np.array([frame - t.last_frame for t in self.tracks], np.float64)[:, None]
-        state = np.stack([t.state for t in self.tracks]) + dt * np.stack([t.velocity for t in self.tracks])
+        dt = np.array([[frame - t.box_frame, frame - t.last_frame] for t in self.tracks], np.float64)
+        velocity = np.stack([t.velocity for t in self.tracks])
+        state = np.stack([t.state for t in self.tracks]) + dt[:, :1] * velocity
         state[:, 2:] = np.maximum(state[:, 2:], 1.0)
         kps = [t.keypoints for t in self.tracks]
         if any(k is None for k in kps) or len({k.shape for k in kps}) != 1:  # type: ignore[union-attr]
             return _to_xyxy(state), None
-        shift = state[:, :2] - np.stack([t.state[:2] for t in self.tracks])
+        shift = dt[:, 1:] * velocity[:, :2]  # the keypoints move from their own frame
         return _to_xyxy(state), np.stack(kps) + shift[:, None, :]  # type: ignore[arg-type]
 
     def similarity(self, boxes: np.ndarray, keypoints: np.ndarray | None = None,
@@ -148,47 +156,57 @@ class Tracker:
         return sim
 
     def update(self, boxes: np.ndarray, keypoints: np.ndarray | None = None,
-               keypoint_scores: np.ndarray | None = None) -> np.ndarray:
+               keypoint_scores: np.ndarray | None = None, measured: bool = True) -> np.ndarray:
         """Track one frame's detections: boxes (N, 4) ``[x1, y1, x2, y2]``, optional keypoints (N, K, 2) and
-        scores (N, K). Returns the track id (N,) of every detection (ids start at 1, never reused)."""
+        scores (N, K). Returns the track id (N,) of every detection (ids start at 1, never reused).
+
+        ``measured=False``: the boxes were made from the poses (carried boxes), not measured by a detector, so a
+        matched track takes only the keypoints (:meth:`_follow`), not the box (:meth:`_correct`)."""
         self.frame += 1
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         n = len(boxes)
         kp = None if keypoints is None or n == 0 else np.asarray(keypoints, np.float64).reshape(n, -1, 2)
         sc = None if keypoint_scores is None or kp is None else np.asarray(keypoint_scores, np.float64).reshape(n, -1)
+        vis = None if kp is None else (np.ones(kp.shape[:2], bool) if sc is None else sc > self.kpt_thr)
         ids = np.zeros(n, np.int64)
-        matched_det: set[int] = set()
         if self.tracks and n:
             sim = self.similarity(boxes, kp, sc, self.frame)
             cost = np.where(sim >= self.match_thr, 1.0 - sim, 1e6)
-            rows, cols = linear_sum_assignment(cost)
-            for r, c in zip(rows, cols):
-                if sim[r, c] >= self.match_thr:
-                    self._correct(self.tracks[r], boxes[c], None if kp is None else kp[c],
-                                  None if kp is None else (np.ones(kp.shape[1], bool) if sc is None
-                                                           else sc[c] > self.kpt_thr))
-                    ids[c] = self.tracks[r].track_id
-                    matched_det.add(int(c))
-        for c in range(n):
-            if c not in matched_det:
-                vis = None if kp is None else (np.ones(kp.shape[1], bool) if sc is None else sc[c] > self.kpt_thr)
-                self.tracks.append(_Track(self._next_id, _to_cxcywh(boxes[c]), np.zeros(4),
-                                          None if kp is None else kp[c].copy(), vis, self.frame, 1, [self.frame]))
-                ids[c] = self._next_id
-                self._next_id += 1
+            for r, d in zip(*linear_sum_assignment(cost)):
+                if sim[r, d] >= self.match_thr:
+                    t = self.tracks[r]
+                    if measured:
+                        self._correct(t, boxes[d], None if kp is None else kp[d], None if vis is None else vis[d])
+                    else:
+                        self._follow(t, None if kp is None else kp[d], None if vis is None else vis[d])
+                    ids[d] = t.track_id
+        for c in np.flatnonzero(ids == 0):
+            self.tracks.append(_Track(self._next_id, _to_cxcywh(boxes[c]), np.zeros(4),
+                                      None if kp is None else kp[c].copy(), None if vis is None else vis[c],
+                                      self.frame, 1, [self.frame], box_frame=self.frame))
+            ids[c] = self._next_id
+            self._next_id += 1
         self.tracks = [t for t in self.tracks if self.frame - t.last_frame <= self.max_age]
         return ids
 
     def _correct(self, t: _Track, box: np.ndarray, kp: np.ndarray | None, vis: np.ndarray | None) -> None:
         """Alpha-beta update of a matched track: the box is the detection's, the velocity a smoothed
-        finite difference over the frames since the last match."""
+        finite difference over the frames since the last measured box."""
         new = _to_cxcywh(box)
-        dt = max(self.frame - t.last_frame, 1)
+        dt = max(self.frame - t.box_frame, 1)  # since the last measured box (carried frames between do not count)
         measured = (new - t.state) / dt
         a = self.smoothing if t.hits > 1 else 1.0  # the second sighting sets the first velocity
         t.velocity = a * measured + (1 - a) * t.velocity
         t.velocity[2:] *= 0.5  # sizes change slowly: damp their drift while coasting
-        t.state, t.last_frame, t.hits = new, self.frame, t.hits + 1
+        t.state, t.last_frame, t.box_frame, t.hits = new, self.frame, self.frame, t.hits + 1
+        if kp is not None:
+            t.keypoints, t.visible = kp.copy(), vis
+        t.history.append(self.frame)
+
+    def _follow(self, t: _Track, kp: np.ndarray | None, vis: np.ndarray | None) -> None:
+        """Update of a track matched on a carried frame: the track takes the keypoints; its box and velocity are left to the detector's boxes (the box the pose was found in
+        was made from a pose, not measured), and :meth:`predict` moves the box on from the last measured one."""
+        t.last_frame = self.frame
         if kp is not None:
             t.keypoints, t.visible = kp.copy(), vis
         t.history.append(self.frame)
@@ -219,9 +237,11 @@ class PoseTracker:
     Per frame, in order: :meth:`boxes` (the detector's boxes on frames 0, N, 2N, ..., else the boxes carried
     from the previous frame's poses), then the 2D model on those boxes, then :meth:`update` with its poses,
     which returns each person's track id and which poses to keep (all of them on detector frames; on carried
-    frames, duplicates of one person dropped). ``detector(frame) -> (boxes (N, 4), scores (N,))``;
-    ``kpt_thr``: least joint score that counts in a carried box; ``expansion``: the carried box's growth
-    factor; ``tracker_args`` go to :class:`Tracker`.
+    frames, duplicates of one person dropped). A pose matched on a carried frame gives its track its keypoints
+    only (:meth:`Tracker._follow`): only the detector's boxes update the track's box model, so the next detector
+    box meets a like-sized predicted box.
+    ``detector(frame) -> (boxes (N, 4), scores (N,))``; ``kpt_thr``: least joint score that counts in a carried
+    box; ``expansion``: the carried box's growth factor; ``tracker_args`` go to :class:`Tracker`.
     """
 
     def __init__(self, detector: Any, det_every: int = 1, kpt_thr: float = 0.3, expansion: float = 1.25,
@@ -276,7 +296,7 @@ class PoseTracker:
                     dup[i] = False
                     keep &= ~dup
         ids = np.zeros(len(boxes), np.int64)
-        ids[keep] = self.tracker.update(boxes[keep], kp[keep], sc[keep])
+        ids[keep] = self.tracker.update(boxes[keep], kp[keep], sc[keep], measured=not self.carried)
         carry, found = pose_boxes(kp[keep], sc[keep], self.kpt_thr, self.expansion)
         vel = {t.track_id: t.velocity[:2] for t in self.tracker.tracks}
         shift = np.array([vel.get(int(i), np.zeros(2)) for i in ids[keep]]).reshape(-1, 2)
