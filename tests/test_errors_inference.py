@@ -298,6 +298,23 @@ def case_infer_coco_results_is_a_folder(a: Assets, d: Path) -> Run:
                 "--coco-results", str(d / "res")], 2, r"--coco-results .*res is a folder; expected a json file")
 
 
+def case_infer_mmpose_preds_named_as_a_folder(a: Assets, d: Path) -> Run:
+    """A path ending in '/' that does not exist yet once became a file of that name, without '.json'."""
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(d / "out"),
+                "--mmpose-preds", str(d / "preds") + "/"], 2, r"--mmpose-preds .*preds/ is a folder; expected a json file",
+               absent=[d / "preds", d / "out"])
+
+
+def case_tokens_figure_of_a_frame_without_people(a: Assets, d: Path) -> Run:
+    from posetokens.inference.api import FrameResult, PoseEstimator
+
+    est = PoseEstimator(NAME_2D.replace("tokenpose", "ppt"), **TINY_2D, prune={"layers": [0], "keep_ratio": 0.7})
+    empty = FrameResult(0, "x.jpg", 10, 10, np.zeros((0, 17, 2)), np.zeros((0, 17)), np.zeros((0, 4)), np.zeros(0),
+                        crops=np.zeros((0, 64, 48, 3), np.uint8), kept_tokens=[])
+    return Run(call=lambda: est.tokens_figure(empty), rc=ValueError,
+               message=r"tokens_figure: x\.jpg holds no person, so no kept tokens to show")
+
+
 def case_infer_unwritable_out(a: Assets, d: Path) -> Run:
     target = Path("/sys/kernel/posetokens_out")  # read-only even for root
     if not Path("/sys/kernel").is_dir() or _can_create(Path("/sys/kernel")):
@@ -551,6 +568,8 @@ CASES: list[Any] = [
                  id="detections-string-score"),
     pytest.param(case_infer_coco_results_is_a_folder, id="infer-coco-results-is-a-folder"),
     pytest.param(case_infer_unwritable_out, id="infer-unwritable-out"),
+    pytest.param(case_infer_mmpose_preds_named_as_a_folder, id="infer-mmpose-preds-named-as-a-folder"),
+    pytest.param(case_tokens_figure_of_a_frame_without_people, id="tokens-figure-without-people"),
     pytest.param(case_infer_detector_size_zero, id="infer-detector-size-zero"),
     pytest.param(case_infer_bbox_thr_above_one, id="infer-bbox-thr-above-one"),
     pytest.param(_predict_case(_IMG.astype(np.uint16) * 257, _BOX, None,

@@ -134,7 +134,7 @@ def load_trained(weights: str | Path, name: str | None = None, overrides: Mappin
     stored = meta.get("zoo_name")
     if stored is None and name is None:
         raise ValueError(f"{path}: this checkpoint does not name its model (an official release or a bare state "
-                         "dict); give its zoo model name as well")
+                         "dict); give its zoo model name as well (--model with --weights, --pose2d with --pose2d-weights)")
     if stored is not None and name is not None and name != stored:
         held = {k: v for k, v in (meta.get("model_overrides") or {}).items() if not k.endswith(INIT_ONLY_SUFFIX)}
         raise ValueError(f"{path}: the checkpoint holds {stored!r}"

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import re
 import sys
 from collections import Counter
@@ -1009,7 +1010,7 @@ class PoseEstimator:
             if show_tokens:
                 outputs.append(("tokens folder", out / f"{src.stem}_tokens"))
         if coco_results is not None:
-            if Path(coco_results).is_dir():
+            if Path(coco_results).is_dir() or str(coco_results).endswith(("/", os.sep)):
                 raise ValueError(f"--coco-results {coco_results} is a folder; expected a json file path")
             outputs.append(("COCO results file", Path(coco_results)))
             if src.kind == "images":  # every image needs its own id, checked before anything runs
@@ -1024,7 +1025,7 @@ class PoseEstimator:
                                          "merge; rename one")
                     ids[iid] = p
         if mmpose_preds is not None:
-            if Path(mmpose_preds).is_dir():
+            if Path(mmpose_preds).is_dir() or str(mmpose_preds).endswith(("/", os.sep)):
                 raise ValueError(f"--mmpose-preds {mmpose_preds} is a folder; expected a json file path")
             outputs.append(("MMPose prediction file", Path(mmpose_preds)))
         inputs: list[tuple[str, Any]] = [("input image", p) for p in src.images] if src.kind == "images" else \
@@ -1194,6 +1195,8 @@ class PoseEstimator:
 
         if res.crops is None or res.kept_tokens is None:
             raise ValueError("tokens_figure needs a result computed with show_tokens=True")
+        if not len(res.crops):
+            raise ValueError(f"tokens_figure: {res.img_path} holds no person, so no kept tokens to show")
         grid = tuple(self.model.cfg.patch_grid)
         rows = [draw_kept_tokens(c, grid, kept, scale=2) for c, kept in zip(res.crops[:max_people], res.kept_tokens)]
         return np.ascontiguousarray(tile_images(rows, cols=1)[..., ::-1])
