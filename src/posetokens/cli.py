@@ -145,10 +145,12 @@ def _boxes_arg(args: argparse.Namespace):
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
+    from posetokens.fileio import check_folder_path
     from posetokens.inference.api import PoseEstimator, open_input
     from posetokens.inference.filters import filter_from_args
 
     source = open_input(args.input, loop=args.loop)  # a bad input fails before the model is built
+    check_folder_path(args.out)  # and an --out that is a file
     est = PoseEstimator(args.model, args.weights, device=args.device, flip_test=args.flip_test,  # notes random weights
                         batch_size=args.batch_size, protocol=args.protocol, precision=args.precision,
                         runtime=args.runtime)

@@ -216,14 +216,9 @@ def require_file(path: PathLike, what: str) -> Path:
     return p
 
 
-def writable_dir(path: PathLike, what: str = "output folder") -> Path:
-    """Create the folder ``path`` if needed and check that a file can be created in it, before any work is done.
-
-    A path that is a file gives ``ValueError``; a folder we cannot write (or create) gives ``PermissionError``
-    naming it.
-    """
-    import tempfile
-
+def check_folder_path(path: PathLike, what: str = "output folder") -> Path:
+    """``ValueError`` when ``path`` (a folder to write, maybe not made yet) is a file or lies under one; creates
+    nothing, so commands call it before any model is built (:func:`writable_dir` checks the rest)."""
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise ValueError(f"{what} {p} is a file; expected a folder (it is created if missing)")
@@ -232,6 +227,18 @@ def writable_dir(path: PathLike, what: str = "output folder") -> Path:
             if not parent.is_dir():
                 raise ValueError(f"{what} {p}: {parent} is a file, not a folder")
             break
+    return p
+
+
+def writable_dir(path: PathLike, what: str = "output folder") -> Path:
+    """Create the folder ``path`` if needed and check that a file can be created in it, before any work is done.
+
+    A path that is a file gives ``ValueError``; a folder we cannot write (or create) gives ``PermissionError``
+    naming it.
+    """
+    import tempfile
+
+    p = check_folder_path(path, what)
     p.mkdir(parents=True, exist_ok=True)
     try:
         fd, probe = tempfile.mkstemp(prefix=".posetokens-write-check.", dir=p)
