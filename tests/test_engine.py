@@ -216,6 +216,23 @@ def test_cli_evaluate_matches_pycocotools(shared_data: Path, tmp_path: Path, cap
     assert math.isclose(ours["AR"], ev.stats[5], abs_tol=1e-12)
 
 
+def test_cli_evaluate_says_its_warnings_and_hints_as_the_other_commands(shared_data: Path, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    gt_file = shared_data / "coco" / "test_coco.json"
+    gt = json.loads(gt_file.read_text())
+    first = gt["annotations"][0]
+    pred_file = tmp_path / "pred.json"  # one image of the set, no 'area': the official box-area NMS needs it
+    pred_file.write_text(json.dumps([{"image_id": first["image_id"], "category_id": 1, "keypoints": first["keypoints"],
+                                      "score": 1.0}]))
+    people = {a["image_id"] for a in gt["annotations"] if a.get("num_keypoints", 1) and not a.get("iscrowd", 0)}
+    assert cli(["evaluate", "--gt", str(gt_file), "--pred", str(pred_file)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"posetokens: warning: {pred_file}: {len(people) - 1} of {len(people)} ground-truth "
+                             "images with annotated people have no prediction")
+    assert err[1].startswith("posetokens evaluate: error: ") and "give --nms-area keypoints" in err[1]
+    assert len(err) == 2
+
+
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_recipe_loads_and_names_a_zoo_model(path: Path) -> None:
     import posetokens

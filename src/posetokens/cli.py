@@ -120,7 +120,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         changes["rescore_thr"] = None
     rule = dataclasses.replace(rule, **changes)
     meta = get_metainfo("coco_wholebody" if args.dataset == "wholebody" else args.dataset)
-    metrics = evaluate_keypoints(args.gt, args.pred, meta, rule)
+    import logging
+
+    # the library logs its warnings (coverage of the predictions); on the command line they read as the others do
+    said = logging.StreamHandler(sys.stderr)
+    said.setFormatter(logging.Formatter("posetokens: warning: %(message)s"))
+    said.setLevel(logging.WARNING)
+    log = logging.getLogger("posetokens")
+    log.addHandler(said)
+    try:
+        try:
+            metrics = evaluate_keypoints(args.gt, args.pred, meta, rule)
+        except ValueError as e:  # the library's hint names its argument; here it is a flag
+            raise ValueError(str(e).replace("pass nms_area='keypoints'", "give --nms-area keypoints")) from None
+    finally:
+        log.removeHandler(said)
     if args.dataset == "wholebody" and not args.json:
         parts: dict[str, dict[str, float]] = {}
         for key, v in metrics.items():
