@@ -316,6 +316,13 @@ def case_tokens_figure_of_a_frame_without_people(a: Assets, d: Path) -> Run:
                message=r"tokens_figure: x\.jpg holds no person, so no kept tokens to show")
 
 
+def case_infer_show_tokens_of_tokenpose(a: Assets, d: Path) -> Run:
+    """TokenPose keeps all its tokens (it drew the crop alone, as if it pruned); PPT and GTPT are what it shows."""
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(d / "out"), "--show-tokens"], 2,
+               rf"{NAME_2D} has no token pruning to show \(--show-tokens needs a PPT or GTPT model\)",
+               absent=[d / "out"])
+
+
 def case_infer_unwritable_out(a: Assets, d: Path) -> Run:
     target = Path("/sys/kernel/posetokens_out")  # read-only even for root
     if not Path("/sys/kernel").is_dir() or _can_create(Path("/sys/kernel")):
@@ -569,6 +576,7 @@ CASES: list[Any] = [
                  id="detections-string-score"),
     pytest.param(case_infer_coco_results_is_a_folder, id="infer-coco-results-is-a-folder"),
     pytest.param(case_infer_unwritable_out, id="infer-unwritable-out"),
+    pytest.param(case_infer_show_tokens_of_tokenpose, id="infer-show-tokens-of-tokenpose"),
     pytest.param(case_infer_mmpose_preds_named_as_a_folder, id="infer-mmpose-preds-named-as-a-folder"),
     pytest.param(case_tokens_figure_of_a_frame_without_people, id="tokens-figure-without-people"),
     pytest.param(case_infer_detector_size_zero, id="infer-detector-size-zero"),

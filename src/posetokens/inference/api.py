@@ -794,8 +794,9 @@ class PoseEstimator:
 
     @property
     def can_show_tokens(self) -> bool:
-        """Whether the model prunes visual tokens and reports which it kept (PPT, GTPT)."""
-        return hasattr(self.model, "forward_tokens")
+        """Whether the model prunes visual tokens and reports which it kept (PPT, GTPT): what it declares as
+        ``prunes`` (TokenPose and PCT keep every token)."""
+        return bool(getattr(self.model, "prunes", False))
 
     # -- crops
     def crops(self, image_rgb: np.ndarray, bboxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

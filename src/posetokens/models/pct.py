@@ -390,6 +390,7 @@ class PCT(nn.Module):
     # none for --precision bf16-backbone: the Swin V2 backbone is most of PCT, casts parts to float32 itself, and
     # no trained PCT exists here to measure its bfloat16 accuracy (PCT runs float32 under that choice, said once)
     image_backbone = None
+    prunes = False  # every visual token is kept: nothing for --show-tokens
 
     @property
     def task(self) -> str:

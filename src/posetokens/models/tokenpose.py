@@ -136,6 +136,11 @@ class TokenPose(nn.Module):
         self._prune_layers = frozenset(cfg.prune.layers)
         self._init_weights()
 
+    @property
+    def prunes(self) -> bool:
+        """Whether visual tokens are dropped (PPT: pruning layers and a keep ratio below 1; TokenPose: none)."""
+        return bool(self._prune_layers) and self.keep_ratio < 1.0
+
     def _init_weights(self) -> None:
         nn.init.trunc_normal_(self.keypoint_token, std=0.02)
         init_transformer_weights([self.patch_embed, *self.blocks.modules(), *self.head.modules()])
