@@ -343,3 +343,14 @@ def test_every_model_takes_an_empty_batch(name: str) -> None:
         # the one-item shapes from shape propagation alone (the meta device: no arithmetic, a fraction of the time)
         one = tree_leaves(model.to("meta")(*(t.to("meta") if torch.is_tensor(t) else t for t in inputs)))
     assert [tuple(t.shape) for t in none] == [(0, *t.shape[1:]) for t in one]
+
+
+def test_cli_threads_sets_the_models_threads(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture) -> None:
+    asked: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", asked.append)
+    img = shared_data / "coco" / "000000000785.jpg"
+    args = ["infer", str(img), "--model", "tokenpose_s_coco_256x192", "--no-draw", "--out"]
+    assert cli([*args, str(tmp_path / "a"), "--threads", "1"]) == 0 and asked == [1]
+    assert cli([*args, str(tmp_path / "b"), "--threads", "0"]) == 2 and asked == [1]
+    assert "argument --threads: expected an integer >= 1, got '0'" in capsys.readouterr().err

@@ -158,10 +158,20 @@ def _boxes_arg(args: argparse.Namespace):
     return args.boxes
 
 
+def _set_threads(args: argparse.Namespace) -> None:
+    """--threads: PyTorch's intra-op threads, which onnxruntime's sessions take too (posetokens.inference.precision)."""
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def _cmd_infer(args: argparse.Namespace) -> int:
     from posetokens.fileio import check_folder_path
     from posetokens.inference.api import PoseEstimator, open_input
     from posetokens.inference.filters import filter_from_args
+
+    _set_threads(args)
 
     source = open_input(args.input, loop=args.loop)  # a bad input fails before the model is built
     check_folder_path(args.out)  # and an --out that is a file
@@ -194,6 +204,8 @@ def _print_stages(args: argparse.Namespace, summary: dict) -> None:
 def _cmd_lift(args: argparse.Namespace) -> int:
     from posetokens.inference.filters import filter_from_args
     from posetokens.inference.lifting import lift  # notes each model that runs with random weights
+
+    _set_threads(args)
 
     size = None
     if args.image_size:
@@ -286,6 +298,9 @@ def _add_precision_args(s: argparse.ArgumentParser, export: bool = False) -> Non
                                                      "image backbone in bfloat16, the rest float32) or int8-dynamic "
                                                      "(default: the measured default, fp32; bf16 needs AVX512-BF16/AMX "
                                                      "or a GPU; outputs are float32 either way; docs/speed.md)")
+    s.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="CPU threads for the models (PyTorch and onnxruntime; default: PyTorch's, the cores "
+                        "OMP_NUM_THREADS allows)")
     s.add_argument("--runtime", default=None, help="what runs them: auto (default: float32 image models through "
                                                    "onnxruntime on the CPU where it is installed, exported once and "
                                                    "cached; else torch), "
