@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_models)
 
     s = sub.add_parser("flops", help="params, true GMACs and paper-convention GFLOPs of a zoo model")
-    s.add_argument("name")
+    s.add_argument("name", help="zoo model name (posetokens models lists them)")
     s.add_argument("--json", action="store_true", help='print {"model", "params_m", "gmacs", "paper_gflops"}')
     s.set_defaults(fn=_cmd_flops)
 
@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("parity", help="compare against a fixture made with the official code")
     s.add_argument("dir", help="fixture folder: a model fixture (config.json, checkpoint.pth, inputs.pt, outputs.pt) "
                                "or a pipeline fixture (inputs.json with kind and method)")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
     s.add_argument("--atol", type=float, default=1e-4, help="max abs difference allowed (default 1e-4)")
     s.set_defaults(fn=_cmd_parity)
 
@@ -364,9 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", nargs="?", help="YAML recipe; optional for checkpoints we wrote (they carry theirs)")
     s.add_argument("--weights", required=True, help="checkpoint: ours (any trainer output) or official (needs CONFIG)")
     s.add_argument("--out", help="predictions json (COCO results format); default WORK_DIR/test_predictions.json")
-    s.add_argument("--work-dir")
-    s.add_argument("--json", action="store_true")
-    s.add_argument("--set", action="append", metavar="A.B=VALUE")
+    s.add_argument("--work-dir", help="output folder (overrides work_dir)")
+    s.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    s.add_argument("--set", action="append", metavar="A.B=VALUE", help="override a config field (repeatable)")
     s.set_defaults(fn=_cmd_test)
 
     s = sub.add_parser("evaluate", help="score a COCO-results predictions file against COCO-format GT")
@@ -385,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(the keypoint extent, for results without 'area')")
     s.add_argument("--no-rescore", action="store_true", help="keep the given scores (no box x keypoint rescoring)")
     s.add_argument("--nms-thr", default=None, help="OKS-NMS threshold, or 'none' (default: the protocol's, 0.9)")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     s.set_defaults(fn=_cmd_evaluate)
 
     s = sub.add_parser("infer", help="2D poses on an image, a folder of images or a video (json + pictures)")
@@ -401,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "instance_info per frame, with track ids), as MMPose's demo writes")
     s.add_argument("--out", required=True, help="output folder")
     _add_box_args(s)
-    s.add_argument("--batch-size", type=int, default=16, help="crops per forward pass")
+    s.add_argument("--batch-size", type=int, default=16, help="crops per forward pass (default 16)")
     s.add_argument("--show-tokens", action="store_true", help="also draw the tokens kept at each pruning layer")
     s.add_argument("--loop", type=int, default=None, metavar="N",
                    help="read the input video as a live stream (frame by frame, no known length), N times over "
@@ -445,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", nargs="?", help="zoo model name (optional with --weights of ours: they name their model)")
     s.add_argument("--weights", help="checkpoint; none: random weights")
     s.add_argument("--onnx", required=True, help="output .onnx file")
-    s.add_argument("--opset", type=int, default=18)
+    s.add_argument("--opset", type=int, default=18, help="ONNX opset of the graph (default 18)")
     s.add_argument("--atol", type=float, default=None, help="max |onnxruntime - PyTorch| allowed (default 1e-4; "
                                                             "int8-dynamic: a quarter of the largest output)")
     s.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
