@@ -187,3 +187,28 @@ def test_lift_errors(tmp_path: Path) -> None:
         lift(bad, "hot_mixste_h36m_243", tmp_path)
     with pytest.raises(ValueError, match="not a 2D->3D lifting model"):
         lift(bad, "tokenpose_s_coco_256x192", tmp_path)
+
+
+def test_an_interrupt_before_the_first_drawn_frame_names_no_video(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while drawing the first frame: the 3D json is kept and said; no mp4 was written, and none is named
+    (it once said the missing mp4 'holds the frames drawn')."""
+    from posetokens.inference import lifting
+    from posetokens.runtime import Interrupted
+
+    rng = np.random.default_rng(1)
+    records = [{"frame_id": i, "width": 400, "height": 400,
+                "instances": [{"keypoints": rng.uniform(100, 300, (17, 2)).tolist(), "keypoint_scores": [0.9] * 17,
+                               "bbox": [0, 0, 400, 400], "bbox_score": 0.9}]} for i in range(6)]
+    src = tmp_path / "clip_2d.json"
+    src.write_text(json.dumps(records))
+
+    def interrupted(self, i, img):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lifting.TrackPanels, "render", interrupted)
+    with pytest.raises(Interrupted) as e:
+        lift(src, "hot_mixste_h36m_243", tmp_path / "out", num_frames=27, dim=32, depth=2,
+             prune={"keep": 9, "layer": 1}, min_track_frames=2)
+    assert str(e.value).endswith("; no frame of the video was drawn")
+    assert (tmp_path / "out" / "clip_2d_3d.json").is_file() and not (tmp_path / "out" / "clip_2d_3d.mp4").exists()

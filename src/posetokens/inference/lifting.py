@@ -554,8 +554,10 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                                                show_progress(progress), timer)))
             except KeyboardInterrupt as e:
                 signum = getattr(e, "signum", 2)
+                mp4 = out / f"{stem}_3d.mp4"
+                drawn = f"{mp4} holds the frames drawn" if mp4.exists() else "no frame of the video was drawn"
                 raise Interrupted(signum, f"interrupted by {signal_name(signum)} while drawing: the 3D results are "
-                                          f"in {files[-1]}; {out / f'{stem}_3d.mp4'} holds the frames drawn") from None
+                                          f"in {files[-1]}; {drawn}") from None
     if timer.frames == 0:
         timer.frames = n
     return {"input": str(src), "frames": len(records),
