@@ -332,6 +332,15 @@ def case_infer_unwritable_out(a: Assets, d: Path) -> Run:
                r"not permitted|not writable)")
 
 
+def case_infer_unwritable_coco_results_folder(a: Assets, d: Path) -> Run:
+    target = Path("/sys/kernel/posetokens_res")  # read-only even for root
+    if not Path("/sys/kernel").is_dir() or _can_create(Path("/sys/kernel")):
+        pytest.skip("no unwritable folder to test with")
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(d / "out"),
+                "--coco-results", str(target / "c.json")], 2, r"folder of --coco-results .*posetokens_res",
+               absent=[d / "out"])  # refused before --out was made (it was left empty)
+
+
 def _can_create(folder: Path) -> bool:
     try:
         (folder / ".probe").mkdir()
@@ -439,6 +448,13 @@ def case_lift_weights_is_a_folder(a: Assets, d: Path) -> Run:
     (d / "ckpts").mkdir()
     return Run(["lift", str(a.infer_json), "--weights", str(d / "ckpts"), "--out", str(d / "out")], 2,
                r"--weights .*ckpts is a folder; expected a file", not_in_output="does not exist")
+
+
+def case_lift_an_image(a: Assets, d: Path) -> Run:
+    """Refused before anything is built or made (it left an empty --out folder)."""
+    return Run(["lift", str(a.jpgs[0]), "--model", NAME_3D, "--out", str(d / "out")], 2,
+               r"000000000001\.jpg: lift takes a video or a 2D-keypoint json, not images", absent=[d / "out"],
+               not_in_output="random weights")
 
 
 def case_lift_out_is_a_file(a: Assets, d: Path) -> Run:
@@ -576,6 +592,7 @@ CASES: list[Any] = [
                  id="detections-string-score"),
     pytest.param(case_infer_coco_results_is_a_folder, id="infer-coco-results-is-a-folder"),
     pytest.param(case_infer_unwritable_out, id="infer-unwritable-out"),
+    pytest.param(case_infer_unwritable_coco_results_folder, id="infer-unwritable-coco-results-folder"),
     pytest.param(case_infer_show_tokens_of_tokenpose, id="infer-show-tokens-of-tokenpose"),
     pytest.param(case_infer_mmpose_preds_named_as_a_folder, id="infer-mmpose-preds-named-as-a-folder"),
     pytest.param(case_tokens_figure_of_a_frame_without_people, id="tokens-figure-without-people"),
@@ -615,6 +632,7 @@ CASES: list[Any] = [
     pytest.param(case_export_onnx_over_weights, id="export-onnx-over-weights"),
     pytest.param(case_export_weights_is_a_folder, id="export-weights-is-a-folder"),
     pytest.param(case_lift_json_with_a_nan_keypoint, id="lift-json-with-a-nan-keypoint"),
+    pytest.param(case_lift_an_image, id="lift-an-image"),
     pytest.param(case_export_weights_where_the_data_file_goes, id="export-weights-where-the-data-file-goes"),
     pytest.param(case_export_onnx_is_a_folder, id="export-onnx-is-a-folder"),
     pytest.param(case_export_random_weights_note, id="export-random-weights-note"),

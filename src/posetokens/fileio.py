@@ -239,7 +239,10 @@ def writable_dir(path: PathLike, what: str = "output folder") -> Path:
     import tempfile
 
     p = check_folder_path(path, what)
-    p.mkdir(parents=True, exist_ok=True)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PermissionError(e.errno, f"{what} cannot be created ({e.strerror})", str(p)) from None
     try:
         fd, probe = tempfile.mkstemp(prefix=".posetokens-write-check.", dir=p)
     except OSError as e:

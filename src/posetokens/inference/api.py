@@ -1047,11 +1047,11 @@ class PoseEstimator:
         else:
             smooth = None
         track_filters: dict[int, Any] = {}  # track id -> its causal One-Euro filter
-        writable_dir(out)
-        if coco_results is not None:
+        if coco_results is not None:  # the extra files' folders first: a refusal there leaves no empty --out
             writable_dir(Path(coco_results).parent, "folder of --coco-results")
         if mmpose_preds is not None:
             writable_dir(Path(mmpose_preds).parent, "folder of --mmpose-preds")
+        writable_dir(out)
         progress = video_like and show_progress(progress)
         timer = timer if timer is not None else StageTimer(live=progress)
         mm_frames: list[dict[str, Any]] = []  # with mmpose_preds only

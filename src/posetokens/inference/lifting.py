@@ -343,6 +343,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     from posetokens.checkpoint import load_trained
     from posetokens.fileio import check_no_overwrite, require_file, writable_dir
     from posetokens.inference.api import (
+        IMAGE_EXTENSIONS,
         InputSource,
         PoseEstimator,
         _write_json,
@@ -385,6 +386,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
             require_file(path, flag)
     # a json, or the .partial file a killed video run of infer left (<stem>.json.<random>.partial)
     is_json = src.suffix.lower() == ".json" or (src.suffix == ".partial" and ".json" in src.suffixes)
+    if source_in is None and not is_json and src.suffix.lower() in IMAGE_EXTENSIONS:  # before --out is made
+        raise ValueError(f"{src}: lift takes a video or a 2D-keypoint json, not images")
     out = Path(out_dir)
     stem = src.name[:src.name.lower().index(".json")] if src.suffix == ".partial" else src.stem
     outputs = ([] if is_json else [("2D results json", out / f"{stem}.json")]) + [("3D results json",
