@@ -293,6 +293,20 @@ def test_a_graph_that_fails_its_check_is_not_kept(tmp_path: Path, monkeypatch: p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
 
 
+def test_export_without_onnxruntime_is_refused_before_exporting(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check (and int8) need onnxruntime: said before the 10-60 s export, not after it (a traceback)."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda m, *a: None if m == "onnxruntime" else real(m, *a))
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: pytest.fail("exported"))
+    name, overrides = SMALL["tokenpose"]
+    with pytest.raises(ValueError, match=r"onnxruntime is not installed .*check needs it \(or give --no-check\)"):
+        export_onnx(name, tmp_path / "m.onnx", **overrides)
+    assert not any(tmp_path.iterdir())
+
+
 def test_export_refuses_weights_where_its_data_file_goes(tmp_path: Path) -> None:
     name, overrides = SMALL["tokenpose"]
     weights = tmp_path / "m.onnx.data"

@@ -299,6 +299,9 @@ def test_onnx_detector_contract(shared_data: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose(scores, [0.9], atol=1e-6)
     two = ONNXDetector(_onnx_detector(tmp_path / "det2.onnx", {"boxes": det_out[0, :, :4], "scores": det_out[0, :, 4]}))
     np.testing.assert_allclose(two(img)[0], boxes, atol=1e-4)
+    # its threads follow --threads (PyTorch's), like the pose models'; it once took every core
+    assert det.session.get_session_options().intra_op_num_threads == torch.get_num_threads()
+    assert ONNXDetector(tmp_path / "det.onnx", threads=1).session.get_session_options().intra_op_num_threads == 1
     est = PoseEstimator("tokenpose_s_coco_256x192", **TINY)
     res = next(iter(est(shared_data / "coco" / "000000040083.jpg", boxes=det)))
     assert len(res.bboxes) == 1

@@ -174,7 +174,11 @@ def test_lift_of_an_infer_json_keeps_the_clips_frame_rate(shared_data: Path, tmp
     assert f"posetokens: warning: {bare}: the records carry no 'fps'; 25 frames per second assumed" in \
         capsys.readouterr().err
     assert cli(["lift", str(video), *lifter, "--fps", "30", "--out", str(tmp_path / "d")]) == 2
-    assert "--fps applies to a 2D-keypoint json" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--fps applies to a 2D-keypoint json" in err and "random weights" not in err  # before any model
+    assert cli(["lift", str(src), *lifter, "--fps", "-5", "--out", str(tmp_path / "e")]) == 2
+    assert "frame rate -5.0: expected a positive number of frames per second" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
 
 
 def test_lift_errors(tmp_path: Path) -> None:

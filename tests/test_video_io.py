@@ -403,8 +403,8 @@ def test_lift_on_a_stream_url(monkeypatch: pytest.MonkeyPatch, clip: Path, w2d: 
 
 def test_a_truncated_video_is_said_and_a_whole_one_is_not(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """A recording cut off mid-file (the header, written first, declares 40 frames) decodes fewer frames: the run
-    uses them and says so in one line; the whole file, and the shipped sample (whose MP4 edit list makes its frame
-    count 207 against the 185 frames of its 7.4 s), say nothing."""
+    uses them and says so in one line; the whole file, the shipped sample (whose MP4 edit list makes its frame
+    count 207 against the 185 frames of its 7.4 s) and an MKV whose audio outlasts its video say nothing."""
     av = pytest.importorskip("av")
     whole = tmp_path / "whole.mp4"
     with av.open(str(whole), "w", options={"movflags": "faststart"}) as c:  # the moov header before the frames
@@ -415,13 +415,27 @@ def test_a_truncated_video_is_said_and_a_whole_one_is_not(tmp_path: Path, capsys
             frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (48, 64, 3), np.uint8), format="rgb24")
             c.mux(s.encode(frame))
         c.mux(s.encode())
+    mkv = tmp_path / "longer_audio.mkv"  # an intact MKV whose audio (6 s) outlasts its video (40 frames, 4 s)
+    with av.open(str(mkv), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("pcm_s16le", rate=8000)
+        a.layout = "mono"
+        for _ in range(40):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")))
+        c.mux(s.encode())
+        for i in range(60):
+            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+            chunk.sample_rate, chunk.pts = 8000, 800 * i
+            c.mux(a.encode(chunk))
+        c.mux(a.encode())
     cut = tmp_path / "cut.mp4"
     data = whole.read_bytes()
     cut.write_bytes(data[: len(data) // 2])
     n_cut = decoded_frames(cut)
     assert 0 < n_cut < 39 and decoded_frames(whole) == 40  # the premise, by OpenCV itself
     capsys.readouterr()
-    for path, frames in ((whole, 40), (cut, n_cut), (DATA / "video" / "sample_video.mp4", 185)):
+    for path, frames in ((whole, 40), (cut, n_cut), (DATA / "video" / "sample_video.mp4", 185), (mkv, 40)):
         reader = api.VideoReader(path)
         assert sum(1 for _ in reader) == frames == reader.decoded_frames
     warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("posetokens: warning:")]

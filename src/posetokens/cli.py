@@ -424,7 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keypoint layout of a json input (default: the one the json records, else coco)")
     s.add_argument("--image-size", help="WIDTHxHEIGHT of the frames, for a json without width/height")
     s.add_argument("--fps", type=float, default=None,
-                   help="frame rate of a json's frames, for one without 'fps' (infer writes a video's; default 25)")
+                   help="frame rate of a json's frames (default: the records' 'fps', which infer writes for a "
+                        "video, else 25)")
     s.add_argument("--min-track-frames", type=int, default=None,
                    help="lift every tracked person seen in at least this many frames (default 30, at most half "
                         "the clip); shorter tracks are skipped and counted")

@@ -23,6 +23,7 @@ pairwise distances and ONNX TopK, whose lower-index-first rule for ties matches 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import logging
 import math
 import os
@@ -138,6 +139,9 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     if precision in BF16_PRECISIONS:
         raise ValueError(f"export --precision {precision}: onnxruntime's CPU kernels have no bfloat16; export fp32 "
                          f"(or int8-dynamic) and run bfloat16 in PyTorch (infer --precision {precision})")
+    if (check or precision == "int8-dynamic") and importlib.util.find_spec("onnxruntime") is None:  # before the export
+        raise ValueError("onnxruntime is not installed (pip install 'posetokens[onnx]'): the export's check needs it"
+                         + (" (or give --no-check)" if precision == "fp32" else ", and so does int8-dynamic"))
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"--onnx {out} is a folder; expected the path of the .onnx file to write")

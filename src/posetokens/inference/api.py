@@ -152,8 +152,10 @@ def declared_frames(path: Path) -> int | None:
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
+            # the container's duration covers every stream (an MKV's audio may outlast its video): used only when
+            # the video is the one stream
             seconds = (float(stream.duration * stream.time_base) if stream.duration
-                       else (container.duration or 0) / 1e6)
+                       else (container.duration or 0) / 1e6 if len(container.streams) == 1 else 0.0)
             by_time = round(seconds * float(stream.average_rate)) if stream.average_rate else 0
             counts = [n for n in (int(stream.frames or 0), by_time) if n > 0]
     except Exception:  # noqa: BLE001 (PyAV cannot read what OpenCV decodes: no claim to check against)
@@ -579,7 +581,7 @@ class DetectionsFile:
         """One warning line when some of the frames seen had no entry in the file (they got no person); returns
         how many."""
         n = len(self.uncovered)
-        if n:
+        if n and self.ids:  # an empty file was said once already ("holds no detection")
             warn(f"{self.path} covers only some inputs: {n} of {self.seen} "
                  f"{self._unit} have no entry in it and got no "
                  f"person ({', '.join(self.uncovered[:5])}{' ...' if n > 5 else ''})")

@@ -44,7 +44,9 @@ class ONNXDetector:
     """Person boxes from an ONNX detector (see the module doc for the contract). Call it on a frame."""
 
     def __init__(self, path: str | Path, score_thr: float = 0.3, nms_thr: float = 0.65, person_class: int = 0,
-                 input_size: tuple[int, int] = (640, 640), providers: Sequence[str] | None = None) -> None:
+                 input_size: tuple[int, int] = (640, 640), providers: Sequence[str] | None = None,
+                 threads: int | None = None) -> None:
+        """``threads``: onnxruntime's intra-op threads (None: PyTorch's, which ``--threads`` sets)."""
         try:
             import onnxruntime as ort
         except ImportError as e:  # pragma: no cover - onnxruntime is in the [onnx] extra
@@ -52,8 +54,13 @@ class ONNXDetector:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"detector not found: {self.path}")
+        import torch
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads or torch.get_num_threads())
         try:
-            self.session = ort.InferenceSession(str(self.path), providers=list(providers or ["CPUExecutionProvider"]))
+            self.session = ort.InferenceSession(str(self.path), opts,
+                                                providers=list(providers or ["CPUExecutionProvider"]))
         except Exception as e:  # onnxruntime raises its own exception types for bad files
             raise DetectorContractError(f"{self.path}: onnxruntime cannot load it as an ONNX model ({e})") from e
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()

@@ -309,8 +309,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     ``<stem>_3d.mp4`` (every lifted person in 2D, a 3D panel per person beside the frame). ``layout`` is the
     json's keypoint layout (``coco`` or ``h36m``; None: the ``keypoint_layout`` the json records, else ``coco``; one that differs from
     the recorded layout is refused); ``image_size`` (w, h) is needed for a json whose records carry no
-    width/height, ``fps`` for one whose records carry no ``fps`` (``infer`` writes it for videos; else 25, said
-    on stderr). ``kpt_thr`` (least 2D score drawn) defaults to the 2D model's
+    width/height; ``fps`` is a json's frame rate (None: the records' ``fps``, which ``infer`` writes for videos,
+    else 25, said on stderr). ``kpt_thr`` (least 2D score drawn) defaults to the 2D model's
     (``PoseEstimator.default_kpt_thr``), or 0.3 for a json. ``min_track_frames``: frames a track needs to be
     lifted (None: :func:`default_min_track_frames`). ``smooth`` (a :class:`~posetokens.inference.filters.FilterConfig`;
     None: off) filters each track's 2D (in units of half the frame width) before lifting and its 3D after.
@@ -388,6 +388,10 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     is_json = src.suffix.lower() == ".json" or (src.suffix == ".partial" and ".json" in src.suffixes)
     if source_in is None and not is_json and src.suffix.lower() in IMAGE_EXTENSIONS:  # before --out is made
         raise ValueError(f"{src}: lift takes a video or a 2D-keypoint json, not images")
+    if fps is not None:
+        if not is_json:
+            raise ValueError(f"--fps applies to a 2D-keypoint json; {src} is a video or a stream (its own frame rate)")
+        _frame_rate([], fps, src)  # a bad value, before --out is made
     out = Path(out_dir)
     stem = src.name[:src.name.lower().index(".json")] if src.suffix == ".partial" else src.stem
     outputs = ([] if is_json else [("2D results json", out / f"{stem}.json")]) + [("3D results json",
@@ -427,8 +431,6 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         stack_instances(records, 17, str(src))
         w, h = _frame_size(records, image_size, src)
         fps = _frame_rate(records, fps, src)
-    elif fps is not None:
-        raise ValueError(f"--fps applies to a 2D-keypoint json; {src} is a video or a stream (its own frame rate)")
     elif layout not in (None, "coco"):
         raise ValueError("layout applies to json input; a video goes through a COCO-17 2D model")
     files: list[str] = []

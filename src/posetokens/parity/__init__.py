@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from posetokens.checkpoint import load_file
+from posetokens.runtime import UserKeyError
 
 
 @dataclass
@@ -156,18 +157,24 @@ def run_parity(folder: str | Path, atol: float = 1e-4) -> ParityReport:
     folder = Path(folder)
     from posetokens.parity.pipeline import handler_for, is_pipeline_fixture
 
-    if is_pipeline_fixture(folder):  # shared/parity/pipeline/*: official pipeline functions, no model
-        family, handler, spec = handler_for(folder)
-        comps = handler(folder, spec)
-        return ParityReport(folder.name, family, comps)
-    config, inputs, outputs = _read_fixture(folder)
-    for matches, handler in _HANDLERS:
-        if matches(config):
-            torch.manual_seed(0)
-            with torch.no_grad():
-                family, comps = handler(folder, config, inputs, outputs, atol)
-            name = config.get("fixture")  # some fixtures store a dict of generation settings there
-            return ParityReport(name if isinstance(name, str) else folder.name, family, comps)
+    try:  # the handlers read the fixture's own keys: one it misses is the fixture's fault, said in one line
+        if is_pipeline_fixture(folder):  # shared/parity/pipeline/*: official pipeline functions, no model
+            family, handler, spec = handler_for(folder)
+            comps = handler(folder, spec)
+            return ParityReport(folder.name, family, comps)
+        config, inputs, outputs = _read_fixture(folder)
+        for matches, handler in _HANDLERS:
+            if matches(config):
+                torch.manual_seed(0)
+                with torch.no_grad():
+                    family, comps = handler(folder, config, inputs, outputs, atol)
+                name = config.get("fixture")  # some fixtures store a dict of generation settings there
+                return ParityReport(name if isinstance(name, str) else folder.name, family, comps)
+    except KeyError as e:
+        if isinstance(e, UserKeyError):
+            raise
+        raise UserKeyError(f"{folder}: the fixture misses the key {e.args[0] if e.args else '?'!r} (in its "
+                           "config.json, inputs or outputs)") from e
     raise ValueError(
         f"{folder / 'config.json'}: no parity handler recognises this fixture "
         f"(official_model_name={config.get('official_model_name')!r})"
