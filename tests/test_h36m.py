@@ -30,6 +30,7 @@ from posetokens.data.h36m import (
     split_clips,
 )
 from posetokens.data.metainfo import H36M
+from posetokens.runtime import UserKeyError
 
 SYMMETRY = [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]]
 
@@ -303,23 +304,23 @@ def test_videopose3d_loader(vp3d_files: tuple[Path, Path, dict]) -> None:
 def test_videopose3d_missing_keys_name_file_and_key(vp3d_files: tuple[Path, Path, dict], tmp_path: Path) -> None:
     p3, p2, cams = vp3d_files
     np.savez(tmp_path / "empty.npz", other=np.zeros(1))
-    with pytest.raises(KeyError, match=r"empty\.npz.*'positions_3d'"):
+    with pytest.raises(UserKeyError, match=r"empty\.npz.*'positions_3d'"):
         load_videopose3d(tmp_path / "empty.npz", p2, cams)
-    with pytest.raises(KeyError, match=r"empty\.npz.*'positions_2d'"):
+    with pytest.raises(UserKeyError, match=r"empty\.npz.*'positions_2d'"):
         load_videopose3d(p3, tmp_path / "empty.npz", cams)
     sub = tmp_path / "nometa"
     sub.mkdir()
     world = {"S1": {"Walking 1": np.zeros((3, 17, 3))}}
     a3, a2 = _write_vp3d(sub, world, {"S1": {"Walking 1": [np.zeros((3, 17, 2))] * 4}})
-    with pytest.raises(KeyError, match=r"data_2d_h36m_gt\.npz.*'metadata'"):
+    with pytest.raises(UserKeyError, match=r"data_2d_h36m_gt\.npz.*'metadata'"):
         load_videopose3d(a3, a2, cams)
     meta = {"keypoints_symmetry": SYMMETRY}
     a3, a2 = _write_vp3d(sub, world, {"S1": {"Eating": [np.zeros((3, 17, 2))] * 4}}, meta)
-    with pytest.raises(KeyError, match=r"data_2d_h36m_gt\.npz.*positions_2d\['S1'\]\['Walking 1'\]"):
+    with pytest.raises(UserKeyError, match=r"data_2d_h36m_gt\.npz.*positions_2d\['S1'\]\['Walking 1'\]"):
         load_videopose3d(a3, a2, cams)
-    with pytest.raises(KeyError, match=r"data_3d_h36m\.npz.*positions_3d\['S9'\]"):
+    with pytest.raises(UserKeyError, match=r"data_3d_h36m\.npz.*positions_3d\['S9'\]"):
         load_videopose3d(a3, a2, cams, subjects=["S9"])
-    with pytest.raises(KeyError, match=r"'keypoints_symmetry'"):
+    with pytest.raises(UserKeyError, match=r"'keypoints_symmetry'"):
         load_videopose3d(*_write_vp3d(sub, world, {"S1": {"Walking 1": [np.zeros((3, 17, 2))] * 4}}, {"x": 1}), cams)
 
 
@@ -353,7 +354,7 @@ def test_videopose3d_bad_shapes_and_nan(shared_data: Path, tmp_path: Path) -> No
 def test_mmpose_missing_key_and_nan(shared_data: Path, tmp_path: Path) -> None:
     z = dict(np.load(shared_data / "h36m" / "test_h36m_body3d.npz"))
     np.savez(tmp_path / "noS.npz", **{k: v for k, v in z.items() if k != "S"})
-    with pytest.raises(KeyError, match=r"noS\.npz.*'S'"):
+    with pytest.raises(UserKeyError, match=r"noS\.npz.*'S'"):
         load_mmpose_h36m(tmp_path / "noS.npz")
     z["S"] = z["S"].copy()
     z["S"][2, 3, 0] = np.nan

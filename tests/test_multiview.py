@@ -31,6 +31,7 @@ from posetokens.geometry import (
 from posetokens.models.tokenpose import TokenPose
 from posetokens.models.tokenpose_mv import MultiViewPPT
 from posetokens.parity.multiview import _is_multiview, mv_cfg_from_fixture
+from posetokens.runtime import UserKeyError
 
 from conftest import DATA, PARITY, REPO
 
@@ -336,7 +337,7 @@ def test_missing_camera_is_named(tmp_path: Path) -> None:
     from posetokens.data.datasets.h36m_multiview import MultiViewH36M
 
     ds = MultiViewH36M(_toolbox_pickle(tmp_path, with_camera=False), H36M)
-    with pytest.raises(KeyError, match="missing camera"):
+    with pytest.raises(UserKeyError, match="missing camera"):
         ds[0]
     db = pickle.loads((tmp_path / "h36m_validation.pkl").read_bytes())
     (tmp_path / "three.pkl").write_bytes(pickle.dumps(db[:3]))  # camera 3 absent from the only instant

@@ -15,6 +15,7 @@ from posetokens.checkpoint import atomic_save, describe, load_trained, read_desc
 from posetokens.data.metainfo import get_metainfo
 from posetokens.protocols import Protocol, get_protocol, list_protocols, resolve_protocol
 from posetokens.registry import create_model, default_protocol, list_models
+from posetokens.runtime import UserKeyError
 
 # pipeline.md section 9: box centre offset, GT clean, paddings, warp, rescore thr, NMS area, flip shift
 SPEC = {
@@ -90,7 +91,7 @@ def test_overrides_and_bad_keys() -> None:
         get_protocol("gtpt").replace({"eval": {"rescore_threshold": 0.1}})
     with pytest.raises(ValueError, match="nms_area"):
         get_protocol("gtpt").replace({"eval": {"nms_area": "bbox"}})
-    with pytest.raises(KeyError, match="known"):
+    with pytest.raises(UserKeyError, match="known"):
         get_protocol("hrnet")
 
 

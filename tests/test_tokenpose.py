@@ -14,6 +14,7 @@ import posetokens
 from posetokens.cli import main as cli
 from posetokens.convert import CheckpointMismatchError
 from posetokens.layers import Attention, gather_tokens, keep_counts, keypoint_attention_score, prune_topk, sine_pos_embed_2d, use_fused_attn
+from posetokens.runtime import UserKeyError
 
 from conftest import parity_fixtures
 
@@ -195,7 +196,7 @@ def test_every_zoo_model_runs_forward_and_backward(name: str) -> None:
 
 # ---------------------------------------------------------------------------------------- bad input
 def test_unknown_model_name_suggests_close_names() -> None:
-    with pytest.raises(KeyError, match="Did you mean: ppt_s_coco_256x192"):
+    with pytest.raises(UserKeyError, match="Did you mean: ppt_s_coco_256x192"):
         posetokens.create_model("ppt_s_coco_265x192")
 
 

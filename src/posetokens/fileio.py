@@ -242,7 +242,7 @@ def writable_dir(path: PathLike, what: str = "output folder") -> Path:
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise PermissionError(e.errno, f"{what} cannot be created ({e.strerror})", str(p)) from None
+        raise OSError(e.errno, f"{what} cannot be created ({e.strerror})", str(p)) from None  # errno's subclass
     try:
         fd, probe = tempfile.mkstemp(prefix=".posetokens-write-check.", dir=p)
     except OSError as e:

@@ -146,7 +146,8 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     if out.is_dir():
         raise ValueError(f"--onnx {out} is a folder; expected the path of the .onnx file to write")
     # the graph's weights go beside it in <name>.data (the exporter's external-data file): an input there is refused too
-    check_no_overwrite([("--weights", weights)], [("ONNX file", out), ("ONNX data file", out.with_name(out.name + ".data"))])
+    check_no_overwrite([("--weights", weights)],
+                       [("ONNX file", out), ("ONNX data file", out.with_name(out.name + ".data"))])
     writable_dir(out.parent, "folder of --onnx")
     m, description = _model(model, weights, overrides)
     m.eval()

@@ -169,7 +169,8 @@ _STREAM_URL = re.compile(rf"^({'|'.join(STREAM_SCHEMES)})://\S+$", re.IGNORECASE
 
 def is_stream(source: Any) -> bool:
     """Whether ``source`` names a live source rather than a file: a webcam index (``0``, or ``"0"`` where no file
-    or folder of that name exists) or a stream URL (``rtsp://``, ``rtsps://``, ``rtmp://``, ``http(s)://``, ``udp://``, ``tcp://``, ``srt://``)."""
+    or folder of that name exists) or a stream URL (``rtsp://``, ``rtsps://``, ``rtmp://``, ``http(s)://``,
+    ``udp://``, ``tcp://``, ``srt://``)."""
     if isinstance(source, int) and not isinstance(source, bool):
         return source >= 0
     if not isinstance(source, str):

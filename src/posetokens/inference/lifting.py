@@ -516,6 +516,9 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
             if tid == main_id and v:
                 frames_out[t].update(person=True, keypoints_2d=np.round(k, 2).tolist(),
                                      keypoints_3d=np.round(p, 5).tolist())
+    filter_block = smooth.describe()  # One-Euro ran at the clip's rate unless its config named one
+    if smooth.name == "one_euro" and smooth.fps is None:
+        filter_block["fps"] = fps
     payload = {
         "model": name, "units": "metres", "root_relative": True, "root": "pelvis (joint 0)",
         "axes": "camera: x right, y down, z away from the camera", "keypoint_layout": "h36m",
@@ -534,7 +537,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                     "score": round(d["score"], 4)} for tid, d in per_track.items()],
         "tracks_skipped": [{"track_id": tid, "frames_detected": n} for tid, n in skipped.items()],
         "joint_names": list(H36M.keypoint_names), "fps": fps, "width": w, "height": h,
-        "filter": {**smooth.describe(), **({"fps": fps} if smooth.name == "one_euro" and smooth.fps is None else {})}, "online": bool(online), "video_panels": shown if draw else [],
+        "filter": filter_block, "online": bool(online), "video_panels": shown if draw else [],
         "frames": frames_out,
     }
     _write_json(out / f"{stem}_3d.json", payload)

@@ -21,9 +21,10 @@ on every frame. Two carried boxes that find the same person (their poses' boxes 
 ``dedup_iou`` or more) keep only the better-scored pose. The poses of carried frames are matched to the tracks
 like a detector frame's, but a carried box is not a measurement of the person's box: it covers the joints scored
 at least ``kpt_thr`` (only the upper body when the legs score low), and taking it as one would alternate
-pose-sized and detector-sized boxes and send the size velocity swinging until the gate fails. So only detector boxes update a track's box model; on carried frames the track
-takes the pose's keypoints (:meth:`Tracker._follow`) and its box coasts on the velocity the detector boxes gave
-it, and the next detector box is compared with a like-sized predicted box.
+pose-sized and detector-sized boxes and send the size velocity swinging until the gate fails. So only detector
+boxes update a track's box model; on carried frames the track takes the pose's keypoints (:meth:`Tracker._follow`)
+and its box coasts on the velocity the detector boxes gave it, and the next detector box is compared with a
+like-sized predicted box.
 """
 
 from __future__ import annotations
@@ -89,9 +90,13 @@ class _Track:
     keypoints: np.ndarray | None  # (K, 2) at the last match
     visible: np.ndarray | None  # (K,) bool
     last_frame: int
-    hits: int = 1  # boxes measured (poses found in carried boxes do not count)
+    hits: int = 1  # boxes measured (0: born on a carried frame, its box made from its pose)
     history: list[int] = field(default_factory=list)
-    box_frame: int = 0  # frame of the last measured box, which ``state`` holds (last_frame: of the keypoints)
+    box_frame: int = -1  # frame of the box ``state`` holds (-1: ``last_frame``, where it was born)
+
+    def __post_init__(self) -> None:
+        if self.box_frame < 0:
+            self.box_frame = self.last_frame
 
 
 class Tracker:
@@ -183,7 +188,7 @@ class Tracker:
         for c in np.flatnonzero(ids == 0):
             self.tracks.append(_Track(self._next_id, _to_cxcywh(boxes[c]), np.zeros(4),
                                       None if kp is None else kp[c].copy(), None if vis is None else vis[c],
-                                      self.frame, 1, [self.frame], box_frame=self.frame))
+                                      self.frame, int(measured), [self.frame]))
             ids[c] = self._next_id
             self._next_id += 1
         self.tracks = [t for t in self.tracks if self.frame - t.last_frame <= self.max_age]
@@ -196,7 +201,8 @@ class Tracker:
         dt = max(self.frame - t.box_frame, 1)  # since the last measured box (carried frames between do not count)
         measured = (new - t.state) / dt
         a = self.smoothing if t.hits > 1 else 1.0  # the second sighting sets the first velocity
-        t.velocity = a * measured + (1 - a) * t.velocity
+        if t.hits > 0:  # a box made from a pose at birth is no sample of the motion: no velocity from it
+            t.velocity = a * measured + (1 - a) * t.velocity
         t.velocity[2:] *= 0.5  # sizes change slowly: damp their drift while coasting
         t.state, t.last_frame, t.box_frame, t.hits = new, self.frame, self.frame, t.hits + 1
         if kp is not None:
@@ -204,8 +210,9 @@ class Tracker:
         t.history.append(self.frame)
 
     def _follow(self, t: _Track, kp: np.ndarray | None, vis: np.ndarray | None) -> None:
-        """Update of a track matched on a carried frame: the track takes the keypoints; its box and velocity are left to the detector's boxes (the box the pose was found in
-        was made from a pose, not measured), and :meth:`predict` moves the box on from the last measured one."""
+        """Update of a track matched on a carried frame: the track takes the keypoints; its box and velocity are
+        left to the detector's boxes (the box the pose was found in was made from a pose, not measured), and
+        :meth:`predict` moves the box on from the last measured one."""
         t.last_frame = self.frame
         if kp is not None:
             t.keypoints, t.visible = kp.copy(), vis

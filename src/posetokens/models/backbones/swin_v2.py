@@ -172,7 +172,8 @@ class WindowAttention(nn.Module):
         """Attention within windows: x (B, nW, N, C), mask (nW, N, N) or None -> (B, nW, N, C)."""
         b, nw, n, c = x.shape
         bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
-        qkv = F.linear(x, self.qkv.weight, bias).reshape(b, nw, n, 3, self.num_heads, c // self.num_heads).permute(3, 0, 1, 4, 2, 5)
+        qkv = F.linear(x, self.qkv.weight, bias).reshape(b, nw, n, 3, self.num_heads, c // self.num_heads)
+        qkv = qkv.permute(3, 0, 1, 4, 2, 5)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B, nW, h, N, d)
         scale = torch.clamp(self.logit_scale, max=math.log(100.0)).exp().float()
         q = F.normalize(q.float(), dim=-1) * scale
