@@ -204,10 +204,8 @@ class Tracker:
         if t.hits > 0:  # a box made from a pose at birth is no sample of the motion: no velocity from it
             t.velocity = a * measured + (1 - a) * t.velocity
         t.velocity[2:] *= 0.5  # sizes change slowly: damp their drift while coasting
-        t.state, t.last_frame, t.box_frame, t.hits = new, self.frame, self.frame, t.hits + 1
-        if kp is not None:
-            t.keypoints, t.visible = kp.copy(), vis
-        t.history.append(self.frame)
+        t.state, t.box_frame, t.hits = new, self.frame, t.hits + 1
+        self._follow(t, kp, vis)  # and the keypoints, as on a carried frame
 
     def _follow(self, t: _Track, kp: np.ndarray | None, vis: np.ndarray | None) -> None:
         """Update of a track matched on a carried frame: the track takes the keypoints; its box and velocity are
