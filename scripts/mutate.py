@@ -244,6 +244,19 @@ MUTANTS: tuple[Mutant, ...] = (
         (("    if net is not model:  # a copy of ours", "    if True:  # a copy of ours"),),
         ("tests/test_precision.py::test_no_choice_changes_the_callers_model",),
     ),
+    Mutant(
+        "motionagformer-trains-with-hots-loss", "loss auto is each recipe's loss: MotionAGFormer trains with "
+        "MPJPE + 0.5 N-MPJPE + 20 MPJVE, as MotionBERT",
+        "src/posetokens/models/motionagformer.py",
+        (('    train_loss = "motionbert"', '    train_loss = "hot"'),),
+        ("tests/test_engine.py::test_every_zoo_model_declares_the_loss_of_its_recipe",),
+    ),
+    Mutant(
+        "ppt-keep-ratio-not-annealed", "the trainer eases PPT's keep ratio from 1 to the config's over the schedule",
+        "src/posetokens/models/tokenpose.py",
+        (("    anneals_keep_ratio = True", "    anneals_keep_ratio = False"),),
+        ("tests/test_engine.py::test_resume_ends_with_identical_weights",),
+    ),
 )
 
 

@@ -62,17 +62,26 @@ def _adam_steps(ckpt: dict) -> set[int]:
     return {int(s["step"]) for s in ckpt["optimizer"]["state"].values()}
 
 
-def test_resume_ends_with_identical_weights(tiny_data: dict, tmp_path: Path) -> None:
+def test_resume_ends_with_identical_weights(tiny_data: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run stopped after k of n steps and resumed CONTINUES at step k + 1 (the log's step numbers, the
     checkpoint's step counter and Adam's per-parameter step count say so), does only the n - k remaining steps
     with the uninterrupted run's losses, and ends with its weights bit for bit. (A resume that silently starts
-    over also ends with these weights: the step checks are what catch it.)"""
+    over also ends with these weights: the step checks are what catch it.) The PPT ran every step at the
+    schedule's keep ratio, 1 in epoch 0 and 0.7 at the end."""
+    from posetokens.models.tokenpose import TokenPose
+
+    ratios: list[float] = []
+    set_keep_ratio = TokenPose.set_keep_ratio
+    monkeypatch.setattr(TokenPose, "set_keep_ratio", lambda self, r: (ratios.append(r), set_keep_ratio(self, r))[1])
     train(_cfg(tiny_data, tmp_path / "full"))
+    monkeypatch.undo()
     full = _weights(tmp_path / "full" / "final.pth")
     full_log = _step_records(tmp_path / "full")
     n = full_log[-1]["step"]
     per_epoch = sum(r["epoch"] == 0 for r in full_log)
     assert [r["step"] for r in full_log] == list(range(1, n + 1)) and n == 3 * per_epoch > 4
+    assert ratios == [r["keep_ratio"] for r in full_log] + [0.7]  # each step's, then the config's for the weights
+    assert ratios[:per_epoch] == [1.0] * per_epoch and ratios[-2] == 0.7  # prune_start_epoch 1, decay 1 epoch
     # stop in the middle of epoch 1 (after the keep-ratio schedule started), then resume
     k = n // 2 + 1
     train(_cfg(tiny_data, tmp_path / "split", f"max_steps={k}"))
@@ -281,3 +290,48 @@ def test_mpii_pckh_hand_computed(shared_data: Path, tmp_path: Path) -> None:
     assert math.isclose(m["Mean"], expected)
     with pytest.raises(ValueError, match="mpii_headboxes"):
         mpii_metrics(ds, pred, None, rule)
+
+
+# The loss each paper's recipe trains with (../shared/specs): JointsMSE for TokenPose/PPT (tokenpose_ppt.md) and
+# multi-view PPT; GTPT's three KL terms (gtpt.md, section 7); PCT's stage losses (pct.md); HoT's MixSTE loss
+# and MHFormer's plain MPJPE (hot.md, section 5); MotionBERT's MPJPE + 0.5 N-MPJPE + 20 MPJVE, which
+# MotionAGFormer's recipe also uses (motionagformer_h2ot.md, section 1.10).
+RECIPE_LOSS = {"tokenpose": "joints_mse", "tokenpose_mv": "joints_mse", "gtpt": "gtpt", "pct": "pct",
+               "mixste": "hot", "mhformer": "mpjpe", "motionbert": "motionbert", "motionagformer": "motionbert",
+               "hot_motionagformer": "motionbert"}
+
+
+def test_every_zoo_model_declares_the_loss_of_its_recipe() -> None:
+    from types import SimpleNamespace
+
+    from posetokens.registry import get_entry, get_family, list_models
+
+    seen = set()
+    for name in list_models():
+        entry = get_entry(name)
+        cls = get_family(entry.family).build
+        declared = cls.train_loss
+        if isinstance(declared, property):  # GTPT: read off the config (every zoo GTPT prunes)
+            shell = SimpleNamespace(cfg=entry.cfg)
+            shell.prunes = cls.prunes.fget(shell)
+            declared = declared.fget(shell)
+        assert declared == RECIPE_LOSS[entry.family], name
+        seen.add(entry.family)
+    assert seen == set(RECIPE_LOSS)
+
+
+def test_trainer_auto_loss_is_the_declared_one_and_a_model_without_one_is_refused() -> None:
+    from torch import nn
+
+    from posetokens.engine.trainer import TrainStep
+
+    class Declares(nn.Linear):
+        task, train_loss = "lifting", "mpjpe"
+
+    class Silent(nn.Linear):
+        task = "lifting"
+
+    assert TrainStep(Declares(1, 1), "auto").loss == "mpjpe"
+    assert TrainStep(Declares(1, 1), "hot").loss == "hot"  # a config's own loss wins
+    with pytest.raises(TypeError, match="Silent declares no train_loss"):
+        TrainStep(Silent(1, 1), "auto")

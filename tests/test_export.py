@@ -339,3 +339,23 @@ def test_export_leaves_no_traced_tensor_in_the_model(tmp_path: Path) -> None:
     assert all(type(t) is torch.Tensor for t in after), [type(t).__name__ for t in after]
     for a, b in zip(after, fresh):
         assert torch.equal(a, b)
+
+
+def test_int8_export_over_a_float32_one_removes_the_earlier_data_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A float32 export is a graph plus <name>.data; an int8 export is one file. Written over the float32 one, the
+    earlier graph's data file is removed (said on stderr), not left beside it unused; a data file the earlier
+    graph did not read is the user's and stays."""
+    import onnx
+
+    from posetokens.export.onnx import _external_files
+
+    name, overrides = SMALL["tokenpose"]
+    out, data = tmp_path / "m.onnx", tmp_path / "m.onnx.data"
+    export_onnx(name, out, check=False, **overrides)
+    assert _external_files(out) == {"m.onnx.data"} and data.is_file()
+    export_onnx(name, out, check=False, precision="int8-dynamic", **overrides)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+    assert f"removed {data}, the weights of the graph {out} replaced" in capsys.readouterr().err
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["posetokens.precision"] == '"int8-dynamic"'
+    assert _external_files(out) == set()  # so a m.onnx.data written beside it later would not be removed

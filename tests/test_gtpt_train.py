@@ -79,6 +79,8 @@ def test_trainer_picks_simcc_codec_and_gtpt_loss() -> None:
     model = create_model("gtpt_t_coco_256x192", image_size=(128, 96))
     step = TrainStep(model, "auto")
     assert (step.output_kind, step.loss) == ("simcc", "gtpt")
+    unpruned = create_model("gtpt_t_coco_256x192", image_size=(128, 96), keep_rate=(1.0,) * 12)
+    assert TrainStep(unpruned, "auto").loss == "simcc_kl"  # one branch: nothing to distil
     cfg = load_config(None, ["model.name=gtpt_t_coco_256x192"])
     codec = model_codec(data_protocol(cfg.data, create_model("gtpt_t_coco_256x192")), create_model("gtpt_t_coco_256x192"))
     assert codec.num_bins == (384, 512)  # split 2 on 192 x 256 (spec)

@@ -141,17 +141,20 @@ def warm_start(cfg: Any, steps: int, out_file: Path, threads: int, lr: float | N
     from posetokens.protocols.codec import build_codec
     from posetokens.engine.trainer import build_model
     from posetokens.models.backbones.hrnet import HRNet
+    from posetokens.models.backbones.shufflenet import ShuffleStem
 
     torch.set_num_threads(threads)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)  # the recipe's model at its seed: what train() would build
     k = get_metainfo(cfg.data.dataset).num_keypoints
     mcfg = model.cfg
-    if isinstance(getattr(model, "backbone", None), HRNet):
-        target, cnn = model.backbone, HRNet(dataclasses.replace(mcfg.backbone, final_conv=k))
-    elif hasattr(model, "stem") and hasattr(model.stem, "out_channels"):  # GTPT: stride-4 stem + 1x1 conv
-        target = model.stem
-        cnn = nn.Sequential(copy.deepcopy(model.stem), nn.Conv2d(model.stem.out_channels, k, 1))
+    attr = getattr(model, "image_backbone", None)  # the CNN before the tokens, as the model declares it
+    backbone = getattr(model, attr) if attr else None
+    if isinstance(backbone, HRNet):
+        target, cnn = backbone, HRNet(dataclasses.replace(mcfg.backbone, final_conv=k))
+    elif isinstance(backbone, ShuffleStem):  # GTPT: stride-4 stem + 1x1 conv
+        target = backbone
+        cnn = nn.Sequential(copy.deepcopy(backbone), nn.Conv2d(backbone.out_channels, k, 1))
     else:
         target, cnn, steps = None, None, 0
     if steps > 0:

@@ -104,7 +104,7 @@ class TrainCfg:
     eval_interval: int = 10  # epochs; 0 disables evaluation during training
     log_interval: int = 50  # iterations
     max_steps: int | None = None  # stop (and checkpoint) after this many optimiser steps
-    loss: str = "auto"  # auto: joints_mse (heatmaps); lifting: hot (MixSTE family), motionbert, mpjpe (MHFormer)
+    loss: str = "auto"  # auto: the loss the model declares for its recipe (train_loss); or one of LOSSES
     threads: int | None = None  # torch intra-op threads on CPU
 
 

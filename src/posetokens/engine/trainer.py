@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from posetokens.checkpoint import atomic_save, describe, load_file, load_trained, read_description
 from posetokens.data.metainfo import get_metainfo
-from posetokens.engine.config import (RESUME_FREE_FIELDS, TrainCfg, config_changes, config_to_dict,
+from posetokens.engine.config import (LOSSES, RESUME_FREE_FIELDS, TrainCfg, config_changes, config_to_dict,
                                       load_config_dict, validate_config)
 from posetokens.engine.data import StepSampler, build_samples, data_protocol, make_loader, model_codec
 from posetokens.engine.evaluate import coco_metrics, mpii_metrics, predict_coco, predict_keypoints
@@ -99,10 +99,11 @@ def _tensorboard(work_dir: Path) -> Any:
 class TrainStep(nn.Module):
     """Model + loss in one module, so DDP wraps (and syncs) exactly what a training step runs.
 
-    The model declares what it is: ``task`` (topdown, multiview, lifting, tokenizer) and, for top-down models,
-    ``output_kind``. Heatmap models regress heatmaps (JointsMSE); SimCC models classify coordinates (GTPT: pruned
-    and unpruned branches plus distillation, when the model has ``forward_train``); coordinate models are PCT's
-    two stages; lifting models use the lifting loss of the recipe.
+    The model declares what it is: ``task`` (topdown, multiview, lifting, tokenizer), for top-down models
+    ``output_kind``, and ``train_loss``, the loss its recipe trains with (what config loss ``auto`` means).
+    Heatmap models regress heatmaps (JointsMSE); SimCC models classify coordinates (GTPT: pruned and unpruned
+    branches plus distillation, when the config prunes); coordinate models are PCT's two stages; lifting models
+    use the lifting loss of the recipe.
     """
 
     def __init__(self, model: nn.Module, loss: str) -> None:
@@ -112,16 +113,11 @@ class TrainStep(nn.Module):
         self.lifting = self.task == "lifting"
         self.multiview = self.task == "multiview"  # multi-view PPT: (B, V, ...) batches, JointsMSE over views
         self.output_kind = getattr(model, "output_kind", None)  # top-down and tokenizer models declare it
-        if loss == "auto":
-            if self.lifting:
-                loss = {"MHFormer": "mpjpe", "DSTformer": "motionbert"}.get(type(model).__name__, "hot")
-            elif self.output_kind == "simcc":
-                # GTPT trains its pruned and unpruned branches together; an unpruned config has one branch
-                loss = "gtpt" if hasattr(model, "forward_train") and getattr(model, "prunes", True) else "simcc_kl"
-            elif self.output_kind == "coords":
-                loss = "pct"  # PCT: stage-1 reconstruction + commitment, or stage-2 token CE + joint loss
-            else:
-                loss = "joints_mse"
+        if loss == "auto":  # the model declares its recipe's loss
+            loss = getattr(model, "train_loss", None)
+            if not isinstance(loss, str):
+                raise TypeError(f"{type(model).__name__} declares no train_loss, so config loss 'auto' has nothing "
+                                f"to train with; name one in the config's loss ({', '.join(LOSSES[1:])})")
         self.loss = loss
         self.last_stats: dict[str, torch.Tensor] = {}  # extra scalars of the last step for the log (PCT codebook use)
 
@@ -190,7 +186,8 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     torch.manual_seed(cfg.seed)
     raw_model = build_model(cfg).to(device)
     mcfg = raw_model.cfg
-    target_ratio = getattr(raw_model, "keep_ratio", 1.0)
+    anneals = getattr(raw_model, "anneals_keep_ratio", False)  # PPT: keep ratio 1 -> the config's over epochs
+    target_ratio = raw_model.keep_ratio if anneals else 1.0
 
     # ---- data: top-down crops with the protocol's targets, or lifting windows
     step_module = TrainStep(raw_model, cfg.loss)
@@ -283,7 +280,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
                 g["lr"] = lr
             ratio = keep_ratio_at(step, steps_per_epoch, target_ratio, cfg.schedule.prune_start_epoch,
                                   cfg.schedule.prune_decay_epochs)
-            if hasattr(raw_model, "set_keep_ratio"):
+            if anneals:
                 raw_model.set_keep_ratio(ratio)
             last_micro = micro == accum - 1
             sync = contextlib.nullcontext() if (not ddp or last_micro) else model.no_sync()
@@ -337,7 +334,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
         has_val = bool(cfg.data.val_ann) or step_module.lifting
         if cfg.eval_interval and (epoch % cfg.eval_interval == 0 or epoch == cfg.schedule.epochs) and has_val:
             if master:
-                if hasattr(raw_model, "set_keep_ratio"):
+                if anneals:
                     raw_model.set_keep_ratio(target_ratio)
                 metrics = evaluate()
                 logger.info("epoch %d: %s", epoch, metrics)
@@ -353,7 +350,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
                                 work_dir / "best.pth")
             if ddp:
                 dist.barrier()
-    if hasattr(raw_model, "set_keep_ratio"):
+    if anneals:
         raw_model.set_keep_ratio(target_ratio)
     if master:
         if not stop:  # only a completed run has final weights; an interrupted one resumes from last.pth

@@ -27,6 +27,7 @@ import importlib.util
 import logging
 import math
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -208,10 +209,33 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
                                  + (f" ({out} is the earlier file, unchanged)" if out.exists() else "")) from None
         from posetokens.fileio import current_umask
 
+        data = out.with_name(out.name + ".data")
+        # an earlier graph at ``out`` whose weights are in <name>.data, replaced by one file (int8): that data file
+        # would be left beside it, unused; it goes with the graph it belonged to
+        orphan = not (Path(tmp) / data.name).exists() and data.is_file() and data.name in _external_files(out)
         for f in sorted(Path(tmp).iterdir(), key=lambda p: p == staged):  # the graph last: its data is in place first
             os.chmod(f, 0o666 & ~current_umask())
             os.replace(f, out.parent / f.name)
+    if orphan:
+        data.unlink(missing_ok=True)
+        print(f"posetokens: removed {data}, the weights of the graph {out} replaced (the new graph is one file)",
+              file=sys.stderr)
     return ExportResult(out, names_in, names_out, seconds, diffs or {})
+
+
+def _external_files(path: Path) -> set[str]:
+    """The external-data file names the ONNX graph at ``path`` reads its tensors from (empty if it has none or
+    is not an ONNX file)."""
+    if not path.is_file():
+        return set()
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not a graph onnx can read: it names no data file of ours
+        return set()
+    return {e.value for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL
+            for e in t.external_data if e.key == "location"}
 
 
 @torch.no_grad()

@@ -284,6 +284,12 @@ class GTPT(nn.Module):
         """Whether the config drops any visual token (some keep rate below 1)."""
         return any(r < 1.0 for r in self.cfg.keep_rate)
 
+    @property
+    def train_loss(self) -> str:
+        """The recipe's loss: ``gtpt`` (pruned and unpruned branches from one stem pass, :meth:`forward_train`,
+        plus distillation) when the config prunes, else ``simcc_kl`` (one branch)."""
+        return "gtpt" if self.prunes else "simcc_kl"
+
     def set_pruning(self, enabled: bool) -> None:
         """Turn pruning on (the deployed path) or off (the unpruned teacher path of training, all rates 1)."""
         self.pruning = bool(enabled)

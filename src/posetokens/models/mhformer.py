@@ -242,6 +242,7 @@ class MHFormer(nn.Module):
 
     is_seq2frame = True
     task = "lifting"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
+    train_loss = "mpjpe"  # the recipe's loss (posetokens.engine.lifting): MPJPE of the frames it outputs
 
     def __init__(self, cfg: MHFormerCfg) -> None:
         super().__init__()

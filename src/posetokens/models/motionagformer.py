@@ -300,6 +300,7 @@ class MotionAGFormer(nn.Module):
     """
 
     task = "lifting"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
+    train_loss = "motionbert"  # the recipe's loss (posetokens.engine.lifting): MPJPE + 0.5 N-MPJPE + 20 MPJVE
     is_seq2frame = False
 
     def __init__(self, cfg: MotionAGFormerCfg) -> None:

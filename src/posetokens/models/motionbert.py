@@ -168,6 +168,7 @@ class DSTformer(nn.Module):
     """
 
     task = "lifting"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
+    train_loss = "motionbert"  # the recipe's loss (posetokens.engine.lifting): MPJPE + 0.5 N-MPJPE + 20 MPJVE
 
 
     def __init__(self, cfg: DSTformerCfg) -> None:

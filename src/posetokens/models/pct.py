@@ -391,6 +391,7 @@ class PCT(nn.Module):
     # no trained PCT exists here to measure its bfloat16 accuracy (PCT runs float32 under that choice, said once)
     image_backbone = None
     prunes = False  # every visual token is kept: nothing for --show-tokens
+    train_loss = "pct"  # stage 1: reconstruction + commitment; stage 2: token cross-entropy + joint loss
 
     @property
     def task(self) -> str:

@@ -105,6 +105,8 @@ class TokenPose(nn.Module):
     task = "topdown"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
     output_kind = "heatmap"  # what its forward returns: the codec, loss and flip test follow it
     image_backbone = "backbone"  # the CNN before the tokens: what --precision bf16-backbone runs in bfloat16
+    train_loss = "joints_mse"  # the recipe's loss (posetokens.engine.losses), what config loss "auto" trains with
+    anneals_keep_ratio = True  # PPT: the trainer eases keep_ratio from 1 to the config's (set_keep_ratio)
 
     def __init__(self, cfg: TokenPoseCfg) -> None:
         super().__init__()
