@@ -220,6 +220,14 @@ def test_bad_images(tmp_path: Path) -> None:
     assert item["img_path"].endswith("good.jpg") and item["img"].shape == (425, 640, 3)
     lenient[0]
     assert lenient.skipped["bad_image"] == 1  # counted once per file
+    # an evaluation never puts a neighbour in an unreadable image's place (its prediction would be scored against
+    # the other person's ground truth): it stops, naming the file
+    evaluated = CocoStyleDataset(ann, tmp_path, "coco", mode="test", skip_bad_images=True)
+    with pytest.raises(ValueError, match="corrupt.jpg.*an evaluation scores every image"):
+        evaluated[0]
+    (tmp_path / "good.jpg").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="none of the .* items' images could be read .*data.train_img_dir"):
+        lenient[1]
 
 
 @pytest.mark.parametrize(

@@ -335,3 +335,60 @@ def test_trainer_auto_loss_is_the_declared_one_and_a_model_without_one_is_refuse
     assert TrainStep(Declares(1, 1), "hot").loss == "hot"  # a config's own loss wins
     with pytest.raises(TypeError, match="Silent declares no train_loss"):
         TrainStep(Silent(1, 1), "auto")
+
+    class Coords(nn.Linear):  # PCT's kind: its stage losses only, so a config's other loss is refused, not ignored
+        task, output_kind, train_loss = "topdown", "coords", "pct"
+
+    with pytest.raises(ValueError, match=r"loss 'joints_mse' does not apply to coords models \(Coords\); use auto or pct"):
+        TrainStep(Coords(1, 1), "joints_mse")
+
+
+def test_sigterm_mid_epoch_keeps_the_finished_steps_and_resume_ends_with_identical_weights(
+        tiny_data: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (what SLURM and Kubernetes send) in the middle of an epoch: the run writes last.pth at the last
+    finished step, says where in one line, and exits 143; --resume then ends with the uninterrupted run's weights
+    bit for bit (the RNG state saved is the one of that step boundary)."""
+    import signal
+
+    import posetokens.engine.trainer as trainer_mod
+    from posetokens.runtime import Interrupted
+
+    train(_cfg(tiny_data, tmp_path / "full"))
+    full = _weights(tmp_path / "full" / "final.pth")
+    per_epoch = sum(r["epoch"] == 0 for r in _step_records(tmp_path / "full"))
+    k = per_epoch + 1  # one step into epoch 1
+    lr_factor = trainer_mod.lr_factor
+
+    def lr_factor_then_sigterm(step: int, *args, **kwargs):  # called at the start of each step, with steps done
+        if step == k:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return lr_factor(step, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_mod, "lr_factor", lr_factor_then_sigterm)
+    with pytest.raises(Interrupted) as e:
+        train(_cfg(tiny_data, tmp_path / "split"))
+    monkeypatch.undo()
+    last = tmp_path / "split" / "last.pth"
+    assert e.value.exit_code == 143
+    assert str(e.value) == (f"interrupted by SIGTERM: kept {last} at epoch 1, step {k} (1 of {per_epoch} in the "
+                            "epoch); continue with --resume")
+    mid = torch.load(last, weights_only=False)
+    assert (mid["epoch"], mid["step_in_epoch"], mid["step"]) == (1, 1, k) and _adam_steps(mid) == {k}
+    assert not (tmp_path / "split" / "final.pth").exists()
+    train(_cfg(tiny_data, tmp_path / "split"), resume=True)
+    resumed = _weights(tmp_path / "split" / "final.pth")
+    for key in full:
+        assert torch.equal(full[key], resumed[key]), key
+
+
+def test_resume_refuses_another_global_batch(tiny_data: dict, tmp_path: Path) -> None:
+    """A run saved by 2 DDP processes (one RNG state each) resumed by 1 would halve the global batch and stretch
+    the schedule without a word: refused, unless --allow-config-change."""
+    train(_cfg(tiny_data, tmp_path / "run", "max_steps=2"))
+    last = tmp_path / "run" / "last.pth"
+    ckpt = torch.load(last, weights_only=False)
+    ckpt["rng"] = ckpt["rng"] * 2  # as two processes save it
+    torch.save(ckpt, last)
+    with pytest.raises(ValueError, match=r"global batch of 8 \(2 process\(es\)\), this run has 4 \(1\); the steps per "
+                                         r"epoch and the schedule would change: start as many processes"):
+        train(_cfg(tiny_data, tmp_path / "run"), resume=True)

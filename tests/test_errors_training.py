@@ -221,6 +221,9 @@ CASES = [
          E + r"--set model.overrides.prune.keep_ratio: expected float, got 'most'$"),
     Case("model-override-unknown", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "model.overrides={dimm: 3}"],
          2, E + r"--set model.overrides: unknown config field 'dimm'"),
+    Case("model-override-unknown-dotted", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
+                                           "model.overrides.dimm=3"],
+         2, E + r"--set model.overrides: unknown config field 'dimm'"),  # not blamed on the recipe, which lacks it
     Case("protocol-override-string", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
                                       "data.protocol_overrides={target: {sigma: wide}}"], 2,
          E + r"--set data.protocol_overrides: .*target.sigma: expected float, got 'wide'$"),
@@ -238,6 +241,21 @@ CASES = [
          2, E + r"\S+truncated.npz: not a readable npz file \(truncated or corrupt\?"),
     Case("weights-directory", ["test", "--weights", "{run}"], 2,
          E + r"checkpoint \S+run is a directory, expected a checkpoint file"),
+    # ---- a loss that does not fit the model: said before the work dir is started (it used to fail at step 1)
+    Case("loss-for-another-model", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "loss=mpjpe"], 2,
+         E + r"config: loss 'mpjpe' does not apply to heatmap models \(TokenPose\); use auto or joints_mse$"),
+    # ---- the evaluation's files, checked before the run starts (not at the first evaluation, epochs later)
+    Case("val-ann-missing", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.val_ann={root}/missing.json",
+                             "--set", "eval_interval=1"], 2, E + r"data.val_ann \S+missing.json does not exist$"),
+    # ---- test --out: never over one of the test's inputs (checked before the model is built)
+    Case("test-out-is-the-weights", ["test", "--weights", "{run}/final.pth", "--out", "{run}/final.pth"], 2,
+         E + r"the predictions file --out \S+final.pth would overwrite the --weights \S+final.pth"),
+    Case("test-out-is-the-gt", ["test", "--weights", "{run}/final.pth", "--out", "{root}/syn/val.json"], 2,
+         E + r"the predictions file --out \S+val.json would overwrite the data.val_ann \S+val.json"),
+    Case("test-out-is-an-image", ["test", "--weights", "{run}/final.pth", "--out", "{root}/syn/train/000002.jpg"], 2,
+         E + r"--out \S+000002.jpg is in the image folder data.train_img_dir \S+train; choose a path outside it$"),
+    Case("test-out-is-the-config", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{recipe}"], 2,
+         E + r"the --out \S+tiny.yaml would overwrite the CONFIG \S+tiny.yaml"),
     # ---- evaluation inputs
     Case("empty-predictions", ["evaluate", "--gt", "{gt}", "--pred", "{root}/empty.json"], 0,
          r"empty.json: 0 predictions \(an empty results file\); every metric is 0.0"),

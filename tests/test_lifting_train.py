@@ -42,6 +42,8 @@ def test_lifting_trains_resumes_and_tests(name: str, overrides: str, tmp_path: P
     assert metrics["MPJPE"] > 0 and metrics["P-MPJPE"] > 0
     cfg = load_config(REPO / "configs" / f"{name}.yaml", common)
     again = run_test(cfg, str(tmp_path / "run" / "final.pth"))
+    with pytest.raises(ValueError, match=r"--out \S+p.json: a lifting model's test scores without writing predictions"):
+        run_test(cfg, str(tmp_path / "run" / "final.pth"), str(tmp_path / "p.json"))  # it would be ignored
     # the value, from outside the scorer: HoT's P1 by hand on the final weights (training evaluated them too)
     hand = _hand_hot_p1(tmp_path / "run" / "final.pth", cfg)
     assert again["MPJPE"] == pytest.approx(hand, rel=1e-6)

@@ -93,6 +93,27 @@ def test_quickstart_fast(tmp_path: Path, model: str, pruned: str, twin: str) -> 
     _not_blank(out / "kept_tokens.png")
 
 
+def test_quickstart_keeps_what_it_did_not_make_and_archives_earlier_runs(tmp_path: Path) -> None:
+    """A rerun of the quickstart moves an earlier training to archive/ instead of deleting it, and its data step
+    deletes a data folder only when everything in it is the quickstart's own (else one line, nothing deleted)."""
+    from posetokens.quickstart import QUICKSTARTS, archive_earlier_run, make_data
+
+    run = tmp_path / "qs" / "ppt"
+    run.mkdir(parents=True)
+    (run / "final.pth").write_bytes(b"an hour of training")
+    dest = archive_earlier_run(run, "ppt")
+    assert dest is not None and dest.parent == tmp_path / "qs" / "archive"
+    assert (dest / "final.pth").read_bytes() == b"an hour of training" and not run.exists()
+    assert archive_earlier_run(run, "ppt") is None  # nothing there: nothing moved
+
+    data = tmp_path / "qs" / "data"
+    data.mkdir()
+    (data / "important.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"data holds files the quickstart did not make \(important.txt\); choose another"):
+        make_data(QUICKSTARTS["ppt"], data, num_train=2, num_val=1, workers=1)
+    assert (data / "important.txt").read_text() == "mine"
+
+
 @pytest.mark.slow
 def test_quickstart_full_acceptance(tmp_path: Path) -> None:
     """The real quickstart (about 14 minutes on 2 idle CPU cores): the acceptance numbers of the issue, the

@@ -103,3 +103,45 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "wrote 2 sequences" in capsys.readouterr().out
     clips = load_videopose3d(tmp_path / "data_3d_h36m.npz", tmp_path / "data_2d_h36m_gt.npz", tmp_path / "cameras.json")
     assert sorted({c.action for c in clips}) == ["Turning 1", "Walking 1"]
+
+
+def test_the_generators_never_replace_files_without_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The motion generator writes the real VideoPose3D names: over an existing file (maybe real Human3.6M data)
+    it refuses in argparse's one line, as the image generator does over an earlier train.json; bad counts too."""
+    from posetokens.data import synthetic, synthetic_motion
+
+    real = tmp_path / "h36m" / "data_3d_h36m.npz"
+    real.parent.mkdir()
+    real.write_bytes(b"real data")
+    for argv in ([str(real.parent), "--subjects", "S1"], [str(tmp_path / "new"), "--frames", "-5"],
+                 [str(tmp_path / "new"), "--sequences-per-action", "0"], [str(tmp_path / "new"), "--subjects", "X9"]):
+        with pytest.raises(SystemExit) as e:
+            synthetic_motion.main(argv)
+        assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: {real} exists; it may be real Human3.6M data; choose another OUT, or pass --overwrite" in err
+    assert "argument --frames: expected an integer >= 2, got '-5'" in err
+    assert real.read_bytes() == b"real data" and not (tmp_path / "new").exists()
+    synthetic_motion.main([str(real.parent), "--subjects", "S1", "--frames", "20", "--sequences-per-action", "1",
+                           "--actions", "Walking", "--overwrite"])
+    assert real.read_bytes() != b"real data"
+
+    mine = tmp_path / "coco" / "train.json"
+    mine.parent.mkdir()
+    mine.write_text('{"mine": 1}')
+    with pytest.raises(SystemExit):
+        synthetic.main([str(mine.parent), "--num-train", "2", "--num-val", "1"])
+    assert f"error: {mine} exists; choose another OUT_DIR, or pass --overwrite" in capsys.readouterr().err
+    assert mine.read_text() == '{"mine": 1}'
+
+
+def test_a_partial_file_says_which_split_subjects_it_lacks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The recipe's split names S1 S5 S6 S7 S8: a file with only S1 trains on S1 and says so (scores from it are
+    not the full split's), instead of dropping the others silently."""
+    from posetokens.data.synthetic_motion import generate_dataset
+
+    paths = generate_dataset(tmp_path, subjects=("S1", "S9"), seed=0, frames=20, sequences_per_action=1)
+    clips = load_videopose3d(paths["3d"], paths["2d"], paths["cameras"], subjects="train")
+    assert {c.subject for c in clips} == {"S1"}
+    assert (f"posetokens: warning: {paths['3d']}: the train split has no S5, S6, S7, S8 in this file; using S1 only"
+            in capsys.readouterr().err)

@@ -6,7 +6,9 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from posetokens.runtime import int_at_least
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -81,7 +83,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_test(args: argparse.Namespace) -> int:
     from posetokens.engine.trainer import test
+    from posetokens.fileio import check_no_overwrite
 
+    if args.out:
+        check_no_overwrite([("CONFIG", args.config)], [("--out", args.out)])
     metrics = test(_load_cfg(args), args.weights, args.out)
     _print_metrics(metrics, args.json)
     return 0
@@ -242,17 +247,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
 def _unit_float(text: str) -> float:
     """argparse type: a number in [0, 1] (a score threshold)."""
     try:
@@ -268,7 +262,7 @@ def _add_box_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--boxes", help="person boxes: a COCO-results detections json (image_id from the file name; "
                                    "videos: the 0-based frame index)")
     s.add_argument("--detector", help="person boxes from an ONNX detector (contract: posetokens.inference.detector)")
-    s.add_argument("--detector-size", type=_positive_int, default=640,
+    s.add_argument("--detector-size", type=int_at_least(1), default=640,
                    help="detector input side in pixels for dynamic-size models (default 640)")
     s.add_argument("--bbox-thr", type=_unit_float, default=0.3, help="minimum box score (default 0.3)")
     s.add_argument("--kpt-thr", type=_unit_float, default=None,
@@ -298,7 +292,7 @@ def _add_precision_args(s: argparse.ArgumentParser, export: bool = False) -> Non
                                                      "image backbone in bfloat16, the rest float32) or int8-dynamic "
                                                      "(default: the measured default, fp32; bf16 needs AVX512-BF16/AMX "
                                                      "or a GPU; outputs are float32 either way; docs/speed.md)")
-    s.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+    s.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
                    help="CPU threads for the models (PyTorch and onnxruntime; default: PyTorch's, the cores "
                         "OMP_NUM_THREADS allows)")
     s.add_argument("--runtime", default=None, help="what runs them: auto (default: float32 image models through "
@@ -363,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("test", help="evaluate weights on the recipe's val/test set")
     s.add_argument("config", nargs="?", help="YAML recipe; optional for checkpoints we wrote (they carry theirs)")
     s.add_argument("--weights", required=True, help="checkpoint: ours (any trainer output) or official (needs CONFIG)")
-    s.add_argument("--out", help="predictions json (COCO results format); default WORK_DIR/test_predictions.json")
+    s.add_argument("--out", help="predictions json (COCO results format; COCO-style top-down models only); default "
+                                 "WORK_DIR/test_predictions.json")
     s.add_argument("--work-dir", help="output folder (overrides work_dir)")
     s.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     s.add_argument("--set", action="append", metavar="A.B=VALUE", help="override a config field (repeatable)")
@@ -486,16 +481,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         from posetokens.runtime import retain_freed_memory
 
         retain_freed_memory()
+    return run_command(f"posetokens {args.command}", lambda: args.fn(args))
+
+
+def run_command(prog: str, fn: Callable[[], int], interrupted: str = "interrupted") -> int:
+    """``fn()``'s exit code; a user error is one line on stderr (``PROG: error: ...``, exit 2), an interrupt one line
+    (its own account of what was kept, else ``interrupted``; exit 130, or 143 for SIGTERM), our bugs a traceback."""
     try:
-        return args.fn(args)
+        return fn()
     except KeyboardInterrupt as e:  # SIGINT, or SIGTERM during a run (posetokens.runtime.Interrupted): files finished
-        print(f"posetokens {args.command}: {str(e) or 'interrupted'}", file=sys.stderr)
+        print(f"{prog}: {str(e) or interrupted}", file=sys.stderr)
         return int(getattr(e, "exit_code", 130))
     except Exception as e:  # noqa: BLE001 (re-raised unless it is a user error)
         msg = user_error_message(e)
         if msg is None:
             raise
-        print(f"posetokens {args.command}: error: {msg}", file=sys.stderr)
+        print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
 
 

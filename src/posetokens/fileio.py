@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -267,6 +267,25 @@ def same_file(a: PathLike, b: PathLike) -> bool:
     ka, ia = _identity(Path(a))
     kb, ib = _identity(Path(b))
     return ka == kb or (ia is not None and ia == ib)
+
+
+def check_new_outputs(paths: Iterable[PathLike], hint: str = "pass --overwrite to replace it") -> None:
+    """``ValueError`` naming the first of ``paths`` that exists (a file, or a folder with anything in it), or that
+    lies under a file: for tools whose outputs have fixed names, which would otherwise replace a user's files."""
+    for path in map(Path, paths):
+        check_folder_path(path.parent, f"folder of {path.name}")
+        if path.is_dir() and not any(path.iterdir()):
+            continue
+        if path.exists() or path.is_symlink():
+            raise ValueError(f"{path} exists; {hint}")
+
+
+def check_fixed_outputs(folder: PathLike, names: Iterable[str], overwrite: bool, what: str, hint: str) -> None:
+    """A tool that writes fixed ``names`` into ``folder`` (named ``what`` in messages, e.g. ``"OUT"``): the folder
+    is not a file, and none of the names exists there unless ``overwrite`` (``ValueError`` ending in ``hint``)."""
+    check_folder_path(folder, what)
+    if not overwrite:
+        check_new_outputs([Path(folder) / n for n in names], hint)
 
 
 def check_no_overwrite(inputs: dict[str, PathLike | None] | list[tuple[str, PathLike | None]],

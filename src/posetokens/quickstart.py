@@ -103,7 +103,12 @@ def make_data(qs: Quickstart, root: Path, num_train: int, num_val: int, workers:
         if all(Path(paths[k]).exists() for k in keys):
             log(f"data: reusing {root} ({num_train} train / {num_val} val images)")
             return paths
-    if root.exists():
+    if root.exists():  # an earlier quickstart's data (other arguments): only what it made is deleted
+        made = {stamp_file.name, "train.json", "val.json", "val_detections.json", "train", "val"}
+        other = sorted(p.name for p in root.iterdir() if p.name not in made)
+        if other or (any(root.iterdir()) and not stamp_file.is_file()):
+            raise ValueError(f"{root} holds files the quickstart did not make ({', '.join(other) or 'no stamp file'}); "
+                             "choose another --out")
         shutil.rmtree(root)
     t0 = time.perf_counter()
     out = generate_splits(root, num_train, num_val, qs.seed, image_size=qs.image_size, workers=workers)
@@ -236,6 +241,21 @@ def _progress(work_dir: Path) -> str:
     return f"epoch {last['epoch']} step {last['step']} loss {last['loss']:.4g} keep {last['keep_ratio']:.2f}"
 
 
+def archive_earlier_run(wd: Path, label: str) -> Path | None:
+    """Move an earlier quickstart run in ``wd`` (any file in it) to ``archive/<name>-<time>`` beside it, so a rerun
+    keeps it; returns where it went (None when there was nothing)."""
+    if not wd.is_dir() or not any(wd.iterdir()):
+        return None
+    stamp, n = time.strftime("%Y%m%d-%H%M%S"), 1
+    dest = wd.parent / "archive" / f"{wd.name}-{stamp}"
+    while dest.exists():
+        dest, n = wd.parent / "archive" / f"{wd.name}-{stamp}-{n}", n + 1
+    dest.parent.mkdir(exist_ok=True)
+    wd.rename(dest)
+    log(f"train {label}: the earlier run in {wd} moved to {dest}")
+    return dest
+
+
 def train_pair(runs: list[dict[str, Any]], jobs: int, poll_s: float = 60.0) -> None:
     """Train every run (``config``, ``overrides``, ``work_dir``) in child processes, ``jobs`` at a time."""
     ctx = mp.get_context("spawn")
@@ -246,9 +266,8 @@ def train_pair(runs: list[dict[str, Any]], jobs: int, poll_s: float = 60.0) -> N
         while pending and len(active) < jobs:
             run = pending.pop(0)
             wd = Path(run["work_dir"])
-            if wd.exists():
-                shutil.rmtree(wd)
-            wd.mkdir(parents=True)
+            archive_earlier_run(wd, run["label"])
+            wd.mkdir(parents=True, exist_ok=True)
             run["result"] = str(wd / "quickstart_result.json")
             p = ctx.Process(target=_train_child, args=(run["config"], run["overrides"], str(wd / "train.log"),
                                                        run["result"]))
@@ -475,10 +494,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.table:
         print_zoo_table()
         return 0
-    summary = run(args.model, args.out, fast=args.fast, jobs=args.jobs, warmup_steps=args.warmup_steps,
-                  overrides=args.set)
-    print(json.dumps(summary), flush=True)
-    return 0
+    from posetokens.cli import run_command
+
+    def job() -> int:
+        summary = run(args.model, args.out, fast=args.fast, jobs=args.jobs, warmup_steps=args.warmup_steps,
+                      overrides=args.set)
+        print(json.dumps(summary), flush=True)
+        return 0
+
+    # an interrupt stops the children too; what they finished stays under --out
+    return run_command("quickstart", job, f"interrupted; the finished files are under {args.out} (a rerun trains "
+                                          "again and moves the earlier runs to archive/)")
 
 
 def print_zoo_table() -> None:

@@ -3,6 +3,7 @@ random-weights note, and turning SIGINT/SIGTERM into an exception that a run fin
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import functools
@@ -10,7 +11,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,17 @@ def signals_deferred(discard: bool = False) -> Iterator[None]:
                     os.kill(os.getpid(), signum)
                 else:
                     raise Interrupted(signum)
+
+
+# ------------------------------------------------------------------------------------------ command lines
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``low`` (else argparse's one-line error naming the option)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        return value
+    return parse

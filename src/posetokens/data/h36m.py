@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from posetokens.runtime import UserKeyError
+from posetokens.runtime import UserKeyError, warn
 
 from .metainfo import H36M, PoseMetaInfo
 
@@ -577,6 +577,10 @@ def load_videopose3d(
         subject_list = [s for s in subject_list if s in pos3d]
         if not subject_list:
             raise UserKeyError(f"{p3}: no {subjects} subjects {SPLITS[subjects]} in positions_3d (found: {sorted(pos3d)})")
+        missing = [s for s in wanted if s not in pos3d]
+        if missing:  # a partial file: its scores are not the full split's
+            warn(f"{p3}: the {subjects} split has no {', '.join(missing)} in this file; using "
+                 f"{', '.join(subject_list)} only")
     clips: list[H36MClip] = []
     for subject in subject_list:
         acts3 = _sub(pos3d, subject, p3, "positions_3d")

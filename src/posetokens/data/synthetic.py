@@ -36,6 +36,9 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from posetokens.fileio import check_fixed_outputs
+from posetokens.runtime import int_at_least
+
 __all__ = [
     "COCO_KEYPOINT_NAMES",
     "COCO_SKELETON",
@@ -1107,12 +1110,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry: ``python -m posetokens.data.synthetic OUT_DIR ...``."""
     ap = argparse.ArgumentParser(description="Generate the synthetic COCO-17 keypoint data set.")
     ap.add_argument("out_dir", type=Path)
-    ap.add_argument("--num-train", type=int, default=2000)
-    ap.add_argument("--num-val", type=int, default=200)
+    ap.add_argument("--num-train", type=int_at_least(1), default=2000)
+    ap.add_argument("--num-val", type=int_at_least(1), default=200)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--image-size", type=int, nargs=2, default=list(DEFAULT_IMAGE_SIZE), metavar=("W", "H"))
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--image-size", type=int_at_least(32), nargs=2, default=list(DEFAULT_IMAGE_SIZE), metavar=("W", "H"))
+    ap.add_argument("--workers", type=int_at_least(1), default=1)
+    ap.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in OUT_DIR")
     args = ap.parse_args(argv)
+    names = ("train.json", "val.json", "val_detections.json", "train", "val")
+    try:
+        check_fixed_outputs(args.out_dir, names, args.overwrite, "OUT_DIR",
+                            "choose another OUT_DIR, or pass --overwrite to replace it")
+    except ValueError as e:
+        ap.error(str(e))
     paths = generate_splits(args.out_dir, args.num_train, args.num_val, args.seed,
                             tuple(args.image_size), workers=args.workers)  # fmt: skip
     for k, v in paths.items():

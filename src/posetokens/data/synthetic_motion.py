@@ -37,6 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+from posetokens.fileio import check_fixed_outputs
+from posetokens.runtime import int_at_least
+
 from .h36m import H36M32_TO_17, H36M_CAMERA_IDS, H36M_CAMERA_RESOLUTION, Camera, save_videopose3d_cameras
 
 __all__ = [
@@ -470,12 +473,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command line: ``python -m posetokens.data.synthetic_motion OUT --subjects S1 S9 --seed 0``."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path, help="output folder")
-    ap.add_argument("--subjects", nargs="+", default=list(DEFAULT_SUBJECTS))
+    ap.add_argument("--subjects", nargs="+", default=list(DEFAULT_SUBJECTS), choices=list(DEFAULT_SUBJECTS),
+                    help="Human3.6M subjects (train S1 S5 S6 S7 S8, test S9 S11)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--frames", type=int, default=500, help="mean sequence length (50 fps)")
-    ap.add_argument("--sequences-per-action", type=int, default=2)
+    ap.add_argument("--frames", type=int_at_least(2), default=500, help="mean sequence length (50 fps)")
+    ap.add_argument("--sequences-per-action", type=int_at_least(1), default=2)
     ap.add_argument("--actions", nargs="+", default=list(ACTIONS), choices=list(ACTIONS))
+    ap.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in OUT")
     a = ap.parse_args(argv)
+    names = ("data_3d_h36m.npz", "data_2d_h36m_gt.npz", "cameras.json")  # the VideoPose3D names: never over real ones
+    try:
+        check_fixed_outputs(a.out, names, a.overwrite, "OUT", "it may be real Human3.6M data; choose another OUT, or "
+                            "pass --overwrite to replace it")
+    except ValueError as e:
+        ap.error(str(e))
     paths = generate_dataset(a.out, a.subjects, a.seed, a.frames, a.sequences_per_action, a.actions)
     n = len(a.subjects) * len(a.actions) * a.sequences_per_action
     print(f"wrote {n} sequences x 4 cameras: " + ", ".join(str(p) for p in paths.values()))

@@ -375,7 +375,8 @@ def _check_overrides(model_cfg: Any, overrides: dict[str, Any], path: str, src: 
         hints = {}
     for key, value in overrides.items():
         if key not in fields:
-            raise ValueError(f"{src.where(path)}: unknown config field {key!r}; known: {sorted(fields)}")
+            raise ValueError(f"{src.where(path, _join(path, key))}: unknown config field {key!r}; "
+                             f"known: {sorted(fields)}")
         current = getattr(model_cfg, key)
         hint = hints.get(key, Any)
         if isinstance(value, dict):

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,11 @@ from posetokens.engine.losses import gtpt_loss, joints_mse, simcc_kl
 from posetokens.engine.pct import evaluate_tokenizer, pct_loss
 from posetokens.engine.schedule import ema_decay_at, keep_ratio_at, lr_factor
 from posetokens.evaluation.coco import write_coco_results
-from posetokens.fileio import atomic_write_text, read_json
+from posetokens.fileio import (atomic_write_text, check_folder_path, check_no_overwrite, read_json, require_file,
+                               same_file)
 from posetokens.protocols import Protocol
 from posetokens.registry import create_model
-from posetokens.runtime import retain_freed_memory
+from posetokens.runtime import Interrupted, interruptible, retain_freed_memory, signal_name, signals_deferred
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +120,12 @@ class TrainStep(nn.Module):
             if not isinstance(loss, str):
                 raise TypeError(f"{type(model).__name__} declares no train_loss, so config loss 'auto' has nothing "
                                 f"to train with; name one in the config's loss ({', '.join(LOSSES[1:])})")
+        kind = "lifting" if self.lifting else "multi-view" if self.multiview else self.output_kind
+        fits = {"lifting": ("hot", "mpjpe", "motionbert"), "multi-view": ("joints_mse",), "heatmap": ("joints_mse",),
+                "simcc": ("gtpt", "simcc_kl"), "coords": ("pct",)}.get(kind, ())
+        if loss not in fits:  # said before the work dir is started, not at the first step
+            raise ValueError(f"config: loss {loss!r} does not apply to {kind} models ({type(model).__name__}); use "
+                             f"auto or {' or '.join(fits) or 'nothing else'}")
         self.loss = loss
         self.last_stats: dict[str, torch.Tensor] = {}  # extra scalars of the last step for the log (PCT codebook use)
 
@@ -222,6 +230,19 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     epoch, step_in_epoch, step, best = 0, 0, 0, {}
     ckpt_path = work_dir / "last.pth"
     if ckpt is not None:
+        # the global batch (and so steps per epoch and the schedule) is batch size x processes x accumulation
+        then_world = len(ckpt["rng"])  # one RNG state per process that saved it
+        then = ckpt.get("config", {}).get("data", {}).get("batch_size", cfg.data.batch_size) * then_world * \
+            ckpt.get("config", {}).get("optim", {}).get("grad_accum", cfg.optim.grad_accum)
+        now = cfg.data.batch_size * world * cfg.optim.grad_accum
+        if then != now:
+            msg = (f"--resume: {ckpt_path} was trained with a global batch of {then} ({then_world} process(es)), this "
+                   f"run has {now} ({world}); the steps per epoch and the schedule would change")
+            if not allow_config_change:
+                raise ValueError(msg + ": start as many processes, or set data.batch_size / optim.grad_accum to "
+                                       "keep the global batch (or pass --allow-config-change)")
+            if master:
+                logger.warning("%s (allowed by --allow-config-change)", msg)
         try:
             raw_model.load_state_dict(ckpt["model"])
         except RuntimeError as e:  # only after --allow-config-change of the model
@@ -240,8 +261,8 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     description = {**describe(cfg.model.name, cfg.model.overrides, protocol, _metainfo_of(cfg, raw_model)),
                    "config": config_to_dict(cfg)}
 
-    def save(epoch_: int, step_in_epoch_: int) -> None:
-        rngs = [_rng_state()]
+    def save(epoch_: int, step_in_epoch_: int, rng: dict[str, Any] | None = None) -> None:
+        rngs = [rng or _rng_state()]
         if ddp:
             rngs = [None] * world
             dist.all_gather_object(rngs, _rng_state())
@@ -256,6 +277,8 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
         eval_model = ema.module if ema else raw_model
         return evaluate_model(eval_model, cfg, protocol, device, work_dir / "val_predictions.json")
 
+    if cfg.eval_interval and not step_module.lifting:  # found now, not at the first evaluation epochs later
+        _check_val_inputs(cfg)
     # ---- the first file written: an --overwrite run archives the old run now, a resumed one logs its changes
     if master:
         start_work_dir(cfg, overwrite, changes, step)
@@ -267,89 +290,111 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     accum = cfg.optim.grad_accum
     stop = False
     model.train()
-    while epoch < cfg.schedule.epochs and not stop:
-        sampler.set_epoch(epoch, step_in_epoch)
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(epoch)
-        bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch}", disable=not master,
-                   leave=False, dynamic_ncols=True)
-        micro, t0 = 0, time.perf_counter()
-        for batch in loader:
-            lr = cfg.optim.lr * lr_factor(step, steps_per_epoch, cfg.schedule)
-            for g in optimizer.param_groups:
-                g["lr"] = lr
-            ratio = keep_ratio_at(step, steps_per_epoch, target_ratio, cfg.schedule.prune_start_epoch,
-                                  cfg.schedule.prune_decay_epochs)
-            if anneals:
-                raw_model.set_keep_ratio(ratio)
-            last_micro = micro == accum - 1
-            sync = contextlib.nullcontext() if (not ddp or last_micro) else model.no_sync()
-            with sync:
-                with amp_ctx:
-                    loss = model(batch)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {step}: check the data "
-                                             "(NaN keypoints or images) and the learning rate")
-                scaler.scale(loss / accum).backward()
-            micro += 1
-            if not last_micro:
-                continue
-            micro = 0
-            if cfg.optim.grad_clip:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.optim.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            if ema is not None:
-                ema.update(raw_model, ema_decay_at(step, cfg.schedule.epochs * steps_per_epoch, cfg.optim.ema_decay,
-                                                   cfg.optim.ema_decay_end))
-            step += 1
-            step_in_epoch += 1
-            bar.update(1)
-            if master and (step % cfg.log_interval == 0 or step_in_epoch == steps_per_epoch):
-                loss_v = loss.item()
-                bar.set_postfix(loss=f"{loss_v:.3g}", lr=f"{lr:.2e}", keep=f"{ratio:.3f}")
-                rec = {"step": step, "epoch": epoch, "loss": loss_v, "lr": lr, "keep_ratio": ratio,
-                       "sec_per_step": (time.perf_counter() - t0) / max(1, step_in_epoch),
-                       **{k: float(v) for k, v in step_module.last_stats.items()}}
-                log_file.write(json.dumps(rec) + "\n")
-                log_file.flush()
-                if writer:
-                    for k in ("loss", "lr", "keep_ratio", *step_module.last_stats):
-                        writer.add_scalar(f"train/{k}", rec[k], step)
-            if cfg.max_steps is not None and step >= cfg.max_steps:
-                stop = True
-                break
-        bar.close()
-        skipped = dict(getattr(getattr(train_set, "base", None), "skipped", {}) or {})
-        if master and skipped:  # documented skips (unreadable images, ...), counted per epoch
-            logger.warning("epoch %d: skipped samples %s", epoch, skipped)
-            log_file.write(json.dumps({"epoch": epoch, "skipped": skipped}) + "\n")
-        if stop:
-            save(epoch, step_in_epoch)
-            break
-        epoch, step_in_epoch = epoch + 1, 0
-        save(epoch, 0)
-        has_val = bool(cfg.data.val_ann) or step_module.lifting
-        if cfg.eval_interval and (epoch % cfg.eval_interval == 0 or epoch == cfg.schedule.epochs) and has_val:
-            if master:
-                if anneals:
-                    raw_model.set_keep_ratio(target_ratio)
-                metrics = evaluate()
-                logger.info("epoch %d: %s", epoch, metrics)
-                log_file.write(json.dumps({"epoch": epoch, "eval": metrics}) + "\n")
-                if writer:
-                    for k, v in metrics.items():
-                        writer.add_scalar(f"val/{k}", v, step)
-                key = next(k for k in ("MPJPE", "PCKh", "AP", "recon_px", "jdr") if k in metrics)
-                sign = -1.0 if key in ("MPJPE", "recon_px") else 1.0  # lower errors are better
-                if key not in best or sign * metrics[key] > sign * best[key]:
-                    best = dict(metrics, epoch=epoch)
-                    atomic_save({**description, "state_dict": (ema.module if ema else raw_model).state_dict()},
-                                work_dir / "best.pth")
-            if ddp:
-                dist.barrier()
+    rng_at_step = _rng_state()  # the RNG state at the last step boundary: what an interrupt saves
+    evaluating = False
+    try:
+        with interruptible():  # SIGINT / SIGTERM raise Interrupted: the finished steps are kept below
+            while epoch < cfg.schedule.epochs and not stop:
+                sampler.set_epoch(epoch, step_in_epoch)
+                if hasattr(train_set, "set_epoch"):
+                    train_set.set_epoch(epoch)
+                bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch}", disable=not master,
+                           leave=False, dynamic_ncols=True)
+                micro, t0 = 0, time.perf_counter()
+                for batch in loader:
+                    lr = cfg.optim.lr * lr_factor(step, steps_per_epoch, cfg.schedule)
+                    for g in optimizer.param_groups:
+                        g["lr"] = lr
+                    ratio = keep_ratio_at(step, steps_per_epoch, target_ratio, cfg.schedule.prune_start_epoch,
+                                          cfg.schedule.prune_decay_epochs)
+                    if anneals:
+                        raw_model.set_keep_ratio(ratio)
+                    last_micro = micro == accum - 1
+                    sync = contextlib.nullcontext() if (not ddp or last_micro) else model.no_sync()
+                    with sync:
+                        with amp_ctx:
+                            loss = model(batch)
+                        if not torch.isfinite(loss):
+                            raise ValueError(f"loss is {loss.item()} at epoch {epoch}, step {step}: check the data "
+                                             "(NaN keypoints or images) and optim.lr")
+                        scaler.scale(loss / accum).backward()
+                    micro += 1
+                    if not last_micro:
+                        continue
+                    micro = 0
+                    if cfg.optim.grad_clip:
+                        scaler.unscale_(optimizer)
+                        nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.optim.grad_clip)
+                    with signals_deferred():  # an update is applied whole: an interrupt lands between steps
+                        scaler.step(optimizer)
+                        scaler.update()
+                        optimizer.zero_grad(set_to_none=True)
+                        if ema is not None:
+                            ema.update(raw_model, ema_decay_at(step, cfg.schedule.epochs * steps_per_epoch,
+                                                               cfg.optim.ema_decay, cfg.optim.ema_decay_end))
+                        step += 1
+                        step_in_epoch += 1
+                        rng_at_step = _rng_state()
+                    bar.update(1)
+                    if master and (step % cfg.log_interval == 0 or step_in_epoch == steps_per_epoch):
+                        loss_v = loss.item()
+                        bar.set_postfix(loss=f"{loss_v:.3g}", lr=f"{lr:.2e}", keep=f"{ratio:.3f}")
+                        rec = {"step": step, "epoch": epoch, "loss": loss_v, "lr": lr, "keep_ratio": ratio,
+                               "sec_per_step": (time.perf_counter() - t0) / max(1, step_in_epoch),
+                               **{k: float(v) for k, v in step_module.last_stats.items()}}
+                        log_file.write(json.dumps(rec) + "\n")
+                        log_file.flush()
+                        if writer:
+                            for k in ("loss", "lr", "keep_ratio", *step_module.last_stats):
+                                writer.add_scalar(f"train/{k}", rec[k], step)
+                    if cfg.max_steps is not None and step >= cfg.max_steps:
+                        stop = True
+                        break
+                bar.close()
+                skipped = dict(getattr(getattr(train_set, "base", None), "skipped", {}) or {})
+                if master and skipped:  # documented skips (unreadable images, ...), counted per epoch
+                    logger.warning("epoch %d: skipped samples %s", epoch, skipped)
+                    log_file.write(json.dumps({"epoch": epoch, "skipped": skipped}) + "\n")
+                if stop:
+                    save(epoch, step_in_epoch)
+                    break
+                epoch, step_in_epoch = epoch + 1, 0
+                save(epoch, 0)
+                has_val = bool(cfg.data.val_ann) or step_module.lifting
+                if cfg.eval_interval and (epoch % cfg.eval_interval == 0 or epoch == cfg.schedule.epochs) and has_val:
+                    if master:
+                        if anneals:
+                            raw_model.set_keep_ratio(target_ratio)
+                        evaluating = True
+                        metrics = evaluate()
+                        evaluating = False
+                        logger.info("epoch %d: %s", epoch, metrics)
+                        log_file.write(json.dumps({"epoch": epoch, "eval": metrics}) + "\n")
+                        if writer:
+                            for k, v in metrics.items():
+                                writer.add_scalar(f"val/{k}", v, step)
+                        key = next(k for k in ("MPJPE", "PCKh", "AP", "recon_px", "jdr") if k in metrics)
+                        sign = -1.0 if key in ("MPJPE", "recon_px") else 1.0  # lower errors are better
+                        if key not in best or sign * metrics[key] > sign * best[key]:
+                            best = dict(metrics, epoch=epoch)
+                            atomic_save({**description, "state_dict": (ema.module if ema else raw_model).state_dict()},
+                                        work_dir / "best.pth")
+                    if ddp:
+                        dist.barrier()
+    except Interrupted as e:
+        if writer:
+            writer.close()
+        if log_file:
+            log_file.close()
+        if ddp:  # the other ranks cannot join a checkpoint now: the last epoch end's stands
+            raise Interrupted(e.signum, f"interrupted by {signal_name(e.signum)}; a DDP run keeps {ckpt_path} "
+                                        "from its last epoch end (continue with --resume)") from None
+        with signals_deferred(discard=True):  # the checkpoint is written whole, whatever arrives meanwhile
+            save(epoch, step_in_epoch, rng_at_step)
+        lost = f"; the evaluation of epoch {epoch} did not finish and is not rerun" if evaluating else ""
+        raise Interrupted(e.signum, f"interrupted by {signal_name(e.signum)}: kept {ckpt_path} at epoch {epoch}, "
+                                    f"step {step} ({step_in_epoch} of {steps_per_epoch} in the epoch){lost}; "
+                                    "continue with --resume") from None
     if anneals:
         raw_model.set_keep_ratio(target_ratio)
     if master:
@@ -508,6 +553,8 @@ def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str
             raise ValueError(f"{weights}: this checkpoint carries no training recipe; give the config too "
                              "(posetokens test CONFIG --weights W)")
         cfg = load_config_dict(meta["config"], f"{weights}: config")
+    out_path = Path(out) if out else Path(cfg.work_dir) / "test_predictions.json"
+    _check_test_output(cfg, weights, out_path, "--out" if out else "the predictions file (work_dir)")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -515,7 +562,40 @@ def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str
         retain_freed_memory()
     trained = load_trained(weights, cfg.model.name if given else None, cfg.model.overrides if given else None)
     model = trained.model.to(device).eval()
+    writes = model.task == "topdown" and cfg.data.format != "mpii"  # COCO-style results; the others score only
+    if out and not writes:
+        what = "MPII" if model.task == "topdown" else f"a {model.task} model's"
+        raise ValueError(f"--out {out}: {what} test scores without writing predictions; leave out --out")
     # the checkpoint's protocol (what it was trained with), refined by what the recipe states on top of it
     protocol = data_protocol(cfg.data, model, base=trained.protocol)
-    out_path = Path(out) if out else Path(cfg.work_dir) / "test_predictions.json"
-    return evaluate_model(model, cfg, protocol, device, out_path)
+    metrics = evaluate_model(model, cfg, protocol, device, out_path)
+    if writes:
+        print(f"posetokens test: predictions written to {out_path}", file=sys.stderr)
+    return metrics
+
+
+def _check_val_inputs(cfg: TrainCfg) -> None:
+    """The evaluation's files exist (``FileNotFoundError`` / ``ValueError`` naming the field), checked before a
+    run starts: otherwise a typo shows only at the first evaluation, ``eval_interval`` epochs in."""
+    d = cfg.data
+    for field, path in (("data.val_ann", d.val_ann), ("data.val_det", d.val_det),
+                        ("data.mpii_headboxes", d.mpii_headboxes)):
+        if path:
+            require_file(path, field)
+    if d.val_ann and d.val_img_dir and not Path(d.val_img_dir).is_dir():
+        raise FileNotFoundError(f"data.val_img_dir {d.val_img_dir} is not a folder")
+
+
+def _check_test_output(cfg: TrainCfg, weights: str, out: Path, what: str) -> None:
+    """Refuse, before any model is built, a predictions path that is one of the test's inputs (the weights, an
+    annotation, detection or data file) or lies in an image folder, or whose folder cannot be made."""
+    d = cfg.data
+    inputs = [("--weights", weights), ("data.val_ann", d.val_ann or None), ("data.val_det", d.val_det),
+              ("data.train_ann", d.train_ann or None), ("data.mpii_headboxes", d.mpii_headboxes),
+              ("data.keypoints_2d", d.keypoints_2d or None), ("data.keypoints_3d", d.keypoints_3d or None),
+              ("data.cameras", d.cameras or None)]
+    check_no_overwrite(inputs, [(f"predictions file {what}", out)])
+    for field, folder in (("data.val_img_dir", d.val_img_dir), ("data.train_img_dir", d.train_img_dir)):
+        if folder and Path(folder).is_dir() and same_file(out.parent, folder):
+            raise ValueError(f"{what} {out} is in the image folder {field} {folder}; choose a path outside it")
+    check_folder_path(out.parent, f"folder of {what}")

@@ -189,6 +189,7 @@ class TopDownDataset(Dataset):
     def __init__(self, transform: Callable[[dict[str, Any]], Any] | None, skip_bad_images: bool) -> None:
         self.transform = transform
         self.skip_bad_images = skip_bad_images
+        self.mode = "train"  # or "test" (set by the subclass): an evaluation never skips an image
         self.data_list: list[dict[str, Any]] = []
         self.skipped: dict[str, int] = {}
         self.marked: dict[str, int] = {}
@@ -228,6 +229,9 @@ class TopDownDataset(Dataset):
             try:
                 img = load_image(info["img_path"])
             except (FileNotFoundError, ValueError) as err:
+                if self.mode == "test":  # another item in its place would be scored as it
+                    raise ValueError(f"{err}; an evaluation scores every image, so an unreadable one stops it (fix "
+                                     "the file, or drop its entries from the annotations)") from None
                 if not self.skip_bad_images:
                     raise
                 if info["img_path"] not in self._bad_paths:
@@ -239,7 +243,8 @@ class TopDownDataset(Dataset):
             info["img"] = img
             info["img_shape"] = img.shape[:2]
             return self.transform(info) if self.transform is not None else info
-        raise RuntimeError(f"{type(self).__name__}: no readable image among all {n} items")
+        raise ValueError(f"{type(self).__name__}: none of the {n} items' images could be read (the first: "
+                         f"{self.data_list[0]['img_path']}); check the image folder (data.train_img_dir)")
 
 
 # ------------------------------------------------------------------------------------ COCO style
