@@ -200,6 +200,9 @@ CASES = [
          E + r"--set: optim.lr must be a number > 0, got nan$"),
     Case("batch-size-0", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.batch_size=0"], 2,
          E + r"--set: data.batch_size must be an integer >= 1, got 0$"),
+    Case("batch-size-above-the-set", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.batch_size=1000"], 2,
+         E + r"the training set has \d+ samples, fewer than one global batch of 1000 \(data.batch_size 1000 x 1 "
+         r"processes x optim.grad_accum 1\); lower data.batch_size$"),
     Case("batch-size-float", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.batch_size=2.5"], 2,
          E + r"--set data.batch_size: expected int, got 2.5$"),
     Case("grad-accum-0", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "optim.grad_accum=0"], 2,

@@ -82,7 +82,8 @@ class StepSampler(Sampler[int]):
         self.steps_per_epoch = n // (batch * world * accum)
         if self.steps_per_epoch == 0:
             raise ValueError(
-                f"dataset of {n} samples is smaller than one global batch ({batch} x {world} processes x {accum})"
+                f"the training set has {n} samples, fewer than one global batch of {batch * world * accum} "
+                f"(data.batch_size {batch} x {world} processes x optim.grad_accum {accum}); lower data.batch_size"
             )
 
     def set_epoch(self, epoch: int, start_step: int = 0) -> None:
