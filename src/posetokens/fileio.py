@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -269,23 +270,28 @@ def same_file(a: PathLike, b: PathLike) -> bool:
     return ka == kb or (ia is not None and ia == ib)
 
 
-def check_new_outputs(paths: Iterable[PathLike], hint: str = "pass --overwrite to replace it") -> None:
-    """``ValueError`` naming the first of ``paths`` that exists (a file, or a folder with anything in it), or that
-    lies under a file: for tools whose outputs have fixed names, which would otherwise replace a user's files."""
-    for path in map(Path, paths):
-        check_folder_path(path.parent, f"folder of {path.name}")
+def archive_path(folder: PathLike, name: str = "") -> Path:
+    """A new, unused ``folder/archive/<name-><time>`` path (``-1``, ``-2``... appended on a clash) where an earlier
+    run's files are moved instead of being deleted; its parent exists, the path itself does not."""
+    stamp = f"{name}-" * bool(name) + time.strftime("%Y%m%d-%H%M%S")
+    base = Path(folder) / "archive"
+    dest, n = base / stamp, 1
+    while dest.exists():
+        dest, n = base / f"{stamp}-{n}", n + 1
+    base.mkdir(parents=True, exist_ok=True)
+    return dest
+
+
+def check_fixed_outputs(folder: PathLike, names: Iterable[str], overwrite: bool, what: str, hint: str) -> None:
+    """A tool that writes fixed ``names`` into ``folder`` (named ``what`` in messages, e.g. ``"OUT"``), which would
+    otherwise replace a user's files: ``ValueError`` when the folder is a file or lies under one, or (unless
+    ``overwrite``) when one of the names exists there (a file, or a folder with anything in it), ending in ``hint``."""
+    check_folder_path(folder, what)
+    for path in [] if overwrite else [Path(folder) / n for n in names]:
         if path.is_dir() and not any(path.iterdir()):
             continue
         if path.exists() or path.is_symlink():
             raise ValueError(f"{path} exists; {hint}")
-
-
-def check_fixed_outputs(folder: PathLike, names: Iterable[str], overwrite: bool, what: str, hint: str) -> None:
-    """A tool that writes fixed ``names`` into ``folder`` (named ``what`` in messages, e.g. ``"OUT"``): the folder
-    is not a file, and none of the names exists there unless ``overwrite`` (``ValueError`` ending in ``hint``)."""
-    check_folder_path(folder, what)
-    if not overwrite:
-        check_new_outputs([Path(folder) / n for n in names], hint)
 
 
 def check_no_overwrite(inputs: dict[str, PathLike | None] | list[tuple[str, PathLike | None]],

@@ -246,11 +246,9 @@ def archive_earlier_run(wd: Path, label: str) -> Path | None:
     keeps it; returns where it went (None when there was nothing)."""
     if not wd.is_dir() or not any(wd.iterdir()):
         return None
-    stamp, n = time.strftime("%Y%m%d-%H%M%S"), 1
-    dest = wd.parent / "archive" / f"{wd.name}-{stamp}"
-    while dest.exists():
-        dest, n = wd.parent / "archive" / f"{wd.name}-{stamp}-{n}", n + 1
-    dest.parent.mkdir(exist_ok=True)
+    from posetokens.fileio import archive_path
+
+    dest = archive_path(wd.parent, wd.name)
     wd.rename(dest)
     log(f"train {label}: the earlier run in {wd} moved to {dest}")
     return dest

@@ -41,8 +41,8 @@ from posetokens.engine.losses import gtpt_loss, joints_mse, simcc_kl
 from posetokens.engine.pct import evaluate_tokenizer, pct_loss
 from posetokens.engine.schedule import ema_decay_at, keep_ratio_at, lr_factor
 from posetokens.evaluation.coco import write_coco_results
-from posetokens.fileio import (atomic_write_text, check_folder_path, check_no_overwrite, read_json, require_file,
-                               same_file)
+from posetokens.fileio import (archive_path, atomic_write_text, check_folder_path, check_no_overwrite, read_json,
+                               require_file, same_file)
 from posetokens.protocols import Protocol
 from posetokens.registry import create_model
 from posetokens.runtime import Interrupted, interruptible, retain_freed_memory, signal_name, signals_deferred
@@ -146,11 +146,7 @@ class TrainStep(nn.Module):
             if self.loss == "gtpt":
                 pruned, unpruned = self.model.forward_train(image)
                 return gtpt_loss(pruned, unpruned, labels, weight)
-            if self.loss == "simcc_kl":
-                return simcc_kl(self.model(image), labels, weight)
-            raise ValueError(f"config: loss {self.loss!r} does not apply to SimCC models (use auto, gtpt or simcc_kl)")
-        if self.loss != "joints_mse":
-            raise ValueError(f"config: loss {self.loss!r} does not apply to heatmap models (use auto or joints_mse)")
+            return simcc_kl(self.model(image), labels, weight)  # __init__ admits gtpt or simcc_kl only
         return joints_mse(self.model(image).float(), batch["heatmaps"].to(device), weight)
 
 
@@ -232,8 +228,9 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     if ckpt is not None:
         # the global batch (and so steps per epoch and the schedule) is batch size x processes x accumulation
         then_world = len(ckpt["rng"])  # one RNG state per process that saved it
-        then = ckpt.get("config", {}).get("data", {}).get("batch_size", cfg.data.batch_size) * then_world * \
-            ckpt.get("config", {}).get("optim", {}).get("grad_accum", cfg.optim.grad_accum)
+        saved = ckpt.get("config") or {}  # a checkpoint without its config (older ones): this run's values stand in
+        then = (saved.get("data", {}).get("batch_size", cfg.data.batch_size) * then_world
+                * saved.get("optim", {}).get("grad_accum", cfg.optim.grad_accum))
         now = cfg.data.batch_size * world * cfg.optim.grad_accum
         if then != now:
             msg = (f"--resume: {ckpt_path} was trained with a global batch of {then} ({then_world} process(es)), this "
@@ -494,12 +491,8 @@ def start_work_dir(cfg: TrainCfg, overwrite: bool, changes: list[tuple[str, Any,
     if overwrite:
         present = [name for name in RUN_FILES if (work_dir / name).exists()]
         if present:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            dest = work_dir / "archive" / stamp
-            n = 1
-            while dest.exists():
-                dest, n = work_dir / "archive" / f"{stamp}-{n}", n + 1
-            dest.mkdir(parents=True)
+            dest = archive_path(work_dir)
+            dest.mkdir()
             for name in present:
                 os.replace(work_dir / name, dest / name)
             logger.warning("--overwrite: moved the previous run's files (%s) to %s", ", ".join(present), dest)
