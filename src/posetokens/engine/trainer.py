@@ -288,7 +288,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     stop = False
     model.train()
     rng_at_step = _rng_state()  # the RNG state at the last step boundary: what an interrupt saves
-    evaluating = False
+    evaluating, bar = False, None
     try:
         with interruptible():  # SIGINT / SIGTERM raise Interrupted: the finished steps are kept below
             while epoch < cfg.schedule.epochs and not stop:
@@ -379,6 +379,8 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
                     if ddp:
                         dist.barrier()
     except Interrupted as e:
+        if bar is not None:
+            bar.close()  # clears its line, so the interrupt's message starts a line of its own
         if writer:
             writer.close()
         if log_file:
