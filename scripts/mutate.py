@@ -256,6 +256,30 @@ MUTANTS: tuple[Mutant, ...] = (
         (("    anneals_keep_ratio = True", "    anneals_keep_ratio = False"),),
         ("tests/test_engine.py::test_resume_ends_with_identical_weights",),
     ),
+    Mutant(
+        "redone-log-kept", "a resume after a crash logs each step once (the redone steps' records are moved aside)",
+        "src/posetokens/engine/trainer.py",
+        (("    if not path.is_file():\n        return 0\n    keep, redone", "    if True:\n        return 0\n    keep, redone"),),
+        ("tests/test_errors_training.py::test_a_resume_after_a_crash_logs_each_step_once",),
+    ),
+    Mutant(
+        "failed-start-blocks-rerun", "the files of a start that saved no checkpoint do not block a plain rerun",
+        "src/posetokens/engine/trainer.py",
+        (("    saved = [name for name in found if name in CHECKPOINTS]", "    saved = found"),),
+        ("tests/test_errors_training.py::test_a_start_that_saved_no_checkpoint_does_not_block_the_rerun",),
+    ),
+    Mutant(
+        "eval-due-ignored", "--resume runs first an evaluation that a signal or a crash cut short",
+        "src/posetokens/engine/trainer.py",
+        (("    eval_due = None if ckpt is None else ckpt.get(\"eval_due\")", "    eval_due = None"),),
+        ("tests/test_engine.py::test_an_evaluation_cut_short_runs_first_on_resume",),
+    ),
+    Mutant(
+        "work-dir-not-locked", "a running training's work dir is refused to a second training",
+        "src/posetokens/fileio.py",
+        (("            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n", "            pass  # takes no lock\n"),),
+        ("tests/test_errors_training.py::test_a_running_training_holds_its_work_dir",),
+    ),
 )
 
 

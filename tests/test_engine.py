@@ -93,6 +93,10 @@ def test_resume_ends_with_identical_weights(tiny_data: dict, tmp_path: Path, mon
     assert _adam_steps(mid) == {k}, "the interrupted run's optimiser state should hold k Adam steps"
 
     train(_cfg(tiny_data, tmp_path / "split"), resume=True)
+    # a clean stop leaves no record past its checkpoint, so the resume moves none aside (a resume that started over
+    # would move steps 1..k to log.redone.jsonl as steps it redoes)
+    assert not (tmp_path / "split" / "log.redone.jsonl").exists()
+    assert [r["step"] for r in _step_records(tmp_path / "split")] == list(range(1, n + 1))
     resumed_log = _step_records(tmp_path / "split")[k:]  # log.jsonl is appended to: the resumed run's records
     assert [r["step"] for r in resumed_log] == list(range(k + 1, n + 1)), (
         f"the resumed run should log steps {k + 1}..{n} only (it continues from step {k}); it logged "
@@ -379,6 +383,95 @@ def test_sigterm_mid_epoch_keeps_the_finished_steps_and_resume_ends_with_identic
     resumed = _weights(tmp_path / "split" / "final.pth")
     for key in full:
         assert torch.equal(full[key], resumed[key]), key
+
+
+@pytest.mark.parametrize("stop", ["sigterm-in-eval", "crash-in-eval", "sigint-in-save", "crash-after-eval"])
+def test_an_evaluation_cut_short_runs_first_on_resume(tiny_data: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     stop: str) -> None:
+    """An evaluation stopped by SIGTERM or a crash while it runs, by SIGINT while the epoch-end last.pth (which marks
+    it due) is written, or by a crash after it logged but before last.pth was cleared, is run first by --resume on
+    the weights it was scoring: the log then holds the uninterrupted run's evaluations, once each, and the run ends
+    with its weights bit for bit."""
+    import signal
+
+    import posetokens.engine.trainer as trainer_mod
+    from posetokens.runtime import Interrupted
+
+    train(_cfg(tiny_data, tmp_path / "full", "eval_interval=1"))
+    full = _weights(tmp_path / "full" / "final.pth")
+    evals = [r for r in map(json.loads, (tmp_path / "full" / "log.jsonl").read_text().splitlines()) if "eval" in r]
+    assert [r["epoch"] for r in evals] == [1, 2, 3]
+    evaluate_model, atomic_save = trainer_mod.evaluate_model, trainer_mod.atomic_save
+    fired: list[str] = []
+
+    def evaluate_then_stop(*args, **kwargs):
+        if stop.endswith("-in-eval") and not fired and len(
+                [r for r in map(json.loads, (tmp_path / "split" / "log.jsonl").read_text().splitlines())
+                 if "eval" in r]) == 1:  # epoch 2's evaluation
+            fired.append(stop)
+            if stop == "sigterm-in-eval":
+                os.kill(os.getpid(), signal.SIGTERM)
+            else:
+                raise RuntimeError("the machine went away")
+        return evaluate_model(*args, **kwargs)
+
+    def save_then_stop(obj, path):
+        if not fired and Path(path).name == "last.pth" and (obj["epoch"], obj["step_in_epoch"]) == (2, 0):
+            if stop == "sigint-in-save" and obj["eval_due"] == 2:
+                fired.append(stop)
+                os.kill(os.getpid(), signal.SIGINT)
+            elif stop == "crash-after-eval" and obj["eval_due"] is None:  # epoch 2's evaluation is logged
+                fired.append(stop)
+                raise RuntimeError("the machine went away")
+        return atomic_save(obj, path)
+
+    monkeypatch.setattr(trainer_mod, "evaluate_model", evaluate_then_stop)
+    monkeypatch.setattr(trainer_mod, "atomic_save", save_then_stop)
+    with pytest.raises(Interrupted if stop.startswith("sig") else RuntimeError) as e:
+        train(_cfg(tiny_data, tmp_path / "split", "eval_interval=1"))
+    monkeypatch.undo()
+    assert fired == [stop]
+    if stop.startswith("sig"):
+        assert str(e.value).endswith("(0 of 5 in the epoch); the evaluation of epoch 2 did not finish and runs first; "
+                                     "continue with --resume"), str(e.value)
+    mid = torch.load(tmp_path / "split" / "last.pth", weights_only=False)
+    assert (mid["epoch"], mid["step_in_epoch"], mid["eval_due"]) == (2, 0, 2)
+    train(_cfg(tiny_data, tmp_path / "split", "eval_interval=1"), resume=True)
+    again = [r for r in map(json.loads, (tmp_path / "split" / "log.jsonl").read_text().splitlines()) if "eval" in r]
+    assert again == evals
+    assert torch.load(tmp_path / "split" / "last.pth", weights_only=False)["eval_due"] is None
+    resumed = _weights(tmp_path / "split" / "final.pth")
+    for key in full:
+        assert torch.equal(full[key], resumed[key]), key
+
+
+def test_a_signal_during_an_update_keeps_the_steps_log_whole(tiny_data: dict, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGINT while an optimiser update is applied lands after that step is logged: the step the checkpoint holds
+    is in the log, and after --resume every step is logged once."""
+    import signal
+
+    import posetokens.engine.trainer as trainer_mod
+    from posetokens.runtime import Interrupted
+
+    calls: list[int] = []
+    rng_state = trainer_mod._rng_state
+
+    def rng_state_then_sigint():  # called inside the update's deferred block, once per step (and at the start)
+        calls.append(1)
+        if len(calls) == 8:
+            os.kill(os.getpid(), signal.SIGINT)
+        return rng_state()
+
+    monkeypatch.setattr(trainer_mod, "_rng_state", rng_state_then_sigint)
+    with pytest.raises(Interrupted):
+        train(_cfg(tiny_data, tmp_path / "run"))
+    monkeypatch.undo()
+    held = torch.load(tmp_path / "run" / "last.pth", weights_only=False)["step"]
+    assert [r["step"] for r in _step_records(tmp_path / "run")] == list(range(1, held + 1)) and held > 2
+    train(_cfg(tiny_data, tmp_path / "run"), resume=True)
+    n = torch.load(tmp_path / "run" / "last.pth", weights_only=False)["step"]
+    assert [r["step"] for r in _step_records(tmp_path / "run")] == list(range(1, n + 1))
 
 
 def test_resume_refuses_another_global_batch(tiny_data: dict, tmp_path: Path) -> None:

@@ -27,11 +27,14 @@ import pytest
 import torch
 from conftest import DATA
 
-from posetokens.checkpoint import atomic_save
+from posetokens import create_model
+from posetokens.checkpoint import atomic_save, describe
 from posetokens.cli import main as cli
 from posetokens.data.synthetic import generate_splits
+from posetokens.protocols import get_protocol
 
 REPO = Path(__file__).resolve().parents[1]
+LIFTER_SMALL = {"num_frames": 9, "dim": 16, "depth": 2, "heads": 2, "mlp_hidden": 32, "prune": {"keep": 3, "layer": 1}}
 GT_COCO = DATA / "coco" / "test_coco.json"
 
 # the recipe of tests/test_engine.py's TINY, for one epoch: 12 images, batch 4
@@ -72,6 +75,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     recipe.write_text(TINY_YAML.format(**{k: data[k] for k in ("train_ann", "train_img_dir", "val_ann",
                                                                 "val_img_dir")}))
     (root / "bad_type.yaml").write_text(recipe.read_text().replace("schedule: {epochs: 1,", "schedule: {epochs: ten,"))
+    (root / "bad_yaml.yaml").write_text(recipe.read_text().replace("optim: {grad_clip: 1.0}", "optim: {grad_clip: 1.0"))
     (root / "bad_range.yaml").write_text(recipe.read_text().replace("optim: {grad_clip: 1.0}",
                                                                     "optim: {grad_clip: 1.0, lr: -0.001}"))
     old = os.umask(0o022)
@@ -100,6 +104,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     np.savez_compressed(buf, positions_3d=np.zeros((50, 17, 3)), noise=np.random.default_rng(0).random(4000))
     (root / "truncated.npz").write_bytes(buf.read_bytes()[: buf.stat().st_size // 2])
     (root / "a_file").write_text("not a folder")
+    lifter = create_model("hot_mixste_h36m_243", **LIFTER_SMALL)  # one of ours, of another task
+    atomic_save({**describe("hot_mixste_h36m_243", LIFTER_SMALL, get_protocol("hot")),
+                 "state_dict": lifter.state_dict()}, root / "lifter.pth")
+    bad_val = json.loads(Path(data["val_ann"]).read_text())  # a keypoints row short of one keypoint
+    bad_val["annotations"][0]["keypoints"] = bad_val["annotations"][0]["keypoints"][:48]
+    (root / "val_48.json").write_text(json.dumps(bad_val))
+    (root / "cut_run").mkdir()  # a run whose last.pth was cut off (a full disk, a copy stopped half-way)
+    (root / "cut_run" / "last.pth").write_bytes((root / "finished" / "last.pth").read_bytes()[:5000])
     return {"root": root, "recipe": recipe, "finished": root / "finished"}
 
 
@@ -227,6 +239,21 @@ CASES = [
     Case("model-override-unknown-dotted", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
                                            "model.overrides.dimm=3"],
          2, E + r"--set model.overrides: unknown config field 'dimm'"),  # not blamed on the recipe, which lacks it
+    # ranges and sizes of the model config, found by its validate() before the model is built
+    Case("model-override-range", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
+                                  "model.overrides.prune.keep_ratio=1.5"], 2,
+         E + r"--set model.overrides.prune.keep_ratio: PruneCfg.keep_ratio must be in \(0, 1\], got 1.5$"),
+    Case("model-override-heads", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "model.overrides.heads=3"], 2,
+         E + r"--set model.overrides.heads: TokenPoseCfg.dim 32 is not divisible by heads 3$"),
+    Case("model-override-heads-0", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "model.overrides.heads=0"], 2,
+         E + r"--set model.overrides.heads: TokenPoseCfg.heads must be >= 1, got 0$"),
+    Case("model-override-negative", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
+                                     "model.overrides.head_hidden=-1"], 2,
+         E + r"--set model.overrides.head_hidden: TokenPoseCfg.head_hidden must be >= 1, got -1$"),
+    Case("model-override-strategy", ["train", str(REPO / "configs" / "hot_mixste_synthetic_27.yaml"), "--work-dir",
+                                     "{fresh}", "--set", "model.overrides.prune.strategy=unifrom"], 2,
+         E + r"--set model.overrides.prune.strategy: FramePruneCfg.strategy: unknown 'unifrom'; known: \['none', "
+         r"'cluster', 'uniform', 'attention', 'motion'\]$"),
     Case("protocol-override-string", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
                                       "data.protocol_overrides={target: {sigma: wide}}"], 2,
          E + r"--set data.protocol_overrides: .*target.sigma: expected float, got 'wide'$"),
@@ -234,6 +261,12 @@ CASES = [
          E + r"\S+bad_type.yaml.schedule.epochs: expected int, got 'ten'$"),
     Case("yaml-negative-lr", ["train", "{root}/bad_range.yaml", "--work-dir", "{fresh}"], 2,
          E + r"\S+bad_range.yaml: optim.lr must be a number > 0, got -0.001$"),
+    Case("yaml-malformed", ["train", "{root}/bad_yaml.yaml", "--work-dir", "{fresh}"], 2,  # PyYAML's report, one line
+         E + r"\S+bad_yaml.yaml: malformed YAML at line 15, column 14: expected ',' or '\}', but got ':' \(while "
+         r"parsing a flow mapping at line 14, column 8\)$"),
+    Case("set-malformed-yaml", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "model.overrides={dim: 32"], 2,
+         E + r"--set model.overrides: the value '\{dim: 32' is not valid YAML \(line 1, column 9: expected ',' or "
+         r"'\}', but got '<stream end>'"),
     Case("set-not-blamed-on-yaml", ["train", "{root}/bad_range.yaml", "--work-dir", "{fresh}", "--set", "optim.lr=0.1",
                                     "--set", "schedule.gamma=-2"], 2,
          E + r"--set: schedule.gamma must be a number > 0, got -2.0$"),
@@ -242,6 +275,8 @@ CASES = [
                            "--set", f"model.overrides={LIFT_TINY}", "--set", "data.keypoints_3d={root}/truncated.npz",
                            "--set", "data.keypoints_2d={root}/truncated.npz", "--set", "data.cameras={root}/a_file"],
          2, E + r"\S+truncated.npz: not a readable npz file \(truncated or corrupt\?"),
+    Case("resume-truncated-checkpoint", ["train", "{recipe}", "--work-dir", "{root}/cut_run", "--resume"], 2,
+         E + r"\S+cut_run/last.pth is not a readable PyTorch checkpoint \(truncated or corrupt\? 5000 bytes"),
     Case("weights-directory", ["test", "--weights", "{run}"], 2,
          E + r"checkpoint \S+run is a directory, expected a checkpoint file"),
     # ---- a loss that does not fit the model: said before the work dir is started (it used to fail at step 1)
@@ -250,6 +285,9 @@ CASES = [
     # ---- the evaluation's files, checked before the run starts (not at the first evaluation, epochs later)
     Case("val-ann-missing", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.val_ann={root}/missing.json",
                              "--set", "eval_interval=1"], 2, E + r"data.val_ann \S+missing.json does not exist$"),
+    Case("val-ann-malformed", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.val_ann={root}/val_48.json",
+                               "--set", "eval_interval=1"], 2,
+         E + r"\S+val_48.json: annotations\[0\] \(id=\d+\): field 'keypoints' has 48 values, expected 51"),
     # ---- test --out: never over one of the test's inputs (checked before the model is built)
     Case("test-out-is-the-weights", ["test", "--weights", "{run}/final.pth", "--out", "{run}/final.pth"], 2,
          E + r"the predictions file --out \S+final.pth would overwrite the --weights \S+final.pth"),
@@ -259,6 +297,13 @@ CASES = [
          E + r"--out \S+000002.jpg is in the image folder data.train_img_dir \S+train; choose a path outside it$"),
     Case("test-out-is-the-config", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{recipe}"], 2,
          E + r"the --out \S+tiny.yaml would overwrite the CONFIG \S+tiny.yaml"),
+    Case("test-config-of-another-model", ["test", "{recipe}", "--weights", "{root}/lifter.pth"], 2,
+         E + r"\S+lifter.pth: the checkpoint holds 'hot_mixste_h36m_243' but CONFIG's model.name is "
+         r"'ppt_s_coco_256x192'; leave out CONFIG"),
+    Case("weights-of-another-model", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
+                                      "model.weights={root}/lifter.pth"], 2,
+         E + r"\S+lifter.pth does not fit model ppt_s_coco_256x192: missing keys \(\d+\): .*; unexpected keys "
+         r"\(\d+\): .*; the checkpoint holds 'hot_mixste_h36m_243'$"),
     # ---- evaluation inputs
     Case("empty-predictions", ["evaluate", "--gt", "{gt}", "--pred", "{root}/empty.json"], 0,
          r"empty.json: 0 predictions \(an empty results file\); every metric is 0.0"),
@@ -322,3 +367,179 @@ def test_empty_predictions_warning_reaches_a_real_terminal(world: dict[str, Path
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"empty.json: 0 predictions", proc.stderr), proc.stderr
     assert "| 0.0000 |" in proc.stdout
+
+
+def test_a_start_that_saved_no_checkpoint_does_not_block_the_rerun(world: dict[str, Path], tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """A first start that fails at its first step leaves config.json and log.jsonl but no checkpoint. --resume says
+    so and how to go on; the corrected plain rerun trains, after moving those files, byte for byte, to archive/."""
+    run, empty = tmp_path / "run", tmp_path / "no_images"
+    empty.mkdir()
+    assert cli(["train", str(world["recipe"]), "--work-dir", str(run), "--set", f"data.train_img_dir={empty}"]) == 2
+    assert "data.train_img_dir" in capsys.readouterr().err
+    assert {p.name for p in run.iterdir()} >= {"config.json", "log.jsonl"}
+    assert not list(run.glob("*.pth"))
+    left = _digest(run)
+    assert cli(["train", str(world["recipe"]), "--work-dir", str(run), "--resume"]) == 2
+    assert re.search(r"--resume: no checkpoint at \S+last.pth \(it holds log.jsonl, config.json of a start that saved "
+                     r"no checkpoint; run without --resume", capsys.readouterr().err)
+    caplog.set_level("INFO")
+    assert cli(["train", str(world["recipe"]), "--work-dir", str(run)]) == 0
+    archives = list((run / "archive").iterdir())
+    assert len(archives) == 1 and _digest(archives[0]) == left
+    assert any(re.search(r"held the files of an earlier run but no checkpoint \(log.jsonl, config.json, tb; a start "
+                         r"that failed before its first save\); moved them to \S+archive/", r.getMessage())
+               for r in caplog.records)
+    # a config.json of the user's own (not a recipe) is still refused, as a run, and left where it is
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "config.json").write_text('{"camera": "front"}')
+    assert cli(["train", str(world["recipe"]), "--work-dir", str(own)]) == 2
+    assert "already holds a run (config.json)" in capsys.readouterr().err
+    assert [p.name for p in own.iterdir()] == ["config.json"]
+    assert (run / "final.pth").is_file() and not (run / ".posetokens.lock").exists()  # the lock goes with the run
+
+
+def test_a_running_training_holds_its_work_dir(world: dict[str, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    """While a process holds the work dir (a live training), --overwrite, --resume and a plain start there are
+    refused, naming its pid; once that process is killed (-9) the kernel drops its lock and the folder is free."""
+    run = tmp_path / "run"
+    shutil.copytree(world["finished"], run)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from posetokens.fileio import FolderLock; lock = FolderLock(sys.argv[1]); print('held', "
+        "flush=True); time.sleep(600)"), str(run)], stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = _digest(run)
+        for extra in (["--overwrite"], ["--resume", "--set", "schedule.epochs=2", "--allow-config-change"]):
+            assert cli(["train", str(world["recipe"]), "--work-dir", str(run), *extra]) == 2
+            err = capsys.readouterr().err
+            assert re.search(rf"error: work_dir \S+run is in use by a running process \(pid {holder.pid}\); wait for it "
+                             r"to end or choose another work_dir$", err, re.MULTILINE), err
+        assert _digest(run) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (run / ".posetokens.lock").exists()  # a killed holder leaves its file, but no live lock
+    assert cli(["train", str(world["recipe"]), "--work-dir", str(run), "--resume", "--set", "schedule.epochs=2",
+                "--allow-config-change"]) == 0
+    assert torch.load(run / "last.pth", weights_only=False)["epoch"] == 2
+
+
+def test_a_resume_after_a_crash_logs_each_step_once(world: dict[str, Path], tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """A run killed without a signal (kill -9, a crash) has logged steps after its last checkpoint, and their
+    TensorBoard events; the resumed run redoes those steps. log.jsonl then holds each step once, the records it
+    redoes (and a half-written last line) are kept in log.redone.jsonl, and TensorBoard shows each step once (its
+    reader drops events past a restart by itself; the writer's purge_step says so as well)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    assert cli(["train", str(world["recipe"]), "--work-dir", str(run), "--set", "max_steps=3"]) == 0
+    assert torch.load(run / "last.pth", weights_only=False)["step"] == 3
+    # what the process would have gone on to write before it was killed: steps 4 and 5, the last line cut short
+    ghosts = [json.dumps({"step": 4, "epoch": 0, "loss": 99.0}) + "\n", json.dumps({"step": 5, "epoch": 0})[:9]]
+    with (run / "log.jsonl").open("a") as f:
+        f.writelines(ghosts)
+    from torch.utils.tensorboard import SummaryWriter
+    with SummaryWriter(str(run / "tb")) as w:
+        w.add_scalar("train/loss", 99.0, 4)
+    caplog.set_level("INFO")
+    assert cli(["train", str(world["recipe"]), "--work-dir", str(run), "--resume", "--set", "max_steps=5"]) == 0
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "step" in r] == [1, 2, 3, 4, 5]
+    assert all(r.get("loss") != 99.0 for r in records)
+    assert (run / "log.redone.jsonl").read_text() == ghosts[0] + ghosts[1] + "\n"
+    assert any("2 record(s)" in r.getMessage() and "log.redone.jsonl" in r.getMessage() for r in caplog.records)
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    losses = {e.step: e.value for e in events.Scalars("train/loss")}
+    assert sorted(losses) == [1, 2, 3, 4, 5] and losses[4] != 99.0
+
+
+def test_a_recipe_with_relative_paths_tests_from_any_folder(world: dict[str, Path], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    """Trained from the data's folder with relative paths, the checkpoint stores them absolute, so `test --weights`
+    alone works from another folder, and writes its predictions beside the weights (the stored work dir is not
+    where the user is)."""
+    root = world["root"]
+    recipe = tmp_path / "relative.yaml"
+    text = world["recipe"].read_text()
+    for key in ("train_ann", "train_img_dir", "val_ann", "val_img_dir"):
+        value = re.search(rf"  {key}: (\S+)", text).group(1)
+        text = text.replace(f"{key}: {value}", f"{key}: {Path(value).relative_to(root)}")
+    assert "syn/train.json" in text
+    recipe.write_text(text)
+    monkeypatch.chdir(root)
+    assert cli(["train", str(recipe), "--work-dir", str(tmp_path / "rel_run")]) == 0
+    stored = torch.load(tmp_path / "rel_run" / "final.pth", weights_only=False)["config"]
+    assert stored["data"]["val_ann"] == str(root / "syn" / "val.json")
+    assert json.loads((tmp_path / "rel_run" / "config.json").read_text())["data"]["train_img_dir"] == str(
+        root / "syn" / "train")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert cli(["test", "--weights", str(tmp_path / "rel_run" / "final.pth")]) == 0
+    assert f"predictions written to {tmp_path / 'rel_run' / 'test_predictions.json'}" in capsys.readouterr().err
+    assert len(json.loads((tmp_path / "rel_run" / "test_predictions.json").read_text())) > 0
+    assert list(elsewhere.iterdir()) == []
+    # resuming from the data's folder with the relative recipe is the same config (no change reported)
+    monkeypatch.chdir(root)
+    assert cli(["train", str(recipe), "--work-dir", str(tmp_path / "rel_run"), "--resume", "--set",
+                "schedule.epochs=2", "--allow-config-change"]) == 0
+    changes = [json.loads(line) for line in (tmp_path / "rel_run" / "log.jsonl").read_text().splitlines()
+               if "config_changes" in line]
+    assert changes == [{"at_step": 5, "config_changes": {"schedule.epochs": [1, 2]}}]
+
+
+def test_a_lock_file_is_never_followed_and_an_unlockable_folder_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    """A .posetokens.lock that is a symbolic link (to a user's file) is refused and the file is left as it was; on a
+    filesystem without flock (some NFS, Lustre and FUSE mounts: ENOLCK) the run goes on unlocked and says so."""
+    import errno
+
+    import posetokens.fileio as fileio
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / fileio.LOCK_NAME).symlink_to(notes)
+    with pytest.raises(ValueError, match=r"\.posetokens\.lock is a symbolic link; remove it"):
+        fileio.FolderLock(run, "work_dir")
+    assert notes.read_text() == "mine" and fileio.lock_holder(run) is None
+
+    def no_locks(*args, **kwargs):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    other = tmp_path / "nfs"
+    other.mkdir()
+    monkeypatch.setattr(fileio.fcntl, "flock", no_locks)
+    lock = fileio.FolderLock(other, "work_dir")
+    assert "not locked against a second run (No locks available: this filesystem does not support flock)" in \
+        capsys.readouterr().err
+    lock.release()
+    assert list(other.iterdir()) == [] and fileio.lock_holder(other) is None
+
+
+def test_test_refuses_an_unwritable_predictions_folder_before_predicting(world: dict[str, Path], tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    """`test --weights` without --out writes beside the weights; a folder it cannot write (a shared, read-only run
+    folder) is said before any model is built (os.access stands in for the read-only folder: tests run as root)."""
+    import posetokens.engine.trainer as trainer_mod
+
+    run = tmp_path / "shared_run"
+    shutil.copytree(world["finished"], run)
+    access = os.access
+    monkeypatch.setattr(trainer_mod.os, "access", lambda p, mode: False if Path(p) == run else access(p, mode))
+    monkeypatch.setattr(trainer_mod, "load_trained", lambda *a, **k: pytest.fail("built the model first"))
+    assert cli(["test", "--weights", str(run / "final.pth")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"^posetokens test: error: the folder of the predictions file test_predictions.json is not "
+                     rf"writable \(give --out elsewhere\): {re.escape(str(run))}$", err, re.MULTILINE), err

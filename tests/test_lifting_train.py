@@ -50,6 +50,19 @@ def test_lifting_trains_resumes_and_tests(name: str, overrides: str, tmp_path: P
     assert metrics["MPJPE"] == pytest.approx(hand, rel=1e-6)
 
 
+def test_missing_test_subjects_are_found_before_training(tmp_path: Path) -> None:
+    """A lifting file without the test subjects is refused before the first step (it used to fail after a whole
+    epoch, at the first evaluation), and no work dir is made."""
+    data = tmp_path / "motion"
+    generate_dataset(data, subjects=("S1", "S5"), seed=0, frames=40, sequences_per_action=1)
+    cfg = load_config(REPO / "configs" / "hot_mixste_synthetic_27.yaml",
+                      [*_paths(data), "eval_interval=1", "data.train_subjects=[S1, S5]",
+                       f"work_dir={tmp_path / 'run'}"])
+    with pytest.raises(KeyError, match=r"no test subjects \('S9', 'S11'\) in positions_3d \(found: \['S1', 'S5'\]\)"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
 def _hand_hot_p1(weights: Path, cfg: object) -> float:
     """HoT's P1 (shared/specs/pipeline.md §6) written out: every test window scored, root joint zeroed in
     prediction and target, the window's mean over frames and joints in mm (seq2frame: its centre frame); per

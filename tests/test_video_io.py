@@ -402,9 +402,10 @@ def test_lift_on_a_stream_url(monkeypatch: pytest.MonkeyPatch, clip: Path, w2d: 
 
 
 def test_a_truncated_video_is_said_and_a_whole_one_is_not(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """A recording cut off mid-file (the header, written first, declares 40 frames) decodes fewer frames: the run
-    uses them and says so in one line; the whole file, the shipped sample (whose MP4 edit list makes its frame
-    count 207 against the 185 frames of its 7.4 s) and an MKV whose audio outlasts its video say nothing."""
+    """A recording cut off mid-file (an MP4 whose header, written first, declares 40 frames, and an MJPG AVI from
+    OpenCV's writer) decodes fewer frames: the run uses them and says so in one line; the whole files, the shipped
+    sample (whose MP4 edit list makes its frame count 207 against the 185 frames of its 7.4 s) and an MKV whose
+    audio outlasts its video say nothing."""
     av = pytest.importorskip("av")
     whole = tmp_path / "whole.mp4"
     with av.open(str(whole), "w", options={"movflags": "faststart"}) as c:  # the moov header before the frames
@@ -434,13 +435,26 @@ def test_a_truncated_video_is_said_and_a_whole_one_is_not(tmp_path: Path, capsys
     cut.write_bytes(data[: len(data) // 2])
     n_cut = decoded_frames(cut)
     assert 0 < n_cut < 39 and decoded_frames(whole) == 40  # the premise, by OpenCV itself
+    # an MJPG AVI as OpenCV's VideoWriter records it (the header's frame count is at the start; the index, at the
+    # end, is what a cut loses), and its first half
+    avi, cut_avi = tmp_path / "whole.avi", tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(avi), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for _ in range(40):
+        writer.write(rng.integers(0, 256, (48, 64, 3), np.uint8))
+    writer.release()
+    cut_avi.write_bytes(avi.read_bytes()[: avi.stat().st_size // 2])
+    n_avi = decoded_frames(cut_avi)
+    assert 0 < n_avi < 39 and decoded_frames(avi) == 40
     capsys.readouterr()
-    for path, frames in ((whole, 40), (cut, n_cut), (DATA / "video" / "sample_video.mp4", 185), (mkv, 40)):
+    for path, frames in ((whole, 40), (cut, n_cut), (DATA / "video" / "sample_video.mp4", 185), (mkv, 40), (avi, 40),
+                         (cut_avi, n_avi)):
         reader = api.VideoReader(path)
         assert sum(1 for _ in reader) == frames == reader.decoded_frames
     warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("posetokens: warning:")]
     assert warnings == [f"posetokens: warning: {cut}: the video ended after {n_cut} of the 40 frames its container "
-                        "declares (a truncated or damaged file); the frames decoded were used"]
+                        "declares (a truncated or damaged file); the frames decoded were used",
+                        f"posetokens: warning: {cut_avi}: the video ended after {n_avi} of the 40 frames its "
+                        "container declares (a truncated or damaged file); the frames decoded were used"]
     reader = api.VideoReader(cut)  # a pass stopped early (--max-frames) says nothing
     for i, _ in enumerate(reader):
         if i == 2:

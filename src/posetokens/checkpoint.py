@@ -9,6 +9,7 @@ Every checkpoint we write (``train``'s ``last.pth``/``best.pth``/``final.pth``, 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +45,9 @@ def load_file(path: str | Path, weights_only: bool = True) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=weights_only)
     except OSError as e:
+        if e.errno == errno.EINVAL:  # torch's zip reader on a cut-off archive: the file reads, its contents do not
+            raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt? "
+                             f"{path.stat().st_size} bytes; torch.load: {e.strerror})") from None
         if e.filename is None:  # torch reports some read errors without the file
             e.filename = str(path)
         raise
@@ -53,8 +57,11 @@ def load_file(path: str | Path, weights_only: bool = True) -> Any:
         if head != b"PK" and head[:1] != b"\x80":  # neither torch.save's zip nor a legacy pickle, by their magic
             raise ValueError(f"{path} is not a PyTorch checkpoint: expected a .pth file written by torch.save (a zip "
                              "archive or a pickle), got another kind of file") from e
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
-                         f"{str(e).strip().splitlines()[0][:160] if str(e).strip() else 'no detail'})") from e
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else "no detail"
+        if len(detail) > 160:  # miniz says what failed, then runs on about its internals
+            detail = detail[:160].split(". ", 1)[0] + "."
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt? {type(e).__name__}: "
+                         f"{detail})") from e
 
 
 # ------------------------------------------------------------------------------ self-describing checkpoints

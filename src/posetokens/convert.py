@@ -46,7 +46,7 @@ def unwrap_state_dict(obj: Any, source: str = "checkpoint", prefer: tuple[str, .
     return sd
 
 
-def _fmt(keys: list[str], limit: int = 12) -> str:
+def _fmt(keys: list[str], limit: int = 6) -> str:
     more = f" ... (+{len(keys) - limit} more)" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more
 
@@ -63,14 +63,14 @@ def strict_load(model: nn.Module, state_dict: Mapping[str, Tensor], source: str 
     ]
     if missing or unexpected or shapes:
         name = getattr(model, "zoo_name", type(model).__name__)
-        parts = [f"{source} does not fit model {name}:"]
+        parts = []
         if missing:
-            parts.append(f"  missing keys ({len(missing)}): {_fmt(missing)}")
+            parts.append(f"missing keys ({len(missing)}): {_fmt(missing)}")
         if unexpected:
-            parts.append(f"  unexpected keys ({len(unexpected)}): {_fmt(unexpected)}")
+            parts.append(f"unexpected keys ({len(unexpected)}): {_fmt(unexpected)}")
         if shapes:
-            parts.append(f"  shape mismatches ({len(shapes)}): {_fmt(shapes, 6)}")
-        raise CheckpointMismatchError("\n".join(parts))
+            parts.append(f"shape mismatches ({len(shapes)}): {_fmt(shapes, 4)}")
+        raise CheckpointMismatchError(f"{source} does not fit model {name}: " + "; ".join(parts))
     model.load_state_dict(state_dict, strict=True)
 
 
@@ -79,7 +79,13 @@ def load_weights(model: nn.Module, weights: str | Path | Mapping[str, Any], fami
     source = source or str(weights)
     obj = load_file(weights) if isinstance(weights, (str, Path)) else weights
     sd = unwrap_state_dict(obj, source)
-    strict_load(model, get_family(family).convert(sd, model), source)
+    try:
+        strict_load(model, get_family(family).convert(sd, model), source)
+    except CheckpointMismatchError as e:
+        held = obj.get("zoo_name") if isinstance(obj, Mapping) else None  # one of ours names what it holds
+        if isinstance(held, str) and held != getattr(model, "zoo_name", None):
+            raise CheckpointMismatchError(f"{e}; the checkpoint holds {held!r}") from None
+        raise
     return model
 
 

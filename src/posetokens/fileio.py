@@ -1,6 +1,7 @@
 """Small file helpers shared by data loading, evaluation and inference (standard library only): reading JSON
 with clear errors, atomic writes (a temporary file renamed over the target), a streamed JSON array that an
-interrupted run leaves readable, and checks that an output never overwrites an input."""
+interrupted run leaves readable, checks that an output never overwrites an input, and a lock that keeps two runs
+out of one folder."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: folders are not locked there
+    fcntl = None  # type: ignore[assignment]
 
 PathLike = str | os.PathLike
 
@@ -280,6 +286,81 @@ def archive_path(folder: PathLike, name: str = "") -> Path:
         dest, n = base / f"{stamp}-{n}", n + 1
     base.mkdir(parents=True, exist_ok=True)
     return dest
+
+
+LOCK_NAME = ".posetokens.lock"
+
+
+def lock_busy_message(folder: PathLike, what: str, pid: object) -> str:
+    """The one refusal of a folder another run holds (:func:`lock_holder`, :class:`FolderLock`)."""
+    return f"{what} {folder} is in use by a running process (pid {pid}); wait for it to end or choose another {what}"
+
+
+def lock_holder(folder: PathLike) -> int | None:
+    """The pid of a live process that holds ``folder``'s :class:`FolderLock` (-1 when it wrote none), else None:
+    no lock file, a stale one (its process is gone, so the kernel released the lock), no ``fcntl``, or a filesystem
+    without ``flock``."""
+    path = Path(folder) / LOCK_NAME
+    if fcntl is None or not path.is_file() or path.is_symlink():
+        return None
+    with open(path, "rb") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = f.read().decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        except OSError:  # ENOLCK / ENOSYS: this filesystem (some NFS, Lustre, FUSE mounts) cannot lock
+            return None
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return None
+
+
+class FolderLock:
+    """An exclusive advisory lock (``flock``) on ``folder/.posetokens.lock``, which holds our pid, until
+    :meth:`release` or the process ends (the kernel drops it then, so a killed run leaves no live lock). ``ValueError``
+    naming ``what`` and the holder's pid when another process holds it, or when the lock file is a symbolic link
+    (it is never followed). On a filesystem that cannot lock, a warning says so and the folder stays unlocked."""
+
+    def __init__(self, folder: PathLike, what: str = "folder") -> None:
+        self.path = Path(folder) / LOCK_NAME
+        self._file = None
+        if fcntl is None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as e:
+            if self.path.is_symlink():
+                raise ValueError(f"{self.path} is a symbolic link; remove it (a lock file is never followed)") from None
+            raise OSError(e.errno, f"cannot create the lock file ({e.strerror})", str(self.path)) from None
+        f = os.fdopen(fd, "r+b")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = f.read().decode(errors="replace").strip() or "unknown"
+            f.close()
+            raise ValueError(lock_busy_message(folder, what, pid)) from None
+        except OSError as e:  # ENOLCK / ENOSYS: say so, and go on unlocked
+            f.close()
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            from posetokens.runtime import warn
+
+            warn(f"{folder}: not locked against a second run ({e.strerror}: this filesystem does not support flock)")
+            return
+        f.truncate(0)
+        f.write(str(os.getpid()).encode())
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock (idempotent)."""
+        if self._file is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
+        self._file = None
 
 
 def check_fixed_outputs(folder: PathLike, names: Iterable[str], overwrite: bool, what: str, hint: str) -> None:

@@ -150,6 +150,15 @@ def replace_nested(cfg: Any, overrides: Mapping[str, Any], where: str = "config"
     return dataclasses.replace(cfg, **changes)
 
 
+def model_config(name: str, **overrides: Any) -> Any:
+    """The config that :func:`create_model` builds for zoo model ``name`` with ``overrides``, checked by its
+    ``validate()`` (sizes that fit together, ranges) without building the model; raises ``ValueError``."""
+    entry = get_entry(name)
+    cfg = replace_nested(entry.cfg, overrides, name) if overrides else entry.cfg
+    cfg.validate()
+    return cfg
+
+
 def create_model(name: str, weights: str | Path | None = None, **overrides: Any) -> nn.Module:
     """Build the zoo model ``name``; ``overrides`` replace config fields; ``weights`` loads a checkpoint.
 
@@ -158,8 +167,7 @@ def create_model(name: str, weights: str | Path | None = None, **overrides: Any)
     unexpected keys and shape mismatches raise an error that names them.
     """
     entry = get_entry(name)
-    cfg = replace_nested(entry.cfg, overrides, name) if overrides else entry.cfg
-    model = get_family(entry.family).build(cfg)
+    model = get_family(entry.family).build(model_config(name, **overrides))
     model.zoo_name = name  # type: ignore[attr-defined]
     if weights is not None:
         from posetokens.convert import load_weights

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -206,6 +207,20 @@ def _from_dict(cls: type, data: dict, where: str | _Source, path: str = "") -> A
     return cls(**{k: _coerce(v, hints[k], src, _join(path, k)) for k, v in data.items()})
 
 
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """PyYAML's several-line report as one line: where (line, column) and what, with what it was parsing."""
+    if not isinstance(e, yaml.MarkedYAMLError) or e.problem is None:
+        return " ".join(str(e).split())
+    text = e.problem
+    if e.problem_mark is not None:
+        text = f"line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1}: {text}"
+    if e.context:
+        at = e.context_mark
+        started = f" at line {at.line + 1}, column {at.column + 1}" if at is not None else ""
+        text += f" ({e.context}{started})"
+    return " ".join(text.split())
+
+
 def _set_dotted(tree: dict, dotted: str, source: str) -> str:
     """Apply one ``a.b=value`` override to ``tree``; returns the dotted key it set."""
     if "=" not in dotted:
@@ -215,7 +230,7 @@ def _set_dotted(tree: dict, dotted: str, source: str) -> str:
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as e:
-        raise ValueError(f"{source} {key}: the value {raw!r} is not valid YAML ({e})") from None
+        raise ValueError(f"{source} {key}: the value {raw!r} is not valid YAML ({_yaml_problem(e)})") from None
     node = tree
     parts = key.split(".")
     if not all(parts):
@@ -242,7 +257,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
-            raise ValueError(f"{path}: malformed YAML ({e})") from e
+            raise ValueError(f"{path}: malformed YAML at {_yaml_problem(e)}") from None
         except UnicodeDecodeError as e:
             raise ValueError(f"{path}: not a UTF-8 text/YAML file ({e})") from e
         if not isinstance(tree, dict):
@@ -355,13 +370,19 @@ def validate_config(cfg: TrainCfg, source: str | _Source = "config") -> TrainCfg
 
 def _check_model(cfg: TrainCfg, src: _Source) -> None:
     """The zoo name exists and ``model.overrides`` name fields of its config with values of their types."""
-    from posetokens.registry import get_entry
+    from posetokens.registry import get_entry, model_config
 
     try:
         entry = get_entry(cfg.model.name)
     except KeyError as e:
         raise ValueError(f"{src.where('model.name')}: {e.args[0]}") from None
     _check_overrides(entry.cfg, cfg.model.overrides, "model.overrides", src)
+    try:  # sizes that must fit together and ranges: the model config's own validate(), without building it
+        model_config(cfg.model.name, **cfg.model.overrides)
+    except (ValueError, ZeroDivisionError) as e:  # a size of 0 that no validate() check catches divides by it
+        given = [k for k in src.set_keys if k == "model" or k.startswith("model.overrides")]
+        where = "--set " + ", ".join(given) if given else f"{src.file}.model.overrides"
+        raise ValueError(f"{where}: {e}") from None
 
 
 def _check_overrides(model_cfg: Any, overrides: dict[str, Any], path: str, src: _Source) -> None:
@@ -446,6 +467,42 @@ def config_changes(old: dict[str, Any], new: dict[str, Any],
         if va != vb:
             out.append((key, va, vb))
     return out
+
+
+# the fields that name files or folders (plus model.overrides.*_ckpt): a trained checkpoint stores them absolute
+PATH_FIELDS = ("work_dir", "model.weights", "data.train_ann", "data.train_img_dir", "data.val_ann", "data.val_img_dir",
+               "data.val_det", "data.keypoints_3d", "data.keypoints_2d", "data.cameras", "data.mpii_headboxes")
+
+
+def absolute_paths(tree: dict[str, Any], root: str | Path | None = None) -> dict[str, Any]:
+    """A copy of the config dict ``tree`` (:func:`config_to_dict`) whose relative paths in :data:`PATH_FIELDS` and
+    ``model.overrides.*_ckpt`` are made absolute against ``root`` (default: the current folder); empty and absent
+    ones stay. What ``train`` stores, so ``test --weights`` finds the data from any folder."""
+    out = config_to_dict_plain(tree)
+    base = Path(root) if root is not None else Path.cwd()
+
+    def fix(node: dict[str, Any], key: str) -> None:
+        value = node.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            node[key] = os.path.abspath(base / value)
+
+    for dotted in PATH_FIELDS:
+        *parents, key = dotted.split(".")
+        node = out
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            fix(node, key)
+    overrides = (out.get("model") or {}).get("overrides")
+    if isinstance(overrides, dict):
+        for key in [k for k in overrides if k.endswith("_ckpt")]:
+            fix(overrides, key)
+    return out
+
+
+def with_absolute_paths(cfg: TrainCfg) -> TrainCfg:
+    """``cfg`` with its relative paths made absolute against the current folder (:func:`absolute_paths`)."""
+    return _from_dict(TrainCfg, absolute_paths(config_to_dict(cfg)), _Source())
 
 
 def config_to_dict_plain(tree: Any) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import json
 import logging
 import os
@@ -31,18 +32,18 @@ from tqdm import tqdm
 
 from posetokens.checkpoint import atomic_save, describe, load_file, load_trained, read_description
 from posetokens.data.metainfo import get_metainfo
-from posetokens.engine.config import (LOSSES, RESUME_FREE_FIELDS, TrainCfg, config_changes, config_to_dict,
-                                      load_config_dict, validate_config)
+from posetokens.engine.config import (LOSSES, RESUME_FREE_FIELDS, TrainCfg, absolute_paths, config_changes,
+                                      config_to_dict, load_config_dict, validate_config, with_absolute_paths)
 from posetokens.engine.data import StepSampler, build_samples, data_protocol, make_loader, model_codec
 from posetokens.engine.evaluate import coco_metrics, mpii_metrics, predict_coco, predict_keypoints
-from posetokens.engine.lifting import build_lifting_set, evaluate_lifting, lifting_loss
+from posetokens.engine.lifting import build_lifting_set, evaluate_lifting, lifting_loss, load_clips
 from posetokens.engine.multiview import build_multiview_set, evaluate_multiview, multiview_loss
 from posetokens.engine.losses import gtpt_loss, joints_mse, simcc_kl
 from posetokens.engine.pct import evaluate_tokenizer, pct_loss
 from posetokens.engine.schedule import ema_decay_at, keep_ratio_at, lr_factor
 from posetokens.evaluation.coco import write_coco_results
-from posetokens.fileio import (archive_path, atomic_write_text, check_folder_path, check_no_overwrite, read_json,
-                               require_file, same_file)
+from posetokens.fileio import (FolderLock, archive_path, atomic_write_text, check_folder_path, check_no_overwrite,
+                               lock_busy_message, lock_holder, read_json, require_file, same_file)
 from posetokens.protocols import Protocol
 from posetokens.registry import create_model
 from posetokens.runtime import Interrupted, interruptible, retain_freed_memory, signal_name, signals_deferred
@@ -90,12 +91,14 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _tensorboard(work_dir: Path) -> Any:
+def _tensorboard(work_dir: Path, resumed_step: int | None) -> Any:
+    """A TensorBoard writer in ``WORK_DIR/tb``, or None without tensorboard. A resumed run hides the events of
+    the steps after its checkpoint (``purge_step``): it redoes them."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional: scalars also go to log.jsonl
         return None
-    return SummaryWriter(str(work_dir / "tb"))
+    return SummaryWriter(str(work_dir / "tb"), purge_step=None if resumed_step is None else resumed_step + 1)
 
 
 class TrainStep(nn.Module):
@@ -164,6 +167,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     ``allow_config_change``) or ``overwrite`` (its files are moved to ``WORK_DIR/archive/<time>/`` when the
     first new file is written)."""
     validate_config(cfg)  # types and ranges, before any model is built
+    cfg = with_absolute_paths(cfg)  # the recipe it stores then reads the same from any folder
     work_dir = Path(cfg.work_dir)
     ckpt, changes = check_work_dir(cfg, resume, overwrite, allow_config_change)  # last.pth when resuming
     # ---- distributed setup (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK)
@@ -258,161 +262,202 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     description = {**describe(cfg.model.name, cfg.model.overrides, protocol, _metainfo_of(cfg, raw_model)),
                    "config": config_to_dict(cfg)}
 
-    def save(epoch_: int, step_in_epoch_: int, rng: dict[str, Any] | None = None) -> None:
+    def save(epoch_: int, step_in_epoch_: int, rng: dict[str, Any] | None = None, eval_due: int | None = None) -> None:
+        """``last.pth`` (every rank takes part under DDP). ``eval_due``: the epoch whose evaluation has not finished
+        yet; a resume runs it before training on (it is written before an evaluation and cleared after it)."""
         rngs = [rng or _rng_state()]
         if ddp:
             rngs = [None] * world
-            dist.all_gather_object(rngs, _rng_state())
+            dist.all_gather_object(rngs, rng or _rng_state())
         if master:
             atomic_save({
                 "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                 "ema": ema.module.state_dict() if ema else None, "epoch": epoch_, "step_in_epoch": step_in_epoch_,
-                "step": step, "best": best, "rng": rngs, **description,
+                "step": step, "best": best, "rng": rngs, "eval_due": eval_due, **description,
             }, ckpt_path)
 
-    def evaluate() -> dict[str, float]:
+    def run_evaluation(epoch_: int) -> None:
+        """The evaluation after ``epoch_`` epochs (rank 0): metrics, their log records, ``best.pth``."""
+        nonlocal metrics, best
+        if anneals:
+            raw_model.set_keep_ratio(target_ratio)
         eval_model = ema.module if ema else raw_model
-        return evaluate_model(eval_model, cfg, protocol, device, work_dir / "val_predictions.json")
+        metrics = evaluate_model(eval_model, cfg, protocol, device, work_dir / "val_predictions.json")
+        logger.info("epoch %d: %s", epoch_, metrics)
+        log_file.write(json.dumps({"epoch": epoch_, "eval": metrics}) + "\n")
+        log_file.flush()
+        if writer:
+            for k, v in metrics.items():
+                writer.add_scalar(f"val/{k}", v, step)
+        key = next(k for k in ("MPJPE", "PCKh", "AP", "recon_px", "jdr") if k in metrics)
+        sign = -1.0 if key in ("MPJPE", "recon_px") else 1.0  # lower errors are better
+        if key not in best or sign * metrics[key] > sign * best[key]:
+            best = dict(metrics, epoch=epoch_)
+            atomic_save({**description, "state_dict": eval_model.state_dict()}, work_dir / "best.pth")
 
-    if cfg.eval_interval and not step_module.lifting:  # found now, not at the first evaluation epochs later
-        _check_val_inputs(cfg)
+    if cfg.eval_interval:  # found now, not at the first evaluation epochs later
+        if step_module.lifting:
+            load_clips(cfg.data, "test")  # the test subjects are in the files
+        else:
+            _check_val_inputs(cfg)
+            if codec is not None and cfg.data.val_ann:  # the annotations (and detections) parse
+                build_samples(cfg.data, "val", mcfg.image_size, protocol, codec)
     # ---- the first file written: an --overwrite run archives the old run now, a resumed one logs its changes
-    if master:
-        start_work_dir(cfg, overwrite, changes, step)
+    resumed_at = None if ckpt is None else (epoch, step)
+    eval_due = None if ckpt is None else ckpt.get("eval_due")  # an evaluation that an interrupt or a crash cut short
+    has_val = bool(cfg.data.val_ann) or step_module.lifting
+    if eval_due is not None and not (cfg.eval_interval and has_val):
+        logger.warning("--resume: the evaluation of epoch %d did not finish; eval_interval=%d skips it", eval_due,
+                       cfg.eval_interval)
+        eval_due = None
+    lock = start_work_dir(cfg, overwrite, changes, resumed_at, eval_due) if master else None
     del ckpt
-    # ---- the loop
-    writer = _tensorboard(work_dir) if master else None
-    log_file = (work_dir / "log.jsonl").open("a") if master else None
     metrics: dict[str, float] = {}
-    accum = cfg.optim.grad_accum
-    stop = False
-    model.train()
-    rng_at_step = _rng_state()  # the RNG state at the last step boundary: what an interrupt saves
-    evaluating, bar = False, None
+    bar = None
     try:
-        with interruptible():  # SIGINT / SIGTERM raise Interrupted: the finished steps are kept below
-            while epoch < cfg.schedule.epochs and not stop:
-                sampler.set_epoch(epoch, step_in_epoch)
-                if hasattr(train_set, "set_epoch"):
-                    train_set.set_epoch(epoch)
-                bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch}", disable=not master,
-                           leave=False, dynamic_ncols=True)
-                micro, t0 = 0, time.perf_counter()
-                for batch in loader:
-                    lr = cfg.optim.lr * lr_factor(step, steps_per_epoch, cfg.schedule)
-                    for g in optimizer.param_groups:
-                        g["lr"] = lr
-                    ratio = keep_ratio_at(step, steps_per_epoch, target_ratio, cfg.schedule.prune_start_epoch,
-                                          cfg.schedule.prune_decay_epochs)
-                    if anneals:
-                        raw_model.set_keep_ratio(ratio)
-                    last_micro = micro == accum - 1
-                    sync = contextlib.nullcontext() if (not ddp or last_micro) else model.no_sync()
-                    with sync:
-                        with amp_ctx:
-                            loss = model(batch)
-                        if not torch.isfinite(loss):
-                            raise ValueError(f"loss is {loss.item()} at epoch {epoch}, step {step}: check the data "
-                                             "(NaN keypoints or images) and optim.lr")
-                        scaler.scale(loss / accum).backward()
-                    micro += 1
-                    if not last_micro:
-                        continue
-                    micro = 0
-                    if cfg.optim.grad_clip:
-                        scaler.unscale_(optimizer)
-                        nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.optim.grad_clip)
-                    with signals_deferred():  # an update is applied whole: an interrupt lands between steps
-                        scaler.step(optimizer)
-                        scaler.update()
-                        optimizer.zero_grad(set_to_none=True)
-                        if ema is not None:
-                            ema.update(raw_model, ema_decay_at(step, cfg.schedule.epochs * steps_per_epoch,
-                                                               cfg.optim.ema_decay, cfg.optim.ema_decay_end))
-                        step += 1
-                        step_in_epoch += 1
-                        rng_at_step = _rng_state()
-                    bar.update(1)
-                    if master and (step % cfg.log_interval == 0 or step_in_epoch == steps_per_epoch):
-                        loss_v = loss.item()
-                        bar.set_postfix(loss=f"{loss_v:.3g}", lr=f"{lr:.2e}", keep=f"{ratio:.3f}")
-                        rec = {"step": step, "epoch": epoch, "loss": loss_v, "lr": lr, "keep_ratio": ratio,
-                               "sec_per_step": (time.perf_counter() - t0) / max(1, step_in_epoch),
-                               **{k: float(v) for k, v in step_module.last_stats.items()}}
-                        log_file.write(json.dumps(rec) + "\n")
-                        log_file.flush()
-                        if writer:
-                            for k in ("loss", "lr", "keep_ratio", *step_module.last_stats):
-                                writer.add_scalar(f"train/{k}", rec[k], step)
-                    if cfg.max_steps is not None and step >= cfg.max_steps:
-                        stop = True
-                        break
-                bar.close()
-                skipped = dict(getattr(getattr(train_set, "base", None), "skipped", {}) or {})
-                if master and skipped:  # documented skips (unreadable images, ...), counted per epoch
-                    logger.warning("epoch %d: skipped samples %s", epoch, skipped)
-                    log_file.write(json.dumps({"epoch": epoch, "skipped": skipped}) + "\n")
-                if stop:
-                    save(epoch, step_in_epoch)
-                    break
-                epoch, step_in_epoch = epoch + 1, 0
-                save(epoch, 0)
-                has_val = bool(cfg.data.val_ann) or step_module.lifting
-                if cfg.eval_interval and (epoch % cfg.eval_interval == 0 or epoch == cfg.schedule.epochs) and has_val:
+        # ---- the loop
+        writer = _tensorboard(work_dir, None if resumed_at is None else step) if master else None
+        log_file = (work_dir / "log.jsonl").open("a") if master else None
+        accum = cfg.optim.grad_accum
+        stop = False
+        rng_at_step = _rng_state()  # the RNG state at the last step boundary: what an interrupt saves
+        try:
+            with interruptible():  # SIGINT / SIGTERM raise Interrupted: the finished steps are kept below
+                if eval_due is not None:  # the resumed weights are those the cut-short evaluation was scoring
                     if master:
-                        if anneals:
-                            raw_model.set_keep_ratio(target_ratio)
-                        evaluating = True
-                        metrics = evaluate()
-                        evaluating = False
-                        logger.info("epoch %d: %s", epoch, metrics)
-                        log_file.write(json.dumps({"epoch": epoch, "eval": metrics}) + "\n")
-                        if writer:
-                            for k, v in metrics.items():
-                                writer.add_scalar(f"val/{k}", v, step)
-                        key = next(k for k in ("MPJPE", "PCKh", "AP", "recon_px", "jdr") if k in metrics)
-                        sign = -1.0 if key in ("MPJPE", "recon_px") else 1.0  # lower errors are better
-                        if key not in best or sign * metrics[key] > sign * best[key]:
-                            best = dict(metrics, epoch=epoch)
-                            atomic_save({**description, "state_dict": (ema.module if ema else raw_model).state_dict()},
-                                        work_dir / "best.pth")
+                        logger.info("--resume: running the evaluation of epoch %d that did not finish", eval_due)
+                        run_evaluation(eval_due)
+                    save(epoch, step_in_epoch, rng_at_step)  # done: a later resume does not run it again
+                    eval_due = None
                     if ddp:
                         dist.barrier()
-    except Interrupted as e:
-        if bar is not None:
-            bar.close()  # clears its line, so the interrupt's message starts a line of its own
-        if writer:
-            writer.close()
-        if log_file:
+                model.train()
+                while epoch < cfg.schedule.epochs and not stop:
+                    sampler.set_epoch(epoch, step_in_epoch)
+                    if hasattr(train_set, "set_epoch"):
+                        train_set.set_epoch(epoch)
+                    bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, desc=f"epoch {epoch}", disable=not master,
+                               leave=False, dynamic_ncols=True)
+                    micro, t0 = 0, time.perf_counter()
+                    for batch in loader:
+                        lr = cfg.optim.lr * lr_factor(step, steps_per_epoch, cfg.schedule)
+                        for g in optimizer.param_groups:
+                            g["lr"] = lr
+                        ratio = keep_ratio_at(step, steps_per_epoch, target_ratio, cfg.schedule.prune_start_epoch,
+                                              cfg.schedule.prune_decay_epochs)
+                        if anneals:
+                            raw_model.set_keep_ratio(ratio)
+                        last_micro = micro == accum - 1
+                        sync = contextlib.nullcontext() if (not ddp or last_micro) else model.no_sync()
+                        with sync:
+                            with amp_ctx:
+                                loss = model(batch)
+                            if not torch.isfinite(loss):
+                                raise ValueError(f"loss is {loss.item()} at epoch {epoch}, step {step}: check the data "
+                                                 "(NaN keypoints or images) and optim.lr")
+                            scaler.scale(loss / accum).backward()
+                        micro += 1
+                        if not last_micro:
+                            continue
+                        micro = 0
+                        if cfg.optim.grad_clip:
+                            scaler.unscale_(optimizer)
+                            nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.optim.grad_clip)
+                        with signals_deferred():  # a step is applied and logged whole: an interrupt lands between steps
+                            scaler.step(optimizer)
+                            scaler.update()
+                            optimizer.zero_grad(set_to_none=True)
+                            if ema is not None:
+                                ema.update(raw_model, ema_decay_at(step, cfg.schedule.epochs * steps_per_epoch,
+                                                                   cfg.optim.ema_decay, cfg.optim.ema_decay_end))
+                            step += 1
+                            step_in_epoch += 1
+                            rng_at_step = _rng_state()
+                            bar.update(1)
+                            if master and (step % cfg.log_interval == 0 or step_in_epoch == steps_per_epoch):
+                                loss_v = loss.item()
+                                bar.set_postfix(loss=f"{loss_v:.3g}", lr=f"{lr:.2e}", keep=f"{ratio:.3f}")
+                                rec = {"step": step, "epoch": epoch, "loss": loss_v, "lr": lr, "keep_ratio": ratio,
+                                       "sec_per_step": (time.perf_counter() - t0) / max(1, step_in_epoch),
+                                       **{k: float(v) for k, v in step_module.last_stats.items()}}
+                                log_file.write(json.dumps(rec) + "\n")
+                                log_file.flush()
+                                if writer:
+                                    for k in ("loss", "lr", "keep_ratio", *step_module.last_stats):
+                                        writer.add_scalar(f"train/{k}", rec[k], step)
+                        if cfg.max_steps is not None and step >= cfg.max_steps:
+                            stop = True
+                            break
+                    bar.close()
+                    skipped = dict(getattr(getattr(train_set, "base", None), "skipped", {}) or {})
+                    if master and skipped:  # documented skips (unreadable images, ...), counted per epoch
+                        logger.warning("epoch %d: skipped samples %s", epoch, skipped)
+                        log_file.write(json.dumps({"epoch": epoch, "skipped": skipped}) + "\n")
+                    if stop:
+                        save(epoch, step_in_epoch)
+                        break
+                    epoch, step_in_epoch = epoch + 1, 0
+                    due = epoch % cfg.eval_interval == 0 or epoch == cfg.schedule.epochs if cfg.eval_interval else False
+                    eval_due = epoch if due and has_val else None  # set before the save: an interrupt keeps it
+                    rng_at_step = _rng_state()
+                    save(epoch, 0, rng_at_step, eval_due=eval_due)
+                    if eval_due is not None:
+                        if master:
+                            run_evaluation(epoch)
+                        if ddp:
+                            dist.barrier()
+                        save(epoch, 0, rng_at_step)  # the evaluation finished: clear eval_due
+                        eval_due = None
+                    model.train()
+        except Interrupted as e:
+            if bar is not None:
+                bar.close()  # clears its line, so the interrupt's message starts a line of its own
+            if writer:
+                writer.close()
+            if log_file:
+                log_file.close()
+            if ddp:  # the other ranks cannot join a checkpoint now: the last epoch end's stands
+                raise Interrupted(e.signum, f"interrupted by {signal_name(e.signum)}; a DDP run keeps {ckpt_path} "
+                                            "from its last epoch end (continue with --resume)") from None
+            with signals_deferred(discard=True):  # the checkpoint is written whole, whatever arrives meanwhile
+                save(epoch, step_in_epoch, rng_at_step, eval_due=eval_due)
+            lost = "" if eval_due is None else f"; the evaluation of epoch {eval_due} did not finish and runs first"
+            raise Interrupted(e.signum, f"interrupted by {signal_name(e.signum)}: kept {ckpt_path} at epoch {epoch}, "
+                                        f"step {step} ({step_in_epoch} of {steps_per_epoch} in the epoch){lost}; "
+                                        "continue with --resume") from None
+        if anneals:
+            raw_model.set_keep_ratio(target_ratio)
+        if master:
+            if not stop:  # only a completed run has final weights; an interrupted one resumes from last.pth
+                atomic_save({**description, "state_dict": (ema.module if ema else raw_model).state_dict()},
+                            work_dir / "final.pth")
             log_file.close()
-        if ddp:  # the other ranks cannot join a checkpoint now: the last epoch end's stands
-            raise Interrupted(e.signum, f"interrupted by {signal_name(e.signum)}; a DDP run keeps {ckpt_path} "
-                                        "from its last epoch end (continue with --resume)") from None
-        with signals_deferred(discard=True):  # the checkpoint is written whole, whatever arrives meanwhile
-            save(epoch, step_in_epoch, rng_at_step)
-        lost = f"; the evaluation of epoch {epoch} did not finish and is not rerun" if evaluating else ""
-        raise Interrupted(e.signum, f"interrupted by {signal_name(e.signum)}: kept {ckpt_path} at epoch {epoch}, "
-                                    f"step {step} ({step_in_epoch} of {steps_per_epoch} in the epoch){lost}; "
-                                    "continue with --resume") from None
-    if anneals:
-        raw_model.set_keep_ratio(target_ratio)
-    if master:
-        if not stop:  # only a completed run has final weights; an interrupted one resumes from last.pth
-            atomic_save({**description, "state_dict": (ema.module if ema else raw_model).state_dict()},
-                        work_dir / "final.pth")
-        log_file.close()
-        if writer:
-            writer.close()
-    if ddp:
-        dist.barrier()
-        dist.destroy_process_group()
+            if writer:
+                writer.close()
+        if ddp:
+            dist.barrier()
+            dist.destroy_process_group()
+    finally:
+        if lock is not None:
+            lock.release()
     return metrics
 
 
 # ------------------------------------------------------------------------------------------ work dirs
-# what a run writes into its work dir; the first five mean "this folder holds a run"
+# what a run writes into its work dir; the first five mean "this folder holds a run", or a start that failed before
+# its first checkpoint when none of CHECKPOINTS is there (a plain rerun archives those files)
 RUN_MARKERS = ("last.pth", "final.pth", "best.pth", "log.jsonl", "config.json")
-RUN_FILES = (*RUN_MARKERS, "val_predictions.json", "test_predictions.json", "tb")
+CHECKPOINTS = ("last.pth", "final.pth", "best.pth")
+RUN_FILES = (*RUN_MARKERS, "log.redone.jsonl", "val_predictions.json", "test_predictions.json", "tb")
+
+
+def _is_run_config(path: Path) -> bool:
+    """Whether ``path`` is the ``config.json`` a run writes (a recipe: model, data, optim, schedule), not a user's."""
+    try:
+        tree = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(tree, dict) and {"model", "data", "optim", "schedule"} <= set(tree)
 
 
 def _short(v: Any, n: int = 60) -> str:
@@ -426,7 +471,9 @@ def check_work_dir(cfg: TrainCfg, resume: bool, overwrite: bool,
     loaded ``last.pth`` when resuming (else None) and the config changes a resume was allowed (field, old, new).
 
     * ``WORK_DIR`` must be a folder (or not exist yet) that we can write in;
-    * a folder holding a run (any of :data:`RUN_MARKERS`) needs ``resume`` or ``overwrite`` (not both);
+    * no other training may be running there (:class:`~posetokens.fileio.FolderLock`);
+    * a folder holding a run (a checkpoint among :data:`RUN_MARKERS`) needs ``resume`` or ``overwrite`` (not both);
+      the files of a start that failed before its first checkpoint (``config.json``, ``log.jsonl``) do not count;
     * ``resume`` needs ``last.pth``, the config it stores (else ``config.json``) must equal ``cfg`` except for
       :data:`~posetokens.engine.config.RESUME_FREE_FIELDS` unless ``allow_config_change``, and there must be steps
       left to train.
@@ -442,9 +489,16 @@ def check_work_dir(cfg: TrainCfg, resume: bool, overwrite: bool,
         raise ValueError(f"work_dir {work_dir}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise PermissionError(13, "work dir is not writable", str(existing))
+    # rank 0 holds a DDP run's lock (start_work_dir): the other ranks may check after it has taken it
+    holder = lock_holder(work_dir) if int(os.environ.get("RANK", 0)) == 0 else None
+    if holder is not None:
+        raise ValueError(lock_busy_message(work_dir, "work_dir", holder))
     found = [name for name in RUN_MARKERS if (work_dir / name).exists()]
+    saved = [name for name in found if name in CHECKPOINTS]
+    if not saved and found and not _is_run_config(work_dir / "config.json"):
+        saved = found  # not the files of our own failed start (its config.json is a recipe): a run, as before
     if not resume:
-        if found and not overwrite:
+        if saved and not overwrite:  # a start that saved no checkpoint holds no run: start_work_dir archives it
             raise ValueError(f"work_dir {work_dir} already holds a run ({', '.join(found)}); pass --resume to "
                              f"continue it, --overwrite to start a new one (the old run's files are moved to "
                              f"{work_dir / 'archive'}/<time>/), or choose another --work-dir")
@@ -452,6 +506,9 @@ def check_work_dir(cfg: TrainCfg, resume: bool, overwrite: bool,
     ckpt_path = work_dir / "last.pth"
     if not ckpt_path.is_file():
         have = f" (it holds {', '.join(found)})" if found else ""
+        if found and not saved:
+            have = (f" (it holds {', '.join(found)} of a start that saved no checkpoint; run without --resume to "
+                    "start again: they are moved to archive/<time>/)")
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}{have}")
     ckpt = load_file(ckpt_path)
     if not isinstance(ckpt, dict) or not {"model", "optimizer", "epoch", "step"} <= set(ckpt):
@@ -467,6 +524,7 @@ def check_work_dir(cfg: TrainCfg, resume: bool, overwrite: bool,
             stored = config_to_dict(load_config_dict(stored, f"{where}: config"))
         except ValueError:
             pass
+        stored = absolute_paths(stored)  # a run stored before paths were made absolute: read from here, as then
         changes = config_changes(stored, config_to_dict(cfg))
         if changes and not allow_config_change:
             listed = "; ".join(f"{k}: {_short(a)} -> {_short(b)}" for k, a, b in changes)
@@ -484,20 +542,32 @@ def check_work_dir(cfg: TrainCfg, resume: bool, overwrite: bool,
     return ckpt, changes
 
 
-def start_work_dir(cfg: TrainCfg, overwrite: bool, changes: list[tuple[str, Any, Any]], step: int) -> None:
-    """The first writes of a run (rank 0), once the model and the data are built: create ``WORK_DIR``, move an old
-    run's files to ``WORK_DIR/archive/<time>/`` (``overwrite``), write ``config.json`` atomically and record the
-    config changes a resumed run was allowed (``log.jsonl``: ``{"config_changes": {field: [old, new]}}``)."""
+def start_work_dir(cfg: TrainCfg, overwrite: bool, changes: list[tuple[str, Any, Any]],
+                   resumed_at: tuple[int, int] | None = None, eval_due: int | None = None) -> FolderLock:
+    """The first writes of a run (rank 0), once the model and the data are built: create ``WORK_DIR`` and lock it
+    (returned: release it when the run ends), move an old run's files to ``WORK_DIR/archive/<time>/``
+    (``overwrite``, or the files of a start that saved no checkpoint), write ``config.json`` atomically; a run
+    resumed at ``(epoch, step)`` moves the log records of the steps (and the evaluation ``eval_due``) it redoes to
+    ``log.redone.jsonl`` (:func:`trim_log`) and records the config changes it was allowed (``log.jsonl``:
+    ``{"at_step": step, "config_changes": {field: [old, new]}}``)."""
+    step = 0 if resumed_at is None else resumed_at[1]
     work_dir = Path(cfg.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        present = [name for name in RUN_FILES if (work_dir / name).exists()]
-        if present:
-            dest = archive_path(work_dir)
-            dest.mkdir()
-            for name in present:
-                os.replace(work_dir / name, dest / name)
+    lock = FolderLock(work_dir, "work_dir")
+    present = [name for name in RUN_FILES if (work_dir / name).exists()]
+    failed_start = not any((work_dir / name).exists() for name in CHECKPOINTS)
+    if present and (overwrite or failed_start):
+        dest = archive_path(work_dir)
+        dest.mkdir()
+        for name in present:
+            os.replace(work_dir / name, dest / name)
+        if overwrite:
             logger.warning("--overwrite: moved the previous run's files (%s) to %s", ", ".join(present), dest)
+        else:
+            logger.warning("%s held the files of an earlier run but no checkpoint (%s; a start that failed before its "
+                           "first save); moved them to %s", work_dir, ", ".join(present), dest)
+    if resumed_at is not None:
+        trim_log(work_dir / "log.jsonl", *resumed_at, eval_due)
     if changes:
         logger.warning("--resume --allow-config-change: continuing after step %d under changed fields: %s", step,
                        "; ".join(f"{k}: {_short(a)} -> {_short(b)}" for k, a, b in changes))
@@ -505,6 +575,36 @@ def start_work_dir(cfg: TrainCfg, overwrite: bool, changes: list[tuple[str, Any,
             f.write(json.dumps({"at_step": int(step),
                                 "config_changes": {k: [a, b] for k, a, b in changes}}) + "\n")
     atomic_write_text(work_dir / "config.json", json.dumps(config_to_dict(cfg), indent=1))
+    return lock
+
+
+def trim_log(path: Path, epoch: int, step: int, eval_due: int | None = None) -> int:
+    """Before a run resumes at ``(epoch, step)``: move the records of ``log.jsonl`` that the resumed run writes again
+    (steps after ``step``; the skip counts of epochs from ``epoch`` on; the evaluation of epoch ``eval_due``, which it
+    reruns; a half-written last line) to ``log.redone.jsonl`` beside it, so the log holds each step and evaluation
+    once. Only a run stopped without a checkpoint (a crash, ``kill -9``) leaves such records. Returns how many were
+    moved."""
+    if not path.is_file():
+        return 0
+    keep, redone = [], []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            rec = None
+        again = not line.endswith("\n") or (isinstance(rec, dict) and (
+            ("step" in rec and rec["step"] > step) or ("skipped" in rec and rec.get("epoch", -1) >= epoch)
+            or ("eval" in rec and eval_due is not None and rec.get("epoch") == eval_due)))
+        (redone if again or rec is None else keep).append(line)
+    if redone:
+        side = path.with_name("log.redone.jsonl")
+        with side.open("a", encoding="utf-8") as f:
+            f.write("".join(line if line.endswith("\n") else line + "\n" for line in redone))
+        atomic_write_text(path, "".join(keep))
+        logger.warning("--resume: %d record(s) of %s are of steps after the checkpoint's step %d or of an evaluation "
+                       "it reruns (the run stopped without saving them); moved them to %s", len(redone), path, step,
+                       side)
+    return len(redone)
 
 
 def _metainfo_of(cfg: TrainCfg, model: nn.Module) -> Any:
@@ -543,13 +643,18 @@ def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str
     model, protocol and (without ``cfg``) its recipe by itself; an official one needs ``cfg`` for the zoo name."""
     meta = read_description(weights) or {}
     given = cfg is not None
+    held = meta.get("zoo_name")
+    if given and held and held != cfg.model.name:
+        raise ValueError(f"{weights}: the checkpoint holds {held!r} but CONFIG's model.name is {cfg.model.name!r}; "
+                         "leave out CONFIG (the checkpoint carries its recipe) or give the recipe it was trained with")
     if cfg is None:
         if "config" not in meta:
             raise ValueError(f"{weights}: this checkpoint carries no training recipe; give the config too "
                              "(posetokens test CONFIG --weights W)")
         cfg = load_config_dict(meta["config"], f"{weights}: config")
-    out_path = Path(out) if out else Path(cfg.work_dir) / "test_predictions.json"
-    _check_test_output(cfg, weights, out_path, "--out" if out else "the predictions file (work_dir)")
+    # without --out: the recipe's work dir, or beside the weights when the checkpoint gave the recipe
+    out_path = Path(out) if out else Path(cfg.work_dir if given else Path(weights).parent) / "test_predictions.json"
+    _check_test_output(cfg, weights, out_path, "--out" if out else "the predictions file")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -594,3 +699,6 @@ def _check_test_output(cfg: TrainCfg, weights: str, out: Path, what: str) -> Non
         if folder and Path(folder).is_dir() and same_file(out.parent, folder):
             raise ValueError(f"{what} {out} is in the image folder {field} {folder}; choose a path outside it")
     check_folder_path(out.parent, f"folder of {what}")
+    if out.parent.is_dir() and not os.access(out.parent, os.W_OK | os.X_OK):  # found now, not after the predictions
+        raise PermissionError(errno.EACCES, f"the folder of {what} {out.name} is not writable (give --out elsewhere)",
+                              str(out.parent))

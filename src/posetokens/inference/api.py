@@ -144,7 +144,9 @@ class VideoReader:
 def declared_frames(path: Path) -> int | None:
     """The frames a video's container declares, when its frame count and its duration times its frame rate agree
     on at least that many (the smaller of the two; an MP4 edit list can make the count exceed what plays), or
-    None: PyAV is not installed, or the container declares neither. Headers only: nothing is decoded."""
+    None: PyAV is not installed, or the container declares neither. An AVI's count is its stream header's
+    (``strh`` length, at the start of the file): its duration is estimated from the index, which a cut-off file
+    lacks. Headers only: nothing is decoded."""
     try:
         import av
     except ImportError:
@@ -152,6 +154,8 @@ def declared_frames(path: Path) -> int | None:
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
+            if "avi" in container.format.name.split(",") and stream.frames:
+                return int(stream.frames)
             # the container's duration covers every stream (an MKV's audio may outlast its video): used only when
             # the video is the one stream
             seconds = (float(stream.duration * stream.time_base) if stream.duration

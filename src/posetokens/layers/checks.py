@@ -24,3 +24,13 @@ def check_image_batch(img: Tensor, size_hw: tuple[int, int], owner: str, why: st
     if img.dim() != 4 or img.shape[1] != 3 or tuple(img.shape[2:]) != (h, w):
         raise ValueError(f"{owner} expects images of shape (B, 3, {h}, {w}) ({why}, height {h}, width {w}); "
                          f"got {tuple(img.shape)}")
+
+
+def require_positive(cfg: object, *names: str) -> None:
+    """Raise ``ValueError`` naming ``cfg``'s class and the field unless each named size (an int, a tuple of ints,
+    or None for "derived") is at least 1: a config's ``validate()`` runs this before the checks that divide by them."""
+    for name in names:
+        value = getattr(cfg, name)
+        items = value if isinstance(value, tuple) else (value,)
+        if any(v is not None and not (isinstance(v, int) and v >= 1) for v in items):
+            raise ValueError(f"{type(cfg).__name__}.{name} must be >= 1, got {value!r}")

@@ -419,7 +419,8 @@ class FramePruneCfg:
 
     def __post_init__(self) -> None:
         if self.strategy not in ("none", *FRAME_STRATEGIES):
-            raise ValueError(f"FramePruneCfg.strategy: unknown {self.strategy!r}")
+            raise ValueError(f"FramePruneCfg.strategy: unknown {self.strategy!r}; known: "
+                             f"{['none', *FRAME_STRATEGIES]}")
         if self.recovery not in ("attention", "nearest", "linear", "none"):
             raise ValueError(f"FramePruneCfg.recovery: unknown {self.recovery!r}")
         if isinstance(self.extra_stages, (PruneStage, Mapping)):

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from posetokens.layers.checks import check_image_batch
+from posetokens.layers.checks import check_image_batch, require_positive
 from posetokens.layers import (
     Block,
     PatchEmbed,
@@ -135,6 +135,7 @@ class GTPTCfg:
 
     def validate(self) -> None:
         """Raise ``ValueError`` for inconsistent sizes."""
+        require_positive(self, "num_body", "image_size", "patch_size", "dim", "heads", "num_coarse", "num_group_blocks")
         h, w = self.image_size
         ph, pw = self.patch_size
         if h % (4 * ph) or w % (4 * pw):

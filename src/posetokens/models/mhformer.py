@@ -46,6 +46,7 @@ from posetokens.layers import (
     stage_pos_embeds,
 )
 from posetokens.models._lifting import LiftOutput, check_clip
+from posetokens.layers.checks import require_positive
 from posetokens.registry import Family, PaperRow, register_family, register_model
 
 NUM_HYPOTHESES = 3
@@ -98,6 +99,8 @@ class MHFormerCfg:
 
     def validate(self) -> None:
         """Raise ``ValueError`` for sizes or pruning settings the model cannot run."""
+        require_positive(self, "num_frames", "num_joints", "out_joints", "channel", "d_hid", "mhg_depth",
+                         "mhg_heads", "heads", "shr_depth", "chi_depth")
         if self.num_frames < 1 or self.num_joints < 1 or self.num_out_joints < 1:
             raise ValueError(f"MHFormerCfg: frames/joints must be positive, got {self.num_frames}/{self.num_joints}")
         if self.num_frames % self.mhg_heads:

@@ -65,6 +65,10 @@ class MixSTECfg:
     prune: FramePruneCfg = field(default_factory=FramePruneCfg)
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for sizes that do not fit together (run on construction too)."""
         if self.dim % self.heads:
             raise ValueError(f"MixSTECfg.dim {self.dim} is not divisible by heads {self.heads}")
         if min(self.num_frames, self.num_joints, self.in_channels, self.depth) < 1:

@@ -49,6 +49,7 @@ from posetokens.layers import (
     stage_pos_embeds,
 )
 from posetokens.models._lifting import LiftOutput, check_clip
+from posetokens.layers.checks import require_positive
 from posetokens.registry import Family, PaperRow, register_family, register_model
 
 # Row i receives from these joints (H36M-17 order). Not symmetric, no self loops: the pelvis (0) does not receive
@@ -108,6 +109,8 @@ class MotionAGFormerCfg:
 
     def validate(self) -> None:
         """Raise ``ValueError`` for sizes that cannot build a model."""
+        require_positive(self, "num_frames", "num_joints", "in_channels", "out_channels", "dim", "depth", "heads",
+                         "mlp_hidden", "dim_rep")
         name = "MotionAGFormerCfg"
         if self.dim % self.heads:
             raise ValueError(f"{name}.dim {self.dim} is not divisible by heads {self.heads}")

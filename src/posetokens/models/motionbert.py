@@ -42,6 +42,7 @@ from posetokens.layers import (
 )
 from posetokens.layers.init import init_transformer_weights
 from posetokens.models._lifting import LiftOutput, check_clip
+from posetokens.layers.checks import require_positive
 from posetokens.registry import Family, PaperRow, register_family, register_model
 
 
@@ -77,6 +78,8 @@ class DSTformerCfg:
 
     def validate(self) -> None:
         """Raise ``ValueError`` for sizes that cannot build a model."""
+        require_positive(self, "num_frames", "num_joints", "in_channels", "out_channels", "dim", "depth", "heads",
+                         "mlp_hidden", "dim_rep")
         if self.dim % self.heads:
             raise ValueError(f"DSTformerCfg.dim {self.dim} is not divisible by heads {self.heads}")
         if min(self.num_frames, self.num_joints, self.in_channels, self.depth, self.dim_rep, self.hidden) < 1:

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from posetokens.layers import Mlp
-from posetokens.layers.checks import check_image_batch
+from posetokens.layers.checks import check_image_batch, require_positive
 from posetokens.layers.init import init_conv_bn
 from posetokens.models.backbones.hrnet import BasicBlock
 from posetokens.models.backbones.swin_v2 import (
@@ -133,6 +133,7 @@ class PCTCfg:
 
     def validate(self) -> None:
         """Raise ``ValueError`` for inconsistent settings."""
+        require_positive(self, "image_size", "in_channels")
         if self.stage not in ("tokenizer", "classifier"):
             raise ValueError(f"PCTCfg.stage must be 'tokenizer' or 'classifier', got {self.stage!r}")
         h, w = self.image_size

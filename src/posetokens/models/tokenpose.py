@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from posetokens.layers import (
     Block, PatchEmbed, PruneCfg, keep_counts, keypoint_attention_score, prune_topk, sine_pos_embed_2d,
 )
-from posetokens.layers.checks import check_image_batch
+from posetokens.layers.checks import check_image_batch, require_positive
 from posetokens.layers.init import init_transformer_weights
 from posetokens.models.backbones.hrnet import HRNet, HRNetCfg, hrnet_stem, hrnet_w32_truncated, hrnet_w48_truncated
 from posetokens.registry import Family, PaperRow, register_family, register_model
@@ -65,6 +65,8 @@ class TokenPoseCfg:
 
     def validate(self) -> None:
         """Raise ``ValueError`` when the sizes do not tile."""
+        require_positive(self, "num_keypoints", "image_size", "patch_size", "dim", "depth", "num_blocks", "heads",
+                         "head_hidden", "feature_stride")
         (h, w), (ph, pw) = self.heatmap_size, self.patch_size
         if self.image_size[0] % self.feature_stride or self.image_size[1] % self.feature_stride:
             raise ValueError(f"TokenPoseCfg.image_size {self.image_size} must be divisible by {self.feature_stride}")
