@@ -265,7 +265,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "failed-start-blocks-rerun", "the files of a start that saved no checkpoint do not block a plain rerun",
         "src/posetokens/engine/trainer.py",
-        (("    saved = [name for name in found if name in CHECKPOINTS]", "    saved = found"),),
+        (("    failed_start = bool(found) and not any(", "    failed_start = False and not any("),),
         ("tests/test_errors_training.py::test_a_start_that_saved_no_checkpoint_does_not_block_the_rerun",),
     ),
     Mutant(

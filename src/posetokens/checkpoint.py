@@ -113,7 +113,11 @@ def read_description(path: str | Path) -> dict[str, Any] | None:
     """The description stored in a checkpoint of ours (new or older layout; plus the training recipe, ``config``,
     when ``train`` wrote it), or None for a bare state dict or an official release. Older checkpoints of ours
     carry only the zoo name (and a training config)."""
-    obj = load_file(path)
+    return description_of(load_file(path))
+
+
+def description_of(obj: Any) -> dict[str, Any] | None:
+    """:func:`read_description` of an already loaded checkpoint object."""
     if not isinstance(obj, Mapping):
         return None
     if obj.get("format") == CHECKPOINT_FORMAT:

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from posetokens.checkpoint import atomic_save, load_file
+from posetokens.checkpoint import atomic_save, description_of, load_file
 from posetokens.registry import create_model, get_entry, get_family
 
 # Containers, in order of preference, that hold a state dict inside a saved dict.
@@ -82,7 +82,7 @@ def load_weights(model: nn.Module, weights: str | Path | Mapping[str, Any], fami
     try:
         strict_load(model, get_family(family).convert(sd, model), source)
     except CheckpointMismatchError as e:
-        held = obj.get("zoo_name") if isinstance(obj, Mapping) else None  # one of ours names what it holds
+        held = (description_of(obj) or {}).get("zoo_name")  # one of ours names what it holds
         if isinstance(held, str) and held != getattr(model, "zoo_name", None):
             raise CheckpointMismatchError(f"{e}; the checkpoint holds {held!r}") from None
         raise

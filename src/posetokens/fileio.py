@@ -1,7 +1,7 @@
-"""Small file helpers shared by data loading, evaluation and inference (standard library only): reading JSON
-with clear errors, atomic writes (a temporary file renamed over the target), a streamed JSON array that an
-interrupted run leaves readable, checks that an output never overwrites an input, and a lock that keeps two runs
-out of one folder."""
+"""Small file helpers shared by data loading, evaluation and inference (standard library only, plus
+posetokens.runtime for one warning): reading JSON with clear errors, atomic writes (a temporary file renamed over
+the target), a streamed JSON array that an interrupted run leaves readable, checks that an output never overwrites
+an input, and a lock that keeps two runs out of one folder."""
 
 from __future__ import annotations
 

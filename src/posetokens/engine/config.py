@@ -474,17 +474,18 @@ PATH_FIELDS = ("work_dir", "model.weights", "data.train_ann", "data.train_img_di
                "data.val_det", "data.keypoints_3d", "data.keypoints_2d", "data.cameras", "data.mpii_headboxes")
 
 
-def absolute_paths(tree: dict[str, Any], root: str | Path | None = None) -> dict[str, Any]:
+def absolute_paths(tree: dict[str, Any]) -> dict[str, Any]:
     """A copy of the config dict ``tree`` (:func:`config_to_dict`) whose relative paths in :data:`PATH_FIELDS` and
-    ``model.overrides.*_ckpt`` are made absolute against ``root`` (default: the current folder); empty and absent
-    ones stay. What ``train`` stores, so ``test --weights`` finds the data from any folder."""
+    ``model.overrides.*_ckpt`` are made absolute against the current folder; empty and absent ones stay. What
+    ``train`` stores, so ``test --weights`` finds the data from any folder."""
+    from posetokens.checkpoint import INIT_ONLY_SUFFIX  # the one name of "a file to initialise from"
+
     out = config_to_dict_plain(tree)
-    base = Path(root) if root is not None else Path.cwd()
 
     def fix(node: dict[str, Any], key: str) -> None:
         value = node.get(key)
-        if isinstance(value, str) and value and not Path(value).is_absolute():
-            node[key] = os.path.abspath(base / value)
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            node[key] = os.path.abspath(value)
 
     for dotted in PATH_FIELDS:
         *parents, key = dotted.split(".")
@@ -495,7 +496,7 @@ def absolute_paths(tree: dict[str, Any], root: str | Path | None = None) -> dict
             fix(node, key)
     overrides = (out.get("model") or {}).get("overrides")
     if isinstance(overrides, dict):
-        for key in [k for k in overrides if k.endswith("_ckpt")]:
+        for key in [k for k in overrides if k.endswith(INIT_ONLY_SUFFIX)]:
             fix(overrides, key)
     return out
 

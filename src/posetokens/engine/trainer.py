@@ -444,10 +444,10 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
 
 
 # ------------------------------------------------------------------------------------------ work dirs
-# what a run writes into its work dir; the first five mean "this folder holds a run", or a start that failed before
-# its first checkpoint when none of CHECKPOINTS is there (a plain rerun archives those files)
-RUN_MARKERS = ("last.pth", "final.pth", "best.pth", "log.jsonl", "config.json")
+# what a run writes into its work dir; RUN_MARKERS mean "this folder holds a run", or a start that failed before its
+# first checkpoint when none of CHECKPOINTS is there (a plain rerun archives those files)
 CHECKPOINTS = ("last.pth", "final.pth", "best.pth")
+RUN_MARKERS = (*CHECKPOINTS, "log.jsonl", "config.json")
 RUN_FILES = (*RUN_MARKERS, "log.redone.jsonl", "val_predictions.json", "test_predictions.json", "tb")
 
 
@@ -494,11 +494,11 @@ def check_work_dir(cfg: TrainCfg, resume: bool, overwrite: bool,
     if holder is not None:
         raise ValueError(lock_busy_message(work_dir, "work_dir", holder))
     found = [name for name in RUN_MARKERS if (work_dir / name).exists()]
-    saved = [name for name in found if name in CHECKPOINTS]
-    if not saved and found and not _is_run_config(work_dir / "config.json"):
-        saved = found  # not the files of our own failed start (its config.json is a recipe): a run, as before
+    # a start that failed before its first checkpoint (its config.json is one of our recipes) holds no run: a plain
+    # rerun goes ahead and start_work_dir archives its files
+    failed_start = bool(found) and not any(n in CHECKPOINTS for n in found) and _is_run_config(work_dir / "config.json")
     if not resume:
-        if saved and not overwrite:  # a start that saved no checkpoint holds no run: start_work_dir archives it
+        if found and not failed_start and not overwrite:
             raise ValueError(f"work_dir {work_dir} already holds a run ({', '.join(found)}); pass --resume to "
                              f"continue it, --overwrite to start a new one (the old run's files are moved to "
                              f"{work_dir / 'archive'}/<time>/), or choose another --work-dir")
@@ -506,7 +506,7 @@ def check_work_dir(cfg: TrainCfg, resume: bool, overwrite: bool,
     ckpt_path = work_dir / "last.pth"
     if not ckpt_path.is_file():
         have = f" (it holds {', '.join(found)})" if found else ""
-        if found and not saved:
+        if failed_start:
             have = (f" (it holds {', '.join(found)} of a start that saved no checkpoint; run without --resume to "
                     "start again: they are moved to archive/<time>/)")
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}{have}")
