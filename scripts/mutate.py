@@ -280,6 +280,13 @@ MUTANTS: tuple[Mutant, ...] = (
         (("            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n", "            pass  # takes no lock\n"),),
         ("tests/test_errors_training.py::test_a_running_training_holds_its_work_dir",),
     ),
+    Mutant(
+        "eval-inputs-read-late", "a training reads its evaluation's inputs before it starts, as the evaluation reads them",
+        "src/posetokens/engine/trainer.py",
+        (("    if model.task == \"multiview\":\n        build_multiview_set(cfg.data, \"val\", model)\n",
+          "    if model.task == \"multiview\":\n        pass  # read at the first evaluation\n"),),
+        ("tests/test_multiview.py::test_a_bad_multiview_val_pickle_is_said_before_training_starts",),
+    ),
 )
 
 

@@ -129,7 +129,8 @@ def case_infer_folder_onto_itself(a: Assets, d: Path) -> Run:
 def case_infer_image_overlay_onto_itself(a: Assets, d: Path) -> Run:
     img = _image(d / "in" / "000000000001.png", a.jpgs[0], ".png")
     return Run(["infer", str(img), "--weights", str(a.w2d), "--out", str(d / "in")], 2,
-               r"overlay picture .*000000000001\.png would overwrite the input image .*in/000000000001\.png",
+               r"overlay picture .*000000000001\.png would overwrite the input image .*in/000000000001\.png; give --out "
+               r"another folder",
                unchanged=[d / "in"], absent=[d / "in" / "000000000001.json"])
 
 
@@ -154,7 +155,7 @@ def case_infer_video_onto_itself(a: Assets, d: Path) -> Run:
     video.parent.mkdir()
     shutil.copy(a.clip, video)
     return Run(["infer", str(video), "--weights", str(a.w2d), "--out", str(d / "out")], 2,
-               r"overlay video .*out/clip\.mp4 would overwrite the input video .*out/clip\.mp4",
+               r"overlay video .*out/clip\.mp4 would overwrite the input video .*out/clip\.mp4; give --out another folder",
                unchanged=[video], absent=[d / "out" / "clip.json"])
 
 
@@ -162,7 +163,8 @@ def case_infer_coco_results_over_boxes(a: Assets, d: Path) -> Run:
     dets = _json(d / "dets.json", [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 80], "score": 0.9}])
     return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(d / "out"), "--boxes", str(dets),
                 "--coco-results", str(dets)], 2,
-               r"COCO results file .*dets\.json would overwrite the detections file .*dets\.json", unchanged=[dets])
+               r"COCO results file .*dets\.json would overwrite the detections file .*dets\.json; choose another "
+               r"--coco-results path", unchanged=[dets])
 
 
 def case_infer_coco_results_image_without_id(a: Assets, d: Path) -> Run:
@@ -533,15 +535,15 @@ def case_export_onnx_over_weights(a: Assets, d: Path) -> Run:
     w = d / "w.pth"
     shutil.copy(a.w2d, w)
     return Run(["export", "--weights", str(w), "--onnx", str(w), "--no-check"], 2,
-               r"ONNX file .*w\.pth would overwrite the --weights .*w\.pth", unchanged=[w])
+               r"ONNX file .*w\.pth would overwrite the --weights .*w\.pth; choose another --onnx path", unchanged=[w])
 
 
 def case_export_weights_where_the_data_file_goes(a: Assets, d: Path) -> Run:
     w = d / "m.onnx.data"
     shutil.copy(a.w2d, w)
     return Run(["export", "--weights", str(w), "--onnx", str(d / "m.onnx"), "--no-check"], 2,
-               r"ONNX data file .*m\.onnx\.data would overwrite the --weights .*m\.onnx\.data; choose another path "
-               r"for the ONNX data file", unchanged=[w], absent=[d / "m.onnx"])
+               r"ONNX data file .*m\.onnx\.data would overwrite the --weights .*m\.onnx\.data; choose another --onnx "
+               r"path", unchanged=[w], absent=[d / "m.onnx"])
 
 
 def case_export_weights_is_a_folder(a: Assets, d: Path) -> Run:

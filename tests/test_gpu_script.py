@@ -92,3 +92,22 @@ def test_an_interrupted_benchmark_ends_in_one_line(monkeypatch: pytest.MonkeyPat
         text = script.read_text()
         if '__name__ == "__main__"' in text:
             assert "run(main)" in text, script.name
+
+
+def test_pct_flip_benchmark_runs_on_a_tiny_pct(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """benchmarks/pct_flip.py end to end on a tiny PCT (ONNX export, both runtimes' flip test compared, report
+    appended), so the script does not rot between the runs that time PCT-B."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setenv("POSETOKENS_CACHE", str(tmp_path / "cache"))
+    sys.modules.pop("pct_flip", None)
+    import pct_flip
+
+    out = tmp_path / "RESULTS.md"
+    tiny = ('{"backbone": {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]}, "in_channels": 64, '
+            '"head": {"conv_channels": 32, "conv_blocks": 1}}')
+    assert pct_flip.main(["--batches", "1", "2", "--rounds", "1", "--overrides", tiny, "--out", str(out)]) == 0
+    text = out.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| pct_base_woimgguide_coco_256x256 (overridden) |")]
+    assert [r.split(" | ")[1] for r in rows] == ["1", "2"], text
+    assert all(float(r.split(" | ")[5].rstrip(" |")) <= 1e-3 for r in rows)  # the runtimes agreed before timing
+    assert "--overrides '{\"backbone\"" in text  # the command line is copyable

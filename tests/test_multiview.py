@@ -8,6 +8,7 @@ import functools
 import io
 import json
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -420,6 +421,28 @@ def test_multiview_loss_and_evaluation_on_a_dataset_sample(tmp_path: Path) -> No
     focal = min(c.f.min() for c in load_mmpose_cameras(H36M / "cameras.pkl")["S1"])
     print(f"oracle heatmaps: triangulated MPJPE {metrics['mpjpe_mm']:.1f} mm, bound {px * depth / focal:.1f} mm")
     assert metrics["mpjpe_mm"] < px * depth / focal
+
+
+@pytest.mark.parametrize("bad, message", [
+    (b"not a pickle", r"bad\.pkl: not a readable H36M-Toolbox pickle \(truncated or corrupt\? UnpicklingError"),
+    (pickle.dumps([{"image": "x.jpg"}]), r"bad\.pkl: record 0 misses field\(s\) \['subject'"),
+], ids=["not-a-pickle", "fields-missing"])
+def test_a_bad_multiview_val_pickle_is_said_before_training_starts(tmp_path: Path, bad: bytes, message: str,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The val pickle is read as the evaluation will read it, before the run starts: one line naming the file,
+    and no run is begun (it used to show at the first evaluation, after an epoch of training)."""
+    pkl, val = _toolbox_pickle(tmp_path), tmp_path / "bad.pkl"
+    val.write_bytes(bad)
+    args = ["train", str(REPO / "configs" / "ppt_multiview_h36m_256x256.yaml"), "--work-dir", str(tmp_path / "run")]
+    for kv in (f"data.train_ann={pkl}", f"data.val_ann={val}", f"data.train_img_dir={H36M}",
+               f"data.val_img_dir={H36M}", f"data.cameras={H36M / 'cameras.pkl'}", "data.batch_size=1",
+               "data.mv_train_every=1", "eval_interval=1", "threads=1"):
+        args += ["--set", kv]
+    assert cli(args) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "Traceback" not in err and re.search(message, lines[0]), err
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
 
 
 def test_trainer_trains_and_tests_multiview_ppt_on_a_toolbox_pickle(tmp_path: Path) -> None:

@@ -253,6 +253,25 @@ def test_train_both_stages(tiny_data: dict, tmp_path: Path) -> None:
     assert preds and len(preds[0]["keypoints"]) == 51
 
 
+def test_tokenizer_val_set_is_read_before_training_as_its_evaluation_reads_it(tiny_data: dict, tmp_path: Path) -> None:
+    """Stage 1's evaluation reads the val annotations with ground-truth boxes: a malformed row is said before the
+    run starts (one line naming the file and field), and a detections file, which it never reads, blocks
+    nothing."""
+    bad = json.loads(Path(tiny_data["val_ann"]).read_text())
+    bad["annotations"][0]["keypoints"] = bad["annotations"][0]["keypoints"][:48]
+    (tmp_path / "val_48.json").write_text(json.dumps(bad))
+    (tmp_path / "dets.json").write_text("not json")
+    recipe = REPO / "configs" / "pct_tokenizer_synthetic.yaml"
+    common = _paths(tiny_data) + [f"model.overrides={{tokenizer: {json.dumps(TINY_TOKENIZER)}}}", "data.batch_size=4",
+                                  "data.num_workers=0", "schedule.epochs=1", "schedule.warmup_iters=1", "eval_interval=1"]
+    with pytest.raises(ValueError, match=r"val_48\.json: annotations\[0\] \(id=\d+\): field 'keypoints' has 48 values, "
+                                         r"expected 51"):
+        train(load_config(recipe, common + [f"data.val_ann={tmp_path / 'val_48.json'}", f"work_dir={tmp_path / 'a'}"]))
+    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
+    metrics = train(load_config(recipe, common + [f"data.val_det={tmp_path / 'dets.json'}", f"work_dir={tmp_path / 'b'}"]))
+    assert math.isfinite(metrics["recon_px"])
+
+
 # ---------------------------------------------------------------------------------- the long run
 @pytest.mark.slow
 def test_synthetic_stage1_reaches_2px(tmp_path: Path) -> None:

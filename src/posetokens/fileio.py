@@ -376,11 +376,13 @@ def check_fixed_outputs(folder: PathLike, names: Iterable[str], overwrite: bool,
 
 
 def check_no_overwrite(inputs: dict[str, PathLike | None] | list[tuple[str, PathLike | None]],
-                       outputs: dict[str, PathLike] | list[tuple[str, PathLike]]) -> None:
+                       outputs: dict[str, PathLike] | list[tuple[str, PathLike] | tuple[str, PathLike, str]]) -> None:
     """Refuse (``ValueError`` naming both) an output path that is one of the inputs, or two outputs sharing a path.
 
     ``inputs`` and ``outputs`` are (description, path) pairs (or dicts), e.g. ``("input image", "a.png")``; None
-    inputs are ignored. Paths are compared resolved (symbolic links followed) and by inode when they exist.
+    inputs are ignored. An output may carry a third item, the remedy the message ends with, for a path the user
+    does not give directly (``"give --out another folder"``). Paths are compared resolved (symbolic links
+    followed) and by inode when they exist.
     """
     by_path: dict[str, tuple[str, Path]] = {}
     by_inode: dict[tuple[int, int], tuple[str, Path]] = {}
@@ -392,13 +394,13 @@ def check_no_overwrite(inputs: dict[str, PathLike | None] | list[tuple[str, Path
         if ino is not None:
             by_inode[ino] = (what, Path(src))
     seen: dict[str, tuple[str, Path]] = {}
-    for what, out in (outputs.items() if isinstance(outputs, dict) else outputs):
+    for what, out, *remedy in (outputs.items() if isinstance(outputs, dict) else outputs):
         out = Path(out)
         key, ino = _identity(out)
         hit = by_path.get(key) or (by_inode.get(ino) if ino is not None else None)
         if hit is not None:
-            raise ValueError(f"the {what} {out} would overwrite the {hit[0]} {hit[1]}; choose another path for "
-                             f"the {what}")
+            how = remedy[0] if remedy else f"choose another path for the {what}"
+            raise ValueError(f"the {what} {out} would overwrite the {hit[0]} {hit[1]}; {how}")
         if key in seen:
             raise ValueError(f"two outputs would share one path: the {seen[key][0]} and the {what} are both {out}")
         seen[key] = (what, out)

@@ -32,15 +32,22 @@ def pct_loss(model: nn.Module, batch: dict[str, Any], device: torch.device) -> t
     return out["loss"], stats
 
 
+def tokenizer_val_samples(data: Any, model: nn.Module) -> Any:
+    """The tokenizer's val samples: ground-truth boxes (``data.val_det`` is not used), crop joints for every
+    instance."""
+    data = dataclasses.replace(data, val_det=None)
+    size = model.cfg.image_size
+    samples = build_samples(data, "val", size, data_protocol(data, model), None, poses_only=not model.needs_images)
+    samples.pipeline.codec = CoordinateCodec((size[1], size[0]))
+    return samples
+
+
 @torch.no_grad()
 def evaluate_tokenizer(model: nn.Module, cfg: TrainCfg, device: torch.device) -> dict[str, float]:
     """Stage-1 metrics on the val set (GT boxes): ``recon_px`` (mean Euclidean error over labelled joints,
     crop pixels), ``recon_px_median``, ``codes_in_use`` (distinct codes over all val tokens),
     ``codebook_usage`` (their fraction of the codebook) and ``perplexity`` of the code histogram."""
-    data = dataclasses.replace(cfg.data, val_det=None)
-    size = model.cfg.image_size
-    samples = build_samples(data, "val", size, data_protocol(data, model), None, poses_only=not model.needs_images)
-    samples.pipeline.codec = CoordinateCodec((size[1], size[0]))  # crop joints for every val instance
+    samples = tokenizer_val_samples(cfg.data, model)
     loader = make_loader(samples, cfg.data.val_batch_size, None, cfg.data.num_workers)
     was_training = model.training
     model.eval()

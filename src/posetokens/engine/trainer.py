@@ -39,7 +39,7 @@ from posetokens.engine.evaluate import coco_metrics, mpii_metrics, predict_coco,
 from posetokens.engine.lifting import build_lifting_set, evaluate_lifting, lifting_loss, load_clips
 from posetokens.engine.multiview import build_multiview_set, evaluate_multiview, multiview_loss
 from posetokens.engine.losses import gtpt_loss, joints_mse, simcc_kl
-from posetokens.engine.pct import evaluate_tokenizer, pct_loss
+from posetokens.engine.pct import evaluate_tokenizer, pct_loss, tokenizer_val_samples
 from posetokens.engine.schedule import ema_decay_at, keep_ratio_at, lr_factor
 from posetokens.evaluation.coco import write_coco_results
 from posetokens.fileio import (FolderLock, archive_path, atomic_write_text, check_folder_path, check_no_overwrite,
@@ -200,7 +200,6 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     # ---- data: top-down crops with the protocol's targets, or lifting windows
     step_module = TrainStep(raw_model, cfg.loss)
     protocol = data_protocol(cfg.data, raw_model)
-    codec = None
     if step_module.lifting:
         train_set = build_lifting_set(cfg.data, "train", raw_model, cfg.seed)
     elif step_module.multiview:
@@ -296,12 +295,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
             atomic_save({**description, "state_dict": eval_model.state_dict()}, work_dir / "best.pth")
 
     if cfg.eval_interval:  # found now, not at the first evaluation epochs later
-        if step_module.lifting:
-            load_clips(cfg.data, "test")  # the test subjects are in the files
-        else:
-            _check_val_inputs(cfg)
-            if codec is not None and cfg.data.val_ann:  # the annotations (and detections) parse
-                build_samples(cfg.data, "val", mcfg.image_size, protocol, codec)
+        check_eval_inputs(raw_model, cfg, protocol)
     # ---- the first file written: an --overwrite run archives the old run now, a resumed one logs its changes
     resumed_at = None if ckpt is None else (epoch, step)
     eval_due = None if ckpt is None else ckpt.get("eval_due")  # an evaluation that an interrupt or a crash cut short
@@ -621,6 +615,24 @@ def evaluate_model(model: nn.Module, cfg: TrainCfg, protocol: Protocol, device: 
     if model.task == "tokenizer":  # PCT stage 1: reconstruction error and codebook usage
         return evaluate_tokenizer(model, cfg, device)
     return evaluate_topdown(model, cfg, protocol, device, out)
+
+
+def check_eval_inputs(model: nn.Module, cfg: TrainCfg, protocol: Protocol) -> None:
+    """Read what :func:`evaluate_model` will read, as it will read it, without predicting: the files exist and
+    parse (one-line errors naming the field). Run before training starts, so a typo in the val set shows now and
+    not at the first evaluation, ``eval_interval`` epochs in."""
+    if model.task == "lifting":
+        load_clips(cfg.data, "test")  # the test subjects are in the files
+        return
+    _check_val_inputs(cfg)
+    if not cfg.data.val_ann:
+        return
+    if model.task == "multiview":
+        build_multiview_set(cfg.data, "val", model)
+    elif model.task == "tokenizer":
+        tokenizer_val_samples(cfg.data, model)
+    else:
+        build_samples(cfg.data, "val", model.cfg.image_size, protocol, model_codec(protocol, model))
 
 
 def evaluate_topdown(model: nn.Module, cfg: TrainCfg, protocol: Protocol, device: torch.device, out: Path) -> dict[str, float]:

@@ -148,7 +148,8 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
         raise ValueError(f"--onnx {out} is a folder; expected the path of the .onnx file to write")
     # the graph's weights go beside it in <name>.data (the exporter's external-data file): an input there is refused too
     check_no_overwrite([("--weights", weights)],
-                       [("ONNX file", out), ("ONNX data file", out.with_name(out.name + ".data"))])
+                       [("ONNX file", out, "choose another --onnx path"),
+                        ("ONNX data file", out.with_name(out.name + ".data"), "choose another --onnx path")])
     writable_dir(out.parent, "folder of --onnx")
     m, description = _model(model, weights, overrides)
     m.eval()

@@ -1003,24 +1003,24 @@ class PoseEstimator:
                              "input pictures of the same name and be read as inputs by the next run; choose another "
                              "--out")
         stems = _output_stems(src)
-        outputs: list[tuple[str, Path]] = []
+        outputs: list[tuple[str, Path, str]] = []  # (what, path, the remedy for a clash with an input)
         if src.kind == "images":
             for img in src.images:
-                outputs.append(("result json", out / f"{stems[img]}.json"))
+                outputs.append(("result json", out / f"{stems[img]}.json", "give --out another folder"))
                 if draw:
-                    outputs.append(("overlay picture", out / f"{stems[img]}.png"))
+                    outputs.append(("overlay picture", out / f"{stems[img]}.png", "give --out another folder"))
                 if show_tokens:
-                    outputs.append(("tokens picture", out / f"{stems[img]}_tokens.png"))
+                    outputs.append(("tokens picture", out / f"{stems[img]}_tokens.png", "give --out another folder"))
         else:
-            outputs.append(("result json", out / f"{src.stem}.json"))
+            outputs.append(("result json", out / f"{src.stem}.json", "give --out another folder"))
             if draw:
-                outputs.append(("overlay video", out / f"{src.stem}.mp4"))
+                outputs.append(("overlay video", out / f"{src.stem}.mp4", "give --out another folder"))
             if show_tokens:
-                outputs.append(("tokens folder", out / f"{src.stem}_tokens"))
+                outputs.append(("tokens folder", out / f"{src.stem}_tokens", "give --out another folder"))
         if coco_results is not None:
             if Path(coco_results).is_dir() or str(coco_results).endswith(("/", os.sep)):
                 raise ValueError(f"--coco-results {coco_results} is a folder; expected a json file path")
-            outputs.append(("COCO results file", Path(coco_results)))
+            outputs.append(("COCO results file", Path(coco_results), "choose another --coco-results path"))
             if src.kind == "images":  # every image needs its own id, checked before anything runs
                 ids: dict[int, Path] = {}
                 for p in src.images:
@@ -1035,7 +1035,7 @@ class PoseEstimator:
         if mmpose_preds is not None:
             if Path(mmpose_preds).is_dir() or str(mmpose_preds).endswith(("/", os.sep)):
                 raise ValueError(f"--mmpose-preds {mmpose_preds} is a folder; expected a json file path")
-            outputs.append(("MMPose prediction file", Path(mmpose_preds)))
+            outputs.append(("MMPose prediction file", Path(mmpose_preds), "choose another --mmpose-preds path"))
         inputs: list[tuple[str, Any]] = [("input image", p) for p in src.images] if src.kind == "images" else \
             [("input video", src.path if src.kind == "video" or not src.video.live else None)]  # type: ignore
         inputs += [("detections file", boxes if isinstance(boxes, (str, Path)) else None),

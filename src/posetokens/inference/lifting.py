@@ -394,10 +394,11 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         _frame_rate([], fps, src)  # a bad value, before --out is made
     out = Path(out_dir)
     stem = src.name[:src.name.lower().index(".json")] if src.suffix == ".partial" else src.stem
-    outputs = ([] if is_json else [("2D results json", out / f"{stem}.json")]) + [("3D results json",
-                                                                                  out / f"{stem}_3d.json")]
+    remedy = "give --out another folder"  # every output's path is derived from it
+    outputs = ([] if is_json else [("2D results json", out / f"{stem}.json", remedy)]) + [
+        ("3D results json", out / f"{stem}_3d.json", remedy)]
     if draw:
-        outputs.append(("side-by-side video", out / f"{stem}_3d.mp4"))
+        outputs.append(("side-by-side video", out / f"{stem}_3d.mp4", remedy))
     check_no_overwrite([("input", None if live else src), ("--weights", weights), ("--pose2d-weights", pose2d_weights),
                         ("detections file", boxes if isinstance(boxes, (str, Path)) else None),
                         ("detector", getattr(boxes, "path", None))], outputs)

@@ -51,7 +51,11 @@ def load_toolbox_pickle(path: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"multi-view H36M annotation file not found: {path}")
     with open(path, "rb") as fh:
-        db = pickle.load(fh)
+        try:
+            db = pickle.load(fh)
+        except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError, IndexError) as e:
+            raise ValueError(f"{path}: not a readable H36M-Toolbox pickle (truncated or corrupt? "
+                             f"{type(e).__name__}: {e})") from None
     if not isinstance(db, list) or not all(isinstance(r, Mapping) for r in db):
         raise ValueError(f"{path}: expected a list of per-camera frame dicts, got {type(db).__name__}")
     for i, rec in enumerate(db):
