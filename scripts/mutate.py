@@ -287,6 +287,46 @@ MUTANTS: tuple[Mutant, ...] = (
           "    if model.task == \"multiview\":\n        pass  # read at the first evaluation\n"),),
         ("tests/test_multiview.py::test_a_bad_multiview_val_pickle_is_said_before_training_starts",),
     ),
+    Mutant(
+        "lifter-predicts-in-training-mode", "a prediction runs the model in eval mode whatever mode it is in",
+        "src/posetokens/protocols/predict.py",
+        (("    with evaluating(model):\n        out, index = model.forward_frames(x)",
+          "    if True:\n        out, index = model.forward_frames(x)"),),
+        ("tests/test_lift.py::test_lift_sequence_runs_a_model_in_training_mode_as_in_eval_and_restores_it",),
+    ),
+    Mutant(
+        "mmpose-flip-unshifted", "the mmpose protocol's flip test shifts the flipped-back maps as MMPose 1.x does",
+        "src/posetokens/protocols/__init__.py",
+        (("    test=TestRule(flip_test=True, flip_shift=True, decode=\"dark\", decode_convention=\"mmpose\"),",
+          "    test=TestRule(flip_test=True, flip_shift=False, decode=\"dark\", decode_convention=\"mmpose\"),"),),
+        ("tests/test_pipeline_codec.py::test_mmpose_flip_test_geometry_by_hand",),
+    ),
+    Mutant(
+        "convert-overwrites", "convert replaces an existing --out only with --overwrite",
+        "src/posetokens/convert.py",
+        (("    if (out.exists() or out.is_symlink()) and not overwrite:", "    if False:"),),
+        ("tests/test_export.py::test_convert_never_writes_over_its_input_or_an_existing_file",),
+    ),
+    Mutant(
+        "test-out-replaces-any-file", "test replaces only a predictions file it wrote at --out",
+        "src/posetokens/engine/trainer.py",
+        (("            return f.read(256).lstrip().startswith(b\"[\")", "            return True"),),
+        ("tests/test_errors_training.py::test_refused_or_reported",
+         "tests/test_errors_training.py::test_test_replaces_only_a_predictions_file"),
+    ),
+    Mutant(
+        "eval-other-category-scored", "COCO predictions of a category the ground truth lacks are refused",
+        "src/posetokens/evaluation/coco.py",
+        (("        if not (_is_int(cat) and int(cat) in categories):", "        if False:"),),
+        ("tests/test_coco_eval.py::test_validation_errors_name_the_field",),
+    ),
+    Mutant(
+        "parity-passes-without-values", "a parity fixture passes only when some output's values were compared",
+        "src/posetokens/parity/__init__.py",
+        (("        return self.compared_values and all(c.ok for c in self.comparisons)",
+          "        return all(c.ok for c in self.comparisons)"),),
+        ("tests/test_export.py::test_parity_does_not_pass_a_fixture_that_compares_no_output_values",),
+    ),
 )
 
 

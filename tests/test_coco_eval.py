@@ -275,6 +275,7 @@ def _valid_pred(**overrides: object) -> dict:
         ({k: v for k, v in _valid_pred().items() if k != "image_id"}, "'image_id'"),
         (_valid_pred(score=float("inf")), "'score'"),
         ({k: v for k, v in _valid_pred().items() if k != "score"}, "'score'"),
+        (_valid_pred(category_id=2), r"'category_id' = 2 is not a category of the ground truth .*\[1\]"),
     ],
 )
 def test_validation_errors_name_the_field(bad: dict, field: str, tmp_path: Path) -> None:
@@ -287,6 +288,28 @@ def test_validation_errors_name_the_field(bad: dict, field: str, tmp_path: Path)
     with pytest.raises(ValueError, match=field) as e:
         evaluate_coco(GT_COCO, path, COCO_SIGMAS)
     assert str(path) in str(e.value) and "entry [1]" in str(e.value)
+
+
+def _gt_with(change) -> dict:
+    data = json.loads(GT_COCO.read_text())
+    change(data["annotations"][1])
+    return data
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda a: a.pop("num_keypoints"), r"annotations\[1\] \(id=\d+\): missing field 'num_keypoints'$"),
+    (lambda a: a.pop("id"), r"annotations\[1\] \(id=None\): missing field 'id'$"),
+    (lambda a: a.update(bbox=[1.0, 2.0, 3.0]), r"annotations\[1\] \(id=\d+\): field 'bbox' must be 4 finite numbers "
+     r"\[x, y, w, h\], got \[1\.0, 2\.0, 3\.0\]$"),
+    (lambda a: a.update(category_id=3), r"annotations\[1\] \(id=\d+\): field 'category_id' = 3 is not one of its "
+     r"'categories' \(\[1\]\)$"),
+])
+def test_ground_truth_errors_name_the_field(change, message: str) -> None:
+    """What COCOeval reads of each GT annotation is checked first: it raised KeyError/IndexError from inside
+    pycocotools, or (another category) silently dropped the person."""
+    preds = [_valid_pred()]
+    with pytest.raises(ValueError, match=r"<GT dict>: " + message):
+        evaluate_coco(_gt_with(change), preds, COCO_SIGMAS)
 
 
 def test_results_file_errors(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ import pytest
 import torch
 
 from posetokens.cli import main as cli
+from posetokens.registry import create_model
 
 from conftest import DATA, PARITY, REPO
 
@@ -384,6 +385,26 @@ def _predict_case(image: Any, bboxes: Any, scores: Any, message: str) -> Callabl
     return case
 
 
+def _api_case(call: Callable[[Assets, Path], Any], message: str) -> Callable[[Assets, Path], Run]:
+    """A Python API call that must raise a one-line ``ValueError`` matching ``message``."""
+    def case(a: Assets, d: Path) -> Run:
+        return Run(call=lambda: call(a, d), rc=ValueError, message=message)
+
+    return case
+
+
+def _est(a: Assets, **kw: Any) -> Any:
+    from posetokens.inference.api import PoseEstimator
+
+    return PoseEstimator(weights=a.w2d, **kw)
+
+
+def _crops(a: Assets, crops: Any = None, warps: Any = None) -> Any:
+    est = _est(a)
+    c, w = est.crops(np.ascontiguousarray(_IMG[..., ::-1]), np.concatenate([_BOX, _BOX]))
+    return est.predict_crops(c if crops is None else crops(c), w if warps is None else warps(w))
+
+
 def _draw_case(image: np.ndarray, message: str) -> Callable[[Assets, Path], Run]:
     def case(a: Assets, d: Path) -> Run:
         from posetokens.inference.visualize import draw_skeleton
@@ -618,6 +639,50 @@ CASES: list[Any] = [
                  id="predict-zero-area-box"),
     pytest.param(_predict_case(_IMG, [1, 2, 3, 4, 5, 6], None, r"shape \(6,\), expected \(N, 4\)"),
                  id="predict-box-shape"),
+    pytest.param(_predict_case(_IMG, "dets.json", None, r"predict: bboxes: got a str; expected \(N, 4\) boxes .*"
+                               r"a detections json path goes to the estimator's call or --boxes"), id="predict-box-path"),
+    pytest.param(_predict_case(_IMG, {"bbox": [1, 2, 3, 4]}, None, r"predict: bboxes: got a dict; expected \(N, 4\)"),
+                 id="predict-box-dict"),
+    pytest.param(_predict_case(_IMG, [[10, 10, 60, 90], [1, 2, 3]], None,
+                               r"predict: bboxes: not an array of numbers \(N, 4\) .* got list \[\[10, 10, 60, 90\], "),
+                 id="predict-ragged-boxes"),
+    pytest.param(_predict_case(_IMG, [[10, 10, 10.5, 10.5]], None, r"predict: bboxes\[0\] = \[10\.0, 10\.0, 10\.5, "
+                               r"10\.5\] is smaller than a pixel"), id="predict-subpixel-box"),
+    pytest.param(_predict_case(_IMG, _BOX, ["high"], r"predict: bboxes: the box scores are not numbers \(N,\); got list "
+                               r"\['high'\]"), id="predict-box-score-text"),
+    pytest.param(_api_case(lambda a, d: _est(a, bbox_padding=0), r"bbox_padding must be a number > 0 .* got 0$"),
+                 id="estimator-bbox-padding-zero"),
+    pytest.param(_api_case(lambda a, d: _est(a, metainfo="mpii"),
+                           r"metainfo 'mpii' has 16 keypoints but tokenpose_s_coco_256x192 predicts 17$"),
+                 id="estimator-metainfo-count"),
+    pytest.param(_api_case(lambda a, d: _est(a, metainfo="h36m"),
+                           r"metainfo 'h36m' but tokenpose_s_coco_256x192 predicts 'coco' keypoints: their names and "
+                           r"flip pairs would be wrong; leave metainfo out$"), id="estimator-metainfo-other-dataset"),
+    pytest.param(_api_case(lambda a, d: list(_est(a)(_IMG)), r"source: got a ndarray; expected an image, a folder of "
+                           r"images or a video path, a webcam index or a stream URL \(for an image array call "
+                           r"PoseEstimator\.predict\(image\)\)$"), id="estimator-called-on-an-array"),
+    pytest.param(_api_case(lambda a, d: list(_est(a)([str(a.jpgs[0])])), r"source: got a list; .*one path at a time"),
+                 id="estimator-called-on-a-list"),
+    pytest.param(_api_case(lambda a, d: _crops(a, crops=lambda c: c.astype(np.float32) / 255),
+                           r"predict_crops: crops must be a uint8 RGB numpy array \(N, 64, 48, 3\) .* got ndarray float32 "
+                           r"of shape \(2, 64, 48, 3\)$"), id="predict-crops-float"),
+    pytest.param(_api_case(lambda a, d: _crops(a, crops=lambda c: c.transpose(0, 3, 1, 2)),
+                           r"crops must be .* got ndarray uint8 of shape \(2, 3, 64, 48\)$"), id="predict-crops-chw"),
+    pytest.param(_api_case(lambda a, d: _crops(a, warps=lambda w: w[:1]),
+                           r"predict_crops: warps must be a finite numpy array \(2, 2, 3\), one image->crop warp per "
+                           r"crop .* got ndarray of shape \(1, 2, 3\)$"), id="predict-crops-one-warp-for-two"),
+    pytest.param(lambda a, d: Run(["models", "zzz"], 2, r"no zoo model name contains 'zzz'"), id="models-no-match"),
+    pytest.param(lambda a, d: Run(["parity", str(d / "nowhere")], 2, r"parity fixture \S+nowhere: no such folder$"),
+                 id="parity-missing-folder"),
+    pytest.param(lambda a, d: Run(["parity", str(PARITY / "mixste_t81"), "--atol", "nan"], 2,
+                                  r"--atol must be a finite number >= 0, got nan$"), id="parity-atol-nan"),
+    pytest.param(lambda a, d: Run(["evaluate", "--gt", str(DATA / "coco" / "test_coco.json"), "--pred", str(d)], 2,
+                                  r"predictions file \S+ is a folder; expected a \.json file$"), id="evaluate-pred-folder"),
+    pytest.param(_api_case(lambda a, d: create_model(None), r"a model name must be a string .* got NoneType None$"),
+                 id="create-model-none"),
+    pytest.param(_api_case(lambda a, d: create_model(NAME_2D, image_size=(256,)),
+                           r"TokenPoseCfg\.image_size must be 2 sizes like \(256, 192\), got \(256,\)$"),
+                 id="create-model-one-side"),
     pytest.param(_draw_case(np.full((40, 40, 3), 0.5, np.float32), r"float32 with values in \[0\.5, 0\.5\]: convert"),
                  id="draw-float-0-1"),
     pytest.param(_draw_case(np.full((40, 40, 3), 4000, np.uint16), r"uint16 with values in \[4000, 4000\]"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import errno
 import os
 import re
 import shutil
@@ -297,6 +298,13 @@ CASES = [
          E + r"--out \S+000002.jpg is in the image folder data.train_img_dir \S+train; choose a path outside it$"),
     Case("test-out-is-the-config", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{recipe}"], 2,
          E + r"the --out \S+tiny.yaml would overwrite the CONFIG \S+tiny.yaml"),
+    Case("test-out-is-another-checkpoint", ["test", "--weights", "{run}/final.pth", "--out", "{run}/last.pth"], 2,
+         E + r"--out \S+last.pth exists and is not a predictions file \(a JSON list of results, "
+         r"what test writes\); choose another path$"),
+    Case("test-out-is-the-runs-config", ["test", "--weights", "{run}/final.pth", "--out", "{run}/config.json"], 2,
+         E + r"--out \S+config.json exists and is not a predictions file"),
+    Case("test-out-is-a-folder", ["test", "--weights", "{run}/final.pth", "--out", "{run}"], 2,
+         E + r"--out \S+run is a folder; expected the path of a .json file to write$"),
     Case("test-config-of-another-model", ["test", "{recipe}", "--weights", "{root}/lifter.pth"], 2,
          E + r"\S+lifter.pth: the checkpoint holds 'hot_mixste_h36m_243' but CONFIG's model.name is "
          r"'ppt_s_coco_256x192'; leave out CONFIG"),
@@ -314,6 +322,13 @@ CASES = [
          E + r"\S+string_id.json: entry \[1\]: field 'image_id' must be an integer, got '40083'$"),
     Case("string-image-id-gt", ["evaluate", "--gt", "{root}/gt_string_ids.json", "--pred", "{root}/all.json"], 2,
          E + r"\S+gt_string_ids.json: images\[0\]: field 'id' must be an integer, got '785'$"),
+    # thresholds out of range used to be taken as given (perfect predictions scored AP 0.87 under --rescore-thr nan)
+    Case("rescore-thr-nan", ["evaluate", "--gt", "{gt}", "--pred", "{root}/all.json", "--rescore-thr", "nan"], 2,
+         E + r"--rescore-thr: expected a number in \[0, 1\], got nan$"),
+    Case("rescore-thr-above-one", ["evaluate", "--gt", "{gt}", "--pred", "{root}/all.json", "--rescore-thr", "5"], 2,
+         E + r"--rescore-thr: expected a number in \[0, 1\], got 5\.0$"),
+    Case("nms-thr-negative", ["evaluate", "--gt", "{gt}", "--pred", "{root}/all.json", "--nms-thr", "-1"], 2,
+         E + r"--nms-thr: expected a number in \(0, 1\], got -1\.0$"),
 ]
 
 
@@ -526,19 +541,44 @@ def test_a_lock_file_is_never_followed_and_an_unlockable_folder_is_said(tmp_path
     assert list(other.iterdir()) == [] and fileio.lock_holder(other) is None
 
 
+def test_test_replaces_only_a_predictions_file(world: dict[str, Path], tmp_path: Path) -> None:
+    """`test` run again replaces the predictions it wrote before (a JSON list); any other file at that path (a
+    checkpoint, a run's config, a user's own json: the CASES rows) is refused."""
+    run = tmp_path / "run"
+    shutil.copytree(world["finished"], run)
+    (run / "test_predictions.json").write_text("  [\n]")
+    for _ in range(2):
+        assert cli(["test", "--weights", str(run / "final.pth")]) == 0
+        preds = json.loads((run / "test_predictions.json").read_text())
+        assert isinstance(preds, list) and preds and {"image_id", "keypoints", "score"} <= set(preds[0])
+    (run / "mine.json").write_text('{"mine": 1}')
+    assert cli(["test", "--weights", str(run / "final.pth"), "--out", str(run / "mine.json")]) == 2
+    assert (run / "mine.json").read_text() == '{"mine": 1}'
+
+
 def test_test_refuses_an_unwritable_predictions_folder_before_predicting(world: dict[str, Path], tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch,
                                                                          capsys: pytest.CaptureFixture) -> None:
     """`test --weights` without --out writes beside the weights; a folder it cannot write (a shared, read-only run
-    folder) is said before any model is built (os.access stands in for the read-only folder: tests run as root)."""
+    folder) is said before any model is built. A file is made there to find out (os.access said yes to root on
+    /proc, where no file can be made): mkstemp's refusal stands in for the read-only folder, as tests run as root."""
+    import tempfile
+
     import posetokens.engine.trainer as trainer_mod
 
     run = tmp_path / "shared_run"
     shutil.copytree(world["finished"], run)
-    access = os.access
-    monkeypatch.setattr(trainer_mod.os, "access", lambda p, mode: False if Path(p) == run else access(p, mode))
+    mkstemp = tempfile.mkstemp
+
+    def read_only(*a: object, dir: object = None, **k: object) -> object:
+        if dir is not None and Path(str(dir)) == run:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return mkstemp(*a, dir=dir, **k)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
     monkeypatch.setattr(trainer_mod, "load_trained", lambda *a, **k: pytest.fail("built the model first"))
     assert cli(["test", "--weights", str(run / "final.pth")]) == 2
     err = capsys.readouterr().err
     assert re.search(r"^posetokens test: error: the folder of the predictions file test_predictions.json is not "
-                     rf"writable \(give --out elsewhere\): {re.escape(str(run))}$", err, re.MULTILINE), err
+                     r"writable \(Permission denied\); give --out elsewhere: " + re.escape(str(run)) + "$", err,
+                     re.MULTILINE), err

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +200,60 @@ def test_convert_ppt_resume_file_with_module_prefix(tmp_path: Path) -> None:
     ref = torch.load(fx / "outputs.pt", weights_only=True)["ppt_heatmaps"]
     with torch.no_grad():
         assert (model(images) - ref).abs().max() < 1e-4
+
+
+def test_convert_never_writes_over_its_input_or_an_existing_file(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """--out as the --official file is refused (it was replaced by the converted one); an existing --out is
+    replaced only with --overwrite; both before anything is loaded, each in one line."""
+    src = tmp_path / "official.pth"
+    shutil.copy(_fixture("tokenpose_ppt_s_coco_256x192") / "checkpoint.pth", src)
+    mine = tmp_path / "mine.pth"
+    mine.write_text("a file of mine")
+    before = src.read_bytes()
+    base = ["convert", "--model", "ppt_s_coco_256x192", "--official", str(src), "--out"]
+    assert cli(base + [str(src)]) == 2
+    assert cli(base + [str(src), "--overwrite"]) == 2
+    assert cli(base + [str(mine)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert re.search(r"the --out \S+official.pth would overwrite the --official \S+official.pth; choose another --out "
+                     r"path$", err[0]) and err[1] == err[0], err
+    assert re.search(r"--out \S+mine.pth exists; choose another path, or pass --overwrite to replace it$", err[2]), err
+    assert src.read_bytes() == before and mine.read_text() == "a file of mine"
+    assert cli(base + [str(mine), "--overwrite"]) == 0
+    assert torch.load(mine, weights_only=True)["converted_from"] == str(src)
+
+
+def test_convert_takes_a_half_precision_copy_and_refuses_another_encoding(tmp_path: Path) -> None:
+    """A float16 copy of the official PPT-S stores the sine table rounded to float16 (2.4e-4 off): it converts. A
+    float32 table off by the same amount is another encoding and is refused, naming the tolerance."""
+    sd = torch.load(_fixture("tokenpose_ppt_s_coco_256x192") / "checkpoint.pth", weights_only=True)
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in sd.items()}, tmp_path / "half.pth")
+    out = convert_checkpoint("ppt_s_coco_256x192", tmp_path / "half.pth", tmp_path / "ppt_s.pth")
+    assert torch.load(out, weights_only=True)["state_dict"]["blocks.0.attn.qkv.weight"].dtype == torch.float32
+    key = next(k for k in sd if k.endswith("pos_embedding"))
+    torch.save({**sd, key: sd[key] + 2.4e-4}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match=r"differs from the 2-D sine PE by 0\.00024 \(tolerance 1e-05 in float32\): "
+                                         r"only the 'sine-full'"):
+        convert_checkpoint("ppt_s_coco_256x192", tmp_path / "other.pth", tmp_path / "other_ours.pth")
+
+
+def test_parity_does_not_pass_a_fixture_that_compares_no_output_values(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A fixture whose outputs.pt lost its heatmaps (only kept indices left) or holds nothing reported PASSED, or
+    FAILED with no reason: PASSED must mean some output's values were compared."""
+    fx = _fixture("tokenpose_ppt_s_coco_256x192")
+    work = tmp_path / "fx"
+    work.mkdir()
+    for name in ("config.json", "checkpoint.pth", "inputs.pt"):
+        shutil.copy(fx / name, work / name)
+    outputs = torch.load(fx / "outputs.pt", weights_only=True)
+    for kept, reason in (({"ppt_keep_idx_layer3": outputs["ppt_keep_idx_layer3"]}, " besides kept indices"), ({}, "")):
+        torch.save(kept, work / "outputs.pt")
+        assert cli(["parity", str(work)]) == 1
+        table = capsys.readouterr().out.splitlines()
+        assert table[-2:] == ["  no output's values were compared: the fixture holds none of the outputs this family "
+                              f"checks{reason}", "FAILED"], table
 
 
 def test_convert_gtpt_picks_the_ema_copy(tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ from torch.utils._pytree import tree_leaves
 
 from posetokens.cli import main as cli
 from posetokens.convert import CheckpointMismatchError
-from posetokens.inference.api import DetectionsFile, PoseEstimator, image_id_from_name, open_input
+from posetokens.inference.api import DetectionsFile, PoseEstimator, draw_frame, image_id_from_name, open_input
+from posetokens.protocols import get_protocol
 from posetokens.inference.detector import DetectorContractError, ONNXDetector
 from posetokens.registry import create_model, get_entry, list_models
 
@@ -175,6 +176,22 @@ def test_gtpt_simcc_model_runs(shared_data: Path) -> None:
     # softmax peaks top out near 0.1 (GTPT spec): the default drawing threshold is 0.3 of that, not 0.3
     assert est.default_kpt_thr == pytest.approx(0.3 / (4 * np.sqrt(2 * np.pi)), rel=1e-6)
     assert PoseEstimator("tokenpose_s_coco_256x192", dim=64, depth=1, heads=4).default_kpt_thr == 0.3
+    # and the result carries it, so draw_frame without a threshold draws GTPT people (0.3 drew none of them)
+    assert res.kpt_thr == est.default_kpt_thr
+    res.keypoint_scores[:] = 0.09  # a confident GTPT keypoint: near the 0.0997 peak of a 4-bin sigma
+    drawn, none = draw_frame(res, est.metainfo, boxes=False), draw_frame(res, est.metainfo, kpt_thr=0.3, boxes=False)
+    assert (none == img).all() and (drawn != img).any()
+    np.testing.assert_array_equal(drawn, draw_frame(res, est.metainfo, kpt_thr=est.default_kpt_thr, boxes=False))
+
+
+def test_flip_test_none_is_the_protocols_own_setting() -> None:
+    """flip_test=None takes the protocol's test rule (every official protocol flips); the default stays off."""
+    kw = dict(dim=32, depth=1, heads=4, image_size=(64, 48))
+    assert PoseEstimator("tokenpose_s_coco_256x192", flip_test=None, **kw).flip_test is True  # pipeline.md section 9
+    assert PoseEstimator("tokenpose_s_coco_256x192", **kw).flip_test is False
+    off = PoseEstimator("tokenpose_s_coco_256x192", flip_test=None, protocol=get_protocol("tokenpose").replace(
+        {"test": {"flip_test": False}}), **kw)
+    assert off.flip_test is False
 
 
 # ------------------------------------------------------------------------------------------------- video
@@ -290,7 +307,8 @@ def _onnx_detector(path: Path, outputs: dict[str, np.ndarray], size: int = 640) 
 
 
 def test_onnx_detector_contract(shared_data: Path, tmp_path: Path) -> None:
-    det_out = np.array([[[64.0, 32.0, 320.0, 384.0, 0.9], [0.0, 0.0, 5.0, 5.0, 0.1]]])  # (1, N, 5)
+    # (1, N, 5): a person, a low score, and a confident box smaller than a pixel (which the crop cannot take)
+    det_out = np.array([[[64.0, 32.0, 320.0, 384.0, 0.9], [0.0, 0.0, 5.0, 5.0, 0.1], [20.0, 20.0, 20.6, 20.5, 0.95]]])
     det = ONNXDetector(_onnx_detector(tmp_path / "det.onnx", {"dets": det_out}), score_thr=0.3)
     img = cv2.imread(str(shared_data / "coco" / "000000040083.jpg"))  # 500 x 333: letterbox scale 640 / 500
     boxes, scores = det(img)

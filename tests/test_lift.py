@@ -62,6 +62,8 @@ def test_fill_missing_and_main_person() -> None:
 class EchoLifter(nn.Module):
     """A stand-in lifter whose 3D output is its own 2D input (z = 0): each output frame shows what it saw."""
 
+    task = "lifting"
+
     def __init__(self, frames: int, seq2frame: bool) -> None:
         super().__init__()
         self.cfg = SimpleNamespace(num_frames=frames, in_channels=2)
@@ -80,6 +82,62 @@ def test_windows_put_every_frame_back_in_place(seq2frame: bool, frames: int, len
     assert out.shape == (length, 17, 3)
     np.testing.assert_allclose(out[:, 1:, :2], expect[:, 1:], atol=1e-5)  # root zeroed by the lifting head
     assert (out[:, 0] == 0).all()
+
+
+def test_lift_sequence_runs_a_model_in_training_mode_as_in_eval_and_restores_it() -> None:
+    """A model fresh from create_model is in training mode (MixSTE's drop-path on): lift_sequence
+    gives what the same model gives in eval mode, the same on every call, and leaves each module's mode as it
+    was (a submodule the user froze in eval stays in eval)."""
+    from posetokens import create_model
+
+    torch.manual_seed(0)
+    model = create_model("mixste_h36m_243", num_frames=27, depth=2, drop_path=0.5)
+    frozen = next(m for m in model.modules() if m is not model)
+    frozen.eval()
+    kp = np.random.default_rng(0).uniform(0, 640, (30, 17, 2))
+    a, b = (lift_sequence(model, kp, None, 640, 480) for _ in range(2))
+    assert model.training and not frozen.training
+    assert all(m.training for m in model.modules() if m is not frozen and not any(m is c for c in frozen.modules()))
+    model.eval()
+    want = lift_sequence(model, kp, None, 640, 480)
+    np.testing.assert_array_equal(a, want)
+    np.testing.assert_array_equal(b, want)
+
+
+def _lift_mistakes() -> list:
+    from posetokens import create_model
+
+    lifter = create_model("mixste_h36m_243", num_frames=9, depth=1, dim=16, heads=2, mlp_hidden=32)
+    mbert = create_model("motionbert_h36m_243", num_frames=9, depth=1, dim=16, heads=2, dim_rep=16, mlp_hidden=32)
+    pose2d = create_model("tokenpose_s_coco_256x192", **TINY_2D)
+    kp = np.random.default_rng(1).uniform(0, 640, (12, 17, 2))
+    return [
+        ((("mixste_h36m_243", kp, None, 640, 480), {}), r"lift_sequence: model must be a lifting model .* got "
+         r"'mixste_h36m_243'; build one with posetokens.create_model\('mixste_h36m_243', weights=\.\.\.\)$"),
+        (((pose2d, kp, None, 640, 480), {}), r"model must be a lifting model .* got TokenPose \(task 'topdown'\)$"),
+        (((lifter, kp, None, 0, 480), {}), r"lift_sequence: width must be a positive integer .* got 0$"),
+        (((lifter, kp, None, 640, 480.5), {}), r"lift_sequence: height must be a positive integer .* got 480\.5$"),
+        (((lifter, kp, None, 640, 480), {"device": "tpu"}), r"lift_sequence: device 'tpu' is not a device"),
+        (((lifter, kp, None, 640, 480), {"device": "meta"}), r"device meta: unsupported device type 'meta'"),
+        (((lifter, kp, None, 640, 480), {"batch_size": 0}), r"batch_size must be a positive integer, got 0$"),
+        (((mbert, kp, np.ones(12), 640, 480), {}), r"scores must be \(L, 17\) = \(12, 17\) like the keypoints, got "
+         r"\(12,\)$"),
+    ]
+
+
+def test_lift_sequence_says_what_is_wrong_in_one_line() -> None:
+    """A user's mistakes are one-line ValueErrors naming the argument (they were AttributeError,
+    ZeroDivisionError and numpy's concatenate errors); a 3-channel model without scores gets ones."""
+    from posetokens import create_model
+
+    for (args, kwargs), message in _lift_mistakes():
+        with pytest.raises(ValueError, match=message) as e:
+            lift_sequence(*args, **kwargs)
+        assert "\n" not in str(e.value)
+    torch.manual_seed(0)
+    mbert = create_model("motionbert_h36m_243", num_frames=9, depth=1, dim=16, heads=2, dim_rep=16, mlp_hidden=32)
+    kp = np.random.default_rng(1).uniform(0, 640, (12, 17, 2))
+    np.testing.assert_array_equal(lift_sequence(mbert, kp, None, 640, 480), lift_sequence(mbert, kp, np.ones((12, 17)), 640, 480))
 
 
 # -------------------------------------------------------------------------------------------- end to end

@@ -3,6 +3,7 @@ values and the evaluation protocol a LiftRule selects."""
 
 from __future__ import annotations
 
+import re
 import types
 from pathlib import Path
 
@@ -148,7 +149,7 @@ def _clips_with_known_error(length: int, action: str) -> list[H36MClip]:
     return [H36MClip(subject="S9", action=action, camera=0, keypoints_2d=k2, keypoints_3d=k3, width=1000, height=1000)]
 
 
-def test_evaluate_lifting_takes_the_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_evaluate_lifting_takes_the_protocol(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """10 frames, windows of 4. HoT: windows [0,0,1,2] [3,4,5,6] [7,8,9,9] (centred, edge-padded) with means
     1.75, 5.5, 9.25 (x 16/17 mm), action mean 5.5 x 16/17, overall over 15 classes. MotionBERT: clips [0..3],
     [4..7], frames 8, 9 dropped: per-frame mean 4.5 x 16/17."""
@@ -157,7 +158,13 @@ def test_evaluate_lifting_takes_the_protocol(monkeypatch: pytest.MonkeyPatch) ->
     unit = 16 / 17
     hot = lifting.evaluate_lifting(model, cfg, cpu, 2)  # the trainer's call: no protocol -> hot for a stub model
     assert hot["MPJPE/Walking"] == pytest.approx(5.5 * unit) and hot["MPJPE"] == pytest.approx(5.5 * unit / 15)
+    # HoT's 0 for the 14 absent classes is said, with the mean over the one present (5.5 x 16/17 = 5.18 mm)
+    err = capsys.readouterr().err
+    assert re.search(r"^posetokens: warning: MPJPE and P-MPJPE average HoT's 15 action classes with the 14 this test "
+                     r"set lacks counted as 0 .* over the 1 present they are 5\.18 and \d+\.\d\d mm \(absent: "
+                     r"Directions, Discussion, .*WalkTogether\)$", err, re.MULTILINE), err
     mb = lifting.evaluate_lifting(model, cfg, cpu, 3, protocol=get_protocol("motionbert"))
+    assert "warning" not in capsys.readouterr().err  # MotionBERT averages the actions present
     assert mb["MPJPE/Walking"] == pytest.approx(4.5 * unit) and mb["MPJPE"] == pytest.approx(4.5 * unit)
     assert lifting.evaluate_lifting(model, cfg, cpu, 1, protocol="motionbert") == pytest.approx(mb)
     lift, flip = lifting.lifting_protocol(get_protocol("motionbert").replace({"test": {"flip_test": False}}), cfg)

@@ -116,6 +116,23 @@ def test_flip_merge_heatmap_values_by_hand() -> None:
     np.testing.assert_array_equal(shifted[0, 0, 0], [15.5, 16, 11.5])
 
 
+def test_mmpose_flip_test_geometry_by_hand() -> None:
+    """MMPose 1.x's MSRA/DARK heatmap configs flip-test with ``shift_heatmap=True`` (pipeline.md section 8;
+    td-hm_hrnet-w32_dark-8xb64-210e_coco-256x192.py). By hand, for its stride mapping (crop x -> x / 4) on a
+    192-wide crop: the mirrored crop puts a joint at 191 - x, so its map peaks at (191 - x) / 4; reversed over the
+    48 columns that is x / 4 - 0.75, and the one-pixel right shift makes it x / 4 + 0.25. The average of that and
+    x / 4 peaks at x / 4 + 0.125 heatmap px: +0.5 crop px (without the shift, -1.5). The network here is ideal:
+    its outputs are the codec's own targets for the crop and its mirror image."""
+    codec = build_codec(get_protocol("mmpose"), (256, 192), (64, 48))
+    kps = np.array([[[90.0, 120.0], [60.0, 100.0], [130.0, 140.0]]])  # joints 1 and 2 are a left/right pair
+    mirror = kps[:, FLIP].copy()
+    mirror[..., 0] = 191 - mirror[..., 0]
+    out, out_mirror = codec.encode(kps)["heatmaps"], codec.encode(mirror)["heatmaps"]
+    np.testing.assert_allclose(codec.decode(out)[0], kps, atol=0.01)  # DARK on an ideal map is exact
+    got = codec.decode(codec.merge_flip(out, out_mirror, FLIP))[0]
+    np.testing.assert_allclose(got - kps, np.broadcast_to([0.5, 0.0], kps.shape), atol=0.01)
+
+
 def test_flip_merge_simcc_values_by_hand() -> None:
     gt = get_protocol("gtpt")
     ax = np.array([[[0, 1, 2, 3], [4, 5, 6, 7], [0, 0, 0, 0]]], np.float32)

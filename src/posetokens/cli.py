@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 
@@ -14,7 +15,10 @@ from posetokens.runtime import int_at_least
 def _cmd_models(args: argparse.Namespace) -> int:
     from posetokens.registry import get_entry, list_models
 
-    for name in list_models(args.filter or ""):
+    names = list_models(args.filter or "")
+    if not names:
+        raise ValueError(f"no zoo model name contains {args.filter!r}; `posetokens models` lists them all")
+    for name in names:
         print(f"{name:32s} {get_entry(name).family}")
     return 0
 
@@ -32,7 +36,7 @@ def _cmd_flops(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     from posetokens.convert import convert_checkpoint
 
-    out = convert_checkpoint(args.model, args.official, args.out)
+    out = convert_checkpoint(args.model, args.official, args.out, overwrite=args.overwrite)
     print(f"converted {args.official} -> {out} ({args.model})")
     return 0
 
@@ -123,6 +127,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise ValueError(f"--nms-thr: expected a number or 'none', got {args.nms_thr!r}") from None
     if args.no_rescore:
         changes["rescore_thr"] = None
+    for flag, key, low in (("--rescore-thr", "rescore_thr", "[0"), ("--nms-thr", "nms_thr", "(0")):
+        v = changes.get(key)  # a keypoint score (rescoring) and an OKS (NMS): both in [0, 1]
+        if v is not None and not (math.isfinite(v) and (v >= 0 if low == "[0" else v > 0) and v <= 1):
+            raise ValueError(f"{flag}: expected a number in {low}, 1], got {v}")
     rule = dataclasses.replace(rule, **changes)
     meta = get_metainfo("coco_wholebody" if args.dataset == "wholebody" else args.dataset)
     import logging
@@ -333,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("convert", help="convert an official checkpoint to ours")
     s.add_argument("--model", required=True, help="zoo model name")
     s.add_argument("--official", required=True, help="official checkpoint (.pth)")
-    s.add_argument("--out", required=True, help="output file")
+    s.add_argument("--out", required=True, help="output file (never the --official file)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     s.set_defaults(fn=_cmd_convert)
 
     s = sub.add_parser("parity", help="compare against a fixture made with the official code")

@@ -89,18 +89,28 @@ def load_weights(model: nn.Module, weights: str | Path | Mapping[str, Any], fami
     return model
 
 
-def convert_checkpoint(name: str, official: str | Path, out: str | Path) -> Path:
+def convert_checkpoint(name: str, official: str | Path, out: str | Path, overwrite: bool = False) -> Path:
     """Convert the official checkpoint ``official`` for zoo model ``name`` and save it to ``out``.
 
     The saved file describes itself (:func:`posetokens.checkpoint.describe`: zoo name, the zoo model's official
     protocol, its metainfo, the package version) beside ``state_dict`` and ``converted_from``, so ``test``,
     ``infer``, ``lift`` and ``export`` need only ``--weights``; ``create_model(name, weights=out)`` loads it too.
+    ``out`` is never the official file; an existing ``out`` is replaced only with ``overwrite``. Both, and a
+    folder that cannot be written, are refused before anything is loaded.
     """
     from posetokens.checkpoint import describe
     from posetokens.data.metainfo import metainfo_for_model
+    from posetokens.fileio import check_no_overwrite, writable_dir
     from posetokens.protocols import get_protocol
     from posetokens.registry import default_protocol
 
+    out = Path(out)
+    check_no_overwrite([("--official", official)], [("--out", out, "choose another --out path")])
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; expected the path of the .pth file to write")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise ValueError(f"--out {out} exists; choose another path, or pass --overwrite to replace it")
+    writable_dir(out.parent, "folder of --out")
     model = create_model(name)
     load_weights(model, official, get_entry(name).family)
     metainfo = None if model.task == "lifting" else metainfo_for_model(model.cfg.num_keypoints, name)

@@ -24,6 +24,8 @@ PathLike = str | os.PathLike
 def read_json(path: PathLike, what: str = "annotation") -> Any:
     """Load a json file; a missing file gives ``FileNotFoundError``, bad JSON a ``ValueError`` naming it."""
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{what} file {p} is a folder; expected a .json file")
     if not p.is_file():
         raise FileNotFoundError(f"{what} file not found: {p}")
     try:
@@ -48,7 +50,10 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], Any], what: str = "
     p = Path(path)
     if p.is_dir():
         raise IsADirectoryError(21, f"cannot write {what} over a folder", str(p))
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as e:  # said of the user's path, not of the temporary name
+        raise OSError(e.errno, f"cannot write {what} {p.name} in its folder ({e.strerror})", str(p.parent)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -104,6 +104,9 @@ def list_models(pattern: str = "") -> list[str]:
 def get_entry(name: str) -> ModelEntry:
     """The registry entry for ``name``; an unknown name raises ``KeyError`` suggesting close names."""
     _ensure_loaded()
+    if not isinstance(name, str):
+        raise ValueError(f"a model name must be a string (`posetokens models` lists them), got {type(name).__name__} "
+                         f"{name!r}")
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=5, cutoff=0.4)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""

@@ -13,7 +13,7 @@ from posetokens.codecs.base import BaseKeypointCodec
 from posetokens.data.metainfo import PoseMetaInfo
 from posetokens.evaluation.coco import evaluate_keypoints
 from posetokens.protocols import EvalRule, Protocol
-from posetokens.protocols.predict import crop_to_image, predict_outputs
+from posetokens.protocols.predict import crop_to_image, evaluating, predict_outputs
 
 
 @torch.no_grad()
@@ -21,11 +21,9 @@ def predict_keypoints(model: nn.Module, loader: DataLoader, codec: BaseKeypointC
                       protocol: Protocol, device: torch.device) -> dict[str, np.ndarray]:
     """Image-space keypoints (N, K, 2), scores (N, K), image ids, box scores and the padded boxes' centres and
     sizes (N, 2), in loader order, with the protocol's flip test."""
-    was_training = model.training
-    model.eval()
     flip = list(metainfo.flip_indices)
     out: dict[str, list] = {"keypoints": [], "scores": [], "img_id": [], "bbox_score": [], "center": [], "scale": []}
-    try:
+    with evaluating(model):
         for batch in loader:
             kpts, scores = codec.decode(predict_outputs(model, batch["image"].to(device), protocol.test, flip))
             out["keypoints"].append(crop_to_image(np.asarray(kpts, np.float64), batch["warp_matrix"].numpy()))
@@ -34,8 +32,6 @@ def predict_keypoints(model: nn.Module, loader: DataLoader, codec: BaseKeypointC
             out["bbox_score"].append(batch["bbox_score"].numpy().astype(np.float64))
             out["center"].append(batch["center"].numpy())
             out["scale"].append(batch["scale"].numpy())
-    finally:
-        model.train(was_training)
     return {k: np.concatenate(v) for k, v in out.items()}
 
 

@@ -21,18 +21,17 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from posetokens.layers import PatchEmbed, TokenRecoveryAttention, use_fused_attn
+from posetokens.protocols.predict import evaluating
 from posetokens.runtime import UserKeyError
 
 
 def _run_with_hooks(model: nn.Module, inputs: Sequence[Tensor], modules: list[nn.Module], hook) -> None:
     """One eval-mode forward pass with ``hook`` on ``modules`` as a forward hook; restores everything."""
     handles = [m.register_forward_hook(hook) for m in modules]
-    was_training = model.training
-    model.eval()
     try:
-        model(*inputs)
+        with evaluating(model):
+            model(*inputs)
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
 
@@ -85,18 +84,15 @@ def true_macs(model: nn.Module, inputs: Sequence[Tensor]) -> int:
     Parameters are frozen while counting: under ``no_grad`` a view of a trainable parameter (a slice of HoT's
     recovery queries) still requires grad but has no grad_fn, which the counter's module tracker rejects.
     """
-    was_training = model.training
     frozen = [p for p in model.parameters() if p.requires_grad]
-    model.eval()
     try:
         for p in frozen:
             p.requires_grad_(False)
-        with use_fused_attn(False), FlopCounterMode(display=False, custom_mapping=_MAPPING) as counter:
+        with evaluating(model), use_fused_attn(False), FlopCounterMode(display=False, custom_mapping=_MAPPING) as counter:
             model(*inputs)
     finally:
         for p in frozen:
             p.requires_grad_(True)
-        model.train(was_training)
     return counter.get_total_flops() // 2
 
 

@@ -41,7 +41,8 @@ from posetokens.evaluation.h36m_protocol import (
 from posetokens.evaluation.pose3d import ActionErrorAccumulator
 from posetokens.layers import gather_tokens
 from posetokens.protocols import LiftRule, Protocol, get_protocol, resolve_protocol
-from posetokens.protocols.predict import model_input, predict_windows  # noqa: F401 (the one home; re-exported)
+from posetokens.protocols.predict import evaluating, model_input, predict_windows  # noqa: F401 (the one home; re-exported)
+from posetokens.runtime import warn
 
 
 
@@ -158,6 +159,9 @@ class _ProtocolScorer:
             self.acc: Any = MotionBERTFrameAccumulator(actions, lift.skip_sources, scale=1000.0)
         else:  # HoT's 15 classes, or the classes present when the data has others (synthetic motion)
             self.acc = HotProtocolAccumulator(lift.p2_batch_size, HOT_ACTIONS if classes <= set(HOT_ACTIONS) else None)
+        # HoT's mean counts a class without a window as 0: said when this test set lacks some (never the full one)
+        self.absent = [a for a in HOT_ACTIONS if a not in classes] if lift.h36m != "motionbert" and \
+            classes <= set(HOT_ACTIONS) else []
 
     def update(self, pred: np.ndarray, batch: dict[str, Any]) -> None:
         target = batch["target_3d"].numpy()
@@ -175,6 +179,12 @@ class _ProtocolScorer:
 
     def compute(self) -> dict[str, float]:
         out = self.acc.compute().metrics()
+        if self.absent:
+            k, n = len(HOT_ACTIONS) - len(self.absent), len(HOT_ACTIONS)
+            warn(f"MPJPE and P-MPJPE average HoT's {n} action classes with the {len(self.absent)} this test set lacks "
+                 f"counted as 0 (as HoT's print_error_action; the full test set has all {n}): over the {k} present "
+                 f"they are {out['MPJPE'] * n / k:.2f} and {out['P-MPJPE'] * n / k:.2f} mm (absent: "
+                 f"{', '.join(self.absent)})")
         if self.extras is not None:
             res = self.extras.compute()
             names = {"n_mpjpe": "N-MPJPE", "mpjve": "MPJVE"}
@@ -190,17 +200,13 @@ def evaluate_lifting(model: nn.Module, cfg: DataCfg, device: torch.device, batch
     ``MPJPE/<action>`` and ``P-MPJPE/<action>`` per class, plus N-MPJPE and, for seq2seq models, MPJVE
     (per window, actions averaged). The result does not depend on ``batch_size``."""
     lift, flip = lifting_protocol(protocol, cfg, model)
-    was_training = model.training
-    model.eval()
     dataset = build_test_windows(cfg, model.cfg.num_frames, bool(model.is_seq2frame), lift)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=cfg.num_workers)
     scorer = _ProtocolScorer(dataset, lift, ("n_mpjpe",) + (() if model.is_seq2frame else ("mpjve",)))
-    try:
+    with evaluating(model):
         for batch in loader:
             pred = predict_windows(model, batch["input_2d"].to(device), flip).float().cpu().numpy()
             scorer.update(pred, batch)
-    finally:
-        model.train(was_training)
     return scorer.compute()
 
 

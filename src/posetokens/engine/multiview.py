@@ -19,6 +19,7 @@ from posetokens.codecs.heatmap import HeatmapCodec
 from posetokens.data.transforms import affine_keypoints
 from posetokens.engine.data import data_protocol
 from posetokens.protocols.codec import build_codec
+from posetokens.protocols.predict import evaluating
 from posetokens.engine.losses import joints_mse
 from posetokens.evaluation.multiview import JDR_THRESHOLD_PX, joint_detection_rate, triangulated_mpjpe
 
@@ -44,12 +45,8 @@ def evaluate_multiview(
 ) -> dict[str, float]:
     """``{"jdr": mean, "jdr/<joint index>": ..., "mpjpe_mm": ...}`` of ``model`` on a multi-view dataset
     (``mpjpe_mm`` only when the dataset has 3D ground truth). The model's train/eval mode is restored."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return _evaluate_multiview(model, dataset, device, batch_size, ransac_threshold)
-    finally:
-        model.train(was_training)
 
 
 def _model_inputs(model: nn.Module, batch: dict[str, Any], device: torch.device) -> tuple[Tensor, ...]:

@@ -18,6 +18,7 @@ from posetokens.codecs import CoordinateCodec
 from posetokens.engine.config import TrainCfg
 from posetokens.engine.data import build_samples, data_protocol, make_loader
 from posetokens.models.pct import codebook_usage_from_counts
+from posetokens.protocols.predict import evaluating
 
 
 def pct_loss(model: nn.Module, batch: dict[str, Any], device: torch.device) -> tuple[Tensor, dict[str, Tensor]]:
@@ -49,11 +50,9 @@ def evaluate_tokenizer(model: nn.Module, cfg: TrainCfg, device: torch.device) ->
     ``codebook_usage`` (their fraction of the codebook) and ``perplexity`` of the code histogram."""
     samples = tokenizer_val_samples(cfg.data, model)
     loader = make_loader(samples, cfg.data.val_batch_size, None, cfg.data.num_workers)
-    was_training = model.training
-    model.eval()
     errors, counts = [], None
     v = model.cfg.tokenizer.codebook_size
-    try:
+    with evaluating(model):
         counts = torch.zeros(v, dtype=torch.long, device=device)
         for batch in loader:
             joints = batch["joints"].to(device)
@@ -62,8 +61,6 @@ def evaluate_tokenizer(model: nn.Module, cfg: TrainCfg, device: torch.device) ->
             err = (out.joints - joints[..., :2]).norm(dim=-1)
             errors.append(err[joints[..., 2] > 0].cpu())
             counts += torch.bincount(out.indices.flatten(), minlength=v)
-    finally:
-        model.train(was_training)
     if not errors:
         raise ValueError(f"{cfg.data.val_ann}: no val instances to evaluate the tokenizer on")
     err = torch.cat(errors)

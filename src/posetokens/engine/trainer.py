@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import errno
 import json
 import logging
 import os
@@ -42,8 +41,8 @@ from posetokens.engine.losses import gtpt_loss, joints_mse, simcc_kl
 from posetokens.engine.pct import evaluate_tokenizer, pct_loss, tokenizer_val_samples
 from posetokens.engine.schedule import ema_decay_at, keep_ratio_at, lr_factor
 from posetokens.evaluation.coco import write_coco_results
-from posetokens.fileio import (FolderLock, archive_path, atomic_write_text, check_folder_path, check_no_overwrite,
-                               lock_busy_message, lock_holder, read_json, require_file, same_file)
+from posetokens.fileio import (FolderLock, archive_path, atomic_write_text, check_no_overwrite,
+                               lock_busy_message, lock_holder, read_json, require_file, same_file, writable_dir)
 from posetokens.protocols import Protocol
 from posetokens.registry import create_model
 from posetokens.runtime import Interrupted, interruptible, retain_freed_memory, signal_name, signals_deferred
@@ -710,7 +709,21 @@ def _check_test_output(cfg: TrainCfg, weights: str, out: Path, what: str) -> Non
     for field, folder in (("data.val_img_dir", d.val_img_dir), ("data.train_img_dir", d.train_img_dir)):
         if folder and Path(folder).is_dir() and same_file(out.parent, folder):
             raise ValueError(f"{what} {out} is in the image folder {field} {folder}; choose a path outside it")
-    check_folder_path(out.parent, f"folder of {what}")
-    if out.parent.is_dir() and not os.access(out.parent, os.W_OK | os.X_OK):  # found now, not after the predictions
-        raise PermissionError(errno.EACCES, f"the folder of {what} {out.name} is not writable (give --out elsewhere)",
-                              str(out.parent))
+    if out.is_dir():
+        raise ValueError(f"{what} {out} is a folder; expected the path of a .json file to write")
+    if (out.exists() or out.is_symlink()) and not _is_results_json(out):  # a checkpoint, a run's config, a user's file
+        raise ValueError(f"{what} {out} exists and is not a predictions file (a JSON list of results, what test "
+                         "writes); choose another path")
+    try:  # a file is made there now, not after the predictions
+        writable_dir(out.parent, f"the folder of {what} {out.name}")
+    except PermissionError as e:
+        raise PermissionError(e.errno, f"{e.strerror}; give --out elsewhere", e.filename) from None
+
+
+def _is_results_json(path: Path) -> bool:
+    """Whether ``path`` starts like a COCO-results file (a JSON list), the only file ``test`` replaces."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(256).lstrip().startswith(b"[")
+    except OSError:
+        return False

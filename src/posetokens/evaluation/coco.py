@@ -111,12 +111,17 @@ def _load_gt(gt: Any) -> tuple[dict[str, Any], str]:
     for i, ann in enumerate(data["annotations"]):
         if not isinstance(ann, Mapping):
             raise ValueError(f"{name}: annotations[{i}]: expected an object, got {type(ann).__name__}")
-        for key in ("image_id", "keypoints", "bbox"):
+        for key in ("id", "image_id", "keypoints", "bbox", "num_keypoints"):  # what COCOeval reads of each
             if key not in ann:
                 raise ValueError(f"{name}: annotations[{i}] (id={ann.get('id')}): missing field '{key}'")
-        if not _is_int(ann["image_id"]):
-            raise ValueError(f"{name}: annotations[{i}] (id={ann.get('id')}): field 'image_id' must be an integer, "
-                             f"got {ann['image_id']!r}")
+        for key in ("id", "image_id", "num_keypoints"):
+            if not _is_int(ann[key]):
+                raise ValueError(f"{name}: annotations[{i}] (id={ann.get('id')}): field '{key}' must be an integer, "
+                                 f"got {ann[key]!r}")
+        box = ann["bbox"]
+        if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(_is_number(v) and math.isfinite(v) for v in box)):
+            raise ValueError(f"{name}: annotations[{i}] (id={ann['id']}): field 'bbox' must be 4 finite numbers "
+                             f"[x, y, w, h], got {box!r}")
     return data, name
 
 
@@ -466,12 +471,16 @@ def evaluate_coco(
     _check_modes(nms_area, coco_backend, "evaluate_coco")
     sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)
     data, gt_name = _load_gt(gt)
+    categories = {int(c["id"]) for c in data["categories"] if isinstance(c, Mapping) and _is_int(c.get("id"))}
     for i, ann in enumerate(data["annotations"]):
+        if int(ann.get("category_id", 1)) not in categories:
+            raise ValueError(f"{gt_name}: annotations[{i}] (id={ann['id']}): field 'category_id' = "
+                             f"{ann.get('category_id')!r} is not one of its 'categories' ({sorted(categories)})")
         if use_area:
             if "area" not in ann:
                 raise ValueError(
                     f"{gt_name}: annotations[{i}] (id={ann.get('id')}): missing field 'area' "
-                    "(use use_area=False for datasets without areas, e.g. CrowdPose)"
+                    "(a dataset without areas, such as CrowdPose: evaluate --dataset crowdpose, or use_area=False)"
                 )
         else:
             ann["area"] = float(ann["bbox"][2]) * float(ann["bbox"][3]) * _NO_AREA_FACTOR
@@ -490,6 +499,11 @@ def evaluate_coco(
     else:
         validate_coco_results(predictions, sig.size, image_ids)
         preds, source = list(predictions), "predictions"
+    for i, r in enumerate(preds):  # COCOeval scores each category apart: another id would score 0 without a word
+        cat = r.get("category_id", 1)
+        if not (_is_int(cat) and int(cat) in categories):
+            raise ValueError(f"{source}: entry [{i}]: field 'category_id' = {cat!r} is not a category of the ground "
+                             f"truth {gt_name} ({sorted(categories)})")
     warn_prediction_coverage(data, preds, source)
     results = prepare_coco_results(preds, sig, rescore, rescore_thr, nms_thr, nms_vis_thr, nms_area, source)
     if coco_backend == "xtcocotools":  # xtcocotools COCOeval._prepare skips detections without a positive score

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import re
 import sys
@@ -50,7 +51,7 @@ import torch
 from torch import nn
 
 from posetokens.checkpoint import load_trained
-from posetokens.data.metainfo import PoseMetaInfo, get_metainfo, metainfo_for_model
+from posetokens.data.metainfo import PoseMetaInfo, available_metainfo, get_metainfo, metainfo_for_model
 from posetokens.fileio import (JsonArrayWriter, TempBeside, atomic_path, atomic_write_bytes, atomic_write_json,
                                check_no_overwrite, read_json, read_json_array_lines, require_file, same_file,
                                writable_dir)
@@ -448,6 +449,11 @@ def open_input(path: str | Path | int, loop: int | None = None, replay: bool = F
     (:func:`is_stream`) as a live stream (``replay``: recorded as read, so it can be read twice, see
     :class:`StreamReader`); with ``loop`` a video file read as a stream ``loop`` times over (0: until
     interrupted). A clear error otherwise."""
+    if not isinstance(path, (str, Path, int)) or isinstance(path, bool):
+        hint = " (for an image array call PoseEstimator.predict(image))" if isinstance(path, np.ndarray) else \
+            " (one path at a time; a folder of images is one source)" if isinstance(path, (list, tuple)) else ""
+        raise ValueError(f"source: got a {type(path).__name__}; expected an image, a folder of images or a video "
+                         f"path, a webcam index or a stream URL{hint}")
     if is_stream(path):
         if loop is not None:
             raise ValueError(f"--loop applies to a video file, not to a live stream ({path})")
@@ -621,7 +627,14 @@ def check_boxes(boxes: Any, scores: Any, where: str = "bboxes") -> tuple[np.ndar
     """Person boxes as (N, 4) ``[x1, y1, x2, y2]`` float64 and scores (N,) (None: all 1). Refused with a
     ``ValueError`` naming the item: another shape, a box and score count that differ, a non-finite value, or a
     box with zero or negative width or height."""
-    b = np.asarray(boxes, np.float64)
+    if isinstance(boxes, (str, Path, dict)):
+        raise ValueError(f"{where}: got a {type(boxes).__name__}; expected (N, 4) boxes [x1, y1, x2, y2] (a detections "
+                         "json path goes to the estimator's call or --boxes)")
+    try:
+        b = np.asarray(boxes, np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: not an array of numbers (N, 4) [x1, y1, x2, y2]; got {type(boxes).__name__} "
+                         f"{_preview(boxes)}") from None
     if b.ndim == 1 and b.shape[0] == 4:
         b = b[None]
     if b.ndim != 2 or b.shape[1] != 4:
@@ -629,7 +642,11 @@ def check_boxes(boxes: Any, scores: Any, where: str = "bboxes") -> tuple[np.ndar
             b = b.reshape(0, 4)
         else:
             raise ValueError(f"{where}: shape {np.shape(boxes)}, expected (N, 4) boxes [x1, y1, x2, y2]")
-    s = np.ones(len(b)) if scores is None else np.asarray(scores, np.float64).reshape(-1)
+    try:
+        s = np.ones(len(b)) if scores is None else np.asarray(scores, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: the box scores are not numbers (N,); got {type(scores).__name__} "
+                         f"{_preview(scores)}") from None
     if len(s) != len(b):
         raise ValueError(f"{where}: {len(b)} box(es) but {len(s)} box score(s); expected one score per box")
     bad = np.flatnonzero(~np.isfinite(b).all(axis=1))
@@ -642,7 +659,17 @@ def check_boxes(boxes: Any, scores: Any, where: str = "bboxes") -> tuple[np.ndar
     if len(bad):
         raise ValueError(f"{where}[{bad[0]}] = {b[bad[0]].tolist()} has zero or negative width/height; expected "
                          "[x1, y1, x2, y2] with x2 > x1 and y2 > y1")
+    bad = np.flatnonzero(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) < 1)
+    if len(bad):
+        raise ValueError(f"{where}[{bad[0]}] = {b[bad[0]].tolist()} is smaller than a pixel; expected a person's box, "
+                         "at least 1 px wide or high")
     return b, s
+
+
+def _preview(value: Any, limit: int = 60) -> str:
+    """A short repr of a user's value for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # ------------------------------------------------------------------------------------------------ results
@@ -662,6 +689,7 @@ class FrameResult:
     crops: np.ndarray | None = None  # (N, h, w, 3) RGB model crops, with ``show_tokens``
     kept_tokens: list[list[np.ndarray]] | None = None  # per instance, per pruning layer: kept patch ids
     track_ids: np.ndarray | None = None  # (N,) track id of each person (videos and streams)
+    kpt_thr: float = 0.3  # the drawing threshold for these scores (PoseEstimator.default_kpt_thr: GTPT's are ~0.1)
 
     def to_dict(self, decimals: int = 3) -> dict[str, Any]:
         """The JSON record ``{frame_id, img_path, width, height, instances: [...]}`` (each instance with its
@@ -717,8 +745,8 @@ class PoseEstimator:
             we wrote names its model, overrides, protocol and metainfo).
         weights: checkpoint to load (ours or an official release); None keeps random weights.
         device: torch device.
-        flip_test: average with the prediction on the mirrored crop (None: the protocol's setting is not used for
-            speed; False by default, as before).
+        flip_test: average with the prediction on the mirrored crop. False by default (half the work); None:
+            the protocol's own setting (every official protocol flips, as its paper's numbers do).
         batch_size: crops per forward pass (crops of consecutive frames share a batch).
         metainfo: keypoint definition (default: the checkpoint's, else from the keypoint count).
         protocol: a protocol name or object (default: the checkpoint's, else the zoo model's official one): it
@@ -737,7 +765,7 @@ class PoseEstimator:
     """
 
     def __init__(self, model: str | nn.Module | None = None, weights: str | Path | None = None,
-                 device: str | torch.device = "cpu", flip_test: bool = False, batch_size: int = 16,
+                 device: str | torch.device = "cpu", flip_test: bool | None = False, batch_size: int = 16,
                  metainfo: PoseMetaInfo | str | None = None, protocol: Protocol | str | None = None,
                  bbox_padding: float | None = None, optimize: bool = True, precision: str | None = None,
                  runtime: str | None = None, **overrides: Any) -> None:
@@ -776,15 +804,28 @@ class PoseEstimator:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
-        if metainfo is not None:
-            self.metainfo = get_metainfo(metainfo)
-        else:
-            self.metainfo = stored_metainfo or metainfo_for_model(model.cfg.num_keypoints, str(getattr(model, "zoo_name", "")))
+        k = model.cfg.num_keypoints
+        own = stored_metainfo  # what it was trained on: the checkpoint's, else the zoo model's dataset
+        if own is None and getattr(model, "zoo_name", None):
+            with contextlib.suppress(ValueError):  # a keypoint count no built-in dataset has: no guess
+                own = metainfo_for_model(k, model.zoo_name)
+        self.metainfo = get_metainfo(metainfo) if metainfo is not None else own or metainfo_for_model(k, "")
+        if self.metainfo.num_keypoints != k:
+            raise ValueError(f"PoseEstimator: metainfo {self.metainfo.name!r} has {self.metainfo.num_keypoints} "
+                             f"keypoints but {name} predicts {k}")
+        if own is not None and self.metainfo.name != own.name and self.metainfo.name in available_metainfo():
+            raise ValueError(f"PoseEstimator: metainfo {self.metainfo.name!r} but {name} predicts {own.name!r} "
+                             "keypoints: their names and flip pairs would be wrong; leave metainfo out")
         default = default_protocol(model.zoo_name) if hasattr(model, "zoo_name") else "mmpose"
         self.protocol = resolve_protocol(protocol if protocol is not None else stored_protocol, default=default)
-        self.protocol = self.protocol.replace({"test": {"flip_test": bool(flip_test)}})
+        if flip_test is not None:
+            self.protocol = self.protocol.replace({"test": {"flip_test": bool(flip_test)}})
         check_model_protocol(model, self.protocol)
         if bbox_padding is not None:
+            if isinstance(bbox_padding, bool) or not isinstance(bbox_padding, (int, float)) \
+                    or not math.isfinite(bbox_padding) or bbox_padding <= 0:
+                raise ValueError(f"PoseEstimator: bbox_padding must be a number > 0 (the box -> crop scale, 1.25 "
+                                 f"in the official protocols), got {bbox_padding!r}")
             self.protocol = self.protocol.replace({"box": {"test_padding": float(bbox_padding)}})
         self.codec = build_codec(self.protocol, model.cfg.image_size, getattr(model.cfg, "heatmap_size", None))
         self.pipeline = build_pipeline(self.protocol, model.cfg.image_size, self.metainfo, normalize=False)
@@ -823,6 +864,7 @@ class PoseEstimator:
         from posetokens.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
         k = self.metainfo.num_keypoints
+        self._check_crops(crops, warps)
         if len(crops) == 0:
             return np.zeros((0, k, 2)), np.zeros((0, k)), [] if show_tokens else None
         if show_tokens and not self.can_show_tokens:
@@ -845,6 +887,17 @@ class PoseEstimator:
         if not (np.isfinite(kp_img).all() and np.isfinite(sc).all()):
             raise ValueError(f"{self.name} produced non-finite keypoints or scores (broken weights?)")
         return kp_img, sc, tokens if show_tokens else None
+
+    def _check_crops(self, crops: Any, warps: Any) -> None:
+        w, h = self.pipeline.input_size
+        if not isinstance(crops, np.ndarray) or crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:] != (h, w, 3):
+            got = f"{type(crops).__name__}" + (f" {crops.dtype} of shape {crops.shape}" if isinstance(crops, np.ndarray) else "")
+            raise ValueError(f"predict_crops: crops must be a uint8 RGB numpy array (N, {h}, {w}, 3) as crops() returns "
+                             f"them; got {got}")
+        if not isinstance(warps, np.ndarray) or warps.shape != (len(crops), 2, 3) or not np.isfinite(warps).all():
+            got = f"{type(warps).__name__}" + (f" of shape {warps.shape}" if isinstance(warps, np.ndarray) else "")
+            raise ValueError(f"predict_crops: warps must be a finite numpy array ({len(crops)}, 2, 3), one image->crop "
+                             f"warp per crop as crops() returns them; got {got}")
 
     def predict(self, image: np.ndarray, bboxes: np.ndarray | None = None, bbox_scores: np.ndarray | None = None,
                 show_tokens: bool = False) -> FrameResult:
@@ -906,7 +959,7 @@ class PoseEstimator:
             res = FrameResult(
                 frame.frame_id, frame.name, w, h,
                 kp[e - m:e], sc[e - m:e], b, s, frame.image if keep_images else None,
-                c if show_tokens else None, tok[e - m:e] if tok is not None else None,
+                c if show_tokens else None, tok[e - m:e] if tok is not None else None, kpt_thr=self.default_kpt_thr,
             )
             if tracker is not None:
                 with clock("tracking"):
@@ -1436,10 +1489,12 @@ class VideoWriter:
 _WARNED_FALLBACK: set[str] = set()
 
 
-def draw_frame(res: FrameResult, metainfo: PoseMetaInfo | str, kpt_thr: float = 0.3,
+def draw_frame(res: FrameResult, metainfo: PoseMetaInfo | str, kpt_thr: float | None = None,
                boxes: bool = True) -> np.ndarray:
     """The frame (BGR) with every person's box and skeleton (links and colours from ``metainfo``); a tracked
-    person's box is drawn in their track's colour, with their id."""
+    person's box is drawn in their track's colour, with their id. Keypoints scoring below ``kpt_thr`` are left
+    out (None: ``res.kpt_thr``, the estimator's threshold for its codec's scores, 0.03 for GTPT's)."""
+    kpt_thr = res.kpt_thr if kpt_thr is None else kpt_thr
     from posetokens.inference.visualize import draw_skeleton, draw_track_label, track_colour
 
     if res.image is None:

@@ -115,7 +115,8 @@ class ONNXDetector:
             raise DetectorContractError(f"{self.path}: the detector returned non-finite boxes or scores")
         ih, iw = image.shape[:2]
         boxes = (boxes / r).clip(0, [iw, ih, iw, ih])
-        keep = (scores >= self.score_thr) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        size = boxes[:, 2:] - boxes[:, :2]  # a box clipped to a sliver or a point at the border is no person
+        keep = (scores >= self.score_thr) & (size > 0).all(axis=1) & (size.max(axis=1) >= 1)
         boxes, scores = boxes[keep], scores[keep]
         if len(boxes) > 1:
             xywh = np.concatenate((boxes[:, :2], boxes[:, 2:] - boxes[:, :2]), axis=1)

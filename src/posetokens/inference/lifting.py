@@ -47,7 +47,7 @@ from posetokens.data.h36m import (
 from posetokens.data.metainfo import H36M
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
-from posetokens.runtime import warn
+from posetokens.runtime import check_device, warn
 
 __all__ = [
     "COCO_TO_H36M",
@@ -187,28 +187,58 @@ def model_frames(model: nn.Module) -> int:
     return int(model.cfg.num_frames)
 
 
+def check_lifter(model: Any, width: Any, height: Any, device: str | torch.device | None, where: str) -> torch.device:
+    """Refuse, in one line naming ``where``'s argument, what cannot be lifted: a ``model`` that is not a lifting
+    model (a zoo name, a 2D model), a frame size that is not positive, a ``device`` this machine lacks or other
+    than the model's. Returns the device to run on (None: the model's)."""
+    if not isinstance(model, nn.Module) or getattr(model, "task", None) != "lifting":
+        got = repr(model) if isinstance(model, str) else f"{type(model).__name__} (task {getattr(model, 'task', None)!r})"
+        hint = f"; build one with posetokens.create_model({model!r}, weights=...)" if isinstance(model, str) else ""
+        raise ValueError(f"{where}: model must be a lifting model (an nn.Module whose task is 'lifting'), got "
+                         f"{got}{hint}")
+    for name, v in (("width", width), ("height", height)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{where}: {name} must be a positive integer (the frame size in pixels), got {v!r}")
+    on = next((p.device for p in model.parameters()), torch.device("cpu"))
+    if device is None:
+        return on
+    dev = check_device(device, f"{where}: device")
+    if dev.type != on.type or (dev.index is not None and on.index is not None and dev.index != on.index):
+        raise ValueError(f"{where}: device {device} but the model is on {on}; move the model first "
+                         f"(model.to({str(dev)!r})) or leave device out")
+    return dev
+
+
 @torch.no_grad()
-def lift_sequence(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray, width: int, height: int,
-                  flip_test: bool = False, batch_size: int = 4, device: str | torch.device = "cpu") -> np.ndarray:
+def lift_sequence(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | None, width: int, height: int,
+                  flip_test: bool = False, batch_size: int = 4, device: str | torch.device | None = None) -> np.ndarray:
     """3D poses (L, 17, 3), root-relative metres in camera axes, of H36M-17 pixel keypoints (L, 17, 2)
-    in a ``width x height`` frame. Models with 3 input channels (MotionBERT) get the scores as the third."""
+    in a ``width x height`` frame. Models with 3 input channels (MotionBERT) get the scores (L, 17) as the third
+    (None: ones). The model runs in eval mode whatever its mode (it is restored after), on ``device`` (None: the
+    model's own)."""
     from posetokens.protocols.predict import predict_windows
 
+    device = check_lifter(model, width, height, device, "lift_sequence")
     kp = np.asarray(keypoints, np.float64)
     if kp.ndim != 3 or kp.shape[1:] != (17, 2):
         raise ValueError(f"lift_sequence expects H36M-17 keypoints (L, 17, 2), got {kp.shape}")
     if not np.isfinite(kp).all():
         raise ValueError("lift_sequence: keypoints hold non-finite values (fill missing frames first)")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"lift_sequence: batch_size must be a positive integer, got {batch_size!r}")
     length, f = len(kp), model_frames(model)
     x = normalize_screen_coordinates(kp, width, height)
-    if getattr(model.cfg, "in_channels", 2) == 3:
-        x = np.concatenate((x, np.asarray(scores, np.float64)[..., None]), axis=-1)
-    x = torch.from_numpy(x.astype(np.float32))
+    if getattr(model.cfg, "in_channels", 2) == 3 and scores is not None:
+        sc = np.asarray(scores, np.float64)
+        if sc.shape != (length, 17):
+            raise ValueError(f"lift_sequence: scores must be (L, 17) = ({length}, 17) like the keypoints, got {sc.shape}")
+        x = np.concatenate((x, sc[..., None]), axis=-1)
+    x = torch.from_numpy(x.astype(np.float32))  # a 3-channel model without scores gets ones (model_input)
     seq2frame = bool(model.is_seq2frame)
     idx = seq2frame_indices(length, f) if seq2frame else seq2seq_indices(length, f)
     preds = []
-    for s in range(0, len(idx), batch_size):
-        windows = x[torch.from_numpy(idx[s:s + batch_size])].to(device)
+    for s in range(0, len(idx), int(batch_size)):
+        windows = x[torch.from_numpy(idx[s:s + int(batch_size)])].to(device)
         preds.append(predict_windows(model, windows, flip_test).float().cpu())
     pred = torch.cat(preds).numpy().astype(np.float64)
     if seq2frame:  # one centre frame per window, window t centred on frame t

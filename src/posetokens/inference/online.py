@@ -36,6 +36,7 @@ from torch import nn
 
 from posetokens.data.h36m import normalize_screen_coordinates
 from posetokens.inference.filters import FilterConfig
+from posetokens.inference.lifting import check_lifter
 from posetokens.protocols.predict import predict_windows
 
 __all__ = ["OnlineFrame", "OnlineLifter", "causal_window", "lift_online"]
@@ -69,10 +70,9 @@ class OnlineLifter:
     """
 
     def __init__(self, model: nn.Module, width: int, height: int, flip_test: bool = False,
-                 device: str | torch.device = "cpu", lookahead: int = 0, filter2d: FilterConfig | None = None,
+                 device: str | torch.device | None = None, lookahead: int = 0, filter2d: FilterConfig | None = None,
                  filter3d: FilterConfig | None = None, fps: float | None = None) -> None:
-        if int(width) < 1 or int(height) < 1:
-            raise ValueError(f"online lifting: the frame size must be positive, got {width}x{height}")
+        device = check_lifter(model, width, height, device, "online lifting")  # None: the model's device
         self.model = model
         self.frames = int(model.cfg.num_frames)
         self.seq2frame = bool(model.is_seq2frame)
@@ -175,7 +175,7 @@ class OnlineLifter:
 
 @torch.no_grad()
 def lift_online(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | None, width: int, height: int,
-                valid: np.ndarray | None = None, flip_test: bool = False, device: str | torch.device = "cpu",
+                valid: np.ndarray | None = None, flip_test: bool = False, device: str | torch.device | None = None,
                 lookahead: int = 0, **filters: FilterConfig | float | None) -> tuple[np.ndarray, OnlineLifter]:
     """A whole H36M-17 pixel track (L, 17, 2) lifted frame by frame with :class:`OnlineLifter` (as a live
     stream would be): 3D (L, 17, 3), NaN before the first valid frame; frames where ``valid`` is False hold

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor
 
@@ -28,9 +30,14 @@ def check_image_batch(img: Tensor, size_hw: tuple[int, int], owner: str, why: st
 
 def require_positive(cfg: object, *names: str) -> None:
     """Raise ``ValueError`` naming ``cfg``'s class and the field unless each named size (an int, a tuple of ints,
-    or None for "derived") is at least 1: a config's ``validate()`` runs this before the checks that divide by them."""
+    or None for "derived") is at least 1, and a size declared as a tuple (``image_size`` (h, w)) keeps its length:
+    a config's ``validate()`` runs this before the checks that divide by or index them."""
+    declared = {f.name: f.default for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else {}
     for name in names:
         value = getattr(cfg, name)
+        default = declared.get(name)
+        if isinstance(default, tuple) and (not isinstance(value, tuple) or len(value) != len(default)):
+            raise ValueError(f"{type(cfg).__name__}.{name} must be {len(default)} sizes like {default!r}, got {value!r}")
         items = value if isinstance(value, tuple) else (value,)
         if any(v is not None and not (isinstance(v, int) and v >= 1) for v in items):
             raise ValueError(f"{type(cfg).__name__}.{name} must be >= 1, got {value!r}")

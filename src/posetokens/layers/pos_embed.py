@@ -32,3 +32,19 @@ def sine_pos_embed_2d(
     px = torch.stack((px[..., 0::2].sin(), px[..., 1::2].cos()), dim=4).flatten(3)
     py = torch.stack((py[..., 0::2].sin(), py[..., 1::2].cos()), dim=4).flatten(3)
     return torch.cat((py, px), dim=3).reshape(1, h * w, dim)
+
+
+def check_sine_pos_embed(pos: Tensor, ours: Tensor, what: str = "") -> None:
+    """Raise ``ValueError`` unless an official checkpoint's stored ``pos`` is the sine table ``ours`` to the
+    precision it was saved in (float32: 1e-5; a float16 or bfloat16 copy: its rounding), so a learned or other
+    encoding is refused and a half-precision copy of the right one is not. ``what`` ends the message."""
+    if tuple(pos.shape) != tuple(ours.shape):
+        raise ValueError(f"official pos_embedding has shape {tuple(pos.shape)}, but this config's sine PE is "
+                         f"{tuple(ours.shape)}{what}")
+    tol = 1e-5
+    if pos.is_floating_point() and torch.finfo(pos.dtype).bits < 32:
+        tol = max(tol, torch.finfo(pos.dtype).eps * float(ours.abs().max()))
+    diff = float((pos.float() - ours).abs().max())
+    if not diff <= tol:
+        raise ValueError(f"official pos_embedding differs from the 2-D sine PE by {diff:.3g} (tolerance {tol:.2g} in "
+                         f"{str(pos.dtype).removeprefix('torch.')}){what}")

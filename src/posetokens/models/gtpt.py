@@ -34,6 +34,7 @@ from posetokens.layers.checks import check_image_batch, require_positive
 from posetokens.layers import (
     Block,
     PatchEmbed,
+    check_sine_pos_embed,
     gather_group_tokens,
     gather_tokens,
     group_slot_index,
@@ -510,12 +511,7 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: GTPT, branch: 
 
 
 def _check_pos(pos: Tensor, model: GTPT) -> None:
-    ours = model.pos_embed
-    if tuple(pos.shape) != tuple(ours.shape):
-        raise ValueError(f"official pos_embedding {tuple(pos.shape)} vs this config's sine PE {tuple(ours.shape)}")
-    diff = float((pos.float() - ours).abs().max())
-    if diff > 1e-5:
-        raise ValueError(f"official pos_embedding differs from the 2-D sine PE by {diff:.3g}")
+    check_sine_pos_embed(pos, model.pos_embed)
 
 
 # ----------------------------------------------------------------------------------------- family + zoo

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from posetokens.layers import (
     Block, PatchEmbed, PruneCfg, keep_counts, keypoint_attention_score, prune_topk, sine_pos_embed_2d,
+    check_sine_pos_embed,
 )
 from posetokens.layers.checks import check_image_batch, require_positive
 from posetokens.layers.init import init_transformer_weights
@@ -295,18 +296,10 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: TokenPose) -> 
 
 
 def _check_official_pos_embed(pos: Tensor, model: TokenPose) -> None:
-    ours = model.pos_embed
-    if tuple(pos.shape) != tuple(ours.shape):
-        raise ValueError(
-            f"official pos_embedding has shape {tuple(pos.shape)}, but this config's sine PE is "
-            f"{tuple(ours.shape)} (patch grid {model.cfg.patch_grid}, dim {model.cfg.dim}): wrong input size or model"
-        )
-    diff = (pos.float() - ours).abs().max()
-    if diff > 1e-5:
-        raise ValueError(
-            f"official pos_embedding differs from the 2-D sine PE by {float(diff):.3g}: only the 'sine-full' "
-            "TokenPose/PPT configs are supported"
-        )
+    shape_differs = tuple(pos.shape) != tuple(model.pos_embed.shape)
+    check_sine_pos_embed(pos, model.pos_embed, f" (patch grid {model.cfg.patch_grid}, dim {model.cfg.dim}): wrong "
+                         "input size or model" if shape_differs else ": only the 'sine-full' TokenPose/PPT configs "
+                         "are supported")
 
 
 # ----------------------------------------------------------------------------------------- family + zoo

@@ -10,6 +10,7 @@ runs the inputs in eval mode and compares every saved output. A pipeline fixture
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,9 +48,15 @@ class ParityReport:
     comparisons: list[Comparison] = field(default_factory=list)
 
     @property
+    def compared_values(self) -> bool:
+        """Whether some output's values were compared (not only kept indices)."""
+        return any(c.kind == "max_abs_diff" for c in self.comparisons)
+
+    @property
     def passed(self) -> bool:
-        """True when every comparison is within tolerance and at least one ran."""
-        return bool(self.comparisons) and all(c.ok for c in self.comparisons)
+        """True when every comparison is within tolerance and some output's values were compared: a fixture whose
+        outputs hold only kept indices (or nothing this family checks) does not pass."""
+        return self.compared_values and all(c.ok for c in self.comparisons)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
@@ -68,6 +75,9 @@ class ParityReport:
         for c in self.comparisons:
             note = f"  ({c.note})" if c.note else ""
             lines.append(f"  {c.name:<{w}}  {c.kind}={c.value:.3g}  tol={c.tol:g}  {'ok' if c.ok else 'FAIL'}{note}")
+        if not self.compared_values:
+            lines.append("  no output's values were compared: the fixture holds none of the outputs this family checks"
+                         + (" besides kept indices" if self.comparisons else ""))
         lines.append("PASSED" if self.passed else "FAILED")
         return "\n".join(lines)
 
@@ -111,6 +121,9 @@ def register_handler(matches: Callable[[dict], bool]) -> Callable[[Handler], Han
 
 
 def _read_fixture(folder: Path) -> tuple[dict, dict, dict]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"parity fixture {folder}: " + ("is a file; expected a fixture folder" if folder.exists()
+                                                               else "no such folder"))
     for name in ("config.json", "checkpoint.pth", "inputs.pt", "outputs.pt"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"parity fixture {folder}: missing {name}")
@@ -155,6 +168,8 @@ def run_parity(folder: str | Path, atol: float = 1e-4) -> ParityReport:
     """Run the official-output comparison of one fixture folder."""
     _load_handlers()
     folder = Path(folder)
+    if not (math.isfinite(atol) and atol >= 0):
+        raise ValueError(f"--atol must be a finite number >= 0, got {atol}")
     from posetokens.parity.pipeline import handler_for, is_pipeline_fixture
 
     try:  # the handlers read the fixture's own keys: one it misses is the fixture's fault, said in one line

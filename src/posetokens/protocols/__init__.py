@@ -414,7 +414,8 @@ register_protocol(Protocol(
     box=BoxRule(center_offset=0.0, gt_clean="mmpose", padding=1.25, test_padding=1.25),
     aug=TopdownAugConfig(),
     target=TargetRule(codec="heatmap", heatmap_mapping="stride", full_gaussian=True, sigma=2.0, weight_rule="floor_box"),
-    test=TestRule(flip_test=True, flip_shift=False, decode="dark", decode_convention="mmpose"),
+    # the MSRA/DARK configs' test_cfg (td-hm_hrnet-w32_dark-8xb64-210e_coco-256x192.py): shift_heatmap=True
+    test=TestRule(flip_test=True, flip_shift=True, decode="dark", decode_convention="mmpose"),
     eval=EvalRule(rescore_thr=0.2, nms_thr=0.9, nms_area="box", coco_backend="xtcocotools", pckh_mean01_thr=0.10),
     sources=("MMPose 1.x mmpose/datasets/transforms", "mmpose/codecs", "mmpose/evaluation/metrics/coco_metric.py"),
 ))

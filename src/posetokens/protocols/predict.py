@@ -7,6 +7,8 @@ The one home of the flip test and of crop -> image mapping, shared by ``test``, 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,24 @@ from posetokens.data.transforms import affine_keypoints, invert_affine
 from posetokens.protocols import TestRule
 from posetokens.protocols.codec import flip_merge
 
-__all__ = ["crop_to_image", "model_input", "predict_outputs", "predict_windows"]
+__all__ = ["crop_to_image", "evaluating", "model_input", "predict_outputs", "predict_windows"]
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode for the block (dropout and drop-path off, BatchNorm on its running statistics), then
+    every submodule back in its own mode (a frozen backbone kept in eval stays there). Free when it is already
+    in eval mode. Every prediction runs under it: a model fresh from ``create_model`` is in training mode."""
+    if not getattr(model, "training", False):
+        yield model
+        return
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, mode in modes:
+            m.training = mode
 
 
 def crop_to_image(keypoints: np.ndarray, warp: np.ndarray) -> np.ndarray:
@@ -41,13 +60,14 @@ def predict_outputs(model: nn.Module, images: torch.Tensor, rule: TestRule, flip
     """
     flip = flip_indices if rule.flip_test else None
     kind = model.output_kind
-    if kind == "coords":
-        return tuple(t.float().cpu().numpy() for t in model.predict(images, flip))
-    if kind not in ("heatmap", "simcc"):
+    if kind not in ("heatmap", "simcc", "coords"):
         raise ValueError(f"{type(model).__name__}: output_kind {kind!r} is not heatmap, simcc or coords")
-    out = model(images)
-    if flip is not None:  # merged in float32 whatever the model ran in (the official code averages float32)
-        out = flip_merge(rule, _float(out), _float(model(images.flip(-1))), flip)
+    with evaluating(model):
+        if kind == "coords":
+            return tuple(t.float().cpu().numpy() for t in model.predict(images, flip))
+        out = model(images)
+        if flip is not None:  # merged in float32 whatever the model ran in (the official code averages float32)
+            out = flip_merge(rule, _float(out), _float(model(images.flip(-1))), flip)
     return tuple(t.cpu().numpy() for t in out) if kind == "simcc" else _float(out).cpu().numpy()
 
 
@@ -71,12 +91,13 @@ def predict_windows(model: nn.Module, x2d: Tensor, flip_test: bool) -> Tensor:
     official TPC code does)."""
     flip = list(get_metainfo("h36m").flip_indices)
     x = model_input(model, x2d)
-    out, index = model.forward_frames(x)
-    if flip_test:
-        out_f, _ = model.forward_frames(flip_keypoints(x, flip), keep_index=index)
-        out = flip_merge_3d(out, out_f, flip, root=0)
-    else:
-        out = zero_root(out, 0)
+    with evaluating(model):
+        out, index = model.forward_frames(x)
+        if flip_test:
+            out_f, _ = model.forward_frames(flip_keypoints(x, flip), keep_index=index)
+            out = flip_merge_3d(out, out_f, flip, root=0)
+        else:
+            out = zero_root(out, 0)
     if model.is_seq2frame:
         centre = x2d.shape[1] // 2
         if index is not None:  # TPC: the output covers the kept frames, the centre among them
