@@ -327,6 +327,12 @@ MUTANTS: tuple[Mutant, ...] = (
           "        return all(c.ok for c in self.comparisons)"),),
         ("tests/test_export.py::test_parity_does_not_pass_a_fixture_that_compares_no_output_values",),
     ),
+    Mutant(
+        "speck-box-stops-run", "a box source's box smaller than a pixel is left out with a warning, not the run ended",
+        "src/posetokens/inference/api.py",
+        (("    if len(bad) and specks is not None:", "    if False:"),),
+        ("tests/test_errors_inference.py::test_bad_input",),
+    ),
 )
 
 

@@ -303,6 +303,8 @@ def _gt_with(change) -> dict:
      r"\[x, y, w, h\], got \[1\.0, 2\.0, 3\.0\]$"),
     (lambda a: a.update(category_id=3), r"annotations\[1\] \(id=\d+\): field 'category_id' = 3 is not one of its "
      r"'categories' \(\[1\]\)$"),
+    (lambda a: a.update(category_id="person"), r"annotations\[1\] \(id=\d+\): field 'category_id' = 'person' is not "
+     r"one of its 'categories'"),
 ])
 def test_ground_truth_errors_name_the_field(change, message: str) -> None:
     """What COCOeval reads of each GT annotation is checked first: it raised KeyError/IndexError from inside

@@ -168,6 +168,24 @@ def case_infer_coco_results_over_boxes(a: Assets, d: Path) -> Run:
                r"--coco-results path", unchanged=[dets])
 
 
+def case_infer_box_smaller_than_a_pixel(a: Assets, d: Path) -> Run:
+    """A detections file's sliver (0.5 x 0.8 px, as a box clipped at the border becomes) on the first of two
+    images used to stop the run there: it is left out with a warning, and both images are done."""
+    _image(d / "in" / "000000000001.jpg", a.jpgs[0])
+    _image(d / "in" / "000000000002.jpg", a.jpgs[1])
+    dets = _json(d / "dets.json", [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 80], "score": 0.9},
+                                   {"image_id": 1, "category_id": 1, "bbox": [5, 5, 0.5, 0.8], "score": 0.9},
+                                   {"image_id": 2, "category_id": 1, "bbox": [10, 10, 50, 80], "score": 0.9}])
+
+    def check() -> None:
+        for n in (1, 2):
+            assert len(json.loads((d / "out" / f"00000000000{n}.json").read_text())["instances"]) == 1
+
+    return Run(["infer", str(d / "in"), "--weights", str(a.w2d), "--boxes", str(dets), "--out", str(d / "out")], 0,
+               r"posetokens: warning: 000000000001\.jpg: a box smaller than a pixel was left out \(box 1\)",
+               check=check)
+
+
 def case_infer_coco_results_image_without_id(a: Assets, d: Path) -> Run:
     """Once found at that image, after the earlier ones were written: now refused before anything runs."""
     _image(d / "in" / "000000000001.jpg", a.jpgs[0])
@@ -639,6 +657,7 @@ CASES: list[Any] = [
                  id="predict-zero-area-box"),
     pytest.param(_predict_case(_IMG, [1, 2, 3, 4, 5, 6], None, r"shape \(6,\), expected \(N, 4\)"),
                  id="predict-box-shape"),
+    pytest.param(case_infer_box_smaller_than_a_pixel, id="infer-box-smaller-than-a-pixel"),
     pytest.param(_predict_case(_IMG, "dets.json", None, r"predict: bboxes: got a str; expected \(N, 4\) boxes .*"
                                r"a detections json path goes to the estimator's call or --boxes"), id="predict-box-path"),
     pytest.param(_predict_case(_IMG, {"bbox": [1, 2, 3, 4]}, None, r"predict: bboxes: got a dict; expected \(N, 4\)"),
@@ -656,7 +675,7 @@ CASES: list[Any] = [
                            r"metainfo 'mpii' has 16 keypoints but tokenpose_s_coco_256x192 predicts 17$"),
                  id="estimator-metainfo-count"),
     pytest.param(_api_case(lambda a, d: _est(a, metainfo="h36m"),
-                           r"metainfo 'h36m' but tokenpose_s_coco_256x192 predicts 'coco' keypoints: their names and "
+                           r"metainfo 'h36m' but the checkpoint's model predicts 'coco' keypoints: their names and "
                            r"flip pairs would be wrong; leave metainfo out$"), id="estimator-metainfo-other-dataset"),
     pytest.param(_api_case(lambda a, d: list(_est(a)(_IMG)), r"source: got a ndarray; expected an image, a folder of "
                            r"images or a video path, a webcam index or a stream URL \(for an image array call "

@@ -192,6 +192,8 @@ def test_flip_test_none_is_the_protocols_own_setting() -> None:
     off = PoseEstimator("tokenpose_s_coco_256x192", flip_test=None, protocol=get_protocol("tokenpose").replace(
         {"test": {"flip_test": False}}), **kw)
     assert off.flip_test is False
+    # a 17-keypoint model without a checkpoint of ours (fine-tuned on H36M 2D, say): the user's metainfo stands
+    assert PoseEstimator("tokenpose_s_coco_256x192", metainfo="h36m", **kw).metainfo.name == "h36m"
 
 
 # ------------------------------------------------------------------------------------------------- video

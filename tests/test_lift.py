@@ -102,6 +102,9 @@ def test_lift_sequence_runs_a_model_in_training_mode_as_in_eval_and_restores_it(
     want = lift_sequence(model, kp, None, 640, 480)
     np.testing.assert_array_equal(a, want)
     np.testing.assert_array_equal(b, want)
+    frozen.train()  # the top module in eval, one submodule left in training mode: still predicted in eval mode
+    np.testing.assert_array_equal(lift_sequence(model, kp, None, 640.0, 480.0), want)  # cv2 gives float sizes
+    assert frozen.training and not model.training
 
 
 def _lift_mistakes() -> list:
@@ -115,8 +118,8 @@ def _lift_mistakes() -> list:
         ((("mixste_h36m_243", kp, None, 640, 480), {}), r"lift_sequence: model must be a lifting model .* got "
          r"'mixste_h36m_243'; build one with posetokens.create_model\('mixste_h36m_243', weights=\.\.\.\)$"),
         (((pose2d, kp, None, 640, 480), {}), r"model must be a lifting model .* got TokenPose \(task 'topdown'\)$"),
-        (((lifter, kp, None, 0, 480), {}), r"lift_sequence: width must be a positive integer .* got 0$"),
-        (((lifter, kp, None, 640, 480.5), {}), r"lift_sequence: height must be a positive integer .* got 480\.5$"),
+        (((lifter, kp, None, 0, 480), {}), r"lift_sequence: width must be a positive whole number .* got 0$"),
+        (((lifter, kp, None, 640, 480.5), {}), r"lift_sequence: height must be a positive whole number .* got 480\.5$"),
         (((lifter, kp, None, 640, 480), {"device": "tpu"}), r"lift_sequence: device 'tpu' is not a device"),
         (((lifter, kp, None, 640, 480), {"device": "meta"}), r"device meta: unsupported device type 'meta'"),
         (((lifter, kp, None, 640, 480), {"batch_size": 0}), r"batch_size must be a positive integer, got 0$"),

@@ -270,6 +270,7 @@ def test_tokenizer_val_set_is_read_before_training_as_its_evaluation_reads_it(ti
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
     metrics = train(load_config(recipe, common + [f"data.val_det={tmp_path / 'dets.json'}", f"work_dir={tmp_path / 'b'}"]))
     assert math.isfinite(metrics["recon_px"])
+    train(load_config(recipe, common + [f"data.val_det={tmp_path / 'missing.json'}", f"work_dir={tmp_path / 'c'}"]))
 
 
 # ---------------------------------------------------------------------------------- the long run

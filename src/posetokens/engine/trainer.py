@@ -41,7 +41,7 @@ from posetokens.engine.losses import gtpt_loss, joints_mse, simcc_kl
 from posetokens.engine.pct import evaluate_tokenizer, pct_loss, tokenizer_val_samples
 from posetokens.engine.schedule import ema_decay_at, keep_ratio_at, lr_factor
 from posetokens.evaluation.coco import write_coco_results
-from posetokens.fileio import (FolderLock, archive_path, atomic_write_text, check_no_overwrite,
+from posetokens.fileio import (FolderLock, archive_path, atomic_write_text, check_folder_path, check_no_overwrite,
                                lock_busy_message, lock_holder, read_json, require_file, same_file, writable_dir)
 from posetokens.protocols import Protocol
 from posetokens.registry import create_model
@@ -623,7 +623,7 @@ def check_eval_inputs(model: nn.Module, cfg: TrainCfg, protocol: Protocol) -> No
     if model.task == "lifting":
         load_clips(cfg.data, "test")  # the test subjects are in the files
         return
-    _check_val_inputs(cfg)
+    _check_val_inputs(cfg, detections=model.task != "tokenizer")  # a tokenizer is scored on ground-truth boxes
     if not cfg.data.val_ann:
         return
     if model.task == "multiview":
@@ -685,11 +685,12 @@ def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str
     return metrics
 
 
-def _check_val_inputs(cfg: TrainCfg) -> None:
+def _check_val_inputs(cfg: TrainCfg, detections: bool = True) -> None:
     """The evaluation's files exist (``FileNotFoundError`` / ``ValueError`` naming the field), checked before a
-    run starts: otherwise a typo shows only at the first evaluation, ``eval_interval`` epochs in."""
+    run starts: otherwise a typo shows only at the first evaluation, ``eval_interval`` epochs in. ``detections``:
+    whether the evaluation reads ``data.val_det``."""
     d = cfg.data
-    for field, path in (("data.val_ann", d.val_ann), ("data.val_det", d.val_det),
+    for field, path in (("data.val_ann", d.val_ann), ("data.val_det", d.val_det if detections else None),
                         ("data.mpii_headboxes", d.mpii_headboxes)):
         if path:
             require_file(path, field)
@@ -714,6 +715,9 @@ def _check_test_output(cfg: TrainCfg, weights: str, out: Path, what: str) -> Non
     if (out.exists() or out.is_symlink()) and not _is_results_json(out):  # a checkpoint, a run's config, a user's file
         raise ValueError(f"{what} {out} exists and is not a predictions file (a JSON list of results, what test "
                          "writes); choose another path")
+    if not out.parent.is_dir():  # made when the predictions are written (a test that writes none makes nothing)
+        check_folder_path(out.parent, f"folder of {what}")
+        return
     try:  # a file is made there now, not after the predictions
         writable_dir(out.parent, f"the folder of {what} {out.name}")
     except PermissionError as e:

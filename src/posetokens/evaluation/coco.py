@@ -473,7 +473,8 @@ def evaluate_coco(
     data, gt_name = _load_gt(gt)
     categories = {int(c["id"]) for c in data["categories"] if isinstance(c, Mapping) and _is_int(c.get("id"))}
     for i, ann in enumerate(data["annotations"]):
-        if int(ann.get("category_id", 1)) not in categories:
+        cat = ann.get("category_id", 1)
+        if not (_is_int(cat) and int(cat) in categories):
             raise ValueError(f"{gt_name}: annotations[{i}] (id={ann['id']}): field 'category_id' = "
                              f"{ann.get('category_id')!r} is not one of its 'categories' ({sorted(categories)})")
         if use_area:

@@ -449,11 +449,13 @@ def open_input(path: str | Path | int, loop: int | None = None, replay: bool = F
     (:func:`is_stream`) as a live stream (``replay``: recorded as read, so it can be read twice, see
     :class:`StreamReader`); with ``loop`` a video file read as a stream ``loop`` times over (0: until
     interrupted). A clear error otherwise."""
-    if not isinstance(path, (str, Path, int)) or isinstance(path, bool):
+    if not isinstance(path, (str, os.PathLike, int, np.integer)) or isinstance(path, bool):
         hint = " (for an image array call PoseEstimator.predict(image))" if isinstance(path, np.ndarray) else \
             " (one path at a time; a folder of images is one source)" if isinstance(path, (list, tuple)) else ""
         raise ValueError(f"source: got a {type(path).__name__}; expected an image, a folder of images or a video "
                          f"path, a webcam index or a stream URL{hint}")
+    if isinstance(path, np.integer):  # a webcam index from numpy
+        path = int(path)
     if is_stream(path):
         if loop is not None:
             raise ValueError(f"--loop applies to a video file, not to a live stream ({path})")
@@ -623,10 +625,12 @@ def check_image(image: Any, where: str = "image") -> np.ndarray:
     return image
 
 
-def check_boxes(boxes: Any, scores: Any, where: str = "bboxes") -> tuple[np.ndarray, np.ndarray]:
+def check_boxes(boxes: Any, scores: Any, where: str = "bboxes",
+                specks: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Person boxes as (N, 4) ``[x1, y1, x2, y2]`` float64 and scores (N,) (None: all 1). Refused with a
-    ``ValueError`` naming the item: another shape, a box and score count that differ, a non-finite value, or a
-    box with zero or negative width or height."""
+    ``ValueError`` naming the item: another shape, a box and score count that differ, a non-finite value, a
+    box with zero or negative width or height, or one smaller than a pixel. With ``specks`` (a list), boxes
+    smaller than a pixel are left out instead and their indices appended (a detector's sliver at the border)."""
     if isinstance(boxes, (str, Path, dict)):
         raise ValueError(f"{where}: got a {type(boxes).__name__}; expected (N, 4) boxes [x1, y1, x2, y2] (a detections "
                          "json path goes to the estimator's call or --boxes)")
@@ -660,6 +664,11 @@ def check_boxes(boxes: Any, scores: Any, where: str = "bboxes") -> tuple[np.ndar
         raise ValueError(f"{where}[{bad[0]}] = {b[bad[0]].tolist()} has zero or negative width/height; expected "
                          "[x1, y1, x2, y2] with x2 > x1 and y2 > y1")
     bad = np.flatnonzero(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) < 1)
+    if len(bad) and specks is not None:
+        specks.extend(bad.tolist())
+        keep = np.ones(len(b), bool)
+        keep[bad] = False
+        return b[keep], s[keep]
     if len(bad):
         raise ValueError(f"{where}[{bad[0]}] = {b[bad[0]].tolist()} is smaller than a pixel; expected a person's box, "
                          "at least 1 px wide or high")
@@ -805,17 +814,19 @@ class PoseEstimator:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
         k = model.cfg.num_keypoints
-        own = stored_metainfo  # what it was trained on: the checkpoint's, else the zoo model's dataset
-        if own is None and getattr(model, "zoo_name", None):
-            with contextlib.suppress(ValueError):  # a keypoint count no built-in dataset has: no guess
-                own = metainfo_for_model(k, model.zoo_name)
-        self.metainfo = get_metainfo(metainfo) if metainfo is not None else own or metainfo_for_model(k, "")
+        if metainfo is not None:
+            self.metainfo = get_metainfo(metainfo)
+        else:
+            self.metainfo = stored_metainfo or metainfo_for_model(k, str(getattr(model, "zoo_name", "")))
         if self.metainfo.num_keypoints != k:
             raise ValueError(f"PoseEstimator: metainfo {self.metainfo.name!r} has {self.metainfo.num_keypoints} "
                              f"keypoints but {name} predicts {k}")
-        if own is not None and self.metainfo.name != own.name and self.metainfo.name in available_metainfo():
-            raise ValueError(f"PoseEstimator: metainfo {self.metainfo.name!r} but {name} predicts {own.name!r} "
-                             "keypoints: their names and flip pairs would be wrong; leave metainfo out")
+        # a checkpoint of ours records what it was trained on (a plain state dict or random weights: the user's word)
+        if stored_metainfo is not None and self.metainfo.name != stored_metainfo.name \
+                and self.metainfo.name in available_metainfo():
+            raise ValueError(f"PoseEstimator: metainfo {self.metainfo.name!r} but the checkpoint's model predicts "
+                             f"{stored_metainfo.name!r} keypoints: their names and flip pairs would be wrong; leave "
+                             "metainfo out")
         default = default_protocol(model.zoo_name) if hasattr(model, "zoo_name") else "mmpose"
         self.protocol = resolve_protocol(protocol if protocol is not None else stored_protocol, default=default)
         if flip_test is not None:
@@ -929,12 +940,18 @@ class PoseEstimator:
         each_frame = tracker is not None and tracker.needs_feedback
         clock = timer.stage if timer is not None else _no_stage
         pending: list[tuple[Frame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        count = 0
+        count, specks = 0, 0
         for frame in frames:
             where = f"{frame.name} frame {frame.frame_id}" if frame.video else frame.name
             check_image(frame.image, where)
             with clock("detector"):
-                b, s = check_boxes(*boxes(frame), where=f"{where}: boxes")
+                dropped: list[int] = []
+                b, s = check_boxes(*boxes(frame), where=f"{where}: boxes", specks=dropped)
+            if dropped:  # no person fits in less than a pixel, and the crop cannot take it
+                if not specks:
+                    warn(f"{where}: a box smaller than a pixel was left out (box {dropped[0]}); any later ones are "
+                         "counted at the end")
+                specks += len(dropped)
             with clock("2D model"):
                 c, w = self.crops(np.ascontiguousarray(frame.image[..., ::-1]), b)
             pending.append((frame, b, s, c, w))
@@ -943,6 +960,8 @@ class PoseEstimator:
                 yield from self._flush(pending, show_tokens, keep_images, tracker, clock)
                 pending, count = [], 0
         yield from self._flush(pending, show_tokens, keep_images, tracker, clock)
+        if specks > 1:
+            warn(f"{specks} boxes smaller than a pixel were left out in all")
 
     def _flush(self, pending: list, show_tokens: bool, keep_images: bool, tracker: Any = None,
                clock: Callable[[str], Any] | None = None) -> Iterator[FrameResult]:

@@ -196,9 +196,10 @@ def check_lifter(model: Any, width: Any, height: Any, device: str | torch.device
         hint = f"; build one with posetokens.create_model({model!r}, weights=...)" if isinstance(model, str) else ""
         raise ValueError(f"{where}: model must be a lifting model (an nn.Module whose task is 'lifting'), got "
                          f"{got}{hint}")
-    for name, v in (("width", width), ("height", height)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{where}: {name} must be a positive integer (the frame size in pixels), got {v!r}")
+    for name, v in (("width", width), ("height", height)):  # cv2's CAP_PROP_FRAME_WIDTH is a float: 1920.0 is fine
+        whole = isinstance(v, (int, np.integer)) or (isinstance(v, (float, np.floating)) and float(v).is_integer())
+        if isinstance(v, bool) or not whole or v < 1:
+            raise ValueError(f"{where}: {name} must be a positive whole number (the frame size in pixels), got {v!r}")
     on = next((p.device for p in model.parameters()), torch.device("cpu"))
     if device is None:
         return on

@@ -30,12 +30,12 @@ __all__ = ["crop_to_image", "evaluating", "model_input", "predict_outputs", "pre
 @contextlib.contextmanager
 def evaluating(model: nn.Module) -> Iterator[nn.Module]:
     """``model`` in eval mode for the block (dropout and drop-path off, BatchNorm on its running statistics), then
-    every submodule back in its own mode (a frozen backbone kept in eval stays there). Free when it is already
-    in eval mode. Every prediction runs under it: a model fresh from ``create_model`` is in training mode."""
-    if not getattr(model, "training", False):
+    every submodule back in its own mode (a frozen backbone kept in eval stays there). Nothing changes when no
+    module is in training mode. Every prediction runs under it: a model fresh from ``create_model`` is in training mode."""
+    modes = [(m, m.training) for m in model.modules()] if isinstance(model, nn.Module) else []
+    if not any(mode for _, mode in modes):
         yield model
         return
-    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         yield model
