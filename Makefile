@@ -29,7 +29,7 @@ test-slow: $(STAMP)
 
 # one planted bug per claim, each in a throw-away copy; the fast tests that guard the claim must fail (docs/testing.md)
 mutate: $(STAMP)
-	$(VPY) scripts/mutate.py
+	$(VPY) scripts/mutate.py $(MUTATE_FLAGS)
 
 # the documentation site (mkdocs.yml) into build/site; strict: a broken link, a page left out of the navigation
 # or an API name that no longer exists fails the build (docs/contributing.md)

@@ -78,7 +78,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "pipeline-handler-compares-nothing", "a pipeline fixture passes only when its comparisons ran",
         "src/posetokens/parity/__init__.py",
         (("        comps = handler(folder, spec)\n", "        comps = []\n"),
-         ("        return bool(self.comparisons) and all(c.ok for c in self.comparisons)",
+         ("        return self.compared_values and all(c.ok for c in self.comparisons)",
           "        return all(c.ok for c in self.comparisons)")),
         ("tests/test_pipeline_crop.py::test_crop_target_fixture_passes",),
     ),
@@ -311,13 +311,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "test-out-replaces-any-file", "test replaces only a predictions file it wrote at --out",
         "src/posetokens/engine/trainer.py",
         (("            return f.read(256).lstrip().startswith(b\"[\")", "            return True"),),
-        ("tests/test_errors_training.py::test_refused_or_reported",
+        ("tests/test_errors_training.py::test_refused_or_reported[test-out-is-another-checkpoint]",
          "tests/test_errors_training.py::test_test_replaces_only_a_predictions_file"),
     ),
     Mutant(
         "eval-other-category-scored", "COCO predictions of a category the ground truth lacks are refused",
         "src/posetokens/evaluation/coco.py",
-        (("        if not (_is_int(cat) and int(cat) in categories):", "        if False:"),),
+        (("        cat = r.get(\"category_id\", 1)\n        if not (_is_int(cat) and int(cat) in categories):",
+          "        cat = r.get(\"category_id\", 1)\n        if False:"),),
         ("tests/test_coco_eval.py::test_validation_errors_name_the_field",),
     ),
     Mutant(
@@ -331,7 +332,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "speck-box-stops-run", "a box source's box smaller than a pixel is left out with a warning, not the run ended",
         "src/posetokens/inference/api.py",
         (("    if len(bad) and specks is not None:", "    if False:"),),
-        ("tests/test_errors_inference.py::test_bad_input",),
+        ("tests/test_errors_inference.py::test_bad_input[infer-box-smaller-than-a-pixel]",),
     ),
 )
 
