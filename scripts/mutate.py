@@ -18,7 +18,8 @@ there without a mutant (they must pass, or a failure under a mutant would prove 
 Output: one line per mutant (status, seconds, the first failing test), then ``N passed, N failed`` alone on a
 line (a caught mutant is a pass). Exit status 0 only when every mutant is caught.
 
-``python scripts/mutate.py [--list] [--only NAME ...] [--no-baseline] [--keep] [--timeout S]``;
+``python scripts/mutate.py [--list] [--only NAME ...] [--no-baseline] [--jobs N] [--keep] [--timeout S]``
+(``--jobs 2``: two mutants at a time, each in its own copy; the first failures are the same as one at a time);
 ``--only NAME --tests NODE ...`` runs other tests (all of them, no ``-x``) against a mutant, to see which catch it.
 """
 
@@ -27,12 +28,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -473,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-baseline", action="store_true",
                     help="skip the first run of every selected test without a mutant (it must pass)")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant before it counts as ERROR")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="mutants run at a time, each in its own copy (a mutant's tests are mostly start-up)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print pytest's output of every mutant")
     ap.add_argument("--tests", nargs="+", metavar="NODE",
                     help="explore: run these tests (all, no -x) against the --only mutants instead of their own")
@@ -495,28 +500,46 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{m.name:<{width}}  {m.path}: {m.claim}\n{'':<{width}}  tests: {' '.join(m.tests)}")
         return 0
 
+    if args.jobs < 1:
+        ap.error(f"--jobs must be at least 1, got {args.jobs}")
     shared = shared_folder()
-    root = Path(tempfile.mkdtemp(prefix="posetokens-mutate-"))
+    roots = [Path(tempfile.mkdtemp(prefix="posetokens-mutate-")) for _ in range(min(args.jobs, len(mutants)))]
+    root = roots[0]
     t_all = time.perf_counter()
     results: list[tuple[Mutant, str]] = []
     try:
-        make_copy(root)
-        print(f"mutate: {len(mutants)} mutants in a copy at {root} (shared: {shared})", flush=True)
+        for r in roots:
+            make_copy(r)
+        print(f"mutate: {len(mutants)} mutants in {len(roots)} cop{'y' if len(roots) == 1 else 'ies'} at "
+              f"{', '.join(map(str, roots))} (shared: {shared})", flush=True)
         if not args.tests and not args.no_baseline and not run_baseline(mutants, root, shared, args.timeout):
             print("mutate: the selected tests fail without a mutant; fix them first")
             print(f"0 passed, {len(mutants)} failed")
             return 1
-        for m in mutants:
-            status, seconds, detail, output = run_mutant(m, root, shared, args.timeout, explore=bool(args.tests))
-            results.append((m, status))
-            print(f"{status:<8} {m.name:<{width}} {seconds:6.1f} s  {detail}", flush=True)
-            if args.verbose or args.tests or status == "ERROR":
-                print(output[-4000:], flush=True)
+        free: queue.Queue[Path] = queue.Queue()
+        for r in roots:
+            free.put(r)
+
+        def run_in_a_free_copy(m: Mutant) -> tuple[str, float, str, str]:
+            r = free.get()  # each copy holds one mutant at a time
+            try:
+                return run_mutant(m, r, shared, args.timeout, explore=bool(args.tests))
+            finally:
+                free.put(r)
+
+        with ThreadPoolExecutor(len(roots)) as pool:  # results in the table's order
+            outcomes = pool.map(run_in_a_free_copy, mutants)
+            for m, (status, seconds, detail, output) in zip(mutants, outcomes):
+                results.append((m, status))
+                print(f"{status:<8} {m.name:<{width}} {seconds:6.1f} s  {detail}", flush=True)
+                if args.verbose or args.tests or status == "ERROR":
+                    print(output[-4000:], flush=True)
     finally:
-        if args.keep:
-            print(f"mutate: copy kept at {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        for r in roots:
+            if args.keep:
+                print(f"mutate: copy kept at {r}")
+            else:
+                shutil.rmtree(r, ignore_errors=True)
     caught = sum(s == "caught" for _, s in results)
     missed = [m.name for m, s in results if s != "caught"]
     print(f"mutate: {caught}/{len(results)} mutants caught in {time.perf_counter() - t_all:.0f} s"
