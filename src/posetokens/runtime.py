@@ -114,6 +114,12 @@ def check_device(device: Any, what: str = "--device") -> Any:
 
 
 # ------------------------------------------------------------------------------------ notes and warnings
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for a user's value in a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def warn(message: str) -> None:
     """One ``posetokens: warning: ...`` line on stderr (a counted skip, a partial detections file, ...)."""
     print(f"posetokens: warning: {message}", file=sys.stderr, flush=True)

@@ -45,7 +45,8 @@ from posetokens.fileio import (FolderLock, archive_path, atomic_write_text, chec
                                lock_busy_message, lock_holder, read_json, require_file, same_file, writable_dir)
 from posetokens.protocols import Protocol
 from posetokens.registry import create_model
-from posetokens.runtime import Interrupted, interruptible, retain_freed_memory, signal_name, signals_deferred
+from posetokens.runtime import (Interrupted, interruptible, retain_freed_memory, short_repr, signal_name,
+                                signals_deferred)
 
 logger = logging.getLogger(__name__)
 
@@ -453,11 +454,6 @@ def _is_run_config(path: Path) -> bool:
     return isinstance(tree, dict) and {"model", "data", "optim", "schedule"} <= set(tree)
 
 
-def _short(v: Any, n: int = 60) -> str:
-    text = repr(v)
-    return text if len(text) <= n else text[:n - 3] + "..."
-
-
 def check_work_dir(cfg: TrainCfg, resume: bool, overwrite: bool,
                    allow_config_change: bool) -> tuple[dict[str, Any] | None, list[tuple[str, Any, Any]]]:
     """Refuse, before anything is built or written, a work dir that cannot take this run. Reads only; returns the
@@ -520,7 +516,7 @@ def check_work_dir(cfg: TrainCfg, resume: bool, overwrite: bool,
         stored = absolute_paths(stored)  # a run stored before paths were made absolute: read from here, as then
         changes = config_changes(stored, config_to_dict(cfg))
         if changes and not allow_config_change:
-            listed = "; ".join(f"{k}: {_short(a)} -> {_short(b)}" for k, a, b in changes)
+            listed = "; ".join(f"{k}: {short_repr(a)} -> {short_repr(b)}" for k, a, b in changes)
             raise ValueError(f"--resume: the config differs from the one {where} was trained with ({listed}); "
                              "resume with the same config, or pass --allow-config-change to continue under the new "
                              f"values (fields free to change: {', '.join(RESUME_FREE_FIELDS)})")
@@ -563,7 +559,7 @@ def start_work_dir(cfg: TrainCfg, overwrite: bool, changes: list[tuple[str, Any,
         trim_log(work_dir / "log.jsonl", *resumed_at, eval_due)
     if changes:
         logger.warning("--resume --allow-config-change: continuing after step %d under changed fields: %s", step,
-                       "; ".join(f"{k}: {_short(a)} -> {_short(b)}" for k, a, b in changes))
+                       "; ".join(f"{k}: {short_repr(a)} -> {short_repr(b)}" for k, a, b in changes))
         with (work_dir / "log.jsonl").open("a") as f:
             f.write(json.dumps({"at_step": int(step),
                                 "config_changes": {k: [a, b] for k, a, b in changes}}) + "\n")

@@ -63,7 +63,7 @@ from posetokens.protocols.predict import crop_to_image, predict_outputs
 from posetokens.protocols.topdown import build_pipeline
 from posetokens.registry import create_model, default_protocol
 from posetokens.runtime import (Interrupted, check_device, interruptible, note_random_weights, signal_name,
-                                signals_deferred, warn)
+                                short_repr, signals_deferred, warn)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -638,7 +638,7 @@ def check_boxes(boxes: Any, scores: Any, where: str = "bboxes",
         b = np.asarray(boxes, np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{where}: not an array of numbers (N, 4) [x1, y1, x2, y2]; got {type(boxes).__name__} "
-                         f"{_preview(boxes)}") from None
+                         f"{short_repr(boxes)}") from None
     if b.ndim == 1 and b.shape[0] == 4:
         b = b[None]
     if b.ndim != 2 or b.shape[1] != 4:
@@ -650,7 +650,7 @@ def check_boxes(boxes: Any, scores: Any, where: str = "bboxes",
         s = np.ones(len(b)) if scores is None else np.asarray(scores, np.float64).reshape(-1)
     except (TypeError, ValueError):
         raise ValueError(f"{where}: the box scores are not numbers (N,); got {type(scores).__name__} "
-                         f"{_preview(scores)}") from None
+                         f"{short_repr(scores)}") from None
     if len(s) != len(b):
         raise ValueError(f"{where}: {len(b)} box(es) but {len(s)} box score(s); expected one score per box")
     bad = np.flatnonzero(~np.isfinite(b).all(axis=1))
@@ -673,12 +673,6 @@ def check_boxes(boxes: Any, scores: Any, where: str = "bboxes",
         raise ValueError(f"{where}[{bad[0]}] = {b[bad[0]].tolist()} is smaller than a pixel; expected a person's box, "
                          "at least 1 px wide or high")
     return b, s
-
-
-def _preview(value: Any, limit: int = 60) -> str:
-    """A short repr of a user's value for a one-line message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # ------------------------------------------------------------------------------------------------ results
