@@ -3,6 +3,9 @@ benchmarks/RESULTS.md (issue 22).
 
     python benchmarks/precision.py --ppt /tmp/trained/ppt/final.pth --gtpt GTPT.pth --hot HOT.pth
     python benchmarks/precision.py --ppt /tmp/trained/ppt/final.pth --choices fp32/torch bf16/torch --rounds 3
+    python benchmarks/precision.py --ppt PPT.pth --gtpt GTPT.pth --val /tmp/bigval  # a larger synthetic val set
+    python benchmarks/precision.py --gtpt GTPT.pth --val /tmp/bigval --slices 10  # and ΔAP on 10 disjoint slices
+    python benchmarks/precision.py --hot HOT.pth --motion /tmp/bigmotion  # more held-out synthetic motion
     python benchmarks/precision.py --zoo ppt_s_coco_256x192 gtpt_t_coco_256x192 hot_mixste_h36m_243  # speed only
 
 Every ``--ppt``/``--gtpt``/``--hot`` checkpoint is one of ours (it carries its recipe, so its own val/test set
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import math
 import os
 import platform
@@ -84,9 +88,26 @@ def load(weights: str) -> tuple[torch.nn.Module, Any, Any]:
     return model, cfg, protocol
 
 
-def accuracy_2d(model: torch.nn.Module, cfg: Any, protocol: Any, nets: dict[str, torch.nn.Module]) -> dict[str, dict]:
+def slice_files(gt_file: str, slices: int, folder: Path) -> list[tuple[Path, set[int]]]:
+    """The val set's images cut into ``slices`` disjoint runs of image ids: one ground-truth file per run, with the
+    run's ids."""
+    gt = json.loads(Path(gt_file).read_text())
+    out = []
+    for k, part in enumerate(np.array_split(np.array(sorted(im["id"] for im in gt["images"])), slices)):
+        keep = {int(i) for i in part}
+        sub = {**gt, "images": [im for im in gt["images"] if im["id"] in keep],
+               "annotations": [a for a in gt["annotations"] if a["image_id"] in keep]}
+        path = folder / f"val_slice{k}.json"
+        path.write_text(json.dumps(sub))
+        out.append((path, keep))
+    return out
+
+
+def accuracy_2d(model: torch.nn.Module, cfg: Any, protocol: Any, nets: dict[str, torch.nn.Module],
+                slices: int = 0) -> dict[str, dict]:
     """AP of every prepared net on the recipe's val set, its change from fp32/torch, and the mean shift of the
-    image keypoints from fp32/torch's (pixels)."""
+    image keypoints from fp32/torch's (pixels); with ``slices``, also the AP on that many disjoint slices of the
+    val set's images (``slice_AP``), to show how far the change moves between val sets of that size."""
     from posetokens.data.metainfo import get_metainfo
     from posetokens.engine.data import build_samples, make_loader, model_codec
     from posetokens.engine.evaluate import coco_metrics
@@ -98,6 +119,17 @@ def accuracy_2d(model: torch.nn.Module, cfg: Any, protocol: Any, nets: dict[str,
     batches = list(make_loader(samples, cfg.data.val_batch_size, None, 0))
     flip = list(metainfo.flip_indices)
     out: dict[str, dict] = {}
+    parts: list[tuple[Path, set[int]]] = []
+    tmp = tempfile.TemporaryDirectory()
+    if slices:
+        n = len(json.loads(Path(cfg.data.val_ann).read_text())["images"])
+        if slices > n:
+            raise SystemExit(f"precision.py: --slices {slices}: {cfg.data.val_ann} has {n} images; ask for at most {n}")
+        parts = slice_files(cfg.data.val_ann, slices, Path(tmp.name))
+        empty = [k for k, (path, _) in enumerate(parts) if not json.loads(path.read_text())["annotations"]]
+        if empty:
+            raise SystemExit(f"precision.py: --slices {slices}: slice(s) {empty} of {cfg.data.val_ann} hold no "
+                             "person (COCOeval gives no AP there); ask for fewer slices")
     for name, net in nets.items():
         kpts, scores = [], []
         with torch.no_grad():
@@ -120,9 +152,15 @@ def accuracy_2d(model: torch.nn.Module, cfg: Any, protocol: Any, nets: dict[str,
                 i += 1
         m = coco_metrics(cfg.data.val_ann, results, metainfo, protocol.eval)
         out[name] = {"AP": 100 * m["AP"], "kpts": k}
+        if parts:
+            out[name]["slice_AP"] = [100 * coco_metrics(str(path), [r for r in results if r["image_id"] in keep],
+                                                        metainfo, protocol.eval)["AP"] for path, keep in parts]
+    tmp.cleanup()
     ref = out["fp32/torch"]
     for r in out.values():
         r["dAP"] = r["AP"] - ref["AP"]
+        if "slice_AP" in r:
+            r["slice_dAP"] = [a - b for a, b in zip(r["slice_AP"], ref["slice_AP"])]
         r["shift"] = float(np.linalg.norm(r["kpts"] - ref["kpts"], axis=-1).mean())
         r["shift_max"] = float(np.linalg.norm(r["kpts"] - ref["kpts"], axis=-1).max())
     return out
@@ -236,7 +274,9 @@ def report(acc: dict[str, dict[str, dict]], speed: dict[str, dict[int, dict[str,
         a = acc.get(label, {})
         batches = sorted(sp)
         head = "| choice | " + " | ".join(f"speed-up b{b}" for b in batches)
-        head += (" | AP | ΔAP | shift px" if a and "AP" in a.get("fp32/torch", {}) else
+        sliced = len(a.get("fp32/torch", {}).get("slice_AP", []))
+        head += (" | AP | ΔAP | shift px" + (f" | ΔAP on {sliced} slices: min, median, max" if sliced else "")
+                 if a and "AP" in a.get("fp32/torch", {}) else
                  " | MPJPE mm | ΔMPJPE mm | shift mm" if a else "") + " |"
         lines += [f"### {label}", "", head, "|" + "---|" * (head.count("|") - 1)]
         for c in choices:
@@ -249,13 +289,16 @@ def report(acc: dict[str, dict[str, dict]], speed: dict[str, dict[int, dict[str,
                 r = a[c]
                 if "refused" in r:
                     refusals.setdefault(r["refused"], []).append(c)
-                    row += " | refused (below) | — | —"
+                    row += " | refused (below) | — | —" + (" | —" if sliced else "")
                 elif "AP" in r:
                     row += f" | {r['AP']:.2f} | {r['dAP']:+.2f} | {r['shift']:.3f} ({r['shift_max']:.2f})"
+                    if "slice_dAP" in r:
+                        d = r["slice_dAP"]
+                        row += f" | {min(d):+.2f}, {statistics.median(d):+.2f}, {max(d):+.2f}"
                 else:
                     row += f" | {r['MPJPE']:.2f} | {r['dMPJPE']:+.3f} | {r['shift']:.3f} ({r['shift_max']:.2f})"
             elif a:
-                row += " | — | — | —"
+                row += " | — | — | —" + (" | —" if sliced else "")
             lines.append(row + " |")
         lines.append("")
         for why, which in refusals.items():
@@ -286,12 +329,44 @@ def main() -> None:
     ap.add_argument("--zoo-rounds", type=int, default=3)
     ap.add_argument("--note", action="append", default=[], help="a line for the report (e.g. a missing model)")
     ap.add_argument("--no-accuracy", action="store_true", help="speed only")
+    ap.add_argument("--val", type=Path, metavar="DIR",
+                    help="score the 2D models on this synthetic val set (python -m posetokens.data.synthetic DIR "
+                         "--num-train 1 --num-val N, at the recipe's image size) instead of their recipe's")
+    ap.add_argument("--slices", type=int, default=0, metavar="N",
+                    help="also score the 2D models on N disjoint slices of the val set's images, and give the "
+                         "spread of each choice's ΔAP over them (how far a val set of that size moves it); "
+                         "not for the lifters")
+    ap.add_argument("--motion", type=Path, metavar="DIR",
+                    help="score the lifters on this synthetic motion's test subjects (python -m "
+                         "posetokens.data.synthetic_motion DIR --subjects S9 S11) instead of their recipe's")
     ap.add_argument("--out", type=report_path, default=str(Path(__file__).with_name("RESULTS.md")))
     args = ap.parse_args()
     for flag in ("ppt", "tokenpose", "gtpt", "hot"):  # before any model is built or timed
         path = getattr(args, flag)
         if path and not Path(path).is_file():
             ap.error(f"--{flag} {path}: no such checkpoint file (expected a .pth written by posetokens train)")
+    if args.slices < 0 or args.slices and args.no_accuracy:
+        ap.error(f"--slices {args.slices}: expected a positive number of slices, with the accuracy measured")
+    val_files = {}
+    if args.val:
+        val_files = {"val_ann": args.val / "val.json", "val_img_dir": args.val / "val",
+                     "val_det": args.val / "val_detections.json"}
+        missing = [str(p) for p in val_files.values() if not p.exists()]
+        if missing:
+            ap.error(f"--val {args.val}: {', '.join(missing)} not found (expected python -m posetokens.data.synthetic "
+                     "DIR's val.json, val/ and val_detections.json)")
+        val = json.loads(val_files["val_ann"].read_text())
+        args.note.append(f"The 2D models were scored on {args.val} ({len(val['images'])} images, "
+                         f"{len(val['annotations'])} people) instead of their recipe's val set.")
+    motion_files = {}
+    if args.motion:
+        motion_files = {"keypoints_3d": args.motion / "data_3d_h36m.npz",
+                        "keypoints_2d": args.motion / "data_2d_h36m_gt.npz", "cameras": args.motion / "cameras.json"}
+        missing = [str(p) for p in motion_files.values() if not p.is_file()]
+        if missing:
+            ap.error(f"--motion {args.motion}: {', '.join(missing)} not found (expected python -m "
+                     "posetokens.data.synthetic_motion DIR's files)")
+        args.note.append(f"The lifters were scored on the test subjects of {args.motion} instead of their recipe's.")
     torch.set_num_threads(1)
     allocator = setup_allocator(False)
     import torch._dynamo.config as dynamo_config
@@ -313,6 +388,8 @@ def main() -> None:
             model, cfg, protocol = load(weights)
         except ValueError as e:  # not a checkpoint of ours: the library's one line
             raise SystemExit(f"precision.py: {e}") from None
+        for key, path in (val_files if model.task == "topdown" else motion_files).items():
+            setattr(cfg.data, key, str(path))
         label = f"{label}: {Path(weights)}"
         print(f"{label}: preparing", flush=True)
         nets = prepare_all(model, choices)
@@ -321,7 +398,8 @@ def main() -> None:
         speed[label] = {b: timing(model, nets, b, args.rounds) for b in batches}
         print(f"{label}: timed", flush=True)
         if not args.no_accuracy:
-            acc[label] = (accuracy_3d if lifting else accuracy_2d)(model, cfg, protocol, nets)
+            acc[label] = (accuracy_3d(model, cfg, protocol, nets) if lifting
+                          else accuracy_2d(model, cfg, protocol, nets, args.slices))
             for c, r in acc[label].items():
                 print(f"  {c}: " + ", ".join(f"{k} {v:.4f}" for k, v in r.items() if isinstance(v, float)), flush=True)
     import posetokens

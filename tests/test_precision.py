@@ -97,28 +97,55 @@ def test_bf16_runs_pruned_models_and_their_methods() -> None:
 
 
 class _CastsToFloat(torch.nn.Module):
-    """A model whose own code runs a part in float32 (as PCT's Swin attention does)."""
+    """A model whose own code runs a part in float32 (as PCT's Swin attention does), then a Linear layer or a
+    convolution (as PCT's head after its backbone): each refuses the float32 input with its own message."""
 
     task, output_kind = "topdown", "heatmap"
 
-    def __init__(self) -> None:
+    def __init__(self, conv: bool) -> None:
         super().__init__()
-        self.a, self.b = torch.nn.Linear(8, 16), torch.nn.Linear(16, 4)
+        layer = torch.nn.Conv2d if conv else torch.nn.Linear
+        self.a, self.b = layer(8, 16, *((1,) if conv else ())), layer(16, 4, *((1,) if conv else ()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.b(torch.relu(self.a(x)).float())
 
 
-@pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bfloat16 kernels")
-def test_bf16_of_a_model_that_casts_to_float32_runs_under_autocast() -> None:
+@pytest.fixture
+def any_cpu_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bfloat16 offered on this CPU whatever it has (emulated where it lacks the kernels: slow, not wrong), so a
+    test of what ``prepare`` does around bfloat16 runs, and guards its mutant, on every CI host."""
+    monkeypatch.setattr(precision, "_cpu_bf16", lambda: True)
+
+
+@pytest.mark.parametrize("conv", [False, True], ids=["linear", "conv"])
+def test_bf16_of_a_model_that_casts_to_float32_runs_under_autocast(conv: bool, any_cpu_bf16: None) -> None:
     torch.manual_seed(0)
-    model, x = _CastsToFloat().eval(), torch.randn(5, 8)
+    model, x = _CastsToFloat(conv).eval(), torch.randn(5, 8, *((3, 3) if conv else ()))
     net = prepare(model, "bf16/torch")
     with torch.no_grad():
         ref = model(x).double()  # float32 eager (its float32 part would refuse float64)
         out = net(x)
     assert net.mixed and out.dtype == torch.float32
     assert float((out.double() - ref).abs().max() / ref.abs().max()) <= TOLERANCE["bf16"]
+
+
+@pytest.mark.parametrize("inference_copy", [False, True], ids=["as-built", "inference-copy"])
+def test_bf16_runs_pct(inference_copy: bool, any_cpu_bf16: None) -> None:
+    """PCT under bf16: its Swin attention runs in float32 and hands float32 features to the bfloat16 head, whose
+    convolution refuses them; the prepared model runs it under autocast (it failed so until 2026-12-04)."""
+    from posetokens.layers import optimize_for_inference
+
+    model = _build(SMALL_PCT)
+    (x,) = model.dummy_inputs(2)
+    if inference_copy:
+        model, x = optimize_for_inference(model), x.contiguous(memory_format=torch.channels_last)
+    net = prepare(model, "bf16/torch")
+    with torch.no_grad():
+        ref, out = model(x), net(x)
+    assert net.mixed and all(o.dtype == torch.float32 for o in out)
+    err = max(float((o.double() - r.double()).abs().max() / r.double().abs().max()) for o, r in zip(out, ref))
+    assert 1e-5 < err <= TOLERANCE["bf16"], err
 
 
 def test_pose_estimator_predicts_under_a_choice() -> None:

@@ -266,6 +266,33 @@ def test_pairwise_distances_give_identical_tokens_identical_rows() -> None:
     assert _identical_first(y).tolist() == _identical_first(y.double()).tolist() == [[0, 0, 2, 2]]
 
 
+def test_pairwise_distances_rows_do_not_depend_on_the_gemm_rounding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same property on any CPU: a GEMM that rounds each entry by its position (as a tiled float64 GEMM can;
+    on an Intel Xeon of 2026-12-04 the one above rounded duplicates alike, so only this test shows the rows
+    follow each token's first copy there). Each product is moved by a few float64 ulps that depend on its row and
+    column; identical tokens must still get identical rows and zero distance between them."""
+    from posetokens.layers.pruning import pairwise_distances
+
+    real = torch.Tensor.__matmul__
+
+    def tiled(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        out = real(a, b)
+        if out.shape[-2:] != (a.shape[-2], a.shape[-2]):  # only the Gram matrix, not the keys' exact GEMV
+            return out
+        i = torch.arange(out.shape[-2], dtype=out.dtype)[:, None]
+        j = torch.arange(out.shape[-1], dtype=out.dtype)[None, :]
+        return out * (1 + 2.0**-50 * ((7 * i + 13 * j) % 5))
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 81, 64, generator=g)
+    x[:, 1::2] = x[:, 0:80:2]  # frames 2i and 2i+1 identical
+    monkeypatch.setattr(torch.Tensor, "__matmul__", tiled)
+    d = pairwise_distances(x)
+    monkeypatch.undo()
+    assert torch.equal(d[:, 0:80:2], d[:, 1:81:2]) and torch.equal(d, d.mT)
+    assert bool((d[:, range(0, 80, 2), range(1, 81, 2)] == 0).all())
+
+
 def test_pairwise_distances_edge_inputs() -> None:
     """Near-duplicates, other dtypes and layouts, tokens too wide for the keys, and no autograd."""
     from posetokens.layers import dpc_knn_score

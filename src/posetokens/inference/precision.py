@@ -63,6 +63,7 @@ import inspect
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -277,10 +278,15 @@ class PreparedModel(nn.Module):
             except RuntimeError as e:
                 if self.dtype is None or self.mixed or not _dtype_mismatch(e):
                     raise
-        # the model runs some parts in float32 on purpose (PCT's Swin attention): autocast joins the two from now on
+        # the model runs some parts in float32 on purpose (PCT's Swin attention): autocast joins the two from now on,
+        # once a call under it has run
         self.mixed = True
-        with self._mixed_context():
-            return to_float32(fn(*args, **kwargs))
+        try:
+            with self._mixed_context():
+                return to_float32(fn(*args, **kwargs))
+        except Exception:
+            self.mixed = False
+            raise
 
     def _mixed_context(self) -> Any:
         if not self.mixed:
@@ -411,9 +417,14 @@ def backbone_in_bfloat16(model: nn.Module) -> nn.Module:
 
 
 def _dtype_mismatch(e: RuntimeError) -> bool:
-    """Whether ``e`` is PyTorch's refusal to mix float32 and bfloat16 operands."""
+    """Whether ``e`` is PyTorch's refusal to mix float32 and bfloat16 operands (matmul: "expected scalar type",
+    "same dtype"; a convolution: "Input type (torch.FloatTensor) and weight type (CPUBFloat16Type)", or "bias type
+    (c10::BFloat16)")."""
     text = str(e)
-    return "scalar type" in text or "same dtype" in text or "dtype" in text and "BFloat16" in text
+    if "scalar type" in text or "same dtype" in text:
+        return True
+    # a float32 operand must be named (FloatTensor, float), not only bfloat16 ones on two devices
+    return "BFloat16" in text and ("dtype" in text or "type (" in text) and re.search(r"\b(Float|float)", text) is not None
 
 
 def _reads_weight(parent: nn.Module, name: str) -> bool:
