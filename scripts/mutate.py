@@ -341,7 +341,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "bf16-conv-mismatch-raised", "bf16 runs a model whose float32 part feeds a convolution (PCT) under autocast",
         "src/posetokens/inference/precision.py",
-        (('"BFloat16" in text and ("dtype" in text or "type (" in text)', '"BFloat16" in text and "dtype" in text'),),
+        (('    named = "dtype" in text or "type (" in text\n', '    named = "dtype" in text\n'),),
         ("tests/test_precision.py::test_bf16_runs_pct[as-built]",),
     ),
 )

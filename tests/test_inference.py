@@ -142,7 +142,8 @@ def test_flip_test_values_and_batching(shared_data: Path) -> None:
         x = torch.from_numpy(c).permute(0, 3, 1, 2).float()
         x = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         with torch.no_grad():
-            return np.asarray(predict_outputs(est.net, x, est.protocol.test, swap if est.protocol.test.flip_test else None))
+            flip = swap if est.protocol.test.flip_test else None
+            return np.asarray(predict_outputs(est.net, x, est.protocol.test, flip))
 
     def mirror_gap(est: PoseEstimator) -> tuple[float, float, int]:
         """(largest gap of the mirrored crops' maps from the mirrored maps, relative to the largest value; largest

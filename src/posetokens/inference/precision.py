@@ -424,7 +424,8 @@ def _dtype_mismatch(e: RuntimeError) -> bool:
     if "scalar type" in text or "same dtype" in text:
         return True
     # a float32 operand must be named (FloatTensor, float), not only bfloat16 ones on two devices
-    return "BFloat16" in text and ("dtype" in text or "type (" in text) and re.search(r"\b(Float|float)", text) is not None
+    named = "dtype" in text or "type (" in text
+    return "BFloat16" in text and named and re.search(r"\b(Float|float)", text) is not None
 
 
 def _reads_weight(parent: nn.Module, name: str) -> bool:
