@@ -355,7 +355,14 @@ def main() -> None:
         if missing:
             ap.error(f"--val {args.val}: {', '.join(missing)} not found (expected python -m posetokens.data.synthetic "
                      "DIR's val.json, val/ and val_detections.json)")
-        val = json.loads(val_files["val_ann"].read_text())
+        try:
+            val = json.loads(val_files["val_ann"].read_text())
+            if not (isinstance(val, dict) and isinstance(val.get("images"), list)
+                    and isinstance(val.get("annotations"), list)):
+                raise ValueError("not a COCO keypoint file")
+        except (ValueError, UnicodeDecodeError) as e:
+            ap.error(f"--val {args.val}: {val_files['val_ann']}: expected COCO keypoint JSON with 'images' and "
+                     f"'annotations' lists ({str(e).splitlines()[0][:80]})")
         args.note.append(f"The 2D models were scored on {args.val} ({len(val['images'])} images, "
                          f"{len(val['annotations'])} people) instead of their recipe's val set.")
     motion_files = {}
@@ -398,8 +405,11 @@ def main() -> None:
         speed[label] = {b: timing(model, nets, b, args.rounds) for b in batches}
         print(f"{label}: timed", flush=True)
         if not args.no_accuracy:
-            acc[label] = (accuracy_3d(model, cfg, protocol, nets) if lifting
-                          else accuracy_2d(model, cfg, protocol, nets, args.slices))
+            try:
+                acc[label] = (accuracy_3d(model, cfg, protocol, nets) if lifting
+                              else accuracy_2d(model, cfg, protocol, nets, args.slices))
+            except (ValueError, FileNotFoundError) as e:  # the library's one line on a bad data file
+                raise SystemExit(f"precision.py: {label}: {str(e).splitlines()[0]}") from None
             for c, r in acc[label].items():
                 print(f"  {c}: " + ", ".join(f"{k} {v:.4f}" for k, v in r.items() if isinstance(v, float)), flush=True)
     import posetokens

@@ -135,6 +135,8 @@ def report_path(text: str) -> Path:
     out = Path(text).expanduser()
     if out.is_dir():
         raise argparse.ArgumentTypeError(f"{out} is a folder; expected the markdown file to append the report to")
+    if out.suffix.lower() != ".md":  # a report appended to a data file (detections json, a checkpoint) ruins it
+        raise argparse.ArgumentTypeError(f"{out}: expected a markdown file ending in .md to append the report to")
     folder = out.parent
     if not folder.is_dir():
         raise argparse.ArgumentTypeError(f"{out}: the folder {folder} does not exist")

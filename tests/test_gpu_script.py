@@ -111,3 +111,21 @@ def test_pct_flip_benchmark_runs_on_a_tiny_pct(monkeypatch: pytest.MonkeyPatch, 
     assert [r.split(" | ")[1] for r in rows] == ["1", "2"], text
     assert all(float(r.split(" | ")[5].rstrip(" |")) <= 1e-3 for r in rows)  # the runtimes agreed before timing
     assert "--overrides '{\"backbone\"" in text  # the command line is copyable
+
+
+def test_benchmark_reports_append_only_to_markdown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every benchmark's ``--out`` (throughput.report_path) takes a markdown file, checked before the run: a data
+    file given by mistake (a detections json) would get a markdown report appended to it, and a folder cannot."""
+    import argparse
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    sys.modules.pop("throughput", None)
+    from throughput import report_path
+
+    det = tmp_path / "val_detections.json"
+    det.write_text("[]")
+    for bad in (det, tmp_path, tmp_path / "missing" / "r.md"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            report_path(str(bad))
+    assert det.read_text() == "[]"
+    assert report_path(str(tmp_path / "RESULTS.md")) == tmp_path / "RESULTS.md"
