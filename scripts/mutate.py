@@ -126,6 +126,13 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_pruning_stages.py::test_pairwise_distances_rows_do_not_depend_on_the_gemm_rounding"),
     ),
     Mutant(
+        "patch-norm-fold-drops-shift", "GTPT's inference copy folds patch_norm's shift into the embedding's bias",
+        "src/posetokens/layers/patch_embed.py",
+        (("            bias = weight.double().sum((1, 2)) @ shift.double()\n",
+          "            bias = weight.double().sum((1, 2)) @ shift.double() * 0\n"),),
+        ("tests/test_fused_linear.py::test_inference_copy_folds_gtpts_patch_norm",),
+    ),
+    Mutant(
         "shuffle-exports-as-scatter", "the inference GTPT exports without ScatterND (onnxruntime ran it 2.5x slower)",
         "src/posetokens/models/backbones/shufflenet.py",
         (("        if exporting():  # ONNX turns", "        if False:  # ONNX turns"),),

@@ -221,3 +221,35 @@ def test_fuse_conv_relu_folds_only_a_relu_after_a_conv() -> None:
     plain = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
     fused = fuse_conv_relu(copy.deepcopy(plain).eval())
     assert true_macs(fused, (x,)) == true_macs(plain, (x,)) == 2 * 10 * 8 * 8 * 3 * 3 * 3
+
+
+
+def test_inference_copy_folds_gtpts_patch_norm() -> None:
+    # GTPT declares its patch_norm foldable into the patch embedding (norms_to_fold): the copy has no such
+    # BatchNorm pass left, and gives the model-as-built's outputs, image by image
+    torch.manual_seed(0)
+    model = create_model("gtpt_t_coco_256x192", image_size=(64, 48)).eval()
+    for mod in model.modules():  # weights that tell images apart (GTPT's stem starts at std 0.001) and non-trivial
+        with torch.no_grad():    # BatchNorm statistics and affine terms, so a fold that dropped a term would show
+            if isinstance(mod, nn.Conv2d):
+                mod.weight.normal_(0, (mod.weight[0].numel()) ** -0.5)
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.5, 0.5)
+    fast = optimize_for_inference(model)
+    assert model.norms_to_fold == (("patch_norm", "patch_embed"),) and type(fast.patch_norm) is nn.Identity
+    x = torch.randn(3, 3, 64, 48)
+    with torch.no_grad():
+        want, got = model(x), fast(x.contiguous(memory_format=torch.channels_last))
+        feat = model.stem(x)  # the embedding alone, against BatchNorm then embedding in float64
+        ref = model.patch_embed.double()(model.patch_norm.double()(feat.double()))
+        model.float()
+        folded = fast.patch_embed(feat.contiguous(memory_format=torch.channels_last))
+    assert float((folded.double() - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
+    assert float((want[0][0] - want[0][2]).abs().max()) > 0.01 * float(want[0].abs().max())  # images that differ
+    for a, b in zip(want, got, strict=True):
+        assert a.shape == b.shape and float((a - b).abs().max()) <= 1e-5 * max(1.0, float(a.abs().max()))
+    with pytest.raises(ValueError, match="BatchNorm2d of 128 channels"):
+        fast.patch_embed.fold_input_norm(nn.BatchNorm2d(64))

@@ -197,13 +197,18 @@ def unfuse_linear(module: nn.Module) -> nn.Module:
 
 def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
     """An eval-mode copy of ``model`` with conv-BN folded, a ReLU after a conv run inside it
-    (:class:`FusedConv2d`), convolutions in channels-last layout, and every ``nn.Linear`` a :class:`FusedLinear`
-    (bias and an MLP's GELU inside one oneDNN matmul on the CPU).
+    (:class:`FusedConv2d`), convolutions in channels-last layout, every ``nn.Linear`` a :class:`FusedLinear`
+    (bias and an MLP's GELU inside one oneDNN matmul on the CPU), and each BatchNorm the model declares in
+    ``norms_to_fold`` (pairs of a BatchNorm2d and the :class:`~posetokens.layers.PatchEmbed` that alone reads its
+    output: GTPT's ``patch_norm``) folded into that embedding.
 
     Outputs equal the original's to float rounding (about 1e-5 relative). The copy's state dict no longer
     matches the checkpoint layout, so keep the original for saving and training.
     """
     fast = fuse_linear(fuse_conv_relu(fuse_conv_bn(copy.deepcopy(model).eval())))
+    for norm, embed in getattr(fast, "norms_to_fold", ()):  # (a BatchNorm2d, the PatchEmbed it feeds alone)
+        getattr(fast, embed).fold_input_norm(getattr(fast, norm))
+        setattr(fast, norm, nn.Identity())
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)
     for p in fast.parameters():

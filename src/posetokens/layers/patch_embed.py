@@ -42,3 +42,24 @@ class PatchEmbed(nn.Linear):
         """Shown by ``print(module)``."""
         return f"in_channels={self.in_channels}, patch_size={self.patch_size}, dim={self.out_features}"
 
+    def fold_input_norm(self, bn: nn.BatchNorm2d) -> None:
+        """Fold an eval-mode ``bn`` applied to this layer's input map into the weight and bias, in place: the
+        patches do not overlap and nothing is padded, so ``self(bn(x))`` equals the folded ``self(x)`` to float
+        rounding. Inference only (the running statistics are fixed)."""
+        if bn.num_features != self.in_channels or bn.running_var is None or bn.running_mean is None:
+            raise ValueError(f"PatchEmbed.fold_input_norm: expected a BatchNorm2d of {self.in_channels} channels with "
+                             f"running statistics, got {bn}")
+        with torch.no_grad():
+            scale = bn.running_var.add(bn.eps).rsqrt()
+            if bn.weight is not None:
+                scale = scale * bn.weight
+            shift = -bn.running_mean * scale + (bn.bias if bn.bias is not None else 0.0)
+            ph, pw = self.patch_size
+            weight = self.weight.view(-1, ph, pw, self.in_channels)  # the (row, col, channel) order of a patch
+            bias = weight.double().sum((1, 2)) @ shift.double()
+            self.weight.copy_((weight * scale).view_as(self.weight))
+            if self.bias is None:
+                self.bias = nn.Parameter(bias.to(self.weight.dtype))
+            else:
+                self.bias.add_(bias.to(self.bias.dtype))
+
