@@ -133,6 +133,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_fused_linear.py::test_inference_copy_folds_gtpts_patch_norm",),
     ),
     Mutant(
+        "built-random-model-silent", "a built model with create_model's random weights says so in PoseEstimator",
+        "src/posetokens/inference/api.py",
+        (("        random_weights = random_weights or note_if_random_weights(model, \"the 2D model\")\n",
+          "        random_weights = random_weights\n"),),
+        ("tests/test_errors_inference.py::test_a_built_model_with_random_weights_says_so_once",),
+    ),
+    Mutant(
         "shuffle-exports-as-scatter", "the inference GTPT exports without ScatterND (onnxruntime ran it 2.5x slower)",
         "src/posetokens/models/backbones/shufflenet.py",
         (("        if exporting():  # ONNX turns", "        if False:  # ONNX turns"),),

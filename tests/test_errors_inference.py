@@ -875,3 +875,42 @@ def test_only_a_users_key_error_is_a_one_line_error(capsys: pytest.CaptureFixtur
     assert cli(["flops", "tokenpose_s_coco_255"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("posetokens flops: error: unknown model 'tokenpose_s_coco_255'") and "Traceback" not in err
+
+
+def test_a_built_model_with_random_weights_says_so_once(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # The brief: running with random weights always says so. A model given to the API as a module says so when
+    # create_model built it without weights and nothing has changed it since; loading a checkpoint or one training
+    # step takes it back to silence, and a model built with weights never says it.
+    from posetokens import PoseEstimator
+    from posetokens.export import export_onnx
+    from posetokens.inference.lifting import lift_sequence
+    from posetokens.registry import has_random_weights
+
+    note = "has no weights given: it runs with random weights"
+    torch.manual_seed(0)
+    model = create_model(NAME_2D, **TINY_2D)
+    assert has_random_weights(model)
+    PoseEstimator(model, runtime="torch")
+    PoseEstimator(model, runtime="torch")
+    err = capsys.readouterr().err
+    assert err.count(note) == 1 and f"the 2D model {NAME_2D} {note}" in err  # once per model
+
+    trained = create_model(NAME_2D, **TINY_2D)
+    with torch.no_grad():
+        next(trained.parameters()).add_(1e-3)  # one changed parameter, as a training step or a load would
+    PoseEstimator(trained, runtime="torch")
+    loaded = create_model(NAME_2D, **TINY_2D)
+    loaded.load_state_dict(create_model(NAME_2D, **TINY_2D).state_dict())  # other random draws: a checkpoint
+    PoseEstimator(loaded, runtime="torch")
+    assert not has_random_weights(trained) and not has_random_weights(loaded)
+    assert note not in capsys.readouterr().err
+    assert not has_random_weights(torch.nn.Linear(2, 2))  # not ours: nothing is known of it
+
+    lifter = create_model(NAME_3D, **TINY_3D)
+    kp = np.random.default_rng(0).uniform(0, 100, (30, 17, 2))
+    lift_sequence(lifter, kp, None, 100, 100)
+    lift_sequence(lifter, kp, None, 100, 100)
+    err = capsys.readouterr().err
+    assert err.count(note) == 1 and f"the lifting model {NAME_3D} {note}" in err
+    export_onnx(create_model(NAME_2D, **TINY_2D), tmp_path / "m.onnx", check=False)
+    assert f"the model {NAME_2D} {note}" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 import typing
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 import dataclasses
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from posetokens.runtime import UserKeyError
+from posetokens.runtime import UserKeyError, note_random_weights
 
 
 @dataclass(frozen=True)
@@ -176,4 +177,39 @@ def create_model(name: str, weights: str | Path | None = None, **overrides: Any)
         from posetokens.convert import load_weights
 
         load_weights(model, weights, family=entry.family, source=str(weights))
+    else:
+        _BUILT_WITHOUT_WEIGHTS[model] = _weights_sample(model)
     return model
+
+
+# ---------------------------------------------------------------------------------------------- random weights
+# create_model's models built without weights, with a sample of their initial values: a model given to the
+# inference API whose values still match says so (the brief: running with random weights always says so). Kept
+# by object, so a copy (the inference copy, a deepcopy) is not in it; weak, so a model is not kept alive.
+_BUILT_WITHOUT_WEIGHTS: weakref.WeakKeyDictionary[nn.Module, torch.Tensor] = weakref.WeakKeyDictionary()
+_SAID_RANDOM: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+
+
+def _weights_sample(model: nn.Module) -> torch.Tensor:
+    """About 256 values of every parameter and buffer of ``model``, summed per tensor (float64, on the CPU): any
+    checkpoint load or training step changes it."""
+    sums = [t.detach().reshape(-1)[:: max(1, t.numel() // 256)].double().sum() for t in model.state_dict().values()
+            if t.is_floating_point()]
+    return torch.stack(sums).cpu() if sums else torch.zeros(0, dtype=torch.float64)
+
+
+def has_random_weights(model: nn.Module) -> bool:
+    """Whether ``model`` came from :func:`create_model` without weights and still holds its random initial values
+    (no checkpoint loaded into it, no training step taken)."""
+    initial = _BUILT_WITHOUT_WEIGHTS.get(model)
+    return initial is not None and torch.equal(_weights_sample(model), initial)
+
+
+def note_if_random_weights(model: nn.Module, role: str) -> bool:
+    """:func:`has_random_weights`, said once per model on stderr (``role``: "the 2D model", ...)."""
+    if not has_random_weights(model):
+        return False
+    if model not in _SAID_RANDOM:
+        _SAID_RANDOM.add(model)
+        note_random_weights(getattr(model, "zoo_name", type(model).__name__), role)
+    return True

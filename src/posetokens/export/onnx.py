@@ -95,11 +95,12 @@ def _model(model: str | nn.Module | None, weights: str | Path | None, overrides:
     from posetokens.fileio import require_file
     from posetokens.runtime import note_random_weights
     from posetokens.protocols import get_protocol
-    from posetokens.registry import create_model, default_protocol
+    from posetokens.registry import create_model, default_protocol, note_if_random_weights
 
     if isinstance(model, nn.Module):
         if weights is not None or overrides:
             raise ValueError("export_onnx: weights and overrides apply to a zoo name, not to a built model")
+        note_if_random_weights(model, "the model")  # create_model's, without weights, unchanged since
         name = getattr(model, "zoo_name", None)
         return model, describe(name, {}, get_protocol(default_protocol(name)) if name else None, None) if name else {}
     if weights is not None:

@@ -61,7 +61,7 @@ from posetokens.protocols import Protocol, check_model_protocol, resolve_protoco
 from posetokens.protocols.codec import build_codec
 from posetokens.protocols.predict import crop_to_image, predict_outputs
 from posetokens.protocols.topdown import build_pipeline
-from posetokens.registry import create_model, default_protocol
+from posetokens.registry import create_model, default_protocol, note_if_random_weights
 from posetokens.runtime import (Interrupted, check_device, interruptible, note_random_weights, signal_name,
                                 short_repr, signals_deferred, warn)
 
@@ -799,6 +799,8 @@ class PoseEstimator:
                     "tokenizer": " (a PCT tokenizer, joints in and out): use a pct_*_coco model for images",
                     "lifting": " (2D keypoints in): use posetokens lift"}.get(str(task), "")
             raise ValueError(f"PoseEstimator needs a top-down 2D model (image crops in); {name} is a {task} model{hint}")
+        # a built model that create_model made without weights, and that nothing has changed since, says so too
+        random_weights = random_weights or note_if_random_weights(model, "the 2D model")
         self.model = model.to(self.device).eval()
         self.net = optimize_for_inference(self.model) if optimize else self.model  # what predictions run
         # float32 eager: unchanged; else a copy (auto: onnxruntime's session made at the first prediction)

@@ -47,6 +47,7 @@ from posetokens.data.h36m import (
 from posetokens.data.metainfo import H36M
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
+from posetokens.registry import note_if_random_weights
 from posetokens.runtime import check_device, warn
 
 __all__ = [
@@ -220,6 +221,7 @@ def lift_sequence(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | 
     from posetokens.protocols.predict import predict_windows
 
     device = check_lifter(model, width, height, device, "lift_sequence")
+    note_if_random_weights(model, "the lifting model")  # create_model's, without weights: said once per model
     kp = np.asarray(keypoints, np.float64)
     if kp.ndim != 3 or kp.shape[1:] != (17, 2):
         raise ValueError(f"lift_sequence expects H36M-17 keypoints (L, 17, 2), got {kp.shape}")
@@ -447,7 +449,9 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                          f"(it is a {getattr(lifter, 'task', None)} model)")
     if isinstance(model, str) and weights is None:
         note_random_weights(model, "the lifting model")
-    trained = not (isinstance(model, str) and weights is None)  # auto keeps random weights in PyTorch
+        trained = False  # auto keeps random weights in PyTorch
+    else:  # a built model that create_model made without weights, and that nothing has changed since, says so
+        trained = not note_if_random_weights(lifter, "the lifting model")
     # the inference copy (fused Linear layers), then the precision/runtime choice; the given model is not changed
     lifter = prepare(optimize_for_inference(lifter.to(dev).eval(), channels_last=False), choice, dev, trained=trained)
     records: list[dict[str, Any]] | None = None
