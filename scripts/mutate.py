@@ -135,8 +135,14 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "built-random-model-silent", "a built model with create_model's random weights says so in PoseEstimator",
         "src/posetokens/inference/api.py",
-        (("        random_weights = random_weights or note_if_random_weights(model, \"the 2D model\")\n",
+        (("        random_weights = random_weights or has_random_weights(model)\n",
           "        random_weights = random_weights\n"),),
+        ("tests/test_errors_inference.py::test_a_built_model_with_random_weights_says_so_once",),
+    ),
+    Mutant(
+        "random-sample-follows-weights", "the initial sample behind the random-weights note is a copy, not a view",
+        "src/posetokens/registry.py",
+        (('.to("cpu", copy=True) for p in model.parameters()', '.cpu() for p in model.parameters()'),),
         ("tests/test_errors_inference.py::test_a_built_model_with_random_weights_says_so_once",),
     ),
     Mutant(

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -879,21 +880,30 @@ def test_only_a_users_key_error_is_a_one_line_error(capsys: pytest.CaptureFixtur
 
 def test_a_built_model_with_random_weights_says_so_once(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     # The brief: running with random weights always says so. A model given to the API as a module says so when
-    # create_model built it without weights and nothing has changed it since; loading a checkpoint or one training
+    # create_model built it without weights and no parameter has changed since; loading a checkpoint or one training
     # step takes it back to silence, and a model built with weights never says it.
     from posetokens import PoseEstimator
     from posetokens.export import export_onnx
     from posetokens.inference.lifting import lift_sequence
+    from posetokens.inference.online import lift_online
     from posetokens.registry import has_random_weights
 
     note = "has no weights given: it runs with random weights"
     torch.manual_seed(0)
     model = create_model(NAME_2D, **TINY_2D)
-    assert has_random_weights(model)
+    with torch.no_grad():
+        model(torch.randn(2, 3, 64, 48))  # training mode: BatchNorm statistics move, the weights stay random
+    assert has_random_weights(model) and has_random_weights(create_model(NAME_2D, **TINY_2D).to(torch.bfloat16))
+    with pytest.raises(ValueError, match="keypoints"):
+        PoseEstimator(model, runtime="torch", metainfo="mpii")  # refused: nothing ran, nothing said yet
+    assert note not in capsys.readouterr().err
     PoseEstimator(model, runtime="torch")
     PoseEstimator(model, runtime="torch")
     err = capsys.readouterr().err
     assert err.count(note) == 1 and f"the 2D model {NAME_2D} {note}" in err  # once per model
+    named = PoseEstimator(NAME_2D, runtime="torch", **TINY_2D)
+    PoseEstimator(named.model, runtime="torch")  # the same model again: not said twice
+    assert capsys.readouterr().err.count(note) == 1
 
     trained = create_model(NAME_2D, **TINY_2D)
     with torch.no_grad():
@@ -905,12 +915,19 @@ def test_a_built_model_with_random_weights_says_so_once(tmp_path: Path, capsys: 
     assert not has_random_weights(trained) and not has_random_weights(loaded)
     assert note not in capsys.readouterr().err
     assert not has_random_weights(torch.nn.Linear(2, 2))  # not ours: nothing is known of it
+    quantized = create_model(NAME_2D, **TINY_2D)
+    with warnings.catch_warnings():  # torch.ao.quantization's deprecation
+        warnings.simplefilter("ignore")
+        torch.ao.quantization.quantize_dynamic(quantized, {torch.nn.Linear}, inplace=True)
+    PoseEstimator(quantized, runtime="torch")  # a model whose layers were swapped in place: no traceback
 
-    lifter = create_model(NAME_3D, **TINY_3D)
     kp = np.random.default_rng(0).uniform(0, 100, (30, 17, 2))
+    lifter = create_model(NAME_3D, **TINY_3D)
     lift_sequence(lifter, kp, None, 100, 100)
     lift_sequence(lifter, kp, None, 100, 100)
     err = capsys.readouterr().err
     assert err.count(note) == 1 and f"the lifting model {NAME_3D} {note}" in err
+    lift_online(create_model(NAME_3D, **TINY_3D), kp[:3], None, 100, 100)
+    assert f"the lifting model {NAME_3D} {note}" in capsys.readouterr().err
     export_onnx(create_model(NAME_2D, **TINY_2D), tmp_path / "m.onnx", check=False)
     assert f"the model {NAME_2D} {note}" in capsys.readouterr().err

@@ -183,30 +183,34 @@ def create_model(name: str, weights: str | Path | None = None, **overrides: Any)
 
 
 # ---------------------------------------------------------------------------------------------- random weights
-# create_model's models built without weights, with a sample of their initial values: a model given to the
-# inference API whose values still match says so (the brief: running with random weights always says so). Kept
-# by object, so a copy (the inference copy, a deepcopy) is not in it; weak, so a model is not kept alive.
-_BUILT_WITHOUT_WEIGHTS: weakref.WeakKeyDictionary[nn.Module, torch.Tensor] = weakref.WeakKeyDictionary()
+# create_model's models built without weights, with a sample of their initial parameters: a model given to the
+# inference API whose parameters still match says so (the brief: running with random weights always says so).
+# Parameters only: a forward pass in training mode moves BatchNorm statistics, not the weights. Kept by object, so
+# a copy (the inference copy, a deepcopy) is not in it; weak, so a model is not kept alive.
+_BUILT_WITHOUT_WEIGHTS: weakref.WeakKeyDictionary[nn.Module, list[torch.Tensor]] = weakref.WeakKeyDictionary()
 _SAID_RANDOM: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 
 
-def _weights_sample(model: nn.Module) -> torch.Tensor:
-    """About 256 values of every parameter and buffer of ``model``, summed per tensor (float64, on the CPU): any
-    checkpoint load or training step changes it."""
-    sums = [t.detach().reshape(-1)[:: max(1, t.numel() // 256)].double().sum() for t in model.state_dict().values()
-            if t.is_floating_point()]
-    return torch.stack(sums).cpu() if sums else torch.zeros(0, dtype=torch.float64)
+def _weights_sample(model: nn.Module) -> list[torch.Tensor]:
+    """About 256 values of every floating-point parameter of ``model``, on the CPU, in the parameter's dtype."""
+    return [p.detach().reshape(-1)[:: max(1, p.numel() // 256)].to("cpu", copy=True) for p in model.parameters()
+            if p.is_floating_point()]  # a copy: a view would follow the parameter as it changes
 
 
 def has_random_weights(model: nn.Module) -> bool:
-    """Whether ``model`` came from :func:`create_model` without weights and still holds its random initial values
-    (no checkpoint loaded into it, no training step taken)."""
+    """Whether ``model`` came from :func:`create_model` without weights and still holds its random initial
+    parameters (no checkpoint loaded into it, no training step taken), in whatever floating-point type it was
+    cast to since."""
     initial = _BUILT_WITHOUT_WEIGHTS.get(model)
-    return initial is not None and torch.equal(_weights_sample(model), initial)
+    if initial is None:
+        return False
+    now = _weights_sample(model)
+    return len(now) == len(initial) and all(
+        a.shape == b.shape and torch.equal(a.to(b.dtype), b) for a, b in zip(initial, now, strict=True))
 
 
 def note_if_random_weights(model: nn.Module, role: str) -> bool:
-    """:func:`has_random_weights`, said once per model on stderr (``role``: "the 2D model", ...)."""
+    """:func:`has_random_weights`, said on stderr once per model (``role``: "the 2D model", ...)."""
     if not has_random_weights(model):
         return False
     if model not in _SAID_RANDOM:

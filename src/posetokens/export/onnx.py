@@ -93,7 +93,6 @@ def _model(model: str | nn.Module | None, weights: str | Path | None, overrides:
     from posetokens.checkpoint import describe, load_trained
     from posetokens.data.metainfo import metainfo_for_model
     from posetokens.fileio import require_file
-    from posetokens.runtime import note_random_weights
     from posetokens.protocols import get_protocol
     from posetokens.registry import create_model, default_protocol, note_if_random_weights
 
@@ -111,7 +110,7 @@ def _model(model: str | nn.Module | None, weights: str | Path | None, overrides:
     if model is None:
         raise ValueError("export: give a zoo model name, or weights of ours that name their model")
     m = create_model(model, **overrides)
-    note_random_weights(model, "the model")
+    note_if_random_weights(m, "the model")  # said once per model
     mi = None if m.task == "lifting" else metainfo_for_model(m.cfg.num_keypoints, model)
     return m, describe(model, overrides, get_protocol(default_protocol(model)), mi)
 

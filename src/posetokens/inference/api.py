@@ -61,8 +61,8 @@ from posetokens.protocols import Protocol, check_model_protocol, resolve_protoco
 from posetokens.protocols.codec import build_codec
 from posetokens.protocols.predict import crop_to_image, predict_outputs
 from posetokens.protocols.topdown import build_pipeline
-from posetokens.registry import create_model, default_protocol, note_if_random_weights
-from posetokens.runtime import (Interrupted, check_device, interruptible, note_random_weights, signal_name,
+from posetokens.registry import create_model, default_protocol, has_random_weights, note_if_random_weights
+from posetokens.runtime import (Interrupted, check_device, interruptible, signal_name,
                                 short_repr, signals_deferred, warn)
 
 __all__ = [
@@ -788,8 +788,7 @@ class PoseEstimator:
             else:
                 zoo = model
                 model = create_model(zoo, **overrides)
-                note_random_weights(zoo, "the 2D model")
-                random_weights = True
+                random_weights = True  # said once the estimator is built (below)
         elif weights is not None:
             raise ValueError("PoseEstimator: pass weights with a zoo name, or load them into the model yourself")
         name = getattr(model, "zoo_name", type(model).__name__)
@@ -799,8 +798,8 @@ class PoseEstimator:
                     "tokenizer": " (a PCT tokenizer, joints in and out): use a pct_*_coco model for images",
                     "lifting": " (2D keypoints in): use posetokens lift"}.get(str(task), "")
             raise ValueError(f"PoseEstimator needs a top-down 2D model (image crops in); {name} is a {task} model{hint}")
-        # a built model that create_model made without weights, and that nothing has changed since, says so too
-        random_weights = random_weights or note_if_random_weights(model, "the 2D model")
+        # a built model that create_model made without weights, and that nothing has changed since, is random too
+        random_weights = random_weights or has_random_weights(model)
         self.model = model.to(self.device).eval()
         self.net = optimize_for_inference(self.model) if optimize else self.model  # what predictions run
         # float32 eager: unchanged; else a copy (auto: onnxruntime's session made at the first prediction)
@@ -836,6 +835,8 @@ class PoseEstimator:
             self.protocol = self.protocol.replace({"box": {"test_padding": float(bbox_padding)}})
         self.codec = build_codec(self.protocol, model.cfg.image_size, getattr(model.cfg, "heatmap_size", None))
         self.pipeline = build_pipeline(self.protocol, model.cfg.image_size, self.metainfo, normalize=False)
+        if random_weights:  # said once everything above was accepted, and once per model
+            note_if_random_weights(model, "the 2D model")
 
     @property
     def flip_test(self) -> bool:

@@ -221,7 +221,6 @@ def lift_sequence(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | 
     from posetokens.protocols.predict import predict_windows
 
     device = check_lifter(model, width, height, device, "lift_sequence")
-    note_if_random_weights(model, "the lifting model")  # create_model's, without weights: said once per model
     kp = np.asarray(keypoints, np.float64)
     if kp.ndim != 3 or kp.shape[1:] != (17, 2):
         raise ValueError(f"lift_sequence expects H36M-17 keypoints (L, 17, 2), got {kp.shape}")
@@ -229,6 +228,7 @@ def lift_sequence(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | 
         raise ValueError("lift_sequence: keypoints hold non-finite values (fill missing frames first)")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"lift_sequence: batch_size must be a positive integer, got {batch_size!r}")
+    note_if_random_weights(model, "the lifting model")  # create_model's, without weights: said once per model
     length, f = len(kp), model_frames(model)
     x = normalize_screen_coordinates(kp, width, height)
     if getattr(model.cfg, "in_channels", 2) == 3 and scores is not None:
@@ -391,7 +391,6 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         Interrupted,
         check_device,
         interruptible,
-        note_random_weights,
         signal_name,
     )
 
@@ -447,11 +446,9 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     if getattr(lifter, "task", None) != "lifting":
         raise ValueError(f"{getattr(lifter, 'zoo_name', type(lifter).__name__)} is not a 2D->3D lifting model "
                          f"(it is a {getattr(lifter, 'task', None)} model)")
-    if isinstance(model, str) and weights is None:
-        note_random_weights(model, "the lifting model")
-        trained = False  # auto keeps random weights in PyTorch
-    else:  # a built model that create_model made without weights, and that nothing has changed since, says so
-        trained = not note_if_random_weights(lifter, "the lifting model")
+    # a zoo name without weights, or a built model that create_model made without weights and nothing has changed
+    # since: said once per model; auto keeps random weights in PyTorch
+    trained = not note_if_random_weights(lifter, "the lifting model")
     # the inference copy (fused Linear layers), then the precision/runtime choice; the given model is not changed
     lifter = prepare(optimize_for_inference(lifter.to(dev).eval(), channels_last=False), choice, dev, trained=trained)
     records: list[dict[str, Any]] | None = None

@@ -38,6 +38,7 @@ from posetokens.data.h36m import normalize_screen_coordinates
 from posetokens.inference.filters import FilterConfig
 from posetokens.inference.lifting import check_lifter
 from posetokens.protocols.predict import predict_windows
+from posetokens.registry import note_if_random_weights
 
 __all__ = ["OnlineFrame", "OnlineLifter", "causal_window", "lift_online"]
 
@@ -88,6 +89,7 @@ class OnlineLifter:
         self.f2d = filter2d.stream(fps, scale=self.width / 2) if filter2d is not None else None
         self.f3d = filter3d.stream(fps) if filter3d is not None else None
         self.reset()
+        note_if_random_weights(model, "the lifting model")  # create_model's, without weights: said once per model
 
     @property
     def latency_frames(self) -> int:
