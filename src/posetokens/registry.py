@@ -177,7 +177,7 @@ def create_model(name: str, weights: str | Path | None = None, **overrides: Any)
         from posetokens.convert import load_weights
 
         load_weights(model, weights, family=entry.family, source=str(weights))
-    else:
+    elif not any(p.is_meta for p in model.parameters()):  # a meta-device build holds no values (FLOP counting)
         _BUILT_WITHOUT_WEIGHTS[model] = _weights_sample(model)
     return model
 
