@@ -146,6 +146,14 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_errors_inference.py::test_a_built_model_with_random_weights_says_so_once",),
     ),
     Mutant(
+        "residual-relu-dropped", "a fused residual block runs its ReLU after the sum inside the convolution",
+        "src/posetokens/layers/fuse.py",
+        (('                "add", 1.0, "relu" if self.relu else None, [], "")\n',
+          '                "add", 1.0, None, [], "")\n'),),
+        ("tests/test_fused_linear.py::test_conv_residual_relu_against_float64_and_the_kernel_that_runs",
+         "tests/test_hrnet.py::test_inference_copy_runs_each_residual_block_as_fused_convolutions"),
+    ),
+    Mutant(
         "shuffle-exports-as-scatter", "the inference GTPT exports without ScatterND (onnxruntime ran it 2.5x slower)",
         "src/posetokens/models/backbones/shufflenet.py",
         (("        if exporting():  # ONNX turns", "        if False:  # ONNX turns"),),

@@ -253,3 +253,24 @@ def test_inference_copy_folds_gtpts_patch_norm() -> None:
         assert a.shape == b.shape and float((a - b).abs().max()) <= 1e-5 * max(1.0, float(a.abs().max()))
     with pytest.raises(ValueError, match="BatchNorm2d of 128 channels"):
         fast.patch_embed.fold_input_norm(nn.BatchNorm2d(64))
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_conv_residual_relu_against_float64_and_the_kernel_that_runs(relu: bool) -> None:
+    # a residual block's last convolution: relu(conv(x) + residual) in one oneDNN call (the binary "add" post-op)
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 6, 1)
+    fused = FusedConv2d.from_conv(conv, relu=relu).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 8, 9, 7).contiguous(memory_format=torch.channels_last)
+    residual = torch.randn(2, 6, 9, 7).contiguous(memory_format=torch.channels_last)
+    w, b = conv.weight.detach().double(), conv.bias.detach().double()
+    ref = torch.nn.functional.conv2d(x.double(), w, b) + residual.double()
+    ref = ref.clamp_min(0) if relu else ref
+    with torch.no_grad(), _Ops() as ops:
+        got = fused(x, residual)
+    assert float((got.double() - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
+    assert bool((got < 0).any()) != relu
+    if ONEDNN_CONV:
+        assert ops.names == ["mkldnn._convolution_pointwise"], ops.names
+    plain = fused(x.requires_grad_(), residual)  # autograd: the plain path, the same values
+    assert float((plain.detach().double() - ref).abs().max()) <= 1e-5 * float(ref.abs().max())

@@ -141,3 +141,28 @@ def test_eval_deterministic_and_grad_flows(cfg: HRNetCfg) -> None:
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
+
+
+def test_inference_copy_runs_each_residual_block_as_fused_convolutions() -> None:
+    # optimize_for_inference folds every block's BatchNorms and runs its ReLUs and its residual sum inside the
+    # convolutions (oneDNN post-ops on the CPU); on the official weights the output is the float64 model's
+    from posetokens.layers import FusedConv2d, optimize_for_inference
+    from posetokens.models.backbones.hrnet import BasicBlock, Bottleneck
+
+    model = HRNet(HRNetCfg(width=16, num_stages=3))
+    model.load_state_dict(_backbone_sd(B_CKPT, "pre_feature."), strict=True)
+    model.eval()
+    fast = optimize_for_inference(model)
+    blocks = [m for m in fast.modules() if isinstance(m, (BasicBlock, Bottleneck))]
+    assert {type(b) for b in blocks} == {BasicBlock, Bottleneck} and all(b.fused for b in blocks)
+    assert all(isinstance(b.conv1, FusedConv2d) and b.conv1.relu and not isinstance(b.bn1, torch.nn.BatchNorm2d)
+               for b in blocks)
+    assert not any(getattr(m, "fused", False) for m in model.modules())  # the model itself is not changed
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 256, 192)
+    with torch.no_grad():
+        ref = HRNet(HRNetCfg(width=16, num_stages=3)).double().eval()
+        ref.load_state_dict(model.state_dict())
+        want = ref(x.double())
+        got = fast(x.contiguous(memory_format=torch.channels_last))
+    assert float((got.double() - want).abs().max()) <= 2e-3 and float(want.abs().max()) > 1  # fp32 rounding only

@@ -121,19 +121,37 @@ class FusedConv2d(nn.Conv2d):
         fused.weight, fused.bias, fused.relu = conv.weight, conv.bias, relu
         return fused
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``relu(conv2d(x))`` (or without the ReLU), one oneDNN call where it applies."""
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``relu(conv2d(x) [+ residual])`` (or without the ReLU), one oneDNN call where it applies: a residual
+        block's sum and its ReLU run inside the convolution's output pass (oneDNN's binary post-op)."""
         if (_ONEDNN_CONV and x.dim() == 4 and self.padding_mode == "zeros" and not isinstance(self.padding, str)
-                and _onednn_applies(x, self.weight, self.bias)):
+                and _onednn_applies(x, self.weight, self.bias)
+                and (residual is None or (residual.dtype == x.dtype and not residual.requires_grad))):
             bias = None if self.bias is None else self.bias.contiguous()  # oneDNN reads it as contiguous
+            if residual is None:
+                return torch.ops.mkldnn._convolution_pointwise(
+                    x, self.weight, bias, self.padding, self.stride, self.dilation, self.groups,
+                    "relu" if self.relu else "none", [], "")
             return torch.ops.mkldnn._convolution_pointwise(
-                x, self.weight, bias, self.padding, self.stride, self.dilation, self.groups,
-                "relu" if self.relu else "none", [], "")
+                x, residual, self.weight, bias, self.padding, self.stride, self.dilation, self.groups,
+                "add", 1.0, "relu" if self.relu else None, [], "")
         y = self._conv_forward(x, self.weight, self.bias)
+        if residual is not None:
+            y = y + residual
         return F.relu(y) if self.relu else y
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", relu=True" if self.relu else "")
+
+
+class FusableBlock(nn.Module):
+    """A block whose inference form runs its activations, and its residual sum, inside its convolutions.
+    :func:`optimize_for_inference` calls :meth:`fuse_for_inference` on each one, after folding BatchNorm; the block
+    keeps its parameters and state-dict keys."""
+
+    def fuse_for_inference(self) -> None:
+        """Switch to the fused inference form, in place (eval only)."""
+        raise NotImplementedError
 
 
 def fuse_conv_relu(module: nn.Module) -> nn.Module:
@@ -198,7 +216,8 @@ def unfuse_linear(module: nn.Module) -> nn.Module:
 def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
     """An eval-mode copy of ``model`` with conv-BN folded, a ReLU after a conv run inside it
     (:class:`FusedConv2d`), convolutions in channels-last layout, every ``nn.Linear`` a :class:`FusedLinear`
-    (bias and an MLP's GELU inside one oneDNN matmul on the CPU), and each BatchNorm the model declares in
+    (bias and an MLP's GELU inside one oneDNN matmul on the CPU), every :class:`FusableBlock` in its fused form
+    (HRNet's residual blocks: ReLUs and the residual sum inside the convolutions), and each BatchNorm the model declares in
     ``norms_to_fold`` (pairs of a BatchNorm2d and the :class:`~posetokens.layers.PatchEmbed` that alone reads its
     output: GTPT's ``patch_norm``) folded into that embedding.
 
@@ -206,6 +225,8 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
     matches the checkpoint layout, so keep the original for saving and training.
     """
     fast = fuse_linear(fuse_conv_relu(fuse_conv_bn(copy.deepcopy(model).eval())))
+    for block in [m for m in fast.modules() if isinstance(m, FusableBlock)]:  # HRNet's residual blocks
+        block.fuse_for_inference()
     for norm, embed in getattr(fast, "norms_to_fold", ()):  # (a BatchNorm2d, the PatchEmbed it feeds alone)
         getattr(fast, embed).fold_input_norm(getattr(fast, norm))
         setattr(fast, norm, nn.Identity())
