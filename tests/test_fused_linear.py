@@ -255,9 +255,15 @@ def test_inference_copy_folds_gtpts_patch_norm() -> None:
         fast.patch_embed.fold_input_norm(nn.BatchNorm2d(64))
 
 
+@pytest.mark.parametrize("post_op", [True, False], ids=["post-op", "separate"])
 @pytest.mark.parametrize("relu", [True, False])
-def test_conv_residual_relu_against_float64_and_the_kernel_that_runs(relu: bool) -> None:
+def test_conv_residual_relu_against_float64_and_the_kernel_that_runs(relu: bool, post_op: bool,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     # a residual block's last convolution: relu(conv(x) + residual) in one oneDNN call (the binary "add" post-op)
+    # where it pays on this CPU (timed once per process), else the convolution, an in-place sum and a ReLU
+    from posetokens.layers import fuse
+
+    monkeypatch.setattr(fuse, "residual_post_op_pays", lambda: post_op)
     torch.manual_seed(0)
     conv = nn.Conv2d(8, 6, 1)
     fused = FusedConv2d.from_conv(conv, relu=relu).to(memory_format=torch.channels_last)
@@ -271,6 +277,17 @@ def test_conv_residual_relu_against_float64_and_the_kernel_that_runs(relu: bool)
     assert float((got.double() - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
     assert bool((got < 0).any()) != relu
     if ONEDNN_CONV:
-        assert ops.names == ["mkldnn._convolution_pointwise"], ops.names
+        want = ["mkldnn._convolution_pointwise"] if post_op else \
+            ["mkldnn._convolution_pointwise", "aten.add_"] + (["aten.relu_"] if relu else [])
+        assert ops.names == want, ops.names
     plain = fused(x.requires_grad_(), residual)  # autograd: the plain path, the same values
     assert float((plain.detach().double() - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
+
+
+def test_the_residual_post_op_is_chosen_by_timing_it_once() -> None:
+    from posetokens.layers.fuse import residual_post_op_pays
+
+    if not ONEDNN_CONV:
+        pytest.skip("no oneDNN convolution in this build")
+    assert residual_post_op_pays() in (True, False) and residual_post_op_pays.cache_info().currsize == 1
+
