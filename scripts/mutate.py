@@ -153,6 +153,12 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_fused_linear.py::test_conv_residual_relu_against_float64_and_the_kernel_that_runs[True-post-op]",),
     ),
     Mutant(
+        "post-op-timing-draws-random", "timing the residual post-op leaves the caller's random number stream alone",
+        "src/posetokens/layers/fuse.py",
+        (("    x = torch.full((8, 64, 32, 24), 0.5)", "    x = torch.randn(8, 64, 32, 24)"),),
+        ("tests/test_fused_linear.py::test_the_residual_post_op_is_chosen_by_timing_it_once",),
+    ),
+    Mutant(
         "shuffle-exports-as-scatter", "the inference GTPT exports without ScatterND (onnxruntime ran it 2.5x slower)",
         "src/posetokens/models/backbones/shufflenet.py",
         (("        if exporting():  # ONNX turns", "        if False:  # ONNX turns"),),
