@@ -155,7 +155,7 @@ class FusedConv2d(nn.Conv2d):
 def residual_post_op_pays() -> bool:
     """Whether oneDNN's convolution with the residual sum as a binary post-op beats the convolution, an in-place
     sum and a ReLU on this CPU: timed once per process on a 1x1 64->256 convolution of 8 channels-last 32x24 maps
-    (a Bottleneck's last), fastest of 3 rounds each, about 20 ms. It paid on an Intel Xeon with AMX (36.5 against
+    (a Bottleneck's last), fastest of 3 rounds each after a warm-up round, about 50 ms. It paid on an Intel Xeon with AMX (36.5 against
     44.0 ms at batch 32) and lost on an AMD EPYC (62.4 against 45.4 ms). Both give the same sums to float
     rounding, so only speed is at stake."""
     import time

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from posetokens.layers.fuse import FusableBlock, FusedConv2d
+from posetokens.layers.fuse import FusableBlock, FusedConv2d, fuse_conv_bn
 from posetokens.layers.init import init_conv_bn
 
 __all__ = [
@@ -87,8 +87,6 @@ class BasicBlock(FusableBlock):
         _fuse_block(self, ("conv1", "conv2"))
 
 
-
-
 class Bottleneck(FusableBlock):
     """Residual bottleneck 1x1 -> 3x3 -> 1x1 (expansion 4)."""
 
@@ -123,17 +121,11 @@ class Bottleneck(FusableBlock):
 
 
 def _fuse_block(block: BasicBlock | Bottleneck, convs: tuple[str, ...]) -> None:
-    """Fold each ``bn<k>`` into ``conv<k>`` and make every conv a :class:`FusedConv2d` with its ReLU (the last
-    one's after the residual sum); the BatchNorms become ``nn.Identity``."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    block.eval()
+    """Fold each ``bn<k>`` into ``conv<k>`` (:func:`~posetokens.layers.fuse_conv_bn`, a no-op where already folded)
+    and make every conv a :class:`FusedConv2d` with its ReLU (the last one's after the residual sum)."""
+    fuse_conv_bn(block)
     for conv in convs:
-        bn = "bn" + conv[4:]
-        c, b = getattr(block, conv), getattr(block, bn)
-        if isinstance(b, nn.BatchNorm2d):
-            c = fuse_conv_bn_eval(c, b)
-            setattr(block, bn, nn.Identity())
+        c = getattr(block, conv)
         setattr(block, conv, c if isinstance(c, FusedConv2d) else FusedConv2d.from_conv(c, relu=True))
     block.fused = True
 
