@@ -42,9 +42,9 @@ import numpy as np
 import torch
 from throughput import append_report, cpu_name, report_path, setup_allocator
 
-ALL_CHOICES = ("fp32/torch", "bf16/torch", "bf16-backbone/torch", "int8-dynamic/torch", "fp32/compile", "bf16/compile",
-               "bf16-backbone/compile", "fp32/onnxruntime",
-               "int8-dynamic/onnxruntime", "fp32/auto")
+ALL_CHOICES = ("fp32/torch", "bf16/torch", "bf16-backbone/torch", "bf16-gemm/torch", "int8-dynamic/torch",
+               "fp32/compile", "bf16/compile", "bf16-backbone/compile", "fp32/onnxruntime", "int8-dynamic/onnxruntime",
+               "fp32/auto")
 AP_BAR, MPJPE_BAR = 0.1, 0.1  # points, mm
 
 

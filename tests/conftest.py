@@ -27,8 +27,10 @@ def pytest_configure(config: pytest.Config) -> None:
             "parity/ and data/; set POSETOKENS_SHARED to its path)"
         )
 
-# the tests run PyTorch eager unless they name a runtime (the default, auto, exports every model to ONNX once)
+# the tests run PyTorch eager unless they name a runtime (the default, auto, exports every model to ONNX once), and
+# float32 unless they name a precision (the default, auto, runs lifters in bf16-gemm on CPUs with bfloat16 kernels)
 os.environ.setdefault("POSETOKENS_RUNTIME", "torch")
+os.environ.setdefault("POSETOKENS_PRECISION", "fp32")
 
 
 @pytest.fixture(autouse=True, scope="session")

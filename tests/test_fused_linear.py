@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -296,3 +297,100 @@ def test_the_residual_post_op_is_chosen_by_timing_it_once() -> None:
     assert residual_post_op_pays() in (True, False) and residual_post_op_pays.cache_info().currsize == 1
     assert torch.equal(torch.rand(3), want)  # timing it draws nothing from the caller's random number stream
 
+
+
+def _bf16_cpu() -> bool:
+    from posetokens.inference.precision import bf16_supported
+
+    return bf16_supported("cpu")[0]
+
+
+def _rounded(t: torch.Tensor) -> torch.Tensor:
+    """``t`` rounded to bfloat16 (round to nearest even), as float64: the reference's inputs."""
+    return t.detach().bfloat16().double()
+
+
+@pytest.mark.skipif(not (ONEDNN and ONEDNN_CONV and _bf16_cpu()), reason="no oneDNN bfloat16 kernels on this CPU")
+@pytest.mark.parametrize("post_op", [True, False], ids=["post-op", "separate"])
+def test_bf16_math_is_the_exact_product_of_bfloat16_rounded_inputs(post_op: bool,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # oneDNN's bfloat16 math mode (bf16-gemm): each layer's input and weight rounded to bfloat16, the products summed
+    # in float32; so the float64 product of the rounded inputs is the reference, to float32 accumulation (1e-6)
+    from posetokens.layers import fuse
+
+    monkeypatch.setattr(fuse, "residual_post_op_pays", lambda: post_op)
+    torch.manual_seed(0)
+    linear, conv = nn.Linear(256, 192), nn.Conv2d(32, 64, 3, padding=1)
+    fl, fc = FusedLinear.from_linear(linear, "none"), FusedConv2d.from_conv(conv, relu=True)
+    fl.math = fc.math = "bf16"
+    x = torch.randn(64, 256)
+    xc = torch.randn(4, 32, 16, 12).contiguous(memory_format=torch.channels_last)
+    residual = torch.randn(4, 64, 16, 12).contiguous(memory_format=torch.channels_last)
+    before = (torch.backends.mkldnn.matmul.fp32_precision, torch.backends.mkldnn.conv.fp32_precision)
+    with torch.no_grad():
+        got = {"linear": fl(x), "conv": fc(xc, residual)}
+    bias, cbias = linear.bias.detach().double(), conv.bias.detach().double()
+    ref = {"linear": F.gelu(_rounded(x) @ _rounded(linear.weight).T + bias),
+           "conv": F.relu(F.conv2d(_rounded(xc), _rounded(conv.weight), cbias, padding=1) + residual.double())}
+    exact = {"linear": F.gelu(x.double() @ linear.weight.detach().double().T + bias),
+             "conv": F.relu(F.conv2d(xc.double(), conv.weight.detach().double(), cbias, padding=1) + residual.double())}
+    for k in got:
+        scale = float(ref[k].abs().max())
+        assert float((got[k].double() - ref[k]).abs().max()) <= 1e-6 * scale, k
+        assert float((got[k].double() - exact[k]).abs().max()) >= 1e-4 * scale, k  # the inputs really were rounded
+    # the mode is set for each kernel call only: the process's setting is back, other matmuls stay float32
+    assert (torch.backends.mkldnn.matmul.fp32_precision, torch.backends.mkldnn.conv.fp32_precision) == before
+    plain = x @ linear.weight.detach().T
+    assert float((plain.double() - x.double() @ linear.weight.detach().double().T).abs().max()) <= 1e-5 * scale
+
+
+def test_gemm_in_bfloat16_marks_every_linear_and_convolution() -> None:
+    from posetokens.layers import fuse, gemm_in_bfloat16
+
+    if not fuse.HAS_GEMM_MATH:
+        pytest.skip("this PyTorch cannot set oneDNN's math mode")
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2),
+                        Mlp(2, 8))
+    fast = gemm_in_bfloat16(optimize_for_inference(net, channels_last=False))
+    layers = [m for m in fast.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    assert len(layers) == 4 and all(isinstance(m, (FusedLinear, FusedConv2d)) and m.math == "bf16" for m in layers)
+    assert "math='bf16'" in repr(fast)
+    assert all(getattr(m, "math", "ieee") == "ieee" for m in net.modules())  # the model itself is unchanged
+
+
+@pytest.mark.skipif(not (ONEDNN and _bf16_cpu()), reason="no oneDNN bfloat16 kernels on this CPU")
+def test_bf16_math_from_several_threads_leaves_the_process_setting_as_it_was() -> None:
+    # the mode is process-wide: threads running bf16-gemm layers at once must not leave it set when they are done
+    # (each saving the other's "bf16" as the setting to restore did, before the calls were counted)
+    import threading
+
+    from posetokens.layers import gemm_in_bfloat16
+
+    torch.manual_seed(0)
+    layer = gemm_in_bfloat16(nn.Sequential(nn.Linear(64, 64))).eval()
+    x = torch.randn(8, 64)
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        barrier.wait()
+        with torch.no_grad():
+            for _ in range(500):
+                layer(x)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert torch.backends.mkldnn.matmul.fp32_precision == before
+    exact = x.double() @ layer[0].weight.detach().double().T
+    assert float((x @ layer[0].weight.detach().T - exact).abs().max()) <= 1e-5 * float(exact.abs().max())
+
+
+def test_gemm_in_bfloat16_without_the_math_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from posetokens.layers import fuse
+
+    monkeypatch.setattr(fuse, "HAS_GEMM_MATH", False)  # PyTorch before 2.9, or no oneDNN
+    with pytest.raises(RuntimeError, match=r"bf16-gemm needs oneDNN's float32 math mode \(PyTorch 2.9 or later"):
+        fuse.gemm_in_bfloat16(nn.Linear(2, 2))

@@ -35,7 +35,7 @@ SMALL_PCT = ("pct_base_coco_256x256", {"backbone": SwinV2Cfg(embed_dim=16, depth
 # max |choice - float64| / max |float64| allowed. bfloat16 keeps 8 significant bits (unit roundoff 2^-8 = 0.0039):
 # a few layers of it stay within 3%; int8 weights and activations (scale per tensor / per batch) within 10%;
 # float32 through another runtime to float rounding.
-TOLERANCE = {"fp32": 1e-5, "bf16": 0.03, "int8-dynamic": 0.1}
+TOLERANCE = {"fp32": 1e-5, "bf16": 0.03, "bf16-gemm": 0.03, "int8-dynamic": 0.1}
 HAS_BF16 = precision.bf16_supported("cpu")[0]
 
 
@@ -58,7 +58,7 @@ def _relative_error(model: torch.nn.Module, choice: str, net: torch.nn.Module | 
 
 
 def _torch_choices() -> list[str]:
-    return ["fp32/torch", "int8-dynamic/torch"] + (["bf16/torch"] if HAS_BF16 else [])
+    return ["fp32/torch", "int8-dynamic/torch"] + (["bf16/torch", "bf16-gemm/torch"] if HAS_BF16 else [])
 
 
 @pytest.mark.parametrize("spec", [TOKENPOSE, GTPT, MIXSTE], ids=lambda s: s[0])
@@ -182,7 +182,7 @@ def test_compile_failure_falls_back_to_eager_once_and_counts(monkeypatch: pytest
 
 # ------------------------------------------------------------------------------------------------ refusals
 @pytest.mark.parametrize("args, message", [
-    (("fp16", None), "--precision 'fp16': expected one of fp32, bf16, bf16-backbone, int8-dynamic"),
+    (("fp16", None), "--precision 'fp16': expected one of auto, fp32, bf16, bf16-backbone, bf16-gemm, int8-dynamic"),
     ((None, "tensorrt"), "--runtime 'tensorrt': expected one of auto, torch, compile, onnxruntime"),
 ])
 def test_unknown_names_are_refused(args: tuple, message: str) -> None:
@@ -193,12 +193,68 @@ def test_unknown_names_are_refused(args: tuple, message: str) -> None:
 def test_aliases_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parse_choice("bfloat16", "ort") == Choice("bf16", "onnxruntime")
     monkeypatch.delenv("POSETOKENS_RUNTIME", raising=False)
-    assert parse_choice() == precision.DEFAULT == Choice("fp32", "auto")
+    monkeypatch.delenv("POSETOKENS_PRECISION", raising=False)
+    assert parse_choice() == precision.DEFAULT == Choice("auto", "auto")
     monkeypatch.setenv("POSETOKENS_RUNTIME", "eager")  # the environment replaces auto when no runtime is named
+    monkeypatch.setenv("POSETOKENS_PRECISION", "float32")
     assert parse_choice() == Choice("fp32", "torch") and parse_choice(None, "auto") == Choice("fp32", "auto")
+    assert parse_choice("auto") == Choice("auto", "torch")
     monkeypatch.setenv("POSETOKENS_RUNTIME", "tensorrt")
     with pytest.raises(ValueError, match=re.escape("POSETOKENS_RUNTIME 'tensorrt': expected one of auto, torch")):
         parse_choice()
+    monkeypatch.setenv("POSETOKENS_PRECISION", "fp16")
+    with pytest.raises(ValueError, match=re.escape("POSETOKENS_PRECISION 'fp16': expected one of auto, fp32, bf16")):
+        parse_choice(None, "torch")
+
+
+def test_auto_precision_is_bf16_gemm_for_lifters_on_a_bf16_cpu_and_fp32_otherwise(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the precision ``auto`` (the default) stands for, model by model (docs/speed.md "The default")."""
+    from posetokens.inference.precision import resolve_precision
+
+    monkeypatch.setattr(precision, "_cpu_bf16", lambda: True)
+    tokenpose, mixste, hot = _build(TOKENPOSE), _build(MIXSTE), _build(HOT)
+    for runtime in ("auto", "torch"):  # the lifters run in PyTorch under both
+        assert resolve_precision(mixste, Choice("auto", runtime)) == Choice("bf16-gemm", runtime)
+        assert resolve_precision(hot, Choice("auto", runtime), "cpu") == Choice("bf16-gemm", runtime)
+        assert resolve_precision(tokenpose, Choice("auto", runtime)) == Choice("fp32", runtime)  # image models: exact
+    for runtime in ("compile", "onnxruntime"):  # bf16-gemm runs in PyTorch eager only
+        assert resolve_precision(mixste, Choice("auto", runtime)) == Choice("fp32", runtime)
+    assert resolve_precision(mixste, Choice("auto", "auto"), "cuda") == Choice("fp32", "auto")
+    assert resolve_precision(mixste, Choice("bf16", "torch")) == Choice("bf16", "torch")  # a named one is kept
+    monkeypatch.setattr(precision, "_cpu_bf16", lambda: False)
+    assert resolve_precision(mixste, Choice("auto", "auto")) == Choice("fp32", "auto")
+    check_choice(Choice("auto", "auto"), "cpu")  # nothing to refuse: it resolves to what the CPU runs
+
+
+@pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bfloat16 kernels")
+def test_the_default_runs_a_lifter_in_bf16_gemm_and_says_so_once(monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.delenv("POSETOKENS_PRECISION")
+    monkeypatch.setattr(precision, "_SAID", set())
+    model = _build(MIXSTE)
+    net = prepare(model)  # the default precision, the tests' runtime (torch)
+    assert isinstance(net, precision.PreparedModel) and net.choice == Choice("bf16-gemm", "torch")
+    err, dtype = _relative_error(model, "", net)
+    assert dtype == torch.float32 and 1e-5 < err <= TOLERANCE["bf16-gemm"], err
+    prepare(model)
+    said = capsys.readouterr().err
+    assert said.count("precision auto: mixste_h36m_243 runs bf16-gemm") == 1 and "--precision fp32" in said
+    tokenpose = _build(TOKENPOSE)
+    assert prepare(tokenpose) is tokenpose  # an image model: float32, the model itself under torch
+    monkeypatch.setenv("POSETOKENS_PRECISION", "fp32")  # the environment replaces auto when no precision is named
+    assert prepare(model) is model
+
+
+def test_bf16_gemm_without_the_math_mode_is_refused_and_auto_stays_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    from posetokens.inference.precision import resolve_precision
+
+    monkeypatch.setattr(precision, "HAS_GEMM_MATH", False)  # PyTorch before 2.9, or a build without oneDNN
+    monkeypatch.setattr(precision, "_cpu_bf16", lambda: True)
+    with pytest.raises(ValueError, match=r"bf16-gemm needs oneDNN's float32 math mode \(PyTorch 2.9 or later") as e:
+        check_choice(Choice("bf16-gemm", "torch"), "cpu")
+    assert "\n" not in str(e.value)
+    assert resolve_precision(_build(MIXSTE), Choice("auto", "auto")) == Choice("fp32", "auto")
 
 
 @pytest.mark.parametrize("choice, device, message", [
@@ -207,6 +263,9 @@ def test_aliases_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
     (Choice("int8-dynamic", "torch"), "cuda", "dynamic int8 quantisation runs on the CPU only"),
     (Choice("fp32", "onnxruntime"), "cuda", "the onnxruntime runtime runs a CPU session"),
     (Choice("int8-dynamic", "compile"), "cpu", "torch.compile does not take dynamically quantised layers"),
+    (Choice("bf16-gemm", "torch"), "cpu", "this CPU has neither AVX512-BF16 nor AMX"),
+    (Choice("bf16-gemm", "torch"), "cuda", "bf16-gemm is oneDNN's CPU math mode; on a GPU use --precision bf16"),
+    (Choice("bf16-gemm", "compile"), "cpu", "torch.compile traces the plain layers, which ignore the mode"),
 ])
 def test_unsupported_combinations_give_one_line(choice: Choice, device: str, message: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
@@ -216,7 +275,7 @@ def test_unsupported_combinations_give_one_line(choice: Choice, device: str, mes
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("precision_name", ["bf16", "bf16-backbone"])
+@pytest.mark.parametrize("precision_name", ["bf16", "bf16-backbone", "bf16-gemm"])
 def test_bf16_through_onnxruntime_is_refused(precision_name: str, tmp_path: Path) -> None:
     from posetokens.export import export_onnx
 
@@ -261,7 +320,8 @@ def test_bf16_backbone_runs_the_cnn_in_bfloat16_and_the_rest_float32(spec: tuple
             assert torch.equal(_run(net, x), got)
 
 
-@pytest.mark.parametrize("choice", ["fp32/compile", "bf16/torch", "bf16-backbone/torch", "int8-dynamic/torch"])
+@pytest.mark.parametrize("choice", ["fp32/compile", "bf16/torch", "bf16-backbone/torch", "bf16-gemm/torch",
+                                    "int8-dynamic/torch"])
 def test_no_choice_changes_the_callers_model(choice: str) -> None:
     """``prepare`` wraps a copy, or for fp32/compile the caller's model itself: it puts the model in eval mode
     (documented) and changes nothing else: values, dtypes, gradient flags (compile once turned them off)."""
@@ -301,8 +361,8 @@ def test_cli_refuses_a_bad_choice_in_one_line(tmp_path: Path, capsys: pytest.Cap
     img = tmp_path / "000000000001.jpg"
     cv2.imwrite(str(img), np.zeros((32, 32, 3), np.uint8))
     assert cli(["infer", str(img), "--model", TOKENPOSE[0], "--out", str(tmp_path / "o"), "--precision", "fp16"]) == 2
-    assert capsys.readouterr().err.strip() == ("posetokens infer: error: --precision 'fp16': expected one of fp32, "
-                                               "bf16, bf16-backbone, int8-dynamic")
+    assert capsys.readouterr().err.strip() == ("posetokens infer: error: --precision 'fp16': expected one of auto, "
+                                               "fp32, bf16, bf16-backbone, bf16-gemm, int8-dynamic")
     monkeypatch.setattr(precision, "_cpu_bf16", lambda: False)
     assert cli(["infer", str(img), "--model", TOKENPOSE[0], "--out", str(tmp_path / "o"), "--precision", "bf16"]) == 2
     err = capsys.readouterr().err.strip()

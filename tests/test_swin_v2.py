@@ -18,13 +18,14 @@ import pytest
 import torch
 
 from posetokens.convert import strict_load
-from posetokens.layers import use_fused_attn
+from posetokens.layers import FusedLinear, optimize_for_inference, use_fused_attn
 from posetokens.models.backbones.swin_v2 import (
     SWIN_V2_B,
     SWIN_V2_H,
     SWIN_V2_L,
     SwinV2,
     SwinV2Cfg,
+    WindowAttention,
     convert_official_swin_v2,
     log_spaced_coords_table,
     relative_position_index,
@@ -45,15 +46,22 @@ def _tiny() -> tuple[SwinV2, dict]:
     return SwinV2(cfg).eval(), fx
 
 
+@pytest.mark.parametrize("inference_copy", [False, True], ids=["model", "inference-copy"])
 @pytest.mark.parametrize("fused", [True, False])
-def test_official_outputs(fused: bool) -> None:
+def test_official_outputs(fused: bool, inference_copy: bool) -> None:
     model, fx = _tiny()
     sd = convert_official_swin_v2(fx["state_dict"], model)
     strict_load(model, sd, "official tiny Swin V2")
+    net = optimize_for_inference(model) if inference_copy else model
     with torch.no_grad(), use_fused_attn(fused):
-        out = model(fx["input"])
+        out = net(fx["input"])
     assert out.shape == fx["output"].shape == (2, 64, 3, 4)
     assert float((out - fx["output"]).abs().max()) < 1e-4
+    if inference_copy:  # the copy's qkv carries the q/0/v bias inside its fused GEMM; the model keeps its form
+        attn = [m for m in net.modules() if isinstance(m, WindowAttention)]
+        assert attn and all(a.fused and isinstance(a.qkv, FusedLinear) for a in attn)
+        assert all(bool(a.q_bias.any() and a.v_bias.any()) for a in attn)  # the fixture's biases are not zero
+        assert not any(isinstance(m, FusedLinear) or getattr(m, "fused", False) for m in model.modules())
 
 
 def test_buffer_mismatch_is_named() -> None:

@@ -129,17 +129,19 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     ``precision``: ``fp32`` (default), or ``int8-dynamic``: onnxruntime's dynamic quantisation of the graph's
     MatMul/Gemm weights to int8 (one self-contained file, ``posetokens.precision`` in its metadata); its check
     is a sanity bound (``atol`` default: a quarter of the largest PyTorch output), not an accuracy figure
-    (``benchmarks/precision.py`` measures that). ``bf16`` and ``bf16-backbone`` are refused (onnxruntime's CPU
-    kernels have no bfloat16).
+    (``benchmarks/precision.py`` measures that); ``auto`` is ``fp32``. ``bf16``, ``bf16-backbone`` and
+    ``bf16-gemm`` are refused (onnxruntime's CPU kernels have no bfloat16).
     ``atol`` None: 1e-4 for fp32."""
     from posetokens.fileio import check_no_overwrite, writable_dir
     from posetokens.inference.precision import BF16_PRECISIONS, parse_choice
     from posetokens.layers.attention import use_fused_attn
 
     precision = parse_choice(precision, "torch").precision  # the runtime is not this function's
+    if precision == "auto":  # what auto resolves to for onnxruntime (resolve_precision): a float32 graph
+        precision = "fp32"
     if precision in BF16_PRECISIONS:
         raise ValueError(f"export --precision {precision}: onnxruntime's CPU kernels have no bfloat16; export fp32 "
-                         f"(or int8-dynamic) and run bfloat16 in PyTorch (infer --precision {precision})")
+                         f"(or int8-dynamic) and run bfloat16 in PyTorch (infer or lift --precision {precision})")
     if (check or precision == "int8-dynamic") and importlib.util.find_spec("onnxruntime") is None:  # before the export
         raise ValueError("onnxruntime is not installed (pip install 'posetokens[onnx]'): the export's check needs it"
                          + (" (or give --no-check)" if precision == "fp32" else ", and so does int8-dynamic"))

@@ -759,10 +759,11 @@ class PoseEstimator:
             channels-last convolutions; equal outputs to float rounding, about 1.1x faster on CPU). ``model``
             stays the original; the copy, ``net``, costs one more set of weights and is made once, here: after
             changing ``model`` (weights, device), build a new estimator.
-        precision, runtime: number format (``fp32``, ``bf16``, ``bf16-backbone``, ``int8-dynamic``) and
-            runtime (``auto``, ``torch``, ``compile``, ``onnxruntime``) of ``net`` (:mod:`posetokens.inference.precision`; None: its
-            measured default, float32 through ``auto``: onnxruntime on the CPU where installed, the graph exported
-            once here and cached). Outputs stay float32. A choice the device cannot run is a one-line
+        precision, runtime: number format (``auto``, ``fp32``, ``bf16``, ``bf16-backbone``, ``bf16-gemm``,
+            ``int8-dynamic``) and runtime (``auto``, ``torch``, ``compile``, ``onnxruntime``) of ``net``
+            (:mod:`posetokens.inference.precision`; None: its measured default, ``auto/auto``, which for an image
+            model is float32 through onnxruntime or PyTorch, whichever is faster on this CPU at the batch size; the
+            graph is exported once and cached). Outputs stay float32. A choice the device cannot run is a one-line
             ``ValueError``.
         **overrides: model config fields to replace (as in :func:`posetokens.create_model`).
     """

@@ -6,6 +6,9 @@ A choice is a precision and a runtime:
 ==================  =====================================================================================
 precision           what runs
 ==================  =====================================================================================
+``auto``            the default: ``bf16-gemm`` for a lifter on a CPU with bfloat16 kernels, run by PyTorch
+                    (``torch`` or ``auto`` runtime); ``fp32`` for everything else (image models, other
+                    devices, CPUs without the kernels, ``compile`` and ``onnxruntime``), :func:`resolve_precision`
 ``fp32``            float32 weights and activations (exact to float rounding)
 ``bf16``            bfloat16 weights and activations (``model.to(torch.bfloat16)``); needs a CPU with
                     AVX512-BF16 or AMX (the oneDNN kernels), or a CUDA GPU with bfloat16 support
@@ -13,6 +16,12 @@ precision           what runs
                     ``image_backbone``: TokenPose/PPT's HRNet, GTPT's stem) in bfloat16, the transformer and
                     heads float32 (:func:`backbone_in_bfloat16`); same hardware as ``bf16``. A model that
                     declares none (PCT, the lifters) runs as ``fp32`` under the same runtime, said once
+``bf16-gemm``       float32 model whose Linear and convolution layers run in oneDNN's bfloat16 math mode
+                    (:func:`posetokens.layers.gemm_in_bfloat16`): each GEMM's inputs and weights are rounded to
+                    bfloat16 inside the kernel, the products accumulated and returned in float32 (PyTorch's
+                    ``fp32_precision="bf16"``, the CPU's TF32); attention, softmax, norms, residual sums,
+                    pruning scores and the HoT clustering stay float32. CPU with AVX512-BF16 or AMX, PyTorch
+                    eager only
 ``int8-dynamic``    ``torch.ao`` dynamic quantisation of the ``nn.Linear`` layers (int8 weights, activations
                     quantised per batch); convolutions stay float32. CPU only
 ==================  =====================================================================================
@@ -37,18 +46,19 @@ runtime             what runs
                     CPU session; the graph is cached as under ``auto``
 ==================  =====================================================================================
 
-``POSETOKENS_RUNTIME`` (an environment variable) replaces ``auto`` as the runtime used when none is named
-(the test suite sets ``torch``); ``POSETOKENS_CACHE`` moves the cache folder.
+``POSETOKENS_RUNTIME`` and ``POSETOKENS_PRECISION`` (environment variables) replace ``auto`` as the runtime and
+the precision used when none is named (the test suite sets ``torch`` and ``fp32``); ``POSETOKENS_CACHE`` moves the cache folder.
 
 Whatever runs inside, the prepared model takes float32 inputs and returns float32 outputs, and keeps the
 attributes and methods the library calls (``output_kind``, ``cfg``, ``forward_tokens``, ``forward_frames``,
 ``predict``, ...), so the flip test, decoding and scoring around it are unchanged.
 
-Unsupported combinations are refused with one line (:func:`check_choice`): ``bf16`` on a CPU without bfloat16
-kernels, ``int8-dynamic`` or ``onnxruntime`` on a GPU, ``bf16`` through onnxruntime, ``int8-dynamic`` through
-torch.compile; and at run time the flip test of a pruned lifter through onnxruntime. ``benchmarks/precision.py``
-measures every choice's speed-up and accuracy change against float32 on trained models; :data:`DEFAULT` says
-what was chosen from it and why (docs/speed.md).
+Unsupported combinations are refused with one line (:func:`check_choice`): ``bf16`` (and ``bf16-backbone``,
+``bf16-gemm``) on a CPU without bfloat16 kernels, ``int8-dynamic``, ``bf16-gemm`` or ``onnxruntime`` on a GPU,
+the bfloat16 precisions through onnxruntime, ``int8-dynamic`` and ``bf16-gemm`` through torch.compile; and at
+run time the flip test of a pruned lifter through onnxruntime. ``benchmarks/precision.py`` measures every choice's
+speed-up and accuracy change against float32 on trained models; :data:`DEFAULT` says what was chosen from it and
+why (docs/speed.md).
 """
 
 from __future__ import annotations
@@ -74,6 +84,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from posetokens.layers.fuse import HAS_GEMM_MATH, gemm_in_bfloat16
 from posetokens.runtime import cpu_fields
 
 __all__ = [
@@ -91,11 +102,13 @@ __all__ = [
     "parse_choice",
     "prepare",
     "resolve",
+    "resolve_precision",
     "to_float32",
 ]
 
-PRECISIONS = ("fp32", "bf16", "bf16-backbone", "int8-dynamic")
-BF16_PRECISIONS = ("bf16", "bf16-backbone")  # the precisions that need bfloat16 kernels and that onnxruntime lacks
+PRECISIONS = ("auto", "fp32", "bf16", "bf16-backbone", "bf16-gemm", "int8-dynamic")
+# the precisions that need bfloat16 kernels and that onnxruntime lacks
+BF16_PRECISIONS = ("bf16", "bf16-backbone", "bf16-gemm")
 RUNTIMES = ("auto", "torch", "compile", "onnxruntime")
 _ALIASES = {"float32": "fp32", "bfloat16": "bf16", "int8": "int8-dynamic", "ort": "onnxruntime",
             "eager": "torch", "torch.compile": "compile"}
@@ -113,17 +126,18 @@ class Choice:
 
     @property
     def exact(self) -> bool:
-        """Whether outputs equal float32 eager's to float rounding (fp32 through any runtime)."""
+        """Whether outputs equal float32 eager's to float rounding (fp32 through any runtime; ``auto`` is not
+        known to be until :func:`resolve_precision` has resolved it for a model)."""
         return self.precision == "fp32"
 
 
-#: The default of PoseEstimator, ``infer`` and ``lift``: float32, the fastest runtime for the model (``auto``;
-#: docs/speed.md "The default", benchmarks/precision.py). The rule is the fastest choice within 0.1 AP point and
-#: 0.1 mm of float32 on trained models. On the 2026-12-02 trainings bf16 missed it (GTPT-T +0.19, HoT -0.20 mm)
-#: and the exact ``fp32/auto`` was the fastest within it; on the 2026-12-03 trainings of the same recipes bf16
-#: passed (+0.02, +0.04 mm): retraining moves a reduced format's ΔAP as much as the bar, so the default stays
-#: exact (a converted official checkpoint gives the official outputs) until the change is measured with its spread.
-DEFAULT = Choice("fp32", "auto")
+#: The default of PoseEstimator, ``infer`` and ``lift``: the precision and runtime measured fastest for each kind
+#: of model within 0.1 AP point and 0.1 mm of float32 on trained models (docs/speed.md "The default",
+#: benchmarks/precision.py). Image models: float32 through ``auto`` (onnxruntime or PyTorch, raced per batch
+#: bucket), exact, and the faster at batch 1 by 1.2-1.4x over ``bf16-gemm``. Lifters, which run in PyTorch:
+#: ``bf16-gemm`` on a CPU with bfloat16 kernels (HoT-MixSTE +0.07 mm on 400 held-out sequences, 2026-12-04),
+#: else float32.
+DEFAULT = Choice("auto", "auto")
 
 
 def _default_runtime() -> str:
@@ -131,14 +145,21 @@ def _default_runtime() -> str:
     return os.environ.get("POSETOKENS_RUNTIME", "").strip() or DEFAULT.runtime
 
 
+def _default_precision() -> str:
+    """``auto``, or the precision named by ``POSETOKENS_PRECISION``."""
+    return os.environ.get("POSETOKENS_PRECISION", "").strip() or DEFAULT.precision
+
+
 def parse_choice(precision: str | None = None, runtime: str | None = None) -> Choice:
     """A :class:`Choice` from names (None: :data:`DEFAULT`'s); ``ValueError`` with one line for a name that is
     neither a precision nor a runtime. Aliases: float32, bfloat16, int8, ort, eager, torch.compile."""
-    p = DEFAULT.precision if precision is None else _ALIASES.get(str(precision).lower(), str(precision).lower())
+    named_p = _default_precision() if precision is None else precision
+    p = _ALIASES.get(str(named_p).lower(), str(named_p).lower())
     named = _default_runtime() if runtime is None else runtime
     r = _ALIASES.get(str(named).lower(), str(named).lower())
     if p not in PRECISIONS:
-        raise ValueError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+        where = "--precision" if precision is not None else "POSETOKENS_PRECISION"
+        raise ValueError(f"{where} {named_p!r}: expected one of {', '.join(PRECISIONS)}")
     if r not in RUNTIMES:
         where = "--runtime" if runtime is not None else "POSETOKENS_RUNTIME"
         raise ValueError(f"{where} {named!r}: expected one of {', '.join(RUNTIMES)}")
@@ -180,12 +201,22 @@ def check_choice(choice: Choice, device: str | torch.device = "cpu") -> None:
     where = f"--precision {choice.precision} --runtime {choice.runtime} on {dev}"
     if choice.runtime == "auto":  # resolve() falls back to torch wherever onnxruntime cannot run: torch's rules
         choice = Choice(choice.precision, "torch")
+    if choice.precision == "auto":  # resolve_precision() picks bf16-gemm only where it runs, else fp32: fp32's rules
+        choice = Choice("fp32", choice.runtime)
+    if choice.precision == "bf16-gemm" and dev.type != "cpu":
+        raise ValueError(f"{where}: bf16-gemm is oneDNN's CPU math mode; on a GPU use --precision bf16")
+    if choice.precision == "bf16-gemm" and not HAS_GEMM_MATH:
+        raise ValueError(f"{where}: bf16-gemm needs oneDNN's float32 math mode (PyTorch 2.9 or later with oneDNN; "
+                         f"this is {torch.__version__}); use --precision fp32")
+    if choice.precision == "bf16-gemm" and choice.runtime == "compile":
+        raise ValueError(f"{where}: torch.compile traces the plain layers, which ignore the mode; use --runtime torch")
     if choice.precision in BF16_PRECISIONS:
         ok, why = bf16_supported(dev)
         if not ok:
             raise ValueError(f"{where}: {why}; use --precision fp32")
         if choice.runtime == "onnxruntime":
-            raise ValueError(f"{where}: onnxruntime's CPU kernels have no bfloat16; use --runtime torch or compile")
+            raise ValueError(f"{where}: onnxruntime's CPU kernels have no bfloat16; use --runtime torch"
+                             + (" or compile" if choice.precision != "bf16-gemm" else ""))
     if choice.precision == "int8-dynamic" and dev.type != "cpu":
         raise ValueError(f"{where}: dynamic int8 quantisation runs on the CPU only; use --precision fp32 or bf16")
     if choice.precision == "int8-dynamic" and choice.runtime == "compile":
@@ -728,6 +759,20 @@ def _onnx_missing() -> str:
     return next((m for m in ("onnxruntime", "onnx", "onnxscript") if importlib.util.find_spec(m) is None), "")
 
 
+def resolve_precision(model: nn.Module, choice: Choice, device: str | torch.device = "cpu") -> Choice:
+    """The precision ``auto`` stands for, for ``model`` on ``device`` (any other precision: itself):
+    ``bf16-gemm`` for a lifter on a CPU with bfloat16 kernels when PyTorch runs it (runtime ``torch`` or ``auto``,
+    which runs lifters in PyTorch) and can set the mode (PyTorch 2.9 or later), else ``fp32``. Measured (benchmarks/precision.py, docs/speed.md): within
+    0.1 mm on a trained HoT-MixSTE and 1.2-2x faster on the full-size lifters; an image model stays ``fp32``,
+    whose ``auto`` runtime (onnxruntime at batch 1) is the faster there, and exact."""
+    if choice.precision != "auto":
+        return choice
+    lifter = getattr(model, "task", None) == "lifting"
+    fast = (lifter and torch.device(device).type == "cpu" and choice.runtime in ("torch", "auto") and HAS_GEMM_MATH
+            and _cpu_bf16())
+    return Choice("bf16-gemm" if fast else "fp32", choice.runtime)
+
+
 def resolve(model: nn.Module, choice: Choice, device: str | torch.device = "cpu",
             trained: bool = True) -> tuple[Choice, str]:
     """The runtime ``auto`` stands for, for ``model`` on ``device`` (any other choice: itself), and why, in a
@@ -763,14 +808,15 @@ def prepare(model: nn.Module, choice: Choice | str | None = None, device: str | 
             threads: int | None = None, trained: bool = True) -> nn.Module:
     """``model`` (put in eval mode, on ``device``) ready to run under ``choice``: the model itself for float32
     eager, else a :class:`PreparedModel` of a copy (of the model itself for fp32/compile); nothing else of
-    ``model`` is changed. ``choice``: a :class:`Choice`, a
-    ``"precision/runtime"`` string, or None (:data:`DEFAULT`, or ``POSETOKENS_RUNTIME``). ``auto`` becomes the
-    runtime :func:`resolve` gives (``trained``: see there); its onnxruntime session is made at the first call
+    ``model`` is changed. ``choice``: a :class:`Choice`, a ``"precision/runtime"`` string, or None
+    (:data:`DEFAULT`, or ``POSETOKENS_PRECISION`` and ``POSETOKENS_RUNTIME``). The precision ``auto`` becomes what
+    :func:`resolve_precision` gives, the runtime ``auto`` what :func:`resolve` gives (``trained``: see there); its
+    onnxruntime session is made at the first call
     that needs it (an export is said on stderr; a cached graph is not), and an export that fails runs eager,
     said in one line. ``threads``: onnxruntime's intra-op threads (default torch's). Raises ``ValueError`` (one
     line) for a choice the device cannot run."""
     if choice is None or isinstance(choice, str):
-        parts = (choice or f"{DEFAULT.precision}/{_default_runtime()}").split("/")
+        parts = (choice or f"{_default_precision()}/{_default_runtime()}").split("/")
         choice = parse_choice(parts[0], parts[1] if len(parts) > 1 else None)
     dev = torch.device(device) if device is not None else next(
         (p.device for p in model.parameters()), torch.device("cpu"))
@@ -778,6 +824,12 @@ def prepare(model: nn.Module, choice: Choice | str | None = None, device: str | 
     model = model.eval()
     auto = choice.runtime == "auto"
     name = getattr(model, "zoo_name", type(model).__name__)
+    if choice.precision == "auto":
+        choice = resolve_precision(model, choice, dev)
+        if choice.precision != "fp32":
+            _say_once(f"posetokens: precision auto: {name} runs {choice.precision} (its Linear and convolution "
+                      "layers in oneDNN's bfloat16 math mode, within 0.1 mm on trained HoT-MixSTE; --precision fp32 "
+                      "for float32 throughout)")
     if choice.precision == "bf16-backbone" and image_backbone(model) is None:  # nothing to run in bfloat16
         what = "a lifter has no image backbone" if getattr(model, "task", None) == "lifting" else \
             "it declares no image backbone"
@@ -809,6 +861,8 @@ def prepare(model: nn.Module, choice: Choice | str | None = None, device: str | 
         net, dtype = copy.deepcopy(model).to(torch.bfloat16), torch.bfloat16
     elif choice.precision == "bf16-backbone":
         net = backbone_in_bfloat16(model)
+    elif choice.precision == "bf16-gemm":
+        net = gemm_in_bfloat16(copy.deepcopy(model))
     elif choice.precision == "int8-dynamic":
         net = quantize_linear_dynamic(model.cpu())
     if net is not model:  # a copy of ours; fp32/compile wraps the caller's model itself, which stays as it was

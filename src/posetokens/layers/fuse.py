@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import threading
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +72,40 @@ def _onednn_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
             and not torch.is_autocast_enabled("cpu") and not tracing())
 
 
+#: oneDNN's float32 math modes a fused layer may run its GEMM in: "ieee" (float32 throughout) or "bf16" (the GEMM's
+#: inputs and weights rounded to bfloat16 inside oneDNN, products accumulated and returned in float32; AMX or
+#: AVX512-BF16 runs it several times faster). PyTorch's name for it is ``fp32_precision`` (PyTorch 2.9 and later).
+GEMM_MATH = ("ieee", "bf16")
+#: Whether this PyTorch can set oneDNN's math mode for matmuls and convolutions (the ``bf16`` mode needs it).
+HAS_GEMM_MATH = _ONEDNN_LINEAR and _ONEDNN_CONV and all(
+    hasattr(torch.backends.mkldnn, op) for op in ("matmul", "conv"))
+_MATH_LOCK = threading.Lock()
+_MATH_HELD: dict[str, list] = {}  # knob name -> [calls inside the mode, the setting before the first of them]
+
+
+def _in_math(op: str, math: str, fn: Callable[..., torch.Tensor], *args: Any) -> torch.Tensor:
+    """``fn(*args)`` with oneDNN's float32 math mode for ``op`` (``"matmul"`` or ``"conv"``) set to ``math`` for the
+    call, then restored. The setting is process-wide: calls overlapping in several threads share one entry, and the
+    setting before the first is restored when the last leaves (a float32 GEMM another thread runs meanwhile runs in
+    the mode too)."""
+    if math == "ieee":
+        return fn(*args)
+    knob = getattr(torch.backends.mkldnn, op)
+    with _MATH_LOCK:
+        held = _MATH_HELD.setdefault(op, [0, None])
+        if held[0] == 0:
+            held[1] = knob.fp32_precision
+            knob.fp32_precision = math
+        held[0] += 1
+    try:
+        return fn(*args)
+    finally:
+        with _MATH_LOCK:
+            held[0] -= 1
+            if held[0] == 0:
+                knob.fp32_precision = held[1]
+
+
 class FusedLinear(nn.Linear):
     """An inference ``nn.Linear`` whose bias, and with ``gelu`` the GELU after it, run inside one oneDNN matmul
     on the CPU (``torch.ops.mkldnn._linear_pointwise``, the kernel Inductor uses), instead of PyTorch's
@@ -82,6 +118,7 @@ class FusedLinear(nn.Linear):
     """
 
     gelu: str = ""  # "" (no activation), or the GELU's ``approximate`` ("none" | "tanh") fused after the bias
+    math: str = "ieee"  # oneDNN's float32 math mode of the fused kernel (GEMM_MATH; gemm_in_bfloat16 sets "bf16")
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, gelu: str = "") -> FusedLinear:
@@ -95,13 +132,15 @@ class FusedLinear(nn.Linear):
         bias = self.bias
         if _ONEDNN_LINEAR and _onednn_applies(x, self.weight, bias):
             # oneDNN reads the bias as contiguous: a strided one (a user's sliced parameter) is copied first
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, None if bias is None else bias.contiguous(),
-                                                      "gelu" if self.gelu else "none", [], self.gelu)
+            return _in_math("matmul", self.math, torch.ops.mkldnn._linear_pointwise, x,
+                            self.weight, None if bias is None else bias.contiguous(), "gelu" if self.gelu else "none",
+                            [], self.gelu)
         y = F.linear(x, self.weight, self.bias)
         return F.gelu(y, approximate=self.gelu) if self.gelu else y
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + (f", gelu={self.gelu!r}" if self.gelu else "")
+        return (super().extra_repr() + (f", gelu={self.gelu!r}" if self.gelu else "")
+                + (f", math={self.math!r}" if self.math != "ieee" else ""))
 
 
 class FusedConv2d(nn.Conv2d):
@@ -113,6 +152,7 @@ class FusedConv2d(nn.Conv2d):
     """
 
     relu: bool = False
+    math: str = "ieee"  # oneDNN's float32 math mode of the fused kernel (GEMM_MATH; gemm_in_bfloat16 sets "bf16")
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, relu: bool = True) -> FusedConv2d:
@@ -130,16 +170,15 @@ class FusedConv2d(nn.Conv2d):
                 and _onednn_applies(x, self.weight, self.bias)
                 and (residual is None or (residual.dtype == x.dtype and not residual.requires_grad))):
             bias = None if self.bias is None else self.bias.contiguous()  # oneDNN reads it as contiguous
+            conv, knob = torch.ops.mkldnn._convolution_pointwise, "conv"
+            geometry = (self.padding, self.stride, self.dilation, self.groups)
             if residual is None:
-                return torch.ops.mkldnn._convolution_pointwise(
-                    x, self.weight, bias, self.padding, self.stride, self.dilation, self.groups,
-                    "relu" if self.relu else "none", [], "")
+                return _in_math(knob, self.math, conv, x, self.weight, bias, *geometry,
+                                "relu" if self.relu else "none", [], "")
             if residual_post_op_pays():
-                return torch.ops.mkldnn._convolution_pointwise(
-                    x, residual, self.weight, bias, self.padding, self.stride, self.dilation, self.groups,
-                    "add", 1.0, "relu" if self.relu else None, [], "")
-            y = torch.ops.mkldnn._convolution_pointwise(
-                x, self.weight, bias, self.padding, self.stride, self.dilation, self.groups, "none", [], "")
+                return _in_math(knob, self.math, conv, x, residual, self.weight, bias, *geometry,
+                                "add", 1.0, "relu" if self.relu else None, [], "")
+            y = _in_math(knob, self.math, conv, x, self.weight, bias, *geometry, "none", [], "")
             y += residual
             return y.relu_() if self.relu else y
         y = self._conv_forward(x, self.weight, self.bias)
@@ -148,7 +187,8 @@ class FusedConv2d(nn.Conv2d):
         return F.relu(y) if self.relu else y
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + (", relu=True" if self.relu else "")
+        return (super().extra_repr() + (", relu=True" if self.relu else "")
+                + (f", math={self.math!r}" if self.math != "ieee" else ""))
 
 
 @functools.cache
@@ -184,9 +224,10 @@ def residual_post_op_pays() -> bool:
 
 
 class FusableBlock(nn.Module):
-    """A block whose inference form runs its activations, and its residual sum, inside its convolutions.
-    :func:`optimize_for_inference` calls :meth:`fuse_for_inference` on each one, after folding BatchNorm; the block
-    keeps its parameters and state-dict keys."""
+    """A block with an inference form that runs more of its work inside fused kernels (HRNet's residual blocks: the
+    activations and the residual sum inside the convolutions; Swin V2's window attention: the q/0/v bias inside
+    the qkv GEMM). :func:`optimize_for_inference` calls :meth:`fuse_for_inference` on each one, after folding
+    BatchNorm and fusing the Linear layers; the block keeps its parameters."""
 
     def fuse_for_inference(self) -> None:
         """Switch to the fused inference form, in place (eval only)."""
@@ -249,6 +290,33 @@ def unfuse_linear(module: nn.Module) -> nn.Module:
                 setattr(parent, name, linear)
                 if child.gelu:
                     parent.act = nn.GELU(approximate=child.gelu)
+    return module
+
+
+def gemm_in_bfloat16(module: nn.Module) -> nn.Module:
+    """Run every Linear and 2-D convolution layer of ``module`` in oneDNN's bfloat16 math mode, in place: each
+    layer's input and weight are rounded to bfloat16 inside the kernel, and the products are accumulated and
+    returned in float32 (PyTorch's ``fp32_precision="bf16"``, like TF32 on a GPU). Everything else (attention
+    scores, softmax, norms, residual sums, pruning scores) stays float32. Plain ``nn.Linear`` and ``nn.Conv2d``
+    layers become :class:`FusedLinear` and :class:`FusedConv2d` first (same parameters); the mode is set on each
+    fused layer and applies only inside its own kernel call, where the fused kernel runs (a float32 CPU input,
+    no autograd; elsewhere the layer is exact float32). Each :class:`FusableBlock` not yet in its inference form
+    is switched to it first (eval only), so a GEMM the block runs functionally (Swin V2's qkv) is a layer too.
+    Fast only on CPUs with AMX or AVX512-BF16; ``RuntimeError`` without the math mode (:data:`HAS_GEMM_MATH`:
+    PyTorch 2.9 or later with oneDNN). Returns ``module``."""
+    if not HAS_GEMM_MATH:
+        raise RuntimeError("bf16-gemm needs oneDNN's float32 math mode (PyTorch 2.9 or later with oneDNN); this "
+                           f"PyTorch {torch.__version__} has none")
+    for block in [m for m in module.modules() if isinstance(m, FusableBlock) and not getattr(m, "fused", False)]:
+        block.fuse_for_inference()
+    fuse_linear(module)
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Conv2d:
+                setattr(parent, name, FusedConv2d.from_conv(child, relu=False))
+    for layer in module.modules():
+        if isinstance(layer, (FusedLinear, FusedConv2d)):
+            layer.math = "bf16"
     return module
 
 

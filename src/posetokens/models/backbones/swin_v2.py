@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from posetokens.layers import DropPath, Mlp, fused_attn_enabled
+from posetokens.layers import DropPath, FusableBlock, FusedLinear, Mlp, fused_attn_enabled
 from posetokens.layers.checks import tracing
 from posetokens.registry import rename_by_rules
 
@@ -144,8 +144,10 @@ def window_merge(x: Tensor, window: int, h: int, w: int) -> Tensor:
     return x.reshape(b, h, w, c)
 
 
-class WindowAttention(nn.Module):
+class WindowAttention(FusableBlock):
     """Scaled cosine window attention with the log-spaced continuous position bias (q/v bias only)."""
+
+    fused = False  # the inference form (fuse_for_inference): qkv one fused Linear with its q/0/v bias
 
     def __init__(self, dim: int, num_heads: int, window: int, pretrain_window: int, cpb_hidden: int = 512) -> None:
         super().__init__()
@@ -168,11 +170,22 @@ class WindowAttention(nn.Module):
         table = (16 * torch.sigmoid(table)).t().contiguous()
         return table.index_select(1, self.rel_index.reshape(-1)).reshape(-1, n, n)
 
+    def fuse_for_inference(self) -> None:
+        """Inference form, in place: ``qkv`` becomes a :class:`~posetokens.layers.FusedLinear` whose bias is the
+        q/0/v bias concatenated once (instead of at every call), so the bias runs inside the GEMM."""
+        qkv = self.qkv if isinstance(self.qkv, FusedLinear) else FusedLinear.from_linear(self.qkv)
+        bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias)).detach()
+        qkv.bias = nn.Parameter(bias, requires_grad=False)
+        self.qkv, self.fused = qkv, True
+
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Attention within windows: x (B, nW, N, C), mask (nW, N, N) or None -> (B, nW, N, C)."""
         b, nw, n, c = x.shape
-        bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
-        qkv = F.linear(x, self.qkv.weight, bias).reshape(b, nw, n, 3, self.num_heads, c // self.num_heads)
+        if self.fused:
+            qkv = self.qkv(x)
+        else:
+            qkv = F.linear(x, self.qkv.weight, torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias)))
+        qkv = qkv.reshape(b, nw, n, 3, self.num_heads, c // self.num_heads)
         qkv = qkv.permute(3, 0, 1, 4, 2, 5)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B, nW, h, N, d)
         scale = torch.clamp(self.logit_scale, max=math.log(100.0)).exp().float()
