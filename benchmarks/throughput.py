@@ -18,6 +18,9 @@ report images/s, video lifters frames/s (clips x frames). Execution paths timed 
   TokenPose/PPT code computes it with two einsums (the hand-written baseline);
 * ``optimized-bf16`` (only when asked for with ``--variants``): ``optimized`` cast to bfloat16, input too.
   It is fast on CPUs with AVX512-BF16 or AMX; its accuracy is not checked here.
+* ``optimized-bf16-gemm`` (only when asked for): ``optimized`` with every Linear and 2-D convolution in oneDNN's
+  bfloat16 math mode (``gemm_in_bfloat16``), what ``--precision bf16-gemm`` runs and the lifters' default on a CPU
+  with bfloat16 kernels.
 * ``onnxruntime`` (only when asked for; image models): ``optimized`` exported once and run by onnxruntime
   with the intra-op thread count of the run (``prepare(..., "fp32/onnxruntime")``), which is what the
   library's default runtime ``fp32/auto`` runs for an image model with trained weights on a CPU where it beats
@@ -51,7 +54,7 @@ import torch
 
 import posetokens
 from posetokens.inference.precision import prepare as prepare_runtime
-from posetokens.layers import optimize_for_inference, use_fused_attn
+from posetokens.layers import gemm_in_bfloat16, optimize_for_inference, use_fused_attn
 from posetokens.runtime import cpu_fields, malloc_is_glibc, retain_freed_memory
 
 _NO_PRUNING = {"keep_rate": (1.0,) * 12}  # GTPT with every keep rate 1: its unpruned branch
@@ -88,7 +91,7 @@ def _comparisons(key: str) -> list[tuple[Any, Any]]:
     if key == "gtpt_wholebody":
         return [(group[i], group[i + 1]) for i in range(0, len(group), 2)]
     return [(group[0], m) for m in group[1:]] + [(group[1], m) for m in group[2:]]
-VARIANTS = ("eager", "optimized", "explicit-attn", "optimized-bf16", "onnxruntime")
+VARIANTS = ("eager", "optimized", "explicit-attn", "optimized-bf16", "optimized-bf16-gemm", "onnxruntime")
 DEFAULT_VARIANTS = VARIANTS[:3]
 VIDEO_VARIANTS = ("eager", "optimized", "explicit-attn")  # optimized: what `lift` runs (fused Linear layers)
 IMAGE_ONLY = ("optimized-bf16", "onnxruntime")
@@ -196,6 +199,8 @@ def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) ->
         fast = optimize_for_inference(m, channels_last=not video)
         if v == "onnxruntime":
             return prepare_runtime(fast, "fp32/onnxruntime", "cpu", threads=torch.get_num_threads())
+        if v == "optimized-bf16-gemm":
+            return gemm_in_bfloat16(fast)
         return fast.to(torch.bfloat16) if v == "optimized-bf16" else fast
 
     models = {(name, v): prepare(m, v) for name, m in built.items() for v in variants}

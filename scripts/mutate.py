@@ -188,6 +188,12 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_precision.py::test_auto_precision_is_bf16_gemm_for_lifters_on_a_bf16_cpu_and_fp32_otherwise",),
     ),
     Mutant(
+        "auto-bf16-gemm-where-it-loses", "the default precision keeps float32 on a CPU where bf16-gemm is no faster",
+        "src/posetokens/inference/precision.py",
+        (("            and _cpu_bf16() and bf16_gemm_pays())\n", "            and _cpu_bf16())\n"),),
+        ("tests/test_precision.py::test_auto_precision_is_bf16_gemm_for_lifters_on_a_bf16_cpu_and_fp32_otherwise",),
+    ),
+    Mutant(
         "swin-qkv-bias-dropped", "PCT's inference copy keeps Swin V2's q/v bias inside the fused qkv GEMM",
         "src/posetokens/models/backbones/swin_v2.py",
         (("        qkv.bias = nn.Parameter(bias, requires_grad=False)\n",
@@ -198,7 +204,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "post-op-timing-draws-random", "timing the residual post-op leaves the caller's random number stream alone",
         "src/posetokens/layers/fuse.py",
         (("    x = torch.full((8, 64, 32, 24), 0.5)", "    x = torch.randn(8, 64, 32, 24)"),),
-        ("tests/test_fused_linear.py::test_the_residual_post_op_is_chosen_by_timing_it_once",),
+        ("tests/test_fused_linear.py::test_a_choice_timed_on_this_cpu_is_timed_once_and_draws_no_random_numbers[residual_post_op_pays]",),
     ),
     Mutant(
         "shuffle-exports-as-scatter", "the inference GTPT exports without ScatterND (onnxruntime ran it 2.5x slower)",

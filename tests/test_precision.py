@@ -213,6 +213,8 @@ def test_auto_precision_is_bf16_gemm_for_lifters_on_a_bf16_cpu_and_fp32_otherwis
     from posetokens.inference.precision import resolve_precision
 
     monkeypatch.setattr(precision, "_cpu_bf16", lambda: True)
+    monkeypatch.setattr(precision, "HAS_GEMM_MATH", True)
+    monkeypatch.setattr(precision, "bf16_gemm_pays", lambda: True)  # timed on the CPU at hand (test_fused_linear)
     tokenpose, mixste, hot = _build(TOKENPOSE), _build(MIXSTE), _build(HOT)
     for runtime in ("auto", "torch"):  # the lifters run in PyTorch under both
         assert resolve_precision(mixste, Choice("auto", runtime)) == Choice("bf16-gemm", runtime)
@@ -222,6 +224,9 @@ def test_auto_precision_is_bf16_gemm_for_lifters_on_a_bf16_cpu_and_fp32_otherwis
         assert resolve_precision(mixste, Choice("auto", runtime)) == Choice("fp32", runtime)
     assert resolve_precision(mixste, Choice("auto", "auto"), "cuda") == Choice("fp32", "auto")
     assert resolve_precision(mixste, Choice("bf16", "torch")) == Choice("bf16", "torch")  # a named one is kept
+    monkeypatch.setattr(precision, "bf16_gemm_pays", lambda: False)  # a CPU where the mode is no faster
+    assert resolve_precision(mixste, Choice("auto", "auto")) == Choice("fp32", "auto")
+    monkeypatch.setattr(precision, "bf16_gemm_pays", lambda: True)
     monkeypatch.setattr(precision, "_cpu_bf16", lambda: False)
     assert resolve_precision(mixste, Choice("auto", "auto")) == Choice("fp32", "auto")
     check_choice(Choice("auto", "auto"), "cpu")  # nothing to refuse: it resolves to what the CPU runs
@@ -232,6 +237,7 @@ def test_the_default_runs_a_lifter_in_bf16_gemm_and_says_so_once(monkeypatch: py
                                                                  capsys: pytest.CaptureFixture) -> None:
     monkeypatch.delenv("POSETOKENS_PRECISION")
     monkeypatch.setattr(precision, "_SAID", set())
+    monkeypatch.setattr(precision, "bf16_gemm_pays", lambda: True)  # as on the Intel Xeon with AMX
     model = _build(MIXSTE)
     net = prepare(model)  # the default precision, the tests' runtime (torch)
     assert isinstance(net, precision.PreparedModel) and net.choice == Choice("bf16-gemm", "torch")

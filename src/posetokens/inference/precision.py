@@ -6,9 +6,10 @@ A choice is a precision and a runtime:
 ==================  =====================================================================================
 precision           what runs
 ==================  =====================================================================================
-``auto``            the default: ``bf16-gemm`` for a lifter on a CPU with bfloat16 kernels, run by PyTorch
-                    (``torch`` or ``auto`` runtime); ``fp32`` for everything else (image models, other
-                    devices, CPUs without the kernels, ``compile`` and ``onnxruntime``), :func:`resolve_precision`
+``auto``            the default: ``bf16-gemm`` for a lifter on a CPU with bfloat16 kernels where the mode is
+                    faster (timed once per process), run by PyTorch (``torch`` or ``auto`` runtime); ``fp32``
+                    for everything else (image models, other devices, CPUs without the kernels, ``compile``
+                    and ``onnxruntime``), :func:`resolve_precision`
 ``fp32``            float32 weights and activations (exact to float rounding)
 ``bf16``            bfloat16 weights and activations (``model.to(torch.bfloat16)``); needs a CPU with
                     AVX512-BF16 or AMX (the oneDNN kernels), or a CUDA GPU with bfloat16 support
@@ -84,7 +85,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from posetokens.layers.fuse import HAS_GEMM_MATH, gemm_in_bfloat16
+from posetokens.layers.fuse import HAS_GEMM_MATH, bf16_gemm_pays, gemm_in_bfloat16
 from posetokens.runtime import cpu_fields
 
 __all__ = [
@@ -762,14 +763,15 @@ def _onnx_missing() -> str:
 def resolve_precision(model: nn.Module, choice: Choice, device: str | torch.device = "cpu") -> Choice:
     """The precision ``auto`` stands for, for ``model`` on ``device`` (any other precision: itself):
     ``bf16-gemm`` for a lifter on a CPU with bfloat16 kernels when PyTorch runs it (runtime ``torch`` or ``auto``,
-    which runs lifters in PyTorch) and can set the mode (PyTorch 2.9 or later), else ``fp32``. Measured (benchmarks/precision.py, docs/speed.md): within
+    which runs lifters in PyTorch), can set the mode (PyTorch 2.9 or later) and the mode is clearly faster on this
+    CPU (:func:`~posetokens.layers.fuse.bf16_gemm_pays`, timed once per process), else ``fp32``. Measured (benchmarks/precision.py, docs/speed.md): within
     0.1 mm on a trained HoT-MixSTE and 1.2-2x faster on the full-size lifters; an image model stays ``fp32``,
     whose ``auto`` runtime (onnxruntime at batch 1) is the faster there, and exact."""
     if choice.precision != "auto":
         return choice
     lifter = getattr(model, "task", None) == "lifting"
     fast = (lifter and torch.device(device).type == "cpu" and choice.runtime in ("torch", "auto") and HAS_GEMM_MATH
-            and _cpu_bf16())
+            and _cpu_bf16() and bf16_gemm_pays())
     return Choice("bf16-gemm" if fast else "fp32", choice.runtime)
 
 
