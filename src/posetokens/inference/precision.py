@@ -55,7 +55,8 @@ attributes and methods the library calls (``output_kind``, ``cfg``, ``forward_to
 ``predict``, ...), so the flip test, decoding and scoring around it are unchanged.
 
 Unsupported combinations are refused with one line (:func:`check_choice`): ``bf16`` (and ``bf16-backbone``,
-``bf16-gemm``) on a CPU without bfloat16 kernels, ``int8-dynamic``, ``bf16-gemm`` or ``onnxruntime`` on a GPU,
+``bf16-gemm``) on a CPU without bfloat16 kernels, ``bf16-gemm`` on a PyTorch before 2.9 (no oneDNN math mode),
+``int8-dynamic``, ``bf16-gemm`` or ``onnxruntime`` on a GPU,
 the bfloat16 precisions through onnxruntime, ``int8-dynamic`` and ``bf16-gemm`` through torch.compile; and at
 run time the flip test of a pruned lifter through onnxruntime. ``benchmarks/precision.py`` measures every choice's
 speed-up and accuracy change against float32 on trained models; :data:`DEFAULT` says what was chosen from it and
@@ -132,12 +133,11 @@ class Choice:
         return self.precision == "fp32"
 
 
-#: The default of PoseEstimator, ``infer`` and ``lift``: the precision and runtime measured fastest for each kind
-#: of model within 0.1 AP point and 0.1 mm of float32 on trained models (docs/speed.md "The default",
-#: benchmarks/precision.py). Image models: float32 through ``auto`` (onnxruntime or PyTorch, raced per batch
-#: bucket), exact, and the faster at batch 1 by 1.2-1.4x over ``bf16-gemm``. Lifters, which run in PyTorch:
-#: ``bf16-gemm`` on a CPU with bfloat16 kernels (HoT-MixSTE +0.07 mm on 400 held-out sequences, 2026-12-04),
-#: else float32.
+#: The default of PoseEstimator, ``infer`` and ``lift`` (docs/speed.md "The default", benchmarks/precision.py).
+#: Lifters, which run in PyTorch: ``bf16-gemm`` on a CPU with bfloat16 kernels where it pays, the fastest choice
+#: within 0.1 mm of float32 (+0.02 to +0.07 mm on three trained HoT-MixSTE, 2026-12-04), else float32. Image models:
+#: float32 through ``auto`` (onnxruntime or PyTorch, raced per batch bucket): exact, one precision at every batch
+#: size, and the faster at batch 1 for PPT-S and GTPT-T (``bf16-gemm`` is faster at larger batches).
 DEFAULT = Choice("auto", "auto")
 
 
@@ -764,9 +764,10 @@ def resolve_precision(model: nn.Module, choice: Choice, device: str | torch.devi
     """The precision ``auto`` stands for, for ``model`` on ``device`` (any other precision: itself):
     ``bf16-gemm`` for a lifter on a CPU with bfloat16 kernels when PyTorch runs it (runtime ``torch`` or ``auto``,
     which runs lifters in PyTorch), can set the mode (PyTorch 2.9 or later) and the mode is clearly faster on this
-    CPU (:func:`~posetokens.layers.fuse.bf16_gemm_pays`, timed once per process), else ``fp32``. Measured (benchmarks/precision.py, docs/speed.md): within
-    0.1 mm on a trained HoT-MixSTE and 1.2-2x faster on the full-size lifters; an image model stays ``fp32``,
-    whose ``auto`` runtime (onnxruntime at batch 1) is the faster there, and exact."""
+    CPU (:func:`~posetokens.layers.fuse.bf16_gemm_pays`, timed once per process), else ``fp32``. Measured
+    (benchmarks/precision.py, docs/speed.md): +0.02 to +0.07 mm on three trained HoT-MixSTE, and the full-size
+    lifters 2.35-2.52x the official float32 code against 1.06-1.27x in float32; an image model stays ``fp32``:
+    exact, one precision at every batch size."""
     if choice.precision != "auto":
         return choice
     lifter = getattr(model, "task", None) == "lifting"
@@ -830,7 +831,7 @@ def prepare(model: nn.Module, choice: Choice | str | None = None, device: str | 
         choice = resolve_precision(model, choice, dev)
         if choice.precision != "fp32":
             _say_once(f"posetokens: precision auto: {name} runs {choice.precision} (its Linear and convolution "
-                      "layers in oneDNN's bfloat16 math mode, within 0.1 mm on trained HoT-MixSTE; --precision fp32 "
+                      "layers in oneDNN's bfloat16 math mode, +0.02 to +0.07 mm on trained HoT-MixSTE; --precision fp32 "
                       "for float32 throughout)")
     if choice.precision == "bf16-backbone" and image_backbone(model) is None:  # nothing to run in bfloat16
         what = "a lifter has no image backbone" if getattr(model, "task", None) == "lifting" else \
