@@ -322,6 +322,9 @@ def main() -> None:
     ap.add_argument("--tokenpose", help="a trained TokenPose checkpoint of ours (the quickstart's unpruned twin)")
     ap.add_argument("--gtpt", help="a trained GTPT checkpoint of ours")
     ap.add_argument("--hot", help="a trained HoT-MixSTE checkpoint of ours (synthetic motion)")
+    ap.add_argument("--lifter", action="append", default=[], metavar="PATH",
+                    help="another trained lifter checkpoint of ours, any family (repeatable; e.g. MotionAGFormer "
+                         "from configs/motionagformer_synthetic_27.yaml)")
     ap.add_argument("--zoo", nargs="*", default=[], help="full-size zoo models timed with random weights")
     ap.add_argument("--choices", nargs="+", default=list(ALL_CHOICES))
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 32], help="image models (lifters: 1 and 8)")
@@ -341,8 +344,8 @@ def main() -> None:
                          "posetokens.data.synthetic_motion DIR --subjects S9 S11) instead of their recipe's")
     ap.add_argument("--out", type=report_path, default=str(Path(__file__).with_name("RESULTS.md")))
     args = ap.parse_args()
-    for flag in ("ppt", "tokenpose", "gtpt", "hot"):  # before any model is built or timed
-        path = getattr(args, flag)
+    for flag, path in [(f, getattr(args, f)) for f in ("ppt", "tokenpose", "gtpt", "hot")] + [
+            ("lifter", p) for p in args.lifter]:  # before any model is built or timed
         if path and not Path(path).is_file():
             ap.error(f"--{flag} {path}: no such checkpoint file (expected a .pth written by posetokens train)")
     if args.slices < 0 or args.slices and args.no_accuracy:
@@ -388,13 +391,15 @@ def main() -> None:
     speed: dict[str, dict] = {}
     for label, weights in (("PPT (quickstart)", args.ppt), ("TokenPose (quickstart twin)", args.tokenpose),
                            ("GTPT-T (quickstart)", args.gtpt),
-                           ("HoT-MixSTE (synthetic motion)", args.hot)):
+                           ("HoT-MixSTE (synthetic motion)", args.hot),
+                           *(("{} (synthetic motion)", path) for path in args.lifter)):
         if not weights:
             continue
         try:
             model, cfg, protocol = load(weights)
         except ValueError as e:  # not a checkpoint of ours: the library's one line
             raise SystemExit(f"precision.py: {e}") from None
+        label = label.format(getattr(model, "zoo_name", type(model).__name__))
         for key, path in (val_files if model.task == "topdown" else motion_files).items():
             setattr(cfg.data, key, str(path))
         label = f"{label}: {Path(weights)}"

@@ -135,7 +135,8 @@ class Choice:
 
 #: The default of PoseEstimator, ``infer`` and ``lift`` (docs/speed.md "The default", benchmarks/precision.py).
 #: Lifters, which run in PyTorch: ``bf16-gemm`` on a CPU with bfloat16 kernels where it pays, the fastest choice
-#: within 0.1 mm of float32 (+0.02 to +0.07 mm on three trained HoT-MixSTE, 2026-12-04), else float32. Image models:
+#: within 0.1 mm of float32 (+0.02 to +0.07 mm on three trained HoT-MixSTE, -0.02 and -0.03 mm on a trained
+#: MotionAGFormer and HoT-MotionAGFormer, 2026-12-04), else float32. Image models:
 #: float32 through ``auto`` (onnxruntime or PyTorch, raced per batch bucket): exact, one precision at every batch
 #: size, and the faster at batch 1 for PPT-S and GTPT-T (``bf16-gemm`` is faster at larger batches).
 DEFAULT = Choice("auto", "auto")
