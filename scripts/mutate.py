@@ -194,6 +194,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_precision.py::test_auto_precision_is_bf16_gemm_for_lifters_on_a_bf16_cpu_and_fp32_otherwise",),
     ),
     Mutant(
+        "bf16-gemm-skips-functional-qkv", "bf16-gemm of a model as built runs Swin V2's functional qkv in the mode too",
+        "src/posetokens/layers/fuse.py",
+        (('isinstance(m, FusableBlock) and not getattr(m, "fused", False)]:',
+          'isinstance(m, FusableBlock) and False]:'),),
+        ("tests/test_swin_v2.py::test_bf16_gemm_of_the_model_as_built_runs_its_qkv_in_the_mode_too",),
+    ),
+    Mutant(
         "swin-qkv-bias-dropped", "PCT's inference copy keeps Swin V2's q/v bias inside the fused qkv GEMM",
         "src/posetokens/models/backbones/swin_v2.py",
         (("        qkv.bias = nn.Parameter(bias, requires_grad=False)\n",

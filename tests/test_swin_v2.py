@@ -129,3 +129,28 @@ def test_shape_and_bad_cfg() -> None:
         assert model(torch.randn(1, 3, 256, 256)).shape == (1, 64, 8, 8)
     with pytest.raises(ValueError, match="num_heads needs 4 entries"):
         SwinV2(SwinV2Cfg(num_heads=(4, 8)))
+
+
+def test_bf16_gemm_of_the_model_as_built_runs_its_qkv_in_the_mode_too() -> None:
+    # gemm_in_bfloat16 switches each block to its inference form first: the qkv that the as-built attention calls
+    # functionally (F.linear with the q/0/v bias) becomes a layer, so no GEMM of the backbone stays exact float32
+    from posetokens.layers import fuse
+
+    if not fuse.HAS_GEMM_MATH:
+        pytest.skip("this PyTorch cannot set oneDNN's math mode")
+    model, fx = _tiny()
+    strict_load(model, convert_official_swin_v2(fx["state_dict"], model), "official tiny Swin V2")
+    net = fuse.gemm_in_bfloat16(model)
+    attn = [m for m in net.modules() if isinstance(m, WindowAttention)]
+    assert attn and all(a.fused and isinstance(a.qkv, FusedLinear) and a.qkv.math == "bf16" for a in attn)
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(isinstance(m, FusedLinear) and m.math == "bf16" for m in linears)
+    model, _ = _tiny()
+    strict_load(model, convert_official_swin_v2(fx["state_dict"], model), "official tiny Swin V2")
+    with torch.no_grad():
+        out = net(fx["input"])
+        full_bf16 = model.bfloat16()(fx["input"].bfloat16()).float()  # every activation in bfloat16 (PyTorch's cast)
+    err = float((out - fx["output"]).abs().max() / fx["output"].abs().max())
+    # this random 8-block cosine-attention model amplifies rounding (full bfloat16: about 7% from the official
+    # output); rounding only the GEMM inputs stays below that, and is not float32 (it really ran in the mode)
+    assert 1e-4 < err < float((full_bf16 - fx["output"]).abs().max() / fx["output"].abs().max()), err
