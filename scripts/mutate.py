@@ -203,8 +203,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "swin-qkv-bias-dropped", "PCT's inference copy keeps Swin V2's q/v bias inside the fused qkv GEMM",
         "src/posetokens/models/backbones/swin_v2.py",
-        (("        qkv.bias = nn.Parameter(bias, requires_grad=False)\n",
-          "        qkv.bias = nn.Parameter(bias * 0, requires_grad=False)\n"),),
+        (("        qkv.bias = nn.Parameter(self.qkv_bias().detach(), requires_grad=False)\n",
+          "        qkv.bias = nn.Parameter(self.qkv_bias().detach() * 0, requires_grad=False)\n"),),
         ("tests/test_swin_v2.py::test_official_outputs",),
     ),
     Mutant(

@@ -191,15 +191,28 @@ class FusedConv2d(nn.Conv2d):
                 + (f", math={self.math!r}" if self.math != "ieee" else ""))
 
 
+def _fastest_of_rounds(fns: tuple[Callable[[], Any], ...], rounds: int = 4) -> dict[Callable[[], Any], float]:
+    """The fastest thread CPU time of each of ``fns`` over ``rounds`` interleaved rounds (the first warms them up:
+    oneDNN builds its primitives), under inference mode: how the inference copy picks between two kernels."""
+    import time
+
+    times = dict.fromkeys(fns, float("inf"))
+    with torch.inference_mode():
+        for _ in range(rounds):
+            for fn in fns:
+                t = time.thread_time()
+                fn()
+                times[fn] = min(times[fn], time.thread_time() - t)
+    return times
+
+
 @functools.cache
 def residual_post_op_pays() -> bool:
     """Whether oneDNN's convolution with the residual sum as a binary post-op beats the convolution, an in-place
     sum and a ReLU on this CPU: timed once per process on a 1x1 64->256 convolution of 8 channels-last 32x24 maps
-    (a Bottleneck's last), fastest of 3 rounds each after a warm-up round, about 50 ms. It paid on an Intel Xeon with AMX (36.5 against
-    44.0 ms at batch 32) and lost on an AMD EPYC (62.4 against 45.4 ms). Both give the same sums to float
+    (a Bottleneck's last), fastest of 3 rounds each after a warm-up round, about 50 ms. It paid on an Intel Xeon
+    with AMX (36.5 against 44.0 ms at batch 32) and lost on an AMD EPYC (62.4 against 45.4 ms). Both give the same sums to float
     rounding, so only speed is at stake."""
-    import time
-
     # constant values (the timing does not depend on them): the caller's random number stream is left alone
     x = torch.full((8, 64, 32, 24), 0.5).contiguous(memory_format=torch.channels_last)
     residual = torch.full((8, 256, 32, 24), -0.5).contiguous(memory_format=torch.channels_last)
@@ -213,13 +226,7 @@ def residual_post_op_pays() -> bool:
     def separate() -> None:
         conv(x, w, b, [0, 0], [1, 1], [1, 1], 1, "none", [], "").add_(residual).relu_()
 
-    times: dict[Callable[[], None], float] = {fused: float("inf"), separate: float("inf")}
-    with torch.inference_mode():
-        for _ in range(4):  # the first round warms both up (oneDNN builds its primitives)
-            for fn in times:
-                t = time.thread_time()
-                fn()
-                times[fn] = min(times[fn], time.thread_time() - t)
+    times = _fastest_of_rounds((fused, separate))
     return times[fused] < times[separate]
 
 
@@ -230,21 +237,14 @@ def bf16_gemm_pays() -> bool:
     of 3 rounds each after a warm-up round, about 25 ms. On an Intel Xeon with AMX the mode ran a Linear 3.6x
     faster; a CPU whose oneDNN has no fast path for it would run it no faster, and the default (precision ``auto``)
     then keeps float32. ``False`` where the mode cannot be set (:data:`HAS_GEMM_MATH`)."""
-    import time
-
     if not HAS_GEMM_MATH:
         return False
     # constant values (the timing does not depend on them): the caller's random number stream is left alone
     x, w, b = torch.full((2048, 256), 0.5), torch.full((512, 256), 0.01), torch.zeros(512)
     linear = torch.ops.mkldnn._linear_pointwise
-    times = {"ieee": float("inf"), "bf16": float("inf")}
-    with torch.inference_mode():
-        for _ in range(4):  # the first round warms both up (oneDNN builds its primitives)
-            for math in times:
-                t = time.thread_time()
-                _in_math("matmul", math, linear, x, w, b, "none", [], "")
-                times[math] = min(times[math], time.thread_time() - t)
-    return times["bf16"] < 0.8 * times["ieee"]
+    ieee, bf16 = (functools.partial(_in_math, "matmul", math, linear, x, w, b, "none", [], "") for math in GEMM_MATH)
+    times = _fastest_of_rounds((ieee, bf16))
+    return times[bf16] < 0.8 * times[ieee]
 
 
 class FusableBlock(nn.Module):
@@ -348,7 +348,8 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
     """An eval-mode copy of ``model`` with conv-BN folded, a ReLU after a conv run inside it
     (:class:`FusedConv2d`), convolutions in channels-last layout, every ``nn.Linear`` a :class:`FusedLinear`
     (bias and an MLP's GELU inside one oneDNN matmul on the CPU), every :class:`FusableBlock` in its fused form
-    (HRNet's residual blocks: ReLUs and the residual sum inside the convolutions), and each BatchNorm the model declares in
+    (HRNet's residual blocks: ReLUs and the residual sum inside the convolutions; Swin V2's attention: the q/0/v
+    bias inside its qkv GEMM), and each BatchNorm the model declares in
     ``norms_to_fold`` (pairs of a BatchNorm2d and the :class:`~posetokens.layers.PatchEmbed` that alone reads its
     output: GTPT's ``patch_norm``) folded into that embedding.
 
@@ -356,7 +357,7 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
     matches the checkpoint layout, so keep the original for saving and training.
     """
     fast = fuse_linear(fuse_conv_relu(fuse_conv_bn(copy.deepcopy(model).eval())))
-    for block in [m for m in fast.modules() if isinstance(m, FusableBlock)]:  # HRNet's residual blocks
+    for block in [m for m in fast.modules() if isinstance(m, FusableBlock)]:  # HRNet's blocks, Swin V2's attention
         block.fuse_for_inference()
     for norm, embed in getattr(fast, "norms_to_fold", ()):  # (a BatchNorm2d, the PatchEmbed it feeds alone)
         getattr(fast, embed).fold_input_norm(getattr(fast, norm))

@@ -170,12 +170,15 @@ class WindowAttention(FusableBlock):
         table = (16 * torch.sigmoid(table)).t().contiguous()
         return table.index_select(1, self.rel_index.reshape(-1)).reshape(-1, n, n)
 
+    def qkv_bias(self) -> Tensor:
+        """The qkv projection's bias: the q bias, zeros for k, the v bias."""
+        return torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
+
     def fuse_for_inference(self) -> None:
         """Inference form, in place: ``qkv`` becomes a :class:`~posetokens.layers.FusedLinear` whose bias is the
         q/0/v bias concatenated once (instead of at every call), so the bias runs inside the GEMM."""
         qkv = self.qkv if isinstance(self.qkv, FusedLinear) else FusedLinear.from_linear(self.qkv)
-        bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias)).detach()
-        qkv.bias = nn.Parameter(bias, requires_grad=False)
+        qkv.bias = nn.Parameter(self.qkv_bias().detach(), requires_grad=False)
         self.qkv, self.fused = qkv, True
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -184,7 +187,7 @@ class WindowAttention(FusableBlock):
         if self.fused:
             qkv = self.qkv(x)
         else:
-            qkv = F.linear(x, self.qkv.weight, torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias)))
+            qkv = F.linear(x, self.qkv.weight, self.qkv_bias())
         qkv = qkv.reshape(b, nw, n, 3, self.num_heads, c // self.num_heads)
         qkv = qkv.permute(3, 0, 1, 4, 2, 5)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B, nW, h, N, d)
