@@ -331,15 +331,21 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
+# the library's family whose model class declares what --precision auto runs for a family benchmarked here
+LIBRARY_FAMILY = {"ppt": "tokenpose", "gtpt": "gtpt", "pct": "pct", "multiview": "tokenpose_mv", "hot": "mixste"}
+
+
 def family_choice(named: str, family: str) -> str:
     """``named`` ("precision/runtime") with the precision ``auto`` resolved as the library resolves it for the
-    family's models (:func:`posetokens.inference.precision.resolve_precision`)."""
-    from posetokens.inference.precision import Choice, parse_choice, resolve_precision
+    family's models (:func:`posetokens.inference.precision.resolve_precision`, from the ``auto_precision`` their
+    class declares; every lifter declares the same)."""
+    from posetokens.inference.precision import parse_choice, resolve_precision
+    from posetokens.registry import get_family
 
     precision, _, runtime = named.partition("/")
     if precision != "auto":
         return named
-    kind = types.SimpleNamespace(task="lifting" if family == "hot" else "pose")
+    kind = get_family(LIBRARY_FAMILY[family]).build  # the model class: its declaration, no model built
     return str(resolve_precision(kind, parse_choice(precision, runtime or None), "cpu"))
 
 
@@ -708,8 +714,8 @@ def main() -> None:
     command = "python benchmarks/official.py " + " ".join(sys.argv[1:])
     named = CHOICE["ours"]
     for family in args.family:
-        # the library's default precision, auto, resolves per kind of model (resolve_precision): the lifters' (hot)
-        # to bf16-gemm on a CPU with bfloat16 kernels, the image models' to fp32; one kind per family
+        # the library's default precision, auto, resolves per model class (resolve_precision: auto_precision); one
+        # class per family
         CHOICE["ours"] = family_choice(named, family)
         if args.profile:
             print(f"## {family}, batch {args.profile}\n\n" + profile(BUILDERS[family](repos, args.profile)))

@@ -6,10 +6,11 @@ benchmarks/RESULTS.md (issue 22).
     python benchmarks/precision.py --ppt PPT.pth --gtpt GTPT.pth --val /tmp/bigval  # a larger synthetic val set
     python benchmarks/precision.py --gtpt GTPT.pth --val /tmp/bigval --slices 10  # and ΔAP on 10 disjoint slices
     python benchmarks/precision.py --hot HOT.pth --motion /tmp/bigmotion  # more held-out synthetic motion
+    python benchmarks/precision.py --pct PCT.pth --choices fp32/torch bf16-gemm/torch --val /tmp/bigval
     python benchmarks/precision.py --zoo ppt_s_coco_256x192 gtpt_t_coco_256x192 hot_mixste_h36m_243  # speed only
 
-Every ``--ppt``/``--gtpt``/``--hot`` checkpoint is one of ours (it carries its recipe, so its own val/test set
-is scored: the quickstart's synthetic val set for the 2D models, held-out synthetic motion for HoT). For every
+Every ``--ppt``/``--gtpt``/``--pct``/``--hot`` checkpoint is one of ours (it carries its recipe, so its own val/test
+set is scored: the synthetic val set for the 2D models, held-out synthetic motion for HoT). For every
 choice (:mod:`posetokens.inference.precision`), the model prepared by ``prepare`` is scored by the library's own
 evaluation (COCO AP by pycocotools on the recipe's detected boxes; HoT's MPJPE protocol) and compared with
 float32 eager on the same inputs: ΔAP in points (x100), ΔMPJPE in mm, and the mean keypoint shift (2D: crop
@@ -321,6 +322,8 @@ def main() -> None:
     ap.add_argument("--ppt", help="a trained PPT checkpoint of ours (the quickstart's final.pth)")
     ap.add_argument("--tokenpose", help="a trained TokenPose checkpoint of ours (the quickstart's unpruned twin)")
     ap.add_argument("--gtpt", help="a trained GTPT checkpoint of ours")
+    ap.add_argument("--pct", action="append", default=[], metavar="PATH",
+                    help="a trained PCT classifier of ours (configs/pct_synthetic.yaml's final.pth; repeatable)")
     ap.add_argument("--hot", help="a trained HoT-MixSTE checkpoint of ours (synthetic motion)")
     ap.add_argument("--lifter", action="append", default=[], metavar="PATH",
                     help="another trained lifter checkpoint of ours, any family (repeatable; e.g. MotionAGFormer "
@@ -345,7 +348,7 @@ def main() -> None:
     ap.add_argument("--out", type=report_path, default=str(Path(__file__).with_name("RESULTS.md")))
     args = ap.parse_args()
     for flag, path in [(f, getattr(args, f)) for f in ("ppt", "tokenpose", "gtpt", "hot")] + [
-            ("lifter", p) for p in args.lifter]:  # before any model is built or timed
+            ("pct", p) for p in args.pct] + [("lifter", p) for p in args.lifter]:  # before any model is built or timed
         if path and not Path(path).is_file():
             ap.error(f"--{flag} {path}: no such checkpoint file (expected a .pth written by posetokens train)")
     if args.slices < 0 or args.slices and args.no_accuracy:
@@ -390,7 +393,7 @@ def main() -> None:
     acc: dict[str, dict] = {}
     speed: dict[str, dict] = {}
     for label, weights in (("PPT (quickstart)", args.ppt), ("TokenPose (quickstart twin)", args.tokenpose),
-                           ("GTPT-T (quickstart)", args.gtpt),
+                           ("GTPT-T (quickstart)", args.gtpt), *(("PCT (synthetic)", path) for path in args.pct),
                            ("HoT-MixSTE (synthetic motion)", args.hot),
                            *(("{} (synthetic motion)", path) for path in args.lifter)):
         if not weights:

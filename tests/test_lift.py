@@ -242,16 +242,25 @@ def test_lift_of_an_infer_json_keeps_the_clips_frame_rate(shared_data: Path, tmp
     assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
 
 
-def test_lift_errors(tmp_path: Path) -> None:
+def test_lift_errors(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(FileNotFoundError, match="missing.mp4"):
         lift(tmp_path / "missing.mp4", "hot_mixste_h36m_243", tmp_path)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"frame_id": 0}]))
-    assert cli(["lift", str(bad), "--model", "hot_mixste_h36m_243", "--out", str(tmp_path)]) == 2
+    monkeypatch.delenv("POSETOKENS_PRECISION")  # the default, auto, which says what it runs on a bfloat16 CPU
+    capsys.readouterr()
+    assert cli(["lift", str(bad), "--model", "hot_mixste_h36m_243", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    # the json is read and checked first: its one line is all that is said, and no --out folder is made
+    assert err.strip().splitlines() == [f"posetokens lift: error: {bad}: record 0 has no 'instances' list (expected "
+                                        "{frame_id, instances: [...]})"], err
+    assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="no 'instances' list"):
         lift(bad, "hot_mixste_h36m_243", tmp_path)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([{"frame_id": 0, "width": 100, "height": 100, "instances": []}]))
     with pytest.raises(ValueError, match="not a 2D->3D lifting model"):
-        lift(bad, "tokenpose_s_coco_256x192", tmp_path)
+        lift(good, "tokenpose_s_coco_256x192", tmp_path)
 
 
 def test_an_interrupt_before_the_first_drawn_frame_names_no_video(tmp_path: Path,

@@ -253,6 +253,36 @@ def test_train_both_stages(tiny_data: dict, tmp_path: Path) -> None:
     assert preds and len(preds[0]["keypoints"]) == 51
 
 
+def test_warm_start_trains_pcts_swin_as_a_heatmap_model_for_the_synthetic_recipe(tiny_data: dict, tmp_path: Path,
+                                                                                  capsys: pytest.CaptureFixture) -> None:
+    """``quickstart --warm-start configs/pct_synthetic.yaml`` writes the recipe's initial weights: the model at its
+    seed with only the Swin V2 trained (as a heatmap model); the recipe's own ``model.weights``, which this
+    writes, is not read. An existing file is refused, not replaced."""
+    from posetokens import quickstart as qs
+    from posetokens.engine.trainer import build_model
+
+    recipe = REPO / "configs" / "pct_synthetic.yaml"
+    sets = _paths(tiny_data) + ["model.overrides={image_size: [64, 64], in_channels: 64, freeze_backbone: true, "
+                                "tokenizer_ckpt: null, backbone: " + json.dumps(TINY_SWIN) + ", tokenizer: "
+                                + json.dumps(TINY_TOKENIZER) + ", head: {conv_channels: 8, mixer: {hidden: 16, "
+                                "hidden_inter: 32}}}", "data.val_det=null", "data.batch_size=4"]
+    out = tmp_path / "init.pth"
+    argv = ["--warm-start", str(recipe), "--out", str(out), "--warmup-steps", "2"] + [a for x in sets for a in ("--set", x)]
+    assert qs.main(argv) == 0
+    cfg = load_config(recipe, sets)
+    cfg.model.weights = None
+    torch.manual_seed(cfg.seed)
+    fresh = build_model(cfg).state_dict()  # what train() builds at the seed, before the warm start
+    warm = torch.load(out, map_location="cpu")["state_dict"]
+    assert warm.keys() == fresh.keys()
+    moved = {k for k in warm if not torch.equal(warm[k], fresh[k])}
+    assert moved and all(k.startswith("backbone.") for k in moved), sorted(moved)[:5]
+    capsys.readouterr()
+    assert qs.main(argv) == 2
+    assert "exists; the warm start writes a new checkpoint, give --out another file" in capsys.readouterr().err
+    assert torch.load(out, map_location="cpu")["state_dict"].keys() == warm.keys()
+
+
 def test_tokenizer_val_set_is_read_before_training_as_its_evaluation_reads_it(tiny_data: dict, tmp_path: Path) -> None:
     """Stage 1's evaluation reads the val annotations with ground-truth boxes: a malformed row is said before the
     run starts (one line naming the file and field), and a detections file, which it never reads, blocks

@@ -207,19 +207,27 @@ def test_aliases_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
         parse_choice(None, "torch")
 
 
-def test_auto_precision_is_bf16_gemm_for_lifters_on_a_bf16_cpu_and_fp32_otherwise(
+def test_auto_precision_is_bf16_gemm_for_lifters_and_pct_on_a_bf16_cpu_and_fp32_otherwise(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the precision ``auto`` (the default) stands for, model by model (docs/speed.md "The default")."""
+    """What the precision ``auto`` (the default) stands for, model by model, as each model class declares it
+    (``auto_precision``; docs/speed.md "The default")."""
     from posetokens.inference.precision import resolve_precision
 
     monkeypatch.setattr(precision, "_cpu_bf16", lambda: True)
     monkeypatch.setattr(precision, "HAS_GEMM_MATH", True)
     monkeypatch.setattr(precision, "bf16_gemm_pays", lambda: True)  # timed on the CPU at hand (test_fused_linear)
-    tokenpose, mixste, hot = _build(TOKENPOSE), _build(MIXSTE), _build(HOT)
-    for runtime in ("auto", "torch"):  # the lifters run in PyTorch under both
+    tokenpose, gtpt, mixste, hot, pct = _build(TOKENPOSE), _build(GTPT), _build(MIXSTE), _build(HOT), _build(SMALL_PCT)
+    for runtime in ("auto", "torch"):  # the lifters and PCT run in PyTorch under both
         assert resolve_precision(mixste, Choice("auto", runtime)) == Choice("bf16-gemm", runtime)
         assert resolve_precision(hot, Choice("auto", runtime), "cpu") == Choice("bf16-gemm", runtime)
-        assert resolve_precision(tokenpose, Choice("auto", runtime)) == Choice("fp32", runtime)  # image models: exact
+        assert resolve_precision(pct, Choice("auto", runtime)) == Choice("bf16-gemm", runtime)
+        for image_model in (tokenpose, gtpt):  # exact, one precision at every batch
+            assert resolve_precision(image_model, Choice("auto", runtime)) == Choice("fp32", runtime)
+        # a model of the user's that declares nothing runs float32
+        assert resolve_precision(torch.nn.Linear(2, 2), Choice("auto", runtime)) == Choice("fp32", runtime)
+    with pytest.raises(ValueError, match=r"Linear.auto_precision 'bf16': expected 'fp32' or 'bf16-gemm'"):
+        resolve_precision(type("Linear", (torch.nn.Linear,), {"auto_precision": "bf16"})(2, 2), Choice("auto", "auto"))
+    assert resolve_precision(pct, Choice("auto", "auto"), "cuda") == Choice("fp32", "auto")
     for runtime in ("compile", "onnxruntime"):  # bf16-gemm runs in PyTorch eager only
         assert resolve_precision(mixste, Choice("auto", runtime)) == Choice("fp32", runtime)
     assert resolve_precision(mixste, Choice("auto", "auto"), "cuda") == Choice("fp32", "auto")
@@ -250,6 +258,27 @@ def test_the_default_runs_a_lifter_in_bf16_gemm_and_says_so_once(monkeypatch: py
     assert prepare(tokenpose) is tokenpose  # an image model: float32, the model itself under torch
     monkeypatch.setenv("POSETOKENS_PRECISION", "fp32")  # the environment replaces auto when no precision is named
     assert prepare(model) is model
+
+
+@pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bfloat16 kernels")
+def test_the_default_runs_pct_in_bf16_gemm_and_the_estimator_names_it(monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    """PCT declares bf16-gemm (measured on two trained PCTs, docs/speed.md "The default"): PoseEstimator's default
+    runs it in the mode, in PyTorch, and its ``choice`` says so; TokenPose stays float32."""
+    from posetokens.inference.api import PoseEstimator
+
+    monkeypatch.delenv("POSETOKENS_PRECISION")
+    monkeypatch.setattr(precision, "_SAID", set())
+    monkeypatch.setattr(precision, "bf16_gemm_pays", lambda: True)  # as on the Intel Xeon with AMX
+    model = _build(SMALL_PCT)
+    est = PoseEstimator(model, runtime="auto")
+    assert est.choice == Choice("bf16-gemm", "auto") and est.net.choice == Choice("bf16-gemm", "torch")
+    assert "precision auto: pct_base_coco_256x256 runs bf16-gemm" in capsys.readouterr().err
+    (x,) = model.dummy_inputs(2)
+    ref, got = _run(model, x), _run(est.net, x)  # PCT's Swin keeps parts in float32: no float64 reference
+    err = float((got - ref).abs().max() / ref.abs().max())
+    assert got.dtype == torch.float32 and 1e-5 < err <= TOLERANCE["bf16-gemm"], err
+    assert PoseEstimator(_build(TOKENPOSE), runtime="torch").choice == Choice("fp32", "torch")
 
 
 def test_bf16_gemm_without_the_math_mode_is_refused_and_auto_stays_fp32(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -293,11 +293,13 @@ def _add_precision_args(s: argparse.ArgumentParser, export: bool = False) -> Non
     """--precision (and, but for export, --runtime): the choice of posetokens.inference.precision (its names are
     checked there, so building the parser imports no torch)."""
     if export:
-        s.add_argument("--precision", default="fp32", help="fp32 (default) or int8-dynamic (onnxruntime's dynamic "
-                                                           "int8 quantisation of the MatMul/Gemm weights)")
+        s.add_argument("--precision", default="fp32", help="fp32 (default; auto is fp32 too: a graph is float32) or "
+                                                           "int8-dynamic (onnxruntime's dynamic int8 quantisation of "
+                                                           "the MatMul/Gemm weights)")
         return
-    s.add_argument("--precision", default=None, help="number format of the models: auto (default: bf16-gemm for a "
-                                                     "lifter on a CPU with AVX512-BF16/AMX, else fp32), fp32, bf16, "
+    s.add_argument("--precision", default=None, help="number format of the models: auto (default: bf16-gemm for PCT "
+                                                     "and the lifters on a CPU with AVX512-BF16/AMX where it pays, "
+                                                     "else fp32), fp32, bf16, "
                                                      "bf16-backbone (the image backbone in bfloat16, the rest float32), "
                                                      "bf16-gemm (float32 with each Linear and 2-D convolution in "
                                                      "oneDNN's bfloat16 math mode; a CPU with AVX512-BF16/AMX, "

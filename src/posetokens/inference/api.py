@@ -761,10 +761,12 @@ class PoseEstimator:
             changing ``model`` (weights, device), build a new estimator.
         precision, runtime: number format (``auto``, ``fp32``, ``bf16``, ``bf16-backbone``, ``bf16-gemm``,
             ``int8-dynamic``) and runtime (``auto``, ``torch``, ``compile``, ``onnxruntime``) of ``net``
-            (:mod:`posetokens.inference.precision`; None: its measured default, ``auto/auto``, which for an image
-            model is float32 through onnxruntime or PyTorch, whichever is faster on this CPU at the batch size; the
-            graph is exported once and cached). Outputs stay float32. A choice the device cannot run is a one-line
-            ``ValueError``.
+            (:mod:`posetokens.inference.precision`; None: its measured default, ``auto/auto``: for TokenPose, PPT
+            and GTPT float32 through onnxruntime or PyTorch, whichever is faster on this CPU at the batch size (the
+            graph is exported once and cached); for PCT ``bf16-gemm`` in PyTorch on a CPU with bfloat16 kernels
+            where the mode pays, else the same as the others). Outputs stay float32. A choice the device cannot
+            run is a one-line ``ValueError``. The attribute ``choice`` holds the choice with ``auto``'s precision
+            resolved.
         **overrides: model config fields to replace (as in :func:`posetokens.create_model`).
     """
 
@@ -773,7 +775,7 @@ class PoseEstimator:
                  metainfo: PoseMetaInfo | str | None = None, protocol: Protocol | str | None = None,
                  bbox_padding: float | None = None, optimize: bool = True, precision: str | None = None,
                  runtime: str | None = None, **overrides: Any) -> None:
-        from posetokens.inference.precision import check_choice, parse_choice, prepare
+        from posetokens.inference.precision import check_choice, parse_choice, prepare, resolve_precision
 
         stored_protocol, stored_metainfo, random_weights = None, None, False
         self.device = check_device(device)
@@ -805,6 +807,7 @@ class PoseEstimator:
         self.net = optimize_for_inference(self.model) if optimize else self.model  # what predictions run
         # float32 eager: unchanged; else a copy (auto: onnxruntime's session made at the first prediction)
         self.net = prepare(self.net, self.choice, self.device, trained=not random_weights)
+        self.choice = resolve_precision(self.model, self.choice, self.device)  # the precision auto stood for
         self.name = name
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -434,6 +434,21 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     check_no_overwrite([("input", None if live else src), ("--weights", weights), ("--pose2d-weights", pose2d_weights),
                         ("detections file", boxes if isinstance(boxes, (str, Path)) else None),
                         ("detector", getattr(boxes, "path", None))], outputs)
+    records: list[dict[str, Any]] | None = None
+    if is_json:  # read and check the 2D input before --out is made and before any model is built or says a word
+        if det_every != 1:
+            raise ValueError(f"--det-every applies to a video or a stream (its 2D pass); {src} is a 2D-keypoint json")
+        records = load_results(src)
+        if max_frames is not None:
+            if isinstance(max_frames, bool) or int(max_frames) != max_frames or max_frames < 1:
+                raise ValueError(f"--max-frames must be an integer >= 1, got {max_frames}")
+            records = records[:int(max_frames)]
+        layout = _json_layout(records, layout, src)
+        stack_instances(records, 17, str(src))
+        w, h = _frame_size(records, image_size, src)
+        fps = _frame_rate(records, fps, src)
+    elif layout not in (None, "coco"):
+        raise ValueError("layout applies to json input; a video goes through a COCO-17 2D model")
     writable_dir(out)  # before any computing: an unwritable folder fails now, not after the 2D and 3D passes
     if isinstance(model, nn.Module):
         lifter = model
@@ -451,21 +466,6 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     trained = not note_if_random_weights(lifter, "the lifting model")
     # the inference copy (fused Linear layers), then the precision/runtime choice; the given model is not changed
     lifter = prepare(optimize_for_inference(lifter.to(dev).eval(), channels_last=False), choice, dev, trained=trained)
-    records: list[dict[str, Any]] | None = None
-    if is_json:  # read and check the 2D input before any model runs
-        if det_every != 1:
-            raise ValueError(f"--det-every applies to a video or a stream (its 2D pass); {src} is a 2D-keypoint json")
-        records = load_results(src)
-        if max_frames is not None:
-            if isinstance(max_frames, bool) or int(max_frames) != max_frames or max_frames < 1:
-                raise ValueError(f"--max-frames must be an integer >= 1, got {max_frames}")
-            records = records[:int(max_frames)]
-        layout = _json_layout(records, layout, src)
-        stack_instances(records, 17, str(src))
-        w, h = _frame_size(records, image_size, src)
-        fps = _frame_rate(records, fps, src)
-    elif layout not in (None, "coco"):
-        raise ValueError("layout applies to json input; a video goes through a COCO-17 2D model")
     files: list[str] = []
     video = None
     timer = StageTimer(live=show_progress(progress))

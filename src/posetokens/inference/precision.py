@@ -6,9 +6,10 @@ A choice is a precision and a runtime:
 ==================  =====================================================================================
 precision           what runs
 ==================  =====================================================================================
-``auto``            the default: ``bf16-gemm`` for a lifter on a CPU with bfloat16 kernels where the mode is
-                    faster (timed once per process), run by PyTorch (``torch`` or ``auto`` runtime); ``fp32``
-                    for everything else (image models, other devices, CPUs without the kernels, ``compile``
+``auto``            the default: what the model class declares (``auto_precision``): ``bf16-gemm`` for PCT and
+                    the lifters on a CPU with bfloat16 kernels where the mode is faster (timed once per
+                    process), run by PyTorch (``torch`` or ``auto`` runtime); ``fp32`` for everything else
+                    (TokenPose/PPT, GTPT, multi-view PPT, other devices, CPUs without the kernels, ``compile``
                     and ``onnxruntime``), :func:`resolve_precision`
 ``fp32``            float32 weights and activations (exact to float rounding)
 ``bf16``            bfloat16 weights and activations (``model.to(torch.bfloat16)``); needs a CPU with
@@ -762,18 +763,22 @@ def _onnx_missing() -> str:
 
 
 def resolve_precision(model: nn.Module, choice: Choice, device: str | torch.device = "cpu") -> Choice:
-    """The precision ``auto`` stands for, for ``model`` on ``device`` (any other precision: itself):
-    ``bf16-gemm`` for a lifter on a CPU with bfloat16 kernels when PyTorch runs it (runtime ``torch`` or ``auto``,
-    which runs lifters in PyTorch), can set the mode (PyTorch 2.9 or later) and the mode is clearly faster on this
-    CPU (:func:`~posetokens.layers.fuse.bf16_gemm_pays`, timed once per process), else ``fp32``. Measured
-    (benchmarks/precision.py, docs/speed.md): +0.02 to +0.07 mm on three trained HoT-MixSTE, and the full-size
-    lifters 2.35-2.52x the official float32 code against 1.06-1.27x in float32; an image model stays ``fp32``:
-    exact, one precision at every batch size."""
+    """The precision ``auto`` stands for, for ``model`` on ``device`` (any other precision: itself): what the
+    model class declares as ``auto_precision`` (a model of the user's that declares none: ``fp32``). A declared
+    ``bf16-gemm`` runs on a CPU with bfloat16 kernels when PyTorch runs it (runtime ``torch`` or ``auto``, which
+    then runs PyTorch), can set the mode (PyTorch 2.9 or later) and the mode is clearly faster on this CPU
+    (:func:`~posetokens.layers.fuse.bf16_gemm_pays`, timed once per process); anywhere else ``fp32``. The lifters
+    declare ``bf16-gemm`` (measured: +0.02 to +0.07 mm on three trained HoT-MixSTE, -0.02 and -0.03 mm on trained
+    MotionAGFormer and HoT-MotionAGFormer; the full-size lifters 2.35-2.52x the official float32 code against
+    1.06-1.27x in float32); TokenPose/PPT, GTPT and multi-view PPT ``fp32``: exact, one precision at every batch
+    (docs/speed.md "The default")."""
     if choice.precision != "auto":
         return choice
-    lifter = getattr(model, "task", None) == "lifting"
-    fast = (lifter and torch.device(device).type == "cpu" and choice.runtime in ("torch", "auto") and HAS_GEMM_MATH
-            and _cpu_bf16() and bf16_gemm_pays())
+    declared = getattr(model, "auto_precision", "fp32")
+    if declared not in ("fp32", "bf16-gemm"):
+        raise ValueError(f"{type(model).__name__}.auto_precision {declared!r}: expected 'fp32' or 'bf16-gemm'")
+    fast = (declared == "bf16-gemm" and torch.device(device).type == "cpu" and choice.runtime in ("torch", "auto")
+            and HAS_GEMM_MATH and _cpu_bf16() and bf16_gemm_pays())
     return Choice("bf16-gemm" if fast else "fp32", choice.runtime)
 
 
@@ -832,8 +837,8 @@ def prepare(model: nn.Module, choice: Choice | str | None = None, device: str | 
         choice = resolve_precision(model, choice, dev)
         if choice.precision != "fp32":
             _say_once(f"posetokens: precision auto: {name} runs {choice.precision} (its Linear and convolution "
-                      "layers in oneDNN's bfloat16 math mode, +0.02 to +0.07 mm on trained HoT-MixSTE; --precision fp32 "
-                      "for float32 throughout)")
+                      "layers in oneDNN's bfloat16 math mode: within 0.1 mm and 0.1 AP of float32 on the trained "
+                      "models measured, docs/speed.md; --precision fp32 for float32 throughout)")
     if choice.precision == "bf16-backbone" and image_backbone(model) is None:  # nothing to run in bfloat16
         what = "a lifter has no image backbone" if getattr(model, "task", None) == "lifting" else \
             "it declares no image backbone"

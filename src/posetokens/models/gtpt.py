@@ -192,6 +192,7 @@ class GTPT(nn.Module):
     """GTPT-T/S/B for COCO or COCO-WholeBody (config :class:`GTPTCfg`)."""
 
     task = "topdown"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
+    auto_precision = "fp32"  # --precision auto: exact, one precision at every batch (docs/speed.md "The default")
     output_kind = "simcc"  # the trainer and evaluation pick the SimCC codec, loss and flip test from this
     image_backbone = "stem"  # the CNN before the tokens: what --precision bf16-backbone runs in bfloat16
     norms_to_fold = (("patch_norm", "patch_embed"),)  # optimize_for_inference folds the BN into the embedding

@@ -245,6 +245,7 @@ class MHFormer(nn.Module):
 
     is_seq2frame = True
     task = "lifting"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
+    auto_precision = "bf16-gemm"  # what --precision auto runs where the CPU's bfloat16 GEMMs pay (docs/speed.md)
     train_loss = "mpjpe"  # the recipe's loss (posetokens.engine.lifting): MPJPE of the frames it outputs
 
     def __init__(self, cfg: MHFormerCfg) -> None:

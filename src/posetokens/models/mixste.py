@@ -116,6 +116,7 @@ class MixSTE(nn.Module):
     """MixSTE, and HoT / TPC with MixSTE when ``cfg.prune`` is active (see the module doc)."""
 
     task = "lifting"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
+    auto_precision = "bf16-gemm"  # what --precision auto runs where the CPU's bfloat16 GEMMs pay (docs/speed.md)
     train_loss = "hot"  # the recipe's loss (posetokens.engine.lifting): weighted MPJPE + 0.5 TC + 2 MPJVE
 
     def __init__(self, cfg: MixSTECfg) -> None:

@@ -303,6 +303,7 @@ class MotionAGFormer(nn.Module):
     """
 
     task = "lifting"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
+    auto_precision = "bf16-gemm"  # what --precision auto runs where the CPU's bfloat16 GEMMs pay (docs/speed.md)
     train_loss = "motionbert"  # the recipe's loss (posetokens.engine.lifting): MPJPE + 0.5 N-MPJPE + 20 MPJVE
     is_seq2frame = False
 

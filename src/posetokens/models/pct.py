@@ -388,6 +388,7 @@ class PCT(nn.Module):
         self.train()
 
     output_kind = "coords"  # the trainer/evaluator see crop-pixel joints, not heatmaps
+    auto_precision = "bf16-gemm"  # --precision auto where the CPU's bfloat16 GEMMs pay (docs/speed.md "The default")
     # none for --precision bf16-backbone: the Swin V2 backbone is most of PCT, casts parts to float32 itself, and
     # no trained PCT exists here to measure its bfloat16 accuracy (PCT runs float32 under that choice, said once)
     image_backbone = None

@@ -106,6 +106,7 @@ class TokenPose(nn.Module):
     """TokenPose, and PPT when ``cfg.prune`` names layers and a keep ratio below 1."""
 
     task = "topdown"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
+    auto_precision = "fp32"  # --precision auto: exact, one precision at every batch (docs/speed.md "The default")
     output_kind = "heatmap"  # what its forward returns: the codec, loss and flip test follow it
     image_backbone = "backbone"  # the CNN before the tokens: what --precision bf16-backbone runs in bfloat16
     train_loss = "joints_mse"  # the recipe's loss (posetokens.engine.losses), what config loss "auto" trains with
