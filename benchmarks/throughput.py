@@ -19,8 +19,8 @@ report images/s, video lifters frames/s (clips x frames). Execution paths timed 
 * ``optimized-bf16`` (only when asked for with ``--variants``): ``optimized`` cast to bfloat16, input too.
   It is fast on CPUs with AVX512-BF16 or AMX; its accuracy is not checked here.
 * ``optimized-bf16-gemm`` (only when asked for): ``optimized`` with every Linear and 2-D convolution in oneDNN's
-  bfloat16 math mode (``gemm_in_bfloat16``), what ``--precision bf16-gemm`` runs and the lifters' default on a CPU
-  with bfloat16 kernels.
+  bfloat16 math mode (``gemm_in_bfloat16``), what ``--precision bf16-gemm`` runs and PCT's and the lifters' default on
+  a CPU with bfloat16 kernels.
 * ``onnxruntime`` (only when asked for; image models): ``optimized`` exported once and run by onnxruntime
   with the intra-op thread count of the run (``prepare(..., "fp32/onnxruntime")``), which is what the
   library's default runtime ``fp32/auto`` runs for an image model with trained weights on a CPU where it beats

@@ -257,10 +257,20 @@ def test_lift_errors(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch:
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="no 'instances' list"):
         lift(bad, "hot_mixste_h36m_243", tmp_path)
+    nobody = tmp_path / "nobody.json"  # well formed, and nobody to lift: also before --out and any model
+    nobody.write_text(json.dumps([{"frame_id": 0, "width": 100, "height": 100, "fps": 25, "instances": []}]))
+    assert cli(["lift", str(nobody), "--model", "hot_mixste_h36m_243", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"posetokens lift: error: {nobody}: no person found in any frame: nothing "
+                                        "to lift"], err
+    assert not (tmp_path / "out").exists()
+    person = {"keypoints": [[50.0, 50.0]] * 17, "keypoint_scores": [0.9] * 17, "bbox": [0, 0, 100, 100],
+              "bbox_score": 0.9}
     good = tmp_path / "good.json"
-    good.write_text(json.dumps([{"frame_id": 0, "width": 100, "height": 100, "instances": []}]))
+    good.write_text(json.dumps([{"frame_id": i, "width": 100, "height": 100, "fps": 25, "instances": [person]}
+                                for i in range(3)]))
     with pytest.raises(ValueError, match="not a 2D->3D lifting model"):
-        lift(good, "tokenpose_s_coco_256x192", tmp_path)
+        lift(good, "tokenpose_s_coco_256x192", tmp_path, min_track_frames=1)
 
 
 def test_an_interrupt_before_the_first_drawn_frame_names_no_video(tmp_path: Path,

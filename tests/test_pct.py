@@ -281,6 +281,16 @@ def test_warm_start_trains_pcts_swin_as_a_heatmap_model_for_the_synthetic_recipe
     assert qs.main(argv) == 2
     assert "exists; the warm start writes a new checkpoint, give --out another file" in capsys.readouterr().err
     assert torch.load(out, map_location="cpu")["state_dict"].keys() == warm.keys()
+    # refused in one line before any training, nothing written
+    other = tmp_path / "other.pth"
+    for extra, said in ((["--warmup-steps", "0"], "--warmup-steps 0: --warm-start trains at least 1 step"),
+                        (["--set", "model.name=hot_mixste_h36m_243", "--set", "model.overrides={}"],
+                         "hot_mixste_h36m_243: nothing to warm-start")):
+        assert qs.main(["--warm-start", str(recipe), "--out", str(other), *extra]) == 2
+        assert said in capsys.readouterr().err
+    assert qs.main(["--warm-start", str(recipe)]) == 2
+    assert "--warm-start needs --out FILE.pth" in capsys.readouterr().err
+    assert not other.exists()
 
 
 def test_tokenizer_val_set_is_read_before_training_as_its_evaluation_reads_it(tiny_data: dict, tmp_path: Path) -> None:

@@ -133,7 +133,7 @@ def warm_start(cfg: Any, steps: int, out_file: Path, threads: int, lr: float | N
 
     TokenPose's and GTPT's keypoint tokens reach the visual tokens only through attention, so from a random CNN
     the model sits for thousands of steps on the mean pose; TokenPose-B/L and PPT-B/L start from a pretrained
-    HRNet for the same reason (and a PCT trained from a random Swin sat at AP 0.1-0.3 after 5 epochs,
+    HRNet for the same reason (and a PCT trained from a random Swin sat at 0.1-0.3 AP points after 5 epochs,
     configs/pct_synthetic.yaml). Same data pipeline, loss and optimiser (Adam, or AdamW with the recipe's weight
     decay) as the recipe; ``lr`` (default the recipe's) and ``workers`` (data-loading processes) are the warm
     start's own.
@@ -174,7 +174,10 @@ def warm_start(cfg: Any, steps: int, out_file: Path, threads: int, lr: float | N
         cnn = nn.Sequential(copy.deepcopy(backbone), nn.Sequential(*layers, nn.Conv2d(256, k, 1)))
         cnn.requires_grad_(True)  # the recipe's stage 2 freezes it; here it is what trains
     else:
-        target, cnn, steps = None, None, 0
+        if steps > 0:  # said before any work; the quickstart pairs all have one
+            raise ValueError(f"{cfg.model.name}: nothing to warm-start (an HRNet, a ShuffleNet stem or PCT's Swin V2 "
+                             "backbone is warm-started)")
+        target, cnn = None, None
     if steps > 0:
         heatmap_hw = (mcfg.image_size[0] // 4, mcfg.image_size[1] // 4)  # the CNN's stride-4 output
         protocol = data_protocol(cfg.data, model)
@@ -493,7 +496,8 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry (see the module docstring)."""
     ap = argparse.ArgumentParser(prog="python -m posetokens.quickstart", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default="outputs/quickstart", help="output folder (data, runs, pictures)")
+    ap.add_argument("--out", default=None, help="output folder (data, runs, pictures; default outputs/quickstart); "
+                                                 "with --warm-start, the .pth to write")
     ap.add_argument("--model", default="ppt", choices=sorted(QUICKSTARTS), help="which pruned/unpruned pair")
     ap.add_argument("--fast", action="store_true", help="tiny run that checks the mechanics only")
     ap.add_argument("--jobs", type=int, default=2, choices=(1, 2),
@@ -505,7 +509,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--table", action="store_true", help="print the zoo efficiency table and exit")
     ap.add_argument("--warm-start", metavar="CONFIG",
                     help="only write the warm-started initial checkpoint of this recipe (with --set) to --out, a .pth "
-                         "(e.g. configs/pct_synthetic.yaml's heatmap-trained Swin); --warmup-steps, default 2000")
+                         "(e.g. configs/pct_synthetic.yaml's heatmap-trained Swin): --warmup-steps steps (default "
+                         "2000), the recipe's optimiser (Adam or AdamW) at lr 1e-3, 2 threads; --model, --fast and --jobs do "
+                         "not apply")
     args = ap.parse_args(argv)
     if args.table:
         print_zoo_table()
@@ -516,19 +522,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         from posetokens.engine.config import load_config
 
         def warm() -> int:
-            cfg = load_config(args.warm_start, args.set)
-            cfg.model.weights = None  # the recipe's initial weights are what this writes
+            from posetokens.fileio import writable_dir
+
+            if args.out is None or Path(args.out).suffix != ".pth":
+                raise ValueError(f"--warm-start needs --out FILE.pth, the checkpoint to write (got {args.out})")
             out = Path(args.out)
-            if out.suffix != ".pth":
-                raise ValueError(f"--out {out}: with --warm-start, expected the checkpoint file to write (a .pth)")
             if out.exists():
                 raise ValueError(f"--out {out}: exists; the warm start writes a new checkpoint, give --out another file")
             steps = 2000 if args.warmup_steps is None else args.warmup_steps
+            if steps < 1:
+                raise ValueError(f"--warmup-steps {steps}: --warm-start trains at least 1 step")
+            cfg = load_config(args.warm_start, args.set)
+            cfg.model.weights = None  # the recipe's initial weights are what this writes
+            writable_dir(out.parent, "--out's folder")  # before the training, not after it
             warm_start(cfg, steps, out, threads=min(2, os.cpu_count() or 1), lr=1e-3)
             log(f"initial weights: {out} ({steps} warm-start steps)")
             return 0
 
         return run_command("quickstart", warm)
+
+    args.out = "outputs/quickstart" if args.out is None else args.out
 
     def job() -> int:
         summary = run(args.model, args.out, fast=args.fast, jobs=args.jobs, warmup_steps=args.warmup_steps,

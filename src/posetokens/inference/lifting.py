@@ -328,6 +328,22 @@ def render_pose3d(pose: np.ndarray | None, size: int = 400, limit: float = 1.0) 
 
 
 # ---------------------------------------------------------------------------------------------- pipeline
+def _tracks_to_lift(records: Sequence[dict[str, Any]], src: Path,
+                    min_track_frames: int | None) -> tuple[dict, Any, dict, dict[int, int], int]:
+    """``lift``'s people: (every track, how they were tracked, the tracks long enough to lift, the frame counts
+    of the others, the least length); ``ValueError`` naming ``src`` when nobody is there to lift."""
+    tracks, tracked_by = person_tracks(records, str(src))
+    if not tracks:
+        raise ValueError(f"{src}: no person found in any frame: nothing to lift")
+    need = default_min_track_frames(len(records)) if min_track_frames is None else int(min_track_frames)
+    lifted = {tid: tr for tid, tr in tracks.items() if len(tr) >= need}
+    skipped = {tid: len(tr) for tid, tr in tracks.items() if len(tr) < need}
+    if not lifted:
+        raise ValueError(f"{src}: no track of at least {need} frames (the longest has "
+                         f"{max(len(tr) for tr in tracks.values())}): nothing to lift; lower --min-track-frames")
+    return tracks, tracked_by, lifted, skipped, need
+
+
 def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir: str | Path, weights: str | Path | None = None,
          pose2d: str | nn.Module | None = None, pose2d_weights: str | Path | None = None,
          boxes: Any = None, bbox_thr: float = 0.3, layout: str | None = None,
@@ -435,6 +451,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                         ("detections file", boxes if isinstance(boxes, (str, Path)) else None),
                         ("detector", getattr(boxes, "path", None))], outputs)
     records: list[dict[str, Any]] | None = None
+    tracked = None
     if is_json:  # read and check the 2D input before --out is made and before any model is built or says a word
         if det_every != 1:
             raise ValueError(f"--det-every applies to a video or a stream (its 2D pass); {src} is a 2D-keypoint json")
@@ -447,6 +464,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         stack_instances(records, 17, str(src))
         w, h = _frame_size(records, image_size, src)
         fps = _frame_rate(records, fps, src)
+        tracked = _tracks_to_lift(records, src, min_track_frames)  # a json with nobody to lift fails here too
     elif layout not in (None, "coco"):
         raise ValueError("layout applies to json input; a video goes through a COCO-17 2D model")
     writable_dir(out)  # before any computing: an unwritable folder fails now, not after the 2D and 3D passes
@@ -488,15 +506,9 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         records = load_results(res2d["files"][0])
         w, h, fps = video.width, video.height, video.fps  # type: ignore[union-attr]
     kpt_thr = default_kpt_thr() if kpt_thr is None else kpt_thr
-    tracks, tracked_by = person_tracks(records, str(src))
-    if not tracks:
-        raise ValueError(f"{src}: no person found in any frame: nothing to lift")
-    need = default_min_track_frames(len(records)) if min_track_frames is None else int(min_track_frames)
-    lifted = {tid: tr for tid, tr in tracks.items() if len(tr) >= need}
-    skipped = {tid: len(tr) for tid, tr in tracks.items() if len(tr) < need}
-    if not lifted:
-        raise ValueError(f"{src}: no track of at least {need} frames (the longest has "
-                         f"{max(len(tr) for tr in tracks.values())}): nothing to lift; lower --min-track-frames")
+    if tracked is None:  # a video's 2D, just made
+        tracked = _tracks_to_lift(records, src, min_track_frames)
+    tracks, tracked_by, lifted, skipped, need = tracked
     if files:  # our own 2D json of the video: give every instance its track id, the ids of the 3D json
         for tid, tr in tracks.items():
             for t, i in tr.items():

@@ -137,9 +137,11 @@ class Choice:
 #: The default of PoseEstimator, ``infer`` and ``lift`` (docs/speed.md "The default", benchmarks/precision.py).
 #: Lifters, which run in PyTorch: ``bf16-gemm`` on a CPU with bfloat16 kernels where it pays, the fastest choice
 #: within 0.1 mm of float32 (+0.02 to +0.07 mm on three trained HoT-MixSTE, -0.02 and -0.03 mm on a trained
-#: MotionAGFormer and HoT-MotionAGFormer, 2026-12-04), else float32. Image models:
+#: MotionAGFormer and HoT-MotionAGFormer, 2026-12-04), else float32. PCT the same (+0.09 and +0.10 AP on two
+#: trained PCTs, 2026-12-05). TokenPose/PPT, GTPT, multi-view PPT:
 #: float32 through ``auto`` (onnxruntime or PyTorch, raced per batch bucket): exact, one precision at every batch
-#: size, and the faster at batch 1 for PPT-S and GTPT-T (``bf16-gemm`` is faster at larger batches).
+#: size, and the faster at batch 1 for PPT-S and GTPT-T (``bf16-gemm`` is faster at larger batches). Each model
+#: class declares which (``auto_precision``, :func:`resolve_precision`).
 DEFAULT = Choice("auto", "auto")
 
 
@@ -770,8 +772,9 @@ def resolve_precision(model: nn.Module, choice: Choice, device: str | torch.devi
     (:func:`~posetokens.layers.fuse.bf16_gemm_pays`, timed once per process); anywhere else ``fp32``. The lifters
     declare ``bf16-gemm`` (measured: +0.02 to +0.07 mm on three trained HoT-MixSTE, -0.02 and -0.03 mm on trained
     MotionAGFormer and HoT-MotionAGFormer; the full-size lifters 2.35-2.52x the official float32 code against
-    1.06-1.27x in float32); TokenPose/PPT, GTPT and multi-view PPT ``fp32``: exact, one precision at every batch
-    (docs/speed.md "The default")."""
+    1.06-1.27x in float32); PCT too (+0.09 and +0.10 AP on two trained PCTs; PCT-B 2.23x / 2.58x the official code
+    at batch 1 / 8 against 1.50x / 1.34x in float32); TokenPose/PPT, GTPT and multi-view PPT ``fp32``: exact, one
+    precision at every batch (docs/speed.md "The default")."""
     if choice.precision != "auto":
         return choice
     declared = getattr(model, "auto_precision", "fp32")

@@ -389,8 +389,8 @@ class PCT(nn.Module):
 
     output_kind = "coords"  # the trainer/evaluator see crop-pixel joints, not heatmaps
     auto_precision = "bf16-gemm"  # --precision auto where the CPU's bfloat16 GEMMs pay (docs/speed.md "The default")
-    # none for --precision bf16-backbone: the Swin V2 backbone is most of PCT, casts parts to float32 itself, and
-    # no trained PCT exists here to measure its bfloat16 accuracy (PCT runs float32 under that choice, said once)
+    # none for --precision bf16-backbone: the Swin V2 backbone is most of PCT and casts parts to float32 itself, and
+    # full bfloat16 missed the bar on a trained PCT (-0.19 AP; PCT runs float32 under that choice, said once)
     image_backbone = None
     prunes = False  # every visual token is kept: nothing for --show-tokens
     train_loss = "pct"  # stage 1: reconstruction + commitment; stage 2: token cross-entropy + joint loss

@@ -98,7 +98,6 @@ class MultiViewPPT(TokenPose):
     """
 
     task = "multiview"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
-    task = "topdown"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
 
     cfg: MultiViewPPTCfg
 
