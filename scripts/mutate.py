@@ -452,6 +452,28 @@ MUTANTS: tuple[Mutant, ...] = (
         (('    named = "dtype" in text or "type (" in text\n', '    named = "dtype" in text\n'),),
         ("tests/test_precision.py::test_bf16_runs_pct[as-built]",),
     ),
+    Mutant(
+        "grouped-key-padding-unmasked", "the keys the grouped attention appends for the CPU kernel get no weight",
+        "src/posetokens/layers/attention.py",
+        (("pad_valid = x.new_ones(n - s, dtype=torch.bool), x.new_zeros(pad, dtype=torch.bool)",
+          "pad_valid = x.new_ones(n - s, dtype=torch.bool), x.new_ones(pad, dtype=torch.bool)"),),
+        ("tests/test_gtpt.py::test_grouped_attention_pads_its_keys_to_the_cpu_vector_width",
+         "tests/test_gtpt.py::test_parity_cli[gtpt_t_coco_256x192]"),
+    ),
+    Mutant(
+        "gtpt-kept-token-gets-group-0-gate", "GTPT gates each kept token with its own group's gate",
+        "src/posetokens/models/gtpt.py",
+        (("(tok * g + torch.arange(g, device=x.device)[:, None]).flatten(1)", "(tok * g).flatten(1)"),),
+        ("tests/test_gtpt.py::test_parity_cli[gtpt_t_coco_256x192]",),
+    ),
+    Mutant(
+        "shuffle-halves-swapped", "a stride-1 block gets the shuffled map's halves in channel order",
+        "src/posetokens/models/backbones/shufflenet.py",
+        (("    return concat_shuffle(a[:, :h], b[:, :h]), concat_shuffle(a[:, h:], b[:, h:])",
+          "    return concat_shuffle(a[:, h:], b[:, h:]), concat_shuffle(a[:, :h], b[:, :h])"),),
+        ("tests/test_gtpt.py::test_stem_hands_each_block_its_input_halves_as_dense_tensors",
+         "tests/test_gtpt.py::test_parity_cli[gtpt_t_coco_256x192]"),
+    ),
 )
 
 

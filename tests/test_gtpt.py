@@ -117,6 +117,75 @@ def test_grouped_attention_returns_the_scores_block_of_the_logits() -> None:
         attn.forward_grouped(x, s, key_valid, score_queries=8)
 
 
+def test_grouped_attention_pads_its_keys_to_the_cpu_vector_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyTorch's CPU SDPA runs keys past the last full vector in a scalar loop: the grouped attention appends masked
+    zero keys up to the width when the remainder is at least a quarter of it; the output does not change."""
+    import torch.nn.functional as F
+
+    from posetokens.layers import attention as A
+
+    cpu = torch.device("cpu")
+    for width, cases in ((16, {94: 2, 43: 5, 82: 0, 84: 12, 96: 0, 17: 0}), (8, {94: 2, 82: 6, 43: 5, 81: 0})):
+        monkeypatch.setattr(A, "_cpu_vector_width", lambda w=width: w)
+        assert {n: A.key_padding(n, cpu) for n in cases} == cases
+    assert A.key_padding(94, torch.device("meta")) == 0  # off the CPU: nothing
+    monkeypatch.setattr(A, "_cpu_vector_width", lambda: 16)
+    seen = []
+    sdpa = F.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, **kw):
+        seen.append((k.shape[-2], attn_mask))
+        return sdpa(q, k, v, attn_mask=attn_mask, **kw)
+
+    torch.manual_seed(0)
+    attn = Attention(32, num_heads=4).eval()
+    b, g, s, n = 2, 3, 6, 82  # GTPT-T's pruned group blocks: 18 shared + 76 own = 94 keys, one shared one padded
+    x = torch.randn(b, g, n, 32)
+    key_valid = torch.ones(g * s, dtype=torch.bool)
+    key_valid[5] = False
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    with torch.no_grad():
+        out, _ = attn.forward_grouped(x, s, key_valid)
+        monkeypatch.setattr(A, "key_padding", lambda num, dev: 0)
+        unpadded, _ = attn.forward_grouped(x, s, key_valid)
+        with use_fused_attn(False):
+            explicit, _ = attn.forward_grouped(x, s, key_valid)
+    (keys, mask), (keys0, mask0) = seen
+    assert keys == 96 and mask.tolist() == [[True] * 5 + [False] + [True] * 88 + [False] * 2]
+    assert keys0 == 94 and mask0.shape == (1, 94)
+    assert torch.allclose(out, unpadded, atol=1e-6) and torch.allclose(out, explicit, atol=1e-6)
+
+
+def test_stem_hands_each_block_its_input_halves_as_dense_tensors() -> None:
+    """``shuffle_halves`` is ``concat_shuffle``'s two channel halves, each dense; ``run_blocks`` gives what the
+    Sequential gives, bitwise, in both layouts and through GTPT-B's up path (a fuse conv before the blocks)."""
+    from posetokens.layers import optimize_for_inference
+    from posetokens.models.backbones.shufflenet import concat_shuffle, run_blocks, shuffle_halves
+
+    torch.manual_seed(0)
+    cl = torch.channels_last
+    a, b = torch.randn(2, 8, 5, 4), torch.randn(2, 8, 5, 4)
+    for layout in (torch.contiguous_format, cl):
+        a_, b_ = a.contiguous(memory_format=layout), b.contiguous(memory_format=layout)
+        lo, hi = shuffle_halves(a_, b_)
+        ref = concat_shuffle(a_, b_)
+        assert torch.equal(lo, ref[:, :8]) and torch.equal(hi, ref[:, 8:])
+        assert lo.is_contiguous(memory_format=layout) and hi.is_contiguous(memory_format=layout)
+    model = create_model("gtpt_b_coco_256x192", image_size=(64, 48)).eval()
+    fast = optimize_for_inference(model)
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        for stem, inp in ((model.stem, x), (fast.stem, x.contiguous(memory_format=cl))):
+            feat = stem.conv1(inp)
+            for stage in stem.down:  # the Sequential's own forward chunks and interleaves whole maps
+                assert torch.equal(run_blocks(stage, feat), stage(feat))
+                feat = stage(feat)
+            fuse = next(m for m in stem.up_layers[0].modules() if isinstance(m, torch.nn.Conv2d))
+            layout = cl if inp.is_contiguous(memory_format=cl) else torch.contiguous_format
+            up = torch.randn(2, fuse.in_channels, 8, 6).contiguous(memory_format=layout)
+            assert torch.equal(run_blocks(stem.up_layers[0], up), stem.up_layers[0](up))
+
+
 def test_bad_inputs() -> None:
     model = create_model("gtpt_t_coco_256x192").eval()
     with pytest.raises(ValueError, match="expects images of shape"):

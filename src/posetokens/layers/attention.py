@@ -11,12 +11,14 @@ uses it, because ``torch.utils.flop_counter`` does not see the fused CPU kernel.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checks import tracing
 from .drop import DropPath
 
 _FUSED = True
@@ -36,6 +38,28 @@ def use_fused_attn(enabled: bool) -> Iterator[None]:
         yield
     finally:
         _FUSED = old
+
+
+@functools.cache
+def _cpu_vector_width() -> int:
+    """float32 lanes of the vector unit PyTorch's CPU kernels were dispatched to (16 for AVX-512, else 8)."""
+    return 16 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 8
+
+
+def key_padding(num_keys: int, device: torch.device) -> int:
+    """Masked keys to append so that PyTorch's CPU SDPA kernel runs every key in its vector loop.
+
+    The kernel's softmax runs each query row over the keys in vectors of the CPU's float32 width and the
+    remainder in a scalar loop with a scalar ``exp``, so its cost per score grows with ``num_keys`` modulo the
+    width: at 82 queries, head size 16, 94 keys cost 2.6 ns a score and 96 keys 1.45 (AVX-512, one thread).
+    Returns how many keys reach the next multiple of the width when the remainder is at least a quarter of it
+    (below that the extra keys cost about what they save), else 0; always 0 off the CPU or while tracing.
+    """
+    if device.type != "cpu" or tracing():
+        return 0
+    w = _cpu_vector_width()
+    tail = num_keys % w
+    return w - tail if tail * 4 >= w else 0
 
 
 class Attention(nn.Module):
@@ -123,22 +147,29 @@ class Attention(nn.Module):
         qkv = self.qkv(x).reshape(b, g, n, 3, h, self.head_dim).permute(3, 0, 1, 4, 2, 5)
         q, k, v = qkv[0], qkv[1], qkv[2]
 
-        def keys(t: Tensor) -> Tensor:  # (B * G, H, G * s + L - s, d): every group's shared, then its own
+        # the fused kernel gets masked zero keys up to its vector width (see key_padding): free here, because
+        # the keys are copied into one tensor anyway
+        pad = key_padding(g * s + n - s, x.device) if _FUSED else 0
+
+        def keys(t: Tensor) -> Tensor:  # (B * G, H, G * s + L - s [+ pad], d): every group's shared, then its own
             shared = t[:, :, :, :s].transpose(1, 2).flatten(2, 3)[:, None].expand(-1, g, -1, -1, -1)
-            return torch.cat((shared, t[:, :, :, s:]), dim=3).flatten(0, 1)
+            parts = (shared, t[:, :, :, s:]) + ((t.new_zeros(b, g, h, pad, self.head_dim),) if pad else ())
+            return torch.cat(parts, dim=3).flatten(0, 1)
 
         q, kk, vv = q.flatten(0, 1), keys(k), keys(v)
         valid = None
-        if key_valid is not None:  # (1, keys): broadcast over queries, heads and groups
-            valid = torch.cat((key_valid.to(torch.bool), key_valid.new_ones(n - s, dtype=torch.bool)))[None]
+        if key_valid is not None or pad:  # (1, keys): broadcast over queries, heads and groups
+            shared_valid = x.new_ones(g * s, dtype=torch.bool) if key_valid is None else key_valid.to(torch.bool)
+            own_valid, pad_valid = x.new_ones(n - s, dtype=torch.bool), x.new_zeros(pad, dtype=torch.bool)
+            valid = torch.cat((shared_valid, own_valid, pad_valid))[None]
         if not 0 <= score_queries <= n:
             raise ValueError(f"Attention.forward_grouped: score_queries {score_queries} outside [0, {n}]")
         logits = None
         if _FUSED:
             out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=valid, scale=self.scale)
             if score_queries:  # only the scores' block of the logits (GTPT-T: 6 of 82 queries, 76 of 94 keys)
-                own = k[:, :, :, s:].flatten(0, 1)
-                logits = (q[:, :, :score_queries] @ own.transpose(-2, -1)) * self.scale
+                own = k[:, :, :, s:].flatten(0, 1)  # the scale goes on the few queries, not the logits
+                logits = (q[:, :, :score_queries] * self.scale) @ own.transpose(-2, -1)
         else:
             full = q @ kk.transpose(-2, -1)
             if valid is None:

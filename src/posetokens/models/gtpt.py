@@ -369,9 +369,7 @@ class GTPT(nn.Module):
         g, s, p = len(cfg.groups), cfg.group_size, cfg.num_parts
         img_tok, n = x[:, k:], x.shape[1] - k
         sparse = x[:, p:k][:, self._sparse_idx]  # (B, G, S, C)
-        gate = self.gate(img_tok).reshape(b, n, g, c).permute(0, 2, 1, 3)  # (B, G, n, C)
-        img_g, pos_g = img_tok[:, None] * gate, pos[:, None] * gate
-        ids_g = ids[:, None].expand(-1, g, -1)
+        gate = self.gate(img_tok).reshape(b, n, g, c)  # (B, n, G, C): each token's gate for each group
         blk_t = cfg.num_coarse
         budget = int(n_all * rates[blk_t])
         keep = [budget - d for d in self._fixed_count]
@@ -382,19 +380,26 @@ class GTPT(nn.Module):
             score = softmax_pool(q, dim=2, valid=valid.flatten(2, 3))  # (B, G, n)
             idx = group_topk(score, keep)
             n_dense = 0 if self.dense_token is None else self.dense_token.shape[1]
-            slot = group_slot_index(idx, self._fixed_start, self._fixed_count, n_dense, budget)
-            if n_dense:
+            slot = group_slot_index(idx, self._fixed_start, self._fixed_count, n_dense, budget)  # [dense | image]
+            # gate only the kept tokens: gather each slot's token, position and its group's gate, then multiply
+            # (the products of gating all n tokens first, for the budget's share of them)
+            tok = (slot - n_dense).clamp(min=0)  # (B, G, budget) image token of each slot; dense slots: replaced
+            flat = tok.flatten(1)
+            gate_s = gather_tokens(gate.flatten(1, 2), (tok * g + torch.arange(g, device=x.device)[:, None]).flatten(1))
+            slots = (gather_tokens(img_tok, flat) * gate_s).view(b, g, budget, c)
+            pos_g = (gather_tokens(pos, flat) * gate_s).view(b, g, budget, c)
+            ids_g = ids.gather(1, flat).view(b, g, budget)
+            if n_dense:  # whole-body: the fixed slots hold the dense keypoint tokens (no gate, no position, id -1)
                 dense = x[:, :p][:, self._dense_part] + self.dense_token  # (B, D, C)
-                src = torch.cat((dense[:, None].expand(-1, g, -1, -1), img_g), dim=2)
-                src_pos = torch.cat((pos_g.new_zeros(b, g, n_dense, c), pos_g), dim=2)
-                src_ids = torch.cat((ids_g.new_full((b, g, n_dense), -1), ids_g), dim=2)
-            else:
-                src, src_pos, src_ids = img_g, pos_g, ids_g
-            slots, pos_g, ids_g = (gather_group_tokens(t, slot) for t in (src, src_pos, src_ids))
+                is_dense = slot < n_dense
+                dense_s = gather_tokens(dense, slot.clamp(max=n_dense - 1).flatten(1)).view(b, g, budget, c)
+                slots = torch.where(is_dense[..., None], dense_s, slots)
+                pos_g, ids_g = pos_g.masked_fill(is_dense[..., None], 0.0), ids_g.masked_fill(is_dense, -1)
             if record:
                 pruned.append(PruneRecord(blk_t, idx, gather_group_tokens(ids[:, None].expand(-1, g, -1), idx), score, tuple(keep)))
         else:
-            slots = img_g
+            gate = gate.permute(0, 2, 1, 3)  # (B, G, n, C)
+            slots, pos_g, ids_g = img_tok[:, None] * gate, pos[:, None] * gate, ids[:, None].expand(-1, g, -1)
         x = torch.cat((sparse, slots), dim=2)  # (B, G, S + M, C)
         fixed = self._fixed_count
         # ---- group blocks
