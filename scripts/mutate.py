@@ -461,6 +461,18 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_gtpt.py::test_parity_cli[gtpt_t_coco_256x192]"),
     ),
     Mutant(
+        "infer-builds-before-refusing-out-as-input", "infer refuses --out = its input folder before the model speaks",
+        "src/posetokens/cli.py",
+        (("    check_out_is_not_the_input(source, args.out)\n", ""),),
+        ("tests/test_errors_inference.py::test_bad_input[infer-folder-onto-itself-random-weights]",),
+    ),
+    Mutant(
+        "lift-interrupt-drops-finished-tracks", "lift stopped while lifting writes the tracks it finished",
+        "src/posetokens/inference/lifting.py",
+        (("    if stopped is not None and not per_track:", "    if stopped is not None:"),),
+        ("tests/test_lift.py::test_an_interrupt_while_lifting_keeps_the_finished_tracks",),
+    ),
+    Mutant(
         "gtpt-kept-token-gets-group-0-gate", "GTPT gates each kept token with its own group's gate",
         "src/posetokens/models/gtpt.py",
         (("(tok * g + torch.arange(g, device=x.device)[:, None]).flatten(1)", "(tok * g).flatten(1)"),),

@@ -296,3 +296,52 @@ def test_an_interrupt_before_the_first_drawn_frame_names_no_video(tmp_path: Path
              prune={"keep": 9, "layer": 1}, min_track_frames=2)
     assert str(e.value).endswith("; no frame of the video was drawn")
     assert (tmp_path / "out" / "clip_2d_3d.json").is_file() and not (tmp_path / "out" / "clip_2d_3d.mp4").exists()
+
+
+def test_an_interrupt_while_lifting_keeps_the_finished_tracks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while lifting the second of two tracks: the 3D json is written with the first track, marked
+    ``"complete": false`` with the other track under ``tracks_not_lifted``, and the message says so; no video."""
+    from posetokens.inference import lifting
+    from posetokens.runtime import Interrupted
+
+    rng = np.random.default_rng(2)
+    people = [(60, 7), (260, 9)]  # (x offset, track id): two people far apart, each with its own id
+    records = [{"frame_id": i, "width": 400, "height": 400,
+                "instances": [{"keypoints": (rng.uniform(0, 80, (17, 2)) + [x, 150]).tolist(),
+                               "keypoint_scores": [0.9] * 17, "bbox": [x, 150, x + 80, 230], "bbox_score": 0.9,
+                               "track_id": tid} for x, tid in people]} for i in range(6)]
+    src = tmp_path / "two.json"
+    src.write_text(json.dumps(records))
+    before = src.read_bytes()
+    real, calls = lifting.lift_sequence, []
+
+    def second_interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(lifting, "lift_sequence", second_interrupted)
+    kw = dict(num_frames=27, dim=32, depth=2, prune={"keep": 9, "layer": 1}, min_track_frames=2)
+    with pytest.raises(Interrupted) as e:
+        lift(src, "hot_mixste_h36m_243", tmp_path / "out", **kw)
+    out = tmp_path / "out" / "two_3d.json"
+    assert str(e.value) == (f'interrupted by SIGINT while lifting: the 3D of the 1 finished track(s) of 2 is in {out} '
+                            '("complete": false)')
+    doc = json.loads(out.read_text())
+    assert doc["complete"] is False and doc["tracks_not_lifted"] == [9] and doc["video_panels"] == []
+    assert [t["track_id"] for t in doc["tracks"]] == [7] and doc["main_track"] == 7
+    assert all([p["track_id"] for p in f["people"]] == [7] for f in doc["frames"])
+    assert not (tmp_path / "out" / "two_3d.mp4").exists() and src.read_bytes() == before
+
+    def first_interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lifting, "lift_sequence", first_interrupted)  # nothing finished: no 3D file
+    with pytest.raises(Interrupted, match=r"while lifting, before any track was finished$"):
+        lift(src, "hot_mixste_h36m_243", tmp_path / "out2", draw=False, **kw)
+    assert not (tmp_path / "out2" / "two_3d.json").exists()
+    monkeypatch.setattr(lifting, "lift_sequence", real)
+    lift(src, "hot_mixste_h36m_243", tmp_path / "out3", draw=False, **kw)
+    doc = json.loads((tmp_path / "out3" / "two_3d.json").read_text())
+    assert doc["complete"] is True and doc["tracks_not_lifted"] == [] and len(doc["tracks"]) == 2

@@ -181,13 +181,14 @@ def _set_threads(args: argparse.Namespace) -> None:
 
 def _cmd_infer(args: argparse.Namespace) -> int:
     from posetokens.fileio import check_folder_path
-    from posetokens.inference.api import PoseEstimator, open_input
+    from posetokens.inference.api import PoseEstimator, check_out_is_not_the_input, open_input
     from posetokens.inference.filters import filter_from_args
 
     _set_threads(args)
 
     source = open_input(args.input, loop=args.loop)  # a bad input fails before the model is built
-    check_folder_path(args.out)  # and an --out that is a file
+    check_folder_path(args.out)  # and an --out that is a file, or the input folder
+    check_out_is_not_the_input(source, args.out)
     est = PoseEstimator(args.model, args.weights, device=args.device, flip_test=args.flip_test,  # notes random weights
                         batch_size=args.batch_size, protocol=args.protocol, precision=args.precision,
                         runtime=args.runtime)

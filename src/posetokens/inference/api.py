@@ -1071,10 +1071,7 @@ class PoseEstimator:
         if show_tokens and not self.can_show_tokens:
             raise ValueError(f"{self.name} has no token pruning to show (--show-tokens needs a PPT or GTPT model)")
         out = Path(out_dir)
-        if src.kind == "images" and src.path.is_dir() and same_file(src.path, out):
-            raise ValueError(f"the output folder {out} is the input folder {src.path}: its overlays would overwrite "
-                             "input pictures of the same name and be read as inputs by the next run; choose another "
-                             "--out")
+        check_out_is_not_the_input(src, out)
         stems = _output_stems(src)
         outputs: list[tuple[str, Path, str]] = []  # (what, path, the remedy for a clash with an input)
         if src.kind == "images":
@@ -1349,6 +1346,14 @@ def _output_stems(src: InputSource) -> dict[Path, str]:
         return {}
     count = Counter(p.stem for p in src.images)
     return {p: p.stem if count[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}" for p in src.images}
+
+
+def check_out_is_not_the_input(src: InputSource, out: str | Path) -> None:
+    """Refuse an output folder that is the input folder of images (``infer`` runs this before it builds a model)."""
+    if src.kind == "images" and src.path.is_dir() and same_file(src.path, Path(out)):
+        raise ValueError(f"the output folder {out} is the input folder {src.path}: its overlays would overwrite "
+                         "input pictures of the same name and be read as inputs by the next run; choose another "
+                         "--out")
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -408,6 +408,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         check_device,
         interruptible,
         signal_name,
+        signals_deferred,
     )
 
     source_in = source if isinstance(source, InputSource) else None
@@ -515,6 +516,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                 records[t]["instances"][i]["track_id"] = tid
         _write_json(Path(files[0]), list(records))
     per_track: dict[int, dict[str, Any]] = {}
+    stopped: KeyboardInterrupt | None = None  # an interrupt while lifting: the finished tracks are still written
     with interruptible():
         try:
             for tid, tr in lifted.items():
@@ -541,9 +543,12 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                                   "score": track_score(records, tr)}
                 timer.add("lifting", time.perf_counter() - tic)
         except KeyboardInterrupt as e:
-            signum = getattr(e, "signum", 2)
-            kept = f"; the 2D results are in {files[0]}" if files else ""
-            raise Interrupted(signum, f"interrupted by {signal_name(signum)} while lifting{kept}") from None
+            stopped = e
+    if stopped is not None and not per_track:
+        signum = getattr(stopped, "signum", 2)
+        kept = f"; the 2D results are in {files[0]}" if files else ""
+        raise Interrupted(signum, f"interrupted by {signal_name(signum)} while lifting, before any track was "
+                                  f"finished{kept}") from None
     main_id = max(per_track, key=lambda k: per_track[k]["score"])
     ranked = sorted(per_track, key=lambda k: -per_track[k]["score"])
     shown = ranked[:int(max_panels)]  # the tracks with a 3D panel in the video
@@ -582,11 +587,20 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                     "score": round(d["score"], 4)} for tid, d in per_track.items()],
         "tracks_skipped": [{"track_id": tid, "frames_detected": n} for tid, n in skipped.items()],
         "joint_names": list(H36M.keypoint_names), "fps": fps, "width": w, "height": h,
-        "filter": filter_block, "online": bool(online), "video_panels": shown if draw else [],
+        "filter": filter_block, "online": bool(online), "video_panels": shown if draw and stopped is None else [],
+        "complete": stopped is None,  # False: interrupted while lifting; 'tracks_not_lifted' were not reached
+        "tracks_not_lifted": [tid for tid in lifted if tid not in per_track],
         "frames": frames_out,
     }
-    _write_json(out / f"{stem}_3d.json", payload)
+    with signals_deferred(discard=stopped is not None):  # a second Ctrl-C waits for the file
+        _write_json(out / f"{stem}_3d.json", payload)
     files.append(str(out / f"{stem}_3d.json"))
+    if stopped is not None:
+        signum = getattr(stopped, "signum", 2)
+        kept = f"; the 2D results are in {files[0]}" if len(files) > 1 else ""
+        raise Interrupted(signum, f"interrupted by {signal_name(signum)} while lifting: the 3D of the "
+                                  f"{len(per_track)} finished track(s) of {len(lifted)} is in {files[-1]} "
+                                  f"(\"complete\": false){kept}") from None
     n = len(records)
     if draw:
         whole = {}  # each lifted track over the whole clip, for the video
