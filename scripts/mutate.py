@@ -473,6 +473,19 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_lift.py::test_an_interrupt_while_lifting_keeps_the_finished_tracks",),
     ),
     Mutant(
+        "lift-partial-write-unguarded", "a second Ctrl-C while lift writes the finished tracks waits for the file",
+        "src/posetokens/inference/lifting.py",
+        (("    with signals_deferred(discard=True) if stopped is not None else contextlib.nullcontext():",
+          "    with contextlib.nullcontext():"),),
+        ("tests/test_lift.py::test_an_interrupt_while_lifting_keeps_the_finished_tracks",),
+    ),
+    Mutant(
+        "shuffle-halves-odd-split", "a ShuffleNet block of odd half-width gets its halves from the whole interleave",
+        "src/posetokens/models/backbones/shufflenet.py",
+        (("    if c % 2:  # an odd count", "    if False:  # an odd count"),),
+        ("tests/test_gtpt.py::test_stem_hands_each_block_its_input_halves_as_dense_tensors",),
+    ),
+    Mutant(
         "gtpt-kept-token-gets-group-0-gate", "GTPT gates each kept token with its own group's gate",
         "src/posetokens/models/gtpt.py",
         (("(tok * g + torch.arange(g, device=x.device)[:, None]).flatten(1)", "(tok * g).flatten(1)"),),

@@ -160,7 +160,7 @@ def test_stem_hands_each_block_its_input_halves_as_dense_tensors() -> None:
     """``shuffle_halves`` is ``concat_shuffle``'s two channel halves, each dense; ``run_blocks`` gives what the
     Sequential gives, bitwise, in both layouts and through GTPT-B's up path (a fuse conv before the blocks)."""
     from posetokens.layers import optimize_for_inference
-    from posetokens.models.backbones.shufflenet import concat_shuffle, run_blocks, shuffle_halves
+    from posetokens.models.backbones.shufflenet import ShuffleStemCfg, concat_shuffle, run_blocks, shuffle_halves
 
     torch.manual_seed(0)
     cl = torch.channels_last
@@ -171,6 +171,10 @@ def test_stem_hands_each_block_its_input_halves_as_dense_tensors() -> None:
         ref = concat_shuffle(a_, b_)
         assert torch.equal(lo, ref[:, :8]) and torch.equal(hi, ref[:, 8:])
         assert lo.is_contiguous(memory_format=layout) and hi.is_contiguous(memory_format=layout)
+    odd = create_model("gtpt_t_coco_256x192", stem=ShuffleStemCfg(stage_channels=(130,))).eval()  # halves of 65
+    with torch.no_grad():
+        feat = odd.stem.conv1(torch.randn(1, 3, 32, 24))
+        assert torch.equal(run_blocks(odd.stem.down[0], feat), odd.stem.down[0](feat))
     model = create_model("gtpt_b_coco_256x192", image_size=(64, 48)).eval()
     fast = optimize_for_inference(model)
     x = torch.randn(2, 3, 64, 48)

@@ -8,6 +8,8 @@ must carry its own input), frame counts from OpenCV decoding, the H36M sample's 
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -333,6 +335,27 @@ def test_an_interrupt_while_lifting_keeps_the_finished_tracks(tmp_path: Path, mo
     assert [t["track_id"] for t in doc["tracks"]] == [7] and doc["main_track"] == 7
     assert all([p["track_id"] for p in f["people"]] == [7] for f in doc["frames"])
     assert not (tmp_path / "out" / "two_3d.mp4").exists() and src.read_bytes() == before
+    # a second Ctrl-C while the finished tracks are being written waits for the file, and is dropped
+    from posetokens.inference.filters import FilterConfig
+
+    calls.clear()
+    describe = FilterConfig.describe
+
+    def second_ctrl_c(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        return describe(self)
+
+    monkeypatch.setattr(FilterConfig, "describe", second_ctrl_c)
+    try:
+        lift(src, "hot_mixste_h36m_243", tmp_path / "again", **kw)
+    except Interrupted as e2:
+        assert str(e2).startswith("interrupted by SIGINT while lifting: the 3D of the 1 finished track(s) of 2")
+    except KeyboardInterrupt:
+        pytest.fail("a second Ctrl-C cut the writing of the finished tracks short")
+    else:
+        pytest.fail("lift was not interrupted")
+    assert json.loads((tmp_path / "again" / "two_3d.json").read_text())["complete"] is False
+    monkeypatch.setattr(FilterConfig, "describe", describe)
 
     def first_interrupted(*a, **k):
         raise KeyboardInterrupt

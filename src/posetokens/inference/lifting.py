@@ -26,6 +26,7 @@ finished work are completed and :class:`~posetokens.runtime.Interrupted` is rais
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -549,51 +550,53 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         kept = f"; the 2D results are in {files[0]}" if files else ""
         raise Interrupted(signum, f"interrupted by {signal_name(signum)} while lifting, before any track was "
                                   f"finished{kept}") from None
-    main_id = max(per_track, key=lambda k: per_track[k]["score"])
-    ranked = sorted(per_track, key=lambda k: -per_track[k]["score"])
-    shown = ranked[:int(max_panels)]  # the tracks with a 3D panel in the video
-    name = getattr(lifter, "zoo_name", type(lifter).__name__)
-    frame_ids = [int(r.get("frame_id", i)) for i, r in enumerate(records)]
-    frames_out: list[dict[str, Any]] = [{"frame_id": f, "person": False, "keypoints_2d": None, "keypoints_3d": None,
-                                         "people": []} for f in frame_ids]
-    for tid, d in per_track.items():
-        tr = lifted[tid]
-        for j, (v, k, p) in enumerate(zip(d["valid"], d["kp"], d["pose3d"])):
-            t = d["first"] + j
-            frames_out[t]["people"].append({
-                "track_id": tid, "instance": tr.get(t), "filled": not bool(v),
-                "keypoints_2d": np.round(k, 2).tolist(), "keypoints_3d": np.round(p, 5).tolist()})
-            if tid == main_id and v:
-                frames_out[t].update(person=True, keypoints_2d=np.round(k, 2).tolist(),
-                                     keypoints_3d=np.round(p, 5).tolist())
-    filter_block = smooth.describe()  # One-Euro ran at the clip's rate unless its config named one
-    if smooth.name == "one_euro" and smooth.fps is None:
-        filter_block["fps"] = fps
-    payload = {
-        "model": name, "units": "metres", "root_relative": True, "root": "pelvis (joint 0)",
-        "axes": "camera: x right, y down, z away from the camera", "keypoint_layout": "h36m",
-        "input_layout": layout,
-        "person": ("every track of at least min_track_frames frames, lifted on its own 2D sequence (gaps within "
-                   "the track filled by interpolation: 'filled'); per frame 'people' lists them by track_id (the "
-                   "'track_id' of the 2D json, 'instance' indexes its instances); the frame's own 'person', "
-                   "'keypoints_2d' and 'keypoints_3d' are those of the main track (the highest summed box x "
-                   "keypoint score) where it is detected"),
-        "tracking": ("the input's track_id" if tracked_by == "track_id" and not files
-                     else "posetokens.inference.tracking (box IoU + OKS, constant velocity, Hungarian)"),
-        "min_track_frames": need, "main_track": main_id,
-        "tracks": [{"track_id": tid, "first_frame": frame_ids[d["first"]],
-                    "last_frame": frame_ids[d["first"] + len(d["valid"]) - 1],
-                    "frames_detected": int(d["valid"].sum()), "frames_filled": int((~d["valid"]).sum()),
-                    "score": round(d["score"], 4)} for tid, d in per_track.items()],
-        "tracks_skipped": [{"track_id": tid, "frames_detected": n} for tid, n in skipped.items()],
-        "joint_names": list(H36M.keypoint_names), "fps": fps, "width": w, "height": h,
-        "filter": filter_block, "online": bool(online), "video_panels": shown if draw and stopped is None else [],
-        "complete": stopped is None,  # False: interrupted while lifting; 'tracks_not_lifted' were not reached
-        "tracks_not_lifted": [tid for tid in lifted if tid not in per_track],
-        "frames": frames_out,
-    }
-    with signals_deferred(discard=stopped is not None):  # a second Ctrl-C waits for the file
-        _write_json(out / f"{stem}_3d.json", payload)
+    # once interrupted, a second Ctrl-C or a SIGTERM waits until the finished tracks are written
+    with signals_deferred(discard=True) if stopped is not None else contextlib.nullcontext():
+        main_id = max(per_track, key=lambda k: per_track[k]["score"])
+        ranked = sorted(per_track, key=lambda k: -per_track[k]["score"])
+        shown = ranked[:int(max_panels)]  # the tracks with a 3D panel in the video
+        name = getattr(lifter, "zoo_name", type(lifter).__name__)
+        frame_ids = [int(r.get("frame_id", i)) for i, r in enumerate(records)]
+        frames_out: list[dict[str, Any]] = [{"frame_id": f, "person": False, "keypoints_2d": None, "keypoints_3d": None,
+                                             "people": []} for f in frame_ids]
+        for tid, d in per_track.items():
+            tr = lifted[tid]
+            for j, (v, k, p) in enumerate(zip(d["valid"], d["kp"], d["pose3d"])):
+                t = d["first"] + j
+                frames_out[t]["people"].append({
+                    "track_id": tid, "instance": tr.get(t), "filled": not bool(v),
+                    "keypoints_2d": np.round(k, 2).tolist(), "keypoints_3d": np.round(p, 5).tolist()})
+                if tid == main_id and v:
+                    frames_out[t].update(person=True, keypoints_2d=np.round(k, 2).tolist(),
+                                         keypoints_3d=np.round(p, 5).tolist())
+        filter_block = smooth.describe()  # One-Euro ran at the clip's rate unless its config named one
+        if smooth.name == "one_euro" and smooth.fps is None:
+            filter_block["fps"] = fps
+        payload = {
+            "model": name, "units": "metres", "root_relative": True, "root": "pelvis (joint 0)",
+            "axes": "camera: x right, y down, z away from the camera", "keypoint_layout": "h36m",
+            "input_layout": layout,
+            "person": ("every track of at least min_track_frames frames, lifted on its own 2D sequence (gaps within "
+                       "the track filled by interpolation: 'filled'); per frame 'people' lists them by track_id (the "
+                       "'track_id' of the 2D json, 'instance' indexes its instances); the frame's own 'person', "
+                       "'keypoints_2d' and 'keypoints_3d' are those of the main track (the highest summed box x "
+                       "keypoint score) where it is detected"),
+            "tracking": ("the input's track_id" if tracked_by == "track_id" and not files
+                         else "posetokens.inference.tracking (box IoU + OKS, constant velocity, Hungarian)"),
+            "min_track_frames": need, "main_track": main_id,
+            "tracks": [{"track_id": tid, "first_frame": frame_ids[d["first"]],
+                        "last_frame": frame_ids[d["first"] + len(d["valid"]) - 1],
+                        "frames_detected": int(d["valid"].sum()), "frames_filled": int((~d["valid"]).sum()),
+                        "score": round(d["score"], 4)} for tid, d in per_track.items()],
+            "tracks_skipped": [{"track_id": tid, "frames_detected": n} for tid, n in skipped.items()],
+            "joint_names": list(H36M.keypoint_names), "fps": fps, "width": w, "height": h,
+            "filter": filter_block, "online": bool(online), "video_panels": shown if draw and stopped is None else [],
+            "complete": stopped is None,  # False: interrupted while lifting; 'tracks_not_lifted' were not reached
+            "tracks_not_lifted": [tid for tid in lifted if tid not in per_track],
+            "frames": frames_out,
+        }
+        with signals_deferred():  # a Ctrl-C waits for the file
+            _write_json(out / f"{stem}_3d.json", payload)
     files.append(str(out / f"{stem}_3d.json"))
     if stopped is not None:
         signum = getattr(stopped, "signum", 2)
