@@ -135,6 +135,13 @@ def case_infer_folder_onto_itself_random_weights(a: Assets, d: Path) -> Run:
                unchanged=[d / "in"], not_in_output="random weights")  # refused before the model is built
 
 
+def case_infer_image_overlay_onto_itself_random_weights(a: Assets, d: Path) -> Run:
+    img = _image(d / "in" / "000000000001.png", a.jpgs[0], ".png")
+    return Run(["infer", str(img), "--model", NAME_2D, "--out", str(d / "in")], 2,
+               r"overlay picture .*000000000001\.png would overwrite the input image .*in/000000000001\.png",
+               unchanged=[d / "in"], not_in_output="random weights")  # refused before the model is built
+
+
 def case_infer_image_overlay_onto_itself(a: Assets, d: Path) -> Run:
     img = _image(d / "in" / "000000000001.png", a.jpgs[0], ".png")
     return Run(["infer", str(img), "--weights", str(a.w2d), "--out", str(d / "in")], 2,
@@ -615,6 +622,7 @@ def case_export_random_weights_note(a: Assets, d: Path) -> Run:
 CASES: list[Any] = [
     pytest.param(case_infer_folder_onto_itself, id="infer-folder-onto-itself"),
     pytest.param(case_infer_folder_onto_itself_random_weights, id="infer-folder-onto-itself-random-weights"),
+    pytest.param(case_infer_image_overlay_onto_itself_random_weights, id="infer-overlay-onto-itself-random-weights"),
     pytest.param(case_infer_image_overlay_onto_itself, id="infer-image-overlay-onto-itself"),
     pytest.param(case_infer_video_onto_itself, id="infer-video-onto-itself"),
     pytest.param(case_infer_weights_under_another_name, id="infer-weights-under-another-name"),

@@ -306,7 +306,8 @@ def test_weights_for_a_different_model(tmp_path: Path, capsys: pytest.CaptureFix
         PoseEstimator("tokenpose_s_coco_256x192", weights=bare)
     img = tmp_path / "000000000001.png"
     cv2.imwrite(str(img), np.zeros((32, 32, 3), np.uint8))
-    assert cli(["infer", str(img), "--model", "tokenpose_s_coco_256x192", "--weights", str(bare), "--out", str(tmp_path)]) == 2
+    out = tmp_path / "out"  # not the picture's folder, whose overlay would be refused first (before the model)
+    assert cli(["infer", str(img), "--model", "tokenpose_s_coco_256x192", "--weights", str(bare), "--out", str(out)]) == 2
     assert "missing keys" in capsys.readouterr().err
 
 

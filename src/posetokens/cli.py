@@ -181,18 +181,20 @@ def _set_threads(args: argparse.Namespace) -> None:
 
 def _cmd_infer(args: argparse.Namespace) -> int:
     from posetokens.fileio import check_folder_path
-    from posetokens.inference.api import PoseEstimator, check_out_is_not_the_input, open_input
+    from posetokens.inference.api import PoseEstimator, check_outputs, open_input
     from posetokens.inference.filters import filter_from_args
 
     _set_threads(args)
 
     source = open_input(args.input, loop=args.loop)  # a bad input fails before the model is built
-    check_folder_path(args.out)  # and an --out that is a file, or the input folder
-    check_out_is_not_the_input(source, args.out)
+    check_folder_path(args.out)  # and an --out that is a file; outputs that would overwrite an input
+    boxes = _boxes_arg(args)
+    check_outputs(source, args.out, draw=not args.no_draw, show_tokens=args.show_tokens,
+                  coco_results=args.coco_results, mmpose_preds=args.mmpose_preds, boxes=boxes, weights=args.weights)
     est = PoseEstimator(args.model, args.weights, device=args.device, flip_test=args.flip_test,  # notes random weights
                         batch_size=args.batch_size, protocol=args.protocol, precision=args.precision,
                         runtime=args.runtime)
-    summary = est.infer(source, args.out, boxes=_boxes_arg(args), bbox_thr=args.bbox_thr, kpt_thr=args.kpt_thr,
+    summary = est.infer(source, args.out, boxes=boxes, bbox_thr=args.bbox_thr, kpt_thr=args.kpt_thr,
                         show_tokens=args.show_tokens, draw=not args.no_draw, coco_results=args.coco_results,
                         strict=args.strict, progress=args.progress, det_every=args.det_every,
                         mmpose_preds=args.mmpose_preds, max_frames=args.max_frames,

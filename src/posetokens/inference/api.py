@@ -1071,46 +1071,8 @@ class PoseEstimator:
         if show_tokens and not self.can_show_tokens:
             raise ValueError(f"{self.name} has no token pruning to show (--show-tokens needs a PPT or GTPT model)")
         out = Path(out_dir)
-        check_out_is_not_the_input(src, out)
-        stems = _output_stems(src)
-        outputs: list[tuple[str, Path, str]] = []  # (what, path, the remedy for a clash with an input)
-        if src.kind == "images":
-            for img in src.images:
-                outputs.append(("result json", out / f"{stems[img]}.json", "give --out another folder"))
-                if draw:
-                    outputs.append(("overlay picture", out / f"{stems[img]}.png", "give --out another folder"))
-                if show_tokens:
-                    outputs.append(("tokens picture", out / f"{stems[img]}_tokens.png", "give --out another folder"))
-        else:
-            outputs.append(("result json", out / f"{src.stem}.json", "give --out another folder"))
-            if draw:
-                outputs.append(("overlay video", out / f"{src.stem}.mp4", "give --out another folder"))
-            if show_tokens:
-                outputs.append(("tokens folder", out / f"{src.stem}_tokens", "give --out another folder"))
-        if coco_results is not None:
-            if Path(coco_results).is_dir() or str(coco_results).endswith(("/", os.sep)):
-                raise ValueError(f"--coco-results {coco_results} is a folder; expected a json file path")
-            outputs.append(("COCO results file", Path(coco_results), "choose another --coco-results path"))
-            if src.kind == "images":  # every image needs its own id, checked before anything runs
-                ids: dict[int, Path] = {}
-                for p in src.images:
-                    iid = image_id_from_name(p.name)
-                    if iid is None:
-                        raise ValueError(f"{p}: COCO results need an image id in the file name (e.g. "
-                                         "000000000785.jpg)")
-                    if iid in ids:
-                        raise ValueError(f"{p} and {ids[iid]} both name image id {iid}: their COCO results would "
-                                         "merge; rename one")
-                    ids[iid] = p
-        if mmpose_preds is not None:
-            if Path(mmpose_preds).is_dir() or str(mmpose_preds).endswith(("/", os.sep)):
-                raise ValueError(f"--mmpose-preds {mmpose_preds} is a folder; expected a json file path")
-            outputs.append(("MMPose prediction file", Path(mmpose_preds), "choose another --mmpose-preds path"))
-        inputs: list[tuple[str, Any]] = [("input image", p) for p in src.images] if src.kind == "images" else \
-            [("input video", src.path if src.kind == "video" or not src.video.live else None)]  # type: ignore
-        inputs += [("detections file", boxes if isinstance(boxes, (str, Path)) else None),
-                   ("detector", getattr(boxes, "path", None)), ("weights", self.weights)]
-        check_no_overwrite(inputs, outputs)
+        stems = check_outputs(src, out, draw=draw, show_tokens=show_tokens, coco_results=coco_results,
+                              mmpose_preds=mmpose_preds, boxes=boxes, weights=self.weights)
         base_fn = _box_fn(boxes, src, bbox_thr)  # a bad detections file is refused before any folder is made
         if det_every != 1 and not video_like:
             raise ValueError(f"--det-every applies to videos and streams; {src.path} is {src.kind}")
@@ -1348,12 +1310,58 @@ def _output_stems(src: InputSource) -> dict[Path, str]:
     return {p: p.stem if count[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}" for p in src.images}
 
 
-def check_out_is_not_the_input(src: InputSource, out: str | Path) -> None:
-    """Refuse an output folder that is the input folder of images (``infer`` runs this before it builds a model)."""
-    if src.kind == "images" and src.path.is_dir() and same_file(src.path, Path(out)):
+def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_tokens: bool = False,
+                  coco_results: str | Path | None = None, mmpose_preds: str | Path | None = None, boxes: Any = None,
+                  weights: str | Path | None = None) -> dict[Path, str]:
+    """Refuse the outputs of :meth:`PoseEstimator.infer` that would overwrite an input (the pictures, the video,
+    the detections file, the detector, ``weights``) or each other, an ``out`` that is the input folder of images,
+    and COCO results whose images lack distinct ids; return each input image's output stem. Needs no model, so
+    the ``infer`` command runs it before it builds one (no random-weights note before a refusal)."""
+    out = Path(out)
+    if src.kind == "images" and src.path.is_dir() and same_file(src.path, out):
         raise ValueError(f"the output folder {out} is the input folder {src.path}: its overlays would overwrite "
                          "input pictures of the same name and be read as inputs by the next run; choose another "
                          "--out")
+    stems = _output_stems(src)
+    outputs: list[tuple[str, Path, str]] = []  # (what, path, the remedy for a clash with an input)
+    if src.kind == "images":
+        for img in src.images:
+            outputs.append(("result json", out / f"{stems[img]}.json", "give --out another folder"))
+            if draw:
+                outputs.append(("overlay picture", out / f"{stems[img]}.png", "give --out another folder"))
+            if show_tokens:
+                outputs.append(("tokens picture", out / f"{stems[img]}_tokens.png", "give --out another folder"))
+    else:
+        outputs.append(("result json", out / f"{src.stem}.json", "give --out another folder"))
+        if draw:
+            outputs.append(("overlay video", out / f"{src.stem}.mp4", "give --out another folder"))
+        if show_tokens:
+            outputs.append(("tokens folder", out / f"{src.stem}_tokens", "give --out another folder"))
+    if coco_results is not None:
+        if Path(coco_results).is_dir() or str(coco_results).endswith(("/", os.sep)):
+            raise ValueError(f"--coco-results {coco_results} is a folder; expected a json file path")
+        outputs.append(("COCO results file", Path(coco_results), "choose another --coco-results path"))
+        if src.kind == "images":  # every image needs its own id, checked before anything runs
+            ids: dict[int, Path] = {}
+            for p in src.images:
+                iid = image_id_from_name(p.name)
+                if iid is None:
+                    raise ValueError(f"{p}: COCO results need an image id in the file name (e.g. "
+                                     "000000000785.jpg)")
+                if iid in ids:
+                    raise ValueError(f"{p} and {ids[iid]} both name image id {iid}: their COCO results would "
+                                     "merge; rename one")
+                ids[iid] = p
+    if mmpose_preds is not None:
+        if Path(mmpose_preds).is_dir() or str(mmpose_preds).endswith(("/", os.sep)):
+            raise ValueError(f"--mmpose-preds {mmpose_preds} is a folder; expected a json file path")
+        outputs.append(("MMPose prediction file", Path(mmpose_preds), "choose another --mmpose-preds path"))
+    inputs: list[tuple[str, Any]] = [("input image", p) for p in src.images] if src.kind == "images" else \
+        [("input video", src.path if src.kind == "video" or not src.video.live else None)]  # type: ignore
+    inputs += [("detections file", boxes if isinstance(boxes, (str, Path)) else None),
+               ("detector", getattr(boxes, "path", None)), ("weights", weights)]
+    check_no_overwrite(inputs, outputs)
+    return stems
 
 
 def _write_json(path: Path, obj: Any) -> None:
