@@ -388,7 +388,7 @@ class GTPT(nn.Module):
             gate_s = gather_tokens(gate.flatten(1, 2), (tok * g + torch.arange(g, device=x.device)[:, None]).flatten(1))
             slots = (gather_tokens(img_tok, flat) * gate_s).view(b, g, budget, c)
             pos_g = (gather_tokens(pos, flat) * gate_s).view(b, g, budget, c)
-            ids_g = ids.gather(1, flat).view(b, g, budget)
+            ids_g = gather_tokens(ids, flat).view(b, g, budget)
             if n_dense:  # whole-body: the fixed slots hold the dense keypoint tokens (no gate, no position, id -1)
                 dense = x[:, :p][:, self._dense_part] + self.dense_token  # (B, D, C)
                 is_dense = slot < n_dense

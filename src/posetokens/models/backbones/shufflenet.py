@@ -109,11 +109,10 @@ class InvertedResidual(nn.Module):
 
     def branches(self, x: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """The two maps the block interleaves: ``(branch1(x), branch2(x))`` at stride 2, ``(x1, branch2(x2))``
-        at stride 1 for the channel halves ``x1, x2`` of ``x``, or of a pair already split (:func:`shuffle_halves`)."""
+        at stride 1 for the channel halves ``x1, x2`` of ``x``, or of a pair already split (:func:`shuffle_halves`,
+        stride 1 only)."""
         if self.stride > 1:
-            if isinstance(x, tuple):
-                x = torch.cat(x, dim=1)
-            return self.branch1(x), self.branch2(x)
+            return self.branch1(x), self.branch2(x)  # type: ignore[arg-type]
         x1, x2 = x if isinstance(x, tuple) else x.chunk(2, dim=1)
         return x1, self.branch2(x2)
 
@@ -129,7 +128,10 @@ def run_blocks(blocks: nn.Sequential, x: Tensor) -> Tensor:
     pending: tuple[Tensor, Tensor] | None = None  # the last block's two maps, not yet interleaved
     for m in blocks:
         if isinstance(m, InvertedResidual):
-            pending = m.branches(x if pending is None else shuffle_halves(*pending))
+            inp: Tensor | tuple[Tensor, Tensor] = x
+            if pending is not None:  # a stride-1 block takes the halves; a stride-2 block the whole map
+                inp = shuffle_halves(*pending) if m.stride == 1 else concat_shuffle(*pending)
+            pending = m.branches(inp)
         else:
             if pending is not None:
                 x, pending = concat_shuffle(*pending), None
