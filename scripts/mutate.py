@@ -320,8 +320,15 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "group-score-without-dense-queries", "GTPT's group-wise score pools over the sparse and the dense keypoint queries",
         "src/posetokens/models/gtpt.py",
-        (("nq = s + max(fixed)", "nq = s"),),
+        (("s - len(gr.sparse), s + fixed_count[gi])", "s - len(gr.sparse), s)"),),
         ("tests/test_gtpt.py::test_parity_cli[gtpt_t_wholebody_256x192]",),
+    ),
+    Mutant(
+        "group-score-with-padded-query", "GTPT's group-wise score leaves out a group's padded sparse query, as the "
+        "official mask does", "src/posetokens/models/gtpt.py",
+        (("s - len(gr.sparse), s + fixed_count[gi])", "0, s + fixed_count[gi])"),),
+        ("tests/test_gtpt.py::test_parity_cli[gtpt_t_coco_256x192]",
+         "tests/test_gtpt.py::test_parity_cli[gtpt_t_wholebody_256x192]"),
     ),
     Mutant(
         "swin-mask-cached-while-tracing", "an export leaves no fake tensor in Swin V2's shifted-window mask cache",

@@ -95,26 +95,29 @@ def test_pruning_helpers() -> None:
 
 
 def test_grouped_attention_returns_the_scores_block_of_the_logits() -> None:
-    """The logits GTPT's group-wise pruning scores (each group's first queries against its own keys) from the
+    """The logits GTPT's group-wise pruning scores (each group's own rows of queries against its own keys) from the
     fused path equal the explicit path's and a float64 q.k from the weights; the outputs agree."""
     torch.manual_seed(0)
     attn = Attention(32, num_heads=4, qkv_bias=True).eval()
-    b, g, s, n, nq = 2, 3, 2, 7, 4
+    b, g, s, n = 2, 3, 2, 7
+    rows = ((1, 5), (0, 2), (0, 7))  # a different query range per group (whole-body: sparse and dense counts differ)
     x = torch.randn(b, g, n, 32)
-    key_valid = torch.tensor([True, False, True, True, True, True])  # (G * s,): one padded shared token
+    key_valid = torch.tensor([False, True, True, True, True, True])  # (G * s,): one padded shared token
     with torch.no_grad():
-        out, lg = attn.forward_grouped(x, s, key_valid, score_queries=nq)
+        out, lg = attn.forward_grouped(x, s, key_valid, score_rows=rows)
         with use_fused_attn(False):
-            out_e, lg_e = attn.forward_grouped(x, s, key_valid, score_queries=nq)
+            out_e, lg_e = attn.forward_grouped(x, s, key_valid, score_rows=rows)
         _, none = attn.forward_grouped(x, s, key_valid)
-    assert none is None and lg.shape == lg_e.shape == (b, 4, g, nq, n - s)
+    assert none == () and [t.shape for t in lg] == [t.shape for t in lg_e] == [(b, 4, z - a, n - s) for a, z in rows]
     qkv = (x.double() @ attn.qkv.weight.detach().double().T + attn.qkv.bias.detach().double()).reshape(b, g, n, 3, 4, 8)
     q, k = qkv[..., 0, :, :], qkv[..., 1, :, :]  # (B, G, L, H, d)
-    ref = torch.einsum("bgqhd,bgkhd->bhgqk", q[:, :, :nq], k[:, :, s:]) * attn.scale
-    assert float((lg.double() - ref).abs().max()) < 1e-5 and float((lg_e.double() - ref).abs().max()) < 1e-5
+    for i, (a, z) in enumerate(rows):
+        ref = torch.einsum("bqhd,bkhd->bhqk", q[:, i, a:z], k[:, i, s:]) * attn.scale
+        assert float((lg[i].double() - ref).abs().max()) < 1e-5 and float((lg_e[i].double() - ref).abs().max()) < 1e-5
     assert torch.allclose(out, out_e, atol=1e-5)
-    with pytest.raises(ValueError, match=r"score_queries 8 outside \[0, 7\]"):
-        attn.forward_grouped(x, s, key_valid, score_queries=8)
+    for bad in (((0, 8), (0, 1), (0, 1)), ((2, 1), (0, 1), (0, 1)), ((0, 1), (0, 1))):
+        with pytest.raises(ValueError, match=r"score_rows .* are not 3 ranges in \[0, 7\]"):
+            attn.forward_grouped(x, s, key_valid, score_rows=bad)
 
 
 def test_grouped_attention_pads_its_keys_to_the_cpu_vector_width(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -85,6 +85,24 @@ def retain_freed_memory() -> bool:
     return ok_trim and ok_mmap
 
 
+@functools.cache
+def settle_vector_math() -> None:
+    """Set up PyTorch's CPU vector math once, on one thread, so that the first ``exp``/``log``/``sin``/``cos`` of a
+    process is as exact as every later one. ``import posetokens`` calls it.
+
+    Measured with torch 2.13's CPU wheel on a 2-core Intel Xeon: in about one fresh process in ten, the first such call
+    on a tensor that the intra-op threads split between them (8192 elements) returned values off by about 1e-4
+    relative instead of one ulp, on part or all of the tensor; every later call was exact, and none went wrong with one
+    intra-op thread or after one call on a tiny tensor. Those ops go through MKL's vector math library, whose one-time
+    setup races when several threads make the first call together. A model built first thing in a process computes
+    its sine position table with that first call: the inexact table failed the official-checkpoint check (``parity``,
+    ``convert``), and would have stayed in the model for its lifetime.
+    """
+    import torch
+
+    torch.ones(4).exp()
+
+
 # ------------------------------------------------------------------------------------------------- devices
 def check_device(device: Any, what: str = "--device") -> Any:
     """``device`` as a ``torch.device`` when this build and machine can use it; otherwise ``ValueError`` with one

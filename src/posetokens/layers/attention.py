@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -129,16 +129,17 @@ class Attention(nn.Module):
         return self._merge(self._attend(q, k, v)), logits
 
     def forward_grouped(
-        self, x: Tensor, num_shared: int, key_valid: Tensor | None = None, score_queries: int = 0
-    ) -> tuple[Tensor, Tensor | None]:
+        self, x: Tensor, num_shared: int, key_valid: Tensor | None = None, score_rows: Sequence[tuple[int, int]] = ()
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """Grouped attention over (B, G, L, C): G groups of L tokens whose first ``num_shared`` are shared.
 
         Every query of group g attends to the shared tokens of *all* groups (G * num_shared keys) plus the
         other ``L - num_shared`` tokens of its own group only, with every head in every group (GTPT's
         multi-head group attention). ``key_valid`` (G * num_shared,) bool marks usable shared keys (False:
-        masked). Vectorised over groups. Returns ``(out, logits)``; with ``score_queries`` > 0 the pre-softmax
-        scaled logits of each group's first ``score_queries`` queries against its own ``L - num_shared`` keys,
-        (B, heads, G, score_queries, L - num_shared) (GTPT's group-wise pruning scores), else ``None``.
+        masked). Vectorised over groups. Returns ``(out, logits)``: with ``score_rows``, one ``(start, stop)``
+        per group, the pre-softmax scaled logits of group g's queries ``start..stop-1`` against its own
+        ``L - num_shared`` keys, (B, heads, stop - start, L - num_shared) each (GTPT's group-wise pruning
+        scores: each group's own keypoint queries, whose counts differ in COCO-WholeBody); else ``()``.
         """
         b, g, n, c = x.shape
         s, h = num_shared, self.num_heads
@@ -162,14 +163,16 @@ class Attention(nn.Module):
             shared_valid = x.new_ones(g * s, dtype=torch.bool) if key_valid is None else key_valid.to(torch.bool)
             own_valid, pad_valid = x.new_ones(n - s, dtype=torch.bool), x.new_zeros(pad, dtype=torch.bool)
             valid = torch.cat((shared_valid, own_valid, pad_valid))[None]
-        if not 0 <= score_queries <= n:
-            raise ValueError(f"Attention.forward_grouped: score_queries {score_queries} outside [0, {n}]")
-        logits = None
+        if score_rows and (len(score_rows) != g or not all(0 <= a <= z <= n for a, z in score_rows)):
+            raise ValueError(f"Attention.forward_grouped: score_rows {list(score_rows)} are not {g} ranges in [0, {n}]")
+        logits: tuple[Tensor, ...] = ()
         if _FUSED:
             out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=valid, scale=self.scale)
-            if score_queries:  # only the scores' block of the logits (GTPT-T: 6 of 82 queries, 76 of 94 keys)
-                own = k[:, :, :, s:].flatten(0, 1)  # the scale goes on the few queries, not the logits
-                logits = (q[:, :, :score_queries] * self.scale) @ own.transpose(-2, -1)
+            if score_rows:  # only the scores' blocks of the logits (GTPT-T: 6 of 82 queries, 76 of 94 keys)
+                qg, own = q.unflatten(0, (b, g)), k[:, :, :, s:]  # the scale goes on the few queries, not the logits
+                logits = tuple(
+                    (qg[:, i, :, a:z] * self.scale) @ own[:, i].transpose(-2, -1) for i, (a, z) in enumerate(score_rows)
+                )
         else:
             full = q @ kk.transpose(-2, -1)
             if valid is None:
@@ -179,10 +182,8 @@ class Attention(nn.Module):
                 bias = torch.zeros(valid.shape, dtype=q.dtype, device=q.device).masked_fill(~valid, float("-inf"))
                 full = torch.add(bias, full, alpha=self.scale)
             out = full.softmax(dim=-1) @ vv
-            if score_queries:
-                logits = full[:, :, :score_queries, g * s:]
-        if logits is not None:
-            logits = logits.unflatten(0, (b, g)).transpose(1, 2)  # (B, H, G, score_queries, L - s), a view
+            own_full = full.unflatten(0, (b, g))[..., g * s : g * s + n - s]  # (B, G, H, L, L - s)
+            logits = tuple(own_full[:, i, :, a:z] for i, (a, z) in enumerate(score_rows))
         out = out.transpose(1, 2).reshape(b, g, n, c)
         return self.proj(out), logits
 
@@ -285,10 +286,10 @@ class Block(nn.Module):
         return x + self.drop_path(out), logits
 
     def attend_grouped(
-        self, x: Tensor, num_shared: int, key_valid: Tensor | None = None, score_queries: int = 0
-    ) -> tuple[Tensor, Tensor | None]:
+        self, x: Tensor, num_shared: int, key_valid: Tensor | None = None, score_rows: Sequence[tuple[int, int]] = ()
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """Grouped attention half (B, G, L, C) with its residual (see :meth:`Attention.forward_grouped`)."""
-        out, logits = self.attn.forward_grouped(self.norm1(x), num_shared, key_valid, score_queries)
+        out, logits = self.attn.forward_grouped(self.norm1(x), num_shared, key_valid, score_rows)
         return x + self.drop_path(out), logits
 
     def feed(self, x: Tensor) -> Tensor:

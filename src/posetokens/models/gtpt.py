@@ -254,6 +254,8 @@ class GTPT(nn.Module):
             if gr.dense and list(gr.dense) != list(range(gr.dense[0], gr.dense[0] + len(gr.dense))):
                 raise ValueError(f"GTPTCfg: dense runs of group {gr.name} must be consecutive, got {gr.dense}")
         self._fixed_start, self._fixed_count = tuple(fixed_start), tuple(fixed_count)
+        # each group's keypoint queries of the group-block scores: its sparse tokens (padding first) and dense slots
+        self._score_rows = tuple((s - len(gr.sparse), s + fixed_count[gi]) for gi, gr in enumerate(cfg.groups))
         self.register_buffer("_sparse_idx", torch.tensor(sparse), persistent=False)  # (G, S) body ids
         self.register_buffer("_key_valid", torch.tensor(valid).flatten(), persistent=False)  # (G*S,)
         self.register_buffer("_score_q", torch.tensor(queries), persistent=False)  # (G, Q) coarse ids
@@ -410,19 +412,14 @@ class GTPT(nn.Module):
             target = int(n_all * rates[i])
             keep = [target - d for d in fixed]
             prune = any(kk != m - d for kk, d in zip(keep, fixed))
-            # the score's queries are the group's keypoint tokens: its S sparse ones and its fixed (dense) slots;
-            # the image slots after them are masked out of the score, so their logits are never computed
-            nq = s + max(fixed)
-            x, lg = blk.attend_grouped(x, s, self._key_valid, score_queries=nq if prune else 0)
+            # the score's queries are the group's keypoint tokens: its sparse ones and its fixed (dense) slots, a
+            # different count per group in COCO-WholeBody; only their logits against the group's own slots are made
+            x, lg = blk.attend_grouped(x, s, self._key_valid, score_rows=self._score_rows if prune else ())
             if prune:
-                slot_r = torch.arange(m, device=x.device)
                 fc = torch.as_tensor(fixed, device=x.device)[:, None]
-                qv = torch.cat((self._key_valid.reshape(g, s), slot_r[None, : nq - s] < fc), dim=1)  # (G, nq)
-                img_key = slot_r[None] >= fc  # (G, M)
-                heads = lg.shape[1]
-                own = lg.permute(0, 2, 1, 3, 4).flatten(2, 3)  # (B, G, H*nq, M): the first nq queries vs own slots
-                qvalid = qv[:, None, :].expand(-1, heads, -1).flatten(1, 2)[None, :, :, None]
-                score = softmax_pool(own, dim=2, valid=qvalid)  # (B, G, M)
+                img_key = torch.arange(m, device=x.device)[None] >= fc  # (G, M)
+                # (B, G, M): pooled over the heads and rows of each group
+                score = torch.stack([softmax_pool(r.flatten(1, 2), dim=1) for r in lg], dim=1)
                 score = score.masked_fill(~img_key[None], float("-inf"))
                 idx = group_topk(score, keep)
                 slot = group_slot_index(idx, [0] * g, fixed, 0, target)
