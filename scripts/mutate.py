@@ -475,6 +475,20 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_errors_inference.py::test_bad_input[infer-overlay-onto-itself-random-weights]"),
     ),
     Mutant(
+        "infer-checks-options-after-the-model", "infer refuses --det-every or a filter that cannot run before the "
+        "model speaks", "src/posetokens/cli.py",
+        (("    check_run_options(source, det_every=args.det_every, smooth=smooth)\n", ""),),
+        ("tests/test_errors_inference.py::test_bad_input[infer-det-every-on-images-random-weights]",
+         "tests/test_errors_inference.py::test_bad_input[infer-filter-on-images-random-weights]",
+         "tests/test_errors_inference.py::test_bad_input[infer-savgol-on-a-video-random-weights]"),
+    ),
+    Mutant(
+        "infer-reads-detections-after-the-model", "infer refuses a detections file before the model speaks",
+        "src/posetokens/cli.py",
+        (("    person_boxes = detections_for(boxes, source, args.bbox_thr)", "    person_boxes = boxes"),),
+        ("tests/test_errors_inference.py::test_bad_input[infer-detections-for-other-frames-random-weights]",),
+    ),
+    Mutant(
         "lift-interrupt-drops-finished-tracks", "lift stopped while lifting writes the tracks it finished",
         "src/posetokens/inference/lifting.py",
         (("    if stopped is not None and not per_track:", "    if stopped is not None:"),),

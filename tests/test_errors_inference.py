@@ -142,6 +142,31 @@ def case_infer_image_overlay_onto_itself_random_weights(a: Assets, d: Path) -> R
                unchanged=[d / "in"], not_in_output="random weights")  # refused before the model is built
 
 
+def case_infer_det_every_on_images_random_weights(a: Assets, d: Path) -> Run:
+    return Run(["infer", str(a.jpgs[0]), "--model", NAME_2D, "--det-every", "3", "--out", str(d / "o")], 2,
+               r"--det-every applies to videos and streams; .*000000000001\.jpg is images",
+               absent=[d / "o"], not_in_output="random weights")  # refused before the model is built
+
+
+def case_infer_filter_on_images_random_weights(a: Assets, d: Path) -> Run:
+    return Run(["infer", str(a.jpgs[0]), "--model", NAME_2D, "--filter", "one_euro", "--out", str(d / "o")], 2,
+               r"a temporal filter applies to videos and streams; .*000000000001\.jpg is images \(use --filter off\)",
+               absent=[d / "o"], not_in_output="random weights")
+
+
+def case_infer_savgol_on_a_video_random_weights(a: Assets, d: Path) -> Run:
+    return Run(["infer", str(a.clip), "--model", NAME_2D, "--filter", "savgol", "--out", str(d / "o")], 2,
+               r"the Savitzky-Golay filter needs \d+ future frames; online \(causal\) mode takes one_euro or off",
+               absent=[d / "o"], not_in_output="random weights")
+
+
+def case_infer_detections_for_other_frames_random_weights(a: Assets, d: Path) -> Run:
+    dets = _json(d / "dets.json", [{"image_id": 999, "category_id": 1, "bbox": [10, 10, 50, 40], "score": 0.9}])
+    return Run(["infer", str(a.clip), "--model", NAME_2D, "--out", str(d / "out"), "--boxes", str(dets)], 2,
+               r"no detection matches the input .*clip\.mp4: the file's 'image_id' values are \[999\]",
+               unchanged=[dets], absent=[d / "out"], not_in_output="random weights")
+
+
 def case_infer_image_overlay_onto_itself(a: Assets, d: Path) -> Run:
     img = _image(d / "in" / "000000000001.png", a.jpgs[0], ".png")
     return Run(["infer", str(img), "--weights", str(a.w2d), "--out", str(d / "in")], 2,
@@ -623,6 +648,11 @@ CASES: list[Any] = [
     pytest.param(case_infer_folder_onto_itself, id="infer-folder-onto-itself"),
     pytest.param(case_infer_folder_onto_itself_random_weights, id="infer-folder-onto-itself-random-weights"),
     pytest.param(case_infer_image_overlay_onto_itself_random_weights, id="infer-overlay-onto-itself-random-weights"),
+    pytest.param(case_infer_det_every_on_images_random_weights, id="infer-det-every-on-images-random-weights"),
+    pytest.param(case_infer_filter_on_images_random_weights, id="infer-filter-on-images-random-weights"),
+    pytest.param(case_infer_savgol_on_a_video_random_weights, id="infer-savgol-on-a-video-random-weights"),
+    pytest.param(case_infer_detections_for_other_frames_random_weights,
+                 id="infer-detections-for-other-frames-random-weights"),
     pytest.param(case_infer_image_overlay_onto_itself, id="infer-image-overlay-onto-itself"),
     pytest.param(case_infer_video_onto_itself, id="infer-video-onto-itself"),
     pytest.param(case_infer_weights_under_another_name, id="infer-weights-under-another-name"),

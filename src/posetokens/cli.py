@@ -181,25 +181,28 @@ def _set_threads(args: argparse.Namespace) -> None:
 
 def _cmd_infer(args: argparse.Namespace) -> int:
     from posetokens.fileio import check_folder_path
-    from posetokens.inference.api import PoseEstimator, check_outputs, open_input
+    from posetokens.inference.api import PoseEstimator, check_outputs, check_run_options, detections_for, open_input
     from posetokens.inference.filters import filter_from_args
 
     _set_threads(args)
 
-    source = open_input(args.input, loop=args.loop)  # a bad input fails before the model is built
-    check_folder_path(args.out)  # and an --out that is a file; outputs that would overwrite an input
+    # everything that needs no model is checked before the model is built (no random-weights note before a refusal):
+    source = open_input(args.input, loop=args.loop)  # a bad input
+    check_folder_path(args.out)  # an --out that is a file; outputs that would overwrite an input
     boxes = _boxes_arg(args)
     check_outputs(source, args.out, draw=not args.no_draw, show_tokens=args.show_tokens,
                   coco_results=args.coco_results, mmpose_preds=args.mmpose_preds, boxes=boxes, weights=args.weights)
+    # images: only a filter asked for by name reaches the check, which refuses it in one line
+    smooth = filter_from_args(args) if source.kind in ("video", "stream") or args.filter else None
+    check_run_options(source, det_every=args.det_every, smooth=smooth)
+    person_boxes = detections_for(boxes, source, args.bbox_thr)  # a bad detections file, read once
     est = PoseEstimator(args.model, args.weights, device=args.device, flip_test=args.flip_test,  # notes random weights
                         batch_size=args.batch_size, protocol=args.protocol, precision=args.precision,
                         runtime=args.runtime)
-    summary = est.infer(source, args.out, boxes=boxes, bbox_thr=args.bbox_thr, kpt_thr=args.kpt_thr,
+    summary = est.infer(source, args.out, boxes=person_boxes, bbox_thr=args.bbox_thr, kpt_thr=args.kpt_thr,
                         show_tokens=args.show_tokens, draw=not args.no_draw, coco_results=args.coco_results,
                         strict=args.strict, progress=args.progress, det_every=args.det_every,
-                        mmpose_preds=args.mmpose_preds, max_frames=args.max_frames,
-                        # images: only a filter asked for by name reaches the API, which refuses it in one line
-                        smooth=filter_from_args(args) if source.kind in ("video", "stream") or args.filter else None)
+                        mmpose_preds=args.mmpose_preds, max_frames=args.max_frames, smooth=smooth)
     skipped = summary["skipped"]
     print(f"{summary['frames']} frame(s), {summary['instances']} person instance(s) -> {args.out}"
           + (f"; skipped {len(skipped)} unreadable image(s): " + ", ".join(s["file"] for s in skipped) if skipped else ""))

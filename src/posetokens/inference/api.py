@@ -1000,7 +1000,7 @@ class PoseEstimator:
         (frame -> (boxes xyxy, scores)) such as an :class:`~posetokens.inference.detector.ONNXDetector`,
         or None for the whole frame."""
         src = source if isinstance(source, InputSource) else open_input(source)
-        box_fn = _box_fn(boxes, src, bbox_thr)
+        box_fn = detections_for(boxes, src, bbox_thr)
         frames: Iterable[Frame] = src.frames()
         if progress:
             from tqdm import tqdm
@@ -1073,17 +1073,11 @@ class PoseEstimator:
         out = Path(out_dir)
         stems = check_outputs(src, out, draw=draw, show_tokens=show_tokens, coco_results=coco_results,
                               mmpose_preds=mmpose_preds, boxes=boxes, weights=self.weights)
-        base_fn = _box_fn(boxes, src, bbox_thr)  # a bad detections file is refused before any folder is made
-        if det_every != 1 and not video_like:
-            raise ValueError(f"--det-every applies to videos and streams; {src.path} is {src.kind}")
+        base_fn = detections_for(boxes, src, bbox_thr)  # a bad detections file is refused before any folder is made
+        check_run_options(src, det_every=det_every, smooth=smooth)
         box_fn: Any = PoseTracker(base_fn, det_every, kpt_thr=kpt_thr, layout=self.metainfo.name) \
             if video_like else base_fn
-        if smooth is not None and not smooth.is_off:
-            if not video_like:
-                raise ValueError(f"a temporal filter applies to videos and streams; {src.path} is {src.kind} "
-                                 "(use --filter off)")
-            smooth.stream(fps=25.0)  # refuses Savitzky-Golay (it needs the future) before anything runs
-        else:
+        if smooth is not None and smooth.is_off:
             smooth = None
         track_filters: dict[int, Any] = {}  # track id -> its causal One-Euro filter
         if coco_results is not None:  # the extra files' folders first: a refusal there leaves no empty --out
@@ -1288,7 +1282,25 @@ def _no_stage(name: str) -> Iterator[None]:
     yield
 
 
-def _box_fn(boxes: BoxFn | str | Path | None, src: InputSource, bbox_thr: float) -> BoxFn:
+def check_run_options(src: InputSource, *, det_every: int = 1, smooth: Any = None) -> None:
+    """Refuse the :meth:`PoseEstimator.infer` options that need frames in time when ``src`` is images (a
+    ``det_every`` other than 1, a temporal filter) and a filter that cannot run frame by frame (Savitzky-Golay).
+    Needs no model, so the ``infer`` command runs it before it builds one (no random-weights note first)."""
+    video_like = src.kind in ("video", "stream")
+    if det_every != 1 and not video_like:
+        raise ValueError(f"--det-every applies to videos and streams; {src.path} is {src.kind}")
+    if smooth is not None and not smooth.is_off:
+        if not video_like:
+            raise ValueError(f"a temporal filter applies to videos and streams; {src.path} is {src.kind} "
+                             "(use --filter off)")
+        smooth.stream(fps=25.0)  # refuses Savitzky-Golay (it needs the future) before anything runs
+
+
+def detections_for(boxes: BoxFn | str | Path | None, src: InputSource, bbox_thr: float = 0.3) -> BoxFn:
+    """The person-box function of :meth:`PoseEstimator.infer`'s ``boxes``: the whole frame for None, a
+    :class:`DetectionsFile` read and checked against ``src`` for a path (one-line errors for a bad file or one that
+    matches no input), a callable as it is. Needs no model (the ``infer`` command reads the file before it builds
+    one, and hands ``infer`` the result)."""
     if boxes is None:
         return whole_frame_boxes
     if isinstance(boxes, (str, Path)):
