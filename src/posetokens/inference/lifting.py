@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -595,8 +596,14 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
             "tracks_not_lifted": [tid for tid in lifted if tid not in per_track],
             "frames": frames_out,
         }
-        with signals_deferred():  # a Ctrl-C waits for the file
-            _write_json(out / f"{stem}_3d.json", payload)
+        try:
+            with signals_deferred():  # a Ctrl-C waits for the file
+                _write_json(out / f"{stem}_3d.json", payload)
+        except KeyboardInterrupt as e:  # only a complete run gets here (after an interrupt the outer block drops it)
+            signum = getattr(e, "signum", signal.SIGINT)
+            left = "; the 3D video was not drawn" if draw else ""
+            raise Interrupted(signum, f"interrupted by {signal_name(signum)} after the 3D of all {len(per_track)} "
+                                      f"track(s) was written to {out / f'{stem}_3d.json'}{left}") from None
     files.append(str(out / f"{stem}_3d.json"))
     if stopped is not None:
         signum = getattr(stopped, "signum", 2)
