@@ -105,6 +105,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     np.savez_compressed(buf, positions_3d=np.zeros((50, 17, 3)), noise=np.random.default_rng(0).random(4000))
     (root / "truncated.npz").write_bytes(buf.read_bytes()[: buf.stat().st_size // 2])
     (root / "a_file").write_text("not a folder")
+    (root / "dangling.json").symlink_to(root / "moved_away.json")  # a link whose file is gone
     lifter = create_model("hot_mixste_h36m_243", **LIFTER_SMALL)  # one of ours, of another task
     atomic_save({**describe("hot_mixste_h36m_243", LIFTER_SMALL, get_protocol("hot")),
                  "state_dict": lifter.state_dict()}, root / "lifter.pth")
@@ -303,6 +304,9 @@ CASES = [
          r"what test writes\); choose another path$"),
     Case("test-out-is-the-runs-config", ["test", "--weights", "{run}/final.pth", "--out", "{run}/config.json"], 2,
          E + r"--out \S+config.json exists and is not a predictions file"),
+    Case("test-out-is-a-dangling-link", ["test", "--weights", "{run}/final.pth", "--out", "{root}/dangling.json"], 2,
+         E + r"--out \S+dangling.json is a symbolic link to \S+moved_away.json, which does not exist; writing would "
+         r"replace the link: choose another path or remove the link$"),
     Case("test-out-is-a-folder", ["test", "--weights", "{run}/final.pth", "--out", "{run}"], 2,
          E + r"--out \S+run is a folder; expected the path of a .json file to write$"),
     Case("test-config-of-another-model", ["test", "{recipe}", "--weights", "{root}/lifter.pth"], 2,

@@ -708,7 +708,10 @@ def _check_test_output(cfg: TrainCfg, weights: str, out: Path, what: str) -> Non
             raise ValueError(f"{what} {out} is in the image folder {field} {folder}; choose a path outside it")
     if out.is_dir():
         raise ValueError(f"{what} {out} is a folder; expected the path of a .json file to write")
-    if (out.exists() or out.is_symlink()) and not _is_results_json(out):  # a checkpoint, a run's config, a user's file
+    if out.is_symlink() and not out.exists():  # a link whose file is gone: the atomic write would replace the link
+        raise ValueError(f"{what} {out} is a symbolic link to {os.readlink(out)}, which does not exist; writing would "
+                         "replace the link: choose another path or remove the link")
+    if out.exists() and not _is_results_json(out):  # a checkpoint, a run's config, a user's file
         raise ValueError(f"{what} {out} exists and is not a predictions file (a JSON list of results, what test "
                          "writes); choose another path")
     if not out.parent.is_dir():  # made when the predictions are written (a test that writes none makes nothing)
