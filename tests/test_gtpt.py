@@ -115,9 +115,30 @@ def test_grouped_attention_returns_the_scores_block_of_the_logits() -> None:
         ref = torch.einsum("bqhd,bkhd->bhqk", q[:, i, a:z], k[:, i, s:]) * attn.scale
         assert float((lg[i].double() - ref).abs().max()) < 1e-5 and float((lg_e[i].double() - ref).abs().max()) < 1e-5
     assert torch.allclose(out, out_e, atol=1e-5)
-    for bad in (((0, 8), (0, 1), (0, 1)), ((2, 1), (0, 1), (0, 1)), ((0, 1), (0, 1))):
-        with pytest.raises(ValueError, match=r"score_rows .* are not 3 ranges in \[0, 7\]"):
+    for bad in (((0, 8), (0, 1), (0, 1)), ((2, 1), (0, 1), (0, 1)), ((0, 1), (0, 1)), ((0, 1), (3, 3), (0, 1))):
+        with pytest.raises(ValueError, match=r"score_rows .* are not 3 non-empty ranges in \[0, 7\]"):
             attn.forward_grouped(x, s, key_valid, score_rows=bad)
+
+
+def test_whole_body_gtpt_fused_and_explicit_attention_agree() -> None:
+    """Whole-body GTPT-T's deployed path (fused SDPA, each group's own score rows) and its explicit attention path
+    (what FLOP counting runs) keep the same tokens at every step, with the same scores and outputs to float
+    rounding."""
+    torch.manual_seed(0)
+    model = create_model("gtpt_t_wholebody_256x192").eval()
+    img = torch.randn(2, 3, 256, 192)
+    with torch.no_grad():
+        fused = model.forward_tokens(img)
+        with use_fused_attn(False):
+            explicit = model.forward_tokens(img)
+    assert [r.block for r in fused.pruned] == [r.block for r in explicit.pruned] and len(fused.pruned) == 3
+    for a, b in zip(fused.pruned, explicit.pruned):
+        assert torch.equal(a.keep_idx, b.keep_idx) and torch.equal(a.patch_idx, b.patch_idx) and a.counts == b.counts
+        finite = torch.isfinite(b.score)
+        assert torch.equal(torch.isfinite(a.score), finite)
+        assert torch.allclose(a.score[finite], b.score[finite], rtol=1e-5, atol=1e-6)
+    assert torch.allclose(fused.simcc_x, explicit.simcc_x, atol=1e-5)
+    assert torch.allclose(fused.simcc_y, explicit.simcc_y, atol=1e-5)
 
 
 def test_grouped_attention_pads_its_keys_to_the_cpu_vector_width(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -143,6 +143,9 @@ class Attention(nn.Module):
         """
         b, g, n, c = x.shape
         s, h = num_shared, self.num_heads
+        if score_rows and (len(score_rows) != g or not all(0 <= a < z <= n for a, z in score_rows)):
+            raise ValueError(f"Attention.forward_grouped: score_rows {list(score_rows)} are not {g} non-empty ranges "
+                             f"in [0, {n}]")
         # (B, G, H, L, d) views; groups are folded into the batch of every attention call, because SDPA's
         # fast CPU kernel takes 4-D input only (5-D, or a 1-D mask, falls back to the slow math path)
         qkv = self.qkv(x).reshape(b, g, n, 3, h, self.head_dim).permute(3, 0, 1, 4, 2, 5)
@@ -163,8 +166,6 @@ class Attention(nn.Module):
             shared_valid = x.new_ones(g * s, dtype=torch.bool) if key_valid is None else key_valid.to(torch.bool)
             own_valid, pad_valid = x.new_ones(n - s, dtype=torch.bool), x.new_zeros(pad, dtype=torch.bool)
             valid = torch.cat((shared_valid, own_valid, pad_valid))[None]
-        if score_rows and (len(score_rows) != g or not all(0 <= a <= z <= n for a, z in score_rows)):
-            raise ValueError(f"Attention.forward_grouped: score_rows {list(score_rows)} are not {g} ranges in [0, {n}]")
         logits: tuple[Tensor, ...] = ()
         if _FUSED:
             out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=valid, scale=self.scale)
