@@ -368,8 +368,14 @@ def test_an_interrupt_while_lifting_keeps_the_finished_tracks(tmp_path: Path, mo
         return write(path, obj)
 
     monkeypatch.setattr(api, "_write_json", ctrl_c_while_writing)
-    with pytest.raises(Interrupted) as e3:
-        lift(src, "hot_mixste_h36m_243", tmp_path / "whole", **kw)
+    # Python's own SIGINT handler, as a process started from a terminal has (one started in the background by a
+    # non-interactive shell inherits SIGINT ignored, and then a Ctrl-C rightly does nothing)
+    before_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(Interrupted) as e3:
+            lift(src, "hot_mixste_h36m_243", tmp_path / "whole", **kw)
+    finally:
+        signal.signal(signal.SIGINT, before_handler)
     whole = tmp_path / "whole" / "two_3d.json"
     assert str(e3.value) == (f"interrupted by SIGINT after the 3D of all 2 track(s) was written to {whole}; the 3D "
                              "video was not drawn")
