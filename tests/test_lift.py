@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -300,6 +301,17 @@ def test_an_interrupt_before_the_first_drawn_frame_names_no_video(tmp_path: Path
     assert (tmp_path / "out" / "clip_2d_3d.json").is_file() and not (tmp_path / "out" / "clip_2d_3d.mp4").exists()
 
 
+@pytest.fixture
+def python_sigint() -> Iterator[None]:
+    """Python's own SIGINT handler (KeyboardInterrupt) for the test, as a process started from a terminal has: one
+    started in the background by a non-interactive shell (a CI script's ``cmd &``) inherits SIGINT ignored, where
+    a real Ctrl-C rightly does nothing and a test that sends one would prove nothing."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("python_sigint")
 def test_an_interrupt_while_lifting_keeps_the_finished_tracks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C while lifting the second of two tracks: the 3D json is written with the first track, marked
     ``"complete": false`` with the other track under ``tracks_not_lifted``, and the message says so; no video."""
@@ -368,14 +380,8 @@ def test_an_interrupt_while_lifting_keeps_the_finished_tracks(tmp_path: Path, mo
         return write(path, obj)
 
     monkeypatch.setattr(api, "_write_json", ctrl_c_while_writing)
-    # Python's own SIGINT handler, as a process started from a terminal has (one started in the background by a
-    # non-interactive shell inherits SIGINT ignored, and then a Ctrl-C rightly does nothing)
-    before_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with pytest.raises(Interrupted) as e3:
-            lift(src, "hot_mixste_h36m_243", tmp_path / "whole", **kw)
-    finally:
-        signal.signal(signal.SIGINT, before_handler)
+    with pytest.raises(Interrupted) as e3:
+        lift(src, "hot_mixste_h36m_243", tmp_path / "whole", **kw)
     whole = tmp_path / "whole" / "two_3d.json"
     assert str(e3.value) == (f"interrupted by SIGINT after the 3D of all 2 track(s) was written to {whole}; the 3D "
                              "video was not drawn")
