@@ -547,7 +547,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         except KeyboardInterrupt as e:
             stopped = e
     if stopped is not None and not per_track:
-        signum = getattr(stopped, "signum", 2)
+        signum = getattr(stopped, "signum", signal.SIGINT)
         kept = f"; the 2D results are in {files[0]}" if files else ""
         raise Interrupted(signum, f"interrupted by {signal_name(signum)} while lifting, before any track was "
                                   f"finished{kept}") from None
@@ -606,7 +606,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                                       f"track(s) was written to {out / f'{stem}_3d.json'}{left}") from None
     files.append(str(out / f"{stem}_3d.json"))
     if stopped is not None:
-        signum = getattr(stopped, "signum", 2)
+        signum = getattr(stopped, "signum", signal.SIGINT)
         kept = f"; the 2D results are in {files[0]}" if len(files) > 1 else ""
         raise Interrupted(signum, f"interrupted by {signal_name(signum)} while lifting: the 3D of the "
                                   f"{len(per_track)} finished track(s) of {len(lifted)} is in {files[-1]} "
@@ -630,7 +630,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                 files.append(str(_render_video(out / f"{stem}_3d.mp4", video, n, panels, w, h, fps,
                                                show_progress(progress), timer)))
             except KeyboardInterrupt as e:
-                signum = getattr(e, "signum", 2)
+                signum = getattr(e, "signum", signal.SIGINT)
                 mp4 = out / f"{stem}_3d.mp4"
                 drawn = f"{mp4} holds the frames drawn" if mp4.exists() else "no frame of the video was drawn"
                 raise Interrupted(signum, f"interrupted by {signal_name(signum)} while drawing: the 3D results are "
