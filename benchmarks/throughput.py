@@ -21,6 +21,10 @@ report images/s, video lifters frames/s (clips x frames). Execution paths timed 
 * ``optimized-bf16-gemm`` (only when asked for): ``optimized`` with every Linear and 2-D convolution in oneDNN's
   bfloat16 math mode (``gemm_in_bfloat16``), what ``--precision bf16-gemm`` runs and PCT's and the lifters' default on
   a CPU with bfloat16 kernels.
+* ``after-backbone`` (only when asked for; image models that declare an ``image_backbone``): ``optimized`` with
+  that backbone (GTPT's ShuffleNet stem, PPT's HRNet) replaced by a replay of its output, computed once. A pruned
+  model and its twin run the same backbone, so this times what pruning changes: its speed-up is set beside the
+  true-MAC ratio without the backbone's MACs.
 * ``onnxruntime`` (only when asked for; image models): ``optimized`` exported once and run by onnxruntime
   with the intra-op thread count of the run (``prepare(..., "fp32/onnxruntime")``), which is what the
   library's default runtime ``fp32/auto`` runs for an image model with trained weights on a CPU where it beats
@@ -33,7 +37,8 @@ unmapping every buffer over 32 MiB), the setting the library's train/test/infer 
 
 Timing: the host may be shared, so the robust figure is the CPU time of the calling thread with a fixed
 number of intra-op threads (default 1), the median over interleaved rounds (every variant once per round).
-Wall-clock medians are reported beside it. Speed claims are ratios inside one run.
+Wall-clock medians are reported beside it. Speed claims are ratios inside one run. Each speed-up is set beside
+the pair's true-MAC ratio (``engine.flops.true_macs``, attention included, counted at batch 1).
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ from typing import Any
 import torch
 
 import posetokens
+from posetokens.engine.flops import true_macs
+from posetokens.inference.precision import image_backbone
 from posetokens.inference.precision import prepare as prepare_runtime
 from posetokens.layers import gemm_in_bfloat16, optimize_for_inference, use_fused_attn
 from posetokens.runtime import cpu_fields, malloc_is_glibc, retain_freed_memory
@@ -91,10 +98,29 @@ def _comparisons(key: str) -> list[tuple[Any, Any]]:
     if key == "gtpt_wholebody":
         return [(group[i], group[i + 1]) for i in range(0, len(group), 2)]
     return [(group[0], m) for m in group[1:]] + [(group[1], m) for m in group[2:]]
-VARIANTS = ("eager", "optimized", "explicit-attn", "optimized-bf16", "optimized-bf16-gemm", "onnxruntime")
+VARIANTS = ("eager", "optimized", "explicit-attn", "optimized-bf16", "optimized-bf16-gemm", "onnxruntime",
+            "after-backbone")
 DEFAULT_VARIANTS = VARIANTS[:3]
 VIDEO_VARIANTS = ("eager", "optimized", "explicit-attn")  # optimized: what `lift` runs (fused Linear layers)
-IMAGE_ONLY = ("optimized-bf16", "onnxruntime")
+IMAGE_ONLY = ("optimized-bf16", "onnxruntime", "after-backbone")
+
+
+class _Replay(torch.nn.Module):
+    """Stands in for an image backbone: returns the output it was given, whatever the input (``after-backbone``)."""
+
+    def __init__(self, out: torch.Tensor) -> None:
+        super().__init__()
+        self.out = out
+
+    def forward(self, *args: Any) -> torch.Tensor:
+        return self.out
+
+
+def _macs(model: torch.nn.Module, inputs: tuple) -> tuple[int, int]:
+    """True MACs of one item (batch 1): the whole model, and its declared image backbone's share (0 without one)."""
+    attr = image_backbone(model)
+    whole = true_macs(model, inputs)
+    return whole, (true_macs(getattr(model, attr), inputs) if attr else 0)
 
 
 def cpu_name() -> str:
@@ -191,7 +217,10 @@ def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) ->
     video = not hasattr(base, "input_size")
     default = VIDEO_VARIANTS if video else DEFAULT_VARIANTS
     variants = tuple(v for v in (VARIANTS if only else default)
-                     if (not only or v in only) and not (video and v in IMAGE_ONLY))
+                     if (not only or v in only) and not (video and v in IMAGE_ONLY)
+                     and not (v == "after-backbone" and image_backbone(base) is None))
+    macs = {name: _macs(m, m.dummy_inputs(1)) for name, m in built.items()}
+    (x,) = base.dummy_inputs(batch)
 
     def prepare(m: torch.nn.Module, v: str) -> torch.nn.Module:
         if v == "eager":
@@ -201,10 +230,14 @@ def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) ->
             return prepare_runtime(fast, "fp32/onnxruntime", "cpu", threads=torch.get_num_threads())
         if v == "optimized-bf16-gemm":
             return gemm_in_bfloat16(fast)
+        if v == "after-backbone":
+            attr = image_backbone(fast)
+            with torch.inference_mode():
+                feat = getattr(fast, attr)(x.contiguous(memory_format=torch.channels_last))
+            setattr(fast, attr, _Replay(feat))
         return fast.to(torch.bfloat16) if v == "optimized-bf16" else fast
 
     models = {(name, v): prepare(m, v) for name, m in built.items() for v in variants}
-    (x,) = base.dummy_inputs(batch)
     per_item = base.cfg.num_frames if video else 1
     xs = {v: (x.contiguous(memory_format=torch.channels_last) if v != "eager" and not video else x) for v in variants}
     if "optimized-bf16" in xs:
@@ -219,8 +252,10 @@ def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) ->
     for (name, v), s in samples.items():
         cpu = statistics.median(t[0] for t in s)
         wall = statistics.median(t[1] for t in s)
+        whole, backbone = macs[name]
         rows.append({"pair": key, "model": name, "variant": v, "batch": batch, "cpu_s": cpu, "wall_s": wall,
-                     "img_s": batch * per_item / cpu, "unit": "frames/s" if video else "img/s"})
+                     "img_s": batch * per_item / cpu, "unit": "frames/s" if video else "img/s",
+                     "macs": whole - backbone if v == "after-backbone" else whole})
     return rows
 
 
@@ -241,8 +276,8 @@ def report(rows: list[dict], threads: int, rounds: dict[int, int], allocator: st
     for r in rows:
         lines.append(f"| {r['model']} | {r['variant']} | {r['batch']} | {r['cpu_s'] * 1e3:.1f} | "
                      f"{r['wall_s'] * 1e3:.1f} | {r['img_s']:.1f} {r['unit']} |")
-    lines += ["", "| model / reference | batch | path | speed-up over the reference | model fused vs model explicit-attn |",
-              "|---|---|---|---|---|"]
+    lines += ["", "| model / reference | batch | path | speed-up over the reference | true-MAC ratio | model fused vs "
+              "model explicit-attn |", "|---|---|---|---|---|---|"]
     by = {(r["pair"], r["batch"], r["model"], r["variant"]): r for r in rows}
     for key in PAIRS:
         for batch in sorted({r["batch"] for r in rows if r["pair"] == key}):
@@ -255,7 +290,9 @@ def report(rows: list[dict], threads: int, rounds: dict[int, int], allocator: st
                     e = by.get((key, batch, pruned_name, "explicit-attn"))
                     o = by.get((key, batch, pruned_name, fused))
                     vs = f"{e['cpu_s'] / o['cpu_s']:.2f}x" if e and o else "—"
-                    lines.append(f"| {pruned_name} / {base_name} | {batch} | {v} | {b['cpu_s'] / p['cpu_s']:.2f}x | {vs} |")
+                    ratio = b["macs"] / p["macs"]
+                    lines.append(f"| {pruned_name} / {base_name} | {batch} | {v} | {b['cpu_s'] / p['cpu_s']:.2f}x | "
+                                 f"{ratio:.2f} | {vs} |")
     return "\n".join(lines) + "\n"
 
 

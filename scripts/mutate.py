@@ -331,6 +331,12 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_gtpt.py::test_parity_cli[gtpt_t_wholebody_256x192]"),
     ),
     Mutant(
+        "score-rows-of-floats-accepted", "the grouped attention refuses score rows that are not (start, stop) ints",
+        "src/posetokens/layers/attention.py",
+        (("isinstance(r, (tuple, list)) and len(r) == 2 and all(isinstance(i, int) for i in r)\n", "True\n"),),
+        ("tests/test_gtpt.py::test_grouped_attention_returns_the_scores_block_of_the_logits",),
+    ),
+    Mutant(
         "swin-mask-cached-while-tracing", "an export leaves no fake tensor in Swin V2's shifted-window mask cache",
         "src/posetokens/models/backbones/swin_v2.py",
         (("build = shift_window_mask if tracing() else _shift_window_mask_cached", "build = _shift_window_mask_cached"),),

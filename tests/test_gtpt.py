@@ -115,8 +115,10 @@ def test_grouped_attention_returns_the_scores_block_of_the_logits() -> None:
         ref = torch.einsum("bqhd,bkhd->bhqk", q[:, i, a:z], k[:, i, s:]) * attn.scale
         assert float((lg[i].double() - ref).abs().max()) < 1e-5 and float((lg_e[i].double() - ref).abs().max()) < 1e-5
     assert torch.allclose(out, out_e, atol=1e-5)
-    for bad in (((0, 8), (0, 1), (0, 1)), ((2, 1), (0, 1), (0, 1)), ((0, 1), (0, 1)), ((0, 1), (3, 3), (0, 1))):
-        with pytest.raises(ValueError, match=r"score_rows .* are not 3 non-empty ranges in \[0, 7\]"):
+    bad_rows = (((0, 8), (0, 1), (0, 1)), ((2, 1), (0, 1), (0, 1)), ((0, 1), (0, 1)), ((0, 1), (3, 3), (0, 1)),
+                ((0, 1, 2), (0, 1), (0, 1)), ((0.0, 1.0), (0, 1), (0, 1)), ((0, 1), 2, (0, 1)))  # not pairs of ints
+    for bad in bad_rows:
+        with pytest.raises(ValueError, match=r"score_rows .* are not 3 non-empty ranges \(start, stop\) of ints in \[0, 7\]"):
             attn.forward_grouped(x, s, key_valid, score_rows=bad)
 
 

@@ -38,6 +38,7 @@ import itertools
 import math
 import os
 import re
+import signal
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -1202,7 +1203,7 @@ class PoseEstimator:
                     atomic_write_json(Path(mmpose_preds), mmpose_predictions(self.metainfo, mm_frames))
                     written.append(str(mmpose_preds))
         if isinstance(stopped, KeyboardInterrupt):
-            signum = getattr(stopped, "signum", 2)
+            signum = getattr(stopped, "signum", signal.SIGINT)
             kept = f"the results of {frames} finished frame(s) are in {out}" if frames else "no frame was finished"
             raise Interrupted(signum, f"interrupted by {signal_name(signum)}: {kept}") from None
         if stopped is not None:

@@ -143,9 +143,11 @@ class Attention(nn.Module):
         """
         b, g, n, c = x.shape
         s, h = num_shared, self.num_heads
-        if score_rows and (len(score_rows) != g or not all(0 <= a < z <= n for a, z in score_rows)):
+        if score_rows and (len(score_rows) != g or not all(
+                isinstance(r, (tuple, list)) and len(r) == 2 and all(isinstance(i, int) for i in r)
+                and 0 <= r[0] < r[1] <= n for r in score_rows)):
             raise ValueError(f"Attention.forward_grouped: score_rows {list(score_rows)} are not {g} non-empty ranges "
-                             f"in [0, {n}]")
+                             f"(start, stop) of ints in [0, {n}]")
         # (B, G, H, L, d) views; groups are folded into the batch of every attention call, because SDPA's
         # fast CPU kernel takes 4-D input only (5-D, or a 1-D mask, falls back to the slow math path)
         qkv = self.qkv(x).reshape(b, g, n, 3, h, self.head_dim).permute(3, 0, 1, 4, 2, 5)
