@@ -116,11 +116,34 @@ class _Replay(torch.nn.Module):
         return self.out
 
 
-def _macs(model: torch.nn.Module, inputs: tuple) -> tuple[int, int]:
-    """True MACs of one item (batch 1): the whole model, and its declared image backbone's share (0 without one)."""
+def _backbone_calls(model: torch.nn.Module, inputs: tuple) -> list[tuple[tuple, torch.Tensor]]:
+    """(inputs, output) of every call of ``model``'s declared image backbone during one forward pass on ``inputs``
+    (a multi-view model calls it on its views, not on its own inputs); ``[]`` for a model that declares none."""
     attr = image_backbone(model)
-    whole = true_macs(model, inputs)
-    return whole, (true_macs(getattr(model, attr), inputs) if attr else 0)
+    if attr is None:
+        return []
+    calls: list[tuple[tuple, torch.Tensor]] = []
+    hook = getattr(model, attr).register_forward_hook(lambda _m, args, out: calls.append((args, out)))
+    try:
+        with torch.inference_mode():
+            model(*inputs)
+    finally:
+        hook.remove()
+    return calls
+
+
+_MACS: dict[str, tuple[int, int]] = {}  # label -> MACs, counted once per process (they do not depend on the batch)
+
+
+def _macs(label: str, model: torch.nn.Module) -> tuple[int, int]:
+    """True MACs of one item (batch 1): the whole model, and what its declared image backbone does of them (0
+    without one)."""
+    if label not in _MACS:
+        inputs = model.dummy_inputs(1)
+        backbone = getattr(model, image_backbone(model) or "", None)
+        _MACS[label] = (true_macs(model, inputs),
+                        sum(true_macs(backbone, args) for args, _ in _backbone_calls(model, inputs)))
+    return _MACS[label]
 
 
 def cpu_name() -> str:
@@ -198,8 +221,9 @@ def time_once(model: torch.nn.Module, x: torch.Tensor, variant: str) -> tuple[fl
         return time.thread_time() - c0, time.perf_counter() - w0
 
 
-def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) -> list[dict]:
-    """Time every model of a group in every variant, interleaved; return one row per (model, variant)."""
+def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) -> tuple[list[dict], list[str]]:
+    """Time every model of a group in every variant, interleaved; return one row per (model, variant), and one
+    line for each asked-for variant that was not run, with why."""
     built: dict[str, torch.nn.Module] = {}
     first_by_family: dict[str, torch.nn.Module] = {}
     for entry in PAIRS[key]:
@@ -216,11 +240,20 @@ def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) ->
     base = next(iter(built.values()))
     video = not hasattr(base, "input_size")
     default = VIDEO_VARIANTS if video else DEFAULT_VARIANTS
-    variants = tuple(v for v in (VARIANTS if only else default)
-                     if (not only or v in only) and not (video and v in IMAGE_ONLY)
-                     and not (v == "after-backbone" and image_backbone(base) is None))
-    macs = {name: _macs(m, m.dummy_inputs(1)) for name, m in built.items()}
+    skipped: list[str] = []
+    variants = tuple(v for v in (VARIANTS if only else default) if not only or v in only)
+    if video and any(v in IMAGE_ONLY for v in variants):
+        skipped += [f"{v} for pair {key}: image models only" for v in variants if v in IMAGE_ONLY]
+        variants = tuple(v for v in variants if v not in IMAGE_ONLY)
     (x,) = base.dummy_inputs(batch)
+    x_cl = x if video else x.contiguous(memory_format=torch.channels_last)
+    if "after-backbone" in variants:  # every model must call its declared backbone exactly once per forward
+        counts = {name: len(_backbone_calls(m, (x_cl[:1],))) for name, m in built.items()}
+        if any(n != 1 for n in counts.values()):
+            skipped.append(f"after-backbone for pair {key}: it needs every model to call a declared image backbone "
+                           f"once per forward pass; calls: {counts}")
+            variants = tuple(v for v in variants if v != "after-backbone")
+    macs = {name: _macs(name, m) for name, m in built.items()}
 
     def prepare(m: torch.nn.Module, v: str) -> torch.nn.Module:
         if v == "eager":
@@ -230,16 +263,14 @@ def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) ->
             return prepare_runtime(fast, "fp32/onnxruntime", "cpu", threads=torch.get_num_threads())
         if v == "optimized-bf16-gemm":
             return gemm_in_bfloat16(fast)
-        if v == "after-backbone":
-            attr = image_backbone(fast)
-            with torch.inference_mode():
-                feat = getattr(fast, attr)(x.contiguous(memory_format=torch.channels_last))
-            setattr(fast, attr, _Replay(feat))
+        if v == "after-backbone":  # the backbone's output on this batch, replayed at every call
+            ((_, feat),) = _backbone_calls(fast, (x_cl,))
+            setattr(fast, image_backbone(fast), _Replay(feat))
         return fast.to(torch.bfloat16) if v == "optimized-bf16" else fast
 
     models = {(name, v): prepare(m, v) for name, m in built.items() for v in variants}
     per_item = base.cfg.num_frames if video else 1
-    xs = {v: (x.contiguous(memory_format=torch.channels_last) if v != "eager" and not video else x) for v in variants}
+    xs = {v: (x_cl if v != "eager" else x) for v in variants}
     if "optimized-bf16" in xs:
         xs["optimized-bf16"] = xs["optimized-bf16"].to(torch.bfloat16)
     for (name, v), m in models.items():  # warm-up
@@ -256,11 +287,12 @@ def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) ->
         rows.append({"pair": key, "model": name, "variant": v, "batch": batch, "cpu_s": cpu, "wall_s": wall,
                      "img_s": batch * per_item / cpu, "unit": "frames/s" if video else "img/s",
                      "macs": whole - backbone if v == "after-backbone" else whole})
-    return rows
+    return rows, skipped
 
 
-def report(rows: list[dict], threads: int, rounds: dict[int, int], allocator: str = "") -> str:
-    """Markdown section with machine, date, the raw table and the ratios."""
+def report(rows: list[dict], threads: int, rounds: dict[int, int], allocator: str = "", skipped: tuple[str, ...] = ()
+           ) -> str:
+    """Markdown section with machine, date, the raw table, the ratios and what was asked for but not run."""
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"## throughput.py — {now}",
@@ -293,6 +325,8 @@ def report(rows: list[dict], threads: int, rounds: dict[int, int], allocator: st
                     ratio = b["macs"] / p["macs"]
                     lines.append(f"| {pruned_name} / {base_name} | {batch} | {v} | {b['cpu_s'] / p['cpu_s']:.2f}x | "
                                  f"{ratio:.2f} | {vs} |")
+    if skipped:
+        lines += ["", "Not run: " + "; ".join(skipped) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -310,13 +344,17 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     allocator = setup_allocator(args.system_malloc)
-    rows, rounds = [], {}
+    rows, rounds, skipped = [], {}, []
     for batch in args.batches:
         rounds[batch] = args.rounds or (9 if batch == 1 else 3)
         for key in args.pairs:
-            rows += bench_pair(key, batch, rounds[batch], tuple(args.variants))
+            got, not_run = bench_pair(key, batch, rounds[batch], tuple(args.variants))
+            rows += got
+            for line in not_run:
+                print(f"benchmark: not run: {line}", file=sys.stderr)
+                skipped += [line] if line not in skipped else []
             print(f"done: pair {key}, batch {batch}", flush=True)
-    append_report(report(rows, args.threads, rounds, allocator), args.out)
+    append_report(report(rows, args.threads, rounds, allocator, tuple(skipped)), args.out)
 
 
 if __name__ == "__main__":

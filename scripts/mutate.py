@@ -331,7 +331,8 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_gtpt.py::test_parity_cli[gtpt_t_wholebody_256x192]"),
     ),
     Mutant(
-        "score-rows-of-floats-accepted", "the grouped attention refuses score rows that are not (start, stop) ints",
+        "score-rows-not-int-pairs-accepted",
+        "the grouped attention refuses score rows that are not (start, stop) int pairs",
         "src/posetokens/layers/attention.py",
         (("isinstance(r, (tuple, list)) and len(r) == 2 and all(isinstance(i, int) for i in r)\n", "True\n"),),
         ("tests/test_gtpt.py::test_grouped_attention_returns_the_scores_block_of_the_logits",),
