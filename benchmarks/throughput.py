@@ -108,11 +108,11 @@ IMAGE_ONLY = ("optimized-bf16", "onnxruntime", "after-backbone")
 class _Replay(torch.nn.Module):
     """Stands in for an image backbone: returns the output it was given, whatever the input (``after-backbone``)."""
 
-    def __init__(self, out: torch.Tensor) -> None:
+    def __init__(self, out: Any) -> None:
         super().__init__()
         self.out = out
 
-    def forward(self, *args: Any) -> torch.Tensor:
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.out
 
 

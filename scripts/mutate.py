@@ -338,6 +338,28 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_gtpt.py::test_grouped_attention_returns_the_scores_block_of_the_logits",),
     ),
     Mutant(
+        "patch-embed-interleave-swapped", "the embedding of a ShuffleNet block's two maps gives a's channels the even "
+        "weights", "src/posetokens/layers/patch_embed.py",
+        (("        out = F.conv2d(a, weight[:, 0::2], self.bias, stride=(ph, pw))\n",
+          "        out = F.conv2d(a, weight[:, 1::2], self.bias, stride=(ph, pw))\n"),),
+        ("tests/test_gtpt.py::test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interleave",
+         "tests/test_fused_linear.py::test_inference_copy_folds_gtpts_patch_norm"),
+    ),
+    Mutant(
+        "gtpt-embed-pair-skips-patch-norm", "GTPT embeds the stem's two maps directly only once patch_norm is folded",
+        "src/posetokens/models/gtpt.py",
+        (("        if (isinstance(self.patch_norm, nn.Identity) and self.stem.ends_in_shuffle",
+          "        if (self.stem.ends_in_shuffle"),),
+        ("tests/test_gtpt.py::test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interleave",),
+    ),
+    Mutant(
+        "stem-halves-from-the-down-path", "GTPT-B's stem hands over the two maps of its up path's last block",
+        "src/posetokens/models/backbones/shufflenet.py",
+        (("        last = len(self.down) - 1 if not len(self.up_layers) else -1\n",
+          "        last = len(self.down) - 1\n"),),
+        ("tests/test_gtpt.py::test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interleave",),
+    ),
+    Mutant(
         "swin-mask-cached-while-tracing", "an export leaves no fake tensor in Swin V2's shifted-window mask cache",
         "src/posetokens/models/backbones/swin_v2.py",
         (("build = shift_window_mask if tracing() else _shift_window_mask_cached", "build = _shift_window_mask_cached"),),

@@ -216,6 +216,62 @@ def test_stem_hands_each_block_its_input_halves_as_dense_tensors() -> None:
             assert torch.equal(run_blocks(stem.up_layers[0], up), stem.up_layers[0](up))
 
 
+def test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interleave() -> None:
+    """``PatchEmbed.forward_interleaved(a, b)`` is the embedding of ``concat_shuffle(a, b)`` (float64 reference);
+    ``ShuffleStem(x, halves=True)`` gives the two maps whose interleave is its output, bitwise, through GTPT-T's
+    one stage and GTPT-B's up path; GTPT's inference copy embeds them directly, and a model whose patch_norm is not
+    folded (or whose stem does not end in a block) keeps the plain path."""
+    from posetokens.layers import PatchEmbed, optimize_for_inference
+    from posetokens.models.backbones.shufflenet import ShuffleStemCfg, concat_shuffle
+
+    torch.manual_seed(0)
+    cl = torch.channels_last
+    embed = PatchEmbed(8, (2, 3), 5)
+    a, b = torch.randn(2, 4, 6, 9), torch.randn(2, 4, 6, 9)
+    ref = PatchEmbed(8, (2, 3), 5).double()
+    ref.load_state_dict(embed.state_dict())
+    with torch.no_grad():
+        want = ref(concat_shuffle(a, b).double())  # (2, 3 * 3, 5)
+    for layout in (torch.contiguous_format, cl):
+        with torch.no_grad():
+            got = embed.forward_interleaved(a.contiguous(memory_format=layout), b.contiguous(memory_format=layout))
+        assert got.shape == want.shape and float((got.double() - want).abs().max()) < 1e-5
+    for bad in ((a, b[:, :3]), (a[:, :3], b[:, :3]), (a[..., :4], b[..., :4])):
+        with pytest.raises(ValueError, match=r"PatchEmbed.forward_interleaved: expected two \(B, 4, H, W\) maps"):
+            embed.forward_interleaved(*bad)
+
+    for name in ("gtpt_t_coco_256x192", "gtpt_b_coco_256x192"):
+        model = create_model(name, image_size=(64, 48)).eval()
+        for mod in model.modules():  # weights that tell channels apart, and a patch_norm that is not the identity
+            with torch.no_grad():
+                if isinstance(mod, torch.nn.Conv2d):
+                    mod.weight.normal_(0, (mod.weight[0].numel()) ** -0.5)
+                if isinstance(mod, torch.nn.BatchNorm2d):
+                    mod.running_mean.uniform_(-0.5, 0.5)
+                    mod.running_var.uniform_(0.5, 2.0)
+        fast = optimize_for_inference(model)
+        x = torch.randn(2, 3, 64, 48)
+        with torch.no_grad():
+            for stem, inp in ((model.stem, x), (fast.stem, x.contiguous(memory_format=cl))):
+                lo, hi = stem(inp, halves=True)
+                assert torch.equal(concat_shuffle(lo, hi), stem(inp))
+            want = model.embed(x)
+            for inp in (x, x.contiguous(memory_format=cl)):  # unfolded patch_norm: the plain path in both layouts
+                assert float((model.embed(inp) - want).abs().max()) <= 1e-5 * float(want.abs().max())
+            got = fast.embed(x.contiguous(memory_format=cl))  # the pair path
+            assert float((got - want).abs().max()) <= 1e-5 * float(want.abs().max())
+    no_blocks = ShuffleStemCfg(stage_channels=(256, 384, 512), up_blocks=0)
+    bare = create_model("gtpt_b_coco_256x192", image_size=(64, 48), stem=no_blocks)
+    bare_fast = optimize_for_inference(bare.eval())
+    assert not bare.stem.ends_in_shuffle and model.stem.ends_in_shuffle
+    with pytest.raises(ValueError, match="halves=True needs a stem that ends in a ShuffleNet block"):
+        bare.stem(x, halves=True)
+    with torch.no_grad():  # no block after the last fuse conv: the copy embeds the whole map
+        want = bare.embed(x)
+        got = bare_fast.embed(x.contiguous(memory_format=cl))
+        assert float((got - want).abs().max()) <= 1e-5 * float(want.abs().max())
+
+
 def test_bad_inputs() -> None:
     model = create_model("gtpt_t_coco_256x192").eval()
     with pytest.raises(ValueError, match="expects images of shape"):

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from posetokens.layers.checks import check_image_batch, require_positive
+from posetokens.layers.checks import check_image_batch, exporting, require_positive
 from posetokens.layers import (
     Block,
     PatchEmbed,
@@ -318,10 +318,15 @@ class GTPT(nn.Module):
     def embed(self, img: Tensor) -> Tensor:
         """Stem and patch embedding: (B, 3, H, W) -> (B, 1 + N, C), human token first, PE added."""
         self._check_input(img)
-        feat = self.patch_norm(self.stem(img))
-        b = feat.shape[0]
-        x = self.patch_embed(feat) + self.pos_embed
-        return torch.cat((self.human_token.expand(b, -1, -1), x), dim=1)
+        b = img.shape[0]
+        # the inference copy (patch_norm folded into the embedding, channels-last) embeds the stem's last two maps
+        # without interleaving them first; an export keeps the one convolution
+        if (isinstance(self.patch_norm, nn.Identity) and self.stem.ends_in_shuffle and not exporting()
+                and img.is_contiguous(memory_format=torch.channels_last)):
+            x = self.patch_embed.forward_interleaved(*self.stem(img, True))
+        else:
+            x = self.patch_embed(self.patch_norm(self.stem(img)))
+        return torch.cat((self.human_token.expand(b, -1, -1), x + self.pos_embed), dim=1)
 
     # -- internals
     def _check_input(self, img: Tensor) -> None:

@@ -121,10 +121,11 @@ class InvertedResidual(nn.Module):
         return concat_shuffle(*self.branches(x))
 
 
-def run_blocks(blocks: nn.Sequential, x: Tensor) -> Tensor:
+def run_blocks(blocks: nn.Sequential, x: Tensor, halves: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Run ``blocks`` in order, as ``blocks(x)`` does, but hand each :class:`InvertedResidual` that follows another
     the previous block's output as its two channel halves (:func:`shuffle_halves`): the same values, with one
-    copy fewer per block."""
+    copy fewer per block. With ``halves`` and a last block that is an :class:`InvertedResidual`, return its two
+    maps ``(a, b)`` instead of their interleave ``concat_shuffle(a, b)``."""
     pending: tuple[Tensor, Tensor] | None = None  # the last block's two maps, not yet interleaved
     for m in blocks:
         if isinstance(m, InvertedResidual):
@@ -136,7 +137,9 @@ def run_blocks(blocks: nn.Sequential, x: Tensor) -> Tensor:
             if pending is not None:
                 x, pending = concat_shuffle(*pending), None
             x = m(x)
-    return x if pending is None else concat_shuffle(*pending)
+    if pending is None:
+        return x
+    return pending if halves else concat_shuffle(*pending)
 
 
 class ShuffleStem(nn.Module):
@@ -170,17 +173,36 @@ class ShuffleStem(nn.Module):
         """Channels of the output map."""
         return self.cfg.out_channels
 
+    @property
+    def ends_in_shuffle(self) -> bool:
+        """Whether the output is the channel interleave of a ShuffleNet block's two maps (``forward(x, halves=True)``
+        can return them): always, except for an up path whose stages have no blocks after their fuse conv."""
+        last = self.up_layers[-1] if len(self.up_layers) else self.down[-1]
+        return isinstance(last[-1], InvertedResidual)
+
     def _init_weights(self) -> None:
         init_conv_bn(self.modules(), std=0.001)  # official GTPT: convs N(0, 0.001), BN 1 / 0
 
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, 3, H, W) -> (B, C, H / 4, W / 4)."""
+    def forward(self, x: Tensor, halves: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """(B, 3, H, W) -> (B, C, H / 4, W / 4); with ``halves`` (and :attr:`ends_in_shuffle`) the last block's two
+        (B, C / 2, H / 4, W / 4) maps ``(a, b)``, whose :func:`concat_shuffle` is that output, for a consumer that
+        reads them without the interleave (:meth:`~posetokens.layers.PatchEmbed.forward_interleaved`)."""
+        if halves and not self.ends_in_shuffle:
+            raise ValueError("ShuffleStem: halves=True needs a stem that ends in a ShuffleNet block (ends_in_shuffle)")
         x = self.conv1(x)
-        feats = []
-        for stage in self.down:
-            x = run_blocks(stage, x)
+        feats: list[Tensor] = []
+        last = len(self.down) - 1 if not len(self.up_layers) else -1
+        for i, stage in enumerate(self.down):
+            out = run_blocks(stage, x, halves=halves and i == last)
+            if isinstance(out, tuple):
+                return out
+            x = out
             feats.append(x)
         x = feats[-1]
         for j, i in enumerate(reversed(range(len(feats) - 1))):
-            x = run_blocks(self.up_layers[j], torch.cat((feats[i], self.upsample[j](x)), dim=1))
+            out = run_blocks(self.up_layers[j], torch.cat((feats[i], self.upsample[j](x)), dim=1),
+                             halves=halves and j == len(self.up_layers) - 1)
+            if isinstance(out, tuple):
+                return out
+            x = out
         return x
