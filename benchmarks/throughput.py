@@ -106,14 +106,22 @@ IMAGE_ONLY = ("optimized-bf16", "onnxruntime", "after-backbone")
 
 
 class _Replay(torch.nn.Module):
-    """Stands in for an image backbone: returns the output it was given, whatever the input (``after-backbone``)."""
+    """Stands in for an image backbone: returns the output it was given, whatever the input (``after-backbone``).
+    Other attributes are read from the backbone it replaces (GTPT asks its stem whether it ends in a block)."""
 
-    def __init__(self, out: Any) -> None:
+    def __init__(self, out: Any, replaced: torch.nn.Module) -> None:
         super().__init__()
         self.out = out
+        object.__setattr__(self, "_replaced", replaced)  # not a submodule: its parameters are not the model's
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.out
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(object.__getattribute__(self, "_replaced"), name)
 
 
 def _backbone_calls(model: torch.nn.Module, inputs: tuple) -> list[tuple[tuple, torch.Tensor]]:
@@ -265,7 +273,8 @@ def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) ->
             return gemm_in_bfloat16(fast)
         if v == "after-backbone":  # the backbone's output on this batch, replayed at every call
             ((_, feat),) = _backbone_calls(fast, (x_cl,))
-            setattr(fast, image_backbone(fast), _Replay(feat))
+            attr = image_backbone(fast)
+            setattr(fast, attr, _Replay(feat, getattr(fast, attr)))
         return fast.to(torch.bfloat16) if v == "optimized-bf16" else fast
 
     models = {(name, v): prepare(m, v) for name, m in built.items() for v in variants}
