@@ -11,7 +11,9 @@ Stem layouts timed, interleaved, per model:
 * ``fused+channels-last``: folded and channels-last, what ``optimize_for_inference`` returns.
 
 The whole model is timed on its ``optimize_for_inference`` copy, so ``stem share`` is the fraction of the
-deployed forward pass spent in the stem. Times are the calling thread's CPU time (1 intra-op thread by
+deployed forward pass spent in the stem. The stem is timed whole, with its last interleave, which the deployed
+GTPT no longer runs since 2026-12-05 (it embeds the last block's two maps directly; 8-16 ms at batch 32): the share
+is that much too high. Times are the calling thread's CPU time (1 intra-op thread by
 default), median over rounds: robust on a shared host.
 """
 

@@ -118,19 +118,20 @@ class _Replay(torch.nn.Module):
         return self.out
 
     def __getattr__(self, name: str) -> Any:
+        """A submodule, parameter or buffer of the replay, else the replaced backbone's attribute."""
         try:
             return super().__getattr__(name)
         except AttributeError:
             return getattr(object.__getattribute__(self, "_replaced"), name)
 
 
-def _backbone_calls(model: torch.nn.Module, inputs: tuple) -> list[tuple[tuple, torch.Tensor]]:
+def _backbone_calls(model: torch.nn.Module, inputs: tuple) -> list[tuple[tuple, Any]]:
     """(inputs, output) of every call of ``model``'s declared image backbone during one forward pass on ``inputs``
     (a multi-view model calls it on its views, not on its own inputs); ``[]`` for a model that declares none."""
     attr = image_backbone(model)
     if attr is None:
         return []
-    calls: list[tuple[tuple, torch.Tensor]] = []
+    calls: list[tuple[tuple, Any]] = []
     hook = getattr(model, attr).register_forward_hook(lambda _m, args, out: calls.append((args, out)))
     try:
         with torch.inference_mode():

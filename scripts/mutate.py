@@ -340,8 +340,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "patch-embed-interleave-swapped", "the embedding of a ShuffleNet block's two maps gives a's channels the even "
         "weights", "src/posetokens/layers/patch_embed.py",
-        (("        out = F.conv2d(a, weight[:, 0::2], self.bias, stride=(ph, pw))\n",
-          "        out = F.conv2d(a, weight[:, 1::2], self.bias, stride=(ph, pw))\n"),),
+        (("        out = F.conv2d(a, weight[:, 0::2], self.bias, stride=(ph, pw))\n        out = out + F.conv2d(b, weight[:, 1::2]",
+          "        out = F.conv2d(a, weight[:, 1::2], self.bias, stride=(ph, pw))\n        out = out + F.conv2d(b, weight[:, 0::2]"),),
         ("tests/test_gtpt.py::test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interleave",
          "tests/test_fused_linear.py::test_inference_copy_folds_gtpts_patch_norm"),
     ),
@@ -353,10 +353,17 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_gtpt.py::test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interleave",),
     ),
     Mutant(
+        "gtpt-embed-pair-never-taken", "GTPT's inference copy embeds the stem's two maps on a channels-last batch",
+        "src/posetokens/models/gtpt.py",
+        (("and img.dtype == torch.float32 and img.is_contiguous(memory_format=torch.channels_last)):",
+          "and img.dtype == torch.float32 and False):"),),
+        ("tests/test_gtpt.py::test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interleave",),
+    ),
+    Mutant(
         "stem-halves-from-the-down-path", "GTPT-B's stem hands over the two maps of its up path's last block",
         "src/posetokens/models/backbones/shufflenet.py",
-        (("        last = len(self.down) - 1 if not len(self.up_layers) else -1\n",
-          "        last = len(self.down) - 1\n"),),
+        (("        last = len(self.down) - 1 if not len(self.up_layers) else None",
+          "        last = len(self.down) - 1 if True else None"),),
         ("tests/test_gtpt.py::test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interleave",),
     ),
     Mutant(

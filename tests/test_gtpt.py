@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -216,14 +217,19 @@ def test_stem_hands_each_block_its_input_halves_as_dense_tensors() -> None:
             assert torch.equal(run_blocks(stem.up_layers[0], up), stem.up_layers[0](up))
 
 
-def test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interleave() -> None:
+def test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interleave(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """``PatchEmbed.forward_interleaved(a, b)`` is the embedding of ``concat_shuffle(a, b)`` (float64 reference);
-    ``ShuffleStem(x, halves=True)`` gives the two maps whose interleave is its output, bitwise, through GTPT-T's
-    one stage and GTPT-B's up path; GTPT's inference copy embeds them directly, and a model whose patch_norm is not
-    folded (or whose stem does not end in a block) keeps the plain path."""
+    a stem called with ``halves=True`` gives the two maps whose interleave is its output, bitwise, through GTPT-T's
+    one stage and GTPT-B's up path; GTPT's inference copy embeds them directly on a channels-last float32 batch, and
+    keeps the plain path for an NCHW or bfloat16 batch, a patch_norm that is not folded, or a stem that does not
+    end in a block."""
     from posetokens.layers import PatchEmbed, optimize_for_inference
     from posetokens.models.backbones.shufflenet import ShuffleStemCfg, concat_shuffle
 
+    pairs: list[int] = []  # calls of the pair path, counted
+    interleaved = PatchEmbed.forward_interleaved
+    monkeypatch.setattr(PatchEmbed, "forward_interleaved", lambda self, a, b: pairs.append(1) or interleaved(self, a, b))
     torch.manual_seed(0)
     cl = torch.channels_last
     embed = PatchEmbed(8, (2, 3), 5)
@@ -256,10 +262,15 @@ def test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interle
                 lo, hi = stem(inp, halves=True)
                 assert torch.equal(concat_shuffle(lo, hi), stem(inp))
             want = model.embed(x)
+            pairs.clear()
             for inp in (x, x.contiguous(memory_format=cl)):  # unfolded patch_norm: the plain path in both layouts
                 assert float((model.embed(inp) - want).abs().max()) <= 1e-5 * float(want.abs().max())
+            assert float((fast.embed(x) - want).abs().max()) <= 1e-5 * float(want.abs().max())  # NCHW: plain too
+            half = copy.deepcopy(fast).to(torch.bfloat16)  # bfloat16: plain
+            half.embed(x.to(torch.bfloat16).contiguous(memory_format=cl))
+            assert not pairs
             got = fast.embed(x.contiguous(memory_format=cl))  # the pair path
-            assert float((got - want).abs().max()) <= 1e-5 * float(want.abs().max())
+            assert pairs == [1] and float((got - want).abs().max()) <= 1e-5 * float(want.abs().max())
     no_blocks = ShuffleStemCfg(stage_channels=(256, 384, 512), up_blocks=0)
     bare = create_model("gtpt_b_coco_256x192", image_size=(64, 48), stem=no_blocks)
     bare_fast = optimize_for_inference(bare.eval())

@@ -23,8 +23,11 @@ class PatchEmbed(nn.Linear):
         self.in_channels = in_channels
         self.patch_size = (ph, pw)
 
-    def forward(self, feat: Tensor) -> Tensor:  # type: ignore[override]
-        """(B, C, H, W) feature map, H and W multiples of the patch size, to (B, H/ph * W/pw, D) tokens."""
+    def forward(self, feat: Tensor, odd: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        """(B, C, H, W) feature map, H and W multiples of the patch size, to (B, H/ph * W/pw, D) tokens. With ``odd``,
+        the map is the channel interleave of ``feat`` and ``odd`` (:meth:`forward_interleaved`)."""
+        if odd is not None:
+            return self.forward_interleaved(feat, odd)
         b, c, h, w = feat.shape
         ph, pw = self.patch_size
         if c != self.in_channels or h % ph or w % pw:
@@ -32,8 +35,7 @@ class PatchEmbed(nn.Linear):
                              f"{pw}, got {tuple(feat.shape)}")
         gh, gw = h // ph, w // pw
         if feat.is_contiguous(memory_format=torch.channels_last) and not feat.is_contiguous():
-            weight = self.weight.view(-1, ph, pw, c).permute(0, 3, 1, 2)
-            out = F.conv2d(feat, weight, self.bias, stride=(ph, pw))  # (B, D, gh, gw), channels-last
+            out = F.conv2d(feat, self._conv_weight(), self.bias, stride=(ph, pw))  # (B, D, gh, gw), channels-last
             return out.permute(0, 2, 3, 1).reshape(b, gh * gw, -1)
         x = feat.reshape(b, c, gh, ph, gw, pw).permute(0, 2, 4, 3, 5, 1).reshape(b, gh * gw, ph * pw * c)
         return F.linear(x, self.weight, self.bias)
@@ -42,17 +44,23 @@ class PatchEmbed(nn.Linear):
         """The embedding of the map whose channel ``2i`` is ``a[:, i]`` and ``2i + 1`` is ``b[:, i]`` (a ShuffleNet
         block's interleave), without building that map: one strided convolution over each of ``a`` and ``b`` with
         the even and the odd input channels of the weight, summed. The same sums in another order (equal to float
-        rounding). GTPT-S's 256-channel map at batch 32: 65 ms against 18 ms of interleave and 92 ms of one
-        convolution (one thread; oneDNN runs the 128-channel convolutions faster per MAC)."""
+        rounding in float32). GTPT-S's 256-channel map at batch 32, one thread: 63 ms, against 16 ms of interleave
+        and 75 ms of one convolution (oneDNN ran the two 128-channel convolutions at 77 GMAC/s, the one at 65).
+        ``self(a, b)`` calls it, so module hooks see it."""
         n, c, h, w = a.shape
         ph, pw = self.patch_size
         if b.shape != a.shape or 2 * c != self.in_channels or h % ph or w % pw:
             raise ValueError(f"PatchEmbed.forward_interleaved: expected two (B, {self.in_channels // 2}, H, W) maps "
                              f"with H a multiple of {ph} and W of {pw}, got {tuple(a.shape)} and {tuple(b.shape)}")
-        weight = self.weight.view(-1, ph, pw, self.in_channels).permute(0, 3, 1, 2)  # (D, C, ph, pw)
+        weight = self._conv_weight()
         out = F.conv2d(a, weight[:, 0::2], self.bias, stride=(ph, pw))
         out = out + F.conv2d(b, weight[:, 1::2], None, stride=(ph, pw))  # (B, D, gh, gw)
         return out.permute(0, 2, 3, 1).reshape(n, (h // ph) * (w // pw), -1)
+
+    def _conv_weight(self) -> Tensor:
+        """The weight as a (D, C, ph, pw) convolution kernel (a view: a patch is flattened in (row, col, channel))."""
+        ph, pw = self.patch_size
+        return self.weight.view(-1, ph, pw, self.in_channels).permute(0, 3, 1, 2)
 
     def extra_repr(self) -> str:
         """Shown by ``print(module)``."""

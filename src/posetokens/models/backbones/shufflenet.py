@@ -191,7 +191,7 @@ class ShuffleStem(nn.Module):
             raise ValueError("ShuffleStem: halves=True needs a stem that ends in a ShuffleNet block (ends_in_shuffle)")
         x = self.conv1(x)
         feats: list[Tensor] = []
-        last = len(self.down) - 1 if not len(self.up_layers) else -1
+        last = len(self.down) - 1 if not len(self.up_layers) else None  # the down stage that ends the stem, if one
         for i, stage in enumerate(self.down):
             out = run_blocks(stage, x, halves=halves and i == last)
             if isinstance(out, tuple):
