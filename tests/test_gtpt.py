@@ -118,8 +118,9 @@ def test_grouped_attention_returns_the_scores_block_of_the_logits() -> None:
     assert torch.allclose(out, out_e, atol=1e-5)
     bad_rows = (((0, 8), (0, 1), (0, 1)), ((2, 1), (0, 1), (0, 1)), ((0, 1), (0, 1)), ((0, 1), (3, 3), (0, 1)),
                 ((0, 1, 2), (0, 1), (0, 1)), ((0.0, 1.0), (0, 1), (0, 1)), ((0, 1), 2, (0, 1)))  # not pairs of ints
+    refusal = r"score_rows .* are not 3 non-empty ranges \(start, stop\) of ints in \[0, 7\]"
     for bad in bad_rows:
-        with pytest.raises(ValueError, match=r"score_rows .* are not 3 non-empty ranges \(start, stop\) of ints in \[0, 7\]"):
+        with pytest.raises(ValueError, match=refusal):
             attn.forward_grouped(x, s, key_valid, score_rows=bad)
 
 
@@ -229,7 +230,8 @@ def test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interle
 
     pairs: list[int] = []  # calls of the pair path, counted
     interleaved = PatchEmbed.forward_interleaved
-    monkeypatch.setattr(PatchEmbed, "forward_interleaved", lambda self, a, b: pairs.append(1) or interleaved(self, a, b))
+    monkeypatch.setattr(PatchEmbed, "forward_interleaved",
+                        lambda self, a, b: pairs.append(1) or interleaved(self, a, b))
     torch.manual_seed(0)
     cl = torch.channels_last
     embed = PatchEmbed(8, (2, 3), 5)
