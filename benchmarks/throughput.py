@@ -38,7 +38,9 @@ unmapping every buffer over 32 MiB), the setting the library's train/test/infer 
 Timing: the host may be shared, so the robust figure is the CPU time of the calling thread with a fixed
 number of intra-op threads (default 1), the median over interleaved rounds (every variant once per round).
 Wall-clock medians are reported beside it. Speed claims are ratios inside one run. Each speed-up is set beside
-the pair's true-MAC ratio (``engine.flops.true_macs``, attention included, counted at batch 1).
+the pair's true-MAC ratio (``engine.flops.true_macs``, attention included, counted at batch 1), and beside the
+middle half of its per-round speed-ups (the reference's time over the model's in the same round): where that range
+spans the ratio, the run cannot tell whether the model is above or below it.
 """
 
 from __future__ import annotations
@@ -295,9 +297,22 @@ def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) ->
         wall = statistics.median(t[1] for t in s)
         whole, backbone = macs[name]
         rows.append({"pair": key, "model": name, "variant": v, "batch": batch, "cpu_s": cpu, "wall_s": wall,
+                     "cpu_rounds": [t[0] for t in s],
                      "img_s": batch * per_item / cpu, "unit": "frames/s" if video else "img/s",
                      "macs": whole - backbone if v == "after-backbone" else whole})
     return rows, skipped
+
+
+def round_ratio_quartiles(ref: list[float], model: list[float]) -> tuple[float, float]:
+    """Lower and upper quartiles of the per-round ratios ``ref[i] / model[i]`` (both timed in round ``i``): the
+    middle half of what one round would have said, so a speed-up can be read against the run's own scatter."""
+    if len(ref) != len(model) or not ref:
+        raise ValueError(f"round_ratio_quartiles: {len(ref)} reference rounds against {len(model)}")
+    ratios = sorted(a / b for a, b in zip(ref, model))
+    if len(ratios) == 1:
+        return ratios[0], ratios[0]
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return q1, q3
 
 
 def report(rows: list[dict], threads: int, rounds: dict[int, int], allocator: str = "", skipped: tuple[str, ...] = ()
@@ -310,7 +325,8 @@ def report(rows: list[dict], threads: int, rounds: dict[int, int], allocator: st
         (f"Machine: {cpu_name()}, {torch.get_num_threads()} intra-op thread(s) (requested {threads}), "
          f"{platform.system()} {platform.machine()}, torch {torch.__version__}, CPU, {allocator or 'default allocator'}. "
          f"Median over interleaved rounds ({', '.join(f'batch {b}: {r}' for b, r in rounds.items())}); "
-         "img/s from the calling thread's CPU time."),
+         "img/s from the calling thread's CPU time. Per-round speed-ups: the quartiles of the reference's time over "
+         "the model's in the same round, the run's own scatter."),
         "",
         "| model | path | batch | CPU ms/batch | wall ms/batch | throughput |",
         "|---|---|---|---|---|---|",
@@ -318,8 +334,8 @@ def report(rows: list[dict], threads: int, rounds: dict[int, int], allocator: st
     for r in rows:
         lines.append(f"| {r['model']} | {r['variant']} | {r['batch']} | {r['cpu_s'] * 1e3:.1f} | "
                      f"{r['wall_s'] * 1e3:.1f} | {r['img_s']:.1f} {r['unit']} |")
-    lines += ["", "| model / reference | batch | path | speed-up over the reference | true-MAC ratio | model fused vs "
-              "model explicit-attn |", "|---|---|---|---|---|---|"]
+    lines += ["", "| model / reference | batch | path | speed-up over the reference | per-round speed-ups, middle half "
+              "| true-MAC ratio | model fused vs model explicit-attn |", "|---|---|---|---|---|---|---|"]
     by = {(r["pair"], r["batch"], r["model"], r["variant"]): r for r in rows}
     for key in PAIRS:
         for batch in sorted({r["batch"] for r in rows if r["pair"] == key}):
@@ -333,8 +349,9 @@ def report(rows: list[dict], threads: int, rounds: dict[int, int], allocator: st
                     o = by.get((key, batch, pruned_name, fused))
                     vs = f"{e['cpu_s'] / o['cpu_s']:.2f}x" if e and o else "—"
                     ratio = b["macs"] / p["macs"]
+                    q1, q3 = round_ratio_quartiles(b["cpu_rounds"], p["cpu_rounds"])
                     lines.append(f"| {pruned_name} / {base_name} | {batch} | {v} | {b['cpu_s'] / p['cpu_s']:.2f}x | "
-                                 f"{ratio:.2f} | {vs} |")
+                                 f"{q1:.2f}-{q3:.2f}x | {ratio:.2f} | {vs} |")
     if skipped:
         lines += ["", "Not run: " + "; ".join(skipped) + "."]
     return "\n".join(lines) + "\n"

@@ -557,6 +557,14 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_gtpt.py::test_stem_hands_each_block_its_input_halves_as_dense_tensors",
          "tests/test_gtpt.py::test_parity_cli[gtpt_t_coco_256x192]"),
     ),
+    Mutant(
+        "mhformer-rates-on-the-build-device", "MHFormer builds on the meta device (drop-path rates read on the host)",
+        "src/posetokens/models/mhformer.py",
+        (("torch.linspace(0, cfg.drop_path_rate, cfg.mhg_depth, device=\"cpu\").tolist()",
+          "torch.linspace(0, cfg.drop_path_rate, cfg.mhg_depth).tolist()"),),
+        ("tests/test_mhformer.py::test_builds_on_the_meta_device_with_the_paper_parameter_count",
+         "tests/test_engine.py::test_every_zoo_model_builds_on_the_meta_device"),
+    ),
 )
 
 

@@ -129,3 +129,22 @@ def test_benchmark_reports_append_only_to_markdown(monkeypatch: pytest.MonkeyPat
             report_path(str(bad))
     assert det.read_text() == "[]"
     assert report_path(str(tmp_path / "RESULTS.md")) == tmp_path / "RESULTS.md"
+
+
+def test_throughput_reports_the_middle_half_of_the_per_round_speed_ups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beside the ratio of medians, throughput.py reports the quartiles of the per-round ratios (the reference's
+    time over the model's in the same round). Hand-computed: ratios 2, 1, 3, 4, 5 have quartiles 2 and 4."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    sys.modules.pop("throughput", None)
+    from throughput import report, round_ratio_quartiles
+
+    ref, model = [4.0, 2.0, 9.0, 8.0, 10.0], [2.0, 2.0, 3.0, 2.0, 2.0]
+    assert round_ratio_quartiles(ref, model) == pytest.approx((2.0, 4.0))
+    assert round_ratio_quartiles([3.0], [2.0]) == (1.5, 1.5)
+    with pytest.raises(ValueError, match="5 reference rounds against 4"):
+        round_ratio_quartiles(ref, model[:4])
+    rows = [{"pair": "s", "model": m, "variant": "optimized", "batch": 32, "cpu_s": sorted(t)[2], "wall_s": 1.0,
+             "cpu_rounds": t, "img_s": 1.0, "unit": "img/s", "macs": macs}
+            for m, t, macs in (("tokenpose_s_coco_256x192", ref, 5), ("ppt_s_coco_256x192", model, 4))]
+    line = next(x for x in report(rows, 1, {32: 5}).splitlines() if x.startswith("| ppt_s_coco_256x192 / "))
+    assert line == "| ppt_s_coco_256x192 / tokenpose_s_coco_256x192 | 32 | optimized | 4.00x | 2.00-4.00x | 1.25 | — |"

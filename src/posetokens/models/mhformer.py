@@ -157,7 +157,9 @@ class MHGEncoder(nn.Module):
     def __init__(self, cfg: MHFormerCfg) -> None:
         super().__init__()
         f = cfg.num_frames
-        self.drop, self.dpr = cfg.drop_rate, torch.linspace(0, cfg.drop_path_rate, cfg.mhg_depth).tolist()
+        self.drop = cfg.drop_rate
+        # drop-path rates computed on the host: under torch.device("meta") there are no values to read
+        self.dpr = torch.linspace(0, cfg.drop_path_rate, cfg.mhg_depth, device="cpu").tolist()
         self.pos_embed = nn.Parameter(torch.zeros(1, 2 * cfg.num_joints, f))
         hidden = round(f * cfg.mhg_mlp_ratio)
         self.blocks = nn.ModuleList(
@@ -268,7 +270,7 @@ class MHFormer(nn.Module):
             nn.Parameter(torch.zeros(1, p.keep, NUM_HYPOTHESES * c)) if p.active and p.pos_embed else None
         )
         self.stage_pos_embeds = stage_pos_embeds(p, NUM_HYPOTHESES * c)  # one per later stage (multi-stage schedules only)
-        dpr = torch.linspace(0, cfg.drop_path_rate, cfg.shr_depth + cfg.chi_depth).tolist()
+        dpr = torch.linspace(0, cfg.drop_path_rate, cfg.shr_depth + cfg.chi_depth, device="cpu").tolist()
         self.shr_blocks = nn.ModuleList(
             SHRBlock(c, cfg.heads, cfg.d_hid, cfg.drop_rate, dpr[i]) for i in range(cfg.shr_depth)
         )
