@@ -11,10 +11,11 @@ Stem layouts timed, interleaved, per model:
 * ``fused+channels-last``: folded and channels-last, what ``optimize_for_inference`` returns.
 
 The whole model is timed on its ``optimize_for_inference`` copy, so ``stem share`` is the fraction of the
-deployed forward pass spent in the stem. The stem is timed whole, with its last interleave, which the deployed
-GTPT no longer runs since 2026-12-05 (it embeds the last block's two maps directly; 8-16 ms at batch 32): the share
-is that much too high. Times are the calling thread's CPU time (1 intra-op thread by
-default), median over rounds: robust on a shared host.
+deployed forward pass spent in the stem. The stem is timed whole, with the interleaves of its last stage, which
+the deployed GTPT no longer runs since 2026-12-05 (that stage runs in pieces, ``stem(x, pieces=True)``, which the
+embedding reads: at batch 32 roughly 15 ms less of stem and embedding in GTPT-T and 60 ms in GTPT-S, by the
+probes in docs/speed.md): the share is that much too high. Times are the calling thread's CPU time (1 intra-op
+thread by default), median over rounds: robust on a shared host.
 """
 
 from __future__ import annotations

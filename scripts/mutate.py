@@ -338,33 +338,55 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_gtpt.py::test_grouped_attention_returns_the_scores_block_of_the_logits",),
     ),
     Mutant(
-        "patch-embed-interleave-swapped", "the embedding of a ShuffleNet block's two maps gives a's channels the even "
-        "weights", "src/posetokens/layers/patch_embed.py",
-        (("        out = F.conv2d(a, weight[:, 0::2], self.bias, stride=(ph, pw))\n        out = out + F.conv2d(b, weight[:, 1::2]",
-          "        out = F.conv2d(a, weight[:, 1::2], self.bias, stride=(ph, pw))\n        out = out + F.conv2d(b, weight[:, 0::2]"),),
-        ("tests/test_gtpt.py::test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interleave",
+        "patch-embed-pieces-in-stored-order", "the embedding of a map in pieces gives each part's channels their "
+        "own weight columns", "src/posetokens/layers/patch_embed.py",
+        (("        out = F.conv2d(first, take_columns(weight, where), self.bias, stride=(ph, pw))",
+          "        out = F.conv2d(first, weight[:, :len(where)], self.bias, stride=(ph, pw))"),),
+        ("tests/test_gtpt.py::test_the_stem_hands_its_last_stage_to_the_patch_embedding_in_pieces",
          "tests/test_fused_linear.py::test_inference_copy_folds_gtpts_patch_norm"),
     ),
     Mutant(
-        "gtpt-embed-pair-skips-patch-norm", "GTPT embeds the stem's two maps directly only once patch_norm is folded",
+        "pieces-branch-reads-stored-order", "a ShuffleNet block on a map in pieces gives its branch's first "
+        "convolution the gathered channels' weight columns", "src/posetokens/models/backbones/shufflenet.py",
+        (("        weight = take_columns(first.weight, [j - h for j in where])",
+          "        weight = first.weight"),),
+        ("tests/test_gtpt.py::test_the_stem_hands_its_last_stage_to_the_patch_embedding_in_pieces",),
+    ),
+    Mutant(
+        "pieces-select-keeps-whole-parts", "a channel range of a map in pieces narrows each part to what it still "
+        "reads", "src/posetokens/layers/channel_pieces.py",
+        (("            lo, hi = min(used) - starts[i], max(used) - starts[i] + 1",
+          "            lo, hi = 0, sizes[i]"),),
+        ("tests/test_gtpt.py::test_channel_pieces_hold_a_map_without_building_it",
+         "tests/test_gtpt.py::test_the_stem_hands_its_last_stage_to_the_patch_embedding_in_pieces"),
+    ),
+    Mutant(
+        "gather-run-crosses-parts", "a gather copies runs that stay inside one part",
+        "src/posetokens/layers/channel_pieces.py",
+        (("        if runs and runs[-1][0] == part and runs[-1][2] == p - starts[part]:",
+          "        if runs and runs[-1][2] == p - starts[runs[-1][0]]:"),),
+        ("tests/test_gtpt.py::test_channel_pieces_hold_a_map_without_building_it",),
+    ),
+    Mutant(
+        "gtpt-embed-pair-skips-patch-norm", "GTPT embeds the stem's map in pieces only once patch_norm is folded",
         "src/posetokens/models/gtpt.py",
         (("        if (isinstance(self.patch_norm, nn.Identity) and self.stem.ends_in_shuffle",
           "        if (self.stem.ends_in_shuffle"),),
-        ("tests/test_gtpt.py::test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interleave",),
+        ("tests/test_gtpt.py::test_the_stem_hands_its_last_stage_to_the_patch_embedding_in_pieces",),
     ),
     Mutant(
-        "gtpt-embed-pair-never-taken", "GTPT's inference copy embeds the stem's two maps on a channels-last batch",
+        "gtpt-embed-pair-never-taken", "GTPT's inference copy embeds the stem's map in pieces on a channels-last batch",
         "src/posetokens/models/gtpt.py",
-        (("and img.dtype == torch.float32 and img.is_contiguous(memory_format=torch.channels_last)):",
-          "and img.dtype == torch.float32 and False):"),),
-        ("tests/test_gtpt.py::test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interleave",),
+        (("                and img.is_contiguous(memory_format=torch.channels_last)):",
+          "                and False):"),),
+        ("tests/test_gtpt.py::test_the_stem_hands_its_last_stage_to_the_patch_embedding_in_pieces",),
     ),
     Mutant(
-        "stem-halves-from-the-down-path", "GTPT-B's stem hands over the two maps of its up path's last block",
+        "stem-halves-from-the-down-path", "GTPT-B's stem hands over its up path's last stage in pieces",
         "src/posetokens/models/backbones/shufflenet.py",
         (("        last = len(self.down) - 1 if not len(self.up_layers) else None",
           "        last = len(self.down) - 1 if True else None"),),
-        ("tests/test_gtpt.py::test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interleave",),
+        ("tests/test_gtpt.py::test_the_stem_hands_its_last_stage_to_the_patch_embedding_in_pieces",),
     ),
     Mutant(
         "swin-mask-cached-while-tracing", "an export leaves no fake tensor in Swin V2's shifted-window mask cache",

@@ -218,35 +218,63 @@ def test_stem_hands_each_block_its_input_halves_as_dense_tensors() -> None:
             assert torch.equal(run_blocks(stem.up_layers[0], up), stem.up_layers[0](up))
 
 
-def test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interleave(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """``PatchEmbed.forward_interleaved(a, b)`` is the embedding of ``concat_shuffle(a, b)`` (float64 reference);
-    a stem called with ``halves=True`` gives the two maps whose interleave is its output, bitwise, through GTPT-T's
-    one stage and GTPT-B's up path; GTPT's inference copy embeds them directly on a channels-last float32 batch, and
-    keeps the plain path for an NCHW or bfloat16 batch, a patch_norm that is not folded, or a stem that does not
-    end in a block."""
-    from posetokens.layers import PatchEmbed, optimize_for_inference
-    from posetokens.models.backbones.shufflenet import ShuffleStemCfg, concat_shuffle
+def test_channel_pieces_hold_a_map_without_building_it() -> None:
+    """``ChannelPieces`` against maps built by hand: the interleave of two maps (channel 2i from the first, 2i + 1
+    from the second, written with torch.stack), a channel range of it with each part narrowed to what is still
+    read, and a gather that copies runs in stored order and says which channel each is; one whole part is handed
+    back without a copy."""
+    from posetokens.layers import ChannelPieces
 
-    pairs: list[int] = []  # calls of the pair path, counted
-    interleaved = PatchEmbed.forward_interleaved
-    monkeypatch.setattr(PatchEmbed, "forward_interleaved",
-                        lambda self, a, b: pairs.append(1) or interleaved(self, a, b))
     torch.manual_seed(0)
     cl = torch.channels_last
-    embed = PatchEmbed(8, (2, 3), 5)
-    a, b = torch.randn(2, 4, 6, 9), torch.randn(2, 4, 6, 9)
-    ref = PatchEmbed(8, (2, 3), 5).double()
+    a, b, c = (torch.randn(2, 8, 3, 4).contiguous(memory_format=cl) for _ in range(3))
+    by_hand = torch.stack((a, b), dim=2).flatten(1, 2)  # channels a0 b0 a1 b1 ... a7 b7
+    ab = ChannelPieces.of(a).interleave(b)
+    assert ab.channels == 16 and ab.order[:4] == (0, 8, 1, 9) and torch.equal(ab.dense(), by_hand)
+    upper = ab.select(8, 16)  # a4 b4 ... a7 b7: a[:, 4:] and b[:, 4:], narrowed
+    assert [tuple(p.shape) for p in upper.parts] == [(2, 4, 3, 4)] * 2 and upper.order == (0, 4, 1, 5, 2, 6, 3, 7)
+    assert torch.equal(upper.dense(), by_hand[:, 8:])
+    three = ab.select(0, 8).interleave(c)  # a0 c0 b0 c1 a1 c2 b1 c3 ...
+    assert torch.equal(three.dense(), torch.stack((by_hand[:, :8], c), dim=2).flatten(1, 2))
+    got, where = three.gather([1, 2, 5, 6])  # c0, b0, c2, b1: b's run first (stored before c), then c's
+    assert where == (2, 6, 1, 5) and torch.equal(got, torch.stack((b[:, 0], b[:, 1], c[:, 0], c[:, 2]), dim=1))
+    part, where = three.gather(range(1, 16, 2))  # all of c, in its own order: c itself, not a copy
+    assert part is c and where == tuple(range(1, 16, 2))
+    whole, rest = three.whole_parts()  # c is read whole; a and b are slices (a[:, :4], b[:, :4])
+    assert len(whole) == 1 and whole[0][0] is c and whole[0][1] == tuple(range(1, 16, 2))
+    assert rest == tuple(range(0, 16, 2))
+    with pytest.raises(ValueError, match="ChannelPieces.interleave: 16 channels against 8"):
+        ab.interleave(c)
+
+
+def test_the_stem_hands_its_last_stage_to_the_patch_embedding_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stem called with ``pieces=True`` returns its map in pieces, equal to its output to float rounding (each
+    block's first convolution reads its input channels in stored order): GTPT-T's one stage and GTPT-B's up path,
+    the model as built and the inference copy. Each block gathers only its branch's half: GTPT-T's map ends as the
+    last block's 64 channels whole plus half of each earlier block's (32, 16) and an eighth of the stride-2 block's
+    two maps (8, 8). ``PatchEmbed.forward_pieces`` is the embedding of the map (float64 reference); GTPT's inference
+    copy takes it on a channels-last float32 batch only, and keeps the plain path for an NCHW or bfloat16 batch, a
+    patch_norm that is not folded, or a stem that does not end in a block."""
+    from posetokens.layers import ChannelPieces, PatchEmbed, optimize_for_inference
+    from posetokens.models.backbones.shufflenet import InvertedResidual, ShuffleStemCfg
+
+    calls: list[int] = []  # calls of the pieces path, counted
+    in_pieces = PatchEmbed.forward_pieces
+    monkeypatch.setattr(PatchEmbed, "forward_pieces", lambda self, x: calls.append(1) or in_pieces(self, x))
+    torch.manual_seed(0)
+    cl = torch.channels_last
+    embed = PatchEmbed(16, (2, 3), 5)
+    ref = PatchEmbed(16, (2, 3), 5).double()
     ref.load_state_dict(embed.state_dict())
-    with torch.no_grad():
-        want = ref(concat_shuffle(a, b).double())  # (2, 3 * 3, 5)
-    for layout in (torch.contiguous_format, cl):
+    a, b, c = (torch.randn(2, 8, 6, 9).contiguous(memory_format=cl) for _ in range(3))
+    for x in (ChannelPieces.of(a).interleave(b), ChannelPieces.of(a).interleave(b).select(0, 8).interleave(c)):
         with torch.no_grad():
-            got = embed.forward_interleaved(a.contiguous(memory_format=layout), b.contiguous(memory_format=layout))
+            want, got = ref(x.dense().double()), embed(x)  # (2, 3 * 3, 5)
         assert got.shape == want.shape and float((got.double() - want).abs().max()) < 1e-5
-    for bad in ((a, b[:, :3]), (a[:, :3], b[:, :3]), (a[..., :4], b[..., :4])):
-        with pytest.raises(ValueError, match=r"PatchEmbed.forward_interleaved: expected two \(B, 4, H, W\) maps"):
-            embed.forward_interleaved(*bad)
+    with pytest.raises(ValueError, match=r"PatchEmbed.forward_pieces: expected a map of 16 channels"):
+        embed(ChannelPieces.of(a))
+    with pytest.raises(ValueError, match="forward_pieces: needs stride 1 and an even channel count"):
+        InvertedResidual(8, 8, 2).forward_pieces(ChannelPieces.of(a))
 
     for name in ("gtpt_t_coco_256x192", "gtpt_b_coco_256x192"):
         model = create_model(name, image_size=(64, 48)).eval()
@@ -261,24 +289,26 @@ def test_the_patch_embedding_reads_the_stems_last_two_maps_without_their_interle
         x = torch.randn(2, 3, 64, 48)
         with torch.no_grad():
             for stem, inp in ((model.stem, x), (fast.stem, x.contiguous(memory_format=cl))):
-                lo, hi = stem(inp, halves=True)
-                assert torch.equal(concat_shuffle(lo, hi), stem(inp))
+                whole, split = stem(inp), stem(inp, pieces=True)
+                assert float((split.dense() - whole).abs().max()) <= 1e-5 * float(whole.abs().max())
+                if name == "gtpt_t_coco_256x192":
+                    assert [p.shape[1] for p in split.parts] == [8, 8, 16, 32, 64]
             want = model.embed(x)
-            pairs.clear()
+            calls.clear()
             for inp in (x, x.contiguous(memory_format=cl)):  # unfolded patch_norm: the plain path in both layouts
                 assert float((model.embed(inp) - want).abs().max()) <= 1e-5 * float(want.abs().max())
             assert float((fast.embed(x) - want).abs().max()) <= 1e-5 * float(want.abs().max())  # NCHW: plain too
             half = copy.deepcopy(fast).to(torch.bfloat16)  # bfloat16: plain
             half.embed(x.to(torch.bfloat16).contiguous(memory_format=cl))
-            assert not pairs
-            got = fast.embed(x.contiguous(memory_format=cl))  # the pair path
-            assert pairs == [1] and float((got - want).abs().max()) <= 1e-5 * float(want.abs().max())
+            assert not calls
+            got = fast.embed(x.contiguous(memory_format=cl))  # the pieces path
+            assert calls == [1] and float((got - want).abs().max()) <= 1e-5 * float(want.abs().max())
     no_blocks = ShuffleStemCfg(stage_channels=(256, 384, 512), up_blocks=0)
     bare = create_model("gtpt_b_coco_256x192", image_size=(64, 48), stem=no_blocks)
     bare_fast = optimize_for_inference(bare.eval())
     assert not bare.stem.ends_in_shuffle and model.stem.ends_in_shuffle
-    with pytest.raises(ValueError, match="halves=True needs a stem that ends in a ShuffleNet block"):
-        bare.stem(x, halves=True)
+    with pytest.raises(ValueError, match="pieces=True needs a stem that ends in a ShuffleNet block"):
+        bare.stem(x, pieces=True)
     with torch.no_grad():  # no block after the last fuse conv: the copy embeds the whole map
         want = bare.embed(x)
         got = bare_fast.embed(x.contiguous(memory_format=cl))

@@ -163,25 +163,28 @@ class FusedConv2d(nn.Conv2d):
         fused.weight, fused.bias, fused.relu = conv.weight, conv.bias, relu
         return fused
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
         """``relu(conv2d(x) [+ residual])`` (or without the ReLU), one oneDNN call where it applies: a residual
-        block's sum and its ReLU run inside the convolution's output pass (oneDNN's binary post-op)."""
+        block's sum and its ReLU run inside the convolution's output pass (oneDNN's binary post-op). ``weight``
+        stands in for the layer's own (a caller that gives it the input channels in another order)."""
+        weight = self.weight if weight is None else weight
         if (_ONEDNN_CONV and x.dim() == 4 and self.padding_mode == "zeros" and not isinstance(self.padding, str)
-                and _onednn_applies(x, self.weight, self.bias)
+                and _onednn_applies(x, weight, self.bias)
                 and (residual is None or (residual.dtype == x.dtype and not residual.requires_grad))):
             bias = None if self.bias is None else self.bias.contiguous()  # oneDNN reads it as contiguous
             conv, knob = torch.ops.mkldnn._convolution_pointwise, "conv"
             geometry = (self.padding, self.stride, self.dilation, self.groups)
             if residual is None:
-                return _in_math(knob, self.math, conv, x, self.weight, bias, *geometry,
+                return _in_math(knob, self.math, conv, x, weight, bias, *geometry,
                                 "relu" if self.relu else "none", [], "")
             if residual_post_op_pays():
-                return _in_math(knob, self.math, conv, x, residual, self.weight, bias, *geometry,
+                return _in_math(knob, self.math, conv, x, residual, weight, bias, *geometry,
                                 "add", 1.0, "relu" if self.relu else None, [], "")
-            y = _in_math(knob, self.math, conv, x, self.weight, bias, *geometry, "none", [], "")
+            y = _in_math(knob, self.math, conv, x, weight, bias, *geometry, "none", [], "")
             y += residual
             return y.relu_() if self.relu else y
-        y = self._conv_forward(x, self.weight, self.bias)
+        y = self._conv_forward(x, weight, self.bias)
         if residual is not None:
             y = y + residual
         return F.relu(y) if self.relu else y

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .channel_pieces import ChannelPieces, take_columns
+
 
 class PatchEmbed(nn.Linear):
     """Embed the non-overlapping ``(ph, pw)`` patches of a (B, C, H, W) map as (B, N, D) tokens, row-major.
@@ -23,11 +25,11 @@ class PatchEmbed(nn.Linear):
         self.in_channels = in_channels
         self.patch_size = (ph, pw)
 
-    def forward(self, feat: Tensor, odd: Tensor | None = None) -> Tensor:  # type: ignore[override]
-        """(B, C, H, W) feature map, H and W multiples of the patch size, to (B, H/ph * W/pw, D) tokens. With ``odd``,
-        the map is the channel interleave of ``feat`` and ``odd`` (:meth:`forward_interleaved`)."""
-        if odd is not None:
-            return self.forward_interleaved(feat, odd)
+    def forward(self, feat: Tensor | ChannelPieces) -> Tensor:  # type: ignore[override]
+        """(B, C, H, W) feature map, H and W multiples of the patch size, to (B, H/ph * W/pw, D) tokens; a map held
+        in pieces goes to :meth:`forward_pieces`."""
+        if isinstance(feat, ChannelPieces):
+            return self.forward_pieces(feat)
         b, c, h, w = feat.shape
         ph, pw = self.patch_size
         if c != self.in_channels or h % ph or w % pw:
@@ -40,21 +42,26 @@ class PatchEmbed(nn.Linear):
         x = feat.reshape(b, c, gh, ph, gw, pw).permute(0, 2, 4, 3, 5, 1).reshape(b, gh * gw, ph * pw * c)
         return F.linear(x, self.weight, self.bias)
 
-    def forward_interleaved(self, a: Tensor, b: Tensor) -> Tensor:
-        """The embedding of the map whose channel ``2i`` is ``a[:, i]`` and ``2i + 1`` is ``b[:, i]`` (a ShuffleNet
-        block's interleave), without building that map: one strided convolution over each of ``a`` and ``b`` with
-        the even and the odd input channels of the weight, summed. The same sums in another order (equal to float
-        rounding in float32). GTPT-S's 256-channel map at batch 32, one thread: 63 ms, against 16 ms of interleave
-        and 75 ms of one convolution (oneDNN ran the two 128-channel convolutions at 77 GMAC/s, the one at 65).
-        ``self(a, b)`` calls it, so module hooks see it."""
-        n, c, h, w = a.shape
+    def forward_pieces(self, x: ChannelPieces) -> Tensor:
+        """The embedding of a map held in pieces (:class:`~posetokens.layers.ChannelPieces`, a ShuffleNet stem's
+        output without its interleaves), without building the map: one strided convolution over each dense part the
+        map reads whole, and one over the other channels gathered in a single copy, each with the weight's input
+        channels in that part's order, summed. The same sums in another order (equal to float rounding in float32).
+        Two whole parts (a block's two maps) is GTPT-S's 256-channel map at batch 32, one thread: 63 ms, against
+        16 ms of interleave and 75 ms of one convolution (oneDNN ran two 128-channel convolutions at 77 GMAC/s, the
+        one at 65). ``self(x)`` calls it, so module hooks see it."""
+        n, _, h, w = x.parts[0].shape
         ph, pw = self.patch_size
-        if b.shape != a.shape or 2 * c != self.in_channels or h % ph or w % pw:
-            raise ValueError(f"PatchEmbed.forward_interleaved: expected two (B, {self.in_channels // 2}, H, W) maps "
-                             f"with H a multiple of {ph} and W of {pw}, got {tuple(a.shape)} and {tuple(b.shape)}")
+        if x.channels != self.in_channels or h % ph or w % pw or any(p.shape[2:] != (h, w) for p in x.parts):
+            raise ValueError(f"PatchEmbed.forward_pieces: expected a map of {self.in_channels} channels with H a "
+                             f"multiple of {ph} and W of {pw}, got {x.channels} channels in parts of shapes "
+                             f"{[tuple(p.shape) for p in x.parts]}")
         weight = self._conv_weight()
-        out = F.conv2d(a, weight[:, 0::2], self.bias, stride=(ph, pw))
-        out = out + F.conv2d(b, weight[:, 1::2], None, stride=(ph, pw))  # (B, D, gh, gw)
+        whole, rest = x.whole_parts()
+        (first, where), *others = whole + ([x.gather(rest)] if rest else [])
+        out = F.conv2d(first, take_columns(weight, where), self.bias, stride=(ph, pw))
+        for part, where in others:
+            out = out + F.conv2d(part, take_columns(weight, where), None, stride=(ph, pw))
         return out.permute(0, 2, 3, 1).reshape(n, (h // ph) * (w // pw), -1)
 
     def _conv_weight(self) -> Tensor:

@@ -319,12 +319,14 @@ class GTPT(nn.Module):
         """Stem and patch embedding: (B, 3, H, W) -> (B, 1 + N, C), human token first, PE added."""
         self._check_input(img)
         b = img.shape[0]
-        # the inference copy (patch_norm folded into the embedding, channels-last, float32) embeds the stem's last
-        # two maps without interleaving them first; an export, and bfloat16 (a rounding after each half), keep the
-        # one convolution. The stem is called, not a method of it, so hooks on it (bf16-backbone) still run
+        # the inference copy (patch_norm folded into the embedding, channels-last, float32) runs the stem's last
+        # stage without its interleaves and embeds the map in pieces; an export, torch.compile and bfloat16 (a
+        # rounding after each part) keep the one map and the one convolution. The stem is called, not a method of
+        # it, so hooks on it (bf16-backbone) still run
         if (isinstance(self.patch_norm, nn.Identity) and self.stem.ends_in_shuffle and not exporting()
-                and img.dtype == torch.float32 and img.is_contiguous(memory_format=torch.channels_last)):
-            x = self.patch_embed(*self.stem(img, halves=True))
+                and not torch.compiler.is_compiling() and img.dtype == torch.float32
+                and img.is_contiguous(memory_format=torch.channels_last)):
+            x = self.patch_embed(self.stem(img, pieces=True))
         else:
             x = self.patch_embed(self.patch_norm(self.stem(img)))
         return torch.cat((self.human_token.expand(b, -1, -1), x + self.pos_embed), dim=1)

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from posetokens.layers.channel_pieces import ChannelPieces, take_columns
 from posetokens.layers.checks import exporting
+from posetokens.layers.fuse import FusedConv2d
 from posetokens.layers.init import init_conv_bn
 
 
@@ -120,12 +122,32 @@ class InvertedResidual(nn.Module):
         """(B, C_in, H, W) -> (B, C_out, H / stride, W / stride)."""
         return concat_shuffle(*self.branches(x))
 
+    def forward_pieces(self, x: ChannelPieces) -> ChannelPieces:
+        """:meth:`forward` on a map held in pieces, returned in pieces: the second half of the channels is gathered
+        in the order it is stored (one copy of half the map) and ``branch2``'s first convolution reads it with its
+        weight columns in that order; the first half and the branch's output are not moved. The same sums in
+        another order (equal to float rounding). Stride 1, an even number of channels."""
+        c = x.channels
+        if self.stride != 1 or c % 2:
+            raise ValueError(f"InvertedResidual.forward_pieces: needs stride 1 and an even channel count, got stride "
+                             f"{self.stride} and {c} channels")
+        h = c // 2
+        x2, where = x.gather(range(h, c))
+        first = self.branch2[0]
+        weight = take_columns(first.weight, [j - h for j in where])
+        if isinstance(first, FusedConv2d):  # the inference copy's conv (folded BatchNorm, its ReLU inside)
+            y = first(x2, weight=weight)
+        else:
+            y = torch.func.functional_call(first, {"weight": weight}, (x2,))
+        for layer in self.branch2[1:]:
+            y = layer(y)
+        return x.select(0, h).interleave(y)
 
-def run_blocks(blocks: nn.Sequential, x: Tensor, halves: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+
+def run_blocks(blocks: nn.Sequential, x: Tensor) -> Tensor:
     """Run ``blocks`` in order, as ``blocks(x)`` does, but hand each :class:`InvertedResidual` that follows another
     the previous block's output as its two channel halves (:func:`shuffle_halves`): the same values, with one
-    copy fewer per block. With ``halves`` and a last block that is an :class:`InvertedResidual`, return its two
-    maps ``(a, b)`` instead of their interleave ``concat_shuffle(a, b)``."""
+    copy fewer per block."""
     pending: tuple[Tensor, Tensor] | None = None  # the last block's two maps, not yet interleaved
     for m in blocks:
         if isinstance(m, InvertedResidual):
@@ -137,9 +159,29 @@ def run_blocks(blocks: nn.Sequential, x: Tensor, halves: bool = False) -> Tensor
             if pending is not None:
                 x, pending = concat_shuffle(*pending), None
             x = m(x)
-    if pending is None:
-        return x
-    return pending if halves else concat_shuffle(*pending)
+    return x if pending is None else concat_shuffle(*pending)
+
+
+def run_blocks_in_pieces(blocks: nn.Sequential, x: Tensor) -> ChannelPieces:
+    """:func:`run_blocks` that returns the output in pieces (:class:`~posetokens.layers.ChannelPieces`): no block
+    interleaves its output; each stride-1 block gathers only the half of the channels its branch reads
+    (:meth:`InvertedResidual.forward_pieces`: half a map copied per block, against the whole map in two halves).
+    Modules that are not blocks, and stride-2 blocks, get the map whole. For a consumer that is linear in the
+    channels (:meth:`~posetokens.layers.PatchEmbed.forward_pieces`); equal to :func:`run_blocks` to float
+    rounding."""
+    state: ChannelPieces | None = None
+    for m in blocks:
+        if isinstance(m, InvertedResidual) and m.stride == 1:
+            state = m.forward_pieces(state if state is not None else ChannelPieces.of(x))
+            continue
+        if state is not None:
+            x, state = state.dense(), None
+        if isinstance(m, InvertedResidual):  # stride 2: two branches over the whole map
+            a, b = m.branches(x)
+            state = ChannelPieces.of(a).interleave(b)
+        else:
+            x = m(x)
+    return state if state is not None else ChannelPieces.of(x)
 
 
 class ShuffleStem(nn.Module):
@@ -175,34 +217,32 @@ class ShuffleStem(nn.Module):
 
     @property
     def ends_in_shuffle(self) -> bool:
-        """Whether the output is the channel interleave of a ShuffleNet block's two maps (``forward(x, halves=True)``
-        can return them): always, except for an up path whose stages have no blocks after their fuse conv."""
+        """Whether the output is the channel interleave of a ShuffleNet block's two maps (what ``forward(x,
+        pieces=True)`` saves): always, except for an up path whose stages have no blocks after their fuse conv."""
         last = self.up_layers[-1] if len(self.up_layers) else self.down[-1]
         return isinstance(last[-1], InvertedResidual)
 
     def _init_weights(self) -> None:
         init_conv_bn(self.modules(), std=0.001)  # official GTPT: convs N(0, 0.001), BN 1 / 0
 
-    def forward(self, x: Tensor, halves: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        """(B, 3, H, W) -> (B, C, H / 4, W / 4); with ``halves`` (and :attr:`ends_in_shuffle`) the last block's two
-        (B, C / 2, H / 4, W / 4) maps ``(a, b)``, whose :func:`concat_shuffle` is that output, for a consumer that
-        reads them without the interleave (:meth:`~posetokens.layers.PatchEmbed.forward_interleaved`)."""
-        if halves and not self.ends_in_shuffle:
-            raise ValueError("ShuffleStem: halves=True needs a stem that ends in a ShuffleNet block (ends_in_shuffle)")
+    def forward(self, x: Tensor, pieces: bool = False) -> Tensor | ChannelPieces:
+        """(B, 3, H, W) -> (B, C, H / 4, W / 4); with ``pieces`` (and :attr:`ends_in_shuffle`) that map's last stage
+        run by :func:`run_blocks_in_pieces` and returned in pieces, for a consumer that reads them without building
+        it (:meth:`~posetokens.layers.PatchEmbed.forward_pieces`)."""
+        if pieces and not self.ends_in_shuffle:
+            raise ValueError("ShuffleStem: pieces=True needs a stem that ends in a ShuffleNet block (ends_in_shuffle)")
         x = self.conv1(x)
         feats: list[Tensor] = []
         last = len(self.down) - 1 if not len(self.up_layers) else None  # the down stage that ends the stem, if one
         for i, stage in enumerate(self.down):
-            out = run_blocks(stage, x, halves=halves and i == last)
-            if isinstance(out, tuple):
-                return out
-            x = out
+            if pieces and i == last:
+                return run_blocks_in_pieces(stage, x)
+            x = run_blocks(stage, x)
             feats.append(x)
         x = feats[-1]
         for j, i in enumerate(reversed(range(len(feats) - 1))):
-            out = run_blocks(self.up_layers[j], torch.cat((feats[i], self.upsample[j](x)), dim=1),
-                             halves=halves and j == len(self.up_layers) - 1)
-            if isinstance(out, tuple):
-                return out
-            x = out
+            inp = torch.cat((feats[i], self.upsample[j](x)), dim=1)
+            if pieces and j == len(self.up_layers) - 1:
+                return run_blocks_in_pieces(self.up_layers[j], inp)
+            x = run_blocks(self.up_layers[j], inp)
         return x
