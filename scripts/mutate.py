@@ -382,6 +382,14 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_gtpt.py::test_the_stem_hands_its_last_stage_to_the_patch_embedding_in_pieces",),
     ),
     Mutant(
+        "gtpt-pieces-under-jit-trace", "GTPT builds the stem's map whole under any tracer (jit.trace included)",
+        "src/posetokens/models/gtpt.py",
+        (("self.stem.ends_in_shuffle and not tracing()", "self.stem.ends_in_shuffle and not exporting()"),
+         ("from posetokens.layers.checks import check_image_batch, require_positive, tracing",
+          "from posetokens.layers.checks import check_image_batch, exporting, require_positive, tracing"),),
+        ("tests/test_gtpt.py::test_the_pieces_path_under_a_tracer_with_gradients_odd_halves_and_a_bfloat16_backbone",),
+    ),
+    Mutant(
         "stem-halves-from-the-down-path", "GTPT-B's stem hands over its up path's last stage in pieces",
         "src/posetokens/models/backbones/shufflenet.py",
         (("        last = len(self.down) - 1 if not len(self.up_layers) else None",

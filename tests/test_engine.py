@@ -324,7 +324,6 @@ def test_every_zoo_model_declares_the_loss_of_its_recipe() -> None:
     assert seen == set(RECIPE_LOSS)
 
 
-
 def test_every_zoo_model_builds_on_the_meta_device() -> None:
     # a model built under ``torch.device("meta")`` allocates nothing (counting, sharded or lazy loading); a
     # constructor that reads a tensor's values on the host (``.tolist()``, ``.item()``) fails there
@@ -334,6 +333,7 @@ def test_every_zoo_model_builds_on_the_meta_device() -> None:
         with torch.device("meta"):
             model = create_model(name)
         assert all(p.is_meta for p in model.parameters()), name
+
 
 def test_trainer_auto_loss_is_the_declared_one_and_a_model_without_one_is_refused() -> None:
     from torch import nn

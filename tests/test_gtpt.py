@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 
 import pytest
 import torch
@@ -313,6 +314,65 @@ def test_the_stem_hands_its_last_stage_to_the_patch_embedding_in_pieces(monkeypa
         want = bare.embed(x)
         got = bare_fast.embed(x.contiguous(memory_format=cl))
         assert float((got - want).abs().max()) <= 1e-5 * float(want.abs().max())
+
+
+def test_the_pieces_path_under_a_tracer_with_gradients_odd_halves_and_a_bfloat16_backbone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pieces path beside what else runs a GTPT: ``torch.jit.trace`` of the inference copy takes the plain path
+    (its shapes are not ints) and gives the eager output; an inference-mode call leaves nothing that breaks a later
+    call with gradients, whose weight gradients equal the plain stem's; a stem whose halves split into odd counts
+    (60 channels: 30, then 15) equals its plain output; the bf16-backbone copy takes the pieces path (its hooks cast
+    each part back to float32) and stays within bfloat16's rounding of the float32 copy."""
+    from posetokens.inference.precision import backbone_in_bfloat16
+    from posetokens.layers import PatchEmbed, optimize_for_inference
+    from posetokens.models.backbones.shufflenet import ShuffleStemCfg
+
+    calls: list[int] = []
+    in_pieces = PatchEmbed.forward_pieces
+    monkeypatch.setattr(PatchEmbed, "forward_pieces", lambda self, x: calls.append(1) or in_pieces(self, x))
+    torch.manual_seed(0)
+    cl = torch.channels_last
+    x = torch.randn(2, 3, 64, 48)
+    xc = x.contiguous(memory_format=cl)
+    model = create_model("gtpt_t_coco_256x192", image_size=(64, 48)).eval()
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.Conv2d):
+            torch.nn.init.normal_(mod.weight, 0, mod.weight[0].numel() ** -0.5)
+    fast = optimize_for_inference(model)
+    with torch.no_grad():
+        eager = fast.embed(xc)
+        assert calls == [1]
+        with warnings.catch_warnings():  # jit.trace is deprecated; what it sees is what an old exporter sees
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace_module(fast, {"embed": (xc,)}, check_trace=False)
+        assert float((traced.embed(xc) - eager).abs().max()) <= 1e-5 * float(eager.abs().max())
+    assert calls == [1]  # the trace ran the plain path
+
+    with torch.inference_mode():
+        model.stem(xc, pieces=True)
+    grads = []
+    for pieces in (True, False):
+        model.zero_grad()
+        out = model.stem(xc, pieces=True).dense() if pieces else model.stem(xc)
+        (out * torch.linspace(-1, 1, out.shape[1])[:, None, None]).sum().backward()
+        grads.append([p.grad.clone() for p in model.stem.parameters()])
+    for g_pieces, g_plain in zip(*grads):
+        assert float((g_pieces - g_plain).abs().max()) <= 1e-4 * float(g_plain.abs().max()) + 1e-12
+
+    odd = create_model("gtpt_t_coco_256x192", image_size=(64, 48), stem=ShuffleStemCfg(stage_channels=(60,))).eval()
+    with torch.no_grad():
+        whole, split = odd.stem(xc), odd.stem(xc, pieces=True)
+    # the last block's 30 whole; of the earlier ones, what survives halving the first half: 15 of b2, 7 of b1
+    # (channels 0-14 of an interleave whose even channels come first: 8 + 7), and 4 of each stride-2 map
+    assert [p.shape[1] for p in split.parts] == [4, 4, 7, 15, 30]
+    assert float((split.dense() - whole).abs().max()) <= 1e-5 * float(whole.abs().max())
+
+    half = backbone_in_bfloat16(fast)
+    calls.clear()
+    with torch.no_grad():
+        got = half.embed(xc)
+    assert calls == [1] and got.dtype == torch.float32
+    assert float((got - eager).abs().max()) <= 2e-2 * float(eager.abs().max())
 
 
 def test_bad_inputs() -> None:

@@ -90,7 +90,6 @@ def test_flops_cli_matches_paper(name: str, params_m: float, gflops: float, caps
     assert abs(row["paper_gflops"] - gflops) <= 0.005, row
 
 
-
 @pytest.mark.parametrize("name", ["mhformer_h36m_351", "tpc_mhformer_h36m_351"])
 def test_builds_on_the_meta_device_with_the_paper_parameter_count(name: str) -> None:
     # a meta build (no storage: counting, sharded or lazy loading) ran a host-side linspace(...).tolist() and failed
@@ -100,6 +99,7 @@ def test_builds_on_the_meta_device_with_the_paper_parameter_count(name: str) -> 
         model = posetokens.create_model(name)
     assert next(model.parameters()).is_meta
     assert abs(count_params(model) / 1e6 - 31.52) <= 0.005  # shared/specs/hot.md section 0, as above
+
 
 # --------------------------------------------------------------------------------- model semantics
 @pytest.mark.parametrize(

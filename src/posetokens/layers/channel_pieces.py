@@ -84,14 +84,11 @@ def _whole_plan(sizes: tuple[int, ...], order: tuple[int, ...], dense: tuple[boo
     return tuple(whole), tuple(sorted(rest))
 
 
-@functools.lru_cache(maxsize=256)
-def _index(where: tuple[int, ...], device: torch.device) -> Tensor:
-    return torch.tensor(where, dtype=torch.long, device=device)
-
-
 def take_columns(weight: Tensor, where: Sequence[int]) -> Tensor:
-    """``weight[:, where]``: a consumer's input channels (dim 1) in the order :meth:`ChannelPieces.gather` gives."""
-    return weight.index_select(1, _index(tuple(where), weight.device))
+    """``weight[:, where]``: a consumer's input channels (dim 1) in the order :meth:`ChannelPieces.gather` gives.
+    The index is built at each call (a few microseconds): a cached tensor would outlive an inference-mode call or
+    a tracer's fake tensors."""
+    return weight.index_select(1, torch.tensor(where, dtype=torch.long, device=weight.device))
 
 
 class ChannelPieces(NamedTuple):
@@ -99,7 +96,8 @@ class ChannelPieces(NamedTuple):
 
     The parts are (B, C_i, H, W) tensors or channel slices of them; ``order`` is a tuple of ints fixed by the
     architecture. A named tuple, so code that maps over a module's outputs (a dtype cast in a hook) maps over the
-    parts and keeps the order.
+    parts and keeps the order; it is therefore also a tuple (``isinstance(x, tuple)``, unpacking, ``len``).
+    Eager only: under a tracer the map is built whole (GTPT checks ``layers.checks.tracing``).
     """
 
     parts: tuple[Tensor, ...]
@@ -149,7 +147,7 @@ class ChannelPieces(NamedTuple):
         return [(self.parts[i], where) for i, where in whole], rest
 
     def _sizes(self) -> tuple[int, ...]:
-        return tuple(p.shape[1] for p in self.parts)
+        return tuple(int(p.shape[1]) for p in self.parts)  # ints: the plans are cached by them
 
     def dense(self) -> Tensor:
         """The map itself, (B, C, H, W) (for checks, and for a consumer that needs it whole)."""

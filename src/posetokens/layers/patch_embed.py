@@ -52,7 +52,8 @@ class PatchEmbed(nn.Linear):
         one at 65). ``self(x)`` calls it, so module hooks see it."""
         n, _, h, w = x.parts[0].shape
         ph, pw = self.patch_size
-        if x.channels != self.in_channels or h % ph or w % pw or any(p.shape[2:] != (h, w) for p in x.parts):
+        if x.channels != self.in_channels or h % ph or w % pw or any(p.shape[0] != n or p.shape[2:] != (h, w)
+                                                                    for p in x.parts):
             raise ValueError(f"PatchEmbed.forward_pieces: expected a map of {self.in_channels} channels with H a "
                              f"multiple of {ph} and W of {pw}, got {x.channels} channels in parts of shapes "
                              f"{[tuple(p.shape) for p in x.parts]}")

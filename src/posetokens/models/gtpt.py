@@ -30,7 +30,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from posetokens.layers.checks import check_image_batch, exporting, require_positive
+from posetokens.layers.checks import check_image_batch, require_positive, tracing
 from posetokens.layers import (
     Block,
     PatchEmbed,
@@ -319,12 +319,13 @@ class GTPT(nn.Module):
         """Stem and patch embedding: (B, 3, H, W) -> (B, 1 + N, C), human token first, PE added."""
         self._check_input(img)
         b = img.shape[0]
-        # the inference copy (patch_norm folded into the embedding, channels-last, float32) runs the stem's last
-        # stage without its interleaves and embeds the map in pieces; an export, torch.compile and bfloat16 (a
-        # rounding after each part) keep the one map and the one convolution. The stem is called, not a method of
-        # it, so hooks on it (bf16-backbone) still run
-        if (isinstance(self.patch_norm, nn.Identity) and self.stem.ends_in_shuffle and not exporting()
-                and not torch.compiler.is_compiling() and img.dtype == torch.float32
+        # the inference copy (patch_norm folded into the embedding, channels-last, float32 images) runs the stem's
+        # last stage without its interleaves and embeds the map in pieces (a ChannelPieces: hooks on the stem see
+        # that, not a tensor). A tracer (export, torch.compile, jit.trace) and a copy in bfloat16 (a rounding after
+        # each part) keep the one map and the one convolution. The stem is called, not a method of it, so hooks on
+        # it still run: bf16-backbone's cast its input to bfloat16 and each part of its output back to float32
+        if (isinstance(self.patch_norm, nn.Identity) and self.stem.ends_in_shuffle and not tracing()
+                and img.dtype == torch.float32
                 and img.is_contiguous(memory_format=torch.channels_last)):
             x = self.patch_embed(self.stem(img, pieces=True))
         else:

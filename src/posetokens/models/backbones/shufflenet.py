@@ -228,7 +228,9 @@ class ShuffleStem(nn.Module):
     def forward(self, x: Tensor, pieces: bool = False) -> Tensor | ChannelPieces:
         """(B, 3, H, W) -> (B, C, H / 4, W / 4); with ``pieces`` (and :attr:`ends_in_shuffle`) that map's last stage
         run by :func:`run_blocks_in_pieces` and returned in pieces, for a consumer that reads them without building
-        it (:meth:`~posetokens.layers.PatchEmbed.forward_pieces`)."""
+        it (:meth:`~posetokens.layers.PatchEmbed.forward_pieces`). A forward hook on the stem then sees a
+        :class:`~posetokens.layers.ChannelPieces`, and hooks on that stage's ``branch2`` Sequentials do not run
+        (their layers are called one by one). Eager only."""
         if pieces and not self.ends_in_shuffle:
             raise ValueError("ShuffleStem: pieces=True needs a stem that ends in a ShuffleNet block (ends_in_shuffle)")
         x = self.conv1(x)
