@@ -319,13 +319,14 @@ class GTPT(nn.Module):
         """Stem and patch embedding: (B, 3, H, W) -> (B, 1 + N, C), human token first, PE added."""
         self._check_input(img)
         b = img.shape[0]
-        # the inference copy (patch_norm folded into the embedding, channels-last, float32 images) runs the stem's
-        # last stage without its interleaves and embeds the map in pieces (a ChannelPieces: hooks on the stem see
-        # that, not a tensor). A tracer (export, torch.compile, jit.trace) and a copy in bfloat16 (a rounding after
-        # each part) keep the one map and the one convolution. The stem is called, not a method of it, so hooks on
-        # it still run: bf16-backbone's cast its input to bfloat16 and each part of its output back to float32
+        # the inference copy (patch_norm folded into the embedding, channels-last, float32 images on the CPU, where
+        # it was measured) runs the stem's last stage without its interleaves and embeds the map in pieces (a
+        # ChannelPieces: hooks on the stem see that, not a tensor). A tracer (export, torch.compile, jit.trace) and
+        # a copy in bfloat16 (a rounding after each part) keep the one map and the one convolution. The stem is
+        # called, not a method of it, so hooks on it still run: bf16-backbone's cast its input to bfloat16 and each
+        # part of its output back to float32
         if (isinstance(self.patch_norm, nn.Identity) and self.stem.ends_in_shuffle and not tracing()
-                and img.dtype == torch.float32
+                and img.dtype == torch.float32 and img.device.type == "cpu"
                 and img.is_contiguous(memory_format=torch.channels_last)):
             x = self.patch_embed(self.stem(img, pieces=True))
         else:
