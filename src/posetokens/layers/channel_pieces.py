@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -20,10 +21,8 @@ from torch import Tensor
 
 
 def _starts(sizes: tuple[int, ...]) -> list[int]:
-    starts = [0]
-    for s in sizes:
-        starts.append(starts[-1] + s)
-    return starts
+    """Where each part begins in ``cat(parts, 1)``, and the total at the end."""
+    return list(itertools.accumulate(sizes, initial=0))
 
 
 # The plans below are integers only, fixed by the architecture and not by the data, so each is computed once per
@@ -152,7 +151,4 @@ class ChannelPieces(NamedTuple):
     def dense(self) -> Tensor:
         """The map itself, (B, C, H, W) (for checks, and for a consumer that needs it whole)."""
         x, where = self.gather()
-        inverse = [0] * len(where)
-        for k, j in enumerate(where):
-            inverse[j] = k
-        return x.index_select(1, torch.tensor(inverse, device=x.device))
+        return x.index_select(1, torch.tensor(where, device=x.device).argsort())  # logical channel j at its place
