@@ -76,7 +76,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from throughput import append_report, cpu_name, report_path, setup_allocator
+from throughput import append_report, cpu_name, report_path, rotated, setup_allocator
 from torch import nn
 
 import posetokens
@@ -547,7 +547,7 @@ def bench(cases: list[Case], rounds: int) -> tuple[dict[str, float], dict[tuple[
             if not gaps[c.label] <= c.tol:
                 raise RuntimeError(f"{c.label}: official and our outputs differ by {gaps[c.label]:.2e} (> {c.tol:g})")
         for r in range(rounds):
-            for key, fn in runs[r % len(runs):] + runs[: r % len(runs)]:
+            for key, fn in rotated(runs, r):
                 t0 = time.thread_time()
                 fn()
                 samples[key].append(time.thread_time() - t0)

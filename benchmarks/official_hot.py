@@ -42,7 +42,7 @@ import types
 from pathlib import Path
 
 import torch
-from throughput import append_report, cpu_name, report_path, setup_allocator
+from throughput import append_report, cpu_name, report_path, rotated, setup_allocator
 from torch import nn
 
 import posetokens
@@ -158,7 +158,7 @@ def bench(repo: Path, pair: str, batch: int, rounds: int) -> dict:
                 raise RuntimeError(f"{name}: official and our outputs differ by {diffs[name]:.2e} (> {TOLERANCE:g})")
         order = list(models.items())
         for r in range(rounds):
-            for key, m in order[r % len(order):] + order[: r % len(order)]:
+            for key, m in rotated(order, r):
                 c0 = time.thread_time()
                 m(x)
                 samples[key].append(time.thread_time() - c0)

@@ -5,6 +5,8 @@
     python benchmarks/throughput.py --pairs hot_mixste hot_motionbert --batches 1 8   # frames/s of HoT
     python benchmarks/throughput.py --pairs hot_motionagformer --batches 1 --rounds 5   # HoT w. MotionAGFormer-B
     python benchmarks/throughput.py --pairs gtpt_coco gtpt_wholebody --variants optimized   # GTPT (issue 7)
+    python benchmarks/throughput.py --pairs l_d6 s_mpii --batches 32 --variants optimized   # the other PPT twins
+    python benchmarks/throughput.py --pairs multiview tpc_mixste tpc_mhformer --batches 8 --variants optimized
 
 A group is a reference model and the models compared with it (``PAIRS``; a model is a zoo name, or a name
 with config overrides such as GTPT with every keep rate 1). Models of one family share one set of random
@@ -36,7 +38,8 @@ unmapping every buffer over 32 MiB), the setting the library's train/test/infer 
 ``--system-malloc`` to time glibc's defaults instead.
 
 Timing: the host may be shared, so the robust figure is the CPU time of the calling thread with a fixed
-number of intra-op threads (default 1), the median over interleaved rounds (every variant once per round).
+number of intra-op threads (default 1), the median over interleaved rounds (every model and variant once per
+round, the order rotated by one each round, so that no model always runs right after the same other one).
 Wall-clock medians are reported beside it. Speed claims are ratios inside one run. Each speed-up is set beside
 the pair's true-MAC ratio (``engine.flops.true_macs``, attention included, counted at batch 1), and beside the
 middle half of its per-round speed-ups (the reference's time over the model's in the same round): where that range
@@ -73,6 +76,11 @@ PAIRS: dict[str, tuple] = {  # reference first, then the models compared with it
     "hot_mixste": ("mixste_h36m_243", "hot_mixste_h36m_243"),
     "hot_motionbert": ("motionbert_h36m_243", "hot_motionbert_h36m_243"),
     "hot_motionagformer": ("motionagformer_b_h36m_243", "hot_motionagformer_b_h36m_243"),
+    "tpc_mixste": ("mixste_h36m_243", "tpc_mixste_h36m_243"),  # HoT's pruning-only (seq2frame) variants
+    "tpc_mhformer": ("mhformer_h36m_351", "tpc_mhformer_h36m_351"),
+    "l_d6": ("tokenpose_l_d6_coco_256x192", "ppt_l_d6_coco_256x192"),
+    "s_mpii": ("tokenpose_s_mpii_256x256", "ppt_s_mpii_256x256"),
+    "multiview": ("tokenpose_multiview_h36m_256x256", "ppt_multiview_h36m_256x256"),  # a batch item: 4 views, rays
     "gtpt_coco": ("tokenpose_s_coco_256x192", "ppt_s_coco_256x192", "gtpt_t_coco_256x192", "gtpt_s_coco_256x192",
                   "gtpt_b_coco_256x192"),
     "gtpt_t": (("gtpt_t_coco_256x192", _NO_PRUNING), "gtpt_t_coco_256x192"),  # GTPT-T over its unpruned twin
@@ -105,6 +113,7 @@ VARIANTS = ("eager", "optimized", "explicit-attn", "optimized-bf16", "optimized-
 DEFAULT_VARIANTS = VARIANTS[:3]
 VIDEO_VARIANTS = ("eager", "optimized", "explicit-attn")  # optimized: what `lift` runs (fused Linear layers)
 IMAGE_ONLY = ("optimized-bf16", "onnxruntime", "after-backbone")
+MULTI_INPUT_SKIP = ("optimized-bf16", "onnxruntime")  # not written for a model of several inputs (multi-view)
 
 
 class _Replay(torch.nn.Module):
@@ -224,11 +233,19 @@ def append_report(text: str, out: Path) -> None:
                          f"and kept in {keep}") from None
 
 
-def time_once(model: torch.nn.Module, x: torch.Tensor, variant: str) -> tuple[float, float]:
-    """(thread CPU seconds, wall seconds) of one forward pass."""
+def rotated(items: list, r: int) -> list:
+    """``items`` rotated left by ``r`` (modulo its length): round ``r``'s order, so that each item in turn runs first
+    and none always follows the same other one (a heavy model before a light one can slow it: caches, clocks)."""
+    k = r % len(items) if items else 0
+    return items[k:] + items[:k]
+
+
+def time_once(model: torch.nn.Module, x: torch.Tensor | tuple[torch.Tensor, ...], variant: str) -> tuple[float, float]:
+    """(thread CPU seconds, wall seconds) of one forward pass on ``x`` (a tuple: the model's several inputs)."""
+    inputs = x if isinstance(x, tuple) else (x,)
     with torch.inference_mode(), use_fused_attn(variant != "explicit-attn"):
         c0, w0 = time.thread_time(), time.perf_counter()
-        model(x)
+        model(*inputs)
         return time.thread_time() - c0, time.perf_counter() - w0
 
 
@@ -249,17 +266,20 @@ def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) ->
                 pass
         built[_label(entry)] = m
     base = next(iter(built.values()))
-    video = not hasattr(base, "input_size")
+    video = base.task == "lifting"
     default = VIDEO_VARIANTS if video else DEFAULT_VARIANTS
     skipped: list[str] = []
     variants = tuple(v for v in (VARIANTS if only else default) if not only or v in only)
     if video and any(v in IMAGE_ONLY for v in variants):
         skipped += [f"{v} for pair {key}: image models only" for v in variants if v in IMAGE_ONLY]
         variants = tuple(v for v in variants if v not in IMAGE_ONLY)
-    (x,) = base.dummy_inputs(batch)
-    x_cl = x if video else x.contiguous(memory_format=torch.channels_last)
+    x, *extra = base.dummy_inputs(batch)  # a multi-view model also takes its camera rays
+    if extra and any(v in MULTI_INPUT_SKIP for v in variants):
+        skipped += [f"{v} for pair {key}: single-input models only" for v in variants if v in MULTI_INPUT_SKIP]
+        variants = tuple(v for v in variants if v not in MULTI_INPUT_SKIP)
+    x_cl = x if video or x.dim() != 4 else x.contiguous(memory_format=torch.channels_last)
     if "after-backbone" in variants:  # every model must call its declared backbone exactly once per forward
-        counts = {name: len(_backbone_calls(m, (x_cl[:1],))) for name, m in built.items()}
+        counts = {name: len(_backbone_calls(m, (x_cl[:1], *(t[:1] for t in extra)))) for name, m in built.items()}
         if any(n != 1 for n in counts.values()):
             skipped.append(f"after-backbone for pair {key}: it needs every model to call a declared image backbone "
                            f"once per forward pass; calls: {counts}")
@@ -275,21 +295,21 @@ def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) ->
         if v == "optimized-bf16-gemm":
             return gemm_in_bfloat16(fast)
         if v == "after-backbone":  # the backbone's output on this batch, replayed at every call
-            ((_, feat),) = _backbone_calls(fast, (x_cl,))
+            ((_, feat),) = _backbone_calls(fast, (x_cl, *extra))
             attr = image_backbone(fast)
             setattr(fast, attr, _Replay(feat, getattr(fast, attr)))
         return fast.to(torch.bfloat16) if v == "optimized-bf16" else fast
 
     models = {(name, v): prepare(m, v) for name, m in built.items() for v in variants}
     per_item = base.cfg.num_frames if video else 1
-    xs = {v: (x_cl if v != "eager" else x) for v in variants}
+    xs = {v: (x_cl if v != "eager" else x, *extra) for v in variants}
     if "optimized-bf16" in xs:
-        xs["optimized-bf16"] = xs["optimized-bf16"].to(torch.bfloat16)
+        xs["optimized-bf16"] = tuple(t.to(torch.bfloat16) for t in xs["optimized-bf16"])
     for (name, v), m in models.items():  # warm-up
         time_once(m, xs[v], v)
     samples: dict[tuple[str, str], list[tuple[float, float]]] = {k: [] for k in models}
-    for _ in range(rounds):
-        for (name, v), m in models.items():
+    for r in range(rounds):
+        for (name, v), m in rotated(list(models.items()), r):
             samples[(name, v)].append(time_once(m, xs[v], v))
     rows = []
     for (name, v), s in samples.items():
@@ -298,7 +318,7 @@ def bench_pair(key: str, batch: int, rounds: int, only: tuple[str, ...] = ()) ->
         whole, backbone = macs[name]
         rows.append({"pair": key, "model": name, "variant": v, "batch": batch, "cpu_s": cpu, "wall_s": wall,
                      "cpu_rounds": [t[0] for t in s],
-                     "img_s": batch * per_item / cpu, "unit": "frames/s" if video else "img/s",
+                     "img_s": batch * per_item / cpu, "unit": "frames/s" if video else "samples/s" if extra else "img/s",
                      "macs": whole - backbone if v == "after-backbone" else whole})
     return rows, skipped
 

@@ -126,6 +126,12 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_pruning_stages.py::test_pairwise_distances_rows_do_not_depend_on_the_gemm_rounding"),
     ),
     Mutant(
+        "cluster-keys-trusted", "the cluster's key groups are checked bit for bit: two different tokens never merge",
+        "src/posetokens/layers/pruning.py",
+        (("        if not dup.numel() or bool((bits[dup] == bits[first[dup]]).all()):\n", "        if True:\n"),),
+        ("tests/test_pruning_stages.py::test_identical_tokens_are_found_exactly_when_two_different_tokens_share_a_key",),
+    ),
+    Mutant(
         "patch-norm-fold-drops-shift", "GTPT's inference copy folds patch_norm's shift into the embedding's bias",
         "src/posetokens/layers/patch_embed.py",
         (("            bias = weight.double().sum((1, 2)) @ shift.double()\n",

@@ -148,3 +148,28 @@ def test_throughput_reports_the_middle_half_of_the_per_round_speed_ups(monkeypat
             for m, t, macs in (("tokenpose_s_coco_256x192", ref, 5), ("ppt_s_coco_256x192", model, 4))]
     line = next(x for x in report(rows, 1, {32: 5}).splitlines() if x.startswith("| ppt_s_coco_256x192 / "))
     assert line == "| ppt_s_coco_256x192 / tokenpose_s_coco_256x192 | 32 | optimized | 4.00x | 2.00-4.00x | 1.25 | — |"
+
+
+def test_throughput_rotates_the_order_of_its_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every model and variant runs once a round, and round r starts r places further along (hand-written
+    rotations), so that no model always runs right after the same other one."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    sys.modules.pop("throughput", None)
+    import throughput
+
+    assert throughput.rotated([1, 2, 3], 0) == [1, 2, 3]
+    assert throughput.rotated([1, 2, 3], 1) == [2, 3, 1]
+    assert throughput.rotated([1, 2, 3], 5) == [3, 1, 2]
+    assert throughput.rotated([], 2) == []
+    calls: list[tuple[int, str]] = []
+
+    def fake_time(model, x, variant):  # records the order instead of timing
+        calls.append((id(model), variant))
+        return 1.0, 1.0
+
+    monkeypatch.setattr(throughput, "time_once", fake_time)
+    rows, skipped = throughput.bench_pair("gtpt_t", 1, rounds=4, only=("eager", "optimized"))
+    assert not skipped and len(rows) == 4
+    warm, timed = calls[:4], calls[4:]
+    rounds = [timed[i:i + 4] for i in range(0, 16, 4)]
+    assert rounds == [warm[r:] + warm[:r] for r in range(4)]

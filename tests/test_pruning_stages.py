@@ -237,10 +237,9 @@ class _Cluster(nn.Module):
 
 def test_true_macs_count_the_clusters_pairwise_distances() -> None:
     """HoT's deterministic DPC-kNN: a Gram matrix, one multiply-accumulate per pair of tokens and feature
-    (B * N * N * C), and four exact keys per token over the 2 C 16-bit pieces of its float32 values
-    (B * N * 2C * 4), by hand."""
+    (B * N * N * C), by hand; finding identical tokens is a sort of their bits, no multiply-accumulate."""
     b, n, c = 2, 10, 6
-    assert true_macs(_Cluster(), (torch.randn(b, n, c),)) == b * n * n * c + b * n * 2 * c * 4
+    assert true_macs(_Cluster(), (torch.randn(b, n, c),)) == b * n * n * c
 
 
 def test_pairwise_distances_give_identical_tokens_identical_rows() -> None:
@@ -264,6 +263,10 @@ def test_pairwise_distances_give_identical_tokens_identical_rows() -> None:
     y[0, 2, 1] = torch.nextafter(torch.tensor(0.0), torch.tensor(1.0))
     y[0, 3] = y[0, 2]
     assert _identical_first(y).tolist() == _identical_first(y.double()).tolist() == [[0, 0, 2, 2]]
+    # across a batch: each item's own first copy; a token equal to one of another item is not its copy
+    z = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [1.0, 2.0]], [[3.0, 4.0], [5.0, 6.0], [3.0, 4.0]]])
+    assert _identical_first(z).tolist() == [[0, 1, 0], [0, 1, 0]]
+    assert _identical_first(z.mT.contiguous().mT).tolist() == [[0, 1, 0], [0, 1, 0]]  # any layout
 
 
 def test_pairwise_distances_rows_do_not_depend_on_the_gemm_rounding(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -293,6 +296,28 @@ def test_pairwise_distances_rows_do_not_depend_on_the_gemm_rounding(monkeypatch:
     assert bool((d[:, range(0, 80, 2), range(1, 81, 2)] == 0).all())
 
 
+def test_identical_tokens_are_found_exactly_when_two_different_tokens_share_a_key() -> None:
+    """The keys group candidates; the bits decide. Token 1 differs from token 0 in two channels, built by hand so
+    that both get the same key (bits + w[1] in channel 0, - w[0] in channel 1); token 2 is token 0 again. Token 1
+    must stay its own first copy, and token 2 must still find token 0."""
+    from posetokens.layers.pruning import _identical_first, _key_weights, pairwise_distances
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 3, 8, generator=g) + 4.0  # normal floats far from 0: a few units of their bits stay finite
+    w = _key_weights(8).long()
+    bits = x.view(torch.int32)
+    bits[0, 1] = bits[0, 0]
+    bits[0, 1, 0] += w[1]
+    bits[0, 1, 1] -= w[0]
+    bits[0, 2] = bits[0, 0]
+    keys = x.view(torch.int32)[0].double() @ _key_weights(8)
+    assert keys[0] == keys[1] and not torch.equal(x[0, 0], x[0, 1])  # a collision, as built
+    assert _identical_first(x).tolist() == [[0, 1, 0]]
+    d = pairwise_distances(x)
+    assert d[0, 0, 1] > 0 and d[0, 0, 2] == 0 and torch.equal(d[0, 0], d[0, 2])
+    assert _key_weights(2**21) is not None and _key_weights(2**21 + 1) is None  # wider: rows of bits at once
+
+
 def test_pairwise_distances_edge_inputs() -> None:
     """Near-duplicates, other dtypes and layouts, tokens too wide for the keys, and no autograd."""
     from posetokens.layers import dpc_knn_score
@@ -312,11 +337,16 @@ def test_pairwise_distances_edge_inputs() -> None:
     yt = y.mT.contiguous().mT  # same values, last dim not stride 1
     assert torch.equal(pairwise_distances(yt), pairwise_distances(y))
     assert torch.equal(dpc_knn_score(yt.bfloat16()), dpc_knn_score(y.bfloat16().contiguous()))
-    # over 65535 float32 channels the keys would not be exact: the summed squared differences instead
-    w = torch.randn(1, 3, 2**16, generator=g)
-    w[0, 2] = w[0, 0]
+    # wide tokens are compared exactly too (bits, not keys); tokens that differ in one bit of one channel of 65536
+    w = torch.randn(1, 4, 2**16, generator=g)
+    w[0, 2], w[0, 3] = w[0, 0], w[0, 0]
+    w[0, 3, -1] = torch.nextafter(w[0, 3, -1], torch.tensor(float("inf")))
+    assert _identical_first(w).tolist() == [[0, 1, 0, 3]]
     exact = torch.cdist(w.double(), w.double(), compute_mode="donot_use_mm_for_euclid_dist")
-    assert torch.equal(pairwise_distances(w), exact)
+    d = pairwise_distances(w)
+    sq = w.double().square().sum(-1).max()  # a dot product of C terms rounds by at most C * eps * |a| |b|
+    torch.testing.assert_close(d.square(), exact.square(), rtol=0, atol=w.shape[-1] * 2.0**-52 * float(sq))
+    assert torch.equal(d[0, 0], d[0, 2]) and d[0, 0, 2] == 0 and torch.equal(d, d.mT)
     # a score for a discrete choice: no graph, so no NaN gradient from the zero self-distances
     z = torch.randn(2, 9, 16, generator=g, requires_grad=True)
     assert not dpc_knn_score(z).requires_grad

@@ -156,34 +156,50 @@ def gather_group_tokens(x: Tensor, idx: Tensor) -> Tensor:
 # (token recovering attention, or nearest / linear interpolation along time).
 
 
-_MAX_PIECES = 2**17 - 2  # 16-bit pieces per token whose weighted sum stays below 2**53 (weights < 2**20)
+def _first_of_groups(item: Tensor, label: Tensor, pos: Tensor) -> Tensor:
+    """For flat tokens ``pos`` of batch items ``item`` with labels ``label`` (all (B * N,) integers), the flat
+    index of the first token of the same item with the same label."""
+    _, group = torch.unique(item * pos.numel() + label, return_inverse=True)  # (item, label) -> id < B * N
+    first = torch.full_like(pos, pos.numel()).scatter_reduce_(0, group, pos, "amin")
+    return first[group]
 
 
-def _key_pieces(x: Tensor) -> int:
-    """How many 16-bit pieces :func:`_identical_first` cuts one token of ``x`` into."""
-    return x.shape[-1] * (2 if x.dtype == torch.float32 else 4)
+def _key_weights(m: int) -> Tensor | None:
+    """The fixed integer weights (m,) of :func:`_identical_first`'s keys over ``m`` 32-bit integers: small
+    enough that every sum of products stays an exact float64 integer (below 2**52), whatever the order; None
+    when ``m`` is too wide for any (over 2**21)."""
+    if m > 2**21:
+        return None
+    top = 2 ** max(0, 52 - 31 - max(m - 1, 1).bit_length())  # m * 2**31 * top <= 2**52
+    return torch.randint(1, top + 1, (m,), generator=torch.Generator().manual_seed(20240617)).to(torch.float64)
 
 
 def _identical_first(x: Tensor) -> Tensor:
     """For each token of ``x`` (B, N, C), the index (B, N) of its first bitwise-equal copy (-0.0 equals 0.0).
 
-    Tokens are compared by four exact integer keys: the bits of each value (float32 as they are, other dtypes
-    as float64) are cut into 16-bit pieces and the pieces are summed with fixed integer weights below 2**20.
-    Every product and partial sum stays below 2**53, so the float64 GEMV is exact whatever its summation
-    order (at most ``_MAX_PIECES`` pieces). Two distinct tokens of natural data share all four keys with
-    probability about 2**-80 (the weights are fixed, so a collision can be constructed on purpose).
+    Tokens are compared by their bits (float32 as they are, other dtypes as float64), exactly. Each token gets
+    an exact integer key (its bits as 32-bit integers times fixed small integer weights, summed in float64 below
+    2**53, so in any order), tokens with equal keys are grouped by a sort (no (B, N, N) comparisons), and each
+    token that would take an earlier copy is checked against it bit for bit. Should two different tokens share a
+    key, the grouping falls back to sorting the rows of bits themselves (``torch.unique`` over rows: exact, but
+    three times slower on TPC-MHFormer's 8 x 351 tokens of 1536 channels).
     """
-    x = ((x if x.dtype == torch.float32 else x.double()) + 0.0).contiguous()
-    bits = x.view(torch.int32)  # (B, N, C) or (B, N, 2C): float64 as two halves
-    m = 2 * bits.shape[-1]
-    pieces = torch.cat((bits >> 16 & 0xFFFF, bits & 0xFFFF), dim=-1).to(torch.float64)  # (B, N, m), < 2**16
-    gen = torch.Generator().manual_seed(20240617)
-    weights = torch.randint(1, 2**20, (m, 4), generator=gen).to(x.device, torch.float64)
-    keys = (pieces @ weights).mT  # (B, 4, N), exact integers
-    same = keys[:, 0, :, None] == keys[:, 0, None, :]  # (B, N, N)
-    for j in range(1, 4):
-        same &= keys[:, j, :, None] == keys[:, j, None, :]
-    return same.to(torch.uint8).argmax(dim=-1)  # the first True: the earliest copy (itself if none before)
+    b, n, _ = x.shape
+    if x.is_meta:  # shapes only (the FLOP counters): no values, so every token is its own first copy
+        return torch.arange(n, device=x.device).expand(b, n)
+    v = (x if x.dtype == torch.float32 else x.double()) + 0.0  # + 0.0 turns -0.0 into 0.0
+    bits = v.contiguous().view(torch.int32).flatten(0, 1)  # (B * N, m): float64 as two 32-bit halves
+    pos = torch.arange(b * n, device=x.device)
+    item = pos.div(n, rounding_mode="floor")
+    weights = _key_weights(bits.shape[1])
+    if weights is not None:
+        key = bits.to(torch.float64) @ weights.to(x.device)
+        first = _first_of_groups(item, torch.unique(key, return_inverse=True)[1], pos)
+        dup = (first != pos).nonzero().squeeze(1)
+        if not dup.numel() or bool((bits[dup] == bits[first[dup]]).all()):
+            return (first - item * n).view(b, n)
+    _, row = torch.unique(bits, dim=0, return_inverse=True)  # two different tokens shared a key: rows of bits
+    return (_first_of_groups(item, row, pos) - item * n).view(b, n)
 
 
 def pairwise_distances(x: Tensor) -> Tensor:
@@ -192,10 +208,10 @@ def pairwise_distances(x: Tensor) -> Tensor:
     Computed as ``|a|^2 + |b|^2 - 2 a.b`` with one float64 GEMM: the squared distances carry a rounding of
     about 1e-16 of the squared norms, and cost a quarter of summing squared differences on the CPU. The
     result is made bitwise symmetric. A GEMM can round two equal dot products differently by their tile
-    position, so every token takes the row and column of its first bitwise-identical copy: identical tokens
-    get identical rows and exactly zero distance between them, as exact distances would give. Exported graphs
-    sum the squared differences explicitly (ONNX has no bit casts for the keys), as do tokens too wide for the
-    exact keys (over 65535 float32 channels).
+    position, so every token takes the row and column of its first bitwise-identical copy
+    (:func:`_identical_first`): identical tokens get identical rows and exactly zero distance between them, as
+    exact distances would give. Exported graphs sum the squared differences explicitly (ONNX has no bit casts
+    for the comparison).
 
     Two tokens closer than about 1e-8 of their norms get distances of rounding size (0 after the clamp), so
     such near-duplicates are ordered by rounding; exact duplicates are not.
@@ -203,16 +219,14 @@ def pairwise_distances(x: Tensor) -> Tensor:
     xd = x.double()
     if exporting():
         return (xd[:, :, None] - xd[:, None]).square().sum(dim=-1).sqrt()
-    if _key_pieces(x) > _MAX_PIECES:
-        return torch.cdist(xd, xd, compute_mode="donot_use_mm_for_euclid_dist")
     n = xd.shape[1]
     gram = xd @ xd.mT
     sq = gram.diagonal(dim1=1, dim2=2)
-    d2 = sq[:, :, None] + sq[:, None, :] - 2 * gram
-    d2 = (d2 + d2.mT) / 2  # bitwise symmetric; the diagonal is exactly 0
+    d2 = (sq[:, :, None] + sq[:, None, :]).sub_(gram, alpha=2)  # the same roundings as sq_i + sq_j - 2 * gram
+    d2 = (d2 + d2.mT).mul_(0.5)  # bitwise symmetric; the diagonal is exactly 0
     first = _identical_first(x)
     d2 = d2.gather(1, first[:, :, None].expand(-1, -1, n)).gather(2, first[:, None, :].expand(-1, n, -1))
-    return d2.clamp_min(0).sqrt()
+    return d2.clamp_min_(0).sqrt_()
 
 
 def dpc_knn_score(x: Tensor, k: int = 2, noise: Tensor | None = None) -> Tensor:
@@ -247,18 +261,19 @@ def _dpc_knn_score(x: Tensor, k: int, noise: Tensor | None) -> Tensor:
         dist = torch.cdist(x, x) / c**0.5
         near = dist.topk(k, dim=-1, largest=False).values
         density = (-(near**2).mean(dim=-1)).exp() + noise.to(dist.dtype) * 1e-6
-        denser = (density[:, None, :] > density[:, :, None]).to(dist.dtype)
+        denser = density[:, None, :] > density[:, :, None]
     else:
-        dist = pairwise_distances(x) / c**0.5
+        dist = pairwise_distances(x).div_(c**0.5)
         near = dist.topk(k, dim=-1, largest=False).values
         density = (-(near**2).mean(dim=-1)).exp()
         idx = torch.arange(n, device=x.device)
         earlier = idx[None, :] < idx[:, None]  # [i, j]: j comes before i
         gt = density[:, None, :] > density[:, :, None]
         eq = density[:, None, :] == density[:, :, None]
-        denser = (gt | (eq & earlier)).to(dist.dtype)
+        denser = gt | (eq & earlier)
     dist_max = dist.flatten(1).max(dim=-1).values[:, None, None]
-    delta = (dist * denser + dist_max * (1 - denser)).min(dim=-1).values
+    # the official dist * mask + dist_max * (1 - mask), in one pass: the same values (the distances are finite)
+    delta = torch.where(denser, dist, dist_max).min(dim=-1).values
     return (delta * density).to(x.dtype if noise is not None else torch.float64)
 
 
