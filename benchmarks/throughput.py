@@ -11,7 +11,10 @@
 A group is a reference model and the models compared with it (``PAIRS``; a model is a zoo name, or a name
 with config overrides such as GTPT with every keep rate 1). Models of one family share one set of random
 weights (the pruned model's extra parameters stay random); other families get their own. Image models
-report images/s, video lifters frames/s (clips x frames). Execution paths timed for every model:
+report images/s, the multi-view pair samples/s (4 views and their camera rays each), video lifters frames/s (clips
+x input frames, whatever a clip outputs: a seq2frame model such as MHFormer predicts one frame per clip; the
+speed-ups are per clip either way). A model of several inputs (multi-view) is not run through onnxruntime or
+``optimized-bf16``. Execution paths timed for every model:
 
 * ``eager``: the model as built (fused SDPA attention, BatchNorm separate, NCHW);
 * ``optimized``: ``optimize_for_inference`` (conv-BN folded, channels-last for images, every Linear fused with its

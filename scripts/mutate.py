@@ -132,6 +132,12 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_pruning_stages.py::test_identical_tokens_are_found_exactly_when_two_different_tokens_share_a_key",),
     ),
     Mutant(
+        "cluster-keys-inexact", "the cluster's keys are exact integers: every partial sum stays within float64's 53 bits",
+        "src/posetokens/layers/pruning.py",
+        (("    top = 2 ** max(0, 52 - 31 - max(m - 1, 1).bit_length())", "    top = 2 ** max(0, 62 - 31 - max(m - 1, 1).bit_length())"),),
+        ("tests/test_pruning_stages.py::test_identical_tokens_are_found_exactly_when_two_different_tokens_share_a_key",),
+    ),
+    Mutant(
         "patch-norm-fold-drops-shift", "GTPT's inference copy folds patch_norm's shift into the embedding's bias",
         "src/posetokens/layers/patch_embed.py",
         (("            bias = weight.double().sum((1, 2)) @ shift.double()\n",

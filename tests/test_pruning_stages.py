@@ -237,9 +237,10 @@ class _Cluster(nn.Module):
 
 def test_true_macs_count_the_clusters_pairwise_distances() -> None:
     """HoT's deterministic DPC-kNN: a Gram matrix, one multiply-accumulate per pair of tokens and feature
-    (B * N * N * C), by hand; finding identical tokens is a sort of their bits, no multiply-accumulate."""
+    (B * N * N * C), and one exact key per token over the C 32-bit integers of its float32 values (B * N * C),
+    by hand; the rest of finding identical tokens is a sort."""
     b, n, c = 2, 10, 6
-    assert true_macs(_Cluster(), (torch.randn(b, n, c),)) == b * n * n * c
+    assert true_macs(_Cluster(), (torch.randn(b, n, c),)) == b * n * n * c + b * n * c
 
 
 def test_pairwise_distances_give_identical_tokens_identical_rows() -> None:
@@ -304,18 +305,21 @@ def test_identical_tokens_are_found_exactly_when_two_different_tokens_share_a_ke
 
     g = torch.Generator().manual_seed(5)
     x = torch.randn(1, 3, 8, generator=g) + 4.0  # normal floats far from 0: a few units of their bits stay finite
-    w = _key_weights(8).long()
+    w = _key_weights(8).long().squeeze(1)
     bits = x.view(torch.int32)
     bits[0, 1] = bits[0, 0]
     bits[0, 1, 0] += w[1]
     bits[0, 1, 1] -= w[0]
     bits[0, 2] = bits[0, 0]
-    keys = x.view(torch.int32)[0].double() @ _key_weights(8)
+    keys = (x.view(torch.int32)[0].double() @ _key_weights(8)).squeeze(1)
     assert keys[0] == keys[1] and not torch.equal(x[0, 0], x[0, 1])  # a collision, as built
     assert _identical_first(x).tolist() == [[0, 1, 0]]
     d = pairwise_distances(x)
     assert d[0, 0, 1] > 0 and d[0, 0, 2] == 0 and torch.equal(d[0, 0], d[0, 2])
     assert _key_weights(2**21) is not None and _key_weights(2**21 + 1) is None  # wider: rows of bits at once
+    for m in (1, 2, 3, 4, 5, 1024, 1025, 1536, 2**16, 2**21):  # every partial sum of the key is an exact integer
+        w = _key_weights(m)
+        assert w.shape == (m, 1) and bool((w >= 1).all()) and m * 2**31 * float(w.max()) <= 2**52, m
 
 
 def test_pairwise_distances_edge_inputs() -> None:
@@ -337,7 +341,7 @@ def test_pairwise_distances_edge_inputs() -> None:
     yt = y.mT.contiguous().mT  # same values, last dim not stride 1
     assert torch.equal(pairwise_distances(yt), pairwise_distances(y))
     assert torch.equal(dpc_knn_score(yt.bfloat16()), dpc_knn_score(y.bfloat16().contiguous()))
-    # wide tokens are compared exactly too (bits, not keys); tokens that differ in one bit of one channel of 65536
+    # wide tokens too: keys over 65536 channels, checked bit for bit; a token one ulp away in one channel stays apart
     w = torch.randn(1, 4, 2**16, generator=g)
     w[0, 2], w[0, 3] = w[0, 0], w[0, 0]
     w[0, 3, -1] = torch.nextafter(w[0, 3, -1], torch.tensor(float("inf")))

@@ -165,15 +165,17 @@ def _first_of_groups(item: Tensor, label: Tensor, pos: Tensor) -> Tensor:
 
 
 def _key_weights(m: int) -> Tensor | None:
-    """The fixed integer weights (m,) of :func:`_identical_first`'s keys over ``m`` 32-bit integers: small
-    enough that every sum of products stays an exact float64 integer (below 2**52), whatever the order; None
-    when ``m`` is too wide for any (over 2**21)."""
+    """The fixed integer weights (m, 1) of :func:`_identical_first`'s keys over ``m`` 32-bit integers: small
+    enough that every partial sum of products stays an exact float64 integer (at most 2**52 in size), whatever
+    the order; None when ``m`` is too wide for any (over 2**21)."""
     if m > 2**21:
         return None
     top = 2 ** max(0, 52 - 31 - max(m - 1, 1).bit_length())  # m * 2**31 * top <= 2**52
-    return torch.randint(1, top + 1, (m,), generator=torch.Generator().manual_seed(20240617)).to(torch.float64)
+    gen = torch.Generator().manual_seed(20240617)
+    return torch.randint(1, top + 1, (m, 1), generator=gen, device="cpu").to(torch.float64)
 
 
+@torch.compiler.disable  # a sort and a data-dependent check: eager even inside a compiled model
 def _identical_first(x: Tensor) -> Tensor:
     """For each token of ``x`` (B, N, C), the index (B, N) of its first bitwise-equal copy (-0.0 equals 0.0).
 
@@ -193,7 +195,7 @@ def _identical_first(x: Tensor) -> Tensor:
     item = pos.div(n, rounding_mode="floor")
     weights = _key_weights(bits.shape[1])
     if weights is not None:
-        key = bits.to(torch.float64) @ weights.to(x.device)
+        key = (bits.to(torch.float64) @ weights.to(x.device)).squeeze(1)  # a GEMM, so true_macs counts it
         first = _first_of_groups(item, torch.unique(key, return_inverse=True)[1], pos)
         dup = (first != pos).nonzero().squeeze(1)
         if not dup.numel() or bool((bits[dup] == bits[first[dup]]).all()):
