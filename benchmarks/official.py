@@ -19,8 +19,8 @@
 * ``multiview``: multi-view PPT from HowieMa/PPT (``multi-view-PPT/lib/models/multiview_ppt.py``, yaml
   ``256_fusion_enc3_GPE.yaml``: 4 views at 256x256, fusion in the last 2 layers) called as its validation does
   (``ratio=0.7``, rays and camera centres, ``fuse=True``) against ``ppt_multiview_h36m_256x256``.
-* ``hot``: MixSTE, HoT-MixSTE, MotionBERT and HoT-MotionBERT from NationalGAILab/HoT, built as
-  ``official_hot.py`` builds them.
+* ``hot``: MixSTE, HoT-MixSTE, MotionBERT, HoT-MotionBERT, MHFormer and TPC-MHFormer from NationalGAILab/HoT,
+  built as ``official_hot.py`` builds them.
 
 Nothing of the official code is copied: its files are imported from the checkout. Weights: PPT/TokenPose-S and
 GTPT-T load the full-size parity fixtures (``shared/parity``, the official key layout) and their timed input is
@@ -504,17 +504,21 @@ def hot_gap(official: torch.nn.Module, module: Any, ours: torch.nn.Module, x: to
     import official_hot as oh
 
     g = oh.output_gap(official, module, ours, x)
-    return g / float(official(x).abs().max()) if reduced() else g
+    if not reduced():
+        return g
+    out = official(x)
+    return g / float((out[0] if isinstance(out, tuple) else out).abs().max())  # TPC-MHFormer: (poses, index)
 
 
 def build_hot(repos: dict[str, Path], batch: int) -> list[Case]:
-    """MixSTE, MotionBERT and their HoT versions from NationalGAILab/HoT (built as official_hot.py does)."""
+    """MixSTE, MotionBERT, MHFormer and their HoT (TPC) versions from NationalGAILab/HoT (built as official_hot.py
+    does)."""
     import official_hot as oh
 
     cases = []
-    for files_and_names in oh.PAIRS.values():
+    for pair, files_and_names in oh.PAIRS.items():
         for rel, zoo in zip(files_and_names[:2], files_and_names[2:]):
-            official, module = oh.official_model(repos["HoT"], rel)
+            official, module = oh.official_model(repos["HoT"], rel, oh.ARGS[pair])
             # the inference copy `lift` runs (fused Linear layers), then the chosen runtime
             ours = run_as(optimize_for_inference(ours_from(official.state_dict(), zoo, f"HoT/{rel}"),
                                                  channels_last=False))
@@ -522,7 +526,7 @@ def build_hot(repos: dict[str, Path], batch: int) -> list[Case]:
             twin = files_and_names[2] if zoo == files_and_names[3] else None
             cases.append(Case(zoo, lambda m=official, x=x: m(x), lambda m=ours, x=x: m(x),
                               lambda m=official, mod=module, u=ours, x=x: hot_gap(m, mod, u, x),
-                              REDUCED_REL_TOL if reduced() else oh.TOLERANCE,
+                              REDUCED_REL_TOL if reduced() else oh.TOLERANCES[pair],
                               batch * ours.cfg.num_frames, "frames/s", twin))
     return cases
 
@@ -653,7 +657,7 @@ def report(family: str, results: list[tuple[int, list[Case], dict, dict]], repos
             lines.append(f"| {c.label} | {ran(c.label, batch)} | {batch} | {o:.3f} | {u:.3f} | {c.items / o:.1f} {c.unit} | "
                          f"{c.items / u:.1f} {c.unit} | {o / u:.2f}x | {gaps[c.label]:.1e} ({c.tol:g}"
                          f"{' rel' if c.tol == REDUCED_REL_TOL else ''}) |")
-            if c.twin is not None:
+            if c.twin is not None and (c.twin, "official") in t:  # its twin was timed too (--models)
                 twins.append((batch, c.twin, c.label, t))
     if twins:
         lines += ["", "| pruned / unpruned | batch | speed-up, official code | speed-up, ours |", "|---|---|---|---|"]
@@ -685,6 +689,8 @@ def main() -> None:
                     help=f"folder holding checkouts named {', '.join(GITHUB)} (default /tmp/official)")
     ap.add_argument("--repo", nargs="*", default=[], metavar="NAME=PATH", help="a checkout elsewhere, e.g. HoT=/src/HoT")
     ap.add_argument("--batches", nargs="+", type=int, default=None, help="batches (default: the family's, see below)")
+    ap.add_argument("--models", nargs="+", default=[], metavar="ZOO_NAME",
+                    help="only these zoo models of the families (e.g. mhformer_h36m_351 tpc_mhformer_h36m_351)")
     ap.add_argument("--rounds", type=int, default=0, help="rounds per batch (default 5 at batch 1, 3 above)")
     ap.add_argument("--profile", type=int, default=0, metavar="BATCH",
                     help="instead of timing, print the aten ops taking most thread CPU time on both sides at this batch")
@@ -724,7 +730,9 @@ def main() -> None:
         results, rounds = [], {}
         for batch in args.batches or DEFAULT_BATCHES[family]:
             rounds[batch] = args.rounds or (5 if batch == 1 else 3)
-            cases = BUILDERS[family](repos, batch)
+            cases = [c for c in BUILDERS[family](repos, batch) if not args.models or c.label in args.models]
+            if not cases:
+                raise SystemExit(f"official.py: --models {' '.join(args.models)}: none is in family {family}")
             gaps, times = bench(cases, rounds[batch])
             results.append((batch, cases, gaps, times))
             print(f"done: {family}, batch {batch}", flush=True)
