@@ -228,6 +228,10 @@ def main() -> None:
     args = ap.parse_args()
     if importlib.util.find_spec("einops") is None:
         raise SystemExit("the official HoT model files import einops: pip install einops")
+    missing = [rel for pair in args.pairs for rel in PAIRS[pair][:2] if not (args.hot_repo / rel).is_file()]
+    if missing:  # before any timing: one line, not a traceback halfway through the run
+        raise SystemExit(f"official_hot.py: --hot-repo {args.hot_repo}: {missing[0]} not found; expected a checkout "
+                         "of NationalGAILab/HoT (git clone https://github.com/NationalGAILab/HoT)")
     _stand_in_timm()
     torch.set_num_threads(1)
     allocator = setup_allocator(args.system_malloc)
