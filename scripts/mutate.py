@@ -128,8 +128,22 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "cluster-keys-trusted", "the cluster's key groups are checked bit for bit: two different tokens never merge",
         "src/posetokens/layers/pruning.py",
-        (("        if not dup.numel() or bool((bits[dup] == bits[first[dup]]).all()):\n", "        if True:\n"),),
+        (("    if not bool((bits(v[dup]) == bits(v[first[dup]])).all()):", "    if False:"),),
         ("tests/test_pruning_stages.py::test_identical_tokens_are_found_exactly_when_two_different_tokens_share_a_key",),
+    ),
+    Mutant(
+        "cluster-check-keyed-only", "the cluster checks a would-be copy over all channels, not only the keyed ones",
+        "src/posetokens/layers/pruning.py",
+        (("    if not bool((bits(v[dup]) == bits(v[first[dup]])).all()):",
+          "    if not bool((keyed[dup] == keyed[first[dup]]).all()):"),),
+        ("tests/test_pruning_stages.py::test_pairwise_distances_edge_inputs",),
+    ),
+    Mutant(
+        "gram-diagonal-asymmetric", "the cluster's Gram matrix is bitwise symmetric on its diagonal blocks too",
+        "src/posetokens/layers/pruning.py",
+        (("        gram[:, i : i + s, i : i + s] = (diag + diag.mT).mul_(0.5)\n",
+          "        gram[:, i : i + s, i : i + s] = diag\n"),),
+        ("tests/test_pruning_stages.py::test_pairwise_distances_rows_do_not_depend_on_the_gemm_rounding",),
     ),
     Mutant(
         "cluster-keys-inexact", "the cluster's keys are exact integers: every partial sum stays within float64's 53 bits",

@@ -164,56 +164,89 @@ def _first_of_groups(item: Tensor, label: Tensor, pos: Tensor) -> Tensor:
     return first[group]
 
 
-def _key_weights(m: int) -> Tensor | None:
+def _key_weights(m: int) -> Tensor:
     """The fixed integer weights (m, 1) of :func:`_identical_first`'s keys over ``m`` 32-bit integers: small
     enough that every partial sum of products stays an exact float64 integer (at most 2**52 in size), whatever
-    the order; None when ``m`` is too wide for any (over 2**21)."""
-    if m > 2**21:
-        return None
+    the order (``m`` at most 2**21)."""
+    if not 1 <= m <= 2**21:
+        raise ValueError(f"_key_weights: exact keys need 1 <= m <= 2**21 integers per token, got {m}")
     top = 2 ** max(0, 52 - 31 - max(m - 1, 1).bit_length())  # m * 2**31 * top <= 2**52
     gen = torch.Generator().manual_seed(20240617)
     return torch.randint(1, top + 1, (m, 1), generator=gen, device="cpu").to(torch.float64)
 
 
+_KEY_CHANNELS = 64  # channels per token that :func:`_identical_first` keys on (evenly spaced; all when fewer)
+
+
 @torch.compiler.disable  # a sort and a data-dependent check: eager even inside a compiled model
-def _identical_first(x: Tensor) -> Tensor:
-    """For each token of ``x`` (B, N, C), the index (B, N) of its first bitwise-equal copy (-0.0 equals 0.0).
+def _identical_first(x: Tensor) -> Tensor | None:
+    """For each token of ``x`` (B, N, C), the index (B, N) of its first bitwise-equal copy (-0.0 equals 0.0), or
+    None when every token is its own first copy (no two are equal; or ``x`` is a meta tensor, shapes only).
 
     Tokens are compared by their bits (float32 as they are, other dtypes as float64), exactly. Each token gets
-    an exact integer key (its bits as 32-bit integers times fixed small integer weights, summed in float64 below
-    2**53, so in any order), tokens with equal keys are grouped by a sort (no (B, N, N) comparisons), and each
-    token that would take an earlier copy is checked against it bit for bit. Should two different tokens share a
-    key, the grouping falls back to sorting the rows of bits themselves (``torch.unique`` over rows: exact, but
-    three times slower on TPC-MHFormer's 8 x 351 tokens of 1536 channels). The sort's output size and the check
-    depend on the data, so this waits for the device once per clustering (on a GPU, a synchronisation).
+    an exact integer key from at most :data:`_KEY_CHANNELS` evenly spaced channels (their bits as 32-bit
+    integers times fixed small integer weights, summed in float64 below 2**53, so in any order), tokens with
+    equal keys are grouped by a sort (no (B, N, N) comparisons), and each token that would take an earlier copy
+    is checked against it over all its channels, bit for bit. Should two different tokens share a key (they
+    agree on the keyed channels, or collide), the grouping falls back to sorting the rows of all their bits
+    (``torch.unique`` over rows: exact, but about 8 times slower on TPC-MHFormer's 8 x 351 tokens of 1536
+    channels). The sort's output size and the check depend on the data, so this waits for the device once per
+    clustering (on a GPU, a synchronisation).
     """
-    b, n, _ = x.shape
-    if x.is_meta:  # shapes only (the FLOP counters): no values, so every token is its own first copy
-        return torch.arange(n, device=x.device).expand(b, n)
-    v = (x if x.dtype == torch.float32 else x.double()) + 0.0  # + 0.0 turns -0.0 into 0.0
-    bits = v.contiguous().view(torch.int32).flatten(0, 1)  # (B * N, m): float64 as two 32-bit halves
+    b, n, c = x.shape
+    if x.is_meta:  # shapes only (the FLOP counters): no values to compare
+        return None
+    v = (x if x.dtype == torch.float32 else x.double()).flatten(0, 1)  # (B * N, C)
     pos = torch.arange(b * n, device=x.device)
     item = pos.div(n, rounding_mode="floor")
-    weights = _key_weights(bits.shape[1])
-    if weights is not None:
-        key = (bits.to(torch.float64) @ weights.to(x.device)).squeeze(1)  # a GEMM, so true_macs counts it
-        first = _first_of_groups(item, torch.unique(key, return_inverse=True)[1], pos)
-        dup = (first != pos).nonzero().squeeze(1)
-        if not dup.numel() or bool((bits[dup] == bits[first[dup]]).all()):
-            return (first - item * n).view(b, n)
-    _, row = torch.unique(bits, dim=0, return_inverse=True)  # two different tokens shared a key: rows of bits
-    return (_first_of_groups(item, row, pos) - item * n).view(b, n)
+
+    def bits(t: Tensor) -> Tensor:  # + 0.0 turns -0.0 into 0.0; float64 as two 32-bit halves
+        return (t + 0.0).contiguous().view(torch.int32)
+
+    keyed = bits(v[:, :: -(-c // _KEY_CHANNELS)])
+    weights = _key_weights(keyed.shape[1])
+    key = (keyed.to(torch.float64) @ weights.to(x.device)).squeeze(1)  # a GEMM, so true_macs counts it
+    first = _first_of_groups(item, torch.unique(key, return_inverse=True)[1], pos)
+    dup = (first != pos).nonzero().squeeze(1)
+    if not dup.numel():
+        return None
+    if not bool((bits(v[dup]) == bits(v[first[dup]])).all()):  # two different tokens shared a key: rows of bits
+        first = _first_of_groups(item, torch.unique(bits(v), dim=0, return_inverse=True)[1], pos)
+        if bool((first == pos).all()):
+            return None
+    return (first - item * n).view(b, n)
+
+
+_GRAM_BLOCKS = 4  # row blocks of the cluster's Gram matrix: the blocks above the diagonal are computed, 10 of 16
+
+
+def _symmetric_gram(xd: Tensor) -> Tensor:
+    """The Gram matrix ``xd @ xd.mT`` (B, N, N), bitwise symmetric, from the row blocks on and above the diagonal
+    only (:data:`_GRAM_BLOCKS` GEMMs, each of a block of rows against every later column: 10/16 of the full
+    product's multiply-accumulates, no BLAS symmetric rank-k update in PyTorch); each block below the diagonal is
+    the transpose of its mirror, and the diagonal blocks are averaged with their transposes."""
+    b, n, _ = xd.shape
+    s = -(-n // _GRAM_BLOCKS)
+    gram = xd.new_empty(b, n, n)
+    for i in range(0, n, s):
+        row = xd[:, i : i + s] @ xd[:, i:].mT  # (B, s, N - i)
+        diag = row[:, :, :s]
+        gram[:, i : i + s, i : i + s] = (diag + diag.mT).mul_(0.5)
+        gram[:, i : i + s, i + s :] = row[:, :, s:]
+        gram[:, i + s :, i : i + s] = row[:, :, s:].mT
+    return gram
 
 
 def pairwise_distances(x: Tensor) -> Tensor:
     """Euclidean distances (B, N, N) between the tokens of ``x`` (B, N, C), in float64, deterministic for ties.
 
-    Computed as ``|a|^2 + |b|^2 - 2 a.b`` with one float64 GEMM: the squared distances carry a rounding of
-    about 1e-16 of the squared norms, and cost a quarter of summing squared differences on the CPU. The
-    result is made bitwise symmetric. A GEMM can round two equal dot products differently by their tile
-    position, so every token takes the row and column of its first bitwise-identical copy
-    (:func:`_identical_first`): identical tokens get identical rows and exactly zero distance between them, as
-    exact distances would give. Exported graphs sum the squared differences explicitly (ONNX has no bit casts
+    Computed as ``|a|^2 + |b|^2 - 2 a.b`` from a float64 Gram matrix: the squared distances carry a rounding of
+    about 1e-16 of the squared norms, and cost a quarter of summing squared differences on the CPU. The Gram
+    matrix is made bitwise symmetric and computed from its upper blocks only (:func:`_symmetric_gram`), so the
+    distances are bitwise symmetric with an exactly zero diagonal. A GEMM can round two equal dot products
+    differently by their tile position, so every token takes the row and column of its first bitwise-identical
+    copy (:func:`_identical_first`): identical tokens get identical rows and exactly zero distance between them,
+    as exact distances would give. Exported graphs sum the squared differences explicitly (ONNX has no bit casts
     for the comparison).
 
     Two tokens closer than about 1e-8 of their norms get distances of rounding size (0 after the clamp), so
@@ -223,12 +256,12 @@ def pairwise_distances(x: Tensor) -> Tensor:
     if exporting():
         return (xd[:, :, None] - xd[:, None]).square().sum(dim=-1).sqrt()
     n = xd.shape[1]
-    gram = xd @ xd.mT
+    gram = _symmetric_gram(xd)
     sq = gram.diagonal(dim1=1, dim2=2)
-    d2 = (sq[:, :, None] + sq[:, None, :]).sub_(gram, alpha=2)  # the same roundings as sq_i + sq_j - 2 * gram
-    d2 = (d2 + d2.mT).mul_(0.5)  # bitwise symmetric; the diagonal is exactly 0
+    d2 = (sq[:, :, None] + sq[:, None, :]).sub_(gram, alpha=2)  # symmetric, as the sum commutes; diagonal 0
     first = _identical_first(x)
-    d2 = d2.gather(1, first[:, :, None].expand(-1, -1, n)).gather(2, first[:, None, :].expand(-1, n, -1))
+    if first is not None:  # some token has an earlier copy
+        d2 = d2.gather(1, first[:, :, None].expand(-1, -1, n)).gather(2, first[:, None, :].expand(-1, n, -1))
     return d2.clamp_min_(0).sqrt_()
 
 
