@@ -8,9 +8,12 @@ instead of silently turning the mutant into a no-op. The script copies ``src/``,
 there without a mutant (they must pass, or a failure under a mutant would prove nothing), then for each mutant
 
 1. writes the mutated file into the copy (it must compile);
-2. runs ``python -m pytest -x -m "not slow"`` on the mutant's selected fast tests in the copy, with
-   ``PYTHONPATH`` set to the copy's ``src`` (ahead of the editable install) and a small plugin that stops the
-   run unless ``posetokens`` is imported from the copy;
+2. runs ``pytest -x -m "not slow"`` on the mutant's selected fast tests in the copy, with ``PYTHONPATH`` set
+   to the copy's ``src`` (ahead of the editable install) and a small plugin that stops the run unless
+   ``posetokens`` is imported from the copy. Each run is a process forked from a server that imported torch and
+   the other heavy third-party modules once (:data:`PRELOAD`; never ``posetokens`` or the tests), which saves
+   most of pytest's start-up (82 mutants with ``--jobs 2``: 210 s against 304 s in fresh interpreters, the same
+   first failures); ``--fresh`` runs each in a new interpreter instead;
 3. counts the mutant **caught** when pytest exits 1 (tests ran and failed), **SURVIVED** when it exits 0, and
    **ERROR** otherwise (collection error, timeout, guard plugin refused);
 4. restores the original file.
@@ -27,6 +30,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import multiprocessing
+import multiprocessing.context
 import os
 import queue
 import re
@@ -35,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -694,13 +701,74 @@ def first_failure(output: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
+#: heavy third-party modules the tests import, imported once by the server every pytest run is forked from
+#: (unless ``--fresh``); never ``posetokens`` or the tests, which each run imports from its copy
+PRELOAD = ("torch", "numpy", "cv2", "yaml", "pytest", "pycocotools.coco", "matplotlib", "onnx", "scipy.stats")
+
+
+def _pytest_env(root: Path, shared: Path) -> dict[str, str]:
+    """The environment of a pytest run in the copy at ``root``: its ``src`` and the guard plugin ahead of the
+    editable install (for the subprocesses tests start as well)."""
+    return {"PYTHONPATH": os.pathsep.join([str(root / "src"), str(root / "_mutate_plugin")]),
+            "POSETOKENS_SHARED": str(shared), "POSETOKENS_MUTATE_ROOT": str(root.resolve()),
+            "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def _pytest_args(args: list[str]) -> list[str]:
+    return ["-q", "-m", "not slow", "-p", "no:cacheprovider", "-p", "_mutate_guard", *args]
+
+
+def _forked_pytest(root: str, env: dict[str, str], args: list[str], out: str) -> None:
+    """The body of a forked run: pytest in this process, in the copy at ``root``, output into the file ``out``.
+    Exits with pytest's code; a failure of this function itself exits 70, never 1 (which would count as caught)."""
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.chdir(root)
+        os.environ.update(env)
+        sys.path[:0] = env["PYTHONPATH"].split(os.pathsep)
+        sys.dont_write_bytecode = True
+        import pytest
+
+        code = int(pytest.main(_pytest_args(args)))
+    except BaseException:  # noqa: BLE001 (the script's own failure: said in the output, and an ERROR)
+        traceback.print_exc()
+        code = 70
+    sys.exit(code)  # through multiprocessing's exit, which runs the finalizers (semaphores the tests made)
+
+
+@functools.cache
+def _fork_context() -> multiprocessing.context.ForkServerContext:
+    """The forkserver context (multiprocessing starts its server, which imports :data:`PRELOAD`, on the first run)."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["__main__", *PRELOAD])
+    return ctx
+
+
+def run_pytest_forked(root: Path, shared: Path, args: list[str], timeout: float) -> tuple[int | None, str]:
+    """:func:`run_pytest`, forked from a server that imported :data:`PRELOAD` once (about 2.5 s less start-up per
+    run than a fresh interpreter)."""
+    out = root / "_mutate_output.txt"
+    proc = _fork_context().Process(target=_forked_pytest, args=(str(root), _pytest_env(root, shared), args, str(out)))
+    proc.start()
+    proc.join(timeout)
+    timed_out = proc.is_alive()
+    if timed_out:
+        proc.kill()
+        proc.join()
+    output = out.read_text(errors="replace") if out.exists() else ""
+    out.unlink(missing_ok=True)
+    if timed_out:
+        return None, output + f"\n(timed out after {timeout:.0f} s)"
+    return proc.exitcode, output
+
+
 def run_pytest(root: Path, shared: Path, args: list[str], timeout: float) -> tuple[int | None, str]:
     """``python -m pytest -q ARGS`` in the copy at ``root`` importing the copy's ``posetokens``; returns (exit code,
     output), exit code None on timeout."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root / "src"), str(root / "_mutate_plugin")]),
-               POSETOKENS_SHARED=str(shared), POSETOKENS_MUTATE_ROOT=str(root.resolve()), PYTHONDONTWRITEBYTECODE="1")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider", "-p", "_mutate_guard",
-           *args]
+    env = dict(os.environ, **_pytest_env(root, shared))
+    cmd = [sys.executable, "-m", "pytest", *_pytest_args(args)]
     try:
         proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as e:
@@ -715,9 +783,10 @@ def last_line(output: str) -> str:
 
 
 def run_mutant(m: Mutant, root: Path, shared: Path, timeout: float,
-               explore: bool = False) -> tuple[str, float, str, str]:
+               explore: bool = False, fresh: bool = False) -> tuple[str, float, str, str]:
     """Apply ``m`` in the copy at ``root``, run its tests, restore; returns (status, seconds, detail, output).
-    ``explore``: run every selected test (no ``-x``) and print each failure and the slowest durations."""
+    ``explore``: run every selected test (no ``-x``) and print each failure and the slowest durations.
+    ``fresh``: pytest in a fresh interpreter instead of forked from the preloaded server."""
     target = root / m.path
     original = target.read_text()
     mutated = mutated_text(m, original)
@@ -728,7 +797,8 @@ def run_mutant(m: Mutant, root: Path, shared: Path, timeout: float,
         return "ERROR", 0.0, f"the mutated {m.path} does not compile: {e}", ""
     target.write_text(mutated)
     try:
-        rc, output = run_pytest(root, shared, [*(["-rf", "--durations=15"] if explore else ["-x"]), *m.tests], timeout)
+        run = run_pytest if fresh else run_pytest_forked
+        rc, output = run(root, shared, [*(["-rf", "--durations=15"] if explore else ["-x"]), *m.tests], timeout)
     finally:
         target.write_text(original)
     status = {1: "caught", 0: "SURVIVED"}.get(rc, "ERROR")  # 1: tests ran and failed; 2-5: no verdict
@@ -738,11 +808,11 @@ def run_mutant(m: Mutant, root: Path, shared: Path, timeout: float,
     return status, time.perf_counter() - t0, detail, output
 
 
-def run_baseline(mutants: tuple[Mutant, ...], root: Path, shared: Path, timeout: float) -> bool:
+def run_baseline(mutants: tuple[Mutant, ...], root: Path, shared: Path, timeout: float, fresh: bool = False) -> bool:
     """Every selected test, unmutated, in the copy: they must pass, or a failure under a mutant proves nothing."""
     tests = list(dict.fromkeys(t for m in mutants for t in m.tests))
     t0 = time.perf_counter()
-    rc, output = run_pytest(root, shared, tests, timeout)
+    rc, output = (run_pytest if fresh else run_pytest_forked)(root, shared, tests, timeout)
     ok = rc == 0
     print(f"{'ok' if ok else 'BROKEN':<8} {'baseline (no mutant)':<{max(len(m.name) for m in mutants)}} "
           f"{time.perf_counter() - t0:6.1f} s  {last_line(output)}", flush=True)
@@ -762,6 +832,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant before it counts as ERROR")
     ap.add_argument("--jobs", type=int, default=1,
                     help="mutants run at a time, each in its own copy (a mutant's tests are mostly start-up)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="run pytest in a fresh interpreter each time, not forked from one that imported torch once")
     ap.add_argument("-v", "--verbose", action="store_true", help="print pytest's output of every mutant")
     ap.add_argument("--tests", nargs="+", metavar="NODE",
                     help="explore: run these tests (all, no -x) against the --only mutants instead of their own")
@@ -796,7 +868,7 @@ def main(argv: list[str] | None = None) -> int:
             make_copy(r)
         print(f"mutate: {len(mutants)} mutants in {len(roots)} cop{'y' if len(roots) == 1 else 'ies'} at "
               f"{', '.join(map(str, roots))} (shared: {shared})", flush=True)
-        if not args.tests and not args.no_baseline and not run_baseline(mutants, root, shared, args.timeout):
+        if not args.tests and not args.no_baseline and not run_baseline(mutants, root, shared, args.timeout, args.fresh):
             print("mutate: the selected tests fail without a mutant; fix them first")
             print(f"0 passed, {len(mutants)} failed")
             return 1
@@ -807,7 +879,7 @@ def main(argv: list[str] | None = None) -> int:
         def run_in_a_free_copy(m: Mutant) -> tuple[str, float, str, str]:
             r = free.get()  # each copy holds one mutant at a time
             try:
-                return run_mutant(m, r, shared, args.timeout, explore=bool(args.tests))
+                return run_mutant(m, r, shared, args.timeout, explore=bool(args.tests), fresh=args.fresh)
             finally:
                 free.put(r)
 
