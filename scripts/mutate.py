@@ -29,6 +29,7 @@ line (a caught mutant is a pass). Exit status 0 only when every mutant is caught
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import functools
 import multiprocessing
@@ -719,22 +720,33 @@ def _pytest_args(args: list[str]) -> list[str]:
 
 
 def _forked_pytest(root: str, env: dict[str, str], args: list[str], out: str) -> None:
-    """The body of a forked run: pytest in this process, in the copy at ``root``, output into the file ``out``.
-    Exits with pytest's code; a failure of this function itself exits 70, never 1 (which would count as caught)."""
+    """The body of a forked run: pytest in this process, in the copy at ``root``, output into the file ``out`` and
+    pytest's exit code into ``out + ".rc"`` (the only code the parent trusts: a child that fails before or after
+    pytest, here or in multiprocessing, writes none, which counts as an ERROR, never as caught).
+
+    The process is made to look like ``python -m pytest`` started in ``root``: its argv, ``sys.path`` (the copy's
+    root, ``src`` and the guard plugin first; not this script's folder), multiprocessing's default start method
+    (the forkserver's children inherit "forkserver"), and the atexit handlers run at the end. What differs is that
+    :data:`PRELOAD` is imported already and ``__main__`` is this script."""
+    code = 70
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.chdir(root)
         os.environ.update(env)
-        sys.path[:0] = env["PYTHONPATH"].split(os.pathsep)
+        here = str(Path(__file__).resolve().parent)
+        sys.path[:] = [root, *env["PYTHONPATH"].split(os.pathsep), *(p for p in sys.path if p and p != here)]
+        sys.argv[:] = ["pytest", *_pytest_args(args)]
         sys.dont_write_bytecode = True
+        multiprocessing.set_start_method(None, force=True)
         import pytest
 
         code = int(pytest.main(_pytest_args(args)))
+        atexit._run_exitfuncs()
+        Path(out + ".rc").write_text(str(code))
     except BaseException:  # noqa: BLE001 (the script's own failure: said in the output, and an ERROR)
         traceback.print_exc()
-        code = 70
     sys.exit(code)  # through multiprocessing's exit, which runs the finalizers (semaphores the tests made)
 
 
@@ -749,7 +761,8 @@ def _fork_context() -> multiprocessing.context.ForkServerContext:
 def run_pytest_forked(root: Path, shared: Path, args: list[str], timeout: float) -> tuple[int | None, str]:
     """:func:`run_pytest`, forked from a server that imported :data:`PRELOAD` once (about 2.5 s less start-up per
     run than a fresh interpreter)."""
-    out = root / "_mutate_output.txt"
+    out, rc = root / "_mutate_output.txt", root / "_mutate_output.txt.rc"
+    rc.unlink(missing_ok=True)
     proc = _fork_context().Process(target=_forked_pytest, args=(str(root), _pytest_env(root, shared), args, str(out)))
     proc.start()
     proc.join(timeout)
@@ -758,10 +771,15 @@ def run_pytest_forked(root: Path, shared: Path, args: list[str], timeout: float)
         proc.kill()
         proc.join()
     output = out.read_text(errors="replace") if out.exists() else ""
+    code = rc.read_text() if rc.exists() else ""
     out.unlink(missing_ok=True)
+    rc.unlink(missing_ok=True)
     if timed_out:
         return None, output + f"\n(timed out after {timeout:.0f} s)"
-    return proc.exitcode, output
+    if not code.isdigit() or int(code) != proc.exitcode:
+        return 70, output + (f"\n(the forked run ended with exit code {proc.exitcode} and pytest's code "
+                             f"{code or 'unwritten'}: no verdict)")
+    return int(code), output
 
 
 def run_pytest(root: Path, shared: Path, args: list[str], timeout: float) -> tuple[int | None, str]:

@@ -143,7 +143,8 @@ def test_deterministic_tpc_same_index_twice() -> None:
 
 
 @pytest.mark.parametrize("x, k, noise, match", [
-    (torch.randn(2, 8), 2, None, r"expects tokens \(B, N, C\) and 1 <= k <= N, got \(2, 8\) with k=2"),
+    (torch.randn(2, 8), 2, None, r"expects tokens \(B, N, C\) with C >= 1 and 1 <= k <= N, got \(2, 8\) with k=2"),
+    (torch.randn(2, 8, 0), 2, None, r"C >= 1 .*got \(2, 8, 0\) with k=2"),
     (torch.randn(2, 8, 4), 9, None, r"got \(2, 8, 4\) with k=9"),
     (torch.randn(2, 8, 4), 2, torch.rand(2, 7), r"noise must have shape \(2, 8\) \(B, N\), got \(2, 7\)"),
 ])

@@ -345,6 +345,12 @@ def test_pairwise_distances_edge_inputs() -> None:
     assert _identical_first(y) is None
     yt = y.mT.contiguous().mT  # same values, last dim not stride 1
     assert torch.equal(pairwise_distances(yt), pairwise_distances(y))
+    for dtype in (torch.float32, torch.float64):  # the layout changes no rounding at sizes over one Gram block either
+        v = torch.randn(2, 9, 70, generator=g, dtype=dtype)
+        assert torch.equal(pairwise_distances(v.mT.contiguous().mT), pairwise_distances(v)), dtype
+    # no tokens, or tokens without channels: all distances 0
+    assert torch.equal(pairwise_distances(torch.randn(2, 3, 0)), torch.zeros(2, 3, 3, dtype=torch.float64))
+    assert pairwise_distances(torch.randn(2, 0, 4)).shape == (2, 0, 0)
     assert torch.equal(dpc_knn_score(yt.bfloat16()), dpc_knn_score(y.bfloat16().contiguous()))
     # wide tokens: keys over 64 of 65536 channels, checked over all; one ulp away in an unkeyed channel stays apart
     w = torch.randn(1, 4, 2**16, generator=g)

@@ -190,8 +190,8 @@ def _identical_first(x: Tensor) -> Tensor | None:
     is checked against it over all its channels, bit for bit. Should two different tokens share a key (they
     agree on the keyed channels, or collide), the grouping falls back to sorting the rows of all their bits
     (``torch.unique`` over rows: exact, but about 8 times slower on TPC-MHFormer's 8 x 351 tokens of 1536
-    channels). The sort's output size and the check depend on the data, so this waits for the device once per
-    clustering (on a GPU, a synchronisation).
+    channels). The sorts' output sizes and the check depend on the data, so this waits for the device a few times
+    per clustering (on a GPU, synchronisations).
     """
     b, n, c = x.shape
     if x.is_meta:  # shapes only (the FLOP counters): no values to compare
@@ -240,8 +240,9 @@ def _symmetric_gram(xd: Tensor) -> Tensor:
 def pairwise_distances(x: Tensor) -> Tensor:
     """Euclidean distances (B, N, N) between the tokens of ``x`` (B, N, C), in float64, deterministic for ties.
 
-    Computed as ``|a|^2 + |b|^2 - 2 a.b`` from a float64 Gram matrix: the squared distances carry a rounding of
-    about 1e-16 of the squared norms, and cost a quarter of summing squared differences on the CPU. The Gram
+    Computed as ``|a|^2 + |b|^2 - 2 a.b`` from a float64 Gram matrix: the squared distances carry a rounding of a
+    few tens of 2**-52 (1e-15 to 1e-14) of the largest squared norm, at most ``C * 2**-52`` of it, and cost a
+    quarter of summing squared differences on the CPU. The result does not depend on the memory layout of ``x``. The Gram
     matrix is made bitwise symmetric and computed from its upper blocks only (:func:`_symmetric_gram`), so the
     distances are bitwise symmetric with an exactly zero diagonal. A GEMM can round two equal dot products
     differently by their tile position, so every token takes the row and column of its first bitwise-identical
@@ -249,13 +250,16 @@ def pairwise_distances(x: Tensor) -> Tensor:
     as exact distances would give. Exported graphs sum the squared differences explicitly (ONNX has no bit casts
     for the comparison).
 
-    Two tokens closer than about 1e-8 of their norms get distances of rounding size (0 after the clamp), so
+    Two tokens closer than about 1e-7 of their norms get distances of rounding size (0 after the clamp), so
     such near-duplicates are ordered by rounding; exact duplicates are not.
     """
-    xd = x.double()
     if exporting():
+        xd = x.double()
         return (xd[:, :, None] - xd[:, None]).square().sum(dim=-1).sqrt()
-    n = xd.shape[1]
+    b, n, c = x.shape
+    if not n * c:  # no tokens, or tokens without channels: all equal
+        return x.new_zeros(b, n, n, dtype=torch.float64)
+    xd = x.double().contiguous()  # one layout, so one set of GEMM roundings
     gram = _symmetric_gram(xd)
     sq = gram.diagonal(dim1=1, dim2=2)
     d2 = (sq[:, :, None] + sq[:, None, :]).sub_(gram, alpha=2)  # symmetric, as the sum commutes; diagonal 0
@@ -283,8 +287,9 @@ def dpc_knn_score(x: Tensor, k: int = 2, noise: Tensor | None = None) -> Tensor:
     The score ranks frames for a discrete choice: it is computed without autograd (a token's zero distance
     to itself has no derivative).
     """
-    if x.dim() != 3 or not 1 <= k <= x.shape[1]:
-        raise ValueError(f"dpc_knn_score: expects tokens (B, N, C) and 1 <= k <= N, got {tuple(x.shape)} with k={k}")
+    if x.dim() != 3 or not 1 <= k <= x.shape[1] or not x.shape[2]:
+        raise ValueError(f"dpc_knn_score: expects tokens (B, N, C) with C >= 1 and 1 <= k <= N, got {tuple(x.shape)} "
+                         f"with k={k}")
     if noise is not None and tuple(noise.shape) != tuple(x.shape[:2]):
         raise ValueError(f"dpc_knn_score: noise must have shape {tuple(x.shape[:2])} (B, N), got {tuple(noise.shape)}")
     with torch.no_grad():
