@@ -886,7 +886,8 @@ def main(argv: list[str] | None = None) -> int:
             make_copy(r)
         print(f"mutate: {len(mutants)} mutants in {len(roots)} cop{'y' if len(roots) == 1 else 'ies'} at "
               f"{', '.join(map(str, roots))} (shared: {shared})", flush=True)
-        if not args.tests and not args.no_baseline and not run_baseline(mutants, root, shared, args.timeout, args.fresh):
+        if (not args.tests and not args.no_baseline
+                and not run_baseline(mutants, root, shared, args.timeout, args.fresh)):
             print("mutate: the selected tests fail without a mutant; fix them first")
             print(f"0 passed, {len(mutants)} failed")
             return 1

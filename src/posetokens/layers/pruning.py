@@ -217,7 +217,7 @@ def _identical_first(x: Tensor) -> Tensor | None:
     return (first - item * n).view(b, n)
 
 
-_GRAM_BLOCKS = 4  # row blocks of the cluster's Gram matrix: the blocks above the diagonal are computed, 10 of 16
+_GRAM_BLOCKS = 4  # row blocks of the cluster's Gram matrix: the blocks on and above the diagonal are computed
 
 
 def _symmetric_gram(xd: Tensor) -> Tensor:
@@ -242,9 +242,9 @@ def pairwise_distances(x: Tensor) -> Tensor:
 
     Computed as ``|a|^2 + |b|^2 - 2 a.b`` from a float64 Gram matrix: the squared distances carry a rounding of a
     few tens of 2**-52 (1e-15 to 1e-14) of the largest squared norm, at most ``C * 2**-52`` of it, and cost a
-    quarter of summing squared differences on the CPU. The result does not depend on the memory layout of ``x``. The Gram
-    matrix is made bitwise symmetric and computed from its upper blocks only (:func:`_symmetric_gram`), so the
-    distances are bitwise symmetric with an exactly zero diagonal. A GEMM can round two equal dot products
+    quarter of summing squared differences on the CPU. The result does not depend on the memory layout of ``x``.
+    The Gram matrix is made bitwise symmetric and computed from its upper blocks only (:func:`_symmetric_gram`), so
+    the distances are bitwise symmetric with an exactly zero diagonal. A GEMM can round two equal dot products
     differently by their tile position, so every token takes the row and column of its first bitwise-identical
     copy (:func:`_identical_first`): identical tokens get identical rows and exactly zero distance between them,
     as exact distances would give. Exported graphs sum the squared differences explicitly (ONNX has no bit casts
