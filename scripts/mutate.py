@@ -924,4 +924,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # the copies are removed on the way out; the working tree was never touched
+        raise SystemExit("mutate: interrupted; no verdict (the temporary copies are removed)") from None
