@@ -154,6 +154,20 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_pruning_stages.py::test_pairwise_distances_rows_do_not_depend_on_the_gemm_rounding",),
     ),
     Mutant(
+        "nearest-counts-self-twice", "a token's k nearest count its own zero distance once",
+        "src/posetokens/layers/pruning.py",
+        (('    diag.fill_(float("inf"))\n', '    diag.fill_(0.0)\n'),),
+        ("tests/test_pruning_stages.py::test_nearest_squared_matches_topk_of_the_clamped_rows",
+         "tests/test_pruning_stages.py::test_cluster_score_follows_the_spec_on_exact_distances"),
+    ),
+    Mutant(
+        "density-ties-unbroken", "of two equally dense tokens the earlier counts as denser (the deterministic cluster)",
+        "src/posetokens/layers/pruning.py",
+        (("    denser = gt | (eq & earlier)\n", "    denser = gt\n"),),
+        ("tests/test_pruning_stages.py::test_cluster_score_follows_the_spec_on_exact_distances",
+         "tests/test_mixste.py::test_density_ties_break_by_frame_index"),
+    ),
+    Mutant(
         "cluster-keys-inexact", "the cluster's keys are exact integers: every partial sum stays within float64's 53 bits",
         "src/posetokens/layers/pruning.py",
         (("    top = 2 ** max(0, 52 - 31 - max(m - 1, 1).bit_length())", "    top = 2 ** max(0, 62 - 31 - max(m - 1, 1).bit_length())"),),

@@ -367,6 +367,64 @@ def test_pairwise_distances_edge_inputs() -> None:
     assert not dpc_knn_score(z).requires_grad
 
 
+def _dpc_reference(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The deterministic DPC-kNN score as the HoT spec states it, written out on exact distances (the squared
+    differences summed in float64, no GEMM), with density ties to the earlier frame, token by token."""
+    xd = x.double()
+    dist = torch.cdist(xd, xd, compute_mode="donot_use_mm_for_euclid_dist") / x.shape[-1] ** 0.5
+    b, n = x.shape[:2]
+    density = (-(dist.sort(dim=-1).values[..., :k] ** 2).mean(dim=-1)).exp()
+    score = torch.empty(b, n, dtype=torch.float64)
+    for s in range(b):
+        for i in range(n):
+            rho = density[s]
+            denser = [j for j in range(n) if rho[j] > rho[i] or (rho[j] == rho[i] and j < i)]
+            delta = dist[s, i, denser].min() if denser else dist[s].max()
+            score[s, i] = delta * density[s, i]
+    return score
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_cluster_score_follows_the_spec_on_exact_distances(k: int) -> None:
+    """``dpc_knn_score`` (float64 GEMM distances, its k nearest and denser tokens found on squared distances)
+    against the spec's steps on exact distances: equal to rounding, with the same frames kept; duplicated
+    frames tie exactly and the earlier copy counts as denser. A NaN token makes every score of its sample NaN,
+    and no other sample's."""
+    from posetokens.layers import dpc_knn_score, select_frames
+
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(3, 40, 24, generator=g).cumsum(1)
+    x[:, 20:24] = x[:, 10:14]  # four frames repeated ten frames later
+    x[1, 30:33] = x[1, 29]  # a frozen stretch: three copies
+    got, want = dpc_knn_score(x, k), _dpc_reference(x, k)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+    assert torch.equal(select_frames(got, 13), select_frames(want, 13))
+    y = x.clone()
+    y[2, 5, 3] = float("nan")
+    nan = dpc_knn_score(y, k)
+    assert bool(nan[2].isnan().all()) and torch.equal(nan[:2], dpc_knn_score(x[:2], k))
+
+
+def test_nearest_squared_matches_topk_of_the_clamped_rows() -> None:
+    """The k smallest clamped entries of rows with an exactly zero diagonal and rounding below 0 off it (a tied
+    pair, and a near pair that the GEMM put at -1e-15), in the order ``topk`` gives them."""
+    from posetokens.layers.pruning import _nearest_squared
+
+    g = torch.Generator().manual_seed(5)
+    d2 = torch.rand(2, 6, 6, generator=g, dtype=torch.float64)
+    d2 = d2 + d2.mT
+    d2[:, 0, 3] = d2[:, 3, 0] = -1e-15
+    d2[:, 1, 2] = d2[:, 2, 1] = 0.0
+    d2.diagonal(dim1=1, dim2=2).zero_()
+    for k in range(1, 7):
+        want = d2.clamp_min(0).topk(k, dim=-1, largest=False).values
+        got = _nearest_squared(d2.clone(), k)
+        assert torch.equal(got, want), k
+    before = d2.clone()
+    _nearest_squared(d2, 2)
+    assert torch.equal(d2, before)  # its diagonal is put back
+
+
 class _Cdist(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
