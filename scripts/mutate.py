@@ -161,6 +161,19 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_pruning_stages.py::test_cluster_score_follows_the_spec_on_exact_distances"),
     ),
     Mutant(
+        "cluster-root-unclamped", "the cluster clamps squared distances at 0 before their square root",
+        "src/posetokens/layers/pruning.py",
+        (("        return v.clamp_min(0).sqrt().div(c**0.5)\n", "        return v.sqrt().div(c**0.5)\n"),),
+        ("tests/test_pruning_stages.py::test_cluster_score_is_bitwise_its_steps_on_the_distances",),
+    ),
+    Mutant(
+        "nearest-diagonal-zeroed", "the k nearest restore the diagonal as it was (NaN for an overflowing token)",
+        "src/posetokens/layers/pruning.py",
+        (("        diag.copy_(own)\n", "        diag.fill_(0.0)\n"),),
+        ("tests/test_pruning_stages.py::test_nearest_squared_matches_topk_of_the_clamped_rows",
+         "tests/test_pruning_stages.py::test_cluster_score_is_bitwise_its_steps_on_the_distances"),
+    ),
+    Mutant(
         "density-ties-unbroken", "of two equally dense tokens the earlier counts as denser (the deterministic cluster)",
         "src/posetokens/layers/pruning.py",
         (("    denser = gt | (eq & earlier)\n", "    denser = gt\n"),),

@@ -405,6 +405,61 @@ def test_cluster_score_follows_the_spec_on_exact_distances(k: int) -> None:
     assert bool(nan[2].isnan().all()) and torch.equal(nan[:2], dpc_knn_score(x[:2], k))
 
 
+def _dpc_on_distances(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The deterministic score's steps taken the direct way, on the (B, N, N) distances of
+    ``pairwise_distances``: the k nearest by ``topk``, the denser tokens, the nearest denser's distance."""
+    from posetokens.layers.pruning import pairwise_distances
+
+    dist = pairwise_distances(x) / x.shape[-1] ** 0.5
+    density = (-(dist.topk(k, dim=-1, largest=False).values ** 2).mean(dim=-1)).exp()
+    idx = torch.arange(x.shape[1])
+    denser = (density[:, None, :] > density[:, :, None]) | (
+        (density[:, None, :] == density[:, :, None]) & (idx[None, :] < idx[:, None]))
+    dist_max = dist.flatten(1).max(dim=-1).values[:, None, None]
+    return torch.where(denser, dist, dist_max).min(dim=-1).values * density
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_cluster_score_is_bitwise_its_steps_on_the_distances(k: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dpc_knn_score`` finds its nearest and denser tokens on squared distances and takes the clamp, root and
+    scale afterwards: bitwise the score of the direct steps on ``pairwise_distances``, also where rounding puts
+    squared distances below 0 and where a token's squared norm overflows (its sample's scores all NaN, as the
+    direct steps give). The rounding below 0 is made certain on any CPU by a GEMM that rounds every product off
+    the diagonal up by a few ulps: tokens one float32 ulp apart then get squared distances below 0, and finite
+    scores."""
+    from posetokens.layers import dpc_knn_score
+
+    g = torch.Generator().manual_seed(11)
+    walk = torch.randn(2, 30, 16, generator=g).cumsum(1)
+    walk[:, 12:15] = walk[:, 3:6]
+    huge = torch.randn(2, 9, 4, generator=g, dtype=torch.float64)
+    huge[0, 4, 1] = 1e200
+    for x in (walk, huge):
+        got, want = dpc_knn_score(x, k), _dpc_on_distances(x, k)
+        assert torch.equal(got.nan_to_num(-1.0), want.nan_to_num(-1.0)), (tuple(x.shape), k)
+    assert bool(dpc_knn_score(huge, k)[0].isnan().all()) and bool(dpc_knn_score(huge, k)[1].isfinite().all())
+
+    from posetokens.layers.pruning import _squared_distances
+
+    real = torch.Tensor.__matmul__
+
+    def rounds_up(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        out = real(a, b)
+        if out.shape[-1] == 1:  # the keys' exact GEMV
+            return out
+        i, j = torch.arange(out.shape[-2])[:, None], torch.arange(out.shape[-1])[None, :]
+        return torch.where(i == j, out, out * (1 + 2.0**-50))  # a Gram block starts on the diagonal: not there
+
+    near = (torch.randn(1, 1, 64, generator=g) * 10).repeat(2, 20, 1)
+    for i in range(1, 20):  # each frame one float32 ulp above the one before, in 3 channels
+        near[:, i, :3] = torch.nextafter(near[:, i - 1, :3], torch.full((3,), float("inf")))
+    monkeypatch.setattr(torch.Tensor, "__matmul__", rounds_up)
+    assert bool((_squared_distances(near) < 0).any())
+    got, want = dpc_knn_score(near, k), _dpc_on_distances(near, k)
+    monkeypatch.undo()
+    assert torch.equal(got, want) and bool(got.isfinite().all())
+
+
 def test_nearest_squared_matches_topk_of_the_clamped_rows() -> None:
     """The k smallest clamped entries of rows with an exactly zero diagonal and rounding below 0 off it (a tied
     pair, and a near pair that the GEMM put at -1e-15), in the order ``topk`` gives them."""
@@ -421,8 +476,9 @@ def test_nearest_squared_matches_topk_of_the_clamped_rows() -> None:
         got = _nearest_squared(d2.clone(), k)
         assert torch.equal(got, want), k
     before = d2.clone()
+    d2[1, 2, 2] = before[1, 2, 2] = float("nan")  # a token whose squared norm overflowed
     _nearest_squared(d2, 2)
-    assert torch.equal(d2, before)  # its diagonal is put back
+    assert torch.equal(d2.nan_to_num(-1.0), before.nan_to_num(-1.0))  # its diagonal is restored as it was
 
 
 class _Cdist(nn.Module):

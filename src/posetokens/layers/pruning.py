@@ -258,7 +258,8 @@ def pairwise_distances(x: Tensor) -> Tensor:
 
 def _squared_distances(x: Tensor) -> Tensor:
     """:func:`pairwise_distances` squared and before its clamp at 0 (a rounding can leave tiny negative values off
-    the diagonal): float64 (B, N, N), bitwise symmetric, exactly 0 on the diagonal and between identical tokens."""
+    the diagonal): float64 (B, N, N), bitwise symmetric, exactly 0 on the diagonal and between identical tokens
+    (tokens of finite float64 squared norm; one that overflows gets NaN there)."""
     if exporting():
         xd = x.double()
         return (xd[:, :, None] - xd[:, None]).square().sum(dim=-1)
@@ -277,16 +278,20 @@ def _squared_distances(x: Tensor) -> Tensor:
 
 def _nearest_squared(d2: Tensor, k: int) -> Tensor:
     """The ``k`` smallest entries (B, N, k) of each row of squared distances ``d2`` (B, N, N) clamped at 0,
-    ascending, as ``topk`` gives them. The diagonal must be exactly 0 (a token's own distance), so they are that 0
-    and the ``k - 1`` smallest of the rest of the row (the off-diagonal entries may round a little below 0: the
-    clamp makes them 0). The default ``k = 2`` is a row minimum, a few times cheaper than ``topk`` on the CPU;
-    ``d2``'s diagonal is set to infinity for it and put back."""
+    ascending, as ``topk`` gives them for rows without NaN. The diagonal must be exactly 0 (a token's own
+    distance), so they are that 0 and the ``k - 1`` smallest of the rest of the row (the off-diagonal entries may
+    round a little below 0: the clamp makes them 0). The default ``k = 2`` is a row minimum, a few times cheaper
+    than ``topk`` on the CPU; ``d2``'s diagonal is set to infinity for it and then restored as it was (a token
+    whose squared norm overflows has NaN there, which makes every score of its sample NaN)."""
     if exporting() or k == 1:
         return d2.topk(k, dim=-1, largest=False).values.clamp_min(0)
     diag = d2.diagonal(dim1=1, dim2=2)
+    own = diag.clone()
     diag.fill_(float("inf"))
-    rest = d2.amin(dim=-1, keepdim=True) if k == 2 else d2.topk(k - 1, dim=-1, largest=False).values
-    diag.fill_(0.0)
+    try:
+        rest = d2.amin(dim=-1, keepdim=True) if k == 2 else d2.topk(k - 1, dim=-1, largest=False).values
+    finally:
+        diag.copy_(own)
     return torch.cat([torch.zeros_like(rest[..., :1]), rest.clamp_min(0)], dim=-1)
 
 
@@ -328,9 +333,9 @@ def _dpc_knn_score(x: Tensor, k: int, noise: Tensor | None) -> Tensor:
         # the official dist * mask + dist_max * (1 - mask), in one pass: the same values (the distances are finite)
         delta = torch.where(denser, dist, dist_max).min(dim=-1).values
         return (delta * density).to(x.dtype)
-    # Deterministic: on the squared distances before their clamp, square root and scale, which are monotone and
-    # correctly rounded, so taking them after a row's minimum (or maximum, or k smallest) gives the same bits as
-    # taking them before, on (B, N) values instead of (B, N, N).
+    # Deterministic: on the squared distances before their clamp, square root and scale. Those are monotone
+    # (non-decreasing) and applied value by value, so taking them after a row's minimum (or maximum, or k smallest)
+    # gives the same bits as taking them before, on (B, N) values instead of (B, N, N).
     d2 = _squared_distances(x)
 
     def dist(v: Tensor) -> Tensor:
