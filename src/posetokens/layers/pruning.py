@@ -220,21 +220,26 @@ def _identical_first(x: Tensor) -> Tensor | None:
 _GRAM_BLOCKS = 4  # row blocks of the cluster's Gram matrix: the blocks on and above the diagonal are computed
 
 
-def _symmetric_gram(xd: Tensor) -> Tensor:
-    """The Gram matrix ``xd @ xd.mT`` (B, N, N), bitwise symmetric, from the row blocks on and above the diagonal
-    only (:data:`_GRAM_BLOCKS` GEMMs, each of a block of rows against every later column: 10/16 of the full
-    product's multiply-accumulates, no BLAS symmetric rank-k update in PyTorch); each block below the diagonal is
-    the transpose of its mirror, and the diagonal blocks are averaged with their transposes."""
+def _symmetric_squared(xd: Tensor) -> Tensor:
+    """Squared distances ``|a|^2 + |b|^2 - 2 a.b`` (B, N, N) from the float64 Gram matrix of ``xd`` (B, N, C),
+    bitwise symmetric with an exactly zero diagonal, from the Gram's row blocks on and above the diagonal only
+    (:data:`_GRAM_BLOCKS` GEMMs, each of a block of rows against every later column: 10/16 of the full product's
+    multiply-accumulates, no BLAS symmetric rank-k update in PyTorch). Each diagonal block of the Gram is averaged
+    with its transpose; each block of distances below the diagonal is the transpose of its mirror."""
     b, n, _ = xd.shape
     s = -(-n // _GRAM_BLOCKS)
-    gram = xd.new_empty(b, n, n)
-    for i in range(0, n, s):
-        row = xd[:, i : i + s] @ xd[:, i:].mT  # (B, s, N - i)
+    starts = range(0, n, s)
+    rows = [xd[:, i : i + s] @ xd[:, i:].mT for i in starts]  # (B, s, N - i)
+    for row in rows:
         diag = row[:, :, :s]
-        gram[:, i : i + s, i : i + s] = (diag + diag.mT).mul_(0.5)
-        gram[:, i : i + s, i + s :] = row[:, :, s:]
-        gram[:, i + s :, i : i + s] = row[:, :, s:].mT
-    return gram
+        diag.copy_((diag + diag.mT).mul_(0.5))
+    sq = torch.cat([row[:, :, :s].diagonal(dim1=1, dim2=2) for row in rows], dim=1)  # (B, N)
+    d2 = xd.new_empty(b, n, n)
+    for i, row in zip(starts, rows):
+        upper = d2[:, i : i + s, i:]
+        torch.add(sq[:, i : i + s, None], sq[:, None, i:], out=upper).sub_(row, alpha=2)  # the sum commutes
+        d2[:, i + s :, i : i + s] = upper[:, :, s:].mT
+    return d2
 
 
 def pairwise_distances(x: Tensor) -> Tensor:
@@ -243,7 +248,7 @@ def pairwise_distances(x: Tensor) -> Tensor:
     Computed as ``|a|^2 + |b|^2 - 2 a.b`` from a float64 Gram matrix: the squared distances carry a rounding of a
     few tens of 2**-52 (1e-15 to 1e-14) of the largest squared norm, at most ``C * 2**-52`` of it, and cost a
     quarter of summing squared differences on the CPU. The result does not depend on the memory layout of ``x``.
-    The Gram matrix is made bitwise symmetric and computed from its upper blocks only (:func:`_symmetric_gram`), so
+    The Gram matrix is made bitwise symmetric and computed from its upper blocks only (:func:`_symmetric_squared`), so
     the distances are bitwise symmetric with an exactly zero diagonal. A GEMM can round two equal dot products
     differently by their tile position, so every token takes the row and column of its first bitwise-identical
     copy (:func:`_identical_first`): identical tokens get identical rows and exactly zero distance between them,
@@ -266,10 +271,7 @@ def _squared_distances(x: Tensor) -> Tensor:
     b, n, c = x.shape
     if not n * c:  # no tokens, or tokens without channels: all equal
         return x.new_zeros(b, n, n, dtype=torch.float64)
-    xd = x.double().contiguous()  # one layout, so one set of GEMM roundings
-    gram = _symmetric_gram(xd)
-    sq = gram.diagonal(dim1=1, dim2=2)
-    d2 = (sq[:, :, None] + sq[:, None, :]).sub_(gram, alpha=2)  # symmetric, as the sum commutes; diagonal 0
+    d2 = _symmetric_squared(x.double().contiguous())  # one layout, so one set of GEMM roundings
     first = _identical_first(x)
     if first is not None:  # some token has an earlier copy
         d2 = d2.gather(1, first[:, :, None].expand(-1, -1, n)).gather(2, first[:, None, :].expand(-1, n, -1))
