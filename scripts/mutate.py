@@ -655,6 +655,51 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_mhformer.py::test_builds_on_the_meta_device_with_the_paper_parameter_count",
          "tests/test_engine.py::test_every_zoo_model_builds_on_the_meta_device"),
     ),
+    Mutant(
+        "interrupt-keeps-cut-step-buffers", "an interrupt saves the buffers of the last finished step (BatchNorm's "
+        "running statistics a cut forward pass moved are dropped)",
+        "src/posetokens/engine/trainer.py",
+        (("                _restore_buffers(raw_model, buffers_at_step)  # as they were when the last finished step "
+          "ended\n", ""),),
+        ("tests/test_engine.py::test_sigint_after_a_forward_pass_keeps_the_buffers_of_the_last_finished_step",),
+    ),
+    Mutant(
+        "work-dir-not-rechecked-at-lock", "a run that wrote the work dir while this one was built is found when the "
+        "lock is taken",
+        "src/posetokens/engine/trainer.py",
+        (("    if seen is not None and not overwrite and now != seen:\n", "    if False:\n"),),
+        ("tests/test_engine.py::test_a_run_that_wrote_the_work_dir_while_this_one_was_built_is_kept",),
+    ),
+    Mutant(
+        "gt-area-unchecked", "a ground-truth area that is not a finite number >= 0 is refused (a NaN changed the AP)",
+        "src/posetokens/evaluation/coco.py",
+        (('        if "area" in ann and not (_is_number(ann["area"]) and math.isfinite(ann["area"]) and ann["area"] >= 0):\n',
+          "        if False:\n"),),
+        ("tests/test_coco_eval.py::test_ground_truth_errors_name_the_field",),
+    ),
+    Mutant(
+        "null-score-accepted", "a null score or bbox_score in COCO results is refused (a TypeError, or a score "
+        "silently ignored)",
+        "src/posetokens/evaluation/coco.py",
+        (('            if key in r and (r[key] is not None or key != "area") and (\n',
+          "            if key in r and r[key] is not None and (\n"),),
+        ("tests/test_coco_eval.py::test_validation_errors_name_the_field",),
+    ),
+    Mutant(
+        "export-opset-unchecked", "export refuses a graph that came out at another opset than asked",
+        "src/posetokens/export/onnx.py",
+        (("        if written != opset:", "        if False:"),),
+        ("tests/test_export.py::test_an_opset_the_exporter_could_not_reach_is_refused_and_nothing_written",),
+    ),
+    Mutant(
+        "lift-json-fields-unchecked", "lift checks a json's frame_id, width, height, bbox and bbox_score by type "
+        "when it reads it",
+        "src/posetokens/inference/api.py",
+        (('        if "frame_id" in r and not _is_whole(r["frame_id"]):\n', "        if False:\n"),
+         ("            if bs is not None and not (_is_real(bs) and math.isfinite(bs)):\n", "            if False:\n")),
+        ("tests/test_errors_inference.py::test_bad_input[lift-json-frame-id-string]",
+         "tests/test_errors_inference.py::test_bad_input[lift-json-bbox-score-string]"),
+    ),
 )
 
 

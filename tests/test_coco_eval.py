@@ -276,6 +276,11 @@ def _valid_pred(**overrides: object) -> dict:
         (_valid_pred(score=float("inf")), "'score'"),
         ({k: v for k, v in _valid_pred().items() if k != "score"}, "'score'"),
         (_valid_pred(category_id=2), r"'category_id' = 2 is not a category of the ground truth .*\[1\]"),
+        # null scores raised TypeError from float() (score under --no-rescore, bbox_score when rescoring) or passed
+        (_valid_pred(score=None), r"field 'score' must be a finite number, got None$"),
+        (_valid_pred(bbox_score=None), r"field 'bbox_score' must be a finite number, got None$"),
+        (_valid_pred(area=-1.0), r"field 'area' must be >= 0, got -1\.0$"),
+        (_valid_pred(bbox=[0, 0, -1, 5]), r"field 'bbox' must be \[x, y, w, h\] with sizes >= 0, got \[0, 0, -1, 5\]$"),
     ],
 )
 def test_validation_errors_name_the_field(bad: dict, field: str, tmp_path: Path) -> None:
@@ -300,7 +305,26 @@ def _gt_with(change) -> dict:
     (lambda a: a.pop("num_keypoints"), r"annotations\[1\] \(id=\d+\): missing field 'num_keypoints'$"),
     (lambda a: a.pop("id"), r"annotations\[1\] \(id=None\): missing field 'id'$"),
     (lambda a: a.update(bbox=[1.0, 2.0, 3.0]), r"annotations\[1\] \(id=\d+\): field 'bbox' must be 4 finite numbers "
-     r"\[x, y, w, h\], got \[1\.0, 2\.0, 3\.0\]$"),
+     r"\[x, y, w, h\] with w, h >= 0, got \[1\.0, 2\.0, 3\.0\]$"),
+    (lambda a: a.update(bbox=[1.0, 2.0, -3.0, 4.0]), r"annotations\[1\] \(id=\d+\): field 'bbox' must be 4 finite "
+     r"numbers \[x, y, w, h\] with w, h >= 0, got \[1\.0, 2\.0, -3\.0, 4\.0\]$"),
+    # each of these raised from inside numpy or pycocotools, or changed the AP without a word
+    (lambda a: a.update(keypoints=None), r"annotations\[1\] \(id=\d+\): field 'keypoints' must be a flat list of "
+     r"finite numbers \[x, y, v, \.\.\.\] \(3 per keypoint\), got None$"),
+    (lambda a: a["keypoints"].__setitem__(3, "7"), r"annotations\[1\] \(id=\d+\): "
+     r"field 'keypoints' must be a flat list of finite numbers"),
+    (lambda a: a["keypoints"].__setitem__(5, float("nan")), r"annotations\[1\] \(id=\d+\): "
+     r"field 'keypoints' must be a flat list of finite"),
+    (lambda a: a["keypoints"].append(1.0), r"annotations\[1\] \(id=\d+\): "
+     r"field 'keypoints' must be a flat list .* \(3 per keypoint\)"),
+    (lambda a: a.update(area="x"), r"annotations\[1\] \(id=\d+\): field 'area' must be a finite number >= 0, "
+     r"got 'x'$"),
+    (lambda a: a.update(area=float("nan")), r"annotations\[1\] \(id=\d+\): "
+     r"field 'area' must be a finite number >= 0, got nan$"),
+    (lambda a: a.update(area=-5.0), r"annotations\[1\] \(id=\d+\): "
+     r"field 'area' must be a finite number >= 0, got -5\.0$"),
+    (lambda a: a.update(image_id=424242), r"annotations\[1\] \(id=\d+\): field 'image_id' = 424242 is not the id "
+     r"of an entry of 'images'$"),
     (lambda a: a.update(category_id=3), r"annotations\[1\] \(id=\d+\): field 'category_id' = 3 is not one of its "
      r"'categories' \(\[1\]\)$"),
     (lambda a: a.update(category_id="person"), r"annotations\[1\] \(id=\d+\): field 'category_id' = 'person' is not "
@@ -312,6 +336,14 @@ def test_ground_truth_errors_name_the_field(change, message: str) -> None:
     preds = [_valid_pred()]
     with pytest.raises(ValueError, match=r"<GT dict>: " + message):
         evaluate_coco(_gt_with(change), preds, COCO_SIGMAS)
+
+
+def test_ground_truth_lists_must_be_lists() -> None:
+    """``images`` as an object: its keys would be iterated, and the predictions blamed for ids it lacks."""
+    data = json.loads(GT_COCO.read_text())
+    data["images"] = {}
+    with pytest.raises(ValueError, match=r"^<GT dict>: top-level 'images' must be a list of objects, got dict$"):
+        evaluate_coco(data, [_valid_pred()], COCO_SIGMAS)
 
 
 def test_results_file_errors(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -396,6 +397,45 @@ def test_sigterm_mid_epoch_keeps_the_finished_steps_and_resume_ends_with_identic
         assert torch.equal(full[key], resumed[key]), key
 
 
+@pytest.mark.parametrize("accum", [1, 2])
+def test_sigint_after_a_forward_pass_keeps_the_buffers_of_the_last_finished_step(
+        tiny_data: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, accum: int) -> None:
+    """SIGINT right after a training forward pass, whose BatchNorm layers have already moved their running
+    statistics (and, with gradient accumulation, after the first micro-batch of a step): last.pth holds the
+    buffers of the last finished step, so --resume, which runs the cut step again, ends with the uninterrupted
+    run's weights and buffers bit for bit."""
+    import signal
+
+    import posetokens.engine.trainer as trainer_mod
+    from posetokens.runtime import Interrupted
+
+    extra = (f"optim.grad_accum={accum}",)
+    train(_cfg(tiny_data, tmp_path / "full", *extra))
+    full = _weights(tmp_path / "full" / "final.pth")
+    assert any(k.endswith("running_mean") for k in full)  # the stem's BatchNorm: what a cut step moved
+    forward, calls = trainer_mod.TrainStep.forward, []
+
+    def forward_then_sigint(self, batch):
+        out = forward(self, batch)
+        calls.append(1)
+        if len(calls) == 3 * accum + 1:  # the forward pass of step 4 (its first micro-batch)
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(trainer_mod.TrainStep, "forward", forward_then_sigint)
+    with pytest.raises(Interrupted):
+        train(_cfg(tiny_data, tmp_path / "split", *extra))
+    monkeypatch.undo()
+    mid = torch.load(tmp_path / "split" / "last.pth", weights_only=False)
+    assert mid["step"] == 3
+    tracked = [v for k, v in mid["model"].items() if k.endswith("num_batches_tracked")]
+    assert tracked and all(int(v) == 3 * accum for v in tracked)  # one per micro-batch of the 3 finished steps
+    train(_cfg(tiny_data, tmp_path / "split", *extra), resume=True)
+    resumed = _weights(tmp_path / "split" / "final.pth")
+    for key in full:
+        assert torch.equal(full[key], resumed[key]), key
+
+
 @pytest.mark.parametrize("stop", ["sigterm-in-eval", "crash-in-eval", "sigint-in-save", "crash-after-eval"])
 def test_an_evaluation_cut_short_runs_first_on_resume(tiny_data: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      stop: str) -> None:
@@ -483,6 +523,36 @@ def test_a_signal_during_an_update_keeps_the_steps_log_whole(tiny_data: dict, tm
     train(_cfg(tiny_data, tmp_path / "run"), resume=True)
     n = torch.load(tmp_path / "run" / "last.pth", weights_only=False)["step"]
     assert [r["step"] for r in _step_records(tmp_path / "run")] == list(range(1, n + 1))
+
+
+@pytest.mark.parametrize("other", ["started", "finished"])
+def test_a_run_that_wrote_the_work_dir_while_this_one_was_built_is_kept(
+        tiny_data: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, other: str) -> None:
+    """Two trainings started into one new work dir: the work dir is judged before the model and data are built, and
+    locked after. Another run that started (its config.json and log.jsonl) or even finished (its checkpoints, lock
+    released) in between is found when this one takes the lock: refused in one line, the other run's files
+    untouched, nothing of this run written."""
+    import posetokens.engine.trainer as trainer_mod
+
+    work = tmp_path / "run"
+    build = trainer_mod.build_model
+
+    def build_while_another_run_writes(cfg):
+        work.mkdir(exist_ok=True)
+        for name in ("config.json", "log.jsonl") + (("last.pth", "final.pth") if other == "finished" else ()):
+            (work / name).write_text(f"the other run's {name}")
+        return build(cfg)
+
+    monkeypatch.setattr(trainer_mod, "build_model", build_while_another_run_writes)
+    written = "config.json, final.pth, last.pth, log.jsonl" if other == "finished" else "config.json, log.jsonl"
+    with pytest.raises(ValueError, match=rf"^work_dir {re.escape(str(work))}: another run wrote {written} there "
+                                         r"while this one was being built; nothing was written"):
+        train(_cfg(tiny_data, work))
+    assert sorted(p.name for p in work.iterdir()) == sorted(written.split(", "))
+    assert all(p.read_text() == f"the other run's {p.name}" for p in work.iterdir())
+    monkeypatch.undo()
+    train(_cfg(tiny_data, work, "max_steps=1"), overwrite=True)  # the lock was released; --overwrite archives it
+    assert (work / "archive").is_dir() and (work / "last.pth").is_file()
 
 
 def test_resume_refuses_another_global_batch(tiny_data: dict, tmp_path: Path) -> None:

@@ -361,6 +361,26 @@ def case_infer_coco_results_is_a_folder(a: Assets, d: Path) -> Run:
                 "--coco-results", str(d / "res")], 2, r"--coco-results .*res is a folder; expected a json file")
 
 
+def case_infer_coco_results_is_the_out_folder(a: Assets, d: Path) -> Run:
+    """--out makes the folder only when the run starts: the results were written last, over that folder, and
+    failed naming a temporary file that stayed behind."""
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(d / "out"),
+                "--coco-results", str(d / "out")], 2,
+               r"--coco-results \S+out is the --out folder; expected a json file path \(e\.g\. \S+coco_results\.json\)$",
+               absent=[d / "out"])
+
+
+def case_infer_checkpoint_with_damaged_overrides(a: Assets, d: Path) -> Run:
+    """A checkpoint of ours whose description was damaged (overrides that are not a mapping): an AttributeError."""
+    obj = torch.load(a.w2d, map_location="cpu", weights_only=False)
+    obj["model_overrides"] = 7
+    bad = d / "bad.pth"
+    torch.save(obj, bad)
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(bad), "--out", str(d / "out")], 2,
+               r"\S+bad\.pth: the checkpoint's 'model_overrides' is 7; expected a mapping of config fields \(its "
+               r"description is damaged\)$", unchanged=[bad])
+
+
 def case_infer_mmpose_preds_named_as_a_folder(a: Assets, d: Path) -> Run:
     """A path ending in '/' that does not exist yet once became a file of that name, without '.json'."""
     return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(d / "out"),
@@ -443,6 +463,16 @@ def _predict_case(image: Any, bboxes: Any, scores: Any, message: str) -> Callabl
     return case
 
 
+def _fixture_with_config(d: Path, config: str) -> Path:
+    """A parity fixture folder whose files are all present, with ``config`` as its config.json."""
+    folder = d / "fixture"
+    folder.mkdir(exist_ok=True)
+    for name in ("checkpoint.pth", "inputs.pt", "outputs.pt"):
+        (folder / name).write_bytes(b"")
+    (folder / "config.json").write_text(config)
+    return folder
+
+
 def _api_case(call: Callable[[Assets, Path], Any], message: str) -> Callable[[Assets, Path], Run]:
     """A Python API call that must raise a one-line ``ValueError`` matching ``message``."""
     def case(a: Assets, d: Path) -> Run:
@@ -510,6 +540,47 @@ def case_lift_json_with_a_nan_keypoint(a: Assets, d: Path) -> Run:
     return Run(["lift", str(src), "--weights", str(a.w3d), "--out", str(d / "out"), "--no-draw"], 2,
                r"nan\.json: record 0 instance 0: 'keypoints'\[2\] = \[nan, -?[0-9.]+\] is not finite", unchanged=[src],
                absent=[d / "out" / "nan_3d.json"])
+
+
+def _lift_json_case(change: Callable[[dict, dict], None], message: str, rc: int = 2,
+                    *flags: str) -> Callable[[Assets, Path], Run]:
+    """A case: ``infer``'s json with ``change(record 0, its instance 0)`` made, lifted; refused in one line naming
+    the file, the record (and instance) and the field before anything is built (or, ``rc`` 0, lifted)."""
+    def case(a: Assets, d: Path) -> Run:
+        records = json.loads(a.infer_json.read_text())
+        records = records if isinstance(records, list) else [records]
+        change(records[0], records[0]["instances"][0])
+        src = d / "bad.json"
+        src.write_text(json.dumps(records))
+        out = d / "out"
+        return Run(["lift", str(src), "--weights", str(a.w3d), "--out", str(out), "--no-draw", *flags], rc, message,
+                   unchanged=[src], **({"absent": [out]} if rc else {"exist": [out / "bad_3d.json"]}))
+    return case
+
+
+# fields of other tools' json: each raised TypeError from int()/float() after the lifting (or named no file)
+LIFT_JSON_CASES = [
+    pytest.param(_lift_json_case(lambda r, i: i.update(bbox_score="hi"), r"^posetokens lift: error: \S+bad\.json: "
+                                 r"record 0 instance 0: 'bbox_score' = 'hi'; expected a finite number \(null or none: 1\)$"),
+                 id="lift-json-bbox-score-string"),
+    pytest.param(_lift_json_case(lambda r, i: i.update(bbox_score=None), r"1 frame\(s\), 1 with a person", 0),
+                 id="lift-json-bbox-score-null-is-none"),
+    pytest.param(_lift_json_case(lambda r, i: i.update(bbox=[1, 2]), r"record 0 instance 0: 'bbox' = \[1, 2\]; "
+                                 r"expected \[x1, y1, x2, y2\] \(null or none: the keypoints' extent\)$"),
+                 id="lift-json-bbox-two-values"),
+    pytest.param(_lift_json_case(lambda r, i: i.update(keypoints={"x": 1}), r"record 0 instance 0: 'keypoints' = "
+                                 r"\{'x': 1\}; expected numbers, \(17, 2\) \[x, y\] pairs$"), id="lift-json-keypoints-dict"),
+    pytest.param(_lift_json_case(lambda r, i: r.update(frame_id="one"), r"\S+bad\.json: record 0: 'frame_id' = 'one'; "
+                                 r"expected a whole number \(none: the record's place in the list\)$"),
+                 id="lift-json-frame-id-string"),
+    pytest.param(_lift_json_case(lambda r, i: r.update(width=0), r"\S+bad\.json: record 0: 'width' = 0; expected a "
+                                 r"whole number of pixels >= 1$"), id="lift-json-width-0"),
+    pytest.param(_lift_json_case(lambda r, i: r.update(height=None), r"record 0: 'height' = None; expected a whole "
+                                 r"number of pixels >= 1$"), id="lift-json-height-null"),
+    pytest.param(_lift_json_case(lambda r, i: [r.pop("width", None), r.pop("height", None)],
+                                 r"^posetokens lift: error: --image-size 0x0: expected WIDTHxHEIGHT in whole pixels >= 1",
+                                 2, "--image-size", "0x0"), id="lift-json-image-size-0x0"),
+]
 
 
 def case_lift_weights_without_pose2d_weights(a: Assets, d: Path) -> Run:
@@ -680,6 +751,8 @@ CASES: list[Any] = [
     pytest.param(_bad_dets({"score": "high"}, r"'score' must be a finite number, got 'high'"),
                  id="detections-string-score"),
     pytest.param(case_infer_coco_results_is_a_folder, id="infer-coco-results-is-a-folder"),
+    pytest.param(case_infer_coco_results_is_the_out_folder, id="infer-coco-results-is-the-out-folder"),
+    pytest.param(case_infer_checkpoint_with_damaged_overrides, id="infer-checkpoint-with-damaged-overrides"),
     pytest.param(case_infer_unwritable_out, id="infer-unwritable-out"),
     pytest.param(case_infer_unwritable_coco_results_folder, id="infer-unwritable-coco-results-folder"),
     pytest.param(case_infer_show_tokens_of_tokenpose, id="infer-show-tokens-of-tokenpose"),
@@ -737,9 +810,18 @@ CASES: list[Any] = [
     pytest.param(_api_case(lambda a, d: _crops(a, warps=lambda w: w[:1]),
                            r"predict_crops: warps must be a finite numpy array \(2, 2, 3\), one image->crop warp per "
                            r"crop .* got ndarray of shape \(1, 2, 3\)$"), id="predict-crops-one-warp-for-two"),
+    # a box callable of the user's returning boxes alone, or nothing: a TypeError from inside check_boxes
+    pytest.param(_api_case(lambda a, d: list(_est(a)(str(a.jpgs[0]), boxes=lambda f: np.array([[1, 2, 30, 40]]))),
+                           r"000000000001\.jpg: the boxes callable returned array\(.*; expected a pair \(boxes \(N, 4\) "
+                           r"\[x1, y1, x2, y2\], scores \(N,\) or None\)$"), id="estimator-box-callable-boxes-only"),
+    pytest.param(_api_case(lambda a, d: list(_est(a)(str(a.jpgs[0]), boxes=lambda f: None)),
+                           r"the boxes callable returned None; expected a pair"), id="estimator-box-callable-none"),
     pytest.param(lambda a, d: Run(["models", "zzz"], 2, r"no zoo model name contains 'zzz'"), id="models-no-match"),
     pytest.param(lambda a, d: Run(["parity", str(d / "nowhere")], 2, r"parity fixture \S+nowhere: no such folder$"),
                  id="parity-missing-folder"),
+    pytest.param(lambda a, d: Run(["parity", str(_fixture_with_config(d, "[1]"))], 2,  # was an AttributeError
+                                  r"\S+config.json: expected a JSON object \(the fixture's settings\), got list$"),
+                 id="parity-config-a-list"),
     pytest.param(lambda a, d: Run(["parity", str(PARITY / "mixste_t81"), "--atol", "nan"], 2,
                                   r"--atol must be a finite number >= 0, got nan$"), id="parity-atol-nan"),
     pytest.param(lambda a, d: Run(["evaluate", "--gt", str(DATA / "coco" / "test_coco.json"), "--pred", str(d)], 2,
@@ -766,6 +848,7 @@ CASES: list[Any] = [
     pytest.param(case_export_onnx_over_weights, id="export-onnx-over-weights"),
     pytest.param(case_export_weights_is_a_folder, id="export-weights-is-a-folder"),
     pytest.param(case_lift_json_with_a_nan_keypoint, id="lift-json-with-a-nan-keypoint"),
+    *LIFT_JSON_CASES,
     pytest.param(case_lift_an_image, id="lift-an-image"),
     pytest.param(case_export_weights_where_the_data_file_goes, id="export-weights-where-the-data-file-goes"),
     pytest.param(case_export_onnx_is_a_folder, id="export-onnx-is-a-folder"),
@@ -977,3 +1060,22 @@ def test_a_built_model_with_random_weights_says_so_once(tmp_path: Path, capsys: 
     assert f"the lifting model {NAME_3D} {note}" in capsys.readouterr().err
     export_onnx(create_model(NAME_2D, **TINY_2D), tmp_path / "m.onnx", check=False)
     assert f"the model {NAME_2D} {note}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("writer", ["atomic_path", "atomic_write"])
+def test_a_folder_made_at_the_path_while_writing_is_named_and_no_temporary_file_stays(tmp_path: Path,
+                                                                                     writer: str) -> None:
+    """The rename over ``path`` fails when a folder was made there after the checks: the error names ``path``
+    (not the temporary file), and the temporary file is gone."""
+    from posetokens.fileio import atomic_path, atomic_write
+
+    path = tmp_path / "res.json"
+    with pytest.raises(IsADirectoryError) as e:
+        if writer == "atomic_path":
+            with atomic_path(path) as tmp:
+                tmp.write_text("[]")
+                path.mkdir()
+        else:
+            atomic_write(path, lambda f: (f.write(b"[]"), path.mkdir()))
+    assert e.value.filename == str(path) and "over a folder" in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res.json"] and path.is_dir()

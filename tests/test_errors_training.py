@@ -75,6 +75,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     recipe = root / "tiny.yaml"
     recipe.write_text(TINY_YAML.format(**{k: data[k] for k in ("train_ann", "train_img_dir", "val_ann",
                                                                 "val_img_dir")}))
+    (root / "bad_keys.yaml").write_text(recipe.read_text() + "\non: 1\nfoo: 2\n")  # YAML reads `on` as true
     (root / "bad_type.yaml").write_text(recipe.read_text().replace("schedule: {epochs: 1,", "schedule: {epochs: ten,"))
     (root / "bad_yaml.yaml").write_text(recipe.read_text().replace("optim: {grad_clip: 1.0}", "optim: {grad_clip: 1.0"))
     (root / "bad_range.yaml").write_text(recipe.read_text().replace("optim: {grad_clip: 1.0}",
@@ -197,6 +198,13 @@ CASES = [
                            "num_blocks: [1, 4, 4, 4]}}")], 2,
          E + r"--resume: the config differs from the one \S+last.pth was trained with "
          r"\(model.overrides.dim: 32 -> 48\)"),
+    Case("resume-model-allowed", ["train", "{recipe}", "--work-dir", "{run}", "--resume", "--allow-config-change",
+                                  "--set", "schedule.epochs=2", "--set",
+                                  ("model.overrides={image_size: [64, 48], dim: 48, depth: 2, heads: 2, patch_size: "
+                                   "[2, 2], head_hidden: 64, prune: {layers: [0], keep_ratio: 0.7}, backbone: "
+                                   "{stem_channels: 16, num_blocks: [1, 4, 4, 4]}}")], 2,  # its reason was cut off
+         E + r"--resume: \S+last.pth does not fit model ppt_s_coco_256x192: .*shape mismatches \(\d+\): keypoint_token: "
+         r"checkpoint \(1, 17, 32\) vs model \(1, 17, 48\).* \(the model was changed under --allow-config-change\)$"),
     Case("resume-allowed-change", ["train", "{recipe}", "--work-dir", "{run}", "--resume", "--set", "schedule.epochs=2",
                                    "--allow-config-change"], 0,
          r"continuing after step 5 under changed fields: schedule.epochs: 1 -> 2", untouched=False,
@@ -252,6 +260,9 @@ CASES = [
     Case("model-override-negative", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
                                      "model.overrides.head_hidden=-1"], 2,
          E + r"--set model.overrides.head_hidden: TokenPoseCfg.head_hidden must be >= 1, got -1$"),
+    Case("model-override-backbone-width", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
+                                           "model.overrides.backbone.width=0"], 2,  # it failed in the first step
+         E + r"--set model.overrides.backbone.width: HRNetCfg.width must be an integer >= 1, got 0$"),
     Case("model-override-strategy", ["train", str(REPO / "configs" / "hot_mixste_synthetic_27.yaml"), "--work-dir",
                                      "{fresh}", "--set", "model.overrides.prune.strategy=unifrom"], 2,
          E + r"--set model.overrides.prune.strategy: FramePruneCfg.strategy: unknown 'unifrom'; known: \['none', "
@@ -261,6 +272,8 @@ CASES = [
          E + r"--set data.protocol_overrides: .*target.sigma: expected float, got 'wide'$"),
     Case("yaml-string-number", ["train", "{root}/bad_type.yaml", "--work-dir", "{fresh}"], 2,
          E + r"\S+bad_type.yaml.schedule.epochs: expected int, got 'ten'$"),
+    Case("yaml-non-string-key", ["train", "{root}/bad_keys.yaml", "--work-dir", "{fresh}"], 2,  # was a TypeError
+         E + r"\S+bad_keys.yaml: unknown key\(s\) \[True, 'foo'\]; known: "),
     Case("yaml-negative-lr", ["train", "{root}/bad_range.yaml", "--work-dir", "{fresh}"], 2,
          E + r"\S+bad_range.yaml: optim.lr must be a number > 0, got -0.001$"),
     Case("yaml-malformed", ["train", "{root}/bad_yaml.yaml", "--work-dir", "{fresh}"], 2,  # PyYAML's report, one line

@@ -324,6 +324,46 @@ def test_failed_export_leaves_the_earlier_file(tmp_path: Path, monkeypatch: pyte
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
 
+def test_an_opset_the_exporter_could_not_reach_is_refused_and_nothing_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where PyTorch's exporter cannot convert a graph to the opset asked for, it logs a traceback and writes its
+    own opset (a pruned PPT asked for opset 17 came out at 18): refused in one line, no file left."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def exports_opset_18(model, args, path, **kwargs):
+        assert kwargs["opset_version"] == 17
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+
+    monkeypatch.setattr(torch.onnx, "export", exports_opset_18)
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ValueError, match=r"^--opset 17: PyTorch's exporter could not write this model at opset 17 "
+                                         r"\(it came out at opset 18\); nothing was written; use --opset 18$"):
+        export_onnx("tokenpose_s_coco_256x192", out, check=False, opset=17, dim=48, depth=1, heads=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("out", "atol", "message"), [
+    ("victim.yaml", None, r"^--onnx .*victim\.yaml: expected a path ending in \.onnx \(an earlier \.onnx file there "
+                          r"is replaced\)$"),
+    ("m.onnx", float("nan"), r"^--atol nan: expected a finite number >= 0"),
+    ("m.onnx", -1.0, r"^--atol -1\.0: expected a finite number >= 0"),
+])
+def test_export_refuses_a_path_not_ending_in_onnx_and_a_bad_atol(tmp_path: Path, out: str, atol: float | None,
+                                                                 message: str) -> None:
+    """An --onnx path of a user's file given by mistake (a config) was replaced, with a .data file beside it; an
+    --atol of NaN turned the check off and a negative one failed every graph: each refused before anything is
+    built, the file as it was."""
+    (tmp_path / "victim.yaml").write_text("model: ppt\n")
+    with pytest.raises(ValueError, match=message):
+        export_onnx("tokenpose_s_coco_256x192", tmp_path / out, atol=atol, dim=48, depth=1, heads=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["victim.yaml"]
+    assert (tmp_path / "victim.yaml").read_text() == "model: ppt\n"
+
+
 def test_a_graph_that_fails_its_check_is_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The onnxruntime check runs before the graph is moved into place: a failing graph never replaces an
     earlier export, and the message names the user's path, not the staging folder."""

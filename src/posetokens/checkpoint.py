@@ -143,6 +143,11 @@ def load_trained(weights: str | Path, name: str | None = None, overrides: Mappin
     path = Path(weights)
     meta = read_description(path) or {}
     stored = meta.get("zoo_name")
+    for key, kind, expected in (("zoo_name", str, "a zoo model name"),
+                                ("model_overrides", Mapping, "a mapping of config fields")):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise ValueError(f"{path}: the checkpoint's {key!r} is {meta[key]!r:.60}; expected {expected} (its "
+                             "description is damaged)")
     if stored is None and name is None:
         raise ValueError(f"{path}: this checkpoint does not name its model (an official release or a bare state "
                          "dict); give its zoo model name as well (--model with --weights, --pose2d with --pose2d-weights)")

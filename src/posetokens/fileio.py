@@ -61,8 +61,10 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], Any], what: str = "
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and p.is_dir():  # made a folder after the check above: said of the user's path
+            raise IsADirectoryError(21, f"cannot write {what} over a folder", str(p)) from None
         raise
     return p
 
@@ -112,9 +114,16 @@ class TempBeside:
         self.tmp = Path(tmp)
 
     def commit(self) -> Path:
-        """Move the finished file to ``path`` (with the umask's permissions, as a plain write would give)."""
-        os.chmod(self.tmp, 0o666 & ~current_umask())
-        os.replace(self.tmp, self.path)
+        """Move the finished file to ``path`` (with the umask's permissions, as a plain write would give); where
+        that fails (a folder made at ``path`` meanwhile), the temporary file is removed and ``path`` named."""
+        try:
+            os.chmod(self.tmp, 0o666 & ~current_umask())
+            os.replace(self.tmp, self.path)
+        except BaseException as e:
+            self.discard()
+            if isinstance(e, OSError) and self.path.is_dir():
+                raise IsADirectoryError(21, "cannot write a file over a folder", str(self.path)) from None
+            raise
         return self.path
 
     def discard(self) -> None:

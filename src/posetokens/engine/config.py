@@ -134,7 +134,7 @@ class _Source:
 
 
 def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+    return f"{path}.{key}" if path else str(key)
 
 
 def _coerce(value: Any, tp: Any, where: str | _Source, path: str = "") -> Any:
@@ -199,7 +199,7 @@ def _from_dict(cls: type, data: dict, where: str | _Source, path: str = "") -> A
     src = where if isinstance(where, _Source) else _Source(where)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)  # YAML reads some keys as non-strings (on: true)
     if unknown:
         from_set = [k for k in unknown if src.from_set(_join(path, k))]
         blamed = from_set or unknown

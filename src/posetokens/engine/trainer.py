@@ -30,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from posetokens.checkpoint import atomic_save, describe, load_file, load_trained, read_description
+from posetokens.convert import CheckpointMismatchError, strict_load
 from posetokens.data.metainfo import get_metainfo
 from posetokens.engine.config import (LOSSES, RESUME_FREE_FIELDS, TrainCfg, absolute_paths, config_changes,
                                       config_to_dict, load_config_dict, validate_config, with_absolute_paths)
@@ -80,6 +81,29 @@ def _rng_state() -> dict[str, Any]:
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
+
+
+def _keep_buffers(model: nn.Module, kept: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """A copy of ``model``'s buffers (written into ``kept``'s tensors where they fit): what a step boundary
+    holds, since a training forward pass changes some (BatchNorm's running statistics, PCT's codebook averages)
+    before its step is applied, and an interrupt may land in between."""
+    kept = {} if kept is None else kept
+    with torch.no_grad():
+        for name, b in model.named_buffers():
+            old = kept.get(name)
+            if old is not None and (old.shape, old.dtype, old.device) == (b.shape, b.dtype, b.device):
+                old.copy_(b)
+            else:
+                kept[name] = b.detach().clone()
+    return kept
+
+
+def _restore_buffers(model: nn.Module, kept: dict[str, torch.Tensor]) -> None:
+    """Put back the buffers :func:`_keep_buffers` copied (those of a step that did not finish are dropped)."""
+    with torch.no_grad():
+        for name, b in model.named_buffers():
+            if name in kept:
+                b.copy_(kept[name])
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
@@ -169,6 +193,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     validate_config(cfg)  # types and ranges, before any model is built
     cfg = with_absolute_paths(cfg)  # the recipe it stores then reads the same from any folder
     work_dir = Path(cfg.work_dir)
+    seen = run_files_state(work_dir)  # what start_work_dir must find still there once the model and data are built
     ckpt, changes = check_work_dir(cfg, resume, overwrite, allow_config_change)  # last.pth when resuming
     # ---- distributed setup (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK)
     ddp = int(os.environ.get("RANK", -1)) != -1
@@ -244,10 +269,9 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
             if master:
                 logger.warning("%s (allowed by --allow-config-change)", msg)
         try:
-            raw_model.load_state_dict(ckpt["model"])
-        except RuntimeError as e:  # only after --allow-config-change of the model
-            raise ValueError(f"--resume: the weights in {ckpt_path} do not fit the changed model "
-                             f"({str(e).splitlines()[0]})") from None
+            strict_load(raw_model, ckpt["model"], str(ckpt_path))
+        except CheckpointMismatchError as e:  # only after --allow-config-change of the model
+            raise ValueError(f"--resume: {e} (the model was changed under --allow-config-change)") from None
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
         if ema is not None:
@@ -304,7 +328,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
         logger.warning("--resume: the evaluation of epoch %d did not finish; eval_interval=%d skips it", eval_due,
                        cfg.eval_interval)
         eval_due = None
-    lock = start_work_dir(cfg, overwrite, changes, resumed_at, eval_due) if master else None
+    lock = start_work_dir(cfg, overwrite, changes, resumed_at, eval_due, seen) if master else None
     del ckpt
     metrics: dict[str, float] = {}
     bar = None
@@ -315,6 +339,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
         accum = cfg.optim.grad_accum
         stop = False
         rng_at_step = _rng_state()  # the RNG state at the last step boundary: what an interrupt saves
+        buffers_at_step = _keep_buffers(raw_model)  # and the buffers then (a forward pass changes BatchNorm's)
         try:
             with interruptible():  # SIGINT / SIGTERM raise Interrupted: the finished steps are kept below
                 if eval_due is not None:  # the resumed weights are those the cut-short evaluation was scoring
@@ -367,6 +392,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
                             step += 1
                             step_in_epoch += 1
                             rng_at_step = _rng_state()
+                            _keep_buffers(raw_model, buffers_at_step)
                             bar.update(1)
                             if master and (step % cfg.log_interval == 0 or step_in_epoch == steps_per_epoch):
                                 loss_v = loss.item()
@@ -414,6 +440,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
                 raise Interrupted(e.signum, f"interrupted by {signal_name(e.signum)}; a DDP run keeps {ckpt_path} "
                                             "from its last epoch end (continue with --resume)") from None
             with signals_deferred(discard=True):  # the checkpoint is written whole, whatever arrives meanwhile
+                _restore_buffers(raw_model, buffers_at_step)  # as they were when the last finished step ended
                 save(epoch, step_in_epoch, rng_at_step, eval_due=eval_due)
             lost = "" if eval_due is None else f"; the evaluation of epoch {eval_due} did not finish and runs first"
             raise Interrupted(e.signum, f"interrupted by {signal_name(e.signum)}: kept {ckpt_path} at epoch {epoch}, "
@@ -452,6 +479,19 @@ def _is_run_config(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(tree, dict) and {"model", "data", "optim", "schedule"} <= set(tree)
+
+
+def run_files_state(work_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """The run files in ``work_dir`` (:data:`RUN_MARKERS`) as (name, modification time in ns, size): what another
+    run writing there changes."""
+    state = []
+    for name in RUN_MARKERS:
+        try:
+            st = (work_dir / name).stat()
+        except OSError:
+            continue
+        state.append((name, st.st_mtime_ns, st.st_size))
+    return tuple(state)
 
 
 def check_work_dir(cfg: TrainCfg, resume: bool, overwrite: bool,
@@ -532,9 +572,12 @@ def check_work_dir(cfg: TrainCfg, resume: bool, overwrite: bool,
 
 
 def start_work_dir(cfg: TrainCfg, overwrite: bool, changes: list[tuple[str, Any, Any]],
-                   resumed_at: tuple[int, int] | None = None, eval_due: int | None = None) -> FolderLock:
+                   resumed_at: tuple[int, int] | None = None, eval_due: int | None = None,
+                   seen: tuple[tuple[str, int, int], ...] | None = None) -> FolderLock:
     """The first writes of a run (rank 0), once the model and the data are built: create ``WORK_DIR`` and lock it
-    (returned: release it when the run ends), move an old run's files to ``WORK_DIR/archive/<time>/``
+    (returned: release it when the run ends); refuse, unless ``overwrite``, when its run files are no longer those
+    :func:`check_work_dir` judged (``seen``, from :func:`run_files_state`: another run wrote there meanwhile);
+    move an old run's files to ``WORK_DIR/archive/<time>/``
     (``overwrite``, or the files of a start that saved no checkpoint), write ``config.json`` atomically; a run
     resumed at ``(epoch, step)`` moves the log records of the steps (and the evaluation ``eval_due``) it redoes to
     ``log.redone.jsonl`` (:func:`trim_log`) and records the config changes it was allowed (``log.jsonl``:
@@ -543,6 +586,13 @@ def start_work_dir(cfg: TrainCfg, overwrite: bool, changes: list[tuple[str, Any,
     work_dir = Path(cfg.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     lock = FolderLock(work_dir, "work_dir")
+    now = run_files_state(work_dir)
+    if seen is not None and not overwrite and now != seen:
+        lock.release()
+        changed = sorted({n for n, *_ in set(now) ^ set(seen)})
+        raise ValueError(f"work_dir {work_dir}: another run wrote {', '.join(changed)} there while this one was "
+                         "being built; nothing was written: look at that run, then start again (--resume to continue "
+                         "it, --overwrite to archive it, or another --work-dir)")
     present = [name for name in RUN_FILES if (work_dir / name).exists()]
     failed_start = not any((work_dir / name).exists() for name in CHECKPOINTS)
     if present and (overwrite or failed_start):

@@ -47,6 +47,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from posetokens.fileio import atomic_write_text, read_json
+from posetokens.runtime import short_repr
 
 if TYPE_CHECKING:
     from posetokens.data.metainfo import PoseMetaInfo
@@ -101,6 +102,9 @@ def _load_gt(gt: Any) -> tuple[dict[str, Any], str]:
         if key not in data:
             raise ValueError(f"{name}: missing top-level key '{key}'")
     data.setdefault("categories", [{"id": 1, "name": "person"}])
+    for key in ("images", "annotations"):
+        if not isinstance(data[key], list):
+            raise ValueError(f"{name}: top-level '{key}' must be a list of objects, got {type(data[key]).__name__}")
     for i, img in enumerate(data["images"]):
         if not isinstance(img, Mapping):
             raise ValueError(f"{name}: images[{i}]: expected an object, got {type(img).__name__}")
@@ -108,6 +112,7 @@ def _load_gt(gt: Any) -> tuple[dict[str, Any], str]:
             raise ValueError(f"{name}: images[{i}]: missing field 'id'")
         if not _is_int(img["id"]):  # pycocotools matches ids by equality: "785" would fail with an assertion
             raise ValueError(f"{name}: images[{i}]: field 'id' must be an integer, got {img['id']!r}")
+    image_ids = {int(img["id"]) for img in data["images"]}
     for i, ann in enumerate(data["annotations"]):
         if not isinstance(ann, Mapping):
             raise ValueError(f"{name}: annotations[{i}]: expected an object, got {type(ann).__name__}")
@@ -118,10 +123,20 @@ def _load_gt(gt: Any) -> tuple[dict[str, Any], str]:
             if not _is_int(ann[key]):
                 raise ValueError(f"{name}: annotations[{i}] (id={ann.get('id')}): field '{key}' must be an integer, "
                                  f"got {ann[key]!r}")
+        where = f"{name}: annotations[{i}] (id={ann['id']})"
+        if int(ann["image_id"]) not in image_ids:  # COCOeval would drop it without a word
+            raise ValueError(f"{where}: field 'image_id' = {ann['image_id']} is not the id of an entry of 'images'")
         box = ann["bbox"]
-        if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(_is_number(v) and math.isfinite(v) for v in box)):
-            raise ValueError(f"{name}: annotations[{i}] (id={ann['id']}): field 'bbox' must be 4 finite numbers "
-                             f"[x, y, w, h], got {box!r}")
+        if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(_is_number(v) and math.isfinite(v) for v in box)
+                and box[2] >= 0 and box[3] >= 0):
+            raise ValueError(f"{where}: field 'bbox' must be 4 finite numbers [x, y, w, h] with w, h >= 0, got {box!r}")
+        kpts = ann["keypoints"]
+        if not (isinstance(kpts, (list, tuple)) and kpts and len(kpts) % 3 == 0
+                and all(_is_number(v) and math.isfinite(v) for v in kpts)):
+            raise ValueError(f"{where}: field 'keypoints' must be a flat list of finite numbers [x, y, v, ...] "
+                             f"(3 per keypoint), got {short_repr(kpts)}")
+        if "area" in ann and not (_is_number(ann["area"]) and math.isfinite(ann["area"]) and ann["area"] >= 0):
+            raise ValueError(f"{where}: field 'area' must be a finite number >= 0, got {ann['area']!r}")
     return data, name
 
 
@@ -213,9 +228,12 @@ def validate_coco_results(
             raise ValueError(f"{where}: field 'keypoints' contains NaN or inf")
         if "score" not in r:
             raise ValueError(f"{where}: missing field 'score'")
-        for key in ("score", "bbox_score", "area"):
-            if key in r and r[key] is not None and (not _is_number(r[key]) or not math.isfinite(r[key])):
+        for key in ("score", "bbox_score", "area"):  # a null area counts as none (OKS-NMS then takes another)
+            if key in r and (r[key] is not None or key != "area") and (
+                    not _is_number(r[key]) or not math.isfinite(r[key])):
                 raise ValueError(f"{where}: field '{key}' must be a finite number, got {r[key]!r}")
+        if r.get("area") is not None and r["area"] < 0:
+            raise ValueError(f"{where}: field 'area' must be >= 0, got {r['area']!r}")
         for key, n, what in (("bbox", 4, "[x, y, w, h]"), ("center", 2, "[x, y]"), ("scale", 2, "[w, h]")):
             if r.get(key) is None:
                 continue
@@ -225,6 +243,8 @@ def validate_coco_results(
                 b = np.zeros(0)
             if b.size != n or not np.all(np.isfinite(b)):
                 raise ValueError(f"{where}: field '{key}' must be {n} finite numbers {what}, got {r[key]!r}")
+            if key != "center" and np.any(b[-2:] < 0):
+                raise ValueError(f"{where}: field '{key}' must be {what} with sizes >= 0, got {r[key]!r}")
 
 
 def load_coco_results(

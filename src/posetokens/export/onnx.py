@@ -123,8 +123,10 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     ``posetokens.protocol`` and the rest of the checkpoint description (JSON). With ``check``,
     compare onnxruntime (CPU) with PyTorch on random inputs of each of ``check_batches`` and raise
     ``ValueError`` if any output differs by more than ``atol`` (integer outputs must match exactly). A zoo model
-    built without ``weights`` says on stderr that it exports random weights; an ``out`` that is a folder, or the
-    ``weights`` file itself, is refused before anything is built.
+    built without ``weights`` says on stderr that it exports random weights; an ``out`` that is a folder, does not
+    end in ``.onnx``, or is the ``weights`` file itself, and an ``atol`` that is not a finite number >= 0, are
+    refused before anything is built; an ``opset`` the exporter could not convert the graph to, after the export
+    (nothing is written).
 
     ``precision``: ``fp32`` (default), or ``int8-dynamic``: onnxruntime's dynamic quantisation of the graph's
     MatMul/Gemm weights to int8 (one self-contained file, ``posetokens.precision`` in its metadata); its check
@@ -148,10 +150,14 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"--onnx {out} is a folder; expected the path of the .onnx file to write")
+    if atol is not None and not (math.isfinite(atol) and atol >= 0):
+        raise ValueError(f"--atol {atol}: expected a finite number >= 0 (the largest |onnxruntime - PyTorch| allowed)")
     # the graph's weights go beside it in <name>.data (the exporter's external-data file): an input there is refused too
     check_no_overwrite([("--weights", weights)],
                        [("ONNX file", out, "choose another --onnx path"),
                         ("ONNX data file", out.with_name(out.name + ".data"), "choose another --onnx path")])
+    if out.suffix.lower() != ".onnx":  # a file of the user's given by mistake (a config, a checkpoint) is not replaced
+        raise ValueError(f"--onnx {out}: expected a path ending in .onnx (an earlier .onnx file there is replaced)")
     writable_dir(out.parent, "folder of --onnx")
     m, description = _model(model, weights, overrides)
     m.eval()
@@ -165,8 +171,10 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
         staged = Path(tmp) / out.name
         registration = logging.getLogger("torch.onnx._internal.exporter._registration")
-        level = registration.level
+        converter = logging.getLogger("onnxscript.version_converter")  # its traceback when an opset is out of reach
+        levels = registration.level, converter.level
         registration.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping torchvision::nms", x4
+        converter.setLevel(logging.CRITICAL)  # said below in one line: the graph's opset is checked
         with warnings.catch_warnings(), use_fused_attn(False), torch.no_grad():
             warnings.simplefilter("ignore")
             try:
@@ -174,7 +182,12 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
                                   opset_version=opset, dynamo=True, dynamic_shapes=(tuple({0: batch} for _ in example),),
                                   optimize=True, verbose=False)
             finally:
-                registration.setLevel(level)
+                registration.setLevel(levels[0])
+                converter.setLevel(levels[1])
+        written = _opset(staged)
+        if written != opset:  # the exporter writes its own opset when converting the graph to ``opset`` fails
+            raise ValueError(f"--opset {opset}: PyTorch's exporter could not write this model at opset {opset} (it "
+                             f"came out at opset {written}); nothing was written; use --opset {written}")
         if precision == "int8-dynamic":  # one self-contained file: int8 weights are small
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -224,6 +237,14 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
         print(f"posetokens: removed {data}, the weights of the graph {out} replaced (the new graph is one file)",
               file=sys.stderr)
     return ExportResult(out, names_in, names_out, seconds, diffs or {})
+
+
+def _opset(path: Path) -> int | None:
+    """The default-domain (``ai.onnx``) opset of the ONNX graph at ``path`` (None if it imports none)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
 def _external_files(path: Path) -> set[str]:

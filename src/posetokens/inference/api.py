@@ -948,7 +948,11 @@ class PoseEstimator:
             check_image(frame.image, where)
             with clock("detector"):
                 dropped: list[int] = []
-                b, s = check_boxes(*boxes(frame), where=f"{where}: boxes", specks=dropped)
+                got = boxes(frame)
+                if not (isinstance(got, tuple) and len(got) == 2):  # a callable of the user's
+                    raise ValueError(f"{where}: the boxes callable returned {short_repr(got)}; expected a pair "
+                                     "(boxes (N, 4) [x1, y1, x2, y2], scores (N,) or None)")
+                b, s = check_boxes(*got, where=f"{where}: boxes", specks=dropped)
             if dropped:  # no person fits in less than a pixel, and the crop cannot take it
                 if not specks:
                     warn(f"{where}: a box smaller than a pixel was left out (box {dropped[0]}); any later ones are "
@@ -1353,6 +1357,9 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
     if coco_results is not None:
         if Path(coco_results).is_dir() or str(coco_results).endswith(("/", os.sep)):
             raise ValueError(f"--coco-results {coco_results} is a folder; expected a json file path")
+        if Path(coco_results).resolve() == Path(out).resolve():  # not a folder yet: --out makes it one
+            raise ValueError(f"--coco-results {coco_results} is the --out folder; expected a json file path (e.g. "
+                             f"{Path(out) / 'coco_results.json'})")
         outputs.append(("COCO results file", Path(coco_results), "choose another --coco-results path"))
         if src.kind == "images":  # every image needs its own id, checked before anything runs
             ids: dict[int, Path] = {}
@@ -1368,6 +1375,9 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
     if mmpose_preds is not None:
         if Path(mmpose_preds).is_dir() or str(mmpose_preds).endswith(("/", os.sep)):
             raise ValueError(f"--mmpose-preds {mmpose_preds} is a folder; expected a json file path")
+        if Path(mmpose_preds).resolve() == Path(out).resolve():  # not a folder yet: --out makes it one
+            raise ValueError(f"--mmpose-preds {mmpose_preds} is the --out folder; expected a json file path (e.g. "
+                             f"{Path(out) / 'mmpose_preds.json'})")
         outputs.append(("MMPose prediction file", Path(mmpose_preds), "choose another --mmpose-preds path"))
     inputs: list[tuple[str, Any]] = [("input image", p) for p in src.images] if src.kind == "images" else \
         [("input video", src.path if src.kind == "video" or not src.video.live else None)]  # type: ignore
@@ -1584,11 +1594,35 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
         for j, inst in enumerate(r["instances"]):
             if not isinstance(inst, dict):
                 raise ValueError(f"{path}: record {i} instance {j} is not an object (expected {{keypoints, "
-                                 "keypoint_scores, bbox, bbox_score}})")
+                                 "keypoint_scores, bbox, bbox_score})")
             for key in ("keypoints", "keypoint_scores"):
                 if key not in inst:
                     raise ValueError(f"{path}: record {i} instance {j} has no {key!r} field")
+            bs, box = inst.get("bbox_score"), inst.get("bbox")
+            if bs is not None and not (_is_real(bs) and math.isfinite(bs)):
+                raise ValueError(f"{path}: record {i} instance {j}: 'bbox_score' = {short_repr(bs)}; expected a finite "
+                                 "number (null or none: 1)")
+            if box is not None and not (isinstance(box, list) and len(box) == 4 and all(map(_is_real, box))):
+                raise ValueError(f"{path}: record {i} instance {j}: 'bbox' = {short_repr(box)}; expected [x1, y1, x2, "
+                                 "y2] (null or none: the keypoints' extent)")
+        if "frame_id" in r and not _is_whole(r["frame_id"]):
+            raise ValueError(f"{path}: record {i}: 'frame_id' = {short_repr(r['frame_id'])}; expected a whole number "
+                             "(none: the record's place in the list)")
+        for key in ("width", "height"):
+            if key in r and not (_is_whole(r[key]) and r[key] >= 1):
+                raise ValueError(f"{path}: record {i}: {key!r} = {short_repr(r[key])}; expected a whole number of "
+                                 "pixels >= 1")
     return records
+
+
+def _is_real(v: Any) -> bool:
+    """A JSON number (not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_whole(v: Any) -> bool:
+    """A JSON number with a whole value (``3`` or ``3.0``)."""
+    return _is_real(v) and math.isfinite(v) and v == int(v)
 
 
 def stack_instances(records: Sequence[dict[str, Any]], num_keypoints: int, path: str = "results") -> list[dict]:
@@ -1596,8 +1630,15 @@ def stack_instances(records: Sequence[dict[str, Any]], num_keypoints: int, path:
     instance and the first keypoint that is not)."""
     for i, r in enumerate(records):
         for j, inst in enumerate(r["instances"]):
-            k = np.asarray(inst["keypoints"], np.float64)
-            s = np.asarray(inst["keypoint_scores"], np.float64)
+            arrays = []
+            for key, shape in (("keypoints", f"({num_keypoints}, 2) [x, y] pairs"), ("keypoint_scores",
+                                                                                     f"({num_keypoints},) scores")):
+                try:
+                    arrays.append(np.asarray(inst[key], np.float64))
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path}: record {i} instance {j}: {key!r} = {short_repr(inst[key])}; expected "
+                                     f"numbers, {shape}") from None
+            k, s = arrays
             if k.shape != (num_keypoints, 2) or s.shape != (num_keypoints,):
                 raise ValueError(f"{path}: record {i} instance {j}: keypoints {k.shape} / keypoint_scores {s.shape}, "
                                  f"expected ({num_keypoints}, 2) / ({num_keypoints},)")

@@ -3,8 +3,8 @@
 Steps: 2D keypoints per frame (from a 2D model run on the video, or from an ``infer`` json) -> people
 followed through the clip (:func:`person_tracks`: the json's own ``track_id`` when every instance has one,
 else the tracker of :mod:`posetokens.inference.tracking`) -> EVERY track seen in at least ``min_track_frames``
-frames (default :func:`default_min_track_frames`: 30, at most half the clip; shorter tracks are counted and
-listed as skipped) is lifted on its own, over its span from first to last sighting -> COCO-17 converted to
+frames (default :func:`default_min_track_frames`: 30, at most half the clip, rounded up; shorter tracks are counted
+and listed as skipped) is lifted on its own, over its span from first to last sighting -> COCO-17 converted to
 H36M-17 (:func:`coco_to_h36m`) -> frames of the span where the track is missing filled by linear
 interpolation in time (within the track only) -> pixel
 coordinates normalised by the frame width (the H36M training convention,
@@ -146,8 +146,11 @@ def track_arrays(records: Sequence[dict[str, Any]], track: dict[int, int],
 
 def track_score(records: Sequence[dict[str, Any]], track: dict[int, int]) -> float:
     """Sum over a track's frames of ``bbox_score x mean keypoint score`` (a person seen longer and more surely)."""
-    return float(sum(float(records[t]["instances"][i].get("bbox_score", 1.0))
-                     * float(np.mean(records[t]["instances"][i]["keypoint_scores"])) for t, i in track.items()))
+    def box_score(inst: dict[str, Any]) -> float:
+        return 1.0 if inst.get("bbox_score") is None else float(inst["bbox_score"])  # JSON null: none given
+
+    return float(sum(box_score(records[t]["instances"][i]) * float(np.mean(records[t]["instances"][i]["keypoint_scores"]))
+                     for t, i in track.items()))
 
 
 def main_person(records: Sequence[dict[str, Any]], num_keypoints: int = 17,
@@ -165,8 +168,8 @@ def main_person(records: Sequence[dict[str, Any]], num_keypoints: int = 17,
 
 def default_min_track_frames(num_frames: int) -> int:
     """Frames a track needs to be lifted when ``--min-track-frames`` is not given: 30 (1.2 s at 25 fps; shorter
-    tracks are mostly detector flicker or people brushing the edge of the view), but at most half the clip, so a
-    clip shorter than 60 frames still lifts the people seen in half of it."""
+    tracks are mostly detector flicker or people brushing the edge of the view), but at most half the clip
+    (rounded up), so a clip shorter than 60 frames still lifts the people seen in half of it."""
     return max(1, min(30, (num_frames + 1) // 2))
 
 
@@ -664,7 +667,12 @@ def _json_layout(records: Sequence[dict[str, Any]], layout: str | None, src: Pat
 
 
 def _frame_size(records: Sequence[dict[str, Any]], image_size: tuple[int, int] | None, src: Path) -> tuple[int, int]:
+    """The frames' (width, height): ``image_size`` when given, else the records' (checked by ``load_results``)."""
     if image_size is not None:
+        if len(image_size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                           for v in image_size):
+            raise ValueError(f"--image-size {'x'.join(map(str, image_size))}: expected WIDTHxHEIGHT in whole pixels "
+                             ">= 1, e.g. 1280x720")
         return int(image_size[0]), int(image_size[1])
     r = records[0]
     if "width" in r and "height" in r:

@@ -131,6 +131,9 @@ def _read_fixture(folder: Path) -> tuple[dict, dict, dict]:
         config = json.loads((folder / "config.json").read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{folder / 'config.json'}: malformed JSON ({e})") from e
+    if not isinstance(config, dict):
+        raise ValueError(f"{folder / 'config.json'}: expected a JSON object (the fixture's settings), got "
+                         f"{type(config).__name__}")
     inputs, outputs = load_file(folder / "inputs.pt"), load_file(folder / "outputs.pt")
     for fname, d in (("inputs.pt", inputs), ("outputs.pt", outputs)):
         if not isinstance(d, dict):

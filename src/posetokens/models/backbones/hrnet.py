@@ -245,11 +245,20 @@ class HRNetCfg:
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_stages <= 4:
-            raise ValueError(f"num_stages must be in 1..4, got {self.num_stages}")
+            raise ValueError(f"HRNetCfg.num_stages must be in 1..4, got {self.num_stages}")
         if len(self.num_modules) < self.num_stages or len(self.num_blocks) < self.num_stages:
-            raise ValueError("num_modules and num_blocks need one entry per stage")
+            raise ValueError("HRNetCfg.num_modules and num_blocks need one entry per stage")
         if self.num_modules[0] != 1:
-            raise ValueError("stage 1 (layer1) has exactly one module")
+            raise ValueError("HRNetCfg.num_modules: stage 1 (layer1) has exactly one module")
+        for name in ("width", "stem_channels"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ValueError(f"HRNetCfg.{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        for name in ("num_modules", "num_blocks"):
+            used = tuple(getattr(self, name))[: self.num_stages]
+            if not all(isinstance(v, int) and v >= 1 for v in used):
+                raise ValueError(f"HRNetCfg.{name} must be integers >= 1 (one per stage), got {list(used)}")
+        if self.final_conv is not None and not (isinstance(self.final_conv, int) and self.final_conv >= 1):
+            raise ValueError(f"HRNetCfg.final_conv must be None or an integer >= 1, got {self.final_conv!r}")
 
     def stage_channels(self, stage: int) -> list[int]:
         """Branch widths of stage ``stage`` (2..4): [c, 2c, ..., 2^(stage-1) c]."""
