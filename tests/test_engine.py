@@ -545,8 +545,8 @@ def test_a_run_that_wrote_the_work_dir_while_this_one_was_built_is_kept(
 
     monkeypatch.setattr(trainer_mod, "build_model", build_while_another_run_writes)
     written = "config.json, final.pth, last.pth, log.jsonl" if other == "finished" else "config.json, log.jsonl"
-    with pytest.raises(ValueError, match=rf"^work_dir {re.escape(str(work))}: another run wrote {written} there "
-                                         r"while this one was being built; nothing was written"):
+    with pytest.raises(ValueError, match=rf"^work_dir {re.escape(str(work))}: another run wrote or removed {written} "
+                                         r"there while this one was being built; nothing was written"):
         train(_cfg(tiny_data, work))
     assert sorted(p.name for p in work.iterdir()) == sorted(written.split(", "))
     assert all(p.read_text() == f"the other run's {p.name}" for p in work.iterdir())

@@ -463,6 +463,17 @@ def _predict_case(image: Any, bboxes: Any, scores: Any, message: str) -> Callabl
     return case
 
 
+def case_estimator_box_callable_list_pair(a: Assets, d: Path) -> Run:
+    """A box callable may return its (boxes, scores) pair as a list too: one person from one box."""
+    got: list[Any] = []
+
+    def check() -> None:
+        assert len(got) == 1 and len(got[0].keypoints) == 1 and got[0].bboxes.tolist() == [[1.0, 2.0, 30.0, 40.0]]
+
+    return Run(call=lambda: got.extend(_est(a)(str(a.jpgs[0]), boxes=lambda f: [
+        np.array([[1.0, 2.0, 30.0, 40.0]]), np.array([0.9])])), rc=0, check=check)
+
+
 def _fixture_with_config(d: Path, config: str) -> Path:
     """A parity fixture folder whose files are all present, with ``config`` as its config.json."""
     folder = d / "fixture"
@@ -485,6 +496,12 @@ def _est(a: Assets, **kw: Any) -> Any:
     from posetokens.inference.api import PoseEstimator
 
     return PoseEstimator(weights=a.w2d, **kw)
+
+
+def _est_of(model: Any) -> Any:
+    from posetokens.inference.api import PoseEstimator
+
+    return PoseEstimator(model)
 
 
 def _crops(a: Assets, crops: Any = None, warps: Any = None) -> Any:
@@ -566,8 +583,10 @@ LIFT_JSON_CASES = [
     pytest.param(_lift_json_case(lambda r, i: i.update(bbox_score=None), r"1 frame\(s\), 1 with a person", 0),
                  id="lift-json-bbox-score-null-is-none"),
     pytest.param(_lift_json_case(lambda r, i: i.update(bbox=[1, 2]), r"record 0 instance 0: 'bbox' = \[1, 2\]; "
-                                 r"expected \[x1, y1, x2, y2\] \(null or none: the keypoints' extent\)$"),
-                 id="lift-json-bbox-two-values"),
+                                 r"expected \[x1, y1, x2, y2\] or MMPose's \[\[x1, y1, x2, y2\]\] \(null or none: the "
+                                 r"keypoints' extent\)$"), id="lift-json-bbox-two-values"),
+    pytest.param(_lift_json_case(lambda r, i: i.update(bbox=[i["bbox"]]), r"1 frame\(s\), 1 with a person", 0),
+                 id="lift-json-mmpose-bbox"),  # MMPose's split_instances (and --mmpose-preds) nest the one box
     pytest.param(_lift_json_case(lambda r, i: i.update(keypoints={"x": 1}), r"record 0 instance 0: 'keypoints' = "
                                  r"\{'x': 1\}; expected numbers, \(17, 2\) \[x, y\] pairs$"), id="lift-json-keypoints-dict"),
     pytest.param(_lift_json_case(lambda r, i: r.update(frame_id="one"), r"\S+bad\.json: record 0: 'frame_id' = 'one'; "
@@ -816,6 +835,13 @@ CASES: list[Any] = [
                            r"\[x1, y1, x2, y2\], scores \(N,\) or None\)$"), id="estimator-box-callable-boxes-only"),
     pytest.param(_api_case(lambda a, d: list(_est(a)(str(a.jpgs[0]), boxes=lambda f: None)),
                            r"the boxes callable returned None; expected a pair"), id="estimator-box-callable-none"),
+    pytest.param(case_estimator_box_callable_list_pair, id="estimator-box-callable-list-pair"),
+    pytest.param(_api_case(lambda a, d: _est_of(3), r"^PoseEstimator: model must be a zoo model name or a torch model "
+                           r"\(nn\.Module\), got int 3$"), id="estimator-model-an-int"),  # was "int is a None model"
+    pytest.param(_api_case(lambda a, d: list(_est(a)(str(a.jpgs[0]), boxes=_json(d / "dets.json", []),
+                                                     bbox_thr=float("nan"))),  # kept every box
+                           r"^bbox_thr \(the detections' score threshold\) must be a finite number, got nan$"),
+                 id="estimator-bbox-thr-nan"),
     pytest.param(lambda a, d: Run(["models", "zzz"], 2, r"no zoo model name contains 'zzz'"), id="models-no-match"),
     pytest.param(lambda a, d: Run(["parity", str(d / "nowhere")], 2, r"parity fixture \S+nowhere: no such folder$"),
                  id="parity-missing-folder"),

@@ -113,6 +113,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     bad_val = json.loads(Path(data["val_ann"]).read_text())  # a keypoints row short of one keypoint
     bad_val["annotations"][0]["keypoints"] = bad_val["annotations"][0]["keypoints"][:48]
     (root / "val_48.json").write_text(json.dumps(bad_val))
+    bad_area = json.loads(Path(data["val_ann"]).read_text())  # what only COCOeval's reading of it checks
+    bad_area["annotations"][1]["area"] = -5.0
+    (root / "val_bad_area.json").write_text(json.dumps(bad_area))
     (root / "cut_run").mkdir()  # a run whose last.pth was cut off (a full disk, a copy stopped half-way)
     (root / "cut_run" / "last.pth").write_bytes((root / "finished" / "last.pth").read_bytes()[:5000])
     return {"root": root, "recipe": recipe, "finished": root / "finished"}
@@ -270,10 +273,14 @@ CASES = [
     Case("protocol-override-string", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
                                       "data.protocol_overrides={target: {sigma: wide}}"], 2,
          E + r"--set data.protocol_overrides: .*target.sigma: expected float, got 'wide'$"),
+    Case("protocol-override-dotted-set", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
+                                          "data.protocol_overrides.eval.rescore_thr=abc"], 2,  # blamed on the recipe
+         E + r"--set data.protocol_overrides: .*rescore_thr.*'abc'"),
     Case("yaml-string-number", ["train", "{root}/bad_type.yaml", "--work-dir", "{fresh}"], 2,
          E + r"\S+bad_type.yaml.schedule.epochs: expected int, got 'ten'$"),
     Case("yaml-non-string-key", ["train", "{root}/bad_keys.yaml", "--work-dir", "{fresh}"], 2,  # was a TypeError
-         E + r"\S+bad_keys.yaml: unknown key\(s\) \[True, 'foo'\]; known: "),
+         E + r"\S+bad_keys.yaml: unknown key\(s\) \[True, 'foo'\]; known: \[.*\]; YAML reads an unquoted "
+         r"on/off/yes/no/true/false as a boolean: quote such a key$"),
     Case("yaml-negative-lr", ["train", "{root}/bad_range.yaml", "--work-dir", "{fresh}"], 2,
          E + r"\S+bad_range.yaml: optim.lr must be a number > 0, got -0.001$"),
     Case("yaml-malformed", ["train", "{root}/bad_yaml.yaml", "--work-dir", "{fresh}"], 2,  # PyYAML's report, one line
@@ -303,7 +310,19 @@ CASES = [
     Case("val-ann-malformed", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.val_ann={root}/val_48.json",
                                "--set", "eval_interval=1"], 2,
          E + r"\S+val_48.json: annotations\[0\] \(id=\d+\): field 'keypoints' has 48 values, expected 51"),
+    # an area below 0, which the val set's loader takes and COCOeval's reading refuses: said before training
+    # starts (the fresh work dir is not made) and before test predicts, not at the first evaluation
+    Case("val-ann-negative-area", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
+                                   "data.val_ann={root}/val_bad_area.json", "--set", "eval_interval=1"], 2,
+         E + r"\S+val_bad_area.json: annotations\[1\] \(id=\d+\): field 'area' must be a finite number >= 0, got "
+         r"-5\.0$"),
+    Case("test-val-ann-negative-area", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out",
+                                        "{fresh}/preds.json", "--set", "data.val_ann={root}/val_bad_area.json"], 2,
+         E + r"\S+val_bad_area.json: annotations\[1\] \(id=\d+\): field 'area' must be a finite number >= 0"),
     # ---- test --out: never over one of the test's inputs (checked before the model is built)
+    Case("test-val-det-missing", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{fresh}/preds.json",
+                                  "--set", "data.val_det={root}/missing_dets.json"], 2,  # named by its field
+         E + r"data.val_det \S+missing_dets.json does not exist$"),
     Case("test-out-is-the-weights", ["test", "--weights", "{run}/final.pth", "--out", "{run}/final.pth"], 2,
          E + r"the predictions file --out \S+final.pth would overwrite the --weights \S+final.pth"),
     Case("test-out-is-the-gt", ["test", "--weights", "{run}/final.pth", "--out", "{root}/syn/val.json"], 2,

@@ -391,3 +391,19 @@ def test_motionbert_protocol_trains_on_clips_at_stride_81() -> None:
     mb, hot = get_protocol("motionbert").lift, get_protocol("hot").lift
     assert (mb.train_windows, mb.train_stride, mb.train_flip) == ("clips", 81, "random")  # spec section 7
     assert (hot.train_windows, hot.train_flip) == ("seq2seq", "copies")  # spec section 6
+
+
+def test_a_file_without_the_splits_subjects_names_them_and_the_field(shared_data: Path) -> None:
+    """The shared sample holds S1, S5, S7 and S8: `test` on it (S9, S11) said "no clips left for subjects=None"."""
+    from posetokens.engine.config import DataCfg
+    from posetokens.engine.lifting import load_clips
+
+    h36m = shared_data / "h36m"
+    cfg = DataCfg(format="h36m_mmpose", keypoints_3d=str(h36m / "test_h36m_body3d.npz"),
+                  cameras=str(h36m / "cameras.pkl"))
+    with pytest.raises(ValueError, match=r"test_h36m_body3d\.npz: no clips of the test subjects \['S11', 'S9'\] "
+                                         r"\(it holds \['S1', 'S5', 'S7', 'S8'\]\); set data\.test_subjects to some "
+                                         r"of them$"):
+        load_clips(cfg, "test")
+    cfg.test_subjects = ["S5", "S8"]
+    assert sorted({c.subject for c in load_clips(cfg, "test")}) == ["S5", "S8"]

@@ -7,6 +7,7 @@ file itself, frame counts from decoding the video with OpenCV, token counts from
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -188,6 +189,21 @@ def test_estimator_predicts_with_an_optimized_copy(shared_data: Path) -> None:
     boxes = np.array([[10.0, 20.0, 200.0, 320.0], [150.0, 30.0, 400.0, 330.0]])
     # the decoder's sub-pixel step turns the heatmaps' float rounding into ~1e-5 relative keypoint differences
     np.testing.assert_allclose(fast.predict(img, boxes).keypoints, plain.predict(img, boxes).keypoints, rtol=1e-4)
+
+
+def test_the_estimator_leaves_the_callers_model_in_its_mode(shared_data: Path) -> None:
+    """A model being trained, handed to PoseEstimator: it stays in training mode (every module as it was: a frozen
+    part in eval stays there) through building and predicting, and the prediction is the eval-mode one."""
+    m = create_model("ppt_s_coco_256x192", **TINY, prune={"layers": (0,), "keep_ratio": 0.7})
+    m.backbone.eval()  # a frozen stem
+    modes = [mod.training for mod in m.modules()]
+    img = cv2.imread(str(shared_data / "coco" / "000000196141.jpg"))
+    box = np.array([[100.0, 50.0, 300.0, 400.0]])
+    est = PoseEstimator(m, precision="fp32", runtime="torch")
+    res = est.predict(img, box)
+    assert [mod.training for mod in m.modules()] == modes
+    ref = PoseEstimator(copy.deepcopy(m).eval(), precision="fp32", runtime="torch")
+    np.testing.assert_allclose(res.keypoints, ref.predict(img, box).keypoints, atol=1e-4)
 
 
 def test_gtpt_simcc_model_runs(shared_data: Path) -> None:

@@ -113,6 +113,26 @@ def test_one_view_with_zero_ray_encoding_is_ppt_and_rays_matter() -> None:
     assert not torch.allclose(with_rays[:, 0], ppt(x[:, 0]), atol=1e-4)
 
 
+def test_rays_and_views_of_another_type_are_named() -> None:
+    """patch_rays gives float64 numpy: as a float64 tensor it was a dtype error inside a Linear, as numpy a
+    TypeError from flatten(); numpy or uint8 views failed inside the stem."""
+    _, mv = _reduced_pair(1)
+    x = torch.randn(2, 1, 3, *mv.cfg.image_size)
+    rays = np.random.default_rng(0).normal(size=(2, 1, mv.num_patches, 3))
+    with pytest.raises(ValueError, match=r"^rays must be a torch tensor of the images' dtype \(torch\.float32\), got a "
+                                         r"torch\.float64 tensor: torch\.as_tensor\(rays, dtype=torch\.float32\)$"):
+        mv(x, torch.from_numpy(rays))
+    with pytest.raises(ValueError, match=r"^rays must be a torch tensor of the images' dtype .* got a ndarray"):
+        mv(x, rays)
+    with pytest.raises(ValueError, match=r"expects views as a floating-point torch tensor .* got a torch\.uint8 "
+                                         r"tensor$"):
+        mv(x.to(torch.uint8))
+    with pytest.raises(ValueError, match=r"^stack_views: expected a torch tensor \(B, V, 3, H, W\) or a list of "
+                                         r"\(B, 3, H, W\) tensors, got a ndarray$"):
+        mv(x.numpy())
+    assert mv(x, torch.as_tensor(rays, dtype=torch.float32)).shape[:2] == (2, 1)
+
+
 def test_views_are_fused_and_order_equivariant() -> None:
     from posetokens.convert import load_weights
 

@@ -124,3 +124,26 @@ def test_gaps_filters_and_errors(track) -> None:
         OnlineLifter(model, W, H, filter3d=make_filter("savgol"), fps=50.0)
     with pytest.raises(ValueError, match="frame 0 holds non-finite keypoints"):
         OnlineLifter(model, W, H).push(np.full((17, 2), np.nan))
+
+
+def test_nan_scores_and_mismatched_lengths_are_refused(track) -> None:
+    """A 3-channel lifter (MotionBERT) given a NaN score returned NaN 3D without a word (online, the frame spoilt
+    every later one in its window); valid or scores of another length raised a bare IndexError."""
+    torch.manual_seed(0)
+    mb = create_model("motionbert_h36m_243", num_frames=9, depth=1, dim=32, heads=2, dim_rep=32).eval()
+    scores = np.ones((L, 17))
+    scores[5, 3] = np.nan
+    with pytest.raises(ValueError, match=r"^lift_sequence: scores\[5, 3\] = nan is not finite; expected finite"):
+        lift_sequence(mb, track, scores, W, H)
+    lifter = OnlineLifter(mb, W, H)
+    lifter.push(track[0], np.ones(17))
+    with pytest.raises(ValueError, match=r"^online lifting: frame 1: scores must be 17 finite numbers, got 17 "
+                                         r"value\(s\) with NaN or inf$"):
+        lifter.push(track[1], scores[5])
+    with pytest.raises(ValueError, match=r"frame 1: scores must be 17 finite numbers, got 5 value\(s\)$"):
+        lifter.push(track[1], np.ones(5))
+    with pytest.raises(ValueError, match=rf"^lift_online: valid must be \(L,\) = \({L},\) like the keypoints, got "
+                                         r"\(3,\)$"):
+        lift_online(mb, track, None, W, H, valid=[True] * 3)
+    with pytest.raises(ValueError, match=rf"^lift_online: scores must have one row per frame \({L}\), got 3$"):
+        lift_online(mb, track, np.ones((3, 17)), W, H)

@@ -203,7 +203,10 @@ def _from_dict(cls: type, data: dict, where: str | _Source, path: str = "") -> A
     if unknown:
         from_set = [k for k in unknown if src.from_set(_join(path, k))]
         blamed = from_set or unknown
-        raise ValueError(f"{src.where(path, _join(path, blamed[0]))}: unknown key(s) {blamed}; known: {sorted(names)}")
+        hint = ("; YAML reads an unquoted on/off/yes/no/true/false as a boolean: quote such a key"
+                if any(not isinstance(k, str) for k in blamed) else "")
+        raise ValueError(f"{src.where(path, _join(path, blamed[0]))}: unknown key(s) {blamed}; known: "
+                         f"{sorted(names)}{hint}")
     return cls(**{k: _coerce(v, hints[k], src, _join(path, k)) for k, v in data.items()})
 
 
@@ -428,7 +431,9 @@ def _check_dataset_and_protocol(cfg: TrainCfg, src: _Source) -> None:
             proto = dataclasses.replace(proto, aug=aug_preset(cfg.data.aug))
     except (KeyError, ValueError):
         return  # an unknown protocol or aug preset: data_protocol names it ("config: data.protocol: ...")
-    where = src.where("data.protocol_overrides")
+    # a --set of a field inside the overrides (data.protocol_overrides.eval.rescore_thr=...) gave them too
+    given = any(k.startswith("data.protocol_overrides.") for k in src.set_keys)
+    where = "--set data.protocol_overrides" if given else src.where("data.protocol_overrides")
     try:
         proto.replace(cfg.data.protocol_overrides, where)
     except ValueError as e:

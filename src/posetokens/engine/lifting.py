@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from posetokens.data.h36m import H36MLiftingDataset, load_mmpose_h36m, load_videopose3d
+from posetokens.data.h36m import H36MLiftingDataset, load_mmpose_h36m, load_videopose3d, subjects_for
 from posetokens.engine.config import DataCfg
 from posetokens.engine.losses import hot_lifting_loss, motionbert_lifting_loss
 from posetokens.evaluation.h36m_protocol import (
@@ -54,10 +54,21 @@ def load_clips(cfg: DataCfg, split: str) -> list:
     if cfg.format == "h36m":
         if not cfg.keypoints_2d or not cfg.cameras:
             raise ValueError("config: data.format=h36m needs data.keypoints_2d (2D npz) and data.cameras")
-        return load_videopose3d(cfg.keypoints_3d, cfg.keypoints_2d, cfg.cameras, subjects)
-    if cfg.format == "h36m_mmpose":
-        return load_mmpose_h36m(cfg.keypoints_3d, cameras=cfg.cameras or None, subjects=subjects)
-    raise ValueError(f"config: data.format must be 'h36m' or 'h36m_mmpose' for lifting, got {cfg.format!r}")
+
+        def read(who: Any) -> list:
+            return load_videopose3d(cfg.keypoints_3d, cfg.keypoints_2d, cfg.cameras, who)
+    elif cfg.format == "h36m_mmpose":
+        def read(who: Any) -> list:
+            return load_mmpose_h36m(cfg.keypoints_3d, cameras=cfg.cameras or None, subjects=who)
+    else:
+        raise ValueError(f"config: data.format must be 'h36m' or 'h36m_mmpose' for lifting, got {cfg.format!r}")
+    clips = read(subjects)
+    if not clips:  # a sample file of other subjects (the shared one holds S1, S5, S7, S8)
+        have = sorted({c.subject for c in read(None)})
+        raise ValueError(f"data.keypoints_3d {cfg.keypoints_3d}: no clips of the {split} subjects "
+                         f"{sorted(subjects_for(subjects) or [])} (it holds {have}); set data.{split}_subjects to some "
+                         "of them")
+    return clips
 
 
 def build_lifting_set(cfg: DataCfg, split: str, model: nn.Module, seed: int = 0) -> H36MLiftingDataset:

@@ -41,7 +41,7 @@ from posetokens.engine.multiview import build_multiview_set, evaluate_multiview,
 from posetokens.engine.losses import gtpt_loss, joints_mse, simcc_kl
 from posetokens.engine.pct import evaluate_tokenizer, pct_loss, tokenizer_val_samples
 from posetokens.engine.schedule import ema_decay_at, keep_ratio_at, lr_factor
-from posetokens.evaluation.coco import write_coco_results
+from posetokens.evaluation.coco import check_coco_ground_truth, write_coco_results
 from posetokens.fileio import (FolderLock, archive_path, atomic_write_text, check_folder_path, check_no_overwrite,
                                lock_busy_message, lock_holder, read_json, require_file, same_file, writable_dir)
 from posetokens.protocols import Protocol
@@ -590,9 +590,9 @@ def start_work_dir(cfg: TrainCfg, overwrite: bool, changes: list[tuple[str, Any,
     if seen is not None and not overwrite and now != seen:
         lock.release()
         changed = sorted({n for n, *_ in set(now) ^ set(seen)})
-        raise ValueError(f"work_dir {work_dir}: another run wrote {', '.join(changed)} there while this one was "
-                         "being built; nothing was written: look at that run, then start again (--resume to continue "
-                         "it, --overwrite to archive it, or another --work-dir)")
+        raise ValueError(f"work_dir {work_dir}: another run wrote or removed {', '.join(changed)} there while this "
+                         "one was being built; nothing was written: look at that run, then start again (--resume to "
+                         "continue it, --overwrite to archive it, or another --work-dir)")
     present = [name for name in RUN_FILES if (work_dir / name).exists()]
     failed_start = not any((work_dir / name).exists() for name in CHECKPOINTS)
     if present and (overwrite or failed_start):
@@ -678,6 +678,8 @@ def check_eval_inputs(model: nn.Module, cfg: TrainCfg, protocol: Protocol) -> No
         tokenizer_val_samples(cfg.data, model)
     else:
         build_samples(cfg.data, "val", model.cfg.image_size, protocol, model_codec(protocol, model))
+        if cfg.data.format != "mpii":  # scored by COCOeval: its checks of the ground truth, now
+            check_coco_ground_truth(cfg.data.val_ann)
 
 
 def evaluate_topdown(model: nn.Module, cfg: TrainCfg, protocol: Protocol, device: torch.device, out: Path) -> dict[str, float]:
@@ -725,6 +727,9 @@ def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str
         raise ValueError(f"--out {out}: {what} test scores without writing predictions; leave out --out")
     # the checkpoint's protocol (what it was trained with), refined by what the recipe states on top of it
     protocol = data_protocol(cfg.data, model, base=trained.protocol)
+    _check_val_inputs(cfg, detections=model.task != "tokenizer")  # named by their field, before any prediction
+    if writes:  # the ground truth as COCOeval will read it, before the predictions
+        check_coco_ground_truth(cfg.data.val_ann)
     metrics = evaluate_model(model, cfg, protocol, device, out_path)
     if writes:
         print(f"posetokens test: predictions written to {out_path}", file=sys.stderr)

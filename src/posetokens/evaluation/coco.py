@@ -112,7 +112,6 @@ def _load_gt(gt: Any) -> tuple[dict[str, Any], str]:
             raise ValueError(f"{name}: images[{i}]: missing field 'id'")
         if not _is_int(img["id"]):  # pycocotools matches ids by equality: "785" would fail with an assertion
             raise ValueError(f"{name}: images[{i}]: field 'id' must be an integer, got {img['id']!r}")
-    image_ids = {int(img["id"]) for img in data["images"]}
     for i, ann in enumerate(data["annotations"]):
         if not isinstance(ann, Mapping):
             raise ValueError(f"{name}: annotations[{i}]: expected an object, got {type(ann).__name__}")
@@ -124,12 +123,9 @@ def _load_gt(gt: Any) -> tuple[dict[str, Any], str]:
                 raise ValueError(f"{name}: annotations[{i}] (id={ann.get('id')}): field '{key}' must be an integer, "
                                  f"got {ann[key]!r}")
         where = f"{name}: annotations[{i}] (id={ann['id']})"
-        if int(ann["image_id"]) not in image_ids:  # COCOeval would drop it without a word
-            raise ValueError(f"{where}: field 'image_id' = {ann['image_id']} is not the id of an entry of 'images'")
         box = ann["bbox"]
-        if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(_is_number(v) and math.isfinite(v) for v in box)
-                and box[2] >= 0 and box[3] >= 0):
-            raise ValueError(f"{where}: field 'bbox' must be 4 finite numbers [x, y, w, h] with w, h >= 0, got {box!r}")
+        if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(_is_number(v) and math.isfinite(v) for v in box)):
+            raise ValueError(f"{where}: field 'bbox' must be 4 finite numbers [x, y, w, h], got {box!r}")
         kpts = ann["keypoints"]
         if not (isinstance(kpts, (list, tuple)) and kpts and len(kpts) % 3 == 0
                 and all(_is_number(v) and math.isfinite(v) for v in kpts)):
@@ -140,13 +136,25 @@ def _load_gt(gt: Any) -> tuple[dict[str, Any], str]:
     return data, name
 
 
+def check_coco_ground_truth(gt: Any) -> None:
+    """Check a COCO-style ground truth (json path, COCO object or dict) as the evaluation will, before any work:
+    ``ValueError`` naming the file, the annotation and the field (``evaluate_coco``'s own checks, run early)."""
+    _load_gt(gt)
+
+
 def warn_prediction_coverage(data: Mapping[str, Any], predictions: Sequence[Mapping[str, Any]],
                              source: str = "predictions") -> int:
     """Warn (log) when ``predictions`` is empty or leaves ground-truth images with annotated people without any
     prediction (they count as missed people: a detections file or an inference run that covered only part of
     the set). Returns the number of such images."""
+    listed = {int(img["id"]) for img in data["images"]}
+    unlisted = sorted({int(a["image_id"]) for a in data["annotations"]} - listed)
+    if unlisted:  # a val subset cut by its images: COCOeval scores the listed images only
+        shown = ", ".join(str(i) for i in unlisted[:5]) + (", ..." if len(unlisted) > 5 else "")
+        logger.warning("the ground truth has annotations of %d image id(s) not in its 'images' (%s); they are not "
+                       "scored", len(unlisted), shown)
     people = {int(a["image_id"]) for a in data["annotations"]
-              if not a.get("iscrowd", 0) and _labelled(a)}
+              if not a.get("iscrowd", 0) and _labelled(a) and int(a["image_id"]) in listed}
     covered = {int(r["image_id"]) for r in predictions}
     missing = sorted(people - covered)
     if not predictions:
@@ -157,6 +165,11 @@ def warn_prediction_coverage(data: Mapping[str, Any], predictions: Sequence[Mapp
         logger.warning("%s: %d of %d ground-truth images with annotated people have no prediction (image ids %s); "
                        "their people count as missed", source, len(missing), len(people), shown)
     return len(missing)
+
+
+def _box_score(r: Mapping[str, Any]) -> float:
+    """A result's box score for rescoring: its ``bbox_score``, else (missing or null) its ``score``."""
+    return r["score"] if r.get("bbox_score") is None else r["bbox_score"]
 
 
 def _labelled(ann: Mapping[str, Any]) -> bool:
@@ -228,8 +241,8 @@ def validate_coco_results(
             raise ValueError(f"{where}: field 'keypoints' contains NaN or inf")
         if "score" not in r:
             raise ValueError(f"{where}: missing field 'score'")
-        for key in ("score", "bbox_score", "area"):  # a null area counts as none (OKS-NMS then takes another)
-            if key in r and (r[key] is not None or key != "area") and (
+        for key in ("score", "bbox_score", "area"):  # a null bbox_score or area counts as none
+            if key in r and (r[key] is not None or key == "score") and (
                     not _is_number(r[key]) or not math.isfinite(r[key])):
                 raise ValueError(f"{where}: field '{key}' must be a finite number, got {r[key]!r}")
         if r.get("area") is not None and r["area"] < 0:
@@ -381,7 +394,7 @@ def select_instances(
         ids = np.asarray(idx, dtype=np.int64)
         kpts = np.stack([kpts_all[i] for i in idx])
         if rescore:
-            box = np.asarray([float(predictions[i].get("bbox_score", predictions[i]["score"])) for i in idx])
+            box = np.asarray([float(_box_score(predictions[i])) for i in idx])
             s = np.asarray(_rescore(kpts[..., 2], box, rescore_thr), dtype=np.float64).reshape(-1)
         else:
             s = np.asarray([float(predictions[i]["score"]) for i in idx], dtype=np.float64)

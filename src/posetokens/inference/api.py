@@ -518,6 +518,8 @@ class DetectionsFile:
     """
 
     def __init__(self, path: str | Path, score_thr: float = 0.3, category_id: int = 1) -> None:
+        if not (_is_number(score_thr) and math.isfinite(score_thr)):  # a NaN threshold kept every box
+            raise ValueError(f"bbox_thr (the detections' score threshold) must be a finite number, got {score_thr!r}")
         self.path = Path(path)
         data = read_json(self.path, "detections")
         if not isinstance(data, list):
@@ -758,8 +760,9 @@ class PoseEstimator:
         bbox_padding: box -> crop padding (default: the protocol's test padding, 1.25; PCT 1.12).
         optimize: predict with :func:`posetokens.layers.optimize_for_inference`'s copy (conv-BN folded,
             channels-last convolutions; equal outputs to float rounding, about 1.1x faster on CPU). ``model``
-            stays the original; the copy, ``net``, costs one more set of weights and is made once, here: after
-            changing ``model`` (weights, device), build a new estimator.
+            stays the original, in the training mode it was in; the copy, ``net``, costs one more set of weights
+            and is made once, here: after changing ``model`` (weights, device), build a new estimator. False:
+            predictions run ``model`` itself, put in eval mode.
         precision, runtime: number format (``auto``, ``fp32``, ``bf16``, ``bf16-backbone``, ``bf16-gemm``,
             ``int8-dynamic``) and runtime (``auto``, ``torch``, ``compile``, ``onnxruntime``) of ``net``
             (:mod:`posetokens.inference.precision`; None: its measured default, ``auto/auto``: for TokenPose, PPT
@@ -793,6 +796,9 @@ class PoseEstimator:
                 zoo = model
                 model = create_model(zoo, **overrides)
                 random_weights = True  # said once the estimator is built (below)
+        elif not isinstance(model, nn.Module):
+            raise ValueError(f"PoseEstimator: model must be a zoo model name or a torch model (nn.Module), got "
+                             f"{type(model).__name__} {short_repr(model)}")
         elif weights is not None:
             raise ValueError("PoseEstimator: pass weights with a zoo name, or load them into the model yourself")
         name = getattr(model, "zoo_name", type(model).__name__)
@@ -804,8 +810,9 @@ class PoseEstimator:
             raise ValueError(f"PoseEstimator needs a top-down 2D model (image crops in); {name} is a {task} model{hint}")
         # a built model that create_model made without weights, and that nothing has changed since, is random too
         random_weights = random_weights or has_random_weights(model)
-        self.model = model.to(self.device).eval()
-        self.net = optimize_for_inference(self.model) if optimize else self.model  # what predictions run
+        self.model = model.to(self.device)  # the caller's model: its training mode is left as it was
+        # what predictions run: an eval-mode copy, or (optimize=False) the model itself, put in eval mode
+        self.net = optimize_for_inference(self.model) if optimize else self.model.eval()
         # float32 eager: unchanged; else a copy (auto: onnxruntime's session made at the first prediction)
         self.net = prepare(self.net, self.choice, self.device, trained=not random_weights)
         self.choice = resolve_precision(self.model, self.choice, self.device)  # the precision auto stood for
@@ -949,7 +956,7 @@ class PoseEstimator:
             with clock("detector"):
                 dropped: list[int] = []
                 got = boxes(frame)
-                if not (isinstance(got, tuple) and len(got) == 2):  # a callable of the user's
+                if not (isinstance(got, (tuple, list)) and len(got) == 2):  # a callable of the user's
                     raise ValueError(f"{where}: the boxes callable returned {short_repr(got)}; expected a pair "
                                      "(boxes (N, 4) [x1, y1, x2, y2], scores (N,) or None)")
                 b, s = check_boxes(*got, where=f"{where}: boxes", specks=dropped)
@@ -1599,12 +1606,15 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
                 if key not in inst:
                     raise ValueError(f"{path}: record {i} instance {j} has no {key!r} field")
             bs, box = inst.get("bbox_score"), inst.get("bbox")
-            if bs is not None and not (_is_real(bs) and math.isfinite(bs)):
+            if bs is not None and not (_is_number(bs) and math.isfinite(bs)):
                 raise ValueError(f"{path}: record {i} instance {j}: 'bbox_score' = {short_repr(bs)}; expected a finite "
                                  "number (null or none: 1)")
-            if box is not None and not (isinstance(box, list) and len(box) == 4 and all(map(_is_real, box))):
-                raise ValueError(f"{path}: record {i} instance {j}: 'bbox' = {short_repr(box)}; expected [x1, y1, x2, "
-                                 "y2] (null or none: the keypoints' extent)")
+            if isinstance(box, list) and len(box) == 1 and isinstance(box[0], list):
+                box = box[0]  # MMPose's one box in a list ([[x1, y1, x2, y2]], what --mmpose-preds writes)
+            if box is not None and not (isinstance(box, list) and len(box) == 4 and all(map(_is_number, box))):
+                raise ValueError(f"{path}: record {i} instance {j}: 'bbox' = {short_repr(inst['bbox'])}; expected "
+                                 "[x1, y1, x2, y2] or MMPose's [[x1, y1, x2, y2]] (null or none: the keypoints' "
+                                 "extent)")
         if "frame_id" in r and not _is_whole(r["frame_id"]):
             raise ValueError(f"{path}: record {i}: 'frame_id' = {short_repr(r['frame_id'])}; expected a whole number "
                              "(none: the record's place in the list)")
@@ -1615,14 +1625,9 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def _is_real(v: Any) -> bool:
-    """A JSON number (not a bool)."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _is_whole(v: Any) -> bool:
     """A JSON number with a whole value (``3`` or ``3.0``)."""
-    return _is_real(v) and math.isfinite(v) and v == int(v)
+    return _is_number(v) and math.isfinite(v) and v == int(v)
 
 
 def stack_instances(records: Sequence[dict[str, Any]], num_keypoints: int, path: str = "results") -> list[dict]:

@@ -240,6 +240,10 @@ def lift_sequence(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | 
         sc = np.asarray(scores, np.float64)
         if sc.shape != (length, 17):
             raise ValueError(f"lift_sequence: scores must be (L, 17) = ({length}, 17) like the keypoints, got {sc.shape}")
+        if not np.isfinite(sc).all():
+            t, j = np.argwhere(~np.isfinite(sc))[0]
+            raise ValueError(f"lift_sequence: scores[{t}, {j}] = {sc[t, j]} is not finite; expected finite scores "
+                             "(a joint that was not found keeps a low score)")
         x = np.concatenate((x, sc[..., None]), axis=-1)
     x = torch.from_numpy(x.astype(np.float32))  # a 3-channel model without scores gets ones (model_input)
     seq2frame = bool(model.is_seq2frame)

@@ -126,8 +126,11 @@ class OnlineLifter:
             kp = self.f2d.step(kp)
         x = normalize_screen_coordinates(kp, self.width, self.height)
         if self.channels == 3:
-            s = np.ones(17) if scores is None else np.asarray(scores, np.float64).reshape(17)
-            x = np.concatenate((x, s[:, None]), axis=-1)
+            s = np.ones(17) if scores is None else np.asarray(scores, np.float64)
+            if s.size != 17 or not np.isfinite(s).all():  # a NaN would stay in the window for its whole length
+                raise ValueError(f"online lifting: frame {self.count}: scores must be 17 finite numbers, got "
+                                 f"{s.size} value(s){'' if np.isfinite(s).all() else ' with NaN or inf'}")
+            x = np.concatenate((x, s.reshape(17)[:, None]), axis=-1)
         return x
 
     def push(self, keypoints: np.ndarray | None, scores: np.ndarray | None = None) -> OnlineFrame | None:
@@ -187,6 +190,10 @@ def lift_online(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | No
     if kp.ndim != 3 or kp.shape[1:] != (17, 2):
         raise ValueError(f"lift_online expects H36M-17 keypoints (L, 17, 2), got {kp.shape}")
     ok = np.ones(len(kp), bool) if valid is None else np.asarray(valid, bool)
+    if ok.shape != (len(kp),):
+        raise ValueError(f"lift_online: valid must be (L,) = ({len(kp)},) like the keypoints, got {ok.shape}")
+    if scores is not None and len(scores) != len(kp):
+        raise ValueError(f"lift_online: scores must have one row per frame ({len(kp)}), got {len(scores)}")
     lifter = OnlineLifter(model, width, height, flip_test, device, lookahead, **filters)  # type: ignore[arg-type]
     out = np.full((len(kp), 17, 3), np.nan)
     results = [lifter.push(kp[t] if ok[t] else None, None if scores is None else scores[t]) for t in range(len(kp))]

@@ -70,6 +70,9 @@ def stack_views(views: Tensor | Sequence[Tensor]) -> Tensor:
     """
     if isinstance(views, Tensor):
         return views
+    if not isinstance(views, (list, tuple)) or not all(isinstance(v, Tensor) for v in views):
+        raise ValueError(f"stack_views: expected a torch tensor (B, V, 3, H, W) or a list of (B, 3, H, W) tensors, "
+                         f"got a {type(views).__name__}")
     if not views:
         raise ValueError("stack_views: no views given")
     ref = tuple(views[0].shape)
@@ -143,6 +146,10 @@ class MultiViewPPT(TokenPose):
     # -- internals
     def _check_views(self, images: Tensor, rays: Tensor | None) -> tuple[int, int]:
         h, w = self.cfg.image_size
+        if not isinstance(images, Tensor) or not images.is_floating_point():
+            got = f"{images.dtype} tensor" if isinstance(images, Tensor) else type(images).__name__
+            raise ValueError(f"{type(self).__name__} expects views as a floating-point torch tensor (B, V, 3, {h}, "
+                             f"{w}) (or a list of (B, 3, {h}, {w})), got a {got}")
         if images.dim() != 5 or tuple(images.shape[2:]) != (3, h, w):
             raise ValueError(
                 f"{type(self).__name__} expects views of shape (B, V, 3, {h}, {w}) (RGB, height {h}, width {w}); "
@@ -158,6 +165,10 @@ class MultiViewPPT(TokenPose):
             if self.pos_3d is None:
                 raise ValueError(f"{type(self).__name__} was built with ray_pe=False but rays were given")
             want = (b, v, self.num_patches, 3)
+            if not isinstance(rays, Tensor) or rays.dtype != images.dtype:  # patch_rays gives float64 numpy
+                got = f"{rays.dtype} tensor" if isinstance(rays, Tensor) else type(rays).__name__
+                raise ValueError(f"rays must be a torch tensor of the images' dtype ({images.dtype}), got a {got}: "
+                                 f"torch.as_tensor(rays, dtype={images.dtype})")
             if tuple(rays.shape) != want:
                 raise ValueError(f"rays must have shape {want} (B, V, patches, xyz), got {tuple(rays.shape)}")
         return b, v
