@@ -562,7 +562,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "eval-other-category-scored", "COCO predictions of a category the ground truth lacks are refused",
         "src/posetokens/evaluation/coco.py",
-        (("        cat = r.get(\"category_id\", 1)\n        if not (_is_int(cat) and int(cat) in categories):",
+        (("        cat = r.get(\"category_id\", 1)\n        if not (is_whole(cat) and int(cat) in categories):",
           "        cat = r.get(\"category_id\", 1)\n        if False:"),),
         ("tests/test_coco_eval.py::test_validation_errors_name_the_field",),
     ),
@@ -673,15 +673,18 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "gt-area-unchecked", "a ground-truth area that is not a finite number >= 0 is refused (a NaN changed the AP)",
         "src/posetokens/evaluation/coco.py",
-        (('        if "area" in ann and not (_is_number(ann["area"]) and math.isfinite(ann["area"]) and ann["area"] >= 0):\n',
+        (('        if "area" in ann and not (is_number(ann["area"]) and math.isfinite(ann["area"]) '
+          'and ann["area"] >= 0):\n',
           "        if False:\n"),),
         ("tests/test_coco_eval.py::test_ground_truth_errors_name_the_field",),
     ),
     Mutant(
         "gt-checked-at-first-eval", "train and test check the ground truth as COCOeval reads it before any work",
         "src/posetokens/engine/trainer.py",
-        (("            check_coco_ground_truth(cfg.data.val_ann)\n", "            pass\n"),
-         ("        check_coco_ground_truth(cfg.data.val_ann)\n    metrics", "        pass\n    metrics")),
+        (("            check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset))\n",
+          "            pass\n"),
+         ("        check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset))\n    metrics",
+          "        pass\n    metrics")),
         ("tests/test_errors_training.py::test_refused_or_reported[val-ann-negative-area]",
          "tests/test_errors_training.py::test_refused_or_reported[test-val-ann-negative-area]"),
     ),
@@ -716,8 +719,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "lift-json-fields-unchecked", "lift checks a json's frame_id, width, height, bbox and bbox_score by type "
         "when it reads it",
         "src/posetokens/inference/api.py",
-        (('        if "frame_id" in r and not _is_whole(r["frame_id"]):\n', "        if False:\n"),
-         ("            if bs is not None and not (_is_number(bs) and math.isfinite(bs)):\n",
+        (('        if "frame_id" in r and not is_whole(r["frame_id"]):\n', "        if False:\n"),
+         ("            if bs is not None and not (is_number(bs) and math.isfinite(bs)):\n",
           "            if False:\n")),
         ("tests/test_errors_inference.py::test_bad_input[lift-json-frame-id-string]",
          "tests/test_errors_inference.py::test_bad_input[lift-json-bbox-score-string]"),

@@ -139,7 +139,6 @@ def _mutate_first_annotation(**changes: object) -> dict:
         (_mutate_first_annotation(keypoints=None), "'keypoints'"),
         (_mutate_first_annotation(bbox=None), "'bbox'"),
         (_mutate_first_annotation(image_id=None), "'image_id'"),
-        (_mutate_first_annotation(image_id=999), "'image_id'"),
         (_mutate_first_annotation(keypoints=[0.0] * 50), "'keypoints' has 50 values, expected 51"),
         (_mutate_first_annotation(keypoints=[float("nan")] + [0.0] * 50), "'keypoints' contains NaN"),
         (_mutate_first_annotation(bbox=[1.0, 2.0, float("nan"), 4.0]), "'bbox' contains NaN"),
@@ -151,6 +150,16 @@ def test_bad_annotation_names_file_and_field(tmp_path: Path, data: dict, field: 
     with pytest.raises(ValueError, match=field) as e:
         CocoStyleDataset(path, tmp_path, "coco")
     assert str(path) in str(e.value)
+
+
+def test_an_annotation_of_an_unlisted_image_is_a_counted_skip(tmp_path: Path) -> None:
+    """A subset cut by its ``images`` keeps annotations of the images it dropped: they cannot be loaded (no file
+    name) and COCOeval leaves them out, so they are skipped and counted, not refused (they were refused here while
+    the evaluation scored the same file)."""
+    whole = CocoStyleDataset(_write(tmp_path, _coco()), tmp_path, "coco")
+    path = _write(tmp_path, _mutate_first_annotation(image_id=999))
+    ds = CocoStyleDataset(path, tmp_path, "coco")
+    assert ds.skipped.get("image_not_listed") == 1 and len(ds) == len(whole) - 1
 
 
 def test_wrong_metainfo_is_a_length_error(tmp_path: Path) -> None:

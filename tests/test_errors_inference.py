@@ -596,6 +596,9 @@ LIFT_JSON_CASES = [
                                  r"whole number of pixels >= 1$"), id="lift-json-width-0"),
     pytest.param(_lift_json_case(lambda r, i: r.update(height=None), r"record 0: 'height' = None; expected a whole "
                                  r"number of pixels >= 1$"), id="lift-json-height-null"),
+    pytest.param(_lift_json_case(lambda r, i: None, r"^posetokens lift: error: --pose2d applies to a video or a "
+                                 r"stream \(its 2D pass\); \S+bad\.json is a 2D-keypoint json$", 2, "--pose2d",
+                                 "tokenpose_s_coco_256x192"), id="lift-json-with-pose2d"),  # was ignored silently
     pytest.param(_lift_json_case(lambda r, i: [r.pop("width", None), r.pop("height", None)],
                                  r"^posetokens lift: error: --image-size 0x0: expected WIDTHxHEIGHT in whole pixels >= 1",
                                  2, "--image-size", "0x0"), id="lift-json-image-size-0x0"),
@@ -836,11 +839,22 @@ CASES: list[Any] = [
     pytest.param(_api_case(lambda a, d: list(_est(a)(str(a.jpgs[0]), boxes=lambda f: None)),
                            r"the boxes callable returned None; expected a pair"), id="estimator-box-callable-none"),
     pytest.param(case_estimator_box_callable_list_pair, id="estimator-box-callable-list-pair"),
+    # the lower-level crops() took anything: "not enough values to unpack", a numpy broadcast error, "scale width
+    # must be > 1", an AttributeError of str
+    pytest.param(_api_case(lambda a, d: _est(a).crops(_IMG[..., ::-1], [[1, 2]]), r"^crops: bboxes: shape \(1, 2\), "
+                           r"expected \(N, 4\) boxes \[x1, y1, x2, y2\]$"), id="crops-two-value-box"),
+    pytest.param(_api_case(lambda a, d: _est(a).crops(_IMG[..., 0], _BOX), r"^crops: image_rgb: shape \(\d+, \d+\); "
+                           r"expected an \(H, W, 3\) uint8 RGB image .*img\[\.\.\., ::-1\]\)"), id="crops-grey-image"),
+    pytest.param(_api_case(lambda a, d: _est(a).crops(_IMG[..., ::-1], [[500, 300, 200, 100]]),
+                           r"^crops: bboxes\[0\] = \[500\.0, 300\.0, 200\.0, 100\.0\] has zero or negative "
+                           r"width/height"), id="crops-inverted-box"),
+    pytest.param(_api_case(lambda a, d: _est(a).crops("img.jpg", _BOX), r"^crops: image_rgb: got a str; expected"),
+                 id="crops-a-path"),
     pytest.param(_api_case(lambda a, d: _est_of(3), r"^PoseEstimator: model must be a zoo model name or a torch model "
                            r"\(nn\.Module\), got int 3$"), id="estimator-model-an-int"),  # was "int is a None model"
     pytest.param(_api_case(lambda a, d: list(_est(a)(str(a.jpgs[0]), boxes=_json(d / "dets.json", []),
                                                      bbox_thr=float("nan"))),  # kept every box
-                           r"^bbox_thr \(the detections' score threshold\) must be a finite number, got nan$"),
+                           r"^score_thr \(bbox_thr\) of the detections must be a finite number, got nan$"),
                  id="estimator-bbox-thr-nan"),
     pytest.param(lambda a, d: Run(["models", "zzz"], 2, r"no zoo model name contains 'zzz'"), id="models-no-match"),
     pytest.param(lambda a, d: Run(["parity", str(d / "nowhere")], 2, r"parity fixture \S+nowhere: no such folder$"),

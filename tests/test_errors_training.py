@@ -76,6 +76,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     recipe.write_text(TINY_YAML.format(**{k: data[k] for k in ("train_ann", "train_img_dir", "val_ann",
                                                                 "val_img_dir")}))
     (root / "bad_keys.yaml").write_text(recipe.read_text() + "\non: 1\nfoo: 2\n")  # YAML reads `on` as true
+    (root / "bad_override.yaml").write_text(recipe.read_text().replace(  # the recipe's own bad protocol override
+        "  aug: tokenpose_coco\n", "  aug: tokenpose_coco\n  protocol_overrides: {target: {sigma: wide}}\n"))
     (root / "bad_type.yaml").write_text(recipe.read_text().replace("schedule: {epochs: 1,", "schedule: {epochs: ten,"))
     (root / "bad_yaml.yaml").write_text(recipe.read_text().replace("optim: {grad_clip: 1.0}", "optim: {grad_clip: 1.0"))
     (root / "bad_range.yaml").write_text(recipe.read_text().replace("optim: {grad_clip: 1.0}",
@@ -113,6 +115,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     bad_val = json.loads(Path(data["val_ann"]).read_text())  # a keypoints row short of one keypoint
     bad_val["annotations"][0]["keypoints"] = bad_val["annotations"][0]["keypoints"][:48]
     (root / "val_48.json").write_text(json.dumps(bad_val))
+    other_cat = json.loads(Path(data["val_ann"]).read_text())  # checked under the dataset's categories
+    other_cat["annotations"][1]["category_id"] = 3
+    (root / "val_other_category.json").write_text(json.dumps(other_cat))
     bad_area = json.loads(Path(data["val_ann"]).read_text())  # what only COCOeval's reading of it checks
     bad_area["annotations"][1]["area"] = -5.0
     (root / "val_bad_area.json").write_text(json.dumps(bad_area))
@@ -323,6 +328,13 @@ CASES = [
     Case("test-val-det-missing", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{fresh}/preds.json",
                                   "--set", "data.val_det={root}/missing_dets.json"], 2,  # named by its field
          E + r"data.val_det \S+missing_dets.json does not exist$"),
+    Case("test-val-ann-other-category", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out",
+                                         "{fresh}/preds.json", "--set", "data.val_ann={root}/val_other_category.json"],
+         2, E + r"\S+val_other_category.json: annotations\[1\] \(id=\d+\): field 'category_id' = 3 is not one of "
+         r"its 'categories' \(\[1\]\)$"),  # said before predicting (the untouched sandbox: no predictions file)
+    Case("protocol-override-bad-in-recipe", ["train", "{root}/bad_override.yaml", "--work-dir", "{fresh}", "--set",
+                                             "data.protocol_overrides.eval.rescore_thr=0.1"], 2,  # a valid --set
+         E + r"\S+bad_override.yaml.data.protocol_overrides: .*target.sigma: expected float, got 'wide'$"),
     Case("test-out-is-the-weights", ["test", "--weights", "{run}/final.pth", "--out", "{run}/final.pth"], 2,
          E + r"the predictions file --out \S+final.pth would overwrite the --weights \S+final.pth"),
     Case("test-out-is-the-gt", ["test", "--weights", "{run}/final.pth", "--out", "{root}/syn/val.json"], 2,

@@ -7,6 +7,8 @@ import argparse
 import contextlib
 import ctypes
 import functools
+import math
+import numbers
 import os
 import signal
 import sys
@@ -132,6 +134,16 @@ def check_device(device: Any, what: str = "--device") -> Any:
 
 
 # ------------------------------------------------------------------------------------ notes and warnings
+def is_number(value: Any) -> bool:
+    """A real number, Python's or NumPy's (not a bool): what a JSON number or a numeric argument may be."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_whole(value: Any) -> bool:
+    """A finite number with a whole value (``3`` or ``3.0``)."""
+    return is_number(value) and math.isfinite(value) and value == int(value)
+
+
 def short_repr(value: Any, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters, for a user's value in a one-line message."""
     text = repr(value)

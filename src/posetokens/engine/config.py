@@ -204,7 +204,7 @@ def _from_dict(cls: type, data: dict, where: str | _Source, path: str = "") -> A
         from_set = [k for k in unknown if src.from_set(_join(path, k))]
         blamed = from_set or unknown
         hint = ("; YAML reads an unquoted on/off/yes/no/true/false as a boolean: quote such a key"
-                if any(not isinstance(k, str) for k in blamed) else "")
+                if any(isinstance(k, bool) for k in blamed) else "")
         raise ValueError(f"{src.where(path, _join(path, blamed[0]))}: unknown key(s) {blamed}; known: "
                          f"{sorted(names)}{hint}")
     return cls(**{k: _coerce(v, hints[k], src, _join(path, k)) for k, v in data.items()})
@@ -431,14 +431,18 @@ def _check_dataset_and_protocol(cfg: TrainCfg, src: _Source) -> None:
             proto = dataclasses.replace(proto, aug=aug_preset(cfg.data.aug))
     except (KeyError, ValueError):
         return  # an unknown protocol or aug preset: data_protocol names it ("config: data.protocol: ...")
-    # a --set of a field inside the overrides (data.protocol_overrides.eval.rescore_thr=...) gave them too
-    given = any(k.startswith("data.protocol_overrides.") for k in src.set_keys)
-    where = "--set data.protocol_overrides" if given else src.where("data.protocol_overrides")
+    where = src.where("data.protocol_overrides")
     try:
         proto.replace(cfg.data.protocol_overrides, where)
     except ValueError as e:
         msg = str(e)
-        raise ValueError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+        msg = msg[len(where) + 2:] if msg.startswith(where + ": ") else msg
+        # a --set of a field inside the overrides (data.protocol_overrides.eval.rescore_thr=...) whose field the
+        # error names gave the bad value, not the recipe
+        inner = [k[len("data.protocol_overrides."):] for k in src.set_keys if k.startswith("data.protocol_overrides.")]
+        if any(f".{k}:" in msg or msg.startswith(f"{k}:") for k in inner):
+            where = "--set data.protocol_overrides"
+        raise ValueError(f"{where}: {msg}") from None
 
 
 # ---------------------------------------------------------------------------------------- resume checks

@@ -47,7 +47,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from posetokens.fileio import atomic_write_text, read_json
-from posetokens.runtime import short_repr
+from posetokens.runtime import is_number, is_whole, short_repr
 
 if TYPE_CHECKING:
     from posetokens.data.metainfo import PoseMetaInfo
@@ -110,7 +110,7 @@ def _load_gt(gt: Any) -> tuple[dict[str, Any], str]:
             raise ValueError(f"{name}: images[{i}]: expected an object, got {type(img).__name__}")
         if "id" not in img:
             raise ValueError(f"{name}: images[{i}]: missing field 'id'")
-        if not _is_int(img["id"]):  # pycocotools matches ids by equality: "785" would fail with an assertion
+        if not is_whole(img["id"]):  # pycocotools matches ids by equality: "785" would fail with an assertion
             raise ValueError(f"{name}: images[{i}]: field 'id' must be an integer, got {img['id']!r}")
     for i, ann in enumerate(data["annotations"]):
         if not isinstance(ann, Mapping):
@@ -119,31 +119,60 @@ def _load_gt(gt: Any) -> tuple[dict[str, Any], str]:
             if key not in ann:
                 raise ValueError(f"{name}: annotations[{i}] (id={ann.get('id')}): missing field '{key}'")
         for key in ("id", "image_id", "num_keypoints"):
-            if not _is_int(ann[key]):
+            if not is_whole(ann[key]):
                 raise ValueError(f"{name}: annotations[{i}] (id={ann.get('id')}): field '{key}' must be an integer, "
                                  f"got {ann[key]!r}")
         where = f"{name}: annotations[{i}] (id={ann['id']})"
         box = ann["bbox"]
-        if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(_is_number(v) and math.isfinite(v) for v in box)):
+        if not (isinstance(box, (list, tuple)) and len(box) == 4
+                and all(is_number(v) and math.isfinite(v) for v in box)):
             raise ValueError(f"{where}: field 'bbox' must be 4 finite numbers [x, y, w, h], got {box!r}")
         kpts = ann["keypoints"]
         if not (isinstance(kpts, (list, tuple)) and kpts and len(kpts) % 3 == 0
-                and all(_is_number(v) and math.isfinite(v) for v in kpts)):
+                and all(is_number(v) and math.isfinite(v) for v in kpts)):
             raise ValueError(f"{where}: field 'keypoints' must be a flat list of finite numbers [x, y, v, ...] "
                              f"(3 per keypoint), got {short_repr(kpts)}")
-        if "area" in ann and not (_is_number(ann["area"]) and math.isfinite(ann["area"]) and ann["area"] >= 0):
+        if "area" in ann and not (is_number(ann["area"]) and math.isfinite(ann["area"]) and ann["area"] >= 0):
             raise ValueError(f"{where}: field 'area' must be a finite number >= 0, got {ann['area']!r}")
     return data, name
 
 
-def check_coco_ground_truth(gt: Any) -> None:
+def _check_scored_annotations(data: Mapping[str, Any], name: str, num_keypoints: int, use_area: bool) -> None:
+    """What COCOeval needs of each annotation under a dataset's sigmas: a category of ``categories``, an ``area``
+    when ``use_area``, ``num_keypoints`` keypoints (``ValueError`` naming the file, the annotation, the field)."""
+    categories = {int(c["id"]) for c in data["categories"] if isinstance(c, Mapping) and is_whole(c.get("id"))}
+    for i, ann in enumerate(data["annotations"]):
+        cat = ann.get("category_id", 1)
+        if not (is_whole(cat) and int(cat) in categories):
+            raise ValueError(f"{name}: annotations[{i}] (id={ann['id']}): field 'category_id' = "
+                             f"{ann.get('category_id')!r} is not one of its 'categories' ({sorted(categories)})")
+        if use_area and "area" not in ann:
+            raise ValueError(
+                f"{name}: annotations[{i}] (id={ann.get('id')}): missing field 'area' "
+                "(a dataset without areas, such as CrowdPose: evaluate --dataset crowdpose, or use_area=False)"
+            )
+        if len(ann["keypoints"]) != 3 * num_keypoints:
+            raise ValueError(
+                f"{name}: annotations[{i}] (id={ann.get('id')}): field 'keypoints' has "
+                f"{len(ann['keypoints'])} values, expected {3 * num_keypoints} for {num_keypoints} sigmas"
+            )
+
+
+def check_coco_ground_truth(gt: Any, metainfo: PoseMetaInfo | str | None = None) -> None:
     """Check a COCO-style ground truth (json path, COCO object or dict) as the evaluation will, before any work:
-    ``ValueError`` naming the file, the annotation and the field (``evaluate_coco``'s own checks, run early)."""
-    _load_gt(gt)
+    ``ValueError`` naming the file, the annotation and the field. With ``metainfo`` (a COCO-style dataset other
+    than COCO-WholeBody, whose parts are checked by its own evaluation) also each annotation's category, area and
+    keypoint count, as :func:`evaluate_coco` checks them under that dataset's sigmas."""
+    from posetokens.data.metainfo import get_metainfo
+
+    data, name = _load_gt(gt)
+    mi = get_metainfo(metainfo) if isinstance(metainfo, str) else metainfo
+    if mi is not None and mi.name != "coco_wholebody" and mi.sigmas is not None:
+        _check_scored_annotations(data, name, len(mi.sigmas), mi.eval_use_area)
 
 
 def warn_prediction_coverage(data: Mapping[str, Any], predictions: Sequence[Mapping[str, Any]],
-                             source: str = "predictions") -> int:
+                             source: str = "predictions", gt_name: str = "the ground truth") -> int:
     """Warn (log) when ``predictions`` is empty or leaves ground-truth images with annotated people without any
     prediction (they count as missed people: a detections file or an inference run that covered only part of
     the set). Returns the number of such images."""
@@ -151,8 +180,8 @@ def warn_prediction_coverage(data: Mapping[str, Any], predictions: Sequence[Mapp
     unlisted = sorted({int(a["image_id"]) for a in data["annotations"]} - listed)
     if unlisted:  # a val subset cut by its images: COCOeval scores the listed images only
         shown = ", ".join(str(i) for i in unlisted[:5]) + (", ..." if len(unlisted) > 5 else "")
-        logger.warning("the ground truth has annotations of %d image id(s) not in its 'images' (%s); they are not "
-                       "scored", len(unlisted), shown)
+        logger.warning("%s: annotations of %d image id(s) not in its 'images' (%s) are not scored", gt_name,
+                       len(unlisted), shown)
     people = {int(a["image_id"]) for a in data["annotations"]
               if not a.get("iscrowd", 0) and _labelled(a) and int(a["image_id"]) in listed}
     covered = {int(r["image_id"]) for r in predictions}
@@ -183,14 +212,6 @@ def _labelled(ann: Mapping[str, Any]) -> bool:
 
 
 # ------------------------------------------------------------------------------------- validation
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
-
-
-def _is_int(x: Any) -> bool:
-    return _is_number(x) and math.isfinite(x) and int(x) == x
-
-
 def validate_coco_results(
     results: Any,
     num_keypoints: int | None = None,
@@ -220,7 +241,7 @@ def validate_coco_results(
         if "image_id" not in r:
             raise ValueError(f"{where}: missing field 'image_id'")
         iid = r["image_id"]
-        if not _is_number(iid) or int(iid) != iid:
+        if not is_number(iid) or int(iid) != iid:
             raise ValueError(f"{where}: field 'image_id' must be an integer, got {iid!r}")
         if known is not None and int(iid) not in known:
             raise ValueError(f"{where}: field 'image_id' = {iid} is not an image of the ground truth")
@@ -243,7 +264,7 @@ def validate_coco_results(
             raise ValueError(f"{where}: missing field 'score'")
         for key in ("score", "bbox_score", "area"):  # a null bbox_score or area counts as none
             if key in r and (r[key] is not None or key == "score") and (
-                    not _is_number(r[key]) or not math.isfinite(r[key])):
+                    not is_number(r[key]) or not math.isfinite(r[key])):
                 raise ValueError(f"{where}: field '{key}' must be a finite number, got {r[key]!r}")
         if r.get("area") is not None and r["area"] < 0:
             raise ValueError(f"{where}: field 'area' must be >= 0, got {r['area']!r}")
@@ -504,27 +525,13 @@ def evaluate_coco(
     _check_modes(nms_area, coco_backend, "evaluate_coco")
     sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)
     data, gt_name = _load_gt(gt)
-    categories = {int(c["id"]) for c in data["categories"] if isinstance(c, Mapping) and _is_int(c.get("id"))}
-    for i, ann in enumerate(data["annotations"]):
-        cat = ann.get("category_id", 1)
-        if not (_is_int(cat) and int(cat) in categories):
-            raise ValueError(f"{gt_name}: annotations[{i}] (id={ann['id']}): field 'category_id' = "
-                             f"{ann.get('category_id')!r} is not one of its 'categories' ({sorted(categories)})")
-        if use_area:
-            if "area" not in ann:
-                raise ValueError(
-                    f"{gt_name}: annotations[{i}] (id={ann.get('id')}): missing field 'area' "
-                    "(a dataset without areas, such as CrowdPose: evaluate --dataset crowdpose, or use_area=False)"
-                )
-        else:
+    _check_scored_annotations(data, gt_name, sig.size, use_area)
+    categories = {int(c["id"]) for c in data["categories"] if isinstance(c, Mapping) and is_whole(c.get("id"))}
+    for ann in data["annotations"]:
+        if not use_area:
             ann["area"] = float(ann["bbox"][2]) * float(ann["bbox"][3]) * _NO_AREA_FACTOR
         ann.setdefault("iscrowd", 0)
         ann.setdefault("category_id", 1)
-        if len(ann["keypoints"]) != 3 * sig.size:
-            raise ValueError(
-                f"{gt_name}: annotations[{i}] (id={ann.get('id')}): field 'keypoints' has "
-                f"{len(ann['keypoints'])} values, expected {3 * sig.size} for {sig.size} sigmas"
-            )
     image_ids = [int(img["id"]) for img in data["images"]]
 
     if isinstance(predictions, (str, os.PathLike)):
@@ -535,10 +542,10 @@ def evaluate_coco(
         preds, source = list(predictions), "predictions"
     for i, r in enumerate(preds):  # COCOeval scores each category apart: another id would score 0 without a word
         cat = r.get("category_id", 1)
-        if not (_is_int(cat) and int(cat) in categories):
+        if not (is_whole(cat) and int(cat) in categories):
             raise ValueError(f"{source}: entry [{i}]: field 'category_id' = {cat!r} is not a category of the ground "
                              f"truth {gt_name} ({sorted(categories)})")
-    warn_prediction_coverage(data, preds, source)
+    warn_prediction_coverage(data, preds, source, gt_name)
     results = prepare_coco_results(preds, sig, rescore, rescore_thr, nms_thr, nms_vis_thr, nms_area, source)
     if coco_backend == "xtcocotools":  # xtcocotools COCOeval._prepare skips detections without a positive score
         results = [r for r in results if np.any(np.asarray(r["keypoints"][2::3]) > 0)]

@@ -296,7 +296,7 @@ def evaluate_wholebody(
         raw, src = predictions, "predictions"
     preds = _normalise_predictions(raw)  # type: ignore[arg-type]
     validate_coco_results(preds, NUM_WHOLEBODY_KEYPOINTS, image_ids, source=src)
-    warn_prediction_coverage(data, preds, src)
+    warn_prediction_coverage(data, preds, src, gt_name)
     results = prepare_coco_results(preds, sigmas, rescore, rescore_thr, nms_thr, nms_vis_thr, nms_area, src)
 
     if use_xt:

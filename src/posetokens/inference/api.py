@@ -63,7 +63,7 @@ from posetokens.protocols.codec import build_codec
 from posetokens.protocols.predict import crop_to_image, predict_outputs
 from posetokens.protocols.topdown import build_pipeline
 from posetokens.registry import create_model, default_protocol, has_random_weights, note_if_random_weights
-from posetokens.runtime import (Interrupted, check_device, interruptible, signal_name,
+from posetokens.runtime import (Interrupted, check_device, interruptible, is_number, is_whole, signal_name,
                                 short_repr, signals_deferred, warn)
 
 __all__ = [
@@ -518,8 +518,8 @@ class DetectionsFile:
     """
 
     def __init__(self, path: str | Path, score_thr: float = 0.3, category_id: int = 1) -> None:
-        if not (_is_number(score_thr) and math.isfinite(score_thr)):  # a NaN threshold kept every box
-            raise ValueError(f"bbox_thr (the detections' score threshold) must be a finite number, got {score_thr!r}")
+        if not (is_number(score_thr) and math.isfinite(score_thr)):  # a NaN threshold kept every box
+            raise ValueError(f"score_thr (bbox_thr) of the detections must be a finite number, got {score_thr!r}")
         self.path = Path(path)
         data = read_json(self.path, "detections")
         if not isinstance(data, list):
@@ -540,7 +540,7 @@ class DetectionsFile:
                                  f"the image's file name, or a video's frame index), got {iid!r}")
             iid = int(float(iid))
             bbox = det["bbox"]
-            if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
+            if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
                 raise ValueError(f"{self.path}: item {i} 'bbox' must be [x, y, w, h] numbers, got {bbox!r}")
             if not all(np.isfinite(bbox)):
                 raise ValueError(f"{self.path}: item {i} 'bbox' {bbox!r} is not finite (expected [x, y, w, h] numbers)")
@@ -548,7 +548,7 @@ class DetectionsFile:
                 raise ValueError(f"{self.path}: item {i} 'bbox' {bbox!r} has zero or negative width/height "
                                  "(expected [x, y, w, h] with w > 0 and h > 0)")
             score = det["score"]
-            if not _is_number(score) or not np.isfinite(score):
+            if not is_number(score) or not np.isfinite(score):
                 raise ValueError(f"{self.path}: item {i} 'score' must be a finite number, got {score!r}")
             self.ids.add(iid)
             if det.get("category_id", category_id) != category_id or float(score) < score_thr:
@@ -604,14 +604,12 @@ class DetectionsFile:
         return n
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def check_image(image: Any, where: str = "image") -> np.ndarray:
-    """``image`` when it is an (H, W, 3) uint8 BGR array; otherwise ``ValueError`` saying what was expected (no
-    guessing: a float image in [0, 1] and one in [0, 255] look alike, so neither is converted)."""
-    want = "expected an (H, W, 3) uint8 BGR image with values 0-255 (as cv2.imread gives)"
+def check_image(image: Any, where: str = "image", channels: str = "BGR") -> np.ndarray:
+    """``image`` when it is an (H, W, 3) uint8 array (``channels``: BGR, or RGB for the lower-level calls; the
+    order itself cannot be checked); otherwise ``ValueError`` saying what was expected (no guessing: a float image
+    in [0, 1] and one in [0, 255] look alike, so neither is converted)."""
+    given = "as cv2.imread gives" if channels == "BGR" else "cv2.imread's image reversed: img[..., ::-1]"
+    want = f"expected an (H, W, 3) uint8 {channels} image with values 0-255 ({given})"
     if not isinstance(image, np.ndarray):
         raise ValueError(f"{where}: got a {type(image).__name__}; {want}")
     if image.dtype != np.uint8:
@@ -869,9 +867,11 @@ class PoseEstimator:
     # -- crops
     def crops(self, image_rgb: np.ndarray, bboxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 RGB crops (N, h, w, 3) and image->crop warps (N, 2, 3) of ``[x1, y1, x2, y2]`` boxes."""
+        check_image(image_rgb, "crops: image_rgb", channels="RGB")
+        bboxes, _ = check_boxes(bboxes, None, "crops: bboxes")
         w, h = self.pipeline.input_size
         crops, warps = np.zeros((len(bboxes), h, w, 3), np.uint8), np.zeros((len(bboxes), 2, 3))
-        for i, (x1, y1, x2, y2) in enumerate(np.asarray(bboxes, np.float64)):
+        for i, (x1, y1, x2, y2) in enumerate(bboxes):
             out = self.pipeline(image_rgb, [x1, y1, x2 - x1, y2 - y1])
             crops[i], warps[i] = out["image"], out["warp_matrix"]
         return crops, warps
@@ -1606,28 +1606,25 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
                 if key not in inst:
                     raise ValueError(f"{path}: record {i} instance {j} has no {key!r} field")
             bs, box = inst.get("bbox_score"), inst.get("bbox")
-            if bs is not None and not (_is_number(bs) and math.isfinite(bs)):
+            if bs is not None and not (is_number(bs) and math.isfinite(bs)):
                 raise ValueError(f"{path}: record {i} instance {j}: 'bbox_score' = {short_repr(bs)}; expected a finite "
                                  "number (null or none: 1)")
             if isinstance(box, list) and len(box) == 1 and isinstance(box[0], list):
                 box = box[0]  # MMPose's one box in a list ([[x1, y1, x2, y2]], what --mmpose-preds writes)
-            if box is not None and not (isinstance(box, list) and len(box) == 4 and all(map(_is_number, box))):
+            if box is not None and not (isinstance(box, list) and len(box) == 4 and all(map(is_number, box))):
                 raise ValueError(f"{path}: record {i} instance {j}: 'bbox' = {short_repr(inst['bbox'])}; expected "
                                  "[x1, y1, x2, y2] or MMPose's [[x1, y1, x2, y2]] (null or none: the keypoints' "
                                  "extent)")
-        if "frame_id" in r and not _is_whole(r["frame_id"]):
+        if "frame_id" in r and not is_whole(r["frame_id"]):
             raise ValueError(f"{path}: record {i}: 'frame_id' = {short_repr(r['frame_id'])}; expected a whole number "
                              "(none: the record's place in the list)")
         for key in ("width", "height"):
-            if key in r and not (_is_whole(r[key]) and r[key] >= 1):
+            if key in r and not (is_whole(r[key]) and r[key] >= 1):
                 raise ValueError(f"{path}: record {i}: {key!r} = {short_repr(r[key])}; expected a whole number of "
                                  "pixels >= 1")
     return records
 
 
-def _is_whole(v: Any) -> bool:
-    """A JSON number with a whole value (``3`` or ``3.0``)."""
-    return _is_number(v) and math.isfinite(v) and v == int(v)
 
 
 def stack_instances(records: Sequence[dict[str, Any]], num_keypoints: int, path: str = "results") -> list[dict]:

@@ -465,6 +465,11 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     if is_json:  # read and check the 2D input before --out is made and before any model is built or says a word
         if det_every != 1:
             raise ValueError(f"--det-every applies to a video or a stream (its 2D pass); {src} is a 2D-keypoint json")
+        unused = [flag for flag, v in (("--pose2d", pose2d), ("--pose2d-weights", pose2d_weights),
+                                       ("--boxes / --detector", boxes)) if v is not None]
+        if unused:  # its 2D is in the file: they would be ignored
+            raise ValueError(f"{', '.join(unused)} applies to a video or a stream (its 2D pass); {src} is a "
+                             "2D-keypoint json")
         records = load_results(src)
         if max_frames is not None:
             if isinstance(max_frames, bool) or int(max_frames) != max_frames or max_frames < 1:

@@ -190,6 +190,8 @@ def lift_online(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | No
     if kp.ndim != 3 or kp.shape[1:] != (17, 2):
         raise ValueError(f"lift_online expects H36M-17 keypoints (L, 17, 2), got {kp.shape}")
     ok = np.ones(len(kp), bool) if valid is None else np.asarray(valid, bool)
+    if ok.size == len(kp):  # (L,) or (L, 1)
+        ok = ok.reshape(-1)
     if ok.shape != (len(kp),):
         raise ValueError(f"lift_online: valid must be (L,) = ({len(kp)},) like the keypoints, got {ok.shape}")
     if scores is not None and len(scores) != len(kp):

@@ -365,8 +365,9 @@ class CocoStyleDataset(TopDownDataset):
         for i, ann in enumerate(self._annotations):
             where = f"{src}: annotations[{i}] (id={ann.get('id') if isinstance(ann, Mapping) else '?'})"
             _require(ann, ("id", "image_id", "bbox"), where)
-            if int(ann["image_id"]) not in self.images:
-                raise ValueError(f"{where}: field 'image_id' = {ann['image_id']} is not in 'images'")
+            if int(ann["image_id"]) not in self.images:  # a subset cut by its images: COCOeval leaves it out too
+                self._count(self.skipped, "image_not_listed")
+                continue
             kpts = self._keypoints(ann, where)
             bbox = _numeric(ann["bbox"], where, "bbox", 4)
             if ann.get("iscrowd", 0):
