@@ -137,9 +137,10 @@ def _load_gt(gt: Any) -> tuple[dict[str, Any], str]:
     return data, name
 
 
-def _check_scored_annotations(data: Mapping[str, Any], name: str, num_keypoints: int, use_area: bool) -> None:
+def _check_scored_annotations(data: Mapping[str, Any], name: str, num_keypoints: int, use_area: bool) -> set[int]:
     """What COCOeval needs of each annotation under a dataset's sigmas: a category of ``categories``, an ``area``
-    when ``use_area``, ``num_keypoints`` keypoints (``ValueError`` naming the file, the annotation, the field)."""
+    when ``use_area``, ``num_keypoints`` keypoints (``ValueError`` naming the file, the annotation, the field).
+    Returns the category ids."""
     categories = {int(c["id"]) for c in data["categories"] if isinstance(c, Mapping) and is_whole(c.get("id"))}
     for i, ann in enumerate(data["annotations"]):
         cat = ann.get("category_id", 1)
@@ -156,6 +157,7 @@ def _check_scored_annotations(data: Mapping[str, Any], name: str, num_keypoints:
                 f"{name}: annotations[{i}] (id={ann.get('id')}): field 'keypoints' has "
                 f"{len(ann['keypoints'])} values, expected {3 * num_keypoints} for {num_keypoints} sigmas"
             )
+    return categories
 
 
 def check_coco_ground_truth(gt: Any, metainfo: PoseMetaInfo | str | None = None) -> None:
@@ -241,7 +243,7 @@ def validate_coco_results(
         if "image_id" not in r:
             raise ValueError(f"{where}: missing field 'image_id'")
         iid = r["image_id"]
-        if not is_number(iid) or int(iid) != iid:
+        if not is_whole(iid):  # a NaN id raised from int()
             raise ValueError(f"{where}: field 'image_id' must be an integer, got {iid!r}")
         if known is not None and int(iid) not in known:
             raise ValueError(f"{where}: field 'image_id' = {iid} is not an image of the ground truth")
@@ -525,8 +527,7 @@ def evaluate_coco(
     _check_modes(nms_area, coco_backend, "evaluate_coco")
     sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)
     data, gt_name = _load_gt(gt)
-    _check_scored_annotations(data, gt_name, sig.size, use_area)
-    categories = {int(c["id"]) for c in data["categories"] if isinstance(c, Mapping) and is_whole(c.get("id"))}
+    categories = _check_scored_annotations(data, gt_name, sig.size, use_area)
     for ann in data["annotations"]:
         if not use_area:
             ann["area"] = float(ann["bbox"][2]) * float(ann["bbox"][3]) * _NO_AREA_FACTOR

@@ -1625,8 +1625,6 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-
-
 def stack_instances(records: Sequence[dict[str, Any]], num_keypoints: int, path: str = "results") -> list[dict]:
     """Validate every instance: (K, 2) keypoints and (K,) scores, all finite (one line naming the record, the
     instance and the first keypoint that is not)."""

@@ -50,7 +50,7 @@ from posetokens.data.metainfo import H36M
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
 from posetokens.registry import note_if_random_weights
-from posetokens.runtime import check_device, warn
+from posetokens.runtime import check_device, is_whole, warn
 
 __all__ = [
     "COCO_TO_H36M",
@@ -149,8 +149,8 @@ def track_score(records: Sequence[dict[str, Any]], track: dict[int, int]) -> flo
     def box_score(inst: dict[str, Any]) -> float:
         return 1.0 if inst.get("bbox_score") is None else float(inst["bbox_score"])  # JSON null: none given
 
-    return float(sum(box_score(records[t]["instances"][i]) * float(np.mean(records[t]["instances"][i]["keypoint_scores"]))
-                     for t, i in track.items()))
+    insts = [records[t]["instances"][i] for t, i in track.items()]
+    return float(sum(box_score(inst) * float(np.mean(inst["keypoint_scores"])) for inst in insts))
 
 
 def main_person(records: Sequence[dict[str, Any]], num_keypoints: int = 17,
@@ -678,8 +678,7 @@ def _json_layout(records: Sequence[dict[str, Any]], layout: str | None, src: Pat
 def _frame_size(records: Sequence[dict[str, Any]], image_size: tuple[int, int] | None, src: Path) -> tuple[int, int]:
     """The frames' (width, height): ``image_size`` when given, else the records' (checked by ``load_results``)."""
     if image_size is not None:
-        if len(image_size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-                                           for v in image_size):
+        if len(image_size) != 2 or not all(is_whole(v) and v >= 1 for v in image_size):
             raise ValueError(f"--image-size {'x'.join(map(str, image_size))}: expected WIDTHxHEIGHT in whole pixels "
                              ">= 1, e.g. 1280x720")
         return int(image_size[0]), int(image_size[1])
