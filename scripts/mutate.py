@@ -725,6 +725,26 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_errors_inference.py::test_bad_input[lift-json-frame-id-string]",
          "tests/test_errors_inference.py::test_bad_input[lift-json-bbox-score-string]"),
     ),
+    Mutant(
+        "api-arrays-of-text-read", "the Python API refuses keypoints, scores and boxes that are not numbers (text "
+        "NumPy would read as numbers, a generator, None)",
+        "src/posetokens/runtime.py",
+        (('    if arr.dtype.kind not in "iuf":\n        kind = {', '    if arr.dtype.kind not in "iufUSO":\n        kind = {'),),
+        ("tests/test_lift.py::test_lift_sequence_says_what_is_wrong_in_one_line",),
+    ),
+    Mutant(
+        "lift-json-frames-out-of-order", "lift refuses a json whose frame ids repeat or go back (the records are the "
+        "frames in order)",
+        "src/posetokens/inference/api.py",
+        (("    if (steps < 1).any():", "    if False:"),),
+        ("tests/test_errors_inference.py::test_bad_input[lift-json-frame-id-repeated]",),
+    ),
+    Mutant(
+        "ctrl-c-while-loading-traces", "Ctrl-C while the command imports torch is one line, not a traceback",
+        "src/posetokens_launch.py",
+        (("    except KeyboardInterrupt:  # during the imports", "    except ArithmeticError:  # during the imports"),),
+        ("tests/test_runtime.py::test_ctrl_c_while_torch_loads_is_one_line",),
+    ),
 )
 
 

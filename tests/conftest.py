@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -67,6 +71,30 @@ def shared_data() -> Path:
     if not DATA.is_dir():
         pytest.fail(f"shared data not found at {DATA}")
     return DATA
+
+
+def interrupt_when(argv: list[str], ready: Callable[[subprocess.Popen], bool], sig: int = signal.SIGINT,
+                   timeout: float = 60.0, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Start ``argv``, send ``sig`` once ``ready(proc)`` is true (polled; the run must not end first) and return its
+    exit code and stderr."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready(proc):
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it was interrupted"
+            time.sleep(0.005)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, err
+
+
+def partial_lines(folder: Path, pattern: str) -> int:
+    """Finished records in the streamed ``.partial`` json matching ``pattern`` under ``folder`` (0 while none)."""
+    partial = list(folder.glob(pattern)) if folder.is_dir() else []
+    return partial[0].read_text().count("\n") - 1 if partial else 0
 
 
 def video_frames(path: Path) -> list:

@@ -20,9 +20,7 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,7 +35,7 @@ import torch
 from posetokens.cli import main as cli
 from posetokens.registry import create_model
 
-from conftest import DATA, PARITY, REPO
+from conftest import DATA, PARITY, REPO, interrupt_when, partial_lines
 
 NAME_2D = "tokenpose_s_coco_256x192"
 TINY_2D = {"image_size": [64, 48], "dim": 32, "depth": 1, "heads": 4}
@@ -504,6 +502,21 @@ def _est_of(model: Any) -> Any:
     return PoseEstimator(model)
 
 
+def _result(a: Assets) -> Any:
+    """One person's FrameResult with its frame (for to_dict and draw_frame)."""
+    from posetokens.inference.api import FrameResult
+
+    h, w = _IMG.shape[:2]
+    return FrameResult(0, "frame.jpg", w, h, np.full((1, 17, 2), 20.0), np.full((1, 17), 0.9),
+                       np.array([[10.0, 10, 60, 90]]), np.ones(1), image=_IMG.copy())
+
+
+def draw_frame(*args: Any, **kwargs: Any) -> Any:
+    from posetokens.inference.api import draw_frame as draw
+
+    return draw(*args, **kwargs)
+
+
 def _crops(a: Assets, crops: Any = None, warps: Any = None) -> Any:
     est = _est(a)
     c, w = est.crops(np.ascontiguousarray(_IMG[..., ::-1]), np.concatenate([_BOX, _BOX]))
@@ -575,8 +588,32 @@ def _lift_json_case(change: Callable[[dict, dict], None], message: str, rc: int 
     return case
 
 
+def _lift_frames_case(frame_ids: list[int], message: str, rc: int = 2) -> Callable[[Assets, Path], Run]:
+    """A case: ``infer``'s one-frame json repeated as the frames ``frame_ids`` (in that order), lifted."""
+    def case(a: Assets, d: Path) -> Run:
+        records = json.loads(a.infer_json.read_text())
+        record = records[0] if isinstance(records, list) else records
+        src = _json(d / "frames.json", [{**record, "frame_id": f} for f in frame_ids])
+        out = d / "out"
+        return Run(["lift", str(src), "--weights", str(a.w3d), "--out", str(out), "--no-draw"], rc, message,
+                   unchanged=[src], **({"absent": [out]} if rc else {"exist": [out / "frames_3d.json"]}))
+    return case
+
+
 # fields of other tools' json: each raised TypeError from int()/float() after the lifting (or named no file)
 LIFT_JSON_CASES = [
+    # frames out of order or repeated were lifted in the list's order, as if consecutive
+    pytest.param(_lift_frames_case([0, 1, 1, 2], r"^posetokens lift: error: \S+frames\.json: record 2: 'frame_id' = 1 "
+                                   r"after 1 \(record 1\); expected increasing frame ids, one record per frame, in the "
+                                   r"order the frames were shown$"), id="lift-json-frame-id-repeated"),
+    pytest.param(_lift_frames_case([0, 2, 1], r"record 2: 'frame_id' = 1 after 2 \(record 1\); expected increasing"),
+                 id="lift-json-frame-ids-out-of-order"),
+    pytest.param(_lift_frames_case([0, 1, 4, 5], r"posetokens: warning: \S+frames\.json: the frame ids skip 2 "
+                                   r"frame\(s\) \(the first after frame 1\): the records are lifted as consecutive "
+                                   r"frames", 0), id="lift-json-frame-ids-skip-said"),
+    pytest.param(_lift_json_case(lambda r, i: i.update(keypoints=[[str(v) for v in p] for p in i["keypoints"]]),
+                                 r"record 0 instance 0: 'keypoints' = \[\['.*; expected numbers, \(17, 2\) \[x, y\] "
+                                 r"pairs$"), id="lift-json-keypoints-as-text"),  # float64 read the digits
     pytest.param(_lift_json_case(lambda r, i: i.update(bbox_score="hi"), r"^posetokens lift: error: \S+bad\.json: "
                                  r"record 0 instance 0: 'bbox_score' = 'hi'; expected a finite number \(null or none: 1\)$"),
                  id="lift-json-bbox-score-string"),
@@ -781,6 +818,9 @@ CASES: list[Any] = [
     pytest.param(case_infer_mmpose_preds_named_as_a_folder, id="infer-mmpose-preds-named-as-a-folder"),
     pytest.param(case_tokens_figure_of_a_frame_without_people, id="tokens-figure-without-people"),
     pytest.param(case_infer_detector_size_zero, id="infer-detector-size-zero"),
+    pytest.param(lambda a, d: Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--detector", str(d),
+                                   "--out", str(d / "o")], 2, r"--detector \S+ is a folder; expected a file$",
+                                  absent=[d / "o"]), id="infer-detector-a-folder"),  # was "detector not found"
     pytest.param(case_infer_bbox_thr_above_one, id="infer-bbox-thr-above-one"),
     pytest.param(_predict_case(_IMG.astype(np.uint16) * 257, _BOX, None,
                                r"dtype uint16; expected an \(H, W, 3\) uint8 BGR image .*16-bit"), id="predict-uint16"),
@@ -811,6 +851,14 @@ CASES: list[Any] = [
                                r"10\.5\] is smaller than a pixel"), id="predict-subpixel-box"),
     pytest.param(_predict_case(_IMG, _BOX, ["high"], r"predict: bboxes: the box scores are not numbers \(N,\); got list "
                                r"\['high'\]"), id="predict-box-score-text"),
+    pytest.param(_predict_case(_IMG, [[10 + 1j, 10, 60, 90]], None, r"predict: bboxes: not an array of numbers "
+                               r"\(N, 4\) .* got list \[\[\(10\+1j\), "), id="predict-box-complex"),  # was dropped
+    pytest.param(_predict_case(_IMG, [["10", "10", "60", "90"]], None, r"predict: bboxes: not an array of numbers "
+                               r"\(N, 4\)"), id="predict-box-digits-as-text"),  # read as numbers
+    pytest.param(_api_case(lambda a, d: _result(a).to_dict(decimals=None), r"^to_dict: decimals must be a whole "
+                           r"number >= 0, got None$"), id="result-to-dict-decimals-none"),  # bbox_score became an int
+    pytest.param(_api_case(lambda a, d: draw_frame(_result(a), "coco", kpt_thr="x"), r"^draw_frame: kpt_thr must be a "
+                           r"finite number \(the least score drawn\), got 'x'$"), id="draw-frame-kpt-thr-text"),
     pytest.param(_api_case(lambda a, d: _est(a, bbox_padding=0), r"bbox_padding must be a number > 0 .* got 0$"),
                  id="estimator-bbox-padding-zero"),
     pytest.param(_api_case(lambda a, d: _est(a, metainfo="mpii"),
@@ -852,6 +900,10 @@ CASES: list[Any] = [
                  id="crops-a-path"),
     pytest.param(_api_case(lambda a, d: _est_of(3), r"^PoseEstimator: model must be a zoo model name or a torch model "
                            r"\(nn\.Module\), got int 3$"), id="estimator-model-an-int"),  # was "int is a None model"
+    pytest.param(_api_case(lambda a, d: _est(a, batch_size="4"), r"^PoseEstimator: batch_size must be a whole number "
+                           r">= 1, got '4'$"), id="estimator-batch-size-text"),  # was a TypeError from "<"
+    pytest.param(_api_case(lambda a, d: _est(a, flip_test="no"), r"^PoseEstimator: flip_test must be True or False, "
+                           r"got 'no'$"), id="estimator-flip-test-text"),  # was read as True
     pytest.param(_api_case(lambda a, d: list(_est(a)(str(a.jpgs[0]), boxes=_json(d / "dets.json", []),
                                                      bbox_thr=float("nan"))),  # kept every box
                            r"^score_thr \(bbox_thr\) of the detections must be a finite number, got nan$"),
@@ -967,28 +1019,16 @@ def test_interrupted_video_keeps_finished_frames(sig: int, code: int, name: str,
     out = tmp_path / "out"
     before = _digest(VIDEO)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "posetokens", "infer", str(VIDEO), "--weights", str(assets.w2d),
-                             "--out", str(out), "--batch-size", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env, text=True)
-    seen, deadline = 0, time.monotonic() + 60
-    try:
-        while seen < 8:  # wait until the streamed json holds 8 finished frames, then interrupt
-            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it was interrupted"
-            partial = list(out.glob("sample_video.json.*.partial")) if out.is_dir() else []
-            seen = partial[0].read_text().count("\n") - 1 if partial else 0
-            time.sleep(0.02)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == code, err
+    rc, err = interrupt_when([sys.executable, "-m", "posetokens", "infer", str(VIDEO), "--weights", str(assets.w2d),
+                              "--out", str(out), "--batch-size", "1"],
+                             lambda proc: partial_lines(out, "sample_video.json.*.partial") >= 8, sig, env=env)
+    assert rc == code, err  # interrupted once the streamed json held 8 finished frames
     last = err.strip().splitlines()[-1]
     assert re.fullmatch(rf"posetokens infer: interrupted by {name}: the results of (\d+) finished frame\(s\) are in "
                         rf"{re.escape(str(out))}", last), err
     n = int(re.search(r"results of (\d+)", last).group(1))
     records = json.loads((out / "sample_video.json").read_text())
-    assert len(records) == n >= seen and n < 185  # every finished frame, and the run was cut short
+    assert len(records) == n >= 8 and n < 185  # every finished frame, and the run was cut short
     assert [r["frame_id"] for r in records] == list(range(n))
     cap = cv2.VideoCapture(str(out / "sample_video.mp4"))
     frames = 0

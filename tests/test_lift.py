@@ -48,6 +48,10 @@ def test_coco_to_h36m_follows_the_documented_rules() -> None:
     np.testing.assert_allclose(batch[1], h + 1, atol=1e-9)
     with pytest.raises(ValueError, match=r"COCO-17 keypoints \(\.\.\., 17, 2\)"):
         coco_to_h36m(np.zeros((16, 2)))
+    with pytest.raises(ValueError, match=r"^coco_to_h36m: scores must be \(17,\) like the keypoints .* got \(5,\)$"):
+        coco_to_h36m(coco, scores[:5])  # was numpy's broadcast error
+    with pytest.raises(ValueError, match=r"^coco_to_h36m: expected COCO-17 keypoints .* as numbers, got text$"):
+        coco_to_h36m(coco.astype(str))
 
 
 def test_fill_missing_and_main_person() -> None:
@@ -125,7 +129,15 @@ def _lift_mistakes() -> list:
         (((lifter, kp, None, 640, 480.5), {}), r"lift_sequence: height must be a positive whole number .* got 480\.5$"),
         (((lifter, kp, None, 640, 480), {"device": "tpu"}), r"lift_sequence: device 'tpu' is not a device"),
         (((lifter, kp, None, 640, 480), {"device": "meta"}), r"device meta: unsupported device type 'meta'"),
-        (((lifter, kp, None, 640, 480), {"batch_size": 0}), r"batch_size must be a positive integer, got 0$"),
+        (((lifter, kp, None, 640, 480), {"batch_size": 0}), r"batch_size must be a whole number >= 1, got 0$"),
+        (((lifter, kp, None, 640, 480), {"batch_size": "4"}), r"batch_size must be a whole number >= 1, got '4'$"),
+        (((lifter, kp, None, 640, 480), {"flip_test": "no"}), r"flip_test must be True or False, got 'no'$"),
+        (((lifter, kp.astype(str), None, 640, 480), {}), r"lift_sequence: expected H36M-17 keypoints \(L, 17, 2\) as "
+         r"numbers, got text$"),  # numpy would have read the digits
+        (((lifter, (k for k in kp), None, 640, 480), {}), r"lift_sequence: expected .* as numbers, got a generator$"),
+        (((lifter, [kp[0], kp[1][:3]], None, 640, 480), {}), r"got nested lists of unequal lengths$"),
+        (((mbert, kp, [[None] * 17] * 12, 640, 480), {}), r"lift_sequence: scores: expected \(L, 17\) = \(12, 17\) "
+         r"scores as numbers, got Python objects \(None, or values of mixed types\)$"),
         (((mbert, kp, np.ones(12), 640, 480), {}), r"scores must be \(L, 17\) = \(12, 17\) like the keypoints, got "
          r"\(12,\)$"),
     ]
@@ -144,6 +156,9 @@ def test_lift_sequence_says_what_is_wrong_in_one_line() -> None:
     mbert = create_model("motionbert_h36m_243", num_frames=9, depth=1, dim=16, heads=2, dim_rep=16, mlp_hidden=32)
     kp = np.random.default_rng(1).uniform(0, 640, (12, 17, 2))
     np.testing.assert_array_equal(lift_sequence(mbert, kp, None, 640, 480), lift_sequence(mbert, kp, np.ones((12, 17)), 640, 480))
+    sc = np.random.default_rng(2).uniform(0, 1, (12, 17))  # (L, 17, 1), as the online lifter takes them
+    np.testing.assert_array_equal(lift_sequence(mbert, kp, sc, 640, 480),
+                                  lift_sequence(mbert, kp, sc[..., None], 640, 480))
 
 
 # -------------------------------------------------------------------------------------------- end to end

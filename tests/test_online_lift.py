@@ -147,3 +147,18 @@ def test_nan_scores_and_mismatched_lengths_are_refused(track) -> None:
         lift_online(mb, track, None, W, H, valid=[True] * 3)
     with pytest.raises(ValueError, match=rf"^lift_online: scores must have one row per frame \({L}\), got 3$"):
         lift_online(mb, track, np.ones((3, 17)), W, H)
+    # types the numpy conversion read wrongly or raised on: named in one line
+    with pytest.raises(ValueError, match=r"^online lifting: lookahead must be an integer .* got None$"):
+        OnlineLifter(mb, W, H, lookahead=None)
+    with pytest.raises(ValueError, match=r"^online lifting: flip_test must be True or False, got 'no'$"):
+        OnlineLifter(mb, W, H, flip_test="no")
+    with pytest.raises(ValueError, match=r"^lift_online: expected H36M-17 keypoints \(L, 17, 2\) as numbers, got a "
+                                         r"generator$"):
+        lift_online(mb, (k for k in track), None, W, H)
+    with pytest.raises(ValueError, match=r"^lift_online: valid must be \(L,\) = .* booleans \(or 0/1\), got values "
+                                         r"of type <U2$"):
+        lift_online(mb, track, None, W, H, valid=["no"] * L)  # read as booleans, every "no" was true
+    with pytest.raises(ValueError, match=r"^online lifting: frame 0: scores: expected 17 scores as numbers, got text$"):
+        OnlineLifter(mb, W, H).push(track[0], ["1"] * 17)
+    ones = lift_online(mb, track, None, W, H, valid=np.ones(L, int))[0]  # 0/1 is a mask too
+    np.testing.assert_array_equal(ones, lift_online(mb, track, None, W, H)[0])

@@ -6,8 +6,10 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from conftest import interrupt_when
 
 # Bytes glibc holds in mmap-ed blocks (mallinfo2().hblkhd) before and after a 64 MiB tensor is allocated.
 _PROBE = """
@@ -109,3 +111,21 @@ def test_the_first_exp_of_a_process_is_exact() -> None:
     errors = [float(subprocess.run([sys.executable, "-c", _FIRST_EXP], capture_output=True, text=True, env=env,
                                    check=True, timeout=120).stdout) for _ in range(60)]
     assert max(errors) < 2e-7, sorted(errors)[-3:]
+
+
+def test_the_console_command_starts_outside_the_package() -> None:
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "posetokens"]
+    assert ep.value == "posetokens_launch:main"  # so that the import of torch below is inside its try
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches /proc/PID/maps")
+def test_ctrl_c_while_torch_loads_is_one_line() -> None:
+    # SIGINT once libtorch is mapped: the import of torch has begun and takes about a second more. Before the launcher,
+    # Python's KeyboardInterrupt traceback through torch's import (or "Exception ignored in ...") came out instead.
+    rc, err = interrupt_when([sys.executable, "-c", "import sys, posetokens_launch; sys.exit(posetokens_launch.main())",
+                              "models"], lambda proc: "libtorch" in Path(f"/proc/{proc.pid}/maps").read_text())
+    if rc == 0:  # the whole import and the listing finished within the signal's delivery
+        pytest.skip("the command finished before the interrupt landed")
+    assert (rc, err) == (130, "posetokens: interrupted\n")

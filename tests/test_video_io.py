@@ -11,17 +11,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, REPO
+from conftest import DATA, REPO, interrupt_when, partial_lines
 
 from posetokens.cli import main as cli
 from posetokens.inference import api
@@ -298,27 +295,15 @@ def test_interrupted_stream_keeps_every_frame(clip: Path, w2d: Path, tmp_path: P
     """An endless stream (``--loop 0``) stopped by Ctrl-C: the json and the H.264 mp4 hold the same frames."""
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "posetokens", "infer", str(clip), "--loop", "0", "--weights",
-                             str(w2d), "--out", str(out), "--batch-size", "1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, text=True)
-    seen, deadline = 0, time.monotonic() + 60
-    try:
-        while seen < 2 * CLIP_FRAMES + 3:  # past the second loop, then interrupt
-            assert proc.poll() is None and time.monotonic() < deadline, "the endless stream ended by itself"
-            partial = list(out.glob("clip.json.*.partial")) if out.is_dir() else []
-            seen = partial[0].read_text().count("\n") - 1 if partial else 0
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    rc, err = interrupt_when([sys.executable, "-m", "posetokens", "infer", str(clip), "--loop", "0", "--weights",
+                              str(w2d), "--out", str(out), "--batch-size", "1"],
+                             lambda proc: partial_lines(out, "clip.json.*.partial") >= 2 * CLIP_FRAMES + 3, env=env)
+    assert rc == 130, err  # interrupted past the second loop
     m = re.fullmatch(rf"posetokens infer: interrupted by SIGINT: the results of (\d+) finished frame\(s\) are in "
                      rf"{re.escape(str(out))}", err.strip().splitlines()[-1])
     assert m, err
     n = int(m.group(1))
-    assert n >= seen
+    assert n >= 2 * CLIP_FRAMES + 3
     check_video_outputs(out, "clip", n)
 
 

@@ -382,7 +382,7 @@ def test_lift_draws_one_3d_panel_per_track(tmp_path: Path, capsys: pytest.Captur
                      capsys.readouterr().err)
     with av.open(str(tmp_path / "one" / "two_3d.mp4")) as c:
         assert next(c.decode(video=0)).to_ndarray(format="rgb24").shape == (480, 854 + 480, 3)
-    with pytest.raises(ValueError, match="--max-panels must be an integer >= 1"):
+    with pytest.raises(ValueError, match="--max-panels must be a whole number >= 1"):
         lift(src, EchoLifter(), tmp_path / "x", max_panels=0)
     with pytest.raises(ValueError, match="--det-every applies to a video or a stream"):
         lift(src, EchoLifter(), tmp_path / "x", det_every=3)

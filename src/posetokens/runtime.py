@@ -144,6 +144,47 @@ def is_whole(value: Any) -> bool:
     return is_number(value) and math.isfinite(value) and value == int(value)
 
 
+def check_flag(value: Any, what: str) -> bool:
+    """``value`` as a bool when it is one (Python's or NumPy's); else ``ValueError`` naming ``what``: a string such
+    as ``"no"`` would otherwise count as true."""
+    import numpy as np
+
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{what} must be True or False, got {short_repr(value)}")
+    return bool(value)
+
+
+def check_count(value: Any, what: str, low: int = 1) -> int:
+    """``value`` as an int when it is a whole number >= ``low`` (``4`` or ``4.0``); else ``ValueError`` naming
+    ``what`` (``"4"``, ``2.5``, None and True are refused)."""
+    if not is_whole(value) or value < low:
+        raise ValueError(f"{what} must be a whole number >= {low}, got {short_repr(value)}")
+    return int(value)
+
+
+def number_array(value: Any, what: str, expected: str) -> Any:
+    """``value`` as a float64 NumPy array when it holds real numbers (an array, a CPU tensor, nested lists);
+    else ``ValueError`` naming ``what`` and ``expected`` (e.g. ``"H36M-17 keypoints (L, 17, 2)"``). Refused: text
+    (even ``"3.5"``, which NumPy would convert), None, booleans, complex numbers, a generator (read it into a
+    list first), lists of unequal lengths."""
+    import numpy as np
+
+    try:
+        arr = np.asarray(value)
+    except ValueError:  # NumPy: "setting an array element with a sequence. The requested array has an inhomogeneous..."
+        raise ValueError(f"{what}: expected {expected}, got nested lists of unequal lengths") from None
+    except (TypeError, RuntimeError) as e:  # a GPU tensor, a tensor that requires grad
+        raise ValueError(f"{what}: expected {expected}, got a {type(value).__name__} NumPy cannot read "
+                         f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if arr.dtype.kind not in "iuf":
+        kind = {"U": "text", "S": "bytes", "b": "booleans", "c": "complex numbers", "M": "dates",
+                "m": "time spans"}.get(arr.dtype.kind, "Python objects (None, or values of mixed types)")
+        if arr.dtype == object and arr.ndim == 0:
+            kind = "None" if value is None else f"a {type(value).__name__}"
+        raise ValueError(f"{what}: expected {expected} as numbers, got {kind}")
+    return arr.astype(np.float64)
+
+
 def short_repr(value: Any, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters, for a user's value in a one-line message."""
     text = repr(value)

@@ -63,8 +63,8 @@ from posetokens.protocols.codec import build_codec
 from posetokens.protocols.predict import crop_to_image, predict_outputs
 from posetokens.protocols.topdown import build_pipeline
 from posetokens.registry import create_model, default_protocol, has_random_weights, note_if_random_weights
-from posetokens.runtime import (Interrupted, check_device, interruptible, is_number, is_whole, signal_name,
-                                short_repr, signals_deferred, warn)
+from posetokens.runtime import (Interrupted, check_count, check_device, check_flag, interruptible, is_number, is_whole,
+                                short_repr, signal_name, signals_deferred, warn)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -636,8 +636,11 @@ def check_boxes(boxes: Any, scores: Any, where: str = "bboxes",
         raise ValueError(f"{where}: got a {type(boxes).__name__}; expected (N, 4) boxes [x1, y1, x2, y2] (a detections "
                          "json path goes to the estimator's call or --boxes)")
     try:
-        b = np.asarray(boxes, np.float64)
-    except (TypeError, ValueError):
+        b = np.asarray(boxes)
+        if b.dtype.kind not in "iuf":  # text, complex numbers, None: float64 would read digits, drop imaginary parts
+            raise TypeError
+        b = b.astype(np.float64)
+    except (TypeError, ValueError, RuntimeError):
         raise ValueError(f"{where}: not an array of numbers (N, 4) [x1, y1, x2, y2]; got {type(boxes).__name__} "
                          f"{short_repr(boxes)}") from None
     if b.ndim == 1 and b.shape[0] == 4:
@@ -648,8 +651,11 @@ def check_boxes(boxes: Any, scores: Any, where: str = "bboxes",
         else:
             raise ValueError(f"{where}: shape {np.shape(boxes)}, expected (N, 4) boxes [x1, y1, x2, y2]")
     try:
-        s = np.ones(len(b)) if scores is None else np.asarray(scores, np.float64).reshape(-1)
-    except (TypeError, ValueError):
+        s = np.ones(len(b)) if scores is None else np.asarray(scores).reshape(-1)
+        if s.dtype.kind not in "iuf":
+            raise TypeError
+        s = s.astype(np.float64)
+    except (TypeError, ValueError, RuntimeError):
         raise ValueError(f"{where}: the box scores are not numbers (N,); got {type(scores).__name__} "
                          f"{short_repr(scores)}") from None
     if len(s) != len(b):
@@ -698,6 +704,7 @@ class FrameResult:
     def to_dict(self, decimals: int = 3) -> dict[str, Any]:
         """The JSON record ``{frame_id, img_path, width, height, instances: [...]}`` (each instance with its
         ``track_id`` when the frame was tracked)."""
+        decimals = check_count(decimals, "to_dict: decimals", low=0)
         r = lambda a: np.round(np.asarray(a, np.float64), decimals).tolist()  # noqa: E731
         instances = [
             {"keypoints": r(k), "keypoint_scores": r(s), "bbox": r(b), "bbox_score": round(float(bs), decimals)}
@@ -780,6 +787,9 @@ class PoseEstimator:
         from posetokens.inference.precision import check_choice, parse_choice, prepare, resolve_precision
 
         stored_protocol, stored_metainfo, random_weights = None, None, False
+        self.batch_size = check_count(batch_size, "PoseEstimator: batch_size")  # before any loading, as below
+        if flip_test is not None:
+            flip_test = check_flag(flip_test, "PoseEstimator: flip_test")
         self.device = check_device(device)
         self.choice = parse_choice(precision, runtime)  # a bad or unsupported choice fails before any loading
         check_choice(self.choice, self.device)
@@ -815,9 +825,6 @@ class PoseEstimator:
         self.net = prepare(self.net, self.choice, self.device, trained=not random_weights)
         self.choice = resolve_precision(self.model, self.choice, self.device)  # the precision auto stood for
         self.name = name
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = int(batch_size)
         k = model.cfg.num_keypoints
         if metainfo is not None:
             self.metainfo = get_metainfo(metainfo)
@@ -835,7 +842,7 @@ class PoseEstimator:
         default = default_protocol(model.zoo_name) if hasattr(model, "zoo_name") else "mmpose"
         self.protocol = resolve_protocol(protocol if protocol is not None else stored_protocol, default=default)
         if flip_test is not None:
-            self.protocol = self.protocol.replace({"test": {"flip_test": bool(flip_test)}})
+            self.protocol = self.protocol.replace({"test": {"flip_test": flip_test}})
         check_model_protocol(model, self.protocol)
         if bbox_padding is not None:
             if isinstance(bbox_padding, bool) or not isinstance(bbox_padding, (int, float)) \
@@ -1239,6 +1246,7 @@ class PoseEstimator:
         (BGR, ready for ``cv2.imwrite``)."""
         from posetokens.inference.visualize import draw_kept_tokens, tile_images
 
+        max_people = check_count(max_people, "tokens_figure: max_people")
         if res.crops is None or res.kept_tokens is None:
             raise ValueError("tokens_figure needs a result computed with show_tokens=True")
         if not len(res.crops):
@@ -1558,6 +1566,9 @@ def draw_frame(res: FrameResult, metainfo: PoseMetaInfo | str, kpt_thr: float | 
     person's box is drawn in their track's colour, with their id. Keypoints scoring below ``kpt_thr`` are left
     out (None: ``res.kpt_thr``, the estimator's threshold for its codec's scores, 0.03 for GTPT's)."""
     kpt_thr = res.kpt_thr if kpt_thr is None else kpt_thr
+    if not (is_number(kpt_thr) and math.isfinite(kpt_thr)):
+        raise ValueError(f"draw_frame: kpt_thr must be a finite number (the least score drawn), got "
+                         f"{short_repr(kpt_thr)}")
     from posetokens.inference.visualize import draw_skeleton, draw_track_label, track_colour
 
     if res.image is None:
@@ -1622,6 +1633,17 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
             if key in r and not (is_whole(r[key]) and r[key] >= 1):
                 raise ValueError(f"{path}: record {i}: {key!r} = {short_repr(r[key])}; expected a whole number of "
                                  "pixels >= 1")
+    # the records are the frames in the order shown: a repeated or earlier id is refused, a skipped frame said
+    ids = [int(r.get("frame_id", i)) for i, r in enumerate(records)]
+    steps = np.diff(np.array(ids, np.int64))
+    if (steps < 1).any():
+        i = int(np.argmax(steps < 1)) + 1
+        raise ValueError(f"{path}: record {i}: 'frame_id' = {ids[i]} after {ids[i - 1]} (record {i - 1}); expected "
+                         "increasing frame ids, one record per frame, in the order the frames were shown")
+    if (steps > 1).any():
+        i = int(np.argmax(steps > 1)) + 1
+        warn(f"{path}: the frame ids skip {int((steps - 1).sum())} frame(s) (the first after frame {ids[i - 1]}): "
+             "the records are lifted as consecutive frames")
     return records
 
 
@@ -1634,7 +1656,10 @@ def stack_instances(records: Sequence[dict[str, Any]], num_keypoints: int, path:
             for key, shape in (("keypoints", f"({num_keypoints}, 2) [x, y] pairs"), ("keypoint_scores",
                                                                                      f"({num_keypoints},) scores")):
                 try:
-                    arrays.append(np.asarray(inst[key], np.float64))
+                    values = np.asarray(inst[key])
+                    if values.dtype.kind not in "iuf":  # text: float64 would read the digits of "12.5"
+                        raise TypeError
+                    arrays.append(values.astype(np.float64))
                 except (TypeError, ValueError):
                     raise ValueError(f"{path}: record {i} instance {j}: {key!r} = {short_repr(inst[key])}; expected "
                                      f"numbers, {shape}") from None

@@ -51,9 +51,9 @@ class ONNXDetector:
             import onnxruntime as ort
         except ImportError as e:  # pragma: no cover - onnxruntime is in the [onnx] extra
             raise ImportError("--detector needs onnxruntime: pip install 'posetokens[onnx]'") from e
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"detector not found: {self.path}")
+        from posetokens.fileio import require_file
+
+        self.path = require_file(path, "--detector")  # a folder is named as one
         import torch
 
         opts = ort.SessionOptions()

@@ -50,7 +50,7 @@ from posetokens.data.metainfo import H36M
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
 from posetokens.registry import note_if_random_weights
-from posetokens.runtime import check_device, is_whole, warn
+from posetokens.runtime import check_count, check_device, check_flag, is_whole, number_array, warn
 
 __all__ = [
     "COCO_TO_H36M",
@@ -105,10 +105,13 @@ def coco_to_h36m(keypoints: np.ndarray, scores: np.ndarray | None = None) -> tup
 
     spine is the midpoint of pelvis and thorax, i.e. the mean of both hips and both shoulders.
     """
-    k = np.asarray(keypoints, np.float64)
+    k = number_array(keypoints, "coco_to_h36m", "COCO-17 keypoints (..., 17, 2)")
     if k.shape[-2:] != (17, 2):
         raise ValueError(f"coco_to_h36m expects COCO-17 keypoints (..., 17, 2), got {k.shape}")
-    s = np.ones(k.shape[:-1]) if scores is None else np.asarray(scores, np.float64)
+    s = np.ones(k.shape[:-1]) if scores is None else number_array(scores, "coco_to_h36m: scores",
+                                                                   f"scores {k.shape[:-1]} like the keypoints")
+    if s.shape != k.shape[:-1]:
+        raise ValueError(f"coco_to_h36m: scores must be {k.shape[:-1]} like the keypoints (..., 17, 2), got {s.shape}")
     return np.einsum("jk,...kc->...jc", _MAP, k), np.einsum("jk,...k->...j", _MAP, s)
 
 
@@ -226,18 +229,20 @@ def lift_sequence(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | 
     from posetokens.protocols.predict import predict_windows
 
     device = check_lifter(model, width, height, device, "lift_sequence")
-    kp = np.asarray(keypoints, np.float64)
+    kp = number_array(keypoints, "lift_sequence", "H36M-17 keypoints (L, 17, 2)")
     if kp.ndim != 3 or kp.shape[1:] != (17, 2):
         raise ValueError(f"lift_sequence expects H36M-17 keypoints (L, 17, 2), got {kp.shape}")
     if not np.isfinite(kp).all():
         raise ValueError("lift_sequence: keypoints hold non-finite values (fill missing frames first)")
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"lift_sequence: batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = check_count(batch_size, "lift_sequence: batch_size")
+    flip_test = check_flag(flip_test, "lift_sequence: flip_test")
     note_if_random_weights(model, "the lifting model")  # create_model's, without weights: said once per model
     length, f = len(kp), model_frames(model)
     x = normalize_screen_coordinates(kp, width, height)
     if getattr(model.cfg, "in_channels", 2) == 3 and scores is not None:
-        sc = np.asarray(scores, np.float64)
+        sc = number_array(scores, "lift_sequence: scores", f"(L, 17) = ({length}, 17) scores")
+        if sc.shape == (length, 17, 1):  # as the online lifter takes them
+            sc = sc[..., 0]
         if sc.shape != (length, 17):
             raise ValueError(f"lift_sequence: scores must be (L, 17) = ({length}, 17) like the keypoints, got {sc.shape}")
         if not np.isfinite(sc).all():
@@ -249,8 +254,8 @@ def lift_sequence(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | 
     seq2frame = bool(model.is_seq2frame)
     idx = seq2frame_indices(length, f) if seq2frame else seq2seq_indices(length, f)
     preds = []
-    for s in range(0, len(idx), int(batch_size)):
-        windows = x[torch.from_numpy(idx[s:s + int(batch_size)])].to(device)
+    for s in range(0, len(idx), batch_size):
+        windows = x[torch.from_numpy(idx[s:s + batch_size])].to(device)
         preds.append(predict_windows(model, windows, flip_test).float().cpu())
     pred = torch.cat(preds).numpy().astype(np.float64)
     if seq2frame:  # one centre frame per window, window t centred on frame t
@@ -396,8 +401,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     smooth = smooth if smooth is not None else FilterConfig()  # off: bit-identical
     if online:
         smooth.stream(fps=25.0)  # online is causal: refuses Savitzky-Golay, which needs future frames
-    if isinstance(max_panels, bool) or int(max_panels) != max_panels or max_panels < 1:
-        raise ValueError(f"--max-panels must be an integer >= 1, got {max_panels}")
+    max_panels = check_count(max_panels, "--max-panels")
+    flip_test = check_flag(flip_test, "flip_test")  # used after the 2D pass: checked before it
     from posetokens.checkpoint import load_trained
     from posetokens.fileio import check_no_overwrite, require_file, writable_dir
     from posetokens.inference.api import (

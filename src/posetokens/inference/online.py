@@ -39,6 +39,7 @@ from posetokens.inference.filters import FilterConfig
 from posetokens.inference.lifting import check_lifter
 from posetokens.protocols.predict import predict_windows
 from posetokens.registry import note_if_random_weights
+from posetokens.runtime import check_flag, is_whole, number_array
 
 __all__ = ["OnlineFrame", "OnlineLifter", "causal_window", "lift_online"]
 
@@ -78,13 +79,13 @@ class OnlineLifter:
         self.frames = int(model.cfg.num_frames)
         self.seq2frame = bool(model.is_seq2frame)
         limit = self.frames // 2 if self.seq2frame else self.frames - 1
-        if int(lookahead) != lookahead or not 0 <= lookahead <= limit:
+        if not is_whole(lookahead) or not 0 <= lookahead <= limit:
             raise ValueError(f"online lifting: lookahead must be an integer in [0, {limit}] frames for "
                              f"{getattr(model, 'zoo_name', type(model).__name__)} (window {self.frames}), "
-                             f"got {lookahead}")
+                             f"got {lookahead!r}")
         self.lookahead = int(lookahead)
         self.width, self.height = int(width), int(height)
-        self.flip_test, self.device = flip_test, device
+        self.flip_test, self.device = check_flag(flip_test, "online lifting: flip_test"), device
         self.channels = int(getattr(model.cfg, "in_channels", 2))
         self.f2d = filter2d.stream(fps, scale=self.width / 2) if filter2d is not None else None
         self.f3d = filter3d.stream(fps) if filter3d is not None else None
@@ -116,7 +117,7 @@ class OnlineLifter:
             self.f3d.reset()
 
     def _input(self, keypoints: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
-        kp = np.asarray(keypoints, np.float64)
+        kp = number_array(keypoints, f"online lifting: frame {self.count}", "H36M-17 keypoints (17, 2)")
         if kp.shape != (17, 2):
             raise ValueError(f"online lifting expects H36M-17 keypoints (17, 2) per frame, got {kp.shape}")
         if not np.isfinite(kp).all():
@@ -126,7 +127,8 @@ class OnlineLifter:
             kp = self.f2d.step(kp)
         x = normalize_screen_coordinates(kp, self.width, self.height)
         if self.channels == 3:
-            s = np.ones(17) if scores is None else np.asarray(scores, np.float64)
+            s = np.ones(17) if scores is None else number_array(scores, f"online lifting: frame {self.count}: scores",
+                                                                "17 scores")
             if s.size != 17 or not np.isfinite(s).all():  # a NaN would stay in the window for its whole length
                 raise ValueError(f"online lifting: frame {self.count}: scores must be 17 finite numbers, got "
                                  f"{s.size} value(s){'' if np.isfinite(s).all() else ' with NaN or inf'}")
@@ -186,14 +188,20 @@ def lift_online(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | No
     stream would be): 3D (L, 17, 3), NaN before the first valid frame; frames where ``valid`` is False hold
     the last 2D. Returns the 3D and the lifter (its ``latency_frames`` and ``fps``). ``filters``:
     ``filter2d``, ``filter3d``, ``fps`` of :class:`OnlineLifter`."""
-    kp = np.asarray(keypoints, np.float64)
+    kp = number_array(keypoints, "lift_online", "H36M-17 keypoints (L, 17, 2)")
     if kp.ndim != 3 or kp.shape[1:] != (17, 2):
         raise ValueError(f"lift_online expects H36M-17 keypoints (L, 17, 2), got {kp.shape}")
-    ok = np.ones(len(kp), bool) if valid is None else np.asarray(valid, bool)
+    ok = np.ones(len(kp), bool) if valid is None else np.asarray(valid)
+    if ok.dtype.kind not in "biu":  # as booleans, text such as "no" would count as true
+        raise ValueError(f"lift_online: valid must be (L,) = ({len(kp)},) booleans (or 0/1), got values of type "
+                         f"{ok.dtype}")
+    ok = ok != 0
     if ok.size == len(kp):  # (L,) or (L, 1)
         ok = ok.reshape(-1)
     if ok.shape != (len(kp),):
         raise ValueError(f"lift_online: valid must be (L,) = ({len(kp)},) like the keypoints, got {ok.shape}")
+    if scores is not None:
+        scores = number_array(scores, "lift_online: scores", f"(L, 17) = ({len(kp)}, 17) scores")
     if scores is not None and len(scores) != len(kp):
         raise ValueError(f"lift_online: scores must have one row per frame ({len(kp)}), got {len(scores)}")
     lifter = OnlineLifter(model, width, height, flip_test, device, lookahead, **filters)  # type: ignore[arg-type]
