@@ -880,6 +880,9 @@ CASES: list[Any] = [
     pytest.param(_api_case(lambda a, d: _crops(a, warps=lambda w: w[:1]),
                            r"predict_crops: warps must be a finite numpy array \(2, 2, 3\), one image->crop warp per "
                            r"crop .* got ndarray of shape \(1, 2, 3\)$"), id="predict-crops-one-warp-for-two"),
+    pytest.param(_api_case(lambda a, d: _crops(a, warps=lambda w: w * [[[1, 1, 1], [0, 0, 1]]]),
+                           r"^predict_crops: warps\[0\] = \[\[.*\]\] is singular; expected an invertible image->crop "
+                           r"warp"), id="predict-crops-singular-warp"),  # was numpy's LinAlgError
     # a box callable of the user's returning boxes alone, or nothing: a TypeError from inside check_boxes
     pytest.param(_api_case(lambda a, d: list(_est(a)(str(a.jpgs[0]), boxes=lambda f: np.array([[1, 2, 30, 40]]))),
                            r"000000000001\.jpg: the boxes callable returned array\(.*; expected a pair \(boxes \(N, 4\) "

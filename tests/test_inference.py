@@ -95,6 +95,8 @@ def test_show_tokens_counts_follow_ppt(shared_data: Path, tmp_path: Path) -> Non
     assert all(set(a) >= set(b) for a, b in zip(res.kept_tokens[0], res.kept_tokens[0][1:]))  # nested
     fig = est.tokens_figure(res)
     assert fig.ndim == 3 and _not_blank(fig)
+    with pytest.raises(ValueError, match=r"^tokens_figure: max_people must be a whole number >= 1, got 0$"):
+        est.tokens_figure(res, max_people=0)  # was an IndexError from tiling no rows
     summary = est.infer(shared_data / "coco" / "000000000785.jpg", tmp_path, show_tokens=True)
     assert (tmp_path / "000000000785_tokens.png").is_file() and summary["instances"] == 1
 
@@ -168,6 +170,9 @@ def test_flip_test_values_and_batching(shared_data: Path) -> None:
     map_gap, px_gap, _ = mirror_gap(a)
     assert map_gap > 0.1 and px_gap > 10.0  # without the flip test: not mirror-equivariant (the check has teeth)
     np.testing.assert_allclose(f.predict_crops(exact, mwarps)[1], f.predict_crops(crops, warps)[1][:, swap], atol=1e-6)
+    # a view that runs backwards (channels reversed as BGR <-> RGB by slicing) is read as its copy (torch refused it)
+    np.testing.assert_array_equal(a.predict_crops(crops[..., ::-1], warps)[0],
+                                  a.predict_crops(np.ascontiguousarray(crops[..., ::-1]), warps)[0])
 
 
 def test_estimator_predicts_with_an_optimized_copy(shared_data: Path) -> None:

@@ -901,7 +901,9 @@ class PoseEstimator:
         flip = list(self.metainfo.flip_indices)
         kpts, scores, tokens = [], [], []
         for s in range(0, len(crops), self.batch_size):
-            x = torch.from_numpy(crops[s:s + self.batch_size]).to(self.device).permute(0, 3, 1, 2).float()
+            # a copy where the caller's view runs backwards (crops[..., ::-1] from BGR), which torch cannot wrap
+            x = torch.from_numpy(np.ascontiguousarray(crops[s:s + self.batch_size])).to(self.device)
+            x = x.permute(0, 3, 1, 2).float()
             x = (x - mean) / std
             net = _RecordTokens(self.net) if show_tokens else self.net
             kp, sc = self.codec.decode(predict_outputs(net, x, self.protocol.test, flip))
@@ -925,6 +927,10 @@ class PoseEstimator:
             got = f"{type(warps).__name__}" + (f" of shape {warps.shape}" if isinstance(warps, np.ndarray) else "")
             raise ValueError(f"predict_crops: warps must be a finite numpy array ({len(crops)}, 2, 3), one image->crop "
                              f"warp per crop as crops() returns them; got {got}")
+        singular = np.flatnonzero(np.linalg.det(warps[:, :, :2].astype(np.float64)) == 0)
+        if len(singular):  # its crop cannot be mapped back to the image
+            raise ValueError(f"predict_crops: warps[{singular[0]}] = {warps[singular[0]].tolist()} is singular; expected "
+                             "an invertible image->crop warp as crops() returns them")
 
     def predict(self, image: np.ndarray, bboxes: np.ndarray | None = None, bbox_scores: np.ndarray | None = None,
                 show_tokens: bool = False) -> FrameResult:
