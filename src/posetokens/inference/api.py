@@ -929,8 +929,9 @@ class PoseEstimator:
                              f"warp per crop as crops() returns them; got {got}")
         singular = np.flatnonzero(np.linalg.det(warps[:, :, :2].astype(np.float64)) == 0)
         if len(singular):  # its crop cannot be mapped back to the image
-            raise ValueError(f"predict_crops: warps[{singular[0]}] = {warps[singular[0]].tolist()} is singular; expected "
-                             "an invertible image->crop warp as crops() returns them")
+            i = singular[0]
+            raise ValueError(f"predict_crops: warps[{i}] = {warps[i].tolist()} is singular; expected an invertible "
+                             "image->crop warp as crops() returns them")
 
     def predict(self, image: np.ndarray, bboxes: np.ndarray | None = None, bbox_scores: np.ndarray | None = None,
                 show_tokens: bool = False) -> FrameResult:
