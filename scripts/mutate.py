@@ -726,6 +726,33 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_errors_inference.py::test_bad_input[lift-json-bbox-score-string]"),
     ),
     Mutant(
+        "gt-repeated-ids-taken", "a ground truth whose annotation ids repeat is refused (COCO's index kept one person)",
+        "src/posetokens/evaluation/coco.py",
+        (("        if j != i:\n            raise ValueError(f\"{name}: annotations[{i}]: field 'id'",
+          "        if False:\n            raise ValueError(f\"{name}: annotations[{i}]: field 'id'"),),
+        ("tests/test_coco_eval.py::test_ground_truth_lists_and_ids",),
+    ),
+    Mutant(
+        "xtcocotools-ids-from-0", "the xtcocotools emulation scores an annotation id 0 and num_keypoints against the "
+        "flags as xtcocotools does",
+        "src/posetokens/evaluation/coco.py",
+        (('            ann["id"] = n\n', "            pass\n"),),
+        ("tests/test_coco_eval.py::test_the_two_cocoevals_on_an_id_0_and_a_num_keypoints_that_disagrees",),
+    ),
+    Mutant(
+        "mpii-zero-head-skipped", "an MPII sample with a zero head size counts its joints as wrong (the official "
+        "division by 0), not left out",
+        "src/posetokens/evaluation/functional.py",
+        (("    return np.where(mask, d, -1.0)", "    return np.where(mask & (head_size[:, None] > 0), d, -1.0)"),),
+        ("tests/test_pck.py::test_a_zero_head_size_counts_its_joints_as_wrong",),
+    ),
+    Mutant(
+        "test-no-boxes-left", "test with detections that leave no box names the file (was NumPy's concatenate error)",
+        "src/posetokens/data/datasets/coco_style.py",
+        (('        if mode == "test" and not self.data_list:', '        if False:'),),
+        ("tests/test_errors_training.py::test_refused_or_reported[test-val-det-empty]",),
+    ),
+    Mutant(
         "api-arrays-of-text-read", "the Python API refuses keypoints, scores and boxes that are not numbers (text "
         "NumPy would read as numbers, a generator, None)",
         "src/posetokens/runtime.py",

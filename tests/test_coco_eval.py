@@ -281,6 +281,10 @@ def _valid_pred(**overrides: object) -> dict:
         (_valid_pred(bbox_score="0.9"), r"field 'bbox_score' must be a finite number, got '0\.9'$"),
         (_valid_pred(area=-1.0), r"field 'area' must be >= 0, got -1\.0$"),
         (_valid_pred(bbox=[0, 0, -1, 5]), r"field 'bbox' must be \[x, y, w, h\] with sizes >= 0, got \[0, 0, -1, 5\]$"),
+        # read as numbers: AP 0.5087 against 0.5480 in a review's case of booleans
+        (_valid_pred(keypoints=[True] * 51), r"field 'keypoints' is not a numeric array \(values of type bool\)$"),
+        (_valid_pred(keypoints=[str(v) for v in _valid_pred()["keypoints"]]), r"field 'keypoints' is not a numeric "
+         r"array \(values of type <U"),
     ],
 )
 def test_validation_errors_name_the_field(bad: dict, field: str, tmp_path: Path) -> None:
@@ -325,6 +329,9 @@ def _gt_with(change) -> dict:
      r"'categories' \(\[1\]\)$"),
     (lambda a: a.update(category_id="person"), r"annotations\[1\] \(id=\d+\): field 'category_id' = 'person' is not "
      r"one of its 'categories'"),
+    # a TypeError from inside pycocotools, or an int() message without the file
+    (lambda a: a.update(iscrowd=None), r"annotations\[1\] \(id=\d+\): field 'iscrowd' must be 0 or 1, got None$"),
+    (lambda a: a.update(iscrowd="yes"), r"annotations\[1\] \(id=\d+\): field 'iscrowd' must be 0 or 1, got 'yes'$"),
 ])
 def test_ground_truth_errors_name_the_field(change, message: str) -> None:
     """What COCOeval reads of each GT annotation is checked first: it raised KeyError/IndexError from inside
@@ -332,6 +339,77 @@ def test_ground_truth_errors_name_the_field(change, message: str) -> None:
     preds = [_valid_pred()]
     with pytest.raises(ValueError, match=r"<GT dict>: " + message):
         evaluate_coco(_gt_with(change), preds, COCO_SIGMAS)
+
+
+def test_ground_truth_lists_and_ids() -> None:
+    """``categories: null`` raised a TypeError; a repeated annotation id made COCO's index keep one of the two people
+    without a word (AP 0.5404 against 0.5480 in a review's case)."""
+    data = json.loads(GT_COCO.read_text())
+    with pytest.raises(ValueError, match=r"^<GT dict>: top-level 'categories' must be a list of objects, got "
+                                         r"NoneType$"):
+        evaluate_coco({**data, "categories": None}, [_valid_pred()], COCO_SIGMAS)
+    with pytest.raises(ValueError, match=r"^<GT dict>: categories\[0\]: expected an object with an integer 'id', "
+                                         r"got \{'name': 'person'\}$"):
+        evaluate_coco({**data, "categories": [{"name": "person"}]}, [_valid_pred()], COCO_SIGMAS)
+    twice = copy.deepcopy(data)
+    twice["annotations"][2]["id"] = twice["annotations"][1]["id"]
+    with pytest.raises(ValueError, match=r"^<GT dict>: annotations\[2\]: field 'id' = \d+ repeats annotations\[1\]'s; "
+                                         r"expected one id per annotation"):
+        evaluate_coco(twice, [_valid_pred()], COCO_SIGMAS)
+
+
+def test_crowd_index_is_checked() -> None:
+    data = json.loads(GT_CROWD.read_text())
+    preds = [{"image_id": a["image_id"], "keypoints": a["keypoints"], "score": 1.0} for a in data["annotations"]]
+    for value, shown in ((None, r"None"), ("0.3", r"'0\.3'")):  # a TypeError; a string read as a number
+        bad = copy.deepcopy(data)
+        bad["images"][1]["crowdIndex"] = value
+        with pytest.raises(ValueError, match=r"^<GT dict>: images\[1\] \(id=\d+\): field 'crowdIndex' must be a finite "
+                                             rf"number >= 0 \(CrowdPose's easy/medium/hard splits\), got {shown}$"):
+            evaluate_coco(bad, preds, CROWD_SIGMAS, iou_type="keypoints_crowd", use_area=False)
+
+
+def _one_person(ann_id: int, num_keypoints: int | None = None) -> tuple[dict, list[dict]]:
+    """One image, one person of COCO's sample (its id and num_keypoints as given), and that person predicted exactly."""
+    data = json.loads(GT_COCO.read_text())
+    ann = next(a for a in data["annotations"] if a["num_keypoints"] > 5)
+    img = next(i for i in data["images"] if i["id"] == ann["image_id"])
+    ann = dict(ann, id=ann_id, num_keypoints=ann["num_keypoints"] if num_keypoints is None else num_keypoints)
+    pred = {"image_id": ann["image_id"], "category_id": 1, "keypoints": ann["keypoints"], "score": 1.0}
+    return {**data, "images": [img], "annotations": [ann]}, [pred]
+
+
+def test_the_two_cocoevals_on_an_id_0_and_a_num_keypoints_that_disagrees(caplog: pytest.LogCaptureFixture) -> None:
+    """Hand cases on pycocotools' and xtcocotools' COCOeval code. One person, predicted exactly:
+    * annotation id 0: pycocotools stores a match as the annotation id and reads 0 as none (dtm), so the
+      prediction is a false positive and AP is 0; xtcocotools marks none with -1: AP 1 (a review measured 0.5480 with
+      the real xtcocotools where the emulation gave pycocotools' 0.4897);
+    * num_keypoints 0 with labelled keypoints: pycocotools ignores the person (no GT left: AP -1); xtcocotools counts
+      the flags (v > 0): AP 1.
+    pycocotools' readings are the official ones for its protocols, each said once."""
+    gt, preds = _one_person(0)
+    with caplog.at_level("WARNING"):
+        assert evaluate_coco(gt, preds, COCO_SIGMAS, rescore=False, nms_thr=None)["AP"] == 0.0
+    assert "annotations[0] has id 0: pycocotools' COCOeval stores a match as the annotation's id" in caplog.text
+    xt = evaluate_coco(gt, preds, COCO_SIGMAS, rescore=False, nms_thr=None, coco_backend="xtcocotools")
+    assert xt["AP"] == pytest.approx(1.0)
+    assert evaluate_coco(*_one_person(7), COCO_SIGMAS, rescore=False, nms_thr=None)["AP"] == pytest.approx(1.0)
+    gt, preds = _one_person(7, num_keypoints=0)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert evaluate_coco(gt, preds, COCO_SIGMAS, rescore=False, nms_thr=None)["AP"] == -1.0
+    assert "1 annotation(s) whose 'num_keypoints' disagrees with their visibility flags" in caplog.text
+    xt = evaluate_coco(gt, preds, COCO_SIGMAS, rescore=False, nms_thr=None, coco_backend="xtcocotools")
+    assert xt["AP"] == pytest.approx(1.0)
+
+
+def test_a_coco_metric_outfile_over_its_ground_truth_is_refused(tmp_path: Path) -> None:
+    """It wrote the predictions over the ground truth, then failed reading it: the ground truth was lost."""
+    gt = tmp_path / "gt.json"
+    gt.write_text(GT_COCO.read_text())
+    with pytest.raises(ValueError, match=r"outfile \S+gt\.json would overwrite the ground truth"):
+        CocoMetric(gt, COCO_SIGMAS, outfile=tmp_path / "." / "gt.json")
+    assert gt.read_text() == GT_COCO.read_text()
 
 
 def test_annotations_of_unlisted_images_are_said_and_not_scored(caplog: pytest.LogCaptureFixture) -> None:

@@ -921,6 +921,10 @@ CASES: list[Any] = [
                                   r"--atol must be a finite number >= 0, got nan$"), id="parity-atol-nan"),
     pytest.param(lambda a, d: Run(["evaluate", "--gt", str(DATA / "coco" / "test_coco.json"), "--pred", str(d)], 2,
                                   r"predictions file \S+ is a folder; expected a \.json file$"), id="evaluate-pred-folder"),
+    pytest.param(lambda a, d: Run(["evaluate", "--gt", str(DATA / "coco" / "test_coco.json"), "--pred", str(d),
+                                   "--no-rescore", "--rescore-thr", "0.1"], 2,  # the threshold was dropped silently
+                                  r"--no-rescore and --rescore-thr contradict each other; give one of them$"),
+                 id="evaluate-no-rescore-with-a-threshold"),
     pytest.param(_api_case(lambda a, d: create_model(None), r"a model name must be a string .* got NoneType None$"),
                  id="create-model-none"),
     pytest.param(_api_case(lambda a, d: create_model(NAME_2D, image_size=(256,)),

@@ -140,7 +140,7 @@ def _octahedron() -> np.ndarray:
     return np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float)
 
 
-def test_hot_p2_batch_quirk_hand_computed() -> None:
+def test_hot_p2_batch_quirk_hand_computed(caplog: pytest.LogCaptureFixture) -> None:
     """Hand values (scale 1, 7 joints, 2 frames per window).
 
     * ``twice``: the pose doubled: P1 = 6 joints x 1 / 7 = 6/7; P2 = 0 (a similarity copy).
@@ -165,7 +165,10 @@ def test_hot_p2_batch_quirk_hand_computed() -> None:
 
     np.testing.assert_allclose(hp.hot_p2_batch_mean([f(32, 77) * 2, 0, 0, 0, f(32, 77) * 2], [2] * 5, 2),
                                [16 / 77, 16 / 77, 0, 0, 32 / 77])
-    res = hp.evaluate_hot(pred, target, actions, p2_batch_size=2, scale=1.0)
+    with caplog.at_level("WARNING"):
+        res = hp.evaluate_hot(pred, target, actions, p2_batch_size=2, scale=1.0)
+    over_two = f"over the 2 present they are {float(walk_p1 + eat_p1) / 2:.2f} and {float(walk_p2 + eat_p2) / 2:.2f} mm"
+    assert "13 of the 15 action classes have no window" in caplog.text and over_two in caplog.text  # the API says it
     assert res.counts == {"Eating": 2, "Walking": 3}
     assert res.per_action_p1 == pytest.approx({"Walking": float(walk_p1), "Eating": float(eat_p1)}, abs=1e-12)
     assert res.per_action_p2 == pytest.approx({"Walking": float(walk_p2), "Eating": float(eat_p2)}, abs=1e-12)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from posetokens.runtime import int_at_least
 
@@ -63,8 +64,17 @@ def _load_cfg(args: argparse.Namespace):
 
 
 def _print_metrics(metrics: dict, as_json: bool) -> None:
+    """The metrics as one json line, a table of body parts (COCO-WholeBody), or one row."""
     if as_json:
         print(json.dumps(metrics))
+        return
+    if "wholebody_AP" in metrics:  # COCO-WholeBody: the AP... keys repeat the whole-body part's
+        parts: dict[str, dict[str, float]] = {}
+        for key, v in metrics.items():
+            if "_" in key:
+                part, name = key.rsplit("_", 1)
+                parts.setdefault(part, {})[name] = v
+        _print_part_table(parts)
         return
     names = list(metrics)
     print("| " + " | ".join(names) + " |")
@@ -85,13 +95,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _library_warnings() -> Iterator[None]:
+    """The library logs its warnings (a loader's skips, the coverage of the predictions, the ground truth's
+    quirks); on the command line they read as the others do: ``posetokens: warning: ...`` on stderr."""
+    import logging
+
+    said = logging.StreamHandler(sys.stderr)
+    said.setFormatter(logging.Formatter("posetokens: warning: %(message)s"))
+    said.setLevel(logging.WARNING)
+    log = logging.getLogger("posetokens")
+    log.addHandler(said)
+    try:
+        yield
+    finally:
+        log.removeHandler(said)
+
+
 def _cmd_test(args: argparse.Namespace) -> int:
     from posetokens.engine.trainer import test
     from posetokens.fileio import check_no_overwrite
 
     if args.out:
         check_no_overwrite([("CONFIG", args.config)], [("--out", args.out)])
-    metrics = test(_load_cfg(args), args.weights, args.out)
+    with _library_warnings():
+        metrics = test(_load_cfg(args), args.weights, args.out)
     _print_metrics(metrics, args.json)
     return 0
 
@@ -126,6 +154,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         except ValueError:
             raise ValueError(f"--nms-thr: expected a number or 'none', got {args.nms_thr!r}") from None
     if args.no_rescore:
+        if args.rescore_thr is not None:
+            raise ValueError("--no-rescore and --rescore-thr contradict each other; give one of them")
         changes["rescore_thr"] = None
     for flag, key, low in (("--rescore-thr", "rescore_thr", "[0"), ("--nms-thr", "nms_thr", "(0")):
         v = changes.get(key)  # a keypoint score (rescoring) and an OKS (NMS): both in [0, 1]
@@ -133,29 +163,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag}: expected a number in {low}, 1], got {v}")
     rule = dataclasses.replace(rule, **changes)
     meta = get_metainfo("coco_wholebody" if args.dataset == "wholebody" else args.dataset)
-    import logging
-
-    # the library logs its warnings (coverage of the predictions); on the command line they read as the others do
-    said = logging.StreamHandler(sys.stderr)
-    said.setFormatter(logging.Formatter("posetokens: warning: %(message)s"))
-    said.setLevel(logging.WARNING)
-    log = logging.getLogger("posetokens")
-    log.addHandler(said)
-    try:
+    with _library_warnings():
         try:
             metrics = evaluate_keypoints(args.gt, args.pred, meta, rule)
         except ValueError as e:  # the library's hint names its argument; here it is a flag
             raise ValueError(str(e).replace("pass nms_area='keypoints'", "give --nms-area keypoints")) from None
-    finally:
-        log.removeHandler(said)
-    if args.dataset == "wholebody" and not args.json:
-        parts: dict[str, dict[str, float]] = {}
-        for key, v in metrics.items():
-            if "_" in key:
-                part, name = key.rsplit("_", 1)
-                parts.setdefault(part, {})[name] = v
-        _print_part_table(parts)
-        return 0
+    if args.dataset == "mpii":
+        print("posetokens: note: this is an OKS AP with MPII's sigmas; MPII's reported metric is PCKh@0.5, which "
+              "`posetokens test` computes with data.mpii_headboxes", file=sys.stderr)
     _print_metrics(metrics, args.json)
     return 0
 

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from posetokens.fileio import atomic_write_text, read_json
+from posetokens.fileio import atomic_write_text, check_no_overwrite, read_json
 from posetokens.runtime import is_number, is_whole, short_repr
 
 if TYPE_CHECKING:
@@ -102,9 +102,12 @@ def _load_gt(gt: Any) -> tuple[dict[str, Any], str]:
         if key not in data:
             raise ValueError(f"{name}: missing top-level key '{key}'")
     data.setdefault("categories", [{"id": 1, "name": "person"}])
-    for key in ("images", "annotations"):
+    for key in ("images", "annotations", "categories"):
         if not isinstance(data[key], list):
             raise ValueError(f"{name}: top-level '{key}' must be a list of objects, got {type(data[key]).__name__}")
+    for i, cat in enumerate(data["categories"]):
+        if not (isinstance(cat, Mapping) and is_whole(cat.get("id"))):
+            raise ValueError(f"{name}: categories[{i}]: expected an object with an integer 'id', got {short_repr(cat)}")
     for i, img in enumerate(data["images"]):
         if not isinstance(img, Mapping):
             raise ValueError(f"{name}: images[{i}]: expected an object, got {type(img).__name__}")
@@ -134,14 +137,31 @@ def _load_gt(gt: Any) -> tuple[dict[str, Any], str]:
                              f"(3 per keypoint), got {short_repr(kpts)}")
         if "area" in ann and not (is_number(ann["area"]) and math.isfinite(ann["area"]) and ann["area"] >= 0):
             raise ValueError(f"{where}: field 'area' must be a finite number >= 0, got {ann['area']!r}")
+        if "iscrowd" in ann and not (isinstance(ann["iscrowd"], bool) or (is_whole(ann["iscrowd"])
+                                                                           and ann["iscrowd"] in (0, 1))):
+            raise ValueError(f"{where}: field 'iscrowd' must be 0 or 1, got {short_repr(ann['iscrowd'])}")
+    seen: dict[int, int] = {}
+    for i, ann in enumerate(data["annotations"]):  # COCO indexes them by id: a repeated id hid a person
+        j = seen.setdefault(int(ann["id"]), i)
+        if j != i:
+            raise ValueError(f"{name}: annotations[{i}]: field 'id' = {ann['id']} repeats annotations[{j}]'s; "
+                             "expected one id per annotation (COCO's index keeps only one of them)")
     return data, name
 
 
-def _check_scored_annotations(data: Mapping[str, Any], name: str, num_keypoints: int, use_area: bool) -> set[int]:
+def _check_scored_annotations(data: Mapping[str, Any], name: str, num_keypoints: int, use_area: bool,
+                              crowd: bool = False) -> set[int]:
     """What COCOeval needs of each annotation under a dataset's sigmas: a category of ``categories``, an ``area``
-    when ``use_area``, ``num_keypoints`` keypoints (``ValueError`` naming the file, the annotation, the field).
-    Returns the category ids."""
-    categories = {int(c["id"]) for c in data["categories"] if isinstance(c, Mapping) and is_whole(c.get("id"))}
+    when ``use_area``, ``num_keypoints`` keypoints, and with ``crowd`` (CrowdPose's splits) a finite ``crowdIndex``
+    on every image (``ValueError`` naming the file, the item, the field). Returns the category ids."""
+    if crowd:
+        for i, img in enumerate(data["images"]):
+            c = img.get("crowdIndex")
+            if not (is_number(c) and math.isfinite(c) and c >= 0):
+                raise ValueError(f"{name}: images[{i}] (id={img['id']}): field 'crowdIndex' must be a finite number "
+                                 f">= 0 (CrowdPose's easy/medium/hard splits), got {short_repr(c)}"
+                                 + (" (missing)" if "crowdIndex" not in img else ""))
+    categories = {int(c["id"]) for c in data["categories"]}
     for i, ann in enumerate(data["annotations"]):
         cat = ann.get("category_id", 1)
         if not (is_whole(cat) and int(cat) in categories):
@@ -160,6 +180,26 @@ def _check_scored_annotations(data: Mapping[str, Any], name: str, num_keypoints:
     return categories
 
 
+def _warn_pycocotools_quirks(data: Mapping[str, Any], name: str, iou_type: str) -> None:
+    """Say where pycocotools' COCOeval scores ground truth other than it reads (as the official evaluation does):
+    an annotation id 0, and a ``num_keypoints`` that disagrees with the visibility flags about whether any
+    keypoint is labelled (it ignores a person by ``num_keypoints`` = 0; CrowdPose's counts only v = 2)."""
+    anns = data["annotations"]
+    zero = [i for i, a in enumerate(anns) if int(a["id"]) == 0]
+    if zero:
+        logger.warning("%s: annotations[%d] has id 0: pycocotools' COCOeval stores a match as the annotation's id and "
+                       "reads 0 as none, so that person counts as missed and its prediction as a false positive (as "
+                       "in the official evaluation); renumber the ids from 1", name, zero[0])
+    if iou_type != "keypoints":
+        return
+    odd = [i for i, a in enumerate(anns)
+           if (int(a["num_keypoints"]) == 0) != (not np.any(np.asarray(a["keypoints"][2::3]) > 0))]
+    if odd:
+        logger.warning("%s: %d annotation(s) whose 'num_keypoints' disagrees with their visibility flags about "
+                       "having a labelled keypoint (the first: annotations[%d]); pycocotools ignores a person by "
+                       "num_keypoints = 0", name, len(odd), odd[0])
+
+
 def check_coco_ground_truth(gt: Any, metainfo: PoseMetaInfo | str | None = None) -> None:
     """Check a COCO-style ground truth (json path, COCO object or dict) as the evaluation will, before any work:
     ``ValueError`` naming the file, the annotation and the field. With ``metainfo`` (a COCO-style dataset other
@@ -170,7 +210,7 @@ def check_coco_ground_truth(gt: Any, metainfo: PoseMetaInfo | str | None = None)
     data, name = _load_gt(gt)
     mi = get_metainfo(metainfo) if isinstance(metainfo, str) else metainfo
     if mi is not None and mi.name != "coco_wholebody" and mi.sigmas is not None:
-        _check_scored_annotations(data, name, len(mi.sigmas), mi.eval_use_area)
+        _check_scored_annotations(data, name, len(mi.sigmas), mi.eval_use_area, mi.eval_iou_type == "keypoints_crowd")
 
 
 def warn_prediction_coverage(data: Mapping[str, Any], predictions: Sequence[Mapping[str, Any]],
@@ -250,9 +290,12 @@ def validate_coco_results(
         if "keypoints" not in r:
             raise ValueError(f"{where}: missing field 'keypoints'")
         try:
-            k = np.asarray(r["keypoints"], dtype=np.float64).reshape(-1)
+            k = np.asarray(r["keypoints"])
+            if k.dtype.kind not in "iuf":  # booleans and text would be read as numbers
+                raise TypeError(f"values of type {k.dtype}")
+            k = k.astype(np.float64).reshape(-1)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"{where}: field 'keypoints' is not a numeric array ({e})") from e
+            raise ValueError(f"{where}: field 'keypoints' is not a numeric array ({e})") from None
         if num_keypoints is not None and k.size != 3 * num_keypoints:
             raise ValueError(
                 f"{where}: field 'keypoints' has {k.size} values, expected {3 * num_keypoints} "
@@ -527,7 +570,16 @@ def evaluate_coco(
     _check_modes(nms_area, coco_backend, "evaluate_coco")
     sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)
     data, gt_name = _load_gt(gt)
-    categories = _check_scored_annotations(data, gt_name, sig.size, use_area)
+    categories = _check_scored_annotations(data, gt_name, sig.size, use_area, iou_type == "keypoints_crowd")
+    if coco_backend == "xtcocotools":
+        for n, ann in enumerate(data["annotations"], 1):
+            # xtcocotools marks "no match" with -1 where pycocotools uses 0: renumbered from 1, an annotation id 0
+            # matches here as it does there
+            ann["id"] = n
+            if iou_type == "keypoints":  # it ignores a person without a labelled keypoint by the flags (v > 0)
+                ann["num_keypoints"] = int(np.count_nonzero(np.asarray(ann["keypoints"][2::3]) > 0))
+    else:
+        _warn_pycocotools_quirks(data, gt_name, iou_type)
     for ann in data["annotations"]:
         if not use_area:
             ann["area"] = float(ann["bbox"][2]) * float(ann["bbox"][3]) * _NO_AREA_FACTOR
@@ -584,13 +636,7 @@ def evaluate_coco(
                 "AR50": _summary_value(ev.eval, ev.params, False, 0.5),
                 "AR75": _summary_value(ev.eval, ev.params, False, 0.75),
             }
-            crowd = {int(img["id"]): float(img.get("crowdIndex", -1.0)) for img in data["images"]}
-            if any(v < 0 for v in crowd.values()):
-                missing = [k for k, v in crowd.items() if v < 0][:5]
-                raise ValueError(
-                    f"{gt_name}: iou_type='keypoints_crowd' needs field 'crowdIndex' on every image "
-                    f"(missing on image ids {missing})"
-                )
+            crowd = {int(img["id"]): float(img["crowdIndex"]) for img in data["images"]}  # checked above
             lo, hi = _CROWD_SPLITS
             splits = {
                 "APE": [i for i, c in crowd.items() if c < lo],
@@ -676,13 +722,16 @@ class CocoMetric:
     Args:
         gt: GT json path / COCO object / dict.
         sigmas: ``(K,)`` sigmas (e.g. ``get_metainfo('coco').sigmas``).
-        outfile: optional path; ``compute`` then also writes the prepared-for-eval input there.
+        outfile: optional path; ``compute`` then also writes the accumulated results there, as given (before
+            rescoring and OKS-NMS; refused when it is the ground-truth file).
         **kwargs: forwarded to :func:`evaluate_coco` (``iou_type``, ``use_area``, ``rescore``, ``nms_thr``...).
     """
 
     def __init__(self, gt: Any, sigmas: ArrayLike, outfile: PathLike | None = None, **kwargs: Any) -> None:
         self.gt = gt
         self.sigmas = np.asarray(sigmas, dtype=np.float64)
+        if outfile is not None and isinstance(gt, (str, os.PathLike)):
+            check_no_overwrite([("ground truth", gt)], [("outfile", outfile)])  # it would be replaced, then lost
         self.outfile = outfile
         self.kwargs = kwargs
         self.results: list[dict[str, Any]] = []

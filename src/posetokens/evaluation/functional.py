@@ -20,11 +20,14 @@ Conventions
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "MPII_PCKH_THRESHOLDS",
@@ -380,11 +383,17 @@ def head_size_from_boxes(head_boxes: ArrayLike, sc_bias: float = 0.6) -> np.ndar
 def _head_normalized_errors(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, head_size: np.ndarray) -> np.ndarray:
     """``||pred - gt|| / head_size`` per joint, ``(N, K)``, in the official script's order of operations
     (norm first, then the division, so joints placed exactly on a threshold ring count as the official
-    code counts them); ``-1`` where masked out or the head size is not positive."""
-    valid = mask & (head_size[:, None] > 0)
-    safe = np.where(head_size > 0, head_size, 1.0)
-    d = np.linalg.norm(pred - gt, axis=-1) / safe[:, None]
-    return np.where(valid, d, -1.0)
+    code counts them); ``-1`` where masked out. A head size of 0 gives ``inf``: the official script divides by
+    it, so such a sample's joints count and are never correct (:func:`pckh` says how many); a negative or
+    non-finite head size is refused."""
+    bad = np.flatnonzero(~np.isfinite(head_size) | (head_size < 0))
+    if len(bad):
+        raise ValueError(f"pckh: head size {head_size[bad[0]]} of sample {bad[0]} is negative or not finite; expected "
+                         "0.6 x the head box's diagonal (>= 0)")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.linalg.norm(pred - gt, axis=-1) / head_size[:, None]
+    d = np.where(head_size[:, None] > 0, d, np.inf)  # 0 / 0 too: the official NaN is never <= a threshold
+    return np.where(mask, d, -1.0)
 
 
 def pckh_per_joint(
@@ -404,7 +413,7 @@ def pckh_per_joint(
 
     Returns:
         ``(pckh (K,), count (K,))``: percent correct per joint (``-1`` where ``count`` is 0) and the number
-        of evaluated joints. Samples with a non-positive head size are skipped.
+        of evaluated joints. A sample with a head size of 0 counts, never correct (the official division by 0).
     """
     p = np.asarray(pred, dtype=np.float64)[..., :2]
     g = np.asarray(gt, dtype=np.float64)[..., :2]
@@ -479,6 +488,11 @@ def pckh(
     k = np.asarray(gt).shape[1]
     if k != 16:
         raise ValueError(f"pckh: the MPII report needs the 16 MPII joints, got K={k}; use pckh_per_joint")
+    zero = np.flatnonzero(np.asarray(head_size, np.float64).reshape(-1) == 0)
+    if len(zero):
+        logger.warning("pckh: %d sample(s) with a head size of 0 (the first: sample %d, a zero-size head box): their "
+                       "labelled joints count as wrong, as the official MPII script's division by 0 makes them",
+                       len(zero), zero[0])
     pck, count = pckh_per_joint(pred, gt, mask, head_size, thr)
     out = _mpii_report(pck, count)
     out["PCKh"] = out["Mean"]

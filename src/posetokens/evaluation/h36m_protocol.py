@@ -34,6 +34,7 @@ Everything is numpy (torch tensors accepted where noted); errors are in mm for m
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,8 @@ import numpy as np
 
 from posetokens.data.h36m import H36M_CAMERA_RESOLUTION, flip_keypoints, split_clips
 from posetokens.evaluation.pose3d import mpjpe, p_mpjpe
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "H36M_JOINTS_LEFT",
@@ -203,10 +206,18 @@ def evaluate_hot(pred: Any, target: Any, actions: Sequence[str], *, p2_batch_siz
                  scale: float = 1000.0) -> H36MProtocolResult:
     """HoT's protocol over windows in loader order: ``pred``/``target`` (W, F, J, 3) (already flip-merged),
     one action name per window. See the module docstring; ``p2_batch_size`` is HoT's test batch
-    (``LiftRule.p2_batch_size``)."""
+    (``LiftRule.p2_batch_size``). Classes of ``all_actions`` without a window count as 0 in the overall means, as
+    in HoT's ``print_error_action``: said with the means over the classes present (the engine says it itself)."""
     acc = HotProtocolAccumulator(p2_batch_size=p2_batch_size, all_actions=all_actions, root=root, scale=scale)
     acc.update(pred, target, actions)
-    return acc.compute()
+    res = acc.compute()
+    if all_actions is not None and res.info["num_absent_classes"]:
+        absent = [a for a in all_actions if a not in res.per_action_p1]
+        n, k = len(all_actions), len(all_actions) - len(absent)
+        logger.warning("evaluate_hot: %d of the %d action classes have no window (%s): they count as 0 in MPJPE "
+                       "and P-MPJPE, as in HoT's print_error_action; over the %d present they are %.2f and %.2f mm",
+                       len(absent), n, ", ".join(absent), k, res.p1 * n / k, res.p2 * n / k)
+    return res
 
 
 class HotProtocolAccumulator:

@@ -121,13 +121,14 @@ def merge_wholebody_keypoints(entry: Mapping[str, Any], where: str = "entry") ->
     return np.concatenate(blocks)
 
 
-def _normalise_predictions(preds: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Turn split-format results (``keypoints`` = body + ``*_kpts``) into 133-keypoint results."""
+def _normalise_predictions(preds: Sequence[Mapping[str, Any]], source: str = "predictions") -> list[dict[str, Any]]:
+    """Turn split-format results (``keypoints`` = body + ``*_kpts``) into 133-keypoint results (errors name
+    ``source``)."""
     out = []
     for i, r in enumerate(preds):
         if isinstance(r, Mapping) and "foot_kpts" in r:
             d = {k: v for k, v in r.items() if k not in {key for key, _ in WHOLEBODY_GT_KEYS}}
-            d["keypoints"] = merge_wholebody_keypoints(r, f"predictions: entry [{i}]").tolist()
+            d["keypoints"] = merge_wholebody_keypoints(r, f"{source}: entry [{i}]").tolist()
             out.append(d)
         else:
             out.append(r)  # type: ignore[arg-type]
@@ -157,9 +158,10 @@ def _eval_pycocotools(data: dict[str, Any], gt_kpts: np.ndarray, results: list[d
         g = gt_kpts[:, a:b]
         n_lab = np.count_nonzero(g[..., 2] > 0, axis=1)
         anns = []
-        for ann, kp, n in zip(data["annotations"], g, n_lab):
+        for j, (ann, kp, n) in enumerate(zip(data["annotations"], g, n_lab)):
             d = {k: v for k, v in ann.items() if k not in {key for key, _ in WHOLEBODY_GT_KEYS}}
-            d.update(keypoints=kp.reshape(-1).tolist(), num_keypoints=int(n))
+            # ids from 1: pycocotools reads a match with annotation id 0 as none, xtcocotools (-1 for none) does not
+            d.update(keypoints=kp.reshape(-1).tolist(), num_keypoints=int(n), id=j + 1)
             d.setdefault("iscrowd", 0)
             d.setdefault("category_id", 1)
             anns.append(d)
@@ -294,7 +296,7 @@ def evaluate_wholebody(
         src = str(predictions)
     else:
         raw, src = predictions, "predictions"
-    preds = _normalise_predictions(raw)  # type: ignore[arg-type]
+    preds = _normalise_predictions(raw, src)  # type: ignore[arg-type]
     validate_coco_results(preds, NUM_WHOLEBODY_KEYPOINTS, image_ids, source=src)
     warn_prediction_coverage(data, preds, src, gt_name)
     results = prepare_coco_results(preds, sigmas, rescore, rescore_thr, nms_thr, nms_vis_thr, nms_area, src)

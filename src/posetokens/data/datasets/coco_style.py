@@ -311,6 +311,11 @@ class CocoStyleDataset(TopDownDataset):
         else:
             self._load_gt()
         self._log_summary(self.det_file or self.ann_file)
+        if mode == "test" and not self.data_list:  # nothing to predict: the evaluation would stop in NumPy
+            what = "detection" if det_file is not None else "annotated person"
+            why = f" (skipped: {dict(self.skipped)})" if self.skipped else ""
+            raise ValueError(f"{self.det_file or self.ann_file}: no {what} left to evaluate{why}; expected at least "
+                             "one person box to predict")
 
     # ---------------------------------------------------------------------------------- parsing
     def _parse_images(self, data: Any) -> dict[int, dict[str, Any]]:
