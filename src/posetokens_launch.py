@@ -1,21 +1,36 @@
-"""The ``posetokens`` console command, from outside the package so that its first import can be interrupted.
+"""The ``posetokens`` console command, from outside the package so that its first imports can be interrupted.
 
 Importing :mod:`posetokens.cli` imports the package and PyTorch (about a second), before any code of ours can catch
-Ctrl-C: an interrupt then printed Python's traceback. This module imports nothing heavy itself and says
-``posetokens: interrupted`` (exit 130), as an interrupt later in a command does (:func:`posetokens.cli.run_command`).
+Ctrl-C. A KeyboardInterrupt raised inside those imports printed Python's traceback, or was swallowed by the
+library being imported (the command then ran on, or failed later on a half-imported module). So while they run, a
+Ctrl-C is only noted; once they are done the command stops with ``posetokens: interrupted`` (exit 130), as an
+interrupt later in a command does (:func:`posetokens.cli.run_command`).
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+from typing import Any
 
 
 def main() -> int:
     """Run the ``posetokens`` command line; Ctrl-C at any point is one line on stderr and exit code 130."""
+    noted: list[int] = []
+    previous: Any = signal.getsignal(signal.SIGINT)
+    deferring = previous is signal.default_int_handler  # not where Ctrl-C is ignored (a background job)
+    if deferring:
+        signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
     try:
         from posetokens.cli import main as cli_main
-
+    finally:
+        if deferring:
+            signal.signal(signal.SIGINT, previous)
+    if noted:
+        print("posetokens: interrupted", file=sys.stderr)
+        return 130
+    try:
         return cli_main()
-    except KeyboardInterrupt:  # during the imports, or between them and the command's own handler
+    except KeyboardInterrupt:  # between the imports and the command's own handler
         print("posetokens: interrupted", file=sys.stderr)
         return 130

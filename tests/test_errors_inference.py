@@ -588,15 +588,18 @@ def _lift_json_case(change: Callable[[dict, dict], None], message: str, rc: int 
     return case
 
 
-def _lift_frames_case(frame_ids: list[int], message: str, rc: int = 2) -> Callable[[Assets, Path], Run]:
-    """A case: ``infer``'s one-frame json repeated as the frames ``frame_ids`` (in that order), lifted."""
+def _lift_frames_case(frame_ids: list[int | None], message: str, rc: int = 2, *flags: str,
+                      not_in_output: str | None = None) -> Callable[[Assets, Path], Run]:
+    """A case: ``infer``'s one-frame json repeated as the frames ``frame_ids`` (in that order; None: no frame_id),
+    lifted."""
     def case(a: Assets, d: Path) -> Run:
         records = json.loads(a.infer_json.read_text())
-        record = records[0] if isinstance(records, list) else records
-        src = _json(d / "frames.json", [{**record, "frame_id": f} for f in frame_ids])
+        record = {k: v for k, v in (records[0] if isinstance(records, list) else records).items() if k != "frame_id"}
+        src = _json(d / "frames.json", [record if f is None else {**record, "frame_id": f} for f in frame_ids])
         out = d / "out"
-        return Run(["lift", str(src), "--weights", str(a.w3d), "--out", str(out), "--no-draw"], rc, message,
-                   unchanged=[src], **({"absent": [out]} if rc else {"exist": [out / "frames_3d.json"]}))
+        return Run(["lift", str(src), "--weights", str(a.w3d), "--out", str(out), "--no-draw", *flags], rc, message,
+                   unchanged=[src], not_in_output=not_in_output,
+                   **({"absent": [out]} if rc else {"exist": [out / "frames_3d.json"]}))
     return case
 
 
@@ -611,6 +614,10 @@ LIFT_JSON_CASES = [
     pytest.param(_lift_frames_case([0, 1, 4, 5], r"posetokens: warning: \S+frames\.json: the frame ids skip 2 "
                                    r"frame\(s\) \(the first after frame 1\): the records are lifted as consecutive "
                                    r"frames", 0), id="lift-json-frame-ids-skip-said"),
+    pytest.param(_lift_frames_case([0, 1, 2, 9], r"3 frame\(s\), 3 with a person", 0, "--max-frames", "3",
+                                   not_in_output="frame ids skip"), id="lift-json-skip-past-max-frames-not-said"),
+    pytest.param(_lift_frames_case([5, None], r"record 1: no 'frame_id' \(its place, 1\) after 5 \(record 0\); "
+                                   r"expected increasing frame ids"), id="lift-json-frame-id-missing-after-later"),
     pytest.param(_lift_json_case(lambda r, i: i.update(keypoints=[[str(v) for v in p] for p in i["keypoints"]]),
                                  r"record 0 instance 0: 'keypoints' = \[\['.*; expected numbers, \(17, 2\) \[x, y\] "
                                  r"pairs$"), id="lift-json-keypoints-as-text"),  # float64 read the digits

@@ -122,6 +122,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     bad_area["annotations"][1]["area"] = -5.0
     (root / "val_bad_area.json").write_text(json.dumps(bad_area))
     (root / "no_dets.json").write_text("[]")  # a detector that found nobody
+    id0 = json.loads(Path(data["val_ann"]).read_text())  # ids from 0, as some conversions write them
+    for i, ann in enumerate(id0["annotations"]):
+        ann["id"] = i
+    (root / "val_id0.json").write_text(json.dumps(id0))
     (root / "cut_run").mkdir()  # a run whose last.pth was cut off (a full disk, a copy stopped half-way)
     (root / "cut_run" / "last.pth").write_bytes((root / "finished" / "last.pth").read_bytes()[:5000])
     return {"root": root, "recipe": recipe, "finished": root / "finished"}
@@ -332,6 +336,9 @@ CASES = [
     Case("test-val-det-empty", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{fresh}/preds.json",
                                 "--set", "data.val_det={root}/no_dets.json"], 2,  # was NumPy's concatenate error
          E + r"\S+no_dets.json: no detection left to evaluate; expected at least one person box to predict$"),
+    Case("test-val-ann-id-0-said", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{fresh}/preds.json",
+                                    "--set", "data.val_ann={root}/val_id0.json"], 0,  # pycocotools' reading, said
+         r"\S+val_id0.json: annotations\[0\] has id 0: pycocotools' COCOeval stores a match ", untouched=False),
     Case("test-val-ann-other-category", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out",
                                          "{fresh}/preds.json", "--set", "data.val_ann={root}/val_other_category.json"],
          2, E + r"\S+val_other_category.json: annotations\[1\] \(id=\d+\): field 'category_id' = 3 is not one of "

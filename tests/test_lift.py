@@ -52,6 +52,7 @@ def test_coco_to_h36m_follows_the_documented_rules() -> None:
         coco_to_h36m(coco, scores[:5])  # was numpy's broadcast error
     with pytest.raises(ValueError, match=r"^coco_to_h36m: expected COCO-17 keypoints .* as numbers, got text$"):
         coco_to_h36m(coco.astype(str))
+    np.testing.assert_array_equal(coco_to_h36m(coco, scores[:, None])[1], s)  # (17, 1), as the lifters take them
 
 
 def test_fill_missing_and_main_person() -> None:
@@ -136,6 +137,8 @@ def _lift_mistakes() -> list:
          r"numbers, got text$"),  # numpy would have read the digits
         (((lifter, (k for k in kp), None, 640, 480), {}), r"lift_sequence: expected .* as numbers, got a generator$"),
         (((lifter, [kp[0], kp[1][:3]], None, 640, 480), {}), r"got nested lists of unequal lengths$"),
+        (((lifter, kp, "junk", 640, 480), {}), r"lift_sequence: scores: expected .* as numbers, got text$"),  # unused
+
         (((mbert, kp, [[None] * 17] * 12, 640, 480), {}), r"lift_sequence: scores: expected \(L, 17\) = \(12, 17\) "
          r"scores as numbers, got Python objects \(None, or values of mixed types\)$"),
         (((mbert, kp, np.ones(12), 640, 480), {}), r"scores must be \(L, 17\) = \(12, 17\) like the keypoints, got "

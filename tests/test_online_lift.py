@@ -160,5 +160,8 @@ def test_nan_scores_and_mismatched_lengths_are_refused(track) -> None:
         lift_online(mb, track, None, W, H, valid=["no"] * L)  # read as booleans, every "no" was true
     with pytest.raises(ValueError, match=r"^online lifting: frame 0: scores: expected 17 scores as numbers, got text$"):
         OnlineLifter(mb, W, H).push(track[0], ["1"] * 17)
-    ones = lift_online(mb, track, None, W, H, valid=np.ones(L, int))[0]  # 0/1 is a mask too
+    ones = lift_online(mb, track, None, W, H, valid=np.ones(L, int))[0]  # 0/1 is a mask too, as ints or floats
     np.testing.assert_array_equal(ones, lift_online(mb, track, None, W, H)[0])
+    np.testing.assert_array_equal(ones, lift_online(mb, track, None, W, H, valid=np.ones(L))[0])
+    with pytest.raises(ValueError, match=r"^lift_online: valid must be .* got other numbers than 0/1$"):
+        lift_online(mb, track, None, W, H, valid=np.full(L, 0.5))

@@ -323,7 +323,7 @@ def test_infer_det_every_runs_the_boxes_on_every_nth_frame(two_walkers, w2d: Pat
         img = tmp_path / "a.png"
         cv2.imwrite(str(img), np.zeros((32, 32, 3), np.uint8))
         est.infer(img, tmp_path / "o2", det_every=2)
-    with pytest.raises(ValueError, match="--max-frames must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="--max-frames must be a whole number >= 1, got 0"):
         est.infer(video, tmp_path / "o3", max_frames=0)
 
 

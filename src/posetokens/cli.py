@@ -106,10 +106,14 @@ def _library_warnings() -> Iterator[None]:
     said.setLevel(logging.WARNING)
     log = logging.getLogger("posetokens")
     log.addHandler(said)
+    shown = any(isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) in (sys.stderr, sys.stdout)
+                for h in logging.getLogger().handlers)  # e.g. logging.basicConfig() in a notebook
+    propagate, log.propagate = log.propagate, log.propagate and not shown  # not printed a second time there
     try:
         yield
     finally:
         log.removeHandler(said)
+        log.propagate = propagate
 
 
 def _cmd_test(args: argparse.Namespace) -> int:

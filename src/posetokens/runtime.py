@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import ctypes
 import functools
+import logging
 import math
 import numbers
 import os
@@ -189,6 +190,18 @@ def short_repr(value: Any, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters, for a user's value in a one-line message."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+_SAID: set[str] = set()  # warn_once's texts
+
+
+def warn_once(log: logging.Logger, message: str, *args: Any) -> None:
+    """``log.warning(message % args)`` the first time this process says that text (a warning about a file, not
+    repeated at every evaluation of a training)."""
+    text = message % args
+    if text not in _SAID:
+        _SAID.add(text)
+        log.warning(text)
 
 
 def warn(message: str) -> None:

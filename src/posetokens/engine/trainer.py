@@ -679,7 +679,7 @@ def check_eval_inputs(model: nn.Module, cfg: TrainCfg, protocol: Protocol) -> No
     else:
         build_samples(cfg.data, "val", model.cfg.image_size, protocol, model_codec(protocol, model))
         if cfg.data.format != "mpii":  # scored by COCOeval: its checks of the ground truth, now
-            check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset))
+            check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend)
 
 
 def evaluate_topdown(model: nn.Module, cfg: TrainCfg, protocol: Protocol, device: torch.device, out: Path) -> dict[str, float]:
@@ -730,7 +730,7 @@ def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str
     if model.task != "lifting":  # what the evaluation reads, named by its field, before any prediction (as train)
         _check_val_inputs(cfg, detections=model.task != "tokenizer")
     if writes and cfg.data.val_ann:  # the ground truth as COCOeval will read it, before the predictions
-        check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset))
+        check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend)
     metrics = evaluate_model(model, cfg, protocol, device, out_path)
     if writes:
         print(f"posetokens test: predictions written to {out_path}", file=sys.stderr)

@@ -47,7 +47,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from posetokens.fileio import atomic_write_text, check_no_overwrite, read_json
-from posetokens.runtime import is_number, is_whole, short_repr
+from posetokens.runtime import is_number, is_whole, short_repr, warn_once
 
 if TYPE_CHECKING:
     from posetokens.data.metainfo import PoseMetaInfo
@@ -181,36 +181,41 @@ def _check_scored_annotations(data: Mapping[str, Any], name: str, num_keypoints:
 
 
 def _warn_pycocotools_quirks(data: Mapping[str, Any], name: str, iou_type: str) -> None:
-    """Say where pycocotools' COCOeval scores ground truth other than it reads (as the official evaluation does):
-    an annotation id 0, and a ``num_keypoints`` that disagrees with the visibility flags about whether any
-    keypoint is labelled (it ignores a person by ``num_keypoints`` = 0; CrowdPose's counts only v = 2)."""
+    """Say (once) where pycocotools' COCOeval scores ground truth other than it reads (as the official evaluation
+    does): an annotation id 0, and a ``num_keypoints`` that disagrees with the visibility flags about whether any
+    keypoint is labelled (it ignores a person by ``num_keypoints`` = 0 whatever the flags, and keeps one whose
+    flags are all 0 when ``num_keypoints`` > 0; CrowdPose's ``num_keypoints`` counts only v = 2, so not checked)."""
     anns = data["annotations"]
     zero = [i for i, a in enumerate(anns) if int(a["id"]) == 0]
     if zero:
-        logger.warning("%s: annotations[%d] has id 0: pycocotools' COCOeval stores a match as the annotation's id and "
-                       "reads 0 as none, so that person counts as missed and its prediction as a false positive (as "
-                       "in the official evaluation); renumber the ids from 1", name, zero[0])
+        warn_once(logger, "%s: annotations[%d] has id 0: pycocotools' COCOeval stores a match as the annotation's "
+                  "id and reads 0 as none, so that person counts as missed and its prediction as a false positive "
+                  "(as in the official evaluation); renumber the ids from 1", name, zero[0])
     if iou_type != "keypoints":
         return
     odd = [i for i, a in enumerate(anns)
            if (int(a["num_keypoints"]) == 0) != (not np.any(np.asarray(a["keypoints"][2::3]) > 0))]
     if odd:
-        logger.warning("%s: %d annotation(s) whose 'num_keypoints' disagrees with their visibility flags about "
-                       "having a labelled keypoint (the first: annotations[%d]); pycocotools ignores a person by "
-                       "num_keypoints = 0", name, len(odd), odd[0])
+        warn_once(logger, "%s: %d annotation(s) whose 'num_keypoints' disagrees with their visibility flags about "
+                  "having a labelled keypoint (the first: annotations[%d]); pycocotools decides by num_keypoints "
+                  "(0: the person is ignored)", name, len(odd), odd[0])
 
 
-def check_coco_ground_truth(gt: Any, metainfo: PoseMetaInfo | str | None = None) -> None:
+def check_coco_ground_truth(gt: Any, metainfo: PoseMetaInfo | str | None = None,
+                            coco_backend: str = "pycocotools") -> None:
     """Check a COCO-style ground truth (json path, COCO object or dict) as the evaluation will, before any work:
     ``ValueError`` naming the file, the annotation and the field. With ``metainfo`` (a COCO-style dataset other
     than COCO-WholeBody, whose parts are checked by its own evaluation) also each annotation's category, area and
-    keypoint count, as :func:`evaluate_coco` checks them under that dataset's sigmas."""
+    keypoint count, as :func:`evaluate_coco` checks them under that dataset's sigmas, and (``coco_backend``
+    pycocotools) what pycocotools reads in its own way, said once."""
     from posetokens.data.metainfo import get_metainfo
 
     data, name = _load_gt(gt)
     mi = get_metainfo(metainfo) if isinstance(metainfo, str) else metainfo
     if mi is not None and mi.name != "coco_wholebody" and mi.sigmas is not None:
         _check_scored_annotations(data, name, len(mi.sigmas), mi.eval_use_area, mi.eval_iou_type == "keypoints_crowd")
+        if coco_backend == "pycocotools":
+            _warn_pycocotools_quirks(data, name, mi.eval_iou_type)
 
 
 def warn_prediction_coverage(data: Mapping[str, Any], predictions: Sequence[Mapping[str, Any]],

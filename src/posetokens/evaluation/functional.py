@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from posetokens.runtime import warn_once
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -490,9 +492,8 @@ def pckh(
         raise ValueError(f"pckh: the MPII report needs the 16 MPII joints, got K={k}; use pckh_per_joint")
     zero = np.flatnonzero(np.asarray(head_size, np.float64).reshape(-1) == 0)
     if len(zero):
-        logger.warning("pckh: %d sample(s) with a head size of 0 (the first: sample %d, a zero-size head box): their "
-                       "labelled joints count as wrong, as the official MPII script's division by 0 makes them",
-                       len(zero), zero[0])
+        warn_once(logger, "pckh: %d sample(s) with a head size of 0 (the first: sample %d): their labelled joints "
+                  "count as wrong, as the official MPII script's division by 0 makes them", len(zero), zero[0])
     pck, count = pckh_per_joint(pred, gt, mask, head_size, thr)
     out = _mpii_report(pck, count)
     out["PCKh"] = out["Mean"]

@@ -1089,9 +1089,8 @@ class PoseEstimator:
         from posetokens.inference.tracking import PoseTracker
 
         kpt_thr = self.default_kpt_thr if kpt_thr is None else kpt_thr
-        if max_frames is not None and (isinstance(max_frames, bool) or int(max_frames) != max_frames
-                                       or max_frames < 1):
-            raise ValueError(f"--max-frames must be an integer >= 1, got {max_frames}")
+        if max_frames is not None:
+            max_frames = check_count(max_frames, "--max-frames")
         src = source if isinstance(source, InputSource) else open_input(source)
         video_like = src.kind in ("video", "stream")
         if show_tokens and not self.can_show_tokens:
@@ -1595,10 +1594,10 @@ def draw_frame(res: FrameResult, metainfo: PoseMetaInfo | str, kpt_thr: float | 
     return canvas
 
 
-def load_results(path: str | Path) -> list[dict[str, Any]]:
-    """Frame records from a results json written by ``infer`` (a list, or one image's record), checked. A video's
-    ``.partial`` file left by a killed run (a JSON array without its closing ``]``) gives its complete records,
-    with a warning."""
+def load_results(path: str | Path, max_frames: int | None = None) -> list[dict[str, Any]]:
+    """Frame records from a results json written by ``infer`` (a list, or one image's record), checked; with
+    ``max_frames`` the first that many only. A video's ``.partial`` file left by a killed run (a JSON array without
+    its closing ``]``) gives its complete records, with a warning."""
     try:
         data = read_json(path, "2D keypoints")
     except ValueError:
@@ -1613,6 +1612,7 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
     records = [data] if isinstance(data, dict) else data
     if not isinstance(records, list) or not records:
         raise ValueError(f"{path}: expected a list of {{frame_id, instances}} records (or one record)")
+    records = records if max_frames is None else records[:max_frames]
     for i, r in enumerate(records):
         if not isinstance(r, dict) or "instances" not in r or not isinstance(r["instances"], list):
             raise ValueError(f"{path}: record {i} has no 'instances' list (expected {{frame_id, instances: [...]}})")
@@ -1645,8 +1645,9 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
     steps = np.diff(np.array(ids, np.int64))
     if (steps < 1).any():
         i = int(np.argmax(steps < 1)) + 1
-        raise ValueError(f"{path}: record {i}: 'frame_id' = {ids[i]} after {ids[i - 1]} (record {i - 1}); expected "
-                         "increasing frame ids, one record per frame, in the order the frames were shown")
+        named = lambda j: f"'frame_id' = {ids[j]}" if "frame_id" in records[j] else f"no 'frame_id' (its place, {j})"
+        raise ValueError(f"{path}: record {i}: {named(i)} after {ids[i - 1]} (record {i - 1}); expected increasing "
+                         "frame ids, one record per frame, in the order the frames were shown")
     if (steps > 1).any():
         i = int(np.argmax(steps > 1)) + 1
         warn(f"{path}: the frame ids skip {int((steps - 1).sum())} frame(s) (the first after frame {ids[i - 1]}): "

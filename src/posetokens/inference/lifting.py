@@ -110,6 +110,8 @@ def coco_to_h36m(keypoints: np.ndarray, scores: np.ndarray | None = None) -> tup
         raise ValueError(f"coco_to_h36m expects COCO-17 keypoints (..., 17, 2), got {k.shape}")
     s = np.ones(k.shape[:-1]) if scores is None else number_array(scores, "coco_to_h36m: scores",
                                                                    f"scores {k.shape[:-1]} like the keypoints")
+    if s.shape == (*k.shape[:-1], 1):  # (..., 17, 1), as the lifters take them
+        s = s[..., 0]
     if s.shape != k.shape[:-1]:
         raise ValueError(f"coco_to_h36m: scores must be {k.shape[:-1]} like the keypoints (..., 17, 2), got {s.shape}")
     return np.einsum("jk,...kc->...jc", _MAP, k), np.einsum("jk,...k->...j", _MAP, s)
@@ -239,12 +241,14 @@ def lift_sequence(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | 
     note_if_random_weights(model, "the lifting model")  # create_model's, without weights: said once per model
     length, f = len(kp), model_frames(model)
     x = normalize_screen_coordinates(kp, width, height)
-    if getattr(model.cfg, "in_channels", 2) == 3 and scores is not None:
+    sc = None
+    if scores is not None:  # checked for every model, used by those that take them (3 input channels)
         sc = number_array(scores, "lift_sequence: scores", f"(L, 17) = ({length}, 17) scores")
         if sc.shape == (length, 17, 1):  # as the online lifter takes them
             sc = sc[..., 0]
         if sc.shape != (length, 17):
             raise ValueError(f"lift_sequence: scores must be (L, 17) = ({length}, 17) like the keypoints, got {sc.shape}")
+    if getattr(model.cfg, "in_channels", 2) == 3 and sc is not None:
         if not np.isfinite(sc).all():
             t, j = np.argwhere(~np.isfinite(sc))[0]
             raise ValueError(f"lift_sequence: scores[{t}, {j}] = {sc[t, j]} is not finite; expected finite scores "
@@ -475,11 +479,9 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         if unused:  # its 2D is in the file: they would be ignored
             raise ValueError(f"{', '.join(unused)} applies to a video or a stream (its 2D pass); {src} is a "
                              "2D-keypoint json")
-        records = load_results(src)
         if max_frames is not None:
-            if isinstance(max_frames, bool) or int(max_frames) != max_frames or max_frames < 1:
-                raise ValueError(f"--max-frames must be an integer >= 1, got {max_frames}")
-            records = records[:int(max_frames)]
+            max_frames = check_count(max_frames, "--max-frames")
+        records = load_results(src, max_frames)  # the frames it lifts, checked
         layout = _json_layout(records, layout, src)
         stack_instances(records, 17, str(src))
         w, h = _frame_size(records, image_size, src)

@@ -192,9 +192,9 @@ def lift_online(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | No
     if kp.ndim != 3 or kp.shape[1:] != (17, 2):
         raise ValueError(f"lift_online expects H36M-17 keypoints (L, 17, 2), got {kp.shape}")
     ok = np.ones(len(kp), bool) if valid is None else np.asarray(valid)
-    if ok.dtype.kind not in "biu":  # as booleans, text such as "no" would count as true
-        raise ValueError(f"lift_online: valid must be (L,) = ({len(kp)},) booleans (or 0/1), got values of type "
-                         f"{ok.dtype}")
+    if ok.dtype.kind not in "biuf" or not np.isin(ok, (0, 1)).all():  # as booleans, "no" or 0.5 would be true
+        raise ValueError(f"lift_online: valid must be (L,) = ({len(kp)},) booleans (or 0/1), got "
+                         + (f"values of type {ok.dtype}" if ok.dtype.kind not in "biuf" else "other numbers than 0/1"))
     ok = ok != 0
     if ok.size == len(kp):  # (L,) or (L, 1)
         ok = ok.reshape(-1)
