@@ -409,6 +409,15 @@ def test_the_two_cocoevals_on_an_id_0_and_a_num_keypoints_that_disagrees(caplog:
     assert xt["AP"] == pytest.approx(1.0)
 
 
+def test_ground_truth_without_an_annotated_person_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    """COCOeval has nothing to recall: every metric is -1, now said."""
+    data = json.loads(GT_COCO.read_text())
+    with caplog.at_level("WARNING"):
+        out = evaluate_coco({**data, "annotations": []}, [_valid_pred()], COCO_SIGMAS)
+    assert set(out.values()) == {-1.0}
+    assert "<GT dict>: no annotated person in its listed images" in caplog.text
+
+
 def test_a_coco_metric_outfile_over_its_ground_truth_is_refused(tmp_path: Path) -> None:
     """It wrote the predictions over the ground truth, then failed reading it: the ground truth was lost."""
     gt = tmp_path / "gt.json"

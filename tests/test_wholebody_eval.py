@@ -256,3 +256,15 @@ def test_protocol_evaluation_reports_every_part() -> None:
     # the official rule reads each result's padded-box 'area'; results without one are refused
     with pytest.raises(ValueError, match=r"entry \[0\]: field 'area' is missing.*nms_area='keypoints'"):
         evaluate_keypoints(str(GT_PATH), preds, "coco_wholebody", EvalRule(rescore_thr=0.01, nms_area="box"))
+
+
+def test_predictions_without_a_positive_score_are_said(caplog: pytest.LogCaptureFixture) -> None:
+    """xtcocotools' rule drops a prediction with no keypoint score > 0: all such, every metric is 0.0, now said
+    (the COCO path said it already)."""
+    preds = _gt_as_predictions(_raw())
+    for p in preds:
+        p["keypoints"] = [0.0 if i % 3 == 2 else v for i, v in enumerate(p["keypoints"])]
+    with caplog.at_level("WARNING"):
+        res = evaluate_wholebody(str(GT_PATH), preds, rescore=False)
+    assert {v for m in res.values() for v in m.values()} == {0.0, -1.0}  # -1: no medium faces in the ground truth
+    assert "no prediction has a keypoint score > 0" in caplog.text

@@ -300,6 +300,9 @@ def evaluate_wholebody(
     validate_coco_results(preds, NUM_WHOLEBODY_KEYPOINTS, image_ids, source=src)
     warn_prediction_coverage(data, preds, src, gt_name)
     results = prepare_coco_results(preds, sigmas, rescore, rescore_thr, nms_thr, nms_vis_thr, nms_area, src)
+    if results and not any(np.any(np.asarray(r["keypoints"][2::3]) > 0) for r in results):
+        logger.warning("%s: no prediction has a keypoint score > 0; the whole-body evaluation (xtcocotools' rule) "
+                       "drops such predictions, so every metric is 0.0", src)
 
     if use_xt:
         out = _eval_xtcocotools(data, results, sigmas)
