@@ -681,10 +681,10 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "gt-checked-at-first-eval", "train and test check the ground truth as COCOeval reads it before any work",
         "src/posetokens/engine/trainer.py",
-        (("            check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset))\n",
+        (("            check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend)\n",
           "            pass\n"),
-         ("        check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset))\n    metrics",
-          "        pass\n    metrics")),
+         ("        check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend)\n"
+          "    metrics", "        pass\n    metrics")),
         ("tests/test_errors_training.py::test_refused_or_reported[val-ann-negative-area]",
          "tests/test_errors_training.py::test_refused_or_reported[test-val-ann-negative-area]"),
     ),
