@@ -753,10 +753,17 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_errors_training.py::test_refused_or_reported[test-val-det-empty]",),
     ),
     Mutant(
+        "launcher-overrides-ignored-sigint",
+        "the launcher leaves a SIGINT inherited ignored (a background job) ignored",
+        "src/posetokens_launch.py",
+        (("    deferring = previous is _signal.default_int_handler", "    deferring = True"),),
+        ("tests/test_runtime.py::test_ctrl_c_inherited_ignored_stays_ignored",),
+    ),
+    Mutant(
         "gt-quirks-said-every-evaluation", "a warning about the ground truth is said once a process, not at every "
         "evaluation of a training",
         "src/posetokens/runtime.py",
-        (("    if text not in _SAID:", "    if True:"),),
+        (("    if _SAID is None or text not in _SAID:", "    if True:"),),
         ("tests/test_coco_eval.py::test_the_two_cocoevals_on_an_id_0_and_a_num_keypoints_that_disagrees",),
     ),
     Mutant(
@@ -776,7 +783,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "ctrl-c-while-loading-traces", "Ctrl-C while the command imports torch is one line, not a traceback",
         "src/posetokens_launch.py",
-        (("    deferring = previous is signal.default_int_handler", "    deferring = False"),),
+        (("    deferring = previous is _signal.default_int_handler", "    deferring = False"),),
         ("tests/test_runtime.py::test_ctrl_c_while_torch_loads_is_one_line",),
     ),
 )

@@ -34,6 +34,7 @@ from posetokens.evaluation import (
     validate_coco_results,
     write_coco_results,
 )
+from posetokens.runtime import one_run
 
 GT_COCO = DATA / "coco" / "test_coco.json"
 GT_CROWD = DATA / "crowdpose" / "test_crowdpose.json"
@@ -379,24 +380,24 @@ def _one_person(ann_id: int, num_keypoints: int | None = None) -> tuple[dict, li
     return {**data, "images": [img], "annotations": [ann]}, [pred]
 
 
-def test_the_two_cocoevals_on_an_id_0_and_a_num_keypoints_that_disagrees(caplog: pytest.LogCaptureFixture,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_two_cocoevals_on_an_id_0_and_a_num_keypoints_that_disagrees(caplog: pytest.LogCaptureFixture) -> None:
     """Hand cases on pycocotools' and xtcocotools' COCOeval code. One person, predicted exactly:
     * annotation id 0: pycocotools stores a match as the annotation id and reads 0 as none (dtm), so the
       prediction is a false positive and AP is 0; xtcocotools marks none with -1: AP 1 (a review measured 0.5480 with
       the real xtcocotools where the emulation gave pycocotools' 0.4897);
     * num_keypoints 0 with labelled keypoints: pycocotools ignores the person (no GT left: AP -1); xtcocotools counts
       the flags (v > 0): AP 1.
-    pycocotools' readings are the official ones for its protocols, each said once a process."""
-    monkeypatch.setattr("posetokens.runtime._SAID", set())  # said before, by another test, it would not be again
+    pycocotools' readings are the official ones for its protocols, each said once a run."""
     gt, preds = _one_person(0)
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING"), one_run():  # as in a training: said at the first evaluation only
         assert evaluate_coco(gt, preds, COCO_SIGMAS, rescore=False, nms_thr=None)["AP"] == 0.0
-    assert "annotations[0] has id 0: pycocotools' COCOeval stores a match as the annotation's id" in caplog.text
-    caplog.clear()
-    with caplog.at_level("WARNING"):
         evaluate_coco(gt, preds, COCO_SIGMAS, rescore=False, nms_thr=None)
-    assert "has id 0" not in caplog.text  # once a process, not at every evaluation of a training
+    assert caplog.text.count("annotations[0] has id 0: pycocotools' COCOeval stores a match as the annotation") == 1
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # outside a run (a notebook's calls): every time
+        evaluate_coco(gt, preds, COCO_SIGMAS, rescore=False, nms_thr=None)
+        evaluate_coco(gt, preds, COCO_SIGMAS, rescore=False, nms_thr=None)
+    assert caplog.text.count("has id 0") == 2
     xt = evaluate_coco(gt, preds, COCO_SIGMAS, rescore=False, nms_thr=None, coco_backend="xtcocotools")
     assert xt["AP"] == pytest.approx(1.0)
     assert evaluate_coco(*_one_person(7), COCO_SIGMAS, rescore=False, nms_thr=None)["AP"] == pytest.approx(1.0)
@@ -416,6 +417,10 @@ def test_ground_truth_without_an_annotated_person_is_said(caplog: pytest.LogCapt
         out = evaluate_coco({**data, "annotations": []}, [_valid_pred()], COCO_SIGMAS)
     assert set(out.values()) == {-1.0}
     assert "<GT dict>: no annotated person in its listed images" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # nothing to score at all: 0.0, said as such (not -1)
+        assert set(evaluate_coco({**data, "annotations": []}, [], COCO_SIGMAS).values()) == {0.0}
+    assert "every metric is -1" not in caplog.text and "every metric is 0.0" in caplog.text
 
 
 def test_a_coco_metric_outfile_over_its_ground_truth_is_refused(tmp_path: Path) -> None:

@@ -607,17 +607,19 @@ def _lift_frames_case(frame_ids: list[int | None], message: str, rc: int = 2, *f
 LIFT_JSON_CASES = [
     # frames out of order or repeated were lifted in the list's order, as if consecutive
     pytest.param(_lift_frames_case([0, 1, 1, 2], r"^posetokens lift: error: \S+frames\.json: record 2: 'frame_id' = 1 "
-                                   r"after 1 \(record 1\); expected increasing frame ids, one record per frame, in the "
-                                   r"order the frames were shown$"), id="lift-json-frame-id-repeated"),
-    pytest.param(_lift_frames_case([0, 2, 1], r"record 2: 'frame_id' = 1 after 2 \(record 1\); expected increasing"),
+                                   r"after record 1's 'frame_id' = 1; expected increasing frame ids, one record per "
+                                   r"frame, in the order the frames were shown$"), id="lift-json-frame-id-repeated"),
+    pytest.param(_lift_frames_case([0, 2, 1], r"record 2: 'frame_id' = 1 after record 1's 'frame_id' = 2; expected"),
                  id="lift-json-frame-ids-out-of-order"),
+    pytest.param(_lift_frames_case([None, 0], r"record 1: 'frame_id' = 0 after record 0's no 'frame_id' \(its place, "
+                                   r"0\); expected"), id="lift-json-frame-id-after-a-record-without"),
     pytest.param(_lift_frames_case([0, 1, 4, 5], r"posetokens: warning: \S+frames\.json: the frame ids skip 2 "
                                    r"frame\(s\) \(the first after frame 1\): the records are lifted as consecutive "
                                    r"frames", 0), id="lift-json-frame-ids-skip-said"),
     pytest.param(_lift_frames_case([0, 1, 2, 9], r"3 frame\(s\), 3 with a person", 0, "--max-frames", "3",
                                    not_in_output="frame ids skip"), id="lift-json-skip-past-max-frames-not-said"),
-    pytest.param(_lift_frames_case([5, None], r"record 1: no 'frame_id' \(its place, 1\) after 5 \(record 0\); "
-                                   r"expected increasing frame ids"), id="lift-json-frame-id-missing-after-later"),
+    pytest.param(_lift_frames_case([5, None], r"record 1: no 'frame_id' \(its place, 1\) after record 0's 'frame_id' "
+                                   r"= 5; expected increasing frame ids"), id="lift-json-frame-id-missing-after-later"),
     pytest.param(_lift_json_case(lambda r, i: i.update(keypoints=[[str(v) for v in p] for p in i["keypoints"]]),
                                  r"record 0 instance 0: 'keypoints' = \[\['.*; expected numbers, \(17, 2\) \[x, y\] "
                                  r"pairs$"), id="lift-json-keypoints-as-text"),  # float64 read the digits

@@ -336,9 +336,6 @@ CASES = [
     Case("test-val-det-empty", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{fresh}/preds.json",
                                 "--set", "data.val_det={root}/no_dets.json"], 2,  # was NumPy's concatenate error
          E + r"\S+no_dets.json: no detection left to evaluate; expected at least one person box to predict$"),
-    Case("test-val-ann-id-0-said", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{fresh}/preds.json",
-                                    "--set", "data.val_ann={root}/val_id0.json"], 0,  # pycocotools' reading, said
-         r"\S+val_id0.json: annotations\[0\] has id 0: pycocotools' COCOeval stores a match ", untouched=False),
     Case("test-val-ann-other-category", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out",
                                          "{fresh}/preds.json", "--set", "data.val_ann={root}/val_other_category.json"],
          2, E + r"\S+val_other_category.json: annotations\[1\] \(id=\d+\): field 'category_id' = 3 is not one of "
@@ -417,6 +414,30 @@ def test_refused_or_reported(case: Case, world: dict[str, Path], tmp_path: Path,
         assert not (sandbox / "fresh").exists(), "a refused run created its work dir"
     if case.check is not None:
         case.check(sandbox, world, before)
+
+
+def test_the_ground_truths_pycocotools_readings_are_said_once_before_test_predicts(
+        world: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Annotation ids from 0 (as some conversions write them): pycocotools' reading is kept (the official
+    evaluation's) and said, once, by the early check before any prediction (the evaluation does not say it again)."""
+    from posetokens.engine import trainer
+
+    shutil.copytree(world["finished"], tmp_path / "run")
+    args = ["test", str(world["recipe"]), "--weights", str(tmp_path / "run" / "final.pth"), "--out",
+            str(tmp_path / "preds.json"), "--set", f"data.val_ann={world['root']}/val_id0.json"]
+    said = r"posetokens: warning: \S+val_id0\.json: annotations\[0\] has id 0: pycocotools' COCOeval stores a match .*"
+
+    def not_yet(*a: object, **k: object) -> None:
+        raise ValueError("stopped before predicting")
+
+    with monkeypatch.context() as m:
+        m.setattr(trainer, "evaluate_model", not_yet)
+        assert cli(args) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if re.fullmatch(said, line)] and err[-1].endswith("stopped before predicting"), err
+    assert cli(args) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len([line for line in err if re.fullmatch(said, line)]) == 1, err
 
 
 def test_checkpoints_honour_the_umask(world: dict[str, Path], tmp_path: Path) -> None:

@@ -161,8 +161,7 @@ def test_pckh_threshold_ring_counts_as_official() -> None:
     assert pck[0] == 0.0 and count[0] == 1
 
 
-def test_a_zero_head_size_counts_its_joints_as_wrong(caplog: pytest.LogCaptureFixture,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_zero_head_size_counts_its_joints_as_wrong(caplog: pytest.LogCaptureFixture) -> None:
     # The official MPII script divides by the head size: 0 gives inf (or 0/0 = NaN), never <= a threshold, while the
     # joints still count. Sample 1 (errors 12, 8, 2, 30) with head size 0 instead of 20: joint 0 was 1/2 -> 1/2,
     # joint 1 2/2 -> 1/2, joint 2 1/2 -> 0/2 (its 0.1 no longer counts), joint 3 0/1 -> 0/1.
@@ -173,7 +172,6 @@ def test_a_zero_head_size_counts_its_joints_as_wrong(caplog: pytest.LogCaptureFi
     assert pckh_per_joint(exact, GT, MASK, [10.0, 0.0])[0].tolist() == [50.0, 50.0, 50.0, 0.0]
     with pytest.raises(ValueError, match=r"^pckh: head size -1\.0 of sample 1 is negative or not finite"):
         pckh_per_joint(PRED, GT, MASK, [10.0, -1.0])
-    monkeypatch.setattr("posetokens.runtime._SAID", set())  # said once a process
     boxes = np.zeros((2, 2, 2))
     boxes[0, 1] = [30.0, 40.0]  # sample 1's box has zero size
     with caplog.at_level("WARNING", logger="posetokens"):

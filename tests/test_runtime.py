@@ -121,11 +121,29 @@ def test_the_console_command_starts_outside_the_package() -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches /proc/PID/maps")
-@pytest.mark.parametrize("delay", [0.0, 0.15, 0.3])
+@pytest.mark.parametrize("delay", [0.0, 0.15])
 def test_ctrl_c_while_torch_loads_is_one_line(delay: float) -> None:
     # SIGINT once libtorch is mapped (plus a delay): torch's import has begun and takes about a second more. Before,
     # Python's KeyboardInterrupt traceback came out through torch's import, or the library being imported swallowed
     # it (the listing then ran to the end, exit 0, or a half-imported numpy raised RecursionError later).
+    rc, err = _interrupt_the_launcher("signal.default_int_handler", delay)
+    if delay == 0.0:
+        assert (rc, err) == (130, "posetokens: interrupted\n")
+    else:  # on a fast host the imports may be done: then the command's own handler says it
+        assert rc == 130 and err in ("posetokens: interrupted\n", "posetokens models: interrupted\n"), (rc, err)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches /proc/PID/maps")
+def test_ctrl_c_inherited_ignored_stays_ignored() -> None:
+    # a process started in the background by a non-interactive shell inherits SIGINT ignored: the launcher leaves it so
+    rc, err = _interrupt_the_launcher("signal.SIG_IGN", 0.0)
+    assert (rc, err) == (0, "")
+
+
+def _interrupt_the_launcher(handler: str, delay: float) -> tuple[int, str]:
+    """``posetokens models`` through the launcher, with ``handler`` for SIGINT as it starts (Python's own, as from a
+    terminal; CI runs in the background, where SIGINT is inherited ignored), sent SIGINT ``delay`` s after libtorch
+    is mapped."""
     import time
 
     def ready(proc: subprocess.Popen) -> bool:
@@ -134,9 +152,6 @@ def test_ctrl_c_while_torch_loads_is_one_line(delay: float) -> None:
         time.sleep(delay)
         return True
 
-    # Python's own SIGINT handler, as a process started from a terminal has (one started in the background by a
-    # non-interactive shell, as CI is, inherits SIGINT ignored, which the launcher leaves as it is)
-    child = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); import posetokens_launch; "
+    child = (f"import signal, sys; signal.signal(signal.SIGINT, {handler}); import posetokens_launch; "
              "sys.exit(posetokens_launch.main())")
-    rc, err = interrupt_when([sys.executable, "-c", child, "models"], ready)
-    assert (rc, err) == (130, "posetokens: interrupted\n")
+    return interrupt_when([sys.executable, "-c", child, "models"], ready)

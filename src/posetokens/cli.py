@@ -105,15 +105,16 @@ def _library_warnings() -> Iterator[None]:
     said.setFormatter(logging.Formatter("posetokens: warning: %(message)s"))
     said.setLevel(logging.WARNING)
     log = logging.getLogger("posetokens")
-    log.addHandler(said)
     shown = any(isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) in (sys.stderr, sys.stdout)
-                for h in logging.getLogger().handlers)  # e.g. logging.basicConfig() in a notebook
-    propagate, log.propagate = log.propagate, log.propagate and not shown  # not printed a second time there
+                for h in logging.getLogger().handlers)  # e.g. logging.basicConfig() in a notebook: shown there
+    if shown:
+        yield
+        return
+    log.addHandler(said)
     try:
         yield
     finally:
         log.removeHandler(said)
-        log.propagate = propagate
 
 
 def _cmd_test(args: argparse.Namespace) -> int:

@@ -192,15 +192,27 @@ def short_repr(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-_SAID: set[str] = set()  # warn_once's texts
+_SAID: set[str] | None = None  # warn_once's texts within the current run (None: outside one)
+
+
+@contextlib.contextmanager
+def one_run() -> Iterator[None]:
+    """The scope of one run (a training, a test): within it :func:`warn_once` says each text once."""
+    global _SAID
+    outer, _SAID = _SAID, set()
+    try:
+        yield
+    finally:
+        _SAID = outer
 
 
 def warn_once(log: logging.Logger, message: str, *args: Any) -> None:
-    """``log.warning(message % args)`` the first time this process says that text (a warning about a file, not
-    repeated at every evaluation of a training)."""
+    """``log.warning(message % args)``, once per run within :func:`one_run` (a warning about a file, not repeated
+    at every evaluation of a training), every time outside one."""
     text = message % args
-    if text not in _SAID:
-        _SAID.add(text)
+    if _SAID is None or text not in _SAID:
+        if _SAID is not None:
+            _SAID.add(text)
         log.warning(text)
 
 

@@ -46,7 +46,7 @@ from posetokens.fileio import (FolderLock, archive_path, atomic_write_text, chec
                                lock_busy_message, lock_holder, read_json, require_file, same_file, writable_dir)
 from posetokens.protocols import Protocol
 from posetokens.registry import create_model
-from posetokens.runtime import (Interrupted, interruptible, retain_freed_memory, short_repr, signal_name,
+from posetokens.runtime import (Interrupted, interruptible, one_run, retain_freed_memory, short_repr, signal_name,
                                 signals_deferred)
 
 logger = logging.getLogger(__name__)
@@ -182,6 +182,7 @@ def build_model(cfg: TrainCfg) -> nn.Module:
     return create_model(cfg.model.name, weights=cfg.model.weights, **cfg.model.overrides)
 
 
+@one_run()  # a warning about the val set is said once, not at every evaluation
 def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
           allow_config_change: bool = False) -> dict[str, Any]:
     """Train ``cfg``; returns the last evaluation metrics (empty when none ran).
@@ -697,6 +698,7 @@ def evaluate_topdown(model: nn.Module, cfg: TrainCfg, protocol: Protocol, device
     return coco_metrics(cfg.data.val_ann, results, metainfo, protocol.eval)
 
 
+@one_run()  # the early check of the ground truth and the evaluation say a warning once
 def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str, float]:
     """Evaluate ``weights`` on a val/test set (COCO AP, PCKh, MPJPE, JDR...). A checkpoint we wrote rebuilds its
     model, protocol and (without ``cfg``) its recipe by itself; an official one needs ``cfg`` for the zoo name."""

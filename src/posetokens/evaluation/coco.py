@@ -233,9 +233,6 @@ def warn_prediction_coverage(data: Mapping[str, Any], predictions: Sequence[Mapp
               if not a.get("iscrowd", 0) and _labelled(a) and int(a["image_id"]) in listed}
     covered = {int(r["image_id"]) for r in predictions}
     missing = sorted(people - covered)
-    if not people:  # COCOeval then has nothing to recall: -1 throughout
-        logger.warning("%s: no annotated person in its listed images (none with a labelled keypoint outside crowd "
-                       "regions); every metric is -1 (undefined)", gt_name)
     if not predictions:
         logger.warning("%s: 0 predictions (an empty results file); every metric is 0.0 (%d ground-truth images "
                        "with annotated people)", source, len(people))
@@ -616,6 +613,10 @@ def evaluate_coco(
             logger.warning("%s: no prediction left to evaluate (%d given, none with a keypoint score > 0 under "
                            "the xtcocotools rule); every metric is 0.0", source, len(preds))
         return dict.fromkeys(names, 0.0)
+    listed = {int(img["id"]) for img in data["images"]}
+    if not any(not a.get("iscrowd", 0) and _labelled(a) and int(a["image_id"]) in listed for a in data["annotations"]):
+        logger.warning("%s: no annotated person in its listed images (none with a labelled keypoint outside crowd "
+                       "regions); COCOeval has nothing to recall: every metric is -1 (undefined)", gt_name)
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):

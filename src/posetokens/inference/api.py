@@ -1612,7 +1612,7 @@ def load_results(path: str | Path, max_frames: int | None = None) -> list[dict[s
     records = [data] if isinstance(data, dict) else data
     if not isinstance(records, list) or not records:
         raise ValueError(f"{path}: expected a list of {{frame_id, instances}} records (or one record)")
-    records = records if max_frames is None else records[:max_frames]
+    records = records if max_frames is None else records[:check_count(max_frames, "max_frames")]
     for i, r in enumerate(records):
         if not isinstance(r, dict) or "instances" not in r or not isinstance(r["instances"], list):
             raise ValueError(f"{path}: record {i} has no 'instances' list (expected {{frame_id, instances: [...]}})")
@@ -1646,7 +1646,7 @@ def load_results(path: str | Path, max_frames: int | None = None) -> list[dict[s
     if (steps < 1).any():
         i = int(np.argmax(steps < 1)) + 1
         named = lambda j: f"'frame_id' = {ids[j]}" if "frame_id" in records[j] else f"no 'frame_id' (its place, {j})"
-        raise ValueError(f"{path}: record {i}: {named(i)} after {ids[i - 1]} (record {i - 1}); expected increasing "
+        raise ValueError(f"{path}: record {i}: {named(i)} after record {i - 1}'s {named(i - 1)}; expected increasing "
                          "frame ids, one record per frame, in the order the frames were shown")
     if (steps > 1).any():
         i = int(np.argmax(steps > 1)) + 1
