@@ -36,6 +36,7 @@ from posetokens.evaluation.h36m_protocol import (
     HOT_ACTIONS,
     HotProtocolAccumulator,
     MotionBERTFrameAccumulator,
+    absent_classes_note,
     hot_action_key,
 )
 from posetokens.evaluation.pose3d import ActionErrorAccumulator
@@ -189,13 +190,10 @@ class _ProtocolScorer:
             self.extras.update(pred, target, actions)
 
     def compute(self) -> dict[str, float]:
-        out = self.acc.compute().metrics()
-        if self.absent:
-            k, n = len(HOT_ACTIONS) - len(self.absent), len(HOT_ACTIONS)
-            warn(f"MPJPE and P-MPJPE average HoT's {n} action classes with the {len(self.absent)} this test set lacks "
-                 f"counted as 0 (as HoT's print_error_action; the full test set has all {n}): over the {k} present "
-                 f"they are {out['MPJPE'] * n / k:.2f} and {out['P-MPJPE'] * n / k:.2f} mm (absent: "
-                 f"{', '.join(self.absent)})")
+        res = self.acc.compute()
+        out = res.metrics()
+        if self.absent:  # the full test set has them all
+            warn(absent_classes_note(res, HOT_ACTIONS))
         if self.extras is not None:
             res = self.extras.compute()
             names = {"n_mpjpe": "N-MPJPE", "mpjve": "MPJVE"}

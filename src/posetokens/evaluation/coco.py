@@ -229,8 +229,7 @@ def warn_prediction_coverage(data: Mapping[str, Any], predictions: Sequence[Mapp
         shown = ", ".join(str(i) for i in unlisted[:5]) + (", ..." if len(unlisted) > 5 else "")
         logger.warning("%s: annotations of %d image id(s) not in its 'images' (%s) are not scored", gt_name,
                        len(unlisted), shown)
-    people = {int(a["image_id"]) for a in data["annotations"]
-              if not a.get("iscrowd", 0) and _labelled(a) and int(a["image_id"]) in listed}
+    people = _images_with_people(data)
     covered = {int(r["image_id"]) for r in predictions}
     missing = sorted(people - covered)
     if not predictions:
@@ -241,6 +240,13 @@ def warn_prediction_coverage(data: Mapping[str, Any], predictions: Sequence[Mapp
         logger.warning("%s: %d of %d ground-truth images with annotated people have no prediction (image ids %s); "
                        "their people count as missed", source, len(missing), len(people), shown)
     return len(missing)
+
+
+def _images_with_people(data: Mapping[str, Any]) -> set[int]:
+    """The listed images with an annotated person COCOeval scores (not a crowd region, a labelled keypoint)."""
+    listed = {int(img["id"]) for img in data["images"]}
+    return {int(a["image_id"]) for a in data["annotations"]
+            if not a.get("iscrowd", 0) and _labelled(a) and int(a["image_id"]) in listed}
 
 
 def _box_score(r: Mapping[str, Any]) -> float:
@@ -613,8 +619,7 @@ def evaluate_coco(
             logger.warning("%s: no prediction left to evaluate (%d given, none with a keypoint score > 0 under "
                            "the xtcocotools rule); every metric is 0.0", source, len(preds))
         return dict.fromkeys(names, 0.0)
-    listed = {int(img["id"]) for img in data["images"]}
-    if not any(not a.get("iscrowd", 0) and _labelled(a) and int(a["image_id"]) in listed for a in data["annotations"]):
+    if not _images_with_people(data):
         logger.warning("%s: no annotated person in its listed images (none with a labelled keypoint outside crowd "
                        "regions); COCOeval has nothing to recall: every metric is -1 (undefined)", gt_name)
 

@@ -211,13 +211,24 @@ def evaluate_hot(pred: Any, target: Any, actions: Sequence[str], *, p2_batch_siz
     acc = HotProtocolAccumulator(p2_batch_size=p2_batch_size, all_actions=all_actions, root=root, scale=scale)
     acc.update(pred, target, actions)
     res = acc.compute()
-    if all_actions is not None and res.info["num_absent_classes"]:
-        absent = [a for a in all_actions if a not in res.per_action_p1]
-        n, k = len(all_actions), len(all_actions) - len(absent)
-        logger.warning("evaluate_hot: %d of the %d action classes have no window (%s): they count as 0 in MPJPE "
-                       "and P-MPJPE, as in HoT's print_error_action; over the %d present they are %.2f and %.2f mm",
-                       len(absent), n, ", ".join(absent), k, res.p1 * n / k, res.p2 * n / k)
+    note = absent_classes_note(res, all_actions)
+    if note:
+        logger.warning("evaluate_hot: %s", note)
     return res
+
+
+def absent_classes_note(res: H36MProtocolResult, all_actions: Sequence[str] | None) -> str:
+    """What to say when classes of ``all_actions`` have no window ("" when none): they count as 0 in HoT's overall
+    MPJPE and P-MPJPE (``print_error_action``), with the means over the classes present."""
+    if all_actions is None:
+        return ""
+    absent = [a for a in all_actions if a not in res.per_action_p1]
+    if not absent:
+        return ""
+    n, k = len(all_actions), len(all_actions) - len(absent)
+    return (f"{len(absent)} of the {n} action classes have no window ({', '.join(absent)}): they count as 0 in MPJPE "
+            f"and P-MPJPE, as in HoT's print_error_action; over the {k} present they are {res.p1 * n / k:.2f} and "
+            f"{res.p2 * n / k:.2f} mm")
 
 
 class HotProtocolAccumulator:

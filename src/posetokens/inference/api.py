@@ -64,7 +64,7 @@ from posetokens.protocols.predict import crop_to_image, predict_outputs
 from posetokens.protocols.topdown import build_pipeline
 from posetokens.registry import create_model, default_protocol, has_random_weights, note_if_random_weights
 from posetokens.runtime import (Interrupted, check_count, check_device, check_flag, interruptible, is_number, is_whole,
-                                short_repr, signal_name, signals_deferred, warn)
+                                number_array, short_repr, signal_name, signals_deferred, warn)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -635,12 +635,9 @@ def check_boxes(boxes: Any, scores: Any, where: str = "bboxes",
     if isinstance(boxes, (str, Path, dict)):
         raise ValueError(f"{where}: got a {type(boxes).__name__}; expected (N, 4) boxes [x1, y1, x2, y2] (a detections "
                          "json path goes to the estimator's call or --boxes)")
-    try:
-        b = np.asarray(boxes)
-        if b.dtype.kind not in "iuf":  # text, complex numbers, None: float64 would read digits, drop imaginary parts
-            raise TypeError
-        b = b.astype(np.float64)
-    except (TypeError, ValueError, RuntimeError):
+    try:  # text, complex numbers, None: float64 would read digits, drop imaginary parts
+        b = number_array(boxes, where, "boxes")
+    except ValueError:
         raise ValueError(f"{where}: not an array of numbers (N, 4) [x1, y1, x2, y2]; got {type(boxes).__name__} "
                          f"{short_repr(boxes)}") from None
     if b.ndim == 1 and b.shape[0] == 4:
@@ -651,11 +648,8 @@ def check_boxes(boxes: Any, scores: Any, where: str = "bboxes",
         else:
             raise ValueError(f"{where}: shape {np.shape(boxes)}, expected (N, 4) boxes [x1, y1, x2, y2]")
     try:
-        s = np.ones(len(b)) if scores is None else np.asarray(scores).reshape(-1)
-        if s.dtype.kind not in "iuf":
-            raise TypeError
-        s = s.astype(np.float64)
-    except (TypeError, ValueError, RuntimeError):
+        s = np.ones(len(b)) if scores is None else number_array(scores, where, "box scores").reshape(-1)
+    except ValueError:
         raise ValueError(f"{where}: the box scores are not numbers (N,); got {type(scores).__name__} "
                          f"{short_repr(scores)}") from None
     if len(s) != len(b):
@@ -1663,12 +1657,9 @@ def stack_instances(records: Sequence[dict[str, Any]], num_keypoints: int, path:
             arrays = []
             for key, shape in (("keypoints", f"({num_keypoints}, 2) [x, y] pairs"), ("keypoint_scores",
                                                                                      f"({num_keypoints},) scores")):
-                try:
-                    values = np.asarray(inst[key])
-                    if values.dtype.kind not in "iuf":  # text: float64 would read the digits of "12.5"
-                        raise TypeError
-                    arrays.append(values.astype(np.float64))
-                except (TypeError, ValueError):
+                try:  # text: float64 would read the digits of "12.5"
+                    arrays.append(number_array(inst[key], path, shape))
+                except ValueError:
                     raise ValueError(f"{path}: record {i} instance {j}: {key!r} = {short_repr(inst[key])}; expected "
                                      f"numbers, {shape}") from None
             k, s = arrays
