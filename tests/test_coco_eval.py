@@ -366,7 +366,7 @@ def test_crowd_index_is_checked() -> None:
         bad = copy.deepcopy(data)
         bad["images"][1]["crowdIndex"] = value
         with pytest.raises(ValueError, match=r"^<GT dict>: images\[1\] \(id=\d+\): field 'crowdIndex' must be a finite "
-                                             rf"number >= 0 \(CrowdPose's easy/medium/hard splits\), got {shown}$"):
+                                             rf"number >= 0 \(CrowdPose's easy/medium/hard splits\); got {shown}$"):
             evaluate_coco(bad, preds, CROWD_SIGMAS, iou_type="keypoints_crowd", use_area=False)
 
 

@@ -158,9 +158,9 @@ def _check_scored_annotations(data: Mapping[str, Any], name: str, num_keypoints:
         for i, img in enumerate(data["images"]):
             c = img.get("crowdIndex")
             if not (is_number(c) and math.isfinite(c) and c >= 0):
+                got = f"got {short_repr(c)}" if "crowdIndex" in img else "it is missing"
                 raise ValueError(f"{name}: images[{i}] (id={img['id']}): field 'crowdIndex' must be a finite number "
-                                 f">= 0 (CrowdPose's easy/medium/hard splits), got {short_repr(c)}"
-                                 + (" (missing)" if "crowdIndex" not in img else ""))
+                                 f">= 0 (CrowdPose's easy/medium/hard splits); {got}")
     categories = {int(c["id"]) for c in data["categories"]}
     for i, ann in enumerate(data["annotations"]):
         cat = ann.get("category_id", 1)
