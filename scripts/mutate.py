@@ -698,7 +698,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "lift-nan-scores-taken", "lift_sequence refuses non-finite scores for a lifter that takes them",
         "src/posetokens/inference/lifting.py",
-        (("        if not np.isfinite(sc).all():\n            t, j =", "        if False:\n            t, j ="),),
+        (("        if not np.isfinite(sc).all():  # refused", "        if False:  # refused"),),
         ("tests/test_online_lift.py::test_nan_scores_and_mismatched_lengths_are_refused",),
     ),
     Mutant(
@@ -779,6 +779,51 @@ MUTANTS: tuple[Mutant, ...] = (
         "src/posetokens/inference/api.py",
         (("    if (steps < 1).any():", "    if False:"),),
         ("tests/test_errors_inference.py::test_bad_input[lift-json-frame-id-repeated]",),
+    ),
+    Mutant(
+        "unknown-option-after-missing", "an unknown option is named before a missing argument (posetokens --bogus said "
+        "the command was required)",
+        "src/posetokens/cli.py",
+        (("            if unknown:\n                message =", "            if False:\n                message ="),),
+        ("tests/test_engine.py::test_cli_names_an_unknown_option_before_a_missing_argument",),
+    ),
+    Mutant(
+        "lift-2d-model-flag-unnamed", "lift names --pose2d-weights when it holds a model of another task (the "
+        "estimator's message told the user to use lift)",
+        "src/posetokens/inference/lifting.py",
+        (("        except NotTopDownError as e:", "        except ZeroDivisionError as e:"),),
+        ("tests/test_errors_inference.py::test_bad_input[lift-pose2d-weights-a-lifter]",),
+    ),
+    Mutant(
+        "streamed-results-move-unnamed", "a video's streamed results json that cannot be moved to its path is kept "
+        "and named",
+        "src/posetokens/fileio.py",
+        (("            except OSError as e:  # e.g. a folder made",
+          "            except ZeroDivisionError as e:  # e.g."),),
+        ("tests/test_errors_inference.py::test_a_folder_made_at_the_path_of_a_streamed_array_keeps_the_finished_file",),
+    ),
+    Mutant(
+        "test-coverage-names-predictions", "test's warning about images without a prediction names the detections "
+        "file",
+        "src/posetokens/engine/trainer.py",
+        (('source=f"the predictions on {boxes}")', "source=None)"),),
+        ("tests/test_errors_training.py::test_refused_or_reported[test-val-det-some-images]",),
+    ),
+    Mutant(
+        "online-scores-checked-by-model", "online lifting checks the scores for every lifter, not only those that "
+        "read them",
+        "src/posetokens/inference/online.py",
+        (("        if s.size != 17 or not np.isfinite(s).all():  # a NaN",
+          "        if self.channels == 3 and (s.size != 17 or not np.isfinite(s).all()):  # a NaN"),),
+        ("tests/test_online_lift.py::test_nan_scores_and_mismatched_lengths_are_refused",),
+    ),
+    Mutant(
+        "lift-scores-checked-by-model", "lift_sequence checks the scores for every lifter, not only those that read "
+        "them",
+        "src/posetokens/inference/lifting.py",
+        (("        if not np.isfinite(sc).all():  # refused",
+          "        if getattr(model.cfg, \"in_channels\", 2) == 3 and not np.isfinite(sc).all():  # refused"),),
+        ("tests/test_lift.py::test_lift_sequence_says_what_is_wrong_in_one_line",),
     ),
     Mutant(
         "ctrl-c-while-loading-traces", "Ctrl-C while the command imports torch is one line, not a traceback",

@@ -247,6 +247,21 @@ def test_cli_evaluate_says_its_warnings_and_hints_as_the_other_commands(shared_d
     assert len(err) == 2
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--bogus"], "posetokens: error: unrecognized arguments: --bogus"),  # was: required: command
+    (["infer", "--bogus", "x"], "posetokens infer: error: unrecognized arguments: --bogus"),  # was: required: --out
+    (["infer", "x", "--ou", "o", "--bogus=3"], "posetokens: error: unrecognized arguments: --bogus=3"),
+    (["infer", "x", "--wei", "w"], "posetokens infer: error: the following arguments are required: --out"),
+    (["evaluate", "--gt", "a", "--rescore-thr", "-1"], "posetokens evaluate: error: the following arguments are "
+                                                       "required: --pred"),  # a negative number is a value
+    (["lift", "--", "--x"], "posetokens lift: error: the following arguments are required: --out"),
+])
+def test_cli_names_an_unknown_option_before_a_missing_argument(argv: list[str], said: str,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    assert cli(argv) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == said
+
+
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_recipe_loads_and_names_a_zoo_model(path: Path) -> None:
     import posetokens

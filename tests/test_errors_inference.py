@@ -658,6 +658,15 @@ def case_lift_weights_without_pose2d_weights(a: Assets, d: Path) -> Run:
                not_in_output="the lifting model", unchanged=[a.clip], exist=[out / "clip.json", out / "clip_3d.json"])
 
 
+def case_lift_pose2d_weights_of_a_lifter(a: Assets, d: Path) -> Run:
+    """The lifter's checkpoint as the 2D model's: named by its flag (the estimator's hint said to use lift)."""
+    return Run(["lift", str(a.clip), "--weights", str(a.w3d), "--pose2d-weights", str(a.w3d), "--out", str(d / "out"),
+                "--no-draw"], 2, rf"^posetokens lift: error: --pose2d-weights \S+tiny3d\.pth: {NAME_3D} is a lifting "
+               r"model; lift's 2D pass needs a top-down COCO-17 2D model \(image crops in\), such as "
+               r"ppt_s_coco_256x192$",
+               unchanged=[a.clip, a.w3d], not_in_output="use posetokens lift")
+
+
 def case_lift_without_weights(a: Assets, d: Path) -> Run:
     from posetokens.inference.lifting import lift
 
@@ -947,6 +956,7 @@ CASES: list[Any] = [
     pytest.param(case_lift_layout_mismatch, id="lift-layout-mismatch"),
     pytest.param(case_lift_layout_from_json, id="lift-layout-from-json"),
     pytest.param(case_lift_weights_without_pose2d_weights, id="lift-note-2d-model-random"),
+    pytest.param(case_lift_pose2d_weights_of_a_lifter, id="lift-pose2d-weights-a-lifter"),
     pytest.param(case_lift_without_weights, id="lift-note-lifting-model-random"),
     pytest.param(case_lift_weights_is_a_folder, id="lift-weights-is-a-folder"),
     pytest.param(case_lift_out_is_a_file, id="lift-out-is-a-file"),
@@ -1175,3 +1185,25 @@ def test_a_folder_made_at_the_path_while_writing_is_named_and_no_temporary_file_
             atomic_write(path, lambda f: (f.write(b"[]"), path.mkdir()))
     assert e.value.filename == str(path) and "over a folder" in str(e.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["res.json"] and path.is_dir()
+
+
+def test_a_folder_made_at_the_path_of_a_streamed_array_keeps_the_finished_file(tmp_path: Path) -> None:
+    """A video's results stream to a temporary file: when the final move fails (a folder made at the path during
+    the run), the finished file is kept, complete, and the one-line message says where (it said only Python's
+    'Is a directory: a.partial -> a'); a second close tries the move again."""
+    from posetokens.cli import user_error_message
+    from posetokens.fileio import JsonArrayWriter
+
+    path = tmp_path / "clip.json"
+    w = JsonArrayWriter(path)
+    w.append({"frame_id": 0})
+    path.mkdir()
+    with pytest.raises(IsADirectoryError) as e:
+        w.close()
+    kept = [p for p in tmp_path.iterdir() if p.suffix == ".partial"]
+    assert len(kept) == 1 and json.loads(kept[0].read_text()) == [{"frame_id": 0}]
+    assert user_error_message(e.value) == (f"the finished file could not be moved to {path} (Is a directory); it is "
+                                           f"kept, complete, as {kept[0]}")
+    path.rmdir()
+    assert w.close() == path and json.loads(path.read_text()) == [{"frame_id": 0}]
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.json"]

@@ -122,6 +122,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     bad_area["annotations"][1]["area"] = -5.0
     (root / "val_bad_area.json").write_text(json.dumps(bad_area))
     (root / "no_dets.json").write_text("[]")  # a detector that found nobody
+    val = json.loads(Path(data["val_ann"]).read_text())  # a detector that found the first image's people only
+    (root / "first_dets.json").write_text(json.dumps([
+        {"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 1.0} for a in val["annotations"]
+        if a["image_id"] == val["images"][0]["id"]]))
     id0 = json.loads(Path(data["val_ann"]).read_text())  # ids from 0, as some conversions write them
     for i, ann in enumerate(id0["annotations"]):
         ann["id"] = i
@@ -336,6 +340,10 @@ CASES = [
     Case("test-val-det-empty", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{fresh}/preds.json",
                                 "--set", "data.val_det={root}/no_dets.json"], 2,  # was NumPy's concatenate error
          E + r"\S+no_dets.json: no detection left to evaluate; expected at least one person box to predict$"),
+    Case("test-val-det-some-images", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{fresh}/preds.json",
+                                      "--set", "data.val_det={root}/first_dets.json"], 0,  # said "predictions"
+         r"^the predictions on data.val_det \S+first_dets.json: 3 of 4 ground-truth images with annotated people "
+         r"have no prediction \(image ids 2, 3, 4\); their people count as missed$", untouched=False),
     Case("test-val-ann-other-category", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out",
                                          "{fresh}/preds.json", "--set", "data.val_ann={root}/val_other_category.json"],
          2, E + r"\S+val_other_category.json: annotations\[1\] \(id=\d+\): field 'category_id' = 3 is not one of "

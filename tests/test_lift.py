@@ -138,6 +138,9 @@ def _lift_mistakes() -> list:
         (((lifter, (k for k in kp), None, 640, 480), {}), r"lift_sequence: expected .* as numbers, got a generator$"),
         (((lifter, [kp[0], kp[1][:3]], None, 640, 480), {}), r"got nested lists of unequal lengths$"),
         (((lifter, kp, "junk", 640, 480), {}), r"lift_sequence: scores: expected .* as numbers, got text$"),  # unused
+        (((lifter, kp, np.where(np.arange(17) == 3, np.nan, 0.9)[None].repeat(12, 0), 640, 480), {}),
+         r"lift_sequence: scores\[0, 3\] = nan is not finite; expected finite scores"),  # unused too: as MotionBERT
+        (((mbert, kp, np.full((12, 17), np.inf), 640, 480), {}), r"scores\[0, 0\] = inf is not finite"),
 
         (((mbert, kp, [[None] * 17] * 12, 640, 480), {}), r"lift_sequence: scores: expected \(L, 17\) = \(12, 17\) "
          r"scores as numbers, got Python objects \(None, or values of mixed types\)$"),

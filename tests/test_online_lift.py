@@ -142,6 +142,13 @@ def test_nan_scores_and_mismatched_lengths_are_refused(track) -> None:
         lifter.push(track[1], scores[5])
     with pytest.raises(ValueError, match=r"frame 1: scores must be 17 finite numbers, got 5 value\(s\)$"):
         lifter.push(track[1], np.ones(5))
+    mix = create_model("mixste_h36m_243", num_frames=9, depth=1, dim=16, heads=2, mlp_hidden=32).eval()
+    two = OnlineLifter(mix, W, H)  # a 2-channel lifter reads no scores, but the same call is refused as above
+    with pytest.raises(ValueError, match=r"^online lifting: frame 0: scores must be 17 finite numbers, got 17 "
+                                         r"value\(s\) with NaN or inf$"):
+        two.push(track[0], scores[5])
+    with pytest.raises(ValueError, match=r"^lift_sequence: scores\[5, 3\] = nan is not finite; expected finite"):
+        lift_sequence(mix, track, scores, W, H)
     with pytest.raises(ValueError, match=rf"^lift_online: valid must be \(L,\) = \({L},\) like the keypoints, got "
                                          r"\(3,\)$"):
         lift_online(mb, track, None, W, H, valid=[True] * 3)

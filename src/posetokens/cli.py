@@ -9,6 +9,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from typing import NoReturn
 
 from posetokens.runtime import int_at_least
 
@@ -355,9 +356,29 @@ def _add_filter_args(s: argparse.ArgumentParser, default: str) -> None:
                    help="at frames without the person: restart the filter after the gap (default) or hold its state")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``posetokens`` command."""
-    p = argparse.ArgumentParser(prog="posetokens", description="Efficient token-based human pose estimation.")
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, but an unknown option is named before a missing argument: ``posetokens --bogus`` said
+    "the following arguments are required: command", and ``infer x --bogus`` that ``--out`` is required."""
+
+    argv: Sequence[str] = ()  # the command line being parsed (set by build_parser's caller, main)
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("the following arguments are required"):
+            words = list(self.argv)
+            words = words[:words.index("--")] if "--" in words else words
+            known = list(self._option_string_actions)
+            unknown = [w for w in words if w.startswith("-") and not self._negative_number_matcher.match(w)
+                       and not any(k.startswith(w.split("=", 1)[0]) for k in known)]  # abbreviations are known
+            if unknown:
+                message = f"unrecognized arguments: {' '.join(unknown)}"
+        super().error(message)
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The argument parser of the ``posetokens`` command (``argv``: the command line it will parse, so that an
+    unknown option is named before a missing argument)."""
+    _Parser.argv = list(argv)
+    p = _Parser(prog="posetokens", description="Efficient token-based human pose estimation.")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("models", help="list the zoo model names")
@@ -503,7 +524,7 @@ def user_error_message(e: BaseException) -> str | None:
             (e.filename is not None or isinstance(e, FileNotFoundError)):
         what = e.strerror or str(e)
         where = f": {e.filename}" if e.filename is not None else ""
-        return str(e) if not where or str(e.filename) in what else f"{what}{where}"
+        return str(e) if not where else what if str(e.filename) in what else f"{what}{where}"
     if isinstance(e, zipfile.BadZipFile):
         return f"not a readable npz/zip file ({e})"
     if isinstance(e, (ValueError, FileNotFoundError)):  # ValueError includes JSON and Unicode decoding errors
@@ -514,7 +535,8 @@ def user_error_message(e: BaseException) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit 2 (:func:`user_error_message`)."""
     try:
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(argv).parse_args(argv)
     except SystemExit as e:  # argparse said why (usage line and one error line on stderr); --help exits 0
         return e.code if isinstance(e.code, int) else 2
     if args.command in ("infer", "lift"):  # train/test apply it in the trainer

@@ -181,20 +181,26 @@ class JsonArrayWriter:
         self.count += 1
 
     def close(self) -> Path:
-        """Finish the array and move it to ``path``; returns ``path``. Safe to call twice."""
-        if not self.closed:
+        """Finish the array and move it to ``path``; returns ``path``. Safe to call twice. If the move fails
+        (``OSError`` saying so), the finished file is kept as :attr:`tmp` and a second call tries the move again."""
+        if not self._f.closed:
             self._f.write("\n]\n")
             self._f.flush()
             os.fsync(self._f.fileno())
             self._f.close()
-            os.replace(self.tmp, self.path)
+        if not self.closed:
+            try:
+                os.replace(self.tmp, self.path)
+            except OSError as e:  # e.g. a folder made at path meanwhile: the finished file stays where it is
+                raise type(e)(e.errno, f"the finished file could not be moved to {self.path} ({e.strerror}); it is "
+                              f"kept, complete, as {self.tmp}", str(self.path)) from None
             self.closed = True
         return self.path
 
     def discard(self) -> None:
         """Drop the file (nothing was worth keeping)."""
         if not self.closed:
-            self._f.close()
+            self._f.close()  # (a no-op once close finished it)
             self.tmp.unlink(missing_ok=True)
             self.closed = True
 

@@ -85,9 +85,11 @@ def mpii_metrics(dataset: Any, keypoints: np.ndarray, headboxes_file: str | None
     return pckh(keypoints, gt, vis, head_boxes=boxes, mean01_thr=rule.pckh_mean01_thr)
 
 
-def coco_metrics(gt_file: str, results: list[dict[str, Any]], metainfo: PoseMetaInfo, rule: EvalRule) -> dict[str, float]:
-    """AP/AR under the protocol's evaluation rule (rescoring threshold, OKS-NMS and its area, COCOeval).
+def coco_metrics(gt_file: str, results: list[dict[str, Any]], metainfo: PoseMetaInfo, rule: EvalRule,
+                 source: str | None = None) -> dict[str, float]:
+    """AP/AR under the protocol's evaluation rule (rescoring threshold, OKS-NMS and its area, COCOeval);
+    ``source``: what the messages call the results.
 
     COCO-WholeBody: ``AP``/``AR`` are the whole-body figures, plus ``{part}_{metric}`` for every part.
     """
-    return evaluate_keypoints(gt_file, results, metainfo, rule)
+    return evaluate_keypoints(gt_file, results, metainfo, rule, source=source)

@@ -695,7 +695,9 @@ def evaluate_topdown(model: nn.Module, cfg: TrainCfg, protocol: Protocol, device
         return mpii_metrics(val_set.base, pred["keypoints"], cfg.data.mpii_headboxes, protocol.eval)
     results = predict_coco(model, loader, codec, metainfo, protocol, device)
     write_coco_results(out, results)
-    return coco_metrics(cfg.data.val_ann, results, metainfo, protocol.eval)
+    # an image with people but no prediction had no box: the messages name where the boxes came from
+    boxes = f"data.val_det {cfg.data.val_det}" if cfg.data.val_det else "the ground-truth boxes"
+    return coco_metrics(cfg.data.val_ann, results, metainfo, protocol.eval, source=f"the predictions on {boxes}")
 
 
 @one_run()  # the early check of the ground truth and the evaluation say a warning once

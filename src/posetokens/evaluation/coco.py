@@ -544,6 +544,8 @@ def evaluate_coco(
     nms_vis_thr: float | None = None,
     nms_area: str = "auto",
     coco_backend: str = "pycocotools",
+    *,
+    source: str | None = None,
 ) -> dict[str, float]:
     """COCO keypoint AP/AR with pycocotools, after the official rescoring and OKS-NMS.
 
@@ -567,6 +569,7 @@ def evaluate_coco(
             ``bbox`` w×h, else the keypoint extent: the default, as before protocols existed).
         coco_backend: ``'pycocotools'`` or ``'xtcocotools'`` (emulated: predictions whose keypoint scores
             are all ``<= 0`` are dropped before COCOeval, as xtcocotools does).
+        source: what the messages call the predictions (default: the results file, or ``'predictions'``).
 
     Returns:
         ``{'AP', 'AP50', 'AP75', 'APM', 'APL', 'AR', 'AR50', 'AR75', 'ARM', 'ARL'}`` for ``'keypoints'``,
@@ -600,10 +603,11 @@ def evaluate_coco(
 
     if isinstance(predictions, (str, os.PathLike)):
         preds = load_coco_results(predictions, sig.size, image_ids)
-        source = str(predictions)
+        source = source or str(predictions)
     else:
-        validate_coco_results(predictions, sig.size, image_ids)
-        preds, source = list(predictions), "predictions"
+        source = source or "predictions"
+        validate_coco_results(predictions, sig.size, image_ids, source=source)
+        preds = list(predictions)
     for i, r in enumerate(preds):  # COCOeval scores each category apart: another id would score 0 without a word
         cat = r.get("category_id", 1)
         if not (is_whole(cat) and int(cat) in categories):
@@ -671,6 +675,8 @@ def evaluate_keypoints(
     results: Sequence[Mapping[str, Any]] | PathLike,
     metainfo: PoseMetaInfo | str,
     rule: EvalRule | Protocol,
+    *,
+    source: str | None = None,
 ) -> dict[str, float]:
     """AP/AR of per-box predictions under a protocol's evaluation rule: the one entry point for
     ``posetokens evaluate``/``test`` and training-time validation of COCO-style datasets.
@@ -698,6 +704,7 @@ def evaluate_keypoints(
         metainfo: a :class:`~posetokens.data.metainfo.PoseMetaInfo` or its name.
         rule: an :class:`~posetokens.protocols.EvalRule`, or a :class:`~posetokens.protocols.Protocol`
             (its ``eval`` rule is used).
+        source: what the messages call the results (default: the results file, or ``'predictions'``).
 
     Returns:
         COCO: ``AP, AP50, AP75, APM, APL, AR, AR50, AR75, ARM, ARL``. CrowdPose (``keypoints_crowd``):
@@ -722,12 +729,12 @@ def evaluate_keypoints(
         from .wholebody import evaluate_wholebody
 
         parts = evaluate_wholebody(gt, results, rescore=rescore, nms_thr=ev.nms_thr, rescore_thr=thr,
-                                   nms_area=ev.nms_area)
+                                   nms_area=ev.nms_area, source=source)
         flat = {f"{part}_{k}": v for part, stats in parts.items() for k, v in stats.items()}
         return {**parts["wholebody"], **flat}
     return evaluate_coco(gt, results, meta.sigmas_array, iou_type=meta.eval_iou_type, use_area=meta.eval_use_area,
                          rescore=rescore, rescore_thr=thr, nms_thr=ev.nms_thr, nms_area=ev.nms_area,
-                         coco_backend=ev.coco_backend)
+                         coco_backend=ev.coco_backend, source=source)
 
 
 class CocoMetric:

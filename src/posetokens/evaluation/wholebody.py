@@ -251,6 +251,8 @@ def evaluate_wholebody(
     nms_vis_thr: float | None = None,
     backend: str = "auto",
     nms_area: str = "auto",
+    *,
+    source: str | None = None,
 ) -> dict[str, dict[str, float]]:
     """COCO-WholeBody AP/AR for body, foot, face, left/right hand, hand (mean) and whole body.
 
@@ -269,6 +271,7 @@ def evaluate_wholebody(
             (``area``, else ``bbox`` w×h, else the keypoint extent; the default, as before protocols).
         backend: ``'auto'`` (xtcocotools if it imports, else pycocotools), ``'xtcocotools'`` or
             ``'pycocotools'``.
+        source: what the messages call the predictions (default: the results file, or ``'predictions'``).
 
     Returns:
         ``{part: {'AP', 'AP50', 'AP75', 'APM', 'APL', 'AR', 'AR50', 'AR75', 'ARM', 'ARL'}}`` for the parts
@@ -293,9 +296,9 @@ def evaluate_wholebody(
 
     if isinstance(predictions, (str, os.PathLike)):
         raw = load_coco_results(predictions, None, image_ids)
-        src = str(predictions)
+        src = source or str(predictions)
     else:
-        raw, src = predictions, "predictions"
+        raw, src = predictions, source or "predictions"
     preds = _normalise_predictions(raw, src)  # type: ignore[arg-type]
     validate_coco_results(preds, NUM_WHOLEBODY_KEYPOINTS, image_ids, source=src)
     warn_prediction_coverage(data, preds, src, gt_name)

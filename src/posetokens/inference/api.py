@@ -742,6 +742,14 @@ class _RecordTokens(nn.Module):
         return out.prediction
 
 
+class NotTopDownError(ValueError):
+    """A model given where a top-down 2D model (image crops in) is needed; ``name`` and ``task`` say what it is."""
+
+    def __init__(self, message: str, name: str, task: object) -> None:
+        super().__init__(message)
+        self.name, self.task = name, task
+
+
 class PoseEstimator:
     """A 2D top-down model ready for images and videos, with its protocol's crop, flip test and decoding.
 
@@ -809,7 +817,8 @@ class PoseEstimator:
             hint = {"multiview": " (synchronised views and camera rays in): call it directly",
                     "tokenizer": " (a PCT tokenizer, joints in and out): use a pct_*_coco model for images",
                     "lifting": " (2D keypoints in): use posetokens lift"}.get(str(task), "")
-            raise ValueError(f"PoseEstimator needs a top-down 2D model (image crops in); {name} is a {task} model{hint}")
+            raise NotTopDownError(f"PoseEstimator needs a top-down 2D model (image crops in); {name} is a {task} model"
+                                  f"{hint}", name, task)
         # a built model that create_model made without weights, and that nothing has changed since, is random too
         random_weights = random_weights or has_random_weights(model)
         self.model = model.to(self.device)  # the caller's model: its training mode is left as it was

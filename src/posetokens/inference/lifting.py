@@ -248,11 +248,11 @@ def lift_sequence(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | 
             sc = sc[..., 0]
         if sc.shape != (length, 17):
             raise ValueError(f"lift_sequence: scores must be (L, 17) = ({length}, 17) like the keypoints, got {sc.shape}")
-    if getattr(model.cfg, "in_channels", 2) == 3 and sc is not None:
-        if not np.isfinite(sc).all():
-            t, j = np.argwhere(~np.isfinite(sc))[0]
+        if not np.isfinite(sc).all():  # refused by a 2-channel model too, which does not read them: the same call
+            t, j = np.argwhere(~np.isfinite(sc))[0]  # must not pass or fail by the model it is made with
             raise ValueError(f"lift_sequence: scores[{t}, {j}] = {sc[t, j]} is not finite; expected finite scores "
                              "(a joint that was not found keeps a low score)")
+    if getattr(model.cfg, "in_channels", 2) == 3 and sc is not None:
         x = np.concatenate((x, sc[..., None]), axis=-1)
     x = torch.from_numpy(x.astype(np.float32))  # a 3-channel model without scores gets ones (model_input)
     seq2frame = bool(model.is_seq2frame)
@@ -412,6 +412,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     from posetokens.inference.api import (
         IMAGE_EXTENSIONS,
         InputSource,
+        NotTopDownError,
         PoseEstimator,
         _write_json,
         is_stream,
@@ -517,8 +518,14 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         layout = "coco"
         if pose2d is None and pose2d_weights is None:
             pose2d = "tokenpose_s_coco_256x192"
-        est = PoseEstimator(pose2d, pose2d_weights, device=dev, precision=choice.precision, runtime=choice.runtime,
-                            **(pose2d_overrides or {}))
+        try:
+            est = PoseEstimator(pose2d, pose2d_weights, device=dev, precision=choice.precision, runtime=choice.runtime,
+                                **(pose2d_overrides or {}))
+        except NotTopDownError as e:  # its own hint is for infer; here the user named it as lift's 2D model
+            given = (f"--pose2d-weights {pose2d_weights}" if pose2d_weights is not None
+                     else "pose2d" if isinstance(pose2d, nn.Module) else f"--pose2d {pose2d}")
+            raise ValueError(f"{given}: {e.name} is a {e.task} model; lift's 2D pass needs a top-down COCO-17 2D "
+                             "model (image crops in), such as ppt_s_coco_256x192") from None
         if est.metainfo.num_keypoints != 17 or est.metainfo.name != "coco":
             raise ValueError(f"the 2D model {est.name} must predict COCO-17 keypoints, it predicts {est.metainfo.name}")
         kpt_thr = est.default_kpt_thr if kpt_thr is None else kpt_thr

@@ -126,12 +126,13 @@ class OnlineLifter:
         if self.f2d is not None:
             kp = self.f2d.step(kp)
         x = normalize_screen_coordinates(kp, self.width, self.height)
+        # checked for every lifter (the same call must not pass or fail by the model), read by 3-channel ones
+        s = np.ones(17) if scores is None else number_array(scores, f"online lifting: frame {self.count}: scores",
+                                                            "17 scores")
+        if s.size != 17 or not np.isfinite(s).all():  # a NaN would stay in the window for its whole length
+            raise ValueError(f"online lifting: frame {self.count}: scores must be 17 finite numbers, got "
+                             f"{s.size} value(s){'' if np.isfinite(s).all() else ' with NaN or inf'}")
         if self.channels == 3:
-            s = np.ones(17) if scores is None else number_array(scores, f"online lifting: frame {self.count}: scores",
-                                                                "17 scores")
-            if s.size != 17 or not np.isfinite(s).all():  # a NaN would stay in the window for its whole length
-                raise ValueError(f"online lifting: frame {self.count}: scores must be 17 finite numbers, got "
-                                 f"{s.size} value(s){'' if np.isfinite(s).all() else ' with NaN or inf'}")
             x = np.concatenate((x, s.reshape(17)[:, None]), axis=-1)
         return x
 
