@@ -262,6 +262,13 @@ def test_cli_names_an_unknown_option_before_a_missing_argument(argv: list[str], 
     assert capsys.readouterr().err.splitlines()[-1] == said
 
 
+def test_cli_version_names_the_package_and_torch(capsys: pytest.CaptureFixture) -> None:
+    import posetokens
+
+    assert cli(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"posetokens {posetokens.__version__} (torch {torch.__version__})"
+
+
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_recipe_loads_and_names_a_zoo_model(path: Path) -> None:
     import posetokens

@@ -374,11 +374,20 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+def _torch_version() -> str:
+    import torch
+
+    return str(torch.__version__)
+
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The argument parser of the ``posetokens`` command (``argv``: the command line it will parse, so that an
     unknown option is named before a missing argument)."""
     _Parser.argv = list(argv)
+    from posetokens import __version__
+
     p = _Parser(prog="posetokens", description="Efficient token-based human pose estimation.")
+    p.add_argument("--version", action="version", version=f"posetokens {__version__} (torch {_torch_version()})")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("models", help="list the zoo model names")
