@@ -826,6 +826,28 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_lift.py::test_lift_sequence_says_what_is_wrong_in_one_line",),
     ),
     Mutant(
+        "box-outside-image-taken", "a box wholly outside its image is left out with a warning (one far off made "
+        "the crop's warp singular)",
+        "src/posetokens/inference/api.py",
+        (("            if off.any():  # nobody to see there", "            if False:  # nobody to see there"),),
+        ("tests/test_errors_inference.py::test_bad_input[infer-box-outside-the-image]",),
+    ),
+    Mutant(
+        "far-off-points-unclipped", "a link to a far-off point is drawn as its visible part (3e9 px overflowed "
+        "cv2's int coordinates)",
+        "src/posetokens/inference/visualize.py",
+        (("            seg = _clip_segment(pts[a], pts[b], lo, hi) if ok[a] and ok[b] else None",
+          "            seg = (pts[a], pts[b]) if ok[a] and ok[b] else None"),),
+        ("tests/test_quickstart.py::test_far_off_points_and_boxes_are_drawn_as_their_visible_part",),
+    ),
+    Mutant(
+        "track-filter-blind-to-gaps", "infer's per-track filter counts the frames a track was missing (a gap "
+        "restarts it, or under hold counts the elapsed time)",
+        "src/posetokens/inference/api.py",
+        (("        filt.skip(res.frame_id - last - 1)", "        filt.skip(0)"),),
+        ("tests/test_video_pipeline.py::test_infer_filters_a_track_across_frames_without_it",),
+    ),
+    Mutant(
         "ctrl-c-while-loading-traces", "Ctrl-C while the command imports torch is one line, not a traceback",
         "src/posetokens_launch.py",
         (("    deferring = previous is _signal.default_int_handler", "    deferring = False"),),

@@ -224,6 +224,24 @@ def case_infer_box_smaller_than_a_pixel(a: Assets, d: Path) -> Run:
                check=check)
 
 
+def case_infer_box_outside_the_image(a: Assets, d: Path) -> Run:
+    """A box wholly outside its 160x112 image (one far off made the crop's warp singular: 'Singular matrix',
+    naming nothing) is left out with a warning; the other box of the image is done."""
+    _image(d / "in" / "000000000001.jpg", a.jpgs[0])
+    dets = _json(d / "dets.json", [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 80], "score": 0.9},
+                                   {"image_id": 1, "category_id": 1, "bbox": [1e12, 1e12, 50, 100], "score": 0.9},
+                                   {"image_id": 1, "category_id": 1, "bbox": [160, 0, 50, 80], "score": 0.9}])
+
+    def check() -> None:
+        assert len(json.loads((d / "out" / "000000000001.json").read_text())["instances"]) == 1
+
+    return Run(["infer", str(d / "in"), "--weights", str(a.w2d), "--boxes", str(dets), "--out", str(d / "out")], 0,
+               r"(?s)posetokens: warning: 000000000001\.jpg: a box outside the 160x112 image was left out "
+               r"\(\[1000000000000\.0, 1000000000000\.0, 1000000000050\.0, 1000000000100\.0\]\); any later ones are "
+               r"counted at the end.*posetokens: warning: 2 boxes outside their image were left out in all",
+               check=check)
+
+
 def case_infer_coco_results_image_without_id(a: Assets, d: Path) -> Run:
     """Once found at that image, after the earlier ones were written: now refused before anything runs."""
     _image(d / "in" / "000000000001.jpg", a.jpgs[0])
@@ -957,6 +975,7 @@ CASES: list[Any] = [
     pytest.param(case_lift_layout_from_json, id="lift-layout-from-json"),
     pytest.param(case_lift_weights_without_pose2d_weights, id="lift-note-2d-model-random"),
     pytest.param(case_lift_pose2d_weights_of_a_lifter, id="lift-pose2d-weights-a-lifter"),
+    pytest.param(case_infer_box_outside_the_image, id="infer-box-outside-the-image"),
     pytest.param(case_lift_without_weights, id="lift-note-lifting-model-random"),
     pytest.param(case_lift_weights_is_a_folder, id="lift-weights-is-a-folder"),
     pytest.param(case_lift_out_is_a_file, id="lift-out-is-a-file"),

@@ -56,6 +56,36 @@ def test_draw_skeleton_shape_and_ink() -> None:
     assert draw_skeleton(img, kpts[0], None, "coco", channel_order="rgb").shape == img.shape
 
 
+def test_far_off_points_and_boxes_are_drawn_as_their_visible_part() -> None:
+    """A wild prediction (3e9 px, finite) overflowed cv2's int coordinates: a traceback in the middle of a video.
+    A link to it draws what a link to a point on the same line 4 image sizes away draws (nothing beyond is
+    visible); points beyond 1e12 px are left out with their links; a box far off draws its visible edges."""
+    from posetokens.inference.api import FrameResult, draw_frame
+
+    img = np.full((120, 160, 3), 40, np.uint8)
+    far, near = np.full((1, 17, 2), np.nan), np.full((1, 17, 2), np.nan)
+    far[0, 13] = near[0, 13] = [80, 60]  # left knee, linked to the left ankle (15)
+    far[0, 15], near[0, 15] = [3e9, 60], [80 + 4 * 160 + 100, 60]  # beyond the clip box, and on the line inside it
+    out = draw_skeleton(img, far, None, "coco")
+    np.testing.assert_array_equal(out, draw_skeleton(img, near, None, "coco"))
+    assert (out[60, 82:] != 40).any(axis=1).all()  # the link runs to the right edge
+    wild = far.copy()
+    wild[0, 15] = [1e300, -1e300]
+    np.testing.assert_array_equal(draw_skeleton(img, wild, None, "coco"), _only_knee(img))  # beyond 1e12: left out
+    kp = np.full((1, 17, 2), 50.0)
+    res = FrameResult(0, "f", 160, 120, kp, np.zeros((1, 17)), np.array([[10.0, 20.0, 1e12, 1e12]]), np.ones(1),
+                      img, kpt_thr=0.5)
+    box = draw_frame(res, "coco")
+    assert (box[20, 12:] != 40).any(axis=1).all() and (box[22:, 10] != 40).any(axis=1).all()  # top and left edges
+    assert (box[:19, :] == 40).all()  # nothing above the box
+
+
+def _only_knee(img: np.ndarray) -> np.ndarray:
+    kp = np.full((1, 17, 2), np.nan)
+    kp[0, 13] = [80, 60]
+    return draw_skeleton(img, kp, None, "coco")
+
+
 def test_draw_kept_tokens_shape_and_dimming() -> None:
     crop = np.full((128, 96, 3), 200, np.uint8)
     grid = (16, 12)

@@ -302,6 +302,38 @@ def test_infer_smooths_each_track_causally_and_off_is_untouched(two_walkers, w2d
     assert cli([*args, "--out", str(tmp_path / "sg"), "--filter", "savgol"]) == 2
 
 
+@pytest.mark.parametrize("gap", ["restart", "hold"])
+def test_infer_filters_a_track_across_frames_without_it(two_walkers, w2d: Path, tmp_path: Path, gap: str) -> None:
+    """Person B is missing from frames 5-7 and keeps its id: its causal filter is told of those frames, so the
+    result equals the offline reference filter over the track with those frames invalid (under ``restart`` frame 8
+    passes through unfiltered). The filter of a track was stepped only on the frames it was in, so frame 8 was
+    smoothed as if one frame had passed."""
+    from posetokens.inference.filters import VIDEO_DEFAULT, one_euro
+
+    video, dets = two_walkers
+    gappy = tmp_path / "gap.json"
+    gappy.write_text(json.dumps([d for d in json.loads(dets.read_text())
+                                 if not (5 <= d["image_id"] <= 7 and d["bbox"][0] >= 200)]))
+    args = ["infer", str(video), "--weights", str(w2d), "--boxes", str(gappy), "--no-draw", "--no-progress",
+            "--kpt-thr", "0", "--filter-gap", gap]
+    assert cli([*args, "--out", str(tmp_path / "off"), "--filter", "off"]) == 0
+    assert cli([*args, "--out", str(tmp_path / "on")]) == 0
+    raw = json.loads((tmp_path / "off" / "walk.json").read_text())
+    smooth = json.loads((tmp_path / "on" / "walk.json").read_text())
+    x, got = np.zeros((12, 17, 2)), np.zeros((12, 17, 2))
+    valid = np.zeros(12, bool)
+    for t, (r, f) in enumerate(zip(raw, smooth)):
+        for inst, inst_f in zip(r["instances"], f["instances"]):
+            if inst["track_id"] == 2:
+                x[t], got[t], valid[t] = inst["keypoints"], inst_f["keypoints"], True
+    assert valid.tolist() == [True] * 5 + [False] * 3 + [True] * 4  # B kept its id across the gap
+    want = one_euro(x, 10.0, VIDEO_DEFAULT.min_cutoff, VIDEO_DEFAULT.beta, VIDEO_DEFAULT.d_cutoff, valid, gap, 320 / 2)
+    np.testing.assert_allclose(got[valid], want[valid], atol=2e-3)
+    if gap == "restart":
+        np.testing.assert_allclose(got[8], x[8], atol=2e-3)  # afresh after the gap
+    assert np.abs(got[9:] - x[9:]).max() > 0.01  # it did smooth after it
+
+
 def test_infer_det_every_runs_the_boxes_on_every_nth_frame(two_walkers, w2d: Path, tmp_path: Path) -> None:
     from posetokens.inference.api import DetectionsFile, PoseEstimator
 

@@ -952,6 +952,17 @@ class PoseEstimator:
             boxes = whole_frame_boxes
         return next(self.run_frames([frame], boxes, show_tokens=show_tokens))
 
+    @staticmethod
+    def _track_filter(filters: dict[int, tuple[Any, int]], tid: int, res: FrameResult, smooth: Any, fps: float) -> Any:
+        """Track ``tid``'s causal filter at frame ``res.frame_id``, told of the frames the track was not seen in
+        since its last (so a gap restarts it, or under ``hold`` counts the elapsed time)."""
+        filt, last = filters.get(tid, (None, res.frame_id - 1))
+        if filt is None:
+            filt = smooth.stream(fps=fps, scale=res.width / 2)
+        filt.skip(res.frame_id - last - 1)
+        filters[tid] = (filt, res.frame_id)
+        return filt
+
     # -- streams
     def run_frames(self, frames: Iterable[Frame], boxes: BoxFn = whole_frame_boxes, show_tokens: bool = False,
                    keep_images: bool = True, timer: Any = None) -> Iterator[FrameResult]:
@@ -966,7 +977,7 @@ class PoseEstimator:
         each_frame = tracker is not None and tracker.needs_feedback
         clock = timer.stage if timer is not None else _no_stage
         pending: list[tuple[Frame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        count, specks = 0, 0
+        count, specks, outside = 0, 0, 0
         for frame in frames:
             where = f"{frame.name} frame {frame.frame_id}" if frame.video else frame.name
             check_image(frame.image, where)
@@ -982,6 +993,15 @@ class PoseEstimator:
                     warn(f"{where}: a box smaller than a pixel was left out (box {dropped[0]}); any later ones are "
                          "counted at the end")
                 specks += len(dropped)
+            h, w = frame.image.shape[:2]
+            off = (b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= w) | (b[:, 1] >= h)
+            if off.any():  # nobody to see there (a box far off made the crop's warp singular)
+                if not outside:
+                    i = int(np.flatnonzero(off)[0])
+                    warn(f"{where}: a box outside the {w}x{h} image was left out ({b[i].tolist()}); any later ones "
+                         "are counted at the end")
+                outside += int(off.sum())
+                b, s = b[~off], s[~off]
             with clock("2D model"):
                 c, w = self.crops(np.ascontiguousarray(frame.image[..., ::-1]), b)
             pending.append((frame, b, s, c, w))
@@ -992,6 +1012,8 @@ class PoseEstimator:
         yield from self._flush(pending, show_tokens, keep_images, tracker, clock)
         if specks > 1:
             warn(f"{specks} boxes smaller than a pixel were left out in all")
+        if outside > 1:
+            warn(f"{outside} boxes outside their image were left out in all")
 
     def _flush(self, pending: list, show_tokens: bool, keep_images: bool, tracker: Any = None,
                clock: Callable[[str], Any] | None = None) -> Iterator[FrameResult]:
@@ -1107,7 +1129,7 @@ class PoseEstimator:
             if video_like else base_fn
         if smooth is not None and smooth.is_off:
             smooth = None
-        track_filters: dict[int, Any] = {}  # track id -> its causal One-Euro filter
+        track_filters: dict[int, tuple[Any, int]] = {}  # track id -> its causal One-Euro filter, last frame seen
         if coco_results is not None:  # the extra files' folders first: a refusal there leaves no empty --out
             writable_dir(Path(coco_results).parent, "folder of --coco-results")
         if mmpose_preds is not None:
@@ -1153,9 +1175,9 @@ class PoseEstimator:
                 for res in self.run_frames(stream_frames, box_fn, show_tokens, timer=timer):
                     if smooth is not None and res.track_ids is not None and len(res.track_ids):
                         thr = self.default_kpt_thr if kpt_thr is None else kpt_thr
+                        rate = src.video.fps  # type: ignore[union-attr]
                         res.keypoints = np.stack([
-                            track_filters.setdefault(int(tid), smooth.stream(fps=src.video.fps,  # type: ignore[union-attr]
-                                                                             scale=res.width / 2)).step(kp, sc >= thr)
+                            self._track_filter(track_filters, int(tid), res, smooth, rate).step(kp, sc >= thr)
                             for tid, kp, sc in zip(res.track_ids, res.keypoints, res.keypoint_scores)
                         ]).astype(res.keypoints.dtype)
                     record = {**res.to_dict(), **tag, **(names if src.kind == "images" or not frames else {})}
@@ -1586,8 +1608,9 @@ def draw_frame(res: FrameResult, metainfo: PoseMetaInfo | str, kpt_thr: float | 
     t = max(1, round(min(res.width, res.height) / 300))
     colours = [(0, 200, 0)] * len(res.bboxes) if res.track_ids is None else \
         [track_colour(int(i), "bgr") for i in res.track_ids]
-    if boxes:
-        for (x1, y1, x2, y2), c in zip(np.round(res.bboxes).astype(int), colours):
+    if boxes:  # clipped just beyond the frame (the visible lines are the same): far-off ones overflowed cv2's ints
+        edge = np.array([res.width, res.height] * 2) + t + 2
+        for (x1, y1, x2, y2), c in zip(np.clip(np.round(res.bboxes), -t - 2, edge).astype(int), colours):
             cv2.rectangle(canvas, (int(x1), int(y1)), (int(x2), int(y2)), c, t, cv2.LINE_AA)
     if len(res.keypoints):
         canvas = draw_skeleton(canvas, res.keypoints, res.keypoint_scores, metainfo, kpt_thr=kpt_thr, channel_order="bgr")

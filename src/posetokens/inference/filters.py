@@ -138,6 +138,12 @@ class OneEuroStream:
         self.dx_hat: np.ndarray | None = None  # (K, D), units of scale per second
         self.age: np.ndarray | None = None  # (K,) frames since the last valid sample; 0: never seen
 
+    def skip(self, frames: int) -> None:
+        """``frames`` frames without a sample (the person was not seen): as many :meth:`step` calls with every
+        joint invalid, whose results would be dropped."""
+        if self.age is not None and frames > 0:
+            self.age = np.where(self.age > 0, self.age + int(frames), 0)
+
     def step(self, x: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
         """Filter one frame (K, D); invalid joints follow the ``gap`` rule of the module doc."""
         x = np.asarray(x, np.float64)

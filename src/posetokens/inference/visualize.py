@@ -166,18 +166,45 @@ def draw_skeleton(
     if colour is not None:
         kcol = [_colour(colour, channel_order)] * len(kcol)
         lcol = [_colour(colour, channel_order)] * len(lcol)
+    # Points far off the image (a wild prediction at 3e9 px) overflowed cv2's int coordinates: segments are clipped
+    # to a box 4 image sizes around it, where nothing drawn is visible; nearer ones are drawn as given. Beyond 1e12
+    # px a point is left out (with its links): there the clipping would round off the image's scale
+    pad = radius + thickness + 2 + 4 * max(h, w)
+    lo, hi = np.array([-pad, -pad], np.float64), np.array([w + pad, h + pad], np.float64)
+
+    def fixed(p: np.ndarray) -> tuple[int, int]:  # cv2's sub-pixel integers (bounded: p lies within lo..hi)
+        return int(round(p[0] * mult)), int(round(p[1] * mult))
+
     for person, conf in zip(kpts, sc):
-        ok = np.isfinite(person[:, :2]).all(axis=1) & (conf >= kpt_thr)
-        fixed = np.round(np.nan_to_num(person[:, :2]) * mult).astype(np.int64)
+        pts = person[:, :2]
+        ok = (np.abs(pts) <= 1e12).all(axis=1) & (conf >= kpt_thr)  # finite, and clipped within 1e-4 px beyond
         for (a, b), col in zip(meta.skeleton, lcol):
-            if ok[a] and ok[b]:
-                cv2.line(canvas, tuple(int(v) for v in fixed[a]), tuple(int(v) for v in fixed[b]), col,
-                         thickness, cv2.LINE_AA, shift)
-        for k in np.flatnonzero(ok):
-            centre = tuple(int(v) for v in fixed[k])
+            seg = _clip_segment(pts[a], pts[b], lo, hi) if ok[a] and ok[b] else None
+            if seg is not None:
+                cv2.line(canvas, fixed(seg[0]), fixed(seg[1]), col, thickness, cv2.LINE_AA, shift)
+        for k in np.flatnonzero(ok & (pts >= lo).all(axis=1) & (pts <= hi).all(axis=1)):
+            centre = fixed(pts[k])
             cv2.circle(canvas, centre, radius * mult, kcol[k], -1, cv2.LINE_AA, shift)
             cv2.circle(canvas, centre, radius * mult, (255, 255, 255), 1, cv2.LINE_AA, shift)
     return canvas
+
+
+def _clip_segment(p: np.ndarray, q: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The part of the segment ``p``-``q`` inside the box ``lo``..``hi`` (Liang-Barsky), or None when none is."""
+    d = q - p
+    t0, t1 = 0.0, 1.0
+    for i in range(2):
+        for num, den in ((p[i] - lo[i], -d[i]), (hi[i] - p[i], d[i])):  # inside: den * t <= num
+            if den == 0:
+                if num < 0:
+                    return None
+            elif den > 0:
+                t1 = min(t1, num / den)
+            else:
+                t0 = max(t0, num / den)
+    if t0 > t1:
+        return None
+    return (p if t0 == 0 else p + t0 * d), (q if t1 == 1 else p + t1 * d)  # an end inside stays as it was
 
 
 def _patch_box(pid: int, grid: tuple[int, int], size_hw: tuple[int, int]) -> tuple[int, int, int, int]:
