@@ -848,6 +848,43 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_video_pipeline.py::test_infer_filters_a_track_across_frames_without_it",),
     ),
     Mutant(
+        "lift-ctrl-c-drops-the-3d", "Ctrl-C in lift's 2D pass ends the input and the frames read are lifted (a camera "
+        "or a stream has no other end)",
+        "src/posetokens/inference/lifting.py",
+        (("            if e.signum != signal.SIGINT or not", "            if True or not"),),
+        ("tests/test_errors_inference.py::test_ctrl_c_ends_the_input_of_lift_and_the_frames_read_are_lifted",),
+    ),
+    Mutant(
+        "lift-ignores-flags", "lift refuses --image-size on a video and --lookahead without --online (both were "
+        "ignored without a word)",
+        "src/posetokens/inference/lifting.py",
+        (("    if image_size is not None and not is_json:", "    if False:"),
+         ("    if lookahead and not online:", "    if False:")),
+        ("tests/test_errors_inference.py::test_bad_input[lift-video-image-size]",
+         "tests/test_errors_inference.py::test_bad_input[lift-lookahead-without-online]"),
+    ),
+    Mutant(
+        "output-kind-unchecked", "infer refuses a file where its tokens folder goes (found after the first frame was "
+        "written)",
+        "src/posetokens/inference/api.py",
+        (("        if path.exists() and path.is_dir() != folder:", "        if False:"),),
+        ("tests/test_errors_inference.py::test_bad_input[infer-tokens-folder-is-a-file]",),
+    ),
+    Mutant(
+        "vfr-called-truncated", "a variable frame rate video that plays to its stated end is said as such, not as "
+        "truncated",
+        "src/posetokens/inference/api.py",
+        (("            if seconds and last_ms / 1000 + 2 / self.fps >= seconds:", "            if False:"),),
+        ("tests/test_video_io.py::test_a_variable_frame_rate_video_is_said_as_such_not_as_truncated",),
+    ),
+    Mutant(
+        "lift-filters-infers-2d-again", "lift of infer's json filters the 3D only when the records say infer filtered "
+        "the 2D",
+        "src/posetokens/inference/lifting.py",
+        (("                if filtered_2d is None:  # 2D pixels", "                if True:  # 2D pixels"),),
+        ("tests/test_video_pipeline.py::test_lift_of_infers_json_does_not_filter_the_2d_a_second_time",),
+    ),
+    Mutant(
         "ctrl-c-while-loading-traces", "Ctrl-C while the command imports torch is one line, not a traceback",
         "src/posetokens_launch.py",
         (("    deferring = previous is _signal.default_int_handler", "    deferring = False"),),

@@ -35,7 +35,7 @@ import torch
 from posetokens.cli import main as cli
 from posetokens.registry import create_model
 
-from conftest import DATA, PARITY, REPO, interrupt_when, partial_lines
+from conftest import DATA, PARITY, REPO, interrupt_when, partial_lines, video_frames
 
 NAME_2D = "tokenpose_s_coco_256x192"
 TINY_2D = {"image_size": [64, 48], "dim": 32, "depth": 1, "heads": 4}
@@ -116,6 +116,22 @@ def _json(path: Path, obj: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj))
     return path
+
+
+def case_infer_tokens_folder_is_a_file(a: Assets, d: Path) -> Run:
+    """Found at the first frame's tokens picture ('File exists'), after that frame's json and video were written."""
+    (d / "out").mkdir()
+    (d / "out" / "clip_tokens").write_text("x")
+    return Run(["infer", str(a.clip), "--model", "ppt_s_coco_256x192", "--show-tokens", "--out", str(d / "out")], 2,
+               r"^posetokens infer: error: the tokens folder \S+clip_tokens exists and is a file; give --out another "
+               r"folder$", absent=[d / "out" / "clip.json", d / "out" / "clip.mp4"], not_in_output="random weights")
+
+
+def case_infer_result_json_is_a_folder(a: Assets, d: Path) -> Run:
+    (d / "out" / "clip.json").mkdir(parents=True)
+    return Run(["infer", str(a.clip), "--weights", str(a.w2d), "--out", str(d / "out")], 2,
+               r"^posetokens infer: error: the result json \S+clip\.json exists and is a folder; give --out another "
+               r"folder$", absent=[d / "out" / "clip.mp4"])
 
 
 def case_infer_folder_onto_itself(a: Assets, d: Path) -> Run:
@@ -685,6 +701,28 @@ def case_lift_pose2d_weights_of_a_lifter(a: Assets, d: Path) -> Run:
                unchanged=[a.clip, a.w3d], not_in_output="use posetokens lift")
 
 
+def case_lift_video_with_image_size(a: Assets, d: Path) -> Run:
+    """Ignored without a word (the 3D json gave the video's own size), as --fps and --layout are refused."""
+    return Run(["lift", str(a.clip), "--weights", str(a.w3d), "--image-size", "10x10", "--out", str(d / "out")], 2,
+               r"^posetokens lift: error: --image-size applies to a 2D-keypoint json; \S+clip\.mp4 is a video or a "
+               r"stream \(its own frame size\)$", absent=[d / "out"], not_in_output="random weights")
+
+
+def case_lift_lookahead_without_online(a: Assets, d: Path) -> Run:
+    return Run(["lift", str(a.infer_json), "--weights", str(a.w3d), "--lookahead", "2", "--out", str(d / "out")], 2,
+               r"^posetokens lift: error: --lookahead 2 applies to online lifting \(--online\); offline lifting sees "
+               r"the whole clip$", absent=[d / "out"])
+
+
+def case_lift_an_mmpose_prediction_file(a: Assets, d: Path) -> Run:
+    """What infer --mmpose-preds writes, given to lift: said 'record 0 has no 'instances' list'."""
+    src = _json(d / "clip_preds.json", {"meta_info": {"dataset_name": "coco"}, "instance_info": [
+        {"frame_id": 1, "instances": []}]})
+    return Run(["lift", str(src), "--weights", str(a.w3d), "--out", str(d / "out")], 2,
+               r"^posetokens lift: error: \S+clip_preds\.json: an MMPose prediction file \(meta_info, instance_info: "
+               r"what infer --mmpose-preds writes\); expected infer's results json", absent=[d / "out"])
+
+
 def case_lift_without_weights(a: Assets, d: Path) -> Run:
     from posetokens.inference.lifting import lift
 
@@ -976,6 +1014,11 @@ CASES: list[Any] = [
     pytest.param(case_lift_weights_without_pose2d_weights, id="lift-note-2d-model-random"),
     pytest.param(case_lift_pose2d_weights_of_a_lifter, id="lift-pose2d-weights-a-lifter"),
     pytest.param(case_infer_box_outside_the_image, id="infer-box-outside-the-image"),
+    pytest.param(case_infer_tokens_folder_is_a_file, id="infer-tokens-folder-is-a-file"),
+    pytest.param(case_infer_result_json_is_a_folder, id="infer-result-json-is-a-folder"),
+    pytest.param(case_lift_video_with_image_size, id="lift-video-image-size"),
+    pytest.param(case_lift_lookahead_without_online, id="lift-lookahead-without-online"),
+    pytest.param(case_lift_an_mmpose_prediction_file, id="lift-mmpose-prediction-file"),
     pytest.param(case_lift_without_weights, id="lift-note-lifting-model-random"),
     pytest.param(case_lift_weights_is_a_folder, id="lift-weights-is-a-folder"),
     pytest.param(case_lift_out_is_a_file, id="lift-out-is-a-file"),
@@ -1083,6 +1126,39 @@ def test_interrupted_video_keeps_finished_frames(sig: int, code: int, name: str,
     assert frames == n  # a playable mp4 holding the same frames as the json
     assert_nothing_half_written(out)
     assert _digest(VIDEO) == before
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_ends_the_input_of_lift_and_the_frames_read_are_lifted(sig: int, assets: Assets,
+                                                                     tmp_path: Path) -> None:
+    """A camera or a stream (here a file read as one, endlessly) has no end but Ctrl-C: it ends the 2D pass and
+    the frames read are lifted and drawn (exit 130; only the 2D json was kept, the docs promised the 3D). SIGTERM
+    stops at once, keeping the 2D of the frames done (exit 143)."""
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    rc, err = interrupt_when([sys.executable, "-m", "posetokens", "lift", str(assets.clip), "--loop", "0", "--weights",
+                              str(assets.w3d), "--pose2d-weights", str(assets.w2d), "--out", str(out),
+                              "--min-track-frames", "1", "--no-progress"],
+                             lambda proc: partial_lines(out, "clip.json.*.partial") >= 8, sig, env=env)
+    records = json.loads((out / "clip.json").read_text())
+    n = len(records)
+    assert n >= 8 and [r["frame_id"] for r in records] == list(range(n))
+    if sig == signal.SIGTERM:
+        assert rc == 143, err
+        assert err.strip().splitlines()[-1] == (f"posetokens lift: interrupted by SIGTERM: the results of {n} "
+                                                f"finished frame(s) are in {out}")
+        assert not (out / "clip_3d.json").exists()
+        return
+    assert rc == 130, err
+    lines = err.strip().splitlines()
+    assert lines[-2] == (f"posetokens lift: interrupted by SIGINT: the results of {n} finished frame(s) are in {out}; "
+                         "lifting them (Ctrl-C again to stop)")
+    assert lines[-1] == (f"posetokens lift: interrupted by SIGINT in the 2D pass: the 3D of the {n} frame(s) read is "
+                         f"in {out / 'clip_3d.json'}")
+    lifted = json.loads((out / "clip_3d.json").read_text())
+    assert lifted["complete"] and [f["frame_id"] for f in lifted["frames"]] == list(range(n))
+    assert len(video_frames(out / "clip_3d.mp4")) == n
+    assert_nothing_half_written(out)
 
 
 def test_weights_of_another_kind_are_named_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

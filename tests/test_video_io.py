@@ -445,3 +445,39 @@ def test_a_truncated_video_is_said_and_a_whole_one_is_not(tmp_path: Path, capsys
         if i == 2:
             break
     assert reader.decoded_frames is None and "warning" not in capsys.readouterr().err
+
+
+def test_a_variable_frame_rate_video_is_said_as_such_not_as_truncated(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    """An MKV of 30 frames over 2 s at a stated 25 a second (frames 40 or 120 ms apart, as phones record) decoded
+    whole was said to be 'truncated or damaged' (the 50 frames of 2 s at 25 a second): it is said to have a
+    variable frame rate, with its average (30 / 2.00 s = 15.00); its first half is still said to be truncated."""
+    av = pytest.importorskip("av")
+    from fractions import Fraction
+
+    vfr = tmp_path / "vfr.mkv"
+    pts = np.cumsum([0] + [40 if i % 3 else 120 for i in range(29)]).tolist()  # ms; the last frame at 1960
+    rng = np.random.default_rng(0)
+    with av.open(str(vfr), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        for p in pts:
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (48, 64, 3), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = p, Fraction(1, 1000)
+            c.mux(s.encode(frame))
+        c.mux(s.encode())
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(vfr.read_bytes()[: vfr.stat().st_size // 2])
+    n_cut = decoded_frames(cut)
+    assert decoded_frames(vfr) == 30 and 0 < n_cut < 29  # the premise, by OpenCV itself
+    capsys.readouterr()
+    reader = api.VideoReader(vfr)
+    assert reader.fps == 25 and reader.declared_frames == 50  # what the container states
+    assert sum(1 for _ in reader) == 30 and sum(1 for _ in api.VideoReader(cut)) == n_cut
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("posetokens: warning:")]
+    assert warnings == [f"posetokens: warning: {vfr}: 30 frames over 2.00 s (15.00 a second on average), where its "
+                        "container states 25 a second: a variable frame rate; the outputs' timing (the json's 'fps', "
+                        "the overlay video, the temporal filter) uses the stated rate",
+                        f"posetokens: warning: {cut}: the video ended after {n_cut} of the 50 frames its container "
+                        "declares (a truncated or damaged file); the frames decoded were used"]

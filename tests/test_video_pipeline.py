@@ -577,3 +577,27 @@ def test_online_lift_refuses_a_filter_that_needs_the_future(two_walkers, w2d: Pa
     err = capsys.readouterr().err.strip().splitlines()
     assert any("Savitzky-Golay filter needs 4 future frames" in line for line in err)
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_lift_of_infers_json_does_not_filter_the_2d_a_second_time(two_walkers, w2d: Path, w3d: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    """``infer`` filters a video's 2D by default and its records say so (``filter``); ``lift`` of that json filtered
+    the 2D again (twice the lag of ``lift`` of the video) and now filters the 3D only, and says so. Its 2D is the
+    json's as given: the same as lifting the json with the filter off."""
+    video, dets = two_walkers
+    assert cli(["infer", str(video), "--weights", str(w2d), "--boxes", str(dets), "--no-draw", "--no-progress",
+                "--out", str(tmp_path / "2d")]) == 0
+    src = tmp_path / "2d" / "walk.json"
+    records = json.loads(src.read_text())
+    assert all(r["filter"]["name"] == "one_euro" and r["filter"]["fps"] == 10.0 for r in records)
+    capsys.readouterr()
+    args = ["lift", str(src), "--weights", str(w3d), "--no-draw", "--min-track-frames", "1", "--precision", "fp32"]
+    assert cli([*args, "--out", str(tmp_path / "on")]) == 0
+    assert (f"posetokens: note: {src}: its 2D was filtered by infer (one_euro); lift filters the 3D only"
+            in capsys.readouterr().err)
+    assert cli([*args, "--out", str(tmp_path / "off"), "--filter", "off"]) == 0
+    on, off = (json.loads((tmp_path / d / "walk_3d.json").read_text()) for d in ("on", "off"))
+    assert on["filter"]["applied_to"] == "3d" and on["filter"]["2d_filtered_by_infer"]["name"] == "one_euro"
+    for a, b in zip(on["frames"], off["frames"]):
+        for p, q in zip(a["people"], b["people"]):
+            assert p["keypoints_2d"] == q["keypoints_2d"]  # the 2D as infer wrote it

@@ -498,8 +498,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                    help="read the input video as a live stream, N times over (0: until Ctrl-C)")
     _add_box_args(s)
     _add_filter_args(s, "one_euro")
-    s.add_argument("--online", action="store_true", help="lift frame by frame with causal windows (as a live stream "
-                                                         "would; prints the latency in frames)")
+    s.add_argument("--online", action="store_true", help="lift with causal windows (each frame's 3D from the frames "
+                                                         "up to it, as a live system would; prints the latency)")
     s.add_argument("--lookahead", type=int, default=0, help="online: frames of the future each 3D waits for "
                                                             "(the latency; default 0)")
     s.add_argument("--max-panels", type=int, default=4, metavar="N",

@@ -122,25 +122,33 @@ class VideoReader:
         self.fps = fps if np.isfinite(fps) and fps > 0 else 25.0
         self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))  # the container's claim; may exceed decodable
         cap.release()
-        self.declared_frames = declared_frames(self.path)
+        self.declared_frames, self.declared_seconds = _declared(self.path)
         self.decoded_frames: int | None = None  # set when a pass reaches the end of the video
 
     def __iter__(self) -> Iterator[Frame]:
         cap = cv2.VideoCapture(str(self.path))
+        last_ms = 0.0  # the time of the last frame decoded
         try:
             i = 0
             while True:
                 ok, img = cap.read()
                 if not ok:
                     break
+                last_ms = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
                 yield Frame(i, self.path.name, img, video=True)
                 i += 1
         finally:
             cap.release()
         self.decoded_frames = i  # only a pass that was not stopped early gets here
         if self.declared_frames is not None and i < self.declared_frames - 1:
-            warn(f"{self.path}: the video ended after {i} of the {self.declared_frames} frames its container "
-                 "declares (a truncated or damaged file); the frames decoded were used")
+            seconds = self.declared_seconds
+            if seconds and last_ms / 1000 + 2 / self.fps >= seconds:  # it played to its end: frames came less often
+                warn(f"{self.path}: {i} frames over {seconds:.2f} s ({i / seconds:.2f} a second on average), where "
+                     f"its container states {self.fps:g} a second: a variable frame rate; the outputs' timing (the "
+                     "json's 'fps', the overlay video, the temporal filter) uses the stated rate")
+            else:
+                warn(f"{self.path}: the video ended after {i} of the {self.declared_frames} frames its container "
+                     "declares (a truncated or damaged file); the frames decoded were used")
 
 
 def declared_frames(path: Path) -> int | None:
@@ -149,15 +157,20 @@ def declared_frames(path: Path) -> int | None:
     None: PyAV is not installed, or the container declares neither. An AVI's count is its stream header's
     (``strh`` length, at the start of the file): its duration is estimated from the index, which a cut-off file
     lacks. Headers only: nothing is decoded."""
+    return _declared(path)[0]
+
+
+def _declared(path: Path) -> tuple[int | None, float]:
+    """:func:`declared_frames` and the video's duration in seconds (0.0: not stated, or an AVI's)."""
     try:
         import av
     except ImportError:
-        return None
+        return None, 0.0
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             if "avi" in container.format.name.split(",") and stream.frames:
-                return int(stream.frames)
+                return int(stream.frames), 0.0
             # the container's duration covers every stream (an MKV's audio may outlast its video): used only when
             # the video is the one stream
             seconds = (float(stream.duration * stream.time_base) if stream.duration
@@ -165,8 +178,8 @@ def declared_frames(path: Path) -> int | None:
             by_time = round(seconds * float(stream.average_rate)) if stream.average_rate else 0
             counts = [n for n in (int(stream.frames or 0), by_time) if n > 0]
     except Exception:  # noqa: BLE001 (PyAV cannot read what OpenCV decodes: no claim to check against)
-        return None
-    return min(counts) if counts else None
+        return None, 0.0
+    return (min(counts) if counts else None), seconds
 
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
@@ -1148,6 +1161,8 @@ class PoseEstimator:
         tag = {"model": self.name, "keypoint_layout": self.metainfo.name}
         if video_like and src.video is not None:  # what `lift` of this json runs its filter and video at
             tag["fps"] = float(src.video.fps)
+            if smooth is not None:  # so that `lift` of this json does not filter the 2D a second time
+                tag["filter"] = {**smooth.describe(), "fps": smooth.fps or float(src.video.fps)}
         names = {"keypoint_names": list(self.metainfo.keypoint_names)}  # every image's record; a video's first
 
         stop: list[ValueError] = []
@@ -1430,6 +1445,10 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
     inputs += [("detections file", boxes if isinstance(boxes, (str, Path)) else None),
                ("detector", getattr(boxes, "path", None)), ("weights", weights)]
     check_no_overwrite(inputs, outputs)
+    for what, path, remedy in outputs:  # a file where a folder goes failed after the first frame, and vice versa
+        folder = what.endswith("folder")
+        if path.exists() and path.is_dir() != folder:
+            raise ValueError(f"the {what} {path} exists and is a {'file' if folder else 'folder'}; {remedy}")
     return stems
 
 
@@ -1635,6 +1654,10 @@ def load_results(path: str | Path, max_frames: int | None = None) -> list[dict[s
             raise
         warn(f"{path}: an unfinished results file (a run that was killed?): read its {len(data)} complete "
              f"record(s){'; dropped a half-written last line' if dropped else ''}")
+    if isinstance(data, dict) and "instance_info" in data and "instances" not in data:  # said: no 'instances'
+        raise ValueError(f"{path}: an MMPose prediction file (meta_info, instance_info: what infer --mmpose-preds "
+                         "writes); expected infer's results json, a list of {frame_id, instances} records "
+                         "(<stem>.json)")
     records = [data] if isinstance(data, dict) else data
     if not isinstance(records, list) or not records:
         raise ValueError(f"{path}: expected a list of {{frame_id, instances}} records (or one record)")

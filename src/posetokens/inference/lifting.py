@@ -460,6 +460,12 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         if not is_json:
             raise ValueError(f"--fps applies to a 2D-keypoint json; {src} is a video or a stream (its own frame rate)")
         _frame_rate([], fps, src)  # a bad value, before --out is made
+    if image_size is not None and not is_json:  # was ignored without a word
+        raise ValueError(f"--image-size applies to a 2D-keypoint json; {src} is a video or a stream (its own frame "
+                         "size)")
+    if lookahead and not online:  # was ignored without a word
+        raise ValueError(f"--lookahead {lookahead} applies to online lifting (--online); offline lifting sees the "
+                         "whole clip")
     out = Path(out_dir)
     stem = src.name[:src.name.lower().index(".json")] if src.suffix == ".partial" else src.stem
     remedy = "give --out another folder"  # every output's path is derived from it
@@ -472,6 +478,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                         ("detector", getattr(boxes, "path", None))], outputs)
     records: list[dict[str, Any]] | None = None
     tracked = None
+    filtered_2d: dict[str, Any] | None = None  # the filter infer ran on a json's 2D, as its records say
     if is_json:  # read and check the 2D input before --out is made and before any model is built or says a word
         if det_every != 1:
             raise ValueError(f"--det-every applies to a video or a stream (its 2D pass); {src} is a 2D-keypoint json")
@@ -488,6 +495,10 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         w, h = _frame_size(records, image_size, src)
         fps = _frame_rate(records, fps, src)
         tracked = _tracks_to_lift(records, src, min_track_frames)  # a json with nobody to lift fails here too
+        filtered_2d = next((r["filter"] for r in records if isinstance(r.get("filter"), dict)), None)
+        if filtered_2d is not None and not smooth.is_off:  # infer filtered it: a second pass would lag it twice
+            print(f"posetokens: note: {src}: its 2D was filtered by infer ({filtered_2d.get('name')}); lift filters "
+                  "the 3D only", file=sys.stderr, flush=True)
     elif layout not in (None, "coco"):
         raise ValueError("layout applies to json input; a video goes through a COCO-17 2D model")
     writable_dir(out)  # before any computing: an unwritable folder fails now, not after the 2D and 3D passes
@@ -509,6 +520,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     lifter = prepare(optimize_for_inference(lifter.to(dev).eval(), channels_last=False), choice, dev, trained=trained)
     files: list[str] = []
     video = None
+    ended_by: Interrupted | None = None  # a Ctrl-C that ended the 2D pass: the frames read are lifted
     timer = StageTimer(live=show_progress(progress))
     if records is None:
         source_in = open_input(src) if source_in is None else source_in
@@ -529,8 +541,15 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         if est.metainfo.num_keypoints != 17 or est.metainfo.name != "coco":
             raise ValueError(f"the 2D model {est.name} must predict COCO-17 keypoints, it predicts {est.metainfo.name}")
         kpt_thr = est.default_kpt_thr if kpt_thr is None else kpt_thr
-        res2d = est.infer(source_in, out, boxes=boxes, bbox_thr=bbox_thr, draw=False, kpt_thr=kpt_thr, progress=progress,
-                          det_every=det_every, max_frames=max_frames, timer=timer)
+        try:
+            res2d = est.infer(source_in, out, boxes=boxes, bbox_thr=bbox_thr, draw=False, kpt_thr=kpt_thr,
+                              progress=progress, det_every=det_every, max_frames=max_frames, timer=timer)
+        except Interrupted as e:  # Ctrl-C ends the input (a camera or a stream has no other end): lift what was read
+            if e.signum != signal.SIGINT or not (out / f"{stem}.json").is_file():  # SIGTERM: stop now
+                raise
+            ended_by = e
+            res2d = {"files": [str(out / f"{stem}.json")]}
+            print(f"posetokens lift: {e}; lifting them (Ctrl-C again to stop)", file=sys.stderr, flush=True)
         files.append(res2d["files"][0])
         records = load_results(res2d["files"][0])
         w, h, fps = video.width, video.height, video.fps  # type: ignore[union-attr]
@@ -553,7 +572,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                 kp, sc, valid = (a[first:last + 1] for a in track_arrays(records, tr))
                 if layout == "coco":
                     kp, sc = coco_to_h36m(kp, sc)
-                kp = smooth(kp, valid, fps=fps, scale=w / 2)  # 2D pixels; frames without the person unchanged
+                if filtered_2d is None:  # 2D pixels; frames without the person unchanged
+                    kp = smooth(kp, valid, fps=fps, scale=w / 2)
                 if online:
                     pose3d, ol = lift_online(lifter, kp, sc, w, h, valid=valid, flip_test=flip_test, device=dev,
                                              lookahead=lookahead)
@@ -597,6 +617,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                     frames_out[t].update(person=True, keypoints_2d=np.round(k, 2).tolist(),
                                          keypoints_3d=np.round(p, 5).tolist())
         filter_block = smooth.describe()  # One-Euro ran at the clip's rate unless its config named one
+        if filtered_2d is not None:  # the 2D as given (infer's filter), this one on the 3D only
+            filter_block = {**filter_block, "applied_to": "3d", "2d_filtered_by_infer": filtered_2d}
         if smooth.name == "one_euro" and smooth.fps is None:
             filter_block["fps"] = fps
         payload = {
@@ -661,6 +683,9 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                 drawn = f"{mp4} holds the frames drawn" if mp4.exists() else "no frame of the video was drawn"
                 raise Interrupted(signum, f"interrupted by {signal_name(signum)} while drawing: the 3D results are "
                                           f"in {files[-1]}; {drawn}") from None
+    if ended_by is not None:  # the files are complete for the frames read; the exit code says it was interrupted
+        raise Interrupted(ended_by.signum, f"interrupted by {signal_name(ended_by.signum)} in the 2D pass: the 3D of "
+                                           f"the {n} frame(s) read is in {files[1]}")
     if timer.frames == 0:
         timer.frames = n
     return {"input": str(src), "frames": len(records),
