@@ -88,7 +88,9 @@ def load_figures() -> dict[str, dict[str, Any]]:
 
 
 def _fmt(v: float | None) -> str:
-    return "—" if v is None else f"{v:.1f}" if float(v).is_integer() else f"{v:g}"
+    from posetokens.engine.zoo import paper_figure
+
+    return paper_figure(v)
 
 
 def zoo_table(families: list[str]) -> str:
@@ -114,7 +116,8 @@ def zoo_table(families: list[str]) -> str:
         official = "—" if p.official_params_m is None and p.official_gflops is None else \
             f"{_fmt(p.official_params_m)} / {_fmt(p.official_gflops)}"
         rows.append(f"| `{name}` | {task(name, entry.family)} | {f['params_m']:.3f} | {_fmt(p.params_m)} | "
-                    f"{f['gmacs']:.3f} | {f['paper_gflops']:.3f} | {_fmt(p.gflops)} | {official} |")
+                    f"{f['gmacs']:.3f} | {f['paper_gflops']:.3f} | {_fmt(p.gflops)} | {official} | "
+                    f"{official_repo(name)} |")
     return "\n".join(rows)
 
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-COPIED = ("src", "tests", "configs", "pyproject.toml")
+COPIED = ("src", "tests", "configs", "scripts", "docs", "README.md", "pyproject.toml")  # docs, scripts: test_docs
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "*.egg-info")
 
 
@@ -883,6 +883,43 @@ MUTANTS: tuple[Mutant, ...] = (
         "src/posetokens/inference/lifting.py",
         (("                if filtered_2d is None:  # 2D pixels", "                if True:  # 2D pixels"),),
         ("tests/test_video_pipeline.py::test_lift_of_infers_json_does_not_filter_the_2d_a_second_time",),
+    ),
+    Mutant(
+        "zoo-official-column-empty", "the zoo tables fill their 'official code' column (every row was a cell short)",
+        "scripts/docs_hooks.py",
+        (('                    f"{official_repo(name)} |")', '                    "")'),),
+        ("tests/test_docs.py::test_zoo_tables_fill_every_column",),
+    ),
+    Mutant(
+        "zoo-figures-rounded-twice", "the stored figures keep 6 decimals, so the tables print them without a second "
+        "rounding (TokenPose-L/D6's 9.064 printed 9.065)",
+        "src/posetokens/engine/zoo.py",
+        (('        "paper_gflops": round(paper_gflops(model, family.paper_counter), 6),',
+          '        "paper_gflops": round(paper_gflops(model, family.paper_counter), 4),'),),
+        ("tests/test_docs.py::test_zoo_figures_are_current",),
+    ),
+    Mutant(
+        "convert-errors-unnamed", "a converter's own check (the sine table's shape or values) names the file",
+        "src/posetokens/convert.py",
+        (('        raise CheckpointMismatchError(str(e) if source in str(e) else f"{source}: {e}") from None',
+          "        raise"),),
+        ("tests/test_export.py::test_convert_takes_a_half_precision_copy_and_refuses_another_encoding",),
+    ),
+    Mutant(
+        "missing-sine-table-converts", "an official TokenPose/PPT file without its sine table is refused (a config "
+        "with no encoding would have run with ours)",
+        "src/posetokens/models/tokenpose.py",
+        (('    if not has_pe:\n        raise missing_sine_pos_embed("TokenPose/PPT")',
+          '    if False:\n        raise missing_sine_pos_embed("TokenPose/PPT")'),),
+        ("tests/test_export.py::test_convert_takes_a_half_precision_copy_and_refuses_another_encoding",),
+    ),
+    Mutant(
+        "parity-trusts-the-converter", "parity finds every official tensor in the loaded model, past the converter "
+        "(a zeroed key bias passed)",
+        "src/posetokens/parity/__init__.py",
+        (("    return float(sum(not found(v.detach().float()) for v in official.values()",
+          "    return float(sum(False for v in official.values()"),),
+        ("tests/test_mixste.py::test_parity_finds_every_official_tensor_whatever_the_converter_did",),
     ),
     Mutant(
         "ctrl-c-while-loading-traces", "Ctrl-C while the command imports torch is one line, not a traceback",

@@ -260,6 +260,19 @@ def test_zoo_figures_cover_the_registry() -> None:
     assert not docs_hooks.update_readme(check=True), "README zoo table is stale: python scripts/docs_zoo.py --readme"
 
 
+def test_zoo_tables_fill_every_column() -> None:
+    """The rendered zoo table has as many cells in each row as in its header (its 'official code' column was
+    empty in every row), names each model's official repository, and prints the stored figures without a second
+    rounding: TokenPose-L/D6's paper-convention GFLOPs are 9.064 in the spec (tokenpose_ppt.md), printed 9.065
+    from a 4-decimal 9.0645."""
+    table = docs_hooks.zoo_table(["all"]).splitlines()
+    widths = {len(row.strip("|").split("|")) for row in table}
+    assert widths == {9}, widths
+    rows = {row.split("|")[1].strip(" `"): [c.strip() for c in row.strip("|").split("|")] for row in table[2:]}
+    assert rows["ppt_s_coco_256x192"][-1] == "[HowieMa/PPT](https://github.com/HowieMa/PPT)"
+    assert rows["tokenpose_l_d6_coco_256x192"][5] == "9.064"
+
+
 @pytest.mark.parametrize("name", ["gtpt_t_coco_256x192", "tpc_mhformer_h36m_351"])
 def test_zoo_figures_are_current(name: str) -> None:
     """Regression guard: the stored figures of the cheap models equal a fresh measurement (the paper rows they

@@ -233,9 +233,29 @@ def test_convert_takes_a_half_precision_copy_and_refuses_another_encoding(tmp_pa
     assert torch.load(out, weights_only=True)["state_dict"]["blocks.0.attn.qkv.weight"].dtype == torch.float32
     key = next(k for k in sd if k.endswith("pos_embedding"))
     torch.save({**sd, key: sd[key] + 2.4e-4}, tmp_path / "other.pth")
-    with pytest.raises(ValueError, match=r"differs from the 2-D sine PE by 0\.00024 \(tolerance 1e-05 in float32\): "
-                                         r"only the 'sine-full'"):
+    with pytest.raises(ValueError, match=r"^\S+other\.pth: official pos_embedding differs from the 2-D sine PE by "
+                                         r"0\.00024 \(tolerance 1e-05 in float32\): only the 'sine-full'"):
         convert_checkpoint("ppt_s_coco_256x192", tmp_path / "other.pth", tmp_path / "other_ours.pth")
+    # a file without its table converted silently (a config with no encoding would have run with ours)
+    torch.save({k: v for k, v in sd.items() if k != key}, tmp_path / "no_pe.pth")
+    with pytest.raises(ValueError, match=r"^\S+no_pe\.pth: no pos_embedding: every official TokenPose/PPT checkpoint "
+                                         r"of the supported 'sine-full' configs stores its sine table"):
+        convert_checkpoint("ppt_s_coco_256x192", tmp_path / "no_pe.pth", tmp_path / "no_pe_ours.pth")
+    gtpt = torch.load(_fixture("gtpt_t_coco_256x192") / "checkpoint.pth", weights_only=True)
+    torch.save({k: v for k, v in gtpt.items() if not k.endswith("pos_embedding")}, tmp_path / "gtpt_no_pe.pth")
+    with pytest.raises(ValueError, match=r"gtpt_no_pe\.pth: no pos_embedding: every official GTPT checkpoint"):
+        convert_checkpoint("gtpt_t_coco_256x192", tmp_path / "gtpt_no_pe.pth", tmp_path / "gtpt_ours.pth")
+    # the wrong model's file: its table's shape, said with the file (it named neither)
+    with pytest.raises(ValueError, match=r"^\S+tokenpose_ppt_b_w16_d128_coco_256x192/checkpoint\.pth: official "
+                                         r"pos_embedding has shape \(1, 256, 128\), but this config's sine PE is "
+                                         r"\(1, 256, 192\)"):
+        convert_checkpoint("ppt_s_coco_256x192", _fixture("tokenpose_ppt_b_w16_d128_coco_256x192") / "checkpoint.pth",
+                           tmp_path / "b_as_s.pth")
+    # a missing key is named as this library names it, and the message says so
+    torch.save({k: v for k, v in sd.items() if not k.endswith("mlp_head.3.bias")}, tmp_path / "no_bias.pth")
+    with pytest.raises(ValueError, match=r"missing keys \(1 in posetokens' names, after converting the file's\): "
+                                         r"head\.3\.bias$"):
+        convert_checkpoint("ppt_s_coco_256x192", tmp_path / "no_bias.pth", tmp_path / "no_bias_ours.pth")
 
 
 def test_parity_does_not_pass_a_fixture_that_compares_no_output_values(tmp_path: Path,

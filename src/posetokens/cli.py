@@ -410,7 +410,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     s.add_argument("dir", help="fixture folder: a model fixture (config.json, checkpoint.pth, inputs.pt, outputs.pt) "
                                "or a pipeline fixture (inputs.json with kind and method)")
     s.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
-    s.add_argument("--atol", type=float, default=1e-4, help="max abs difference allowed (default 1e-4)")
+    s.add_argument("--atol", type=float, default=1e-4, help="max abs difference allowed (default 1e-4; a fixture "
+                                                            "README's tighter tolerance wins)")
     s.set_defaults(fn=_cmd_parity)
 
     s = sub.add_parser("train", help="train a recipe (torchrun-ready)")

@@ -51,8 +51,11 @@ def _fmt(keys: list[str], limit: int = 6) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def strict_load(model: nn.Module, state_dict: Mapping[str, Tensor], source: str = "checkpoint") -> None:
-    """Load ``state_dict`` into ``model``; any missing, unexpected or mis-shaped key raises, by name."""
+def strict_load(model: nn.Module, state_dict: Mapping[str, Tensor], source: str = "checkpoint",
+                converted: bool = False) -> None:
+    """Load ``state_dict`` into ``model``; any missing, unexpected or mis-shaped key raises, by name. ``converted``:
+    ``state_dict`` was renamed from an official file, so the missing keys carry this library's names (the
+    unexpected ones are the file's, left over)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
@@ -65,7 +68,8 @@ def strict_load(model: nn.Module, state_dict: Mapping[str, Tensor], source: str 
         name = getattr(model, "zoo_name", type(model).__name__)
         parts = []
         if missing:
-            parts.append(f"missing keys ({len(missing)}): {_fmt(missing)}")
+            ours = " in posetokens' names, after converting the file's" if converted else ""
+            parts.append(f"missing keys ({len(missing)}{ours}): {_fmt(missing)}")
         if unexpected:
             parts.append(f"unexpected keys ({len(unexpected)}): {_fmt(unexpected)}")
         if shapes:
@@ -80,7 +84,13 @@ def load_weights(model: nn.Module, weights: str | Path | Mapping[str, Any], fami
     obj = load_file(weights) if isinstance(weights, (str, Path)) else weights
     sd = unwrap_state_dict(obj, source)
     try:
-        strict_load(model, get_family(family).convert(sd, model), source)
+        converted = get_family(family).convert(sd, model)
+    except CheckpointMismatchError:
+        raise
+    except ValueError as e:  # a converter's own check (a sine table of another size...): said with the file
+        raise CheckpointMismatchError(str(e) if source in str(e) else f"{source}: {e}") from None
+    try:
+        strict_load(model, converted, source, converted=set(converted) != set(sd))
     except CheckpointMismatchError as e:
         held = (description_of(obj) or {}).get("zoo_name")  # one of ours names what it holds
         if isinstance(held, str) and held != getattr(model, "zoo_name", None):

@@ -20,16 +20,16 @@ def model_figures(name: str) -> dict[str, Any]:
     family = get_family(entry.family)
     out: dict[str, Any] = {
         "model": name,
-        "params_m": round(paper_params(model, family.param_counter) / 1e6, 4),
-        "gmacs": round(true_macs(model, model.dummy_inputs(1)) / 1e9, 4),
-        "paper_gflops": round(paper_gflops(model, family.paper_counter), 4),
+        "params_m": round(paper_params(model, family.param_counter) / 1e6, 6),  # 6 decimals: printed to 3 without
+        "gmacs": round(true_macs(model, model.dummy_inputs(1)) / 1e9, 6),  # a second rounding (9.0645 -> 9.065
+        "paper_gflops": round(paper_gflops(model, family.paper_counter), 6),  # for TokenPose-L/D6's 9.06446)
     }
     views = getattr(model, "num_views", None)
     if views:  # multi-view models: gmacs / paper_gflops above are for one sample of all views together
         out |= {
             "num_views": views,
-            "gmacs_per_view": round(out["gmacs"] / views, 4),
-            "paper_gflops_per_view": round(out["paper_gflops"] / views, 4),
+            "gmacs_per_view": round(out["gmacs"] / views, 6),
+            "paper_gflops_per_view": round(out["paper_gflops"] / views, 6),
             "per_view_note": f"gmacs and paper_gflops count one sample of all {views} views; *_per_view divide by {views}",
         }
     return out
@@ -43,11 +43,12 @@ def efficiency_table(names: list[str]) -> str:
     ]
     for name in names:
         f, p = model_figures(name), get_entry(name).paper
-
-        def _s(v: float | None) -> str:
-            return "—" if v is None else f"{v:g}"
-
-        rows.append(
-            f"| {name} | {f['params_m']:.3f} | {_s(p.params_m)} | {f['gmacs']:.3f} | {f['paper_gflops']:.3f} | {_s(p.gflops)} |"
-        )
+        rows.append(f"| {name} | {f['params_m']:.3f} | {paper_figure(p.params_m)} | {f['gmacs']:.3f} | "
+                    f"{f['paper_gflops']:.3f} | {paper_figure(p.gflops)} |")
     return "\n".join(rows)
+
+
+def paper_figure(v: float | None) -> str:
+    """A paper's printed figure as the tables show it: a whole number keeps one decimal (1.0, 35.0, as printed),
+    others as stored; an em dash for none."""
+    return "—" if v is None else f"{v:.1f}" if float(v).is_integer() else f"{v:g}"

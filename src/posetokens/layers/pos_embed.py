@@ -34,6 +34,13 @@ def sine_pos_embed_2d(
     return torch.cat((py, px), dim=3).reshape(1, h * w, dim)
 
 
+def missing_sine_pos_embed(family: str) -> ValueError:
+    """The error for an official checkpoint without its stored sine table (it converted silently: a config with
+    no or a learned encoding would have run with ours)."""
+    return ValueError(f"no pos_embedding: every official {family} checkpoint of the supported 'sine-full' configs "
+                      "stores its sine table (a config without an encoding or with a learned one is not supported)")
+
+
 def check_sine_pos_embed(pos: Tensor, ours: Tensor, what: str = "") -> None:
     """Raise ``ValueError`` unless an official checkpoint's stored ``pos`` is the sine table ``ours`` to the
     precision it was saved in (float32: 1e-5; a float16 or bfloat16 copy: its rounding), so a learned or other

@@ -35,6 +35,7 @@ from posetokens.layers import (
     Block,
     PatchEmbed,
     check_sine_pos_embed,
+    missing_sine_pos_embed,
     gather_group_tokens,
     gather_tokens,
     group_slot_index,
@@ -491,6 +492,7 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: GTPT, branch: 
     use_ema = branch == "ema" and has_ema
     n_coarse = model.cfg.num_coarse
     out: dict[str, Tensor] = {}
+    has_pe = False
     for key, value in state_dict.items():
         if key.startswith("ema_"):
             if not use_ema:
@@ -512,6 +514,7 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: GTPT, branch: 
         rest = rest[len("features."):]
         if rest == "pos_embedding":
             _check_pos(value, model)
+            has_pe = True
             continue
         if rest.endswith(".0.fn.fn.mask") and rest.startswith("transformer.group_layers."):
             continue  # structural constant, rebuilt from the group spec
@@ -521,6 +524,8 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: GTPT, branch: 
             out[f"blocks.{blk}.{_LAYER_MAP[(m.group(3), m.group(4))]}"] = value
             continue
         out[rename_by_rules(rest, _RENAMES)] = value
+    if not has_pe:
+        raise missing_sine_pos_embed("GTPT")
     return out
 
 

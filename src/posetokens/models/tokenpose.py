@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from posetokens.layers import (
     Block, PatchEmbed, PruneCfg, keep_counts, keypoint_attention_score, prune_topk, sine_pos_embed_2d,
     check_sine_pos_embed,
+    missing_sine_pos_embed,
 )
 from posetokens.layers.checks import check_image_batch, require_positive
 from posetokens.layers.init import init_transformer_weights
@@ -269,6 +270,7 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: TokenPose) -> 
         return dict(state_dict)
     out: dict[str, Tensor] = {}
     depth = model.cfg.depth
+    has_pe = False
     for key, value in state_dict.items():
         m = _BACKBONE_KEY.match(key)
         if m:
@@ -277,6 +279,7 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: TokenPose) -> 
         rest = key.split(".", 1)[1] if key.startswith(("features.", "transformer.")) else key
         if rest == "pos_embedding":
             _check_official_pos_embed(value, model)
+            has_pe = True
             continue
         if rest == "keypoint_token":
             out["keypoint_token"] = value
@@ -293,6 +296,8 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: TokenPose) -> 
             out[f"blocks.{block * depth + int(m.group(2))}.{_LAYER_MAP[(m.group(3), m.group(4))]}"] = value
             continue
         out[key] = value  # unknown: reported by the strict load
+    if not has_pe:
+        raise missing_sine_pos_embed("TokenPose/PPT")
     return out
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +104,34 @@ def weights_mismatch(model: torch.nn.Module, converted: dict[str, Tensor]) -> fl
     """
     own = model.state_dict()
     return float(sum(k not in own or not torch.equal(own[k], v.to(own[k].dtype)) for k, v in converted.items()))
+
+
+def official_tensors_missing(model: torch.nn.Module, official: Mapping[str, Any]) -> float:
+    """Number of the official file's floating-point tensors found nowhere in ``model``, bitwise: as a whole model
+    tensor, or as one of the equal pieces a model tensor splits into along one dimension (MHFormer's three
+    positional tables concatenated into one). It does not go through the converter, so a tensor the converter
+    dropped, altered or zeroed counts, which :func:`weights_mismatch` (the converted dict against the loaded
+    model) cannot see: a key bias, say, which cancels in softmax and so in the outputs. (Two same-shape tensors
+    swapped are found; the outputs show those.)"""
+    own = [t.detach().float() for t in model.state_dict().values()]
+
+    def found(v: Tensor) -> bool:
+        for t in own:
+            if t.dim() != v.dim():
+                continue
+            if t.shape == v.shape:
+                if torch.equal(t, v):
+                    return True
+                continue
+            for d in range(t.dim()):
+                rest = [i for i in range(t.dim()) if i != d]
+                if v.shape[d] and t.shape[d] % v.shape[d] == 0 and all(t.shape[i] == v.shape[i] for i in rest) and \
+                        any(torch.equal(piece, v) for piece in t.split(v.shape[d], dim=d)):
+                    return True
+        return False
+
+    return float(sum(not found(v.detach().float()) for v in official.values()
+                     if isinstance(v, Tensor) and v.is_floating_point()))
 
 
 Handler = Callable[[Path, dict, dict, dict, float], tuple[str, list[Comparison]]]

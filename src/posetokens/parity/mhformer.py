@@ -22,7 +22,7 @@ from posetokens.checkpoint import load_file
 from posetokens.layers import FramePruneCfg, choose_frames, dpc_knn_score, use_fused_attn
 from posetokens.models.mhformer import NUM_HYPOTHESES, MHFormer, MHFormerCfg, checkpoint_filter_fn
 
-from . import Comparison, index_set_mismatch, max_abs_diff, register_handler, weights_mismatch
+from . import Comparison, index_set_mismatch, max_abs_diff, official_tensors_missing, register_handler, weights_mismatch
 
 _VARIANTS = ("mhformer", "tpc_mhformer")
 _PLAIN_OUTPUTS = {"out", "out_center", "out_flip"}
@@ -123,7 +123,11 @@ def mhformer_parity(folder: Path, config: dict, inputs: dict, outputs: dict, ato
     ckpt_path = folder / "checkpoint.pth"
     ckpt = load_file(ckpt_path)
     load_weights(model, ckpt, "mhformer", source=str(ckpt_path))
-    comps = [Comparison("weights", weights_mismatch(model, checkpoint_filter_fn(unwrap_state_dict(ckpt, str(ckpt_path)), model)), 0.0, "mismatched_tensors")]
+    official = unwrap_state_dict(ckpt, str(ckpt_path))
+    converted = checkpoint_filter_fn(official, model)
+    comps = [Comparison("weights", weights_mismatch(model, converted), 0.0, "mismatched_tensors"),
+             Comparison("weights[official tensors found]", official_tensors_missing(model, official), 0.0,
+                        "missing_tensors")]
     x = inputs["x"].float()
 
     if not tpc:

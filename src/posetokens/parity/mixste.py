@@ -11,8 +11,9 @@ The recipe of the fixture READMEs:
 3. The saved ``index`` forced into the model on the default (fused) path: the flip pass that reuses the
    un-flipped index where the fixture has one (TPC), ``out`` otherwise.
 
-The TRA weights are also checked directly against the official tensors (their effect on ``out`` is below
-the tolerance for some of them, per the README).
+Every official tensor must be found, bitwise, in the loaded model (a key bias cancels in softmax, so the outputs
+cannot show it), and the TRA is also computed directly from the official tensors (the effect of some of them on
+``out`` is below the tolerance, per the README).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from posetokens.checkpoint import load_file
 from posetokens.layers import FramePruneCfg, choose_frames, read_center_frame, use_fused_attn
 from posetokens.models.mixste import MixSTE, MixSTECfg
 
-from . import Comparison, index_set_mismatch, max_abs_diff, register_handler
+from . import Comparison, index_set_mismatch, max_abs_diff, official_tensors_missing, register_handler
 
 README_ATOL = 1e-5  # the fixture READMEs' suggested tolerance for a re-implementation
 _VARIANTS = {"mixste": "none", "hot_mixste": "attention", "tpc_mixste": "none"}
@@ -127,7 +128,7 @@ def mixste_parity(folder: Path, config: dict, inputs: dict, outputs: dict, atol:
     if pruned and ref_index is None:
         raise ValueError("outputs.pt: a pruning MixSTE fixture must hold the official 'index'")
     center = model.center if model.is_seq2frame else None
-    comps: list[Comparison] = []
+    comps = [Comparison("weights[official tensors found]", official_tensors_missing(model, sd), 0.0, "missing_tensors")]
 
     with use_fused_attn(False) if pruned else nullcontext():  # (2) end to end, noise injected
         e2e = model.forward_trace(x, noise=noise)

@@ -31,6 +31,7 @@ from . import (
     Comparison,
     index_set_mismatch,
     max_abs_diff,
+    official_tensors_missing,
     register_handler,
     weights_mismatch,
 )
@@ -120,8 +121,11 @@ def motionagformer_parity(folder: Path, config: dict, inputs: dict, outputs: dic
     ckpt = load_file(ckpt_path)
     family = "hot_motionagformer" if cfg.prune.active else "motionagformer"
     load_weights(model, ckpt, family, source=str(ckpt_path))
-    converted = checkpoint_filter_fn(unwrap_state_dict(ckpt, str(ckpt_path)), model)
-    comps = [Comparison("weights", weights_mismatch(model, converted), 0.0, "mismatched_tensors")]
+    official = unwrap_state_dict(ckpt, str(ckpt_path))
+    converted = checkpoint_filter_fn(official, model)
+    comps = [Comparison("weights", weights_mismatch(model, converted), 0.0, "mismatched_tensors"),
+             Comparison("weights[official tensors found]", official_tensors_missing(model, official), 0.0,
+                        "missing_tensors")]
     x = inputs["x"].float()
     neighbours = [outputs[f"gcn_t_nbr.{i}"] for i in range(cfg.depth)]
     keep = None

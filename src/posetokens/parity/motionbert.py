@@ -17,7 +17,7 @@ from posetokens.checkpoint import load_file
 from posetokens.layers import FramePruneCfg, choose_frames
 from posetokens.models.motionbert import DSTformer, DSTformerCfg, checkpoint_filter_fn
 
-from . import Comparison, index_set_mismatch, max_abs_diff, register_handler, weights_mismatch
+from . import Comparison, index_set_mismatch, max_abs_diff, official_tensors_missing, register_handler, weights_mismatch
 
 _VARIANTS = ("motionbert", "hot_motionbert")
 _README_ATOL = 1e-5  # the fixtures' suggested tolerance for a re-implementation
@@ -86,7 +86,11 @@ def motionbert_parity(folder: Path, config: dict, inputs: dict, outputs: dict, a
     ckpt_path = folder / "checkpoint.pth"
     ckpt = load_file(ckpt_path)
     load_weights(model, ckpt, "motionbert", source=str(ckpt_path))
-    comps = [Comparison("weights", weights_mismatch(model, checkpoint_filter_fn(unwrap_state_dict(ckpt, str(ckpt_path)), model)), 0.0, "mismatched_tensors")]
+    official = unwrap_state_dict(ckpt, str(ckpt_path))
+    converted = checkpoint_filter_fn(official, model)
+    comps = [Comparison("weights", weights_mismatch(model, converted), 0.0, "mismatched_tensors"),
+             Comparison("weights[official tensors found]", official_tensors_missing(model, official), 0.0,
+                        "missing_tensors")]
     x = inputs["x"].float()
 
     if not cfg.prune.active:
