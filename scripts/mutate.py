@@ -836,8 +836,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "far-off-points-unclipped", "a link to a far-off point is drawn as its visible part (3e9 px overflowed "
         "cv2's int coordinates)",
         "src/posetokens/inference/visualize.py",
-        (("            seg = _clip_segment(pts[a], pts[b], lo, hi) if ok[a] and ok[b] else None",
-          "            seg = (pts[a], pts[b]) if ok[a] and ok[b] else None"),),
+        (("            elif ok[a] and ok[b] and (seg := _clip_segment(pts[a], pts[b], lo, hi)) is not None:",
+          "            elif ok[a] and ok[b] and (seg := (pts[a], pts[b])) is not None:"),),
         ("tests/test_quickstart.py::test_far_off_points_and_boxes_are_drawn_as_their_visible_part",),
     ),
     Mutant(

@@ -178,14 +178,16 @@ def draw_skeleton(
     for person, conf in zip(kpts, sc):
         pts = person[:, :2]
         ok = (np.abs(pts) <= 1e12).all(axis=1) & (conf >= kpt_thr)  # finite, and clipped within 1e-4 px beyond
+        near = ok & (pts >= lo).all(axis=1) & (pts <= hi).all(axis=1)
+        ints = np.round(np.where(near[:, None], pts, 0.0) * mult).astype(np.int64).tolist()  # cv2's sub-pixel ints
         for (a, b), col in zip(meta.skeleton, lcol):
-            seg = _clip_segment(pts[a], pts[b], lo, hi) if ok[a] and ok[b] else None
-            if seg is not None:
+            if near[a] and near[b]:
+                cv2.line(canvas, ints[a], ints[b], col, thickness, cv2.LINE_AA, shift)
+            elif ok[a] and ok[b] and (seg := _clip_segment(pts[a], pts[b], lo, hi)) is not None:
                 cv2.line(canvas, fixed(seg[0]), fixed(seg[1]), col, thickness, cv2.LINE_AA, shift)
-        for k in np.flatnonzero(ok & (pts >= lo).all(axis=1) & (pts <= hi).all(axis=1)):
-            centre = fixed(pts[k])
-            cv2.circle(canvas, centre, radius * mult, kcol[k], -1, cv2.LINE_AA, shift)
-            cv2.circle(canvas, centre, radius * mult, (255, 255, 255), 1, cv2.LINE_AA, shift)
+        for k in np.flatnonzero(near):
+            cv2.circle(canvas, ints[k], radius * mult, kcol[k], -1, cv2.LINE_AA, shift)
+            cv2.circle(canvas, ints[k], radius * mult, (255, 255, 255), 1, cv2.LINE_AA, shift)
     return canvas
 
 
