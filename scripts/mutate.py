@@ -864,17 +864,19 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_errors_inference.py::test_bad_input[lift-lookahead-without-online]"),
     ),
     Mutant(
-        "output-kind-unchecked", "infer refuses a file where its tokens folder goes (found after the first frame was "
-        "written)",
-        "src/posetokens/inference/api.py",
+        "output-kind-unchecked", "infer and lift refuse an output of the wrong kind before any work (a file where "
+        "infer's tokens folder goes, a folder where lift's 3D json goes)",
+        "src/posetokens/fileio.py",
         (("        if path.exists() and path.is_dir() != folder:", "        if False:"),),
-        ("tests/test_errors_inference.py::test_bad_input[infer-tokens-folder-is-a-file]",),
+        ("tests/test_errors_inference.py::test_bad_input[infer-tokens-folder-is-a-file]",
+         "tests/test_errors_inference.py::test_bad_input[lift-3d-json-is-a-folder]"),
     ),
     Mutant(
         "vfr-called-truncated", "a variable frame rate video that plays to its stated end is said as such, not as "
         "truncated",
         "src/posetokens/inference/api.py",
-        (("            if seconds and last_ms / 1000 + 2 / self.fps >= seconds:", "            if False:"),),
+        (("            if seconds and (last_ms + 2 * max(1000 / self.fps, step_ms)) / 1000 >= seconds:",
+          "            if False:"),),
         ("tests/test_video_io.py::test_a_variable_frame_rate_video_is_said_as_such_not_as_truncated",),
     ),
     Mutant(
@@ -920,6 +922,22 @@ MUTANTS: tuple[Mutant, ...] = (
         (("    return float(sum(not found(v.detach().float()) for v in official.values()",
           "    return float(sum(False for v in official.values()"),),
         ("tests/test_mixste.py::test_parity_finds_every_official_tensor_whatever_the_converter_did",),
+    ),
+    Mutant(
+        "lift-lifts-an-earlier-json", "Ctrl-C in lift's 2D pass lifts the json this run finished, not one an earlier "
+        "run left in --out",
+        "src/posetokens/inference/lifting.py",
+        (("            if e.signum != signal.SIGINT or not e.files:",
+          '            if e.signum != signal.SIGINT or not (out / f"{stem}.json").is_file():'),
+         ('            res2d = {"files": e.files[:1]}', '            res2d = {"files": [str(out / f"{stem}.json")]}')),
+        ("tests/test_lift.py::test_ctrl_c_in_the_2d_pass_lifts_this_runs_frames_only",),
+    ),
+    Mutant(
+        "predict-drops-given-boxes", "predict refuses a given box outside the image (its result has one pose per box; "
+        "it was dropped)",
+        "src/posetokens/inference/api.py",
+        (("            if len(off):  # the result has one pose per given box", "            if False:  # the"),),
+        ("tests/test_errors_inference.py::test_bad_input[predict-box-outside]",),
     ),
     Mutant(
         "ctrl-c-while-loading-traces", "Ctrl-C while the command imports torch is one line, not a traceback",

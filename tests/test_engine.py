@@ -255,6 +255,7 @@ def test_cli_evaluate_says_its_warnings_and_hints_as_the_other_commands(shared_d
     (["evaluate", "--gt", "a", "--rescore-thr", "-1"], "posetokens evaluate: error: the following arguments are "
                                                        "required: --pred"),  # a negative number is a value
     (["lift", "--", "--x"], "posetokens lift: error: the following arguments are required: --out"),
+    (["infer", "--out", "-my out"], "posetokens infer: error: the following arguments are required: input"),
 ])
 def test_cli_names_an_unknown_option_before_a_missing_argument(argv: list[str], said: str,
                                                                capsys: pytest.CaptureFixture) -> None:

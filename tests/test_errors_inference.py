@@ -714,6 +714,14 @@ def case_lift_lookahead_without_online(a: Assets, d: Path) -> Run:
                r"the whole clip$", absent=[d / "out"])
 
 
+def case_lift_3d_json_is_a_folder(a: Assets, d: Path) -> Run:
+    """Found only when writing it, after the 2D pass and the lifting (the 2D json was written)."""
+    (d / "out" / "clip_3d.json").mkdir(parents=True)
+    return Run(["lift", str(a.clip), "--weights", str(a.w3d), "--pose2d-weights", str(a.w2d), "--out", str(d / "out")],
+               2, r"^posetokens lift: error: the 3D results json \S+clip_3d\.json exists and is a folder; give --out "
+               r"another folder$", absent=[d / "out" / "clip.json"], not_in_output="random weights")
+
+
 def case_lift_an_mmpose_prediction_file(a: Assets, d: Path) -> Run:
     """What infer --mmpose-preds writes, given to lift: said 'record 0 has no 'instances' list'."""
     src = _json(d / "clip_preds.json", {"meta_info": {"dataset_name": "coco"}, "instance_info": [
@@ -923,6 +931,9 @@ CASES: list[Any] = [
                  id="predict-ragged-boxes"),
     pytest.param(_predict_case(_IMG, [[10, 10, 10.5, 10.5]], None, r"predict: bboxes\[0\] = \[10\.0, 10\.0, 10\.5, "
                                r"10\.5\] is smaller than a pixel"), id="predict-subpixel-box"),
+    pytest.param(_predict_case(_IMG, [[10, 10, 60, 90], [128, 0, 160, 50]], None, r"predict: bboxes\[1\] = \[128\.0, "
+                               r"0\.0, 160\.0, 50\.0\] lies outside the 128x96 image; expected boxes that overlap it"),
+                 id="predict-box-outside"),  # was dropped: one pose for two boxes
     pytest.param(_predict_case(_IMG, _BOX, ["high"], r"predict: bboxes: the box scores are not numbers \(N,\); got list "
                                r"\['high'\]"), id="predict-box-score-text"),
     pytest.param(_predict_case(_IMG, [[10 + 1j, 10, 60, 90]], None, r"predict: bboxes: not an array of numbers "
@@ -1019,6 +1030,7 @@ CASES: list[Any] = [
     pytest.param(case_lift_video_with_image_size, id="lift-video-image-size"),
     pytest.param(case_lift_lookahead_without_online, id="lift-lookahead-without-online"),
     pytest.param(case_lift_an_mmpose_prediction_file, id="lift-mmpose-prediction-file"),
+    pytest.param(case_lift_3d_json_is_a_folder, id="lift-3d-json-is-a-folder"),
     pytest.param(case_lift_without_weights, id="lift-note-lifting-model-random"),
     pytest.param(case_lift_weights_is_a_folder, id="lift-weights-is-a-folder"),
     pytest.param(case_lift_out_is_a_file, id="lift-out-is-a-file"),

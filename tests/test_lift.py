@@ -420,3 +420,43 @@ def test_an_interrupt_while_lifting_keeps_the_finished_tracks(tmp_path: Path, mo
     lift(src, "hot_mixste_h36m_243", tmp_path / "out3", draw=False, **kw)
     doc = json.loads((tmp_path / "out3" / "two_3d.json").read_text())
     assert doc["complete"] is True and doc["tracks_not_lifted"] == [] and len(doc["tracks"]) == 2
+
+
+@pytest.mark.parametrize("read", [0, 20])
+def test_ctrl_c_in_the_2d_pass_lifts_this_runs_frames_only(read: int, shared_data: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in lift's 2D pass lifts the frames this run finished: with none finished it stops (it lifted the
+    ``<stem>.json`` an earlier run had left in --out and called those 'the frames read', rewriting that json);
+    after 20 frames read, the 16 of the first batch were finished (the estimator's batch of 16 crops), and those
+    are lifted, replacing the earlier json."""
+    from posetokens.inference import api
+    from posetokens.runtime import Interrupted
+
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = out / "sample_video.json"
+    earlier.write_text(json.dumps([{"frame_id": i, "width": 64, "height": 64, "model": "an earlier run",
+                                    "instances": [{"keypoints": [[30.0, 30.0]] * 17, "keypoint_scores": [0.9] * 17,
+                                                   "bbox": [0, 0, 64, 64], "bbox_score": 1.0}]} for i in range(12)]))
+    before = earlier.read_bytes()
+    frames = api.VideoReader.__iter__
+
+    def cut(self):  # the video's first `read` frames, then Ctrl-C
+        for i, frame in enumerate(frames(self)):
+            if i == read:
+                raise KeyboardInterrupt
+            yield frame
+
+    monkeypatch.setattr(api.VideoReader, "__iter__", cut)
+    with pytest.raises(Interrupted) as e:
+        lift(shared_data / "video" / "sample_video.mp4", "hot_mixste_h36m_243", out, pose2d="tokenpose_s_coco_256x192",
+             pose2d_overrides=TINY_2D, num_frames=27, dim=32, depth=2, prune={"keep": 9, "layer": 1},
+             min_track_frames=1, draw=False, progress=False)
+    if not read:
+        assert str(e.value) == "interrupted by SIGINT: no frame was finished"
+        assert earlier.read_bytes() == before and not (out / "sample_video_3d.json").exists()
+        return
+    assert str(e.value) == (f"interrupted by SIGINT in the 2D pass: the 3D of the 16 frame(s) read is in "
+                            f"{out / 'sample_video_3d.json'}")
+    assert len(json.loads((out / "sample_video_3d.json").read_text())["frames"]) == 16
+    assert [r["model"] for r in json.loads(earlier.read_text())] == ["tokenpose_s_coco_256x192"] * 16

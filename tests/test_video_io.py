@@ -467,17 +467,35 @@ def test_a_variable_frame_rate_video_is_said_as_such_not_as_truncated(tmp_path: 
             frame.pts, frame.time_base = p, Fraction(1, 1000)
             c.mux(s.encode(frame))
         c.mux(s.encode())
+    slow = tmp_path / "slow.mkv"  # a screen recorder's: frames 200 ms apart, each packet lasting its 200 ms
+    with av.open(str(slow), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        for p in range(0, 30 * 200, 200):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (48, 64, 3), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = p, Fraction(1, 1000)
+            for packet in s.encode(frame):
+                packet.duration = 200
+                c.mux(packet)
+        for packet in s.encode():
+            packet.duration = 200
+            c.mux(packet)
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(vfr.read_bytes()[: vfr.stat().st_size // 2])
     n_cut = decoded_frames(cut)
-    assert decoded_frames(vfr) == 30 and 0 < n_cut < 29  # the premise, by OpenCV itself
+    assert decoded_frames(vfr) == 30 == decoded_frames(slow) and 0 < n_cut < 29  # the premise, by OpenCV itself
     capsys.readouterr()
     reader = api.VideoReader(vfr)
     assert reader.fps == 25 and reader.declared_frames == 50  # what the container states
     assert sum(1 for _ in reader) == 30 and sum(1 for _ in api.VideoReader(cut)) == n_cut
+    assert sum(1 for _ in api.VideoReader(slow)) == 30  # its last frame ends 200 ms after it starts: whole
     warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("posetokens: warning:")]
     assert warnings == [f"posetokens: warning: {vfr}: 30 frames over 2.00 s (15.00 a second on average), where its "
                         "container states 25 a second: a variable frame rate; the outputs' timing (the json's 'fps', "
                         "the overlay video, the temporal filter) uses the stated rate",
                         f"posetokens: warning: {cut}: the video ended after {n_cut} of the 50 frames its container "
-                        "declares (a truncated or damaged file); the frames decoded were used"]
+                        "declares (a truncated or damaged file); the frames decoded were used",
+                        f"posetokens: warning: {slow}: 30 frames over 6.00 s (5.00 a second on average), where its "
+                        "container states 25 a second: a variable frame rate; the outputs' timing (the json's 'fps', "
+                        "the overlay video, the temporal filter) uses the stated rate"]

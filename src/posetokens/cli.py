@@ -367,7 +367,8 @@ class _Parser(argparse.ArgumentParser):
             words = list(self.argv)
             words = words[:words.index("--")] if "--" in words else words
             known = list(self._option_string_actions)
-            unknown = [w for w in words if w.startswith("-") and not self._negative_number_matcher.match(w)
+            unknown = [w for w in words if w.startswith("-") and " " not in w  # argparse reads those as values
+                       and not self._negative_number_matcher.match(w)
                        and not any(k.startswith(w.split("=", 1)[0]) for k in known)]  # abbreviations are known
             if unknown:
                 message = f"unrecognized arguments: {' '.join(unknown)}"

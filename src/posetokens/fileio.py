@@ -395,6 +395,17 @@ def check_fixed_outputs(folder: PathLike, names: Iterable[str], overwrite: bool,
             raise ValueError(f"{path} exists; {hint}")
 
 
+def check_output_kinds(outputs: list[tuple[str, PathLike, str]]) -> None:
+    """Refuse (``ValueError`` naming it) an output that exists as a file where a folder goes (its description ends
+    in "folder") or as a folder where a file goes, before any work: the write failed at the end, or after the
+    first frame. ``outputs`` as :func:`check_no_overwrite` takes them, with their remedies."""
+    for what, path, remedy in outputs:
+        folder = what.endswith("folder")
+        path = Path(path)
+        if path.exists() and path.is_dir() != folder:
+            raise ValueError(f"the {what} {path} exists and is a {'file' if folder else 'folder'}; {remedy}")
+
+
 def check_no_overwrite(inputs: dict[str, PathLike | None] | list[tuple[str, PathLike | None]],
                        outputs: dict[str, PathLike] | list[tuple[str, PathLike] | tuple[str, PathLike, str]]) -> None:
     """Refuse (``ValueError`` naming both) an output path that is one of the inputs, or two outputs sharing a path.

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -233,9 +233,10 @@ class Interrupted(KeyboardInterrupt):
     convention, 128 + the signal number (130 for SIGINT, 143 for SIGTERM); ``str()`` is a one-line account of
     what was kept. A ``KeyboardInterrupt``, so ``except Exception`` never swallows it."""
 
-    def __init__(self, signum: int = signal.SIGINT, message: str = "") -> None:
+    def __init__(self, signum: int = signal.SIGINT, message: str = "", files: Sequence[str] = ()) -> None:
         self.signum = int(signum)
         self.exit_code = 128 + self.signum
+        self.files = list(files)  # what the run finished and kept, where the raiser says (infer: its results json)
         super().__init__(message or f"interrupted by {signal_name(self.signum)}")
 
     def __str__(self) -> str:

@@ -54,8 +54,8 @@ from torch import nn
 from posetokens.checkpoint import load_trained
 from posetokens.data.metainfo import PoseMetaInfo, available_metainfo, get_metainfo, metainfo_for_model
 from posetokens.fileio import (JsonArrayWriter, TempBeside, atomic_path, atomic_write_bytes, atomic_write_json,
-                               check_no_overwrite, read_json, read_json_array_lines, require_file, same_file,
-                               writable_dir)
+                               check_no_overwrite, check_output_kinds, read_json, read_json_array_lines, require_file,
+                               same_file, writable_dir)
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
 from posetokens.protocols import Protocol, check_model_protocol, resolve_protocol
@@ -127,14 +127,15 @@ class VideoReader:
 
     def __iter__(self) -> Iterator[Frame]:
         cap = cv2.VideoCapture(str(self.path))
-        last_ms = 0.0  # the time of the last frame decoded
+        last_ms = step_ms = 0.0  # the time of the last frame decoded, and since the one before
         try:
             i = 0
             while True:
                 ok, img = cap.read()
                 if not ok:
                     break
-                last_ms = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
+                now = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
+                last_ms, step_ms = now, now - last_ms
                 yield Frame(i, self.path.name, img, video=True)
                 i += 1
         finally:
@@ -142,7 +143,8 @@ class VideoReader:
         self.decoded_frames = i  # only a pass that was not stopped early gets here
         if self.declared_frames is not None and i < self.declared_frames - 1:
             seconds = self.declared_seconds
-            if seconds and last_ms / 1000 + 2 / self.fps >= seconds:  # it played to its end: frames came less often
+            # it played to its end (the last frame lasts about as long as the step before it): frames came less often
+            if seconds and (last_ms + 2 * max(1000 / self.fps, step_ms)) / 1000 >= seconds:
                 warn(f"{self.path}: {i} frames over {seconds:.2f} s ({i / seconds:.2f} a second on average), where "
                      f"its container states {self.fps:g} a second: a variable frame rate; the outputs' timing (the "
                      "json's 'fps', the overlay video, the temporal filter) uses the stated rate")
@@ -953,11 +955,17 @@ class PoseEstimator:
                 show_tokens: bool = False) -> FrameResult:
         """People in one image: ``image`` (H, W, 3) uint8 BGR (as ``cv2.imread`` gives; other dtypes are refused,
         not guessed), ``bboxes`` (N, 4) ``[x1, y1, x2, y2]`` (or one box (4,)) with optional ``bbox_scores`` (N,),
-        or the whole image when None. Non-finite or empty boxes and a score count that differs from the box count
-        are refused with a ``ValueError`` naming the box."""
+        or the whole image when None; the result has one pose per box, in order. Non-finite or empty boxes, boxes
+        outside the image and a score count that differs from the box count are refused with a ``ValueError``
+        naming the box."""
         frame = Frame(0, "image", check_image(image, "predict: image"))
         if bboxes is not None:
             b, s = check_boxes(bboxes, bbox_scores, "predict: bboxes")
+            h, w = frame.image.shape[:2]
+            off = np.flatnonzero((b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= w) | (b[:, 1] >= h))
+            if len(off):  # the result has one pose per given box: refused, as a box smaller than a pixel is
+                raise ValueError(f"predict: bboxes[{off[0]}] = {b[off[0]].tolist()} lies outside the {w}x{h} image; "
+                                 "expected boxes that overlap it")
             boxes: BoxFn = lambda f: (b, s)  # noqa: E731
         elif bbox_scores is not None:
             raise ValueError("predict: bbox_scores given without bboxes")
@@ -1269,7 +1277,8 @@ class PoseEstimator:
         if isinstance(stopped, KeyboardInterrupt):
             signum = getattr(stopped, "signum", signal.SIGINT)
             kept = f"the results of {frames} finished frame(s) are in {out}" if frames else "no frame was finished"
-            raise Interrupted(signum, f"interrupted by {signal_name(signum)}: {kept}") from None
+            raise Interrupted(signum, f"interrupted by {signal_name(signum)}: {kept}",
+                              files=written if frames else ()) from None  # a video's: its results json first
         if stopped is not None:
             raise stopped
         if stop:
@@ -1445,10 +1454,7 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
     inputs += [("detections file", boxes if isinstance(boxes, (str, Path)) else None),
                ("detector", getattr(boxes, "path", None)), ("weights", weights)]
     check_no_overwrite(inputs, outputs)
-    for what, path, remedy in outputs:  # a file where a folder goes failed after the first frame, and vice versa
-        folder = what.endswith("folder")
-        if path.exists() and path.is_dir() != folder:
-            raise ValueError(f"the {what} {path} exists and is a {'file' if folder else 'folder'}; {remedy}")
+    check_output_kinds(outputs)  # a file where the tokens folder goes failed after the first frame
     return stems
 
 

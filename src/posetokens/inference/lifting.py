@@ -408,7 +408,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     max_panels = check_count(max_panels, "--max-panels")
     flip_test = check_flag(flip_test, "flip_test")  # used after the 2D pass: checked before it
     from posetokens.checkpoint import load_trained
-    from posetokens.fileio import check_no_overwrite, require_file, writable_dir
+    from posetokens.fileio import check_no_overwrite, check_output_kinds, require_file, writable_dir
     from posetokens.inference.api import (
         IMAGE_EXTENSIONS,
         InputSource,
@@ -476,6 +476,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     check_no_overwrite([("input", None if live else src), ("--weights", weights), ("--pose2d-weights", pose2d_weights),
                         ("detections file", boxes if isinstance(boxes, (str, Path)) else None),
                         ("detector", getattr(boxes, "path", None))], outputs)
+    check_output_kinds(outputs)  # a folder at the 3D json's path failed after the 2D pass and the lifting
     records: list[dict[str, Any]] | None = None
     tracked = None
     filtered_2d: dict[str, Any] | None = None  # the filter infer ran on a json's 2D, as its records say
@@ -545,10 +546,10 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
             res2d = est.infer(source_in, out, boxes=boxes, bbox_thr=bbox_thr, draw=False, kpt_thr=kpt_thr,
                               progress=progress, det_every=det_every, max_frames=max_frames, timer=timer)
         except Interrupted as e:  # Ctrl-C ends the input (a camera or a stream has no other end): lift what was read
-            if e.signum != signal.SIGINT or not (out / f"{stem}.json").is_file():  # SIGTERM: stop now
+            if e.signum != signal.SIGINT or not e.files:  # SIGTERM: stop now; no frame finished: nothing to lift
                 raise
             ended_by = e
-            res2d = {"files": [str(out / f"{stem}.json")]}
+            res2d = {"files": e.files[:1]}  # the json this run finished (not one an earlier run left in --out)
             print(f"posetokens lift: {e}; lifting them (Ctrl-C again to stop)", file=sys.stderr, flush=True)
         files.append(res2d["files"][0])
         records = load_results(res2d["files"][0])
