@@ -940,6 +940,53 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_errors_inference.py::test_bad_input[predict-box-outside]",),
     ),
     Mutant(
+        "lift-flip-refused-after-2d", "lift refuses the flip test of a pruned lifter through onnxruntime before "
+        "anything is exported or run (it came after the whole 2D pass)",
+        "src/posetokens/inference/lifting.py",
+        (("    check_model_choice(lifter, choice, flip_test=flip_test)  # before the export",
+          "    pass  # before the export"),),
+        ("tests/test_errors_inference.py::test_bad_input[lift-flip-pruned-onnxruntime]",),
+    ),
+    Mutant(
+        "infer-tokens-refused-after-export", "infer refuses --show-tokens through onnxruntime before the model is "
+        "built and exported",
+        "src/posetokens/cli.py",
+        (("    check_model_choice(None, parse_choice(args.precision, args.runtime), show_tokens=args.show_tokens)",
+          "    pass"),),
+        ("tests/test_errors_inference.py::test_bad_input[infer-show-tokens-onnxruntime]",),
+    ),
+    Mutant(
+        "export-leaves-eval", "export_onnx leaves the model it was given in its modes (a model being trained was left "
+        "in eval)",
+        "src/posetokens/export/onnx.py",
+        (("    with evaluating(m):  # a model being trained", "    with torch.no_grad() if m.eval() else "
+          "torch.no_grad():  # a model being trained"),),
+        ("tests/test_export.py::test_export_metadata_describes_the_model_it_was_given",),
+    ),
+    Mutant(
+        "export-metadata-without-keypoints", "an export from an official file records the zoo model's keypoint "
+        "definition (it recorded null)",
+        "src/posetokens/export/onnx.py",
+        (("                           trained.metainfo or keypoints(m, m.zoo_name))",
+          "                           trained.metainfo)"),),
+        ("tests/test_export.py::test_export_metadata_describes_the_model_it_was_given",),
+    ),
+    Mutant(
+        "export-opset-checked-late", "an opset outside what onnx and onnxruntime know is refused before anything is "
+        "built (it was exported, then refused)",
+        "src/posetokens/export/onnx.py",
+        (("    if isinstance(opset, bool) or not isinstance(opset, int) or not 7 <= opset <= newest:",
+          "    if False:"),),
+        ("tests/test_export.py::test_export_refuses_a_bad_opset_before_building_and_names_its_name_argument",),
+    ),
+    Mutant(
+        "onednn-cap-ignored", "bfloat16 is refused where ONEDNN_MAX_CPU_ISA keeps oneDNN below it (it was emulated, "
+        "or bf16-gemm ran float32)",
+        "src/posetokens/inference/precision.py",
+        (('        if cap and cap not in ("ALL", "DEFAULT")', '        if False and cap not in ("ALL", "DEFAULT")'),),
+        ("tests/test_precision.py::test_bf16_is_refused_where_onednn_is_capped_below_it",),
+    ),
+    Mutant(
         "ctrl-c-while-loading-traces", "Ctrl-C while the command imports torch is one line, not a traceback",
         "src/posetokens_launch.py",
         (("    deferring = previous is _signal.default_int_handler", "    deferring = False"),),

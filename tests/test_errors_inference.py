@@ -714,6 +714,21 @@ def case_lift_lookahead_without_online(a: Assets, d: Path) -> Run:
                r"the whole clip$", absent=[d / "out"])
 
 
+def case_lift_flip_test_of_a_pruned_lifter_through_onnxruntime(a: Assets, d: Path) -> Run:
+    """Refused once both models were exported and the whole 2D pass had run (36 s on a 5-frame clip)."""
+    return Run(["lift", str(a.clip), "--weights", str(a.w3d), "--pose2d-weights", str(a.w2d), "--runtime",
+                "onnxruntime", "--flip-test", "--out", str(d / "out")], 2,
+               r"^posetokens lift: error: --runtime onnxruntime: the flip test's mirrored pass of a pruned lifter "
+               r"reuses the frames the first pass kept", absent=[d / "out"], not_in_output="exporting")
+
+
+def case_infer_show_tokens_through_onnxruntime(a: Assets, d: Path) -> Run:
+    """Refused after the model was exported (27 s for GTPT-T), leaving an empty --out."""
+    return Run(["infer", str(a.jpgs[0]), "--model", "ppt_s_coco_256x192", "--runtime", "onnxruntime", "--show-tokens",
+                "--out", str(d / "out")], 2, r"^posetokens infer: error: \S+/onnxruntime: the ONNX graph returns "
+               r"predictions only, not the kept tokens", absent=[d / "out"], not_in_output="exporting|random weights")
+
+
 def case_lift_3d_json_is_a_folder(a: Assets, d: Path) -> Run:
     """Found only when writing it, after the 2D pass and the lifting (the 2D json was written)."""
     (d / "out" / "clip_3d.json").mkdir(parents=True)
@@ -1031,6 +1046,8 @@ CASES: list[Any] = [
     pytest.param(case_lift_lookahead_without_online, id="lift-lookahead-without-online"),
     pytest.param(case_lift_an_mmpose_prediction_file, id="lift-mmpose-prediction-file"),
     pytest.param(case_lift_3d_json_is_a_folder, id="lift-3d-json-is-a-folder"),
+    pytest.param(case_lift_flip_test_of_a_pruned_lifter_through_onnxruntime, id="lift-flip-pruned-onnxruntime"),
+    pytest.param(case_infer_show_tokens_through_onnxruntime, id="infer-show-tokens-onnxruntime"),
     pytest.param(case_lift_without_weights, id="lift-note-lifting-model-random"),
     pytest.param(case_lift_weights_is_a_folder, id="lift-weights-is-a-folder"),
     pytest.param(case_lift_out_is_a_file, id="lift-out-is-a-file"),

@@ -485,3 +485,45 @@ def test_int8_export_over_a_float32_one_removes_the_earlier_data_file(tmp_path: 
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["posetokens.precision"] == '"int8-dynamic"'
     assert _external_files(out) == set()  # so a m.onnx.data written beside it later would not be removed
+
+
+def test_export_metadata_describes_the_model_it_was_given(tmp_path: Path) -> None:
+    """The ONNX file's description: a built model records the overrides it was built with (a 27-frame lifter
+    recorded {}) and its keypoints; an official file (a bare state dict here) records the zoo model's keypoint
+    definition (it recorded null); the caller's model is left in its modes (it was left in eval)."""
+    import onnx
+
+    name, overrides = SMALL["hot_mixste"]
+    model = posetokens.create_model(name, **overrides)  # in training mode, as create_model gives it
+    next(iter(model.children())).eval()  # a frozen part, in eval while the rest trains
+    modes = {n: m.training for n, m in model.named_modules()}
+    export_onnx(model, tmp_path / "lift.onnx", check=False)
+    assert {n: m.training for n, m in model.named_modules()} == modes
+
+    def meta(path: Path) -> dict:
+        return {p.key: json.loads(p.value) for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+    assert meta(tmp_path / "lift.onnx")["posetokens.model_overrides"] == json.loads(json.dumps(overrides))
+    name2d, small = SMALL["tokenpose"]
+    torch.save(posetokens.create_model(name2d, **small).state_dict(), tmp_path / "bare.pth")
+    export_onnx(name2d, tmp_path / "bare.onnx", weights=tmp_path / "bare.pth", check=False, **small)
+    got = meta(tmp_path / "bare.onnx")["posetokens.metainfo"]
+    assert got["name"] == "coco" and len(got["keypoint_names"]) == 17 and got["flip_indices"][1] == 2
+    built = posetokens.create_model(name2d, **small)
+    export_onnx(built, tmp_path / "built.onnx", check=False)
+    assert meta(tmp_path / "built.onnx")["posetokens.metainfo"] == got
+
+
+def test_export_refuses_a_bad_opset_before_building_and_names_its_name_argument(tmp_path: Path,
+                                                                               capsys: pytest.CaptureFixture) -> None:
+    """--opset 0 was taken, the model exported (10 s) and then refused; a bare state dict's hint named --model,
+    which export does not have (it takes the name as its argument)."""
+    assert cli(["export", "tokenpose_s_coco_256x192", "--onnx", str(tmp_path / "x.onnx"), "--opset", "0"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"^posetokens export: error: --opset 0: expected an ONNX opset from 7 \(onnxruntime's oldest\) "
+                     r"to \d+ \(this onnx's newest\); the default is 18$", err, re.M) and "random weights" not in err
+    name, small = SMALL["tokenpose"]
+    torch.save(posetokens.create_model(name, **small).state_dict(), tmp_path / "bare.pth")
+    assert cli(["export", "--weights", str(tmp_path / "bare.pth"), "--onnx", str(tmp_path / "y.onnx")]) == 2
+    assert "give its zoo model name as well (--model with --weights, --pose2d with --pose2d-weights, export's name " \
+           "argument)" in capsys.readouterr().err

@@ -292,6 +292,27 @@ def test_bf16_gemm_without_the_math_mode_is_refused_and_auto_stays_fp32(monkeypa
     assert resolve_precision(_build(MIXSTE), Choice("auto", "auto")) == Choice("fp32", "auto")
 
 
+@pytest.mark.parametrize("cap, refused", [("AVX2", True), ("avx512_core", True), ("AVX512_CORE_BF16", False),
+                                           ("AVX512_CORE_AMX", False), ("ALL", False)])
+def test_bf16_is_refused_where_onednn_is_capped_below_it(cap: str, refused: bool,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONEDNN_MAX_CPU_ISA=AVX2 on a bfloat16 CPU: bf16 was accepted and emulated (4x slower than float32), and
+    bf16-gemm ran plain float32; both are refused as on a CPU without bfloat16, naming the variable."""
+    from posetokens.inference.precision import resolve_precision
+
+    monkeypatch.setattr(precision, "_cpu_bf16", lambda: True)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    if not refused:
+        check_choice(Choice("bf16-gemm", "torch"), "cpu")
+        return
+    for name in ("bf16", "bf16-gemm"):
+        with pytest.raises(ValueError, match=rf"^--precision {name} --runtime torch on cpu: ONEDNN_MAX_CPU_ISA={cap} "
+                                             r"keeps oneDNN below this CPU's bfloat16 instructions"):
+            check_choice(Choice(name, "torch"), "cpu")
+    assert resolve_precision(_build(MIXSTE), Choice("auto", "auto")) == Choice("fp32", "auto")  # not bf16-gemm
+
+
 @pytest.mark.parametrize("choice, device, message", [
     (Choice("bf16", "torch"), "cpu", "this CPU has neither AVX512-BF16 nor AMX"),
     (Choice("bf16-backbone", "auto"), "cpu", "this CPU has neither AVX512-BF16 nor AMX"),

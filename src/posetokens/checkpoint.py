@@ -150,7 +150,8 @@ def load_trained(weights: str | Path, name: str | None = None, overrides: Mappin
                              "description is damaged)")
     if stored is None and name is None:
         raise ValueError(f"{path}: this checkpoint does not name its model (an official release or a bare state "
-                         "dict); give its zoo model name as well (--model with --weights, --pose2d with --pose2d-weights)")
+                         "dict); give its zoo model name as well (--model with --weights, --pose2d with "
+                         "--pose2d-weights, export's name argument)")
     if stored is not None and name is not None and name != stored:
         held = {k: v for k, v in (meta.get("model_overrides") or {}).items() if not k.endswith(INIT_ONLY_SUFFIX)}
         raise ValueError(f"{path}: the checkpoint holds {stored!r}"

@@ -204,6 +204,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     from posetokens.fileio import check_folder_path
     from posetokens.inference.api import PoseEstimator, check_outputs, check_run_options, detections_for, open_input
     from posetokens.inference.filters import filter_from_args
+    from posetokens.inference.precision import check_model_choice, parse_choice
 
     _set_threads(args)
 
@@ -217,6 +218,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     smooth = filter_from_args(args) if source.kind in ("video", "stream") or args.filter else None
     check_run_options(source, det_every=args.det_every, smooth=smooth)
     person_boxes = detections_for(boxes, source, args.bbox_thr)  # a bad detections file, read once
+    check_model_choice(None, parse_choice(args.precision, args.runtime), show_tokens=args.show_tokens)  # pre-export
     est = PoseEstimator(args.model, args.weights, device=args.device, flip_test=args.flip_test,  # notes random weights
                         batch_size=args.batch_size, protocol=args.protocol, precision=args.precision,
                         runtime=args.runtime)

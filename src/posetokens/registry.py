@@ -163,6 +163,25 @@ def model_config(name: str, **overrides: Any) -> Any:
     return cfg
 
 
+def config_overrides(name: str, cfg: Any) -> dict[str, Any]:
+    """The overrides that make zoo model ``name``'s config ``cfg`` (what :func:`create_model` takes to build it
+    again): the fields that differ from the zoo entry's, nested configs as nested dicts of their own differences."""
+
+    def diff(base: Any, ours: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(base):
+            a, b = getattr(base, f.name), getattr(ours, f.name)
+            if dataclasses.is_dataclass(a) and type(a) is type(b):
+                nested = diff(a, b)
+                if nested:
+                    out[f.name] = nested
+            elif a != b:
+                out[f.name] = dataclasses.asdict(b) if dataclasses.is_dataclass(b) else b
+        return out
+
+    return diff(get_entry(name).cfg, cfg)
+
+
 def create_model(name: str, weights: str | Path | None = None, **overrides: Any) -> nn.Module:
     """Build the zoo model ``name``; ``overrides`` replace config fields; ``weights`` loads a checkpoint.
 

@@ -94,25 +94,33 @@ def _model(model: str | nn.Module | None, weights: str | Path | None, overrides:
     from posetokens.data.metainfo import metainfo_for_model
     from posetokens.fileio import require_file
     from posetokens.protocols import get_protocol
-    from posetokens.registry import create_model, default_protocol, note_if_random_weights
+    from posetokens.registry import config_overrides, create_model, default_protocol, note_if_random_weights
+
+    def keypoints(m: nn.Module, name: str) -> Any:  # the metainfo of its keypoint count, as create_model's
+        return None if m.task == "lifting" else metainfo_for_model(m.cfg.num_keypoints, name)
 
     if isinstance(model, nn.Module):
         if weights is not None or overrides:
             raise ValueError("export_onnx: weights and overrides apply to a zoo name, not to a built model")
         note_if_random_weights(model, "the model")  # create_model's, without weights, unchanged since
         name = getattr(model, "zoo_name", None)
-        return model, describe(name, {}, get_protocol(default_protocol(name)) if name else None, None) if name else {}
+        if not name:
+            return model, {}
+        # what it was built with (a 27-frame lifter said {}), and its keypoints (it said none)
+        return model, describe(name, config_overrides(name, model.cfg), get_protocol(default_protocol(name)),
+                               keypoints(model, name))
     if weights is not None:
         require_file(weights, "--weights")
         trained = load_trained(weights, model, overrides or None)
         m = trained.model
-        return m, describe(m.zoo_name, trained.meta.get("model_overrides", overrides), trained.protocol, trained.metainfo)
+        # an official file or a bare state dict records no metainfo: the zoo model's, as for a name (it said null)
+        return m, describe(m.zoo_name, trained.meta.get("model_overrides", overrides), trained.protocol,
+                           trained.metainfo or keypoints(m, m.zoo_name))
     if model is None:
         raise ValueError("export: give a zoo model name, or weights of ours that name their model")
     m = create_model(model, **overrides)
     note_if_random_weights(m, "the model")  # said once per model
-    mi = None if m.task == "lifting" else metainfo_for_model(m.cfg.num_keypoints, model)
-    return m, describe(model, overrides, get_protocol(default_protocol(model)), mi)
+    return m, describe(model, overrides, get_protocol(default_protocol(model)), keypoints(m, model))
 
 
 def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | Path | None = None, opset: int = 18,
@@ -136,7 +144,7 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     ``atol`` None: 1e-4 for fp32."""
     from posetokens.fileio import check_no_overwrite, writable_dir
     from posetokens.inference.precision import BF16_PRECISIONS, parse_choice
-    from posetokens.layers.attention import use_fused_attn
+    from posetokens.protocols.predict import evaluating
 
     precision = parse_choice(precision, "torch").precision  # the runtime is not this function's
     if precision == "auto":  # what auto resolves to for onnxruntime (resolve_precision): a float32 graph
@@ -147,6 +155,15 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     if (check or precision == "int8-dynamic") and importlib.util.find_spec("onnxruntime") is None:  # before the export
         raise ValueError("onnxruntime is not installed (pip install 'posetokens[onnx]'): the export's check needs it"
                          + (" (or give --no-check)" if precision == "fp32" else ", and so does int8-dynamic"))
+    try:
+        import onnx
+
+        newest = int(onnx.defs.onnx_opset_version())
+    except ImportError:  # the exporter needs it and says so
+        newest = 10**6
+    if isinstance(opset, bool) or not isinstance(opset, int) or not 7 <= opset <= newest:  # said after the export
+        raise ValueError(f"--opset {opset!r}: expected an ONNX opset from 7 (onnxruntime's oldest) to {newest} (this "
+                         "onnx's newest); the default is 18")
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"--onnx {out} is a folder; expected the path of the .onnx file to write")
@@ -160,7 +177,15 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
         raise ValueError(f"--onnx {out}: expected a path ending in .onnx (an earlier .onnx file there is replaced)")
     writable_dir(out.parent, "folder of --onnx")
     m, description = _model(model, weights, overrides)
-    m.eval()
+    with evaluating(m):  # a model being trained goes back to its modes (it was left in eval)
+        return _export(m, description, out, opset, check, atol, check_batches, precision)
+
+
+def _export(m: nn.Module, description: dict, out: Path, opset: int, check: bool, atol: float | None,
+            check_batches: tuple[int, ...], precision: str) -> ExportResult:
+    """:func:`export_onnx` once its arguments are checked and ``m`` (in eval mode) and its description built."""
+    from posetokens.layers.attention import use_fused_attn
+
     names_in, names_out = io_names(m)
     example = tuple(t.cpu() for t in m.dummy_inputs(2))
     batch = torch.export.Dim("batch", min=1, max=4096)

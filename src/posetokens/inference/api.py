@@ -1141,6 +1141,10 @@ class PoseEstimator:
         video_like = src.kind in ("video", "stream")
         if show_tokens and not self.can_show_tokens:
             raise ValueError(f"{self.name} has no token pruning to show (--show-tokens needs a PPT or GTPT model)")
+        if show_tokens:  # a named onnxruntime cannot give them: said before the graph is exported
+            from posetokens.inference.precision import check_model_choice
+
+            check_model_choice(self.model, self.choice, show_tokens=True)
         out = Path(out_dir)
         stems = check_outputs(src, out, draw=draw, show_tokens=show_tokens, coco_results=coco_results,
                               mmpose_preds=mmpose_preds, boxes=boxes, weights=self.weights)

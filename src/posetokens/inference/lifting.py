@@ -445,7 +445,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     if min_track_frames is not None and int(min_track_frames) < 1:
         raise ValueError(f"--min-track-frames must be at least 1 frame, got {min_track_frames}")
     dev = check_device(device)
-    from posetokens.inference.precision import check_choice, parse_choice, prepare
+    from posetokens.inference.precision import check_choice, check_model_choice, parse_choice, prepare
 
     choice = parse_choice(precision, runtime)  # both models run under it (posetokens.inference.precision)
     check_choice(choice, dev)
@@ -502,7 +502,6 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                   "the 3D only", file=sys.stderr, flush=True)
     elif layout not in (None, "coco"):
         raise ValueError("layout applies to json input; a video goes through a COCO-17 2D model")
-    writable_dir(out)  # before any computing: an unwritable folder fails now, not after the 2D and 3D passes
     if isinstance(model, nn.Module):
         lifter = model
     elif weights is not None:
@@ -514,6 +513,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     if getattr(lifter, "task", None) != "lifting":
         raise ValueError(f"{getattr(lifter, 'zoo_name', type(lifter).__name__)} is not a 2D->3D lifting model "
                          f"(it is a {getattr(lifter, 'task', None)} model)")
+    check_model_choice(lifter, choice, flip_test=flip_test)  # before the export and the 2D pass, not after them
+    writable_dir(out)  # before any computing: an unwritable folder fails now, not after the 2D and 3D passes
     # a zoo name without weights, or a built model that create_model made without weights and nothing has changed
     # since: said once per model; auto keeps random weights in PyTorch
     trained = not note_if_random_weights(lifter, "the lifting model")

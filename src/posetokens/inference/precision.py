@@ -58,8 +58,9 @@ attributes and methods the library calls (``output_kind``, ``cfg``, ``forward_to
 Unsupported combinations are refused with one line (:func:`check_choice`): ``bf16`` (and ``bf16-backbone``,
 ``bf16-gemm``) on a CPU without bfloat16 kernels, ``bf16-gemm`` on a PyTorch before 2.9 (no oneDNN math mode),
 ``int8-dynamic``, ``bf16-gemm`` or ``onnxruntime`` on a GPU,
-the bfloat16 precisions through onnxruntime, ``int8-dynamic`` and ``bf16-gemm`` through torch.compile; and at
-run time the flip test of a pruned lifter through onnxruntime. ``benchmarks/precision.py`` measures every choice's
+the bfloat16 precisions through onnxruntime, ``int8-dynamic`` and ``bf16-gemm`` through torch.compile; and, once
+the model is built but before it is exported or run (:func:`check_model_choice`), ``--show-tokens`` and the flip
+test of a pruned lifter through a named onnxruntime. ``benchmarks/precision.py`` measures every choice's
 speed-up and accuracy change against float32 on trained models; :data:`DEFAULT` says what was chosen from it and
 why (docs/speed.md).
 """
@@ -196,7 +197,14 @@ def bf16_supported(device: str | torch.device = "cpu") -> tuple[bool, str]:
         return ok, "" if ok else "this GPU has no bfloat16 support"
     if dev.type == "cpu":
         why = "this CPU has neither AVX512-BF16 nor AMX (bfloat16 would be emulated, slower than float32)"
-        return (True, "") if _cpu_bf16() else (False, why)
+        if not _cpu_bf16():
+            return False, why
+        name = next((v for v in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA") if os.environ.get(v)), None)
+        cap = os.environ.get(name, "").upper() if name else ""
+        if cap and cap not in ("ALL", "DEFAULT") and not any(t in cap for t in ("BF16", "AMX", "FP16", "AVX10")):
+            return False, (f"{name}={os.environ[name]} keeps oneDNN below this CPU's bfloat16 instructions (bfloat16 "
+                           "would be emulated, slower than float32)")
+        return True, ""
     return False, f"bfloat16 inference is not offered on {dev.type}"
 
 
@@ -228,6 +236,26 @@ def check_choice(choice: Choice, device: str | torch.device = "cpu") -> None:
         raise ValueError(f"{where}: torch.compile does not take dynamically quantised layers; use --runtime torch")
     if choice.runtime == "onnxruntime" and dev.type != "cpu":
         raise ValueError(f"{where}: the onnxruntime runtime runs a CPU session; use --runtime torch or compile")
+
+
+_NO_TOKENS = ("the ONNX graph returns predictions only, not the kept tokens (--show-tokens needs --runtime torch or "
+              "compile)")
+_NO_GIVEN_FRAMES = ("--runtime onnxruntime: the flip test's mirrored pass of a pruned lifter reuses the frames the "
+                    "first pass kept, which the ONNX graph cannot take; drop --flip-test or use --runtime torch")
+
+
+def check_model_choice(model: nn.Module | None, choice: Choice, *, show_tokens: bool = False,
+                       flip_test: bool = False) -> None:
+    """The refusals of :func:`check_choice` that depend on what is asked of the model, before it is exported or
+    run (a named ``--runtime onnxruntime``): ``show_tokens`` (needs no model: checked before one is built), and
+    the flip test of a pruned lifter (``model`` built)."""
+    if choice.runtime != "onnxruntime":
+        return
+    if show_tokens:
+        raise ValueError(f"{choice}: {_NO_TOKENS}")
+    if flip_test and model is not None and getattr(model, "task", None) == "lifting" and \
+            getattr(getattr(model.cfg, "prune", None), "active", False):
+        raise ValueError(_NO_GIVEN_FRAMES)
 
 
 # ------------------------------------------------------------------------------------------------ outputs
@@ -404,8 +432,7 @@ class PreparedModel(nn.Module):
             raise AttributeError("forward_tokens")
         if self.choice.runtime == "onnxruntime":
             if not self.eager_otherwise:
-                raise ValueError(f"{self.choice}: the ONNX graph returns predictions only, not the kept tokens "
-                                 "(--show-tokens needs --runtime torch or compile)")
+                raise ValueError(f"{self.choice}: {_NO_TOKENS}")
             _say_once(f"posetokens: runtime auto: {type(self.model).__name__}.forward_tokens (the kept tokens, "
                       "--show-tokens) runs in PyTorch eager (the ONNX graph returns predictions only)")
         return self._run("forward_tokens", *args, **kwargs)
@@ -752,9 +779,7 @@ class OrtSession:
         first pass's kept frames, which the graph cannot take, so it is refused (one line) rather than run with a
         selection of its own."""
         if keep_index is not None:
-            raise OrtUnsupported("--runtime onnxruntime: the flip test's mirrored pass of a pruned lifter reuses the "
-                                 "frames the first pass kept, which the ONNX graph cannot take; drop --flip-test or "
-                                 "use --runtime torch", "with given kept frames")
+            raise OrtUnsupported(_NO_GIVEN_FRAMES, "with given kept frames")
         out = self._call(x)
         return out[0], (out[1] if len(out) > 1 else _KEPT_IN_GRAPH if self.prunes else None)
 
@@ -781,7 +806,7 @@ def resolve_precision(model: nn.Module, choice: Choice, device: str | torch.devi
     if declared not in ("fp32", "bf16-gemm"):
         raise ValueError(f"{type(model).__name__}.auto_precision {declared!r}: expected 'fp32' or 'bf16-gemm'")
     fast = (declared == "bf16-gemm" and torch.device(device).type == "cpu" and choice.runtime in ("torch", "auto")
-            and HAS_GEMM_MATH and _cpu_bf16() and bf16_gemm_pays())
+            and HAS_GEMM_MATH and bf16_supported("cpu")[0] and bf16_gemm_pays())
     return Choice("bf16-gemm" if fast else "fp32", choice.runtime)
 
 
