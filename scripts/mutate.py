@@ -250,8 +250,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "auto-bf16-gemm-where-it-loses", "the default precision keeps float32 on a CPU where bf16-gemm is no faster",
         "src/posetokens/inference/precision.py",
-        (("            and HAS_GEMM_MATH and _cpu_bf16() and bf16_gemm_pays())\n",
-          "            and HAS_GEMM_MATH and _cpu_bf16())\n"),),
+        (('            and HAS_GEMM_MATH and bf16_supported("cpu")[0] and bf16_gemm_pays())\n',
+          '            and HAS_GEMM_MATH and bf16_supported("cpu")[0])\n'),),
         ("tests/test_precision.py::test_auto_precision_is_bf16_gemm_for_lifters_and_pct_on_a_bf16_cpu_and_fp32_otherwise",),
     ),
     Mutant(
