@@ -22,7 +22,7 @@ quickstart: $(STAMP)
 	$(VPY) -m posetokens.quickstart
 
 test: $(STAMP)
-	$(VPY) -m pytest -q
+	$(VPY) -m pytest -q --durations=15  # the slowest tests in the log: the CI has 20 minutes
 
 test-slow: $(STAMP)
 	$(VPY) -m pytest -q -m slow
