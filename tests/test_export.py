@@ -493,7 +493,8 @@ def test_export_metadata_describes_the_model_it_was_given(tmp_path: Path) -> Non
     recorded null); the caller's model is left in its modes (it was left in eval)."""
     import onnx
 
-    name, overrides = SMALL["hot_mixste"]
+    name = "hot_mixste_h36m_243"
+    overrides = dict(num_frames=27, dim=16, depth=2, heads=2, mlp_hidden=32, prune={"keep": 9, "layer": 1})
     model = posetokens.create_model(name, **overrides)  # in training mode, as create_model gives it
     next(iter(model.children())).eval()  # a frozen part, in eval while the rest trains
     modes = {n: m.training for n, m in model.named_modules()}
