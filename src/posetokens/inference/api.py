@@ -691,6 +691,12 @@ def check_boxes(boxes: Any, scores: Any, where: str = "bboxes",
     return b, s
 
 
+def boxes_outside(b: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Which boxes (N, 4) ``[x1, y1, x2, y2]`` lie wholly outside a ``width`` x ``height`` image (N,) bool (one
+    touching its border has no area inside)."""
+    return (b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= width) | (b[:, 1] >= height)
+
+
 # ------------------------------------------------------------------------------------------------ results
 @dataclass
 class FrameResult:
@@ -962,7 +968,7 @@ class PoseEstimator:
         if bboxes is not None:
             b, s = check_boxes(bboxes, bbox_scores, "predict: bboxes")
             h, w = frame.image.shape[:2]
-            off = np.flatnonzero((b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= w) | (b[:, 1] >= h))
+            off = np.flatnonzero(boxes_outside(b, w, h))
             if len(off):  # the result has one pose per given box: refused, as a box smaller than a pixel is
                 raise ValueError(f"predict: bboxes[{off[0]}] = {b[off[0]].tolist()} lies outside the {w}x{h} image; "
                                  "expected boxes that overlap it")
@@ -1015,7 +1021,7 @@ class PoseEstimator:
                          "counted at the end")
                 specks += len(dropped)
             h, w = frame.image.shape[:2]
-            off = (b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= w) | (b[:, 1] >= h)
+            off = boxes_outside(b, w, h)
             if off.any():  # nobody to see there (a box far off made the crop's warp singular)
                 if not outside:
                     i = int(np.flatnonzero(off)[0])
