@@ -992,6 +992,91 @@ MUTANTS: tuple[Mutant, ...] = (
         (("    deferring = previous is _signal.default_int_handler", "    deferring = False"),),
         ("tests/test_runtime.py::test_ctrl_c_while_torch_loads_is_one_line",),
     ),
+    # session 27: the Python API and a user's own COCO-format dataset
+    Mutant(
+        "lift-ignores-weights-of-a-module", "lift refuses weights given beside a built module (they were ignored)",
+        "src/posetokens/inference/lifting.py",
+        (("        if weights is not None:  # was ignored", "        if False:  # was ignored"),),
+        ("tests/test_lift.py::test_lift_of_a_given_module_takes_no_weights_and_leaves_its_mode",),
+    ),
+    Mutant(
+        "lift-evals-the-callers-module", "lift leaves the caller's module in its training mode",
+        "src/posetokens/inference/lifting.py",
+        (("optimize_for_inference(lifter.to(dev), channels_last=False)",
+          "optimize_for_inference(lifter.to(dev).eval(), channels_last=False)"),),
+        ("tests/test_lift.py::test_lift_of_a_given_module_takes_no_weights_and_leaves_its_mode",),
+    ),
+    Mutant(
+        "filter-name-not-taken", "a filter name is taken wherever a FilterConfig is (infer, lift, OnlineLifter)",
+        "src/posetokens/inference/filters.py",
+        (("    if isinstance(value, str):\n        return make_filter(value)", "    if False:\n        pass"),),
+        ("tests/test_online_lift.py::test_filter_names_and_a_push_after_flush",
+         "tests/test_inference.py::test_infer_takes_a_filter_name_and_python_messages_name_python_arguments"),
+    ),
+    Mutant(
+        "online-push-after-flush", "OnlineLifter refuses a push after flush() until reset()",
+        "src/posetokens/inference/online.py",
+        (("        if self.flushed:  # went on", "        if False:  # went on"),),
+        ("tests/test_online_lift.py::test_filter_names_and_a_push_after_flush",),
+    ),
+    Mutant(
+        "results-stop-at-unreadable-image", "est(folder) skips an unreadable image with a warning, as infer does",
+        "src/posetokens/inference/api.py",
+        (("frames(on_skip if src.kind == \"images\"", "frames(None if src.kind == \"images\""),),
+        ("tests/test_inference.py::test_results_of_a_folder_skip_an_unreadable_image_as_infer_does",),
+    ),
+    Mutant(
+        "results-of-a-video-untracked", "est(video) tracks its people as infer does (its results had no track ids)",
+        "src/posetokens/inference/api.py",
+        (("        if src.kind in (\"video\", \"stream\") and not isinstance(box_fn, PoseTracker):  # gave no",
+          "        if False:  # gave no"),),
+        ("tests/test_inference.py::test_video_whole_frame",),
+    ),
+    Mutant(
+        "python-messages-name-flags", "messages reached from Python name the Python arguments, the CLI its flags",
+        "src/posetokens/runtime.py",
+        (("    if _COMMAND_LINE.get():\n        flag", "    if True:\n        flag"),),
+        ("tests/test_inference.py::test_infer_takes_a_filter_name_and_python_messages_name_python_arguments",),
+    ),
+    Mutant(
+        "repeated-image-id-kept", "a repeated image id is refused (its people were paired with another picture)",
+        "src/posetokens/data/datasets/coco_style.py",
+        (("        if j != i:\n            raise ValueError(f\"{name}: images[{i}]", "        if False:\n            raise "
+          "ValueError(f\"{name}: images[{i}]"),),
+        ("tests/test_datasets.py::test_image_ids_are_integers_given_once",
+         "tests/test_coco_eval.py::test_repeated_image_ids_in_the_ground_truth_are_refused"),
+    ),
+    Mutant(
+        "train-category-unchecked", "training refuses a category_id its json does not list, as evaluation does",
+        "src/posetokens/data/datasets/coco_style.py",
+        (("            if self._categories is not None and not", "            if False and not"),),
+        ("tests/test_datasets.py::test_a_category_not_listed_is_refused_in_training_as_in_evaluation",),
+    ),
+    Mutant(
+        "eval-averages-an-unpredicted-category", "a ground-truth category that no prediction names is refused",
+        "src/posetokens/evaluation/coco.py",
+        (("    if preds and unpredicted:", "    if False:"),),
+        ("tests/test_coco_eval.py::test_a_ground_truth_category_without_predictions_is_refused",),
+    ),
+    Mutant(
+        "truncated-jpeg-trained-on", "train and test refuse a truncated JPEG, as infer does",
+        "src/posetokens/data/datasets/coco_style.py",
+        (("    problem = image_problem(p.read_bytes())  # OpenCV", "    problem = None  # OpenCV"),),
+        ("tests/test_datasets.py::test_a_truncated_jpeg_is_unreadable_for_training_and_evaluation",),
+    ),
+    Mutant(
+        "box-beyond-image-uncounted", "a training box reaching past its image is counted",
+        "src/posetokens/data/datasets/coco_style.py",
+        (("                    self._count(self.marked, \"bbox_beyond_image\")", "                    pass"),),
+        ("tests/test_datasets.py::test_boxes_beyond_their_image_are_counted",),
+    ),
+    Mutant(
+        "training-inputs-found-late", "a missing image folder, an empty annotation list and a missing val image are "
+        "refused before the first step",
+        "src/posetokens/engine/data.py",
+        (("    if img_dir and not Path(img_dir).is_dir():", "    if False:"),),
+        ("tests/test_engine.py::test_a_dataset_that_cannot_train_is_named_before_any_step",),
+    ),
 )
 
 
@@ -1239,6 +1324,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.jobs < 1:
         ap.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.jobs > 1 and "OMP_NUM_THREADS" not in os.environ:  # the cores shared out, as tests/conftest.py does
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        os.environ["OMP_NUM_THREADS"] = str(max(1, cores // args.jobs))  # before the fork server imports torch
     shared = shared_folder()
     roots = [Path(tempfile.mkdtemp(prefix="posetokens-mutate-")) for _ in range(min(args.jobs, len(mutants)))]
     root = roots[0]

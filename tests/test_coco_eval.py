@@ -545,3 +545,33 @@ def test_results_carry_area_center_scale(tmp_path: Path) -> None:
         validate_coco_results([{**res[0], "scale": [1.0, 2.0, 3.0]}], 17)
     prepared = prepare_coco_results(res, COCO_SIGMAS, nms_area="box")
     assert all(set(r) == {"image_id", "category_id", "keypoints", "score"} for r in prepared)
+
+
+def test_a_ground_truth_category_without_predictions_is_refused(tmp_path: Path) -> None:
+    """COCOeval averages the AP over the categories with people: a person file with a second category (half its
+    people marked 'dog') scored the ground truth itself, as predictions of category 1, at AP 0.5 (pycocotools,
+    below) without a word. It is refused naming the category; a ground truth of the predicted category passes."""
+    gt = json.loads(GT_COCO.read_text())
+    gt["categories"].append({"id": 2, "name": "dog"})
+    for a in gt["annotations"][::2]:
+        a["category_id"] = 2
+    path = tmp_path / "two_categories.json"
+    path.write_text(json.dumps(gt))
+    preds = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+             for a in gt["annotations"] if a["category_id"] == 1]
+    stats = _direct_cocoeval(preds, COCO_SIGMAS, path)
+    assert stats[0] <= 0.5  # what COCOeval itself reports for this input
+    with pytest.raises(ValueError, match=r"two_categories.json: annotated people of category \[2\] and no "
+                                         r"prediction of it"):
+        evaluate_coco(path, preds, COCO_SIGMAS, rescore=False, nms_thr=None)
+
+
+def test_repeated_image_ids_in_the_ground_truth_are_refused(tmp_path: Path) -> None:
+    gt = json.loads(GT_COCO.read_text())
+    gt["images"][1]["id"] = gt["images"][0]["id"]
+    path = tmp_path / "repeated.json"
+    path.write_text(json.dumps(gt))
+    preds = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+             for a in gt["annotations"]]
+    with pytest.raises(ValueError, match=r"repeated.json: images\[1\]: field 'id' = 785 repeats images\[0\]'s"):
+        evaluate_coco(path, preds, COCO_SIGMAS, rescore=False, nms_thr=None)

@@ -351,3 +351,63 @@ def test_mpii_box_centre_through_the_protocol_pipeline(proto: str) -> None:
         s = r["scale"]
         np.testing.assert_allclose(out["box_center"], [r["center"][0] - 1, r["center"][1] + 15 * s - 1], atol=1e-9)
         np.testing.assert_allclose(out["box_scale"], [200 * s * 1.25] * 2, rtol=1e-12)
+
+
+# ------------------------------------------------------------------ a user's own dataset (session 27's review)
+def test_image_ids_are_integers_given_once(tmp_path: Path) -> None:
+    """A repeated image id paired one image's people with another picture (counted as 'image not listed'); a
+    string id gave ``int()``'s bare message. Both are refused naming the file, the item and the field."""
+    d = _coco()
+    d["images"][1]["id"] = d["images"][0]["id"]
+    path = _write(tmp_path, d)
+    with pytest.raises(ValueError, match=r"images\[1\]: field 'id' = 785 repeats images\[0\]'s") as e:
+        CocoStyleDataset(path, DATA / "coco", "coco")
+    assert str(path) in str(e.value)
+    d = _coco()
+    d["images"][0]["id"] = "img1"
+    with pytest.raises(ValueError, match=r"images\[0\]: field 'id' must be an integer, got 'img1'"):
+        CocoStyleDataset(_write(tmp_path, d), DATA / "coco", "coco")
+    with pytest.raises(ValueError, match=r"annotations\[0\] \(id=.*\): field 'image_id' must be an integer"):
+        CocoStyleDataset(_write(tmp_path, _mutate_first_annotation(image_id="img1")), DATA / "coco", "coco")
+
+
+def test_a_category_not_listed_is_refused_in_training_as_in_evaluation(tmp_path: Path) -> None:
+    d = _mutate_first_annotation(category_id=0)
+    with pytest.raises(ValueError, match=r"annotations\[0\] .*field 'category_id' = 0 is not one of its "
+                                         r"'categories' \(\[1\]\)"):
+        CocoStyleDataset(_write(tmp_path, d), DATA / "coco", "coco")
+
+
+def test_boxes_beyond_their_image_are_counted(tmp_path: Path) -> None:
+    """Boxes written as [x1, y1, x2, y2] read as [x, y, w, h] reach past the image and were clipped without a
+    word: each is counted (the image is 640 x 425; hand-made boxes)."""
+    base = CocoStyleDataset(COCO_JSON, DATA / "coco", "coco")
+    assert "bbox_beyond_image" not in base.marked  # the real sample: every box inside its image
+    d = _coco()
+    i785 = [i for i, a in enumerate(d["annotations"]) if a["image_id"] == 785][0]
+    x, y, w, h = d["annotations"][i785]["bbox"]
+    d["annotations"][i785]["bbox"] = [x, y, x + w, y + h]  # x + (x + w) > 640 for this person
+    assert x + x + w > 640
+    ds = CocoStyleDataset(_write(tmp_path, d), DATA / "coco", "coco")
+    assert ds.marked.get("bbox_beyond_image") == 1
+
+
+def test_a_truncated_jpeg_is_unreadable_for_training_and_evaluation(tmp_path: Path) -> None:
+    """OpenCV decodes a JPEG cut in half without an error (its lower half grey): train used it as it was and test
+    scored it, where infer skipped it. ``load_image`` refuses it as infer does (one check, ``image_problem``)."""
+    data = (DATA / "coco" / "000000000785.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    assert cv2.imread(str(tmp_path / "cut.jpg")) is not None  # what OpenCV alone would use
+    with pytest.raises(ValueError, match=r"cut.jpg: truncated JPEG"):
+        load_image(tmp_path / "cut.jpg")
+    d = _coco()
+    d["images"] = [img for img in d["images"] if img["id"] == 785]
+    d["images"][0]["file_name"] = "cut.jpg"
+    d["annotations"] = [a for a in d["annotations"] if a["image_id"] == 785]
+    ann = _write(tmp_path, d)
+    train = CocoStyleDataset(ann, tmp_path, "coco", skip_bad_images=True)
+    with pytest.raises(ValueError, match="none of the 1 items' images could be read"):
+        train[0]
+    assert train.skipped["bad_image"] == 1
+    with pytest.raises(ValueError, match="cut.jpg: truncated JPEG.*an evaluation scores every image"):
+        CocoStyleDataset(ann, tmp_path, "coco", mode="test")[0]

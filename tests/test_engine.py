@@ -589,3 +589,23 @@ def test_resume_refuses_another_global_batch(tiny_data: dict, tmp_path: Path) ->
     with pytest.raises(ValueError, match=r"global batch of 8 \(2 process\(es\)\), this run has 4 \(1\); the steps per "
                                          r"epoch and the schedule would change: start as many processes"):
         train(_cfg(tiny_data, tmp_path / "run"), resume=True)
+
+
+# ------------------------------------------------------------------ a user's own dataset (session 27's review)
+def test_a_dataset_that_cannot_train_is_named_before_any_step(tiny_data: dict, tmp_path: Path) -> None:
+    """An image folder that does not exist printed one warning per image, then 'none could be read'; an empty
+    'annotations' list said to lower data.batch_size; a missing val image was found at the first evaluation,
+    epochs in. Each is refused before the first step, naming the field."""
+    with pytest.raises(FileNotFoundError, match=r"data.train_img_dir .*nope is not a folder"):
+        train(_cfg(tiny_data, tmp_path / "a", f"data.train_img_dir={tmp_path / 'nope'}"))
+    empty = json.loads(Path(tiny_data["train_ann"]).read_text())
+    empty["annotations"] = []
+    (tmp_path / "empty.json").write_text(json.dumps(empty))
+    with pytest.raises(ValueError, match=r"data.train_ann .*empty.json: no person to train on"):
+        train(_cfg(tiny_data, tmp_path / "b", f"data.train_ann={tmp_path / 'empty.json'}"))
+    val = json.loads(Path(tiny_data["val_ann"]).read_text())
+    val["images"][1]["file_name"] = "not_there.jpg"
+    (tmp_path / "val.json").write_text(json.dumps(val))
+    with pytest.raises(FileNotFoundError, match=r"image file not found: .*not_there.jpg \(data.val_img_dir"):
+        train(_cfg(tiny_data, tmp_path / "c", f"data.val_ann={tmp_path / 'val.json'}", "eval_interval=1"))
+    assert not (tmp_path / "c" / "last.pth").exists()

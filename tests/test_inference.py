@@ -256,6 +256,9 @@ def test_video_whole_frame(shared_data: Path, tmp_path: Path) -> None:
         assert (r["width"], r["height"]) == (1280, 720) and len(r["instances"]) == 1
         assert r["instances"][0]["bbox"] == [0.0, 0.0, 1280.0, 720.0]
         assert r["instances"][0]["track_id"] == 1  # the whole frame: one person, one track
+    results = est(video)  # tracked as infer tracks it (its results carried no track ids)
+    assert [next(results).track_ids.tolist() for _ in range(2)] == [[1], [1]]
+    results.close()
     drawn = video_frames(tmp_path / "sample_video.mp4")
     assert len(drawn) == n_frames and drawn[0].shape == (720, 1280, 3) and _not_blank(drawn[n_frames // 2])
 
@@ -423,3 +426,47 @@ def test_cli_threads_sets_the_models_threads(shared_data: Path, tmp_path: Path, 
     assert cli([*args, str(tmp_path / "a"), "--threads", "1"]) == 0 and asked == [1]
     assert cli([*args, str(tmp_path / "b"), "--threads", "0"]) == 2 and asked == [1]
     assert "argument --threads: expected an integer >= 1, got '0'" in capsys.readouterr().err
+
+
+def test_results_of_a_folder_skip_an_unreadable_image_as_infer_does(shared_data: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """``est(folder)`` ended at the first unreadable image (the generator raised, the images after it never
+    reached), where ``est.infer`` skips it and says so. ``strict=True`` keeps the error; a given model's
+    config overrides are refused (they were ignored)."""
+    data = (shared_data / "coco" / "000000000785.jpg").read_bytes()
+    (tmp_path / "a.jpg").write_bytes(data[: len(data) // 2])  # truncated: sorted first
+    (tmp_path / "b.jpg").write_bytes(data)
+    est = PoseEstimator("tokenpose_s_coco_256x192", **TINY)
+    results = list(est(tmp_path))
+    assert [r.img_path for r in results] == ["b.jpg"]
+    assert "posetokens: warning: skipped " in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"a.jpg: truncated JPEG"):
+        list(est(tmp_path, strict=True))
+    with pytest.raises(ValueError, match=r"PoseEstimator: model config overrides \(depth\) apply to a zoo name"):
+        PoseEstimator(est.model, depth=3)
+
+
+def test_infer_takes_a_filter_name_and_python_messages_name_python_arguments(
+        shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``infer(..., smooth="one_euro")`` failed with "'str' object has no attribute 'is_off'"; messages reached
+    from Python named the command line's flags (``--det-every``, ``--device``): they name the argument, and the
+    command line still its flag."""
+    from posetokens.inference.filters import make_filter
+    from posetokens.runtime import check_device, command_line
+
+    video = shared_data / "video" / "sample_video.mp4"
+    est = PoseEstimator("tokenpose_s_coco_256x192", **TINY)
+    named = est.infer(video, tmp_path / "a", draw=False, max_frames=6, smooth="one_euro", progress=False)
+    config = est.infer(video, tmp_path / "b", draw=False, max_frames=6, smooth=make_filter("one_euro"), progress=False)
+    assert named["frames"] == config["frames"] == 6
+    assert (tmp_path / "a" / "sample_video.json").read_text() == (tmp_path / "b" / "sample_video.json").read_text()
+    with pytest.raises(ValueError, match=r"^det_every applies to videos and streams"):
+        est.infer(shared_data / "coco" / "000000000785.jpg", tmp_path / "c", det_every=2)
+    with pytest.raises(ValueError, match=r"^device 'gpu' is not a device"):
+        check_device("gpu")
+    with command_line(), pytest.raises(ValueError, match=r"^--device 'gpu' is not a device"):
+        check_device("gpu")
+    capsys.readouterr()
+    assert cli(["infer", str(shared_data / "coco" / "000000000785.jpg"), "--out", str(tmp_path / "d"), "--model",
+                "tokenpose_s_coco_256x192", "--det-every", "2"]) == 2
+    assert "error: --det-every applies to videos and streams" in capsys.readouterr().err

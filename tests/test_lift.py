@@ -297,6 +297,16 @@ def test_lift_errors(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch:
         lift(good, "tokenpose_s_coco_256x192", tmp_path, min_track_frames=1)
 
 
+def _random_coco_json(path: Path, frames: int, seed: int) -> Path:
+    """An infer-style 2D json of one person at random COCO-17 pixels in a 400 x 400 frame, ``frames`` records."""
+    rng = np.random.default_rng(seed)
+    records = [{"frame_id": i, "width": 400, "height": 400,
+                "instances": [{"keypoints": rng.uniform(100, 300, (17, 2)).tolist(), "keypoint_scores": [0.9] * 17,
+                               "bbox": [0, 0, 400, 400], "bbox_score": 0.9}]} for i in range(frames)]
+    path.write_text(json.dumps(records))
+    return path
+
+
 def test_an_interrupt_before_the_first_drawn_frame_names_no_video(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C while drawing the first frame: the 3D json is kept and said; no mp4 was written, and none is named
@@ -304,12 +314,7 @@ def test_an_interrupt_before_the_first_drawn_frame_names_no_video(tmp_path: Path
     from posetokens.inference import lifting
     from posetokens.runtime import Interrupted
 
-    rng = np.random.default_rng(1)
-    records = [{"frame_id": i, "width": 400, "height": 400,
-                "instances": [{"keypoints": rng.uniform(100, 300, (17, 2)).tolist(), "keypoint_scores": [0.9] * 17,
-                               "bbox": [0, 0, 400, 400], "bbox_score": 0.9}]} for i in range(6)]
-    src = tmp_path / "clip_2d.json"
-    src.write_text(json.dumps(records))
+    src = _random_coco_json(tmp_path / "clip_2d.json", frames=6, seed=1)
 
     def interrupted(self, i, img):
         raise KeyboardInterrupt
@@ -460,3 +465,21 @@ def test_ctrl_c_in_the_2d_pass_lifts_this_runs_frames_only(read: int, shared_dat
                             f"{out / 'sample_video_3d.json'}")
     assert len(json.loads((out / "sample_video_3d.json").read_text())["frames"]) == 16
     assert [r["model"] for r in json.loads(earlier.read_text())] == ["tokenpose_s_coco_256x192"] * 16
+
+
+def test_lift_of_a_given_module_takes_no_weights_and_leaves_its_mode(tmp_path: Path) -> None:
+    """``lift(src, module, out, weights=path)`` ran the given module's random weights and said no weights were
+    given; overrides were ignored the same way; and lift left the caller's module in eval mode (docs/inference.md:
+    each prediction restores each module's mode)."""
+    from posetokens.registry import create_model
+
+    src = _random_coco_json(tmp_path / "coco_2d.json", frames=4, seed=2)
+    model = create_model("mixste_h36m_243", num_frames=9, dim=32, depth=2, heads=2, mlp_hidden=64)
+    torch.save(model.state_dict(), tmp_path / "w.pth")
+    with pytest.raises(ValueError, match="lift: pass weights with a zoo name, or load them into the model yourself"):
+        lift(src, model, tmp_path / "a", weights=tmp_path / "w.pth", draw=False)
+    with pytest.raises(ValueError, match=r"lift: model config overrides \(depth\) apply to a zoo name"):
+        lift(src, model, tmp_path / "b", draw=False, depth=4)
+    assert model.training
+    lift(src, model, tmp_path / "c", draw=False)
+    assert model.training and (tmp_path / "c" / "coco_2d_3d.json").is_file()

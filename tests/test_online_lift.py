@@ -172,3 +172,25 @@ def test_nan_scores_and_mismatched_lengths_are_refused(track) -> None:
     np.testing.assert_array_equal(ones, lift_online(mb, track, None, W, H, valid=np.ones(L))[0])
     with pytest.raises(ValueError, match=r"^lift_online: valid must be .* got other numbers than 0/1$"):
         lift_online(mb, track, None, W, H, valid=np.full(L, 0.5))
+
+
+def test_filter_names_and_a_push_after_flush(track) -> None:
+    """``filter2d="one_euro"`` failed with "'str' object has no attribute 'stream'": a name is taken as
+    ``--filter`` takes it (the same numbers as its FilterConfig). A push after ``flush()`` went on with latency 0
+    and windows mixing the two streams: refused until ``reset()``."""
+    model = _model("mixste_h36m_243")
+    named, _ = lift_online(model, track, None, W, H, filter2d="one_euro", filter3d="one_euro", fps=50.0)
+    config, _ = lift_online(model, track, None, W, H, filter2d=make_filter("one_euro"),
+                            filter3d=make_filter("one_euro"), fps=50.0)
+    np.testing.assert_array_equal(named, config)
+    with pytest.raises(ValueError, match=r"filter2d: expected a filter name \('off', 'one_euro', 'savgol'\) or a "
+                                         r"FilterConfig, got int"):
+        OnlineLifter(model, W, H, filter2d=3)
+    online = OnlineLifter(model, W, H, lookahead=3)
+    for t in range(5):
+        online.push(track[t])
+    assert [f.index for f in online.flush()] == [2, 3, 4]
+    with pytest.raises(ValueError, match=r"the stream was ended by flush\(\); call reset\(\)"):
+        online.push(track[5])
+    online.reset()
+    assert online.push(track[0]) is None and online.latency_frames == 3

@@ -182,8 +182,8 @@ def test_compile_failure_falls_back_to_eager_once_and_counts(monkeypatch: pytest
 
 # ------------------------------------------------------------------------------------------------ refusals
 @pytest.mark.parametrize("args, message", [
-    (("fp16", None), "--precision 'fp16': expected one of auto, fp32, bf16, bf16-backbone, bf16-gemm, int8-dynamic"),
-    ((None, "tensorrt"), "--runtime 'tensorrt': expected one of auto, torch, compile, onnxruntime"),
+    (("fp16", None), "precision='fp16': expected one of auto, fp32, bf16, bf16-backbone, bf16-gemm, int8-dynamic"),
+    ((None, "tensorrt"), "runtime='tensorrt': expected one of auto, torch, compile, onnxruntime"),
 ])
 def test_unknown_names_are_refused(args: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -307,7 +307,7 @@ def test_bf16_is_refused_where_onednn_is_capped_below_it(cap: str, refused: bool
         check_choice(Choice("bf16-gemm", "torch"), "cpu")
         return
     for name in ("bf16", "bf16-gemm"):
-        with pytest.raises(ValueError, match=rf"^--precision {name} --runtime torch on cpu: ONEDNN_MAX_CPU_ISA={cap} "
+        with pytest.raises(ValueError, match=rf"^precision='{name}' runtime='torch' on cpu: ONEDNN_MAX_CPU_ISA={cap} "
                                              r"keeps oneDNN below this CPU's bfloat16 instructions"):
             check_choice(Choice(name, "torch"), "cpu")
     assert resolve_precision(_build(MIXSTE), Choice("auto", "auto")) == Choice("fp32", "auto")  # not bf16-gemm
@@ -320,7 +320,7 @@ def test_bf16_is_refused_where_onednn_is_capped_below_it(cap: str, refused: bool
     (Choice("fp32", "onnxruntime"), "cuda", "the onnxruntime runtime runs a CPU session"),
     (Choice("int8-dynamic", "compile"), "cpu", "torch.compile does not take dynamically quantised layers"),
     (Choice("bf16-gemm", "torch"), "cpu", "this CPU has neither AVX512-BF16 nor AMX"),
-    (Choice("bf16-gemm", "torch"), "cuda", "bf16-gemm is oneDNN's CPU math mode; on a GPU use --precision bf16"),
+    (Choice("bf16-gemm", "torch"), "cuda", "bf16-gemm is oneDNN's CPU math mode; on a GPU use precision='bf16'"),
     (Choice("bf16-gemm", "compile"), "cpu", "torch.compile traces the plain layers, which ignore the mode"),
 ])
 def test_unsupported_combinations_give_one_line(choice: Choice, device: str, message: str,
@@ -417,7 +417,7 @@ def test_cli_refuses_a_bad_choice_in_one_line(tmp_path: Path, capsys: pytest.Cap
     img = tmp_path / "000000000001.jpg"
     cv2.imwrite(str(img), np.zeros((32, 32, 3), np.uint8))
     assert cli(["infer", str(img), "--model", TOKENPOSE[0], "--out", str(tmp_path / "o"), "--precision", "fp16"]) == 2
-    assert capsys.readouterr().err.strip() == ("posetokens infer: error: --precision 'fp16': expected one of auto, "
+    assert capsys.readouterr().err.strip() == ("posetokens infer: error: --precision fp16: expected one of auto, "
                                                "fp32, bf16, bf16-backbone, bf16-gemm, int8-dynamic")
     monkeypatch.setattr(precision, "_cpu_bf16", lambda: False)
     assert cli(["infer", str(img), "--model", TOKENPOSE[0], "--out", str(tmp_path / "o"), "--precision", "bf16"]) == 2
@@ -689,7 +689,7 @@ def test_other_input_sizes_run_eager_under_auto_and_are_refused_in_one_line_when
     with torch.no_grad():
         assert torch.allclose(net.forward_frames(x)[0], model.forward_frames(x)[0], atol=1e-5)
         with pytest.raises(ValueError, match=re.escape("input keypoints_2d of shape (2, 20, 17, 2): the graph was "
-                                                       "exported for (B, 27, 17, 2); use --runtime torch")):
+                                                       "exported for (B, 27, 17, 2); use runtime='torch'")):
             net.forward_frames(short)
         net.eager_otherwise = True  # what auto sets
         assert torch.equal(net.forward_frames(short)[0], model.forward_frames(short)[0])

@@ -143,7 +143,7 @@ def test_carried_box_by_hand() -> None:
     assert calls == [0, 3] and pt.detector_frames == 2 and not pt.carried
     b, ok = pose_boxes(np.zeros((2, 3, 2)), np.array([[1, 0, 0], [1, 1, 0]]), kpt_thr=0.5)
     assert ok.tolist() == [False, True] and b[0].tolist() == [0, 0, 0, 0]
-    with pytest.raises(ValueError, match="--det-every must be an integer >= 1"):
+    with pytest.raises(ValueError, match="det_every must be an integer >= 1"):
         PoseTracker(detector, det_every=0)
 
 
@@ -351,7 +351,7 @@ def test_infer_det_every_runs_the_boxes_on_every_nth_frame(two_walkers, w2d: Pat
     records = json.loads((tmp_path / "o" / "walk.json").read_text())
     assert len(records) == 11 and all(len(r["instances"]) >= 1 for r in records)
     assert all("track_id" in i for r in records for i in r["instances"])
-    with pytest.raises(ValueError, match="--det-every applies to videos and streams"):
+    with pytest.raises(ValueError, match="det_every applies to videos and streams"):
         img = tmp_path / "a.png"
         cv2.imwrite(str(img), np.zeros((32, 32, 3), np.uint8))
         est.infer(img, tmp_path / "o2", det_every=2)
@@ -414,9 +414,9 @@ def test_lift_draws_one_3d_panel_per_track(tmp_path: Path, capsys: pytest.Captur
                      capsys.readouterr().err)
     with av.open(str(tmp_path / "one" / "two_3d.mp4")) as c:
         assert next(c.decode(video=0)).to_ndarray(format="rgb24").shape == (480, 854 + 480, 3)
-    with pytest.raises(ValueError, match="--max-panels must be a whole number >= 1"):
+    with pytest.raises(ValueError, match="max_panels must be a whole number >= 1"):
         lift(src, EchoLifter(), tmp_path / "x", max_panels=0)
-    with pytest.raises(ValueError, match="--det-every applies to a video or a stream"):
+    with pytest.raises(ValueError, match="det_every applies to a video or a stream"):
         lift(src, EchoLifter(), tmp_path / "x", det_every=3)
 
 

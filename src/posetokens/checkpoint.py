@@ -149,9 +149,11 @@ def load_trained(weights: str | Path, name: str | None = None, overrides: Mappin
             raise ValueError(f"{path}: the checkpoint's {key!r} is {meta[key]!r:.60}; expected {expected} (its "
                              "description is damaged)")
     if stored is None and name is None:
+        from posetokens.runtime import option
+
         raise ValueError(f"{path}: this checkpoint does not name its model (an official release or a bare state "
-                         "dict); give its zoo model name as well (--model with --weights, --pose2d with "
-                         "--pose2d-weights, export's name argument)")
+                         f"dict); give its zoo model name as well ({option('model')} with {option('weights')}, "
+                         f"{option('pose2d')} with {option('pose2d_weights')}, export's name argument)")
     if stored is not None and name is not None and name != stored:
         held = {k: v for k, v in (meta.get("model_overrides") or {}).items() if not k.endswith(INIT_ONLY_SUFFIX)}
         raise ValueError(f"{path}: the checkpoint holds {stored!r}"

@@ -562,8 +562,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_command(prog: str, fn: Callable[[], int], interrupted: str = "interrupted") -> int:
     """``fn()``'s exit code; a user error is one line on stderr (``PROG: error: ...``, exit 2), an interrupt one line
     (its own account of what was kept, else ``interrupted``; exit 130, or 143 for SIGTERM), our bugs a traceback."""
+    from posetokens.runtime import command_line
+
     try:
-        return fn()
+        with command_line():  # messages name the flags (--weights), not the Python arguments (weights)
+            return fn()
     except KeyboardInterrupt as e:  # SIGINT, or SIGTERM during a run (posetokens.runtime.Interrupted): files finished
         print(f"{prog}: {str(e) or interrupted}", file=sys.stderr)
         return int(getattr(e, "exit_code", 130))

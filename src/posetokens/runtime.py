@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import ctypes
 import functools
 import logging
@@ -107,28 +108,30 @@ def settle_vector_math() -> None:
 
 
 # ------------------------------------------------------------------------------------------------- devices
-def check_device(device: Any, what: str = "--device") -> Any:
+def check_device(device: Any, what: str | None = None) -> Any:
     """``device`` as a ``torch.device`` when this build and machine can use it; otherwise ``ValueError`` with one
     line saying why (no CUDA in this PyTorch build, no GPU visible, an index past the last GPU, a bad name)."""
     import torch
 
+    what = option("device") if what is None else what
+    cpu = option("device", "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"{what} {device!r} is not a device (expected cpu, cuda, cuda:N or mps)") from None
     if dev.type == "cuda":
         if not torch.backends.cuda.is_built():
-            raise ValueError(f"{what} {device}: this PyTorch build has no CUDA support (a CPU build); use --device cpu "
+            raise ValueError(f"{what} {device}: this PyTorch build has no CUDA support (a CPU build); use {cpu} "
                              "or install a CUDA build of PyTorch")
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if n == 0:
             raise ValueError(f"{what} {device}: no CUDA GPU is visible (check the driver and CUDA_VISIBLE_DEVICES); "
-                             "use --device cpu")
+                             f"use {cpu}")
         if dev.index is not None and dev.index >= n:
             raise ValueError(f"{what} {device}: only {n} CUDA GPU(s) visible (cuda:0..cuda:{n - 1})")
     elif dev.type == "mps":
         if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ValueError(f"{what} {device}: Apple MPS is not available here; use --device cpu")
+            raise ValueError(f"{what} {device}: Apple MPS is not available here; use {cpu}")
     elif dev.type != "cpu":
         raise ValueError(f"{what} {device}: unsupported device type {dev.type!r} (expected cpu, cuda, cuda:N or mps)")
     return dev
@@ -313,6 +316,31 @@ def signals_deferred(discard: bool = False) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------------ command lines
+_COMMAND_LINE: contextvars.ContextVar[bool] = contextvars.ContextVar("posetokens_command_line", default=False)
+_FLAGS = {"out_dir": "--out", "boxes": "--boxes / --detector"}  # where the flag is not the argument's name
+_UNSET = object()
+
+
+@contextlib.contextmanager
+def command_line() -> Iterator[None]:
+    """Within it messages name the command line's flags (:func:`option`); ``cli.run_command`` runs commands in it."""
+    token = _COMMAND_LINE.set(True)
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.reset(token)
+
+
+def option(name: str, value: Any = _UNSET) -> str:
+    """How a message names the argument ``name`` (the Python one), with ``value`` if given: the command line's
+    flag under :func:`command_line` (``--det-every``, ``--device cpu``), else the Python argument (``det_every``,
+    ``device='cpu'``): a message reached from both says what the user typed."""
+    if _COMMAND_LINE.get():
+        flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+        return flag if value is _UNSET else f"{flag} {value}"
+    return name if value is _UNSET else f"{name}={value!r}"
+
+
 def int_at_least(low: int) -> Callable[[str], int]:
     """An argparse ``type``: an integer >= ``low`` (else argparse's one-line error naming the option)."""
     def parse(text: str) -> int:

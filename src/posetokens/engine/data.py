@@ -7,6 +7,7 @@ epoch is the same whatever the worker count, process count or resume point.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -146,13 +147,20 @@ def build_dataset(cfg: DataCfg, split: str, protocol: Protocol) -> Dataset:
     if not ann:
         raise ValueError(f"config: data.{split}_ann is empty; set it in the recipe or with --set data.{split}_ann=...")
     mode = "train" if split == "train" else "test"
-    if cfg.format == "mpii":
-        return MpiiDataset(ann, img_dir, metainfo, mode=mode, skip_bad_images=cfg.skip_bad_images)
-    if cfg.format != "coco":
+    if cfg.format not in ("coco", "mpii"):
         raise ValueError(f"config: data.format must be 'coco' or 'mpii', got {cfg.format!r}")
-    det = cfg.val_det if split != "train" else None
-    return CocoStyleDataset(ann, img_dir, metainfo, mode=mode, det_file=det, det_score_thr=cfg.det_score_thr,
-                            skip_bad_images=cfg.skip_bad_images, gt_clean=protocol.box.gt_clean)
+    if img_dir and not Path(img_dir).is_dir():  # else one warning per image, then "none could be read"
+        raise FileNotFoundError(f"data.{split}_img_dir {img_dir} is not a folder")
+    if cfg.format == "mpii":
+        ds: Dataset = MpiiDataset(ann, img_dir, metainfo, mode=mode, skip_bad_images=cfg.skip_bad_images)
+    else:
+        ds = CocoStyleDataset(ann, img_dir, metainfo, mode=mode, det_file=cfg.val_det if split != "train" else None,
+                              det_score_thr=cfg.det_score_thr, skip_bad_images=cfg.skip_bad_images,
+                              gt_clean=protocol.box.gt_clean)
+    if split == "train" and len(ds) == 0:  # was "fewer than one global batch; lower data.batch_size"
+        raise ValueError(f"data.train_ann {ann}: no person to train on (skipped: {getattr(ds, 'skipped', {}) or 'none'}"
+                         "; an empty 'annotations' list, or every annotation left out as counted)")
+    return ds
 
 
 def build_samples(cfg: DataCfg, split: str, input_size_hw: tuple[int, int], protocol: Protocol,

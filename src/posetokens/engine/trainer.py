@@ -678,7 +678,12 @@ def check_eval_inputs(model: nn.Module, cfg: TrainCfg, protocol: Protocol) -> No
     elif model.task == "tokenizer":
         tokenizer_val_samples(cfg.data, model)
     else:
-        build_samples(cfg.data, "val", model.cfg.image_size, protocol, model_codec(protocol, model))
+        samples = build_samples(cfg.data, "val", model.cfg.image_size, protocol, model_codec(protocol, model))
+        missing = next((p for p in dict.fromkeys(d["img_path"] for d in samples.base.data_list)
+                        if not os.path.isfile(p)), None)  # found at the first evaluation, epochs in
+        if missing is not None:
+            raise FileNotFoundError(f"image file not found: {missing} (data.val_img_dir {cfg.data.val_img_dir}, "
+                                    f"listed in data.val_ann {cfg.data.val_ann}); an evaluation scores every image")
         if cfg.data.format != "mpii":  # scored by COCOeval: its checks of the ground truth, now
             check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend)
 

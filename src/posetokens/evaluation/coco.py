@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from posetokens.data.datasets.coco_style import check_image_ids
 from posetokens.fileio import atomic_write_text, check_no_overwrite, read_json
 from posetokens.runtime import is_number, is_whole, short_repr, warn_once
 
@@ -113,8 +114,8 @@ def _load_gt(gt: Any) -> tuple[dict[str, Any], str]:
             raise ValueError(f"{name}: images[{i}]: expected an object, got {type(img).__name__}")
         if "id" not in img:
             raise ValueError(f"{name}: images[{i}]: missing field 'id'")
-        if not is_whole(img["id"]):  # pycocotools matches ids by equality: "785" would fail with an assertion
-            raise ValueError(f"{name}: images[{i}]: field 'id' must be an integer, got {img['id']!r}")
+    # integers (pycocotools matches ids by equality: "785" failed with an assertion), each given once
+    check_image_ids(data["images"], name)
     for i, ann in enumerate(data["annotations"]):
         if not isinstance(ann, Mapping):
             raise ValueError(f"{name}: annotations[{i}]: expected an object, got {type(ann).__name__}")
@@ -613,6 +614,15 @@ def evaluate_coco(
         if not (is_whole(cat) and int(cat) in categories):
             raise ValueError(f"{source}: entry [{i}]: field 'category_id' = {cat!r} is not a category of the ground "
                              f"truth {gt_name} ({sorted(categories)})")
+    # COCOeval averages over every category with people: one that no prediction names counts as AP 0 (a person
+    # file with a second category halved the AP without a word)
+    unpredicted = sorted({int(a.get("category_id", 1)) for a in data["annotations"] if _labelled(a)}
+                         - {int(r.get("category_id", 1)) for r in preds})
+    if preds and unpredicted:
+        raise ValueError(f"{gt_name}: annotated people of categor{'y' if len(unpredicted) == 1 else 'ies'} "
+                         f"{unpredicted} and no prediction of {'it' if len(unpredicted) == 1 else 'them'} in "
+                         f"{source} (COCOeval averages the AP over the categories, so each would count as 0); expected "
+                         "the ground truth of the predicted categories only")
     warn_prediction_coverage(data, preds, source, gt_name)
     results = prepare_coco_results(preds, sig, rescore, rescore_thr, nms_thr, nms_vis_thr, nms_area, source)
     if coco_backend == "xtcocotools":  # xtcocotools COCOeval._prepare skips detections without a positive score

@@ -52,10 +52,12 @@ import torch
 from torch import nn
 
 from posetokens.checkpoint import load_trained
+from posetokens.data.datasets.coco_style import image_problem
 from posetokens.data.metainfo import PoseMetaInfo, available_metainfo, get_metainfo, metainfo_for_model
 from posetokens.fileio import (JsonArrayWriter, TempBeside, atomic_path, atomic_write_bytes, atomic_write_json,
                                check_no_overwrite, check_output_kinds, read_json, read_json_array_lines, require_file,
                                same_file, writable_dir)
+from posetokens.inference.filters import as_filter
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
 from posetokens.protocols import Protocol, check_model_protocol, resolve_protocol
@@ -64,7 +66,7 @@ from posetokens.protocols.predict import crop_to_image, predict_outputs
 from posetokens.protocols.topdown import build_pipeline
 from posetokens.registry import create_model, default_protocol, has_random_weights, note_if_random_weights
 from posetokens.runtime import (Interrupted, check_count, check_device, check_flag, interruptible, is_number, is_whole,
-                                number_array, short_repr, signal_name, signals_deferred, warn)
+                                number_array, option, short_repr, signal_name, signals_deferred, warn)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -397,53 +399,6 @@ class InputSource:
                     return
                 continue
             yield Frame(i, p.name, img)
-
-
-def image_problem(data: bytes) -> str | None:
-    """Why encoded image bytes cannot be trusted, or None. JPEGs are walked marker by marker from start-of-image
-    to end-of-image (OpenCV decodes a truncated JPEG without an error, its missing part grey); other formats are
-    left to the decoder, which refuses truncated PNG, BMP, TIFF and WebP files."""
-    n = len(data)
-    if n < 4 or data[:2] != b"\xff\xd8":
-        return None  # not a JPEG
-    i = 2
-    while True:
-        if i >= n:
-            return "truncated JPEG (the file ends before its end-of-image marker)"
-        if data[i] != 0xFF:
-            return f"corrupt JPEG (byte {i} is not a marker)"
-        while i < n and data[i] == 0xFF:  # fill bytes before a marker
-            i += 1
-        if i >= n:
-            continue
-        marker = data[i]
-        i += 1
-        if marker == 0xD9:  # EOI
-            return None
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a segment
-            continue
-        if i + 2 > n:
-            i = n
-            continue
-        length = (data[i] << 8) | data[i + 1]
-        if length < 2:
-            return f"corrupt JPEG (segment 0xFF{marker:02X} at byte {i - 2} has length {length})"
-        i += length
-        if marker != 0xDA:
-            continue
-        while True:  # SOS: entropy-coded data runs to the next marker other than a stuffed 0xFF00 or RSTn
-            j = data.find(b"\xff", i)
-            if j < 0 or j + 1 >= n:
-                i = n
-                break
-            nxt = data[j + 1]
-            if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
-                i = j + 2
-            elif nxt == 0xFF:
-                i = j + 1
-            else:
-                i = j
-                break
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -816,7 +771,7 @@ class PoseEstimator:
         self.device = check_device(device)
         self.choice = parse_choice(precision, runtime)  # a bad or unsupported choice fails before any loading
         check_choice(self.choice, self.device)
-        self.weights = None if weights is None else require_file(weights, "--weights")
+        self.weights = None if weights is None else require_file(weights, option("weights"))
         if model is None or isinstance(model, str):
             if weights is None and model is None:
                 raise ValueError("PoseEstimator: give a zoo model name, or weights of ours that name their model")
@@ -832,6 +787,9 @@ class PoseEstimator:
                              f"{type(model).__name__} {short_repr(model)}")
         elif weights is not None:
             raise ValueError("PoseEstimator: pass weights with a zoo name, or load them into the model yourself")
+        elif overrides:  # were ignored without a word
+            raise ValueError(f"PoseEstimator: model config overrides ({', '.join(sorted(overrides))}) apply to a zoo "
+                             "name; a built model has its config")
         name = getattr(model, "zoo_name", type(model).__name__)
         task = getattr(model, "task", None)
         if task != "topdown":
@@ -919,7 +877,8 @@ class PoseEstimator:
         if len(crops) == 0:
             return np.zeros((0, k, 2)), np.zeros((0, k)), [] if show_tokens else None
         if show_tokens and not self.can_show_tokens:
-            raise ValueError(f"{self.name} has no token pruning to show (--show-tokens needs a PPT or GTPT model)")
+            raise ValueError(f"{self.name} has no token pruning to show ({option('show_tokens')} needs a PPT or GTPT "
+                             "model)")
         mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
         flip = list(self.metainfo.flip_indices)
@@ -1073,13 +1032,28 @@ class PoseEstimator:
             yield res
 
     def __call__(self, source: str | Path | InputSource, boxes: BoxFn | str | Path | None = None,
-                 bbox_thr: float = 0.3, show_tokens: bool = False, progress: bool = False) -> Iterator[FrameResult]:
+                 bbox_thr: float = 0.3, show_tokens: bool = False, progress: bool = False,
+                 strict: bool = False) -> Iterator[FrameResult]:
         """Results for every image or frame of ``source``; ``boxes`` is a detections json path, a callable
         (frame -> (boxes xyxy, scores)) such as an :class:`~posetokens.inference.detector.ONNXDetector`,
-        or None for the whole frame."""
+        or None for the whole frame. A video or stream is tracked as :meth:`infer` tracks it (a
+        :class:`~posetokens.inference.tracking.PoseTracker` at :attr:`default_kpt_thr`, unless ``boxes`` is one):
+        each result carries its people's ``track_ids``. An image of a folder that cannot be read is skipped with a
+        warning, as :meth:`infer` skips it (``strict``: a ``ValueError`` naming it ends the results there); a
+        single image given that cannot be read is a ``ValueError``."""
+        from posetokens.inference.tracking import PoseTracker
+
         src = source if isinstance(source, InputSource) else open_input(source)
         box_fn = detections_for(boxes, src, bbox_thr)
-        frames: Iterable[Frame] = src.frames()
+        if src.kind in ("video", "stream") and not isinstance(box_fn, PoseTracker):  # gave no track ids
+            box_fn = PoseTracker(box_fn, kpt_thr=self.default_kpt_thr, layout=self.metainfo.name)
+        strict = check_flag(strict, "strict")
+
+        def on_skip(path: Path, why: str) -> None:  # the generator ended at the first unreadable image
+            warn(f"skipped {why}")
+
+        frames: Iterable[Frame] = src.frames(on_skip if src.kind == "images" and src.path.is_dir() and not strict
+                                             else None)  # one image given: its error
         if progress:
             from tqdm import tqdm
 
@@ -1112,10 +1086,11 @@ class PoseEstimator:
         ``tokens_every`` frames); with ``coco_results`` every person in the COCO results format
         (:meth:`coco_results`), which ``posetokens evaluate`` scores. Images of a folder that share a stem
         (``a.jpg``, ``a.png``) get ``<stem>_<ext>`` names instead. ``kpt_thr`` (the least keypoint score drawn)
-        defaults to :attr:`default_kpt_thr`. ``smooth`` (a :class:`~posetokens.inference.filters.FilterConfig`;
-        None or ``off``: untouched, bit-identical) filters each track's 2D keypoints of a video or stream frame by
-        frame (causal One-Euro, speed in half frame widths per second; joints scored below ``kpt_thr`` follow the
-        filter's ``gap`` rule) before they are drawn and written; Savitzky-Golay needs future frames and is refused.
+        defaults to :attr:`default_kpt_thr`. ``smooth`` (a :class:`~posetokens.inference.filters.FilterConfig`
+        or a filter name, ``one_euro``; None or ``off``: untouched, bit-identical) filters each track's 2D
+        keypoints of a video or stream frame by frame (causal One-Euro, speed in half frame widths per second;
+        joints scored below ``kpt_thr`` follow the filter's ``gap`` rule) before they are drawn and written;
+        Savitzky-Golay needs future frames and is refused.
 
         Nothing is lost: an output that would overwrite an input (the image, video, detections file, detector or
         weights) is refused before anything runs; every file is written atomically; unreadable or truncated images
@@ -1146,7 +1121,8 @@ class PoseEstimator:
         src = source if isinstance(source, InputSource) else open_input(source)
         video_like = src.kind in ("video", "stream")
         if show_tokens and not self.can_show_tokens:
-            raise ValueError(f"{self.name} has no token pruning to show (--show-tokens needs a PPT or GTPT model)")
+            raise ValueError(f"{self.name} has no token pruning to show ({option('show_tokens')} needs a PPT or GTPT "
+                             "model)")
         if show_tokens:  # a named onnxruntime cannot give them: said before the graph is exported
             from posetokens.inference.precision import check_model_choice
 
@@ -1155,6 +1131,7 @@ class PoseEstimator:
         stems = check_outputs(src, out, draw=draw, show_tokens=show_tokens, coco_results=coco_results,
                               mmpose_preds=mmpose_preds, boxes=boxes, weights=self.weights)
         base_fn = detections_for(boxes, src, bbox_thr)  # a bad detections file is refused before any folder is made
+        smooth = as_filter(smooth, "smooth")  # a name as --filter takes it; it failed on 'is_off'
         check_run_options(src, det_every=det_every, smooth=smooth)
         box_fn: Any = PoseTracker(base_fn, det_every, kpt_thr=kpt_thr, layout=self.metainfo.name) \
             if video_like else base_fn
@@ -1373,7 +1350,7 @@ def check_run_options(src: InputSource, *, det_every: int = 1, smooth: Any = Non
     Needs no model, so the ``infer`` command runs it before it builds one (no random-weights note first)."""
     video_like = src.kind in ("video", "stream")
     if det_every != 1 and not video_like:
-        raise ValueError(f"--det-every applies to videos and streams; {src.path} is {src.kind}")
+        raise ValueError(f"{option('det_every')} applies to videos and streams; {src.path} is {src.kind}")
     if smooth is not None and not smooth.is_off:
         if not video_like:
             raise ValueError(f"a temporal filter applies to videos and streams; {src.path} is {src.kind} "
@@ -1418,22 +1395,23 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
     if src.kind == "images" and src.path.is_dir() and same_file(src.path, out):
         raise ValueError(f"the output folder {out} is the input folder {src.path}: its overlays would overwrite "
                          "input pictures of the same name and be read as inputs by the next run; choose another "
-                         "--out")
+                         f"{option('out_dir')}")
     stems = _output_stems(src)
     outputs: list[tuple[str, Path, str]] = []  # (what, path, the remedy for a clash with an input)
+    remedy = f"give {option('out_dir')} another folder"
     if src.kind == "images":
         for img in src.images:
-            outputs.append(("result json", out / f"{stems[img]}.json", "give --out another folder"))
+            outputs.append(("result json", out / f"{stems[img]}.json", remedy))
             if draw:
-                outputs.append(("overlay picture", out / f"{stems[img]}.png", "give --out another folder"))
+                outputs.append(("overlay picture", out / f"{stems[img]}.png", remedy))
             if show_tokens:
-                outputs.append(("tokens picture", out / f"{stems[img]}_tokens.png", "give --out another folder"))
+                outputs.append(("tokens picture", out / f"{stems[img]}_tokens.png", remedy))
     else:
-        outputs.append(("result json", out / f"{src.stem}.json", "give --out another folder"))
+        outputs.append(("result json", out / f"{src.stem}.json", remedy))
         if draw:
-            outputs.append(("overlay video", out / f"{src.stem}.mp4", "give --out another folder"))
+            outputs.append(("overlay video", out / f"{src.stem}.mp4", remedy))
         if show_tokens:
-            outputs.append(("tokens folder", out / f"{src.stem}_tokens", "give --out another folder"))
+            outputs.append(("tokens folder", out / f"{src.stem}_tokens", remedy))
     if coco_results is not None:
         if Path(coco_results).is_dir() or str(coco_results).endswith(("/", os.sep)):
             raise ValueError(f"--coco-results {coco_results} is a folder; expected a json file path")

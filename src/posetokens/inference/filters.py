@@ -47,6 +47,7 @@ __all__ = [
     "OneEuroStream",
     "TemporalFilter",
     "acceleration_error",
+    "as_filter",
     "filter_from_args",
     "make_filter",
     "one_euro",
@@ -320,6 +321,18 @@ def make_filter(name: str = "off", **params: Any) -> FilterConfig:
     given = {k: v for k, v in params.items() if v is not None}
     return FilterConfig(n, **{k: v for k, v in given.items() if k in known},
                         extra={k: v for k, v in given.items() if k not in known})
+
+
+def as_filter(value: FilterConfig | str | None, what: str = "smooth") -> FilterConfig | None:
+    """A filter argument of the Python API as a :class:`FilterConfig`: a config as it is, a name (``off``,
+    ``one_euro``, ``savgol``, as :func:`make_filter` takes it, with the defaults the command line's ``--filter``
+    gives), None as None. Anything else: a ValueError naming ``what``."""
+    if value is None or isinstance(value, FilterConfig):
+        return value
+    if isinstance(value, str):
+        return make_filter(value)
+    raise ValueError(f"{what}: expected a filter name ({', '.join(repr(f) for f in FILTERS)}) or a FilterConfig, "
+                     f"got {type(value).__name__}")
 
 
 def filter_from_args(args: Any, default: FilterConfig = VIDEO_DEFAULT) -> FilterConfig:

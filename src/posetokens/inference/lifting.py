@@ -50,7 +50,7 @@ from posetokens.data.metainfo import H36M
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
 from posetokens.registry import note_if_random_weights
-from posetokens.runtime import check_count, check_device, check_flag, is_whole, number_array, warn
+from posetokens.runtime import check_count, check_device, check_flag, is_whole, number_array, option, warn
 
 __all__ = [
     "COCO_TO_H36M",
@@ -358,7 +358,8 @@ def _tracks_to_lift(records: Sequence[dict[str, Any]], src: Path,
     skipped = {tid: len(tr) for tid, tr in tracks.items() if len(tr) < need}
     if not lifted:
         raise ValueError(f"{src}: no track of at least {need} frames (the longest has "
-                         f"{max(len(tr) for tr in tracks.values())}): nothing to lift; lower --min-track-frames")
+                         f"{max(len(tr) for tr in tracks.values())}): nothing to lift; lower "
+                         f"{option('min_track_frames')}")
     return tracks, tracked_by, lifted, skipped, need
 
 
@@ -379,10 +380,10 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     width/height; ``fps`` is a json's frame rate (None: the records' ``fps``, which ``infer`` writes for videos,
     else 25, said on stderr). ``kpt_thr`` (least 2D score drawn) defaults to the 2D model's
     (``PoseEstimator.default_kpt_thr``), or 0.3 for a json. ``min_track_frames``: frames a track needs to be
-    lifted (None: :func:`default_min_track_frames`). ``smooth`` (a :class:`~posetokens.inference.filters.FilterConfig`;
-    None: off) filters each track's 2D (in units of half the frame width) before lifting and its 3D after.
-    ``online`` lifts with causal windows (:func:`posetokens.inference.online.lift_online`; ``lookahead`` frames
-    of latency) and prints the latency and FPS. ``precision``/``runtime``: the number format and runtime of both
+    lifted (None: :func:`default_min_track_frames`). ``smooth`` (a :class:`~posetokens.inference.filters.FilterConfig`
+    or a filter name; None: off) filters each track's 2D (in units of half the frame width) before lifting and
+    its 3D after. ``online`` lifts with causal windows (:func:`posetokens.inference.online.lift_online`;
+    ``lookahead`` frames of latency) and prints the latency and FPS. ``precision``/``runtime``: the number format and runtime of both
     models (:mod:`posetokens.inference.precision`; None: its measured default; outputs stay float32). Returns a
     summary (files, frames, frames with a detected lifted person, tracks lifted and skipped, the main track).
     ``model`` may be None when ``weights`` is a checkpoint of ours (it names its model); ``pose2d`` None takes
@@ -398,14 +399,14 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     summary's ``panels`` lists their ids; the others are named on stderr). ``det_every`` and ``max_frames`` go
     to the 2D pass (:meth:`~posetokens.inference.api.PoseEstimator.infer`; ``max_frames`` also cuts a json).
     With ``progress`` the time of every stage is shown as it runs and returned in the summary's ``stages``."""
-    from posetokens.inference.filters import FilterConfig
+    from posetokens.inference.filters import FilterConfig, as_filter
     from posetokens.inference.online import lift_online
     from posetokens.inference.stages import StageTimer
 
-    smooth = smooth if smooth is not None else FilterConfig()  # off: bit-identical
+    smooth = as_filter(smooth, "smooth") or FilterConfig()  # None: off, bit-identical; a name as --filter takes it
     if online:
         smooth.stream(fps=25.0)  # online is causal: refuses Savitzky-Golay, which needs future frames
-    max_panels = check_count(max_panels, "--max-panels")
+    max_panels = check_count(max_panels, option("max_panels"))
     flip_test = check_flag(flip_test, "flip_test")  # used after the 2D pass: checked before it
     from posetokens.checkpoint import load_trained
     from posetokens.fileio import check_no_overwrite, check_output_kinds, require_file, writable_dir
@@ -443,13 +444,13 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     if layout not in (None, "coco", "h36m"):
         raise ValueError(f"layout must be 'coco' or 'h36m', got {layout!r}")
     if min_track_frames is not None and int(min_track_frames) < 1:
-        raise ValueError(f"--min-track-frames must be at least 1 frame, got {min_track_frames}")
+        raise ValueError(f"{option('min_track_frames')} must be at least 1 frame, got {min_track_frames}")
     dev = check_device(device)
     from posetokens.inference.precision import check_choice, check_model_choice, parse_choice, prepare
 
     choice = parse_choice(precision, runtime)  # both models run under it (posetokens.inference.precision)
     check_choice(choice, dev)
-    for flag, path in (("--weights", weights), ("--pose2d-weights", pose2d_weights)):
+    for flag, path in ((option("weights"), weights), (option("pose2d_weights"), pose2d_weights)):
         if path is not None:
             require_file(path, flag)
     # a json, or the .partial file a killed video run of infer left (<stem>.json.<random>.partial)
@@ -458,22 +459,26 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         raise ValueError(f"{src}: lift takes a video or a 2D-keypoint json, not images")
     if fps is not None:
         if not is_json:
-            raise ValueError(f"--fps applies to a 2D-keypoint json; {src} is a video or a stream (its own frame rate)")
+            raise ValueError(f"{option('fps')} applies to a 2D-keypoint json; {src} is a video or a stream (its own "
+                             "frame rate)")
         _frame_rate([], fps, src)  # a bad value, before --out is made
     if image_size is not None and not is_json:  # was ignored without a word
-        raise ValueError(f"--image-size applies to a 2D-keypoint json; {src} is a video or a stream (its own frame "
+        raise ValueError(f"{option('image_size')} applies to a 2D-keypoint json; {src} is a video or a stream (its "
+                         "own frame "
                          "size)")
     if lookahead and not online:  # was ignored without a word
-        raise ValueError(f"--lookahead {lookahead} applies to online lifting (--online); offline lifting sees the "
+        raise ValueError(f"{option('lookahead', lookahead)} applies to online lifting ({option('online')}); offline "
+                         "lifting sees the "
                          "whole clip")
     out = Path(out_dir)
     stem = src.name[:src.name.lower().index(".json")] if src.suffix == ".partial" else src.stem
-    remedy = "give --out another folder"  # every output's path is derived from it
+    remedy = f"give {option('out_dir')} another folder"  # every output's path is derived from it
     outputs = ([] if is_json else [("2D results json", out / f"{stem}.json", remedy)]) + [
         ("3D results json", out / f"{stem}_3d.json", remedy)]
     if draw:
         outputs.append(("side-by-side video", out / f"{stem}_3d.mp4", remedy))
-    check_no_overwrite([("input", None if live else src), ("--weights", weights), ("--pose2d-weights", pose2d_weights),
+    check_no_overwrite([("input", None if live else src), (option("weights"), weights),
+                        (option("pose2d_weights"), pose2d_weights),
                         ("detections file", boxes if isinstance(boxes, (str, Path)) else None),
                         ("detector", getattr(boxes, "path", None))], outputs)
     check_output_kinds(outputs)  # a folder at the 3D json's path failed after the 2D pass and the lifting
@@ -482,14 +487,15 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     filtered_2d: dict[str, Any] | None = None  # the filter infer ran on a json's 2D, as its records say
     if is_json:  # read and check the 2D input before --out is made and before any model is built or says a word
         if det_every != 1:
-            raise ValueError(f"--det-every applies to a video or a stream (its 2D pass); {src} is a 2D-keypoint json")
-        unused = [flag for flag, v in (("--pose2d", pose2d), ("--pose2d-weights", pose2d_weights),
-                                       ("--boxes / --detector", boxes)) if v is not None]
+            raise ValueError(f"{option('det_every')} applies to a video or a stream (its 2D pass); {src} is a "
+                             "2D-keypoint json")
+        unused = [flag for flag, v in ((option("pose2d"), pose2d), (option("pose2d_weights"), pose2d_weights),
+                                       (option("boxes"), boxes)) if v is not None]
         if unused:  # its 2D is in the file: they would be ignored
             raise ValueError(f"{', '.join(unused)} applies to a video or a stream (its 2D pass); {src} is a "
                              "2D-keypoint json")
         if max_frames is not None:
-            max_frames = check_count(max_frames, "--max-frames")
+            max_frames = check_count(max_frames, option("max_frames"))
         records = load_results(src, max_frames)  # the frames it lifts, checked
         layout = _json_layout(records, layout, src)
         stack_instances(records, 17, str(src))
@@ -503,11 +509,17 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     elif layout not in (None, "coco"):
         raise ValueError("layout applies to json input; a video goes through a COCO-17 2D model")
     if isinstance(model, nn.Module):
+        if weights is not None:  # was ignored: the given module ran as it was, said to have random weights
+            raise ValueError("lift: pass weights with a zoo name, or load them into the model yourself")
+        if overrides:
+            raise ValueError(f"lift: model config overrides ({', '.join(sorted(overrides))}) apply to a zoo name; "
+                             "a built model has its config")
         lifter = model
     elif weights is not None:
         lifter = load_trained(weights, model, overrides or None).model
     elif model is None:
-        raise ValueError("lift: give a lifting zoo model (--model), or weights of ours that name their model")
+        raise ValueError(f"lift: give a lifting zoo model ({option('model')}), or weights of ours that name their "
+                         "model")
     else:
         lifter = create_model(model, **overrides)
     if getattr(lifter, "task", None) != "lifting":
@@ -519,7 +531,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     # since: said once per model; auto keeps random weights in PyTorch
     trained = not note_if_random_weights(lifter, "the lifting model")
     # the inference copy (fused Linear layers), then the precision/runtime choice; the given model is not changed
-    lifter = prepare(optimize_for_inference(lifter.to(dev).eval(), channels_last=False), choice, dev, trained=trained)
+    lifter = prepare(optimize_for_inference(lifter.to(dev), channels_last=False), choice, dev, trained=trained)
     files: list[str] = []
     video = None
     ended_by: Interrupted | None = None  # a Ctrl-C that ended the 2D pass: the frames read are lifted
@@ -536,8 +548,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
             est = PoseEstimator(pose2d, pose2d_weights, device=dev, precision=choice.precision, runtime=choice.runtime,
                                 **(pose2d_overrides or {}))
         except NotTopDownError as e:  # its own hint is for infer; here the user named it as lift's 2D model
-            given = (f"--pose2d-weights {pose2d_weights}" if pose2d_weights is not None
-                     else "pose2d" if isinstance(pose2d, nn.Module) else f"--pose2d {pose2d}")
+            given = (option("pose2d_weights", pose2d_weights) if pose2d_weights is not None
+                     else "pose2d" if isinstance(pose2d, nn.Module) else option("pose2d", pose2d))
             raise ValueError(f"{given}: {e.name} is a {e.task} model; lift's 2D pass needs a top-down COCO-17 2D "
                              "model (image crops in), such as ppt_s_coco_256x192") from None
         if est.metainfo.num_keypoints != 17 or est.metainfo.name != "coco":

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from posetokens.data.h36m import normalize_screen_coordinates
-from posetokens.inference.filters import FilterConfig
+from posetokens.inference.filters import FilterConfig, as_filter
 from posetokens.inference.lifting import check_lifter
 from posetokens.protocols.predict import predict_windows
 from posetokens.registry import note_if_random_weights
@@ -72,8 +72,9 @@ class OnlineLifter:
     """
 
     def __init__(self, model: nn.Module, width: int, height: int, flip_test: bool = False,
-                 device: str | torch.device | None = None, lookahead: int = 0, filter2d: FilterConfig | None = None,
-                 filter3d: FilterConfig | None = None, fps: float | None = None) -> None:
+                 device: str | torch.device | None = None, lookahead: int = 0,
+                 filter2d: FilterConfig | str | None = None,
+                 filter3d: FilterConfig | str | None = None, fps: float | None = None) -> None:
         device = check_lifter(model, width, height, device, "online lifting")  # None: the model's device
         self.model = model
         self.frames = int(model.cfg.num_frames)
@@ -87,6 +88,7 @@ class OnlineLifter:
         self.width, self.height = int(width), int(height)
         self.flip_test, self.device = check_flag(flip_test, "online lifting: flip_test"), device
         self.channels = int(getattr(model.cfg, "in_channels", 2))
+        filter2d, filter3d = as_filter(filter2d, "filter2d"), as_filter(filter3d, "filter3d")  # names too
         self.f2d = filter2d.stream(fps, scale=self.width / 2) if filter2d is not None else None
         self.f3d = filter3d.stream(fps) if filter3d is not None else None
         self.reset()
@@ -111,6 +113,7 @@ class OnlineLifter:
         self.last: np.ndarray | None = None  # the last normalised input frame seen (J, C)
         self.lifted, self.seconds = 0, 0.0
         self.done = 0  # frames returned
+        self.flushed = False  # flush() ended the stream: push() needs reset() first
         if self.f2d is not None:
             self.f2d.reset()
         if self.f3d is not None:
@@ -138,7 +141,9 @@ class OnlineLifter:
 
     def push(self, keypoints: np.ndarray | None, scores: np.ndarray | None = None) -> OnlineFrame | None:
         """Add frame ``count`` (H36M-17 pixels, or None without the person) and return the 3D of frame
-        ``count - lookahead`` (None while it is not yet due)."""
+        ``count - lookahead`` (None while it is not yet due). After :meth:`flush`, :meth:`reset` first."""
+        if self.flushed:  # went on with latency 0 and windows mixing the two streams
+            raise ValueError("online lifting: the stream was ended by flush(); call reset() to start a new one")
         held = keypoints is None
         if not held:
             self.last = self._input(keypoints, scores)
@@ -153,7 +158,9 @@ class OnlineLifter:
         return self._emit(self.count - 1)
 
     def flush(self) -> list[OnlineFrame]:
-        """The last ``lookahead`` frames' 3D, at the end of the stream (windows clipped to the last frame)."""
+        """The last ``lookahead`` frames' 3D, at the end of the stream (windows clipped to the last frame); the
+        stream is ended (:meth:`reset` starts a new one)."""
+        self.flushed = True
         out = []
         while self.done < self.count:
             out.append(self._emit(self.count - 1))

@@ -89,7 +89,7 @@ import torch
 from torch import nn
 
 from posetokens.layers.fuse import HAS_GEMM_MATH, bf16_gemm_pays, gemm_in_bfloat16
-from posetokens.runtime import cpu_fields
+from posetokens.runtime import cpu_fields, option
 
 __all__ = [
     "DEFAULT",
@@ -164,11 +164,11 @@ def parse_choice(precision: str | None = None, runtime: str | None = None) -> Ch
     named = _default_runtime() if runtime is None else runtime
     r = _ALIASES.get(str(named).lower(), str(named).lower())
     if p not in PRECISIONS:
-        where = "--precision" if precision is not None else "POSETOKENS_PRECISION"
-        raise ValueError(f"{where} {named_p!r}: expected one of {', '.join(PRECISIONS)}")
+        where = option("precision", named_p) if precision is not None else f"POSETOKENS_PRECISION {named_p!r}"
+        raise ValueError(f"{where}: expected one of {', '.join(PRECISIONS)}")
     if r not in RUNTIMES:
-        where = "--runtime" if runtime is not None else "POSETOKENS_RUNTIME"
-        raise ValueError(f"{where} {named!r}: expected one of {', '.join(RUNTIMES)}")
+        where = option("runtime", named) if runtime is not None else f"POSETOKENS_RUNTIME {named!r}"
+        raise ValueError(f"{where}: expected one of {', '.join(RUNTIMES)}")
     return Choice(p, r)
 
 
@@ -211,37 +211,43 @@ def bf16_supported(device: str | torch.device = "cpu") -> tuple[bool, str]:
 def check_choice(choice: Choice, device: str | torch.device = "cpu") -> None:
     """``ValueError`` with one line when ``choice`` cannot run on ``device`` (see the module doc)."""
     dev = torch.device(device)
-    where = f"--precision {choice.precision} --runtime {choice.runtime} on {dev}"
+    where = f"{option('precision', choice.precision)} {option('runtime', choice.runtime)} on {dev}"
+    fp32, torch_ = option("precision", "fp32"), option("runtime", "torch")
     if choice.runtime == "auto":  # resolve() falls back to torch wherever onnxruntime cannot run: torch's rules
         choice = Choice(choice.precision, "torch")
     if choice.precision == "auto":  # resolve_precision() picks bf16-gemm only where it runs, else fp32: fp32's rules
         choice = Choice("fp32", choice.runtime)
     if choice.precision == "bf16-gemm" and dev.type != "cpu":
-        raise ValueError(f"{where}: bf16-gemm is oneDNN's CPU math mode; on a GPU use --precision bf16")
+        raise ValueError(f"{where}: bf16-gemm is oneDNN's CPU math mode; on a GPU use {option('precision', 'bf16')}")
     if choice.precision == "bf16-gemm" and not HAS_GEMM_MATH:
         raise ValueError(f"{where}: bf16-gemm needs oneDNN's float32 math mode (PyTorch 2.9 or later with oneDNN; "
-                         f"this is {torch.__version__}); use --precision fp32")
+                         f"this is {torch.__version__}); use {fp32}")
     if choice.precision == "bf16-gemm" and choice.runtime == "compile":
-        raise ValueError(f"{where}: torch.compile traces the plain layers, which ignore the mode; use --runtime torch")
+        raise ValueError(f"{where}: torch.compile traces the plain layers, which ignore the mode; use {torch_}")
     if choice.precision in BF16_PRECISIONS:
         ok, why = bf16_supported(dev)
         if not ok:
-            raise ValueError(f"{where}: {why}; use --precision fp32")
+            raise ValueError(f"{where}: {why}; use {fp32}")
         if choice.runtime == "onnxruntime":
-            raise ValueError(f"{where}: onnxruntime's CPU kernels have no bfloat16; use --runtime torch"
+            raise ValueError(f"{where}: onnxruntime's CPU kernels have no bfloat16; use {torch_}"
                              + (" or compile" if choice.precision != "bf16-gemm" else ""))
     if choice.precision == "int8-dynamic" and dev.type != "cpu":
-        raise ValueError(f"{where}: dynamic int8 quantisation runs on the CPU only; use --precision fp32 or bf16")
+        raise ValueError(f"{where}: dynamic int8 quantisation runs on the CPU only; use {fp32} or bf16")
     if choice.precision == "int8-dynamic" and choice.runtime == "compile":
-        raise ValueError(f"{where}: torch.compile does not take dynamically quantised layers; use --runtime torch")
+        raise ValueError(f"{where}: torch.compile does not take dynamically quantised layers; use {torch_}")
     if choice.runtime == "onnxruntime" and dev.type != "cpu":
-        raise ValueError(f"{where}: the onnxruntime runtime runs a CPU session; use --runtime torch or compile")
+        raise ValueError(f"{where}: the onnxruntime runtime runs a CPU session; use {torch_} or compile")
 
 
-_NO_TOKENS = ("the ONNX graph returns predictions only, not the kept tokens (--show-tokens needs --runtime torch or "
-              "compile)")
-_NO_GIVEN_FRAMES = ("--runtime onnxruntime: the flip test's mirrored pass of a pruned lifter reuses the frames the "
-                    "first pass kept, which the ONNX graph cannot take; drop --flip-test or use --runtime torch")
+def _no_tokens() -> str:
+    return (f"the ONNX graph returns predictions only, not the kept tokens ({option('show_tokens')} needs "
+            f"{option('runtime', 'torch')} or compile)")
+
+
+def _no_given_frames() -> str:
+    return (f"{option('runtime', 'onnxruntime')}: the flip test's mirrored pass of a pruned lifter reuses the frames "
+            f"the first pass kept, which the ONNX graph cannot take; drop {option('flip_test')} or use "
+            f"{option('runtime', 'torch')}")
 
 
 def check_model_choice(model: nn.Module | None, choice: Choice, *, show_tokens: bool = False,
@@ -252,10 +258,10 @@ def check_model_choice(model: nn.Module | None, choice: Choice, *, show_tokens: 
     if choice.runtime != "onnxruntime":
         return
     if show_tokens:
-        raise ValueError(f"{choice}: {_NO_TOKENS}")
+        raise ValueError(f"{choice}: {_no_tokens()}")
     if flip_test and model is not None and getattr(model, "task", None) == "lifting" and \
             getattr(getattr(model.cfg, "prune", None), "active", False):
-        raise ValueError(_NO_GIVEN_FRAMES)
+        raise ValueError(_no_given_frames())
 
 
 # ------------------------------------------------------------------------------------------------ outputs
@@ -432,7 +438,7 @@ class PreparedModel(nn.Module):
             raise AttributeError("forward_tokens")
         if self.choice.runtime == "onnxruntime":
             if not self.eager_otherwise:
-                raise ValueError(f"{self.choice}: {_NO_TOKENS}")
+                raise ValueError(f"{self.choice}: {_no_tokens()}")
             _say_once(f"posetokens: runtime auto: {type(self.model).__name__}.forward_tokens (the kept tokens, "
                       "--show-tokens) runs in PyTorch eager (the ONNX graph returns predictions only)")
         return self._run("forward_tokens", *args, **kwargs)
@@ -729,7 +735,7 @@ class OrtSession:
         if session is None:
             where = f"cached in {folder}" if cached else "for this run"
             _say_once(f"posetokens: runtime {said_as}: exporting {name} to ONNX once (10-60 s; {where}; "
-                      "--runtime torch skips this)")
+                      f"{option('runtime', 'torch')} skips this)")
             try:
                 res = export_onnx(copy.deepcopy(model), path, check=False, precision="int8-dynamic" if int8 else "fp32")
             except BaseException:  # failed or interrupted: no empty graph folder is left in the cache
@@ -753,8 +759,9 @@ class OrtSession:
         for name, t, shape in zip(self.inputs, inputs, self.shapes):
             if t.dim() != len(shape) or any(e is not None and e != g for e, g in zip(shape, t.shape)):
                 want = "(" + ", ".join("B" if e is None else str(e) for e in shape) + ")"
-                raise OrtUnsupported(f"--runtime onnxruntime: input {name} of shape {tuple(t.shape)}: the graph was "
-                                     f"exported for {want}; use --runtime torch", "on inputs of another shape")
+                raise OrtUnsupported(f"{option('runtime', 'onnxruntime')}: input {name} of shape {tuple(t.shape)}: the "
+                                     f"graph was exported for {want}; use {option('runtime', 'torch')}",
+                                     "on inputs of another shape")
         feed = {n: t.detach().float().cpu().numpy() for n, t in zip(self.inputs, inputs)}
         return [torch.from_numpy(a) for a in self.session.run(None, feed)]
 
@@ -779,7 +786,7 @@ class OrtSession:
         first pass's kept frames, which the graph cannot take, so it is refused (one line) rather than run with a
         selection of its own."""
         if keep_index is not None:
-            raise OrtUnsupported(_NO_GIVEN_FRAMES, "with given kept frames")
+            raise OrtUnsupported(_no_given_frames(), "with given kept frames")
         out = self._call(x)
         return out[0], (out[1] if len(out) > 1 else _KEPT_IN_GRAPH if self.prunes else None)
 

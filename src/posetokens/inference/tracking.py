@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from posetokens.runtime import option
+
 __all__ = ["COCO_SIGMAS", "PoseTracker", "Tracker", "box_iou", "instance_boxes", "oks_matrix", "pose_boxes",
            "track_records", "tracks_of"]
 
@@ -252,7 +254,8 @@ class PoseTracker:
     def __init__(self, detector: Any, det_every: int = 1, kpt_thr: float = 0.3, expansion: float = 1.25,
                  dedup_iou: float = 0.6, **tracker_args: Any) -> None:
         if isinstance(det_every, bool) or int(det_every) != det_every or det_every < 1:
-            raise ValueError(f"--det-every must be an integer >= 1 (1: the detector on every frame), got {det_every}")
+            raise ValueError(f"{option('det_every')} must be an integer >= 1 (1: the detector on every frame), "
+                             f"got {det_every}")
         self.detector, self.det_every = detector, int(det_every)
         self.kpt_thr, self.expansion, self.dedup_iou = float(kpt_thr), float(expansion), float(dedup_iou)
         self.tracker = Tracker(**tracker_args)

@@ -62,6 +62,7 @@ import cv2
 import numpy as np
 
 from posetokens.fileio import read_json
+from posetokens.runtime import is_whole, short_repr
 from torch.utils.data import Dataset
 
 __all__ = [
@@ -135,6 +136,53 @@ def clean_gt_bbox(bbox: Any, image_size_hw: tuple[int, int] | None, rule: str = 
 
 
 # -------------------------------------------------------------------------------------------- I/O
+def image_problem(data: bytes) -> str | None:
+    """Why encoded image bytes cannot be trusted, or None. JPEGs are walked marker by marker from start-of-image
+    to end-of-image (OpenCV decodes a truncated JPEG without an error, its missing part grey); other formats are
+    left to the decoder, which refuses truncated PNG, BMP, TIFF and WebP files."""
+    n = len(data)
+    if n < 4 or data[:2] != b"\xff\xd8":
+        return None  # not a JPEG
+    i = 2
+    while True:
+        if i >= n:
+            return "truncated JPEG (the file ends before its end-of-image marker)"
+        if data[i] != 0xFF:
+            return f"corrupt JPEG (byte {i} is not a marker)"
+        while i < n and data[i] == 0xFF:  # fill bytes before a marker
+            i += 1
+        if i >= n:
+            continue
+        marker = data[i]
+        i += 1
+        if marker == 0xD9:  # EOI
+            return None
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a segment
+            continue
+        if i + 2 > n:
+            i = n
+            continue
+        length = (data[i] << 8) | data[i + 1]
+        if length < 2:
+            return f"corrupt JPEG (segment 0xFF{marker:02X} at byte {i - 2} has length {length})"
+        i += length
+        if marker != 0xDA:
+            continue
+        while True:  # SOS: entropy-coded data runs to the next marker other than a stuffed 0xFF00 or RSTn
+            j = data.find(b"\xff", i)
+            if j < 0 or j + 1 >= n:
+                i = n
+                break
+            nxt = data[j + 1]
+            if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
+                i = j + 2
+            elif nxt == 0xFF:
+                i = j + 1
+            else:
+                i = j
+                break
+
+
 def load_image(path: PathLike) -> np.ndarray:
     """Read an image with OpenCV and return it as ``(H, W, 3)`` uint8 **RGB**.
 
@@ -145,6 +193,9 @@ def load_image(path: PathLike) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"image file not found: {p}")
+    problem = image_problem(p.read_bytes())  # OpenCV decodes a truncated JPEG without an error, its end grey
+    if problem is not None:
+        raise ValueError(f"{p}: {problem}")
     img = cv2.imread(str(p), cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
         raise ValueError(f"cannot decode image (corrupt, truncated or not an image): {p}")
@@ -162,6 +213,36 @@ def _numeric(value: Any, where: str, field: str, size: int | None = None) -> np.
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{where}: field '{field}' contains NaN or inf")
     return arr
+
+
+def check_image_ids(images: Sequence[Any], name: str) -> dict[int, int]:
+    """Each image's ``id`` of a COCO-format ``images`` list, checked: an integer, and given once (a repeated id
+    paired one image's people with another picture). Returns {index in the list: id}; ``ValueError`` naming the
+    file ``name``, the item and the field."""
+    first: dict[int, int] = {}
+    for i, img in enumerate(images):
+        iid = img.get("id") if isinstance(img, Mapping) else None
+        if not is_whole(iid):
+            raise ValueError(f"{name}: images[{i}]: field 'id' must be an integer, got {short_repr(iid)}")
+        j = first.setdefault(int(iid), i)
+        if j != i:
+            raise ValueError(f"{name}: images[{i}]: field 'id' = {iid} repeats images[{j}]'s; expected one id per "
+                             "image (its people would be paired with the other picture)")
+    return {i: iid for iid, i in first.items()}
+
+
+def category_ids(data: Mapping[str, Any], name: str) -> set[int] | None:
+    """The category ids a COCO-format json lists (None: it has no ``categories``); ``ValueError`` for an entry
+    without an integer ``id``."""
+    cats = data.get("categories")
+    if cats is None:
+        return None
+    if not isinstance(cats, list):
+        raise ValueError(f"{name}: top-level 'categories' must be a list of objects, got {type(cats).__name__}")
+    for i, cat in enumerate(cats):
+        if not (isinstance(cat, Mapping) and is_whole(cat.get("id"))):
+            raise ValueError(f"{name}: categories[{i}]: expected an object with an integer 'id', got {short_repr(cat)}")
+    return {int(c["id"]) for c in cats}
 
 
 def _require(d: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
@@ -328,11 +409,10 @@ class CocoStyleDataset(TopDownDataset):
             if not isinstance(data[key], list):
                 raise ValueError(f"{src}: top-level key '{key}' must be a list")
         self._annotations = data["annotations"]
-        images: dict[int, dict[str, Any]] = {}
         for i, img in enumerate(data["images"]):
-            where = f"{src}: images[{i}]"
-            _require(img, ("id", "file_name"), where)
-            images[int(img["id"])] = img
+            _require(img, ("id", "file_name"), f"{src}: images[{i}]")
+        images = {iid: data["images"][i] for i, iid in check_image_ids(data["images"], str(src)).items()}
+        self._categories = category_ids(data, str(src))
         return images
 
     def _image_fields(self, img: Mapping[str, Any]) -> dict[str, Any]:
@@ -370,6 +450,12 @@ class CocoStyleDataset(TopDownDataset):
         for i, ann in enumerate(self._annotations):
             where = f"{src}: annotations[{i}] (id={ann.get('id') if isinstance(ann, Mapping) else '?'})"
             _require(ann, ("id", "image_id", "bbox"), where)
+            if not is_whole(ann["image_id"]):  # int('img1') gave a bare ValueError
+                raise ValueError(f"{where}: field 'image_id' must be an integer, got {short_repr(ann['image_id'])}")
+            cat = ann.get("category_id", 1)
+            if self._categories is not None and not (is_whole(cat) and int(cat) in self._categories):
+                raise ValueError(f"{where}: field 'category_id' = {cat!r} is not one of its 'categories' "
+                                 f"({sorted(self._categories)})")
             if int(ann["image_id"]) not in self.images:  # a subset cut by its images: COCOeval leaves it out too
                 self._count(self.skipped, "image_not_listed")
                 continue
@@ -385,6 +471,10 @@ class CocoStyleDataset(TopDownDataset):
             if cleaned is None:
                 self._count(self.skipped, "zero_area_bbox")
                 continue
+            if img_fields["ori_shape"] is not None:  # clipped to it: counted (boxes written as xyxy pass so)
+                h, w = img_fields["ori_shape"]
+                if bbox[0] < -1 or bbox[1] < -1 or bbox[0] + bbox[2] > w + 1 or bbox[1] + bbox[3] > h + 1:
+                    self._count(self.marked, "bbox_beyond_image")
             bbox = cleaned
             visible = np.minimum(1.0, np.maximum(kpts[:, 2], 0.0))
             if official:  # the official loaders: max(keypoints) == 0 (mmpose 0.x also num_keypoints == 0)

@@ -64,8 +64,9 @@ def get_metainfo(name: str | PoseMetaInfo) -> PoseMetaInfo:
     close = difflib.get_close_matches(key, list(_BUILTIN) + list(_ALIASES), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise ValueError(
-        f"unknown metainfo {name!r}.{hint} Available: {', '.join(available_metainfo())}; "
-        "for a custom COCO-format dataset use from_coco_categories(...)."
+        f"unknown metainfo {name!r}.{hint} Available: {', '.join(available_metainfo())}; training and evaluation "
+        "take these only; for your own skeleton in Python, PoseEstimator(..., metainfo=from_coco_categories(...)) "
+        "(docs/training.md, 'Your own dataset')."
     )
 
 
