@@ -1033,6 +1033,20 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_inference.py::test_video_whole_frame",),
     ),
     Mutant(
+        "carried-box-fixed-threshold", "a PoseTracker run by an estimator takes its default_kpt_thr (GTPT's scores)",
+        "src/posetokens/inference/api.py",
+        (("        if tracker is not None and tracker.kpt_thr is None:  # its threshold",
+          "        if False:  # its threshold"),),
+        ("tests/test_video_pipeline.py::test_a_carried_box_takes_the_estimators_threshold",),
+    ),
+    Mutant(
+        "infer-kpt-thr-unchecked", "infer refuses a kpt_thr that is not a number before any work",
+        "src/posetokens/inference/api.py",
+        (("        if not (is_number(kpt_thr) and math.isfinite(kpt_thr)):  # failed at the first drawing",
+          "        if False:  # failed at the first drawing"),),
+        ("tests/test_video_pipeline.py::test_a_carried_box_takes_the_estimators_threshold",),
+    ),
+    Mutant(
         "python-messages-name-flags", "messages reached from Python name the Python arguments, the CLI its flags",
         "src/posetokens/runtime.py",
         (("    if _COMMAND_LINE.get():\n        flag", "    if True:\n        flag"),),

@@ -601,3 +601,33 @@ def test_lift_of_infers_json_does_not_filter_the_2d_a_second_time(two_walkers, w
     for a, b in zip(on["frames"], off["frames"]):
         for p, q in zip(a["people"], b["people"]):
             assert p["keypoints_2d"] == q["keypoints_2d"]  # the 2D as infer wrote it
+
+
+def test_a_carried_box_takes_the_estimators_threshold() -> None:
+    """``PoseTracker(det, det_every=5)`` kept its own 0.3 threshold: with GTPT's SimCC scores (peaks near 0.1,
+    hand-made 0.09 here) no joint counted, so the carried box was empty and the person vanished until the next
+    detector frame. Its default is now the estimator's ``default_kpt_thr`` (0.3 outside one)."""
+    from posetokens.inference.api import Frame, PoseEstimator
+    from posetokens.inference.visualize import draw_skeleton
+
+    def detector(frame):
+        return np.array([[0.0, 0.0, 100.0, 200.0]]), np.array([0.8])
+
+    kp = np.array([[[10.0, 20.0], [50.0, 120.0], [30.0, 60.0]]])
+    low = np.full((1, 3), 0.09)
+    alone = PoseTracker(detector, det_every=5)
+    alone.update(*alone.boxes(None)[:1], kp, low, np.array([0.8]))
+    assert alone.boxes(None)[0].shape == (0, 4)  # 0.3 outside an estimator: the person is lost
+    est = PoseEstimator("tokenpose_s_coco_256x192", image_size=(64, 48), dim=32, depth=2, heads=4)
+    run = PoseTracker(detector, det_every=5)
+    frames = [Frame(i, "clip.mp4", np.zeros((200, 100, 3), np.uint8), video=True) for i in range(2)]
+    list(est.run_frames(frames, run))
+    assert run.kpt_thr == est.default_kpt_thr
+    gtpt_like = PoseTracker(detector, det_every=5, kpt_thr=0.03)  # what a GTPT estimator gives it
+    gtpt_like.update(*gtpt_like.boxes(None)[:1], kp, low, np.array([0.8]))
+    assert gtpt_like.boxes(None)[0].shape == (1, 4)
+    with pytest.raises(ValueError, match=r"kpt_thr: expected a number \(the least keypoint score drawn\), got 'a'"):
+        est.infer(np.zeros(1), "never_made", kpt_thr="a")
+    assert not Path("never_made").exists()
+    with pytest.raises(ValueError, match=r"scores must be \(N, 17\) for keypoints \(1, 17, 2\), got \(1, 5\)"):
+        draw_skeleton(np.zeros((50, 50, 3), np.uint8), np.zeros((1, 17, 2)), np.zeros((1, 5)), "coco")

@@ -960,6 +960,8 @@ class PoseEstimator:
         from posetokens.inference.tracking import PoseTracker
 
         tracker = boxes if isinstance(boxes, PoseTracker) else None
+        if tracker is not None and tracker.kpt_thr is None:  # its threshold: this model's scores' (GTPT's are low)
+            tracker.kpt_thr = self.default_kpt_thr
         each_frame = tracker is not None and tracker.needs_feedback
         clock = timer.stage if timer is not None else _no_stage
         pending: list[tuple[Frame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
@@ -1116,6 +1118,9 @@ class PoseEstimator:
         from posetokens.inference.tracking import PoseTracker
 
         kpt_thr = self.default_kpt_thr if kpt_thr is None else kpt_thr
+        if not (is_number(kpt_thr) and math.isfinite(kpt_thr)):  # failed at the first drawing, or never
+            raise ValueError(f"{option('kpt_thr')}: expected a number (the least keypoint score drawn), got "
+                             f"{short_repr(kpt_thr)}")
         if max_frames is not None:
             max_frames = check_count(max_frames, "--max-frames")
         src = source if isinstance(source, InputSource) else open_input(source)

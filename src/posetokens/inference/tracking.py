@@ -248,21 +248,28 @@ class PoseTracker:
     only (:meth:`Tracker._follow`): only the detector's boxes update the track's box model, so the next detector
     box meets a like-sized predicted box.
     ``detector(frame) -> (boxes (N, 4), scores (N,))``; ``kpt_thr``: least joint score that counts in a carried
-    box; ``expansion``: the carried box's growth factor; ``tracker_args`` go to :class:`Tracker`.
+    box (None: the running estimator's ``default_kpt_thr``, 0.3 outside one); ``expansion``: the carried box's growth factor; ``tracker_args`` go to :class:`Tracker`.
     """
 
-    def __init__(self, detector: Any, det_every: int = 1, kpt_thr: float = 0.3, expansion: float = 1.25,
+    def __init__(self, detector: Any, det_every: int = 1, kpt_thr: float | None = None, expansion: float = 1.25,
                  dedup_iou: float = 0.6, **tracker_args: Any) -> None:
         if isinstance(det_every, bool) or int(det_every) != det_every or det_every < 1:
             raise ValueError(f"{option('det_every')} must be an integer >= 1 (1: the detector on every frame), "
                              f"got {det_every}")
         self.detector, self.det_every = detector, int(det_every)
-        self.kpt_thr, self.expansion, self.dedup_iou = float(kpt_thr), float(expansion), float(dedup_iou)
+        # None: the estimator's default_kpt_thr when a PoseEstimator runs it (0.3 anywhere else); a fixed 0.3 lost
+        # every GTPT person on carried frames (its SimCC scores peak near 0.1)
+        self.kpt_thr = None if kpt_thr is None else float(kpt_thr)
+        self.expansion, self.dedup_iou = float(expansion), float(dedup_iou)
         self.tracker = Tracker(**tracker_args)
         self.frames = 0  # frames whose boxes were asked for
         self.detector_frames = 0
         self.carried = False  # whether the current frame's boxes were carried
         self._carry: tuple[np.ndarray, np.ndarray] | None = None  # boxes and box scores for the next frame
+
+    @property
+    def _thr(self) -> float:
+        return 0.3 if self.kpt_thr is None else self.kpt_thr
 
     @property
     def needs_feedback(self) -> bool:
@@ -296,7 +303,7 @@ class PoseTracker:
         bs = np.ones(len(boxes)) if box_scores is None else np.asarray(box_scores, np.float64).reshape(-1)
         keep = np.ones(len(boxes), bool)
         if self.carried and len(boxes) > 1:  # two carried boxes that found one person: keep the better pose
-            pb, _ = pose_boxes(kp, sc, self.kpt_thr, 1.0)
+            pb, _ = pose_boxes(kp, sc, self._thr, 1.0)
             iou = box_iou(pb, pb)
             for i in np.argsort(-np.mean(sc, axis=1), kind="stable"):
                 if keep[i]:
@@ -305,7 +312,7 @@ class PoseTracker:
                     keep &= ~dup
         ids = np.zeros(len(boxes), np.int64)
         ids[keep] = self.tracker.update(boxes[keep], kp[keep], sc[keep], measured=not self.carried)
-        carry, found = pose_boxes(kp[keep], sc[keep], self.kpt_thr, self.expansion)
+        carry, found = pose_boxes(kp[keep], sc[keep], self._thr, self.expansion)
         vel = {t.track_id: t.velocity[:2] for t in self.tracker.tracks}
         shift = np.array([vel.get(int(i), np.zeros(2)) for i in ids[keep]]).reshape(-1, 2)
         carry = carry + np.concatenate((shift, shift), axis=1)

@@ -154,6 +154,9 @@ def draw_skeleton(
         kpts = kpts[None]
     if kpts.ndim != 3 or kpts.shape[-1] < 2 or kpts.shape[1] != meta.num_keypoints:
         raise ValueError(f"keypoints must be (N, {meta.num_keypoints}, 2), got {np.shape(keypoints)}")
+    if scores is not None and np.size(scores) != kpts.shape[0] * kpts.shape[1]:  # was numpy's reshape message
+        raise ValueError(f"scores must be (N, {meta.num_keypoints}) for keypoints {tuple(kpts.shape)}, got "
+                         f"{np.shape(scores)}")
     sc = np.ones(kpts.shape[:2]) if scores is None else np.asarray(scores, np.float64).reshape(kpts.shape[:2])
     h, w = canvas.shape[:2]
     unit = max(1.0, min(h, w) / 160.0)
