@@ -248,7 +248,8 @@ class PoseTracker:
     only (:meth:`Tracker._follow`): only the detector's boxes update the track's box model, so the next detector
     box meets a like-sized predicted box.
     ``detector(frame) -> (boxes (N, 4), scores (N,))``; ``kpt_thr``: least joint score that counts in a carried
-    box (None: the running estimator's ``default_kpt_thr``, 0.3 outside one); ``expansion``: the carried box's growth factor; ``tracker_args`` go to :class:`Tracker`.
+    box (None: the running estimator's ``default_kpt_thr``, 0.3 outside one); ``expansion``: the carried box's
+    growth factor; ``tracker_args`` go to :class:`Tracker`.
     """
 
     def __init__(self, detector: Any, det_every: int = 1, kpt_thr: float | None = None, expansion: float = 1.25,
