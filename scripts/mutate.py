@@ -1035,8 +1035,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "carried-box-fixed-threshold", "a PoseTracker run by an estimator takes its default_kpt_thr (GTPT's scores)",
         "src/posetokens/inference/api.py",
-        (("        if tracker is not None and tracker.kpt_thr is None:  # its threshold",
-          "        if False:  # its threshold"),),
+        (("        if tracker is not None:  # the threshold of a kpt_thr=None tracker",
+          "        if False:  # the threshold of a kpt_thr=None tracker"),),
         ("tests/test_video_pipeline.py::test_a_carried_box_takes_the_estimators_threshold",),
     ),
     Mutant(
@@ -1045,6 +1045,21 @@ MUTANTS: tuple[Mutant, ...] = (
         (("        if not (is_number(kpt_thr) and math.isfinite(kpt_thr)):  # failed at the first drawing",
           "        if False:  # failed at the first drawing"),),
         ("tests/test_video_pipeline.py::test_a_carried_box_takes_the_estimators_threshold",),
+    ),
+    Mutant(
+        "infer-wraps-a-given-tracker", "infer runs a PoseTracker given as boxes as it is (its det_every was dropped)",
+        "src/posetokens/inference/api.py",
+        (("            if video_like and not isinstance(base_fn, PoseTracker) else base_fn",
+          "            if video_like else base_fn"),),
+        ("tests/test_video_pipeline.py::test_infer_runs_a_given_pose_tracker_as_it_is",),
+    ),
+    Mutant(
+        "unpredicted-category-counts-unscored-people", "a category whose only people COCOeval does not score (crowd, "
+        "unlisted image) is not refused",
+        "src/posetokens/evaluation/coco.py",
+        (("                          if _labelled(a) and not a.get(\"iscrowd\") and int(a[\"image_id\"]) in listed}",
+          "                          if _labelled(a)}"),),
+        ("tests/test_coco_eval.py::test_a_ground_truth_category_without_predictions_is_refused",),
     ),
     Mutant(
         "python-messages-name-flags", "messages reached from Python name the Python arguments, the CLI its flags",
@@ -1081,7 +1096,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "box-beyond-image-uncounted", "a training box reaching past its image is counted",
         "src/posetokens/data/datasets/coco_style.py",
-        (("                    self._count(self.marked, \"bbox_beyond_image\")", "                    pass"),),
+        (("                self._count(self.marked, \"bbox_beyond_image\")", "                pass"),),
         ("tests/test_datasets.py::test_boxes_beyond_their_image_are_counted",),
     ),
     Mutant(

@@ -564,6 +564,18 @@ def test_a_ground_truth_category_without_predictions_is_refused(tmp_path: Path) 
     with pytest.raises(ValueError, match=r"two_categories.json: annotated people of category \[2\] and no "
                                          r"prediction of it"):
         evaluate_coco(path, preds, COCO_SIGMAS, rescore=False, nms_thr=None)
+    # a category whose only people COCOeval does not score (a crowd region; an image not listed) is no reason
+    gt = json.loads(GT_COCO.read_text())
+    gt["categories"].append({"id": 2, "name": "dog"})
+    crowd, unlisted = copy.deepcopy(gt["annotations"][0]), copy.deepcopy(gt["annotations"][1])
+    crowd.update(id=900001, category_id=2, iscrowd=1)
+    unlisted.update(id=900002, category_id=2, image_id=123456789)
+    gt["annotations"] += [crowd, unlisted]
+    path.write_text(json.dumps(gt))
+    preds = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+             for a in _gt_annotations()]
+    ours = evaluate_coco(path, preds, COCO_SIGMAS, rescore=False, nms_thr=None)
+    assert ours["AP"] == pytest.approx(_direct_cocoeval(preds, COCO_SIGMAS, path)[0], abs=1e-12)
 
 
 def test_repeated_image_ids_in_the_ground_truth_are_refused(tmp_path: Path) -> None:

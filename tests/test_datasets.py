@@ -376,6 +376,10 @@ def test_a_category_not_listed_is_refused_in_training_as_in_evaluation(tmp_path:
     with pytest.raises(ValueError, match=r"annotations\[0\] .*field 'category_id' = 0 is not one of its "
                                          r"'categories' \(\[1\]\)"):
         CocoStyleDataset(_write(tmp_path, d), DATA / "coco", "coco")
+    d = _mutate_first_annotation(category_id=None)
+    d["categories"][0]["id"] = 0
+    with pytest.raises(ValueError, match=r"field 'category_id' missing \(read as 1\) is not one of"):
+        CocoStyleDataset(_write(tmp_path, d), DATA / "coco", "coco")
 
 
 def test_boxes_beyond_their_image_are_counted(tmp_path: Path) -> None:
@@ -390,6 +394,9 @@ def test_boxes_beyond_their_image_are_counted(tmp_path: Path) -> None:
     assert x + x + w > 640
     ds = CocoStyleDataset(_write(tmp_path, d), DATA / "coco", "coco")
     assert ds.marked.get("bbox_beyond_image") == 1
+    d["annotations"][i785]["keypoints"] = [0] * 51  # then left out (no labelled joint): not counted as beyond
+    ds = CocoStyleDataset(_write(tmp_path, d), DATA / "coco", "coco")
+    assert "bbox_beyond_image" not in ds.marked and ds.skipped["no_visible_keypoints"] >= 1
 
 
 def test_a_truncated_jpeg_is_unreadable_for_training_and_evaluation(tmp_path: Path) -> None:

@@ -218,7 +218,7 @@ def test_lift_seq2frame_model_on_coco_json(tmp_path: Path) -> None:
                for i in range(6)]
     src = tmp_path / "coco_2d.json"
     src.write_text(json.dumps(records))
-    with pytest.raises(ValueError, match="--image-size"):
+    with pytest.raises(ValueError, match=r"give the frame size \(image_size\)"):
         lift(src, "tpc_mixste_h36m_243", tmp_path, num_frames=27, dim=32, depth=4, heads=4, mlp_hidden=64,
              prune={"keep": 9, "layer": 2})
     summary = lift(src, "tpc_mixste_h36m_243", tmp_path, image_size=(400, 400), draw=False, num_frames=27, dim=32,

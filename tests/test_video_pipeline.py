@@ -355,7 +355,7 @@ def test_infer_det_every_runs_the_boxes_on_every_nth_frame(two_walkers, w2d: Pat
         img = tmp_path / "a.png"
         cv2.imwrite(str(img), np.zeros((32, 32, 3), np.uint8))
         est.infer(img, tmp_path / "o2", det_every=2)
-    with pytest.raises(ValueError, match="--max-frames must be a whole number >= 1, got 0"):
+    with pytest.raises(ValueError, match="max_frames must be a whole number >= 1, got 0"):
         est.infer(video, tmp_path / "o3", max_frames=0)
 
 
@@ -622,7 +622,10 @@ def test_a_carried_box_takes_the_estimators_threshold() -> None:
     run = PoseTracker(detector, det_every=5)
     frames = [Frame(i, "clip.mp4", np.zeros((200, 100, 3), np.uint8), video=True) for i in range(2)]
     list(est.run_frames(frames, run))
-    assert run.kpt_thr == est.default_kpt_thr
+    assert run.kpt_thr is None and run._thr == est.default_kpt_thr  # set for each run, not kept for good
+    run.fallback_thr = 0.5
+    list(est.run_frames(frames, run))
+    assert run._thr == est.default_kpt_thr
     gtpt_like = PoseTracker(detector, det_every=5, kpt_thr=0.03)  # what a GTPT estimator gives it
     gtpt_like.update(*gtpt_like.boxes(None)[:1], kp, low, np.array([0.8]))
     assert gtpt_like.boxes(None)[0].shape == (1, 4)
@@ -631,3 +634,24 @@ def test_a_carried_box_takes_the_estimators_threshold() -> None:
     assert not Path("never_made").exists()
     with pytest.raises(ValueError, match=r"scores must be \(N, 17\) for keypoints \(1, 17, 2\), got \(1, 5\)"):
         draw_skeleton(np.zeros((50, 50, 3), np.uint8), np.zeros((1, 17, 2)), np.zeros((1, 5)), "coco")
+
+
+def test_infer_runs_a_given_pose_tracker_as_it_is(shared_data, tmp_path: Path) -> None:
+    """``infer(video, boxes=PoseTracker(det, det_every=3))`` wrapped the tracker in a second one of its own
+    ``det_every`` (1): the detector ran on every frame. The given tracker is used as it is; a ``det_every`` of
+    infer's beside it is refused (it would be dropped)."""
+    from posetokens.inference.api import PoseEstimator
+
+    calls = []
+
+    def detector(frame):
+        calls.append(frame.frame_id)
+        return np.array([[400.0, 100.0, 900.0, 700.0]]), np.array([0.9])
+
+    est = PoseEstimator("tokenpose_s_coco_256x192", image_size=(64, 48), dim=32, depth=2, heads=4)
+    video = shared_data / "video" / "sample_video.mp4"
+    est.infer(video, tmp_path / "a", boxes=PoseTracker(detector, det_every=3), max_frames=7, draw=False,
+              progress=False)
+    assert calls == [0, 3, 6]
+    with pytest.raises(ValueError, match=r"det_every 2 with a PoseTracker as boxes: give it to the PoseTracker"):
+        est.infer(video, tmp_path / "b", boxes=PoseTracker(detector, det_every=3), det_every=2, draw=False)

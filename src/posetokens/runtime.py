@@ -317,7 +317,8 @@ def signals_deferred(discard: bool = False) -> Iterator[None]:
 
 # ------------------------------------------------------------------------------------------ command lines
 _COMMAND_LINE: contextvars.ContextVar[bool] = contextvars.ContextVar("posetokens_command_line", default=False)
-_FLAGS = {"out_dir": "--out", "boxes": "--boxes / --detector"}  # where the flag is not the argument's name
+# where the flag is not the argument's name
+_FLAGS = {"out_dir": "--out", "boxes": "--boxes / --detector", "smooth": "--filter"}
 _UNSET = object()
 
 
@@ -338,7 +339,8 @@ def option(name: str, value: Any = _UNSET) -> str:
     if _COMMAND_LINE.get():
         flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
         return flag if value is _UNSET else f"{flag} {value}"
-    return name if value is _UNSET else f"{name}={value!r}"
+    return name if value is _UNSET else f"{name}={str(value)!r}" if isinstance(value, os.PathLike) else \
+        f"{name}={value!r}"
 
 
 def int_at_least(low: int) -> Callable[[str], int]:

@@ -616,7 +616,9 @@ def evaluate_coco(
                              f"truth {gt_name} ({sorted(categories)})")
     # COCOeval averages over every category with people: one that no prediction names counts as AP 0 (a person
     # file with a second category halved the AP without a word)
-    unpredicted = sorted({int(a.get("category_id", 1)) for a in data["annotations"] if _labelled(a)}
+    listed = {int(img["id"]) for img in data["images"]}  # the people COCOeval scores: labelled, not crowd, listed
+    unpredicted = sorted({int(a.get("category_id", 1)) for a in data["annotations"]
+                          if _labelled(a) and not a.get("iscrowd") and int(a["image_id"]) in listed}
                          - {int(r.get("category_id", 1)) for r in preds})
     if preds and unpredicted:
         raise ValueError(f"{gt_name}: annotated people of categor{'y' if len(unpredicted) == 1 else 'ies'} "

@@ -960,8 +960,8 @@ class PoseEstimator:
         from posetokens.inference.tracking import PoseTracker
 
         tracker = boxes if isinstance(boxes, PoseTracker) else None
-        if tracker is not None and tracker.kpt_thr is None:  # its threshold: this model's scores' (GTPT's are low)
-            tracker.kpt_thr = self.default_kpt_thr
+        if tracker is not None:  # the threshold of a kpt_thr=None tracker: this model's scores' (GTPT's are low)
+            tracker.fallback_thr = self.default_kpt_thr
         each_frame = tracker is not None and tracker.needs_feedback
         clock = timer.stage if timer is not None else _no_stage
         pending: list[tuple[Frame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
@@ -1122,7 +1122,7 @@ class PoseEstimator:
             raise ValueError(f"{option('kpt_thr')}: expected a number (the least keypoint score drawn), got "
                              f"{short_repr(kpt_thr)}")
         if max_frames is not None:
-            max_frames = check_count(max_frames, "--max-frames")
+            max_frames = check_count(max_frames, option("max_frames"))
         src = source if isinstance(source, InputSource) else open_input(source)
         video_like = src.kind in ("video", "stream")
         if show_tokens and not self.can_show_tokens:
@@ -1138,15 +1138,18 @@ class PoseEstimator:
         base_fn = detections_for(boxes, src, bbox_thr)  # a bad detections file is refused before any folder is made
         smooth = as_filter(smooth, "smooth")  # a name as --filter takes it; it failed on 'is_off'
         check_run_options(src, det_every=det_every, smooth=smooth)
+        if isinstance(base_fn, PoseTracker) and det_every != 1:
+            raise ValueError(f"{option('det_every')} {det_every} with a PoseTracker as boxes: give it to the "
+                             "PoseTracker (it runs its detector itself)")
         box_fn: Any = PoseTracker(base_fn, det_every, kpt_thr=kpt_thr, layout=self.metainfo.name) \
-            if video_like else base_fn
+            if video_like and not isinstance(base_fn, PoseTracker) else base_fn  # a given one as it is
         if smooth is not None and smooth.is_off:
             smooth = None
         track_filters: dict[int, tuple[Any, int]] = {}  # track id -> its causal One-Euro filter, last frame seen
         if coco_results is not None:  # the extra files' folders first: a refusal there leaves no empty --out
-            writable_dir(Path(coco_results).parent, "folder of --coco-results")
+            writable_dir(Path(coco_results).parent, f"folder of {option('coco_results')}")
         if mmpose_preds is not None:
-            writable_dir(Path(mmpose_preds).parent, "folder of --mmpose-preds")
+            writable_dir(Path(mmpose_preds).parent, f"folder of {option('mmpose_preds')}")
         writable_dir(out)
         progress = video_like and show_progress(progress)
         timer = timer if timer is not None else StageTimer(live=progress)
@@ -1169,7 +1172,7 @@ class PoseEstimator:
 
         def on_skip(path: Path, why: str) -> bool:
             if strict:  # stop reading; what came before is still written, then the error is raised
-                stop.append(ValueError(f"{why} (--strict stops at the first unreadable image)"))
+                stop.append(ValueError(f"{why} ({option('strict')} stops at the first unreadable image)"))
                 return False
             skipped.append({"file": str(path), "reason": why})
             warn(f"skipped {why}")
@@ -1359,7 +1362,7 @@ def check_run_options(src: InputSource, *, det_every: int = 1, smooth: Any = Non
     if smooth is not None and not smooth.is_off:
         if not video_like:
             raise ValueError(f"a temporal filter applies to videos and streams; {src.path} is {src.kind} "
-                             "(use --filter off)")
+                             f"(use {option('smooth', 'off')})")
         smooth.stream(fps=25.0)  # refuses Savitzky-Golay (it needs the future) before anything runs
 
 
@@ -1419,11 +1422,12 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
             outputs.append(("tokens folder", out / f"{src.stem}_tokens", remedy))
     if coco_results is not None:
         if Path(coco_results).is_dir() or str(coco_results).endswith(("/", os.sep)):
-            raise ValueError(f"--coco-results {coco_results} is a folder; expected a json file path")
+            raise ValueError(f"{option('coco_results', coco_results)} is a folder; expected a json file path")
         if Path(coco_results).resolve() == Path(out).resolve():  # not a folder yet: --out makes it one
-            raise ValueError(f"--coco-results {coco_results} is the --out folder; expected a json file path (e.g. "
+            raise ValueError(f"{option('coco_results', coco_results)} is the {option('out_dir')} folder; expected a json "
+                             "file path (e.g. "
                              f"{Path(out) / 'coco_results.json'})")
-        outputs.append(("COCO results file", Path(coco_results), "choose another --coco-results path"))
+        outputs.append(("COCO results file", Path(coco_results), f"choose another {option('coco_results')} path"))
         if src.kind == "images":  # every image needs its own id, checked before anything runs
             ids: dict[int, Path] = {}
             for p in src.images:
@@ -1437,11 +1441,12 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
                 ids[iid] = p
     if mmpose_preds is not None:
         if Path(mmpose_preds).is_dir() or str(mmpose_preds).endswith(("/", os.sep)):
-            raise ValueError(f"--mmpose-preds {mmpose_preds} is a folder; expected a json file path")
+            raise ValueError(f"{option('mmpose_preds', mmpose_preds)} is a folder; expected a json file path")
         if Path(mmpose_preds).resolve() == Path(out).resolve():  # not a folder yet: --out makes it one
-            raise ValueError(f"--mmpose-preds {mmpose_preds} is the --out folder; expected a json file path (e.g. "
+            raise ValueError(f"{option('mmpose_preds', mmpose_preds)} is the {option('out_dir')} folder; expected a "
+                             "json file path (e.g. "
                              f"{Path(out) / 'mmpose_preds.json'})")
-        outputs.append(("MMPose prediction file", Path(mmpose_preds), "choose another --mmpose-preds path"))
+        outputs.append(("MMPose prediction file", Path(mmpose_preds), f"choose another {option('mmpose_preds')} path"))
     inputs: list[tuple[str, Any]] = [("input image", p) for p in src.images] if src.kind == "images" else \
         [("input video", src.path if src.kind == "video" or not src.video.live else None)]  # type: ignore
     inputs += [("detections file", boxes if isinstance(boxes, (str, Path)) else None),

@@ -685,7 +685,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         if len(ranked) > len(shown):
             print(f"posetokens: note: 3D panels for {len(shown)} of {len(ranked)} lifted people (ids "
                   f"{', '.join(map(str, shown))}; not shown: {', '.join(map(str, ranked[len(shown):]))}); "
-                  "--max-panels to show more", file=sys.stderr, flush=True)
+                  f"{option('max_panels')} to show more", file=sys.stderr, flush=True)
         with interruptible():
             try:
                 panels = TrackPanels(whole, shown, w, h, kpt_thr)
@@ -722,8 +722,8 @@ def _json_layout(records: Sequence[dict[str, Any]], layout: str | None, src: Pat
             raise ValueError(f"{src}: 'keypoint_layout' is {got!r}{by}; lift takes COCO-17 ('coco') or H36M-17 "
                              "('h36m') 2D keypoints")
         if layout is not None and layout != got:
-            raise ValueError(f"{src}: the 2D keypoints are in the {got!r} layout{by}, but --layout {layout} was "
-                             f"given; use --layout {got} (or leave it out)")
+            raise ValueError(f"{src}: the 2D keypoints are in the {got!r} layout{by}, but {option('layout', layout)} "
+                             f"was given; use {option('layout', got)} (or leave it out)")
         return got
     return layout or "coco"
 
@@ -738,7 +738,7 @@ def _frame_size(records: Sequence[dict[str, Any]], image_size: tuple[int, int] |
     r = records[0]
     if "width" in r and "height" in r:
         return int(r["width"]), int(r["height"])
-    raise ValueError(f"{src}: records carry no 'width'/'height'; give the frame size (--image-size WxH)")
+    raise ValueError(f"{src}: records carry no 'width'/'height'; give the frame size ({option('image_size')})")
 
 
 def _frame_rate(records: Sequence[dict[str, Any]], fps: float | None, src: Path) -> float:
@@ -747,7 +747,7 @@ def _frame_rate(records: Sequence[dict[str, Any]], fps: float | None, src: Path)
     if fps is None:
         fps = records[0].get("fps") if records else None
         if fps is None:
-            warn(f"{src}: the records carry no 'fps'; 25 frames per second assumed (give the clip's with --fps)")
+            warn(f"{src}: the records carry no 'fps'; 25 frames per second assumed (give the clip's with {option('fps')})")
             return 25.0
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
         raise ValueError(f"{src}: frame rate {fps!r}: expected a positive number of frames per second")

@@ -261,6 +261,7 @@ class PoseTracker:
         # None: the estimator's default_kpt_thr when a PoseEstimator runs it (0.3 anywhere else); a fixed 0.3 lost
         # every GTPT person on carried frames (its SimCC scores peak near 0.1)
         self.kpt_thr = None if kpt_thr is None else float(kpt_thr)
+        self.fallback_thr = 0.3  # kpt_thr None: this, which each PoseEstimator run sets to its default_kpt_thr
         self.expansion, self.dedup_iou = float(expansion), float(dedup_iou)
         self.tracker = Tracker(**tracker_args)
         self.frames = 0  # frames whose boxes were asked for
@@ -270,7 +271,7 @@ class PoseTracker:
 
     @property
     def _thr(self) -> float:
-        return 0.3 if self.kpt_thr is None else self.kpt_thr
+        return self.fallback_thr if self.kpt_thr is None else self.kpt_thr
 
     @property
     def needs_feedback(self) -> bool:

@@ -454,7 +454,8 @@ class CocoStyleDataset(TopDownDataset):
                 raise ValueError(f"{where}: field 'image_id' must be an integer, got {short_repr(ann['image_id'])}")
             cat = ann.get("category_id", 1)
             if self._categories is not None and not (is_whole(cat) and int(cat) in self._categories):
-                raise ValueError(f"{where}: field 'category_id' = {cat!r} is not one of its 'categories' "
+                given = f"= {cat!r}" if "category_id" in ann else "missing (read as 1)"
+                raise ValueError(f"{where}: field 'category_id' {given} is not one of its 'categories' "
                                  f"({sorted(self._categories)})")
             if int(ann["image_id"]) not in self.images:  # a subset cut by its images: COCOeval leaves it out too
                 self._count(self.skipped, "image_not_listed")
@@ -471,10 +472,9 @@ class CocoStyleDataset(TopDownDataset):
             if cleaned is None:
                 self._count(self.skipped, "zero_area_bbox")
                 continue
-            if img_fields["ori_shape"] is not None:  # clipped to it: counted (boxes written as xyxy pass so)
-                h, w = img_fields["ori_shape"]
-                if bbox[0] < -1 or bbox[1] < -1 or bbox[0] + bbox[2] > w + 1 or bbox[1] + bbox[3] > h + 1:
-                    self._count(self.marked, "bbox_beyond_image")
+            shape = img_fields["ori_shape"]  # a box clipped to its image: counted once kept (xyxy boxes pass so)
+            beyond = shape is not None and (bbox[0] < -1 or bbox[1] < -1 or bbox[0] + bbox[2] > shape[1] + 1
+                                            or bbox[1] + bbox[3] > shape[0] + 1)
             bbox = cleaned
             visible = np.minimum(1.0, np.maximum(kpts[:, 2], 0.0))
             if official:  # the official loaders: max(keypoints) == 0 (mmpose 0.x also num_keypoints == 0)
@@ -492,6 +492,8 @@ class CocoStyleDataset(TopDownDataset):
                 self._count(self.skipped, "no_visible_keypoints")
                 continue
             area = ann_area if ann_area is not None else float(bbox[2] * bbox[3])
+            if beyond:
+                self._count(self.marked, "bbox_beyond_image")
             self.data_list.append(
                 {
                     **img_fields,
