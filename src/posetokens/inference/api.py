@@ -1424,8 +1424,8 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
         if Path(coco_results).is_dir() or str(coco_results).endswith(("/", os.sep)):
             raise ValueError(f"{option('coco_results', coco_results)} is a folder; expected a json file path")
         if Path(coco_results).resolve() == Path(out).resolve():  # not a folder yet: --out makes it one
-            raise ValueError(f"{option('coco_results', coco_results)} is the {option('out_dir')} folder; expected a json "
-                             "file path (e.g. "
+            raise ValueError(f"{option('coco_results', coco_results)} is the {option('out_dir')} folder; expected "
+                             "a json file path (e.g. "
                              f"{Path(out) / 'coco_results.json'})")
         outputs.append(("COCO results file", Path(coco_results), f"choose another {option('coco_results')} path"))
         if src.kind == "images":  # every image needs its own id, checked before anything runs

@@ -747,7 +747,8 @@ def _frame_rate(records: Sequence[dict[str, Any]], fps: float | None, src: Path)
     if fps is None:
         fps = records[0].get("fps") if records else None
         if fps is None:
-            warn(f"{src}: the records carry no 'fps'; 25 frames per second assumed (give the clip's with {option('fps')})")
+            warn(f"{src}: the records carry no 'fps'; 25 frames per second assumed (give the clip's with "
+                 f"{option('fps')})")
             return 25.0
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
         raise ValueError(f"{src}: frame rate {fps!r}: expected a positive number of frames per second")
