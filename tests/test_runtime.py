@@ -155,3 +155,21 @@ def _interrupt_the_launcher(handler: str, delay: float) -> tuple[int, str]:
     child = (f"import signal, sys; signal.signal(signal.SIGINT, {handler}); import posetokens_launch; "
              "sys.exit(posetokens_launch.main())")
     return interrupt_when([sys.executable, "-c", child, "models"], ready)
+
+
+def test_option_names_the_argument_as_the_user_typed_it() -> None:
+    """Messages reached from Python and from the command line name the argument each way (hand-written cases):
+    the flag with its value under ``command_line()``, the Python argument with its value's repr outside it
+    (a path as its text, not ``PosixPath(...)``), a flag without a value for True."""
+    from pathlib import Path
+
+    from posetokens.runtime import command_line, option
+
+    assert [option("det_every"), option("device", "cpu"), option("pose2d_weights", Path("a.pth")),
+            option("online", True), option("out_dir")] == ["det_every", "device='cpu'", "pose2d_weights='a.pth'",
+                                                           "online=True", "out_dir"]
+    with command_line():
+        assert [option("det_every"), option("device", "cpu"), option("pose2d_weights", Path("a.pth")),
+                option("online", True), option("out_dir"), option("smooth", "off")] == [
+            "--det-every", "--device cpu", "--pose2d-weights a.pth", "--online", "--out", "--filter off"]
+    assert option("out_dir") == "out_dir"  # the context is left as it was

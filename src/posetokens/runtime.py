@@ -335,10 +335,11 @@ def command_line() -> Iterator[None]:
 def option(name: str, value: Any = _UNSET) -> str:
     """How a message names the argument ``name`` (the Python one), with ``value`` if given: the command line's
     flag under :func:`command_line` (``--det-every``, ``--device cpu``), else the Python argument (``det_every``,
-    ``device='cpu'``): a message reached from both says what the user typed."""
+    ``device='cpu'``): a message reached from both says what the user typed. ``value`` True: the flag alone
+    (``--online``; ``online=True``)."""
     if _COMMAND_LINE.get():
         flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
-        return flag if value is _UNSET else f"{flag} {value}"
+        return flag if value is _UNSET or value is True else f"{flag} {value}"
     return name if value is _UNSET else f"{name}={str(value)!r}" if isinstance(value, os.PathLike) else \
         f"{name}={value!r}"
 

@@ -467,7 +467,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                          "own frame "
                          "size)")
     if lookahead and not online:  # was ignored without a word
-        raise ValueError(f"{option('lookahead', lookahead)} applies to online lifting ({option('online')}); offline "
+        raise ValueError(f"{option('lookahead', lookahead)} applies to online lifting ({option('online', True)}); offline "
                          "lifting sees the "
                          "whole clip")
     out = Path(out_dir)
@@ -518,8 +518,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     elif weights is not None:
         lifter = load_trained(weights, model, overrides or None).model
     elif model is None:
-        raise ValueError(f"lift: give a lifting zoo model ({option('model')}), or weights of ours that name their "
-                         "model")
+        raise ValueError(f"lift: give a lifting zoo model ({option('model', 'NAME')}), or weights of ours that "
+                         "name their model")
     else:
         lifter = create_model(model, **overrides)
     if getattr(lifter, "task", None) != "lifting":
