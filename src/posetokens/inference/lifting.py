@@ -464,12 +464,10 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         _frame_rate([], fps, src)  # a bad value, before --out is made
     if image_size is not None and not is_json:  # was ignored without a word
         raise ValueError(f"{option('image_size')} applies to a 2D-keypoint json; {src} is a video or a stream (its "
-                         "own frame "
-                         "size)")
+                         "own frame size)")
     if lookahead and not online:  # was ignored without a word
-        raise ValueError(f"{option('lookahead', lookahead)} applies to online lifting ({option('online', True)}); offline "
-                         "lifting sees the "
-                         "whole clip")
+        raise ValueError(f"{option('lookahead', lookahead)} applies to online lifting "
+                         f"({option('online', True)}); offline lifting sees the whole clip")
     out = Path(out_dir)
     stem = src.name[:src.name.lower().index(".json")] if src.suffix == ".partial" else src.stem
     remedy = f"give {option('out_dir')} another folder"  # every output's path is derived from it
