@@ -1059,8 +1059,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "unpredicted-category-counts-unscored-people", "a category whose only people COCOeval does not score (crowd, "
         "unlisted image) is not refused",
         "src/posetokens/evaluation/coco.py",
-        (("                          if _labelled(a) and not a.get(\"iscrowd\") and int(a[\"image_id\"]) in listed}",
-          "                          if _labelled(a)}"),),
+        (("    unpredicted = sorted({int(a.get(\"category_id\", 1)) for a in _scored_people(data)}",
+          "    unpredicted = sorted({int(a.get(\"category_id\", 1)) for a in data[\"annotations\"] if _labelled(a)}"),),
         ("tests/test_coco_eval.py::test_a_ground_truth_category_without_predictions_is_refused",),
     ),
     Mutant(

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from posetokens.data.datasets.coco_style import check_image_ids
+from posetokens.data.datasets.coco_style import category_ids, check_image_ids
 from posetokens.fileio import atomic_write_text, check_no_overwrite, read_json
 from posetokens.runtime import is_number, is_whole, short_repr, warn_once
 
@@ -106,9 +106,7 @@ def _load_gt(gt: Any) -> tuple[dict[str, Any], str]:
     for key in ("images", "annotations", "categories"):
         if not isinstance(data[key], list):
             raise ValueError(f"{name}: top-level '{key}' must be a list of objects, got {type(data[key]).__name__}")
-    for i, cat in enumerate(data["categories"]):
-        if not (isinstance(cat, Mapping) and is_whole(cat.get("id"))):
-            raise ValueError(f"{name}: categories[{i}]: expected an object with an integer 'id', got {short_repr(cat)}")
+    category_ids(data, name)  # each an object with an integer id (the training loader's check)
     for i, img in enumerate(data["images"]):
         if not isinstance(img, Mapping):
             raise ValueError(f"{name}: images[{i}]: expected an object, got {type(img).__name__}")
@@ -243,11 +241,15 @@ def warn_prediction_coverage(data: Mapping[str, Any], predictions: Sequence[Mapp
     return len(missing)
 
 
-def _images_with_people(data: Mapping[str, Any]) -> set[int]:
-    """The listed images with an annotated person COCOeval scores (not a crowd region, a labelled keypoint)."""
+def _scored_people(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The annotated people COCOeval scores: in a listed image, not a crowd region, with a labelled keypoint."""
     listed = {int(img["id"]) for img in data["images"]}
-    return {int(a["image_id"]) for a in data["annotations"]
-            if not a.get("iscrowd", 0) and _labelled(a) and int(a["image_id"]) in listed}
+    return [a for a in data["annotations"] if not a.get("iscrowd", 0) and _labelled(a) and int(a["image_id"]) in listed]
+
+
+def _images_with_people(data: Mapping[str, Any]) -> set[int]:
+    """The listed images with an annotated person COCOeval scores (:func:`_scored_people`)."""
+    return {int(a["image_id"]) for a in _scored_people(data)}
 
 
 def _box_score(r: Mapping[str, Any]) -> float:
@@ -616,9 +618,7 @@ def evaluate_coco(
                              f"truth {gt_name} ({sorted(categories)})")
     # COCOeval averages over every category with people: one that no prediction names counts as AP 0 (a person
     # file with a second category halved the AP without a word)
-    listed = {int(img["id"]) for img in data["images"]}  # the people COCOeval scores: labelled, not crowd, listed
-    unpredicted = sorted({int(a.get("category_id", 1)) for a in data["annotations"]
-                          if _labelled(a) and not a.get("iscrowd") and int(a["image_id"]) in listed}
+    unpredicted = sorted({int(a.get("category_id", 1)) for a in _scored_people(data)}
                          - {int(r.get("category_id", 1)) for r in preds})
     if preds and unpredicted:
         raise ValueError(f"{gt_name}: annotated people of categor{'y' if len(unpredicted) == 1 else 'ies'} "
