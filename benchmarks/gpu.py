@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from posetokens.runtime import check_device
 
-    device = check_device(args.device, "--device")
+    device = check_device(args.device, f"--device {args.device}")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     import os

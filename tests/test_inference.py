@@ -462,9 +462,9 @@ def test_infer_takes_a_filter_name_and_python_messages_name_python_arguments(
     assert (tmp_path / "a" / "sample_video.json").read_text() == (tmp_path / "b" / "sample_video.json").read_text()
     with pytest.raises(ValueError, match=r"^det_every applies to videos and streams"):
         est.infer(shared_data / "coco" / "000000000785.jpg", tmp_path / "c", det_every=2)
-    with pytest.raises(ValueError, match=r"^device 'gpu' is not a device"):
+    with pytest.raises(ValueError, match=r"^device='gpu' is not a device"):
         check_device("gpu")
-    with command_line(), pytest.raises(ValueError, match=r"^--device 'gpu' is not a device"):
+    with command_line(), pytest.raises(ValueError, match=r"^--device gpu is not a device"):
         check_device("gpu")
     capsys.readouterr()
     assert cli(["infer", str(shared_data / "coco" / "000000000785.jpg"), "--out", str(tmp_path / "d"), "--model",

@@ -108,32 +108,34 @@ def settle_vector_math() -> None:
 
 
 # ------------------------------------------------------------------------------------------------- devices
-def check_device(device: Any, what: str | None = None) -> Any:
+def check_device(device: Any, named: str | None = None) -> Any:
     """``device`` as a ``torch.device`` when this build and machine can use it; otherwise ``ValueError`` with one
-    line saying why (no CUDA in this PyTorch build, no GPU visible, an index past the last GPU, a bad name)."""
+    line saying why (no CUDA in this PyTorch build, no GPU visible, an index past the last GPU, a bad name).
+    ``named``: how the message names the argument with its value (default ``device='cuda'`` from Python,
+    ``--device cuda`` on the command line)."""
     import torch
 
-    what = option("device") if what is None else what
+    what = option("device", str(device)) if named is None else named
     cpu = option("device", "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"{what} {device!r} is not a device (expected cpu, cuda, cuda:N or mps)") from None
+        raise ValueError(f"{what} is not a device (expected cpu, cuda, cuda:N or mps)") from None
     if dev.type == "cuda":
         if not torch.backends.cuda.is_built():
-            raise ValueError(f"{what} {device}: this PyTorch build has no CUDA support (a CPU build); use {cpu} "
+            raise ValueError(f"{what}: this PyTorch build has no CUDA support (a CPU build); use {cpu} "
                              "or install a CUDA build of PyTorch")
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if n == 0:
-            raise ValueError(f"{what} {device}: no CUDA GPU is visible (check the driver and CUDA_VISIBLE_DEVICES); "
+            raise ValueError(f"{what}: no CUDA GPU is visible (check the driver and CUDA_VISIBLE_DEVICES); "
                              f"use {cpu}")
         if dev.index is not None and dev.index >= n:
-            raise ValueError(f"{what} {device}: only {n} CUDA GPU(s) visible (cuda:0..cuda:{n - 1})")
+            raise ValueError(f"{what}: only {n} CUDA GPU(s) visible (cuda:0..cuda:{n - 1})")
     elif dev.type == "mps":
         if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ValueError(f"{what} {device}: Apple MPS is not available here; use {cpu}")
+            raise ValueError(f"{what}: Apple MPS is not available here; use {cpu}")
     elif dev.type != "cpu":
-        raise ValueError(f"{what} {device}: unsupported device type {dev.type!r} (expected cpu, cuda, cuda:N or mps)")
+        raise ValueError(f"{what}: unsupported device type {dev.type!r} (expected cpu, cuda, cuda:N or mps)")
     return dev
 
 

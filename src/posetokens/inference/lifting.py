@@ -214,7 +214,7 @@ def check_lifter(model: Any, width: Any, height: Any, device: str | torch.device
     on = next((p.device for p in model.parameters()), torch.device("cpu"))
     if device is None:
         return on
-    dev = check_device(device, f"{where}: device")
+    dev = check_device(device, f"{where}: device={str(device)!r}")
     if dev.type != on.type or (dev.index is not None and on.index is not None and dev.index != on.index):
         raise ValueError(f"{where}: device {device} but the model is on {on}; move the model first "
                          f"(model.to({str(dev)!r})) or leave device out")
