@@ -582,6 +582,19 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_errors_inference.py::test_bad_input[infer-box-smaller-than-a-pixel]",),
     ),
     Mutant(
+        "bf16-gemm-noop-accepted", "bf16-gemm is refused where oneDNN does not apply its math mode (AMD EPYC, Zen 4)",
+        "src/posetokens/inference/precision.py",
+        (('        if choice.precision == "bf16-gemm" and dev.type == "cpu" and not bf16_gemm_applies():',
+          '        if choice.precision == "bf16-gemm" and dev.type == "cpu" and False:'),),
+        ("tests/test_precision.py::test_bf16_gemm_where_onednn_ignores_the_mode_is_refused",),
+    ),
+    Mutant(
+        "gemm-in-bfloat16-noop-marked", "gemm_in_bfloat16 refuses where the mode would change nothing",
+        "src/posetokens/layers/fuse.py",
+        (("    if not bf16_gemm_applies():\n        raise RuntimeError(BF16_GEMM_NOOP)", "    pass"),),
+        ("tests/test_fused_linear.py::test_bf16_gemm_applies_says_whether_the_mode_rounds",),
+    ),
+    Mutant(
         "bf16-conv-mismatch-raised", "bf16 runs a model whose float32 part feeds a convolution (PCT) under autocast",
         "src/posetokens/inference/precision.py",
         (('    named = "dtype" in text or "type (" in text\n', '    named = "dtype" in text\n'),),

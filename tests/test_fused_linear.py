@@ -285,7 +285,7 @@ def test_conv_residual_relu_against_float64_and_the_kernel_that_runs(relu: bool,
     assert float((plain.detach().double() - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
 
 
-@pytest.mark.parametrize("name", ["residual_post_op_pays", "bf16_gemm_pays"])
+@pytest.mark.parametrize("name", ["residual_post_op_pays", "bf16_gemm_pays", "bf16_gemm_applies"])
 def test_a_choice_timed_on_this_cpu_is_timed_once_and_draws_no_random_numbers(name: str) -> None:
     # the residual post-op (HRNet's fused blocks) and the bf16-gemm default of the lifters are chosen by timing
     # both kernels once per process: a bool, cached, and nothing drawn from the caller's random number stream
@@ -311,12 +311,18 @@ def _bf16_cpu() -> bool:
     return bf16_supported("cpu")[0]
 
 
+def _gemm_mode() -> bool:
+    from posetokens.layers import fuse
+
+    return _bf16_cpu() and fuse.bf16_gemm_applies()
+
+
 def _rounded(t: torch.Tensor) -> torch.Tensor:
     """``t`` rounded to bfloat16 (round to nearest even), as float64: the reference's inputs."""
     return t.detach().bfloat16().double()
 
 
-@pytest.mark.skipif(not (ONEDNN and ONEDNN_CONV and _bf16_cpu()), reason="no oneDNN bfloat16 kernels on this CPU")
+@pytest.mark.skipif(not (ONEDNN and ONEDNN_CONV and _gemm_mode()), reason="oneDNN applies no bf16 math mode here")
 @pytest.mark.parametrize("post_op", [True, False], ids=["post-op", "separate"])
 def test_bf16_math_is_the_exact_product_of_bfloat16_rounded_inputs(post_op: bool,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -350,11 +356,12 @@ def test_bf16_math_is_the_exact_product_of_bfloat16_rounded_inputs(post_op: bool
     assert float((plain.double() - x.double() @ linear.weight.detach().double().T).abs().max()) <= 1e-5 * scale
 
 
-def test_gemm_in_bfloat16_marks_every_linear_and_convolution() -> None:
+def test_gemm_in_bfloat16_marks_every_linear_and_convolution(monkeypatch: pytest.MonkeyPatch) -> None:
     from posetokens.layers import fuse, gemm_in_bfloat16
 
     if not fuse.HAS_GEMM_MATH:
         pytest.skip("this PyTorch cannot set oneDNN's math mode")
+    monkeypatch.setattr(fuse, "bf16_gemm_applies", lambda: True)  # as with AMX: the layers are marked wherever
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2),
                         Mlp(2, 8))
     fast = gemm_in_bfloat16(optimize_for_inference(net, channels_last=False))
@@ -365,13 +372,14 @@ def test_gemm_in_bfloat16_marks_every_linear_and_convolution() -> None:
 
 
 @pytest.mark.skipif(not (ONEDNN and _bf16_cpu()), reason="no oneDNN bfloat16 kernels on this CPU")
-def test_bf16_math_from_several_threads_leaves_the_process_setting_as_it_was() -> None:
+def test_bf16_math_from_several_threads_leaves_the_process_setting_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
     # the mode is process-wide: threads running bf16-gemm layers at once must not leave it set when they are done
     # (each saving the other's "bf16" as the setting to restore did, before the calls were counted)
     import threading
 
-    from posetokens.layers import gemm_in_bfloat16
+    from posetokens.layers import fuse, gemm_in_bfloat16
 
+    monkeypatch.setattr(fuse, "bf16_gemm_applies", lambda: True)  # the setting is what is at stake, on any CPU
     torch.manual_seed(0)
     layer = gemm_in_bfloat16(nn.Sequential(nn.Linear(64, 64))).eval()
     x = torch.randn(8, 64)
@@ -392,6 +400,31 @@ def test_bf16_math_from_several_threads_leaves_the_process_setting_as_it_was() -
     assert torch.backends.mkldnn.matmul.fp32_precision == before
     exact = x.double() @ layer[0].weight.detach().double().T
     assert float((x @ layer[0].weight.detach().T - exact).abs().max()) <= 1e-5 * float(exact.abs().max())
+
+
+@pytest.mark.skipif(not (ONEDNN and ONEDNN_CONV), reason="no oneDNN kernels in this build")
+def test_bf16_gemm_applies_says_whether_the_mode_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the probe against random layers: where it says the mode applies, a Linear and a convolution in the mode differ
+    # from float32; where it says not (an AMD EPYC with AVX512-BF16), they come out bitwise float32, and bf16-gemm
+    # is refused rather than run as float32 under its name
+    from posetokens.layers import fuse
+
+    applies = fuse.bf16_gemm_applies()
+    torch.manual_seed(0)
+    linear, conv = nn.Linear(256, 192), nn.Conv2d(32, 64, 3, padding=1)
+    fl, fc = FusedLinear.from_linear(linear), FusedConv2d.from_conv(conv, relu=False)
+    x, xc = torch.randn(64, 256), torch.randn(4, 32, 16, 12).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        exact = fl(x), fc(xc)
+        fl.math = fc.math = "bf16"
+        mode = fl(x), fc(xc)
+    assert [not torch.equal(a, b) for a, b in zip(exact, mode)] == [applies, applies]
+    if not applies:
+        with pytest.raises(RuntimeError, match=r"^oneDNN does not apply its bfloat16 math mode on this CPU"):
+            fuse.gemm_in_bfloat16(nn.Linear(2, 2))
+    monkeypatch.setattr(fuse, "bf16_gemm_applies", lambda: False)
+    with pytest.raises(RuntimeError, match=r"^oneDNN does not apply its bfloat16 math mode on this CPU"):
+        fuse.gemm_in_bfloat16(nn.Linear(2, 2))
 
 
 def test_gemm_in_bfloat16_without_the_math_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -37,6 +37,9 @@ SMALL_PCT = ("pct_base_coco_256x256", {"backbone": SwinV2Cfg(embed_dim=16, depth
 # float32 through another runtime to float rounding.
 TOLERANCE = {"fp32": 1e-5, "bf16": 0.03, "bf16-gemm": 0.03, "int8-dynamic": 0.1}
 HAS_BF16 = precision.bf16_supported("cpu")[0]
+# oneDNN applies its bfloat16 math mode (bf16-gemm) on the Intel Xeons with AMX timed here, not on an AMD EPYC with
+# AVX512-BF16 alone, where bf16-gemm is refused (test_bf16_gemm_where_onednn_ignores_the_mode_is_refused)
+GEMM_MODE = HAS_BF16 and precision.bf16_gemm_applies()
 
 
 def _build(spec: tuple[str, dict]) -> torch.nn.Module:
@@ -58,7 +61,8 @@ def _relative_error(model: torch.nn.Module, choice: str, net: torch.nn.Module | 
 
 
 def _torch_choices() -> list[str]:
-    return ["fp32/torch", "int8-dynamic/torch"] + (["bf16/torch", "bf16-gemm/torch"] if HAS_BF16 else [])
+    return (["fp32/torch", "int8-dynamic/torch"] + (["bf16/torch"] if HAS_BF16 else [])
+            + (["bf16-gemm/torch"] if GEMM_MODE else []))
 
 
 @pytest.mark.parametrize("spec", [TOKENPOSE, GTPT, MIXSTE], ids=lambda s: s[0])
@@ -240,7 +244,7 @@ def test_auto_precision_is_bf16_gemm_for_lifters_and_pct_on_a_bf16_cpu_and_fp32_
     check_choice(Choice("auto", "auto"), "cpu")  # nothing to refuse: it resolves to what the CPU runs
 
 
-@pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bfloat16 kernels")
+@pytest.mark.skipif(not GEMM_MODE, reason="oneDNN applies no bfloat16 math mode on this CPU")
 def test_the_default_runs_a_lifter_in_bf16_gemm_and_says_so_once(monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture) -> None:
     monkeypatch.delenv("POSETOKENS_PRECISION")
@@ -260,7 +264,7 @@ def test_the_default_runs_a_lifter_in_bf16_gemm_and_says_so_once(monkeypatch: py
     assert prepare(model) is model
 
 
-@pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bfloat16 kernels")
+@pytest.mark.skipif(not GEMM_MODE, reason="oneDNN applies no bfloat16 math mode on this CPU")
 def test_the_default_runs_pct_in_bf16_gemm_and_the_estimator_names_it(monkeypatch: pytest.MonkeyPatch,
                                                                       capsys: pytest.CaptureFixture) -> None:
     """PCT declares bf16-gemm (measured on two trained PCTs, docs/speed.md "The default"): PoseEstimator's default
@@ -292,6 +296,25 @@ def test_bf16_gemm_without_the_math_mode_is_refused_and_auto_stays_fp32(monkeypa
     assert resolve_precision(_build(MIXSTE), Choice("auto", "auto")) == Choice("fp32", "auto")
 
 
+def test_bf16_gemm_where_onednn_ignores_the_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On an AMD EPYC with AVX512-BF16 (Zen 4) oneDNN ran every GEMM of bf16-gemm bitwise in float32: named, it
+    ran exact float32 under the name bf16-gemm. Refused in one line; the default stays float32 there."""
+    from posetokens.inference.precision import resolve_precision
+    from posetokens.layers import fuse
+
+    monkeypatch.setattr(precision, "_cpu_bf16", lambda: True)
+    monkeypatch.setattr(precision, "bf16_gemm_applies", lambda: False)
+    with pytest.raises(ValueError, match=r"^precision='bf16-gemm' runtime='torch' on cpu: oneDNN does not apply its "
+                                         r"bfloat16 math mode on this CPU .*; use precision='fp32', or "
+                                         r"precision='bf16' for bfloat16 weights") as e:
+        check_choice(Choice("bf16-gemm", "torch"), "cpu")
+    assert "\n" not in str(e.value)
+    check_choice(Choice("bf16", "torch"), "cpu")  # full bfloat16 is another kernel: not refused
+    monkeypatch.setattr(fuse, "bf16_gemm_applies", lambda: False)
+    assert fuse.bf16_gemm_pays.__wrapped__() is False  # nothing to time: the default keeps float32
+    assert resolve_precision(_build(MIXSTE), Choice("auto", "auto")) == Choice("fp32", "auto")
+
+
 @pytest.mark.parametrize("cap, refused", [("AVX2", True), ("avx512_core", True), ("AVX512_CORE_BF16", False),
                                            ("AVX512_CORE_AMX", False), ("ALL", False)])
 def test_bf16_is_refused_where_onednn_is_capped_below_it(cap: str, refused: bool,
@@ -301,6 +324,7 @@ def test_bf16_is_refused_where_onednn_is_capped_below_it(cap: str, refused: bool
     from posetokens.inference.precision import resolve_precision
 
     monkeypatch.setattr(precision, "_cpu_bf16", lambda: True)
+    monkeypatch.setattr(precision, "bf16_gemm_applies", lambda: True)  # as with AMX
     monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     if not refused:
@@ -383,6 +407,8 @@ def test_no_choice_changes_the_callers_model(choice: str) -> None:
     (documented) and changes nothing else: values, dtypes, gradient flags (compile once turned them off)."""
     if choice.startswith("bf16") and not HAS_BF16:
         pytest.skip("this CPU has no bfloat16 kernels")
+    if choice.startswith("bf16-gemm") and not GEMM_MODE:
+        pytest.skip("oneDNN applies no bfloat16 math mode on this CPU")
     model = _build(TOKENPOSE)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     prepare(model, choice, "cpu")

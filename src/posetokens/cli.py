@@ -327,11 +327,11 @@ def _add_precision_args(s: argparse.ArgumentParser, export: bool = False) -> Non
                                                            "the MatMul/Gemm weights)")
         return
     s.add_argument("--precision", default=None, help="number format of the models: auto (default: bf16-gemm for PCT "
-                                                     "and the lifters on a CPU with AVX512-BF16/AMX where it pays, "
+                                                     "and the lifters on a CPU with AMX where it pays, "
                                                      "else fp32), fp32, bf16, "
                                                      "bf16-backbone (the image backbone in bfloat16, the rest float32), "
                                                      "bf16-gemm (float32 with each Linear and 2-D convolution in "
-                                                     "oneDNN's bfloat16 math mode; a CPU with AVX512-BF16/AMX, "
+                                                     "oneDNN's bfloat16 math mode; a CPU with AMX, "
                                                      "PyTorch eager only) or int8-dynamic (bf16 needs AVX512-BF16/AMX "
                                                      "or a GPU; outputs are float32 either way; docs/speed.md)")
     s.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",

@@ -22,8 +22,9 @@ precision           what runs
                     (:func:`posetokens.layers.gemm_in_bfloat16`): each GEMM's inputs and weights are rounded to
                     bfloat16 inside the kernel, the products accumulated and returned in float32 (PyTorch's
                     ``fp32_precision="bf16"``, the CPU's TF32); attention, softmax, norms, residual sums,
-                    pruning scores and the HoT clustering stay float32. CPU with AVX512-BF16 or AMX, PyTorch
-                    eager only
+                    pruning scores and the HoT clustering stay float32. A CPU where oneDNN applies the mode
+                    (AMX; refused where it would run float32 unchanged, an AMD EPYC with AVX512-BF16 alone:
+                    :func:`~posetokens.layers.fuse.bf16_gemm_applies`), PyTorch eager only
 ``int8-dynamic``    ``torch.ao`` dynamic quantisation of the ``nn.Linear`` layers (int8 weights, activations
                     quantised per batch); convolutions stay float32. CPU only
 ==================  =====================================================================================
@@ -88,7 +89,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from posetokens.layers.fuse import HAS_GEMM_MATH, bf16_gemm_pays, gemm_in_bfloat16
+from posetokens.layers.fuse import BF16_GEMM_NOOP, HAS_GEMM_MATH, bf16_gemm_applies, bf16_gemm_pays, gemm_in_bfloat16
 from posetokens.runtime import cpu_fields, option
 
 __all__ = [
@@ -231,6 +232,9 @@ def check_choice(choice: Choice, device: str | torch.device = "cpu") -> None:
         if choice.runtime == "onnxruntime":
             raise ValueError(f"{where}: onnxruntime's CPU kernels have no bfloat16; use {torch_}"
                              + (" or compile" if choice.precision != "bf16-gemm" else ""))
+        if choice.precision == "bf16-gemm" and dev.type == "cpu" and not bf16_gemm_applies():
+            raise ValueError(f"{where}: {BF16_GEMM_NOOP}; use {fp32}, or {option('precision', 'bf16')} for "
+                             "bfloat16 weights and activations")
     if choice.precision == "int8-dynamic" and dev.type != "cpu":
         raise ValueError(f"{where}: dynamic int8 quantisation runs on the CPU only; use {fp32} or bf16")
     if choice.precision == "int8-dynamic" and choice.runtime == "compile":
@@ -800,7 +804,7 @@ def resolve_precision(model: nn.Module, choice: Choice, device: str | torch.devi
     """The precision ``auto`` stands for, for ``model`` on ``device`` (any other precision: itself): what the
     model class declares as ``auto_precision`` (a model of the user's that declares none: ``fp32``). A declared
     ``bf16-gemm`` runs on a CPU with bfloat16 kernels when PyTorch runs it (runtime ``torch`` or ``auto``, which
-    then runs PyTorch), can set the mode (PyTorch 2.9 or later) and the mode is clearly faster on this CPU
+    then runs PyTorch), can set the mode (PyTorch 2.9 or later), oneDNN applies it and it is clearly faster on this CPU
     (:func:`~posetokens.layers.fuse.bf16_gemm_pays`, timed once per process); anywhere else ``fp32``. The lifters
     declare ``bf16-gemm`` (measured: +0.02 to +0.07 mm on three trained HoT-MixSTE, -0.02 and -0.03 mm on trained
     MotionAGFormer and HoT-MotionAGFormer; the full-size lifters 2.35-2.52x the official float32 code against

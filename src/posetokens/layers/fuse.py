@@ -73,9 +73,13 @@ def _onednn_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
 
 
 #: oneDNN's float32 math modes a fused layer may run its GEMM in: "ieee" (float32 throughout) or "bf16" (the GEMM's
-#: inputs and weights rounded to bfloat16 inside oneDNN, products accumulated and returned in float32; AMX or
-#: AVX512-BF16 runs it several times faster). PyTorch's name for it is ``fp32_precision`` (PyTorch 2.9 and later).
+#: inputs and weights rounded to bfloat16 inside oneDNN, products accumulated and returned in float32; AMX runs it
+#: several times faster, and where oneDNN does not apply it the GEMM stays float32: :func:`bf16_gemm_applies`).
+#: PyTorch's name for it is ``fp32_precision`` (PyTorch 2.9 and later).
 GEMM_MATH = ("ieee", "bf16")
+#: Why bf16-gemm is refused where :func:`bf16_gemm_applies` is False.
+BF16_GEMM_NOOP = ("oneDNN does not apply its bfloat16 math mode on this CPU (a probe Linear and convolution came out "
+                  "bitwise float32: nothing would change)")
 #: Whether this PyTorch can set oneDNN's math mode for matmuls and convolutions (the ``bf16`` mode needs it).
 HAS_GEMM_MATH = _ONEDNN_LINEAR and _ONEDNN_CONV and all(
     hasattr(torch.backends.mkldnn, op) for op in ("matmul", "conv"))
@@ -234,13 +238,33 @@ def residual_post_op_pays() -> bool:
 
 
 @functools.cache
+def bf16_gemm_applies() -> bool:
+    """Whether oneDNN really runs a float32 Linear and convolution in its bfloat16 math mode on this CPU: both
+    layers' inputs are 1 + 2^-10 (which bfloat16 rounds to 1) against weights of 1, so their exact float32 sums
+    (256.25, 288.28125) come out whole in the mode. Shapes of a lifter's Linear and a 3x3 convolution, about 5 ms
+    once per process. The mode ran on the Intel Xeons with AMX timed here; on an AMD EPYC with AVX512-BF16 (Zen 4,
+    oneDNN 3.12 in torch 2.13) it changed nothing, every output bitwise float32's (docs/speed.md). ``False`` where
+    the mode cannot be set (:data:`HAS_GEMM_MATH`)."""
+    if not HAS_GEMM_MATH:
+        return False
+    x, w, b = torch.full((2048, 256), 1 + 2**-10), torch.ones(512, 256), torch.zeros(512)
+    xc = torch.full((8, 32, 16, 12), 1 + 2**-10).contiguous(memory_format=torch.channels_last)
+    wc = torch.ones(64, 32, 3, 3).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        y = _in_math("matmul", "bf16", torch.ops.mkldnn._linear_pointwise, x, w, b, "none", [], "")
+        yc = _in_math("conv", "bf16", torch.ops.mkldnn._convolution_pointwise, xc, wc, None, [0, 0], [1, 1],
+                      [1, 1], 1, "none", [], "")
+    return bool((y == 256).all()) and bool((yc == 288).all())
+
+
+@functools.cache
 def bf16_gemm_pays() -> bool:
     """Whether oneDNN's bfloat16 math mode runs a float32 Linear clearly faster than float32 on this CPU (in under
     0.8 of its time): timed once per process on a 2048x256 by 256x512 Linear (a lifter's MLP layer in size), fastest
     of 3 rounds each after a warm-up round, about 25 ms. On an Intel Xeon with AMX the mode ran a Linear 3.6x
     faster; a CPU whose oneDNN has no fast path for it would run it no faster, and the default (precision ``auto``)
-    then keeps float32. ``False`` where the mode cannot be set (:data:`HAS_GEMM_MATH`)."""
-    if not HAS_GEMM_MATH:
+    then keeps float32. ``False`` where the mode changes nothing (:func:`bf16_gemm_applies`) or cannot be set."""
+    if not bf16_gemm_applies():
         return False
     # constant values (the timing does not depend on them): the caller's random number stream is left alone
     x, w, b = torch.full((2048, 256), 0.5), torch.full((512, 256), 0.01), torch.zeros(512)
@@ -329,11 +353,14 @@ def gemm_in_bfloat16(module: nn.Module) -> nn.Module:
     fused layer and applies only inside its own kernel call, where the fused kernel runs (a float32 CPU input,
     no autograd; elsewhere the layer is exact float32). Each :class:`FusableBlock` not yet in its inference form
     is switched to it first (eval only), so a GEMM the block runs functionally (Swin V2's qkv) is a layer too.
-    Fast only on CPUs with AMX or AVX512-BF16; ``RuntimeError`` without the math mode (:data:`HAS_GEMM_MATH`:
-    PyTorch 2.9 or later with oneDNN). Returns ``module``."""
+    ``RuntimeError`` without the math mode (:data:`HAS_GEMM_MATH`: PyTorch 2.9 or later with oneDNN), or where
+    oneDNN does not apply it on this CPU (:func:`bf16_gemm_applies`: the layers would run float32 unchanged).
+    Returns ``module``."""
     if not HAS_GEMM_MATH:
         raise RuntimeError("bf16-gemm needs oneDNN's float32 math mode (PyTorch 2.9 or later with oneDNN); this "
                            f"PyTorch {torch.__version__} has none")
+    if not bf16_gemm_applies():
+        raise RuntimeError(BF16_GEMM_NOOP)
     for block in [m for m in module.modules() if isinstance(m, FusableBlock) and not getattr(m, "fused", False)]:
         block.fuse_for_inference()
     fuse_linear(module)
