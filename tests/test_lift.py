@@ -129,7 +129,7 @@ def _lift_mistakes() -> list:
         (((lifter, kp, None, 0, 480), {}), r"lift_sequence: width must be a positive whole number .* got 0$"),
         (((lifter, kp, None, 640, 480.5), {}), r"lift_sequence: height must be a positive whole number .* got 480\.5$"),
         (((lifter, kp, None, 640, 480), {"device": "tpu"}), r"lift_sequence: device='tpu' is not a device"),
-        (((lifter, kp, None, 640, 480), {"device": "meta"}), r"device meta: unsupported device type 'meta'"),
+        (((lifter, kp, None, 640, 480), {"device": "meta"}), r"lift_sequence: device='meta': unsupported device type 'meta'"),
         (((lifter, kp, None, 640, 480), {"batch_size": 0}), r"batch_size must be a whole number >= 1, got 0$"),
         (((lifter, kp, None, 640, 480), {"batch_size": "4"}), r"batch_size must be a whole number >= 1, got '4'$"),
         (((lifter, kp, None, 640, 480), {"flip_test": "no"}), r"flip_test must be True or False, got 'no'$"),
