@@ -418,3 +418,34 @@ def test_a_truncated_jpeg_is_unreadable_for_training_and_evaluation(tmp_path: Pa
     assert train.skipped["bad_image"] == 1
     with pytest.raises(ValueError, match="cut.jpg: truncated JPEG.*an evaluation scores every image"):
         CocoStyleDataset(ann, tmp_path, "coco", mode="test")[0]
+
+
+@pytest.mark.parametrize("protocol, turned", [("tokenpose", False), ("gtpt", False), ("pct", True), ("mmpose", True)])
+def test_images_are_read_as_the_protocols_official_loader_reads_them(protocol: str, turned: bool,
+                                                                     tmp_path: Path) -> None:
+    """A picture with an EXIF orientation tag (6: turned 90 degrees): the HRNet loader of TokenPose, PPT and GTPT
+    reads it as stored (``cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION``, their JointsDataset), mmcv's 'color'
+    flag of PCT and MMPose turned (``cv2.IMREAD_COLOR``). Until 2026-12-06 every protocol read it turned, so the
+    HRNet-family crops were cut from a rotated picture, away from COCO's boxes (made on the stored pixels)."""
+    from PIL import Image
+
+    from posetokens.engine.config import DataCfg
+    from posetokens.engine.data import build_dataset
+    from posetokens.protocols import get_protocol
+
+    src = Image.open(DATA / "coco" / "000000000785.jpg")
+    exif = src.getexif()
+    exif[0x0112] = 6
+    (tmp_path / "img").mkdir()
+    src.save(tmp_path / "img" / "000000000785.jpg", exif=exif.tobytes(), quality=95)
+    d = _coco()
+    d["images"] = [i for i in d["images"] if i["id"] == 785]
+    d["annotations"] = [a for a in d["annotations"] if a["image_id"] == 785]
+    cfg = DataCfg(train_ann=str(_write(tmp_path, d)), train_img_dir=str(tmp_path / "img"))
+    ds = build_dataset(cfg, "train", get_protocol(protocol))
+    ds.transform = lambda item: item["img"]
+    path = str(tmp_path / "img" / "000000000785.jpg")
+    official = cv2.imread(path, cv2.IMREAD_COLOR if turned else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    img = ds[0]
+    assert img.shape == ((640, 425, 3) if turned else (425, 640, 3))
+    np.testing.assert_array_equal(img, official[..., ::-1])

@@ -371,6 +371,41 @@ def test_gemm_in_bfloat16_marks_every_linear_and_convolution(monkeypatch: pytest
     assert all(getattr(m, "math", "ieee") == "ieee" for m in net.modules())  # the model itself is unchanged
 
 
+@pytest.mark.skipif(not (ONEDNN and ONEDNN_CONV), reason="no oneDNN kernels in this build")
+def test_each_bf16_layer_sets_its_own_knob_for_its_call_only() -> None:
+    # on any CPU (where oneDNN ignores the mode, the numbers cannot show it): a Linear in the mode runs its kernel
+    # with the matmul knob at bf16, a convolution with the conv knob, and both knobs are as they were after the call
+    from posetokens.layers import fuse
+
+    if not fuse.HAS_GEMM_MATH:
+        pytest.skip("this PyTorch cannot set oneDNN's math mode")
+    knobs = torch.backends.mkldnn.matmul, torch.backends.mkldnn.conv
+    seen = []
+
+    class Watch(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if "pointwise" in func.name():
+                seen.append((func.name().split("::")[1].split(".")[0], [k.fp32_precision for k in knobs]))
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    fl, fc = FusedLinear.from_linear(nn.Linear(8, 4)), FusedConv2d.from_conv(nn.Conv2d(3, 4, 3), relu=False)
+    fl.math = fc.math = "bf16"
+    saved = [k.fp32_precision for k in knobs]
+    try:
+        for k in knobs:  # a known start (a probe run earlier in the process may have changed them)
+            k.fp32_precision = "none"
+        with torch.no_grad(), Watch():
+            fl(torch.randn(2, 8))
+            fc(torch.randn(1, 3, 8, 8).contiguous(memory_format=torch.channels_last))
+        after = [k.fp32_precision for k in knobs]
+    finally:
+        for k, v in zip(knobs, saved):
+            k.fp32_precision = v
+    assert seen == [("_linear_pointwise", ["bf16", "none"]), ("_convolution_pointwise", ["none", "bf16"])]
+    assert after == ["none", "none"]
+
+
 @pytest.mark.skipif(not (ONEDNN and _bf16_cpu()), reason="no oneDNN bfloat16 kernels on this CPU")
 def test_bf16_math_from_several_threads_leaves_the_process_setting_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
     # the mode is process-wide: threads running bf16-gemm layers at once must not leave it set when they are done

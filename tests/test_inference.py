@@ -440,6 +440,9 @@ def test_results_of_a_folder_skip_an_unreadable_image_as_infer_does(shared_data:
     results = list(est(tmp_path))
     assert [r.img_path for r in results] == ["b.jpg"]
     assert "posetokens: warning: skipped " in capsys.readouterr().err
+    assert len(list(est(tmp_path, progress=True))) == 1
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert any(" 2/2 " in line for line in bar), bar  # the skipped image counts as done: the bar ends at its total
     with pytest.raises(ValueError, match=r"a.jpg: truncated JPEG"):
         list(est(tmp_path, strict=True))
     with pytest.raises(ValueError, match=r"PoseEstimator: model config overrides \(depth\) apply to a zoo name"):
@@ -470,3 +473,34 @@ def test_infer_takes_a_filter_name_and_python_messages_name_python_arguments(
     assert cli(["infer", str(shared_data / "coco" / "000000000785.jpg"), "--out", str(tmp_path / "d"), "--model",
                 "tokenpose_s_coco_256x192", "--det-every", "2"]) == 2
     assert "error: --det-every applies to videos and streams" in capsys.readouterr().err
+
+
+def test_boxes_as_a_tensor_with_a_gradient_are_read() -> None:
+    """A detector's boxes straight from a torch model (a tensor that requires grad) were refused as "not an array of
+    numbers (N, 4)"; their values are read, as a plain tensor's are."""
+    from posetokens.inference.api import check_boxes
+
+    boxes = torch.tensor([[10.0, 10.0, 60.0, 90.0]], requires_grad=True)
+    b, s = check_boxes(boxes * 1, torch.tensor([0.5], requires_grad=True), "predict: bboxes")
+    assert b.tolist() == [[10.0, 10.0, 60.0, 90.0]] and s.tolist() == [0.5] and b.dtype == np.float64
+
+
+def test_images_with_a_detections_json_are_read_as_the_protocol_reads_them(shared_data: Path, tmp_path: Path) -> None:
+    """COCO's detections, like its annotations, are on the stored pixels, and the HRNet loader of TokenPose, PPT
+    and GTPT ignores an EXIF orientation tag: with a detections json, a tagged picture is read as stored under those
+    protocols (the boxes land where they were found), turned under MMPose's (mmcv's 'color' flag, as PCT's);
+    without one it is read turned, as a viewer shows it."""
+    from PIL import Image
+
+    src = Image.open(shared_data / "coco" / "000000000785.jpg")  # 640 x 425
+    exif = src.getexif()
+    exif[0x0112] = 6  # turned 90 degrees: 425 x 640 as shown
+    (tmp_path / "img").mkdir()
+    src.save(tmp_path / "img" / "000000000785.jpg", exif=exif.tobytes(), quality=95)
+    dets = shared_data / "coco" / "test_coco_det_AP_H_56.json"
+    for protocol, stored in (("tokenpose", True), ("mmpose", False)):
+        est = PoseEstimator("tokenpose_s_coco_256x192", protocol=protocol, **TINY)
+        (res,) = est(tmp_path / "img", boxes=dets)
+        assert (res.width, res.height) == ((640, 425) if stored else (425, 640)), protocol
+        (res,) = est(tmp_path / "img")  # no detections: as shown
+        assert (res.width, res.height) == (425, 640)

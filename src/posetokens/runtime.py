@@ -169,17 +169,20 @@ def check_count(value: Any, what: str, low: int = 1) -> int:
 
 
 def number_array(value: Any, what: str, expected: str) -> Any:
-    """``value`` as a float64 NumPy array when it holds real numbers (an array, a CPU tensor, nested lists);
-    else ``ValueError`` naming ``what`` and ``expected`` (e.g. ``"H36M-17 keypoints (L, 17, 2)"``). Refused: text
-    (even ``"3.5"``, which NumPy would convert), None, booleans, complex numbers, a generator (read it into a
-    list first), lists of unequal lengths."""
+    """``value`` as a float64 NumPy array when it holds real numbers (an array, a tensor on any device, with or
+    without a gradient: its values are copied, nested lists); else ``ValueError`` naming ``what`` and ``expected``
+    (e.g. ``"H36M-17 keypoints (L, 17, 2)"``). Refused: text (even ``"3.5"``, which NumPy would convert), None,
+    booleans, complex numbers, a generator (read it into a list first), lists of unequal lengths."""
     import numpy as np
 
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):  # a detector's boxes straight from a model
+        value = value.detach().cpu()
     try:
         arr = np.asarray(value)
     except ValueError:  # NumPy: "setting an array element with a sequence. The requested array has an inhomogeneous..."
         raise ValueError(f"{what}: expected {expected}, got nested lists of unequal lengths") from None
-    except (TypeError, RuntimeError) as e:  # a GPU tensor, a tensor that requires grad
+    except (TypeError, RuntimeError) as e:  # an object NumPy cannot convert
         raise ValueError(f"{what}: expected {expected}, got a {type(value).__name__} NumPy cannot read "
                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     if arr.dtype.kind not in "iuf":

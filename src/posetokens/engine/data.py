@@ -152,11 +152,12 @@ def build_dataset(cfg: DataCfg, split: str, protocol: Protocol) -> Dataset:
     if img_dir and not Path(img_dir).is_dir():  # else one warning per image, then "none could be read"
         raise FileNotFoundError(f"data.{split}_img_dir {img_dir} is not a folder")
     if cfg.format == "mpii":
-        ds: Dataset = MpiiDataset(ann, img_dir, metainfo, mode=mode, skip_bad_images=cfg.skip_bad_images)
+        ds: Dataset = MpiiDataset(ann, img_dir, metainfo, mode=mode, skip_bad_images=cfg.skip_bad_images,
+                                  exif_orientation=protocol.exif_orientation)
     else:
         ds = CocoStyleDataset(ann, img_dir, metainfo, mode=mode, det_file=cfg.val_det if split != "train" else None,
                               det_score_thr=cfg.det_score_thr, skip_bad_images=cfg.skip_bad_images,
-                              gt_clean=protocol.box.gt_clean)
+                              gt_clean=protocol.box.gt_clean, exif_orientation=protocol.exif_orientation)
     if split == "train" and len(ds) == 0:  # was "fewer than one global batch; lower data.batch_size"
         raise ValueError(f"data.train_ann {ann}: no person to train on (skipped: {getattr(ds, 'skipped', {}) or 'none'}"
                          "; an empty 'annotations' list, or every annotation left out as counted)")

@@ -365,6 +365,7 @@ class InputSource:
     path: Path
     images: list[Path] = field(default_factory=list)
     video: VideoReader | StreamReader | None = None
+    exif_orientation: bool = True  # images turned by their EXIF tag (:func:`read_image`)
 
     def __len__(self) -> int:
         return len(self.images) if self.kind == "images" else max(self.video.frame_count, 0)  # type: ignore[union-attr]
@@ -391,7 +392,7 @@ class InputSource:
             return
         for i, p in enumerate(self.images):
             try:
-                img = read_image(p)
+                img = read_image(p, self.exif_orientation)
             except (ValueError, OSError) as e:
                 if on_skip is None:
                     raise
@@ -401,15 +402,17 @@ class InputSource:
             yield Frame(i, p.name, img)
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 BGR; ``ValueError`` naming the file when it is unreadable, not an image,
-    or truncated (:func:`image_problem`)."""
+def read_image(path: str | Path, exif_orientation: bool = True) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 BGR, turned as its EXIF orientation tag says (as a viewer shows it) or,
+    with ``exif_orientation`` False, as stored (:func:`~posetokens.data.datasets.coco_style.load_image`);
+    ``ValueError`` naming the file when it is unreadable, not an image, or truncated (:func:`image_problem`)."""
     p = Path(path)
     data = p.read_bytes()
     problem = image_problem(data)
     if problem is not None:
         raise ValueError(f"{p}: {problem}")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    flags = cv2.IMREAD_COLOR | (0 if exif_orientation else cv2.IMREAD_IGNORE_ORIENTATION)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
     if img is None:
         raise ValueError(f"{p}: cannot read image (corrupt, truncated or not an image)")
     return img
@@ -453,6 +456,16 @@ def open_input(path: str | Path | int, loop: int | None = None, replay: bool = F
         return InputSource("video", p, video=VideoReader(p))
     raise ValueError(f"{p}: unknown input type {ext!r}; expected an image ({', '.join(IMAGE_EXTENSIONS)}), "
                      f"a video ({', '.join(VIDEO_EXTENSIONS)}), a folder, a webcam index or a stream URL")
+
+
+def _counted(items: Iterable[Any], bar: Any) -> Iterator[Any]:
+    """``items``, each counted on the progress ``bar`` once it has been handled; the bar closed at the end."""
+    try:
+        for item in items:
+            yield item
+            bar.update(1)
+    finally:
+        bar.close()
 
 
 def show_progress(progress: bool | None) -> bool:
@@ -1033,6 +1046,12 @@ class PoseEstimator:
                 res.track_ids = ids[keep]
             yield res
 
+    def _read_as_detected(self, src: InputSource, box_fn: Any) -> None:
+        """With a detections json, ``src``'s images are read as the protocol's official loader reads them (COCO's
+        detections, like its annotations, are on the stored pixels: TokenPose, PPT and GTPT ignore an EXIF
+        orientation tag); otherwise turned as a viewer shows them."""
+        src.exif_orientation = self.protocol.exif_orientation if isinstance(box_fn, DetectionsFile) else True
+
     def __call__(self, source: str | Path | InputSource, boxes: BoxFn | str | Path | None = None,
                  bbox_thr: float = 0.3, show_tokens: bool = False, progress: bool = False,
                  strict: bool = False) -> Iterator[FrameResult]:
@@ -1047,19 +1066,25 @@ class PoseEstimator:
 
         src = source if isinstance(source, InputSource) else open_input(source)
         box_fn = detections_for(boxes, src, bbox_thr)
+        self._read_as_detected(src, box_fn)
         if src.kind in ("video", "stream") and not isinstance(box_fn, PoseTracker):  # gave no track ids
             box_fn = PoseTracker(box_fn, kpt_thr=self.default_kpt_thr, layout=self.metainfo.name)
         strict = check_flag(strict, "strict")
 
+        bar = None
+
         def on_skip(path: Path, why: str) -> None:  # the generator ended at the first unreadable image
             warn(f"skipped {why}")
+            if bar is not None:  # the bar counts it as done: it ends at its total
+                bar.update(1)
 
         frames: Iterable[Frame] = src.frames(on_skip if src.kind == "images" and src.path.is_dir() and not strict
                                              else None)  # one image given: its error
-        if progress:
+        if progress:  # updated by hand: tqdm's own iteration keeps its count apart and would drop the skips
             from tqdm import tqdm
 
-            frames = tqdm(frames, total=len(src) or None, unit="frame", desc=src.label)
+            bar = tqdm(total=len(src) or None, unit="frame", desc=src.label)
+            frames = _counted(frames, bar)
         return self.run_frames(frames, box_fn, show_tokens)
 
     def coco_results(self, res: FrameResult, image_id: int) -> list[dict[str, Any]]:
@@ -1136,6 +1161,7 @@ class PoseEstimator:
         stems = check_outputs(src, out, draw=draw, show_tokens=show_tokens, coco_results=coco_results,
                               mmpose_preds=mmpose_preds, boxes=boxes, weights=self.weights)
         base_fn = detections_for(boxes, src, bbox_thr)  # a bad detections file is refused before any folder is made
+        self._read_as_detected(src, base_fn)
         smooth = as_filter(smooth, "smooth")  # a name as --filter takes it; it failed on 'is_off'
         check_run_options(src, det_every=det_every, smooth=smooth)
         if isinstance(base_fn, PoseTracker) and det_every != 1:

@@ -138,6 +138,9 @@ class Protocol:
     task: str  # topdown, multiview, lifting, tokenizer
     description: str = ""
     warp: str = "standard"
+    # images turned by their EXIF orientation tag (mmcv's 'color' flag: PCT, MMPose) or read as stored (HRNet's
+    # cv2.IMREAD_IGNORE_ORIENTATION: TokenPose, PPT, GTPT, multi-view PPT); a stored protocol without it: True
+    exif_orientation: bool = True
     box: BoxRule = field(default_factory=BoxRule)
     aug: TopdownAugConfig | None = None  # None: no random augmentation
     target: TargetRule = field(default_factory=TargetRule)
@@ -314,6 +317,7 @@ register_protocol(Protocol(
     description="TokenPose / PPT single view: 'size-1' isotropic crop, full-grid Gaussian heatmaps at 47/191, "
                 "int() weights, flip without shift, DARK k11, rescoring 0.2, OKS-NMS 0.9 on the padded box",
     warp="size_minus_one",
+    exif_orientation=False,  # JointsDataset.__getitem__: cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     box=BoxRule(center_offset=1.0, gt_clean="hrnet", padding=1.25, test_padding=1.25, float32=True,
                 move_invisible_joints=False),
     aug=TopdownAugConfig(**_HRNET_AUG, half_body_extent_offset=1.0),
@@ -332,6 +336,7 @@ register_protocol(Protocol(
     description="GTPT: standard crop, x+w/2 boxes (GT w-1), SA-SimDR labels (split 2, sigma 4 bins) with the weight "
                 "tested in input px, flip with a one-bin shift and logit average, softmax peaks, rescoring 0.01",
     warp="standard",
+    exif_orientation=False,  # JointsDataset.__getitem__: cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     box=BoxRule(center_offset=0.0, gt_clean="hrnet_w_minus_1", padding=1.25, test_padding=1.25, float32=True,
                 move_invisible_joints=False),
     aug=TopdownAugConfig(**_HRNET_AUG, half_body_extent_offset=0.0),
@@ -367,6 +372,7 @@ register_protocol(Protocol(
     description="Multi-view PPT (H36M): given centre/scale, standard crop, no augmentation, MSRA heatmaps, "
                 "argmax + quarter offset, no flip test; JDR at 12.8 px and triangulated MPJPE",
     warp="standard",
+    exif_orientation=False,  # joints_dataset.py __getitem__: cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     box=BoxRule(center_offset=0.0, gt_clean="none", padding=1.0, test_padding=1.0, move_invisible_joints=False),
     aug=None,
     target=TargetRule(codec="heatmap", heatmap_mapping="stride", full_gaussian=False, sigma=2.0, weight_rule="msra"),

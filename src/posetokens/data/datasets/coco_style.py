@@ -183,8 +183,11 @@ def image_problem(data: bytes) -> str | None:
                 break
 
 
-def load_image(path: PathLike) -> np.ndarray:
-    """Read an image with OpenCV and return it as ``(H, W, 3)`` uint8 **RGB**.
+def load_image(path: PathLike, exif_orientation: bool = True) -> np.ndarray:
+    """Read an image with OpenCV and return it as ``(H, W, 3)`` uint8 **RGB**. ``exif_orientation``: turned as
+    its EXIF orientation tag says (OpenCV's ``IMREAD_COLOR``, which mmcv and MMPose read with), or False: as
+    stored (``IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION``, the HRNet loader TokenPose, PPT and GTPT read with; COCO's
+    annotations are on the stored pixels). A protocol declares which (``Protocol.exif_orientation``).
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -196,7 +199,7 @@ def load_image(path: PathLike) -> np.ndarray:
     problem = image_problem(p.read_bytes())  # OpenCV decodes a truncated JPEG without an error, its end grey
     if problem is not None:
         raise ValueError(f"{p}: {problem}")
-    img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    img = cv2.imread(str(p), cv2.IMREAD_COLOR | (0 if exif_orientation else cv2.IMREAD_IGNORE_ORIENTATION))
     if img is None or img.size == 0:
         raise ValueError(f"cannot decode image (corrupt, truncated or not an image): {p}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -267,9 +270,11 @@ def _resolve_metainfo(metainfo: Any) -> Any:
 class TopDownDataset(Dataset):
     """Shared base: a list of instance dicts, lazy image loading, bad-image skipping, skip counters."""
 
-    def __init__(self, transform: Callable[[dict[str, Any]], Any] | None, skip_bad_images: bool) -> None:
+    def __init__(self, transform: Callable[[dict[str, Any]], Any] | None, skip_bad_images: bool,
+                 exif_orientation: bool = True) -> None:
         self.transform = transform
         self.skip_bad_images = skip_bad_images
+        self.exif_orientation = exif_orientation  # images turned by their EXIF tag (load_image)
         self.mode = "train"  # or "test" (set by the subclass): an evaluation never skips an image
         self.data_list: list[dict[str, Any]] = []
         self.skipped: dict[str, int] = {}
@@ -308,7 +313,7 @@ class TopDownDataset(Dataset):
                 j = (j + 1) % n
                 continue
             try:
-                img = load_image(info["img_path"])
+                img = load_image(info["img_path"], self.exif_orientation)
             except (FileNotFoundError, ValueError) as err:
                 if self.mode == "test":  # another item in its place would be scored as it
                     raise ValueError(f"{err}; an evaluation scores every image, so an unreadable one stops it (fix "
@@ -347,6 +352,8 @@ class CocoStyleDataset(TopDownDataset):
             or :data:`COCO_WHOLEBODY_FIELDS` for the ``coco_wholebody`` metainfo.
         gt_clean: how GT boxes are cleaned and which annotations are skipped (a protocol's
             ``BoxRule.gt_clean``; :func:`clean_gt_bbox` and the module doc). Default ``'mmpose'``.
+        exif_orientation: images turned by their EXIF orientation tag (MMPose's reading, the default) or read as
+            stored (the HRNet loader's); a protocol's ``exif_orientation`` (:func:`load_image`).
 
     Raises:
         FileNotFoundError: missing ``ann_file``/``det_file``.
@@ -367,8 +374,9 @@ class CocoStyleDataset(TopDownDataset):
         skip_bad_images: bool = False,
         keypoint_fields: Sequence[str] | None = None,
         gt_clean: str = "mmpose",
+        exif_orientation: bool = True,
     ) -> None:
-        super().__init__(transform, skip_bad_images)
+        super().__init__(transform, skip_bad_images, exif_orientation)
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
         if gt_clean not in GT_CLEAN_RULES:

@@ -154,7 +154,7 @@ class MultiViewH36M(Dataset):
     def _view(self, index: int) -> dict[str, np.ndarray]:
         rec = self.db[index]
         K, R, C = self.camera(index)
-        image = load_image(self.image_root / rec["image"])
+        image = load_image(self.image_root / rec["image"], exif_orientation=False)  # the official loader's flag
         if self.max_rows is not None:
             image = image[: self.max_rows]  # H36M frames of cameras 1 and 4 have 1002 rows (official: cut to 1000)
         center = np.asarray(rec["center"], np.float64).reshape(2)

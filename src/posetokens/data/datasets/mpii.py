@@ -46,6 +46,8 @@ class MpiiDataset(TopDownDataset):
         mode: ``'train'`` or ``'test'``.
         transform: callable applied to each item dict.
         skip_bad_images: count-and-skip unreadable images instead of raising.
+        exif_orientation: images turned by their EXIF orientation tag, or read as stored (a protocol's
+            ``exif_orientation``; :func:`~posetokens.data.datasets.coco_style.load_image`).
 
     Raises:
         FileNotFoundError / ValueError naming the file, the entry and the field for bad input.
@@ -59,8 +61,9 @@ class MpiiDataset(TopDownDataset):
         mode: str = "train",
         transform: Callable[[dict[str, Any]], Any] | None = None,
         skip_bad_images: bool = False,
+        exif_orientation: bool = True,
     ) -> None:
-        super().__init__(transform, skip_bad_images)
+        super().__init__(transform, skip_bad_images, exif_orientation)
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
         self.ann_file = str(ann_file)
