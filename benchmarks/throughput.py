@@ -392,6 +392,11 @@ def main() -> None:
     ap.add_argument("--system-malloc", action="store_true", help="keep glibc's defaults (see the module doc)")
     ap.add_argument("--out", type=report_path, default=str(Path(__file__).with_name("RESULTS.md")))
     args = ap.parse_args()
+    if "optimized-bf16-gemm" in args.variants:
+        from posetokens.layers.fuse import BF16_GEMM_NOOP, bf16_gemm_applies
+
+        if not bf16_gemm_applies():  # it would time float32 under the name (an AMD EPYC with AVX512-BF16 alone)
+            raise SystemExit(f"throughput.py: --variants optimized-bf16-gemm: {BF16_GEMM_NOOP}")
     torch.set_num_threads(args.threads)
     allocator = setup_allocator(args.system_malloc)
     rows, rounds, skipped = [], {}, []

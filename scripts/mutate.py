@@ -595,8 +595,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "grad-tensor-boxes-refused", "boxes given as a tensor that requires grad are read (a detector's output)",
         "src/posetokens/runtime.py",
-        (("    if torch is not None and isinstance(value, torch.Tensor):  # a detector's boxes straight from a model",
-          "    if False:"),),
+        (("        if torch is not None and isinstance(value, torch.Tensor):  # a detector's boxes straight from a "
+          "model", "        if False:"),),
         ("tests/test_inference.py::test_boxes_as_a_tensor_with_a_gradient_are_read",),
     ),
     Mutant(
@@ -616,9 +616,15 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "detections-read-turned", "with a detections json, infer reads images as the protocol's loader does",
         "src/posetokens/inference/api.py",
-        (("        src.exif_orientation = self.protocol.exif_orientation if isinstance(box_fn, DetectionsFile) else True",
-          "        src.exif_orientation = True"),),
+        (("        return self.protocol.exif_orientation if isinstance(box_fn, DetectionsFile) else True",
+          "        return True"),),
         ("tests/test_inference.py::test_images_with_a_detections_json_are_read_as_the_protocol_reads_them",),
+    ),
+    Mutant(
+        "stored-protocol-default-fields", "a stored protocol without a newer field takes the registered protocol's",
+        "src/posetokens/protocols/__init__.py",
+        (("            data = {**registered.to_dict(), **data}", "            pass"),),
+        ("tests/test_protocols.py::test_a_stored_protocol_without_a_newer_field_takes_the_registered_value",),
     ),
     Mutant(
         "bf16-gemm-noop-accepted", "bf16-gemm is refused where oneDNN does not apply its math mode (AMD EPYC, Zen 4)",

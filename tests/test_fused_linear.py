@@ -393,7 +393,7 @@ def test_each_bf16_layer_sets_its_own_knob_for_its_call_only() -> None:
     fl.math = fc.math = "bf16"
     saved = [k.fp32_precision for k in knobs]
     try:
-        for k in knobs:  # a known start (a probe run earlier in the process may have changed them)
+        for k in knobs:  # a known start: a mode left set by a leaking layer would show at the next call
             k.fp32_precision = "none"
         with torch.no_grad(), Watch():
             fl(torch.randn(2, 8))

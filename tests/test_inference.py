@@ -504,3 +504,20 @@ def test_images_with_a_detections_json_are_read_as_the_protocol_reads_them(share
         assert (res.width, res.height) == ((640, 425) if stored else (425, 640)), protocol
         (res,) = est(tmp_path / "img")  # no detections: as shown
         assert (res.width, res.height) == (425, 640)
+    # one source, two calls: each reads as its own call says (the first once set it on the shared source, and a
+    # second call before the first was read changed how the first read its images)
+    source, est = open_input(tmp_path / "img"), PoseEstimator("tokenpose_s_coco_256x192", protocol="tokenpose", **TINY)
+    with_dets, without = est(source, boxes=dets), est(source)
+    assert [(r.width, r.height) for r in with_dets] == [(640, 425)]
+    assert [(r.width, r.height) for r in without] == [(425, 640)]
+
+
+def test_number_array_reads_tensors_and_refuses_a_meta_tensor_in_one_line() -> None:
+    from posetokens.runtime import check_device, number_array
+
+    assert number_array(torch.ones(2, requires_grad=True) * 2, "x", "numbers").tolist() == [2.0, 2.0]
+    with pytest.raises(ValueError, match=r"^boxes: expected \(N, 4\), got a Tensor NumPy cannot read") as e:
+        number_array(torch.ones(1, 4, device="meta"), "boxes", "(N, 4)")  # was NotImplementedError from .cpu()
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match=r"^device=-1 is not a device"):  # the value as given, not '-1'
+        check_device(-1)

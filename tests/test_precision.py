@@ -312,6 +312,8 @@ def test_bf16_gemm_where_onednn_ignores_the_mode_is_refused(monkeypatch: pytest.
     check_choice(Choice("bf16", "torch"), "cpu")  # full bfloat16 is another kernel: not refused
     monkeypatch.setattr(fuse, "bf16_gemm_applies", lambda: False)
     assert fuse.bf16_gemm_pays.__wrapped__() is False  # nothing to time: the default keeps float32
+    # uncached: the process's cached verdict (True on a CPU with AMX) is neither read nor overwritten here
+    monkeypatch.setattr(precision, "bf16_gemm_pays", fuse.bf16_gemm_pays.__wrapped__)
     assert resolve_precision(_build(MIXSTE), Choice("auto", "auto")) == Choice("fp32", "auto")
 
 

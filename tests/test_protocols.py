@@ -158,3 +158,21 @@ def test_initial_weight_files_are_not_needed_to_rebuild(tmp_path: Path) -> None:
     """PCT's tokenizer_ckpt / backbone_ckpt name files the saved state dict already holds."""
     meta = describe("tokenpose_s_coco_256x192", {"dim": 48, "tokenizer_ckpt": "gone.pth"}, get_protocol("tokenpose"))
     assert meta["model_overrides"] == {"dim": 48}
+
+
+def test_a_stored_protocol_without_a_newer_field_takes_the_registered_value() -> None:
+    """A checkpoint written before ``exif_orientation`` existed stores a tokenpose protocol without it: it read
+    as True (pictures turned), where the official loader reads as stored. A missing field takes the registered
+    protocol's value of the same name; an unregistered name takes the field's default."""
+    from conftest import DATA
+    from posetokens.protocols.topdown import build_coco_dataset
+
+    for name, want in (("tokenpose", False), ("gtpt", False), ("pct", True)):
+        old = get_protocol(name).to_dict()
+        del old["exif_orientation"]
+        assert Protocol.from_dict(old).exif_orientation is want
+    mine = dict(get_protocol("tokenpose").to_dict(), name="mine")
+    del mine["exif_orientation"]
+    assert Protocol.from_dict(mine).exif_orientation is True
+    ds = build_coco_dataset(get_protocol("tokenpose"), DATA / "coco" / "test_coco.json", DATA / "coco", "coco")
+    assert ds.exif_orientation is False  # the protocol's, through the public builder

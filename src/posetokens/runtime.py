@@ -115,7 +115,7 @@ def check_device(device: Any, named: str | None = None) -> Any:
     ``--device cuda`` on the command line)."""
     import torch
 
-    what = option("device", str(device)) if named is None else named
+    what = option("device", device if isinstance(device, (str, int)) else str(device)) if named is None else named
     cpu = option("device", "cpu")
     try:
         dev = torch.device(device)
@@ -176,13 +176,13 @@ def number_array(value: Any, what: str, expected: str) -> Any:
     import numpy as np
 
     torch = sys.modules.get("torch")
-    if torch is not None and isinstance(value, torch.Tensor):  # a detector's boxes straight from a model
-        value = value.detach().cpu()
     try:
+        if torch is not None and isinstance(value, torch.Tensor):  # a detector's boxes straight from a model
+            value = value.detach().cpu()
         arr = np.asarray(value)
     except ValueError:  # NumPy: "setting an array element with a sequence. The requested array has an inhomogeneous..."
         raise ValueError(f"{what}: expected {expected}, got nested lists of unequal lengths") from None
-    except (TypeError, RuntimeError) as e:  # an object NumPy cannot convert
+    except (TypeError, RuntimeError, NotImplementedError) as e:  # an object NumPy cannot convert, a meta tensor
         raise ValueError(f"{what}: expected {expected}, got a {type(value).__name__} NumPy cannot read "
                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     if arr.dtype.kind not in "iuf":

@@ -89,9 +89,12 @@ def build_multiview_set(cfg: Any, split: str, model: nn.Module) -> Dataset:
         raise ValueError(f"config: data.{split}_ann is empty; set it to an H36M-Toolbox pickle")
     mcfg = model.cfg
     (h, w), (gh, gw) = mcfg.image_size, mcfg.patch_grid
+    protocol = data_protocol(cfg, model)
     return MultiViewH36M(
         ann, img_dir, cameras=tuple(range(mcfg.num_views)), cameras_pkl=cfg.cameras or None,
         image_size=mcfg.image_size, heatmap_size=mcfg.heatmap_size, patch_grid=(gh, gw), patch_stride=(h // gh, w // gw),
-        codec=build_codec(data_protocol(cfg, model), mcfg.image_size, mcfg.heatmap_size), every=cfg.mv_train_every if split == "train" else cfg.mv_val_every,
+        codec=build_codec(protocol, mcfg.image_size, mcfg.heatmap_size),
+        every=cfg.mv_train_every if split == "train" else cfg.mv_val_every,
+        exif_orientation=protocol.exif_orientation,
     )
 

@@ -365,7 +365,6 @@ class InputSource:
     path: Path
     images: list[Path] = field(default_factory=list)
     video: VideoReader | StreamReader | None = None
-    exif_orientation: bool = True  # images turned by their EXIF tag (:func:`read_image`)
 
     def __len__(self) -> int:
         return len(self.images) if self.kind == "images" else max(self.video.frame_count, 0)  # type: ignore[union-attr]
@@ -382,17 +381,19 @@ class InputSource:
         """How messages and progress bars name the input."""
         return self.video.label if self.kind == "stream" else self.path.name  # type: ignore[union-attr]
 
-    def frames(self, on_skip: Callable[[Path, str], None] | None = None) -> Iterator[Frame]:
+    def frames(self, on_skip: Callable[[Path, str], None] | None = None,
+               exif_orientation: bool = True) -> Iterator[Frame]:
         """Decoded frames in order (images: sorted file names). An unreadable or truncated image raises
         ``ValueError`` naming it, or, with ``on_skip``, is passed to ``on_skip(path, reason)`` and skipped
-        (``on_skip`` returns False to end the frames there). Frame ids stay the image's index in the sorted list."""
+        (``on_skip`` returns False to end the frames there). Frame ids stay the image's index in the sorted list.
+        ``exif_orientation``: images turned by their EXIF tag, or read as stored (:func:`read_image`)."""
         if self.kind in ("video", "stream"):
             assert self.video is not None
             yield from self.video
             return
         for i, p in enumerate(self.images):
             try:
-                img = read_image(p, self.exif_orientation)
+                img = read_image(p, exif_orientation)
             except (ValueError, OSError) as e:
                 if on_skip is None:
                     raise
@@ -1046,11 +1047,11 @@ class PoseEstimator:
                 res.track_ids = ids[keep]
             yield res
 
-    def _read_as_detected(self, src: InputSource, box_fn: Any) -> None:
-        """With a detections json, ``src``'s images are read as the protocol's official loader reads them (COCO's
-        detections, like its annotations, are on the stored pixels: TokenPose, PPT and GTPT ignore an EXIF
-        orientation tag); otherwise turned as a viewer shows them."""
-        src.exif_orientation = self.protocol.exif_orientation if isinstance(box_fn, DetectionsFile) else True
+    def _exif_orientation(self, box_fn: Any) -> bool:
+        """Whether images are read turned by their EXIF tag: with a detections json, as the protocol's official
+        loader reads them (COCO's detections, like its annotations, are on the stored pixels: TokenPose, PPT and
+        GTPT ignore the tag); otherwise turned, as a viewer shows them."""
+        return self.protocol.exif_orientation if isinstance(box_fn, DetectionsFile) else True
 
     def __call__(self, source: str | Path | InputSource, boxes: BoxFn | str | Path | None = None,
                  bbox_thr: float = 0.3, show_tokens: bool = False, progress: bool = False,
@@ -1066,7 +1067,7 @@ class PoseEstimator:
 
         src = source if isinstance(source, InputSource) else open_input(source)
         box_fn = detections_for(boxes, src, bbox_thr)
-        self._read_as_detected(src, box_fn)
+        exif = self._exif_orientation(box_fn)
         if src.kind in ("video", "stream") and not isinstance(box_fn, PoseTracker):  # gave no track ids
             box_fn = PoseTracker(box_fn, kpt_thr=self.default_kpt_thr, layout=self.metainfo.name)
         strict = check_flag(strict, "strict")
@@ -1079,7 +1080,7 @@ class PoseEstimator:
                 bar.update(1)
 
         frames: Iterable[Frame] = src.frames(on_skip if src.kind == "images" and src.path.is_dir() and not strict
-                                             else None)  # one image given: its error
+                                             else None, exif)  # one image given: its error
         if progress:  # updated by hand: tqdm's own iteration keeps its count apart and would drop the skips
             from tqdm import tqdm
 
@@ -1161,7 +1162,7 @@ class PoseEstimator:
         stems = check_outputs(src, out, draw=draw, show_tokens=show_tokens, coco_results=coco_results,
                               mmpose_preds=mmpose_preds, boxes=boxes, weights=self.weights)
         base_fn = detections_for(boxes, src, bbox_thr)  # a bad detections file is refused before any folder is made
-        self._read_as_detected(src, base_fn)
+        exif = self._exif_orientation(base_fn)
         smooth = as_filter(smooth, "smooth")  # a name as --filter takes it; it failed on 'is_off'
         check_run_options(src, det_every=det_every, smooth=smooth)
         if isinstance(base_fn, PoseTracker) and det_every != 1:
@@ -1209,7 +1210,7 @@ class PoseEstimator:
             try:
                 if video_like:
                     stream = JsonArrayWriter(out / f"{src.stem}.json")
-                stream_frames = timer.timed(itertools.islice(src.frames(on_skip), max_frames), "decode")
+                stream_frames = timer.timed(itertools.islice(src.frames(on_skip, exif), max_frames), "decode")
                 if progress:
                     from tqdm import tqdm
 

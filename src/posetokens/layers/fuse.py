@@ -78,8 +78,8 @@ def _onednn_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
 #: PyTorch's name for it is ``fp32_precision`` (PyTorch 2.9 and later).
 GEMM_MATH = ("ieee", "bf16")
 #: Why bf16-gemm is refused where :func:`bf16_gemm_applies` is False.
-BF16_GEMM_NOOP = ("oneDNN does not apply its bfloat16 math mode on this CPU (a probe Linear and convolution came out "
-                  "bitwise float32: nothing would change)")
+BF16_GEMM_NOOP = ("oneDNN does not apply its bfloat16 math mode on this CPU (a probe GEMM came out bitwise float32: "
+                  "it would run float32 under the name)")
 #: Whether this PyTorch can set oneDNN's math mode for matmuls and convolutions (the ``bf16`` mode needs it).
 HAS_GEMM_MATH = _ONEDNN_LINEAR and _ONEDNN_CONV and all(
     hasattr(torch.backends.mkldnn, op) for op in ("matmul", "conv"))

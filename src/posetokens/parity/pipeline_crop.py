@@ -105,7 +105,8 @@ def crop_target_outputs(folder: Path, spec: dict[str, Any], protocol: Protocol |
         item = ds.get_data_info(by_id[ann])
         path = str(smp["image"])
         if path not in images:
-            bgr = cv2.imread(str(shared_path(folder, path)), cv2.IMREAD_COLOR)
+            flags = cv2.IMREAD_COLOR | (0 if proto.exif_orientation else cv2.IMREAD_IGNORE_ORIENTATION)  # as it reads
+            bgr = cv2.imread(str(shared_path(folder, path)), flags)
             if bgr is None:
                 raise ValueError(f"{where}: samples[{k}] image {path} cannot be decoded")
             name = Path(path).name

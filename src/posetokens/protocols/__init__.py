@@ -139,7 +139,7 @@ class Protocol:
     description: str = ""
     warp: str = "standard"
     # images turned by their EXIF orientation tag (mmcv's 'color' flag: PCT, MMPose) or read as stored (HRNet's
-    # cv2.IMREAD_IGNORE_ORIENTATION: TokenPose, PPT, GTPT, multi-view PPT); a stored protocol without it: True
+    # cv2.IMREAD_IGNORE_ORIENTATION: TokenPose, PPT, GTPT, multi-view PPT)
     exif_orientation: bool = True
     box: BoxRule = field(default_factory=BoxRule)
     aug: TopdownAugConfig | None = None  # None: no random augmentation
@@ -184,7 +184,13 @@ class Protocol:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "protocol") -> Protocol:
-        """Rebuild a protocol from :meth:`to_dict`; unknown keys raise ``ValueError`` naming ``where``."""
+        """Rebuild a protocol from :meth:`to_dict`; unknown keys raise ``ValueError`` naming ``where``. A field the
+        dict lacks (stored by an older version: ``exif_orientation`` before 2026-12-06) takes the value of the
+        registered protocol of the same name, the official one, else the field's default."""
+        name = data.get("name") if isinstance(data, Mapping) else None
+        registered = _PROTOCOLS.get(name) if isinstance(name, str) else None
+        if registered is not None:
+            data = {**registered.to_dict(), **data}
         return _build(cls, data, where)
 
 

@@ -80,6 +80,8 @@ def build_coco_dataset(
     **kwargs: Any,
 ) -> CocoStyleDataset:
     """A :class:`CocoStyleDataset` whose GT boxes (training, or ``mode='test'`` without ``det_file``) are cleaned,
-    and whose annotations are skipped, by ``protocol.box.gt_clean``. Other keyword arguments go to the dataset."""
+    and whose annotations are skipped, by ``protocol.box.gt_clean``, and whose images are read as the protocol
+    reads them (``exif_orientation``). Other keyword arguments go to the dataset."""
+    kwargs.setdefault("exif_orientation", protocol.exif_orientation)
     return CocoStyleDataset(ann_file, img_dir, metainfo, mode=mode, det_file=det_file, transform=transform,
                             gt_clean=protocol.box.gt_clean, **kwargs)

@@ -103,9 +103,11 @@ class MultiViewH36M(Dataset):
         drop_damaged: bool = True,
         max_rows: int | None = 1000,
         codec: HeatmapCodec | None = None,
+        exif_orientation: bool = False,
     ) -> None:
         self.ann_file = str(ann_file)
         self.image_root = Path(image_root)
+        self.exif_orientation = exif_orientation  # the official loader reads as stored (IMREAD_IGNORE_ORIENTATION)
         self.db = load_toolbox_pickle(ann_file)
         self.cameras = tuple(int(c) for c in cameras)
         if not self.cameras:
@@ -154,7 +156,7 @@ class MultiViewH36M(Dataset):
     def _view(self, index: int) -> dict[str, np.ndarray]:
         rec = self.db[index]
         K, R, C = self.camera(index)
-        image = load_image(self.image_root / rec["image"], exif_orientation=False)  # the official loader's flag
+        image = load_image(self.image_root / rec["image"], self.exif_orientation)
         if self.max_rows is not None:
             image = image[: self.max_rows]  # H36M frames of cameras 1 and 4 have 1002 rows (official: cut to 1000)
         center = np.asarray(rec["center"], np.float64).reshape(2)
