@@ -38,7 +38,8 @@ through ``optimize_for_inference(..., channels_last=False)``, as ``lift`` does; 
 model through ``posetokens.inference.precision.prepare`` under ``--precision/--runtime`` (default ``auto/auto``,
 the library's default: TokenPose/PPT, GTPT and multi-view PPT in float32 through onnxruntime where it serves the
 model and wins the race, one thread, the graph exported once and cached; PCT and the lifters in PyTorch, in
-``bf16-gemm`` on a CPU with bfloat16 kernels (what their model classes declare as ``auto_precision``); ``--runtime torch`` times PyTorch eager, ``--precision fp32`` float32 throughout). The report names what each model ran under.
+``bf16-gemm`` where oneDNN applies and speeds up that mode (AMX; what their model classes declare as
+``auto_precision``), else float32; ``--runtime torch`` times PyTorch eager, ``--precision fp32`` float32 throughout). The report names what each model ran under.
 Timing is ``throughput.py``'s: one intra-op thread, the calling thread's CPU time (robust on a shared host),
 every model once per round, interleaved, the order rotated by one each round, the median over rounds, and
 ``retain_freed_memory`` for the whole process (both code bases) unless ``--system-malloc``. Images/s (frames/s
@@ -696,8 +697,8 @@ def main() -> None:
                     help="instead of timing, print the aten ops taking most thread CPU time on both sides at this batch")
     ap.add_argument("--system-malloc", action="store_true", help="keep glibc's defaults (see throughput.py)")
     ap.add_argument("--precision", default="auto", help="our side's precision (default auto, the library's: "
-                                                        "bf16-gemm for PCT and the lifters on a CPU with bfloat16 "
-                                                        "kernels, else fp32)")
+                                                        "bf16-gemm for PCT and the lifters where oneDNN applies "
+                                                        "the mode and it pays (AMX), else fp32)")
     ap.add_argument("--runtime", default="auto", help="our side's runtime: auto (default: the library's), torch, "
                                                       "compile or onnxruntime (posetokens.inference.precision)")
     ap.add_argument("--out", type=report_path, default=str(Path(__file__).with_name("RESULTS.md")))

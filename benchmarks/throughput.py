@@ -25,7 +25,7 @@ speed-ups are per clip either way). A model of several inputs (multi-view) is no
   It is fast on CPUs with AVX512-BF16 or AMX; its accuracy is not checked here.
 * ``optimized-bf16-gemm`` (only when asked for): ``optimized`` with every Linear and 2-D convolution in oneDNN's
   bfloat16 math mode (``gemm_in_bfloat16``), what ``--precision bf16-gemm`` runs and PCT's and the lifters' default on
-  a CPU with bfloat16 kernels.
+  a CPU with AMX; refused where oneDNN ignores the mode (an AMD EPYC with AVX512-BF16 alone).
 * ``after-backbone`` (only when asked for; image models that declare an ``image_backbone``): ``optimized`` with
   that backbone (GTPT's ShuffleNet stem, PPT's HRNet) replaced by a replay of its output, computed once. A pruned
   model and its twin run the same backbone, so this times what pruning changes: its speed-up is set beside the
@@ -393,8 +393,11 @@ def main() -> None:
     ap.add_argument("--out", type=report_path, default=str(Path(__file__).with_name("RESULTS.md")))
     args = ap.parse_args()
     if "optimized-bf16-gemm" in args.variants:
-        from posetokens.layers.fuse import BF16_GEMM_NOOP, bf16_gemm_applies
+        from posetokens.layers.fuse import BF16_GEMM_NOOP, HAS_GEMM_MATH, bf16_gemm_applies
 
+        if not HAS_GEMM_MATH:
+            raise SystemExit("throughput.py: --variants optimized-bf16-gemm needs oneDNN's float32 math mode "
+                             f"(PyTorch 2.9 or later with oneDNN); this is {torch.__version__}")
         if not bf16_gemm_applies():  # it would time float32 under the name (an AMD EPYC with AVX512-BF16 alone)
             raise SystemExit(f"throughput.py: --variants optimized-bf16-gemm: {BF16_GEMM_NOOP}")
     torch.set_num_threads(args.threads)

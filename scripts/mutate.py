@@ -623,7 +623,13 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "stored-protocol-default-fields", "a stored protocol without a newer field takes the registered protocol's",
         "src/posetokens/protocols/__init__.py",
-        (("            data = {**registered.to_dict(), **data}", "            pass"),),
+        (("            data = _filled(data, registered.to_dict())", "            pass"),),
+        ("tests/test_protocols.py::test_a_stored_protocol_without_a_newer_field_takes_the_registered_value",),
+    ),
+    Mutant(
+        "stored-protocol-nested-defaults", "a stored rule without a newer field takes the registered protocol's too",
+        "src/posetokens/protocols/__init__.py",
+        (("            out[key] = _filled(out[key], value)", "            pass"),),
         ("tests/test_protocols.py::test_a_stored_protocol_without_a_newer_field_takes_the_registered_value",),
     ),
     Mutant(

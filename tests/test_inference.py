@@ -521,3 +521,5 @@ def test_number_array_reads_tensors_and_refuses_a_meta_tensor_in_one_line() -> N
     assert "\n" not in str(e.value)
     with pytest.raises(ValueError, match=r"^device=-1 is not a device"):  # the value as given, not '-1'
         check_device(-1)
+    with pytest.raises(ValueError, match=r"^device=None is not a device"):
+        check_device(None)

@@ -171,6 +171,11 @@ def test_a_stored_protocol_without_a_newer_field_takes_the_registered_value() ->
         old = get_protocol(name).to_dict()
         del old["exif_orientation"]
         assert Protocol.from_dict(old).exif_orientation is want
+    old = get_protocol("tokenpose").to_dict()  # a nested field added later (63d366f): the registered value too
+    del old["box"]["move_invisible_joints"]
+    assert Protocol.from_dict(old).box.move_invisible_joints is False  # the dataclass default is True
+    old = dict(get_protocol("tokenpose").to_dict(), aug=None)  # a value the dict has, None included, is kept
+    assert Protocol.from_dict(old).aug is None
     mine = dict(get_protocol("tokenpose").to_dict(), name="mine")
     del mine["exif_orientation"]
     assert Protocol.from_dict(mine).exif_orientation is True

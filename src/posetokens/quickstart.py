@@ -340,9 +340,9 @@ def measure(models: dict[str, Any], batch: int, rounds: int, threads: int) -> di
 
 # --------------------------------------------------------------------------------------------- pictures
 def skeleton_grid(pred_file: Path, val_ann: str, img_dir: str, out: Path, num: int = 8, cols: int = 4,
-                  title: str = "", kpt_thr: float = 0.3) -> None:
+                  title: str = "", kpt_thr: float = 0.3, exif_orientation: bool = True) -> None:
     """Predicted skeletons over the first ``num`` val images with a person, as one PNG grid (keypoints scored at
-    least ``kpt_thr``)."""
+    least ``kpt_thr``), each image read as the predictions' protocol read it (``exif_orientation``)."""
     import cv2
     import numpy as np
 
@@ -356,7 +356,8 @@ def skeleton_grid(pred_file: Path, val_ann: str, img_dir: str, out: Path, num: i
         preds.setdefault(int(p["image_id"]), []).append(p)
     tiles = []
     for img_id in sorted(preds)[:num]:
-        img = cv2.imread(str(Path(img_dir) / images[img_id]["file_name"]), cv2.IMREAD_COLOR)
+        img = cv2.imread(str(Path(img_dir) / images[img_id]["file_name"]),
+                         cv2.IMREAD_COLOR | (0 if exif_orientation else cv2.IMREAD_IGNORE_ORIENTATION))
         k = np.asarray([p["keypoints"] for p in preds[img_id]], np.float64).reshape(len(preds[img_id]), -1, 3)
         drawn = draw_skeleton(img, k[..., :2], k[..., 2], meta, kpt_thr=kpt_thr, channel_order="bgr")
         n = len(preds[img_id])
@@ -464,7 +465,8 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
     proto = data_protocol(cfgs[qs.pruned].data, models[qs.pruned])
     codec = model_codec(proto, models[qs.pruned])  # the one that decoded val_predictions.json
     skeleton_grid(Path(runs[0]["work_dir"]) / "val_predictions.json", paths["val_ann"], paths["val_img_dir"],
-                  skel_png, num=8, title=qs.pruned.upper(), kpt_thr=default_kpt_thr(codec.score_scale))
+                  skel_png, num=8, title=qs.pruned.upper(), kpt_thr=default_kpt_thr(codec.score_scale),
+                  exif_orientation=proto.exif_orientation)
     kept_tokens_figure(models[qs.pruned], cfgs[qs.pruned], tokens_png, num=4)
 
     # report

@@ -108,6 +108,11 @@ def settle_vector_math() -> None:
 
 
 # ------------------------------------------------------------------------------------------------- devices
+def shown_device(device: Any) -> Any:
+    """``device`` as a message shows it: as given (``'cuda'``, ``-1``, ``None``), a ``torch.device`` by its name."""
+    return str(device) if type(device).__name__ == "device" else device
+
+
 def check_device(device: Any, named: str | None = None) -> Any:
     """``device`` as a ``torch.device`` when this build and machine can use it; otherwise ``ValueError`` with one
     line saying why (no CUDA in this PyTorch build, no GPU visible, an index past the last GPU, a bad name).
@@ -115,7 +120,7 @@ def check_device(device: Any, named: str | None = None) -> Any:
     ``--device cuda`` on the command line)."""
     import torch
 
-    what = option("device", device if isinstance(device, (str, int)) else str(device)) if named is None else named
+    what = option("device", shown_device(device)) if named is None else named
     cpu = option("device", "cpu")
     try:
         dev = torch.device(device)

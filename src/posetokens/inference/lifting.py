@@ -50,7 +50,7 @@ from posetokens.data.metainfo import H36M
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
 from posetokens.registry import note_if_random_weights
-from posetokens.runtime import check_count, check_device, check_flag, is_whole, number_array, option, warn
+from posetokens.runtime import check_count, check_device, check_flag, is_whole, number_array, option, shown_device, warn
 
 __all__ = [
     "COCO_TO_H36M",
@@ -214,7 +214,7 @@ def check_lifter(model: Any, width: Any, height: Any, device: str | torch.device
     on = next((p.device for p in model.parameters()), torch.device("cpu"))
     if device is None:
         return on
-    dev = check_device(device, f"{where}: device={str(device)!r}")
+    dev = check_device(device, f"{where}: {option('device', shown_device(device))}")
     if dev.type != on.type or (dev.index is not None and on.index is not None and dev.index != on.index):
         raise ValueError(f"{where}: device {device} but the model is on {on}; move the model first "
                          f"(model.to({str(dev)!r})) or leave device out")

@@ -185,12 +185,13 @@ class Protocol:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "protocol") -> Protocol:
         """Rebuild a protocol from :meth:`to_dict`; unknown keys raise ``ValueError`` naming ``where``. A field the
-        dict lacks (stored by an older version: ``exif_orientation`` before 2026-12-06) takes the value of the
-        registered protocol of the same name, the official one, else the field's default."""
+        dict lacks, at any depth (stored by an older version: ``exif_orientation`` before 2026-12-06,
+        ``box.move_invisible_joints``, ``lift.train_windows``), takes the value of the registered protocol of the
+        same name, the official one, else the field's default; a value the dict has, ``None`` included, is kept."""
         name = data.get("name") if isinstance(data, Mapping) else None
         registered = _PROTOCOLS.get(name) if isinstance(name, str) else None
         if registered is not None:
-            data = {**registered.to_dict(), **data}
+            data = _filled(data, registered.to_dict())
         return _build(cls, data, where)
 
 
@@ -247,6 +248,17 @@ def _field_type(cls: type, name: str) -> Any:
     hint = typing.get_type_hints(cls)[name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     return args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) and args else hint
+
+
+def _filled(stored: Mapping[str, Any], registered: Mapping[str, Any]) -> dict[str, Any]:
+    """``stored`` with each key it lacks taken from ``registered``, recursing where both hold a mapping."""
+    out = dict(stored)
+    for key, value in registered.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(out[key], Mapping) and isinstance(value, Mapping):
+            out[key] = _filled(out[key], value)
+    return out
 
 
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
