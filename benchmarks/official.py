@@ -39,7 +39,8 @@ model through ``posetokens.inference.precision.prepare`` under ``--precision/--r
 the library's default: TokenPose/PPT, GTPT and multi-view PPT in float32 through onnxruntime where it serves the
 model and wins the race, one thread, the graph exported once and cached; PCT and the lifters in PyTorch, in
 ``bf16-gemm`` where oneDNN applies and speeds up that mode (AMX; what their model classes declare as
-``auto_precision``), else float32; ``--runtime torch`` times PyTorch eager, ``--precision fp32`` float32 throughout). The report names what each model ran under.
+``auto_precision``), else float32; ``--runtime torch`` times PyTorch eager, ``--precision fp32`` float32
+throughout). The report names what each model ran under.
 Timing is ``throughput.py``'s: one intra-op thread, the calling thread's CPU time (robust on a shared host),
 every model once per round, interleaved, the order rotated by one each round, the median over rounds, and
 ``retain_freed_memory`` for the whole process (both code bases) unless ``--system-malloc``. Images/s (frames/s
