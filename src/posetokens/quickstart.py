@@ -346,6 +346,7 @@ def skeleton_grid(pred_file: Path, val_ann: str, img_dir: str, out: Path, num: i
     import cv2
     import numpy as np
 
+    from posetokens.data.datasets.coco_style import imread_flags
     from posetokens.data.metainfo import get_metainfo
     from posetokens.inference import draw_skeleton, put_caption, tile_images
 
@@ -356,8 +357,7 @@ def skeleton_grid(pred_file: Path, val_ann: str, img_dir: str, out: Path, num: i
         preds.setdefault(int(p["image_id"]), []).append(p)
     tiles = []
     for img_id in sorted(preds)[:num]:
-        img = cv2.imread(str(Path(img_dir) / images[img_id]["file_name"]),
-                         cv2.IMREAD_COLOR | (0 if exif_orientation else cv2.IMREAD_IGNORE_ORIENTATION))
+        img = cv2.imread(str(Path(img_dir) / images[img_id]["file_name"]), imread_flags(exif_orientation))
         k = np.asarray([p["keypoints"] for p in preds[img_id]], np.float64).reshape(len(preds[img_id]), -1, 3)
         drawn = draw_skeleton(img, k[..., :2], k[..., 2], meta, kpt_thr=kpt_thr, channel_order="bgr")
         n = len(preds[img_id])

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from posetokens.checkpoint import load_trained
-from posetokens.data.datasets.coco_style import image_problem
+from posetokens.data.datasets.coco_style import image_problem, imread_flags
 from posetokens.data.metainfo import PoseMetaInfo, available_metainfo, get_metainfo, metainfo_for_model
 from posetokens.fileio import (JsonArrayWriter, TempBeside, atomic_path, atomic_write_bytes, atomic_write_json,
                                check_no_overwrite, check_output_kinds, read_json, read_json_array_lines, require_file,
@@ -412,8 +412,7 @@ def read_image(path: str | Path, exif_orientation: bool = True) -> np.ndarray:
     problem = image_problem(data)
     if problem is not None:
         raise ValueError(f"{p}: {problem}")
-    flags = cv2.IMREAD_COLOR | (0 if exif_orientation else cv2.IMREAD_IGNORE_ORIENTATION)
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), imread_flags(exif_orientation)) if data else None
     if img is None:
         raise ValueError(f"{p}: cannot read image (corrupt, truncated or not an image)")
     return img

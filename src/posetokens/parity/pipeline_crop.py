@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from posetokens.data.datasets.coco_style import imread_flags
 from posetokens.data.transforms import AugDraws
 from posetokens.parity import Comparison
 from posetokens.parity.pipeline import load_arrays, max_abs, mismatches, register_pipeline_handler, shared_path
@@ -105,8 +106,7 @@ def crop_target_outputs(folder: Path, spec: dict[str, Any], protocol: Protocol |
         item = ds.get_data_info(by_id[ann])
         path = str(smp["image"])
         if path not in images:
-            flags = cv2.IMREAD_COLOR | (0 if proto.exif_orientation else cv2.IMREAD_IGNORE_ORIENTATION)  # as it reads
-            bgr = cv2.imread(str(shared_path(folder, path)), flags)
+            bgr = cv2.imread(str(shared_path(folder, path)), imread_flags(proto.exif_orientation))  # as it reads
             if bgr is None:
                 raise ValueError(f"{where}: samples[{k}] image {path} cannot be decoded")
             name = Path(path).name

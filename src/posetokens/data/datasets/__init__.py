@@ -10,6 +10,7 @@ from .coco_style import (
     CocoStyleDataset,
     TopDownDataset,
     clean_gt_bbox,
+    imread_flags,
     load_image,
     read_json,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "MpiiDataset",
     "TopDownDataset",
     "clean_gt_bbox",
+    "imread_flags",
     "load_image",
     "read_json",
 ]

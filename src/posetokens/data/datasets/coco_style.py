@@ -71,6 +71,7 @@ __all__ = [
     "CocoStyleDataset",
     "TopDownDataset",
     "clean_gt_bbox",
+    "imread_flags",
     "load_image",
     "read_json",
 ]
@@ -183,6 +184,12 @@ def image_problem(data: bytes) -> str | None:
                 break
 
 
+def imread_flags(exif_orientation: bool = True) -> int:
+    """OpenCV's read flags for a colour picture turned by its EXIF orientation tag (``IMREAD_COLOR``, as mmcv reads),
+    or read as stored (``| IMREAD_IGNORE_ORIENTATION``, as the HRNet loader reads): :func:`load_image`'s choice."""
+    return cv2.IMREAD_COLOR | (0 if exif_orientation else cv2.IMREAD_IGNORE_ORIENTATION)
+
+
 def load_image(path: PathLike, exif_orientation: bool = True) -> np.ndarray:
     """Read an image with OpenCV and return it as ``(H, W, 3)`` uint8 **RGB**. ``exif_orientation``: turned as
     its EXIF orientation tag says (OpenCV's ``IMREAD_COLOR``, which mmcv and MMPose read with), or False: as
@@ -199,7 +206,7 @@ def load_image(path: PathLike, exif_orientation: bool = True) -> np.ndarray:
     problem = image_problem(p.read_bytes())  # OpenCV decodes a truncated JPEG without an error, its end grey
     if problem is not None:
         raise ValueError(f"{p}: {problem}")
-    img = cv2.imread(str(p), cv2.IMREAD_COLOR | (0 if exif_orientation else cv2.IMREAD_IGNORE_ORIENTATION))
+    img = cv2.imread(str(p), imread_flags(exif_orientation))
     if img is None or img.size == 0:
         raise ValueError(f"cannot decode image (corrupt, truncated or not an image): {p}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
