@@ -633,6 +633,20 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_protocols.py::test_a_stored_protocol_without_a_newer_field_takes_the_registered_value",),
     ),
     Mutant(
+        "image-size-unchecked", "a picture of another size than its json entry is refused, or skipped and counted",
+        "src/posetokens/data/datasets/coco_style.py",
+        (("        if want is None or got == tuple(want):\n            return",
+          "        if True:\n            return"),),
+        ("tests/test_datasets.py::test_a_picture_of_another_size_than_its_json_entry_is_refused_or_skipped",),
+    ),
+    Mutant(
+        "swapped-size-taken-for-exif", "a json with width and height swapped is refused even where EXIF tags turn",
+        "src/posetokens/data/datasets/coco_style.py",
+        (("            if stored is not None and tuple(stored.shape[:2]) == tuple(want):",
+          "            if stored is not None:"),),
+        ("tests/test_datasets.py::test_a_picture_of_another_size_than_its_json_entry_is_refused_or_skipped",),
+    ),
+    Mutant(
         "bf16-gemm-noop-accepted", "bf16-gemm is refused where oneDNN does not apply its math mode (AMD EPYC, Zen 4)",
         "src/posetokens/inference/precision.py",
         (('        if choice.precision == "bf16-gemm" and dev.type == "cpu" and not bf16_gemm_applies():',

@@ -30,6 +30,15 @@ def _write(tmp_path: Path, obj: object, name: str = "ann.json") -> Path:
     return p
 
 
+
+def _image_785_as(tmp_path: Path, file_name: str) -> Path:
+    """The sample json cut to image 785 (640 x 425) and its people, the image read from ``file_name``."""
+    d = _coco()
+    d["images"] = [img for img in d["images"] if img["id"] == 785]
+    d["images"][0]["file_name"] = file_name
+    d["annotations"] = [a for a in d["annotations"] if a["image_id"] == 785]
+    return _write(tmp_path, d)
+
 # ------------------------------------------------------------------------------------ real samples
 def test_coco_train_counts_and_item() -> None:
     ds = CocoStyleDataset(COCO_JSON, DATA / "coco", "coco")
@@ -218,7 +227,7 @@ def test_bad_images(tmp_path: Path) -> None:
     d = _coco()
     d["images"] = d["images"][:2]
     d["images"][0]["file_name"] = "corrupt.jpg"   # image 785
-    d["images"][1]["file_name"] = "good.jpg"      # image 40083 (size mismatch is irrelevant here)
+    d["images"][1].update(file_name="good.jpg", width=640, height=425)  # image 40083, given 785's picture and size
     d["annotations"] = [a for a in d["annotations"] if a["image_id"] in (785, 40083)]
     ann = _write(tmp_path, d)
     strict = CocoStyleDataset(ann, tmp_path, "coco")
@@ -407,11 +416,7 @@ def test_a_truncated_jpeg_is_unreadable_for_training_and_evaluation(tmp_path: Pa
     assert cv2.imread(str(tmp_path / "cut.jpg")) is not None  # what OpenCV alone would use
     with pytest.raises(ValueError, match=r"cut.jpg: truncated JPEG"):
         load_image(tmp_path / "cut.jpg")
-    d = _coco()
-    d["images"] = [img for img in d["images"] if img["id"] == 785]
-    d["images"][0]["file_name"] = "cut.jpg"
-    d["annotations"] = [a for a in d["annotations"] if a["image_id"] == 785]
-    ann = _write(tmp_path, d)
+    ann = _image_785_as(tmp_path, "cut.jpg")
     train = CocoStyleDataset(ann, tmp_path, "coco", skip_bad_images=True)
     with pytest.raises(ValueError, match="none of the 1 items' images could be read"):
         train[0]
@@ -419,6 +424,61 @@ def test_a_truncated_jpeg_is_unreadable_for_training_and_evaluation(tmp_path: Pa
     with pytest.raises(ValueError, match="cut.jpg: truncated JPEG.*an evaluation scores every image"):
         CocoStyleDataset(ann, tmp_path, "coco", mode="test")[0]
 
+
+
+def test_a_picture_of_another_size_than_its_json_entry_is_refused_or_skipped(tmp_path: Path) -> None:
+    """The json's width/height (COCO's ``images[].width/height``) are the pixels its boxes and keypoints sit on.
+    A picture resized since (here 785's at half size: 320 x 213) would be cropped where the boxes no longer are; it
+    is a bad image: one line naming the file, the json, the fields and both sizes; skipped and counted under
+    ``skip_bad_images``; an evaluation stops on it."""
+    img = cv2.imread(str(DATA / "coco" / "000000000785.jpg"))
+    (tmp_path / "small.jpg").write_bytes(cv2.imencode(".jpg", cv2.resize(img, (320, 213)))[1].tobytes())
+    shutil.copy(DATA / "coco" / "000000000785.jpg", tmp_path / "good.jpg")
+    d = _coco()
+    d["images"] = [i for i in d["images"] if i["id"] in (785, 40083)]
+    d["images"][0]["file_name"] = "small.jpg"  # image 785: width 640, height 425 in the json
+    d["images"][1].update(file_name="good.jpg", width=640, height=425)
+    d["annotations"] = [a for a in d["annotations"] if a["image_id"] in (785, 40083)]
+    ann = _write(tmp_path, d)
+    assert d["images"][0]["width"] == 640 and d["images"][0]["height"] == 425
+    want = r"small.jpg: 320x213 pixels \(width x height\), but .*ann.json gives width 640, height 425 for image id 785"
+    with pytest.raises(ValueError, match=want) as err:
+        CocoStyleDataset(ann, tmp_path, "coco")[0]
+    assert "\n" not in str(err.value)
+    lenient = CocoStyleDataset(ann, tmp_path, "coco", skip_bad_images=True)
+    assert lenient[0]["img_path"].endswith("good.jpg")
+    lenient[0]
+    assert lenient.skipped["image_size_mismatch"] == 1 and "bad_image" not in lenient.skipped  # once per file
+    with pytest.raises(ValueError, match=want + ".*an image of another size than its annotations stops it"):
+        CocoStyleDataset(ann, tmp_path, "coco", mode="test", skip_bad_images=True)[0]
+    # swapped in the json, with no EXIF tag to explain it: refused under either reading
+    d["images"][1].update(width=425, height=640)
+    swapped = _write(tmp_path, d, "swapped.json")
+    for exif_orientation in (True, False):
+        with pytest.raises(ValueError, match=r"good.jpg: 640x425 pixels .* gives width 425, height 640 for image id"):
+            CocoStyleDataset(swapped, tmp_path, "coco", exif_orientation=exif_orientation)[1]
+    d["images"][0]["height"] = "425"
+    with pytest.raises(ValueError, match=r"ann.json: images\[0\].height \(pixels\) must be .*got '425'"):
+        CocoStyleDataset(_write(tmp_path, d), tmp_path, "coco")
+
+
+def test_an_exif_turned_picture_is_read_as_the_official_loader_reads_it_and_marked(tmp_path: Path) -> None:
+    """A picture its EXIF tag turns (6: 90 degrees) has the json's size only as stored. The HRNet loader
+    (TokenPose) reads it as stored: nothing to say. MMPose (PCT) reads it turned, 425 x 640 against the json's
+    640 x 425: that is the official reading, so it is neither refused nor skipped, but marked once per file."""
+    from PIL import Image
+
+    src = Image.open(DATA / "coco" / "000000000785.jpg")
+    exif = src.getexif()
+    exif[0x0112] = 6
+    src.save(tmp_path / "t.jpg", exif=exif.tobytes(), quality=95)
+    ann = _image_785_as(tmp_path, "t.jpg")
+    stored = CocoStyleDataset(ann, tmp_path, "coco", exif_orientation=False)
+    assert stored[0]["img"].shape == (425, 640, 3) and stored.marked == {}
+    turned = CocoStyleDataset(ann, tmp_path, "coco", mode="test", exif_orientation=True)
+    assert turned[0]["img"].shape == (640, 425, 3)
+    turned[0]
+    assert turned.marked == {"exif_turned_image": 1} and turned.skipped == {}
 
 @pytest.mark.parametrize("protocol, turned", [("tokenpose", False), ("gtpt", False), ("pct", True), ("mmpose", True)])
 def test_images_are_read_as_the_protocols_official_loader_reads_them(protocol: str, turned: bool,

@@ -126,6 +126,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "first_dets.json").write_text(json.dumps([
         {"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 1.0} for a in val["annotations"]
         if a["image_id"] == val["images"][0]["id"]]))
+    wide = json.loads(Path(data["val_ann"]).read_text())  # a picture of another size than its entry says
+    wide["images"][0]["width"] *= 2
+    (root / "val_wide.json").write_text(json.dumps(wide))
     id0 = json.loads(Path(data["val_ann"]).read_text())  # ids from 0, as some conversions write them
     for i, ann in enumerate(id0["annotations"]):
         ann["id"] = i
@@ -333,6 +336,11 @@ CASES = [
     Case("test-val-ann-negative-area", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out",
                                         "{fresh}/preds.json", "--set", "data.val_ann={root}/val_bad_area.json"], 2,
          E + r"\S+val_bad_area.json: annotations\[1\] \(id=\d+\): field 'area' must be a finite number >= 0"),
+    Case("test-val-image-of-another-size", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out",
+                                            "{fresh}/preds.json", "--set", "data.val_ann={root}/val_wide.json"], 2,
+         E + r"\S+\.jpg: (\d+)x\d+ pixels \(width x height\), but \S+val_wide.json gives width \d+, height \d+ for "
+         r"image id \d+; expected the picture the annotations were made on; an evaluation scores every image, so an "
+         r"image of another size than its annotations stops it"),
     # ---- test --out: never over one of the test's inputs (checked before the model is built)
     Case("test-val-det-missing", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{fresh}/preds.json",
                                   "--set", "data.val_det={root}/missing_dets.json"], 2,  # named by its field

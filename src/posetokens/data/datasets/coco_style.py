@@ -43,7 +43,10 @@ Documented cleaning (every case is counted in ``dataset.skipped`` / ``dataset.ma
   official rules keep it visible, as the official loaders do.
 * With ``skip_bad_images=True`` a missing/corrupt image is counted once per file in
   ``skipped['bad_image']`` and the next item is returned instead. (With DataLoader workers each worker
-  counts in its own copy.)
+  counts in its own copy.) A picture read at another size than its json entry's ``width``/``height`` is a bad
+  image too (``skipped['image_size_mismatch']``; without ``skip_bad_images``, and always in test mode, a
+  ``ValueError`` naming both sizes), unless only its EXIF tag turns it under ``exif_orientation=True`` (MMPose's
+  reading): then it is used and marked once per file (``marked['exif_turned_image']``).
 
 CrowdPose is ``CocoStyleDataset(ann_file, img_dir, 'crowdpose')``: its json has no ``area``, so
 ``area`` falls back to the box area.
@@ -62,7 +65,7 @@ import cv2
 import numpy as np
 
 from posetokens.fileio import read_json
-from posetokens.runtime import is_whole, short_repr
+from posetokens.runtime import check_count, is_whole, short_repr
 from torch.utils.data import Dataset
 
 __all__ = [
@@ -190,6 +193,10 @@ def imread_flags(exif_orientation: bool = True) -> int:
     return cv2.IMREAD_COLOR | (0 if exif_orientation else cv2.IMREAD_IGNORE_ORIENTATION)
 
 
+class ImageSizeMismatch(ValueError):
+    """A picture read at another size than its json entry's ``width``/``height``."""
+
+
 def load_image(path: PathLike, exif_orientation: bool = True) -> np.ndarray:
     """Read an image with OpenCV and return it as ``(H, W, 3)`` uint8 **RGB**. ``exif_orientation``: turned as
     its EXIF orientation tag says (OpenCV's ``IMREAD_COLOR``, which mmcv and MMPose read with), or False: as
@@ -287,9 +294,36 @@ class TopDownDataset(Dataset):
         self.skipped: dict[str, int] = {}
         self.marked: dict[str, int] = {}
         self._bad_paths: set[str] = set()
+        self._turned_paths: set[str] = set()  # EXIF-turned pictures already marked
 
     def _count(self, table: dict[str, int], key: str, n: int = 1) -> None:
         table[key] = table.get(key, 0) + n
+
+    def _check_size(self, info: Mapping[str, Any], img: np.ndarray) -> None:
+        """Raise :class:`ImageSizeMismatch` when the picture read is not the size its json entry gives
+        (``ori_shape``; unchecked without one): the boxes and keypoints would sit on other pixels. A picture
+        that only its EXIF orientation tag turns (read turned, as MMPose does, and of the json's size as stored)
+        is the official reading: marked once per file (``marked['exif_turned_image']``) with a warning."""
+        want = info.get("ori_shape")
+        got = tuple(int(v) for v in img.shape[:2])
+        if want is None or got == tuple(want):
+            return
+        path = info["img_path"]
+        if self.exif_orientation and got == tuple(want)[::-1]:
+            stored = cv2.imread(path, imread_flags(exif_orientation=False))
+            if stored is not None and tuple(stored.shape[:2]) == tuple(want):
+                if path not in self._turned_paths:
+                    self._turned_paths.add(path)
+                    self._count(self.marked, "exif_turned_image")
+                    logger.warning("%s: its EXIF orientation tag turns it to %dx%d (width x height); the annotations "
+                                   "give %dx%d, the stored pixels, which they are on. Read turned, as this protocol's "
+                                   "official loader (MMPose) reads it (Protocol.exif_orientation)",
+                                   path, got[1], got[0], want[1], want[0])
+                return
+        src = getattr(self, "ann_file", "the annotations")
+        raise ImageSizeMismatch(f"{path}: {got[1]}x{got[0]} pixels (width x height), but {src} gives width "
+                                f"{want[1]}, height {want[0]} for image id {info.get('img_id')}; expected the "
+                                "picture the annotations were made on")
 
     def _log_summary(self, source: PathLike) -> None:
         if self.skipped or self.marked:
@@ -321,23 +355,26 @@ class TopDownDataset(Dataset):
                 continue
             try:
                 img = load_image(info["img_path"], self.exif_orientation)
+                self._check_size(info, img)
             except (FileNotFoundError, ValueError) as err:
+                mismatch = isinstance(err, ImageSizeMismatch)
                 if self.mode == "test":  # another item in its place would be scored as it
-                    raise ValueError(f"{err}; an evaluation scores every image, so an unreadable one stops it (fix "
-                                     "the file, or drop its entries from the annotations)") from None
+                    what = "an image of another size than its annotations" if mismatch else "an unreadable one"
+                    raise ValueError(f"{err}; an evaluation scores every image, so {what} stops it (fix the file, "
+                                     "or drop its entries from the annotations)") from None
                 if not self.skip_bad_images:
                     raise
                 if info["img_path"] not in self._bad_paths:
                     self._bad_paths.add(info["img_path"])
-                    self._count(self.skipped, "bad_image")
-                    logger.warning("skipping unreadable image: %s", err)
+                    self._count(self.skipped, "image_size_mismatch" if mismatch else "bad_image")
+                    logger.warning("skipping %s image: %s", "mismatched" if mismatch else "unreadable", err)
                 j = (j + 1) % n
                 continue
             info["img"] = img
             info["img_shape"] = img.shape[:2]
             return self.transform(info) if self.transform is not None else info
-        raise ValueError(f"{type(self).__name__}: none of the {n} items' images could be read (the first: "
-                         f"{self.data_list[0]['img_path']}); check the image folder (data.train_img_dir)")
+        raise ValueError(f"{type(self).__name__}: none of the {n} items' images could be read at its annotated size "
+                         f"(the first: {self.data_list[0]['img_path']}); check the image folder (data.train_img_dir)")
 
 
 # ------------------------------------------------------------------------------------ COCO style
@@ -426,6 +463,9 @@ class CocoStyleDataset(TopDownDataset):
         self._annotations = data["annotations"]
         for i, img in enumerate(data["images"]):
             _require(img, ("id", "file_name"), f"{src}: images[{i}]")
+            for field in ("height", "width"):  # the picture's size in pixels, which the boxes are checked against
+                if field in img:
+                    check_count(img[field], f"{src}: images[{i}].{field} (pixels)")
         images = {iid: data["images"][i] for i, iid in check_image_ids(data["images"], str(src)).items()}
         self._categories = category_ids(data, str(src))
         return images
