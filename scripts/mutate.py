@@ -647,6 +647,26 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_datasets.py::test_a_picture_of_another_size_than_its_json_entry_is_refused_or_skipped",),
     ),
     Mutant(
+        "own-layout-looked-up-by-name", "a checkpoint of one's own skeleton rebuilds the layout it stored",
+        "src/posetokens/checkpoint.py",
+        (('    if isinstance(mi, Mapping) and str(mi.get("name")).strip().lower() not in available_metainfo():',
+          '    if False:'),),
+        ("tests/test_engine.py::test_a_skeleton_of_ones_own_trains_tests_and_infers",),
+    ),
+    Mutant(
+        "skeleton-path-stored-relative", "a run stores its skeleton file's path absolute, so test finds it anywhere",
+        "src/posetokens/engine/config.py",
+        (('    if isinstance(data, dict) and is_skeleton_file(data.get("dataset")):', "    if False:"),),
+        ("tests/test_engine.py::test_a_skeleton_of_ones_own_trains_tests_and_infers",),
+    ),
+    Mutant(
+        "skeleton-file-flip-pairs-ignored", "a skeleton file's flip_pairs are the layout's partners",
+        "src/posetokens/data/metainfo/__init__.py",
+        (("            {\"keypoints\": names, \"skeleton\": links}, name=name, sigmas=sigmas, flip=flip,",
+          "            {\"keypoints\": names, \"skeleton\": links}, name=name, sigmas=sigmas, flip=None,"),),
+        ("tests/test_metainfo.py::test_a_skeleton_file_gives_the_layout_of_ones_own_dataset",),
+    ),
+    Mutant(
         "bf16-gemm-noop-accepted", "bf16-gemm is refused where oneDNN does not apply its math mode (AMD EPYC, Zen 4)",
         "src/posetokens/inference/precision.py",
         (('        if choice.precision == "bf16-gemm" and dev.type == "cpu" and not bf16_gemm_applies():',

@@ -609,3 +609,63 @@ def test_a_dataset_that_cannot_train_is_named_before_any_step(tiny_data: dict, t
     with pytest.raises(FileNotFoundError, match=r"image file not found: .*not_there.jpg \(data.val_img_dir"):
         train(_cfg(tiny_data, tmp_path / "c", f"data.val_ann={tmp_path / 'val.json'}", "eval_interval=1"))
     assert not (tmp_path / "c" / "last.pth").exists()
+
+
+def test_a_skeleton_of_ones_own_trains_tests_and_infers(tiny_data: dict, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """A dataset of another keypoint set (the synthetic people cut to 7 renamed joints) with its skeleton file:
+    training, ``test --weights`` from another folder (the run stored the file's path absolute and the layout
+    whole), whose AP is pycocotools' under the file's sigmas, and ``PoseEstimator`` on the checkpoint alone."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from posetokens.inference.api import PoseEstimator
+
+    keep = [0, 5, 6, 9, 10, 11, 12]
+    names = ["head", "left_shoulder", "right_shoulder", "left_hand", "right_hand", "left_hip", "right_hip"]
+    sigmas = [0.03, 0.08, 0.08, 0.06, 0.06, 0.1, 0.1]
+    data = dict(tiny_data)
+    for split in ("train_ann", "val_ann"):
+        d = json.loads(Path(tiny_data[split]).read_text())
+        d["categories"] = [{"id": 1, "name": "person", "keypoints": names, "skeleton": [[2, 3], [6, 7]]}]
+        for a in d["annotations"]:
+            a["keypoints"] = [v for i in keep for v in a["keypoints"][3 * i: 3 * i + 3]]
+            a["num_keypoints"] = sum(v > 0 for v in a["keypoints"][2::3])
+        data[split] = str(tmp_path / f"{split}.json")
+        Path(data[split]).write_text(json.dumps(d))
+    (tmp_path / "upper7.json").write_text(json.dumps({"keypoints": names, "sigmas": sigmas,
+                                                       "skeleton": [[2, 3], [6, 7]]}))
+    monkeypatch.chdir(tmp_path)
+    train(_cfg(data, tmp_path / "run", "schedule.epochs=1", "data.dataset=upper7.json",
+               "model.overrides.num_keypoints=7"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    preds = tmp_path / "preds.json"
+    capsys.readouterr()
+    assert cli(["test", "--weights", str(tmp_path / "run" / "final.pth"), "--out", str(preds), "--json"]) == 0
+    ours = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    results = json.loads(preds.read_text())
+    assert results and all(len(r["keypoints"]) == 21 for r in results)
+    coco = COCO(data["val_ann"])
+    ev = COCOeval(coco, coco.loadRes(str(preds)), "keypoints")
+    ev.params.kpt_oks_sigmas = np.array(sigmas)
+    ev.evaluate(), ev.accumulate(), ev.summarize()
+    assert math.isclose(ours["AP"], ev.stats[0], abs_tol=1e-12) and math.isclose(ours["AR"], ev.stats[5], abs_tol=1e-12)
+    # a non-trivial AP (the ground truth moved by a few pixels) through `evaluate --dataset FILE`: pycocotools' too
+    rng = np.random.default_rng(0)
+    moved = [{"image_id": a["image_id"], "category_id": 1, "score": 1.0,
+              "keypoints": [v + (rng.normal(0, 2) if i % 3 < 2 else 0) for i, v in enumerate(a["keypoints"])]}
+             for a in coco.dataset["annotations"]]
+    (tmp_path / "moved.json").write_text(json.dumps(moved))
+    assert cli(["evaluate", "--gt", data["val_ann"], "--pred", str(tmp_path / "moved.json"), "--dataset",
+                str(tmp_path / "upper7.json"), "--no-rescore", "--nms-thr", "none", "--json"]) == 0
+    ours = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    ev = COCOeval(coco, coco.loadRes(str(tmp_path / "moved.json")), "keypoints")
+    ev.params.kpt_oks_sigmas = np.array(sigmas)
+    ev.evaluate(), ev.accumulate(), ev.summarize()
+    assert 0.05 < ev.stats[0] < 0.95 and math.isclose(ours["AP"], ev.stats[0], abs_tol=1e-12)
+    est = PoseEstimator(weights=str(tmp_path / "run" / "final.pth"))
+    assert est.metainfo.name == "upper7" and est.metainfo.keypoint_names == tuple(names)
+    assert est.metainfo.flip_indices == [0, 2, 1, 4, 3, 6, 5] and est.metainfo.sigmas == tuple(sigmas)

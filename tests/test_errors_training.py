@@ -126,6 +126,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "first_dets.json").write_text(json.dumps([
         {"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 1.0} for a in val["annotations"]
         if a["image_id"] == val["images"][0]["id"]]))
+    upper7 = {"keypoints": ["head", "left_shoulder", "right_shoulder", "left_hand", "right_hand", "left_hip",
+                            "right_hip"], "sigmas": [0.05] * 7}  # a skeleton file of one's own
+    (root / "upper7.json").write_text(json.dumps(upper7))
+    (root / "no_sigmas.json").write_text(json.dumps({"keypoints": upper7["keypoints"]}))
     wide = json.loads(Path(data["val_ann"]).read_text())  # a picture of another size than its entry says
     wide["images"][0]["width"] *= 2
     (root / "val_wide.json").write_text(json.dumps(wide))
@@ -322,6 +326,13 @@ CASES = [
     Case("loss-for-another-model", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "loss=mpjpe"], 2,
          E + r"config: loss 'mpjpe' does not apply to heatmap models \(TokenPose\); use auto or joints_mse$"),
     # ---- the evaluation's files, checked before the run starts (not at the first evaluation, epochs later)
+    Case("skeleton-file-of-another-count", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
+                                            "data.dataset={root}/upper7.json"], 2,
+         E + r"config: model \S+ predicts 17 keypoints but data.dataset='\S+upper7.json' has 7; set "
+         r"model.overrides.num_keypoints=7 to train it on that layout$"),
+    Case("skeleton-file-without-sigmas", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
+                                          "data.dataset={root}/no_sigmas.json"], 2,
+         E + r"--set data.dataset: \S+no_sigmas.json: missing field 'sigmas': 7 OKS sigmas, one per keypoint"),
     Case("val-ann-missing", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.val_ann={root}/missing.json",
                              "--set", "eval_interval=1"], 2, E + r"data.val_ann \S+missing.json does not exist$"),
     Case("val-ann-malformed", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.val_ann={root}/val_48.json",

@@ -1,6 +1,9 @@
 """Metainfo: counts, flips, sigmas, skeletons, part ranges, validation."""
 
 import dataclasses
+import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,3 +130,60 @@ def test_from_coco_categories():
     with pytest.raises(ValueError, match="out of range"):
         from_coco_categories({"keypoints": list(CROWDPOSE.keypoint_names),
                               "skeleton": [[16, 14], [17, 15]]})
+
+
+_HAND = {"name": "hand5", "keypoints": ["wrist", "left_tip", "right_tip", "mid", "top"],
+         "sigmas": [0.05, 0.02, 0.02, 0.04, 0.03], "skeleton": [[1, 2], [1, 3], [1, 4], [4, 5]]}
+
+
+def test_a_skeleton_file_gives_the_layout_of_ones_own_dataset(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A COCO ``categories`` entry with ``sigmas``, written by hand: 1-based links become 0-based, left/right
+    partners are found in the names (or given), and the layout survives a checkpoint's ``to_dict``."""
+    path = tmp_path / "hand5.json"
+    path.write_text(json.dumps(_HAND))
+    monkeypatch.chdir(tmp_path)
+    m = get_metainfo("hand5.json")  # relative to the current folder, as a recipe's path
+    assert m.name == "hand5" and m.keypoint_names == tuple(_HAND["keypoints"])
+    assert m.skeleton == [(0, 1), (0, 2), (0, 3), (3, 4)]
+    assert m.flip_indices == [0, 2, 1, 3, 4]  # left_tip <-> right_tip
+    assert m.sigmas == (0.05, 0.02, 0.02, 0.04, 0.03)
+    assert m.upper_body_ids == [] and m.lower_body_ids == [] and m.joint_weights == (1.0,) * 5
+    given = {**_HAND, "name": "hand5b", "flip_pairs": [["mid", "top"]], "upper_body": ["wrist", "mid"],
+             "lower_body": ["top"], "joint_weights": [1, 2, 2, 1, 0]}
+    (tmp_path / "b.json").write_text(json.dumps(given))
+    b = get_metainfo(str(tmp_path / "b.json"))
+    assert b.flip_indices == [0, 1, 2, 4, 3]  # as given: no partner found from the names
+    assert b.upper_body_ids == [0, 3] and b.lower_body_ids == [4] and b.joint_weights == (1.0, 2.0, 2.0, 1.0, 0.0)
+    for layout in (m, b, COCO, CROWDPOSE, get_metainfo("mpii"), get_metainfo("coco_wholebody")):
+        back = PoseMetaInfo.from_dict(json.loads(json.dumps(layout.to_dict())))
+        assert (back.keypoint_names, back.flip_indices, back.skeleton, back.sigmas, back.joint_weights,
+                back.upper_body_ids, back.lower_body_ids, back.parts, back.eval_iou_type, back.eval_use_area) == (
+                layout.keypoint_names, layout.flip_indices, layout.skeleton, layout.sigmas, layout.joint_weights,
+                layout.upper_body_ids, layout.lower_body_ids, layout.parts, layout.eval_iou_type,
+                layout.eval_use_area)
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ({"sigmas": None}, r"missing field 'sigmas': 5 OKS sigmas"),
+    ({"sigmas": [0.05] * 4}, r"field 'sigmas' must be 5 finite numbers > 0 \(one per keypoint\), got \[0.05"),
+    ({"sigmas": [0.05, 0.0, 0.02, 0.04, 0.03]}, r"field 'sigmas' must be 5 finite numbers > 0"),
+    ({"keypoints": "wrist"}, r"field 'keypoints' must be a list of keypoint names"),
+    ({"skeleton": [[0, 1]]}, r"field 'skeleton' must be a list of \[i, j\] links, 1-based keypoint indices from 1 "
+                             r"to 5"),
+    ({"flip_pairs": [["left_tip", "thumb"]]}, r"field 'flip_pairs' names 'thumb', which is not one of its 'keypoints'"),
+    ({"name": "coco"}, r"field 'name' is 'coco', a built-in layout's name"),
+    ({"sigma": [0.1] * 5}, r"unknown field 'sigma'; expected some of name, keypoints, sigmas"),
+    ({"keypoints": ["wrist", "wrist", "right_tip", "mid", "top"]}, r"hand5: duplicate keypoint names \['wrist'\]"),
+    ({"joint_weights": [1, 1, -1, 1, 1]}, r"field 'joint_weights' must be 5 finite numbers >= 0"),
+])
+def test_a_bad_skeleton_file_is_one_line_naming_the_file_and_the_field(change: dict, said: str,
+                                                                      tmp_path: Path) -> None:
+    bad = {k: v for k, v in {**_HAND, **change}.items() if v is not None}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match=re.escape(str(path.resolve())) + ": " + said) as err:
+        get_metainfo(str(path))
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match=r"skeleton file \S+missing.json does not exist"):
+        get_metainfo(str(tmp_path / "missing.json"))

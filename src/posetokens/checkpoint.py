@@ -136,7 +136,7 @@ def load_trained(weights: str | Path, name: str | None = None, overrides: Mappin
     and metainfo. An official release (or a bare state dict) needs ``name``, and gets the zoo model's official
     protocol. ``name``/``overrides`` given with one of our checkpoints must agree with what it stores.
     """
-    from posetokens.data.metainfo import get_metainfo
+    from posetokens.data.metainfo import PoseMetaInfo, available_metainfo, get_metainfo
     from posetokens.protocols import resolve_protocol
     from posetokens.registry import create_model, default_protocol
 
@@ -172,7 +172,9 @@ def load_trained(weights: str | Path, name: str | None = None, overrides: Mappin
     protocol = resolve_protocol(meta.get("protocol"), default=default_protocol(zoo), where=f"{path}: protocol")
     mi = meta.get("metainfo")
     metainfo = None
-    if isinstance(mi, Mapping):
+    if isinstance(mi, Mapping) and str(mi.get("name")).strip().lower() not in available_metainfo():
+        metainfo = PoseMetaInfo.from_dict(mi, f"{path}: metainfo")  # a skeleton of one's own, stored whole
+    elif isinstance(mi, Mapping):
         metainfo = get_metainfo(str(mi.get("name")))
         if list(metainfo.keypoint_names) != list(mi.get("keypoint_names", metainfo.keypoint_names)):
             raise ValueError(f"{path}: stored metainfo {mi.get('name')!r} has other keypoints than the built-in one")

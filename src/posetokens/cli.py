@@ -181,6 +181,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_arg(text: str) -> str:
+    """``evaluate --dataset``: a built-in layout with OKS sigmas, or a skeleton file (checked when it is read)."""
+    from posetokens.data.metainfo import is_skeleton_file
+
+    if is_skeleton_file(text) or text in ("coco", "crowdpose", "mpii", "wholebody"):
+        return text
+    raise argparse.ArgumentTypeError(f"expected coco, crowdpose, mpii, wholebody or a skeleton file ending in .json, "
+                                     f"got {text!r}")
+
+
 def _boxes_arg(args: argparse.Namespace):
     if args.boxes and args.detector:
         raise ValueError("give either --boxes (a detections json) or --detector (an ONNX model), not both")
@@ -441,9 +451,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="score a COCO-results predictions file against COCO-format GT")
     s.add_argument("--gt", required=True, help="COCO-format keypoint ground truth json")
     s.add_argument("--pred", required=True, help="predictions json in the COCO results format")
-    s.add_argument("--dataset", default="coco", choices=["coco", "crowdpose", "mpii", "wholebody"],
+    s.add_argument("--dataset", default="coco", type=_dataset_arg, metavar="{coco,crowdpose,mpii,wholebody,FILE.json}",
                    help="selects the OKS sigmas and the COCOeval mode; 'wholebody' = COCO-WholeBody, "
-                        "AP/AR per part (body, foot, face, left/right hand, hand = their mean, whole body)")
+                        "AP/AR per part (body, foot, face, left/right hand, hand = their mean, whole body); or a "
+                        "skeleton file of your own (a COCO categories entry with 'sigmas', docs/training.md)")
     s.add_argument("--protocol", default="tokenpose",
                    help="whose rescoring, OKS-NMS and COCOeval: tokenpose (default: thr 0.2, pycocotools), gtpt "
                         "(thr 0.01), pct or mmpose (thr 0.2, xtcocotools rules); all use OKS-NMS 0.9 on the padded "

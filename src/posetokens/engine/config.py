@@ -31,7 +31,7 @@ class ModelCfg:
 class DataCfg:
     """Where the data is and how targets are made."""
 
-    dataset: str = "coco"  # metainfo name: coco, mpii, crowdpose, coco_wholebody
+    dataset: str = "coco"  # metainfo name: coco, mpii, crowdpose, coco_wholebody; or a skeleton file (.json)
     format: str = "coco"  # coco (any COCO-format json) or mpii (HRNet-style json)
     train_ann: str = ""
     train_img_dir: str = ""
@@ -485,9 +485,11 @@ PATH_FIELDS = ("work_dir", "model.weights", "data.train_ann", "data.train_img_di
 
 def absolute_paths(tree: dict[str, Any]) -> dict[str, Any]:
     """A copy of the config dict ``tree`` (:func:`config_to_dict`) whose relative paths in :data:`PATH_FIELDS` and
-    ``model.overrides.*_ckpt`` are made absolute against the current folder; empty and absent ones stay. What
-    ``train`` stores, so ``test --weights`` finds the data from any folder."""
+    ``model.overrides.*_ckpt`` (and ``data.dataset`` when it names a skeleton file) are made absolute against the
+    current folder; empty and absent ones stay. What ``train`` stores, so ``test --weights`` finds the data from
+    any folder."""
     from posetokens.checkpoint import INIT_ONLY_SUFFIX  # the one name of "a file to initialise from"
+    from posetokens.data.metainfo import is_skeleton_file
 
     out = config_to_dict_plain(tree)
 
@@ -507,6 +509,9 @@ def absolute_paths(tree: dict[str, Any]) -> dict[str, Any]:
     if isinstance(overrides, dict):
         for key in [k for k in overrides if k.endswith(INIT_ONLY_SUFFIX)]:
             fix(overrides, key)
+    data = out.get("data")
+    if isinstance(data, dict) and is_skeleton_file(data.get("dataset")):  # a skeleton file, not a built-in name
+        fix(data, "dataset")
     return out
 
 

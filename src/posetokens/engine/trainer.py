@@ -234,7 +234,8 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
         metainfo = get_metainfo(cfg.data.dataset)
         if metainfo.num_keypoints != mcfg.num_keypoints:
             raise ValueError(f"config: model {cfg.model.name} predicts {mcfg.num_keypoints} keypoints but "
-                             f"data.dataset={cfg.data.dataset!r} has {metainfo.num_keypoints}")
+                             f"data.dataset={cfg.data.dataset!r} has {metainfo.num_keypoints}; set "
+                             f"model.overrides.num_keypoints={metainfo.num_keypoints} to train it on that layout")
         codec = model_codec(protocol, raw_model)
         train_set = build_samples(cfg.data, "train", mcfg.image_size, protocol, codec, cfg.seed,
                                   poses_only=not getattr(raw_model, "needs_images", True))

@@ -91,13 +91,15 @@ class ExportResult:
 def _model(model: str | nn.Module | None, weights: str | Path | None, overrides: dict[str, Any]) -> tuple[nn.Module, dict]:
     """The model to export and what the ONNX file will say about it (zoo name, overrides, protocol, metainfo)."""
     from posetokens.checkpoint import describe, load_trained
-    from posetokens.data.metainfo import metainfo_for_model
+    from posetokens.data.metainfo import BUILTIN_KEYPOINT_COUNTS, metainfo_for_model
     from posetokens.fileio import require_file
     from posetokens.protocols import get_protocol
     from posetokens.registry import config_overrides, create_model, default_protocol, note_if_random_weights
 
     def keypoints(m: nn.Module, name: str) -> Any:  # the metainfo of its keypoint count, as create_model's
-        return None if m.task == "lifting" else metainfo_for_model(m.cfg.num_keypoints, name)
+        if m.task == "lifting" or m.cfg.num_keypoints not in BUILTIN_KEYPOINT_COUNTS:
+            return None  # a built model of a skeleton of one's own does not carry its layout (its checkpoint does)
+        return metainfo_for_model(m.cfg.num_keypoints, name)
 
     if isinstance(model, nn.Module):
         if weights is not None or overrides:

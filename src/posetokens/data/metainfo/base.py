@@ -351,7 +351,36 @@ class PoseMetaInfo:
             "upper_body_ids": self.upper_body_ids,
             "lower_body_ids": self.lower_body_ids,
             "parts": {p: [a, b] for p, a, b in self.part_ranges},
+            "eval_iou_type": self.eval_iou_type,
+            "eval_use_area": self.eval_use_area,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "metainfo") -> PoseMetaInfo:
+        """The layout :meth:`to_dict` wrote (a checkpoint's), rebuilt: a skeleton of one's own needs its file no more.
+        ``ValueError`` naming ``where`` when it is not such a dict (colours are derived from the names again)."""
+        try:
+            names = [str(n) for n in data["keypoint_names"]]
+            flip = [int(i) for i in data["flip_indices"]]
+            if len(flip) != len(names) or not all(0 <= i < len(names) for i in flip):
+                raise ValueError(f"{len(flip)} flip_indices for {len(names)} keypoints")
+            sigmas = data.get("sigmas")
+            return cls(
+                name=str(data["name"]),
+                keypoint_names=tuple(names),
+                flip_partners=tuple("" if j == i else names[j] for i, j in enumerate(flip)),
+                skeleton_links=tuple((names[int(a)], names[int(b)]) for a, b in data.get("skeleton") or ()),
+                sigmas=None if sigmas is None else tuple(float(v) for v in sigmas),
+                upper_body_names=tuple(names[int(i)] for i in data.get("upper_body_ids") or ()),
+                lower_body_names=tuple(names[int(i)] for i in data.get("lower_body_ids") or ()),
+                joint_weights=tuple(float(v) for v in data.get("joint_weights") or ()) or None,
+                part_ranges=tuple((str(p), int(a), int(b)) for p, (a, b) in (data.get("parts") or {}).items()),
+                eval_iou_type=str(data.get("eval_iou_type", "keypoints")),
+                eval_use_area=bool(data.get("eval_use_area", True)),
+                source=f"stored ({where})",
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise ValueError(f"{where}: not a stored keypoint layout ({type(e).__name__}: {e})") from None
 
 
 def from_coco_categories(
