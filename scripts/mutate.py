@@ -667,6 +667,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_metainfo.py::test_a_skeleton_file_gives_the_layout_of_ones_own_dataset",),
     ),
     Mutant(
+        "skeleton-names-unchecked", "a json naming other keypoints than its skeleton file is said",
+        "src/posetokens/data/datasets/coco_style.py",
+        (("        if self.metainfo.name in available_metainfo():\n            return",
+          "        if True:\n            return"),),
+        ("tests/test_datasets.py::test_a_json_naming_other_keypoints_than_its_skeleton_file_is_said",),
+    ),
+    Mutant(
         "bf16-gemm-noop-accepted", "bf16-gemm is refused where oneDNN does not apply its math mode (AMD EPYC, Zen 4)",
         "src/posetokens/inference/precision.py",
         (('        if choice.precision == "bf16-gemm" and dev.type == "cpu" and not bf16_gemm_applies():',

@@ -509,3 +509,28 @@ def test_images_are_read_as_the_protocols_official_loader_reads_them(protocol: s
     img = ds[0]
     assert img.shape == ((640, 425, 3) if turned else (425, 640, 3))
     np.testing.assert_array_equal(img, official[..., ::-1])
+
+
+def test_a_json_naming_other_keypoints_than_its_skeleton_file_is_said(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """With a skeleton file of one's own, the json's ``categories[].keypoints`` are compared with the file's names
+    (with a built-in layout they are not: real files spell COCO's joints their own way)."""
+    from posetokens.data.metainfo import COCO
+
+    names = list(COCO.keypoint_names)
+    skel = tmp_path / "mine.json"
+    skel.write_text(json.dumps({"keypoints": names, "sigmas": list(COCO.sigmas)}))
+    d = _coco()
+    d["categories"][0]["keypoints"] = names[:5] + [names[6], names[5]] + names[7:]  # shoulders swapped
+    ann = _write(tmp_path, d)
+    with caplog.at_level("WARNING"):
+        CocoStyleDataset(ann, DATA / "coco", str(skel))
+    said = [r.getMessage() for r in caplog.records if "differ from the skeleton" in r.getMessage()]
+    assert len(said) == 1 and "categories[0].keypoints differ from the skeleton 'mine' at index 5 ('right_shoulder' " \
+        "against 'left_shoulder')" in said[0]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        CocoStyleDataset(ann, DATA / "coco", "coco")  # the built-in layout: names not compared
+        d["categories"][0]["keypoints"] = names
+        CocoStyleDataset(_write(tmp_path, d, "same.json"), DATA / "coco", str(skel))
+    assert not [r for r in caplog.records if "differ from the skeleton" in r.getMessage()]

@@ -468,7 +468,26 @@ class CocoStyleDataset(TopDownDataset):
                     check_count(img[field], f"{src}: images[{i}].{field} (pixels)")
         images = {iid: data["images"][i] for i, iid in check_image_ids(data["images"], str(src)).items()}
         self._categories = category_ids(data, str(src))
+        self._check_keypoint_names(data["categories"] if self._categories is not None else [])
         return images
+
+    def _check_keypoint_names(self, categories: Sequence[Mapping[str, Any]]) -> None:
+        """With a skeleton file of one's own (not a built-in layout, whose names real files spell their own way), a
+        warning when a category of the json names other keypoints, or the same in another order: the joints would
+        be read under the file's names, flips and sigmas."""
+        from posetokens.data.metainfo import available_metainfo
+
+        ours = list(self.metainfo.keypoint_names)
+        if self.metainfo.name in available_metainfo():
+            return
+        for i, cat in enumerate(categories):
+            names = cat.get("keypoints")
+            if isinstance(names, list) and names and [str(n) for n in names] != ours:
+                at = next((j for j, (a, b) in enumerate(zip(names, ours)) if str(a) != b), min(len(names), len(ours)))
+                logger.warning("%s: categories[%d].keypoints differ from the skeleton %r at index %d (%s against %s); "
+                               "the annotations are read in the skeleton file's order and names", self.ann_file, i,
+                               self.metainfo.name, at, short_repr(names[at] if at < len(names) else "(none)"),
+                               short_repr(ours[at] if at < len(ours) else "(none)"))
 
     def _image_fields(self, img: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {
