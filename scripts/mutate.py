@@ -674,6 +674,19 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_datasets.py::test_a_json_naming_other_keypoints_than_its_skeleton_file_is_said",),
     ),
     Mutant(
+        "half-body-without-parts", "a layout that names no upper or lower body joints gets no half-body crops",
+        "src/posetokens/data/transforms.py",
+        (("        if v is None or not parts or v.sum() < aug.half_body_min_keypoints:",
+          "        if v is None or v.sum() < aug.half_body_min_keypoints:"),),
+        ("tests/test_transforms.py::test_a_layout_that_names_no_body_parts_gets_no_half_body",),
+    ),
+    Mutant(
+        "test-layout-unchecked", "test refuses a recipe of another keypoint layout than the checkpoint's",
+        "src/posetokens/engine/trainer.py",
+        (("        _check_test_layout(cfg, trained.metainfo, weights)\n", "        pass\n"),),
+        ("tests/test_engine.py::test_a_skeleton_of_ones_own_trains_tests_and_infers",),
+    ),
+    Mutant(
         "bf16-gemm-noop-accepted", "bf16-gemm is refused where oneDNN does not apply its math mode (AMD EPYC, Zen 4)",
         "src/posetokens/inference/precision.py",
         (('        if choice.precision == "bf16-gemm" and dev.type == "cpu" and not bf16_gemm_applies():',

@@ -479,6 +479,14 @@ def test_an_exif_turned_picture_is_read_as_the_official_loader_reads_it_and_mark
     assert turned[0]["img"].shape == (640, 425, 3)
     turned[0]
     assert turned.marked == {"exif_turned_image": 1} and turned.skipped == {}
+    # annotations made on the turned picture (width 425, height 640): the stored reading says why they do not fit
+    d = json.loads(ann.read_text())
+    d["images"][0].update(width=425, height=640)
+    on_turned = _write(tmp_path, d, "on_turned.json")
+    assert CocoStyleDataset(on_turned, tmp_path, "coco", exif_orientation=True)[0]["img"].shape == (640, 425, 3)
+    with pytest.raises(ValueError, match=r"t.jpg: 640x425 pixels .* image id 785 \(its EXIF orientation tag turns "
+                                         r"it to that size, but this protocol reads pictures as stored"):
+        CocoStyleDataset(on_turned, tmp_path, "coco", exif_orientation=False)[0]
 
 @pytest.mark.parametrize("protocol, turned", [("tokenpose", False), ("gtpt", False), ("pct", True), ("mmpose", True)])
 def test_images_are_read_as_the_protocols_official_loader_reads_them(protocol: str, turned: bool,

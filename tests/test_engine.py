@@ -613,7 +613,8 @@ def test_a_dataset_that_cannot_train_is_named_before_any_step(tiny_data: dict, t
 
 def test_a_skeleton_of_ones_own_trains_tests_and_infers(tiny_data: dict, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch,
-                                                         capsys: pytest.CaptureFixture) -> None:
+                                                         capsys: pytest.CaptureFixture,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
     """A dataset of another keypoint set (the synthetic people cut to 7 renamed joints) with its skeleton file:
     training, ``test --weights`` from another folder (the run stored the file's path absolute and the layout
     whole), whose AP is pycocotools' under the file's sigmas, and ``PoseEstimator`` on the checkpoint alone."""
@@ -666,6 +667,21 @@ def test_a_skeleton_of_ones_own_trains_tests_and_infers(tiny_data: dict, tmp_pat
     ev.params.kpt_oks_sigmas = np.array(sigmas)
     ev.evaluate(), ev.accumulate(), ev.summarize()
     assert 0.05 < ev.stats[0] < 0.95 and math.isclose(ours["AP"], ev.stats[0], abs_tol=1e-12)
+    # test with a recipe of another layout: one line (it failed in the flip test, or blamed the predictions)
+    recipe = tmp_path / "coco.yaml"
+    recipe.write_text(json.dumps({"model": {"name": "ppt_s_coco_256x192"}, "data": {
+        "dataset": "coco", "val_ann": str(tiny_data["val_ann"]), "val_img_dir": str(tiny_data["val_img_dir"])}}))
+    with pytest.raises(ValueError, match=r"final.pth: the model predicts the 7 keypoints of 'upper7' but "
+                                         r"data.dataset='coco' is 'coco' \(17 keypoints\)"):
+        from posetokens.engine.trainer import test as run_test
+
+        run_test(load_config(str(recipe)), str(tmp_path / "run" / "final.pth"), str(tmp_path / "p2.json"))
+    # the skeleton file edited since training: scored with the file's sigmas, and said
+    (tmp_path / "upper7.json").write_text(json.dumps({"keypoints": names, "sigmas": [0.5] * 7,
+                                                       "skeleton": [[2, 3], [6, 7]]}))
+    with caplog.at_level("WARNING"):
+        assert cli(["test", "--weights", str(tmp_path / "run" / "final.pth"), "--out", str(preds)]) == 0
+    assert any("its OKS sigmas differ from those stored in" in r.getMessage() for r in caplog.records)
     est = PoseEstimator(weights=str(tmp_path / "run" / "final.pth"))
     assert est.metainfo.name == "upper7" and est.metainfo.keypoint_names == tuple(names)
     assert est.metainfo.flip_indices == [0, 2, 1, 4, 3, 6, 5] and est.metainfo.sigmas == tuple(sigmas)

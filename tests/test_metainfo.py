@@ -150,11 +150,11 @@ def test_a_skeleton_file_gives_the_layout_of_ones_own_dataset(tmp_path: Path,
     assert m.sigmas == (0.05, 0.02, 0.02, 0.04, 0.03)
     assert m.upper_body_ids == [] and m.lower_body_ids == [] and m.joint_weights == (1.0,) * 5
     given = {**_HAND, "name": "hand5b", "flip_pairs": [["mid", "top"]], "upper_body": ["wrist", "mid"],
-             "lower_body": ["top"], "joint_weights": [1, 2, 2, 1, 0]}
+             "lower_body": ["top"]}
     (tmp_path / "b.json").write_text(json.dumps(given))
     b = get_metainfo(str(tmp_path / "b.json"))
     assert b.flip_indices == [0, 1, 2, 4, 3]  # as given: no partner found from the names
-    assert b.upper_body_ids == [0, 3] and b.lower_body_ids == [4] and b.joint_weights == (1.0, 2.0, 2.0, 1.0, 0.0)
+    assert b.upper_body_ids == [0, 3] and b.lower_body_ids == [4]
     for layout in (m, b, COCO, CROWDPOSE, get_metainfo("mpii"), get_metainfo("coco_wholebody")):
         back = PoseMetaInfo.from_dict(json.loads(json.dumps(layout.to_dict())))
         assert (back.keypoint_names, back.flip_indices, back.skeleton, back.sigmas, back.joint_weights,
@@ -175,7 +175,9 @@ def test_a_skeleton_file_gives_the_layout_of_ones_own_dataset(tmp_path: Path,
     ({"name": "coco"}, r"field 'name' is 'coco', a built-in layout's name"),
     ({"sigma": [0.1] * 5}, r"unknown field 'sigma'; expected some of name, keypoints, sigmas"),
     ({"keypoints": ["wrist", "wrist", "right_tip", "mid", "top"]}, r"hand5: duplicate keypoint names \['wrist'\]"),
-    ({"joint_weights": [1, 1, -1, 1, 1]}, r"field 'joint_weights' must be 5 finite numbers >= 0"),
+    ({"joint_weights": [1, 1, 2, 1, 1]}, r"unknown field 'joint_weights'; expected some of"),  # no loss reads them
+    ({"upper_body": "wrist"}, r"field 'upper_body' must be a list of keypoint names \(strings\), got 'wrist'$"),
+    ({"annotations": [], "images": []}, r"this is an annotation json; a skeleton file is one of its 'categories'"),
 ])
 def test_a_bad_skeleton_file_is_one_line_naming_the_file_and_the_field(change: dict, said: str,
                                                                       tmp_path: Path) -> None:
@@ -185,5 +187,9 @@ def test_a_bad_skeleton_file_is_one_line_naming_the_file_and_the_field(change: d
     with pytest.raises(ValueError, match=re.escape(str(path.resolve())) + ": " + said) as err:
         get_metainfo(str(path))
     assert "\n" not in str(err.value)
-    with pytest.raises(ValueError, match=r"skeleton file \S+missing.json does not exist"):
+    with pytest.raises(ValueError, match=r"skeleton file /\S+missing.json does not exist"):
         get_metainfo(str(tmp_path / "missing.json"))
+    stem = tmp_path / "mpii.json"  # no 'name': the stem, a built-in name
+    stem.write_text(json.dumps({k: v for k, v in _HAND.items() if k != "name"}))
+    with pytest.raises(ValueError, match=r"mpii.json: its name \(the file's stem; no 'name' field\) is 'mpii'"):
+        get_metainfo(str(stem))

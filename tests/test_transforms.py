@@ -296,3 +296,24 @@ def test_mmpose0_shift_before_flip_and_test_padding():
     np.testing.assert_allclose(out["center"], [99 - (c0[0] + 0.1 * s0[0]), c0[1] - 0.05 * s0[1]])
     test = build_pipeline(proto, (256, 256), "coco")(img, [30, 10, 40, 100])
     np.testing.assert_allclose(test["scale"], [112.0, 112.0])
+
+
+@pytest.mark.parametrize("order", ["hrnet", "mmpose0", "mmpose"])
+def test_a_layout_that_names_no_body_parts_gets_no_half_body(order: str) -> None:
+    """A skeleton file without ``upper_body``/``lower_body`` turns the half-body augmentation off. The official
+    HRNet order puts every joint not in the lower body in the upper one, so without the check such a layout got a
+    crop around all its joints, 1.5x, about once in three draws; with parts given it draws half bodies."""
+    from posetokens.data.metainfo import from_coco_categories
+    from posetokens.data.transforms import TopdownAugConfig, draw_augmentation
+
+    names = [f"j{i}" for i in range(10)]
+    bare = from_coco_categories({"keypoints": names}, sigmas=[0.05] * 10)
+    parts = from_coco_categories({"keypoints": names}, sigmas=[0.05] * 10, upper_body=names[:5],
+                                 lower_body=names[5:])
+    aug = TopdownAugConfig(order=order, half_body_prob=0.5, half_body_min_keypoints=9,
+                           half_body_min_part_keypoints=3)
+    vis = np.ones(10)
+    for meta, some in ((bare, False), (parts, True)):
+        rng = np.random.default_rng(0)
+        drawn = {draw_augmentation(aug, rng, meta, vis).half_body for _ in range(200)}
+        assert (drawn != {None}) is some, (meta.name, drawn)

@@ -628,7 +628,8 @@ def draw_augmentation(
 
     Args:
         aug: the settings; rng: the generator (a scripted object with ``random``, ``standard_normal`` and
-            ``uniform`` works too); metainfo: joint layout; keypoints_visible: (K,), ``None`` skips the half body.
+            ``uniform`` works too); metainfo: joint layout; keypoints_visible: (K,), ``None`` skips the half body
+            (so does a layout that names no upper or lower body joints: a skeleton file without them).
     """
     check_aug_config(aug)
     meta = get_metainfo(metainfo)
@@ -636,8 +637,10 @@ def draw_augmentation(
     upper_ids, lower_ids = half_body_part_ids(meta, aug.order)
     mid, sstd, lo, hi = _scale_params(aug)
 
+    parts = bool(meta.upper_body_ids or meta.lower_body_ids)  # a layout of one's own may name no body parts: off
+
     def half_body(v: np.ndarray | None) -> str | None:
-        if v is None or v.sum() < aug.half_body_min_keypoints:
+        if v is None or not parts or v.sum() < aug.half_body_min_keypoints:
             return None
         if not rng.random() < aug.half_body_prob:
             return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -233,9 +234,12 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     else:
         metainfo = get_metainfo(cfg.data.dataset)
         if metainfo.num_keypoints != mcfg.num_keypoints:
+            settable = "num_keypoints" in {f.name for f in dataclasses.fields(mcfg)}
+            how = (f"set model.overrides.num_keypoints={metainfo.num_keypoints} to train it on that layout" if settable
+                   else "its keypoint count is not a field of its config (TokenPose and PPT models take "
+                   "model.overrides.num_keypoints)")
             raise ValueError(f"config: model {cfg.model.name} predicts {mcfg.num_keypoints} keypoints but "
-                             f"data.dataset={cfg.data.dataset!r} has {metainfo.num_keypoints}; set "
-                             f"model.overrides.num_keypoints={metainfo.num_keypoints} to train it on that layout")
+                             f"data.dataset={cfg.data.dataset!r} has {metainfo.num_keypoints}; {how}")
         codec = model_codec(protocol, raw_model)
         train_set = build_samples(cfg.data, "train", mcfg.image_size, protocol, codec, cfg.seed,
                                   poses_only=not getattr(raw_model, "needs_images", True))
@@ -737,6 +741,8 @@ def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str
         raise ValueError(f"--out {out}: {what} test scores without writing predictions; leave out --out")
     # the checkpoint's protocol (what it was trained with), refined by what the recipe states on top of it
     protocol = data_protocol(cfg.data, model, base=trained.protocol)
+    if trained.metainfo is not None and model.task != "lifting":
+        _check_test_layout(cfg, trained.metainfo, weights)
     if model.task != "lifting":  # what the evaluation reads, named by its field, before any prediction (as train)
         _check_val_inputs(cfg, detections=model.task != "tokenizer")
     if writes and cfg.data.val_ann:  # the ground truth as COCOeval will read it, before the predictions
@@ -745,6 +751,21 @@ def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str
     if writes:
         print(f"posetokens test: predictions written to {out_path}", file=sys.stderr)
     return metrics
+
+
+def _check_test_layout(cfg: TrainCfg, stored: Any, weights: str) -> None:
+    """``test`` scores with ``data.dataset``'s layout: another keypoint set than the one the checkpoint stores is
+    refused in one line; the same joints with other OKS sigmas or flip pairs (an edited skeleton file) are said."""
+    layout = get_metainfo(cfg.data.dataset)
+    if list(layout.keypoint_names) != list(stored.keypoint_names):
+        raise ValueError(f"{weights}: the model predicts the {stored.num_keypoints} keypoints of {stored.name!r} but "
+                         f"data.dataset={cfg.data.dataset!r} is {layout.name!r} ({layout.num_keypoints} keypoints); "
+                         "leave out CONFIG (the checkpoint carries its recipe) or give the dataset it was trained on")
+    changed = [what for what, a, b in (("OKS sigmas", layout.sigmas, stored.sigmas),
+                                       ("flip pairs", layout.flip_indices, stored.flip_indices)) if a != b]
+    if changed:
+        logger.warning("data.dataset %s: its %s differ from those stored in %s (what the model was trained with); "
+                       "the evaluation uses the file's", cfg.data.dataset, " and ".join(changed), weights)
 
 
 def _check_val_inputs(cfg: TrainCfg, detections: bool = True) -> None:

@@ -320,9 +320,15 @@ class TopDownDataset(Dataset):
                                    "official loader (MMPose) reads it (Protocol.exif_orientation)",
                                    path, got[1], got[0], want[1], want[0])
                 return
+        hint = ""
+        if not self.exif_orientation and got == tuple(want)[::-1]:
+            turned = cv2.imread(path, imread_flags(exif_orientation=True))
+            if turned is not None and tuple(turned.shape[:2]) == tuple(want):
+                hint = (" (its EXIF orientation tag turns it to that size, but this protocol reads pictures as stored, "
+                        "as its official loader does: the annotations were made on the turned picture)")
         src = getattr(self, "ann_file", "the annotations")
         raise ImageSizeMismatch(f"{path}: {got[1]}x{got[0]} pixels (width x height), but {src} gives width "
-                                f"{want[1]}, height {want[0]} for image id {info.get('img_id')}; expected the "
+                                f"{want[1]}, height {want[0]} for image id {info.get('img_id')}{hint}; expected the "
                                 "picture the annotations were made on")
 
     def _log_summary(self, source: PathLike) -> None:

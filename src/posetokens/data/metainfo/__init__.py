@@ -80,8 +80,8 @@ def get_metainfo(name: str | PoseMetaInfo) -> PoseMetaInfo:
     )
 
 
-_SKELETON_KEYS = ("name", "keypoints", "sigmas", "skeleton", "flip_pairs", "upper_body", "lower_body",
-                  "joint_weights", "id", "supercategory")  # COCO's categories entry, and what it lacks
+_SKELETON_KEYS = ("name", "keypoints", "sigmas", "skeleton", "flip_pairs", "upper_body", "lower_body", "id",
+                  "supercategory")  # COCO's categories entry, and what it lacks
 
 
 def is_skeleton_file(name: object) -> bool:
@@ -94,15 +94,15 @@ def read_skeleton_file(path: str | os.PathLike) -> PoseMetaInfo:
     the K names in the annotations' order; ``skeleton``: links as 1-based index pairs, COCO's convention) with
     ``sigmas`` (K OKS sigmas, which the evaluation needs) added, and optionally ``flip_pairs`` (pairs of names a
     horizontal flip swaps; default: found from ``left``/``right``, ``l_``/``_r`` in the names), ``upper_body`` and
-    ``lower_body`` (names for the half-body augmentation; default none, which turns it off), ``joint_weights`` (K
-    loss weights) and ``name`` (default the file's stem; not a built-in name). Each problem is one ``ValueError``
-    naming the file and the field. Read once per file version (cached by path, size and modification time)."""
+    ``lower_body`` (names for the half-body augmentation; with neither it is off) and ``name`` (default the file's
+    stem; not a built-in name). Each problem is one ``ValueError`` naming the file and the field. Read once per file
+    version (cached by path, size and modification time)."""
     p = Path(path).expanduser()
     try:
         st = p.stat()
     except OSError:
-        raise ValueError(f"skeleton file {p} does not exist (a dataset's keypoint layout: a path ending in .json, or "
-                         f"one of {', '.join(available_metainfo())})") from None
+        raise ValueError(f"skeleton file {p.absolute()} does not exist (a dataset's keypoint layout: a path ending in "
+                         f".json, or one of {', '.join(available_metainfo())})") from None
     return _read_skeleton(str(p.resolve()), st.st_size, st.st_mtime_ns)
 
 
@@ -115,6 +115,9 @@ def _read_skeleton(path: str, size: int, mtime_ns: int) -> PoseMetaInfo:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object (a COCO categories entry with 'sigmas'), got "
                          f"{type(data).__name__}")
+    if {"annotations", "images"} & set(data):
+        raise ValueError(f"{path}: this is an annotation json; a skeleton file is one of its 'categories' entries "
+                         "(the one with 'keypoints') with 'sigmas' added, saved as a file of its own")
     unknown = sorted(set(data) - set(_SKELETON_KEYS))
     if unknown:
         raise ValueError(f"{path}: unknown field {unknown[0]!r}; expected some of {', '.join(_SKELETON_KEYS[:8])}")
@@ -147,7 +150,7 @@ def _read_skeleton(path: str, size: int, mtime_ns: int) -> PoseMetaInfo:
                              f"{short_repr(value)}")
         return [float(v) for v in value]
 
-    sigmas, weights = numbers("sigmas", True), numbers("joint_weights", False)
+    sigmas = numbers("sigmas", True)
     pairs = data.get("flip_pairs")
     flip: dict[str, str] | None = None
     if pairs is not None:
@@ -172,12 +175,14 @@ def _read_skeleton(path: str, size: int, mtime_ns: int) -> PoseMetaInfo:
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"{path}: field 'name' must be a non-empty string, got {short_repr(name)}")
     if name.strip().lower() in _BUILTIN or name.strip().lower() in _ALIASES:
-        raise ValueError(f"{path}: field 'name' is {name!r}, a built-in layout's name; give your layout its own "
+        which = "field 'name'" if "name" in data else "its name (the file's stem; no 'name' field)"
+        raise ValueError(f"{path}: {which} is {name!r}, a built-in layout's name; give your layout its own "
                          "(a checkpoint finds a built-in layout by its name)")
+    upper, lower = names_list("upper_body"), names_list("lower_body")
     try:
         return from_coco_categories(
-            {"keypoints": names, "skeleton": links}, name=name, sigmas=sigmas, flip=flip,
-            upper_body=names_list("upper_body"), lower_body=names_list("lower_body"), joint_weights=weights)
+            {"keypoints": names, "skeleton": links}, name=name, sigmas=sigmas, flip=flip, upper_body=upper,
+            lower_body=lower)
     except ValueError as e:  # duplicate names, a body part named twice, ...
         raise ValueError(f"{path}: {e}") from None
 
