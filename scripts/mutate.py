@@ -687,6 +687,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_engine.py::test_a_skeleton_of_ones_own_trains_tests_and_infers",),
     ),
     Mutant(
+        "override-groups-stay-dicts", "GTPT's groups given as mappings (a recipe, a stored config) build GroupSpecs",
+        "src/posetokens/registry.py",
+        (("            item = _tuple_item_type(type(cfg), key)  # tuple[SomeCfg, ...]: each mapping builds one",
+          "            item = None"),),
+        ("tests/test_gtpt.py::test_gtpt_takes_a_keypoint_set_of_ones_own_from_overrides",),
+    ),
+    Mutant(
         "bf16-gemm-noop-accepted", "bf16-gemm is refused where oneDNN does not apply its math mode (AMD EPYC, Zen 4)",
         "src/posetokens/inference/precision.py",
         (('        if choice.precision == "bf16-gemm" and dev.type == "cpu" and not bf16_gemm_applies():',

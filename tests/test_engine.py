@@ -193,6 +193,8 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         load_config(None, ["schedule.epochs=many"])
     with pytest.raises(ValueError, match="unknown config field 'dimm'"):
         train(load_config(None, ["model.overrides={dimm: 3}", "data.train_ann=x"]))
+    with pytest.raises(ValueError, match=r"--set model.overrides.groups: missing key\(s\) \['sparse'\]; GroupSpec"):
+        load_config(None, ["model.name=gtpt_t_coco_256x192", "model.overrides.groups=[{name: all}]"])  # a traceback
 
 
 def test_corrupt_image_is_skipped_and_counted_not_fatal(tiny_data: dict, tmp_path: Path) -> None:
@@ -611,6 +613,28 @@ def test_a_dataset_that_cannot_train_is_named_before_any_step(tiny_data: dict, t
     assert not (tmp_path / "c" / "last.pth").exists()
 
 
+UPPER7 = ["head", "left_shoulder", "right_shoulder", "left_hand", "right_hand", "left_hip", "right_hip"]
+UPPER7_SIGMAS = [0.03, 0.08, 0.08, 0.06, 0.06, 0.1, 0.1]
+
+
+def _upper7(tiny_data: dict, tmp_path: Path) -> dict:
+    """The synthetic people cut to 7 renamed joints (COCO's nose, shoulders, wrists and hips), their jsons in
+    ``tmp_path`` and the skeleton file ``tmp_path/upper7.json``; the data dict with the new jsons."""
+    keep = [0, 5, 6, 9, 10, 11, 12]
+    data = dict(tiny_data)
+    for split in ("train_ann", "val_ann"):
+        d = json.loads(Path(tiny_data[split]).read_text())
+        d["categories"] = [{"id": 1, "name": "person", "keypoints": UPPER7, "skeleton": [[2, 3], [6, 7]]}]
+        for a in d["annotations"]:
+            a["keypoints"] = [v for i in keep for v in a["keypoints"][3 * i: 3 * i + 3]]
+            a["num_keypoints"] = sum(v > 0 for v in a["keypoints"][2::3])
+        data[split] = str(tmp_path / f"{split}.json")
+        Path(data[split]).write_text(json.dumps(d))
+    (tmp_path / "upper7.json").write_text(json.dumps({"keypoints": UPPER7, "sigmas": UPPER7_SIGMAS,
+                                                       "skeleton": [[2, 3], [6, 7]]}))
+    return data
+
+
 def test_a_skeleton_of_ones_own_trains_tests_and_infers(tiny_data: dict, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture,
@@ -623,20 +647,8 @@ def test_a_skeleton_of_ones_own_trains_tests_and_infers(tiny_data: dict, tmp_pat
 
     from posetokens.inference.api import PoseEstimator
 
-    keep = [0, 5, 6, 9, 10, 11, 12]
-    names = ["head", "left_shoulder", "right_shoulder", "left_hand", "right_hand", "left_hip", "right_hip"]
-    sigmas = [0.03, 0.08, 0.08, 0.06, 0.06, 0.1, 0.1]
-    data = dict(tiny_data)
-    for split in ("train_ann", "val_ann"):
-        d = json.loads(Path(tiny_data[split]).read_text())
-        d["categories"] = [{"id": 1, "name": "person", "keypoints": names, "skeleton": [[2, 3], [6, 7]]}]
-        for a in d["annotations"]:
-            a["keypoints"] = [v for i in keep for v in a["keypoints"][3 * i: 3 * i + 3]]
-            a["num_keypoints"] = sum(v > 0 for v in a["keypoints"][2::3])
-        data[split] = str(tmp_path / f"{split}.json")
-        Path(data[split]).write_text(json.dumps(d))
-    (tmp_path / "upper7.json").write_text(json.dumps({"keypoints": names, "sigmas": sigmas,
-                                                       "skeleton": [[2, 3], [6, 7]]}))
+    data = _upper7(tiny_data, tmp_path)
+    names, sigmas = UPPER7, UPPER7_SIGMAS
     monkeypatch.chdir(tmp_path)
     train(_cfg(data, tmp_path / "run", "schedule.epochs=1", "data.dataset=upper7.json",
                "model.overrides.num_keypoints=7"))
@@ -685,3 +697,25 @@ def test_a_skeleton_of_ones_own_trains_tests_and_infers(tiny_data: dict, tmp_pat
     est = PoseEstimator(weights=str(tmp_path / "run" / "final.pth"))
     assert est.metainfo.name == "upper7" and est.metainfo.keypoint_names == tuple(names)
     assert est.metainfo.flip_indices == [0, 2, 1, 4, 3, 6, 5] and est.metainfo.sigmas == tuple(sigmas)
+
+
+def test_gtpt_trains_on_a_skeleton_of_ones_own(tiny_data: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """GTPT on the 7-joint layout: ``num_body`` and ``groups`` from the recipe, one epoch, then ``test`` on the
+    checkpoint alone writes 7-joint results and ``PoseEstimator`` reads the layout it stored."""
+    from posetokens.inference.api import PoseEstimator
+
+    data = _upper7(tiny_data, tmp_path)
+    paths = [f"data.train_ann={data['train_ann']}", f"data.train_img_dir={data['train_img_dir']}",
+             f"data.val_ann={data['val_ann']}", f"data.val_img_dir={data['val_img_dir']}",
+             f"work_dir={tmp_path / 'run'}"]
+    train(load_config(None, [
+        "model.name=gtpt_t_coco_256x192", "model.overrides={image_size: [64, 48], num_body: 7, groups: [{name: head, "
+        "sparse: [0]}, {name: upper, sparse: [1, 2, 3, 4]}, {name: lower, sparse: [5, 6]}]}",
+        f"data.dataset={tmp_path / 'upper7.json'}", "data.batch_size=4", "schedule.epochs=1", "eval_interval=0",
+        "threads=1", *paths]))
+    preds = tmp_path / "preds.json"
+    assert cli(["test", "--weights", str(tmp_path / "run" / "final.pth"), "--out", str(preds), "--json"]) == 0
+    results = json.loads(preds.read_text())
+    assert results and all(len(r["keypoints"]) == 21 for r in results)
+    est = PoseEstimator(weights=str(tmp_path / "run" / "final.pth"))
+    assert est.metainfo.keypoint_names == tuple(UPPER7) and est.model.cfg.num_keypoints == 7

@@ -426,3 +426,25 @@ def test_stem_inference_rewrites_keep_outputs() -> None:
     with torch.no_grad():
         ref, out = model.stem(x), fast.stem(x.contiguous(memory_format=torch.channels_last))
     assert (ref - out).abs().max().item() < 1e-5 * max(1.0, ref.abs().max().item())
+
+
+def test_gtpt_takes_a_keypoint_set_of_ones_own_from_overrides() -> None:
+    """GTPT's keypoint count is its body keypoints in groups: ``num_body`` and ``groups`` given as plain mappings
+    (a recipe's YAML, a checkpoint's JSON) build the groups (until 2026-12-06 a traceback in ``validate``), and the
+    model predicts that many keypoints; an unknown or a missing group field is one line naming it."""
+    from posetokens.models.gtpt import GroupSpec
+    from posetokens.registry import create_model, model_config
+
+    groups = [{"name": "head", "sparse": [0]}, {"name": "upper", "sparse": [1, 2, 3, 4]},
+              {"name": "lower", "sparse": [5, 6]}]
+    cfg = model_config("gtpt_t_coco_256x192", num_body=7, groups=groups)
+    assert cfg.groups == (GroupSpec("head", (0,)), GroupSpec("upper", (1, 2, 3, 4)), GroupSpec("lower", (5, 6)))
+    assert cfg.num_keypoints == 7
+    model = create_model("gtpt_t_coco_256x192", num_body=7, groups=groups, image_size=(64, 48)).eval()
+    with torch.no_grad():
+        x_logits, y_logits = model(torch.randn(1, 3, 64, 48))
+    assert x_logits.shape == (1, 7, 96) and y_logits.shape == (1, 7, 128)  # SimCC bins: 48 and 64 px at split 2
+    with pytest.raises(ValueError, match=r"gtpt_t_coco_256x192.groups\[1\]: unknown field 'nam'; known: "):
+        model_config("gtpt_t_coco_256x192", num_body=7, groups=[groups[0], {"nam": "x", "sparse": [1]}])
+    with pytest.raises(ValueError, match=r"gtpt_t_coco_256x192.groups\[0\]: missing field 'sparse' \(GroupSpec "):
+        model_config("gtpt_t_coco_256x192", num_body=7, groups=[{"name": "all"}])

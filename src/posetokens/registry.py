@@ -148,10 +148,32 @@ def replace_nested(cfg: Any, overrides: Mapping[str, Any], where: str = "config"
         if isinstance(value, Mapping) and dataclasses.is_dataclass(current):
             changes[key] = replace_nested(current, value, f"{where}.{key}")
         elif isinstance(value, list):
-            changes[key] = tuple(value)
+            item = _tuple_item_type(type(cfg), key)  # tuple[SomeCfg, ...]: each mapping builds one
+            changes[key] = tuple(_built(item, v, f"{where}.{key}[{i}]") if isinstance(v, Mapping) and item else v
+                                 for i, v in enumerate(value))
         else:
             changes[key] = value
     return dataclasses.replace(cfg, **changes)
+
+
+def _tuple_item_type(cls: type, key: str) -> type | None:
+    """The dataclass ``T`` of a field declared ``tuple[T, ...]`` (GTPT's ``groups``), else None."""
+    args = typing.get_args(typing.get_type_hints(cls)[key])
+    return args[0] if args and dataclasses.is_dataclass(args[0]) else None
+
+
+def _built(tp: type, value: Mapping[str, Any], where: str) -> Any:
+    """The dataclass ``tp`` from a mapping of its fields (lists become tuples); ``ValueError`` naming ``where`` for an
+    unknown or a missing field."""
+    fields = {f.name: f for f in dataclasses.fields(tp)}
+    unknown = sorted(set(value) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown field {unknown[0]!r}; known: {sorted(fields)}")
+    missing = [n for n, f in fields.items() if n not in value and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"{where}: missing field {missing[0]!r} ({tp.__name__} needs {', '.join(missing)})")
+    return tp(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
 
 
 def model_config(name: str, **overrides: Any) -> Any:

@@ -207,6 +207,10 @@ def _from_dict(cls: type, data: dict, where: str | _Source, path: str = "") -> A
                 if any(isinstance(k, bool) for k in blamed) else "")
         raise ValueError(f"{src.where(path, _join(path, blamed[0]))}: unknown key(s) {blamed}; known: "
                          f"{sorted(names)}{hint}")
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in data and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:  # a field without a default (GTPT's group needs its 'sparse' keypoints)
+        raise ValueError(f"{src.where(path)}: missing key(s) {missing}; {cls.__name__} needs them")
     return cls(**{k: _coerce(v, hints[k], src, _join(path, k)) for k, v in data.items()})
 
 

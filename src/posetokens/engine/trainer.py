@@ -234,10 +234,14 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     else:
         metainfo = get_metainfo(cfg.data.dataset)
         if metainfo.num_keypoints != mcfg.num_keypoints:
-            settable = "num_keypoints" in {f.name for f in dataclasses.fields(mcfg)}
-            how = (f"set model.overrides.num_keypoints={metainfo.num_keypoints} to train it on that layout" if settable
-                   else "its keypoint count is not a field of its config (TokenPose and PPT models take "
-                   "model.overrides.num_keypoints)")
+            fields, k = {f.name for f in dataclasses.fields(mcfg)}, metainfo.num_keypoints
+            if "num_keypoints" in fields:  # TokenPose, PPT
+                how = f"set model.overrides.num_keypoints={k} to train it on that layout"
+            elif "num_body" in fields and "groups" in fields:  # GTPT: the body keypoints in groups
+                how = (f"set model.overrides.num_body={k} and model.overrides.groups, which put each of the {k} "
+                       "keypoints in one group (docs/training.md, 'A skeleton of your own')")
+            else:
+                how = "its keypoint count is not a field of its config (TokenPose, PPT and GTPT models take one)"
             raise ValueError(f"config: model {cfg.model.name} predicts {mcfg.num_keypoints} keypoints but "
                              f"data.dataset={cfg.data.dataset!r} has {metainfo.num_keypoints}; {how}")
         codec = model_codec(protocol, raw_model)
