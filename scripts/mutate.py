@@ -635,15 +635,15 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "image-size-unchecked", "a picture of another size than its json entry is refused, or skipped and counted",
         "src/posetokens/data/datasets/coco_style.py",
-        (("        if want is None or got == tuple(want):\n            return",
+        (("        if want is None or got == tuple(want) or (self.exif_orientation and swapped):\n            return",
           "        if True:\n            return"),),
         ("tests/test_datasets.py::test_a_picture_of_another_size_than_its_json_entry_is_refused_or_skipped",),
     ),
     Mutant(
         "swapped-size-taken-for-exif", "a json with width and height swapped is refused even where EXIF tags turn",
         "src/posetokens/data/datasets/coco_style.py",
-        (("            if stored is not None and tuple(stored.shape[:2]) == tuple(want):",
-          "            if stored is not None:"),),
+        (("        swapped = want is not None and tag >= 5 and got == tuple(want)[::-1]",
+          "        swapped = want is not None and got == tuple(want)[::-1]"),),
         ("tests/test_datasets.py::test_a_picture_of_another_size_than_its_json_entry_is_refused_or_skipped",),
     ),
     Mutant(
@@ -683,7 +683,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "test-layout-unchecked", "test refuses a recipe of another keypoint layout than the checkpoint's",
         "src/posetokens/engine/trainer.py",
-        (("        _check_test_layout(cfg, trained.metainfo, weights)\n", "        pass\n"),),
+        (("        _check_test_layout(cfg, trained.metainfo, weights, given)\n", "        pass\n"),),
         ("tests/test_engine.py::test_a_skeleton_of_ones_own_trains_tests_and_infers",),
     ),
     Mutant(
@@ -692,6 +692,13 @@ MUTANTS: tuple[Mutant, ...] = (
         (("            item = _tuple_item_type(type(cfg), key)  # tuple[SomeCfg, ...]: each mapping builds one",
           "            item = None"),),
         ("tests/test_gtpt.py::test_gtpt_takes_a_keypoint_set_of_ones_own_from_overrides",),
+    ),
+    Mutant(
+        "exif-tag-misread", "the EXIF orientation tag is read from its IFD entry's value",
+        "src/posetokens/data/datasets/coco_style.py",
+        (("                    tag = int.from_bytes(tiff[e + 8:e + 10], order)",
+          "                    tag = int.from_bytes(tiff[e + 8:e + 10], \"big\")"),),
+        ("tests/test_datasets.py::test_the_exif_orientation_tag_is_read_as_pil_writes_it",),
     ),
     Mutant(
         "bf16-gemm-noop-accepted", "bf16-gemm is refused where oneDNN does not apply its math mode (AMD EPYC, Zen 4)",
@@ -1217,7 +1224,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "truncated-jpeg-trained-on", "train and test refuse a truncated JPEG, as infer does",
         "src/posetokens/data/datasets/coco_style.py",
-        (("    problem = image_problem(p.read_bytes())  # OpenCV", "    problem = None  # OpenCV"),),
+        (("    problem = image_problem(data)  # OpenCV", "    problem = None  # OpenCV"),),
         ("tests/test_datasets.py::test_a_truncated_jpeg_is_unreadable_for_training_and_evaluation",),
     ),
     Mutant(

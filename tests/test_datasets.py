@@ -542,3 +542,46 @@ def test_a_json_naming_other_keypoints_than_its_skeleton_file_is_said(tmp_path: 
         d["categories"][0]["keypoints"] = names
         CocoStyleDataset(_write(tmp_path, d, "same.json"), DATA / "coco", str(skel))
     assert not [r for r in caplog.records if "differ from the skeleton" in r.getMessage()]
+
+
+
+@pytest.mark.parametrize("tag", range(1, 9))
+def test_the_exif_orientation_tag_is_read_as_pil_writes_it(tag: int, tmp_path: Path) -> None:
+    """The tag (1-8) PIL writes into a JPEG's EXIF segment, little- and big-endian, is the one read; a PNG, a JPEG
+    without EXIF and a cut EXIF segment read 1. A turn that keeps the picture's size (180 degrees, the mirrors; a
+    square picture) shows only in the tag: MMPose's reading marks every tagged picture, its size kept or swapped."""
+    from PIL import Image
+
+    from posetokens.data.datasets.coco_style import exif_orientation_tag
+
+    src = Image.open(DATA / "coco" / "000000000785.jpg")
+    exif = src.getexif()
+    exif[0x0112] = tag
+    src.save(tmp_path / "t.jpg", exif=exif.tobytes(), quality=90)
+    data = (tmp_path / "t.jpg").read_bytes()
+    assert exif_orientation_tag(data) == tag
+    # the same IFD written in the other byte order (PIL writes big-endian: "MM")
+    k = data.index(b"Exif") + 6
+    mine, other = ("big", "little") if data[k:k + 2] == b"MM" else ("little", "big")
+    ifd = int.from_bytes(data[k + 4:k + 8], mine)
+    n = int.from_bytes(data[k + ifd:k + ifd + 2], mine)
+    out = bytearray(data)
+    out[k:k + 4] = b"II*\x00" if other == "little" else b"MM\x00*"
+    out[k + 4:k + 8] = ifd.to_bytes(4, other)
+    out[k + ifd:k + ifd + 2] = n.to_bytes(2, other)
+    for e in range(k + ifd + 2, k + ifd + 2 + 12 * n, 12):  # tag, type, count, then a SHORT or LONG value
+        for a, w in ((0, 2), (2, 2), (4, 4)):
+            out[e + a:e + a + w] = int.from_bytes(data[e + a:e + a + w], mine).to_bytes(w, other)
+        w = 2 if int.from_bytes(data[e + 2:e + 4], mine) == 3 else 4
+        out[e + 8:e + 8 + w] = int.from_bytes(data[e + 8:e + 8 + w], mine).to_bytes(w, other)
+    assert bytes(out) != data and exif_orientation_tag(bytes(out)) == tag
+    k = data.index(b"Exif")
+    assert exif_orientation_tag(data[:k + 10]) == 1  # cut inside the segment
+    assert exif_orientation_tag((DATA / "coco" / "000000000785.jpg").read_bytes()) == 1
+    assert exif_orientation_tag(cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))[1].tobytes()) == 1
+    ann = _image_785_as(tmp_path, "t.jpg")  # 640 x 425 as stored
+    turned = CocoStyleDataset(ann, tmp_path, "coco", mode="test", exif_orientation=True)
+    assert turned[0]["img"].shape == ((640, 425, 3) if tag >= 5 else (425, 640, 3))
+    assert turned.marked == ({} if tag == 1 else {"exif_turned_image": 1})
+    stored = CocoStyleDataset(ann, tmp_path, "coco", mode="test", exif_orientation=False)
+    assert stored[0]["img"].shape == (425, 640, 3) and stored.marked == {}

@@ -193,8 +193,11 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         load_config(None, ["schedule.epochs=many"])
     with pytest.raises(ValueError, match="unknown config field 'dimm'"):
         train(load_config(None, ["model.overrides={dimm: 3}", "data.train_ann=x"]))
-    with pytest.raises(ValueError, match=r"--set model.overrides.groups: missing key\(s\) \['sparse'\]; GroupSpec"):
+    with pytest.raises(ValueError, match=r"--set model.overrides.groups\[0\]: missing key\(s\) \['sparse'\]"):
         load_config(None, ["model.name=gtpt_t_coco_256x192", "model.overrides.groups=[{name: all}]"])  # a traceback
+    with pytest.raises(ValueError, match=r"--set model.overrides.groups\[1\].sparse\[1\]: expected int, got '2'$"):
+        load_config(None, ["model.name=gtpt_t_coco_256x192",  # which group and which id
+                           "model.overrides.groups=[{name: a, sparse: [0]}, {name: b, sparse: [1, '2']}]"])
 
 
 def test_corrupt_image_is_skipped_and_counted_not_fatal(tiny_data: dict, tmp_path: Path) -> None:
@@ -683,11 +686,17 @@ def test_a_skeleton_of_ones_own_trains_tests_and_infers(tiny_data: dict, tmp_pat
     recipe = tmp_path / "coco.yaml"
     recipe.write_text(json.dumps({"model": {"name": "ppt_s_coco_256x192"}, "data": {
         "dataset": "coco", "val_ann": str(tiny_data["val_ann"]), "val_img_dir": str(tiny_data["val_img_dir"])}}))
-    with pytest.raises(ValueError, match=r"final.pth: the model predicts the 7 keypoints of 'upper7' but "
-                                         r"data.dataset='coco' is 'coco' \(17 keypoints\)"):
-        from posetokens.engine.trainer import test as run_test
+    from posetokens.engine.trainer import test as run_test
 
+    with pytest.raises(ValueError, match=r"final.pth: the model predicts the 7 keypoints of 'upper7' but "
+                                         r"data.dataset='coco' has 17 others \(joint 0 is 'head' in the model, "
+                                         r"'nose' in data.dataset\); leave out CONFIG"):
         run_test(load_config(str(recipe)), str(tmp_path / "run" / "final.pth"), str(tmp_path / "p2.json"))
+    # the skeleton file replaced since training by one of the same joints in another order, no CONFIG given
+    (tmp_path / "upper7.json").write_text(json.dumps({"keypoints": names[::-1], "sigmas": sigmas}))
+    with pytest.raises(ValueError, match=r"has 7 others \(joint 0 is 'head' in the model, 'right_hip' in "
+                                         r"data.dataset\); the skeleton file has changed since training"):
+        run_test(None, str(tmp_path / "run" / "final.pth"), str(tmp_path / "p2.json"))
     # the skeleton file edited since training: scored with the file's sigmas, and said
     (tmp_path / "upper7.json").write_text(json.dumps({"keypoints": names, "sigmas": [0.5] * 7,
                                                        "skeleton": [[2, 3], [6, 7]]}))

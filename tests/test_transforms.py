@@ -310,10 +310,12 @@ def test_a_layout_that_names_no_body_parts_gets_no_half_body(order: str) -> None
     bare = from_coco_categories({"keypoints": names}, sigmas=[0.05] * 10)
     parts = from_coco_categories({"keypoints": names}, sigmas=[0.05] * 10, upper_body=names[:5],
                                  lower_body=names[5:])
+    upper_only = from_coco_categories({"keypoints": names}, sigmas=[0.05] * 10, upper_body=names[:5])
     aug = TopdownAugConfig(order=order, half_body_prob=0.5, half_body_min_keypoints=9,
                            half_body_min_part_keypoints=3)
     vis = np.ones(10)
-    for meta, some in ((bare, False), (parts, True)):
+    # the HRNet-era orders' upper half is every joint not in the lower body: without one, a whole-person crop
+    for meta, some in ((bare, False), (parts, True), (upper_only, order == "mmpose")):
         rng = np.random.default_rng(0)
         drawn = {draw_augmentation(aug, rng, meta, vis).half_body for _ in range(200)}
         assert (drawn != {None}) is some, (meta.name, drawn)

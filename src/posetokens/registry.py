@@ -11,7 +11,7 @@ import difflib
 import re
 import typing
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,7 +138,7 @@ def replace_nested(cfg: Any, overrides: Mapping[str, Any], where: str = "config"
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
         if key not in fields:
-            raise ValueError(f"{where}: unknown config field {key!r}; known: {sorted(fields)}")
+            raise ValueError(f"{where}: unknown config field {key!r}; known: {sorted(fields)}{field_hint(key, fields)}")
         current = getattr(cfg, key)
         if isinstance(value, Mapping) and current is None:
             hint = typing.get_type_hints(type(cfg))[key]
@@ -147,13 +147,21 @@ def replace_nested(cfg: Any, overrides: Mapping[str, Any], where: str = "config"
                 current = tp()
         if isinstance(value, Mapping) and dataclasses.is_dataclass(current):
             changes[key] = replace_nested(current, value, f"{where}.{key}")
-        elif isinstance(value, list):
+        elif isinstance(value, (list, tuple)):
             item = _tuple_item_type(type(cfg), key)  # tuple[SomeCfg, ...]: each mapping builds one
             changes[key] = tuple(_built(item, v, f"{where}.{key}[{i}]") if isinstance(v, Mapping) and item else v
                                  for i, v in enumerate(value))
         else:
             changes[key] = value
     return dataclasses.replace(cfg, **changes)
+
+
+def field_hint(key: str, fields: Iterable[str]) -> str:
+    """A pointer for an unknown model config field that names a concept another field holds (GTPT's keypoints)."""
+    if key == "num_keypoints" and "num_body" in fields:
+        return ("; GTPT's keypoint count is num_body, its body keypoints put in groups (docs/training.md, 'A "
+                "skeleton of your own')")
+    return ""
 
 
 def _tuple_item_type(cls: type, key: str) -> type | None:
@@ -173,7 +181,7 @@ def _built(tp: type, value: Mapping[str, Any], where: str) -> Any:
                and f.default_factory is dataclasses.MISSING]
     if missing:
         raise ValueError(f"{where}: missing field {missing[0]!r} ({tp.__name__} needs {', '.join(missing)})")
-    return tp(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+    return tp(**{k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in value.items()})
 
 
 def model_config(name: str, **overrides: Any) -> Any:

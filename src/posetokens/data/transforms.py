@@ -629,7 +629,8 @@ def draw_augmentation(
     Args:
         aug: the settings; rng: the generator (a scripted object with ``random``, ``standard_normal`` and
             ``uniform`` works too); metainfo: joint layout; keypoints_visible: (K,), ``None`` skips the half body
-            (so does a layout that names no upper or lower body joints: a skeleton file without them).
+            (so does a layout that names no lower body joints under the HRNet-era orders, whose upper half is
+            every other joint, or neither half under ``mmpose``: a skeleton file without them).
     """
     check_aug_config(aug)
     meta = get_metainfo(metainfo)
@@ -637,7 +638,8 @@ def draw_augmentation(
     upper_ids, lower_ids = half_body_part_ids(meta, aug.order)
     mid, sstd, lo, hi = _scale_params(aug)
 
-    parts = bool(meta.upper_body_ids or meta.lower_body_ids)  # a layout of one's own may name no body parts: off
+    # a layout of one's own may name no body parts: off (with no lower body the HRNet-era "upper" is every joint)
+    parts = bool(len(lower_ids)) if aug.order != "mmpose" else bool(len(upper_ids) or len(lower_ids))
 
     def half_body(v: np.ndarray | None) -> str | None:
         if v is None or not parts or v.sum() < aug.half_body_min_keypoints:

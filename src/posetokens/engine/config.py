@@ -120,7 +120,7 @@ class _Source:
 
     def from_set(self, path: str) -> bool:
         """Whether the dotted field ``path`` was given by ``--set`` (itself or a mapping above it)."""
-        return any(path == k or path.startswith(k + ".") for k in self.set_keys)
+        return any(path == k or path.startswith((k + ".", k + "[")) for k in self.set_keys)
 
     def where(self, path: str, blame: str | None = None) -> str:
         """The message prefix for the dotted field ``path`` (blamed on ``--set`` or on the file by ``blame``)."""
@@ -169,10 +169,10 @@ def _coerce(value: Any, tp: Any, where: str | _Source, path: str = "") -> Any:
         args = typing.get_args(tp)
         if not args or (len(args) == 2 and args[1] is Ellipsis):
             inner = args[0] if args else Any
-            return tuple(_coerce(v, inner, src, path) for v in value)
+            return tuple(_coerce(v, inner, src, f"{path}[{i}]") for i, v in enumerate(value))  # items named
         if len(value) != len(args):
             raise ValueError(f"{loc}: expected a list of {len(args)} values, got {value!r}")
-        return tuple(_coerce(v, a, src, path) for v, a in zip(value, args, strict=True))
+        return tuple(_coerce(v, a, src, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ValueError(f"{loc}: expected a mapping, got {value!r}")
@@ -394,6 +394,8 @@ def _check_model(cfg: TrainCfg, src: _Source) -> None:
 
 def _check_overrides(model_cfg: Any, overrides: dict[str, Any], path: str, src: _Source) -> None:
     """Field names and value types of ``overrides`` against the (nested) model config dataclass ``model_cfg``."""
+    from posetokens.registry import field_hint
+
     if not isinstance(overrides, dict):
         raise ValueError(f"{src.where(path)}: expected a mapping, got {overrides!r}")
     fields = {f.name for f in dataclasses.fields(model_cfg)}
@@ -404,7 +406,7 @@ def _check_overrides(model_cfg: Any, overrides: dict[str, Any], path: str, src: 
     for key, value in overrides.items():
         if key not in fields:
             raise ValueError(f"{src.where(path, _join(path, key))}: unknown config field {key!r}; "
-                             f"known: {sorted(fields)}")
+                             f"known: {sorted(fields)}{field_hint(key, fields)}")
         current = getattr(model_cfg, key)
         hint = hints.get(key, Any)
         if isinstance(value, dict):

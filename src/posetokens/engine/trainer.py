@@ -746,7 +746,7 @@ def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str
     # the checkpoint's protocol (what it was trained with), refined by what the recipe states on top of it
     protocol = data_protocol(cfg.data, model, base=trained.protocol)
     if trained.metainfo is not None and model.task != "lifting":
-        _check_test_layout(cfg, trained.metainfo, weights)
+        _check_test_layout(cfg, trained.metainfo, weights, given)
     if model.task != "lifting":  # what the evaluation reads, named by its field, before any prediction (as train)
         _check_val_inputs(cfg, detections=model.task != "tokenizer")
     if writes and cfg.data.val_ann:  # the ground truth as COCOeval will read it, before the predictions
@@ -757,14 +757,21 @@ def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str
     return metrics
 
 
-def _check_test_layout(cfg: TrainCfg, stored: Any, weights: str) -> None:
+def _check_test_layout(cfg: TrainCfg, stored: Any, weights: str, given: bool) -> None:
     """``test`` scores with ``data.dataset``'s layout: another keypoint set than the one the checkpoint stores is
-    refused in one line; the same joints with other OKS sigmas or flip pairs (an edited skeleton file) are said."""
+    refused in one line naming the first joint that differs; the same joints with other OKS sigmas or flip pairs (an
+    edited skeleton file) are said. ``given``: the recipe came from CONFIG (else from the checkpoint)."""
     layout = get_metainfo(cfg.data.dataset)
-    if list(layout.keypoint_names) != list(stored.keypoint_names):
+    ours, theirs = list(layout.keypoint_names), list(stored.keypoint_names)
+    if ours != theirs:
+        at = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+        joint = (f"joint {at} is {theirs[at]!r} in the model, " if at < len(theirs) else f"joint {at}: ") + (
+            f"{ours[at]!r} in data.dataset" if at < len(ours) else "none in data.dataset")
+        fix = ("leave out CONFIG (the checkpoint carries its recipe) or give the dataset it was trained on" if given
+               else "the skeleton file has changed since training: restore it, or give a CONFIG with the layout it "
+               "was trained on")
         raise ValueError(f"{weights}: the model predicts the {stored.num_keypoints} keypoints of {stored.name!r} but "
-                         f"data.dataset={cfg.data.dataset!r} is {layout.name!r} ({layout.num_keypoints} keypoints); "
-                         "leave out CONFIG (the checkpoint carries its recipe) or give the dataset it was trained on")
+                         f"data.dataset={cfg.data.dataset!r} has {layout.num_keypoints} others ({joint}); {fix}")
     changed = [what for what, a, b in (("OKS sigmas", layout.sigmas, stored.sigmas),
                                        ("flip pairs", layout.flip_indices, stored.flip_indices)) if a != b]
     if changed:

@@ -174,7 +174,8 @@ def _check_scored_annotations(data: Mapping[str, Any], name: str, num_keypoints:
         if len(ann["keypoints"]) != 3 * num_keypoints:
             raise ValueError(
                 f"{name}: annotations[{i}] (id={ann.get('id')}): field 'keypoints' has "
-                f"{len(ann['keypoints'])} values, expected {3 * num_keypoints} for {num_keypoints} sigmas"
+                f"{len(ann['keypoints'])} values, expected {3 * num_keypoints} for {num_keypoints} sigmas (the "
+                "dataset's layout: another one needs its own, e.g. evaluate --dataset SKELETON.json)"
             )
     return categories
 

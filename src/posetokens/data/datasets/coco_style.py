@@ -187,6 +187,34 @@ def image_problem(data: bytes) -> str | None:
                 break
 
 
+def exif_orientation_tag(data: bytes) -> int:
+    """The EXIF orientation tag (1-8; 1: as stored, 3: turned 180 degrees, 5-8: width and height swapped) of JPEG
+    bytes, or 1 when there is none (other formats, no EXIF segment, a malformed one): what OpenCV's ``IMREAD_COLOR``
+    turns the picture by."""
+    if data[:2] != b"\xff\xd8":
+        return 1
+    i, n = 2, len(data)
+    while i + 4 <= n and data[i] == 0xFF:
+        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        if marker in (0xDA, 0xD9) or length < 2:  # image data, or the end: no EXIF before it
+            return 1
+        seg = data[i + 4:i + 2 + length]
+        if marker == 0xE1 and seg[:6] == b"Exif\x00\x00":
+            tiff = seg[6:]
+            order = {b"II": "little", b"MM": "big"}.get(bytes(tiff[:2]))
+            if order is None or len(tiff) < 8:
+                return 1
+            ifd = int.from_bytes(tiff[4:8], order)
+            count = int.from_bytes(tiff[ifd:ifd + 2], order) if ifd + 2 <= len(tiff) else 0
+            for e in range(ifd + 2, min(ifd + 2 + 12 * count, len(tiff) - 11), 12):
+                if int.from_bytes(tiff[e:e + 2], order) == 0x0112:
+                    tag = int.from_bytes(tiff[e + 8:e + 10], order)
+                    return tag if 1 <= tag <= 8 else 1
+            return 1
+        i += 2 + length
+    return 1
+
+
 def imread_flags(exif_orientation: bool = True) -> int:
     """OpenCV's read flags for a colour picture turned by its EXIF orientation tag (``IMREAD_COLOR``, as mmcv reads),
     or read as stored (``| IMREAD_IGNORE_ORIENTATION``, as the HRNet loader reads): :func:`load_image`'s choice."""
@@ -207,16 +235,22 @@ def load_image(path: PathLike, exif_orientation: bool = True) -> np.ndarray:
         FileNotFoundError: the file does not exist.
         ValueError: OpenCV cannot decode it (corrupt, truncated or not an image).
     """
+    return _load_image(path, exif_orientation)[0]
+
+
+def _load_image(path: PathLike, exif_orientation: bool = True) -> tuple[np.ndarray, int]:
+    """:func:`load_image`, and the picture's EXIF orientation tag (:func:`exif_orientation_tag`)."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"image file not found: {p}")
-    problem = image_problem(p.read_bytes())  # OpenCV decodes a truncated JPEG without an error, its end grey
+    data = p.read_bytes()
+    problem = image_problem(data)  # OpenCV decodes a truncated JPEG without an error, its end grey
     if problem is not None:
         raise ValueError(f"{p}: {problem}")
     img = cv2.imread(str(p), imread_flags(exif_orientation))
     if img is None or img.size == 0:
         raise ValueError(f"cannot decode image (corrupt, truncated or not an image): {p}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), exif_orientation_tag(data)
 
 
 def _numeric(value: Any, where: str, field: str, size: int | None = None) -> np.ndarray:
@@ -299,33 +333,26 @@ class TopDownDataset(Dataset):
     def _count(self, table: dict[str, int], key: str, n: int = 1) -> None:
         table[key] = table.get(key, 0) + n
 
-    def _check_size(self, info: Mapping[str, Any], img: np.ndarray) -> None:
+    def _check_size(self, info: Mapping[str, Any], img: np.ndarray, tag: int = 1) -> None:
         """Raise :class:`ImageSizeMismatch` when the picture read is not the size its json entry gives
-        (``ori_shape``; unchecked without one): the boxes and keypoints would sit on other pixels. A picture
-        that only its EXIF orientation tag turns (read turned, as MMPose does, and of the json's size as stored)
-        is the official reading: marked once per file (``marked['exif_turned_image']``) with a warning."""
+        (``ori_shape``; unchecked without one): the boxes and keypoints would sit on other pixels. A picture its EXIF
+        tag ``tag`` turns, read turned (``exif_orientation``, as MMPose reads), is the official reading: marked once
+        per file (``marked['exif_turned_image']``) with a warning, and of the json's size as stored when the turn
+        swaps width and height (tags 5-8)."""
         want = info.get("ori_shape")
         got = tuple(int(v) for v in img.shape[:2])
-        if want is None or got == tuple(want):
-            return
         path = info["img_path"]
-        if self.exif_orientation and got == tuple(want)[::-1]:
-            stored = cv2.imread(path, imread_flags(exif_orientation=False))
-            if stored is not None and tuple(stored.shape[:2]) == tuple(want):
-                if path not in self._turned_paths:
-                    self._turned_paths.add(path)
-                    self._count(self.marked, "exif_turned_image")
-                    logger.warning("%s: its EXIF orientation tag turns it to %dx%d (width x height); the annotations "
-                                   "give %dx%d, the stored pixels, which they are on. Read turned, as this protocol's "
-                                   "official loader (MMPose) reads it (Protocol.exif_orientation)",
-                                   path, got[1], got[0], want[1], want[0])
-                return
-        hint = ""
-        if not self.exif_orientation and got == tuple(want)[::-1]:
-            turned = cv2.imread(path, imread_flags(exif_orientation=True))
-            if turned is not None and tuple(turned.shape[:2]) == tuple(want):
-                hint = (" (its EXIF orientation tag turns it to that size, but this protocol reads pictures as stored, "
-                        "as its official loader does: the annotations were made on the turned picture)")
+        swapped = want is not None and tag >= 5 and got == tuple(want)[::-1]
+        if self.exif_orientation and tag > 1 and path not in self._turned_paths:
+            self._turned_paths.add(path)
+            self._count(self.marked, "exif_turned_image")
+            logger.warning("%s: read turned by its EXIF orientation tag (%d), as this protocol's official loader "
+                           "(MMPose) reads it; COCO-style annotations are made on the stored pixels, so its boxes may "
+                           "not fit the turned picture (Protocol.exif_orientation)", path, tag)
+        if want is None or got == tuple(want) or (self.exif_orientation and swapped):
+            return
+        hint = (" (its EXIF orientation tag turns it to that size, but this protocol reads pictures as stored, as its "
+                "official loader does: the annotations were made on the turned picture)") if swapped else ""
         src = getattr(self, "ann_file", "the annotations")
         raise ImageSizeMismatch(f"{path}: {got[1]}x{got[0]} pixels (width x height), but {src} gives width "
                                 f"{want[1]}, height {want[0]} for image id {info.get('img_id')}{hint}; expected the "
@@ -360,8 +387,8 @@ class TopDownDataset(Dataset):
                 j = (j + 1) % n
                 continue
             try:
-                img = load_image(info["img_path"], self.exif_orientation)
-                self._check_size(info, img)
+                img, tag = _load_image(info["img_path"], self.exif_orientation)
+                self._check_size(info, img, tag)
             except (FileNotFoundError, ValueError) as err:
                 mismatch = isinstance(err, ImageSizeMismatch)
                 if self.mode == "test":  # another item in its place would be scored as it
