@@ -701,6 +701,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_datasets.py::test_the_exif_orientation_tag_is_read_as_pil_writes_it",),
     ),
     Mutant(
+        "worker-skips-uncounted", "pictures DataLoader workers found unreadable are counted in the epoch's skips",
+        "src/posetokens/data/datasets/coco_style.py",
+        (("        self._status = torch.zeros(len(paths), dtype=torch.uint8).share_memory_()",
+          "        self._status = torch.zeros(len(paths), dtype=torch.uint8)"),),
+        ("tests/test_engine.py::test_corrupt_image_is_skipped_and_counted_not_fatal",),
+    ),
+    Mutant(
         "bf16-gemm-noop-accepted", "bf16-gemm is refused where oneDNN does not apply its math mode (AMD EPYC, Zen 4)",
         "src/posetokens/inference/precision.py",
         (('        if choice.precision == "bf16-gemm" and dev.type == "cpu" and not bf16_gemm_applies():',

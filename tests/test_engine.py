@@ -200,7 +200,11 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
                            "model.overrides.groups=[{name: a, sparse: [0]}, {name: b, sparse: [1, '2']}]"])
 
 
-def test_corrupt_image_is_skipped_and_counted_not_fatal(tiny_data: dict, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+def test_corrupt_image_is_skipped_and_counted_not_fatal(workers: int, tiny_data: dict, tmp_path: Path) -> None:
+    """One unreadable picture in training: skipped, and counted once in each epoch's ``skipped`` record, also when
+    DataLoader workers (each with its own copy of the dataset) read it (until 2026-12-06 they counted in their
+    copies, and log.jsonl said nothing)."""
     data = dict(tiny_data)
     img_dir = tmp_path / "imgs"
     img_dir.mkdir()
@@ -209,10 +213,10 @@ def test_corrupt_image_is_skipped_and_counted_not_fatal(tiny_data: dict, tmp_pat
     victim = sorted(img_dir.iterdir())[0]
     victim.write_bytes(b"not a jpeg")
     data["train_img_dir"] = str(img_dir)
-    train(_cfg(data, tmp_path / "run", "schedule.epochs=1"))
+    train(_cfg(data, tmp_path / "run", "schedule.epochs=2", f"data.num_workers={workers}"))
     assert (tmp_path / "run" / "final.pth").is_file()
     logs = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert any(rec.get("skipped", {}).get("bad_image") == 1 for rec in logs)
+    assert [rec["skipped"].get("bad_image") for rec in logs if "skipped" in rec] == [1, 1]  # one picture, 2 epochs
 
 
 def test_cli_evaluate_matches_pycocotools(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

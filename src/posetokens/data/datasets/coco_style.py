@@ -42,11 +42,12 @@ Documented cleaning (every case is counted in ``dataset.skipped`` / ``dataset.ma
   coordinates but gets ``keypoints_visible = 0``; ``marked['keypoints_outside_image']`` counts such joints. The
   official rules keep it visible, as the official loaders do.
 * With ``skip_bad_images=True`` a missing/corrupt image is counted once per file in
-  ``skipped['bad_image']`` and the next item is returned instead. (With DataLoader workers each worker
-  counts in its own copy.) A picture read at another size than its json entry's ``width``/``height`` is a bad
-  image too (``skipped['image_size_mismatch']``; without ``skip_bad_images``, and always in test mode, a
-  ``ValueError`` naming both sizes), unless only its EXIF tag turns it under ``exif_orientation=True`` (MMPose's
-  reading): then it is used and marked once per file (``marked['exif_turned_image']``).
+  ``skipped['bad_image']`` and the next item is returned instead (DataLoader workers write one table in shared
+  memory, so the count is the same with workers). A picture read at another size than its json entry's
+  ``width``/``height`` is a bad image too (``skipped['image_size_mismatch']``; without ``skip_bad_images``, and
+  always in test mode, a ``ValueError`` naming both sizes), unless its EXIF tag swaps width and height under
+  ``exif_orientation=True`` (MMPose's reading). Every picture read turned by its EXIF tag is marked once
+  (``marked['exif_turned_image']``).
 
 CrowdPose is ``CocoStyleDataset(ann_file, img_dir, 'crowdpose')``: its json has no ``area``, so
 ``area`` falls back to the box area.
@@ -66,6 +67,7 @@ import numpy as np
 
 from posetokens.fileio import read_json
 from posetokens.runtime import check_count, is_whole, short_repr
+import torch
 from torch.utils.data import Dataset
 
 __all__ = [
@@ -325,15 +327,55 @@ class TopDownDataset(Dataset):
         self.exif_orientation = exif_orientation  # images turned by their EXIF tag (load_image)
         self.mode = "train"  # or "test" (set by the subclass): an evaluation never skips an image
         self.data_list: list[dict[str, Any]] = []
-        self.skipped: dict[str, int] = {}
-        self.marked: dict[str, int] = {}
-        self._bad_paths: set[str] = set()
-        self._turned_paths: set[str] = set()  # EXIF-turned pictures already marked
+        self._skipped: dict[str, int] = {}  # counted while loading the annotations
+        self._marked: dict[str, int] = {}
+        # What the pictures turned out to be, one byte per picture (at its first item), bits _BAD, _MISMATCH and
+        # _TURNED; in shared memory, so DataLoader workers (each with its own copy of the dataset) write one table
+        self._slot = np.zeros(0, np.int64)  # item -> its picture's slot
+        self._status = torch.zeros(0, dtype=torch.uint8)
+
+    _BAD, _MISMATCH, _TURNED = 1, 2, 4
+    _FOUND = {_BAD: ("skipped", "bad_image"), _MISMATCH: ("skipped", "image_size_mismatch"),
+              _TURNED: ("marked", "exif_turned_image")}
 
     def _count(self, table: dict[str, int], key: str, n: int = 1) -> None:
         table[key] = table.get(key, 0) + n
 
-    def _check_size(self, info: Mapping[str, Any], img: np.ndarray, tag: int = 1) -> None:
+    def _found(self, kind: str) -> dict[str, int]:
+        """What reading the pictures found so far, in every process, counted once per picture."""
+        status = self._status.numpy()
+        return {key: int(np.count_nonzero(status & bit)) for bit, (table, key) in self._FOUND.items()
+                if table == kind and np.any(status & bit)}
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Items left out, by reason: while loading (``crowd``, ``zero_area_bbox``, ...) and pictures found
+        unreadable (``bad_image``) or of another size than their annotations (``image_size_mismatch``), once per
+        picture, whichever DataLoader worker read them."""
+        return {**self._skipped, **self._found("skipped")}
+
+    @property
+    def marked(self) -> dict[str, int]:
+        """Items kept with a note, by reason (``keypoints_outside_image``, ``exif_turned_image`` ...)."""
+        return {**self._marked, **self._found("marked")}
+
+    def _note(self, j: int, bit: int) -> bool:
+        """Set ``bit`` for item ``j``'s picture; whether it was new (so its warning is said once)."""
+        slot = int(self._slot[j])
+        if int(self._status[slot]) & bit:
+            return False
+        self._status[slot] |= bit
+        return True
+
+    def _finish(self, source: PathLike) -> None:
+        """After the items are loaded: the shared table of pictures (:meth:`_note`), and the summary line."""
+        first: dict[str, int] = {}
+        paths = [d["img_path"] for d in self.data_list]
+        self._slot = np.fromiter((first.setdefault(p, i) for i, p in enumerate(paths)), np.int64, len(paths))
+        self._status = torch.zeros(len(paths), dtype=torch.uint8).share_memory_()
+        self._log_summary(source)
+
+    def _check_size(self, info: Mapping[str, Any], img: np.ndarray, tag: int = 1, j: int = 0) -> None:
         """Raise :class:`ImageSizeMismatch` when the picture read is not the size its json entry gives
         (``ori_shape``; unchecked without one): the boxes and keypoints would sit on other pixels. A picture its EXIF
         tag ``tag`` turns, read turned (``exif_orientation``, as MMPose reads), is the official reading: marked once
@@ -343,9 +385,7 @@ class TopDownDataset(Dataset):
         got = tuple(int(v) for v in img.shape[:2])
         path = info["img_path"]
         swapped = want is not None and tag >= 5 and got == tuple(want)[::-1]
-        if self.exif_orientation and tag > 1 and path not in self._turned_paths:
-            self._turned_paths.add(path)
-            self._count(self.marked, "exif_turned_image")
+        if self.exif_orientation and tag > 1 and self._note(j, self._TURNED):
             logger.warning("%s: read turned by its EXIF orientation tag (%d), as this protocol's official loader "
                            "(MMPose) reads it; COCO-style annotations are made on the stored pixels, so its boxes may "
                            "not fit the turned picture (Protocol.exif_orientation)", path, tag)
@@ -383,12 +423,12 @@ class TopDownDataset(Dataset):
         j = idx % n
         for _ in range(n):
             info = self.get_data_info(j)
-            if info["img_path"] in self._bad_paths:  # known bad: do not retry every epoch
+            if int(self._status[self._slot[j]]) & (self._BAD | self._MISMATCH):  # known bad: not retried
                 j = (j + 1) % n
                 continue
             try:
                 img, tag = _load_image(info["img_path"], self.exif_orientation)
-                self._check_size(info, img, tag)
+                self._check_size(info, img, tag, j)
             except (FileNotFoundError, ValueError) as err:
                 mismatch = isinstance(err, ImageSizeMismatch)
                 if self.mode == "test":  # another item in its place would be scored as it
@@ -397,9 +437,7 @@ class TopDownDataset(Dataset):
                                      "or drop its entries from the annotations)") from None
                 if not self.skip_bad_images:
                     raise
-                if info["img_path"] not in self._bad_paths:
-                    self._bad_paths.add(info["img_path"])
-                    self._count(self.skipped, "image_size_mismatch" if mismatch else "bad_image")
+                if self._note(j, self._MISMATCH if mismatch else self._BAD):
                     logger.warning("skipping %s image: %s", "mismatched" if mismatch else "unreadable", err)
                 j = (j + 1) % n
                 continue
@@ -476,7 +514,7 @@ class CocoStyleDataset(TopDownDataset):
             self._load_detections(read_json(det_file, "detection"), det_category_id)
         else:
             self._load_gt()
-        self._log_summary(self.det_file or self.ann_file)
+        self._finish(self.det_file or self.ann_file)
         if mode == "test" and not self.data_list:  # nothing to predict: the evaluation would stop in NumPy
             what = "detection" if det_file is not None else "annotated person"
             why = f" (skipped: {dict(self.skipped)})" if self.skipped else ""
@@ -565,19 +603,19 @@ class CocoStyleDataset(TopDownDataset):
                 raise ValueError(f"{where}: field 'category_id' {given} is not one of its 'categories' "
                                  f"({sorted(self._categories)})")
             if int(ann["image_id"]) not in self.images:  # a subset cut by its images: COCOeval leaves it out too
-                self._count(self.skipped, "image_not_listed")
+                self._count(self._skipped, "image_not_listed")
                 continue
             kpts = self._keypoints(ann, where)
             bbox = _numeric(ann["bbox"], where, "bbox", 4)
             if ann.get("iscrowd", 0):
-                self._count(self.skipped, "crowd")
+                self._count(self._skipped, "crowd")
                 continue
             img_fields = self._image_fields(self.images[int(ann["image_id"])])
             official = self.gt_clean in _OFFICIAL_RULES
             ann_area = float(_numeric(ann["area"], where, "area", 1)[0]) if "area" in ann else None
             cleaned = clean_gt_bbox(bbox, img_fields["ori_shape"], self.gt_clean, ann_area)
             if cleaned is None:
-                self._count(self.skipped, "zero_area_bbox")
+                self._count(self._skipped, "zero_area_bbox")
                 continue
             shape = img_fields["ori_shape"]  # a box clipped to its image: counted once kept (xyxy boxes pass so)
             beyond = shape is not None and (bbox[0] < -1 or bbox[1] < -1 or bbox[0] + bbox[2] > shape[1] + 1
@@ -586,21 +624,21 @@ class CocoStyleDataset(TopDownDataset):
             visible = np.minimum(1.0, np.maximum(kpts[:, 2], 0.0))
             if official:  # the official loaders: max(keypoints) == 0 (mmpose 0.x also num_keypoints == 0)
                 if kpts.max() == 0 or (self.gt_clean == "mmpose0" and ann.get("num_keypoints", 1) == 0):
-                    self._count(self.skipped, "no_visible_keypoints")
+                    self._count(self._skipped, "no_visible_keypoints")
                     continue
             elif img_fields["ori_shape"] is not None:
                 h, w = img_fields["ori_shape"]
                 x, y = kpts[:, 0], kpts[:, 1]
                 outside = (visible > 0) & ((x < 0) | (y < 0) | (x >= w) | (y >= h))
                 if outside.any():
-                    self._count(self.marked, "keypoints_outside_image", int(outside.sum()))
+                    self._count(self._marked, "keypoints_outside_image", int(outside.sum()))
                     visible = np.where(outside, 0.0, visible)
             if train and not official and not (visible > 0).any():
-                self._count(self.skipped, "no_visible_keypoints")
+                self._count(self._skipped, "no_visible_keypoints")
                 continue
             area = ann_area if ann_area is not None else float(bbox[2] * bbox[3])
             if beyond:
-                self._count(self.marked, "bbox_beyond_image")
+                self._count(self._marked, "bbox_beyond_image")
             self.data_list.append(
                 {
                     **img_fields,
@@ -632,13 +670,13 @@ class CocoStyleDataset(TopDownDataset):
             bbox = _numeric(det["bbox"], where, "bbox", 4)
             score = float(_numeric(det["score"], where, "score", 1)[0])
             if category_id is not None and int(det.get("category_id", category_id)) != category_id:
-                self._count(self.skipped, "other_category")
+                self._count(self._skipped, "other_category")
                 continue
             if score < self.det_score_thr:
-                self._count(self.skipped, "low_score_detection")
+                self._count(self._skipped, "low_score_detection")
                 continue
             if bbox[2] <= 0 or bbox[3] <= 0:
-                self._count(self.skipped, "zero_area_bbox")
+                self._count(self._skipped, "zero_area_bbox")
                 continue
             self.data_list.append(
                 {

@@ -72,7 +72,7 @@ class MpiiDataset(TopDownDataset):
         self.mode = mode
         self.num_keypoints = int(self.metainfo.num_keypoints)
         self._load(read_json(self.ann_file))
-        self._log_summary(self.ann_file)
+        self._finish(self.ann_file)
 
     def _load(self, anns: Any) -> None:
         src = self.ann_file
@@ -93,10 +93,10 @@ class MpiiDataset(TopDownDataset):
                 joints, visible = np.zeros((k, 2)), np.zeros(k)
             if scale <= 0:
                 if train:
-                    self._count(self.skipped, "zero_area_bbox")
+                    self._count(self._skipped, "zero_area_bbox")
                     continue
             if train and not (visible > 0).any():
-                self._count(self.skipped, "no_visible_keypoints")
+                self._count(self._skipped, "no_visible_keypoints")
                 continue
             side = scale * MPII_PIXEL_STD
             c = center.copy()
