@@ -635,15 +635,14 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "image-size-unchecked", "a picture of another size than its json entry is refused, or skipped and counted",
         "src/posetokens/data/datasets/coco_style.py",
-        (("        if want is None or got == tuple(want) or (self.exif_orientation and swapped):\n            return",
-          "        if True:\n            return"),),
+        (("        if want is not None and got != tuple(want) and not (self.exif_orientation and swapped):",
+          "        if False:"),),
         ("tests/test_datasets.py::test_a_picture_of_another_size_than_its_json_entry_is_refused_or_skipped",),
     ),
     Mutant(
         "swapped-size-taken-for-exif", "a json with width and height swapped is refused even where EXIF tags turn",
         "src/posetokens/data/datasets/coco_style.py",
-        (("        swapped = want is not None and tag >= 5 and got == tuple(want)[::-1]",
-          "        swapped = want is not None and got == tuple(want)[::-1]"),),
+        (("        swapped = flipped and tag >= 5", "        swapped = flipped"),),
         ("tests/test_datasets.py::test_a_picture_of_another_size_than_its_json_entry_is_refused_or_skipped",),
     ),
     Mutant(
@@ -703,9 +702,27 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "worker-skips-uncounted", "pictures DataLoader workers found unreadable are counted in the epoch's skips",
         "src/posetokens/data/datasets/coco_style.py",
-        (("        self._status = torch.zeros(len(paths), dtype=torch.uint8).share_memory_()",
-          "        self._status = torch.zeros(len(paths), dtype=torch.uint8)"),),
+        (("        self._status = self._status.share_memory_()", "        pass"),),
         ("tests/test_engine.py::test_corrupt_image_is_skipped_and_counted_not_fatal",),
+    ),
+    Mutant(
+        "png-exif-turn-refused", "a PNG that OpenCV turns by its EXIF tag is read as the protocol's loader reads it",
+        "src/posetokens/data/datasets/coco_style.py",
+        (("        if flipped and tag == 1:  # a tag this reader does not parse (PNG, WebP): the decoder's own reading",
+          "        if False:  # a tag this reader does not parse (PNG, WebP): the decoder's own reading"),),
+        ("tests/test_datasets.py::test_a_png_turned_by_its_exif_tag_is_read_as_the_decoder_reads_it",),
+    ),
+    Mutant(
+        "status-table-stale", "items changed after loading get a table of pictures of their own",
+        "src/posetokens/data/datasets/coco_style.py",
+        (("        if len(self._slot) != len(self.data_list):", "        if False:"),),
+        ("tests/test_datasets.py::test_items_changed_after_loading_get_a_table_of_their_own",),
+    ),
+    Mutant(
+        "home-path-joined-to-cwd", "a stored recipe reads ~ in a path as the home folder",
+        "src/posetokens/engine/config.py",
+        (("        elif isinstance(value, str) and value.startswith(\"~\"):", "        elif False:"),),
+        ("tests/test_engine.py::test_a_stored_recipe_reads_home_relative_paths_as_a_shell_would",),
     ),
     Mutant(
         "bf16-gemm-noop-accepted", "bf16-gemm is refused where oneDNN does not apply its math mode (AMD EPYC, Zen 4)",
@@ -1237,7 +1254,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "box-beyond-image-uncounted", "a training box reaching past its image is counted",
         "src/posetokens/data/datasets/coco_style.py",
-        (("                self._count(self.marked, \"bbox_beyond_image\")", "                pass"),),
+        (("                self._count(self._marked, \"bbox_beyond_image\")", "                pass"),),
         ("tests/test_datasets.py::test_boxes_beyond_their_image_are_counted",),
     ),
     Mutant(

@@ -585,3 +585,36 @@ def test_the_exif_orientation_tag_is_read_as_pil_writes_it(tag: int, tmp_path: P
     assert turned.marked == ({} if tag == 1 else {"exif_turned_image": 1})
     stored = CocoStyleDataset(ann, tmp_path, "coco", mode="test", exif_orientation=False)
     assert stored[0]["img"].shape == (425, 640, 3) and stored.marked == {}
+
+
+def test_a_png_turned_by_its_exif_tag_is_read_as_the_decoder_reads_it(tmp_path: Path) -> None:
+    """OpenCV turns a PNG by its eXIf chunk too, which the JPEG tag reader does not parse: a swapped size is then
+    checked against the decoder's other reading (MMPose's reading uses and marks it; the stored reading refuses a
+    json made on the turned picture, with the reason)."""
+    from PIL import Image
+
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (425, 640, 3), np.uint8))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    img.save(tmp_path / "t.png", exif=exif.tobytes())
+    if cv2.imread(str(tmp_path / "t.png")).shape[:2] != (640, 425):
+        pytest.skip("this OpenCV does not turn PNG pictures by their EXIF tag")
+    ann = _image_785_as(tmp_path, "t.png")  # 640 x 425 as stored
+    turned = CocoStyleDataset(ann, tmp_path, "coco", mode="test", exif_orientation=True)
+    assert turned[0]["img"].shape == (640, 425, 3) and turned.marked == {"exif_turned_image": 1}
+    stored = CocoStyleDataset(ann, tmp_path, "coco", mode="test", exif_orientation=False)
+    assert stored[0]["img"].shape == (425, 640, 3) and stored.marked == {}
+    d = json.loads(ann.read_text())
+    d["images"][0].update(width=425, height=640)
+    with pytest.raises(ValueError, match=r"t.png: 640x425 pixels .*\(its EXIF orientation tag turns it to that size"):
+        CocoStyleDataset(_write(tmp_path, d, "on_turned.json"), tmp_path, "coco", exif_orientation=False)[0]
+
+
+def test_items_changed_after_loading_get_a_table_of_their_own(tmp_path: Path) -> None:
+    """A subclass that fills ``data_list`` itself, or a list filtered after loading, still reads and skips (the
+    table of pictures is made again for the items there are)."""
+    shutil.copy(DATA / "coco" / "000000000785.jpg", tmp_path / "good.jpg")
+    (tmp_path / "bad.jpg").write_bytes(b"junk")
+    ds = CocoStyleDataset(_image_785_as(tmp_path, "good.jpg"), tmp_path, "coco", skip_bad_images=True)
+    ds.data_list = [dict(ds.data_list[0], img_path=str(tmp_path / "bad.jpg"))] + ds.data_list * 2
+    assert ds[0]["img_path"].endswith("good.jpg") and ds.skipped["bad_image"] == 1

@@ -200,6 +200,19 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
                            "model.overrides.groups=[{name: a, sparse: [0]}, {name: b, sparse: [1, '2']}]"])
 
 
+def test_a_stored_recipe_reads_home_relative_paths_as_a_shell_would(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """``~`` in a path field (a skeleton file in data.dataset too) is the home folder, not a folder named ``~``
+    under the current one (it was made /cwd/~/s.json, which then did not exist)."""
+    from posetokens.engine.config import absolute_paths
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    got = absolute_paths({"data": {"dataset": "~/s.json", "train_ann": "~/a.json", "val_ann": "v.json"}})["data"]
+    assert got == {"dataset": str(tmp_path / "home" / "s.json"), "train_ann": str(tmp_path / "home" / "a.json"),
+                   "val_ann": str(tmp_path / "v.json")}
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_corrupt_image_is_skipped_and_counted_not_fatal(workers: int, tiny_data: dict, tmp_path: Path) -> None:
     """One unreadable picture in training: skipped, and counted once in each epoch's ``skipped`` record, also when

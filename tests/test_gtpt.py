@@ -449,12 +449,16 @@ def test_gtpt_takes_a_keypoint_set_of_ones_own_from_overrides() -> None:
     with pytest.raises(ValueError, match=r"gtpt_t_coco_256x192.groups\[0\]: missing field 'sparse' \(GroupSpec "):
         model_config("gtpt_t_coco_256x192", num_body=7, groups=[{"name": "all"}])
     assert model_config("gtpt_t_coco_256x192", num_body=7, groups=tuple(groups)).groups == cfg.groups  # a tuple too
+    import numpy as np
+
+    from_python = [GroupSpec("head", [0]), GroupSpec("upper", np.arange(1, 5)), GroupSpec("lower", (5, 6))]
+    assert model_config("gtpt_t_coco_256x192", num_body=7, groups=from_python).groups == cfg.groups  # lists, NumPy
     with pytest.raises(ValueError, match=r"unknown config field 'num_keypoints'; .*GTPT's keypoint count is num_body"):
         model_config("gtpt_t_coco_256x192", num_keypoints=7)
     for bad, said in (({"name": "head", "sparse": []}, r"groups\[0\] \('head'\) has no body keypoints"),
                       ({"name": "head", "sparse": [0], "parts": [3]}, r"groups\[0\].parts: expected none \(num_parts"),
-                      ({"name": "head", "sparse": ["0"]}, r"groups\[0\].sparse: expected a list of integer ids"),
-                      ({"name": "head", "sparse": 0}, r"groups\[0\].sparse: expected a list of integer ids"),
+                      ({"name": "head", "sparse": ["0"]}, r"groups\[0\]: GroupSpec 'head'.sparse: expected a list of"),
+                      ({"name": "head", "sparse": 0}, r"groups\[0\]: GroupSpec 'head'.sparse: expected a list of"),
                       ({"name": "head", "sparse": [9]}, r"groups\[0\].sparse: expected ids from 0 to num_body - 1")):
         with pytest.raises(ValueError, match=said):  # tracebacks (IndexError, TypeError) or a silent wrong query
             model_config("gtpt_t_coco_256x192", num_body=7, groups=[bad, *groups[1:]])

@@ -181,7 +181,10 @@ def _built(tp: type, value: Mapping[str, Any], where: str) -> Any:
                and f.default_factory is dataclasses.MISSING]
     if missing:
         raise ValueError(f"{where}: missing field {missing[0]!r} ({tp.__name__} needs {', '.join(missing)})")
-    return tp(**{k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in value.items()})
+    try:
+        return tp(**{k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in value.items()})
+    except ValueError as e:  # the dataclass's own check of its values
+        raise ValueError(f"{where}: {e}") from None
 
 
 def model_config(name: str, **overrides: Any) -> Any:

@@ -501,8 +501,10 @@ def absolute_paths(tree: dict[str, Any]) -> dict[str, Any]:
 
     def fix(node: dict[str, Any], key: str) -> None:
         value = node.get(key)
-        if isinstance(value, str) and value and not os.path.isabs(value):
+        if isinstance(value, str) and value and not os.path.isabs(os.path.expanduser(value)):
             node[key] = os.path.abspath(value)
+        elif isinstance(value, str) and value.startswith("~"):  # the home folder, as a shell would read it
+            node[key] = os.path.expanduser(value)
 
     for dotted in PATH_FIELDS:
         *parents, key = dotted.split(".")

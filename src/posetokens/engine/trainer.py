@@ -237,6 +237,9 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
             fields, k = {f.name for f in dataclasses.fields(mcfg)}, metainfo.num_keypoints
             if "num_keypoints" in fields:  # TokenPose, PPT
                 how = f"set model.overrides.num_keypoints={k} to train it on that layout"
+            elif "dense_runs" in fields and mcfg.dense_runs:  # whole-body GTPT: body plus dense part keypoints
+                how = ("a whole-body GTPT predicts num_body plus its dense part keypoints (dense_runs); retarget a "
+                       "body model (gtpt_*_coco_*) instead, with model.overrides.num_body and groups")
             elif "num_body" in fields and "groups" in fields:  # GTPT: the body keypoints in groups
                 how = (f"set model.overrides.num_body={k} and model.overrides.groups, which put each of the {k} "
                        "keypoints in one group (docs/training.md, 'A skeleton of your own')")

@@ -22,6 +22,7 @@ Sections: config -> model -> official checkpoint conversion -> family registrati
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,17 @@ class GroupSpec:
     sparse: tuple[int, ...]
     parts: tuple[int, ...] = ()
     dense: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:  # any sequence of integers (lists, NumPy ints) becomes a tuple of ints
+        for part in ("sparse", "parts", "dense"):
+            ids = getattr(self, part)
+            try:
+                if isinstance(ids, (str, bytes)) or any(isinstance(i, bool) for i in ids):
+                    raise TypeError
+                object.__setattr__(self, part, tuple(operator.index(i) for i in ids))
+            except TypeError:
+                raise ValueError(f"GroupSpec {self.name!r}.{part}: expected a list of integer ids, got "
+                                 f"{ids!r}") from None
 
 
 COCO_GROUPS = (

@@ -197,6 +197,10 @@ def exif_orientation_tag(data: bytes) -> int:
         return 1
     i, n = 2, len(data)
     while i + 4 <= n and data[i] == 0xFF:
+        while i + 1 < n and data[i + 1] == 0xFF:  # fill bytes before the marker
+            i += 1
+        if i + 4 > n:
+            return 1
         marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
         if marker in (0xDA, 0xD9) or length < 2:  # image data, or the end: no EXIF before it
             return 1
@@ -359,6 +363,15 @@ class TopDownDataset(Dataset):
         """Items kept with a note, by reason (``keypoints_outside_image``, ``exif_turned_image`` ...)."""
         return {**self._marked, **self._found("marked")}
 
+    def _table(self) -> None:
+        """The shared table of pictures for the items there are (made by :meth:`_finish` after loading; made again
+        here, unshared, for items changed since: a subclass that fills ``data_list`` itself, a filtered list)."""
+        if len(self._slot) != len(self.data_list):
+            first: dict[str, int] = {}
+            paths = [d["img_path"] for d in self.data_list]
+            self._slot = np.fromiter((first.setdefault(p, i) for i, p in enumerate(paths)), np.int64, len(paths))
+            self._status = torch.zeros(len(paths), dtype=torch.uint8)
+
     def _note(self, j: int, bit: int) -> bool:
         """Set ``bit`` for item ``j``'s picture; whether it was new (so its warning is said once)."""
         slot = int(self._slot[j])
@@ -368,11 +381,10 @@ class TopDownDataset(Dataset):
         return True
 
     def _finish(self, source: PathLike) -> None:
-        """After the items are loaded: the shared table of pictures (:meth:`_note`), and the summary line."""
-        first: dict[str, int] = {}
-        paths = [d["img_path"] for d in self.data_list]
-        self._slot = np.fromiter((first.setdefault(p, i) for i, p in enumerate(paths)), np.int64, len(paths))
-        self._status = torch.zeros(len(paths), dtype=torch.uint8).share_memory_()
+        """After the items are loaded: the table of pictures (:meth:`_note`) in shared memory, so that every
+        DataLoader worker writes the same one, and the summary line."""
+        self._table()
+        self._status = self._status.share_memory_()
         self._log_summary(source)
 
     def _check_size(self, info: Mapping[str, Any], img: np.ndarray, tag: int = 1, j: int = 0) -> None:
@@ -384,19 +396,23 @@ class TopDownDataset(Dataset):
         want = info.get("ori_shape")
         got = tuple(int(v) for v in img.shape[:2])
         path = info["img_path"]
-        swapped = want is not None and tag >= 5 and got == tuple(want)[::-1]
+        flipped = want is not None and got == tuple(want)[::-1] and got != tuple(want)
+        if flipped and tag == 1:  # a tag this reader does not parse (PNG, WebP): the decoder's own reading decides
+            other = cv2.imread(path, imread_flags(exif_orientation=not self.exif_orientation))
+            if other is not None and tuple(other.shape[:2]) == (tuple(want) if self.exif_orientation else got[::-1]):
+                tag = 6  # turned by a quarter: some tag of 5-8
+        swapped = flipped and tag >= 5
+        if want is not None and got != tuple(want) and not (self.exif_orientation and swapped):
+            hint = (" (its EXIF orientation tag turns it to that size, but this protocol reads pictures as stored, as "
+                    "its official loader does: the annotations were made on the turned picture)") if swapped else ""
+            src = getattr(self, "ann_file", "the annotations")
+            raise ImageSizeMismatch(f"{path}: {got[1]}x{got[0]} pixels (width x height), but {src} gives width "
+                                    f"{want[1]}, height {want[0]} for image id {info.get('img_id')}{hint}; expected "
+                                    "the picture the annotations were made on")
         if self.exif_orientation and tag > 1 and self._note(j, self._TURNED):
             logger.warning("%s: read turned by its EXIF orientation tag (%d), as this protocol's official loader "
                            "(MMPose) reads it; COCO-style annotations are made on the stored pixels, so its boxes may "
                            "not fit the turned picture (Protocol.exif_orientation)", path, tag)
-        if want is None or got == tuple(want) or (self.exif_orientation and swapped):
-            return
-        hint = (" (its EXIF orientation tag turns it to that size, but this protocol reads pictures as stored, as its "
-                "official loader does: the annotations were made on the turned picture)") if swapped else ""
-        src = getattr(self, "ann_file", "the annotations")
-        raise ImageSizeMismatch(f"{path}: {got[1]}x{got[0]} pixels (width x height), but {src} gives width "
-                                f"{want[1]}, height {want[0]} for image id {info.get('img_id')}{hint}; expected the "
-                                "picture the annotations were made on")
 
     def _log_summary(self, source: PathLike) -> None:
         if self.skipped or self.marked:
@@ -421,6 +437,7 @@ class TopDownDataset(Dataset):
         if not -n <= idx < n:
             raise IndexError(f"index {idx} out of range for {type(self).__name__} of length {n}")
         j = idx % n
+        self._table()
         for _ in range(n):
             info = self.get_data_info(j)
             if int(self._status[self._slot[j]]) & (self._BAD | self._MISMATCH):  # known bad: not retried

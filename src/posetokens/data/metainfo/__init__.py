@@ -95,23 +95,31 @@ def read_skeleton_file(path: str | os.PathLike) -> PoseMetaInfo:
     ``sigmas`` (K OKS sigmas, which the evaluation needs) added, and optionally ``flip_pairs`` (pairs of names a
     horizontal flip swaps; default: found from ``left``/``right``, ``l_``/``_r`` in the names), ``upper_body`` and
     ``lower_body`` (names for the half-body augmentation; with neither it is off) and ``name`` (default the file's
-    stem; not a built-in name). Each problem is one ``ValueError`` naming the file and the field. Read once per file
-    version (cached by path, size and modification time)."""
+    stem; not a built-in name). Each problem is one ``ValueError`` naming the file and the field. The file is read
+    at each call (it is small) and parsed once per content."""
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise ValueError(f"skeleton file {p.absolute()} is a folder; expected a .json file")
     try:
-        st = p.stat()
+        raw = p.read_bytes()
     except OSError:
         raise ValueError(f"skeleton file {p.absolute()} does not exist (a dataset's keypoint layout: a path ending in "
                          f".json, or one of {', '.join(available_metainfo())})") from None
-    return _read_skeleton(str(p.resolve()), st.st_size, st.st_mtime_ns)
+    return _read_skeleton(str(p.resolve()), raw)
 
 
 @functools.lru_cache(maxsize=16)
-def _read_skeleton(path: str, size: int, mtime_ns: int) -> PoseMetaInfo:
-    from posetokens.fileio import read_json
+def _read_skeleton(path: str, raw: bytes) -> PoseMetaInfo:
+    import json
+
     from posetokens.runtime import short_repr
 
-    data = read_json(path, "skeleton")
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a UTF-8 text/JSON file ({e})") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: malformed JSON ({e})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object (a COCO categories entry with 'sigmas'), got "
                          f"{type(data).__name__}")
