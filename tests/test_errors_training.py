@@ -355,7 +355,8 @@ CASES = [
     # ---- test --out: never over one of the test's inputs (checked before the model is built)
     Case("test-val-det-missing", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{fresh}/preds.json",
                                   "--set", "data.val_det={root}/missing_dets.json"], 2,  # named by its field
-         E + r"data.val_det \S+missing_dets.json does not exist$"),
+         E + r"data.val_det \S+missing_dets.json does not exist \(a detections json in the COCO results format; "
+         r"--set data.val_det=null evaluates on the ground-truth boxes\)$"),
     Case("test-val-det-empty", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{fresh}/preds.json",
                                 "--set", "data.val_det={root}/no_dets.json"], 2,  # was NumPy's concatenate error
          E + r"\S+no_dets.json: no detection left to evaluate; expected at least one person box to predict$"),

@@ -789,6 +789,9 @@ def _check_val_inputs(cfg: TrainCfg, detections: bool = True) -> None:
     d = cfg.data
     for field, path in (("data.val_ann", d.val_ann), ("data.val_det", d.val_det if detections else None),
                         ("data.mpii_headboxes", d.mpii_headboxes)):
+        if path and field == "data.val_det" and not os.path.exists(path):
+            raise FileNotFoundError(f"data.val_det {path} does not exist (a detections json in the COCO results "
+                                    "format; --set data.val_det=null evaluates on the ground-truth boxes)")
         if path:
             require_file(path, field)
     if d.val_ann and d.val_img_dir and not Path(d.val_img_dir).is_dir():
