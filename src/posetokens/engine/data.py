@@ -159,7 +159,7 @@ def build_dataset(cfg: DataCfg, split: str, protocol: Protocol) -> Dataset:
                               det_score_thr=cfg.det_score_thr, skip_bad_images=cfg.skip_bad_images,
                               gt_clean=protocol.box.gt_clean, exif_orientation=protocol.exif_orientation)
     if split == "train" and len(ds) == 0:  # was "fewer than one global batch; lower data.batch_size"
-        raise ValueError(f"data.train_ann {ann}: no person to train on (skipped: {getattr(ds, 'skipped', {}) or 'none'}"
+        raise ValueError(f"data.train_ann {ann}: no person to train on (skipped: {dict(getattr(ds, 'skipped', {})) or 'none'}"
                          "; an empty 'annotations' list, or every annotation left out as counted)")
     return ds
 

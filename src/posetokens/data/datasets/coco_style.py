@@ -60,6 +60,7 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import cv2
@@ -352,16 +353,16 @@ class TopDownDataset(Dataset):
                 if table == kind and np.any(status & bit)}
 
     @property
-    def skipped(self) -> dict[str, int]:
+    def skipped(self) -> Mapping[str, int]:
         """Items left out, by reason: while loading (``crowd``, ``zero_area_bbox``, ...) and pictures found
         unreadable (``bad_image``) or of another size than their annotations (``image_size_mismatch``), once per
         picture, whichever DataLoader worker read them."""
-        return {**self._skipped, **self._found("skipped")}
+        return MappingProxyType({**self._skipped, **self._found("skipped")})  # read-only: count in _skipped
 
     @property
-    def marked(self) -> dict[str, int]:
+    def marked(self) -> Mapping[str, int]:
         """Items kept with a note, by reason (``keypoints_outside_image``, ``exif_turned_image`` ...)."""
-        return {**self._marked, **self._found("marked")}
+        return MappingProxyType({**self._marked, **self._found("marked")})
 
     def _table(self) -> None:
         """The shared table of pictures for the items there are (made by :meth:`_finish` after loading; made again
