@@ -725,6 +725,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_engine.py::test_a_stored_recipe_reads_home_relative_paths_as_a_shell_would",),
     ),
     Mutant(
+        "tracker-ignores-own-sigmas", "a model of one's own skeleton is tracked by OKS under its file's sigmas",
+        "src/posetokens/inference/api.py",
+        (("        own = self.metainfo.name not in available_metainfo() and self.metainfo.sigmas is not None",
+          "        own = False"),),
+        ("tests/test_engine.py::test_a_skeleton_of_ones_own_trains_tests_and_infers",),
+    ),
+    Mutant(
         "bf16-gemm-noop-accepted", "bf16-gemm is refused where oneDNN does not apply its math mode (AMD EPYC, Zen 4)",
         "src/posetokens/inference/precision.py",
         (('        if choice.precision == "bf16-gemm" and dev.type == "cpu" and not bf16_gemm_applies():',

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import DATA
 from posetokens.cli import main as cli
 from posetokens.data.synthetic import generate_splits
 from posetokens.engine.config import ScheduleCfg, load_config
@@ -723,6 +724,16 @@ def test_a_skeleton_of_ones_own_trains_tests_and_infers(tiny_data: dict, tmp_pat
     est = PoseEstimator(weights=str(tmp_path / "run" / "final.pth"))
     assert est.metainfo.name == "upper7" and est.metainfo.keypoint_names == tuple(names)
     assert est.metainfo.flip_indices == [0, 2, 1, 4, 3, 6, 5] and est.metainfo.sigmas == tuple(sigmas)
+    # its video tracker matches poses by OKS under the layout's own sigmas (a built-in layout keeps the tracker's)
+    import posetokens.inference.tracking as tracking
+
+    made = []
+    real_init = tracking.Tracker.__init__
+    monkeypatch.setattr(tracking.Tracker, "__init__",
+                        lambda self, *a, **k: (made.append(k.get("sigmas")), real_init(self, *a, **k))[1])
+    frames = list(est(str(DATA / "video" / "mmpose_demo.mp4")))
+    assert frames and made == [tuple(sigmas)] and all(r.track_ids is not None for r in frames)
+    assert PoseEstimator("ppt_s_coco_256x192").tracker_args() == {"layout": "coco", "sigmas": None}
 
 
 def test_gtpt_trains_on_a_skeleton_of_ones_own(tiny_data: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -860,6 +860,13 @@ class PoseEstimator:
         """The drawing threshold when none is given, from the codec's score scale (:func:`default_kpt_thr`)."""
         return default_kpt_thr(self.codec.score_scale)
 
+    def tracker_args(self) -> dict[str, Any]:
+        """What this estimator's video tracker is built with (:class:`~posetokens.inference.tracking.Tracker`): its
+        keypoint layout, and for a layout of one's own (a skeleton file) that layout's OKS sigmas (a built-in one
+        keeps the tracker's: COCO's for ``coco``, 0.07 for the others)."""
+        own = self.metainfo.name not in available_metainfo() and self.metainfo.sigmas is not None
+        return {"layout": self.metainfo.name, "sigmas": self.metainfo.sigmas if own else None}
+
     @property
     def can_show_tokens(self) -> bool:
         """Whether the model prunes visual tokens and reports which it kept (PPT, GTPT): what it declares as
@@ -1068,7 +1075,7 @@ class PoseEstimator:
         box_fn = detections_for(boxes, src, bbox_thr)
         exif = self._exif_orientation(box_fn)
         if src.kind in ("video", "stream") and not isinstance(box_fn, PoseTracker):  # gave no track ids
-            box_fn = PoseTracker(box_fn, kpt_thr=self.default_kpt_thr, layout=self.metainfo.name)
+            box_fn = PoseTracker(box_fn, kpt_thr=self.default_kpt_thr, **self.tracker_args())
         strict = check_flag(strict, "strict")
 
         bar = None
@@ -1167,7 +1174,7 @@ class PoseEstimator:
         if isinstance(base_fn, PoseTracker) and det_every != 1:
             raise ValueError(f"{option('det_every')} {det_every} with a PoseTracker as boxes: give it to the "
                              "PoseTracker (it runs its detector itself)")
-        box_fn: Any = PoseTracker(base_fn, det_every, kpt_thr=kpt_thr, layout=self.metainfo.name) \
+        box_fn: Any = PoseTracker(base_fn, det_every, kpt_thr=kpt_thr, **self.tracker_args()) \
             if video_like and not isinstance(base_fn, PoseTracker) else base_fn  # a given one as it is
         if smooth is not None and smooth.is_off:
             smooth = None
