@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from posetokens.checkpoint import atomic_save, describe, load_file, load_trained, read_description
 from posetokens.convert import CheckpointMismatchError, strict_load
-from posetokens.data.metainfo import get_metainfo
+from posetokens.data.metainfo import first_name_difference, get_metainfo
 from posetokens.engine.config import (LOSSES, RESUME_FREE_FIELDS, TrainCfg, absolute_paths, config_changes,
                                       config_to_dict, load_config_dict, validate_config, with_absolute_paths)
 from posetokens.engine.data import StepSampler, build_samples, data_protocol, make_loader, model_codec
@@ -766,8 +766,8 @@ def _check_test_layout(cfg: TrainCfg, stored: Any, weights: str, given: bool) ->
     edited skeleton file) are said. ``given``: the recipe came from CONFIG (else from the checkpoint)."""
     layout = get_metainfo(cfg.data.dataset)
     ours, theirs = list(layout.keypoint_names), list(stored.keypoint_names)
-    if ours != theirs:
-        at = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+    at = first_name_difference(ours, theirs)
+    if at is not None:
         joint = (f"joint {at} is {theirs[at]!r} in the model, " if at < len(theirs) else f"joint {at}: ") + (
             f"{ours[at]!r} in data.dataset" if at < len(ours) else "none in data.dataset")
         fix = ("leave out CONFIG (the checkpoint carries its recipe) or give the dataset it was trained on" if given

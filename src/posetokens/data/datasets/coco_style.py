@@ -564,15 +564,15 @@ class CocoStyleDataset(TopDownDataset):
         """With a skeleton file of one's own (not a built-in layout, whose names real files spell their own way), a
         warning when a category of the json names other keypoints, or the same in another order: the joints would
         be read under the file's names, flips and sigmas."""
-        from posetokens.data.metainfo import available_metainfo
+        from posetokens.data.metainfo import available_metainfo, first_name_difference
 
         ours = list(self.metainfo.keypoint_names)
         if self.metainfo.name in available_metainfo():
             return
         for i, cat in enumerate(categories):
             names = cat.get("keypoints")
-            if isinstance(names, list) and names and [str(n) for n in names] != ours:
-                at = next((j for j, (a, b) in enumerate(zip(names, ours)) if str(a) != b), min(len(names), len(ours)))
+            at = first_name_difference(names, ours) if isinstance(names, list) and names else None
+            if at is not None:
                 logger.warning("%s: categories[%d].keypoints differ from the skeleton %r at index %d (%s against %s); "
                                "the annotations are read in the skeleton file's order and names", self.ann_file, i,
                                self.metainfo.name, at, short_repr(names[at] if at < len(names) else "(none)"),

@@ -13,7 +13,7 @@ import math
 import os
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Mapping, Sequence
 
 from .base import PoseMetaInfo, from_coco_categories, infer_flip_partners
 from .coco import COCO
@@ -35,6 +35,7 @@ __all__ = [
     "from_coco_categories",
     "get_metainfo",
     "infer_flip_partners",
+    "first_name_difference",
     "is_skeleton_file",
     "read_skeleton_file",
 ]
@@ -82,6 +83,15 @@ def get_metainfo(name: str | PoseMetaInfo) -> PoseMetaInfo:
 
 _SKELETON_KEYS = ("name", "keypoints", "sigmas", "skeleton", "flip_pairs", "upper_body", "lower_body", "id",
                   "supercategory")  # COCO's categories entry, and what it lacks
+
+
+def first_name_difference(ours: Sequence[str], theirs: Sequence[str]) -> int | None:
+    """The first index at which two keypoint name lists differ (the shorter one's length when one extends the other),
+    or None when they are equal: what a layout mismatch names."""
+    ours, theirs = [str(n) for n in ours], [str(n) for n in theirs]
+    if ours == theirs:
+        return None
+    return next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
 
 
 def is_skeleton_file(name: object) -> bool:
