@@ -732,6 +732,32 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_engine.py::test_a_skeleton_of_ones_own_trains_tests_and_infers",),
     ),
     Mutant(
+        "partial-load-by-position", "a partial load gives each keypoint token the checkpoint's of the same name",
+        "src/posetokens/convert.py",
+        (("        return [where.get(n) for n in names[:rows]]",
+          "        return [i if i < src_rows else None for i in range(rows)]"),),
+        ("tests/test_engine.py::test_a_coco_run_starts_a_skeleton_of_ones_own",),
+    ),
+    Mutant(
+        "partial-load-map-ignored", "model.weights_keypoints says which checkpoint keypoint each token starts from",
+        "src/posetokens/convert.py",
+        (("    if keypoint_map is not None:\n        if len(keypoint_map) != rows:",
+          "    if keypoint_map is not None and False:\n        if len(keypoint_map) != rows:"),),
+        ("tests/test_multiview.py::test_the_recipe_starts_from_a_coco_ppt_s_as_the_official_code_does",),
+    ),
+    Mutant(
+        "partial-load-any-file", "a partial load refuses a file that fits less than half of the model",
+        "src/posetokens/convert.py",
+        (("    if report.share < MIN_PARTIAL_SHARE:", "    if False:"),),
+        ("tests/test_engine.py::test_a_partial_load_refuses_a_checkpoint_of_another_family",),
+    ),
+    Mutant(
+        "resume-reads-initial-weights", "a resumed run does not read model.weights again (it may be gone)",
+        "src/posetokens/engine/trainer.py",
+        (("build_model(cfg, initial_weights=ckpt is None)", "build_model(cfg)"),),
+        ("tests/test_engine.py::test_a_coco_run_starts_a_skeleton_of_ones_own",),
+    ),
+    Mutant(
         "bf16-gemm-noop-accepted", "bf16-gemm is refused where oneDNN does not apply its math mode (AMD EPYC, Zen 4)",
         "src/posetokens/inference/precision.py",
         (('        if choice.precision == "bf16-gemm" and dev.type == "cpu" and not bf16_gemm_applies():',

@@ -583,11 +583,11 @@ def test_a_run_that_wrote_the_work_dir_while_this_one_was_built_is_kept(
     work = tmp_path / "run"
     build = trainer_mod.build_model
 
-    def build_while_another_run_writes(cfg):
+    def build_while_another_run_writes(cfg, **kw):
         work.mkdir(exist_ok=True)
         for name in ("config.json", "log.jsonl") + (("last.pth", "final.pth") if other == "finished" else ()):
             (work / name).write_text(f"the other run's {name}")
-        return build(cfg)
+        return build(cfg, **kw)
 
     monkeypatch.setattr(trainer_mod, "build_model", build_while_another_run_writes)
     written = "config.json, final.pth, last.pth, log.jsonl" if other == "finished" else "config.json, log.jsonl"
@@ -756,3 +756,84 @@ def test_gtpt_trains_on_a_skeleton_of_ones_own(tiny_data: dict, tmp_path: Path, 
     assert results and all(len(r["keypoints"]) == 21 for r in results)
     est = PoseEstimator(weights=str(tmp_path / "run" / "final.pth"))
     assert est.metainfo.keypoint_names == tuple(UPPER7) and est.model.cfg.num_keypoints == 7
+
+
+COCO_NAMES = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+              "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+              "right_knee", "left_ankle", "right_ankle"]  # COCO's keypoint order (the dataset's categories entry)
+
+
+def test_a_coco_run_starts_a_skeleton_of_ones_own(tiny_data: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    """``model.weights_strict: false``: a COCO checkpoint starts a 7-joint model; every tensor that fits is the
+    file's, the keypoint tokens of joints COCO names (shoulders, hips) are the file's rows of those names, the
+    others start from initialisation, and the log says which. A map names the rows instead. The strict default
+    refuses with the way out; a resumed run does not read the file again (it may be gone)."""
+    from posetokens.engine.trainer import build_model
+    from posetokens.registry import create_model
+
+    train(_cfg(tiny_data, tmp_path / "coco", "schedule.epochs=1"))
+    coco = _weights(tmp_path / "coco" / "final.pth")
+    data = _upper7(tiny_data, tmp_path)
+    own = [f"data.dataset={tmp_path / 'upper7.json'}", "model.overrides.num_keypoints=7",
+           f"model.weights={tmp_path / 'coco' / 'final.pth'}"]
+    with pytest.raises(ValueError, match=r"model.weights .*final.pth does not fit model ppt_s_coco_256x192: shape "
+                                         r"mismatches \(1\): keypoint_token: checkpoint \(1, 17, 32\) vs model "
+                                         r"\(1, 7, 32\); .*set model.weights_strict=false to load what fits"):
+        build_model(_cfg(data, tmp_path / "own", *own))
+    cfg = _cfg(data, tmp_path / "own", *own, "model.weights_strict=false")
+    torch.manual_seed(cfg.seed)
+    fresh = create_model(cfg.model.name, **cfg.model.overrides).state_dict()
+    torch.manual_seed(cfg.seed)
+    with caplog.at_level("WARNING"):
+        model = build_model(cfg)
+    got = model.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in coco.items() if k != "keypoint_token")
+    for i, name in enumerate(UPPER7):
+        expected = coco["keypoint_token"][0, COCO_NAMES.index(name)] if name in COCO_NAMES else fresh[
+            "keypoint_token"][0, i]
+        assert torch.equal(got["keypoint_token"][0, i], expected), name
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert ("keypoint_token: 4 keypoint rows taken (left_shoulder<-left_shoulder, right_shoulder<-right_shoulder, "
+            "left_hip<-left_hip, right_hip<-right_hip), 3 start from initialisation (head, left_hand, right_hand)"
+            in said)
+    # a map: the head from the nose, the hands from the wrists, by name or index; null keeps initialisation
+    cfg = _cfg(data, tmp_path / "own", *own, "model.weights_strict=false",
+               "model.weights_keypoints=[nose, left_shoulder, 6, left_wrist, null, 11, right_hip]")
+    got = build_model(cfg).state_dict()["keypoint_token"][0]
+    assert all(torch.equal(got[i], coco["keypoint_token"][0, j]) for i, j in enumerate([0, 5, 6, 9]))
+    assert torch.equal(got[5:], coco["keypoint_token"][0, [11, 12]])
+    assert not any(torch.equal(got[4], row) for row in coco["keypoint_token"][0])
+    for bad, said in [("[nose]", r"1 entries for 7 keypoint rows of keypoint_token"),
+                      ("[nose, 1, 2, 3, 4, 5, 6, 7]", r"8 entries for 7 keypoint rows of keypoint_token"),
+                      ("[nose, 1, 2, 3, 4, 5, true]", r"--set model.weights_keypoints\[6\]: expected int, got True"),
+                      ("[nose, 1, 2, 3, 4, 5, 17]", r"weights_keypoints\[6\]: 17 is outside the 17 keypoint rows"),
+                      ("[nose, 1, 2, 3, 4, 5, tail]", r"weights_keypoints\[6\]: .* has no keypoint 'tail'")]:
+        with pytest.raises(ValueError, match=said):
+            build_model(_cfg(data, tmp_path / "own", *own, "model.weights_strict=false",
+                             f"model.weights_keypoints={bad}"))
+    with pytest.raises(ValueError, match=r"--set: model.weights_keypoints maps keypoints of "
+                                         r"a partial load: set model.weights_strict: false"):
+        _cfg(data, tmp_path / "own", *own, "model.weights_keypoints=[0, 1, 2, 3, 4, 5, 6]")
+    # a run from it trains, stops, and resumes with the file gone
+    cfg = _cfg(data, tmp_path / "own", *own, "model.weights_strict=false", "schedule.epochs=2", "max_steps=2")
+    train(cfg)
+    (tmp_path / "coco" / "final.pth").unlink()
+    cfg.max_steps = None
+    train(cfg, resume=True)
+    assert (tmp_path / "own" / "final.pth").exists()
+
+
+def test_a_partial_load_refuses_a_checkpoint_of_another_family(tmp_path: Path) -> None:
+    """Less than half of the model's values in the file: the wrong file, said, not a model started from it."""
+    from posetokens.convert import CheckpointMismatchError, load_matching
+    from posetokens.registry import create_model
+
+    ppt = create_model("ppt_s_coco_256x192", image_size=(64, 48), dim=32, depth=2, heads=2, patch_size=(2, 2),
+                       head_hidden=64, prune={"layers": [0], "keep_ratio": 0.7},
+                       backbone={"stem_channels": 16, "num_blocks": [1, 4, 4, 4]})
+    torch.save(ppt.state_dict(), tmp_path / "ppt.pth")
+    gtpt = create_model("gtpt_t_coco_256x192")
+    with pytest.raises(CheckpointMismatchError, match=r"ppt.pth fits only 0% of model gtpt_t_coco_256x192's values "
+                                                      r"\(0 of \d+ tensors\); a partial load needs at least 50%"):
+        load_matching(gtpt, tmp_path / "ppt.pth", "gtpt")

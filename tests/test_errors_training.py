@@ -394,7 +394,8 @@ CASES = [
          r"'ppt_s_coco_256x192'; leave out CONFIG"),
     Case("weights-of-another-model", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
                                       "model.weights={root}/lifter.pth"], 2,
-         E + r"\S+lifter.pth does not fit model ppt_s_coco_256x192: missing keys \(\d+\): .*; unexpected keys "
+         E + r"model.weights \S+lifter.pth does not fit model ppt_s_coco_256x192: missing keys \(\d+\): .*; "
+         r"unexpected keys "
          r"\(\d+\): .*; the checkpoint holds 'hot_mixste_h36m_243'$"),
     # ---- evaluation inputs
     Case("empty-predictions", ["evaluate", "--gt", "{gt}", "--pred", "{root}/empty.json"], 0,

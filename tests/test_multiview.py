@@ -530,3 +530,43 @@ def _hand_jdr_and_mpjpe(weights: Path, cfg: object) -> tuple[float, list[float],
         errors.append(np.linalg.norm(world - s["joints_3d"].double().numpy(), axis=-1))
     per_joint = (hits / labelled).tolist()
     return float(np.mean(per_joint)), per_joint, float(np.mean(errors))
+
+
+# HowieMa/PPT multi-view-PPT/lib/models/multiview_ppt.py, TokenPose_S.init_weights: the COCO joint each H36M
+# keypoint token starts from ("Human 36M -> COCO" map_idx; root and spine from the hips, thorax from the left eye).
+OFFICIAL_COCO_TO_H36M = [12, 12, 14, 16, 11, 13, 15, 11, 1, 0, 2, 5, 7, 9, 6, 8, 10]
+
+
+def test_the_recipe_starts_from_a_coco_ppt_s_as_the_official_code_does(tmp_path: Path) -> None:
+    """The multi-view recipe's start (``model.weights_strict: false`` with its keypoint map), from an official
+    single-view PPT-S release (the parity fixture, 256x192, so the model is built at that size): every keypoint
+    token is the official file's row of the COCO joint the official ``init_weights`` maps it from, every other
+    tensor is the file's (as the strictly loaded single-view model has it), and the 3-D PE, which the file lacks,
+    keeps its initialisation."""
+    from posetokens.engine.config import load_config
+    from posetokens.engine.trainer import build_model
+    from posetokens.registry import create_model
+
+    official = PARITY / "tokenpose_ppt_s_coco_256x192" / "checkpoint.pth"
+    if not official.exists():
+        pytest.skip("the PPT-S parity fixture is not in shared/")
+    recipe = load_config(REPO / "configs" / "ppt_multiview_h36m_256x256.yaml", [
+        f"model.weights={official}", "model.overrides={image_size: [256, 192], patch_size: [4, 3]}"])
+    assert list(recipe.model.weights_keypoints) == OFFICIAL_COCO_TO_H36M and not recipe.model.weights_strict
+    torch.manual_seed(recipe.seed)
+    fresh = create_model(recipe.model.name, **recipe.model.overrides).state_dict()
+    torch.manual_seed(recipe.seed)
+    got = build_model(recipe).state_dict()
+    raw = torch.load(official, map_location="cpu", weights_only=True)
+    assert torch.equal(got["keypoint_token"][0], raw["features.keypoint_token"][0, OFFICIAL_COCO_TO_H36M])
+    single = create_model("ppt_s_coco_256x192", weights=official).state_dict()
+    assert set(got) - set(single) == {"pos_3d.weight", "pos_3d.bias"}
+    assert all(torch.equal(got[k], v) for k, v in single.items() if k != "keypoint_token")
+    assert torch.equal(got["pos_3d.weight"], fresh["pos_3d.weight"])
+    # an official file stores no keypoint names: a map names its rows by index
+    named = load_config(REPO / "configs" / "ppt_multiview_h36m_256x256.yaml", [
+        f"model.weights={official}", "model.overrides={image_size: [256, 192], patch_size: [4, 3]}",
+        "model.weights_keypoints=[right_hip, 12, 14, 16, 11, 13, 15, 11, 1, 0, 2, 5, 7, 9, 6, 8, 10]"])
+    with pytest.raises(ValueError, match=r"weights_keypoints\[0\]: 'right_hip' is a name, but model.weights \S+"
+                                         r"checkpoint.pth stores no keypoint names .*give the checkpoint keypoint's"):
+        build_model(named)

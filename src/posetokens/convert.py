@@ -3,14 +3,18 @@
 Each family's ``checkpoint_filter_fn`` (beside its model) maps an official state dict to ours; this module
 unwraps the containers the official repos save (``state_dict``, ``best_state_dict``, ``model_pos``, ``module.`` prefixes)
 and refuses any checkpoint that does not fit, naming the missing, unexpected and mis-shaped keys.
+:func:`load_matching` is the one partial load: a training's start from a checkpoint of another skeleton or head.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from posetokens.checkpoint import atomic_save, description_of, load_file
@@ -78,17 +82,22 @@ def strict_load(model: nn.Module, state_dict: Mapping[str, Tensor], source: str 
     model.load_state_dict(state_dict, strict=True)
 
 
+def _converted(sd: dict[str, Tensor], model: nn.Module, family: str, source: str) -> dict[str, Tensor]:
+    """``sd`` in this library's names (the family's converter; ours pass through)."""
+    try:
+        return get_family(family).convert(sd, model)
+    except CheckpointMismatchError:
+        raise
+    except ValueError as e:  # a converter's own check (a sine table of another size...): said with the file
+        raise CheckpointMismatchError(str(e) if source in str(e) else f"{source}: {e}") from None
+
+
 def load_weights(model: nn.Module, weights: str | Path | Mapping[str, Any], family: str, source: str = "") -> nn.Module:
     """Load ours or an official checkpoint of ``family`` into ``model`` (converted, strict)."""
     source = source or str(weights)
     obj = load_file(weights) if isinstance(weights, (str, Path)) else weights
     sd = unwrap_state_dict(obj, source)
-    try:
-        converted = get_family(family).convert(sd, model)
-    except CheckpointMismatchError:
-        raise
-    except ValueError as e:  # a converter's own check (a sine table of another size...): said with the file
-        raise CheckpointMismatchError(str(e) if source in str(e) else f"{source}: {e}") from None
+    converted = _converted(sd, model, family, source)
     try:
         strict_load(model, converted, source, converted=set(converted) != set(sd))
     except CheckpointMismatchError as e:
@@ -97,6 +106,150 @@ def load_weights(model: nn.Module, weights: str | Path | Mapping[str, Any], fami
             raise CheckpointMismatchError(f"{e}; the checkpoint holds {held!r}") from None
         raise
     return model
+
+
+# A partial load must take at least this share of the model's values from the file: less is another family's
+# checkpoint (or the wrong file), not a model of another skeleton or head.
+MIN_PARTIAL_SHARE = 0.5
+
+
+@dataclass
+class PartialLoad:
+    """What :func:`load_matching` took from a checkpoint into a model."""
+
+    source: str
+    loaded: list[str] = field(default_factory=list)  # model tensors copied whole
+    rows: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # per-keypoint tensor: (keypoint, source)
+    fresh: dict[str, list[str]] = field(default_factory=dict)  # per-keypoint tensor: keypoints left at initialisation
+    kept: list[str] = field(default_factory=list)  # model tensors left at initialisation, each "name (why)"
+    unused: list[str] = field(default_factory=list)  # checkpoint tensors no model tensor took
+    share: float = 0.0  # of the model's values (state-dict elements) that came from the checkpoint
+
+    def summary(self) -> str:
+        """One line for the log: what was loaded, what starts from initialisation, what the file had over."""
+        share = math.floor(self.share * 1000) / 10  # 99.99% is not "100.0%"
+        parts = [f"{self.source}: loaded {len(self.loaded)} tensors whole ({share:.1f}% of the model's values)"]
+        for name, rows in self.rows.items():
+            fresh = self.fresh.get(name, [])
+            took = ", ".join(f"{i}<-{src}" for i, src in rows[:8]) + (" ..." if len(rows) > 8 else "")
+            parts.append(f"{name}: {len(rows)} keypoint rows taken ({took})"
+                         + (f", {len(fresh)} start from initialisation ({_fmt(fresh)})" if fresh else ""))
+        if self.kept:
+            parts.append(f"start from initialisation: {_fmt(self.kept, 4)}")
+        if self.unused:
+            parts.append(f"not used from the file: {_fmt(self.unused, 4)}")
+        return "; ".join(parts)
+
+
+def _source_names(obj: Any) -> list[str] | None:
+    """The keypoint names of a checkpoint of ours (its stored layout), or None (an official file, an older one)."""
+    meta = (description_of(obj) or {}).get("metainfo")
+    names = meta.get("keypoint_names") if isinstance(meta, Mapping) else None
+    return [str(n) for n in names] if isinstance(names, (list, tuple)) else None
+
+
+def _label(names: Sequence[str] | None, i: int) -> str:
+    return names[i] if names is not None and i < len(names) else str(i)
+
+
+def _row_sources(name: str, rows: int, src_rows: int, names: Sequence[str] | None, src_names: Sequence[str] | None,
+                 keypoint_map: Sequence[int | str | None] | None, source: str) -> list[int | None]:
+    """For each of the model's ``rows`` keypoint rows of tensor ``name``, the checkpoint row it starts from (None:
+    its initialisation). ``keypoint_map`` gives them (index or checkpoint keypoint name, per model keypoint);
+    otherwise keypoints are matched by name, or taken in order when the file's names are unknown and the counts
+    agree."""
+    if keypoint_map is not None:
+        if len(keypoint_map) != rows:
+            raise ValueError(f"model.weights_keypoints: {len(keypoint_map)} entries for {rows} keypoint rows of "
+                             f"{name}; expected one per keypoint of the model (a checkpoint keypoint or null)")
+        out: list[int | None] = []
+        for i, want in enumerate(keypoint_map):
+            if want is None:
+                out.append(None)
+            elif isinstance(want, bool) or not isinstance(want, (int, str)):
+                raise ValueError(f"model.weights_keypoints[{i}]: expected a checkpoint keypoint's index or name, or "
+                                 f"null, got {want!r}")
+            elif isinstance(want, str):
+                if src_names is None:
+                    raise ValueError(f"model.weights_keypoints[{i}]: {want!r} is a name, but {source} stores no "
+                                     "keypoint names (an official or older file); give the checkpoint keypoint's index")
+                if want not in src_names[:src_rows]:
+                    raise ValueError(f"model.weights_keypoints[{i}]: {source} has no keypoint {want!r} among the "
+                                     f"{src_rows} rows of {name}; it has {_fmt(list(src_names[:src_rows]), 8)}")
+                out.append(src_names.index(want))
+            elif not 0 <= want < src_rows:
+                raise ValueError(f"model.weights_keypoints[{i}]: {want} is outside the {src_rows} keypoint rows of "
+                                 f"{name} in {source}")
+            else:
+                out.append(int(want))
+        return out
+    if names is not None and src_names is not None:
+        where = {n: i for i, n in enumerate(src_names[:src_rows])}
+        return [where.get(n) for n in names[:rows]]
+    return list(range(rows)) if rows == src_rows else [None] * rows
+
+
+def load_matching(model: nn.Module, weights: str | Path | Mapping[str, Any], family: str, source: str = "",
+                  keypoint_names: Sequence[str] | None = None,
+                  keypoint_map: Sequence[int | str | None] | None = None) -> PartialLoad:
+    """Start ``model`` from a checkpoint of its family with another skeleton or head (a training's
+    ``model.weights_strict: false``).
+
+    Every tensor whose name and shape fit is copied (after the family's conversion of an official file). A
+    tensor the model declares per keypoint (``keypoint_rows``: (name, axis) pairs; row i = keypoint i) is copied
+    row by row: keypoint i takes the checkpoint's row ``keypoint_map[i]`` (an index, a name of the checkpoint's
+    layout, or None), or, without a map, the row of the keypoint of the same name (``keypoint_names`` against
+    the names a checkpoint of ours stores). Everything else keeps its initialisation and is listed in the
+    returned :class:`PartialLoad`. Raises :class:`CheckpointMismatchError` when less than
+    :data:`MIN_PARTIAL_SHARE` of the model's values would come from the file."""
+    source = source or str(weights)
+    obj = load_file(weights) if isinstance(weights, (str, Path)) else weights
+    sd = unwrap_state_dict(obj, source)
+    converted = _converted(sd, model, family, source)
+    own = model.state_dict()
+    per_keypoint = dict(getattr(type(model), "keypoint_rows", ()))  # (tensor name, keypoint axis) pairs
+    src_names = _source_names(obj)
+    report = PartialLoad(source)
+    take: dict[str, Tensor] = {}
+    taken_values = 0
+    for key, mine in own.items():
+        theirs = converted.get(key)
+        if key in per_keypoint and theirs is not None and theirs.dim() == mine.dim():
+            axis = per_keypoint[key]
+            others = [d for d in range(mine.dim()) if d != axis]
+            if all(theirs.shape[d] == mine.shape[d] for d in others):
+                rows = _row_sources(key, mine.shape[axis], theirs.shape[axis], keypoint_names, src_names,
+                                    keypoint_map, source)
+                value = mine.detach().clone()
+                picked = [(i, r) for i, r in enumerate(rows) if r is not None]
+                if picked:
+                    dst = torch.tensor([i for i, _ in picked])
+                    src = torch.tensor([r for _, r in picked])
+                    value.index_copy_(axis, dst, theirs.to(mine.dtype).index_select(axis, src))
+                    take[key] = value
+                    taken_values += value.numel() // mine.shape[axis] * len(picked)
+                report.rows[key] = [(_label(keypoint_names, i), _label(src_names, r)) for i, r in picked]
+                report.fresh[key] = [_label(keypoint_names, i) for i, r in enumerate(rows) if r is None]
+                continue
+        if theirs is None:
+            report.kept.append(f"{key} (not in the file)")
+        elif tuple(theirs.shape) != tuple(mine.shape):
+            report.kept.append(f"{key} (file {tuple(theirs.shape)}, model {tuple(mine.shape)})")
+        else:
+            take[key] = theirs
+            report.loaded.append(key)
+            taken_values += mine.numel()
+    report.unused = [k for k in converted if k not in own]
+    total = sum(t.numel() for t in own.values())
+    report.share = taken_values / total if total else 1.0
+    if report.share < MIN_PARTIAL_SHARE:
+        name = getattr(model, "zoo_name", type(model).__name__)
+        raise CheckpointMismatchError(
+            f"{source} fits only {report.share:.0%} of model {name}'s values ({len(report.loaded)} of {len(own)} "
+            f"tensors); a partial load needs at least {MIN_PARTIAL_SHARE:.0%}: is it a checkpoint of another family "
+            f"(it holds {_fmt(list(converted), 3)})?")
+    model.load_state_dict(take, strict=False)
+    return report
 
 
 def convert_checkpoint(name: str, official: str | Path, out: str | Path, overwrite: bool = False) -> Path:

@@ -25,6 +25,11 @@ class ModelCfg:
     name: str = "ppt_s_coco_256x192"
     overrides: dict[str, Any] = field(default_factory=dict)  # nested dicts reach nested dataclasses
     weights: str | None = None  # initial weights (ours or official), loaded strictly
+    # false: load what fits from model.weights (another skeleton or head); the rest starts from initialisation
+    weights_strict: bool = True
+    # with weights_strict false: the checkpoint keypoint (index or name; null: none) each model keypoint's token
+    # starts from; default: the keypoint of the same name
+    weights_keypoints: tuple[int | str | None, ...] | None = None
 
 
 @dataclass
@@ -367,6 +372,9 @@ def validate_config(cfg: TrainCfg, source: str | _Source = "config") -> TrainCfg
             ok = False
         if not ok:
             raise ValueError(f"{src.origin(dotted)}: {dotted} must be {text}, got {value!r}")
+    if cfg.model.weights_keypoints is not None and cfg.model.weights_strict:
+        raise ValueError(f"{src.origin('model.weights_keypoints')}: model.weights_keypoints maps keypoints of a "
+                         "partial load: set model.weights_strict: false (or drop the map)")
     if cfg.optim.ema_decay_end is not None and not cfg.optim.ema_decay:
         raise ValueError(f"{src.origin('optim.ema_decay_end')}: optim.ema_decay_end needs optim.ema_decay (the start "
                          "of the ramp)")

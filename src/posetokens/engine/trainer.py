@@ -31,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from posetokens.checkpoint import atomic_save, describe, load_file, load_trained, read_description
-from posetokens.convert import CheckpointMismatchError, strict_load
+from posetokens.convert import CheckpointMismatchError, load_matching, load_weights, strict_load
 from posetokens.data.metainfo import first_name_difference, get_metainfo
 from posetokens.engine.config import (LOSSES, RESUME_FREE_FIELDS, TrainCfg, absolute_paths, config_changes,
                                       config_to_dict, load_config_dict, validate_config, with_absolute_paths)
@@ -46,7 +46,7 @@ from posetokens.evaluation.coco import check_coco_ground_truth, write_coco_resul
 from posetokens.fileio import (FolderLock, archive_path, atomic_write_text, check_folder_path, check_no_overwrite,
                                lock_busy_message, lock_holder, read_json, require_file, same_file, writable_dir)
 from posetokens.protocols import Protocol
-from posetokens.registry import create_model
+from posetokens.registry import create_model, get_entry
 from posetokens.runtime import (Interrupted, interruptible, one_run, retain_freed_memory, short_repr, signal_name,
                                 signals_deferred)
 
@@ -178,9 +178,29 @@ class TrainStep(nn.Module):
         return joints_mse(self.model(image).float(), batch["heatmaps"].to(device), weight)
 
 
-def build_model(cfg: TrainCfg) -> nn.Module:
-    """The recipe's model (zoo name + overrides, optional initial weights)."""
-    return create_model(cfg.model.name, weights=cfg.model.weights, **cfg.model.overrides)
+def build_model(cfg: TrainCfg, initial_weights: bool = True) -> nn.Module:
+    """The recipe's model (zoo name + overrides), started from ``model.weights`` when ``initial_weights`` (a
+    resumed run takes its weights from ``last.pth`` and does not read them): loaded strictly, or, under
+    ``model.weights_strict: false``, what fits (:func:`posetokens.convert.load_matching`, summary logged)."""
+    weights = cfg.model.weights if initial_weights else None
+    model = create_model(cfg.model.name, **cfg.model.overrides)
+    if weights is None:
+        return model
+    family = get_entry(cfg.model.name).family
+    if cfg.model.weights_strict:
+        try:
+            return load_weights(model, weights, family)
+        except CheckpointMismatchError as e:
+            try:  # what a partial load would take: the way out, when it is one
+                load_matching(create_model(cfg.model.name, **cfg.model.overrides), weights, family)
+            except (CheckpointMismatchError, ValueError):
+                raise CheckpointMismatchError(f"model.weights {e}") from None
+            raise CheckpointMismatchError(f"model.weights {e}; a checkpoint of another skeleton or head: set "
+                                          "model.weights_strict=false to load what fits") from None
+    names = None if model.task == "lifting" else get_metainfo(cfg.data.dataset).keypoint_names
+    report = load_matching(model, weights, family, f"model.weights {weights}", names, cfg.model.weights_keypoints)
+    logger.warning("%s", report.summary())
+    return model
 
 
 @one_run()  # a warning about the val set is said once, not at every evaluation
@@ -219,7 +239,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
 
     # ---- model (same seed on every rank; DDP also broadcasts rank 0's weights)
     torch.manual_seed(cfg.seed)
-    raw_model = build_model(cfg).to(device)
+    raw_model = build_model(cfg, initial_weights=ckpt is None).to(device)
     mcfg = raw_model.cfg
     anneals = getattr(raw_model, "anneals_keep_ratio", False)  # PPT: keep ratio 1 -> the config's over epochs
     target_ratio = raw_model.keep_ratio if anneals else 1.0

@@ -225,6 +225,7 @@ class GTPT(nn.Module):
     output_kind = "simcc"  # the trainer and evaluation pick the SimCC codec, loss and flip test from this
     image_backbone = "stem"  # the CNN before the tokens: what --precision bf16-backbone runs in bfloat16
     norms_to_fold = (("patch_norm", "patch_embed"),)  # optimize_for_inference folds the BN into the embedding
+    keypoint_rows = (("keypoint_token", 1),)  # one row per keypoint (output order): a partial load maps them by name
 
     def __init__(self, cfg: GTPTCfg) -> None:
         super().__init__()

@@ -112,6 +112,7 @@ class TokenPose(nn.Module):
     image_backbone = "backbone"  # the CNN before the tokens: what --precision bf16-backbone runs in bfloat16
     train_loss = "joints_mse"  # the recipe's loss (posetokens.engine.losses), what config loss "auto" trains with
     anneals_keep_ratio = True  # PPT: the trainer eases keep_ratio from 1 to the config's (set_keep_ratio)
+    keypoint_rows = (("keypoint_token", 1),)  # one row per keypoint (output order): a partial load maps them by name
 
     def __init__(self, cfg: TokenPoseCfg) -> None:
         super().__init__()
