@@ -825,7 +825,8 @@ def test_a_coco_run_starts_a_skeleton_of_ones_own(tiny_data: dict, tmp_path: Pat
 
 
 def test_a_partial_load_refuses_a_checkpoint_of_another_family(tmp_path: Path) -> None:
-    """Less than half of the model's values in the file: the wrong file, said, not a model started from it."""
+    """Less than half of the model's tensors named in the file: the wrong file, said, not a model started from it
+    (a model of another input size shares the names, whatever share of its values fits)."""
     from posetokens.convert import CheckpointMismatchError, load_matching
     from posetokens.registry import create_model
 
@@ -834,6 +835,33 @@ def test_a_partial_load_refuses_a_checkpoint_of_another_family(tmp_path: Path) -
                        backbone={"stem_channels": 16, "num_blocks": [1, 4, 4, 4]})
     torch.save(ppt.state_dict(), tmp_path / "ppt.pth")
     gtpt = create_model("gtpt_t_coco_256x192")
-    with pytest.raises(CheckpointMismatchError, match=r"ppt.pth fits only 0% of model gtpt_t_coco_256x192's values "
-                                                      r"\(0 of \d+ tensors\); a partial load needs at least 50%"):
+    with pytest.raises(CheckpointMismatchError, match=r"ppt.pth names only \d+ of model gtpt_t_coco_256x192's \d+ "
+                                                      r"tensors; a partial load needs at least 50% of them"):
         load_matching(gtpt, tmp_path / "ppt.pth", "gtpt")
+
+
+def test_an_official_file_starts_a_model_of_another_input_size_once_converted(tmp_path: Path) -> None:
+    """The official PPT-S release (256x192) for a 384x288 model: refused as it is (its stored sine table is
+    checked for the model's 24x24 grid) with the way out, and started from once converted at its own size: the
+    keypoint tokens and the transformer are the file's, the head of the larger heatmap starts afresh."""
+    from posetokens.convert import CheckpointMismatchError, convert_checkpoint, load_matching
+    from posetokens.registry import create_model
+
+    from conftest import PARITY
+
+    official = PARITY / "tokenpose_ppt_s_coco_256x192" / "checkpoint.pth"
+    if not official.exists():
+        pytest.skip("the PPT-S parity fixture is not in shared/")
+    large = create_model("ppt_s_coco_256x192", image_size=(384, 288))
+    with pytest.raises(CheckpointMismatchError, match=r"official pos_embedding has shape \(1, 256, 192\), but this "
+                                                      r"config's sine PE is \(1, 576, 192\).*; to start a model of "
+                                                      r"other sizes from an official file, convert it at its own "
+                                                      r"first"):
+        load_matching(large, official, "tokenpose")
+    ours = convert_checkpoint("ppt_s_coco_256x192", official, tmp_path / "ppt_s.pth")
+    report = load_matching(large, ours, "tokenpose", keypoint_names=COCO_NAMES)
+    raw = torch.load(official, map_location="cpu", weights_only=True)
+    assert torch.equal(large.keypoint_token, raw["features.keypoint_token"])
+    assert torch.equal(large.blocks[11].attn.qkv.weight, raw["features.transformer.layers.11.0.fn.to_qkv.weight"])
+    assert any(k.startswith("head.") and "file (3072," in k and "model (6912," in k for k in report.kept), report.kept
+    assert report.rows["keypoint_token"] == [(n, n) for n in COCO_NAMES]

@@ -108,8 +108,8 @@ def load_weights(model: nn.Module, weights: str | Path | Mapping[str, Any], fami
     return model
 
 
-# A partial load must take at least this share of the model's values from the file: less is another family's
-# checkpoint (or the wrong file), not a model of another skeleton or head.
+# A partial load needs at least this share of the model's tensors named in the file (whatever their shapes): less
+# is another family's checkpoint (or the wrong file), not a model of another skeleton, head or input size.
 MIN_PARTIAL_SHARE = 0.5
 
 
@@ -200,12 +200,16 @@ def load_matching(model: nn.Module, weights: str | Path | Mapping[str, Any], fam
     row by row: keypoint i takes the checkpoint's row ``keypoint_map[i]`` (an index, a name of the checkpoint's
     layout, or None), or, without a map, the row of the keypoint of the same name (``keypoint_names`` against
     the names a checkpoint of ours stores). Everything else keeps its initialisation and is listed in the
-    returned :class:`PartialLoad`. Raises :class:`CheckpointMismatchError` when less than
-    :data:`MIN_PARTIAL_SHARE` of the model's values would come from the file."""
+    returned :class:`PartialLoad`. Raises :class:`CheckpointMismatchError` when the file names less than
+    :data:`MIN_PARTIAL_SHARE` of the model's tensors (another family's file)."""
     source = source or str(weights)
     obj = load_file(weights) if isinstance(weights, (str, Path)) else weights
     sd = unwrap_state_dict(obj, source)
-    converted = _converted(sd, model, family, source)
+    try:
+        converted = _converted(sd, model, family, source)
+    except CheckpointMismatchError as e:  # an official file is converted for the model's own sizes
+        raise CheckpointMismatchError(f"{e}; to start a model of other sizes from an official file, convert it at "
+                                      "its own first (posetokens convert) and start from the converted file") from None
     own = model.state_dict()
     per_keypoint = dict(getattr(type(model), "keypoint_rows", ()))  # (tensor name, keypoint axis) pairs
     src_names = _source_names(obj)
@@ -242,12 +246,13 @@ def load_matching(model: nn.Module, weights: str | Path | Mapping[str, Any], fam
     report.unused = [k for k in converted if k not in own]
     total = sum(t.numel() for t in own.values())
     report.share = taken_values / total if total else 1.0
-    if report.share < MIN_PARTIAL_SHARE:
+    named = sum(k in converted for k in own)
+    if named < MIN_PARTIAL_SHARE * len(own):
         name = getattr(model, "zoo_name", type(model).__name__)
         raise CheckpointMismatchError(
-            f"{source} fits only {report.share:.0%} of model {name}'s values ({len(report.loaded)} of {len(own)} "
-            f"tensors); a partial load needs at least {MIN_PARTIAL_SHARE:.0%}: is it a checkpoint of another family "
-            f"(it holds {_fmt(list(converted), 3)})?")
+            f"{source} names only {named} of model {name}'s {len(own)} tensors; a partial load needs at least "
+            f"{MIN_PARTIAL_SHARE:.0%} of them: is it a checkpoint of another family (it holds "
+            f"{_fmt(list(converted), 3)})?")
     model.load_state_dict(take, strict=False)
     return report
 
