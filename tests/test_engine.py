@@ -815,18 +815,35 @@ def test_a_coco_run_starts_a_skeleton_of_ones_own(tiny_data: dict, tmp_path: Pat
     with pytest.raises(ValueError, match=r"--set: model.weights_keypoints maps keypoints of "
                                          r"a partial load: set model.weights_strict: false"):
         _cfg(data, tmp_path / "own", *own, "model.weights_keypoints=[0, 1, 2, 3, 4, 5, 6]")
-    # a run from it trains, stops, and resumes with the file gone
+    # the keypoint count is checked before the file is read: no summary of a load into the wrong model
+    caplog.clear()
+    with caplog.at_level("WARNING"), pytest.raises(ValueError, match=r"predicts 17 keypoints but data.dataset=.* has "
+                                                                     r"7; set model.overrides.num_keypoints=7"):
+        build_model(_cfg(data, tmp_path / "own", *own[:1], *own[2:], "model.weights_strict=false"))
+    assert not any("keypoint rows taken" in r.getMessage() for r in caplog.records)
+    # the options without model.weights: said to do nothing
+    with caplog.at_level("WARNING"):
+        build_model(_cfg(data, tmp_path / "own", *own[:2], "model.weights_strict=false"))
+    assert any("model.weights is not set: model.weights_strict and model.weights_keypoints apply to it" in
+               r.getMessage() for r in caplog.records)
+    # a run from it trains (its log keeps what it started from), stops, and resumes with the file gone and the
+    # options dropped (a resumed run does not read them); its stored recipe still names the weights it started from
     cfg = _cfg(data, tmp_path / "own", *own, "model.weights_strict=false", "schedule.epochs=2", "max_steps=2")
     train(cfg)
+    records = [json.loads(line) for line in (tmp_path / "own" / "log.jsonl").read_text().splitlines()]
+    began = [r["initial_weights"] for r in records if "initial_weights" in r]
+    assert len(began) == 1 and began[0]["fresh_keypoints"] == {"keypoint_token": ["head", "left_hand", "right_hand"]}
     (tmp_path / "coco" / "final.pth").unlink()
-    cfg.max_steps = None
-    train(cfg, resume=True)
+    train(_cfg(data, tmp_path / "own", *own[:2], "schedule.epochs=2"), resume=True)
     assert (tmp_path / "own" / "final.pth").exists()
+    stored = json.loads((tmp_path / "own" / "config.json").read_text())["model"]
+    assert stored["weights"] == str(tmp_path / "coco" / "final.pth") and stored["weights_strict"] is False
 
 
 def test_a_partial_load_refuses_a_checkpoint_of_another_family(tmp_path: Path) -> None:
-    """Less than half of the model's tensors named in the file: the wrong file, said, not a model started from it
-    (a model of another input size shares the names, whatever share of its values fits)."""
+    """Less than half of the model's weight tensors fit the file by name and shape: another family's file, or one
+    of other widths, said, not a model started from it (a model of another input size fits most of them, whatever
+    share of its values its larger head holds)."""
     from posetokens.convert import CheckpointMismatchError, load_matching
     from posetokens.registry import create_model
 
@@ -835,9 +852,15 @@ def test_a_partial_load_refuses_a_checkpoint_of_another_family(tmp_path: Path) -
                        backbone={"stem_channels": 16, "num_blocks": [1, 4, 4, 4]})
     torch.save(ppt.state_dict(), tmp_path / "ppt.pth")
     gtpt = create_model("gtpt_t_coco_256x192")
-    with pytest.raises(CheckpointMismatchError, match=r"ppt.pth names only \d+ of model gtpt_t_coco_256x192's \d+ "
-                                                      r"tensors; a partial load needs at least 50% of them"):
+    with pytest.raises(CheckpointMismatchError, match=r"ppt.pth fits only 0 of model gtpt_t_coco_256x192's \d+ "
+                                                      r"weight tensors by name and shape; a partial load needs at "
+                                                      r"least 50% of them"):
         load_matching(gtpt, tmp_path / "ppt.pth", "gtpt")
+    # the same family at other widths (PPT-S's 192 channels for a 32-channel model): names fit, shapes do not
+    torch.save(create_model("ppt_s_coco_256x192").state_dict(), tmp_path / "ppt_s.pth")
+    with pytest.raises(CheckpointMismatchError, match=r"ppt_s.pth fits only \d of model ppt_s_coco_256x192's \d+ "
+                                                      r"weight tensors .*another family or of other widths"):
+        load_matching(ppt, tmp_path / "ppt_s.pth", "tokenpose")
 
 
 def test_an_official_file_starts_a_model_of_another_input_size_once_converted(tmp_path: Path) -> None:
@@ -856,7 +879,7 @@ def test_an_official_file_starts_a_model_of_another_input_size_once_converted(tm
     with pytest.raises(CheckpointMismatchError, match=r"official pos_embedding has shape \(1, 256, 192\), but this "
                                                       r"config's sine PE is \(1, 576, 192\).*; to start a model of "
                                                       r"other sizes from an official file, convert it at its own "
-                                                      r"first"):
+                                                      r"size first"):
         load_matching(large, official, "tokenpose")
     ours = convert_checkpoint("ppt_s_coco_256x192", official, tmp_path / "ppt_s.pth")
     report = load_matching(large, ours, "tokenpose", keypoint_names=COCO_NAMES)
@@ -865,3 +888,11 @@ def test_an_official_file_starts_a_model_of_another_input_size_once_converted(tm
     assert torch.equal(large.blocks[11].attn.qkv.weight, raw["features.transformer.layers.11.0.fn.to_qkv.weight"])
     assert any(k.startswith("head.") and "file (3072," in k and "model (6912," in k for k in report.kept), report.kept
     assert report.rows["keypoint_token"] == [(n, n) for n in COCO_NAMES]
+    # the official file stores no keypoint names: 17 rows in order for 17 joints, none for 7 (said, with the way)
+    report = load_matching(create_model("ppt_s_coco_256x192"), official, "tokenpose", keypoint_names=COCO_NAMES)
+    assert report.how["keypoint_token"].endswith("taken in order") and len(report.rows["keypoint_token"]) == 17
+    report = load_matching(create_model("ppt_s_coco_256x192", num_keypoints=7), official, "tokenpose",
+                           keypoint_names=UPPER7)
+    assert report.rows["keypoint_token"] == [] and report.fresh["keypoint_token"] == UPPER7
+    assert "keypoint_token: 0 keypoint rows taken, 7 start from initialisation (head, left_shoulder" in report.summary()
+    assert "model.weights_keypoints gives each keypoint's row by index" in report.summary()

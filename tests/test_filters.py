@@ -92,6 +92,36 @@ def test_one_euro_first_steps_by_hand() -> None:
     np.testing.assert_allclose(out[:, 2, 0], -np.array(want), rtol=1e-12)
 
 
+def test_one_euro_steps_at_the_frames_times_by_hand() -> None:
+    """Frames of a variable-frame-rate video (0, 0.12, 0.16, 0.5 s at a stated 25 a second): given their times,
+    each step's Te is the time since the joint's last valid sample, not 1 / 25 s; a joint invalid at 0.16 s
+    steps 0.38 s at 0.5 s. The same times given to a steady 25 a second give the untimed filter's results."""
+    min_cutoff, beta, d_cutoff = 1.0, 0.5, 2.0
+    times, x = [0.0, 0.12, 0.16, 0.5], np.array([0.0, 1.0, 3.0, 2.5])
+
+    def alpha(fc: float, te: float) -> float:  # 1 / (1 + tau / Te), tau = 1 / (2 pi fc)
+        return 1 / (1 + (1 / (2 * math.pi * fc)) / te)
+
+    def by_hand(ts: list[float], xs: list[float]) -> list[float]:
+        y, dy, out = xs[0], 0.0, [xs[0]]
+        for (t0, t1), v in zip(zip(ts, ts[1:]), xs[1:]):
+            te = t1 - t0
+            dy = alpha(d_cutoff, te) * ((v - y) / te) + (1 - alpha(d_cutoff, te)) * dy
+            a = alpha(min_cutoff + beta * abs(dy), te)
+            y = a * v + (1 - a) * y
+            out.append(y)
+        return out
+
+    s = OneEuroStream(min_cutoff, beta, d_cutoff, fps=25.0, gap="hold")
+    got = [s.step(np.array([[v], [v]]), np.array([True, i != 2]), t)[:, 0] for i, (t, v) in enumerate(zip(times, x))]
+    np.testing.assert_allclose([g[0] for g in got], by_hand(times, list(x)), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(got[3][1], by_hand([0.0, 0.12, 0.5], [0.0, 1.0, 2.5])[-1], rtol=1e-12)
+    steady = OneEuroStream(min_cutoff, beta, d_cutoff, fps=25.0)
+    untimed = OneEuroStream(min_cutoff, beta, d_cutoff, fps=25.0)
+    for i, v in enumerate(x):
+        np.testing.assert_allclose(steady.step(np.array([[v]]), t=i / 25), untimed.step(np.array([[v]])), rtol=1e-12)
+
+
 def test_gaps_restart_and_hold(tracks) -> None:
     _, noisy, _ = tracks["3d"]
     x = noisy[:60].copy()

@@ -537,7 +537,8 @@ def _hand_jdr_and_mpjpe(weights: Path, cfg: object) -> tuple[float, list[float],
 OFFICIAL_COCO_TO_H36M = [12, 12, 14, 16, 11, 13, 15, 11, 1, 0, 2, 5, 7, 9, 6, 8, 10]
 
 
-def test_the_recipe_starts_from_a_coco_ppt_s_as_the_official_code_does(tmp_path: Path) -> None:
+def test_the_recipe_starts_from_a_coco_ppt_s_as_the_official_code_does(tmp_path: Path,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
     """The multi-view recipe's start (``model.weights_strict: false`` with its keypoint map), from an official
     single-view PPT-S release (the parity fixture, 256x192, so the model is built at that size): every keypoint
     token is the official file's row of the COCO joint the official ``init_weights`` maps it from, every other
@@ -563,6 +564,20 @@ def test_the_recipe_starts_from_a_coco_ppt_s_as_the_official_code_does(tmp_path:
     assert set(got) - set(single) == {"pos_3d.weight", "pos_3d.bias"}
     assert all(torch.equal(got[k], v) for k, v in single.items() if k != "keypoint_token")
     assert torch.equal(got["pos_3d.weight"], fresh["pos_3d.weight"])
+    # a multi-view checkpoint of ours (H36M joints) starts the recipe with its tokens as they are: the map is for
+    # a file of another layout, and says it was not applied
+    from posetokens.checkpoint import describe
+    from posetokens.data.metainfo import get_metainfo
+    from posetokens.protocols import get_protocol
+
+    torch.save({**describe(recipe.model.name, dict(recipe.model.overrides), get_protocol("multiview_ppt"),
+                           get_metainfo("h36m")), "state_dict": got}, tmp_path / "mv.pth")
+    recipe.model.weights = str(tmp_path / "mv.pth")
+    with caplog.at_level("WARNING"):
+        again = build_model(recipe).state_dict()
+    assert all(torch.equal(again[k], v) for k, v in got.items())
+    assert any("model.weights_keypoints not applied: the file stores the model's own layout" in r.getMessage()
+               for r in caplog.records)
     # an official file stores no keypoint names: a map names its rows by index
     named = load_config(REPO / "configs" / "ppt_multiview_h36m_256x256.yaml", [
         f"model.weights={official}", "model.overrides={image_size: [256, 192], patch_size: [4, 3]}",

@@ -492,10 +492,12 @@ def test_a_variable_frame_rate_video_is_said_as_such_not_as_truncated(tmp_path: 
     assert sum(1 for _ in api.VideoReader(slow)) == 30  # its last frame ends 200 ms after it starts: whole
     warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("posetokens: warning:")]
     assert warnings == [f"posetokens: warning: {vfr}: 30 frames over 2.00 s (15.00 a second on average), where its "
-                        "container states 25 a second: a variable frame rate; the outputs' timing (the json's 'fps', "
-                        "the overlay video, the temporal filter) uses the stated rate",
+                        "container states 25 a second: a variable frame rate; each frame's json record has its time "
+                        "('time_s'), which the temporal filter and an H.264 overlay video follow; the json's 'fps' and "
+                        "`lift` take the stated rate",
                         f"posetokens: warning: {cut}: the video ended after {n_cut} of the 50 frames its container "
                         "declares (a truncated or damaged file); the frames decoded were used",
                         f"posetokens: warning: {slow}: 30 frames over 6.00 s (5.00 a second on average), where its "
-                        "container states 25 a second: a variable frame rate; the outputs' timing (the json's 'fps', "
-                        "the overlay video, the temporal filter) uses the stated rate"]
+                        "container states 25 a second: a variable frame rate; each frame's json record has its time "
+                        "('time_s'), which the temporal filter and an H.264 overlay video follow; the json's 'fps' and "
+                        "`lift` take the stated rate"]

@@ -302,6 +302,56 @@ def test_infer_smooths_each_track_causally_and_off_is_untouched(two_walkers, w2d
     assert cli([*args, "--out", str(tmp_path / "sg"), "--filter", "savgol"]) == 2
 
 
+def test_a_variable_frame_rate_video_keeps_its_timing(two_walkers, w2d: Path, w3d: Path, tmp_path: Path) -> None:
+    """The walkers re-encoded as a phone records (a stated 10 a second, frames 100 or 300 ms apart): each json
+    record has its frame's time (the pts written), each track is filtered at those times (the causal filter
+    stepped by hand with them, which differs from the stated rate's), and the overlay video shows each frame at
+    its time (read back with PyAV). ``lift`` keeps the times in its json."""
+    av = pytest.importorskip("av")
+    from fractions import Fraction
+
+    from posetokens.inference.api import h264_unavailable
+    from posetokens.inference.filters import VIDEO_DEFAULT, OneEuroStream
+
+    video, dets = two_walkers
+    pts = np.cumsum([0] + [300 if i % 4 == 3 else 100 for i in range(11)]).tolist()  # ms
+    vfr = tmp_path / "walk.mkv"
+    cap = cv2.VideoCapture(str(video))
+    with av.open(str(vfr), "w") as c:
+        st = c.add_stream("libx264", rate=10, options={"crf": "10"})
+        st.width, st.height, st.pix_fmt = 320, 160, "yuv420p"
+        st.codec_context.time_base = Fraction(1, 1000)
+        for p in pts:
+            ok, img = cap.read()
+            assert ok
+            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+            frame.pts, frame.time_base = p, Fraction(1, 1000)
+            c.mux(st.encode(frame))
+        c.mux(st.encode())
+    args = ["infer", str(vfr), "--weights", str(w2d), "--boxes", str(dets), "--no-progress", "--kpt-thr", "0"]
+    assert cli([*args, "--out", str(tmp_path / "off"), "--filter", "off", "--no-draw"]) == 0
+    assert cli([*args, "--out", str(tmp_path / "on")]) == 0
+    raw = json.loads((tmp_path / "off" / "walk.json").read_text())
+    smooth = json.loads((tmp_path / "on" / "walk.json").read_text())
+    assert [r["time_s"] for r in smooth] == [p / 1000 for p in pts] == [r["time_s"] for r in raw]
+    for tid in (1, 2):
+        x = [np.asarray(next(i for i in r["instances"] if i["track_id"] == tid)["keypoints"]) for r in raw]
+        got = np.stack([next(i for i in r["instances"] if i["track_id"] == tid)["keypoints"] for r in smooth])
+        args_ = (VIDEO_DEFAULT.min_cutoff, VIDEO_DEFAULT.beta, VIDEO_DEFAULT.d_cutoff, 10.0, VIDEO_DEFAULT.gap, 160.0)
+        timed, steady = OneEuroStream(*args_), OneEuroStream(*args_)
+        want = np.stack([timed.step(k, None, p / 1000) for k, p in zip(x, pts)])
+        np.testing.assert_allclose(got, want, atol=2e-3)
+        assert np.abs(np.stack([steady.step(k) for k in x]) - want).max() > 0.05  # the times mattered
+    if h264_unavailable() is None:
+        with av.open(str(tmp_path / "on" / "walk.mp4")) as c:
+            shown = [round(float(f.time), 6) for f in c.decode(video=0)]
+        assert shown == [p / 1000 for p in pts]
+    assert cli(["lift", str(tmp_path / "on" / "walk.json"), "--weights", str(w3d), "--no-draw", "--min-track-frames",
+                "1", "--precision", "fp32", "--out", str(tmp_path / "3d")]) == 0
+    lifted = json.loads((tmp_path / "3d" / "walk_3d.json").read_text())
+    assert [f["time_s"] for f in lifted["frames"]] == [p / 1000 for p in pts]
+
+
 @pytest.mark.parametrize("gap", ["restart", "hold"])
 def test_infer_filters_a_track_across_frames_without_it(two_walkers, w2d: Path, tmp_path: Path, gap: str) -> None:
     """Person B is missing from frames 5-7 and keeps its id: its causal filter is told of those frames, so the

@@ -108,8 +108,9 @@ def load_weights(model: nn.Module, weights: str | Path | Mapping[str, Any], fami
     return model
 
 
-# A partial load needs at least this share of the model's tensors named in the file (whatever their shapes): less
-# is another family's checkpoint (or the wrong file), not a model of another skeleton, head or input size.
+# A partial load needs at least this share of the model's weight tensors to fit by name and shape (a per-keypoint
+# tensor by its other sizes): less is another family's checkpoint, one of other widths, or the wrong file, not a
+# model of another skeleton, head or input size.
 MIN_PARTIAL_SHARE = 0.5
 
 
@@ -118,9 +119,10 @@ class PartialLoad:
     """What :func:`load_matching` took from a checkpoint into a model."""
 
     source: str
-    loaded: list[str] = field(default_factory=list)  # model tensors copied whole
+    loaded: list[str] = field(default_factory=list)  # model weight tensors copied whole
     rows: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # per-keypoint tensor: (keypoint, source)
     fresh: dict[str, list[str]] = field(default_factory=dict)  # per-keypoint tensor: keypoints left at initialisation
+    how: dict[str, str] = field(default_factory=dict)  # per-keypoint tensor: how its rows were matched (a sentence)
     kept: list[str] = field(default_factory=list)  # model tensors left at initialisation, each "name (why)"
     unused: list[str] = field(default_factory=list)  # checkpoint tensors no model tensor took
     share: float = 0.0  # of the model's values (state-dict elements) that came from the checkpoint
@@ -132,13 +134,20 @@ class PartialLoad:
         for name, rows in self.rows.items():
             fresh = self.fresh.get(name, [])
             took = ", ".join(f"{i}<-{src}" for i, src in rows[:8]) + (" ..." if len(rows) > 8 else "")
-            parts.append(f"{name}: {len(rows)} keypoint rows taken ({took})"
-                         + (f", {len(fresh)} start from initialisation ({_fmt(fresh)})" if fresh else ""))
+            parts.append(f"{name}: {len(rows)} keypoint rows taken" + (f" ({took})" if rows else "")
+                         + (f", {len(fresh)} start from initialisation ({_fmt(fresh)})" if fresh else "")
+                         + (f" ({self.how[name]})" if self.how.get(name) else ""))
         if self.kept:
             parts.append(f"start from initialisation: {_fmt(self.kept, 4)}")
         if self.unused:
             parts.append(f"not used from the file: {_fmt(self.unused, 4)}")
         return "; ".join(parts)
+
+    def record(self) -> dict[str, Any]:
+        """The report as plain JSON (the ``initial_weights`` record of a training's ``log.jsonl``)."""
+        return {"source": self.source, "share_of_values": self.share, "loaded": len(self.loaded),
+                "keypoint_rows": {k: [list(r) for r in v] for k, v in self.rows.items()},
+                "fresh_keypoints": self.fresh, "matched": self.how, "kept": self.kept, "unused": self.unused}
 
 
 def _source_names(obj: Any) -> list[str] | None:
@@ -153,11 +162,16 @@ def _label(names: Sequence[str] | None, i: int) -> str:
 
 
 def _row_sources(name: str, rows: int, src_rows: int, names: Sequence[str] | None, src_names: Sequence[str] | None,
-                 keypoint_map: Sequence[int | str | None] | None, source: str) -> list[int | None]:
+                 keypoint_map: Sequence[int | str | None] | None, source: str) -> tuple[list[int | None], str]:
     """For each of the model's ``rows`` keypoint rows of tensor ``name``, the checkpoint row it starts from (None:
-    its initialisation). ``keypoint_map`` gives them (index or checkpoint keypoint name, per model keypoint);
-    otherwise keypoints are matched by name, or taken in order when the file's names are unknown and the counts
-    agree."""
+    its initialisation), and how they were matched when that needs saying. ``keypoint_map`` gives them (index or
+    checkpoint keypoint name, per model keypoint) for a file of another layout; a file that stores the model's own
+    layout takes its rows as they are. Otherwise keypoints are matched by name, or taken in order when the file
+    stores no names and the counts agree."""
+    own_layout = names is not None and src_names is not None and list(src_names[:src_rows]) == list(names[:rows]) \
+        and src_rows == rows
+    if keypoint_map is not None and own_layout:
+        return list(range(rows)), "model.weights_keypoints not applied: the file stores the model's own layout"
     if keypoint_map is not None:
         if len(keypoint_map) != rows:
             raise ValueError(f"model.weights_keypoints: {len(keypoint_map)} entries for {rows} keypoint rows of "
@@ -182,26 +196,30 @@ def _row_sources(name: str, rows: int, src_rows: int, names: Sequence[str] | Non
                                  f"{name} in {source}")
             else:
                 out.append(int(want))
-        return out
+        return out, ""
     if names is not None and src_names is not None:
         where = {n: i for i, n in enumerate(src_names[:src_rows])}
-        return [where.get(n) for n in names[:rows]]
-    return list(range(rows)) if rows == src_rows else [None] * rows
+        return [where.get(n) for n in names[:rows]] + [None] * (rows - len(names[:rows])), ""
+    if rows == src_rows:
+        return list(range(rows)), "the file stores no keypoint names (an official release): taken in order"
+    return [None] * rows, (f"the file stores no keypoint names (an official release) and has {src_rows} rows: "
+                           "model.weights_keypoints gives each keypoint's row by index")
 
 
 def load_matching(model: nn.Module, weights: str | Path | Mapping[str, Any], family: str, source: str = "",
                   keypoint_names: Sequence[str] | None = None,
                   keypoint_map: Sequence[int | str | None] | None = None) -> PartialLoad:
-    """Start ``model`` from a checkpoint of its family with another skeleton or head (a training's
+    """Start ``model`` from a checkpoint of its family with another skeleton, head or input size (a training's
     ``model.weights_strict: false``).
 
     Every tensor whose name and shape fit is copied (after the family's conversion of an official file). A
     tensor the model declares per keypoint (``keypoint_rows``: (name, axis) pairs; row i = keypoint i) is copied
     row by row: keypoint i takes the checkpoint's row ``keypoint_map[i]`` (an index, a name of the checkpoint's
-    layout, or None), or, without a map, the row of the keypoint of the same name (``keypoint_names`` against
-    the names a checkpoint of ours stores). Everything else keeps its initialisation and is listed in the
-    returned :class:`PartialLoad`. Raises :class:`CheckpointMismatchError` when the file names less than
-    :data:`MIN_PARTIAL_SHARE` of the model's tensors (another family's file)."""
+    layout, or None; not applied to a file of the model's own layout), or, without a map, the row of the keypoint
+    of the same name (``keypoint_names`` against the names a checkpoint of ours stores; in order for a file that
+    stores none, when the counts agree). Everything else keeps its initialisation and is listed in the returned
+    :class:`PartialLoad`. Raises :class:`CheckpointMismatchError` when less than :data:`MIN_PARTIAL_SHARE` of the
+    model's weight tensors fit (another family's file, or one of other widths)."""
     source = source or str(weights)
     obj = load_file(weights) if isinstance(weights, (str, Path)) else weights
     sd = unwrap_state_dict(obj, source)
@@ -209,21 +227,23 @@ def load_matching(model: nn.Module, weights: str | Path | Mapping[str, Any], fam
         converted = _converted(sd, model, family, source)
     except CheckpointMismatchError as e:  # an official file is converted for the model's own sizes
         raise CheckpointMismatchError(f"{e}; to start a model of other sizes from an official file, convert it at "
-                                      "its own first (posetokens convert) and start from the converted file") from None
+                                      "its own size first (posetokens convert) and start from the converted file"
+                                      ) from None
     own = model.state_dict()
     per_keypoint = dict(getattr(type(model), "keypoint_rows", ()))  # (tensor name, keypoint axis) pairs
     src_names = _source_names(obj)
     report = PartialLoad(source)
     take: dict[str, Tensor] = {}
-    taken_values = 0
+    taken_values = fitting = 0
     for key, mine in own.items():
         theirs = converted.get(key)
+        weight = mine.is_floating_point()  # a BatchNorm's step counter is no weight
         if key in per_keypoint and theirs is not None and theirs.dim() == mine.dim():
             axis = per_keypoint[key]
             others = [d for d in range(mine.dim()) if d != axis]
             if all(theirs.shape[d] == mine.shape[d] for d in others):
-                rows = _row_sources(key, mine.shape[axis], theirs.shape[axis], keypoint_names, src_names,
-                                    keypoint_map, source)
+                rows, how = _row_sources(key, mine.shape[axis], theirs.shape[axis], keypoint_names, src_names,
+                                         keypoint_map, source)
                 value = mine.detach().clone()
                 picked = [(i, r) for i, r in enumerate(rows) if r is not None]
                 if picked:
@@ -234,6 +254,8 @@ def load_matching(model: nn.Module, weights: str | Path | Mapping[str, Any], fam
                     taken_values += value.numel() // mine.shape[axis] * len(picked)
                 report.rows[key] = [(_label(keypoint_names, i), _label(src_names, r)) for i, r in picked]
                 report.fresh[key] = [_label(keypoint_names, i) for i, r in enumerate(rows) if r is None]
+                report.how[key] = how
+                fitting += 1
                 continue
         if theirs is None:
             report.kept.append(f"{key} (not in the file)")
@@ -241,18 +263,20 @@ def load_matching(model: nn.Module, weights: str | Path | Mapping[str, Any], fam
             report.kept.append(f"{key} (file {tuple(theirs.shape)}, model {tuple(mine.shape)})")
         else:
             take[key] = theirs
-            report.loaded.append(key)
             taken_values += mine.numel()
+            if weight:
+                report.loaded.append(key)
+                fitting += 1
     report.unused = [k for k in converted if k not in own]
     total = sum(t.numel() for t in own.values())
     report.share = taken_values / total if total else 1.0
-    named = sum(k in converted for k in own)
-    if named < MIN_PARTIAL_SHARE * len(own):
+    weights_total = sum(t.is_floating_point() for t in own.values())
+    if fitting < MIN_PARTIAL_SHARE * weights_total:
         name = getattr(model, "zoo_name", type(model).__name__)
         raise CheckpointMismatchError(
-            f"{source} names only {named} of model {name}'s {len(own)} tensors; a partial load needs at least "
-            f"{MIN_PARTIAL_SHARE:.0%} of them: is it a checkpoint of another family (it holds "
-            f"{_fmt(list(converted), 3)})?")
+            f"{source} fits only {fitting} of model {name}'s {weights_total} weight tensors by name and shape; a "
+            f"partial load needs at least {MIN_PARTIAL_SHARE:.0%} of them: is it a checkpoint of another family or "
+            f"of other widths (it holds {_fmt(list(converted), 3)})?")
     model.load_state_dict(take, strict=False)
     return report
 

@@ -453,7 +453,8 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
     models = {}
     for r in runs:
         cfg = cfgs[r["label"]]
-        cfg.model.weights = str(Path(r["work_dir"]) / "final.pth")
+        cfg.model.weights = str(Path(r["work_dir"]) / "final.pth")  # the run's own weights, loaded strictly
+        cfg.model.weights_strict, cfg.model.weights_keypoints = True, None
         models[r["label"]] = build_model(cfg).eval()
     log("measuring GMACs and images/s")
     bench = measure(models, bench_batch, bench_rounds, min(bench_threads, cpu_count))

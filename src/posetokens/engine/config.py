@@ -374,7 +374,8 @@ def validate_config(cfg: TrainCfg, source: str | _Source = "config") -> TrainCfg
             raise ValueError(f"{src.origin(dotted)}: {dotted} must be {text}, got {value!r}")
     if cfg.model.weights_keypoints is not None and cfg.model.weights_strict:
         raise ValueError(f"{src.origin('model.weights_keypoints')}: model.weights_keypoints maps keypoints of a "
-                         "partial load: set model.weights_strict: false (or drop the map)")
+                         "partial load: set model.weights_strict: false (or drop the map: "
+                         "model.weights_keypoints=null)")
     if cfg.optim.ema_decay_end is not None and not cfg.optim.ema_decay:
         raise ValueError(f"{src.origin('optim.ema_decay_end')}: optim.ema_decay_end needs optim.ema_decay (the start "
                          "of the ramp)")
@@ -462,8 +463,10 @@ def _check_dataset_and_protocol(cfg: TrainCfg, src: _Source) -> None:
 # ---------------------------------------------------------------------------------------- resume checks
 # fields a resumed run may change without --allow-config-change: they change neither the weights a run ends with
 # nor its metrics (where the run writes, how often it logs, CPU threads and loader workers, the evaluation batch
-# size, and max_steps, the point where a run is stopped to be resumed)
-RESUME_FREE_FIELDS = ("work_dir", "log_interval", "threads", "data.num_workers", "data.val_batch_size", "max_steps")
+# size, and max_steps, the point where a run is stopped to be resumed), and the weights it started from, which a
+# resumed run does not read (its stored recipe keeps those it started from)
+RESUME_FREE_FIELDS = ("work_dir", "log_interval", "threads", "data.num_workers", "data.val_batch_size", "max_steps",
+                      "model.weights", "model.weights_strict", "model.weights_keypoints")
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -31,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from posetokens.checkpoint import atomic_save, describe, load_file, load_trained, read_description
-from posetokens.convert import CheckpointMismatchError, load_matching, load_weights, strict_load
+from posetokens.convert import CheckpointMismatchError, PartialLoad, load_matching, load_weights, strict_load
 from posetokens.data.metainfo import first_name_difference, get_metainfo
 from posetokens.engine.config import (LOSSES, RESUME_FREE_FIELDS, TrainCfg, absolute_paths, config_changes,
                                       config_to_dict, load_config_dict, validate_config, with_absolute_paths)
@@ -179,17 +179,55 @@ class TrainStep(nn.Module):
 
 
 def build_model(cfg: TrainCfg, initial_weights: bool = True) -> nn.Module:
-    """The recipe's model (zoo name + overrides), started from ``model.weights`` when ``initial_weights`` (a
-    resumed run takes its weights from ``last.pth`` and does not read them): loaded strictly, or, under
-    ``model.weights_strict: false``, what fits (:func:`posetokens.convert.load_matching`, summary logged)."""
-    weights = cfg.model.weights if initial_weights else None
+    """The recipe's model (zoo name + overrides; its keypoint count checked against ``data.dataset``), started
+    from ``model.weights`` when ``initial_weights`` (:func:`start_from_weights`; a partial load's summary is
+    logged). A resumed run builds it without them: it takes its weights from ``last.pth``."""
     model = create_model(cfg.model.name, **cfg.model.overrides)
+    check_keypoint_count(cfg, model)
+    if initial_weights:
+        report = start_from_weights(cfg, model)
+        if report is not None:
+            logger.warning("%s", report.summary())
+    return model
+
+
+def check_keypoint_count(cfg: TrainCfg, model: nn.Module) -> None:
+    """A top-down model predicts as many keypoints as the recipe's ``data.dataset`` has; else one line naming the
+    fields to set (lifting and multi-view models read their joints from their data)."""
+    if model.task in ("lifting", "multiview"):
+        return
+    mcfg, metainfo = model.cfg, get_metainfo(cfg.data.dataset)
+    if metainfo.num_keypoints == mcfg.num_keypoints:
+        return
+    fields, k = {f.name for f in dataclasses.fields(mcfg)}, metainfo.num_keypoints
+    if "num_keypoints" in fields:  # TokenPose, PPT
+        how = f"set model.overrides.num_keypoints={k} to train it on that layout"
+    elif "dense_runs" in fields and mcfg.dense_runs:  # whole-body GTPT: body plus dense part keypoints
+        how = ("a whole-body GTPT predicts num_body plus its dense part keypoints (dense_runs); retarget a "
+               "body model (gtpt_*_coco_*) instead, with model.overrides.num_body and groups")
+    elif "num_body" in fields and "groups" in fields:  # GTPT: the body keypoints in groups
+        how = (f"set model.overrides.num_body={k} and model.overrides.groups, which put each of the {k} "
+               "keypoints in one group (docs/training.md, 'A skeleton of your own')")
+    else:
+        how = "its keypoint count is not a field of its config (TokenPose, PPT and GTPT models take one)"
+    raise ValueError(f"config: model {cfg.model.name} predicts {mcfg.num_keypoints} keypoints but "
+                     f"data.dataset={cfg.data.dataset!r} has {metainfo.num_keypoints}; {how}")
+
+
+def start_from_weights(cfg: TrainCfg, model: nn.Module) -> PartialLoad | None:
+    """Load ``model.weights`` into ``model``: strictly, or under ``model.weights_strict: false`` what fits
+    (:func:`posetokens.convert.load_matching`, whose report is returned). Without ``model.weights`` the partial
+    load's options are said to do nothing."""
+    weights, family = cfg.model.weights, get_entry(cfg.model.name).family
     if weights is None:
-        return model
-    family = get_entry(cfg.model.name).family
+        if not cfg.model.weights_strict or cfg.model.weights_keypoints is not None:
+            logger.warning("model.weights is not set: model.weights_strict and model.weights_keypoints apply to it; "
+                           "the model starts from its initialisation")
+        return None
     if cfg.model.weights_strict:
         try:
-            return load_weights(model, weights, family)
+            load_weights(model, weights, family)
+            return None
         except CheckpointMismatchError as e:
             try:  # what a partial load would take: the way out, when it is one
                 load_matching(create_model(cfg.model.name, **cfg.model.overrides), weights, family)
@@ -198,9 +236,7 @@ def build_model(cfg: TrainCfg, initial_weights: bool = True) -> nn.Module:
             raise CheckpointMismatchError(f"model.weights {e}; a checkpoint of another skeleton or head: set "
                                           "model.weights_strict=false to load what fits") from None
     names = None if model.task == "lifting" else get_metainfo(cfg.data.dataset).keypoint_names
-    report = load_matching(model, weights, family, f"model.weights {weights}", names, cfg.model.weights_keypoints)
-    logger.warning("%s", report.summary())
-    return model
+    return load_matching(model, weights, family, f"model.weights {weights}", names, cfg.model.weights_keypoints)
 
 
 @one_run()  # a warning about the val set is said once, not at every evaluation
@@ -217,6 +253,12 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     work_dir = Path(cfg.work_dir)
     seen = run_files_state(work_dir)  # what start_work_dir must find still there once the model and data are built
     ckpt, changes = check_work_dir(cfg, resume, overwrite, allow_config_change)  # last.pth when resuming
+    if ckpt is not None:  # the weights the run started from stay its record (a resumed run does not read them)
+        began = (ckpt.get("config") or {}).get("model") or {}
+        for key in ("weights", "weights_strict", "weights_keypoints"):
+            if key in began:
+                value = began[key]
+                setattr(cfg.model, key, tuple(value) if isinstance(value, list) else value)
     # ---- distributed setup (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK)
     ddp = int(os.environ.get("RANK", -1)) != -1
     if ddp:
@@ -239,7 +281,11 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
 
     # ---- model (same seed on every rank; DDP also broadcasts rank 0's weights)
     torch.manual_seed(cfg.seed)
-    raw_model = build_model(cfg, initial_weights=ckpt is None).to(device)
+    raw_model = build_model(cfg, initial_weights=False)
+    started = start_from_weights(cfg, raw_model) if ckpt is None else None  # a resumed run reads last.pth
+    if started is not None and master:
+        logger.warning("%s", started.summary())
+    raw_model = raw_model.to(device)
     mcfg = raw_model.cfg
     anneals = getattr(raw_model, "anneals_keep_ratio", False)  # PPT: keep ratio 1 -> the config's over epochs
     target_ratio = raw_model.keep_ratio if anneals else 1.0
@@ -251,22 +297,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
         train_set = build_lifting_set(cfg.data, "train", raw_model, cfg.seed)
     elif step_module.multiview:
         train_set = build_multiview_set(cfg.data, "train", raw_model)
-    else:
-        metainfo = get_metainfo(cfg.data.dataset)
-        if metainfo.num_keypoints != mcfg.num_keypoints:
-            fields, k = {f.name for f in dataclasses.fields(mcfg)}, metainfo.num_keypoints
-            if "num_keypoints" in fields:  # TokenPose, PPT
-                how = f"set model.overrides.num_keypoints={k} to train it on that layout"
-            elif "dense_runs" in fields and mcfg.dense_runs:  # whole-body GTPT: body plus dense part keypoints
-                how = ("a whole-body GTPT predicts num_body plus its dense part keypoints (dense_runs); retarget a "
-                       "body model (gtpt_*_coco_*) instead, with model.overrides.num_body and groups")
-            elif "num_body" in fields and "groups" in fields:  # GTPT: the body keypoints in groups
-                how = (f"set model.overrides.num_body={k} and model.overrides.groups, which put each of the {k} "
-                       "keypoints in one group (docs/training.md, 'A skeleton of your own')")
-            else:
-                how = "its keypoint count is not a field of its config (TokenPose, PPT and GTPT models take one)"
-            raise ValueError(f"config: model {cfg.model.name} predicts {mcfg.num_keypoints} keypoints but "
-                             f"data.dataset={cfg.data.dataset!r} has {metainfo.num_keypoints}; {how}")
+    else:  # build_model checked the keypoint count against data.dataset
         codec = model_codec(protocol, raw_model)
         train_set = build_samples(cfg.data, "train", mcfg.image_size, protocol, codec, cfg.seed,
                                   poses_only=not getattr(raw_model, "needs_images", True))
@@ -369,6 +400,8 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
         # ---- the loop
         writer = _tensorboard(work_dir, None if resumed_at is None else step) if master else None
         log_file = (work_dir / "log.jsonl").open("a") if master else None
+        if log_file is not None and started is not None:  # what the run started from, kept with its steps
+            log_file.write(json.dumps({"initial_weights": started.record()}) + "\n")
         accum = cfg.optim.grad_accum
         stop = False
         rng_at_step = _rng_state()  # the RNG state at the last step boundary: what an interrupt saves

@@ -104,6 +104,7 @@ class Frame:
     name: str  # the image file name, or the video's
     image: np.ndarray
     video: bool = False  # a video frame: detections match it by ``frame_id``
+    time_s: float | None = None  # a video file's frame: its time by the decoder (seconds), None: not known
 
 
 class VideoReader:
@@ -136,9 +137,9 @@ class VideoReader:
                 ok, img = cap.read()
                 if not ok:
                     break
-                now = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
+                now = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)  # the decoded frame's presentation time
                 last_ms, step_ms = now, now - last_ms
-                yield Frame(i, self.path.name, img, video=True)
+                yield Frame(i, self.path.name, img, video=True, time_s=now / 1000)
                 i += 1
         finally:
             cap.release()
@@ -148,8 +149,9 @@ class VideoReader:
             # it played to its end (the last frame lasts about as long as the step before it): frames came less often
             if seconds and (last_ms + 2 * max(1000 / self.fps, step_ms)) / 1000 >= seconds:
                 warn(f"{self.path}: {i} frames over {seconds:.2f} s ({i / seconds:.2f} a second on average), where "
-                     f"its container states {self.fps:g} a second: a variable frame rate; the outputs' timing (the "
-                     "json's 'fps', the overlay video, the temporal filter) uses the stated rate")
+                     f"its container states {self.fps:g} a second: a variable frame rate; each frame's json record has "
+                     "its time ('time_s'), which the temporal filter and an H.264 overlay video follow; the json's "
+                     "'fps' and `lift` take the stated rate")
             else:
                 warn(f"{self.path}: the video ended after {i} of the {self.declared_frames} frames its container "
                      "declares (a truncated or damaged file); the frames decoded were used")
@@ -683,10 +685,11 @@ class FrameResult:
     kept_tokens: list[list[np.ndarray]] | None = None  # per instance, per pruning layer: kept patch ids
     track_ids: np.ndarray | None = None  # (N,) track id of each person (videos and streams)
     kpt_thr: float = 0.3  # the drawing threshold for these scores (PoseEstimator.default_kpt_thr: GTPT's are ~0.1)
+    time_s: float | None = None  # a video file's frame: its time by the decoder (seconds)
 
     def to_dict(self, decimals: int = 3) -> dict[str, Any]:
         """The JSON record ``{frame_id, img_path, width, height, instances: [...]}`` (each instance with its
-        ``track_id`` when the frame was tracked)."""
+        ``track_id`` when the frame was tracked; ``time_s`` after ``frame_id`` for a video file's frame)."""
         decimals = check_count(decimals, "to_dict: decimals", low=0)
         r = lambda a: np.round(np.asarray(a, np.float64), decimals).tolist()  # noqa: E731
         instances = [
@@ -696,8 +699,9 @@ class FrameResult:
         if self.track_ids is not None:
             for inst, tid in zip(instances, self.track_ids):
                 inst["track_id"] = int(tid)
-        return {"frame_id": self.frame_id, "img_path": self.img_path, "width": self.width, "height": self.height,
-                "instances": instances}
+        timed = {} if self.time_s is None else {"time_s": round(float(self.time_s), 6)}
+        return {"frame_id": self.frame_id, **timed, "img_path": self.img_path, "width": self.width,
+                "height": self.height, "instances": instances}
 
 
 # -------------------------------------------------------------------------------------------------- model
@@ -1039,6 +1043,7 @@ class PoseEstimator:
                 frame.frame_id, frame.name, w, h,
                 kp[e - m:e], sc[e - m:e], b, s, frame.image if keep_images else None,
                 c if show_tokens else None, tok[e - m:e] if tok is not None else None, kpt_thr=self.default_kpt_thr,
+                time_s=frame.time_s,
             )
             if tracker is not None:
                 with clock("tracking"):
@@ -1228,7 +1233,8 @@ class PoseEstimator:
                         thr = self.default_kpt_thr if kpt_thr is None else kpt_thr
                         rate = src.video.fps  # type: ignore[union-attr]
                         res.keypoints = np.stack([
-                            self._track_filter(track_filters, int(tid), res, smooth, rate).step(kp, sc >= thr)
+                            self._track_filter(track_filters, int(tid), res, smooth, rate).step(kp, sc >= thr,
+                                                                                                res.time_s)
                             for tid, kp, sc in zip(res.track_ids, res.keypoints, res.keypoint_scores)
                         ]).astype(res.keypoints.dtype)
                     record = {**res.to_dict(), **tag, **(names if src.kind == "images" or not frames else {})}
@@ -1268,7 +1274,7 @@ class PoseEstimator:
                         with signals_deferred():  # the mp4 and the json hold the same frames, all counted
                             if drawn is not None:
                                 with timer.stage("encode"):
-                                    writer.write(drawn)  # type: ignore[union-attr]
+                                    writer.write(drawn, res.time_s)  # type: ignore[union-attr]
                             stream.append(record)  # type: ignore[union-attr]
                             frames, instances = frames + 1, instances + len(res.bboxes)
                             if mm_record is not None:
@@ -1556,6 +1562,8 @@ class VideoWriter:
         self.fps = fps
         self.frames = 0
         self.closed = False
+        self._pts = -1  # the last frame's presentation slot (H.264), in frames of the stated rate
+        self._t0: float | None = None  # the first frame's time, when times are given
         self._container: Any = None
         self._stream: Any = None
         self._w: Any = None
@@ -1606,8 +1614,11 @@ class VideoWriter:
                 pass
         self._container = self._stream = None
 
-    def write(self, frame_bgr: np.ndarray) -> None:
-        """Append one (H, W, 3) uint8 BGR frame (resized to the writer's size when it differs)."""
+    def write(self, frame_bgr: np.ndarray, time_s: float | None = None) -> None:
+        """Append one (H, W, 3) uint8 BGR frame (resized to the writer's size when it differs). ``time_s``: its
+        time in the source (seconds): an H.264 video shows it at that time from the first frame's, on the stated
+        rate's grid (a variable-frame-rate source keeps its timing; a constant one gets one frame per slot, as
+        without times); mp4v writes one frame per slot."""
         if self.closed:
             raise ValueError(f"{self.path}: write after close")
         if (frame_bgr.shape[1], frame_bgr.shape[0]) != self.size:
@@ -1617,7 +1628,11 @@ class VideoWriter:
             import av
 
             vf = av.VideoFrame.from_ndarray(frame_bgr, format="bgr24")
-            vf.pts = self.frames
+            slot = self._pts + 1
+            if time_s is not None and np.isfinite(time_s):
+                self._t0 = float(time_s) if self._t0 is None else self._t0
+                slot = max(slot, round((float(time_s) - self._t0) * self.fps))
+            vf.pts = self._pts = slot
             self._container.mux(self._stream.encode(vf))
         else:
             self._w.write(frame_bgr)

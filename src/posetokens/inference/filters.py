@@ -138,6 +138,7 @@ class OneEuroStream:
         self.x_hat: np.ndarray | None = None  # (K, D)
         self.dx_hat: np.ndarray | None = None  # (K, D), units of scale per second
         self.age: np.ndarray | None = None  # (K,) frames since the last valid sample; 0: never seen
+        self.t_last: np.ndarray | None = None  # (K,) the time (s) of the last valid sample; nan: none given
 
     def skip(self, frames: int) -> None:
         """``frames`` frames without a sample (the person was not seen): as many :meth:`step` calls with every
@@ -145,19 +146,26 @@ class OneEuroStream:
         if self.age is not None and frames > 0:
             self.age = np.where(self.age > 0, self.age + int(frames), 0)
 
-    def step(self, x: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-        """Filter one frame (K, D); invalid joints follow the ``gap`` rule of the module doc."""
+    def step(self, x: np.ndarray, valid: np.ndarray | None = None, t: float | None = None) -> np.ndarray:
+        """Filter one frame (K, D); invalid joints follow the ``gap`` rule of the module doc. ``t``: the frame's
+        time in seconds (a video's decoder time): the filter's step is then the time since each joint's last
+        valid sample, so a variable-frame-rate video is filtered at its real rate; without it, frames are
+        ``1 / fps`` apart."""
         x = np.asarray(x, np.float64)
         m = np.ones(x.shape[0], bool) if valid is None else np.asarray(valid, bool).reshape(x.shape[0])
         if self.x_hat is None:
             self.x_hat, self.dx_hat = np.where(m[:, None], x, 0.0), np.zeros_like(x)
             self.age = np.zeros(x.shape[0], np.int64)
+            self.t_last = np.full(x.shape[0], np.nan)
         seen = self.age > 0
         # a valid sample continues its joint's run after a valid previous frame (hold: after any gap too)
         run = seen & m & ((self.age == 1) | (self.gap == "hold"))
         first = m & ~run
         xs = np.where(run[:, None], x, self.x_hat)  # invalid / first samples do not enter the arithmetic
         dt = np.maximum(self.age, 1)[:, None] / self.fps  # (K, 1) seconds since the last valid sample
+        if t is not None:  # the decoder's times, where they go forward (nan, never seen: the stated rate)
+            elapsed = (float(t) - self.t_last)[:, None]
+            dt = np.where(elapsed > 0, elapsed, dt)
         a_d = one_euro_alpha(self.d_cutoff, 1 / dt)
         dx = (xs - self.x_hat) / dt / self.scale
         dx_hat = self.dx_hat + a_d * (dx - self.dx_hat)
@@ -167,6 +175,7 @@ class OneEuroStream:
         new_dx = np.where(run[:, None], dx_hat, np.where(first[:, None], 0.0, self.dx_hat))
         self.x_hat, self.dx_hat = new_x, new_dx
         self.age = np.where(m, 1, np.where(seen, self.age + 1, 0))
+        self.t_last = np.where(m, np.nan if t is None else float(t), self.t_last)
         keep = m if self.gap == "restart" else (m | seen)  # hold: a seen joint keeps its last filtered value
         return np.where(keep[:, None], new_x, x)
 

@@ -616,8 +616,9 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         shown = ranked[:int(max_panels)]  # the tracks with a 3D panel in the video
         name = getattr(lifter, "zoo_name", type(lifter).__name__)
         frame_ids = [int(r.get("frame_id", i)) for i, r in enumerate(records)]
-        frames_out: list[dict[str, Any]] = [{"frame_id": f, "person": False, "keypoints_2d": None, "keypoints_3d": None,
-                                             "people": []} for f in frame_ids]
+        frames_out: list[dict[str, Any]] = [
+            {"frame_id": f, **({"time_s": r["time_s"]} if "time_s" in r else {}), "person": False,
+             "keypoints_2d": None, "keypoints_3d": None, "people": []} for f, r in zip(frame_ids, records)]
         for tid, d in per_track.items():
             tr = lifted[tid]
             for j, (v, k, p) in enumerate(zip(d["valid"], d["kp"], d["pose3d"])):
