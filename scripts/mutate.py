@@ -748,7 +748,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "partial-load-any-file", "a partial load refuses a file that fits less than half of the model's tensors",
         "src/posetokens/convert.py",
-        (("    if fitting < MIN_PARTIAL_SHARE * weights_total:", "    if False:"),),
+        (("    if fitting < MIN_PARTIAL_SHARE * weights_total or report.share < MIN_PARTIAL_VALUES:",
+          "    if False:"),),
         ("tests/test_engine.py::test_a_partial_load_refuses_a_checkpoint_of_another_family",),
     ),
     Mutant(
@@ -771,6 +772,31 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_engine.py::test_a_coco_run_starts_a_skeleton_of_ones_own",),
     ),
     Mutant(
+        "vfr-jump-kept", "a damaged stream's jump of frame times is said and closed up in the overlay",
+        "src/posetokens/inference/api.py",
+        (("                if at - self._pts > MAX_GAP_S * self.fps * _TICKS:", "                if False:"),),
+        ("tests/test_video_io.py::test_writer_shows_each_frame_at_its_time",),
+    ),
+    Mutant(
+        "video-close-loses-json", "an overlay that fails to close still leaves the json of every frame",
+        "src/posetokens/inference/api.py",
+        (("                        stopped, video_closed = stopped or e, False", "                        raise"),),
+        ("tests/test_video_pipeline.py::test_a_video_writer_that_fails_to_close_still_leaves_the_json",),
+    ),
+    Mutant(
+        "own-layout-only-by-names", "a map is not applied to a file without names that fits every other tensor",
+        "src/posetokens/convert.py",
+        (("        own_layout = same_model and src_rows == rows", "        own_layout = False"),),
+        ("tests/test_multiview.py::test_the_recipe_starts_from_a_coco_ppt_s_as_the_official_code_does",),
+    ),
+    Mutant(
+        "partial-load-values-ignored", "a partial load refuses a file that gives less than a quarter of the values",
+        "src/posetokens/convert.py",
+        (("    if fitting < MIN_PARTIAL_SHARE * weights_total or report.share < MIN_PARTIAL_VALUES:",
+          "    if fitting < MIN_PARTIAL_SHARE * weights_total:"),),
+        ("tests/test_engine.py::test_a_partial_load_refuses_a_checkpoint_of_another_family",),
+    ),
+    Mutant(
         "vfr-filter-at-stated-rate", "the causal filter steps by the frames' times (a variable frame rate)",
         "src/posetokens/inference/filters.py",
         (("        if t is not None:  # the decoder's times", "        if False:  # the decoder's times"),),
@@ -780,7 +806,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "vfr-overlay-one-frame-per-slot",
         "an H.264 overlay shows each frame of a variable-frame-rate video at its time",
         "src/posetokens/inference/api.py",
-        (("                slot = max(slot, round((float(time_s) - self._t0) * self.fps))", "                pass"),),
+        (("                slot = max(self._pts + 1, at)", "                pass"),),
         ("tests/test_video_pipeline.py::test_a_variable_frame_rate_video_keeps_its_timing",),
     ),
     Mutant(

@@ -824,8 +824,8 @@ def test_a_coco_run_starts_a_skeleton_of_ones_own(tiny_data: dict, tmp_path: Pat
     # the options without model.weights: said to do nothing
     with caplog.at_level("WARNING"):
         build_model(_cfg(data, tmp_path / "own", *own[:2], "model.weights_strict=false"))
-    assert any("model.weights is not set: model.weights_strict and model.weights_keypoints apply to it" in
-               r.getMessage() for r in caplog.records)
+    assert any("model.weights is not set: the recipe's partial start (model.weights_strict: false, "
+               "model.weights_keypoints) has no file to apply to" in r.getMessage() for r in caplog.records)
     # a run from it trains (its log keeps what it started from), stops, and resumes with the file gone and the
     # options dropped (a resumed run does not read them); its stored recipe still names the weights it started from
     cfg = _cfg(data, tmp_path / "own", *own, "model.weights_strict=false", "schedule.epochs=2", "max_steps=2")
@@ -853,14 +853,23 @@ def test_a_partial_load_refuses_a_checkpoint_of_another_family(tmp_path: Path) -
     torch.save(ppt.state_dict(), tmp_path / "ppt.pth")
     gtpt = create_model("gtpt_t_coco_256x192")
     with pytest.raises(CheckpointMismatchError, match=r"ppt.pth fits only 0 of model gtpt_t_coco_256x192's \d+ "
-                                                      r"weight tensors by name and shape; a partial load needs at "
-                                                      r"least 50% of them"):
+                                                      r"weight tensors by name and shape \(0.0% of its values\); a "
+                                                      r"partial load needs at least 50% of them and 25% of the "
+                                                      r"values"):
         load_matching(gtpt, tmp_path / "ppt.pth", "gtpt")
     # the same family at other widths (PPT-S's 192 channels for a 32-channel model): names fit, shapes do not
     torch.save(create_model("ppt_s_coco_256x192").state_dict(), tmp_path / "ppt_s.pth")
     with pytest.raises(CheckpointMismatchError, match=r"ppt_s.pth fits only \d of model ppt_s_coco_256x192's \d+ "
                                                       r"weight tensors .*another family or of other widths"):
         load_matching(ppt, tmp_path / "ppt_s.pth", "tokenpose")
+    # a transformer of other widths on the same backbone: most tensors (the CNN's) fit, few of the values
+    wider = create_model("ppt_s_coco_256x192", image_size=(64, 48), dim=48, depth=2, heads=2, patch_size=(2, 2),
+                         head_hidden=64, prune={"layers": [0], "keep_ratio": 0.7},
+                         backbone={"stem_channels": 16, "num_blocks": [1, 4, 4, 4]})
+    with pytest.raises(CheckpointMismatchError, match=r"ppt.pth fits only \d+ of model ppt_s_coco_256x192's \d+ "
+                                                      r"weight tensors by name and shape \((\d|1\d|2[0-4])\.\d% of "
+                                                      r"its values\)"):
+        load_matching(wider, tmp_path / "ppt.pth", "tokenpose")
 
 
 def test_an_official_file_starts_a_model_of_another_input_size_once_converted(tmp_path: Path) -> None:

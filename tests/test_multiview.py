@@ -576,8 +576,17 @@ def test_the_recipe_starts_from_a_coco_ppt_s_as_the_official_code_does(tmp_path:
     with caplog.at_level("WARNING"):
         again = build_model(recipe).state_dict()
     assert all(torch.equal(again[k], v) for k, v in got.items())
-    assert any("model.weights_keypoints not applied: the file stores the model's own layout" in r.getMessage()
-               for r in caplog.records)
+    assert any("model.weights_keypoints not applied: the file is of the model's own layout (it stores its names)"
+               in r.getMessage() for r in caplog.records)
+    # the same for a file that stores no names but fits every other tensor of the model (a multi-view release)
+    torch.save(got, tmp_path / "bare.pth")
+    recipe.model.weights = str(tmp_path / "bare.pth")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        again = build_model(recipe).state_dict()
+    assert all(torch.equal(again[k], v) for k, v in got.items())
+    assert any("not applied: the file is of the model's own layout (every other tensor of the model fits it)"
+               in r.getMessage() for r in caplog.records)
     # an official file stores no keypoint names: a map names its rows by index
     named = load_config(REPO / "configs" / "ppt_multiview_h36m_256x256.yaml", [
         f"model.weights={official}", "model.overrides={image_size: [256, 192], patch_size: [4, 3]}",

@@ -126,6 +126,36 @@ def test_writer_h264_round_trip(tmp_path: Path) -> None:
         assert w.codec == "mp4v"
 
 
+def test_writer_shows_each_frame_at_its_time(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Frame times given to the H.264 writer (read back with PyAV): a constant 29.97 a second keeps one frame per
+    1001/30000 s; a phone's 30-a-second frames in a file whose stated (average) rate is 22.7 are shown within a
+    hundredth of a frame of their times, not pushed onto the average's grid; a repeated time takes the next tick
+    and the frames after it are back on time; a jump of 11 days (a damaged stream) is said and closed up."""
+    av = pytest.importorskip("av")
+    if h264_unavailable() is not None:
+        pytest.skip("no H.264 encoder in PyAV here")
+
+    def shown(name: str, fps: float, times: list[float]) -> list[float]:
+        w = VideoWriter(tmp_path / name, fps, (64, 48))
+        for t in times:
+            w.write(np.zeros((48, 64, 3), np.uint8), t)
+        w.close()
+        with av.open(str(tmp_path / name)) as c:
+            return [float(f.time) for f in c.decode(video=0)]
+
+    ntsc = [i * 1001 / 30000 for i in range(30)]
+    np.testing.assert_allclose(shown("ntsc.mp4", 30000 / 1001, ntsc), ntsc, atol=1e-9)
+    phone = [i / 30 for i in range(60)] + [2 + i * 2 / 30 for i in range(30)]  # 30 a second, then 15
+    got = shown("phone.mp4", 22.727, phone)
+    assert len(got) == 90 and np.abs(np.asarray(got) - phone).max() < 0.01 / 22.727
+    np.testing.assert_allclose(shown("repeat.mp4", 10, [0, 0.1, 0.1, 0.1, 0.2, 0.3]),
+                               [0, 0.1, 0.101, 0.102, 0.2, 0.3], atol=1e-9)
+    capsys.readouterr()
+    np.testing.assert_allclose(shown("jump.mp4", 10, [0, 0.1, 1e6, 1e6 + 0.1]), [0, 0.1, 0.2, 0.3], atol=1e-9)
+    assert "jump.mp4: the frame times jump by 1000000 s after frame 2; the video goes on one frame later" in \
+        capsys.readouterr().err
+
+
 def test_writer_without_frames_leaves_nothing(tmp_path: Path) -> None:
     w = VideoWriter(tmp_path / "none.mp4", 25, (64, 48))
     w.close()

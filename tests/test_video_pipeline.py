@@ -352,6 +352,25 @@ def test_a_variable_frame_rate_video_keeps_its_timing(two_walkers, w2d: Path, w3
     assert [f["time_s"] for f in lifted["frames"]] == [p / 1000 for p in pts]
 
 
+def test_a_video_writer_that_fails_to_close_still_leaves_the_json(two_walkers, w2d: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The overlay's encoder failing at close (FFmpeg refused a damaged stream's timestamps) left the json
+    unfinished too: the json of every frame is written, then the error is raised."""
+    from posetokens.inference import api
+
+    def fail(self) -> None:
+        self.closed = True
+        self._temp.discard()
+        raise RuntimeError("the encoder refused to finish")
+
+    monkeypatch.setattr(api.VideoWriter, "close", fail)
+    video, dets = two_walkers
+    with pytest.raises(RuntimeError, match="the encoder refused to finish"):
+        api.PoseEstimator(weights=str(w2d)).infer(str(video), tmp_path / "out", boxes=str(dets), progress=False)
+    records = json.loads((tmp_path / "out" / "walk.json").read_text())
+    assert [r["frame_id"] for r in records] == list(range(12)) and not (tmp_path / "out" / "walk.mp4").exists()
+
+
 @pytest.mark.parametrize("gap", ["restart", "hold"])
 def test_infer_filters_a_track_across_frames_without_it(two_walkers, w2d: Path, tmp_path: Path, gap: str) -> None:
     """Person B is missing from frames 5-7 and keeps its id: its causal filter is told of those frames, so the

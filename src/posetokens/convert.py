@@ -109,9 +109,11 @@ def load_weights(model: nn.Module, weights: str | Path | Mapping[str, Any], fami
 
 
 # A partial load needs at least this share of the model's weight tensors to fit by name and shape (a per-keypoint
-# tensor by its other sizes): less is another family's checkpoint, one of other widths, or the wrong file, not a
-# model of another skeleton, head or input size.
+# tensor by its other sizes), and MIN_PARTIAL_VALUES of its values to come from the file: less is another family's
+# checkpoint, one of other widths, or the wrong file, not a model of another skeleton, head or input size (a
+# PPT-S at 384x288 from one at 256x192 takes 47% of its values: its heatmap head is larger).
 MIN_PARTIAL_SHARE = 0.5
+MIN_PARTIAL_VALUES = 0.25
 
 
 @dataclass
@@ -162,16 +164,22 @@ def _label(names: Sequence[str] | None, i: int) -> str:
 
 
 def _row_sources(name: str, rows: int, src_rows: int, names: Sequence[str] | None, src_names: Sequence[str] | None,
-                 keypoint_map: Sequence[int | str | None] | None, source: str) -> tuple[list[int | None], str]:
+                 keypoint_map: Sequence[int | str | None] | None, source: str,
+                 same_model: bool = False) -> tuple[list[int | None], str]:
     """For each of the model's ``rows`` keypoint rows of tensor ``name``, the checkpoint row it starts from (None:
     its initialisation), and how they were matched when that needs saying. ``keypoint_map`` gives them (index or
     checkpoint keypoint name, per model keypoint) for a file of another layout; a file that stores the model's own
-    layout takes its rows as they are. Otherwise keypoints are matched by name, or taken in order when the file
-    stores no names and the counts agree."""
-    own_layout = names is not None and src_names is not None and list(src_names[:src_rows]) == list(names[:rows]) \
-        and src_rows == rows
+    layout takes its rows as they are (by its stored names, or, storing none, when every other tensor of the model
+    fits it: ``same_model``). Otherwise keypoints are matched by name, or taken in order when the file stores no
+    names and the counts agree."""
+    if src_names is not None:
+        own_layout = names is not None and src_rows == rows and list(src_names[:src_rows]) == list(names[:rows])
+    else:
+        own_layout = same_model and src_rows == rows
     if keypoint_map is not None and own_layout:
-        return list(range(rows)), "model.weights_keypoints not applied: the file stores the model's own layout"
+        return list(range(rows)), ("model.weights_keypoints not applied: the file is of the model's own layout"
+                                   + (" (it stores its names)" if src_names is not None else
+                                      " (every other tensor of the model fits it)"))
     if keypoint_map is not None:
         if len(keypoint_map) != rows:
             raise ValueError(f"model.weights_keypoints: {len(keypoint_map)} entries for {rows} keypoint rows of "
@@ -219,7 +227,8 @@ def load_matching(model: nn.Module, weights: str | Path | Mapping[str, Any], fam
     of the same name (``keypoint_names`` against the names a checkpoint of ours stores; in order for a file that
     stores none, when the counts agree). Everything else keeps its initialisation and is listed in the returned
     :class:`PartialLoad`. Raises :class:`CheckpointMismatchError` when less than :data:`MIN_PARTIAL_SHARE` of the
-    model's weight tensors fit (another family's file, or one of other widths)."""
+    model's weight tensors fit, or less than :data:`MIN_PARTIAL_VALUES` of its values come from the file (another
+    family's file, or one of other widths)."""
     source = source or str(weights)
     obj = load_file(weights) if isinstance(weights, (str, Path)) else weights
     sd = unwrap_state_dict(obj, source)
@@ -232,6 +241,8 @@ def load_matching(model: nn.Module, weights: str | Path | Mapping[str, Any], fam
     own = model.state_dict()
     per_keypoint = dict(getattr(type(model), "keypoint_rows", ()))  # (tensor name, keypoint axis) pairs
     src_names = _source_names(obj)
+    same_model = all(k in converted and tuple(converted[k].shape) == tuple(v.shape)  # a file of this very model
+                     for k, v in own.items() if k not in per_keypoint)
     report = PartialLoad(source)
     take: dict[str, Tensor] = {}
     taken_values = fitting = 0
@@ -243,7 +254,7 @@ def load_matching(model: nn.Module, weights: str | Path | Mapping[str, Any], fam
             others = [d for d in range(mine.dim()) if d != axis]
             if all(theirs.shape[d] == mine.shape[d] for d in others):
                 rows, how = _row_sources(key, mine.shape[axis], theirs.shape[axis], keypoint_names, src_names,
-                                         keypoint_map, source)
+                                         keypoint_map, source, same_model)
                 value = mine.detach().clone()
                 picked = [(i, r) for i, r in enumerate(rows) if r is not None]
                 if picked:
@@ -271,12 +282,13 @@ def load_matching(model: nn.Module, weights: str | Path | Mapping[str, Any], fam
     total = sum(t.numel() for t in own.values())
     report.share = taken_values / total if total else 1.0
     weights_total = sum(t.is_floating_point() for t in own.values())
-    if fitting < MIN_PARTIAL_SHARE * weights_total:
+    if fitting < MIN_PARTIAL_SHARE * weights_total or report.share < MIN_PARTIAL_VALUES:
         name = getattr(model, "zoo_name", type(model).__name__)
         raise CheckpointMismatchError(
-            f"{source} fits only {fitting} of model {name}'s {weights_total} weight tensors by name and shape; a "
-            f"partial load needs at least {MIN_PARTIAL_SHARE:.0%} of them: is it a checkpoint of another family or "
-            f"of other widths (it holds {_fmt(list(converted), 3)})?")
+            f"{source} fits only {fitting} of model {name}'s {weights_total} weight tensors by name and shape "
+            f"({report.share:.1%} of its values); a partial load needs at least {MIN_PARTIAL_SHARE:.0%} of them and "
+            f"{MIN_PARTIAL_VALUES:.0%} of the values: is it a checkpoint of another family or of other widths (it "
+            f"holds {_fmt(list(converted), 3)})?")
     model.load_state_dict(take, strict=False)
     return report
 

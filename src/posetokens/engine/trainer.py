@@ -221,8 +221,9 @@ def start_from_weights(cfg: TrainCfg, model: nn.Module) -> PartialLoad | None:
     weights, family = cfg.model.weights, get_entry(cfg.model.name).family
     if weights is None:
         if not cfg.model.weights_strict or cfg.model.weights_keypoints is not None:
-            logger.warning("model.weights is not set: model.weights_strict and model.weights_keypoints apply to it; "
-                           "the model starts from its initialisation")
+            logger.warning("model.weights is not set: the recipe's partial start (model.weights_strict: false, "
+                           "model.weights_keypoints) has no file to apply to; the model starts from its initialisation "
+                           "(--set model.weights=FILE names the checkpoint to start from)")
         return None
     if cfg.model.weights_strict:
         try:

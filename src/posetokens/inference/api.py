@@ -104,7 +104,7 @@ class Frame:
     name: str  # the image file name, or the video's
     image: np.ndarray
     video: bool = False  # a video frame: detections match it by ``frame_id``
-    time_s: float | None = None  # a video file's frame: its time by the decoder (seconds), None: not known
+    time_s: float | None = None  # a video file's frame: seconds from the stream's start (decoder); else None
 
 
 class VideoReader:
@@ -685,7 +685,7 @@ class FrameResult:
     kept_tokens: list[list[np.ndarray]] | None = None  # per instance, per pruning layer: kept patch ids
     track_ids: np.ndarray | None = None  # (N,) track id of each person (videos and streams)
     kpt_thr: float = 0.3  # the drawing threshold for these scores (PoseEstimator.default_kpt_thr: GTPT's are ~0.1)
-    time_s: float | None = None  # a video file's frame: its time by the decoder (seconds)
+    time_s: float | None = None  # a video file's frame: seconds from the stream's start (decoder)
 
     def to_dict(self, decimals: int = 3) -> dict[str, Any]:
         """The JSON record ``{frame_id, img_path, width, height, instances: [...]}`` (each instance with its
@@ -1290,14 +1290,18 @@ class PoseEstimator:
             except BaseException as e:  # noqa: BLE001 (finish the files of what was done, then raise it again)
                 stopped = e
             with signals_deferred(discard=isinstance(stopped, KeyboardInterrupt)):  # a second Ctrl-C waits
+                video_closed = True
                 if writer is not None:
-                    writer.close()
+                    try:
+                        writer.close()
+                    except Exception as e:  # noqa: BLE001 (the json is still finished; then it is raised)
+                        stopped, video_closed = stopped or e, False
                 if stream is not None:
                     if stream.count or stopped is None:
                         written.insert(0, str(stream.close()))
                     else:
                         stream.discard()
-                if writer is not None and writer.frames:
+                if writer is not None and writer.frames and video_closed:
                     written.insert(1, str(writer.path))
                 if coco_results is not None and (coco or stopped is None):
                     from posetokens.evaluation.coco import write_coco_results
@@ -1511,6 +1515,10 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
 _H264_UNAVAILABLE: list[str] = []  # why H.264 could not be written here, once known (said once per process)
 
 
+_TICKS = 100  # an H.264 overlay's clock ticks per frame of its rate: a variable-frame-rate source's times to 1%
+MAX_GAP_S = 600.0  # a longer jump between two frames' times is a damaged stream's, not a pause: it is closed up
+
+
 def h264_unavailable() -> str | None:
     """Why this installation cannot write H.264 through PyAV (``pip install 'posetokens[video]'``), or None when it
     can. Probed once per process: PyAV importable and an H.264 encoder (libx264, else OpenH264) present."""
@@ -1562,8 +1570,8 @@ class VideoWriter:
         self.fps = fps
         self.frames = 0
         self.closed = False
-        self._pts = -1  # the last frame's presentation slot (H.264), in frames of the stated rate
-        self._t0: float | None = None  # the first frame's time, when times are given
+        self._pts = -_TICKS  # the last frame's presentation time (H.264), in ticks (_TICKS a frame of the rate)
+        self._t0: float | None = None  # the time the first frame stands for, when times are given
         self._container: Any = None
         self._stream: Any = None
         self._w: Any = None
@@ -1601,7 +1609,7 @@ class VideoWriter:
         stream = self._container.add_stream(encoder, rate=rate, options=opts)
         stream.width, stream.height = self.size
         stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = 1 / rate
+        stream.codec_context.time_base = 1 / (rate * _TICKS)  # a frame of the rate is _TICKS ticks
         self._stream = stream
         self.codec = "h264"
         self.encoder = encoder
@@ -1616,9 +1624,11 @@ class VideoWriter:
 
     def write(self, frame_bgr: np.ndarray, time_s: float | None = None) -> None:
         """Append one (H, W, 3) uint8 BGR frame (resized to the writer's size when it differs). ``time_s``: its
-        time in the source (seconds): an H.264 video shows it at that time from the first frame's, on the stated
-        rate's grid (a variable-frame-rate source keeps its timing; a constant one gets one frame per slot, as
-        without times); mp4v writes one frame per slot."""
+        time in the source (seconds): an H.264 video shows it at that time from the first frame's, to a hundredth
+        of a frame of the rate (a variable-frame-rate source keeps its timing; a constant one gets one frame per
+        frame of its rate, as without times). A time that does not go forward takes the next tick; a jump of more
+        than :data:`MAX_GAP_S` is said and closed up (a damaged stream). mp4v writes one frame per frame of the
+        rate."""
         if self.closed:
             raise ValueError(f"{self.path}: write after close")
         if (frame_bgr.shape[1], frame_bgr.shape[0]) != self.size:
@@ -1628,10 +1638,16 @@ class VideoWriter:
             import av
 
             vf = av.VideoFrame.from_ndarray(frame_bgr, format="bgr24")
-            slot = self._pts + 1
+            slot = self._pts + _TICKS  # one frame of the rate after the last
             if time_s is not None and np.isfinite(time_s):
                 self._t0 = float(time_s) if self._t0 is None else self._t0
-                slot = max(slot, round((float(time_s) - self._t0) * self.fps))
+                at = round((float(time_s) - self._t0) * self.fps * _TICKS)
+                if at - self._pts > MAX_GAP_S * self.fps * _TICKS:  # a damaged stream's jump: closed up
+                    warn(f"{self.path}: the frame times jump by {(at - self._pts) / self.fps / _TICKS:.0f} s after "
+                         f"frame {self.frames}; the video goes on one frame later")
+                    self._t0 += (at - slot) / self.fps / _TICKS
+                    at = slot
+                slot = max(self._pts + 1, at)
             vf.pts = self._pts = slot
             self._container.mux(self._stream.encode(vf))
         else:
