@@ -806,7 +806,8 @@ def test_a_coco_run_starts_a_skeleton_of_ones_own(tiny_data: dict, tmp_path: Pat
     assert not any(torch.equal(got[4], row) for row in coco["keypoint_token"][0])
     for bad, said in [("[nose]", r"1 entries for 7 keypoint rows of keypoint_token"),
                       ("[nose, 1, 2, 3, 4, 5, 6, 7]", r"8 entries for 7 keypoint rows of keypoint_token"),
-                      ("[nose, 1, 2, 3, 4, 5, true]", r"--set model.weights_keypoints\[6\]: expected int, got True"),
+                      ("[nose, 1, 2, 3, 4, 5, true]",
+                       r"--set model.weights_keypoints\[6\]: expected int or str or null, got True"),
                       ("[nose, 1, 2, 3, 4, 5, 17]", r"weights_keypoints\[6\]: 17 is outside the 17 keypoint rows"),
                       ("[nose, 1, 2, 3, 4, 5, tail]", r"weights_keypoints\[6\]: .* has no keypoint 'tail'")]:
         with pytest.raises(ValueError, match=said):

@@ -159,6 +159,9 @@ def _coerce(value: Any, tp: Any, where: str | _Source, path: str = "") -> Any:
                     return _coerce(value, a, src, path)
                 except ValueError:
                     pass
+            kinds = " or ".join(getattr(a, "__name__", str(a)) for a in args)
+            raise ValueError(f"{loc}: expected {kinds}{' or null' if type(None) in typing.get_args(tp) else ''}, "
+                             f"got {value!r}")
         return _coerce(value, args[0], src, path)
     if origin is typing.Literal:
         if value in typing.get_args(tp):
