@@ -784,9 +784,9 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_video_pipeline.py::test_a_video_writer_that_fails_to_close_still_leaves_the_json",),
     ),
     Mutant(
-        "own-layout-only-by-names", "a map is not applied to a file without names that fits every other tensor",
+        "nameless-own-layout-unsaid", "a map applied to a file without names that fits every other tensor is said",
         "src/posetokens/convert.py",
-        (("        own_layout = same_model and src_rows == rows", "        own_layout = False"),),
+        (("        doubt = src_names is None and same_model and src_rows == rows", "        doubt = False"),),
         ("tests/test_multiview.py::test_the_recipe_starts_from_a_coco_ppt_s_as_the_official_code_does",),
     ),
     Mutant(

@@ -169,17 +169,13 @@ def _row_sources(name: str, rows: int, src_rows: int, names: Sequence[str] | Non
     """For each of the model's ``rows`` keypoint rows of tensor ``name``, the checkpoint row it starts from (None:
     its initialisation), and how they were matched when that needs saying. ``keypoint_map`` gives them (index or
     checkpoint keypoint name, per model keypoint) for a file of another layout; a file that stores the model's own
-    layout takes its rows as they are (by its stored names, or, storing none, when every other tensor of the model
-    fits it: ``same_model``). Otherwise keypoints are matched by name, or taken in order when the file stores no
-    names and the counts agree."""
-    if src_names is not None:
-        own_layout = names is not None and src_rows == rows and list(src_names[:src_rows]) == list(names[:rows])
-    else:
-        own_layout = same_model and src_rows == rows
+    layout's names takes its rows as they are. A map applied to a file that stores no names but fits every other
+    tensor of the model (``same_model``: perhaps of the model's own layout) says how to keep its rows. Otherwise
+    keypoints are matched by name, or taken in order when the file stores no names and the counts agree."""
+    own_layout = (src_names is not None and names is not None and src_rows == rows
+                  and list(src_names[:src_rows]) == list(names[:rows]))
     if keypoint_map is not None and own_layout:
-        return list(range(rows)), ("model.weights_keypoints not applied: the file is of the model's own layout"
-                                   + (" (it stores its names)" if src_names is not None else
-                                      " (every other tensor of the model fits it)"))
+        return list(range(rows)), "model.weights_keypoints not applied: the file stores the model's own layout"
     if keypoint_map is not None:
         if len(keypoint_map) != rows:
             raise ValueError(f"model.weights_keypoints: {len(keypoint_map)} entries for {rows} keypoint rows of "
@@ -204,7 +200,11 @@ def _row_sources(name: str, rows: int, src_rows: int, names: Sequence[str] | Non
                                  f"{name} in {source}")
             else:
                 out.append(int(want))
-        return out, ""
+        doubt = src_names is None and same_model and src_rows == rows
+        return out, ("model.weights_keypoints applied to a file that stores no keypoint names and fits every other "
+                     "tensor of the model: if it is of the model's own layout (an official multi-view release), "
+                     "drop the map (model.weights_keypoints=null) or convert the file first (posetokens convert)"
+                     if doubt else "")
     if names is not None and src_names is not None:
         where = {n: i for i, n in enumerate(src_names[:src_rows])}
         return [where.get(n) for n in names[:rows]] + [None] * (rows - len(names[:rows])), ""
