@@ -797,6 +797,12 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_engine.py::test_a_partial_load_refuses_a_checkpoint_of_another_family",),
     ),
     Mutant(
+        "timeless-stream-piled-up", "a video whose decoder gives no times keeps one frame per frame of its rate",
+        "src/posetokens/inference/api.py",
+        (("                known = i == 0 or now > last_ms", "                known = True"),),
+        ("tests/test_video_pipeline.py::test_a_video_without_frame_times_keeps_its_rate",),
+    ),
+    Mutant(
         "vfr-filter-at-stated-rate", "the causal filter steps by the frames' times (a variable frame rate)",
         "src/posetokens/inference/filters.py",
         (("        if t is not None:  # the decoder's times", "        if False:  # the decoder's times"),),
@@ -812,7 +818,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "vfr-times-not-recorded", "each video frame's record has its decoder time (time_s)",
         "src/posetokens/inference/api.py",
-        (("video=True, time_s=now / 1000)", "video=True)"),),
+        (("video=True, time_s=now / 1000 if known else None)", "video=True)"),),
         ("tests/test_video_pipeline.py::test_a_variable_frame_rate_video_keeps_its_timing",),
     ),
     Mutant(

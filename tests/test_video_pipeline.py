@@ -352,6 +352,37 @@ def test_a_variable_frame_rate_video_keeps_its_timing(two_walkers, w2d: Path, w3
     assert [f["time_s"] for f in lifted["frames"]] == [p / 1000 for p in pts]
 
 
+def test_a_video_without_frame_times_keeps_its_rate(two_walkers, w2d: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream whose decoder gives no times (OpenCV's position is 0 for every frame): the frames after the
+    first have no ``time_s`` and the overlay keeps one frame per frame of the stated rate (it piled them up a
+    tick apart), read back with PyAV."""
+    av = pytest.importorskip("av")
+    from posetokens.inference import api
+
+    real = api.cv2.VideoCapture
+
+    class Timeless:
+        def __init__(self, *a: object) -> None:
+            self.cap = real(*a)
+
+        def get(self, prop: int) -> float:
+            return 0.0 if prop == api.cv2.CAP_PROP_POS_MSEC else self.cap.get(prop)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.cap, name)
+
+    monkeypatch.setattr(api.cv2, "VideoCapture", Timeless)
+    video, dets = two_walkers
+    api.PoseEstimator(weights=str(w2d)).infer(str(video), tmp_path / "out", boxes=str(dets), progress=False)
+    records = json.loads((tmp_path / "out" / "walk.json").read_text())
+    assert records[0]["time_s"] == 0.0 and not any("time_s" in r for r in records[1:]) and len(records) == 12
+    if api.h264_unavailable() is None:
+        with av.open(str(tmp_path / "out" / "walk.mp4")) as c:
+            shown = [float(f.time) for f in c.decode(video=0)]
+        np.testing.assert_allclose(shown, [i / 10 for i in range(12)], atol=1e-9)
+
+
 def test_a_video_writer_that_fails_to_close_still_leaves_the_json(two_walkers, w2d: Path, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The overlay's encoder failing at close (FFmpeg refused a damaged stream's timestamps) left the json

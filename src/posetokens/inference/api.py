@@ -138,8 +138,10 @@ class VideoReader:
                 if not ok:
                     break
                 now = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)  # the decoded frame's presentation time
+                # a time that does not go forward is none (OpenCV says 0 for a stream without timestamps)
+                known = i == 0 or now > last_ms
                 last_ms, step_ms = now, now - last_ms
-                yield Frame(i, self.path.name, img, video=True, time_s=now / 1000)
+                yield Frame(i, self.path.name, img, video=True, time_s=now / 1000 if known else None)
                 i += 1
         finally:
             cap.release()
