@@ -761,7 +761,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "map-applied-to-own-layout", "the multi-view recipe's COCO map is not applied to a file of H36M joints",
         "src/posetokens/convert.py",
-        (("    if keypoint_map is not None and own_layout:", "    if False:"),),
+        (("        if own_layout:  # checked entry by entry all the same",
+          "        if False:  # checked entry by entry all the same"),),
         ("tests/test_multiview.py::test_the_recipe_starts_from_a_coco_ppt_s_as_the_official_code_does",),
     ),
     Mutant(
@@ -770,6 +771,12 @@ MUTANTS: tuple[Mutant, ...] = (
         (("    if ckpt is not None:  # the weights the run started from",
           "    if False:  # the weights the run started from"),),
         ("tests/test_engine.py::test_a_coco_run_starts_a_skeleton_of_ones_own",),
+    ),
+    Mutant(
+        "own-layout-map-unchecked", "a keypoint map is checked even where the file's own layout keeps its rows",
+        "src/posetokens/convert.py",
+        (("        if len(keypoint_map) != rows:", "        if len(keypoint_map) != rows and not own_layout:"),),
+        ("tests/test_multiview.py::test_the_recipe_starts_from_a_coco_ppt_s_as_the_official_code_does",),
     ),
     Mutant(
         "vfr-jump-kept", "a damaged stream's jump of frame times is said and closed up in the overlay",

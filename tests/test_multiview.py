@@ -578,6 +578,10 @@ def test_the_recipe_starts_from_a_coco_ppt_s_as_the_official_code_does(tmp_path:
     assert all(torch.equal(again[k], v) for k, v in got.items())
     assert any("model.weights_keypoints not applied: the file stores the model's own layout" in r.getMessage()
                for r in caplog.records)
+    recipe.model.weights_keypoints = (12, 12)  # a map of another length is refused all the same
+    with pytest.raises(ValueError, match=r"model.weights_keypoints: 2 entries for 17 keypoint rows of keypoint_token"):
+        build_model(recipe)
+    recipe.model.weights_keypoints = tuple(OFFICIAL_COCO_TO_H36M)
     # a file that stores no names but fits every other tensor (a multi-view release) may be of either layout:
     # the map is applied, as the recipe asks, and the log says how to keep its rows
     torch.save(got, tmp_path / "bare.pth")

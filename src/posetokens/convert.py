@@ -174,8 +174,6 @@ def _row_sources(name: str, rows: int, src_rows: int, names: Sequence[str] | Non
     keypoints are matched by name, or taken in order when the file stores no names and the counts agree."""
     own_layout = (src_names is not None and names is not None and src_rows == rows
                   and list(src_names[:src_rows]) == list(names[:rows]))
-    if keypoint_map is not None and own_layout:
-        return list(range(rows)), "model.weights_keypoints not applied: the file stores the model's own layout"
     if keypoint_map is not None:
         if len(keypoint_map) != rows:
             raise ValueError(f"model.weights_keypoints: {len(keypoint_map)} entries for {rows} keypoint rows of "
@@ -200,6 +198,8 @@ def _row_sources(name: str, rows: int, src_rows: int, names: Sequence[str] | Non
                                  f"{name} in {source}")
             else:
                 out.append(int(want))
+        if own_layout:  # checked entry by entry all the same
+            return list(range(rows)), "model.weights_keypoints not applied: the file stores the model's own layout"
         doubt = src_names is None and same_model and src_rows == rows
         return out, ("model.weights_keypoints applied to a file that stores no keypoint names and fits every other "
                      "tensor of the model: if it is of the model's own layout (an official multi-view release), "

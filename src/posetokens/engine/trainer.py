@@ -225,19 +225,23 @@ def start_from_weights(cfg: TrainCfg, model: nn.Module) -> PartialLoad | None:
                            "model.weights_keypoints) has no file to apply to; the model starts from its initialisation "
                            "(--set model.weights=FILE names the checkpoint to start from)")
         return None
+    try:  # read once; a missing file, a folder or another kind of file is said with the field
+        obj = load_file(require_file(weights, "model.weights"))
+    except ValueError as e:
+        raise ValueError(str(e) if str(e).startswith("model.weights") else f"model.weights: {e}") from None
     if cfg.model.weights_strict:
         try:
-            load_weights(model, weights, family)
+            load_weights(model, obj, family, source=str(weights))
             return None
         except CheckpointMismatchError as e:
             try:  # what a partial load would take: the way out, when it is one
-                load_matching(create_model(cfg.model.name, **cfg.model.overrides), weights, family)
+                load_matching(create_model(cfg.model.name, **cfg.model.overrides), obj, family, str(weights))
             except (CheckpointMismatchError, ValueError):
                 raise CheckpointMismatchError(f"model.weights {e}") from None
             raise CheckpointMismatchError(f"model.weights {e}; a checkpoint of another skeleton or head: set "
                                           "model.weights_strict=false to load what fits") from None
     names = None if model.task == "lifting" else get_metainfo(cfg.data.dataset).keypoint_names
-    return load_matching(model, weights, family, f"model.weights {weights}", names, cfg.model.weights_keypoints)
+    return load_matching(model, obj, family, f"model.weights {weights}", names, cfg.model.weights_keypoints)
 
 
 @one_run()  # a warning about the val set is said once, not at every evaluation
