@@ -67,6 +67,13 @@ class Mutant:
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
+        "tracker-flat-sigmas", "the video tracker's OKS uses the built-in layout's evaluation sigmas (CrowdPose's, "
+        "MPII's, whole-body's), not a flat 0.07",
+        "src/posetokens/inference/tracking.py",
+        (("            return np.asarray(meta.sigmas, np.float64)\n", "            return np.full(k, _DEFAULT_SIGMA)\n"),),
+        ("tests/test_tracking.py::test_keypoint_similarity_uses_the_layouts_evaluation_sigmas",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

@@ -70,6 +70,29 @@ def test_keypoints_separate_overlapping_boxes() -> None:
         assert tr.update(box, np.stack([b + 0.5, a - 0.5])).tolist() == first[::-1].tolist()
 
 
+def test_keypoint_similarity_uses_the_layouts_evaluation_sigmas() -> None:
+    """A CrowdPose track compared with the same box and pose, its left hip (joint 6) moved by (30, 40): IoU 1 and
+    OKS the mean over the 14 joints of exp(-d^2 / (2 area (2 sigma)^2)), with CrowdPose's own sigmas (its official
+    ``crowdposetools`` cocoeval: [.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89, .79, .79] / 10),
+    not a flat 0.07 (which gives 0.5 + (13 + 0.0412) / 28 = 0.9658 against 0.9734)."""
+    sigmas = np.array([.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89, .79, .79]) / 10
+    kp = np.random.default_rng(1).uniform(0, 100, (1, 14, 2))
+    box = np.array([[0, 0, 100, 200]], float)
+    moved = kp.copy()
+    moved[0, 6] += [30, 40]
+    e = np.exp(-2500 / (2 * 100 * 200 * (2 * sigmas[6]) ** 2))
+    for layout, args in (("crowdpose", {}), ("my_layout", {"sigmas": sigmas})):  # built-in, or given
+        tr = Tracker(layout=layout, **args)
+        tr.update(box, kp)
+        np.testing.assert_allclose(tr.similarity(box, moved), [[(1 + (13 + e) / 14) / 2]], atol=1e-12)
+    h36m = Tracker(layout="h36m")  # a layout without evaluation sigmas: 0.07 for every joint
+    h36m.update(box, kp[:, :14].repeat(2, axis=1)[:, :17])
+    moved17 = kp[:, :14].repeat(2, axis=1)[:, :17].copy()
+    moved17[0, 6] += [30, 40]
+    np.testing.assert_allclose(h36m.similarity(box, moved17),
+                               [[(1 + (16 + np.exp(-2500 / (2 * 20000 * 0.14 ** 2))) / 17) / 2]], atol=1e-12)
+
+
 # A standing person in the box [100, 100, 300, 600]: head and arms (joints 0-10) in x 145..255, y 125..350, legs
 # (11-16) down to y 580. With the legs scored below kpt_thr, the box carried from this pose covers the upper body
 # only (grown 1.25x: 137.5x281.25 against the detector's 200x500).

@@ -868,8 +868,8 @@ class PoseEstimator:
 
     def tracker_args(self) -> dict[str, Any]:
         """What this estimator's video tracker is built with (:class:`~posetokens.inference.tracking.Tracker`): its
-        keypoint layout, and for a layout of one's own (a skeleton file) that layout's OKS sigmas (a built-in one
-        keeps the tracker's: COCO's for ``coco``, 0.07 for the others)."""
+        keypoint layout, and for a layout of one's own (a skeleton file) that layout's OKS sigmas (the tracker takes a
+        built-in layout's from its metainfo: COCO's, CrowdPose's, MPII's, COCO-WholeBody's; 0.07 for H36M)."""
         own = self.metainfo.name not in available_metainfo() and self.metainfo.sigmas is not None
         return {"layout": self.metainfo.name, "sigmas": self.metainfo.sigmas if own else None}
 

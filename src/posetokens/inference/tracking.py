@@ -36,14 +36,13 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from posetokens.data.metainfo import get_metainfo, is_skeleton_file
+from posetokens.data.metainfo.coco import COCO_SIGMAS
 from posetokens.runtime import option
 
 __all__ = ["COCO_SIGMAS", "PoseTracker", "Tracker", "box_iou", "instance_boxes", "oks_matrix", "pose_boxes",
            "track_records", "tracks_of"]
 
-#: COCO-17 OKS sigmas (the COCO keypoint evaluation's).
-COCO_SIGMAS: tuple[float, ...] = (0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
-                                  0.107, 0.107, 0.087, 0.087, 0.089, 0.089)
 _DEFAULT_SIGMA = 0.07  # layouts without OKS sigmas (H36M): about the mean COCO sigma
 
 
@@ -106,7 +105,8 @@ class Tracker:
 
     ``match_thr``: least similarity of a match (IoU, or the mean of IoU and OKS); ``max_age``: frames a track
     survives without a match; ``smoothing``: weight of a new velocity measurement (alpha-beta filter);
-    ``sigmas``: per-keypoint OKS sigmas (default: COCO's for 17 keypoints in the ``coco`` layout, else 0.07);
+    ``sigmas``: per-keypoint OKS sigmas (default: the evaluation's sigmas of the built-in ``layout``,
+    COCO's, CrowdPose's, MPII's or COCO-WholeBody's; 0.07 for a layout without them, H36M);
     ``kpt_thr``: least keypoint score for a keypoint to count in OKS.
     """
 
@@ -128,8 +128,12 @@ class Tracker:
             if len(self.sigmas) != k:
                 raise ValueError(f"tracker: {len(self.sigmas)} OKS sigmas for {k} keypoints")
             return self.sigmas
-        if k == 17 and self.layout == "coco":
-            return np.asarray(COCO_SIGMAS)
+        try:  # a built-in layout's evaluation sigmas (a layout of one's own passes its own as ``sigmas``)
+            meta = None if is_skeleton_file(self.layout) else get_metainfo(self.layout)
+        except ValueError:
+            meta = None
+        if meta is not None and meta.sigmas is not None and len(meta.sigmas) == k:
+            return np.asarray(meta.sigmas, np.float64)
         return np.full(k, _DEFAULT_SIGMA)
 
     def predict(self, frame: int) -> tuple[np.ndarray, np.ndarray | None]:
