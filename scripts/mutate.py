@@ -74,6 +74,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_tracking.py::test_keypoint_similarity_uses_the_layouts_evaluation_sigmas",),
     ),
     Mutant(
+        "overwrite-weights-path-stale", "a run started by --overwrite from the old run's own checkpoint records the "
+        "file where it moved (archive/<time>/), not the new run's file at the old path",
+        "src/posetokens/engine/trainer.py",
+        (("            cfg.model.weights = moved\n", "            pass\n"),),
+        ("tests/test_engine.py::test_overwrite_from_the_old_runs_own_checkpoint_records_where_it_moved",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

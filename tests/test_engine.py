@@ -601,6 +601,24 @@ def test_a_run_that_wrote_the_work_dir_while_this_one_was_built_is_kept(
     assert (work / "archive").is_dir() and (work / "last.pth").is_file()
 
 
+def test_overwrite_from_the_old_runs_own_checkpoint_records_where_it_moved(tiny_data: dict, tmp_path: Path) -> None:
+    """``--overwrite`` of a run started from that run's own ``last.pth``: the file is read, then moves with the old
+    run to ``archive/<time>/``; the new run's recipe (``config.json``, its checkpoints) and its ``log.jsonl``
+    name the archived file, which is the old one byte for byte, not the new run's ``last.pth`` now at the path."""
+    work = tmp_path / "run"
+    train(_cfg(tiny_data, work, "max_steps=1"))
+    old = (work / "last.pth").read_bytes()
+    train(_cfg(tiny_data, work, "max_steps=1", f"model.weights={work / 'last.pth'}", "model.weights_strict=false"),
+          overwrite=True)
+    (archived,) = (work / "archive").iterdir()
+    moved = str(archived.resolve() / "last.pth")
+    assert (archived / "last.pth").read_bytes() == old != (work / "last.pth").read_bytes()
+    assert json.loads((work / "config.json").read_text())["model"]["weights"] == moved
+    assert torch.load(work / "last.pth", map_location="cpu", weights_only=False)["config"]["model"]["weights"] == moved
+    records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
+    assert [r["initial_weights"]["source"] for r in records if "initial_weights" in r] == [f"model.weights {moved}"]
+
+
 def test_resume_refuses_another_global_batch(tiny_data: dict, tmp_path: Path) -> None:
     """A run saved by 2 DDP processes (one RNG state each) resumed by 1 would halve the global batch and stretch
     the schedule without a word: refused, unless --allow-config-change."""

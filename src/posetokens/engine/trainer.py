@@ -398,6 +398,9 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
                        cfg.eval_interval)
         eval_due = None
     lock = start_work_dir(cfg, overwrite, changes, resumed_at, eval_due, seen) if master else None
+    description["config"] = config_to_dict(cfg)  # model.weights where it lies now, when it moved with an old run
+    if started is not None:
+        started.source = f"model.weights {cfg.model.weights}"
     del ckpt
     metrics: dict[str, float] = {}
     bar = None
@@ -642,6 +645,18 @@ def check_work_dir(cfg: TrainCfg, resume: bool, overwrite: bool,
     return ckpt, changes
 
 
+def _moved_with(path: str | None, work_dir: Path, moved: list[str], dest: Path) -> str | None:
+    """Where ``path`` lies after the run files ``moved`` went from ``work_dir`` to ``dest`` (None: it did not move)."""
+    if path is None:
+        return None
+    p = Path(path).resolve()
+    for name in moved:
+        src = (work_dir / name).resolve()
+        if p == src or src in p.parents:
+            return str(dest.resolve() / name / p.relative_to(src))
+    return None
+
+
 def start_work_dir(cfg: TrainCfg, overwrite: bool, changes: list[tuple[str, Any, Any]],
                    resumed_at: tuple[int, int] | None = None, eval_due: int | None = None,
                    seen: tuple[tuple[str, int, int], ...] | None = None) -> FolderLock:
@@ -649,7 +664,8 @@ def start_work_dir(cfg: TrainCfg, overwrite: bool, changes: list[tuple[str, Any,
     (returned: release it when the run ends); refuse, unless ``overwrite``, when its run files are no longer those
     :func:`check_work_dir` judged (``seen``, from :func:`run_files_state`: another run wrote there meanwhile);
     move an old run's files to ``WORK_DIR/archive/<time>/``
-    (``overwrite``, or the files of a start that saved no checkpoint), write ``config.json`` atomically; a run
+    (``overwrite``, or the files of a start that saved no checkpoint; a ``model.weights`` among them is then
+    recorded where it moved), write ``config.json`` atomically; a run
     resumed at ``(epoch, step)`` moves the log records of the steps (and the evaluation ``eval_due``) it redoes to
     ``log.redone.jsonl`` (:func:`trim_log`) and records the config changes it was allowed (``log.jsonl``:
     ``{"at_step": step, "config_changes": {field: [old, new]}}``)."""
@@ -671,6 +687,11 @@ def start_work_dir(cfg: TrainCfg, overwrite: bool, changes: list[tuple[str, Any,
         dest.mkdir()
         for name in present:
             os.replace(work_dir / name, dest / name)
+        moved = _moved_with(cfg.model.weights, work_dir, present, dest)
+        if moved is not None:  # the recipe names the file where it now lies, not the new run's file of that name
+            logger.warning("model.weights %s was a file of the previous run: it moved with it, and this run's recipe "
+                           "records it as %s", cfg.model.weights, moved)
+            cfg.model.weights = moved
         if overwrite:
             logger.warning("--overwrite: moved the previous run's files (%s) to %s", ", ".join(present), dest)
         else:
