@@ -81,6 +81,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_engine.py::test_overwrite_from_the_old_runs_own_checkpoint_records_where_it_moved",),
     ),
     Mutant(
+        "optimize-false-runs-a-copy", "PoseEstimator(optimize=False) predicts with the model itself in float32 "
+        "PyTorch, so its predictions follow the model's weights as they change",
+        "src/posetokens/inference/api.py",
+        (("        if optimize:\n            self.choice = parse_choice(", "        if True:\n            self.choice = parse_choice("),),
+        ("tests/test_inference.py::test_optimize_false_runs_the_model_itself_as_its_weights_change",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

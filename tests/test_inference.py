@@ -196,6 +196,37 @@ def test_estimator_predicts_with_an_optimized_copy(shared_data: Path) -> None:
     np.testing.assert_allclose(fast.predict(img, boxes).keypoints, plain.predict(img, boxes).keypoints, rtol=1e-4)
 
 
+def test_optimize_false_runs_the_model_itself_as_its_weights_change(shared_data: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``optimize=False`` predicts with the model itself in float32 PyTorch, also for a trained model whose default
+    would be a cached onnxruntime copy (and under ``POSETOKENS_RUNTIME=onnxruntime``): after its weights change
+    (a check during training), the next prediction is that of the changed model, which a fresh eager estimator of
+    a copy gives bit for bit. A precision or runtime that would run a copy is refused in one line."""
+    monkeypatch.setenv("POSETOKENS_RUNTIME", "onnxruntime")
+    torch.manual_seed(0)
+    model = create_model("tokenpose_s_coco_256x192", **TINY).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)  # no longer create_model's initialisation: counts as trained
+    est = PoseEstimator(model, optimize=False)
+    assert est.net is model and str(est.choice) == "fp32/torch"
+    img = cv2.imread(str(shared_data / "coco" / "000000040083.jpg"))
+    box = np.array([[10.0, 20.0, 200.0, 320.0]])
+    before = est.predict(img, box).keypoints
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim >= 2:
+                p.mul_(-1.3)
+    after = est.predict(img, box).keypoints
+    fresh = PoseEstimator(copy.deepcopy(model), optimize=False).predict(img, box).keypoints
+    np.testing.assert_array_equal(after, fresh)
+    assert np.abs(after - before).max() > 1.0
+    for kw in ({"runtime": "onnxruntime"}, {"precision": "bf16"}, {"runtime": "auto"}):
+        with pytest.raises(ValueError, match=r"^PoseEstimator: optimize=False runs the model itself, in float32 "):
+            PoseEstimator(model, optimize=False, **kw)
+    assert str(PoseEstimator(model, optimize=False, precision="float32", runtime="eager").choice) == "fp32/torch"
+
+
 def test_the_estimator_leaves_the_callers_model_in_its_mode(shared_data: Path) -> None:
     """A model being trained, handed to PoseEstimator: it stays in training mode (every module as it was: a frozen
     part in eval stays there) through building and predicting, and the prediction is the eval-mode one."""

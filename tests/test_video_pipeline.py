@@ -300,6 +300,15 @@ def test_infer_smooths_each_track_causally_and_off_is_untouched(two_walkers, w2d
         np.testing.assert_allclose(got, want, atol=2e-3)
         assert np.abs(got - x).max() > 0.01  # it did smooth
     assert cli([*args, "--out", str(tmp_path / "sg"), "--filter", "savgol"]) == 2
+    # the Python API gives the model's keypoints unless told (smooth=None); smooth="one_euro" is the CLI's default
+    from posetokens import PoseEstimator
+
+    est = PoseEstimator(weights=w2d)
+    for filt, want in ((None, raw), ("one_euro", smooth)):
+        out = tmp_path / f"api_{filt}"
+        est.infer(video, out, boxes=dets, draw=False, progress=False, kpt_thr=0.0, smooth=filt)
+        for tid in (1, 2):
+            np.testing.assert_array_equal(track(json.loads((out / "walk.json").read_text()), tid), track(want, tid))
 
 
 def test_a_variable_frame_rate_video_keeps_its_timing(two_walkers, w2d: Path, w3d: Path, tmp_path: Path) -> None:
@@ -701,6 +710,13 @@ def test_lift_of_infers_json_does_not_filter_the_2d_a_second_time(two_walkers, w
     for a, b in zip(on["frames"], off["frames"]):
         for p, q in zip(a["people"], b["people"]):
             assert p["keypoints_2d"] == q["keypoints_2d"]  # the 2D as infer wrote it
+    # the Python API: off unless told (smooth=None), and smooth="one_euro" is the command's default
+    for filt, want in ((None, off), ("one_euro", on)):
+        lift(src, None, tmp_path / f"api_{filt}", weights=w3d, draw=False, min_track_frames=1, precision="fp32",
+             smooth=filt)
+        got = json.loads((tmp_path / f"api_{filt}" / "walk_3d.json").read_text())
+        assert [[p["keypoints_3d"] for p in f["people"]] for f in got["frames"]] == \
+            [[p["keypoints_3d"] for p in f["people"]] for f in want["frames"]]
 
 
 def test_a_carried_box_takes_the_estimators_threshold() -> None:

@@ -764,7 +764,9 @@ class PoseEstimator:
             channels-last convolutions; equal outputs to float rounding, about 1.1x faster on CPU). ``model``
             stays the original, in the training mode it was in; the copy, ``net``, costs one more set of weights
             and is made once, here: after changing ``model`` (weights, device), build a new estimator. False:
-            predictions run ``model`` itself, put in eval mode.
+            predictions run ``model`` itself, put in eval mode, in float32 PyTorch (what a check during training
+            wants: they follow its weights as they change); a precision or runtime naming anything else is
+            refused.
         precision, runtime: number format (``auto``, ``fp32``, ``bf16``, ``bf16-backbone``, ``bf16-gemm``,
             ``int8-dynamic``) and runtime (``auto``, ``torch``, ``compile``, ``onnxruntime``) of ``net``
             (:mod:`posetokens.inference.precision`; None: its measured default, ``auto/auto``: for TokenPose, PPT
@@ -781,14 +783,22 @@ class PoseEstimator:
                  metainfo: PoseMetaInfo | str | None = None, protocol: Protocol | str | None = None,
                  bbox_padding: float | None = None, optimize: bool = True, precision: str | None = None,
                  runtime: str | None = None, **overrides: Any) -> None:
-        from posetokens.inference.precision import check_choice, parse_choice, prepare, resolve_precision
+        from posetokens.inference.precision import Choice, check_choice, parse_choice, prepare, resolve_precision
 
         stored_protocol, stored_metainfo, random_weights = None, None, False
         self.batch_size = check_count(batch_size, "PoseEstimator: batch_size")  # before any loading, as below
         if flip_test is not None:
             flip_test = check_flag(flip_test, "PoseEstimator: flip_test")
         self.device = check_device(device)
-        self.choice = parse_choice(precision, runtime)  # a bad or unsupported choice fails before any loading
+        optimize = check_flag(optimize, "PoseEstimator: optimize")
+        if optimize:
+            self.choice = parse_choice(precision, runtime)  # a bad or unsupported choice fails before any loading
+        else:  # the model itself: float32 PyTorch, whatever POSETOKENS_PRECISION / _RUNTIME say
+            self.choice = parse_choice(precision or "fp32", runtime or "torch")
+            if self.choice != Choice("fp32", "torch"):
+                raise ValueError(f"PoseEstimator: optimize=False runs the model itself, in float32 PyTorch; "
+                                 f"precision={precision!r} runtime={runtime!r} run a copy: leave them out, or "
+                                 "optimize=True")
         check_choice(self.choice, self.device)
         self.weights = None if weights is None else require_file(weights, option("weights"))
         if model is None or isinstance(model, str):
@@ -1128,7 +1138,8 @@ class PoseEstimator:
         (:meth:`coco_results`), which ``posetokens evaluate`` scores. Images of a folder that share a stem
         (``a.jpg``, ``a.png``) get ``<stem>_<ext>`` names instead. ``kpt_thr`` (the least keypoint score drawn)
         defaults to :attr:`default_kpt_thr`. ``smooth`` (a :class:`~posetokens.inference.filters.FilterConfig`
-        or a filter name, ``one_euro``; None or ``off``: untouched, bit-identical) filters each track's 2D
+        or a filter name, ``one_euro``; None or ``off``: untouched, bit-identical; the command line's default for
+        videos is ``one_euro``, so ``smooth="one_euro"`` writes what it writes) filters each track's 2D
         keypoints of a video or stream frame by frame (causal One-Euro, speed in half frame widths per second;
         joints scored below ``kpt_thr`` follow the filter's ``gap`` rule) before they are drawn and written;
         Savitzky-Golay needs future frames and is refused.

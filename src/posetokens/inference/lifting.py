@@ -381,7 +381,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     else 25, said on stderr). ``kpt_thr`` (least 2D score drawn) defaults to the 2D model's
     (``PoseEstimator.default_kpt_thr``), or 0.3 for a json. ``min_track_frames``: frames a track needs to be
     lifted (None: :func:`default_min_track_frames`). ``smooth`` (a :class:`~posetokens.inference.filters.FilterConfig`
-    or a filter name; None: off) filters each track's 2D (in units of half the frame width) before lifting and
+    or a filter name; None: off, where the ``lift`` command's default is ``one_euro``) filters each track's 2D (in units of half the frame width) before lifting and
     its 3D after. ``online`` lifts with causal windows (:func:`posetokens.inference.online.lift_online`;
     ``lookahead`` frames of latency) and prints the latency and FPS. ``precision``/``runtime``: the number format and runtime of both
     models (:mod:`posetokens.inference.precision`; None: its measured default; outputs stay float32). Returns a
