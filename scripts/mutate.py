@@ -88,6 +88,14 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_inference.py::test_optimize_false_runs_the_model_itself_as_its_weights_change",),
     ),
     Mutant(
+        "out-beside-input-allowed", "infer and lift refuse an --out that holds the input file (a user's file named "
+        "like an output beside it was replaced)",
+        "src/posetokens/inference/api.py",
+        (("    if same_file(path.parent, out):\n", "    if False:\n"),),
+        ("tests/test_errors_inference.py::test_bad_input[infer-image-into-its-own-folder]",
+         "tests/test_errors_inference.py::test_bad_input[lift-video-into-its-own-folder-random-weights]"),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

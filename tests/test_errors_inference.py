@@ -156,6 +156,28 @@ def case_infer_image_overlay_onto_itself_random_weights(a: Assets, d: Path) -> R
                unchanged=[d / "in"], not_in_output="random weights")  # refused before the model is built
 
 
+def case_infer_image_into_its_own_folder(a: Assets, d: Path) -> Run:
+    """One image into the folder that holds it, beside the user's own a.png and a.json: both were overwritten."""
+    img = _image(d / "in" / "a.jpg", a.jpgs[0])
+    _image(d / "in" / "a.png", a.jpgs[0], ".png")
+    (d / "in" / "a.json").write_text('{"mine": 1}')
+    return Run(["infer", str(img), "--weights", str(a.w2d), "--out", str(d / "in")], 2,
+               r"^posetokens infer: error: the output folder \S+/in holds the input a\.jpg: its outputs \(a\.json, "
+               r"a\.png\) would overwrite files of those names beside it and be read as inputs by a run on the folder; "
+               r"choose another --out$", unchanged=[d / "in"])
+
+
+def case_lift_video_into_its_own_folder_random_weights(a: Assets, d: Path) -> Run:
+    clip = d / "in" / "clip.mp4"
+    clip.parent.mkdir(parents=True)
+    shutil.copy(a.clip, clip)
+    (d / "in" / "clip.json").write_text('{"mine": 1}')
+    return Run(["lift", str(clip), "--weights", str(a.w3d), "--out", str(d / "in")], 2,
+               r"^posetokens lift: error: the output folder \S+/in holds the input clip\.mp4: its outputs \(clip\.json, "
+               r"clip_3d\.json, clip_3d\.mp4\) would overwrite", unchanged=[d / "in"],
+               not_in_output="random weights")  # refused before any model is built
+
+
 def case_infer_det_every_on_images_random_weights(a: Assets, d: Path) -> Run:
     return Run(["infer", str(a.jpgs[0]), "--model", NAME_2D, "--det-every", "3", "--out", str(d / "o")], 2,
                r"--det-every applies to videos and streams; .*000000000001\.jpg is images",
@@ -876,6 +898,8 @@ CASES: list[Any] = [
     pytest.param(case_infer_folder_onto_itself_random_weights, id="infer-folder-onto-itself-random-weights"),
     pytest.param(case_infer_image_overlay_onto_itself_random_weights, id="infer-overlay-onto-itself-random-weights"),
     pytest.param(case_infer_det_every_on_images_random_weights, id="infer-det-every-on-images-random-weights"),
+    pytest.param(case_infer_image_into_its_own_folder, id="infer-image-into-its-own-folder"),
+    pytest.param(case_lift_video_into_its_own_folder_random_weights, id="lift-video-into-its-own-folder-random-weights"),
     pytest.param(case_infer_filter_on_images_random_weights, id="infer-filter-on-images-random-weights"),
     pytest.param(case_infer_savgol_on_a_video_random_weights, id="infer-savgol-on-a-video-random-weights"),
     pytest.param(case_infer_detections_for_other_frames_random_weights,
@@ -990,6 +1014,15 @@ CASES: list[Any] = [
     pytest.param(_api_case(lambda a, d: list(_est(a)(str(a.jpgs[0]), boxes=lambda f: None)),
                            r"the boxes callable returned None; expected a pair"), id="estimator-box-callable-none"),
     pytest.param(case_estimator_box_callable_list_pair, id="estimator-box-callable-list-pair"),
+    pytest.param(_api_case(lambda a, d: _est(a).predict(_IMG, np.zeros((3, 0))),
+                           r"^predict: bboxes: shape \(3, 0\), expected \(N, 4\) boxes \[x1, y1, x2, y2\]$"),
+                 id="predict-three-empty-boxes"),  # was read as no boxes
+    # two boxes as a list of lists were read as (boxes, scores): "1 box(es) but 4 box score(s)"
+    pytest.param(_api_case(lambda a, d: list(_est(a)(str(a.jpgs[0]),
+                                                     boxes=lambda f: [[0, 0, 10, 10], [5, 5, 20, 20]])),
+                           r"000000000001\.jpg: the boxes callable returned \[\[0, 0, 10, 10\], \[5, 5, 20, 20\]\]; "
+                           r"expected a pair .*; two boxes without scores are \(boxes, None\)$"),
+                 id="estimator-box-callable-two-boxes"),
     # the lower-level crops() took anything: "not enough values to unpack", a numpy broadcast error, "scale width
     # must be > 1", an AttributeError of str
     pytest.param(_api_case(lambda a, d: _est(a).crops(_IMG[..., ::-1], [[1, 2]]), r"^crops: bboxes: shape \(1, 2\), "

@@ -212,7 +212,7 @@ def test_lift_json_with_frames_without_person(shared_data: Path, tmp_path: Path)
     assert len(video_frames(out / "h36m_2d_3d.mp4")) == 4
 
 
-def test_lift_seq2frame_model_on_coco_json(tmp_path: Path) -> None:
+def test_lift_seq2frame_model_on_coco_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     rng = np.random.default_rng(1)
     records = [{"frame_id": i, "instances": [{"keypoints": rng.uniform(100, 300, (17, 2)).tolist(),
                                               "keypoint_scores": [0.9] * 17, "bbox": [0, 0, 400, 400], "bbox_score": 0.9}]}
@@ -226,6 +226,24 @@ def test_lift_seq2frame_model_on_coco_json(tmp_path: Path) -> None:
                    depth=4, heads=4, mlp_hidden=64, prune={"keep": 9, "layer": 2})
     res = json.loads((tmp_path / "coco_2d_3d.json").read_text())
     assert summary["frames"] == 6 and all(np.isfinite(f["keypoints_3d"]).all() for f in res["frames"])
+    # Python's mistakes, each one line naming the argument, before anything is written
+    for size, shown in ((640, "640"), ("640x480", "'640x480'"), ((640, 0), r"\(640, 0\)")):
+        with pytest.raises(ValueError, match=rf"^image_size {shown}: expected \(width, height\) in whole pixels >= 1, "
+                                             r"e.g. \(1280, 720\)$"):
+            lift(src, "tpc_mixste_h36m_243", tmp_path / "bad", image_size=size)
+    with pytest.raises(ValueError, match=r"^lift: source must be a video or 2D-keypoint json path, a webcam index or "
+                                         r"a stream URL, got ndarray .*lift_sequence\)$"):
+        lift(np.zeros((10, 17, 2)), "tpc_mixste_h36m_243", tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    # a size given for a json whose records carry theirs: used, and the difference said (it was silent)
+    sized = tmp_path / "sized.json"
+    sized.write_text(json.dumps([{**r, "width": 400, "height": 400} for r in records]))
+    capsys.readouterr()
+    lift(sized, "tpc_mixste_h36m_243", tmp_path / "sized", image_size=(800, 400), draw=False, num_frames=27, dim=32,
+         depth=4, heads=4, mlp_hidden=64, prune={"keep": 9, "layer": 2})
+    assert (f"{sized}: the records say the frames are 400x400; image_size 800x400 given is used (the 2D is normalised "
+            "by it)") in capsys.readouterr().err
+    assert json.loads((tmp_path / "sized" / "sized_3d.json").read_text())["width"] == 800
 
 
 def test_lift_of_an_infer_json_keeps_the_clips_frame_rate(shared_data: Path, tmp_path: Path,

@@ -167,6 +167,19 @@ def test_nan_scores_and_mismatched_lengths_are_refused(track) -> None:
         lift_online(mb, track, None, W, H, valid=["no"] * L)  # read as booleans, every "no" was true
     with pytest.raises(ValueError, match=r"^online lifting: frame 0: scores: expected 17 scores as numbers, got text$"):
         OnlineLifter(mb, W, H).push(track[0], ["1"] * 17)
+    # a rate given as text reached numpy's isfinite; no frames at all, and NaN frames, named for the function called
+    with pytest.raises(ValueError, match=r"^One-Euro filter: fps must be a positive number of frames per second, "
+                                         r"got '25'$"):
+        OnlineLifter(mb, W, H, filter3d="one_euro", fps="25")
+    with pytest.raises(ValueError, match=r"^lift_sequence: keypoints hold no frames \(L = 0\); expected at least one$"):
+        lift_sequence(mb, np.zeros((0, 17, 2)), None, W, H)
+    nan = track.copy()
+    nan[3:5] = np.nan
+    with pytest.raises(ValueError, match=r"^lift_online: frame 3 holds non-finite keypoints \(2 frames do\); mark "
+                                         r"frames without the person False in valid$"):
+        lift_online(mb, nan, None, W, H)
+    held = lift_online(mb, nan, None, W, H, valid=~np.isnan(nan).any(axis=(1, 2)))[0]  # the way the message names
+    assert np.isfinite(held).all()
     ones = lift_online(mb, track, None, W, H, valid=np.ones(L, int))[0]  # 0/1 is a mask too, as ints or floats
     np.testing.assert_array_equal(ones, lift_online(mb, track, None, W, H)[0])
     np.testing.assert_array_equal(ones, lift_online(mb, track, None, W, H, valid=np.ones(L))[0])

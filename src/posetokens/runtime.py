@@ -200,8 +200,11 @@ def number_array(value: Any, what: str, expected: str) -> Any:
 
 
 def short_repr(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters, for a user's value in a one-line message."""
+    """``repr(value)`` on one line (an array's rows joined) cut to ``limit`` characters, for a user's value in a
+    one-line message."""
     text = repr(value)
+    if "\n" in text:  # a str's repr escapes its newlines: only containers' reprs (arrays, tensors) have them
+        text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 

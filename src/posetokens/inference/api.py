@@ -613,6 +613,14 @@ def check_image(image: Any, where: str = "image", channels: str = "BGR") -> np.n
     return image
 
 
+def _two_boxes(got: Any) -> bool:
+    """Whether a boxes callable's return is two boxes of 4 numbers (read as a pair: 1 box and 4 scores)."""
+    try:
+        return np.asarray(got, dtype=np.float64).shape == (2, 4)
+    except (TypeError, ValueError):
+        return False
+
+
 def check_boxes(boxes: Any, scores: Any, where: str = "bboxes",
                 specks: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Person boxes as (N, 4) ``[x1, y1, x2, y2]`` float64 and scores (N,) (None: all 1). Refused with a
@@ -630,7 +638,7 @@ def check_boxes(boxes: Any, scores: Any, where: str = "bboxes",
     if b.ndim == 1 and b.shape[0] == 4:
         b = b[None]
     if b.ndim != 2 or b.shape[1] != 4:
-        if b.size == 0:
+        if b.size == 0 and b.shape[0] == 0:  # no boxes: [], (0,), (0, 0); not (3, 0)
             b = b.reshape(0, 4)
         else:
             raise ValueError(f"{where}: shape {np.shape(boxes)}, expected (N, 4) boxes [x1, y1, x2, y2]")
@@ -1008,9 +1016,10 @@ class PoseEstimator:
             with clock("detector"):
                 dropped: list[int] = []
                 got = boxes(frame)
-                if not (isinstance(got, (tuple, list)) and len(got) == 2):  # a callable of the user's
+                if not (isinstance(got, (tuple, list)) and len(got) == 2) or _two_boxes(got):  # a user's callable
+                    hint = "; two boxes without scores are (boxes, None)" if _two_boxes(got) else ""
                     raise ValueError(f"{where}: the boxes callable returned {short_repr(got)}; expected a pair "
-                                     "(boxes (N, 4) [x1, y1, x2, y2], scores (N,) or None)")
+                                     f"(boxes (N, 4) [x1, y1, x2, y2], scores (N,) or None){hint}")
                 b, s = check_boxes(*got, where=f"{where}: boxes", specks=dropped)
             if dropped:  # no person fits in less than a pixel, and the crop cannot take it
                 if not specks:
@@ -1452,7 +1461,8 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
                   coco_results: str | Path | None = None, mmpose_preds: str | Path | None = None, boxes: Any = None,
                   weights: str | Path | None = None) -> dict[Path, str]:
     """Refuse the outputs of :meth:`PoseEstimator.infer` that would overwrite an input (the pictures, the video,
-    the detections file, the detector, ``weights``) or each other, an ``out`` that is the input folder of images,
+    the detections file, the detector, ``weights``) or each other, an ``out`` that is the input folder of images
+    or the folder holding an input image or video file (a file of the user's there would be overwritten),
     and COCO results whose images lack distinct ids; return each input image's output stem. Needs no model, so
     the ``infer`` command runs it before it builds one (no random-weights note before a refusal)."""
     out = Path(out)
@@ -1509,7 +1519,19 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
                ("detector", getattr(boxes, "path", None)), ("weights", weights)]
     check_no_overwrite(inputs, outputs)
     check_output_kinds(outputs)  # a file where the tokens folder goes failed after the first frame
+    if src.kind in ("images", "video") and src.path.is_file():
+        check_out_beside_input(src.path, out, [p.name for _, p, _ in outputs if p.parent == out])
     return stems
+
+
+def check_out_beside_input(path: Path, out: str | Path, names: Sequence[str]) -> None:
+    """Refuse an output folder ``out`` that holds the input file ``path``: outputs ``names`` written beside it
+    would overwrite the user's files of those names there, and a later run on the folder would read them as
+    inputs."""
+    if same_file(path.parent, out):
+        raise ValueError(f"the output folder {out} holds the input {path.name}: its outputs ({', '.join(names)}) "
+                         "would overwrite files of those names beside it and be read as inputs by a run on the "
+                         f"folder; choose another {option('out_dir')}")
 
 
 def _write_json(path: Path, obj: Any) -> None:

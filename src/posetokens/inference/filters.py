@@ -40,6 +40,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from posetokens.runtime import is_number
+
 __all__ = [
     "FILTERS",
     "VIDEO_DEFAULT",
@@ -309,6 +311,8 @@ class FilterConfig:
         rate = self.fps if self.fps is not None else fps
         if rate is None:
             raise ValueError("One-Euro filter: give the frame rate (fps); the input records none")
+        if not is_number(rate) or not np.isfinite(rate) or rate <= 0:
+            raise ValueError(f"One-Euro filter: fps must be a positive number of frames per second, got {rate!r}")
         return OneEuroStream(self.min_cutoff, self.beta, self.d_cutoff, rate, self.gap, scale)
 
     @property

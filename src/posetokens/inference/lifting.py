@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import sys
 import time
@@ -50,7 +51,8 @@ from posetokens.data.metainfo import H36M
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
 from posetokens.registry import note_if_random_weights
-from posetokens.runtime import check_count, check_device, check_flag, is_whole, number_array, option, shown_device, warn
+from posetokens.runtime import (check_count, check_device, check_flag, is_whole, number_array, option, short_repr,
+                                shown_device, warn)
 
 __all__ = [
     "COCO_TO_H36M",
@@ -234,6 +236,8 @@ def lift_sequence(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | 
     kp = number_array(keypoints, "lift_sequence", "H36M-17 keypoints (L, 17, 2)")
     if kp.ndim != 3 or kp.shape[1:] != (17, 2):
         raise ValueError(f"lift_sequence expects H36M-17 keypoints (L, 17, 2), got {kp.shape}")
+    if not len(kp):
+        raise ValueError("lift_sequence: keypoints hold no frames (L = 0); expected at least one")
     if not np.isfinite(kp).all():
         raise ValueError("lift_sequence: keypoints hold non-finite values (fill missing frames first)")
     batch_size = check_count(batch_size, "lift_sequence: batch_size")
@@ -416,6 +420,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         NotTopDownError,
         PoseEstimator,
         _write_json,
+        check_out_beside_input,
         is_stream,
         load_results,
         open_input,
@@ -431,6 +436,10 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         signals_deferred,
     )
 
+    if not isinstance(source, (str, os.PathLike, int, InputSource)) or isinstance(source, bool):
+        raise ValueError(f"lift: source must be a video or 2D-keypoint json path, a webcam index or a stream URL, got "
+                         f"{type(source).__name__} {short_repr(source)} (keypoint arrays: "
+                         "posetokens.inference.lifting.lift_sequence)")
     source_in = source if isinstance(source, InputSource) else None
     if source_in is None and (is_stream(source) or loop is not None):  # a webcam, a stream URL, a looped file
         source_in = open_input(source, loop=loop, replay=draw)  # replay: the drawing reads the frames again
@@ -465,6 +474,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     if image_size is not None and not is_json:  # was ignored without a word
         raise ValueError(f"{option('image_size')} applies to a 2D-keypoint json; {src} is a video or a stream (its "
                          "own frame size)")
+    if image_size is not None:
+        _check_image_size(image_size)  # before --out is made
     if lookahead and not online:  # was ignored without a word
         raise ValueError(f"{option('lookahead', lookahead)} applies to online lifting "
                          f"({option('online', True)}); offline lifting sees the whole clip")
@@ -480,6 +491,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                         ("detections file", boxes if isinstance(boxes, (str, Path)) else None),
                         ("detector", getattr(boxes, "path", None))], outputs)
     check_output_kinds(outputs)  # a folder at the 3D json's path failed after the 2D pass and the lifting
+    if source_in is None and not is_json:  # a video file: not into its own folder (a json is infer's output)
+        check_out_beside_input(src, out, [p.name for _, p, _ in outputs])
     records: list[dict[str, Any]] | None = None
     tracked = None
     filtered_2d: dict[str, Any] | None = None  # the filter infer ran on a json's 2D, as its records say
@@ -729,15 +742,27 @@ def _json_layout(records: Sequence[dict[str, Any]], layout: str | None, src: Pat
 
 def _frame_size(records: Sequence[dict[str, Any]], image_size: tuple[int, int] | None, src: Path) -> tuple[int, int]:
     """The frames' (width, height): ``image_size`` when given, else the records' (checked by ``load_results``)."""
-    if image_size is not None:
-        if len(image_size) != 2 or not all(is_whole(v) and v >= 1 for v in image_size):
-            raise ValueError(f"--image-size {'x'.join(map(str, image_size))}: expected WIDTHxHEIGHT in whole pixels "
-                             ">= 1, e.g. 1280x720")
-        return int(image_size[0]), int(image_size[1])
     r = records[0]
+    if image_size is not None:
+        w, h = _check_image_size(image_size)
+        if "width" in r and "height" in r and (r["width"], r["height"]) != (w, h):
+            warn(f"{src}: the records say the frames are {r['width']}x{r['height']}; {option('image_size')} "
+                 f"{w}x{h} given is used (the 2D is normalised by it)")
+        return w, h
     if "width" in r and "height" in r:
         return int(r["width"]), int(r["height"])
     raise ValueError(f"{src}: records carry no 'width'/'height'; give the frame size ({option('image_size')})")
+
+
+def _check_image_size(image_size: Any) -> tuple[int, int]:
+    """``image_size`` as (width, height) in whole pixels >= 1, else a one-line ``ValueError`` naming it."""
+    if isinstance(image_size, (tuple, list)) and len(image_size) == 2 and all(is_whole(v) and v >= 1
+                                                                               for v in image_size):
+        return int(image_size[0]), int(image_size[1])
+    cli = option("image_size").startswith("--")
+    shown = "x".join(map(str, image_size)) if cli and isinstance(image_size, (tuple, list)) else repr(image_size)
+    raise ValueError(f"{option('image_size')} {shown}: expected {'WIDTHxHEIGHT' if cli else '(width, height)'} in "
+                     f"whole pixels >= 1, e.g. {'1280x720' if cli else '(1280, 720)'}")
 
 
 def _frame_rate(records: Sequence[dict[str, Any]], fps: float | None, src: Path) -> float:

@@ -208,6 +208,10 @@ def lift_online(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | No
         ok = ok.reshape(-1)
     if ok.shape != (len(kp),):
         raise ValueError(f"lift_online: valid must be (L,) = ({len(kp)},) like the keypoints, got {ok.shape}")
+    bad = ok & ~np.isfinite(kp).all(axis=(1, 2))
+    if bad.any():  # OnlineLifter.push's hint (pass None) is not lift_online's way
+        raise ValueError(f"lift_online: frame {int(np.argmax(bad))} holds non-finite keypoints ({int(bad.sum())} "
+                         "frames do); mark frames without the person False in valid")
     if scores is not None:
         scores = number_array(scores, "lift_online: scores", f"(L, 17) = ({len(kp)}, 17) scores")
     if scores is not None and len(scores) != len(kp):
