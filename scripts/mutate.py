@@ -96,6 +96,13 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_errors_inference.py::test_bad_input[lift-video-into-its-own-folder-random-weights]"),
     ),
     Mutant(
+        "onnx-inputs-undescribed", "an exported file says what its inputs hold (crop size, RGB, ImageNet's mean and "
+        "std; a lifter's joints and window)",
+        "src/posetokens/export/onnx.py",
+        (("            description = {**description, \"inputs\": input_spec(m)}\n", ""),),
+        ("tests/test_export.py::test_export_metadata_describes_the_model_it_was_given",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

@@ -510,6 +510,18 @@ def test_export_metadata_describes_the_model_it_was_given(tmp_path: Path) -> Non
     export_onnx(name2d, tmp_path / "bare.onnx", weights=tmp_path / "bare.pth", check=False, **small)
     got = meta(tmp_path / "bare.onnx")["posetokens.metainfo"]
     assert got["name"] == "coco" and len(got["keypoint_names"]) == 17 and got["flip_indices"][1] == 2
+    # what a deployment without posetokens needs beside the protocol: the crop's size (the graph's own input
+    # shape), RGB, and ImageNet's normalisation (0.485, 0.456, 0.406 / 0.229, 0.224, 0.225 of 255); a lifter's joints
+    # (Human3.6M's; it recorded null), window and 2D normalisation
+    images = meta(tmp_path / "bare.onnx")["posetokens.inputs"]["images"]
+    graph = onnx.load(str(tmp_path / "bare.onnx"), load_external_data=False).graph.input[0].type.tensor_type.shape
+    assert images["size_hw"] == [d.dim_value for d in graph.dim][2:] and images["channels"] == "RGB"
+    np.testing.assert_allclose(images["mean"], np.array([0.485, 0.456, 0.406]) * 255)
+    np.testing.assert_allclose(images["std"], np.array([0.229, 0.224, 0.225]) * 255)
+    lifted = meta(tmp_path / "lift.onnx")
+    assert lifted["posetokens.metainfo"]["name"] == "h36m" and len(lifted["posetokens.metainfo"]["keypoint_names"]) == 17
+    assert lifted["posetokens.inputs"]["keypoints_2d"]["frames"] == 27
+    assert lifted["posetokens.inputs"]["keypoints_2d"]["channels"] == 2
 
 
 def test_export_refuses_a_bad_opset_before_building_and_names_its_name_argument(tmp_path: Path,

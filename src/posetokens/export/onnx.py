@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ExportResult", "check_onnx", "export_onnx", "io_names"]
+__all__ = ["ExportResult", "check_onnx", "export_onnx", "input_spec", "io_names"]
 
 
 class _Deployed(nn.Module):
@@ -91,13 +91,15 @@ class ExportResult:
 def _model(model: str | nn.Module | None, weights: str | Path | None, overrides: dict[str, Any]) -> tuple[nn.Module, dict]:
     """The model to export and what the ONNX file will say about it (zoo name, overrides, protocol, metainfo)."""
     from posetokens.checkpoint import describe, load_trained
-    from posetokens.data.metainfo import BUILTIN_KEYPOINT_COUNTS, metainfo_for_model
+    from posetokens.data.metainfo import BUILTIN_KEYPOINT_COUNTS, H36M, metainfo_for_model
     from posetokens.fileio import require_file
     from posetokens.protocols import get_protocol
     from posetokens.registry import config_overrides, create_model, default_protocol, note_if_random_weights
 
     def keypoints(m: nn.Module, name: str) -> Any:  # the metainfo of its keypoint count, as create_model's
-        if m.task == "lifting" or m.cfg.num_keypoints not in BUILTIN_KEYPOINT_COUNTS:
+        if m.task == "lifting":
+            return H36M  # every lifter takes and gives Human3.6M's 17 joints
+        if m.cfg.num_keypoints not in BUILTIN_KEYPOINT_COUNTS:
             return None  # a built model of a skeleton of one's own does not carry its layout (its checkpoint does)
         return metainfo_for_model(m.cfg.num_keypoints, name)
 
@@ -123,6 +125,25 @@ def _model(model: str | nn.Module | None, weights: str | Path | None, overrides:
     m = create_model(model, **overrides)
     note_if_random_weights(m, "the model")  # said once per model
     return m, describe(model, overrides, get_protocol(default_protocol(model)), keypoints(m, model))
+
+
+def input_spec(model: nn.Module) -> dict[str, Any]:
+    """What the exported graph's inputs hold and its outputs mean, beyond their shapes (``posetokens.inputs`` in
+    its metadata): for image models the crop's size, channel order and normalisation (the crop geometry and the
+    decoding are the ``protocol``'s, docs/protocols.md); for lifters the 2D's normalisation and the 3D's root."""
+    from posetokens.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    if model.task == "lifting":
+        return {"keypoints_2d": {"joints": "h36m (the metainfo's order)", "frames": int(model.cfg.num_frames),
+                                 "pixels": "x / w * 2 - 1, y / w * 2 - h / w (w, h: the frame's width and height)",
+                                 "channels": int(getattr(model.cfg, "in_channels", 2)),
+                                 "channel_3": "the 2D keypoint score (3-channel models)"},
+                "keypoints_3d": "metres in the camera's axes; posetokens sets joint 0 (pelvis) to 0 after the graph "
+                                "(root-relative), it does not subtract it"}
+    h, w = (int(v) for v in model.cfg.image_size)
+    return {"images": {"size_hw": [h, w], "channels": "RGB", "layout": "NCHW" if model.task == "topdown" else
+                       "N, views, C, H, W", "dtype": "float32", "pixels": "(value - mean) / std, values 0-255",
+                       "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}}
 
 
 def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | Path | None = None, opset: int = 18,
@@ -233,6 +254,7 @@ def _export(m: nn.Module, description: dict, out: Path, opset: int, check: bool,
             quantized.parent.rmdir()
             description = {**description, "precision": precision}
         if description:  # the pipeline around the graph travels with it (metadata_props, JSON values)
+            description = {**description, "inputs": input_spec(m)}
             import json
 
             import onnx
