@@ -103,6 +103,14 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_export.py::test_export_metadata_describes_the_model_it_was_given",),
     ),
     Mutant(
+        "lift-2d-keypoints-checked-late", "lift refuses a 2D zoo model of another keypoint set before any model is "
+        "built or says it has random weights",
+        "src/posetokens/inference/lifting.py",
+        (("        if k is not None and int((pose2d_overrides or {}).get(\"num_keypoints\", k)) != 17:\n",
+          "        if False:\n"),),
+        ("tests/test_errors_inference.py::test_bad_input[lift-whole-body-2d-random-weights]",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

@@ -178,6 +178,14 @@ def case_lift_video_into_its_own_folder_random_weights(a: Assets, d: Path) -> Ru
                not_in_output="random weights")  # refused before any model is built
 
 
+def case_lift_with_a_whole_body_2d_model_random_weights(a: Assets, d: Path) -> Run:
+    """A 2D model of another keypoint set was built (its random-weights note said) before it was refused."""
+    return Run(["lift", str(a.clip), "--weights", str(a.w3d), "--pose2d", "gtpt_t_wholebody_256x192",
+                "--out", str(d / "o")], 2,
+               r"^posetokens lift: error: the 2D model gtpt_t_wholebody_256x192 must predict COCO-17 keypoints, it "
+               r"predicts 133$", absent=[d / "o" / "clip.json"], not_in_output="random weights")
+
+
 def case_infer_det_every_on_images_random_weights(a: Assets, d: Path) -> Run:
     return Run(["infer", str(a.jpgs[0]), "--model", NAME_2D, "--det-every", "3", "--out", str(d / "o")], 2,
                r"--det-every applies to videos and streams; .*000000000001\.jpg is images",
@@ -899,6 +907,7 @@ CASES: list[Any] = [
     pytest.param(case_infer_image_overlay_onto_itself_random_weights, id="infer-overlay-onto-itself-random-weights"),
     pytest.param(case_infer_det_every_on_images_random_weights, id="infer-det-every-on-images-random-weights"),
     pytest.param(case_infer_image_into_its_own_folder, id="infer-image-into-its-own-folder"),
+    pytest.param(case_lift_with_a_whole_body_2d_model_random_weights, id="lift-whole-body-2d-random-weights"),
     pytest.param(case_lift_video_into_its_own_folder_random_weights, id="lift-video-into-its-own-folder-random-weights"),
     pytest.param(case_infer_filter_on_images_random_weights, id="infer-filter-on-images-random-weights"),
     pytest.param(case_infer_savgol_on_a_video_random_weights, id="infer-savgol-on-a-video-random-weights"),

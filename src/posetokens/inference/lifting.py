@@ -427,7 +427,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         show_progress,
         stack_instances,
     )
-    from posetokens.registry import create_model
+    from posetokens.registry import create_model, get_entry
     from posetokens.runtime import (
         Interrupted,
         check_device,
@@ -538,6 +538,10 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                          f"(it is a {getattr(lifter, 'task', None)} model)")
     check_model_choice(lifter, choice, flip_test=flip_test)  # before the export and the 2D pass, not after them
     writable_dir(out)  # before any computing: an unwritable folder fails now, not after the 2D and 3D passes
+    if records is None and isinstance(pose2d, str) and pose2d_weights is None:  # before any model says a word
+        k = getattr(get_entry(pose2d).cfg, "num_keypoints", None)
+        if k is not None and int((pose2d_overrides or {}).get("num_keypoints", k)) != 17:
+            raise ValueError(f"the 2D model {pose2d} must predict COCO-17 keypoints, it predicts {k}")
     # a zoo name without weights, or a built model that create_model made without weights and nothing has changed
     # since: said once per model; auto keeps random weights in PyTorch
     trained = not note_if_random_weights(lifter, "the lifting model")
