@@ -111,6 +111,14 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_errors_inference.py::test_bad_input[lift-whole-body-2d-random-weights]",),
     ),
     Mutant(
+        "export-metainfo-ignored", "export_onnx(model, out, metainfo=...) records the skeleton of a model built in "
+        "Python",
+        "src/posetokens/export/onnx.py",
+        (("        if metainfo is not None:\n            given = get_metainfo(metainfo)\n",
+          "        if False:\n            given = get_metainfo(metainfo)\n"),),
+        ("tests/test_export.py::test_export_records_the_skeleton_of_a_model_built_in_python",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

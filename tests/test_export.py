@@ -17,9 +17,13 @@ import pytest
 import torch
 
 import posetokens
+from posetokens.checkpoint import describe
 from posetokens.cli import main as cli
 from posetokens.convert import convert_checkpoint
+from posetokens.data.metainfo import get_metainfo
 from posetokens.export import check_onnx, export_onnx, io_names
+from posetokens.protocols import get_protocol
+from posetokens.registry import default_protocol
 
 from conftest import PARITY
 
@@ -522,6 +526,36 @@ def test_export_metadata_describes_the_model_it_was_given(tmp_path: Path) -> Non
     assert lifted["posetokens.metainfo"]["name"] == "h36m" and len(lifted["posetokens.metainfo"]["keypoint_names"]) == 17
     assert lifted["posetokens.inputs"]["keypoints_2d"]["frames"] == 27
     assert lifted["posetokens.inputs"]["keypoints_2d"]["channels"] == 2
+
+
+def test_export_records_the_skeleton_of_a_model_built_in_python(tmp_path: Path) -> None:
+    """A model of a skeleton of one's own built in Python recorded no keypoint definition (metainfo null): given
+    ``metainfo`` (a skeleton file here) the file records its names and sigmas; one of another keypoint count, or
+    other names than a checkpoint of ours records, is refused in one line before the export."""
+    import onnx
+
+    names = ["head", "left_shoulder", "right_shoulder", "left_hand", "right_hand", "left_hip", "right_hip"]
+    sigmas = [0.03, 0.08, 0.08, 0.06, 0.06, 0.1, 0.1]
+    (tmp_path / "upper7.json").write_text(json.dumps({"keypoints": names, "sigmas": sigmas}))
+    name, small = SMALL["tokenpose"]
+    model = posetokens.create_model(name, **small, num_keypoints=7)
+    export_onnx(model, tmp_path / "seven.onnx", check=False, metainfo=tmp_path / "upper7.json")
+    meta = {p.key: json.loads(p.value) for p in onnx.load(str(tmp_path / "seven.onnx"),
+                                                          load_external_data=False).metadata_props}
+    assert meta["posetokens.metainfo"]["keypoint_names"] == names and meta["posetokens.metainfo"]["sigmas"] == sigmas
+    assert meta["posetokens.metainfo"]["flip_indices"] == [0, 2, 1, 4, 3, 6, 5]  # found from left/right
+    with pytest.raises(ValueError, match=r"^export: metainfo 'coco' has 17 keypoints but tokenpose_s_coco_256x192 "
+                                         r"predicts 7$"):
+        export_onnx(model, tmp_path / "x.onnx", check=False, metainfo="coco")
+    torch.save({**describe(name, {**small, "num_keypoints": 7}, get_protocol(default_protocol(name)),
+                           get_metainfo(tmp_path / "upper7.json")), "state_dict": model.state_dict()},
+               tmp_path / "seven.pth")
+    (tmp_path / "other7.json").write_text(json.dumps({"keypoints": [f"j{i}" for i in range(7)], "sigmas": sigmas}))
+    with pytest.raises(ValueError, match=r"^export: metainfo 'other7' but the checkpoint's model predicts 'upper7' "
+                                         r"keypoints \(its own record\); leave metainfo out$"):
+        export_onnx(None, tmp_path / "y.onnx", weights=tmp_path / "seven.pth", check=False,
+                    metainfo=tmp_path / "other7.json")
+    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "y.onnx").exists()
 
 
 def test_export_refuses_a_bad_opset_before_building_and_names_its_name_argument(tmp_path: Path,

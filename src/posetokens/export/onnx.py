@@ -88,15 +88,29 @@ class ExportResult:
                 "seconds": round(self.seconds, 2), "max_abs_diff": self.max_abs_diff}
 
 
-def _model(model: str | nn.Module | None, weights: str | Path | None, overrides: dict[str, Any]) -> tuple[nn.Module, dict]:
-    """The model to export and what the ONNX file will say about it (zoo name, overrides, protocol, metainfo)."""
+def _model(model: str | nn.Module | None, weights: str | Path | None, overrides: dict[str, Any],
+           metainfo: Any = None) -> tuple[nn.Module, dict]:
+    """The model to export and what the ONNX file will say about it (zoo name, overrides, protocol, metainfo:
+    ``metainfo`` when given, checked against the model's keypoint count and a checkpoint's own)."""
     from posetokens.checkpoint import describe, load_trained
-    from posetokens.data.metainfo import BUILTIN_KEYPOINT_COUNTS, H36M, metainfo_for_model
+    from posetokens.data.metainfo import BUILTIN_KEYPOINT_COUNTS, H36M, get_metainfo, metainfo_for_model
     from posetokens.fileio import require_file
     from posetokens.protocols import get_protocol
     from posetokens.registry import config_overrides, create_model, default_protocol, note_if_random_weights
 
-    def keypoints(m: nn.Module, name: str) -> Any:  # the metainfo of its keypoint count, as create_model's
+    def keypoints(m: nn.Module, name: str, stored: Any = None) -> Any:  # the metainfo of its keypoint count
+        if metainfo is not None:
+            given = get_metainfo(metainfo)
+            k = 17 if m.task == "lifting" else int(m.cfg.num_keypoints)
+            if given.num_keypoints != k:
+                raise ValueError(f"export: metainfo {given.name!r} has {given.num_keypoints} keypoints but {name} "
+                                 f"predicts {k}")
+            if stored is not None and list(stored.keypoint_names) != list(given.keypoint_names):
+                raise ValueError(f"export: metainfo {given.name!r} but the checkpoint's model predicts "
+                                 f"{stored.name!r} keypoints (its own record); leave metainfo out")
+            return given
+        if stored is not None:
+            return stored
         if m.task == "lifting":
             return H36M  # every lifter takes and gives Human3.6M's 17 joints
         if m.cfg.num_keypoints not in BUILTIN_KEYPOINT_COUNTS:
@@ -109,6 +123,9 @@ def _model(model: str | nn.Module | None, weights: str | Path | None, overrides:
         note_if_random_weights(model, "the model")  # create_model's, without weights, unchanged since
         name = getattr(model, "zoo_name", None)
         if not name:
+            if metainfo is not None:
+                raise ValueError("export: metainfo is recorded with a zoo model's description; this model has no "
+                                 "zoo_name (build it with posetokens.create_model)")
             return model, {}
         # what it was built with (a 27-frame lifter said {}), and its keypoints (it said none)
         return model, describe(name, config_overrides(name, model.cfg), get_protocol(default_protocol(name)),
@@ -119,7 +136,7 @@ def _model(model: str | nn.Module | None, weights: str | Path | None, overrides:
         m = trained.model
         # an official file or a bare state dict records no metainfo: the zoo model's, as for a name (it said null)
         return m, describe(m.zoo_name, trained.meta.get("model_overrides", overrides), trained.protocol,
-                           trained.metainfo or keypoints(m, m.zoo_name))
+                           keypoints(m, m.zoo_name, trained.metainfo))
     if model is None:
         raise ValueError("export: give a zoo model name, or weights of ours that name their model")
     m = create_model(model, **overrides)
@@ -148,7 +165,7 @@ def input_spec(model: nn.Module) -> dict[str, Any]:
 
 def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | Path | None = None, opset: int = 18,
                 check: bool = True, atol: float | None = None, check_batches: tuple[int, ...] = (1, 3),
-                precision: str = "fp32", **overrides: Any) -> ExportResult:
+                precision: str = "fp32", metainfo: Any = None, **overrides: Any) -> ExportResult:
     """Export a zoo model (name, built, or None with ``weights`` of ours, which name their model) to ONNX at
     ``out`` with a dynamic batch axis; the file's ``metadata_props`` carry ``posetokens.zoo_name``,
     ``posetokens.protocol`` and the rest of the checkpoint description (JSON). With ``check``,
@@ -164,7 +181,9 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     is a sanity bound (``atol`` default: a quarter of the largest PyTorch output), not an accuracy figure
     (``benchmarks/precision.py`` measures that); ``auto`` is ``fp32``. ``bf16``, ``bf16-backbone`` and
     ``bf16-gemm`` are refused (onnxruntime's CPU kernels have no bfloat16).
-    ``atol`` None: 1e-4 for fp32."""
+    ``atol`` None: 1e-4 for fp32. ``metainfo`` (a :class:`~posetokens.data.metainfo.PoseMetaInfo`, a built-in name
+    or a skeleton file): the keypoint definition the file records, for a model of a skeleton of one's own built
+    in Python (default: a checkpoint's own record, else the zoo model's of its keypoint count, else none)."""
     from posetokens.fileio import check_no_overwrite, writable_dir
     from posetokens.inference.precision import BF16_PRECISIONS, parse_choice
     from posetokens.protocols.predict import evaluating
@@ -199,7 +218,7 @@ def export_onnx(model: str | nn.Module | None, out: str | Path, weights: str | P
     if out.suffix.lower() != ".onnx":  # a file of the user's given by mistake (a config, a checkpoint) is not replaced
         raise ValueError(f"--onnx {out}: expected a path ending in .onnx (an earlier .onnx file there is replaced)")
     writable_dir(out.parent, "folder of --onnx")
-    m, description = _model(model, weights, overrides)
+    m, description = _model(model, weights, overrides, metainfo)
     with evaluating(m):  # a model being trained goes back to its modes (it was left in eval)
         return _export(m, description, out, opset, check, atol, check_batches, precision)
 
