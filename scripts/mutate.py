@@ -119,6 +119,14 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_export.py::test_export_records_the_skeleton_of_a_model_built_in_python",),
     ),
     Mutant(
+        "oks-nms-full-matrix", "OKS-NMS holds one OKS row at a time (the whole N x N x K tensor of 42,000 duplicates "
+        "took 23 GB)",
+        "src/posetokens/evaluation/functional.py",
+        (("        order = rest[_oks_block(k, ar, sig, order[:1], rest, vis_thr)[0] <= thr]\n",
+          "        order = rest[oks_matrix(k, ar, sig, vis_thr)[i][rest] <= thr]\n"),),
+        ("tests/test_coco_eval.py::test_oks_nms_memory_grows_with_one_row",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),
@@ -1281,7 +1289,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "export-metadata-without-keypoints", "an export from an official file records the zoo model's keypoint "
         "definition (it recorded null)",
         "src/posetokens/export/onnx.py",
-        (("                           trained.metainfo or keypoints(m, m.zoo_name))",
+        (("                           keypoints(m, m.zoo_name, trained.metainfo))",
           "                           trained.metainfo)"),),
         ("tests/test_export.py::test_export_metadata_describes_the_model_it_was_given",),
     ),

@@ -61,6 +61,19 @@ def _direct_cocoeval(results: list[dict], sigmas: np.ndarray, gt_path: Path = GT
     return np.asarray(ev.stats, dtype=np.float64)
 
 
+def test_files_written_with_a_byte_order_mark_are_read(tmp_path: Path) -> None:
+    """A ground truth and predictions saved with a UTF-8 byte-order mark (Windows tools write one) were refused as
+    malformed JSON; they score as their plain copies do (pycocotools on the plain files)."""
+    preds = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+             for a in _gt_annotations()]
+    gt, pred = tmp_path / "gt.json", tmp_path / "pred.json"
+    gt.write_bytes(b"\xef\xbb\xbf" + GT_COCO.read_bytes())
+    pred.write_text("\ufeff" + json.dumps(preds), encoding="utf-8")
+    ours = evaluate_coco(gt, pred, COCO_SIGMAS, rescore=False, nms_thr=None)
+    np.testing.assert_allclose([ours[k] for k in COCO_KEYPOINT_METRICS], _direct_cocoeval(preds, COCO_SIGMAS),
+                               rtol=0, atol=1e-12)
+
+
 # --------------------------------------------------------------------------------- (a) GT as preds
 def test_gt_as_predictions_matches_direct_pycocotools() -> None:
     preds = [
@@ -251,6 +264,27 @@ def test_oks_nms_hand_computed() -> None:
     assert m[0, 4] == pytest.approx(math.exp(-1.21 / 8))
     np.testing.assert_allclose(m, m.T)
     assert oks_nms_arrays(np.zeros((0, 2, 3)), [], [], [0.1, 0.1]).size == 0
+
+
+def test_oks_nms_memory_grows_with_one_row() -> None:
+    """OKS-NMS built the whole N x N x K OKS tensor of an image: a results file of 42,000 duplicates was killed at
+    23 GB. The official loop takes one row at a time. 1,500 copies of one 17-joint pose (tied scores) and one
+    distant person (OKS ~0 with them): one copy is kept, the first of the official order (``np.argsort(scores)
+    [::-1]``, numpy's unstable sort), and the far person, in a few MB where the full tensor of the pairwise
+    differences alone needs 600 MB."""
+    import tracemalloc
+
+    pose = np.concatenate([np.random.default_rng(0).uniform(0, 100, (17, 2)), np.ones((17, 1))], axis=1)
+    kps = np.concatenate([np.repeat(pose[None], 1500, axis=0), (pose + [500.0, 500.0, 0.0])[None]])
+    scores = np.r_[np.full(1500, 0.9), 0.5]
+    tracemalloc.start()
+    try:
+        keep = oks_nms_arrays(kps, scores, np.full(1501, 1e4), np.full(17, 0.07), thr=0.9)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(keep, [np.argsort(scores)[::-1][0], 1500])
+    assert peak < 50e6, f"{peak / 1e6:.0f} MB"
 
 
 def test_rescore_hand_computed() -> None:

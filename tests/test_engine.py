@@ -267,6 +267,9 @@ def test_cli_evaluate_says_its_warnings_and_hints_as_the_other_commands(shared_d
     assert err[0].startswith(f"posetokens: warning: {pred_file}: {len(people) - 1} of {len(people)} ground-truth "
                              "images with annotated people have no prediction")
     assert err[1].startswith("posetokens evaluate: error: ") and "give --nms-area keypoints" in err[1]
+    # the official code's results are rescored and NMS'd already: the way to score them as they are is named too
+    assert err[1].endswith("or, for results already rescored and NMS'd (what the official code writes), --no-rescore "
+                           "--nms-thr none to score them as they are")
     assert len(err) == 2
 
 

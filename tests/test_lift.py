@@ -416,22 +416,22 @@ def test_an_interrupt_while_lifting_keeps_the_finished_tracks(tmp_path: Path, mo
 
     # a Ctrl-C while a complete run writes its file: the file is finished and complete, and the message says so
     monkeypatch.setattr(lifting, "lift_sequence", real)
-    from posetokens.inference import api
+    from posetokens import fileio
 
-    write = api._write_json  # lift's json writer (a json input writes only the 3D file)
+    write = fileio.atomic_write_json  # lift's json writer (a json input writes only the 3D file)
 
     def ctrl_c_while_writing(path, obj):
         os.kill(os.getpid(), signal.SIGINT)
         return write(path, obj)
 
-    monkeypatch.setattr(api, "_write_json", ctrl_c_while_writing)
+    monkeypatch.setattr(fileio, "atomic_write_json", ctrl_c_while_writing)
     with pytest.raises(Interrupted) as e3:
         lift(src, "hot_mixste_h36m_243", tmp_path / "whole", **kw)
     whole = tmp_path / "whole" / "two_3d.json"
     assert str(e3.value) == (f"interrupted by SIGINT after the 3D of all 2 track(s) was written to {whole}; the 3D "
                              "video was not drawn")
     assert json.loads(whole.read_text())["complete"] is True and not (tmp_path / "whole" / "two_3d.mp4").exists()
-    monkeypatch.setattr(api, "_write_json", write)
+    monkeypatch.setattr(fileio, "atomic_write_json", write)
 
     def first_interrupted(*a, **k):
         raise KeyboardInterrupt

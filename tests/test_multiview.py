@@ -11,6 +11,7 @@ import pickle
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -425,6 +426,8 @@ def test_multiview_loss_and_evaluation_on_a_dataset_sample(tmp_path: Path) -> No
     assert model.training  # evaluation hands the model back in training mode (the trainer relies on it)
 
     class Oracle(torch.nn.Module):  # returns the ground-truth targets: decoding + JDR + triangulation must agree
+        cfg = SimpleNamespace(ray_pe=False)  # what the evaluation reads of a model: no ray input
+
         def forward(self, images: torch.Tensor, rays: torch.Tensor | None = None) -> torch.Tensor:
             return batch["heatmaps"]
 

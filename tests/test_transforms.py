@@ -19,6 +19,7 @@ from posetokens.data.transforms import (
     random_flip,
     warp_crop,
 )
+from posetokens.protocols import get_protocol
 
 OUT = (192, 256)
 
@@ -132,7 +133,7 @@ def test_random_bbox_transform_ranges():
         assert np.all(np.abs(c - c0) <= 0.16 * s0 + 1e-9)
     assert max(abs(x) for x in rots) <= 80 and 0.2 < np.mean(np.array(rots) != 0) < 0.9
     assert 0.5 <= min(ratios) and max(ratios) <= 1.5
-    cfg = TopdownAugConfig.tokenpose_coco()
+    cfg = get_protocol("tokenpose").aug  # the official recipe's draws (clipped normals)
     for _ in range(100):
         _, s, r = random_bbox_transform(c0, s0, rng, cfg.shift_factor, cfg.shift_prob, cfg.scale_range,
                                         cfg.scale_std, cfg.scale_prob, cfg.rotate_limit, cfg.rotate_std,

@@ -173,7 +173,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         try:
             metrics = evaluate_keypoints(args.gt, args.pred, meta, rule)
         except ValueError as e:  # the library's hint names its argument; here it is a flag
-            raise ValueError(str(e).replace("pass nms_area='keypoints'", "give --nms-area keypoints")) from None
+            raise ValueError(str(e).replace("pass nms_area='keypoints'", "give --nms-area keypoints").replace(
+                "rescore_thr=None and nms_thr=None", "--no-rescore --nms-thr none")) from None
     if args.dataset == "mpii":
         print("posetokens: note: this is an OKS AP with MPII's sigmas; MPII's reported metric is PCKh@0.5, which "
               "`posetokens test` computes with data.mpii_headboxes", file=sys.stderr)

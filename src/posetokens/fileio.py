@@ -22,14 +22,15 @@ PathLike = str | os.PathLike
 
 
 def read_json(path: PathLike, what: str = "annotation") -> Any:
-    """Load a json file; a missing file gives ``FileNotFoundError``, bad JSON a ``ValueError`` naming it."""
+    """Load a json file (a UTF-8 byte-order mark, as Windows tools write, is read past); a missing file gives
+    ``FileNotFoundError``, bad JSON a ``ValueError`` naming it."""
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"{what} file {p} is a folder; expected a .json file")
     if not p.is_file():
         raise FileNotFoundError(f"{what} file not found: {p}")
     try:
-        with open(p, encoding="utf-8") as f:
+        with open(p, encoding="utf-8-sig") as f:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(f"{p}: malformed JSON ({e})") from e

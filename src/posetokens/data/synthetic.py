@@ -36,6 +36,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from posetokens.data.metainfo import COCO
+from posetokens.data.metainfo.coco import COCO_KEYPOINT_NAMES
 from posetokens.fileio import check_fixed_outputs
 from posetokens.runtime import int_at_least
 
@@ -57,31 +59,8 @@ __all__ = [
     "main",
 ]
 
-COCO_KEYPOINT_NAMES: tuple[str, ...] = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
-
-#: The standard (1-based) COCO person skeleton.
-COCO_SKELETON: list[list[int]] = [
-    [16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8],
-    [7, 9], [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7],
-]  # fmt: skip
+#: The standard (1-based) COCO person skeleton, as COCO's categories write it (the metainfo's links + 1).
+COCO_SKELETON: list[list[int]] = [[a + 1, b + 1] for a, b in COCO.skeleton]
 
 COCO_CATEGORY: dict[str, Any] = {
     "id": 1,
@@ -489,6 +468,7 @@ _TROUSERS = np.array([[110, 60, 30], [140, 90, 50], [40, 40, 40], [110, 140, 160
 
 
 def _mix(c: np.ndarray, target: float | np.ndarray, a: float) -> np.ndarray:
+    """Colour ``c`` moved a fraction ``a`` of the way to ``target`` (BGR floats)."""
     return c * (1.0 - a) + np.asarray(target, dtype=np.float64) * a
 
 
@@ -498,6 +478,7 @@ def _col(c: np.ndarray) -> tuple[float, float, float]:
 
 
 def _hsv_colour(rng: np.random.Generator, s: tuple[float, float], v: tuple[float, float]) -> np.ndarray:
+    """A random BGR colour (floats) of any hue, saturation in ``s`` and value in ``v`` (OpenCV's 0-255 HSV)."""
     hsv = np.array([[[rng.uniform(0, 180), rng.uniform(*s), rng.uniform(*v)]]], dtype=np.uint8)
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float64)
 

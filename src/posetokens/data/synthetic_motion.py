@@ -92,6 +92,7 @@ _PARAMS: tuple[str, ...] = (
 
 
 def _limit_of(param: str) -> tuple[float, float]:
+    """The joint limits (radians) of a pose parameter; ``_l``/``_r`` sides share their joint's."""
     return JOINT_LIMITS[param[:-2] if param[-2:] in ("_r", "_l") else param]
 
 
@@ -200,6 +201,7 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 
 
 def _soft_clip(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``x`` squashed smoothly into ``(lo, hi)`` (a tanh about the middle: near-linear there, never past a limit)."""
     mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
     return mid + half * np.tanh((x - mid) / half)
 

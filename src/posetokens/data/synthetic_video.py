@@ -101,6 +101,7 @@ class SyntheticClip:
 
     @property
     def frames(self) -> int:
+        """The clip's frame count."""
         return int(self.keypoints_2d.shape[0])
 
     def crossings(self) -> int:

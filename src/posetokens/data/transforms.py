@@ -21,7 +21,6 @@ draws one instance's values (:class:`AugDraws`) in that order; :class:`TopdownPi
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -417,7 +416,7 @@ def random_bbox_transform(
     Defaults are MMPose's (shift 0.16 @ 0.3, scale 0.5-1.5, rotation +-80 @ 0.6).
     TokenPose/HRNet (clipped rather than truncated normals) corresponds to
     ``shift_prob=0, scale_range=(0.65, 1.35), scale_std=0.35, rotate_limit=90,
-    rotate_std=45`` (see :meth:`TopdownAugConfig.tokenpose_coco`).
+    rotate_std=45`` (the ``tokenpose`` protocol's ``aug``, :mod:`posetokens.protocols`).
 
     Returns:
         ``(center, scale, rotation_degrees)``.
@@ -498,24 +497,12 @@ class TopdownAugConfig:
     rotate_prob: float = 0.6
 
     @classmethod
-    def tokenpose_coco(cls) -> "TopdownAugConfig":
-        """TokenPose/PPT/GTPT COCO recipe (HRNet pipeline)."""
-        return cls(half_body_upper_prob=0.6915, shift_prob=0.0, scale_range=(0.65, 1.35),
-                   scale_std=0.35, rotate_limit=90.0, rotate_std=45.0, rotate_prob=0.6)
-
-    @classmethod
     def synthetic(cls) -> "TopdownAugConfig":
         """The synthetic people (quickstart): no flip (their left/right cues would contradict mirrored labels),
         no half body, no rotation (it slows a few-epoch run down); a small shift and scale, so the model
         tolerates detected boxes."""
         return cls(flip_prob=0.0, half_body_prob=0.0, shift_factor=0.05, shift_prob=1.0, scale_range=(0.85, 1.15),
                    scale_std=0.1, rotate_prob=0.0)
-
-    @classmethod
-    def tokenpose_mpii(cls) -> "TopdownAugConfig":
-        """TokenPose MPII recipe: rotation 30, scale 0.25, no half-body."""
-        return dataclasses.replace(cls.tokenpose_coco(), half_body_prob=0.0, scale_range=(0.75, 1.25),
-                                   scale_std=0.25, rotate_limit=60.0, rotate_std=30.0)
 
 
 AUG_ORDERS = ("mmpose", "hrnet", "mmpose0")

@@ -52,7 +52,7 @@ def evaluate_multiview(
 def _model_inputs(model: nn.Module, batch: dict[str, Any], device: torch.device) -> tuple[Tensor, ...]:
     """(images,) or (images, rays): rays only for a model with the 3D ray encoding (``ray_pe``)."""
     images = batch["images"].to(device, non_blocking=True)
-    if getattr(model, "pos_3d", None) is None:
+    if not model.cfg.ray_pe:
         return (images,)
     return images, batch["rays"].to(device, non_blocking=True)
 

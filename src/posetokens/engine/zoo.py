@@ -24,7 +24,7 @@ def model_figures(name: str) -> dict[str, Any]:
         "gmacs": round(true_macs(model, model.dummy_inputs(1)) / 1e9, 6),  # a second rounding (9.0645 -> 9.065
         "paper_gflops": round(paper_gflops(model, family.paper_counter), 6),  # for TokenPose-L/D6's 9.06446)
     }
-    views = getattr(model, "num_views", None)
+    views = model.cfg.num_views if model.task == "multiview" else None
     if views:  # multi-view models: gmacs / paper_gflops above are for one sample of all views together
         out |= {
             "num_views": views,

@@ -145,13 +145,21 @@ def oks_matrix(
             f"oks_matrix: expected keypoints (N, K, 3), areas (N,), sigmas (K,); got {k.shape}, "
             f"{ar.shape}, {sig.shape}"
         )
-    d2 = ((k[:, None, :, :2] - k[None, :, :, :2]) ** 2).sum(-1)  # (N, N, K)
-    scale = (ar[:, None] + ar[None, :]) / 2.0 + _EPS
+    every = np.arange(len(k))
+    return _oks_block(k, ar, sig, every, every, vis_thr)
+
+
+def _oks_block(k: np.ndarray, ar: np.ndarray, sig: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+               vis_thr: float | None) -> np.ndarray:
+    """The ``(rows, cols)`` block of :func:`oks_matrix` (checked arrays): OKS-NMS takes one row at a time, so its
+    memory grows with N x K, not N x N x K (42,000 duplicates on one image took 23 GB)."""
+    a, b = k[rows], k[cols]
+    d2 = ((a[:, None, :, :2] - b[None, :, :, :2]) ** 2).sum(-1)  # (R, C, K)
+    scale = (ar[rows][:, None] + ar[cols][None, :]) / 2.0 + _EPS
     e = d2 / ((2.0 * sig) ** 2) / scale[..., None] / 2.0
     if vis_thr is None:
         return np.exp(-e).mean(-1)
-    vis = k[..., 2] > vis_thr
-    mask = vis[:, None, :] & vis[None, :, :]
+    mask = (a[..., 2] > vis_thr)[:, None, :] & (b[..., 2] > vis_thr)[None, :, :]
     n = mask.sum(-1)
     return np.where(n > 0, (np.exp(-e) * mask).sum(-1) / np.maximum(n, 1), 0.0)
 
@@ -182,15 +190,20 @@ def oks_nms_arrays(
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if s.size == 0:
         return np.zeros(0, dtype=np.int64)
-    oks = oks_matrix(keypoints, areas, sigmas, vis_thr)
+    k = np.asarray(keypoints, dtype=np.float64)
+    ar = np.asarray(areas, dtype=np.float64).reshape(-1)
+    sig = np.asarray(sigmas, dtype=np.float64)
+    if k.ndim != 3 or k.shape[-1] < 3 or k.shape[1] != sig.shape[0] \
+            or len({k.shape[0], ar.shape[0], s.shape[0]}) != 1:
+        raise ValueError(f"oks_nms_arrays: expected keypoints (N, K, 3), scores (N,), areas (N,), sigmas (K,); got "
+                         f"{k.shape}, {s.shape}, {ar.shape}, {sig.shape}")
     order = np.argsort(s)[::-1]  # the official order, ties included (do not make this stable)
-    suppressed = np.zeros(s.size, dtype=bool)
     keep: list[int] = []
-    for i in order:
-        if suppressed[i]:
-            continue
+    while order.size:  # the official loop: the first kept suppresses the rest above thr, one OKS row at a time
+        i = order[0]
         keep.append(int(i))
-        suppressed |= oks[i] > thr
+        rest = order[1:]
+        order = rest[_oks_block(k, ar, sig, order[:1], rest, vis_thr)[0] <= thr]
     return np.asarray(keep, dtype=np.int64)
 
 
@@ -253,7 +266,8 @@ def nms_areas(
             raise ValueError(
                 f"{label}: field 'area' is {got}; OKS-NMS with nms_area='box' (the official rule) takes each "
                 "result's padded-box area prod(scale) from 'area' (to_coco_results(areas=...)); pass "
-                "nms_area='keypoints' to use the keypoint extent instead"
+                "nms_area='keypoints' to use the keypoint extent instead, or, for results already rescored and "
+                "NMS'd (what the official code writes), rescore_thr=None and nms_thr=None to score them as they are"
             )
         out[i] = float(a)
     return out

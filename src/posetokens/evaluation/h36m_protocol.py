@@ -41,14 +41,13 @@ from typing import Any
 
 import numpy as np
 
-from posetokens.data.h36m import H36M_CAMERA_RESOLUTION, flip_keypoints, split_clips
+from posetokens.codecs.utils import flip_indices_from_pairs as pair_flip_indices
+from posetokens.data.h36m import H36M_ACTIONS, H36M_CAMERA_RESOLUTION, flip_keypoints, split_clips
 from posetokens.evaluation.pose3d import mpjpe, p_mpjpe
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "H36M_JOINTS_LEFT",
-    "H36M_JOINTS_RIGHT",
     "HOT_ACTIONS",
     "MOTIONBERT_BLOCK_LIST",
     "H36MProtocolResult",
@@ -67,29 +66,19 @@ __all__ = [
     "zero_root",
 ]
 
-#: The left / right joints HoT's test and MotionBERT's ``flip_data`` swap (H36M-17 order).
-H36M_JOINTS_LEFT: tuple[int, ...] = (4, 5, 6, 11, 12, 13)
-H36M_JOINTS_RIGHT: tuple[int, ...] = (1, 2, 3, 14, 15, 16)
-#: HoT's ``define_actions('*')``: the 15 classes its overall P1/P2 averages over.
-HOT_ACTIONS: tuple[str, ...] = (
-    "Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing", "Purchases",
-    "Sitting", "SittingDown", "Smoking", "Waiting", "WalkDog", "Walking", "WalkTogether",
-)
+#: HoT's ``define_actions('*')``: the 15 classes its overall P1/P2 averages over (Human3.6M's, in its order).
+HOT_ACTIONS: tuple[str, ...] = H36M_ACTIONS
 #: MotionBERT's ``evaluate`` skips every clip of these videos (``source[:-6]``, all cameras).
 MOTIONBERT_BLOCK_LIST: tuple[str, ...] = ("s_09_act_05_subact_02", "s_09_act_10_subact_02", "s_09_act_13_subact_01")
 
 
 # ================================================================================ flip merge
 def flip_indices_from_pairs(left: Sequence[int], right: Sequence[int], num_joints: int = 17) -> list[int]:
-    """The joint permutation that swaps ``left[i]`` with ``right[i]`` (the official ``joints_left/right``)."""
+    """The joint permutation that swaps ``left[i]`` with ``right[i]`` (the official ``joints_left/right``):
+    :func:`posetokens.codecs.utils.flip_indices_from_pairs` of the pairs they make."""
     if len(left) != len(right):
         raise ValueError(f"joints_left has {len(left)} entries but joints_right has {len(right)}")
-    idx = list(range(int(num_joints)))
-    for a, b in zip(left, right):
-        if not (0 <= a < num_joints and 0 <= b < num_joints):
-            raise ValueError(f"flip pair ({a}, {b}) is outside 0..{num_joints - 1}")
-        idx[a], idx[b] = b, a
-    return idx
+    return pair_flip_indices(list(zip(left, right)), num_joints)
 
 
 def zero_root(x: Any, root: int | None = 0) -> Any:

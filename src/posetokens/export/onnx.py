@@ -64,7 +64,7 @@ def io_names(model: nn.Module) -> tuple[list[str], list[str]]:
     """Input and output names of the exported graph of ``model`` (see the module table)."""
     n_in = len(model.dummy_inputs(1))
     if model.task == "lifting":
-        outs = ["keypoints_3d", "kept_frames"] if model.is_seq2frame and getattr(model.cfg.prune, "active", False) else ["keypoints_3d"]
+        outs = ["keypoints_3d", "kept_frames"] if model.is_seq2frame and model.prunes else ["keypoints_3d"]
         return ["keypoints_2d"], outs
     if model.task == "tokenizer":
         return ["joints", "images"][:n_in], ["joints_out", "token_indices"]

@@ -1534,10 +1534,6 @@ def check_out_beside_input(path: Path, out: str | Path, names: Sequence[str]) ->
                          f"folder; choose another {option('out_dir')}")
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_json(path, obj)
-
-
 def write_image(path: str | Path, image: np.ndarray) -> Path:
     """Encode ``image`` (BGR) by the file extension and write it atomically (temporary file, then rename)."""
     p = Path(path)

@@ -317,6 +317,7 @@ class FilterConfig:
 
     @property
     def is_off(self) -> bool:
+        """Whether this filter leaves keypoints as they are (``off``)."""
         return self.name == "off"
 
 

@@ -413,13 +413,13 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     max_panels = check_count(max_panels, option("max_panels"))
     flip_test = check_flag(flip_test, "flip_test")  # used after the 2D pass: checked before it
     from posetokens.checkpoint import load_trained
-    from posetokens.fileio import check_no_overwrite, check_output_kinds, require_file, writable_dir
+    from posetokens.fileio import (atomic_write_json, check_no_overwrite, check_output_kinds, require_file,
+                                   writable_dir)
     from posetokens.inference.api import (
         IMAGE_EXTENSIONS,
         InputSource,
         NotTopDownError,
         PoseEstimator,
-        _write_json,
         check_out_beside_input,
         is_stream,
         load_results,
@@ -590,7 +590,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         for tid, tr in tracks.items():
             for t, i in tr.items():
                 records[t]["instances"][i]["track_id"] = tid
-        _write_json(Path(files[0]), list(records))
+        atomic_write_json(Path(files[0]), list(records))
     per_track: dict[int, dict[str, Any]] = {}
     stopped: KeyboardInterrupt | None = None  # an interrupt while lifting: the finished tracks are still written
     with interruptible():
@@ -676,7 +676,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         }
         try:
             with signals_deferred():  # a Ctrl-C waits for the file
-                _write_json(out / f"{stem}_3d.json", payload)
+                atomic_write_json(out / f"{stem}_3d.json", payload)
         except KeyboardInterrupt as e:  # only a complete run gets here (after an interrupt the outer block drops it)
             signum = getattr(e, "signum", signal.SIGINT)
             left = "; the 3D video was not drawn" if draw else ""

@@ -263,8 +263,7 @@ def check_model_choice(model: nn.Module | None, choice: Choice, *, show_tokens: 
         return
     if show_tokens:
         raise ValueError(f"{choice}: {_no_tokens()}")
-    if flip_test and model is not None and getattr(model, "task", None) == "lifting" and \
-            getattr(getattr(model.cfg, "prune", None), "active", False):
+    if flip_test and model is not None and getattr(model, "task", None) == "lifting" and model.prunes:
         raise ValueError(_no_given_frames())
 
 
@@ -757,7 +756,7 @@ class OrtSession:
         self.shapes = [tuple(d if isinstance(d, int) else None for d in i.shape) for i in session.get_inputs()]
         self.task = model.task
         self.output_kind = getattr(model, "output_kind", None)
-        self.prunes = bool(getattr(getattr(model.cfg, "prune", None), "active", False))
+        self.prunes = bool(getattr(model, "prunes", False))  # a pruned lifter's kept frames (forward_frames)
 
     def _call(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
         for name, t, shape in zip(self.inputs, inputs, self.shapes):

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from posetokens.data.metainfo import PoseMetaInfo, get_metainfo
+from posetokens.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "TRACK_COLOURS",
@@ -112,8 +113,8 @@ def _check_order(channel_order: str) -> None:
         raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
 
 
-def denormalize_image(chw: np.ndarray, mean: Sequence[float] = (123.675, 116.28, 103.53),
-                      std: Sequence[float] = (58.395, 57.12, 57.375)) -> np.ndarray:
+def denormalize_image(chw: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN,
+                      std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
     """A model input (3, H, W), normalised with ImageNet statistics, back to an (H, W, 3) uint8 image
     in the same channel order (RGB for the library's pipeline)."""
     x = np.asarray(chw, np.float32).transpose(1, 2, 0) * np.asarray(std, np.float32) + np.asarray(mean, np.float32)

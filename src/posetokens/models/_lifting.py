@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from torch import Tensor
 
@@ -45,3 +45,12 @@ def check_clip(x: Tensor, num_frames: int, num_joints: int, in_channels: int, na
         )
     if f < 1:
         raise ValueError(f"{name} got an empty clip {got}")
+
+
+def _frame_prunes(self: Any) -> bool:
+    """Whether the lifter prunes frame tokens (HoT, TPC): its ``cfg.prune`` is active."""
+    return bool(self.cfg.prune.active)
+
+
+#: Every lifter's ``prunes`` (declared, so callers read it rather than probe the config).
+frame_prunes = property(_frame_prunes)

@@ -284,6 +284,7 @@ class GTPT(nn.Module):
             if gr.dense and list(gr.dense) != list(range(gr.dense[0], gr.dense[0] + len(gr.dense))):
                 raise ValueError(f"GTPTCfg: dense runs of group {gr.name} must be consecutive, got {gr.dense}")
         self._fixed_start, self._fixed_count = tuple(fixed_start), tuple(fixed_count)
+        self.register_buffer("_fixed_col", torch.tensor(fixed_count, dtype=torch.long)[:, None], persistent=False)
         # each group's keypoint queries of the group-block scores: its sparse tokens (padding first) and dense slots
         self._score_rows = tuple((s - len(gr.sparse), s + fixed_count[gi]) for gi, gr in enumerate(cfg.groups))
         self.register_buffer("_sparse_idx", torch.tensor(sparse), persistent=False)  # (G, S) body ids
@@ -297,13 +298,14 @@ class GTPT(nn.Module):
             for si, kp in enumerate(row):
                 if valid[gi][si]:
                     body_pos[kp] = (gi, si)
-        self._body_pos = [body_pos[j] for j in range(cfg.num_body)]
         dense_pos = []
         for r in cfg.dense_output_order:
             gi = next(i for i, gr in enumerate(cfg.groups) if r in gr.dense)
             off = run_start[r] - fixed_start[gi]
             dense_pos += [(gi, s + off + t) for t in range(cfg.dense_runs[r][1])]
-        self._dense_pos = dense_pos
+        # (K, 2) group and slot of each output keypoint, dataset order: index gi * slots + si at runtime
+        out_pos = [body_pos[j] for j in range(cfg.num_body)] + dense_pos
+        self.register_buffer("_out_pos", torch.tensor(out_pos, dtype=torch.long).reshape(-1, 2), persistent=False)
 
     # -- public API
     @property
@@ -456,7 +458,7 @@ class GTPT(nn.Module):
             # different count per group in COCO-WholeBody; only their logits against the group's own slots are made
             x, lg = blk.attend_grouped(x, s, self._key_valid, score_rows=self._score_rows if prune else ())
             if prune:
-                fc = torch.as_tensor(fixed, device=x.device)[:, None]
+                fc = self._fixed_col  # (G, 1) fixed slots of each group
                 img_key = torch.arange(m, device=x.device)[None] >= fc  # (G, M)
                 # (B, G, M): pooled over the heads and rows of each group
                 score = torch.stack([softmax_pool(r.flatten(1, 2), dim=1) for r in lg], dim=1)
@@ -473,8 +475,7 @@ class GTPT(nn.Module):
         # ---- outputs in dataset order
         ln = x.shape[2]
         flat = x.flatten(1, 2)
-        out_idx = [gi * ln + si for gi, si in self._body_pos] + [gi * ln + si for gi, si in self._dense_pos]
-        kp = flat[:, torch.as_tensor(out_idx, device=x.device)]
+        kp = flat[:, self._out_pos[:, 0] * ln + self._out_pos[:, 1]]
         return GTPTOutput(self.head_x(kp), self.head_y(kp), pruned)
 
 

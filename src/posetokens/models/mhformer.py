@@ -45,7 +45,7 @@ from posetokens.layers import (
     read_center_frame,
     stage_pos_embeds,
 )
-from posetokens.models._lifting import LiftOutput, check_clip
+from posetokens.models._lifting import LiftOutput, check_clip, frame_prunes
 from posetokens.layers.checks import require_positive
 from posetokens.registry import Family, PaperRow, register_family, register_model
 
@@ -247,6 +247,7 @@ class MHFormer(nn.Module):
 
     is_seq2frame = True
     task = "lifting"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
+    prunes = frame_prunes  # whether frame tokens are pruned (HoT, TPC): cfg.prune.active
     auto_precision = "bf16-gemm"  # what --precision auto runs where the CPU's bfloat16 GEMMs pay (docs/speed.md)
     train_loss = "mpjpe"  # the recipe's loss (posetokens.engine.lifting): MPJPE of the frames it outputs
 

@@ -40,7 +40,7 @@ from posetokens.layers import (
     recover_by_interpolation,
     stage_pos_embeds,
 )
-from posetokens.models._lifting import LiftOutput, check_clip
+from posetokens.models._lifting import LiftOutput, check_clip, frame_prunes
 from posetokens.registry import Family, PaperRow, register_family, register_model
 
 
@@ -116,6 +116,7 @@ class MixSTE(nn.Module):
     """MixSTE, and HoT / TPC with MixSTE when ``cfg.prune`` is active (see the module doc)."""
 
     task = "lifting"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
+    prunes = frame_prunes  # whether frame tokens are pruned (HoT, TPC): cfg.prune.active
     auto_precision = "bf16-gemm"  # what --precision auto runs where the CPU's bfloat16 GEMMs pay (docs/speed.md)
     train_loss = "hot"  # the recipe's loss (posetokens.engine.lifting): weighted MPJPE + 0.5 TC + 2 MPJVE
 

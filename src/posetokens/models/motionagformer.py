@@ -48,7 +48,7 @@ from posetokens.layers import (
     recover_by_interpolation,
     stage_pos_embeds,
 )
-from posetokens.models._lifting import LiftOutput, check_clip
+from posetokens.models._lifting import LiftOutput, check_clip, frame_prunes
 from posetokens.layers.checks import require_positive
 from posetokens.registry import Family, PaperRow, register_family, register_model
 
@@ -303,6 +303,7 @@ class MotionAGFormer(nn.Module):
     """
 
     task = "lifting"  # what the trainer, test and inference do with it (posetokens.protocols: Protocol.task)
+    prunes = frame_prunes  # whether frame tokens are pruned (HoT, TPC): cfg.prune.active
     auto_precision = "bf16-gemm"  # what --precision auto runs where the CPU's bfloat16 GEMMs pay (docs/speed.md)
     train_loss = "motionbert"  # the recipe's loss (posetokens.engine.lifting): MPJPE + 0.5 N-MPJPE + 20 MPJVE
     is_seq2frame = False

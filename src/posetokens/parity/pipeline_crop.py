@@ -22,14 +22,13 @@ import cv2
 import numpy as np
 
 from posetokens.data.datasets.coco_style import imread_flags
-from posetokens.data.transforms import AugDraws
+from posetokens.data.transforms import PIXEL_STD, AugDraws
 from posetokens.parity import Comparison
 from posetokens.parity.pipeline import load_arrays, max_abs, mismatches, register_pipeline_handler, shared_path
 from posetokens.protocols import Protocol, get_protocol
 
 __all__ = ["crop_target_comparisons", "crop_target_outputs"]
 
-PIXEL_STD = 200.0  # the official scale unit
 
 # Tolerances, from the crop_target_* READMEs ("## Tolerance"):
 TOL_GEOMETRY = 1e-4  # "`center`/`scale`/`rotation`: 1e-4."

@@ -304,6 +304,7 @@ def category_ids(data: Mapping[str, Any], name: str) -> set[int] | None:
 
 
 def _require(d: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
+    """Refuse (one line naming ``where`` and the key) a JSON object that lacks one of ``keys``."""
     if not isinstance(d, Mapping):
         raise ValueError(f"{where}: expected a JSON object, got {type(d).__name__}")
     for k in keys:
@@ -312,6 +313,7 @@ def _require(d: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
 
 
 def _resolve_metainfo(metainfo: Any) -> Any:
+    """A dataset's metainfo from a name, a skeleton file or a :class:`PoseMetaInfo` (returned as given)."""
     if isinstance(metainfo, str):
         from posetokens.data.metainfo import get_metainfo
 

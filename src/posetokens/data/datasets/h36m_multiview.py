@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 from posetokens.codecs.heatmap import HeatmapCodec
 from posetokens.data.datasets.coco_style import load_image
 from posetokens.data.h36m import H36M_CAMERA_IDS, load_mmpose_cameras
-from posetokens.data.transforms import get_affine_transform, normalize_image, warp_crop
+from posetokens.data.transforms import PIXEL_STD, get_affine_transform, normalize_image, warp_crop
 from posetokens.geometry import intrinsic_matrix, patch_rays, projection_matrix
 from posetokens.runtime import UserKeyError
 
@@ -160,7 +160,7 @@ class MultiViewH36M(Dataset):
         if self.max_rows is not None:
             image = image[: self.max_rows]  # H36M frames of cameras 1 and 4 have 1002 rows (official: cut to 1000)
         center = np.asarray(rec["center"], np.float64).reshape(2)
-        scale = np.asarray(rec["scale"], np.float64).reshape(-1)[:2] * 200.0
+        scale = np.asarray(rec["scale"], np.float64).reshape(-1)[:2] * PIXEL_STD
         h, w = self.image_size
         crop, trans = warp_crop(image, center, scale, 0.0, (w, h))
         inv = get_affine_transform(center, scale, 0.0, (w, h), inv=True)

@@ -29,11 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from posetokens.data.transforms import PIXEL_STD
+
 from .coco_style import PathLike, TopDownDataset, _numeric, _require, _resolve_metainfo, read_json
 
 __all__ = ["MPII_PIXEL_STD", "MpiiDataset"]
 
-MPII_PIXEL_STD = 200.0
+MPII_PIXEL_STD = PIXEL_STD  # the official scale unit (scale = box size / 200)
 
 
 class MpiiDataset(TopDownDataset):
