@@ -132,6 +132,7 @@ class EchoLifter(nn.Module):
 
     task = "lifting"
     zoo_name = "echo"
+    prunes = False  # what a lifter declares: it keeps every frame
 
     def __init__(self, frames: int = 9) -> None:
         super().__init__()

@@ -477,6 +477,17 @@ def _col(c: np.ndarray) -> tuple[float, float, float]:
     return (b, g, r)
 
 
+def side_tone(c: np.ndarray, side: int) -> np.ndarray:
+    """A limb's colour with the people's left/right cue: left limbs (``side`` 0) lighter, right limbs darker."""
+    return _mix(c, 255.0, 0.16) if side == 0 else _mix(c, 0.0, 0.12)
+
+
+def stripe_for(c: np.ndarray) -> np.ndarray:
+    """The sleeve stripe drawn on ``c``: dark on a light colour, light on a dark one (BGR luminance 150)."""
+    lum = 0.114 * c[0] + 0.587 * c[1] + 0.299 * c[2]
+    return _mix(c, 0.0, 0.65) if lum > 150 else _mix(c, 255.0, 0.75)
+
+
 def _hsv_colour(rng: np.random.Generator, s: tuple[float, float], v: tuple[float, float]) -> np.ndarray:
     """A random BGR colour (floats) of any hue, saturation in ``s`` and value in ``v`` (OpenCV's 0-255 HSV)."""
     hsv = np.array([[[rng.uniform(0, 180), rng.uniform(*s), rng.uniform(*v)]]], dtype=np.uint8)
@@ -568,14 +579,6 @@ def _build_person(rng: np.random.Generator, height: float, pose: Pose | None = N
     long_sleeves = rng.random() < 0.5
     shorts = rng.random() < 0.25
     long_hair = rng.random() < 0.3
-
-    def side_tone(c: np.ndarray, side: int) -> np.ndarray:
-        # consistent left/right cue: left limbs lighter, right limbs darker
-        return _mix(c, 255.0, 0.16) if side == 0 else _mix(c, 0.0, 0.12)
-
-    def stripe_for(c: np.ndarray) -> np.ndarray:
-        lum = 0.114 * c[0] + 0.587 * c[1] + 0.299 * c[2]
-        return _mix(c, 0.0, 0.65) if lum > 150 else _mix(c, 255.0, 0.75)
 
     pelvis_depth = pts["pelvis"][2]
 

@@ -450,13 +450,6 @@ def _posed_person(joints: np.ndarray, look: _Look, focal: float, centre: np.ndar
     def shade(c: np.ndarray, depth: float) -> np.ndarray:
         return c * (1.0 - 0.3 * float(np.clip(-((depth - pelvis_depth) / S) / 0.15, 0.0, 1.0)))
 
-    def stripe_for(c: np.ndarray) -> np.ndarray:
-        lum = 0.114 * c[0] + 0.587 * c[1] + 0.299 * c[2]
-        return _syn._mix(c, 0.0, 0.65) if lum > 150 else _syn._mix(c, 255.0, 0.75)
-
-    def side_tone(c: np.ndarray, side: int) -> np.ndarray:
-        return _syn._mix(c, 255.0, 0.16) if side == 0 else _syn._mix(c, 0.0, 0.12)
-
     parts: list[Any] = []
 
     def capsule(pid: int, a: np.ndarray, e: np.ndarray, r: tuple[float, float], colour: np.ndarray, bias: float,
@@ -464,7 +457,8 @@ def _posed_person(joints: np.ndarray, look: _Look, focal: float, centre: np.ndar
         depth = 0.5 * (toward(a) + toward(e))
         c = shade(colour, depth)
         geom = (proj(a), proj(e), r[0] * S * focal / a[2], r[1] * S * focal / e[2])
-        parts.append(_syn._Part(depth + bias * S, pid, "capsule", geom, c, stripe_for(c) if stripe else None, watch))
+        parts.append(_syn._Part(depth + bias * S, pid, "capsule", geom, c, _syn.stripe_for(c) if stripe else None,
+                                watch))
 
     def hull(pid: int, rings: Sequence[tuple[np.ndarray, np.ndarray, float, float]], colour: np.ndarray,
              depth: float) -> None:
@@ -484,20 +478,21 @@ def _posed_person(joints: np.ndarray, look: _Look, focal: float, centre: np.ndar
     capsule(_syn.NECK, P[8], P[9], (b.neck_r, b.neck_r), _syn._mix(look.skin, 0.0, 0.08), 0.03)
     fwd_floor = _orthogonal(rp[:, 2], np.array([0.0, -1.0, 0.0]))
     for i, (sh, el, wr, hp, kn, an) in enumerate(((11, 12, 13, 4, 5, 6), (14, 15, 16, 1, 2, 3))):
-        sleeve = side_tone(look.shirt, i)
+        sleeve = _syn.side_tone(look.shirt, i)
         capsule(_syn.UARM_L + i, P[sh], P[el], b.upper_arm_r, sleeve, 0.045, stripe=i == 0)
-        capsule(_syn.FARM_L + i, P[el], P[wr], b.forearm_r, sleeve if look.long_sleeves else side_tone(look.skin, i),
-                0.05, stripe=i == 0 and look.long_sleeves, watch=i == 0)
+        forearm = sleeve if look.long_sleeves else _syn.side_tone(look.skin, i)
+        capsule(_syn.FARM_L + i, P[el], P[wr], b.forearm_r, forearm, 0.05, stripe=i == 0 and look.long_sleeves,
+                watch=i == 0)
         hand = P[wr] + _unit(P[wr] - P[el]) * b.hand * S
-        capsule(_syn.HAND_L + i, P[wr], hand, b.hand_r, side_tone(look.skin, i), 0.055)
-        leg = side_tone(look.trousers, i)
+        capsule(_syn.HAND_L + i, P[wr], hand, b.hand_r, _syn.side_tone(look.skin, i), 0.055)
+        leg = _syn.side_tone(look.trousers, i)
         capsule(_syn.THIGH_L + i, P[hp], P[kn], b.thigh_r, leg, -0.04, stripe=i == 0)
-        capsule(_syn.SHIN_L + i, P[kn], P[an], b.shin_r, side_tone(look.skin, i) if look.shorts else leg, -0.035,
+        capsule(_syn.SHIN_L + i, P[kn], P[an], b.shin_r, _syn.side_tone(look.skin, i) if look.shorts else leg, -0.035,
                 stripe=i == 0 and not look.shorts)
         down = _unit(P[an] - P[kn])
         toe = P[an] + 0.25 * b.shin_r[1] * S * down + b.foot * S * fwd_floor
         heel = P[an] + 0.6 * b.shin_r[1] * S * down - 0.2 * b.foot * S * fwd_floor
-        capsule(_syn.FOOT_L + i, heel, toe, b.foot_r, side_tone(look.shoes, i), -0.03)
+        capsule(_syn.FOOT_L + i, heel, toe, b.foot_r, _syn.side_tone(look.shoes, i), -0.03)
 
     # head: synthetic.py's ellipse and face, seen along the ray to the head (perspective)
     radii = np.array([b.head_rx, b.head_ry, b.head_rz]) * S

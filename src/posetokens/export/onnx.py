@@ -153,7 +153,7 @@ def input_spec(model: nn.Module) -> dict[str, Any]:
     if model.task == "lifting":
         return {"keypoints_2d": {"joints": "h36m (the metainfo's order)", "frames": int(model.cfg.num_frames),
                                  "pixels": "x / w * 2 - 1, y / w * 2 - h / w (w, h: the frame's width and height)",
-                                 "channels": int(getattr(model.cfg, "in_channels", 2)),
+                                 "channels": int(model.cfg.in_channels),
                                  "channel_3": "the 2D keypoint score (3-channel models)"},
                 "keypoints_3d": "metres in the camera's axes; posetokens sets joint 0 (pelvis) to 0 after the graph "
                                 "(root-relative), it does not subtract it"}

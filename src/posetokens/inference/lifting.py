@@ -256,7 +256,7 @@ def lift_sequence(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | 
             t, j = np.argwhere(~np.isfinite(sc))[0]  # must not pass or fail by the model it is made with
             raise ValueError(f"lift_sequence: scores[{t}, {j}] = {sc[t, j]} is not finite; expected finite scores "
                              "(a joint that was not found keeps a low score)")
-    if getattr(model.cfg, "in_channels", 2) == 3 and sc is not None:
+    if model.cfg.in_channels == 3 and sc is not None:
         x = np.concatenate((x, sc[..., None]), axis=-1)
     x = torch.from_numpy(x.astype(np.float32))  # a 3-channel model without scores gets ones (model_input)
     seq2frame = bool(model.is_seq2frame)

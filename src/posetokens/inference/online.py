@@ -87,7 +87,7 @@ class OnlineLifter:
         self.lookahead = int(lookahead)
         self.width, self.height = int(width), int(height)
         self.flip_test, self.device = check_flag(flip_test, "online lifting: flip_test"), device
-        self.channels = int(getattr(model.cfg, "in_channels", 2))
+        self.channels = int(model.cfg.in_channels)
         filter2d, filter3d = as_filter(filter2d, "filter2d"), as_filter(filter3d, "filter3d")  # names too
         self.f2d = filter2d.stream(fps, scale=self.width / 2) if filter2d is not None else None
         self.f3d = filter3d.stream(fps) if filter3d is not None else None

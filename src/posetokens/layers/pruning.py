@@ -713,6 +713,22 @@ def check_keep_index(
     return stages if staged else stages[0]
 
 
+def check_forced_frames(
+    cfg: FramePruneCfg, keep_index: Tensor | Sequence[Tensor] | None, noise: Tensor | None, batch: int, frames: int,
+    name: str, device: torch.device | str | None = None, sort: bool = True,
+) -> Tensor | tuple[Tensor, ...] | None:
+    """What every pruned lifter's forward checks of its ``keep_index`` and ``noise``, one line naming ``name``: a
+    ``keep_index`` needs an active pruning config and passes :func:`check_keep_index` (returned as it gives it);
+    ``noise`` holds one value per frame, (B, F)."""
+    if keep_index is not None:
+        if not cfg.active:
+            raise ValueError(f"{name}: keep_index given, but this config prunes no frames")
+        keep_index = check_keep_index(cfg, keep_index, batch, frames, name, device, sort)
+    if noise is not None and tuple(noise.shape) != (batch, frames):
+        raise ValueError(f"{name}: noise must have shape (B, F) = ({batch}, {frames}), got {tuple(noise.shape)}")
+    return keep_index
+
+
 def read_center_frame(out: Tensor, index: Tensor, center: int) -> Tensor:
     """The prediction for frame ``center`` from a seq2frame output over the kept frames.
 

@@ -38,7 +38,7 @@ from posetokens.layers import (
     CrossAttention,
     FramePruneCfg,
     Mlp,
-    check_keep_index,
+    check_forced_frames,
     drop_path,
     gather_tokens,
     prune_step,
@@ -91,6 +91,11 @@ class MHFormerCfg:
     def num_out_joints(self) -> int:
         """Joints regressed in 3D."""
         return self.out_joints or self.num_joints
+
+    @property
+    def in_channels(self) -> int:
+        """Channels per input joint: (x, y), always (the 2D scores are not an input of MHFormer)."""
+        return 2
 
     @property
     def uses_embed_norm(self) -> bool:
@@ -326,20 +331,13 @@ class MHFormer(nn.Module):
     # -- internals
     def _forward(self, x: Tensor, keep_index: Tensor | None, noise: Tensor | None, trace: bool) -> MHFormerTrace:
         cfg, p = self.cfg, self.cfg.prune
-        check_clip(x, cfg.num_frames, cfg.num_joints, 2, type(self).__name__, exact=True)
+        check_clip(x, cfg.num_frames, cfg.num_joints, cfg.in_channels, type(self).__name__, exact=True)
         b = x.shape[0]
-        if keep_index is not None:
-            if not p.active:
-                raise ValueError("MHFormer.forward: keep_index needs a pruning config (cfg.prune)")
-            # prune_step's forced frames are ascending; a single stage takes them in the caller's order
-            keep_index = check_keep_index(
-                p, keep_index, b, cfg.num_frames, "MHFormer.forward", x.device, sort=bool(p.extra_stages)
-            )
-        if noise is not None:
-            if p.strategy != "cluster":
-                raise ValueError(f"MHFormer.forward: noise is only used by the cluster strategy, not {p.strategy!r}")
-            if tuple(noise.shape) != (b, cfg.num_frames):
-                raise ValueError(f"MHFormer.forward: noise must be (B={b}, F={cfg.num_frames}), got {tuple(noise.shape)}")
+        if noise is not None and p.strategy != "cluster":
+            raise ValueError(f"MHFormer.forward: noise is only used by the cluster strategy, not {p.strategy!r}")
+        # prune_step's forced frames are ascending; a single stage takes them in the caller's order
+        keep_index = check_forced_frames(p, keep_index, noise, b, cfg.num_frames, "MHFormer.forward", x.device,
+                                         sort=bool(p.extra_stages))
         poses = x
         z = x.permute(0, 2, 3, 1).reshape(b, 2 * cfg.num_joints, cfg.num_frames)  # channel 2j + c
         hyps = []

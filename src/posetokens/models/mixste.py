@@ -34,7 +34,7 @@ from posetokens.layers import (
     Block,
     FramePruneCfg,
     TokenRecoveryAttention,
-    check_keep_index,
+    check_forced_frames,
     gather_tokens,
     prune_step,
     recover_by_interpolation,
@@ -206,12 +206,7 @@ class MixSTE(nn.Module):
         cfg, p = self.cfg, self.cfg.prune
         check_clip(x, cfg.num_frames, cfg.num_joints, cfg.in_channels, type(self).__name__, exact=p.active)
         b, f = x.shape[:2]
-        if keep_index is not None:
-            if not p.active:
-                raise ValueError(f"{type(self).__name__}: keep_index given, but this config prunes no frames")
-            keep_index = check_keep_index(p, keep_index, b, f, type(self).__name__, x.device)
-        if noise is not None and tuple(noise.shape) != (b, f):
-            raise ValueError(f"{type(self).__name__}: noise must have shape {(b, f)} (batch, frames), got {tuple(noise.shape)}")
+        keep_index = check_forced_frames(p, keep_index, noise, b, f, type(self).__name__, x.device)
         h = self.joint_embed(x) + self.spatial_pos_embed  # (B, F, J, C)
         index, received, tokens, kept = None, None, None, []
         stages = p.stages

@@ -41,7 +41,7 @@ from posetokens.layers import (
     FramePruneCfg,
     Mlp,
     TokenRecoveryAttention,
-    check_keep_index,
+    check_forced_frames,
     drop_path,
     gather_tokens,
     prune_step,
@@ -384,12 +384,7 @@ class MotionAGFormer(nn.Module):
         cfg, p = self.cfg, self.cfg.prune
         check_clip(x, cfg.num_frames, cfg.num_joints, cfg.in_channels, type(self).__name__, exact=True)
         b, f, j = x.shape[:3]
-        if keep_index is not None:
-            if not p.active:
-                raise ValueError(f"{type(self).__name__}: keep_index given, but this config prunes no frames")
-            keep_index = check_keep_index(p, keep_index, b, f, type(self).__name__, x.device)
-        if noise is not None and tuple(noise.shape) != (b, f):
-            raise ValueError(f"{type(self).__name__}: noise must have shape ({b}, {f}), got {tuple(noise.shape)}")
+        keep_index = check_forced_frames(p, keep_index, noise, b, f, type(self).__name__, x.device)
         h = self.joints_embed(x) + self.pos_embed
         index = tokens = None
         record: list[Tensor] | None = [] if trace else None

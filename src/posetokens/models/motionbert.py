@@ -33,7 +33,7 @@ from posetokens.layers import (
     FramePruneCfg,
     Mlp,
     TokenRecoveryAttention,
-    check_keep_index,
+    check_forced_frames,
     drop_path,
     gather_tokens,
     prune_step,
@@ -282,14 +282,9 @@ class DSTformer(nn.Module):
         cfg, p = self.cfg, self.cfg.prune
         check_clip(x, cfg.num_frames, cfg.num_joints, cfg.in_channels, type(self).__name__)
         b, f = x.shape[:2]
-        if keep_index is not None and not p.active:
-            raise ValueError(f"{type(self).__name__}: keep_index given, but this config prunes no frames")
         if p.active and f < p.keep:
             raise ValueError(f"{type(self).__name__}: a clip of {f} frames is shorter than the {p.keep} kept frames")
-        if keep_index is not None:
-            keep_index = check_keep_index(p, keep_index, b, f, type(self).__name__, x.device)
-        elif noise is not None and noise.shape != (b, f):
-            raise ValueError(f"{type(self).__name__}: noise must have shape ({b}, {f}), got {tuple(noise.shape)}")
+        keep_index = check_forced_frames(p, keep_index, noise, b, f, type(self).__name__, x.device)
         h = self.joints_embed(x) + self.pos_embed[:, None]
         h = h + self.temp_embed[:, :f]
         stages = p.stages

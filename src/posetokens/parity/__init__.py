@@ -9,7 +9,6 @@ runs the inputs in eval mode and compares every saved output. A pipeline fixture
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import torch
 from torch import Tensor
 
 from posetokens.checkpoint import load_file
+from posetokens.fileio import read_json
 from posetokens.runtime import UserKeyError
 
 
@@ -155,10 +155,7 @@ def _read_fixture(folder: Path) -> tuple[dict, dict, dict]:
     for name in ("config.json", "checkpoint.pth", "inputs.pt", "outputs.pt"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"parity fixture {folder}: missing {name}")
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{folder / 'config.json'}: malformed JSON ({e})") from e
+    config = read_json(folder / "config.json", "parity fixture config")
     if not isinstance(config, dict):
         raise ValueError(f"{folder / 'config.json'}: expected a JSON object (the fixture's settings), got "
                          f"{type(config).__name__}")
@@ -191,7 +188,7 @@ def has_handler(folder: str | Path) -> bool:
         return True
     if not (folder / "config.json").is_file():
         return False
-    config = json.loads((folder / "config.json").read_text())
+    config = read_json(folder / "config.json", "parity fixture config")
     return any(matches(config) for matches, _ in _HANDLERS)
 
 

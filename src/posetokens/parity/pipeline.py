@@ -10,7 +10,6 @@ settings and seeds are read from the fixture, never from the folder name. Data t
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from posetokens.fileio import read_json
 from posetokens.parity import Comparison
 
 PipelineHandler = Callable[[Path, dict[str, Any]], list[Comparison]]
@@ -54,10 +54,7 @@ def load_json(path: Path) -> Any:
     """A fixture's JSON file, with an error that names it."""
     if not path.is_file():
         raise FileNotFoundError(f"pipeline fixture: missing {path}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: malformed JSON ({e})") from e
+    return read_json(path, "pipeline fixture")
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:

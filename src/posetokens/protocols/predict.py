@@ -78,7 +78,7 @@ def _float(out: Any) -> Any:
 def model_input(model: nn.Module, x2d: Tensor) -> Tensor:
     """Width-normalised 2D (B, F, J, 2) to the model's input: a confidence channel of 1 for 3-channel
     models (MotionBERT) when the 2D has none."""
-    if getattr(model.cfg, "in_channels", 2) == 3 and x2d.shape[-1] == 2:
+    if model.cfg.in_channels == 3 and x2d.shape[-1] == 2:
         x2d = torch.cat((x2d, torch.ones_like(x2d[..., :1])), dim=-1)
     return x2d
 
