@@ -106,8 +106,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "lift-2d-keypoints-checked-late", "lift refuses a 2D zoo model of another keypoint set before any model is "
         "built or says it has random weights",
         "src/posetokens/inference/lifting.py",
-        (("        if k is not None and int((pose2d_overrides or {}).get(\"num_keypoints\", k)) != 17:\n",
-          "        if False:\n"),),
+        (("        if k is not None and k != 17:\n", "        if False:\n"),),
         ("tests/test_errors_inference.py::test_bad_input[lift-whole-body-2d-random-weights]",),
     ),
     Mutant(
@@ -125,6 +124,14 @@ MUTANTS: tuple[Mutant, ...] = (
         (("        order = rest[_oks_block(k, ar, sig, order[:1], rest, vis_thr)[0] <= thr]\n",
           "        order = rest[oks_matrix(k, ar, sig, vis_thr)[i][rest] <= thr]\n"),),
         ("tests/test_coco_eval.py::test_oks_nms_memory_grows_with_one_row",),
+    ),
+    Mutant(
+        "other-category-trained", "annotations of a category that lists no keypoints (a 'dog') are a counted skip, "
+        "not people to train on",
+        "src/posetokens/data/datasets/coco_style.py",
+        (("            if self._keypoint_categories is not None and int(cat) not in self._keypoint_categories:\n",
+          "            if False:\n"),),
+        ("tests/test_datasets.py::test_annotations_of_a_category_without_keypoints_are_no_people",),
     ),
     Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
@@ -1003,9 +1010,11 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "gt-checked-at-first-eval", "train and test check the ground truth as COCOeval reads it before any work",
         "src/posetokens/engine/trainer.py",
-        (("            check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend)\n",
+        (("            check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend,\n"
+          "                                    {PERSON_CATEGORY}, \"the model's predictions\")\n",
           "            pass\n"),
-         ("        check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend)\n"
+         ("        check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend,\n"
+          "                                {PERSON_CATEGORY}, \"the model's predictions\")\n"
           "    metrics", "        pass\n    metrics")),
         ("tests/test_errors_training.py::test_refused_or_reported[val-ann-negative-area]",
          "tests/test_errors_training.py::test_refused_or_reported[test-val-ann-negative-area]"),
@@ -1406,7 +1415,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "eval-averages-an-unpredicted-category", "a ground-truth category that no prediction names is refused",
         "src/posetokens/evaluation/coco.py",
-        (("    if preds and unpredicted:", "    if False:"),),
+        (("    if unpredicted:\n        raise ValueError(f\"{gt_name}: annotated people of categor",
+          "    if False:\n        raise ValueError(f\"{gt_name}: annotated people of categor"),),
         ("tests/test_coco_eval.py::test_a_ground_truth_category_without_predictions_is_refused",),
     ),
     Mutant(

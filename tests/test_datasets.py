@@ -171,6 +171,27 @@ def test_an_annotation_of_an_unlisted_image_is_a_counted_skip(tmp_path: Path) ->
     assert ds.skipped.get("image_not_listed") == 1 and len(ds) == len(whole) - 1
 
 
+def test_annotations_of_a_category_without_keypoints_are_no_people(tmp_path: Path) -> None:
+    """A json with a second category that lists no keypoints (a 'dog') and one person moved into it: the official
+    HRNet loader keeps only the person category; that annotation trained as a person without a word. It is a
+    counted skip; the ground-truth check a training runs before it starts refuses such a val set (COCOeval would
+    average its AP over both categories, the dog's 0) rather than after the first epoch."""
+    from posetokens.evaluation.coco import check_coco_ground_truth
+
+    whole = CocoStyleDataset(_write(tmp_path, _coco()), tmp_path, "coco")
+    data = _coco()
+    data["categories"].append({"id": 2, "name": "dog"})
+    moved = next(a for a in data["annotations"] if a["num_keypoints"] > 0)
+    moved["category_id"] = 2
+    path = _write(tmp_path, data, "dog.json")
+    ds = CocoStyleDataset(path, tmp_path, "coco")
+    assert ds.skipped.get("other_category") == 1 and len(ds) == len(whole) - 1
+    with pytest.raises(ValueError, match=r"dog\.json: annotated people of category \[2\] and no prediction of it in "
+                                         r"the model's predictions \(COCOeval averages"):
+        check_coco_ground_truth(path, "coco", predicted_categories={1}, source="the model's predictions")
+    check_coco_ground_truth(COCO_JSON, "coco", predicted_categories={1})  # a person file passes
+
+
 def test_wrong_metainfo_is_a_length_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"'keypoints' has 51 values, expected 42.*crowdpose"):
         CocoStyleDataset(COCO_JSON, tmp_path, "crowdpose")

@@ -622,6 +622,30 @@ def test_overwrite_from_the_old_runs_own_checkpoint_records_where_it_moved(tiny_
     assert [r["initial_weights"]["source"] for r in records if "initial_weights" in r] == [f"model.weights {moved}"]
 
 
+def test_a_weights_link_among_the_moved_files_is_recorded_by_its_file(tmp_path: Path) -> None:
+    """Where ``model.weights`` lies once an old run's files move to archive/ (found before they move): a run file
+    moves with them, given absolute or relative; a run file that is a relative link to a file outside moves as a
+    link (then dangling), so the recipe records the file it names; a file outside the run stays put."""
+    from posetokens.engine.trainer import _moved_with
+
+    run, ext = tmp_path / "run", tmp_path / "ext"
+    run.mkdir()
+    ext.mkdir()
+    (run / "last.pth").write_text("x")
+    (ext / "init.pth").write_text("y")
+    (run / "final.pth").symlink_to("../ext/init.pth")
+    dest, moved = run / "archive" / "t", ["last.pth", "final.pth", "tb"]
+    assert _moved_with(str(run / "last.pth"), run, moved, dest) == str(dest.resolve() / "last.pth")
+    assert _moved_with(str(run / "final.pth"), run, moved, dest) == str((ext / "init.pth").resolve())
+    assert _moved_with(str(ext / "init.pth"), run, moved, dest) is None
+    cwd = os.getcwd()
+    try:
+        os.chdir(run)
+        assert _moved_with("last.pth", Path("."), ["last.pth"], Path("archive/t")) == str(dest.resolve() / "last.pth")
+    finally:
+        os.chdir(cwd)
+
+
 def test_resume_refuses_another_global_batch(tiny_data: dict, tmp_path: Path) -> None:
     """A run saved by 2 DDP processes (one RNG state each) resumed by 1 would halve the global batch and stretch
     the schedule without a word: refused, unless --allow-config-change."""

@@ -178,12 +178,24 @@ def case_lift_video_into_its_own_folder_random_weights(a: Assets, d: Path) -> Ru
                not_in_output="random weights")  # refused before any model is built
 
 
+def case_infer_looped_video_into_its_own_folder(a: Assets, d: Path) -> Run:
+    """A video file read as a stream (--loop) into its own folder, without the overlay (which clashes with the
+    video itself): its json would replace the user's clip.json."""
+    clip = d / "in" / "clip.mp4"
+    clip.parent.mkdir(parents=True)
+    shutil.copy(a.clip, clip)
+    (d / "in" / "clip.json").write_text('{"mine": 1}')
+    return Run(["infer", str(clip), "--weights", str(a.w2d), "--loop", "2", "--no-draw", "--out", str(d / "in")], 2,
+               r"^posetokens infer: error: the output folder \S+/in holds the input clip\.mp4: its outputs "
+               r"\(clip\.json\) would overwrite", unchanged=[d / "in"])
+
+
 def case_lift_with_a_whole_body_2d_model_random_weights(a: Assets, d: Path) -> Run:
     """A 2D model of another keypoint set was built (its random-weights note said) before it was refused."""
     return Run(["lift", str(a.clip), "--weights", str(a.w3d), "--pose2d", "gtpt_t_wholebody_256x192",
                 "--out", str(d / "o")], 2,
                r"^posetokens lift: error: the 2D model gtpt_t_wholebody_256x192 must predict COCO-17 keypoints, it "
-               r"predicts 133$", absent=[d / "o" / "clip.json"], not_in_output="random weights")
+               r"predicts 133$", absent=[d / "o"], not_in_output="random weights")
 
 
 def case_infer_det_every_on_images_random_weights(a: Assets, d: Path) -> Run:
@@ -908,6 +920,7 @@ CASES: list[Any] = [
     pytest.param(case_infer_det_every_on_images_random_weights, id="infer-det-every-on-images-random-weights"),
     pytest.param(case_infer_image_into_its_own_folder, id="infer-image-into-its-own-folder"),
     pytest.param(case_lift_with_a_whole_body_2d_model_random_weights, id="lift-whole-body-2d-random-weights"),
+    pytest.param(case_infer_looped_video_into_its_own_folder, id="infer-looped-video-into-its-own-folder"),
     pytest.param(case_lift_video_into_its_own_folder_random_weights, id="lift-video-into-its-own-folder-random-weights"),
     pytest.param(case_infer_filter_on_images_random_weights, id="infer-filter-on-images-random-weights"),
     pytest.param(case_infer_savgol_on_a_video_random_weights, id="infer-savgol-on-a-video-random-weights"),

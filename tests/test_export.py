@@ -555,7 +555,11 @@ def test_export_records_the_skeleton_of_a_model_built_in_python(tmp_path: Path) 
                                          r"keypoints \(its own record\); leave metainfo out$"):
         export_onnx(None, tmp_path / "y.onnx", weights=tmp_path / "seven.pth", check=False,
                     metainfo=tmp_path / "other7.json")
-    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "y.onnx").exists()
+    lifter = posetokens.create_model("mixste_h36m_243", num_frames=9, depth=1, dim=16, heads=2, mlp_hidden=32)
+    with pytest.raises(ValueError, match=r"^export: metainfo 'coco' for mixste_h36m_243, a lifter: lifters take and "
+                                         r"give Human3\.6M's 17 joints \('h36m'\); leave metainfo out$"):
+        export_onnx(lifter, tmp_path / "z.onnx", check=False, metainfo="coco")
+    assert not any((tmp_path / n).exists() for n in ("x.onnx", "y.onnx", "z.onnx"))
 
 
 def test_export_refuses_a_bad_opset_before_building_and_names_its_name_argument(tmp_path: Path,

@@ -12,6 +12,7 @@ import logging
 import math
 import numbers
 import os
+import re
 import signal
 import sys
 import threading
@@ -204,7 +205,7 @@ def short_repr(value: Any, limit: int = 60) -> str:
     one-line message."""
     text = repr(value)
     if "\n" in text:  # a str's repr escapes its newlines: only containers' reprs (arrays, tensors) have them
-        text = " ".join(text.split())
+        text = re.sub(r"\n\s*", " ", text)
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 

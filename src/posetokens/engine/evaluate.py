@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from posetokens.codecs.base import BaseKeypointCodec
 from posetokens.data.metainfo import PoseMetaInfo
-from posetokens.evaluation.coco import evaluate_keypoints
+from posetokens.evaluation.coco import PERSON_CATEGORY, evaluate_keypoints
 from posetokens.protocols import EvalRule, Protocol
 from posetokens.protocols.predict import crop_to_image, evaluating, predict_outputs
 
@@ -43,8 +43,8 @@ def predict_coco(model: nn.Module, loader: DataLoader, codec: BaseKeypointCodec,
     pred = predict_keypoints(model, loader, codec, metainfo, protocol, device)
     flat = np.concatenate([pred["keypoints"], pred["scores"][..., None]], axis=2).reshape(len(pred["scores"]), -1)
     return [
-        {"image_id": int(i), "category_id": 1, "keypoints": k.tolist(), "score": float(s), "bbox_score": float(s),
-         "area": float(np.prod(sc)), "center": c.tolist(), "scale": sc.tolist()}
+        {"image_id": int(i), "category_id": PERSON_CATEGORY, "keypoints": k.tolist(), "score": float(s),
+         "bbox_score": float(s), "area": float(np.prod(sc)), "center": c.tolist(), "scale": sc.tolist()}
         for i, k, s, c, sc in zip(pred["img_id"], flat, pred["bbox_score"], pred["center"], pred["scale"])
     ]
 

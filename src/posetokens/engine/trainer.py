@@ -42,7 +42,7 @@ from posetokens.engine.multiview import build_multiview_set, evaluate_multiview,
 from posetokens.engine.losses import gtpt_loss, joints_mse, simcc_kl
 from posetokens.engine.pct import evaluate_tokenizer, pct_loss, tokenizer_val_samples
 from posetokens.engine.schedule import ema_decay_at, keep_ratio_at, lr_factor
-from posetokens.evaluation.coco import check_coco_ground_truth, write_coco_results
+from posetokens.evaluation.coco import PERSON_CATEGORY, check_coco_ground_truth, write_coco_results
 from posetokens.fileio import (FolderLock, archive_path, atomic_write_text, check_folder_path, check_no_overwrite,
                                lock_busy_message, lock_holder, read_json, require_file, same_file, writable_dir)
 from posetokens.protocols import Protocol
@@ -646,14 +646,20 @@ def check_work_dir(cfg: TrainCfg, resume: bool, overwrite: bool,
 
 
 def _moved_with(path: str | None, work_dir: Path, moved: list[str], dest: Path) -> str | None:
-    """Where ``path`` lies after the run files ``moved`` went from ``work_dir`` to ``dest`` (None: it did not move)."""
+    """Where the file ``path`` names will lie once the run files ``moved`` go from ``work_dir`` to ``dest`` (call it
+    before they move; None: it stays where it is). A symbolic link among them that points elsewhere moves, its
+    file does not: the file's own path is returned."""
     if path is None:
         return None
-    p = Path(path).resolve()
+    p = Path(path)
+    real, lexical = p.resolve(), p.parent.resolve() / p.name
+    work = work_dir.resolve()
     for name in moved:
-        src = (work_dir / name).resolve()
-        if p == src or src in p.parents:
-            return str(dest.resolve() / name / p.relative_to(src))
+        src = work / name  # the item as it moves (a link moves as a link)
+        if real == src or src in real.parents:
+            return str(dest.resolve() / name / real.relative_to(src))
+    if any(lexical == work / name or work / name in lexical.parents for name in moved):
+        return str(real)  # a link that moves, to a file that stays
     return None
 
 
@@ -684,13 +690,13 @@ def start_work_dir(cfg: TrainCfg, overwrite: bool, changes: list[tuple[str, Any,
     failed_start = not any((work_dir / name).exists() for name in CHECKPOINTS)
     if present and (overwrite or failed_start):
         dest = archive_path(work_dir)
+        moved = _moved_with(cfg.model.weights, work_dir, present, dest)  # found before the files move
         dest.mkdir()
         for name in present:
             os.replace(work_dir / name, dest / name)
-        moved = _moved_with(cfg.model.weights, work_dir, present, dest)
         if moved is not None:  # the recipe names the file where it now lies, not the new run's file of that name
-            logger.warning("model.weights %s was a file of the previous run: it moved with it, and this run's recipe "
-                           "records it as %s", cfg.model.weights, moved)
+            logger.warning("model.weights %s was among the previous run's files, which moved to %s: this run's "
+                           "recipe records the file as %s", cfg.model.weights, dest, moved)
             cfg.model.weights = moved
         if overwrite:
             logger.warning("--overwrite: moved the previous run's files (%s) to %s", ", ".join(present), dest)
@@ -776,7 +782,8 @@ def check_eval_inputs(model: nn.Module, cfg: TrainCfg, protocol: Protocol) -> No
             raise FileNotFoundError(f"image file not found: {missing} (data.val_img_dir {cfg.data.val_img_dir}, "
                                     f"listed in data.val_ann {cfg.data.val_ann}); an evaluation scores every image")
         if cfg.data.format != "mpii":  # scored by COCOeval: its checks of the ground truth, now
-            check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend)
+            check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend,
+                                    {PERSON_CATEGORY}, "the model's predictions")
 
 
 def evaluate_topdown(model: nn.Module, cfg: TrainCfg, protocol: Protocol, device: torch.device, out: Path) -> dict[str, float]:
@@ -832,7 +839,8 @@ def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str
     if model.task != "lifting":  # what the evaluation reads, named by its field, before any prediction (as train)
         _check_val_inputs(cfg, detections=model.task != "tokenizer")
     if writes and cfg.data.val_ann:  # the ground truth as COCOeval will read it, before the predictions
-        check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend)
+        check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend,
+                                {PERSON_CATEGORY}, "the model's predictions")
     metrics = evaluate_model(model, cfg, protocol, device, out_path)
     if writes:
         print(f"posetokens test: predictions written to {out_path}", file=sys.stderr)

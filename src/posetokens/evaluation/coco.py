@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 from .functional import NMS_AREA_MODES, nms_areas, oks_nms_arrays, rescore as _rescore
 
 __all__ = [
+    "PERSON_CATEGORY",
     "COCO_BACKENDS",
     "COCO_KEYPOINT_METRICS",
     "CROWDPOSE_METRICS",
@@ -74,6 +75,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: The category every prediction of ours carries (COCO's person): the ground truth's people must be of it.
+PERSON_CATEGORY = 1
 COCO_KEYPOINT_METRICS = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
 CROWDPOSE_METRICS = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "APE", "APM", "APH")
 _CROWD_SPLITS = (0.2, 0.8)  # xtcocotools get_type_result(first=0.2, second=0.8)
@@ -202,12 +205,15 @@ def _warn_pycocotools_quirks(data: Mapping[str, Any], name: str, iou_type: str) 
 
 
 def check_coco_ground_truth(gt: Any, metainfo: PoseMetaInfo | str | None = None,
-                            coco_backend: str = "pycocotools") -> None:
+                            coco_backend: str = "pycocotools", predicted_categories: set[int] | None = None,
+                            source: str = "the predictions") -> None:
     """Check a COCO-style ground truth (json path, COCO object or dict) as the evaluation will, before any work:
     ``ValueError`` naming the file, the annotation and the field. With ``metainfo`` (a COCO-style dataset other
     than COCO-WholeBody, whose parts are checked by its own evaluation) also each annotation's category, area and
     keypoint count, as :func:`evaluate_coco` checks them under that dataset's sigmas, and (``coco_backend``
-    pycocotools) what pycocotools reads in its own way, said once."""
+    pycocotools) what pycocotools reads in its own way, said once. With ``predicted_categories`` (what the
+    predictions, named ``source``, will carry: the model's person category), people annotated under another
+    category are refused, as :func:`evaluate_coco` refuses them (each would count as AP 0)."""
     from posetokens.data.metainfo import get_metainfo
 
     data, name = _load_gt(gt)
@@ -216,6 +222,19 @@ def check_coco_ground_truth(gt: Any, metainfo: PoseMetaInfo | str | None = None,
         _check_scored_annotations(data, name, len(mi.sigmas), mi.eval_use_area, mi.eval_iou_type == "keypoints_crowd")
         if coco_backend == "pycocotools":
             _warn_pycocotools_quirks(data, name, mi.eval_iou_type)
+    if predicted_categories is not None:
+        _check_predicted_categories(data, name, predicted_categories, source)
+
+
+def _check_predicted_categories(data: Mapping[str, Any], gt_name: str, predicted: set[int], source: str) -> None:
+    """COCOeval averages over every category with people: one that no prediction names counts as AP 0 (a person
+    file with a second category halved the AP without a word). ``ValueError`` naming them."""
+    unpredicted = sorted({int(a.get("category_id", 1)) for a in _scored_people(data)} - predicted)
+    if unpredicted:
+        raise ValueError(f"{gt_name}: annotated people of categor{'y' if len(unpredicted) == 1 else 'ies'} "
+                         f"{unpredicted} and no prediction of {'it' if len(unpredicted) == 1 else 'them'} in "
+                         f"{source} (COCOeval averages the AP over the categories, so each would count as 0); expected "
+                         "the ground truth of the predicted categories only")
 
 
 def warn_prediction_coverage(data: Mapping[str, Any], predictions: Sequence[Mapping[str, Any]],
@@ -617,15 +636,8 @@ def evaluate_coco(
         if not (is_whole(cat) and int(cat) in categories):
             raise ValueError(f"{source}: entry [{i}]: field 'category_id' = {cat!r} is not a category of the ground "
                              f"truth {gt_name} ({sorted(categories)})")
-    # COCOeval averages over every category with people: one that no prediction names counts as AP 0 (a person
-    # file with a second category halved the AP without a word)
-    unpredicted = sorted({int(a.get("category_id", 1)) for a in _scored_people(data)}
-                         - {int(r.get("category_id", 1)) for r in preds})
-    if preds and unpredicted:
-        raise ValueError(f"{gt_name}: annotated people of categor{'y' if len(unpredicted) == 1 else 'ies'} "
-                         f"{unpredicted} and no prediction of {'it' if len(unpredicted) == 1 else 'them'} in "
-                         f"{source} (COCOeval averages the AP over the categories, so each would count as 0); expected "
-                         "the ground truth of the predicted categories only")
+    if preds:
+        _check_predicted_categories(data, gt_name, {int(r.get("category_id", 1)) for r in preds}, source)
     warn_prediction_coverage(data, preds, source, gt_name)
     results = prepare_coco_results(preds, sig, rescore, rescore_thr, nms_thr, nms_vis_thr, nms_area, source)
     if coco_backend == "xtcocotools":  # xtcocotools COCOeval._prepare skips detections without a positive score

@@ -177,7 +177,8 @@ def oks_nms_arrays(
     Instances are visited in the official order ``np.argsort(scores)[::-1]`` (numpy's default sort,
     reversed: decreasing score, and tied scores not in input order, e.g. of two equal scores the later
     instance comes first); each kept instance suppresses every remaining instance whose OKS with it is
-    ``> thr`` (official ``oks_nms``).
+    ``> thr`` (official ``oks_nms``, which keeps those ``<= thr``: an OKS that is NaN, from NaN keypoints,
+    suppresses; ``evaluate`` refuses non-finite inputs before). Memory grows with N x K (one OKS row at a time).
 
     Args:
         keypoints: ``(N, K, 3)``; scores: ``(N,)``; areas: ``(N,)``; sigmas: ``(K,)``.

@@ -108,6 +108,9 @@ def _model(model: str | nn.Module | None, weights: str | Path | None, overrides:
             if stored is not None and list(stored.keypoint_names) != list(given.keypoint_names):
                 raise ValueError(f"export: metainfo {given.name!r} but the checkpoint's model predicts "
                                  f"{stored.name!r} keypoints (its own record); leave metainfo out")
+            if m.task == "lifting" and list(given.keypoint_names) != list(H36M.keypoint_names):
+                raise ValueError(f"export: metainfo {given.name!r} for {name}, a lifter: lifters take and give "
+                                 "Human3.6M's 17 joints ('h36m'); leave metainfo out")
             return given
         if stored is not None:
             return stored
@@ -120,16 +123,18 @@ def _model(model: str | nn.Module | None, weights: str | Path | None, overrides:
     if isinstance(model, nn.Module):
         if weights is not None or overrides:
             raise ValueError("export_onnx: weights and overrides apply to a zoo name, not to a built model")
-        note_if_random_weights(model, "the model")  # create_model's, without weights, unchanged since
         name = getattr(model, "zoo_name", None)
         if not name:
             if metainfo is not None:
                 raise ValueError("export: metainfo is recorded with a zoo model's description; this model has no "
                                  "zoo_name (build it with posetokens.create_model)")
+            note_if_random_weights(model, "the model")
             return model, {}
         # what it was built with (a 27-frame lifter said {}), and its keypoints (it said none)
-        return model, describe(name, config_overrides(name, model.cfg), get_protocol(default_protocol(name)),
-                               keypoints(model, name))
+        described = describe(name, config_overrides(name, model.cfg), get_protocol(default_protocol(name)),
+                             keypoints(model, name))
+        note_if_random_weights(model, "the model")  # create_model's, without weights, unchanged since: once accepted
+        return model, described
     if weights is not None:
         require_file(weights, "--weights")
         trained = load_trained(weights, model, overrides or None)
@@ -140,8 +145,9 @@ def _model(model: str | nn.Module | None, weights: str | Path | None, overrides:
     if model is None:
         raise ValueError("export: give a zoo model name, or weights of ours that name their model")
     m = create_model(model, **overrides)
-    note_if_random_weights(m, "the model")  # said once per model
-    return m, describe(model, overrides, get_protocol(default_protocol(model)), keypoints(m, model))
+    described = describe(model, overrides, get_protocol(default_protocol(model)), keypoints(m, model))
+    note_if_random_weights(m, "the model")  # said once per model, once the description is accepted
+    return m, described
 
 
 def input_spec(model: nn.Module) -> dict[str, Any]:

@@ -802,7 +802,8 @@ class PoseEstimator:
         if optimize:
             self.choice = parse_choice(precision, runtime)  # a bad or unsupported choice fails before any loading
         else:  # the model itself: float32 PyTorch, whatever POSETOKENS_PRECISION / _RUNTIME say
-            self.choice = parse_choice(precision or "fp32", runtime or "torch")
+            self.choice = parse_choice("fp32" if precision is None else precision,
+                                       "torch" if runtime is None else runtime)
             if self.choice != Choice("fp32", "torch"):
                 raise ValueError(f"PoseEstimator: optimize=False runs the model itself, in float32 PyTorch; "
                                  f"precision={precision!r} runtime={runtime!r} run a copy: leave them out, or "
@@ -1124,10 +1125,12 @@ class PoseEstimator:
         """One frame's people as COCO keypoint results (``posetokens evaluate`` scores them): keypoints with
         per-joint scores, ``score`` and ``bbox_score`` (the box score; evaluation rescores), ``bbox`` (xywh) and
         ``area``, the padded box the protocol's OKS-NMS uses."""
+        from posetokens.evaluation.coco import PERSON_CATEGORY
+
         out = []
         for k, s, (x1, y1, x2, y2), bs in zip(res.keypoints, res.keypoint_scores, res.bboxes, res.bbox_scores):
             _, scale = self.pipeline.box_center_scale([x1, y1, x2 - x1, y2 - y1])
-            out.append({"image_id": int(image_id), "category_id": 1,
+            out.append({"image_id": int(image_id), "category_id": PERSON_CATEGORY,
                         "keypoints": np.concatenate([k, s[:, None]], axis=1).reshape(-1).tolist(),
                         "score": float(bs), "bbox_score": float(bs), "bbox": [x1, y1, x2 - x1, y2 - y1],
                         "area": float(np.prod(scale))})
@@ -1519,7 +1522,7 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
                ("detector", getattr(boxes, "path", None)), ("weights", weights)]
     check_no_overwrite(inputs, outputs)
     check_output_kinds(outputs)  # a file where the tokens folder goes failed after the first frame
-    if src.kind in ("images", "video") and src.path.is_file():
+    if src.path.is_file():  # one image, a video, or a video file read as a stream (--loop)
         check_out_beside_input(src.path, out, [p.name for _, p, _ in outputs if p.parent == out])
     return stems
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import signal
 import sys
@@ -436,7 +437,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         signals_deferred,
     )
 
-    if not isinstance(source, (str, os.PathLike, int, InputSource)) or isinstance(source, bool):
+    if not isinstance(source, (str, os.PathLike, numbers.Integral, InputSource)) or isinstance(source, bool):
         raise ValueError(f"lift: source must be a video or 2D-keypoint json path, a webcam index or a stream URL, got "
                          f"{type(source).__name__} {short_repr(source)} (keypoint arrays: "
                          "posetokens.inference.lifting.lift_sequence)")
@@ -491,8 +492,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                         ("detections file", boxes if isinstance(boxes, (str, Path)) else None),
                         ("detector", getattr(boxes, "path", None))], outputs)
     check_output_kinds(outputs)  # a folder at the 3D json's path failed after the 2D pass and the lifting
-    if source_in is None and not is_json:  # a video file: not into its own folder (a json is infer's output)
-        check_out_beside_input(src, out, [p.name for _, p, _ in outputs])
+    if not live and not is_json and src.is_file():  # a video file, looped or not: not into its own folder (a json
+        check_out_beside_input(src, out, [p.name for _, p, _ in outputs])  # is infer's output, lifted beside it)
     records: list[dict[str, Any]] | None = None
     tracked = None
     filtered_2d: dict[str, Any] | None = None  # the filter infer ran on a json's 2D, as its records say
@@ -537,11 +538,12 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         raise ValueError(f"{getattr(lifter, 'zoo_name', type(lifter).__name__)} is not a 2D->3D lifting model "
                          f"(it is a {getattr(lifter, 'task', None)} model)")
     check_model_choice(lifter, choice, flip_test=flip_test)  # before the export and the 2D pass, not after them
-    writable_dir(out)  # before any computing: an unwritable folder fails now, not after the 2D and 3D passes
     if records is None and isinstance(pose2d, str) and pose2d_weights is None:  # before any model says a word
         k = getattr(get_entry(pose2d).cfg, "num_keypoints", None)
-        if k is not None and int((pose2d_overrides or {}).get("num_keypoints", k)) != 17:
+        k = None if k is None else int((pose2d_overrides or {}).get("num_keypoints", k))  # as it would be built
+        if k is not None and k != 17:
             raise ValueError(f"the 2D model {pose2d} must predict COCO-17 keypoints, it predicts {k}")
+    writable_dir(out)  # before any computing: an unwritable folder fails now, not after the 2D and 3D passes
     # a zoo name without weights, or a built model that create_model made without weights and nothing has changed
     # since: said once per model; auto keeps random weights in PyTorch
     trained = not note_if_random_weights(lifter, "the lifting model")

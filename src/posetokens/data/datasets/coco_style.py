@@ -29,6 +29,9 @@ Documented cleaning (every case is counted in ``dataset.skipped`` / ``dataset.ma
   ``hrnet_w_minus_1`` (GTPT) are the official HRNet-era ``x2 = min(W-1, x1 + max(0, w-1))`` clip, ``mmpose0``
   (PCT) mmpose 0.x's ``x2 = min(W-1, x1 + max(0, w))``, ``none`` keeps the raw box. A box the rule rejects is
   skipped (``'zero_area_bbox'``). Detection boxes are never cleaned.
+* GT boxes of a category whose ``categories`` entry lists no keypoints (a 'dog' beside the person), where some
+  entry lists them, are no people: skipped (``'other_category'``), as the official HRNet loader keeps only the
+  person category.
 * train mode, GT boxes: skip ``iscrowd`` annotations (``'crowd'``), rejected boxes, and annotations without
   keypoints (``'no_visible_keypoints'``): with ``mmpose``/``none``, no labelled joint left after the marking below;
   with the official rules (``hrnet``, ``hrnet_w_minus_1``, ``mmpose0``) all keypoint values 0 (``mmpose0`` also
@@ -560,6 +563,11 @@ class CocoStyleDataset(TopDownDataset):
         images = {iid: data["images"][i] for i, iid in check_image_ids(data["images"], str(src)).items()}
         self._categories = category_ids(data, str(src))
         self._check_keypoint_names(data["categories"] if self._categories is not None else [])
+        # the categories whose entries list keypoints (COCO's person): another one's annotations (a 'dog' box) are
+        # no people to train on (the official HRNet loader drops every category but the person); none listing any:
+        # every category counts
+        listed = [c for c in data.get("categories") or [] if isinstance(c.get("keypoints"), list) and c["keypoints"]]
+        self._keypoint_categories = {int(c["id"]) for c in listed} or None
         return images
 
     def _check_keypoint_names(self, categories: Sequence[Mapping[str, Any]]) -> None:
@@ -624,6 +632,9 @@ class CocoStyleDataset(TopDownDataset):
                                  f"({sorted(self._categories)})")
             if int(ann["image_id"]) not in self.images:  # a subset cut by its images: COCOeval leaves it out too
                 self._count(self._skipped, "image_not_listed")
+                continue
+            if self._keypoint_categories is not None and int(cat) not in self._keypoint_categories:
+                self._count(self._skipped, "other_category")  # a category without keypoints: no person
                 continue
             kpts = self._keypoints(ann, where)
             bbox = _numeric(ann["bbox"], where, "bbox", 4)
