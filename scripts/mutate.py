@@ -134,6 +134,14 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_datasets.py::test_annotations_of_a_category_without_keypoints_are_no_people",),
     ),
     Mutant(
+        "train-pictures-unchecked", "train looks for the pictures data.train_ann names before it starts: none there "
+        "is refused, some missing said with their people",
+        "src/posetokens/engine/data.py",
+        (("    if not missing:\n        return\n", "    if True:\n        return\n"),),
+        ("tests/test_errors_training.py::test_training_pictures_missing_from_their_folder_are_said_with_their_people",
+         "tests/test_errors_training.py::test_a_start_that_saved_no_checkpoint_does_not_block_the_rerun"),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

@@ -202,7 +202,8 @@ CASES = [
                                   "schedule.epochs=0"], 2, E + r"--set: schedule.epochs must be an integer >= 1"),
     # an error found after the model is built: the old run is still in place, not archived
     Case("overwrite-missing-data", ["train", "{recipe}", "--work-dir", "{run}", "--overwrite", "--set",
-                                    "data.train_ann={root}/missing.json"], 2, E + r".*\S+missing.json$"),
+                                    "data.train_ann={root}/missing.json"], 2,
+         E + r"data\.train_ann \S+missing\.json does not exist$"),
     Case("late-error-fresh-dir", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.protocol=tokenpos"], 2,
          E + r"config: data.protocol: unknown protocol 'tokenpos'"),  # a late error creates no work dir either
     Case("overwrite-archives", ["train", "{recipe}", "--work-dir", "{run}", "--overwrite"], 0,
@@ -493,6 +494,38 @@ def test_empty_predictions_warning_reaches_a_real_terminal(world: dict[str, Path
     assert "| 0.0000 |" in proc.stdout
 
 
+def test_training_pictures_missing_from_their_folder_are_said_with_their_people(
+        world: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Some pictures the training json names are not in data.train_img_dir: the run goes on (each epoch skips them
+    as bad images, as before) but says at the start how many pictures and how many of the json's people, counted
+    here from the json itself; every epoch's warning named only the pictures that epoch happened to draw."""
+    from posetokens.engine.config import load_config
+
+    cfg = load_config(world["recipe"])
+    gt = json.loads(Path(cfg.data.train_ann).read_text())
+    names = sorted({img["file_name"] for img in gt["images"]})
+    part = tmp_path / "part"
+    part.mkdir()
+    for name in names[2:]:
+        shutil.copy(Path(cfg.data.train_img_dir) / name, part / name)
+    gone = {img["id"] for img in gt["images"] if img["file_name"] in names[:2]}
+    people = [a for a in gt["annotations"] if not a.get("iscrowd") and max(a["keypoints"]) > 0]
+    lost = sum(a["image_id"] in gone for a in people)
+    caplog.set_level("WARNING")
+    assert cli(["train", str(world["recipe"]), "--work-dir", str(tmp_path / "run"), "--set",
+                f"data.train_img_dir={part}", "--set", "max_steps=1"]) == 0
+    # a stop by max_steps is no finished run: said once, with the checkpoint and the way on
+    stopped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stopped at max_steps")]
+    assert len(stopped) == 1 and re.search(r"^stopped at max_steps=1 \(epoch 0, step 1 of \d+; no final\.pth\): "
+                                           r"\S+run/last\.pth is the run at this step; --resume with a larger "
+                                           r"max_steps", stopped[0]), stopped
+    assert not (tmp_path / "run" / "final.pth").exists()
+    said = [r.getMessage() for r in caplog.records if "lacks" in r.getMessage()]
+    assert len(said) == 1 and re.search(rf"data.train_img_dir \S+part lacks 2 of the {len(names)} pictures "
+                                        rf"data.train_ann \S+ names \(first: \S+\): their {lost} of {len(people)} "
+                                        r"people are skipped as bad images$", said[0]), said
+
+
 def test_a_start_that_saved_no_checkpoint_does_not_block_the_rerun(world: dict[str, Path], tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
@@ -500,6 +533,15 @@ def test_a_start_that_saved_no_checkpoint_does_not_block_the_rerun(world: dict[s
     so and how to go on; the corrected plain rerun trains, after moving those files, byte for byte, to archive/."""
     run, empty = tmp_path / "run", tmp_path / "no_images"
     empty.mkdir()
+    assert cli(["train", str(world["recipe"]), "--work-dir", str(run), "--set", f"data.train_img_dir={empty}"]) == 2
+    assert re.search(r"data.train_img_dir \S+no_images holds none of the \d+ pictures data.train_ann \S+ names "
+                     r"\(first: \S+\)$", capsys.readouterr().err, re.M)  # found before anything is written
+    assert not run.exists()
+    from posetokens.engine.config import load_config
+
+    images = Path(load_config(world["recipe"]).data.train_img_dir)
+    for picture in images.iterdir():  # there, but unreadable: found at the first step, once the run has begun
+        (empty / picture.name).write_bytes(b"not a picture")
     assert cli(["train", str(world["recipe"]), "--work-dir", str(run), "--set", f"data.train_img_dir={empty}"]) == 2
     assert "data.train_img_dir" in capsys.readouterr().err
     assert {p.name for p in run.iterdir()} >= {"config.json", "log.jsonl"}

@@ -7,6 +7,8 @@ epoch is the same whatever the worker count, process count or resume point.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,14 @@ from posetokens.data.datasets import CocoStyleDataset, MpiiDataset
 from posetokens.data.metainfo import PoseMetaInfo, get_metainfo
 from posetokens.data.transforms import TopdownPipeline
 from posetokens.engine.config import DataCfg
+from posetokens.fileio import require_file
 from posetokens.protocols import Protocol, aug_preset, check_model_protocol, resolve_protocol
 from posetokens.protocols.codec import build_codec
 from posetokens.protocols.topdown import build_pipeline
 from posetokens.registry import default_protocol
+
+logger = logging.getLogger(__name__)
+
 
 class TopDownSamples(Dataset):
     """Top-down crops with targets: one dict of tensors and metadata per instance."""
@@ -146,6 +152,7 @@ def build_dataset(cfg: DataCfg, split: str, protocol: Protocol) -> Dataset:
     ann, img_dir = (cfg.train_ann, cfg.train_img_dir) if split == "train" else (cfg.val_ann, cfg.val_img_dir)
     if not ann:
         raise ValueError(f"config: data.{split}_ann is empty; set it in the recipe or with --set data.{split}_ann=...")
+    require_file(ann, f"data.{split}_ann")  # named by its field ("annotation file not found" named the file only)
     mode = "train" if split == "train" else "test"
     if cfg.format not in ("coco", "mpii"):
         raise ValueError(f"config: data.format must be 'coco' or 'mpii', got {cfg.format!r}")
@@ -161,7 +168,30 @@ def build_dataset(cfg: DataCfg, split: str, protocol: Protocol) -> Dataset:
     if split == "train" and len(ds) == 0:  # was "fewer than one global batch; lower data.batch_size"
         raise ValueError(f"data.train_ann {ann}: no person to train on (skipped: {dict(getattr(ds, 'skipped', {})) or 'none'}"
                          "; an empty 'annotations' list, or every annotation left out as counted)")
+    if split == "train":
+        _check_train_images(ds, ann, img_dir)
     return ds
+
+
+def _check_train_images(ds: Dataset, ann: str, img_dir: str) -> None:
+    """The training pictures the annotations name, looked for before the run: none there is refused in one line
+    naming both fields (it was found after the first epoch's reads, as "could not be read at its annotated size");
+    some missing is said once with the count of people they hold (each epoch then skips them as ``bad_image``)."""
+    items = getattr(ds, "data_list", None)
+    if not items or "img_path" not in items[0]:
+        return
+    paths = dict.fromkeys(d["img_path"] for d in items)
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if not missing:
+        return
+    gone = set(missing)
+    people = sum(d["img_path"] in gone for d in items)
+    if len(missing) == len(paths):
+        raise FileNotFoundError(f"data.train_img_dir {img_dir} holds none of the {len(paths)} pictures data.train_ann "
+                                f"{ann} names (first: {missing[0]})")
+    logger.warning("data.train_img_dir %s lacks %d of the %d pictures data.train_ann %s names (first: %s): their %d of "
+                   "%d people are skipped as bad images", img_dir, len(missing), len(paths), ann, missing[0], people,
+                   len(items))
 
 
 def build_samples(cfg: DataCfg, split: str, input_size_hw: tuple[int, int], protocol: Protocol,

@@ -526,6 +526,10 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
             if not stop:  # only a completed run has final weights; an interrupted one resumes from last.pth
                 atomic_save({**description, "state_dict": (ema.module if ema else raw_model).state_dict()},
                             work_dir / "final.pth")
+            else:  # a stop by max_steps is no finished run: said, with the way on (it printed the last metrics only)
+                logger.warning("stopped at max_steps=%d (epoch %d, step %d of %d; no final.pth): %s is the run at this "
+                               "step; --resume with a larger max_steps (or --set max_steps=null) continues it",
+                               cfg.max_steps, epoch, step, steps_per_epoch * cfg.schedule.epochs, ckpt_path)
             log_file.close()
             if writer:
                 writer.close()
