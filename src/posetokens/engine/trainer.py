@@ -723,8 +723,8 @@ def trim_log(path: Path, epoch: int, step: int, eval_due: int | None = None) -> 
     """Before a run resumes at ``(epoch, step)``: move the records of ``log.jsonl`` that the resumed run writes again
     (steps after ``step``; the skip counts of epochs from ``epoch`` on; the evaluation of epoch ``eval_due``, which it
     reruns; a half-written last line) to ``log.redone.jsonl`` beside it, so the log holds each step and evaluation
-    once. Only a run stopped without a checkpoint (a crash, ``kill -9``) leaves such records. Returns how many were
-    moved."""
+    once. A run stopped without a checkpoint (a crash, ``kill -9``) leaves such records, and one stopped by
+    ``max_steps`` the skip counts of the epoch it stopped in. Returns how many were moved."""
     if not path.is_file():
         return 0
     keep, redone = [], []
@@ -742,9 +742,9 @@ def trim_log(path: Path, epoch: int, step: int, eval_due: int | None = None) -> 
         with side.open("a", encoding="utf-8") as f:
             f.write("".join(line if line.endswith("\n") else line + "\n" for line in redone))
         atomic_write_text(path, "".join(keep))
-        logger.warning("--resume: %d record(s) of %s are of steps after the checkpoint's step %d or of an evaluation "
-                       "it reruns (the run stopped without saving them); moved them to %s", len(redone), path, step,
-                       side)
+        logger.warning("--resume: %d record(s) of %s are of steps after the checkpoint's step %d, of an epoch it "
+                       "finishes or of an evaluation it reruns (a run stopped without saving them, or by max_steps "
+                       "within an epoch); moved them to %s", len(redone), path, step, side)
     return len(redone)
 
 
