@@ -1017,8 +1017,9 @@ class PoseEstimator:
             with clock("detector"):
                 dropped: list[int] = []
                 got = boxes(frame)
-                if not (isinstance(got, (tuple, list)) and len(got) == 2) or _two_boxes(got):  # a user's callable
-                    hint = "; two boxes without scores are (boxes, None)" if _two_boxes(got) else ""
+                two = _two_boxes(got)  # a user's callable returning two boxes, read as (1 box, 4 scores)
+                if not (isinstance(got, (tuple, list)) and len(got) == 2) or two:
+                    hint = "; two boxes without scores are (boxes, None)" if two else ""
                     raise ValueError(f"{where}: the boxes callable returned {short_repr(got)}; expected a pair "
                                      f"(boxes (N, 4) [x1, y1, x2, y2], scores (N,) or None){hint}")
                 b, s = check_boxes(*got, where=f"{where}: boxes", specks=dropped)
