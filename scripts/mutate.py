@@ -142,6 +142,13 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_errors_training.py::test_a_start_that_saved_no_checkpoint_does_not_block_the_rerun"),
     ),
     Mutant(
+        "max-steps-whole-run-unfinished", "a max_steps at the schedule's end is a whole run and writes final.pth",
+        "src/posetokens/engine/trainer.py",
+        (("if cfg.max_steps is not None and cfg.max_steps <= step < total_steps:",
+          "if cfg.max_steps is not None and cfg.max_steps <= step:"),),
+        ("tests/test_engine.py::test_resume_ends_with_identical_weights",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

@@ -84,6 +84,10 @@ def test_resume_ends_with_identical_weights(tiny_data: dict, tmp_path: Path, mon
     assert [r["step"] for r in full_log] == list(range(1, n + 1)) and n == 3 * per_epoch > 4
     assert ratios == [r["keep_ratio"] for r in full_log] + [0.7]  # each step's, then the config's for the weights
     assert ratios[:per_epoch] == [1.0] * per_epoch and ratios[-2] == 0.7  # prune_start_epoch 1, decay 1 epoch
+    # a max_steps at the schedule's last step is a whole run: final.pth, the same weights
+    train(_cfg(tiny_data, tmp_path / "whole", f"max_steps={n}"))
+    assert (tmp_path / "whole" / "final.pth").is_file(), "max_steps = every step of the schedule is a finished run"
+    assert all(torch.equal(full[k], v) for k, v in _weights(tmp_path / "whole" / "final.pth").items())
     # stop in the middle of epoch 1 (after the keep-ratio schedule started), then resume
     k = n // 2 + 1
     train(_cfg(tiny_data, tmp_path / "split", f"max_steps={k}"))

@@ -309,6 +309,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     sampler = StepSampler(len(train_set), cfg.data.batch_size, world, rank, cfg.optim.grad_accum, cfg.seed)
     loader = make_loader(train_set, cfg.data.batch_size, sampler, cfg.data.num_workers)
     steps_per_epoch = sampler.steps_per_epoch
+    total_steps = steps_per_epoch * cfg.schedule.epochs
 
     # ---- optimiser, scaler, EMA
     opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(cfg.optim.name)
@@ -461,7 +462,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
                             scaler.update()
                             optimizer.zero_grad(set_to_none=True)
                             if ema is not None:
-                                ema.update(raw_model, ema_decay_at(step, cfg.schedule.epochs * steps_per_epoch,
+                                ema.update(raw_model, ema_decay_at(step, total_steps,
                                                                    cfg.optim.ema_decay, cfg.optim.ema_decay_end))
                             step += 1
                             step_in_epoch += 1
@@ -479,8 +480,8 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
                                 if writer:
                                     for k in ("loss", "lr", "keep_ratio", *step_module.last_stats):
                                         writer.add_scalar(f"train/{k}", rec[k], step)
-                        if cfg.max_steps is not None and step >= cfg.max_steps:
-                            stop = True
+                        if cfg.max_steps is not None and cfg.max_steps <= step < total_steps:
+                            stop = True  # a max_steps at or past the schedule's end is a whole run: final.pth
                             break
                     bar.close()
                     skipped = dict(getattr(getattr(train_set, "base", None), "skipped", {}) or {})
@@ -529,7 +530,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
             else:  # a stop by max_steps is no finished run: said, with the way on (it printed the last metrics only)
                 logger.warning("stopped at max_steps=%d (epoch %d, step %d of %d; no final.pth): %s is the run at this "
                                "step; --resume with a larger max_steps (or --set max_steps=null) continues it",
-                               cfg.max_steps, epoch, step, steps_per_epoch * cfg.schedule.epochs, ckpt_path)
+                               cfg.max_steps, epoch, step, total_steps, ckpt_path)
             log_file.close()
             if writer:
                 writer.close()
