@@ -149,6 +149,14 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_engine.py::test_resume_ends_with_identical_weights",),
     ),
     Mutant(
+        "half-body-hrnet-upper-lists", "the HRNet-era half body puts every joint not in the lower body in the upper "
+        "half (whole-body: face and hands too)",
+        "src/posetokens/data/transforms.py",
+        (('    if order == "mmpose":\n        upper = np.asarray(metainfo.upper_body_ids',
+          '    if True:\n        upper = np.asarray(metainfo.upper_body_ids'),),
+        ("tests/test_metainfo.py::test_wholebody",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

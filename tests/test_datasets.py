@@ -291,12 +291,17 @@ def test_bad_mpii_names_file_and_field(tmp_path: Path, change: dict, field: str)
     assert str(path) in str(e.value) and "entry [1]" in str(e.value)
 
 
-def test_mpii_counted_skips(tmp_path: Path) -> None:
+def test_mpii_counted_skips(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     raw = json.loads(MPII_JSON.read_text())
     raw[0]["joints_vis"] = [0] * 16
     raw[1]["scale"] = 0.0
-    ds = MpiiDataset(_write(tmp_path, raw), DATA / "mpii")
+    path = _write(tmp_path, raw)
+    with caplog.at_level("WARNING"):
+        ds = MpiiDataset(path, DATA / "mpii")
     assert len(ds) == 3 and ds.skipped == {"no_visible_keypoints": 1, "zero_area_bbox": 1}
+    # said once, in one line, without an empty "marked {}"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: 3 items; skipped {{'no_visible_keypoints': 1, 'zero_area_bbox': 1}}"]
     assert len(MpiiDataset(_write(tmp_path, raw), DATA / "mpii", mode="test")) == 5
 
 

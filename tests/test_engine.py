@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -158,6 +159,15 @@ def test_step_sampler_splits_global_batches_identically() -> None:
     s = StepSampler(20, batch=2, seed=1)
     s.set_epoch(0, start_step=3)
     assert list(s) == list(StepSampler(20, batch=2, seed=1))[6:]
+    # the remainder is left out of the epoch (docs/training.md): 7 samples at batch 4 make one step of 4 distinct
+    # samples, and another epoch leaves out others
+    seven = StepSampler(7, batch=4, seed=0)
+    epochs = []
+    for e in range(4):
+        seven.set_epoch(e)
+        epochs.append(list(seven))
+    assert seven.steps_per_epoch == 1 and all(len(set(x)) == 4 and set(x) <= set(range(7)) for x in epochs)
+    assert len({frozenset(x) for x in epochs}) > 1
 
 
 def test_lr_schedules_hand_computed() -> None:
@@ -219,10 +229,11 @@ def test_a_stored_recipe_reads_home_relative_paths_as_a_shell_would(tmp_path: Pa
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_corrupt_image_is_skipped_and_counted_not_fatal(workers: int, tiny_data: dict, tmp_path: Path) -> None:
+def test_corrupt_image_is_skipped_and_counted_not_fatal(workers: int, tiny_data: dict, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
     """One unreadable picture in training: skipped, and counted once in each epoch's ``skipped`` record, also when
     DataLoader workers (each with its own copy of the dataset) read it (until 2026-12-06 they counted in their
-    copies, and log.jsonl said nothing)."""
+    copies, and log.jsonl said nothing). The warning is said when the count changes, not again every epoch."""
     data = dict(tiny_data)
     img_dir = tmp_path / "imgs"
     img_dir.mkdir()
@@ -231,10 +242,13 @@ def test_corrupt_image_is_skipped_and_counted_not_fatal(workers: int, tiny_data:
     victim = sorted(img_dir.iterdir())[0]
     victim.write_bytes(b"not a jpeg")
     data["train_img_dir"] = str(img_dir)
-    train(_cfg(data, tmp_path / "run", "schedule.epochs=2", f"data.num_workers={workers}"))
+    with caplog.at_level(logging.WARNING, logger="posetokens"):
+        train(_cfg(data, tmp_path / "run", "schedule.epochs=2", f"data.num_workers={workers}"))
     assert (tmp_path / "run" / "final.pth").is_file()
     logs = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [rec["skipped"].get("bad_image") for rec in logs if "skipped" in rec] == [1, 1]  # one picture, 2 epochs
+    said = [r.getMessage() for r in caplog.records if "skipped samples" in r.getMessage()]
+    assert said == ["epoch 0: skipped samples {'bad_image': 1}"], said
 
 
 def test_cli_evaluate_matches_pycocotools(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -681,6 +695,20 @@ def test_a_dataset_that_cannot_train_is_named_before_any_step(tiny_data: dict, t
     with pytest.raises(FileNotFoundError, match=r"image file not found: .*not_there.jpg \(data.val_img_dir"):
         train(_cfg(tiny_data, tmp_path / "c", f"data.val_ann={tmp_path / 'val.json'}", "eval_interval=1"))
     assert not (tmp_path / "c" / "last.pth").exists()
+
+
+def test_a_val_set_that_is_the_train_set_is_said(tiny_data: dict, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Evaluating on the training people measures fit: said once (by another path to the same file too)."""
+    link = tmp_path / "same.json"
+    link.symlink_to(tiny_data["train_ann"])
+    with caplog.at_level(logging.WARNING, logger="posetokens"):
+        train(_cfg(tiny_data, tmp_path / "a", "max_steps=1"))
+        assert not [r for r in caplog.records if "is data.train_ann" in r.getMessage()]
+        train(_cfg(tiny_data, tmp_path / "b", "max_steps=1", f"data.val_ann={link}",
+                   f"data.val_img_dir={tiny_data['train_img_dir']}"))
+    said = [r.getMessage() for r in caplog.records if "is data.train_ann" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"data.val_ann {link} is data.train_ann: "), said
 
 
 UPPER7 = ["head", "left_shoulder", "right_shoulder", "left_hand", "right_hand", "left_hip", "right_hip"]

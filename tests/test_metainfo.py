@@ -11,7 +11,6 @@ import pytest
 from posetokens.data.metainfo import (
     COCO,
     COCO_WHOLEBODY,
-    COCO_WHOLEBODY_GTPT_HALF_BODY,
     CROWDPOSE,
     H36M,
     MPII,
@@ -20,6 +19,8 @@ from posetokens.data.metainfo import (
     from_coco_categories,
     get_metainfo,
 )
+from posetokens.data.transforms import half_body_part_ids
+from posetokens.protocols import get_protocol
 
 ALL = [COCO, COCO_WHOLEBODY, MPII, CROWDPOSE, H36M]
 
@@ -81,10 +82,14 @@ def test_wholebody():
     np.testing.assert_allclose(sig[91:97], [.029, .022, .035, .037, .047, .026])
     fi = m.flip_indices
     assert fi[91] == 112 and fi[23] == 39 and fi[23 + 8] == 23 + 8  # hand roots, jaw ends, chin
-    # GTPT half-body variant: face + hands in the upper half
-    g = COCO_WHOLEBODY_GTPT_HALF_BODY
-    assert set(range(23, 91)) <= set(g.upper_body_ids) and 100 in g.upper_body_ids
-    assert g.lower_body_ids == m.lower_body_ids == list(range(11, 23))
+    # half-body sets: MMPose 1.x's lists (upper = body 0-10); the HRNet-era order GTPT trains with puts the face
+    # and hands in the upper half (specs/gtpt.md: "upper = body 0-10 + face + hands, lower = hips/legs + feet")
+    assert m.upper_body_ids == list(range(11)) and m.lower_body_ids == list(range(11, 23))
+    upper, lower = half_body_part_ids(m, "hrnet")
+    assert upper.tolist() == list(range(11)) + list(range(23, 133)) and lower.tolist() == list(range(11, 23))
+    upper, lower = half_body_part_ids(m, "mmpose")
+    assert upper.tolist() == list(range(11)) and lower.tolist() == list(range(11, 23))
+    assert get_protocol("gtpt").aug.order == "hrnet"
 
 
 def test_colors_and_frozen():

@@ -170,6 +170,9 @@ def build_dataset(cfg: DataCfg, split: str, protocol: Protocol) -> Dataset:
                          "; an empty 'annotations' list, or every annotation left out as counted)")
     if split == "train":
         _check_train_images(ds, ann, img_dir)
+        if cfg.val_ann and os.path.isfile(cfg.val_ann) and os.path.samefile(ann, cfg.val_ann):
+            logger.warning("data.val_ann %s is data.train_ann: the run is evaluated on the people it trains on, so "
+                           "its metrics (and best.pth) measure fit, not accuracy on unseen people", cfg.val_ann)
     return ds
 
 

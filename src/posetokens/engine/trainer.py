@@ -310,6 +310,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     loader = make_loader(train_set, cfg.data.batch_size, sampler, cfg.data.num_workers)
     steps_per_epoch = sampler.steps_per_epoch
     total_steps = steps_per_epoch * cfg.schedule.epochs
+    said_skipped = _skipped(train_set)  # what loading the annotations left out, which the dataset logged
 
     # ---- optimiser, scaler, EMA
     opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(cfg.optim.name)
@@ -484,9 +485,11 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
                             stop = True  # a max_steps at or past the schedule's end is a whole run: final.pth
                             break
                     bar.close()
-                    skipped = dict(getattr(getattr(train_set, "base", None), "skipped", {}) or {})
+                    skipped = _skipped(train_set)
                     if master and skipped:  # documented skips (unreadable images, ...), counted per epoch
-                        logger.warning("epoch %d: skipped samples %s", epoch, skipped)
+                        if skipped != said_skipped:  # said when the count changes (the loader said the first)
+                            logger.warning("epoch %d: skipped samples %s", epoch, skipped)
+                            said_skipped = skipped
                         log_file.write(json.dumps({"epoch": epoch, "skipped": skipped}) + "\n")
                     if stop:
                         save(epoch, step_in_epoch)
@@ -546,6 +549,11 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
 # ------------------------------------------------------------------------------------------ work dirs
 # what a run writes into its work dir; RUN_MARKERS mean "this folder holds a run", or a start that failed before its
 # first checkpoint when none of CHECKPOINTS is there (a plain rerun archives those files)
+def _skipped(train_set: Any) -> dict[str, int]:
+    """The training set's skip counts by reason (an image dataset's; none for the others)."""
+    return dict(getattr(getattr(train_set, "base", None), "skipped", {}) or {})
+
+
 CHECKPOINTS = ("last.pth", "final.pth", "best.pth")
 RUN_MARKERS = (*CHECKPOINTS, "log.jsonl", "config.json")
 RUN_FILES = (*RUN_MARKERS, "log.redone.jsonl", "val_predictions.json", "test_predictions.json", "tb")

@@ -421,14 +421,10 @@ class TopDownDataset(Dataset):
                            "not fit the turned picture (Protocol.exif_orientation)", path, tag)
 
     def _log_summary(self, source: PathLike) -> None:
-        if self.skipped or self.marked:
-            logger.warning(
-                "%s: %d items; skipped %s; marked %s",
-                source,
-                len(self.data_list),
-                dict(self.skipped),
-                dict(self.marked),
-            )
+        said = [f"{what} {dict(table)}" for what, table in (("skipped", self.skipped), ("marked", self.marked))
+                if table]
+        if said:
+            logger.warning("%s: %d items; %s", source, len(self.data_list), "; ".join(said))
 
     def __len__(self) -> int:
         return len(self.data_list)

@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 
 from .base import PoseMetaInfo, from_coco_categories, infer_flip_partners
 from .coco import COCO
-from .coco_wholebody import COCO_WHOLEBODY, COCO_WHOLEBODY_GTPT_HALF_BODY
+from .coco_wholebody import COCO_WHOLEBODY
 from .crowdpose import CROWDPOSE
 from .h36m import H36M
 from .mpii import MPII
@@ -26,7 +26,6 @@ __all__ = [
     "BUILTIN_KEYPOINT_COUNTS",
     "COCO",
     "COCO_WHOLEBODY",
-    "COCO_WHOLEBODY_GTPT_HALF_BODY",
     "CROWDPOSE",
     "H36M",
     "MPII",

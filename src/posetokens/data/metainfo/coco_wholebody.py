@@ -10,21 +10,18 @@ started them at the wrist), whose sigmas in turn come from jin-s13/COCO-WholeBod
 ``evaluation/myeval_wholebody.py``. 61 flip pairs (body 8, feet 3, face 29,
 hands 21) and 65 links (body 19, feet 6, hands 40).
 
-Half-body sets follow MMPose (upper = body 0-10, lower = body 11-16 + feet).
-GTPT instead puts the face and hands in the upper half:
-use :data:`COCO_WHOLEBODY_GTPT_HALF_BODY` for its recipe.
+Half-body sets follow MMPose (upper = body 0-10, lower = body 11-16 + feet), what MMPose 1.x's augmentation
+uses. The HRNet-era code that GTPT trains with puts every joint that is not a lower-body one in the upper half
+(body 0-10, face and hands): :func:`posetokens.data.transforms.half_body_part_ids` reads both from these lists.
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 from .base import PoseMetaInfo, infer_flip_partners
 from .coco import COCO_KEYPOINT_NAMES, COCO_SIGMAS, COCO_SKELETON_LINKS
 
 __all__ = [
     "COCO_WHOLEBODY",
-    "COCO_WHOLEBODY_GTPT_HALF_BODY",
     "COCO_WHOLEBODY_KEYPOINT_NAMES",
     "COCO_WHOLEBODY_PARTS",
 ]
@@ -124,11 +121,4 @@ COCO_WHOLEBODY = PoseMetaInfo(
     lower_body_names=COCO_KEYPOINT_NAMES[11:] + FOOT_NAMES,
     part_ranges=COCO_WHOLEBODY_PARTS,
     source="MMPose configs/_base_/datasets/coco_wholebody.py (sigmas: COCO-WholeBody myeval_wholebody.py)",
-)
-
-# GTPT's whole-body half-body sets: upper = body 0-10 + face + both hands,
-# lower = hips/legs + feet. Same layout, same name.
-COCO_WHOLEBODY_GTPT_HALF_BODY = dataclasses.replace(
-    COCO_WHOLEBODY,
-    upper_body_names=COCO_KEYPOINT_NAMES[:11] + FACE_NAMES + LEFT_HAND_NAMES + RIGHT_HAND_NAMES,
 )
