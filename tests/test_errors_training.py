@@ -122,6 +122,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     bad_area["annotations"][1]["area"] = -5.0
     (root / "val_bad_area.json").write_text(json.dumps(bad_area))
     (root / "no_dets.json").write_text("[]")  # a detector that found nobody
+    (root / "cut.json").write_text('{"images": [{"id": 1, "file_na')  # a download cut short
     val = json.loads(Path(data["val_ann"]).read_text())  # a detector that found the first image's people only
     (root / "first_dets.json").write_text(json.dumps([
         {"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 1.0} for a in val["annotations"]
@@ -336,18 +337,21 @@ CASES = [
          E + r"--set data.dataset: \S+no_sigmas.json: missing field 'sigmas': 7 OKS sigmas, one per keypoint"),
     Case("val-ann-missing", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.val_ann={root}/missing.json",
                              "--set", "eval_interval=1"], 2, E + r"data.val_ann \S+missing.json does not exist$"),
+    Case("train-ann-not-json", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.train_ann={root}/cut.json"],
+         2, E + r"data.train_ann \S+cut.json: malformed JSON \(Unterminated string starting at: line 1 column 23 "
+         r"\(char 22\)\)$"),  # named by its field, as a missing one is
     Case("val-ann-malformed", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "data.val_ann={root}/val_48.json",
                                "--set", "eval_interval=1"], 2,
-         E + r"\S+val_48.json: annotations\[0\] \(id=\d+\): field 'keypoints' has 48 values, expected 51"),
+         E + r"data.val_ann \S+val_48.json: annotations\[0\] \(id=\d+\): field 'keypoints' has 48 values, expected 51"),
     # an area below 0, which the val set's loader takes and COCOeval's reading refuses: said before training
     # starts (the fresh work dir is not made) and before test predicts, not at the first evaluation
     Case("val-ann-negative-area", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
                                    "data.val_ann={root}/val_bad_area.json", "--set", "eval_interval=1"], 2,
-         E + r"\S+val_bad_area.json: annotations\[1\] \(id=\d+\): field 'area' must be a finite number >= 0, got "
+         E + r"data.val_ann \S+val_bad_area.json: annotations\[1\] \(id=\d+\): field 'area' must be a finite number >= 0, got "
          r"-5\.0$"),
     Case("test-val-ann-negative-area", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out",
                                         "{fresh}/preds.json", "--set", "data.val_ann={root}/val_bad_area.json"], 2,
-         E + r"\S+val_bad_area.json: annotations\[1\] \(id=\d+\): field 'area' must be a finite number >= 0"),
+         E + r"data.val_ann \S+val_bad_area.json: annotations\[1\] \(id=\d+\): field 'area' must be a finite number >= 0"),
     Case("test-val-image-of-another-size", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out",
                                             "{fresh}/preds.json", "--set", "data.val_ann={root}/val_wide.json"], 2,
          E + r"\S+\.jpg: (\d+)x\d+ pixels \(width x height\), but \S+val_wide.json gives width \d+, height \d+ for "
@@ -360,14 +364,14 @@ CASES = [
          r"--set data.val_det=null evaluates on the ground-truth boxes\)$"),
     Case("test-val-det-empty", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{fresh}/preds.json",
                                 "--set", "data.val_det={root}/no_dets.json"], 2,  # was NumPy's concatenate error
-         E + r"\S+no_dets.json: no detection left to evaluate; expected at least one person box to predict$"),
+         E + r"data.val_det \S+no_dets.json: no detection left to evaluate; expected at least one person box to predict$"),
     Case("test-val-det-some-images", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{fresh}/preds.json",
                                       "--set", "data.val_det={root}/first_dets.json"], 0,  # said "predictions"
          r"^the predictions on data.val_det \S+first_dets.json: 3 of 4 ground-truth images with annotated people "
          r"have no prediction \(image ids 2, 3, 4\); their people count as missed$", untouched=False),
     Case("test-val-ann-other-category", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out",
                                          "{fresh}/preds.json", "--set", "data.val_ann={root}/val_other_category.json"],
-         2, E + r"\S+val_other_category.json: annotations\[1\] \(id=\d+\): field 'category_id' = 3 is not one of "
+         2, E + r"data.val_ann \S+val_other_category.json: annotations\[1\] \(id=\d+\): field 'category_id' = 3 is not one of "
          r"its 'categories' \(\[1\]\)$"),  # said before predicting (the untouched sandbox: no predictions file)
     Case("protocol-override-bad-in-recipe", ["train", "{root}/bad_override.yaml", "--work-dir", "{fresh}", "--set",
                                              "data.protocol_overrides.eval.rescore_thr=0.1"], 2,  # a valid --set

@@ -6,9 +6,11 @@ epoch is the same whatever the worker count, process count or resume point.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +147,19 @@ def model_codec(protocol: Protocol, model: nn.Module) -> BaseKeypointCodec:
     return build_codec(protocol, mcfg.image_size, getattr(mcfg, "heatmap_size", None))
 
 
+@contextlib.contextmanager
+def fields_named(files: Mapping[str, str | None]) -> Iterator[None]:
+    """A ``ValueError`` about one of ``files`` (its message starts with the path: malformed JSON, a bad entry) is
+    raised again with the config field that named the file in front (``data.val_ann /a/val.json: ...``)."""
+    try:
+        yield
+    except ValueError as e:
+        for field, path in files.items():
+            if path and str(e).startswith(f"{path}:"):
+                raise ValueError(f"{field} {e}") from None
+        raise
+
+
 def build_dataset(cfg: DataCfg, split: str, protocol: Protocol) -> Dataset:
     """The raw dataset of ``split`` (train uses GT boxes cleaned by the protocol's rule; val uses detections
     when ``val_det`` is set)."""
@@ -158,13 +173,15 @@ def build_dataset(cfg: DataCfg, split: str, protocol: Protocol) -> Dataset:
         raise ValueError(f"config: data.format must be 'coco' or 'mpii', got {cfg.format!r}")
     if img_dir and not Path(img_dir).is_dir():  # else one warning per image, then "none could be read"
         raise FileNotFoundError(f"data.{split}_img_dir {img_dir} is not a folder")
-    if cfg.format == "mpii":
-        ds: Dataset = MpiiDataset(ann, img_dir, metainfo, mode=mode, skip_bad_images=cfg.skip_bad_images,
+    det = cfg.val_det if split != "train" and cfg.format != "mpii" else None
+    with fields_named({f"data.{split}_ann": ann, "data.val_det": det}):
+        if cfg.format == "mpii":
+            ds: Dataset = MpiiDataset(ann, img_dir, metainfo, mode=mode, skip_bad_images=cfg.skip_bad_images,
+                                      exif_orientation=protocol.exif_orientation)
+        else:
+            ds = CocoStyleDataset(ann, img_dir, metainfo, mode=mode, det_file=det, det_score_thr=cfg.det_score_thr,
+                                  skip_bad_images=cfg.skip_bad_images, gt_clean=protocol.box.gt_clean,
                                   exif_orientation=protocol.exif_orientation)
-    else:
-        ds = CocoStyleDataset(ann, img_dir, metainfo, mode=mode, det_file=cfg.val_det if split != "train" else None,
-                              det_score_thr=cfg.det_score_thr, skip_bad_images=cfg.skip_bad_images,
-                              gt_clean=protocol.box.gt_clean, exif_orientation=protocol.exif_orientation)
     if split == "train" and len(ds) == 0:  # was "fewer than one global batch; lower data.batch_size"
         raise ValueError(f"data.train_ann {ann}: no person to train on (skipped: {dict(getattr(ds, 'skipped', {})) or 'none'}"
                          "; an empty 'annotations' list, or every annotation left out as counted)")

@@ -35,7 +35,8 @@ from posetokens.convert import CheckpointMismatchError, PartialLoad, load_matchi
 from posetokens.data.metainfo import first_name_difference, get_metainfo
 from posetokens.engine.config import (LOSSES, RESUME_FREE_FIELDS, TrainCfg, absolute_paths, config_changes,
                                       config_to_dict, load_config_dict, validate_config, with_absolute_paths)
-from posetokens.engine.data import StepSampler, build_samples, data_protocol, make_loader, model_codec
+from posetokens.engine.data import (StepSampler, build_samples, data_protocol, fields_named, make_loader,
+                                    model_codec)
 from posetokens.engine.evaluate import coco_metrics, mpii_metrics, predict_coco, predict_keypoints
 from posetokens.engine.lifting import build_lifting_set, evaluate_lifting, lifting_loss, load_clips
 from posetokens.engine.multiview import build_multiview_set, evaluate_multiview, multiview_loss
@@ -795,8 +796,9 @@ def check_eval_inputs(model: nn.Module, cfg: TrainCfg, protocol: Protocol) -> No
             raise FileNotFoundError(f"image file not found: {missing} (data.val_img_dir {cfg.data.val_img_dir}, "
                                     f"listed in data.val_ann {cfg.data.val_ann}); an evaluation scores every image")
         if cfg.data.format != "mpii":  # scored by COCOeval: its checks of the ground truth, now
-            check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend,
-                                    {PERSON_CATEGORY}, "the model's predictions")
+            with fields_named({"data.val_ann": cfg.data.val_ann}):
+                check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend,
+                                        {PERSON_CATEGORY}, "the model's predictions")
 
 
 def evaluate_topdown(model: nn.Module, cfg: TrainCfg, protocol: Protocol, device: torch.device, out: Path) -> dict[str, float]:
@@ -852,8 +854,9 @@ def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str
     if model.task != "lifting":  # what the evaluation reads, named by its field, before any prediction (as train)
         _check_val_inputs(cfg, detections=model.task != "tokenizer")
     if writes and cfg.data.val_ann:  # the ground truth as COCOeval will read it, before the predictions
-        check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend,
-                                {PERSON_CATEGORY}, "the model's predictions")
+        with fields_named({"data.val_ann": cfg.data.val_ann}):
+            check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend,
+                                    {PERSON_CATEGORY}, "the model's predictions")
     metrics = evaluate_model(model, cfg, protocol, device, out_path)
     if writes:
         print(f"posetokens test: predictions written to {out_path}", file=sys.stderr)
