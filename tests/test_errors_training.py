@@ -524,6 +524,11 @@ def test_training_pictures_missing_from_their_folder_are_said_with_their_people(
                                            r"\S+run/last\.pth is the run at this step; --resume with a larger "
                                            r"max_steps", stopped[0]), stopped
     assert not (tmp_path / "run" / "final.pth").exists()
+    # testing that last.pth scores the weights of an unfinished run: said, with where it stands
+    assert cli(["test", "--weights", str(tmp_path / "run" / "last.pth"), "--out", str(tmp_path / "p.json")]) == 0
+    unfinished = [r.getMessage() for r in caplog.records if "has not finished" in r.getMessage()]
+    assert len(unfinished) == 1 and re.search(r"^\S+run/last\.pth is the last\.pth of a run that has not finished "
+                                              r"\(epoch 0 of \d+, step 1\): ", unfinished[0]), unfinished
     said = [r.getMessage() for r in caplog.records if "lacks" in r.getMessage()]
     assert len(said) == 1 and re.search(rf"data.train_img_dir \S+part lacks 2 of the {len(names)} pictures "
                                         rf"data.train_ann \S+ names \(first: \S+\): their {lost} of {len(people)} "

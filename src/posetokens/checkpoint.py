@@ -121,8 +121,11 @@ def description_of(obj: Any) -> dict[str, Any] | None:
     if not isinstance(obj, Mapping):
         return None
     if obj.get("format") == CHECKPOINT_FORMAT:
-        return {k: obj[k] for k in ("format", "zoo_name", "model_overrides", "protocol", "metainfo",
-                                    "posetokens_version", "config") if k in obj}
+        out = {k: obj[k] for k in ("format", "zoo_name", "model_overrides", "protocol", "metainfo",
+                                   "posetokens_version", "config") if k in obj}
+        if "optimizer" in obj and isinstance(obj.get("epoch"), int) and isinstance(obj.get("step"), int):
+            out["progress"] = {"epoch": obj["epoch"], "step": obj["step"]}  # a run's last.pth: where it stands
+        return out
     name = obj.get("zoo_name") or (obj["model"] if isinstance(obj.get("model"), str) else None)
     if name is None:
         return None

@@ -842,6 +842,11 @@ def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str
     if device.type == "cpu":
         retain_freed_memory()
     trained = load_trained(weights, cfg.model.name if given else None, cfg.model.overrides if given else None)
+    progress, epochs = meta.get("progress"), (meta.get("config") or {}).get("schedule", {}).get("epochs")
+    if progress and isinstance(epochs, int) and progress["epoch"] < epochs:
+        logger.warning("%s is the last.pth of a run that has not finished (epoch %d of %d, step %d): its weights at "
+                       "that step are scored; the run's final.pth is written when it finishes (train --resume)",
+                       weights, progress["epoch"], epochs, progress["step"])
     model = trained.model.to(device).eval()
     writes = model.task == "topdown" and cfg.data.format != "mpii"  # COCO-style results; the others score only
     if out and not writes:
