@@ -157,6 +157,132 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_metainfo.py::test_wholebody",),
     ),
     Mutant(
+        "triangulate-one-view", "a joint seen by one view of positive weight is refused",
+        "src/posetokens/geometry.py",
+        (("    if (views < 2).any():",
+          "    if (views < 1).any():"),),
+        ("tests/test_multiview.py::test_triangulation_rules_one_view_ties_and_dropped_views",),
+    ),
+    Mutant(
+        "ransac-tie-larger-error", "a RANSAC tie in inliers goes to the smaller summed reprojection error",
+        "src/posetokens/geometry.py",
+        (("(count == best_count) & (total < best_err)",
+          "(count == best_count) & (total > best_err)"),),
+        ("tests/test_multiview.py::test_triangulation_rules_one_view_ties_and_dropped_views",),
+    ),
+    Mutant(
+        "ransac-dropped-views-vote", "views of weight 0 are no RANSAC inliers",
+        "src/posetokens/geometry.py",
+        (("        mask = (err <= threshold) & (w > 0)",
+          "        mask = err <= threshold"),),
+        ("tests/test_multiview.py::test_triangulation_rules_one_view_ties_and_dropped_views",),
+    ),
+    Mutant(
+        "quarter-top-row", "no quarter step on the border rows of a heatmap (y as x)",
+        "src/posetokens/codecs/utils.py",
+        (("inside = (x > lo) & (x < w - 1) & (y > lo) & (y < h - 1)",
+          "inside = (x > lo) & (x < w - 1) & (y >= lo) & (y < h - 1)"),),
+        ("tests/test_codecs.py::test_refine_quarter_borders_on_both_axes_and_the_far_edges",),
+    ),
+    Mutant(
+        "quarter-last-column", "no quarter step on the last column of a heatmap",
+        "src/posetokens/codecs/utils.py",
+        (("inside = (x > lo) & (x < w - 1) & (y > lo) & (y < h - 1)",
+          "inside = (x > lo) & (x < w) & (y > lo) & (y < h - 1)"),),
+        ("tests/test_codecs.py::test_refine_quarter_borders_on_both_axes_and_the_far_edges",),
+    ),
+    Mutant(
+        "flip-pair-negative-index", "a flip pair with a negative index is refused",
+        "src/posetokens/codecs/utils.py",
+        (("if not (0 <= a < num_keypoints and 0 <= b < num_keypoints):",
+          "if not (a < num_keypoints and b < num_keypoints):"),),
+        ("tests/test_codecs.py::test_flip_pairs_out_of_range_are_refused_negative_ones_too",),
+    ),
+    Mutant(
+        "heatmap-zero-map-found", "a heatmap whose maximum is 0 decodes to no keypoint",
+        "src/posetokens/codecs/heatmap.py",
+        (("        invalid = vals <= 0\n",
+          "        invalid = vals < 0\n"),),
+        ("tests/test_codecs.py::test_heatmap_decode_of_a_map_without_a_positive_maximum",),
+    ),
+    Mutant(
+        "heatmap-nan-keypoint-trained", "a NaN keypoint gets no heatmap target",
+        "src/posetokens/codecs/heatmap.py",
+        (("weights = np.where((vis > 0) & ~outside & finite,",
+          "weights = np.where((vis > 0) & ~outside,"),),
+        ("tests/test_codecs.py::test_a_keypoint_that_is_not_a_number_gets_no_target",),
+    ),
+    Mutant(
+        "simcc-nan-keypoint-trained", "a NaN keypoint gets no SimCC target",
+        "src/posetokens/codecs/simcc.py",
+        (("weights = np.where((vis > 0) & ~outside & finite,",
+          "weights = np.where((vis > 0) & ~outside,"),),
+        ("tests/test_codecs.py::test_a_keypoint_that_is_not_a_number_gets_no_target",),
+    ),
+    Mutant(
+        "simcc-weight-box-short", "the SimCC weight box is [mu - 3 sigma, mu + 3 sigma + 1) bins",
+        "src/posetokens/codecs/simcc.py",
+        (("lo, hi, size = mu - radius, mu + radius + 1, self.num_bins",
+          "lo, hi, size = mu - radius, mu + radius, self.num_bins"),),
+        ("tests/test_codecs.py::test_simcc_weight_box_edges_labels_and_rounding_by_hand",),
+    ),
+    Mutant(
+        "simcc-y-label-x-sigma", "SimCC y labels are normalised by the y sigma",
+        "src/posetokens/codecs/simcc.py",
+        (("ly /= self.sigma[1] * np.sqrt(2 * np.pi)",
+          "ly /= self.sigma[0] * np.sqrt(2 * np.pi)"),),
+        ("tests/test_codecs.py::test_simcc_weight_box_edges_labels_and_rounding_by_hand",),
+    ),
+    Mutant(
+        "simcc-round-labels-floor", "round_labels centres on np.around(x * split), as MMPose",
+        "src/posetokens/codecs/simcc.py",
+        (("mu = np.round(mu)",
+          "mu = np.floor(mu)"),),
+        ("tests/test_codecs.py::test_simcc_weight_box_edges_labels_and_rounding_by_hand",),
+    ),
+    Mutant(
+        "to-image-rotation-ignored", "keypoints_to_image undoes the rotation of the crop",
+        "src/posetokens/protocols/codec.py",
+        (("get_warp_matrix(c[i], s[i], float(r[i]), (iw, ih)",
+          "get_warp_matrix(c[i], s[i], 0.0, (iw, ih)"),),
+        ("tests/test_pipeline_codec.py::test_isotropic_heatmap_mapping_by_hand",),
+    ),
+    Mutant(
+        "half-body-three-upper-refused", "the HRNet-era half body takes the upper half with 3 visible joints (> 2)",
+        "src/posetokens/data/transforms.py",
+        (("up_ok = n_up >= (need if",
+          "up_ok = n_up > (need if"),),
+        ("tests/test_pipeline_crop.py::test_hrnet_draw_order_and_boundaries",),
+    ),
+    Mutant(
+        "mmpose-rotate-default", "the TopdownAugConfig defaults are MMPose 1.x ones (rotation 80)",
+        "src/posetokens/data/transforms.py",
+        (("    rotate_limit: float = 80.0\n",
+          "    rotate_limit: float = 40.0\n"),),
+        ("tests/test_pipeline_crop.py::test_mmpose_half_body_rules_and_defaults",),
+    ),
+    Mutant(
+        "mmpose-upper-prob-inverted", "MMPose 1.x prefers the upper half with rand < 0.7",
+        "src/posetokens/data/transforms.py",
+        (("prefer_upper = rng.random() < aug.half_body_upper_prob",
+          "prefer_upper = rng.random() > aug.half_body_upper_prob"),),
+        ("tests/test_pipeline_crop.py::test_mmpose_half_body_rules_and_defaults",),
+    ),
+    Mutant(
+        "mmpose-upper-min-three", "the MMPose 1.x upper half needs 2 visible joints",
+        "src/posetokens/data/transforms.py",
+        (("    half_body_min_upper_keypoints: int | None = 2\n",
+          "    half_body_min_upper_keypoints: int | None = None\n"),),
+        ("tests/test_pipeline_crop.py::test_mmpose_half_body_rules_and_defaults",),
+    ),
+    Mutant(
+        "mmpose-neither-half-drawn", "MMPose 1.x draws no half body when neither half has enough joints",
+        "src/posetokens/data/transforms.py",
+        (("            if not (up_ok or n_lo >= need):\n                return None\n",
+          ""),),
+        ("tests/test_pipeline_crop.py::test_mmpose_half_body_rules_and_defaults",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),
@@ -699,8 +825,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "dataset-ignores-protocol-orientation", "training and test read images as the protocol declares",
         "src/posetokens/engine/data.py",
-        (("gt_clean=protocol.box.gt_clean, exif_orientation=protocol.exif_orientation)",
-          "gt_clean=protocol.box.gt_clean)"),),
+        (("                                  skip_bad_images=cfg.skip_bad_images, gt_clean=protocol.box.gt_clean,\n"
+          "                                  exif_orientation=protocol.exif_orientation)",
+          "                                  skip_bad_images=cfg.skip_bad_images, gt_clean=protocol.box.gt_clean)"),),
         ("tests/test_datasets.py::test_images_are_read_as_the_protocols_official_loader_reads_them[gtpt-False]",),
     ),
     Mutant(
@@ -1033,12 +1160,12 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "gt-checked-at-first-eval", "train and test check the ground truth as COCOeval reads it before any work",
         "src/posetokens/engine/trainer.py",
-        (("            check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend,\n"
-          "                                    {PERSON_CATEGORY}, \"the model's predictions\")\n",
-          "            pass\n"),
-         ("        check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend,\n"
-          "                                {PERSON_CATEGORY}, \"the model's predictions\")\n"
-          "    metrics", "        pass\n    metrics")),
+        (("                check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend,\n"
+          "                                        {PERSON_CATEGORY}, \"the model's predictions\")\n",
+          "                pass\n"),
+         ("            check_coco_ground_truth(cfg.data.val_ann, get_metainfo(cfg.data.dataset), protocol.eval.coco_backend,\n"
+          "                                    {PERSON_CATEGORY}, \"the model's predictions\")\n"
+          "    metrics", "            pass\n    metrics")),
         ("tests/test_errors_training.py::test_refused_or_reported[val-ann-negative-area]",
          "tests/test_errors_training.py::test_refused_or_reported[test-val-ann-negative-area]"),
     ),

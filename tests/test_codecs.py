@@ -225,3 +225,78 @@ def test_refine_quarter_border_rules() -> None:
     locs = np.array([[[1.0, 3.0], [3.0, 3.0]]])
     np.testing.assert_allclose(refine_keypoints_quarter(locs, hm, "inside"), [[[1.25, 3.0], [2.75, 2.75]]])
     np.testing.assert_allclose(refine_keypoints_quarter(locs, hm, "hrnet"), [[[1.0, 3.0], [2.75, 2.75]]])
+
+
+def test_refine_quarter_borders_on_both_axes_and_the_far_edges() -> None:
+    """The quarter step's border rule holds on y as on x, and at the last row and column too (HRNet
+    ``get_final_preds``: ``1 < px < W-1 and 1 < py < H-1``; ``inside``: ``0 < . < size-1``). Each peak below has a
+    higher neighbour that would pull it a quarter pixel."""
+    from posetokens.codecs.utils import refine_keypoints_quarter
+
+    hm = np.zeros((1, 4, 6, 6))
+    peaks = [(3, 0), (5, 3), (3, 1), (3, 5)]  # (x, y): top row, last column, second row, last row
+    pulls = [(3, 1), (4, 3), (3, 2), (3, 4)]  # the higher neighbour of each
+    for k, ((x, y), (px, py)) in enumerate(zip(peaks, pulls)):
+        hm[0, k, y, x], hm[0, k, py, px] = 1.0, 0.5
+    locs = np.array([peaks], np.float64)
+    np.testing.assert_allclose(refine_keypoints_quarter(locs, hm, "inside"),
+                               [[[3, 0], [5, 3], [3, 1.25], [3, 5]]])  # only the second row is inside
+    np.testing.assert_allclose(refine_keypoints_quarter(locs, hm, "hrnet"), locs)  # 1 < y is false on row 1
+
+
+def test_flip_pairs_out_of_range_are_refused_negative_ones_too() -> None:
+    from posetokens.codecs import flip_indices_from_pairs
+
+    assert flip_indices_from_pairs([[1, 2]], 3) == [0, 2, 1]
+    for bad in ([[1, -1]], [[-3, 1]], [[1, 3]]):  # Python would read -1 as the last joint and swap the wrong one
+        with pytest.raises(ValueError, match=r"flip pair \[.*\] is out of range for 3 keypoints"):
+            flip_indices_from_pairs(bad, 3)
+
+
+def test_heatmap_decode_of_a_map_without_a_positive_maximum() -> None:
+    """A map whose maximum is <= 0 has no keypoint: MMPose 1.x's ``get_heatmap_maximum`` gives -1 and score 0
+    (``invalid='minus_one'``), HRNet's ``get_max_preds`` heatmap (0, 0), which the stride mapping takes to input
+    pixel (0, 0) (``invalid='zero'``). A zero map and a negative one alike, beside a real peak at (10, 20)."""
+    hm = np.zeros((1, 3, 64, 48))
+    hm[0, 1] = -0.5
+    hm[0, 2, 20, 10] = 1.0
+    kps, scores = HeatmapCodec(IN, HM).decode(hm)
+    np.testing.assert_array_equal(kps[0, :2], [[-1, -1], [-1, -1]])
+    np.testing.assert_array_equal(scores[0], [0.0, -0.5, 1.0])
+    np.testing.assert_array_equal(kps[0, 2], [40.0, 80.0])  # 4 input px per heatmap px, no neighbour to step to
+    kps, _ = HeatmapCodec(IN, HM, invalid="zero").decode(hm)
+    np.testing.assert_array_equal(kps[0, :2], [[0, 0], [0, 0]])
+
+
+def test_a_keypoint_that_is_not_a_number_gets_no_target() -> None:
+    """A labelled joint with NaN coordinates (a broken annotation) gets weight 0 and an empty target in both
+    codecs, not a peak at (0, 0) that would teach the model the crop's corner."""
+    kps = np.array([[[np.nan, 100.0], [50.0, 60.0]]])
+    vis = np.ones((1, 2))
+    enc = HeatmapCodec(IN, HM).encode(kps, vis)
+    np.testing.assert_array_equal(enc["keypoint_weights"], [[0, 1]])
+    assert enc["heatmaps"][0, 0].max() == 0 and enc["heatmaps"][0, 1].max() == 1
+    enc = SimCCCodec(IN, split_ratio=2.0, sigma=4.0).encode(kps, vis)
+    np.testing.assert_array_equal(enc["keypoint_weights"], [[0, 1]])
+    assert enc["keypoint_x_labels"][0, 0].max() == 0 and enc["keypoint_y_labels"][0, 0].max() == 0
+
+
+def test_simcc_weight_box_edges_labels_and_rounding_by_hand() -> None:
+    """MMPose ``SimCCLabel``: the box ``[mu - 3 sigma, mu + 3 sigma + 1)`` in bins must overlap ``[0, W)``: at split
+    2 and sigma 4, x in [-6.5, 198) px of 192 (y: [-6.5, 262) of 256). Normalised labels peak at
+    ``1 / (sigma sqrt(2 pi))`` per axis, with each axis's own sigma. ``round_labels`` centres the label on
+    ``np.around(x * split)`` (MMPose's ``_map_coordinates``; half to even)."""
+    codec = SimCCCodec(IN, split_ratio=2.0, sigma=4.0)
+    xs = [-6.75, -6.25, 197.75, 198.25]
+    enc = codec.encode(np.array([[[x, 100.0] for x in xs] + [[100.0, y] for y in (-6.75, -6.25, 261.75, 262.25)]]))
+    np.testing.assert_array_equal(enc["keypoint_weights"], [[0, 1, 1, 0, 0, 1, 1, 0]])
+    enc = SimCCCodec(IN, split_ratio=2.0, sigma=(4.0, 6.0), normalize=True).encode(np.array([[[50.0, 60.0]]]))
+    assert enc["keypoint_x_labels"][0, 0, 100] == pytest.approx(1 / (4 * math.sqrt(2 * math.pi)), rel=1e-6)
+    assert enc["keypoint_y_labels"][0, 0, 120] == pytest.approx(1 / (6 * math.sqrt(2 * math.pi)), rel=1e-6)
+    rounded = SimCCCodec(IN, split_ratio=2.0, sigma=4.0, round_labels=True)
+    enc = rounded.encode(np.array([[[10.4, 10.25]]]))  # bins 20.8 -> 21, 20.5 -> 20
+    peak = 1 / (4 * math.sqrt(2 * math.pi))  # the label sits on the bin itself
+    assert enc["keypoint_x_labels"][0, 0].argmax() == 21 and enc["keypoint_x_labels"][0, 0, 21] == pytest.approx(peak)
+    assert enc["keypoint_y_labels"][0, 0].argmax() == 20 and enc["keypoint_y_labels"][0, 0, 20] == pytest.approx(peak)
+    kps, _ = rounded.decode((enc["keypoint_x_labels"], enc["keypoint_y_labels"]))
+    np.testing.assert_array_equal(kps[0, 0], [10.5, 10.0])

@@ -233,6 +233,33 @@ def test_weighted_dlt_and_ransac_reject_a_wrong_view() -> None:
     assert not inliers[2, 5] and inliers.sum() == 4 * 17 - 1
 
 
+
+def test_triangulation_rules_one_view_ties_and_dropped_views() -> None:
+    """Hand-built cases on the real cameras: a joint with one view of positive weight is refused (one ray fixes no
+    point); a tie in inliers goes to the smaller summed reprojection error; a view of weight 0 does not vote."""
+    world, P = _real_scene(1)
+    pts = project(world, P)
+    w = np.ones((4, 17))
+    w[1:, 3] = 0.0
+    with pytest.raises(ValueError, match=r"1 joint\(s\) have fewer than 2 views with weight > 0"):
+        triangulate_dlt(pts, P, w)
+    # views 0, 1 see joint 5 at X exactly; views 2, 3 see it at Y = X + 0.5 m, 0.3 px off: two inliers each
+    other = world + np.array([0.5, 0.0, 0.0])
+    tie = pts.copy()
+    tie[2:, 5] = project(other, P)[2:, 5] + 0.3
+    robust, inliers = triangulate_ransac(tie, P, threshold=JDR_THRESHOLD_PX)
+    assert np.linalg.norm(robust[5] - world[5]) * 1000 < 1e-3 and inliers[:, 5].tolist() == [True, True, False, False]
+    # 7 views (cameras 0-2 again as views 4-6): X in views 0-2, Y in views 3-6, of which views 5 and 6 dropped
+    P7 = np.concatenate([P, P[:3]])
+    seen = np.concatenate([pts, project(other, P7[4:])])
+    seen[3, 5] = project(other, P)[3, 5]
+    w7 = np.ones((7, 17))
+    w7[5:, 5] = 0.0
+    robust, inliers = triangulate_ransac(seen, P7, w7, threshold=JDR_THRESHOLD_PX)
+    assert np.linalg.norm(robust[5] - world[5]) * 1000 < 1e-3, "3 weighted views of X outvote 2 weighted of Y"
+    assert inliers[:, 5].tolist() == [True, True, True, False, False, False, False]
+
+
 # ------------------------------------------------------------------------------------------------ JDR
 def test_jdr_hand_computed() -> None:
     gt = np.zeros((2, 2, 3, 2))  # 2 samples x 2 views x 3 joints

@@ -193,6 +193,17 @@ def test_isotropic_heatmap_mapping_by_hand() -> None:
     img = keypoints_to_image(np.array([[[40.0, 200.0]]]), c, np.array([[sw, sw * 4 / 3]]), (256, 192),
                              get_protocol("gtpt"))
     np.testing.assert_allclose(img[0, 0], [300 + (40 - 96) * sw / 192, 200 + (200 - 128) * sw / 192], atol=1e-9)
+    # with a rotation r (HRNet get_affine_transform turns the source direction by r): image = c + R(r) (p - (W/2,
+    # H/2)) sw / W, R(r) = [[cos r, -sin r], [sin r, cos r]]; at r = 90 the crop's (96, 64), 64 px above its
+    # centre, lands 64 px right of the box centre (c = (300, 200), sw = W = 192)
+    pts = np.array([[[96.0, 64.0], [40.0, 200.0]]])
+    img = keypoints_to_image(pts, c, np.array([[192.0, 256.0]]), (256, 192), get_protocol("gtpt"), rot=90.0)
+    np.testing.assert_allclose(img[0, 0], [364.0, 200.0], atol=1e-9)
+    r = math.radians(30.0)
+    img = keypoints_to_image(pts, c, np.array([[sw, sw * 4 / 3]]), (256, 192), get_protocol("gtpt"), rot=30.0)
+    d = (pts[0] - [96.0, 128.0]) * sw / 192
+    want = c[0] + d @ np.array([[math.cos(r), -math.sin(r)], [math.sin(r), math.cos(r)]]).T
+    np.testing.assert_allclose(img[0], want, atol=1e-9)
 
 
 def test_gtpt_simcc_weights_in_input_px_and_labels() -> None:

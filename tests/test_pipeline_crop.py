@@ -118,6 +118,47 @@ def test_hrnet_draw_order_and_boundaries() -> None:
     two_upper = np.r_[np.ones(7), np.zeros(7), np.ones(2)]
     rng = ScriptedRng([("rand", 0.0), ("randn", -1.0), ("randn", 0.0), ("rand", 0.9), ("rand", 0.9)])
     assert draw_augmentation(aug, rng, "mpii", two_upper).half_body == "lower"
+    # exactly 3 upper joints visible is enough (the official "len(upper_joints) > 2")
+    three_upper = np.r_[np.ones(7), np.zeros(6), np.ones(3)]
+    rng = ScriptedRng([("rand", 0.0), ("randn", -1.0), ("randn", 0.0), ("rand", 0.9), ("rand", 0.9)])
+    assert draw_augmentation(aug, rng, "mpii", three_upper).half_body == "upper"
+
+
+def test_mmpose_half_body_rules_and_defaults() -> None:
+    """MMPose 1.x (spec pipeline.md section 8): flip rand, half body rand (< 0.3) then rand < 0.7 prefers the upper
+    half; the upper needs 2 visible joints, the lower 3, a short half gives way to the other and neither means no
+    half body; then shift, scale and rotation each behind a rand. ``TopdownAugConfig()`` holds these defaults."""
+    from posetokens.data.metainfo import from_coco_categories
+    from posetokens.data.transforms import TopdownAugConfig
+
+    aug = TopdownAugConfig()
+    assert (aug.order, aug.sampler, aug.flip_prob) == ("mmpose", "truncated", 0.5)
+    assert (aug.half_body_prob, aug.half_body_min_keypoints, aug.half_body_min_upper_keypoints,
+            aug.half_body_min_part_keypoints, aug.half_body_upper_prob, aug.half_body_padding) == (0.3, 9, 2, 3, 0.7, 1.5)
+    assert (aug.shift_factor, aug.shift_prob, aug.scale_range, aug.scale_prob, aug.rotate_limit, aug.rotate_prob) == (
+        0.16, 0.3, (0.5, 1.5), 1.0, 80.0, 0.6)
+
+    def half(meta, vis, prefer: float) -> str | None:
+        rng = ScriptedRng([("rand", 0.9), ("rand", 0.1), ("rand", prefer), ("rand", 0.9), ("rand", 0.5),
+                           ("randn", 0.0), ("rand", 0.9)])
+        d = draw_augmentation(aug, rng, meta, vis)
+        assert not rng.values and d.scale_factor == 1.0 and d.rotation == 0.0 and not d.flip
+        return d.half_body
+
+    assert half("coco", np.ones(17), 0.69) == "upper" and half("coco", np.ones(17), 0.71) == "lower"
+    names = [f"j{i}" for i in range(20)]
+    meta = from_coco_categories({"keypoints": names}, sigmas=[0.05] * 20, upper_body=names[:10], lower_body=names[10:])
+    two_upper = np.r_[np.ones(2), np.zeros(8), np.ones(10)]
+    assert half(meta, two_upper, 0.1) == "upper"  # 2 upper joints are enough
+    two_lower = np.r_[np.ones(10), np.zeros(8), np.ones(2)]
+    assert half(meta, two_lower, 0.9) == "upper"  # 2 lower joints are not: the upper half instead
+    # whole-body: the face is in neither half; 1 upper and 2 lower joints visible among 23: no half body
+    some = np.zeros(133)
+    some[[0, 11, 12]] = 1
+    some[23:43] = 1
+    rng = ScriptedRng([("rand", 0.9), ("rand", 0.1), ("rand", 0.1), ("rand", 0.9), ("rand", 0.5), ("randn", 0.0),
+                       ("rand", 0.9)])
+    assert draw_augmentation(aug, rng, "coco_wholebody", some).half_body is None and not rng.values
 
 
 def test_mmpose0_draw_order() -> None:

@@ -474,7 +474,9 @@ class TopdownAugConfig:
     scale/rotation; mmpose 0.x, PCT). ``sampler``: ``truncated`` normals (MMPose 1.x, resampled) or
     ``clipped`` normals (``clip(randn * std, lo, hi)``, the official HRNet-era code). ``shift_sampler``:
     ``truncated`` normal or ``uniform`` in [-1, 1] (mmpose 0.x). ``half_body_extent_offset`` is added to the
-    half-body joints' extent (TokenPose/PPT: +1).
+    half-body joints' extent (TokenPose/PPT: +1). A half needs ``half_body_min_part_keypoints`` visible joints
+    (the HRNet-era ``> 2``; MMPose 1.x's ``min_lower_keypoints``), the upper one ``half_body_min_upper_keypoints``
+    where that differs (MMPose 1.x's ``min_upper_keypoints``, 2; ``None``: the same).
     """
 
     order: str = "mmpose"
@@ -485,6 +487,7 @@ class TopdownAugConfig:
     half_body_prob: float = 0.3
     half_body_min_keypoints: int = 9
     half_body_min_part_keypoints: int = 3
+    half_body_min_upper_keypoints: int | None = 2
     half_body_upper_prob: float = 0.7
     half_body_padding: float = 1.5
     shift_factor: float = 0.16
@@ -602,13 +605,14 @@ def draw_augmentation(
 
     * ``hrnet`` (TokenPose / PPT / GTPT ``JointsDataset.__getitem__``): half body (a ``rand < prob`` only when at
       least ``half_body_min_keypoints`` joints are visible, then ``randn < Phi^-1(upper_prob)``: upper if it has
-      ``>= half_body_min_part_keypoints`` visible, else lower if that has, else upper); scale ``randn``; rotation
+      enough visible joints, else lower if that has, else upper); scale ``randn``; rotation
       ``rand <= rotate_prob`` then ``randn``; flip ``rand <= flip_prob``.
     * ``mmpose0`` (mmpose 0.x, PCT): shift ``rand < shift_prob`` then ``uniform(-1, 1, 2) * shift_factor``; flip
       ``rand <= flip_prob``; half body as above (on the flipped joints); scale ``randn``; rotation ``randn`` then
       ``rand <= rotate_prob``.
     * ``mmpose`` (MMPose 1.x; posetokens' former default): flip ``rand < flip_prob``; half body (``rand < prob`` then
-      ``rand < upper_prob``); shift, scale and rotation each behind a ``rand < prob``.
+      ``rand < upper_prob`` picks the preferred half; a half without enough visible joints gives way to the other,
+      and neither having enough means none); shift, scale and rotation each behind a ``rand < prob``.
 
     ``aug.sampler``: ``clipped`` is ``clip(randn * std + mean, lo, hi)`` (the official HRNet-era code, mass at the
     bounds), ``truncated`` resamples out-of-range draws (MMPose 1.x).
@@ -635,14 +639,13 @@ def draw_augmentation(
             return None
         n_up, n_lo = int(v[upper_ids].sum()), int(v[lower_ids].sum())
         need = aug.half_body_min_part_keypoints
-        if aug.order == "mmpose":
-            pick_upper = rng.random() < aug.half_body_upper_prob
-            if pick_upper and n_up < need:
-                pick_upper = False
-            elif not pick_upper and n_lo < need:
-                pick_upper = True
-            return "upper" if pick_upper else "lower"
-        if rng.standard_normal() < _upper_threshold(aug.half_body_upper_prob) and n_up >= need:
+        up_ok = n_up >= (need if aug.half_body_min_upper_keypoints is None else aug.half_body_min_upper_keypoints)
+        if aug.order == "mmpose":  # RandomHalfBody: the preferred half where both have enough, none where neither
+            prefer_upper = rng.random() < aug.half_body_upper_prob
+            if not (up_ok or n_lo >= need):
+                return None
+            return "upper" if n_lo < need or (up_ok and prefer_upper) else "lower"
+        if rng.standard_normal() < _upper_threshold(aug.half_body_upper_prob) and up_ok:
             return "upper"
         return "lower" if n_lo >= need else "upper"
 

@@ -324,7 +324,8 @@ def resolve_protocol(value: Protocol | str | Mapping[str, Any] | None, default: 
 # ------------------------------------------------------------------------------ the official protocols
 _HRNET_AUG = dict(  # JointsDataset.__getitem__ (TokenPose, PPT, GTPT; COCO yamls): clipped normals, HRNet order
     order="hrnet", sampler="clipped", flip_prob=0.5, half_body_prob=0.3, half_body_min_keypoints=9,
-    half_body_min_part_keypoints=3, half_body_upper_prob=0.6915, half_body_padding=1.5, shift_prob=0.0,
+    half_body_min_part_keypoints=3, half_body_min_upper_keypoints=None, half_body_upper_prob=0.6915,
+    half_body_padding=1.5, shift_prob=0.0,
     scale_range=(0.65, 1.35), scale_std=0.35, scale_prob=1.0, rotate_limit=90.0, rotate_std=45.0, rotate_prob=0.6,
 )
 
@@ -373,7 +374,8 @@ register_protocol(Protocol(
     warp="standard",
     box=BoxRule(center_offset=0.0, gt_clean="mmpose0", padding=1.25, test_padding=1.12, move_invisible_joints=False),
     aug=TopdownAugConfig(order="mmpose0", sampler="clipped", flip_prob=0.5, half_body_prob=0.3,
-                         half_body_min_keypoints=9, half_body_min_part_keypoints=3, half_body_upper_prob=0.6915,
+                         half_body_min_keypoints=9, half_body_min_part_keypoints=3,
+                         half_body_min_upper_keypoints=None, half_body_upper_prob=0.6915,
                          half_body_padding=1.5, half_body_extent_offset=0.0, shift_factor=0.16, shift_prob=0.3,
                          shift_sampler="uniform", scale_range=(0.5, 1.5), scale_std=0.5, scale_prob=1.0,
                          rotate_limit=80.0, rotate_std=40.0, rotate_prob=0.6),
