@@ -11,6 +11,7 @@ from scipy.signal import savgol_filter
 from posetokens.data import synthetic_motion as sm
 from posetokens.inference.filters import (
     VIDEO_DEFAULT,
+    FilterConfig,
     OneEuroStream,
     make_filter,
     one_euro,
@@ -207,3 +208,37 @@ def test_flags_choose_the_filter() -> None:
     assert filter_from_args(args).describe()["beta"] == 0.7
     with pytest.raises(ValueError, match="window must be an odd number of frames, got 8"):
         filter_from_args(p.parse_args(["lift", "x", "--out", "o", "--filter", "savgol", "--filter-window", "8"]))
+
+
+def test_a_decoder_time_that_does_not_go_forward_counts_as_none() -> None:
+    """Two frames with one time (a repeated decoder timestamp): the second steps by 1 / fps, as a frame without a
+    time does (module doc), and stays finite."""
+    x0, x1 = np.zeros((2, 2)), np.full((2, 2), 3.0)
+    timed = OneEuroStream(fps=10.0)
+    timed.step(x0, t=1.0)
+    plain = OneEuroStream(fps=10.0)
+    plain.step(x0)
+    got = timed.step(x1, t=1.0)
+    assert np.isfinite(got).all()
+    np.testing.assert_array_equal(got, plain.step(x1))
+
+
+def test_a_configs_own_frame_rate_wins_over_the_callers() -> None:
+    x = np.cumsum(np.random.default_rng(0).normal(0, 1, (30, 3, 2)), axis=0)
+    cfg = FilterConfig("one_euro", fps=10.0)
+    np.testing.assert_array_equal(cfg(x, fps=50.0), one_euro(x, 10.0, cfg.min_cutoff, cfg.beta, cfg.d_cutoff))
+    np.testing.assert_array_equal(cfg.stream(50.0).step(x[0]), OneEuroStream(cfg.min_cutoff, cfg.beta, cfg.d_cutoff,
+                                                                               10.0).step(x[0]))
+
+
+def test_savgol_hold_leaves_samples_before_the_first_valid_one_unchanged() -> None:
+    """``gap="hold"``: invalid samples get the last valid filtered value, "unchanged before the first valid one"
+    (module doc): nothing is invented before a joint was seen."""
+    x = np.arange(12, dtype=np.float64).reshape(12, 1, 1) * np.ones((1, 1, 2))
+    x[:2] = np.nan
+    valid = np.ones(12, bool)
+    valid[:2] = False
+    out = savgol(x, window=5, order=2, valid=valid, gap="hold")
+    assert np.isnan(out[:2]).all()
+    # past the window's reach into the held start, a line passes the quadratic fit unchanged
+    np.testing.assert_allclose(out[4:, 0, 0], np.arange(4, 12), atol=1e-9)

@@ -502,3 +502,36 @@ def test_lift_of_a_given_module_takes_no_weights_and_leaves_its_mode(tmp_path: P
     assert model.training
     lift(src, model, tmp_path / "c", draw=False)
     assert model.training and (tmp_path / "c" / "coco_2d_3d.json").is_file()
+
+
+def test_default_min_track_frames_is_half_the_clip_rounded_up() -> None:
+    from posetokens.inference.lifting import default_min_track_frames
+
+    assert [default_min_track_frames(n) for n in (1, 2, 7, 8, 59, 60, 61, 1000)] == [1, 1, 4, 4, 30, 30, 30, 30]
+
+
+def test_lift_keeps_the_jsons_frame_ids_and_filters_2d_in_half_widths(tmp_path: Path) -> None:
+    """A 2D json whose frames start at 5 (a cut of a longer run) gives 3D frames 5..: the 3D stays on the 2D's
+    timeline. Its 2D One-Euro measures speed in half widths of the (not square) frame: the 3D json's 2D is the
+    H36M 2D filtered with ``scale = width / 2``."""
+    from posetokens.inference.filters import make_filter
+    from posetokens.registry import create_model
+
+    rng = np.random.default_rng(3)
+    n, w, h = 12, 400, 200
+    t = np.arange(n)[:, None, None]
+    kp = rng.uniform(150, 250, (1, 17, 2)) * [1.0, 0.5] + 8 * np.sin(t / 2.0) + rng.normal(0, 1, (n, 17, 2))
+    records = [{"frame_id": 5 + i, "width": w, "height": h, "fps": 25,
+                "instances": [{"keypoints": kp[i].tolist(), "keypoint_scores": [0.9] * 17,
+                               "bbox": [100, 50, 300, 150], "bbox_score": 0.9}]} for i in range(n)]
+    src = tmp_path / "cut.json"
+    src.write_text(json.dumps(records))
+    torch.manual_seed(0)
+    model = create_model("mixste_h36m_243", num_frames=9, dim=32, depth=2, heads=2, mlp_hidden=64)
+    lift(src, model, tmp_path / "out", draw=False, smooth="one_euro")
+    res = json.loads((tmp_path / "out" / "cut_3d.json").read_text())
+    assert [f["frame_id"] for f in res["frames"]] == list(range(5, 5 + n))
+    assert (res["tracks"][0]["first_frame"], res["tracks"][0]["last_frame"]) == (5, 4 + n)
+    h36m, _ = coco_to_h36m(kp, np.full((n, 17), 0.9))
+    want = make_filter("one_euro")(h36m, fps=25.0, scale=w / 2)
+    np.testing.assert_allclose([f["keypoints_2d"] for f in res["frames"]], want, atol=0.0051)

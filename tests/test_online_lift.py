@@ -207,3 +207,37 @@ def test_filter_names_and_a_push_after_flush(track) -> None:
         online.push(track[5])
     online.reset()
     assert online.push(track[0]) is None and online.latency_frames == 3
+
+
+def test_seq2seq_lookahead_returns_each_frame_from_its_own_slot(track) -> None:
+    """``lookahead=k`` on a seq2seq model: frame t's 3D is slot ``F - 1 - k`` of the window ending at ``t + k``
+    (module doc), and at the end of the stream (flush) the slot of frame t in the last window."""
+    model = _model("mixste_h36m_243")
+    f, k = 9, 3
+    newest = np.minimum(np.arange(L) + k, L - 1)
+    windows = np.array([[max(0, n - f + 1 + i) for i in range(f)] for n in newest])
+    want = _offline(model, track, windows, f - 1 - (newest - np.arange(L)))
+    got, lifter = lift_online(model, track, None, W, H, lookahead=k)
+    assert lifter.latency_frames == k
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def test_held_is_said_on_the_frame_that_was_held(track) -> None:
+    model = _model("mixste_h36m_243")
+    online = OnlineLifter(model, W, H, lookahead=2)
+    res = [online.push(None if t == 3 else track[t]) for t in range(8)] + online.flush()
+    res = [r for r in res if r is not None]
+    assert [r.index for r in res] == list(range(8))
+    assert [r.held for r in res] == [t == 3 for t in range(8)]
+
+
+def test_the_2d_filter_measures_speed_in_half_widths(track) -> None:
+    """The incoming 2D One-Euro runs with ``scale = width / 2`` (module doc of the filters), on a frame that is
+    not square: the same as filtering the track first with that scale."""
+    model = _model("mixste_h36m_243")
+    w, h = 1000, 500
+    kp = track * [1.0, 0.5]
+    stream = make_filter("one_euro").stream(50.0, scale=w / 2)
+    pre = np.stack([stream.step(kp[t]) for t in range(L)])
+    got, _ = lift_online(model, kp, None, w, h, filter2d=make_filter("one_euro"), fps=50.0)
+    np.testing.assert_allclose(got, lift_online(model, pre, None, w, h)[0], rtol=0, atol=1e-6)

@@ -266,3 +266,77 @@ def test_lift_keeps_input_track_ids_and_skips_short_tracks(tmp_path: Path, capsy
         lift(src, EchoLifter(), out, min_track_frames=0)
     with pytest.raises(ValueError, match=r"no track of at least 41 frames \(the longest has 40\)"):
         lift(src, EchoLifter(), out, min_track_frames=41)
+
+
+# ------------------------------------------------------------------------ hand-computed tracker rules
+def _pose(x0: float = 10.0) -> np.ndarray:
+    """17 joints on a 4 x 5 grid inside the box [x0, 0, x0 + 40, 60] (so each joint has its own place)."""
+    g = np.stack(np.meshgrid(np.arange(4) * 10.0 + x0 + 5, np.arange(5) * 12.0 + 6), -1).reshape(-1, 2)
+    return g[:17]
+
+
+def test_a_track_lives_max_age_unmatched_frames() -> None:
+    box = np.array([[10.0, 0.0, 50.0, 60.0]])
+    for unseen, same in ((2, True), (3, False)):
+        tracker = Tracker(max_age=2)
+        assert tracker.update(box).tolist() == [1]
+        for _ in range(unseen):
+            tracker.update(np.zeros((0, 4)))
+        assert (tracker.update(box).tolist() == [1]) is same, unseen
+
+
+def test_oks_counts_joints_scored_above_kpt_thr_on_both_sides() -> None:
+    """The OKS of a track and a pose averages the joints both score above ``kpt_thr``: joints 9-16 moved 50 px,
+    scored at the threshold on either side, leave the similarity at IoU 1 and OKS 1."""
+    box = np.array([[10.0, 0.0, 50.0, 60.0]])
+    kp = _pose()[None]
+    moved = kp.copy()
+    moved[0, 9:] += 50.0
+    full, part = np.ones((1, 17)), np.r_[np.ones(9), np.full(8, 0.5)][None]
+    for track_scores, pose_scores in ((part, full), (full, part)):
+        tracker = Tracker(kpt_thr=0.5)
+        tracker.update(box, kp, track_scores)
+        assert tracker.similarity(box, moved, pose_scores)[0, 0] == pytest.approx(1.0, abs=1e-12)
+    tracker = Tracker(kpt_thr=0.5)  # every joint counted: the moved ones lower it
+    tracker.update(box, kp, full)
+    assert tracker.similarity(box, moved, full)[0, 0] < 0.9
+
+
+def test_a_track_born_on_a_carried_frame_takes_no_velocity_from_it() -> None:
+    """A pose-made box at birth is no sample of the motion: after the next detector box the track predicts that
+    box where it is (velocity 0), not moved on by the step between the two boxes."""
+    tracker = Tracker()
+    tracker.update(np.array([[10.0, 0.0, 50.0, 60.0]]), measured=False)
+    tracker.update(np.array([[15.0, 0.0, 55.0, 60.0]]))
+    boxes, _ = tracker.predict(tracker.frame + 1)
+    np.testing.assert_allclose(boxes, [[15.0, 0.0, 55.0, 60.0]])
+
+
+def test_pose_boxes_keep_joints_scored_at_the_threshold() -> None:
+    """Joints scored at least ``kpt_thr`` count: (0, 0) and (50, 50) at 0.3 give the extent grown 1.25 times."""
+    from posetokens.inference.tracking import pose_boxes
+
+    boxes, enough = pose_boxes(np.array([[[0.0, 0.0], [50.0, 50.0]]]), np.array([[0.3, 0.3]]), kpt_thr=0.3)
+    np.testing.assert_allclose(boxes, [[-6.25, -6.25, 56.25, 56.25]])
+    assert enough.tolist() == [True]
+
+
+def test_carried_boxes_drop_duplicates_at_dedup_iou_and_move_with_the_centre_velocity() -> None:
+    """Carried frames (det_every 2): two poses whose boxes overlap at exactly ``dedup_iou`` (0.6) are one person,
+    the better scored one kept; a carried box moves on by the track's centre velocity (1 px a frame here)."""
+    frames = {0: np.array([[0.0, 0.0, 10.0, 20.0]]), 2: np.array([[2.0, 0.0, 12.0, 20.0]])}
+    pt = PoseTracker(lambda f: (frames[f], np.ones(len(frames[f]))), det_every=2)
+    poses = {0: [[1.0, 2.0], [9.0, 18.0]], 1: [[2.0, 2.0], [10.0, 18.0]], 2: [[3.0, 2.0], [11.0, 18.0]]}
+    for f in range(3):
+        boxes, _ = pt.boxes(f)
+        assert pt.carried == (f == 1)
+        ids, keep = pt.update(boxes, np.array([poses[f]]), np.ones((1, 2)))
+        assert ids.tolist() == [1] and keep.tolist() == [True]
+    # frame 2's pose spans (3, 2)-(11, 18): centre (7, 10), half (4, 8) x 1.25; moved on 1 px in x
+    boxes, _ = pt.boxes(3)
+    assert pt.carried
+    np.testing.assert_allclose(boxes, [[3.0, 0.0, 13.0, 20.0]])
+    # two poses on the carried frame whose boxes (extent, no growth) overlap 75 / 125 = 0.6: the second dropped
+    a, b = [[0.0, 0.0], [10.0, 10.0]], [[2.5, 0.0], [12.5, 10.0]]
+    ids, keep = pt.update(boxes.repeat(2, axis=0), np.array([a, b]), np.array([[1.0, 1.0], [0.9, 0.9]]))
+    assert keep.tolist() == [True, False] and ids[1] == 0
