@@ -621,3 +621,119 @@ def test_repeated_image_ids_in_the_ground_truth_are_refused(tmp_path: Path) -> N
              for a in gt["annotations"]]
     with pytest.raises(ValueError, match=r"repeated.json: images\[1\]: field 'id' = 785 repeats images\[0\]'s"):
         evaluate_coco(path, preds, COCO_SIGMAS, rescore=False, nms_thr=None)
+
+
+# ------------------------------------------------------------ OKS and NMS details, hand-computed (mutation hunt)
+def test_oks_with_vis_thr_reads_the_scores_of_both_sides() -> None:
+    """With ``vis_thr`` a joint counts only where both sides score above it. Joint 0 (score 0.1) drops out; joint 1
+    is 2 px off: e = 4 / (2 x 0.1)^2 / 50 / 2 = 1, OKS exp(-1), not (1 + exp(-1)) / 2."""
+    pred = np.array([[0.0, 0.0, 0.1], [12.0, 0.0, 0.9]])
+    gt = np.array([[0.0, 0.0, 2.0], [10.0, 0.0, 2.0]])
+    assert compute_oks(pred, gt, 50.0, [0.1, 0.1], vis_thr=0.5) == pytest.approx(math.exp(-1))
+    inst = np.stack([np.array([[0.0, 0.0, 0.9], [10.0, 0.0, 0.9]]), pred])  # NMS: the mean of the two areas
+    m = oks_matrix(inst, [50.0, 50.0], [0.1, 0.1], vis_thr=0.5)
+    assert m[0, 1] == pytest.approx(math.exp(-1)) and m[1, 0] == pytest.approx(math.exp(-1))
+
+
+def test_nms_areas_and_the_threshold_by_hand() -> None:
+    """The keypoints' extent is ``ptp(x) * ptp(y)`` (pycocotools' ``loadRes`` area of a result without a box);
+    ``auto`` takes ``area`` first, then the box, then that extent; ``box`` refuses an area of 0 (it would divide
+    the OKS by nothing); an OKS exactly at the threshold is kept (the official ``oks <= thr``)."""
+    from posetokens.evaluation.functional import instance_area, keypoint_extent_area, nms_areas
+
+    k = np.array([[0.0, 0.0, 1.0], [6.0, 8.0, 1.0]])
+    assert keypoint_extent_area(k) == 48.0
+    assert instance_area({"area": 400.0, "bbox": [0, 0, 5, 5], "keypoints": k}) == 400.0
+    assert instance_area({"bbox": [0, 0, 5, 5], "keypoints": k}) == 25.0
+    assert instance_area({"keypoints": k}) == 48.0
+    with pytest.raises(ValueError, match=r"instance \[0\]: field 'area' is 0.0; "):
+        nms_areas([{"area": 0.0}], k[None], "box")
+    same = np.stack([k, k])
+    assert oks_nms_arrays(same, [0.9, 0.8], [48.0, 48.0], [0.1, 0.1], thr=1.0).tolist() == [0, 1]  # OKS 1 <= 1
+    assert oks_nms_arrays(same, [0.9, 0.8], [48.0, 48.0], [0.1, 0.1], thr=0.9).tolist() == [0]
+
+
+def _crowdpose_reference(gt: dict, preds: list[dict], img_ids: list[int] | None = None) -> dict[str, float]:
+    """CrowdPose's rules run through pycocotools directly: the object scale 0.53 w h (no area), one area range,
+    at most 20 detections per image; AP/AP75/AR as COCOeval's summarize reads them."""
+    data = copy.deepcopy(gt)
+    for a in data["annotations"]:
+        a["area"] = a["bbox"][2] * a["bbox"][3] * 0.53
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = data
+        coco.createIndex()
+        ev = COCOeval(coco, coco.loadRes(copy.deepcopy(preds)), "keypoints")
+        ev.params.kpt_oks_sigmas = CROWD_SIGMAS
+        ev.params.areaRng, ev.params.areaRngLbl, ev.params.maxDets = [[0, 1e10]], ["all"], [20]
+        if img_ids is not None:
+            ev.params.imgIds = img_ids
+        ev.evaluate()
+        ev.accumulate()
+    p, r = ev.eval["precision"][:, :, 0, 0, 0], ev.eval["recall"][:, 0, 0, 0]
+    return {"AP": p[p > -1].mean(), "AP75": p[5][p[5] > -1].mean(), "AR": r[r > -1].mean()}
+
+
+def test_crowdpose_numbers_against_pycocotools_with_its_rules() -> None:
+    """Noisy predictions (so the object scale matters), 25 confident false people on one image (so the cap of 20
+    detections matters), and the two images put in the easy and the hard split: AP, AP75, AR, APE and APH equal
+    pycocotools run with CrowdPose's rules on the same data."""
+    gt = json.loads(GT_CROWD.read_text())
+    easy, hard = (img["id"] for img in gt["images"])
+    gt["images"][0]["crowdIndex"], gt["images"][1]["crowdIndex"] = 0.1, 0.9
+    rng = np.random.default_rng(0)
+    preds = []
+    for a in gt["annotations"]:
+        k = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
+        k[:, :2] += rng.normal(0, 12.0, k[:, :2].shape)
+        k[:, 2] = 1.0
+        preds.append({"image_id": a["image_id"], "category_id": 1, "keypoints": k.ravel().tolist(), "score": 0.9})
+    for _ in range(25):
+        k = np.c_[rng.uniform(0, 50, (14, 2)), np.ones(14)]
+        preds.append({"image_id": easy, "category_id": 1, "keypoints": k.ravel().tolist(), "score": 0.95})
+    out = evaluate_coco(gt, preds, CROWD_SIGMAS, iou_type="keypoints_crowd", use_area=False, rescore=False,
+                        nms_thr=None)
+    ref = _crowdpose_reference(gt, preds)
+    for m in ("AP", "AP75", "AR"):
+        assert out[m] == pytest.approx(ref[m], abs=1e-12), m
+    assert out["AP75"] != pytest.approx(out["AP50"])
+    assert out["APE"] == pytest.approx(_crowdpose_reference(gt, preds, [easy])["AP"], abs=1e-4)
+    assert out["APH"] == pytest.approx(_crowdpose_reference(gt, preds, [hard])["AP"], abs=1e-4)
+    assert out["APM"] == -1.0 and out["APE"] != pytest.approx(out["APH"])
+
+
+def test_protocol_backends_categories_and_the_xtcocotools_flags() -> None:
+    """Three rules only a changed input shows. (1) PCT and MMPose score with xtcocotools, which matches an
+    annotation of id 0 (pycocotools' "no match" is 0): the GT fed back scores AP 1. (2) OKS-NMS runs per image and
+    category: the same pose predicted for two categories keeps both. (3) xtcocotools counts a person whose joints
+    are all flagged 1 (labelled, not visible): missing them halves the recall."""
+    from posetokens.evaluation import evaluate_keypoints
+    from posetokens.protocols import get_protocol
+
+    gt = json.loads(GT_COCO.read_text())
+    gt["images"] = [img for img in gt["images"] if img["id"] == 40083]  # two labelled people
+    gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] == gt["images"][0]["id"]
+                         and a["num_keypoints"] > 0 and not a["iscrowd"]][:2]
+    assert len(gt["annotations"]) == 2
+    gt["annotations"][0]["id"] = 0
+    preds = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0,
+              "area": a["bbox"][2] * a["bbox"][3]} for a in gt["annotations"]]
+    for name in ("pct", "mmpose"):
+        rule = dataclasses.replace(get_protocol(name).eval, rescore_thr=None, nms_thr=None)
+        assert rule.coco_backend == "xtcocotools"
+        assert evaluate_keypoints(gt, preds, "coco", rule)["AP"] == pytest.approx(1.0), name
+    two = copy.deepcopy(gt)
+    two["annotations"][0]["id"] = 101
+    two["categories"].append({**two["categories"][0], "id": 2, "name": "person2"})
+    twin = {**copy.deepcopy(two["annotations"][0]), "id": 102, "category_id": 2}
+    two["annotations"].append(twin)
+    both = [{**preds[0], "category_id": 1}, {**preds[0], "category_id": 2}, preds[1]]
+    rule = dataclasses.replace(get_protocol("tokenpose").eval, rescore_thr=None, nms_thr=0.9)
+    assert evaluate_keypoints(two, both, "coco", rule)["AP"] == pytest.approx(1.0)
+    flagged = copy.deepcopy(gt)
+    flagged["annotations"][0]["id"] = 101
+    k = np.asarray(flagged["annotations"][1]["keypoints"], np.float64).reshape(-1, 3)
+    k[k[:, 2] > 0, 2] = 1
+    flagged["annotations"][1]["keypoints"] = k.ravel().tolist()
+    out = evaluate_coco(flagged, preds[:1], COCO_SIGMAS, rescore=False, nms_thr=None, coco_backend="xtcocotools")
+    assert out["AR"] == pytest.approx(0.5)

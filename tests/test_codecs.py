@@ -300,3 +300,14 @@ def test_simcc_weight_box_edges_labels_and_rounding_by_hand() -> None:
     assert enc["keypoint_y_labels"][0, 0].argmax() == 20 and enc["keypoint_y_labels"][0, 0, 20] == pytest.approx(peak)
     kps, _ = rounded.decode((enc["keypoint_x_labels"], enc["keypoint_y_labels"]))
     np.testing.assert_array_equal(kps[0, 0], [10.5, 10.0])
+
+
+def test_float_box_weights_are_mmposes_dark_target_rule() -> None:
+    """MMPose 1.x ``generate_unbiased_gaussian_heatmaps``: weight 0 when ``mu - 3 sigma >= W`` or
+    ``mu + 3 sigma + 1 < 0`` with the sub-pixel mean itself (sigma 2 on a 48-wide map: mu in [-7, 54)); the
+    rounding rule keeps -7.2 (``floor(-6.7) + 7 = 0``) and drops 53.9 (``floor(54.4) - 6 = 48``)."""
+    mu = np.array([[[-7.2, 30.0], [-6.8, 30.0], [53.9, 30.0], [54.0, 30.0]]])
+    float_box = HeatmapCodec(IN, HM, 2.0, unbiased=True, weight_rule="float_box")
+    np.testing.assert_array_equal(float_box.encode_heatmap_px(mu)["keypoint_weights"], [[0, 1, 1, 0]])
+    floor_box = HeatmapCodec(IN, HM, 2.0, unbiased=True, weight_rule="floor_box")
+    np.testing.assert_array_equal(floor_box.encode_heatmap_px(mu)["keypoint_weights"], [[1, 1, 0, 0]])  # [-7.5, 53.5)

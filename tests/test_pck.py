@@ -177,3 +177,26 @@ def test_a_zero_head_size_counts_its_joints_as_wrong(caplog: pytest.LogCaptureFi
     with caplog.at_level("WARNING", logger="posetokens"):
         pckh(np.zeros((2, 16, 2)), np.zeros((2, 16, 2)), np.ones((2, 16), bool), head_boxes=boxes)
     assert "1 sample(s) with a head size of 0 (the first: sample 1" in caplog.text
+
+
+def test_pck_with_a_per_axis_normaliser_divides_x_by_width_and_y_by_height() -> None:
+    """``norm`` (N, 2) is per axis (MMPose's bbox normaliser: w for x, h for y): an error of 5 px in x against a
+    10 x 40 box is 0.5 (wrong at 0.2); the same error in y is 0.125 (right)."""
+    gt = np.zeros((2, 1, 2))
+    pred = np.array([[[5.0, 0.0]], [[0.0, 5.0]]])
+    acc, _, _ = pck_accuracy(pred[:1], gt[:1], np.ones((1, 1), bool), 0.2, [[10.0, 40.0]])
+    assert acc.tolist() == [0.0]
+    acc, _, _ = pck_accuracy(pred[1:], gt[1:], np.ones((1, 1), bool), 0.2, [[10.0, 40.0]])
+    assert acc.tolist() == [1.0]
+
+
+def test_mpii_groups_are_the_plain_mean_of_left_and_right() -> None:
+    """HRNet's ``mpii.py``: ``('Wrist', 0.5 * (PCKh[lwri] + PCKh[rwri]))``, not weighted by how many joints each
+    side has: right wrist 1 of 2 (50), left wrist 1 of 1 (100) give 75, not 2 / 3."""
+    pred, gt = np.zeros((2, 16, 2)), np.zeros((2, 16, 2))
+    mask = np.zeros((2, 16), bool)
+    mask[:, 10] = True  # r_wrist in both samples; sample 1's is 20 px off (head size 10: wrong)
+    mask[0, 15] = True  # l_wrist in sample 0 only, right
+    pred[1, 10, 0] = 20.0
+    out = pckh(pred, gt, mask, head_size=np.array([10.0, 10.0]))
+    assert out["Wrist"] == pytest.approx(75.0)

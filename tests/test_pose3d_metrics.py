@@ -81,6 +81,33 @@ def test_p_mpjpe_reflection_is_not_allowed() -> None:
     assert err <= mpjpe(mirrored, gt, scale=1) + 1e-12
 
 
+def _videopose3d_p_mpjpe(predicted: np.ndarray, target: np.ndarray) -> float:
+    """VideoPose3D's ``p_mpjpe`` (common/loss.py, the one MixSTE, MotionBERT and HoT call), retyped for one
+    frame: rows normalised, ``R = V U^T`` with the last column of V and the last singular value negated when
+    ``det R < 0``, scale ``tr(s) |X0| / |Y0|``."""
+    mu_x, mu_y = target.mean(0), predicted.mean(0)
+    x0, y0 = target - mu_x, predicted - mu_y
+    norm_x, norm_y = np.sqrt((x0 ** 2).sum()), np.sqrt((y0 ** 2).sum())
+    x0, y0 = x0 / norm_x, y0 / norm_y
+    u, s, vt = np.linalg.svd(x0.T @ y0)
+    v = vt.T
+    sign = np.sign(np.linalg.det(v @ u.T))
+    v[:, -1] *= sign
+    s[-1] *= sign
+    r = v @ u.T
+    a = s.sum() * norm_x / norm_y
+    aligned = a * predicted @ r + (mu_x - a * mu_y @ r)
+    return float(np.linalg.norm(aligned - target, axis=-1).mean())
+
+
+def test_p_mpjpe_of_a_mirrored_pose_equals_videopose3d() -> None:
+    """Where only a reflection would align the poses, the reflection fix changes the rotation and the scale
+    (its singular value is negated too): the official formula's value, to float rounding."""
+    gt = np.array([[0.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [0.3, 0.2, 0.6]])
+    mirrored = gt * np.array([-1.0, 1.0, 1.0]) + np.array([0.1, -0.2, 0.05])
+    assert p_mpjpe(mirrored[None], gt[None], scale=1) == pytest.approx(_videopose3d_p_mpjpe(mirrored, gt), rel=1e-9)
+
+
 def test_procrustes_is_optimal_under_perturbation() -> None:
     rng = np.random.default_rng(2)
     gt, pred = rng.normal(size=(1, 17, 3)), rng.normal(size=(1, 17, 3))
@@ -152,6 +179,22 @@ def test_action_average_and_zero_root() -> None:
         assert out[m] == pytest.approx(0.0, abs=1e-6), m
     with pytest.raises(ValueError, match="unknown metrics"):
         ActionErrorAccumulator(metrics=("pck",))
+    # a target whose root is not at the origin: zeroed too, so only the other joints are scored
+    target = gt.copy()
+    target[..., 0, :] = 0.3
+    acc = ActionErrorAccumulator(metrics=("mpjpe",))
+    acc.update(gt, target, ["Sitting 1", "Sitting 2"])
+    assert acc.compute()["mpjpe"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_mpjve_of_a_clip_is_the_mean_over_its_frame_differences() -> None:
+    """A 3-frame clip has 2 velocities: a constant velocity error of 1 is 1 per clip, not 2 / 3."""
+    pred, gt = _clip(0.0, 3)
+    pred[0, :, 0, 0] = [0.0, 1.0, 2.0]
+    acc = ActionErrorAccumulator(metrics=("mpjve",), scale=1.0, zero_root=False)
+    acc.update(pred, gt, ["Walking"])
+    out = acc.compute()
+    assert out["mpjve"] == pytest.approx(1.0) and out["mpjve_frames"] == pytest.approx(1.0)
 
 
 # ----------------------------------------------------------------------------- flip merge
@@ -206,3 +249,24 @@ def test_hot_loss_backward_and_joints_mse_unchanged() -> None:
         weighted_mpjpe(torch.zeros(1, 16, 3), torch.zeros(1, 16, 3))
     h = torch.ones(1, 2, 3, 3)
     assert float(joints_mse(h, torch.zeros_like(h), torch.tensor([[1.0, 0.0]]))) == pytest.approx(0.25)
+
+
+def test_evaluate_hot_zeroes_the_predicted_root_and_averages_p2_over_batches_of_four() -> None:
+    """HoT's ``test``: joint 0 of the output is set to 0 (a root 5 cm off costs nothing in P1), and P2 credits each
+    window with the mean of its test batch of 4 (spec pipeline.md, HoT P2; its README tests with batch 4)."""
+    from posetokens.evaluation.h36m_protocol import evaluate_hot
+
+    rng = np.random.default_rng(4)
+    target = rng.normal(size=(2, 3, 17, 3)) * 0.2
+    target[..., 0, :] = 0.0
+    pred = target.copy()
+    pred[..., 0, :] = 0.05
+    res = evaluate_hot(pred, target, ["Eating 1", "Walking 1"], all_actions=None)
+    assert res.p1 == pytest.approx(0.0, abs=1e-9)
+    pred = target + rng.normal(size=target.shape) * np.array([0.01, 0.05])[:, None, None, None]
+    pred[..., 0, :] = 0.0
+    own = [p_mpjpe(pred[i], target[i]) for i in range(2)]  # each window's own mean P-MPJPE
+    res = evaluate_hot(pred, target, ["Eating 1", "Walking 1"], all_actions=None)
+    assert res.per_action_p2["Eating"] == pytest.approx(np.mean(own)) == res.per_action_p2["Walking"]
+    per_window = evaluate_hot(pred, target, ["Eating 1", "Walking 1"], all_actions=None, p2_batch_size=0)
+    assert per_window.per_action_p2 == pytest.approx({"Eating": own[0], "Walking": own[1]})

@@ -54,6 +54,22 @@ def test_hrnet_draws_and_pct_draws() -> None:
     assert (pct.scale_range, pct.scale_std, pct.rotate_std, pct.rotate_limit, pct.order) == ((0.5, 1.5), 0.5, 40.0, 80.0, "mmpose0")
 
 
+def test_mpii_and_mmpose_values() -> None:
+    """The TokenPose/PPT MPII yamls: ROT 30, SCALE 0.25, no half body, drawn as HRNet draws them
+    (``clip(randn * 30, -60, 60)``, ``clip(randn * 0.25 + 1, 0.75, 1.25)``; pipeline.md section 1.4). MMPose 1.x
+    reads PCKh Mean@0.1 at 0.1 exactly, the HRNet-era code at 0.11 (sections 2 and 8)."""
+    from posetokens.protocols import aug_preset
+
+    mpii = aug_preset("tokenpose_mpii")
+    assert (mpii.rotate_std, mpii.rotate_limit, mpii.scale_std, mpii.scale_range, mpii.half_body_prob) == (
+        30.0, 60.0, 0.25, (0.75, 1.25), 0.0)
+    assert mpii.order == "hrnet" and mpii.sampler == "clipped"
+    assert get_protocol("mmpose").eval.pckh_mean01_thr == 0.10 and get_protocol("tokenpose").eval.pckh_mean01_thr == 0.11
+    # MMPose's DARK configs: MSRAHeatmap(unbiased=True), weighted by the box about the sub-pixel mean
+    mm = get_protocol("mmpose").target
+    assert (mm.full_gaussian, mm.weight_rule, mm.heatmap_mapping, mm.sigma) == (True, "float_box", "stride", 2.0)
+
+
 def test_targets_and_lifting_rules() -> None:
     tp, gt, mv = get_protocol("tokenpose").target, get_protocol("gtpt").target, get_protocol("multiview_ppt")
     assert (tp.codec, tp.heatmap_mapping, tp.sigma, tp.weight_rule) == ("heatmap", "isotropic_size_minus_one", 2.0, "int_box")
@@ -123,6 +139,8 @@ def test_bare_state_dict_needs_a_name(tmp_path: Path) -> None:
 def test_override_values_are_type_checked() -> None:
     with pytest.raises(ValueError, match=r"eval.rescore_thr: expected float \| None, got 'abc'"):
         get_protocol("gtpt").replace({"eval": {"rescore_thr": "abc"}})
+    with pytest.raises(ValueError, match=r"eval.rescore_thr: expected float \| None, got True"):  # bool is no number
+        get_protocol("gtpt").replace({"eval": {"rescore_thr": True}})
     with pytest.raises(ValueError, match="target.sigma"):
         get_protocol("tokenpose").replace({"target": {"sigma": [1, 2]}})
 

@@ -176,6 +176,14 @@ def test_hand_is_mean_of_left_and_right() -> None:
             assert res["hand"][m] == pytest.approx((left + right) / 2, abs=1e-15)
 
 
+def test_hand_leaves_out_an_undefined_side() -> None:
+    """A side that is -1 (no GT in that area range) is left out of the hand mean; both -1 gives -1 (module doc)."""
+    from posetokens.evaluation.wholebody import _hand_mean
+
+    assert _hand_mean({"APM": -1.0, "AP": 0.2, "APL": -1.0}, {"APM": 0.5, "AP": 0.4, "APL": -1.0}) == {
+        "APM": 0.5, "AP": pytest.approx(0.3), "APL": -1.0}
+
+
 def test_split_format_same_as_flat() -> None:
     raw = _raw()
     preds = _perturbed_predictions(raw)

@@ -22,6 +22,8 @@ Targets (``encode``), all unnormalised (peak 1 at the mean):
   (either axis; ``int()`` truncates toward zero): for an integer r, weight 1 iff ``mu in (-r - 2, w + r)``: ``(-8, 54)`` for
   sigma 2 on a 48-wide map;
 - ``floor_box``: the same box around ``floor(mu + 0.5)`` (``[-7.5, 53.5)``; the old default);
+- ``float_box``: the box around the sub-pixel mean itself, 0 when ``mu - r >= w`` or ``mu + r + 1 < 0``
+  (``[-7, 54)``): MMPose 1.x's ``generate_unbiased_gaussian_heatmaps`` (the DARK target);
 - ``msra``: the box around ``int(mu + 0.5)``;
 - ``visibility``: no box test.
 
@@ -56,7 +58,7 @@ __all__ = ["HeatmapCodec"]
 
 DecodeMode = Literal["argmax", "argmax_quarter", "dark"]
 MAPPINGS = ("stride", "per_axis_size_minus_one", "isotropic_size_minus_one")
-WEIGHT_RULES = ("floor_box", "int_box", "msra", "visibility")
+WEIGHT_RULES = ("floor_box", "float_box", "int_box", "msra", "visibility")
 INVALID_MODES = ("minus_one", "zero")
 QUARTER_RULES = ("inside", "hrnet")
 
@@ -88,7 +90,7 @@ class HeatmapCodec(BaseKeypointCodec):
         blur_kernel_size: DARK blur kernel (odd), 11 for sigma 2.
         mapping: input -> heatmap mapping (``stride``, ``per_axis_size_minus_one``, ``isotropic_size_minus_one``);
             None: from ``udp``. Used by both ``encode`` and ``decode``.
-        weight_rule: ``floor_box`` (default), ``int_box``, ``msra`` or ``visibility``.
+        weight_rule: ``floor_box`` (default), ``float_box``, ``int_box``, ``msra`` or ``visibility``.
         invalid: decoded position where the map maximum is <= 0: ``minus_one`` (default) or ``zero``.
         quarter_rule: border rule of ``argmax_quarter``: ``inside`` (default) or ``hrnet``.
         flip_shift: :meth:`merge_flip` shifts the flipped-back maps one pixel right (HRNet ``SHIFT_HEATMAP``).
@@ -199,6 +201,8 @@ class HeatmapCodec(BaseKeypointCodec):
         elif self.weight_rule == "msra":
             rounded = np.trunc(mu + 0.5)  # int(x / stride + 0.5): toward zero
             ul, br = np.trunc(rounded - radius), np.trunc(rounded + radius + 1)
+        elif self.weight_rule == "float_box":
+            ul, br = mu - radius, mu + radius + 1
         else:  # floor_box (and the patch of visibility)
             ul, br = rounded - radius, rounded + radius + 1
         outside = (ul[..., 0] >= w) | (ul[..., 1] >= h) | (br[..., 0] < 0) | (br[..., 1] < 0)

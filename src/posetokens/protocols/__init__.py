@@ -45,7 +45,7 @@ WARPS = ("size_minus_one", "standard", "udp")
 GT_CLEAN = ("hrnet", "hrnet_w_minus_1", "mmpose0", "mmpose", "none")
 CODECS = ("heatmap", "simcc", "coords", "none")
 HEATMAP_MAPPINGS = ("isotropic_size_minus_one", "per_axis_size_minus_one", "stride")
-WEIGHT_RULES = ("int_box", "int_box_input_px", "msra", "floor_box", "visibility")
+WEIGHT_RULES = ("int_box", "int_box_input_px", "msra", "floor_box", "float_box", "visibility")
 DECODES = ("dark", "argmax_quarter", "simcc_softmax", "coords", "none")
 NMS_AREAS = ("box", "keypoints")
 COCO_BACKENDS = ("pycocotools", "xtcocotools")
@@ -79,7 +79,8 @@ class TargetRule:
     MMPose's UDP, ``stride`` HRNet's ``x * w / W``. ``weight_rule``: ``int_box`` is the official
     ``adjust_target_weight`` (``int()`` truncation, in map units), ``int_box_input_px`` GTPT's same test in
     input pixels with the radius ``3 * simcc_sigma``, ``msra`` HRNet's integer-centred patch, ``floor_box`` the
-    rounding rule, ``visibility`` visibility only (PCT).
+    rounding rule, ``float_box`` the box about the sub-pixel mean (MMPose 1.x's DARK target), ``visibility``
+    visibility only (PCT).
     """
 
     codec: str = "heatmap"
@@ -435,11 +436,11 @@ register_protocol(Protocol(
     family="mmpose",
     task="topdown",
     description="MMPose 1.x conventions: x+w/2 boxes, standard crop, truncated-normal draws, UDP-free MSRA/DARK "
-                "heatmaps with floor-rounded weights, rescoring 0.2, OKS-NMS on the padded box",
+                "heatmaps weighted by the box about the sub-pixel mean, rescoring 0.2, OKS-NMS on the padded box",
     warp="standard",
     box=BoxRule(center_offset=0.0, gt_clean="mmpose", padding=1.25, test_padding=1.25),
     aug=TopdownAugConfig(),
-    target=TargetRule(codec="heatmap", heatmap_mapping="stride", full_gaussian=True, sigma=2.0, weight_rule="floor_box"),
+    target=TargetRule(codec="heatmap", heatmap_mapping="stride", full_gaussian=True, sigma=2.0, weight_rule="float_box"),
     # the MSRA/DARK configs' test_cfg (td-hm_hrnet-w32_dark-8xb64-210e_coco-256x192.py): shift_heatmap=True
     test=TestRule(flip_test=True, flip_shift=True, decode="dark", decode_convention="mmpose"),
     eval=EvalRule(rescore_thr=0.2, nms_thr=0.9, nms_area="box", coco_backend="xtcocotools", pckh_mean01_thr=0.10),
