@@ -619,6 +619,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_protocols.py::test_mpii_and_mmpose_values",),
     ),
     Mutant(
+        "lift-3d-filter-across-gaps", "lift filters the 3D with the track's validity mask (a gap restarts it)",
+        "src/posetokens/inference/lifting.py",
+        (("pose3d = smooth(pose3d, valid, fps=fps)  # 3D metres",
+          "pose3d = smooth(pose3d, None, fps=fps)  # 3D metres"),),
+        ("tests/test_lift.py::test_lift_filters_the_3d_with_the_tracks_gaps",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

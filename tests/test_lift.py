@@ -535,3 +535,30 @@ def test_lift_keeps_the_jsons_frame_ids_and_filters_2d_in_half_widths(tmp_path: 
     h36m, _ = coco_to_h36m(kp, np.full((n, 17), 0.9))
     want = make_filter("one_euro")(h36m, fps=25.0, scale=w / 2)
     np.testing.assert_allclose([f["keypoints_2d"] for f in res["frames"]], want, atol=0.0051)
+
+
+def test_lift_filters_the_3d_with_the_tracks_gaps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 3D filter gets the track's validity mask, so under ``gap="restart"`` a run after a gap starts afresh
+    instead of being smoothed into the interpolated frames (the 2D filter gets it too)."""
+    from posetokens.inference.filters import FilterConfig
+    from posetokens.registry import create_model
+
+    seen: list[tuple[int, object]] = []
+    call = FilterConfig.__call__
+    monkeypatch.setattr(FilterConfig, "__call__",
+                        lambda self, x, valid=None, fps=None, scale=1.0: (seen.append((x.shape[-1], valid)),
+                                                                           call(self, x, valid, fps, scale))[1])
+    rng = np.random.default_rng(5)
+    person = lambda: [{"keypoints": rng.uniform(150, 250, (17, 2)).tolist(), "keypoint_scores": [0.9] * 17,  # noqa: E731
+                       "bbox": [100, 100, 300, 300], "bbox_score": 0.9}]
+    gone = {3, 4}
+    records = [{"frame_id": i, "width": 400, "height": 400, "fps": 25, "instances": [] if i in gone else person()}
+               for i in range(10)]
+    src = tmp_path / "gap.json"
+    src.write_text(json.dumps(records))
+    torch.manual_seed(0)
+    model = create_model("mixste_h36m_243", num_frames=9, dim=32, depth=2, heads=2, mlp_hidden=64)
+    lift(src, model, tmp_path / "out", draw=False, smooth="one_euro")
+    want = [i not in gone for i in range(10)]
+    assert [d for d, _ in seen] == [2, 3]
+    assert all(np.asarray(v).tolist() == want for _, v in seen)
