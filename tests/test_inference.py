@@ -554,3 +554,66 @@ def test_number_array_reads_tensors_and_refuses_a_meta_tensor_in_one_line() -> N
         check_device(-1)
     with pytest.raises(ValueError, match=r"^device=None is not a device"):
         check_device(None)
+
+
+# ------------------------------------------------------------------ hand-checked edges (mutation hunt)
+def test_detections_keep_a_box_at_the_threshold_and_only_people(tmp_path: Path) -> None:
+    """Boxes "below score_thr" are dropped (so one scored exactly at it is kept), and boxes of another category."""
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps([
+        {"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 20], "score": 0.3},
+        {"image_id": 1, "category_id": 1, "bbox": [5, 5, 10, 20], "score": 0.29},
+        {"image_id": 1, "category_id": 2, "bbox": [9, 9, 10, 20], "score": 0.9}]))
+    assert DetectionsFile(path, score_thr=0.3).boxes == {1: [([0.0, 0.0, 10.0, 20.0], 0.3)]}
+
+
+def test_box_edges_by_hand() -> None:
+    """A box at least a pixel long on one side is a box (a thin, tall person); a box that ends on the image's
+    left or top edge has no pixel inside it."""
+    from posetokens.inference.api import boxes_outside, check_boxes
+
+    b, _ = check_boxes([[0.0, 0.0, 0.5, 100.0]], None)
+    assert b.shape == (1, 4)
+    got = boxes_outside(np.array([[-10.0, -10.0, 0.0, 0.0], [-10.0, -10.0, 1.0, 1.0], [-10.0, 5.0, 0.0, 9.0]]), 100, 80)
+    assert got.tolist() == [True, False, True]
+
+
+def test_a_folder_run_names_the_keypoints_in_every_record_and_an_empty_run_writes_its_coco_results(
+        shared_data: Path, tmp_path: Path) -> None:
+    """Every image's json carries ``keypoint_names`` (not only the first); a run that finds nobody still writes
+    its ``--coco-results`` file, as an empty list, so ``evaluate`` never scores an older run's file."""
+    coco = shared_data / "coco"
+    est = PoseEstimator("tokenpose_s_coco_256x192", **TINY)
+    est.infer(coco, tmp_path / "a", draw=False)
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "a").glob("*.json"))]
+    assert len(records) == 4 and all(r["keypoint_names"] == list(est.metainfo.keypoint_names) for r in records)
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps([{"image_id": 785, "category_id": 1, "bbox": [0, 0, 50, 50], "score": 0.1}]))
+    est.infer(coco / "000000000785.jpg", tmp_path / "b", boxes=dets, bbox_thr=0.3, draw=False,
+              coco_results=tmp_path / "b" / "coco.json")
+    assert json.loads((tmp_path / "b" / "coco.json").read_text()) == []
+
+
+def test_infer_draws_at_the_models_own_keypoint_threshold(shared_data: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``kpt_thr`` the drawing uses the model's ``default_kpt_thr`` (GTPT's SimCC scores peak near 0.1, so
+    a fixed 0.3 would hide most joints)."""
+    import posetokens.inference.api as api
+
+    est = PoseEstimator("gtpt_t_coco_256x192")
+    assert est.default_kpt_thr < 0.1
+    used = []
+    draw = api.draw_frame
+    monkeypatch.setattr(api, "draw_frame", lambda res, meta, kpt_thr=None, **k: (used.append(kpt_thr),
+                                                                                    draw(res, meta, kpt_thr, **k))[1])
+    est.infer(shared_data / "coco" / "000000000785.jpg", tmp_path, boxes=None)
+    assert used and set(used) == {est.default_kpt_thr}
+
+
+def test_a_video_shows_the_tokens_of_frame_zero_and_every_nth(shared_data: Path, tmp_path: Path) -> None:
+    """``tokens_every=n``: frames 0, n, 2n ... (infer's docstring), the first frame included."""
+    est = PoseEstimator("ppt_s_coco_256x192", **SMALL_PPT)
+    est.infer(shared_data / "video" / "sample_video.mp4", tmp_path, show_tokens=True, tokens_every=4, max_frames=9,
+              draw=False)
+    got = sorted(p.name for p in (tmp_path / "sample_video_tokens").glob("*.png"))
+    assert got == ["frame_000000.png", "frame_000004.png", "frame_000008.png"]

@@ -126,6 +126,36 @@ def test_checkpoint_describes_itself(tmp_path: Path) -> None:
         load_trained(path, name="ppt_s_coco_256x192")
 
 
+def test_a_checkpoint_refuses_a_conflicting_override_and_a_reordered_builtin_layout(tmp_path: Path) -> None:
+    """An override that contradicts what the checkpoint was built with would rebuild another model around its
+    weights; a stored built-in layout whose keypoint order is not the built-in one would mislabel every joint."""
+    overrides = {"image_size": [128, 96], "dim": 48, "depth": 2, "heads": 2, "patch_size": [4, 3]}
+    model = create_model("tokenpose_s_coco_256x192", **overrides)
+    desc = describe("tokenpose_s_coco_256x192", overrides, get_protocol("tokenpose"), get_metainfo("coco"))
+    path = atomic_save({**desc, "state_dict": model.state_dict()}, tmp_path / "w.pth")
+    load_trained(path, overrides={"dim": 48})  # agreeing is fine
+    with pytest.raises(ValueError, match=r"model override dim=64 differs from the checkpoint's 48"):
+        load_trained(path, overrides={"dim": 64})
+    meta = dict(desc["metainfo"])
+    meta["keypoint_names"] = list(reversed(meta["keypoint_names"]))
+    path = atomic_save({**desc, "metainfo": meta, "state_dict": model.state_dict()}, tmp_path / "r.pth")
+    with pytest.raises(ValueError, match=r"stored metainfo 'coco' has other keypoints than the built-in one"):
+        load_trained(path)
+
+
+def test_converted_official_files_record_their_own_protocol(tmp_path: Path) -> None:
+    """``convert`` stores the zoo model's official protocol (GTPT's crop, padding and decoding for a GTPT file)."""
+    from conftest import PARITY
+    from posetokens.convert import convert_checkpoint, unwrap_state_dict
+
+    out = convert_checkpoint("gtpt_t_coco_256x192", PARITY / "gtpt_t_coco_256x192" / "checkpoint.pth", tmp_path / "g.pth")
+    assert read_description(out)["protocol"]["name"] == "gtpt"
+    # a file holding both copies: the EMA one is the deployable one (GTPT, MMPose's EMA hook)
+    w = torch.zeros(1)
+    assert unwrap_state_dict({"state_dict": {"w": w}, "state_dict_ema": {"w": w + 1}})["w"].item() == 1.0
+    assert unwrap_state_dict({"model": {"w": w}, "ema": {"w": w + 1}})["w"].item() == 1.0
+
+
 def test_bare_state_dict_needs_a_name(tmp_path: Path) -> None:
     model = create_model("tokenpose_s_coco_256x192", dim=48, depth=1, heads=2)
     path = atomic_save(model.state_dict(), tmp_path / "bare.pth")
