@@ -644,3 +644,57 @@ def test_items_changed_after_loading_get_a_table_of_their_own(tmp_path: Path) ->
     ds = CocoStyleDataset(_image_785_as(tmp_path, "good.jpg"), tmp_path, "coco", skip_bad_images=True)
     ds.data_list = [dict(ds.data_list[0], img_path=str(tmp_path / "bad.jpg"))] + ds.data_list * 2
     assert ds[0]["img_path"].endswith("good.jpg") and ds.skipped["bad_image"] == 1
+
+# ------------------------------------------------------------------ hand-checked edges (mutation hunt)
+def test_detection_and_joint_edges_by_hand(tmp_path: Path) -> None:
+    """A detection scored exactly ``det_score_thr`` is kept (``score >= thr``); one of zero height is skipped; under
+    MMPose's rule a labelled joint at x = W (past the last pixel column) is marked invisible; under PCT's rule
+    (``mmpose0``) a person whose json has no ``num_keypoints`` is kept (only an explicit 0 skips)."""
+    dets = [{"image_id": 785, "category_id": 1, "bbox": [10, 10, 100, 200], "score": 0.5},
+            {"image_id": 785, "category_id": 1, "bbox": [10, 10, 100, 0], "score": 0.9}]
+    ds = CocoStyleDataset(COCO_JSON, DATA / "coco", "coco", mode="test", det_file=_write(tmp_path, dets, "d.json"),
+                          det_score_thr=0.5)
+    assert len(ds) == 1 and ds.skipped == {"zero_area_bbox": 1}
+    d = _coco()
+    d["images"] = [img for img in d["images"] if img["id"] == 785]  # 640 x 425
+    d["annotations"] = [a for a in d["annotations"] if a["image_id"] == 785][:1]
+    k = np.asarray(d["annotations"][0]["keypoints"], np.float64).reshape(-1, 3)
+    labelled = np.flatnonzero(k[:, 2] > 0)
+    k[labelled[0], 0] = 640.0  # x = W
+    k[labelled[1], 1] = 424.0  # y = H - 1: inside
+    d["annotations"][0]["keypoints"] = k.ravel().tolist()
+    ds = CocoStyleDataset(_write(tmp_path, d), DATA / "coco", "coco", gt_clean="mmpose")
+    assert ds.marked == {"keypoints_outside_image": 1}
+    vis = ds.get_data_info(0)["keypoints_visible"]
+    assert vis[labelled[0]] == 0 and vis[labelled[1]] == 1
+    del d["annotations"][0]["num_keypoints"]
+    assert len(CocoStyleDataset(_write(tmp_path, d), DATA / "coco", "coco", gt_clean="mmpose0")) == 1
+
+
+def test_mpii_without_joints_vis_counts_every_joint(tmp_path: Path) -> None:
+    raw = json.loads(MPII_JSON.read_text())[:1]
+    raw[0].pop("joints_vis", None)
+    ds = MpiiDataset(_write(tmp_path, raw), DATA / "mpii", mode="test")
+    assert ds.get_data_info(0)["keypoints_visible"].tolist() == [1.0] * 16
+
+
+def test_build_dataset_passes_the_protocols_box_rule_and_the_detection_threshold(tmp_path: Path) -> None:
+    """``data.det_score_thr`` filters the val detections and the protocol's GT box rule cleans the boxes
+    (TokenPose's ``x2 = min(W - 1, x1 + max(0, w - 1))``, ``w = x2 - x1 + 1``: a box [600, 20, 50, 60] in the
+    640-wide image is 40 wide; MMPose's ``clip(x + w, 0, W - 1) - x1`` would make it 39)."""
+    from posetokens.engine.config import DataCfg
+    from posetokens.engine.data import build_dataset
+    from posetokens.protocols import get_protocol
+
+    dets = [{"image_id": 785, "category_id": 1, "bbox": [10, 10, 100, 200], "score": 0.5},
+            {"image_id": 785, "category_id": 1, "bbox": [20, 10, 100, 200], "score": 0.7}]
+    cfg = DataCfg(dataset="coco", val_ann=str(COCO_JSON), val_img_dir=str(DATA / "coco"),
+                  val_det=str(_write(tmp_path, dets, "d.json")), det_score_thr=0.6)
+    assert len(build_dataset(cfg, "val", get_protocol("tokenpose"))) == 1
+    d = _coco()
+    d["images"] = [img for img in d["images"] if img["id"] == 785]
+    d["annotations"] = [a for a in d["annotations"] if a["image_id"] == 785][:1]
+    d["annotations"][0]["bbox"] = [600.0, 20.0, 50.0, 60.0]
+    cfg = DataCfg(dataset="coco", train_ann=str(_write(tmp_path, d)), train_img_dir=str(DATA / "coco"))
+    box = build_dataset(cfg, "train", get_protocol("tokenpose")).get_data_info(0)["bbox"]
+    np.testing.assert_allclose(box, [600.0, 20.0, 40.0, 60.0])

@@ -983,3 +983,22 @@ def test_an_official_file_starts_a_model_of_another_input_size_once_converted(tm
     assert report.rows["keypoint_token"] == [] and report.fresh["keypoint_token"] == UPPER7
     assert "keypoint_token: 0 keypoint rows taken, 7 start from initialisation (head, left_shoulder" in report.summary()
     assert "model.weights_keypoints gives each keypoint's row by index" in report.summary()
+
+
+def test_augmentation_draws_depend_on_the_epoch(tiny_data: dict) -> None:
+    """An item's augmentation is a function of (seed, epoch, index): the same in a rerun of an epoch, another in
+    the next epoch (docs/training.md)."""
+    from posetokens.engine.data import build_samples, model_codec
+    from posetokens.engine.trainer import build_model
+    from posetokens.protocols import get_protocol
+
+    cfg = _cfg(tiny_data, Path("unused"))
+    model = build_model(cfg, initial_weights=False)
+    protocol = get_protocol("tokenpose")
+    samples = build_samples(cfg.data, "train", model.cfg.image_size, protocol, model_codec(protocol, model), seed=3)
+    warps = []
+    for epoch in (0, 0, 1):
+        samples.set_epoch(epoch)
+        warps.append(samples[0]["warp_matrix"])
+    np.testing.assert_array_equal(warps[0], warps[1])
+    assert not np.array_equal(warps[0], warps[2])

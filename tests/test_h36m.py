@@ -231,6 +231,26 @@ def test_dataset_seq2seq_items_and_flip() -> None:
         assert torch.equal(flip_keypoints(y), x)  # flip twice = identity
     again = aug[1 + aug.num_windows]
     assert all(torch.equal(again[k], flipped[k]) for k in ("input_2d", "target_3d"))  # deterministic
+    # the copies are windows num_windows.. exactly: the last plain window is plain, the first copy flipped
+    assert [aug[i]["flipped"] for i in range(len(aug))] == [False] * aug.num_windows + [True] * aug.num_windows
+
+
+def test_camera_resolutions_are_videopose3ds() -> None:
+    """VideoPose3D's ``h36m_cameras_intrinsic_params``: cameras 54138969 and 60457274 are 1000 x 1002, the other
+    two 1000 x 1000 (the 2D normalisation divides by them)."""
+    from posetokens.data.h36m import H36M_CAMERA_RESOLUTION
+
+    assert H36M_CAMERA_RESOLUTION == {"54138969": (1000, 1002), "55011271": (1000, 1000),
+                                      "58860488": (1000, 1000), "60457274": (1000, 1002)}
+
+
+def test_a_recipe_can_turn_the_lifting_flip_test_off() -> None:
+    from posetokens.engine.config import DataCfg
+    from posetokens.engine.lifting import lifting_protocol
+    from posetokens.protocols import get_protocol
+
+    assert lifting_protocol(get_protocol("hot"), DataCfg())[1] is True
+    assert lifting_protocol(get_protocol("hot"), DataCfg(flip_test=False))[1] is False
 
 
 def test_dataset_seq2frame_centre_and_padding() -> None:
