@@ -536,3 +536,53 @@ def test_multi_stage_hot_mixste_on_synthetic_motion_beats_the_zero_motion_baseli
     metrics = train(cfg)
     baseline = mean_pose_baseline(cfg.data)
     assert metrics["MPJPE"] < 0.5 * baseline["MPJPE"], (metrics, baseline)
+
+
+# ------------------------------------------------------------------ hand-computed rules (mutation hunt)
+def test_motion_score_by_hand() -> None:
+    """The mean joint displacement to the previous frame plus that to the next: steps 0, 1, 1 give 0, 1, 2, 1;
+    two joints stepping (3, 4) and (0, 0), then (3, 0) and (0, 3.5), give 2.5, 5.75, 3.25."""
+    from posetokens.layers.pruning import motion_score
+
+    x = torch.tensor([0.0, 0.0, 1.0, 2.0])
+    poses = torch.stack((x, torch.zeros(4)), -1).reshape(1, 4, 1, 2)
+    assert motion_score(poses)[0].tolist() == [0.0, 1.0, 2.0, 1.0]
+    steps = torch.tensor([[[3.0, 4.0], [0.0, 0.0]], [[3.0, 0.0], [0.0, 3.5]]])
+    poses = torch.cat((torch.zeros(1, 2, 2), steps.cumsum(0)))[None]
+    torch.testing.assert_close(motion_score(poses)[0], torch.tensor([2.5, 5.75, 3.25]))
+
+
+def test_recovery_by_interpolation_and_uniform_frames_by_hand() -> None:
+    """Kept frames 0 and 2 holding 0 and 10: linear gives 0, 5, 10; nearest gives 0, 0, 10 (a tie goes to the
+    earlier frame). Uniform 4 of 9 is 0, 3, 5, 8; with centre 4 the last gives way: 0, 3, 4, 5."""
+    from posetokens.layers.pruning import choose_frames, recover_by_interpolation
+
+    tokens, idx = torch.tensor([[[0.0], [10.0]]]), torch.tensor([[0, 2]])
+    assert recover_by_interpolation(tokens, idx, 3)[0, :, 0].tolist() == [0.0, 5.0, 10.0]
+    assert recover_by_interpolation(tokens, idx, 3, "nearest")[0, :, 0].tolist() == [0.0, 0.0, 10.0]
+    cfg = FramePruneCfg(strategy="uniform", keep=4, layer=1)
+    assert choose_frames(cfg, torch.zeros(1, 9, 4))[0].tolist() == [0, 3, 5, 8]
+    assert choose_frames(cfg, torch.zeros(1, 9, 4), center=4)[0].tolist() == [0, 3, 4, 5]
+
+
+def test_gather_out_of_range_recovery_queries_later_stage_embeddings_and_defaults() -> None:
+    """A frame index out of range raises (it read another sample's token); a clip shorter than the model takes
+    the first recovery queries; ``pos_embed=False`` gives later stages no embedding; the cluster's k is 2 (spec
+    hot.md); counting MACs leaves a model trainable."""
+    from posetokens.layers.pruning import TokenRecoveryAttention, gather_tokens, stage_pos_embeds
+
+    with pytest.raises(IndexError):
+        gather_tokens(torch.arange(6.0).reshape(2, 3, 1), torch.tensor([[0], [-1]]))
+    torch.manual_seed(0)
+    six = TokenRecoveryAttention(6, 8, 2)
+    nn.init.normal_(six.queries)
+    three = TokenRecoveryAttention(3, 8, 2)
+    three.load_state_dict({**six.state_dict(), "queries": six.queries[:, :3]})
+    x = torch.randn(2, 4, 8)
+    torch.testing.assert_close(six(x, 3), three(x))
+    cfg = FramePruneCfg.from_stages([(1, 6, "cluster"), (2, 3, "cluster")], pos_embed=False)
+    assert stage_pos_embeds(cfg, 8) is None and len(stage_pos_embeds(dataclasses.replace(cfg, pos_embed=True), 8)) == 1
+    assert FramePruneCfg().k == 2
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    true_macs(model, torch.randn(1, 4))
+    assert all(p.requires_grad for p in model.parameters())
