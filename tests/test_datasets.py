@@ -116,6 +116,17 @@ def test_mpii_centre_convention() -> None:
     assert ds.get_data_info(2)["keypoints_visible"][[0, 5]].tolist() == [0.0, 0.0]
 
 
+def test_mpii_centre_shift_tests_the_1_based_centre(tmp_path: Path) -> None:
+    """HRNet's ``mpii.py`` moves the centre down only when ``c[0] != -1``, tested on the json's 1-based centre
+    before ``c -= 1``: a centre x of -1 keeps its y, one of 0 (or 1) is moved. Hand-computed with s = 2."""
+    raw = json.loads(MPII_JSON.read_text())[:3]
+    for r, x in zip(raw, (-1.0, 0.0, 1.0)):
+        r["center"], r["scale"] = [x, 100.0], 2.0
+    ds = MpiiDataset(_write(tmp_path, raw), DATA / "mpii")
+    got = np.stack([ds.get_data_info(i)["bbox_center"] for i in range(3)])
+    np.testing.assert_array_equal(got, [[-2.0, 99.0], [-1.0, 129.0], [0.0, 129.0]])
+
+
 # ------------------------------------------------------------------------------------- bad input
 def test_missing_and_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nope.json"):
@@ -190,6 +201,19 @@ def test_annotations_of_a_category_without_keypoints_are_no_people(tmp_path: Pat
                                          r"the model's predictions \(COCOeval averages"):
         check_coco_ground_truth(path, "coco", predicted_categories={1}, source="the model's predictions")
     check_coco_ground_truth(COCO_JSON, "coco", predicted_categories={1})  # a person file passes
+
+
+def test_detections_of_the_asked_category_only(tmp_path: Path) -> None:
+    """``det_category_id`` keeps the detections of that category; one without ``category_id`` is taken to be of it
+    (a detector that writes people only); ``None`` keeps all. Hand-counted on three boxes."""
+    box = {"image_id": 785, "bbox": [10, 20, 30, 40], "score": 0.9}
+    path = _write(tmp_path, [{**box, "category_id": 3}, {**box, "category_id": 1}, box], "dets.json")
+    ds = CocoStyleDataset(COCO_JSON, tmp_path, "coco", mode="test", det_file=path, det_category_id=3)
+    assert len(ds) == 2 and ds.skipped == {"other_category": 1}
+    assert [ds.get_data_info(i)["category_id"] for i in range(2)] == [3, 3]
+    ds = CocoStyleDataset(COCO_JSON, tmp_path, "coco", mode="test", det_file=path)  # the default: people (1)
+    assert len(ds) == 2 and [ds.get_data_info(i)["category_id"] for i in range(2)] == [1, 1]
+    assert len(CocoStyleDataset(COCO_JSON, tmp_path, "coco", mode="test", det_file=path, det_category_id=None)) == 3
 
 
 def test_wrong_metainfo_is_a_length_error(tmp_path: Path) -> None:
@@ -352,6 +376,32 @@ def test_coco_official_rules_on_the_sample(rule: str, dw: float) -> None:
     info = ds.get_data_info(0)
     assert info["id"] == 442619
     np.testing.assert_allclose(info["bbox"], [280.79, 44.73, 218.7 + dw, 346.68 + dw], rtol=1e-12)
+
+
+def test_official_rules_skip_only_all_zero_keypoints(tmp_path: Path) -> None:
+    """HRNet's loader skips a person when ``max(obj['keypoints']) == 0`` (spec section 1.2): every value, not only v.
+    A person with coordinates but v = 0 everywhere is kept by the HRNet rules (as in the official code); mmpose 0.x
+    also skips ``num_keypoints == 0``; posetokens' default rule skips it for training (nothing visible)."""
+    d = _coco()
+    d["annotations"] = [a for a in d["annotations"] if a["id"] == 442619]
+    a = d["annotations"][0]
+    k = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3)
+    k[:, :2] = [300.0, 200.0]
+    k[:, 2] = 0.0
+    a["keypoints"] = k.ravel().tolist()
+    a["num_keypoints"] = 0
+    path = _write(tmp_path, d)
+    for rule in ("hrnet", "hrnet_w_minus_1"):
+        ds = CocoStyleDataset(path, DATA / "coco", "coco", gt_clean=rule)
+        assert len(ds) == 1 and ds.skipped == {}, rule
+        assert not ds.get_data_info(0)["keypoints_visible"].any()
+    for rule in ("mmpose0", "mmpose"):
+        ds = CocoStyleDataset(path, DATA / "coco", "coco", gt_clean=rule)
+        assert len(ds) == 0 and ds.skipped == {"no_visible_keypoints": 1}, rule
+    k[:, :2] = 0.0  # now every value is 0: skipped by every rule
+    a["keypoints"] = k.ravel().tolist()
+    ds = CocoStyleDataset(_write(tmp_path, d), DATA / "coco", "coco", gt_clean="hrnet")
+    assert len(ds) == 0 and ds.skipped == {"no_visible_keypoints": 1}
 
 
 def test_official_rules_keep_labelled_joints_outside_the_image(tmp_path: Path) -> None:

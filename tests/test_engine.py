@@ -170,6 +170,19 @@ def test_step_sampler_splits_global_batches_identically() -> None:
     assert len({frozenset(x) for x in epochs}) > 1
 
 
+def test_step_sampler_seeds_never_share_an_epoch_order() -> None:
+    """Two runs with nearby seeds see different orders in every epoch: a sampler seeded with ``seed + epoch`` (as
+    ``DistributedSampler``) gives seed 1's epoch 0 to seed 0's epoch 1, so a "second seed" repeats the first one's
+    data order shifted by an epoch."""
+    orders = set()
+    for seed in range(3):
+        s = StepSampler(50, batch=5, seed=seed)
+        for e in range(4):
+            s.set_epoch(e)
+            orders.add(tuple(s))
+    assert len(orders) == 12
+
+
 def test_lr_schedules_hand_computed() -> None:
     ms = ScheduleCfg(epochs=300, kind="multistep", milestones=(200, 260), gamma=0.1)
     assert lr_factor(199 * 10, 10, ms) == 1.0
@@ -975,6 +988,13 @@ def test_an_official_file_starts_a_model_of_another_input_size_once_converted(tm
     assert torch.equal(large.blocks[11].attn.qkv.weight, raw["features.transformer.layers.11.0.fn.to_qkv.weight"])
     assert any(k.startswith("head.") and "file (3072," in k and "model (6912," in k for k in report.kept), report.kept
     assert report.rows["keypoint_token"] == [(n, n) for n in COCO_NAMES]
+    # 7 keypoints of which 5 are in the file: all values come from it but the 2 fresh 192-wide token rows
+    names = ["nose", "left_shoulder", "right_shoulder", "left_wrist", "right_wrist", "tail", "horn"]
+    seven = create_model("ppt_s_coco_256x192", num_keypoints=7)
+    report = load_matching(seven, ours, "tokenpose", keypoint_names=names)
+    assert report.rows["keypoint_token"] == [(n, n) for n in names[:5]] and report.fresh["keypoint_token"] == names[5:]
+    values = sum(t.numel() for t in seven.state_dict().values())
+    assert report.share == pytest.approx((values - 2 * 192) / values, abs=1e-12) and report.loaded
     # the official file stores no keypoint names: 17 rows in order for 17 joints, none for 7 (said, with the way)
     report = load_matching(create_model("ppt_s_coco_256x192"), official, "tokenpose", keypoint_names=COCO_NAMES)
     assert report.how["keypoint_token"].endswith("taken in order") and len(report.rows["keypoint_token"]) == 17

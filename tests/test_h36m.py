@@ -371,6 +371,24 @@ def test_videopose3d_bad_shapes_and_nan(shared_data: Path, tmp_path: Path) -> No
         load_videopose3d(p3, p2, cams)
 
 
+def test_mmpose_rows_in_any_order_make_clips_in_frame_order(tmp_path: Path) -> None:
+    """MMPose's npz rows need not be sorted: each (subject, action, camera) clip takes its rows in frame-number
+    order. Two clips of four frames each, rows shuffled, every value of a row its frame number."""
+    frames = [9, 100, 2, 10]
+    names = [f"S1/S1_{a}.54138969/S1_{a}.54138969_{f:06d}.jpg" for a in ("Directions_1", "Greeting") for f in frames]
+    rows = np.random.default_rng(0).permutation(len(names))
+    f = np.array([int(names[i][-10:-4]) for i in rows], dtype=np.float64)
+    np.savez(tmp_path / "shuffled.npz", imgname=np.array(names)[rows],
+             S=np.broadcast_to(f[:, None, None], (8, 17, 4)).copy(),
+             part=np.broadcast_to(f[:, None, None], (8, 17, 3)).copy())
+    clips = load_mmpose_h36m(tmp_path / "shuffled.npz")
+    assert [c.action for c in clips] == ["Directions 1", "Greeting"]
+    for c in clips:
+        np.testing.assert_array_equal(c.frames, [2, 9, 10, 100])
+        np.testing.assert_array_equal(c.keypoints_3d[:, 5, 1], [2, 9, 10, 100])
+        np.testing.assert_array_equal(c.keypoints_2d[:, 5, 0], [2, 9, 10, 100])
+
+
 def test_mmpose_missing_key_and_nan(shared_data: Path, tmp_path: Path) -> None:
     z = dict(np.load(shared_data / "h36m" / "test_h36m_body3d.npz"))
     np.savez(tmp_path / "noS.npz", **{k: v for k, v in z.items() if k != "S"})

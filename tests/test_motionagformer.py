@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from conftest import PARITY
 
 from posetokens.cli import main as cli
@@ -117,6 +118,33 @@ def test_zoo_figures_match_spec(name: str) -> None:
     # the family's paper counter is the one its table used
     counter = get_family(get_entry(name).family).paper_counter
     assert counter == ("linear" if name.startswith("hot_") else "mag_readme")
+
+
+def test_readme_mac_rules_by_hand() -> None:
+    """The README counter's rules (spec motionagformer_h2ot.md section 0, torchprofile without matmul/bmm) on small
+    hand cases: Linear in x out elements; one per element of an affine norm, none for a norm without weights; one per
+    element of every multiply, in place or not; attention's scaling counted (its explicit path); the recovering
+    attention's query projection once per sequence (the official code projects the queries for each)."""
+    from posetokens.layers.attention import Attention
+    from posetokens.layers.pruning import TokenRecoveryAttention
+
+    class Muls(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.ln, self.plain = nn.Linear(4, 5), nn.LayerNorm(5), nn.LayerNorm(5, elementwise_affine=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.plain(self.ln(self.fc(x))).mul_(2.0) * 3.0
+
+    # Linear 4 x 30, affine norm 30, plain norm 0, mul_ 30, mul 30
+    assert mag_readme_macs(Muls(), [torch.randn(2, 3, 4)]) * 1e9 == pytest.approx(210)
+    # qkv 4 x 36, proj 4 x 12, the scaling of the (1, 2, 3, 3) map 18
+    assert mag_readme_macs(Attention(4, num_heads=2), [torch.randn(1, 3, 4)]) * 1e9 == pytest.approx(210)
+    # per sequence of T = 3 kept tokens, 5 queries: q 4 x 20, k and v 4 x 12 each, proj 4 x 20, scaling 2 x 5 x 3
+    tra = TokenRecoveryAttention(5, 4, num_heads=2)
+    per_sequence = 80 + 2 * 48 + 80 + 30
+    assert mag_readme_macs(tra, [torch.randn(1, 3, 4)]) * 1e9 == pytest.approx(per_sequence)
+    assert mag_readme_macs(tra, [torch.randn(2, 3, 4)]) * 1e9 == pytest.approx(2 * per_sequence)
 
 
 def test_every_release_config_uses_8_heads_and_2_neighbours() -> None:

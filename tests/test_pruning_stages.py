@@ -552,6 +552,26 @@ def test_motion_score_by_hand() -> None:
     torch.testing.assert_close(motion_score(poses)[0], torch.tensor([2.5, 5.75, 3.25]))
 
 
+def test_attention_received_by_hand() -> None:
+    """The ``attention`` strategy's score: the post-softmax map averaged over heads and queries, one value per key.
+    Two heads of size 1 reading q = k = v = x, scale 1, tokens (a, 0) and (0, 0) with a^2 = ln 3: head 0's rows
+    are (3/4, 1/4) and (1/2, 1/2), received (5/8, 3/8); head 1 is uniform (1/2, 1/2); the mean (9/16, 7/16).
+    Averaging over keys instead would give 1/2 everywhere."""
+    from posetokens.layers.attention import Attention
+
+    attn = Attention(2, num_heads=2, scale=1.0)
+    with torch.no_grad():
+        attn.qkv.weight.copy_(torch.eye(2).repeat(3, 1))
+        attn.proj.weight.copy_(torch.eye(2))
+        attn.proj.bias.zero_()
+    a = torch.tensor(3.0).log().sqrt()
+    x = torch.tensor([[[a, 0.0], [0.0, 0.0]]])
+    out, received = attn.forward_received(x)
+    torch.testing.assert_close(received, torch.tensor([[9 / 16, 7 / 16]]))
+    torch.testing.assert_close(out, attn(x))  # the same output as the plain path
+    torch.testing.assert_close(out[0, :, 0], torch.stack((0.75 * a, 0.5 * a)))
+
+
 def test_recovery_by_interpolation_and_uniform_frames_by_hand() -> None:
     """Kept frames 0 and 2 holding 0 and 10: linear gives 0, 5, 10; nearest gives 0, 0, 10 (a tie goes to the
     earlier frame). Uniform 4 of 9 is 0, 3, 5, 8; with centre 4 the last gives way: 0, 3, 4, 5."""

@@ -479,7 +479,8 @@ class CocoStyleDataset(TopDownDataset):
             is ``None``).
         det_file: COCO detection results json (a list of ``image_id, bbox, score[, category_id]``).
         det_score_thr: keep detections with ``score >= det_score_thr``.
-        det_category_id: keep detections of this category (``None`` keeps all).
+        det_category_id: keep detections of this category, one without ``category_id`` counting as of it
+            (``None`` keeps all).
         transform: callable applied to each item dict (after the image is loaded).
         skip_bad_images: count-and-skip unreadable images instead of raising.
         keypoint_fields: annotation fields concatenated into the K keypoints; default ``('keypoints',)``,
@@ -709,7 +710,7 @@ class CocoStyleDataset(TopDownDataset):
                 {
                     **self._image_fields(self.images[int(iid)]),
                     "id": i,
-                    "category_id": int(det.get("category_id", 1)),
+                    "category_id": int(det.get("category_id", 1 if category_id is None else category_id)),
                     "bbox": bbox.astype(np.float64),
                     "bbox_score": score,
                     "keypoints": zeros_k.copy(),
