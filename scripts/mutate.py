@@ -948,6 +948,20 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_engine.py::test_an_official_file_starts_a_model_of_another_input_size_once_converted",),
     ),
     Mutant(
+        "call-smooth-ignored", "est(video, smooth=...) smooths each track as infer does",
+        "src/posetokens/inference/api.py",
+        (("return self._smoothed(self.run_frames(frames, box_fn, show_tokens), smooth, src, self.default_kpt_thr)",
+          "return self.run_frames(frames, box_fn, show_tokens)"),),
+        ("tests/test_video_pipeline.py::test_infer_det_every_runs_the_boxes_on_every_nth_frame",),
+    ),
+    Mutant(
+        "call-det-every-ignored", "est(video, det_every=N) runs the boxes every N frames",
+        "src/posetokens/inference/api.py",
+        (("box_fn = self._tracked(base_fn, src, det_every, self.default_kpt_thr)",
+          "box_fn = self._tracked(base_fn, src, 1, self.default_kpt_thr)"),),
+        ("tests/test_video_pipeline.py::test_infer_det_every_runs_the_boxes_on_every_nth_frame",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),
@@ -2174,8 +2188,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "results-of-a-video-untracked", "est(video) tracks its people as infer does (its results had no track ids)",
         "src/posetokens/inference/api.py",
-        (("        if src.kind in (\"video\", \"stream\") and not isinstance(box_fn, PoseTracker):  # gave no",
-          "        if False:  # gave no"),),
+        (("        if src.kind in (\"video\", \"stream\"):\n            return PoseTracker(",
+          "        if False:\n            return PoseTracker("),),
         ("tests/test_inference.py::test_video_whole_frame",),
     ),
     Mutant(
@@ -2195,8 +2209,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "infer-wraps-a-given-tracker", "infer runs a PoseTracker given as boxes as it is (its det_every was dropped)",
         "src/posetokens/inference/api.py",
-        (("            if video_like and not isinstance(base_fn, PoseTracker) else base_fn",
-          "            if video_like else base_fn"),),
+        (("        if isinstance(base_fn, PoseTracker):\n            if det_every != 1:",
+          "        if False:\n            if det_every != 1:"),),
         ("tests/test_video_pipeline.py::test_infer_runs_a_given_pose_tracker_as_it_is",),
     ),
     Mutant(

@@ -11,6 +11,7 @@ of :data:`~posetokens.inference.visualize.TRACK_COLOURS` (Tableau 10) found in t
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -466,6 +467,22 @@ def test_infer_det_every_runs_the_boxes_on_every_nth_frame(two_walkers, w2d: Pat
         est.infer(img, tmp_path / "o2", det_every=2)
     with pytest.raises(ValueError, match="max_frames must be a whole number >= 1, got 0"):
         est.infer(video, tmp_path / "o3", max_frames=0)
+    # the generator takes the same options: the boxes on frames 0, 5, 10, and the records' keypoints, smoothed
+    seen.clear()
+    got = list(itertools.islice(est(video, boxes=boxes, det_every=5), 11))
+    assert seen == [0, 5, 10] and [r.frame_id for r in got] == list(range(11))
+    for r, rec in zip(got, records):
+        np.testing.assert_array_equal(r.track_ids, [i["track_id"] for i in rec["instances"]])
+    est.infer(video, tmp_path / "s", boxes=dets, draw=False, smooth="one_euro")
+    smooth = json.loads((tmp_path / "s" / "walk.json").read_text())
+    for r, rec in zip(est(video, boxes=dets, smooth="one_euro"), smooth, strict=True):
+        np.testing.assert_allclose(r.keypoints, [i["keypoints"] for i in rec["instances"]], atol=1e-3)
+    raw = [r.keypoints for r in est(video, boxes=dets)]
+    assert max(np.abs(a - r.keypoints).max() for a, r in zip(raw, est(video, boxes=dets, smooth="one_euro"))) > 0.01
+    with pytest.raises(ValueError, match="det_every applies to videos and streams"):
+        est(img, det_every=2)
+    with pytest.raises(ValueError, match="a temporal filter applies to videos and streams"):
+        est(img, smooth="one_euro")
 
 
 # -------------------------------------------------------------------------------------- 3D panel per person

@@ -1089,21 +1089,22 @@ class PoseEstimator:
 
     def __call__(self, source: str | Path | InputSource, boxes: BoxFn | str | Path | None = None,
                  bbox_thr: float = 0.3, show_tokens: bool = False, progress: bool = False,
-                 strict: bool = False) -> Iterator[FrameResult]:
+                 strict: bool = False, det_every: int = 1, smooth: Any = None) -> Iterator[FrameResult]:
         """Results for every image or frame of ``source``; ``boxes`` is a detections json path, a callable
         (frame -> (boxes xyxy, scores)) such as an :class:`~posetokens.inference.detector.ONNXDetector`,
         or None for the whole frame. A video or stream is tracked as :meth:`infer` tracks it (a
         :class:`~posetokens.inference.tracking.PoseTracker` at :attr:`default_kpt_thr`, unless ``boxes`` is one):
-        each result carries its people's ``track_ids``. An image of a folder that cannot be read is skipped with a
-        warning, as :meth:`infer` skips it (``strict``: a ``ValueError`` naming it ends the results there); a
-        single image given that cannot be read is a ``ValueError``."""
-        from posetokens.inference.tracking import PoseTracker
-
+        each result carries its people's ``track_ids``; ``det_every`` and ``smooth`` act as in :meth:`infer` (None:
+        the model's keypoints; the command line smooths videos with ``one_euro``). An image of a folder that
+        cannot be read is skipped with a warning, as :meth:`infer` skips it (``strict``: a ``ValueError`` naming it
+        ends the results there); a single image given that cannot be read is a ``ValueError``. Stop early with
+        :func:`itertools.islice` (``infer``'s ``max_frames``)."""
         src = source if isinstance(source, InputSource) else open_input(source)
-        box_fn = detections_for(boxes, src, bbox_thr)
-        exif = self._exif_orientation(box_fn)
-        if src.kind in ("video", "stream") and not isinstance(box_fn, PoseTracker):  # gave no track ids
-            box_fn = PoseTracker(box_fn, kpt_thr=self.default_kpt_thr, **self.tracker_args())
+        base_fn = detections_for(boxes, src, bbox_thr)
+        exif = self._exif_orientation(base_fn)
+        smooth = as_filter(smooth, "smooth")
+        check_run_options(src, det_every=det_every, smooth=smooth)
+        box_fn = self._tracked(base_fn, src, det_every, self.default_kpt_thr)
         strict = check_flag(strict, "strict")
 
         bar = None
@@ -1120,7 +1121,40 @@ class PoseEstimator:
 
             bar = tqdm(total=len(src) or None, unit="frame", desc=src.label)
             frames = _counted(frames, bar)
-        return self.run_frames(frames, box_fn, show_tokens)
+        return self._smoothed(self.run_frames(frames, box_fn, show_tokens), smooth, src, self.default_kpt_thr)
+
+    def _tracked(self, base_fn: BoxFn, src: InputSource, det_every: int, kpt_thr: float) -> BoxFn:
+        """The box function of a run: a video or stream's is tracked (a
+        :class:`~posetokens.inference.tracking.PoseTracker` with the boxes every ``det_every`` frames), unless
+        ``base_fn`` is a tracker already; images keep ``base_fn``."""
+        from posetokens.inference.tracking import PoseTracker
+
+        if isinstance(base_fn, PoseTracker):
+            if det_every != 1:
+                raise ValueError(f"{option('det_every')} {det_every} with a PoseTracker as boxes: give it to the "
+                                 "PoseTracker (it runs its detector itself)")
+            return base_fn
+        if src.kind in ("video", "stream"):
+            return PoseTracker(base_fn, det_every, kpt_thr=kpt_thr, **self.tracker_args())
+        return base_fn
+
+    def _smoothed(self, results: Iterable[FrameResult], smooth: Any, src: InputSource,
+                  kpt_thr: float) -> Iterator[FrameResult]:
+        """``results`` with each track's 2D keypoints filtered frame by frame by ``smooth`` (a causal
+        :class:`~posetokens.inference.filters.FilterConfig`; None or off: untouched) at the video's rate and its
+        frames' times; joints scored below ``kpt_thr`` follow the filter's ``gap`` rule."""
+        if smooth is None or smooth.is_off:
+            yield from results
+            return
+        filters: dict[int, tuple[Any, int]] = {}  # track id -> its filter, the last frame it was seen in
+        rate = src.video.fps  # type: ignore[union-attr]
+        for res in results:
+            if res.track_ids is not None and len(res.track_ids):
+                res.keypoints = np.stack([
+                    self._track_filter(filters, int(tid), res, smooth, rate).step(kp, sc >= kpt_thr, res.time_s)
+                    for tid, kp, sc in zip(res.track_ids, res.keypoints, res.keypoint_scores)
+                ]).astype(res.keypoints.dtype)
+            yield res
 
     def coco_results(self, res: FrameResult, image_id: int) -> list[dict[str, Any]]:
         """One frame's people as COCO keypoint results (``posetokens evaluate`` scores them): keypoints with
@@ -1202,14 +1236,9 @@ class PoseEstimator:
         exif = self._exif_orientation(base_fn)
         smooth = as_filter(smooth, "smooth")  # a name as --filter takes it; it failed on 'is_off'
         check_run_options(src, det_every=det_every, smooth=smooth)
-        if isinstance(base_fn, PoseTracker) and det_every != 1:
-            raise ValueError(f"{option('det_every')} {det_every} with a PoseTracker as boxes: give it to the "
-                             "PoseTracker (it runs its detector itself)")
-        box_fn: Any = PoseTracker(base_fn, det_every, kpt_thr=kpt_thr, **self.tracker_args()) \
-            if video_like and not isinstance(base_fn, PoseTracker) else base_fn  # a given one as it is
+        box_fn = self._tracked(base_fn, src, det_every, kpt_thr)
         if smooth is not None and smooth.is_off:
             smooth = None
-        track_filters: dict[int, tuple[Any, int]] = {}  # track id -> its causal One-Euro filter, last frame seen
         if coco_results is not None:  # the extra files' folders first: a refusal there leaves no empty --out
             writable_dir(Path(coco_results).parent, f"folder of {option('coco_results')}")
         if mmpose_preds is not None:
@@ -1254,15 +1283,8 @@ class PoseEstimator:
                     total = min(len(src) or max_frames or 0, max_frames or len(src)) or None
                     stream_frames = tqdm(stream_frames, total=total, unit="frame", desc=src.label)
                     timer.attach(stream_frames)
-                for res in self.run_frames(stream_frames, box_fn, show_tokens, timer=timer):
-                    if smooth is not None and res.track_ids is not None and len(res.track_ids):
-                        thr = self.default_kpt_thr if kpt_thr is None else kpt_thr
-                        rate = src.video.fps  # type: ignore[union-attr]
-                        res.keypoints = np.stack([
-                            self._track_filter(track_filters, int(tid), res, smooth, rate).step(kp, sc >= thr,
-                                                                                                res.time_s)
-                            for tid, kp, sc in zip(res.track_ids, res.keypoints, res.keypoint_scores)
-                        ]).astype(res.keypoints.dtype)
+                results = self.run_frames(stream_frames, box_fn, show_tokens, timer=timer)
+                for res in self._smoothed(results, smooth, src, kpt_thr):
                     record = {**res.to_dict(), **tag, **(names if src.kind == "images" or not frames else {})}
                     if res.track_ids is not None:
                         track_ids.update(int(i) for i in res.track_ids)
