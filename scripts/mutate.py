@@ -962,6 +962,20 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_video_pipeline.py::test_infer_det_every_runs_the_boxes_on_every_nth_frame",),
     ),
     Mutant(
+        "named-output-over-a-users-file", "--coco-results / --mmpose-preds replace only an earlier run's file",
+        "src/posetokens/inference/api.py",
+        (("    for path, what, head, kind in replaced:\n        check_replaceable(path, what, head, kind)\n",
+          "    for path, what, head, kind in replaced:\n        pass\n"),),
+        ("tests/test_errors_inference.py::test_bad_input[infer-coco-results-over-a-users-file]",),
+    ),
+    Mutant(
+        "results-head-any-list", "a detections file (a JSON list of boxes) is not a results file to replace",
+        "src/posetokens/fileio.py",
+        (("COCO_RESULTS_HEAD = re.compile(rb'\\s*\\[\\s*(\\]|\\{[^\\[\\]{}]*\"keypoints\"\\s*:)')",
+          "COCO_RESULTS_HEAD = re.compile(rb'\\s*\\[')"),),
+        ("tests/test_errors_inference.py::test_bad_input[infer-coco-results-over-a-detections-file]",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

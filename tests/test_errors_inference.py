@@ -264,6 +264,32 @@ def case_infer_coco_results_over_boxes(a: Assets, d: Path) -> Run:
                r"--coco-results path", unchanged=[dets])
 
 
+def case_infer_coco_results_over_a_users_file(a: Assets, d: Path) -> Run:
+    """--coco-results at a user's ground truth (a COCO dict): it was replaced by the results without a word (a
+    reviewer's copy of the sample annotations). Only a keypoint results file, an earlier run's, is replaced."""
+    gt = _json(d / "gt.json", {"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]})
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(d / "out"), "--coco-results", str(gt)],
+               2, r"--coco-results \S+gt\.json exists and is not a COCO keypoint results file \(a JSON list, what "
+               r"--coco-results writes\); choose another path$", unchanged=[gt], absent=[d / "out"])
+
+
+def case_infer_coco_results_over_a_detections_file(a: Assets, d: Path) -> Run:
+    """A detections file not used by this run is a JSON list too, but of boxes: kept."""
+    dets = _json(d / "dets.json", [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 80], "score": 0.9}])
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(d / "out"), "--coco-results",
+                str(dets)], 2, r"--coco-results \S+dets\.json exists and is not a COCO keypoint results file",
+               unchanged=[dets], absent=[d / "out"])
+
+
+def case_infer_mmpose_preds_over_a_checkpoint(a: Assets, d: Path) -> Run:
+    """--mmpose-preds at another checkpoint (a reviewer's 26 MB file became 5 KB of predictions)."""
+    other = d / "other.pth"
+    shutil.copy(a.w2d, other)
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(d / "out"), "--mmpose-preds",
+                str(other)], 2, r"--mmpose-preds \S+other\.pth exists and is not an MMPose prediction file \(what "
+               r"--mmpose-preds writes\); choose another path$", unchanged=[other], absent=[d / "out"])
+
+
 def case_infer_box_smaller_than_a_pixel(a: Assets, d: Path) -> Run:
     """A detections file's sliver (0.5 x 0.8 px, as a box clipped at the border becomes) on the first of two
     images used to stop the run there: it is left out with a warning, and both images are done."""
@@ -931,6 +957,9 @@ CASES: list[Any] = [
     pytest.param(case_infer_weights_under_another_name, id="infer-weights-under-another-name"),
     pytest.param(case_infer_image_with_a_temporal_filter, id="infer-image-with-a-temporal-filter"),
     pytest.param(case_infer_coco_results_over_boxes, id="infer-coco-results-over-boxes"),
+    pytest.param(case_infer_coco_results_over_a_users_file, id="infer-coco-results-over-a-users-file"),
+    pytest.param(case_infer_coco_results_over_a_detections_file, id="infer-coco-results-over-a-detections-file"),
+    pytest.param(case_infer_mmpose_preds_over_a_checkpoint, id="infer-mmpose-preds-over-a-checkpoint"),
     pytest.param(case_infer_coco_results_image_without_id, id="infer-coco-results-image-without-id"),
     pytest.param(case_infer_coco_results_two_images_one_id, id="infer-coco-results-two-images-one-id"),
     pytest.param(case_infer_empty_detections_file, id="infer-empty-detections-file"),

@@ -385,8 +385,8 @@ CASES = [
     Case("test-out-is-the-config", ["test", "{recipe}", "--weights", "{run}/final.pth", "--out", "{recipe}"], 2,
          E + r"the --out \S+tiny.yaml would overwrite the CONFIG \S+tiny.yaml"),
     Case("test-out-is-another-checkpoint", ["test", "--weights", "{run}/final.pth", "--out", "{run}/last.pth"], 2,
-         E + r"--out \S+last.pth exists and is not a predictions file \(a JSON list of results, "
-         r"what test writes\); choose another path$"),
+         E + r"--out \S+last.pth exists and is not a predictions file \(a JSON list of keypoint "
+         r"results, what test writes\); choose another path$"),
     Case("test-out-is-the-runs-config", ["test", "--weights", "{run}/final.pth", "--out", "{run}/config.json"], 2,
          E + r"--out \S+config.json exists and is not a predictions file"),
     Case("test-out-is-a-dangling-link", ["test", "--weights", "{run}/final.pth", "--out", "{root}/dangling.json"], 2,

@@ -592,6 +592,11 @@ def test_a_folder_run_names_the_keypoints_in_every_record_and_an_empty_run_write
     est.infer(coco / "000000000785.jpg", tmp_path / "b", boxes=dets, bbox_thr=0.3, draw=False,
               coco_results=tmp_path / "b" / "coco.json")
     assert json.loads((tmp_path / "b" / "coco.json").read_text()) == []
+    # a rerun replaces an earlier run's results (a keypoint results file), the empty list and a list of people
+    for _ in range(2):
+        est.infer(coco / "000000000785.jpg", tmp_path / "b", boxes=dets, bbox_thr=0.05, draw=False,
+                  coco_results=tmp_path / "b" / "coco.json")
+        assert len(json.loads((tmp_path / "b" / "coco.json").read_text())) == 1
 
 
 def test_infer_draws_at_the_models_own_keypoint_threshold(shared_data: Path, tmp_path: Path,

@@ -255,6 +255,12 @@ def test_infer_writes_track_ids_and_an_mmpose_prediction_file(two_walkers, w2d: 
     for r in records:  # each box keeps the id it got in frame 0: A (left, starts first in the file) 1, B 2
         by_x = sorted(r["instances"], key=lambda i: i["bbox"][0])
         assert [i["track_id"] for i in by_x] == [1, 2]
+    assert cli(["infer", str(video), "--weights", str(w2d), "--boxes", str(dets), "--out", str(out),  # a rerun
+                "--mmpose-preds", str(preds), "--no-draw", "--no-progress", "--max-frames", "2"]) == 0
+    assert len(json.loads(preds.read_text())["instance_info"]) == 2  # replaced the earlier run's file
+    assert cli(["infer", str(video), "--weights", str(w2d), "--boxes", str(dets), "--out", str(out),
+                "--mmpose-preds", str(preds), "--no-draw", "--no-progress"]) == 0
+    records = json.loads((out / "walk.json").read_text())
     mmp = json.loads(preds.read_text())
     assert set(mmp) == {"meta_info", "instance_info"}
     meta = mmp["meta_info"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -405,6 +406,28 @@ def check_output_kinds(outputs: list[tuple[str, PathLike, str]]) -> None:
         path = Path(path)
         if path.exists() and path.is_dir() != folder:
             raise ValueError(f"the {what} {path} exists and is a {'file' if folder else 'folder'}; {remedy}")
+
+
+#: how the files a command may replace at a path the user names begin: COCO keypoint results (a JSON list, empty or
+#: whose first object has ``keypoints`` before any bracket: not a detections file) and an MMPose prediction file
+COCO_RESULTS_HEAD = re.compile(rb'\s*\[\s*(\]|\{[^\[\]{}]*"keypoints"\s*:)')
+MMPOSE_PREDS_HEAD = re.compile(rb'\s*\{\s*"meta_info"\s*:')
+
+
+def check_replaceable(path: PathLike, what: str, head: re.Pattern[bytes], kind: str) -> None:
+    """Refuse (``ValueError`` naming ``what`` and ``path``) an existing file at ``path`` whose first bytes do not
+    match ``head``: a command replaces a file at a path it is given only when the file holds ``kind`` (an earlier
+    run's output), never a user's other file (ground truth, detections, a checkpoint, a script)."""
+    p = Path(path)
+    if not p.is_file():
+        return
+    try:
+        with open(p, "rb") as f:
+            start = f.read(512)
+    except OSError:
+        start = b""
+    if not head.match(start):
+        raise ValueError(f"{what} {p} exists and is not {kind}; choose another path")
 
 
 def check_no_overwrite(inputs: dict[str, PathLike | None] | list[tuple[str, PathLike | None]],

@@ -44,8 +44,9 @@ from posetokens.engine.losses import gtpt_loss, joints_mse, simcc_kl
 from posetokens.engine.pct import evaluate_tokenizer, pct_loss, tokenizer_val_samples
 from posetokens.engine.schedule import ema_decay_at, keep_ratio_at, lr_factor
 from posetokens.evaluation.coco import PERSON_CATEGORY, check_coco_ground_truth, write_coco_results
-from posetokens.fileio import (FolderLock, archive_path, atomic_write_text, check_folder_path, check_no_overwrite,
-                               lock_busy_message, lock_holder, read_json, require_file, same_file, writable_dir)
+from posetokens.fileio import (COCO_RESULTS_HEAD, FolderLock, archive_path, atomic_write_text, check_folder_path,
+                               check_no_overwrite, check_replaceable, lock_busy_message, lock_holder, read_json,
+                               require_file, same_file, writable_dir)
 from posetokens.protocols import Protocol
 from posetokens.registry import create_model, get_entry
 from posetokens.runtime import (Interrupted, interruptible, one_run, retain_freed_memory, short_repr, signal_name,
@@ -923,9 +924,8 @@ def _check_test_output(cfg: TrainCfg, weights: str, out: Path, what: str) -> Non
     if out.is_symlink() and not out.exists():  # a link whose file is gone: the atomic write would replace the link
         raise ValueError(f"{what} {out} is a symbolic link to {os.readlink(out)}, which does not exist; writing would "
                          "replace the link: choose another path or remove the link")
-    if out.exists() and not _is_results_json(out):  # a checkpoint, a run's config, a user's file
-        raise ValueError(f"{what} {out} exists and is not a predictions file (a JSON list of results, what test "
-                         "writes); choose another path")
+    check_replaceable(out, what, COCO_RESULTS_HEAD, "a predictions file (a JSON list of keypoint results, what "
+                      "test writes)")  # a checkpoint, a run's config, a user's detections
     if not out.parent.is_dir():  # made when the predictions are written (a test that writes none makes nothing)
         check_folder_path(out.parent, f"folder of {what}")
         return
@@ -933,12 +933,3 @@ def _check_test_output(cfg: TrainCfg, weights: str, out: Path, what: str) -> Non
         writable_dir(out.parent, f"the folder of {what} {out.name}")
     except PermissionError as e:
         raise PermissionError(e.errno, f"{e.strerror}; give --out elsewhere", e.filename) from None
-
-
-def _is_results_json(path: Path) -> bool:
-    """Whether ``path`` starts like a COCO-results file (a JSON list), the only file ``test`` replaces."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(256).lstrip().startswith(b"[")
-    except OSError:
-        return False

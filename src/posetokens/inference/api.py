@@ -54,9 +54,10 @@ from torch import nn
 from posetokens.checkpoint import load_trained
 from posetokens.data.datasets.coco_style import image_problem, imread_flags
 from posetokens.data.metainfo import PoseMetaInfo, available_metainfo, get_metainfo, metainfo_for_model
-from posetokens.fileio import (JsonArrayWriter, TempBeside, atomic_path, atomic_write_bytes, atomic_write_json,
-                               check_no_overwrite, check_output_kinds, read_json, read_json_array_lines, require_file,
-                               same_file, writable_dir)
+from posetokens.fileio import (COCO_RESULTS_HEAD, MMPOSE_PREDS_HEAD, JsonArrayWriter, TempBeside, atomic_path,
+                               atomic_write_bytes, atomic_write_json, check_no_overwrite, check_output_kinds,
+                               check_replaceable, read_json, read_json_array_lines, require_file, same_file,
+                               writable_dir)
 from posetokens.inference.filters import as_filter
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
@@ -1499,6 +1500,7 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
     stems = _output_stems(src)
     outputs: list[tuple[str, Path, str]] = []  # (what, path, the remedy for a clash with an input)
     remedy = f"give {option('out_dir')} another folder"
+    replaced: list[tuple[Any, str, Any, str]] = []  # a file named by the user, replaced only if it is one of ours
     if src.kind == "images":
         for img in src.images:
             outputs.append(("result json", out / f"{stems[img]}.json", remedy))
@@ -1519,6 +1521,8 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
             raise ValueError(f"{option('coco_results', coco_results)} is the {option('out_dir')} folder; expected "
                              "a json file path (e.g. "
                              f"{Path(out) / 'coco_results.json'})")
+        replaced.append((coco_results, option("coco_results"), COCO_RESULTS_HEAD,
+                         f"a COCO keypoint results file (a JSON list, what {option('coco_results')} writes)"))
         outputs.append(("COCO results file", Path(coco_results), f"choose another {option('coco_results')} path"))
         if src.kind == "images":  # every image needs its own id, checked before anything runs
             ids: dict[int, Path] = {}
@@ -1538,12 +1542,16 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
             raise ValueError(f"{option('mmpose_preds', mmpose_preds)} is the {option('out_dir')} folder; expected a "
                              "json file path (e.g. "
                              f"{Path(out) / 'mmpose_preds.json'})")
+        replaced.append((mmpose_preds, option("mmpose_preds"), MMPOSE_PREDS_HEAD,
+                         f"an MMPose prediction file (what {option('mmpose_preds')} writes)"))
         outputs.append(("MMPose prediction file", Path(mmpose_preds), f"choose another {option('mmpose_preds')} path"))
     inputs: list[tuple[str, Any]] = [("input image", p) for p in src.images] if src.kind == "images" else \
         [("input video", src.path if src.kind == "video" or not src.video.live else None)]  # type: ignore
     inputs += [("detections file", boxes if isinstance(boxes, (str, Path)) else None),
                ("detector", getattr(boxes, "path", None)), ("weights", weights)]
     check_no_overwrite(inputs, outputs)
+    for path, what, head, kind in replaced:
+        check_replaceable(path, what, head, kind)
     check_output_kinds(outputs)  # a file where the tokens folder goes failed after the first frame
     if src.path.is_file():  # one image, a video, or a video file read as a stream (--loop)
         check_out_beside_input(src.path, out, [p.name for _, p, _ in outputs if p.parent == out])
