@@ -280,6 +280,9 @@ def test_infer_on_a_looping_file_as_a_stream(clip: Path, w2d: Path, tmp_path: Pa
     assert cli(["infer", str(clip), "--loop", "3", "--weights", str(w2d), "--out", str(out), "--progress"]) == 0
     captured = capsys.readouterr()
     assert f"{3 * CLIP_FRAMES} frame(s), {3 * CLIP_FRAMES} person instance(s)" in captured.out
+    # no boxes given: the whole frame was each frame's one person, said in the summary line
+    assert "; no --boxes or --detector: each frame was taken as one person's box (a crowd gives one pose per " \
+           "frame; docs/video.md)\n" in captured.out
     assert re.search(rf"clip\.mp4: {3 * CLIP_FRAMES}frame \[", captured.err), captured.err  # a bar without total
     check_video_outputs(out, "clip", 3 * CLIP_FRAMES)
 
@@ -397,8 +400,10 @@ def test_lift_on_a_looping_file_as_a_stream(clip: Path, w2d: Path, w3d: Path, tm
     out = tmp_path / "out"
     assert cli(["lift", str(clip), "--loop", "2", "--weights", str(w3d), "--pose2d-weights", str(w2d),
                 "--out", str(out), "--progress"]) == 0
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert re.search(rf"clip_3d\.mp4: 100%\|.*\| {2 * CLIP_FRAMES}/{2 * CLIP_FRAMES}", err), err  # < 200 frames
+    assert "track(s) lifted -> " in captured.out and "each frame was taken as one person's box" in captured.out
     check_lift_outputs(out, "clip", 2 * CLIP_FRAMES)
 
 

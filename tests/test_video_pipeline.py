@@ -243,13 +243,16 @@ def two_walkers(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return path, folder / "dets.json"
 
 
-def test_infer_writes_track_ids_and_an_mmpose_prediction_file(two_walkers, w2d: Path, tmp_path: Path) -> None:
+def test_infer_writes_track_ids_and_an_mmpose_prediction_file(two_walkers, w2d: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
     video, dets = two_walkers
     out = tmp_path / "out"
     preds = tmp_path / "mm" / "walk_preds.json"
     (tmp_path / "mm").mkdir()
     assert cli(["infer", str(video), "--weights", str(w2d), "--boxes", str(dets), "--out", str(out),
                 "--mmpose-preds", str(preds), "--no-draw", "--no-progress"]) == 0
+    said = capsys.readouterr().out
+    assert "person instance(s) -> " in said and "--boxes" not in said  # boxes given: nothing to say of them
     records = json.loads((out / "walk.json").read_text())
     assert len(records) == 12
     for r in records:  # each box keeps the id it got in frame 0: A (left, starts first in the file) 1, B 2

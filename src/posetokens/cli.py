@@ -192,6 +192,11 @@ def _dataset_arg(text: str) -> str:
                                      f"got {text!r}")
 
 
+#: the end of a video command's summary line when no person boxes were given
+_WHOLE_FRAME = ("; no --boxes or --detector: each {0} was taken as one person's box (a crowd gives one pose per {0}; "
+                "docs/video.md)")
+
+
 def _boxes_arg(args: argparse.Namespace):
     if args.boxes and args.detector:
         raise ValueError("give either --boxes (a detections json) or --detector (an ONNX model), not both")
@@ -239,7 +244,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
                         mmpose_preds=args.mmpose_preds, max_frames=args.max_frames, smooth=smooth)
     skipped = summary["skipped"]
     print(f"{summary['frames']} frame(s), {summary['instances']} person instance(s) -> {args.out}"
-          + (f"; skipped {len(skipped)} unreadable image(s): " + ", ".join(s["file"] for s in skipped) if skipped else ""))
+          + (f"; skipped {len(skipped)} unreadable image(s): " + ", ".join(s["file"] for s in skipped) if skipped else "")
+          + (_WHOLE_FRAME.format("image" if source.kind == "images" else "frame") if boxes is None else ""))
     _print_stages(args, summary)
     return 0
 
@@ -270,16 +276,18 @@ def _cmd_lift(args: argparse.Namespace) -> int:
             raise ValueError(f"--image-size must be WIDTHxHEIGHT, e.g. 1280x720, got {args.image_size!r}")
     extra = {"smooth": filter_from_args(args), "online": args.online, "lookahead": args.lookahead}  # One-Euro default
     extra.update(precision=args.precision, runtime=args.runtime)
+    boxes = _boxes_arg(args)
     summary = lift(args.input, args.model, args.out, weights=args.weights, pose2d=args.pose2d,
-                   pose2d_weights=args.pose2d_weights, boxes=_boxes_arg(args), bbox_thr=args.bbox_thr,
+                   pose2d_weights=args.pose2d_weights, boxes=boxes, bbox_thr=args.bbox_thr,
                    layout=args.layout, image_size=size, fps=args.fps, flip_test=args.flip_test, device=args.device,
                    draw=not args.no_draw, kpt_thr=args.kpt_thr, min_track_frames=args.min_track_frames,
                    progress=args.progress, loop=args.loop, det_every=args.det_every, max_frames=args.max_frames,
                    max_panels=args.max_panels, **extra)
     short = summary["tracks_skipped"]
+    whole = boxes is None and not summary.get("from_json")
     print(f"{summary['frames']} frame(s), {summary['frames_with_person']} with a person; {summary['tracks']} "
           f"track(s) lifted" + (f", {short} shorter than {summary['min_track_frames']} frames skipped" if short else "")
-          + f" -> {args.out}")
+          + f" -> {args.out}" + (_WHOLE_FRAME.format("frame") if whole else ""))
     _print_stages(args, summary)
     return 0
 

@@ -720,7 +720,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                                            f"the {n} frame(s) read is in {files[1]}")
     if timer.frames == 0:
         timer.frames = n
-    return {"input": str(src), "frames": len(records),
+    return {"input": str(src), "from_json": is_json, "frames": len(records),
             "frames_with_person": sum(any(not q["filled"] for q in f["people"]) for f in frames_out),
             "tracks": len(per_track), "tracks_skipped": len(skipped), "min_track_frames": need,
             "main_track": main_id, "files": files, "panels": shown if draw else [], "stages": timer.summary()}
