@@ -976,6 +976,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_errors_inference.py::test_bad_input[infer-coco-results-over-a-detections-file]",),
     ),
     Mutant(
+        "mkv-late-start-truncated", "an MKV whose times start late is whole (its stated duration counts from time 0)",
+        "src/posetokens/inference/api.py",
+        (("lead = max(container.start_time or 0, 0) if \"matroska\"",
+          "lead = 0 if \"matroska\""),),
+        ("tests/test_video_io.py::test_a_video_whose_times_start_late_is_whole",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

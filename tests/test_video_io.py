@@ -482,6 +482,39 @@ def test_a_truncated_video_is_said_and_a_whole_one_is_not(tmp_path: Path, capsys
     assert reader.decoded_frames is None and "warning" not in capsys.readouterr().err
 
 
+def test_a_video_whose_times_start_late_is_whole(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """An MKV of 20 frames at 25 a second whose times start at 5 s (a cut from a longer recording) states a 5.8 s
+    duration: it was said to hold 145 frames and to be truncated after 20. It declares its 20 and is said nothing
+    of; its first half is still said to be truncated (of the 20)."""
+    av = pytest.importorskip("av")
+    from fractions import Fraction
+
+    late = tmp_path / "late.mkv"
+    rng = np.random.default_rng(0)
+    with av.open(str(late), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        for i in range(20):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (48, 64, 3), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = 5000 + 40 * i, Fraction(1, 1000)
+            c.mux(s.encode(frame))
+        c.mux(s.encode())
+    with av.open(str(late)) as c:  # the premise: the container's duration counts from time 0
+        assert c.duration == 5_800_000 and c.start_time == 5_000_000
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(late.read_bytes()[: late.stat().st_size // 2])
+    n_cut = decoded_frames(cut)
+    assert decoded_frames(late) == 20 and 0 < n_cut < 19
+    capsys.readouterr()
+    reader = api.VideoReader(late)
+    assert reader.declared_frames == 20 and sum(1 for _ in reader) == 20
+    assert sum(1 for _ in api.VideoReader(cut)) == n_cut
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("posetokens: warning:")]
+    assert warnings == [f"posetokens: warning: {cut}: the video ended after {n_cut} of the 20 frames its container "
+                        "declares (a truncated or damaged file); the frames decoded were used"]
+
+
 def test_a_variable_frame_rate_video_is_said_as_such_not_as_truncated(tmp_path: Path,
                                                                        capsys: pytest.CaptureFixture) -> None:
     """An MKV of 30 frames over 2 s at a stated 25 a second (frames 40 or 120 ms apart, as phones record) decoded

@@ -181,9 +181,11 @@ def _declared(path: Path) -> tuple[int | None, float]:
             if "avi" in container.format.name.split(",") and stream.frames:
                 return int(stream.frames), 0.0
             # the container's duration covers every stream (an MKV's audio may outlast its video): used only when
-            # the video is the one stream
+            # the video is the one stream. An MKV's runs from time 0 to its last frame's end: a recording whose
+            # times start later (a cut at 5 s) has its start taken off, or 5 s of frames would seem to be missing
+            lead = max(container.start_time or 0, 0) if "matroska" in container.format.name.split(",") else 0
             seconds = (float(stream.duration * stream.time_base) if stream.duration
-                       else (container.duration or 0) / 1e6 if len(container.streams) == 1 else 0.0)
+                       else max((container.duration or 0) - lead, 0) / 1e6 if len(container.streams) == 1 else 0.0)
             by_time = round(seconds * float(stream.average_rate)) if stream.average_rate else 0
             counts = [n for n in (int(stream.frames or 0), by_time) if n > 0]
     except Exception:  # noqa: BLE001 (PyAV cannot read what OpenCV decodes: no claim to check against)
