@@ -983,6 +983,27 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_video_io.py::test_a_video_whose_times_start_late_is_whole",),
     ),
     Mutant(
+        "random-after-round-trip-silent", "a model cast through float16 and back still says it has random weights",
+        "src/posetokens/registry.py",
+        (("for via in (b.dtype, torch.float16,",
+          "for via in (b.dtype,"),),
+        ("tests/test_errors_inference.py::test_a_built_model_with_random_weights_says_so_once",),
+    ),
+    Mutant(
+        "float64-model-not-checked", "a float64 model given to PoseEstimator is refused in one line",
+        "src/posetokens/inference/precision.py",
+        (("                   - {\"float32\"})\n    if other:\n",
+          "                   - {\"float32\"})\n    if False:\n"),),
+        ("tests/test_errors_inference.py::test_a_model_of_another_float_type_is_refused_in_one_line",),
+    ),
+    Mutant(
+        "records-without-provenance", "infer's records say which weights made them and whether they were random",
+        "src/posetokens/inference/api.py",
+        (("\"weights\": None if self.weights is None else str(self.weights), \"random_weights\": self.random_weights}",
+          "\"weights\": None, \"random_weights\": False}"),),
+        ("tests/test_inference.py::test_a_folder_run_names_the_keypoints_in_every_record_and_an_empty_run_writes_its_coco_results",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

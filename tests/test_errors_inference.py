@@ -1337,6 +1337,9 @@ def test_a_built_model_with_random_weights_says_so_once(tmp_path: Path, capsys: 
     with torch.no_grad():
         model(torch.randn(2, 3, 64, 48))  # training mode: BatchNorm statistics move, the weights stay random
     assert has_random_weights(model) and has_random_weights(create_model(NAME_2D, **TINY_2D).to(torch.bfloat16))
+    # a round trip through a narrower type holds the initial values rounded: still random (was silent)
+    assert has_random_weights(create_model(NAME_2D, **TINY_2D).half().float())
+    assert has_random_weights(create_model(NAME_2D, **TINY_2D).bfloat16().float())
     with pytest.raises(ValueError, match="keypoints"):
         PoseEstimator(model, runtime="torch", metainfo="mpii")  # refused: nothing ran, nothing said yet
     assert note not in capsys.readouterr().err
@@ -1415,3 +1418,29 @@ def test_a_folder_made_at_the_path_of_a_streamed_array_keeps_the_finished_file(t
     path.rmdir()
     assert w.close() == path and json.loads(path.read_text()) == [{"frame_id": 0}]
     assert [p.name for p in tmp_path.iterdir()] == ["clip.json"]
+
+
+def test_a_model_of_another_float_type_is_refused_in_one_line(tmp_path: Path) -> None:
+    """``model.double()`` / ``.half()`` given to the inference API: PyTorch's "Input type (float) and bias type
+    (double) should be the same" was the user's message; now one line naming the type and the way out."""
+    from posetokens import PoseEstimator
+    from posetokens.inference.lifting import lift, lift_sequence
+    from posetokens.inference.online import OnlineLifter
+
+    with pytest.raises(ValueError, match=rf"^PoseEstimator: {NAME_2D}'s parameters are float64; it runs a float32 "
+                                         r"model \(call model\.float\(\); precision chooses a reduced precision\)$"):
+        PoseEstimator(create_model(NAME_2D, **TINY_2D).double())
+    lifter = create_model(NAME_3D, **TINY_3D).half()
+    with pytest.raises(ValueError, match=rf"^lift_sequence: {NAME_3D}'s parameters are float16; it runs a float32 "
+                                         r"model \(call model\.float\(\)\)$"):
+        lift_sequence(lifter, np.zeros((5, 17, 2)), None, 100, 100)
+    with pytest.raises(ValueError, match=r"^OnlineLifter: .*float16; it runs a float32 model"):
+        OnlineLifter(lifter, 100, 100)
+    records = [{"frame_id": i, "width": 100, "height": 100, "instances": [
+        {"keypoints": np.full((17, 2), 50.0).tolist(), "keypoint_scores": [1.0] * 17, "bbox": [0, 0, 99, 99],
+         "bbox_score": 1.0}]} for i in range(3)]
+    (tmp_path / "a.json").write_text(json.dumps(records))
+    with pytest.raises(ValueError, match=r"^lift: .*float16; it runs a float32 model \(call model\.float\(\); "
+                                         r"precision chooses"):
+        lift(tmp_path / "a.json", lifter, tmp_path / "out", min_track_frames=1)
+    assert not (tmp_path / "out").exists()

@@ -587,6 +587,7 @@ def test_a_folder_run_names_the_keypoints_in_every_record_and_an_empty_run_write
     est.infer(coco, tmp_path / "a", draw=False)
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / "a").glob("*.json"))]
     assert len(records) == 4 and all(r["keypoint_names"] == list(est.metainfo.keypoint_names) for r in records)
+    assert all(r["weights"] is None and r["random_weights"] is True for r in records)  # where the poses came from
     dets = tmp_path / "dets.json"
     dets.write_text(json.dumps([{"image_id": 785, "category_id": 1, "bbox": [0, 0, 50, 50], "score": 0.1}]))
     est.infer(coco / "000000000785.jpg", tmp_path / "b", boxes=dets, bbox_thr=0.3, draw=False,

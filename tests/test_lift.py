@@ -177,6 +177,8 @@ def test_lift_sample_video(shared_data: Path, tmp_path: Path) -> None:
     res = json.loads((tmp_path / "sample_video_3d.json").read_text())
     assert summary["frames"] == len(res["frames"]) == n == 185
     assert res["units"] == "metres" and res["root_relative"] and len(res["joint_names"]) == 17
+    assert res["weights"] is None and res["random_weights"] is True  # where the poses came from
+    assert json.loads((tmp_path / "sample_video.json").read_text())[0]["random_weights"] is True  # the 2D model's
     p3 = np.asarray([f["keypoints_3d"] for f in res["frames"]])
     assert p3.shape == (n, 17, 3) and np.isfinite(p3).all()
     assert (p3[:, 0] == 0).all() and np.abs(p3).max() > 0

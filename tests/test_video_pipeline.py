@@ -254,7 +254,7 @@ def test_infer_writes_track_ids_and_an_mmpose_prediction_file(two_walkers, w2d: 
     said = capsys.readouterr().out
     assert "person instance(s) -> " in said and "--boxes" not in said  # boxes given: nothing to say of them
     records = json.loads((out / "walk.json").read_text())
-    assert len(records) == 12
+    assert len(records) == 12 and all(r["weights"] == str(w2d) and r["random_weights"] is False for r in records)
     for r in records:  # each box keeps the id it got in frame 0: A (left, starts first in the file) 1, B 2
         by_x = sorted(r["instances"], key=lambda i: i["bbox"][0])
         assert [i["track_id"] for i in by_x] == [1, 2]

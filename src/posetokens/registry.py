@@ -252,13 +252,15 @@ def _weights_sample(model: nn.Module) -> list[torch.Tensor]:
 def has_random_weights(model: nn.Module) -> bool:
     """Whether ``model`` came from :func:`create_model` without weights and still holds its random initial
     parameters (no checkpoint loaded into it, no training step taken), in whatever floating-point type it was
-    cast to since."""
+    cast to since, round trips included (``.half().float()`` holds the initial values rounded to float16)."""
     initial = _BUILT_WITHOUT_WEIGHTS.get(model)
     if initial is None:
         return False
     now = _weights_sample(model)
     return len(now) == len(initial) and all(
-        a.shape == b.shape and torch.equal(a.to(b.dtype), b) for a, b in zip(initial, now, strict=True))
+        a.shape == b.shape and any(torch.equal(a.to(via).to(b.dtype), b) for via in (b.dtype, torch.float16,
+                                                                                    torch.bfloat16))
+        for a, b in zip(initial, now, strict=True))
 
 
 def note_if_random_weights(model: nn.Module, role: str) -> bool:

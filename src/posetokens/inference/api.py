@@ -794,7 +794,8 @@ class PoseEstimator:
                  metainfo: PoseMetaInfo | str | None = None, protocol: Protocol | str | None = None,
                  bbox_padding: float | None = None, optimize: bool = True, precision: str | None = None,
                  runtime: str | None = None, **overrides: Any) -> None:
-        from posetokens.inference.precision import Choice, check_choice, parse_choice, prepare, resolve_precision
+        from posetokens.inference.precision import (Choice, check_choice, check_float32, parse_choice, prepare,
+                                                    resolve_precision)
 
         stored_protocol, stored_metainfo, random_weights = None, None, False
         self.batch_size = check_count(batch_size, "PoseEstimator: batch_size")  # before any loading, as below
@@ -839,8 +840,10 @@ class PoseEstimator:
                     "lifting": " (2D keypoints in): use posetokens lift"}.get(str(task), "")
             raise NotTopDownError(f"PoseEstimator needs a top-down 2D model (image crops in); {name} is a {task} model"
                                   f"{hint}", name, task)
+        check_float32(model, "PoseEstimator", precision=True)
         # a built model that create_model made without weights, and that nothing has changed since, is random too
         random_weights = random_weights or has_random_weights(model)
+        self.random_weights = random_weights  # written into every record infer writes
         self.model = model.to(self.device)  # the caller's model: its training mode is left as it was
         # what predictions run: an eval-mode copy, or (optimize=False) the model itself, put in eval mode
         self.net = optimize_for_inference(self.model) if optimize else self.model.eval()
@@ -1257,7 +1260,8 @@ class PoseEstimator:
         writer: VideoWriter | None = None
         stream: JsonArrayWriter | None = None
         coco: list[dict[str, Any]] = []
-        tag = {"model": self.name, "keypoint_layout": self.metainfo.name}
+        tag = {"model": self.name, "keypoint_layout": self.metainfo.name,  # where the poses came from
+               "weights": None if self.weights is None else str(self.weights), "random_weights": self.random_weights}
         if video_like and src.video is not None:  # what `lift` of this json runs its filter and video at
             tag["fps"] = float(src.video.fps)
             if smooth is not None:  # so that `lift` of this json does not filter the 2D a second time

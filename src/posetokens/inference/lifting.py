@@ -49,6 +49,7 @@ from posetokens.data.h36m import (
     seq2seq_starts,
 )
 from posetokens.data.metainfo import H36M
+from posetokens.inference.precision import check_float32
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
 from posetokens.registry import note_if_random_weights
@@ -243,6 +244,7 @@ def lift_sequence(model: nn.Module, keypoints: np.ndarray, scores: np.ndarray | 
         raise ValueError("lift_sequence: keypoints hold non-finite values (fill missing frames first)")
     batch_size = check_count(batch_size, "lift_sequence: batch_size")
     flip_test = check_flag(flip_test, "lift_sequence: flip_test")
+    check_float32(model, "lift_sequence")
     note_if_random_weights(model, "the lifting model")  # create_model's, without weights: said once per model
     length, f = len(kp), model_frames(model)
     x = normalize_screen_coordinates(kp, width, height)
@@ -537,6 +539,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     if getattr(lifter, "task", None) != "lifting":
         raise ValueError(f"{getattr(lifter, 'zoo_name', type(lifter).__name__)} is not a 2D->3D lifting model "
                          f"(it is a {getattr(lifter, 'task', None)} model)")
+    check_float32(lifter, "lift", precision=True)
     check_model_choice(lifter, choice, flip_test=flip_test)  # before the export and the 2D pass, not after them
     if records is None and isinstance(pose2d, str) and pose2d_weights is None:  # before any model says a word
         k = getattr(get_entry(pose2d).cfg, "num_keypoints", None)
@@ -654,7 +657,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         if smooth.name == "one_euro" and smooth.fps is None:
             filter_block["fps"] = fps
         payload = {
-            "model": name, "units": "metres", "root_relative": True, "root": "pelvis (joint 0)",
+            "model": name, "weights": None if weights is None else str(weights), "random_weights": not trained,
+            "units": "metres", "root_relative": True, "root": "pelvis (joint 0)",
             "axes": "camera: x right, y down, z away from the camera", "keypoint_layout": "h36m",
             "input_layout": layout,
             "person": ("every track of at least min_track_frames frames, lifted on its own 2D sequence (gaps within "

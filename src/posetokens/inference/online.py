@@ -37,6 +37,7 @@ from torch import nn
 from posetokens.data.h36m import normalize_screen_coordinates
 from posetokens.inference.filters import FilterConfig, as_filter
 from posetokens.inference.lifting import check_lifter
+from posetokens.inference.precision import check_float32
 from posetokens.protocols.predict import predict_windows
 from posetokens.registry import note_if_random_weights
 from posetokens.runtime import check_flag, is_whole, number_array
@@ -92,6 +93,7 @@ class OnlineLifter:
         self.f2d = filter2d.stream(fps, scale=self.width / 2) if filter2d is not None else None
         self.f3d = filter3d.stream(fps) if filter3d is not None else None
         self.reset()
+        check_float32(model, "OnlineLifter")
         note_if_random_weights(model, "the lifting model")  # create_model's, without weights: said once per model
 
     @property

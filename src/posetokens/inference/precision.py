@@ -268,6 +268,20 @@ def check_model_choice(model: nn.Module | None, choice: Choice, *, show_tokens: 
 
 
 # ------------------------------------------------------------------------------------------------ outputs
+def check_float32(model: nn.Module, who: str, precision: bool = False) -> None:
+    """Refuse in one line a model whose floating-point parameters are not float32 (``model.double()``,
+    ``model.half()``): the inference paths feed float32 and choose a reduced precision themselves (``precision``:
+    ``who`` takes that argument, named in the message); PyTorch's own error was "Input type (float) and bias type
+    (double) should be the same"."""
+    other = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.is_floating_point()}
+                   - {"float32"})
+    if other:
+        name = getattr(model, "zoo_name", type(model).__name__)
+        hint = f"; {option('precision')} chooses a reduced precision" if precision else ""
+        raise ValueError(f"{who}: {name}'s parameters are {', '.join(other)}; it runs a float32 model (call "
+                         f"model.float(){hint})")
+
+
 def to_float32(obj: Any) -> Any:
     """``obj`` with every floating tensor cast to float32 (tensors, tuples, lists, named tuples, dicts)."""
     if isinstance(obj, torch.Tensor):
