@@ -1004,6 +1004,27 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_inference.py::test_a_folder_run_names_the_keypoints_in_every_record_and_an_empty_run_writes_its_coco_results",),
     ),
     Mutant(
+        "lift-online-text-taken", "lift(online='yes') is refused, not read as True",
+        "src/posetokens/inference/lifting.py",
+        (("online, draw = check_flag(online, option(\"online\")), check_flag(draw, option(\"draw\"))",
+          "online, draw = online, draw"),),
+        ("tests/test_errors_inference.py::test_bad_input[lift-online-text]",),
+    ),
+    Mutant(
+        "filter-flag-unnamed", "a bad --filter-* value names the flag that set it",
+        "src/posetokens/inference/filters.py",
+        (("        raise ValueError(f\"{e} ({', '.join(given) or '--filter ' + name})\") from None\n",
+          "        raise\n"),),
+        ("tests/test_errors_inference.py::test_bad_input[infer-filter-beta-negative]",),
+    ),
+    Mutant(
+        "lift-max-frames-late", "lift's --max-frames / det_every are checked before any model is built",
+        "src/posetokens/inference/lifting.py",
+        (("    if max_frames is not None:  # both before any model is built or says a word\n        max_frames = check_count(",
+          "    if False:  # both before any model is built or says a word\n        max_frames = check_count("),),
+        ("tests/test_errors_inference.py::test_bad_input[lift-max-frames-0-api]",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

@@ -194,8 +194,8 @@ def case_lift_with_a_whole_body_2d_model_random_weights(a: Assets, d: Path) -> R
     """A 2D model of another keypoint set was built (its random-weights note said) before it was refused."""
     return Run(["lift", str(a.clip), "--weights", str(a.w3d), "--pose2d", "gtpt_t_wholebody_256x192",
                 "--out", str(d / "o")], 2,
-               r"^posetokens lift: error: the 2D model gtpt_t_wholebody_256x192 must predict COCO-17 keypoints, it "
-               r"predicts 133$", absent=[d / "o"], not_in_output="random weights")
+               r"^posetokens lift: error: --pose2d gtpt_t_wholebody_256x192: the 2D model must predict COCO-17 "
+               r"keypoints, it predicts 133$", absent=[d / "o"], not_in_output="random weights")
 
 
 def case_infer_det_every_on_images_random_weights(a: Assets, d: Path) -> Run:
@@ -596,6 +596,12 @@ def _est(a: Assets, **kw: Any) -> Any:
     from posetokens.inference.api import PoseEstimator
 
     return PoseEstimator(weights=a.w2d, **kw)
+
+
+def _lift(a: Assets, d: Path, **kw: Any) -> Any:
+    from posetokens.inference.lifting import lift
+
+    return lift(a.clip, None, d / "o", weights=a.w3d, pose2d_weights=a.w2d, **kw)
 
 
 def _est_of(model: Any) -> Any:
@@ -1095,6 +1101,27 @@ CASES: list[Any] = [
                                                      bbox_thr=float("nan"))),  # kept every box
                            r"^score_thr \(bbox_thr\) of the detections must be a finite number, got nan$"),
                  id="estimator-bbox-thr-nan"),
+    pytest.param(_api_case(lambda a, d: _est(a).infer(a.clip, d / "o", draw="no"),  # was read as True
+                           r"^draw must be True or False, got 'no'$"), id="estimator-infer-draw-text"),
+    pytest.param(_api_case(lambda a, d: list(_est(a)(a.clip, det_every="5")),  # said "got 5"
+                           r"^det_every must be a whole number >= 1 \(1: the boxes on every frame\), got '5'$"),
+                 id="estimator-det-every-text"),
+    pytest.param(_api_case(lambda a, d: _lift(a, d, online="yes"), r"^online must be True or False, got 'yes'$"),
+                 id="lift-online-text"),  # was stored as True
+    pytest.param(_api_case(lambda a, d: _lift(a, d, min_track_frames=2.5),
+                           r"^min_track_frames must be a whole number >= 1, got 2\.5$"), id="lift-min-track-frames-2.5"),
+    pytest.param(lambda a, d: Run(["infer", str(a.clip), "--weights", str(a.w2d), "--out", str(d / "o"),
+                                   "--batch-size", "0"], 2, r"argument --batch-size: expected an integer >= 1, got '0'$",
+                                  absent=[d / "o"]), id="infer-batch-size-0"),  # named PoseEstimator's argument
+    pytest.param(lambda a, d: Run(["lift", str(a.clip), "--out", str(d / "o"), "--max-frames", "0"], 2,
+                                  r"argument --max-frames: expected an integer >= 1, got '0'$", absent=[d / "o"],
+                                  not_in_output="random weights"), id="lift-max-frames-0"),  # after the model's note
+    pytest.param(lambda a, d: Run(["infer", str(a.clip), "--weights", str(a.w2d), "--out", str(d / "o"),
+                                   "--filter-beta", "-5"], 2,
+                                  r"One-Euro filter: beta must be >= 0, got -5\.0 \(--filter-beta -5\.0\)$",
+                                  absent=[d / "o"]), id="infer-filter-beta-negative"),  # named no flag
+    pytest.param(lambda a, d: Run(call=lambda: _lift(a, d, max_frames=0), rc=ValueError, absent=[d / "o"],
+                                  message=r"^max_frames must be a whole number >= 1, got 0$"), id="lift-max-frames-0-api"),
     pytest.param(lambda a, d: Run(["models", "zzz"], 2, r"no zoo model name contains 'zzz'"), id="models-no-match"),
     pytest.param(lambda a, d: Run(["parity", str(d / "nowhere")], 2, r"parity fixture \S+nowhere: no such folder$"),
                  id="parity-missing-folder"),

@@ -263,7 +263,7 @@ def test_lift_keeps_input_track_ids_and_skips_short_tracks(tmp_path: Path, capsy
     assert res["tracking"] == "the input's track_id"
     assert sorted(t["track_id"] for t in res["tracks"]) == [10, 20]
     assert res["tracks_skipped"] == [{"track_id": 99, "frames_detected": 1}]
-    with pytest.raises(ValueError, match="min_track_frames must be at least 1"):
+    with pytest.raises(ValueError, match="min_track_frames must be a whole number >= 1, got 0"):
         lift(src, EchoLifter(), out, min_track_frames=0)
     with pytest.raises(ValueError, match=r"no track of at least 41 frames \(the longest has 40\)"):
         lift(src, EchoLifter(), out, min_track_frames=41)

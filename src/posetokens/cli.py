@@ -232,7 +232,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
                   coco_results=args.coco_results, mmpose_preds=args.mmpose_preds, boxes=boxes, weights=args.weights)
     # images: only a filter asked for by name reaches the check, which refuses it in one line
     smooth = filter_from_args(args) if source.kind in ("video", "stream") or args.filter else None
-    check_run_options(source, det_every=args.det_every, smooth=smooth)
+    check_run_options(source, det_every=args.det_every, smooth=smooth, max_frames=args.max_frames)
     person_boxes = detections_for(boxes, source, args.bbox_thr)  # a bad detections file, read once
     check_model_choice(None, parse_choice(args.precision, args.runtime), show_tokens=args.show_tokens)  # pre-export
     est = PoseEstimator(args.model, args.weights, device=args.device, flip_test=args.flip_test,  # notes random weights
@@ -331,10 +331,10 @@ def _add_box_args(s: argparse.ArgumentParser) -> None:
                    help="progress bar on stderr with the time of each stage (decode, detector, 2D model, tracking, "
                         "lifting, drawing, encode), and the per-stage table at the end (default: on when stderr is "
                         "a terminal)")
-    s.add_argument("--det-every", type=int, default=1, metavar="N",
+    s.add_argument("--det-every", type=int_at_least(1), default=1, metavar="N",
                    help="videos: person boxes (detector, --boxes or the whole frame) on every N-th frame only; in "
                         "between each tracked person's box is carried from their pose (default 1: every frame)")
-    s.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames (or images)")
+    s.add_argument("--max-frames", type=int_at_least(1), default=None, metavar="N", help="stop after N frames (or images)")
 
 
 def _add_precision_args(s: argparse.ArgumentParser, export: bool = False) -> None:
@@ -490,9 +490,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                                           "instance_info per frame, with track ids), as MMPose's demo writes")
     s.add_argument("--out", required=True, help="output folder")
     _add_box_args(s)
-    s.add_argument("--batch-size", type=int, default=16, help="crops per forward pass (default 16)")
+    s.add_argument("--batch-size", type=int_at_least(1), default=16, help="crops per forward pass (default 16)")
     s.add_argument("--show-tokens", action="store_true", help="also draw the tokens kept at each pruning layer")
-    s.add_argument("--loop", type=int, default=None, metavar="N",
+    s.add_argument("--loop", type=int_at_least(0), default=None, metavar="N",
                    help="read the input video as a live stream (frame by frame, no known length), N times over "
                         "(0: until Ctrl-C); stands in for a webcam or stream URL")
     s.add_argument("--strict", action="store_true", help="stop at the first unreadable or truncated image (default: "
@@ -515,18 +515,18 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     s.add_argument("--fps", type=float, default=None,
                    help="frame rate of a json's frames (default: the records' 'fps', which infer writes for a "
                         "video, else 25)")
-    s.add_argument("--min-track-frames", type=int, default=None,
+    s.add_argument("--min-track-frames", type=int_at_least(1), default=None,
                    help="lift every tracked person seen in at least this many frames (default 30, at most half "
                         "the clip); shorter tracks are skipped and counted")
-    s.add_argument("--loop", type=int, default=None, metavar="N",
+    s.add_argument("--loop", type=int_at_least(0), default=None, metavar="N",
                    help="read the input video as a live stream, N times over (0: until Ctrl-C)")
     _add_box_args(s)
     _add_filter_args(s, "one_euro")
     s.add_argument("--online", action="store_true", help="lift with causal windows (each frame's 3D from the frames "
                                                          "up to it, as a live system would; prints the latency)")
-    s.add_argument("--lookahead", type=int, default=0, help="online: frames of the future each 3D waits for "
+    s.add_argument("--lookahead", type=int_at_least(0), default=0, help="online: frames of the future each 3D waits for "
                                                             "(the latency; default 0)")
-    s.add_argument("--max-panels", type=int, default=4, metavar="N",
+    s.add_argument("--max-panels", type=int_at_least(1), default=4, metavar="N",
                    help="video: at most N 3D panels, one per lifted person (the N best-scored tracks; default 4)")
     _add_precision_args(s)
     s.set_defaults(fn=_cmd_lift)

@@ -247,7 +247,7 @@ class StreamReader:
         self.source = source
         self.loop = int(loop)
         if self.loop < 0:
-            raise ValueError(f"loop must be >= 0 (0: until interrupted), got {loop}")
+            raise ValueError(f"{option('loop')} must be >= 0 (0: until interrupted), got {loop}")
         self.label = f"webcam {source}" if isinstance(source, int) else (
             str(source) if isinstance(source, Path) else _redact(source))
         self.name = stream_stem(source) if not isinstance(source, Path) else source.name
@@ -1220,6 +1220,7 @@ class PoseEstimator:
         from posetokens.inference.stages import StageTimer
         from posetokens.inference.tracking import PoseTracker
 
+        draw, show_tokens = check_flag(draw, "draw"), check_flag(show_tokens, "show_tokens")  # "no" was True
         kpt_thr = self.default_kpt_thr if kpt_thr is None else kpt_thr
         if not (is_number(kpt_thr) and math.isfinite(kpt_thr)):  # failed at the first drawing, or never
             raise ValueError(f"{option('kpt_thr')}: expected a number (the least keypoint score drawn), got "
@@ -1450,10 +1451,16 @@ def _no_stage(name: str) -> Iterator[None]:
     yield
 
 
-def check_run_options(src: InputSource, *, det_every: int = 1, smooth: Any = None) -> None:
-    """Refuse the :meth:`PoseEstimator.infer` options that need frames in time when ``src`` is images (a
-    ``det_every`` other than 1, a temporal filter) and a filter that cannot run frame by frame (Savitzky-Golay).
-    Needs no model, so the ``infer`` command runs it before it builds one (no random-weights note first)."""
+def check_run_options(src: InputSource, *, det_every: int = 1, smooth: Any = None, max_frames: Any = None) -> None:
+    """Refuse a ``det_every`` or ``max_frames`` that is not a whole number >= 1, the :meth:`PoseEstimator.infer`
+    options that need frames in time when ``src`` is images (a ``det_every`` other than 1, a temporal filter) and a
+    filter that cannot run frame by frame (Savitzky-Golay). Needs no model, so the ``infer`` command runs it before
+    it builds one (no random-weights note first)."""
+    from posetokens.inference.tracking import check_det_every
+
+    check_det_every(det_every)
+    if max_frames is not None:
+        check_count(max_frames, option("max_frames"))
     video_like = src.kind in ("video", "stream")
     if det_every != 1 and not video_like:
         raise ValueError(f"{option('det_every')} applies to videos and streams; {src.path} is {src.kind}")

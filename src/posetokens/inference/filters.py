@@ -357,4 +357,8 @@ def filter_from_args(args: Any, default: FilterConfig = VIDEO_DEFAULT) -> Filter
              "window": "filter_window", "order": "filter_order", "gap": "filter_gap"}
     name = getattr(args, "filter", None) or default.name
     params = {k: getattr(args, a, None) for k, a in flags.items()}
-    return make_filter(name, **{k: (getattr(default, k) if v is None else v) for k, v in params.items()})
+    try:
+        return make_filter(name, **{k: (getattr(default, k) if v is None else v) for k, v in params.items()})
+    except ValueError as e:  # the message names the filter's parameter: add the flags that set it
+        given = [f"--{flags[k].replace('_', '-')} {v}" for k, v in params.items() if v is not None]
+        raise ValueError(f"{e} ({', '.join(given) or '--filter ' + name})") from None

@@ -50,6 +50,7 @@ from posetokens.data.h36m import (
 )
 from posetokens.data.metainfo import H36M
 from posetokens.inference.precision import check_float32
+from posetokens.inference.tracking import check_det_every
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
 from posetokens.registry import note_if_random_weights
@@ -411,6 +412,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     from posetokens.inference.stages import StageTimer
 
     smooth = as_filter(smooth, "smooth") or FilterConfig()  # None: off, bit-identical; a name as --filter takes it
+    online, draw = check_flag(online, option("online")), check_flag(draw, option("draw"))  # "no" was True
     if online:
         smooth.stream(fps=25.0)  # online is causal: refuses Savitzky-Golay, which needs future frames
     max_panels = check_count(max_panels, option("max_panels"))
@@ -455,8 +457,11 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         raise ValueError(f"input {src} is a folder; lift takes a video or a 2D-keypoint json written by infer")
     if layout not in (None, "coco", "h36m"):
         raise ValueError(f"layout must be 'coco' or 'h36m', got {layout!r}")
-    if min_track_frames is not None and int(min_track_frames) < 1:
-        raise ValueError(f"{option('min_track_frames')} must be at least 1 frame, got {min_track_frames}")
+    if min_track_frames is not None:
+        min_track_frames = check_count(min_track_frames, option("min_track_frames"))
+    if max_frames is not None:  # both before any model is built or says a word
+        max_frames = check_count(max_frames, option("max_frames"))
+    check_det_every(det_every)
     dev = check_device(device)
     from posetokens.inference.precision import check_choice, check_model_choice, parse_choice, prepare
 
@@ -545,7 +550,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         k = getattr(get_entry(pose2d).cfg, "num_keypoints", None)
         k = None if k is None else int((pose2d_overrides or {}).get("num_keypoints", k))  # as it would be built
         if k is not None and k != 17:
-            raise ValueError(f"the 2D model {pose2d} must predict COCO-17 keypoints, it predicts {k}")
+            raise ValueError(f"{option('pose2d', pose2d)}: the 2D model must predict COCO-17 keypoints, it predicts "
+                             f"{k}")
     writable_dir(out)  # before any computing: an unwritable folder fails now, not after the 2D and 3D passes
     # a zoo name without weights, or a built model that create_model made without weights and nothing has changed
     # since: said once per model; auto keeps random weights in PyTorch
@@ -573,7 +579,9 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
             raise ValueError(f"{given}: {e.name} is a {e.task} model; lift's 2D pass needs a top-down COCO-17 2D "
                              "model (image crops in), such as ppt_s_coco_256x192") from None
         if est.metainfo.num_keypoints != 17 or est.metainfo.name != "coco":
-            raise ValueError(f"the 2D model {est.name} must predict COCO-17 keypoints, it predicts {est.metainfo.name}")
+            given = option("pose2d_weights", pose2d_weights) if pose2d_weights is not None else \
+                option("pose2d", est.name)
+            raise ValueError(f"{given}: the 2D model must predict COCO-17 keypoints, it predicts {est.metainfo.name}")
         kpt_thr = est.default_kpt_thr if kpt_thr is None else kpt_thr
         try:
             res2d = est.infer(source_in, out, boxes=boxes, bbox_thr=bbox_thr, draw=False, kpt_thr=kpt_thr,
