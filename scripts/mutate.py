@@ -1824,7 +1824,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "infer-checks-options-after-the-model", "infer refuses --det-every or a filter that cannot run before the "
         "model speaks", "src/posetokens/cli.py",
-        (("    check_run_options(source, det_every=args.det_every, smooth=smooth)\n", ""),),
+        (("    check_run_options(source, det_every=args.det_every, smooth=smooth, max_frames=args.max_frames)\n", ""),),
         ("tests/test_errors_inference.py::test_bad_input[infer-det-every-on-images-random-weights]",
          "tests/test_errors_inference.py::test_bad_input[infer-filter-on-images-random-weights]",
          "tests/test_errors_inference.py::test_bad_input[infer-savgol-on-a-video-random-weights]"),
