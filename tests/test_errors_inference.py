@@ -290,6 +290,72 @@ def case_infer_mmpose_preds_over_a_checkpoint(a: Assets, d: Path) -> Run:
                r"--mmpose-preds writes\); choose another path$", unchanged=[other], absent=[d / "out"])
 
 
+def case_detections_past_the_end_of_the_video(a: Assets, d: Path) -> Run:
+    """Detections naming frames 50 and 99 of a 6-frame video were dropped without a word (only the frames without
+    an entry were said)."""
+    box = {"category_id": 1, "bbox": [10, 10, 40, 40], "score": 0.9}
+    dets = _json(d / "dets.json", [dict(box, image_id=i) for i in (0, 1, 2, 3, 4, 5, 50, 99)])
+    return Run(["infer", str(a.clip), "--weights", str(a.w2d), "--out", str(d / "out"), "--boxes", str(dets),
+                "--no-draw"], 0, r"warning: \S+dets\.json: 2 image_id value\(s\) name frames past the last of "
+                r"\S+clip\.mp4 \(6 frames, indices 0\.\.5; e\.g\. \[50, 99\]\): their detections are not used\n")
+
+
+def case_detections_numbered_from_1(a: Assets, d: Path) -> Run:
+    """A detections file that counts the frames from 1 (another tool's) puts every box one frame late: said."""
+    box = {"category_id": 1, "bbox": [10, 10, 40, 40], "score": 0.9}
+    dets = _json(d / "dets.json", [dict(box, image_id=i) for i in range(1, 7)])
+    return Run(["infer", str(a.clip), "--weights", str(a.w2d), "--out", str(d / "out"), "--boxes", str(dets),
+                "--no-draw"], 0, r"1 image_id value\(s\) name frames past the last of \S+ \(6 frames, indices "
+                r"0\.\.5; e\.g\. \[6\]\): their detections are not used: numbered from 1 \(its ids run 1\.\.6\)\? "
+                r"posetokens counts frames from 0, so every box would be one frame late")
+
+
+def case_folder_with_a_video_and_a_text_file(a: Assets, d: Path) -> Run:
+    """A folder holding an image, a video and a text file: the image was read and the others passed over without
+    a word (a reviewer expected the video to be read). Said in one note line; hidden files are not counted."""
+    _image(d / "in" / "000000000001.jpg", a.jpgs[0])
+    shutil.copy(a.clip, d / "in" / "clip.mp4")
+    (d / "in" / "notes.txt").write_text("x")
+    (d / "in" / ".DS_Store").write_text("x")
+    return Run(["infer", str(d / "in"), "--weights", str(a.w2d), "--out", str(d / "out"), "--no-draw"], 0,
+               r"note: \S+in: 1 image\(s\) read; 2 other file\(s\) left out \(clip\.mp4, notes\.txt\); a video "
+               r"\(clip\.mp4\) is an input of its own\n", exist=[d / "out" / "000000000001.json"])
+
+
+def case_a_folder_of_videos_only(a: Assets, d: Path) -> Run:
+    (d / "in").mkdir()
+    shutil.copy(a.clip, d / "in" / "clip.ts")
+    return Run(["infer", str(d / "in"), "--weights", str(a.w2d), "--out", str(d / "out")], 2,
+               r"in: folder holds no images \(.*\); a video \(clip\.ts\) is an input of its own$", absent=[d / "out"])
+
+
+def case_an_mpeg_ts_video(a: Assets, d: Path) -> Run:
+    """``.ts`` (and ``.3gp``, ``.flv``, ``.mts``), which OpenCV reads, were refused as an unknown input type."""
+    shutil.copy(a.clip, d / "clip.ts")
+    return Run(["infer", str(d / "clip.ts"), "--weights", str(a.w2d), "--out", str(d / "out"), "--no-draw",
+                "--no-progress"], 0, r"6 frame\(s\), 6 person instance\(s\)", exist=[d / "out" / "clip.json"])
+
+
+def case_lift_of_a_script(a: Assets, d: Path) -> Run:
+    """lift of a file of another type listed images and folders among what it takes (it refuses both)."""
+    script = d / "mk.py"
+    script.write_text("print(1)\n")
+    return Run(["lift", str(script), "--weights", str(a.w3d), "--out", str(d / "out")], 2,
+               r"mk\.py: unknown input type '\.py'; lift takes a video \(\.mp4, .*\), a 2D-keypoint json written by "
+               r"infer, a webcam index or a stream URL$", absent=[d / "out"], not_in_output="random weights|image")
+
+
+def case_no_draw_beside_an_earlier_overlay(a: Assets, d: Path) -> Run:
+    """A --no-draw run into an --out holding an earlier run's overlay of the same video left a 6-frame json beside
+    an overlay of other frames without a word: said, the overlay left as it is."""
+    old = d / "out" / "clip.mp4"
+    old.parent.mkdir()
+    shutil.copy(a.clip, old)
+    return Run(["infer", str(a.clip), "--weights", str(a.w2d), "--out", str(d / "out"), "--no-draw", "--max-frames",
+                "2"], 0, r"note: \S+out/clip\.mp4: an earlier run's overlay, left as it is \(this run draws none\)\n",
+               unchanged=[old], exist=[d / "out" / "clip.json"])
+
+
 def case_infer_box_smaller_than_a_pixel(a: Assets, d: Path) -> Run:
     """A detections file's sliver (0.5 x 0.8 px, as a box clipped at the border becomes) on the first of two
     images used to stop the run there: it is left out with a warning, and both images are done."""
@@ -324,6 +390,20 @@ def case_infer_box_outside_the_image(a: Assets, d: Path) -> Run:
                r"\(\[1000000000000\.0, 1000000000000\.0, 1000000000050\.0, 1000000000100\.0\]\); any later ones are "
                r"counted at the end.*posetokens: warning: 2 boxes outside their image were left out in all",
                check=check)
+
+
+def case_estimator_stopped_early_still_counts(a: Assets, d: Path) -> Run:
+    """``itertools.islice(est(...), 1)``: the first warning promised "any later ones are counted at the end", and
+    the end never came (the generator was dropped). The count is said when the generator closes."""
+    import itertools
+
+    _image(d / "in" / "000000000001.jpg", a.jpgs[0])
+    _image(d / "in" / "000000000002.jpg", a.jpgs[0])
+    off = [{"image_id": 1, "category_id": 1, "bbox": [1e4 + 10 * i, 0, 50, 80], "score": 0.9} for i in range(3)]
+    dets = _json(d / "dets.json", off + [{"image_id": 2, "category_id": 1, "bbox": [10, 10, 50, 80], "score": 0.9}])
+    return Run(call=lambda: list(itertools.islice(_est(a)(d / "in", boxes=dets), 1)), rc=0,
+               message=r"(?s)a box outside the 160x112 image was left out \(\[10000\.0, 0\.0, 10050\.0, 80\.0\]\); any "
+                       r"later ones are counted at the end.*warning: 3 boxes outside their image were left out in all")
 
 
 def case_infer_coco_results_image_without_id(a: Assets, d: Path) -> Run:
@@ -964,6 +1044,14 @@ CASES: list[Any] = [
     pytest.param(case_infer_image_with_a_temporal_filter, id="infer-image-with-a-temporal-filter"),
     pytest.param(case_infer_coco_results_over_boxes, id="infer-coco-results-over-boxes"),
     pytest.param(case_infer_coco_results_over_a_users_file, id="infer-coco-results-over-a-users-file"),
+    pytest.param(case_detections_past_the_end_of_the_video, id="detections-past-the-end-of-the-video"),
+    pytest.param(case_detections_numbered_from_1, id="detections-numbered-from-1"),
+    pytest.param(case_folder_with_a_video_and_a_text_file, id="folder-with-a-video-and-a-text-file"),
+    pytest.param(case_a_folder_of_videos_only, id="a-folder-of-videos-only"),
+    pytest.param(case_an_mpeg_ts_video, id="an-mpeg-ts-video"),
+    pytest.param(case_lift_of_a_script, id="lift-of-a-script"),
+    pytest.param(case_no_draw_beside_an_earlier_overlay, id="no-draw-beside-an-earlier-overlay"),
+    pytest.param(case_estimator_stopped_early_still_counts, id="estimator-stopped-early-still-counts"),
     pytest.param(case_infer_coco_results_over_a_detections_file, id="infer-coco-results-over-a-detections-file"),
     pytest.param(case_infer_mmpose_preds_over_a_checkpoint, id="infer-mmpose-preds-over-a-checkpoint"),
     pytest.param(case_infer_coco_results_image_without_id, id="infer-coco-results-image-without-id"),

@@ -238,10 +238,14 @@ def warn(message: str) -> None:
     print(f"posetokens: warning: {message}", file=sys.stderr, flush=True)
 
 
+def note(message: str) -> None:
+    """One ``posetokens: note: ...`` line on stderr (what a run did that the user may not expect)."""
+    print(f"posetokens: note: {message}", file=sys.stderr, flush=True)
+
+
 def note_random_weights(model: str, role: str = "model") -> None:
     """Say on stderr that ``model`` (e.g. ``"the 2D model tokenpose_s_coco_256x192"``) runs with random weights."""
-    print(f"posetokens: note: {role} {model} has no weights given: it runs with random weights "
-          "(predictions are meaningless)", file=sys.stderr, flush=True)
+    note(f"{role} {model} has no weights given: it runs with random weights (predictions are meaningless)")
 
 
 # ---------------------------------------------------------------------------------------------- interrupts

@@ -67,7 +67,7 @@ from posetokens.protocols.predict import crop_to_image, predict_outputs
 from posetokens.protocols.topdown import build_pipeline
 from posetokens.registry import create_model, default_protocol, has_random_weights, note_if_random_weights
 from posetokens.runtime import (Interrupted, check_count, check_device, check_flag, interruptible, is_number, is_whole,
-                                number_array, option, short_repr, signal_name, signals_deferred, warn)
+                                note, number_array, option, short_repr, signal_name, signals_deferred, warn)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -91,7 +91,8 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts", ".mts", ".m2ts",
+                    ".3gp", ".flv")
 
 BoxFn = Callable[["Frame"], tuple[np.ndarray, np.ndarray]]
 
@@ -453,9 +454,16 @@ def open_input(path: str | Path | int, loop: int | None = None, replay: bool = F
                              f"({', '.join(VIDEO_EXTENSIONS)})")
         return InputSource("stream", p, video=StreamReader(p, loop=loop))
     if p.is_dir():
-        imgs = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
+        files = sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith("."))
+        imgs = [q for q in files if q.suffix.lower() in IMAGE_EXTENSIONS]
+        videos = [q.name for q in files if q.suffix.lower() in VIDEO_EXTENSIONS]
+        hint = f"; a video ({', '.join(videos[:3])}) is an input of its own" if videos else ""
         if not imgs:
-            raise ValueError(f"{p}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            raise ValueError(f"{p}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)}){hint}")
+        others = [q.name for q in files if q.suffix.lower() not in IMAGE_EXTENSIONS]
+        if others:  # a video in the folder was passed over without a word
+            note(f"{p}: {len(imgs)} image(s) read; {len(others)} other file(s) left out "
+                 f"({', '.join(others[:3])}{' ...' if len(others) > 3 else ''}){hint}")
         return InputSource("images", p, images=imgs)
     if ext in IMAGE_EXTENSIONS:
         return InputSource("images", p, images=[p])
@@ -569,6 +577,13 @@ class DetectionsFile:
                 f"{self.path}: no detection matches the input {source.path}: the file's 'image_id' values are "
                 f"{some}{' ...' if len(self.ids) > 8 else ''}, the inputs' {what}"
             )
+        past = sorted(i for i in self.ids if i >= len(source)) if source.kind == "video" and len(source) else []
+        if past:  # were dropped without a word; a file numbered from 1 puts every box one frame late
+            n = len(source)
+            late = (f": numbered from 1 (its ids run {min(self.ids)}..{max(self.ids)})? posetokens counts frames "
+                    "from 0, so every box would be one frame late" if min(self.ids) == 1 and max(self.ids) == n else "")
+            warn(f"{self.path}: {len(past)} image_id value(s) name frames past the last of {source.path} ({n} "
+                 f"frames, indices 0..{n - 1}; e.g. {past[:3]}): their detections are not used{late}")
 
     def __call__(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (N, 4) as ``[x1, y1, x2, y2]`` and scores (N,) of one frame."""
@@ -1017,44 +1032,47 @@ class PoseEstimator:
         clock = timer.stage if timer is not None else _no_stage
         pending: list[tuple[Frame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         count, specks, outside = 0, 0, 0
-        for frame in frames:
-            where = f"{frame.name} frame {frame.frame_id}" if frame.video else frame.name
-            check_image(frame.image, where)
-            with clock("detector"):
-                dropped: list[int] = []
-                got = boxes(frame)
-                two = _two_boxes(got)  # a user's callable returning two boxes, read as (1 box, 4 scores)
-                if not (isinstance(got, (tuple, list)) and len(got) == 2) or two:
-                    hint = "; two boxes without scores are (boxes, None)" if two else ""
-                    raise ValueError(f"{where}: the boxes callable returned {short_repr(got)}; expected a pair "
-                                     f"(boxes (N, 4) [x1, y1, x2, y2], scores (N,) or None){hint}")
-                b, s = check_boxes(*got, where=f"{where}: boxes", specks=dropped)
-            if dropped:  # no person fits in less than a pixel, and the crop cannot take it
-                if not specks:
-                    warn(f"{where}: a box smaller than a pixel was left out (box {dropped[0]}); any later ones are "
-                         "counted at the end")
-                specks += len(dropped)
-            h, w = frame.image.shape[:2]
-            off = boxes_outside(b, w, h)
-            if off.any():  # nobody to see there (a box far off made the crop's warp singular)
-                if not outside:
-                    i = int(np.flatnonzero(off)[0])
-                    warn(f"{where}: a box outside the {w}x{h} image was left out ({b[i].tolist()}); any later ones "
-                         "are counted at the end")
-                outside += int(off.sum())
-                b, s = b[~off], s[~off]
-            with clock("2D model"):
-                c, w = self.crops(np.ascontiguousarray(frame.image[..., ::-1]), b)
-            pending.append((frame, b, s, c, w))
-            count += len(b)
-            if count >= self.batch_size or each_frame:
-                yield from self._flush(pending, show_tokens, keep_images, tracker, clock)
-                pending, count = [], 0
-        yield from self._flush(pending, show_tokens, keep_images, tracker, clock)
-        if specks > 1:
-            warn(f"{specks} boxes smaller than a pixel were left out in all")
-        if outside > 1:
-            warn(f"{outside} boxes outside their image were left out in all")
+        try:
+            for frame in frames:
+                where = f"{frame.name} frame {frame.frame_id}" if frame.video else frame.name
+                check_image(frame.image, where)
+                with clock("detector"):
+                    dropped: list[int] = []
+                    got = boxes(frame)
+                    two = _two_boxes(got)  # a user's callable returning two boxes, read as (1 box, 4 scores)
+                    if not (isinstance(got, (tuple, list)) and len(got) == 2) or two:
+                        hint = "; two boxes without scores are (boxes, None)" if two else ""
+                        raise ValueError(f"{where}: the boxes callable returned {short_repr(got)}; expected a pair "
+                                         f"(boxes (N, 4) [x1, y1, x2, y2], scores (N,) or None){hint}")
+                    b, s = check_boxes(*got, where=f"{where}: boxes", specks=dropped)
+                if dropped:  # no person fits in less than a pixel, and the crop cannot take it
+                    if not specks:
+                        warn(f"{where}: a box smaller than a pixel was left out (box {dropped[0]}); any later ones "
+                             "are counted at the end")
+                    specks += len(dropped)
+                h, w = frame.image.shape[:2]
+                off = boxes_outside(b, w, h)
+                if off.any():  # nobody to see there (a box far off made the crop's warp singular)
+                    if not outside:
+                        i = int(np.flatnonzero(off)[0])
+                        box = np.round(b[i], 2).tolist()
+                        warn(f"{where}: a box outside the {w}x{h} image was left out ({box}); any later ones are "
+                             "counted at the end")
+                    outside += int(off.sum())
+                    b, s = b[~off], s[~off]
+                with clock("2D model"):
+                    c, w = self.crops(np.ascontiguousarray(frame.image[..., ::-1]), b)
+                pending.append((frame, b, s, c, w))
+                count += len(b)
+                if count >= self.batch_size or each_frame:
+                    yield from self._flush(pending, show_tokens, keep_images, tracker, clock)
+                    pending, count = [], 0
+            yield from self._flush(pending, show_tokens, keep_images, tracker, clock)
+        finally:  # also when the caller stops early (itertools.islice): the counts promised are said
+            if specks > 1:
+                warn(f"{specks} boxes smaller than a pixel were left out in all")
+            if outside > 1:
+                warn(f"{outside} boxes outside their image were left out in all")
 
     def _flush(self, pending: list, show_tokens: bool, keep_images: bool, tracker: Any = None,
                clock: Callable[[str], Any] | None = None) -> Iterator[FrameResult]:
@@ -1251,6 +1269,12 @@ class PoseEstimator:
         if mmpose_preds is not None:
             writable_dir(Path(mmpose_preds).parent, f"folder of {option('mmpose_preds')}")
         writable_dir(out)
+        if not draw:  # a new json beside an earlier run's overlay of other frames: said, left as it is
+            drawn = [out / f"{src.stem}.mp4"] if video_like else [out / f"{s}.png" for s in stems.values()]
+            stale = [p for p in drawn if p.is_file()]
+            if stale:
+                more = f" and {len(stale) - 1} more" if len(stale) > 1 else ""
+                note(f"{stale[0]}{more}: an earlier run's overlay, left as it is (this run draws none)")
         progress = video_like and show_progress(progress)
         timer = timer if timer is not None else StageTimer(live=progress)
         mm_frames: list[dict[str, Any]] = []  # with mmpose_preds only

@@ -54,8 +54,8 @@ from posetokens.inference.tracking import check_det_every
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
 from posetokens.registry import note_if_random_weights
-from posetokens.runtime import (check_count, check_device, check_flag, is_whole, number_array, option, short_repr,
-                                shown_device, warn)
+from posetokens.runtime import (check_count, check_device, check_flag, is_whole, note, number_array, option,
+                                short_repr, shown_device, warn)
 
 __all__ = [
     "COCO_TO_H36M",
@@ -422,6 +422,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                                    writable_dir)
     from posetokens.inference.api import (
         IMAGE_EXTENSIONS,
+        VIDEO_EXTENSIONS,
         InputSource,
         NotTopDownError,
         PoseEstimator,
@@ -474,6 +475,10 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     is_json = src.suffix.lower() == ".json" or (src.suffix == ".partial" and ".json" in src.suffixes)
     if source_in is None and not is_json and src.suffix.lower() in IMAGE_EXTENSIONS:  # before --out is made
         raise ValueError(f"{src}: lift takes a video or a 2D-keypoint json, not images")
+    if source_in is None and not is_json and src.suffix.lower() not in VIDEO_EXTENSIONS:  # open_input's message
+        raise ValueError(f"{src}: unknown input type {src.suffix.lower()!r}; lift takes a video "  # named images
+                         f"({', '.join(VIDEO_EXTENSIONS)}), a 2D-keypoint json written by infer, a webcam index or a "
+                         "stream URL")
     if fps is not None:
         if not is_json:
             raise ValueError(f"{option('fps')} applies to a 2D-keypoint json; {src} is a video or a stream (its own "
@@ -523,8 +528,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         tracked = _tracks_to_lift(records, src, min_track_frames)  # a json with nobody to lift fails here too
         filtered_2d = next((r["filter"] for r in records if isinstance(r.get("filter"), dict)), None)
         if filtered_2d is not None and not smooth.is_off:  # infer filtered it: a second pass would lag it twice
-            print(f"posetokens: note: {src}: its 2D was filtered by infer ({filtered_2d.get('name')}); lift filters "
-                  "the 3D only", file=sys.stderr, flush=True)
+            note(f"{src}: its 2D was filtered by infer ({filtered_2d.get('name')}); lift filters the 3D only")
     elif layout not in (None, "coco"):
         raise ValueError("layout applies to json input; a video goes through a COCO-17 2D model")
     if isinstance(model, nn.Module):
@@ -713,9 +717,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
             kp[span], sc[span], valid[span], pose3d[span] = d["kp"], d["sc"], d["valid"], d["pose3d"]
             whole[tid] = (kp, sc, valid, pose3d)
         if len(ranked) > len(shown):
-            print(f"posetokens: note: 3D panels for {len(shown)} of {len(ranked)} lifted people (ids "
-                  f"{', '.join(map(str, shown))}; not shown: {', '.join(map(str, ranked[len(shown):]))}); "
-                  f"{option('max_panels')} to show more", file=sys.stderr, flush=True)
+            note(f"3D panels for {len(shown)} of {len(ranked)} lifted people (ids {', '.join(map(str, shown))}; not "
+                 f"shown: {', '.join(map(str, ranked[len(shown):]))}); {option('max_panels')} to show more")
         with interruptible():
             try:
                 panels = TrackPanels(whole, shown, w, h, kpt_thr)
