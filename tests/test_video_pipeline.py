@@ -144,7 +144,7 @@ def test_carried_box_by_hand() -> None:
     assert calls == [0, 3] and pt.detector_frames == 2 and not pt.carried
     b, ok = pose_boxes(np.zeros((2, 3, 2)), np.array([[1, 0, 0], [1, 1, 0]]), kpt_thr=0.5)
     assert ok.tolist() == [False, True] and b[0].tolist() == [0, 0, 0, 0]
-    with pytest.raises(ValueError, match="det_every must be an integer >= 1"):
+    with pytest.raises(ValueError, match=r"det_every must be a whole number >= 1 \(1: the boxes on every frame\), got 0"):
         PoseTracker(detector, det_every=0)
 
 
