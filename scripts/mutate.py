@@ -1060,6 +1060,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_errors_inference.py::test_bad_input[estimator-stopped-early-still-counts]",),
     ),
     Mutant(
+        "lift-failure-hides-earlier-3d", "a lift that finds nobody names the earlier run's 3D files left beside its 2D json",
+        "src/posetokens/inference/lifting.py",
+        (("            if not earlier:\n                raise\n",
+          "            if True:\n                raise\n"),),
+        ("tests/test_errors_inference.py::test_bad_input[lift-of-nobody-beside-an-earlier-3d]",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

@@ -392,6 +392,19 @@ def case_infer_box_outside_the_image(a: Assets, d: Path) -> Run:
                check=check)
 
 
+def case_lift_of_nobody_beside_an_earlier_3d(a: Assets, d: Path) -> Run:
+    """A lift that finds nobody replaces the 2D json with this run's and fails; the earlier run's 3D json beside it
+    was left without a word (its 3D no longer matches the 2D json)."""
+    old = d / "out" / "clip_3d.json"
+    old.parent.mkdir()
+    old.write_text("{}")
+    dets = _json(d / "dets.json", [])
+    return Run(["lift", str(a.clip), "--weights", str(a.w3d), "--pose2d-weights", str(a.w2d), "--boxes", str(dets),
+                "--out", str(d / "out"), "--no-draw"], 2,
+               r"clip\.mp4: no person found in any frame: nothing to lift \(the 2D results are in \S+out/clip\.json; "
+               r"\S+out/clip_3d\.json: left from an earlier run\)$", unchanged=[old])
+
+
 def case_estimator_stopped_early_still_counts(a: Assets, d: Path) -> Run:
     """``itertools.islice(est(...), 1)``: the first warning promised "any later ones are counted at the end", and
     the end never came (the generator was dropped). The count is said when the generator closes."""
@@ -1052,6 +1065,7 @@ CASES: list[Any] = [
     pytest.param(case_lift_of_a_script, id="lift-of-a-script"),
     pytest.param(case_no_draw_beside_an_earlier_overlay, id="no-draw-beside-an-earlier-overlay"),
     pytest.param(case_estimator_stopped_early_still_counts, id="estimator-stopped-early-still-counts"),
+    pytest.param(case_lift_of_nobody_beside_an_earlier_3d, id="lift-of-nobody-beside-an-earlier-3d"),
     pytest.param(case_infer_coco_results_over_a_detections_file, id="infer-coco-results-over-a-detections-file"),
     pytest.param(case_infer_mmpose_preds_over_a_checkpoint, id="infer-mmpose-preds-over-a-checkpoint"),
     pytest.param(case_infer_coco_results_image_without_id, id="infer-coco-results-image-without-id"),

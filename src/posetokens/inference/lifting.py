@@ -601,7 +601,14 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         w, h, fps = video.width, video.height, video.fps  # type: ignore[union-attr]
     kpt_thr = default_kpt_thr() if kpt_thr is None else kpt_thr
     if tracked is None:  # a video's 2D, just made
-        tracked = _tracks_to_lift(records, src, min_track_frames)
+        try:
+            tracked = _tracks_to_lift(records, src, min_track_frames)
+        except ValueError as e:  # the 2D json is this run's: an earlier run's 3D files beside it are not
+            earlier = [str(q) for _, q, _ in outputs[1:] if q.is_file()]
+            if not earlier:
+                raise
+            raise ValueError(f"{e} (the 2D results are in {files[0]}; {' and '.join(earlier)}: left from an "
+                             "earlier run)") from None
     tracks, tracked_by, lifted, skipped, need = tracked
     if files:  # our own 2D json of the video: give every instance its track id, the ids of the 3D json
         for tid, tr in tracks.items():
