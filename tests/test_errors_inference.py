@@ -316,10 +316,13 @@ def case_folder_with_a_video_and_a_text_file(a: Assets, d: Path) -> Run:
     _image(d / "in" / "000000000001.jpg", a.jpgs[0])
     shutil.copy(a.clip, d / "in" / "clip.mp4")
     (d / "in" / "notes.txt").write_text("x")
-    (d / "in" / ".DS_Store").write_text("x")
+    (d / "in" / ".DS_Store").write_text("x")  # hidden: not counted; a hidden image is read (as it always was)
+    _image(d / "in" / ".000000000003.jpg", a.jpgs[0])
+    (d / "in" / "sub").mkdir()
     return Run(["infer", str(d / "in"), "--weights", str(a.w2d), "--out", str(d / "out"), "--no-draw"], 0,
-               r"note: \S+in: 1 image\(s\) read; 2 other file\(s\) left out \(clip\.mp4, notes\.txt\); a video "
-               r"\(clip\.mp4\) is an input of its own\n", exist=[d / "out" / "000000000001.json"])
+               r"note: \S+in: 2 image\(s\) read; 3 other entries left out \(clip\.mp4, notes\.txt, sub/\); a video "
+               r"\(clip\.mp4\) is an input of its own; folders in it are not searched\n",
+               exist=[d / "out" / "000000000001.json", d / "out" / ".000000000003.json"])
 
 
 def case_a_folder_of_videos_only(a: Assets, d: Path) -> Run:
@@ -398,25 +401,28 @@ def case_lift_of_nobody_beside_an_earlier_3d(a: Assets, d: Path) -> Run:
     old = d / "out" / "clip_3d.json"
     old.parent.mkdir()
     old.write_text("{}")
+    shutil.copy(a.clip, d / "out" / "clip_3d.mp4")  # named though this run draws none
     dets = _json(d / "dets.json", [])
     return Run(["lift", str(a.clip), "--weights", str(a.w3d), "--pose2d-weights", str(a.w2d), "--boxes", str(dets),
                 "--out", str(d / "out"), "--no-draw"], 2,
                r"clip\.mp4: no person found in any frame: nothing to lift \(the 2D results are in \S+out/clip\.json; "
-               r"\S+out/clip_3d\.json: left from an earlier run\)$", unchanged=[old])
+               r"\S+out/clip_3d\.json and \S+out/clip_3d\.mp4: left from an earlier run\)$", unchanged=[old])
 
 
 def case_estimator_stopped_early_still_counts(a: Assets, d: Path) -> Run:
-    """``itertools.islice(est(...), 1)``: the first warning promised "any later ones are counted at the end", and
-    the end never came (the generator was dropped). The count is said when the generator closes."""
+    """``itertools.islice(est(video), 2)``: the first warning promised "any later ones are counted at the end", and
+    the end never came (the generator was dropped); then it counted the frames read ahead into a batch too (12 for
+    the 2 frames given). Two boxes off each frame, 2 frames given: 4, said when the generator closes."""
     import itertools
 
-    _image(d / "in" / "000000000001.jpg", a.jpgs[0])
-    _image(d / "in" / "000000000002.jpg", a.jpgs[0])
-    off = [{"image_id": 1, "category_id": 1, "bbox": [1e4 + 10 * i, 0, 50, 80], "score": 0.9} for i in range(3)]
-    dets = _json(d / "dets.json", off + [{"image_id": 2, "category_id": 1, "bbox": [10, 10, 50, 80], "score": 0.9}])
-    return Run(call=lambda: list(itertools.islice(_est(a)(d / "in", boxes=dets), 1)), rc=0,
-               message=r"(?s)a box outside the 160x112 image was left out \(\[10000\.0, 0\.0, 10050\.0, 80\.0\]\); any "
-                       r"later ones are counted at the end.*warning: 3 boxes outside their image were left out in all")
+    def off(frame: Any) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([[1e4, 0, 1e4 + 50, 80], [2e4, 0, 2e4 + 50, 80]]), np.array([0.9, 0.9])
+
+    return Run(call=lambda: list(itertools.islice(_est(a)(a.clip, boxes=off), 2)), rc=0,
+               message=r"(?s)a box outside the 96x64 image was left out \(\[10000\.0, 0\.0, 10050\.0, 80\.0\]\); any "
+                       r"later ones are counted at the end.*warning: 4 boxes outside their image were left out in "
+                       r"all\n",
+               not_in_output=r"(12|6|8|10) boxes outside")
 
 
 def case_infer_coco_results_image_without_id(a: Assets, d: Path) -> Run:
@@ -1206,7 +1212,7 @@ CASES: list[Any] = [
     pytest.param(_api_case(lambda a, d: _est(a).infer(a.clip, d / "o", draw="no"),  # was read as True
                            r"^draw must be True or False, got 'no'$"), id="estimator-infer-draw-text"),
     pytest.param(_api_case(lambda a, d: list(_est(a)(a.clip, det_every="5")),  # said "got 5"
-                           r"^det_every must be a whole number >= 1 \(1: the boxes on every frame\), got '5'$"),
+                           r"^det_every must be a whole number >= 1, got '5'$"),
                  id="estimator-det-every-text"),
     pytest.param(_api_case(lambda a, d: _lift(a, d, online="yes"), r"^online must be True or False, got 'yes'$"),
                  id="lift-online-text"),  # was stored as True
@@ -1224,6 +1230,19 @@ CASES: list[Any] = [
                                   absent=[d / "o"]), id="infer-filter-beta-negative"),  # named no flag
     pytest.param(lambda a, d: Run(call=lambda: _lift(a, d, max_frames=0), rc=ValueError, absent=[d / "o"],
                                   message=r"^max_frames must be a whole number >= 1, got 0$"), id="lift-max-frames-0-api"),
+    pytest.param(lambda a, d: Run(["infer", str(a.clip), "--weights", str(a.w2d), "--out", str(d / "o"),
+                                   "--filter-beta", "1", "--filter-min-cutoff", "0", "--filter-gap", "hold"], 2,
+                                  r"min_cutoff \(Hz\) must be > 0, got 0\.0 \(--filter-min-cutoff 0\.0\)$",
+                                  absent=[d / "o"]), id="infer-filter-flag-at-fault"),  # listed every flag given
+    pytest.param(lambda a, d: Run(["infer", str(a.clip), "--weights", str(a.w2d), "--out", str(d / "o"),
+                                   "--filter-window", "4"], 2,
+                                  r"--filter-window: not a parameter of --filter one_euro \(it takes "
+                                  r"--filter-min-cutoff, --filter-beta, --filter-d-cutoff, --filter-gap\)$",
+                                  absent=[d / "o"]),
+                 id="infer-filter-flag-of-another-filter"),  # was ignored
+    pytest.param(lambda a, d: Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--out", str(d / "o"),
+                                   "--filter-beta", "3"], 2, r"a temporal filter applies to videos and streams",
+                                  absent=[d / "o"]), id="infer-filter-flag-on-an-image"),  # was ignored
     pytest.param(lambda a, d: Run(["models", "zzz"], 2, r"no zoo model name contains 'zzz'"), id="models-no-match"),
     pytest.param(lambda a, d: Run(["parity", str(d / "nowhere")], 2, r"parity fixture \S+nowhere: no such folder$"),
                  id="parity-missing-folder"),
@@ -1556,20 +1575,45 @@ def test_a_model_of_another_float_type_is_refused_in_one_line(tmp_path: Path) ->
     from posetokens.inference.lifting import lift, lift_sequence
     from posetokens.inference.online import OnlineLifter
 
-    with pytest.raises(ValueError, match=rf"^PoseEstimator: {NAME_2D}'s parameters are float64; it runs a float32 "
-                                         r"model \(call model\.float\(\); precision chooses a reduced precision\)$"):
+    with pytest.raises(ValueError, match=rf"^PoseEstimator: {NAME_2D}'s parameters are float64; expected float32 "
+                                         r"\(call model\.float\(\); precision chooses a reduced precision\)$"):
         PoseEstimator(create_model(NAME_2D, **TINY_2D).double())
+    from posetokens.export import export_onnx
+
+    with pytest.raises(ValueError, match=rf"^export_onnx: {NAME_2D}'s parameters are float64; expected float32"):
+        export_onnx(create_model(NAME_2D, **TINY_2D).double(), tmp_path / "x.onnx")  # was onnxruntime's type error
+    assert not (tmp_path / "x.onnx").exists()
     lifter = create_model(NAME_3D, **TINY_3D).half()
-    with pytest.raises(ValueError, match=rf"^lift_sequence: {NAME_3D}'s parameters are float16; it runs a float32 "
-                                         r"model \(call model\.float\(\)\)$"):
+    with pytest.raises(ValueError, match=rf"^lift_sequence: {NAME_3D}'s parameters are float16; expected float32 "
+                                         r"\(call model\.float\(\)\)$"):
         lift_sequence(lifter, np.zeros((5, 17, 2)), None, 100, 100)
-    with pytest.raises(ValueError, match=r"^OnlineLifter: .*float16; it runs a float32 model"):
+    with pytest.raises(ValueError, match=r"^OnlineLifter: .*float16; expected float32"):
         OnlineLifter(lifter, 100, 100)
     records = [{"frame_id": i, "width": 100, "height": 100, "instances": [
         {"keypoints": np.full((17, 2), 50.0).tolist(), "keypoint_scores": [1.0] * 17, "bbox": [0, 0, 99, 99],
          "bbox_score": 1.0}]} for i in range(3)]
     (tmp_path / "a.json").write_text(json.dumps(records))
-    with pytest.raises(ValueError, match=r"^lift: .*float16; it runs a float32 model \(call model\.float\(\); "
+    with pytest.raises(ValueError, match=r"^lift: .*float16; expected float32 \(call model\.float\(\); "
                                          r"precision chooses"):
         lift(tmp_path / "a.json", lifter, tmp_path / "out", min_track_frames=1)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_3d_json_says_random_weights_when_either_model_had_them(assets: Assets, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """A trained lifter on a random 2D model's keypoints wrote ``random_weights: false`` beside a 2D json that said
+    true: the 3D is as meaningless as its 2D. And a 2D model of another float type given to ``lift`` is refused
+    naming ``pose2d``, before any model's note and before ``out`` is made."""
+    from posetokens.inference.lifting import lift
+
+    kw = {"weights": assets.w3d, "draw": False, "min_track_frames": 1, "max_frames": 3}
+    lift(assets.clip, None, tmp_path / "r", pose2d=NAME_2D, pose2d_overrides=TINY_2D, **kw)
+    assert json.loads((tmp_path / "r" / "clip.json").read_text())[0]["random_weights"] is True
+    assert json.loads((tmp_path / "r" / "clip_3d.json").read_text())["random_weights"] is True
+    lift(assets.clip, None, tmp_path / "t", pose2d_weights=assets.w2d, **kw)
+    assert json.loads((tmp_path / "t" / "clip_3d.json").read_text())["random_weights"] is False
+    capsys.readouterr()
+    with pytest.raises(ValueError, match=rf"^pose2d: {NAME_2D}'s parameters are float64; expected float32 \(call "
+                                         r"model\.float\(\)\)$"):
+        lift(assets.clip, None, tmp_path / "d", pose2d=create_model(NAME_2D, **TINY_2D).double(), **kw)
+    assert not (tmp_path / "d").exists() and "random weights" not in capsys.readouterr().err

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
-from posetokens.runtime import int_at_least
+from posetokens.runtime import int_at_least, note
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -176,8 +176,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise ValueError(str(e).replace("pass nms_area='keypoints'", "give --nms-area keypoints").replace(
                 "rescore_thr=None and nms_thr=None", "--no-rescore --nms-thr none")) from None
     if args.dataset == "mpii":
-        print("posetokens: note: this is an OKS AP with MPII's sigmas; MPII's reported metric is PCKh@0.5, which "
-              "`posetokens test` computes with data.mpii_headboxes", file=sys.stderr)
+        note("this is an OKS AP with MPII's sigmas; MPII's reported metric is PCKh@0.5, which `posetokens test` "
+             "computes with data.mpii_headboxes")
     _print_metrics(metrics, args.json)
     return 0
 
@@ -194,7 +194,7 @@ def _dataset_arg(text: str) -> str:
 
 #: the end of a video command's summary line when no person boxes were given
 _WHOLE_FRAME = ("; no --boxes or --detector: each {0} was taken as one person's box (a crowd gives one pose per {0}; "
-                "docs/video.md)")
+                "{1})")
 
 
 def _boxes_arg(args: argparse.Namespace):
@@ -218,8 +218,9 @@ def _set_threads(args: argparse.Namespace) -> None:
 
 def _cmd_infer(args: argparse.Namespace) -> int:
     from posetokens.fileio import check_folder_path
-    from posetokens.inference.api import PoseEstimator, check_outputs, check_run_options, detections_for, open_input
-    from posetokens.inference.filters import filter_from_args
+    from posetokens.inference.api import (PoseEstimator, check_outputs, check_run_options, detections_for,
+                                          note_earlier_overlays, open_input)
+    from posetokens.inference.filters import filter_flags_given, filter_from_args
     from posetokens.inference.precision import check_model_choice, parse_choice
 
     _set_threads(args)
@@ -230,10 +231,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     boxes = _boxes_arg(args)
     check_outputs(source, args.out, draw=not args.no_draw, show_tokens=args.show_tokens,
                   coco_results=args.coco_results, mmpose_preds=args.mmpose_preds, boxes=boxes, weights=args.weights)
-    # images: only a filter asked for by name reaches the check, which refuses it in one line
-    smooth = filter_from_args(args) if source.kind in ("video", "stream") or args.filter else None
+    # images: only a filter (or a filter flag) asked for reaches the check, which refuses it in one line
+    smooth = filter_from_args(args) if source.kind in ("video", "stream") or filter_flags_given(args) else None
     check_run_options(source, det_every=args.det_every, smooth=smooth, max_frames=args.max_frames)
     person_boxes = detections_for(boxes, source, args.bbox_thr)  # a bad detections file, read once
+    if args.no_draw:
+        note_earlier_overlays(source, args.out, args.max_frames)
     check_model_choice(None, parse_choice(args.precision, args.runtime), show_tokens=args.show_tokens)  # pre-export
     est = PoseEstimator(args.model, args.weights, device=args.device, flip_test=args.flip_test,  # notes random weights
                         batch_size=args.batch_size, protocol=args.protocol, precision=args.precision,
@@ -245,7 +248,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     skipped = summary["skipped"]
     print(f"{summary['frames']} frame(s), {summary['instances']} person instance(s) -> {args.out}"
           + (f"; skipped {len(skipped)} unreadable image(s): " + ", ".join(s["file"] for s in skipped) if skipped else "")
-          + (_WHOLE_FRAME.format("image" if source.kind == "images" else "frame") if boxes is None else ""))
+          + (_WHOLE_FRAME.format(*(("image", "docs/inference.md") if source.kind == "images"
+                                   else ("frame", "docs/video.md"))) if boxes is None else ""))
     _print_stages(args, summary)
     return 0
 
@@ -287,7 +291,7 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     whole = boxes is None and not summary.get("from_json")
     print(f"{summary['frames']} frame(s), {summary['frames_with_person']} with a person; {summary['tracks']} "
           f"track(s) lifted" + (f", {short} shorter than {summary['min_track_frames']} frames skipped" if short else "")
-          + f" -> {args.out}" + (_WHOLE_FRAME.format("frame") if whole else ""))
+          + f" -> {args.out}" + (_WHOLE_FRAME.format("frame", "docs/video.md") if whole else ""))
     _print_stages(args, summary)
     return 0
 

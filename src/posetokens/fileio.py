@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -52,6 +51,8 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], Any], what: str = "
     p = Path(path)
     if p.is_dir():
         raise IsADirectoryError(21, f"cannot write {what} over a folder", str(p))
+    if p.is_symlink() and p.exists():  # written through, as open(path, "w") writes (the link was replaced)
+        p = p.resolve()
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     except OSError as e:  # said of the user's path, not of the temporary name
@@ -408,25 +409,71 @@ def check_output_kinds(outputs: list[tuple[str, PathLike, str]]) -> None:
             raise ValueError(f"the {what} {path} exists and is a {'file' if folder else 'folder'}; {remedy}")
 
 
-#: how the files a command may replace at a path the user names begin: COCO keypoint results (a JSON list, empty or
-#: whose first object has ``keypoints`` before any bracket: not a detections file) and an MMPose prediction file
-COCO_RESULTS_HEAD = re.compile(rb'\s*\[\s*(\]|\{[^\[\]{}]*"keypoints"\s*:)')
-MMPOSE_PREDS_HEAD = re.compile(rb'\s*\{\s*"meta_info"\s*:')
+def first_object_keys(text: str) -> set[str]:
+    """The keys of the first JSON object in ``text`` (a file's first bytes: the object may be cut off), at its top
+    level only; empty when ``text`` holds no object."""
+    start = text.find("{")
+    keys: set[str] = set()
+    if start < 0:
+        return keys
+    depth, i, n = 0, start, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':  # a string: a key when it is followed by ':' at the object's own level
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            k = j + 1
+            while k < n and text[k] in " \t\r\n":
+                k += 1
+            if depth == 1 and k < n and text[k] == ":":
+                keys.add(text[i + 1:j])
+            i = j + 1
+            continue
+        if c in "{[":
+            depth += 1
+        elif c in "}]":
+            depth -= 1
+            if depth == 0:
+                break
+        i += 1
+    return keys
 
 
-def check_replaceable(path: PathLike, what: str, head: re.Pattern[bytes], kind: str) -> None:
-    """Refuse (``ValueError`` naming ``what`` and ``path``) an existing file at ``path`` whose first bytes do not
-    match ``head``: a command replaces a file at a path it is given only when the file holds ``kind`` (an earlier
-    run's output), never a user's other file (ground truth, detections, a checkpoint, a script)."""
+def looks_like_coco_results(head: str) -> bool:
+    """Whether a file beginning with ``head`` is COCO keypoint results: a JSON list, empty or whose first object has
+    ``keypoints`` (a detections file has boxes only)."""
+    rest = head.lstrip("\ufeff \t\r\n")
+    if not rest.startswith("["):
+        return False
+    rest = rest[1:].lstrip()
+    return rest.startswith("]") or (rest.startswith("{") and "keypoints" in first_object_keys(rest))
+
+
+def looks_like_mmpose_preds(head: str) -> bool:
+    """Whether a file beginning with ``head`` is an MMPose prediction file (``{meta_info, instance_info}``)."""
+    rest = head.lstrip("\ufeff \t\r\n")
+    return rest.startswith("{") and bool({"meta_info", "instance_info"} & first_object_keys(rest))
+
+
+def check_replaceable(path: PathLike, what: str, looks_right: Callable[[str], bool], kind: str) -> None:
+    """Refuse (``ValueError`` naming ``what`` and ``path``) an existing file at ``path`` that a command would replace
+    though it does not hold ``kind`` by its first 64 KiB (``looks_right``): an earlier run's output is replaced, an
+    empty file too, never a user's other file (ground truth, detections, a checkpoint, a script). A symbolic link
+    whose file is gone is refused as well (the write would replace the link)."""
     p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise ValueError(f"{what} {p} is a symbolic link to {os.readlink(p)}, which does not exist; writing would "
+                         "replace the link: choose another path or remove the link")
     if not p.is_file():
         return
     try:
         with open(p, "rb") as f:
-            start = f.read(512)
-    except OSError:
-        start = b""
-    if not head.match(start):
+            head = f.read(1 << 16).decode("utf-8", "replace")
+    except OSError as e:
+        raise ValueError(f"{what} {p} exists and cannot be read ({e.strerror}): it is not known to be {kind}; "
+                         "choose another path") from None
+    if head.strip() and not looks_right(head):
         raise ValueError(f"{what} {p} exists and is not {kind}; choose another path")
 
 

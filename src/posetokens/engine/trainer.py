@@ -44,8 +44,8 @@ from posetokens.engine.losses import gtpt_loss, joints_mse, simcc_kl
 from posetokens.engine.pct import evaluate_tokenizer, pct_loss, tokenizer_val_samples
 from posetokens.engine.schedule import ema_decay_at, keep_ratio_at, lr_factor
 from posetokens.evaluation.coco import PERSON_CATEGORY, check_coco_ground_truth, write_coco_results
-from posetokens.fileio import (COCO_RESULTS_HEAD, FolderLock, archive_path, atomic_write_text, check_folder_path,
-                               check_no_overwrite, check_replaceable, lock_busy_message, lock_holder, read_json,
+from posetokens.fileio import (FolderLock, archive_path, atomic_write_text, check_folder_path, check_no_overwrite,
+                               check_replaceable, lock_busy_message, lock_holder, looks_like_coco_results, read_json,
                                require_file, same_file, writable_dir)
 from posetokens.protocols import Protocol
 from posetokens.registry import create_model, get_entry
@@ -921,11 +921,8 @@ def _check_test_output(cfg: TrainCfg, weights: str, out: Path, what: str) -> Non
             raise ValueError(f"{what} {out} is in the image folder {field} {folder}; choose a path outside it")
     if out.is_dir():
         raise ValueError(f"{what} {out} is a folder; expected the path of a .json file to write")
-    if out.is_symlink() and not out.exists():  # a link whose file is gone: the atomic write would replace the link
-        raise ValueError(f"{what} {out} is a symbolic link to {os.readlink(out)}, which does not exist; writing would "
-                         "replace the link: choose another path or remove the link")
-    check_replaceable(out, what, COCO_RESULTS_HEAD, "a predictions file (a JSON list of keypoint results, what "
-                      "test writes)")  # a checkpoint, a run's config, a user's detections
+    check_replaceable(out, what, looks_like_coco_results, "a predictions file (a JSON list of keypoint results, "
+                      "what test writes)")  # a checkpoint, a run's config, a user's detections, a dangling link
     if not out.parent.is_dir():  # made when the predictions are written (a test that writes none makes nothing)
         check_folder_path(out.parent, f"folder of {what}")
         return

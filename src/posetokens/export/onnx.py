@@ -95,6 +95,7 @@ def _model(model: str | nn.Module | None, weights: str | Path | None, overrides:
     from posetokens.checkpoint import describe, load_trained
     from posetokens.data.metainfo import BUILTIN_KEYPOINT_COUNTS, H36M, get_metainfo, metainfo_for_model
     from posetokens.fileio import require_file
+    from posetokens.inference.precision import check_float32
     from posetokens.protocols import get_protocol
     from posetokens.registry import config_overrides, create_model, default_protocol, note_if_random_weights
 
@@ -123,6 +124,7 @@ def _model(model: str | nn.Module | None, weights: str | Path | None, overrides:
     if isinstance(model, nn.Module):
         if weights is not None or overrides:
             raise ValueError("export_onnx: weights and overrides apply to a zoo name, not to a built model")
+        check_float32(model, "export_onnx", precision=True)  # was onnxruntime's multi-line type error
         name = getattr(model, "zoo_name", None)
         if not name:
             if metainfo is not None:

@@ -54,11 +54,11 @@ from torch import nn
 from posetokens.checkpoint import load_trained
 from posetokens.data.datasets.coco_style import image_problem, imread_flags
 from posetokens.data.metainfo import PoseMetaInfo, available_metainfo, get_metainfo, metainfo_for_model
-from posetokens.fileio import (COCO_RESULTS_HEAD, MMPOSE_PREDS_HEAD, JsonArrayWriter, TempBeside, atomic_path,
-                               atomic_write_bytes, atomic_write_json, check_no_overwrite, check_output_kinds,
-                               check_replaceable, read_json, read_json_array_lines, require_file, same_file,
+from posetokens.fileio import (JsonArrayWriter, TempBeside, atomic_path, atomic_write_bytes, atomic_write_json,
+                               check_no_overwrite, check_output_kinds, check_replaceable, looks_like_coco_results,
+                               looks_like_mmpose_preds, read_json, read_json_array_lines, require_file, same_file,
                                writable_dir)
-from posetokens.inference.filters import as_filter
+from posetokens.inference.filters import FilterConfig, as_filter
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
 from posetokens.protocols import Protocol, check_model_protocol, resolve_protocol
@@ -454,16 +454,19 @@ def open_input(path: str | Path | int, loop: int | None = None, replay: bool = F
                              f"({', '.join(VIDEO_EXTENSIONS)})")
         return InputSource("stream", p, video=StreamReader(p, loop=loop))
     if p.is_dir():
-        files = sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith("."))
-        imgs = [q for q in files if q.suffix.lower() in IMAGE_EXTENSIONS]
-        videos = [q.name for q in files if q.suffix.lower() in VIDEO_EXTENSIONS]
-        hint = f"; a video ({', '.join(videos[:3])}) is an input of its own" if videos else ""
+        entries = sorted(p.iterdir())
+        imgs = [q for q in entries if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS]
+        videos = [q.name for q in entries if q.is_file() and q.suffix.lower() in VIDEO_EXTENSIONS]
+        folders = [q.name + "/" for q in entries if q.is_dir() and not q.name.startswith(".")]
+        hint = (f"; a video ({', '.join(videos[:3])}) is an input of its own" if videos else "") + \
+            ("; folders in it are not searched" if folders else "")
         if not imgs:
             raise ValueError(f"{p}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)}){hint}")
-        others = [q.name for q in files if q.suffix.lower() not in IMAGE_EXTENSIONS]
+        others = [q.name for q in entries if q.is_file() and not q.name.startswith(".")  # not .DS_Store
+                  and q.suffix.lower() not in IMAGE_EXTENSIONS] + folders
         if others:  # a video in the folder was passed over without a word
-            note(f"{p}: {len(imgs)} image(s) read; {len(others)} other file(s) left out "
-                 f"({', '.join(others[:3])}{' ...' if len(others) > 3 else ''}){hint}")
+            note(f"{p}: {len(imgs)} image(s) read; {len(others)} other entr{'y' if len(others) == 1 else 'ies'} "
+                 f"left out ({', '.join(others[:3])}{' ...' if len(others) > 3 else ''}){hint}")
         return InputSource("images", p, images=imgs)
     if ext in IMAGE_EXTENSIONS:
         return InputSource("images", p, images=[p])
@@ -557,8 +560,9 @@ class DetectionsFile:
         self._unit = "images"
 
     def check_covers(self, source: InputSource) -> None:
-        """Raise ``ValueError`` when no input image (or frame) has an id in this file. (Inputs that only some
-        cover are counted as they run, :attr:`uncovered`, and reported by :meth:`warn_uncovered`.)"""
+        """Raise ``ValueError`` when no input image (or frame) has an id in this file; warn (one line) when ids name
+        frames past a video's last (with a hint when the file counts frames from 1). (Inputs that only some cover
+        are counted as they run, :attr:`uncovered`, and reported by :meth:`warn_uncovered`.)"""
         if source.kind == "stream":
             return  # unknown length: frames without an entry are counted as they run
         if not self.ids:  # a detector that found nobody writes an empty list: no person anywhere, said
@@ -1031,7 +1035,17 @@ class PoseEstimator:
         each_frame = tracker is not None and tracker.needs_feedback
         clock = timer.stage if timer is not None else _no_stage
         pending: list[tuple[Frame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        count, specks, outside = 0, 0, 0
+        count, specks, outside = 0, 0, 0  # boxes left out of the frames delivered (said at the end)
+        said_speck = said_outside = False
+        left_out: dict[int, tuple[int, int]] = {}  # frame id -> boxes left out of a frame read, not yet delivered
+
+        def deliver(results: Iterable[FrameResult]) -> Iterator[FrameResult]:
+            nonlocal specks, outside
+            for res in results:
+                sp, of = left_out.pop(res.frame_id, (0, 0))
+                specks, outside = specks + sp, outside + of
+                yield res
+
         try:
             for frame in frames:
                 where = f"{frame.name} frame {frame.frame_id}" if frame.video else frame.name
@@ -1045,30 +1059,31 @@ class PoseEstimator:
                         raise ValueError(f"{where}: the boxes callable returned {short_repr(got)}; expected a pair "
                                          f"(boxes (N, 4) [x1, y1, x2, y2], scores (N,) or None){hint}")
                     b, s = check_boxes(*got, where=f"{where}: boxes", specks=dropped)
-                if dropped:  # no person fits in less than a pixel, and the crop cannot take it
-                    if not specks:
-                        warn(f"{where}: a box smaller than a pixel was left out (box {dropped[0]}); any later ones "
-                             "are counted at the end")
-                    specks += len(dropped)
+                if dropped and not said_speck:  # no person fits in less than a pixel, and the crop cannot take it
+                    warn(f"{where}: a box smaller than a pixel was left out (box {dropped[0]}); any later ones "
+                         "are counted at the end")
+                    said_speck = True
                 h, w = frame.image.shape[:2]
                 off = boxes_outside(b, w, h)
                 if off.any():  # nobody to see there (a box far off made the crop's warp singular)
-                    if not outside:
+                    if not said_outside:
                         i = int(np.flatnonzero(off)[0])
                         box = np.round(b[i], 2).tolist()
                         warn(f"{where}: a box outside the {w}x{h} image was left out ({box}); any later ones are "
                              "counted at the end")
-                    outside += int(off.sum())
+                        said_outside = True
                     b, s = b[~off], s[~off]
+                if dropped or off.any():
+                    left_out[frame.frame_id] = (len(dropped), int(off.sum()))
                 with clock("2D model"):
                     c, w = self.crops(np.ascontiguousarray(frame.image[..., ::-1]), b)
                 pending.append((frame, b, s, c, w))
                 count += len(b)
                 if count >= self.batch_size or each_frame:
-                    yield from self._flush(pending, show_tokens, keep_images, tracker, clock)
+                    yield from deliver(self._flush(pending, show_tokens, keep_images, tracker, clock))
                     pending, count = [], 0
-            yield from self._flush(pending, show_tokens, keep_images, tracker, clock)
-        finally:  # also when the caller stops early (itertools.islice): the counts promised are said
+            yield from deliver(self._flush(pending, show_tokens, keep_images, tracker, clock))
+        finally:  # also when the caller stops early (itertools.islice): the counts promised, of the frames given
             if specks > 1:
                 warn(f"{specks} boxes smaller than a pixel were left out in all")
             if outside > 1:
@@ -1113,7 +1128,8 @@ class PoseEstimator:
 
     def __call__(self, source: str | Path | InputSource, boxes: BoxFn | str | Path | None = None,
                  bbox_thr: float = 0.3, show_tokens: bool = False, progress: bool = False,
-                 strict: bool = False, det_every: int = 1, smooth: Any = None) -> Iterator[FrameResult]:
+                 strict: bool = False, det_every: int = 1,
+                 smooth: FilterConfig | str | None = None) -> Iterator[FrameResult]:
         """Results for every image or frame of ``source``; ``boxes`` is a detections json path, a callable
         (frame -> (boxes xyxy, scores)) such as an :class:`~posetokens.inference.detector.ONNXDetector`,
         or None for the whole frame. A video or stream is tracked as :meth:`infer` tracks it (a
@@ -1162,7 +1178,7 @@ class PoseEstimator:
             return PoseTracker(base_fn, det_every, kpt_thr=kpt_thr, **self.tracker_args())
         return base_fn
 
-    def _smoothed(self, results: Iterable[FrameResult], smooth: Any, src: InputSource,
+    def _smoothed(self, results: Iterable[FrameResult], smooth: FilterConfig | None, src: InputSource,
                   kpt_thr: float) -> Iterator[FrameResult]:
         """``results`` with each track's 2D keypoints filtered frame by frame by ``smooth`` (a causal
         :class:`~posetokens.inference.filters.FilterConfig`; None or off: untouched) at the video's rate and its
@@ -1269,12 +1285,6 @@ class PoseEstimator:
         if mmpose_preds is not None:
             writable_dir(Path(mmpose_preds).parent, f"folder of {option('mmpose_preds')}")
         writable_dir(out)
-        if not draw:  # a new json beside an earlier run's overlay of other frames: said, left as it is
-            drawn = [out / f"{src.stem}.mp4"] if video_like else [out / f"{s}.png" for s in stems.values()]
-            stale = [p for p in drawn if p.is_file()]
-            if stale:
-                more = f" and {len(stale) - 1} more" if len(stale) > 1 else ""
-                note(f"{stale[0]}{more}: an earlier run's overlay, left as it is (this run draws none)")
         progress = video_like and show_progress(progress)
         timer = timer if timer is not None else StageTimer(live=progress)
         mm_frames: list[dict[str, Any]] = []  # with mmpose_preds only
@@ -1475,14 +1485,26 @@ def _no_stage(name: str) -> Iterator[None]:
     yield
 
 
+def note_earlier_overlays(src: InputSource, out: str | Path, max_frames: int | None = None) -> None:
+    """Say (one note line) that ``out`` holds an earlier run's overlays of the inputs a run without drawing will
+    write results for (``infer --no-draw``): its new json would otherwise sit beside an overlay of other frames."""
+    inputs = src.images[:max_frames] if src.kind == "images" else []
+    stems = _output_stems(src)
+    drawn = [Path(out) / f"{stems[i]}.png" for i in inputs] if src.kind == "images" else \
+        [Path(out) / f"{src.stem}.mp4"]
+    stale = [p for p in drawn if p.is_file()]
+    if stale:
+        which = f"{stale[0]} and {len(stale) - 1} more: earlier runs' overlays" if len(stale) > 1 else \
+            f"{stale[0]}: an earlier run's overlay"
+        note(f"{which}, left as {'they are' if len(stale) > 1 else 'it is'} (this run draws none)")
+
+
 def check_run_options(src: InputSource, *, det_every: int = 1, smooth: Any = None, max_frames: Any = None) -> None:
     """Refuse a ``det_every`` or ``max_frames`` that is not a whole number >= 1, the :meth:`PoseEstimator.infer`
     options that need frames in time when ``src`` is images (a ``det_every`` other than 1, a temporal filter) and a
     filter that cannot run frame by frame (Savitzky-Golay). Needs no model, so the ``infer`` command runs it before
     it builds one (no random-weights note first)."""
-    from posetokens.inference.tracking import check_det_every
-
-    check_det_every(det_every)
+    check_count(det_every, option("det_every"))
     if max_frames is not None:
         check_count(max_frames, option("max_frames"))
     video_like = src.kind in ("video", "stream")
@@ -1558,7 +1580,7 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
             raise ValueError(f"{option('coco_results', coco_results)} is the {option('out_dir')} folder; expected "
                              "a json file path (e.g. "
                              f"{Path(out) / 'coco_results.json'})")
-        replaced.append((coco_results, option("coco_results"), COCO_RESULTS_HEAD,
+        replaced.append((coco_results, option("coco_results"), looks_like_coco_results,
                          f"a COCO keypoint results file (a JSON list, what {option('coco_results')} writes)"))
         outputs.append(("COCO results file", Path(coco_results), f"choose another {option('coco_results')} path"))
         if src.kind == "images":  # every image needs its own id, checked before anything runs
@@ -1579,7 +1601,7 @@ def check_outputs(src: InputSource, out: str | Path, *, draw: bool = True, show_
             raise ValueError(f"{option('mmpose_preds', mmpose_preds)} is the {option('out_dir')} folder; expected a "
                              "json file path (e.g. "
                              f"{Path(out) / 'mmpose_preds.json'})")
-        replaced.append((mmpose_preds, option("mmpose_preds"), MMPOSE_PREDS_HEAD,
+        replaced.append((mmpose_preds, option("mmpose_preds"), looks_like_mmpose_preds,
                          f"an MMPose prediction file (what {option('mmpose_preds')} writes)"))
         outputs.append(("MMPose prediction file", Path(mmpose_preds), f"choose another {option('mmpose_preds')} path"))
     inputs: list[tuple[str, Any]] = [("input image", p) for p in src.images] if src.kind == "images" else \

@@ -38,6 +38,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+import re
+
 import numpy as np
 
 from posetokens.runtime import is_number
@@ -325,6 +327,14 @@ class FilterConfig:
 VIDEO_DEFAULT = FilterConfig("one_euro", min_cutoff=1.0, beta=20.0, d_cutoff=1.0, gap="restart")
 
 
+#: the command line's flag (argparse dest) of each filter parameter
+_FILTER_FLAGS = {"min_cutoff": "filter_min_cutoff", "beta": "filter_beta", "d_cutoff": "filter_d_cutoff",
+                 "window": "filter_window", "order": "filter_order", "gap": "filter_gap"}
+#: the parameters each filter takes (the others' flags are refused with it)
+_FILTER_PARAMS = {"off": (), "one_euro": ("min_cutoff", "beta", "d_cutoff", "gap"),
+                  "savgol": ("window", "order", "gap")}
+
+
 def make_filter(name: str = "off", **params: Any) -> FilterConfig:
     """The filter ``name`` (``off``, ``one_euro`` or ``savgol``; ``one-euro`` and ``sg`` accepted) with
     ``params`` (the fields of :class:`FilterConfig`); None values take the defaults. Bad values: ValueError."""
@@ -349,16 +359,27 @@ def as_filter(value: FilterConfig | str | None, what: str = "smooth") -> FilterC
                      f"got {type(value).__name__}")
 
 
+def filter_flags_given(args: Any) -> bool:
+    """Whether the command line names a filter or one of its parameters (``--filter``, ``--filter-*``)."""
+    return any(getattr(args, a, None) is not None for a in ("filter", *_FILTER_FLAGS.values()))
+
+
 def filter_from_args(args: Any, default: FilterConfig = VIDEO_DEFAULT) -> FilterConfig:
     """The filter the command-line flags choose (``--filter``, ``--filter-min-cutoff``, ``--filter-beta``,
     ``--filter-d-cutoff``, ``--filter-window``, ``--filter-order``, ``--filter-gap``); flags left out take
     ``default``'s values (:data:`VIDEO_DEFAULT` for the video commands, ``FilterConfig()`` (off) for evaluation)."""
-    flags = {"min_cutoff": "filter_min_cutoff", "beta": "filter_beta", "d_cutoff": "filter_d_cutoff",
-             "window": "filter_window", "order": "filter_order", "gap": "filter_gap"}
+    flags = _FILTER_FLAGS
     name = getattr(args, "filter", None) or default.name
     params = {k: getattr(args, a, None) for k, a in flags.items()}
+    flag = {k: "--" + a.replace("_", "-") for k, a in flags.items()}
+    cfg = make_filter(name)  # a bad --filter name is its own error
+    takes = _FILTER_PARAMS[cfg.name]
+    unused = [flag[k] for k, v in params.items() if v is not None and k not in takes]
+    if unused:  # was taken and ignored without a word
+        used = ", ".join(flag[k] for k in flags if k in takes) or "none"
+        raise ValueError(f"{', '.join(unused)}: not a parameter of --filter {cfg.name} (it takes {used})")
     try:
         return make_filter(name, **{k: (getattr(default, k) if v is None else v) for k, v in params.items()})
-    except ValueError as e:  # the message names the filter's parameter: add the flags that set it
-        given = [f"--{flags[k].replace('_', '-')} {v}" for k, v in params.items() if v is not None]
-        raise ValueError(f"{e} ({', '.join(given) or '--filter ' + name})") from None
+    except ValueError as e:  # the message names the filter's parameter: add the flag that set it
+        at_fault = [f"{flag[k]} {v}" for k, v in params.items() if v is not None and re.search(rf"\b{k}\b", str(e))]
+        raise ValueError(f"{e} ({', '.join(at_fault) or '--filter ' + name})") from None

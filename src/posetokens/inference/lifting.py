@@ -50,7 +50,6 @@ from posetokens.data.h36m import (
 )
 from posetokens.data.metainfo import H36M
 from posetokens.inference.precision import check_float32
-from posetokens.inference.tracking import check_det_every
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
 from posetokens.registry import note_if_random_weights
@@ -393,7 +392,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
     its 3D after. ``online`` lifts with causal windows (:func:`posetokens.inference.online.lift_online`;
     ``lookahead`` frames of latency) and prints the latency and FPS. ``precision``/``runtime``: the number format and runtime of both
     models (:mod:`posetokens.inference.precision`; None: its measured default; outputs stay float32). Returns a
-    summary (files, frames, frames with a detected lifted person, tracks lifted and skipped, the main track).
+    summary (files, ``from_json``, frames, frames with a detected lifted person, tracks lifted and skipped, the
+    main track). The 3D json's ``random_weights`` is true when either model ran with random weights.
     ``model`` may be None when ``weights`` is a checkpoint of ours (it names its model); ``pose2d`` None takes
     the model ``pose2d_weights`` names, else ``tokenpose_s_coco_256x192``. Everything that can be checked is
     checked before the first model runs (see the module doc). ``source`` may also be a live stream (a webcam
@@ -462,7 +462,9 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         min_track_frames = check_count(min_track_frames, option("min_track_frames"))
     if max_frames is not None:  # both before any model is built or says a word
         max_frames = check_count(max_frames, option("max_frames"))
-    check_det_every(det_every)
+    if isinstance(pose2d, nn.Module):  # as PoseEstimator would, but naming the argument and before any note
+        check_float32(pose2d, option("pose2d"))
+    check_count(det_every, option("det_every"))
     dev = check_device(device)
     from posetokens.inference.precision import check_choice, check_model_choice, parse_choice, prepare
 
@@ -604,7 +606,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         try:
             tracked = _tracks_to_lift(records, src, min_track_frames)
         except ValueError as e:  # the 2D json is this run's: an earlier run's 3D files beside it are not
-            earlier = [str(q) for _, q, _ in outputs[1:] if q.is_file()]
+            earlier = [str(q) for q in (out / f"{stem}_3d.json", out / f"{stem}_3d.mp4") if q.is_file()]  # drawn or not
             if not earlier:
                 raise
             raise ValueError(f"{e} (the 2D results are in {files[0]}; {' and '.join(earlier)}: left from an "
@@ -676,7 +678,8 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         if smooth.name == "one_euro" and smooth.fps is None:
             filter_block["fps"] = fps
         payload = {
-            "model": name, "weights": None if weights is None else str(weights), "random_weights": not trained,
+            "model": name, "weights": None if weights is None else str(weights),
+            "random_weights": not trained or any(bool(r.get("random_weights")) for r in records),  # or the 2D's
             "units": "metres", "root_relative": True, "root": "pelvis (joint 0)",
             "axes": "camera: x right, y down, z away from the camera", "keypoint_layout": "h36m",
             "input_layout": layout,

@@ -90,7 +90,7 @@ import torch
 from torch import nn
 
 from posetokens.layers.fuse import BF16_GEMM_NOOP, HAS_GEMM_MATH, bf16_gemm_applies, bf16_gemm_pays, gemm_in_bfloat16
-from posetokens.runtime import cpu_fields, option
+from posetokens.runtime import cpu_fields, option, warn
 
 __all__ = [
     "DEFAULT",
@@ -254,6 +254,20 @@ def _no_given_frames() -> str:
             f"{option('runtime', 'torch')}")
 
 
+def check_float32(model: nn.Module, who: str, precision: bool = False) -> None:
+    """Refuse in one line a model whose floating-point parameters are not float32 (``model.double()``,
+    ``model.half()``): the inference paths feed float32 and choose a reduced precision themselves (``precision``:
+    ``who`` takes that argument, named in the message); PyTorch's own error was "Input type (float) and bias type
+    (double) should be the same"."""
+    other = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.is_floating_point()}
+                   - {"float32"})
+    if other:
+        name = getattr(model, "zoo_name", type(model).__name__)
+        hint = f"; {option('precision')} chooses a reduced precision" if precision else ""
+        raise ValueError(f"{who}: {name}'s parameters are {', '.join(other)}; expected float32 (call "
+                         f"model.float(){hint})")
+
+
 def check_model_choice(model: nn.Module | None, choice: Choice, *, show_tokens: bool = False,
                        flip_test: bool = False) -> None:
     """The refusals of :func:`check_choice` that depend on what is asked of the model, before it is exported or
@@ -268,20 +282,6 @@ def check_model_choice(model: nn.Module | None, choice: Choice, *, show_tokens: 
 
 
 # ------------------------------------------------------------------------------------------------ outputs
-def check_float32(model: nn.Module, who: str, precision: bool = False) -> None:
-    """Refuse in one line a model whose floating-point parameters are not float32 (``model.double()``,
-    ``model.half()``): the inference paths feed float32 and choose a reduced precision themselves (``precision``:
-    ``who`` takes that argument, named in the message); PyTorch's own error was "Input type (float) and bias type
-    (double) should be the same"."""
-    other = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.is_floating_point()}
-                   - {"float32"})
-    if other:
-        name = getattr(model, "zoo_name", type(model).__name__)
-        hint = f"; {option('precision')} chooses a reduced precision" if precision else ""
-        raise ValueError(f"{who}: {name}'s parameters are {', '.join(other)}; it runs a float32 model (call "
-                         f"model.float(){hint})")
-
-
 def to_float32(obj: Any) -> Any:
     """``obj`` with every floating tensor cast to float32 (tensors, tuples, lists, named tuples, dicts)."""
     if isinstance(obj, torch.Tensor):
@@ -355,8 +355,8 @@ class PreparedModel(nn.Module):
                 return to_float32(compiled(*args, **kwargs))
             except Exception as e:  # noqa: BLE001 (any compiler failure: eager instead, said once)
                 self._failed[method] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                print(f"posetokens: warning: torch.compile of {type(self.model).__name__}.{method} failed "
-                      f"({self._failed[method][:200]}); running it eager", file=sys.stderr, flush=True)
+                warn(f"torch.compile of {type(self.model).__name__}.{method} failed ({self._failed[method][:200]}); "
+                     "running it eager")
         if self.compiled:
             self.fallbacks += 1
         with self._mixed_context():

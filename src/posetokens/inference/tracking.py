@@ -38,7 +38,7 @@ from scipy.optimize import linear_sum_assignment
 
 from posetokens.data.metainfo import get_metainfo, is_skeleton_file
 from posetokens.data.metainfo.coco import COCO_SIGMAS
-from posetokens.runtime import is_whole, option, short_repr
+from posetokens.runtime import check_count, option
 
 __all__ = ["COCO_SIGMAS", "PoseTracker", "Tracker", "box_iou", "instance_boxes", "oks_matrix", "pose_boxes",
            "track_records", "tracks_of"]
@@ -242,15 +242,6 @@ def pose_boxes(keypoints: np.ndarray, scores: np.ndarray | None = None, kpt_thr:
     return boxes, enough
 
 
-def check_det_every(det_every: Any) -> int:
-    """``det_every`` as an int when it is a whole number >= 1 (the person boxes run on frames 0, N, 2N, ...); else
-    a ``ValueError`` naming the option."""
-    if not is_whole(det_every) or det_every < 1:
-        raise ValueError(f"{option('det_every')} must be a whole number >= 1 (1: the boxes on every frame), got "
-                         f"{short_repr(det_every)}")
-    return int(det_every)
-
-
 class PoseTracker:
     """A :class:`Tracker` fed by a person detector that runs every ``det_every`` frames (see the module doc).
 
@@ -267,7 +258,7 @@ class PoseTracker:
 
     def __init__(self, detector: Any, det_every: int = 1, kpt_thr: float | None = None, expansion: float = 1.25,
                  dedup_iou: float = 0.6, **tracker_args: Any) -> None:
-        self.detector, self.det_every = detector, check_det_every(det_every)
+        self.detector, self.det_every = detector, check_count(det_every, option("det_every"))
         # None: the estimator's default_kpt_thr when a PoseEstimator runs it (0.3 anywhere else); a fixed 0.3 lost
         # every GTPT person on carried frames (its SimCC scores peak near 0.1)
         self.kpt_thr = None if kpt_thr is None else float(kpt_thr)
