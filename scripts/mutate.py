@@ -1137,6 +1137,27 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_errors_inference.py::test_a_model_of_another_float_type_is_refused_in_one_line",),
     ),
     Mutant(
+        "no-decay-1d-ignored", "PCT's recipes give 1-D parameters and biases no weight decay",
+        "src/posetokens/engine/trainer.py",
+        (("    if optim.no_decay_1d:\n",
+          "    if False:\n"),),
+        ("tests/test_engine.py::test_optimiser_settings_reach_the_weights_by_hand",),
+    ),
+    Mutant(
+        "optimiser-weight-decay-dropped", "the recipe's weight decay reaches the optimiser",
+        "src/posetokens/engine/trainer.py",
+        (("lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay, amsgrad=optim.amsgrad)",
+          "lr=optim.lr, betas=optim.betas, amsgrad=optim.amsgrad)"),),
+        ("tests/test_engine.py::test_optimiser_settings_reach_the_weights_by_hand",),
+    ),
+    Mutant(
+        "optimiser-amsgrad-dropped", "optim.amsgrad (MHFormer) reaches the optimiser",
+        "src/posetokens/engine/trainer.py",
+        (("lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay, amsgrad=optim.amsgrad)",
+          "lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)"),),
+        ("tests/test_engine.py::test_optimiser_settings_reach_the_weights_by_hand",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

@@ -335,6 +335,45 @@ def test_every_recipe_loads_and_names_a_zoo_model(path: Path) -> None:
     assert cfg.model.name in posetokens.list_models()
 
 
+def test_optimiser_settings_reach_the_weights_by_hand() -> None:
+    """``build_optimizer``: one AdamW step with zero gradients moves nothing but the decoupled weight decay,
+    ``p <- p (1 - lr wd)`` (torch.optim.AdamW's definition): lr 1 and wd 0.1 scale every parameter by 0.9, and with
+    ``no_decay_1d`` (PCT's recipes: mmcv's constructor gives 1-D parameters and biases no decay, spec pct.md) only the
+    weight matrices and the 3-D token; ``amsgrad`` and betas reach the optimiser. The PCT recipes set it, no other."""
+    import yaml
+
+    from posetokens.engine.config import OptimCfg
+    from torch import nn
+
+    from posetokens.engine.trainer import build_optimizer
+
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.norm = nn.Linear(2, 3), nn.LayerNorm(3)
+            self.token = nn.Parameter(torch.ones(1, 1, 3))
+
+    for flat, decayed in ((False, {"fc.weight", "fc.bias", "norm.weight", "norm.bias", "token"}),
+                          (True, {"fc.weight", "token"})):
+        torch.manual_seed(0)
+        m = Head()
+        with torch.no_grad():
+            for q in m.parameters():
+                q.uniform_(0.5, 1.0)
+        before = {n: q.detach().clone() for n, q in m.named_parameters()}
+        opt = build_optimizer(m, OptimCfg(name="adamw", lr=1.0, weight_decay=0.1, betas=(0.8, 0.9), amsgrad=True,
+                                          no_decay_1d=flat))
+        assert opt.defaults["amsgrad"] is True and opt.defaults["betas"] == (0.8, 0.9)
+        for q in m.parameters():
+            q.grad = torch.zeros_like(q)
+        opt.step()
+        for n, q in m.named_parameters():
+            torch.testing.assert_close(q.detach(), before[n] * (0.9 if n in decayed else 1.0), msg=n)
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        optim = yaml.safe_load(path.read_text()).get("optim", {})
+        assert bool(optim.get("no_decay_1d")) == path.name.startswith("pct_"), path.name
+
+
 def test_mpii_format_trains_and_evaluates_on_real_sample(shared_data: Path, tmp_path: Path) -> None:
     np.save(tmp_path / "heads.npy", np.tile(np.array([[[0.0, 0.0], [30.0, 40.0]]]), (5, 1, 1)))
     cfg = load_config(REPO / "configs" / "ppt_s_mpii_256x256.yaml", [

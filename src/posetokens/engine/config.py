@@ -75,6 +75,7 @@ class OptimCfg:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     amsgrad: bool = False  # MHFormer trains with Adam(amsgrad=True)
+    no_decay_1d: bool = False  # 1-D parameters and biases get no weight decay (PCT's mmcv layer-decay constructor)
     grad_clip: float | None = None  # max global grad norm
     ema_decay: float | None = None  # keep an EMA copy of the weights and evaluate it
     ema_decay_end: float | None = None  # cosine-ramp the decay from ema_decay to this over the run (GTPT: 1.0)

@@ -33,8 +33,9 @@ from tqdm import tqdm
 from posetokens.checkpoint import atomic_save, describe, load_file, load_trained, read_description
 from posetokens.convert import CheckpointMismatchError, PartialLoad, load_matching, load_weights, strict_load
 from posetokens.data.metainfo import first_name_difference, get_metainfo
-from posetokens.engine.config import (LOSSES, RESUME_FREE_FIELDS, TrainCfg, absolute_paths, config_changes,
-                                      config_to_dict, load_config_dict, validate_config, with_absolute_paths)
+from posetokens.engine.config import (LOSSES, RESUME_FREE_FIELDS, OptimCfg, TrainCfg, absolute_paths,
+                                      config_changes, config_to_dict, load_config_dict, validate_config,
+                                      with_absolute_paths)
 from posetokens.engine.data import (StepSampler, build_samples, data_protocol, fields_named, make_loader,
                                     model_codec)
 from posetokens.engine.evaluate import coco_metrics, mpii_metrics, predict_coco, predict_keypoints
@@ -53,6 +54,22 @@ from posetokens.runtime import (Interrupted, interruptible, one_run, retain_free
                                 signals_deferred)
 
 logger = logging.getLogger(__name__)
+
+
+def build_optimizer(model: nn.Module, optim: OptimCfg) -> torch.optim.Optimizer:
+    """The recipe's optimiser over ``model``'s parameters: Adam or AdamW with its lr, betas, weight decay and
+    amsgrad; with ``optim.no_decay_1d``, 1-D parameters (norms) and biases in a second group without weight decay,
+    as PCT's recipes build it (mmcv's layer-decay constructor; its layer scales are all 1 for the trained head)."""
+    opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(optim.name)
+    if opt_cls is None:
+        raise ValueError(f"config: optim.name must be 'adam' or 'adamw', got {optim.name!r}")
+    groups: list[dict[str, Any]] = [{"params": list(model.parameters())}]
+    if optim.no_decay_1d:
+        flat = [p for n, p in model.named_parameters() if p.ndim <= 1 or n.endswith(".bias")]
+        kept = {id(p) for p in flat}
+        groups = [{"params": [p for p in model.parameters() if id(p) not in kept]},
+                  {"params": flat, "weight_decay": 0.0}]
+    return opt_cls(groups, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay, amsgrad=optim.amsgrad)
 
 
 class ModelEMA:
@@ -315,11 +332,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     said_skipped = _skipped(train_set)  # what loading the annotations left out, which the dataset logged
 
     # ---- optimiser, scaler, EMA
-    opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(cfg.optim.name)
-    if opt_cls is None:
-        raise ValueError(f"config: optim.name must be 'adam' or 'adamw', got {cfg.optim.name!r}")
-    optimizer = opt_cls(raw_model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
-                        weight_decay=cfg.optim.weight_decay, amsgrad=cfg.optim.amsgrad)
+    optimizer = build_optimizer(raw_model, cfg.optim)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     ema = ModelEMA(raw_model, cfg.optim.ema_decay) if cfg.optim.ema_decay else None
 
