@@ -195,6 +195,24 @@ def test_lr_schedules_hand_computed() -> None:
     assert lr_factor(100, 10, cos) == 0.0
 
 
+def test_lr_floor_exponential_and_defaults_hand_computed() -> None:
+    """mmcv's CosineAnnealing with ``min_lr_ratio`` m: ``m + (1 - m) (1 + cos(pi t / T)) / 2``, 1 at the start, m at
+    the end (PCT: 1e-5); HoT's x0.99 decays once per epoch (its scheduler steps after each epoch), not per
+    iteration. Defaults the recipes rely on: PPT's keep ratio from epoch 10 over 100 epochs (spec tokenpose_ppt.md),
+    the multi-view instants every 5th / 64th (spec pipeline.md section 5)."""
+    from posetokens.engine.config import DataCfg
+
+    floor = ScheduleCfg(epochs=10, kind="cosine", min_lr_ratio=0.1)
+    assert lr_factor(0, 10, floor) == 1.0 and math.isclose(lr_factor(50, 10, floor), 0.55)
+    assert math.isclose(lr_factor(100, 10, floor), 0.1)
+    exp = ScheduleCfg(epochs=10, kind="exponential", gamma=0.99)
+    assert lr_factor(5, 10, exp) == 1.0 and lr_factor(15, 10, exp) == 0.99 and math.isclose(lr_factor(25, 10, exp),
+                                                                                          0.99 ** 2)
+    d = ScheduleCfg()
+    assert (d.prune_start_epoch, d.prune_decay_epochs) == (10, 100)
+    assert (DataCfg().mv_train_every, DataCfg().mv_val_every) == (5, 64)
+
+
 def test_keep_ratio_schedule_matches_ppt() -> None:
     # PPT/EViT: 1.0 for epochs 0-9, cosine from 1 to 0.7 over 100 epochs, then 0.7
     assert keep_ratio_at(9 * 100 + 99, 100, 0.7, 10, 100) == 1.0
@@ -372,6 +390,40 @@ def test_optimiser_settings_reach_the_weights_by_hand() -> None:
     for path in sorted((REPO / "configs").glob("*.yaml")):
         optim = yaml.safe_load(path.read_text()).get("optim", {})
         assert bool(optim.get("no_decay_1d")) == path.name.startswith("pct_"), path.name
+
+
+def test_best_checkpoint_choice_and_the_ema_by_hand(tiny_data: dict, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``best.pth`` follows the first metric an evaluation holds: MPJPE and the tokenizer's ``recon_px`` lower, AP,
+    PCKh and JDR higher; a tie keeps the earlier epoch. ``ModelEMA.update``: ``e <- d e + (1 - d) p`` for the
+    parameters, buffers (BatchNorm's statistics) copied. The evaluations score the EMA copy: the last one's
+    weights are ``final.pth``'s (which holds the EMA)."""
+    import posetokens.engine.trainer as trainer_mod
+    from torch import nn
+
+    from posetokens.engine.trainer import ModelEMA, improves
+
+    assert improves({"MPJPE": 50.0}, {}) and improves({"MPJPE": 40.0}, {"MPJPE": 50.0})
+    assert not improves({"MPJPE": 60.0}, {"MPJPE": 50.0}) and not improves({"MPJPE": 50.0}, {"MPJPE": 50.0})
+    assert improves({"recon_px": 3.0}, {"recon_px": 4.0}) and not improves({"recon_px": 5.0}, {"recon_px": 4.0})
+    assert improves({"AP": 0.5, "AR": 0.1}, {"AP": 0.4}) and not improves({"AP": 0.4}, {"AP": 0.4})
+    assert improves({"PCKh": 0.9}, {"PCKh": 0.8}) and improves({"jdr": 0.7}, {"jdr": 0.6})
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    ema = ModelEMA(model, 0.9)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+        model[1].running_mean.fill_(3.0)
+    start = ema.module[0].weight.clone()
+    ema.update(model)
+    torch.testing.assert_close(ema.module[0].weight, 0.9 * start + 0.1 * model[0].weight)
+    assert ema.module[1].running_mean.tolist() == [3.0, 3.0]
+    scored: list[dict[str, torch.Tensor]] = []
+    evaluate_model = trainer_mod.evaluate_model
+    monkeypatch.setattr(trainer_mod, "evaluate_model", lambda m, *a, **k: (
+        scored.append({n: t.detach().clone() for n, t in m.state_dict().items()}), evaluate_model(m, *a, **k))[1])
+    train(_cfg(tiny_data, tmp_path / "run", "eval_interval=3"))
+    final = _weights(tmp_path / "run" / "final.pth")
+    assert len(scored) == 1 and all(torch.equal(scored[0][n], final[n]) for n in final)
 
 
 def test_mpii_format_trains_and_evaluates_on_real_sample(shared_data: Path, tmp_path: Path) -> None:

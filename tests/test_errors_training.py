@@ -218,6 +218,9 @@ CASES = [
                              "--set", "schedule.kind=multistep", "--set", "log_interval=7"], 2,  # log_interval: free
          E + r"--resume: the config differs from the one \S+last.pth was trained with "
          r"\(schedule.epochs: 1 -> 3; schedule.kind: 'cosine' -> 'multistep'\)"),
+    Case("resume-lr", ["train", "{recipe}", "--work-dir", "{run}", "--resume", "--set", "optim.lr=0.01"], 2,
+         E + r"--resume: the config differs from the one \S+last.pth was trained with \(optim.lr: [0-9.e-]+ -> 0.01\)"
+         r".*--allow-config-change"),  # the learning rate is part of the run: not free
     Case("resume-model", ["train", "{recipe}", "--work-dir", "{run}", "--resume", "--set",
                           ("model.overrides={image_size: [64, 48], dim: 48, depth: 2, heads: 2, patch_size: [2, 2], "
                            "head_hidden: 64, prune: {layers: [0], keep_ratio: 0.7}, backbone: {stem_channels: 16, "
@@ -242,6 +245,8 @@ CASES = [
          E + r"--set: max_steps must be an integer >= 1 or null, got 0$"),
     Case("lr-string", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "optim.lr=fast"], 2,
          E + r"--set optim.lr: expected float, got 'fast'$"),
+    Case("betas-1", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "optim.betas=[0.9, 1.0]"], 2,
+         E + r"--set: optim.betas must be two numbers in \[0, 1\), got \(0.9, 1.0\)$"),  # beta 1 never forgets
     Case("lr-negative", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "optim.lr=-1e-3"], 2,
          E + r"--set: optim.lr must be a number > 0, got -0.001$"),
     Case("lr-nan", ["train", "{recipe}", "--work-dir", "{fresh}", "--set", "optim.lr=.nan"], 2,

@@ -171,3 +171,29 @@ def test_evaluate_lifting_takes_the_protocol(monkeypatch: pytest.MonkeyPatch, ca
     assert lift.h36m == "motionbert" and not flip
     with pytest.raises(ValueError, match="no lifting rule"):
         lifting.evaluate_lifting(model, cfg, cpu, 2, protocol="tokenpose")
+
+
+def test_training_windows_counted_by_hand(tmp_path: Path) -> None:
+    """Training windows of clips of L frames at 9 frames (pipeline.md section 6): HoT's seq2seq windows are
+    ceil(L / 9) per clip, each also flipped, or unflipped only with ``data.flip_augment: false``; MotionBERT's clips
+    start every ``train_stride`` = 81 frames, the remainder dropped: floor((L - 9) / 81) + 1 (at the window length
+    they started every 9 frames)."""
+    import math
+
+    from posetokens.engine.trainer import build_model
+
+    data = tmp_path / "motion"
+    generate_dataset(data, subjects=("S1",), seed=0, frames=40, sequences_per_action=1)
+    hot = "{num_frames: 9, dim: 16, depth: 2, heads: 2, mlp_hidden: 32, prune: {keep: 3, layer: 1}}"
+    mb = "{num_frames: 9, dim: 16, depth: 2, heads: 2, dim_rep: 16}"
+    for name, overrides, per_clip, extra in (
+            ("hot_mixste_h36m_243", hot, lambda n: 2 * math.ceil(n / 9), []),
+            ("hot_mixste_h36m_243", hot, lambda n: math.ceil(n / 9), ["data.flip_augment=false"]),
+            ("motionbert_h36m_243", mb, lambda n: (n - 9) // 81 + 1, [])):
+        cfg = load_config(REPO / "configs" / f"{name}.yaml",
+                          [f"model.overrides={overrides}", "data.train_subjects=[S1]", *_paths(data), *extra])
+        model = build_model(cfg, initial_weights=False)
+        clips = lifting.load_clips(cfg.data, "train")
+        assert clips and min(c.length for c in clips) >= 9
+        want = sum(per_clip(c.length) for c in clips)
+        assert len(lifting.build_lifting_set(cfg.data, "train", model)) == want, (name, extra)

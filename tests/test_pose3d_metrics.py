@@ -241,6 +241,24 @@ def test_lifting_losses_hand_computed() -> None:
     assert torch.isfinite(single) and float(single) == pytest.approx(0.5 * 36.5 / 17)
 
 
+def test_motionbert_loss_hand_computed() -> None:
+    """MotionBERT's ``loss_3d_scale`` takes one least-squares scale per pose (its means over joints and coordinates):
+    ground truth (1, 0, 0), (0, 1, 0) and prediction (2, 0, 0), (0, 1, 0) give s = 3 / 5 and errors 0.2 and 0.4,
+    N-MPJPE 0.3 (one scale per joint would give 0). Two frames, the second moved 0.1 in x: MPJVE 0.1, and the loss
+    MPJPE + 0.5 N-MPJPE + 20 MPJVE (its config's weights)."""
+    from posetokens.engine.losses import motionbert_lifting_loss, n_mpjpe_loss
+
+    gt = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    pred = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    assert float(n_mpjpe_loss(pred, gt)) == pytest.approx(0.3)
+    pred2 = torch.stack((pred[0], pred[0] + torch.tensor([0.1, 0.0, 0.0])))[None]  # (1, 2 frames, 2, 3)
+    gt2 = torch.stack((gt[0], gt[0]))[None]
+    assert float(mpjve_loss(pred2, gt2)) == pytest.approx(0.1)  # two frames: one step, its velocity counted
+    mpjpe_ = (1.0 + 0.0 + 1.1 + 0.1) / 4  # frame 1: 1 and 0; frame 2: |(2.1, 0, 0) - (1, 0, 0)| and 0.1
+    n2 = float(n_mpjpe_loss(pred2, gt2))
+    assert float(motionbert_lifting_loss(pred2, gt2)) == pytest.approx(mpjpe_ + 0.5 * n2 + 20 * 0.1)
+
+
 def test_hot_loss_backward_and_joints_mse_unchanged() -> None:
     pred = torch.randn(2, 5, 17, 3, requires_grad=True)
     hot_lifting_loss(pred, torch.randn(2, 5, 17, 3)).backward()

@@ -72,6 +72,20 @@ def build_optimizer(model: nn.Module, optim: OptimCfg) -> torch.optim.Optimizer:
     return opt_cls(groups, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay, amsgrad=optim.amsgrad)
 
 
+#: the metric that chooses ``best.pth`` (the first an evaluation holds) and whether lower is better
+BEST_BY: tuple[tuple[str, bool], ...] = (("MPJPE", True), ("PCKh", False), ("AP", False), ("recon_px", True),
+                                         ("jdr", False))
+
+
+def improves(metrics: dict[str, float], best: dict[str, float]) -> bool:
+    """Whether an evaluation's ``metrics`` beat ``best`` (the best one so far, empty at first) on the first metric of
+    :data:`BEST_BY` they hold: a lower error, a higher score; a tie keeps the earlier evaluation."""
+    key, lower = next((k, low) for k, low in BEST_BY if k in metrics)
+    if key not in best:
+        return True
+    return metrics[key] < best[key] if lower else metrics[key] > best[key]
+
+
 class ModelEMA:
     """Exponential moving average of a model's weights (buffers are copied)."""
 
@@ -398,9 +412,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
         if writer:
             for k, v in metrics.items():
                 writer.add_scalar(f"val/{k}", v, step)
-        key = next(k for k in ("MPJPE", "PCKh", "AP", "recon_px", "jdr") if k in metrics)
-        sign = -1.0 if key in ("MPJPE", "recon_px") else 1.0  # lower errors are better
-        if key not in best or sign * metrics[key] > sign * best[key]:
+        if improves(metrics, best):
             best = dict(metrics, epoch=epoch_)
             atomic_save({**description, "state_dict": eval_model.state_dict()}, work_dir / "best.pth")
 
