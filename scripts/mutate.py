@@ -1263,6 +1263,20 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_errors_training.py::test_refused_or_reported[resume-lr]",),
     ),
     Mutant(
+        "recon-px-all-joints", "the tokenizer's recon_px is over labelled joints only",
+        "src/posetokens/engine/pct.py",
+        (("errors.append(err[joints[..., 2] > 0].cpu())",
+          "errors.append(err.flatten().cpu())"),),
+        ("tests/test_pct.py::test_tokenizer_metrics_by_hand",),
+    ),
+    Mutant(
+        "codebook-usage-over-tokens", "codebook_usage is the codes in use over the codebook's size",
+        "src/posetokens/engine/pct.py",
+        (("\"codebook_usage\": used / v,",
+          "\"codebook_usage\": used / max(1, int(counts.sum())),"),),
+        ("tests/test_pct.py::test_tokenizer_metrics_by_hand",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

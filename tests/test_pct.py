@@ -390,3 +390,31 @@ def test_ema_sums_across_processes(tmp_path: Path) -> None:
     single._ema_update(enc, single.quantize(enc))
     assert torch.allclose(ddp["size"], single.ema_cluster_size, atol=1e-6)
     assert torch.allclose(ddp["codebook"], single.codebook, atol=1e-5)
+
+
+def test_tokenizer_metrics_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stage 1's evaluation: ``recon_px`` is the mean error over labelled joints only (PCT scores the reconstruction
+    of the annotated joints), ``codebook_usage`` the codes in use over the codebook's size. Two people of three
+    joints, three labelled; a stand-in tokenizer returns each joint moved by (3, 4) (labelled) or (30, 40)
+    (unlabelled), and the codes 0, 1 / 1, 2: recon_px 5, 3 codes in use, usage 3 / 64."""
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    import posetokens.engine.pct as pct_engine
+
+    class Stand(nn.Module):
+        cfg = SimpleNamespace(tokenizer=SimpleNamespace(codebook_size=64))
+        needs_images = False
+
+        def tokenize(self, joints: torch.Tensor, img: object) -> SimpleNamespace:
+            move = torch.where(joints[..., 2:] > 0, torch.tensor([3.0, 4.0]), torch.tensor([30.0, 40.0]))
+            return SimpleNamespace(joints=joints[..., :2] + move, indices=torch.tensor([[0, 1], [1, 2]]))
+
+    people = [{"joints": torch.tensor([[10.0, 10.0, 1.0], [20.0, 20.0, 1.0], [30.0, 30.0, 0.0]])},
+              {"joints": torch.tensor([[5.0, 5.0, 1.0], [6.0, 6.0, 0.0], [7.0, 7.0, 0.0]])}]
+    monkeypatch.setattr(pct_engine, "tokenizer_val_samples", lambda data, model: people)
+    cfg = SimpleNamespace(data=SimpleNamespace(val_batch_size=2, num_workers=0, val_ann="val.json"))
+    got = pct_engine.evaluate_tokenizer(Stand(), cfg, torch.device("cpu"))
+    assert got["recon_px"] == pytest.approx(5.0) and got["codes_in_use"] == 3.0
+    assert got["codebook_usage"] == pytest.approx(3 / 64)
