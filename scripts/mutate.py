@@ -130,7 +130,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "not people to train on",
         "src/posetokens/data/datasets/coco_style.py",
         (("            if self._keypoint_categories is not None and int(cat) not in self._keypoint_categories:\n",
-          "    stale = [p for p in drawn if p.is_file()]\n    if False:\n"),),
+          "            if False:\n"),),
         ("tests/test_datasets.py::test_annotations_of_a_category_without_keypoints_are_no_people",),
     ),
     Mutant(
@@ -2196,7 +2196,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "src/posetokens/inference/api.py",
         (('        if "frame_id" in r and not is_whole(r["frame_id"]):\n', "        if False:\n"),
          ("            if bs is not None and not (is_number(bs) and math.isfinite(bs)):\n",
-          "    stale = [p for p in drawn if p.is_file()]\n    if False:\n")),
+          "            if False:\n")),
         ("tests/test_errors_inference.py::test_bad_input[lift-json-frame-id-string]",
          "tests/test_errors_inference.py::test_bad_input[lift-json-bbox-score-string]"),
     ),
