@@ -473,6 +473,65 @@ def test_multiview_loss_and_evaluation_on_a_dataset_sample(tmp_path: Path) -> No
     assert metrics["mpjpe_mm"] < px * depth / focal
 
 
+def test_multiview_loss_weights_visibility_ransac_and_instants(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The multi-view loss is V x JointsMSE with the target weights (a joint of weight 0 adds nothing: the official
+    ``JointsMSELoss(use_target_weight)``), by hand from the batch; JDR counts visible joints only (a wrong joint 0
+    marked invisible leaves JDR at 1); ``ransac_threshold`` reaches the triangulation (one view moved far off: RANSAC
+    drops it, plain DLT does not); the train split takes every ``mv_train_every``-th instant, val every
+    ``mv_val_every``-th (spec pipeline.md section 5)."""
+    from posetokens.data.datasets import h36m_multiview
+    from posetokens.data.datasets.h36m_multiview import MultiViewH36M
+    from posetokens.engine.config import DataCfg
+    from posetokens.engine.multiview import build_multiview_set, evaluate_multiview, multiview_loss
+
+    ds = MultiViewH36M(_toolbox_pickle(tmp_path), H36M)
+    batch = torch.utils.data.default_collate([ds[0]])
+    batch["target_weight"] = batch["target_weight"].clone()
+    batch["target_weight"][..., 0] = 0.0  # joint 0 of every view weighs nothing
+
+    class Fixed(torch.nn.Module):
+        cfg = SimpleNamespace(ray_pe=False)
+
+        def __init__(self, heatmaps: torch.Tensor) -> None:
+            super().__init__()
+            self.heatmaps = heatmaps
+
+        def forward(self, images: torch.Tensor, rays: torch.Tensor | None = None) -> torch.Tensor:
+            return self.heatmaps
+
+    zeros = torch.zeros_like(batch["heatmaps"])
+    t = batch["heatmaps"].double().numpy()
+    w = batch["target_weight"].double().numpy().reshape(t.shape[:3])
+    hand = t.shape[1] * np.mean(0.5 * w * (t ** 2).mean(axis=(-1, -2)))
+    assert float(multiview_loss(Fixed(zeros), batch, torch.device("cpu"))) == pytest.approx(hand, rel=1e-5)
+    wrong0 = batch["heatmaps"].clone()
+    wrong0[:, :, 0] = wrong0[:, :, 0].roll(wrong0.shape[-1] // 2, dims=-1)  # joint 0 half a map away
+    hidden = [dict(ds[i], joints_vis=ds[i]["joints_vis"].clone()) for i in range(len(ds))]
+    for item in hidden:
+        item["joints_vis"][..., 0] = 0
+
+    class Items(list):
+        codec = ds.codec
+
+    assert evaluate_multiview(Fixed(wrong0), Items(hidden), torch.device("cpu"))["jdr"] == 1.0
+    assert evaluate_multiview(Fixed(wrong0), ds, torch.device("cpu"))["jdr"] < 1.0
+    view0_off = batch["heatmaps"].clone()
+    view0_off[:, 0] = view0_off[:, 0].roll(view0_off.shape[-1] // 2, dims=-1)  # every joint of view 0 far off
+    plain = evaluate_multiview(Fixed(view0_off), ds, torch.device("cpu"))["mpjpe_mm"]
+    robust = evaluate_multiview(Fixed(view0_off), ds, torch.device("cpu"), ransac_threshold=JDR_THRESHOLD_PX)
+    oracle = evaluate_multiview(Fixed(batch["heatmaps"]), ds, torch.device("cpu"))["mpjpe_mm"]
+    print(f"oracle {oracle:.2f} mm, one view off: RANSAC {robust['mpjpe_mm']:.2f} mm, DLT {plain:.2f} mm")
+    assert robust["mpjpe_mm"] < 2 * oracle + 1.0 < plain
+    every: dict[str, int] = {}
+    monkeypatch.setattr(h36m_multiview, "MultiViewH36M", lambda ann, *a, **k: every.setdefault(ann, k["every"]))
+    model = posetokens.create_model("ppt_multiview_h36m_256x256", num_views=2)
+    cfg = DataCfg(format="h36m_multiview", train_ann="t.pkl", val_ann="v.pkl", mv_train_every=5, mv_val_every=64)
+    build_multiview_set(cfg, "train", model)
+    build_multiview_set(cfg, "val", model)
+    assert every == {"t.pkl": 5, "v.pkl": 64}
+
+
 @pytest.mark.parametrize("bad, message", [
     (b"not a pickle", r"bad\.pkl: not a readable H36M-Toolbox pickle \(truncated or corrupt\? UnpicklingError"),
     (pickle.dumps([{"image": "x.jpg"}]), r"bad\.pkl: record 0 misses field\(s\) \['subject'"),
