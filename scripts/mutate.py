@@ -1305,6 +1305,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_multiview.py::test_multiview_loss_weights_visibility_ransac_and_instants",),
     ),
     Mutant(
+        "lift-silent-while-lifting", "lift --progress shows the lifting itself (a json's run was silent)",
+        "src/posetokens/inference/lifting.py",
+        (("    if show_progress(progress):  # the lifting itself",
+          "    if False:  # the lifting itself"),),
+        ("tests/test_tracking.py::test_lift_keeps_input_track_ids_and_skips_short_tracks",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

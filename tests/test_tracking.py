@@ -9,6 +9,7 @@ its 2D input, so every 3D track must carry the ground-truth 2D of the one synthe
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -257,8 +258,11 @@ def test_lift_keeps_input_track_ids_and_skips_short_tracks(tmp_path: Path, capsy
     said = capsys.readouterr().out
     assert f"40 frame(s), {seen} with a person; 2 track(s) lifted, 1 shorter than 5 frames skipped" in said
     assert "--boxes" not in said  # a json's people need no boxes
-    summary = lift(src, EchoLifter(), out, draw=False, min_track_frames=5)
+    summary = lift(src, EchoLifter(), out, draw=False, min_track_frames=5, progress=True)
     assert summary["tracks"] == 2 and summary["tracks_skipped"] == 1
+    spans = sum(t["last_frame"] - t["first_frame"] + 1 for t in json.loads((out / "ids_3d.json").read_text())["tracks"])
+    # a json's lifting shows a bar (it was silent for the whole run: ~25 s a track for MHFormer)
+    assert re.search(rf"lifting 2 track\(s\): 100%\|.*\| {spans}/{spans} ", capsys.readouterr().err)
     res = json.loads((out / "ids_3d.json").read_text())
     assert res["tracking"] == "the input's track_id"
     assert sorted(t["track_id"] for t in res["tracks"]) == [10, 20]

@@ -619,6 +619,12 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         atomic_write_json(Path(files[0]), list(records))
     per_track: dict[int, dict[str, Any]] = {}
     stopped: KeyboardInterrupt | None = None  # an interrupt while lifting: the finished tracks are still written
+    bar = None
+    if show_progress(progress):  # the lifting itself (a json's whole run): frames of the tracks, done track by track
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(max(tr) - min(tr) + 1 for tr in lifted.values()), unit="frame",
+                   desc=f"lifting {len(lifted)} track(s)")
     with interruptible():
         try:
             for tid, tr in lifted.items():
@@ -645,8 +651,13 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
                 per_track[tid] = {"first": first, "kp": kp, "sc": sc, "valid": valid, "pose3d": pose3d,
                                   "score": track_score(records, tr)}
                 timer.add("lifting", time.perf_counter() - tic)
+                if bar is not None:
+                    bar.update(len(valid))
         except KeyboardInterrupt as e:
             stopped = e
+        finally:
+            if bar is not None:
+                bar.close()
     if stopped is not None and not per_track:
         signum = getattr(stopped, "signum", signal.SIGINT)
         kept = f"; the 2D results are in {files[0]}" if files else ""
