@@ -520,9 +520,7 @@ def lift(source: str | Path | int | Any, model: str | nn.Module | None, out_dir:
         if unused:  # its 2D is in the file: they would be ignored
             raise ValueError(f"{', '.join(unused)} applies to a video or a stream (its 2D pass); {src} is a "
                              "2D-keypoint json")
-        if max_frames is not None:
-            max_frames = check_count(max_frames, option("max_frames"))
-        records = load_results(src, max_frames)  # the frames it lifts, checked
+        records = load_results(src, max_frames)  # max_frames checked above  # the frames it lifts, checked
         layout = _json_layout(records, layout, src)
         stack_instances(records, 17, str(src))
         w, h = _frame_size(records, image_size, src)
