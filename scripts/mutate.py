@@ -1312,6 +1312,18 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_tracking.py::test_lift_keeps_input_track_ids_and_skips_short_tracks",),
     ),
     Mutant(
+        "data-imports-inference", "dependencies point down: the data package imports nothing of inference",
+        "src/posetokens/data/synthetic_video.py",
+        (("from posetokens.media import VideoWriter\n", "from posetokens.inference.api import VideoWriter\n"),),
+        ("tests/test_layering.py::test_dependencies_point_down",),
+    ),
+    Mutant(
+        "provenance-not-random", "est.provenance says random weights (the fields infer's records carry)",
+        "src/posetokens/inference/api.py",
+        (("\"weights\": None if self.weights is None else str(self.weights), \"random_weights\": self.random_weights}", "\"weights\": None if self.weights is None else str(self.weights), \"random_weights\": False}"),),
+        ("tests/test_inference.py::test_a_folder_run_names_the_keypoints_in_every_record_and_an_empty_run_writes_its_coco_results",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),
@@ -2026,7 +2038,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "vfr-jump-kept", "a damaged stream's jump of frame times is said and closed up in the overlay",
-        "src/posetokens/inference/api.py",
+        "src/posetokens/media.py",
         (("                if at - self._pts > MAX_GAP_S * self.fps * _TICKS:", "                if False:"),),
         ("tests/test_video_io.py::test_writer_shows_each_frame_at_its_time",),
     ),
@@ -2064,7 +2076,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "vfr-overlay-one-frame-per-slot",
         "an H.264 overlay shows each frame of a variable-frame-rate video at its time",
-        "src/posetokens/inference/api.py",
+        "src/posetokens/media.py",
         (("                slot = max(self._pts + 1, at)", "                pass"),),
         ("tests/test_video_pipeline.py::test_a_variable_frame_rate_video_keeps_its_timing",),
     ),

@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import docs_api
-import docs_hooks
-from conftest import DATA
+import docs_api  # noqa: E402 (from scripts/, put on the path above)
+import docs_hooks  # noqa: E402
+from conftest import DATA  # noqa: E402
 
 RUN_PAGES = [ROOT / "README.md", DOCS / "getting-started.md"]
 FENCE = re.compile(r"(?:<!--\s*docs-test:\s*(?P<mark>[^>]*?)\s*-->\s*\n)?^```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^```\s*$",

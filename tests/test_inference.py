@@ -588,6 +588,9 @@ def test_a_folder_run_names_the_keypoints_in_every_record_and_an_empty_run_write
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / "a").glob("*.json"))]
     assert len(records) == 4 and all(r["keypoint_names"] == list(est.metainfo.keypoint_names) for r in records)
     assert all(r["weights"] is None and r["random_weights"] is True for r in records)  # where the poses came from
+    assert est.provenance == {"model": "tokenpose_s_coco_256x192", "keypoint_layout": "coco", "weights": None,
+                              "random_weights": True}  # what the API's own records take (docs/inference.md)
+    assert all({k: r[k] for k in est.provenance} == est.provenance for r in records)
     dets = tmp_path / "dets.json"
     dets.write_text(json.dumps([{"image_id": 785, "category_id": 1, "bbox": [0, 0, 50, 50], "score": 0.1}]))
     est.infer(coco / "000000000785.jpg", tmp_path / "b", boxes=dets, bbox_thr=0.3, draw=False,

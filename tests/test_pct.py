@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import PARITY  # the one way to find shared/ (POSETOKENS_SHARED overrides)
 
 from posetokens.cli import main as cli
 from posetokens.engine.config import load_config
@@ -18,7 +19,6 @@ from posetokens.models.pct import PCT, PCTCfg, TokenizerCfg, codebook_usage
 from posetokens.registry import create_model, get_family
 
 REPO = Path(__file__).resolve().parents[1]
-from conftest import PARITY  # the one way to find shared/ (POSETOKENS_SHARED overrides)
 TOKENIZER_FX, HEAD_FX = PARITY / "pct_tokenizer", PARITY / "pct_head"
 TINY_SWIN = {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]}
 TINY_TOKENIZER = {"token_dim": 16, "codebook_size": 64, "encoder": {"hidden": 32, "hidden_inter": 32}}

@@ -94,7 +94,7 @@ def test_draw_kept_tokens_shape_and_dimming() -> None:
     h, w = 128 * 2, 96 * 2
     assert fig.shape[0] > h and fig.shape[1] == 3 * w + 2 * 4
     panel = fig[:h, 2 * (w + 4):3 * (w + 4) - 4]
-    gh, gw = h // grid[0], w // grid[1]
+    gh = h // grid[0]
     kept_px = panel[gh * 2 + 3, 3]  # row 2 is kept (ids 24..35), away from the outline
     pruned_px = panel[h - 3, w - 3]  # the last patch (191) is pruned
     assert kept_px.mean() > pruned_px.mean() + 50

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import PARITY
 
 from posetokens.convert import strict_load
 from posetokens.layers import FusedLinear, optimize_for_inference, use_fused_attn
@@ -32,7 +33,6 @@ from posetokens.models.backbones.swin_v2 import (
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "swin_v2_official_tiny.pt"
-from conftest import PARITY
 
 PCT_HEAD_README = PARITY / "pct_head" / "README.md"
 

@@ -21,17 +21,18 @@ import torch
 from conftest import DATA, REPO, interrupt_when, partial_lines
 
 from posetokens.cli import main as cli
+from posetokens import media
 from posetokens.inference import api
 from posetokens.inference.api import (
     InputSource,
     StreamReader,
     VideoWriter,
-    h264_unavailable,
     is_stream,
     open_input,
     show_progress,
     stream_stem,
 )
+from posetokens.media import h264_unavailable
 
 NAME_2D = "tokenpose_s_coco_256x192"
 TINY_2D = {"image_size": [64, 48], "dim": 32, "depth": 1, "heads": 4}
@@ -94,8 +95,8 @@ def w2d(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def fresh_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget what this process learnt about H.264 (the probe result and the warnings already given)."""
-    monkeypatch.setattr(api, "_H264_UNAVAILABLE", [])
-    monkeypatch.setattr(api, "_WARNED_FALLBACK", set())
+    monkeypatch.setattr(media, "_H264_UNAVAILABLE", [])
+    monkeypatch.setattr(media, "_WARNED_FALLBACK", set())
 
 
 # ---------------------------------------------------------------------------------------------- writing

@@ -329,7 +329,7 @@ def test_a_variable_frame_rate_video_keeps_its_timing(two_walkers, w2d: Path, w3
     av = pytest.importorskip("av")
     from fractions import Fraction
 
-    from posetokens.inference.api import h264_unavailable
+    from posetokens.media import h264_unavailable
     from posetokens.inference.filters import VIDEO_DEFAULT, OneEuroStream
 
     video, dets = two_walkers
@@ -378,6 +378,7 @@ def test_a_video_without_frame_times_keeps_its_rate(two_walkers, w2d: Path, tmp_
     tick apart), read back with PyAV."""
     av = pytest.importorskip("av")
     from posetokens.inference import api
+    from posetokens.media import h264_unavailable
 
     real = api.cv2.VideoCapture
 
@@ -396,7 +397,7 @@ def test_a_video_without_frame_times_keeps_its_rate(two_walkers, w2d: Path, tmp_
     api.PoseEstimator(weights=str(w2d)).infer(str(video), tmp_path / "out", boxes=str(dets), progress=False)
     records = json.loads((tmp_path / "out" / "walk.json").read_text())
     assert records[0]["time_s"] == 0.0 and not any("time_s" in r for r in records[1:]) and len(records) == 12
-    if api.h264_unavailable() is None:
+    if h264_unavailable() is None:
         with av.open(str(tmp_path / "out" / "walk.mp4")) as c:
             shown = [float(f.time) for f in c.decode(video=0)]
         np.testing.assert_allclose(shown, [i / 10 for i in range(12)], atol=1e-9)
@@ -682,7 +683,7 @@ def test_infer_and_lift_on_the_shared_videos(name: str, frames: int, w2d: Path, 
     as H.264 where PyAV has an H.264 encoder."""
     from conftest import DATA
 
-    from posetokens.inference.api import h264_unavailable
+    from posetokens.media import h264_unavailable
 
     video = DATA / "video" / name
     stem = video.stem

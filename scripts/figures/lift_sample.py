@@ -30,7 +30,7 @@ from clip_models import (
 def main(argv: list[str] | None = None) -> int:
     """Make the picture and print lift's summary."""
     from posetokens.data.synthetic_video import make_clip
-    from posetokens.inference.api import write_image
+    from posetokens.media import write_image
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pose2d-weights", default=None, help=f"2D checkpoint (default {DEFAULT_PPT})")

@@ -488,7 +488,7 @@ def run(model: str = "ppt", out: str | Path = "outputs/quickstart", fast: bool =
         f"channels-last copies, median of {bench_rounds} interleaved rounds, torch {torch.__version__})")
     p, t = summary[qs.pruned], summary[qs.twin]
     if not fast:
-        checks = {f"{qs.pruned} AP >= 0.5": p["ap"] >= 0.5, f"|AP gap| <= 0.03": abs(p["ap"] - t["ap"]) <= 0.03,
+        checks = {f"{qs.pruned} AP >= 0.5": p["ap"] >= 0.5, "|AP gap| <= 0.03": abs(p["ap"] - t["ap"]) <= 0.03,
                   "fewer GMACs": p["gmacs"] < t["gmacs"], "more img/s": p["img_per_s"] > t["img_per_s"]}
         log("acceptance: " + ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items()))
     log(f"pictures: {skel_png}, {tokens_png}")

@@ -37,6 +37,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from posetokens.media import VideoWriter
+
 from . import synthetic as _syn
 from .synthetic_motion import (
     _PARAMS,
@@ -224,11 +226,9 @@ class SyntheticClip:
 
     def write_video(self, path: str | Path, codec: str = "auto", crf: int = 18) -> dict[str, Any]:
         """Render every frame into an MP4 at ``path`` (H.264 through PyAV where available, else mp4v; see
-        :class:`posetokens.inference.api.VideoWriter`, which writes atomically). Returns ``{"path", "codec",
+        :class:`posetokens.media.VideoWriter`, which writes atomically). Returns ``{"path", "codec",
         "frames", "rendered"}``; ``rendered`` holds the :class:`RenderedFrame` of every frame (for
         :meth:`detections` and :meth:`coco_ground_truth` without rendering again)."""
-        from posetokens.inference.api import VideoWriter
-
         writer = VideoWriter(path, self.fps, (self.width, self.height), codec=codec, crf=crf)
         rendered = []
         try:

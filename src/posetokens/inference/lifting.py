@@ -52,6 +52,7 @@ from posetokens.data.metainfo import H36M
 from posetokens.inference.precision import check_float32
 from posetokens.inference.visualize import default_kpt_thr
 from posetokens.layers import optimize_for_inference
+from posetokens.media import VideoWriter
 from posetokens.registry import note_if_random_weights
 from posetokens.runtime import (check_count, check_device, check_flag, is_whole, note, number_array, option,
                                 short_repr, shown_device, warn)
@@ -882,7 +883,6 @@ def _render_video(path: Path, video: Any, n: int, panels: TrackPanels, w: int, h
     for a json input)."""
     from tqdm import tqdm
 
-    from posetokens.inference.api import VideoWriter
     from posetokens.inference.stages import StageTimer
 
     timer = timer if timer is not None else StageTimer()

@@ -166,14 +166,14 @@ class GTPTCfg:
             if not isinstance(g, GroupSpec):
                 raise ValueError(f"GTPTCfg.groups[{n}]: expected a GroupSpec (or a mapping of its fields), got "
                                  f"{type(g).__name__}")
-            for field, ids, top, of in (("sparse", g.sparse, self.num_body, "num_body"),
+            for part, ids, top, of in (("sparse", g.sparse, self.num_body, "num_body"),
                                         ("parts", g.parts, self.num_parts, "num_parts"),
                                         ("dense", g.dense, len(self.dense_runs), "len(dense_runs)")):
                 if not isinstance(ids, tuple) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-                    raise ValueError(f"GTPTCfg.groups[{n}].{field}: expected a list of integer ids, got {ids!r}")
+                    raise ValueError(f"GTPTCfg.groups[{n}].{part}: expected a list of integer ids, got {ids!r}")
                 if any(not 0 <= i < top for i in ids):
                     want = f"ids from 0 to {of} - 1 = {top - 1}" if top else f"none ({of} is 0)"
-                    raise ValueError(f"GTPTCfg.groups[{n}].{field}: expected {want}, got {list(ids)}")
+                    raise ValueError(f"GTPTCfg.groups[{n}].{part}: expected {want}, got {list(ids)}")
             if not g.sparse:
                 raise ValueError(f"GTPTCfg.groups[{n}] ({g.name!r}) has no body keypoints ('sparse' is empty)")
         ids = sorted(i for g in self.groups for i in g.sparse)
