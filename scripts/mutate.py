@@ -1324,6 +1324,12 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_inference.py::test_a_folder_run_names_the_keypoints_in_every_record_and_an_empty_run_writes_its_coco_results",),
     ),
     Mutant(
+        "init-files-skipped", "create_model loads the files a config names to start from (PCT's stage-1 tokenizer)",
+        "src/posetokens/registry.py",
+        (("    if family.init_files is not None:\n", "    if False:\n"),),
+        ("tests/test_pct.py::test_stage2_checkpoint_mismatch_names_sizes",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

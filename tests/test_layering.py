@@ -32,11 +32,7 @@ MUST_NOT = {
     "registry": {"data", "engine", "inference", "export", "evaluation", "protocols"},
 }
 # known exceptions, each with its reason; one that no longer occurs fails too (remove it from here)
-EXCEPTIONS = {
-    ("posetokens.models.pct", "convert"): "PCT's config names its stage-1 tokenizer and heatmap-pretrained Swin V2 "
-                                          "files, which the model loads when built, as the official model does",
-    ("posetokens.models.pct", "checkpoint"): "the same files' reading (checkpoint.load_file)",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _imports(src: Path = SRC) -> list[tuple[str, str, int]]:

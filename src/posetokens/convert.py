@@ -9,7 +9,7 @@ and refuses any checkpoint that does not fit, naming the missing, unexpected and
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,18 @@ def strict_load(model: nn.Module, state_dict: Mapping[str, Tensor], source: str 
             parts.append(f"shape mismatches ({len(shapes)}): {_fmt(shapes, 4)}")
         raise CheckpointMismatchError(f"{source} does not fit model {name}: " + "; ".join(parts))
     model.load_state_dict(state_dict, strict=True)
+
+
+def load_init_file(module: nn.Module, path: str | Path, what: str,
+                   prepare: Callable[[dict[str, Tensor], str], dict[str, Tensor]]) -> None:
+    """Load the file a model's config names to start a part from (``what``: "PCT tokenizer", ...) strictly into
+    ``module``, after the family's ``prepare(state_dict, source)`` (prefixes, official layout, size checks):
+    :attr:`posetokens.registry.Family.init_files` calls it through :func:`~posetokens.registry.create_model`."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} checkpoint {p} does not exist")
+    sd = prepare(unwrap_state_dict(load_file(p), str(p)), str(p))
+    strict_load(module, sd, f"{p} ({what.split()[-1]})")
 
 
 def _converted(sd: dict[str, Tensor], model: nn.Module, family: str, source: str) -> dict[str, Tensor]:

@@ -23,6 +23,10 @@ from torch import nn
 from posetokens.runtime import UserKeyError, note_random_weights
 
 
+# (submodule, path, what it is, prepare: the file's state dict -> the submodule's) -> None; convert.load_init_file
+InitLoader = Callable[[nn.Module, str, str, Callable[[dict[str, torch.Tensor], str], dict[str, torch.Tensor]]], None]
+
+
 @dataclass(frozen=True)
 class PaperRow:
     """A model's row in its paper table, and the figures measured from the official code (spec)."""
@@ -45,6 +49,10 @@ class Family:
     convention: str = ""
     param_counter: str = "all"  # how the paper counted params: a key of engine.flops.PARAM_COUNTERS
     protocol: str = "mmpose"  # the official pipeline of the family's variants: a name in posetokens.protocols
+    # loads the files a built model's config names to start from (PCT's stage-1 tokenizer and pretrained backbone):
+    # called by create_model with posetokens.convert.load_init_file, which reads and strictly loads each one, so a
+    # model file reads no file itself
+    init_files: Callable[[nn.Module, InitLoader], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -223,8 +231,13 @@ def create_model(name: str, weights: str | Path | None = None, **overrides: Any)
     unexpected keys and shape mismatches raise an error that names them.
     """
     entry = get_entry(name)
-    model = get_family(entry.family).build(model_config(name, **overrides))
+    family = get_family(entry.family)
+    model = family.build(model_config(name, **overrides))
     model.zoo_name = name  # type: ignore[attr-defined]
+    if family.init_files is not None:
+        from posetokens.convert import load_init_file
+
+        family.init_files(model, load_init_file)
     if weights is not None:
         from posetokens.convert import load_weights
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -46,7 +45,7 @@ from posetokens.models.backbones.swin_v2 import (
     convert_official_swin_v2,
     is_official_swin_v2,
 )
-from posetokens.registry import Family, PaperRow, register_family, register_model, rename_by_rules
+from posetokens.registry import Family, InitLoader, PaperRow, register_family, register_model, rename_by_rules
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -102,8 +101,9 @@ class PCTCfg:
 
     ``backbone`` is the frozen Swin V2 (None: features are given directly, as in the parity fixtures;
     a guided stage-1 model needs it for its joint features). ``tokenizer_ckpt`` (stage 2) is the path of a
-    stage-1 checkpoint (ours or official) loaded at build time; ``backbone_ckpt`` the heatmap-pretrained
-    backbone (official Swin V2 layout, ``backbone.``/``module.`` prefixes allowed, or ours).
+    stage-1 checkpoint (ours or official) and ``backbone_ckpt`` the heatmap-pretrained backbone (official Swin V2
+    layout, ``backbone.``/``module.`` prefixes allowed, or ours), loaded by :func:`~posetokens.registry.create_model`
+    when it builds the model (:func:`load_init_files`; ``PCT(cfg)`` alone reads no file).
     """
 
     stage: str = "classifier"
@@ -375,11 +375,7 @@ class PCT(nn.Module):
         self.head = (PCTClassifierHead(cfg.head, cfg.feature_channels, cfg.feature_size, t.num_tokens, t.codebook_size)
                      if cfg.stage == "classifier" else None)
         self.tokenizer = PCTTokenizer(t, cfg.feature_channels if t.guided else 0)
-        if cfg.backbone_ckpt and self.backbone is not None:
-            load_backbone(self.backbone, cfg.backbone_ckpt)
-        if cfg.stage == "classifier":
-            if cfg.tokenizer_ckpt:
-                load_tokenizer(self.tokenizer, cfg.tokenizer_ckpt)
+        if cfg.stage == "classifier":  # the files the config names are loaded by create_model (load_init_files)
             for p in self.tokenizer.parameters():
                 p.requires_grad_(False)
         if self.backbone is not None and cfg.freeze_backbone:
@@ -621,29 +617,16 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: PCT) -> dict[s
     return out
 
 
-def _read_state_dict(path: str | Path, what: str) -> dict[str, Tensor]:
-    from posetokens.convert import unwrap_state_dict  # lazy: convert imports the registry
-    from posetokens.checkpoint import load_file
-
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"PCT {what} checkpoint {p} does not exist")
-    return unwrap_state_dict(load_file(p), str(p))
-
-
-def load_tokenizer(tokenizer: PCTTokenizer, path: str | Path) -> None:
-    """Load a stage-1 tokenizer (ours: ``tokenizer.*``; official: bare, ``keypoint_head.tokenizer.*`` or
-    ``tokenizer.*``) strictly into ``tokenizer``; a codebook or joint-count mismatch names both sizes."""
-    from posetokens.convert import strict_load
-
-    sd = _read_state_dict(path, "tokenizer")
+def tokenizer_state(sd: dict[str, Tensor], cfg: TokenizerCfg, path: str) -> dict[str, Tensor]:
+    """A stage-1 checkpoint's tokenizer state dict (ours: ``tokenizer.*``; official: bare,
+    ``keypoint_head.tokenizer.*`` or ``tokenizer.*``) in our layout; a codebook, joint-count or token-count
+    mismatch with ``cfg`` names both sizes (``path`` names the file)."""
     for prefix in ("keypoint_head.tokenizer.", "tokenizer."):
         if any(k.startswith(prefix) for k in sd):
             sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
             break
     if "encoder_layer_norm.weight" in sd:
         sd = convert_official_tokenizer(sd)
-    cfg = tokenizer.cfg
     if "codebook" not in sd:
         raise ValueError(f"{path}: no tokenizer codebook found (expected a stage-1 PCT checkpoint)")
     v, d = sd["codebook"].shape
@@ -657,22 +640,29 @@ def load_tokenizer(tokenizer: PCTTokenizer, path: str | Path) -> None:
                          f"num_joints {cfg.num_joints} (tokenizer.num_joints)")
     if m is not None and m != cfg.num_tokens:
         raise ValueError(f"{path}: the tokenizer has {m} tokens but the config expects num_tokens {cfg.num_tokens}")
-    strict_load(tokenizer, sd, f"{path} (tokenizer)")
+    return sd
 
 
-def load_backbone(backbone: SwinV2, path: str | Path) -> None:
-    """Load the heatmap-pretrained Swin V2 (official layout, optional ``module.``/``backbone.`` prefix;
-    heatmap-head keys are ignored) strictly into ``backbone``."""
-    from posetokens.convert import strict_load
-
-    sd = _read_state_dict(path, "backbone")
+def backbone_state(sd: dict[str, Tensor], backbone: SwinV2) -> dict[str, Tensor]:
+    """The heatmap-pretrained Swin V2's state dict (official layout, optional ``module.``/``backbone.`` prefix;
+    heatmap-head keys are ignored; or ours) for ``backbone``."""
     for prefix in ("backbone.", "module.backbone."):
         if any(k.startswith(prefix) for k in sd):
             sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
             break
-    if is_official_swin_v2(sd):
-        sd = convert_official_swin_v2(sd, backbone)
-    strict_load(backbone, sd, f"{path} (backbone)")
+    return convert_official_swin_v2(sd, backbone) if is_official_swin_v2(sd) else sd
+
+
+def load_init_files(model: PCT, load: InitLoader) -> None:
+    """Load the files ``model.cfg`` names to start from, strictly, through ``load``
+    (:func:`posetokens.convert.load_init_file`, which :func:`~posetokens.registry.create_model` passes): the
+    heatmap-pretrained backbone (``backbone_ckpt``) and, for stage 2, the stage-1 tokenizer (``tokenizer_ckpt``)."""
+    cfg = model.cfg
+    if cfg.backbone_ckpt and model.backbone is not None:
+        load(model.backbone, cfg.backbone_ckpt, "PCT backbone", lambda sd, path: backbone_state(sd, model.backbone))
+    if cfg.stage == "classifier" and cfg.tokenizer_ckpt:
+        load(model.tokenizer, cfg.tokenizer_ckpt, "PCT tokenizer",
+             lambda sd, path: tokenizer_state(sd, cfg.tokenizer, path))
 
 
 # ----------------------------------------------------------------------------------------- family + zoo
@@ -682,6 +672,7 @@ register_family(
         protocol="pct",
         build=PCT,
         convert=checkpoint_filter_fn,
+        init_files=load_init_files,
         paper_counter="linear_conv",
         convention="MACs of nn.Linear / nn.Conv2d module calls only (mmcv/fvcore-style hook), called 'GFLOPs': "
         "misses Swin's functional q/k/v projection and every attention/codebook matmul; params: every "
