@@ -1330,6 +1330,24 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_pct.py::test_stage2_checkpoint_mismatch_names_sizes",),
     ),
     Mutant(
+        "mv-mpjpe-invisible-counted", "multi-view MPJPE counts a joint the last view marks invisible as 0 error (official estimate_tri)",
+        "src/posetokens/engine/multiview.py",
+        (("                                                    visible=np.concatenate(vis)[:, -1])", "                                                    visible=None)"),),
+        ("tests/test_multiview.py::test_multiview_loss_weights_visibility_ransac_and_instants",),
+    ),
+    Mutant(
+        "mv-mpjpe-first-view-visibility", "multi-view MPJPE takes the visibility of the instant's last view, as the official code",
+        "src/posetokens/engine/multiview.py",
+        (("                                                    visible=np.concatenate(vis)[:, -1])", "                                                    visible=np.concatenate(vis)[:, 0])"),),
+        ("tests/test_multiview.py::test_multiview_loss_weights_visibility_ransac_and_instants",),
+    ),
+    Mutant(
+        "mpjpe-invisible-left-out-of-mean", "an invisible joint stays in the mean over all joints with 0 error",
+        "src/posetokens/evaluation/multiview.py",
+        (("    return float(np.where(seen, error, 0.0).mean()), points", "    return float(error[seen].mean()), points"),),
+        ("tests/test_multiview.py::test_an_invisible_joint_counts_as_zero_error_in_the_mean_over_all_joints",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

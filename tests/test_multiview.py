@@ -180,6 +180,24 @@ def test_dlt_recovers_projected_joints_under_1mm(frame: int) -> None:
     assert error < 1.0
 
 
+def test_an_invisible_joint_counts_as_zero_error_in_the_mean_over_all_joints() -> None:
+    """The official estimate_tri multiplies both poses by the visibility, then takes the mean over the 17 joints
+    (pipeline.md §5). By hand: the 2D of joint 0 is moved so that its triangulation is off; with joint 0 invisible
+    its error counts as 0 and the mean is still over all joints: the error of the rest times (J - 1) / J."""
+    world, P = _real_scene(0)
+    uv = project(world, P) + np.random.default_rng(0).normal(0.0, 2.0, (len(P), len(world), 2))  # a few mm off
+    uv[:, 0] += 40.0  # every view's joint 0 moved 40 px more
+    _, points = triangulated_mpjpe(uv, P, world, scale=1000.0)
+    per_joint = np.linalg.norm(points - world, axis=-1) * 1000.0
+    assert per_joint[0] > 50.0 > per_joint[1:].max() and per_joint[1:].min() > 0.1
+    visible = np.ones(len(world), dtype=bool)
+    visible[0] = False
+    error, _ = triangulated_mpjpe(uv, P, world, scale=1000.0, visible=visible)
+    assert error == pytest.approx(per_joint[1:].sum() / len(world), rel=1e-12)
+    with pytest.raises(ValueError, match=r"visible must be \(\.\.\., J\)"):
+        triangulated_mpjpe(uv, P, world, visible=visible[:5])
+
+
 def test_dlt_batched_over_samples_matches_one_by_one() -> None:
     scenes = [_real_scene(i) for i in range(4)]
     pts = np.stack([project(w, P) for w, P in scenes])
@@ -523,6 +541,16 @@ def test_multiview_loss_weights_visibility_ransac_and_instants(tmp_path: Path,
     oracle = evaluate_multiview(Fixed(batch["heatmaps"]), ds, torch.device("cpu"))["mpjpe_mm"]
     print(f"oracle {oracle:.2f} mm, one view off: RANSAC {robust['mpjpe_mm']:.2f} mm, DLT {plain:.2f} mm")
     assert robust["mpjpe_mm"] < 2 * oracle + 1.0 < plain
+    # MPJPE: a joint the instant's last view marks invisible counts as 0 error (the official estimate_tri multiplies
+    # both poses by the last record's joints_vis); another view's mark does not change it
+    far = evaluate_multiview(Fixed(wrong0), ds, torch.device("cpu"))["mpjpe_mm"]
+    marked = {}
+    for view in (0, -1):
+        items = [dict(ds[i], joints_vis=ds[i]["joints_vis"].clone()) for i in range(len(ds))]
+        for item in items:
+            item["joints_vis"][view, 0] = 0
+        marked[view] = evaluate_multiview(Fixed(wrong0), Items(items), torch.device("cpu"))["mpjpe_mm"]
+    assert marked[-1] <= oracle < far == marked[0]
     every: dict[str, int] = {}
     monkeypatch.setattr(h36m_multiview, "MultiViewH36M", lambda ann, *a, **k: every.setdefault(ann, k["every"]))
     model = posetokens.create_model("ppt_multiview_h36m_256x256", num_views=2)
@@ -584,8 +612,9 @@ def _hand_jdr_and_mpjpe(weights: Path, cfg: object) -> tuple[float, list[float],
     <= 0) plus a quarter pixel towards the higher neighbour inside the border, heatmap px x 4 (the stride) into
     the crop, the crop -> image affine; JDR: share of labelled (instant, view) pairs within 12.8 px, per joint,
     then the mean over joints; 3D: DLT over all 4 views (``triangulate_dlt``, checked on the real cameras
-    above), MPJPE in world mm without root alignment. The crops, cameras and affines come from the dataset
-    (its geometry is checked in test_dataset_sample_geometry_and_targets)."""
+    above), MPJPE in world mm without root alignment, 0 error where the last view marks a joint invisible. The
+    crops, cameras and affines come from the dataset (its geometry is checked in
+    test_dataset_sample_geometry_and_targets)."""
     from posetokens.checkpoint import load_trained
     from posetokens.engine.multiview import build_multiview_set
 
@@ -616,7 +645,8 @@ def _hand_jdr_and_mpjpe(weights: Path, cfg: object) -> tuple[float, list[float],
         hits += (near & vis).sum(0)
         labelled += vis.sum(0)
         world = triangulate_dlt(img, s["P"].double().numpy())
-        errors.append(np.linalg.norm(world - s["joints_3d"].double().numpy(), axis=-1))
+        error = np.linalg.norm(world - s["joints_3d"].double().numpy(), axis=-1)
+        errors.append(error * vis[-1])  # the official estimate_tri: the last view's visibility, 0 error where invisible
     per_joint = (hits / labelled).tolist()
     return float(np.mean(per_joint)), per_joint, float(np.mean(errors))
 

@@ -74,8 +74,11 @@ def _evaluate_multiview(
     per_joint, mean = joint_detection_rate(pred, gt, JDR_THRESHOLD_PX, np.concatenate(vis))
     metrics = {"jdr": mean, **{f"jdr/{j}": float(r) for j, r in enumerate(per_joint)}}
     if len(gt3d) == len(preds):  # every record has 3D ground truth: MPJPE of the triangulated joints
+        # invisible joints count as 0 error, by the visibility of the instant's last view (the official estimate_tri
+        # takes the `joints_vis` of the last record of each instant's group)
         metrics["mpjpe_mm"], _ = triangulated_mpjpe(pred, np.concatenate(Ps), np.concatenate(gt3d),
-                                                    ransac_threshold=ransac_threshold)
+                                                    ransac_threshold=ransac_threshold,
+                                                    visible=np.concatenate(vis)[:, -1])
     return metrics
 
 

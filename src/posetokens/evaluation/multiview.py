@@ -5,7 +5,8 @@
   and averaged over joints. The default 12.8 px is multi-view PPT's (and Qiu et al.'s) "half head size",
   0.5 x 256 / 10, a fixed radius in the 1000-px H36M frames.
 * :func:`triangulated_mpjpe`: triangulates the per-view predictions (:mod:`posetokens.geometry`) and scores
-  them with :func:`posetokens.evaluation.pose3d.mpjpe` (no root alignment, as the official code).
+  them with :func:`posetokens.evaluation.pose3d.mpjpe` (no root alignment, as the official code); invisible
+  joints count as 0 error when their visibility is given.
 """
 
 from __future__ import annotations
@@ -54,15 +55,24 @@ def triangulated_mpjpe(
     weights: Any | None = None,
     ransac_threshold: float | None = None,
     scale: float = 1.0,
+    visible: Any | None = None,
 ) -> tuple[float, np.ndarray]:
     """Triangulate per-view 2D predictions (..., V, J, 2) with cameras P (..., V, 3, 4) and score against
     ``gt3d`` (..., J, 3) (same unit as the cameras; ``scale`` converts, e.g. 1000 for metres -> mm).
 
     ``weights`` (..., V, J): confidences for the weighted DLT; ``ransac_threshold`` (px) turns on RANSAC
-    over views. Returns ``(MPJPE, triangulated points)``.
+    over views; ``visible`` (..., J): a joint not visible counts as 0 error and still counts in the mean over
+    the J joints (the official ``estimate_tri`` multiplies both poses by the visibility). Returns
+    ``(MPJPE, triangulated points)``.
     """
     if ransac_threshold is None:
         points = triangulate_dlt(pred2d, P, weights)
     else:
         points, _ = triangulate_ransac(pred2d, P, weights, threshold=ransac_threshold)
-    return float(mpjpe(points, gt3d, scale=scale)), points
+    if visible is None:
+        return float(mpjpe(points, gt3d, scale=scale)), points
+    seen = np.asarray(visible, dtype=bool)
+    if seen.shape != points.shape[:-1]:
+        raise ValueError(f"triangulated_mpjpe: visible must be (..., J) = {points.shape[:-1]}, got {seen.shape}")
+    error = np.linalg.norm(points - np.asarray(gt3d, np.float64), axis=-1) * scale
+    return float(np.where(seen, error, 0.0).mean()), points
