@@ -1293,8 +1293,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "ransac-threshold-dropped", "evaluate_multiview's ransac_threshold reaches the triangulation",
         "src/posetokens/engine/multiview.py",
-        (("                                                    ransac_threshold=ransac_threshold)",
-          "                                                    ransac_threshold=None)"),),
+        (("                                                    ransac_threshold=ransac_threshold,\n",
+          "                                                    ransac_threshold=None,\n"),),
         ("tests/test_multiview.py::test_multiview_loss_weights_visibility_ransac_and_instants",),
     ),
     Mutant(
