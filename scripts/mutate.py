@@ -1348,6 +1348,24 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_multiview.py::test_an_invisible_joint_counts_as_zero_error_in_the_mean_over_all_joints",),
     ),
     Mutant(
+        "init-files-not-reloaded", "the files a recipe's overrides name (PCT's tokenizer_ckpt) win over model.weights' copies",
+        "src/posetokens/engine/trainer.py",
+        (("        reload_init_files(cfg, model)\n        return None\n", "        return None\n"),),
+        ("tests/test_pct.py::test_stage2_files_named_by_the_recipe_win_and_frozen_random_parts_are_said",),
+    ),
+    Mutant(
+        "frozen-random-parts-silent", "training says which frozen parts start from random values",
+        "src/posetokens/engine/trainer.py",
+        (("    if random:\n        logger.warning(\"model %s: the frozen part(s)", "    if False:\n        logger.warning(\"model %s: the frozen part(s)"),),
+        ("tests/test_pct.py::test_stage2_files_named_by_the_recipe_win_and_frozen_random_parts_are_said",),
+    ),
+    Mutant(
+        "pct-tokenizer-size-unchecked", "a PCT stage-1 file trained at another crop size is refused",
+        "src/posetokens/models/pct.py",
+        (("        if trained_at is not None and trained_at != tuple(cfg.image_size):", "        if False:"),),
+        ("tests/test_pct.py::test_stage2_files_named_by_the_recipe_win_and_frozen_random_parts_are_said",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

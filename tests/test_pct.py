@@ -418,3 +418,65 @@ def test_tokenizer_metrics_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
     got = pct_engine.evaluate_tokenizer(Stand(), cfg, torch.device("cpu"))
     assert got["recon_px"] == pytest.approx(5.0) and got["codes_in_use"] == 3.0
     assert got["codebook_usage"] == pytest.approx(3 / 64)
+
+
+def test_stage2_files_named_by_the_recipe_win_and_frozen_random_parts_are_said(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Stage 2's ``tokenizer_ckpt`` is loaded again after ``model.weights`` (a warm start that holds an older
+    tokenizer: the named file wins, said); a stage-1 file of ours trained at another crop size is refused in one
+    line (the tokenizer reads and writes crop pixels); with no file for the frozen tokenizer and no
+    ``model.weights``, training says that the frozen parts start from random values."""
+    import logging
+
+    from posetokens.checkpoint import describe
+    from posetokens.engine.trainer import note_frozen_random_parts, start_from_weights
+    from posetokens.protocols import get_protocol
+
+    small = {"in_channels": 64, "tokenizer": TINY_TOKENIZER, "head": {"conv_channels": 8, "mixer": {"hidden": 16,
+             "hidden_inter": 32}}, "backbone": TINY_SWIN, "image_size": [64, 64]}
+
+    def stage1(seed: int, image_size: list[int]) -> Path:
+        torch.manual_seed(seed)
+        overrides = {"tokenizer": TINY_TOKENIZER, "image_size": image_size}
+        model = create_model("pct_tokenizer_base_woimgguide", **overrides)
+        path = tmp_path / f"s1_{seed}_{image_size[0]}.pth"
+        torch.save({**describe("pct_tokenizer_base_woimgguide", overrides, get_protocol("pct")),
+                    "state_dict": model.state_dict()}, path)
+        return path
+
+    old, new = stage1(0, [64, 64]), stage1(1, [64, 64])
+    warm = tmp_path / "warm.pth"
+    torch.save({"state_dict": create_model("pct_base_woimgguide_coco_256x256", **small,
+                                           tokenizer_ckpt=str(old)).state_dict()}, warm)
+    recipe = REPO / "configs" / "pct_synthetic.yaml"
+
+    def recipe_with(weights: Path | None, **overrides: object) -> object:
+        return load_config(recipe, [f"model.weights={weights or 'null'}",
+                                    f"model.overrides={json.dumps({**small, **overrides})}"])
+
+    cfg = recipe_with(warm, tokenizer_ckpt=str(new))
+    model = create_model(cfg.model.name, **cfg.model.overrides)
+    with caplog.at_level(logging.WARNING, logger="posetokens.engine.trainer"):
+        start_from_weights(cfg, model)
+    want = create_model("pct_tokenizer_base_woimgguide", tokenizer=TINY_TOKENIZER, image_size=[64, 64])
+    want.load_state_dict(torch.load(new)["state_dict"])
+    assert all(torch.equal(a, b) for a, b in zip(model.tokenizer.state_dict().values(),
+                                                 want.tokenizer.state_dict().values(), strict=True))
+    assert f"replaced the PCT tokenizer with {new}" in caplog.text
+    caplog.clear()
+    same = recipe_with(warm, tokenizer_ckpt=str(old))
+    with caplog.at_level(logging.WARNING, logger="posetokens.engine.trainer"):
+        start_from_weights(same, create_model(same.model.name, **same.model.overrides))
+    assert "replaced" not in caplog.text  # the warm start's own tokenizer: nothing to say
+    with pytest.raises(ValueError, match=r"trained at 96x96 crops but this model's image_size is 64x64"):
+        create_model("pct_base_woimgguide_coco_256x256", **small, tokenizer_ckpt=str(stage1(2, [96, 96])))
+    bare = recipe_with(None, tokenizer_ckpt=None)
+    with caplog.at_level(logging.WARNING, logger="posetokens.engine.trainer"):
+        note_frozen_random_parts(bare, create_model(bare.model.name, **bare.model.overrides))
+    assert "the frozen part(s) backbone, tokenizer start from random values" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="posetokens.engine.trainer"):
+        note_frozen_random_parts(cfg, model)  # model.weights set: nothing to say
+        named = recipe_with(None, tokenizer_ckpt=str(new), freeze_backbone=False)
+        note_frozen_random_parts(named, create_model(named.model.name, **named.model.overrides))
+    assert "random values" not in caplog.text

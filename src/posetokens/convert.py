@@ -83,15 +83,21 @@ def strict_load(model: nn.Module, state_dict: Mapping[str, Tensor], source: str 
 
 
 def load_init_file(module: nn.Module, path: str | Path, what: str,
-                   prepare: Callable[[dict[str, Tensor], str], dict[str, Tensor]]) -> None:
+                   prepare: Callable[[dict[str, Tensor], str], dict[str, Tensor]]) -> dict[str, Any] | None:
     """Load the file a model's config names to start a part from (``what``: "PCT tokenizer", ...) strictly into
     ``module``, after the family's ``prepare(state_dict, source)`` (prefixes, official layout, size checks):
-    :attr:`posetokens.registry.Family.init_files` calls it through :func:`~posetokens.registry.create_model`."""
+    :attr:`posetokens.registry.Family.init_files` calls it through :func:`~posetokens.registry.create_model`.
+    The module's ``init_file`` then names the file (the trainer says which frozen parts no file set). Returns
+    the file's description when it is a checkpoint of ours (:func:`~posetokens.checkpoint.description_of`),
+    else None."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{what} checkpoint {p} does not exist")
-    sd = prepare(unwrap_state_dict(load_file(p), str(p)), str(p))
+    obj = load_file(p)
+    sd = prepare(unwrap_state_dict(obj, str(p)), str(p))
     strict_load(module, sd, f"{p} ({what.split()[-1]})")
+    module.init_file = str(p)
+    return description_of(obj)
 
 
 def _converted(sd: dict[str, Tensor], model: nn.Module, family: str, source: str) -> dict[str, Tensor]:

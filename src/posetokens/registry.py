@@ -23,8 +23,10 @@ from torch import nn
 from posetokens.runtime import UserKeyError, note_random_weights
 
 
-# (submodule, path, what it is, prepare: the file's state dict -> the submodule's) -> None; convert.load_init_file
-InitLoader = Callable[[nn.Module, str, str, Callable[[dict[str, torch.Tensor], str], dict[str, torch.Tensor]]], None]
+# (submodule, path, what it is, prepare: the file's state dict -> the submodule's) -> the file's description (ours) or
+# None; convert.load_init_file
+InitLoader = Callable[[nn.Module, str, str, Callable[[dict[str, torch.Tensor], str], dict[str, torch.Tensor]]],
+                      dict[str, Any] | None]
 
 
 @dataclass(frozen=True)

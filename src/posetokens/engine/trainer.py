@@ -31,7 +31,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from posetokens.checkpoint import atomic_save, describe, load_file, load_trained, read_description
-from posetokens.convert import CheckpointMismatchError, PartialLoad, load_matching, load_weights, strict_load
+from posetokens.convert import (CheckpointMismatchError, PartialLoad, load_init_file, load_matching, load_weights,
+                                strict_load)
 from posetokens.data.metainfo import first_name_difference, get_metainfo
 from posetokens.engine.config import (LOSSES, RESUME_FREE_FIELDS, OptimCfg, TrainCfg, absolute_paths,
                                       config_changes, config_to_dict, load_config_dict, validate_config,
@@ -49,7 +50,7 @@ from posetokens.fileio import (FolderLock, archive_path, atomic_write_text, chec
                                check_replaceable, lock_busy_message, lock_holder, looks_like_coco_results, read_json,
                                require_file, same_file, writable_dir)
 from posetokens.protocols import Protocol
-from posetokens.registry import create_model, get_entry
+from posetokens.registry import create_model, get_entry, get_family
 from posetokens.runtime import (Interrupted, interruptible, one_run, retain_freed_memory, short_repr, signal_name,
                                 signals_deferred)
 
@@ -224,6 +225,42 @@ def build_model(cfg: TrainCfg, initial_weights: bool = True) -> nn.Module:
     return model
 
 
+def reload_init_files(cfg: TrainCfg, model: nn.Module) -> None:
+    """Load the files the recipe's overrides name for parts of the model (PCT's ``tokenizer_ckpt``,
+    ``backbone_ckpt``) again after ``model.weights``: the named files win over that checkpoint's copies of those
+    parts (a stage 1 trained again after the warm start was made), said when they differ."""
+    family = get_family(get_entry(cfg.model.name).family)
+    if family.init_files is None:
+        return
+    replaced: list[str] = []
+
+    def load(module: nn.Module, path: str, what: str, prepare: Any) -> dict[str, Any] | None:
+        before = [t.detach().clone() for t in module.state_dict().values()]
+        described = load_init_file(module, path, what, prepare)
+        if any(not torch.equal(a, b) for a, b in zip(before, module.state_dict().values(), strict=True)):
+            replaced.append(f"the {what} with {path}")
+        return described
+
+    family.init_files(model, load)
+    if replaced:
+        logger.warning("model.weights %s held other values than the files model.overrides names: replaced %s "
+                       "(the files the overrides name win)", cfg.model.weights, "; ".join(replaced))
+
+
+def note_frozen_random_parts(cfg: TrainCfg, model: nn.Module) -> None:
+    """Say which parts of the model are frozen (never trained) yet start from their random initial values: no
+    ``model.weights`` and no file of the overrides set them (PCT stage 2 without ``tokenizer_ckpt``: its labels
+    would come from a random encoder)."""
+    if cfg.model.weights is not None:
+        return
+    random = [name for name, part in model.named_children()
+              if any(True for _ in part.parameters()) and not any(p.requires_grad for p in part.parameters())
+              and getattr(part, "init_file", None) is None]
+    if random:
+        logger.warning("model %s: the frozen part(s) %s start from random values and are never trained (no "
+                       "model.weights, and no file of model.overrides sets them): what the model learns rests on "
+                       "random weights there", cfg.model.name, ", ".join(random))
+
 def check_keypoint_count(cfg: TrainCfg, model: nn.Module) -> None:
     """A top-down model predicts as many keypoints as the recipe's ``data.dataset`` has; else one line naming the
     fields to set (lifting and multi-view models read their joints from their data)."""
@@ -249,8 +286,9 @@ def check_keypoint_count(cfg: TrainCfg, model: nn.Module) -> None:
 
 def start_from_weights(cfg: TrainCfg, model: nn.Module) -> PartialLoad | None:
     """Load ``model.weights`` into ``model``: strictly, or under ``model.weights_strict: false`` what fits
-    (:func:`posetokens.convert.load_matching`, whose report is returned). Without ``model.weights`` the partial
-    load's options are said to do nothing."""
+    (:func:`posetokens.convert.load_matching`, whose report is returned), then the files the overrides name for
+    parts of it again (:func:`reload_init_files`: they win). Without ``model.weights`` the partial load's options
+    are said to do nothing."""
     weights, family = cfg.model.weights, get_entry(cfg.model.name).family
     if weights is None:
         if not cfg.model.weights_strict or cfg.model.weights_keypoints is not None:
@@ -265,7 +303,6 @@ def start_from_weights(cfg: TrainCfg, model: nn.Module) -> PartialLoad | None:
     if cfg.model.weights_strict:
         try:
             load_weights(model, obj, family, source=str(weights))
-            return None
         except CheckpointMismatchError as e:
             try:  # what a partial load would take: the way out, when it is one
                 load_matching(create_model(cfg.model.name, **cfg.model.overrides), obj, family, str(weights))
@@ -273,8 +310,12 @@ def start_from_weights(cfg: TrainCfg, model: nn.Module) -> PartialLoad | None:
                 raise CheckpointMismatchError(f"model.weights {e}") from None
             raise CheckpointMismatchError(f"model.weights {e}; a checkpoint of another skeleton or head: set "
                                           "model.weights_strict=false to load what fits") from None
+        reload_init_files(cfg, model)
+        return None
     names = None if model.task == "lifting" else get_metainfo(cfg.data.dataset).keypoint_names
-    return load_matching(model, obj, family, f"model.weights {weights}", names, cfg.model.weights_keypoints)
+    report = load_matching(model, obj, family, f"model.weights {weights}", names, cfg.model.weights_keypoints)
+    reload_init_files(cfg, model)
+    return report
 
 
 @one_run()  # a warning about the val set is said once, not at every evaluation
@@ -323,6 +364,8 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
     started = start_from_weights(cfg, raw_model) if ckpt is None else None  # a resumed run reads last.pth
     if started is not None and master:
         logger.warning("%s", started.summary())
+    if ckpt is None and master:
+        note_frozen_random_parts(cfg, raw_model)
     raw_model = raw_model.to(device)
     mcfg = raw_model.cfg
     anneals = getattr(raw_model, "anneals_keep_ratio", False)  # PPT: keep ratio 1 -> the config's over epochs

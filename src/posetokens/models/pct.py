@@ -45,7 +45,8 @@ from posetokens.models.backbones.swin_v2 import (
     convert_official_swin_v2,
     is_official_swin_v2,
 )
-from posetokens.registry import Family, InitLoader, PaperRow, register_family, register_model, rename_by_rules
+from posetokens.registry import (Family, InitLoader, PaperRow, get_entry, register_family, register_model,
+                                 rename_by_rules)
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -661,8 +662,28 @@ def load_init_files(model: PCT, load: InitLoader) -> None:
     if cfg.backbone_ckpt and model.backbone is not None:
         load(model.backbone, cfg.backbone_ckpt, "PCT backbone", lambda sd, path: backbone_state(sd, model.backbone))
     if cfg.stage == "classifier" and cfg.tokenizer_ckpt:
-        load(model.tokenizer, cfg.tokenizer_ckpt, "PCT tokenizer",
-             lambda sd, path: tokenizer_state(sd, cfg.tokenizer, path))
+        described = load(model.tokenizer, cfg.tokenizer_ckpt, "PCT tokenizer",
+                         lambda sd, path: tokenizer_state(sd, cfg.tokenizer, path))
+        trained_at = _image_size_of(described)
+        if trained_at is not None and trained_at != tuple(cfg.image_size):
+            raise ValueError(f"{cfg.tokenizer_ckpt}: the tokenizer was trained at {trained_at[0]}x{trained_at[1]} "
+                             f"crops but this model's image_size is {cfg.image_size[0]}x{cfg.image_size[1]}; the "
+                             "tokenizer reads and writes crop pixels: train stage 1 at the same model.overrides."
+                             "image_size")
+
+
+def _image_size_of(described: dict | None) -> tuple[int, int] | None:
+    """The (height, width) a checkpoint of ours was trained at (its overrides, else its zoo model's), or None
+    when the file does not say (an official release, a bare state dict, a model not in the zoo)."""
+    if not described or "zoo_name" not in described:
+        return None
+    size = (described.get("model_overrides") or {}).get("image_size")
+    if size is None:
+        try:
+            size = get_entry(described["zoo_name"]).cfg.image_size
+        except (KeyError, ValueError):
+            return None
+    return tuple(int(v) for v in size)
 
 
 # ----------------------------------------------------------------------------------------- family + zoo
