@@ -54,6 +54,8 @@ PACKAGES: list[tuple[str, str, str, str]] = [
     ("posetokens.export", "export.md", "posetokens.export", "ONNX export and the onnxruntime check."),
     ("posetokens.geometry", "geometry.md", "posetokens.geometry",
      "Cameras, projection, patch rays, DLT / RANSAC triangulation."),
+    ("posetokens.data.datasets.h36m_multiview", "multiview.md", "posetokens.data.datasets.h36m_multiview",
+     "Multi-view Human3.6M: the H36M-Toolbox pickle, its checks, and one view's model inputs (`crop_view`)."),
 ]
 
 

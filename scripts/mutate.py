@@ -1366,6 +1366,48 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_pct.py::test_stage2_files_named_by_the_recipe_win_and_frozen_random_parts_are_said",),
     ),
     Mutant(
+        "mv-joint-count-unchecked", "a multi-view pickle of another joint count is refused when read, naming record and field",
+        "src/posetokens/data/datasets/h36m_multiview.py",
+        (("                if key in rec and np.shape(rec[key]) not in allowed:", "                if False:"),),
+        ("tests/test_multiview.py::test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read",),
+    ),
+    Mutant(
+        "mv-reprojection-unchecked", "joints_3d that do not project onto joints_2d (units, axes) are refused when read",
+        "src/posetokens/data/datasets/h36m_multiview.py",
+        (("                if not err <= max_px:", "                if False:"),),
+        ("tests/test_multiview.py::test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read",),
+    ),
+    Mutant(
+        "mv-duplicate-record-kept", "two records of one camera and instant are refused, naming both",
+        "src/posetokens/data/datasets/h36m_multiview.py",
+        (("        if cam in views:", "        if False:"),),
+        ("tests/test_multiview.py::test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read",),
+    ),
+    Mutant(
+        "mv-rotation-unchecked", "a camera R that is no rotation is refused",
+        "src/posetokens/data/datasets/h36m_multiview.py",
+        (("                if not np.allclose(R @ R.T, np.eye(3), atol=1e-4) or not np.isclose(np.linalg.det(R), 1.0, atol=1e-4):", "                if False:"),),
+        ("tests/test_multiview.py::test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read",),
+    ),
+    Mutant(
+        "mv-cameras-choice-ignored", "data.mv_cameras picks the cameras of a multi-view sample",
+        "src/posetokens/engine/multiview.py",
+        (("    cameras = tuple(cfg.mv_cameras) or tuple(range(mcfg.num_views))", "    cameras = tuple(range(mcfg.num_views))"),),
+        ("tests/test_multiview.py::test_multiview_loss_weights_visibility_ransac_and_instants",),
+    ),
+    Mutant(
+        "mv-cameras-file-always-read", "the cameras file is read only when a record has no camera",
+        "src/posetokens/data/datasets/h36m_multiview.py",
+        (("        if without:  # read only when a record needs it", "        if True:"),),
+        ("tests/test_multiview.py::test_missing_camera_is_named",),
+    ),
+    Mutant(
+        "project-shape-unchecked", "project refuses a single (3, 4) camera in one line naming the shape",
+        "src/posetokens/geometry.py",
+        (("    if P.ndim < 3 or P.shape[-2:] != (3, 4):", "    if False:"),),
+        ("tests/test_multiview.py::test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

@@ -401,7 +401,12 @@ CASES = [
          E + r"--out \S+run is a folder; expected the path of a .json file to write$"),
     Case("test-config-of-another-model", ["test", "{recipe}", "--weights", "{root}/lifter.pth"], 2,
          E + r"\S+lifter.pth: the checkpoint holds 'hot_mixste_h36m_243' but CONFIG's model.name is "
-         r"'ppt_s_coco_256x192'; leave out CONFIG"),
+         r"'ppt_s_coco_256x192'; give a recipe of that model, or test it on this recipe's data with --set "
+         r"model.name=hot_mixste_h36m_243 \(a converted official checkpoint carries no recipe\)$"),
+    Case("test-run-of-another-model", ["test", str(REPO / "configs" / "hot_mixste_synthetic_27.yaml"), "--weights",
+                                       "{run}/final.pth"], 2,
+         E + r"\S+final.pth: the checkpoint holds 'ppt_s_coco_256x192' but CONFIG's model.name is "
+         r"'hot_mixste_h36m_243'; leave out CONFIG \(the checkpoint carries its recipe\)"),
     Case("weights-of-another-model", ["train", "{recipe}", "--work-dir", "{fresh}", "--set",
                                       "model.weights={root}/lifter.pth"], 2,
          E + r"model.weights \S+lifter.pth does not fit model ppt_s_coco_256x192: missing keys \(\d+\): .*; "

@@ -4,6 +4,7 @@ the multi-view H36M dataset and bad-input errors."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import io
 import json
@@ -36,6 +37,11 @@ from posetokens.parity.multiview import _is_multiview, mv_cfg_from_fixture
 from posetokens.runtime import UserKeyError
 
 from conftest import DATA, PARITY, REPO
+
+# the 17 H36M joints in the toolbox order (the official h36m dataset's joint list)
+H36M_NAMES = ("root", "right_hip", "right_knee", "right_foot", "left_hip", "left_knee", "left_foot", "spine", "thorax",
+              "neck_base", "head", "left_shoulder", "left_elbow", "left_wrist", "right_shoulder", "right_elbow",
+              "right_wrist")
 
 MV_FIXTURES = [c.parent for c in sorted(PARITY.glob("*/config.json")) if _is_multiview(json.loads(c.read_text()))]
 H36M = DATA / "h36m"
@@ -403,13 +409,76 @@ def test_dataset_cameras_from_cameras_pkl_match_the_record_cameras(tmp_path: Pat
 def test_missing_camera_is_named(tmp_path: Path) -> None:
     from posetokens.data.datasets.h36m_multiview import MultiViewH36M
 
-    ds = MultiViewH36M(_toolbox_pickle(tmp_path, with_camera=False), H36M)
-    with pytest.raises(UserKeyError, match="missing camera"):
-        ds[0]
+    without = _toolbox_pickle(tmp_path, with_camera=False)
+    with pytest.raises(UserKeyError, match=r"record 0 \(and 3 more\) has no 'camera' .*data\.cameras.*missing camera"):
+        MultiViewH36M(without, H36M)  # said when the set is built, before any training
+    with pytest.raises(FileNotFoundError,
+                       match=r"4 record\(s\) have no 'camera' .*gone\.pkl \(cameras_pkl; data\.cameras\)"):
+        MultiViewH36M(without, H36M, cameras_pkl=tmp_path / "gone.pkl")
+    assert len(MultiViewH36M(without, H36M, cameras_pkl=H36M / "cameras.pkl")) == 1
+    # records that carry their camera need no cameras file: a missing one named in the recipe is not read
+    assert len(MultiViewH36M(_toolbox_pickle(tmp_path), H36M, cameras_pkl=tmp_path / "gone.pkl")) == 1
     db = pickle.loads((tmp_path / "h36m_validation.pkl").read_bytes())
     (tmp_path / "three.pkl").write_bytes(pickle.dumps(db[:3]))  # camera 3 absent from the only instant
-    with pytest.raises(ValueError, match=r"no instant is seen by all cameras \[0, 1, 2, 3\]"):
+    with pytest.raises(ValueError, match=r"no instant is seen by all cameras \[0, 1, 2, 3\]; the file holds camera "
+                                         r"ids \[0, 1, 2\]"):
         MultiViewH36M(tmp_path / "three.pkl", H36M)
+    assert MultiViewH36M(tmp_path / "three.pkl", H36M, cameras=(2, 0, 1)).num_views == 3  # a choice of cameras
+
+
+def test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read(tmp_path: Path) -> None:
+    """Each file error is one line naming the file, the record and the field, before any training: a joint count
+    other than the model's (the official 20-slot order), joints_3d or the camera centre in metres where the
+    joints are in mm (measured from the real S1 cameras: a reprojection hundreds of px off), x/y swapped 2D
+    joints, an R that is no rotation, two records of one camera and instant."""
+    from posetokens.data.datasets.h36m_multiview import MultiViewH36M
+
+    path = _toolbox_pickle(tmp_path)
+    good = pickle.loads(path.read_bytes())
+
+    def written(change: object) -> Path:
+        db = pickle.loads(pickle.dumps(good))
+        change(db)
+        path.write_bytes(pickle.dumps(db))
+        return path
+
+    def twenty(db: list) -> None:
+        for r in db:
+            r["joints_2d"], r["joints_vis"], r["joints_3d"] = (np.concatenate([r[k], r[k][:3]]) for k in
+                                                                ("joints_2d", "joints_vis", "joints_3d"))
+
+    def metres_t(db: list) -> None:
+        for r in db:
+            r["camera"]["T"] = r["camera"]["T"] / 1000.0
+
+    def metres_joints(db: list) -> None:
+        for r in db:
+            r["joints_3d"] = r["joints_3d"] / 1000.0
+
+    def swapped(db: list) -> None:
+        for r in db:
+            r["joints_2d"] = r["joints_2d"][:, ::-1]
+
+    def sheared(db: list) -> None:
+        db[2]["camera"]["R"] = db[2]["camera"]["R"] @ np.array([[1.0, 0.2, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+    def twice(db: list) -> None:
+        db.append(dict(db[1]))
+
+    record = r"h36m_validation\.pkl: record 0 \(S1/S1_Directions_1\.54138969/S1_Directions_1\.54138969_000001\.jpg\)"
+    for change, said in (
+            (twenty, record + r": 'joints_2d' has shape \(20, 2\); expected \(17, 2\): .*20-slot union order"),
+            (metres_t, record + r": 'joints_3d' projected through the record's camera lands \d+ px"),
+            (metres_joints, record + r": 'joints_3d' projected .* in mm"),
+            (swapped, record + r": 'joints_3d' projected .*joints_2d as \(x, y\)"),
+            (sheared, r"record 2 .*: the camera's R is not a rotation"),
+            (twice, r"records 1 and 4 are both camera 1 of subject 1, action 2, subaction 1, image_id 1")):
+        with pytest.raises(ValueError, match=said):
+            MultiViewH36M(written(change), H36M)
+    assert len(MultiViewH36M(written(lambda db: None), H36M)) == 1
+    with pytest.raises(ValueError,
+                       match=r"project: P must be camera matrices \(\.\.\., V, 3, 4\) \(one camera: P\[None\]\)"):
+        project(np.zeros((17, 3)), np.zeros((3, 4)))
 
 
 def test_non_invertible_intrinsics_are_refused(tmp_path: Path) -> None:
@@ -424,7 +493,7 @@ def test_non_invertible_intrinsics_are_refused(tmp_path: Path) -> None:
     db[1]["camera"]["fy"] = 0.0
     path.write_bytes(pickle.dumps(db))
     with pytest.raises(ValueError, match="camera 1.*not invertible"):
-        MultiViewH36M(path, H36M)[0]
+        MultiViewH36M(path, H36M)
 
 
 def test_views_with_mismatched_image_sizes_are_refused(tmp_path: Path) -> None:
@@ -500,7 +569,7 @@ def test_multiview_loss_weights_visibility_ransac_and_instants(tmp_path: Path,
     ``mv_val_every``-th (spec pipeline.md section 5)."""
     from posetokens.data.datasets import h36m_multiview
     from posetokens.data.datasets.h36m_multiview import MultiViewH36M
-    from posetokens.engine.config import DataCfg
+    from posetokens.engine.config import DataCfg, load_config, validate_config
     from posetokens.engine.multiview import build_multiview_set, evaluate_multiview, multiview_loss
 
     ds = MultiViewH36M(_toolbox_pickle(tmp_path), H36M)
@@ -558,6 +627,22 @@ def test_multiview_loss_weights_visibility_ransac_and_instants(tmp_path: Path,
     build_multiview_set(cfg, "train", model)
     build_multiview_set(cfg, "val", model)
     assert every == {"t.pkl": 5, "v.pkl": 64}
+    # data.mv_cameras picks the cameras of a sample, in view order (default the first num_views ids); the model's
+    # joint count reaches the set's checks; data.cameras may be null (records that carry their cameras)
+    kwargs: dict[str, object] = {}
+    monkeypatch.setattr(h36m_multiview, "MultiViewH36M", lambda ann, *a, **k: kwargs.update(k))
+    build_multiview_set(cfg, "val", model)
+    assert kwargs["cameras"] == (0, 1) and kwargs["num_joints"] == 17 and kwargs["cameras_pkl"] is None
+    build_multiview_set(dataclasses.replace(cfg, mv_cameras=(3, 1), cameras=None), "val", model)
+    assert kwargs["cameras"] == (3, 1)
+    with pytest.raises(ValueError, match=r"data\.mv_cameras lists 3 camera\(s\) \[0, 2, 3\] but the model takes 2 "
+                                         r"views \(model\.overrides\.num_views\)"):
+        build_multiview_set(dataclasses.replace(cfg, mv_cameras=(0, 2, 3)), "val", model)
+    recipe = load_config(REPO / "configs" / "ppt_multiview_h36m_256x256.yaml", ["data.cameras=null",
+                                                                               "data.mv_cameras=[0, 2, 3, 1]"])
+    assert recipe.data.cameras is None and recipe.data.mv_cameras == (0, 2, 3, 1)
+    with pytest.raises(ValueError, match=r"data\.mv_cameras.*distinct camera ids"):
+        validate_config(load_config(REPO / "configs" / "ppt_multiview_h36m_256x256.yaml", ["data.mv_cameras=[0, 0]"]))
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -596,13 +681,14 @@ def test_trainer_trains_and_tests_multiview_ppt_on_a_toolbox_pickle(tmp_path: Pa
         "schedule.epochs=1", "eval_interval=1", "threads=1", f"work_dir={tmp_path / 'run'}"])
     metrics = train(cfg)
     assert 0.0 <= metrics["jdr"] <= 1.0 and np.isfinite(metrics["mpjpe_mm"])
-    assert len([k for k in metrics if k.startswith("jdr/")]) == 17
+    assert [k for k in metrics if k.startswith("jdr/")] == [f"jdr/{n}" for n in H36M_NAMES]
+    assert metrics["instants"] == 1.0  # the one instant of the pickle
     again = test(cfg, str(tmp_path / "run" / "final.pth"))
     # the values, from outside the evaluation code: the final weights' JDR and MPJPE written out by hand
     jdr, per_joint, mpjpe_mm = _hand_jdr_and_mpjpe(tmp_path / "run" / "final.pth", cfg)
     for got in (again, metrics):  # `test` from the checkpoint alone, and training's own evaluation
         assert got["jdr"] == pytest.approx(jdr, abs=1e-12)
-        assert [got[f"jdr/{j}"] for j in range(17)] == pytest.approx(per_joint, abs=1e-12)
+        assert [got[f"jdr/{n}"] for n in H36M_NAMES] == pytest.approx(per_joint, abs=1e-12)
         assert got["mpjpe_mm"] == pytest.approx(mpjpe_mm, rel=1e-9)
 
 

@@ -90,6 +90,11 @@ def projection_matrix(K: Any, R: Any, C: Any) -> np.ndarray:
 def project(points: Any, P: Any) -> np.ndarray:
     """World points (..., J, 3) into every camera P (..., V, 3, 4): pixels (..., V, J, 2)."""
     X, P = _f64(points), _f64(P)
+    if P.ndim < 3 or P.shape[-2:] != (3, 4):
+        raise ValueError(f"project: P must be camera matrices (..., V, 3, 4) (one camera: P[None]), got shape "
+                         f"{P.shape}")
+    if X.ndim < 2 or X.shape[-1] != 3:
+        raise ValueError(f"project: points must be (..., J, 3), got shape {X.shape}")
     Xh = np.concatenate([X, np.ones((*X.shape[:-1], 1))], axis=-1)  # (..., J, 4)
     x = np.einsum("...vij,...kj->...vki", P, Xh)
     return x[..., :2] / x[..., 2:3]

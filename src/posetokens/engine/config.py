@@ -47,12 +47,13 @@ class DataCfg:
     # 2D->3D lifting (format h36m: VideoPose3D npz files; h36m_mmpose: the MMPose-layout npz)
     keypoints_3d: str = ""  # data_3d_h36m.npz, or the MMPose-layout npz
     keypoints_2d: str = ""  # data_2d_h36m_cpn_ft_h36m_dbb.npz or data_2d_h36m_gt.npz
-    cameras: str = ""  # cameras.pkl (MMPose) or a VideoPose3D-style cameras.json
+    cameras: str | None = ""  # cameras.pkl (MMPose) or a VideoPose3D-style cameras.json (null or "": none)
     train_subjects: tuple[str, ...] = ()  # default S1, S5, S6, S7, S8
     test_subjects: tuple[str, ...] = ()  # default S9, S11
     flip_augment: bool = True  # lifting: every training window also flipped (HoT)
     mv_train_every: int = 5  # multi-view H36M: every n-th instant for training (official: 5)
     mv_val_every: int = 64  # ... and for validation (official: 64)
+    mv_cameras: tuple[int, ...] = ()  # ... the camera ids of a sample, in view order (default 0 .. num_views - 1)
     mpii_headboxes: str | None = None  # MPII PCKh: gt_valid.mat (headboxes_src) or an (N, 2, 2) .npy
     # How images become crops and outputs become numbers: a protocol of posetokens.protocols ("auto": the zoo
     # model's official one), with nested overrides, e.g. {eval: {rescore_thr: 0.01}, target: {sigma: 3}}
@@ -335,6 +336,8 @@ RANGES: dict[str, tuple[Any, str]] = {
     "data.num_workers": _INDEX,
     "data.mv_train_every": _COUNT,
     "data.mv_val_every": _COUNT,
+    "data.mv_cameras": (lambda v: all(_int(c) and c >= 0 for c in v) and len(set(v)) == len(v),
+                        "a list of distinct camera ids >= 0"),
     "schedule.epochs": _COUNT,
     "schedule.kind": _one_of("multistep", "cosine", "exponential"),
     "schedule.milestones": (lambda v: all(_int(m) and m >= 0 for m in v), "a list of integers >= 0"),

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from posetokens.codecs.heatmap import HeatmapCodec
+from posetokens.data.metainfo import H36M
 from posetokens.data.transforms import affine_keypoints
 from posetokens.engine.data import data_protocol
 from posetokens.protocols.codec import build_codec
@@ -43,8 +44,9 @@ def decode_views(heatmaps: Tensor, crop_to_image: Tensor, codec: HeatmapCodec) -
 def evaluate_multiview(
     model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 8, ransac_threshold: float | None = None
 ) -> dict[str, float]:
-    """``{"jdr": mean, "jdr/<joint index>": ..., "mpjpe_mm": ...}`` of ``model`` on a multi-view dataset
-    (``mpjpe_mm`` only when the dataset has 3D ground truth). The model's train/eval mode is restored."""
+    """``{"jdr": mean, "jdr/<joint name>": ..., "instants": n, "mpjpe_mm": ...}`` of ``model`` on a multi-view
+    dataset (H36M's joint names for 17 joints, else indices; ``mpjpe_mm`` only when the dataset has 3D ground
+    truth; ``instants``: how many were scored). The model's train/eval mode is restored."""
     with evaluating(model):
         return _evaluate_multiview(model, dataset, device, batch_size, ransac_threshold)
 
@@ -72,7 +74,9 @@ def _evaluate_multiview(
             gt3d.append(batch["joints_3d"].numpy())
     pred, gt = np.concatenate(preds), np.concatenate(gts)
     per_joint, mean = joint_detection_rate(pred, gt, JDR_THRESHOLD_PX, np.concatenate(vis))
-    metrics = {"jdr": mean, **{f"jdr/{j}": float(r) for j, r in enumerate(per_joint)}}
+    names = H36M.keypoint_names if len(per_joint) == H36M.num_keypoints else range(len(per_joint))
+    metrics = {"jdr": mean, **{f"jdr/{name}": float(r) for name, r in zip(names, per_joint, strict=True)},
+               "instants": float(len(pred))}  # how many instants were scored (every mv_val_every-th)
     if len(gt3d) == len(preds):  # every record has 3D ground truth: MPJPE of the triangulated joints
         # invisible joints count as 0 error, by the visibility of the instant's last view (the official estimate_tri
         # takes the `joints_vis` of the last record of each instant's group)
@@ -84,7 +88,8 @@ def _evaluate_multiview(
 
 def build_multiview_set(cfg: Any, split: str, model: nn.Module) -> Dataset:
     """The recipe's :class:`MultiViewH36M` for ``split`` (``data.format: h36m_multiview``): crops, heatmaps
-    and rays at the model's sizes; every ``data.mv_train_every``-th / ``data.mv_val_every``-th instant."""
+    and rays at the model's sizes; every ``data.mv_train_every``-th / ``data.mv_val_every``-th instant; the
+    cameras ``data.mv_cameras`` (default the first ``num_views`` ids) in view order."""
     from posetokens.data.datasets.h36m_multiview import MultiViewH36M
 
     ann, img_dir = (cfg.train_ann, cfg.train_img_dir) if split == "train" else (cfg.val_ann, cfg.val_img_dir)
@@ -92,9 +97,13 @@ def build_multiview_set(cfg: Any, split: str, model: nn.Module) -> Dataset:
         raise ValueError(f"config: data.{split}_ann is empty; set it to an H36M-Toolbox pickle")
     mcfg = model.cfg
     (h, w), (gh, gw) = mcfg.image_size, mcfg.patch_grid
+    cameras = tuple(cfg.mv_cameras) or tuple(range(mcfg.num_views))
+    if len(cameras) != mcfg.num_views:
+        raise ValueError(f"config: data.mv_cameras lists {len(cameras)} camera(s) {list(cameras)} but the model takes "
+                         f"{mcfg.num_views} views (model.overrides.num_views)")
     protocol = data_protocol(cfg, model)
     return MultiViewH36M(
-        ann, img_dir, cameras=tuple(range(mcfg.num_views)), cameras_pkl=cfg.cameras or None,
+        ann, img_dir, cameras=cameras, cameras_pkl=cfg.cameras or None, num_joints=mcfg.num_keypoints,
         image_size=mcfg.image_size, heatmap_size=mcfg.heatmap_size, patch_grid=(gh, gw), patch_stride=(h // gh, w // gw),
         codec=build_codec(protocol, mcfg.image_size, mcfg.heatmap_size),
         every=cfg.mv_train_every if split == "train" else cfg.mv_val_every,

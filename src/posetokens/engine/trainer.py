@@ -895,8 +895,11 @@ def test(cfg: TrainCfg | None, weights: str, out: str | None = None) -> dict[str
     given = cfg is not None
     held = meta.get("zoo_name")
     if given and held and held != cfg.model.name:
+        way = ("leave out CONFIG (the checkpoint carries its recipe) or give the recipe it was trained with"
+               if "config" in meta else f"give a recipe of that model, or test it on this recipe's data with --set "
+               f"model.name={held} (a converted official checkpoint carries no recipe)")
         raise ValueError(f"{weights}: the checkpoint holds {held!r} but CONFIG's model.name is {cfg.model.name!r}; "
-                         "leave out CONFIG (the checkpoint carries its recipe) or give the recipe it was trained with")
+                         f"{way}")
     if cfg is None:
         if "config" not in meta:
             raise ValueError(f"{weights}: this checkpoint carries no training recipe; give the config too "

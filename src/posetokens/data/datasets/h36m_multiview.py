@@ -35,10 +35,10 @@ from posetokens.codecs.heatmap import HeatmapCodec
 from posetokens.data.datasets.coco_style import load_image
 from posetokens.data.h36m import H36M_CAMERA_IDS, load_mmpose_cameras
 from posetokens.data.transforms import PIXEL_STD, get_affine_transform, normalize_image, warp_crop
-from posetokens.geometry import intrinsic_matrix, patch_rays, projection_matrix
+from posetokens.geometry import intrinsic_matrix, patch_rays, project, projection_matrix
 from posetokens.runtime import UserKeyError
 
-__all__ = ["DAMAGED_S9", "MultiViewH36M", "group_records", "load_toolbox_pickle"]
+__all__ = ["DAMAGED_S9", "MultiViewH36M", "crop_view", "group_records", "load_toolbox_pickle"]
 
 #: (action, subaction) of S9 whose ground truth is damaged (Epipolar Transformers' list), left out by default.
 DAMAGED_S9 = frozenset({(5, 2), (10, 2), (13, 1)})
@@ -65,14 +65,37 @@ def load_toolbox_pickle(path: str | Path) -> list[dict[str, Any]]:
     return db
 
 
-def group_records(db: Sequence[Mapping[str, Any]], cameras: Sequence[int], drop_damaged: bool = True) -> list[list[int]]:
-    """Indices of the records of each instant, in ``cameras`` order; instants missing a camera are left out."""
+def crop_view(image_rgb: np.ndarray, center: Any, box_size: Any, K: Any, R: Any,
+              image_size: tuple[int, int] = (256, 256), patch_grid: tuple[int, int] = (16, 16),
+              patch_stride: tuple[int, int] = (16, 16)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One view's model inputs, as the multi-view recipe makes them: the normalised (3, H, W) float32 crop of the
+    box (``center`` and ``box_size`` (w, h) in pixels; HRNet's standard warp, no rotation), the camera rays (N, 3)
+    float32 through the patch centres (``K``, ``R`` world -> camera), and the crop -> image affine (2, 3) that
+    :func:`posetokens.engine.multiview.decode_views` maps the keypoints back with. ``image_rgb``: (H, W, 3) uint8."""
+    h, w = image_size
+    center, box = np.asarray(center, np.float64).reshape(2), np.asarray(box_size, np.float64).reshape(2)
+    crop, _ = warp_crop(image_rgb, center, box, 0.0, (w, h))
+    inv = get_affine_transform(center, box, 0.0, (w, h), inv=True)
+    rays = patch_rays(K, R, inv, image_size, patch_grid, patch_stride).astype(np.float32)
+    return normalize_image(crop, bgr_to_rgb=False), rays, inv
+
+
+def group_records(db: Sequence[Mapping[str, Any]], cameras: Sequence[int], drop_damaged: bool = True,
+                  where: str = "annotations") -> list[list[int]]:
+    """Indices of the records of each instant, in ``cameras`` order; instants missing a camera are left out. Two
+    records of one (instant, camera) are refused, naming both."""
     groups: dict[tuple[int, int, int, int], dict[int, int]] = {}
     for i, r in enumerate(db):
         key = (int(r["subject"]), int(r["action"]), int(r["subaction"]), int(r["image_id"]))
         if drop_damaged and key[0] == 9 and (key[1], key[2]) in DAMAGED_S9:
             continue
-        groups.setdefault(key, {})[int(r["camera_id"])] = i
+        views = groups.setdefault(key, {})
+        cam = int(r["camera_id"])
+        if cam in views:
+            raise ValueError(f"{where}: records {views[cam]} and {i} are both camera {cam} of subject {key[0]}, "
+                             f"action {key[1]}, subaction {key[2]}, image_id {key[3]}; expected one record per camera "
+                             "and instant")
+        views[cam] = i
     return [[g[c] for c in cameras] for _, g in sorted(groups.items()) if all(c in g for c in cameras)]
 
 
@@ -104,6 +127,7 @@ class MultiViewH36M(Dataset):
         max_rows: int | None = 1000,
         codec: HeatmapCodec | None = None,
         exif_orientation: bool = False,
+        num_joints: int = 17,
     ) -> None:
         self.ann_file = str(ann_file)
         self.image_root = Path(image_root)
@@ -112,10 +136,25 @@ class MultiViewH36M(Dataset):
         self.cameras = tuple(int(c) for c in cameras)
         if not self.cameras:
             raise ValueError(f"{self.ann_file}: at least one camera is needed")
-        self.groups = group_records(self.db, self.cameras, drop_damaged)[:: max(1, int(every))]
+        self.groups = group_records(self.db, self.cameras, drop_damaged, self.ann_file)[:: max(1, int(every))]
         if not self.groups:
-            raise ValueError(f"{self.ann_file}: no instant is seen by all cameras {list(self.cameras)}")
-        self._mmpose = load_mmpose_cameras(cameras_pkl) if cameras_pkl is not None else None
+            seen = sorted({int(r["camera_id"]) for r in self.db})
+            raise ValueError(f"{self.ann_file}: no instant is seen by all cameras {list(self.cameras)}; the file holds "
+                             f"camera ids {seen}")
+        without = [i for g in self.groups for i in g if self.db[i].get("camera") is None]
+        self._mmpose = None
+        if without:  # read only when a record needs it
+            if not cameras_pkl:
+                raise UserKeyError(f"{self.ann_file}: record {without[0]} (and {len(without) - 1} more) has no "
+                                   "'camera' and no cameras_pkl (data.cameras) is given: missing camera")
+            if not Path(cameras_pkl).is_file():
+                raise FileNotFoundError(f"{self.ann_file}: {len(without)} record(s) have no 'camera' (record "
+                                        f"{without[0]}), and the cameras file {cameras_pkl} (cameras_pkl; "
+                                        "data.cameras) does not exist")
+            self._mmpose = load_mmpose_cameras(cameras_pkl)
+        self.num_joints = num_joints
+        self._check_joints()
+        self._check_geometry()
         self.image_size, self.heatmap_size = tuple(image_size), tuple(heatmap_size)
         self.patch_grid, self.patch_stride = tuple(patch_grid), tuple(patch_stride)
         self.max_rows = max_rows
@@ -123,6 +162,45 @@ class MultiViewH36M(Dataset):
         self.codec = codec if codec is not None else HeatmapCodec(
             (image_size[1], image_size[0]), (heatmap_size[1], heatmap_size[0]), sigma=sigma, unbiased=False,
             decode="argmax_quarter", weight_rule="msra", invalid="zero", quarter_rule="hrnet")
+
+    def _check_joints(self) -> None:
+        """Every record of the samples has ``num_joints`` rows in ``joints_2d``, ``joints_vis`` and ``joints_3d``."""
+        j = self.num_joints
+        shapes = {"joints_2d": [(j, 2)], "joints_vis": [(j,), (j, 1), (j, 3)], "joints_3d": [(j, 3)]}
+        for i in (i for g in self.groups for i in g):
+            rec = self.db[i]
+            for key, allowed in shapes.items():
+                if key in rec and np.shape(rec[key]) not in allowed:
+                    raise ValueError(f"{self.ann_file}: record {i} ({rec['image']}): '{key}' has shape "
+                                     f"{np.shape(rec[key])}; expected {' or '.join(map(str, allowed))}: the {j} joints "
+                                     "of the model in the 17-joint H36M order (the official 20-slot union order must be "
+                                     "mapped back first)")
+
+    def _check_geometry(self, instants: int = 16, max_px: float = 20.0) -> None:
+        """On up to ``instants`` instants spread over the file: each camera's ``R`` is a rotation, and
+        ``joints_3d`` projected through the record's camera lands within ``max_px`` (median over visible joints)
+        of its ``joints_2d`` (distortion-free projection is within 2.4 px on H36M): units (mm for ``joints_3d``
+        and the camera centre ``T``), ``R``'s direction (world -> camera) and the x/y order are checked once."""
+        for g in self.groups[:: max(1, len(self.groups) // instants)][:instants]:
+            for i in g:
+                rec = self.db[i]
+                K, R, C = self.camera(i)
+                where = f"{self.ann_file}: record {i} ({rec['image']})"
+                if not np.allclose(R @ R.T, np.eye(3), atol=1e-4) or not np.isclose(np.linalg.det(R), 1.0, atol=1e-4):
+                    raise ValueError(f"{where}: the camera's R is not a rotation (R R^T = I, det 1); expected the "
+                                     "world -> camera rotation")
+                if "joints_3d" not in rec:
+                    continue
+                uv = project(np.asarray(rec["joints_3d"], np.float64)[None], projection_matrix(K, R, C)[None])[0, 0]
+                vis = np.asarray(rec.get("joints_vis", np.ones(self.num_joints)), np.float64)
+                seen = vis.reshape(self.num_joints, -1)[:, 0] > 0
+                if not seen.any():
+                    continue
+                err = float(np.median(np.linalg.norm(uv - np.asarray(rec["joints_2d"], np.float64), axis=-1)[seen]))
+                if not err <= max_px:
+                    raise ValueError(f"{where}: 'joints_3d' projected through the record's camera lands {err:.0f} px "
+                                     f"(median over visible joints) from 'joints_2d'; expected a few px: joints_3d and "
+                                     "the camera centre T in mm, R world -> camera, joints_2d as (x, y)")
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -162,18 +240,18 @@ class MultiViewH36M(Dataset):
         center = np.asarray(rec["center"], np.float64).reshape(2)
         scale = np.asarray(rec["scale"], np.float64).reshape(-1)[:2] * PIXEL_STD
         h, w = self.image_size
-        crop, trans = warp_crop(image, center, scale, 0.0, (w, h))
-        inv = get_affine_transform(center, scale, 0.0, (w, h), inv=True)
+        crop, rays, inv = crop_view(image, center, scale, K, R, self.image_size, self.patch_grid, self.patch_stride)
+        trans = get_affine_transform(center, scale, 0.0, (w, h))
         joints = np.asarray(rec["joints_2d"], np.float64).reshape(-1, 2)
         vis = np.asarray(rec.get("joints_vis", np.ones(len(joints))), np.float64).reshape(len(joints), -1)[:, 0]
         in_crop = joints @ trans[:, :2].T + trans[:, 2]
         inside = (in_crop >= 0).all(-1) & (in_crop[:, 0] < w) & (in_crop[:, 1] < h)
         target = self.codec.encode(in_crop[None], (vis * inside)[None])
         return {
-            "image": normalize_image(crop, bgr_to_rgb=False),
+            "image": crop,
             "heatmaps": target["heatmaps"][0],
             "target_weight": target["keypoint_weights"][0],
-            "rays": patch_rays(K, R, inv, self.image_size, self.patch_grid, self.patch_stride).astype(np.float32),
+            "rays": rays,
             "P": projection_matrix(K, R, C),
             "crop_to_image": inv,
             "joints_2d": joints,
