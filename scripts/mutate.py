@@ -1293,8 +1293,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "ransac-threshold-dropped", "evaluate_multiview's ransac_threshold reaches the triangulation",
         "src/posetokens/engine/multiview.py",
-        (("                                                    ransac_threshold=ransac_threshold,\n",
-          "                                                    ransac_threshold=None,\n"),),
+        (("ransac_threshold=ransac_threshold, visible=visible)", "ransac_threshold=None, visible=visible)"),),
         ("tests/test_multiview.py::test_multiview_loss_weights_visibility_ransac_and_instants",),
     ),
     Mutant(
@@ -1332,19 +1331,20 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "mv-mpjpe-invisible-counted", "multi-view MPJPE counts a joint the last view marks invisible as 0 error (official estimate_tri)",
         "src/posetokens/engine/multiview.py",
-        (("                                                    visible=np.concatenate(vis)[:, -1])", "                                                    visible=None)"),),
+        (("        visible = np.concatenate(vis)[:, -1]\n", "        visible = np.ones_like(np.concatenate(vis)[:, -1])\n"),),
         ("tests/test_multiview.py::test_multiview_loss_weights_visibility_ransac_and_instants",),
     ),
     Mutant(
         "mv-mpjpe-first-view-visibility", "multi-view MPJPE takes the visibility of the instant's last view, as the official code",
         "src/posetokens/engine/multiview.py",
-        (("                                                    visible=np.concatenate(vis)[:, -1])", "                                                    visible=np.concatenate(vis)[:, 0])"),),
+        (("        visible = np.concatenate(vis)[:, -1]\n", "        visible = np.concatenate(vis)[:, 0]\n"),),
         ("tests/test_multiview.py::test_multiview_loss_weights_visibility_ransac_and_instants",),
     ),
     Mutant(
         "mpjpe-invisible-left-out-of-mean", "an invisible joint stays in the mean over all joints with 0 error",
         "src/posetokens/evaluation/multiview.py",
-        (("    return float(np.where(seen, error, 0.0).mean()), points", "    return float(error[seen].mean()), points"),),
+        (("    return np.where(seen, np.linalg.norm(p - g, axis=-1) * scale, 0.0).mean(axis=-1)",
+          "    return np.linalg.norm(p - g, axis=-1)[seen].mean(axis=-1) * scale"),),
         ("tests/test_multiview.py::test_an_invisible_joint_counts_as_zero_error_in_the_mean_over_all_joints",),
     ),
     Mutant(
@@ -1406,6 +1406,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "src/posetokens/geometry.py",
         (("    if P.ndim < 3 or P.shape[-2:] != (3, 4):", "    if False:"),),
         ("tests/test_multiview.py::test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read",),
+    ),
+    Mutant(
+        "mv-action-rows-mixed", "the multi-view per-action MPJPE rows hold their own action's instants",
+        "src/posetokens/engine/multiview.py",
+        (("            metrics[f\"mpjpe_mm/{TOOLBOX_ACTIONS[a]}\"] = float(per_instant[action == a].mean())", "            metrics[f\"mpjpe_mm/{TOOLBOX_ACTIONS[a]}\"] = float(per_instant.mean())"),),
+        ("tests/test_multiview.py::test_multiview_loss_weights_visibility_ransac_and_instants",),
     ),
     Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",

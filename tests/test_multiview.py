@@ -620,6 +620,13 @@ def test_multiview_loss_weights_visibility_ransac_and_instants(tmp_path: Path,
             item["joints_vis"][view, 0] = 0
         marked[view] = evaluate_multiview(Fixed(wrong0), Items(items), torch.device("cpu"))["mpjpe_mm"]
     assert marked[-1] <= oracle < far == marked[0]
+    # the per-action table groups instants by their action: a second instant (action 14, Walking) whose ground truth
+    # is moved 50 mm has its own row; Directions keeps the one instant's value; the mean is over all instants
+    moved = dict(ds[0], action=torch.tensor(14), joints_3d=ds[0]["joints_3d"] + torch.tensor([50.0, 0.0, 0.0]))
+    two = evaluate_multiview(Fixed(batch["heatmaps"]), Items([ds[0], moved]), torch.device("cpu"), batch_size=1)
+    assert two["mpjpe_mm/Directions"] == pytest.approx(oracle, rel=1e-12)
+    assert two["mpjpe_mm/Walking"] > 40.0 > oracle and two["instants"] == 2.0
+    assert two["mpjpe_mm"] == pytest.approx((two["mpjpe_mm/Directions"] + two["mpjpe_mm/Walking"]) / 2, rel=1e-12)
     every: dict[str, int] = {}
     monkeypatch.setattr(h36m_multiview, "MultiViewH36M", lambda ann, *a, **k: every.setdefault(ann, k["every"]))
     model = posetokens.create_model("ppt_multiview_h36m_256x256", num_views=2)
@@ -690,6 +697,9 @@ def test_trainer_trains_and_tests_multiview_ppt_on_a_toolbox_pickle(tmp_path: Pa
         assert got["jdr"] == pytest.approx(jdr, abs=1e-12)
         assert [got[f"jdr/{n}"] for n in H36M_NAMES] == pytest.approx(per_joint, abs=1e-12)
         assert got["mpjpe_mm"] == pytest.approx(mpjpe_mm, rel=1e-9)
+        # the per-action table: the pickle's one instant is action 2 (Directions), so its row is the whole mean
+        assert [k for k in got if k.startswith("mpjpe_mm/")] == ["mpjpe_mm/Directions"]
+        assert got["mpjpe_mm/Directions"] == pytest.approx(mpjpe_mm, rel=1e-9)
 
 
 def _hand_jdr_and_mpjpe(weights: Path, cfg: object) -> tuple[float, list[float], float]:

@@ -16,13 +16,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from posetokens.codecs.heatmap import HeatmapCodec
+from posetokens.data.datasets.h36m_multiview import TOOLBOX_ACTIONS
 from posetokens.data.metainfo import H36M
 from posetokens.data.transforms import affine_keypoints
 from posetokens.engine.data import data_protocol
+from posetokens.engine.losses import joints_mse
 from posetokens.protocols.codec import build_codec
 from posetokens.protocols.predict import evaluating
-from posetokens.engine.losses import joints_mse
-from posetokens.evaluation.multiview import JDR_THRESHOLD_PX, joint_detection_rate, triangulated_mpjpe
+from posetokens.evaluation.multiview import JDR_THRESHOLD_PX, joint_detection_rate, masked_mpjpe, triangulated_mpjpe
 
 
 def multiview_loss(model: nn.Module, batch: dict[str, Any], device: torch.device) -> Tensor:
@@ -44,9 +45,10 @@ def decode_views(heatmaps: Tensor, crop_to_image: Tensor, codec: HeatmapCodec) -
 def evaluate_multiview(
     model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 8, ransac_threshold: float | None = None
 ) -> dict[str, float]:
-    """``{"jdr": mean, "jdr/<joint name>": ..., "instants": n, "mpjpe_mm": ...}`` of ``model`` on a multi-view
-    dataset (H36M's joint names for 17 joints, else indices; ``mpjpe_mm`` only when the dataset has 3D ground
-    truth; ``instants``: how many were scored). The model's train/eval mode is restored."""
+    """``{"jdr": mean, "jdr/<joint name>": ..., "instants": n, "mpjpe_mm": ..., "mpjpe_mm/<action>": ...}`` of
+    ``model`` on a multi-view dataset (H36M's joint names for 17 joints, else indices; ``mpjpe_mm`` only when the
+    dataset has 3D ground truth, and per action (the toolbox's action ids) as the official table; ``instants``:
+    how many were scored). The model's train/eval mode is restored."""
     with evaluating(model):
         return _evaluate_multiview(model, dataset, device, batch_size, ransac_threshold)
 
@@ -62,7 +64,7 @@ def _model_inputs(model: nn.Module, batch: dict[str, Any], device: torch.device)
 def _evaluate_multiview(
     model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int, ransac_threshold: float | None
 ) -> dict[str, float]:
-    preds, gts, vis, Ps, gt3d = [], [], [], [], []
+    preds, gts, vis, Ps, gt3d, actions = [], [], [], [], [], []
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         out = model(*_model_inputs(model, batch, device))
         kps, _ = decode_views(out, batch["crop_to_image"], dataset.codec)
@@ -70,6 +72,7 @@ def _evaluate_multiview(
         gts.append(batch["joints_2d"].numpy())
         vis.append(batch["joints_vis"].numpy() > 0)
         Ps.append(batch["P"].numpy())
+        actions.append(batch["action"].numpy() if "action" in batch else np.full(len(kps), -1))
         if "joints_3d" in batch:
             gt3d.append(batch["joints_3d"].numpy())
     pred, gt = np.concatenate(preds), np.concatenate(gts)
@@ -80,9 +83,13 @@ def _evaluate_multiview(
     if len(gt3d) == len(preds):  # every record has 3D ground truth: MPJPE of the triangulated joints
         # invisible joints count as 0 error, by the visibility of the instant's last view (the official estimate_tri
         # takes the `joints_vis` of the last record of each instant's group)
-        metrics["mpjpe_mm"], _ = triangulated_mpjpe(pred, np.concatenate(Ps), np.concatenate(gt3d),
-                                                    ransac_threshold=ransac_threshold,
-                                                    visible=np.concatenate(vis)[:, -1])
+        truth = np.concatenate(gt3d)
+        visible = np.concatenate(vis)[:, -1]
+        metrics["mpjpe_mm"], points = triangulated_mpjpe(pred, np.concatenate(Ps), truth,
+                                                         ransac_threshold=ransac_threshold, visible=visible)
+        per_instant, action = masked_mpjpe(points, truth, visible), np.concatenate(actions)
+        for a in sorted(set(action.tolist()) & set(TOOLBOX_ACTIONS)):  # the official per-action table
+            metrics[f"mpjpe_mm/{TOOLBOX_ACTIONS[a]}"] = float(per_instant[action == a].mean())
     return metrics
 
 

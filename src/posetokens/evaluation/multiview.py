@@ -18,7 +18,7 @@ import numpy as np
 from posetokens.evaluation.pose3d import mpjpe
 from posetokens.geometry import triangulate_dlt, triangulate_ransac
 
-__all__ = ["JDR_THRESHOLD_PX", "joint_detection_rate", "triangulated_mpjpe"]
+__all__ = ["JDR_THRESHOLD_PX", "joint_detection_rate", "masked_mpjpe", "triangulated_mpjpe"]
 
 JDR_THRESHOLD_PX = 0.5 * 256 / 10  # 12.8 px
 
@@ -71,8 +71,14 @@ def triangulated_mpjpe(
         points, _ = triangulate_ransac(pred2d, P, weights, threshold=ransac_threshold)
     if visible is None:
         return float(mpjpe(points, gt3d, scale=scale)), points
+    return float(masked_mpjpe(points, gt3d, visible, scale).mean()), points
+
+
+def masked_mpjpe(points: Any, gt3d: Any, visible: Any, scale: float = 1.0) -> np.ndarray:
+    """Per-sample MPJPE (...,) of ``points`` against ``gt3d`` (..., J, 3) where a joint not ``visible`` (..., J)
+    counts as 0 error and stays in the mean over the J joints (the official multi-view ``estimate_tri``)."""
+    p, g = np.asarray(points, np.float64), np.asarray(gt3d, np.float64)
     seen = np.asarray(visible, dtype=bool)
-    if seen.shape != points.shape[:-1]:
-        raise ValueError(f"triangulated_mpjpe: visible must be (..., J) = {points.shape[:-1]}, got {seen.shape}")
-    error = np.linalg.norm(points - np.asarray(gt3d, np.float64), axis=-1) * scale
-    return float(np.where(seen, error, 0.0).mean()), points
+    if seen.shape != p.shape[:-1]:
+        raise ValueError(f"triangulated_mpjpe: visible must be (..., J) = {p.shape[:-1]}, got {seen.shape}")
+    return np.where(seen, np.linalg.norm(p - g, axis=-1) * scale, 0.0).mean(axis=-1)

@@ -38,8 +38,13 @@ from posetokens.data.transforms import PIXEL_STD, get_affine_transform, normaliz
 from posetokens.geometry import intrinsic_matrix, patch_rays, project, projection_matrix
 from posetokens.runtime import UserKeyError
 
-__all__ = ["DAMAGED_S9", "MultiViewH36M", "crop_view", "group_records", "load_toolbox_pickle"]
+__all__ = ["DAMAGED_S9", "TOOLBOX_ACTIONS", "MultiViewH36M", "crop_view", "group_records", "load_toolbox_pickle"]
 
+#: The toolbox's action ids (2-16) and their H36M names (S9's damaged Greeting-2 is action 5, SittingDown-2 10,
+#: Waiting-1 13).
+TOOLBOX_ACTIONS: dict[int, str] = dict(enumerate((
+    "Directions", "Discussion", "Eating", "Greeting", "Phoning", "Posing", "Purchases", "Sitting", "SittingDown",
+    "Smoking", "Photo", "Waiting", "Walking", "WalkDog", "WalkTogether"), start=2))
 #: (action, subaction) of S9 whose ground truth is damaged (Epipolar Transformers' list), left out by default.
 DAMAGED_S9 = frozenset({(5, 2), (10, 2), (13, 1)})
 _KEYS = ("subject", "action", "subaction", "image_id", "camera_id", "image", "joints_2d", "center", "scale")
@@ -262,7 +267,8 @@ class MultiViewH36M(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         """One instant: per-view ``images`` (V, 3, H, W), ``heatmaps`` (V, J, h, w), ``target_weight`` (V, J),
         ``rays`` (V, N, 3), ``P`` (V, 3, 4), ``crop_to_image`` (V, 2, 3), ``joints_2d`` (V, J, 2) original
-        pixels, ``joints_vis`` (V, J), ``joints_3d`` (J, 3) world mm (zeros when absent)."""
+        pixels, ``joints_vis`` (V, J), ``joints_3d`` (J, 3) world mm (when the records have it), ``action`` (the
+        toolbox's action id, :data:`TOOLBOX_ACTIONS`)."""
         recs = self.groups[index]
         views = [self._view(i) for i in recs]  # V views: a handful of image reads, not a hot loop
         sizes = {tuple(v["image_hw"]) for v in views}
@@ -274,6 +280,7 @@ class MultiViewH36M(Dataset):
             )
         out = {k: torch.from_numpy(np.stack([v[k] for v in views])) for k in views[0] if k != "image_hw"}
         out["images"] = out.pop("image")
+        out["action"] = torch.tensor(int(self.db[recs[0]]["action"]))
         j3d = self.db[recs[0]].get("joints_3d")
         if j3d is not None:  # absent: no triangulation error can be reported (evaluate_multiview leaves it out)
             out["joints_3d"] = torch.from_numpy(np.asarray(j3d, np.float64).reshape(-1, 3))
