@@ -1414,6 +1414,12 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_multiview.py::test_multiview_loss_weights_visibility_ransac_and_instants",),
     ),
     Mutant(
+        "mv-ransac-px-dropped", "data.mv_ransac_px reaches the multi-view evaluation's triangulation",
+        "src/posetokens/engine/trainer.py",
+        (("                                  ransac_threshold=cfg.data.mv_ransac_px)", "                                  ransac_threshold=None)"),),
+        ("tests/test_multiview.py::test_the_recipe_names_the_ransac_threshold_of_its_evaluation",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

@@ -814,3 +814,21 @@ def test_the_recipe_starts_from_a_coco_ppt_s_as_the_official_code_does(tmp_path:
     with pytest.raises(ValueError, match=r"weights_keypoints\[0\]: 'right_hip' is a name, but model.weights \S+"
                                          r"checkpoint.pth stores no keypoint names .*give the checkpoint keypoint's"):
         build_model(named)
+
+
+def test_the_recipe_names_the_ransac_threshold_of_its_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``data.mv_ransac_px`` reaches the triangulation of training's and ``test``'s evaluation (None: plain DLT,
+    the official pymvg rule); a threshold <= 0 is refused with the field."""
+    from posetokens.engine import trainer
+    from posetokens.engine.config import load_config, validate_config
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(trainer, "evaluate_multiview", lambda *a, **k: seen.update(k) or {})
+    monkeypatch.setattr(trainer, "build_multiview_set", lambda *a, **k: None)
+    recipe = REPO / "configs" / "ppt_multiview_h36m_256x256.yaml"
+    for given, want in (([], None), (["data.mv_ransac_px=12.8"], 12.8)):
+        trainer.evaluate_model(SimpleNamespace(task="multiview"), load_config(recipe, given), None,
+                               torch.device("cpu"), Path("unused.json"))
+        assert seen["ransac_threshold"] == want
+    with pytest.raises(ValueError, match=r"data\.mv_ransac_px"):
+        validate_config(load_config(recipe, ["data.mv_ransac_px=0"]))

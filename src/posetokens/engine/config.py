@@ -54,6 +54,7 @@ class DataCfg:
     mv_train_every: int = 5  # multi-view H36M: every n-th instant for training (official: 5)
     mv_val_every: int = 64  # ... and for validation (official: 64)
     mv_cameras: tuple[int, ...] = ()  # ... the camera ids of a sample, in view order (default 0 .. num_views - 1)
+    mv_ransac_px: float | None = None  # ... triangulate with RANSAC over views at this threshold (px); None: DLT
     mpii_headboxes: str | None = None  # MPII PCKh: gt_valid.mat (headboxes_src) or an (N, 2, 2) .npy
     # How images become crops and outputs become numbers: a protocol of posetokens.protocols ("auto": the zoo
     # model's official one), with nested overrides, e.g. {eval: {rescore_thr: 0.01}, target: {sigma: 3}}
@@ -336,6 +337,7 @@ RANGES: dict[str, tuple[Any, str]] = {
     "data.num_workers": _INDEX,
     "data.mv_train_every": _COUNT,
     "data.mv_val_every": _COUNT,
+    "data.mv_ransac_px": _optional(_POSITIVE),
     "data.mv_cameras": (lambda v: all(_int(c) and c >= 0 for c in v) and len(set(v)) == len(v),
                         "a list of distinct camera ids >= 0"),
     "schedule.epochs": _COUNT,

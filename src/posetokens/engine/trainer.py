@@ -837,7 +837,8 @@ def evaluate_model(model: nn.Module, cfg: TrainCfg, protocol: Protocol, device: 
     if model.task == "lifting":
         return evaluate_lifting(model, cfg.data, device, cfg.data.val_batch_size, protocol)
     if model.task == "multiview":  # multi-view PPT: JDR and triangulated MPJPE
-        return evaluate_multiview(model, build_multiview_set(cfg.data, "val", model), device, cfg.data.val_batch_size)
+        return evaluate_multiview(model, build_multiview_set(cfg.data, "val", model), device, cfg.data.val_batch_size,
+                                  ransac_threshold=cfg.data.mv_ransac_px)
     if model.task == "tokenizer":  # PCT stage 1: reconstruction error and codebook usage
         return evaluate_tokenizer(model, cfg, device)
     return evaluate_topdown(model, cfg, protocol, device, out)
