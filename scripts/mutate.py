@@ -70,7 +70,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "tracker-flat-sigmas", "the video tracker's OKS uses the built-in layout's evaluation sigmas (CrowdPose's, "
         "MPII's, whole-body's), not a flat 0.07",
         "src/posetokens/inference/tracking.py",
-        (("            return np.asarray(meta.sigmas, np.float64)\n", "            return np.full(k, _DEFAULT_SIGMA)\n"),),
+        (("            return np.asarray(meta.sigmas, np.float64)\n",
+          "            return np.full(k, _DEFAULT_SIGMA)\n"),),
         ("tests/test_tracking.py::test_keypoint_similarity_uses_the_layouts_evaluation_sigmas",),
     ),
     Mutant(
@@ -84,7 +85,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "optimize-false-runs-a-copy", "PoseEstimator(optimize=False) predicts with the model itself in float32 "
         "PyTorch, so its predictions follow the model's weights as they change",
         "src/posetokens/inference/api.py",
-        (("        if optimize:\n            self.choice = parse_choice(", "        if True:\n            self.choice = parse_choice("),),
+        (("        if optimize:\n            self.choice = parse_choice(",
+          "        if True:\n            self.choice = parse_choice("),),
         ("tests/test_inference.py::test_optimize_false_runs_the_model_itself_as_its_weights_change",),
     ),
     Mutant(
@@ -430,7 +432,8 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_fileio.py::test_same_file_by_any_name",),
     ),
     Mutant(
-        "oks-vis-thr-prediction-scores-ignored", "with vis_thr, a predicted joint scored below it is left out of the OKS",
+        "oks-vis-thr-prediction-scores-ignored",
+        "with vis_thr, a predicted joint scored below it is left out of the OKS",
         "src/posetokens/evaluation/functional.py",
         (("        if a.shape[-1] >= 3:",
           "        if a.shape[-1] > 3:"),),
@@ -1060,7 +1063,8 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_errors_inference.py::test_bad_input[estimator-stopped-early-still-counts]",),
     ),
     Mutant(
-        "lift-failure-hides-earlier-3d", "a lift that finds nobody names the earlier run's 3D files left beside its 2D json",
+        "lift-failure-hides-earlier-3d",
+        "a lift that finds nobody names the earlier run's 3D files left beside its 2D json",
         "src/posetokens/inference/lifting.py",
         (("            if not earlier:\n                raise\n",
           "            if True:\n                raise\n"),),
@@ -1319,7 +1323,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "provenance-not-random", "est.provenance says random weights (the fields infer's records carry)",
         "src/posetokens/inference/api.py",
-        (("\"weights\": None if self.weights is None else str(self.weights), \"random_weights\": self.random_weights}", "\"weights\": None if self.weights is None else str(self.weights), \"random_weights\": False}"),),
+        (("\"weights\": None if self.weights is None else str(self.weights), \"random_weights\": self.random_weights}",
+          "\"weights\": None if self.weights is None else str(self.weights), \"random_weights\": False}"),),
         ("tests/test_inference.py::test_a_folder_run_names_the_keypoints_in_every_record_and_an_empty_run_writes_its_coco_results",),
     ),
     Mutant(
@@ -1329,13 +1334,16 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_pct.py::test_stage2_checkpoint_mismatch_names_sizes",),
     ),
     Mutant(
-        "mv-mpjpe-invisible-counted", "multi-view MPJPE counts a joint the last view marks invisible as 0 error (official estimate_tri)",
+        "mv-mpjpe-invisible-counted",
+        "multi-view MPJPE counts a joint the last view marks invisible as 0 error (official estimate_tri)",
         "src/posetokens/engine/multiview.py",
-        (("        visible = np.concatenate(vis)[:, -1]\n", "        visible = np.ones_like(np.concatenate(vis)[:, -1])\n"),),
+        (("        visible = np.concatenate(vis)[:, -1]\n",
+          "        visible = np.ones_like(np.concatenate(vis)[:, -1])\n"),),
         ("tests/test_multiview.py::test_multiview_loss_weights_visibility_ransac_and_instants",),
     ),
     Mutant(
-        "mv-mpjpe-first-view-visibility", "multi-view MPJPE takes the visibility of the instant's last view, as the official code",
+        "mv-mpjpe-first-view-visibility",
+        "multi-view MPJPE takes the visibility of the instant's last view, as the official code",
         "src/posetokens/engine/multiview.py",
         (("        visible = np.concatenate(vis)[:, -1]\n", "        visible = np.concatenate(vis)[:, 0]\n"),),
         ("tests/test_multiview.py::test_multiview_loss_weights_visibility_ransac_and_instants",),
@@ -1348,7 +1356,8 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_multiview.py::test_an_invisible_joint_counts_as_zero_error_in_the_mean_over_all_joints",),
     ),
     Mutant(
-        "init-files-not-reloaded", "the files a recipe's overrides name (PCT's tokenizer_ckpt) win over model.weights' copies",
+        "init-files-not-reloaded",
+        "the files a recipe's overrides name (PCT's tokenizer_ckpt) win over model.weights' copies",
         "src/posetokens/engine/trainer.py",
         (("        reload_init_files(cfg, model)\n        return None\n", "        return None\n"),),
         ("tests/test_pct.py::test_stage2_files_named_by_the_recipe_win_and_frozen_random_parts_are_said",),
@@ -1356,7 +1365,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "frozen-random-parts-silent", "training says which frozen parts start from random values",
         "src/posetokens/engine/trainer.py",
-        (("    if random:\n        logger.warning(\"model %s: the frozen part(s)", "    if False:\n        logger.warning(\"model %s: the frozen part(s)"),),
+        (("    if random:\n        logger.warning(\"model %s: the frozen part(s)",
+          "    if False:\n        logger.warning(\"model %s: the frozen part(s)"),),
         ("tests/test_pct.py::test_stage2_files_named_by_the_recipe_win_and_frozen_random_parts_are_said",),
     ),
     Mutant(
@@ -1366,15 +1376,17 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_pct.py::test_stage2_files_named_by_the_recipe_win_and_frozen_random_parts_are_said",),
     ),
     Mutant(
-        "mv-joint-count-unchecked", "a multi-view pickle of another joint count is refused when read, naming record and field",
+        "mv-joint-count-unchecked",
+        "a multi-view pickle of another joint count is refused when read, naming record and field",
         "src/posetokens/data/datasets/h36m_multiview.py",
-        (("                if key in rec and np.shape(rec[key]) not in allowed:", "                if False:"),),
+        (("                if rec.get(key) is None or np.shape(rec[key]) in allowed:", "                if True:"),),
         ("tests/test_multiview.py::test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read",),
     ),
     Mutant(
-        "mv-reprojection-unchecked", "joints_3d that do not project onto joints_2d (units, axes) are refused when read",
+        "mv-reprojection-unchecked",
+        "joints_3d_camera that does not project onto joints_2d (swapped axes) is refused when read",
         "src/posetokens/data/datasets/h36m_multiview.py",
-        (("                if not err <= max_px:", "                if False:"),),
+        (("                if err.size and not float(np.median(err)) <= max_px:", "                if False:"),),
         ("tests/test_multiview.py::test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read",),
     ),
     Mutant(
@@ -1386,13 +1398,15 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "mv-rotation-unchecked", "a camera R that is no rotation is refused",
         "src/posetokens/data/datasets/h36m_multiview.py",
-        (("                if not np.allclose(R @ R.T, np.eye(3), atol=1e-4) or not np.isclose(np.linalg.det(R), 1.0, atol=1e-4):", "                if False:"),),
+        (("                if not np.allclose(R @ R.T, np.eye(3), atol=1e-4) or not np.isclose(np.linalg.det(R), 1.0, "
+          "atol=1e-4):", "                if False:"),),
         ("tests/test_multiview.py::test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read",),
     ),
     Mutant(
         "mv-cameras-choice-ignored", "data.mv_cameras picks the cameras of a multi-view sample",
         "src/posetokens/engine/multiview.py",
-        (("    cameras = tuple(cfg.mv_cameras) or tuple(range(mcfg.num_views))", "    cameras = tuple(range(mcfg.num_views))"),),
+        (("    cameras = tuple(cfg.mv_cameras) or tuple(range(mcfg.num_views))",
+          "    cameras = tuple(range(mcfg.num_views))"),),
         ("tests/test_multiview.py::test_multiview_loss_weights_visibility_ransac_and_instants",),
     ),
     Mutant(
@@ -1410,14 +1424,50 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "mv-action-rows-mixed", "the multi-view per-action MPJPE rows hold their own action's instants",
         "src/posetokens/engine/multiview.py",
-        (("            metrics[f\"mpjpe_mm/{TOOLBOX_ACTIONS[a]}\"] = float(per_instant[action == a].mean())", "            metrics[f\"mpjpe_mm/{TOOLBOX_ACTIONS[a]}\"] = float(per_instant.mean())"),),
+        (("            metrics[f\"mpjpe_mm/{TOOLBOX_ACTIONS[a]}\"] = float(per_instant[action == a].mean())",
+          "            metrics[f\"mpjpe_mm/{TOOLBOX_ACTIONS[a]}\"] = float(per_instant.mean())"),),
         ("tests/test_multiview.py::test_multiview_loss_weights_visibility_ransac_and_instants",),
     ),
     Mutant(
         "mv-ransac-px-dropped", "data.mv_ransac_px reaches the multi-view evaluation's triangulation",
         "src/posetokens/engine/trainer.py",
-        (("                                  ransac_threshold=cfg.data.mv_ransac_px)", "                                  ransac_threshold=None)"),),
+        (("                                  ransac_threshold=cfg.data.mv_ransac_px)",
+          "                                  ransac_threshold=None)"),),
         ("tests/test_multiview.py::test_the_recipe_names_the_ransac_threshold_of_its_evaluation",),
+    ),
+    Mutant(
+        "mv-span-unchecked", "a multi-view pose in metres where mm are due is refused when read",
+        "src/posetokens/data/datasets/h36m_multiview.py",
+        (("                if not 300.0 <= span <= 3000.0:", "                if False:"),),
+        ("tests/test_multiview.py::test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read",),
+    ),
+    Mutant(
+        "mv-views-disagree-unchecked",
+        "views whose poses lie apart in world coordinates (camera T in metres) are refused",
+        "src/posetokens/data/datasets/h36m_multiview.py",
+        (("                if not apart <= max_mm:", "                if False:"),),
+        ("tests/test_multiview.py::test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read",),
+    ),
+    Mutant(
+        "mv-camera-to-world-transposed",
+        "the ground truth is joints_3d_camera taken to world as R^T x + T (official camera_to_world_frame)",
+        "src/posetokens/data/datasets/h36m_multiview.py",
+        (("        return np.asarray(cam3d, np.float64).reshape(-1, 3) @ R + C",
+          "        return np.asarray(cam3d, np.float64).reshape(-1, 3) @ R.T + C"),),
+        ("tests/test_multiview.py::test_dataset_sample_geometry_and_targets",),
+    ),
+    Mutant(
+        "pct-resume-reads-init-files", "a resumed run reads no stage-1 file (it may have moved): last.pth holds it",
+        "src/posetokens/engine/trainer.py",
+        (("    raw_model = build_model(cfg, initial_weights=False, init_files=ckpt is None)",
+          "    raw_model = build_model(cfg, initial_weights=False, init_files=True)"),),
+        ("tests/test_pct.py::test_train_both_stages",),
+    ),
+    Mutant(
+        "camera-centre-column-refused", "projection_matrix takes the toolbox's (3, 1) camera centre",
+        "src/posetokens/geometry.py",
+        (("    if C.shape[-2:] == (3, 1):\n        C = C[..., 0]\n", ""),),
+        ("tests/test_multiview.py::test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read",),
     ),
     Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
@@ -1484,7 +1534,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "cluster-rows-by-tile", "identical tokens get identical rows of the cluster's GEMM distances",
         "src/posetokens/layers/pruning.py",
-        (("    first = _identical_first(x)\n", "    first = torch.arange(n, device=x.device).expand(xd.shape[0], n)\n"),),
+        (("    first = _identical_first(x)\n",
+          "    first = torch.arange(n, device=x.device).expand(xd.shape[0], n)\n"),),
         ("tests/test_pruning_stages.py::test_pairwise_distances_give_identical_tokens_identical_rows",
          "tests/test_pruning_stages.py::test_pairwise_distances_rows_do_not_depend_on_the_gemm_rounding"),
     ),
@@ -1535,9 +1586,11 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_mixste.py::test_density_ties_break_by_frame_index"),
     ),
     Mutant(
-        "cluster-keys-inexact", "the cluster's keys are exact integers: every partial sum stays within float64's 53 bits",
+        "cluster-keys-inexact",
+        "the cluster's keys are exact integers: every partial sum stays within float64's 53 bits",
         "src/posetokens/layers/pruning.py",
-        (("    top = 2 ** max(0, 52 - 31 - max(m - 1, 1).bit_length())", "    top = 2 ** max(0, 62 - 31 - max(m - 1, 1).bit_length())"),),
+        (("    top = 2 ** max(0, 52 - 31 - max(m - 1, 1).bit_length())",
+          "    top = 2 ** max(0, 62 - 31 - max(m - 1, 1).bit_length())"),),
         ("tests/test_pruning_stages.py::test_identical_tokens_are_found_exactly_when_two_different_tokens_share_a_key",),
     ),
     Mutant(
@@ -1576,7 +1629,8 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_fused_linear.py::test_each_bf16_layer_sets_its_own_knob_for_its_call_only"),  # without the mode
     ),
     Mutant(
-        "bf16-gemm-threads-leave-it-set", "threads running bf16-gemm layers at once leave the process's math mode as it was",
+        "bf16-gemm-threads-leave-it-set",
+        "threads running bf16-gemm layers at once leave the process's math mode as it was",
         "src/posetokens/layers/fuse.py",
         (("        if held[0] == 0:\n            held[1] = knob.fp32_precision\n",
           "        if True:\n            held[1] = knob.fp32_precision\n"),),
@@ -1598,7 +1652,8 @@ MUTANTS: tuple[Mutant, ...] = (
          "tests/test_precision.py::test_choice_outputs_within_tolerance_of_float64"),
     ),
     Mutant(
-        "auto-precision-ignores-lifters", "the default precision runs a lifter in bf16-gemm on a CPU with bfloat16 kernels",
+        "auto-precision-ignores-lifters",
+        "the default precision runs a lifter in bf16-gemm on a CPU with bfloat16 kernels",
         "src/posetokens/inference/precision.py",
         (('    return Choice("bf16-gemm" if fast else "fp32", choice.runtime)\n',
           '    return Choice("fp32", choice.runtime)\n'),),
@@ -1629,7 +1684,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "pct-warm-start-frozen", "the warm start trains PCT's Swin V2 though the recipe freezes it in stage 2",
         "src/posetokens/quickstart.py",
-        (("        cnn.requires_grad_(True)  # the recipe's stage 2 freezes it", "        pass  # the recipe's stage 2 freezes it"),),
+        (("        cnn.requires_grad_(True)  # the recipe's stage 2 freezes it",
+          "        pass  # the recipe's stage 2 freezes it"),),
         ("tests/test_pct.py::test_warm_start_trains_pcts_swin_as_a_heatmap_model_for_the_synthetic_recipe",),
     ),
     Mutant(
@@ -1719,14 +1775,16 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "gather-tokens-ignores-the-sample", "pruning gathers each sample's kept tokens from that sample",
         "src/posetokens/layers/pruning.py",
-        (("flat = idx + torch.arange(b, device=idx.device).unsqueeze(1) * n", "flat = idx + torch.arange(b, device=idx.device).unsqueeze(1) * 0"),),
+        (("flat = idx + torch.arange(b, device=idx.device).unsqueeze(1) * n",
+          "flat = idx + torch.arange(b, device=idx.device).unsqueeze(1) * 0"),),
         ("tests/test_tokenpose.py::test_gather_tokens_copies_whole_tokens_as_torch_gather_does",
          "tests/test_tokenpose.py::test_prune_topk_keeps_prefix_and_gathers_carry"),
     ),
     Mutant(
         "keep-index-past-the-clip", "a forced frame must lie in the clip, [0, frames)",
         "src/posetokens/layers/pruning.py",
-        (("any(bool(((t < 0) | (t >= frames)).any()) for t in stages)", "any(bool(((t < 0) | (t > frames)).any()) for t in stages)"),),
+        (("any(bool(((t < 0) | (t >= frames)).any()) for t in stages)",
+          "any(bool(((t < 0) | (t > frames)).any()) for t in stages)"),),
         ("tests/test_pruning_stages.py::test_forced_frames_outside_the_clip_are_refused_in_one_line",),
     ),
     Mutant(
@@ -1737,7 +1795,8 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_precision.py::test_bf16_backbone_runs_the_cnn_in_bfloat16_and_the_rest_float32",),
     ),
     Mutant(
-        "group-score-without-dense-queries", "GTPT's group-wise score pools over the sparse and the dense keypoint queries",
+        "group-score-without-dense-queries",
+        "GTPT's group-wise score pools over the sparse and the dense keypoint queries",
         "src/posetokens/models/gtpt.py",
         (("s - len(gr.sparse), s + fixed_count[gi])", "s - len(gr.sparse), s)"),),
         ("tests/test_gtpt.py::test_parity_cli[gtpt_t_wholebody_256x192]",),
@@ -1818,7 +1877,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "swin-mask-cached-while-tracing", "an export leaves no fake tensor in Swin V2's shifted-window mask cache",
         "src/posetokens/models/backbones/swin_v2.py",
-        (("build = shift_window_mask if tracing() else _shift_window_mask_cached", "build = _shift_window_mask_cached"),),
+        (("build = shift_window_mask if tracing() else _shift_window_mask_cached",
+          "build = _shift_window_mask_cached"),),
         ("tests/test_export.py::test_export_leaves_no_traced_tensor_in_the_model",),
     ),
     Mutant(
@@ -1836,7 +1896,8 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_precision.py::test_pct_flip_test_runs_through_onnxruntime",),
     ),
     Mutant(
-        "cli-hides-key-error-bugs", "only a UserKeyError is a one-line user error; any other KeyError keeps its traceback",
+        "cli-hides-key-error-bugs",
+        "only a UserKeyError is a one-line user error; any other KeyError keeps its traceback",
         "src/posetokens/cli.py",
         (("    if isinstance(e, UserKeyError):", "    if isinstance(e, KeyError):"),),
         ("tests/test_errors_inference.py::test_only_a_users_key_error_is_a_one_line_error",),
@@ -1863,7 +1924,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "redone-log-kept", "a resume after a crash logs each step once (the redone steps' records are moved aside)",
         "src/posetokens/engine/trainer.py",
-        (("    if not path.is_file():\n        return 0\n    keep, redone", "    if True:\n        return 0\n    keep, redone"),),
+        (("    if not path.is_file():\n        return 0\n    keep, redone",
+          "    if True:\n        return 0\n    keep, redone"),),
         ("tests/test_errors_training.py::test_a_resume_after_a_crash_logs_each_step_once",),
     ),
     Mutant(
@@ -1885,7 +1947,8 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_errors_training.py::test_a_running_training_holds_its_work_dir",),
     ),
     Mutant(
-        "eval-inputs-read-late", "a training reads its evaluation's inputs before it starts, as the evaluation reads them",
+        "eval-inputs-read-late",
+        "a training reads its evaluation's inputs before it starts, as the evaluation reads them",
         "src/posetokens/engine/trainer.py",
         (("    if model.task == \"multiview\":\n        build_multiview_set(cfg.data, \"val\", model)\n",
           "    if model.task == \"multiview\":\n        pass  # read at the first evaluation\n"),),
@@ -1914,7 +1977,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "test-out-replaces-any-file", "test replaces only a predictions file it wrote at --out",
         "src/posetokens/engine/trainer.py",
-        (("    check_replaceable(out, what, looks_like_coco_results,", "    (lambda *a: None)(out, what, looks_like_coco_results,"),),
+        (("    check_replaceable(out, what, looks_like_coco_results,",
+          "    (lambda *a: None)(out, what, looks_like_coco_results,"),),
         ("tests/test_errors_training.py::test_refused_or_reported[test-out-is-another-checkpoint]",
          "tests/test_errors_training.py::test_test_replaces_only_a_predictions_file"),
     ),

@@ -363,8 +363,10 @@ def _toolbox_pickle(tmp_path: Path, with_camera: bool = True, images: list[str] 
     db = []
     for v, cam in enumerate(cams):
         lo, hi = pts[v].min(0), pts[v].max(0)
+        in_camera = (world - cam.T.reshape(1, 3)) @ cam.R * 1000.0  # the toolbox's frame: R world -> camera = cam.R.T
         rec = dict(subject=1, action=2, subaction=1, image_id=1, camera_id=v, image=(images or [image] * 4)[v],
-                   joints_2d=pts[v], joints_vis=np.ones((17, 3)), joints_3d=world * 1000.0,
+                   joints_2d=pts[v], joints_vis=np.ones((17, 3)), joints_3d_camera=in_camera,
+                   joints_3d=in_camera * 0.98,  # the toolbox's "universal" skeleton, not read
                    center=(lo + hi) / 2, scale=np.full(2, (hi - lo).max() * 1.25 / 200))
         if with_camera:
             rec["camera"] = dict(R=cam.R.T, T=cam.T.reshape(3, 1) * 1000.0, fx=cam.f[0], fy=cam.f[1], cx=cam.c[0], cy=cam.c[1],
@@ -428,9 +430,10 @@ def test_missing_camera_is_named(tmp_path: Path) -> None:
 
 def test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read(tmp_path: Path) -> None:
     """Each file error is one line naming the file, the record and the field, before any training: a joint count
-    other than the model's (the official 20-slot order), joints_3d or the camera centre in metres where the
-    joints are in mm (measured from the real S1 cameras: a reprojection hundreds of px off), x/y swapped 2D
-    joints, an R that is no rotation, two records of one camera and instant."""
+    other than the model's (the official 20-slot order), (x, y, v) rows, the camera centre in metres where the
+    joints are in mm (the views' poses, taken to world with the real S1 cameras, then lie metres apart),
+    joints_3d_camera in metres, x/y swapped 2D joints, an R that is no rotation, two records of one camera and
+    instant. A record without 3D (None) and a camera centre given as (3,) are accepted."""
     from posetokens.data.datasets.h36m_multiview import MultiViewH36M
 
     path = _toolbox_pickle(tmp_path)
@@ -444,8 +447,8 @@ def test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read(tmp_path: P
 
     def twenty(db: list) -> None:
         for r in db:
-            r["joints_2d"], r["joints_vis"], r["joints_3d"] = (np.concatenate([r[k], r[k][:3]]) for k in
-                                                                ("joints_2d", "joints_vis", "joints_3d"))
+            r["joints_2d"], r["joints_vis"], r["joints_3d_camera"] = (np.concatenate([r[k], r[k][:3]]) for k in
+                                                                       ("joints_2d", "joints_vis", "joints_3d_camera"))
 
     def metres_t(db: list) -> None:
         for r in db:
@@ -453,7 +456,7 @@ def test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read(tmp_path: P
 
     def metres_joints(db: list) -> None:
         for r in db:
-            r["joints_3d"] = r["joints_3d"] / 1000.0
+            r["joints_3d_camera"] = r["joints_3d_camera"] / 1000.0
 
     def swapped(db: list) -> None:
         for r in db:
@@ -465,17 +468,36 @@ def test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read(tmp_path: P
     def twice(db: list) -> None:
         db.append(dict(db[1]))
 
+    def with_visibility(db: list) -> None:
+        db[0]["joints_2d"] = np.concatenate([db[0]["joints_2d"], np.ones((17, 1))], axis=1)
+
     record = r"h36m_validation\.pkl: record 0 \(S1/S1_Directions_1\.54138969/S1_Directions_1\.54138969_000001\.jpg\)"
     for change, said in (
             (twenty, record + r": 'joints_2d' has shape \(20, 2\); expected \(17, 2\): .*20-slot union order"),
-            (metres_t, record + r": 'joints_3d' projected through the record's camera lands \d+ px"),
-            (metres_joints, record + r": 'joints_3d' projected .* in mm"),
-            (swapped, record + r": 'joints_3d' projected .*joints_2d as \(x, y\)"),
+            (metres_t, r"record 1 \(.*\): its joints taken to world coordinates with its camera lie \d+ mm "
+                       r"\(median\) from record 0's; expected one pose: camera R world -> camera and T the camera "
+                       r"centre, both in mm"),
+            (metres_joints, record + r": 'joints_3d_camera' spans 1\.54 between its farthest joints; expected a "
+                            r"person in mm \(0\.3-3 m\)$"),
+            (swapped, record + r": 'joints_3d_camera' projected .* lands \d+ px .*joints_2d as \(x, y\) pixels"),
             (sheared, r"record 2 .*: the camera's R is not a rotation"),
-            (twice, r"records 1 and 4 are both camera 1 of subject 1, action 2, subaction 1, image_id 1")):
+            (twice, r"records 1 and 4 are both camera 1 of subject 1, action 2, subaction 1, image_id 1"),
+            (with_visibility, record + r": 'joints_2d' has shape \(17, 3\); expected \(17, 2\): \(x, y\) per joint$")):
         with pytest.raises(ValueError, match=said):
             MultiViewH36M(written(change), H36M)
     assert len(MultiViewH36M(written(lambda db: None), H36M)) == 1
+
+    def loose(db: list) -> None:
+        db[3]["joints_3d_camera"] = None
+        for r in db:
+            r["camera"]["T"] = r["camera"]["T"].reshape(3)
+
+    assert MultiViewH36M(written(loose), H36M)[0]["joints_3d"].shape == (17, 3)  # from the first view's 3D
+    cam = good[0]["camera"]  # projection_matrix takes the toolbox's (3, 1) camera centre as it is stored
+    K = intrinsic_matrix([cam["fx"], cam["fy"]], [cam["cx"], cam["cy"]])
+    assert np.array_equal(projection_matrix(K, cam["R"], cam["T"]), projection_matrix(K, cam["R"], cam["T"].ravel()))
+    with pytest.raises(ValueError, match=r"the camera centre C must be \(\.\.\., 3\) or \(3, 1\), got shape \(4,\)"):
+        projection_matrix(K, cam["R"], np.zeros(4))
     with pytest.raises(ValueError,
                        match=r"project: P must be camera matrices \(\.\.\., V, 3, 4\) \(one camera: P\[None\]\)"):
         project(np.zeros((17, 3)), np.zeros((3, 4)))

@@ -3,6 +3,7 @@ stages through the trainer, flip test, stage-2 checkpoint checks and the slow sy
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -251,6 +252,12 @@ def test_train_both_stages(tiny_data: dict, tmp_path: Path) -> None:
     assert "AP" in metrics and 0.0 <= metrics["AP"] <= 1.0
     preds = json.loads((tmp_path / "s2" / "val_predictions.json").read_text())
     assert preds and len(preds[0]["keypoints"]) == 51
+    # a run stopped early resumes from last.pth alone: the stage-1 file it started from may have moved since
+    part = dataclasses.replace(s2, work_dir=str(tmp_path / "s2b"), max_steps=1)
+    train(part)
+    (tmp_path / "s1" / "final.pth").rename(tmp_path / "s1" / "moved.pth")
+    train(dataclasses.replace(part, max_steps=None), resume=True)
+    assert (tmp_path / "s2b" / "final.pth").is_file()
 
 
 def test_warm_start_trains_pcts_swin_as_a_heatmap_model_for_the_synthetic_recipe(tiny_data: dict, tmp_path: Path,

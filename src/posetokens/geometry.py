@@ -81,8 +81,13 @@ def camera_from_h36m(camera: Any, unit_scale: float = 1.0) -> tuple[np.ndarray, 
 
 
 def projection_matrix(K: Any, R: Any, C: Any) -> np.ndarray:
-    """(..., 3, 4) projection matrices ``K [R | -R C]`` (R world->camera, C camera centre (..., 3))."""
+    """(..., 3, 4) projection matrices ``K [R | -R C]`` (R world->camera, C camera centre (..., 3), or (3, 1) as
+    the H36M-Toolbox stores it)."""
     K, R, C = check_intrinsics(K), _f64(R), _f64(C)
+    if C.shape[-2:] == (3, 1):
+        C = C[..., 0]
+    if C.shape[-1:] != (3,):
+        raise ValueError(f"projection_matrix: the camera centre C must be (..., 3) or (3, 1), got shape {C.shape}")
     t = -(R @ C[..., None])
     return K @ np.concatenate([R, t], axis=-1)
 

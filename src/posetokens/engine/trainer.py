@@ -30,7 +30,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from posetokens.checkpoint import atomic_save, describe, load_file, load_trained, read_description
+from posetokens.checkpoint import (INIT_ONLY_SUFFIX, atomic_save, describe, load_file, load_trained,
+                                   read_description)
 from posetokens.convert import (CheckpointMismatchError, PartialLoad, load_init_file, load_matching, load_weights,
                                 strict_load)
 from posetokens.data.metainfo import first_name_difference, get_metainfo
@@ -212,11 +213,16 @@ class TrainStep(nn.Module):
         return joints_mse(self.model(image).float(), batch["heatmaps"].to(device), weight)
 
 
-def build_model(cfg: TrainCfg, initial_weights: bool = True) -> nn.Module:
+def build_model(cfg: TrainCfg, initial_weights: bool = True, init_files: bool = True) -> nn.Module:
     """The recipe's model (zoo name + overrides; its keypoint count checked against ``data.dataset``), started
     from ``model.weights`` when ``initial_weights`` (:func:`start_from_weights`; a partial load's summary is
-    logged). A resumed run builds it without them: it takes its weights from ``last.pth``."""
-    model = create_model(cfg.model.name, **cfg.model.overrides)
+    logged). A resumed run builds it without them and without the files its overrides name to start parts from
+    (``init_files`` False: PCT's ``tokenizer_ckpt``, which may have changed or moved since): it takes its weights
+    from ``last.pth``."""
+    overrides = dict(cfg.model.overrides)
+    if not init_files:
+        overrides = {k: None if k.endswith(INIT_ONLY_SUFFIX) else v for k, v in overrides.items()}
+    model = create_model(cfg.model.name, **overrides)
     check_keypoint_count(cfg, model)
     if initial_weights:
         report = start_from_weights(cfg, model)
@@ -360,7 +366,7 @@ def train(cfg: TrainCfg, resume: bool = False, overwrite: bool = False,
 
     # ---- model (same seed on every rank; DDP also broadcasts rank 0's weights)
     torch.manual_seed(cfg.seed)
-    raw_model = build_model(cfg, initial_weights=False)
+    raw_model = build_model(cfg, initial_weights=False, init_files=ckpt is None)  # a resumed run: from last.pth
     started = start_from_weights(cfg, raw_model) if ckpt is None else None  # a resumed run reads last.pth
     if started is not None and master:
         logger.warning("%s", started.summary())

@@ -6,7 +6,9 @@ a list with one dict per (frame, camera)::
     subject, action, subaction, image_id   ints; the four identify the instant
     camera_id                              int 0..3
     image                                  str, path relative to the image root
-    joints_2d (17, 2) px, joints_vis (17, 3) or (17,), joints_3d (17, 3) world, mm
+    joints_2d (17, 2) px, joints_vis (17, 3) or (17,)
+    joints_3d_camera (17, 3) mm in the record's camera frame (the toolbox's Poses_D3_Positions_mono; its
+                     joints_3d, the "universal" skeleton, is not read)
     center (2,) px, scale (2,) box / 200   the ground-truth crop box
     camera: {R (3, 3) world->camera, T (3, 1) camera centre (mm), fx, fy, cx, cy, k, p}
 
@@ -35,7 +37,7 @@ from posetokens.codecs.heatmap import HeatmapCodec
 from posetokens.data.datasets.coco_style import load_image
 from posetokens.data.h36m import H36M_CAMERA_IDS, load_mmpose_cameras
 from posetokens.data.transforms import PIXEL_STD, get_affine_transform, normalize_image, warp_crop
-from posetokens.geometry import intrinsic_matrix, patch_rays, project, projection_matrix
+from posetokens.geometry import intrinsic_matrix, patch_rays, projection_matrix
 from posetokens.runtime import UserKeyError
 
 __all__ = ["DAMAGED_S9", "TOOLBOX_ACTIONS", "MultiViewH36M", "crop_view", "group_records", "load_toolbox_pickle"]
@@ -169,43 +171,73 @@ class MultiViewH36M(Dataset):
             decode="argmax_quarter", weight_rule="msra", invalid="zero", quarter_rule="hrnet")
 
     def _check_joints(self) -> None:
-        """Every record of the samples has ``num_joints`` rows in ``joints_2d``, ``joints_vis`` and ``joints_3d``."""
+        """Every record of the samples has ``num_joints`` rows in ``joints_2d``, ``joints_vis`` and
+        ``joints_3d_camera`` (a missing or None one is allowed for the 3D)."""
         j = self.num_joints
-        shapes = {"joints_2d": [(j, 2)], "joints_vis": [(j,), (j, 1), (j, 3)], "joints_3d": [(j, 3)]}
+        shapes = {"joints_2d": [(j, 2)], "joints_vis": [(j,), (j, 1), (j, 3)], "joints_3d_camera": [(j, 3)]}
         for i in (i for g in self.groups for i in g):
             rec = self.db[i]
             for key, allowed in shapes.items():
-                if key in rec and np.shape(rec[key]) not in allowed:
-                    raise ValueError(f"{self.ann_file}: record {i} ({rec['image']}): '{key}' has shape "
-                                     f"{np.shape(rec[key])}; expected {' or '.join(map(str, allowed))}: the {j} joints "
-                                     "of the model in the 17-joint H36M order (the official 20-slot union order must be "
-                                     "mapped back first)")
+                if rec.get(key) is None or np.shape(rec[key]) in allowed:
+                    continue
+                got = np.shape(rec[key])
+                why = (f"the {j} joints of the model in the 17-joint H36M order (the official 20-slot union order must "
+                       "be mapped back first)" if not got or got[0] != j else
+                       "(x, y) per joint" if key == "joints_2d" else "(x, y, z) per joint" if key != "joints_vis" else
+                       "one visibility per joint")
+                raise ValueError(f"{self.ann_file}: record {i} ({rec['image']}): '{key}' has shape {got}; expected "
+                                 f"{' or '.join(map(str, allowed))}: {why}")
 
-    def _check_geometry(self, instants: int = 16, max_px: float = 20.0) -> None:
-        """On up to ``instants`` instants spread over the file: each camera's ``R`` is a rotation, and
-        ``joints_3d`` projected through the record's camera lands within ``max_px`` (median over visible joints)
-        of its ``joints_2d`` (distortion-free projection is within 2.4 px on H36M): units (mm for ``joints_3d``
-        and the camera centre ``T``), ``R``'s direction (world -> camera) and the x/y order are checked once."""
+    def world_joints(self, index: int) -> np.ndarray | None:
+        """Record ``index``'s ``joints_3d_camera`` in world mm, ``R^T x + T`` with its camera (the official
+        ``camera_to_world_frame``), or None when it has none."""
+        cam3d = self.db[index].get("joints_3d_camera")
+        if cam3d is None:
+            return None
+        _, R, C = self.camera(index)
+        return np.asarray(cam3d, np.float64).reshape(-1, 3) @ R + C
+
+    def _check_geometry(self, instants: int = 16, max_px: float = 40.0, max_mm: float = 50.0) -> None:
+        """On up to ``instants`` instants spread over the file: each camera's ``R`` is a rotation;
+        ``joints_3d_camera`` projected through the record's intrinsics lands within ``max_px`` (median over visible
+        joints; lens distortion, which the projection leaves out, moves H36M's frame edges by up to about 20 px) of
+        its ``joints_2d`` (the x/y order, the intrinsics); a pose spans 0.3-3 m in mm; and the views of an instant,
+        taken to world coordinates with their cameras, agree within ``max_mm`` (median: R world -> camera, the
+        camera centre T in mm)."""
         for g in self.groups[:: max(1, len(self.groups) // instants)][:instants]:
+            worlds = []
             for i in g:
                 rec = self.db[i]
-                K, R, C = self.camera(i)
+                K, R, _ = self.camera(i)
                 where = f"{self.ann_file}: record {i} ({rec['image']})"
                 if not np.allclose(R @ R.T, np.eye(3), atol=1e-4) or not np.isclose(np.linalg.det(R), 1.0, atol=1e-4):
                     raise ValueError(f"{where}: the camera's R is not a rotation (R R^T = I, det 1); expected the "
                                      "world -> camera rotation")
-                if "joints_3d" not in rec:
+                world = self.world_joints(i)
+                if world is None:
                     continue
-                uv = project(np.asarray(rec["joints_3d"], np.float64)[None], projection_matrix(K, R, C)[None])[0, 0]
-                vis = np.asarray(rec.get("joints_vis", np.ones(self.num_joints)), np.float64)
-                seen = vis.reshape(self.num_joints, -1)[:, 0] > 0
-                if not seen.any():
-                    continue
-                err = float(np.median(np.linalg.norm(uv - np.asarray(rec["joints_2d"], np.float64), axis=-1)[seen]))
-                if not err <= max_px:
-                    raise ValueError(f"{where}: 'joints_3d' projected through the record's camera lands {err:.0f} px "
-                                     f"(median over visible joints) from 'joints_2d'; expected a few px: joints_3d and "
-                                     "the camera centre T in mm, R world -> camera, joints_2d as (x, y)")
+                cam3d = np.asarray(rec["joints_3d_camera"], np.float64).reshape(-1, 3)
+                span = float(np.linalg.norm(cam3d[:, None] - cam3d[None], axis=-1).max())
+                if not 300.0 <= span <= 3000.0:
+                    raise ValueError(f"{where}: 'joints_3d_camera' spans {span:.3g} between its farthest joints; "
+                                     "expected a person in mm (0.3-3 m)")
+                uv = cam3d @ K.T
+                uv = uv[:, :2] / uv[:, 2:3]
+                seen = np.asarray(rec.get("joints_vis", np.ones(self.num_joints)), np.float64)
+                seen = seen.reshape(self.num_joints, -1)[:, 0] > 0
+                err = np.linalg.norm(uv - np.asarray(rec["joints_2d"], np.float64), axis=-1)[seen]
+                if err.size and not float(np.median(err)) <= max_px:
+                    raise ValueError(f"{where}: 'joints_3d_camera' projected through the record's camera lands "
+                                     f"{np.median(err):.0f} px (median over visible joints) from 'joints_2d'; expected "
+                                     "a few px: joints_2d as (x, y) pixels, joints_3d_camera in the camera's frame")
+                worlds.append((i, world))
+            for i, world in worlds[1:]:
+                apart = float(np.median(np.linalg.norm(world - worlds[0][1], axis=-1)))
+                if not apart <= max_mm:
+                    raise ValueError(f"{self.ann_file}: record {i} ({self.db[i]['image']}): its joints taken to world "
+                                     f"coordinates with its camera lie {apart:.0f} mm (median) from record "
+                                     f"{worlds[0][0]}'s; expected one pose: camera R world -> camera and T the camera "
+                                     "centre, both in mm")
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -267,7 +299,8 @@ class MultiViewH36M(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         """One instant: per-view ``images`` (V, 3, H, W), ``heatmaps`` (V, J, h, w), ``target_weight`` (V, J),
         ``rays`` (V, N, 3), ``P`` (V, 3, 4), ``crop_to_image`` (V, 2, 3), ``joints_2d`` (V, J, 2) original
-        pixels, ``joints_vis`` (V, J), ``joints_3d`` (J, 3) world mm (when the records have it), ``action`` (the
+        pixels, ``joints_vis`` (V, J), ``joints_3d`` (J, 3) world mm (the first view's ``joints_3d_camera`` taken
+        to world with its camera, as the official ``estimate_tri``; when the records have it), ``action`` (the
         toolbox's action id, :data:`TOOLBOX_ACTIONS`)."""
         recs = self.groups[index]
         views = [self._view(i) for i in recs]  # V views: a handful of image reads, not a hot loop
@@ -281,7 +314,7 @@ class MultiViewH36M(Dataset):
         out = {k: torch.from_numpy(np.stack([v[k] for v in views])) for k in views[0] if k != "image_hw"}
         out["images"] = out.pop("image")
         out["action"] = torch.tensor(int(self.db[recs[0]]["action"]))
-        j3d = self.db[recs[0]].get("joints_3d")
-        if j3d is not None:  # absent: no triangulation error can be reported (evaluate_multiview leaves it out)
-            out["joints_3d"] = torch.from_numpy(np.asarray(j3d, np.float64).reshape(-1, 3))
+        world = self.world_joints(recs[0])  # the official estimate_tri: the first view's, taken to world
+        if world is not None:  # absent: no triangulation error can be reported (evaluate_multiview leaves it out)
+            out["joints_3d"] = torch.from_numpy(world)
         return out
