@@ -357,15 +357,22 @@ def check_onnx(model: nn.Module, path: str | Path, batches: tuple[int, ...] = (1
         ref = wrapper(*inputs)
         got = sess.run(None, {n: t.numpy() for n, t in zip(names_in, inputs)})
         for name, r, g in zip(names_out, ref, got):
-            r = r.numpy()
-            if r.shape != g.shape:
-                raise ValueError(f"{path}: output {name!r} has shape {g.shape} in onnxruntime, {r.shape} in PyTorch "
-                                 f"(batch {b})")
-            exact = not np.issubdtype(r.dtype, np.floating)
-            diff = float(np.abs(r.astype(np.float64) - g.astype(np.float64)).max()) if r.size else 0.0
-            worst[name] = max(worst[name], diff)
-            bound = atol if atol is not None else (math.inf if exact else 0.25 * float(np.abs(r).max()))
-            if (exact and atol is not None and diff != 0) or diff > bound or not np.isfinite(diff):
-                raise ValueError(f"{path}: onnxruntime differs from PyTorch on output {name!r} by {diff:.3g} "
-                                 f"(batch {b}; allowed {0 if exact else bound:.3g})")
+            worst[name] = max(worst[name], output_difference(r.numpy(), g, atol, str(path), name, b))
     return worst
+
+
+def output_difference(ref: np.ndarray, got: np.ndarray, atol: float | None, path: str, name: str, batch: int) -> float:
+    """Max abs difference between PyTorch's ``ref`` and onnxruntime's ``got`` of output ``name``; ``ValueError``
+    naming the graph and the output when the shapes differ, the difference is not finite, it exceeds ``atol``, or
+    an integer output (kept frames) differs at all. ``atol`` None (a quantised graph): a quarter of the largest
+    ``|ref|``, and integer outputs may differ."""
+    if ref.shape != got.shape:
+        raise ValueError(f"{path}: output {name!r} has shape {got.shape} in onnxruntime, {ref.shape} in PyTorch "
+                         f"(batch {batch})")
+    exact = not np.issubdtype(ref.dtype, np.floating)
+    diff = float(np.abs(ref.astype(np.float64) - got.astype(np.float64)).max()) if ref.size else 0.0
+    bound = atol if atol is not None else (math.inf if exact else 0.25 * float(np.abs(ref).max()))
+    if (exact and atol is not None and diff != 0) or diff > bound or not np.isfinite(diff):
+        raise ValueError(f"{path}: onnxruntime differs from PyTorch on output {name!r} by {diff:.3g} "
+                         f"(batch {batch}; allowed {0 if exact else bound:.3g})")
+    return diff
