@@ -1603,6 +1603,12 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_edge_rules.py::test_init_conv_bn_leaves_conv_biases_unless_asked",),
     ),
     Mutant(
+        "boxes-json-error-unnamed", "a picture given for --boxes is refused naming the flag it was given for",
+        "src/posetokens/inference/api.py",
+        (("        data = read_json(self.path, f\"detections ({option('boxes')})\")", "        data = read_json(self.path, \"detections\")"),),
+        ("tests/test_errors_inference.py::test_bad_input[infer-a-picture-as-boxes]",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

@@ -523,6 +523,13 @@ def case_infer_random_weights_note(a: Assets, d: Path) -> Run:
                rf"the 2D model {NAME_2D} has no weights given: it runs with random weights")
 
 
+def case_infer_a_picture_as_boxes(a: Assets, d: Path) -> Run:
+    """A JPEG given for --boxes: one line naming the file and the flag it was given for."""
+    return Run(["infer", str(a.jpgs[0]), "--weights", str(a.w2d), "--boxes", str(a.jpgs[1]), "--out", str(d / "out")],
+               2, rf"^posetokens infer: error: \S+{a.jpgs[1].name}: not a UTF-8 text/JSON file; expected the "
+               r"detections \(--boxes / --detector\) \.json file \(")
+
+
 def case_infer_partial_detections(a: Assets, d: Path) -> Run:
     dets = _json(d / "dets.json", [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 80], "score": 0.9}])
     out = d / "out"
@@ -1085,6 +1092,7 @@ CASES: list[Any] = [
     pytest.param(case_infer_weights_is_a_folder, id="infer-weights-is-a-folder"),
     pytest.param(case_infer_device_cuda_on_cpu, id="infer-device-cuda"),
     pytest.param(case_infer_random_weights_note, id="infer-random-weights-note"),
+    pytest.param(case_infer_a_picture_as_boxes, id="infer-a-picture-as-boxes"),
     pytest.param(case_infer_partial_detections, id="infer-partial-detections-warning"),
     pytest.param(case_detections_not_a_list, id="detections-not-a-list"),
     pytest.param(_bad_dets({"bbox": [10, 10, float("nan"), 80]}, r"'bbox' \[10, 10, nan, 80\] is not finite"),

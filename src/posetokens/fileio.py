@@ -34,8 +34,8 @@ def read_json(path: PathLike, what: str = "annotation") -> Any:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(f"{p}: malformed JSON ({e})") from e
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{p}: not a UTF-8 text/JSON file ({e})") from e
+    except UnicodeDecodeError as e:  # a picture or a checkpoint given for a json: the message says which json
+        raise ValueError(f"{p}: not a UTF-8 text/JSON file; expected the {what} .json file ({e})") from e
 
 
 # ------------------------------------------------------------------------------------------------ writing

@@ -523,7 +523,7 @@ class DetectionsFile:
         if not (is_number(score_thr) and math.isfinite(score_thr)):  # a NaN threshold kept every box
             raise ValueError(f"score_thr (bbox_thr) of the detections must be a finite number, got {score_thr!r}")
         self.path = Path(path)
-        data = read_json(self.path, "detections")
+        data = read_json(self.path, f"detections ({option('boxes')})")
         if not isinstance(data, list):
             raise ValueError(f"{self.path}: a detections file must be a JSON list of "
                              f"{{image_id, category_id, bbox, score}}, got a {type(data).__name__}")
