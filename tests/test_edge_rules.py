@@ -65,10 +65,7 @@ def test_a_view_crop_is_rgb_normalised_and_joints_outside_it_weigh_nothing(tmp_p
     assert crop.shape == (3, 256, 256) and rays.shape == (256, 3)
 
     import pickle
-    import sys
-    from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).parent))
     from test_multiview import H36M, _toolbox_pickle
 
     from posetokens.data.datasets.h36m_multiview import MultiViewH36M

@@ -438,6 +438,8 @@ def test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read(tmp_path: P
 
     path = _toolbox_pickle(tmp_path)
     good = pickle.loads(path.read_bytes())
+    world, _ = _real_scene(0)  # the sample person's size in metres, between its two farthest joints
+    span_m = float(np.linalg.norm(world[:, None] - world[None], axis=-1).max())
 
     def written(change: object) -> Path:
         db = pickle.loads(pickle.dumps(good))
@@ -477,8 +479,8 @@ def test_a_pickle_of_other_joints_units_or_axes_is_refused_when_read(tmp_path: P
             (metres_t, r"record 1 \(.*\): its joints taken to world coordinates with its camera lie \d+ mm "
                        r"\(median\) from record 0's; expected one pose: camera R world -> camera and T the camera "
                        r"centre, both in mm"),
-            (metres_joints, record + r": 'joints_3d_camera' spans 1\.54 between its farthest joints; expected a "
-                            r"person in mm \(0\.3-3 m\)$"),
+            (metres_joints, record + rf": 'joints_3d_camera' spans {span_m:.3g} between its farthest joints; "
+                            r"expected a person in mm \(0\.3-3 m\)$"),
             (swapped, record + r": 'joints_3d_camera' projected .* lands \d+ px .*joints_2d as \(x, y\) pixels"),
             (sheared, r"record 2 .*: the camera's R is not a rotation"),
             (twice, r"records 1 and 4 are both camera 1 of subject 1, action 2, subaction 1, image_id 1"),

@@ -267,6 +267,7 @@ def note_frozen_random_parts(cfg: TrainCfg, model: nn.Module) -> None:
                        "model.weights, and no file of model.overrides sets them): what the model learns rests on "
                        "random weights there", cfg.model.name, ", ".join(random))
 
+
 def check_keypoint_count(cfg: TrainCfg, model: nn.Module) -> None:
     """A top-down model predicts as many keypoints as the recipe's ``data.dataset`` has; else one line naming the
     fields to set (lifting and multi-view models read their joints from their data)."""
