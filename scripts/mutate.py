@@ -1609,6 +1609,12 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_errors_inference.py::test_bad_input[infer-a-picture-as-boxes]",),
     ),
     Mutant(
+        "mv-ann-field-unnamed", "a missing multi-view pickle is named with its recipe field",
+        "src/posetokens/engine/multiview.py",
+        (("    require_file(ann, f\"data.{split}_ann\")  # the field, as the COCO-style sets say it\n", ""),),
+        ("tests/test_multiview.py::test_multiview_loss_weights_visibility_ransac_and_instants",),
+    ),
+    Mutant(
         "resume-ignored", "train --resume continues from the checkpoint (step, optimiser, RNG)",
         "src/posetokens/engine/trainer.py",
         (("    if ckpt is not None:\n        # the global batch", "    if False:\n        # the global batch"),),

@@ -654,10 +654,15 @@ def test_multiview_loss_weights_visibility_ransac_and_instants(tmp_path: Path,
     every: dict[str, int] = {}
     monkeypatch.setattr(h36m_multiview, "MultiViewH36M", lambda ann, *a, **k: every.setdefault(ann, k["every"]))
     model = posetokens.create_model("ppt_multiview_h36m_256x256", num_views=2)
-    cfg = DataCfg(format="h36m_multiview", train_ann="t.pkl", val_ann="v.pkl", mv_train_every=5, mv_val_every=64)
+    t_pkl, v_pkl = tmp_path / "t.pkl", tmp_path / "v.pkl"
+    t_pkl.touch()
+    v_pkl.touch()
+    cfg = DataCfg(format="h36m_multiview", train_ann=str(t_pkl), val_ann=str(v_pkl), mv_train_every=5, mv_val_every=64)
     build_multiview_set(cfg, "train", model)
     build_multiview_set(cfg, "val", model)
-    assert every == {"t.pkl": 5, "v.pkl": 64}
+    assert every == {str(t_pkl): 5, str(v_pkl): 64}
+    with pytest.raises(FileNotFoundError, match=r"^data\.val_ann \S+gone\.pkl does not exist$"):  # names the field
+        build_multiview_set(dataclasses.replace(cfg, val_ann=str(tmp_path / "gone.pkl")), "val", model)
     # data.mv_cameras picks the cameras of a sample, in view order (default the first num_views ids); the model's
     # joint count reaches the set's checks; data.cameras may be null (records that carry their cameras)
     kwargs: dict[str, object] = {}

@@ -21,9 +21,10 @@ from posetokens.data.metainfo import H36M
 from posetokens.data.transforms import affine_keypoints
 from posetokens.engine.data import data_protocol
 from posetokens.engine.losses import joints_mse
+from posetokens.evaluation.multiview import JDR_THRESHOLD_PX, joint_detection_rate, masked_mpjpe, triangulated_mpjpe
+from posetokens.fileio import require_file
 from posetokens.protocols.codec import build_codec
 from posetokens.protocols.predict import evaluating
-from posetokens.evaluation.multiview import JDR_THRESHOLD_PX, joint_detection_rate, masked_mpjpe, triangulated_mpjpe
 
 
 def multiview_loss(model: nn.Module, batch: dict[str, Any], device: torch.device) -> Tensor:
@@ -102,6 +103,7 @@ def build_multiview_set(cfg: Any, split: str, model: nn.Module) -> Dataset:
     ann, img_dir = (cfg.train_ann, cfg.train_img_dir) if split == "train" else (cfg.val_ann, cfg.val_img_dir)
     if not ann:
         raise ValueError(f"config: data.{split}_ann is empty; set it to an H36M-Toolbox pickle")
+    require_file(ann, f"data.{split}_ann")  # the field, as the COCO-style sets say it
     mcfg = model.cfg
     (h, w), (gh, gw) = mcfg.image_size, mcfg.patch_grid
     cameras = tuple(cfg.mv_cameras) or tuple(range(mcfg.num_views))
